@@ -1,0 +1,87 @@
+# cohort - transparent checkpoint/restart for Linux application groups.
+#   make          build build/cohort, build/libcohort.so, build/cohort-restore
+#   make check    build and run every test (ends with "N passed, N failed")
+#   make demo     checkpoint and restart the bundled example
+#   make asan     the CLI built with AddressSanitizer/UBSan, as build/asan/cohort
+
+CC ?= gcc
+B := build
+WARN := -Wall -Wextra
+BASE := -std=gnu11 -O2 -g $(WARN) -Isrc/common -Isrc/res -Isrc -MMD -MP
+
+COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/procfs.c
+RES := src/res/mem.c src/res/threads.c src/res/files.c src/res/proc.c
+AGENT := src/agent/agent.c src/agent/wrap.c src/agent/dump.c src/agent/ctx.S
+RESTORER := src/restore/restorer.c src/restore/entry.S
+CLI := src/cli/main.c src/cli/coord.c src/cli/nsinit.c src/cli/store.c src/cli/inspect.c
+
+# The agent lives in other people's programs: hidden symbols, no stack
+# protector (its handler runs on any thread), no unexpected dependencies.
+AGENT_FLAGS := $(BASE) -fPIC -fvisibility=hidden -fno-stack-protector
+# The restorer runs without libc at a fixed address far from programs.
+RESTORER_FLAGS := $(BASE) -DCOHORT_RESTORER -fPIE -ffreestanding -fno-stack-protector \
+	-fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -fno-jump-tables
+RESTORER_LD := -nostdlib -static -no-pie -Wl,-Ttext-segment=0x1f0000000000 -Wl,--gc-sections \
+	-Wl,-z,noexecstack -Wl,--build-id=none
+CLI_FLAGS := $(BASE) -Wno-format-truncation
+
+obj = $(patsubst src/%,$(B)/$(1)/%.o,$(2))
+
+AGENT_OBJ := $(call obj,agent,$(AGENT) $(COMMON) $(RES))
+RESTORER_OBJ := $(call obj,restorer,$(RESTORER) $(COMMON) $(RES))
+CLI_OBJ := $(call obj,cli,$(CLI) $(COMMON))
+
+TEST_PROGS := $(patsubst tests/progs/%.c,$(B)/tests/%,$(wildcard tests/progs/*.c))
+BENCH_PROGS := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
+EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+
+all: $(B)/cohort $(B)/libcohort.so $(B)/cohort-restore
+
+$(B)/agent/%.o: src/%
+	@mkdir -p $(dir $@)
+	$(CC) $(AGENT_FLAGS) -c $< -o $@
+$(B)/restorer/%.o: src/%
+	@mkdir -p $(dir $@)
+	$(CC) $(RESTORER_FLAGS) -c $< -o $@
+$(B)/cli/%.o: src/%
+	@mkdir -p $(dir $@)
+	$(CC) $(CLI_FLAGS) -c $< -o $@
+
+$(B)/libcohort.so: $(AGENT_OBJ)
+	$(CC) -shared -o $@ $^ -ldl -lpthread -Wl,-z,noexecstack
+$(B)/cohort-restore: $(RESTORER_OBJ)
+	$(CC) $(RESTORER_LD) -o $@ $^
+$(B)/cohort: $(CLI_OBJ)
+	$(CC) -o $@ $^ -lpthread
+
+$(B)/tests/%: tests/progs/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -pthread $(WARN) -o $@ $< -lrt -lm
+$(B)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -pthread $(WARN) -o $@ $< -lrt -lm
+$(B)/examples/%: examples/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -pthread $(WARN) -o $@ $< -lrt -lm
+
+progs: $(TEST_PROGS) $(BENCH_PROGS) $(EXAMPLES)
+
+check: all progs
+	bash tests/run.sh
+
+demo: all progs
+	bash examples/demo.sh
+
+bench: all progs
+	bash bench/run.sh
+
+asan:
+	@mkdir -p $(B)/asan
+	$(CC) $(CLI_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -o $(B)/asan/cohort \
+		$(CLI) $(COMMON) -lpthread
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all progs check demo bench asan clean
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,486 @@
+/*
+ * agent.c - libcohort.so: registration with the coordinator, the manager
+ * thread, and the checkpoint signal that parks every other thread.
+ *
+ * The manager thread waits on the control socket.  On PREPARE it signals
+ * every thread of the process with tgkill; each thread records its kernel
+ * state and registers in its handler, then parks on a futex.  On DUMP the
+ * manager writes the image; on RELEASE it lets the threads return from the
+ * handler.  After a restart the threads come back inside the same handler
+ * (the restorer jumps to the context saved there) and the manager comes
+ * back inside co_take_image(), re-registers with the new coordinator and
+ * waits for the group-wide release.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "procfs.h"
+#include "sys.h"
+#include "util.h"
+
+struct co_agent co_agent = { .sock = -1 };
+__thread unsigned co_tls_epoch __attribute__((tls_model("initial-exec")));
+
+static struct co_msgbuf inbox, outbox;
+static char errbuf[1024];
+
+#define QUIESCE_TIMEOUT_MS 10000
+
+/* ---- futex helpers (async-signal-safe) ---- */
+
+static void fwait(int *word, int val, long ms)
+{
+	struct co_timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	co_futex(word, FUTEX_WAIT_PRIVATE, val, ms >= 0 ? &ts : 0);
+}
+
+static void fwake(int *word)
+{
+	co_futex(word, FUTEX_WAKE_PRIVATE, 0x7fffffff, 0);
+}
+
+/* ---- messages ---- */
+
+static int send_msg(int fd, unsigned type, int64_t a, const char *text)
+{
+	outbox.m = (struct co_msg){ .type = type, .a = a };
+	size_t n = text ? co_strlcpy(outbox.text, text, sizeof(outbox.text)) : 0;
+	outbox.m.textlen = (uint32_t)n;
+	long r;
+	do
+		r = co_sys6(SYS_sendto, fd, (long)&outbox, sizeof(outbox.m) + n, MSG_NOSIGNAL, 0, 0);
+	while (r == -EINTR);
+	return r < 0 ? (int)r : 0;
+}
+
+/* Receive one message; *tablefd gets an attached descriptor if any. */
+static int recv_msg(int fd, int *tablefd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &inbox, sizeof(inbox) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	long r;
+	do
+		r = co_sys3(SYS_recvmsg, fd, (long)&mh, MSG_CMSG_CLOEXEC);
+	while (r == -EINTR);
+	if (r < (long)sizeof(inbox.m))
+		return -1;
+	inbox.text[inbox.m.textlen < sizeof(inbox.text) ? inbox.m.textlen : sizeof(inbox.text) - 1] = 0;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_type == SCM_RIGHTS) {
+		int got;
+		memcpy(&got, CMSG_DATA(c), sizeof(int));
+		if (tablefd)
+			*tablefd = got;
+		else
+			co_close(got);
+	}
+	return 0;
+}
+
+/* ---- the checkpoint signal ---- */
+
+static struct co_tslot *find_slot(int tid)
+{
+	for (int i = 0; i < co_agent.nthreads; i++)
+		if (co_agent.threads[i].tid == tid)
+			return &co_agent.threads[i];
+	return 0;
+}
+
+static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	int saved_errno = errno;
+	/* only the manager of this very process may park us */
+	if (si->si_code != SI_TKILL || si->si_pid != co_agent.pid)
+		goto out;
+	struct co_tslot *t = find_slot((int)co_gettid());
+	if (!t || t->state != CO_TS_SIGNALLED)
+		goto out;
+	co_thread_collect(&t->rec);
+	if (co_ctx_save(&t->rec.ctx) == 0) {
+		__atomic_store_n(&t->state, CO_TS_PARKED, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&co_agent.parked, 1, __ATOMIC_ACQ_REL);
+		fwake(&co_agent.parked);
+	} else {
+		/* A new process: the restorer jumped here.  Tell the manager we left the restorer. */
+		__atomic_add_fetch(&co_agent.arrived, 1, __ATOMIC_ACQ_REL);
+		fwake(&co_agent.arrived);
+	}
+	for (;;) {
+		int r = __atomic_load_n(&co_agent.release, __ATOMIC_ACQUIRE);
+		if (r != co_agent.hold)
+			break;
+		fwait(&co_agent.release, r, -1);
+	}
+	co_tls_epoch++;
+out:
+	errno = saved_errno;
+}
+
+static void install_handler(void)
+{
+	struct co_ksigaction ka = { 0 };
+	ka.handler = (void *)checkpoint_handler;
+	/* SA_RESTART: syscalls that can restart do so; the rest are handled in wrap.c */
+	ka.flags = SA_SIGINFO | SA_RESTART | 0x04000000 /* SA_RESTORER */;
+	extern void co_sigreturn(void);
+	ka.restorer = (void *)co_sigreturn;
+	ka.mask = ~0ULL; /* nothing of the program runs while a thread is parked */
+	co_sigaction(co_agent.sig, &ka, 0);
+}
+
+/* ---- quiescing ---- */
+
+/* Signal every thread not yet known; returns how many were added, or -1. */
+static int signal_new_threads(void)
+{
+	int fd = (int)co_open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	char buf[4096];
+	int added = 0;
+	for (;;) {
+		long n = co_getdents(fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		for (long off = 0; off < n;) {
+			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
+				(void *)(buf + off);
+			off += d->reclen;
+			if (d->name[0] < '0' || d->name[0] > '9')
+				continue;
+			int tid = (int)co_strtoul(d->name, 0, 10);
+			if (tid == co_agent.manager_tid || find_slot(tid))
+				continue;
+			if (co_agent.nthreads >= CO_MAX_THREADS) {
+				co_close(fd);
+				return -2;
+			}
+			struct co_tslot *t = &co_agent.threads[co_agent.nthreads];
+			co_memset(t, 0, sizeof(*t));
+			t->tid = tid;
+			t->rec.tid = tid;
+			t->state = CO_TS_SIGNALLED;
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			co_agent.nthreads++;
+			if (co_tgkill(co_agent.pid, tid, co_agent.sig) < 0)
+				t->state = CO_TS_GONE;
+			added++;
+		}
+	}
+	co_close(fd);
+	return added;
+}
+
+static void release_threads(void)
+{
+	__atomic_add_fetch(&co_agent.release, 1, __ATOMIC_ACQ_REL);
+	fwake(&co_agent.release);
+	/* wait until every parked thread has left our table's memory alone */
+	co_agent.nthreads = 0;
+}
+
+static void set_state(unsigned s)
+{
+	if (co_agent.table && co_agent.slot >= 0)
+		__atomic_store_n(&co_agent.table->p[co_agent.slot].state, s, __ATOMIC_RELEASE);
+}
+
+/*
+ * Park every other thread.  Threads may be created while we look (a parked
+ * thread cannot create more), so list /proc/self/task again until no new
+ * one shows up.  A thread that cannot take the signal in time fails the
+ * checkpoint, and the ones already parked go on.
+ */
+static int quiesce(void)
+{
+	co_agent.nthreads = 0;
+	co_agent.parked = 0;
+	co_agent.hold = __atomic_load_n(&co_agent.release, __ATOMIC_ACQUIRE);
+	/* the manager's own slot comes first */
+	struct co_tslot *m = &co_agent.threads[0];
+	co_memset(m, 0, sizeof(*m));
+	m->tid = m->rec.tid = co_agent.manager_tid;
+	m->rec.flags = CO_T_MANAGER;
+	m->state = CO_TS_PARKED;
+	co_agent.nthreads = 1;
+	set_state(CO_P_QUIESCING);
+
+	struct co_timespec t0, now;
+	co_clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int added = signal_new_threads();
+		if (added < 0) {
+			co_fmt(errbuf, sizeof(errbuf), "pid %d: %s", co_agent.pid,
+			       added == -2 ? "too many threads" : "cannot list /proc/self/task");
+			return -1;
+		}
+		for (;;) {
+			int parked = __atomic_load_n(&co_agent.parked, __ATOMIC_ACQUIRE);
+			int waiting = 0;
+			for (int i = 1; i < co_agent.nthreads; i++) {
+				struct co_tslot *t = &co_agent.threads[i];
+				if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_SIGNALLED)
+					continue;
+				if (co_tgkill(co_agent.pid, t->tid, 0) == -ESRCH)
+					__atomic_store_n(&t->state, CO_TS_GONE, __ATOMIC_RELEASE);
+				else
+					waiting = t->tid;
+			}
+			if (!waiting)
+				break;
+			co_clock_gettime(CLOCK_MONOTONIC, &now);
+			long ms = (now.sec - t0.sec) * 1000 + (now.nsec - t0.nsec) / 1000000;
+			if (ms > QUIESCE_TIMEOUT_MS) {
+				co_fmt(errbuf, sizeof(errbuf),
+				       "pid %d: thread %d did not stop within %d s (checkpoint signal %d blocked?)",
+				       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+				return -1;
+			}
+			fwait(&co_agent.parked, parked, 5);
+		}
+		if (added == 0)
+			break;
+	}
+	/* drop threads that exited before parking */
+	int j = 0;
+	for (int i = 0; i < co_agent.nthreads; i++)
+		if (co_agent.threads[i].state != CO_TS_GONE)
+			co_agent.threads[j++] = co_agent.threads[i];
+	co_agent.nthreads = j;
+	for (int i = 0; i < j; i++)
+		if (co_agent.threads[i].tid == co_agent.pid)
+			co_agent.threads[i].rec.flags |= CO_T_LEADER;
+	set_state(CO_P_PARKED);
+	return 0;
+}
+
+/* ---- registration ---- */
+
+static int agent_high_fd(int fd)
+{
+	struct rlimit rl;
+	long min = 1000;
+	if (co_prlimit(0, RLIMIT_NOFILE, 0, &rl) == 0 && rl.rlim_cur < 1100)
+		min = (long)rl.rlim_cur - 24;
+	long nfd = co_fcntl(fd, F_DUPFD_CLOEXEC, min < 3 ? 3 : min);
+	if (nfd < 0)
+		return fd;
+	co_close(fd);
+	return (int)nfd;
+}
+
+/* Connect and register; restored != 0 for a process coming back from an image. */
+static int register_with(const char *path, uint64_t restored)
+{
+	int fd = (int)co_sys3(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	co_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	if (co_sys3(SYS_connect, fd, (long)&sa, sizeof(sa)) < 0) {
+		co_close(fd);
+		return -1;
+	}
+	fd = agent_high_fd(fd);
+	char exe[CO_PATH];
+	long n = co_readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = 0;
+	outbox.m.b = co_getppid();
+	outbox.m.c = (int64_t)restored;
+	/* send_msg fills type/a/text; b and c are set just above */
+	int64_t ppid = outbox.m.b, rest = outbox.m.c;
+	outbox.m = (struct co_msg){ .type = CO_M_REGISTER, .a = co_agent.pid, .b = ppid, .c = rest };
+	size_t tl = co_strlcpy(outbox.text, exe, sizeof(outbox.text));
+	outbox.m.textlen = (uint32_t)tl;
+	if (co_sys6(SYS_sendto, fd, (long)&outbox, sizeof(outbox.m) + tl, MSG_NOSIGNAL, 0, 0) < 0)
+		goto fail;
+	int tfd = -1;
+	if (recv_msg(fd, &tfd) || inbox.m.type != CO_M_WELCOME || tfd < 0)
+		goto fail;
+	void *tab = (void *)co_mmap(0, sizeof(struct co_table), PROT_READ | PROT_WRITE, MAP_SHARED, tfd, 0);
+	co_close(tfd);
+	if ((long)tab < 0 && (long)tab > -4096)
+		goto fail;
+	if (co_agent.table)
+		co_munmap(co_agent.table, sizeof(struct co_table));
+	co_agent.table = tab;
+	co_agent.slot = (int)inbox.m.a;
+	co_agent.sig = (int)inbox.m.b;
+	co_agent.sock = fd;
+	co_strlcpy(co_agent.sock_path, path, sizeof(co_agent.sock_path));
+	return 0;
+fail:
+	co_close(fd);
+	return -1;
+}
+
+/* ---- the manager thread ---- */
+
+/*
+ * Collect our own record and save our context; the image is written by a
+ * deeper call so that this frame stays as it was saved.  Returns 0 after
+ * writing the image, 1 when we come back from a restart, -1 on failure.
+ */
+static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes)
+{
+	struct co_tslot *me = &co_agent.threads[0];
+	co_thread_collect(&me->rec);
+	if (co_ctx_save(&me->rec.ctx))
+		return 1;
+	return co_dump_process(dir, bytes, errbuf, sizeof(errbuf)) ? -1 : 0;
+}
+
+static void after_restart(void)
+{
+	struct co_resume *rs = &co_agent.resume;
+	co_agent.sock = -1;
+	co_agent.table = 0; /* the old mapping was not part of the image */
+	co_agent.slot = -1;
+	co_agent.generation = rs->generation;
+	/* every other thread must have left the restorer before its area goes */
+	for (;;) {
+		int a = __atomic_load_n(&co_agent.arrived, __ATOMIC_ACQUIRE);
+		if (a >= co_agent.nthreads - 1)
+			break;
+		fwait(&co_agent.arrived, a, 100);
+	}
+	if (rs->zone)
+		co_munmap((void *)rs->zone, rs->zone_len);
+	if (register_with(rs->sock, rs->generation ? rs->generation : 1)) {
+		/* no coordinator: run on without checkpoints */
+		co_agent.active = 0;
+		release_threads();
+		return;
+	}
+	set_state(CO_P_RESTORING);
+}
+
+static void *manager_main(void *arg)
+{
+	(void)arg;
+	co_agent.manager_tid = (int)co_gettid();
+	prctl(PR_SET_NAME, "cohort-agent");
+	for (;;) {
+		if (co_agent.sock < 0 || recv_msg(co_agent.sock, 0)) {
+			/* coordinator gone: never leave threads parked */
+			if (co_agent.nthreads)
+				release_threads();
+			co_agent.active = 0;
+			return 0;
+		}
+		switch (inbox.m.type) {
+		case CO_M_PREPARE: {
+			co_agent.generation = (uint64_t)inbox.m.a;
+			if (quiesce()) {
+				send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
+				release_threads();
+				set_state(CO_P_RUNNING);
+				break;
+			}
+			send_msg(co_agent.sock, CO_M_QUIESCED, 0, 0);
+			break;
+		}
+		case CO_M_DUMP: {
+			static char dir[CO_PATH];
+			co_strlcpy(dir, inbox.text, sizeof(dir));
+			uint64_t bytes = 0;
+			set_state(CO_P_DUMPING);
+			int r = take_image(dir, &bytes);
+			if (r == 1) {
+				after_restart();
+				break;
+			}
+			if (r < 0)
+				send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
+			else
+				send_msg(co_agent.sock, CO_M_DONE, (int64_t)bytes, 0);
+			set_state(CO_P_DUMPED);
+			break;
+		}
+		case CO_M_RELEASE:
+			if (co_agent.table && co_agent.slot >= 0) {
+				struct co_pentry *e = &co_agent.table->p[co_agent.slot];
+				e->generation = (uint64_t)inbox.m.a;
+				e->nthreads = co_agent.nthreads ? (uint32_t)co_agent.nthreads : e->nthreads;
+			}
+			release_threads();
+			set_state(CO_P_RUNNING);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void start_manager(void)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t th;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 256 * 1024);
+	if (pthread_create(&th, &at, manager_main, 0) == 0)
+		co_agent.active = 1;
+	pthread_attr_destroy(&at);
+	pthread_sigmask(SIG_SETMASK, &old, 0);
+}
+
+static void agent_setup(void)
+{
+	const char *path = getenv("COHORT_SOCK");
+	if (!path || !*path)
+		return;
+	co_agent.pid = (int)co_getpid();
+	co_agent.slot = -1;
+	co_agent.sock = -1;
+	if (register_with(path, 0))
+		return;
+	install_handler();
+	start_manager();
+}
+
+/* A forked child starts without a manager and with its parent's socket. */
+static void atfork_child(void)
+{
+	if (!co_agent.active)
+		return;
+	if (co_agent.sock >= 0)
+		co_close(co_agent.sock);
+	if (co_agent.table)
+		co_munmap(co_agent.table, sizeof(struct co_table));
+	co_agent.table = 0;
+	co_agent.sock = -1;
+	co_agent.active = 0;
+	co_agent.nthreads = 0;
+	co_agent.pid = (int)co_getpid();
+	if (register_with(co_agent.sock_path, 0) == 0)
+		start_manager();
+}
+
+__attribute__((constructor(101))) static void agent_init(void)
+{
+	co_wrap_init();
+	agent_setup();
+	pthread_atfork(0, 0, atfork_child);
+}

@@ -1,0 +1,61 @@
+/*
+ * agent.h - state shared by the parts of libcohort.so, the agent that
+ * lives inside every process of a group.
+ */
+#ifndef COHORT_AGENT_H
+#define COHORT_AGENT_H
+
+#include <stdint.h>
+#include "image.h"
+#include "proto.h"
+#include "resume.h"
+#include "res.h"
+
+
+enum co_tstate { CO_TS_FREE = 0, CO_TS_SIGNALLED, CO_TS_PARKED, CO_TS_GONE };
+
+/* One thread of this process during a checkpoint. */
+struct co_tslot {
+	int tid;
+	int state;
+	struct co_thread rec;
+};
+
+
+struct co_agent {
+	int active;		/* registered with a coordinator */
+	int sig;		/* checkpoint signal */
+	int sock;		/* control socket (kept out of images) */
+	int pid;
+	int slot;
+	struct co_table *table;
+	char sock_path[256];
+
+	/* checkpoint state */
+	struct co_tslot threads[CO_MAX_THREADS];
+	int nthreads;
+	int manager_tid;
+	int parked;		/* futex: threads parked so far */
+	int arrived;		/* futex: threads back in the handler after a restart */
+	int hold;		/* futex: threads wait while release == hold */
+	int release;
+	uint64_t generation;
+	struct co_resume resume;
+};
+
+extern struct co_agent co_agent;
+/* Bumped by the handler in each thread that a checkpoint interrupted. */
+extern __thread unsigned co_tls_epoch __attribute__((tls_model("initial-exec")));
+
+int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
+
+/* dump.c: write this process's image into dir; 0 ok, -1 with err filled. */
+int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen);
+/* Per-thread kernel state that only the thread itself can read. */
+void co_thread_collect(struct co_thread *t);
+
+/* wrap.c */
+void co_wrap_init(void);
+int co_is_agent_fd(int fd);
+
+#endif

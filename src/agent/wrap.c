@@ -1,0 +1,463 @@
+/*
+ * wrap.c - what the program must not notice.
+ *
+ * 1. The checkpoint signal interrupts blocking calls.  Calls the kernel can
+ *    restart (read, write, accept, wait, untimed futex waits) restart by
+ *    themselves under SA_RESTART.  The ones that always fail with EINTR
+ *    after a handler (sleeps, poll, select, epoll, sigtimedwait, pause,
+ *    timed semaphore waits) are wrapped here: when the checkpoint handler
+ *    ran in this thread during the call (co_tls_epoch moved), the call is
+ *    made again with what is left of its timeout.  Deadlines are kept on
+ *    CLOCK_MONOTONIC, which the group's time namespace carries across a
+ *    restart, so a timeout keeps its remaining time.
+ * 2. The checkpoint signal itself is hidden: the program cannot block it,
+ *    catch it, wait for it or read it from a signalfd, and queries report
+ *    what the program set.
+ * 3. The agent's control socket cannot be closed by the program.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+#include "agent.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+#define REAL(name) real_##name
+#define DECL(ret, name, ...) static ret (*real_##name)(__VA_ARGS__)
+
+DECL(int, nanosleep, const struct timespec *, struct timespec *);
+DECL(int, clock_nanosleep, clockid_t, int, const struct timespec *, struct timespec *);
+DECL(int, poll, struct pollfd *, nfds_t, int);
+DECL(int, ppoll, struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+DECL(int, select, int, fd_set *, fd_set *, fd_set *, struct timeval *);
+DECL(int, pselect, int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+DECL(int, epoll_wait, int, struct epoll_event *, int, int);
+DECL(int, epoll_pwait, int, struct epoll_event *, int, int, const sigset_t *);
+DECL(int, sigtimedwait, const sigset_t *, siginfo_t *, const struct timespec *);
+DECL(int, sigwaitinfo, const sigset_t *, siginfo_t *);
+DECL(int, sigsuspend, const sigset_t *);
+DECL(int, sem_timedwait, sem_t *, const struct timespec *);
+DECL(int, sem_clockwait, sem_t *, clockid_t, const struct timespec *);
+DECL(int, sigaction, int, const struct sigaction *, struct sigaction *);
+DECL(int, sigprocmask, int, const sigset_t *, sigset_t *);
+DECL(int, pthread_sigmask, int, const sigset_t *, sigset_t *);
+DECL(int, signalfd, int, const sigset_t *, int);
+DECL(int, close, int);
+
+static void *next(const char *name)
+{
+	return dlsym(RTLD_NEXT, name);
+}
+
+void co_wrap_init(void)
+{
+#define LOAD(name) real_##name = next(#name)
+	LOAD(nanosleep);
+	LOAD(clock_nanosleep);
+	LOAD(poll);
+	LOAD(ppoll);
+	LOAD(select);
+	LOAD(pselect);
+	LOAD(epoll_wait);
+	LOAD(epoll_pwait);
+	LOAD(sigtimedwait);
+	LOAD(sigwaitinfo);
+	LOAD(sigsuspend);
+	LOAD(sem_timedwait);
+	LOAD(sem_clockwait);
+	LOAD(sigaction);
+	LOAD(sigprocmask);
+	LOAD(pthread_sigmask);
+	LOAD(signalfd);
+	LOAD(close);
+}
+
+/* Functions can be called before our constructor ran (other constructors). */
+#define ENSURE(name)                                   \
+	do {                                           \
+		if (!real_##name)                      \
+			real_##name = next(#name);     \
+	} while (0)
+
+static int our_sig(void)
+{
+	return co_agent.active ? co_agent.sig : 0;
+}
+
+/* ---- time helpers ---- */
+
+static struct timespec ts_now(clockid_t c)
+{
+	struct timespec t;
+	clock_gettime(c, &t);
+	return t;
+}
+
+static struct timespec ts_add(struct timespec a, struct timespec b)
+{
+	a.tv_sec += b.tv_sec;
+	a.tv_nsec += b.tv_nsec;
+	if (a.tv_nsec >= 1000000000) {
+		a.tv_sec++;
+		a.tv_nsec -= 1000000000;
+	}
+	return a;
+}
+
+/* b - a, never below zero */
+static struct timespec ts_left(struct timespec deadline, clockid_t c)
+{
+	struct timespec n = ts_now(c), r;
+	r.tv_sec = deadline.tv_sec - n.tv_sec;
+	r.tv_nsec = deadline.tv_nsec - n.tv_nsec;
+	if (r.tv_nsec < 0) {
+		r.tv_sec--;
+		r.tv_nsec += 1000000000;
+	}
+	if (r.tv_sec < 0)
+		r.tv_sec = r.tv_nsec = 0;
+	return r;
+}
+
+static int ms_left(struct timespec deadline)
+{
+	struct timespec l = ts_left(deadline, CLOCK_MONOTONIC);
+	long long ms = (long long)l.tv_sec * 1000 + (l.tv_nsec + 999999) / 1000000;
+	return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
+
+static struct timespec ms_deadline(int ms)
+{
+	struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	return ts_add(ts_now(CLOCK_MONOTONIC), d);
+}
+
+/* A call interrupted by our checkpoint, to be made again. */
+#define AGAIN(r, epoch) ((r) < 0 && errno == EINTR && co_tls_epoch != (epoch))
+
+/* A signal set without our signal; returns set itself when it has none. */
+static const sigset_t *without_ours(const sigset_t *set, sigset_t *copy)
+{
+	int s = our_sig();
+	if (!set || !s || !sigismember(set, s))
+		return set;
+	*copy = *set;
+	sigdelset(copy, s);
+	return copy;
+}
+
+/* ---- sleeps ---- */
+
+EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem)
+{
+	ENSURE(clock_nanosleep);
+	struct timespec deadline = *req;
+	if (!(flags & TIMER_ABSTIME))
+		deadline = ts_add(ts_now(clk), *req);
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		int r = REAL(clock_nanosleep)(clk, TIMER_ABSTIME, &deadline, 0);
+		if (r == EINTR && co_tls_epoch != e)
+			continue;
+		if (r == EINTR && rem && !(flags & TIMER_ABSTIME))
+			*rem = ts_left(deadline, clk);
+		return r;
+	}
+}
+
+EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+	if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	int r = clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem);
+	if (r) {
+		errno = r;
+		return -1;
+	}
+	return 0;
+}
+
+EXPORT int usleep(useconds_t us)
+{
+	struct timespec t = { us / 1000000, (long)(us % 1000000) * 1000 };
+	return nanosleep(&t, 0);
+}
+
+EXPORT unsigned sleep(unsigned s)
+{
+	struct timespec t = { s, 0 }, rem = { 0, 0 };
+	if (nanosleep(&t, &rem) < 0)
+		return (unsigned)rem.tv_sec + (rem.tv_nsec ? 1 : 0);
+	return 0;
+}
+
+/* ---- waiting for descriptors ---- */
+
+EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	ENSURE(poll);
+	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		int r = REAL(poll)(fds, n, timeout < 0 ? -1 : ms_left(deadline));
+		if (!AGAIN(r, e))
+			return r;
+	}
+}
+
+EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
+{
+	ENSURE(ppoll);
+	sigset_t copy;
+	mask = without_ours(mask, &copy);
+	struct timespec deadline = tmo ? ts_add(ts_now(CLOCK_MONOTONIC), *tmo) : (struct timespec){ 0, 0 };
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		struct timespec left = ts_left(deadline, CLOCK_MONOTONIC);
+		int r = REAL(ppoll)(fds, n, tmo ? &left : 0, mask);
+		if (!AGAIN(r, e))
+			return r;
+	}
+}
+
+static void copy_sets(int n, fd_set *dst[3], fd_set *src[3])
+{
+	for (int i = 0; i < 3; i++)
+		if (src[i])
+			memcpy(dst[i], src[i], (size_t)(n + 7) / 8 < sizeof(fd_set) ? (size_t)(n + 7) / 8 : sizeof(fd_set));
+}
+
+EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
+{
+	ENSURE(select);
+	fd_set saved[3];
+	fd_set *user[3] = { r, w, x }, *keep[3] = { &saved[0], &saved[1], &saved[2] };
+	copy_sets(n, keep, user);
+	struct timespec deadline = { 0, 0 };
+	if (tv)
+		deadline = ts_add(ts_now(CLOCK_MONOTONIC), (struct timespec){ tv->tv_sec, tv->tv_usec * 1000 });
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		int res = REAL(select)(n, r, w, x, tv);
+		if (!AGAIN(res, e))
+			return res;
+		copy_sets(n, user, keep);
+		if (tv) {
+			struct timespec left = ts_left(deadline, CLOCK_MONOTONIC);
+			tv->tv_sec = left.tv_sec;
+			tv->tv_usec = left.tv_nsec / 1000;
+		}
+	}
+}
+
+EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *x, const struct timespec *tmo, const sigset_t *mask)
+{
+	ENSURE(pselect);
+	sigset_t copy;
+	mask = without_ours(mask, &copy);
+	fd_set saved[3];
+	fd_set *user[3] = { r, w, x }, *keep[3] = { &saved[0], &saved[1], &saved[2] };
+	copy_sets(n, keep, user);
+	struct timespec deadline = tmo ? ts_add(ts_now(CLOCK_MONOTONIC), *tmo) : (struct timespec){ 0, 0 };
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		struct timespec left = ts_left(deadline, CLOCK_MONOTONIC);
+		int res = REAL(pselect)(n, r, w, x, tmo ? &left : 0, mask);
+		if (!AGAIN(res, e))
+			return res;
+		copy_sets(n, user, keep);
+	}
+}
+
+EXPORT int epoll_wait(int ep, struct epoll_event *ev, int max, int timeout)
+{
+	ENSURE(epoll_wait);
+	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		int r = REAL(epoll_wait)(ep, ev, max, timeout < 0 ? -1 : ms_left(deadline));
+		if (!AGAIN(r, e))
+			return r;
+	}
+}
+
+EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
+{
+	ENSURE(epoll_pwait);
+	sigset_t copy;
+	mask = without_ours(mask, &copy);
+	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		int r = REAL(epoll_pwait)(ep, ev, max, timeout < 0 ? -1 : ms_left(deadline), mask);
+		if (!AGAIN(r, e))
+			return r;
+	}
+}
+
+/* ---- waiting for signals ---- */
+
+EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *tmo)
+{
+	ENSURE(sigtimedwait);
+	sigset_t copy;
+	set = without_ours(set, &copy);
+	struct timespec deadline = tmo ? ts_add(ts_now(CLOCK_MONOTONIC), *tmo) : (struct timespec){ 0, 0 };
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		struct timespec left = ts_left(deadline, CLOCK_MONOTONIC);
+		int r = REAL(sigtimedwait)(set, info, tmo ? &left : 0);
+		if (!AGAIN(r, e))
+			return r;
+	}
+}
+
+EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+	return sigtimedwait(set, info, 0);
+}
+
+EXPORT int sigsuspend(const sigset_t *mask)
+{
+	ENSURE(sigsuspend);
+	sigset_t copy;
+	mask = without_ours(mask, &copy);
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		int r = REAL(sigsuspend)(mask);
+		if (!AGAIN(r, e))
+			return r;
+	}
+}
+
+EXPORT int pause(void)
+{
+	sigset_t cur;
+	ENSURE(pthread_sigmask);
+	REAL(pthread_sigmask)(SIG_BLOCK, 0, &cur);
+	return sigsuspend(&cur);
+}
+
+/* ---- semaphores with a deadline ---- */
+
+EXPORT int sem_timedwait(sem_t *s, const struct timespec *abs)
+{
+	ENSURE(sem_timedwait);
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		int r = REAL(sem_timedwait)(s, abs);
+		if (!AGAIN(r, e))
+			return r;
+	}
+}
+
+EXPORT int sem_clockwait(sem_t *s, clockid_t c, const struct timespec *abs)
+{
+	ENSURE(sem_clockwait);
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		int r = REAL(sem_clockwait)(s, c, abs);
+		if (!AGAIN(r, e))
+			return r;
+	}
+}
+
+/* ---- hiding the checkpoint signal ---- */
+
+/* What the program believes about our signal. */
+static struct sigaction shadow_action;
+static __thread int shadow_blocked __attribute__((tls_model("initial-exec")));
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	ENSURE(sigaction);
+	if (sig && sig == our_sig()) {
+		if (old)
+			*old = shadow_action;
+		if (act)
+			shadow_action = *act;
+		return 0;
+	}
+	return REAL(sigaction)(sig, act, old);
+}
+
+EXPORT sighandler_t signal(int sig, sighandler_t h)
+{
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = h;
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(sig, &sa, &old) < 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+static int mask_call(int (*real)(int, const sigset_t *, sigset_t *), int how, const sigset_t *set,
+		     sigset_t *old)
+{
+	int s = our_sig();
+	sigset_t copy;
+	int was = shadow_blocked;
+	if (s && set && sigismember(set, s)) {
+		if (how == SIG_BLOCK || how == SIG_SETMASK)
+			shadow_blocked = 1;
+		else if (how == SIG_UNBLOCK)
+			shadow_blocked = 0;
+	} else if (s && set && how == SIG_SETMASK) {
+		shadow_blocked = 0;
+	}
+	int r = real(how, without_ours(set, &copy), old);
+	if (r == 0 && old && s) {
+		if (was)
+			sigaddset(old, s);
+		else
+			sigdelset(old, s);
+	}
+	return r;
+}
+
+EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	ENSURE(sigprocmask);
+	return mask_call(REAL(sigprocmask), how, set, old);
+}
+
+EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	ENSURE(pthread_sigmask);
+	return mask_call(REAL(pthread_sigmask), how, set, old);
+}
+
+EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
+{
+	ENSURE(signalfd);
+	sigset_t copy;
+	return REAL(signalfd)(fd, without_ours(mask, &copy), flags);
+}
+
+/* ---- the agent's descriptors ---- */
+
+int co_is_agent_fd(int fd)
+{
+	return co_agent.active && fd >= 0 && fd == co_agent.sock;
+}
+
+EXPORT int close(int fd)
+{
+	ENSURE(close);
+	if (co_is_agent_fd(fd))
+		return 0;
+	return REAL(close)(fd);
+}

@@ -1,0 +1,77 @@
+/*
+ * cli.h - the cohort command: shared pieces of the CLI, the coordinator,
+ * the group's init and the image store.
+ */
+#ifndef COHORT_CLI_H
+#define COHORT_CLI_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "image.h"
+#include "proto.h"
+
+#define CO_NAME_MAX 63
+
+/* main.c */
+void co_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void co_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *co_run_root(void);
+const char *co_default_images(void);
+int co_valid_name(const char *name);
+char *co_self_path(const char *file); /* file next to the cohort binary */
+uint64_t co_now_ns(int clock);
+
+/* control-socket helpers */
+int co_send(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const char *text, int passfd);
+int co_recv(int fd, struct co_msgbuf *mb, int *passfd);
+int co_connect_group(const char *name); /* -1 when no such group runs */
+
+/* store.c: generations of a group under IMAGES/NAME */
+struct co_gen_info {
+	uint64_t generation;
+	char dir[4096];
+};
+char *co_group_images(const char *images, const char *name);
+uint64_t co_newest_generation(const char *gdir);
+int co_gen_dir(const char *gdir, uint64_t gen, char *out, size_t n);
+int co_write_manifest(const char *dir, const struct co_manifest *m, const struct co_mproc *p, int n);
+/* 0 ok; -1 with a one-line message in err */
+int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p, int max, int *n,
+		     char *err, size_t errlen);
+int co_commit(const char *tmpdir, const char *gdir, uint64_t gen, char *err, size_t errlen);
+void co_remove_tree(const char *dir);
+
+/* coord.c */
+struct co_run_opts {
+	const char *name;
+	const char *images;
+	double interval;
+	int sig;
+	char **argv;		/* run: the program */
+	uint64_t generation;	/* restart: 0 = newest */
+};
+int co_cmd_run(struct co_run_opts *o);
+int co_cmd_restart(struct co_run_opts *o);
+
+/* nsinit.c: pid 1 of the group's namespace */
+struct co_init_proc {
+	int pid;
+	char image[4096];
+};
+struct co_init_cfg {
+	char **argv;		/* run */
+	char **envp;
+	int nprocs;		/* restart */
+	struct co_init_proc *procs;
+	int root_pid;		/* the process whose end ends the group */
+	const char *restorer;
+	const char *sock;
+	uint64_t generation;
+	int ready_fd;		/* written once the namespace is set up */
+};
+int co_init_main(struct co_init_cfg *c) __attribute__((noreturn));
+
+/* inspect.c */
+int co_cmd_inspect(int argc, char **argv);
+
+#endif

@@ -1,0 +1,816 @@
+/*
+ * coord.c - the coordinator of one group, started by `cohort run` and
+ * `cohort restart`, in the foreground of the caller.
+ *
+ * It owns the group's run directory (0700) with the control socket, the
+ * process table in shared memory (a memfd mapped by every member), the
+ * checkpoint scheduler thread, and the two group barriers of a checkpoint:
+ *
+ *   PREPARE -> every member parks all its threads -> QUIESCED   (barrier 1)
+ *   DUMP    -> every member writes its image      -> DONE       (barrier 2)
+ *   RELEASE (or, with --kill, the group ends) and the generation is committed
+ *
+ * Any FAIL, hang-up or timeout aborts the checkpoint: the members are
+ * released, the temporary directory removed, and the group runs on.
+ * Requests are handled one at a time, so a process registers either
+ * wholly before or wholly after a checkpoint (the checkpoint lock).
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "cli.h"
+#include "procfs.h"
+#include "util.h"
+
+#define MAX_CONNS (CO_TABLE_SLOTS + 64)
+#define QUIESCE_TIMEOUT_MS 30000
+#define DUMP_TIMEOUT_MS 600000
+#define DEFAULT_SIG 62
+
+enum { C_NEW = 0, C_MEMBER, C_CLIENT };
+
+struct conn {
+	int fd;
+	int kind;
+	int slot;
+	int pid, host_pid, ppid;
+	int restored;		/* registered from an image, waiting for the release */
+	int answered;		/* in the current barrier */
+	uint64_t bytes;
+};
+
+struct group {
+	const char *name;
+	char images[PATH_MAX];
+	char rundir[PATH_MAX];
+	char sock[PATH_MAX];
+	int lfd, tfd, sfd;
+	struct co_table *table;
+	int sig;
+	double interval;
+	pid_t init_pid;
+	int init_pidfd;
+	int root_pid;
+	int expect;		/* restart: processes still to come back */
+	uint64_t restored_from;
+	int64_t mono_off, boot_off; /* group clock minus host clock */
+	char program[256];
+	struct conn c[MAX_CONNS];
+	int nc;
+};
+
+static struct group G;
+static struct co_msgbuf in;
+
+/* ---- setup ---- */
+
+static void make_rundir(void)
+{
+	const char *root = co_run_root();
+	if (mkdir(root, 0700) < 0 && errno != EEXIST)
+		co_die("cannot create run directory %s: %s", root, strerror(errno));
+	struct stat st;
+	if (stat(root, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077))
+		co_die("run directory %s must be owned by you and private (0700)", root);
+	snprintf(G.rundir, sizeof(G.rundir), "%s/%s", root, G.name);
+	if (mkdir(G.rundir, 0700) < 0 && errno != EEXIST)
+		co_die("cannot create %s: %s", G.rundir, strerror(errno));
+	int fd = co_connect_group(G.name);
+	if (fd >= 0)
+		co_die("a group named '%s' is already running", G.name);
+	if ((size_t)snprintf(G.sock, sizeof(G.sock), "%s/ctl.sock", G.rundir) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		co_die("run directory path too long: %s", G.rundir);
+	unlink(G.sock); /* a stale one from a coordinator that died */
+}
+
+static void make_socket(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", G.sock);
+	G.lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	mode_t old = umask(077);
+	if (G.lfd < 0 || bind(G.lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(G.lfd, 128) < 0)
+		co_die("cannot listen on %s: %s", G.sock, strerror(errno));
+	umask(old);
+}
+
+static void make_table(void)
+{
+	G.tfd = (int)syscall(SYS_memfd_create, "cohort-table", MFD_CLOEXEC);
+	if (G.tfd < 0 || ftruncate(G.tfd, sizeof(struct co_table)) < 0)
+		co_die("cannot create the process table: %s", strerror(errno));
+	G.table = mmap(NULL, sizeof(struct co_table), PROT_READ | PROT_WRITE, MAP_SHARED, G.tfd, 0);
+	if (G.table == MAP_FAILED)
+		co_die("cannot map the process table: %s", strerror(errno));
+	G.table->magic = CO_TABLE_MAGIC;
+	G.table->slots = CO_TABLE_SLOTS;
+	/* what a descriptor pointing outside the group at our stdio is */
+	for (int i = 0; i < 3; i++) {
+		struct stat st;
+		if (fstat(i, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+			G.table->stdio[i].dev = st.st_dev;
+			G.table->stdio[i].ino = st.st_ino;
+			G.table->stdio[i].valid = 1;
+		}
+	}
+}
+
+/* Signals sent to the coordinator go to the program; ^C reaches it directly. */
+static void make_signalfd(void)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGINT);
+	sigaddset(&s, SIGTERM);
+	sigaddset(&s, SIGHUP);
+	sigaddset(&s, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &s, NULL);
+	G.sfd = signalfd(-1, &s, SFD_CLOEXEC | SFD_NONBLOCK);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Enter a new time namespace for our children, its clocks shifted by the offsets. */
+static void make_timens(int64_t mono_off, int64_t boot_off)
+{
+	if (unshare(CLONE_NEWTIME) < 0) {
+		if (mono_off || boot_off)
+			co_warn("no time namespace (%s): monotonic clocks will jump across this restart",
+				strerror(errno));
+		G.mono_off = G.boot_off = 0;
+		return;
+	}
+	G.mono_off = mono_off;
+	G.boot_off = boot_off;
+	if (!mono_off && !boot_off)
+		return;
+	char buf[128];
+	int n = 0;
+	int64_t off[2] = { mono_off, boot_off };
+	const char *names[2] = { "monotonic", "boottime" };
+	for (int i = 0; i < 2; i++) {
+		int64_t sec = off[i] / 1000000000LL, nsec = off[i] % 1000000000LL;
+		if (nsec < 0) {
+			sec--;
+			nsec += 1000000000LL;
+		}
+		n += snprintf(buf + n, sizeof(buf) - n, "%s %lld %lld\n", names[i], (long long)sec, (long long)nsec);
+	}
+	int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, n) != n) {
+		co_warn("cannot set the group's clocks (%s): monotonic clocks will jump across this restart",
+			strerror(errno));
+		G.mono_off = G.boot_off = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static void start_init(struct co_init_cfg *cfg)
+{
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		co_die("pipe: %s", strerror(errno));
+	cfg->ready_fd = ready[1];
+	fflush(NULL);
+	pid_t p = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
+	if (p < 0)
+		co_die("cannot create the group's namespaces: %s", strerror(errno));
+	if (p == 0) {
+		close(ready[0]);
+		close(G.lfd);
+		close(G.sfd);
+		close(G.tfd);
+		co_init_main(cfg);
+	}
+	close(ready[1]);
+	char c;
+	while (read(ready[0], &c, 1) < 0 && errno == EINTR)
+		;
+	close(ready[0]);
+	G.init_pid = p;
+	G.init_pidfd = (int)syscall(SYS_pidfd_open, p, 0);
+	if (G.init_pidfd < 0)
+		co_die("pidfd_open: %s", strerror(errno));
+}
+
+/* ---- connections ---- */
+
+static void drop(int i)
+{
+	struct conn *c = &G.c[i];
+	if (c->kind == C_MEMBER && c->slot >= 0)
+		memset(&G.table->p[c->slot], 0, sizeof(G.table->p[0]));
+	close(c->fd);
+	G.c[i] = G.c[--G.nc];
+}
+
+static int free_slot(void)
+{
+	for (int s = 0; s < CO_TABLE_SLOTS; s++)
+		if (G.table->p[s].state == CO_P_FREE && G.table->p[s].pid == 0)
+			return s;
+	return -1;
+}
+
+static void accept_conn(void)
+{
+	for (;;) {
+		int fd = accept4(G.lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		struct ucred cr;
+		socklen_t l = sizeof(cr);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || cr.uid != geteuid() ||
+		    G.nc == MAX_CONNS) {
+			close(fd);
+			continue;
+		}
+		struct conn *c = &G.c[G.nc++];
+		memset(c, 0, sizeof(*c));
+		c->fd = fd;
+		c->slot = -1;
+		c->host_pid = cr.pid;
+	}
+}
+
+static void on_register(int i)
+{
+	struct conn *c = &G.c[i];
+	int slot = free_slot();
+	if (slot < 0) {
+		drop(i);
+		return;
+	}
+	c->kind = C_MEMBER;
+	c->slot = slot;
+	c->pid = (int)in.m.a;
+	c->ppid = (int)in.m.b;
+	c->restored = in.m.c != 0;
+	struct co_pentry *e = &G.table->p[slot];
+	memset(e, 0, sizeof(*e));
+	e->pid = c->pid;
+	e->host_pid = c->host_pid;
+	e->ppid = c->ppid;
+	e->state = c->restored ? CO_P_RESTORING : CO_P_RUNNING;
+	e->generation = (uint64_t)in.m.c;
+	const char *prog = strrchr(in.text, '/');
+	snprintf(e->program, sizeof(e->program), "%s", prog ? prog + 1 : in.text);
+	if (co_send(c->fd, CO_M_WELCOME, 0, slot, G.sig, NULL, G.tfd) < 0) {
+		drop(i);
+		return;
+	}
+	if (c->restored && G.expect > 0 && --G.expect == 0) {
+		/* every process is back: let the whole group go at once */
+		for (int k = 0; k < G.nc; k++)
+			if (G.c[k].kind == C_MEMBER && G.c[k].restored) {
+				co_send(G.c[k].fd, CO_M_RELEASE, 0, (int64_t)G.restored_from, 0, NULL, -1);
+				G.c[k].restored = 0;
+			}
+	}
+}
+
+static void reply(int fd, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply(int fd, int err, const char *fmt, ...)
+{
+	static char text[CO_MSG_TEXT];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	co_send(fd, CO_M_REPLY, 0, err, 0, text, -1);
+}
+
+static int nmembers(void)
+{
+	int n = 0;
+	for (int i = 0; i < G.nc; i++)
+		n += G.c[i].kind == C_MEMBER;
+	return n;
+}
+
+/* ---- the checkpoint ---- */
+
+/*
+ * Barrier: wait until every member answered `want`.  Returns 0, or -1 with
+ * the reason in err.  A member that hangs up is dropped: it died.
+ */
+static int barrier(unsigned want, int timeout_ms, char *err, size_t errlen)
+{
+	for (int i = 0; i < G.nc; i++)
+		G.c[i].answered = G.c[i].kind != C_MEMBER;
+	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ULL;
+	int failed = 0;
+	for (;;) {
+		struct pollfd p[MAX_CONNS];
+		int idx[MAX_CONNS], n = 0;
+		for (int i = 0; i < G.nc; i++)
+			if (!G.c[i].answered) {
+				p[n].fd = G.c[i].fd;
+				p[n].events = POLLIN;
+				idx[n++] = i;
+			}
+		if (!n)
+			return failed ? -1 : 0;
+		int64_t left = (int64_t)(deadline - co_now_ns(CLOCK_MONOTONIC)) / 1000000;
+		if (left <= 0) {
+			snprintf(err, errlen, "pid %d did not answer within %d s", G.c[idx[0]].pid, timeout_ms / 1000);
+			return -1;
+		}
+		if (poll(p, n, (int)left) < 0 && errno != EINTR)
+			return -1;
+		for (int k = n - 1; k >= 0; k--) {
+			if (!p[k].revents)
+				continue;
+			struct conn *c = &G.c[idx[k]];
+			if (co_recv(c->fd, &in, NULL) < 0) {
+				if (!failed)
+					snprintf(err, errlen, "pid %d exited during the checkpoint", c->pid);
+				failed = 1;
+				drop(idx[k]);
+				continue;
+			}
+			c->answered = 1;
+			if (in.m.type == CO_M_FAIL) {
+				if (!failed)
+					snprintf(err, errlen, "%s", in.text);
+				failed = 1;
+			} else if (in.m.type == want) {
+				c->bytes = (uint64_t)in.m.a;
+			} else {
+				c->answered = 0; /* not for this barrier */
+			}
+		}
+	}
+}
+
+static void broadcast(unsigned type, int64_t a, const char *text)
+{
+	for (int i = 0; i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER)
+			co_send(G.c[i].fd, type, 0, a, 0, text, -1);
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void checkpoint(int ci, unsigned flags, const char *images_override)
+{
+	int cfd = G.c[ci].fd;
+	char err[1024] = "", tmp[PATH_MAX], gdir[PATH_MAX];
+	if (G.expect > 0) {
+		reply(cfd, 1, "group '%s' is still being restored", G.name);
+		return;
+	}
+	if (!nmembers()) {
+		reply(cfd, 1, "group '%s' has no registered process yet", G.name);
+		return;
+	}
+	const char *images = images_override && *images_override ? images_override : G.images;
+	snprintf(gdir, sizeof(gdir), "%s/%s", images, G.name);
+	if (mkdir_p(gdir) < 0) {
+		reply(cfd, 1, "cannot create %s: %s", gdir, strerror(errno));
+		return;
+	}
+	uint64_t gen = co_newest_generation(gdir) + 1;
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-gen-%06llu", gdir, (unsigned long long)gen);
+	co_remove_tree(tmp);
+	if (mkdir(tmp, 0700) < 0) {
+		reply(cfd, 1, "cannot create %s: %s", tmp, strerror(errno));
+		return;
+	}
+	uint64_t t0 = co_now_ns(CLOCK_MONOTONIC);
+	broadcast(CO_M_PREPARE, (int64_t)gen, NULL);
+	int bad = barrier(CO_M_QUIESCED, QUIESCE_TIMEOUT_MS, err, sizeof(err));
+	/* nothing of the group runs now: its clocks as they stand */
+	uint64_t mono = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)G.mono_off;
+	uint64_t boot = co_now_ns(CLOCK_BOOTTIME) + (uint64_t)G.boot_off;
+	if (!bad) {
+		broadcast(CO_M_DUMP, 0, tmp);
+		bad = barrier(CO_M_DONE, DUMP_TIMEOUT_MS, err, sizeof(err));
+	}
+	static struct co_mproc procs[CO_TABLE_SLOTS];
+	int n = 0;
+	uint64_t bytes = 0;
+	if (!bad) {
+		struct co_manifest m;
+		memset(&m, 0, sizeof(m));
+		snprintf(m.name, sizeof(m.name), "%s", G.name);
+		m.generation = gen;
+		m.parent = gen - 1;
+		m.kind = CO_GEN_FULL;
+		m.created_ns = co_now_ns(CLOCK_REALTIME);
+		m.mono_ns = mono;
+		m.boot_ns = boot;
+		m.sig = (uint32_t)G.sig;
+		m.root_pid = G.root_pid;
+		snprintf(m.program, sizeof(m.program), "%s", G.program);
+		for (int i = 0; i < G.nc; i++) {
+			struct conn *c = &G.c[i];
+			if (c->kind != C_MEMBER)
+				continue;
+			procs[n].pid = c->pid;
+			procs[n].ppid = c->ppid;
+			procs[n].bytes = c->bytes;
+			snprintf(procs[n].image, sizeof(procs[n].image), "proc-%d.img", c->pid);
+			bytes += c->bytes;
+			n++;
+		}
+		m.nprocs = (uint32_t)n;
+		m.bytes = bytes;
+		if (co_write_manifest(tmp, &m, procs, n) < 0) {
+			snprintf(err, sizeof(err), "cannot write the manifest in %s: %s", tmp, strerror(errno));
+			bad = 1;
+		}
+	}
+	if (bad) {
+		broadcast(CO_M_RELEASE, (int64_t)(gen - 1), NULL);
+		co_remove_tree(tmp);
+		reply(cfd, 1, "checkpoint of '%s' failed: %s", G.name, err);
+		return;
+	}
+	uint64_t t_release = 0;
+	int kill_it = flags & CO_CKPT_KILL;
+	if (!kill_it) {
+		/* the images are complete: the group goes on while they reach the disk */
+		broadcast(CO_M_RELEASE, (int64_t)gen, NULL);
+		t_release = co_now_ns(CLOCK_MONOTONIC);
+	}
+	if (co_commit(tmp, gdir, gen, err, sizeof(err)) < 0) {
+		co_remove_tree(tmp);
+		reply(cfd, 1, "checkpoint of '%s' failed: %s", G.name, err);
+		return;
+	}
+	uint64_t t_done = co_now_ns(CLOCK_MONOTONIC);
+	if (kill_it) {
+		kill(G.init_pid, SIGKILL);
+		t_release = t_done;
+	}
+	G.table->generation = gen;
+	double pause_ms = (double)(t_release - t0) / 1e6, dur_ms = (double)(t_done - t0) / 1e6;
+	if (flags & CO_CKPT_JSON)
+		reply(cfd, 0,
+		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"full\",\"processes\":%d,\"bytes\":%llu,"
+		      "\"pause_ms\":%.2f,\"duration_ms\":%.2f,\"directory\":\"%s/gen-%06llu\",\"killed\":%s}",
+		      G.name, (unsigned long long)gen, n, (unsigned long long)bytes, pause_ms, dur_ms, gdir,
+		      (unsigned long long)gen, kill_it ? "true" : "false");
+	else
+		reply(cfd, 0, "generation %llu of '%s': %d process%s, %llu bytes, pause %.1f ms, duration %.1f ms%s",
+		      (unsigned long long)gen, G.name, n, n == 1 ? "" : "es", (unsigned long long)bytes, pause_ms,
+		      dur_ms, kill_it ? ", group ended" : "");
+}
+
+/* ---- status ---- */
+
+static const char *state_name(unsigned s)
+{
+	static const char *names[] = { "free", "running", "quiescing", "parked", "dumping", "dumped", "restoring" };
+	return s < CO_ARRAY_LEN(names) ? names[s] : "unknown";
+}
+
+static void status(int ci, unsigned flags)
+{
+	static char out[CO_MSG_TEXT];
+	size_t n = 0;
+	int json = flags & CO_STATUS_JSON;
+	int members = nmembers();
+#define ADD(...) n += (size_t)snprintf(out + n, n < sizeof(out) ? sizeof(out) - n : 0, __VA_ARGS__)
+	if (json)
+		ADD("{\"name\":\"%s\",\"state\":\"%s\",\"coordinator_pid\":%d,\"program\":\"%s\",\"images\":\"%s/%s\","
+		    "\"generation\":%llu,\"interval\":%g,\"signal\":%d,\"processes\":[",
+		    G.name, G.expect ? "restoring" : "running", (int)getpid(), G.program, G.images, G.name,
+		    (unsigned long long)G.table->generation, G.interval, G.sig);
+	else
+		ADD("group %s: %s, coordinator pid %d, %d process%s, last generation %llu, images %s/%s\n", G.name,
+		    G.expect ? "restoring" : "running", (int)getpid(), members, members == 1 ? "" : "es",
+		    (unsigned long long)G.table->generation, G.images, G.name);
+	int first = 1;
+	for (int i = 0; i < G.nc; i++) {
+		struct conn *c = &G.c[i];
+		if (c->kind != C_MEMBER)
+			continue;
+		struct co_pentry *e = &G.table->p[c->slot];
+		char path[64], buf[4096];
+		snprintf(path, sizeof(path), "/proc/%d/status", c->host_pid);
+		long threads = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "Threads") : -1;
+		/* the agent's own thread is not the program's */
+		if (threads > 0)
+			threads--;
+		if (json)
+			ADD("%s{\"pid\":%d,\"host_pid\":%d,\"ppid\":%d,\"program\":\"%s\",\"state\":\"%s\",\"threads\":%ld,"
+			    "\"generation\":%llu}",
+			    first ? "" : ",", e->pid, e->host_pid, e->ppid, e->program, state_name(e->state), threads,
+			    (unsigned long long)e->generation);
+		else
+			ADD("  pid %d (%s): %s, %ld thread%s, host pid %d, last generation %llu\n", e->pid, e->program,
+			    state_name(e->state), threads, threads == 1 ? "" : "s", e->host_pid,
+			    (unsigned long long)e->generation);
+		first = 0;
+	}
+	if (json)
+		ADD("]}\n");
+#undef ADD
+	if (!members && G.expect == 0) {
+		/* not registered yet: not ready */
+		reply(G.c[ci].fd, 1, "group '%s' is starting: no process has registered yet", G.name);
+		return;
+	}
+	co_send(G.c[ci].fd, CO_M_REPLY, 0, 0, 0, out, -1);
+}
+
+static void kill_group(int ci, int sig)
+{
+	int n = 0;
+	for (int i = 0; i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER && kill(G.c[i].host_pid, sig) == 0)
+			n++;
+	reply(G.c[ci].fd, 0, "sent signal %d to %d process%s of '%s'", sig, n, n == 1 ? "" : "es", G.name);
+}
+
+/* ---- the scheduler thread ---- */
+
+static void *scheduler(void *arg)
+{
+	(void)arg;
+	static struct co_msgbuf mb;
+	struct timespec ts = { (time_t)G.interval, (long)((G.interval - (time_t)G.interval) * 1e9) };
+	for (;;) {
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		ts = (struct timespec){ (time_t)G.interval, (long)((G.interval - (time_t)G.interval) * 1e9) };
+		int fd = co_connect_group(G.name);
+		if (fd < 0)
+			continue;
+		if (!co_send(fd, CO_M_CKPT_REQ, 0, 0, 0, NULL, -1) && !co_recv(fd, &mb, NULL) && mb.m.a)
+			co_warn("interval checkpoint: %s", mb.text);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* ---- the loop ---- */
+
+static void forward_signal(void)
+{
+	struct signalfd_siginfo si;
+	while (read(G.sfd, &si, sizeof(si)) == sizeof(si)) {
+		/* from the terminal the program got it itself; a kill(1) is meant for the program */
+		if ((int)si.ssi_code > 0)
+			continue;
+		for (int i = 0; i < G.nc; i++)
+			if (G.c[i].kind == C_MEMBER && G.c[i].pid == G.root_pid)
+				kill(G.c[i].host_pid, (int)si.ssi_signo);
+	}
+}
+
+static int loop(void)
+{
+	if (G.interval > 0) {
+		pthread_t th;
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		pthread_create(&th, NULL, scheduler, NULL);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	for (;;) {
+		struct pollfd p[MAX_CONNS + 3];
+		int n = 0;
+		p[n++] = (struct pollfd){ G.init_pidfd, POLLIN, 0 };
+		p[n++] = (struct pollfd){ G.lfd, POLLIN, 0 };
+		p[n++] = (struct pollfd){ G.sfd, POLLIN, 0 };
+		for (int i = 0; i < G.nc; i++)
+			p[n++] = (struct pollfd){ G.c[i].fd, POLLIN, 0 };
+		if (poll(p, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			co_die("poll: %s", strerror(errno));
+		}
+		if (p[0].revents) {
+			int st;
+			while (waitpid(G.init_pid, &st, 0) < 0 && errno == EINTR)
+				;
+			unlink(G.sock);
+			rmdir(G.rundir);
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		if (p[1].revents)
+			accept_conn();
+		if (p[2].revents)
+			forward_signal();
+		/* connections, from the last so that drop() keeps indexes valid */
+		for (int k = n - 1; k >= 3; k--) {
+			if (!p[k].revents)
+				continue;
+			int i = k - 3;
+			if (i >= G.nc || G.c[i].fd != p[k].fd)
+				continue;
+			if (co_recv(G.c[i].fd, &in, NULL) < 0) {
+				drop(i);
+				continue;
+			}
+			switch (in.m.type) {
+			case CO_M_REGISTER:
+				on_register(i);
+				break;
+			case CO_M_CKPT_REQ:
+				G.c[i].kind = C_CLIENT;
+				checkpoint(i, in.m.flags, in.text);
+				break;
+			case CO_M_STATUS_REQ:
+				G.c[i].kind = C_CLIENT;
+				status(i, in.m.flags);
+				break;
+			case CO_M_KILL_REQ:
+				G.c[i].kind = C_CLIENT;
+				kill_group(i, (int)in.m.a);
+				break;
+			default:
+				break;
+			}
+		}
+	}
+}
+
+/* ---- run ---- */
+
+/* Refuse what LD_PRELOAD cannot enter: static and setuid/setgid programs. */
+static void check_program(const char *prog, char *resolved, size_t n, int depth)
+{
+	if (strchr(prog, '/')) {
+		snprintf(resolved, n, "%s", prog);
+	} else {
+		const char *path = getenv("PATH") ? getenv("PATH") : "/usr/local/bin:/usr/bin:/bin";
+		int found = 0;
+		for (const char *p = path; *p && !found;) {
+			const char *e = strchr(p, ':');
+			size_t len = e ? (size_t)(e - p) : strlen(p);
+			snprintf(resolved, n, "%.*s/%s", (int)len, p, prog);
+			found = access(resolved, X_OK) == 0;
+			p += len + (e ? 1 : 0);
+		}
+		if (!found)
+			co_die("run: %s: command not found", prog);
+	}
+	struct stat st;
+	if (stat(resolved, &st) < 0)
+		co_die("run: %s: %s", resolved, strerror(errno));
+	if (!S_ISREG(st.st_mode) || access(resolved, X_OK) < 0)
+		co_die("run: %s: not an executable file", resolved);
+	if (st.st_mode & (S_ISUID | S_ISGID))
+		co_die("run: %s is setuid/setgid: the cohort agent cannot be loaded into it", resolved);
+	int fd = open(resolved, O_RDONLY | O_CLOEXEC);
+	unsigned char hdr[256];
+	ssize_t got = fd >= 0 ? read(fd, hdr, sizeof(hdr)) : -1;
+	if (got >= 2 && hdr[0] == '#' && hdr[1] == '!' && depth == 0) {
+		hdr[got - 1 < 255 ? got : 255] = 0;
+		char interp[256];
+		if (sscanf((char *)hdr + 2, " %255s", interp) == 1) {
+			char sub[PATH_MAX];
+			close(fd);
+			check_program(interp, sub, sizeof(sub), 1);
+			return;
+		}
+	}
+	if (got >= (ssize_t)sizeof(Elf64_Ehdr) && !memcmp(hdr, ELFMAG, SELFMAG)) {
+		Elf64_Ehdr *eh = (Elf64_Ehdr *)hdr;
+		int interp = 0;
+		for (int i = 0; i < eh->e_phnum; i++) {
+			Elf64_Phdr ph;
+			if (pread(fd, &ph, sizeof(ph), (off_t)(eh->e_phoff + (uint64_t)i * eh->e_phentsize)) != sizeof(ph))
+				break;
+			interp |= ph.p_type == PT_INTERP;
+		}
+		if (!interp)
+			co_die("run: %s is a static binary: the cohort agent (LD_PRELOAD) cannot be loaded into it",
+			       resolved);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static char **group_env(const char *agent)
+{
+	extern char **environ;
+	int n = 0;
+	while (environ[n])
+		n++;
+	char **env = calloc((size_t)n + 4, sizeof(char *));
+	int k = 0;
+	const char *pre = getenv("LD_PRELOAD");
+	for (int i = 0; i < n; i++)
+		if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], "COHORT_SOCK=", 12))
+			env[k++] = environ[i];
+	if (asprintf(&env[k++], "LD_PRELOAD=%s%s%s", agent, pre && *pre ? " " : "", pre ? pre : "") < 0 ||
+	    asprintf(&env[k++], "COHORT_SOCK=%s", G.sock) < 0)
+		co_die("out of memory");
+	env[k] = NULL;
+	return env;
+}
+
+static void common_setup(struct co_run_opts *o)
+{
+	G.name = o->name;
+	snprintf(G.images, sizeof(G.images), "%s", o->images);
+	G.interval = o->interval;
+	make_rundir();
+	make_socket();
+	make_table();
+	make_signalfd();
+}
+
+int co_cmd_run(struct co_run_opts *o)
+{
+	char resolved[PATH_MAX];
+	check_program(o->argv[0], resolved, sizeof(resolved), 0);
+	char *agent = co_self_path("libcohort.so");
+	if (access(agent, R_OK) < 0)
+		co_die("agent library %s is missing: run 'make'", agent);
+	G.sig = o->sig ? o->sig : DEFAULT_SIG;
+	common_setup(o);
+	snprintf(G.program, sizeof(G.program), "%s", o->argv[0]);
+	G.root_pid = 2; /* init is 1, the program the first process it starts */
+	make_timens(0, 0);
+	static struct co_init_cfg cfg;
+	cfg.argv = o->argv;
+	cfg.envp = group_env(agent);
+	cfg.root_pid = G.root_pid;
+	start_init(&cfg);
+	return loop();
+}
+
+/* ---- restart ---- */
+
+int co_cmd_restart(struct co_run_opts *o)
+{
+	char gdir[PATH_MAX], dir[PATH_MAX], err[1024];
+	snprintf(gdir, sizeof(gdir), "%s/%s", o->images, o->name);
+	uint64_t gen = o->generation ? o->generation : co_newest_generation(gdir);
+	if (!gen)
+		co_die("no checkpoint of group '%s' in %s", o->name, o->images);
+	co_gen_dir(gdir, gen, dir, sizeof(dir));
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		co_die("group '%s' has no generation %llu in %s", o->name, (unsigned long long)gen, o->images);
+	static struct co_manifest m;
+	static struct co_mproc procs[CO_TABLE_SLOTS];
+	int n;
+	if (co_read_manifest(dir, &m, procs, CO_TABLE_SLOTS, &n, err, sizeof(err)) < 0)
+		co_die("%s", err);
+	if (n < 1)
+		co_die("%s/manifest lists no process", dir);
+	char *restorer = co_self_path("cohort-restore");
+	if (access(restorer, X_OK) < 0)
+		co_die("restorer %s is missing: run 'make'", restorer);
+	static struct co_init_proc ip[CO_TABLE_SLOTS];
+	for (int i = 0; i < n; i++) {
+		ip[i].pid = procs[i].pid;
+		snprintf(ip[i].image, sizeof(ip[i].image), "%s/%s", dir, procs[i].image);
+		if (access(ip[i].image, R_OK) < 0)
+			co_die("%s: %s", ip[i].image, strerror(errno));
+	}
+	G.sig = (int)m.sig;
+	common_setup(o);
+	snprintf(G.program, sizeof(G.program), "%s", m.program);
+	G.root_pid = m.root_pid ? m.root_pid : procs[0].pid;
+	G.expect = n;
+	G.restored_from = gen;
+	G.table->generation = gen;
+	make_timens((int64_t)(m.mono_ns - co_now_ns(CLOCK_MONOTONIC)), (int64_t)(m.boot_ns - co_now_ns(CLOCK_BOOTTIME)));
+	static struct co_init_cfg cfg;
+	cfg.nprocs = n;
+	cfg.procs = ip;
+	cfg.root_pid = G.root_pid;
+	cfg.restorer = restorer;
+	cfg.sock = G.sock;
+	cfg.generation = gen;
+	start_init(&cfg);
+	return loop();
+}

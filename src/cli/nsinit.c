@@ -1,0 +1,102 @@
+/*
+ * nsinit.c - pid 1 of the group's PID namespace.
+ *
+ * It mounts a /proc of the new namespace, starts the program (run) or the
+ * restorer for each process of the image with its recorded pid (restart),
+ * reaps every process that ends in the namespace, and exits with the
+ * status of the group's root process: its exit code, or 128+N when a
+ * signal N ended it.  Being pid 1, it ignores signals it has no handler
+ * for, so only the program sees the terminal's ^C.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "cli.h"
+
+static void setup_proc(void)
+{
+	/* our own /proc, showing our own pids; mounts stay private to the group */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		co_warn("cannot mount /proc for the group: %s", strerror(errno));
+		_exit(70);
+	}
+}
+
+/* fork with a chosen pid (clone3 set_tid) */
+static pid_t fork_with_pid(int pid)
+{
+	struct clone_args ca;
+	memset(&ca, 0, sizeof(ca));
+	pid_t want = pid;
+	ca.exit_signal = SIGCHLD;
+	ca.set_tid = (uint64_t)(uintptr_t)&want;
+	ca.set_tid_size = 1;
+	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+int co_init_main(struct co_init_cfg *c)
+{
+	setup_proc();
+	prctl(PR_SET_NAME, "cohort-init");
+	/* the group gets stdin, stdout and stderr, nothing else of its caller's */
+	syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	pid_t root = -1;
+
+	if (c->argv) {
+		root = fork();
+		if (root == 0) {
+			execvpe(c->argv[0], c->argv, c->envp);
+			fprintf(stderr, "cohort: cannot start %s: %s\n", c->argv[0], strerror(errno));
+			_exit(127);
+		}
+	} else {
+		for (int i = 0; i < c->nprocs; i++) {
+			pid_t p = fork_with_pid(c->procs[i].pid);
+			if (p < 0) {
+				co_warn("restart: cannot create pid %d: %s", c->procs[i].pid, strerror(errno));
+				_exit(70);
+			}
+			if (p == 0) {
+				char gen[32];
+				snprintf(gen, sizeof(gen), "%llu", (unsigned long long)c->generation);
+				char *args[] = { (char *)"cohort-restore", c->procs[i].image, (char *)c->sock, gen, NULL };
+				char *env[] = { NULL };
+				execve(c->restorer, args, env);
+				fprintf(stderr, "cohort: cannot start %s: %s\n", c->restorer, strerror(errno));
+				_exit(127);
+			}
+			if (c->procs[i].pid == c->root_pid)
+				root = p;
+		}
+	}
+	if (root < 0) {
+		co_warn("cannot start the group: %s", strerror(errno));
+		_exit(70);
+	}
+	if (c->ready_fd >= 0)
+		close(c->ready_fd);
+	for (;;) {
+		int st;
+		pid_t p = wait(&st);
+		if (p < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(70);
+		}
+		if (p == root)
+			_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	}
+}

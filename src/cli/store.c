@@ -1,0 +1,191 @@
+/*
+ * store.c - the image store.  IMAGES/NAME/gen-NNNNNN/ holds one committed
+ * generation: a manifest and one image per process.  A generation is
+ * written into IMAGES/NAME/.tmp-gen-NNNNNN/, every file and the directory
+ * are fsynced, and a rename makes it visible at once: a crash leaves
+ * either the whole generation or none of it.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "cli.h"
+#include "util.h"
+
+char *co_group_images(const char *images, const char *name)
+{
+	char *p;
+	if (asprintf(&p, "%s/%s", images, name) < 0)
+		co_die("out of memory");
+	return p;
+}
+
+uint64_t co_newest_generation(const char *gdir)
+{
+	DIR *d = opendir(gdir);
+	uint64_t best = 0;
+	for (struct dirent *e; d && (e = readdir(d));) {
+		unsigned long long g;
+		char tail;
+		if (sscanf(e->d_name, "gen-%llu%c", &g, &tail) == 1 && g > best)
+			best = g;
+	}
+	if (d)
+		closedir(d);
+	return best;
+}
+
+int co_gen_dir(const char *gdir, uint64_t gen, char *out, size_t n)
+{
+	return snprintf(out, n, "%s/gen-%06llu", gdir, (unsigned long long)gen) >= (int)n ? -1 : 0;
+}
+
+int co_write_manifest(const char *dir, const struct co_manifest *m, const struct co_mproc *p, int n)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/manifest", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	static char buf[65536];
+	struct co_writer w;
+	co_w_init(&w, fd, buf, sizeof(buf));
+	struct co_head h = { .version = CO_IMG_VERSION, .kind = CO_KIND_MANIFEST,
+			     .created_ns = co_now_ns(CLOCK_REALTIME) };
+	co_strlcpy(h.magic, CO_IMG_MAGIC, sizeof(h.magic));
+	co_w_rec(&w, CO_R_HEAD, &h, sizeof(h));
+	co_w_rec(&w, CO_R_MANIFEST, m, sizeof(*m));
+	for (int i = 0; i < n; i++)
+		co_w_rec(&w, CO_R_MPROC, &p[i], sizeof(p[i]));
+	struct co_end end = { w.seq + 1, 0 };
+	co_w_rec(&w, CO_R_END, &end, sizeof(end));
+	int r = co_w_flush(&w);
+	close(fd);
+	return r ? -1 : 0;
+}
+
+int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p, int max, int *n,
+		     char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/manifest", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct co_reader r;
+	co_r_init(&r, fd, path);
+	struct co_head h;
+	int ret = -1;
+	*n = 0;
+	if (co_r_expect(&r, CO_R_HEAD, &h, sizeof(h)))
+		goto out;
+	if (strcmp(h.magic, CO_IMG_MAGIC) || h.kind != CO_KIND_MANIFEST) {
+		snprintf(err, errlen, "%s: not a cohort manifest", path);
+		goto done;
+	}
+	if (h.version != CO_IMG_VERSION) {
+		snprintf(err, errlen, "%s: image format version %u, this cohort reads %u", path, h.version,
+			 CO_IMG_VERSION);
+		goto done;
+	}
+	if (co_r_expect(&r, CO_R_MANIFEST, m, sizeof(*m)))
+		goto out;
+	for (;;) {
+		int e = co_r_next(&r);
+		if (e < 0)
+			goto out;
+		if (e == 0) {
+			snprintf(err, errlen, "%s: manifest is truncated", path);
+			goto done;
+		}
+		if (r.hdr.type == CO_R_END) {
+			if (co_r_finish(&r))
+				goto out;
+			break;
+		}
+		if (r.hdr.type != CO_R_MPROC || *n >= max) {
+			snprintf(err, errlen, "%s: byte %lu: unexpected %s record", path,
+				 (unsigned long)r.rec_off, co_rec_name(r.hdr.type));
+			goto done;
+		}
+		if (co_r_payload(&r, &p[*n], sizeof(p[0])))
+			goto out;
+		p[*n].image[sizeof(p[0].image) - 1] = 0;
+		(*n)++;
+	}
+	if ((uint32_t)*n != m->nprocs) {
+		snprintf(err, errlen, "%s: lists %d processes, expected %u", path, *n, m->nprocs);
+		goto done;
+	}
+	m->name[sizeof(m->name) - 1] = 0;
+	m->program[sizeof(m->program) - 1] = 0;
+	ret = 0;
+	goto done;
+out:
+	snprintf(err, errlen, "%s", r.err);
+done:
+	close(fd);
+	return ret;
+}
+
+static int fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+int co_commit(const char *tmpdir, const char *gdir, uint64_t gen, char *err, size_t errlen)
+{
+	DIR *d = opendir(tmpdir);
+	if (!d) {
+		snprintf(err, errlen, "%s: %s", tmpdir, strerror(errno));
+		return -1;
+	}
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/%s", tmpdir, e->d_name);
+		if (fsync_path(p)) {
+			snprintf(err, errlen, "fsync %s: %s", p, strerror(errno));
+			closedir(d);
+			return -1;
+		}
+	}
+	closedir(d);
+	char final[PATH_MAX];
+	co_gen_dir(gdir, gen, final, sizeof(final));
+	if (fsync_path(tmpdir) || rename(tmpdir, final) || fsync_path(gdir)) {
+		snprintf(err, errlen, "committing %s: %s", final, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void co_remove_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}

@@ -1,0 +1,289 @@
+/*
+ * image.c - the one reader and writer of cohort's record stream.  Used by
+ * the agent (writer), the restorer (reader, without libc) and the CLI.
+ */
+#include <errno.h>
+#include "image.h"
+#include "sys.h"
+#include "util.h"
+
+static const char zeros[256];
+
+/* ---- writer ---- */
+
+void co_w_init(struct co_writer *w, int fd, char *buf, uint32_t bufsize)
+{
+	co_memset(w, 0, sizeof(*w));
+	w->fd = fd;
+	w->buf = buf;
+	w->bufsize = bufsize;
+}
+
+static int write_all(struct co_writer *w, const void *p, uint64_t n)
+{
+	const char *c = p;
+	while (n && !w->err) {
+		long r = co_write(w->fd, c, n > (1UL << 30) ? (1UL << 30) : n);
+		if (r == -EINTR)
+			continue;
+		if (r <= 0) {
+			w->err = r ? (int)r : -EIO;
+			break;
+		}
+		c += r;
+		n -= r;
+	}
+	return w->err;
+}
+
+int co_w_flush(struct co_writer *w)
+{
+	if (w->buffered) {
+		write_all(w, w->buf, w->buffered);
+		w->buffered = 0;
+	}
+	return w->err;
+}
+
+/* Append raw bytes to the stream (not hashed). */
+static int emit(struct co_writer *w, const void *p, uint64_t n)
+{
+	if (w->err)
+		return w->err;
+	w->off += n;
+	if (w->buffered + n <= w->bufsize) {
+		co_memcpy(w->buf + w->buffered, p, n);
+		w->buffered += n;
+		return 0;
+	}
+	if (co_w_flush(w))
+		return w->err;
+	if (n >= w->bufsize / 2)
+		return write_all(w, p, n);
+	co_memcpy(w->buf, p, n);
+	w->buffered = n;
+	return 0;
+}
+
+static void hdr_seal(struct co_rec_hdr *h)
+{
+	h->check = 0;
+	h->check = (uint32_t)co_xxh64(h, sizeof(*h), 0);
+}
+
+int co_w_begin(struct co_writer *w, unsigned type, uint64_t len, int aligned)
+{
+	struct co_rec_hdr h = { CO_REC_MAGIC, (uint16_t)type, 0, 0, 0, len, w->seq };
+	if (aligned)
+		h.pad = (uint32_t)(CO_PAGE_ALIGN(w->off + sizeof(h)) - (w->off + sizeof(h)));
+	hdr_seal(&h);
+	emit(w, &h, sizeof(h));
+	for (uint32_t left = h.pad; left;) {
+		uint32_t n = left > sizeof(zeros) ? sizeof(zeros) : left;
+		emit(w, zeros, n);
+		left -= n;
+	}
+	w->want = len;
+	w->got = 0;
+	co_xxh64_init(&w->h, w->seq ^ type);
+	return w->err;
+}
+
+int co_w_put(struct co_writer *w, const void *p, uint64_t n)
+{
+	if (w->got + n > w->want && !w->err)
+		w->err = -EOVERFLOW;
+	co_xxh64_update(&w->h, p, n);
+	w->got += n;
+	return emit(w, p, n);
+}
+
+int co_w_end(struct co_writer *w)
+{
+	if (w->got != w->want && !w->err)
+		w->err = -EPROTO;
+	uint64_t sum = co_xxh64_digest(&w->h);
+	emit(w, &sum, sizeof(sum));
+	w->seq++;
+	return w->err;
+}
+
+int co_w_rec(struct co_writer *w, unsigned type, const void *p, uint64_t len)
+{
+	co_w_begin(w, type, len, 0);
+	co_w_put(w, p, len);
+	return co_w_end(w);
+}
+
+/* ---- reader ---- */
+
+const char *co_rec_name(unsigned type)
+{
+	switch (type) {
+	case CO_R_HEAD: return "head";
+	case CO_R_PROC: return "process";
+	case CO_R_THREAD: return "thread";
+	case CO_R_FD: return "descriptor";
+	case CO_R_FILEDATA: return "file data";
+	case CO_R_VMA: return "region";
+	case CO_R_PAGEMAP: return "page map";
+	case CO_R_PAGEDATA: return "page data";
+	case CO_R_END: return "end";
+	case CO_R_MANIFEST: return "manifest";
+	case CO_R_MPROC: return "manifest process";
+	}
+	return "unknown";
+}
+
+void co_r_init(struct co_reader *r, int fd, const char *name)
+{
+	co_memset(r, 0, sizeof(*r));
+	r->fd = fd;
+	r->name = name;
+}
+
+/* Read exactly n bytes; 0 ok, 1 clean EOF before any byte, -1 error. */
+static int read_exact(struct co_reader *r, void *p, uint64_t n)
+{
+	char *c = p;
+	uint64_t done = 0;
+	while (done < n) {
+		long k = co_read(r->fd, c + done, n - done > (1UL << 30) ? (1UL << 30) : n - done);
+		if (k == -EINTR)
+			continue;
+		if (k < 0) {
+			co_fmt(r->err, sizeof(r->err), "%s: byte %lu: read failed (errno %ld)",
+			       r->name, (unsigned long)(r->off + done), -k);
+			return -1;
+		}
+		if (k == 0) {
+			if (done == 0)
+				return 1;
+			co_fmt(r->err, sizeof(r->err), "%s: byte %lu: image is truncated",
+			       r->name, (unsigned long)(r->off + done));
+			return -1;
+		}
+		done += k;
+	}
+	r->off += n;
+	return 0;
+}
+
+void co_r_unread(struct co_reader *r)
+{
+	r->pending = 1;
+}
+
+int co_r_next(struct co_reader *r)
+{
+	struct co_rec_hdr h;
+	if (r->pending) {
+		r->pending = 0;
+		return 1;
+	}
+	r->rec_off = r->off;
+	int e = read_exact(r, &h, sizeof(h));
+	if (e == 1)
+		return 0;
+	if (e)
+		return -1;
+	uint32_t check = h.check;
+	hdr_seal(&h);
+	if (h.magic != CO_REC_MAGIC || h.check != check) {
+		co_fmt(r->err, sizeof(r->err), "%s: byte %lu: damaged record header",
+		       r->name, (unsigned long)r->rec_off);
+		return -1;
+	}
+	if (h.seq != r->seq) {
+		co_fmt(r->err, sizeof(r->err), "%s: byte %lu: record %lu found where %lu was expected",
+		       r->name, (unsigned long)r->rec_off, (unsigned long)h.seq, (unsigned long)r->seq);
+		return -1;
+	}
+	for (uint32_t left = h.pad; left;) {
+		char tmp[256];
+		uint32_t n = left > sizeof(tmp) ? sizeof(tmp) : left;
+		if (read_exact(r, tmp, n))
+			goto trunc;
+		left -= n;
+	}
+	r->hdr = h;
+	r->left = h.len;
+	co_xxh64_init(&r->h, h.seq ^ h.type);
+	return 1;
+trunc:
+	if (!r->err[0])
+		co_fmt(r->err, sizeof(r->err), "%s: byte %lu: image is truncated",
+		       r->name, (unsigned long)r->off);
+	return -1;
+}
+
+int co_r_read(struct co_reader *r, void *p, uint64_t n)
+{
+	if (n > r->left) {
+		co_fmt(r->err, sizeof(r->err), "%s: byte %lu: %s record is shorter than expected",
+		       r->name, (unsigned long)r->rec_off, co_rec_name(r->hdr.type));
+		return -1;
+	}
+	int e = read_exact(r, p, n);
+	if (e) {
+		if (e == 1)
+			co_fmt(r->err, sizeof(r->err), "%s: byte %lu: image is truncated",
+			       r->name, (unsigned long)r->off);
+		return -1;
+	}
+	co_xxh64_update(&r->h, p, n);
+	r->left -= n;
+	return 0;
+}
+
+int co_r_finish(struct co_reader *r)
+{
+	char tmp[512];
+	while (r->left) {
+		uint64_t n = r->left > sizeof(tmp) ? sizeof(tmp) : r->left;
+		if (co_r_read(r, tmp, n))
+			return -1;
+	}
+	uint64_t sum;
+	if (read_exact(r, &sum, sizeof(sum))) {
+		if (!r->err[0])
+			co_fmt(r->err, sizeof(r->err), "%s: byte %lu: image is truncated",
+			       r->name, (unsigned long)r->off);
+		return -1;
+	}
+	if (sum != co_xxh64_digest(&r->h)) {
+		co_fmt(r->err, sizeof(r->err),
+		       "%s: byte %lu: checksum mismatch in %s record %lu (payload bytes %lu-%lu)",
+		       r->name, (unsigned long)r->rec_off, co_rec_name(r->hdr.type),
+		       (unsigned long)r->hdr.seq,
+		       (unsigned long)(r->rec_off + sizeof(struct co_rec_hdr) + r->hdr.pad),
+		       (unsigned long)(r->off - sizeof(sum)));
+		return -1;
+	}
+	r->seq++;
+	return 0;
+}
+
+int co_r_payload(struct co_reader *r, void *p, uint64_t max)
+{
+	uint64_t n = r->hdr.len < max ? r->hdr.len : max;
+	if (co_r_read(r, p, n))
+		return -1;
+	if (n < max)
+		co_memset((char *)p + n, 0, max - n);
+	return co_r_finish(r);
+}
+
+int co_r_expect(struct co_reader *r, unsigned type, void *p, uint64_t max)
+{
+	int e = co_r_next(r);
+	if (e < 0)
+		return -1;
+	if (e == 0 || r->hdr.type != type) {
+		co_fmt(r->err, sizeof(r->err), "%s: byte %lu: expected a %s record, found %s",
+		       r->name, (unsigned long)r->rec_off, co_rec_name(type),
+		       e ? co_rec_name(r->hdr.type) : "end of file");
+		return -1;
+	}
+	return co_r_payload(r, p, max);
+}

@@ -1,0 +1,237 @@
+/*
+ * image.h - the cohort image format: one record stream per file, the same
+ * stream a socket would carry.  docs/image-format.md describes it in prose.
+ *
+ * A record is a 32-byte header, `pad` zero bytes (so that page data can
+ * start on a page boundary of the stream), `len` payload bytes, and an
+ * 8-byte trailer holding the XXH64 of the payload seeded with the record's
+ * sequence number.  The header carries its own check, so a damaged length
+ * is caught before it is trusted.  All integers are little-endian.
+ */
+#ifndef COHORT_IMAGE_H
+#define COHORT_IMAGE_H
+
+#include <stdint.h>
+#include "xxh64.h"
+
+#define CO_IMG_VERSION 1
+#define CO_REC_MAGIC 0x43524f43u /* "CORC" */
+#define CO_IMG_MAGIC "COHORT-IMAGE"
+
+enum co_rec_type {
+	CO_R_HEAD = 1,	  /* struct co_head: first record of every file */
+	CO_R_PROC = 2,	  /* struct co_proc: process-wide attributes */
+	CO_R_THREAD = 3,  /* struct co_thread: one per thread */
+	CO_R_FD = 4,	  /* struct co_fd, then the path */
+	CO_R_FILEDATA = 5, /* page-aligned content of the deleted file of the CO_R_FD before */
+	CO_R_VMA = 6,	  /* struct co_vma, then the path */
+	CO_R_PAGEMAP = 7, /* struct co_pagemap with its runs */
+	CO_R_PAGEDATA = 8, /* page-aligned contents of the runs of the CO_R_PAGEMAP before */
+	CO_R_END = 9,	  /* struct co_end: last record */
+	CO_R_MANIFEST = 32, /* struct co_manifest: generation metadata */
+	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
+};
+
+enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2 };
+
+struct co_rec_hdr {
+	uint32_t magic;
+	uint16_t type;
+	uint16_t flags;
+	uint32_t pad;
+	uint32_t check; /* low 32 bits of XXH64 of this header with check = 0 */
+	uint64_t len;
+	uint64_t seq;
+};
+
+struct co_head {
+	char magic[16];
+	uint32_t version;
+	uint32_t kind;
+	uint64_t created_ns; /* CLOCK_REALTIME */
+};
+
+/* Callee-saved state of a parked thread (see agent/ctx.S). */
+struct co_ctx {
+	uint64_t rbx, rbp, r12, r13, r14, r15, rsp, rip;
+	uint32_t mxcsr;
+	uint16_t fpucw;
+	uint16_t pad;
+};
+
+struct co_mm {
+	uint64_t start_code, end_code, start_data, end_data;
+	uint64_t start_brk, brk, start_stack;
+	uint64_t arg_start, arg_end, env_start, env_end;
+};
+
+#define CO_NSIG 64
+#define CO_NRLIMIT 16
+#define CO_PATH 1024
+
+struct co_proc {
+	int32_t pid, ppid, pgid, sid;
+	uint32_t nthreads, nfds, nvmas, umask;
+	struct co_mm mm;
+	uint64_t auxv[128];
+	uint32_t auxv_bytes;
+	uint32_t sig;			/* the checkpoint signal */
+	struct { uint64_t cur, max; } rlim[CO_NRLIMIT];
+	struct { uint64_t handler, flags, restorer, mask; } sigact[CO_NSIG]; /* index: signal - 1 */
+	uint64_t agent_info;		/* address of the agent's struct co_resume */
+	uint64_t mono_ns;		/* CLOCK_MONOTONIC when dumped */
+	uint64_t boot_ns;		/* CLOCK_BOOTTIME when dumped */
+	char comm[16];
+	char exe[CO_PATH];
+	char cwd[CO_PATH];
+};
+
+enum co_thread_flags { CO_T_MANAGER = 1, CO_T_LEADER = 2 };
+
+struct co_thread {
+	int32_t tid;
+	uint32_t flags;
+	uint64_t fsbase, gsbase;
+	uint64_t robust_head, robust_len;
+	uint64_t rseq_addr;
+	uint32_t rseq_len, rseq_sig;
+	uint64_t clear_tid;
+	uint64_t sigmask; /* mask to hold while the restorer hands over */
+	struct co_ctx ctx;
+	char comm[16];
+};
+
+enum co_fd_kind {
+	CO_FD_REG = 1,	   /* regular file or directory, reopened by path */
+	CO_FD_DELETED = 2, /* regular file unlinked while open: content saved */
+	CO_FD_CHR = 3,	   /* character device such as /dev/null, reopened by path */
+	CO_FD_STDIO = 4,   /* terminal or pipe outside the group: the restart caller's stdio */
+	CO_FD_DUP = 5,	   /* shares the open file description of fd `same_as` */
+};
+
+struct co_fd {
+	int32_t fd;
+	uint32_t kind;
+	uint32_t flags;	  /* open flags (O_ACCMODE, O_APPEND, ...) */
+	uint32_t cloexec;
+	uint64_t pos;
+	uint64_t size;	  /* deleted files: bytes of content that follow */
+	uint32_t mode;	  /* st_mode */
+	int32_t same_as;  /* CO_FD_DUP: the fd it duplicates */
+	int32_t slot;	  /* CO_FD_STDIO: 0, 1 or 2 */
+	uint32_t pad;
+	char path[CO_PATH];
+};
+
+enum co_vma_kind {
+	CO_V_ANON = 1,	  /* private anonymous (also heap and stacks) */
+	CO_V_FILE = 2,	  /* file mapping: reopened by path, private pages saved */
+	CO_V_SHANON = 3,  /* shared anonymous: all resident pages saved */
+	CO_V_SPECIAL = 4, /* kernel mapping ([vdso], [vvar], ...): moved, not saved */
+	CO_V_DELETED = 5, /* private mapping of a deleted file: saved like anonymous */
+};
+
+enum co_vma_flags { CO_VF_SHARED = 1, CO_VF_GROWSDOWN = 2, CO_VF_HEAP = 4, CO_VF_STACK = 8 };
+
+struct co_vma {
+	uint64_t start, end;
+	uint64_t pgoff;
+	uint32_t prot;
+	uint32_t flags;
+	uint32_t kind;
+	uint32_t pad;
+	char path[CO_PATH]; /* file path, or the special mapping's name */
+};
+
+struct co_run {
+	uint64_t addr, npages;
+};
+
+#define CO_MAX_RUNS 4096
+struct co_pagemap {
+	uint64_t npages;
+	uint32_t nruns;
+	uint32_t pad;
+	struct co_run runs[CO_MAX_RUNS];
+};
+
+struct co_end {
+	uint64_t records;
+	uint64_t page_bytes;
+};
+
+enum co_gen_kind { CO_GEN_FULL = 1, CO_GEN_INCREMENTAL = 2 };
+
+struct co_manifest {
+	char name[64];
+	uint64_t generation;
+	uint64_t parent;
+	uint32_t kind;
+	uint32_t nprocs;
+	uint64_t created_ns;
+	uint64_t mono_ns;   /* group's CLOCK_MONOTONIC at the checkpoint */
+	uint64_t boot_ns;   /* group's CLOCK_BOOTTIME at the checkpoint */
+	uint64_t bytes;
+	uint32_t sig;
+	int32_t root_pid;   /* the process whose end ends the group */
+	char program[256];
+};
+
+struct co_mproc {
+	int32_t pid, ppid, pgid, sid;
+	uint64_t bytes;
+	char image[64];
+};
+
+/* ---- writer: one writer for files and (later) sockets ---- */
+
+struct co_writer {
+	int fd;
+	int err;		/* first error as a negative errno, or 0 */
+	uint64_t off;		/* stream offset */
+	uint64_t seq;		/* records written */
+	uint64_t want, got;	/* payload length promised and written so far */
+	struct co_xxh64 h;
+	char *buf;
+	uint32_t bufsize, buffered;
+};
+
+void co_w_init(struct co_writer *w, int fd, char *buf, uint32_t bufsize);
+/* Start a record of `len` payload bytes; aligned != 0 puts the payload on a page boundary. */
+int co_w_begin(struct co_writer *w, unsigned type, uint64_t len, int aligned);
+int co_w_put(struct co_writer *w, const void *p, uint64_t n);
+int co_w_end(struct co_writer *w);
+int co_w_rec(struct co_writer *w, unsigned type, const void *p, uint64_t len);
+int co_w_flush(struct co_writer *w);
+
+/* ---- reader ---- */
+
+struct co_reader {
+	int fd;
+	uint64_t off;		/* stream offset of the next unread byte */
+	uint64_t rec_off;	/* offset of the current record's header */
+	uint64_t seq;
+	uint64_t left;		/* payload bytes of the current record not yet read */
+	struct co_rec_hdr hdr;
+	struct co_xxh64 h;
+	int pending;		/* co_r_unread(): the next co_r_next() returns this header again */
+	const char *name;	/* file name, for messages */
+	char err[320];
+};
+
+void co_r_init(struct co_reader *r, int fd, const char *name);
+/* Next record header: 1 when there is one, 0 at a clean end of file, -1 on error. */
+int co_r_next(struct co_reader *r);
+/* Give the header just read back, so the next co_r_next() returns it again. */
+void co_r_unread(struct co_reader *r);
+/* Read payload bytes of the current record (hashed as they come). */
+int co_r_read(struct co_reader *r, void *p, uint64_t n);
+/* Skip what is left of the payload and check the trailer. */
+int co_r_finish(struct co_reader *r);
+/* Read a whole payload of at most max bytes (the rest of p is zeroed) and finish. */
+int co_r_payload(struct co_reader *r, void *p, uint64_t max);
+/* Expect the next record to be of `type` and read it whole. */
+int co_r_expect(struct co_reader *r, unsigned type, void *p, uint64_t max);
+const char *co_rec_name(unsigned type);
+
+#endif

@@ -1,0 +1,165 @@
+/* procfs.c - /proc parsing for the agent, the restorer and the CLI. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include "procfs.h"
+#include "sys.h"
+#include "util.h"
+
+int co_maps_open(struct co_maps *m, const char *path)
+{
+	m->fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
+	m->len = m->pos = 0;
+	m->eof = 0;
+	return m->fd < 0 ? m->fd : 0;
+}
+
+void co_maps_close(struct co_maps *m)
+{
+	if (m->fd >= 0)
+		co_close(m->fd);
+	m->fd = -1;
+}
+
+/* Make sure a whole line is buffered; returns its length or 0 at the end. */
+static size_t fill_line(struct co_maps *m)
+{
+	for (;;) {
+		for (size_t i = m->pos; i < m->len; i++)
+			if (m->buf[i] == '\n')
+				return i - m->pos + 1;
+		if (m->eof)
+			return m->len - m->pos;
+		/* compact and read more */
+		co_memcpy(m->buf, m->buf + m->pos, m->len - m->pos);
+		m->len -= m->pos;
+		m->pos = 0;
+		if (m->len == sizeof(m->buf))
+			return m->len; /* absurdly long line: take it as is */
+		long r = co_read(m->fd, m->buf + m->len, sizeof(m->buf) - m->len);
+		if (r <= 0)
+			m->eof = 1;
+		else
+			m->len += r;
+	}
+}
+
+int co_maps_next(struct co_maps *m, struct co_mapent *e)
+{
+	size_t n = fill_line(m);
+	if (!n)
+		return 0;
+	const char *p = m->buf + m->pos, *end = p + n;
+	m->pos += n;
+
+	e->start = co_strtoul(p, &p, 16);
+	e->end = co_strtoul(p + 1, &p, 16);
+	p++;
+	e->prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) |
+		  (p[2] == 'x' ? PROT_EXEC : 0);
+	e->shared = p[3] == 's';
+	p += 5;
+	e->off = co_strtoul(p, &p, 16);
+	uint64_t maj = co_strtoul(p + 1, &p, 16);
+	uint64_t min = co_strtoul(p + 1, &p, 16);
+	e->dev = (maj << 8) | min; /* compared only against itself */
+	e->ino = co_strtoul(p + 1, &p, 10);
+	while (p < end && *p == ' ')
+		p++;
+	size_t len = end - p;
+	if (len && p[len - 1] == '\n')
+		len--;
+	if (len >= sizeof(e->path))
+		len = sizeof(e->path) - 1;
+	co_memcpy(e->path, p, len);
+	e->path[len] = 0;
+	return 1;
+}
+
+long co_read_small(const char *path, char *buf, size_t n)
+{
+	int fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	size_t got = 0;
+	while (got + 1 < n) {
+		long r = co_read(fd, buf + got, n - 1 - got);
+		if (r == -EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	co_close(fd);
+	buf[got] = 0;
+	return got;
+}
+
+int co_stat_fields(const char *path, uint64_t *out, int first, int count)
+{
+	char buf[2048];
+	if (co_read_small(path, buf, sizeof(buf)) <= 0)
+		return -EIO;
+	/* field 2 (comm) ends at the last ')' */
+	const char *p = buf, *close = 0;
+	for (const char *q = buf; *q; q++)
+		if (*q == ')')
+			close = q;
+	if (!close)
+		return -EIO;
+	p = close + 2; /* field 3 starts here */
+	int field = 3;
+	while (*p && field < first + count) {
+		const char *tok = p;
+		while (*p && *p != ' ')
+			p++;
+		if (field >= first) {
+			int neg = *tok == '-';
+			uint64_t v = co_strtoul(tok + neg, 0, 10);
+			out[field - first] = neg ? -v : v;
+		}
+		if (*p)
+			p++;
+		field++;
+	}
+	return field == first + count ? 0 : -EIO;
+}
+
+long co_status_field(const char *buf, const char *key)
+{
+	size_t kl = co_strlen(key);
+	for (const char *p = buf; *p;) {
+		if (co_strncmp(p, key, kl) == 0 && p[kl] == ':') {
+			p += kl + 1;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			return (long)co_strtoul(p, 0, 10);
+		}
+		while (*p && *p != '\n')
+			p++;
+		if (*p)
+			p++;
+	}
+	return -1;
+}
+
+int co_fdinfo(int fd, uint64_t *pos, uint32_t *flags)
+{
+	char path[64], buf[1024];
+	co_fmt(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (co_read_small(path, buf, sizeof(buf)) <= 0)
+		return -EBADF;
+	long v = co_status_field(buf, "pos");
+	*pos = v < 0 ? 0 : (uint64_t)v;
+	/* flags are octal */
+	for (const char *p = buf; *p; p++) {
+		if (co_startswith(p, "flags:")) {
+			p += 6;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			*flags = (uint32_t)co_strtoul(p, 0, 8);
+			return 0;
+		}
+	}
+	return -EIO;
+}

@@ -1,0 +1,47 @@
+/*
+ * procfs.h - the one place that parses /proc.  No allocation: the agent
+ * calls these with the program's threads parked, the restorer without libc.
+ */
+#ifndef COHORT_PROCFS_H
+#define COHORT_PROCFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "image.h"
+
+struct co_mapent {
+	uint64_t start, end, off;
+	uint32_t prot;		/* PROT_* */
+	int shared;		/* 's' in the permissions */
+	uint64_t dev, ino;
+	char path[CO_PATH];
+};
+
+struct co_maps {
+	int fd;
+	size_t len, pos;
+	int eof;
+	char buf[16384];
+};
+
+int co_maps_open(struct co_maps *m, const char *path);
+/* 1: an entry, 0: end, <0: -errno */
+int co_maps_next(struct co_maps *m, struct co_mapent *e);
+void co_maps_close(struct co_maps *m);
+
+/* Read a small file whole into buf (terminated); returns bytes or -errno. */
+long co_read_small(const char *path, char *buf, size_t n);
+
+/*
+ * Numeric fields `first`..`first+count-1` (1-based, as in proc(5)) of a
+ * /proc/PID/stat file; handles a comm with spaces or parentheses.
+ */
+int co_stat_fields(const char *path, uint64_t *out, int first, int count);
+
+/* pos and flags from /proc/self/fdinfo/FD */
+int co_fdinfo(int fd, uint64_t *pos, uint32_t *flags);
+
+/* Value of the "Key:" line of a /proc status-style buffer, or -1. */
+long co_status_field(const char *buf, const char *key);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * proto.h - the control protocol between the coordinator, the agents and
+ * the CLI, and the layout of the shared-memory process table.
+ *
+ * The control socket is a SOCK_SEQPACKET Unix socket, so every message
+ * arrives whole.  A message is struct co_msg followed by `textlen` bytes.
+ */
+#ifndef COHORT_PROTO_H
+#define COHORT_PROTO_H
+
+#include <stdint.h>
+
+#define CO_PROTO_VERSION 1
+#define CO_MSG_TEXT 65536
+
+enum co_msg_type {
+	/* agent -> coordinator */
+	CO_M_REGISTER = 1,	/* a: pid in the group, b: ppid, c: restored generation or 0, text: exe */
+	CO_M_QUIESCED,		/* every thread of the process is parked */
+	CO_M_DONE,		/* image written; a: bytes */
+	CO_M_FAIL,		/* text: why the checkpoint cannot be taken */
+	/* coordinator -> agent */
+	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
+	CO_M_PREPARE,		/* a: generation; text: directory for the image */
+	CO_M_DUMP,		/* write the image now */
+	CO_M_RELEASE,		/* checkpoint over: resume the threads */
+	/* CLI -> coordinator */
+	CO_M_CKPT_REQ = 32,	/* flags: CO_CKPT_*; text: images dir override or empty */
+	CO_M_STATUS_REQ,	/* flags: CO_STATUS_JSON */
+	CO_M_KILL_REQ,		/* a: signal */
+	/* coordinator -> CLI */
+	CO_M_REPLY = 48,	/* a: 0 ok or error code; text: result line or error */
+};
+
+enum { CO_CKPT_KILL = 1, CO_CKPT_JSON = 2 };
+enum { CO_STATUS_JSON = 1 };
+
+struct co_msg {
+	uint32_t type;
+	uint32_t flags;
+	int64_t a, b, c, d;
+	uint32_t textlen;
+	uint32_t pad;
+};
+
+/* A whole message with room for text (the wire carries only what is used). */
+struct co_msgbuf {
+	struct co_msg m;
+	char text[CO_MSG_TEXT];
+};
+
+/* ---- shared-memory process table ---- */
+
+#define CO_TABLE_MAGIC 0x4354424cu /* "CTBL" */
+#define CO_TABLE_SLOTS 1024
+
+enum co_pstate {
+	CO_P_FREE = 0,
+	CO_P_RUNNING,
+	CO_P_QUIESCING,
+	CO_P_PARKED,
+	CO_P_DUMPING,
+	CO_P_DUMPED,
+	CO_P_RESTORING,
+};
+
+struct co_pentry {
+	int32_t pid;		/* pid inside the group's namespace */
+	int32_t host_pid;	/* pid as the coordinator sees it */
+	int32_t ppid;
+	uint32_t state;		/* enum co_pstate, written by the agent */
+	uint32_t nthreads;
+	uint32_t pad;
+	uint64_t generation;	/* last generation this process took part in */
+	uint64_t checkpoints;
+	uint64_t last_bytes;
+	char program[64];
+};
+
+/* Identity of the group's outside stdio (what CO_FD_STDIO descriptors are). */
+struct co_stdio_id {
+	uint64_t dev, ino;
+	uint32_t valid;
+	uint32_t pad;
+};
+
+struct co_table {
+	uint32_t magic;
+	uint32_t slots;
+	uint64_t generation;	/* last committed generation */
+	struct co_stdio_id stdio[3];
+	struct co_pentry p[CO_TABLE_SLOTS];
+};
+
+#endif

@@ -1,0 +1,200 @@
+/* util.c - freestanding helpers; see util.h for why they exist. */
+#include "util.h"
+
+void co_memcpy(void *d, const void *s, size_t n)
+{
+	unsigned char *dp = d;
+	const unsigned char *sp = s;
+	/* word copy when both are aligned: the restorer copies megabytes with it */
+	if ((((uintptr_t)dp | (uintptr_t)sp) & 7) == 0) {
+		for (; n >= 8; n -= 8, dp += 8, sp += 8)
+			*(uint64_t *)dp = *(const uint64_t *)sp;
+	}
+	while (n--)
+		*dp++ = *sp++;
+}
+
+void co_memset(void *d, int c, size_t n)
+{
+	unsigned char *dp = d;
+	while (n--)
+		*dp++ = (unsigned char)c;
+}
+
+int co_memcmp(const void *a, const void *b, size_t n)
+{
+	const unsigned char *x = a, *y = b;
+	for (; n; n--, x++, y++)
+		if (*x != *y)
+			return *x - *y;
+	return 0;
+}
+
+size_t co_strlen(const char *s)
+{
+	size_t n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+int co_strcmp(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return (unsigned char)*a - (unsigned char)*b;
+}
+
+int co_strncmp(const char *a, const char *b, size_t n)
+{
+	for (; n; n--, a++, b++) {
+		if (*a != *b)
+			return (unsigned char)*a - (unsigned char)*b;
+		if (!*a)
+			return 0;
+	}
+	return 0;
+}
+
+int co_startswith(const char *s, const char *prefix)
+{
+	return co_strncmp(s, prefix, co_strlen(prefix)) == 0;
+}
+
+int co_endswith(const char *s, const char *suffix)
+{
+	size_t a = co_strlen(s), b = co_strlen(suffix);
+	return a >= b && co_strcmp(s + a - b, suffix) == 0;
+}
+
+size_t co_strlcpy(char *d, const char *s, size_t n)
+{
+	size_t i = 0;
+	if (!n)
+		return 0;
+	for (; i + 1 < n && s[i]; i++)
+		d[i] = s[i];
+	d[i] = 0;
+	return i;
+}
+
+unsigned long co_strtoul(const char *s, const char **end, int base)
+{
+	unsigned long v = 0;
+	for (;; s++) {
+		int d;
+		if (*s >= '0' && *s <= '9')
+			d = *s - '0';
+		else if (*s >= 'a' && *s <= 'f')
+			d = *s - 'a' + 10;
+		else if (*s >= 'A' && *s <= 'F')
+			d = *s - 'A' + 10;
+		else
+			break;
+		if (d >= base)
+			break;
+		v = v * base + d;
+	}
+	if (end)
+		*end = s;
+	return v;
+}
+
+struct out {
+	char *buf;
+	size_t n, len;
+};
+
+static void put(struct out *o, char c)
+{
+	if (o->len + 1 < o->n)
+		o->buf[o->len] = c;
+	o->len++;
+}
+
+static void put_num(struct out *o, unsigned long v, int base, int neg)
+{
+	char tmp[24];
+	int i = 0;
+	if (neg)
+		put(o, '-');
+	do {
+		tmp[i++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v);
+	while (i)
+		put(o, tmp[--i]);
+}
+
+size_t co_vfmt(char *buf, size_t n, const char *fmt, va_list ap)
+{
+	struct out o = { buf, n, 0 };
+	for (; *fmt; fmt++) {
+		int lng = 0;
+		if (*fmt != '%') {
+			put(&o, *fmt);
+			continue;
+		}
+		fmt++;
+		while (*fmt == 'l' || *fmt == 'z') {
+			lng = 1;
+			fmt++;
+		}
+		switch (*fmt) {
+		case 's': {
+			const char *s = va_arg(ap, const char *);
+			if (!s)
+				s = "(null)";
+			while (*s)
+				put(&o, *s++);
+			break;
+		}
+		case 'd': {
+			long v = lng ? va_arg(ap, long) : va_arg(ap, int);
+			put_num(&o, v < 0 ? -(unsigned long)v : (unsigned long)v, 10, v < 0);
+			break;
+		}
+		case 'u':
+			put_num(&o, lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 10, 0);
+			break;
+		case 'x':
+			put_num(&o, lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 16, 0);
+			break;
+		case 'p':
+			put(&o, '0');
+			put(&o, 'x');
+			put_num(&o, (unsigned long)va_arg(ap, void *), 16, 0);
+			break;
+		case 'c':
+			put(&o, (char)va_arg(ap, int));
+			break;
+		case '%':
+			put(&o, '%');
+			break;
+		default:
+			put(&o, '?');
+			break;
+		}
+	}
+	if (n)
+		buf[o.len < n ? o.len : n - 1] = 0;
+	return o.len < n ? o.len : (n ? n - 1 : 0);
+}
+
+size_t co_fmt(char *buf, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	size_t r = co_vfmt(buf, n, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int co_err(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	co_vfmt(err, n, fmt, ap);
+	va_end(ap);
+	return -1;
+}

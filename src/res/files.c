@@ -1,0 +1,261 @@
+/*
+ * files.c - file descriptors: regular files and directories (path, flags,
+ * offset), files deleted while open (content saved), character devices,
+ * the group's outside stdio, and descriptors that share one open file
+ * description (found with kcmp).  Every other kind stops the checkpoint
+ * with a message naming the process, the descriptor and the kind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/stat.h>
+#include "procfs.h"
+#include "res.h"
+#include "sys.h"
+#include "util.h"
+
+#ifndef COHORT_RESTORER
+static struct co_fd fds[CO_MAX_FDS];
+static uint64_t fd_dev[CO_MAX_FDS], fd_ino[CO_MAX_FDS];
+
+static int is_skipped(struct co_dumpctx *d, int fd)
+{
+	for (int i = 0; i < d->nskip_fd; i++)
+		if (d->skip_fd[i] == fd)
+			return 1;
+	return 0;
+}
+
+static int stdio_slot(struct co_dumpctx *d, const struct stat *st)
+{
+	for (int i = 0; i < 3; i++)
+		if (d->stdio && d->stdio[i].valid && d->stdio[i].dev == st->st_dev &&
+		    d->stdio[i].ino == st->st_ino)
+			return i;
+	return -1;
+}
+
+/* What an unsupported descriptor is, for the message: "socket", "eventfd", ... */
+static const char *kind_name(const struct stat *st, const char *link)
+{
+	if (S_ISSOCK(st->st_mode))
+		return "socket";
+	if (S_ISFIFO(st->st_mode))
+		return "pipe";
+	if (S_ISBLK(st->st_mode))
+		return "block device";
+	if (co_startswith(link, "anon_inode:"))
+		return link + 11;
+	return "unknown";
+}
+
+/* Describe one descriptor; 0 ok, -1 unsupported (err filled). */
+static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
+{
+	char proc[64];
+	struct stat st;
+	co_memset(f, 0, sizeof(*f));
+	f->fd = fd;
+	f->same_as = -1;
+	f->slot = -1;
+	co_fmt(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	long l = co_readlink(proc, f->path, sizeof(f->path) - 1);
+	f->path[l > 0 ? l : 0] = 0;
+	if (co_fstat(fd, &st) < 0)
+		return DERR(d, "pid %d: fd %d: cannot stat", d->pid, fd);
+	fd_dev[n] = st.st_dev;
+	fd_ino[n] = st.st_ino;
+	f->mode = st.st_mode;
+	co_fdinfo(fd, &f->pos, &f->flags);
+	f->cloexec = (co_fcntl(fd, F_GETFD, 0) & FD_CLOEXEC) ? 1 : 0;
+	f->flags &= ~(uint32_t)O_CLOEXEC;
+
+	/* a second descriptor for an open file description we already have */
+	for (int j = 0; j < n; j++) {
+		if (fd_dev[j] == st.st_dev && fd_ino[j] == st.st_ino &&
+		    co_kcmp(d->pid, d->pid, KCMP_FILE, fds[j].fd, fd) == 0) {
+			f->kind = CO_FD_DUP;
+			f->same_as = fds[j].fd;
+			return 0;
+		}
+	}
+	int slot = stdio_slot(d, &st);
+	if (slot >= 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+		f->kind = CO_FD_STDIO;
+		f->slot = slot;
+		return 0;
+	}
+	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+		if (st.st_nlink == 0 && S_ISREG(st.st_mode)) {
+			f->kind = CO_FD_DELETED;
+			f->size = (uint64_t)st.st_size;
+			if (co_endswith(f->path, " (deleted)"))
+				f->path[co_strlen(f->path) - 10] = 0;
+		} else {
+			f->kind = CO_FD_REG;
+		}
+		return 0;
+	}
+	if (S_ISCHR(st.st_mode) && f->path[0] == '/') {
+		f->kind = CO_FD_CHR;
+		return 0;
+	}
+	return DERR(d, "pid %d: fd %d: unsupported descriptor kind %s (%s)", d->pid, fd,
+		    kind_name(&st, f->path), f->path);
+}
+
+int co_files_collect(struct co_dumpctx *d)
+{
+	int dfd = (int)co_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dfd < 0)
+		return DERR(d, "pid %d: cannot list /proc/self/fd", d->pid);
+	/* collect the numbers first, then describe them in ascending order */
+	static int nums[CO_MAX_FDS];
+	int n = 0;
+	char buf[4096];
+	long got;
+	while ((got = co_getdents(dfd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < got;) {
+			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *e =
+				(void *)(buf + off);
+			off += e->reclen;
+			if (e->name[0] < '0' || e->name[0] > '9')
+				continue;
+			int fd = (int)co_strtoul(e->name, 0, 10);
+			if (fd == dfd || is_skipped(d, fd))
+				continue;
+			if (n == CO_MAX_FDS) {
+				co_close(dfd);
+				return DERR(d, "pid %d: more than %d descriptors", d->pid, CO_MAX_FDS);
+			}
+			nums[n++] = fd;
+		}
+	}
+	co_close(dfd);
+	for (int i = 1; i < n; i++) /* insertion sort: n is small */
+		for (int j = i; j > 0 && nums[j - 1] > nums[j]; j--) {
+			int t = nums[j];
+			nums[j] = nums[j - 1];
+			nums[j - 1] = t;
+		}
+	for (int i = 0; i < n; i++)
+		if (describe(d, nums[i], &fds[i], i))
+			return -1;
+	d->nfds = (uint32_t)n;
+	return 0;
+}
+
+static int dump_content(struct co_dumpctx *d, const struct co_fd *f)
+{
+	char proc[64];
+	co_fmt(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+	int fd = (int)co_open(proc, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return DERR(d, "pid %d: fd %d: cannot read deleted file %s", d->pid, f->fd, f->path);
+	co_w_begin(d->w, CO_R_FILEDATA, f->size, 1);
+	static char buf[65536];
+	uint64_t done = 0;
+	while (done < f->size) {
+		uint64_t want = f->size - done < sizeof(buf) ? f->size - done : sizeof(buf);
+		long r = co_pread(fd, buf, want, (long)done);
+		if (r <= 0) {
+			/* the file shrank under us: pad so the record stays as announced */
+			co_memset(buf, 0, want);
+			r = (long)want;
+		}
+		co_w_put(d->w, buf, (uint64_t)r);
+		done += (uint64_t)r;
+	}
+	co_close(fd);
+	return co_w_end(d->w) ? DERR(d, "pid %d: writing deleted file failed", d->pid) : 0;
+}
+
+int co_files_dump(struct co_dumpctx *d)
+{
+	for (uint32_t i = 0; i < d->nfds; i++) {
+		const struct co_fd *f = &fds[i];
+		size_t len = __builtin_offsetof(struct co_fd, path) + co_strlen(f->path) + 1;
+		if (co_w_rec(d->w, CO_R_FD, f, len))
+			return DERR(d, "pid %d: writing descriptor %d failed", d->pid, f->fd);
+		if (f->kind == CO_FD_DELETED && dump_content(d, f))
+			return -1;
+	}
+	return 0;
+}
+#else /* the restorer */
+
+/* Recreate a deleted file's content under its old name, open it, unlink it. */
+static int reopen_deleted(struct co_rstctx *rc, const struct co_fd *f)
+{
+	struct co_reader *r = rc->r;
+	if (co_r_next(r) != 1 || r->hdr.type != CO_R_FILEDATA)
+		return co_err(rc->err, rc->errlen, "%s", r->err[0] ? r->err : "deleted file content missing");
+	char path[CO_PATH + 32];
+	co_strlcpy(path, f->path, sizeof(path));
+	int tmp = (int)co_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (int)(f->mode & 07777));
+	for (int i = 0; tmp == -EEXIST && i < 100; i++) {
+		co_fmt(path, sizeof(path), "%s.cohort-%d", f->path, i);
+		tmp = (int)co_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (int)(f->mode & 07777));
+	}
+	if (tmp < 0)
+		return co_err(rc->err, rc->errlen, "fd %d: cannot recreate deleted file %s (errno %d)",
+			      f->fd, f->path, -tmp);
+	while (r->left) {
+		uint64_t n = r->left < rc->scratch_len ? r->left : rc->scratch_len;
+		if (co_r_read(r, rc->scratch, n) || co_write(tmp, rc->scratch, n) != (long)n) {
+			co_close(tmp);
+			co_unlink(path);
+			return co_err(rc->err, rc->errlen, "%s", r->err[0] ? r->err : "cannot write deleted file");
+		}
+	}
+	co_close(tmp);
+	if (co_r_finish(r)) {
+		co_unlink(path);
+		return co_err(rc->err, rc->errlen, "%s", r->err);
+	}
+	int fd = (int)co_open(path, (int)(f->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0);
+	co_unlink(path);
+	return fd;
+}
+
+int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)
+{
+	int fd;
+	switch (f->kind) {
+	case CO_FD_DUP:
+		fd = f->same_as;
+		break;
+	case CO_FD_STDIO:
+		fd = rc->stdio[f->slot];
+		break;
+	case CO_FD_DELETED:
+		fd = reopen_deleted(rc, f);
+		if (fd < 0)
+			return -1;
+		break;
+	case CO_FD_REG:
+	case CO_FD_CHR:
+		fd = (int)co_open(f->path, (int)(f->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0);
+		if (fd < 0)
+			return co_err(rc->err, rc->errlen, "pid %d: fd %d: cannot reopen %s (errno %d)",
+				      rc->proc->pid, f->fd, f->path, -fd);
+		break;
+	default:
+		return co_err(rc->err, rc->errlen, "pid %d: fd %d: unknown descriptor kind %u in image",
+			      rc->proc->pid, f->fd, f->kind);
+	}
+	if (fd != f->fd) {
+		long r = co_sys3(SYS_dup3, fd, f->fd, f->cloexec ? O_CLOEXEC : 0);
+		if (f->kind != CO_FD_DUP && f->kind != CO_FD_STDIO)
+			co_close(fd);
+		if (r < 0)
+			return co_err(rc->err, rc->errlen, "pid %d: fd %d: cannot place descriptor (errno %ld)",
+				      rc->proc->pid, f->fd, -r);
+	} else {
+		co_fcntl(fd, F_SETFD, f->cloexec ? FD_CLOEXEC : 0);
+	}
+	if ((f->kind == CO_FD_REG || f->kind == CO_FD_DELETED) && !S_ISDIR(f->mode))
+		co_lseek(f->fd, (long)f->pos, 0);
+	return 0;
+}
+#endif

@@ -1,0 +1,159 @@
+/*
+ * proc.c - process-wide attributes: identity, the mm layout the kernel
+ * keeps (brk, argument and environment areas, auxv, exe), cwd, umask,
+ * resource limits and signal dispositions.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/prctl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include "procfs.h"
+#include "res.h"
+#include "sys.h"
+#include "util.h"
+
+#ifndef COHORT_RESTORER
+static uint64_t clock_ns(int clk)
+{
+	struct co_timespec ts;
+	co_clock_gettime(clk, &ts);
+	return (uint64_t)ts.sec * 1000000000ULL + (uint64_t)ts.nsec;
+}
+
+static void read_link(const char *path, char *buf, size_t n)
+{
+	long r = co_readlink(path, buf, n - 1);
+	buf[r > 0 ? r : 0] = 0;
+}
+
+int co_proc_dump(struct co_dumpctx *d, int nthreads)
+{
+	static struct co_proc p;
+	co_memset(&p, 0, sizeof(p));
+	p.pid = d->pid;
+	p.ppid = (int32_t)co_getppid();
+	p.pgid = (int32_t)co_sys1(SYS_getpgid, 0);
+	p.sid = (int32_t)co_sys1(SYS_getsid, 0);
+	p.nthreads = (uint32_t)nthreads;
+	p.nfds = d->nfds;
+	p.nvmas = d->nvmas;
+	/* every other thread is parked, so reading the umask by setting it is safe */
+	p.umask = (uint32_t)co_umask(0);
+	co_umask((int)p.umask);
+
+	uint64_t f[26];
+	if (co_stat_fields("/proc/self/stat", f, 26, 26))
+		return DERR(d, "pid %d: cannot parse /proc/self/stat", d->pid);
+	p.mm.start_code = f[0];
+	p.mm.end_code = f[1];
+	p.mm.start_stack = f[2];
+	p.mm.start_data = f[45 - 26];
+	p.mm.end_data = f[46 - 26];
+	p.mm.start_brk = f[47 - 26];
+	p.mm.arg_start = f[48 - 26];
+	p.mm.arg_end = f[49 - 26];
+	p.mm.env_start = f[50 - 26];
+	p.mm.env_end = f[51 - 26];
+	p.mm.brk = (uint64_t)co_sys1(SYS_brk, 0);
+
+	int fd = (int)co_open("/proc/self/auxv", O_RDONLY | O_CLOEXEC, 0);
+	if (fd >= 0) {
+		long r = co_read(fd, p.auxv, sizeof(p.auxv));
+		p.auxv_bytes = r > 0 ? (uint32_t)r : 0;
+		co_close(fd);
+	}
+	for (int i = 0; i < CO_NRLIMIT; i++)
+		co_prlimit(0, i, 0, &p.rlim[i]);
+	for (int s = 1; s <= CO_NSIG; s++) {
+		if (s == SIGKILL || s == SIGSTOP)
+			continue;
+		co_sigaction(s, 0, &p.sigact[s - 1]);
+	}
+	p.sig = (uint32_t)d->sig;
+	p.agent_info = d->agent_info;
+	p.mono_ns = clock_ns(CLOCK_MONOTONIC);
+	p.boot_ns = clock_ns(CLOCK_BOOTTIME);
+	char comm[32];
+	if (co_read_small("/proc/self/comm", comm, sizeof(comm)) > 0) {
+		comm[co_strlen(comm) - 1] = 0;
+		co_strlcpy(p.comm, comm, sizeof(p.comm));
+	}
+	read_link("/proc/self/exe", p.exe, sizeof(p.exe));
+	read_link("/proc/self/cwd", p.cwd, sizeof(p.cwd));
+	if (co_w_rec(d->w, CO_R_PROC, &p, sizeof(p)))
+		return DERR(d, "pid %d: writing the process record failed", d->pid);
+	return 0;
+}
+#else /* the restorer */
+
+/* The restorer's own descriptors sit just below the hard limit: raise the soft one. */
+int co_proc_restore_early(struct co_rstctx *rc)
+{
+	struct rlimit rl;
+	co_prlimit(0, RLIMIT_NOFILE, 0, &rl);
+	if (rl.rlim_max > (1 << 20))
+		rl.rlim_max = 1 << 20;
+	rl.rlim_cur = rl.rlim_max;
+	co_prlimit(0, RLIMIT_NOFILE, &rl, 0);
+	rc->fd_base = (int)rl.rlim_cur - 64;
+	/* the program's own limits are set last, in co_proc_restore() */
+	return rc->fd_base > 16 ? 0 : co_err(rc->err, rc->errlen, "descriptor limit too low");
+}
+
+int co_proc_restore(struct co_rstctx *rc)
+{
+	struct co_proc *p = rc->proc;
+	struct prctl_mm_map map;
+	co_memset(&map, 0, sizeof(map));
+	map.start_code = p->mm.start_code;
+	map.end_code = p->mm.end_code;
+	map.start_data = p->mm.start_data;
+	map.end_data = p->mm.end_data;
+	map.start_brk = p->mm.start_brk;
+	map.brk = p->mm.brk;
+	map.start_stack = p->mm.start_stack;
+	map.arg_start = p->mm.arg_start;
+	map.arg_end = p->mm.arg_end;
+	map.env_start = p->mm.env_start;
+	map.env_end = p->mm.env_end;
+	map.auxv = (__u64 *)p->auxv;
+	map.auxv_size = p->auxv_bytes;
+	int exe = -1;
+	if (p->exe[0] && !co_endswith(p->exe, " (deleted)"))
+		exe = (int)co_open(p->exe, O_RDONLY | O_CLOEXEC, 0);
+	map.exe_fd = (uint32_t)exe;
+	long r = co_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)&map, sizeof(map), 0);
+	if (r < 0 && exe >= 0) {
+		/* keep going without /proc/self/exe rather than fail the restart */
+		map.exe_fd = (uint32_t)-1;
+		r = co_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)&map, sizeof(map), 0);
+	}
+	if (exe >= 0)
+		co_close(exe);
+	if (r < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: cannot restore the memory layout (errno %ld)",
+			      p->pid, -r);
+	if (p->cwd[0] && co_chdir(p->cwd) < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: working directory %s is gone", p->pid, p->cwd);
+	co_umask((int)p->umask);
+	for (int s = 1; s <= CO_NSIG; s++) {
+		if (s == SIGKILL || s == SIGSTOP)
+			continue;
+		co_sigaction(s, &p->sigact[s - 1], 0);
+	}
+	for (int i = 0; i < CO_NRLIMIT; i++) {
+		struct rlimit want = { p->rlim[i].cur, p->rlim[i].max }, have;
+		co_prlimit(0, i, 0, &have);
+		/* without CAP_SYS_RESOURCE a hard limit cannot go up again */
+		if (want.rlim_max > have.rlim_max)
+			want.rlim_max = have.rlim_max;
+		if (want.rlim_cur > want.rlim_max)
+			want.rlim_cur = want.rlim_max;
+		co_prlimit(0, i, &want, 0);
+	}
+	return 0;
+}
+#endif

@@ -1,0 +1,81 @@
+/*
+ * res.h - the interface of the resource files.  Each file in src/res/
+ * handles one kind of kernel object, with its dump side (run by the agent
+ * inside the checkpointed process, threads parked) and its restore side
+ * (run by the restorer without libc) next to each other.
+ */
+#ifndef COHORT_RES_H
+#define COHORT_RES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "image.h"
+#include "proto.h"
+
+#define CO_MAX_FDS 4096
+#define CO_MAX_VMAS 8192
+#define CO_MAX_THREADS 1024
+
+struct co_dumpctx {
+	struct co_writer *w;
+	char *err;
+	size_t errlen;
+	int pid;
+	int sig;
+	const struct co_stdio_id *stdio;	/* the group's outside stdio */
+	int skip_fd[8];				/* the agent's own descriptors */
+	int nskip_fd;
+	uint64_t skip_lo[4], skip_hi[4];	/* the agent's own mappings */
+	int nskip;
+	uint64_t vol[8];			/* addresses in memory that changes while we dump */
+	int nvol;
+	uint64_t agent_info;
+	uint64_t page_bytes;			/* page data written */
+	uint32_t nfds, nvmas;
+};
+
+struct co_rstctx {
+	struct co_reader *r;
+	char *err;
+	size_t errlen;
+	struct co_proc *proc;
+	struct co_thread *threads;
+	int nthreads;
+	struct co_vma *vmas;
+	int nvmas;
+	int stdio[3];		/* the restart caller's stdio, kept on high numbers */
+	int fd_base;		/* the restorer's own descriptors live at and above this */
+	uint64_t zone, zone_len;	/* the restorer's own memory */
+	char *scratch;		/* 1 MiB of zone memory for copying */
+	size_t scratch_len;
+	int own_fds[8];		/* closed by the last thread before it jumps */
+	int nown_fds;
+};
+
+#include "util.h"
+#define DERR(d, ...) co_err((d)->err, (d)->errlen, __VA_ARGS__)
+
+/* proc.c: process-wide attributes */
+int co_proc_dump(struct co_dumpctx *d, int nthreads);
+int co_proc_restore_early(struct co_rstctx *rc);	/* rlimits, before descriptors */
+int co_proc_restore(struct co_rstctx *rc);		/* after memory: mm, exe, cwd, signals */
+
+/* threads.c */
+void co_thread_collect(struct co_thread *t);
+int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int n);
+/* Never returns on success: the calling (leader) thread jumps into the program. */
+int co_threads_restore(struct co_rstctx *rc);
+
+/* files.c: descriptors */
+int co_files_collect(struct co_dumpctx *d);
+int co_files_dump(struct co_dumpctx *d);
+int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
+
+/* mem.c: the address space */
+int co_mem_collect(struct co_dumpctx *d);
+int co_mem_dump_vmas(struct co_dumpctx *d);
+int co_mem_dump_pages(struct co_dumpctx *d);
+int co_mem_check(struct co_rstctx *rc);		/* before anything is destroyed */
+int co_mem_restore(struct co_rstctx *rc);	/* maps regions and reads pages */
+
+#endif

@@ -1,0 +1,155 @@
+/*
+ * threads.c - threads: what the kernel keeps per thread (tid, fs base,
+ * robust futex list, rseq area, clear_child_tid, signal mask) and the
+ * context where each thread parked.
+ *
+ * Dump: each thread collects its own state in the checkpoint handler
+ * (co_thread_collect); the manager writes one record per thread.
+ * Restore: clone3 with set_tid gives each thread its tid back; the new
+ * thread re-registers its kernel state and jumps to its parked context.
+ */
+#include <errno.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include "procfs.h"
+#include "res.h"
+#include "sys.h"
+#include "util.h"
+
+#ifndef ARCH_SET_GS
+#define ARCH_SET_GS 0x1001
+#define ARCH_SET_FS 0x1002
+#define ARCH_GET_FS 0x1003
+#define ARCH_GET_GS 0x1004
+#endif
+#define CO_RSEQ_SIG 0x53053053
+#define CO_RSEQ_UNREGISTER 1
+#ifndef SYS_rseq
+#define SYS_rseq 334
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+#ifndef COHORT_RESTORER
+/* glibc 2.35+ tells where its per-thread rseq area is. */
+extern const long __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+/*
+ * Find this thread's rseq registration.  The rseq syscall answers EBUSY
+ * exactly when the area is registered with the same address, length and
+ * signature; when nothing is registered it would register it, so undo that.
+ */
+static void rseq_collect(struct co_thread *t)
+{
+	t->rseq_addr = 0;
+	if (!&__rseq_size || !&__rseq_offset || __rseq_size == 0)
+		return;
+	uint64_t addr = t->fsbase + __rseq_offset;
+	static const uint32_t lens[] = { 32, 20 };
+	for (unsigned i = 0; i < CO_ARRAY_LEN(lens); i++) {
+		long r = co_sys4(SYS_rseq, (long)addr, lens[i], 0, CO_RSEQ_SIG);
+		if (r == -EBUSY) {
+			t->rseq_addr = addr;
+			t->rseq_len = lens[i];
+			t->rseq_sig = CO_RSEQ_SIG;
+			return;
+		}
+		if (r == 0) {
+			co_sys4(SYS_rseq, (long)addr, lens[i], CO_RSEQ_UNREGISTER, CO_RSEQ_SIG);
+			return;
+		}
+	}
+}
+
+/* Called by each thread for itself (async-signal-safe). */
+void co_thread_collect(struct co_thread *t)
+{
+	t->tid = (int32_t)co_gettid();
+	co_arch_prctl(ARCH_GET_FS, (long)&t->fsbase);
+	co_arch_prctl(ARCH_GET_GS, (long)&t->gsbase);
+	co_sys3(SYS_get_robust_list, 0, (long)&t->robust_head, (long)&t->robust_len);
+	co_prctl(PR_GET_TID_ADDRESS, (long)&t->clear_tid, 0, 0, 0);
+	co_sigprocmask(SIG_BLOCK, 0, &t->sigmask);
+	rseq_collect(t);
+}
+
+int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct co_thread rec = *t[i];
+		char path[64], comm[32];
+		co_fmt(path, sizeof(path), "/proc/self/task/%d/comm", rec.tid);
+		if (co_read_small(path, comm, sizeof(comm)) > 0) {
+			comm[co_strlen(comm) - (comm[co_strlen(comm) - 1] == '\n')] = 0;
+			co_strlcpy(rec.comm, comm, sizeof(rec.comm));
+		}
+		if (co_w_rec(d->w, CO_R_THREAD, &rec, sizeof(rec)))
+			return DERR(d, "pid %d: writing thread %d failed", d->pid, rec.tid);
+	}
+	return 0;
+}
+#else /* the restorer */
+
+extern void co_ctx_jump(const struct co_ctx *ctx) __attribute__((noreturn));
+extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *), void *arg);
+
+/* Give the calling thread its kernel state back, then continue where it parked. */
+static __attribute__((noreturn)) void become(struct co_thread *t)
+{
+	co_arch_prctl(ARCH_SET_FS, (long)t->fsbase);
+	if (t->gsbase)
+		co_arch_prctl(ARCH_SET_GS, (long)t->gsbase);
+	if (t->robust_head)
+		co_sys2(SYS_set_robust_list, (long)t->robust_head, (long)t->robust_len);
+	co_sys1(SYS_set_tid_address, (long)t->clear_tid);
+	if (t->rseq_addr)
+		co_sys4(SYS_rseq, (long)t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
+	if (t->comm[0])
+		co_prctl(PR_SET_NAME, (long)t->comm, 0, 0, 0);
+	co_sigprocmask(SIG_SETMASK, &t->sigmask, 0);
+	co_ctx_jump(&t->ctx);
+}
+
+static void thread_entry(void *arg)
+{
+	become(arg);
+}
+
+int co_threads_restore(struct co_rstctx *rc)
+{
+	struct co_thread *leader = 0;
+	/* each new thread borrows a small stack in the restorer's area until it jumps */
+	const size_t stack = 16384;
+	for (int i = 0; i < rc->nthreads; i++) {
+		struct co_thread *t = &rc->threads[i];
+		if (t->tid == rc->proc->pid) {
+			leader = t;
+			continue;
+		}
+		if ((size_t)(i + 1) * stack > rc->scratch_len)
+			return co_err(rc->err, rc->errlen, "pid %d: too many threads to restore", rc->proc->pid);
+		struct clone_args ca;
+		co_memset(&ca, 0, sizeof(ca));
+		pid_t tid = t->tid;
+		ca.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+			   CLONE_SYSVSEM | CLONE_SETTLS;
+		ca.stack = (uint64_t)(rc->scratch + i * stack);
+		ca.stack_size = stack;
+		ca.tls = t->fsbase;
+		ca.set_tid = (uint64_t)&tid;
+		ca.set_tid_size = 1;
+		long r = co_clone3_thread(&ca, sizeof(ca), thread_entry, t);
+		if (r < 0)
+			return co_err(rc->err, rc->errlen, "pid %d: cannot recreate thread %d (errno %ld)",
+				      rc->proc->pid, t->tid, -r);
+	}
+	if (!leader)
+		return co_err(rc->err, rc->errlen, "pid %d: image has no main thread", rc->proc->pid);
+	for (int i = 0; i < rc->nown_fds; i++)
+		co_close(rc->own_fds[i]);
+	become(leader);
+}
+#endif
