@@ -213,6 +213,7 @@ static int quiesce(void)
 {
 	co_agent.nthreads = 0;
 	co_agent.parked = 0;
+	co_agent.arrived = 0;
 	co_agent.hold = __atomic_load_n(&co_agent.release, __ATOMIC_ACQUIRE);
 	/* the manager's own slot comes first */
 	struct co_tslot *m = &co_agent.threads[0];
