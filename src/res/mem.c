@@ -206,6 +206,9 @@ static int dump_region(struct co_dumpctx *d, int pmfd, const struct co_vma *v)
 
 int co_mem_dump_pages(struct co_dumpctx *d)
 {
+	/* pm is static, and after a restart it holds whatever it held when dumped */
+	pm.nruns = 0;
+	pm.npages = 0;
 	int pmfd = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
 	if (pmfd < 0)
 		return DERR(d, "pid %d: cannot open /proc/self/pagemap", d->pid);
@@ -344,7 +347,7 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 	case CO_V_ANON:
 	case CO_V_DELETED:
 		r = co_mmap((void *)v->start, len, prot,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE |
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
 				    ((v->flags & CO_VF_GROWSDOWN) ? MAP_GROWSDOWN : 0),
 			    -1, 0);
 		break;
