@@ -113,7 +113,7 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 	struct co_tslot *t = find_slot((int)co_gettid());
 	if (!t || t->state != CO_TS_SIGNALLED)
 		goto out;
-	co_thread_collect(&t->rec);
+	co_thread_collect(&t->rec, co_agent.sig);
 	if (co_ctx_save(&t->rec.ctx) == 0) {
 		__atomic_store_n(&t->state, CO_TS_PARKED, __ATOMIC_RELEASE);
 		__atomic_add_fetch(&co_agent.parked, 1, __ATOMIC_ACQ_REL);
@@ -343,7 +343,7 @@ fail:
 static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes)
 {
 	struct co_tslot *me = &co_agent.threads[0];
-	co_thread_collect(&me->rec);
+	co_thread_collect(&me->rec, co_agent.sig);
 	if (co_ctx_save(&me->rec.ctx))
 		return 1;
 	return co_dump_process(dir, bytes, errbuf, sizeof(errbuf)) ? -1 : 0;

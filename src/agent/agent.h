@@ -51,8 +51,6 @@ int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
 
 /* dump.c: write this process's image into dir; 0 ok, -1 with err filled. */
 int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen);
-/* Per-thread kernel state that only the thread itself can read. */
-void co_thread_collect(struct co_thread *t);
 
 /* wrap.c */
 void co_wrap_init(void);

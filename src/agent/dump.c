@@ -34,6 +34,9 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen)
 		dc.skip_hi[dc.nskip++] = (uint64_t)co_agent.table + CO_PAGE_ALIGN(sizeof(struct co_table));
 	}
 	dc.agent_info = (uint64_t)&co_agent.resume;
+	static struct co_siginfo shared[2 * CO_MAX_PENDING];
+	dc.pending = shared;
+	dc.npending = co_signals_collect(shared, 2 * CO_MAX_PENDING, co_agent.sig, 0);
 	int here;
 	dc.vol[dc.nvol++] = (uint64_t)&here; /* the manager's stack */
 	dc.vol[dc.nvol++] = (uint64_t)&data_marker;

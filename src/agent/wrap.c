@@ -461,3 +461,48 @@ EXPORT int close(int fd)
 		return 0;
 	return REAL(close)(fd);
 }
+
+/* ---- raw system calls made through syscall(3) ---- */
+
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include "sys.h"
+
+/*
+ * Programs (and runtimes) wait on futexes through syscall(): a timed
+ * FUTEX_WAIT fails with EINTR after any handler.  Retry those the
+ * checkpoint interrupted, with the time that is left.
+ */
+EXPORT long syscall(long n, ...)
+{
+	va_list ap;
+	long a[6];
+	va_start(ap, n);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (n == SYS_nanosleep)
+		return nanosleep((const struct timespec *)a[0], (struct timespec *)a[1]);
+	int op = (int)(a[1] & FUTEX_CMD_MASK);
+	int relative = n == SYS_futex && op == FUTEX_WAIT && a[3];
+	struct timespec deadline = { 0, 0 }, left;
+	if (relative)
+		deadline = ts_add(ts_now(CLOCK_MONOTONIC), *(const struct timespec *)a[3]);
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		long r = co_sys6(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+		if (r == -EINTR && co_tls_epoch != e && n == SYS_futex) {
+			if (relative) {
+				left = ts_left(deadline, CLOCK_MONOTONIC);
+				a[3] = (long)&left;
+			}
+			continue;
+		}
+		if (r < 0 && r > -4096) {
+			errno = (int)-r;
+			return -1;
+		}
+		return r;
+	}
+}

@@ -65,6 +65,13 @@ struct co_mm {
 	uint64_t arg_start, arg_end, env_start, env_end;
 };
 
+/* A queued signal, as the kernel's siginfo (si_signo is the first int). */
+struct co_siginfo {
+	int32_t signo;
+	unsigned char rest[124];
+};
+#define CO_MAX_PENDING 16
+
 #define CO_NSIG 64
 #define CO_NRLIMIT 16
 #define CO_PATH 1024
@@ -82,6 +89,9 @@ struct co_proc {
 	uint64_t mono_ns;		/* CLOCK_MONOTONIC when dumped */
 	uint64_t boot_ns;		/* CLOCK_BOOTTIME when dumped */
 	char comm[16];
+	uint32_t npending;		/* signals queued for the whole process */
+	uint32_t pad;
+	struct co_siginfo pending[2 * CO_MAX_PENDING];
 	char exe[CO_PATH];
 	char cwd[CO_PATH];
 };
@@ -99,6 +109,9 @@ struct co_thread {
 	uint64_t sigmask; /* mask to hold while the restorer hands over */
 	struct co_ctx ctx;
 	char comm[16];
+	uint32_t npending;	/* signals queued for this thread alone */
+	uint32_t pad;
+	struct co_siginfo pending[CO_MAX_PENDING];
 };
 
 enum co_fd_kind {

@@ -125,7 +125,7 @@ int co_stat_fields(const char *path, uint64_t *out, int first, int count)
 	return field == first + count ? 0 : -EIO;
 }
 
-long co_status_field(const char *buf, const char *key)
+static const char *status_value(const char *buf, const char *key)
 {
 	size_t kl = co_strlen(key);
 	for (const char *p = buf; *p;) {
@@ -133,14 +133,26 @@ long co_status_field(const char *buf, const char *key)
 			p += kl + 1;
 			while (*p == ' ' || *p == '\t')
 				p++;
-			return (long)co_strtoul(p, 0, 10);
+			return p;
 		}
 		while (*p && *p != '\n')
 			p++;
 		if (*p)
 			p++;
 	}
-	return -1;
+	return 0;
+}
+
+uint64_t co_status_hex(const char *buf, const char *key)
+{
+	const char *v = status_value(buf, key);
+	return v ? co_strtoul(v, 0, 16) : 0;
+}
+
+long co_status_field(const char *buf, const char *key)
+{
+	const char *v = status_value(buf, key);
+	return v ? (long)co_strtoul(v, 0, 10) : -1;
 }
 
 int co_fdinfo(int fd, uint64_t *pos, uint32_t *flags)

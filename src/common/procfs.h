@@ -43,5 +43,7 @@ int co_fdinfo(int fd, uint64_t *pos, uint32_t *flags);
 
 /* Value of the "Key:" line of a /proc status-style buffer, or -1. */
 long co_status_field(const char *buf, const char *key);
+/* The same for a hexadecimal field such as SigPnd; 0 when absent. */
+uint64_t co_status_hex(const char *buf, const char *key);
 
 #endif

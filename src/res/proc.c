@@ -73,6 +73,8 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 		co_sigaction(s, 0, &p.sigact[s - 1]);
 	}
 	p.sig = (uint32_t)d->sig;
+	p.npending = (uint32_t)d->npending;
+	co_memcpy(p.pending, d->pending, sizeof(p.pending[0]) * (size_t)d->npending);
 	p.agent_info = d->agent_info;
 	p.mono_ns = clock_ns(CLOCK_MONOTONIC);
 	p.boot_ns = clock_ns(CLOCK_BOOTTIME);

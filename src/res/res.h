@@ -30,6 +30,8 @@ struct co_dumpctx {
 	uint64_t vol[8];			/* addresses in memory that changes while we dump */
 	int nvol;
 	uint64_t agent_info;
+	struct co_siginfo *pending;		/* signals queued for the whole process */
+	int npending;
 	uint64_t page_bytes;			/* page data written */
 	uint32_t nfds, nvmas;
 };
@@ -61,7 +63,8 @@ int co_proc_restore_early(struct co_rstctx *rc);	/* rlimits, before descriptors 
 int co_proc_restore(struct co_rstctx *rc);		/* after memory: mm, exe, cwd, signals */
 
 /* threads.c */
-void co_thread_collect(struct co_thread *t);
+void co_thread_collect(struct co_thread *t, int ours);
+int co_signals_collect(struct co_siginfo *out, int max, int ours, int own);
 int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int n);
 /* Never returns on success: the calling (leader) thread jumps into the program. */
 int co_threads_restore(struct co_rstctx *rc);

@@ -32,6 +32,10 @@
 #define SYS_clone3 435
 #endif
 
+#ifndef SYS_rt_tgsigqueueinfo
+#define SYS_rt_tgsigqueueinfo 297
+#endif
+
 #ifndef COHORT_RESTORER
 /* glibc 2.35+ tells where its per-thread rseq area is. */
 extern const long __rseq_offset __attribute__((weak));
@@ -64,9 +68,43 @@ static void rseq_collect(struct co_thread *t)
 	}
 }
 
-/* Called by each thread for itself (async-signal-safe). */
-void co_thread_collect(struct co_thread *t)
+
+/*
+ * Take the signals queued for one thread (own = 1, the calling thread's
+ * private queue) or for the whole process (own = 0) and queue them again
+ * at once, in order: the running program keeps them, the image records them.
+ */
+int co_signals_collect(struct co_siginfo *out, int max, int ours, int own)
 {
+	static const struct co_timespec zero = { 0, 0 };
+	char buf[2048];
+	int n = 0;
+	uint64_t skip = ours ? 1ULL << (ours - 1) : 0;
+	while (n < max) {
+		if (co_read_small(own ? "/proc/thread-self/status" : "/proc/self/status", buf, sizeof(buf)) <= 0)
+			break;
+		uint64_t set = co_status_hex(buf, own ? "SigPnd" : "ShdPnd") & ~skip;
+		if (!set)
+			break;
+		long r = co_sys4(SYS_rt_sigtimedwait, (long)&set, (long)&out[n], (long)&zero, 8);
+		if (r <= 0)
+			break;
+		n++;
+	}
+	long pid = co_getpid(), tid = co_gettid();
+	for (int i = 0; i < n; i++) {
+		if (own)
+			co_sys4(SYS_rt_tgsigqueueinfo, pid, tid, out[i].signo, (long)&out[i]);
+		else
+			co_sys3(SYS_rt_sigqueueinfo, pid, out[i].signo, (long)&out[i]);
+	}
+	return n;
+}
+
+/* Called by each thread for itself (async-signal-safe). */
+void co_thread_collect(struct co_thread *t, int ours)
+{
+	t->npending = (uint32_t)co_signals_collect(t->pending, CO_MAX_PENDING, ours, 1);
 	t->tid = (int32_t)co_gettid();
 	co_arch_prctl(ARCH_GET_FS, (long)&t->fsbase);
 	co_arch_prctl(ARCH_GET_GS, (long)&t->gsbase);
@@ -109,6 +147,9 @@ static __attribute__((noreturn)) void become(struct co_thread *t)
 		co_sys4(SYS_rseq, (long)t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
 	if (t->comm[0])
 		co_prctl(PR_SET_NAME, (long)t->comm, 0, 0, 0);
+	/* queued signals wait behind the mask until sigreturn brings the program's back */
+	for (uint32_t i = 0; i < t->npending && i < CO_MAX_PENDING; i++)
+		co_sys4(SYS_rt_tgsigqueueinfo, co_getpid(), co_gettid(), t->pending[i].signo, (long)&t->pending[i]);
 	co_sigprocmask(SIG_SETMASK, &t->sigmask, 0);
 	co_ctx_jump(&t->ctx);
 }
@@ -150,6 +191,8 @@ int co_threads_restore(struct co_rstctx *rc)
 		return co_err(rc->err, rc->errlen, "pid %d: image has no main thread", rc->proc->pid);
 	for (int i = 0; i < rc->nown_fds; i++)
 		co_close(rc->own_fds[i]);
+	for (uint32_t i = 0; i < rc->proc->npending && i < 2 * CO_MAX_PENDING; i++)
+		co_sys3(SYS_rt_sigqueueinfo, rc->proc->pid, rc->proc->pending[i].signo, (long)&rc->proc->pending[i]);
 	become(leader);
 }
 #endif
