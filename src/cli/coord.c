@@ -72,6 +72,7 @@ struct group {
 	uint64_t restored_from;
 	int64_t mono_off, boot_off; /* group clock minus host clock */
 	char program[256];
+	uint64_t t_start;
 	struct conn c[MAX_CONNS];
 	int nc;
 };
@@ -87,8 +88,10 @@ static void make_rundir(void)
 	if (mkdir(root, 0700) < 0 && errno != EEXIST)
 		co_die("cannot create run directory %s: %s", root, strerror(errno));
 	struct stat st;
-	if (stat(root, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077))
-		co_die("run directory %s must be owned by you and private (0700)", root);
+	if (stat(root, &st) < 0 || st.st_uid != geteuid())
+		co_die("run directory %s must be owned by you", root);
+	if ((st.st_mode & 077) && chmod(root, 0700) < 0)
+		co_die("run directory %s must be private (0700): %s", root, strerror(errno));
 	snprintf(G.rundir, sizeof(G.rundir), "%s/%s", root, G.name);
 	if (mkdir(G.rundir, 0700) < 0 && errno != EEXIST)
 		co_die("cannot create %s: %s", G.rundir, strerror(errno));
@@ -277,6 +280,9 @@ static void on_register(int i)
 		return;
 	}
 	if (c->restored && G.expect > 0 && --G.expect == 0) {
+		if (getenv("COHORT_DEBUG"))
+			co_warn("restart: every process back after %.1f ms",
+				(double)(co_now_ns(CLOCK_MONOTONIC) - G.t_start) / 1e6);
 		/* every process is back: let the whole group go at once */
 		for (int k = 0; k < G.nc; k++)
 			if (G.c[k].kind == C_MEMBER && G.c[k].restored) {
@@ -412,10 +418,14 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	/* nothing of the group runs now: its clocks as they stand */
 	uint64_t mono = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)G.mono_off;
 	uint64_t boot = co_now_ns(CLOCK_BOOTTIME) + (uint64_t)G.boot_off;
+	uint64_t t_quiesced = co_now_ns(CLOCK_MONOTONIC);
 	if (!bad) {
 		broadcast(CO_M_DUMP, 0, tmp);
 		bad = barrier(CO_M_DONE, DUMP_TIMEOUT_MS, err, sizeof(err));
 	}
+	if (getenv("COHORT_DEBUG"))
+		co_warn("checkpoint %llu: quiesce %.1f ms, dump %.1f ms", (unsigned long long)gen,
+			(double)(t_quiesced - t0) / 1e6, (double)(co_now_ns(CLOCK_MONOTONIC) - t_quiesced) / 1e6);
 	static struct co_mproc procs[CO_TABLE_SLOTS];
 	int n = 0;
 	uint64_t bytes = 0;
@@ -737,6 +747,7 @@ static char **group_env(const char *agent)
 
 static void common_setup(struct co_run_opts *o)
 {
+	G.t_start = co_now_ns(CLOCK_MONOTONIC);
 	G.name = o->name;
 	snprintf(G.images, sizeof(G.images), "%s", o->images);
 	G.interval = o->interval;
