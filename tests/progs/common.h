@@ -1,0 +1,246 @@
+/*
+ * Shared helpers for the cohort test programs in tests/progs/.
+ *
+ * Every test program:
+ *   - prints only deterministic lines on stdout ("step N ok ...", final
+ *     "RESULT ..."), never pids/tids/addresses/times;
+ *   - checks its invariants at every step and on any violation prints a
+ *     message to stderr and exits with status 1;
+ *   - survives being frozen, checkpointed and restarted (possibly in a new
+ *     process with identical memory, pids and tids).
+ */
+#ifndef COHORT_TEST_COMMON_H
+#define COHORT_TEST_COMMON_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *t_prog = "test";
+
+__attribute__((noreturn, format(printf, 3, 4), unused))
+static void t_fail(const char *file, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+	fprintf(stderr, "%s: FAILED at %s:%d: %s\n", t_prog, file, line, msg);
+	fflush(stderr);
+	_exit(1);
+}
+
+/* FAIL("fmt", ...): report and exit(1). */
+#define FAIL(...) t_fail(__FILE__, __LINE__, __VA_ARGS__)
+__attribute__((noreturn, format(printf, 4, 5), unused))
+static void t_failc(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+	char msg[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	t_fail(file, line, "check (%s) failed: %s", cond, msg);
+}
+
+/* CHECK(cond, "fmt", ...): FAIL unless cond. */
+#define CHECK(cond, ...)                                                     \
+	do {                                                                  \
+		if (!(cond))                                                  \
+			t_failc(__FILE__, __LINE__, #cond, __VA_ARGS__);      \
+	} while (0)
+/* SYSCHK(expr): FAIL with strerror(errno) when expr < 0. */
+#define SYSCHK(expr)                                                          \
+	({                                                                    \
+		__typeof__(expr) t_r_ = (expr);                               \
+		if (t_r_ < 0)                                                 \
+			FAIL("%s: %s", #expr, strerror(errno));               \
+		t_r_;                                                         \
+	})
+
+static inline pid_t t_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+static inline uint64_t t_now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	if (clock_gettime(clk, &ts) != 0)
+		FAIL("clock_gettime: %s", strerror(errno));
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline struct timespec t_ns_to_ts(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+	return ts;
+}
+
+/*
+ * Sleep ms milliseconds on CLOCK_MONOTONIC. Tolerates EINTR (signal
+ * handlers of the test itself may interrupt it); the strict "never EINTR"
+ * checks live in blocking_calls.c.
+ */
+static inline void t_sleep_ms(long ms)
+{
+	uint64_t end = t_now_ns(CLOCK_MONOTONIC) + (uint64_t)ms * 1000000ull;
+	struct timespec ts = t_ns_to_ts(end);
+	int r;
+
+	while ((r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)) != 0) {
+		if (r != EINTR)
+			FAIL("clock_nanosleep: %s", strerror(r));
+	}
+}
+
+/* FNV-1a 64 */
+static inline uint64_t t_fnv(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+#define T_FNV_INIT 0xcbf29ce484222325ull
+
+static inline uint64_t t_fnv_u64(uint64_t h, uint64_t v) { return t_fnv(h, &v, sizeof(v)); }
+
+/* splitmix64: deterministic mixing / PRNG */
+static inline uint64_t t_mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static inline uint64_t t_rand(uint64_t *state)
+{
+	*state += 0x9e3779b97f4a7c15ull;
+	return t_mix(*state);
+}
+
+/* Identity of the calling thread, recorded once and re-checked every step. */
+struct t_ident {
+	pid_t pid;
+	pid_t tid;
+	pthread_t self;
+};
+
+static inline void t_ident_init(struct t_ident *id)
+{
+	id->pid = getpid();
+	id->tid = t_gettid();
+	id->self = pthread_self();
+}
+
+#define t_ident_check(id) t_ident_check_at(id, __FILE__, __LINE__)
+static inline void t_ident_check_at(const struct t_ident *id, const char *file, int line)
+{
+	pid_t p = getpid(), sp = (pid_t)syscall(SYS_getpid), tid = t_gettid();
+
+	if (p != id->pid || sp != id->pid)
+		t_fail(file, line, "pid changed: was %d, getpid()=%d, SYS_getpid=%d",
+		       (int)id->pid, (int)p, (int)sp);
+	if (tid != id->tid)
+		t_fail(file, line, "tid changed: was %d, now %d", (int)id->tid, (int)tid);
+	if (!pthread_equal(pthread_self(), id->self))
+		t_fail(file, line, "pthread_self changed: was %#lx, now %#lx",
+		       (unsigned long)id->self, (unsigned long)pthread_self());
+}
+
+static inline void t_init(const char *name)
+{
+	t_prog = name;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	setvbuf(stderr, NULL, _IONBF, 0);
+}
+
+/* snprintf that fails the test on truncation */
+__attribute__((format(printf, 3, 4), unused))
+static void t_fmt(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len)
+		FAIL("string too long: %s", buf);
+}
+
+/* Directory for files the test creates: $COHORT_TEST_TMP or /tmp. */
+static inline const char *t_tmpdir(void)
+{
+	const char *d = getenv("COHORT_TEST_TMP");
+
+	return (d && *d) ? d : "/tmp";
+}
+
+/* Create a private directory "<tmpdir>/<name>.<pid>" and return its path. */
+static inline void t_mkworkdir(char *buf, size_t len, const char *name)
+{
+	t_fmt(buf, len, "%s/%s.%d", t_tmpdir(), name, (int)getpid());
+	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		FAIL("mkdir %s: %s", buf, strerror(errno));
+}
+
+/* Write all of buf at offset off (pwrite) or at the current offset (off < 0). */
+static inline void t_write_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			FAIL("write fd %d: %s", fd, n < 0 ? strerror(errno) : "short write");
+		p += n;
+		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
+	}
+}
+
+static inline void t_read_all(int fd, void *buf, size_t len, off_t off)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = off < 0 ? read(fd, p, len) : pread(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			FAIL("read fd %d: %s", fd, n < 0 ? strerror(errno) : "unexpected EOF");
+		p += n;
+		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
+	}
+}
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * unsupported_fd: keeps a connected AF_UNIX socketpair open and exchanges
+ * messages over it every step. Checkpointing it must fail cleanly (sockets
+ * are not supported) and the program must keep running unharmed.
+ * At start it writes "<pid> <fd0> <fd1>\n" to $COHORT_TEST_TMP/unsupported_fd.info
+ * (atomically, via rename) so the harness can check the error message.
+ */
+#include "common.h"
+#include <limits.h>
+#include <sys/socket.h>
+
+#define STEPS 12
+
+int main(void)
+{
+	struct t_ident id;
+	int sv[2];
+	char path[PATH_MAX], tmp[PATH_MAX], line[64];
+	uint64_t h = T_FNV_INIT;
+
+	t_init("unsupported_fd");
+	t_ident_init(&id);
+	SYSCHK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	t_fmt(path, sizeof(path), "%s/unsupported_fd.info", t_tmpdir());
+	t_fmt(tmp, sizeof(tmp), "%s/unsupported_fd.info.%d", t_tmpdir(), (int)getpid());
+	int fd = SYSCHK(open(tmp, O_CREAT | O_TRUNC | O_WRONLY, 0600));
+	int n = snprintf(line, sizeof(line), "%d %d %d\n", (int)getpid(), sv[0], sv[1]);
+	t_write_all(fd, line, (size_t)n, -1);
+	close(fd);
+	SYSCHK(rename(tmp, path));
+
+	for (int s = 0; s < STEPS; s++) {
+		char out[48], in[48];
+		t_ident_check(&id);
+		memset(out, 0, sizeof(out));
+		snprintf(out, sizeof(out), "ping %d %llu", s, (unsigned long long)t_mix((uint64_t)s));
+		t_write_all(sv[s % 2], out, sizeof(out), -1);
+		t_read_all(sv[1 - s % 2], in, sizeof(in), -1);
+		CHECK(memcmp(in, out, sizeof(in)) == 0, "socket message corrupted");
+		h = t_fnv(h, in, sizeof(in));
+		printf("step %d ok h=%llu\n", s, (unsigned long long)h);
+		t_sleep_ms(280);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	printf("RESULT %llu\n", (unsigned long long)h);
+	return 0;
+}

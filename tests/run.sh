@@ -1,0 +1,683 @@
+#!/bin/bash
+# cohort test suite, run by `make check` as:  bash tests/run.sh [TEST...]
+#
+# Every normal test runs a test program (build/tests/NAME, built by the top
+# Makefile from tests/progs/NAME.c) once natively to get the expected stdout
+# and exit status, then under cohort:
+#     run  -> checkpoint --kill -> restart -> checkpoint --kill -> restart
+# and checks that the three stdout pieces concatenated equal the expected
+# stdout byte for byte and that the final exit status is the expected one.
+#
+# Environment:
+#   COHORT               cohort binary            (default: build/cohort)
+#   COHORT_TEST_BIN      test program directory   (default: build/tests)
+#   COHORT_GROUP_TESTS=1 also run the tests in GROUP_TESTS (features not built
+#                        yet: pipes/epoll/eventfd inside the group, several
+#                        processes). Tests named on the command line always run.
+#   COHORT_TEST_TIMEOUT  per-test timeout in seconds (default 60; every single
+#                        command of a test gets half of it).
+#   COHORT_SUITE_TIMEOUT once the suite has run this long (default 540 s),
+#                        the remaining tests fail without running.
+#   KEEP=1               keep the work directory (printed at the end).
+#   VERBOSE=1            print the details of passing tests too.
+#
+# The programs get COHORT_TEST_TMP (a private directory for their files) and
+# cohort gets COHORT_RUN_DIR (a private run directory) in the environment.
+# Output: one line per test, "PASS name", "FAIL name (reason)" (followed by
+# indented details) or "SKIP name (reason)", then "N passed, M failed".
+# Exit status: 0 if nothing failed, 1 otherwise, 2 on usage errors.
+
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+COHORT=${COHORT:-$ROOT/build/cohort}
+BIN=${COHORT_TEST_BIN:-$ROOT/build/tests}
+PROGS=$ROOT/tests/progs
+TEST_TMO=${COHORT_TEST_TIMEOUT:-60}
+TMO=$(((TEST_TMO + 1) / 2))
+SUITE_TMO=${COHORT_SUITE_TIMEOUT:-540}
+PYTHON=/usr/bin/python3
+STDIN_SRC=/dev/null
+
+# All tests, in the order they run.
+ALL_TESTS=(
+	threads_mutex_cond tls_tids proc_identity bigmem mprotect_filemap
+	heap_growth files_offsets deleted_file signals blocking_calls
+	exit_status exit_signal py_threads regfile_stdout
+	interval nokill gen_twice
+	neg_unsupported_fd neg_damaged_image neg_unknown_group neg_static
+	blocking_pipes procs_pipes
+)
+# Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
+# (or when named explicitly).
+GROUP_TESTS=(blocking_pipes procs_pipes)
+
+usage() {
+	echo "usage: bash tests/run.sh [TEST...]" >&2
+	echo "tests: ${ALL_TESTS[*]}" >&2
+	echo "group tests (need COHORT_GROUP_TESTS=1 unless named): ${GROUP_TESTS[*]}" >&2
+	exit 2
+}
+
+in_list() { # in_list WORD LIST...
+	local w=$1 x
+	shift
+	for x in "$@"; do [ "$x" = "$w" ] && return 0; done
+	return 1
+}
+
+SELECTED=()
+if [ $# -gt 0 ]; then
+	for t in "$@"; do
+		case $t in -h | --help) usage ;; esac
+		in_list "$t" "${ALL_TESTS[@]}" || { echo "run.sh: unknown test '$t'" >&2; usage; }
+		SELECTED+=("$t")
+	done
+else
+	for t in "${ALL_TESTS[@]}"; do
+		if in_list "$t" "${GROUP_TESTS[@]}" && [ "${COHORT_GROUP_TESTS:-0}" != 1 ]; then
+			continue
+		fi
+		SELECTED+=("$t")
+	done
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/cohort-tests.XXXX") || { echo "run.sh: mktemp failed" >&2; exit 1; }
+MARKER="COHORT_TEST_TMP=$WORK/"
+export COHORT_RUN_DIR=$WORK/run
+mkdir -p "$COHORT_RUN_DIR"
+chmod 700 "$WORK" "$COHORT_RUN_DIR"
+
+CUR_TEST_PID=
+CUR_TEST=
+
+# ---------------------------------------------------------------------------
+# process cleanup: only processes this harness started, killed by pid:
+#  - everything whose environment carries our unique COHORT_TEST_TMP marker
+#    (all commands of a test are started with it);
+#  - pids recorded while a test ran (program pids; a restored program has the
+#    same pid), if they still run one of our executables.
+# ---------------------------------------------------------------------------
+marked_pids() {
+	local f pid
+	for f in $(grep -lasF -- "$MARKER" /proc/[0-9]*/environ 2>/dev/null); do
+		pid=${f#/proc/}
+		pid=${pid%/environ}
+		[ "$pid" != "$$" ] && echo "$pid"
+	done
+}
+
+is_ours() { # is_ours PID: runs one of our executables
+	local exe
+	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+	case $exe in
+	"$BIN"/* | "$COHORT" | "$(readlink -f "$COHORT" 2>/dev/null)" | "$(readlink -f "$PYTHON")" | "$WORK"/*) return 0 ;;
+	esac
+	return 1
+}
+
+kill_leftovers() { # kill_leftovers TESTDIR
+	local td=$1 pid
+	for _ in 1 2 3; do
+		local victims=()
+		for pid in $(marked_pids); do victims+=("$pid"); done
+		if [ -f "$td/pids" ]; then
+			for pid in $(sort -u "$td/pids"); do
+				[ -d "/proc/$pid" ] && is_ours "$pid" && victims+=("$pid")
+			done
+		fi
+		[ ${#victims[@]} -eq 0 ] && return 0
+		kill -9 "${victims[@]}" 2>/dev/null
+		sleep 0.2
+	done
+}
+
+on_exit() {
+	if [ -n "$CUR_TEST_PID" ]; then
+		{
+			kill -9 "$CUR_TEST_PID"
+			wait "$CUR_TEST_PID"
+		} 2>/dev/null
+		kill_leftovers "$WORK/${CUR_TEST:-none}"
+	fi
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "work directory kept: $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------
+# helpers used inside a test (each test runs in its own subshell; TD is the
+# test's directory, TT its COHORT_TEST_TMP, IMG its images directory)
+# ---------------------------------------------------------------------------
+fail() { # fail REASON: end the current test as failed
+	printf '%s\n' "$1" >"$TD/reason"
+	exit 1
+}
+skip() {
+	printf '%s\n' "$1" >"$TD/skip"
+	exit 3
+}
+note() { printf '%s\n' "$*" >>"$TD/details"; }
+note_file() { # note_file TITLE FILE [LINES]: last lines of a file into the details
+	local n=${3:-8}
+	if [ -s "$2" ]; then
+		note "$1:"
+		tail -n "$n" "$2" | cut -c1-300 | sed 's/^/    /' >>"$TD/details"
+	fi
+}
+first_line() { [ -s "$1" ] && head -n 1 "$1" | cut -c1-200; }
+
+# record the pids of all descendants of PID (program pids under cohort)
+record_tree() {
+	local p c
+	for p in "$@"; do
+		echo "$p" >>"$TD/pids"
+		for c in $(pgrep -P "$p" 2>/dev/null); do record_tree "$c"; done
+	done
+}
+
+# bg_start TAG [--file] CMD...: start CMD in the background, stdout and stderr
+# going through pipes into TD/TAG.out and TD/TAG.err (with --file, stdout is
+# the regular file TD/TAG.out itself); stdin is /dev/null.
+bg_start() {
+	local tag=$1 tofile=0
+	shift
+	if [ "$1" = --file ]; then
+		tofile=1
+		shift
+	fi
+	rm -f "$TD/$tag".{ofifo,efifo,out,err,pid,cats,rc}
+	mkfifo "$TD/$tag.efifo"
+	cat "$TD/$tag.efifo" >"$TD/$tag.err" &
+	local cats=$!
+	if [ $tofile = 0 ]; then
+		mkfifo "$TD/$tag.ofifo"
+		cat "$TD/$tag.ofifo" >"$TD/$tag.out" &
+		cats="$cats $!"
+		timeout -k 5 "$TMO" "$@" <"$STDIN_SRC" >"$TD/$tag.ofifo" 2>"$TD/$tag.efifo" &
+	else
+		timeout -k 5 "$TMO" "$@" <"$STDIN_SRC" >"$TD/$tag.out" 2>"$TD/$tag.efifo" &
+	fi
+	local pid=$!
+	echo "$pid" >"$TD/$tag.pid"
+	echo "$cats" >"$TD/$tag.cats"
+	echo "$pid $cats" >>"$TD/pids"
+}
+
+bg_alive() { kill -0 "$(cat "$TD/$1.pid")" 2>/dev/null; }
+
+# bg_wait TAG: wait for the command and its output collectors; sets RC
+bg_wait() {
+	local tag=$1 pid c i
+	pid=$(cat "$TD/$tag.pid")
+	{ wait "$pid"; } 2>/dev/null
+	RC=$?
+	echo "$RC" >"$TD/$tag.rc"
+	for c in $(cat "$TD/$tag.cats"); do
+		# the pipes close when the last writer is gone
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$c" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$c" 2>/dev/null; then
+			note "$tag: some process still holds its stdout/stderr 10 s after it exited"
+			kill "$c" 2>/dev/null
+		fi
+		wait "$c" 2>/dev/null
+	done
+	[ "$RC" = 124 ] && note "$tag: timed out after $TMO s"
+	return 0
+}
+
+# wait_ready NAME TAG: poll `cohort status NAME` until it succeeds (10 s max)
+wait_ready() {
+	local name=$1 tag=$2 i
+	for ((i = 0; i < 200; i++)); do
+		if "$COHORT" status "$name" >/dev/null 2>"$TD/status.err"; then
+			record_tree "$(cat "$TD/$tag.pid")"
+			return 0
+		fi
+		if ! bg_alive "$tag"; then
+			bg_wait "$tag"
+			note_file "$tag stderr" "$TD/$tag.err"
+			fail "$tag exited (status $RC) before the group became ready: $(first_line "$TD/$tag.err")"
+		fi
+		sleep 0.05
+	done
+	note_file "last 'cohort status' stderr" "$TD/status.err"
+	note_file "$tag stderr" "$TD/$tag.err"
+	fail "$tag: group $name not ready after 10 s"
+}
+
+gen_dir() { printf '%s/%s/gen-%06d' "$IMG" "$1" "$2"; }
+
+check_json() { # check_json FILE GEN: checkpoint --json output
+	[ -x "$PYTHON" ] || return 0
+	"$PYTHON" - "$1" "$2" 2>"$TD/json.err" <<'EOF' || { note_file "checkpoint --json" "$1"; note_file "json check" "$TD/json.err" 3; return 1; }
+import json, sys
+text = open(sys.argv[1]).read()
+objs = [l for l in text.splitlines() if l.strip()]
+assert len(objs) == 1, "expected exactly one line of JSON, got %d" % len(objs)
+d = json.loads(objs[0])
+for k in ("generation", "kind", "processes", "bytes", "pause_ms", "duration_ms"):
+    assert k in d, "missing key %r" % k
+assert d["generation"] == int(sys.argv[2]), "generation %r, expected %s" % (d["generation"], sys.argv[2])
+assert isinstance(d["processes"], int) and d["processes"] >= 1, "processes %r" % d["processes"]
+assert isinstance(d["bytes"], int) and d["bytes"] > 0, "bytes %r" % d["bytes"]
+EOF
+}
+
+# ckpt NAME GEN [ARGS...]: checkpoint that must commit generation GEN;
+# on failure sets CK_WHY
+ckpt() {
+	local name=$1 gen=$2 rc d
+	shift 2
+	CK_WHY=
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$name" --images "$IMG" --json "$@" >"$TD/ck$gen.json" 2>"$TD/ck$gen.err"
+	rc=$?
+	if [ $rc != 0 ]; then
+		note_file "checkpoint $gen stderr" "$TD/ck$gen.err"
+		CK_WHY="status $rc: $(first_line "$TD/ck$gen.err")"
+		[ $rc = 124 ] && CK_WHY="timed out after $TMO s"
+		return 1
+	fi
+	if ! check_json "$TD/ck$gen.json" "$gen"; then
+		CK_WHY="bad --json output: $(tail -n 1 "$TD/json.err" | cut -c1-200)"
+		return 1
+	fi
+	d=$(gen_dir "$name" "$gen")
+	if [ ! -f "$d/manifest" ] || ! ls "$d"/proc-*.img >/dev/null 2>&1; then
+		CK_WHY="committed, but $d has no manifest or no proc-*.img"
+		return 1
+	fi
+	return 0
+}
+
+ckpt_or_fail() { # ckpt_or_fail WHAT NAME GEN [ARGS...]
+	local what=$1
+	shift
+	ckpt "$@" || fail "$what failed: $CK_WHY"
+}
+
+# straight EXP_RC CMD...: run natively; expected output in TD/exp.out
+straight() {
+	local exp_rc=$1
+	shift
+	# (the outer 2>/dev/null silences bash's "killed by signal" notice)
+	{ timeout -k 5 "$TMO" "$@" <"$STDIN_SRC" >"$TD/exp.out" 2>"$TD/exp.err"; } 2>/dev/null
+	local rc=$?
+	if [ "$rc" != "$exp_rc" ] || ! grep -q '^RESULT ' "$TD/exp.out"; then
+		note_file "native stderr" "$TD/exp.err"
+		[ "$rc" = 124 ] && fail "native run timed out after $TMO s"
+		fail "native run failed (status $rc, expected $exp_rc): $(first_line "$TD/exp.err")"
+	fi
+}
+
+# outputs_match FILES...: concatenation of TD/FILE.out must equal TD/exp.out;
+# on mismatch the diff and stderr tails go into the details
+outputs_match() {
+	local f
+	: >"$TD/got.out"
+	for f in "$@"; do cat "$TD/$f.out" >>"$TD/got.out" 2>/dev/null; done
+	cmp -s "$TD/got.out" "$TD/exp.out" && return 0
+	note "stdout differs from the native run (< expected, > got):"
+	diff "$TD/exp.out" "$TD/got.out" | head -n 12 | cut -c1-200 | sed 's/^/    /' >>"$TD/details"
+	for f in "$@"; do note_file "$f stderr" "$TD/$f.err" 5; done
+	return 1
+}
+compare_output() { outputs_match "$@" || fail "output mismatch"; }
+
+# final_check EXP_RC RC TAG PIECES...: exit status and output of the last run
+final_check() {
+	local exp_rc=$1 rc=$2 tag=$3
+	shift 3
+	if ! outputs_match "$@"; then
+		[ "$rc" != "$exp_rc" ] && fail "$tag: status $rc (expected $exp_rc): $(first_line "$TD/$tag.err")"
+		fail "output mismatch"
+	fi
+	if [ "$rc" != "$exp_rc" ]; then
+		note_file "$tag stderr" "$TD/$tag.err"
+		fail "$tag: status $rc, expected $exp_rc: $(first_line "$TD/$tag.err")"
+	fi
+}
+
+need_prog() { [ -x "$BIN/$1" ] || fail "missing test program $BIN/$1 (not built?)"; }
+
+# prog_cmd NAME: the command line that runs test program NAME
+prog_cmd() {
+	case $1 in
+	py_threads) PCMD=("$PYTHON" "$PROGS/py_threads.py") ;;
+	*)
+		need_prog "$1"
+		PCMD=("$BIN/$1")
+		;;
+	esac
+}
+
+# The standard flow:
+#   native run -> run, wait ready, sleep D1, checkpoint --kill (gen 1)
+#   -> restart, wait ready, sleep D2, checkpoint --kill (gen 2)
+#   -> restart to the end; compare output and exit status.
+# flow_standard EXP_RC D1 D2 pipe|file CMD...
+flow_standard() {
+	local exp_rc=$1 d1=$2 d2=$3 mode=$4
+	shift 4
+	straight "$exp_rc" "$@"
+	if [ "$mode" = file ]; then
+		bg_start run0 --file "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+	else
+		bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+	fi
+	wait_ready "$GNAME" run0
+	sleep "$d1"
+	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the first checkpoint: $(first_line "$TD/run0.err")"; }
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	[ "$RC" = 0 ] && [ "$exp_rc" != 0 ] && note "note: run exited 0 after checkpoint --kill"
+
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	sleep "$d2"
+	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "restarted program ended (status $RC) before the second checkpoint: $(first_line "$TD/run1.err")"; }
+	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
+	bg_wait run1
+
+	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	final_check "$exp_rc" "$RC" run2 run0 run1 run2
+}
+
+# ---------------------------------------------------------------------------
+# the tests
+# ---------------------------------------------------------------------------
+std() { # std PROG EXP_RC D1 D2 [pipe|file] [ARGS...]
+	local p=$1 rc=$2 d1=$3 d2=$4 mode=${5:-pipe}
+	shift 5 2>/dev/null || shift $#
+	prog_cmd "$p"
+	flow_standard "$rc" "$d1" "$d2" "$mode" "${PCMD[@]}" "$@"
+}
+
+t_threads_mutex_cond() { std threads_mutex_cond 0 0.9 0.8; }
+t_tls_tids() { std tls_tids 0 0.7 0.9; }
+t_proc_identity() { std proc_identity 0 0.8 0.7 pipe extra-arg "arg with spaces"; }
+t_bigmem() { std bigmem 0 1.0 0.8; }
+t_mprotect_filemap() { std mprotect_filemap 0 0.8 0.8; }
+t_heap_growth() { std heap_growth 0 1.0 0.7; }
+t_files_offsets() { std files_offsets 0 0.9 0.8; }
+t_deleted_file() { std deleted_file 0 0.8 0.9; }
+t_signals() { std signals 0 1.1 0.6; }
+t_blocking_calls() { std blocking_calls 0 1.0 0.8; }
+t_exit_status() { std exit_status 7 0.9 0.9; }
+t_exit_signal() { std exit_status 140 1.0 0.8 pipe signal; }
+t_py_threads() {
+	[ -x "$PYTHON" ] || skip "$PYTHON not found"
+	std py_threads 0 1.0 0.8
+}
+# the program's stdout is a regular file instead of a pipe; after restarts
+# its output must continue in that file at the right offset (or, if cohort
+# connects it to restart's stdout, continue there): either way the pieces
+# concatenated must equal the native output
+t_regfile_stdout() { std threads_mutex_cond 0 0.8 0.9 file; }
+t_blocking_pipes() { std blocking_pipes 0 1.0 0.8; }
+t_procs_pipes() { std procs_pipes 0 0.9 0.9; }
+
+# periodic checkpoints with --interval 1
+t_interval() {
+	prog_cmd interval
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" --interval 1 -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 3.5
+	local n
+	n=$(ls -d "$IMG/$GNAME"/gen-*/manifest 2>/dev/null | wc -l)
+	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) too early: $(first_line "$TD/run0.err")"; }
+	[ "$n" -ge 2 ] || { note_file "run stderr" "$TD/run0.err"; fail "only $n committed generation(s) after 3.5 s with --interval 1"; }
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --kill >"$TD/ck.out" 2>"$TD/ck.err" ||
+		{ note_file "checkpoint stderr" "$TD/ck.err"; fail "checkpoint --kill failed: $(first_line "$TD/ck.err")"; }
+	bg_wait run0
+	local m
+	m=$(ls -d "$IMG/$GNAME"/gen-*/manifest 2>/dev/null | wc -l)
+	[ "$m" -gt "$n" ] || fail "checkpoint --kill did not add a generation ($n before, $m after)"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
+# checkpoints without --kill: the program must go on unharmed; afterwards a
+# restart of the last generation must also produce the rest of the output
+t_nokill() {
+	prog_cmd heap_growth
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 0.8
+	ckpt_or_fail "checkpoint 1 (no --kill)" "$GNAME" 1
+	sleep 0.7
+	ckpt_or_fail "checkpoint 2 (no --kill)" "$GNAME" 2
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	check_suffix run1 run0 || fail "restart of generation 2 after the program ended: wrong output"
+	[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart exit status $RC"; }
+}
+
+# check_suffix TAG PREFIXTAG: TAG.out must be a suffix of exp.out and the rest
+# of exp.out a prefix of PREFIXTAG.out (the output seen before the checkpoint)
+check_suffix() {
+	local tag=$1 pre=$2 el sl
+	el=$(stat -c %s "$TD/exp.out")
+	sl=$(stat -c %s "$TD/$tag.out")
+	if [ "$sl" -gt "$el" ] || [ "$sl" -eq 0 ] ||
+		! cmp -s <(tail -c "$sl" "$TD/exp.out") "$TD/$tag.out" ||
+		! cmp -s <(head -c $((el - sl)) "$TD/exp.out") <(head -c $((el - sl)) "$TD/$pre.out"); then
+		note "$tag: output is not the expected continuation (< expected, > got):"
+		diff "$TD/exp.out" "$TD/$tag.out" | head -n 8 | cut -c1-200 | sed 's/^/    /' >>"$TD/details"
+		note_file "$tag stderr" "$TD/$tag.err" 5
+		return 1
+	fi
+	return 0
+}
+
+# restart an older generation (twice) after a newer one exists
+t_gen_twice() {
+	prog_cmd tls_tids
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 0.7
+	ckpt_or_fail "checkpoint 1 (no --kill)" "$GNAME" 1
+	sleep 0.7
+	ckpt_or_fail "checkpoint 2 (--kill)" "$GNAME" 2 --kill
+	bg_wait run0
+	bg_start r1a "$COHORT" restart "$GNAME" --images "$IMG" --generation 1
+	bg_wait r1a
+	[ "$RC" = 0 ] || { note_file "restart --generation 1 stderr" "$TD/r1a.err"; fail "restart --generation 1: status $RC: $(first_line "$TD/r1a.err")"; }
+	check_suffix r1a run0 || fail "restart --generation 1: wrong output"
+	bg_start r1b "$COHORT" restart "$GNAME" --images "$IMG" --generation 1
+	bg_wait r1b
+	[ "$RC" = 0 ] || { note_file "second restart --generation 1 stderr" "$TD/r1b.err"; fail "second restart --generation 1: status $RC: $(first_line "$TD/r1b.err")"; }
+	cmp -s "$TD/r1a.out" "$TD/r1b.out" || { check_suffix r1b run0; fail "second restart of generation 1 gave different output"; }
+	bg_start r2 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait r2
+	final_check 0 "$RC" r2 run0 r2
+}
+
+# negative: a socket fd makes the checkpoint fail cleanly; the program goes on
+t_neg_unsupported_fd() {
+	prog_cmd unsupported_fd
+	straight 0 "${PCMD[@]}"
+	rm -f "$TT/unsupported_fd.info"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$TT/unsupported_fd.info" ] && break
+		sleep 0.05
+	done
+	[ -s "$TT/unsupported_fd.info" ] || fail "program did not write $TT/unsupported_fd.info"
+	local pid fd0 fd1 hp pids
+	read -r pid fd0 fd1 <"$TT/unsupported_fd.info"
+	# the program may run in a pid namespace: accept its own pid or the host pid
+	pids=$pid
+	for hp in $(sort -u "$TD/pids"); do
+		[ "$(readlink "/proc/$hp/exe" 2>/dev/null)" = "$BIN/unsupported_fd" ] && pids="$pids|$hp"
+	done
+	sleep 0.6
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --kill >"$TD/ck.out" 2>"$TD/ck.err"
+	local rc=$?
+	note_file "checkpoint stderr" "$TD/ck.err" 4
+	[ "$rc" != 0 ] || fail "checkpoint of a process with a socket succeeded"
+	[ "$rc" != 124 ] || fail "checkpoint timed out"
+	grep -E "(^|[^0-9])($pids)([^0-9]|$)" "$TD/ck.err" | grep -i socket |
+		grep -qiE "fd[^0-9]{0,8}($fd0|$fd1)([^0-9]|$)" ||
+		fail "checkpoint error does not name the pid ($pids), fd $fd0 or $fd1 and 'socket': $(first_line "$TD/ck.err")"
+	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program died after the failed checkpoint (status $RC)"; }
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
+	# nothing usable may have been committed
+	timeout -k 5 20 "$COHORT" restart "$GNAME" --images "$IMG" >"$TD/rs.out" 2>"$TD/rs.err" </dev/null &&
+		fail "restart succeeded although the only checkpoint failed"
+	return 0
+}
+
+# negative: a damaged image must be refused; the undamaged one must work
+t_neg_damaged_image() {
+	prog_cmd exit_status
+	straight 7 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 0.9
+	ckpt_or_fail "checkpoint --kill" "$GNAME" 1 --kill
+	bg_wait run0
+	local img size off orig flip
+	img=$(ls -S "$(gen_dir "$GNAME" 1)"/proc-*.img 2>/dev/null | head -n 1)
+	[ -n "$img" ] || fail "no proc-*.img in $(gen_dir "$GNAME" 1)"
+	size=$(stat -c %s "$img")
+	off=$((size / 2))
+	orig=$(od -An -tu1 -j "$off" -N 1 "$img" | tr -d ' \n')
+	flip=$((orig ^ 255))
+	printf '%b' "\\0$(printf '%03o' "$flip")" | dd of="$img" bs=1 seek="$off" count=1 conv=notrunc status=none
+	[ "$(od -An -tu1 -j "$off" -N 1 "$img" | tr -d ' \n')" = "$flip" ] || fail "could not damage $img"
+	bg_start rs "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait rs
+	note_file "restart stderr" "$TD/rs.err" 4
+	[ "$RC" != 124 ] || fail "restart of a damaged image timed out"
+	[ "$RC" != 0 ] || fail "restart of a damaged image succeeded"
+	[ ! -s "$TD/rs.out" ] || fail "restart of a damaged image ran the program"
+	grep -qF "$(basename "$img")" "$TD/rs.err" || fail "error does not name $(basename "$img"): $(first_line "$TD/rs.err")"
+	[ "$(wc -l <"$TD/rs.err")" = 1 ] || fail "expected exactly one line on stderr, got $(wc -l <"$TD/rs.err")"
+	# repair it: the generation must be usable again
+	printf '%b' "\\0$(printf '%03o' "$orig")" | dd of="$img" bs=1 seek="$off" count=1 conv=notrunc status=none
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 7 "$RC" run1 run0 run1
+}
+
+# negative: unknown group names
+t_neg_unknown_group() {
+	local g=nosuchgroup-$$ what rc
+	for what in status checkpoint restart; do
+		case $what in
+		status) timeout -k 5 30 "$COHORT" status "$g" >"$TD/$what.out" 2>"$TD/$what.err" </dev/null ;;
+		*) timeout -k 5 30 "$COHORT" "$what" "$g" --images "$IMG" >"$TD/$what.out" 2>"$TD/$what.err" </dev/null ;;
+		esac
+		rc=$?
+		note_file "$what stderr" "$TD/$what.err" 3
+		[ "$rc" != 0 ] || fail "'$what $g' succeeded"
+		[ "$rc" != 124 ] || fail "'$what $g' timed out"
+		[ "$what" = status ] && continue
+		[ -s "$TD/$what.err" ] || fail "'$what $g' printed no error message"
+		[ "$(wc -l <"$TD/$what.err")" = 1 ] || fail "'$what $g': expected one line on stderr, got $(wc -l <"$TD/$what.err")"
+	done
+}
+
+# negative: static binaries cannot be run under cohort
+t_neg_static() {
+	local sp=$WORK/static_exit_status
+	if [ ! -x "$sp" ]; then
+		gcc -std=gnu11 -O2 -static -pthread -o "$sp" "$PROGS/exit_status.c" >"$TD/gcc.log" 2>&1 ||
+			skip "cannot link statically (libc.a missing?)"
+	fi
+	timeout -k 5 30 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$sp" >"$TD/run.out" 2>"$TD/run.err" </dev/null
+	local rc=$?
+	note_file "run stderr" "$TD/run.err" 3
+	[ "$rc" != 0 ] || fail "run of a static binary succeeded"
+	[ "$rc" != 124 ] || fail "run of a static binary timed out"
+	[ ! -s "$TD/run.out" ] || fail "the static binary was run"
+	grep -qi static "$TD/run.err" || fail "error does not mention 'static': $(first_line "$TD/run.err")"
+}
+
+# ---------------------------------------------------------------------------
+# driver
+# ---------------------------------------------------------------------------
+run_one() { # in a subshell
+	TD=$WORK/$1
+	TT=$TD/tmp
+	IMG=$TD/images
+	GNAME=ct$$-$2-$(echo "$1" | tr _ -)
+	mkdir -p "$TT" "$IMG"
+	export COHORT_TEST_TMP=$TT
+	"t_$1"
+}
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+if [ ! -x "$COHORT" ]; then
+	echo "run.sh: cohort binary not found: $COHORT" >&2
+fi
+n=0
+for t in "${SELECTED[@]}"; do
+	n=$((n + 1))
+	TD=$WORK/$t
+	mkdir -p "$TD"
+	if [ "$SECONDS" -ge "$SUITE_TMO" ]; then
+		echo "FAIL $t (not run: the suite exceeded $SUITE_TMO s)"
+		FAILED=$((FAILED + 1))
+		continue
+	fi
+	(run_one "$t" "$n") </dev/null &
+	CUR_TEST_PID=$!
+	CUR_TEST=$t
+	start=$SECONDS
+	timed_out=0
+	while kill -0 "$CUR_TEST_PID" 2>/dev/null; do
+		if [ $((SECONDS - start)) -ge "$TEST_TMO" ]; then
+			timed_out=1
+			{ kill -9 "$CUR_TEST_PID"; } 2>/dev/null
+			break
+		fi
+		sleep 0.1
+	done
+	{ wait "$CUR_TEST_PID"; } 2>/dev/null
+	trc=$?
+	CUR_TEST_PID=
+	kill_leftovers "$TD"
+	if [ $timed_out = 1 ]; then
+		echo "test timed out after $TEST_TMO s" >"$TD/reason"
+		trc=1
+	fi
+	if [ $trc = 3 ] && [ -f "$TD/skip" ]; then
+		echo "SKIP $t ($(cat "$TD/skip"))"
+		SKIPPED=$((SKIPPED + 1))
+	elif [ $trc = 0 ]; then
+		echo "PASS $t"
+		[ "${VERBOSE:-0}" = 1 ] && [ -s "$TD/details" ] && sed 's/^/    /' "$TD/details"
+		PASSED=$((PASSED + 1))
+	else
+		reason="exit status $trc"
+		[ -s "$TD/reason" ] && reason=$(cat "$TD/reason")
+		echo "FAIL $t ($reason)"
+		[ -s "$TD/details" ] && head -n 40 "$TD/details" | sed 's/^/    /'
+		FAILED=$((FAILED + 1))
+	fi
+done
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
