@@ -104,6 +104,7 @@ while (($#)); do
     shift
 done
 
+[[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --reps wants a positive integer" >&2; exit 2; }
 for f in "$COHORT" "$BIGMEM"; do
     if [[ ! -x $f ]]; then
         echo "run.sh: $f not found or not executable (run 'make' first)" >&2
