@@ -13,15 +13,28 @@
 #include "sys.h"
 #include "util.h"
 
-static char wbuf[1 << 18];
-static struct co_writer writer;
+static char wbuf[1 << 18], wbuf1[1 << 18];
+static struct co_writer writer, writer1;
 static struct co_dumpctx dc;
 static const struct co_thread *trecs[CO_MAX_THREADS];
 static int data_marker = 1; /* lives in .data, which is mapped apart from .bss */
 
+static void write_head(struct co_writer *w, uint32_t kind)
+{
+	struct co_head h;
+	co_memset(&h, 0, sizeof(h));
+	co_strlcpy(h.magic, CO_IMG_MAGIC, sizeof(h.magic));
+	h.version = CO_IMG_VERSION;
+	h.kind = kind;
+	struct co_timespec ts;
+	co_clock_gettime(CLOCK_REALTIME, &ts);
+	h.created_ns = (uint64_t)ts.sec * 1000000000ULL + (uint64_t)ts.nsec;
+	co_w_rec(w, CO_R_HEAD, &h, sizeof(h));
+}
+
 int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen)
 {
-	char path[CO_PATH + 64];
+	char path[CO_PATH + 64], path1[CO_PATH + 64];
 	co_memset(&dc, 0, sizeof(dc));
 	dc.err = err;
 	dc.errlen = errlen;
@@ -42,6 +55,7 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen)
 	dc.vol[dc.nvol++] = (uint64_t)&data_marker;
 	dc.vol[dc.nvol++] = (uint64_t)&co_agent;
 	dc.vol[dc.nvol++] = (uint64_t)wbuf;
+	dc.vol[dc.nvol++] = (uint64_t)wbuf1;
 	dc.vol[dc.nvol++] = (uint64_t)&dc;
 
 	/* look at everything before writing anything: an unsupported object fails early */
@@ -49,38 +63,43 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen)
 		return -1;
 
 	co_fmt(path, sizeof(path), "%s/proc-%d.img", dir, dc.pid);
+	co_stream_path(path1, sizeof(path1), path, 1);
 	int fd = (int)co_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return co_err(err, errlen, "pid %d: cannot create %s (errno %d)", dc.pid, path, -fd);
+	int fd1 = fd < 0 ? fd : (int)co_open(path1, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || fd1 < 0) {
+		if (fd >= 0)
+			co_close(fd);
+		return co_err(err, errlen, "pid %d: cannot create %s (errno %d)", dc.pid, fd < 0 ? path : path1,
+			      fd < 0 ? -fd : -fd1);
+	}
 	dc.skip_fd[dc.nskip_fd++] = fd;
+	dc.skip_fd[dc.nskip_fd++] = fd1;
 	co_w_init(&writer, fd, wbuf, sizeof(wbuf));
+	co_w_init(&writer1, fd1, wbuf1, sizeof(wbuf1));
 	dc.w = &writer;
+	dc.nstreams = CO_STREAMS;
+	struct co_writer *ws[CO_STREAMS] = { &writer, &writer1 };
 
-	struct co_head h;
-	co_memset(&h, 0, sizeof(h));
-	co_strlcpy(h.magic, CO_IMG_MAGIC, sizeof(h.magic));
-	h.version = CO_IMG_VERSION;
-	h.kind = CO_KIND_PROCESS;
-	struct co_timespec ts;
-	co_clock_gettime(CLOCK_REALTIME, &ts);
-	h.created_ns = (uint64_t)ts.sec * 1000000000ULL + (uint64_t)ts.nsec;
-	co_w_rec(&writer, CO_R_HEAD, &h, sizeof(h));
-
+	write_head(&writer, CO_KIND_PROCESS);
+	write_head(&writer1, CO_KIND_PAGES);
 	for (int i = 0; i < co_agent.nthreads; i++)
 		trecs[i] = &co_agent.threads[i].rec;
 	int r = co_proc_dump(&dc, co_agent.nthreads) || co_threads_dump(&dc, trecs, co_agent.nthreads) ||
-		co_files_dump(&dc) || co_mem_dump_vmas(&dc) || co_mem_dump_pages(&dc);
-	if (!r) {
-		struct co_end end = { writer.seq + 1, dc.page_bytes };
-		co_w_rec(&writer, CO_R_END, &end, sizeof(end));
-		if (co_w_flush(&writer))
-			r = co_err(err, errlen, "pid %d: writing %s failed (errno %d)", dc.pid, path, -writer.err);
+		co_files_dump(&dc) || co_mem_dump_vmas(&dc) || co_mem_dump_pages(&dc, ws, CO_STREAMS);
+	for (int k = 0; k < CO_STREAMS && !r; k++) {
+		struct co_end end = { ws[k]->seq + 1, 0 };
+		co_w_rec(ws[k], CO_R_END, &end, sizeof(end));
+		if (co_w_flush(ws[k]))
+			r = co_err(err, errlen, "pid %d: writing %s failed (errno %d)", dc.pid, k ? path1 : path,
+				   -ws[k]->err);
 	}
 	co_close(fd);
+	co_close(fd1);
 	if (r) {
 		co_unlink(path);
+		co_unlink(path1);
 		return -1;
 	}
-	*bytes = writer.off;
+	*bytes = writer.off + writer1.off;
 	return 0;
 }

@@ -287,3 +287,15 @@ int co_r_expect(struct co_reader *r, unsigned type, void *p, uint64_t max)
 	}
 	return co_r_payload(r, p, max);
 }
+
+void co_stream_path(char *out, unsigned long n, const char *image, int k)
+{
+	size_t len = co_strlen(image);
+	if (k == 0 || len < 4 || !co_endswith(image, ".img")) {
+		co_strlcpy(out, image, n);
+		return;
+	}
+	co_fmt(out, n, "%s", image);
+	if (len - 4 < n)
+		co_fmt(out + len - 4, n - (len - 4), ".p%d.img", k);
+}

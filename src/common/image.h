@@ -32,7 +32,10 @@ enum co_rec_type {
 	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
 };
 
-enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2 };
+enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3 };
+
+/* Name of page stream k of the process image at path (stream 0 is the image itself). */
+void co_stream_path(char *out, unsigned long n, const char *image, int k);
 
 struct co_rec_hdr {
 	uint32_t magic;
@@ -90,7 +93,7 @@ struct co_proc {
 	uint64_t boot_ns;		/* CLOCK_BOOTTIME when dumped */
 	char comm[16];
 	uint32_t npending;		/* signals queued for the whole process */
-	uint32_t pad;
+	uint32_t streams;		/* page-data streams: the image and proc-PID.pN.img */
 	struct co_siginfo pending[2 * CO_MAX_PENDING];
 	char exe[CO_PATH];
 	char cwd[CO_PATH];

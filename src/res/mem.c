@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include "procfs.h"
 #include "res.h"
+#include "spawn.h"
 #include "sys.h"
 #include "util.h"
 
@@ -102,8 +103,30 @@ int co_mem_dump_vmas(struct co_dumpctx *d)
 	return 0;
 }
 
-static struct co_pagemap pm;
-static int pm_volatile;
+/*
+ * Page data goes out in CO_STREAMS streams written in parallel (the image
+ * file and proc-PID.p1.img), each with its own writer, run collector and
+ * bounce buffer.  The regions are split between them by page count, one
+ * region at most being cut in two.
+ */
+struct stream {
+	struct co_dumpctx *d;
+	struct co_writer *w;
+	int pmfd;
+	int vol;			/* pages of the agent's own memory: bounce them */
+	uint64_t bytes;
+	int failed;
+	uint32_t nranges;
+	struct { uint32_t vma; uint64_t lo, hi; } ranges[CO_MAX_VMAS / 2 + 2];
+	struct co_pagemap pm;
+	uint64_t ent[8192];		/* pagemap entries of one window */
+	unsigned char core[8192];	/* mincore of one window */
+	char bounce[65536];
+	char err[256];
+};
+
+static struct stream streams[CO_STREAMS];
+#define WINDOW 8192 /* pages looked at per pagemap read */
 
 /*
  * The agent's own memory (its statics, the writer's buffer, the manager's
@@ -119,115 +142,226 @@ static int is_volatile(struct co_dumpctx *d, const struct co_vma *v)
 	return 0;
 }
 
-static void put_bounced(struct co_dumpctx *d, uint64_t addr, uint64_t len)
+static int has_pages(const struct co_vma *v)
 {
-	static char bounce[65536];
-	for (uint64_t done = 0; done < len; done += sizeof(bounce)) {
-		uint64_t n = len - done < sizeof(bounce) ? len - done : sizeof(bounce);
-		co_memcpy(bounce, (void *)(addr + done), n);
-		co_w_put(d->w, bounce, n);
-	}
+	return v->kind != CO_V_SPECIAL && !(v->kind == CO_V_FILE && (v->flags & CO_VF_SHARED));
 }
 
 /* Write the collected runs: a page map record, then their pages, page-aligned. */
-static int flush_runs(struct co_dumpctx *d)
+static int flush_runs(struct stream *s)
 {
-	if (!pm.nruns)
+	struct co_pagemap *pm = &s->pm;
+	if (!pm->nruns)
 		return 0;
-	size_t len = __builtin_offsetof(struct co_pagemap, runs) + pm.nruns * sizeof(struct co_run);
-	co_w_rec(d->w, CO_R_PAGEMAP, &pm, len);
-	co_w_begin(d->w, CO_R_PAGEDATA, pm.npages * CO_PAGE, 1);
-	for (uint32_t i = 0; i < pm.nruns; i++) {
-		if (pm_volatile)
-			put_bounced(d, pm.runs[i].addr, pm.runs[i].npages * CO_PAGE);
-		else
-			co_w_put(d->w, (void *)pm.runs[i].addr, pm.runs[i].npages * CO_PAGE);
+	size_t len = __builtin_offsetof(struct co_pagemap, runs) + pm->nruns * sizeof(struct co_run);
+	co_w_rec(s->w, CO_R_PAGEMAP, pm, len);
+	co_w_begin(s->w, CO_R_PAGEDATA, pm->npages * CO_PAGE, 1);
+	for (uint32_t i = 0; i < pm->nruns; i++) {
+		uint64_t addr = pm->runs[i].addr, n = pm->runs[i].npages * CO_PAGE;
+		if (!s->vol) {
+			co_w_put(s->w, (void *)addr, n);
+			continue;
+		}
+		for (uint64_t done = 0; done < n; done += sizeof(s->bounce)) {
+			uint64_t k = n - done < sizeof(s->bounce) ? n - done : sizeof(s->bounce);
+			co_memcpy(s->bounce, (void *)(addr + done), k);
+			co_w_put(s->w, s->bounce, k);
+		}
 	}
-	co_w_end(d->w);
-	d->page_bytes += pm.npages * CO_PAGE;
-	pm.nruns = 0;
-	pm.npages = 0;
-	return d->w->err ? DERR(d, "pid %d: writing page data failed (errno %d)", d->pid, -d->w->err) : 0;
+	co_w_end(s->w);
+	s->bytes += pm->npages * CO_PAGE;
+	pm->nruns = 0;
+	pm->npages = 0;
+	return s->w->err ? co_err(s->err, sizeof(s->err), "pid %d: writing page data failed (errno %d)",
+				  s->d->pid, -s->w->err) : 0;
 }
 
-static int add_page(struct co_dumpctx *d, uint64_t addr)
+static int add_page(struct stream *s, uint64_t addr)
 {
-	struct co_run *last = pm.nruns ? &pm.runs[pm.nruns - 1] : 0;
+	struct co_pagemap *pm = &s->pm;
+	struct co_run *last = pm->nruns ? &pm->runs[pm->nruns - 1] : 0;
 	if (last && last->addr + last->npages * CO_PAGE == addr) {
 		last->npages++;
 	} else {
-		if (pm.nruns == CO_MAX_RUNS && flush_runs(d))
+		if (pm->nruns == CO_MAX_RUNS && flush_runs(s))
 			return -1;
-		pm.runs[pm.nruns].addr = addr;
-		pm.runs[pm.nruns].npages = 1;
-		pm.nruns++;
+		pm->runs[pm->nruns].addr = addr;
+		pm->runs[pm->nruns].npages = 1;
+		pm->nruns++;
 	}
-	pm.npages++;
+	pm->npages++;
 	return 0;
 }
 
-#define WINDOW 8192 /* pages looked at per pagemap read */
-
-static int dump_region(struct co_dumpctx *d, int pmfd, const struct co_vma *v)
+/* Call fn for every page of [lo, hi) of v that the image must hold. */
+static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uint64_t hi,
+		      int (*fn)(struct stream *, uint64_t))
 {
-	static uint64_t ent[WINDOW];
-	static unsigned char core[WINDOW];
-	pm_volatile = is_volatile(d, v);
-	for (uint64_t a = v->start; a < v->end; a += WINDOW * CO_PAGE) {
-		uint64_t n = (v->end - a) / CO_PAGE;
+	for (uint64_t a = lo; a < hi; a += WINDOW * CO_PAGE) {
+		uint64_t n = (hi - a) / CO_PAGE;
 		if (n > WINDOW)
 			n = WINDOW;
-		long r = co_pread(pmfd, ent, n * 8, (long)(a / CO_PAGE * 8));
+		long r = co_pread(s->pmfd, s->ent, n * 8, (long)(a / CO_PAGE * 8));
 		if (r != (long)(n * 8))
-			return DERR(d, "pid %d: cannot read the page map at %lx", d->pid, (unsigned long)a);
-		if (v->kind == CO_V_SHANON && co_mincore((void *)a, n * CO_PAGE, core) < 0)
-			co_memset(core, 1, n);
+			return co_err(s->err, sizeof(s->err), "pid %d: cannot read the page map at %lx", s->d->pid,
+				      (unsigned long)a);
+		if (v->kind == CO_V_SHANON && co_mincore((void *)a, n * CO_PAGE, s->core) < 0)
+			co_memset(s->core, 1, n);
 		for (uint64_t i = 0; i < n; i++) {
-			uint64_t e = ent[i];
+			uint64_t e = s->ent[i];
 			int save;
 			switch (v->kind) {
 			case CO_V_FILE:
 				save = (e & PM_SWAP) || ((e & PM_PRESENT) && !(e & PM_FILE));
 				break;
 			case CO_V_SHANON:
-				save = (e & (PM_PRESENT | PM_SWAP)) || (core[i] & 1);
+				save = (e & (PM_PRESENT | PM_SWAP)) || (s->core[i] & 1);
 				break;
 			default:
 				save = (e & (PM_PRESENT | PM_SWAP)) != 0;
 				break;
 			}
-			if (save && add_page(d, a + i * CO_PAGE))
+			if (save && fn(s, a + i * CO_PAGE))
 				return -1;
 		}
 	}
-	/* the region's runs go out now: its protection may be lifted only meanwhile */
-	return flush_runs(d);
+	return 0;
 }
 
-int co_mem_dump_pages(struct co_dumpctx *d)
+/* Write one stream's ranges; run by the manager and by the helper thread. */
+static void write_stream(void *arg)
 {
-	/* pm is static, and after a restart it holds whatever it held when dumped */
-	pm.nruns = 0;
-	pm.npages = 0;
+	struct stream *s = arg;
+	for (uint32_t i = 0; i < s->nranges && !s->failed; i++) {
+		const struct co_vma *v = &vmas[s->ranges[i].vma];
+		s->vol = is_volatile(s->d, v);
+		s->failed = scan_pages(s, v, s->ranges[i].lo, s->ranges[i].hi, add_page) || flush_runs(s);
+	}
+}
+
+static uint64_t counted;
+static int count_page(struct stream *s, uint64_t addr)
+{
+	(void)s;
+	(void)addr;
+	counted++;
+	return 0;
+}
+
+/* Split the regions between the streams, by the pages each will write. */
+static int plan_streams(struct co_dumpctx *d, int nstreams)
+{
+	static uint64_t per_vma[CO_MAX_VMAS];
+	uint64_t total = 0;
+	struct stream *s0 = &streams[0];
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		counted = 0;
+		if (has_pages(&vmas[i]) && scan_pages(s0, &vmas[i], vmas[i].start, vmas[i].end, count_page))
+			return -1;
+		per_vma[i] = counted;
+		total += counted;
+	}
+	uint64_t share = (total + nstreams - 1) / nstreams, acc = 0;
+	int k = 0;
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		const struct co_vma *v = &vmas[i];
+		if (!per_vma[i])
+			continue;
+		uint64_t lo = v->start;
+		while (k < nstreams - 1 && acc + per_vma[i] > share * (uint64_t)(k + 1)) {
+			/* cut this region where stream k has its share: find that page */
+			uint64_t want = share * (uint64_t)(k + 1) - acc, seen = 0, cut = v->end;
+			for (uint64_t a = lo; a < v->end; a += WINDOW * CO_PAGE) {
+				uint64_t n = (v->end - a) / CO_PAGE;
+				n = n > WINDOW ? WINDOW : n;
+				counted = 0;
+				if (scan_pages(s0, v, a, a + n * CO_PAGE, count_page))
+					return -1;
+				if (seen + counted >= want) {
+					cut = a + n * CO_PAGE;
+					seen += counted;
+					break;
+				}
+				seen += counted;
+			}
+			struct stream *s = &streams[k];
+			s->ranges[s->nranges].vma = i;
+			s->ranges[s->nranges].lo = lo;
+			s->ranges[s->nranges++].hi = cut;
+			acc += seen;
+			per_vma[i] -= seen;
+			lo = cut;
+			k++;
+		}
+		if (lo < v->end) {
+			struct stream *s = &streams[k];
+			s->ranges[s->nranges].vma = i;
+			s->ranges[s->nranges].lo = lo;
+			s->ranges[s->nranges++].hi = v->end;
+			acc += per_vma[i];
+		}
+	}
+	return 0;
+}
+
+/* Regions without PROT_READ are made readable while they are written. */
+static int readable_all(struct co_dumpctx *d, int on)
+{
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		const struct co_vma *v = &vmas[i];
+		if (!has_pages(v) || (v->prot & PROT_READ))
+			continue;
+		if (co_mprotect((void *)v->start, v->end - v->start, (int)v->prot | (on ? PROT_READ : 0)) && on)
+			return DERR(d, "pid %d: region %lx-%lx cannot be made readable", d->pid,
+				    (unsigned long)v->start, (unsigned long)v->end);
+	}
+	return 0;
+}
+
+int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
+{
+	static char helper_stack[1 << 16] __attribute__((aligned(16)));
+	static struct co_helper helper;
 	int pmfd = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
 	if (pmfd < 0)
 		return DERR(d, "pid %d: cannot open /proc/self/pagemap", d->pid);
-	int ret = 0;
-	for (uint32_t i = 0; i < d->nvmas && !ret; i++) {
-		const struct co_vma *v = &vmas[i];
-		if (v->kind == CO_V_SPECIAL || (v->kind == CO_V_FILE && (v->flags & CO_VF_SHARED)))
-			continue;
-		int unreadable = !(v->prot & PROT_READ);
-		if (unreadable && co_mprotect((void *)v->start, v->end - v->start, (int)v->prot | PROT_READ)) {
-			ret = DERR(d, "pid %d: region %lx-%lx cannot be made readable", d->pid,
-				   (unsigned long)v->start, (unsigned long)v->end);
-			break;
-		}
-		ret = dump_region(d, pmfd, v);
-		if (unreadable)
-			co_mprotect((void *)v->start, v->end - v->start, (int)v->prot);
+	/* the streams are static, and after a restart they hold what they held when dumped */
+	for (int k = 0; k < nstreams; k++) {
+		struct stream *s = &streams[k];
+		s->d = d;
+		s->w = w[k];
+		s->pmfd = pmfd;
+		s->bytes = 0;
+		s->failed = 0;
+		s->nranges = 0;
+		s->pm.nruns = 0;
+		s->pm.npages = 0;
+		s->err[0] = 0;
+	}
+	d->vol[d->nvol++] = (uint64_t)streams;
+	d->vol[d->nvol++] = (uint64_t)helper_stack;
+	int ret = plan_streams(d, nstreams);
+	if (!ret)
+		ret = readable_all(d, 1);
+	if (!ret) {
+		int spawned = nstreams > 1 &&
+			      co_spawn(&helper, write_stream, &streams[1], helper_stack + sizeof(helper_stack),
+				       sizeof(helper_stack)) == 0;
+		if (nstreams > 1 && !spawned)
+			write_stream(&streams[1]);
+		write_stream(&streams[0]);
+		if (spawned)
+			co_join(&helper);
+		readable_all(d, 0);
 	}
 	co_close(pmfd);
+	for (int k = 0; k < nstreams; k++) {
+		d->page_bytes += streams[k].bytes;
+		if (streams[k].failed && !ret)
+			ret = co_err(d->err, d->errlen, "%s", streams[k].err);
+	}
+	if (!ret && streams[0].err[0])
+		ret = co_err(d->err, d->errlen, "%s", streams[0].err);
 	return ret;
 }
 #else /* the restorer */
@@ -374,43 +508,115 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 	return 0;
 }
 
-static struct co_pagemap pm;
+/* One page-data stream being read into place. */
+struct pstream {
+	struct co_rstctx *rc;
+	struct co_reader *r;
+	int failed;
+	struct co_pagemap pm;
+	char err[512];
+};
+static struct pstream pstreams[CO_STREAMS];
+static struct co_reader readers[CO_STREAMS];
+
+#define PERR(ps, ...) co_err((ps)->err, sizeof((ps)->err), __VA_ARGS__)
 
 /* Page map and page data records until the end record. */
-static int read_pages(struct co_rstctx *rc)
+static int read_pages(struct pstream *ps)
 {
-	struct co_reader *r = rc->r;
+	struct co_rstctx *rc = ps->rc;
+	struct co_reader *r = ps->r;
+	struct co_pagemap *pm = &ps->pm;
 	for (;;) {
 		int e = co_r_next(r);
 		if (e <= 0)
-			return co_err(rc->err, rc->errlen, "%s", e < 0 ? r->err : "image ends before its end record");
+			return PERR(ps, "%s", e < 0 ? r->err : "image ends before its end record");
 		if (r->hdr.type == CO_R_END)
-			return co_r_finish(r) ? co_err(rc->err, rc->errlen, "%s", r->err) : 0;
+			return co_r_finish(r) ? PERR(ps, "%s", r->err) : 0;
 		if (r->hdr.type != CO_R_PAGEMAP)
-			return co_err(rc->err, rc->errlen, "%s: byte %lu: unexpected %s record among pages",
-				      r->name, (unsigned long)r->rec_off, co_rec_name(r->hdr.type));
-		if (co_r_payload(r, &pm, sizeof(pm)))
-			return co_err(rc->err, rc->errlen, "%s", r->err);
-		if (pm.nruns > CO_MAX_RUNS)
-			return co_err(rc->err, rc->errlen, "%s: byte %lu: page map has %u runs",
-				      r->name, (unsigned long)r->rec_off, pm.nruns);
-		if (co_r_next(r) != 1 || r->hdr.type != CO_R_PAGEDATA || r->hdr.len != pm.npages * CO_PAGE)
-			return co_err(rc->err, rc->errlen, "%s", r->err[0] ? r->err : "page data does not match its page map");
-		for (uint32_t i = 0; i < pm.nruns; i++) {
-			const struct co_run *run = &pm.runs[i];
+			return PERR(ps, "%s: byte %lu: unexpected %s record among pages", r->name,
+				    (unsigned long)r->rec_off, co_rec_name(r->hdr.type));
+		if (co_r_payload(r, pm, sizeof(*pm)))
+			return PERR(ps, "%s", r->err);
+		if (pm->nruns > CO_MAX_RUNS)
+			return PERR(ps, "%s: byte %lu: page map has %u runs", r->name, (unsigned long)r->rec_off,
+				    pm->nruns);
+		if (co_r_next(r) != 1 || r->hdr.type != CO_R_PAGEDATA || r->hdr.len != pm->npages * CO_PAGE)
+			return PERR(ps, "%s", r->err[0] ? r->err : "page data does not match its page map");
+		for (uint32_t i = 0; i < pm->nruns; i++) {
+			const struct co_run *run = &pm->runs[i];
 			int inside = 0;
 			for (int k = 0; k < rc->nvmas && !inside; k++)
-				inside = run->addr >= rc->vmas[k].start &&
+				inside = rc->vmas[k].kind != CO_V_SPECIAL && run->addr >= rc->vmas[k].start &&
 					 run->addr + run->npages * CO_PAGE <= rc->vmas[k].end;
 			if (!inside)
-				return co_err(rc->err, rc->errlen, "%s: byte %lu: pages at %lx lie outside every region",
-					      r->name, (unsigned long)r->rec_off, (unsigned long)run->addr);
+				return PERR(ps, "%s: byte %lu: pages at %lx lie outside every region", r->name,
+					    (unsigned long)r->rec_off, (unsigned long)run->addr);
 			if (co_r_read(r, (void *)run->addr, run->npages * CO_PAGE))
-				return co_err(rc->err, rc->errlen, "%s", r->err);
+				return PERR(ps, "%s", r->err);
 		}
 		if (co_r_finish(r))
-			return co_err(rc->err, rc->errlen, "%s", r->err);
+			return PERR(ps, "%s", r->err);
 	}
+}
+
+static void read_stream(void *arg)
+{
+	struct pstream *ps = arg;
+	ps->failed = read_pages(ps) != 0;
+}
+
+/* Open page stream k (k > 0) of the image and check its head. */
+static int open_stream(struct co_rstctx *rc, int k, char *path, size_t n)
+{
+	co_stream_path(path, n, rc->image, k);
+	int fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return co_err(rc->err, rc->errlen, "cannot open %s (errno %d)", path, -fd);
+	long hi = co_fcntl(fd, F_DUPFD_CLOEXEC, rc->fd_base + 16 + k);
+	co_close(fd);
+	co_r_init(&readers[k], (int)hi, path);
+	struct co_head h;
+	if (co_r_expect(&readers[k], CO_R_HEAD, &h, sizeof(h)))
+		return co_err(rc->err, rc->errlen, "%s", readers[k].err);
+	if (h.kind != CO_KIND_PAGES || h.version != CO_IMG_VERSION)
+		return co_err(rc->err, rc->errlen, "%s: not a page stream of this image format", path);
+	return 0;
+}
+
+/* Read every page stream into place, the extra ones on helper threads. */
+static int read_all_pages(struct co_rstctx *rc)
+{
+	static char paths[CO_STREAMS][CO_PATH + 16];
+	static struct co_helper helpers[CO_STREAMS];
+	int n = (int)rc->proc->streams;
+	if (n < 1)
+		n = 1;
+	if (n > CO_STREAMS)
+		return co_err(rc->err, rc->errlen, "image has %d page streams, this restorer reads %d", n, CO_STREAMS);
+	for (int k = 1; k < n; k++)
+		if (open_stream(rc, k, paths[k], sizeof(paths[k])))
+			return -1;
+	for (int k = 0; k < n; k++) {
+		pstreams[k].rc = rc;
+		pstreams[k].r = k ? &readers[k] : rc->r;
+		pstreams[k].failed = 0;
+		pstreams[k].err[0] = 0;
+	}
+	/* each helper gets 64 KiB of the scratch area as its stack */
+	for (int k = 1; k < n; k++)
+		if (co_spawn(&helpers[k], read_stream, &pstreams[k], rc->scratch + rc->scratch_len - (k - 1) * 65536,
+			     65536))
+			read_stream(&pstreams[k]);
+	read_stream(&pstreams[0]);
+	for (int k = 1; k < n; k++) {
+		co_join(&helpers[k]);
+		co_close(readers[k].fd);
+	}
+	for (int k = 0; k < n; k++)
+		if (pstreams[k].failed)
+			return co_err(rc->err, rc->errlen, "%s", pstreams[k].err);
+	return 0;
 }
 
 int co_mem_restore(struct co_rstctx *rc)
@@ -421,7 +627,7 @@ int co_mem_restore(struct co_rstctx *rc)
 	for (int i = 0; i < rc->nvmas; i++)
 		if (map_region(rc, &rc->vmas[i]))
 			return -1;
-	if (read_pages(rc))
+	if (read_all_pages(rc))
 		return -1;
 	for (int i = 0; i < rc->nvmas; i++) {
 		const struct co_vma *v = &rc->vmas[i];

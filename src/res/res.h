@@ -15,6 +15,7 @@
 #define CO_MAX_FDS 4096
 #define CO_MAX_VMAS 8192
 #define CO_MAX_THREADS 1024
+#define CO_STREAMS 2 /* page-data streams written and read in parallel */
 
 struct co_dumpctx {
 	struct co_writer *w;
@@ -27,17 +28,19 @@ struct co_dumpctx {
 	int nskip_fd;
 	uint64_t skip_lo[4], skip_hi[4];	/* the agent's own mappings */
 	int nskip;
-	uint64_t vol[8];			/* addresses in memory that changes while we dump */
+	uint64_t vol[12];			/* addresses in memory that changes while we dump */
 	int nvol;
 	uint64_t agent_info;
 	struct co_siginfo *pending;		/* signals queued for the whole process */
 	int npending;
 	uint64_t page_bytes;			/* page data written */
 	uint32_t nfds, nvmas;
+	int nstreams;
 };
 
 struct co_rstctx {
 	struct co_reader *r;
+	const char *image;	/* path of the process image (page streams are named after it) */
 	char *err;
 	size_t errlen;
 	struct co_proc *proc;
@@ -77,7 +80,7 @@ int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
 /* mem.c: the address space */
 int co_mem_collect(struct co_dumpctx *d);
 int co_mem_dump_vmas(struct co_dumpctx *d);
-int co_mem_dump_pages(struct co_dumpctx *d);
+int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams);
 int co_mem_check(struct co_rstctx *rc);		/* before anything is destroyed */
 int co_mem_restore(struct co_rstctx *rc);	/* maps regions and reads pages */
 

@@ -182,7 +182,12 @@ int co_threads_restore(struct co_rstctx *rc)
 		ca.tls = t->fsbase;
 		ca.set_tid = (uint64_t)&tid;
 		ca.set_tid_size = 1;
-		long r = co_clone3_thread(&ca, sizeof(ca), thread_entry, t);
+		long r;
+		/* a helper thread of ours that just exited may still hold this tid for a moment */
+		for (int tries = 0; (r = co_clone3_thread(&ca, sizeof(ca), thread_entry, t)) == -EEXIST && tries < 2000; tries++) {
+			struct co_timespec ms = { 0, 1000000 };
+			co_nanosleep(&ms);
+		}
 		if (r < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: cannot recreate thread %d (errno %ld)",
 				      rc->proc->pid, t->tid, -r);

@@ -41,22 +41,4 @@ co_ctx_jump:
 	movl	$1, %eax
 	jmpq	*56(%rdi)
 
-/*
- * co_clone3_thread(args, size, fn, arg): clone3 a thread that runs fn(arg)
- * on the stack given in args.  Returns the tid (or -errno) in the caller.
- */
-	.globl	co_clone3_thread
-	.type	co_clone3_thread, @function
-co_clone3_thread:
-	movq	%rdx, %r8
-	movq	%rcx, %r9
-	movl	$435, %eax
-	syscall
-	testq	%rax, %rax
-	jnz	1f
-	xorl	%ebp, %ebp
-	movq	%r9, %rdi
-	call	*%r8
-	hlt
-1:	ret
 	.section .note.GNU-stack,"",@progbits

@@ -161,6 +161,7 @@ static void restore(void *unused)
 	rc.errlen = sizeof(err);
 	rc.proc = &proc;
 	rc.r = &reader;
+	rc.image = image_path;
 	rc.zone = CO_RESTORER_BASE;
 	rc.zone_len = ZONE_SIZE;
 	if (co_proc_restore_early(&rc))

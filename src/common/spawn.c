@@ -1,0 +1,38 @@
+/* spawn.c - see spawn.h */
+#include <linux/futex.h>
+#include <linux/sched.h>
+#include "spawn.h"
+#include "sys.h"
+#include "util.h"
+
+extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *), void *arg);
+
+int co_spawn(struct co_helper *h, void (*fn)(void *), void *arg, void *stack, size_t size)
+{
+	struct clone_args ca;
+	co_memset(&ca, 0, sizeof(ca));
+	ca.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+		   CLONE_CHILD_CLEARTID;
+	ca.child_tid = (uint64_t)&h->running;
+	ca.stack = (uint64_t)stack;
+	ca.stack_size = size;
+	h->running = 1;
+	long r = co_clone3_thread(&ca, sizeof(ca), fn, arg);
+	if (r < 0) {
+		h->running = 0;
+		return (int)r;
+	}
+	h->tid = (int)r;
+	return 0;
+}
+
+void co_join(struct co_helper *h)
+{
+	for (;;) {
+		int v = __atomic_load_n(&h->running, __ATOMIC_ACQUIRE);
+		if (!v)
+			return;
+		/* the kernel's wake at thread exit is a shared (not private) futex wake */
+		co_futex(&h->running, FUTEX_WAIT, v, 0);
+	}
+}
