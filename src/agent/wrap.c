@@ -20,8 +20,11 @@
 #include <errno.h>
 #include <poll.h>
 #include <semaphore.h>
+#include <spawn.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -54,6 +57,8 @@ DECL(int, pthread_sigmask, int, const sigset_t *, sigset_t *);
 DECL(int, signalfd, int, const sigset_t *, int);
 DECL(int, close, int);
 
+void co_wrap_env_init(void);
+
 static void *next(const char *name)
 {
 	return dlsym(RTLD_NEXT, name);
@@ -80,6 +85,7 @@ void co_wrap_init(void)
 	LOAD(pthread_sigmask);
 	LOAD(signalfd);
 	LOAD(close);
+	co_wrap_env_init();
 }
 
 /* Functions can be called before our constructor ran (other constructors). */
@@ -505,4 +511,150 @@ EXPORT long syscall(long n, ...)
 		}
 		return r;
 	}
+}
+
+/* ---- keeping the agent in every program the group execs ---- */
+
+
+static char env_preload[4200], env_sock[300];
+
+/* Remember what the group's processes must carry across exec. */
+void co_wrap_env_init(void)
+{
+	const char *p = getenv("LD_PRELOAD"), *s = getenv("COHORT_SOCK");
+	if (p)
+		snprintf(env_preload, sizeof(env_preload), "LD_PRELOAD=%s", p);
+	if (s)
+		snprintf(env_sock, sizeof(env_sock), "COHORT_SOCK=%s", s);
+}
+
+static int env_has(char *const env[], const char *entry)
+{
+	size_t kl = strchr(entry, '=') - entry + 1;
+	for (; env && *env; env++)
+		if (strncmp(*env, entry, kl) == 0)
+			return 1;
+	return 0;
+}
+
+static size_t env_count(char *const env[])
+{
+	size_t n = 0;
+	while (env && env[n])
+		n++;
+	return n;
+}
+
+/*
+ * out (n + 3 slots) gets env plus our two variables where env lacks them
+ * (an emptied environment, or one rebuilt by the program).  No malloc:
+ * this also runs in vfork children.
+ */
+static char **with_agent(char *const env[], char **out)
+{
+	size_t n = 0;
+	for (; env && env[n]; n++)
+		out[n] = env[n];
+	if (co_agent.active || env_preload[0]) {
+		if (env_preload[0] && !env_has(env, env_preload))
+			out[n++] = env_preload;
+		if (env_sock[0] && !env_has(env, env_sock))
+			out[n++] = env_sock;
+	}
+	out[n] = NULL;
+	return out;
+}
+
+DECL(int, execve, const char *, char *const[], char *const[]);
+DECL(int, execvpe, const char *, char *const[], char *const[]);
+DECL(int, fexecve, int, char *const[], char *const[]);
+DECL(int, posix_spawn, pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+     char *const[], char *const[]);
+DECL(int, posix_spawnp, pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+     char *const[], char *const[]);
+
+extern char **environ;
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	ENSURE(execve);
+	char *env[env_count(envp) + 3];
+	return REAL(execve)(path, argv, with_agent(envp, env));
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	ENSURE(execvpe);
+	char *env[env_count(envp) + 3];
+	return REAL(execvpe)(file, argv, with_agent(envp, env));
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	return execvpe(file, argv, environ);
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	ENSURE(fexecve);
+	char *env[env_count(envp) + 3];
+	return REAL(fexecve)(fd, argv, with_agent(envp, env));
+}
+
+/* The execl family: gather the arguments, then the matching execv. */
+#define GATHER(first, ap, argv, extra)                                      \
+	size_t argc_ = 1;                                                  \
+	va_start(ap, first);                                               \
+	while (va_arg(ap, char *))                                         \
+		argc_++;                                                   \
+	va_end(ap);                                                        \
+	char *argv[argc_ + 1];                                             \
+	va_start(ap, first);                                               \
+	argv[0] = (char *)first;                                           \
+	for (size_t i_ = 1; i_ <= argc_; i_++)                             \
+		argv[i_] = va_arg(ap, char *);                             \
+	extra;                                                             \
+	va_end(ap)
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	GATHER(arg, ap, argv, (void)0);
+	return execve(path, argv, environ);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	GATHER(arg, ap, argv, (void)0);
+	return execvpe(file, argv, environ);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	char **envp;
+	GATHER(arg, ap, argv, envp = va_arg(ap, char **));
+	return execve(path, argv, envp);
+}
+
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	ENSURE(posix_spawn);
+	char *env[env_count(envp) + 3];
+	return REAL(posix_spawn)(pid, path, fa, attr, argv, with_agent(envp, env));
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	ENSURE(posix_spawnp);
+	char *env[env_count(envp) + 3];
+	return REAL(posix_spawnp)(pid, file, fa, attr, argv, with_agent(envp, env));
 }

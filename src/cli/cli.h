@@ -56,7 +56,6 @@ int co_cmd_restart(struct co_run_opts *o);
 /* nsinit.c: pid 1 of the group's namespace */
 struct co_init_proc {
 	int pid;
-	char image[4096];
 };
 struct co_init_cfg {
 	char **argv;		/* run */
@@ -66,10 +65,20 @@ struct co_init_cfg {
 	int root_pid;		/* the process whose end ends the group */
 	const char *restorer;
 	const char *sock;
+	const char *gen_dir;
 	uint64_t generation;
 	int ready_fd;		/* written once the namespace is set up */
 };
 int co_init_main(struct co_init_cfg *c) __attribute__((noreturn));
+
+/* shared.c: objects the group's processes share (shared.img) */
+struct co_shared_member {
+	int pid, host_pid;
+};
+int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, const struct co_table *t,
+		   char *err, size_t errlen);
+/* In init: put files back, create the objects, return the plan's descriptor. */
+int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen);
 
 /* inspect.c */
 int co_cmd_inspect(int argc, char **argv);

@@ -16,6 +16,7 @@
  * wholly before or wholly after a checkpoint (the checkpoint lock).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +54,7 @@ struct conn {
 	int pid, host_pid, ppid;
 	int restored;		/* registered from an image, waiting for the release */
 	int answered;		/* in the current barrier */
+	int deferred;		/* a request that waits until the checkpoint is over */
 	uint64_t bytes;
 };
 
@@ -313,11 +315,142 @@ static int nmembers(void)
 
 /* ---- the checkpoint ---- */
 
+/* ---- the group's processes, as the kernel sees them ---- */
+
+struct nsproc {
+	int host;
+	struct co_nsids ids;
+	int member;		/* index in G.c, or -1 */
+};
+
+static uint64_t group_ns;	/* inode of the group's pid namespace */
+
+static int member_of(int host)
+{
+	for (int i = 0; i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER && G.c[i].host_pid == host)
+			return i;
+	return -1;
+}
+
+/* Every process in the group's pid namespace but init. */
+static int scan_group(struct nsproc *out, int max)
+{
+	struct stat st;
+	char p[64];
+	if (!group_ns) {
+		snprintf(p, sizeof(p), "/proc/%d/ns/pid", G.init_pid);
+		if (stat(p, &st) < 0)
+			return -1;
+		group_ns = st.st_ino;
+	}
+	DIR *d = opendir("/proc");
+	int n = 0;
+	for (struct dirent *e; d && (e = readdir(d)) && n < max;) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		int host = atoi(e->d_name);
+		if (host == G.init_pid)
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/ns/pid", host);
+		if (stat(p, &st) < 0 || st.st_ino != group_ns)
+			continue;
+		out[n].host = host;
+		if (co_ns_ids(host, &out[n].ids) < 0)
+			continue;
+		out[n].member = member_of(host);
+		n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static const char *comm_of(int host)
+{
+	static char buf[64];
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/comm", host);
+	if (co_read_small(p, buf, sizeof(buf)) <= 0)
+		return "?";
+	buf[strcspn(buf, "\n")] = 0;
+	return buf;
+}
+
+/*
+ * Handle what arrives while a checkpoint waits: registrations of processes
+ * being born (they join the checkpoint: `gen` > 0 sends them PREPARE) and
+ * hang-ups.  Requests from clients wait until the checkpoint is over.
+ */
+static void pump(int timeout_ms, uint64_t gen)
+{
+	struct pollfd p[MAX_CONNS + 1];
+	int idx[MAX_CONNS + 1], n = 0;
+	p[n] = (struct pollfd){ G.lfd, POLLIN, 0 };
+	idx[n++] = -1;
+	for (int i = 0; i < G.nc; i++)
+		if (G.c[i].kind == C_NEW && !G.c[i].deferred) {
+			p[n] = (struct pollfd){ G.c[i].fd, POLLIN, 0 };
+			idx[n++] = i;
+		}
+	if (poll(p, n, timeout_ms) <= 0)
+		return;
+	if (p[0].revents)
+		accept_conn();
+	for (int k = n - 1; k >= 1; k--) {
+		if (!p[k].revents)
+			continue;
+		int i = idx[k];
+		struct co_msg peek;
+		if (recv(G.c[i].fd, &peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT) < (ssize_t)sizeof(peek)) {
+			drop(i);
+			continue;
+		}
+		if (peek.type != CO_M_REGISTER) {
+			G.c[i].deferred = 1;
+			continue;
+		}
+		co_recv(G.c[i].fd, &in, NULL);
+		on_register(i);
+		if (gen && i < G.nc && G.c[i].kind == C_MEMBER) {
+			G.c[i].answered = 0;
+			co_send(G.c[i].fd, CO_M_PREPARE, 0, (int64_t)gen, 0, NULL, -1);
+		}
+	}
+}
+
+/*
+ * Wait until every process of the group has registered: a process just
+ * forked or exec'ing registers within moments.  Zombies need not.
+ */
+static int settle(char *err, size_t errlen)
+{
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + 10000000000ULL;
+	for (;;) {
+		int n = scan_group(ps, (int)CO_ARRAY_LEN(ps)), missing = -1;
+		for (int i = 0; i < n && missing < 0; i++)
+			if (ps[i].member < 0 && ps[i].ids.state != 'Z')
+				missing = i;
+		if (missing < 0)
+			return 0;
+		if (co_now_ns(CLOCK_MONOTONIC) > deadline) {
+			snprintf(err, errlen,
+				 "pid %d (%s) runs without the cohort agent (a static or setuid program, or LD_PRELOAD removed)",
+				 ps[missing].ids.pid, comm_of(ps[missing].host));
+			return -1;
+		}
+		pump(20, 0);
+	}
+}
+
 /*
  * Barrier: wait until every member answered `want`.  Returns 0, or -1 with
- * the reason in err.  A member that hangs up is dropped: it died.
+ * the reason in err.  A member that hangs up before it parked has exited
+ * and is dropped; one that hangs up after it parked fails the checkpoint.
+ * During barrier 1 (gen > 0) processes being born join the checkpoint.
  */
-static int barrier(unsigned want, int timeout_ms, char *err, size_t errlen)
+static int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen)
 {
 	for (int i = 0; i < G.nc; i++)
 		G.c[i].answered = G.c[i].kind != C_MEMBER;
@@ -339,16 +472,19 @@ static int barrier(unsigned want, int timeout_ms, char *err, size_t errlen)
 			snprintf(err, errlen, "pid %d did not answer within %d s", G.c[idx[0]].pid, timeout_ms / 1000);
 			return -1;
 		}
-		if (poll(p, n, (int)left) < 0 && errno != EINTR)
+		if (gen)
+			pump(0, gen);
+		if (poll(p, n, left > 20 ? 20 : (int)left) < 0 && errno != EINTR)
 			return -1;
 		for (int k = n - 1; k >= 0; k--) {
 			if (!p[k].revents)
 				continue;
 			struct conn *c = &G.c[idx[k]];
 			if (co_recv(c->fd, &in, NULL) < 0) {
-				if (!failed)
-					snprintf(err, errlen, "pid %d exited during the checkpoint", c->pid);
-				failed = 1;
+				if (want != CO_M_QUIESCED && !failed) {
+					snprintf(err, errlen, "pid %d ended during the checkpoint", c->pid);
+					failed = 1;
+				}
 				drop(idx[k]);
 				continue;
 			}
@@ -413,15 +549,40 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		return;
 	}
 	uint64_t t0 = co_now_ns(CLOCK_MONOTONIC);
-	broadcast(CO_M_PREPARE, (int64_t)gen, NULL);
-	int bad = barrier(CO_M_QUIESCED, QUIESCE_TIMEOUT_MS, err, sizeof(err));
+	int bad = settle(err, sizeof(err));
+	t0 = co_now_ns(CLOCK_MONOTONIC);
+	if (!bad) {
+		broadcast(CO_M_PREPARE, (int64_t)gen, NULL);
+		bad = barrier(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err));
+	}
+	/* every process of the group must now be a parked member, or a zombie */
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int nps = bad ? 0 : scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < nps && !bad; i++)
+		if (ps[i].ids.state != 'Z' && (ps[i].member < 0 || !G.c[ps[i].member].answered)) {
+			snprintf(err, sizeof(err), "pid %d (%s) appeared during the checkpoint without the cohort agent",
+				 ps[i].ids.pid, comm_of(ps[i].host));
+			bad = 1;
+		}
 	/* nothing of the group runs now: its clocks as they stand */
 	uint64_t mono = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)G.mono_off;
 	uint64_t boot = co_now_ns(CLOCK_BOOTTIME) + (uint64_t)G.boot_off;
 	uint64_t t_quiesced = co_now_ns(CLOCK_MONOTONIC);
 	if (!bad) {
 		broadcast(CO_M_DUMP, 0, tmp);
-		bad = barrier(CO_M_DONE, DUMP_TIMEOUT_MS, err, sizeof(err));
+		/* while the members write their images, capture what they share */
+		static struct co_shared_member sm[CO_TABLE_SLOTS];
+		int nsm = 0;
+		for (int i = 0; i < G.nc; i++)
+			if (G.c[i].kind == C_MEMBER)
+				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid };
+		char serr[1024];
+		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
+		bad = barrier(CO_M_DONE, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
+		if (!bad && sbad) {
+			snprintf(err, sizeof(err), "%s", serr);
+			bad = 1;
+		}
 	}
 	if (getenv("COHORT_DEBUG"))
 		co_warn("checkpoint %llu: quiesce %.1f ms, dump %.1f ms", (unsigned long long)gen,
@@ -442,15 +603,26 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		m.sig = (uint32_t)G.sig;
 		m.root_pid = G.root_pid;
 		snprintf(m.program, sizeof(m.program), "%s", G.program);
-		for (int i = 0; i < G.nc; i++) {
-			struct conn *c = &G.c[i];
-			if (c->kind != C_MEMBER)
-				continue;
-			procs[n].pid = c->pid;
-			procs[n].ppid = c->ppid;
-			procs[n].bytes = c->bytes;
-			snprintf(procs[n].image, sizeof(procs[n].image), "proc-%d.img", c->pid);
-			bytes += c->bytes;
+		/* the tree as the namespace sees it: parents, sessions, groups, zombies */
+		for (int i = 0; i < nps; i++) {
+			struct co_mproc *mp = &procs[n];
+			memset(mp, 0, sizeof(*mp));
+			mp->pid = ps[i].ids.pid;
+			mp->pgid = ps[i].ids.pgid;
+			mp->sid = ps[i].ids.sid;
+			mp->ppid = ps[i].ids.host_ppid == G.init_pid ? 1 : 0;
+			for (int k = 0; k < nps; k++)
+				if (ps[k].host == ps[i].ids.host_ppid)
+					mp->ppid = ps[k].ids.pid;
+			if (ps[i].ids.state == 'Z') {
+				mp->flags = CO_MP_ZOMBIE;
+				mp->exit_status = ps[i].ids.exit_code;
+			} else {
+				struct conn *c = &G.c[ps[i].member];
+				mp->bytes = c->bytes;
+				snprintf(mp->image, sizeof(mp->image), "proc-%d.img", c->pid);
+				bytes += c->bytes;
+			}
 			n++;
 		}
 		m.nprocs = (uint32_t)n;
@@ -460,6 +632,8 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 			bad = 1;
 		}
 	}
+	for (int i = 0; i < G.nc; i++)
+		G.c[i].deferred = 0;
 	if (bad) {
 		broadcast(CO_M_RELEASE, (int64_t)(gen - 1), NULL);
 		co_remove_tree(tmp);
@@ -800,24 +974,35 @@ int co_cmd_restart(struct co_run_opts *o)
 	char *restorer = co_self_path("cohort-restore");
 	if (access(restorer, X_OK) < 0)
 		co_die("restorer %s is missing: run 'make'", restorer);
+	/* init makes the processes whose parent is init (or gone); restorers make the rest */
 	static struct co_init_proc ip[CO_TABLE_SLOTS];
+	int nroots = 0, nlive = 0;
 	for (int i = 0; i < n; i++) {
-		ip[i].pid = procs[i].pid;
-		snprintf(ip[i].image, sizeof(ip[i].image), "%s/%s", dir, procs[i].image);
-		if (access(ip[i].image, R_OK) < 0)
-			co_die("%s: %s", ip[i].image, strerror(errno));
+		if (procs[i].flags & CO_MP_ZOMBIE)
+			continue;
+		char img[PATH_MAX];
+		snprintf(img, sizeof(img), "%s/%s", dir, procs[i].image);
+		if (access(img, R_OK) < 0)
+			co_die("%s: %s", img, strerror(errno));
+		nlive++;
+		int parent = 0;
+		for (int k = 0; k < n; k++)
+			parent |= procs[k].pid == procs[i].ppid && !(procs[k].flags & CO_MP_ZOMBIE);
+		if (!parent)
+			ip[nroots++].pid = procs[i].pid;
 	}
 	G.sig = (int)m.sig;
 	common_setup(o);
 	snprintf(G.program, sizeof(G.program), "%s", m.program);
 	G.root_pid = m.root_pid ? m.root_pid : procs[0].pid;
-	G.expect = n;
+	G.expect = nlive;
 	G.restored_from = gen;
 	G.table->generation = gen;
 	make_timens((int64_t)(m.mono_ns - co_now_ns(CLOCK_MONOTONIC)), (int64_t)(m.boot_ns - co_now_ns(CLOCK_BOOTTIME)));
 	static struct co_init_cfg cfg;
-	cfg.nprocs = n;
+	cfg.nprocs = nroots;
 	cfg.procs = ip;
+	cfg.gen_dir = dir;
 	cfg.root_pid = G.root_pid;
 	cfg.restorer = restorer;
 	cfg.sock = G.sock;

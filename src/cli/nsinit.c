@@ -63,6 +63,15 @@ int co_init_main(struct co_init_cfg *c)
 			_exit(127);
 		}
 	} else {
+		char err[1024];
+		int plan_fd;
+		if (co_shared_restore(c->gen_dir, &plan_fd, err, sizeof(err)) < 0) {
+			fprintf(stderr, "cohort: restore failed: %s\n", err);
+			_exit(70);
+		}
+		char planarg[16];
+		snprintf(planarg, sizeof(planarg), "%d", plan_fd);
+		/* init makes the processes whose parent is gone or is init; each restorer makes its children */
 		for (int i = 0; i < c->nprocs; i++) {
 			pid_t p = fork_with_pid(c->procs[i].pid);
 			if (p < 0) {
@@ -72,7 +81,7 @@ int co_init_main(struct co_init_cfg *c)
 			if (p == 0) {
 				char gen[32];
 				snprintf(gen, sizeof(gen), "%llu", (unsigned long long)c->generation);
-				char *args[] = { (char *)"cohort-restore", c->procs[i].image, (char *)c->sock, gen, NULL };
+				char *args[] = { (char *)"cohort-restore", (char *)c->gen_dir, (char *)c->sock, gen, planarg, NULL };
 				char *env[] = { NULL };
 				execve(c->restorer, args, env);
 				fprintf(stderr, "cohort: cannot start %s: %s\n", c->restorer, strerror(errno));
@@ -81,6 +90,9 @@ int co_init_main(struct co_init_cfg *c)
 			if (c->procs[i].pid == c->root_pid)
 				root = p;
 		}
+		/* the shared objects now belong to the processes: init keeps none (a pipe's reader must see EOF) */
+		syscall(SYS_close_range, 3, ~0U, 0);
+		c->ready_fd = -1;
 	}
 	if (root < 0) {
 		co_warn("cannot start the group: %s", strerror(errno));

@@ -30,9 +30,15 @@ enum co_rec_type {
 	CO_R_END = 9,	  /* struct co_end: last record */
 	CO_R_MANIFEST = 32, /* struct co_manifest: generation metadata */
 	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
+	CO_R_SHM = 48,	  /* struct co_shm: shared memory object (shared.img) */
+	CO_R_SHMDATA = 49, /* u64 offset, then page-aligned bytes of the co_shm before */
+	CO_R_PIPE = 50,	  /* struct co_pipe, then the buffered bytes */
+	CO_R_SFILE = 51,  /* struct co_sfile: an open file description shared by processes */
+	CO_R_FCOPY = 52,  /* struct co_fcopy: a file the group writes, copied at the checkpoint */
+	CO_R_SLINK = 53,  /* struct co_slink: a process's descriptor that refers to a shared object */
 };
 
-enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3 };
+enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3, CO_KIND_SHARED = 4 };
 
 /* Name of page stream k of the process image at path (stream 0 is the image itself). */
 void co_stream_path(char *out, unsigned long n, const char *image, int k);
@@ -123,6 +129,7 @@ enum co_fd_kind {
 	CO_FD_CHR = 3,	   /* character device such as /dev/null, reopened by path */
 	CO_FD_STDIO = 4,   /* terminal or pipe outside the group: the restart caller's stdio */
 	CO_FD_DUP = 5,	   /* shares the open file description of fd `same_as` */
+	CO_FD_SHARED = 6,  /* a pipe: recreated once for the group (shared.img) */
 };
 
 struct co_fd {
@@ -152,6 +159,7 @@ enum co_vma_flags { CO_VF_SHARED = 1, CO_VF_GROWSDOWN = 2, CO_VF_HEAP = 4, CO_VF
 struct co_vma {
 	uint64_t start, end;
 	uint64_t pgoff;
+	uint64_t dev, ino;	/* shared memory: the object it maps (shared.img) */
 	uint32_t prot;
 	uint32_t flags;
 	uint32_t kind;
@@ -193,10 +201,54 @@ struct co_manifest {
 	char program[256];
 };
 
+enum co_mproc_flags { CO_MP_ZOMBIE = 1 };
+
 struct co_mproc {
 	int32_t pid, ppid, pgid, sid;
 	uint64_t bytes;
+	uint32_t flags;		/* CO_MP_ZOMBIE: exited, not yet waited for */
+	int32_t exit_status;	/* for a zombie: the status wait() returns */
 	char image[64];
+};
+
+/* ---- shared.img: what the processes of a group share ---- */
+
+enum co_obj_kind { CO_OBJ_PIPE = 1, CO_OBJ_FILE = 2, CO_OBJ_SHM = 3 };
+
+struct co_shm {
+	uint64_t dev, ino;	/* key, as /proc/PID/maps shows it */
+	uint64_t size;
+	char name[64];
+};
+
+struct co_pipe {
+	uint64_t ino;
+	uint32_t capacity;
+	uint32_t rflags, wflags; /* status flags (O_NONBLOCK) of each end */
+	uint32_t pad;
+};
+
+struct co_sfile {
+	uint64_t id;
+	uint64_t pos;
+	uint32_t flags;
+	uint32_t pad;
+	char path[CO_PATH];
+};
+
+struct co_fcopy {
+	uint64_t size;
+	uint32_t mode;
+	uint32_t pad;
+	char copy[64];		/* file name in the generation's files/ */
+	char path[CO_PATH];
+};
+
+struct co_slink {
+	int32_t pid, fd;
+	uint32_t kind;		/* enum co_obj_kind */
+	uint32_t end;		/* pipes: 0 read, 1 write */
+	uint64_t id;		/* pipe inode or co_sfile.id */
 };
 
 /* ---- writer: one writer for files and (later) sockets ---- */

@@ -155,10 +155,46 @@ long co_status_field(const char *buf, const char *key)
 	return v ? (long)co_strtoul(v, 0, 10) : -1;
 }
 
-int co_fdinfo(int fd, uint64_t *pos, uint32_t *flags)
+/* Last number of a line like "NSpid:\t7\t2": the innermost namespace's. */
+static long last_number(const char *buf, const char *key)
+{
+	const char *v = status_value(buf, key);
+	long last = -1;
+	while (v && *v && *v != '\n') {
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (*v < '0' || *v > '9')
+			break;
+		last = (long)co_strtoul(v, &v, 10);
+	}
+	return last;
+}
+
+int co_ns_ids(int host_pid, struct co_nsids *o)
+{
+	char path[64], buf[4096];
+	co_fmt(path, sizeof(path), "/proc/%d/status", host_pid);
+	if (co_read_small(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	const char *st = status_value(buf, "State");
+	o->state = st ? *st : '?';
+	o->pid = (int)last_number(buf, "NSpid");
+	o->pgid = (int)last_number(buf, "NSpgid");
+	o->sid = (int)last_number(buf, "NSsid");
+	o->host_ppid = (int)co_status_field(buf, "PPid");
+	uint64_t ec = 0;
+	co_fmt(path, sizeof(path), "/proc/%d/stat", host_pid);
+	o->exit_code = co_stat_fields(path, &ec, 52, 1) == 0 ? (int)ec : 0;
+	return o->pid > 0 ? 0 : -1;
+}
+
+int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags)
 {
 	char path[64], buf[1024];
-	co_fmt(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (pid)
+		co_fmt(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
+	else
+		co_fmt(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
 	if (co_read_small(path, buf, sizeof(buf)) <= 0)
 		return -EBADF;
 	long v = co_status_field(buf, "pos");

@@ -38,8 +38,17 @@ long co_read_small(const char *path, char *buf, size_t n);
  */
 int co_stat_fields(const char *path, uint64_t *out, int first, int count);
 
-/* pos and flags from /proc/self/fdinfo/FD */
-int co_fdinfo(int fd, uint64_t *pos, uint32_t *flags);
+/* pos and flags from /proc/PID/fdinfo/FD (pid 0: this process) */
+int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags);
+
+/* A process as its PID namespace sees it, read from /proc/PID/status and stat. */
+struct co_nsids {
+	int pid, pgid, sid;	/* innermost namespace */
+	int host_ppid;		/* parent, as the reader sees it */
+	char state;		/* R, S, Z, ... */
+	int exit_code;		/* zombies: the wait status */
+};
+int co_ns_ids(int host_pid, struct co_nsids *out);
 
 /* Value of the "Key:" line of a /proc status-style buffer, or -1. */
 long co_status_field(const char *buf, const char *key);

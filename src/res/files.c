@@ -66,7 +66,7 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 	fd_dev[n] = st.st_dev;
 	fd_ino[n] = st.st_ino;
 	f->mode = st.st_mode;
-	co_fdinfo(fd, &f->pos, &f->flags);
+	co_fdinfo(0, fd, &f->pos, &f->flags);
 	f->cloexec = (co_fcntl(fd, F_GETFD, 0) & FD_CLOEXEC) ? 1 : 0;
 	f->flags &= ~(uint32_t)O_CLOEXEC;
 
@@ -98,6 +98,11 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 	}
 	if (S_ISCHR(st.st_mode) && f->path[0] == '/') {
 		f->kind = CO_FD_CHR;
+		return 0;
+	}
+	if (S_ISFIFO(st.st_mode)) {
+		/* the coordinator captures the pipe once, with its data, for every holder */
+		f->kind = CO_FD_SHARED;
 		return 0;
 	}
 	return DERR(d, "pid %d: fd %d: unsupported descriptor kind %s (%s)", d->pid, fd,
@@ -221,6 +226,18 @@ static int reopen_deleted(struct co_rstctx *rc, const struct co_fd *f)
 int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)
 {
 	int fd;
+	int shared = co_plan_fd(rc, rc->proc->pid, f->fd);
+	if (shared >= 0) {
+		/* one open file description for the whole group, made by init */
+		long r = co_sys3(SYS_dup3, shared, f->fd, f->cloexec ? O_CLOEXEC : 0);
+		if (r < 0)
+			return co_err(rc->err, rc->errlen, "pid %d: fd %d: cannot place shared descriptor (errno %ld)",
+				      rc->proc->pid, f->fd, -r);
+		return 0;
+	}
+	if (f->kind == CO_FD_SHARED)
+		return co_err(rc->err, rc->errlen, "pid %d: fd %d: %s is missing from the group's shared objects",
+			      rc->proc->pid, f->fd, f->path);
 	switch (f->kind) {
 	case CO_FD_DUP:
 		fd = f->same_as;

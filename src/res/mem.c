@@ -13,7 +13,7 @@
 #include <sys/mman.h>
 #include "procfs.h"
 #include "res.h"
-#include "spawn.h"
+#include "helper.h"
 #include "sys.h"
 #include "util.h"
 
@@ -41,6 +41,8 @@ static int classify(struct co_dumpctx *d, const struct co_mapent *e, struct co_v
 	v->pgoff = e->off;
 	v->prot = e->prot;
 	v->flags = e->shared ? CO_VF_SHARED : 0;
+	v->dev = e->dev;
+	v->ino = e->ino;
 	co_strlcpy(v->path, p, sizeof(v->path));
 	if (!p[0] || co_startswith(p, "[anon:")) {
 		v->kind = e->shared ? CO_V_SHANON : CO_V_ANON;
@@ -142,9 +144,11 @@ static int is_volatile(struct co_dumpctx *d, const struct co_vma *v)
 	return 0;
 }
 
+/* Shared memory is captured once for the group by the coordinator (shared.img). */
 static int has_pages(const struct co_vma *v)
 {
-	return v->kind != CO_V_SPECIAL && !(v->kind == CO_V_FILE && (v->flags & CO_VF_SHARED));
+	return v->kind != CO_V_SPECIAL && v->kind != CO_V_SHANON &&
+	       !(v->kind == CO_V_FILE && (v->flags & CO_VF_SHARED));
 }
 
 /* Write the collected runs: a page map record, then their pages, page-aligned. */
@@ -485,9 +489,14 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 				    ((v->flags & CO_VF_GROWSDOWN) ? MAP_GROWSDOWN : 0),
 			    -1, 0);
 		break;
-	case CO_V_SHANON:
-		r = co_mmap((void *)v->start, len, prot, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	case CO_V_SHANON: {
+		int fd = co_plan_shm(rc, v->dev, v->ino);
+		if (fd < 0)
+			return co_err(rc->err, rc->errlen, "pid %d: region %lx-%lx: shared memory %s is missing from the group's shared objects",
+				      rc->proc->pid, (unsigned long)v->start, (unsigned long)v->end, v->path);
+		r = co_mmap((void *)v->start, len, (int)v->prot, MAP_SHARED | MAP_FIXED, fd, (long)v->pgoff);
 		break;
+	}
 	case CO_V_FILE: {
 		int shared = v->flags & CO_VF_SHARED;
 		int fd = (int)co_open(v->path, (shared && (v->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY, 0);
@@ -631,7 +640,7 @@ int co_mem_restore(struct co_rstctx *rc)
 		return -1;
 	for (int i = 0; i < rc->nvmas; i++) {
 		const struct co_vma *v = &rc->vmas[i];
-		if (v->kind == CO_V_SPECIAL || (v->kind == CO_V_FILE && (v->flags & CO_VF_SHARED)))
+		if (v->kind == CO_V_SPECIAL || (v->flags & CO_VF_SHARED))
 			continue;
 		co_mprotect((void *)v->start, v->end - v->start, (int)v->prot);
 	}

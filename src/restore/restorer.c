@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include "resume.h"
@@ -54,6 +55,22 @@ void *memmove(void *d, const void *s, size_t n)
 		while (n--)
 			dp[n] = sp[n];
 	return d;
+}
+
+int co_plan_fd(struct co_rstctx *c, int pid, int fd)
+{
+	for (uint32_t i = 0; i < c->nplan; i++)
+		if (c->plan[i].kind == CO_PLAN_FD && c->plan[i].pid == pid && c->plan[i].fd == fd)
+			return c->plan[i].src;
+	return -1;
+}
+
+int co_plan_shm(struct co_rstctx *c, uint64_t dev, uint64_t ino)
+{
+	for (uint32_t i = 0; i < c->nplan; i++)
+		if (c->plan[i].kind == CO_PLAN_SHM && c->plan[i].dev == dev && c->plan[i].ino == ino)
+			return c->plan[i].src;
+	return -1;
 }
 
 static __attribute__((noreturn)) void die(const char *msg)
@@ -150,13 +167,148 @@ static void read_metadata(uint64_t *next)
 	}
 }
 
+static struct co_mproc *procs;
+static int nprocs;
+static char gen_dir[CO_PATH];
+static int plan_fd = -1;
+static int imgfd_high = -1;
+
+/* The generation's process list: who is whose child, sessions, groups, zombies. */
+static void load_manifest(uint64_t *next)
+{
+	char path[CO_PATH + 16];
+	static struct co_reader mr;
+	static struct co_manifest m;
+	co_fmt(path, sizeof(path), "%s/manifest", gen_dir);
+	int fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		co_fmt(err, sizeof(err), "cannot open %s (errno %d)", path, -fd);
+		die(err);
+	}
+	co_r_init(&mr, fd, path);
+	struct co_head h;
+	if (co_r_expect(&mr, CO_R_HEAD, &h, sizeof(h)) || co_r_expect(&mr, CO_R_MANIFEST, &m, sizeof(m)))
+		die(mr.err);
+	procs = zalloc(next, sizeof(struct co_mproc) * (m.nprocs + 1));
+	while (nprocs < (int)m.nprocs) {
+		if (co_r_expect(&mr, CO_R_MPROC, &procs[nprocs], sizeof(procs[0])))
+			die(mr.err);
+		procs[nprocs].image[sizeof(procs[0].image) - 1] = 0;
+		nprocs++;
+	}
+	co_close(fd);
+}
+
+/* The restore plan init made: shared objects on inherited descriptors. */
+static void load_plan(uint64_t *next)
+{
+	struct co_plan_hdr h;
+	if (plan_fd < 0 || co_pread(plan_fd, &h, sizeof(h), 0) != sizeof(h) || h.magic != CO_PLAN_MAGIC ||
+	    h.n > CO_MAX_PLAN)
+		die("the restore plan from init is missing or damaged");
+	rc.plan = zalloc(next, sizeof(struct co_plan_ent) * (h.n + 1));
+	rc.nplan = h.n;
+	long want = (long)(sizeof(struct co_plan_ent) * h.n);
+	if (h.n && co_pread(plan_fd, rc.plan, want, sizeof(h)) != want)
+		die("the restore plan from init is truncated");
+	co_close(plan_fd);
+	/* everything below the shared objects is the program's to have */
+	co_sys3(SYS_close_range, 0, (unsigned)(h.lo > 0 ? h.lo - 1 : 0), 0);
+	rc.plan_lo = h.lo;
+	rc.plan_hi = h.hi;
+}
+
+static void become_process(struct co_mproc *me) __attribute__((noreturn));
+
+static void child_entry(void *arg)
+{
+	become_process(arg);
+}
+
+/* A child that had exited and was not yet waited for: exit again the same way. */
+static void zombie_entry(void *arg)
+{
+	struct co_mproc *z = arg;
+	int st = z->exit_status;
+	if ((st & 0x7f) == 0)
+		co_exit_group((st >> 8) & 0xff);
+	int sig = st & 0x7f;
+	struct co_ksigaction dfl = { 0 };
+	co_sigaction(sig, &dfl, 0);
+	uint64_t none = 0;
+	co_sigprocmask(SIG_SETMASK, &none, 0);
+	co_tgkill((int)co_getpid(), (int)co_gettid(), sig);
+	co_exit_group(128 + sig);
+}
+
+/* Create one child process with its recorded pid, running fn(child) on a fresh stack. */
+static void fork_child(struct co_mproc *c, void (*fn)(void *))
+{
+	/* two stack areas: the child starts on the one we are not using */
+	uint64_t here = (uint64_t)&c;
+	uint64_t a = CO_RESTORER_BASE + (16UL << 20) + STACK_SIZE - 65536 * 2;
+	uint64_t top = (here >= a && here < a + 65536) ? a + 65536 * 2 : a + 65536;
+	struct clone_args ca;
+	co_memset(&ca, 0, sizeof(ca));
+	pid_t want = c->pid;
+	ca.exit_signal = SIGCHLD;
+	ca.set_tid = (uint64_t)&want;
+	ca.set_tid_size = 1;
+	ca.stack = top - 65536;
+	ca.stack_size = 65536;
+	extern long co_clone3_thread(void *, unsigned long, void (*)(void *), void *);
+	long r = co_clone3_thread(&ca, sizeof(ca), fn, c);
+	if (r < 0) {
+		co_fmt(err, sizeof(err), "cannot recreate process %d (errno %ld)", c->pid, -r);
+		die(err);
+	}
+	if (c->flags & CO_MP_ZOMBIE) {
+		/* wait until it is a zombie, then drop the SIGCHLD it sent: the image has the real ones */
+		struct { int32_t signo, errno_, code, pad; char rest[112]; } si;
+		co_sys5(SYS_waitid, 1 /* P_PID */, c->pid, (long)&si, 4 /* WEXITED */ | 0x01000000 /* WNOWAIT */, 0);
+		uint64_t chld = 1ULL << (SIGCHLD - 1);
+		struct co_timespec zero = { 0, 0 };
+		co_sys4(SYS_rt_sigtimedwait, (long)&chld, 0, (long)&zero, 8);
+	}
+}
+
+/* Join the recorded process group; its leader may still be on its way. */
+static void join_group(struct co_mproc *me)
+{
+	if (me->pgid <= 0 || me->pgid == (int)co_sys1(SYS_getpgid, 0))
+		return;
+	for (int tries = 0; tries < 2000; tries++) {
+		long r = co_sys2(SYS_setpgid, 0, me->pgid == me->pid ? 0 : me->pgid);
+		if (r == 0 || r != -EPERM)
+			return;
+		struct co_timespec ms = { 0, 1000000 };
+		co_nanosleep(&ms);
+	}
+}
+
+static void restore_self(void);
+
+static void become_process(struct co_mproc *me)
+{
+	co_fmt(image_path, sizeof(image_path), "%s/%s", gen_dir, me->image);
+	if (me->sid == me->pid)
+		co_sys0(SYS_setsid);
+	for (int i = 0; i < nprocs; i++)
+		if (procs[i].ppid == me->pid && procs[i].pid != me->pid)
+			fork_child(&procs[i], (procs[i].flags & CO_MP_ZOMBIE) ? zombie_entry : child_entry);
+	join_group(me);
+	restore_self();
+	__builtin_unreachable();
+}
+
+static uint64_t next_free;
+
 static void restore(void *unused)
 {
 	(void)unused;
-	uint64_t next = CO_RESTORER_BASE + (16UL << 20) + STACK_SIZE;
+	next_free = CO_RESTORER_BASE + (16UL << 20) + STACK_SIZE;
 	anonymize_self();
 
-	/* our descriptors go high, out of the program's way */
 	rc.err = err;
 	rc.errlen = sizeof(err);
 	rc.proc = &proc;
@@ -166,25 +318,36 @@ static void restore(void *unused)
 	rc.zone_len = ZONE_SIZE;
 	if (co_proc_restore_early(&rc))
 		die(err);
-	int imgfd = (int)co_open(image_path, O_RDONLY | O_CLOEXEC, 0);
-	if (imgfd < 0) {
-		co_fmt(err, sizeof(err), "cannot open %s (errno %d)", image_path, -imgfd);
-		die(err);
-	}
+	/* our descriptors go high, out of the program's way */
 	int base = rc.fd_base;
 	for (int i = 0; i < 3; i++) {
 		long r = co_fcntl(i, F_DUPFD_CLOEXEC, base + 1 + i);
 		rc.stdio[i] = r >= 0 ? (int)r : (int)co_open("/dev/null", O_RDWR | O_CLOEXEC, 0);
 	}
 	errfd = rc.stdio[2];
-	int high = (int)co_fcntl(imgfd, F_DUPFD_CLOEXEC, base + 8);
-	co_close(imgfd);
-	co_sys3(SYS_close_range, 0, (unsigned)base - 1, 0);
-	co_r_init(&reader, high, image_path);
-
-	rc.scratch = zalloc(&next, SCRATCH_SIZE);
+	load_plan(&next_free);
+	load_manifest(&next_free);
+	rc.scratch = zalloc(&next_free, SCRATCH_SIZE);
 	rc.scratch_len = SCRATCH_SIZE;
-	read_metadata(&next);
+	for (int i = 0; i < nprocs; i++)
+		if (procs[i].pid == (int)co_getpid())
+			become_process(&procs[i]);
+	co_fmt(err, sizeof(err), "pid %ld is not in the generation's manifest", co_getpid());
+	die(err);
+}
+
+/* The rest, once this process has its pid, session, group and children. */
+static void restore_self(void)
+{
+	int imgfd = (int)co_open(image_path, O_RDONLY | O_CLOEXEC, 0);
+	if (imgfd < 0) {
+		co_fmt(err, sizeof(err), "cannot open %s (errno %d)", image_path, -imgfd);
+		die(err);
+	}
+	imgfd_high = (int)co_fcntl(imgfd, F_DUPFD_CLOEXEC, rc.fd_base + 8);
+	co_close(imgfd);
+	co_r_init(&reader, imgfd_high, image_path);
+	read_metadata(&next_free);
 	if (proc.pid != (int)co_getpid()) {
 		co_fmt(err, sizeof(err), "image is of pid %d but the restorer runs as pid %ld", proc.pid,
 		       co_getpid());
@@ -204,10 +367,13 @@ static void restore(void *unused)
 	rs->generation = generation;
 	co_strlcpy(rs->sock, sock_path, sizeof(rs->sock));
 
-	/* co_threads_restore() closes these just before the last jump */
+	/* the shared objects not taken by this process go; ours stay until the last jump */
+	if (rc.plan_hi > rc.plan_lo)
+		for (int fd = rc.plan_lo; fd < rc.plan_hi; fd++)
+			co_close(fd);
 	for (int i = 0; i < 3; i++)
 		rc.own_fds[rc.nown_fds++] = rc.stdio[i];
-	rc.own_fds[rc.nown_fds++] = high;
+	rc.own_fds[rc.nown_fds++] = imgfd_high;
 	if (co_threads_restore(&rc))
 		die(err);
 	die("thread restore returned");
@@ -219,9 +385,10 @@ void co_restorer_main(long *sp)
 	char **argv = (char **)(sp + 1);
 	uint64_t all = ~0ULL;
 	co_sigprocmask(SIG_SETMASK, &all, 0);
-	if (argc != 4)
-		die("usage: cohort-restore IMAGE SOCKET GENERATION");
-	co_strlcpy(image_path, argv[1], sizeof(image_path));
+	if (argc != 5)
+		die("usage: cohort-restore GENERATION-DIR SOCKET GENERATION PLAN-FD");
+	co_strlcpy(gen_dir, argv[1], sizeof(gen_dir));
+	plan_fd = (int)co_strtoul(argv[4], 0, 10);
 	co_strlcpy(sock_path, argv[2], sizeof(sock_path));
 	generation = co_strtoul(argv[3], 0, 10);
 

@@ -1,10 +1,10 @@
 /*
- * spawn.h - a bare helper thread for work that runs in parallel inside the
+ * helper.h - a bare helper thread for work that runs in parallel inside the
  * agent's dump and the restorer: no libc, no TLS of its own, every signal
  * blocked (it inherits the caller's mask), gone before either returns.
  */
-#ifndef COHORT_SPAWN_H
-#define COHORT_SPAWN_H
+#ifndef COHORT_HELPER_H
+#define COHORT_HELPER_H
 
 #include <stddef.h>
 

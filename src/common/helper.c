@@ -1,7 +1,7 @@
-/* spawn.c - see spawn.h */
+/* helper.c - see helper.h */
 #include <linux/futex.h>
 #include <linux/sched.h>
-#include "spawn.h"
+#include "helper.h"
 #include "sys.h"
 #include "util.h"
 
