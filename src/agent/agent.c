@@ -304,11 +304,8 @@ static int register_with(const char *path, uint64_t restored)
 	char exe[CO_PATH];
 	long n = co_readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = 0;
-	outbox.m.b = co_getppid();
-	outbox.m.c = (int64_t)restored;
-	/* send_msg fills type/a/text; b and c are set just above */
-	int64_t ppid = outbox.m.b, rest = outbox.m.c;
-	outbox.m = (struct co_msg){ .type = CO_M_REGISTER, .a = co_agent.pid, .b = ppid, .c = rest };
+	int64_t ppid = co_getppid(), rest = (int64_t)restored;
+	outbox.m = (struct co_msg){ .type = CO_M_REGISTER, .a = co_agent.pid, .b = ppid, .c = rest, .d = fd };
 	size_t tl = co_strlcpy(outbox.text, exe, sizeof(outbox.text));
 	outbox.m.textlen = (uint32_t)tl;
 	if (co_sys6(SYS_sendto, fd, (long)&outbox, sizeof(outbox.m) + tl, MSG_NOSIGNAL, 0, 0) < 0)

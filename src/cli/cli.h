@@ -74,6 +74,7 @@ int co_init_main(struct co_init_cfg *c) __attribute__((noreturn));
 /* shared.c: objects the group's processes share (shared.img) */
 struct co_shared_member {
 	int pid, host_pid;
+	int agent_fd;		/* the agent's control socket: not the program's */
 };
 int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, const struct co_table *t,
 		   char *err, size_t errlen);

@@ -55,6 +55,7 @@ struct conn {
 	int restored;		/* registered from an image, waiting for the release */
 	int answered;		/* in the current barrier */
 	int deferred;		/* a request that waits until the checkpoint is over */
+	int agent_fd;		/* the member's end of this connection, in the member */
 	uint64_t bytes;
 };
 
@@ -268,6 +269,7 @@ static void on_register(int i)
 	c->pid = (int)in.m.a;
 	c->ppid = (int)in.m.b;
 	c->restored = in.m.c != 0;
+	c->agent_fd = (int)in.m.d;
 	struct co_pentry *e = &G.table->p[slot];
 	memset(e, 0, sizeof(*e));
 	e->pid = c->pid;
@@ -575,7 +577,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		int nsm = 0;
 		for (int i = 0; i < G.nc; i++)
 			if (G.c[i].kind == C_MEMBER)
-				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid };
+				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, G.c[i].agent_fd };
 		char serr[1024];
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
 		bad = barrier(CO_M_DONE, 0, DUMP_TIMEOUT_MS, err, sizeof(err));

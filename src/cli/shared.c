@@ -20,6 +20,16 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/kcmp.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <signal.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +79,8 @@ static void collect_fds(const struct co_shared_member *m, const struct co_table 
 		char p[128];
 		struct stat st;
 		r->fd = atoi(e->d_name);
+		if (r->fd == m->agent_fd)
+			continue;
 		snprintf(p, sizeof(p), "%s/%s", dpath, e->d_name);
 		ssize_t l = readlink(p, r->path, sizeof(r->path) - 1);
 		r->path[l > 0 ? l : 0] = 0;
@@ -78,9 +90,19 @@ static void collect_fds(const struct co_shared_member *m, const struct co_table 
 		if (!strncmp(r->path, skip_dir, skip_len) && r->path[skip_len] == '/')
 			continue;
 		if (S_ISFIFO(st.st_mode))
-			r->kind = 1;
+			r->kind = CO_OBJ_PIPE;
 		else if (S_ISREG(st.st_mode) && st.st_nlink > 0)
-			r->kind = 2;
+			r->kind = CO_OBJ_FILE;
+		else if (!strcmp(r->path, "anon_inode:[eventfd]"))
+			r->kind = CO_OBJ_EVENTFD;
+		else if (!strcmp(r->path, "anon_inode:[signalfd]"))
+			r->kind = CO_OBJ_SIGNALFD;
+		else if (!strcmp(r->path, "anon_inode:[timerfd]"))
+			r->kind = CO_OBJ_TIMERFD;
+		else if (!strcmp(r->path, "anon_inode:[eventpoll]"))
+			r->kind = CO_OBJ_EPOLL;
+		else if (S_ISSOCK(st.st_mode))
+			r->kind = CO_OBJ_USOCK; /* the agent let only Unix sockets through */
 		else
 			continue;
 		r->pid = m->pid;
@@ -210,6 +232,222 @@ static int shm_path(const char *p)
 	       (p[0] == '/' && co_endswith(p, " (deleted)"));
 }
 
+/* ---- eventfd, signalfd, timerfd, epoll, Unix sockets ---- */
+
+/* A descriptor of another process, for looking at it (pidfd_getfd). */
+static int grab(const struct ref *r)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, r->host, 0);
+	if (pfd < 0)
+		return -1;
+	int fd = (int)syscall(SYS_pidfd_getfd, pfd, r->fd, 0);
+	close(pfd);
+	return fd;
+}
+
+static int fdinfo_of(const struct ref *r, char *buf, size_t n)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/fdinfo/%d", r->host, r->fd);
+	return co_read_small(p, buf, n) > 0 ? 0 : -1;
+}
+
+/* "(sec, nsec)" after key, as timerfd's fdinfo shows it */
+static uint64_t pair_ns(const char *buf, const char *key)
+{
+	const char *p = strstr(buf, key);
+	unsigned long long a = 0, b = 0;
+	if (p)
+		sscanf(p + strlen(key), " (%llu, %llu)", &a, &b);
+	return a * 1000000000ULL + b;
+}
+
+struct upeer {
+	uint32_t ino, peer, state;
+	int named;
+};
+static struct upeer upeers[MAX_REFS];
+static int nupeers;
+
+/* Every Unix socket's peer and name, from the kernel's sock_diag. */
+static int unix_peers(void)
+{
+	int s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (s < 0)
+		return -1;
+	struct {
+		struct nlmsghdr nh;
+		struct unix_diag_req r;
+	} req = { { sizeof(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0 },
+		  { .sdiag_family = AF_UNIX, .udiag_states = ~0U, .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME } };
+	if (send(s, &req, sizeof(req), 0) < 0) {
+		close(s);
+		return -1;
+	}
+	static char buf[65536];
+	nupeers = 0;
+	for (;;) {
+		ssize_t n = recv(s, buf, sizeof(buf), 0);
+		if (n <= 0)
+			break;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+				close(s);
+				return 0;
+			}
+			struct unix_diag_msg *m = NLMSG_DATA(h);
+			if (nupeers == MAX_REFS)
+				continue;
+			struct upeer *u = &upeers[nupeers++];
+			memset(u, 0, sizeof(*u));
+			u->ino = m->udiag_ino;
+			u->state = m->udiag_state;
+			int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
+			for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+				if (a->rta_type == UNIX_DIAG_PEER)
+					memcpy(&u->peer, RTA_DATA(a), sizeof(u->peer));
+				else if (a->rta_type == UNIX_DIAG_NAME)
+					u->named = 1;
+			}
+		}
+	}
+	close(s);
+	return 0;
+}
+
+static struct upeer *upeer_of(uint64_t ino)
+{
+	for (int i = 0; i < nupeers; i++)
+		if (upeers[i].ino == ino)
+			return &upeers[i];
+	return NULL;
+}
+
+/* Queued data a socket will read: peeked in order, without taking it. */
+static int write_sockdata(struct co_writer *w, const struct ref *r)
+{
+	int s = grab(r);
+	if (s < 0)
+		return -1;
+	int zero = 0, off = -1;
+	static char buf[1 << 17];
+	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
+	for (;;) {
+		ssize_t n = recv(s, buf + 8, sizeof(buf) - 8, MSG_PEEK | MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		memcpy(buf, &r->ino, 8);
+		co_w_rec(w, CO_R_SOCKDATA, buf, (uint64_t)n + 8);
+	}
+	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+	close(s);
+	return 0;
+}
+
+static int write_objects(struct co_writer *w, char *err, size_t errlen)
+{
+	char info[4096];
+	int have_peers = 0;
+	/* group the descriptors of each object: sockets by inode, the others by description */
+	for (int i = 0; i < nrefs; i++) {
+		struct ref *r = &refs[i];
+		if (r->kind < CO_OBJ_EVENTFD)
+			continue;
+		r->group = i;
+		for (int j = 0; j < i; j++) {
+			if (refs[j].kind != r->kind)
+				continue;
+			if (r->kind == CO_OBJ_USOCK ? refs[j].ino == r->ino
+						    : syscall(SYS_kcmp, refs[j].host, r->host, KCMP_FILE, refs[j].fd, r->fd) == 0) {
+				r->group = refs[j].group;
+				break;
+			}
+		}
+	}
+	for (int pass = 0; pass < 2; pass++) /* epoll objects after what they watch */
+		for (int i = 0; i < nrefs; i++) {
+			struct ref *r = &refs[i];
+			if (r->kind < CO_OBJ_EVENTFD || r->group != i || (r->kind == CO_OBJ_EPOLL) != pass)
+				continue;
+			struct co_sobj o = { .kind = (uint32_t)r->kind, .flags = r->flags & O_NONBLOCK,
+					     .id = r->kind == CO_OBJ_USOCK ? r->ino : (uint64_t)i + 1 };
+			if (fdinfo_of(r, info, sizeof(info)) < 0)
+				goto gone;
+			switch (r->kind) {
+			case CO_OBJ_EVENTFD:
+				o.a = co_status_hex(info, "eventfd-count");
+				o.b = (uint64_t)co_status_field(info, "eventfd-semaphore") == 1;
+				break;
+			case CO_OBJ_SIGNALFD:
+				o.a = co_status_hex(info, "sigmask");
+				break;
+			case CO_OBJ_TIMERFD:
+				o.a = (uint64_t)co_status_field(info, "clockid");
+				o.b = pair_ns(info, "it_value:");
+				o.c = pair_ns(info, "it_interval:");
+				break;
+			case CO_OBJ_USOCK: {
+				if (!have_peers && unix_peers() < 0) {
+					snprintf(err, errlen, "cannot list Unix sockets (sock_diag)");
+					return -1;
+				}
+				have_peers = 1;
+				struct upeer *u = upeer_of(r->ino), *p = u ? upeer_of(u->peer) : NULL;
+				int in_group = 0;
+				for (int k = 0; p && k < nrefs && !in_group; k++)
+					in_group = refs[k].kind == CO_OBJ_USOCK && refs[k].ino == p->ino;
+				if (!u || u->named || !u->peer || !in_group) {
+					snprintf(err, errlen,
+						 "pid %d: fd %d: unsupported descriptor kind socket (a Unix socket that is %s)",
+						 r->pid, r->fd,
+						 !u ? "unknown to the kernel" : u->named ? "bound to a name" :
+						 !u->peer ? "not connected" : "connected outside the group");
+					return -1;
+				}
+				int s = grab(r), type = 0;
+				socklen_t l = sizeof(type);
+				if (s < 0 || getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &l) < 0) {
+					if (s >= 0)
+						close(s);
+					goto gone;
+				}
+				close(s);
+				o.a = (uint64_t)type;
+				o.b = u->peer;
+				break;
+			}
+			}
+			co_w_rec(w, CO_R_SOBJ, &o, sizeof(o));
+			for (int j = i; j < nrefs; j++)
+				if (refs[j].kind == r->kind && refs[j].group == i) {
+					struct co_slink sl = { refs[j].pid, refs[j].fd, (uint32_t)r->kind, 0, o.id };
+					co_w_rec(w, CO_R_SLINK, &sl, sizeof(sl));
+				}
+			if (r->kind == CO_OBJ_EPOLL) {
+				/* each watched descriptor, by its number in the epoll owner's process */
+				for (const char *p = strstr(info, "tfd:"); p; p = strstr(p + 4, "tfd:")) {
+					int tfd = 0;
+					unsigned ev = 0;
+					unsigned long long data = 0;
+					sscanf(p, "tfd: %d events: %x data: %llx", &tfd, &ev, &data);
+					struct co_epitem it = { o.id, r->pid, tfd, ev, 0, data };
+					co_w_rec(w, CO_R_EPITEM, &it, sizeof(it));
+				}
+			}
+			continue;
+gone:
+			snprintf(err, errlen, "pid %d: fd %d: cannot read %s", r->pid, r->fd, r->path);
+			return -1;
+		}
+	/* data in flight, once both ends of every socket exist */
+	for (int i = 0; i < nrefs; i++)
+		if (refs[i].kind == CO_OBJ_USOCK && refs[i].group == i && write_sockdata(w, &refs[i]) < 0) {
+			snprintf(err, errlen, "pid %d: fd %d: cannot read queued data", refs[i].pid, refs[i].fd);
+			return -1;
+		}
+	return w->err;
+}
+
 int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, const struct co_table *t,
 		   char *err, size_t errlen)
 {
@@ -298,6 +536,8 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 				co_w_rec(&w, CO_R_SLINK, &sl, sizeof(sl));
 			}
 	}
+	if (write_objects(&w, err, errlen) < 0)
+		goto fail;
 	/* shared memory, and files mapped shared and writable */
 	static uint64_t shm_dev[MAX_REFS], shm_ino[MAX_REFS];
 	int nshm = 0;
@@ -353,7 +593,32 @@ struct made {
 	int kind;
 	uint64_t id, dev, ino;
 	int fd[2];
+	uint64_t peer;		/* Unix sockets: the peer's id */
 };
+
+struct spare {
+	uint64_t id;
+	int fd;
+};
+
+static int find_made(const struct made *m, int n, int kind, uint64_t id, int end)
+{
+	for (int i = 0; i < n; i++)
+		if (m[i].kind == kind && m[i].id == id)
+			return m[i].fd[end];
+	return -1;
+}
+
+/* The descriptor of the other end of Unix socket id. */
+static int sock_peer_of(const struct made *m, int n, uint64_t id)
+{
+	for (int i = 0; i < n; i++)
+		if (m[i].kind == CO_OBJ_USOCK && m[i].id == id)
+			for (int k = 0; k < n; k++)
+				if (m[k].kind == CO_OBJ_USOCK && m[k].id == m[i].peer)
+					return m[k].fd[0];
+	return -1;
+}
 
 int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 {
@@ -376,8 +641,12 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 		struct co_fcopy c;
 		struct co_shm s;
 		struct co_slink l;
+		struct co_sobj o;
+		struct co_epitem e;
 		char raw[(1 << 20) + 64];
 	} u;
+	static struct spare spare[MAX_REFS];
+	int nspare = 0;
 	int cur_shm = -1;
 	for (;;) {
 		int e = co_r_next(&r);
@@ -439,7 +708,7 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 				goto sys;
 			fcntl(p[0], F_SETFL, (int)u.p.rflags);
 			fcntl(p[1], F_SETFL, (int)u.p.wflags);
-			*m = (struct made){ CO_OBJ_PIPE, u.p.ino, 0, 0, { p[0], p[1] } };
+			*m = (struct made){ CO_OBJ_PIPE, u.p.ino, 0, 0, { p[0], p[1] }, 0 };
 			nmade++;
 			break;
 		}
@@ -451,7 +720,7 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 				goto out;
 			}
 			lseek(f, (off_t)u.f.pos, SEEK_SET);
-			*m = (struct made){ CO_OBJ_FILE, u.f.id, 0, 0, { f, -1 } };
+			*m = (struct made){ CO_OBJ_FILE, u.f.id, 0, 0, { f, -1 }, 0 };
 			nmade++;
 			break;
 		}
@@ -459,7 +728,7 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 			int f = (int)syscall(SYS_memfd_create, "cohort-shm", 0);
 			if (f < 0 || ftruncate(f, (off_t)u.s.size) < 0)
 				goto sys;
-			*m = (struct made){ CO_OBJ_SHM, 0, u.s.dev, u.s.ino, { f, -1 } };
+			*m = (struct made){ CO_OBJ_SHM, 0, u.s.dev, u.s.ino, { f, -1 }, 0 };
 			cur_shm = f;
 			plan[nplan++] = (struct co_plan_ent){ .kind = CO_PLAN_SHM, .src = f, .dev = u.s.dev, .ino = u.s.ino };
 			nmade++;
@@ -470,6 +739,86 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 			memcpy(&off, u.raw, sizeof(off));
 			if (cur_shm < 0 || pwrite(cur_shm, u.raw + 8, len - 8, (off_t)off) != (ssize_t)(len - 8))
 				goto sys;
+			break;
+		}
+		case CO_R_SOBJ: {
+			int f = -1, nb = (u.o.flags & O_NONBLOCK) ? O_NONBLOCK : 0;
+			switch (u.o.kind) {
+			case CO_OBJ_EVENTFD:
+				f = eventfd((unsigned)u.o.a, u.o.b ? EFD_SEMAPHORE : 0);
+				break;
+			case CO_OBJ_SIGNALFD: {
+				sigset_t ss;
+				sigemptyset(&ss);
+				for (int sig = 1; sig <= 64; sig++)
+					if (u.o.a & (1ULL << (sig - 1)))
+						sigaddset(&ss, sig);
+				f = signalfd(-1, &ss, 0);
+				break;
+			}
+			case CO_OBJ_TIMERFD: {
+				f = timerfd_create((int)u.o.a, 0);
+				struct itimerspec its = { { (time_t)(u.o.c / 1000000000ULL), (long)(u.o.c % 1000000000ULL) },
+							  { (time_t)(u.o.b / 1000000000ULL), (long)(u.o.b % 1000000000ULL) } };
+				if (f >= 0 && u.o.b)
+					timerfd_settime(f, 0, &its, NULL);
+				break;
+			}
+			case CO_OBJ_EPOLL:
+				f = epoll_create1(0);
+				break;
+			case CO_OBJ_USOCK: {
+				/* the pair is made when its first end comes; the second end waits in `spare` */
+				for (int i = 0; i < nspare && f < 0; i++)
+					if (spare[i].id == u.o.id) {
+						f = spare[i].fd;
+						spare[i] = spare[--nspare];
+					}
+				if (f < 0) {
+					int sv[2];
+					if (socketpair(AF_UNIX, (int)u.o.a, 0, sv) < 0 || nspare == MAX_REFS)
+						goto sys;
+					f = sv[0];
+					spare[nspare++] = (struct spare){ u.o.b, sv[1] };
+				}
+				break;
+			}
+			}
+			if (f < 0)
+				goto sys;
+			fcntl(f, F_SETFL, nb);
+			*m = (struct made){ (int)u.o.kind, u.o.id, 0, 0, { f, -1 }, u.o.b };
+			nmade++;
+			break;
+		}
+		case CO_R_EPITEM: {
+			/*
+			 * An epoll item is known by the descriptor number it was added
+			 * with, so the process adds it itself, with its own numbers,
+			 * once its descriptors are back.
+			 */
+			int ep = find_made(made, nmade, CO_OBJ_EPOLL, u.e.epoll, 0), epfd = -1;
+			for (int i = 0; i < nplan && epfd < 0; i++)
+				if (plan[i].kind == CO_PLAN_FD && plan[i].pid == u.e.pid && plan[i].src == ep)
+					epfd = plan[i].fd;
+			if (ep < 0 || epfd < 0) {
+				snprintf(err, errlen, "%s: byte %lu: epoll item of pid %d without its epoll", path,
+					 (unsigned long)r.rec_off, u.e.pid);
+				goto out;
+			}
+			plan[nplan++] = (struct co_plan_ent){ .pid = u.e.pid, .fd = u.e.fd, .kind = CO_PLAN_EPITEM,
+							      .src = epfd, .dev = u.e.events, .ino = u.e.data };
+			break;
+		}
+		case CO_R_SOCKDATA: {
+			uint64_t id;
+			memcpy(&id, u.raw, 8);
+			/* bytes queued for socket id were sent by its peer: send them again from there */
+			int peer = sock_peer_of(made, nmade, id);
+			if (peer < 0 || send(peer, u.raw + 8, len - 8, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)(len - 8)) {
+				snprintf(err, errlen, "cannot put back data queued on a Unix socket: %s", strerror(errno));
+				goto out;
+			}
 			break;
 		}
 		case CO_R_SLINK: {
@@ -516,7 +865,7 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 			if (dup2(old, at) < 0)
 				goto sys;
 			for (int j = 0; j < nplan; j++)
-				if (plan[j].src == old)
+				if (plan[j].src == old && plan[j].kind != CO_PLAN_EPITEM)
 					plan[j].src = at;
 			if (old != at)
 				close(old);

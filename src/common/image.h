@@ -36,6 +36,9 @@ enum co_rec_type {
 	CO_R_SFILE = 51,  /* struct co_sfile: an open file description shared by processes */
 	CO_R_FCOPY = 52,  /* struct co_fcopy: a file the group writes, copied at the checkpoint */
 	CO_R_SLINK = 53,  /* struct co_slink: a process's descriptor that refers to a shared object */
+	CO_R_SOBJ = 54,	  /* struct co_sobj: eventfd, signalfd, timerfd, epoll or Unix socket */
+	CO_R_EPITEM = 55, /* struct co_epitem: one descriptor watched by an epoll object */
+	CO_R_SOCKDATA = 56, /* u64 socket id, then one queued message (or stream bytes) */
 };
 
 enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3, CO_KIND_SHARED = 4 };
@@ -213,7 +216,30 @@ struct co_mproc {
 
 /* ---- shared.img: what the processes of a group share ---- */
 
-enum co_obj_kind { CO_OBJ_PIPE = 1, CO_OBJ_FILE = 2, CO_OBJ_SHM = 3 };
+enum co_obj_kind {
+	CO_OBJ_PIPE = 1, CO_OBJ_FILE = 2, CO_OBJ_SHM = 3,
+	CO_OBJ_EVENTFD = 4, CO_OBJ_SIGNALFD = 5, CO_OBJ_TIMERFD = 6, CO_OBJ_EPOLL = 7, CO_OBJ_USOCK = 8,
+};
+
+/*
+ * An object made with one call at restart.  eventfd: a count, b semaphore;
+ * signalfd: a mask; timerfd: a clock, b ns to expiry, c interval ns;
+ * Unix socket: a type, b the peer's id.  flags: O_NONBLOCK.
+ */
+struct co_sobj {
+	uint32_t kind;
+	uint32_t flags;
+	uint64_t id;
+	uint64_t a, b, c;
+};
+
+struct co_epitem {
+	uint64_t epoll;		/* id of the epoll object */
+	int32_t pid, fd;	/* the watched descriptor, in the epoll owner's process */
+	uint32_t events;
+	uint32_t pad;
+	uint64_t data;
+};
 
 struct co_shm {
 	uint64_t dev, ino;	/* key, as /proc/PID/maps shows it */

@@ -15,7 +15,7 @@
 
 enum co_msg_type {
 	/* agent -> coordinator */
-	CO_M_REGISTER = 1,	/* a: pid in the group, b: ppid, c: restored generation or 0, text: exe */
+	CO_M_REGISTER = 1,	/* a: pid in the group, b: ppid, c: restored generation or 0, d: its socket fd, text: exe */
 	CO_M_QUIESCED,		/* every thread of the process is parked */
 	CO_M_DONE,		/* image written; a: bytes */
 	CO_M_FAIL,		/* text: why the checkpoint cannot be taken */

@@ -39,7 +39,7 @@ static int stdio_slot(struct co_dumpctx *d, const struct stat *st)
 static const char *kind_name(const struct stat *st, const char *link)
 {
 	if (S_ISSOCK(st->st_mode))
-		return "socket";
+		return "socket (not a Unix socket)";
 	if (S_ISFIFO(st->st_mode))
 		return "pipe";
 	if (S_ISBLK(st->st_mode))
@@ -100,10 +100,21 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 		f->kind = CO_FD_CHR;
 		return 0;
 	}
-	if (S_ISFIFO(st.st_mode)) {
-		/* the coordinator captures the pipe once, with its data, for every holder */
+	/* the coordinator captures these once for the group, with their state and data */
+	if (S_ISFIFO(st.st_mode) || co_startswith(f->path, "anon_inode:[eventfd]") ||
+	    co_startswith(f->path, "anon_inode:[eventpoll]") || co_startswith(f->path, "anon_inode:[signalfd]") ||
+	    co_startswith(f->path, "anon_inode:[timerfd]")) {
 		f->kind = CO_FD_SHARED;
 		return 0;
+	}
+	if (S_ISSOCK(st.st_mode)) {
+		int dom = 0;
+		unsigned len = sizeof(dom);
+		if (co_sys5(SYS_getsockopt, fd, 1 /* SOL_SOCKET */, 39 /* SO_DOMAIN */, (long)&dom, (long)&len) == 0 &&
+		    dom == 1 /* AF_UNIX */) {
+			f->kind = CO_FD_SHARED;
+			return 0;
+		}
 	}
 	return DERR(d, "pid %d: fd %d: unsupported descriptor kind %s (%s)", d->pid, fd,
 		    kind_name(&st, f->path), f->path);

@@ -68,13 +68,15 @@ struct co_rstctx {
  * (shared.img), handed down on inherited descriptors in [lo, hi).
  */
 #define CO_PLAN_MAGIC 0x4e414c50u /* "PLAN" */
-enum co_plan_kind { CO_PLAN_FD = 1, CO_PLAN_SHM = 2 };
+enum co_plan_kind { CO_PLAN_FD = 1, CO_PLAN_SHM = 2, CO_PLAN_EPITEM = 3 };
 struct co_plan_ent {
 	int32_t pid, fd;	/* CO_PLAN_FD: this descriptor of this process */
 	uint32_t kind;
 	int32_t src;		/* the inherited descriptor to use */
 	uint64_t dev, ino;	/* CO_PLAN_SHM: this shared memory object */
 };
+/* CO_PLAN_EPITEM: process pid adds its fd to its epoll src, events dev, data ino. */
+void co_plan_epoll(struct co_rstctx *rc);
 struct co_plan_hdr {
 	uint32_t magic, n;
 	int32_t lo, hi;

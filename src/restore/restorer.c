@@ -73,6 +73,17 @@ int co_plan_shm(struct co_rstctx *c, uint64_t dev, uint64_t ino)
 	return -1;
 }
 
+void co_plan_epoll(struct co_rstctx *c)
+{
+	for (uint32_t i = 0; i < c->nplan; i++) {
+		struct co_plan_ent *e = &c->plan[i];
+		if (e->kind != CO_PLAN_EPITEM || e->pid != c->proc->pid)
+			continue;
+		struct { uint32_t events; uint64_t data; } __attribute__((packed)) ev = { (uint32_t)e->dev, e->ino };
+		co_sys4(SYS_epoll_ctl, e->src, 1 /* EPOLL_CTL_ADD */, e->fd, (long)&ev);
+	}
+}
+
 static __attribute__((noreturn)) void die(const char *msg)
 {
 	char line[700];
@@ -348,6 +359,7 @@ static void restore_self(void)
 	co_close(imgfd);
 	co_r_init(&reader, imgfd_high, image_path);
 	read_metadata(&next_free);
+	co_plan_epoll(&rc);
 	if (proc.pid != (int)co_getpid()) {
 		co_fmt(err, sizeof(err), "image is of pid %d but the restorer runs as pid %ld", proc.pid,
 		       co_getpid());

@@ -1,13 +1,16 @@
 /*
- * unsupported_fd: keeps a connected AF_UNIX socketpair open and exchanges
- * messages over it every step. Checkpointing it must fail cleanly (sockets
- * are not supported) and the program must keep running unharmed.
+ * unsupported_fd: keeps two connected UDP sockets on loopback open and
+ * exchanges datagrams over them every step. Checkpointing it must fail
+ * cleanly (network sockets are not supported) and the program must keep
+ * running unharmed.
  * At start it writes "<pid> <fd0> <fd1>\n" to $COHORT_TEST_TMP/unsupported_fd.info
  * (atomically, via rename) so the harness can check the error message.
  */
 #include "common.h"
 #include <limits.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #define STEPS 12
 
@@ -20,7 +23,18 @@ int main(void)
 
 	t_init("unsupported_fd");
 	t_ident_init(&id);
-	SYSCHK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	struct sockaddr_in a[2];
+	for (int i = 0; i < 2; i++) {
+		socklen_t l = sizeof(a[i]);
+		sv[i] = SYSCHK(socket(AF_INET, SOCK_DGRAM, 0));
+		memset(&a[i], 0, sizeof(a[i]));
+		a[i].sin_family = AF_INET;
+		a[i].sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		SYSCHK(bind(sv[i], (struct sockaddr *)&a[i], sizeof(a[i])));
+		SYSCHK(getsockname(sv[i], (struct sockaddr *)&a[i], &l));
+	}
+	SYSCHK(connect(sv[0], (struct sockaddr *)&a[1], sizeof(a[1])));
+	SYSCHK(connect(sv[1], (struct sockaddr *)&a[0], sizeof(a[0])));
 	t_fmt(path, sizeof(path), "%s/unsupported_fd.info", t_tmpdir());
 	t_fmt(tmp, sizeof(tmp), "%s/unsupported_fd.info.%d", t_tmpdir(), (int)getpid());
 	int fd = SYSCHK(open(tmp, O_CREAT | O_TRUNC | O_WRONLY, 0600));
