@@ -41,7 +41,11 @@ static pid_t fork_with_pid(int pid)
 	ca.exit_signal = SIGCHLD;
 	ca.set_tid = (uint64_t)(uintptr_t)&want;
 	ca.set_tid_size = 1;
-	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	pid_t p;
+	/* a helper thread of a process restored meanwhile may hold the pid for a moment */
+	for (int tries = 0; (p = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca))) < 0 && errno == EEXIST && tries < 5000; tries++)
+		usleep(1000);
+	return p;
 }
 
 int co_init_main(struct co_init_cfg *c)

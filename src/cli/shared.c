@@ -154,6 +154,25 @@ static int write_pipe(struct co_writer *w, struct ref *r)
 	return co_w_end(w);
 }
 
+/* Copy len bytes between descriptors: in the kernel when it can, else through a buffer. */
+static int copy_bytes(int in, int out, uint64_t len)
+{
+	static char buf[1 << 20];
+	while (len) {
+		ssize_t k = copy_file_range(in, NULL, out, NULL, len, 0);
+		if (k < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
+			ssize_t r = read(in, buf, len < sizeof(buf) ? len : sizeof(buf));
+			k = r > 0 ? write(out, buf, (size_t)r) : r;
+			if (r > 0 && k != r)
+				return -1;
+		}
+		if (k <= 0)
+			return k == 0 ? 0 : -1; /* 0: the file shrank meanwhile */
+		len -= (uint64_t)k;
+	}
+	return 0;
+}
+
 /* Copy a file the group writes into files/, for a restart after a crash. */
 static int copy_file(struct co_writer *w, const char *dir, const char *path, int *ncopies)
 {
@@ -173,13 +192,7 @@ static int copy_file(struct co_writer *w, const char *dir, const char *path, int
 	mkdir(out_path, 0700);
 	snprintf(out_path, sizeof(out_path), "%s/files/%s", dir, fc.copy);
 	int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int ok = out >= 0;
-	for (off_t left = st.st_size; ok && left > 0;) {
-		ssize_t k = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
-		if (k <= 0)
-			ok = 0;
-		left -= k;
-	}
+	int ok = out >= 0 && copy_bytes(in, out, (uint64_t)st.st_size) == 0;
 	close(in);
 	if (out >= 0)
 		close(out);
@@ -688,11 +701,10 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 					 strerror(errno));
 				goto out;
 			}
-			for (uint64_t left = u.c.size; left;) {
-				ssize_t k = copy_file_range(in, NULL, out, NULL, left, 0);
-				if (k <= 0)
-					break;
-				left -= (uint64_t)k;
+			if (copy_bytes(in, out, u.c.size) < 0) {
+				snprintf(err, errlen, "cannot put back %s as it was at the checkpoint: %s", u.c.path,
+					 strerror(errno));
+				goto out;
 			}
 			close(in);
 			close(out);

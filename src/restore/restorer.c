@@ -268,7 +268,12 @@ static void fork_child(struct co_mproc *c, void (*fn)(void *))
 	ca.stack = top - 65536;
 	ca.stack_size = 65536;
 	extern long co_clone3_thread(void *, unsigned long, void (*)(void *), void *);
-	long r = co_clone3_thread(&ca, sizeof(ca), fn, c);
+	long r;
+	/* a page-reading helper of a process restored meanwhile may hold the pid for a moment */
+	for (int tries = 0; (r = co_clone3_thread(&ca, sizeof(ca), fn, c)) == -EEXIST && tries < 5000; tries++) {
+		struct co_timespec ms = { 0, 1000000 };
+		co_nanosleep(&ms);
+	}
 	if (r < 0) {
 		co_fmt(err, sizeof(err), "cannot recreate process %d (errno %ld)", c->pid, -r);
 		die(err);
