@@ -332,24 +332,114 @@ fail:
 
 /* ---- the manager thread ---- */
 
+/* In the snapshot child: the parent may let the program go on. */
+static void snapshot_ready(void)
+{
+	char c = 1;
+	co_write(co_agent.ready_pipe, &c, 1);
+	co_close(co_agent.ready_pipe);
+	co_agent.ready_pipe = -1;
+}
+
+enum { IMG_WRITTEN = 0, IMG_RESTARTED = 1, IMG_SNAPSHOT = 2, IMG_FAILED = -1, IMG_REPORTED = -2 };
+
 /*
- * Collect our own record and save our context; the image is written by a
- * deeper call so that this frame stays as it was saved.  Returns 0 after
- * writing the image, 1 when we come back from a restart, -1 on failure.
+ * Collect our own record and save our context, then fork a copy-on-write
+ * snapshot of the process that writes the image while the program runs
+ * again.  The snapshot is taken at the fork; the parent waits only until
+ * the child has written what the running process could still change
+ * (descriptor offsets), then returns IMG_SNAPSHOT.  Without a snapshot the
+ * image is written here, with the program stopped (IMG_WRITTEN).
+ * IMG_RESTARTED: we come back from a restart, inside co_ctx_save().
  */
 static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes)
 {
 	struct co_tslot *me = &co_agent.threads[0];
 	co_thread_collect(&me->rec, co_agent.sig);
+	co_agent.ppid = (int)co_getppid();
+	co_agent.pgid = (int)co_sys1(SYS_getpgid, 0);
+	co_agent.sid = (int)co_sys1(SYS_getsid, 0);
+	co_agent.nshared_pending = co_signals_collect(co_agent.shared_pending, 2 * CO_MAX_PENDING, co_agent.sig, 0);
+	int pp[2] = { -1, -1 };
+	co_sys2(SYS_pipe2, (long)pp, O_CLOEXEC);
+	co_agent.ready_pipe = pp[1];
 	if (co_ctx_save(&me->rec.ctx))
-		return 1;
-	return co_dump_process(dir, bytes, errbuf, sizeof(errbuf)) ? -1 : 0;
+		return IMG_RESTARTED;
+	long child = pp[0] >= 0 ? co_sys5(SYS_clone, 0 /* no exit signal */, 0, 0, 0, 0) : -1;
+	if (child == 0) {
+		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);
+		co_close(pp[0]);
+		int r = co_dump_process(dir, bytes, errbuf, sizeof(errbuf), snapshot_ready);
+		if (r)
+			send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
+		else
+			send_msg(co_agent.sock, CO_M_DONE, (int64_t)*bytes, 0);
+		if (co_agent.ready_pipe >= 0) {
+			char c = 2; /* failed before the snapshot was complete: already reported */
+			co_write(co_agent.ready_pipe, &c, 1);
+		}
+		co_exit_group(r ? 1 : 0);
+	}
+	if (pp[1] >= 0)
+		co_close(pp[1]);
+	co_agent.ready_pipe = -1;
+	if (child < 0) {
+		if (pp[0] >= 0)
+			co_close(pp[0]);
+		return co_dump_process(dir, bytes, errbuf, sizeof(errbuf), 0) ? IMG_FAILED : IMG_WRITTEN;
+	}
+	co_agent.dump_child = (int)child;
+	co_agent.dump_pidfd = (int)co_sys2(SYS_pidfd_open, child, 0);
+	char c = 0;
+	while (co_read(pp[0], &c, 1) == -EINTR)
+		;
+	co_close(pp[0]);
+	if (c == 1)
+		return IMG_SNAPSHOT;
+	if (c == 2)
+		return IMG_REPORTED;
+	co_fmt(errbuf, sizeof(errbuf), "pid %d: the image writer died before the snapshot was complete", co_agent.pid);
+	return IMG_FAILED;
+}
+
+/* The snapshot child ended: reap it, and report it if it died without a word. */
+static void reap_dump_child(void)
+{
+	struct { int32_t signo, err, code, pid, uid, status; char rest[104]; } si;
+	co_memset(&si, 0, sizeof(si));
+	co_sys5(SYS_waitid, 3 /* P_PIDFD */, co_agent.dump_pidfd, (long)&si, 4 /* WEXITED */ | 0x40000000 /* __WALL */, 0);
+	co_close(co_agent.dump_pidfd);
+	co_agent.dump_pidfd = -1;
+	co_agent.dump_child = 0;
+	if (si.code == 2 /* CLD_KILLED */ || si.code == 3 /* CLD_DUMPED */) {
+		co_fmt(errbuf, sizeof(errbuf), "pid %d: the image writer died (signal %d)", co_agent.pid, si.status);
+		send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
+	}
+}
+
+/* Wait for the next message, reaping the snapshot child when it ends. */
+static int next_msg(void)
+{
+	while (co_agent.dump_child > 0 && co_agent.dump_pidfd >= 0) {
+		struct { int fd; short ev, rev; } p[2] = { { co_agent.sock, 1 /* POLLIN */, 0 },
+							   { co_agent.dump_pidfd, 1, 0 } };
+		long r = co_sys5(SYS_ppoll, (long)p, 2, 0, 0, 8);
+		if (r < 0 && r != -EINTR)
+			break;
+		if (p[1].rev)
+			reap_dump_child();
+		if (p[0].rev)
+			break;
+	}
+	return recv_msg(co_agent.sock, 0);
 }
 
 static void after_restart(void)
 {
 	struct co_resume *rs = &co_agent.resume;
 	co_agent.sock = -1;
+	co_agent.dump_child = 0; /* that snapshot child belonged to the old process */
+	co_agent.dump_pidfd = -1;
 	co_agent.table = 0; /* the old mapping was not part of the image */
 	co_agent.slot = -1;
 	co_agent.generation = rs->generation;
@@ -377,7 +467,7 @@ static void *manager_main(void *arg)
 	co_agent.manager_tid = (int)co_gettid();
 	prctl(PR_SET_NAME, "cohort-agent");
 	for (;;) {
-		if (co_agent.sock < 0 || recv_msg(co_agent.sock, 0)) {
+		if (co_agent.sock < 0 || next_msg()) {
 			/* coordinator gone: never leave threads parked */
 			if (co_agent.nthreads)
 				release_threads();
@@ -402,13 +492,15 @@ static void *manager_main(void *arg)
 			uint64_t bytes = 0;
 			set_state(CO_P_DUMPING);
 			int r = take_image(dir, &bytes);
-			if (r == 1) {
+			if (r == IMG_RESTARTED) {
 				after_restart();
 				break;
 			}
-			if (r < 0)
+			if (r == IMG_FAILED)
 				send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
-			else
+			if (r == IMG_SNAPSHOT || r == IMG_WRITTEN)
+				send_msg(co_agent.sock, CO_M_SNAPSHOT, 0, 0);
+			if (r == IMG_WRITTEN)
 				send_msg(co_agent.sock, CO_M_DONE, (int64_t)bytes, 0);
 			set_state(CO_P_DUMPED);
 			break;
@@ -452,6 +544,8 @@ static void agent_setup(void)
 	co_agent.pid = (int)co_getpid();
 	co_agent.slot = -1;
 	co_agent.sock = -1;
+	co_agent.ready_pipe = -1;
+	co_agent.dump_pidfd = -1;
 	if (register_with(path, 0))
 		return;
 	install_handler();
@@ -471,6 +565,8 @@ static void atfork_child(void)
 	co_agent.sock = -1;
 	co_agent.active = 0;
 	co_agent.nthreads = 0;
+	co_agent.dump_child = 0;
+	co_agent.dump_pidfd = -1;
 	co_agent.pid = (int)co_getpid();
 	if (register_with(co_agent.sock_path, 0) == 0)
 		start_manager();

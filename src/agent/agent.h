@@ -41,6 +41,14 @@ struct co_agent {
 	int release;
 	uint64_t generation;
 	struct co_resume resume;
+
+	/* taken by the manager before the snapshot: a snapshot child sees other values */
+	int ppid, pgid, sid;
+	struct co_siginfo shared_pending[2 * CO_MAX_PENDING];
+	int nshared_pending;
+	int ready_pipe;		/* the snapshot child says "you may go on" here */
+	int dump_child;		/* pid of the snapshot child still writing, or 0 */
+	int dump_pidfd;
 };
 
 extern struct co_agent co_agent;
@@ -49,8 +57,11 @@ extern __thread unsigned co_tls_epoch __attribute__((tls_model("initial-exec")))
 
 int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
 
-/* dump.c: write this process's image into dir; 0 ok, -1 with err filled. */
-int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen);
+/*
+ * dump.c: write this process's image into dir; 0 ok, -1 with err filled.
+ * snapshot_done (may be NULL) is called once the process may run again.
+ */
+int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, void (*snapshot_done)(void));
 
 /* wrap.c */
 void co_wrap_init(void);

@@ -32,7 +32,7 @@ static void write_head(struct co_writer *w, uint32_t kind)
 	co_w_rec(w, CO_R_HEAD, &h, sizeof(h));
 }
 
-int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen)
+int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, void (*snapshot_done)(void))
 {
 	char path[CO_PATH + 64], path1[CO_PATH + 64];
 	co_memset(&dc, 0, sizeof(dc));
@@ -47,9 +47,14 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen)
 		dc.skip_hi[dc.nskip++] = (uint64_t)co_agent.table + CO_PAGE_ALIGN(sizeof(struct co_table));
 	}
 	dc.agent_info = (uint64_t)&co_agent.resume;
-	static struct co_siginfo shared[2 * CO_MAX_PENDING];
-	dc.pending = shared;
-	dc.npending = co_signals_collect(shared, 2 * CO_MAX_PENDING, co_agent.sig, 0);
+	dc.pending = co_agent.shared_pending;
+	dc.npending = co_agent.nshared_pending;
+	dc.ppid = co_agent.ppid;
+	dc.pgid = co_agent.pgid;
+	dc.sid = co_agent.sid;
+	dc.snapshot_done = snapshot_done;
+	if (co_agent.ready_pipe >= 0)
+		dc.skip_fd[dc.nskip_fd++] = co_agent.ready_pipe;
 	int here;
 	dc.vol[dc.nvol++] = (uint64_t)&here; /* the manager's stack */
 	dc.vol[dc.nvol++] = (uint64_t)&data_marker;
@@ -85,7 +90,11 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen)
 	for (int i = 0; i < co_agent.nthreads; i++)
 		trecs[i] = &co_agent.threads[i].rec;
 	int r = co_proc_dump(&dc, co_agent.nthreads) || co_threads_dump(&dc, trecs, co_agent.nthreads) ||
-		co_files_dump(&dc) || co_mem_dump_vmas(&dc) || co_mem_dump_pages(&dc, ws, CO_STREAMS);
+		co_files_dump(&dc);
+	/* what the running program could change is written: it may go on now */
+	if (!r && snapshot_done)
+		snapshot_done();
+	r = r || co_mem_dump_vmas(&dc) || co_mem_dump_pages(&dc, ws, CO_STREAMS);
 	for (int k = 0; k < CO_STREAMS && !r; k++) {
 		struct co_end end = { ws[k]->seq + 1, 0 };
 		co_w_rec(ws[k], CO_R_END, &end, sizeof(end));

@@ -335,6 +335,8 @@ static int member_of(int host)
 	return -1;
 }
 
+static const char *comm_of(int host);
+
 /* Every process in the group's pid namespace but init. */
 static int scan_group(struct nsproc *out, int max)
 {
@@ -359,6 +361,9 @@ static int scan_group(struct nsproc *out, int max)
 			continue;
 		out[n].host = host;
 		if (co_ns_ids(host, &out[n].ids) < 0)
+			continue;
+		/* an agent's snapshot child still finishing an image is not part of the group */
+		if (!strcmp(comm_of(host), "cohort-dump"))
 			continue;
 		out[n].member = member_of(host);
 		n++;
@@ -569,7 +574,8 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	/* nothing of the group runs now: its clocks as they stand */
 	uint64_t mono = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)G.mono_off;
 	uint64_t boot = co_now_ns(CLOCK_BOOTTIME) + (uint64_t)G.boot_off;
-	uint64_t t_quiesced = co_now_ns(CLOCK_MONOTONIC);
+	uint64_t t_quiesced = co_now_ns(CLOCK_MONOTONIC), t_release = 0;
+	int released = 0;
 	if (!bad) {
 		broadcast(CO_M_DUMP, 0, tmp);
 		/* while the members write their images, capture what they share */
@@ -580,11 +586,19 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, G.c[i].agent_fd };
 		char serr[1024];
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
-		bad = barrier(CO_M_DONE, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
+		/* every member has a snapshot (or its whole image): the group may run again */
+		bad = barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
 		if (!bad && sbad) {
 			snprintf(err, sizeof(err), "%s", serr);
 			bad = 1;
 		}
+		if (!bad && !(flags & CO_CKPT_KILL)) {
+			broadcast(CO_M_RELEASE, (int64_t)gen, NULL);
+			t_release = co_now_ns(CLOCK_MONOTONIC);
+			released = 1;
+		}
+		if (!bad)
+			bad = barrier(CO_M_DONE, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
 	}
 	if (getenv("COHORT_DEBUG"))
 		co_warn("checkpoint %llu: quiesce %.1f ms, dump %.1f ms", (unsigned long long)gen,
@@ -637,18 +651,13 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	for (int i = 0; i < G.nc; i++)
 		G.c[i].deferred = 0;
 	if (bad) {
-		broadcast(CO_M_RELEASE, (int64_t)(gen - 1), NULL);
+		if (!released)
+			broadcast(CO_M_RELEASE, (int64_t)(gen - 1), NULL);
 		co_remove_tree(tmp);
 		reply(cfd, 1, "checkpoint of '%s' failed: %s", G.name, err);
 		return;
 	}
-	uint64_t t_release = 0;
 	int kill_it = flags & CO_CKPT_KILL;
-	if (!kill_it) {
-		/* the images are complete: the group goes on while they reach the disk */
-		broadcast(CO_M_RELEASE, (int64_t)gen, NULL);
-		t_release = co_now_ns(CLOCK_MONOTONIC);
-	}
 	if (co_commit(tmp, gdir, gen, err, sizeof(err)) < 0) {
 		co_remove_tree(tmp);
 		reply(cfd, 1, "checkpoint of '%s' failed: %s", G.name, err);

@@ -19,6 +19,7 @@ enum co_msg_type {
 	CO_M_QUIESCED,		/* every thread of the process is parked */
 	CO_M_DONE,		/* image written; a: bytes */
 	CO_M_FAIL,		/* text: why the checkpoint cannot be taken */
+	CO_M_SNAPSHOT,		/* the image is a snapshot now: the process may run while it is written */
 	/* coordinator -> agent */
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
 	CO_M_PREPARE,		/* a: generation; text: directory for the image */

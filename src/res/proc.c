@@ -34,9 +34,9 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 	static struct co_proc p;
 	co_memset(&p, 0, sizeof(p));
 	p.pid = d->pid;
-	p.ppid = (int32_t)co_getppid();
-	p.pgid = (int32_t)co_sys1(SYS_getpgid, 0);
-	p.sid = (int32_t)co_sys1(SYS_getsid, 0);
+	p.ppid = d->ppid;
+	p.pgid = d->pgid;
+	p.sid = d->sid;
 	p.nthreads = (uint32_t)nthreads;
 	p.nfds = d->nfds;
 	p.nvmas = d->nvmas;
@@ -79,8 +79,9 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 	p.agent_info = d->agent_info;
 	p.mono_ns = clock_ns(CLOCK_MONOTONIC);
 	p.boot_ns = clock_ns(CLOCK_BOOTTIME);
-	char comm[32];
-	if (co_read_small("/proc/self/comm", comm, sizeof(comm)) > 0) {
+	char comm[32], cpath[64];
+	co_fmt(cpath, sizeof(cpath), "/proc/%d/comm", d->pid); /* the process's, not the snapshot's */
+	if (co_read_small(cpath, comm, sizeof(comm)) > 0) {
 		comm[co_strlen(comm) - 1] = 0;
 		co_strlcpy(p.comm, comm, sizeof(p.comm));
 	}

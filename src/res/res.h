@@ -36,6 +36,9 @@ struct co_dumpctx {
 	uint64_t page_bytes;			/* page data written */
 	uint32_t nfds, nvmas;
 	int nstreams;
+	int ppid, pgid, sid;			/* read by the process itself (a snapshot child has others) */
+	/* called once everything a running process could change is written (descriptors) */
+	void (*snapshot_done)(void);
 };
 
 struct co_rstctx {

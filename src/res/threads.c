@@ -119,7 +119,7 @@ int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int 
 	for (int i = 0; i < n; i++) {
 		struct co_thread rec = *t[i];
 		char path[64], comm[32];
-		co_fmt(path, sizeof(path), "/proc/self/task/%d/comm", rec.tid);
+		co_fmt(path, sizeof(path), "/proc/%d/task/%d/comm", d->pid, rec.tid);
 		if (co_read_small(path, comm, sizeof(comm)) > 0) {
 			comm[co_strlen(comm) - (comm[co_strlen(comm) - 1] == '\n')] = 0;
 			co_strlcpy(rec.comm, comm, sizeof(rec.comm));
