@@ -47,6 +47,8 @@ ALL_TESTS=(
 	interval nokill gen_twice
 	neg_unsupported_fd neg_damaged_image neg_unknown_group neg_static
 	blocking_pipes procs_pipes
+	pipeline3 shm_counters child_exec shell_loop sh_pipeline
+	file_crash member_dies zombie_wait
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
 # (or when named explicitly).
@@ -425,6 +427,7 @@ t_py_threads() {
 t_regfile_stdout() { std threads_mutex_cond 0 0.8 0.9 file; }
 t_blocking_pipes() { std blocking_pipes 0 1.0 0.8; }
 t_procs_pipes() { std procs_pipes 0 0.9 0.9; }
+t_pipeline3() { std pipeline3 0 1.0 0.9; }
 
 # periodic checkpoints with --interval 1
 t_interval() {

@@ -577,8 +577,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	uint64_t t_quiesced = co_now_ns(CLOCK_MONOTONIC), t_release = 0;
 	int released = 0;
 	if (!bad) {
-		broadcast(CO_M_DUMP, 0, tmp);
-		/* while the members write their images, capture what they share */
+		/* first what the members share, while nothing of theirs but the agents moves */
 		static struct co_shared_member sm[CO_TABLE_SLOTS];
 		int nsm = 0;
 		for (int i = 0; i < G.nc; i++)
@@ -586,6 +585,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, G.c[i].agent_fd };
 		char serr[1024];
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
+		broadcast(CO_M_DUMP, 0, tmp);
 		/* every member has a snapshot (or its whole image): the group may run again */
 		bad = barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
 		if (!bad && sbad) {
