@@ -277,6 +277,8 @@ static int quiesce(void)
 
 static int agent_high_fd(int fd)
 {
+	if (fd < 0)
+		return fd;
 	struct rlimit rl;
 	long min = 1000;
 	if (co_prlimit(0, RLIMIT_NOFILE, 0, &rl) == 0 && rl.rlim_cur < 1100)
@@ -352,7 +354,7 @@ enum { IMG_WRITTEN = 0, IMG_RESTARTED = 1, IMG_SNAPSHOT = 2, IMG_FAILED = -1, IM
  * image is written here, with the program stopped (IMG_WRITTEN).
  * IMG_RESTARTED: we come back from a restart, inside co_ctx_save().
  */
-static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes)
+static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes, int snapshot)
 {
 	struct co_tslot *me = &co_agent.threads[0];
 	co_thread_collect(&me->rec, co_agent.sig);
@@ -365,7 +367,7 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	co_agent.ready_pipe = pp[1];
 	if (co_ctx_save(&me->rec.ctx))
 		return IMG_RESTARTED;
-	long child = pp[0] >= 0 ? co_sys5(SYS_clone, 0 /* no exit signal */, 0, 0, 0, 0) : -1;
+	long child = pp[0] >= 0 && snapshot ? co_sys5(SYS_clone, 0 /* no exit signal */, 0, 0, 0, 0) : -1;
 	if (child == 0) {
 		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);
 		co_close(pp[0]);
@@ -389,7 +391,7 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 		return co_dump_process(dir, bytes, errbuf, sizeof(errbuf), 0) ? IMG_FAILED : IMG_WRITTEN;
 	}
 	co_agent.dump_child = (int)child;
-	co_agent.dump_pidfd = (int)co_sys2(SYS_pidfd_open, child, 0);
+	co_agent.dump_pidfd = agent_high_fd((int)co_sys2(SYS_pidfd_open, child, 0));
 	char c = 0;
 	while (co_read(pp[0], &c, 1) == -EINTR)
 		;
@@ -477,6 +479,9 @@ static void *manager_main(void *arg)
 		switch (inbox.m.type) {
 		case CO_M_PREPARE: {
 			co_agent.generation = (uint64_t)inbox.m.a;
+			/* the last snapshot child said DONE and is on its way out: reap it, it is no part of ours */
+			if (co_agent.dump_child > 0 && co_agent.dump_pidfd >= 0)
+				reap_dump_child();
 			if (quiesce()) {
 				send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
 				release_threads();
@@ -491,7 +496,7 @@ static void *manager_main(void *arg)
 			co_strlcpy(dir, inbox.text, sizeof(dir));
 			uint64_t bytes = 0;
 			set_state(CO_P_DUMPING);
-			int r = take_image(dir, &bytes);
+			int r = take_image(dir, &bytes, !(inbox.m.flags & CO_CKPT_STOP));
 			if (r == IMG_RESTARTED) {
 				after_restart();
 				break;

@@ -509,11 +509,16 @@ static int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_
 	}
 }
 
-static void broadcast(unsigned type, int64_t a, const char *text)
+static void broadcast_flags(unsigned type, unsigned flags, int64_t a, const char *text)
 {
 	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER)
-			co_send(G.c[i].fd, type, 0, a, 0, text, -1);
+			co_send(G.c[i].fd, type, flags, a, 0, text, -1);
+}
+
+static void broadcast(unsigned type, int64_t a, const char *text)
+{
+	broadcast_flags(type, 0, a, text);
 }
 
 static int mkdir_p(const char *path)
@@ -585,7 +590,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, G.c[i].agent_fd };
 		char serr[1024];
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
-		broadcast(CO_M_DUMP, 0, tmp);
+		broadcast_flags(CO_M_DUMP, flags & CO_CKPT_STOP, 0, tmp);
 		/* every member has a snapshot (or its whole image): the group may run again */
 		bad = barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
 		if (!bad && sbad) {

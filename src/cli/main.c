@@ -190,7 +190,7 @@ static void usage(void)
 {
 	fputs("usage:\n"
 	      "  cohort run [--name NAME] [--images DIR] [--interval SECONDS] [--signal N] -- PROGRAM [ARGS...]\n"
-	      "  cohort checkpoint NAME [--images DIR] [--kill] [--json]\n"
+	      "  cohort checkpoint NAME [--images DIR] [--kill] [--json] [--stop]\n"
 	      "  cohort restart NAME [--images DIR] [--generation N] [--interval SECONDS]\n"
 	      "  cohort status [NAME] [--json]\n"
 	      "  cohort list\n"
@@ -310,7 +310,8 @@ static int request(const char *name, unsigned type, unsigned flags, int64_t a, c
 
 static int cmd_checkpoint(int argc, char **argv)
 {
-	struct opt o[] = { { "--images", 1, 0, 0 }, { "--kill", 0, 0, 0 }, { "--json", 0, 0, 0 }, { 0, 0, 0, 0 } };
+	struct opt o[] = { { "--images", 1, 0, 0 }, { "--kill", 0, 0, 0 }, { "--json", 0, 0, 0 },
+			   { "--stop", 0, 0, 0 }, { 0, 0, 0, 0 } };
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	const char *name = need_name(pos[0]);
@@ -319,7 +320,7 @@ static int cmd_checkpoint(int argc, char **argv)
 		if (mkdir(o[0].val, 0700) < 0 || !realpath(o[0].val, images))
 			co_die("images directory %s: %s", o[0].val, strerror(errno));
 	}
-	unsigned flags = (o[1].set ? CO_CKPT_KILL : 0) | (o[2].set ? CO_CKPT_JSON : 0);
+	unsigned flags = (o[1].set ? CO_CKPT_KILL : 0) | (o[2].set ? CO_CKPT_JSON : 0) | (o[3].set ? CO_CKPT_STOP : 0);
 	return request(name, CO_M_CKPT_REQ, flags, 0, images);
 }
 

@@ -23,7 +23,7 @@ enum co_msg_type {
 	/* coordinator -> agent */
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
 	CO_M_PREPARE,		/* a: generation; text: directory for the image */
-	CO_M_DUMP,		/* write the image now */
+	CO_M_DUMP,		/* write the image now; flags: CO_CKPT_STOP */
 	CO_M_RELEASE,		/* checkpoint over: resume the threads */
 	/* CLI -> coordinator */
 	CO_M_CKPT_REQ = 32,	/* flags: CO_CKPT_*; text: images dir override or empty */
@@ -33,7 +33,7 @@ enum co_msg_type {
 	CO_M_REPLY = 48,	/* a: 0 ok or error code; text: result line or error */
 };
 
-enum { CO_CKPT_KILL = 1, CO_CKPT_JSON = 2 };
+enum { CO_CKPT_KILL = 1, CO_CKPT_JSON = 2, CO_CKPT_STOP = 4 /* write with the group stopped, no snapshot */ };
 enum { CO_STATUS_JSON = 1 };
 
 struct co_msg {
