@@ -2,11 +2,14 @@
 # cohort test suite, run by `make check` as:  bash tests/run.sh [TEST...]
 #
 # Every normal test runs a test program (build/tests/NAME, built by the top
-# Makefile from tests/progs/NAME.c) once natively to get the expected stdout
-# and exit status, then under cohort:
+# Makefile from tests/progs/NAME.c; or a script, tests/progs/py_threads.py
+# run by python3, tests/progs/NAME.sh run by /bin/sh) once natively to get
+# the expected stdout and exit status, then under cohort:
 #     run  -> checkpoint --kill -> restart -> checkpoint --kill -> restart
 # and checks that the three stdout pieces concatenated equal the expected
 # stdout byte for byte and that the final exit status is the expected one.
+# A few tests have flows of their own (interval, nokill, gen_twice,
+# file_crash, member_dies, the neg_* tests): see the comment above each.
 #
 # Environment:
 #   COHORT               cohort binary            (default: build/cohort)
@@ -354,6 +357,10 @@ need_prog() { [ -x "$BIN/$1" ] || fail "missing test program $BIN/$1 (not built?
 prog_cmd() {
 	case $1 in
 	py_threads) PCMD=("$PYTHON" "$PROGS/py_threads.py") ;;
+	shell_loop | sh_pipeline)
+		[ -x /bin/sh ] || skip "/bin/sh not found"
+		PCMD=(/bin/sh "$PROGS/$1.sh")
+		;;
 	*)
 		need_prog "$1"
 		PCMD=("$BIN/$1")
@@ -428,6 +435,14 @@ t_regfile_stdout() { std threads_mutex_cond 0 0.8 0.9 file; }
 t_blocking_pipes() { std blocking_pipes 0 1.0 0.8; }
 t_procs_pipes() { std procs_pipes 0 0.9 0.9; }
 t_pipeline3() { std pipeline3 0 1.0 0.9; }
+t_shm_counters() { std shm_counters 0 0.9 1.0; }
+t_child_exec() { std child_exec 0 1.0 1.2; }
+# shell scripts: many short-lived processes (shell_loop), pipelines of
+# external commands (sh_pipeline); checkpoints meet processes being born
+# and exiting
+t_shell_loop() { std shell_loop 0 1.2 1.2; }
+t_sh_pipeline() { std sh_pipeline 0 1.0 1.0; }
+t_zombie_wait() { std zombie_wait 0 0.9 1.0; }
 
 # periodic checkpoints with --interval 1
 t_interval() {
@@ -485,6 +500,98 @@ check_suffix() {
 		return 1
 	fi
 	return 0
+}
+
+# crash and restart: a checkpoint WITHOUT --kill, the program runs on for a
+# second (its files change), then the whole group is killed with SIGKILL
+# (`cohort kill --signal KILL`); the restart must find the files the program
+# had open for writing as they were at the checkpoint (file_crash checks them
+# against its memory at every step), print exactly the rest of the native
+# output from the checkpointed step, and leave the files as the native run did
+t_file_crash() {
+	prog_cmd file_crash
+	straight 0 "${PCMD[@]}"
+	local f n1 n2
+	for f in log state; do
+		cp "$TT/file_crash.$f" "$TD/native.$f" || fail "native run left no $TT/file_crash.$f"
+	done
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 1.0
+	ckpt_or_fail "checkpoint (no --kill)" "$GNAME" 1
+	n1=$(grep -c '^step ' "$TD/run0.out")
+	sleep 1.0
+	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the crash: $(first_line "$TD/run0.err")"; }
+	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" --signal KILL >"$TD/kill.out" 2>"$TD/kill.err" ||
+		{ note_file "cohort kill stderr" "$TD/kill.err"; fail "cohort kill --signal KILL failed: $(first_line "$TD/kill.err")"; }
+	bg_wait run0
+	[ "$RC" != 124 ] || fail "run did not end after cohort kill --signal KILL"
+	[ "$RC" != 0 ] || fail "run exited 0 after cohort kill --signal KILL"
+	grep -q '^RESULT ' "$TD/run0.out" && fail "the program finished before the crash"
+	n2=$(grep -c '^step ' "$TD/run0.out")
+	[ "$n2" -gt "$n1" ] || fail "no progress between the checkpoint and the crash ($n1 steps, then $n2)"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	check_suffix run1 run0 || { [ "$RC" != 0 ] && fail "restart after the crash: status $RC: $(first_line "$TD/run1.err")"; fail "restart after the crash: wrong output"; }
+	[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart after the crash: status $RC: $(first_line "$TD/run1.err")"; }
+	for f in log state; do
+		cmp -s "$TT/file_crash.$f" "$TD/native.$f" || fail "file_crash.$f differs from the native run's at the end"
+	done
+}
+
+# a member is killed from outside between checkpoints: after the first
+# restart, one of member_dies' 3 workers (found with `cohort status --json`)
+# gets SIGKILL; the parent reaps it, says so on stderr and respawns it (its
+# stdout is the same as without the kill); the next checkpoint --kill and
+# restart must still work
+t_member_dies() {
+	[ -x "$PYTHON" ] || skip "$PYTHON not found (needed to read cohort status --json)"
+	prog_cmd member_dies
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 0.9
+	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the first checkpoint: $(first_line "$TD/run0.err")"; }
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	sleep 0.3
+	timeout -k 5 "$TMO" "$COHORT" status "$GNAME" --json >"$TD/status.json" 2>"$TD/status.err" ||
+		{ note_file "status stderr" "$TD/status.err"; fail "cohort status --json failed: $(first_line "$TD/status.err")"; }
+	local victim vpid vhost i
+	# the program is the process whose parent is the group's init (pid 1);
+	# its workers are its children: take the second one by in-group pid
+	victim=$("$PYTHON" - "$TD/status.json" 2>"$TD/victim.err" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+ps = [p for p in d["processes"] if p.get("state") != "zombie"]
+main = [p for p in ps if p["ppid"] == 1]
+assert len(main) == 1, "%d processes with ppid 1" % len(main)
+workers = sorted((p for p in ps if p["ppid"] == main[0]["pid"]), key=lambda p: p["pid"])
+assert len(workers) == 3, "%d workers" % len(workers)
+print(workers[1]["pid"], workers[1]["host_pid"])
+PY
+	) || { note_file "cohort status --json" "$TD/status.json" 3; note_file "error" "$TD/victim.err" 3; fail "cannot find the 3 workers in cohort status --json"; }
+	read -r vpid vhost <<<"$victim"
+	[ "$(readlink "/proc/$vhost/exe" 2>/dev/null)" = "$BIN/member_dies" ] ||
+		fail "host pid $vhost (in-group pid $vpid) does not run $BIN/member_dies"
+	kill -9 "$vhost" || fail "cannot kill worker $vpid (host pid $vhost)"
+	for ((i = 0; i < 60; i++)); do
+		grep -q 'worker [0-9] killed' "$TD/run1.err" && break
+		bg_alive run1 || break
+		sleep 0.05
+	done
+	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "program ended (status $RC) after worker $vpid was killed: $(first_line "$TD/run1.err")"; }
+	grep -q 'worker [0-9] killed' "$TD/run1.err" || { note_file "restart 1 stderr" "$TD/run1.err"; fail "the program did not notice that worker $vpid was killed"; }
+	sleep 0.2
+	ckpt_or_fail "checkpoint 2 (--kill, after a worker was killed and respawned)" "$GNAME" 2 --kill
+	bg_wait run1
+
+	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
 }
 
 # restart an older generation (twice) after a newer one exists
