@@ -457,9 +457,9 @@ static int settle(char *err, size_t errlen)
  * and is dropped; one that hangs up after it parked fails the checkpoint.
  * During barrier 1 (gen > 0) processes being born join the checkpoint.
  */
-static int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen)
+static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen, int reset)
 {
-	for (int i = 0; i < G.nc; i++)
+	for (int i = 0; i < G.nc && reset; i++)
 		G.c[i].answered = G.c[i].kind != C_MEMBER;
 	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ULL;
 	int failed = 0;
@@ -507,6 +507,11 @@ static int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_
 			}
 		}
 	}
+}
+
+static int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen)
+{
+	return barrier_more(want, gen, timeout_ms, err, errlen, 1);
 }
 
 static void broadcast_flags(unsigned type, unsigned flags, int64_t a, const char *text)
@@ -567,15 +572,31 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		broadcast(CO_M_PREPARE, (int64_t)gen, NULL);
 		bad = barrier(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err));
 	}
-	/* every process of the group must now be a parked member, or a zombie */
+	/*
+	 * Every process of the group must now be a parked member, or a zombie.
+	 * One forked just before its parent parked may still be registering
+	 * (in fork, or exec'ing a new program): it joins this checkpoint.
+	 */
 	static struct nsproc ps[CO_TABLE_SLOTS * 2];
-	int nps = bad ? 0 : scan_group(ps, (int)CO_ARRAY_LEN(ps));
-	for (int i = 0; i < nps && !bad; i++)
-		if (ps[i].ids.state != 'Z' && (ps[i].member < 0 || !G.c[ps[i].member].answered)) {
-			snprintf(err, sizeof(err), "pid %d (%s) appeared during the checkpoint without the cohort agent",
-				 ps[i].ids.pid, comm_of(ps[i].host));
+	int nps = 0;
+	uint64_t late_deadline = co_now_ns(CLOCK_MONOTONIC) + 10000000000ULL;
+	while (!bad) {
+		nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+		int late = -1;
+		for (int i = 0; i < nps && late < 0; i++)
+			if (ps[i].ids.state != 'Z' && (ps[i].member < 0 || !G.c[ps[i].member].answered))
+				late = i;
+		if (late < 0)
+			break;
+		if (co_now_ns(CLOCK_MONOTONIC) > late_deadline) {
+			snprintf(err, sizeof(err), "pid %d (%s) runs without the cohort agent (a static or setuid program, or LD_PRELOAD removed)",
+				 ps[late].ids.pid, comm_of(ps[late].host));
 			bad = 1;
+			break;
 		}
+		pump(20, gen);
+		bad = barrier_more(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err), 0);
+	}
 	/* nothing of the group runs now: its clocks as they stand */
 	uint64_t mono = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)G.mono_off;
 	uint64_t boot = co_now_ns(CLOCK_BOOTTIME) + (uint64_t)G.boot_off;

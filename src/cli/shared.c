@@ -93,6 +93,8 @@ static void collect_fds(const struct co_shared_member *m, const struct co_table 
 			r->kind = CO_OBJ_PIPE;
 		else if (S_ISREG(st.st_mode) && st.st_nlink > 0)
 			r->kind = CO_OBJ_FILE;
+		else if (S_ISREG(st.st_mode) && !strncmp(r->path, "/memfd:", 7))
+			r->kind = CO_OBJ_SHM;
 		else if (!strcmp(r->path, "anon_inode:[eventfd]"))
 			r->kind = CO_OBJ_EVENTFD;
 		else if (!strcmp(r->path, "anon_inode:[signalfd]"))
@@ -201,11 +203,10 @@ static int copy_file(struct co_writer *w, const char *dir, const char *path, int
 	return co_w_rec(w, CO_R_FCOPY, &fc, __builtin_offsetof(struct co_fcopy, path) + strlen(fc.path) + 1);
 }
 
-static int write_shm(struct co_writer *w, int host, const struct co_mapent *e)
+/* A shared memory object, read through src: a /proc map_files or fd entry. */
+static int write_shm(struct co_writer *w, const char *src, const struct co_mapent *e)
 {
-	char p[128];
-	snprintf(p, sizeof(p), "/proc/%d/map_files/%lx-%lx", host, (unsigned long)e->start, (unsigned long)e->end);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	int fd = open(src, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	struct stat st;
@@ -487,9 +488,11 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 	for (int i = 0; i < nrefs; i++) {
 		struct ref *r = &refs[i];
 		int first = 1;
+		if (r->kind != CO_OBJ_PIPE && r->kind != CO_OBJ_FILE)
+			continue;
 		for (int j = 0; j < i; j++)
 			if (refs[j].kind == r->kind && refs[j].dev == r->dev && refs[j].ino == r->ino) {
-				if (r->kind == 1) {
+				if (r->kind == CO_OBJ_PIPE) {
 					first = 0;
 					break;
 				}
@@ -501,7 +504,7 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 					break;
 				}
 			}
-		if (r->kind == 1) {
+		if (r->kind == CO_OBJ_PIPE) {
 			if (first && write_pipe(&w, r) < 0) {
 				snprintf(err, errlen, "pid %d: fd %d: cannot read pipe:[%llu]", r->pid, r->fd,
 					 (unsigned long long)r->ino);
@@ -551,9 +554,33 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 	}
 	if (write_objects(&w, err, errlen) < 0)
 		goto fail;
-	/* shared memory, and files mapped shared and writable */
-	static uint64_t shm_dev[MAX_REFS], shm_ino[MAX_REFS];
+	/* shared memory: memfd descriptors first, then mappings */
+	static uint64_t shm_ino[MAX_REFS];
 	int nshm = 0;
+	for (int i = 0; i < nrefs; i++) {
+		struct ref *r = &refs[i];
+		if (r->kind != CO_OBJ_SHM)
+			continue;
+		int seen = 0;
+		for (int k = 0; k < nshm && !seen; k++)
+			seen = shm_ino[k] == r->ino;
+		if (!seen) {
+			struct co_mapent e;
+			char src[128];
+			memset(&e, 0, sizeof(e));
+			e.dev = r->dev;
+			e.ino = r->ino;
+			snprintf(e.path, sizeof(e.path), "%s", r->path);
+			snprintf(src, sizeof(src), "/proc/%d/fd/%d", r->host, r->fd);
+			if (write_shm(&w, src, &e) < 0) {
+				snprintf(err, errlen, "pid %d: fd %d: cannot read %s", r->pid, r->fd, r->path);
+				goto fail;
+			}
+			shm_ino[nshm++] = r->ino;
+		}
+		struct co_slink sl = { r->pid, r->fd, CO_OBJ_SHM, 0, r->ino };
+		co_w_rec(&w, CO_R_SLINK, &sl, sizeof(sl));
+	}
 	for (int i = 0; i < n; i++) {
 		char mp[64];
 		static struct co_maps maps;
@@ -566,13 +593,15 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 				continue;
 			int seen = 0;
 			for (int k = 0; k < nshm && !seen; k++)
-				seen = shm_dev[k] == e.dev && shm_ino[k] == e.ino;
+				seen = shm_ino[k] == e.ino;
 			if (seen || nshm == MAX_REFS)
 				continue;
-			shm_dev[nshm] = e.dev;
 			shm_ino[nshm++] = e.ino;
 			if (shm_path(e.path)) {
-				if (write_shm(&w, m[i].host_pid, &e) < 0) {
+				char src[128];
+				snprintf(src, sizeof(src), "/proc/%d/map_files/%lx-%lx", m[i].host_pid,
+					 (unsigned long)e.start, (unsigned long)e.end);
+				if (write_shm(&w, src, &e) < 0) {
 					snprintf(err, errlen, "pid %d: cannot read shared memory %s", m[i].pid, e.path);
 					co_maps_close(&maps);
 					goto fail;
@@ -740,7 +769,7 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 			int f = (int)syscall(SYS_memfd_create, "cohort-shm", 0);
 			if (f < 0 || ftruncate(f, (off_t)u.s.size) < 0)
 				goto sys;
-			*m = (struct made){ CO_OBJ_SHM, 0, u.s.dev, u.s.ino, { f, -1 }, 0 };
+			*m = (struct made){ CO_OBJ_SHM, u.s.ino, u.s.dev, u.s.ino, { f, -1 }, 0 };
 			cur_shm = f;
 			plan[nplan++] = (struct co_plan_ent){ .kind = CO_PLAN_SHM, .src = f, .dev = u.s.dev, .ino = u.s.ino };
 			nmade++;

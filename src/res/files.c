@@ -85,6 +85,11 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 		f->slot = slot;
 		return 0;
 	}
+	if (S_ISREG(st.st_mode) && st.st_nlink == 0 && co_startswith(f->path, "/memfd:")) {
+		/* one memory object with the mappings of it: the coordinator captures it once */
+		f->kind = CO_FD_SHARED;
+		return 0;
+	}
 	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
 		if (st.st_nlink == 0 && S_ISREG(st.st_mode)) {
 			f->kind = CO_FD_DELETED;

@@ -68,7 +68,7 @@ int co_plan_fd(struct co_rstctx *c, int pid, int fd)
 int co_plan_shm(struct co_rstctx *c, uint64_t dev, uint64_t ino)
 {
 	for (uint32_t i = 0; i < c->nplan; i++)
-		if (c->plan[i].kind == CO_PLAN_SHM && c->plan[i].dev == dev && c->plan[i].ino == ino)
+		if (c->plan[i].kind == CO_PLAN_SHM && c->plan[i].ino == ino && (c->plan[i].dev == dev || !dev))
 			return c->plan[i].src;
 	return -1;
 }
