@@ -55,6 +55,7 @@ struct conn {
 	int restored;		/* registered from an image, waiting for the release */
 	int answered;		/* in the current barrier */
 	int deferred;		/* a request that waits until the checkpoint is over */
+	uint32_t got;		/* messages of the current checkpoint received so far (1 << type) */
 	int agent_fd;		/* the member's end of this connection, in the member */
 	uint64_t bytes;
 };
@@ -459,15 +460,18 @@ static int settle(char *err, size_t errlen)
  */
 static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen, int reset)
 {
+	/* a snapshot child may say DONE before its parent says SNAPSHOT: nothing is lost */
 	for (int i = 0; i < G.nc && reset; i++)
-		G.c[i].answered = G.c[i].kind != C_MEMBER;
+		G.c[i].answered = G.c[i].kind != C_MEMBER || (G.c[i].got & (1u << want));
 	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ULL;
 	int failed = 0;
 	for (;;) {
 		struct pollfd p[MAX_CONNS];
 		int idx[MAX_CONNS], n = 0;
+		/* births first: pump() may drop connections, which moves others in G.c */
+		pump(0, gen);
 		for (int i = 0; i < G.nc; i++)
-			if (!G.c[i].answered) {
+			if (G.c[i].kind == C_MEMBER && !G.c[i].answered) {
 				p[n].fd = G.c[i].fd;
 				p[n].events = POLLIN;
 				idx[n++] = i;
@@ -476,32 +480,35 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 			return failed ? -1 : 0;
 		int64_t left = (int64_t)(deadline - co_now_ns(CLOCK_MONOTONIC)) / 1000000;
 		if (left <= 0) {
-			snprintf(err, errlen, "pid %d did not answer within %d s", G.c[idx[0]].pid, timeout_ms / 1000);
+			snprintf(err, errlen, "pid %d did not answer within %d s (waiting for message %u)", G.c[idx[0]].pid,
+				 timeout_ms / 1000, want);
 			return -1;
 		}
-		if (gen)
-			pump(0, gen);
 		if (poll(p, n, left > 20 ? 20 : (int)left) < 0 && errno != EINTR)
 			return -1;
 		for (int k = n - 1; k >= 0; k--) {
-			if (!p[k].revents)
+			if (!p[k].revents || idx[k] >= G.nc || G.c[idx[k]].fd != p[k].fd)
 				continue;
 			struct conn *c = &G.c[idx[k]];
 			if (co_recv(c->fd, &in, NULL) < 0) {
 				if (want != CO_M_QUIESCED && !failed) {
-					snprintf(err, errlen, "pid %d ended during the checkpoint", c->pid);
+					snprintf(err, errlen, "pid %d ended during the checkpoint (%s)", c->pid,
+						 want == CO_M_SNAPSHOT ? "before its snapshot" : "before its image was complete");
 					failed = 1;
 				}
 				drop(idx[k]);
 				continue;
 			}
 			c->answered = 1;
+			if (in.m.type < 32)
+				c->got |= 1u << in.m.type;
+			if (in.m.type == CO_M_DONE)
+				c->bytes = (uint64_t)in.m.a;
 			if (in.m.type == CO_M_FAIL) {
 				if (!failed)
 					snprintf(err, errlen, "%s", in.text);
 				failed = 1;
 			} else if (in.m.type == want) {
-				c->bytes = (uint64_t)in.m.a;
 			} else {
 				c->answered = 0; /* not for this barrier */
 			}
@@ -565,6 +572,8 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		reply(cfd, 1, "cannot create %s: %s", tmp, strerror(errno));
 		return;
 	}
+	for (int i = 0; i < G.nc; i++)
+		G.c[i].got = 0;
 	uint64_t t0 = co_now_ns(CLOCK_MONOTONIC);
 	int bad = settle(err, sizeof(err));
 	t0 = co_now_ns(CLOCK_MONOTONIC);

@@ -183,7 +183,8 @@ void co_remove_tree(const char *dir)
 			continue;
 		char p[PATH_MAX];
 		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		unlink(p);
+		if (unlink(p) < 0 && errno == EISDIR)
+			co_remove_tree(p); /* files/ of a generation */
 	}
 	if (d)
 		closedir(d);
