@@ -55,7 +55,7 @@ ALL_TESTS=(
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
 # (or when named explicitly).
-GROUP_TESTS=(blocking_pipes procs_pipes)
+GROUP_TESTS=()
 
 usage() {
 	echo "usage: bash tests/run.sh [TEST...]" >&2

@@ -8,7 +8,7 @@
 # is printed every 25 iterations. Run as:  /bin/sh tests/progs/shell_loop.sh
 set -u
 
-N=240
+N=480
 fail() {
 	echo "shell_loop: FAILED at iteration $i: $*" >&2
 	exit 1
