@@ -19,19 +19,6 @@ static struct co_dumpctx dc;
 static const struct co_thread *trecs[CO_MAX_THREADS];
 static int data_marker = 1; /* lives in .data, which is mapped apart from .bss */
 
-static void write_head(struct co_writer *w, uint32_t kind)
-{
-	struct co_head h;
-	co_memset(&h, 0, sizeof(h));
-	co_strlcpy(h.magic, CO_IMG_MAGIC, sizeof(h.magic));
-	h.version = CO_IMG_VERSION;
-	h.kind = kind;
-	struct co_timespec ts;
-	co_clock_gettime(CLOCK_REALTIME, &ts);
-	h.created_ns = (uint64_t)ts.sec * 1000000000ULL + (uint64_t)ts.nsec;
-	co_w_rec(w, CO_R_HEAD, &h, sizeof(h));
-}
-
 int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, void (*snapshot_done)(void))
 {
 	char path[CO_PATH + 64], path1[CO_PATH + 64];
@@ -87,8 +74,8 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 	dc.nstreams = CO_STREAMS;
 	struct co_writer *ws[CO_STREAMS] = { &writer, &writer1 };
 
-	write_head(&writer, CO_KIND_PROCESS);
-	write_head(&writer1, CO_KIND_PAGES);
+	co_w_head(&writer, CO_KIND_PROCESS);
+	co_w_head(&writer1, CO_KIND_PAGES);
 	for (int i = 0; i < co_agent.nthreads; i++)
 		trecs[i] = &co_agent.threads[i].rec;
 	int r = co_proc_dump(&dc, co_agent.nthreads) || co_threads_dump(&dc, trecs, co_agent.nthreads) ||

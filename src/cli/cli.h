@@ -34,6 +34,9 @@ struct co_gen_info {
 char *co_group_images(const char *images, const char *name);
 uint64_t co_newest_generation(const char *gdir);
 int co_gen_dir(const char *gdir, uint64_t gen, char *out, size_t n);
+/* Open a file of a generation for reading with r; the descriptor, or -1 with err. */
+int co_open_gen_file(const char *dir, const char *name, char *path, size_t n, struct co_reader *r,
+		     char *err, size_t errlen);
 int co_write_manifest(const char *dir, const struct co_manifest *m, const struct co_mproc *p, int n);
 /* 0 ok; -1 with a one-line message in err */
 int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p, int max, int *n,

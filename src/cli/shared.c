@@ -475,9 +475,7 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 	static char buf[1 << 18];
 	struct co_writer w;
 	co_w_init(&w, fd, buf, sizeof(buf));
-	struct co_head h = { .version = CO_IMG_VERSION, .kind = CO_KIND_SHARED, .created_ns = co_now_ns(CLOCK_REALTIME) };
-	co_strlcpy(h.magic, CO_IMG_MAGIC, sizeof(h.magic));
-	co_w_rec(&w, CO_R_HEAD, &h, sizeof(h));
+	co_w_head(&w, CO_KIND_SHARED);
 
 	nrefs = 0;
 	for (int i = 0; i < n; i++)
@@ -665,14 +663,10 @@ static int sock_peer_of(const struct made *m, int n, uint64_t id)
 int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/shared.img", dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
 	struct co_reader r;
-	co_r_init(&r, fd, path);
+	int fd = co_open_gen_file(dir, "shared.img", path, sizeof(path), &r, err, errlen);
+	if (fd < 0)
+		return -1;
 	static struct made made[MAX_REFS];
 	static struct co_plan_ent plan[CO_MAX_PLAN];
 	int nmade = 0, nplan = 0;

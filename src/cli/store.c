@@ -57,10 +57,7 @@ int co_write_manifest(const char *dir, const struct co_manifest *m, const struct
 	static char buf[65536];
 	struct co_writer w;
 	co_w_init(&w, fd, buf, sizeof(buf));
-	struct co_head h = { .version = CO_IMG_VERSION, .kind = CO_KIND_MANIFEST,
-			     .created_ns = co_now_ns(CLOCK_REALTIME) };
-	co_strlcpy(h.magic, CO_IMG_MAGIC, sizeof(h.magic));
-	co_w_rec(&w, CO_R_HEAD, &h, sizeof(h));
+	co_w_head(&w, CO_KIND_MANIFEST);
 	co_w_rec(&w, CO_R_MANIFEST, m, sizeof(*m));
 	for (int i = 0; i < n; i++)
 		co_w_rec(&w, CO_R_MPROC, &p[i], sizeof(p[i]));
@@ -71,18 +68,27 @@ int co_write_manifest(const char *dir, const struct co_manifest *m, const struct
 	return r ? -1 : 0;
 }
 
-int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p, int max, int *n,
+int co_open_gen_file(const char *dir, const char *name, char *path, size_t n, struct co_reader *r,
 		     char *err, size_t errlen)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/manifest", dir);
+	snprintf(path, n, "%s/%s", dir, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	co_r_init(r, fd, path);
+	return fd;
+}
+
+int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p, int max, int *n,
+		     char *err, size_t errlen)
+{
+	char path[PATH_MAX];
 	struct co_reader r;
-	co_r_init(&r, fd, path);
+	int fd = co_open_gen_file(dir, "manifest", path, sizeof(path), &r, err, errlen);
+	if (fd < 0)
+		return -1;
 	struct co_head h;
 	int ret = -1;
 	*n = 0;

@@ -299,3 +299,16 @@ void co_stream_path(char *out, unsigned long n, const char *image, int k)
 	if (len - 4 < n)
 		co_fmt(out + len - 4, n - (len - 4), ".p%d.img", k);
 }
+
+int co_w_head(struct co_writer *w, uint32_t kind)
+{
+	struct co_head h;
+	struct co_timespec ts;
+	co_memset(&h, 0, sizeof(h));
+	co_strlcpy(h.magic, CO_IMG_MAGIC, sizeof(h.magic));
+	h.version = CO_IMG_VERSION;
+	h.kind = kind;
+	co_clock_gettime(0 /* CLOCK_REALTIME */, &ts);
+	h.created_ns = (uint64_t)ts.sec * 1000000000ULL + (uint64_t)ts.nsec;
+	return co_w_rec(w, CO_R_HEAD, &h, sizeof(h));
+}

@@ -297,6 +297,8 @@ int co_w_put(struct co_writer *w, const void *p, uint64_t n);
 int co_w_end(struct co_writer *w);
 int co_w_rec(struct co_writer *w, unsigned type, const void *p, uint64_t len);
 int co_w_flush(struct co_writer *w);
+/* The head record every file starts with. */
+int co_w_head(struct co_writer *w, uint32_t kind);
 
 /* ---- reader ---- */
 
