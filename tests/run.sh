@@ -674,6 +674,9 @@ t_neg_damaged_image() {
 	flip=$((orig ^ 255))
 	printf '%b' "\\0$(printf '%03o' "$flip")" | dd of="$img" bs=1 seek="$off" count=1 conv=notrunc status=none
 	[ "$(od -An -tu1 -j "$off" -N 1 "$img" | tr -d ' \n')" = "$flip" ] || fail "could not damage $img"
+	# cohort verify finds it without restoring anything, naming the file
+	"$COHORT" verify "$(gen_dir "$GNAME" 1)" >"$TD/vf.out" 2>"$TD/vf.err" && fail "verify of a damaged generation succeeded"
+	grep -qF "$(basename "$img")" "$TD/vf.err" || fail "verify does not name $(basename "$img"): $(first_line "$TD/vf.err")"
 	bg_start rs "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait rs
 	note_file "restart stderr" "$TD/rs.err" 4
@@ -684,6 +687,7 @@ t_neg_damaged_image() {
 	[ "$(wc -l <"$TD/rs.err")" = 1 ] || fail "expected exactly one line on stderr, got $(wc -l <"$TD/rs.err")"
 	# repair it: the generation must be usable again
 	printf '%b' "\\0$(printf '%03o' "$orig")" | dd of="$img" bs=1 seek="$off" count=1 conv=notrunc status=none
+	"$COHORT" verify "$(gen_dir "$GNAME" 1)" >"$TD/vf.out" 2>"$TD/vf.err" || fail "verify of the repaired generation failed: $(first_line "$TD/vf.err")"
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run1
 	final_check 7 "$RC" run1 run0 run1

@@ -86,5 +86,6 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen);
 
 /* inspect.c */
 int co_cmd_inspect(int argc, char **argv);
+int co_cmd_verify(int argc, char **argv);
 
 #endif

@@ -195,7 +195,8 @@ static void usage(void)
 	      "  cohort status [NAME] [--json]\n"
 	      "  cohort list\n"
 	      "  cohort kill NAME [--signal SIG]\n"
-	      "  cohort inspect DIR [--json]\n",
+	      "  cohort inspect DIR [--json]\n"
+	      "  cohort verify DIR\n",
 	      stderr);
 	exit(2);
 }
@@ -472,6 +473,8 @@ int main(int argc, char **argv)
 		return cmd_kill(argc, argv);
 	if (!strcmp(cmd, "inspect"))
 		return co_cmd_inspect(argc, argv);
+	if (!strcmp(cmd, "verify"))
+		return co_cmd_verify(argc, argv);
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help"))
 		usage();
 	co_die("unknown command '%s' (see 'cohort --help')", cmd);
