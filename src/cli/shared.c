@@ -58,14 +58,6 @@ struct ref {
 static struct ref refs[MAX_REFS];
 static int nrefs;
 
-static int is_outside_stdio(const struct co_table *t, const struct stat *st)
-{
-	for (int i = 0; i < 3; i++)
-		if (t->stdio[i].valid && t->stdio[i].dev == st->st_dev && t->stdio[i].ino == st->st_ino)
-			return 1;
-	return 0;
-}
-
 static void collect_fds(const struct co_shared_member *m, const struct co_table *t, const char *skip_dir)
 {
 	size_t skip_len = strlen(skip_dir);
@@ -84,7 +76,7 @@ static void collect_fds(const struct co_shared_member *m, const struct co_table 
 		snprintf(p, sizeof(p), "%s/%s", dpath, e->d_name);
 		ssize_t l = readlink(p, r->path, sizeof(r->path) - 1);
 		r->path[l > 0 ? l : 0] = 0;
-		if (stat(p, &st) < 0 || is_outside_stdio(t, &st))
+		if (stat(p, &st) < 0 || co_stdio_slot(t->stdio, st.st_dev, st.st_ino) >= 0)
 			continue;
 		/* the images the agents are writing right now */
 		if (!strncmp(r->path, skip_dir, skip_len) && r->path[skip_len] == '/')
@@ -857,10 +849,8 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 			break;
 		}
 		case CO_R_SLINK: {
-			int src = -1;
-			for (int i = 0; i < nmade && src < 0; i++)
-				if (made[i].kind == (int)u.l.kind && made[i].id == u.l.id)
-					src = made[i].fd[u.l.kind == CO_OBJ_PIPE ? (u.l.end ? 1 : 0) : 0];
+			int src = find_made(made, nmade, (int)u.l.kind, u.l.id,
+					    u.l.kind == CO_OBJ_PIPE && u.l.end ? 1 : 0);
 			if (src < 0) {
 				snprintf(err, errlen, "%s: byte %lu: descriptor %d of pid %d refers to a missing object", path,
 					 (unsigned long)r.rec_off, u.l.fd, u.l.pid);

@@ -89,56 +89,9 @@ int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p,
 	int fd = co_open_gen_file(dir, "manifest", path, sizeof(path), &r, err, errlen);
 	if (fd < 0)
 		return -1;
-	struct co_head h;
-	int ret = -1;
-	*n = 0;
-	if (co_r_expect(&r, CO_R_HEAD, &h, sizeof(h)))
-		goto out;
-	if (strcmp(h.magic, CO_IMG_MAGIC) || h.kind != CO_KIND_MANIFEST) {
-		snprintf(err, errlen, "%s: not a cohort manifest", path);
-		goto done;
-	}
-	if (h.version != CO_IMG_VERSION) {
-		snprintf(err, errlen, "%s: image format version %u, this cohort reads %u", path, h.version,
-			 CO_IMG_VERSION);
-		goto done;
-	}
-	if (co_r_expect(&r, CO_R_MANIFEST, m, sizeof(*m)))
-		goto out;
-	for (;;) {
-		int e = co_r_next(&r);
-		if (e < 0)
-			goto out;
-		if (e == 0) {
-			snprintf(err, errlen, "%s: manifest is truncated", path);
-			goto done;
-		}
-		if (r.hdr.type == CO_R_END) {
-			if (co_r_finish(&r))
-				goto out;
-			break;
-		}
-		if (r.hdr.type != CO_R_MPROC || *n >= max) {
-			snprintf(err, errlen, "%s: byte %lu: unexpected %s record", path,
-				 (unsigned long)r.rec_off, co_rec_name(r.hdr.type));
-			goto done;
-		}
-		if (co_r_payload(&r, &p[*n], sizeof(p[0])))
-			goto out;
-		p[*n].image[sizeof(p[0].image) - 1] = 0;
-		(*n)++;
-	}
-	if ((uint32_t)*n != m->nprocs) {
-		snprintf(err, errlen, "%s: lists %d processes, expected %u", path, *n, m->nprocs);
-		goto done;
-	}
-	m->name[sizeof(m->name) - 1] = 0;
-	m->program[sizeof(m->program) - 1] = 0;
-	ret = 0;
-	goto done;
-out:
-	snprintf(err, errlen, "%s", r.err);
-done:
+	int ret = co_manifest_read(&r, m, p, max, n);
+	if (ret)
+		snprintf(err, errlen, "%s", r.err);
 	close(fd);
 	return ret;
 }

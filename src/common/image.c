@@ -312,3 +312,42 @@ int co_w_head(struct co_writer *w, uint32_t kind)
 	h.created_ns = (uint64_t)ts.sec * 1000000000ULL + (uint64_t)ts.nsec;
 	return co_w_rec(w, CO_R_HEAD, &h, sizeof(h));
 }
+
+int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n)
+{
+	struct co_head h;
+	*n = 0;
+	if (co_r_expect(r, CO_R_HEAD, &h, sizeof(h)))
+		return -1;
+	if (co_strcmp(h.magic, CO_IMG_MAGIC) || h.kind != CO_KIND_MANIFEST)
+		return co_err(r->err, sizeof(r->err), "%s: not a cohort manifest", r->name);
+	if (h.version != CO_IMG_VERSION)
+		return co_err(r->err, sizeof(r->err), "%s: image format version %u, this cohort reads %u", r->name,
+			      h.version, CO_IMG_VERSION);
+	if (co_r_expect(r, CO_R_MANIFEST, m, sizeof(*m)))
+		return -1;
+	for (;;) {
+		int e = co_r_next(r);
+		if (e < 0)
+			return -1;
+		if (e == 0)
+			return co_err(r->err, sizeof(r->err), "%s: manifest is truncated", r->name);
+		if (r->hdr.type == CO_R_END) {
+			if (co_r_finish(r))
+				return -1;
+			break;
+		}
+		if (r->hdr.type != CO_R_MPROC || *n >= max)
+			return co_err(r->err, sizeof(r->err), "%s: byte %lu: unexpected %s record", r->name,
+				      (unsigned long)r->rec_off, co_rec_name(r->hdr.type));
+		if (co_r_payload(r, &p[*n], sizeof(p[0])))
+			return -1;
+		p[*n].image[sizeof(p[0].image) - 1] = 0;
+		(*n)++;
+	}
+	if ((uint32_t)*n != m->nprocs)
+		return co_err(r->err, sizeof(r->err), "%s: lists %d processes, expected %u", r->name, *n, m->nprocs);
+	m->name[sizeof(m->name) - 1] = 0;
+	m->program[sizeof(m->program) - 1] = 0;
+	return 0;
+}

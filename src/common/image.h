@@ -329,5 +329,7 @@ int co_r_payload(struct co_reader *r, void *p, uint64_t max);
 /* Expect the next record to be of `type` and read it whole. */
 int co_r_expect(struct co_reader *r, unsigned type, void *p, uint64_t max);
 const char *co_rec_name(unsigned type);
+/* A whole manifest: head, manifest, at most max processes, end; -1 with r->err. */
+int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n);
 
 #endif

@@ -85,6 +85,15 @@ struct co_stdio_id {
 	uint32_t pad;
 };
 
+/* Which of the group's outside stdio (0-2) a file is, or -1. */
+static inline int co_stdio_slot(const struct co_stdio_id *s, uint64_t dev, uint64_t ino)
+{
+	for (int i = 0; s && i < 3; i++)
+		if (s[i].valid && s[i].dev == dev && s[i].ino == ino)
+			return i;
+	return -1;
+}
+
 struct co_table {
 	uint32_t magic;
 	uint32_t slots;

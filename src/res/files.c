@@ -26,15 +26,6 @@ static int is_skipped(struct co_dumpctx *d, int fd)
 	return 0;
 }
 
-static int stdio_slot(struct co_dumpctx *d, const struct stat *st)
-{
-	for (int i = 0; i < 3; i++)
-		if (d->stdio && d->stdio[i].valid && d->stdio[i].dev == st->st_dev &&
-		    d->stdio[i].ino == st->st_ino)
-			return i;
-	return -1;
-}
-
 /* What an unsupported descriptor is, for the message: "socket", "eventfd", ... */
 static const char *kind_name(const struct stat *st, const char *link)
 {
@@ -79,7 +70,7 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 			return 0;
 		}
 	}
-	int slot = stdio_slot(d, &st);
+	int slot = co_stdio_slot(d->stdio, st.st_dev, st.st_ino);
 	if (slot >= 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
 		f->kind = CO_FD_STDIO;
 		f->slot = slot;

@@ -197,16 +197,9 @@ static void load_manifest(uint64_t *next)
 		die(err);
 	}
 	co_r_init(&mr, fd, path);
-	struct co_head h;
-	if (co_r_expect(&mr, CO_R_HEAD, &h, sizeof(h)) || co_r_expect(&mr, CO_R_MANIFEST, &m, sizeof(m)))
+	procs = zalloc(next, sizeof(struct co_mproc) * CO_TABLE_SLOTS);
+	if (co_manifest_read(&mr, &m, procs, CO_TABLE_SLOTS, &nprocs))
 		die(mr.err);
-	procs = zalloc(next, sizeof(struct co_mproc) * (m.nprocs + 1));
-	while (nprocs < (int)m.nprocs) {
-		if (co_r_expect(&mr, CO_R_MPROC, &procs[nprocs], sizeof(procs[0])))
-			die(mr.err);
-		procs[nprocs].image[sizeof(procs[0].image) - 1] = 0;
-		nprocs++;
-	}
 	co_close(fd);
 }
 
