@@ -50,7 +50,7 @@ ALL_TESTS=(
 	interval nokill gen_twice
 	neg_unsupported_fd neg_damaged_image neg_unknown_group neg_static
 	blocking_pipes procs_pipes
-	pipeline3 shm_counters child_exec shell_loop sh_pipeline
+	pipeline3 shm_counters child_exec shell_loop sh_pipeline ckpt_storm
 	file_crash member_dies zombie_wait
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
@@ -482,6 +482,29 @@ t_nokill() {
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run1
 	check_suffix run1 run0 || fail "restart of generation 2 after the program ended: wrong output"
+	[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart exit status $RC"; }
+}
+
+# checkpoint storm: back-to-back checkpoints without --kill while a shell
+# loop starts and ends hundreds of processes (births, execs and exits meet
+# every phase of the checkpoint).  Every one must commit; the last one ends
+# the group (--kill) and the restart must print the rest of the straight run.
+t_ckpt_storm() {
+	prog_cmd shell_loop
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	local gen=0 t_end=$((SECONDS + 4))
+	while [ $SECONDS -lt $t_end ]; do
+		bg_alive run0 || fail "the group ended during the storm (status $(bg_wait run0; echo $RC)), after $gen checkpoints"
+		ckpt_or_fail "checkpoint $((gen + 1)) of the storm" "$GNAME" $((gen + 1))
+		gen=$((gen + 1))
+	done
+	ckpt_or_fail "checkpoint $((gen + 1)) (--kill) after $gen" "$GNAME" $((gen + 1)) --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	check_suffix run1 run0 || fail "restart after $((gen + 1)) checkpoints: wrong output"
 	[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart exit status $RC"; }
 }
 

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -391,7 +393,6 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 		return co_dump_process(dir, bytes, errbuf, sizeof(errbuf), 0) ? IMG_FAILED : IMG_WRITTEN;
 	}
 	co_agent.dump_child = (int)child;
-	co_agent.dump_pidfd = agent_high_fd((int)co_sys2(SYS_pidfd_open, child, 0));
 	char c = 0;
 	while (co_read(pp[0], &c, 1) == -EINTR)
 		;
@@ -404,33 +405,40 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	return IMG_FAILED;
 }
 
-/* The snapshot child ended: reap it, and report it if it died without a word. */
-static void reap_dump_child(void)
+/*
+ * Reap the snapshot child (wait: block until it ends) and report it if it
+ * died without a word.  Returns 1 once it is gone.  It is watched by pid,
+ * not through a pidfd: a descriptor the manager opens or closes while the
+ * program forks could be copied into the program's child.
+ */
+static int reap_dump_child(int wait)
 {
 	struct { int32_t signo, err, code, pid, uid, status; char rest[104]; } si;
 	co_memset(&si, 0, sizeof(si));
-	co_sys5(SYS_waitid, 3 /* P_PIDFD */, co_agent.dump_pidfd, (long)&si, 4 /* WEXITED */ | 0x40000000 /* __WALL */, 0);
-	co_close(co_agent.dump_pidfd);
-	co_agent.dump_pidfd = -1;
+	long r = co_sys5(SYS_waitid, P_PID, co_agent.dump_child, (long)&si,
+			 WEXITED | __WALL | (wait ? 0 : WNOHANG), 0);
+	if (r == 0 && si.pid == 0)
+		return 0; /* still writing */
 	co_agent.dump_child = 0;
-	if (si.code == 2 /* CLD_KILLED */ || si.code == 3 /* CLD_DUMPED */) {
+	if (r == 0 && (si.code == CLD_KILLED || si.code == CLD_DUMPED)) {
 		co_fmt(errbuf, sizeof(errbuf), "pid %d: the image writer died (signal %d)", co_agent.pid, si.status);
 		send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
 	}
+	return 1;
 }
 
-/* Wait for the next message, reaping the snapshot child when it ends. */
+/* Wait for the next message, looking in on the snapshot child while it writes. */
 static int next_msg(void)
 {
-	while (co_agent.dump_child > 0 && co_agent.dump_pidfd >= 0) {
-		struct { int fd; short ev, rev; } p[2] = { { co_agent.sock, 1 /* POLLIN */, 0 },
-							   { co_agent.dump_pidfd, 1, 0 } };
-		long r = co_sys5(SYS_ppoll, (long)p, 2, 0, 0, 8);
+	while (co_agent.dump_child > 0) {
+		struct { int fd; short ev, rev; } p = { co_agent.sock, POLLIN, 0 };
+		struct co_timespec ts = { 0, 20 * 1000000 };
+		long r = co_sys5(SYS_ppoll, (long)&p, 1, (long)&ts, 0, 8);
 		if (r < 0 && r != -EINTR)
 			break;
-		if (p[1].rev)
-			reap_dump_child();
-		if (p[0].rev)
+		if (reap_dump_child(0))
+			continue;
+		if (p.rev)
 			break;
 	}
 	return recv_msg(co_agent.sock, 0);
@@ -441,7 +449,6 @@ static void after_restart(void)
 	struct co_resume *rs = &co_agent.resume;
 	co_agent.sock = -1;
 	co_agent.dump_child = 0; /* that snapshot child belonged to the old process */
-	co_agent.dump_pidfd = -1;
 	co_agent.table = 0; /* the old mapping was not part of the image */
 	co_agent.slot = -1;
 	co_agent.generation = rs->generation;
@@ -480,8 +487,8 @@ static void *manager_main(void *arg)
 		case CO_M_PREPARE: {
 			co_agent.generation = (uint64_t)inbox.m.a;
 			/* the last snapshot child said DONE and is on its way out: reap it, it is no part of ours */
-			if (co_agent.dump_child > 0 && co_agent.dump_pidfd >= 0)
-				reap_dump_child();
+			if (co_agent.dump_child > 0)
+				reap_dump_child(1);
 			if (quiesce()) {
 				send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
 				release_threads();
@@ -550,11 +557,29 @@ static void agent_setup(void)
 	co_agent.slot = -1;
 	co_agent.sock = -1;
 	co_agent.ready_pipe = -1;
-	co_agent.dump_pidfd = -1;
-	if (register_with(path, 0))
-		return;
-	install_handler();
-	start_manager();
+	int r = register_with(path, 0);
+	if (r == 0)
+		install_handler();
+	/*
+	 * An exec'ing member blocked the checkpoint signal (wrap.c); one that
+	 * arrived during the exec is still pending and is now taken, and
+	 * ignored, by the handler.  Without a coordinator it is simply let go.
+	 */
+	const char *g = getenv("COHORT_SIG");
+	int sig = r == 0 ? co_agent.sig : g ? (int)co_strtoul(g, 0, 10) : 0;
+	if (r && sig > 0 && sig <= 64) {
+		uint64_t set = 1ULL << (sig - 1);
+		co_sigprocmask(SIG_BLOCK, &set, 0);
+		struct co_timespec zero = { 0, 0 };
+		while (co_sys4(SYS_rt_sigtimedwait, (long)&set, 0, (long)&zero, 8) == sig)
+			;
+	}
+	if (sig > 0 && sig <= 64) {
+		uint64_t set = 1ULL << (sig - 1);
+		co_sigprocmask(SIG_UNBLOCK, &set, 0);
+	}
+	if (r == 0)
+		start_manager();
 }
 
 /* A forked child starts without a manager and with its parent's socket. */
@@ -571,7 +596,6 @@ static void atfork_child(void)
 	co_agent.active = 0;
 	co_agent.nthreads = 0;
 	co_agent.dump_child = 0;
-	co_agent.dump_pidfd = -1;
 	co_agent.pid = (int)co_getpid();
 	if (register_with(co_agent.sock_path, 0) == 0)
 		start_manager();

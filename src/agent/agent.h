@@ -48,7 +48,6 @@ struct co_agent {
 	int nshared_pending;
 	int ready_pipe;		/* the snapshot child says "you may go on" here */
 	int dump_child;		/* pid of the snapshot child still writing, or 0 */
-	int dump_pidfd;
 };
 
 extern struct co_agent co_agent;

@@ -42,8 +42,6 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 	dc.snapshot_done = snapshot_done;
 	if (co_agent.ready_pipe >= 0)
 		dc.skip_fd[dc.nskip_fd++] = co_agent.ready_pipe;
-	if (co_agent.dump_pidfd >= 0)
-		dc.skip_fd[dc.nskip_fd++] = co_agent.dump_pidfd;
 	int here;
 	dc.vol[dc.nvol++] = (uint64_t)&here; /* the manager's stack */
 	dc.vol[dc.nvol++] = (uint64_t)&data_marker;

@@ -516,16 +516,24 @@ EXPORT long syscall(long n, ...)
 /* ---- keeping the agent in every program the group execs ---- */
 
 
-static char env_preload[4200], env_sock[300];
+static char env_preload[4200], env_sock[300], env_sig[32];
 
 /* Remember what the group's processes must carry across exec. */
 void co_wrap_env_init(void)
 {
-	const char *p = getenv("LD_PRELOAD"), *s = getenv("COHORT_SOCK");
+	const char *p = getenv("LD_PRELOAD"), *s = getenv("COHORT_SOCK"), *g = getenv("COHORT_SIG");
 	if (p)
 		snprintf(env_preload, sizeof(env_preload), "LD_PRELOAD=%s", p);
 	if (s)
 		snprintf(env_sock, sizeof(env_sock), "COHORT_SOCK=%s", s);
+	if (g)
+		snprintf(env_sig, sizeof(env_sig), "COHORT_SIG=%s", g);
+}
+
+static int env_is(const char *entry, const char *name)
+{
+	size_t kl = strlen(name);
+	return strncmp(entry, name, kl) == 0 && entry[kl] == '=';
 }
 
 static int env_has(char *const env[], const char *entry)
@@ -546,23 +554,61 @@ static size_t env_count(char *const env[])
 }
 
 /*
- * out (n + 3 slots) gets env plus our two variables where env lacks them
- * (an emptied environment, or one rebuilt by the program).  No malloc:
- * this also runs in vfork children.
+ * out (n + 4 slots) gets env plus our variables where env lacks them (an
+ * emptied environment, or one rebuilt by the program).  The socket and
+ * signal always come from the agent, not from env: after a restart the
+ * environment in memory still names the old coordinator's socket.  No
+ * malloc: this also runs in vfork children.
  */
 static char **with_agent(char *const env[], char **out)
 {
 	size_t n = 0;
-	for (; env && env[n]; n++)
-		out[n] = env[n];
-	if (co_agent.active || env_preload[0]) {
+	int ours = co_agent.active || env_preload[0];
+	if (co_agent.active) {
+		co_fmt(env_sock, sizeof(env_sock), "COHORT_SOCK=%s", co_agent.sock_path);
+		co_fmt(env_sig, sizeof(env_sig), "COHORT_SIG=%d", co_agent.sig);
+	}
+	for (; env && *env; env++)
+		if (!ours || !(env_is(*env, "COHORT_SOCK") || env_is(*env, "COHORT_SIG")))
+			out[n++] = *env;
+	if (ours) {
 		if (env_preload[0] && !env_has(env, env_preload))
 			out[n++] = env_preload;
-		if (env_sock[0] && !env_has(env, env_sock))
+		if (env_sock[0])
 			out[n++] = env_sock;
+		if (env_sig[0])
+			out[n++] = env_sig;
 	}
 	out[n] = NULL;
 	return out;
+}
+
+/*
+ * The checkpoint signal must not arrive while a thread is inside execve:
+ * the new program starts with default handlers but keeps pending signals,
+ * and the real-time default kills it.  So it is blocked across the call
+ * (a signal mask survives exec) and the new image's agent unblocks it once
+ * its handler is in place; a failed exec gets its mask back and takes the
+ * signal then.  The mask is per thread, so this is right in vfork children.
+ */
+static uint64_t exec_guard(void)
+{
+	uint64_t set = 0, old = 0;
+	int sig = our_sig();
+	if (sig > 0) {
+		set = 1ULL << (sig - 1);
+		co_sigprocmask(SIG_BLOCK, &set, &old);
+	}
+	return old;
+}
+
+static int exec_unguard(int r, uint64_t old)
+{
+	int e = errno;
+	if (our_sig() > 0)
+		co_sigprocmask(SIG_SETMASK, &old, 0);
+	errno = e;
+	return r;
 }
 
 DECL(int, execve, const char *, char *const[], char *const[]);
@@ -578,8 +624,9 @@ extern char **environ;
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	ENSURE(execve);
-	char *env[env_count(envp) + 3];
-	return REAL(execve)(path, argv, with_agent(envp, env));
+	char *env[env_count(envp) + 4];
+	uint64_t old = exec_guard();
+	return exec_unguard(REAL(execve)(path, argv, with_agent(envp, env)), old);
 }
 
 EXPORT int execv(const char *path, char *const argv[])
@@ -590,8 +637,9 @@ EXPORT int execv(const char *path, char *const argv[])
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	ENSURE(execvpe);
-	char *env[env_count(envp) + 3];
-	return REAL(execvpe)(file, argv, with_agent(envp, env));
+	char *env[env_count(envp) + 4];
+	uint64_t old = exec_guard();
+	return exec_unguard(REAL(execvpe)(file, argv, with_agent(envp, env)), old);
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
@@ -602,8 +650,9 @@ EXPORT int execvp(const char *file, char *const argv[])
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	ENSURE(fexecve);
-	char *env[env_count(envp) + 3];
-	return REAL(fexecve)(fd, argv, with_agent(envp, env));
+	char *env[env_count(envp) + 4];
+	uint64_t old = exec_guard();
+	return exec_unguard(REAL(fexecve)(fd, argv, with_agent(envp, env)), old);
 }
 
 /* The execl family: gather the arguments, then the matching execv. */
@@ -647,7 +696,7 @@ EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_acti
 		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	ENSURE(posix_spawn);
-	char *env[env_count(envp) + 3];
+	char *env[env_count(envp) + 4];
 	return REAL(posix_spawn)(pid, path, fa, attr, argv, with_agent(envp, env));
 }
 
@@ -655,6 +704,6 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
 			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	ENSURE(posix_spawnp);
-	char *env[env_count(envp) + 3];
+	char *env[env_count(envp) + 4];
 	return REAL(posix_spawnp)(pid, file, fa, attr, argv, with_agent(envp, env));
 }

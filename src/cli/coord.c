@@ -54,6 +54,7 @@ struct conn {
 	int pid, host_pid, ppid;
 	int restored;		/* registered from an image, waiting for the release */
 	int answered;		/* in the current barrier */
+	int part;		/* takes part in the current checkpoint (was sent PREPARE) */
 	int deferred;		/* a request that waits until the checkpoint is over */
 	uint32_t got;		/* messages of the current checkpoint received so far (1 << type) */
 	int agent_fd;		/* the member's end of this connection, in the member */
@@ -336,6 +337,18 @@ static int member_of(int host)
 	return -1;
 }
 
+/*
+ * The connection that took part in this checkpoint for process host: one
+ * that exec'd after the release has registered again on a second one.
+ */
+static int part_of(int host)
+{
+	for (int i = 0; i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER && G.c[i].part && G.c[i].host_pid == host)
+			return i;
+	return -1;
+}
+
 static const char *comm_of(int host);
 
 /* Every process in the group's pid namespace but init. */
@@ -420,10 +433,13 @@ static void pump(int timeout_ms, uint64_t gen)
 		}
 		co_recv(G.c[i].fd, &in, NULL);
 		on_register(i);
-		if (gen && i < G.nc && G.c[i].kind == C_MEMBER) {
-			G.c[i].answered = 0;
+		if (i >= G.nc || G.c[i].kind != C_MEMBER)
+			continue;
+		/* born after the group parked (gen == 0): no part of this checkpoint */
+		G.c[i].part = gen != 0;
+		G.c[i].answered = gen == 0;
+		if (gen)
 			co_send(G.c[i].fd, CO_M_PREPARE, 0, (int64_t)gen, 0, NULL, -1);
-		}
 	}
 }
 
@@ -462,7 +478,7 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 {
 	/* a snapshot child may say DONE before its parent says SNAPSHOT: nothing is lost */
 	for (int i = 0; i < G.nc && reset; i++)
-		G.c[i].answered = G.c[i].kind != C_MEMBER || (G.c[i].got & (1u << want));
+		G.c[i].answered = G.c[i].kind != C_MEMBER || !G.c[i].part || (G.c[i].got & (1u << want));
 	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ULL;
 	int failed = 0;
 	for (;;) {
@@ -521,10 +537,11 @@ static int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_
 	return barrier_more(want, gen, timeout_ms, err, errlen, 1);
 }
 
+/* to every member taking part in the checkpoint */
 static void broadcast_flags(unsigned type, unsigned flags, int64_t a, const char *text)
 {
 	for (int i = 0; i < G.nc; i++)
-		if (G.c[i].kind == C_MEMBER)
+		if (G.c[i].kind == C_MEMBER && G.c[i].part)
 			co_send(G.c[i].fd, type, flags, a, 0, text, -1);
 }
 
@@ -572,11 +589,13 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		reply(cfd, 1, "cannot create %s: %s", tmp, strerror(errno));
 		return;
 	}
-	for (int i = 0; i < G.nc; i++)
-		G.c[i].got = 0;
 	uint64_t t0 = co_now_ns(CLOCK_MONOTONIC);
 	int bad = settle(err, sizeof(err));
 	t0 = co_now_ns(CLOCK_MONOTONIC);
+	for (int i = 0; i < G.nc; i++) {
+		G.c[i].got = 0;
+		G.c[i].part = G.c[i].kind == C_MEMBER;
+	}
 	if (!bad) {
 		broadcast(CO_M_PREPARE, (int64_t)gen, NULL);
 		bad = barrier(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err));
@@ -616,7 +635,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		static struct co_shared_member sm[CO_TABLE_SLOTS];
 		int nsm = 0;
 		for (int i = 0; i < G.nc; i++)
-			if (G.c[i].kind == C_MEMBER)
+			if (G.c[i].kind == C_MEMBER && G.c[i].part)
 				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, G.c[i].agent_fd };
 		char serr[1024];
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
@@ -669,16 +688,22 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				mp->flags = CO_MP_ZOMBIE;
 				mp->exit_status = ps[i].ids.exit_code;
 			} else {
-				struct conn *c = &G.c[ps[i].member];
-				mp->bytes = c->bytes;
-				snprintf(mp->image, sizeof(mp->image), "proc-%d.img", c->pid);
-				bytes += c->bytes;
+				/* look it up again: connections dropped since the scan moved others in G.c */
+				int ci = part_of(ps[i].host);
+				if (ci < 0) {
+					snprintf(err, sizeof(err), "pid %d left the group during the checkpoint", mp->pid);
+					bad = 1;
+					break;
+				}
+				mp->bytes = G.c[ci].bytes;
+				snprintf(mp->image, sizeof(mp->image), "proc-%d.img", G.c[ci].pid);
+				bytes += G.c[ci].bytes;
 			}
 			n++;
 		}
 		m.nprocs = (uint32_t)n;
 		m.bytes = bytes;
-		if (co_write_manifest(tmp, &m, procs, n) < 0) {
+		if (!bad && co_write_manifest(tmp, &m, procs, n) < 0) {
 			snprintf(err, sizeof(err), "cannot write the manifest in %s: %s", tmp, strerror(errno));
 			bad = 1;
 		}
@@ -862,6 +887,10 @@ static int loop(void)
 			int i = k - 3;
 			if (i >= G.nc || G.c[i].fd != p[k].fd)
 				continue;
+			/* a checkpoint run from this loop may have read it already */
+			struct pollfd one = { G.c[i].fd, POLLIN, 0 };
+			if (poll(&one, 1, 0) <= 0)
+				continue;
 			if (co_recv(G.c[i].fd, &in, NULL) < 0) {
 				drop(i);
 				continue;
@@ -873,6 +902,8 @@ static int loop(void)
 			case CO_M_CKPT_REQ:
 				G.c[i].kind = C_CLIENT;
 				checkpoint(i, in.m.flags, in.text);
+				/* its barriers dropped and moved connections: poll afresh */
+				k = 3;
 				break;
 			case CO_M_STATUS_REQ:
 				G.c[i].kind = C_CLIENT;
@@ -952,14 +983,15 @@ static char **group_env(const char *agent)
 	int n = 0;
 	while (environ[n])
 		n++;
-	char **env = calloc((size_t)n + 4, sizeof(char *));
+	char **env = calloc((size_t)n + 5, sizeof(char *));
 	int k = 0;
 	const char *pre = getenv("LD_PRELOAD");
 	for (int i = 0; i < n; i++)
-		if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], "COHORT_SOCK=", 12))
+		if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], "COHORT_SOCK=", 12) &&
+		    strncmp(environ[i], "COHORT_SIG=", 11))
 			env[k++] = environ[i];
 	if (asprintf(&env[k++], "LD_PRELOAD=%s%s%s", agent, pre && *pre ? " " : "", pre ? pre : "") < 0 ||
-	    asprintf(&env[k++], "COHORT_SOCK=%s", G.sock) < 0)
+	    asprintf(&env[k++], "COHORT_SOCK=%s", G.sock) < 0 || asprintf(&env[k++], "COHORT_SIG=%d", G.sig) < 0)
 		co_die("out of memory");
 	env[k] = NULL;
 	return env;
