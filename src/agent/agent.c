@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "dirty.h"
 #include "procfs.h"
 #include "sys.h"
 #include "util.h"
@@ -66,6 +67,17 @@ static int send_msg(int fd, unsigned type, int64_t a, const char *text)
 		r = co_sys6(SYS_sendto, fd, (long)&outbox, sizeof(outbox.m) + n, MSG_NOSIGNAL, 0, 0);
 	while (r == -EINTR);
 	return r < 0 ? (int)r : 0;
+}
+
+/* DONE: bytes written, and the parent generation of an incremental image (b). */
+static void send_done(uint64_t bytes)
+{
+	outbox.m = (struct co_msg){ .type = CO_M_DONE, .a = (int64_t)bytes, .b = (int64_t)co_agent.incr_parent,
+				    .c = (int64_t)co_agent.kept_pages };
+	long r;
+	do
+		r = co_sys6(SYS_sendto, co_agent.sock, (long)&outbox, sizeof(outbox.m), MSG_NOSIGNAL, 0, 0);
+	while (r == -EINTR);
 }
 
 /* Receive one message; *tablefd gets an attached descriptor if any. */
@@ -364,6 +376,10 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	co_agent.pgid = (int)co_sys1(SYS_getpgid, 0);
 	co_agent.sid = (int)co_sys1(SYS_getsid, 0);
 	co_agent.nshared_pending = co_signals_collect(co_agent.shared_pending, 2 * CO_MAX_PENDING, co_agent.sig, 0);
+	/* the written-page set since the last image, and tracking anew from this one */
+	uint64_t base = co_dirty_collect(co_agent.generation);
+	co_agent.incr_parent = co_agent.want_parent && base == co_agent.want_parent ? base : 0;
+	co_agent.kept_pages = 0;
 	int pp[2] = { -1, -1 };
 	co_sys2(SYS_pipe2, (long)pp, O_CLOEXEC);
 	co_agent.ready_pipe = pp[1];
@@ -377,7 +393,7 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 		if (r)
 			send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
 		else
-			send_msg(co_agent.sock, CO_M_DONE, (int64_t)*bytes, 0);
+			send_done(*bytes);
 		if (co_agent.ready_pipe >= 0) {
 			char c = 2; /* failed before the snapshot was complete: already reported */
 			co_write(co_agent.ready_pipe, &c, 1);
@@ -449,6 +465,7 @@ static void after_restart(void)
 	struct co_resume *rs = &co_agent.resume;
 	co_agent.sock = -1;
 	co_agent.dump_child = 0; /* that snapshot child belonged to the old process */
+	co_dirty_forget(0); /* neither its descriptor nor its record came back */
 	co_agent.table = 0; /* the old mapping was not part of the image */
 	co_agent.slot = -1;
 	co_agent.generation = rs->generation;
@@ -461,6 +478,11 @@ static void after_restart(void)
 	}
 	if (rs->zone)
 		co_munmap((void *)rs->zone, rs->zone_len);
+	/*
+	 * Tracking starts at the next checkpoint, which is therefore full for
+	 * this process: pages written on the way back (the threads' handler
+	 * frames, the agent's own state) no longer match the image.
+	 */
 	if (register_with(rs->sock, rs->generation ? rs->generation : 1)) {
 		/* no coordinator: run on without checkpoints */
 		co_agent.active = 0;
@@ -486,6 +508,7 @@ static void *manager_main(void *arg)
 		switch (inbox.m.type) {
 		case CO_M_PREPARE: {
 			co_agent.generation = (uint64_t)inbox.m.a;
+			co_agent.want_parent = (uint64_t)inbox.m.b;
 			/* the last snapshot child said DONE and is on its way out: reap it, it is no part of ours */
 			if (co_agent.dump_child > 0)
 				reap_dump_child(1);
@@ -513,7 +536,7 @@ static void *manager_main(void *arg)
 			if (r == IMG_SNAPSHOT || r == IMG_WRITTEN)
 				send_msg(co_agent.sock, CO_M_SNAPSHOT, 0, 0);
 			if (r == IMG_WRITTEN)
-				send_msg(co_agent.sock, CO_M_DONE, (int64_t)bytes, 0);
+				send_done(bytes);
 			set_state(CO_P_DUMPED);
 			break;
 		}
@@ -596,6 +619,8 @@ static void atfork_child(void)
 	co_agent.active = 0;
 	co_agent.nthreads = 0;
 	co_agent.dump_child = 0;
+	/* the parent's tracking does not carry over to a forked child */
+	co_dirty_forget(1);
 	co_agent.pid = (int)co_getpid();
 	if (register_with(co_agent.sock_path, 0) == 0)
 		start_manager();

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <time.h>
 #include "agent.h"
+#include "dirty.h"
 #include "res.h"
 #include "sys.h"
 #include "util.h"
@@ -29,10 +30,20 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 	dc.sig = co_agent.sig;
 	dc.stdio = co_agent.table ? co_agent.table->stdio : 0;
 	dc.skip_fd[dc.nskip_fd++] = co_agent.sock;
+	if (co_dirty_fd() >= 0)
+		dc.skip_fd[dc.nskip_fd++] = co_dirty_fd();
 	if (co_agent.table) {
 		dc.skip_lo[dc.nskip] = (uint64_t)co_agent.table;
 		dc.skip_hi[dc.nskip++] = (uint64_t)co_agent.table + CO_PAGE_ALIGN(sizeof(struct co_table));
 	}
+	uint64_t dlo, dhi;
+	co_dirty_area(&dlo, &dhi);
+	if (dhi) {
+		dc.skip_lo[dc.nskip] = dlo;
+		dc.skip_hi[dc.nskip++] = dhi;
+	}
+	dc.parent = co_agent.incr_parent;
+	dc.incremental = co_agent.incr_parent != 0;
 	dc.agent_info = (uint64_t)&co_agent.resume;
 	dc.pending = co_agent.shared_pending;
 	dc.npending = co_agent.nshared_pending;
@@ -97,5 +108,6 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 		return -1;
 	}
 	*bytes = writer.off + writer1.off;
+	co_agent.kept_pages = dc.kept_pages;
 	return 0;
 }

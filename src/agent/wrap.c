@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "agent.h"
+#include "dirty.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -457,7 +458,7 @@ EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 
 int co_is_agent_fd(int fd)
 {
-	return co_agent.active && fd >= 0 && fd == co_agent.sock;
+	return co_agent.active && fd >= 0 && (fd == co_agent.sock || fd == co_dirty_fd());
 }
 
 EXPORT int close(int fd)

@@ -42,6 +42,22 @@ int co_write_manifest(const char *dir, const struct co_manifest *m, const struct
 int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p, int max, int *n,
 		     char *err, size_t errlen);
 int co_commit(const char *tmpdir, const char *gdir, uint64_t gen, char *err, size_t errlen);
+/* fsync tmpdir's files and tmpdir, rename it to final, fsync gdir */
+int co_commit_dir(const char *tmpdir, const char *final, const char *gdir, char *err, size_t errlen);
+
+/* merge.c: incremental generations and their merged full images (IMAGES/NAME/full-NNNNNN) */
+int co_full_dir(const char *gdir, uint64_t gen, char *out, size_t n);
+/* A generation an incremental can build on: committed, with a readable manifest. */
+int co_generation_usable(const char *gdir, uint64_t gen);
+/*
+ * The directory to restore generation gen from: gen-N itself when full,
+ * full-N for an incremental, built now from the chain when missing.
+ */
+int co_restore_dir(const char *gdir, uint64_t gen, char *out, size_t n, char *err, size_t errlen);
+/* Build full-N for every incremental generation that lacks one (oldest first). */
+int co_merge_all(const char *gdir, char *err, size_t errlen);
+/* Keep the newest `keep` generations and whatever they need to be restored. */
+void co_prune(const char *gdir, unsigned keep);
 void co_remove_tree(const char *dir);
 
 /* coord.c */
@@ -52,6 +68,8 @@ struct co_run_opts {
 	int sig;
 	char **argv;		/* run: the program */
 	uint64_t generation;	/* restart: 0 = newest */
+	unsigned full_every;	/* with interval: every K-th timed checkpoint is full, the others incremental */
+	unsigned keep;		/* generations kept (0: all) */
 };
 int co_cmd_run(struct co_run_opts *o);
 int co_cmd_restart(struct co_run_opts *o);

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -37,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "dirty.h"
 #include "procfs.h"
 #include "util.h"
 
@@ -59,6 +61,8 @@ struct conn {
 	uint32_t got;		/* messages of the current checkpoint received so far (1 << type) */
 	int agent_fd;		/* the member's end of this connection, in the member */
 	uint64_t bytes;
+	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
+	uint64_t kept;		/* DONE: pages left to the parent's image */
 };
 
 struct group {
@@ -78,6 +82,10 @@ struct group {
 	int64_t mono_off, boot_off; /* group clock minus host clock */
 	char program[256];
 	uint64_t t_start;
+	unsigned full_every, keep, timed;
+	uint64_t last_committed;	/* parent of the next incremental (0: none yet) */
+	pid_t merge_pid;		/* background merge running, or 0 */
+	int merge_again;		/* an incremental committed while it ran */
 	struct conn c[MAX_CONNS];
 	int nc;
 };
@@ -518,8 +526,11 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 			c->answered = 1;
 			if (in.m.type < 32)
 				c->got |= 1u << in.m.type;
-			if (in.m.type == CO_M_DONE)
+			if (in.m.type == CO_M_DONE) {
 				c->bytes = (uint64_t)in.m.a;
+				c->incr_parent = (uint64_t)in.m.b;
+				c->kept = (uint64_t)in.m.c;
+			}
 			if (in.m.type == CO_M_FAIL) {
 				if (!failed)
 					snprintf(err, errlen, "%s", in.text);
@@ -538,16 +549,16 @@ static int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_
 }
 
 /* to every member taking part in the checkpoint */
-static void broadcast_flags(unsigned type, unsigned flags, int64_t a, const char *text)
+static void broadcast_flags(unsigned type, unsigned flags, int64_t a, int64_t b, const char *text)
 {
 	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part)
-			co_send(G.c[i].fd, type, flags, a, 0, text, -1);
+			co_send(G.c[i].fd, type, flags, a, b, text, -1);
 }
 
 static void broadcast(unsigned type, int64_t a, const char *text)
 {
-	broadcast_flags(type, 0, a, text);
+	broadcast_flags(type, 0, a, 0, text);
 }
 
 static int mkdir_p(const char *path)
@@ -562,6 +573,54 @@ static int mkdir_p(const char *path)
 			*p = '/';
 		}
 	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/*
+ * Fold committed incrementals into full images, in a child process so that
+ * the group and its checkpoints never wait for it.  One at a time; an
+ * incremental committed meanwhile is taken by the next round.
+ */
+static void start_merge(const char *gdir)
+{
+	if (G.merge_pid > 0) {
+		G.merge_again = 1;
+		return;
+	}
+	G.merge_again = 0;
+	pid_t pid = fork();
+	if (pid < 0) {
+		co_warn("cannot start the background merge: %s", strerror(errno));
+		return;
+	}
+	if (pid > 0) {
+		G.merge_pid = pid;
+		return;
+	}
+	/* the child keeps nothing of the coordinator's: members must see their hang-ups */
+	syscall(SYS_close_range, 3, ~0U, 0);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_SET_NAME, "cohort-merge");
+	char err[1024];
+	int r = co_merge_all(gdir, err, sizeof(err));
+	if (r)
+		co_warn("background merge: %s", err);
+	_exit(r ? 1 : 0);
+}
+
+/* The merge child ended: prune what it made unneeded, start another round if due. */
+static void reap_merge(void)
+{
+	if (G.merge_pid <= 0 || waitpid(G.merge_pid, NULL, WNOHANG) != G.merge_pid)
+		return;
+	G.merge_pid = 0;
+	char gdir[PATH_MAX];
+	snprintf(gdir, sizeof(gdir), "%s/%s", G.images, G.name);
+	if (G.keep)
+		co_prune(gdir, G.keep);
+	if (G.merge_again)
+		start_merge(gdir);
 }
 
 static void checkpoint(int ci, unsigned flags, const char *images_override)
@@ -583,6 +642,11 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		return;
 	}
 	uint64_t gen = co_newest_generation(gdir) + 1;
+	/* an incremental needs its parent: the last generation this group committed, still there */
+	uint64_t parent = 0;
+	if ((flags & CO_CKPT_INCREMENTAL) && G.last_committed && !strcmp(images, G.images) &&
+	    co_generation_usable(gdir, G.last_committed))
+		parent = G.last_committed;
 	snprintf(tmp, sizeof(tmp), "%s/.tmp-gen-%06llu", gdir, (unsigned long long)gen);
 	co_remove_tree(tmp);
 	if (mkdir(tmp, 0700) < 0) {
@@ -595,9 +659,11 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	for (int i = 0; i < G.nc; i++) {
 		G.c[i].got = 0;
 		G.c[i].part = G.c[i].kind == C_MEMBER;
+		G.c[i].incr_parent = 0;
+		G.c[i].kept = 0;
 	}
 	if (!bad) {
-		broadcast(CO_M_PREPARE, (int64_t)gen, NULL);
+		broadcast_flags(CO_M_PREPARE, 0, (int64_t)gen, (int64_t)parent, NULL);
 		bad = barrier(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err));
 	}
 	/*
@@ -639,7 +705,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, G.c[i].agent_fd };
 		char serr[1024];
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
-		broadcast_flags(CO_M_DUMP, flags & CO_CKPT_STOP, 0, tmp);
+		broadcast_flags(CO_M_DUMP, flags & CO_CKPT_STOP, 0, 0, tmp);
 		/* every member has a snapshot (or its whole image): the group may run again */
 		bad = barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
 		if (!bad && sbad) {
@@ -658,14 +724,14 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		co_warn("checkpoint %llu: quiesce %.1f ms, dump %.1f ms", (unsigned long long)gen,
 			(double)(t_quiesced - t0) / 1e6, (double)(co_now_ns(CLOCK_MONOTONIC) - t_quiesced) / 1e6);
 	static struct co_mproc procs[CO_TABLE_SLOTS];
-	int n = 0;
+	int n = 0, incremental = 0;
 	uint64_t bytes = 0;
 	if (!bad) {
 		struct co_manifest m;
 		memset(&m, 0, sizeof(m));
 		snprintf(m.name, sizeof(m.name), "%s", G.name);
 		m.generation = gen;
-		m.parent = gen - 1;
+		m.parent = 0;
 		m.kind = CO_GEN_FULL;
 		m.created_ns = co_now_ns(CLOCK_REALTIME);
 		m.mono_ns = mono;
@@ -698,6 +764,12 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				mp->bytes = G.c[ci].bytes;
 				snprintf(mp->image, sizeof(mp->image), "proc-%d.img", G.c[ci].pid);
 				bytes += G.c[ci].bytes;
+				if (parent && G.c[ci].incr_parent == parent) {
+					mp->flags |= CO_MP_INCREMENTAL;
+					m.kind = CO_GEN_INCREMENTAL;
+					m.parent = parent;
+					incremental = 1;
+				}
 			}
 			n++;
 		}
@@ -729,17 +801,23 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		t_release = t_done;
 	}
 	G.table->generation = gen;
+	G.last_committed = gen;
+	if (incremental)
+		start_merge(gdir);
+	if (G.keep)
+		co_prune(gdir, G.keep);
 	double pause_ms = (double)(t_release - t0) / 1e6, dur_ms = (double)(t_done - t0) / 1e6;
 	if (flags & CO_CKPT_JSON)
 		reply(cfd, 0,
-		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"full\",\"processes\":%d,\"bytes\":%llu,"
-		      "\"pause_ms\":%.2f,\"duration_ms\":%.2f,\"directory\":\"%s/gen-%06llu\",\"killed\":%s}",
-		      G.name, (unsigned long long)gen, n, (unsigned long long)bytes, pause_ms, dur_ms, gdir,
+		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
+		      "\"bytes\":%llu,\"pause_ms\":%.2f,\"duration_ms\":%.2f,\"directory\":\"%s/gen-%06llu\",\"killed\":%s}",
+		      G.name, (unsigned long long)gen, incremental ? "incremental" : "full",
+		      (unsigned long long)(incremental ? parent : 0), n, (unsigned long long)bytes, pause_ms, dur_ms, gdir,
 		      (unsigned long long)gen, kill_it ? "true" : "false");
 	else
-		reply(cfd, 0, "generation %llu of '%s': %d process%s, %llu bytes, pause %.1f ms, duration %.1f ms%s",
-		      (unsigned long long)gen, G.name, n, n == 1 ? "" : "es", (unsigned long long)bytes, pause_ms,
-		      dur_ms, kill_it ? ", group ended" : "");
+		reply(cfd, 0, "generation %llu of '%s' (%s): %d process%s, %llu bytes, pause %.1f ms, duration %.1f ms%s",
+		      (unsigned long long)gen, G.name, incremental ? "incremental" : "full", n, n == 1 ? "" : "es",
+		      (unsigned long long)bytes, pause_ms, dur_ms, kill_it ? ", group ended" : "");
 }
 
 /* ---- status ---- */
@@ -759,13 +837,17 @@ static void status(int ci, unsigned flags)
 #define ADD(...) n += (size_t)snprintf(out + n, n < sizeof(out) ? sizeof(out) - n : 0, __VA_ARGS__)
 	if (json)
 		ADD("{\"name\":\"%s\",\"state\":\"%s\",\"coordinator_pid\":%d,\"program\":\"%s\",\"images\":\"%s/%s\","
-		    "\"generation\":%llu,\"interval\":%g,\"signal\":%d,\"processes\":[",
+		    "\"generation\":%llu,\"interval\":%g,\"full_every\":%u,\"keep\":%u,\"signal\":%d,"
+		    "\"tracking\":\"%s\",\"merging\":%s,\"processes\":[",
 		    G.name, G.expect ? "restoring" : "running", (int)getpid(), G.program, G.images, G.name,
-		    (unsigned long long)G.table->generation, G.interval, G.sig);
+		    (unsigned long long)G.table->generation, G.interval, G.full_every, G.keep, G.sig,
+		    co_dirty_name(co_dirty_method()), G.merge_pid > 0 ? "true" : "false");
 	else
-		ADD("group %s: %s, coordinator pid %d, %d process%s, last generation %llu, images %s/%s\n", G.name,
-		    G.expect ? "restoring" : "running", (int)getpid(), members, members == 1 ? "" : "es",
-		    (unsigned long long)G.table->generation, G.images, G.name);
+		ADD("group %s: %s, coordinator pid %d, %d process%s, last generation %llu, images %s/%s, "
+		    "dirty-page tracking %s%s\n",
+		    G.name, G.expect ? "restoring" : "running", (int)getpid(), members, members == 1 ? "" : "es",
+		    (unsigned long long)G.table->generation, G.images, G.name, co_dirty_name(co_dirty_method()),
+		    G.merge_pid > 0 ? ", merging" : "");
 	int first = 1;
 	for (int i = 0; i < G.nc; i++) {
 		struct conn *c = &G.c[i];
@@ -823,7 +905,9 @@ static void *scheduler(void *arg)
 		int fd = co_connect_group(G.name);
 		if (fd < 0)
 			continue;
-		if (!co_send(fd, CO_M_CKPT_REQ, 0, 0, 0, NULL, -1) && !co_recv(fd, &mb, NULL) && mb.m.a)
+		/* --full-every K: the first and every K-th timed checkpoint is full, the others incremental */
+		unsigned flags = G.full_every && G.timed++ % G.full_every ? CO_CKPT_INCREMENTAL : 0;
+		if (!co_send(fd, CO_M_CKPT_REQ, flags, 0, 0, NULL, -1) && !co_recv(fd, &mb, NULL) && mb.m.a)
 			co_warn("interval checkpoint: %s", mb.text);
 		close(fd);
 	}
@@ -863,11 +947,12 @@ static int loop(void)
 		p[n++] = (struct pollfd){ G.sfd, POLLIN, 0 };
 		for (int i = 0; i < G.nc; i++)
 			p[n++] = (struct pollfd){ G.c[i].fd, POLLIN, 0 };
-		if (poll(p, n, -1) < 0) {
+		if (poll(p, n, G.merge_pid > 0 ? 100 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			co_die("poll: %s", strerror(errno));
 		}
+		reap_merge();
 		if (p[0].revents) {
 			int st;
 			while (waitpid(G.init_pid, &st, 0) < 0 && errno == EINTR)
@@ -1003,6 +1088,8 @@ static void common_setup(struct co_run_opts *o)
 	G.name = o->name;
 	snprintf(G.images, sizeof(G.images), "%s", o->images);
 	G.interval = o->interval;
+	G.full_every = o->full_every;
+	G.keep = o->keep;
 	make_rundir();
 	make_socket();
 	make_table();
@@ -1042,6 +1129,9 @@ int co_cmd_restart(struct co_run_opts *o)
 	struct stat st;
 	if (stat(dir, &st) < 0)
 		co_die("group '%s' has no generation %llu in %s", o->name, (unsigned long long)gen, o->images);
+	/* an incremental generation comes back from its merged full image, built now if missing */
+	if (co_restore_dir(gdir, gen, dir, sizeof(dir), err, sizeof(err)))
+		co_die("generation %llu of '%s': %s", (unsigned long long)gen, o->name, err);
 	static struct co_manifest m;
 	static struct co_mproc procs[CO_TABLE_SLOTS];
 	int n;
@@ -1075,6 +1165,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	G.root_pid = m.root_pid ? m.root_pid : procs[0].pid;
 	G.expect = nlive;
 	G.restored_from = gen;
+	G.last_committed = gen; /* the restored state is this generation: incrementals build on it */
 	G.table->generation = gen;
 	make_timens((int64_t)(m.mono_ns - co_now_ns(CLOCK_MONOTONIC)), (int64_t)(m.boot_ns - co_now_ns(CLOCK_BOOTTIME)));
 	static struct co_init_cfg cfg;

@@ -141,6 +141,11 @@ static int inspect_image(const char *path, int json, int quiet)
 	return ret;
 }
 
+static const char *gen_kind_name(uint32_t k)
+{
+	return k == CO_GEN_FULL ? "full" : k == CO_GEN_INCREMENTAL ? "incremental" : k == CO_GEN_MERGED ? "merged" : "?";
+}
+
 int co_cmd_inspect(int argc, char **argv)
 {
 	int json = 0;
@@ -170,10 +175,10 @@ int co_cmd_inspect(int argc, char **argv)
 		printf("{\"group\":\"%s\",\"generation\":%llu,\"parent\":%llu,\"kind\":\"%s\",\"program\":\"%s\","
 		       "\"bytes\":%llu,\"processes\":[",
 		       m.name, (unsigned long long)m.generation, (unsigned long long)m.parent,
-		       m.kind == CO_GEN_FULL ? "full" : "incremental", m.program, (unsigned long long)m.bytes);
+		       gen_kind_name(m.kind), m.program, (unsigned long long)m.bytes);
 	else
 		printf("group %s generation %llu (%s, parent %llu): %u process%s, %llu bytes, program %s\n", m.name,
-		       (unsigned long long)m.generation, m.kind == CO_GEN_FULL ? "full" : "incremental",
+		       (unsigned long long)m.generation, gen_kind_name(m.kind),
 		       (unsigned long long)m.parent, m.nprocs, m.nprocs == 1 ? "" : "es", (unsigned long long)m.bytes,
 		       m.program);
 	int bad = 0;

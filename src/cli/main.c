@@ -1,9 +1,9 @@
 /*
  * main.c - the cohort command line.
  *
- *   cohort run [--name NAME] [--images DIR] [--interval S] [--signal N] -- PROGRAM [ARGS...]
- *   cohort checkpoint NAME [--images DIR] [--kill] [--json]
- *   cohort restart NAME [--images DIR] [--generation N] [--interval S]
+ *   cohort run [--name NAME] [--images DIR] [--interval S [--full-every K]] [--keep N] [--signal N] -- PROGRAM [ARGS...]
+ *   cohort checkpoint NAME [--images DIR] [--kill] [--json] [--stop] [--incremental|--full]
+ *   cohort restart NAME [--images DIR] [--generation N] [--interval S [--full-every K]] [--keep N]
  *   cohort status [NAME] [--json]
  *   cohort list
  *   cohort kill NAME [--signal SIG]
@@ -189,9 +189,10 @@ int co_connect_group(const char *name)
 static void usage(void)
 {
 	fputs("usage:\n"
-	      "  cohort run [--name NAME] [--images DIR] [--interval SECONDS] [--signal N] -- PROGRAM [ARGS...]\n"
-	      "  cohort checkpoint NAME [--images DIR] [--kill] [--json] [--stop]\n"
-	      "  cohort restart NAME [--images DIR] [--generation N] [--interval SECONDS]\n"
+	      "  cohort run [--name NAME] [--images DIR] [--interval SECONDS [--full-every K]] [--keep N]\n"
+	      "             [--signal N] -- PROGRAM [ARGS...]\n"
+	      "  cohort checkpoint NAME [--images DIR] [--kill] [--json] [--stop] [--incremental|--full]\n"
+	      "  cohort restart NAME [--images DIR] [--generation N] [--interval SECONDS [--full-every K]] [--keep N]\n"
 	      "  cohort status [NAME] [--json]\n"
 	      "  cohort list\n"
 	      "  cohort kill NAME [--signal SIG]\n"
@@ -312,7 +313,8 @@ static int request(const char *name, unsigned type, unsigned flags, int64_t a, c
 static int cmd_checkpoint(int argc, char **argv)
 {
 	struct opt o[] = { { "--images", 1, 0, 0 }, { "--kill", 0, 0, 0 }, { "--json", 0, 0, 0 },
-			   { "--stop", 0, 0, 0 }, { 0, 0, 0, 0 } };
+			   { "--stop", 0, 0, 0 }, { "--incremental", 0, 0, 0 }, { "--full", 0, 0, 0 },
+			   { 0, 0, 0, 0 } };
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	const char *name = need_name(pos[0]);
@@ -321,7 +323,10 @@ static int cmd_checkpoint(int argc, char **argv)
 		if (mkdir(o[0].val, 0700) < 0 || !realpath(o[0].val, images))
 			co_die("images directory %s: %s", o[0].val, strerror(errno));
 	}
-	unsigned flags = (o[1].set ? CO_CKPT_KILL : 0) | (o[2].set ? CO_CKPT_JSON : 0) | (o[3].set ? CO_CKPT_STOP : 0);
+	if (o[4].set && o[5].set)
+		co_die("checkpoint: --incremental and --full exclude each other");
+	unsigned flags = (o[1].set ? CO_CKPT_KILL : 0) | (o[2].set ? CO_CKPT_JSON : 0) | (o[3].set ? CO_CKPT_STOP : 0) |
+			 (o[4].set ? CO_CKPT_INCREMENTAL : 0);
 	return request(name, CO_M_CKPT_REQ, flags, 0, images);
 }
 
@@ -404,10 +409,30 @@ static void images_opt(const char *val, char *out)
 	}
 }
 
+static unsigned parse_count(const char *s, const char *what, unsigned min)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v < min || v > 1000000)
+		co_die("%s must be a whole number of at least %u, not '%s'", what, min, s);
+	return (unsigned)v;
+}
+
+/* --full-every K (with --interval: every K-th timed checkpoint is full) and --keep N */
+static void retention_opts(struct co_run_opts *r, const char *full_every, const char *keep)
+{
+	if (full_every && !r->interval)
+		co_die("--full-every needs --interval");
+	r->full_every = full_every ? parse_count(full_every, "--full-every", 1) : 0;
+	r->keep = keep ? parse_count(keep, "--keep", 1) : 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct opt o[] = { { "--name", 1, 0, 0 }, { "--images", 1, 0, 0 }, { "--interval", 1, 0, 0 },
-			   { "--signal", 1, 0, 0 }, { 0, 0, 0, 0 } };
+			   { "--signal", 1, 0, 0 }, { "--full-every", 1, 0, 0 }, { "--keep", 1, 0, 0 },
+			   { 0, 0, 0, 0 } };
 	int used = parse_opts(argc, argv, o, 0, 0, 1);
 	struct co_run_opts r = { 0 };
 	if (used >= argc)
@@ -418,6 +443,7 @@ static int cmd_run(int argc, char **argv)
 	r.images = images;
 	r.interval = o[2].val ? parse_seconds(o[2].val, "--interval") : 0;
 	r.sig = o[3].val ? parse_signal(o[3].val) : 0;
+	retention_opts(&r, o[4].val, o[5].val);
 	static char base[CO_NAME_MAX + 1];
 	if (o[0].val) {
 		r.name = need_name(o[0].val);
@@ -434,7 +460,7 @@ static int cmd_run(int argc, char **argv)
 static int cmd_restart(int argc, char **argv)
 {
 	struct opt o[] = { { "--images", 1, 0, 0 }, { "--generation", 1, 0, 0 }, { "--interval", 1, 0, 0 },
-			   { 0, 0, 0, 0 } };
+			   { "--full-every", 1, 0, 0 }, { "--keep", 1, 0, 0 }, { 0, 0, 0, 0 } };
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	struct co_run_opts r = { 0 };
@@ -449,6 +475,7 @@ static int cmd_restart(int argc, char **argv)
 			co_die("--generation must be a generation number, not '%s'", o[1].val);
 	}
 	r.interval = o[2].val ? parse_seconds(o[2].val, "--interval") : 0;
+	retention_opts(&r, o[3].val, o[4].val);
 	return co_cmd_restart(&r);
 }
 

@@ -108,6 +108,13 @@ static int fsync_path(const char *path)
 
 int co_commit(const char *tmpdir, const char *gdir, uint64_t gen, char *err, size_t errlen)
 {
+	char final[PATH_MAX];
+	co_gen_dir(gdir, gen, final, sizeof(final));
+	return co_commit_dir(tmpdir, final, gdir, err, errlen);
+}
+
+int co_commit_dir(const char *tmpdir, const char *final, const char *gdir, char *err, size_t errlen)
+{
 	DIR *d = opendir(tmpdir);
 	if (!d) {
 		snprintf(err, errlen, "%s: %s", tmpdir, strerror(errno));
@@ -125,8 +132,6 @@ int co_commit(const char *tmpdir, const char *gdir, uint64_t gen, char *err, siz
 		}
 	}
 	closedir(d);
-	char final[PATH_MAX];
-	co_gen_dir(gdir, gen, final, sizeof(final));
 	if (fsync_path(tmpdir) || rename(tmpdir, final) || fsync_path(gdir)) {
 		snprintf(err, errlen, "committing %s: %s", final, strerror(errno));
 		return -1;

@@ -129,6 +129,7 @@ const char *co_rec_name(unsigned type)
 	case CO_R_PAGEMAP: return "page map";
 	case CO_R_PAGEDATA: return "page data";
 	case CO_R_END: return "end";
+	case CO_R_PARENTMAP: return "parent map";
 	case CO_R_MANIFEST: return "manifest";
 	case CO_R_MPROC: return "manifest process";
 	}

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include "xxh64.h"
 
-#define CO_IMG_VERSION 1
+#define CO_IMG_VERSION 2
 #define CO_REC_MAGIC 0x43524f43u /* "CORC" */
 #define CO_IMG_MAGIC "COHORT-IMAGE"
 
@@ -28,6 +28,7 @@ enum co_rec_type {
 	CO_R_PAGEMAP = 7, /* struct co_pagemap with its runs */
 	CO_R_PAGEDATA = 8, /* page-aligned contents of the runs of the CO_R_PAGEMAP before */
 	CO_R_END = 9,	  /* struct co_end: last record */
+	CO_R_PARENTMAP = 10, /* struct co_pagemap: pages unchanged since the parent generation (no data) */
 	CO_R_MANIFEST = 32, /* struct co_manifest: generation metadata */
 	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
 	CO_R_SHM = 48,	  /* struct co_shm: shared memory object (shared.img) */
@@ -103,6 +104,7 @@ struct co_proc {
 	char comm[16];
 	uint32_t npending;		/* signals queued for the whole process */
 	uint32_t streams;		/* page-data streams: the image and proc-PID.pN.img */
+	uint64_t parent;		/* incremental image: the generation holding its unchanged pages; 0: full */
 	struct co_siginfo pending[2 * CO_MAX_PENDING];
 	char exe[CO_PATH];
 	char cwd[CO_PATH];
@@ -187,7 +189,11 @@ struct co_end {
 	uint64_t page_bytes;
 };
 
-enum co_gen_kind { CO_GEN_FULL = 1, CO_GEN_INCREMENTAL = 2 };
+enum co_gen_kind {
+	CO_GEN_FULL = 1,
+	CO_GEN_INCREMENTAL = 2, /* pages written since the parent generation */
+	CO_GEN_MERGED = 3,	/* full-N: a full image built from incremental gen-N and its parent */
+};
 
 struct co_manifest {
 	char name[64];
@@ -204,7 +210,7 @@ struct co_manifest {
 	char program[256];
 };
 
-enum co_mproc_flags { CO_MP_ZOMBIE = 1 };
+enum co_mproc_flags { CO_MP_ZOMBIE = 1, CO_MP_INCREMENTAL = 2 /* its image has parent maps */ };
 
 struct co_mproc {
 	int32_t pid, ppid, pgid, sid;

@@ -33,7 +33,12 @@ enum co_msg_type {
 	CO_M_REPLY = 48,	/* a: 0 ok or error code; text: result line or error */
 };
 
-enum { CO_CKPT_KILL = 1, CO_CKPT_JSON = 2, CO_CKPT_STOP = 4 /* write with the group stopped, no snapshot */ };
+enum {
+	CO_CKPT_KILL = 1,
+	CO_CKPT_JSON = 2,
+	CO_CKPT_STOP = 4,	 /* write with the group stopped, no snapshot */
+	CO_CKPT_INCREMENTAL = 8, /* only the pages written since the last generation */
+};
 enum { CO_STATUS_JSON = 1 };
 
 struct co_msg {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include "dirty.h"
 #include "procfs.h"
 #include "res.h"
 #include "helper.h"
@@ -121,6 +122,8 @@ struct stream {
 	uint32_t nranges;
 	struct { uint32_t vma; uint64_t lo, hi; } ranges[CO_MAX_VMAS / 2 + 2];
 	struct co_pagemap pm;
+	struct co_pagemap kept;		/* incremental: pages whose data the parent image holds */
+	uint64_t nkept;
 	uint64_t ent[8192];		/* pagemap entries of one window */
 	unsigned char core[8192];	/* mincore of one window */
 	char bounce[65536];
@@ -155,7 +158,7 @@ static int has_pages(const struct co_vma *v)
 static int flush_runs(struct stream *s)
 {
 	struct co_pagemap *pm = &s->pm;
-	if (!pm->nruns)
+	if (!pm->nruns && !s->d->incremental)
 		return 0;
 	size_t len = __builtin_offsetof(struct co_pagemap, runs) + pm->nruns * sizeof(struct co_run);
 	co_w_rec(s->w, CO_R_PAGEMAP, pm, len);
@@ -180,15 +183,27 @@ static int flush_runs(struct stream *s)
 				  s->d->pid, -s->w->err) : 0;
 }
 
-static int add_page(struct stream *s, uint64_t addr)
+/* Write the collected runs of unchanged pages: a parent map record, no data. */
+static int flush_kept(struct stream *s)
 {
-	struct co_pagemap *pm = &s->pm;
+	struct co_pagemap *pm = &s->kept;
+	size_t len = __builtin_offsetof(struct co_pagemap, runs) + pm->nruns * sizeof(struct co_run);
+	co_w_rec(s->w, CO_R_PARENTMAP, pm, len);
+	s->nkept += pm->npages;
+	pm->nruns = 0;
+	pm->npages = 0;
+	return s->w->err ? co_err(s->err, sizeof(s->err), "pid %d: writing the parent map failed (errno %d)",
+				  s->d->pid, -s->w->err) : 0;
+}
+
+static int add_run(struct co_pagemap *pm, uint64_t addr)
+{
 	struct co_run *last = pm->nruns ? &pm->runs[pm->nruns - 1] : 0;
 	if (last && last->addr + last->npages * CO_PAGE == addr) {
 		last->npages++;
 	} else {
-		if (pm->nruns == CO_MAX_RUNS && flush_runs(s))
-			return -1;
+		if (pm->nruns == CO_MAX_RUNS)
+			return 1;
 		pm->runs[pm->nruns].addr = addr;
 		pm->runs[pm->nruns].npages = 1;
 		pm->nruns++;
@@ -197,10 +212,41 @@ static int add_page(struct stream *s, uint64_t addr)
 	return 0;
 }
 
-/* Call fn for every page of [lo, hi) of v that the image must hold. */
-static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uint64_t hi,
-		      int (*fn)(struct stream *, uint64_t))
+/*
+ * Write what is collected.  An incremental image goes in batches, each a
+ * parent map, a page map and its data (any of them may be empty), covering
+ * one stretch of addresses: the merge reads both lists of a batch before
+ * its data and walks them in address order.
+ */
+static int flush_batch(struct stream *s)
 {
+	if (!s->d->incremental)
+		return flush_runs(s);
+	if (!s->kept.nruns && !s->pm.nruns)
+		return 0;
+	return flush_kept(s) || flush_runs(s);
+}
+
+/* A page the image holds: its data (written since the parent, or a full image), or a reference to the parent's. */
+static int add_page(struct stream *s, uint64_t addr, int kept)
+{
+	struct co_pagemap *pm = kept ? &s->kept : &s->pm;
+	if (add_run(pm, addr) == 0)
+		return 0;
+	if (flush_batch(s))
+		return -1;
+	return add_run(pm, addr);
+}
+
+/*
+ * Call fn for every page of [lo, hi) of v that the image must hold, with
+ * kept = 1 for a page of an incremental image that was not written since
+ * the parent generation (its data stays in the parent's image).
+ */
+static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uint64_t hi,
+		      int (*fn)(struct stream *, uint64_t, int))
+{
+	int tracked = s->d->incremental && v->kind != CO_V_SHANON && co_dirty_region_tracked(v->start, v->end);
 	for (uint64_t a = lo; a < hi; a += WINDOW * CO_PAGE) {
 		uint64_t n = (hi - a) / CO_PAGE;
 		if (n > WINDOW)
@@ -225,7 +271,8 @@ static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uin
 				save = (e & (PM_PRESENT | PM_SWAP)) != 0;
 				break;
 			}
-			if (save && fn(s, a + i * CO_PAGE))
+			uint64_t addr = a + i * CO_PAGE;
+			if (save && fn(s, addr, tracked && !co_dirty_page_written(addr)))
 				return -1;
 		}
 	}
@@ -239,15 +286,17 @@ static void write_stream(void *arg)
 	for (uint32_t i = 0; i < s->nranges && !s->failed; i++) {
 		const struct co_vma *v = &vmas[s->ranges[i].vma];
 		s->vol = is_volatile(s->d, v);
-		s->failed = scan_pages(s, v, s->ranges[i].lo, s->ranges[i].hi, add_page) || flush_runs(s);
+		s->failed = scan_pages(s, v, s->ranges[i].lo, s->ranges[i].hi, add_page) || flush_batch(s);
 	}
 }
 
 static uint64_t counted;
-static int count_page(struct stream *s, uint64_t addr)
+/* Every page counts: the streams are balanced for the merged full image and its restore. */
+static int count_page(struct stream *s, uint64_t addr, int kept)
 {
 	(void)s;
 	(void)addr;
+	(void)kept;
 	counted++;
 	return 0;
 }
@@ -340,6 +389,9 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 		s->nranges = 0;
 		s->pm.nruns = 0;
 		s->pm.npages = 0;
+		s->kept.nruns = 0;
+		s->kept.npages = 0;
+		s->nkept = 0;
 		s->err[0] = 0;
 	}
 	d->vol[d->nvol++] = (uint64_t)streams;
@@ -361,6 +413,7 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 	co_close(pmfd);
 	for (int k = 0; k < nstreams; k++) {
 		d->page_bytes += streams[k].bytes;
+		d->kept_pages += streams[k].nkept;
 		if (streams[k].failed && !ret)
 			ret = co_err(d->err, d->errlen, "%s", streams[k].err);
 	}

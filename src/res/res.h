@@ -24,7 +24,7 @@ struct co_dumpctx {
 	int pid;
 	int sig;
 	const struct co_stdio_id *stdio;	/* the group's outside stdio */
-	int skip_fd[8];				/* the agent's own descriptors */
+	int skip_fd[10];				/* the agent's own descriptors */
 	int nskip_fd;
 	uint64_t skip_lo[4], skip_hi[4];	/* the agent's own mappings */
 	int nskip;
@@ -34,6 +34,9 @@ struct co_dumpctx {
 	struct co_siginfo *pending;		/* signals queued for the whole process */
 	int npending;
 	uint64_t page_bytes;			/* page data written */
+	uint64_t parent;			/* incremental against this generation; 0: a full image */
+	int incremental;
+	uint64_t kept_pages;			/* incremental: pages left to the parent's image */
 	uint32_t nfds, nvmas;
 	int nstreams;
 	int ppid, pgid, sid;			/* read by the process itself (a snapshot child has others) */

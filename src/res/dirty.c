@@ -1,0 +1,343 @@
+/*
+ * dirty.c - which pages a process wrote since its last checkpoint, for
+ * incremental images.  Agent side only; the restorer never needs it.
+ *
+ * Method: userfaultfd write-protection in asynchronous mode (Linux 6.7+).
+ * Every tracked region is registered with a userfaultfd in WP mode and
+ * write-protected; a write to a protected page is resolved inside the
+ * kernel, which just clears the page's protection bit: no message, no
+ * signal, no visible fault, and /proc/PID/maps shows the protections the
+ * program set.  At the next checkpoint one PAGEMAP_SCAN ioctl per region
+ * reports the pages whose bit is clear (PAGE_IS_WRITTEN) and protects them
+ * again (PM_SCAN_WP_MATCHING), atomically.  A page faulted in later is
+ * reported as written too, which is what an image needs.
+ *
+ * A region counts as tracked only when the same [start, end) was tracked at
+ * the previous collection; anything mapped, moved, resized or re-protected
+ * since is new and all its pages count as written.  The whole record lives
+ * in one private mapping that images skip; after a fork or a restart it is
+ * dropped and the next image of that process is a full one.
+ *
+ * All of this runs in the manager thread with the other threads parked.
+ */
+#ifndef COHORT_RESTORER
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include "dirty.h"
+#include "procfs.h"
+#include "sys.h"
+#include "util.h"
+
+/* Newer than the 6.1 headers of this system: declared here, probed at run time. */
+#define CO_UFFD_FEATURE_WP_ASYNC (1ULL << 15)
+#define CO_UFFDIO_REGISTER_MODE_WP (1ULL << 1)
+#define CO_UFFDIO_WRITEPROTECT_MODE_WP (1ULL << 0)
+#define CO_UFFDIO_API 0xc018aa3fUL	     /* _IOWR(0xAA, 0x3F, struct uffdio_api) */
+#define CO_UFFDIO_REGISTER 0xc020aa00UL	     /* _IOWR(0xAA, 0x00, struct uffdio_register) */
+#define CO_UFFDIO_WRITEPROTECT 0xc018aa06UL /* _IOWR(0xAA, 0x06, struct uffdio_writeprotect) */
+#define CO_PAGEMAP_SCAN 0xc0606610UL	     /* _IOWR('f', 16, struct pm_scan_arg) */
+#define CO_PAGE_IS_WRITTEN (1ULL << 1)
+#define CO_PAGE_IS_FILE (1ULL << 2)
+#define CO_PAGE_IS_PRESENT (1ULL << 3)
+#define CO_PAGE_IS_SWAPPED (1ULL << 4)
+#define CO_PAGE_IS_SOFT_DIRTY (1ULL << 7)
+#define CO_PM_SCAN_WP_MATCHING (1ULL << 0)
+
+struct uffd_api { uint64_t api, features, ioctls; };
+struct uffd_range { uint64_t start, len; };
+struct uffd_register { struct uffd_range range; uint64_t mode, ioctls; };
+struct uffd_wp { struct uffd_range range; uint64_t mode; };
+struct page_region { uint64_t start, end, categories; };
+struct pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+
+/* The record: two region lists (previous, current) and the written ranges. */
+#define MAX_REGIONS 8192
+#define MAX_WRITTEN (1 << 20)
+struct region { uint64_t start, end; };
+struct record {
+	uint64_t gen;			/* generation whose snapshot started this tracking, 0: none */
+	int nprev, ncur;
+	struct region prev[MAX_REGIONS];
+	struct region cur[MAX_REGIONS];	/* after a collection: regions tracked from now on */
+	struct region old[MAX_REGIONS];	/* after a collection: regions that were tracked before it */
+	int nold;
+	int overflow;			/* a list filled up: this collection is unusable */
+	uint64_t nwritten;
+	struct region written[MAX_WRITTEN];
+	/*
+	 * Pages an image holds (resident or swapped, not page cache) at the
+	 * previous and at this collection.  Only a page the parent image holds
+	 * can be left to it: this does not depend on how the kernel marks
+	 * pages that appear without a write (zero pages, collapsed huge pages).
+	 */
+	uint64_t nheld_prev, nheld;
+	struct region held_prev[MAX_WRITTEN];
+	struct region held[MAX_WRITTEN];
+};
+
+static struct record *rec;
+#define REC_SIZE CO_PAGE_ALIGN(sizeof(struct record))
+static int uffd = -1;
+static int method = -1;
+static struct co_maps maps;
+static struct co_mapent ent;
+
+/* Can this kernel do asynchronous write-protection? */
+static int uffd_open(void)
+{
+	int fd = (int)co_sys1(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -1;
+	struct uffd_api api = { 0xAA, CO_UFFD_FEATURE_WP_ASYNC, 0 };
+	if (co_sys3(SYS_ioctl, fd, CO_UFFDIO_API, (long)&api) < 0) {
+		co_close(fd);
+		return -1;
+	}
+	/* keep it far above the program's descriptors */
+	long hi = co_fcntl(fd, F_DUPFD_CLOEXEC, 1010);
+	if (hi >= 0) {
+		co_close(fd);
+		fd = (int)hi;
+	}
+	return fd;
+}
+
+int co_dirty_method(void)
+{
+	if (method >= 0)
+		return method;
+	int fd = uffd_open();
+	int pm = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	/* PAGEMAP_SCAN with no output is a cheap probe of the ioctl itself */
+	struct pm_scan_arg a = { .size = sizeof(a), .start = 0, .end = 0 };
+	int scan = pm >= 0 && co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a) >= 0;
+	if (fd >= 0 && scan)
+		method = CO_DIRTY_UFFD_WP;
+	else
+		method = CO_DIRTY_NONE;
+	if (fd >= 0)
+		co_close(fd);
+	if (pm >= 0)
+		co_close(pm);
+	return method;
+}
+
+const char *co_dirty_name(int m)
+{
+	return m == CO_DIRTY_UFFD_WP ? "uffd-wp" : m == CO_DIRTY_SOFT_DIRTY ? "soft-dirty" : "none";
+}
+
+/* Private, writable-by-copy memory whose pages go into the image. */
+static int trackable(const struct co_mapent *e)
+{
+	if (e->shared || co_strcmp(e->path, "[vsyscall]") == 0)
+		return 0;
+	if (e->path[0] == '[')
+		return co_startswith(e->path, "[heap]") || co_startswith(e->path, "[stack") ||
+		       co_startswith(e->path, "[anon:");
+	return 1;
+}
+
+static int was_tracked(uint64_t start, uint64_t end)
+{
+	/* both lists are sorted by address: binary search */
+	int lo = 0, hi = rec->nprev;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (rec->prev[mid].start < start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < rec->nprev && rec->prev[lo].start == start && rec->prev[lo].end == end;
+}
+
+/*
+ * PAGEMAP_SCAN [start, end) into list: with wp, the written pages, which
+ * are protected again in the same walk; without, the pages an image holds.
+ */
+static int scan(int pm, uint64_t start, uint64_t end, int wp, struct region *list, uint64_t *n)
+{
+	static struct page_region out[512];
+	uint64_t at = start;
+	while (at < end) {
+		struct pm_scan_arg a = { .size = sizeof(a), .start = at, .end = end, .vec = (uint64_t)out,
+					 .vec_len = CO_ARRAY_LEN(out) };
+		if (wp) {
+			a.flags = CO_PM_SCAN_WP_MATCHING;
+			a.category_mask = CO_PAGE_IS_WRITTEN;
+			a.return_mask = CO_PAGE_IS_WRITTEN;
+		} else {
+			a.category_inverted = CO_PAGE_IS_FILE;
+			a.category_mask = CO_PAGE_IS_FILE;
+			a.category_anyof_mask = CO_PAGE_IS_PRESENT | CO_PAGE_IS_SWAPPED;
+			a.return_mask = CO_PAGE_IS_PRESENT | CO_PAGE_IS_SWAPPED;
+		}
+		long got = co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a);
+		if (got < 0)
+			return -1;
+		for (long i = 0; i < got; i++) {
+			struct region *last = *n ? &list[*n - 1] : 0;
+			if (last && last->end == out[i].start)
+				last->end = out[i].end;
+			else if (*n < MAX_WRITTEN)
+				list[(*n)++] = (struct region){ out[i].start, out[i].end };
+			else
+				rec->overflow = 1;
+		}
+		if (a.walk_end <= at)
+			return -1;
+		at = a.walk_end;
+	}
+	return 0;
+}
+
+/* Register [start, end) for write-protection and protect all of it. */
+static int protect_new(uint64_t start, uint64_t end)
+{
+	struct uffd_register r = { { start, end - start }, CO_UFFDIO_REGISTER_MODE_WP, 0 };
+	if (co_sys3(SYS_ioctl, uffd, CO_UFFDIO_REGISTER, (long)&r) < 0)
+		return -1;
+	struct uffd_wp w = { { start, end - start }, CO_UFFDIO_WRITEPROTECT_MODE_WP };
+	return co_sys3(SYS_ioctl, uffd, CO_UFFDIO_WRITEPROTECT, (long)&w) < 0 ? -1 : 0;
+}
+
+uint64_t co_dirty_collect(uint64_t gen)
+{
+	if (co_dirty_method() != CO_DIRTY_UFFD_WP)
+		return 0;
+	if (!rec) {
+		/*
+		 * Between two inaccessible guard pages, so that it stays a region
+		 * of its own: merged with a neighbour of the program's it would be
+		 * tracked and saved with it.
+		 */
+		long p = co_mmap(0, REC_SIZE + 2 * CO_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p < 0 && p > -4096)
+			return 0;
+		if (co_mprotect((void *)(p + CO_PAGE), REC_SIZE, PROT_READ | PROT_WRITE) < 0) {
+			co_munmap((void *)p, REC_SIZE + 2 * CO_PAGE);
+			return 0;
+		}
+		rec = (struct record *)(p + CO_PAGE);
+	}
+	if (uffd < 0 && (uffd = uffd_open()) < 0)
+		return 0;
+	int pm = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	if (pm < 0 || co_maps_open(&maps, "/proc/self/maps")) {
+		if (pm >= 0)
+			co_close(pm);
+		return 0;
+	}
+	rec->ncur = 0;
+	rec->nold = 0;
+	rec->nwritten = 0;
+	rec->overflow = 0;
+	co_memcpy(rec->held_prev, rec->held, rec->nheld * sizeof(rec->held[0]));
+	rec->nheld_prev = rec->nheld;
+	rec->nheld = 0;
+	uint64_t self_lo = (uint64_t)rec - CO_PAGE, self_hi = (uint64_t)rec + REC_SIZE + CO_PAGE;
+	int failed = 0;
+	while (co_maps_next(&maps, &ent) == 1) {
+		if (!trackable(&ent) || (ent.start >= self_lo && ent.end <= self_hi))
+			continue;
+		if (rec->ncur == MAX_REGIONS) {
+			rec->overflow = 1;
+			break;
+		}
+		if (scan(pm, ent.start, ent.end, 0, rec->held, &rec->nheld))
+			rec->overflow = 1;
+		if (rec->gen && was_tracked(ent.start, ent.end)) {
+			if (scan(pm, ent.start, ent.end, 1, rec->written, &rec->nwritten) == 0) {
+				rec->old[rec->nold++] = (struct region){ ent.start, ent.end };
+				rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
+				continue;
+			}
+		}
+		/* new, changed, or its scan failed: all its pages count as written */
+		if (protect_new(ent.start, ent.end) == 0)
+			rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
+		else
+			failed = 1;
+	}
+	co_maps_close(&maps);
+	co_close(pm);
+	(void)failed; /* a region that cannot be protected is simply saved whole next time */
+	int usable = rec->gen != 0 && !rec->overflow;
+	co_memcpy(rec->prev, rec->cur, rec->ncur * sizeof(rec->cur[0]));
+	rec->nprev = rec->ncur;
+	uint64_t base = rec->gen;
+	rec->gen = gen;
+	return usable ? base : 0;
+}
+
+int co_dirty_region_tracked(uint64_t start, uint64_t end)
+{
+	if (!rec)
+		return 0;
+	int lo = 0, hi = rec->nold;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (rec->old[mid].start < start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < rec->nold && rec->old[lo].start <= start && rec->old[lo].end >= end;
+}
+
+static int in_list(const struct region *list, uint64_t n, uint64_t addr)
+{
+	uint64_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint64_t mid = (lo + hi) / 2;
+		if (list[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && list[lo].start <= addr;
+}
+
+int co_dirty_page_written(uint64_t addr)
+{
+	if (!rec)
+		return 1;
+	/* a page the parent's image does not hold must be saved, written or not */
+	return in_list(rec->written, rec->nwritten, addr) || !in_list(rec->held_prev, rec->nheld_prev, addr);
+}
+
+uint64_t co_dirty_written_pages(void)
+{
+	uint64_t n = 0;
+	for (uint64_t i = 0; rec && i < rec->nwritten; i++)
+		n += (rec->written[i].end - rec->written[i].start) / CO_PAGE;
+	return n;
+}
+
+void co_dirty_area(uint64_t *lo, uint64_t *hi)
+{
+	*lo = rec ? (uint64_t)rec - CO_PAGE : 0;
+	*hi = rec ? (uint64_t)rec + REC_SIZE + CO_PAGE : 0;
+}
+
+int co_dirty_fd(void)
+{
+	return uffd;
+}
+
+void co_dirty_forget(int close_fd)
+{
+	if (close_fd && uffd >= 0)
+		co_close(uffd);
+	/* after a restart neither the descriptor nor the mapping exists any more */
+	if (close_fd && rec)
+		co_munmap((char *)rec - CO_PAGE, REC_SIZE + 2 * CO_PAGE);
+	uffd = -1;
+	rec = 0;
+}
+#endif

@@ -1,0 +1,38 @@
+/*
+ * dirty.h - tracking the pages a process writes between checkpoints
+ * (agent side; see dirty.c).
+ */
+#ifndef COHORT_DIRTY_H
+#define COHORT_DIRTY_H
+
+#include <stdint.h>
+
+enum co_dirty_method { CO_DIRTY_NONE = 0, CO_DIRTY_UFFD_WP = 1, CO_DIRTY_SOFT_DIRTY = 2 };
+
+/* What this kernel offers (probed once). */
+int co_dirty_method(void);
+const char *co_dirty_name(int method);
+
+/*
+ * With every other thread parked: collect the pages written since the last
+ * collection and start tracking anew, for the snapshot of generation gen.
+ * Returns the generation the written set is relative to, or 0 when it is
+ * unusable (first collection, no tracking, too many ranges): then the
+ * image must be a full one.
+ */
+uint64_t co_dirty_collect(uint64_t gen);
+
+/* After a collection, for the image writer: */
+int co_dirty_region_tracked(uint64_t start, uint64_t end); /* [start,end) inside a region tracked since before */
+int co_dirty_page_written(uint64_t addr);
+uint64_t co_dirty_written_pages(void);
+void co_dirty_area(uint64_t *lo, uint64_t *hi); /* the record's own mapping, kept out of images */
+int co_dirty_fd(void);				 /* the userfaultfd, kept out of images */
+
+/*
+ * Drop the record: in a forked child (close_fd: its copy of the descriptor)
+ * or after a restart (nothing of it came back: close_fd = 0).
+ */
+void co_dirty_forget(int close_fd);
+
+#endif
