@@ -29,6 +29,27 @@ static const char *vma_kind(unsigned k)
 }
 
 /* Walk one process image; returns 0 when every record checks out. */
+/* Pages with data and pages left to the parent, in the page streams k >= 1 of a process image. */
+static int inspect_image(const char *path, int json, int quiet);
+static uint64_t stream_pages, stream_parent_pages;
+
+static int inspect_streams(const char *image, uint32_t nstreams)
+{
+	int bad = 0;
+	uint64_t pages = 0, parent = 0;
+	for (uint32_t k = 1; k < nstreams; k++) {
+		char p[PATH_MAX];
+		co_stream_path(p, sizeof(p), image, (int)k);
+		stream_pages = stream_parent_pages = 0;
+		bad |= inspect_image(p, 0, 1) != 0;
+		pages += stream_pages;
+		parent += stream_parent_pages;
+	}
+	stream_pages = pages;
+	stream_parent_pages = parent;
+	return bad;
+}
+
 static int inspect_image(const char *path, int json, int quiet)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -47,7 +68,8 @@ static int inspect_image(const char *path, int json, int quiet)
 	} u;
 	struct co_reader r;
 	co_r_init(&r, fd, path);
-	uint64_t pages = 0, nrec = 0, regions = 0, threads = 0, fds = 0;
+	uint64_t pages = 0, nrec = 0, regions = 0, threads = 0, fds = 0, parent_pages = 0;
+	uint32_t nstreams = 1;
 	int ret = 0, first = 1;
 	if (json && !quiet)
 		printf("{\"image\":\"%s\",\"records\":[", path);
@@ -75,6 +97,10 @@ static int inspect_image(const char *path, int json, int quiet)
 			break;
 		}
 		nrec++;
+		if (t == CO_R_PARENTMAP)
+			parent_pages += u.pm.npages;
+		if (t == CO_R_PROC)
+			nstreams = u.p.streams;
 		if (quiet)
 			continue;
 		char line[1400] = "";
@@ -110,6 +136,10 @@ static int inspect_image(const char *path, int json, int quiet)
 		case CO_R_PAGEMAP:
 			snprintf(line, sizeof(line), "%u runs, %llu pages", u.pm.nruns, (unsigned long long)u.pm.npages);
 			break;
+		case CO_R_PARENTMAP:
+			snprintf(line, sizeof(line), "%u runs, %llu pages kept from the parent generation", u.pm.nruns,
+				 (unsigned long long)u.pm.npages);
+			break;
 		case CO_R_PAGEDATA:
 		case CO_R_FILEDATA:
 			snprintf(line, sizeof(line), "%llu bytes", (unsigned long long)len);
@@ -129,14 +159,26 @@ static int inspect_image(const char *path, int json, int quiet)
 		}
 		first = 0;
 	}
+	if (quiet) {
+		stream_pages = pages;
+		stream_parent_pages = parent_pages;
+	} else if (nstreams > 1) {
+		/* the page streams of this image count with it */
+		ret |= inspect_streams(path, nstreams);
+		pages += stream_pages;
+		parent_pages += stream_parent_pages;
+	}
 	if (json && !quiet)
-		printf("],\"threads\":%llu,\"descriptors\":%llu,\"regions\":%llu,\"pages\":%llu,\"ok\":%s}\n",
+		printf("],\"threads\":%llu,\"descriptors\":%llu,\"regions\":%llu,\"pages\":%llu,\"parent_pages\":%llu,"
+		       "\"ok\":%s}\n",
 		       (unsigned long long)threads, (unsigned long long)fds, (unsigned long long)regions,
-		       (unsigned long long)pages, ret ? "false" : "true");
+		       (unsigned long long)pages, (unsigned long long)parent_pages, ret ? "false" : "true");
 	else if (!quiet)
-		printf("  %s: %llu records, %llu threads, %llu descriptors, %llu regions, %llu pages: %s\n", path,
-		       (unsigned long long)nrec, (unsigned long long)threads, (unsigned long long)fds,
-		       (unsigned long long)regions, (unsigned long long)pages, ret ? "DAMAGED" : "checksums ok");
+		printf("  %s: %llu records, %llu threads, %llu descriptors, %llu regions, %llu pages, %llu kept from the "
+		       "parent: %s\n",
+		       path, (unsigned long long)nrec, (unsigned long long)threads, (unsigned long long)fds,
+		       (unsigned long long)regions, (unsigned long long)pages, (unsigned long long)parent_pages,
+		       ret ? "DAMAGED" : "checksums ok");
 	close(fd);
 	return ret;
 }
