@@ -42,6 +42,11 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 		dc.skip_lo[dc.nskip] = dlo;
 		dc.skip_hi[dc.nskip++] = dhi;
 	}
+	co_dirty_held_area(&dlo, &dhi);
+	if (dhi) {
+		dc.skip_lo[dc.nskip] = dlo;
+		dc.skip_hi[dc.nskip++] = dhi;
+	}
 	dc.parent = co_agent.incr_parent;
 	dc.incremental = co_agent.incr_parent != 0;
 	dc.agent_info = (uint64_t)&co_agent.resume;
@@ -108,6 +113,7 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 		return -1;
 	}
 	*bytes = writer.off + writer1.off;
+	co_dirty_image_done(co_agent.generation);
 	co_agent.kept_pages = dc.kept_pages;
 	return 0;
 }

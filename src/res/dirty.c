@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include "dirty.h"
+#include "res.h"
 #include "procfs.h"
 #include "sys.h"
 #include "util.h"
@@ -69,15 +70,28 @@ struct record {
 	uint64_t nwritten;
 	struct region written[MAX_WRITTEN];
 	/*
-	 * Pages an image holds (resident or swapped, not page cache) at the
-	 * previous and at this collection.  Only a page the parent image holds
-	 * can be left to it: this does not depend on how the kernel marks
-	 * pages that appear without a write (zero pages, collapsed huge pages).
+	 * The pages the parent image holds.  Only those can be left to it:
+	 * this does not depend on how the kernel marks pages that appear
+	 * without a write (zero pages, collapsed huge pages).
 	 */
-	uint64_t nheld_prev, nheld;
+	uint64_t nheld_prev;
 	struct region held_prev[MAX_WRITTEN];
-	struct region held[MAX_WRITTEN];
 };
+
+/*
+ * The image writer (the snapshot child, or the manager with --stop) lists
+ * here the pages it saves, one list per page stream; the next collection
+ * takes the lists as held_prev.  Shared memory: the child's writes must
+ * reach the parent.  `complete` names the generation whose image finished.
+ */
+#define MAX_HELD (1 << 19)
+struct held_area {
+	uint64_t complete;
+	uint64_t n[CO_STREAMS];
+	struct region r[CO_STREAMS][MAX_HELD];
+};
+static struct held_area *held;
+#define HELD_SIZE CO_PAGE_ALIGN(sizeof(struct held_area))
 
 static struct record *rec;
 #define REC_SIZE CO_PAGE_ALIGN(sizeof(struct record))
@@ -237,9 +251,39 @@ uint64_t co_dirty_collect(uint64_t gen)
 	rec->nold = 0;
 	rec->nwritten = 0;
 	rec->overflow = 0;
-	co_memcpy(rec->held_prev, rec->held, rec->nheld * sizeof(rec->held[0]));
-	rec->nheld_prev = rec->nheld;
-	rec->nheld = 0;
+	/* what the last image holds: valid only if that image was finished */
+	rec->nheld_prev = 0;
+	if (held && held->complete == rec->gen && rec->gen) {
+		for (int k = 0; k < CO_STREAMS; k++) {
+			uint64_t n = held->n[k];
+			if (n > MAX_HELD || rec->nheld_prev + n > MAX_WRITTEN) {
+				rec->overflow = 1;
+				break;
+			}
+			co_memcpy(&rec->held_prev[rec->nheld_prev], held->r[k], n * sizeof(struct region));
+			rec->nheld_prev += n;
+		}
+	} else {
+		rec->overflow = 1;
+	}
+	if (!held) {
+		/* a memfd named cohort-*, which the coordinator knows is no shared memory of the program's */
+		int fd = (int)co_sys2(SYS_memfd_create, (long)"cohort-held", 1 /* MFD_CLOEXEC */);
+		long h = fd < 0 || co_sys2(SYS_ftruncate, fd, (long)HELD_SIZE) < 0
+				 ? -EINVAL
+				 : co_mmap(0, HELD_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+		if (fd >= 0)
+			co_close(fd);
+		if (h < 0 && h > -4096) {
+			co_maps_close(&maps);
+			co_close(pm);
+			return 0;
+		}
+		held = (struct held_area *)h;
+	}
+	held->complete = 0;
+	for (int k = 0; k < CO_STREAMS; k++)
+		held->n[k] = 0;
 	uint64_t self_lo = (uint64_t)rec - CO_PAGE, self_hi = (uint64_t)rec + REC_SIZE + CO_PAGE;
 	int failed = 0;
 	while (co_maps_next(&maps, &ent) == 1) {
@@ -249,8 +293,6 @@ uint64_t co_dirty_collect(uint64_t gen)
 			rec->overflow = 1;
 			break;
 		}
-		if (scan(pm, ent.start, ent.end, 0, rec->held, &rec->nheld))
-			rec->overflow = 1;
 		if (rec->gen && was_tracked(ent.start, ent.end)) {
 			if (scan(pm, ent.start, ent.end, 1, rec->written, &rec->nwritten) == 0) {
 				rec->old[rec->nold++] = (struct region){ ent.start, ent.end };
@@ -303,6 +345,26 @@ static int in_list(const struct region *list, uint64_t n, uint64_t addr)
 	return lo < n && list[lo].start <= addr;
 }
 
+void co_dirty_held(int stream, uint64_t addr)
+{
+	if (!held || stream < 0 || stream >= CO_STREAMS)
+		return;
+	uint64_t n = held->n[stream];
+	struct region *last = n ? &held->r[stream][n - 1] : 0;
+	if (last && last->end == addr)
+		last->end = addr + CO_PAGE;
+	else if (n < MAX_HELD)
+		held->r[stream][held->n[stream]++] = (struct region){ addr, addr + CO_PAGE };
+	else
+		held->n[stream] = MAX_HELD + 1; /* too many: the next image will be full */
+}
+
+void co_dirty_image_done(uint64_t gen)
+{
+	if (held)
+		__atomic_store_n(&held->complete, gen, __ATOMIC_RELEASE);
+}
+
 int co_dirty_page_written(uint64_t addr)
 {
 	if (!rec)
@@ -325,6 +387,12 @@ void co_dirty_area(uint64_t *lo, uint64_t *hi)
 	*hi = rec ? (uint64_t)rec + REC_SIZE + CO_PAGE : 0;
 }
 
+void co_dirty_held_area(uint64_t *lo, uint64_t *hi)
+{
+	*lo = (uint64_t)held;
+	*hi = held ? (uint64_t)held + HELD_SIZE : 0;
+}
+
 int co_dirty_fd(void)
 {
 	return uffd;
@@ -337,7 +405,10 @@ void co_dirty_forget(int close_fd)
 	/* after a restart neither the descriptor nor the mapping exists any more */
 	if (close_fd && rec)
 		co_munmap((char *)rec - CO_PAGE, REC_SIZE + 2 * CO_PAGE);
+	if (close_fd && held)
+		co_munmap(held, HELD_SIZE);
 	uffd = -1;
 	rec = 0;
+	held = 0;
 }
 #endif

@@ -27,6 +27,10 @@ int co_dirty_region_tracked(uint64_t start, uint64_t end); /* [start,end) inside
 int co_dirty_page_written(uint64_t addr);
 uint64_t co_dirty_written_pages(void);
 void co_dirty_area(uint64_t *lo, uint64_t *hi); /* the record's own mapping, kept out of images */
+void co_dirty_held_area(uint64_t *lo, uint64_t *hi); /* the shared list of held pages, likewise */
+/* The image writer: page addr of stream k is in the image; then the image of gen is complete. */
+void co_dirty_held(int stream, uint64_t addr);
+void co_dirty_image_done(uint64_t gen);
 int co_dirty_fd(void);				 /* the userfaultfd, kept out of images */
 
 /*

@@ -231,6 +231,7 @@ static int flush_batch(struct stream *s)
 static int add_page(struct stream *s, uint64_t addr, int kept)
 {
 	struct co_pagemap *pm = kept ? &s->kept : &s->pm;
+	co_dirty_held((int)(s - streams), addr);
 	if (add_run(pm, addr) == 0)
 		return 0;
 	if (flush_batch(s))
