@@ -52,6 +52,7 @@ ALL_TESTS=(
 	blocking_pipes procs_pipes
 	pipeline3 shm_counters child_exec shell_loop sh_pipeline ckpt_storm
 	file_crash member_dies zombie_wait
+	incr_chain incr_written incr_crash incr_remap
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
 # (or when named explicitly).
@@ -748,6 +749,502 @@ t_neg_static() {
 	[ "$rc" != 124 ] || fail "run of a static binary timed out"
 	[ ! -s "$TD/run.out" ] || fail "the static binary was run"
 	grep -qi static "$TD/run.err" || fail "error does not mention 'static': $(first_line "$TD/run.err")"
+}
+
+# ---------------------------------------------------------------------------
+# incremental checkpoints, with tests/progs/incr_pages.c: after each step the
+# program prints "STEP s pages K" (K = distinct pages it wrote in step s) and
+# waits for the file $TT/go.s, so every checkpoint lands at a known step and
+# the pages written between two checkpoints are known exactly.  Step 3 maps a
+# new 4 MiB region (all 1024 pages written), step 4 unmaps the last 1 MiB of
+# the 64 MiB one.  A restart of the generation taken at step s (all go files
+# made first) must print exactly the native output after "STEP s".
+# ---------------------------------------------------------------------------
+INCR_STEPS=6
+
+# incr_straight: native run with every go file made in advance (expected
+# output in TD/exp.out); the go files are removed again afterwards
+incr_straight() {
+	[ -x "$PYTHON" ] || skip "$PYTHON not found (needed to read --json output)"
+	prog_cmd incr_pages
+	PCMD+=("$INCR_STEPS")
+	incr_go_all
+	straight 0 "${PCMD[@]}"
+	rm -f "$TT"/go.*
+	[ "$(grep -c '^STEP [0-9]* pages [0-9]*$' "$TD/exp.out")" = "$INCR_STEPS" ] ||
+		fail "native run: expected $INCR_STEPS 'STEP s pages K' lines"
+}
+
+incr_go_all() {
+	local s
+	for ((s = 1; s <= INCR_STEPS; s++)); do : >"$TT/go.$s"; done
+}
+
+# incr_k STEP: the number of pages the program wrote in STEP (native run)
+incr_k() { sed -n "s/^STEP $1 pages \([0-9]*\)\$/\1/p" "$TD/exp.out"; }
+
+# incr_wait_step TAG STEP: wait until TAG has printed the line of STEP (the
+# program then waits for go.STEP)
+incr_wait_step() {
+	local tag=$1 s=$2 end=$((SECONDS + TMO))
+	while [ $SECONDS -lt $end ]; do
+		grep -q "^STEP $s pages " "$TD/$tag.out" && return 0
+		if ! bg_alive "$tag"; then
+			bg_wait "$tag"
+			note_file "$tag stderr" "$TD/$tag.err"
+			fail "$tag ended (status $RC) before step $s: $(first_line "$TD/$tag.err")"
+		fi
+		sleep 0.02
+	done
+	fail "$tag: no 'STEP $s' line after $TMO s"
+}
+
+# json_fields FILE KEY...: the values of KEYs in the (last) JSON object of
+# FILE, on one line ("-" for a missing key)
+json_fields() {
+	"$PYTHON" - "$@" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+try:
+    d = json.loads(text)
+except ValueError:
+    d = json.loads([l for l in text.splitlines() if l.strip()][-1])
+print(" ".join("-" if d.get(k) is None else str(d[k]) for k in sys.argv[2:]))
+PY
+}
+
+# ickpt TAG [ARGS...]: `checkpoint NAME --json ARGS` that must commit a
+# generation; sets IGEN IKIND IPARENT from its output (TD/TAG.json)
+ickpt() {
+	local tag=$1 rc
+	shift
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --json "$@" >"$TD/$tag.json" 2>"$TD/$tag.err"
+	rc=$?
+	if [ $rc != 0 ]; then
+		note_file "$tag: checkpoint $* stderr" "$TD/$tag.err"
+		[ $rc = 124 ] && fail "$tag: checkpoint $* timed out after $TMO s"
+		fail "$tag: checkpoint $* failed (status $rc): $(first_line "$TD/$tag.err")"
+	fi
+	read -r IGEN IKIND IPARENT < <(json_fields "$TD/$tag.json" generation kind parent 2>"$TD/json.err")
+	if [ -z "${IGEN:-}" ] || ! check_json "$TD/$tag.json" "$IGEN"; then
+		note_file "$tag: checkpoint --json" "$TD/$tag.json" 3
+		note_file "json error" "$TD/json.err" 3
+		fail "$tag: checkpoint $*: bad --json output"
+	fi
+	[ -f "$(gen_dir "$GNAME" "$IGEN")/manifest" ] ||
+		fail "$tag: checkpoint $* reported generation $IGEN, but $(gen_dir "$GNAME" "$IGEN")/manifest does not exist"
+	return 0
+}
+
+# incr_restart TAG STEP [ARGS...]: `restart NAME ARGS` (every go file exists)
+# must print exactly the native output after "STEP STEP" and exit 0
+incr_restart() {
+	local tag=$1 s=$2 what
+	shift 2
+	what="restart ${*:-(newest generation)}"
+	bg_start "$tag" "$COHORT" restart "$GNAME" --images "$IMG" "$@"
+	bg_wait "$tag"
+	sed -n "/^STEP $s pages /,\$p" "$TD/exp.out" | tail -n +2 >"$TD/$tag.exp"
+	if ! cmp -s "$TD/$tag.exp" "$TD/$tag.out"; then
+		note "$what (taken at step $s): stdout differs from the native run after STEP $s (< expected, > got):"
+		diff "$TD/$tag.exp" "$TD/$tag.out" | head -n 12 | cut -c1-200 | sed 's/^/    /' >>"$TD/details"
+		note_file "$what stderr" "$TD/$tag.err" 5
+		fail "$what: wrong output (status $RC): $(first_line "$TD/$tag.err")"
+	fi
+	[ "$RC" = 0 ] || { note_file "$what stderr" "$TD/$tag.err"; fail "$what: status $RC: $(first_line "$TD/$tag.err")"; }
+}
+
+full_dir() { printf '%s/%s/full-%06d' "$IMG" "$GNAME" "$1"; }
+
+# incr_wait_full GEN SECS: wait until the merged full-GEN is there
+incr_wait_full() {
+	local end=$((SECONDS + $2))
+	while [ $SECONDS -lt "$end" ]; do
+		[ -f "$(full_dir "$1")/manifest" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# our_comm_pids COMM: processes of this suite (environment marker) whose
+# main thread is named COMM
+our_comm_pids() {
+	local f pid
+	for f in $(grep -lxsF -- "$1" /proc/[0-9]*/comm 2>/dev/null); do
+		pid=${f#/proc/}
+		pid=${pid%/comm}
+		grep -qsF -- "$MARKER" "/proc/$pid/environ" 2>/dev/null && echo "$pid"
+	done
+}
+
+# incr_merges_idle SECS: wait until no cohort-merge process of ours runs
+incr_merges_idle() {
+	local end=$((SECONDS + $1))
+	while [ -n "$(our_comm_pids cohort-merge)" ]; do
+		[ $SECONDS -lt "$end" ] || return 1
+		sleep 0.05
+	done
+	return 0
+}
+
+# incr_verify WHAT: `cohort verify IMG/NAME` must pass
+incr_verify() {
+	timeout -k 5 "$TMO" "$COHORT" verify "$IMG/$GNAME" >"$TD/verify.out" 2>"$TD/verify.err" ||
+		{ note_file "verify stderr" "$TD/verify.err" 5; fail "cohort verify $IMG/$GNAME failed $1: $(first_line "$TD/verify.err")"; }
+}
+
+# incremental chain: checkpoints at steps 1..5 all with --incremental (the
+# first of a run must come out full; the others incremental, each the child
+# of the one before), the last one with --kill.  Then restarts of
+# (a) the full generation 1;
+# (c) generation 4 through its merged full-000004 (which must have been
+#     built in the background before checkpoint 5 was taken);
+# (b) generation 5 after every full-N is deleted, so that the restart must
+#     rebuild it from the chain gen 1 (full) + 2 + 3 (new region) + 4
+#     (region cut) + 5;
+# each must print the rest of the native output; then verify of the group
+# a region moved (mremap) into a hole of a tracked region between a full and
+# an incremental checkpoint: its pages were not written since, but they are
+# not the pages the parent image holds there.  The restart goes through the
+# chain (no full-N) and must print what a straight run prints.
+t_incr_remap() {
+	prog_cmd incr_remap
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 0.5
+	ckpt_or_fail "checkpoint 1 (full)" "$GNAME" 1
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^moved' "$TD/run0.out" && break
+		sleep 0.05
+	done
+	grep -q '^moved' "$TD/run0.out" || fail "the program did not move its region within 5 s"
+	ckpt_or_fail "checkpoint 2 (--incremental --kill)" "$GNAME" 2 --incremental --kill
+	grep -q '"kind":"incremental"' "$TD/ck2.json" || fail "checkpoint 2 is not incremental: $(cat "$TD/ck2.json")"
+	bg_wait run0
+	rm -rf "$IMG/$GNAME"/full-*
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	check_suffix run1 run0 || fail "restart of the incremental generation: wrong output"
+	[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart exit status $RC: $(first_line "$TD/run1.err")"; }
+}
+
+t_incr_chain() {
+	incr_straight
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	local s
+	for ((s = 1; s <= 5; s++)); do
+		incr_wait_step run0 $s
+		if [ $s = 5 ]; then
+			incr_wait_full 4 20 || { note_file "run stderr" "$TD/run0.err"; fail "$(full_dir 4) was not built within 20 s after incremental generation 4 committed"; }
+			ickpt ck$s --incremental --kill
+		else
+			ickpt ck$s --incremental
+		fi
+		[ "$IGEN" = $s ] || fail "checkpoint at step $s committed generation $IGEN, expected $s"
+		if [ $s = 1 ]; then
+			[ "$IKIND" = full ] || fail "the first checkpoint of a run (--incremental, no parent) has kind '$IKIND', expected full"
+		else
+			[ "$IKIND" = incremental ] || fail "checkpoint --incremental at step $s has kind '$IKIND', expected incremental"
+			[ "$IPARENT" = $((s - 1)) ] || fail "incremental generation $s has parent '$IPARENT', expected $((s - 1))"
+		fi
+		[ $s = 5 ] || : >"$TT/go.$s"
+	done
+	bg_wait run0
+	grep -q '^RESULT' "$TD/run0.out" && fail "the program finished although checkpoint 5 had --kill"
+	incr_go_all
+	# (a)
+	incr_restart ra 1 --generation 1
+	# (c)
+	[ -f "$(full_dir 4)/manifest" ] || fail "$(full_dir 4) disappeared"
+	incr_restart rc 4 --generation 4
+	# (b)
+	incr_wait_full 5 10 || note "note: $(full_dir 5) (the merge of the last generation, taken with --kill) did not appear within 10 s"
+	incr_merges_idle 20 || fail "a cohort-merge process still runs 20 s after the group ended"
+	rm -rf "$IMG/$GNAME"/full-*
+	incr_restart rb 5 --generation 5
+	[ -f "$(full_dir 5)/manifest" ] || note "note: restart --generation 5 did not leave $(full_dir 5) behind"
+	incr_verify "after the restarts"
+}
+
+# pages stored per incremental generation: checkpoints at steps 1 (--full)
+# and 2..5 (--incremental), the program runs to its end; then for each
+# incremental generation g, `inspect --json` of gen-g must show, for the
+# program's process, pages >= K_g (the pages it wrote in step g, between
+# checkpoints g-1 and g; K_3 includes the 1024 pages of the new region) and
+# pages <= K_g + 256 (also at step 4, which unmapped the last 1 MiB: the
+# rest of that region was not written).  The slack covers what else the
+# process writes between two checkpoints: incr_pages' own bookkeeping (17 KiB
+# of expected-version tables: 5-6 pages), its stdout buffer, the stack pages
+# of the step code, of printf and of the checkpoint signal frame (xsave
+# state), libc and TLS data, and the agent's own memory (thread table, the
+# manager thread's stack, its image writers' buffers: every page the agent
+# touches while taking checkpoint g-1 is written after that snapshot).
+# Measured with the uffd-wp tracker: 25 to 160 extra pages per incremental.
+# 256 (1 MiB) leaves room above that yet stays far below the region (16384
+# pages), so saving whole regions, or missing the new one, fails.  Also:
+# parent_pages > 0, pages + parent_pages covers every page the program has
+# mapped, the full generation stores every page and takes none from a
+# parent, and every incremental's bytes are under a fifth of the full's.
+INCR_SLACK=256
+t_incr_written() {
+	incr_straight
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	timeout -k 5 "$TMO" "$COHORT" status "$GNAME" --json >"$TD/status.json" 2>"$TD/status.err" ||
+		{ note_file "status stderr" "$TD/status.err"; fail "cohort status --json failed: $(first_line "$TD/status.err")"; }
+	local tracking s g
+	tracking=$(json_fields "$TD/status.json" tracking 2>"$TD/json.err") ||
+		{ note_file "cohort status --json" "$TD/status.json" 3; fail "cohort status --json: not JSON"; }
+	[ -n "$tracking" ] && [ "$tracking" != - ] || fail "cohort status --json has no \"tracking\" key"
+	note "tracking: $tracking"
+	for ((s = 1; s <= 5; s++)); do
+		incr_wait_step run0 $s
+		if [ $s = 1 ]; then
+			ickpt ck$s --full
+			[ "$IKIND" = full ] || fail "checkpoint --full has kind '$IKIND'"
+		else
+			ickpt ck$s --incremental
+			[ "$IKIND" = incremental ] || fail "checkpoint --incremental at step $s has kind '$IKIND', expected incremental"
+		fi
+		[ "$IGEN" = $s ] || fail "checkpoint at step $s committed generation $IGEN, expected $s"
+		: >"$TT/go.$s"
+	done
+	incr_go_all
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
+	local args=()
+	for ((g = 1; g <= 5; g++)); do
+		timeout -k 5 "$TMO" "$COHORT" inspect "$(gen_dir "$GNAME" $g)" --json >"$TD/insp$g.json" 2>"$TD/insp$g.err" ||
+			{ note_file "inspect stderr" "$TD/insp$g.err"; fail "cohort inspect $(gen_dir "$GNAME" $g) --json failed: $(first_line "$TD/insp$g.err")"; }
+		args+=("$g:$(incr_k $g)")
+	done
+	"$PYTHON" - "$INCR_SLACK" "$TD" "${args[@]}" >"$TD/pages.out" 2>"$TD/pages.err" <<'PY'
+import json, sys
+slack, td = int(sys.argv[1]), sys.argv[2]
+K = {int(a.split(":")[0]): int(a.split(":")[1]) for a in sys.argv[3:]}
+R1, CUT, R2 = 16384, 256, 1024	# incr_pages: 64 MiB region, 1 MiB cut at step 4, 4 MiB region from step 3
+errs = []
+
+def load(path):
+    text = open(path).read()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return json.loads([l for l in text.splitlines() if l.strip()][-1])
+
+def prog(d, g):
+    ps = d.get("processes") or []
+    for sel in (lambda p: p.get("pid") == 2,
+                lambda p: str(p.get("image", "")).endswith("proc-2.img"),
+                lambda p: len(ps) == 1):
+        c = [p for p in ps if sel(p)]
+        if len(c) == 1:
+            return c[0]
+    raise SystemExit("gen %d: cannot tell the program's process (pid 2) among %d processes" % (g, len(ps)))
+
+full_bytes = load(td + "/ck1.json")["bytes"]
+for g in sorted(K):
+    d = load("%s/insp%d.json" % (td, g))
+    ck = load("%s/ck%d.json" % (td, g))
+    p = prog(d, g)
+    missing = [k for k in ("pages", "parent_pages") if not isinstance(p.get(k), int)]
+    if missing:
+        errs.append("gen %d: inspect --json: the process has no %s (keys: %s)" % (g, " or ".join(missing), ",".join(sorted(p))))
+        if "pages" in missing:
+            continue
+    pages, ppages = p["pages"], p.get("parent_pages", -1)
+    mapped = (R1 - CUT if g >= 4 else R1) + (R2 if g >= 3 else 0)
+    print("gen %d: kind %s parent %s  K %d  pages %d  parent_pages %d  bytes %d" %
+          (g, d.get("kind"), d.get("parent"), K[g], pages, ppages, ck["bytes"]))
+    if d.get("ok") is not True:
+        errs.append("gen %d: inspect says ok=%r" % (g, d.get("ok")))
+    if d.get("generation") != g:
+        errs.append("gen %d: inspect says generation %r" % (g, d.get("generation")))
+    if g == 1:
+        if d.get("kind") != "full":
+            errs.append("gen 1: kind %r, expected full" % d.get("kind"))
+        if pages < R1:
+            errs.append("gen 1 (full): %d pages stored, fewer than the %d of the region" % (pages, R1))
+        if ppages > 0:
+            errs.append("gen 1 (full): parent_pages %d, expected 0" % ppages)
+        continue
+    if d.get("kind") != "incremental":
+        errs.append("gen %d: kind %r, expected incremental" % (g, d.get("kind")))
+    if d.get("parent") != g - 1:
+        errs.append("gen %d: parent %r, expected %d" % (g, d.get("parent"), g - 1))
+    if pages < K[g]:
+        errs.append("gen %d: %d pages stored, but the program wrote %d pages since generation %d" % (g, pages, K[g], g - 1))
+    if pages > K[g] + slack:
+        errs.append("gen %d: %d pages stored, more than the %d the program wrote + %d slack" % (g, pages, K[g], slack))
+    if g == 3 and pages < R2:
+        errs.append("gen 3: %d pages stored, fewer than the %d of the region mapped in step 3" % (pages, R2))
+    if ppages == 0:
+        errs.append("gen %d: parent_pages %d, expected > 0" % (g, ppages))
+    if ppages >= 0 and pages + ppages < mapped:
+        errs.append("gen %d: pages + parent_pages = %d, fewer than the %d pages the program has mapped" % (g, pages + ppages, mapped))
+    if ck["bytes"] * 5 >= full_bytes:
+        errs.append("gen %d: %d bytes, not much smaller than the full generation's %d" % (g, ck["bytes"], full_bytes))
+for e in errs:
+    print(e, file=sys.stderr)
+sys.exit(1 if errs else 0)
+PY
+	local rc=$?
+	while IFS= read -r l; do note "$l"; done <"$TD/pages.out"
+	if [ $rc != 0 ]; then
+		note_file "errors" "$TD/pages.err" 12
+		fail "$(head -n 1 "$TD/pages.err" | cut -c1-200)"
+	fi
+	incr_verify "at the end"
+}
+
+# bg_kill9 TAG: SIGKILL a command started with bg_start (and its timeout)
+bg_kill9() {
+	local p
+	p=$(cat "$TD/$1.pid")
+	{
+		kill -9 $(pgrep -P "$p") "$p"
+		bg_wait "$1"
+	} 2>/dev/null
+}
+
+tree_pids() { # PID...: the pids and all their descendants
+	local p
+	for p in "$@"; do
+		echo "$p"
+		tree_pids $(pgrep -P "$p")
+	done
+}
+
+# incr_hunt_merges SECS: for SECS seconds, SIGKILL every cohort-merge
+# process of ours as soon as it is seen; prints how many were killed
+incr_hunt_merges() {
+	local end=$((SECONDS + $1)) n=0 p
+	while [ $SECONDS -lt "$end" ]; do
+		for p in $(our_comm_pids cohort-merge); do
+			kill -9 "$p" 2>/dev/null && n=$((n + 1))
+		done
+		sleep 0.01
+	done
+	echo "$n"
+}
+
+# incr_tmp_mark: remember the temporary (uncommitted) entries of IMG/NAME;
+# incr_tmp_seen: there is one that was not there then (builtins only: it
+# is polled while a checkpoint of a few milliseconds runs)
+incr_tmp_mark() {
+	local f
+	TMP_BEFORE=" "
+	for f in "$IMG/$GNAME"/.*tmp* "$IMG/$GNAME"/*tmp*; do
+		[ -e "$f" ] && TMP_BEFORE+="$f "
+	done
+}
+incr_tmp_seen() {
+	local f
+	for f in "$IMG/$GNAME"/.*tmp* "$IMG/$GNAME"/*tmp*; do
+		[ -e "$f" ] && [[ $TMP_BEFORE != *" $f "* ]] && return 0
+	done
+	return 1
+}
+
+# crash safety of incremental checkpoints.  Generation 1 full (step 1),
+# 2 incremental (step 2), then:
+#  - a `checkpoint --incremental` client is SIGKILLed while its checkpoint
+#    runs; the next checkpoint --incremental must commit (G3, still step 2),
+#    and any cohort-merge process seen in the next 2 s is SIGKILLed;
+#  - step 3: checkpoint --incremental (G4), merges hunted again;
+#  - step 4: a checkpoint --incremental is started and, as soon as its
+#    temporary directory shows (or it ended), the whole tree - coordinator,
+#    group init, program, snapshot writers, merges - is SIGKILLed at once.
+# Then: `cohort verify IMG/NAME` must pass (nothing half-written may look
+# committed), the newest committed generation (G4, or the one of the crash
+# if it committed first) must restart to the rest of the native output, so
+# must G3 (whose merge may have been killed), and verify must pass again.
+# What was hit where depends on timing (noted in the details); what is
+# checked does not.
+t_incr_crash() {
+	incr_straight
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	local i n g3 g4 newest step seen cpid
+	incr_wait_step run0 1
+	ickpt ck1 --full
+	: >"$TT/go.1"
+	incr_wait_step run0 2
+	ickpt ck2 --incremental
+	[ "$IKIND" = incremental ] || fail "checkpoint --incremental at step 2 has kind '$IKIND'"
+
+	# the client killed in the middle
+	incr_tmp_mark
+	bg_start ckk "$COHORT" checkpoint "$GNAME" --images "$IMG" --incremental --json
+	cpid=$(cat "$TD/ckk.pid")
+	seen="no temporary directory seen"
+	for ((i = 0; i < 1000; i++)); do
+		incr_tmp_seen && { seen="killed once its temporary directory showed"; break; }
+		kill -0 "$cpid" 2>/dev/null || { seen="it had ended already"; break; }
+		sleep 0.002
+	done
+	bg_kill9 ckk
+	note "checkpoint client SIGKILLed at step 2 ($seen): status $RC"
+	ickpt ck3 --incremental
+	[ "$IKIND" = incremental ] || fail "checkpoint --incremental after a killed client has kind '$IKIND'"
+	g3=$IGEN
+	[ "$g3" -ge 3 ] || fail "checkpoint after generation 2 committed generation $g3"
+	n=$(incr_hunt_merges 2)
+	note "generation $g3 (step 2): $n cohort-merge process(es) killed"
+	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "the group ended after a merge was killed (status $RC)"; }
+
+	: >"$TT/go.2"
+	incr_wait_step run0 3
+	ickpt ck4 --incremental
+	[ "$IKIND" = incremental ] || fail "checkpoint --incremental at step 3 has kind '$IKIND'"
+	g4=$IGEN
+	[ "$g4" -gt "$g3" ] || fail "checkpoint at step 3 committed generation $g4, not after $g3"
+	n=$(incr_hunt_merges 2)
+	note "generation $g4 (step 3): $n cohort-merge process(es) killed"
+
+	# the crash: everything at once while a checkpoint runs
+	: >"$TT/go.3"
+	incr_wait_step run0 4
+	local victims
+	victims=$(tree_pids "$(cat "$TD/run0.pid")")	# listed beforehand: killed at once
+	incr_tmp_mark
+	bg_start ckc "$COHORT" checkpoint "$GNAME" --images "$IMG" --incremental --json
+	cpid=$(cat "$TD/ckc.pid")
+	seen="no temporary directory seen"
+	for ((i = 0; i < 1000; i++)); do
+		incr_tmp_seen && { seen="killed once its temporary directory showed"; break; }
+		kill -0 "$cpid" 2>/dev/null || { seen="it had ended already"; break; }
+		sleep 0.002
+	done
+	# (stderr of the block: bash's "Killed" notices of the background jobs)
+	{
+		# shellcheck disable=SC2086
+		kill -9 $victims
+		for _ in 1 2 3; do
+			victims=$(tree_pids "$(cat "$TD/run0.pid")"; our_comm_pids cohort-merge; our_comm_pids cohort-dump)
+			[ -n "$victims" ] && kill -9 $victims
+			sleep 0.05
+		done
+		bg_wait ckc
+		note "crash during the checkpoint at step 4 ($seen): its client exited with status $RC"
+		bg_wait run0
+	} 2>/dev/null
+	grep -q '^RESULT' "$TD/run0.out" && fail "the program finished before the crash"
+
+	newest=$(ls -d "$IMG/$GNAME"/gen-[0-9]*/manifest 2>/dev/null | sed 's|.*/gen-0*\([0-9][0-9]*\)/manifest$|\1|' | sort -n | tail -n 1)
+	[ -n "$newest" ] || fail "no committed generation left after the crash"
+	[ "$newest" -ge "$g4" ] || fail "generation $g4 is gone after the crash (newest left: $newest)"
+	step=3
+	[ "$newest" -gt "$g4" ] && step=4
+	note "newest committed generation after the crash: $newest (step $step)"
+	incr_verify "after the crash"
+	incr_go_all
+	incr_restart rn "$step"
+	incr_restart r3 2 --generation "$g3"
+	incr_verify "after the restarts"
 }
 
 # ---------------------------------------------------------------------------

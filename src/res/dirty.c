@@ -12,9 +12,9 @@
  * again (PM_SCAN_WP_MATCHING), atomically.  A page faulted in later is
  * reported as written too, which is what an image needs.
  *
- * A region counts as tracked only when the same [start, end) was tracked at
- * the previous collection; anything mapped, moved, resized or re-protected
- * since is new and all its pages count as written.  The whole record lives
+ * A region counts as tracked when it lies inside a region tracked at the
+ * previous collection and is still registered (see was_tracked); anything
+ * mapped or moved since is new and all its pages count as written.  The whole record lives
  * in one private mapping that images skip; after a fork or a restart it is
  * dropped and the next image of that process is a full one.
  *
@@ -38,6 +38,7 @@
 #define CO_UFFDIO_REGISTER 0xc020aa00UL	     /* _IOWR(0xAA, 0x00, struct uffdio_register) */
 #define CO_UFFDIO_WRITEPROTECT 0xc018aa06UL /* _IOWR(0xAA, 0x06, struct uffdio_writeprotect) */
 #define CO_PAGEMAP_SCAN 0xc0606610UL	     /* _IOWR('f', 16, struct pm_scan_arg) */
+#define CO_PAGE_IS_WPALLOWED (1ULL << 0)
 #define CO_PAGE_IS_WRITTEN (1ULL << 1)
 #define CO_PAGE_IS_FILE (1ULL << 2)
 #define CO_PAGE_IS_PRESENT (1ULL << 3)
@@ -156,18 +157,40 @@ static int trackable(const struct co_mapent *e)
 	return 1;
 }
 
-static int was_tracked(uint64_t start, uint64_t end)
+/* Inside a region tracked at the previous collection (the list is sorted)? */
+static int inside_prev(uint64_t start, uint64_t end)
 {
-	/* both lists are sorted by address: binary search */
 	int lo = 0, hi = rec->nprev;
 	while (lo < hi) {
 		int mid = (lo + hi) / 2;
-		if (rec->prev[mid].start < start)
+		if (rec->prev[mid].start <= start)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < rec->nprev && rec->prev[lo].start == start && rec->prev[lo].end == end;
+	return lo > 0 && rec->prev[lo - 1].start <= start && end <= rec->prev[lo - 1].end;
+}
+
+/* Is [start, end) still registered for write-protection?  One page is enough to ask. */
+static int wp_registered(int pm, uint64_t start, uint64_t end)
+{
+	struct page_region r;
+	struct pm_scan_arg a = { .size = sizeof(a), .start = start, .end = end, .vec = (uint64_t)&r, .vec_len = 1,
+				 .max_pages = 1, .category_mask = CO_PAGE_IS_WPALLOWED,
+				 .return_mask = CO_PAGE_IS_WPALLOWED };
+	return co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a) == 1;
+}
+
+/*
+ * Were the writes to [start, end) tracked since the previous collection?
+ * It must lie inside a region tracked then, and still be registered: a
+ * part of a region that was unmapped, re-protected or cut keeps its
+ * registration, while anything mapped or moved (mremap drops it) since,
+ * even at a place that was tracked before, does not.
+ */
+static int was_tracked(int pm, uint64_t start, uint64_t end)
+{
+	return inside_prev(start, end) && wp_registered(pm, start, end);
 }
 
 /*
@@ -293,7 +316,7 @@ uint64_t co_dirty_collect(uint64_t gen)
 			rec->overflow = 1;
 			break;
 		}
-		if (rec->gen && was_tracked(ent.start, ent.end)) {
+		if (rec->gen && was_tracked(pm, ent.start, ent.end)) {
 			if (scan(pm, ent.start, ent.end, 1, rec->written, &rec->nwritten) == 0) {
 				rec->old[rec->nold++] = (struct region){ ent.start, ent.end };
 				rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };

@@ -1,0 +1,219 @@
+/*
+ * incr_pages: a known, small set of pages written between checkpoints, for
+ * the incremental checkpoint tests (incr_chain, incr_written, incr_crash).
+ *
+ *   incr_pages [STEPS] [--no-wait]        (STEPS default 6)
+ *
+ * Maps a 64 MiB anonymous region (R1), fills every page, then runs steps
+ * 1..STEPS. In step s it writes a deterministic pseudo-random 1% of R1's
+ * pages (a fixed-seed PRNG per step; duplicates possible), each page filled
+ * with data derived from (region, page index, s). Besides:
+ *   - step 3 maps a NEW 4 MiB region (R2) and writes all 1024 of its pages
+ *     (memory that appears after the first checkpoint);
+ *   - step 4 unmaps the last 1 MiB of R1 (memory that disappears); from then
+ *     on the random pages are drawn from what is left of R1;
+ *   - steps after 3 also write 1% of R2's pages.
+ * After each step it recomputes, from the step history alone, which version
+ * every page of every region must hold, compares every word, checks that the
+ * unmapped 1 MiB is really unmapped (mincore: ENOMEM), and exits 1 with a
+ * message on any mismatch. Then it prints
+ *     STEP s pages K
+ * (K = the number of distinct pages written in step s, both regions) and
+ * waits until the file "$COHORT_TEST_TMP/go.s" exists, polling with a 10 ms
+ * nanosleep; the wait loop allocates nothing and touches almost no memory,
+ * so that a checkpoint taken while it waits sees only the step's pages (and
+ * a little stack, stdio and agent memory) as written since the last one.
+ * Without COHORT_TEST_TMP, or with --no-wait, it does not wait.
+ * At the end it prints "RESULT <FNV-1a of every mapped page of R1 and R2>".
+ */
+#include "common.h"
+#include <limits.h>
+#include <sys/mman.h>
+
+#define PAGE 4096ul
+#define R1_PAGES 16384ul		/* 64 MiB */
+#define R1_CUT_PAGES 256ul		/* the last 1 MiB, unmapped at step 4 */
+#define R2_PAGES 1024ul			/* 4 MiB, mapped at step 3 */
+#define STEP_MAP_R2 3
+#define STEP_UNMAP 4
+#define MAX_STEPS 200			/* versions must fit in a byte */
+
+static unsigned char *r1, *r2;
+/* expected version (0 = initial fill, s = written in step s) of each page,
+ * recomputed from scratch after every step */
+static unsigned char exp1[R1_PAGES], exp2[R2_PAGES];
+static char gopath[PATH_MAX];
+
+static size_t r1_live(int step) { return step >= STEP_UNMAP ? R1_PAGES - R1_CUT_PAGES : R1_PAGES; }
+
+static uint64_t page_seed(int region, size_t page, int ver)
+{
+	return t_mix(((uint64_t)region << 56) ^ ((uint64_t)(unsigned)ver << 32) ^ (uint64_t)page);
+}
+
+static void fill_page(unsigned char *base, int region, size_t page, int ver)
+{
+	uint64_t *w = (uint64_t *)(base + page * PAGE), x = page_seed(region, page, ver) | 1;
+
+	for (size_t i = 0; i < PAGE / 8; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		w[i] = x;
+	}
+}
+
+static int page_ok(const unsigned char *base, int region, size_t page, int ver, size_t *bad_word)
+{
+	const uint64_t *w = (const uint64_t *)(base + page * PAGE);
+	uint64_t x = page_seed(region, page, ver) | 1;
+
+	for (size_t i = 0; i < PAGE / 8; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (w[i] != x) {
+			*bad_word = i;
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Which pages step s writes: calls f(region, page) for every draw, in order.
+ * The same function drives the writes and the recomputation. */
+#define R1_DRAWS ((R1_PAGES + 99) / 100)
+#define R2_DRAWS ((R2_PAGES + 99) / 100)
+static void step_pages(int s, void (*f)(int region, size_t page, int s))
+{
+	uint64_t rs = t_mix(0xc0b0e1ull * 1000 + (uint64_t)s);
+
+	for (size_t i = 0; i < R1_DRAWS; i++)
+		f(1, (size_t)(t_rand(&rs) % r1_live(s)), s);
+	if (s == STEP_MAP_R2)
+		for (size_t p = 0; p < R2_PAGES; p++)
+			f(2, p, s);
+	if (s > STEP_MAP_R2) {
+		uint64_t rs2 = t_mix(0x2e6102ull * 1000 + (uint64_t)s);
+		for (size_t i = 0; i < R2_DRAWS; i++)
+			f(2, (size_t)(t_rand(&rs2) % R2_PAGES), s);
+	}
+}
+
+static void write_one(int region, size_t page, int s) { fill_page(region == 1 ? r1 : r2, region, page, s); }
+
+static void expect_one(int region, size_t page, int s)
+{
+	if (region == 1)
+		exp1[page] = (unsigned char)s;
+	else
+		exp2[page] = (unsigned char)s;
+}
+
+/* Recompute the expected versions after step s from the history, compare
+ * every mapped page, return the number of distinct pages written in step s. */
+static size_t verify(int s)
+{
+	size_t k = 0, bw = 0;
+
+	memset(exp1, 0, sizeof(exp1));
+	memset(exp2, 0, sizeof(exp2));
+	for (int j = 1; j <= s; j++)
+		step_pages(j, expect_one);
+
+	for (size_t p = 0; p < r1_live(s); p++) {
+		if (!page_ok(r1, 1, p, exp1[p], &bw))
+			FAIL("after step %d: region 1 (64 MiB) page %zu word %zu differs from version %d", s, p, bw,
+			     exp1[p]);
+		k += exp1[p] == s;
+	}
+	if (s >= STEP_MAP_R2) {
+		CHECK(r2 != NULL, "after step %d: region 2 not mapped", s);
+		for (size_t p = 0; p < R2_PAGES; p++) {
+			if (!page_ok(r2, 2, p, exp2[p], &bw))
+				FAIL("after step %d: region 2 (4 MiB) page %zu word %zu differs from version %d", s, p,
+				     bw, exp2[p]);
+			k += exp2[p] == s;
+		}
+	} else {
+		CHECK(r2 == NULL, "before step %d: region 2 is already mapped at %p", STEP_MAP_R2, (void *)r2);
+	}
+	if (s >= STEP_UNMAP) {
+		/* the cut-off 1 MiB must stay unmapped (a restart must not bring it back) */
+		unsigned char vec[R1_CUT_PAGES];
+		errno = 0;
+		int r = mincore(r1 + (R1_PAGES - R1_CUT_PAGES) * PAGE, R1_CUT_PAGES * PAGE, vec);
+		CHECK(r < 0 && errno == ENOMEM, "after step %d: the unmapped last 1 MiB of region 1 is mapped again "
+		      "(mincore returned %d, %s)", s, r, strerror(errno));
+	}
+	return k;
+}
+
+static void wait_go(int s)
+{
+	const char *d = getenv("COHORT_TEST_TMP");
+
+	if (!d || !*d)
+		return;
+	t_fmt(gopath, sizeof(gopath), "%s/go.%d", d, s);
+	/* no allocation, no stdio: only the stack frame of access/nanosleep */
+	while (access(gopath, F_OK) != 0) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct t_ident id;
+	int steps = 6, wait = 1;
+
+	t_init("incr_pages");
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--no-wait")) {
+			wait = 0;
+		} else {
+			char *end;
+			long v = strtol(argv[i], &end, 10);
+			if (*end || v < 1 || v > MAX_STEPS)
+				FAIL("usage: incr_pages [STEPS (1..%d)] [--no-wait]", MAX_STEPS);
+			steps = (int)v;
+		}
+	}
+	t_ident_init(&id);
+	CHECK(sysconf(_SC_PAGESIZE) == (long)PAGE, "page size %ld, expected %lu", sysconf(_SC_PAGESIZE), PAGE);
+
+	r1 = mmap(NULL, R1_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(r1 != MAP_FAILED, "mmap 64 MiB: %s", strerror(errno));
+	for (size_t p = 0; p < R1_PAGES; p++)
+		fill_page(r1, 1, p, 0);
+	r2 = NULL;
+
+	for (int s = 1; s <= steps; s++) {
+		t_ident_check(&id);
+		if (s == STEP_MAP_R2) {
+			void *m = mmap(NULL, R2_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			CHECK(m != MAP_FAILED, "mmap 4 MiB: %s", strerror(errno));
+			r2 = m;
+		}
+		if (s == STEP_UNMAP)
+			SYSCHK(munmap(r1 + (R1_PAGES - R1_CUT_PAGES) * PAGE, R1_CUT_PAGES * PAGE));
+		step_pages(s, write_one);
+		size_t k = verify(s);
+		printf("STEP %d pages %zu\n", s, k);
+		fflush(stdout);
+		if (wait)
+			wait_go(s);
+	}
+
+	t_ident_check(&id);
+	verify(steps);
+	uint64_t h = T_FNV_INIT;
+	for (size_t p = 0; p < r1_live(steps); p++)
+		h = t_fnv(h, r1 + p * PAGE, PAGE);
+	if (r2)
+		for (size_t p = 0; p < R2_PAGES; p++)
+			h = t_fnv(h, r2 + p * PAGE, PAGE);
+	printf("RESULT %llu\n", (unsigned long long)h);
+	return 0;
+}
