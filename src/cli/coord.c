@@ -129,7 +129,7 @@ static void make_socket(void)
 
 static void make_table(void)
 {
-	G.tfd = (int)syscall(SYS_memfd_create, "cohort-table", MFD_CLOEXEC);
+	G.tfd = (int)syscall(SYS_memfd_create, "cohort-agent-table", MFD_CLOEXEC);
 	if (G.tfd < 0 || ftruncate(G.tfd, sizeof(struct co_table)) < 0)
 		co_die("cannot create the process table: %s", strerror(errno));
 	G.table = mmap(NULL, sizeof(struct co_table), PROT_READ | PROT_WRITE, MAP_SHARED, G.tfd, 0);

@@ -580,7 +580,7 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 			continue;
 		while (co_maps_next(&maps, &e) == 1) {
 			/* the agent's own shared mappings (process table, page lists) are not the program's */
-			if (!e.shared || co_startswith(e.path, "/memfd:cohort-"))
+			if (!e.shared || co_startswith(e.path, "/memfd:cohort-agent-"))
 				continue;
 			int seen = 0;
 			for (int k = 0; k < nshm && !seen; k++)

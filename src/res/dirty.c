@@ -290,8 +290,8 @@ uint64_t co_dirty_collect(uint64_t gen)
 		rec->overflow = 1;
 	}
 	if (!held) {
-		/* a memfd named cohort-*, which the coordinator knows is no shared memory of the program's */
-		int fd = (int)co_sys2(SYS_memfd_create, (long)"cohort-held", 1 /* MFD_CLOEXEC */);
+		/* a memfd named cohort-agent-*, which the coordinator knows is no shared memory of the program's */
+		int fd = (int)co_sys2(SYS_memfd_create, (long)"cohort-agent-held", 1 /* MFD_CLOEXEC */);
 		long h = fd < 0 || co_sys2(SYS_ftruncate, fd, (long)HELD_SIZE) < 0
 				 ? -EINVAL
 				 : co_mmap(0, HELD_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
