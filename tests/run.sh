@@ -52,7 +52,7 @@ ALL_TESTS=(
 	blocking_pipes procs_pipes
 	pipeline3 shm_counters child_exec shell_loop sh_pipeline ckpt_storm
 	file_crash member_dies zombie_wait
-	incr_chain incr_written incr_crash incr_remap
+	incr_chain incr_written incr_crash incr_remap incr_hash
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
 # (or when named explicitly).
@@ -928,6 +928,21 @@ t_incr_remap() {
 	bg_wait run1
 	check_suffix run1 run0 || fail "restart of the incremental generation: wrong output"
 	[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart exit status $RC: $(first_line "$TD/run1.err")"; }
+}
+
+# the last-resort method (page hashes, for kernels without uffd-wp), forced
+# with COHORT_DIRTY: the same chain of full, incrementals, merges and
+# restarts must give the same results, and status must name the method
+t_incr_hash() {
+	local -x COHORT_DIRTY=page-hash
+	bg_start hrun "$COHORT" run --name "${GNAME}h" --images "$IMG" -- /bin/sleep 30
+	wait_ready "${GNAME}h" hrun
+	"$COHORT" status "${GNAME}h" --json >"$TD/hstatus.json" 2>&1
+	"$COHORT" kill "${GNAME}h" --signal KILL >/dev/null 2>&1
+	bg_wait hrun
+	grep -q '"tracking":"page-hash"' "$TD/hstatus.json" ||
+		fail "status does not name the page-hash method: $(cut -c1-200 "$TD/hstatus.json")"
+	t_incr_chain
 }
 
 t_incr_chain() {

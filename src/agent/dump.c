@@ -47,6 +47,13 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 		dc.skip_lo[dc.nskip] = dlo;
 		dc.skip_hi[dc.nskip++] = dhi;
 	}
+	co_dirty_hash_area(&dlo, &dhi);
+	if (dhi) {
+		dc.skip_lo[dc.nskip] = dlo;
+		dc.skip_hi[dc.nskip++] = dhi;
+	}
+	/* the writer may find it cannot build on the parent after all (page hashes missing) */
+	co_agent.incr_parent = co_dirty_begin_image(co_agent.incr_parent);
 	dc.parent = co_agent.incr_parent;
 	dc.incremental = co_agent.incr_parent != 0;
 	dc.agent_info = (uint64_t)&co_agent.resume;

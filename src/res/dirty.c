@@ -29,6 +29,8 @@
 #include "procfs.h"
 #include "sys.h"
 #include "util.h"
+#include "xxh64.h"
+#include <stdlib.h>
 
 /* Newer than the 6.1 headers of this system: declared here, probed at run time. */
 #define CO_UFFD_FEATURE_WP_ASYNC (1ULL << 15)
@@ -125,15 +127,19 @@ int co_dirty_method(void)
 {
 	if (method >= 0)
 		return method;
+	/* COHORT_DIRTY=page-hash|none picks a method (tests, or a kernel whose uffd-wp misbehaves) */
+	const char *want = getenv("COHORT_DIRTY");
+	if (want && !co_strcmp(want, "page-hash"))
+		return method = CO_DIRTY_HASH;
+	if (want && !co_strcmp(want, "none"))
+		return method = CO_DIRTY_NONE;
 	int fd = uffd_open();
 	int pm = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
 	/* PAGEMAP_SCAN with no output is a cheap probe of the ioctl itself */
 	struct pm_scan_arg a = { .size = sizeof(a), .start = 0, .end = 0 };
 	int scan = pm >= 0 && co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a) >= 0;
-	if (fd >= 0 && scan)
-		method = CO_DIRTY_UFFD_WP;
-	else
-		method = CO_DIRTY_NONE;
+	/* without write-protection, compare page hashes: it costs reading every page at each image */
+	method = fd >= 0 && scan ? CO_DIRTY_UFFD_WP : CO_DIRTY_HASH;
 	if (fd >= 0)
 		co_close(fd);
 	if (pm >= 0)
@@ -143,7 +149,7 @@ int co_dirty_method(void)
 
 const char *co_dirty_name(int m)
 {
-	return m == CO_DIRTY_UFFD_WP ? "uffd-wp" : m == CO_DIRTY_SOFT_DIRTY ? "soft-dirty" : "none";
+	return m == CO_DIRTY_UFFD_WP ? "uffd-wp" : m == CO_DIRTY_HASH ? "page-hash" : "none";
 }
 
 /* Private, writable-by-copy memory whose pages go into the image. */
@@ -243,9 +249,106 @@ static int protect_new(uint64_t start, uint64_t end)
 	return co_sys3(SYS_ioctl, uffd, CO_UFFDIO_WRITEPROTECT, (long)&w) < 0 ? -1 : 0;
 }
 
+/* ---- the last resort: page hashes ---- */
+
+/*
+ * Without write-protection the image writer hashes every page it saves
+ * (XXH64) and compares it with the hash the parent image's writer stored
+ * for the same address: equal means unchanged.  Two lists, used in turn:
+ * the writer reads the parent's and fills the other.  Nothing of this runs
+ * in the pause; the cost is reading all memory at every image, in the
+ * snapshot child.  A 64-bit hash collision would keep a changed page: with
+ * XXH64 the odds are about 2^-64 per page.
+ */
+#define MAX_HASHED (1 << 22)
+struct hashed {
+	uint64_t addr, hash;
+};
+struct hash_area {
+	uint64_t complete[2];			/* generation each list describes (0: none) */
+	uint64_t n[2][CO_STREAMS];
+	struct hashed e[2][CO_STREAMS][MAX_HASHED];
+};
+static struct hash_area *hashes;
+static uint64_t hash_gen;			/* generation of the last collection */
+static int prev_list = -1, cur_list = -1;	/* in the image writer */
+#define HASH_SIZE CO_PAGE_ALIGN(sizeof(struct hash_area))
+
+static int map_shared(const char *name, uint64_t size, void **out)
+{
+	int fd = (int)co_sys2(SYS_memfd_create, (long)name, 1 /* MFD_CLOEXEC */);
+	long h = fd < 0 || co_sys2(SYS_ftruncate, fd, (long)size) < 0
+			 ? -EINVAL
+			 : co_mmap(0, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	if (fd >= 0)
+		co_close(fd);
+	if (h < 0 && h > -4096)
+		return -1;
+	*out = (void *)h;
+	return 0;
+}
+
+static int list_of(uint64_t gen)
+{
+	for (int b = 0; b < 2 && gen; b++)
+		if (hashes->complete[b] == gen)
+			return b;
+	return -1;
+}
+
+uint64_t co_dirty_begin_image(uint64_t parent)
+{
+	if (co_dirty_method() != CO_DIRTY_HASH)
+		return parent;
+	if (!hashes)
+		return 0;
+	prev_list = list_of(parent);
+	cur_list = prev_list == 0 ? 1 : 0;
+	hashes->complete[cur_list] = 0;
+	for (int k = 0; k < CO_STREAMS; k++)
+		hashes->n[cur_list][k] = 0;
+	return prev_list >= 0 ? parent : 0;
+}
+
+static int hash_kept(int stream, uint64_t addr, int tracked)
+{
+	uint64_t h = co_xxh64((const void *)addr, CO_PAGE, 0);
+	uint64_t *n = &hashes->n[cur_list][stream];
+	if (*n < MAX_HASHED)
+		hashes->e[cur_list][stream][(*n)++] = (struct hashed){ addr, h };
+	else
+		*n = MAX_HASHED + 1; /* too many pages: the next image will be full */
+	if (!tracked || prev_list < 0)
+		return 0;
+	for (int k = 0; k < CO_STREAMS; k++) {
+		uint64_t lo = 0, hi = hashes->n[prev_list][k];
+		const struct hashed *e = hashes->e[prev_list][k];
+		if (hi > MAX_HASHED)
+			return 0;
+		while (lo < hi) {
+			uint64_t mid = (lo + hi) / 2;
+			if (e[mid].addr < addr)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < hashes->n[prev_list][k] && e[lo].addr == addr)
+			return e[lo].hash == h;
+	}
+	return 0;
+}
+
 uint64_t co_dirty_collect(uint64_t gen)
 {
-	if (co_dirty_method() != CO_DIRTY_UFFD_WP)
+	int m = co_dirty_method();
+	if (m == CO_DIRTY_HASH) {
+		if (!hashes && map_shared("cohort-agent-hashes", HASH_SIZE, (void **)&hashes))
+			return 0;
+		uint64_t base = hash_gen;
+		hash_gen = gen;
+		return base && list_of(base) >= 0 ? base : 0;
+	}
+	if (m != CO_DIRTY_UFFD_WP)
 		return 0;
 	if (!rec) {
 		/*
@@ -342,6 +445,8 @@ uint64_t co_dirty_collect(uint64_t gen)
 
 int co_dirty_region_tracked(uint64_t start, uint64_t end)
 {
+	if (co_dirty_method() == CO_DIRTY_HASH)
+		return 1; /* the hashes compare contents wherever they are */
 	if (!rec)
 		return 0;
 	int lo = 0, hi = rec->nold;
@@ -386,6 +491,18 @@ void co_dirty_image_done(uint64_t gen)
 {
 	if (held)
 		__atomic_store_n(&held->complete, gen, __ATOMIC_RELEASE);
+	if (hashes && cur_list >= 0)
+		__atomic_store_n(&hashes->complete[cur_list], gen, __ATOMIC_RELEASE);
+}
+
+int co_dirty_page_kept(int stream, uint64_t addr, int tracked)
+{
+	if (stream < 0 || stream >= CO_STREAMS)
+		return 0;
+	if (co_dirty_method() == CO_DIRTY_HASH)
+		return hashes && cur_list >= 0 ? hash_kept(stream, addr, tracked) : 0;
+	co_dirty_held(stream, addr);
+	return tracked && !co_dirty_page_written(addr);
 }
 
 int co_dirty_page_written(uint64_t addr)
@@ -416,6 +533,12 @@ void co_dirty_held_area(uint64_t *lo, uint64_t *hi)
 	*hi = held ? (uint64_t)held + HELD_SIZE : 0;
 }
 
+void co_dirty_hash_area(uint64_t *lo, uint64_t *hi)
+{
+	*lo = (uint64_t)hashes;
+	*hi = hashes ? (uint64_t)hashes + HASH_SIZE : 0;
+}
+
 int co_dirty_fd(void)
 {
 	return uffd;
@@ -430,8 +553,12 @@ void co_dirty_forget(int close_fd)
 		co_munmap((char *)rec - CO_PAGE, REC_SIZE + 2 * CO_PAGE);
 	if (close_fd && held)
 		co_munmap(held, HELD_SIZE);
+	if (close_fd && hashes)
+		co_munmap(hashes, HASH_SIZE);
 	uffd = -1;
 	rec = 0;
 	held = 0;
+	hashes = 0;
+	hash_gen = 0;
 }
 #endif

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-enum co_dirty_method { CO_DIRTY_NONE = 0, CO_DIRTY_UFFD_WP = 1, CO_DIRTY_SOFT_DIRTY = 2 };
+enum co_dirty_method { CO_DIRTY_NONE = 0, CO_DIRTY_UFFD_WP = 1, CO_DIRTY_HASH = 3 };
 
 /* What this kernel offers (probed once). */
 int co_dirty_method(void);
@@ -28,7 +28,15 @@ int co_dirty_page_written(uint64_t addr);
 uint64_t co_dirty_written_pages(void);
 void co_dirty_area(uint64_t *lo, uint64_t *hi); /* the record's own mapping, kept out of images */
 void co_dirty_held_area(uint64_t *lo, uint64_t *hi); /* the shared list of held pages, likewise */
-/* The image writer: page addr of stream k is in the image; then the image of gen is complete. */
+void co_dirty_hash_area(uint64_t *lo, uint64_t *hi); /* page hashes (page-hash method), likewise */
+/*
+ * The image writer: at the start, whether the image can be incremental
+ * against parent (the parent, or 0); for every page it saves, whether the
+ * parent image's copy can stand for it (tracked: its region is tracked);
+ * at the end, the image of gen is complete.
+ */
+uint64_t co_dirty_begin_image(uint64_t parent);
+int co_dirty_page_kept(int stream, uint64_t addr, int tracked);
 void co_dirty_held(int stream, uint64_t addr);
 void co_dirty_image_done(uint64_t gen);
 int co_dirty_fd(void);				 /* the userfaultfd, kept out of images */

@@ -231,7 +231,6 @@ static int flush_batch(struct stream *s)
 static int add_page(struct stream *s, uint64_t addr, int kept)
 {
 	struct co_pagemap *pm = kept ? &s->kept : &s->pm;
-	co_dirty_held((int)(s - streams), addr);
 	if (add_run(pm, addr) == 0)
 		return 0;
 	if (flush_batch(s))
@@ -273,7 +272,8 @@ static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uin
 				break;
 			}
 			uint64_t addr = a + i * CO_PAGE;
-			if (save && fn(s, addr, tracked && !co_dirty_page_written(addr)))
+			/* the counting pass only counts: the decision is made (and recorded) once, when writing */
+			if (save && fn(s, addr, fn == add_page && co_dirty_page_kept((int)(s - streams), addr, tracked)))
 				return -1;
 		}
 	}

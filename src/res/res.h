@@ -26,7 +26,7 @@ struct co_dumpctx {
 	const struct co_stdio_id *stdio;	/* the group's outside stdio */
 	int skip_fd[10];				/* the agent's own descriptors */
 	int nskip_fd;
-	uint64_t skip_lo[4], skip_hi[4];	/* the agent's own mappings */
+	uint64_t skip_lo[6], skip_hi[6];	/* the agent's own mappings */
 	int nskip;
 	uint64_t vol[12];			/* addresses in memory that changes while we dump */
 	int nvol;
