@@ -112,84 +112,21 @@ for f in "$COHORT" "$BIGMEM"; do
     fi
 done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cohort-bench.XXXXXX") || exit 2
-export COHORT_RUN_DIR=$WORK/run
-mkdir -p "$COHORT_RUN_DIR"
-OWN_IMAGES=0
-if [[ -z $IMAGES ]]; then
-    if ((DISK)); then
-        IMAGES=$(mktemp -d /var/tmp/cohort-bench-images.XXXXXX) || exit 2
-    else
-        IMAGES=$(mktemp -d /dev/shm/cohort-bench-images.XXXXXX) || exit 2
-    fi
-    OWN_IMAGES=1
-fi
-mkdir -p "$IMAGES" || exit 2
-IMAGES=$(cd "$IMAGES" && pwd)
+# show, stamp, die, wait_line, json_field, ms_between, bench_dirs
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_dirs cohort-bench
 
 NAME=                 # group of the current repetition
 BG_PIDS=()            # background pipelines we started
 
 # shellcheck disable=SC2317  # (invoked by the trap)
 cleanup() {
-    if [[ -n $NAME ]]; then
-        "$COHORT" kill "$NAME" >/dev/null 2>&1
-    fi
-    local p
-    for p in "${BG_PIDS[@]}"; do
-        kill "$p" 2>/dev/null
-    done
-    for _ in {1..50}; do   # give background jobs up to 5 s to finish
-        [[ -z $(jobs -rp) ]] && break
-        sleep 0.1
-    done
-    if ((OWN_IMAGES && !KEEP)); then
-        rm -rf "$IMAGES"
-    fi
-    rm -rf "$WORK"
+    bench_cleanup TERM
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
 # ---------------------------------------------------------------- helpers
-show() {   # print a command exactly as run
-    local s
-    printf -v s '%q ' "$@"
-    printf '  + %s\n' "${s% }"
-}
-
-stamp() {  # prefix each line with the wall-clock time it arrived
-    local l
-    while IFS= read -r l; do
-        printf '%s %s\n' "$EPOCHREALTIME" "$l"
-    done
-}
-
-die() {
-    echo "run.sh: $*" >&2
-    local f
-    for f in "$WORK"/*.log; do
-        [[ -s $f ]] || continue
-        echo "---- last lines of $(basename "$f"):" >&2
-        tail -n 15 "$f" >&2
-    done
-    exit 1
-}
-
-# wait_line FILE ERE N TIMEOUT: print the N-th line (without its time stamp
-# prefix kept: "STAMP text") whose text matches ERE; fail after TIMEOUT s
-wait_line() {
-    local f=$1 re=$2 n=$3 deadline=$((EPOCHSECONDS + $4)) line
-    while :; do
-        line=$(grep -E "^[0-9.]+ ($re)" "$f" 2>/dev/null | sed -n "${n}p")
-        if [[ -n $line ]]; then
-            printf '%s\n' "$line"
-            return 0
-        fi
-        ((EPOCHSECONDS >= deadline)) && return 1
-        sleep 0.02
-    done
-}
 
 count_lines() { grep -cE "^[0-9.]+ ($2)" "$1" 2>/dev/null; }
 
@@ -224,12 +161,6 @@ gap_report() {
     GAP=${line##* }
 }
 
-json_field() {    # FILE KEY -> value (numbers or strings, flat JSON)
-    grep -oE "\"$2\"[[:space:]]*:[[:space:]]*(\"[^\"]*\"|[^,}[:space:]]+)" "$1" 2>/dev/null |
-        head -n 1 | sed -E 's/^[^:]*:[[:space:]]*//; s/"//g'
-}
-
-ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
 
 median() {        # values... ("-" ignored)
     printf '%s\n' "$@" | grep -E '^-?[0-9.]+$' | sort -g |

@@ -1205,6 +1205,22 @@ incr_tmp_seen() {
 	return 1
 }
 
+# incr_ckpt_midway TAG: start `checkpoint --incremental` as TAG and return as
+# soon as its temporary generation directory shows (or it has ended);
+# SEEN says which
+incr_ckpt_midway() {
+	local tag=$1 cpid i
+	incr_tmp_mark
+	bg_start "$tag" "$COHORT" checkpoint "$GNAME" --images "$IMG" --incremental --json
+	cpid=$(cat "$TD/$tag.pid")
+	SEEN="no temporary directory seen"
+	for ((i = 0; i < 1000; i++)); do
+		incr_tmp_seen && { SEEN="killed once its temporary directory showed"; break; }
+		kill -0 "$cpid" 2>/dev/null || { SEEN="it had ended already"; break; }
+		sleep 0.002
+	done
+}
+
 # crash safety of incremental checkpoints.  Generation 1 full (step 1),
 # 2 incremental (step 2), then:
 #  - a `checkpoint --incremental` client is SIGKILLed while its checkpoint
@@ -1224,7 +1240,7 @@ t_incr_crash() {
 	incr_straight
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	local i n g3 g4 newest step seen cpid
+	local i n g3 g4 newest step
 	incr_wait_step run0 1
 	ickpt ck1 --full
 	: >"$TT/go.1"
@@ -1233,17 +1249,9 @@ t_incr_crash() {
 	[ "$IKIND" = incremental ] || fail "checkpoint --incremental at step 2 has kind '$IKIND'"
 
 	# the client killed in the middle
-	incr_tmp_mark
-	bg_start ckk "$COHORT" checkpoint "$GNAME" --images "$IMG" --incremental --json
-	cpid=$(cat "$TD/ckk.pid")
-	seen="no temporary directory seen"
-	for ((i = 0; i < 1000; i++)); do
-		incr_tmp_seen && { seen="killed once its temporary directory showed"; break; }
-		kill -0 "$cpid" 2>/dev/null || { seen="it had ended already"; break; }
-		sleep 0.002
-	done
+	incr_ckpt_midway ckk
 	bg_kill9 ckk
-	note "checkpoint client SIGKILLed at step 2 ($seen): status $RC"
+	note "checkpoint client SIGKILLed at step 2 ($SEEN): status $RC"
 	ickpt ck3 --incremental
 	[ "$IKIND" = incremental ] || fail "checkpoint --incremental after a killed client has kind '$IKIND'"
 	g3=$IGEN
@@ -1266,15 +1274,7 @@ t_incr_crash() {
 	incr_wait_step run0 4
 	local victims
 	victims=$(tree_pids "$(cat "$TD/run0.pid")")	# listed beforehand: killed at once
-	incr_tmp_mark
-	bg_start ckc "$COHORT" checkpoint "$GNAME" --images "$IMG" --incremental --json
-	cpid=$(cat "$TD/ckc.pid")
-	seen="no temporary directory seen"
-	for ((i = 0; i < 1000; i++)); do
-		incr_tmp_seen && { seen="killed once its temporary directory showed"; break; }
-		kill -0 "$cpid" 2>/dev/null || { seen="it had ended already"; break; }
-		sleep 0.002
-	done
+	incr_ckpt_midway ckc
 	# (stderr of the block: bash's "Killed" notices of the background jobs)
 	{
 		# shellcheck disable=SC2086
@@ -1285,7 +1285,7 @@ t_incr_crash() {
 			sleep 0.05
 		done
 		bg_wait ckc
-		note "crash during the checkpoint at step 4 ($seen): its client exited with status $RC"
+		note "crash during the checkpoint at step 4 ($SEEN): its client exited with status $RC"
 		bg_wait run0
 	} 2>/dev/null
 	grep -q '^RESULT' "$TD/run0.out" && fail "the program finished before the crash"

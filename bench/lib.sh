@@ -1,0 +1,88 @@
+# bench/lib.sh - helpers shared by the benchmark scripts (sourced).
+# They expect WORK (a scratch directory holding *.log and *.err files).
+
+show() {   # print a command exactly as run
+    local s
+    printf -v s '%q ' "$@"
+    printf '  + %s\n' "${s% }"
+}
+
+stamp() {  # prefix each line with the wall-clock time it arrived
+    local l
+    while IFS= read -r l; do
+        printf '%s %s\n' "$EPOCHREALTIME" "$l"
+    done
+}
+
+die() {    # message, the last lines of every log, exit 1
+    echo "${0##*/}: $*" >&2
+    local f
+    for f in "$WORK"/*.log "$WORK"/*.err; do
+        [[ -s $f ]] || continue
+        echo "---- last lines of $(basename "$f"):" >&2
+        tail -n 15 "$f" >&2
+    done
+    exit 1
+}
+
+# wait_line FILE ERE N TIMEOUT: print the N-th line ("STAMP text") whose text
+# matches ERE; fail after TIMEOUT s
+wait_line() {
+    local f=$1 re=$2 n=$3 deadline=$((EPOCHSECONDS + $4)) line
+    while :; do
+        line=$(grep -E "^[0-9.]+ ($re)" "$f" 2>/dev/null | sed -n "${n}p")
+        if [[ -n $line ]]; then
+            printf '%s\n' "$line"
+            return 0
+        fi
+        ((EPOCHSECONDS >= deadline)) && return 1
+        sleep 0.02
+    done
+}
+
+json_field() {    # FILE KEY -> value (numbers or strings, flat JSON)
+    grep -oE "\"$2\"[[:space:]]*:[[:space:]]*(\"[^\"]*\"|[^,}[:space:]]+)" "$1" 2>/dev/null |
+        head -n 1 | sed -E 's/^[^:]*:[[:space:]]*//; s/"//g'
+}
+
+ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
+
+# bench_dirs PREFIX: a scratch WORK directory with the groups' run directory
+# (COHORT_RUN_DIR), and IMAGES unless given (tmpfs, or /var/tmp with DISK=1;
+# OWN_IMAGES=1 then: ours to remove)
+bench_dirs() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX") || exit 2
+    export COHORT_RUN_DIR=$WORK/run
+    mkdir -p "$COHORT_RUN_DIR"
+    OWN_IMAGES=0
+    if [[ -z $IMAGES ]]; then
+        if ((DISK)); then
+            IMAGES=$(mktemp -d "/var/tmp/$1-images.XXXXXX") || exit 2
+        else
+            IMAGES=$(mktemp -d "/dev/shm/$1-images.XXXXXX") || exit 2
+        fi
+        OWN_IMAGES=1
+    fi
+    mkdir -p "$IMAGES" || exit 2
+    IMAGES=$(cd "$IMAGES" && pwd)
+}
+
+# bench_cleanup SIGNAL: end the group NAME with SIGNAL, stop the background
+# pipelines (BG_PIDS), remove WORK and, unless KEEP, the images we made
+bench_cleanup() {
+    if [[ -n $NAME ]]; then
+        "$COHORT" kill "$NAME" --signal "$1" >/dev/null 2>&1
+    fi
+    local p
+    for p in "${BG_PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    for _ in {1..50}; do   # give background jobs up to 5 s to finish
+        [[ -z $(jobs -rp) ]] && break
+        sleep 0.1
+    done
+    if ((OWN_IMAGES && !KEEP)); then
+        rm -rf "$IMAGES"
+    fi
+    rm -rf "$WORK"
+}
