@@ -142,8 +142,12 @@ static int write_pipe(struct co_writer *w, struct ref *r)
 	close(fd);
 	if (n < 0)
 		n = 0;
-	co_w_begin(w, CO_R_PIPE, sizeof(cp) + (uint64_t)n, 0);
+	/* a named FIFO (not "pipe:[ino]", not deleted) comes back at its path */
+	if (r->path[0] == '/' && !co_endswith(r->path, " (deleted)"))
+		cp.pathlen = (uint32_t)strlen(r->path);
+	co_w_begin(w, CO_R_PIPE, sizeof(cp) + cp.pathlen + (uint64_t)n, 0);
 	co_w_put(w, &cp, sizeof(cp));
+	co_w_put(w, r->path, cp.pathlen);
 	co_w_put(w, data, (uint64_t)n);
 	return co_w_end(w);
 }
@@ -653,6 +657,39 @@ static int sock_peer_of(const struct made *m, int n, uint64_t id)
 	return -1;
 }
 
+/*
+ * Both ends of the named FIFO at path (made again if it is gone), so that
+ * whoever opens the path after the restart meets the same pipe.  Opening
+ * it read-write first keeps it from blocking and from losing its data.
+ */
+static int open_fifo(const char *path, int p[2], char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(path, &st) < 0 && (errno != ENOENT || mkfifo(path, 0600) < 0)) {
+		snprintf(err, errlen, "cannot make the FIFO %s again: %s", path, strerror(errno));
+		return -1;
+	}
+	if (stat(path, &st) == 0 && !S_ISFIFO(st.st_mode)) {
+		snprintf(err, errlen, "%s was a FIFO at the checkpoint and is something else now", path);
+		return -1;
+	}
+	int keep = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	p[0] = keep < 0 ? -1 : open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	p[1] = p[0] < 0 ? -1 : open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (keep >= 0)
+		close(keep);
+	if (p[1] < 0) {
+		snprintf(err, errlen, "cannot open the FIFO %s: %s", path, strerror(errno));
+		if (p[0] >= 0)
+			close(p[0]);
+		return -1;
+	}
+	/* the ends are handed down: not close-on-exec here (the plan decides) */
+	fcntl(p[0], F_SETFD, 0);
+	fcntl(p[1], F_SETFD, 0);
+	return 0;
+}
+
 int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
@@ -672,7 +709,7 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 		struct co_slink l;
 		struct co_sobj o;
 		struct co_epitem e;
-		char raw[(1 << 20) + 64];
+		char raw[(1 << 20) + 8192];
 	} u;
 	static struct spare spare[MAX_REFS];
 	int nspare = 0;
@@ -728,11 +765,22 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 		}
 		case CO_R_PIPE: {
 			int p[2];
-			if (pipe(p) < 0)
+			if (u.p.pathlen >= PATH_MAX || sizeof(struct co_pipe) + u.p.pathlen > len) {
+				snprintf(err, errlen, "%s: byte %lu: damaged pipe record", path, (unsigned long)r.rec_off);
+				goto out;
+			}
+			if (u.p.pathlen) {
+				char fifo[PATH_MAX];
+				memcpy(fifo, u.raw + sizeof(struct co_pipe), u.p.pathlen);
+				fifo[u.p.pathlen] = 0;
+				if (open_fifo(fifo, p, err, errlen) < 0)
+					goto out;
+			} else if (pipe(p) < 0) {
 				goto sys;
+			}
 			fcntl(p[1], F_SETPIPE_SZ, (int)u.p.capacity);
-			uint64_t n = len - sizeof(struct co_pipe);
-			if (n && write(p[1], u.raw + sizeof(struct co_pipe), n) != (ssize_t)n)
+			uint64_t n = len - sizeof(struct co_pipe) - u.p.pathlen;
+			if (n && write(p[1], u.raw + sizeof(struct co_pipe) + u.p.pathlen, n) != (ssize_t)n)
 				goto sys;
 			fcntl(p[0], F_SETFL, (int)u.p.rflags);
 			fcntl(p[1], F_SETFL, (int)u.p.wflags);

@@ -257,7 +257,7 @@ struct co_pipe {
 	uint64_t ino;
 	uint32_t capacity;
 	uint32_t rflags, wflags; /* status flags (O_NONBLOCK) of each end */
-	uint32_t pad;
+	uint32_t pathlen;	 /* a named FIFO: its path follows (pathlen bytes), then the data */
 };
 
 struct co_sfile {
