@@ -51,7 +51,7 @@ ALL_TESTS=(
 	neg_unsupported_fd neg_damaged_image neg_unknown_group neg_static
 	blocking_pipes procs_pipes
 	pipeline3 shm_counters child_exec shell_loop sh_pipeline ckpt_storm
-	file_crash member_dies zombie_wait fifo_pair
+	file_crash member_dies zombie_wait fifo_pair pgrp_orphan
 	incr_chain incr_written incr_crash incr_remap incr_hash incr_keep
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
@@ -442,6 +442,7 @@ t_child_exec() { std child_exec 0 1.0 1.2; }
 # external commands (sh_pipeline); checkpoints meet processes being born
 # and exiting
 t_fifo_pair() { std fifo_pair 0 0.3 0.3; }
+t_pgrp_orphan() { std pgrp_orphan 0 0.4 0.4; }
 t_shell_loop() { std shell_loop 0 1.2 1.2; }
 t_sh_pipeline() { std sh_pipeline 0 1.0 1.0; }
 t_zombie_wait() { std zombie_wait 0 0.9 1.0; }

@@ -234,6 +234,9 @@ static void zombie_entry(void *arg)
 {
 	struct co_mproc *z = arg;
 	int st = z->exit_status;
+	/* in its group first (one try: its parent does not go on until it has exited) */
+	if (z->pgid > 0)
+		co_sys2(SYS_setpgid, 0, z->pgid == z->pid ? 0 : z->pgid);
 	if ((st & 0x7f) == 0)
 		co_exit_group((st >> 8) & 0xff);
 	int sig = st & 0x7f;
@@ -297,14 +300,70 @@ static void join_group(struct co_mproc *me)
 
 static void restore_self(void);
 
+static int in_manifest(int pid)
+{
+	for (int i = 0; i < nprocs; i++)
+		if (procs[i].pid == pid)
+			return 1;
+	return 0;
+}
+
+/* The stand-in leader: make the group, stay until our parent has joined it. */
+static void keeper_entry(void *arg)
+{
+	struct co_mproc *k = arg;
+	co_sys2(SYS_setpgid, 0, 0);
+	int parent = (int)co_getppid();
+	for (int tries = 0; tries < 2000 && co_sys1(SYS_getpgid, parent) != k->pid; tries++) {
+		struct co_timespec ms = { 0, 1000000 };
+		co_nanosleep(&ms);
+	}
+	co_exit_group(0);
+}
+
+/*
+ * A process group whose leader had exited: nobody has the group's number
+ * as pid, and a group cannot be joined before it exists.  Its first live
+ * member makes a stand-in child with that pid which founds the group, joins
+ * it, and lets the stand-in go; the group lives on in its members.
+ */
+static void found_orphan_group(struct co_mproc *me)
+{
+	static struct co_mproc keeper;
+	int g = me->pgid;
+	if (g <= 0 || g == me->pid || in_manifest(g))
+		return;
+	for (int i = 0; i < nprocs; i++)
+		if (procs[i].pgid == g && procs[i].pid < me->pid && !(procs[i].flags & CO_MP_ZOMBIE))
+			return; /* an earlier member does it */
+	co_memset(&keeper, 0, sizeof(keeper));
+	keeper.pid = keeper.pgid = g;
+	fork_child(&keeper, keeper_entry);
+	for (int tries = 0; tries < 2000 && co_sys1(SYS_getpgid, g) != g; tries++) {
+		struct co_timespec ms = { 0, 1000000 };
+		co_nanosleep(&ms);
+	}
+	join_group(me);
+	/* reap it, and drop the SIGCHLD it sent: the image has the real ones */
+	struct { int32_t signo, errno_, code, pad; char rest[112]; } si;
+	co_sys5(SYS_waitid, 1 /* P_PID */, g, (long)&si, 4 /* WEXITED */, 0);
+	uint64_t chld = 1ULL << (SIGCHLD - 1);
+	struct co_timespec zero = { 0, 0 };
+	co_sys4(SYS_rt_sigtimedwait, (long)&chld, 0, (long)&zero, 8);
+}
+
 static void become_process(struct co_mproc *me)
 {
 	co_fmt(image_path, sizeof(image_path), "%s/%s", gen_dir, me->image);
 	if (me->sid == me->pid)
 		co_sys0(SYS_setsid);
+	/* a leader founds its group before its children, which may have to join it */
+	if (me->pgid == me->pid)
+		co_sys2(SYS_setpgid, 0, 0);
 	for (int i = 0; i < nprocs; i++)
 		if (procs[i].ppid == me->pid && procs[i].pid != me->pid)
 			fork_child(&procs[i], (procs[i].flags & CO_MP_ZOMBIE) ? zombie_entry : child_entry);
+	found_orphan_group(me);
 	join_group(me);
 	restore_self();
 	__builtin_unreachable();
