@@ -51,7 +51,7 @@ ALL_TESTS=(
 	neg_unsupported_fd neg_damaged_image neg_unknown_group neg_static
 	blocking_pipes procs_pipes
 	pipeline3 shm_counters child_exec shell_loop sh_pipeline ckpt_storm
-	file_crash member_dies zombie_wait fifo_pair pgrp_orphan
+	file_crash member_dies zombie_wait fifo_pair pgrp_orphan ctty
 	incr_chain incr_written incr_crash incr_remap incr_hash incr_keep
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
@@ -442,6 +442,30 @@ t_child_exec() { std child_exec 0 1.0 1.2; }
 # external commands (sh_pipeline); checkpoints meet processes being born
 # and exiting
 t_fifo_pair() { std fifo_pair 0 0.3 0.3; }
+
+# the controlling terminal: every run and restart on a terminal of its own
+# (script(1) makes one); the program must keep having one and stay in its
+# foreground across two checkpoint --kill + restart rounds
+t_ctty() {
+	command -v script >/dev/null || skip "script(1) not found"
+	prog_cmd ctty
+	local on_tty=(script -qec)
+	straight 0 "${on_tty[@]}" "${PCMD[*]}" /dev/null
+	grep -q 'controlling terminal yes, foreground yes' "$TD/exp.out" || fail "no controlling terminal under script(1): $(head -c 200 "$TD/exp.out")"
+	bg_start run0 "${on_tty[@]}" "$COHORT run --name $GNAME --images $IMG -- ${PCMD[*]}" /dev/null
+	wait_ready "$GNAME" run0
+	sleep 0.8
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	bg_start run1 "${on_tty[@]}" "$COHORT restart $GNAME --images $IMG" /dev/null
+	wait_ready "$GNAME" run1
+	sleep 0.8
+	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
+	bg_wait run1
+	bg_start run2 "${on_tty[@]}" "$COHORT restart $GNAME --images $IMG" /dev/null
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
+}
 t_pgrp_orphan() { std pgrp_orphan 0 0.4 0.4; }
 t_shell_loop() { std shell_loop 0 1.2 1.2; }
 t_sh_pipeline() { std sh_pipeline 0 1.0 1.0; }
