@@ -51,7 +51,7 @@ ALL_TESTS=(
 	neg_unsupported_fd neg_damaged_image neg_unknown_group neg_static
 	blocking_pipes procs_pipes
 	pipeline3 shm_counters child_exec shell_loop sh_pipeline ckpt_storm
-	file_crash member_dies zombie_wait fifo_pair pgrp_orphan ctty
+	file_crash member_dies zombie_wait fifo_pair pgrp_orphan ctty neg_scm_rights
 	incr_chain incr_written incr_crash incr_remap incr_hash incr_keep
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
@@ -442,6 +442,24 @@ t_child_exec() { std child_exec 0 1.0 1.2; }
 # external commands (sh_pipeline); checkpoints meet processes being born
 # and exiting
 t_fifo_pair() { std fifo_pair 0 0.3 0.3; }
+
+# a descriptor in flight on a Unix socket: the checkpoint fails naming it,
+# nothing is committed, and the program finishes as a straight run does
+t_neg_scm_rights() {
+	prog_cmd scm_rights
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 0.5
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --kill >"$TD/ck.out" 2>"$TD/ck.err"
+	local rc=$?
+	note_file "checkpoint stderr" "$TD/ck.err" 3
+	[ "$rc" != 0 ] || fail "checkpoint with a descriptor in flight succeeded"
+	grep -q 'SCM_RIGHTS' "$TD/ck.err" || fail "the error does not name the descriptor in flight: $(first_line "$TD/ck.err")"
+	[ ! -d "$IMG/$GNAME/gen-000001" ] || fail "a generation was committed"
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
+}
 
 # the controlling terminal: every run and restart on a terminal of its own
 # (script(1) makes one); the program must keep having one and stay in its

@@ -342,16 +342,34 @@ static int write_sockdata(struct co_writer *w, const struct ref *r)
 	int zero = 0, off = -1;
 	static char buf[1 << 17];
 	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
+	int ret = 0;
 	for (;;) {
-		ssize_t n = recv(s, buf + 8, sizeof(buf) - 8, MSG_PEEK | MSG_DONTWAIT);
+		/* with room for ancillary data: descriptors in flight must not be dropped unseen */
+		char cbuf[CMSG_SPACE(64 * sizeof(int))];
+		struct iovec iov = { buf + 8, sizeof(buf) - 8 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		ssize_t n = recvmsg(s, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (n <= 0)
 			break;
+		int passed = (mh.msg_flags & MSG_CTRUNC) != 0;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+				/* peeking gave us copies of them: not ours to keep */
+				int *fds = (int *)CMSG_DATA(c);
+				for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++)
+					close(fds[k]);
+				passed = 1;
+			}
+		if (passed) {
+			ret = -2;
+			break;
+		}
 		memcpy(buf, &r->ino, 8);
 		co_w_rec(w, CO_R_SOCKDATA, buf, (uint64_t)n + 8);
 	}
 	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
 	close(s);
-	return 0;
+	return ret;
 }
 
 static int write_objects(struct co_writer *w, char *err, size_t errlen)
@@ -451,9 +469,19 @@ gone:
 		}
 	/* data in flight, once both ends of every socket exist */
 	for (int i = 0; i < nrefs; i++)
-		if (refs[i].kind == CO_OBJ_USOCK && refs[i].group == i && write_sockdata(w, &refs[i]) < 0) {
-			snprintf(err, errlen, "pid %d: fd %d: cannot read queued data", refs[i].pid, refs[i].fd);
-			return -1;
+		if (refs[i].kind == CO_OBJ_USOCK && refs[i].group == i) {
+			int e = write_sockdata(w, &refs[i]);
+			if (e == -2) {
+				snprintf(err, errlen,
+					 "pid %d: fd %d: the Unix socket %s has descriptors in flight (SCM_RIGHTS), which "
+					 "cohort cannot checkpoint yet",
+					 refs[i].pid, refs[i].fd, refs[i].path);
+				return -1;
+			}
+			if (e < 0) {
+				snprintf(err, errlen, "pid %d: fd %d: cannot read queued data", refs[i].pid, refs[i].fd);
+				return -1;
+			}
 		}
 	return w->err;
 }
