@@ -62,7 +62,9 @@ static int classify(struct co_dumpctx *d, const struct co_mapent *e, struct co_v
 		   co_startswith(p, "/SYSV")) {
 		/* the file cannot be opened again: its content goes into the image */
 		v->kind = e->shared ? CO_V_SHANON : CO_V_DELETED;
-	} else if (co_startswith(p, "/dev/") && e->ino && co_strcmp(p, "/dev/zero") != 0) {
+	} else if (co_startswith(p, "/dev/") && e->ino && co_strcmp(p, "/dev/zero") != 0 &&
+		   !co_startswith(p, "/dev/shm/")) {
+		/* (POSIX shared memory in /dev/shm is files, reopened by path like any other) */
 		return DERR(d, "pid %d: region %lx-%lx: unsupported device mapping %s", d->pid,
 			    (unsigned long)e->start, (unsigned long)e->end, p);
 	} else {
