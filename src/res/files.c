@@ -93,6 +93,12 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 		return 0;
 	}
 	if (S_ISCHR(st.st_mode) && f->path[0] == '/') {
+		/* a pseudo-terminal of the group's own: reopening the path would give another one */
+		unsigned major = (unsigned)(((st.st_rdev >> 8) & 0xfff) | ((st.st_rdev >> 32) & ~0xfffULL));
+		unsigned minor = (unsigned)((st.st_rdev & 0xff) | ((st.st_rdev >> 12) & ~0xffULL));
+		if ((major >= 136 && major <= 143) || (major == 5 && minor == 2))
+			return DERR(d, "pid %d: fd %d: a pseudo-terminal of its own (%s), which cohort cannot checkpoint yet",
+				    d->pid, fd, f->path);
 		f->kind = CO_FD_CHR;
 		return 0;
 	}
