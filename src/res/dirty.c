@@ -274,6 +274,8 @@ static uint64_t hash_gen;			/* generation of the last collection */
 static int prev_list = -1, cur_list = -1;	/* in the image writer */
 #define HASH_SIZE CO_PAGE_ALIGN(sizeof(struct hash_area))
 
+/* Shared memory between the process and its snapshot child: a memfd named
+ * cohort-agent-*, which the coordinator knows is no memory of the program's. */
 static int map_shared(const char *name, uint64_t size, void **out)
 {
 	int fd = (int)co_sys2(SYS_memfd_create, (long)name, 1 /* MFD_CLOEXEC */);
@@ -392,20 +394,10 @@ uint64_t co_dirty_collect(uint64_t gen)
 	} else {
 		rec->overflow = 1;
 	}
-	if (!held) {
-		/* a memfd named cohort-agent-*, which the coordinator knows is no shared memory of the program's */
-		int fd = (int)co_sys2(SYS_memfd_create, (long)"cohort-agent-held", 1 /* MFD_CLOEXEC */);
-		long h = fd < 0 || co_sys2(SYS_ftruncate, fd, (long)HELD_SIZE) < 0
-				 ? -EINVAL
-				 : co_mmap(0, HELD_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-		if (fd >= 0)
-			co_close(fd);
-		if (h < 0 && h > -4096) {
-			co_maps_close(&maps);
-			co_close(pm);
-			return 0;
-		}
-		held = (struct held_area *)h;
+	if (!held && map_shared("cohort-agent-held", HELD_SIZE, (void **)&held)) {
+		co_maps_close(&maps);
+		co_close(pm);
+		return 0;
 	}
 	held->complete = 0;
 	for (int k = 0; k < CO_STREAMS; k++)
