@@ -52,6 +52,7 @@ ALL_TESTS=(
 	blocking_pipes procs_pipes
 	pipeline3 shm_counters child_exec shell_loop sh_pipeline ckpt_storm
 	file_crash member_dies zombie_wait fifo_pair pgrp_orphan ctty neg_scm_rights posix_shm
+	spawn_kinds
 	incr_chain incr_written incr_crash incr_remap incr_hash incr_keep
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
@@ -442,6 +443,28 @@ t_child_exec() { std child_exec 0 1.0 1.2; }
 # external commands (sh_pipeline); checkpoints meet processes being born
 # and exiting
 t_fifo_pair() { std fifo_pair 0 0.3 0.3; }
+# every way of starting a process, alive at once; the clone(3) child must
+# have registered (status lists it) and everything must come back
+t_spawn_kinds() {
+	prog_cmd spawn_kinds
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 0.4
+	local n
+	n=$("$COHORT" status "$GNAME" --json 2>/dev/null | grep -o '"program":"spawn_kinds"' | wc -l)
+	[ "$n" -ge 2 ] || fail "the clone(3) child did not register: status lists $n spawn_kinds process(es)"
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	sleep 0.4
+	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
+	bg_wait run1
+	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
+}
 t_posix_shm() { std posix_shm 0 0.5 0.5; }
 
 # a descriptor in flight on a Unix socket: the checkpoint fails naming it,

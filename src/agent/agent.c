@@ -606,7 +606,7 @@ static void agent_setup(void)
 }
 
 /* A forked child starts without a manager and with its parent's socket. */
-static void atfork_child(void)
+void co_agent_forked(void)
 {
 	if (!co_agent.active)
 		return;
@@ -630,5 +630,5 @@ __attribute__((constructor(101))) static void agent_init(void)
 {
 	co_wrap_init();
 	agent_setup();
-	pthread_atfork(0, 0, atfork_child);
+	pthread_atfork(0, 0, co_agent_forked);
 }

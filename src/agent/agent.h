@@ -65,6 +65,9 @@ int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
  */
 int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, void (*snapshot_done)(void));
 
+/* agent.c: in a new process made by fork (an atfork handler) or clone (wrap.c) */
+void co_agent_forked(void);
+
 /* wrap.c */
 void co_wrap_init(void);
 int co_is_agent_fd(int fd);

@@ -612,6 +612,53 @@ static int exec_unguard(int r, uint64_t old)
 	return r;
 }
 
+/*
+ * clone(3) of a new process (no CLONE_VM) runs no atfork handlers: the
+ * child would run without registering, and the next checkpoint would wait
+ * for it.  The child first does what a forked child does, then fn.
+ */
+#include <sched.h>
+DECL(int, clone, int (*)(void *), void *, int, void *, ...);
+
+struct clone_call {
+	int (*fn)(void *);
+	void *arg;
+};
+
+static int clone_child(void *p)
+{
+	struct clone_call c = *(struct clone_call *)p; /* our copy of the parent's memory */
+	co_agent_forked();
+	/*
+	 * glibc ends the child with a thread exit when fn returns: with the
+	 * agent's manager thread alive, that would leave a zombie leader its
+	 * parent cannot reap.  The whole process ends, as it did without us.
+	 */
+	_exit(c.fn(c.arg));
+}
+
+EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	/* the optional arguments, passed on as they are: clone looks at them only as flags say */
+	pid_t *ptid = va_arg(ap, pid_t *);
+	void *tls = va_arg(ap, void *);
+	pid_t *ctid = va_arg(ap, pid_t *);
+	va_end(ap);
+	ENSURE(clone);
+	struct clone_call *c = (flags & CLONE_VM) || !co_agent.active ? NULL : malloc(sizeof(*c));
+	if (!c)
+		return REAL(clone)(fn, stack, flags, arg, ptid, tls, ctid);
+	c->fn = fn;
+	c->arg = arg;
+	int r = REAL(clone)(clone_child, stack, flags, c, ptid, tls, ctid);
+	int e = errno;
+	free(c);
+	errno = e;
+	return r;
+}
+
 DECL(int, execve, const char *, char *const[], char *const[]);
 DECL(int, execvpe, const char *, char *const[], char *const[]);
 DECL(int, fexecve, int, char *const[], char *const[]);

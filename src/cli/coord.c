@@ -691,6 +691,11 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		pump(20, gen);
 		bad = barrier_more(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err), 0);
 	}
+	if (!bad && nps <= 0) {
+		/* its last process ended while we waited: there is nothing to save */
+		snprintf(err, sizeof(err), "the group ended during the checkpoint");
+		bad = 1;
+	}
 	/* nothing of the group runs now: its clocks as they stand */
 	uint64_t mono = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)G.mono_off;
 	uint64_t boot = co_now_ns(CLOCK_BOOTTIME) + (uint64_t)G.boot_off;
