@@ -164,7 +164,7 @@ static int flush_runs(struct stream *s)
 		return 0;
 	size_t len = __builtin_offsetof(struct co_pagemap, runs) + pm->nruns * sizeof(struct co_run);
 	co_w_rec(s->w, CO_R_PAGEMAP, pm, len);
-	co_w_begin(s->w, CO_R_PAGEDATA, pm->npages * CO_PAGE, 1);
+	co_w_begin(s->w, CO_R_PAGEDATA, pm->npages * CO_PAGE, pm->npages != 0); /* no padding for nothing */
 	for (uint32_t i = 0; i < pm->nruns; i++) {
 		uint64_t addr = pm->runs[i].addr, n = pm->runs[i].npages * CO_PAGE;
 		if (!s->vol) {
