@@ -72,8 +72,7 @@ static int send_msg(int fd, unsigned type, int64_t a, const char *text)
 /* DONE: bytes written, and the parent generation of an incremental image (b). */
 static void send_done(uint64_t bytes)
 {
-	outbox.m = (struct co_msg){ .type = CO_M_DONE, .a = (int64_t)bytes, .b = (int64_t)co_agent.incr_parent,
-				    .c = (int64_t)co_agent.kept_pages };
+	outbox.m = (struct co_msg){ .type = CO_M_DONE, .a = (int64_t)bytes, .b = (int64_t)co_agent.incr_parent };
 	long r;
 	do
 		r = co_sys6(SYS_sendto, co_agent.sock, (long)&outbox, sizeof(outbox.m), MSG_NOSIGNAL, 0, 0);
@@ -379,7 +378,6 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	/* the written-page set since the last image, and tracking anew from this one */
 	uint64_t base = co_dirty_collect(co_agent.generation);
 	co_agent.incr_parent = co_agent.want_parent && base == co_agent.want_parent ? base : 0;
-	co_agent.kept_pages = 0;
 	int pp[2] = { -1, -1 };
 	co_sys2(SYS_pipe2, (long)pp, O_CLOEXEC);
 	co_agent.ready_pipe = pp[1];

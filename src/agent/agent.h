@@ -50,7 +50,6 @@ struct co_agent {
 	int dump_child;		/* pid of the snapshot child still writing, or 0 */
 	uint64_t want_parent;	/* PREPARE asked for an image incremental against this generation */
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
-	uint64_t kept_pages;
 };
 
 extern struct co_agent co_agent;

@@ -36,26 +36,10 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 		dc.skip_lo[dc.nskip] = (uint64_t)co_agent.table;
 		dc.skip_hi[dc.nskip++] = (uint64_t)co_agent.table + CO_PAGE_ALIGN(sizeof(struct co_table));
 	}
-	uint64_t dlo, dhi;
-	co_dirty_area(&dlo, &dhi);
-	if (dhi) {
-		dc.skip_lo[dc.nskip] = dlo;
-		dc.skip_hi[dc.nskip++] = dhi;
-	}
-	co_dirty_held_area(&dlo, &dhi);
-	if (dhi) {
-		dc.skip_lo[dc.nskip] = dlo;
-		dc.skip_hi[dc.nskip++] = dhi;
-	}
-	co_dirty_hash_area(&dlo, &dhi);
-	if (dhi) {
-		dc.skip_lo[dc.nskip] = dlo;
-		dc.skip_hi[dc.nskip++] = dhi;
-	}
+	dc.nskip += co_dirty_areas(&dc.skip_lo[dc.nskip], &dc.skip_hi[dc.nskip]);
 	/* the writer may find it cannot build on the parent after all (page hashes missing) */
 	co_agent.incr_parent = co_dirty_begin_image(co_agent.incr_parent);
 	dc.parent = co_agent.incr_parent;
-	dc.incremental = co_agent.incr_parent != 0;
 	dc.agent_info = (uint64_t)&co_agent.resume;
 	dc.pending = co_agent.shared_pending;
 	dc.npending = co_agent.nshared_pending;
@@ -121,6 +105,5 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 	}
 	*bytes = writer.off + writer1.off;
 	co_dirty_image_done(co_agent.generation);
-	co_agent.kept_pages = dc.kept_pages;
 	return 0;
 }

@@ -62,7 +62,6 @@ struct conn {
 	int agent_fd;		/* the member's end of this connection, in the member */
 	uint64_t bytes;
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
-	uint64_t kept;		/* DONE: pages left to the parent's image */
 };
 
 struct group {
@@ -529,7 +528,6 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 			if (in.m.type == CO_M_DONE) {
 				c->bytes = (uint64_t)in.m.a;
 				c->incr_parent = (uint64_t)in.m.b;
-				c->kept = (uint64_t)in.m.c;
 			}
 			if (in.m.type == CO_M_FAIL) {
 				if (!failed)
@@ -660,7 +658,6 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		G.c[i].got = 0;
 		G.c[i].part = G.c[i].kind == C_MEMBER;
 		G.c[i].incr_parent = 0;
-		G.c[i].kept = 0;
 	}
 	if (!bad) {
 		broadcast_flags(CO_M_PREPARE, 0, (int64_t)gen, (int64_t)parent, NULL);

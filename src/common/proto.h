@@ -17,12 +17,12 @@ enum co_msg_type {
 	/* agent -> coordinator */
 	CO_M_REGISTER = 1,	/* a: pid in the group, b: ppid, c: restored generation or 0, d: its socket fd, text: exe */
 	CO_M_QUIESCED,		/* every thread of the process is parked */
-	CO_M_DONE,		/* image written; a: bytes */
+	CO_M_DONE,		/* image written; a: bytes, b: the parent generation of an incremental image (0: full) */
 	CO_M_FAIL,		/* text: why the checkpoint cannot be taken */
 	CO_M_SNAPSHOT,		/* the image is a snapshot now: the process may run while it is written */
 	/* coordinator -> agent */
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
-	CO_M_PREPARE,		/* a: generation; text: directory for the image */
+	CO_M_PREPARE,		/* a: generation, b: parent wanted for an incremental image (0: full) */
 	CO_M_DUMP,		/* write the image now; flags: CO_CKPT_STOP */
 	CO_M_RELEASE,		/* checkpoint over: resume the threads */
 	/* CLI -> coordinator */

@@ -14,9 +14,10 @@
  *
  * A region counts as tracked when it lies inside a region tracked at the
  * previous collection and is still registered (see was_tracked); anything
- * mapped or moved since is new and all its pages count as written.  The whole record lives
- * in one private mapping that images skip; after a fork or a restart it is
- * dropped and the next image of that process is a full one.
+ * mapped or moved since is new and all its pages count as written.  The
+ * whole record lives in one private mapping that images skip; after a fork
+ * or a restart it is dropped and the next image of that process is a full
+ * one.
  *
  * All of this runs in the manager thread with the other threads parked.
  */
@@ -42,10 +43,6 @@
 #define CO_PAGEMAP_SCAN 0xc0606610UL	     /* _IOWR('f', 16, struct pm_scan_arg) */
 #define CO_PAGE_IS_WPALLOWED (1ULL << 0)
 #define CO_PAGE_IS_WRITTEN (1ULL << 1)
-#define CO_PAGE_IS_FILE (1ULL << 2)
-#define CO_PAGE_IS_PRESENT (1ULL << 3)
-#define CO_PAGE_IS_SWAPPED (1ULL << 4)
-#define CO_PAGE_IS_SOFT_DIRTY (1ULL << 7)
 #define CO_PM_SCAN_WP_MATCHING (1ULL << 0)
 
 struct uffd_api { uint64_t api, features, ioctls; };
@@ -163,18 +160,18 @@ static int trackable(const struct co_mapent *e)
 	return 1;
 }
 
-/* Inside a region tracked at the previous collection (the list is sorted)? */
-static int inside_prev(uint64_t start, uint64_t end)
+/* Does one region of list (sorted, disjoint) hold all of [start, end)? */
+static int covered(const struct region *list, uint64_t n, uint64_t start, uint64_t end)
 {
-	int lo = 0, hi = rec->nprev;
+	uint64_t lo = 0, hi = n;
 	while (lo < hi) {
-		int mid = (lo + hi) / 2;
-		if (rec->prev[mid].start <= start)
+		uint64_t mid = (lo + hi) / 2;
+		if (list[mid].start <= start)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo > 0 && rec->prev[lo - 1].start <= start && end <= rec->prev[lo - 1].end;
+	return lo > 0 && list[lo - 1].start <= start && end <= list[lo - 1].end;
 }
 
 /* Is [start, end) still registered for write-protection?  One page is enough to ask. */
@@ -196,39 +193,27 @@ static int wp_registered(int pm, uint64_t start, uint64_t end)
  */
 static int was_tracked(int pm, uint64_t start, uint64_t end)
 {
-	return inside_prev(start, end) && wp_registered(pm, start, end);
+	return covered(rec->prev, (uint64_t)rec->nprev, start, end) && wp_registered(pm, start, end);
 }
 
-/*
- * PAGEMAP_SCAN [start, end) into list: with wp, the written pages, which
- * are protected again in the same walk; without, the pages an image holds.
- */
-static int scan(int pm, uint64_t start, uint64_t end, int wp, struct region *list, uint64_t *n)
+/* PAGEMAP_SCAN [start, end): append the written pages to rec->written, protecting them again in the same walk. */
+static int scan_written(int pm, uint64_t start, uint64_t end)
 {
 	static struct page_region out[512];
 	uint64_t at = start;
 	while (at < end) {
-		struct pm_scan_arg a = { .size = sizeof(a), .start = at, .end = end, .vec = (uint64_t)out,
-					 .vec_len = CO_ARRAY_LEN(out) };
-		if (wp) {
-			a.flags = CO_PM_SCAN_WP_MATCHING;
-			a.category_mask = CO_PAGE_IS_WRITTEN;
-			a.return_mask = CO_PAGE_IS_WRITTEN;
-		} else {
-			a.category_inverted = CO_PAGE_IS_FILE;
-			a.category_mask = CO_PAGE_IS_FILE;
-			a.category_anyof_mask = CO_PAGE_IS_PRESENT | CO_PAGE_IS_SWAPPED;
-			a.return_mask = CO_PAGE_IS_PRESENT | CO_PAGE_IS_SWAPPED;
-		}
+		struct pm_scan_arg a = { .size = sizeof(a), .flags = CO_PM_SCAN_WP_MATCHING, .start = at, .end = end,
+					 .vec = (uint64_t)out, .vec_len = CO_ARRAY_LEN(out),
+					 .category_mask = CO_PAGE_IS_WRITTEN, .return_mask = CO_PAGE_IS_WRITTEN };
 		long got = co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a);
 		if (got < 0)
 			return -1;
 		for (long i = 0; i < got; i++) {
-			struct region *last = *n ? &list[*n - 1] : 0;
+			struct region *last = rec->nwritten ? &rec->written[rec->nwritten - 1] : 0;
 			if (last && last->end == out[i].start)
 				last->end = out[i].end;
-			else if (*n < MAX_WRITTEN)
-				list[(*n)++] = (struct region){ out[i].start, out[i].end };
+			else if (rec->nwritten < MAX_WRITTEN)
+				rec->written[rec->nwritten++] = (struct region){ out[i].start, out[i].end };
 			else
 				rec->overflow = 1;
 		}
@@ -403,7 +388,6 @@ uint64_t co_dirty_collect(uint64_t gen)
 	for (int k = 0; k < CO_STREAMS; k++)
 		held->n[k] = 0;
 	uint64_t self_lo = (uint64_t)rec - CO_PAGE, self_hi = (uint64_t)rec + REC_SIZE + CO_PAGE;
-	int failed = 0;
 	while (co_maps_next(&maps, &ent) == 1) {
 		if (!trackable(&ent) || (ent.start >= self_lo && ent.end <= self_hi))
 			continue;
@@ -412,21 +396,21 @@ uint64_t co_dirty_collect(uint64_t gen)
 			break;
 		}
 		if (rec->gen && was_tracked(pm, ent.start, ent.end)) {
-			if (scan(pm, ent.start, ent.end, 1, rec->written, &rec->nwritten) == 0) {
+			if (scan_written(pm, ent.start, ent.end) == 0) {
 				rec->old[rec->nold++] = (struct region){ ent.start, ent.end };
 				rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
 				continue;
 			}
 		}
-		/* new, changed, or its scan failed: all its pages count as written */
+		/*
+		 * New, changed, or its scan failed: all its pages count as written.
+		 * One that cannot be protected is not tracked: saved whole next time.
+		 */
 		if (protect_new(ent.start, ent.end) == 0)
 			rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
-		else
-			failed = 1;
 	}
 	co_maps_close(&maps);
 	co_close(pm);
-	(void)failed; /* a region that cannot be protected is simply saved whole next time */
 	int usable = rec->gen != 0 && !rec->overflow;
 	co_memcpy(rec->prev, rec->cur, rec->ncur * sizeof(rec->cur[0]));
 	rec->nprev = rec->ncur;
@@ -439,35 +423,12 @@ int co_dirty_region_tracked(uint64_t start, uint64_t end)
 {
 	if (co_dirty_method() == CO_DIRTY_HASH)
 		return 1; /* the hashes compare contents wherever they are */
-	if (!rec)
-		return 0;
-	int lo = 0, hi = rec->nold;
-	while (lo < hi) {
-		int mid = (lo + hi) / 2;
-		if (rec->old[mid].start < start)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < rec->nold && rec->old[lo].start <= start && rec->old[lo].end >= end;
+	return rec && covered(rec->old, (uint64_t)rec->nold, start, end);
 }
 
-static int in_list(const struct region *list, uint64_t n, uint64_t addr)
+static void note_held(int stream, uint64_t addr)
 {
-	uint64_t lo = 0, hi = n;
-	while (lo < hi) {
-		uint64_t mid = (lo + hi) / 2;
-		if (list[mid].end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < n && list[lo].start <= addr;
-}
-
-void co_dirty_held(int stream, uint64_t addr)
-{
-	if (!held || stream < 0 || stream >= CO_STREAMS)
+	if (!held)
 		return;
 	uint64_t n = held->n[stream];
 	struct region *last = n ? &held->r[stream][n - 1] : 0;
@@ -493,42 +454,28 @@ int co_dirty_page_kept(int stream, uint64_t addr, int tracked)
 		return 0;
 	if (co_dirty_method() == CO_DIRTY_HASH)
 		return hashes && cur_list >= 0 ? hash_kept(stream, addr, tracked) : 0;
-	co_dirty_held(stream, addr);
-	return tracked && !co_dirty_page_written(addr);
-}
-
-int co_dirty_page_written(uint64_t addr)
-{
-	if (!rec)
-		return 1;
+	note_held(stream, addr);
 	/* a page the parent's image does not hold must be saved, written or not */
-	return in_list(rec->written, rec->nwritten, addr) || !in_list(rec->held_prev, rec->nheld_prev, addr);
+	return tracked && rec && !covered(rec->written, rec->nwritten, addr, addr + 1) &&
+	       covered(rec->held_prev, rec->nheld_prev, addr, addr + 1);
 }
 
-uint64_t co_dirty_written_pages(void)
+int co_dirty_areas(uint64_t *lo, uint64_t *hi)
 {
-	uint64_t n = 0;
-	for (uint64_t i = 0; rec && i < rec->nwritten; i++)
-		n += (rec->written[i].end - rec->written[i].start) / CO_PAGE;
+	int n = 0;
+	if (rec) {
+		lo[n] = (uint64_t)rec - CO_PAGE; /* with its guard pages */
+		hi[n++] = (uint64_t)rec + REC_SIZE + CO_PAGE;
+	}
+	if (held) {
+		lo[n] = (uint64_t)held;
+		hi[n++] = (uint64_t)held + HELD_SIZE;
+	}
+	if (hashes) {
+		lo[n] = (uint64_t)hashes;
+		hi[n++] = (uint64_t)hashes + HASH_SIZE;
+	}
 	return n;
-}
-
-void co_dirty_area(uint64_t *lo, uint64_t *hi)
-{
-	*lo = rec ? (uint64_t)rec - CO_PAGE : 0;
-	*hi = rec ? (uint64_t)rec + REC_SIZE + CO_PAGE : 0;
-}
-
-void co_dirty_held_area(uint64_t *lo, uint64_t *hi)
-{
-	*lo = (uint64_t)held;
-	*hi = held ? (uint64_t)held + HELD_SIZE : 0;
-}
-
-void co_dirty_hash_area(uint64_t *lo, uint64_t *hi)
-{
-	*lo = (uint64_t)hashes;
-	*hi = hashes ? (uint64_t)hashes + HASH_SIZE : 0;
 }
 
 int co_dirty_fd(void)

@@ -24,11 +24,10 @@ uint64_t co_dirty_collect(uint64_t gen);
 
 /* After a collection, for the image writer: */
 int co_dirty_region_tracked(uint64_t start, uint64_t end); /* [start,end) inside a region tracked since before */
-int co_dirty_page_written(uint64_t addr);
-uint64_t co_dirty_written_pages(void);
-void co_dirty_area(uint64_t *lo, uint64_t *hi); /* the record's own mapping, kept out of images */
-void co_dirty_held_area(uint64_t *lo, uint64_t *hi); /* the shared list of held pages, likewise */
-void co_dirty_hash_area(uint64_t *lo, uint64_t *hi); /* page hashes (page-hash method), likewise */
+int co_dirty_fd(void);					   /* the userfaultfd, kept out of images */
+/* The agent's own mappings of this (record, page lists), kept out of images: how many, at most 3. */
+int co_dirty_areas(uint64_t *lo, uint64_t *hi);
+
 /*
  * The image writer: at the start, whether the image can be incremental
  * against parent (the parent, or 0); for every page it saves, whether the
@@ -37,9 +36,7 @@ void co_dirty_hash_area(uint64_t *lo, uint64_t *hi); /* page hashes (page-hash m
  */
 uint64_t co_dirty_begin_image(uint64_t parent);
 int co_dirty_page_kept(int stream, uint64_t addr, int tracked);
-void co_dirty_held(int stream, uint64_t addr);
 void co_dirty_image_done(uint64_t gen);
-int co_dirty_fd(void);				 /* the userfaultfd, kept out of images */
 
 /*
  * Drop the record: in a forked child (close_fd: its copy of the descriptor)

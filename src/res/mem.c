@@ -125,7 +125,6 @@ struct stream {
 	struct { uint32_t vma; uint64_t lo, hi; } ranges[CO_MAX_VMAS / 2 + 2];
 	struct co_pagemap pm;
 	struct co_pagemap kept;		/* incremental: pages whose data the parent image holds */
-	uint64_t nkept;
 	uint64_t ent[8192];		/* pagemap entries of one window */
 	unsigned char core[8192];	/* mincore of one window */
 	char bounce[65536];
@@ -160,7 +159,7 @@ static int has_pages(const struct co_vma *v)
 static int flush_runs(struct stream *s)
 {
 	struct co_pagemap *pm = &s->pm;
-	if (!pm->nruns && !s->d->incremental)
+	if (!pm->nruns && !s->d->parent)
 		return 0;
 	size_t len = __builtin_offsetof(struct co_pagemap, runs) + pm->nruns * sizeof(struct co_run);
 	co_w_rec(s->w, CO_R_PAGEMAP, pm, len);
@@ -191,7 +190,6 @@ static int flush_kept(struct stream *s)
 	struct co_pagemap *pm = &s->kept;
 	size_t len = __builtin_offsetof(struct co_pagemap, runs) + pm->nruns * sizeof(struct co_run);
 	co_w_rec(s->w, CO_R_PARENTMAP, pm, len);
-	s->nkept += pm->npages;
 	pm->nruns = 0;
 	pm->npages = 0;
 	return s->w->err ? co_err(s->err, sizeof(s->err), "pid %d: writing the parent map failed (errno %d)",
@@ -222,7 +220,7 @@ static int add_run(struct co_pagemap *pm, uint64_t addr)
  */
 static int flush_batch(struct stream *s)
 {
-	if (!s->d->incremental)
+	if (!s->d->parent)
 		return flush_runs(s);
 	if (!s->kept.nruns && !s->pm.nruns)
 		return 0;
@@ -248,7 +246,7 @@ static int add_page(struct stream *s, uint64_t addr, int kept)
 static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uint64_t hi,
 		      int (*fn)(struct stream *, uint64_t, int))
 {
-	int tracked = s->d->incremental && v->kind != CO_V_SHANON && co_dirty_region_tracked(v->start, v->end);
+	int tracked = s->d->parent && v->kind != CO_V_SHANON && co_dirty_region_tracked(v->start, v->end);
 	for (uint64_t a = lo; a < hi; a += WINDOW * CO_PAGE) {
 		uint64_t n = (hi - a) / CO_PAGE;
 		if (n > WINDOW)
@@ -394,7 +392,6 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 		s->pm.npages = 0;
 		s->kept.nruns = 0;
 		s->kept.npages = 0;
-		s->nkept = 0;
 		s->err[0] = 0;
 	}
 	d->vol[d->nvol++] = (uint64_t)streams;
@@ -416,7 +413,6 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 	co_close(pmfd);
 	for (int k = 0; k < nstreams; k++) {
 		d->page_bytes += streams[k].bytes;
-		d->kept_pages += streams[k].nkept;
 		if (streams[k].failed && !ret)
 			ret = co_err(d->err, d->errlen, "%s", streams[k].err);
 	}

@@ -75,7 +75,7 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 	p.sig = (uint32_t)d->sig;
 	p.npending = (uint32_t)d->npending;
 	p.streams = (uint32_t)d->nstreams;
-	p.parent = d->incremental ? d->parent : 0;
+	p.parent = d->parent;
 	co_memcpy(p.pending, d->pending, sizeof(p.pending[0]) * (size_t)d->npending);
 	p.agent_info = d->agent_info;
 	p.mono_ns = clock_ns(CLOCK_MONOTONIC);

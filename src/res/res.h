@@ -26,7 +26,7 @@ struct co_dumpctx {
 	const struct co_stdio_id *stdio;	/* the group's outside stdio */
 	int skip_fd[10];				/* the agent's own descriptors */
 	int nskip_fd;
-	uint64_t skip_lo[6], skip_hi[6];	/* the agent's own mappings */
+	uint64_t skip_lo[4], skip_hi[4];	/* the agent's own mappings: table, co_dirty_areas() */
 	int nskip;
 	uint64_t vol[12];			/* addresses in memory that changes while we dump */
 	int nvol;
@@ -35,8 +35,6 @@ struct co_dumpctx {
 	int npending;
 	uint64_t page_bytes;			/* page data written */
 	uint64_t parent;			/* incremental against this generation; 0: a full image */
-	int incremental;
-	uint64_t kept_pages;			/* incremental: pages left to the parent's image */
 	uint32_t nfds, nvmas;
 	int nstreams;
 	int ppid, pgid, sid;			/* read by the process itself (a snapshot child has others) */
