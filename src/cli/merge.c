@@ -65,13 +65,57 @@ int co_generation_usable(const char *gdir, uint64_t gen)
 	return co_read_manifest(dir, &m, p, CO_TABLE_SLOTS, &n, err, sizeof(err)) == 0;
 }
 
-/* ---- the parent's pages, walked once in address order ---- */
+/* ---- a process image being read, with its page streams ---- */
 
-struct cursor {
-	int n, k;			/* streams, current stream */
+struct image_in {
+	int n;				/* streams open */
 	int fd[CO_STREAMS];
 	char path[CO_STREAMS][PATH_MAX];
 	struct co_reader r[CO_STREAMS];
+};
+
+static void close_image(struct image_in *in)
+{
+	for (int k = 0; k < in->n; k++)
+		close(in->fd[k]);
+	in->n = 0;
+}
+
+/* Open image and its page streams; its process record goes to proc, every head is checked. */
+static int open_image(const char *image, struct image_in *in, struct co_proc *proc, char *err, size_t errlen)
+{
+	in->n = 0;
+	for (int k = 0; k == 0 || k < (int)proc->streams; k++) {
+		struct co_head h;
+		co_stream_path(in->path[k], PATH_MAX, image, k);
+		if ((in->fd[k] = open(in->path[k], O_RDONLY | O_CLOEXEC)) < 0) {
+			MERR("%s: %s", in->path[k], strerror(errno));
+			close_image(in);
+			return -1;
+		}
+		co_r_init(&in->r[k], in->fd[k], in->path[k]);
+		in->n++;
+		if (co_r_expect(&in->r[k], CO_R_HEAD, &h, sizeof(h)) ||
+		    (k == 0 && co_r_expect(&in->r[0], CO_R_PROC, proc, sizeof(*proc)))) {
+			MERR("%s", in->r[k].err);
+			close_image(in);
+			return -1;
+		}
+		if (h.kind != (k ? CO_KIND_PAGES : CO_KIND_PROCESS) || h.version != CO_IMG_VERSION ||
+		    proc->streams < 1 || proc->streams > CO_STREAMS) {
+			MERR("%s: not a process image of this format", in->path[k]);
+			close_image(in);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- the parent's pages, walked once in address order ---- */
+
+struct cursor {
+	struct image_in in;
+	int k;				/* current stream */
 	struct co_pagemap pm;
 	uint32_t run;			/* current run of pm */
 	uint64_t done;			/* pages of it already passed */
@@ -84,12 +128,12 @@ static char buf[1 << 20];
 static int cur_load(struct cursor *c, char *err, size_t errlen)
 {
 	for (;;) {
-		struct co_reader *r = &c->r[c->k];
+		if (c->k >= c->in.n)
+			return 1;
+		struct co_reader *r = &c->in.r[c->k];
 		if (c->loaded && co_r_finish(r))
 			return MERR("%s", r->err);
 		c->loaded = 0;
-		if (c->k >= c->n)
-			return 1;
 		int e = co_r_next(r);
 		if (e <= 0)
 			return MERR("%s", e < 0 ? r->err : "parent image ends before its end record");
@@ -147,7 +191,7 @@ static int cur_copy(struct cursor *c, uint64_t addr, uint64_t npages, struct co_
 					    (unsigned long)addr);
 			continue;
 		}
-		struct co_reader *r = &c->r[c->k];
+		struct co_reader *r = &c->in.r[c->k];
 		const struct co_run *run = &c->pm.runs[c->run];
 		uint64_t at = run->addr + c->done * CO_PAGE, left = run->npages - c->done;
 		if (at + left * CO_PAGE <= addr) {
@@ -268,86 +312,26 @@ static int merge_batch(struct co_reader *ir, struct cursor *pc, struct co_writer
 	return co_r_finish(ir) ? MERR("%s", ir->err) : 0;
 }
 
-static int open_streams(const char *image, int n, int *fd, char path[][PATH_MAX], struct co_reader *r, char *err,
-			size_t errlen)
-{
-	for (int k = 0; k < n; k++) {
-		co_stream_path(path[k], PATH_MAX, image, k);
-		fd[k] = open(path[k], O_RDONLY | O_CLOEXEC);
-		if (fd[k] < 0) {
-			MERR("%s: %s", path[k], strerror(errno));
-			while (k--)
-				close(fd[k]);
-			return -1;
-		}
-		co_r_init(&r[k], fd[k], path[k]);
-	}
-	return 0;
-}
-
 static char wbuf[1 << 20];
 
 /* full = incr (metadata, written pages) + parent (the pages it kept). */
 static int merge_proc(const char *incr, const char *parent, const char *full, char *err, size_t errlen)
 {
-	static struct co_proc proc;
+	static struct co_proc proc, pproc;
 	static struct cursor pc;
-	static int ifd[CO_STREAMS];
-	static char ipath[CO_STREAMS][PATH_MAX], opath[CO_STREAMS][PATH_MAX];
-	static struct co_reader ir[CO_STREAMS];
-	struct co_head h;
+	static struct image_in ii;
+	static char opath[CO_STREAMS][PATH_MAX];
 	memset(&pc, 0, sizeof(pc));
-	/* the incremental's stream 0 gives the metadata and how many streams there are */
-	if (open_streams(incr, 1, ifd, ipath, ir, err, errlen))
+	int ret = -1, nout = 0, ofd[CO_STREAMS] = { -1, -1 };
+	if (open_image(incr, &ii, &proc, err, errlen))
 		return -1;
-	int ret = -1, nin = 1, nout = 0, ofd[CO_STREAMS] = { -1, -1 };
-	if (co_r_expect(&ir[0], CO_R_HEAD, &h, sizeof(h)) || co_r_expect(&ir[0], CO_R_PROC, &proc, sizeof(proc))) {
-		MERR("%s", ir[0].err);
+	if (open_image(parent, &pc.in, &pproc, err, errlen))
 		goto out;
-	}
-	if (h.kind != CO_KIND_PROCESS || h.version != CO_IMG_VERSION || proc.streams < 1 || proc.streams > CO_STREAMS) {
-		MERR("%s: not a process image of this format", incr);
-		goto out;
-	}
-	nin = (int)proc.streams;
-	for (int k = 1; k < nin; k++) {
-		co_stream_path(ipath[k], PATH_MAX, incr, k);
-		if ((ifd[k] = open(ipath[k], O_RDONLY | O_CLOEXEC)) < 0) {
-			nin = k;
-			MERR("%s: %s", ipath[k], strerror(errno));
-			goto out;
-		}
-		co_r_init(&ir[k], ifd[k], ipath[k]);
-		if (co_r_expect(&ir[k], CO_R_HEAD, &h, sizeof(h))) {
-			MERR("%s", ir[k].err);
-			goto out;
-		}
-	}
-	/* the parent's streams */
-	struct co_proc *pp = (struct co_proc *)buf;
-	if (open_streams(parent, 1, pc.fd, pc.path, pc.r, err, errlen))
-		goto out;
-	pc.n = 1;
-	if (co_r_expect(&pc.r[0], CO_R_HEAD, &h, sizeof(h)) || co_r_expect(&pc.r[0], CO_R_PROC, pp, sizeof(*pp))) {
-		MERR("%s", pc.r[0].err);
-		goto out;
-	}
-	if (pp->pid != proc.pid || pp->streams < 1 || pp->streams > CO_STREAMS || pp->parent) {
+	if (pproc.pid != proc.pid || pproc.parent) {
 		MERR("%s: not the full image of pid %d", parent, proc.pid);
 		goto out;
 	}
-	for (int k = 1; k < (int)pp->streams; k++, pc.n++) {
-		co_stream_path(pc.path[k], PATH_MAX, parent, k);
-		if ((pc.fd[k] = open(pc.path[k], O_RDONLY | O_CLOEXEC)) < 0) {
-			MERR("%s: %s", pc.path[k], strerror(errno));
-			goto out;
-		}
-		co_r_init(&pc.r[k], pc.fd[k], pc.path[k]);
-		if (co_r_expect(&pc.r[k], CO_R_HEAD, &h, sizeof(h))) {
-			MERR("%s", pc.r[k].err);
-			goto out;
-		}
-	}
+	int nin = ii.n;
 	/* one output stream per input stream */
 	struct co_writer w;
 	for (nout = 0; nout < nin; nout++) {
@@ -361,7 +345,7 @@ static int merge_proc(const char *incr, const char *parent, const char *full, ch
 		co_w_init(&w, ofd[k], wbuf, sizeof(wbuf));
 		co_w_head(&w, k ? CO_KIND_PAGES : CO_KIND_PROCESS);
 		uint64_t pages = 0;
-		struct co_reader *r = &ir[k];
+		struct co_reader *r = &ii.r[k];
 		if (k == 0) {
 			proc.parent = 0;
 			co_w_rec(&w, CO_R_PROC, &proc, sizeof(proc));
@@ -385,18 +369,13 @@ static int merge_proc(const char *incr, const char *parent, const char *full, ch
 					goto out;
 				continue;
 			}
-			if (t == CO_R_PAGEMAP || t == CO_R_PAGEDATA) {
-				/* a page map without a parent map: a region saved whole, copied as it is */
-				co_w_begin(&w, t, r->hdr.len, t == CO_R_PAGEDATA);
-				if (t == CO_R_PAGEDATA)
-					pages += r->hdr.len / CO_PAGE;
-				if (copy_payload(r, &w, r->hdr.len, err, errlen))
-					goto out;
-				co_w_end(&w);
-				continue;
-			}
-			/* metadata: threads, descriptors, file data, regions */
-			co_w_begin(&w, t, r->hdr.len, t == CO_R_FILEDATA);
+			/*
+			 * Anything else as it is: metadata (threads, descriptors, file
+			 * data, regions), and page maps without a parent map.
+			 */
+			if (t == CO_R_PAGEDATA)
+				pages += r->hdr.len / CO_PAGE;
+			co_w_begin(&w, t, r->hdr.len, t == CO_R_PAGEDATA || t == CO_R_FILEDATA);
 			if (copy_payload(r, &w, r->hdr.len, err, errlen))
 				goto out;
 			co_w_end(&w);
@@ -410,11 +389,8 @@ static int merge_proc(const char *incr, const char *parent, const char *full, ch
 	}
 	ret = 0;
 out:
-	for (int k = 0; k < nin; k++)
-		if (ifd[k] >= 0)
-			close(ifd[k]);
-	for (int k = 0; k < pc.n; k++)
-		close(pc.fd[k]);
+	close_image(&ii);
+	close_image(&pc.in);
 	for (int k = 0; k < nout; k++)
 		close(ofd[k]);
 	return ret;
