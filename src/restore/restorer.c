@@ -248,6 +248,26 @@ static void zombie_entry(void *arg)
 	co_exit_group(128 + sig);
 }
 
+/* One millisecond: the unit of the waits for other processes being restored. */
+static void nap(void)
+{
+	struct co_timespec ms = { 0, 1000000 };
+	co_nanosleep(&ms);
+}
+
+/*
+ * Wait until child pid has exited (reap it unless keep), then drop the
+ * SIGCHLD it sent: the image has the process's real pending signals.
+ */
+static void wait_exited(int pid, int keep)
+{
+	struct { int32_t signo, errno_, code, pad; char rest[112]; } si;
+	co_sys5(SYS_waitid, 1 /* P_PID */, pid, (long)&si, 4 /* WEXITED */ | (keep ? 0x01000000 /* WNOWAIT */ : 0), 0);
+	uint64_t chld = 1ULL << (SIGCHLD - 1);
+	struct co_timespec zero = { 0, 0 };
+	co_sys4(SYS_rt_sigtimedwait, (long)&chld, 0, (long)&zero, 8);
+}
+
 /* Create one child process with its recorded pid, running fn(child) on a fresh stack. */
 static void fork_child(struct co_mproc *c, void (*fn)(void *))
 {
@@ -266,22 +286,14 @@ static void fork_child(struct co_mproc *c, void (*fn)(void *))
 	extern long co_clone3_thread(void *, unsigned long, void (*)(void *), void *);
 	long r;
 	/* a page-reading helper of a process restored meanwhile may hold the pid for a moment */
-	for (int tries = 0; (r = co_clone3_thread(&ca, sizeof(ca), fn, c)) == -EEXIST && tries < 5000; tries++) {
-		struct co_timespec ms = { 0, 1000000 };
-		co_nanosleep(&ms);
-	}
+	for (int tries = 0; (r = co_clone3_thread(&ca, sizeof(ca), fn, c)) == -EEXIST && tries < 5000; tries++)
+		nap();
 	if (r < 0) {
 		co_fmt(err, sizeof(err), "cannot recreate process %d (errno %ld)", c->pid, -r);
 		die(err);
 	}
-	if (c->flags & CO_MP_ZOMBIE) {
-		/* wait until it is a zombie, then drop the SIGCHLD it sent: the image has the real ones */
-		struct { int32_t signo, errno_, code, pad; char rest[112]; } si;
-		co_sys5(SYS_waitid, 1 /* P_PID */, c->pid, (long)&si, 4 /* WEXITED */ | 0x01000000 /* WNOWAIT */, 0);
-		uint64_t chld = 1ULL << (SIGCHLD - 1);
-		struct co_timespec zero = { 0, 0 };
-		co_sys4(SYS_rt_sigtimedwait, (long)&chld, 0, (long)&zero, 8);
-	}
+	if (c->flags & CO_MP_ZOMBIE)
+		wait_exited(c->pid, 1); /* it stays a zombie, to be waited for by the program */
 }
 
 /* Join the recorded process group; its leader may still be on its way. */
@@ -293,8 +305,7 @@ static void join_group(struct co_mproc *me)
 		long r = co_sys2(SYS_setpgid, 0, me->pgid == me->pid ? 0 : me->pgid);
 		if (r == 0 || r != -EPERM)
 			return;
-		struct co_timespec ms = { 0, 1000000 };
-		co_nanosleep(&ms);
+		nap();
 	}
 }
 
@@ -314,10 +325,8 @@ static void keeper_entry(void *arg)
 	struct co_mproc *k = arg;
 	co_sys2(SYS_setpgid, 0, 0);
 	int parent = (int)co_getppid();
-	for (int tries = 0; tries < 2000 && co_sys1(SYS_getpgid, parent) != k->pid; tries++) {
-		struct co_timespec ms = { 0, 1000000 };
-		co_nanosleep(&ms);
-	}
+	for (int tries = 0; tries < 2000 && co_sys1(SYS_getpgid, parent) != k->pid; tries++)
+		nap();
 	co_exit_group(0);
 }
 
@@ -339,17 +348,10 @@ static void found_orphan_group(struct co_mproc *me)
 	co_memset(&keeper, 0, sizeof(keeper));
 	keeper.pid = keeper.pgid = g;
 	fork_child(&keeper, keeper_entry);
-	for (int tries = 0; tries < 2000 && co_sys1(SYS_getpgid, g) != g; tries++) {
-		struct co_timespec ms = { 0, 1000000 };
-		co_nanosleep(&ms);
-	}
+	for (int tries = 0; tries < 2000 && co_sys1(SYS_getpgid, g) != g; tries++)
+		nap();
 	join_group(me);
-	/* reap it, and drop the SIGCHLD it sent: the image has the real ones */
-	struct { int32_t signo, errno_, code, pad; char rest[112]; } si;
-	co_sys5(SYS_waitid, 1 /* P_PID */, g, (long)&si, 4 /* WEXITED */, 0);
-	uint64_t chld = 1ULL << (SIGCHLD - 1);
-	struct co_timespec zero = { 0, 0 };
-	co_sys4(SYS_rt_sigtimedwait, (long)&chld, 0, (long)&zero, 8);
+	wait_exited(g, 0);
 }
 
 static void become_process(struct co_mproc *me)
