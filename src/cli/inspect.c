@@ -28,29 +28,17 @@ static const char *vma_kind(unsigned k)
 	return k < CO_ARRAY_LEN(n) ? n[k] : "?";
 }
 
-/* Walk one process image; returns 0 when every record checks out. */
-/* Pages with data and pages left to the parent, in the page streams k >= 1 of a process image. */
-static int inspect_image(const char *path, int json, int quiet);
-static uint64_t stream_pages, stream_parent_pages;
+/* Pages with data, and pages left to the parent generation. */
+struct page_count {
+	uint64_t pages, parent;
+};
 
-static int inspect_streams(const char *image, uint32_t nstreams)
-{
-	int bad = 0;
-	uint64_t pages = 0, parent = 0;
-	for (uint32_t k = 1; k < nstreams; k++) {
-		char p[PATH_MAX];
-		co_stream_path(p, sizeof(p), image, (int)k);
-		stream_pages = stream_parent_pages = 0;
-		bad |= inspect_image(p, 0, 1) != 0;
-		pages += stream_pages;
-		parent += stream_parent_pages;
-	}
-	stream_pages = pages;
-	stream_parent_pages = parent;
-	return bad;
-}
-
-static int inspect_image(const char *path, int json, int quiet)
+/*
+ * Walk one image file, and with it the page streams a process image names;
+ * returns 0 when every record checks out.  quiet: print nothing, only add
+ * the pages to *count.
+ */
+static int inspect_image(const char *path, int json, int quiet, struct page_count *count)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -159,14 +147,18 @@ static int inspect_image(const char *path, int json, int quiet)
 		}
 		first = 0;
 	}
-	if (quiet) {
-		stream_pages = pages;
-		stream_parent_pages = parent_pages;
-	} else if (nstreams > 1) {
-		/* the page streams of this image count with it */
-		ret |= inspect_streams(path, nstreams);
-		pages += stream_pages;
-		parent_pages += stream_parent_pages;
+	/* the page streams of this image count with it */
+	for (uint32_t k = 1; !quiet && k < nstreams; k++) {
+		char p[PATH_MAX];
+		struct page_count sc = { 0, 0 };
+		co_stream_path(p, sizeof(p), path, (int)k);
+		ret |= inspect_image(p, 0, 1, &sc);
+		pages += sc.pages;
+		parent_pages += sc.parent;
+	}
+	if (count) {
+		count->pages += pages;
+		count->parent += parent_pages;
 	}
 	if (json && !quiet)
 		printf("],\"threads\":%llu,\"descriptors\":%llu,\"regions\":%llu,\"pages\":%llu,\"parent_pages\":%llu,"
@@ -206,7 +198,7 @@ int co_cmd_inspect(int argc, char **argv)
 	if (stat(target, &st) < 0)
 		co_die("%s: %s", target, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return inspect_image(target, json, 0) ? 1 : 0;
+		return inspect_image(target, json, 0, NULL) ? 1 : 0;
 	static struct co_manifest m;
 	static struct co_mproc p[CO_TABLE_SLOTS];
 	int n;
@@ -231,7 +223,7 @@ int co_cmd_inspect(int argc, char **argv)
 			printf(",");
 		if (!json)
 			printf("process %d (parent %d): %s\n", p[i].pid, p[i].ppid, p[i].image);
-		bad |= inspect_image(path, json, 0) != 0;
+		bad |= inspect_image(path, json, 0, NULL) != 0;
 	}
 	if (json)
 		printf("],\"ok\":%s}\n", bad ? "false" : "true");
