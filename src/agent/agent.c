@@ -588,15 +588,14 @@ static void agent_setup(void)
 	 */
 	const char *g = getenv("COHORT_SIG");
 	int sig = r == 0 ? co_agent.sig : g ? (int)co_strtoul(g, 0, 10) : 0;
-	if (r && sig > 0 && sig <= 64) {
-		uint64_t set = 1ULL << (sig - 1);
-		co_sigprocmask(SIG_BLOCK, &set, 0);
-		struct co_timespec zero = { 0, 0 };
-		while (co_sys4(SYS_rt_sigtimedwait, (long)&set, 0, (long)&zero, 8) == sig)
-			;
-	}
 	if (sig > 0 && sig <= 64) {
 		uint64_t set = 1ULL << (sig - 1);
+		struct co_timespec zero = { 0, 0 };
+		if (r) {
+			co_sigprocmask(SIG_BLOCK, &set, 0);
+			while (co_sys4(SYS_rt_sigtimedwait, (long)&set, 0, (long)&zero, 8) == sig)
+				;
+		}
 		co_sigprocmask(SIG_UNBLOCK, &set, 0);
 	}
 	if (r == 0)

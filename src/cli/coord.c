@@ -336,22 +336,15 @@ struct nsproc {
 
 static uint64_t group_ns;	/* inode of the group's pid namespace */
 
-static int member_of(int host)
-{
-	for (int i = 0; i < G.nc; i++)
-		if (G.c[i].kind == C_MEMBER && G.c[i].host_pid == host)
-			return i;
-	return -1;
-}
-
 /*
- * The connection that took part in this checkpoint for process host: one
- * that exec'd after the release has registered again on a second one.
+ * The member connection of process host; with part_only, the one that took
+ * part in this checkpoint (one that exec'd after the release has registered
+ * again on a second connection).
  */
-static int part_of(int host)
+static int member_of(int host, int part_only)
 {
 	for (int i = 0; i < G.nc; i++)
-		if (G.c[i].kind == C_MEMBER && G.c[i].part && G.c[i].host_pid == host)
+		if (G.c[i].kind == C_MEMBER && G.c[i].host_pid == host && (!part_only || G.c[i].part))
 			return i;
 	return -1;
 }
@@ -386,7 +379,7 @@ static int scan_group(struct nsproc *out, int max)
 		/* an agent's snapshot child still finishing an image is not part of the group */
 		if (!strcmp(comm_of(host), "cohort-dump"))
 			continue;
-		out[n].member = member_of(host);
+		out[n].member = member_of(host, 0);
 		n++;
 	}
 	if (d)
@@ -757,7 +750,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				mp->exit_status = ps[i].ids.exit_code;
 			} else {
 				/* look it up again: connections dropped since the scan moved others in G.c */
-				int ci = part_of(ps[i].host);
+				int ci = member_of(ps[i].host, 1);
 				if (ci < 0) {
 					snprintf(err, sizeof(err), "pid %d left the group during the checkpoint", mp->pid);
 					bad = 1;
@@ -974,7 +967,10 @@ static int loop(void)
 			int i = k - 3;
 			if (i >= G.nc || G.c[i].fd != p[k].fd)
 				continue;
-			/* a checkpoint run from this loop may have read it already */
+			/*
+			 * A checkpoint run from this loop reads and drops connections
+			 * in its barriers: look again before reading, never block.
+			 */
 			struct pollfd one = { G.c[i].fd, POLLIN, 0 };
 			if (poll(&one, 1, 0) <= 0)
 				continue;
@@ -989,8 +985,6 @@ static int loop(void)
 			case CO_M_CKPT_REQ:
 				G.c[i].kind = C_CLIENT;
 				checkpoint(i, in.m.flags, in.text);
-				/* its barriers dropped and moved connections: poll afresh */
-				k = 3;
 				break;
 			case CO_M_STATUS_REQ:
 				G.c[i].kind = C_CLIENT;
