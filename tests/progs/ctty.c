@@ -28,9 +28,7 @@ int main(void)
 	printf("controlling terminal %s, foreground %s\n", tty ? "yes" : "no", fg ? "yes" : "no");
 	fflush(stdout);
 	for (int i = 1; i <= STEPS; i++) {
-		struct timespec ts = { 0, 50 * 1000000L };
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
+		t_sleep_ms(50);
 		CHECK(has_ctty() == tty, "step %d: controlling terminal %s", i, tty ? "lost" : "gained");
 		CHECK(!fg || tcgetpgrp(1) == getpgrp(), "step %d: no longer in the terminal's foreground", i);
 		if (i % 10 == 0) {

@@ -27,13 +27,6 @@ static void same_fifo(int fd, const char *path, const char *who)
 	      "%s: its descriptor is not the FIFO %s any more", who, path);
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 int main(void)
 {
 	t_prog = "fifo_pair";
@@ -63,7 +56,7 @@ int main(void)
 			sum += v;
 			if (v % 50 == 0) {
 				same_fifo(fd, path, "reader");
-				sleep_ms(5);
+				t_sleep_ms(5);
 			}
 		}
 		CHECK(want == N + 1 && markers == 1, "ended at %u with %u markers", want, markers);
@@ -77,7 +70,7 @@ int main(void)
 		CHECK(write(fd, &i, sizeof(i)) == sizeof(i), "write of %u failed", i);
 		if (i % 100 == 0) {
 			same_fifo(fd, path, "writer");
-			sleep_ms(40);
+			t_sleep_ms(40);
 		}
 		if (i == N / 2) {
 			/* someone else opens the path: the same FIFO must take its bytes */

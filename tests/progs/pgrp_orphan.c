@@ -13,13 +13,6 @@
 
 #define STEPS 40
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static void member(int id, pid_t group, int out)
 {
 	for (int i = 1; i <= STEPS; i++) {
@@ -27,7 +20,7 @@ static void member(int id, pid_t group, int out)
 		CHECK(kill(-group, 0) == 0, "member %d: group %d does not answer: %s", id, (int)group, strerror(errno));
 		unsigned v = (unsigned)(id * 1000 + i);
 		CHECK(write(out, &v, sizeof(v)) == sizeof(v), "member %d: write failed", id);
-		sleep_ms(30);
+		t_sleep_ms(30);
 	}
 	_exit(0);
 }

@@ -20,13 +20,6 @@ struct area {
 	unsigned long total;
 };
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { 0, ms * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static void work(struct area *a, int me, int fd, const char *name)
 {
 	char path[300];
@@ -38,7 +31,7 @@ static void work(struct area *a, int me, int fd, const char *name)
 		SYSCHK(fstat(fd, &x));
 		SYSCHK(stat(path, &y));
 		CHECK(x.st_ino == y.st_ino, "process %d: the object is no longer %s", me, path);
-		sleep_ms(30);
+		t_sleep_ms(30);
 		unsigned long t = __atomic_load_n(&a->total, __ATOMIC_SEQ_CST);
 		unsigned long c0 = __atomic_load_n(&a->count[0], __ATOMIC_SEQ_CST);
 		unsigned long c1 = __atomic_load_n(&a->count[1], __ATOMIC_SEQ_CST);

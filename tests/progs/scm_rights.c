@@ -30,9 +30,7 @@ int main(void)
 	close(f);
 	puts("sent");
 	fflush(stdout);
-	struct timespec ts = { 2, 0 };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	t_sleep_ms(2000);
 	char r = 0;
 	iov.iov_base = &r;
 	mh.msg_controllen = sizeof(cb.b);

@@ -18,11 +18,8 @@ static char stack[1 << 16] __attribute__((aligned(16)));
 static int worker(void *arg)
 {
 	(void)arg;
-	for (int i = 0; i < 25; i++) {
-		struct timespec ts = { 0, 100 * 1000000L };
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-	}
+	for (int i = 0; i < 25; i++)
+		t_sleep_ms(100);
 	return 7;
 }
 
