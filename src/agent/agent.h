@@ -61,8 +61,12 @@ int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
 /*
  * dump.c: write this process's image into dir; 0 ok, -1 with err filled.
  * snapshot_done (may be NULL) is called once the process may run again.
+ * co_dump_process is co_dump_begin (look at descriptors and the memory
+ * map) then co_dump_write (write the image); a snapshot forks between them.
  */
 int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, void (*snapshot_done)(void));
+int co_dump_begin(char *err, size_t errlen);
+int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void));
 
 /* agent.c: in a new process made by fork (an atfork handler) or clone (wrap.c) */
 void co_agent_forked(void);

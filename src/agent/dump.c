@@ -20,9 +20,13 @@ static struct co_dumpctx dc;
 static const struct co_thread *trecs[CO_MAX_THREADS];
 static int data_marker = 1; /* lives in .data, which is mapped apart from .bss */
 
-int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, void (*snapshot_done)(void))
+/*
+ * Look at everything before writing anything: an unsupported object fails
+ * early.  With a snapshot this runs in the process, before the fork: the
+ * snapshot of a lean fork lacks part of the memory map it must describe.
+ */
+int co_dump_begin(char *err, size_t errlen)
 {
-	char path[CO_PATH + 64], path1[CO_PATH + 64];
 	co_memset(&dc, 0, sizeof(dc));
 	dc.err = err;
 	dc.errlen = errlen;
@@ -46,7 +50,6 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 	dc.ppid = co_agent.ppid;
 	dc.pgid = co_agent.pgid;
 	dc.sid = co_agent.sid;
-	dc.snapshot_done = snapshot_done;
 	if (co_agent.ready_pipe >= 0)
 		dc.skip_fd[dc.nskip_fd++] = co_agent.ready_pipe;
 	int here;
@@ -57,10 +60,16 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 	dc.vol[dc.nvol++] = (uint64_t)wbuf1;
 	dc.vol[dc.nvol++] = (uint64_t)&dc;
 
-	/* look at everything before writing anything: an unsupported object fails early */
-	if (co_files_collect(&dc) || co_mem_collect(&dc))
-		return -1;
+	return co_files_collect(&dc) || co_mem_collect(&dc) ? -1 : 0;
+}
 
+/* Write the image begun by co_dump_begin; snapshot_done is called once the running program may go on. */
+int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
+{
+	char path[CO_PATH + 64], path1[CO_PATH + 64];
+	char *err = dc.err;
+	size_t errlen = dc.errlen;
+	dc.snapshot_done = snapshot_done;
 	co_fmt(path, sizeof(path), "%s/proc-%d.img", dir, dc.pid);
 	co_stream_path(path1, sizeof(path1), path, 1);
 	int fd = (int)co_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -106,4 +115,9 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 	*bytes = writer.off + writer1.off;
 	co_dirty_image_done(co_agent.generation);
 	return 0;
+}
+
+int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, void (*snapshot_done)(void))
+{
+	return co_dump_begin(err, errlen) || co_dump_write(dir, bytes, snapshot_done);
 }

@@ -62,6 +62,7 @@ struct conn {
 	int agent_fd;		/* the member's end of this connection, in the member */
 	uint64_t bytes;
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
+	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
 };
 
 struct group {
@@ -518,6 +519,8 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 			c->answered = 1;
 			if (in.m.type < 32)
 				c->got |= 1u << in.m.type;
+			if (in.m.type == CO_M_QUIESCED)
+				c->prep_ns = in.m.a;
 			if (in.m.type == CO_M_DONE) {
 				c->bytes = (uint64_t)in.m.a;
 				c->incr_parent = (uint64_t)in.m.b;
@@ -651,6 +654,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		G.c[i].got = 0;
 		G.c[i].part = G.c[i].kind == C_MEMBER;
 		G.c[i].incr_parent = 0;
+		G.c[i].prep_ns = 0;
 	}
 	if (!bad) {
 		broadcast_flags(CO_M_PREPARE, 0, (int64_t)gen, (int64_t)parent, NULL);
@@ -801,7 +805,16 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		start_merge(gdir);
 	if (G.keep)
 		co_prune(gdir, G.keep);
-	double pause_ms = (double)(t_release - t0) / 1e6, dur_ms = (double)(t_done - t0) / 1e6;
+	/*
+	 * The pause starts when the first process parks: each prepares first
+	 * (tracking new memory) while its program still runs, and says how long.
+	 */
+	int64_t prep = -1;
+	for (int i = 0; i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER && G.c[i].part && (prep < 0 || G.c[i].prep_ns < prep))
+			prep = G.c[i].prep_ns;
+	uint64_t t_pause = t0 + (prep > 0 && (uint64_t)prep < t_release - t0 ? (uint64_t)prep : 0);
+	double pause_ms = (double)(t_release - t_pause) / 1e6, dur_ms = (double)(t_done - t0) / 1e6;
 	if (flags & CO_CKPT_JSON)
 		reply(cfd, 0,
 		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"

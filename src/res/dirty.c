@@ -55,6 +55,10 @@ struct pm_scan_arg {
 	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
 };
 
+#define MAX_LEAN 256
+#define LEAN_MIN_REGION (4ULL << 20) /* smaller regions (libraries' data, small heaps) stay whole */
+#define LEAN_MIN_SPAN (1ULL << 20)   /* shorter unwritten stretches are not worth a cut */
+
 /* The record: two region lists (previous, current) and the written ranges. */
 #define MAX_REGIONS 8192
 #define MAX_WRITTEN (1 << 20)
@@ -66,6 +70,12 @@ struct record {
 	struct region cur[MAX_REGIONS];	/* after a collection: regions tracked from now on */
 	struct region old[MAX_REGIONS];	/* after a collection: regions that were tracked before it */
 	int nold;
+	struct region pre[MAX_REGIONS];	/* registered ahead of the pause by co_dirty_prepare */
+	int npre;
+	struct region cand[MAX_REGIONS];	/* tracked regions a lean snapshot may leave out in part */
+	int ncand;
+	struct region lean[MAX_LEAN];	/* left out of the snapshot: unwritten since the parent */
+	int nlean;
 	int overflow;			/* a list filled up: this collection is unusable */
 	uint64_t nwritten;
 	struct region written[MAX_WRITTEN];
@@ -160,6 +170,19 @@ static int trackable(const struct co_mapent *e)
 	return 1;
 }
 
+/*
+ * Private anonymous memory, readable, large: a lean snapshot may leave its
+ * unwritten stretches out of the fork.  Nothing the image writer touches
+ * itself lives in such a region except the manager's stack, which the
+ * caller excludes by address.
+ */
+static int lean_kind(const struct co_mapent *e)
+{
+	const char *p = e->path;
+	return !e->shared && (e->prot & PROT_READ) && e->end - e->start >= LEAN_MIN_REGION &&
+	       (!p[0] || co_strcmp(p, "[heap]") == 0 || co_startswith(p, "[anon:"));
+}
+
 /* Does one region of list (sorted, disjoint) hold all of [start, end)? */
 static int covered(const struct region *list, uint64_t n, uint64_t start, uint64_t end)
 {
@@ -196,8 +219,12 @@ static int was_tracked(int pm, uint64_t start, uint64_t end)
 	return covered(rec->prev, (uint64_t)rec->nprev, start, end) && wp_registered(pm, start, end);
 }
 
-/* PAGEMAP_SCAN [start, end): append the written pages to rec->written, protecting them again in the same walk. */
-static int scan_written(int pm, uint64_t start, uint64_t end)
+/*
+ * PAGEMAP_SCAN [start, end): append the written pages to rec->written
+ * (note), protecting them again in the same walk.  Without note the walk
+ * only protects again: the region counts as written whole anyway.
+ */
+static int scan_written(int pm, uint64_t start, uint64_t end, int note)
 {
 	static struct page_region out[512];
 	uint64_t at = start;
@@ -208,7 +235,7 @@ static int scan_written(int pm, uint64_t start, uint64_t end)
 		long got = co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a);
 		if (got < 0)
 			return -1;
-		for (long i = 0; i < got; i++) {
+		for (long i = 0; i < got && note; i++) {
 			struct region *last = rec->nwritten ? &rec->written[rec->nwritten - 1] : 0;
 			if (last && last->end == out[i].start)
 				last->end = out[i].end;
@@ -325,6 +352,75 @@ static int hash_kept(int stream, uint64_t addr, int tracked)
 	return 0;
 }
 
+/*
+ * The record (between two inaccessible guard pages, so that it stays a
+ * region of its own: merged with a neighbour of the program's it would be
+ * tracked and saved with it), the userfaultfd and the shared list of held
+ * pages.  0 when all three are there.
+ */
+static int tracking_init(void)
+{
+	if (!rec) {
+		long p = co_mmap(0, REC_SIZE + 2 * CO_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p < 0 && p > -4096)
+			return -1;
+		if (co_mprotect((void *)(p + CO_PAGE), REC_SIZE, PROT_READ | PROT_WRITE) < 0) {
+			co_munmap((void *)p, REC_SIZE + 2 * CO_PAGE);
+			return -1;
+		}
+		rec = (struct record *)(p + CO_PAGE);
+	}
+	if (uffd < 0 && (uffd = uffd_open()) < 0)
+		return -1;
+	if (!held && map_shared("cohort-agent-held", HELD_SIZE, (void **)&held))
+		return -1;
+	return 0;
+}
+
+/* Open /proc/self/pagemap (returned) and start reading /proc/self/maps into `maps`. */
+static int walk_open(void)
+{
+	int pm = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	if (pm >= 0 && co_maps_open(&maps, "/proc/self/maps")) {
+		co_close(pm);
+		return -1;
+	}
+	return pm;
+}
+
+/* A region of the program's whose writes are tracked (not the record itself). */
+static int tracked_kind(const struct co_mapent *e)
+{
+	uint64_t self_lo = (uint64_t)rec - CO_PAGE, self_hi = (uint64_t)rec + REC_SIZE + CO_PAGE;
+	return trackable(e) && !(e->start >= self_lo && e->end <= self_hi);
+}
+
+/*
+ * While the program still runs, before a checkpoint quiesces it: register
+ * and write-protect every region that is not tracked yet.  Protecting a
+ * large region walks all its page tables (about 25 ms per GiB here); done
+ * in the pause, as the first checkpoint of a process used to, it lengthens
+ * the pause by as much.  Pages written between now and the pause are
+ * protected again in the pause by a walk over the written ones only.
+ */
+void co_dirty_prepare(void)
+{
+	if (co_dirty_method() != CO_DIRTY_UFFD_WP || tracking_init())
+		return;
+	int pm = walk_open();
+	if (pm < 0)
+		return;
+	rec->npre = 0;
+	while (co_maps_next(&maps, &ent) == 1 && rec->npre < MAX_REGIONS) {
+		if (!tracked_kind(&ent) || (rec->gen && was_tracked(pm, ent.start, ent.end)))
+			continue;
+		if (protect_new(ent.start, ent.end) == 0)
+			rec->pre[rec->npre++] = (struct region){ ent.start, ent.end };
+	}
+	co_maps_close(&maps);
+	co_close(pm);
+}
+
 uint64_t co_dirty_collect(uint64_t gen)
 {
 	int m = co_dirty_method();
@@ -335,38 +431,20 @@ uint64_t co_dirty_collect(uint64_t gen)
 		hash_gen = gen;
 		return base && list_of(base) >= 0 ? base : 0;
 	}
-	if (m != CO_DIRTY_UFFD_WP)
+	if (m != CO_DIRTY_UFFD_WP || tracking_init())
 		return 0;
-	if (!rec) {
-		/*
-		 * Between two inaccessible guard pages, so that it stays a region
-		 * of its own: merged with a neighbour of the program's it would be
-		 * tracked and saved with it.
-		 */
-		long p = co_mmap(0, REC_SIZE + 2 * CO_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p < 0 && p > -4096)
-			return 0;
-		if (co_mprotect((void *)(p + CO_PAGE), REC_SIZE, PROT_READ | PROT_WRITE) < 0) {
-			co_munmap((void *)p, REC_SIZE + 2 * CO_PAGE);
-			return 0;
-		}
-		rec = (struct record *)(p + CO_PAGE);
-	}
-	if (uffd < 0 && (uffd = uffd_open()) < 0)
+	int pm = walk_open();
+	if (pm < 0)
 		return 0;
-	int pm = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
-	if (pm < 0 || co_maps_open(&maps, "/proc/self/maps")) {
-		if (pm >= 0)
-			co_close(pm);
-		return 0;
-	}
 	rec->ncur = 0;
 	rec->nold = 0;
+	rec->ncand = 0;
+	rec->nlean = 0;
 	rec->nwritten = 0;
 	rec->overflow = 0;
 	/* what the last image holds: valid only if that image was finished */
 	rec->nheld_prev = 0;
-	if (held && held->complete == rec->gen && rec->gen) {
+	if (held->complete == rec->gen && rec->gen) {
 		for (int k = 0; k < CO_STREAMS; k++) {
 			uint64_t n = held->n[k];
 			if (n > MAX_HELD || rec->nheld_prev + n > MAX_WRITTEN) {
@@ -379,26 +457,28 @@ uint64_t co_dirty_collect(uint64_t gen)
 	} else {
 		rec->overflow = 1;
 	}
-	if (!held && map_shared("cohort-agent-held", HELD_SIZE, (void **)&held)) {
-		co_maps_close(&maps);
-		co_close(pm);
-		return 0;
-	}
 	held->complete = 0;
 	for (int k = 0; k < CO_STREAMS; k++)
 		held->n[k] = 0;
-	uint64_t self_lo = (uint64_t)rec - CO_PAGE, self_hi = (uint64_t)rec + REC_SIZE + CO_PAGE;
 	while (co_maps_next(&maps, &ent) == 1) {
-		if (!trackable(&ent) || (ent.start >= self_lo && ent.end <= self_hi))
+		if (!tracked_kind(&ent))
 			continue;
 		if (rec->ncur == MAX_REGIONS) {
 			rec->overflow = 1;
 			break;
 		}
-		if (rec->gen && was_tracked(pm, ent.start, ent.end)) {
-			if (scan_written(pm, ent.start, ent.end) == 0) {
+		if (covered(rec->pre, (uint64_t)rec->npre, ent.start, ent.end) && wp_registered(pm, ent.start, ent.end)) {
+			/* protected just before the pause: new, so written whole, and tracked from here on */
+			if (scan_written(pm, ent.start, ent.end, 0) == 0) {
+				rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
+				continue;
+			}
+		} else if (rec->gen && was_tracked(pm, ent.start, ent.end)) {
+			if (scan_written(pm, ent.start, ent.end, 1) == 0) {
 				rec->old[rec->nold++] = (struct region){ ent.start, ent.end };
 				rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
+				if (lean_kind(&ent))
+					rec->cand[rec->ncand++] = (struct region){ ent.start, ent.end };
 				continue;
 			}
 		}
@@ -411,12 +491,88 @@ uint64_t co_dirty_collect(uint64_t gen)
 	}
 	co_maps_close(&maps);
 	co_close(pm);
+	rec->npre = 0;
 	int usable = rec->gen != 0 && !rec->overflow;
 	co_memcpy(rec->prev, rec->cur, rec->ncur * sizeof(rec->cur[0]));
 	rec->nprev = rec->ncur;
 	uint64_t base = rec->gen;
 	rec->gen = gen;
 	return usable ? base : 0;
+}
+
+/* ---- lean snapshots ---- */
+
+/* Index of the first range of list (sorted, disjoint) that ends after addr. */
+static uint64_t first_after(const struct region *list, uint64_t n, uint64_t addr)
+{
+	uint64_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint64_t mid = (lo + hi) / 2;
+		if (list[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int holds_any(const struct region *r, const uint64_t *addr, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (addr[i] >= r->start && addr[i] < r->end)
+			return 1;
+	return 0;
+}
+
+/* Leave [start, end) out of the next fork, if it is long enough to matter. */
+static void lean_span(uint64_t start, uint64_t end)
+{
+	if (end - start < LEAN_MIN_SPAN || rec->nlean == MAX_LEAN)
+		return;
+	if (co_sys3(SYS_madvise, (long)start, (long)(end - start), MADV_DONTFORK) == 0)
+		rec->lean[rec->nlean++] = (struct region){ start, end };
+}
+
+int co_dirty_lean_begin(const uint64_t *keep, int nkeep)
+{
+	if (!rec || co_dirty_method() != CO_DIRTY_UFFD_WP)
+		return 0;
+	rec->nlean = 0;
+	for (int i = 0; i < rec->ncand; i++) {
+		const struct region *c = &rec->cand[i];
+		if (holds_any(c, keep, nkeep))
+			continue;
+		uint64_t w = first_after(rec->written, rec->nwritten, c->start), at = c->start;
+		/* the gaps between the written ranges inside c */
+		for (; w < rec->nwritten && rec->written[w].start < c->end && rec->nlean < MAX_LEAN; w++) {
+			if (rec->written[w].start > at)
+				lean_span(at, rec->written[w].start);
+			if (rec->written[w].end > at)
+				at = rec->written[w].end;
+		}
+		if (at < c->end)
+			lean_span(at, c->end);
+	}
+	return rec->nlean;
+}
+
+void co_dirty_lean_end(void)
+{
+	if (!rec)
+		return;
+	for (int i = 0; i < rec->nlean; i++)
+		co_sys3(SYS_madvise, (long)rec->lean[i].start, (long)(rec->lean[i].end - rec->lean[i].start),
+			MADV_DOFORK);
+	rec->nlean = 0;
+}
+
+int co_dirty_lean_held(uint64_t addr, int *in_lean)
+{
+	*in_lean = 0;
+	if (!rec || !rec->nlean || !covered(rec->lean, (uint64_t)rec->nlean, addr, addr + 1))
+		return 0;
+	*in_lean = 1;
+	return covered(rec->held_prev, rec->nheld_prev, addr, addr + 1);
 }
 
 int co_dirty_region_tracked(uint64_t start, uint64_t end)

@@ -39,6 +39,25 @@ int co_dirty_page_kept(int stream, uint64_t addr, int tracked);
 void co_dirty_image_done(uint64_t gen);
 
 /*
+ * Lean snapshots of an incremental image.  Before the snapshot fork, with
+ * the written set just collected: leave the long unwritten stretches of
+ * large anonymous regions out of the fork (MADV_DONTFORK), so that it
+ * copies the page tables of what the image needs only; none of the
+ * regions holding an address of keep (the manager's stack) is touched.
+ * Returns how many stretches were left out.  After the fork the parent
+ * puts them back (co_dirty_lean_end), before the program runs again.  In
+ * the snapshot, co_dirty_lean_held says whether addr lies in a left-out
+ * stretch (*in_lean) and if so whether the parent image holds its page:
+ * the page is unwritten, so that decides whether the image refers to it.
+ */
+int co_dirty_lean_begin(const uint64_t *keep, int nkeep);
+void co_dirty_lean_end(void);
+int co_dirty_lean_held(uint64_t addr, int *in_lean);
+
+/* Before quiescing, with the program running: start tracking new regions (see dirty.c). */
+void co_dirty_prepare(void);
+
+/*
  * Drop the record: in a forked child (close_fd: its copy of the descriptor)
  * or after a restart (nothing of it came back: close_fd = 0).
  */

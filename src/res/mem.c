@@ -272,6 +272,9 @@ static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uin
 				break;
 			}
 			uint64_t addr = a + i * CO_PAGE;
+			int in_lean = 0, held = tracked ? co_dirty_lean_held(addr, &in_lean) : 0;
+			if (in_lean)
+				save = held; /* left out of a lean snapshot: unwritten, so the parent's page or none */
 			/* the counting pass only counts: the decision is made (and recorded) once, when writing */
 			if (save && fn(s, addr, fn == add_page && co_dirty_page_kept((int)(s - streams), addr, tracked)))
 				return -1;

@@ -163,6 +163,34 @@ static void wait_go(int s)
 	}
 }
 
+/*
+ * [p, p + len) must lie in one mapping: a checkpoint must not leave the
+ * program's memory map cut up (an incremental checkpoint leaves unwritten
+ * stretches out of its snapshot fork and must put them back).  The region
+ * may share its mapping with an equal neighbour.
+ */
+static void check_whole(const unsigned char *p, size_t len, int s, const char *what)
+{
+	static char buf[1 << 16];
+	int fd = SYSCHK(open("/proc/self/maps", O_RDONLY));
+	size_t n = 0;
+	ssize_t r;
+
+	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	buf[n] = 0;
+	for (char *l = buf; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l)) {
+		unsigned long a, b;
+		if (sscanf(l, "%lx-%lx", &a, &b) == 2 && a <= (unsigned long)p && (unsigned long)p < b) {
+			CHECK(b >= (unsigned long)p + len, "after step %d: %s (%p, %zu bytes) is cut at %lx in /proc/self/maps",
+			      s, what, (const void *)p, len, b);
+			return;
+		}
+	}
+	FAIL("after step %d: %s (%p) is not in /proc/self/maps", s, what, (const void *)p);
+}
+
 int main(int argc, char **argv)
 {
 	struct t_ident id;
@@ -204,6 +232,9 @@ int main(int argc, char **argv)
 		fflush(stdout);
 		if (wait)
 			wait_go(s);
+		check_whole(r1, r1_live(s) * PAGE, s, "region 1");
+		if (r2)
+			check_whole(r2, R2_PAGES * PAGE, s, "region 2");
 	}
 
 	t_ident_check(&id);
