@@ -183,18 +183,25 @@ static int lean_kind(const struct co_mapent *e)
 	       (!p[0] || co_strcmp(p, "[heap]") == 0 || co_startswith(p, "[anon:"));
 }
 
-/* Does one region of list (sorted, disjoint) hold all of [start, end)? */
-static int covered(const struct region *list, uint64_t n, uint64_t start, uint64_t end)
+/* Index of the first range of list (sorted, disjoint) that ends after addr. */
+static uint64_t first_after(const struct region *list, uint64_t n, uint64_t addr)
 {
 	uint64_t lo = 0, hi = n;
 	while (lo < hi) {
 		uint64_t mid = (lo + hi) / 2;
-		if (list[mid].start <= start)
+		if (list[mid].end <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo > 0 && list[lo - 1].start <= start && end <= list[lo - 1].end;
+	return lo;
+}
+
+/* Does one region of list (sorted, disjoint) hold all of [start, end)? */
+static int covered(const struct region *list, uint64_t n, uint64_t start, uint64_t end)
+{
+	uint64_t i = first_after(list, n, start);
+	return i < n && list[i].start <= start && end <= list[i].end;
 }
 
 /* Is [start, end) still registered for write-protection?  One page is enough to ask. */
@@ -501,20 +508,6 @@ uint64_t co_dirty_collect(uint64_t gen)
 }
 
 /* ---- lean snapshots ---- */
-
-/* Index of the first range of list (sorted, disjoint) that ends after addr. */
-static uint64_t first_after(const struct region *list, uint64_t n, uint64_t addr)
-{
-	uint64_t lo = 0, hi = n;
-	while (lo < hi) {
-		uint64_t mid = (lo + hi) / 2;
-		if (list[mid].end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
 
 static int holds_any(const struct region *r, const uint64_t *addr, int n)
 {
