@@ -38,6 +38,12 @@ struct co_agent co_agent = { .sock = -1 };
 __thread unsigned co_tls_epoch __attribute__((tls_model("initial-exec")));
 
 static struct co_msgbuf inbox, outbox;
+/*
+ * The manager opens descriptors (/proc/self/maps, pagemap) while the
+ * program runs only under this lock, which fork and clone take too: a
+ * child forked in between would inherit them.
+ */
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
 static char errbuf[1024];
 
 #define QUIESCE_TIMEOUT_MS 10000
@@ -529,7 +535,9 @@ static void *manager_main(void *arg)
 				reap_dump_child(1);
 			struct co_timespec t0, t1;
 			co_clock_gettime(CLOCK_MONOTONIC, &t0);
+			co_agent_fork_lock();
 			co_dirty_prepare();
+			co_agent_fork_unlock();
 			co_clock_gettime(CLOCK_MONOTONIC, &t1);
 			if (quiesce()) {
 				send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
@@ -628,6 +636,7 @@ static void agent_setup(void)
 /* A forked child starts without a manager and with its parent's socket. */
 void co_agent_forked(void)
 {
+	pthread_mutex_init(&fork_lock, 0); /* taken by the thread that forked, in the parent */
 	if (!co_agent.active)
 		return;
 	if (co_agent.sock >= 0)
@@ -646,9 +655,19 @@ void co_agent_forked(void)
 		start_manager();
 }
 
+void co_agent_fork_lock(void)
+{
+	pthread_mutex_lock(&fork_lock);
+}
+
+void co_agent_fork_unlock(void)
+{
+	pthread_mutex_unlock(&fork_lock);
+}
+
 __attribute__((constructor(101))) static void agent_init(void)
 {
 	co_wrap_init();
 	agent_setup();
-	pthread_atfork(0, 0, co_agent_forked);
+	pthread_atfork(co_agent_fork_lock, co_agent_fork_unlock, co_agent_forked);
 }

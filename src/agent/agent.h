@@ -70,6 +70,9 @@ int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
 
 /* agent.c: in a new process made by fork (an atfork handler) or clone (wrap.c) */
 void co_agent_forked(void);
+/* agent.c: held around fork and clone, and while the manager has descriptors open with the program running */
+void co_agent_fork_lock(void);
+void co_agent_fork_unlock(void);
 
 /* wrap.c */
 void co_wrap_init(void);

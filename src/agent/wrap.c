@@ -652,8 +652,10 @@ EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 		return REAL(clone)(fn, stack, flags, arg, ptid, tls, ctid);
 	c->fn = fn;
 	c->arg = arg;
+	co_agent_fork_lock(); /* the child runs co_agent_forked, which sets it free again */
 	int r = REAL(clone)(clone_child, stack, flags, c, ptid, tls, ctid);
 	int e = errno;
+	co_agent_fork_unlock();
 	free(c);
 	errno = e;
 	return r;
