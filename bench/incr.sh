@@ -26,7 +26,10 @@
 #      written since the previous one): `cohort checkpoint NAME --json
 #      --incremental` (the "incremental" row).  pause_ms, duration_ms, bytes
 #      and kind come from the --json output, disk_bytes is `du -sb` of the
-#      generation directory.
+#      generation directory.  app_gap_ms is the pause as bigmem sees it: its
+#      largest gap between two iterations of any thread, reset by a SIGUSR1
+#      (`cohort kill NAME --signal USR1`) just before the checkpoint and
+#      reported by another just after it returns.
 #   3. wait until the coordinator has merged the last incremental
 #      generation L into DIR/NAME/full-L (merge_wait_ms: from the return of
 #      the last checkpoint until full-L/manifest exists), then
@@ -139,11 +142,18 @@ group_gone() {    # wait until `cohort status NAME` fails (10 s)
 
 # checkpoint ROW TAG ARGS...: one measured checkpoint; sets GEN
 checkpoint() {
-    local row=$1 tag=$2 k v gdir
+    local row=$1 tag=$2 k v gdir n line
     shift 2
+    # bigmem's largest gap, reported and reset on SIGUSR1: reset now, read after
+    n=$(grep -c ' max_gap_ms ' "$RUNLOG")
+    "$COHORT" kill "$NAME" --signal USR1 >/dev/null 2>&1 || die "cohort kill $NAME --signal USR1 failed"
+    wait_line "$RUNLOG" 'max_gap_ms .*' $((n + 1)) 10 >/dev/null || die "bigmem did not report its gap"
     "$COHORT" checkpoint "$NAME" --images "$IMAGES" --json "$@" >"$WORK/$tag.json" 2>"$WORK/$tag.err" ||
         die "checkpoint $* failed: $(cat "$WORK/$tag.err")"
-    echo "    $(tr -d '\n' <"$WORK/$tag.json")"
+    "$COHORT" kill "$NAME" --signal USR1 >/dev/null 2>&1 || die "cohort kill $NAME --signal USR1 failed"
+    line=$(wait_line "$RUNLOG" 'max_gap_ms .*' $((n + 2)) 10) || die "bigmem did not report its gap"
+    add "$row" app_gap_ms "${line##* }"
+    echo "    $(tr -d '\n' <"$WORK/$tag.json") app_gap_ms ${line##* }"
     for k in pause_ms duration_ms bytes; do
         v=$(json_field "$WORK/$tag.json" $k)
         add "$row" $k "${v:--}"
@@ -276,7 +286,7 @@ table() {   # table COLUMN...: one line per row that has any of the columns
 }
 echo
 echo "== checkpoints (median [min..max] over every sample; ms, bytes) =="
-table kind pause_ms duration_ms bytes disk_bytes
+table kind pause_ms app_gap_ms duration_ms bytes disk_bytes
 echo
 echo "== restarts of the last generation (ms) =="
 table merge_wait_ms restart_ms restart_all_ms verify
