@@ -577,6 +577,7 @@ static int chain_resolve(const char *gdir, uint64_t gen, struct chain *c, char *
 	for (c->n = 0; c->n < MAX_LAYERS; c->n++) {
 		struct chain_gen *g = &c->g[c->n];
 		g->gen = gen;
+		/* below gen-N, an incremental generation's full-K ends the chain like a full generation */
 		co_full_dir(gdir, gen, g->dir, sizeof(g->dir));
 		if (!c->n || !exists(g->dir)) {
 			co_gen_dir(gdir, gen, g->dir, sizeof(g->dir));
