@@ -6,16 +6,19 @@
  * generation; parent map records list the pages whose data stays in the
  * parent's image.  Merging makes IMAGES/NAME/full-N, a full image of the
  * same state: metadata and written pages from gen-N, unchanged pages from
- * the parent's full image (gen-P when P is full, else full-P, built first
- * if missing).  Nothing committed is ever changed: full-N is written into
+ * the chain of images below it, down to the newest full image there is
+ * (gen-B of a full generation, or the full-B of an incremental one).
+ * Nothing committed is ever changed: full-N is written into
  * .tmp-full-N.PID, fsynced and renamed, and files that do not change
  * (shared objects, file copies, images of processes saved whole) are hard
  * links.  Every record read is checked against its checksum, so a damaged
  * input fails the merge instead of spreading into the full image.
  *
- * Both images are read once, front to back: page data is in address order
- * within and across the page streams of an image, so a single cursor walks
- * the parent while the incremental's batches are merged into it.
+ * One pass over the chain: each of its images is read once, front to
+ * back, and full-N is the only image written (no intermediate full-K; a
+ * chain longer than MAX_LAYERS is merged in steps).  The background merge, which folds each
+ * new incremental into the full image of its parent, is the same pass
+ * over a chain of two.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -111,227 +114,354 @@ static int open_image(const char *image, struct image_in *in, struct co_proc *pr
 	return 0;
 }
 
-/* ---- the parent's pages, walked once in address order ---- */
+/* ---- a process's chain of images, read as one ---- */
 
-struct cursor {
+/*
+ * A layer is one process image seen as a cursor over its pages in address
+ * order.  A full image has data for all its pages.  An incremental image
+ * has data for the pages written since its parent generation and, in parent
+ * maps, lists the pages it keeps from the layer below: the parent's image,
+ * itself full or another incremental layered over its own parent.  Asked
+ * for a range of pages, a layer answers each page from the newest image
+ * that has its data, and every image is still read once: requests come in
+ * address order (page data is in address order within and across the
+ * page streams of an image), and a layer reads, checks and drops the data
+ * of the pages it passes over.
+ */
+struct layer {
 	struct image_in in;
+	struct layer *below;		/* where the kept pages are; NULL: a full image */
 	int k;				/* current stream */
-	struct co_pagemap pm;
-	uint32_t run;			/* current run of pm */
-	uint64_t done;			/* pages of it already passed */
-	int loaded;			/* pm is loaded and its data record open */
+	int loaded;			/* a batch is loaded and its data record open */
+	struct co_pagemap kept, own;	/* the batch: pages kept from below, pages whose data follows */
+	uint32_t ik, io;		/* next run of kept and of own */
+	uint64_t done;			/* pages of that run already passed */
 };
 
 static char buf[1 << 20];
 
-/* Load the next page map of the parent; 0 ok, 1 no more pages, -1 error. */
-static int cur_load(struct cursor *c, char *err, size_t errlen)
-{
-	for (;;) {
-		if (c->k >= c->in.n)
-			return 1;
-		struct co_reader *r = &c->in.r[c->k];
-		if (c->loaded && co_r_finish(r))
-			return MERR("%s", r->err);
-		c->loaded = 0;
-		int e = co_r_next(r);
-		if (e <= 0)
-			return MERR("%s", e < 0 ? r->err : "parent image ends before its end record");
-		unsigned t = r->hdr.type;
-		if (t == CO_R_END) {
-			if (co_r_finish(r))
-				return MERR("%s", r->err);
-			c->k++;
-			continue;
-		}
-		if (t == CO_R_PARENTMAP)
-			return MERR("%s: byte %lu: the parent image is itself incremental", r->name,
-				    (unsigned long)r->rec_off);
-		if (t != CO_R_PAGEMAP) { /* metadata of stream 0: not needed here */
-			if (co_r_finish(r))
-				return MERR("%s", r->err);
-			continue;
-		}
-		if (co_r_payload(r, &c->pm, sizeof(c->pm)))
-			return MERR("%s", r->err);
-		if (c->pm.nruns > CO_MAX_RUNS || co_r_next(r) != 1 || r->hdr.type != CO_R_PAGEDATA ||
-		    r->hdr.len != c->pm.npages * CO_PAGE)
-			return MERR("%s: byte %lu: page data does not match its page map", r->name,
-				    (unsigned long)r->rec_off);
-		c->loaded = 1;
-		c->run = 0;
-		c->done = 0;
-		if (c->pm.nruns)
-			return 0;
-	}
-}
-
-/* Pass n bytes of the current data record (still checked). */
-static int cur_skip(struct co_reader *r, uint64_t n, char *err, size_t errlen)
+/* Move n payload bytes of r's current record to w; with w NULL only read (and check) them. */
+static int move_bytes(struct co_reader *r, struct co_writer *w, uint64_t n, char *err, size_t errlen)
 {
 	while (n) {
 		uint64_t k = n < sizeof(buf) ? n : sizeof(buf);
 		if (co_r_read(r, buf, k))
 			return MERR("%s", r->err);
+		if (w)
+			co_w_put(w, buf, k);
 		n -= k;
 	}
 	return 0;
 }
 
-/* Copy the parent's pages [addr, addr + npages) to w. */
-static int cur_copy(struct cursor *c, uint64_t addr, uint64_t npages, struct co_writer *w, char *err, size_t errlen)
+/* Read the rest of r's current record and check its trailer. */
+static int finish_record(struct co_reader *r, char *err, size_t errlen)
+{
+	if (move_bytes(r, NULL, r->left, err, errlen))
+		return -1;
+	return co_r_finish(r) ? MERR("%s", r->err) : 0;
+}
+
+/* The lower of kept->runs[i] and own->runs[j]; NULL when both lists are done.  *is_own: from own. */
+static const struct co_run *lower_run(const struct co_pagemap *kept, uint32_t i, const struct co_pagemap *own,
+				      uint32_t j, int *is_own)
+{
+	*is_own = j < own->nruns && (i >= kept->nruns || own->runs[j].addr < kept->runs[i].addr);
+	if (*is_own)
+		return &own->runs[j];
+	return i < kept->nruns ? &kept->runs[i] : NULL;
+}
+
+/* Runs that go up in address order, are not empty and add up to npages: the cursor relies on it. */
+static int map_ok(const struct co_pagemap *pm)
+{
+	uint64_t n = 0, end = 0;
+	if (pm->nruns > CO_MAX_RUNS)
+		return 0;
+	for (uint32_t i = 0; i < pm->nruns; i++) {
+		const struct co_run *r = &pm->runs[i];
+		if (r->addr < end || r->addr % CO_PAGE || !r->npages || r->npages > (UINT64_MAX - r->addr) / CO_PAGE)
+			return 0;
+		end = r->addr + r->npages * CO_PAGE;
+		n += r->npages;
+	}
+	return n == pm->npages;
+}
+
+/* Load the batch whose first record (parent map or page map) r has just read, up to its data. */
+static int read_batch(struct layer *l, struct co_reader *r, char *err, size_t errlen)
+{
+	l->kept.nruns = 0;
+	l->kept.npages = 0;
+	if (r->hdr.type == CO_R_PARENTMAP) {
+		if (!l->below)
+			return MERR("%s: byte %lu: a parent map in an image that should be full", r->name,
+				    (unsigned long)r->rec_off);
+		if (co_r_payload(r, &l->kept, sizeof(l->kept)) || co_r_expect(r, CO_R_PAGEMAP, &l->own, sizeof(l->own)))
+			return MERR("%s", r->err);
+	} else if (co_r_payload(r, &l->own, sizeof(l->own))) {
+		return MERR("%s", r->err);
+	}
+	int e = co_r_next(r);
+	if (e < 0)
+		return MERR("%s", r->err);
+	if (!e || !map_ok(&l->kept) || !map_ok(&l->own) || r->hdr.type != CO_R_PAGEDATA ||
+	    r->hdr.len != l->own.npages * CO_PAGE)
+		return MERR("%s: byte %lu: page data does not match its page map", r->name, (unsigned long)r->rec_off);
+	l->loaded = 1;
+	l->ik = l->io = 0;
+	l->done = 0;
+	return 0;
+}
+
+/* Done with the batch: read the rest of its data (checked). */
+static int end_batch(struct layer *l, char *err, size_t errlen)
+{
+	l->loaded = 0;
+	return finish_record(&l->in.r[l->k], err, errlen);
+}
+
+/* Load l's next batch that has pages, passing other records (checked); 0 ok, 1 no pages left, -1 error. */
+static int next_batch(struct layer *l, char *err, size_t errlen)
+{
+	if (l->loaded && end_batch(l, err, errlen))
+		return -1;
+	while (l->k < l->in.n) {
+		struct co_reader *r = &l->in.r[l->k];
+		int e = co_r_next(r);
+		if (e <= 0)
+			return e < 0 ? MERR("%s", r->err)
+				     : MERR("%s: byte %lu: the image ends before its end record", r->name,
+					    (unsigned long)r->off);
+		if (r->hdr.type == CO_R_PARENTMAP || r->hdr.type == CO_R_PAGEMAP) {
+			if (read_batch(l, r, err, errlen))
+				return -1;
+			if (l->kept.nruns || l->own.nruns)
+				return 0;
+			if (end_batch(l, err, errlen))
+				return -1;
+			continue;
+		}
+		if (finish_record(r, err, errlen))
+			return -1;
+		if (r->hdr.type == CO_R_END)
+			l->k++;
+	}
+	return 1;
+}
+
+/* Pass n pages of the current run of l's batch. */
+static void advance(struct layer *l, int own, uint64_t n)
+{
+	const struct co_run *run = own ? &l->own.runs[l->io] : &l->kept.runs[l->ik];
+	l->done += n;
+	if (l->done == run->npages) {
+		*(own ? &l->io : &l->ik) += 1;
+		l->done = 0;
+	}
+}
+
+/* Write l's pages [addr, addr + npages) to w, each from the newest image that has its data. */
+static int layer_copy(struct layer *l, uint64_t addr, uint64_t npages, struct co_writer *w, char *err, size_t errlen)
 {
 	while (npages) {
-		if (!c->loaded || c->run >= c->pm.nruns) {
-			int e = cur_load(c, err, errlen);
+		int own;
+		const struct co_run *run = l->loaded ? lower_run(&l->kept, l->ik, &l->own, l->io, &own) : NULL;
+		if (!run) {
+			int e = next_batch(l, err, errlen);
 			if (e < 0)
 				return -1;
 			if (e > 0)
-				return MERR("page %lx of the incremental image is missing from its parent image",
-					    (unsigned long)addr);
+				return MERR("%s: page %lx is missing (an image built on this one keeps it)",
+					    l->in.path[l->in.n - 1], (unsigned long)addr);
 			continue;
 		}
-		struct co_reader *r = &c->in.r[c->k];
-		const struct co_run *run = &c->pm.runs[c->run];
-		uint64_t at = run->addr + c->done * CO_PAGE, left = run->npages - c->done;
-		if (at + left * CO_PAGE <= addr) {
-			if (cur_skip(r, left * CO_PAGE, err, errlen))
-				return -1;
-			c->run++;
-			c->done = 0;
-			continue;
-		}
-		if (at < addr) {
-			uint64_t k = (addr - at) / CO_PAGE;
-			if (cur_skip(r, k * CO_PAGE, err, errlen))
-				return -1;
-			c->done += k;
-			continue;
-		}
+		struct co_reader *r = &l->in.r[l->k];
+		uint64_t at = run->addr + l->done * CO_PAGE, left = run->npages - l->done, n;
 		if (at > addr)
-			return MERR("%s: page %lx of the incremental image is missing from its parent image", r->name,
-				    (unsigned long)addr);
-		uint64_t k = npages < left ? npages : left;
-		if (k > sizeof(buf) / CO_PAGE)
-			k = sizeof(buf) / CO_PAGE;
-		if (co_r_read(r, buf, k * CO_PAGE))
-			return MERR("%s", r->err);
-		co_w_put(w, buf, k * CO_PAGE);
-		c->done += k;
-		addr += k * CO_PAGE;
-		npages -= k;
-		if (c->done == run->npages) {
-			c->run++;
-			c->done = 0;
+			return MERR("%s: byte %lu: page %lx is missing (an image built on this one keeps it)", r->name,
+				    (unsigned long)r->rec_off, (unsigned long)addr);
+		if (at < addr) { /* pages nobody asks for: the data of newer images replaces them */
+			n = (addr - at) / CO_PAGE < left ? (addr - at) / CO_PAGE : left;
+			if (own && move_bytes(r, NULL, n * CO_PAGE, err, errlen))
+				return -1;
+		} else {
+			n = npages < left ? npages : left;
+			int e = own ? move_bytes(r, w, n * CO_PAGE, err, errlen)
+				    : layer_copy(l->below, addr, n, w, err, errlen);
+			if (e)
+				return -1;
+			addr += n * CO_PAGE;
+			npages -= n;
 		}
+		advance(l, own, n);
 	}
 	return 0;
+}
+
+/* Read l to its end, so that every record of every input is checked. */
+static int drain(struct layer *l, char *err, size_t errlen)
+{
+	int e;
+	while ((e = next_batch(l, err, errlen)) == 0)
+		;
+	return e < 0 ? -1 : 0;
 }
 
 /* ---- one process image ---- */
 
-struct seg {
-	uint64_t addr, npages;
-	int kept;
+#define MAX_LAYERS 64 /* images merged in one pass; a longer chain is merged in steps */
+
+/*
+ * The generations a merge of gen-N reads, newest first: gen-N, the
+ * incremental generations before it, and the newest full image of the
+ * chain (gen-B, or the merged full-B), with their manifests.
+ */
+struct chain {
+	int n;
+	struct chain_gen {
+		uint64_t gen;
+		char dir[PATH_MAX];
+		struct co_manifest m;
+		int np;
+		struct co_mproc p[CO_TABLE_SLOTS];
+	} g[MAX_LAYERS];
 };
-static struct seg segs[2 * CO_MAX_RUNS];
-static struct co_pagemap kept, written, out;
 
-/* Copy n payload bytes of the current record of r to w. */
-static int copy_payload(struct co_reader *r, struct co_writer *w, uint64_t n, char *err, size_t errlen)
+static const struct co_mproc *find_proc(const struct chain_gen *g, int pid)
 {
-	while (n) {
-		uint64_t k = n < sizeof(buf) ? n : sizeof(buf);
-		if (co_r_read(r, buf, k))
-			return MERR("%s", r->err);
-		co_w_put(w, buf, k);
-		n -= k;
-	}
-	return co_r_finish(r) ? MERR("%s", r->err) : 0;
+	for (int i = 0; i < g->np; i++)
+		if (g->p[i].pid == pid && !(g->p[i].flags & CO_MP_ZOMBIE))
+			return &g->p[i];
+	return NULL;
 }
 
-/* Write the segments [from, to) as one page map and its data. */
-static int write_chunk(struct co_reader *ir, struct cursor *pc, struct co_writer *w, int from, int to, char *err,
-		       size_t errlen)
+/*
+ * Open the images of process mp of gen-N down the chain, as far as its
+ * newest full image (the base, or a generation where it was saved whole:
+ * new, or restarted since), each layered over the next.  L[0] gets gen-N's
+ * image and its process record goes to proc.
+ */
+static int open_layers(const struct chain *c, const struct co_mproc *mp, struct layer *L, int *nl,
+		       struct co_proc *proc, char *err, size_t errlen)
 {
-	out.nruns = 0;
-	out.npages = 0;
-	for (int i = from; i < to; i++) {
-		struct co_run *last = out.nruns ? &out.runs[out.nruns - 1] : 0;
-		if (last && last->addr + last->npages * CO_PAGE == segs[i].addr)
-			last->npages += segs[i].npages;
-		else
-			out.runs[out.nruns++] = (struct co_run){ segs[i].addr, segs[i].npages };
-		out.npages += segs[i].npages;
-	}
-	co_w_rec(w, CO_R_PAGEMAP, &out, __builtin_offsetof(struct co_pagemap, runs) + out.nruns * sizeof(struct co_run));
-	co_w_begin(w, CO_R_PAGEDATA, out.npages * CO_PAGE, 1);
-	for (int i = from; i < to; i++) {
-		if (segs[i].kept) {
-			if (cur_copy(pc, segs[i].addr, segs[i].npages, w, err, errlen))
-				return -1;
-			continue;
-		}
-		for (uint64_t left = segs[i].npages * CO_PAGE; left;) {
-			uint64_t k = left < sizeof(buf) ? left : sizeof(buf);
-			if (co_r_read(ir, buf, k))
-				return MERR("%s", ir->err);
-			co_w_put(w, buf, k);
-			left -= k;
-		}
-	}
-	co_w_end(w);
-	return 0;
-}
-
-/* One batch of the incremental (parent map, page map, data): merged in address order. */
-static int merge_batch(struct co_reader *ir, struct cursor *pc, struct co_writer *w, uint64_t *pages, char *err,
-		       size_t errlen)
-{
-	if (co_r_payload(ir, &kept, sizeof(kept)))
-		return MERR("%s", ir->err);
-	if (co_r_expect(ir, CO_R_PAGEMAP, &written, sizeof(written)))
-		return MERR("%s", ir->err);
-	if (kept.nruns > CO_MAX_RUNS || written.nruns > CO_MAX_RUNS || co_r_next(ir) != 1 ||
-	    ir->hdr.type != CO_R_PAGEDATA || ir->hdr.len != written.npages * CO_PAGE)
-		return MERR("%s: byte %lu: page data does not match its page map", ir->name, (unsigned long)ir->rec_off);
-	int n = 0;
-	uint32_t i = 0, j = 0;
-	while (i < kept.nruns || j < written.nruns) {
-		int take_kept = j >= written.nruns || (i < kept.nruns && kept.runs[i].addr < written.runs[j].addr);
-		const struct co_run *r = take_kept ? &kept.runs[i++] : &written.runs[j++];
-		segs[n++] = (struct seg){ r->addr, r->npages, take_kept };
-	}
-	/* a chunk may hold at most CO_MAX_RUNS runs: one segment is at most one run */
-	for (int from = 0; from < n; from += CO_MAX_RUNS) {
-		int to = from + CO_MAX_RUNS < n ? from + CO_MAX_RUNS : n;
-		if (write_chunk(ir, pc, w, from, to, err, errlen))
+	static struct co_proc older;
+	int pid = mp->pid;
+	for (int j = 0;; j++) {
+		struct co_proc *pr = j ? &older : proc;
+		char path[PATH_MAX];
+		int incr = (mp->flags & CO_MP_INCREMENTAL) != 0;
+		uint64_t parent = incr ? c->g[j].m.parent : 0;
+		snprintf(path, sizeof(path), "%s/%s", c->g[j].dir, mp->image);
+		L[j].loaded = 0;
+		L[j].k = 0;
+		if (open_image(path, &L[j].in, pr, err, errlen))
 			return -1;
+		*nl = j + 1;
+		if (pr->pid != pid || pr->parent != parent)
+			return MERR("%s: holds pid %d built on generation %llu, expected pid %d built on %llu (0: full)",
+				    path, pr->pid, (unsigned long long)pr->parent, pid, (unsigned long long)parent);
+		if (!incr)
+			break;
+		if (j + 1 == c->n || !(mp = find_proc(&c->g[j + 1], pid)))
+			return MERR("%s: pid %d is incremental but its parent generation %llu has no image of it",
+				    c->g[j].dir, pid, (unsigned long long)parent);
 	}
-	*pages += kept.npages + written.npages;
-	return co_r_finish(ir) ? MERR("%s", ir->err) : 0;
+	for (int j = 0; j < *nl; j++)
+		L[j].below = j + 1 < *nl ? &L[j + 1] : NULL;
+	return 0;
 }
 
 static char wbuf[1 << 20];
 
-/* full = incr (metadata, written pages) + parent (the pages it kept). */
-static int merge_proc(const char *incr, const char *parent, const char *full, char *err, size_t errlen)
+/* Write the runs of out as one page map and their data, taken from top; out is emptied. */
+static int write_pages(struct layer *top, struct co_pagemap *out, struct co_writer *w, uint64_t *pages, char *err,
+		       size_t errlen)
 {
-	static struct co_proc proc, pproc;
-	static struct cursor pc;
-	static struct image_in ii;
-	static char opath[CO_STREAMS][PATH_MAX];
-	memset(&pc, 0, sizeof(pc));
-	int ret = -1, nout = 0, ofd[CO_STREAMS] = { -1, -1 };
-	if (open_image(incr, &ii, &proc, err, errlen))
-		return -1;
-	if (open_image(parent, &pc.in, &pproc, err, errlen))
-		goto out;
-	if (pproc.pid != proc.pid || pproc.parent) {
-		MERR("%s: not the full image of pid %d", parent, proc.pid);
-		goto out;
+	co_w_rec(w, CO_R_PAGEMAP, out, __builtin_offsetof(struct co_pagemap, runs) + out->nruns * sizeof(struct co_run));
+	co_w_begin(w, CO_R_PAGEDATA, out->npages * CO_PAGE, 1);
+	for (uint32_t i = 0; i < out->nruns; i++)
+		if (layer_copy(top, out->runs[i].addr, out->runs[i].npages, w, err, errlen))
+			return -1;
+	co_w_end(w);
+	*pages += out->npages;
+	out->nruns = 0;
+	out->npages = 0;
+	return 0;
+}
+
+/*
+ * The loaded batch of top as full-image page records: its kept and its own
+ * pages together in address order, at most CO_MAX_RUNS runs per page map.
+ */
+static int merge_batch(struct layer *top, struct co_writer *w, uint64_t *pages, char *err, size_t errlen)
+{
+	static struct co_pagemap out;
+	uint32_t i = 0, j = 0;
+	int own;
+	out.nruns = 0;
+	out.npages = 0;
+	for (const struct co_run *run; (run = lower_run(&top->kept, i, &top->own, j, &own));) {
+		*(own ? &j : &i) += 1;
+		struct co_run *last = out.nruns ? &out.runs[out.nruns - 1] : NULL;
+		if (last && last->addr + last->npages * CO_PAGE == run->addr) {
+			last->npages += run->npages;
+		} else {
+			if (out.nruns == CO_MAX_RUNS && write_pages(top, &out, w, pages, err, errlen))
+				return -1;
+			out.runs[out.nruns++] = *run;
+		}
+		out.npages += run->npages;
 	}
-	int nin = ii.n;
+	if (out.nruns && write_pages(top, &out, w, pages, err, errlen))
+		return -1;
+	return end_batch(top, err, errlen);
+}
+
+/* Page stream top->k of the full image: metadata as it is, pages from the chain. */
+static int merge_stream(struct layer *top, struct co_writer *w, char *err, size_t errlen)
+{
+	struct co_reader *r = &top->in.r[top->k];
+	uint64_t pages = 0;
+	for (;;) {
+		int e = co_r_next(r);
+		if (e <= 0)
+			return e < 0 ? MERR("%s", r->err)
+				     : MERR("%s: byte %lu: the image ends before its end record", r->name,
+					    (unsigned long)r->off);
+		unsigned t = r->hdr.type;
+		if (t == CO_R_END)
+			break;
+		if (t == CO_R_PARENTMAP || t == CO_R_PAGEMAP) {
+			if (read_batch(top, r, err, errlen) || merge_batch(top, w, &pages, err, errlen))
+				return -1;
+			continue;
+		}
+		if (t == CO_R_PAGEDATA)
+			return MERR("%s: byte %lu: page data without a page map", r->name, (unsigned long)r->rec_off);
+		/* metadata (threads, descriptors, file data, regions) as it is */
+		co_w_begin(w, t, r->hdr.len, t == CO_R_FILEDATA);
+		if (move_bytes(r, w, r->hdr.len, err, errlen) || finish_record(r, err, errlen))
+			return -1;
+		co_w_end(w);
+	}
+	if (finish_record(r, err, errlen))
+		return -1;
+	struct co_end end = { w->seq + 1, pages * CO_PAGE };
+	co_w_rec(w, CO_R_END, &end, sizeof(end));
+	return 0;
+}
+
+/* The full image of process mp of gen-N, written to full (and its page streams). */
+static int merge_proc(const struct chain *c, const struct co_mproc *mp, const char *full, char *err, size_t errlen)
+{
+	static struct co_proc proc;
+	static struct layer L[MAX_LAYERS];
+	static char opath[CO_STREAMS][PATH_MAX];
+	int ret = -1, nl = 0, nout = 0, ofd[CO_STREAMS] = { -1, -1 };
+	if (open_layers(c, mp, L, &nl, &proc, err, errlen))
+		goto out;
+	int nin = L[0].in.n;
 	/* one output stream per input stream */
 	struct co_writer w;
 	for (nout = 0; nout < nin; nout++) {
@@ -344,53 +474,26 @@ static int merge_proc(const char *incr, const char *parent, const char *full, ch
 	for (int k = 0; k < nin; k++) {
 		co_w_init(&w, ofd[k], wbuf, sizeof(wbuf));
 		co_w_head(&w, k ? CO_KIND_PAGES : CO_KIND_PROCESS);
-		uint64_t pages = 0;
-		struct co_reader *r = &ii.r[k];
 		if (k == 0) {
 			proc.parent = 0;
 			co_w_rec(&w, CO_R_PROC, &proc, sizeof(proc));
 		}
-		for (;;) {
-			int e = co_r_next(r);
-			if (e <= 0) {
-				MERR("%s", e < 0 ? r->err : "incremental image ends before its end record");
-				goto out;
-			}
-			unsigned t = r->hdr.type;
-			if (t == CO_R_END) {
-				if (co_r_finish(r)) {
-					MERR("%s", r->err);
-					goto out;
-				}
-				break;
-			}
-			if (t == CO_R_PARENTMAP) {
-				if (merge_batch(r, &pc, &w, &pages, err, errlen))
-					goto out;
-				continue;
-			}
-			/*
-			 * Anything else as it is: metadata (threads, descriptors, file
-			 * data, regions), and page maps without a parent map.
-			 */
-			if (t == CO_R_PAGEDATA)
-				pages += r->hdr.len / CO_PAGE;
-			co_w_begin(&w, t, r->hdr.len, t == CO_R_PAGEDATA || t == CO_R_FILEDATA);
-			if (copy_payload(r, &w, r->hdr.len, err, errlen))
-				goto out;
-			co_w_end(&w);
-		}
-		struct co_end end = { w.seq + 1, pages * CO_PAGE };
-		co_w_rec(&w, CO_R_END, &end, sizeof(end));
+		L[0].k = k;
+		if (merge_stream(&L[0], &w, err, errlen))
+			goto out;
 		if (co_w_flush(&w)) {
 			MERR("writing %s: %s", opath[k], strerror(-w.err));
 			goto out;
 		}
 	}
+	/* the older images to their end records: every record of every input is checked */
+	for (int j = 1; j < nl; j++)
+		if (drain(&L[j], err, errlen))
+			goto out;
 	ret = 0;
 out:
-	close_image(&ii);
-	close_image(&pc.in);
+	for (int j = 0; j < nl; j++)
+		close_image(&L[j].in);
 	for (int k = 0; k < nout; k++)
 		close(ofd[k]);
 	return ret;
@@ -463,10 +566,107 @@ static int read_manifest_of(const char *dir, struct co_manifest *m, struct co_mp
 	return co_read_manifest(dir, m, p, CO_TABLE_SLOTS, n, err, errlen);
 }
 
-/* Build full-N from gen-N (incremental) and the full image of its parent. */
-static int merge_gen(const char *gdir, uint64_t gen, int depth, char *err, size_t errlen);
+/*
+ * The chain of gen-N (incremental, without full-N): its generations back to
+ * the newest full image, an older incremental's full-K counting as one.
+ * 0 done, 1 longer than MAX_LAYERS (c has the newest MAX_LAYERS, all
+ * incremental), -1 error.
+ */
+static int chain_resolve(const char *gdir, uint64_t gen, struct chain *c, char *err, size_t errlen)
+{
+	for (c->n = 0; c->n < MAX_LAYERS; c->n++) {
+		struct chain_gen *g = &c->g[c->n];
+		g->gen = gen;
+		/* below gen-N, an incremental generation's full-K ends the chain like a full generation */
+		co_full_dir(gdir, gen, g->dir, sizeof(g->dir));
+		if (!c->n || !exists(g->dir)) {
+			co_gen_dir(gdir, gen, g->dir, sizeof(g->dir));
+			if (!exists(g->dir))
+				return MERR("generation %llu is not in %s", (unsigned long long)gen, gdir);
+		}
+		if (read_manifest_of(g->dir, &g->m, g->p, &g->np, err, errlen))
+			return -1;
+		if (g->m.kind != CO_GEN_INCREMENTAL) {
+			c->n++;
+			return 0;
+		}
+		if (!g->m.parent || g->m.parent >= gen)
+			return MERR("%s: its parent generation %llu is not an older one", g->dir,
+				    (unsigned long long)g->m.parent);
+		gen = g->m.parent;
+	}
+	return 1;
+}
 
-int co_restore_dir_depth(const char *gdir, uint64_t gen, char *out, size_t n, int depth, char *err, size_t errlen)
+/* Write full-N for the chain c: links for what does not change, one pass over the chain per incremental process. */
+static int write_full(const char *gdir, struct chain *c, char *err, size_t errlen)
+{
+	struct chain_gen *top = &c->g[0];
+	char tmp[PATH_MAX], full[PATH_MAX];
+	co_full_dir(gdir, top->gen, full, sizeof(full));
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-full-%06llu.%d", gdir, (unsigned long long)top->gen, (int)getpid());
+	co_remove_tree(tmp);
+	if (mkdir(tmp, 0700) < 0)
+		return MERR("cannot create %s: %s", tmp, strerror(errno));
+	struct skipset ss = { top->p, top->np };
+	int r = link_tree(top->dir, tmp, skip_merged, &ss, err, errlen);
+	for (int i = 0; i < top->np && !r; i++) {
+		struct co_mproc *p = &top->p[i];
+		if (!(p->flags & CO_MP_INCREMENTAL))
+			continue;
+		char o[PATH_MAX];
+		snprintf(o, sizeof(o), "%s/%s", tmp, p->image);
+		r = merge_proc(c, p, o, err, errlen);
+		if (!r) {
+			struct stat st, st1;
+			char o1[PATH_MAX];
+			co_stream_path(o1, sizeof(o1), o, 1);
+			p->bytes = (stat(o, &st) == 0 ? (uint64_t)st.st_size : 0) +
+				   (stat(o1, &st1) == 0 ? (uint64_t)st1.st_size : 0);
+			p->flags &= ~(uint32_t)CO_MP_INCREMENTAL;
+		}
+	}
+	if (!r) {
+		top->m.kind = CO_GEN_MERGED;
+		top->m.bytes = 0;
+		for (int i = 0; i < top->np; i++)
+			top->m.bytes += top->p[i].bytes;
+		if (co_write_manifest(tmp, &top->m, top->p, top->np) < 0)
+			r = MERR("cannot write the manifest in %s: %s", tmp, strerror(errno));
+	}
+	if (!r && co_commit_dir(tmp, full, gdir, err, errlen) < 0) {
+		/* another merge of the same generation may have got there first */
+		r = exists(full) ? 0 : -1;
+	}
+	if (r || exists(tmp))
+		co_remove_tree(tmp);
+	return r;
+}
+
+/*
+ * Build full-N (gen-N incremental) in one pass over its chain.  A chain
+ * longer than MAX_LAYERS is merged in steps, oldest part first: each step
+ * commits the full image of the oldest generation it can reach.
+ */
+static int build_full(const char *gdir, uint64_t gen, char *err, size_t errlen)
+{
+	static struct chain c;
+	uint64_t target = gen;
+	for (;;) {
+		int r = chain_resolve(gdir, target, &c, err, errlen);
+		if (r == 1) {
+			target = c.g[MAX_LAYERS - 1].gen;
+			continue;
+		}
+		if (r || write_full(gdir, &c, err, errlen))
+			return -1;
+		if (target == gen)
+			return 0;
+		target = gen;
+	}
+}
+
+int co_restore_dir(const char *gdir, uint64_t gen, char *out, size_t n, char *err, size_t errlen)
 {
 	static struct co_manifest m;
 	static struct co_mproc p[CO_TABLE_SLOTS];
@@ -484,78 +684,7 @@ int co_restore_dir_depth(const char *gdir, uint64_t gen, char *out, size_t n, in
 	co_full_dir(gdir, gen, out, n);
 	if (exists(out))
 		return 0;
-	if (depth > 100000)
-		return MERR("%s: the chain of incremental generations does not end", dir);
-	return merge_gen(gdir, gen, depth + 1, err, errlen);
-}
-
-int co_restore_dir(const char *gdir, uint64_t gen, char *out, size_t n, char *err, size_t errlen)
-{
-	return co_restore_dir_depth(gdir, gen, out, n, 0, err, errlen);
-}
-
-static int merge_gen(const char *gdir, uint64_t gen, int depth, char *err, size_t errlen)
-{
-	static struct co_mproc p[CO_TABLE_SLOTS], bp[CO_TABLE_SLOTS];
-	struct co_manifest m, bm;
-	int np, nbp;
-	char dir[PATH_MAX], base[PATH_MAX], tmp[PATH_MAX], full[PATH_MAX];
-	co_gen_dir(gdir, gen, dir, sizeof(dir));
-	if (read_manifest_of(dir, &m, p, &np, err, errlen))
-		return -1;
-	/* the parent's full image first (it may need a merge of its own, which reuses p and bp) */
-	if (co_restore_dir_depth(gdir, m.parent, base, sizeof(base), depth, err, errlen))
-		return -1;
-	if (read_manifest_of(dir, &m, p, &np, err, errlen) || read_manifest_of(base, &bm, bp, &nbp, err, errlen))
-		return -1;
-	co_full_dir(gdir, gen, full, sizeof(full));
-	snprintf(tmp, sizeof(tmp), "%s/.tmp-full-%06llu.%d", gdir, (unsigned long long)gen, (int)getpid());
-	co_remove_tree(tmp);
-	if (mkdir(tmp, 0700) < 0)
-		return MERR("cannot create %s: %s", tmp, strerror(errno));
-	struct skipset ss = { p, np };
-	int r = link_tree(dir, tmp, skip_merged, &ss, err, errlen);
-	for (int i = 0; i < np && !r; i++) {
-		if (!(p[i].flags & CO_MP_INCREMENTAL))
-			continue;
-		int b = -1;
-		for (int k = 0; k < nbp && b < 0; k++)
-			if (bp[k].pid == p[i].pid && !(bp[k].flags & CO_MP_ZOMBIE))
-				b = k;
-		if (b < 0) {
-			r = MERR("%s: pid %d is incremental but its parent generation %llu has no image of it", dir,
-				 p[i].pid, (unsigned long long)m.parent);
-			break;
-		}
-		char in[PATH_MAX], par[PATH_MAX], o[PATH_MAX];
-		snprintf(in, sizeof(in), "%s/%s", dir, p[i].image);
-		snprintf(par, sizeof(par), "%s/%s", base, bp[b].image);
-		snprintf(o, sizeof(o), "%s/%s", tmp, p[i].image);
-		r = merge_proc(in, par, o, err, errlen);
-		if (!r) {
-			struct stat st, st1;
-			char o1[PATH_MAX];
-			co_stream_path(o1, sizeof(o1), o, 1);
-			p[i].bytes = (stat(o, &st) == 0 ? (uint64_t)st.st_size : 0) +
-				     (stat(o1, &st1) == 0 ? (uint64_t)st1.st_size : 0);
-			p[i].flags &= ~(uint32_t)CO_MP_INCREMENTAL;
-		}
-	}
-	if (!r) {
-		m.kind = CO_GEN_MERGED;
-		m.bytes = 0;
-		for (int i = 0; i < np; i++)
-			m.bytes += p[i].bytes;
-		if (co_write_manifest(tmp, &m, p, np) < 0)
-			r = MERR("cannot write the manifest in %s: %s", tmp, strerror(errno));
-	}
-	if (!r && co_commit_dir(tmp, full, gdir, err, errlen) < 0) {
-		/* another merge of the same generation may have got there first */
-		r = exists(full) ? 0 : -1;
-	}
-	if (r || exists(tmp))
-		co_remove_tree(tmp);
-	return r;
+	return build_full(gdir, gen, err, errlen);
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -198,6 +198,26 @@ static inline const char *t_tmpdir(void)
 	return (d && *d) ? d : "/tmp";
 }
 
+/*
+ * Wait until the file "$COHORT_TEST_TMP/go.s" exists (at once without
+ * COHORT_TEST_TMP), polling every 10 ms.  No allocation and no stdio, only
+ * the stack frame of access/nanosleep: a checkpoint taken while a program
+ * waits here sees almost nothing written since the step before.
+ */
+static inline void t_wait_go(int s)
+{
+	static char path[4096];
+	const char *d = getenv("COHORT_TEST_TMP");
+
+	if (!d || !*d)
+		return;
+	t_fmt(path, sizeof(path), "%s/go.%d", d, s);
+	while (access(path, F_OK) != 0) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* Create a private directory "<tmpdir>/<name>.<pid>" and return its path. */
 static inline void t_mkworkdir(char *buf, size_t len, const char *name)
 {

@@ -19,15 +19,14 @@
  * message on any mismatch. Then it prints
  *     STEP s pages K
  * (K = the number of distinct pages written in step s, both regions) and
- * waits until the file "$COHORT_TEST_TMP/go.s" exists, polling with a 10 ms
- * nanosleep; the wait loop allocates nothing and touches almost no memory,
- * so that a checkpoint taken while it waits sees only the step's pages (and
- * a little stack, stdio and agent memory) as written since the last one.
+ * waits until the file "$COHORT_TEST_TMP/go.s" exists (t_wait_go, which
+ * touches almost no memory), so that a checkpoint taken while it waits sees
+ * only the step's pages (and a little stack, stdio and agent memory) as
+ * written since the last one.
  * Without COHORT_TEST_TMP, or with --no-wait, it does not wait.
  * At the end it prints "RESULT <FNV-1a of every mapped page of R1 and R2>".
  */
 #include "common.h"
-#include <limits.h>
 #include <sys/mman.h>
 
 #define PAGE 4096ul
@@ -42,7 +41,6 @@ static unsigned char *r1, *r2;
 /* expected version (0 = initial fill, s = written in step s) of each page,
  * recomputed from scratch after every step */
 static unsigned char exp1[R1_PAGES], exp2[R2_PAGES];
-static char gopath[PATH_MAX];
 
 static size_t r1_live(int step) { return step >= STEP_UNMAP ? R1_PAGES - R1_CUT_PAGES : R1_PAGES; }
 
@@ -149,20 +147,6 @@ static size_t verify(int s)
 	return k;
 }
 
-static void wait_go(int s)
-{
-	const char *d = getenv("COHORT_TEST_TMP");
-
-	if (!d || !*d)
-		return;
-	t_fmt(gopath, sizeof(gopath), "%s/go.%d", d, s);
-	/* no allocation, no stdio: only the stack frame of access/nanosleep */
-	while (access(gopath, F_OK) != 0) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-}
-
 /*
  * [p, p + len) must lie in one mapping: a checkpoint must not leave the
  * program's memory map cut up (an incremental checkpoint leaves unwritten
@@ -231,7 +215,7 @@ int main(int argc, char **argv)
 		printf("STEP %d pages %zu\n", s, k);
 		fflush(stdout);
 		if (wait)
-			wait_go(s);
+			t_wait_go(s);
 		check_whole(r1, r1_live(s) * PAGE, s, "region 1");
 		if (r2)
 			check_whole(r2, R2_PAGES * PAGE, s, "region 2");
