@@ -14,7 +14,7 @@ RES := src/res/mem.c src/res/dirty.c src/res/threads.c src/res/files.c src/res/p
 AGENT := src/agent/agent.c src/agent/wrap.c src/agent/dump.c src/agent/ctx.S
 RESTORER := src/restore/restorer.c src/restore/entry.S
 CLI := src/cli/main.c src/cli/coord.c src/cli/nsinit.c src/cli/store.c src/cli/inspect.c src/cli/shared.c \
-	src/cli/merge.c src/res/dirty.c
+	src/cli/merge.c src/cli/zimage.c src/res/dirty.c
 
 # The agent lives in other people's programs: hidden symbols, no stack
 # protector (its handler runs on any thread), no unexpected dependencies.
@@ -52,8 +52,9 @@ $(B)/libcohort.so: $(AGENT_OBJ)
 	$(CC) -shared -o $@ $^ -ldl -lpthread -Wl,-z,noexecstack
 $(B)/cohort-restore: $(RESTORER_OBJ)
 	$(CC) $(RESTORER_LD) -o $@ $^
+# only the CLI links libzstd (--compress): never the agent nor the restorer
 $(B)/cohort: $(CLI_OBJ)
-	$(CC) -o $@ $^ -lpthread
+	$(CC) -o $@ $^ -lpthread -lzstd
 
 $(B)/tests/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
@@ -79,7 +80,7 @@ bench: all progs
 asan:
 	@mkdir -p $(B)/asan
 	$(CC) $(CLI_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -o $(B)/asan/cohort \
-		$(CLI) $(COMMON) -lpthread
+		$(CLI) $(COMMON) -lpthread -lzstd
 
 clean:
 	rm -rf $(B)

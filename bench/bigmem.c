@@ -24,6 +24,9 @@
  *   --alive-ms MS    print "alive" when an iteration sees a wall-clock gap
  *                    larger than MS (default 100), see below.
  *   --thp            madvise(MADV_HUGEPAGE) the memory.
+ *   --compressible   keep one pseudo-random byte in each 8-byte word (the
+ *                    others zero), so that images compress (--compress)
+ *                    about as well as typical program memory does.
  *   --no-verify      skip the memory check at exit.
  *
  * Progress loop: each worker repeatedly writes one word in each of the next
@@ -127,6 +130,9 @@ static inline uint64_t tag(size_t gpage, uint64_t pass)
     return ((uint64_t)gpage * GOLDEN) ^ pass;
 }
 
+/* the bits of each pseudo-random word kept (--compressible: its low byte) */
+static uint64_t word_mask = ~0ull;
+
 /* word 0 is the tag, the other words are pseudo-random from the page index */
 static void fill_page(uint64_t *p, size_t gpage)
 {
@@ -134,7 +140,7 @@ static void fill_page(uint64_t *p, size_t gpage)
     p[0] = tag(gpage, 0);
     for (size_t w = 1; w < page_size / 8; w++) {
         x = xorshift64(x);
-        p[w] = x;
+        p[w] = x & word_mask;
     }
 }
 
@@ -145,7 +151,7 @@ static int check_page(const uint64_t *p, size_t gpage, uint64_t pass)
         return 0;
     for (size_t w = 1; w < page_size / 8; w++) {
         x = xorshift64(x);
-        if (p[w] != x)
+        if (p[w] != (x & word_mask))
             return 0;
     }
     return 1;
@@ -321,7 +327,8 @@ static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [SECONDS [MIB [THREADS]]] [--seconds N] [--mib N] [--threads N]\n"
-            "       [--dirty-pct P] [--chunk-pages N] [--alive-ms MS] [--thp] [--no-verify]\n",
+            "       [--dirty-pct P] [--chunk-pages N] [--alive-ms MS] [--thp] [--no-verify]\n"
+            "       [--compressible]\n",
             argv0);
     exit(2);
 }
@@ -361,6 +368,10 @@ int main(int argc, char **argv)
             }
             if (!strcmp(name, "--no-verify")) {
                 opt.verify = 0;
+                continue;
+            }
+            if (!strcmp(name, "--compressible")) {
+                word_mask = 0xff;
                 continue;
             }
             if (!strcmp(name, "--help"))

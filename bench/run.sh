@@ -3,7 +3,7 @@
 #
 # usage: bash bench/run.sh [--images DIR | --disk] [--reps N] [--mib N]
 #                          [--threads N] [--window S] [--dirty-pct P]
-#                          [--drop-caches] [--keep] [--cohort PATH]
+#                          [--drop-caches] [--keep] [--compress] [--cohort PATH]
 #                          [--bigmem PATH] [-- EXTRA BIGMEM ARGS...]
 #
 #   --images DIR    where images go (default: a new temp dir under /dev/shm,
@@ -17,6 +17,8 @@
 #                   restart; meaningful with --disk)
 #   --keep          keep the images (default: each repetition's images are
 #                   deleted once measured, to bound memory use)
+#   --compress      checkpoints with --compress (images stored as zstd);
+#                   with "-- --compressible" bigmem's memory compresses
 #   Environment: COHORT, BIGMEM (paths of the binaries) as alternatives.
 #
 # What one repetition measures (name bench-rN, a fresh group each time):
@@ -81,6 +83,7 @@ WINDOW=3
 DIRTY=
 DROP=0
 KEEP=0
+CKPT_OPTS=()
 EXTRA=()
 
 usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -95,6 +98,7 @@ while (($#)); do
     --dirty-pct) DIRTY=${2:?}; shift ;;
     --drop-caches) DROP=1 ;;
     --keep) KEEP=1 ;;
+    --compress) CKPT_OPTS+=(--compress) ;;
     --cohort) COHORT=${2:?}; shift ;;
     --bigmem) BIGMEM=${2:?}; shift ;;
     --) shift; EXTRA=("$@"); break ;;
@@ -181,8 +185,9 @@ echo "kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ { printf "%.1f GiB RA
 echo "images: $IMAGES ($(df -PT "$IMAGES" | awk 'NR == 2 { print $2 }'))"
 echo "program: $BIGMEM ${BIGMEM_ARGS[*]}"
 echo "window: ${WINDOW}s, repetitions: $REPS, COHORT_RUN_DIR=$COHORT_RUN_DIR"
+echo "checkpoint options: ${CKPT_OPTS[*]:-(none)}"
 
-COLS=(base_gap_ms ckpt_gap_ms pause_ms duration_ms ckpt_wall_ms bytes disk_bytes kind
+COLS=(base_gap_ms ckpt_gap_ms pause_ms duration_ms ckpt_wall_ms bytes raw_bytes disk_bytes kind
       kill_kind kill_dur_ms restart_ms restart_all_ms status_ms post_gap_ms verify)
 declare -A R   # R[rep,col]
 
@@ -217,9 +222,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
 
     # 3. window with a checkpoint
     gap_report "$RUNLOG"
-    show "$COHORT" checkpoint "$NAME" --images "$IMAGES" --json
+    show "$COHORT" checkpoint "$NAME" --images "$IMAGES" --json "${CKPT_OPTS[@]}"
     t0=$EPOCHREALTIME
-    "$COHORT" checkpoint "$NAME" --images "$IMAGES" --json >"$WORK/ckpt-$rep.json" 2>"$WORK/ckpt-$rep.err" ||
+    "$COHORT" checkpoint "$NAME" --images "$IMAGES" --json "${CKPT_OPTS[@]}" >"$WORK/ckpt-$rep.json" 2>"$WORK/ckpt-$rep.err" ||
         die "checkpoint failed: $(cat "$WORK/ckpt-$rep.err")"
     t1=$EPOCHREALTIME
     rest=$(awk -v w="$WINDOW" -v a="$t0" -v b="$t1" 'BEGIN { r = w - (b - a); print (r < 1 ? 1 : r) }')
@@ -227,7 +232,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     gap_report "$RUNLOG"
     R[$rep,ckpt_gap_ms]=$GAP
     echo "  checkpoint: $(tr -d '\n' <"$WORK/ckpt-$rep.json")"
-    for k in pause_ms duration_ms bytes kind; do
+    for k in pause_ms duration_ms bytes raw_bytes kind; do
         v=$(json_field "$WORK/ckpt-$rep.json" $k)
         R[$rep,$k]=${v:--}
     done
@@ -241,8 +246,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
     fi
 
     # 4. checkpoint + kill
-    show "$COHORT" checkpoint "$NAME" --images "$IMAGES" --kill --json
-    "$COHORT" checkpoint "$NAME" --images "$IMAGES" --kill --json >"$WORK/kill-$rep.json" 2>"$WORK/kill-$rep.err" ||
+    show "$COHORT" checkpoint "$NAME" --images "$IMAGES" --kill --json "${CKPT_OPTS[@]}"
+    "$COHORT" checkpoint "$NAME" --images "$IMAGES" --kill --json "${CKPT_OPTS[@]}" >"$WORK/kill-$rep.json" 2>"$WORK/kill-$rep.err" ||
         die "checkpoint --kill failed: $(cat "$WORK/kill-$rep.err")"
     echo "  checkpoint --kill: $(tr -d '\n' <"$WORK/kill-$rep.json")"
     v=$(json_field "$WORK/kill-$rep.json" kind); R[$rep,kill_kind]=${v:--}

@@ -34,7 +34,11 @@ struct co_gen_info {
 char *co_group_images(const char *images, const char *name);
 uint64_t co_newest_generation(const char *gdir);
 int co_gen_dir(const char *gdir, uint64_t gen, char *out, size_t n);
-/* Open a file of a generation for reading with r; the descriptor, or -1 with err. */
+/*
+ * Open a file of a generation for reading with r (stored as name or
+ * name.zst: see co_img_open); the descriptor, to be closed with
+ * co_img_close(), or -1 with err.
+ */
 int co_open_gen_file(const char *dir, const char *name, char *path, size_t n, struct co_reader *r,
 		     char *err, size_t errlen);
 int co_write_manifest(const char *dir, const struct co_manifest *m, const struct co_mproc *p, int n);
@@ -60,6 +64,34 @@ int co_merge_all(const char *gdir, char *err, size_t errlen);
 void co_prune(const char *gdir, unsigned keep);
 void co_remove_tree(const char *dir);
 
+/*
+ * zimage.c: image files stored compressed as NAME.zst (--compress).  Every
+ * path given here is the plain name (proc-2.img); the stored file is found.
+ */
+#define CO_ZST ".zst"
+/* The stored file of path: path itself or path.zst, in out; -1 when neither exists. */
+int co_img_locate(const char *path, char *out, size_t n);
+/*
+ * Open path (or path.zst, decompressed on the fly by a child process) for
+ * reading with r; the stored file's name goes to name (r->name).  Returns
+ * the descriptor, or -1 with a message in err.
+ */
+int co_img_open(const char *path, struct co_reader *r, char *name, size_t n, char *err, size_t errlen);
+/* Close what co_img_open() gave; -1 with zstd's finding (file, compressed offset) when it failed. */
+int co_img_close(int fd, char *err, size_t errlen);
+/* Create path for writing, or path.zst compressed on the fly; the descriptor or -1. */
+int co_img_create(const char *path, int compress, char *err, size_t errlen);
+/* Close what co_img_create() gave; -1 when writing or compressing failed. */
+int co_img_finish(int fd, char *err, size_t errlen);
+/* Compress the process images (all streams) and shared.img of generation dir into NAME.zst. */
+int co_compress_gen(const char *dir, const struct co_mproc *p, int n, int workers, char *err, size_t errlen);
+/* Bytes stored for a process image, all its streams, compressed or not. */
+uint64_t co_img_bytes(const char *image);
+/* Restart: FIFOs in dir for the compressed images of gen_dir, each fed by a decompressing child. */
+int co_fifos_start(const char *gen_dir, const struct co_mproc *p, int n, const char *dir, char *err, size_t errlen);
+/* End every feeder (warn: report one that failed) and remove the FIFOs' directory. */
+void co_fifos_stop(int warn);
+
 /* coord.c */
 struct co_run_opts {
 	const char *name;
@@ -70,6 +102,7 @@ struct co_run_opts {
 	uint64_t generation;	/* restart: 0 = newest */
 	unsigned full_every;	/* with interval: every K-th timed checkpoint is full, the others incremental */
 	unsigned keep;		/* generations kept (0: all) */
+	int compress;		/* every checkpoint of the group: images stored as .zst */
 };
 int co_cmd_run(struct co_run_opts *o);
 int co_cmd_restart(struct co_run_opts *o);
@@ -87,6 +120,7 @@ struct co_init_cfg {
 	const char *restorer;
 	const char *sock;
 	const char *gen_dir;
+	const char *image_dir;	/* restart: FIFOs of the decompressed images (NULL: none compressed) */
 	uint64_t generation;
 	int ready_fd;		/* written once the namespace is set up */
 };

@@ -83,6 +83,7 @@ struct group {
 	char program[256];
 	uint64_t t_start;
 	unsigned full_every, keep, timed;
+	int compress;			/* --compress: every checkpoint's images are stored as .zst */
 	uint64_t last_committed;	/* parent of the next incremental (0: none yet) */
 	pid_t merge_pid;		/* background merge running, or 0 */
 	int merge_again;		/* an incremental committed while it ran */
@@ -297,6 +298,8 @@ static void on_register(int i)
 		if (getenv("COHORT_DEBUG"))
 			co_warn("restart: every process back after %.1f ms",
 				(double)(co_now_ns(CLOCK_MONOTONIC) - G.t_start) / 1e6);
+		/* every restorer has read its image: the FIFOs and their feeders go */
+		co_fifos_stop(1);
 		/* every process is back: let the whole group go at once */
 		for (int k = 0; k < G.nc; k++)
 			if (G.c[k].kind == C_MEMBER && G.c[k].restored) {
@@ -603,6 +606,50 @@ static void start_merge(const char *gdir)
 	_exit(r ? 1 : 0);
 }
 
+/*
+ * The group ended while a merge ran.  That merge may have started before
+ * the last incremental was committed, and no coordinator will be there to
+ * start the next round or to prune after it: a detached child waits for
+ * the running merge, then merges whatever is still unmerged and prunes.
+ * `cohort run` returns at once; the group's images are complete a little
+ * later, as with any background merge.
+ */
+static void reap_merge(void);
+static void finish_merges(void)
+{
+	reap_merge();
+	if (G.merge_pid <= 0)
+		return;
+	int running = (int)syscall(SYS_pidfd_open, G.merge_pid, 0);
+	char gdir[PATH_MAX];
+	snprintf(gdir, sizeof(gdir), "%s/%s", G.images, G.name);
+	pid_t pid = fork();
+	if (pid != 0) {
+		if (pid < 0)
+			co_warn("cannot start the last background merge: %s", strerror(errno));
+		if (running >= 0)
+			close(running);
+		return;
+	}
+	if (running >= 0) {
+		struct pollfd w = { running, POLLIN, 0 };
+		while (poll(&w, 1, -1) < 0 && errno == EINTR)
+			;
+	}
+	syscall(SYS_close_range, 3, ~0U, 0);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_SET_NAME, "cohort-merge");
+	char err[1024];
+	int r = co_merge_all(gdir, err, sizeof(err));
+	if (r)
+		co_warn("background merge: %s", err);
+	if (G.keep)
+		co_prune(gdir, G.keep);
+	_exit(r ? 1 : 0);
+}
+
 /* The merge child ended: prune what it made unneeded, start another round if due. */
 static void reap_merge(void)
 {
@@ -615,6 +662,49 @@ static void reap_merge(void)
 		co_prune(gdir, G.keep);
 	if (G.merge_again)
 		start_merge(gdir);
+}
+
+#define ZSTD_WORKERS 2	/* compression threads: this machine's cores; the group runs meanwhile */
+
+/*
+ * Compress the images of the generation being written in tmp, after every
+ * process said DONE and before the commit: the group is running again by
+ * now (it waits only with --kill), so this lengthens the checkpoint, not
+ * the pause.  A child process does it (libzstd's threads and allocations
+ * stay out of the coordinator) while the coordinator goes on answering
+ * registrations: a process the group starts meanwhile must not wait for
+ * the compression.  Other requests wait, as during any checkpoint.  On
+ * failure the caller removes tmp: nothing half-compressed is committed.
+ */
+static int compress_images(const char *tmp, const struct co_mproc *procs, int n, char *err, size_t errlen)
+{
+	char *msg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (msg == MAP_FAILED)
+		return snprintf(err, errlen, "cannot compress the images: %s", strerror(errno)), -1;
+	msg[0] = 0;
+	pid_t parent = getpid(), pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		/* nothing of the coordinator's: members must see their hang-ups */
+		syscall(SYS_close_range, 3, ~0U, 0);
+		prctl(PR_SET_NAME, "cohort-zstd");
+		_exit(co_compress_gen(tmp, procs, n, ZSTD_WORKERS, msg, 4096) ? 1 : 0);
+	}
+	int st = 0, r = -1;
+	if (pid < 0)
+		snprintf(msg, 4096, "cannot start the compression: %s", strerror(errno));
+	while (pid > 0 && (r = (int)waitpid(pid, &st, WNOHANG)) == 0)
+		pump(5, 0);
+	int ok = r == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	if (!ok && !msg[0])
+		snprintf(msg, 4096, "compressing the images in %s: %s", tmp,
+			 r == pid && WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "the compression failed");
+	if (!ok)
+		snprintf(err, errlen, "%s", msg);
+	munmap(msg, 4096);
+	return ok ? 0 : -1;
 }
 
 static void checkpoint(int ci, unsigned flags, const char *images_override)
@@ -723,8 +813,8 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		co_warn("checkpoint %llu: quiesce %.1f ms, dump %.1f ms", (unsigned long long)gen,
 			(double)(t_quiesced - t0) / 1e6, (double)(co_now_ns(CLOCK_MONOTONIC) - t_quiesced) / 1e6);
 	static struct co_mproc procs[CO_TABLE_SLOTS];
-	int n = 0, incremental = 0;
-	uint64_t bytes = 0;
+	int n = 0, incremental = 0, compress = G.compress || (flags & CO_CKPT_COMPRESS);
+	uint64_t bytes = 0, raw_bytes = 0;
 	if (!bad) {
 		struct co_manifest m;
 		memset(&m, 0, sizeof(m));
@@ -773,6 +863,20 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 			n++;
 		}
 		m.nprocs = (uint32_t)n;
+		raw_bytes = bytes;
+		if (!bad && compress) {
+			bad = compress_images(tmp, procs, n, err, sizeof(err));
+			bytes = 0;
+			for (int i = 0; i < n && !bad; i++) {
+				char img[PATH_MAX];
+				if (procs[i].flags & CO_MP_ZOMBIE)
+					continue;
+				snprintf(img, sizeof(img), "%s/%s", tmp, procs[i].image);
+				procs[i].flags |= CO_MP_COMPRESSED;
+				procs[i].bytes = co_img_bytes(img);
+				bytes += procs[i].bytes;
+			}
+		}
 		m.bytes = bytes;
 		if (!bad && co_write_manifest(tmp, &m, procs, n) < 0) {
 			snprintf(err, sizeof(err), "cannot write the manifest in %s: %s", tmp, strerror(errno));
@@ -818,10 +922,19 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	if (flags & CO_CKPT_JSON)
 		reply(cfd, 0,
 		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
-		      "\"bytes\":%llu,\"pause_ms\":%.2f,\"duration_ms\":%.2f,\"directory\":\"%s/gen-%06llu\",\"killed\":%s}",
+		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"duration_ms\":%.2f,"
+		      "\"directory\":\"%s/gen-%06llu\",\"killed\":%s}",
 		      G.name, (unsigned long long)gen, incremental ? "incremental" : "full",
-		      (unsigned long long)(incremental ? parent : 0), n, (unsigned long long)bytes, pause_ms, dur_ms, gdir,
+		      (unsigned long long)(incremental ? parent : 0), n, (unsigned long long)bytes,
+		      (unsigned long long)raw_bytes, compress ? "true" : "false", pause_ms, dur_ms, gdir,
 		      (unsigned long long)gen, kill_it ? "true" : "false");
+	else if (compress)
+		reply(cfd, 0,
+		      "generation %llu of '%s' (%s): %d process%s, %llu bytes compressed from %llu, pause %.1f ms, "
+		      "duration %.1f ms%s",
+		      (unsigned long long)gen, G.name, incremental ? "incremental" : "full", n, n == 1 ? "" : "es",
+		      (unsigned long long)bytes, (unsigned long long)raw_bytes, pause_ms, dur_ms,
+		      kill_it ? ", group ended" : "");
 	else
 		reply(cfd, 0, "generation %llu of '%s' (%s): %d process%s, %llu bytes, pause %.1f ms, duration %.1f ms%s",
 		      (unsigned long long)gen, G.name, incremental ? "incremental" : "full", n, n == 1 ? "" : "es",
@@ -846,10 +959,10 @@ static void status(int ci, unsigned flags)
 	if (json)
 		ADD("{\"name\":\"%s\",\"state\":\"%s\",\"coordinator_pid\":%d,\"program\":\"%s\",\"images\":\"%s/%s\","
 		    "\"generation\":%llu,\"interval\":%g,\"full_every\":%u,\"keep\":%u,\"signal\":%d,"
-		    "\"tracking\":\"%s\",\"merging\":%s,\"processes\":[",
+		    "\"tracking\":\"%s\",\"merging\":%s,\"compress\":%s,\"processes\":[",
 		    G.name, G.expect ? "restoring" : "running", (int)getpid(), G.program, G.images, G.name,
 		    (unsigned long long)G.table->generation, G.interval, G.full_every, G.keep, G.sig,
-		    co_dirty_name(co_dirty_method()), G.merge_pid > 0 ? "true" : "false");
+		    co_dirty_name(co_dirty_method()), G.merge_pid > 0 ? "true" : "false", G.compress ? "true" : "false");
 	else
 		ADD("group %s: %s, coordinator pid %d, %d process%s, last generation %llu, images %s/%s, "
 		    "dirty-page tracking %s%s\n",
@@ -965,6 +1078,8 @@ static int loop(void)
 			int st;
 			while (waitpid(G.init_pid, &st, 0) < 0 && errno == EINTR)
 				;
+			co_fifos_stop(0); /* a restart that failed: feeders nobody read from */
+			finish_merges();
 			unlink(G.sock);
 			rmdir(G.rundir);
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -1099,6 +1214,7 @@ static void common_setup(struct co_run_opts *o)
 	G.interval = o->interval;
 	G.full_every = o->full_every;
 	G.keep = o->keep;
+	G.compress = o->compress;
 	make_rundir();
 	make_socket();
 	make_table();
@@ -1157,9 +1273,9 @@ int co_cmd_restart(struct co_run_opts *o)
 	for (int i = 0; i < n; i++) {
 		if (procs[i].flags & CO_MP_ZOMBIE)
 			continue;
-		char img[PATH_MAX];
+		char img[PATH_MAX], stored[PATH_MAX];
 		snprintf(img, sizeof(img), "%s/%s", dir, procs[i].image);
-		if (access(img, R_OK) < 0)
+		if (co_img_locate(img, stored, sizeof(stored)) < 0 || access(stored, R_OK) < 0)
 			co_die("%s: %s", img, strerror(errno));
 		nlive++;
 		int parent = 0;
@@ -1178,6 +1294,14 @@ int co_cmd_restart(struct co_run_opts *o)
 	G.table->generation = gen;
 	make_timens((int64_t)(m.mono_ns - co_now_ns(CLOCK_MONOTONIC)), (int64_t)(m.boot_ns - co_now_ns(CLOCK_BOOTTIME)));
 	static struct co_init_cfg cfg;
+	static char fifos[PATH_MAX];
+	for (int i = 0; i < n && !cfg.image_dir; i++)
+		if (procs[i].flags & CO_MP_COMPRESSED) {
+			snprintf(fifos, sizeof(fifos), "%s/images", G.rundir);
+			if (co_fifos_start(dir, procs, n, fifos, err, sizeof(err)))
+				co_die("%s", err);
+			cfg.image_dir = fifos;
+		}
 	cfg.nprocs = nroots;
 	cfg.procs = ip;
 	cfg.gen_dir = dir;

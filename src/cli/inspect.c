@@ -40,9 +40,11 @@ struct page_count {
  */
 static int inspect_image(const char *path, int json, int quiet, struct page_count *count)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char name[PATH_MAX], err[1024];
+	struct co_reader r;
+	int fd = co_img_open(path, &r, name, sizeof(name), err, sizeof(err));
 	if (fd < 0) {
-		fprintf(stderr, "cohort: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "cohort: %s\n", err);
 		return -1;
 	}
 	static union {
@@ -54,18 +56,19 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 		struct co_pagemap pm;
 		struct co_end e;
 	} u;
-	struct co_reader r;
-	co_r_init(&r, fd, path);
 	uint64_t pages = 0, nrec = 0, regions = 0, threads = 0, fds = 0, parent_pages = 0;
 	uint32_t nstreams = 1;
 	int ret = 0, first = 1;
 	if (json && !quiet)
-		printf("{\"image\":\"%s\",\"records\":[", path);
+		printf("{\"image\":\"%s\",\"compressed\":%s,\"records\":[", name, r.decompressed ? "true" : "false");
 	for (;;) {
 		int e = co_r_next(&r);
 		if (e <= 0) {
 			if (e < 0 || nrec == 0) {
-				fprintf(stderr, "cohort: %s\n", e < 0 ? r.err : "empty image");
+				if (e < 0)
+					snprintf(err, sizeof(err), "%s", r.err);
+				else
+					snprintf(err, sizeof(err), "%s: empty image", name);
 				ret = -1;
 			}
 			break;
@@ -74,13 +77,13 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 		uint64_t off = r.rec_off, len = r.hdr.len;
 		if (t == CO_R_PAGEDATA || t == CO_R_FILEDATA) {
 			if (co_r_finish(&r)) {
-				fprintf(stderr, "cohort: %s\n", r.err);
+				snprintf(err, sizeof(err), "%s", r.err);
 				ret = -1;
 				break;
 			}
 			pages += t == CO_R_PAGEDATA ? len / CO_PAGE : 0;
 		} else if (co_r_payload(&r, &u, sizeof(u))) {
-			fprintf(stderr, "cohort: %s\n", r.err);
+			snprintf(err, sizeof(err), "%s", r.err);
 			ret = -1;
 			break;
 		}
@@ -147,11 +150,20 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 		}
 		first = 0;
 	}
+	/* a compressed file: zstd's finding (compressed offset) says more than the record that broke off */
+	if (co_img_close(fd, err, sizeof(err)))
+		ret = -1;
+	if (ret)
+		fprintf(stderr, "cohort: %s\n", err);
 	/* the page streams of this image count with it */
+	char plain[PATH_MAX];
+	snprintf(plain, sizeof(plain), "%s", path);
+	if (co_endswith(plain, CO_ZST)) /* named as stored: the streams are named after the plain name */
+		plain[strlen(plain) - strlen(CO_ZST)] = 0;
 	for (uint32_t k = 1; !quiet && k < nstreams; k++) {
 		char p[PATH_MAX];
 		struct page_count sc = { 0, 0 };
-		co_stream_path(p, sizeof(p), path, (int)k);
+		co_stream_path(p, sizeof(p), plain, (int)k);
 		ret |= inspect_image(p, 0, 1, &sc);
 		pages += sc.pages;
 		parent_pages += sc.parent;
@@ -168,10 +180,9 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 	else if (!quiet)
 		printf("  %s: %llu records, %llu threads, %llu descriptors, %llu regions, %llu pages, %llu kept from the "
 		       "parent: %s\n",
-		       path, (unsigned long long)nrec, (unsigned long long)threads, (unsigned long long)fds,
+		       name, (unsigned long long)nrec, (unsigned long long)threads, (unsigned long long)fds,
 		       (unsigned long long)regions, (unsigned long long)pages, (unsigned long long)parent_pages,
 		       ret ? "DAMAGED" : "checksums ok");
-	close(fd);
 	return ret;
 }
 
@@ -230,42 +241,48 @@ int co_cmd_inspect(int argc, char **argv)
 	return bad;
 }
 
-/* Walk every record of one file, checking headers, order and hashes. */
+/* Walk every record of one file, checking headers, order and hashes (and zstd's, if compressed). */
 static int verify_file(const char *path, uint64_t *records, uint64_t *bytes)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char name[PATH_MAX], err[1024];
+	struct co_reader r;
+	int fd = co_img_open(path, &r, name, sizeof(name), err, sizeof(err));
 	if (fd < 0) {
-		fprintf(stderr, "cohort: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "cohort: %s\n", err);
 		return -1;
 	}
-	struct co_reader r;
-	co_r_init(&r, fd, path);
 	int ret = 0, ended = 0;
 	for (;;) {
 		int e = co_r_next(&r);
 		if (e < 0 || (e == 0 && !ended)) {
-			fprintf(stderr, "cohort: %s\n", e < 0 ? r.err : "file ends before its end record");
+			if (e < 0)
+				snprintf(err, sizeof(err), "%s", r.err);
+			else
+				snprintf(err, sizeof(err), "%s: file ends before its end record", name);
 			ret = -1;
 			break;
 		}
 		if (e == 0)
 			break;
 		if (ended) {
-			fprintf(stderr, "cohort: %s: byte %lu: records after the end record\n", path,
-				(unsigned long)r.rec_off);
+			snprintf(err, sizeof(err), "%s: byte %lu: records after the end record", name,
+				 (unsigned long)r.rec_off);
 			ret = -1;
 			break;
 		}
 		ended = r.hdr.type == CO_R_END;
 		if (co_r_finish(&r)) {
-			fprintf(stderr, "cohort: %s\n", r.err);
+			snprintf(err, sizeof(err), "%s", r.err);
 			ret = -1;
 			break;
 		}
 		(*records)++;
 	}
 	*bytes += r.off;
-	close(fd);
+	if (co_img_close(fd, err, sizeof(err)))
+		ret = -1;
+	if (ret)
+		fprintf(stderr, "cohort: %s\n", err);
 	return ret;
 }
 

@@ -77,11 +77,16 @@ struct image_in {
 	struct co_reader r[CO_STREAMS];
 };
 
-static void close_image(struct image_in *in)
+/*
+ * Close the streams.  failed: a reader stopped with the message in err;
+ * what a stream's decompression found (zstd, compressed offset) replaces it.
+ */
+static int close_image(struct image_in *in, int failed, char *err, size_t errlen)
 {
 	for (int k = 0; k < in->n; k++)
-		close(in->fd[k]);
+		failed |= co_img_close(in->fd[k], err, errlen) != 0;
 	in->n = 0;
+	return failed ? -1 : 0;
 }
 
 /* Open image and its page streams; its process record goes to proc, every head is checked. */
@@ -90,24 +95,23 @@ static int open_image(const char *image, struct image_in *in, struct co_proc *pr
 	in->n = 0;
 	for (int k = 0; k == 0 || k < (int)proc->streams; k++) {
 		struct co_head h;
-		co_stream_path(in->path[k], PATH_MAX, image, k);
-		if ((in->fd[k] = open(in->path[k], O_RDONLY | O_CLOEXEC)) < 0) {
-			MERR("%s: %s", in->path[k], strerror(errno));
-			close_image(in);
+		char plain[PATH_MAX];
+		co_stream_path(plain, PATH_MAX, image, k);
+		if ((in->fd[k] = co_img_open(plain, &in->r[k], in->path[k], PATH_MAX, err, errlen)) < 0) {
+			close_image(in, 1, err, errlen);
 			return -1;
 		}
-		co_r_init(&in->r[k], in->fd[k], in->path[k]);
 		in->n++;
 		if (co_r_expect(&in->r[k], CO_R_HEAD, &h, sizeof(h)) ||
 		    (k == 0 && co_r_expect(&in->r[0], CO_R_PROC, proc, sizeof(*proc)))) {
 			MERR("%s", in->r[k].err);
-			close_image(in);
+			close_image(in, 1, err, errlen);
 			return -1;
 		}
-		if (h.kind != (k ? CO_KIND_PAGES : CO_KIND_PROCESS) || h.version != CO_IMG_VERSION ||
+		if (h.kind != (k ? CO_KIND_PAGES : CO_KIND_PROCESS) || !CO_IMG_VERSION_OK(h.version) ||
 		    proc->streams < 1 || proc->streams > CO_STREAMS) {
 			MERR("%s: not a process image of this format", in->path[k]);
-			close_image(in);
+			close_image(in, 1, err, errlen);
 			return -1;
 		}
 	}
@@ -452,8 +456,12 @@ static int merge_stream(struct layer *top, struct co_writer *w, char *err, size_
 	return 0;
 }
 
-/* The full image of process mp of gen-N, written to full (and its page streams). */
-static int merge_proc(const struct chain *c, const struct co_mproc *mp, const char *full, char *err, size_t errlen)
+/*
+ * The full image of process mp of gen-N, written to full (and its page
+ * streams); compress: as .zst.
+ */
+static int merge_proc(const struct chain *c, const struct co_mproc *mp, const char *full, int compress, char *err,
+		      size_t errlen)
 {
 	static struct co_proc proc;
 	static struct layer L[MAX_LAYERS];
@@ -466,10 +474,8 @@ static int merge_proc(const struct chain *c, const struct co_mproc *mp, const ch
 	struct co_writer w;
 	for (nout = 0; nout < nin; nout++) {
 		co_stream_path(opath[nout], PATH_MAX, full, nout);
-		if ((ofd[nout] = open(opath[nout], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
-			MERR("%s: %s", opath[nout], strerror(errno));
+		if ((ofd[nout] = co_img_create(opath[nout], compress, err, errlen)) < 0)
 			goto out;
-		}
 	}
 	for (int k = 0; k < nin; k++) {
 		co_w_init(&w, ofd[k], wbuf, sizeof(wbuf));
@@ -493,9 +499,9 @@ static int merge_proc(const struct chain *c, const struct co_mproc *mp, const ch
 	ret = 0;
 out:
 	for (int j = 0; j < nl; j++)
-		close_image(&L[j].in);
+		ret |= close_image(&L[j].in, ret, err, errlen);
 	for (int k = 0; k < nout; k++)
-		close(ofd[k]);
+		ret |= co_img_finish(ofd[k], err, errlen);
 	return ret;
 }
 
@@ -616,13 +622,10 @@ static int write_full(const char *gdir, struct chain *c, char *err, size_t errle
 			continue;
 		char o[PATH_MAX];
 		snprintf(o, sizeof(o), "%s/%s", tmp, p->image);
-		r = merge_proc(c, p, o, err, errlen);
+		/* a compressed incremental makes a compressed full image: disk use stays what it was */
+		r = merge_proc(c, p, o, p->flags & CO_MP_COMPRESSED, err, errlen);
 		if (!r) {
-			struct stat st, st1;
-			char o1[PATH_MAX];
-			co_stream_path(o1, sizeof(o1), o, 1);
-			p->bytes = (stat(o, &st) == 0 ? (uint64_t)st.st_size : 0) +
-				   (stat(o1, &st1) == 0 ? (uint64_t)st1.st_size : 0);
+			p->bytes = co_img_bytes(o);
 			p->flags &= ~(uint32_t)CO_MP_INCREMENTAL;
 		}
 	}

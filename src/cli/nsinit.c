@@ -85,7 +85,9 @@ int co_init_main(struct co_init_cfg *c)
 			if (p == 0) {
 				char gen[32];
 				snprintf(gen, sizeof(gen), "%llu", (unsigned long long)c->generation);
-				char *args[] = { (char *)"cohort-restore", (char *)c->gen_dir, (char *)c->sock, gen, planarg, NULL };
+				/* compressed images: the restorer opens FIFOs in image_dir (NULL: no such argument) */
+				char *args[] = { (char *)"cohort-restore", (char *)c->gen_dir, (char *)c->sock, gen, planarg,
+						 (char *)c->image_dir, NULL };
 				char *env[] = { NULL };
 				execve(c->restorer, args, env);
 				fprintf(stderr, "cohort: cannot start %s: %s\n", c->restorer, strerror(errno));

@@ -766,7 +766,7 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 		struct made *m = &made[nmade];
 		switch (t) {
 		case CO_R_HEAD:
-			if (u.h.kind != CO_KIND_SHARED || u.h.version != CO_IMG_VERSION) {
+			if (u.h.kind != CO_KIND_SHARED || !CO_IMG_VERSION_OK(u.h.version)) {
 				snprintf(err, errlen, "%s: not a shared-objects image of this format", path);
 				goto out;
 			}
@@ -942,7 +942,11 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 			goto out;
 		}
 	}
-	close(fd);
+	/* a compressed shared.img: zstd's own verdict on the whole file */
+	int zbad = co_img_close(fd, err, errlen);
+	fd = -1;
+	if (zbad)
+		return -1;
 
 	/*
 	 * Move every object just below the restorers' own descriptors (the hard
@@ -988,6 +992,8 @@ bad:
 sys:
 	snprintf(err, errlen, "recreating the group's shared objects: %s", strerror(errno));
 out:
-	close(fd);
+	/* zstd's finding, when there is one, says more than the record that broke off */
+	if (fd >= 0)
+		co_img_close(fd, err, errlen);
 	return -1;
 }

@@ -71,14 +71,9 @@ int co_write_manifest(const char *dir, const struct co_manifest *m, const struct
 int co_open_gen_file(const char *dir, const char *name, char *path, size_t n, struct co_reader *r,
 		     char *err, size_t errlen)
 {
-	snprintf(path, n, "%s/%s", dir, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	co_r_init(r, fd, path);
-	return fd;
+	char plain[PATH_MAX];
+	snprintf(plain, sizeof(plain), "%s/%s", dir, name);
+	return co_img_open(plain, r, path, n, err, errlen);
 }
 
 int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p, int max, int *n,
@@ -92,8 +87,7 @@ int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p,
 	int ret = co_manifest_read(&r, m, p, max, n);
 	if (ret)
 		snprintf(err, errlen, "%s", r.err);
-	close(fd);
-	return ret;
+	return co_img_close(fd, err, errlen) || ret ? -1 : 0;
 }
 
 static int fsync_path(const char *path)

@@ -143,6 +143,22 @@ void co_r_init(struct co_reader *r, int fd, const char *name)
 	r->name = name;
 }
 
+/*
+ * Where an offset points, in messages: a stream decompressed from a .zst
+ * file has offsets of the decompressed bytes, not of the file.
+ */
+static const char *at(const struct co_reader *r)
+{
+	return r->decompressed ? "decompressed byte" : "byte";
+}
+
+static void truncated(struct co_reader *r, uint64_t off)
+{
+	co_fmt(r->err, sizeof(r->err), "%s: %s %lu: %s", r->name, at(r), (unsigned long)off,
+	       r->decompressed ? "the stream ends early (the compressed file is damaged or truncated)"
+			       : "image is truncated");
+}
+
 /* Read exactly n bytes; 0 ok, 1 clean EOF before any byte, -1 error. */
 static int read_exact(struct co_reader *r, void *p, uint64_t n)
 {
@@ -153,15 +169,14 @@ static int read_exact(struct co_reader *r, void *p, uint64_t n)
 		if (k == -EINTR)
 			continue;
 		if (k < 0) {
-			co_fmt(r->err, sizeof(r->err), "%s: byte %lu: read failed (errno %ld)",
-			       r->name, (unsigned long)(r->off + done), -k);
+			co_fmt(r->err, sizeof(r->err), "%s: %s %lu: read failed (errno %ld)",
+			       r->name, at(r), (unsigned long)(r->off + done), -k);
 			return -1;
 		}
 		if (k == 0) {
 			if (done == 0)
 				return 1;
-			co_fmt(r->err, sizeof(r->err), "%s: byte %lu: image is truncated",
-			       r->name, (unsigned long)(r->off + done));
+			truncated(r, r->off + done);
 			return -1;
 		}
 		done += k;
@@ -191,13 +206,13 @@ int co_r_next(struct co_reader *r)
 	uint32_t check = h.check;
 	hdr_seal(&h);
 	if (h.magic != CO_REC_MAGIC || h.check != check) {
-		co_fmt(r->err, sizeof(r->err), "%s: byte %lu: damaged record header",
-		       r->name, (unsigned long)r->rec_off);
+		co_fmt(r->err, sizeof(r->err), "%s: %s %lu: damaged record header",
+		       r->name, at(r), (unsigned long)r->rec_off);
 		return -1;
 	}
 	if (h.seq != r->seq) {
-		co_fmt(r->err, sizeof(r->err), "%s: byte %lu: record %lu found where %lu was expected",
-		       r->name, (unsigned long)r->rec_off, (unsigned long)h.seq, (unsigned long)r->seq);
+		co_fmt(r->err, sizeof(r->err), "%s: %s %lu: record %lu found where %lu was expected",
+		       r->name, at(r), (unsigned long)r->rec_off, (unsigned long)h.seq, (unsigned long)r->seq);
 		return -1;
 	}
 	for (uint32_t left = h.pad; left;) {
@@ -213,23 +228,21 @@ int co_r_next(struct co_reader *r)
 	return 1;
 trunc:
 	if (!r->err[0])
-		co_fmt(r->err, sizeof(r->err), "%s: byte %lu: image is truncated",
-		       r->name, (unsigned long)r->off);
+		truncated(r, r->off);
 	return -1;
 }
 
 int co_r_read(struct co_reader *r, void *p, uint64_t n)
 {
 	if (n > r->left) {
-		co_fmt(r->err, sizeof(r->err), "%s: byte %lu: %s record is shorter than expected",
-		       r->name, (unsigned long)r->rec_off, co_rec_name(r->hdr.type));
+		co_fmt(r->err, sizeof(r->err), "%s: %s %lu: %s record is shorter than expected",
+		       r->name, at(r), (unsigned long)r->rec_off, co_rec_name(r->hdr.type));
 		return -1;
 	}
 	int e = read_exact(r, p, n);
 	if (e) {
 		if (e == 1)
-			co_fmt(r->err, sizeof(r->err), "%s: byte %lu: image is truncated",
-			       r->name, (unsigned long)r->off);
+			truncated(r, r->off);
 		return -1;
 	}
 	co_xxh64_update(&r->h, p, n);
@@ -248,14 +261,13 @@ int co_r_finish(struct co_reader *r)
 	uint64_t sum;
 	if (read_exact(r, &sum, sizeof(sum))) {
 		if (!r->err[0])
-			co_fmt(r->err, sizeof(r->err), "%s: byte %lu: image is truncated",
-			       r->name, (unsigned long)r->off);
+			truncated(r, r->off);
 		return -1;
 	}
 	if (sum != co_xxh64_digest(&r->h)) {
 		co_fmt(r->err, sizeof(r->err),
-		       "%s: byte %lu: checksum mismatch in %s record %lu (payload bytes %lu-%lu)",
-		       r->name, (unsigned long)r->rec_off, co_rec_name(r->hdr.type),
+		       "%s: %s %lu: checksum mismatch in %s record %lu (payload bytes %lu-%lu)",
+		       r->name, at(r), (unsigned long)r->rec_off, co_rec_name(r->hdr.type),
 		       (unsigned long)r->hdr.seq,
 		       (unsigned long)(r->rec_off + sizeof(struct co_rec_hdr) + r->hdr.pad),
 		       (unsigned long)(r->off - sizeof(sum)));
@@ -281,9 +293,11 @@ int co_r_expect(struct co_reader *r, unsigned type, void *p, uint64_t max)
 	if (e < 0)
 		return -1;
 	if (e == 0 || r->hdr.type != type) {
-		co_fmt(r->err, sizeof(r->err), "%s: byte %lu: expected a %s record, found %s",
-		       r->name, (unsigned long)r->rec_off, co_rec_name(type),
-		       e ? co_rec_name(r->hdr.type) : "end of file");
+		co_fmt(r->err, sizeof(r->err), "%s: %s %lu: expected a %s record, found %s",
+		       r->name, at(r), (unsigned long)r->rec_off, co_rec_name(type),
+		       e ? co_rec_name(r->hdr.type)
+			 : r->decompressed ? "the end of the stream (the compressed file is damaged or truncated)"
+					   : "end of file");
 		return -1;
 	}
 	return co_r_payload(r, p, max);
@@ -322,9 +336,9 @@ int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc
 		return -1;
 	if (co_strcmp(h.magic, CO_IMG_MAGIC) || h.kind != CO_KIND_MANIFEST)
 		return co_err(r->err, sizeof(r->err), "%s: not a cohort manifest", r->name);
-	if (h.version != CO_IMG_VERSION)
-		return co_err(r->err, sizeof(r->err), "%s: image format version %u, this cohort reads %u", r->name,
-			      h.version, CO_IMG_VERSION);
+	if (!CO_IMG_VERSION_OK(h.version))
+		return co_err(r->err, sizeof(r->err), "%s: image format version %u, this cohort reads %u to %u",
+			      r->name, h.version, CO_IMG_VERSION_MIN, CO_IMG_VERSION);
 	if (co_r_expect(r, CO_R_MANIFEST, m, sizeof(*m)))
 		return -1;
 	for (;;) {
@@ -339,7 +353,7 @@ int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc
 			break;
 		}
 		if (r->hdr.type != CO_R_MPROC || *n >= max)
-			return co_err(r->err, sizeof(r->err), "%s: byte %lu: unexpected %s record", r->name,
+			return co_err(r->err, sizeof(r->err), "%s: %s %lu: unexpected %s record", r->name, at(r),
 				      (unsigned long)r->rec_off, co_rec_name(r->hdr.type));
 		if (co_r_payload(r, &p[*n], sizeof(p[0])))
 			return -1;

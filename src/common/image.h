@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include "xxh64.h"
 
-#define CO_IMG_VERSION 2
+#define CO_IMG_VERSION 3
+#define CO_IMG_VERSION_MIN 2 /* oldest version still read: 2 differs only in having no compressed files */
+#define CO_IMG_VERSION_OK(v) ((v) >= CO_IMG_VERSION_MIN && (v) <= CO_IMG_VERSION)
 #define CO_REC_MAGIC 0x43524f43u /* "CORC" */
 #define CO_IMG_MAGIC "COHORT-IMAGE"
 
@@ -210,7 +212,11 @@ struct co_manifest {
 	char program[256];
 };
 
-enum co_mproc_flags { CO_MP_ZOMBIE = 1, CO_MP_INCREMENTAL = 2 /* its image has parent maps */ };
+enum co_mproc_flags {
+	CO_MP_ZOMBIE = 1,
+	CO_MP_INCREMENTAL = 2,	/* its image has parent maps */
+	CO_MP_COMPRESSED = 4,	/* its image and page streams are stored as IMAGE.zst (zstd) */
+};
 
 struct co_mproc {
 	int32_t pid, ppid, pgid, sid;
@@ -318,6 +324,7 @@ struct co_reader {
 	struct co_xxh64 h;
 	int pending;		/* co_r_unread(): the next co_r_next() returns this header again */
 	const char *name;	/* file name, for messages */
+	int decompressed;	/* the stream comes out of a .zst file: offsets are of the decompressed bytes */
 	char err[320];
 };
 

@@ -38,6 +38,7 @@ enum {
 	CO_CKPT_JSON = 2,
 	CO_CKPT_STOP = 4,	 /* write with the group stopped, no snapshot */
 	CO_CKPT_INCREMENTAL = 8, /* only the pages written since the last generation */
+	CO_CKPT_COMPRESS = 16,	 /* store the images compressed (.zst) */
 };
 enum { CO_STATUS_JSON = 1 };
 

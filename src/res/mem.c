@@ -630,28 +630,37 @@ static void read_stream(void *arg)
 	ps->failed = read_pages(ps) != 0;
 }
 
-/* Open page stream k (k > 0) of the image and check its head. */
-static int open_stream(struct co_rstctx *rc, int k, char *path, size_t n)
+/*
+ * Open page stream k (k > 0) of the image and check its head.  name gets
+ * the stored file's name, for messages: a compressed stream is opened as a
+ * FIFO elsewhere but is the .zst file to whoever reads the message.
+ */
+static int open_stream(struct co_rstctx *rc, int k, char *name, size_t n)
 {
-	co_stream_path(path, n, rc->image, k);
+	char path[CO_PATH + 16];
+	co_stream_path(path, sizeof(path), rc->image, k);
+	co_stream_path(name, n, rc->shown, k);
+	if (rc->compressed)
+		co_strlcpy(name + co_strlen(name), ".zst", n - co_strlen(name));
 	int fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0)
-		return co_err(rc->err, rc->errlen, "cannot open %s (errno %d)", path, -fd);
+		return co_err(rc->err, rc->errlen, "cannot open %s (errno %d)", name, -fd);
 	long hi = co_fcntl(fd, F_DUPFD_CLOEXEC, rc->fd_base + 16 + k);
 	co_close(fd);
-	co_r_init(&readers[k], (int)hi, path);
+	co_r_init(&readers[k], (int)hi, name);
+	readers[k].decompressed = rc->compressed;
 	struct co_head h;
 	if (co_r_expect(&readers[k], CO_R_HEAD, &h, sizeof(h)))
 		return co_err(rc->err, rc->errlen, "%s", readers[k].err);
-	if (h.kind != CO_KIND_PAGES || h.version != CO_IMG_VERSION)
-		return co_err(rc->err, rc->errlen, "%s: not a page stream of this image format", path);
+	if (h.kind != CO_KIND_PAGES || !CO_IMG_VERSION_OK(h.version))
+		return co_err(rc->err, rc->errlen, "%s: not a page stream of this image format", name);
 	return 0;
 }
 
 /* Read every page stream into place, the extra ones on helper threads. */
 static int read_all_pages(struct co_rstctx *rc)
 {
-	static char paths[CO_STREAMS][CO_PATH + 16];
+	static char paths[CO_STREAMS][CO_PATH + 32];
 	static struct co_helper helpers[CO_STREAMS];
 	int n = (int)rc->proc->streams;
 	if (n < 1)

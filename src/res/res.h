@@ -44,7 +44,9 @@ struct co_dumpctx {
 
 struct co_rstctx {
 	struct co_reader *r;
-	const char *image;	/* path of the process image (page streams are named after it) */
+	const char *image;	/* path to open the process image at (page streams are named after it) */
+	const char *shown;	/* path of the stored image, for messages (without .zst) */
+	int compressed;		/* stored as .zst: image is a FIFO of the decompressed stream */
 	char *err;
 	size_t errlen;
 	struct co_proc *proc;

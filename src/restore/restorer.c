@@ -37,6 +37,7 @@ static struct co_proc proc;
 static struct co_rstctx rc;
 static char err[512];
 static char image_path[CO_PATH], sock_path[256];
+static char image_shown[CO_PATH], image_name[CO_PATH + 8];	/* the stored file, for messages */
 static uint64_t generation;
 static int errfd = 2;
 
@@ -131,10 +132,15 @@ static void read_metadata(uint64_t *next)
 	struct co_head h;
 	if (co_r_expect(&reader, CO_R_HEAD, &h, sizeof(h)))
 		die(reader.err);
-	if (co_strcmp(h.magic, CO_IMG_MAGIC) != 0 || h.kind != CO_KIND_PROCESS)
-		die("not a cohort process image");
-	if (h.version != CO_IMG_VERSION)
-		die("image format version not supported by this cohort");
+	if (co_strcmp(h.magic, CO_IMG_MAGIC) != 0 || h.kind != CO_KIND_PROCESS) {
+		co_fmt(err, sizeof(err), "%s: not a cohort process image", image_name);
+		die(err);
+	}
+	if (!CO_IMG_VERSION_OK(h.version)) {
+		co_fmt(err, sizeof(err), "%s: image format version %u, this cohort reads %u to %u", image_name,
+		       h.version, CO_IMG_VERSION_MIN, CO_IMG_VERSION);
+		die(err);
+	}
 	if (co_r_expect(&reader, CO_R_PROC, &proc, sizeof(proc)))
 		die(reader.err);
 	rc.threads = zalloc(next, sizeof(struct co_thread) * CO_MAX_THREADS);
@@ -181,6 +187,7 @@ static void read_metadata(uint64_t *next)
 static struct co_mproc *procs;
 static int nprocs;
 static char gen_dir[CO_PATH];
+static char image_dir[CO_PATH];	/* where to open compressed images: FIFOs the CLI fills */
 static int plan_fd = -1;
 static int imgfd_high = -1;
 
@@ -356,7 +363,11 @@ static void found_orphan_group(struct co_mproc *me)
 
 static void become_process(struct co_mproc *me)
 {
-	co_fmt(image_path, sizeof(image_path), "%s/%s", gen_dir, me->image);
+	/* a compressed image comes decompressed through a FIFO; messages name the stored file */
+	rc.compressed = (me->flags & CO_MP_COMPRESSED) != 0;
+	co_fmt(image_path, sizeof(image_path), "%s/%s", rc.compressed ? image_dir : gen_dir, me->image);
+	co_fmt(image_shown, sizeof(image_shown), "%s/%s", gen_dir, me->image);
+	co_fmt(image_name, sizeof(image_name), "%s%s", image_shown, rc.compressed ? ".zst" : "");
 	if (me->sid == me->pid)
 		co_sys0(SYS_setsid);
 	/* a leader founds its group before its children, which may have to join it */
@@ -384,6 +395,7 @@ static void restore(void *unused)
 	rc.proc = &proc;
 	rc.r = &reader;
 	rc.image = image_path;
+	rc.shown = image_shown;
 	rc.zone = CO_RESTORER_BASE;
 	rc.zone_len = ZONE_SIZE;
 	if (co_proc_restore_early(&rc))
@@ -411,12 +423,13 @@ static void restore_self(void)
 {
 	int imgfd = (int)co_open(image_path, O_RDONLY | O_CLOEXEC, 0);
 	if (imgfd < 0) {
-		co_fmt(err, sizeof(err), "cannot open %s (errno %d)", image_path, -imgfd);
+		co_fmt(err, sizeof(err), "cannot open %s (errno %d)", image_name, -imgfd);
 		die(err);
 	}
 	imgfd_high = (int)co_fcntl(imgfd, F_DUPFD_CLOEXEC, rc.fd_base + 8);
 	co_close(imgfd);
-	co_r_init(&reader, imgfd_high, image_path);
+	co_r_init(&reader, imgfd_high, image_name);
+	reader.decompressed = rc.compressed;
 	read_metadata(&next_free);
 	co_plan_epoll(&rc);
 	if (proc.pid != (int)co_getpid()) {
@@ -456,9 +469,10 @@ void co_restorer_main(long *sp)
 	char **argv = (char **)(sp + 1);
 	uint64_t all = ~0ULL;
 	co_sigprocmask(SIG_SETMASK, &all, 0);
-	if (argc != 5)
-		die("usage: cohort-restore GENERATION-DIR SOCKET GENERATION PLAN-FD");
+	if (argc != 5 && argc != 6)
+		die("usage: cohort-restore GENERATION-DIR SOCKET GENERATION PLAN-FD [COMPRESSED-IMAGE-DIR]");
 	co_strlcpy(gen_dir, argv[1], sizeof(gen_dir));
+	co_strlcpy(image_dir, argc == 6 ? argv[5] : argv[1], sizeof(image_dir));
 	plan_fd = (int)co_strtoul(argv[4], 0, 10);
 	co_strlcpy(sock_path, argv[2], sizeof(sock_path));
 	generation = co_strtoul(argv[3], 0, 10);
