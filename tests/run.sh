@@ -51,7 +51,7 @@ ALL_TESTS=(
 	neg_unsupported_fd neg_damaged_image neg_unknown_group neg_static
 	blocking_pipes procs_pipes
 	pipeline3 shm_counters child_exec shell_loop sh_pipeline ckpt_storm
-	file_crash member_dies zombie_wait fifo_pair pgrp_orphan ctty neg_scm_rights posix_shm
+	file_crash member_dies zombie_wait fifo_pair pgrp_orphan ctty neg_scm_rights posix_shm ipc_kinds
 	spawn_kinds
 	incr_chain incr_written incr_crash incr_remap incr_hash incr_keep
 	incr_unmerged incr_unmerged_group
@@ -444,6 +444,7 @@ t_pipeline3() { std pipeline3 0 1.0 0.9; }
 t_shm_counters() { std shm_counters 0 0.9 1.0; }
 t_child_exec() { std child_exec 0 1.0 1.2; }
 t_fifo_pair() { std fifo_pair 0 0.3 0.3; }
+t_ipc_kinds() { std ipc_kinds 0 0.8 0.9; }
 # every way of starting a process, alive at once; the clone(3) child must
 # have registered (status lists it) and everything must come back
 t_spawn_kinds() { FLOW_CHECK=spawn_kinds_registered std spawn_kinds 0 0.4 0.4; }
