@@ -38,6 +38,13 @@ struct page_count {
  * returns 0 when every record checks out.  quiet: print nothing, only add
  * the pages to *count.
  */
+static const char *obj_kind(uint32_t k)
+{
+	static const char *const names[] = { "?", "pipe", "file", "shared memory", "eventfd",
+					     "signalfd", "timerfd", "epoll", "unix socket" };
+	return k < CO_ARRAY_LEN(names) ? names[k] : "?";
+}
+
 static int inspect_image(const char *path, int json, int quiet, struct page_count *count)
 {
 	char name[PATH_MAX], err[1024];
@@ -55,6 +62,14 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 		struct co_vma v;
 		struct co_pagemap pm;
 		struct co_end e;
+		struct co_shm shm;
+		struct co_pipe pipe;
+		struct co_sfile sf;
+		struct co_fcopy fc;
+		struct co_slink sl;
+		struct co_sobj so;
+		struct co_epitem ei;
+		uint64_t id;	/* the first field of shared memory data and socket data */
 	} u;
 	uint64_t pages = 0, nrec = 0, regions = 0, threads = 0, fds = 0, parent_pages = 0;
 	uint32_t nstreams = 1;
@@ -98,7 +113,10 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 		switch (t) {
 		case CO_R_HEAD:
 			snprintf(line, sizeof(line), "format %u, %s", u.h.version,
-				 u.h.kind == CO_KIND_PROCESS ? "process image" : "manifest");
+				 u.h.kind == CO_KIND_PROCESS ? "process image"
+				 : u.h.kind == CO_KIND_PAGES ? "page stream"
+				 : u.h.kind == CO_KIND_SHARED ? "shared objects"
+							       : "manifest");
 			break;
 		case CO_R_PROC:
 			snprintf(line, sizeof(line), "pid %d ppid %d threads %u fds %u regions %u exe %s cwd %s", u.p.pid,
@@ -137,6 +155,47 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 			break;
 		case CO_R_END:
 			snprintf(line, sizeof(line), "%llu page bytes", (unsigned long long)u.e.page_bytes);
+			break;
+		case CO_R_SHM:
+			u.shm.name[sizeof(u.shm.name) - 1] = 0;
+			snprintf(line, sizeof(line), "inode %llu, %llu bytes %s", (unsigned long long)u.shm.ino,
+				 (unsigned long long)u.shm.size, u.shm.name);
+			break;
+		case CO_R_SHMDATA:
+			snprintf(line, sizeof(line), "%llu bytes at offset %llu", (unsigned long long)(len - 8),
+				 (unsigned long long)u.id);
+			break;
+		case CO_R_PIPE:
+			snprintf(line, sizeof(line), "inode %llu, capacity %u, %llu bytes buffered%s",
+				 (unsigned long long)u.pipe.ino, u.pipe.capacity,
+				 (unsigned long long)(len - sizeof(u.pipe) - u.pipe.pathlen), u.pipe.pathlen ? " (FIFO)" : "");
+			break;
+		case CO_R_SFILE:
+			u.sf.path[sizeof(u.sf.path) - 1] = 0;
+			snprintf(line, sizeof(line), "id %llu pos %llu flags %o %s", (unsigned long long)u.sf.id,
+				 (unsigned long long)u.sf.pos, u.sf.flags, u.sf.path);
+			break;
+		case CO_R_FCOPY:
+			u.fc.path[sizeof(u.fc.path) - 1] = 0;
+			u.fc.copy[sizeof(u.fc.copy) - 1] = 0;
+			snprintf(line, sizeof(line), "%s (%llu bytes) as files/%s", u.fc.path, (unsigned long long)u.fc.size,
+				 u.fc.copy);
+			break;
+		case CO_R_SLINK:
+			snprintf(line, sizeof(line), "pid %d fd %d -> %s %llu%s", u.sl.pid, u.sl.fd, obj_kind(u.sl.kind),
+				 (unsigned long long)u.sl.id,
+				 u.sl.kind == CO_OBJ_PIPE ? (u.sl.end ? " (write end)" : " (read end)") : "");
+			break;
+		case CO_R_SOBJ:
+			snprintf(line, sizeof(line), "%s %llu", obj_kind(u.so.kind), (unsigned long long)u.so.id);
+			break;
+		case CO_R_EPITEM:
+			snprintf(line, sizeof(line), "epoll %llu watches pid %d fd %d events %#x",
+				 (unsigned long long)u.ei.epoll, u.ei.pid, u.ei.fd, u.ei.events);
+			break;
+		case CO_R_SOCKDATA:
+			snprintf(line, sizeof(line), "socket %llu: %llu bytes queued", (unsigned long long)u.id,
+				 (unsigned long long)(len - 8));
 			break;
 		}
 		if (json) {

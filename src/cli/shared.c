@@ -30,6 +30,10 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/ioctl.h>
+#ifndef TFD_IOC_SET_TICKS /* <linux/timerfd.h> clashes with <fcntl.h> */
+#define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,6 +417,7 @@ static int write_objects(struct co_writer *w, char *err, size_t errlen)
 				o.a = (uint64_t)co_status_field(info, "clockid");
 				o.b = pair_ns(info, "it_value:");
 				o.c = pair_ns(info, "it_interval:");
+				o.d = (uint64_t)co_status_field(info, "ticks");
 				break;
 			case CO_OBJ_USOCK: {
 				if (!have_peers && unix_peers() < 0) {
@@ -862,10 +867,20 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 			}
 			case CO_OBJ_TIMERFD: {
 				f = timerfd_create((int)u.o.a, 0);
+				/*
+				 * A periodic timer that expired shows 0 ns left: the
+				 * kernel moves it on only when it is read.  It comes
+				 * back one interval from its next expiry, with the
+				 * expirations nobody read yet (TFD_IOC_SET_TICKS).
+				 */
+				uint64_t left = u.o.b ? u.o.b : u.o.c;
 				struct itimerspec its = { { (time_t)(u.o.c / 1000000000ULL), (long)(u.o.c % 1000000000ULL) },
-							  { (time_t)(u.o.b / 1000000000ULL), (long)(u.o.b % 1000000000ULL) } };
-				if (f >= 0 && u.o.b)
+							  { (time_t)(left / 1000000000ULL), (long)(left % 1000000000ULL) } };
+				if (f >= 0 && left)
 					timerfd_settime(f, 0, &its, NULL);
+				if (f >= 0 && u.o.d && ioctl(f, TFD_IOC_SET_TICKS, &u.o.d) < 0)
+					co_warn("warning: a timerfd comes back without its %llu unread expirations: %s",
+						(unsigned long long)u.o.d, strerror(errno));
 				break;
 			}
 			case CO_OBJ_EPOLL:

@@ -132,6 +132,15 @@ const char *co_rec_name(unsigned type)
 	case CO_R_PARENTMAP: return "parent map";
 	case CO_R_MANIFEST: return "manifest";
 	case CO_R_MPROC: return "manifest process";
+	case CO_R_SHM: return "shared memory";
+	case CO_R_SHMDATA: return "shared memory data";
+	case CO_R_PIPE: return "pipe";
+	case CO_R_SFILE: return "shared file";
+	case CO_R_FCOPY: return "file copy";
+	case CO_R_SLINK: return "link";
+	case CO_R_SOBJ: return "object";
+	case CO_R_EPITEM: return "epoll item";
+	case CO_R_SOCKDATA: return "socket data";
 	}
 	return "unknown";
 }
@@ -215,11 +224,19 @@ int co_r_next(struct co_reader *r)
 		       r->name, at(r), (unsigned long)r->rec_off, (unsigned long)h.seq, (unsigned long)r->seq);
 		return -1;
 	}
+	/* the padding is not hashed, so it must be what the writer wrote: zeros */
 	for (uint32_t left = h.pad; left;) {
 		char tmp[256];
 		uint32_t n = left > sizeof(tmp) ? sizeof(tmp) : left;
 		if (read_exact(r, tmp, n))
 			goto trunc;
+		for (uint32_t i = 0; i < n; i++)
+			if (tmp[i]) {
+				co_fmt(r->err, sizeof(r->err), "%s: %s %lu: damaged padding of %s record %lu",
+				       r->name, at(r), (unsigned long)(r->off - n + i), co_rec_name(h.type),
+				       (unsigned long)h.seq);
+				return -1;
+			}
 		left -= n;
 	}
 	r->hdr = h;

@@ -235,14 +235,16 @@ enum co_obj_kind {
 
 /*
  * An object made with one call at restart.  eventfd: a count, b semaphore;
- * signalfd: a mask; timerfd: a clock, b ns to expiry, c interval ns;
- * Unix socket: a type, b the peer's id.  flags: O_NONBLOCK.
+ * signalfd: a mask; timerfd: a clock, b ns to expiry (0: expired, or
+ * disarmed when c is 0 too), c interval ns, d expirations not yet read;
+ * Unix socket: a type, b the peer's id.  flags: O_NONBLOCK.  (d is new in
+ * format 3; older records are shorter and read as d = 0.)
  */
 struct co_sobj {
 	uint32_t kind;
 	uint32_t flags;
 	uint64_t id;
-	uint64_t a, b, c;
+	uint64_t a, b, c, d;
 };
 
 struct co_epitem {

@@ -19,8 +19,10 @@
  * they are pending in the parent at every checkpoint and must come back in
  * order with their values.  The parent owns two timerfds: a one-shot timer
  * an hour away, whose remaining time must only shrink and stay positive,
- * and a periodic 20 ms timer whose interval must stay 20 ms and which must
- * keep firing (a blocking read returns at least one expiration).
+ * a periodic 20 ms timer whose interval must stay 20 ms and which must
+ * keep firing (a blocking read returns at least one expiration), and a
+ * one-shot timer that expires 50 ms after the start and is read only at
+ * the end: its one expiration must still be there.
  * Output: one line per step with its digests, then RESULT.
  */
 #include "common.h"
@@ -187,6 +189,9 @@ int main(void)
 	int sfd = SYSCHK(signalfd(-1, &rt, 0));
 	int once = SYSCHK(timerfd_create(CLOCK_MONOTONIC, 0));
 	int tick = SYSCHK(timerfd_create(CLOCK_MONOTONIC, 0));
+	int fired = SYSCHK(timerfd_create(CLOCK_MONOTONIC, 0));
+	struct itimerspec soon = { .it_value = { 0, 50000000 } };
+	SYSCHK(timerfd_settime(fired, 0, &soon, NULL));
 	struct itimerspec its = { .it_value = { 3600, 0 } };
 	SYSCHK(timerfd_settime(once, 0, &its, NULL));
 	struct itimerspec per = { .it_interval = { 0, 20000000 }, .it_value = { 0, 20000000 } };
@@ -245,6 +250,12 @@ int main(void)
 		CHECK(si.ssi_int == 1000 + next_sig, "signalfd: value %d, expected %d", si.ssi_int, 1000 + next_sig);
 		next_sig++;
 	}
+	/* the timer that expired 50 ms after the start was never read: one expiration waits */
+	struct pollfd pf = { fired, POLLIN, 0 };
+	CHECK(poll(&pf, 1, 0) == 1, "the expired one-shot timerfd is not readable: its expiration was lost");
+	uint64_t nexp;
+	read_full(fired, &nexp, sizeof(nexp), "expired timerfd");
+	CHECK(nexp == 1, "the expired one-shot timerfd reports %llu expirations", (unsigned long long)nexp);
 	int status;
 	SYSCHK(waitpid(c, &status, 0));
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7, "child status %#x, expected exit 7", status);
