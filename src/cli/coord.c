@@ -163,9 +163,49 @@ static void make_signalfd(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+static int write_proc(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : write(fd, text, strlen(text));
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	errno = e;
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/*
+ * Without privileges the coordinator first enters a user namespace of its
+ * own, where it maps only itself (same uid and gid inside as outside, so
+ * files, SO_PEERCRED and `ps` look the same) and holds the capabilities
+ * the time, PID and mount namespaces of the group need, and that clone3
+ * with set_tid needs at restart.  Root needs none of it and keeps its
+ * real capabilities.
+ */
+static void make_userns(void)
+{
+	if (geteuid() == 0)
+		return;
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	char map[64];
+	if (unshare(CLONE_NEWUSER) < 0)
+		co_die("cannot create a user namespace for the group (%s): unprivileged user namespaces may be off "
+		       "(sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces)", strerror(errno));
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+	if (write_proc("/proc/self/uid_map", map) < 0)
+		co_die("cannot write /proc/self/uid_map: %s", strerror(errno));
+	if (write_proc("/proc/self/setgroups", "deny") < 0 && errno != ENOENT)
+		co_die("cannot write /proc/self/setgroups: %s", strerror(errno));
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+	if (write_proc("/proc/self/gid_map", map) < 0)
+		co_die("cannot write /proc/self/gid_map: %s", strerror(errno));
+}
+
 /* Enter a new time namespace for our children, its clocks shifted by the offsets. */
 static void make_timens(int64_t mono_off, int64_t boot_off)
 {
+	make_userns();
 	if (unshare(CLONE_NEWTIME) < 0) {
 		if (mono_off || boot_off)
 			co_warn("no time namespace (%s): monotonic clocks will jump across this restart",

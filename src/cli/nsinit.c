@@ -33,6 +33,28 @@ static void setup_proc(void)
 }
 
 /* fork with a chosen pid (clone3 set_tid) */
+/*
+ * Without privileges the group lives in the coordinator's user namespace,
+ * where init holds every capability, but an exec by a non-root uid drops
+ * them.  The restorer needs one, CAP_CHECKPOINT_RESTORE, to give threads
+ * and child processes their recorded ids (clone3 set_tid): it is kept
+ * across the exec as an ambient capability, and every restored thread
+ * drops it before it returns into the program (threads.c).
+ */
+static void keep_restore_cap(void)
+{
+	if (geteuid() == 0)
+		return;
+	struct { uint32_t version; int pid; } hdr = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
+	struct { uint32_t effective, permitted, inheritable; } d[2];
+	if (syscall(SYS_capget, &hdr, d) < 0)
+		return;
+	const int cap = 40; /* CAP_CHECKPOINT_RESTORE */
+	d[cap / 32].inheritable |= 1u << (cap % 32);
+	if (syscall(SYS_capset, &hdr, d) < 0 || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+		co_warn("restart: cannot keep CAP_CHECKPOINT_RESTORE for the restorer: %s", strerror(errno));
+}
+
 static pid_t fork_with_pid(int pid)
 {
 	struct clone_args ca;
@@ -89,6 +111,7 @@ int co_init_main(struct co_init_cfg *c)
 				char *args[] = { (char *)"cohort-restore", (char *)c->gen_dir, (char *)c->sock, gen, planarg,
 						 (char *)c->image_dir, NULL };
 				char *env[] = { NULL };
+				keep_restore_cap();
 				execve(c->restorer, args, env);
 				fprintf(stderr, "cohort: cannot start %s: %s\n", c->restorer, strerror(errno));
 				_exit(127);

@@ -203,41 +203,105 @@ static int copy_file(struct co_writer *w, const char *dir, const char *path, int
 	return co_w_rec(w, CO_R_FCOPY, &fc, __builtin_offsetof(struct co_fcopy, path) + strlen(fc.path) + 1);
 }
 
+static size_t page_part(ssize_t left)
+{
+	return left < (ssize_t)CO_PAGE ? (size_t)left : CO_PAGE;
+}
+
+static int all_zero(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * A shared memory object: from fd, an open map_files or fd entry of it
+ * (mem_at 0), or from fd = /proc/PID/mem, where the object is mapped at
+ * mem_at with e->off as its offset.  The first skips the object's holes;
+ * the second cannot see them and leaves out the pages that read as zeros.
+ */
+static int write_shm_from(struct co_writer *w, int fd, uint64_t mem_at, const struct co_mapent *e)
+{
+	struct stat st;
+	uint64_t size = mem_at ? e->off + (e->end - e->start) : (fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0);
+	struct co_shm sh = { .dev = e->dev, .ino = e->ino, .size = size };
+	snprintf(sh.name, sizeof(sh.name), "%s", e->path);
+	co_w_rec(w, CO_R_SHM, &sh, sizeof(sh));
+	static char buf[1 << 20];
+	for (off_t off = mem_at ? (off_t)e->off : 0; off < (off_t)size;) {
+		off_t data = mem_at ? off : lseek(fd, off, SEEK_DATA);
+		if (data < 0)
+			break;
+		off_t hole = mem_at ? (off_t)size : lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > (off_t)size)
+			hole = (off_t)size;
+		for (off_t at = data; at < hole;) {
+			size_t n = (size_t)(hole - at) < sizeof(buf) ? (size_t)(hole - at) : sizeof(buf);
+			ssize_t k = pread(fd, buf, n, mem_at ? (off_t)(mem_at + (uint64_t)at - e->off) : at);
+			if (k <= 0)
+				return mem_at ? -1 : w->err;
+			for (ssize_t p = 0; p < k; p += CO_PAGE) {
+				/* one record per run of pages worth keeping (from mem: not all zeros) */
+				ssize_t q = p;
+				while (q < k && !(mem_at && all_zero(buf + q, page_part(k - q))))
+					q += CO_PAGE;
+				if (q > k)
+					q = k;
+				if (q > p) {
+					uint64_t o = (uint64_t)(at + p);
+					co_w_begin(w, CO_R_SHMDATA, sizeof(o) + (uint64_t)(q - p), 1);
+					co_w_put(w, &o, sizeof(o));
+					co_w_put(w, buf + p, (uint64_t)(q - p));
+					co_w_end(w);
+				}
+				p = q;
+			}
+			at += k;
+		}
+		off = hole;
+	}
+	return w->err;
+}
+
 /* A shared memory object, read through src: a /proc map_files or fd entry. */
 static int write_shm(struct co_writer *w, const char *src, const struct co_mapent *e)
 {
 	int fd = open(src, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	struct stat st;
-	fstat(fd, &st);
-	struct co_shm sh = { .dev = e->dev, .ino = e->ino, .size = (uint64_t)st.st_size };
-	snprintf(sh.name, sizeof(sh.name), "%s", e->path);
-	co_w_rec(w, CO_R_SHM, &sh, sizeof(sh));
-	static char buf[1 << 20];
-	for (off_t off = 0; off < st.st_size;) {
-		off_t data = lseek(fd, off, SEEK_DATA);
-		if (data < 0)
-			break;
-		off_t hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0 || hole > st.st_size)
-			hole = st.st_size;
-		for (off_t at = data; at < hole;) {
-			size_t n = (size_t)(hole - at) < sizeof(buf) ? (size_t)(hole - at) : sizeof(buf);
-			ssize_t k = pread(fd, buf, n, at);
-			if (k <= 0)
-				break;
-			uint64_t o = (uint64_t)at;
-			co_w_begin(w, CO_R_SHMDATA, sizeof(o) + (uint64_t)k, 1);
-			co_w_put(w, &o, sizeof(o));
-			co_w_put(w, buf, (uint64_t)k);
-			co_w_end(w);
-			at += k;
-		}
-		off = hole;
-	}
+	int r = write_shm_from(w, fd, 0, e);
 	close(fd);
-	return w->err;
+	return r;
+}
+
+/*
+ * A shared mapping with no descriptor left: /proc/PID/map_files needs
+ * CAP_CHECKPOINT_RESTORE in the first user namespace, which a group
+ * started without privileges lacks; /proc/PID/mem reads the same memory
+ * through the mapping.
+ */
+static int write_shm_mapped(struct co_writer *w, pid_t host_pid, const struct co_mapent *e)
+{
+	char src[64];
+	snprintf(src, sizeof(src), "/proc/%d/map_files/%lx-%lx", (int)host_pid, (unsigned long)e->start,
+		 (unsigned long)e->end);
+	int fd = open(src, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		int r = write_shm_from(w, fd, 0, e);
+		close(fd);
+		return r;
+	}
+	if (errno != EPERM)
+		return -1;
+	snprintf(src, sizeof(src), "/proc/%d/mem", (int)host_pid);
+	fd = open(src, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = write_shm_from(w, fd, e->start, e);
+	close(fd);
+	return r;
 }
 
 static int shm_path(const char *p)
@@ -626,10 +690,7 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 				continue;
 			shm_ino[nshm++] = e.ino;
 			if (shm_path(e.path)) {
-				char src[128];
-				snprintf(src, sizeof(src), "/proc/%d/map_files/%lx-%lx", m[i].host_pid,
-					 (unsigned long)e.start, (unsigned long)e.end);
-				if (write_shm(&w, src, &e) < 0) {
+				if (write_shm_mapped(&w, m[i].host_pid, &e) < 0) {
 					snprintf(err, errlen, "pid %d: cannot read shared memory %s", m[i].pid, e.path);
 					co_maps_close(&maps);
 					goto fail;

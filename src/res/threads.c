@@ -135,8 +135,25 @@ extern void co_ctx_jump(const struct co_ctx *ctx) __attribute__((noreturn));
 extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *), void *arg);
 
 /* Give the calling thread its kernel state back, then continue where it parked. */
+/*
+ * A group started without privileges runs in a user namespace of its own;
+ * init hands the restorer CAP_CHECKPOINT_RESTORE (ambient) for clone3 with
+ * set_tid.  The program never had it: every thread gives it up before it
+ * goes back (capabilities are per thread; a new thread inherits them).
+ */
+static void drop_restore_caps(void)
+{
+	if (co_sys0(SYS_geteuid) == 0)
+		return;
+	struct { uint32_t version; int pid; } hdr = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
+	struct { uint32_t effective, permitted, inheritable; } none[2];
+	co_memset(none, 0, sizeof(none));
+	co_sys2(SYS_capset, (long)&hdr, (long)none);
+}
+
 static __attribute__((noreturn)) void become(struct co_thread *t)
 {
+	drop_restore_caps();
 	co_arch_prctl(ARCH_SET_FS, (long)t->fsbase);
 	if (t->gsbase)
 		co_arch_prctl(ARCH_SET_GS, (long)t->gsbase);
