@@ -613,6 +613,33 @@ static int mkdir_p(const char *path)
 }
 
 /*
+ * The body of a merge child: wait for the merge behind pidfd `after` (if
+ * not -1) to end, merge every unmerged incremental of gdir, prune to keep
+ * generations (if not 0), exit.
+ */
+static __attribute__((noreturn)) void merge_child(const char *gdir, int after, unsigned keep)
+{
+	if (after >= 0) {
+		struct pollfd w = { after, POLLIN, 0 };
+		while (poll(&w, 1, -1) < 0 && errno == EINTR)
+			;
+	}
+	/* the child keeps nothing of the coordinator's: members must see their hang-ups */
+	syscall(SYS_close_range, 3, ~0U, 0);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_SET_NAME, "cohort-merge");
+	char err[1024];
+	int r = co_merge_all(gdir, err, sizeof(err));
+	if (r)
+		co_warn("background merge: %s", err);
+	if (keep)
+		co_prune(gdir, keep);
+	_exit(r ? 1 : 0);
+}
+
+/*
  * Fold committed incrementals into full images, in a child process so that
  * the group and its checkpoints never wait for it.  One at a time; an
  * incremental committed meanwhile is taken by the next round.
@@ -633,17 +660,7 @@ static void start_merge(const char *gdir)
 		G.merge_pid = pid;
 		return;
 	}
-	/* the child keeps nothing of the coordinator's: members must see their hang-ups */
-	syscall(SYS_close_range, 3, ~0U, 0);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	prctl(PR_SET_NAME, "cohort-merge");
-	char err[1024];
-	int r = co_merge_all(gdir, err, sizeof(err));
-	if (r)
-		co_warn("background merge: %s", err);
-	_exit(r ? 1 : 0);
+	merge_child(gdir, -1, 0);
 }
 
 /*
@@ -671,23 +688,7 @@ static void finish_merges(void)
 			close(running);
 		return;
 	}
-	if (running >= 0) {
-		struct pollfd w = { running, POLLIN, 0 };
-		while (poll(&w, 1, -1) < 0 && errno == EINTR)
-			;
-	}
-	syscall(SYS_close_range, 3, ~0U, 0);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	prctl(PR_SET_NAME, "cohort-merge");
-	char err[1024];
-	int r = co_merge_all(gdir, err, sizeof(err));
-	if (r)
-		co_warn("background merge: %s", err);
-	if (G.keep)
-		co_prune(gdir, G.keep);
-	_exit(r ? 1 : 0);
+	merge_child(gdir, running, G.keep);
 }
 
 /* The merge child ended: prune what it made unneeded, start another round if due. */

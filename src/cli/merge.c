@@ -26,7 +26,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,15 +36,7 @@
 #include "util.h"
 
 /* fill err, evaluate to -1 */
-#define MERR(...) merr(err, errlen, __VA_ARGS__)
-__attribute__((format(printf, 3, 4))) static int merr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+#define MERR(...) co_err(err, errlen, __VA_ARGS__)
 
 int co_full_dir(const char *gdir, uint64_t gen, char *out, size_t n)
 {

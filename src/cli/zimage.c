@@ -23,7 +23,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,14 +41,6 @@
 #define ZMAGIC 0xFD2FB528u	/* a zstd frame starts with these four bytes (little-endian) */
 #define MAX_FILTERS 16
 
-__attribute__((format(printf, 3, 4))) static int zerr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static int write_all(int fd, const void *p, size_t n)
 {
@@ -75,7 +66,7 @@ static int zcompress(int in, int out, int workers, const char *name, char *err, 
 	char *ib = malloc(ZBUF), *ob = malloc(ZBUF);
 	int ret = -1;
 	if (!cc || !ib || !ob) {
-		zerr(err, errlen, "%s: out of memory for compression", name);
+		co_err(err, errlen, "%s: out of memory for compression", name);
 		goto out;
 	}
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, ZLEVEL);
@@ -88,7 +79,7 @@ static int zcompress(int in, int out, int workers, const char *name, char *err, 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			zerr(err, errlen, "%s: read failed while compressing: %s", name, strerror(errno));
+			co_err(err, errlen, "%s: read failed while compressing: %s", name, strerror(errno));
 			goto out;
 		}
 		last = n == 0;
@@ -97,11 +88,11 @@ static int zcompress(int in, int out, int workers, const char *name, char *err, 
 			ZSTD_outBuffer zo = { ob, ZBUF, 0 };
 			size_t left = ZSTD_compressStream2(cc, &zo, &zi, last ? ZSTD_e_end : ZSTD_e_continue);
 			if (ZSTD_isError(left)) {
-				zerr(err, errlen, "%s: zstd: %s", name, ZSTD_getErrorName(left));
+				co_err(err, errlen, "%s: zstd: %s", name, ZSTD_getErrorName(left));
 				goto out;
 			}
 			if (zo.pos && write_all(out, ob, zo.pos) < 0) {
-				zerr(err, errlen, "%s: write failed: %s", name, strerror(errno));
+				co_err(err, errlen, "%s: write failed: %s", name, strerror(errno));
 				goto out;
 			}
 			if (last ? left == 0 : zi.pos == zi.size)
@@ -128,7 +119,7 @@ static int zdecompress(int in, int out, const char *name, char *err, size_t errl
 	size_t pending = 0;	/* 0: between frames */
 	int ret = -1;
 	if (!dc || !ib || !ob) {
-		zerr(err, errlen, "%s: out of memory for decompression", name);
+		co_err(err, errlen, "%s: out of memory for decompression", name);
 		goto out;
 	}
 	for (;;) {
@@ -136,7 +127,7 @@ static int zdecompress(int in, int out, const char *name, char *err, size_t errl
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			zerr(err, errlen, "%s: compressed byte %llu: read failed: %s", name, (unsigned long long)consumed,
+			co_err(err, errlen, "%s: compressed byte %llu: read failed: %s", name, (unsigned long long)consumed,
 			     strerror(errno));
 			goto out;
 		}
@@ -149,19 +140,19 @@ static int zdecompress(int in, int out, const char *name, char *err, size_t errl
 			size_t before = zi.pos;
 			pending = ZSTD_decompressStream(dc, &zo, &zi);
 			if (ZSTD_isError(pending)) {
-				zerr(err, errlen, "%s: compressed byte %llu: damaged compressed data (zstd: %s)", name,
+				co_err(err, errlen, "%s: compressed byte %llu: damaged compressed data (zstd: %s)", name,
 				     (unsigned long long)(consumed + before), ZSTD_getErrorName(pending));
 				goto out;
 			}
 			if (zo.pos && write_all(out, ob, zo.pos) < 0) {
-				ret = errno == EPIPE ? 0 : zerr(err, errlen, "%s: write failed: %s", name, strerror(errno));
+				ret = errno == EPIPE ? 0 : co_err(err, errlen, "%s: write failed: %s", name, strerror(errno));
 				goto out;
 			}
 		}
 		consumed += (uint64_t)n;
 	}
 	if (pending) {
-		zerr(err, errlen, "%s: compressed byte %llu: the compressed file is truncated", name,
+		co_err(err, errlen, "%s: compressed byte %llu: the compressed file is truncated", name,
 		     (unsigned long long)consumed);
 		goto out;
 	}
@@ -249,11 +240,11 @@ static int reap_filter(pid_t pid, int errfd, const char *name, char *err, size_t
 		return 0;
 	if (n > 0) {
 		msg[n] = 0;
-		return zerr(err, errlen, "%s", msg);
+		return co_err(err, errlen, "%s", msg);
 	}
 	if (WIFSIGNALED(st))
-		return zerr(err, errlen, "%s: the zstd filter was killed by signal %d", name, WTERMSIG(st));
-	return zerr(err, errlen, "%s: the zstd filter failed", name);
+		return co_err(err, errlen, "%s: the zstd filter was killed by signal %d", name, WTERMSIG(st));
+	return co_err(err, errlen, "%s: the zstd filter failed", name);
 }
 
 static struct filter *filter_slot(void)
@@ -299,7 +290,7 @@ int co_img_open(const char *path, struct co_reader *r, char *name, size_t n, cha
 	if (co_img_locate(path, name, n) == 0)
 		fd = open(name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return zerr(err, errlen, "%s: %s", path, strerror(errno));
+		return co_err(err, errlen, "%s: %s", path, strerror(errno));
 	co_r_init(r, fd, name);
 	if (!is_zstd(fd))
 		return fd;
@@ -307,7 +298,7 @@ int co_img_open(const char *path, struct co_reader *r, char *name, size_t n, cha
 	struct filter *f = filter_slot();
 	if (!f || pipe2(p, O_CLOEXEC) < 0) {
 		close(fd);
-		return zerr(err, errlen, "%s: cannot start its decompression: %s", name, f ? strerror(errno) : "too many open");
+		return co_err(err, errlen, "%s: cannot start its decompression: %s", name, f ? strerror(errno) : "too many open");
 	}
 	fcntl(p[1], F_SETPIPE_SZ, ZBUF); /* fewer, larger handovers; the default size works too */
 	f->pid = spawn_filter(fd, p[1], run_decompress, name, 0, &f->errfd);
@@ -316,7 +307,7 @@ int co_img_open(const char *path, struct co_reader *r, char *name, size_t n, cha
 	if (f->pid < 0) {
 		close(p[0]);
 		f->fd = -1;
-		return zerr(err, errlen, "%s: cannot start its decompression: %s", name, strerror(errno));
+		return co_err(err, errlen, "%s: cannot start its decompression: %s", name, strerror(errno));
 	}
 	f->fd = p[0];
 	r->fd = p[0];
@@ -341,12 +332,12 @@ int co_img_create(const char *path, int compress, char *err, size_t errlen)
 	snprintf(zpath, sizeof(zpath), compress ? "%s" CO_ZST : "%s", path);
 	int fd = open(zpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || !compress)
-		return fd < 0 ? zerr(err, errlen, "%s: %s", zpath, strerror(errno)) : fd;
+		return fd < 0 ? co_err(err, errlen, "%s: %s", zpath, strerror(errno)) : fd;
 	int p[2];
 	struct filter *f = filter_slot();
 	if (!f || pipe2(p, O_CLOEXEC) < 0) {
 		close(fd);
-		return zerr(err, errlen, "%s: cannot start its compression: %s", zpath, f ? strerror(errno) : "too many open");
+		return co_err(err, errlen, "%s: cannot start its compression: %s", zpath, f ? strerror(errno) : "too many open");
 	}
 	fcntl(p[1], F_SETPIPE_SZ, ZBUF);
 	f->pid = spawn_filter(p[0], fd, run_compress, zpath, 1, &f->errfd);
@@ -355,7 +346,7 @@ int co_img_create(const char *path, int compress, char *err, size_t errlen)
 	if (f->pid < 0) {
 		close(p[1]);
 		f->fd = -1;
-		return zerr(err, errlen, "%s: cannot start its compression: %s", zpath, strerror(errno));
+		return co_err(err, errlen, "%s: cannot start its compression: %s", zpath, strerror(errno));
 	}
 	f->fd = p[1];
 	return p[1];
@@ -365,7 +356,7 @@ int co_img_finish(int fd, char *err, size_t errlen)
 {
 	struct filter *f = filter_of(fd);
 	if (close(fd) < 0 && !f)
-		return zerr(err, errlen, "close: %s", strerror(errno));
+		return co_err(err, errlen, "close: %s", strerror(errno));
 	if (!f)
 		return 0;
 	f->fd = -1;
@@ -379,18 +370,18 @@ static int compress_file(const char *path, int workers, char *err, size_t errlen
 	snprintf(zpath, sizeof(zpath), "%s" CO_ZST, path);
 	int in = open(path, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
-		return zerr(err, errlen, "%s: %s", path, strerror(errno));
+		return co_err(err, errlen, "%s: %s", path, strerror(errno));
 	int out = open(zpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (out < 0) {
 		close(in);
-		return zerr(err, errlen, "%s: %s", zpath, strerror(errno));
+		return co_err(err, errlen, "%s: %s", zpath, strerror(errno));
 	}
 	int r = zcompress(in, out, workers, zpath, err, errlen);
 	close(in);
 	if (close(out) < 0 && !r)
-		r = zerr(err, errlen, "%s: %s", zpath, strerror(errno));
+		r = co_err(err, errlen, "%s: %s", zpath, strerror(errno));
 	if (!r && unlink(path) < 0)
-		r = zerr(err, errlen, "%s: %s", path, strerror(errno));
+		r = co_err(err, errlen, "%s: %s", path, strerror(errno));
 	if (r)
 		unlink(zpath);
 	return r;
@@ -416,7 +407,7 @@ int co_compress_gen(const char *dir, const struct co_mproc *p, int n, int worker
 			snprintf(img, sizeof(img), "%s/%s", dir, p[i].image);
 			co_stream_path(path, sizeof(path), img, k);
 			if (!is_stream_file(strrchr(path, '/') + 1))
-				return zerr(err, errlen, "%s: not an image file name", path);
+				return co_err(err, errlen, "%s: not an image file name", path);
 			if ((k == 0 || access(path, F_OK) == 0) && compress_file(path, workers, err, errlen))
 				return -1;
 		}
@@ -466,7 +457,7 @@ static int feed_fifo(int in, int unused, const char *stored, char *err, size_t e
 	while ((out = open(fifo_path, O_WRONLY | O_CLOEXEC)) < 0 && errno == EINTR)
 		;
 	if (out < 0)
-		return zerr(err, errlen, "%s: %s", fifo_path, strerror(errno));
+		return co_err(err, errlen, "%s: %s", fifo_path, strerror(errno));
 	fcntl(out, F_SETPIPE_SZ, ZBUF);
 	return zdecompress(in, out, stored, err, errlen);
 }
@@ -475,19 +466,19 @@ static int feed_fifo(int in, int unused, const char *stored, char *err, size_t e
 static int add_feeder(const char *stored, const char *fifo, char *err, size_t errlen)
 {
 	if (nfeeders == (int)CO_ARRAY_LEN(feeders))
-		return zerr(err, errlen, "too many compressed images");
+		return co_err(err, errlen, "too many compressed images");
 	if (mkfifo(fifo, 0600) < 0)
-		return zerr(err, errlen, "cannot create %s: %s", fifo, strerror(errno));
+		return co_err(err, errlen, "cannot create %s: %s", fifo, strerror(errno));
 	int in = open(stored, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
-		return zerr(err, errlen, "%s: %s", stored, strerror(errno));
+		return co_err(err, errlen, "%s: %s", stored, strerror(errno));
 	struct feeder *f = &feeders[nfeeders];
 	snprintf(f->name, sizeof(f->name), "%s", stored);
 	snprintf(fifo_path, sizeof(fifo_path), "%s", fifo);
 	f->pid = spawn_filter(in, in, feed_fifo, stored, 0, &f->errfd);
 	close(in);
 	if (f->pid < 0)
-		return zerr(err, errlen, "%s: cannot start its decompression: %s", stored, strerror(errno));
+		return co_err(err, errlen, "%s: cannot start its decompression: %s", stored, strerror(errno));
 	nfeeders++;
 	return 0;
 }
@@ -497,7 +488,7 @@ int co_fifos_start(const char *gen_dir, const struct co_mproc *p, int n, const c
 	snprintf(fifo_dir, sizeof(fifo_dir), "%s", dir);
 	co_remove_tree(fifo_dir); /* left by a coordinator that was killed */
 	if (mkdir(fifo_dir, 0700) < 0)
-		return zerr(err, errlen, "cannot create %s: %s", fifo_dir, strerror(errno));
+		return co_err(err, errlen, "cannot create %s: %s", fifo_dir, strerror(errno));
 	for (int i = 0; i < n; i++) {
 		if ((p[i].flags & CO_MP_ZOMBIE) || !(p[i].flags & CO_MP_COMPRESSED))
 			continue;
