@@ -56,7 +56,7 @@ ALL_TESTS=(
 	incr_chain incr_written incr_crash incr_remap incr_hash incr_keep
 	incr_unmerged incr_unmerged_group
 	zstd_rounds zstd_chain zstd_damaged zstd_fail
-	corrupt_any unprivileged
+	corrupt_any unprivileged writer_killed
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
 # (or when named explicitly).
@@ -1732,6 +1732,58 @@ unprivileged_nocaps() {
 		done
 	done
 	[ $n -ge 4 ] || fail "found $n threads of the restored shm_counters, expected at least 4"
+}
+
+# ---------------------------------------------------------------------------
+# a snapshot writer killed while it writes
+# ---------------------------------------------------------------------------
+
+# bigmem (256 MiB): checkpoints are started until one of them is caught
+# with its snapshot writer (cohort-dump, the forked copy of the program
+# that writes the image while the program runs on) alive; that writer is
+# SIGKILLed.  The checkpoint must fail at once (well before the 30 s the
+# coordinator would wait) with one line naming the writer, commit nothing,
+# and leave the program running; the next checkpoint (--kill) commits and
+# the restart finishes the run as a straight run does.
+t_writer_killed() {
+	prog_cmd bigmem
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	local try w ck t0 caught=0
+	for ((try = 1; try <= 5 && !caught; try++)); do
+		rm -rf "$IMG/$GNAME"
+		t0=$SECONDS
+		timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ckw.out" 2>"$TD/ckw.err" &
+		ck=$!
+		for ((w = 0; w < 400; w++)); do
+			local dump
+			dump=$(our_comm_pids cohort-dump)
+			if [ -n "$dump" ]; then
+				kill -KILL $dump 2>/dev/null && caught=1
+				break
+			fi
+			kill -0 $ck 2>/dev/null || break
+			sleep 0.005
+		done
+		wait $ck
+		local rc=$?
+		[ $caught = 1 ] || continue
+		note "try $try: writer killed; checkpoint status $rc after $((SECONDS - t0)) s"
+		[ $rc != 0 ] || { caught=0; note "the writer was caught after it had finished"; continue; }
+		[ $rc != 124 ] || fail "the checkpoint whose writer was killed timed out"
+		[ $((SECONDS - t0)) -lt 10 ] || fail "the checkpoint whose writer was killed took $((SECONDS - t0)) s to fail"
+		grep -q "image writer died" "$TD/ckw.err" || fail "the error does not name the writer: $(first_line "$TD/ckw.err")"
+		[ "$(wc -l <"$TD/ckw.err")" = 1 ] || fail "expected one line on stderr, got $(wc -l <"$TD/ckw.err")"
+		[ -z "$(ls -A "$IMG/$GNAME" 2>/dev/null)" ] || fail "the failed checkpoint left $(ls -A "$IMG/$GNAME")"
+	done
+	[ $caught = 1 ] || fail "no checkpoint was caught with its writer alive in 5 tries"
+	bg_alive run0 || { bg_wait run0; fail "the program ended after its writer was killed (status $RC): $(first_line "$TD/run0.err")"; }
+	ckpt_or_fail "checkpoint after the killed writer (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
 }
 
 # ---------------------------------------------------------------------------

@@ -450,7 +450,8 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
  */
 static int reap_dump_child(int wait)
 {
-	struct { int32_t signo, err, code, pid, uid, status; char rest[104]; } si;
+	/* siginfo_t of SIGCHLD on x86-64: the union after si_code is 8-byte aligned */
+	struct { int32_t signo, err, code, pad, pid, uid, status; char rest[100]; } si;
 	co_memset(&si, 0, sizeof(si));
 	long r = co_sys5(SYS_waitid, P_PID, co_agent.dump_child, (long)&si,
 			 WEXITED | __WALL | (wait ? 0 : WNOHANG), 0);
