@@ -56,7 +56,7 @@ ALL_TESTS=(
 	incr_chain incr_written incr_crash incr_remap incr_hash incr_keep
 	incr_unmerged incr_unmerged_group
 	zstd_rounds zstd_chain zstd_damaged zstd_fail
-	corrupt_any unprivileged writer_killed
+	corrupt_any unprivileged writer_killed fd_churn
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
 # (or when named explicitly).
@@ -552,14 +552,18 @@ t_nokill() {
 # loop starts and ends hundreds of processes (births, execs and exits meet
 # every phase of the checkpoint).  Every one must commit; the last one ends
 # the group (--kill) and the restart must print the rest of the straight run.
-t_ckpt_storm() {
-	prog_cmd shell_loop
+t_ckpt_storm() { storm shell_loop 4; }
+# the same storm over fd_churn: close(0)/open and dup2 in a tight loop, which
+# a descriptor the agent made while the program runs would disturb
+t_fd_churn() { storm fd_churn 2; }
+storm() { # storm PROG SECONDS
+	prog_cmd "$1"
 	straight 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	local gen=0 t_end=$((SECONDS + 4))
+	local gen=0 t_end=$((SECONDS + $2))
 	while [ $SECONDS -lt $t_end ]; do
-		bg_alive run0 || fail "the group ended during the storm (status $(bg_wait run0; echo $RC)), after $gen checkpoints"
+		bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "the group ended during the storm (status $RC), after $gen checkpoints: $(first_line "$TD/run0.err")"; }
 		ckpt_or_fail "checkpoint $((gen + 1)) of the storm" "$GNAME" $((gen + 1))
 		gen=$((gen + 1))
 	done

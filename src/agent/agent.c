@@ -170,8 +170,9 @@ static void install_handler(void)
 /* Signal every thread not yet known; returns how many were added, or -1. */
 static int signal_new_threads(void)
 {
-	int fd = (int)co_open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (fd < 0)
+	/* the program runs while we list: no new descriptor (see co_dirty_setup) */
+	int fd = co_agent.taskfd;
+	if (fd < 0 || co_lseek(fd, 0, SEEK_SET) < 0)
 		return -1;
 	char buf[4096];
 	int added = 0;
@@ -188,10 +189,8 @@ static int signal_new_threads(void)
 			int tid = (int)co_strtoul(d->name, 0, 10);
 			if (tid == co_agent.manager_tid || find_slot(tid))
 				continue;
-			if (co_agent.nthreads >= CO_MAX_THREADS) {
-				co_close(fd);
+			if (co_agent.nthreads >= CO_MAX_THREADS)
 				return -2;
-			}
 			struct co_tslot *t = &co_agent.threads[co_agent.nthreads];
 			co_memset(t, 0, sizeof(*t));
 			t->tid = tid;
@@ -204,7 +203,6 @@ static int signal_new_threads(void)
 			added++;
 		}
 	}
-	co_close(fd);
 	return added;
 }
 
@@ -307,6 +305,19 @@ static int agent_high_fd(int fd)
 		return fd;
 	co_close(fd);
 	return (int)nfd;
+}
+
+/*
+ * The descriptors the manager uses while the program runs, made where no
+ * thread of the program can run (constructor, forked child, restart), at
+ * high numbers: one made while the program runs could take, for a moment,
+ * a number the program has just closed and is about to dup2 onto.
+ */
+static void agent_fds_setup(void)
+{
+	if (co_agent.taskfd < 0)
+		co_agent.taskfd = agent_high_fd((int)co_open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
+	co_dirty_setup();
 }
 
 /* Connect and register; restored != 0 for a process coming back from an image. */
@@ -486,6 +497,7 @@ static void after_restart(void)
 {
 	struct co_resume *rs = &co_agent.resume;
 	co_agent.sock = -1;
+	co_agent.taskfd = -1; /* kept out of the image */
 	co_agent.dump_child = 0; /* that snapshot child belonged to the old process */
 	co_dirty_forget(0); /* neither its descriptor nor its record came back */
 	co_agent.table = 0; /* the old mapping was not part of the image */
@@ -505,6 +517,7 @@ static void after_restart(void)
 	 * this process: pages written on the way back (the threads' handler
 	 * frames, the agent's own state) no longer match the image.
 	 */
+	agent_fds_setup(); /* the program's threads are still held */
 	if (register_with(rs->sock, rs->generation ? rs->generation : 1)) {
 		/* no coordinator: run on without checkpoints */
 		co_agent.active = 0;
@@ -610,7 +623,10 @@ static void agent_setup(void)
 	co_agent.slot = -1;
 	co_agent.sock = -1;
 	co_agent.ready_pipe = -1;
+	co_agent.taskfd = -1;
 	int r = register_with(path, 0);
+	if (r == 0)
+		agent_fds_setup();
 	if (r == 0)
 		install_handler();
 	/*
@@ -649,11 +665,16 @@ void co_agent_forked(void)
 	co_agent.active = 0;
 	co_agent.nthreads = 0;
 	co_agent.dump_child = 0;
-	/* the parent's tracking does not carry over to a forked child */
+	/* the parent's tracking does not carry over to a forked child, nor its /proc descriptors */
 	co_dirty_forget(1);
+	if (co_agent.taskfd >= 0)
+		co_close(co_agent.taskfd);
+	co_agent.taskfd = -1;
 	co_agent.pid = (int)co_getpid();
-	if (register_with(co_agent.sock_path, 0) == 0)
+	if (register_with(co_agent.sock_path, 0) == 0) {
+		agent_fds_setup();
 		start_manager();
+	}
 }
 
 void co_agent_fork_lock(void)

@@ -48,6 +48,7 @@ struct co_agent {
 	int nshared_pending;
 	int ready_pipe;		/* the snapshot child says "you may go on" here */
 	int dump_child;		/* pid of the snapshot child still writing, or 0 */
+	int taskfd;		/* /proc/self/task, kept open (agent_fds_setup) */
 	uint64_t want_parent;	/* PREPARE asked for an image incremental against this generation */
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
 };

@@ -458,7 +458,7 @@ EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 
 int co_is_agent_fd(int fd)
 {
-	return co_agent.active && fd >= 0 && (fd == co_agent.sock || fd == co_dirty_fd());
+	return co_agent.active && fd >= 0 && (fd == co_agent.sock || fd == co_agent.taskfd || co_dirty_owns_fd(fd));
 }
 
 EXPORT int close(int fd)

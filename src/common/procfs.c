@@ -9,14 +9,25 @@
 int co_maps_open(struct co_maps *m, const char *path)
 {
 	m->fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
+	m->kept = 0;
 	m->len = m->pos = 0;
 	m->eof = 0;
 	return m->fd < 0 ? m->fd : 0;
 }
 
+int co_maps_reread(struct co_maps *m, int fd)
+{
+	long r = co_lseek(fd, 0, SEEK_SET);
+	m->fd = r < 0 ? -1 : fd;
+	m->kept = 1;
+	m->len = m->pos = 0;
+	m->eof = 0;
+	return r < 0 ? (int)r : 0;
+}
+
 void co_maps_close(struct co_maps *m)
 {
-	if (m->fd >= 0)
+	if (m->fd >= 0 && !m->kept)
 		co_close(m->fd);
 	m->fd = -1;
 }

@@ -19,12 +19,15 @@ struct co_mapent {
 
 struct co_maps {
 	int fd;
+	int kept;		/* fd is the caller's: co_maps_close leaves it open */
 	size_t len, pos;
 	int eof;
 	char buf[16384];
 };
 
 int co_maps_open(struct co_maps *m, const char *path);
+/* Read the maps file open on fd again from its start (fd stays the caller's). */
+int co_maps_reread(struct co_maps *m, int fd);
 /* 1: an entry, 0: end, <0: -errno */
 int co_maps_next(struct co_maps *m, struct co_mapent *e);
 void co_maps_close(struct co_maps *m);

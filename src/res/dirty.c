@@ -106,9 +106,21 @@ static struct held_area *held;
 static struct record *rec;
 #define REC_SIZE CO_PAGE_ALIGN(sizeof(struct record))
 static int uffd = -1;
+static int pm_fd = -1, maps_fd = -1;	/* /proc/self/pagemap and maps, kept open (co_dirty_setup) */
 static int method = -1;
 static struct co_maps maps;
 static struct co_mapent ent;
+
+/* A descriptor of ours, moved far above the program's. */
+static int high_fd(int fd)
+{
+	long hi = fd < 0 ? fd : co_fcntl(fd, F_DUPFD_CLOEXEC, 1010);
+	if (hi >= 0) {
+		co_close(fd);
+		fd = (int)hi;
+	}
+	return fd;
+}
 
 /* Can this kernel do asynchronous write-protection? */
 static int uffd_open(void)
@@ -122,12 +134,7 @@ static int uffd_open(void)
 		return -1;
 	}
 	/* keep it far above the program's descriptors */
-	long hi = co_fcntl(fd, F_DUPFD_CLOEXEC, 1010);
-	if (hi >= 0) {
-		co_close(fd);
-		fd = (int)hi;
-	}
-	return fd;
+	return high_fd(fd);
 }
 
 int co_dirty_method(void)
@@ -384,15 +391,45 @@ static int tracking_init(void)
 	return 0;
 }
 
-/* Open /proc/self/pagemap (returned) and start reading /proc/self/maps into `maps`. */
+/*
+ * Everything the tracking needs while the program runs is made here, and
+ * only where no thread of the program can run: in the agent's constructor,
+ * in a forked child before fork() returns, and after a restart before the
+ * threads are released.  A descriptor created while the program runs
+ * would take the lowest free number for a moment: a program thread doing
+ * close(0) then dup2(f, 0) around it would have its new fd 0 closed by us
+ * (seen with dash's `cmd <file`).  So co_dirty_prepare, which runs before
+ * the pause, creates none: it uses these.
+ */
+void co_dirty_setup(void)
+{
+	if (co_dirty_method() != CO_DIRTY_UFFD_WP || tracking_init())
+		return;
+	if (pm_fd < 0)
+		pm_fd = high_fd((int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0));
+	if (maps_fd < 0)
+		maps_fd = high_fd((int)co_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0));
+}
+
+/* /proc/self/pagemap (returned) and `maps` reading /proc/self/maps from its start. */
 static int walk_open(void)
 {
+	if (pm_fd >= 0 && maps_fd >= 0)
+		return co_maps_reread(&maps, maps_fd) < 0 ? -1 : pm_fd;
+	/* not set up: only in the pause, where no thread of the program runs */
 	int pm = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
 	if (pm >= 0 && co_maps_open(&maps, "/proc/self/maps")) {
 		co_close(pm);
 		return -1;
 	}
 	return pm;
+}
+
+static void walk_close(int pm)
+{
+	co_maps_close(&maps);
+	if (pm != pm_fd)
+		co_close(pm);
 }
 
 /* A region of the program's whose writes are tracked (not the record itself). */
@@ -412,7 +449,8 @@ static int tracked_kind(const struct co_mapent *e)
  */
 void co_dirty_prepare(void)
 {
-	if (co_dirty_method() != CO_DIRTY_UFFD_WP || tracking_init())
+	/* nothing is created here (see co_dirty_setup): without it, the pause does this work */
+	if (method != CO_DIRTY_UFFD_WP || uffd < 0 || !rec || !held || pm_fd < 0 || maps_fd < 0)
 		return;
 	int pm = walk_open();
 	if (pm < 0)
@@ -424,8 +462,7 @@ void co_dirty_prepare(void)
 		if (protect_new(ent.start, ent.end) == 0)
 			rec->pre[rec->npre++] = (struct region){ ent.start, ent.end };
 	}
-	co_maps_close(&maps);
-	co_close(pm);
+	walk_close(pm);
 }
 
 uint64_t co_dirty_collect(uint64_t gen)
@@ -496,8 +533,7 @@ uint64_t co_dirty_collect(uint64_t gen)
 		if (protect_new(ent.start, ent.end) == 0)
 			rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
 	}
-	co_maps_close(&maps);
-	co_close(pm);
+	walk_close(pm);
 	rec->npre = 0;
 	int usable = rec->gen != 0 && !rec->overflow;
 	co_memcpy(rec->prev, rec->cur, rec->ncur * sizeof(rec->cur[0]));
@@ -632,10 +668,32 @@ int co_dirty_fd(void)
 	return uffd;
 }
 
+int co_dirty_owns_fd(int fd)
+{
+	return fd >= 0 && (fd == uffd || fd == pm_fd || fd == maps_fd);
+}
+
+int co_dirty_fds(int *out)
+{
+	int n = 0;
+	if (uffd >= 0)
+		out[n++] = uffd;
+	if (pm_fd >= 0)
+		out[n++] = pm_fd;
+	if (maps_fd >= 0)
+		out[n++] = maps_fd;
+	return n;
+}
+
 void co_dirty_forget(int close_fd)
 {
 	if (close_fd && uffd >= 0)
 		co_close(uffd);
+	if (close_fd && pm_fd >= 0)
+		co_close(pm_fd);
+	if (close_fd && maps_fd >= 0)
+		co_close(maps_fd);
+	pm_fd = maps_fd = -1;
 	/* after a restart neither the descriptor nor the mapping exists any more */
 	if (close_fd && rec)
 		co_munmap((char *)rec - CO_PAGE, REC_SIZE + 2 * CO_PAGE);

@@ -54,8 +54,19 @@ int co_dirty_lean_begin(const uint64_t *keep, int nkeep);
 void co_dirty_lean_end(void);
 int co_dirty_lean_held(uint64_t addr, int *in_lean);
 
+/*
+ * Where no thread of the program can run (constructor, forked child,
+ * restart): make the descriptors and mappings the tracking needs, so that
+ * co_dirty_prepare, which runs with the program running, creates none.
+ */
+void co_dirty_setup(void);
+
 /* Before quiescing, with the program running: start tracking new regions (see dirty.c). */
 void co_dirty_prepare(void);
+
+/* The descriptors the tracking keeps open: is fd one, and all of them (at most 3). */
+int co_dirty_owns_fd(int fd);
+int co_dirty_fds(int *out);
 
 /*
  * Drop the record: in a forked child (close_fd: its copy of the descriptor)
