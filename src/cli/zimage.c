@@ -284,6 +284,37 @@ static int is_zstd(int fd)
 	return ((uint32_t)m[0] | (uint32_t)m[1] << 8 | (uint32_t)m[2] << 16 | (uint32_t)m[3] << 24) == ZMAGIC;
 }
 
+/*
+ * Put a filter child between file (taken over) and a new pipe: reading,
+ * it decompresses file into the pipe; writing, it compresses what comes
+ * through the pipe into file.  Returns our end of the pipe, or -1.
+ */
+static int start_filter(int file, int reading, const char *name, char *err, size_t errlen)
+{
+	const char *what = reading ? "decompression" : "compression";
+	int p[2];
+	struct filter *f = filter_slot();
+	if (!f || pipe2(p, O_CLOEXEC) < 0) {
+		close(file);
+		if (f)
+			f->fd = -1;
+		return co_err(err, errlen, "%s: cannot start its %s: %s", name, what, f ? strerror(errno) : "too many open");
+	}
+	int ours = reading ? p[0] : p[1], theirs = reading ? p[1] : p[0];
+	fcntl(p[1], F_SETPIPE_SZ, ZBUF); /* fewer, larger handovers; the default size works too */
+	f->pid = reading ? spawn_filter(file, theirs, run_decompress, name, 0, &f->errfd)
+			 : spawn_filter(theirs, file, run_compress, name, 1, &f->errfd);
+	close(file);
+	close(theirs);
+	if (f->pid < 0) {
+		close(ours);
+		f->fd = -1;
+		return co_err(err, errlen, "%s: cannot start its %s: %s", name, what, strerror(errno));
+	}
+	f->fd = ours;
+	return ours;
+}
+
 int co_img_open(const char *path, struct co_reader *r, char *name, size_t n, char *err, size_t errlen)
 {
 	int fd = -1;
@@ -294,25 +325,12 @@ int co_img_open(const char *path, struct co_reader *r, char *name, size_t n, cha
 	co_r_init(r, fd, name);
 	if (!is_zstd(fd))
 		return fd;
-	int p[2];
-	struct filter *f = filter_slot();
-	if (!f || pipe2(p, O_CLOEXEC) < 0) {
-		close(fd);
-		return co_err(err, errlen, "%s: cannot start its decompression: %s", name, f ? strerror(errno) : "too many open");
+	int ours = start_filter(fd, 1, name, err, errlen);
+	if (ours >= 0) {
+		r->fd = ours;
+		r->decompressed = 1;
 	}
-	fcntl(p[1], F_SETPIPE_SZ, ZBUF); /* fewer, larger handovers; the default size works too */
-	f->pid = spawn_filter(fd, p[1], run_decompress, name, 0, &f->errfd);
-	close(fd);
-	close(p[1]);
-	if (f->pid < 0) {
-		close(p[0]);
-		f->fd = -1;
-		return co_err(err, errlen, "%s: cannot start its decompression: %s", name, strerror(errno));
-	}
-	f->fd = p[0];
-	r->fd = p[0];
-	r->decompressed = 1;
-	return p[0];
+	return ours;
 }
 
 int co_img_close(int fd, char *err, size_t errlen)
@@ -333,23 +351,7 @@ int co_img_create(const char *path, int compress, char *err, size_t errlen)
 	int fd = open(zpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || !compress)
 		return fd < 0 ? co_err(err, errlen, "%s: %s", zpath, strerror(errno)) : fd;
-	int p[2];
-	struct filter *f = filter_slot();
-	if (!f || pipe2(p, O_CLOEXEC) < 0) {
-		close(fd);
-		return co_err(err, errlen, "%s: cannot start its compression: %s", zpath, f ? strerror(errno) : "too many open");
-	}
-	fcntl(p[1], F_SETPIPE_SZ, ZBUF);
-	f->pid = spawn_filter(p[0], fd, run_compress, zpath, 1, &f->errfd);
-	close(fd);
-	close(p[0]);
-	if (f->pid < 0) {
-		close(p[1]);
-		f->fd = -1;
-		return co_err(err, errlen, "%s: cannot start its compression: %s", zpath, strerror(errno));
-	}
-	f->fd = p[1];
-	return p[1];
+	return start_filter(fd, 0, zpath, err, errlen);
 }
 
 int co_img_finish(int fd, char *err, size_t errlen)
