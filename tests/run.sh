@@ -56,7 +56,7 @@ ALL_TESTS=(
 	incr_chain incr_written incr_crash incr_remap incr_hash incr_keep
 	incr_unmerged incr_unmerged_group
 	zstd_rounds zstd_chain zstd_damaged zstd_fail
-	corrupt_any unprivileged writer_killed fd_churn
+	corrupt_any unprivileged writer_killed fd_churn deleted_crash
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
 # (or when named explicitly).
@@ -627,6 +627,32 @@ t_file_crash() {
 	for f in log state; do
 		cmp -s "$TT/file_crash.$f" "$TD/native.$f" || fail "file_crash.$f differs from the native run's at the end"
 	done
+}
+
+# the same crash over deleted_busy, which rewrites a file it has unlinked as
+# fast as it can: a checkpoint without --kill, the program runs on and
+# changes it, SIGKILL, restart; the deleted file must come back as it was at
+# the checkpoint (the image writer reads its content while the program is
+# still parked), which deleted_busy checks against its memory at once
+t_deleted_crash() {
+	prog_cmd deleted_busy
+	straight 0 "${PCMD[@]}"
+	local n1 n2
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 0.8
+	ckpt_or_fail "checkpoint (no --kill)" "$GNAME" 1
+	n1=$(grep -c '^step ' "$TD/run0.out")
+	sleep 0.8
+	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the crash: $(first_line "$TD/run0.err")"; }
+	"$COHORT" kill "$GNAME" --signal KILL >"$TD/kill.out" 2>"$TD/kill.err" || fail "cohort kill --signal KILL failed: $(first_line "$TD/kill.err")"
+	bg_wait run0
+	n2=$(grep -c '^step ' "$TD/run0.out")
+	[ "$n2" -gt "$n1" ] || fail "no progress between the checkpoint and the crash ($n1 steps, then $n2)"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	check_suffix run1 run0 || fail "restart after the crash: wrong output (status $RC): $(first_line "$TD/run1.err")"
+	[ "$RC" = 0 ] || fail "restart after the crash: status $RC: $(first_line "$TD/run1.err")"
 }
 
 # a member is killed from outside between checkpoints: after the first

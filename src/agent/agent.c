@@ -403,12 +403,21 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	co_agent.incr_parent = co_agent.want_parent && base == co_agent.want_parent ? base : 0;
 	if (co_dump_begin(errbuf, sizeof(errbuf)))
 		return IMG_FAILED;
+	/*
+	 * Everything the image needs of the running process was read above
+	 * (descriptors and their offsets, the memory map, the threads), and
+	 * the snapshot holds the rest: the program may go on as soon as the
+	 * fork returns.  Only the content of a deleted file is read by the
+	 * writer from the file the program still holds: then we wait for it.
+	 */
+	int wait_writer = co_dump_needs_pause();
 	int pp[2] = { -1, -1 };
-	co_sys2(SYS_pipe2, (long)pp, O_CLOEXEC);
+	if (wait_writer)
+		co_sys2(SYS_pipe2, (long)pp, O_CLOEXEC);
 	co_agent.ready_pipe = pp[1];
 	if (co_ctx_save(&me->rec.ctx))
 		return IMG_RESTARTED;
-	snapshot = snapshot && pp[0] >= 0;
+	snapshot = snapshot && (!wait_writer || pp[0] >= 0);
 	/*
 	 * The stack the child runs on, and the agent's own zero-initialised
 	 * statics (one anonymous .bss region; co_agent itself is in .data).
@@ -419,8 +428,9 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	long child = snapshot ? co_sys5(SYS_clone, 0 /* no exit signal */, 0, 0, 0, 0) : -1;
 	if (child == 0) {
 		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);
-		co_close(pp[0]);
-		int r = co_dump_write(dir, bytes, snapshot_ready);
+		if (pp[0] >= 0)
+			co_close(pp[0]);
+		int r = co_dump_write(dir, bytes, wait_writer ? snapshot_ready : 0);
 		if (r)
 			send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
 		else
@@ -441,6 +451,8 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 		return co_dump_write(dir, bytes, 0) ? IMG_FAILED : IMG_WRITTEN;
 	}
 	co_agent.dump_child = (int)child;
+	if (!wait_writer)
+		return IMG_SNAPSHOT; /* a writer that fails says so itself (FAIL), or its death does */
 	char c = 0;
 	while (co_read(pp[0], &c, 1) == -EINTR)
 		;

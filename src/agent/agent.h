@@ -67,6 +67,8 @@ int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
  */
 int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, void (*snapshot_done)(void));
 int co_dump_begin(char *err, size_t errlen);
+/* After co_dump_begin: must the program stay parked until the writer has written its descriptors? */
+int co_dump_needs_pause(void);
 int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void));
 
 /* agent.c: in a new process made by fork (an atfork handler) or clone (wrap.c) */

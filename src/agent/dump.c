@@ -10,6 +10,7 @@
 #include <time.h>
 #include "agent.h"
 #include "dirty.h"
+#include "procfs.h"
 #include "res.h"
 #include "sys.h"
 #include "util.h"
@@ -51,6 +52,11 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.ppid = co_agent.ppid;
 	dc.pgid = co_agent.pgid;
 	dc.sid = co_agent.sid;
+	char comm[32];
+	if (co_read_small("/proc/self/comm", comm, sizeof(comm)) > 0) {
+		comm[co_strlen(comm) - 1] = 0;
+		co_strlcpy(dc.comm, comm, sizeof(dc.comm));
+	}
 	if (co_agent.ready_pipe >= 0)
 		dc.skip_fd[dc.nskip_fd++] = co_agent.ready_pipe;
 	int here;
@@ -116,6 +122,11 @@ int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
 	*bytes = writer.off + writer1.off;
 	co_dirty_image_done(co_agent.generation);
 	return 0;
+}
+
+int co_dump_needs_pause(void)
+{
+	return dc.needs_pause;
 }
 
 int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, void (*snapshot_done)(void))

@@ -156,9 +156,13 @@ int co_files_collect(struct co_dumpctx *d)
 			nums[j] = nums[j - 1];
 			nums[j - 1] = t;
 		}
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		if (describe(d, nums[i], &fds[i], i))
 			return -1;
+		/* its content is read by the image writer, from the file the program still has */
+		if (fds[i].kind == CO_FD_DELETED)
+			d->needs_pause = 1;
+	}
 	d->nfds = (uint32_t)n;
 	return 0;
 }

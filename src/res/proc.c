@@ -80,12 +80,7 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 	p.agent_info = d->agent_info;
 	p.mono_ns = clock_ns(CLOCK_MONOTONIC);
 	p.boot_ns = clock_ns(CLOCK_BOOTTIME);
-	char comm[32], cpath[64];
-	co_fmt(cpath, sizeof(cpath), "/proc/%d/comm", d->pid); /* the process's, not the snapshot's */
-	if (co_read_small(cpath, comm, sizeof(comm)) > 0) {
-		comm[co_strlen(comm) - 1] = 0;
-		co_strlcpy(p.comm, comm, sizeof(p.comm));
-	}
+	co_strlcpy(p.comm, d->comm, sizeof(p.comm));
 	read_link("/proc/self/exe", p.exe, sizeof(p.exe));
 	read_link("/proc/self/cwd", p.cwd, sizeof(p.cwd));
 	if (co_w_rec(d->w, CO_R_PROC, &p, sizeof(p)))

@@ -38,6 +38,8 @@ struct co_dumpctx {
 	uint32_t nfds, nvmas;
 	int nstreams;
 	int ppid, pgid, sid;			/* read by the process itself (a snapshot child has others) */
+	char comm[16];				/* likewise: a snapshot child renames itself */
+	int needs_pause;			/* the image reads what the running program shares (deleted files) */
 	/* called once everything a running process could change is written (descriptors) */
 	void (*snapshot_done)(void);
 };
