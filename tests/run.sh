@@ -56,7 +56,7 @@ ALL_TESTS=(
 	incr_chain incr_written incr_crash incr_remap incr_hash incr_keep
 	incr_unmerged incr_unmerged_group
 	zstd_rounds zstd_chain zstd_damaged zstd_fail
-	corrupt_any unprivileged writer_killed fd_churn deleted_crash
+	corrupt_any unprivileged writer_killed fd_churn deleted_crash close_all
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
 # (or when named explicitly).
@@ -448,6 +448,8 @@ t_shm_counters() { std shm_counters 0 0.9 1.0; }
 t_child_exec() { std child_exec 0 1.0 1.2; }
 t_fifo_pair() { std fifo_pair 0 0.3 0.3; }
 t_ipc_kinds() { std ipc_kinds 0 0.8 0.9; }
+# a program that closes every descriptor above 2 must stay checkpointable
+t_close_all() { std close_all 0 0.7 0.7; }
 # every way of starting a process, alive at once; the clone(3) child must
 # have registered (status lists it) and everything must come back
 t_spawn_kinds() { FLOW_CHECK=spawn_kinds_registered std spawn_kinds 0 0.4 0.4; }

@@ -29,10 +29,12 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include "agent.h"
 #include "dirty.h"
+#include "sys.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -469,6 +471,58 @@ EXPORT int close(int fd)
 	return REAL(close)(fd);
 }
 
+/* The agent's descriptors, ascending; how many. */
+static int agent_fds(int *out)
+{
+	int n = 0;
+	if (!co_agent.active)
+		return 0;
+	if (co_agent.sock >= 0)
+		out[n++] = co_agent.sock;
+	if (co_agent.taskfd >= 0)
+		out[n++] = co_agent.taskfd;
+	n += co_dirty_fds(out + n);
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+			int t = out[j];
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	return n;
+}
+
+/*
+ * Daemons and runtimes close every descriptor above 2 (closefrom, Python's
+ * closerange, posix_spawn's addclosefrom): the ranges are closed around
+ * the agent's own, as close() passes them by.
+ */
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	int fds[8], n = agent_fds(fds);
+	unsigned int lo = first;
+	long r = 0;
+	for (int i = 0; i < n && r == 0 && lo <= last; i++) {
+		unsigned int fd = (unsigned int)fds[i];
+		if (fd < lo || fd > last)
+			continue;
+		if (fd > lo)
+			r = co_sys3(SYS_close_range, lo, fd - 1, flags);
+		lo = fd + 1;
+	}
+	if (r == 0 && lo <= last && lo >= first)
+		r = co_sys3(SYS_close_range, lo, last, flags);
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return 0;
+}
+
+EXPORT void closefrom(int lowfd)
+{
+	close_range(lowfd < 0 ? 0 : (unsigned int)lowfd, ~0U, 0);
+}
+
 /* ---- raw system calls made through syscall(3) ---- */
 
 #include <linux/futex.h>
@@ -491,6 +545,8 @@ EXPORT long syscall(long n, ...)
 	va_end(ap);
 	if (n == SYS_nanosleep)
 		return nanosleep((const struct timespec *)a[0], (struct timespec *)a[1]);
+	if (n == SYS_close_range)
+		return close_range((unsigned int)a[0], (unsigned int)a[1], (int)a[2]);
 	int op = (int)(a[1] & FUTEX_CMD_MASK);
 	int relative = n == SYS_futex && op == FUTEX_WAIT && a[3];
 	struct timespec deadline = { 0, 0 }, left;
