@@ -77,10 +77,13 @@ demo: all progs
 bench: all progs
 	bash bench/run.sh
 
-asan:
+# the CLI with ASan/UBSan, beside copies of the agent and the restorer (which
+# cannot take ASan): COHORT=build/asan/cohort bash tests/run.sh [TEST...]
+asan: $(B)/libcohort.so $(B)/cohort-restore
 	@mkdir -p $(B)/asan
 	$(CC) $(CLI_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -o $(B)/asan/cohort \
 		$(CLI) $(COMMON) -lpthread -lzstd
+	cp $(B)/libcohort.so $(B)/cohort-restore $(B)/asan/
 
 clean:
 	rm -rf $(B)
