@@ -18,7 +18,7 @@ void co_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *co_run_root(void);
 const char *co_default_images(void);
 int co_valid_name(const char *name);
-char *co_self_path(const char *file); /* file next to the cohort binary */
+const char *co_self_path(const char *file, char *out, size_t n); /* file next to the cohort binary, in out */
 uint64_t co_now_ns(int clock);
 
 /* control-socket helpers */

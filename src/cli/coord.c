@@ -1266,7 +1266,8 @@ int co_cmd_run(struct co_run_opts *o)
 {
 	char resolved[PATH_MAX];
 	check_program(o->argv[0], resolved, sizeof(resolved), 0);
-	char *agent = co_self_path("libcohort.so");
+	static char agent_buf[PATH_MAX];
+	const char *agent = co_self_path("libcohort.so", agent_buf, sizeof(agent_buf));
 	if (access(agent, R_OK) < 0)
 		co_die("agent library %s is missing: run 'make'", agent);
 	G.sig = o->sig ? o->sig : DEFAULT_SIG;
@@ -1305,7 +1306,8 @@ int co_cmd_restart(struct co_run_opts *o)
 		co_die("%s", err);
 	if (n < 1)
 		co_die("%s/manifest lists no process", dir);
-	char *restorer = co_self_path("cohort-restore");
+	static char restorer_buf[PATH_MAX];
+	const char *restorer = co_self_path("cohort-restore", restorer_buf, sizeof(restorer_buf));
 	if (access(restorer, X_OK) < 0)
 		co_die("restorer %s is missing: run 'make'", restorer);
 	/* init makes the processes whose parent is init (or gone); restorers make the rest */

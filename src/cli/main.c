@@ -93,16 +93,14 @@ int co_valid_name(const char *n)
 	return 1;
 }
 
-char *co_self_path(const char *file)
+const char *co_self_path(const char *file, char *out, size_t n)
 {
 	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
+	ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (k < 0)
 		co_die("cannot find my own executable");
-	exe[n] = 0;
-	char *out;
-	if (asprintf(&out, "%s/%s", dirname(exe), file) < 0)
-		co_die("out of memory");
+	exe[k] = 0;
+	snprintf(out, n, "%s/%s", dirname(exe), file);
 	return out;
 }
 
