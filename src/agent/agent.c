@@ -292,21 +292,6 @@ static int quiesce(void)
 
 /* ---- registration ---- */
 
-static int agent_high_fd(int fd)
-{
-	if (fd < 0)
-		return fd;
-	struct rlimit rl;
-	long min = 1000;
-	if (co_prlimit(0, RLIMIT_NOFILE, 0, &rl) == 0 && rl.rlim_cur < 1100)
-		min = (long)rl.rlim_cur - 24;
-	long nfd = co_fcntl(fd, F_DUPFD_CLOEXEC, min < 3 ? 3 : min);
-	if (nfd < 0)
-		return fd;
-	co_close(fd);
-	return (int)nfd;
-}
-
 /*
  * The descriptors the manager uses while the program runs, made where no
  * thread of the program can run (constructor, forked child, restart), at
@@ -316,8 +301,27 @@ static int agent_high_fd(int fd)
 static void agent_fds_setup(void)
 {
 	if (co_agent.taskfd < 0)
-		co_agent.taskfd = agent_high_fd((int)co_open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
+		co_agent.taskfd = co_fd_high((int)co_open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
 	co_dirty_setup();
+}
+
+int co_agent_fds(int *out)
+{
+	int n = 0;
+	if (!co_agent.active)
+		return 0;
+	if (co_agent.sock >= 0)
+		out[n++] = co_agent.sock;
+	if (co_agent.taskfd >= 0)
+		out[n++] = co_agent.taskfd;
+	n += co_dirty_fds(out + n);
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+			int t = out[j];
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	return n;
 }
 
 /* Connect and register; restored != 0 for a process coming back from an image. */
@@ -332,7 +336,7 @@ static int register_with(const char *path, uint64_t restored)
 		co_close(fd);
 		return -1;
 	}
-	fd = agent_high_fd(fd);
+	fd = co_fd_high(fd);
 	char exe[CO_PATH];
 	long n = co_readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = 0;
@@ -637,10 +641,10 @@ static void agent_setup(void)
 	co_agent.ready_pipe = -1;
 	co_agent.taskfd = -1;
 	int r = register_with(path, 0);
-	if (r == 0)
+	if (r == 0) {
 		agent_fds_setup();
-	if (r == 0)
 		install_handler();
+	}
 	/*
 	 * An exec'ing member blocked the checkpoint signal (wrap.c); one that
 	 * arrived during the exec is still pending and is now taken, and

@@ -79,6 +79,9 @@ void co_agent_fork_unlock(void);
 
 /* wrap.c */
 void co_wrap_init(void);
+/* The descriptors the agent keeps open in the program (CO_AGENT_MAX_FDS at most), ascending; how many. */
+#define CO_AGENT_MAX_FDS 8
+int co_agent_fds(int *out);
 int co_is_agent_fd(int fd);
 
 #endif

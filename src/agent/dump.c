@@ -34,10 +34,7 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.pid = co_agent.pid;
 	dc.sig = co_agent.sig;
 	dc.stdio = co_agent.table ? co_agent.table->stdio : 0;
-	dc.skip_fd[dc.nskip_fd++] = co_agent.sock;
-	dc.nskip_fd += co_dirty_fds(&dc.skip_fd[dc.nskip_fd]);
-	if (co_agent.taskfd >= 0)
-		dc.skip_fd[dc.nskip_fd++] = co_agent.taskfd;
+	dc.nskip_fd = co_agent_fds(dc.skip_fd);
 	if (co_agent.table) {
 		dc.skip_lo[dc.nskip] = (uint64_t)co_agent.table;
 		dc.skip_hi[dc.nskip++] = (uint64_t)co_agent.table + CO_PAGE_ALIGN(sizeof(struct co_table));

@@ -460,7 +460,11 @@ EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 
 int co_is_agent_fd(int fd)
 {
-	return co_agent.active && fd >= 0 && (fd == co_agent.sock || fd == co_agent.taskfd || co_dirty_owns_fd(fd));
+	int fds[CO_AGENT_MAX_FDS], n = co_agent_fds(fds);
+	for (int i = 0; i < n; i++)
+		if (fds[i] == fd)
+			return 1;
+	return 0;
 }
 
 EXPORT int close(int fd)
@@ -471,26 +475,6 @@ EXPORT int close(int fd)
 	return REAL(close)(fd);
 }
 
-/* The agent's descriptors, ascending; how many. */
-static int agent_fds(int *out)
-{
-	int n = 0;
-	if (!co_agent.active)
-		return 0;
-	if (co_agent.sock >= 0)
-		out[n++] = co_agent.sock;
-	if (co_agent.taskfd >= 0)
-		out[n++] = co_agent.taskfd;
-	n += co_dirty_fds(out + n);
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
-			int t = out[j];
-			out[j] = out[j - 1];
-			out[j - 1] = t;
-		}
-	return n;
-}
-
 /*
  * Daemons and runtimes close every descriptor above 2 (closefrom, Python's
  * closerange, posix_spawn's addclosefrom): the ranges are closed around
@@ -498,7 +482,7 @@ static int agent_fds(int *out)
  */
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
-	int fds[8], n = agent_fds(fds);
+	int fds[CO_AGENT_MAX_FDS], n = co_agent_fds(fds);
 	unsigned int lo = first;
 	long r = 0;
 	for (int i = 0; i < n && r == 0 && lo <= last; i++) {

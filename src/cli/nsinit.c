@@ -32,7 +32,6 @@ static void setup_proc(void)
 	}
 }
 
-/* fork with a chosen pid (clone3 set_tid) */
 /*
  * Without privileges the group lives in the coordinator's user namespace,
  * where init holds every capability, but an exec by a non-root uid drops
@@ -55,6 +54,7 @@ static void keep_restore_cap(void)
 		co_warn("restart: cannot keep CAP_CHECKPOINT_RESTORE for the restorer: %s", strerror(errno));
 }
 
+/* fork with a chosen pid (clone3 set_tid) */
 static pid_t fork_with_pid(int pid)
 {
 	struct clone_args ca;

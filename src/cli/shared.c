@@ -240,8 +240,10 @@ static int write_shm_from(struct co_writer *w, int fd, uint64_t mem_at, const st
 		for (off_t at = data; at < hole;) {
 			size_t n = (size_t)(hole - at) < sizeof(buf) ? (size_t)(hole - at) : sizeof(buf);
 			ssize_t k = pread(fd, buf, n, mem_at ? (off_t)(mem_at + (uint64_t)at - e->off) : at);
+			if (k <= 0 && mem_at)
+				return -1;
 			if (k <= 0)
-				return mem_at ? -1 : w->err;
+				break;
 			for (ssize_t p = 0; p < k; p += CO_PAGE) {
 				/* one record per run of pages worth keeping (from mem: not all zeros) */
 				ssize_t q = p;
@@ -287,19 +289,16 @@ static int write_shm_mapped(struct co_writer *w, pid_t host_pid, const struct co
 	char src[64];
 	snprintf(src, sizeof(src), "/proc/%d/map_files/%lx-%lx", (int)host_pid, (unsigned long)e->start,
 		 (unsigned long)e->end);
+	uint64_t mem_at = 0;
 	int fd = open(src, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		int r = write_shm_from(w, fd, 0, e);
-		close(fd);
-		return r;
+	if (fd < 0 && errno == EPERM) {
+		snprintf(src, sizeof(src), "/proc/%d/mem", (int)host_pid);
+		fd = open(src, O_RDONLY | O_CLOEXEC);
+		mem_at = e->start;
 	}
-	if (errno != EPERM)
-		return -1;
-	snprintf(src, sizeof(src), "/proc/%d/mem", (int)host_pid);
-	fd = open(src, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	int r = write_shm_from(w, fd, e->start, e);
+	int r = write_shm_from(w, fd, mem_at, e);
 	close(fd);
 	return r;
 }

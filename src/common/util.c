@@ -1,5 +1,23 @@
 /* util.c - freestanding helpers; see util.h for why they exist. */
+#include <fcntl.h>
+#include <sys/resource.h>
+#include "sys.h"
 #include "util.h"
+
+int co_fd_high(int fd)
+{
+	if (fd < 0)
+		return fd;
+	struct rlimit rl;
+	long min = 1000;
+	if (co_prlimit(0, RLIMIT_NOFILE, 0, &rl) == 0 && rl.rlim_cur < 1100)
+		min = (long)rl.rlim_cur - 24;
+	long nfd = co_fcntl(fd, F_DUPFD_CLOEXEC, min < 3 ? 3 : min);
+	if (nfd < 0)
+		return fd;
+	co_close(fd);
+	return (int)nfd;
+}
 
 void co_memcpy(void *d, const void *s, size_t n)
 {

@@ -36,6 +36,13 @@ size_t co_vfmt(char *buf, size_t n, const char *fmt, va_list ap);
 size_t co_fmt(char *buf, size_t n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Move descriptor fd (closed) to a new number far above the program's
+ * (1000 and up, or just under a low RLIMIT_NOFILE); fd itself when that
+ * fails, negative fd as given.  The agent keeps its own descriptors there.
+ */
+int co_fd_high(int fd);
+
 /* Format a message into err and return -1, for "return co_err(...)". */
 int co_err(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -111,17 +111,6 @@ static int method = -1;
 static struct co_maps maps;
 static struct co_mapent ent;
 
-/* A descriptor of ours, moved far above the program's. */
-static int high_fd(int fd)
-{
-	long hi = fd < 0 ? fd : co_fcntl(fd, F_DUPFD_CLOEXEC, 1010);
-	if (hi >= 0) {
-		co_close(fd);
-		fd = (int)hi;
-	}
-	return fd;
-}
-
 /* Can this kernel do asynchronous write-protection? */
 static int uffd_open(void)
 {
@@ -134,7 +123,7 @@ static int uffd_open(void)
 		return -1;
 	}
 	/* keep it far above the program's descriptors */
-	return high_fd(fd);
+	return co_fd_high(fd);
 }
 
 int co_dirty_method(void)
@@ -406,9 +395,9 @@ void co_dirty_setup(void)
 	if (co_dirty_method() != CO_DIRTY_UFFD_WP || tracking_init())
 		return;
 	if (pm_fd < 0)
-		pm_fd = high_fd((int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0));
+		pm_fd = co_fd_high((int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0));
 	if (maps_fd < 0)
-		maps_fd = high_fd((int)co_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0));
+		maps_fd = co_fd_high((int)co_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0));
 }
 
 /* /proc/self/pagemap (returned) and `maps` reading /proc/self/maps from its start. */
@@ -449,8 +438,12 @@ static int tracked_kind(const struct co_mapent *e)
  */
 void co_dirty_prepare(void)
 {
-	/* nothing is created here (see co_dirty_setup): without it, the pause does this work */
-	if (method != CO_DIRTY_UFFD_WP || uffd < 0 || !rec || !held || pm_fd < 0 || maps_fd < 0)
+	/*
+	 * Nothing is created here: co_dirty_setup opens these only once the
+	 * tracking is set up (uffd-wp, record, held lists).  Without them the
+	 * pause does this work.
+	 */
+	if (pm_fd < 0 || maps_fd < 0)
 		return;
 	int pm = walk_open();
 	if (pm < 0)
@@ -661,16 +654,6 @@ int co_dirty_areas(uint64_t *lo, uint64_t *hi)
 		hi[n++] = (uint64_t)hashes + HASH_SIZE;
 	}
 	return n;
-}
-
-int co_dirty_fd(void)
-{
-	return uffd;
-}
-
-int co_dirty_owns_fd(int fd)
-{
-	return fd >= 0 && (fd == uffd || fd == pm_fd || fd == maps_fd);
 }
 
 int co_dirty_fds(int *out)

@@ -24,7 +24,6 @@ uint64_t co_dirty_collect(uint64_t gen);
 
 /* After a collection, for the image writer: */
 int co_dirty_region_tracked(uint64_t start, uint64_t end); /* [start,end) inside a region tracked since before */
-int co_dirty_fd(void);					   /* the userfaultfd, kept out of images */
 /* The agent's own mappings of this (record, page lists), kept out of images: how many, at most 3. */
 int co_dirty_areas(uint64_t *lo, uint64_t *hi);
 
@@ -64,8 +63,7 @@ void co_dirty_setup(void);
 /* Before quiescing, with the program running: start tracking new regions (see dirty.c). */
 void co_dirty_prepare(void);
 
-/* The descriptors the tracking keeps open: is fd one, and all of them (at most 3). */
-int co_dirty_owns_fd(int fd);
+/* The descriptors the tracking keeps open (at most 3), kept out of images; how many. */
 int co_dirty_fds(int *out);
 
 /*

@@ -134,7 +134,6 @@ int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int 
 extern void co_ctx_jump(const struct co_ctx *ctx) __attribute__((noreturn));
 extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *), void *arg);
 
-/* Give the calling thread its kernel state back, then continue where it parked. */
 /*
  * A group started without privileges runs in a user namespace of its own;
  * init hands the restorer CAP_CHECKPOINT_RESTORE (ambient) for clone3 with
@@ -151,6 +150,7 @@ static void drop_restore_caps(void)
 	co_sys2(SYS_capset, (long)&hdr, (long)none);
 }
 
+/* Give the calling thread its kernel state back, then continue where it parked. */
 static __attribute__((noreturn)) void become(struct co_thread *t)
 {
 	drop_restore_caps();
