@@ -12,7 +12,12 @@
  *     (memory that appears after the first checkpoint);
  *   - step 4 unmaps the last 1 MiB of R1 (memory that disappears); from then
  *     on the random pages are drawn from what is left of R1;
- *   - steps after 3 also write 1% of R2's pages.
+ *   - steps after 3 also write 1% of R2's pages;
+ *   - step 5 first drops 2 MiB of R1 with MADV_DONTNEED (memory that
+ *     becomes zero without a write: pages the parent image holds but a
+ *     restart must not bring back); its random pages avoid them, later
+ *     steps' may land there.  They are checked from step 6 on: read in
+ *     step 5 they would be mapped again (the zero page).
  * After each step it recomputes, from the step history alone, which version
  * every page of every region must hold, compares every word, checks that the
  * unmapped 1 MiB is really unmapped (mincore: ENOMEM), and exits 1 with a
@@ -35,7 +40,11 @@
 #define R2_PAGES 1024ul			/* 4 MiB, mapped at step 3 */
 #define STEP_MAP_R2 3
 #define STEP_UNMAP 4
+#define STEP_DROP 5
+#define DROP_FIRST 4096ul		/* R1 pages [4096, 4608) are dropped at step 5 */
+#define DROP_PAGES 512ul
 #define MAX_STEPS 200			/* versions must fit in a byte */
+#define V_ZERO 255			/* the version of a dropped page: all zero */
 
 static unsigned char *r1, *r2;
 /* expected version (0 = initial fill, s = written in step s) of each page,
@@ -66,6 +75,15 @@ static int page_ok(const unsigned char *base, int region, size_t page, int ver, 
 	const uint64_t *w = (const uint64_t *)(base + page * PAGE);
 	uint64_t x = page_seed(region, page, ver) | 1;
 
+	if (ver == V_ZERO) {
+		for (size_t i = 0; i < PAGE / 8; i++)
+			if (w[i]) {
+				*bad_word = i;
+				return 0;
+			}
+		return 1;
+	}
+
 	for (size_t i = 0; i < PAGE / 8; i++) {
 		x ^= x << 13;
 		x ^= x >> 7;
@@ -86,8 +104,12 @@ static void step_pages(int s, void (*f)(int region, size_t page, int s))
 {
 	uint64_t rs = t_mix(0xc0b0e1ull * 1000 + (uint64_t)s);
 
-	for (size_t i = 0; i < R1_DRAWS; i++)
-		f(1, (size_t)(t_rand(&rs) % r1_live(s)), s);
+	for (size_t i = 0; i < R1_DRAWS; i++) {
+		size_t p = (size_t)(t_rand(&rs) % r1_live(s));
+		/* the dropped pages stay unwritten in their step: a stretch a lean snapshot leaves out */
+		if (s != STEP_DROP || p < DROP_FIRST || p >= DROP_FIRST + DROP_PAGES)
+			f(1, p, s);
+	}
 	if (s == STEP_MAP_R2)
 		for (size_t p = 0; p < R2_PAGES; p++)
 			f(2, p, s);
@@ -116,10 +138,16 @@ static size_t verify(int s)
 
 	memset(exp1, 0, sizeof(exp1));
 	memset(exp2, 0, sizeof(exp2));
-	for (int j = 1; j <= s; j++)
+	for (int j = 1; j <= s; j++) {
+		if (j == STEP_DROP)
+			memset(exp1 + DROP_FIRST, V_ZERO, DROP_PAGES);
 		step_pages(j, expect_one);
+	}
 
 	for (size_t p = 0; p < r1_live(s); p++) {
+		/* not read in their step: a read would map the zero page, and a checkpoint must see them absent */
+		if (s == STEP_DROP && exp1[p] == V_ZERO)
+			continue;
 		if (!page_ok(r1, 1, p, exp1[p], &bw))
 			FAIL("after step %d: region 1 (64 MiB) page %zu word %zu differs from version %d", s, p, bw,
 			     exp1[p]);
@@ -210,6 +238,8 @@ int main(int argc, char **argv)
 		}
 		if (s == STEP_UNMAP)
 			SYSCHK(munmap(r1 + (R1_PAGES - R1_CUT_PAGES) * PAGE, R1_CUT_PAGES * PAGE));
+		if (s == STEP_DROP)
+			SYSCHK(madvise(r1 + DROP_FIRST * PAGE, DROP_PAGES * PAGE, MADV_DONTNEED));
 		step_pages(s, write_one);
 		size_t k = verify(s);
 		printf("STEP %d pages %zu\n", s, k);
