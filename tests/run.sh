@@ -57,6 +57,7 @@ ALL_TESTS=(
 	incr_unmerged incr_unmerged_group
 	zstd_rounds zstd_chain zstd_damaged zstd_fail
 	corrupt_any unprivileged writer_killed fd_churn deleted_crash close_all
+	precopy_churn incr_written_plain
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
 # (or when named explicitly).
@@ -558,11 +559,43 @@ t_ckpt_storm() { storm shell_loop 4; }
 # the same storm over fd_churn: close(0)/open and dup2 in a tight loop, which
 # a descriptor the agent made while the program runs would disturb
 t_fd_churn() { storm fd_churn 2; }
+# a storm of snapshot checkpoints (each a pre-copied full image) over
+# precopy_churn, whose two threads map, unmap, drop (MADV_DONTNEED), protect
+# (PROT_NONE) and move (mremap) memory without pause and check every page;
+# the restart must finish like the straight run, and with uffd-wp tracking
+# the checkpoints must have been pre-copied (--json "precopied")
+t_precopy_churn() {
+	STORM_CHECK=group_status storm precopy_churn 2
+	local tracking
+	tracking=$(json_fields "$TD/status.json" tracking) || fail "cohort status --json: not JSON"
+	[ "$tracking" = uffd-wp ] || { note "tracking $tracking: no pre-copy expected"; return 0; }
+	local f n=0
+	for f in "$TD"/ck*.json; do
+		[ "$(json_fields "$f" precopied)" -ge 1 ] 2>/dev/null && n=$((n + 1))
+	done
+	[ "$n" -ge 1 ] || fail "no checkpoint of the storm was pre-copied (--json \"precopied\")"
+	note "pre-copied checkpoints: $n"
+	# the storm's restart was from its last checkpoint (--kill: not pre-copied); now from pre-copied ones
+	for f in 1 2; do
+		[ "$(json_fields "$TD/ck$f.json" precopied)" -ge 1 ] 2>/dev/null || continue
+		bg_start "rg$f" "$COHORT" restart "$GNAME" --images "$IMG" --generation "$f"
+		bg_wait "rg$f"
+		check_suffix "rg$f" run0 || fail "restart of pre-copied generation $f: wrong output"
+		[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/rg$f.err"; fail "restart of pre-copied generation $f: status $RC: $(first_line "$TD/rg$f.err")"; }
+	done
+}
+# group_status: `cohort status NAME --json` of the running group into TD/status.json
+group_status() {
+	timeout -k 5 "$TMO" "$COHORT" status "$GNAME" --json >"$TD/status.json" 2>"$TD/status.err" ||
+		{ note_file "status stderr" "$TD/status.err"; fail "cohort status --json failed: $(first_line "$TD/status.err")"; }
+}
 storm() { # storm PROG SECONDS
 	prog_cmd "$1"
 	straight 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
+	# STORM_CHECK: a function that looks at the running group before the storm
+	[ -z "${STORM_CHECK:-}" ] || "$STORM_CHECK"
 	local gen=0 t_end=$((SECONDS + $2))
 	while [ $SECONDS -lt $t_end ]; do
 		bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "the group ended during the storm (status $RC), after $gen checkpoints: $(first_line "$TD/run0.err")"; }
@@ -1257,7 +1290,14 @@ t_incr_unmerged_group() { incr_unmerged incr_family; }
 # mapped, the full generation stores every page and takes none from a
 # parent, and every incremental's bytes are under a fifth of the full's.
 INCR_SLACK=256
-t_incr_written() {
+# The full checkpoint at step 1 is pre-copied (the default with a snapshot):
+# with uffd-wp tracking --json must say so.  incr_written_plain takes it with
+# --no-precopy (the whole snapshot fork) and checks the same written sets.
+t_incr_written() { incr_written 1; }
+t_incr_written_plain() { incr_written 0 --no-precopy; }
+incr_written() { # incr_written PRECOPIED [FIRST_CHECKPOINT_ARGS...]
+	local want_pre=$1
+	shift
 	incr_straight
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
@@ -1271,8 +1311,12 @@ t_incr_written() {
 	for ((s = 1; s <= 5; s++)); do
 		incr_wait_step run0 $s
 		if [ $s = 1 ]; then
-			ickpt ck$s --full
-			[ "$IKIND" = full ] || fail "checkpoint --full has kind '$IKIND'"
+			ickpt ck$s --full "$@"
+			[ "$IKIND" = full ] || fail "checkpoint --full $* has kind '$IKIND'"
+			local pre
+			pre=$(json_fields "$TD/ck1.json" precopied)
+			[ "$tracking" = uffd-wp ] || want_pre=0
+			[ "$pre" = "$want_pre" ] || fail "checkpoint --full $* (tracking $tracking): \"precopied\" is '$pre', expected $want_pre"
 		else
 			ickpt ck$s --incremental
 			[ "$IKIND" = incremental ] || fail "checkpoint --incremental at step $s has kind '$IKIND', expected incremental"

@@ -63,9 +63,9 @@ static void fwake(int *word)
 
 /* ---- messages ---- */
 
-static int send_msg(int fd, unsigned type, int64_t a, const char *text)
+static int send_ab(int fd, unsigned type, int64_t a, int64_t b, const char *text)
 {
-	outbox.m = (struct co_msg){ .type = type, .a = a };
+	outbox.m = (struct co_msg){ .type = type, .a = a, .b = b };
 	size_t n = text ? co_strlcpy(outbox.text, text, sizeof(outbox.text)) : 0;
 	outbox.m.textlen = (uint32_t)n;
 	long r;
@@ -75,14 +75,15 @@ static int send_msg(int fd, unsigned type, int64_t a, const char *text)
 	return r < 0 ? (int)r : 0;
 }
 
+static int send_msg(int fd, unsigned type, int64_t a, const char *text)
+{
+	return send_ab(fd, type, a, 0, text);
+}
+
 /* DONE: bytes written, and the parent generation of an incremental image (b). */
 static void send_done(uint64_t bytes)
 {
-	outbox.m = (struct co_msg){ .type = CO_M_DONE, .a = (int64_t)bytes, .b = (int64_t)co_agent.incr_parent };
-	long r;
-	do
-		r = co_sys6(SYS_sendto, co_agent.sock, (long)&outbox, sizeof(outbox.m), MSG_NOSIGNAL, 0, 0);
-	while (r == -EINTR);
+	send_ab(co_agent.sock, CO_M_DONE, (int64_t)bytes, (int64_t)co_agent.incr_parent, 0);
 }
 
 /* Receive one message; *tablefd gets an attached descriptor if any. */
@@ -543,6 +544,18 @@ static void after_restart(void)
 	set_state(CO_P_RESTORING);
 }
 
+/* Park the program's threads and say so (prep_ns: how long it ran while we prepared). */
+static void park(int64_t prep_ns)
+{
+	if (quiesce()) {
+		send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
+		release_threads();
+		set_state(CO_P_RUNNING);
+		return;
+	}
+	send_msg(co_agent.sock, CO_M_QUIESCED, prep_ns, 0);
+}
+
 static void *manager_main(void *arg)
 {
 	(void)arg;
@@ -563,23 +576,38 @@ static void *manager_main(void *arg)
 			/* the last snapshot child said DONE and is on its way out: reap it, it is no part of ours */
 			if (co_agent.dump_child > 0)
 				reap_dump_child(1);
+			int precopy = (inbox.m.flags & CO_PREP_PRECOPY) != 0, armed = 0;
 			struct co_timespec t0, t1;
 			co_clock_gettime(CLOCK_MONOTONIC, &t0);
 			co_agent_fork_lock();
 			co_dirty_prepare();
+			/* an image that would be full: its memory is read ahead, while the program runs */
+			if (precopy && !co_dirty_based_on(co_agent.want_parent) &&
+			    co_dirty_precopy_arm(CO_PRECOPY_ID(co_agent.generation)) == 0) {
+				co_agent.want_parent = CO_PRECOPY_ID(co_agent.generation);
+				armed = 1;
+			}
 			co_agent_fork_unlock();
 			co_clock_gettime(CLOCK_MONOTONIC, &t1);
-			if (quiesce()) {
-				send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
-				release_threads();
-				set_state(CO_P_RUNNING);
+			int64_t prep_ns = (t1.sec - t0.sec) * 1000000000LL + (t1.nsec - t0.nsec);
+			if (precopy) {
+				/* parked on QUIESCE, once the coordinator has read what it can */
+				co_agent.await_quiesce = 1;
+				send_ab(co_agent.sock, CO_M_ARMED, prep_ns, armed, 0);
 				break;
 			}
 			/* the program ran during the preparation: not part of its pause */
-			send_msg(co_agent.sock, CO_M_QUIESCED,
-				 (t1.sec - t0.sec) * 1000000000LL + (t1.nsec - t0.nsec), 0);
+			park(prep_ns);
 			break;
 		}
+		case CO_M_QUIESCE:
+			if (!co_agent.await_quiesce)
+				break; /* parked already: born during the checkpoint, it had PREPARE alone */
+			co_agent.await_quiesce = 0;
+			if (inbox.m.flags & CO_PREP_PRECOPY_FAILED)
+				co_agent.want_parent = 0; /* the coordinator could not read it: a whole image */
+			park(0);
+			break;
 		case CO_M_DUMP: {
 			static char dir[CO_PATH];
 			co_strlcpy(dir, inbox.text, sizeof(dir));
@@ -600,6 +628,7 @@ static void *manager_main(void *arg)
 			break;
 		}
 		case CO_M_RELEASE:
+			co_agent.await_quiesce = 0;
 			if (co_agent.table && co_agent.slot >= 0) {
 				struct co_pentry *e = &co_agent.table->p[co_agent.slot];
 				e->generation = (uint64_t)inbox.m.a;
@@ -681,6 +710,7 @@ void co_agent_forked(void)
 	co_agent.active = 0;
 	co_agent.nthreads = 0;
 	co_agent.dump_child = 0;
+	co_agent.await_quiesce = 0;
 	/* the parent's tracking does not carry over to a forked child, nor its /proc descriptors */
 	co_dirty_forget(1);
 	if (co_agent.taskfd >= 0)

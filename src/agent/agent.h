@@ -51,6 +51,7 @@ struct co_agent {
 	int taskfd;		/* /proc/self/task, kept open (agent_fds_setup) */
 	uint64_t want_parent;	/* PREPARE asked for an image incremental against this generation */
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
+	int await_quiesce;	/* ARMED sent: QUIESCE parks the threads */
 };
 
 extern struct co_agent co_agent;

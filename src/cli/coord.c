@@ -63,6 +63,7 @@ struct conn {
 	uint64_t bytes;
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
+	int armed;		/* ARMED: its memory is to be pre-copied */
 };
 
 struct group {
@@ -84,6 +85,7 @@ struct group {
 	uint64_t t_start;
 	unsigned full_every, keep, timed;
 	int compress;			/* --compress: every checkpoint's images are stored as .zst */
+	int no_precopy;			/* --no-precopy: no checkpoint pre-copies full images */
 	uint64_t last_committed;	/* parent of the next incremental (0: none yet) */
 	pid_t merge_pid;		/* background merge running, or 0 */
 	int merge_again;		/* an incremental committed while it ran */
@@ -551,7 +553,8 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 				continue;
 			struct conn *c = &G.c[idx[k]];
 			if (co_recv(c->fd, &in, NULL) < 0) {
-				if (want != CO_M_QUIESCED && !failed) {
+				/* one that exits before it parks is no part of the checkpoint any more */
+				if (want != CO_M_QUIESCED && want != CO_M_ARMED && !failed) {
 					snprintf(err, errlen, "pid %d ended during the checkpoint (%s)", c->pid,
 						 want == CO_M_SNAPSHOT ? "before its snapshot" : "before its image was complete");
 					failed = 1;
@@ -564,6 +567,8 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 				c->got |= 1u << in.m.type;
 			if (in.m.type == CO_M_QUIESCED)
 				c->prep_ns = in.m.a;
+			if (in.m.type == CO_M_ARMED)
+				c->armed = in.m.b != 0;
 			if (in.m.type == CO_M_DONE) {
 				c->bytes = (uint64_t)in.m.a;
 				c->incr_parent = (uint64_t)in.m.b;
@@ -572,7 +577,8 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 				if (!failed)
 					snprintf(err, errlen, "%s", in.text);
 				failed = 1;
-			} else if (in.m.type == want) {
+			} else if (in.m.type == want || (want == CO_M_ARMED && in.m.type == CO_M_QUIESCED)) {
+				/* (one born during the checkpoint parks at once: it had PREPARE without pre-copy) */
 			} else {
 				c->answered = 0; /* not for this barrier */
 			}
@@ -707,22 +713,26 @@ static void reap_merge(void)
 
 #define ZSTD_WORKERS 2	/* compression threads: this machine's cores; the group runs meanwhile */
 
+/* What a job child tells the coordinator (shared memory). */
+struct job {
+	char msg[4096];
+	int nfailed;
+	int failed[MAX_CONNS]; /* pre-copy: the members it could not read */
+};
+
 /*
- * Compress the images of the generation being written in tmp, after every
- * process said DONE and before the commit: the group is running again by
- * now (it waits only with --kill), so this lengthens the checkpoint, not
- * the pause.  A child process does it (libzstd's threads and allocations
- * stay out of the coordinator) while the coordinator goes on answering
- * registrations: a process the group starts meanwhile must not wait for
- * the compression.  Other requests wait, as during any checkpoint.  On
- * failure the caller removes tmp: nothing half-compressed is committed.
+ * Run fn(arg, job) in a child process named name: the heavy parts of a
+ * checkpoint (libzstd's threads and allocations, reading and writing a
+ * GiB) stay out of the coordinator, whose death would leave the group
+ * without checkpoints (a file size limit, say, kills the writer with
+ * SIGXFSZ), and the coordinator goes on answering registrations (gen: as
+ * for pump()).  Other requests wait, as during any checkpoint.  0 when fn
+ * returned 0; else err says why, from job->msg or from how the child ended.
  */
-static int compress_images(const char *tmp, const struct co_mproc *procs, int n, char *err, size_t errlen)
+static int run_job(const char *name, const char *what, int (*fn)(void *, struct job *), void *arg, struct job *job,
+		   uint64_t gen, char *err, size_t errlen)
 {
-	char *msg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (msg == MAP_FAILED)
-		return snprintf(err, errlen, "cannot compress the images: %s", strerror(errno)), -1;
-	msg[0] = 0;
+	memset(job, 0, sizeof(*job));
 	pid_t parent = getpid(), pid = fork();
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -730,22 +740,159 @@ static int compress_images(const char *tmp, const struct co_mproc *procs, int n,
 			_exit(1);
 		/* nothing of the coordinator's: members must see their hang-ups */
 		syscall(SYS_close_range, 3, ~0U, 0);
-		prctl(PR_SET_NAME, "cohort-zstd");
-		_exit(co_compress_gen(tmp, procs, n, ZSTD_WORKERS, msg, 4096) ? 1 : 0);
+		prctl(PR_SET_NAME, name);
+		_exit(fn(arg, job) ? 1 : 0);
 	}
 	int st = 0, r = -1;
 	if (pid < 0)
-		snprintf(msg, 4096, "cannot start the compression: %s", strerror(errno));
+		snprintf(job->msg, sizeof(job->msg), "cannot start %s: %s", what, strerror(errno));
 	while (pid > 0 && (r = (int)waitpid(pid, &st, WNOHANG)) == 0)
-		pump(5, 0);
+		pump(5, gen);
 	int ok = r == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-	if (!ok && !msg[0])
-		snprintf(msg, 4096, "compressing the images in %s: %s", tmp,
-			 r == pid && WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "the compression failed");
+	if (!ok && !job->msg[0])
+		snprintf(job->msg, sizeof(job->msg), "%s: %s", what,
+			 r == pid && WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "failed");
 	if (!ok)
-		snprintf(err, errlen, "%s", msg);
-	munmap(msg, 4096);
+		snprintf(err, errlen, "%s", job->msg);
 	return ok ? 0 : -1;
+}
+
+static struct job *job_map(void)
+{
+	static struct job *j;
+	if (!j && (j = mmap(NULL, sizeof(*j), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
+		j = NULL;
+	return j;
+}
+
+struct compress_arg {
+	const char *tmp;
+	const struct co_mproc *procs;
+	int n;
+};
+
+static int compress_job(void *arg, struct job *job)
+{
+	struct compress_arg *a = arg;
+	return co_compress_gen(a->tmp, a->procs, a->n, ZSTD_WORKERS, job->msg, sizeof(job->msg));
+}
+
+/*
+ * Compress the images of the generation being written in tmp, after every
+ * process said DONE and before the commit: the group is running again by
+ * now (it waits only with --kill), so this lengthens the checkpoint, not
+ * the pause.  On failure the caller removes tmp: nothing half-compressed
+ * is committed.
+ */
+static int compress_images(const char *tmp, const struct co_mproc *procs, int n, char *err, size_t errlen)
+{
+	struct job *job = job_map();
+	struct compress_arg a = { tmp, procs, n };
+	if (!job)
+		return snprintf(err, errlen, "cannot compress the images: %s", strerror(errno)), -1;
+	return run_job("cohort-zstd", "the compression", compress_job, &a, job, 0, err, errlen);
+}
+
+/* The pre-copy of every armed member (the child's copy of G), into tmp/.pre. */
+static int precopy_job(void *arg, struct job *job)
+{
+	char pre[PATH_MAX];
+	snprintf(pre, sizeof(pre), "%s/.pre", (const char *)arg);
+	int made = mkdir(pre, 0700) == 0 || errno == EEXIST;
+	for (int i = 0; i < G.nc; i++) {
+		struct conn *c = &G.c[i];
+		if (c->kind != C_MEMBER || !c->part || !c->armed)
+			continue;
+		char img[PATH_MAX], perr[1024];
+		uint64_t pages = 0;
+		snprintf(img, sizeof(img), "%s/proc-%d.img", pre, c->pid);
+		if (!made || co_precopy(img, c->pid, c->host_pid, &pages, perr, sizeof(perr)) < 0) {
+			job->failed[job->nfailed++] = c->pid;
+			if (getenv("COHORT_DEBUG"))
+				co_warn("pre-copy of pid %d: %s", c->pid, made ? perr : strerror(errno));
+		}
+	}
+	return 0;
+}
+
+/*
+ * Read the memory of every armed member ahead (precopy.c) while the group
+ * runs, then tell every member to park.  A member that could not be read
+ * parks for a whole image.
+ */
+static void precopy_members(const char *tmp, uint64_t gen)
+{
+	struct job *job = job_map();
+	char err[1024];
+	int ok = job && run_job("cohort-precopy", "the pre-copy", precopy_job, (void *)tmp, job, gen, err, sizeof(err)) == 0;
+	if (!ok && getenv("COHORT_DEBUG"))
+		co_warn("%s", job ? err : "no memory for the pre-copy");
+	for (int i = 0; i < G.nc; i++) {
+		struct conn *c = &G.c[i];
+		if (c->kind != C_MEMBER || !c->part)
+			continue;
+		int failed = c->armed && !ok;
+		for (int k = 0; ok && k < job->nfailed; k++)
+			failed |= job->failed[k] == c->pid;
+		if (failed)
+			c->armed = 0;
+		co_send(c->fd, CO_M_QUIESCE, failed ? CO_PREP_PRECOPY_FAILED : 0, 0, 0, NULL, -1);
+	}
+}
+
+/* A member whose image is incremental against its pre-copy. */
+static int precopied(const struct conn *c, uint64_t gen)
+{
+	return c->kind == C_MEMBER && c->part && c->incr_parent == CO_PRECOPY_ID(gen);
+}
+
+struct merge_arg {
+	const char *tmp;
+	uint64_t gen;
+};
+
+static int merge_job(void *arg, struct job *job)
+{
+	struct merge_arg *a = arg;
+	char pre[PATH_MAX];
+	snprintf(pre, sizeof(pre), "%s/.pre", a->tmp);
+	for (int i = 0; i < G.nc; i++) {
+		struct conn *c = &G.c[i];
+		char image[64];
+		uint64_t bytes;
+		snprintf(image, sizeof(image), "proc-%d.img", c->pid);
+		char e[2048];
+		if (precopied(c, a->gen) &&
+		    co_merge_precopy(a->tmp, pre, c->pid, image, CO_PRECOPY_ID(a->gen), &bytes, e, sizeof(e))) {
+			snprintf(job->msg, sizeof(job->msg), "pid %d: merging its pre-copy: %s", c->pid, e);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Fold the pre-copy into each pre-copied member's image: full images.  *merged: how many. */
+static int merge_precopies(const char *tmp, uint64_t gen, int *merged, char *err, size_t errlen)
+{
+	struct job *job = job_map();
+	struct merge_arg a = { tmp, gen };
+	char pre[PATH_MAX];
+	snprintf(pre, sizeof(pre), "%s/.pre", tmp);
+	*merged = 0;
+	int r = job ? run_job("cohort-premerge", "merging the pre-copy", merge_job, &a, job, 0, err, errlen)
+		    : (snprintf(err, errlen, "cannot merge the pre-copy: %s", strerror(errno)), -1);
+	for (int i = 0; i < G.nc && !r; i++) {
+		struct conn *c = &G.c[i];
+		if (!precopied(c, gen))
+			continue;
+		char image[PATH_MAX];
+		snprintf(image, sizeof(image), "%s/proc-%d.img", tmp, c->pid);
+		c->bytes = co_img_bytes(image);
+		c->incr_parent = 0;
+		*merged += 1;
+	}
+	co_remove_tree(pre);
+	return r;
 }
 
 static void checkpoint(int ci, unsigned flags, const char *images_override)
@@ -786,10 +933,23 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		G.c[i].part = G.c[i].kind == C_MEMBER;
 		G.c[i].incr_parent = 0;
 		G.c[i].prep_ns = 0;
+		G.c[i].armed = 0;
 	}
+	/* with a snapshot, a full image's memory is read while the group runs (precopy.c) */
+	int precopy = !G.no_precopy && !(flags & (CO_CKPT_NO_PRECOPY | CO_CKPT_STOP | CO_CKPT_KILL));
+	uint64_t t_park = t0;
+	int precopied = 0; /* processes whose full image was pre-copied */
 	if (!bad) {
-		broadcast_flags(CO_M_PREPARE, 0, (int64_t)gen, (int64_t)parent, NULL);
-		bad = barrier(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err));
+		broadcast_flags(CO_M_PREPARE, precopy ? CO_PREP_PRECOPY : 0, (int64_t)gen, (int64_t)parent, NULL);
+		if (precopy && !(bad = barrier(CO_M_ARMED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err)))) {
+			precopy_members(tmp, gen);
+			t_park = co_now_ns(CLOCK_MONOTONIC); /* the pause starts here */
+			if (getenv("COHORT_DEBUG"))
+				co_warn("checkpoint %llu: prepared and pre-copied in %.1f ms", (unsigned long long)gen,
+					(double)(t_park - t0) / 1e6);
+		}
+		if (!bad)
+			bad = barrier(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err));
 	}
 	/*
 	 * Every process of the group must now be a parked member, or a zombie.
@@ -849,6 +1009,13 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		}
 		if (!bad)
 			bad = barrier(CO_M_DONE, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
+		uint64_t t_m = co_now_ns(CLOCK_MONOTONIC);
+		if (!bad && precopy)
+			bad = merge_precopies(tmp, gen, &precopied, err, sizeof(err));
+		if (getenv("COHORT_DEBUG") && precopy)
+			co_warn("checkpoint %llu: images written %.1f ms after the pause began, merged in %.1f ms",
+				(unsigned long long)gen, (double)(t_m - t_park) / 1e6,
+				(double)(co_now_ns(CLOCK_MONOTONIC) - t_m) / 1e6);
 	}
 	if (getenv("COHORT_DEBUG"))
 		co_warn("checkpoint %llu: quiesce %.1f ms, dump %.1f ms", (unsigned long long)gen,
@@ -958,16 +1125,16 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part && (prep < 0 || G.c[i].prep_ns < prep))
 			prep = G.c[i].prep_ns;
-	uint64_t t_pause = t0 + (prep > 0 && (uint64_t)prep < t_release - t0 ? (uint64_t)prep : 0);
+	uint64_t t_pause = t_park + (prep > 0 && (uint64_t)prep < t_release - t_park ? (uint64_t)prep : 0);
 	double pause_ms = (double)(t_release - t_pause) / 1e6, dur_ms = (double)(t_done - t0) / 1e6;
 	if (flags & CO_CKPT_JSON)
 		reply(cfd, 0,
 		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
 		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"duration_ms\":%.2f,"
-		      "\"directory\":\"%s/gen-%06llu\",\"killed\":%s}",
+		      "\"precopied\":%d,\"directory\":\"%s/gen-%06llu\",\"killed\":%s}",
 		      G.name, (unsigned long long)gen, incremental ? "incremental" : "full",
 		      (unsigned long long)(incremental ? parent : 0), n, (unsigned long long)bytes,
-		      (unsigned long long)raw_bytes, compress ? "true" : "false", pause_ms, dur_ms, gdir,
+		      (unsigned long long)raw_bytes, compress ? "true" : "false", pause_ms, dur_ms, precopied, gdir,
 		      (unsigned long long)gen, kill_it ? "true" : "false");
 	else if (compress)
 		reply(cfd, 0,
@@ -1256,6 +1423,7 @@ static void common_setup(struct co_run_opts *o)
 	G.full_every = o->full_every;
 	G.keep = o->keep;
 	G.compress = o->compress;
+	G.no_precopy = o->no_precopy;
 	make_rundir();
 	make_socket();
 	make_table();

@@ -1,10 +1,13 @@
 /*
  * main.c - the cohort command line.
  *
- *   cohort run [--name NAME] [--images DIR] [--interval S [--full-every K]] [--keep N] [--compress] [--signal N]
+ *   cohort run [--name NAME] [--images DIR] [--interval S [--full-every K]] [--keep N] [--compress] [--no-precopy]
+ *              [--signal N]
  *              -- PROGRAM [ARGS...]
  *   cohort checkpoint NAME [--images DIR] [--kill] [--json] [--stop] [--incremental|--full] [--compress]
+ *                   [--no-precopy]
  *   cohort restart NAME [--images DIR] [--generation N] [--interval S [--full-every K]] [--keep N] [--compress]
+ *                 [--no-precopy]
  *   cohort status [NAME] [--json]
  *   cohort list
  *   cohort kill NAME [--signal SIG]
@@ -189,10 +192,11 @@ static void usage(void)
 {
 	fputs("usage:\n"
 	      "  cohort run [--name NAME] [--images DIR] [--interval SECONDS [--full-every K]] [--keep N]\n"
-	      "             [--compress] [--signal N] -- PROGRAM [ARGS...]\n"
+	      "             [--compress] [--no-precopy] [--signal N] -- PROGRAM [ARGS...]\n"
 	      "  cohort checkpoint NAME [--images DIR] [--kill] [--json] [--stop] [--incremental|--full] [--compress]\n"
+	      "             [--no-precopy]\n"
 	      "  cohort restart NAME [--images DIR] [--generation N] [--interval SECONDS [--full-every K]] [--keep N]\n"
-	      "             [--compress]\n"
+	      "             [--compress] [--no-precopy]\n"
 	      "  cohort status [NAME] [--json]\n"
 	      "  cohort list\n"
 	      "  cohort kill NAME [--signal SIG]\n"
@@ -314,7 +318,7 @@ static int cmd_checkpoint(int argc, char **argv)
 {
 	struct opt o[] = { { "--images", 1, 0, 0 }, { "--kill", 0, 0, 0 }, { "--json", 0, 0, 0 },
 			   { "--stop", 0, 0, 0 }, { "--incremental", 0, 0, 0 }, { "--full", 0, 0, 0 },
-			   { "--compress", 0, 0, 0 }, { 0, 0, 0, 0 } };
+			   { "--compress", 0, 0, 0 }, { "--no-precopy", 0, 0, 0 }, { 0, 0, 0, 0 } };
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	const char *name = need_name(pos[0]);
@@ -326,7 +330,8 @@ static int cmd_checkpoint(int argc, char **argv)
 	if (o[4].set && o[5].set)
 		co_die("checkpoint: --incremental and --full exclude each other");
 	unsigned flags = (o[1].set ? CO_CKPT_KILL : 0) | (o[2].set ? CO_CKPT_JSON : 0) | (o[3].set ? CO_CKPT_STOP : 0) |
-			 (o[4].set ? CO_CKPT_INCREMENTAL : 0) | (o[6].set ? CO_CKPT_COMPRESS : 0);
+			 (o[4].set ? CO_CKPT_INCREMENTAL : 0) | (o[6].set ? CO_CKPT_COMPRESS : 0) |
+			 (o[7].set ? CO_CKPT_NO_PRECOPY : 0);
 	return request(name, CO_M_CKPT_REQ, flags, 0, images);
 }
 
@@ -432,7 +437,7 @@ static int cmd_run(int argc, char **argv)
 {
 	struct opt o[] = { { "--name", 1, 0, 0 }, { "--images", 1, 0, 0 }, { "--interval", 1, 0, 0 },
 			   { "--signal", 1, 0, 0 }, { "--full-every", 1, 0, 0 }, { "--keep", 1, 0, 0 },
-			   { "--compress", 0, 0, 0 }, { 0, 0, 0, 0 } };
+			   { "--compress", 0, 0, 0 }, { "--no-precopy", 0, 0, 0 }, { 0, 0, 0, 0 } };
 	int used = parse_opts(argc, argv, o, 0, 0, 1);
 	struct co_run_opts r = { 0 };
 	if (used >= argc)
@@ -445,6 +450,7 @@ static int cmd_run(int argc, char **argv)
 	r.sig = o[3].val ? parse_signal(o[3].val) : 0;
 	retention_opts(&r, o[4].val, o[5].val);
 	r.compress = o[6].set;
+	r.no_precopy = o[7].set;
 	static char base[CO_NAME_MAX + 1];
 	if (o[0].val) {
 		r.name = need_name(o[0].val);
@@ -462,7 +468,7 @@ static int cmd_restart(int argc, char **argv)
 {
 	struct opt o[] = { { "--images", 1, 0, 0 }, { "--generation", 1, 0, 0 }, { "--interval", 1, 0, 0 },
 			   { "--full-every", 1, 0, 0 }, { "--keep", 1, 0, 0 }, { "--compress", 0, 0, 0 },
-			   { 0, 0, 0, 0 } };
+			   { "--no-precopy", 0, 0, 0 }, { 0, 0, 0, 0 } };
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	struct co_run_opts r = { 0 };
@@ -479,6 +485,7 @@ static int cmd_restart(int argc, char **argv)
 	r.interval = o[2].val ? parse_seconds(o[2].val, "--interval") : 0;
 	retention_opts(&r, o[3].val, o[4].val);
 	r.compress = o[5].set;
+	r.no_precopy = o[6].set;
 	return co_cmd_restart(&r);
 }
 

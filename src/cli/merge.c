@@ -131,6 +131,7 @@ struct layer {
 	struct co_pagemap kept, own;	/* the batch: pages kept from below, pages whose data follows */
 	uint32_t ik, io;		/* next run of kept and of own */
 	uint64_t done;			/* pages of that run already passed */
+	int scratch;			/* a pre-copy, read once: what is read is given back (punched out) */
 };
 
 static char buf[1 << 20];
@@ -209,11 +210,20 @@ static int read_batch(struct layer *l, struct co_reader *r, char *err, size_t er
 	return 0;
 }
 
-/* Done with the batch: read the rest of its data (checked). */
+/*
+ * Done with the batch: read the rest of its data (checked).  A scratch
+ * image gives back the memory (tmpfs) or disk of what was read: the full
+ * image being written takes about as much, and reusing pages just freed
+ * is far cheaper here than touching new ones.
+ */
 static int end_batch(struct layer *l, char *err, size_t errlen)
 {
+	struct co_reader *r = &l->in.r[l->k];
 	l->loaded = 0;
-	return finish_record(&l->in.r[l->k], err, errlen);
+	int e = finish_record(r, err, errlen);
+	if (!e && l->scratch && r->off >= (1u << 20))
+		fallocate(l->in.fd[l->k], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)(r->off & ~(uint64_t)(CO_PAGE - 1)));
+	return e;
 }
 
 /* Load l's next batch that has pages, passing other records (checked); 0 ok, 1 no pages left, -1 error. */
@@ -314,6 +324,7 @@ static int drain(struct layer *l, char *err, size_t errlen)
  */
 struct chain {
 	int n;
+	int scratch_base;		/* its oldest image is a pre-copy: scratch (see struct layer) */
 	struct chain_gen {
 		uint64_t gen;
 		char dir[PATH_MAX];
@@ -362,8 +373,10 @@ static int open_layers(const struct chain *c, const struct co_mproc *mp, struct 
 			return MERR("%s: pid %d is incremental but its parent generation %llu has no image of it",
 				    c->g[j].dir, pid, (unsigned long long)parent);
 	}
-	for (int j = 0; j < *nl; j++)
+	for (int j = 0; j < *nl; j++) {
 		L[j].below = j + 1 < *nl ? &L[j + 1] : NULL;
+		L[j].scratch = c->scratch_base && j + 1 == *nl && j > 0;
+	}
 	return 0;
 }
 
@@ -494,6 +507,45 @@ out:
 	for (int k = 0; k < nout; k++)
 		ret |= co_img_finish(ofd[k], err, errlen);
 	return ret;
+}
+
+/*
+ * A pre-copied process (precopy.c): dir/image, incremental against id, and
+ * predir/image, the pages read ahead, make the full image that replaces
+ * dir/image.  Its size goes to *bytes.
+ */
+int co_merge_precopy(const char *dir, const char *predir, int pid, const char *image, uint64_t id, uint64_t *bytes,
+		     char *err, size_t errlen)
+{
+	static struct chain c;
+	c.n = 2;
+	snprintf(c.g[0].dir, sizeof(c.g[0].dir), "%s", dir);
+	snprintf(c.g[1].dir, sizeof(c.g[1].dir), "%s", predir);
+	for (int j = 0; j < 2; j++) {
+		struct co_mproc *p = &c.g[j].p[0];
+		memset(p, 0, sizeof(*p));
+		p->pid = pid;
+		p->flags = j ? 0 : CO_MP_INCREMENTAL;
+		snprintf(p->image, sizeof(p->image), "%s", image);
+		c.g[j].np = 1;
+		c.g[j].m.parent = j ? 0 : id;
+	}
+	char out[PATH_MAX];
+	snprintf(out, sizeof(out), "%s/merged-%s", predir, image);
+	if (merge_proc(&c, &c.g[0].p[0], out, 0, err, errlen))
+		return -1;
+	/* the page streams first, the image that names them last */
+	for (int k = CO_STREAMS - 1; k >= 0; k--) {
+		char from[PATH_MAX], to[PATH_MAX], top[PATH_MAX];
+		co_stream_path(from, sizeof(from), out, k);
+		snprintf(top, sizeof(top), "%s/%s", dir, image);
+		co_stream_path(to, sizeof(to), top, k);
+		if (access(from, F_OK) == 0 && rename(from, to) < 0)
+			return MERR("cannot rename %s to %s: %s", from, to, strerror(errno));
+		if (!k)
+			*bytes = co_img_bytes(top);
+	}
+	return 0;
 }
 
 /* ---- whole generations ---- */

@@ -20,11 +20,13 @@ enum co_msg_type {
 	CO_M_DONE,		/* image written; a: bytes, b: the parent generation of an incremental image (0: full) */
 	CO_M_FAIL,		/* text: why the checkpoint cannot be taken */
 	CO_M_SNAPSHOT,		/* the image is a snapshot now: the process may run while it is written */
+	CO_M_ARMED,		/* prepared, still running (PREPARE with CO_PREP_PRECOPY); b: 1 pre-copy armed */
 	/* coordinator -> agent */
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
 	CO_M_PREPARE,		/* a: generation, b: parent wanted for an incremental image (0: full) */
 	CO_M_DUMP,		/* write the image now; flags: CO_CKPT_STOP */
 	CO_M_RELEASE,		/* checkpoint over: resume the threads */
+	CO_M_QUIESCE,		/* after ARMED: park now; flags: CO_PREP_PRECOPY_FAILED */
 	/* CLI -> coordinator */
 	CO_M_CKPT_REQ = 32,	/* flags: CO_CKPT_*; text: images dir override or empty */
 	CO_M_STATUS_REQ,	/* flags: CO_STATUS_JSON */
@@ -39,8 +41,17 @@ enum {
 	CO_CKPT_STOP = 4,	 /* write with the group stopped, no snapshot */
 	CO_CKPT_INCREMENTAL = 8, /* only the pages written since the last generation */
 	CO_CKPT_COMPRESS = 16,	 /* store the images compressed (.zst) */
+	CO_CKPT_NO_PRECOPY = 32, /* full images are not read ahead while the group runs (precopy.c) */
 };
 enum { CO_STATUS_JSON = 1 };
+/*
+ * PREPARE flags.  PRECOPY: a process whose image would be full arms a
+ * pre-copy (see dirty.h), says ARMED instead of parking, and parks on
+ * QUIESCE; the coordinator reads its memory in between.  Its image is then
+ * incremental against CO_PRECOPY_ID(generation).
+ */
+enum { CO_PREP_PRECOPY = 1, CO_PREP_PRECOPY_FAILED = 2 };
+#define CO_PRECOPY_ID(gen) ((uint64_t)(gen) | (1ULL << 62))
 
 struct co_msg {
 	uint32_t type;

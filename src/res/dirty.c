@@ -43,6 +43,8 @@
 #define CO_PAGEMAP_SCAN 0xc0606610UL	     /* _IOWR('f', 16, struct pm_scan_arg) */
 #define CO_PAGE_IS_WPALLOWED (1ULL << 0)
 #define CO_PAGE_IS_WRITTEN (1ULL << 1)
+#define CO_PAGE_IS_PRESENT (1ULL << 3)
+#define CO_PAGE_IS_SWAPPED (1ULL << 4)
 #define CO_PM_SCAN_WP_MATCHING (1ULL << 0)
 
 struct uffd_api { uint64_t api, features, ioctls; };
@@ -86,6 +88,15 @@ struct record {
 	 */
 	uint64_t nheld_prev;
 	struct region held_prev[MAX_WRITTEN];
+	/*
+	 * A pre-copy's pages a lean snapshot must still copy: those swapped
+	 * out when it was armed (or uffd-wp markers of pages never touched,
+	 * which look the same and which the fork drops), and regions then
+	 * unreadable.  The pre-copy reads neither; the snapshot sees which
+	 * are real.
+	 */
+	uint64_t nnolean;
+	struct region nolean[MAX_WRITTEN];
 };
 
 /*
@@ -156,7 +167,7 @@ const char *co_dirty_name(int m)
 }
 
 /* Private, writable-by-copy memory whose pages go into the image. */
-static int trackable(const struct co_mapent *e)
+int co_dirty_trackable(const struct co_mapent *e)
 {
 	if (e->shared || co_strcmp(e->path, "[vsyscall]") == 0)
 		return 0;
@@ -200,6 +211,19 @@ static int covered(const struct region *list, uint64_t n, uint64_t start, uint64
 	return i < n && list[i].start <= start && end <= list[i].end;
 }
 
+/* Append [start, end) to list (sorted, n entries, room for max), joining a neighbour; -1 when full. */
+static int list_add(struct region *list, uint64_t *n, uint64_t max, uint64_t start, uint64_t end)
+{
+	struct region *last = *n ? &list[*n - 1] : 0;
+	if (last && last->end == start)
+		last->end = end;
+	else if (*n < max)
+		list[(*n)++] = (struct region){ start, end };
+	else
+		return -1;
+	return 0;
+}
+
 /* Is [start, end) still registered for write-protection?  One page is enough to ask. */
 static int wp_registered(int pm, uint64_t start, uint64_t end)
 {
@@ -238,15 +262,9 @@ static int scan_written(int pm, uint64_t start, uint64_t end, int note)
 		long got = co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a);
 		if (got < 0)
 			return -1;
-		for (long i = 0; i < got && note; i++) {
-			struct region *last = rec->nwritten ? &rec->written[rec->nwritten - 1] : 0;
-			if (last && last->end == out[i].start)
-				last->end = out[i].end;
-			else if (rec->nwritten < MAX_WRITTEN)
-				rec->written[rec->nwritten++] = (struct region){ out[i].start, out[i].end };
-			else
+		for (long i = 0; i < got && note; i++)
+			if (list_add(rec->written, &rec->nwritten, MAX_WRITTEN, out[i].start, out[i].end))
 				rec->overflow = 1;
-		}
 		if (a.walk_end <= at)
 			return -1;
 		at = a.walk_end;
@@ -425,7 +443,7 @@ static void walk_close(int pm)
 static int tracked_kind(const struct co_mapent *e)
 {
 	uint64_t self_lo = (uint64_t)rec - CO_PAGE, self_hi = (uint64_t)rec + REC_SIZE + CO_PAGE;
-	return trackable(e) && !(e->start >= self_lo && e->end <= self_hi);
+	return co_dirty_trackable(e) && !(e->start >= self_lo && e->end <= self_hi);
 }
 
 /*
@@ -536,6 +554,68 @@ uint64_t co_dirty_collect(uint64_t gen)
 	return usable ? base : 0;
 }
 
+/* ---- pre-copy of a full image ---- */
+
+int co_dirty_based_on(uint64_t parent)
+{
+	if (co_dirty_method() == CO_DIRTY_HASH)
+		return parent && hashes && hash_gen == parent && list_of(parent) >= 0;
+	return parent && rec && held && rec->gen == parent && held->complete == parent;
+}
+
+/* Append to list the pages of [start, end) in category (PAGE_IS_*). */
+static int note_pages(int pm, uint64_t start, uint64_t end, uint64_t category, struct region *list, uint64_t *n,
+		      uint64_t max)
+{
+	static struct page_region out[512];
+	for (uint64_t at = start; at < end;) {
+		struct pm_scan_arg a = { .size = sizeof(a), .start = at, .end = end, .vec = (uint64_t)out,
+					 .vec_len = CO_ARRAY_LEN(out), .category_mask = category, .return_mask = category };
+		long got = co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a);
+		if (got < 0 || a.walk_end <= at)
+			return -1;
+		for (long i = 0; i < got; i++)
+			if (list_add(list, n, max, out[i].start, out[i].end))
+				return -1;
+		at = a.walk_end;
+	}
+	return 0;
+}
+
+int co_dirty_precopy_arm(uint64_t id)
+{
+	if (co_dirty_method() != CO_DIRTY_UFFD_WP || !rec || !held || pm_fd < 0 || maps_fd < 0)
+		return -1;
+	/* a collection without an image: everything protected, tracking from here */
+	co_dirty_collect(id);
+	if (rec->ncur == MAX_REGIONS)
+		return -1;
+	int pm = walk_open();
+	if (pm < 0)
+		return -1;
+	int r = 0;
+	rec->nnolean = 0;
+	/* held: the pages in memory, which the pre-copy reads */
+	while (r == 0 && co_maps_next(&maps, &ent) == 1) {
+		if (!tracked_kind(&ent) || !covered(rec->cur, (uint64_t)rec->ncur, ent.start, ent.end))
+			continue;
+		if (!(ent.prot & PROT_READ))
+			r = list_add(rec->nolean, &rec->nnolean, MAX_WRITTEN, ent.start, ent.end);
+		else
+			r = note_pages(pm, ent.start, ent.end, CO_PAGE_IS_PRESENT, held->r[0], &held->n[0], MAX_HELD) ||
+			    note_pages(pm, ent.start, ent.end, CO_PAGE_IS_SWAPPED, rec->nolean, &rec->nnolean,
+				       MAX_WRITTEN);
+	}
+	walk_close(pm);
+	if (r) {
+		held->n[0] = 0;
+		rec->nnolean = 0;
+		return -1;
+	}
+	__atomic_store_n(&held->complete, id, __ATOMIC_RELEASE);
+	return 0;
+}
+
 /* ---- lean snapshots ---- */
 
 static int holds_any(const struct region *r, const uint64_t *addr, int n)
@@ -555,22 +635,35 @@ static void lean_span(uint64_t start, uint64_t end)
 		rec->lean[rec->nlean++] = (struct region){ start, end };
 }
 
+/* The next of two sorted lists' ranges (from *i and *j) that starts before end, or NULL; it is passed. */
+static const struct region *next_busy(uint64_t *i, uint64_t *j, uint64_t end)
+{
+	const struct region *a = *i < rec->nwritten ? &rec->written[*i] : 0;
+	const struct region *b = *j < rec->nnolean ? &rec->nolean[*j] : 0;
+	const struct region *r = a && (!b || a->start <= b->start) ? a : b;
+	if (!r || r->start >= end)
+		return 0;
+	*(r == a ? i : j) += 1;
+	return r;
+}
+
 int co_dirty_lean_begin(const uint64_t *keep, int nkeep)
 {
 	if (!rec || co_dirty_method() != CO_DIRTY_UFFD_WP)
 		return 0;
 	rec->nlean = 0;
-	for (int i = 0; i < rec->ncand; i++) {
-		const struct region *c = &rec->cand[i];
+	for (int i = 0; i < rec->ncand && rec->nlean < MAX_LEAN; i++) {
+		const struct region *c = &rec->cand[i], *b;
 		if (holds_any(c, keep, nkeep))
 			continue;
-		uint64_t w = first_after(rec->written, rec->nwritten, c->start), at = c->start;
-		/* the gaps between the written ranges inside c */
-		for (; w < rec->nwritten && rec->written[w].start < c->end && rec->nlean < MAX_LEAN; w++) {
-			if (rec->written[w].start > at)
-				lean_span(at, rec->written[w].start);
-			if (rec->written[w].end > at)
-				at = rec->written[w].end;
+		uint64_t w = first_after(rec->written, rec->nwritten, c->start);
+		uint64_t v = first_after(rec->nolean, rec->nnolean, c->start), at = c->start;
+		/* the gaps inside c between what is written (or must be copied anyway) */
+		while ((b = next_busy(&w, &v, c->end)) && rec->nlean < MAX_LEAN) {
+			if (b->start > at)
+				lean_span(at, b->start);
+			if (b->end > at)
+				at = b->end;
 		}
 		if (at < c->end)
 			lean_span(at, c->end);
@@ -586,6 +679,7 @@ void co_dirty_lean_end(void)
 		co_sys3(SYS_madvise, (long)rec->lean[i].start, (long)(rec->lean[i].end - rec->lean[i].start),
 			MADV_DOFORK);
 	rec->nlean = 0;
+	rec->nnolean = 0; /* a pre-copy's: used once */
 }
 
 int co_dirty_lean_held(uint64_t addr, int *in_lean)
@@ -608,13 +702,8 @@ static void note_held(int stream, uint64_t addr)
 {
 	if (!held)
 		return;
-	uint64_t n = held->n[stream];
-	struct region *last = n ? &held->r[stream][n - 1] : 0;
-	if (last && last->end == addr)
-		last->end = addr + CO_PAGE;
-	else if (n < MAX_HELD)
-		held->r[stream][held->n[stream]++] = (struct region){ addr, addr + CO_PAGE };
-	else
+	if (held->n[stream] <= MAX_HELD &&
+	    list_add(held->r[stream], &held->n[stream], MAX_HELD, addr, addr + CO_PAGE))
 		held->n[stream] = MAX_HELD + 1; /* too many: the next image will be full */
 }
 

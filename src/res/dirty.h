@@ -63,6 +63,22 @@ void co_dirty_setup(void);
 /* Before quiescing, with the program running: start tracking new regions (see dirty.c). */
 void co_dirty_prepare(void);
 
+/*
+ * Pre-copy of a full image.  With the program running, co_dirty_precopy_arm
+ * starts tracking anew as generation id and lists as held the pages that
+ * are there now, in readable tracked regions: the coordinator then reads
+ * them through /proc/PID/mem while the program still runs, and the image
+ * taken in the pause is an incremental one against id (only the pages
+ * written since, with a lean snapshot), which the coordinator merges with
+ * the pre-copy into the full image.  0 armed, -1 not possible here.
+ */
+int co_dirty_precopy_arm(uint64_t id);
+/* Can the next image build on generation parent (its tracking started there, its image finished)? */
+int co_dirty_based_on(uint64_t parent);
+/* Memory whose pages go into the image and whose writes are tracked (struct co_mapent of procfs.h). */
+struct co_mapent;
+int co_dirty_trackable(const struct co_mapent *e);
+
 /* The descriptors the tracking keeps open (at most 3), kept out of images; how many. */
 int co_dirty_fds(int *out);
 

@@ -1,0 +1,183 @@
+/*
+ * precopy_churn: memory that changes shape all the time, for checkpoints
+ * taken while it runs (the pre-copy of a full image reads memory the
+ * program is busy mapping, unmapping, dropping, moving and protecting).
+ *
+ *   precopy_churn [ITERATIONS]      (default 600, one every millisecond)
+ *
+ * Two threads, each with 8 slots of private anonymous memory (1 to 8 MiB, growing up to 16).
+ * In iteration i a thread draws one operation from its own fixed-seed PRNG:
+ * map an empty slot and fill every page, unmap a slot, drop a stretch with
+ * MADV_DONTNEED (zero pages, not read again until the next check of the
+ * slot), make a stretch PROT_NONE (for up to 25 iterations), rewrite a few
+ * pages, or grow a slot with mremap (it may move; the new tail is zero).
+ * Every page's expected version is kept in the thread's own table; the
+ * slot an operation touched is checked word by word right after it, all
+ * slots every 50 iterations, and any difference ends the program with a
+ * message.  The operations depend only on i, never on timing, so the
+ * final line, "RESULT <hash of every slot's pages>", is the same in every
+ * run, checkpointed and restarted or not.
+ */
+#include "common.h"
+#include <pthread.h>
+#include <sys/mman.h>
+
+#define PAGE 4096ul
+#define SLOTS 8
+#define MAX_PAGES 4096ul /* 16 MiB: a slot grown by mremap stays below */
+#define V_ZERO 0xffffffffu
+
+struct slot {
+	unsigned char *p;
+	size_t npages;
+	size_t none_at, none_len; /* a PROT_NONE stretch, until the next iteration */
+	uint32_t ver[MAX_PAGES];
+};
+
+struct worker {
+	int id;
+	long iters;
+	uint64_t rng;
+	uint64_t result;
+	struct slot s[SLOTS];
+};
+
+static uint64_t word0(int id, int slot, size_t page, uint32_t ver)
+{
+	return t_mix(((uint64_t)id << 60) ^ ((uint64_t)slot << 52) ^ ((uint64_t)page << 32) ^ ver) | 1;
+}
+
+static void fill(struct worker *w, int k, size_t page, uint32_t ver)
+{
+	uint64_t *q = (uint64_t *)(w->s[k].p + page * PAGE), x = word0(w->id, k, page, ver);
+	for (size_t i = 0; i < PAGE / 8; i++)
+		q[i] = x + i;
+	w->s[k].ver[page] = ver;
+}
+
+static void check_slot(struct worker *w, int k, long it)
+{
+	struct slot *s = &w->s[k];
+	for (size_t pg = 0; pg < s->npages; pg++) {
+		const uint64_t *q = (const uint64_t *)(s->p + pg * PAGE);
+		uint64_t x = s->ver[pg] == V_ZERO ? 0 : word0(w->id, k, pg, s->ver[pg]);
+		for (size_t i = 0; i < PAGE / 8; i++)
+			if (q[i] != (s->ver[pg] == V_ZERO ? 0 : x + i))
+				FAIL("thread %d iteration %ld: slot %d page %zu word %zu is %llx, expected version %u", w->id,
+				     it, k, pg, i, (unsigned long long)q[i], s->ver[pg]);
+	}
+}
+
+static void writable(struct slot *s)
+{
+	SYSCHK(mprotect(s->p + s->none_at * PAGE, s->none_len * PAGE, PROT_READ | PROT_WRITE));
+	s->none_len = 0;
+}
+
+static size_t draw(struct worker *w, size_t n) { return n ? (size_t)(t_rand(&w->rng) % n) : 0; }
+
+static void one_step(struct worker *w, long it)
+{
+	int k = (int)draw(w, SLOTS), op = (int)draw(w, 6);
+	/* PROT_NONE stretches stay for a while: writable again every 25 iterations, or when their slot is next */
+	for (int j = 0; j < SLOTS; j++)
+		if ((j == k || it % 25 == 0) && w->s[j].none_len)
+			writable(&w->s[j]);
+	struct slot *s = &w->s[k];
+	uint32_t ver = (uint32_t)it;
+	if (!s->p)
+		op = 0;
+	switch (op) {
+	case 0: /* map (or refill) */
+		if (!s->p) {
+			s->npages = 256 + draw(w, 1792);
+			void *m = mmap(NULL, s->npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			CHECK(m != MAP_FAILED, "mmap: %s", strerror(errno));
+			s->p = m;
+		}
+		for (size_t pg = 0; pg < s->npages; pg++)
+			fill(w, k, pg, ver);
+		break;
+	case 1: /* unmap */
+		SYSCHK(munmap(s->p, s->npages * PAGE));
+		s->p = NULL;
+		s->npages = 0;
+		return;
+	case 2: { /* drop a stretch: zero, and not read until the next check of this slot */
+		size_t at = draw(w, s->npages), n = 1 + draw(w, s->npages - at);
+		SYSCHK(madvise(s->p + at * PAGE, n * PAGE, MADV_DONTNEED));
+		for (size_t pg = at; pg < at + n; pg++)
+			s->ver[pg] = V_ZERO;
+		return;
+	}
+	case 3: { /* a stretch unreadable until the next iteration */
+		size_t at = draw(w, s->npages), n = 1 + draw(w, s->npages - at);
+		SYSCHK(mprotect(s->p + at * PAGE, n * PAGE, PROT_NONE));
+		s->none_at = at;
+		s->none_len = n;
+		return;
+	}
+	case 4: /* rewrite a few pages */
+		for (int j = 0; j < 16; j++)
+			fill(w, k, draw(w, s->npages), ver);
+		break;
+	case 5: { /* grow; it may move, the new tail reads zero */
+		size_t more = 1 + draw(w, 512);
+		if (s->npages + more > MAX_PAGES)
+			more = MAX_PAGES - s->npages;
+		void *m = mremap(s->p, s->npages * PAGE, (s->npages + more) * PAGE, MREMAP_MAYMOVE);
+		CHECK(m != MAP_FAILED, "mremap: %s", strerror(errno));
+		s->p = m;
+		for (size_t pg = s->npages; pg < s->npages + more; pg++)
+			s->ver[pg] = V_ZERO;
+		s->npages += more;
+		break;
+	}
+	}
+	check_slot(w, k, it);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	for (long it = 1; it <= w->iters; it++) {
+		one_step(w, it);
+		if (it % 50 == 0)
+			for (int k = 0; k < SLOTS; k++)
+				if (w->s[k].p && !w->s[k].none_len)
+					check_slot(w, k, it);
+		t_sleep_ms(1);
+	}
+	uint64_t h = T_FNV_INIT;
+	for (int k = 0; k < SLOTS; k++) {
+		struct slot *s = &w->s[k];
+		if (s->none_len)
+			writable(s);
+		if (!s->p)
+			continue;
+		check_slot(w, k, w->iters);
+		h = t_fnv_u64(h, s->npages);
+		h = t_fnv(h, s->p, s->npages * PAGE);
+	}
+	w->result = h;
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	static struct worker w[2];
+	long iters = argc > 1 ? strtol(argv[1], NULL, 10) : 600;
+	t_init("precopy_churn");
+	CHECK(iters > 0, "usage: precopy_churn [ITERATIONS]");
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++) {
+		w[i].id = i;
+		w[i].iters = iters;
+		w[i].rng = t_mix(0x5eedull + (uint64_t)i);
+		CHECK(pthread_create(&th[i], NULL, worker_main, &w[i]) == 0, "pthread_create");
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	printf("RESULT %016llx %016llx\n", (unsigned long long)w[0].result, (unsigned long long)w[1].result);
+	return 0;
+}
