@@ -21,7 +21,9 @@
 #
 #   1. `cohort run --name NAME --images DIR -- bigmem --seconds 900 --mib MIB
 #      --threads T --dirty-pct P`; wait for `cohort status` and "ready".
-#   2. after GAP s: `cohort checkpoint NAME --json --full` (the "full" row);
+#   2. after GAP s: `cohort checkpoint NAME --json --full` (the "full" row:
+#      pre-copied, the default); after GAP s more the same with --no-precopy
+#      (the "full --no-precopy" row: the whole snapshot fork in the pause);
 #      then INCRS times, each after GAP s (so about P*GAP % of the pages were
 #      written since the previous one): `cohort checkpoint NAME --json
 #      --incremental` (the "incremental" row).  pause_ms, duration_ms, bytes
@@ -43,7 +45,7 @@
 #      word of its memory and prints "verify ok" (column verify).
 #   5. restart from the chain: every DIR/NAME/full-* is deleted, then the same
 #      `cohort restart NAME --generation L`, which must first build full-L
-#      from gen 1 (full) and the INCRS incremental generations; measured and
+#      from gen 2 (the --no-precopy full) and the INCRS incremental generations; measured and
 #      verified as in 4.
 #   The group's images are deleted afterwards (unless --keep).
 #
@@ -228,6 +230,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
         sleep "$GAP"
         show "$COHORT" checkpoint "$NAME" --images "$IMAGES" --json --full
         checkpoint "full, dirty $pct%" full-$rep-$pct --full
+        sleep "$GAP"
+        show "$COHORT" checkpoint "$NAME" --images "$IMAGES" --json --full --no-precopy
+        checkpoint "full --no-precopy, dirty $pct%" nopre-$rep-$pct --full --no-precopy
         show "$COHORT" checkpoint "$NAME" --images "$IMAGES" --json --incremental
         for ((i = 1; i <= INCRS; i++)); do
             sleep "$GAP"
@@ -293,7 +298,7 @@ table merge_wait_ms restart_ms restart_all_ms verify
 echo
 echo "kind/verify: value*count.  merge_wait: last checkpoint returned -> full-L merged."
 echo "restart(_all): launch of cohort restart -> first (all) bigmem thread(s) progressing;"
-echo "the chain restart includes building full-L from gen 1 + $INCRS incrementals."
+echo "the chain restart includes building full-L from gen 2 (full) + $INCRS incrementals."
 if ((VERIFY_FAILED)); then
     echo "WARNING: the memory check of a restored bigmem failed"
     exit 1
