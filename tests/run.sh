@@ -57,7 +57,7 @@ ALL_TESTS=(
 	incr_unmerged incr_unmerged_group
 	zstd_rounds zstd_chain zstd_damaged zstd_fail
 	corrupt_any unprivileged writer_killed fd_churn deleted_crash close_all
-	precopy_churn incr_written_plain
+	precopy_churn incr_written_plain precopy_killed
 )
 # Tests needing features not built yet; only run with COHORT_GROUP_TESTS=1
 # (or when named explicitly).
@@ -1817,6 +1817,68 @@ unprivileged_nocaps() {
 # coordinator would wait) with one line naming the writer, commit nothing,
 # and leave the program running; the next checkpoint (--kill) commits and
 # the restart finishes the run as a straight run does.
+# kill_during COMM JSON: start `checkpoint --json` (output in JSON) and
+# SIGKILL the process of ours named COMM as soon as it shows; KD_RC gets the
+# checkpoint's status and KD_CAUGHT 1 if COMM was caught alive
+kill_during() {
+	local comm=$1 out=$2 ck w p
+	KD_CAUGHT=0
+	rm -rf "$IMG/$GNAME"
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --json >"$out" 2>"$out.err" &
+	ck=$!
+	for ((w = 0; w < 1000; w++)); do
+		p=$(our_comm_pids "$comm")
+		if [ -n "$p" ]; then
+			kill -KILL $p 2>/dev/null && KD_CAUGHT=1
+			break
+		fi
+		kill -0 $ck 2>/dev/null || break
+		sleep 0.002
+	done
+	wait $ck
+	KD_RC=$?
+}
+
+# the pre-copy child (cohort-precopy) SIGKILLed while it reads: the
+# checkpoint still commits, with every process saved whole by its snapshot
+# (precopied 0); the merge child (cohort-premerge) SIGKILLed: the checkpoint
+# fails in one line, leaves nothing, and the group runs on; then a --kill
+# checkpoint and the restart must finish like the straight run
+t_precopy_killed() {
+	prog_cmd bigmem
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	group_status
+	[ "$(json_fields "$TD/status.json" tracking)" = uffd-wp ] || skip "no uffd-wp tracking: nothing is pre-copied"
+	local try ok=0
+	for ((try = 1; try <= 5 && !ok; try++)); do
+		kill_during cohort-precopy "$TD/ckp.json"
+		[ $KD_CAUGHT = 1 ] || continue
+		[ $KD_RC = 0 ] || { note_file "checkpoint stderr" "$TD/ckp.json.err"; fail "the checkpoint whose pre-copy was killed failed (status $KD_RC): $(first_line "$TD/ckp.json.err")"; }
+		[ "$(json_fields "$TD/ckp.json" precopied)" = 0 ] || fail "pre-copy killed, but --json says precopied $(json_fields "$TD/ckp.json" precopied)"
+		ok=1
+	done
+	[ $ok = 1 ] || fail "no pre-copy was caught alive in 5 tries"
+	ok=0
+	for ((try = 1; try <= 5 && !ok; try++)); do
+		kill_during cohort-premerge "$TD/ckm.json"
+		[ $KD_CAUGHT = 1 ] || continue
+		[ $KD_RC != 0 ] || { note "try $try: the merge was caught after it had finished"; continue; }
+		grep -q "merging the pre-copy" "$TD/ckm.json.err" || fail "the error does not name the merge: $(first_line "$TD/ckm.json.err")"
+		[ "$(wc -l <"$TD/ckm.json.err")" = 1 ] || fail "expected one line on stderr, got $(wc -l <"$TD/ckm.json.err")"
+		[ -z "$(ls -A "$IMG/$GNAME" 2>/dev/null)" ] || fail "the failed checkpoint left $(ls -A "$IMG/$GNAME")"
+		ok=1
+	done
+	[ $ok = 1 ] || fail "no merge of a pre-copy was caught alive in 5 tries"
+	bg_alive run0 || { bg_wait run0; fail "the program ended after the killed pre-copy and merge (status $RC): $(first_line "$TD/run0.err")"; }
+	ckpt_or_fail "checkpoint after the killed merge (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
 t_writer_killed() {
 	prog_cmd bigmem
 	straight 0 "${PCMD[@]}"
