@@ -1865,14 +1865,26 @@ t_precopy_killed() {
 		kill_during cohort-premerge "$TD/ckm.json"
 		[ $KD_CAUGHT = 1 ] || continue
 		[ $KD_RC != 0 ] || { note "try $try: the merge was caught after it had finished"; continue; }
-		grep -q "merging the pre-copy" "$TD/ckm.json.err" || fail "the error does not name the merge: $(first_line "$TD/ckm.json.err")"
-		[ "$(wc -l <"$TD/ckm.json.err")" = 1 ] || fail "expected one line on stderr, got $(wc -l <"$TD/ckm.json.err")"
-		[ -z "$(ls -A "$IMG/$GNAME" 2>/dev/null)" ] || fail "the failed checkpoint left $(ls -A "$IMG/$GNAME")"
+		failed_cleanly "$TD/ckm.json.err" "merging the pre-copy" merge
 		ok=1
 	done
 	[ $ok = 1 ] || fail "no merge of a pre-copy was caught alive in 5 tries"
-	bg_alive run0 || { bg_wait run0; fail "the program ended after the killed pre-copy and merge (status $RC): $(first_line "$TD/run0.err")"; }
-	ckpt_or_fail "checkpoint after the killed merge (--kill)" "$GNAME" 1 --kill
+	still_running_then_restart "the killed pre-copy and merge"
+}
+
+# failed_cleanly ERRFILE PATTERN WHAT: the failed checkpoint said so in one
+# line naming WHAT (PATTERN) and left nothing in the images directory
+failed_cleanly() {
+	grep -q "$2" "$1" || fail "the error does not name the $3: $(first_line "$1")"
+	[ "$(wc -l <"$1")" = 1 ] || fail "expected one line on stderr, got $(wc -l <"$1")"
+	[ -z "$(ls -A "$IMG/$GNAME" 2>/dev/null)" ] || fail "the failed checkpoint left $(ls -A "$IMG/$GNAME")"
+}
+
+# still_running_then_restart WHAT: run0 survived WHAT; a checkpoint --kill
+# and the restart must finish like the straight run
+still_running_then_restart() {
+	bg_alive run0 || { bg_wait run0; fail "the program ended after $1 (status $RC): $(first_line "$TD/run0.err")"; }
+	ckpt_or_fail "checkpoint after $1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run1
@@ -1884,40 +1896,21 @@ t_writer_killed() {
 	straight 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	local try w ck t0 caught=0
+	local try t0 caught=0
 	for ((try = 1; try <= 5 && !caught; try++)); do
-		rm -rf "$IMG/$GNAME"
 		t0=$SECONDS
-		timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ckw.out" 2>"$TD/ckw.err" &
-		ck=$!
-		for ((w = 0; w < 400; w++)); do
-			local dump
-			dump=$(our_comm_pids cohort-dump)
-			if [ -n "$dump" ]; then
-				kill -KILL $dump 2>/dev/null && caught=1
-				break
-			fi
-			kill -0 $ck 2>/dev/null || break
-			sleep 0.005
-		done
-		wait $ck
-		local rc=$?
+		kill_during cohort-dump "$TD/ckw.json"
+		caught=$KD_CAUGHT
+		local rc=$KD_RC
 		[ $caught = 1 ] || continue
 		note "try $try: writer killed; checkpoint status $rc after $((SECONDS - t0)) s"
 		[ $rc != 0 ] || { caught=0; note "the writer was caught after it had finished"; continue; }
 		[ $rc != 124 ] || fail "the checkpoint whose writer was killed timed out"
 		[ $((SECONDS - t0)) -lt 10 ] || fail "the checkpoint whose writer was killed took $((SECONDS - t0)) s to fail"
-		grep -q "image writer died" "$TD/ckw.err" || fail "the error does not name the writer: $(first_line "$TD/ckw.err")"
-		[ "$(wc -l <"$TD/ckw.err")" = 1 ] || fail "expected one line on stderr, got $(wc -l <"$TD/ckw.err")"
-		[ -z "$(ls -A "$IMG/$GNAME" 2>/dev/null)" ] || fail "the failed checkpoint left $(ls -A "$IMG/$GNAME")"
+		failed_cleanly "$TD/ckw.json.err" "image writer died" writer
 	done
 	[ $caught = 1 ] || fail "no checkpoint was caught with its writer alive in 5 tries"
-	bg_alive run0 || { bg_wait run0; fail "the program ended after its writer was killed (status $RC): $(first_line "$TD/run0.err")"; }
-	ckpt_or_fail "checkpoint after the killed writer (--kill)" "$GNAME" 1 --kill
-	bg_wait run0
-	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
-	bg_wait run1
-	final_check 0 "$RC" run1 run0 run1
+	still_running_then_restart "the killed writer"
 }
 
 # ---------------------------------------------------------------------------
