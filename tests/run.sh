@@ -565,7 +565,7 @@ t_fd_churn() { storm fd_churn 2; }
 # the restart must finish like the straight run, and with uffd-wp tracking
 # the checkpoints must have been pre-copied (--json "precopied")
 t_precopy_churn() {
-	STORM_CHECK=group_status storm precopy_churn 2
+	STORM_CHECK=group_status storm precopy_churn 1
 	local tracking
 	tracking=$(json_fields "$TD/status.json" tracking) || fail "cohort status --json: not JSON"
 	[ "$tracking" = uffd-wp ] || { note "tracking $tracking: no pre-copy expected"; return 0; }

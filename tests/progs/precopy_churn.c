@@ -3,7 +3,7 @@
  * taken while it runs (the pre-copy of a full image reads memory the
  * program is busy mapping, unmapping, dropping, moving and protecting).
  *
- *   precopy_churn [ITERATIONS]      (default 600, one every millisecond)
+ *   precopy_churn [ITERATIONS]      (default 1000, one every millisecond)
  *
  * Two threads, each with 8 slots of private anonymous memory (1 to 8 MiB, growing up to 16).
  * In iteration i a thread draws one operation from its own fixed-seed PRNG:
@@ -166,7 +166,7 @@ static void *worker_main(void *arg)
 int main(int argc, char **argv)
 {
 	static struct worker w[2];
-	long iters = argc > 1 ? strtol(argv[1], NULL, 10) : 600;
+	long iters = argc > 1 ? strtol(argv[1], NULL, 10) : 1000;
 	t_init("precopy_churn");
 	CHECK(iters > 0, "usage: precopy_churn [ITERATIONS]");
 	pthread_t th[2];
