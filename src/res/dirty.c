@@ -247,29 +247,46 @@ static int was_tracked(int pm, uint64_t start, uint64_t end)
 }
 
 /*
+ * One PAGEMAP_SCAN walk over [start, end) for the pages with all the
+ * categories of `all` and any of `any` (PAGE_IS_*): each range found goes
+ * to fn with those of its categories (fn NULL: none), and with
+ * PM_SCAN_WP_MATCHING in flags the pages found are protected again in the
+ * same walk.  -1 when the walk fails.
+ */
+static int scan(int pm, uint64_t start, uint64_t end, uint64_t flags, uint64_t all, uint64_t any,
+		void (*fn)(const struct page_region *))
+{
+	static struct page_region out[512];
+	for (uint64_t at = start; at < end;) {
+		struct pm_scan_arg a = { .size = sizeof(a), .flags = flags, .start = at, .end = end,
+					 .vec = (uint64_t)out, .vec_len = CO_ARRAY_LEN(out), .category_mask = all,
+					 .category_anyof_mask = any, .return_mask = all | any };
+		long got = co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a);
+		if (got < 0)
+			return -1;
+		for (long i = 0; i < got && fn; i++)
+			fn(&out[i]);
+		if (a.walk_end <= at)
+			return -1;
+		at = a.walk_end;
+	}
+	return 0;
+}
+
+static void note_written(const struct page_region *r)
+{
+	if (list_add(rec->written, &rec->nwritten, MAX_WRITTEN, r->start, r->end))
+		rec->overflow = 1;
+}
+
+/*
  * PAGEMAP_SCAN [start, end): append the written pages to rec->written
  * (note), protecting them again in the same walk.  Without note the walk
  * only protects again: the region counts as written whole anyway.
  */
 static int scan_written(int pm, uint64_t start, uint64_t end, int note)
 {
-	static struct page_region out[512];
-	uint64_t at = start;
-	while (at < end) {
-		struct pm_scan_arg a = { .size = sizeof(a), .flags = CO_PM_SCAN_WP_MATCHING, .start = at, .end = end,
-					 .vec = (uint64_t)out, .vec_len = CO_ARRAY_LEN(out),
-					 .category_mask = CO_PAGE_IS_WRITTEN, .return_mask = CO_PAGE_IS_WRITTEN };
-		long got = co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a);
-		if (got < 0)
-			return -1;
-		for (long i = 0; i < got && note; i++)
-			if (list_add(rec->written, &rec->nwritten, MAX_WRITTEN, out[i].start, out[i].end))
-				rec->overflow = 1;
-		if (a.walk_end <= at)
-			return -1;
-		at = a.walk_end;
-	}
-	return 0;
+	return scan(pm, start, end, CO_PM_SCAN_WP_MATCHING, CO_PAGE_IS_WRITTEN, 0, note ? note_written : 0);
 }
 
 /* Register [start, end) for write-protection and protect all of it. */
@@ -563,23 +580,16 @@ int co_dirty_based_on(uint64_t parent)
 	return parent && rec && held && rec->gen == parent && held->complete == parent;
 }
 
-/* Append to list the pages of [start, end) in category (PAGE_IS_*). */
-static int note_pages(int pm, uint64_t start, uint64_t end, uint64_t category, struct region *list, uint64_t *n,
-		      uint64_t max)
+/* Arming a pre-copy: a list filled up. */
+static int arm_full;
+
+/* Pages in memory are held (the pre-copy reads them); swapped-out ones (or markers) must not be left out. */
+static void note_armed(const struct page_region *r)
 {
-	static struct page_region out[512];
-	for (uint64_t at = start; at < end;) {
-		struct pm_scan_arg a = { .size = sizeof(a), .start = at, .end = end, .vec = (uint64_t)out,
-					 .vec_len = CO_ARRAY_LEN(out), .category_mask = category, .return_mask = category };
-		long got = co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a);
-		if (got < 0 || a.walk_end <= at)
-			return -1;
-		for (long i = 0; i < got; i++)
-			if (list_add(list, n, max, out[i].start, out[i].end))
-				return -1;
-		at = a.walk_end;
-	}
-	return 0;
+	if (r->categories & CO_PAGE_IS_PRESENT)
+		arm_full |= list_add(held->r[0], &held->n[0], MAX_HELD, r->start, r->end);
+	else
+		arm_full |= list_add(rec->nolean, &rec->nnolean, MAX_WRITTEN, r->start, r->end);
 }
 
 int co_dirty_precopy_arm(uint64_t id)
@@ -595,19 +605,18 @@ int co_dirty_precopy_arm(uint64_t id)
 		return -1;
 	int r = 0;
 	rec->nnolean = 0;
-	/* held: the pages in memory, which the pre-copy reads */
-	while (r == 0 && co_maps_next(&maps, &ent) == 1) {
+	arm_full = 0;
+	/* held: the pages in memory, which the pre-copy reads (one walk sorts them from the swapped-out ones) */
+	while (r == 0 && !arm_full && co_maps_next(&maps, &ent) == 1) {
 		if (!tracked_kind(&ent) || !covered(rec->cur, (uint64_t)rec->ncur, ent.start, ent.end))
 			continue;
 		if (!(ent.prot & PROT_READ))
 			r = list_add(rec->nolean, &rec->nnolean, MAX_WRITTEN, ent.start, ent.end);
 		else
-			r = note_pages(pm, ent.start, ent.end, CO_PAGE_IS_PRESENT, held->r[0], &held->n[0], MAX_HELD) ||
-			    note_pages(pm, ent.start, ent.end, CO_PAGE_IS_SWAPPED, rec->nolean, &rec->nnolean,
-				       MAX_WRITTEN);
+			r = scan(pm, ent.start, ent.end, 0, 0, CO_PAGE_IS_PRESENT | CO_PAGE_IS_SWAPPED, note_armed);
 	}
 	walk_close(pm);
-	if (r) {
+	if (r || arm_full) {
 		held->n[0] = 0;
 		rec->nnolean = 0;
 		return -1;
