@@ -63,7 +63,7 @@ struct conn {
 	uint64_t bytes;
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
-	int armed;		/* ARMED: its memory is to be pre-copied */
+	int armed;		/* ARMED: its memory is to be pre-copied (by the pre-copy child) */
 };
 
 struct group {
@@ -793,20 +793,26 @@ static int compress_images(const char *tmp, const struct co_mproc *procs, int n,
 	return run_job("cohort-zstd", "the compression", compress_job, &a, job, 0, err, errlen);
 }
 
-/* The pre-copy of every armed member (the child's copy of G), into tmp/.pre. */
+/* Where the pre-copies of the generation being written in tmp go: tmp/.pre. */
+static const char *pre_dir(const char *tmp)
+{
+	static char pre[PATH_MAX];
+	snprintf(pre, sizeof(pre), "%s/.pre", tmp);
+	return pre;
+}
+
+/* The pre-copy of every armed member (the child's copy of G), into pre_dir(tmp). */
 static int precopy_job(void *arg, struct job *job)
 {
-	char pre[PATH_MAX];
-	snprintf(pre, sizeof(pre), "%s/.pre", (const char *)arg);
+	const char *pre = pre_dir(arg);
 	int made = mkdir(pre, 0700) == 0 || errno == EEXIST;
 	for (int i = 0; i < G.nc; i++) {
 		struct conn *c = &G.c[i];
 		if (c->kind != C_MEMBER || !c->part || !c->armed)
 			continue;
 		char img[PATH_MAX], perr[1024];
-		uint64_t pages = 0;
 		snprintf(img, sizeof(img), "%s/proc-%d.img", pre, c->pid);
-		if (!made || co_precopy(img, c->pid, c->host_pid, &pages, perr, sizeof(perr)) < 0) {
+		if (!made || co_precopy(img, c->pid, c->host_pid, perr, sizeof(perr)) < 0) {
 			job->failed[job->nfailed++] = c->pid;
 			if (getenv("COHORT_DEBUG"))
 				co_warn("pre-copy of pid %d: %s", c->pid, made ? perr : strerror(errno));
@@ -834,8 +840,6 @@ static void precopy_members(const char *tmp, uint64_t gen)
 		int failed = c->armed && !ok;
 		for (int k = 0; ok && k < job->nfailed; k++)
 			failed |= job->failed[k] == c->pid;
-		if (failed)
-			c->armed = 0;
 		co_send(c->fd, CO_M_QUIESCE, failed ? CO_PREP_PRECOPY_FAILED : 0, 0, 0, NULL, -1);
 	}
 }
@@ -854,16 +858,13 @@ struct merge_arg {
 static int merge_job(void *arg, struct job *job)
 {
 	struct merge_arg *a = arg;
-	char pre[PATH_MAX];
-	snprintf(pre, sizeof(pre), "%s/.pre", a->tmp);
 	for (int i = 0; i < G.nc; i++) {
 		struct conn *c = &G.c[i];
-		char image[64];
-		uint64_t bytes;
+		char image[64], e[2048];
+		if (!precopied(c, a->gen))
+			continue;
 		snprintf(image, sizeof(image), "proc-%d.img", c->pid);
-		char e[2048];
-		if (precopied(c, a->gen) &&
-		    co_merge_precopy(a->tmp, pre, c->pid, image, CO_PRECOPY_ID(a->gen), &bytes, e, sizeof(e))) {
+		if (co_merge_precopy(a->tmp, pre_dir(a->tmp), c->pid, image, CO_PRECOPY_ID(a->gen), e, sizeof(e))) {
 			snprintf(job->msg, sizeof(job->msg), "pid %d: merging its pre-copy: %s", c->pid, e);
 			return -1;
 		}
@@ -876,8 +877,6 @@ static int merge_precopies(const char *tmp, uint64_t gen, int *merged, char *err
 {
 	struct job *job = job_map();
 	struct merge_arg a = { tmp, gen };
-	char pre[PATH_MAX];
-	snprintf(pre, sizeof(pre), "%s/.pre", tmp);
 	*merged = 0;
 	int r = job ? run_job("cohort-premerge", "merging the pre-copy", merge_job, &a, job, 0, err, errlen)
 		    : (snprintf(err, errlen, "cannot merge the pre-copy: %s", strerror(errno)), -1);
@@ -891,7 +890,7 @@ static int merge_precopies(const char *tmp, uint64_t gen, int *merged, char *err
 		c->incr_parent = 0;
 		*merged += 1;
 	}
-	co_remove_tree(pre);
+	co_remove_tree(pre_dir(tmp));
 	return r;
 }
 

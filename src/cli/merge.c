@@ -512,10 +512,10 @@ out:
 /*
  * A pre-copied process (precopy.c): dir/image, incremental against id, and
  * predir/image, the pages read ahead, make the full image that replaces
- * dir/image.  Its size goes to *bytes.
+ * dir/image.
  */
-int co_merge_precopy(const char *dir, const char *predir, int pid, const char *image, uint64_t id, uint64_t *bytes,
-		     char *err, size_t errlen)
+int co_merge_precopy(const char *dir, const char *predir, int pid, const char *image, uint64_t id, char *err,
+		     size_t errlen)
 {
 	static struct chain c;
 	c.n = 2;
@@ -530,20 +530,18 @@ int co_merge_precopy(const char *dir, const char *predir, int pid, const char *i
 		c.g[j].np = 1;
 		c.g[j].m.parent = j ? 0 : id;
 	}
-	char out[PATH_MAX];
+	char out[PATH_MAX], top[PATH_MAX];
 	snprintf(out, sizeof(out), "%s/merged-%s", predir, image);
+	snprintf(top, sizeof(top), "%s/%s", dir, image);
 	if (merge_proc(&c, &c.g[0].p[0], out, 0, err, errlen))
 		return -1;
 	/* the page streams first, the image that names them last */
 	for (int k = CO_STREAMS - 1; k >= 0; k--) {
-		char from[PATH_MAX], to[PATH_MAX], top[PATH_MAX];
+		char from[PATH_MAX], to[PATH_MAX];
 		co_stream_path(from, sizeof(from), out, k);
-		snprintf(top, sizeof(top), "%s/%s", dir, image);
 		co_stream_path(to, sizeof(to), top, k);
 		if (access(from, F_OK) == 0 && rename(from, to) < 0)
 			return MERR("cannot rename %s to %s: %s", from, to, strerror(errno));
-		if (!k)
-			*bytes = co_img_bytes(top);
 	}
 	return 0;
 }

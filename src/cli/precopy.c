@@ -31,8 +31,6 @@
 #include "procfs.h"
 #include "util.h"
 
-#define PM_PRESENT (1ULL << 63)
-#define PM_SWAP (1ULL << 62)
 #define STAGE_PAGES 2048 /* 8 MiB of pages per page record */
 
 static char stage[STAGE_PAGES * CO_PAGE];
@@ -96,7 +94,7 @@ static int stage_run(struct co_writer *w, int mem, uint64_t addr, uint64_t n)
 static int wanted(uint64_t e)
 {
 	uint64_t swp = e & ((1ULL << 55) - 1);
-	return (e & PM_PRESENT) || ((e & PM_SWAP) && swp && (swp & 0x1f) != 0x1f);
+	return (e & CO_PM_PRESENT) || ((e & CO_PM_SWAP) && swp && (swp & 0x1f) != 0x1f);
 }
 
 /* Stage the pages of [start, end) that are there (in memory or swapped out). */
@@ -125,7 +123,7 @@ static int copy_region(struct co_writer *w, int pmfd, int mem, uint64_t start, u
 	return 0;
 }
 
-int co_precopy(const char *path, int pid, int host_pid, uint64_t *pages, char *err, size_t errlen)
+int co_precopy(const char *path, int pid, int host_pid, char *err, size_t errlen)
 {
 	static struct co_maps maps;
 	static struct co_mapent e;
@@ -167,7 +165,6 @@ int co_precopy(const char *path, int pid, int host_pid, uint64_t *pages, char *e
 		r = -1;
 	if (w.err)
 		co_err(err, errlen, "pid %d: writing %s: %s", pid, path, strerror(-w.err));
-	*pages = total;
 out:
 	if (fd >= 0 && co_img_finish(fd, err, errlen) < 0)
 		r = -1;

@@ -41,6 +41,11 @@ long co_read_small(const char *path, char *buf, size_t n);
  */
 int co_stat_fields(const char *path, uint64_t *out, int first, int count);
 
+/* Bits of a /proc/PID/pagemap entry (the swap type and offset below bit 55 show only to a privileged reader). */
+#define CO_PM_PRESENT (1ULL << 63)
+#define CO_PM_SWAP (1ULL << 62)
+#define CO_PM_FILE (1ULL << 61)
+
 /* pos and flags from /proc/PID/fdinfo/FD (pid 0: this process) */
 int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags);
 

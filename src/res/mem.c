@@ -18,9 +18,6 @@
 #include "sys.h"
 #include "util.h"
 
-#define PM_PRESENT (1ULL << 63)
-#define PM_SWAP (1ULL << 62)
-#define PM_FILE (1ULL << 61)
 
 #ifndef COHORT_RESTORER
 static struct co_vma vmas[CO_MAX_VMAS];
@@ -262,13 +259,13 @@ static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uin
 			int save;
 			switch (v->kind) {
 			case CO_V_FILE:
-				save = (e & PM_SWAP) || ((e & PM_PRESENT) && !(e & PM_FILE));
+				save = (e & CO_PM_SWAP) || ((e & CO_PM_PRESENT) && !(e & CO_PM_FILE));
 				break;
 			case CO_V_SHANON:
-				save = (e & (PM_PRESENT | PM_SWAP)) || (s->core[i] & 1);
+				save = (e & (CO_PM_PRESENT | CO_PM_SWAP)) || (s->core[i] & 1);
 				break;
 			default:
-				save = (e & (PM_PRESENT | PM_SWAP)) != 0;
+				save = (e & (CO_PM_PRESENT | CO_PM_SWAP)) != 0;
 				break;
 			}
 			uint64_t addr = a + i * CO_PAGE;
