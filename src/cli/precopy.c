@@ -133,15 +133,17 @@ int co_precopy(const char *path, int pid, int host_pid, char *err, size_t errlen
 	if (co_maps_open(&maps, p) < 0)
 		return co_err(err, errlen, "pid %d: cannot read %s: %s", pid, p, strerror(errno));
 	snprintf(p, sizeof(p), "/proc/%d/pagemap", host_pid);
-	int pmfd = open(p, O_RDONLY | O_CLOEXEC);
-	snprintf(p, sizeof(p), "/proc/%d/mem", host_pid);
-	int mem = pmfd < 0 ? -1 : open(p, O_RDONLY | O_CLOEXEC);
-	int fd = mem < 0 ? -1 : co_img_create(path, 0, err, errlen);
-	int r = -1;
+	int pmfd = open(p, O_RDONLY | O_CLOEXEC), mem = -1, fd = -1, r = -1;
+	if (pmfd >= 0) {
+		snprintf(p, sizeof(p), "/proc/%d/mem", host_pid);
+		mem = open(p, O_RDONLY | O_CLOEXEC);
+	}
 	if (mem < 0) {
+		/* p names the one that failed */
 		co_err(err, errlen, "pid %d: cannot open %s: %s", pid, p, strerror(errno));
 		goto out;
 	}
+	fd = co_img_create(path, 0, err, errlen);
 	if (fd < 0)
 		goto out;
 	struct co_writer w;
