@@ -704,8 +704,7 @@ t_member_dies() {
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
 	sleep 0.3
-	timeout -k 5 "$TMO" "$COHORT" status "$GNAME" --json >"$TD/status.json" 2>"$TD/status.err" ||
-		{ note_file "status stderr" "$TD/status.err"; fail "cohort status --json failed: $(first_line "$TD/status.err")"; }
+	group_status
 	local victim vpid vhost i
 	# the program is the process whose parent is the group's init (pid 1);
 	# its workers are its children: take the second one by in-group pid
@@ -1301,8 +1300,7 @@ incr_written() { # incr_written PRECOPIED [FIRST_CHECKPOINT_ARGS...]
 	incr_straight
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	timeout -k 5 "$TMO" "$COHORT" status "$GNAME" --json >"$TD/status.json" 2>"$TD/status.err" ||
-		{ note_file "status stderr" "$TD/status.err"; fail "cohort status --json failed: $(first_line "$TD/status.err")"; }
+	group_status
 	local tracking s g
 	tracking=$(json_fields "$TD/status.json" tracking 2>"$TD/json.err") ||
 		{ note_file "cohort status --json" "$TD/status.json" 3; fail "cohort status --json: not JSON"; }
