@@ -3,6 +3,10 @@
 #   make check    build and run every test (ends with "N passed, N failed")
 #   make demo     checkpoint and restart the bundled example
 #   make asan     the CLI built with AddressSanitizer/UBSan, as build/asan/cohort
+#   make deps     install the packages the build and the tests need (as root;
+#                 otherwise it names them); `check` and `demo` run it first
+#   make install  PREFIX=/usr/local DESTDIR=: the command, the agent and the
+#                 restorer, the man page and the bash completion; make uninstall
 
 CC ?= gcc
 B := build
@@ -68,10 +72,18 @@ $(B)/examples/%: examples/%.c
 
 progs: $(TEST_PROGS) $(BENCH_PROGS) $(EXAMPLES)
 
-check: all progs
+# A fresh machine lacks what the build needs (zstd.h, ...): `check` and
+# `demo` install it before they build, through a sub-make so that nothing is
+# compiled before the headers are there.
+deps:
+	bash scripts/install-deps.sh
+
+check: deps
+	$(MAKE) all progs
 	bash tests/run.sh
 
-demo: all progs
+demo: deps
+	$(MAKE) all progs
 	bash examples/demo.sh
 
 bench: all progs
@@ -88,5 +100,5 @@ asan: $(B)/libcohort.so $(B)/cohort-restore
 clean:
 	rm -rf $(B)
 
-.PHONY: all progs check demo bench asan clean
+.PHONY: all progs deps check demo bench asan clean install uninstall
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,21 +1,42 @@
 #!/usr/bin/env bash
-# Installs what cohort needs to build and test on Debian 12: a C toolchain,
-# make, libc's static archive (for the "static binaries are refused" test),
-# libzstd's headers (the CLI compresses images with --compress) and python3
-# (one test program is a threaded Python script).
+# Installs what cohort needs to build and test on Debian 12 or Ubuntu (22.04
+# and later): a C toolchain, make, libc's static archive (for the "static
+# binaries are refused" test), libzstd's headers (the CLI compresses images
+# with --compress), python3 (one test program is a threaded Python script)
+# and bash-completion (the completion test sources its helpers).
+#
+# `make check` and `make demo` run it first; `.ci/run` too. As root it
+# installs what is missing with apt-get; as another user it installs nothing
+# and names the packages to install, with the command, then fails.
+#
+#   COHORT_DEPS_DRY_RUN=1  only print the missing packages (one line), exit 0
 set -euo pipefail
 need=()
-command -v gcc >/dev/null || need+=(gcc)
-command -v make >/dev/null || need+=(make)
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_cmd gcc || need+=(gcc)
+have_cmd make || need+=(make)
+# libc6-dev brings the headers and libc.a; the path is the multiarch one
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 [ -e /usr/include/zstd.h ] || need+=(libzstd-dev)
 [ -x /usr/bin/python3 ] || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "install-deps: need ${need[*]} (run as root)" >&2
-		exit 1
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq "${need[@]}"
+[ -e /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
+
+if [ "${COHORT_DEPS_DRY_RUN:-0}" = 1 ]; then
+	echo "${need[*]}"
+	exit 0
 fi
+[ ${#need[@]} -eq 0 ] && exit 0
+if ! have_cmd apt-get; then
+	echo "install-deps: missing ${need[*]}, and this is not a Debian or Ubuntu system (no apt-get):" \
+		"install the equivalent packages by hand" >&2
+	exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages: ${need[*]}; install them as root with:" \
+		"apt-get install ${need[*]}" >&2
+	exit 1
+fi
+echo "install-deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
