@@ -17,7 +17,7 @@ COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/pro
 RES := src/res/mem.c src/res/dirty.c src/res/threads.c src/res/files.c src/res/proc.c src/common/helper.c src/common/clone.S
 AGENT := src/agent/agent.c src/agent/wrap.c src/agent/dump.c src/agent/ctx.S
 RESTORER := src/restore/restorer.c src/restore/entry.S
-CLI := src/cli/main.c src/cli/coord.c src/cli/nsinit.c src/cli/store.c src/cli/inspect.c src/cli/shared.c \
+CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c src/cli/coord.c src/cli/nsinit.c src/cli/store.c src/cli/inspect.c src/cli/shared.c \
 	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/res/dirty.c
 
 # The agent lives in other people's programs: hidden symbols, no stack
@@ -28,7 +28,8 @@ RESTORER_FLAGS := $(BASE) -DCOHORT_RESTORER -fPIE -ffreestanding -fno-stack-prot
 	-fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -fno-jump-tables
 RESTORER_LD := -nostdlib -static -no-pie -Wl,-Ttext-segment=0x1f0000000000 -Wl,--gc-sections \
 	-Wl,-z,noexecstack -Wl,--build-id=none
-CLI_FLAGS := $(BASE) -Wno-format-truncation
+VERSION := 0.7.0
+CLI_FLAGS := $(BASE) -Wno-format-truncation -DCOHORT_VERSION='"$(VERSION)"'
 
 obj = $(patsubst src/%,$(B)/$(1)/%.o,$(2))
 
@@ -96,6 +97,28 @@ asan: $(B)/libcohort.so $(B)/cohort-restore
 	$(CC) $(CLI_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -o $(B)/asan/cohort \
 		$(CLI) $(COMMON) -lpthread -lzstd
 	cp $(B)/libcohort.so $(B)/cohort-restore $(B)/asan/
+
+# Installed as a packaged tool is: the command in bin, the agent and the
+# restorer (which the command finds in ../lib/cohort from its own directory),
+# the man page and the bash completion.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR := $(DESTDIR)$(PREFIX)/bin
+LIBDIR := $(DESTDIR)$(PREFIX)/lib/cohort
+MANDIR := $(DESTDIR)$(PREFIX)/share/man/man1
+COMPDIR := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+
+install: all
+	install -d $(BINDIR) $(LIBDIR) $(MANDIR) $(COMPDIR)
+	install -m 755 $(B)/cohort $(BINDIR)/cohort
+	install -m 644 $(B)/libcohort.so $(LIBDIR)/libcohort.so
+	install -m 755 $(B)/cohort-restore $(LIBDIR)/cohort-restore
+	install -m 644 docs/cohort.1 $(MANDIR)/cohort.1
+	install -m 644 scripts/cohort.bash $(COMPDIR)/cohort
+
+uninstall:
+	rm -f $(BINDIR)/cohort $(LIBDIR)/libcohort.so $(LIBDIR)/cohort-restore $(MANDIR)/cohort.1 $(COMPDIR)/cohort
+	-rmdir $(LIBDIR)
 
 clean:
 	rm -rf $(B)

@@ -34,6 +34,7 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.pid = co_agent.pid;
 	dc.sig = co_agent.sig;
 	dc.stdio = co_agent.table ? co_agent.table->stdio : 0;
+	dc.stdio_marks = co_agent.table && co_agent.slot >= 0 ? co_agent.table->p[co_agent.slot].stdio_fd : 0;
 	dc.nskip_fd = co_agent_fds(dc.skip_fd);
 	if (co_agent.table) {
 		dc.skip_lo[dc.nskip] = (uint64_t)co_agent.table;

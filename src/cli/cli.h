@@ -14,6 +14,8 @@
 
 /* main.c */
 void co_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* a usage error: one line on stderr, exit 2 (co_die: any other failure, exit 1) */
+void co_usage(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void co_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *co_run_root(void);
 const char *co_default_images(void);
@@ -21,7 +23,10 @@ int co_valid_name(const char *name);
 const char *co_self_path(const char *file, char *out, size_t n); /* file next to the cohort binary, in out */
 uint64_t co_now_ns(int clock);
 
-/* control-socket helpers */
+/* json.c: s with JSON's escapes, in out (cut to fit); returns out */
+const char *co_json_esc(const char *s, char *out, size_t n);
+
+/* ctl.c: the control socket's framing */
 int co_send(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const char *text, int passfd);
 int co_recv(int fd, struct co_msgbuf *mb, int *passfd);
 int co_connect_group(const char *name); /* -1 when no such group runs */
@@ -46,6 +51,12 @@ int co_write_manifest(const char *dir, const struct co_manifest *m, const struct
 int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p, int max, int *n,
 		     char *err, size_t errlen);
 int co_commit(const char *tmpdir, const char *gdir, uint64_t gen, char *err, size_t errlen);
+/*
+ * The command line a group's images were taken of (gdir/command): 1 when
+ * gdir holds generations of another command line (shown in `shown`).
+ */
+int co_group_command_differs(const char *gdir, char *const *argv, char *shown, size_t n);
+int co_group_command_write(const char *gdir, char *const *argv);
 /* fsync tmpdir's files and tmpdir, rename it to final, fsync gdir */
 int co_commit_dir(const char *tmpdir, const char *final, const char *gdir, char *err, size_t errlen);
 
@@ -109,7 +120,12 @@ struct co_run_opts {
 	unsigned keep;		/* generations kept (0: all) */
 	int compress;		/* every checkpoint of the group: images stored as .zst */
 	int no_precopy;		/* no checkpoint of the group pre-copies its full images */
+	int named;		/* run: --name given (the user chose the name: no command-line check) */
+	int replace;		/* run --replace: delete the images of an earlier group of this name */
+	int json;		/* the outcome as one JSON object on stdout when the group ends */
 };
+/* run and restart exit with this when `checkpoint --kill` ended the group */
+#define CO_EXIT_CHECKPOINTED 75
 int co_cmd_run(struct co_run_opts *o);
 int co_cmd_restart(struct co_run_opts *o);
 
@@ -129,6 +145,7 @@ struct co_init_cfg {
 	const char *image_dir;	/* restart: FIFOs of the decompressed images (NULL: none compressed) */
 	uint64_t generation;
 	int ready_fd;		/* written once the namespace is set up */
+	int status_fd;		/* the root process's wait status goes here when it ends */
 };
 int co_init_main(struct co_init_cfg *c) __attribute__((noreturn));
 
@@ -136,6 +153,7 @@ int co_init_main(struct co_init_cfg *c) __attribute__((noreturn));
 struct co_shared_member {
 	int pid, host_pid;
 	int agent_fd;		/* the agent's control socket: not the program's */
+	const uint8_t *stdio_marks; /* its descriptors that share a file stdio (co_stdio_slot) */
 };
 int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, const struct co_table *t,
 		   char *err, size_t errlen);

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/kcmp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -76,6 +77,7 @@ struct group {
 	int sig;
 	double interval;
 	pid_t init_pid;
+	int status_fd;		/* init writes the root process's wait status here */
 	int init_pidfd;
 	int root_pid;
 	int expect;		/* restart: processes still to come back */
@@ -87,6 +89,11 @@ struct group {
 	int compress;			/* --compress: every checkpoint's images are stored as .zst */
 	int no_precopy;			/* --no-precopy: no checkpoint pre-copies full images */
 	uint64_t last_committed;	/* parent of the next incremental (0: none yet) */
+	uint64_t killed_gen;		/* `checkpoint --kill` committed this generation and ended the group */
+	char killed_dir[PATH_MAX];	/* ... in this directory */
+	int json;			/* --json: the outcome as one JSON object when the group ends */
+	char **argv;			/* run: the command line, written beside the images (store.c) */
+	char command_dir[PATH_MAX];	/* the images directory it was last written to */
 	pid_t merge_pid;		/* background merge running, or 0 */
 	int merge_again;		/* an incremental committed while it ran */
 	struct conn c[MAX_CONNS];
@@ -140,12 +147,17 @@ static void make_table(void)
 		co_die("cannot map the process table: %s", strerror(errno));
 	G.table->magic = CO_TABLE_MAGIC;
 	G.table->slots = CO_TABLE_SLOTS;
-	/* what a descriptor pointing outside the group at our stdio is */
+	/*
+	 * What a descriptor pointing outside the group at our stdio is: it
+	 * comes back as the stdio of whoever restarts the group, whatever its
+	 * kind (a log file is not rolled back and rewritten at a restart).
+	 */
 	for (int i = 0; i < 3; i++) {
 		struct stat st;
-		if (fstat(i, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+		if (fstat(i, &st) == 0 && !S_ISDIR(st.st_mode)) {
 			G.table->stdio[i].dev = st.st_dev;
 			G.table->stdio[i].ino = st.st_ino;
+			G.table->stdio[i].file = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
 			G.table->stdio[i].valid = 1;
 		}
 	}
@@ -247,18 +259,25 @@ static void start_init(struct co_init_cfg *cfg)
 	if (pipe2(ready, O_CLOEXEC) < 0)
 		co_die("pipe: %s", strerror(errno));
 	cfg->ready_fd = ready[1];
+	int status[2];
+	if (pipe2(status, O_CLOEXEC | O_NONBLOCK) < 0)
+		co_die("pipe: %s", strerror(errno));
+	cfg->status_fd = status[1];
 	fflush(NULL);
 	pid_t p = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
 	if (p < 0)
 		co_die("cannot create the group's namespaces: %s", strerror(errno));
 	if (p == 0) {
 		close(ready[0]);
+		close(status[0]);
 		close(G.lfd);
 		close(G.sfd);
 		close(G.tfd);
 		co_init_main(cfg);
 	}
 	close(ready[1]);
+	close(status[1]);
+	G.status_fd = status[0];
 	char c;
 	while (read(ready[0], &c, 1) < 0 && errno == EINTR)
 		;
@@ -445,6 +464,69 @@ static const char *comm_of(int host)
 }
 
 /*
+ * Why process host (pid in the group) holds a checkpoint up, in err: the
+ * kernel's view first, since a stopped or traced process cannot run its
+ * agent, and "no agent" would send the user the wrong way.
+ */
+static void why_absent(int host, int pid, int registered, char *err, size_t errlen)
+{
+	char path[64], buf[4096], comm[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", host);
+	snprintf(comm, sizeof(comm), "%s", comm_of(host));
+	const char *state = co_read_small(path, buf, sizeof(buf)) > 0 ? strstr(buf, "\nState:\t") : NULL;
+	char st = state ? state[8] : '?';
+	long tracer = state ? co_status_field(buf, "TracerPid") : 0;
+	if (!state)
+		snprintf(err, errlen, "pid %d (%s) ended while the group was being checkpointed", pid, comm);
+	else if (tracer > 0 || st == 't')
+		snprintf(err, errlen,
+			 "pid %d (%s) is being traced (by host pid %ld: a debugger or strace?): cohort cannot checkpoint a "
+			 "traced process; detach the tracer and try again", pid, comm, tracer);
+	else if (st == 'T')
+		snprintf(err, errlen,
+			 "pid %d (%s) is stopped (SIGSTOP or a terminal stop), so its threads cannot park: continue it "
+			 "(kill -CONT %d, its host pid) and try again", pid, comm, host);
+	else if (registered)
+		snprintf(err, errlen, "pid %d (%s) has the cohort agent but did not park its threads in time", pid, comm);
+	else
+		snprintf(err, errlen,
+			 "pid %d (%s) runs without the cohort agent (a static or setuid program, or LD_PRELOAD removed)",
+			 pid, comm);
+}
+
+/* The first of the n members idx[] that is stopped or traced, or -1. */
+static int held_up(const int *idx, int n)
+{
+	for (int k = 0; k < n; k++) {
+		char path[64], buf[4096];
+		snprintf(path, sizeof(path), "/proc/%d/status", G.c[idx[k]].host_pid);
+		const char *state = co_read_small(path, buf, sizeof(buf)) > 0 ? strstr(buf, "\nState:\t") : NULL;
+		if (state && (state[8] == 'T' || state[8] == 't' || co_status_field(buf, "TracerPid") > 0))
+			return idx[k];
+	}
+	return -1;
+}
+
+/*
+ * Why member c hung up during a checkpoint: it exited, it started a new
+ * program (exec closes the agent's socket), or its agent failed.
+ */
+static void why_hung_up(const struct conn *c, unsigned want, char *err, size_t errlen)
+{
+	char path[64], buf[4096];
+	const char *when = want == CO_M_SNAPSHOT ? "before its snapshot" : "before its image was complete";
+	snprintf(path, sizeof(path), "/proc/%d/status", c->host_pid);
+	const char *state = co_read_small(path, buf, sizeof(buf)) > 0 ? strstr(buf, "\nState:\t") : NULL;
+	if (!state || state[8] == 'Z' || state[8] == 'X')
+		snprintf(err, errlen, "pid %d exited during the checkpoint (%s)", c->pid, when);
+	else
+		snprintf(err, errlen,
+			 "pid %d (%s) still runs, but its cohort agent closed its connection during the checkpoint (%s): "
+			 "the agent failed or the program replaced itself (exec)",
+			 c->pid, comm_of(c->host_pid), when);
+}
+
+/*
  * Handle what arrives while a checkpoint waits: registrations of processes
  * being born (they join the checkpoint: `gen` > 0 sends them PREPARE) and
  * hang-ups.  Requests from clients wait until the checkpoint is over.
@@ -505,9 +587,7 @@ static int settle(char *err, size_t errlen)
 		if (missing < 0)
 			return 0;
 		if (co_now_ns(CLOCK_MONOTONIC) > deadline) {
-			snprintf(err, errlen,
-				 "pid %d (%s) runs without the cohort agent (a static or setuid program, or LD_PRELOAD removed)",
-				 ps[missing].ids.pid, comm_of(ps[missing].host));
+			why_absent(ps[missing].host, ps[missing].ids.pid, 0, err, errlen);
 			return -1;
 		}
 		pump(20, 0);
@@ -541,9 +621,20 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 		if (!n)
 			return failed ? -1 : 0;
 		int64_t left = (int64_t)(deadline - co_now_ns(CLOCK_MONOTONIC)) / 1000000;
+		/* a stopped or traced process will not park: say so after 2 s rather than at the timeout */
+		int parking = want == CO_M_QUIESCED || want == CO_M_ARMED;
+		int held = parking && timeout_ms - left > 2000 ? held_up(idx, n) : -1;
+		if (held >= 0) {
+			why_absent(G.c[held].host_pid, G.c[held].pid, 1, err, errlen);
+			return -1;
+		}
 		if (left <= 0) {
-			snprintf(err, errlen, "pid %d did not answer within %d s (waiting for message %u)", G.c[idx[0]].pid,
-				 timeout_ms / 1000, want);
+			const struct conn *c = &G.c[idx[0]];
+			if (want == CO_M_QUIESCED || want == CO_M_ARMED)
+				why_absent(c->host_pid, c->pid, 1, err, errlen);
+			else
+				snprintf(err, errlen, "pid %d (%s) did not finish its image", c->pid, comm_of(c->host_pid));
+			snprintf(err + strlen(err), errlen - strlen(err), " (no answer within %d s)", timeout_ms / 1000);
 			return -1;
 		}
 		if (poll(p, n, left > 20 ? 20 : (int)left) < 0 && errno != EINTR)
@@ -555,8 +646,7 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 			if (co_recv(c->fd, &in, NULL) < 0) {
 				/* one that exits before it parks is no part of the checkpoint any more */
 				if (want != CO_M_QUIESCED && want != CO_M_ARMED && !failed) {
-					snprintf(err, errlen, "pid %d ended during the checkpoint (%s)", c->pid,
-						 want == CO_M_SNAPSHOT ? "before its snapshot" : "before its image was complete");
+					why_hung_up(c, want, err, errlen);
 					failed = 1;
 				}
 				drop(idx[k]);
@@ -894,6 +984,25 @@ static int merge_precopies(const char *tmp, uint64_t gen, int *merged, char *err
 	return r;
 }
 
+/*
+ * Which descriptors of member c share the open file of one of our stdio
+ * that is a regular file (see struct co_stdio_id): marked in its table
+ * entry, where its agent reads them when it writes its image.
+ */
+static uint8_t *mark_stdio_files(const struct conn *c)
+{
+	uint8_t *marks = G.table->p[c->slot].stdio_fd;
+	memset(marks, 0, CO_STDIO_FDS);
+	for (int s = 0; s < 3; s++) {
+		if (!G.table->stdio[s].valid || !G.table->stdio[s].file)
+			continue;
+		for (int fd = 0; fd < CO_STDIO_FDS; fd++)
+			if (!marks[fd] && syscall(SYS_kcmp, c->host_pid, getpid(), KCMP_FILE, fd, s) == 0)
+				marks[fd] = (uint8_t)(s + 1);
+	}
+	return marks;
+}
+
 static void checkpoint(int ci, unsigned flags, const char *images_override)
 {
 	int cfd = G.c[ci].fd;
@@ -967,8 +1076,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		if (late < 0)
 			break;
 		if (co_now_ns(CLOCK_MONOTONIC) > late_deadline) {
-			snprintf(err, sizeof(err), "pid %d (%s) runs without the cohort agent (a static or setuid program, or LD_PRELOAD removed)",
-				 ps[late].ids.pid, comm_of(ps[late].host));
+			why_absent(ps[late].host, ps[late].ids.pid, ps[late].member >= 0, err, sizeof(err));
 			bad = 1;
 			break;
 		}
@@ -990,8 +1098,10 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		static struct co_shared_member sm[CO_TABLE_SLOTS];
 		int nsm = 0;
 		for (int i = 0; i < G.nc; i++)
-			if (G.c[i].kind == C_MEMBER && G.c[i].part)
-				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, G.c[i].agent_fd };
+			if (G.c[i].kind == C_MEMBER && G.c[i].part) {
+				uint8_t *marks = mark_stdio_files(&G.c[i]);
+				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, G.c[i].agent_fd, marks };
+			}
 		char serr[1024];
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
 		broadcast_flags(CO_M_DUMP, flags & CO_CKPT_STOP, 0, 0, tmp);
@@ -1109,9 +1219,13 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	if (kill_it) {
 		kill(G.init_pid, SIGKILL);
 		t_release = t_done;
+		G.killed_gen = gen;
+		co_gen_dir(gdir, gen, G.killed_dir, sizeof(G.killed_dir));
 	}
 	G.table->generation = gen;
 	G.last_committed = gen;
+	if (G.argv && strcmp(G.command_dir, gdir) && co_group_command_write(gdir, G.argv) == 0)
+		snprintf(G.command_dir, sizeof(G.command_dir), "%s", gdir);
 	if (incremental)
 		start_merge(gdir);
 	if (G.keep)
@@ -1156,67 +1270,120 @@ static const char *state_name(unsigned s)
 	return s < CO_ARRAY_LEN(names) ? names[s] : "unknown";
 }
 
+/* A process's command line as one string (arguments joined by spaces), for status. */
+static const char *cmdline_of(int host, char *out, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", host);
+	long k = co_read_small(path, out, n); /* NUL-terminated, arguments NUL-separated */
+	if (k <= 0)
+		return "";
+	for (long i = 0; i < k - 1; i++)
+		if (!out[i])
+			out[i] = ' ';
+	return out;
+}
+
+/* The program's threads: the agent's own is not one of them. */
+static long threads_of(int host)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", host);
+	long threads = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "Threads") : -1;
+	return threads > 0 ? threads - 1 : threads;
+}
+
+#define ADD(...) n += (size_t)snprintf(out + n, n < size ? size - n : 0, __VA_ARGS__)
+
+/* The group in one JSON object; with brief (list --json) one line without its processes. */
+static size_t status_json(char *out, size_t size, int brief)
+{
+	size_t n = 0;
+	char name[256], prog[1024], images[PATH_MAX * 2];
+	co_json_esc(G.name, name, sizeof(name));
+	co_json_esc(G.program, prog, sizeof(prog));
+	co_json_esc(G.images, images, sizeof(images));
+	ADD("{\"name\":\"%s\",\"state\":\"%s\",\"coordinator_pid\":%d,\"program\":\"%s\",\"images\":\"%s/%s\","
+	    "\"generation\":%llu,",
+	    name, G.expect ? "restoring" : "running", (int)getpid(), prog, images, name,
+	    (unsigned long long)G.table->generation);
+	if (brief) {
+		ADD("\"processes\":%d}\n", nmembers());
+		return n;
+	}
+	ADD("\"interval\":%g,\"full_every\":%u,\"keep\":%u,\"signal\":%d,\"tracking\":\"%s\",\"merging\":%s,"
+	    "\"compress\":%s,\"processes\":[",
+	    G.interval, G.full_every, G.keep, G.sig, co_dirty_name(co_dirty_method()), G.merge_pid > 0 ? "true" : "false",
+	    G.compress ? "true" : "false");
+	int first = 1;
+	for (int i = 0; i < G.nc; i++) {
+		if (G.c[i].kind != C_MEMBER)
+			continue;
+		struct co_pentry *e = &G.table->p[G.c[i].slot];
+		char cmd[2048], ecmd[4096], eprog[256];
+		cmdline_of(e->host_pid, cmd, sizeof(cmd));
+		ADD("%s{\"pid\":%d,\"host_pid\":%d,\"ppid\":%d,\"program\":\"%s\",\"command\":\"%s\",\"state\":\"%s\","
+		    "\"threads\":%ld,\"generation\":%llu}",
+		    first ? "" : ",", e->pid, e->host_pid, e->ppid, co_json_esc(e->program, eprog, sizeof(eprog)),
+		    co_json_esc(cmd, ecmd, sizeof(ecmd)), state_name(e->state), threads_of(e->host_pid),
+		    (unsigned long long)e->generation);
+		first = 0;
+	}
+	ADD("]}\n");
+	return n;
+}
+
+/* The group for a person: one line, then one a process with its command line. */
+static size_t status_text(char *out, size_t size)
+{
+	size_t n = 0;
+	int members = nmembers();
+	ADD("group %s: %s, coordinator pid %d, %d process%s, last generation %llu, images %s/%s, "
+	    "dirty-page tracking %s%s\n",
+	    G.name, G.expect ? "restoring" : "running", (int)getpid(), members, members == 1 ? "" : "es",
+	    (unsigned long long)G.table->generation, G.images, G.name, co_dirty_name(co_dirty_method()),
+	    G.merge_pid > 0 ? ", merging" : "");
+	for (int i = 0; i < G.nc; i++) {
+		if (G.c[i].kind != C_MEMBER)
+			continue;
+		struct co_pentry *e = &G.table->p[G.c[i].slot];
+		char cmd[512];
+		long threads = threads_of(e->host_pid);
+		ADD("  pid %d: %s, %ld thread%s, host pid %d, last generation %llu: %s\n", e->pid, state_name(e->state),
+		    threads, threads == 1 ? "" : "s", e->host_pid, (unsigned long long)e->generation,
+		    *cmdline_of(e->host_pid, cmd, sizeof(cmd)) ? cmd : e->program);
+	}
+	return n;
+}
+#undef ADD
+
 static void status(int ci, unsigned flags)
 {
 	static char out[CO_MSG_TEXT];
-	size_t n = 0;
-	int json = flags & CO_STATUS_JSON;
-	int members = nmembers();
-#define ADD(...) n += (size_t)snprintf(out + n, n < sizeof(out) ? sizeof(out) - n : 0, __VA_ARGS__)
-	if (json)
-		ADD("{\"name\":\"%s\",\"state\":\"%s\",\"coordinator_pid\":%d,\"program\":\"%s\",\"images\":\"%s/%s\","
-		    "\"generation\":%llu,\"interval\":%g,\"full_every\":%u,\"keep\":%u,\"signal\":%d,"
-		    "\"tracking\":\"%s\",\"merging\":%s,\"compress\":%s,\"processes\":[",
-		    G.name, G.expect ? "restoring" : "running", (int)getpid(), G.program, G.images, G.name,
-		    (unsigned long long)G.table->generation, G.interval, G.full_every, G.keep, G.sig,
-		    co_dirty_name(co_dirty_method()), G.merge_pid > 0 ? "true" : "false", G.compress ? "true" : "false");
-	else
-		ADD("group %s: %s, coordinator pid %d, %d process%s, last generation %llu, images %s/%s, "
-		    "dirty-page tracking %s%s\n",
-		    G.name, G.expect ? "restoring" : "running", (int)getpid(), members, members == 1 ? "" : "es",
-		    (unsigned long long)G.table->generation, G.images, G.name, co_dirty_name(co_dirty_method()),
-		    G.merge_pid > 0 ? ", merging" : "");
-	int first = 1;
-	for (int i = 0; i < G.nc; i++) {
-		struct conn *c = &G.c[i];
-		if (c->kind != C_MEMBER)
-			continue;
-		struct co_pentry *e = &G.table->p[c->slot];
-		char path[64], buf[4096];
-		snprintf(path, sizeof(path), "/proc/%d/status", c->host_pid);
-		long threads = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "Threads") : -1;
-		/* the agent's own thread is not the program's */
-		if (threads > 0)
-			threads--;
-		if (json)
-			ADD("%s{\"pid\":%d,\"host_pid\":%d,\"ppid\":%d,\"program\":\"%s\",\"state\":\"%s\",\"threads\":%ld,"
-			    "\"generation\":%llu}",
-			    first ? "" : ",", e->pid, e->host_pid, e->ppid, e->program, state_name(e->state), threads,
-			    (unsigned long long)e->generation);
-		else
-			ADD("  pid %d (%s): %s, %ld thread%s, host pid %d, last generation %llu\n", e->pid, e->program,
-			    state_name(e->state), threads, threads == 1 ? "" : "s", e->host_pid,
-			    (unsigned long long)e->generation);
-		first = 0;
-	}
-	if (json)
-		ADD("]}\n");
-#undef ADD
-	if (!members && G.expect == 0) {
+	if (!nmembers() && G.expect == 0) {
 		/* not registered yet: not ready */
 		reply(G.c[ci].fd, 1, "group '%s' is starting: no process has registered yet", G.name);
 		return;
 	}
+	if (flags & CO_STATUS_JSON)
+		status_json(out, sizeof(out), flags & CO_STATUS_BRIEF);
+	else
+		status_text(out, sizeof(out));
 	co_send(G.c[ci].fd, CO_M_REPLY, 0, 0, 0, out, -1);
 }
 
-static void kill_group(int ci, int sig)
+static void kill_group(int ci, int sig, unsigned flags)
 {
 	int n = 0;
 	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && kill(G.c[i].host_pid, sig) == 0)
 			n++;
-	reply(G.c[ci].fd, 0, "sent signal %d to %d process%s of '%s'", sig, n, n == 1 ? "" : "es", G.name);
+	char name[256];
+	if (flags & CO_KILL_JSON)
+		reply(G.c[ci].fd, 0, "{\"name\":\"%s\",\"signal\":%d,\"processes\":%d}",
+		      co_json_esc(G.name, name, sizeof(name)), sig, n);
+	else
+		reply(G.c[ci].fd, 0, "sent signal %d to %d process%s of '%s'", sig, n, n == 1 ? "" : "es", G.name);
 }
 
 /* ---- the scheduler thread ---- */
@@ -1257,6 +1424,43 @@ static void forward_signal(void)
 	}
 }
 
+/*
+ * How `cohort run` and `cohort restart` end: with the program's status, or
+ * with CO_EXIT_CHECKPOINTED and a line saying so when `checkpoint --kill`
+ * ended the group (137 alone would read as an out-of-memory kill).
+ */
+static int outcome(int init_st)
+{
+	int st = init_st;
+	if (read(G.status_fd, &st, sizeof(st)) != sizeof(st))
+		st = init_st; /* init died before its root process ended (killed, or it failed) */
+	int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (G.killed_gen) {
+		rc = CO_EXIT_CHECKPOINTED;
+		fprintf(stderr, "cohort: group '%s' ended by 'checkpoint --kill' after generation %llu (%s); "
+			"resume it with 'cohort restart %s'\n",
+			G.name, (unsigned long long)G.killed_gen, G.killed_dir, G.name);
+	}
+	if (!G.json)
+		return rc;
+	char name[256], dir[PATH_MAX * 2];
+	co_json_esc(G.name, name, sizeof(name));
+	printf("{\"name\":\"%s\",\"outcome\":\"%s\",\"exit_status\":%d", name,
+	       G.killed_gen ? "checkpointed" : WIFEXITED(st) ? "exited" : "signaled", rc);
+	if (!G.killed_gen && WIFSIGNALED(st))
+		printf(",\"signal\":%d", WTERMSIG(st));
+	if (!G.killed_gen && WIFEXITED(st))
+		printf(",\"program_status\":%d", WEXITSTATUS(st));
+	if (G.killed_gen)
+		printf(",\"generation\":%llu,\"directory\":\"%s\"", (unsigned long long)G.killed_gen,
+		       co_json_esc(G.killed_dir, dir, sizeof(dir)));
+	if (G.restored_from)
+		printf(",\"restored_generation\":%llu", (unsigned long long)G.restored_from);
+	printf("}\n");
+	fflush(stdout);
+	return rc;
+}
+
 static int loop(void)
 {
 	if (G.interval > 0) {
@@ -1289,7 +1493,7 @@ static int loop(void)
 			finish_merges();
 			unlink(G.sock);
 			rmdir(G.rundir);
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			return outcome(st);
 		}
 		if (p[1].revents)
 			accept_conn();
@@ -1327,7 +1531,7 @@ static int loop(void)
 				break;
 			case CO_M_KILL_REQ:
 				G.c[i].kind = C_CLIENT;
-				kill_group(i, (int)in.m.a);
+				kill_group(i, (int)in.m.a, in.m.flags);
 				break;
 			default:
 				break;
@@ -1423,16 +1627,42 @@ static void common_setup(struct co_run_opts *o)
 	G.keep = o->keep;
 	G.compress = o->compress;
 	G.no_precopy = o->no_precopy;
+	G.json = o->json;
 	make_rundir();
 	make_socket();
 	make_table();
 	make_signalfd();
 }
 
+/*
+ * The default name of `cohort run python3 b.py` is that of `cohort run
+ * python3 a.py`: continuing the other program's generations would mix two
+ * programs under one name.  A name given with --name is the user's choice;
+ * --replace starts over.
+ */
+static void check_images_of(struct co_run_opts *o)
+{
+	char gdir[PATH_MAX], shown[1024];
+	snprintf(gdir, sizeof(gdir), "%s/%s", o->images, o->name);
+	int fd = co_connect_group(o->name);
+	if (fd >= 0)
+		co_die("a group named '%s' is already running", o->name);
+	if (o->replace) {
+		co_remove_tree(gdir);
+		return;
+	}
+	if (!o->named && co_group_command_differs(gdir, o->argv, shown, sizeof(shown)))
+		co_usage("run: %s holds checkpoints of another command line (%s): name this group with --name, "
+			 "or start over with --replace",
+			 gdir, shown);
+}
+
 int co_cmd_run(struct co_run_opts *o)
 {
 	char resolved[PATH_MAX];
 	check_program(o->argv[0], resolved, sizeof(resolved), 0);
+	check_images_of(o);
+	G.argv = o->argv;
 	static char agent_buf[PATH_MAX];
 	const char *agent = co_self_path("libcohort.so", agent_buf, sizeof(agent_buf));
 	if (access(agent, R_OK) < 0)

@@ -250,36 +250,23 @@ static const char *gen_kind_name(uint32_t k)
 	return k == CO_GEN_FULL ? "full" : k == CO_GEN_INCREMENTAL ? "incremental" : k == CO_GEN_MERGED ? "merged" : "?";
 }
 
-int co_cmd_inspect(int argc, char **argv)
+/* A generation: its manifest, then each process image. */
+static int inspect_generation(const char *dir, int json)
 {
-	int json = 0;
-	const char *target = NULL;
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = 1;
-		else if (argv[i][0] == '-')
-			co_die("inspect: unknown option %s", argv[i]);
-		else
-			target = argv[i];
-	}
-	if (!target)
-		co_die("usage: cohort inspect DIR|IMAGE [--json]");
-	struct stat st;
-	if (stat(target, &st) < 0)
-		co_die("%s: %s", target, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return inspect_image(target, json, 0, NULL) ? 1 : 0;
 	static struct co_manifest m;
 	static struct co_mproc p[CO_TABLE_SLOTS];
 	int n;
-	char err[1024];
-	if (co_read_manifest(target, &m, p, CO_TABLE_SLOTS, &n, err, sizeof(err)))
-		co_die("%s", err);
+	char err[1024], name[256], prog[1024];
+	if (co_read_manifest(dir, &m, p, CO_TABLE_SLOTS, &n, err, sizeof(err))) {
+		fprintf(stderr, "cohort: %s\n", err);
+		return 1;
+	}
 	if (json)
 		printf("{\"group\":\"%s\",\"generation\":%llu,\"parent\":%llu,\"kind\":\"%s\",\"program\":\"%s\","
 		       "\"bytes\":%llu,\"processes\":[",
-		       m.name, (unsigned long long)m.generation, (unsigned long long)m.parent,
-		       gen_kind_name(m.kind), m.program, (unsigned long long)m.bytes);
+		       co_json_esc(m.name, name, sizeof(name)), (unsigned long long)m.generation,
+		       (unsigned long long)m.parent, gen_kind_name(m.kind), co_json_esc(m.program, prog, sizeof(prog)),
+		       (unsigned long long)m.bytes);
 	else
 		printf("group %s generation %llu (%s, parent %llu): %u process%s, %llu bytes, program %s\n", m.name,
 		       (unsigned long long)m.generation, gen_kind_name(m.kind),
@@ -288,7 +275,7 @@ int co_cmd_inspect(int argc, char **argv)
 	int bad = 0;
 	for (int i = 0; i < n; i++) {
 		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s", target, p[i].image);
+		snprintf(path, sizeof(path), "%s/%s", dir, p[i].image);
 		if (json && i)
 			printf(",");
 		if (!json)
@@ -300,99 +287,198 @@ int co_cmd_inspect(int argc, char **argv)
 	return bad;
 }
 
-/* Walk every record of one file, checking headers, order and hashes (and zstd's, if compressed). */
-static int verify_file(const char *path, uint64_t *records, uint64_t *bytes)
+static int is_generation(const struct dirent *e)
 {
-	char name[PATH_MAX], err[1024];
-	struct co_reader r;
-	int fd = co_img_open(path, &r, name, sizeof(name), err, sizeof(err));
-	if (fd < 0) {
-		fprintf(stderr, "cohort: %s\n", err);
-		return -1;
+	unsigned long long g;
+	char tail;
+	return sscanf(e->d_name, "gen-%llu%c", &g, &tail) == 1;
+}
+
+/*
+ * The generations under a group's images directory, oldest first, as
+ * paths in one allocated array (NULL-terminated); NULL when dir holds none.
+ */
+static char **generations(const char *dir)
+{
+	struct dirent **e;
+	int n = scandir(dir, &e, is_generation, alphasort); /* gen-%06llu: names sort as numbers */
+	if (n <= 0)
+		return NULL;
+	char **out = calloc((size_t)n + 1, sizeof(char *));
+	for (int i = 0; i < n; i++) {
+		if (!out || asprintf(&out[i], "%s/%s", dir, e[i]->d_name) < 0)
+			co_die("out of memory");
+		free(e[i]);
 	}
+	free(e);
+	return out;
+}
+
+static void free_list(char **l)
+{
+	for (char **p = l; p && *p; p++)
+		free(*p);
+	free(l);
+}
+
+/* A generation (DIR/manifest), or every generation of a group, in a list: NULL when DIR is neither. */
+static char **targets(const char *dir)
+{
+	char m[PATH_MAX];
+	struct stat st;
+	snprintf(m, sizeof(m), "%s/manifest", dir);
+	if (stat(m, &st) == 0) {
+		char **one = calloc(2, sizeof(char *));
+		if (!one || !(one[0] = strdup(dir)))
+			co_die("out of memory");
+		return one;
+	}
+	return generations(dir);
+}
+
+int co_cmd_inspect(int argc, char **argv)
+{
+	int json = 0;
+	const char *target = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (argv[i][0] == '-')
+			co_usage("inspect: unknown option %s (see 'cohort help inspect')", argv[i]);
+		else if (target)
+			co_usage("inspect: one directory or image at a time, not '%s' and '%s'", target, argv[i]);
+		else
+			target = argv[i];
+	}
+	if (!target)
+		co_usage("inspect: what? (cohort inspect DIR|IMAGE [--json])");
+	struct stat st;
+	if (stat(target, &st) < 0)
+		co_die("%s: %s", target, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return inspect_image(target, json, 0, NULL) ? 1 : 0;
+	char **dirs = targets(target);
+	if (!dirs)
+		co_die("%s is neither a generation (no manifest) nor a group's images directory (no gen-N)", target);
+	int bad = 0;
+	for (char **d = dirs; *d; d++)
+		bad |= inspect_generation(*d, json);
+	free_list(dirs);
+	return bad;
+}
+
+/* Walk every record of one file, checking headers, order and hashes (and zstd's, if compressed). */
+static int verify_file(const char *path, uint64_t *records, uint64_t *bytes, char *err, size_t errlen)
+{
+	char name[PATH_MAX];
+	struct co_reader r;
+	int fd = co_img_open(path, &r, name, sizeof(name), err, errlen);
+	if (fd < 0)
+		return -1;
 	int ret = 0, ended = 0;
 	for (;;) {
 		int e = co_r_next(&r);
 		if (e < 0 || (e == 0 && !ended)) {
 			if (e < 0)
-				snprintf(err, sizeof(err), "%s", r.err);
+				snprintf(err, errlen, "%s", r.err);
 			else
-				snprintf(err, sizeof(err), "%s: file ends before its end record", name);
+				snprintf(err, errlen, "%s: file ends before its end record", name);
 			ret = -1;
 			break;
 		}
 		if (e == 0)
 			break;
 		if (ended) {
-			snprintf(err, sizeof(err), "%s: byte %lu: records after the end record", name,
+			snprintf(err, errlen, "%s: byte %lu: records after the end record", name,
 				 (unsigned long)r.rec_off);
 			ret = -1;
 			break;
 		}
 		ended = r.hdr.type == CO_R_END;
 		if (co_r_finish(&r)) {
-			snprintf(err, sizeof(err), "%s", r.err);
+			snprintf(err, errlen, "%s", r.err);
 			ret = -1;
 			break;
 		}
 		(*records)++;
 	}
 	*bytes += r.off;
-	if (co_img_close(fd, err, sizeof(err)))
+	if (co_img_close(fd, err, errlen))
 		ret = -1;
-	if (ret)
-		fprintf(stderr, "cohort: %s\n", err);
 	return ret;
 }
 
 /*
- * `cohort verify DIR`: a generation (DIR/manifest) or every generation of a
- * group (DIR/gen-*): each file's records checked without restoring anything.
+ * `cohort verify DIR [--json]`: a generation (DIR/manifest) or every
+ * generation of a group (DIR/gen-*): each file's records checked without
+ * restoring anything; one line (or JSON object) per generation.
  */
+static int verify_generation(const char *dir, int json)
+{
+	DIR *d = opendir(dir);
+	uint64_t records = 0, bytes = 0;
+	int files = 0, bad = 0;
+	char first_err[1024] = "";
+	if (!d)
+		snprintf(first_err, sizeof(first_err), "%s: %s", dir, strerror(errno));
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, "files"))
+			continue;
+		char p[PATH_MAX], err[1024];
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (verify_file(p, &records, &bytes, err, sizeof(err))) {
+			if (!json)
+				fprintf(stderr, "cohort: %s\n", err);
+			if (!bad)
+				snprintf(first_err, sizeof(first_err), "%s", err);
+			bad = 1;
+		}
+		files++;
+	}
+	if (d)
+		closedir(d);
+	bad |= !d;
+	if (json) {
+		char edir[PATH_MAX * 2], eerr[2048];
+		unsigned long long g = 0;
+		const char *base = strrchr(dir, '/');
+		sscanf(base ? base + 1 : dir, "gen-%llu", &g);
+		printf("{\"dir\":\"%s\",\"generation\":%llu,\"files\":%d,\"records\":%llu,\"bytes\":%llu,\"ok\":%s,"
+		       "\"error\":\"%s\"}\n",
+		       co_json_esc(dir, edir, sizeof(edir)), g, files, (unsigned long long)records,
+		       (unsigned long long)bytes, bad ? "false" : "true", co_json_esc(first_err, eerr, sizeof(eerr)));
+	} else {
+		printf("%s: %d files, %llu records, %llu bytes: %s\n", dir, files, (unsigned long long)records,
+		       (unsigned long long)bytes, bad ? "DAMAGED" : "ok");
+	}
+	return bad;
+}
+
 int co_cmd_verify(int argc, char **argv)
 {
-	if (argc != 1 || argv[0][0] == '-')
-		co_die("usage: cohort verify DIR (a generation, or a group's image directory)");
-	char m[PATH_MAX];
-	snprintf(m, sizeof(m), "%s/manifest", argv[0]);
-	struct stat st;
-	int one = stat(m, &st) == 0;
-	DIR *top = one ? NULL : opendir(argv[0]);
-	if (!one && !top)
-		co_die("%s: %s", argv[0], strerror(errno));
-	int bad = 0, gens = 0;
-	struct dirent *g = NULL;
-	while (one || (top && (g = readdir(top)))) {
-		char dir[PATH_MAX];
-		if (one)
-			snprintf(dir, sizeof(dir), "%s", argv[0]);
-		else if (strncmp(g->d_name, "gen-", 4))
-			continue;
+	int json = 0;
+	const char *target = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (argv[i][0] == '-')
+			co_usage("verify: unknown option %s (see 'cohort help verify')", argv[i]);
+		else if (target)
+			co_usage("verify: one directory at a time, not '%s' and '%s'", target, argv[i]);
 		else
-			snprintf(dir, sizeof(dir), "%s/%s", argv[0], g->d_name);
-		DIR *d = opendir(dir);
-		uint64_t records = 0, bytes = 0;
-		int files = 0, gbad = 0;
-		for (struct dirent *e; d && (e = readdir(d));) {
-			if (e->d_name[0] == '.' || !strcmp(e->d_name, "files"))
-				continue;
-			char p[PATH_MAX];
-			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-			gbad |= verify_file(p, &records, &bytes) != 0;
-			files++;
-		}
-		if (d)
-			closedir(d);
-		printf("%s: %d files, %llu records, %llu bytes: %s\n", dir, files, (unsigned long long)records,
-		       (unsigned long long)bytes, gbad ? "DAMAGED" : "ok");
-		bad |= gbad;
-		gens++;
-		if (one)
-			break;
+			target = argv[i];
 	}
-	if (top)
-		closedir(top);
-	if (!gens)
-		co_die("%s holds no generation", argv[0]);
+	if (!target)
+		co_usage("verify: what? (cohort verify DIR: a generation, or a group's images directory)");
+	struct stat st;
+	if (stat(target, &st) < 0)
+		co_die("%s: %s", target, strerror(errno));
+	char **dirs = targets(target);
+	if (!dirs)
+		co_die("%s holds no generation", target);
+	int bad = 0;
+	for (char **d = dirs; *d; d++)
+		bad |= verify_generation(*d, json);
+	free_list(dirs);
 	return bad ? 1 : 0;
 }

@@ -39,6 +39,18 @@ void co_die(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
+	exit(1);
+}
+
+/* The command line was wrong: one line, status 2 (as git, docker and criu do). */
+void co_usage(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("cohort: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
 	exit(2);
 }
 
@@ -96,117 +108,86 @@ int co_valid_name(const char *n)
 	return 1;
 }
 
+/*
+ * The agent and the restorer sit beside the cohort binary in a build tree
+ * (build/), and in PREFIX/lib/cohort/ once installed (PREFIX/bin/cohort):
+ * the first that exists, else the build tree's path for the message.
+ */
 const char *co_self_path(const char *file, char *out, size_t n)
 {
 	char exe[PATH_MAX];
 	ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (k < 0)
-		co_die("cannot find my own executable");
+		co_die("cannot find my own executable: %s", strerror(errno));
 	exe[k] = 0;
-	snprintf(out, n, "%s/%s", dirname(exe), file);
+	const char *dir = dirname(exe);
+	snprintf(out, n, "%s/../lib/cohort/%s", dir, file);
+	if (access(out, F_OK) == 0)
+		return out;
+	snprintf(out, n, "%s/%s", dir, file);
 	return out;
 }
 
-/* ---- control socket ---- */
+/* ---- help ---- */
 
-int co_send(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const char *text, int passfd)
+#ifndef COHORT_VERSION
+#define COHORT_VERSION "unknown"
+#endif
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *synopsis; /* after "cohort " */
+	const char *help;     /* what `cohort help NAME` adds below the synopsis */
+};
+static const struct command *find_command(const char *name);
+static const struct command commands[];
+
+static void print_help(FILE *f, const struct command *c)
 {
-	static struct co_msgbuf mb;
-	memset(&mb.m, 0, sizeof(mb.m));
-	mb.m.type = type;
-	mb.m.flags = flags;
-	mb.m.a = a;
-	mb.m.b = b;
-	size_t n = text ? strlen(text) : 0;
-	if (n >= sizeof(mb.text))
-		n = sizeof(mb.text) - 1;
-	memcpy(mb.text, text ? text : "", n);
-	mb.m.textlen = (uint32_t)n;
-	struct iovec iov = { &mb, sizeof(mb.m) + n };
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (passfd >= 0) {
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &passfd, sizeof(int));
-	}
-	ssize_t r;
-	do
-		r = sendmsg(fd, &mh, MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	return r < 0 ? -1 : 0;
+	fprintf(f, "usage: cohort %s\n\n%s", c->synopsis, c->help);
 }
 
-int co_recv(int fd, struct co_msgbuf *mb, int *passfd)
+/* `cohort --help`: every command's synopsis, and where to read more. */
+static void print_overview(FILE *f)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { mb, sizeof(*mb) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	ssize_t r;
-	do
-		r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	while (r < 0 && errno == EINTR);
-	if (r < (ssize_t)sizeof(mb->m))
-		return -1;
-	size_t tl = mb->m.textlen < sizeof(mb->text) ? mb->m.textlen : sizeof(mb->text) - 1;
-	if ((size_t)r < sizeof(mb->m) + tl)
-		tl = (size_t)r - sizeof(mb->m);
-	mb->text[tl] = 0;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_type == SCM_RIGHTS) {
-		int got;
-		memcpy(&got, CMSG_DATA(c), sizeof(int));
-		if (passfd)
-			*passfd = got;
-		else
-			close(got);
+	fputs("cohort - checkpoint and restart running groups of Linux processes\n\nusage:\n", f);
+	for (const struct command *c = commands; c->name; c++)
+		fprintf(f, "  cohort %s\n", c->synopsis);
+	fputs("\n'cohort help COMMAND' (or 'cohort COMMAND --help') tells more of one command; man cohort\n"
+	      "tells everything, with examples.\n",
+	      f);
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	if (argc == 0) {
+		print_overview(stdout);
+		return 0;
+	}
+	const struct command *c = argc == 1 ? find_command(argv[0]) : NULL;
+	if (argc > 1)
+		co_usage("help: one command at a time, not '%s %s'", argv[0], argv[1]);
+	if (!c)
+		co_usage("help: no command '%s' (see 'cohort --help')", argv[0]);
+	print_help(stdout, c);
+	return 0;
+}
+
+/* --help or -h among a command's own arguments (for run: before its program) */
+static int asks_help(const char *cmd, int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+		if (!strcmp(cmd, "run") && (!strcmp(argv[i], "--") || argv[i][0] != '-'))
+			return 0;
 	}
 	return 0;
 }
 
-int co_connect_group(const char *name)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s/ctl.sock", co_run_root(), name) >=
-	    sizeof(sa.sun_path))
-		co_die("run directory path too long: %s", co_run_root());
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
+/* ---- option parsing ---- */
 
-/* ---- client commands ---- */
-
-static void usage(void)
-{
-	fputs("usage:\n"
-	      "  cohort run [--name NAME] [--images DIR] [--interval SECONDS [--full-every K]] [--keep N]\n"
-	      "             [--compress] [--no-precopy] [--signal N] -- PROGRAM [ARGS...]\n"
-	      "  cohort checkpoint NAME [--images DIR] [--kill] [--json] [--stop] [--incremental|--full] [--compress]\n"
-	      "             [--no-precopy]\n"
-	      "  cohort restart NAME [--images DIR] [--generation N] [--interval SECONDS [--full-every K]] [--keep N]\n"
-	      "             [--compress] [--no-precopy]\n"
-	      "  cohort status [NAME] [--json]\n"
-	      "  cohort list\n"
-	      "  cohort kill NAME [--signal SIG]\n"
-	      "  cohort inspect DIR [--json]\n"
-	      "  cohort verify DIR\n",
-	      stderr);
-	exit(2);
-}
-
-/* Option parsing shared by the commands: returns the value of --opt or NULL. */
 struct opt {
 	const char *name;
 	int has_arg;
@@ -214,12 +195,19 @@ struct opt {
 	int set;
 };
 
-static int parse_opts(int argc, char **argv, struct opt *opts, const char **pos, int npos, int stop_at_dashdash)
+static const char *cur_cmd = "cohort";
+
+/*
+ * Options of the current command in any order among its positional
+ * arguments ("--opt VALUE" or "--opt=VALUE").  With stop_at_program (run),
+ * the first non-option or "--" ends them and its index is returned.
+ */
+static int parse_opts(int argc, char **argv, struct opt *opts, const char **pos, int npos, int stop_at_program)
 {
 	int np = 0, i;
 	for (i = 0; i < argc; i++) {
 		const char *a = argv[i];
-		if (stop_at_dashdash && strcmp(a, "--") == 0)
+		if (stop_at_program && strcmp(a, "--") == 0)
 			return i + 1;
 		if (a[0] == '-' && a[1] == '-') {
 			struct opt *o = opts;
@@ -229,7 +217,7 @@ static int parse_opts(int argc, char **argv, struct opt *opts, const char **pos,
 				if (strlen(o->name) == len && strncmp(o->name, a, len) == 0)
 					break;
 			if (!o->name)
-				co_die("unknown option %s (see 'cohort' for usage)", a);
+				co_usage("%s: unknown option %.*s (see 'cohort help %s')", cur_cmd, (int)len, a, cur_cmd);
 			o->set = 1;
 			if (o->has_arg) {
 				if (eq)
@@ -237,16 +225,18 @@ static int parse_opts(int argc, char **argv, struct opt *opts, const char **pos,
 				else if (i + 1 < argc)
 					o->val = argv[++i];
 				else
-					co_die("option %s needs a value", a);
+					co_usage("%s: option %s needs a value", cur_cmd, a);
 			} else if (eq) {
-				co_die("option %s takes no value", o->name);
+				co_usage("%s: option %s takes no value", cur_cmd, o->name);
 			}
 			continue;
 		}
-		if (stop_at_dashdash)
+		if (stop_at_program)
 			return i; /* "cohort run PROGRAM ...": the program starts here */
+		if (a[0] == '-' && a[1])
+			co_usage("%s: unknown option %s (see 'cohort help %s')", cur_cmd, a, cur_cmd);
 		if (np >= npos)
-			co_die("unexpected argument '%s'", a);
+			co_usage("%s: unexpected argument '%s' (see 'cohort help %s')", cur_cmd, a, cur_cmd);
 		pos[np++] = a;
 	}
 	return i;
@@ -256,8 +246,8 @@ static double parse_seconds(const char *s, const char *what)
 {
 	char *end;
 	double v = strtod(s, &end);
-	if (*end || v <= 0)
-		co_die("%s must be a positive number of seconds, not '%s'", what, s);
+	if (!*s || *end || !(v > 0) || v > 1e9)
+		co_usage("%s must be a positive number of seconds, not '%s'", what, s);
 	return v;
 }
 
@@ -267,7 +257,7 @@ static int parse_signal(const char *s)
 		char *end;
 		long v = strtol(s, &end, 10);
 		if (*end || v < 1 || v > 64)
-			co_die("bad signal '%s'", s);
+			co_usage("bad signal '%s' (a number from 1 to 64, or a name such as TERM)", s);
 		return (int)v;
 	}
 	if (strncmp(s, "SIG", 3) == 0)
@@ -277,26 +267,42 @@ static int parse_signal(const char *s)
 		if (n && strcmp(n, s) == 0)
 			return i;
 	}
-	co_die("unknown signal '%s'", s);
+	co_usage("unknown signal '%s'", s);
+}
+
+static unsigned parse_count(const char *s, const char *what, unsigned min)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *s == '-' || *end || errno || v < min || v > 1000000)
+		co_usage("%s must be a whole number of at least %u, not '%s'", what, min, s);
+	return (unsigned)v;
 }
 
 static const char *need_name(const char *name)
 {
 	if (!name)
-		usage();
-	if (!co_valid_name(name))
-		co_die("invalid group name '%s' (letters, digits, '.', '_' and '-', at most %d)", name, CO_NAME_MAX);
+		co_usage("%s: which group? (see 'cohort help %s')", cur_cmd, cur_cmd);
+	if (!co_valid_name(name)) {
+		char esc[256];
+		co_usage("invalid group name '%s' (letters, digits, '.', '_' and '-', at most %d)",
+			 co_json_esc(name, esc, sizeof(esc)), CO_NAME_MAX);
+	}
 	return name;
 }
+
+/* ---- client commands ---- */
 
 static int group_or_die(const char *name)
 {
 	int fd = co_connect_group(name);
 	if (fd < 0)
-		co_die("no running group named '%s'", name);
+		co_die("no running group named '%s' (see 'cohort list')", name);
 	return fd;
 }
 
+/* One request to the group's coordinator; its reply to stdout, or its error to stderr (status 1). */
 static int request(const char *name, unsigned type, unsigned flags, int64_t a, const char *text)
 {
 	static struct co_msgbuf mb;
@@ -322,17 +328,52 @@ static int cmd_checkpoint(int argc, char **argv)
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	const char *name = need_name(pos[0]);
+	if (o[4].set && o[5].set)
+		co_usage("checkpoint: --incremental and --full exclude each other");
 	char images[PATH_MAX] = "";
 	if (o[0].val && !realpath(o[0].val, images)) {
 		if (mkdir(o[0].val, 0700) < 0 || !realpath(o[0].val, images))
 			co_die("images directory %s: %s", o[0].val, strerror(errno));
 	}
-	if (o[4].set && o[5].set)
-		co_die("checkpoint: --incremental and --full exclude each other");
 	unsigned flags = (o[1].set ? CO_CKPT_KILL : 0) | (o[2].set ? CO_CKPT_JSON : 0) | (o[3].set ? CO_CKPT_STOP : 0) |
 			 (o[4].set ? CO_CKPT_INCREMENTAL : 0) | (o[6].set ? CO_CKPT_COMPRESS : 0) |
 			 (o[7].set ? CO_CKPT_NO_PRECOPY : 0);
 	return request(name, CO_M_CKPT_REQ, flags, 0, images);
+}
+
+/* Each running group's name, in name order; *n of them (a static list). */
+static char (*running_groups(int *n))[CO_NAME_MAX + 1]
+{
+	static char names[256][CO_NAME_MAX + 1];
+	struct dirent **e;
+	int k = scandir(co_run_root(), &e, NULL, alphasort);
+	*n = 0;
+	for (int i = 0; i < k; i++) {
+		if (*n < 256 && co_valid_name(e[i]->d_name)) {
+			int fd = co_connect_group(e[i]->d_name);
+			if (fd >= 0) {
+				close(fd);
+				snprintf(names[(*n)++], CO_NAME_MAX + 1, "%s", e[i]->d_name);
+			}
+		}
+		free(e[i]);
+	}
+	if (k >= 0)
+		free(e);
+	return names;
+}
+
+/* The coordinator's answer to a status request, or NULL when it gave none. */
+static const char *ask_status(const char *name, unsigned flags)
+{
+	static struct co_msgbuf mb;
+	int fd = co_connect_group(name);
+	if (fd < 0)
+		return NULL;
+	int ok = !co_send(fd, CO_M_STATUS_REQ, flags, 0, 0, 0, -1) && !co_recv(fd, &mb, 0) &&
+		 mb.m.type == CO_M_REPLY && mb.m.a == 0;
+	close(fd);
+	return ok ? mb.text : NULL;
 }
 
 static int cmd_status(int argc, char **argv)
@@ -340,68 +381,57 @@ static int cmd_status(int argc, char **argv)
 	struct opt o[] = { { "--json", 0, 0, 0 }, { 0, 0, 0, 0 } };
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
+	unsigned flags = o[0].set ? CO_STATUS_JSON : 0;
 	if (pos[0])
-		return request(need_name(pos[0]), CO_M_STATUS_REQ, o[0].set ? CO_STATUS_JSON : 0, 0, 0);
+		return request(need_name(pos[0]), CO_M_STATUS_REQ, flags, 0, 0);
 	/* every running group */
-	DIR *d = opendir(co_run_root());
-	int first = 1;
+	int n, shown = 0;
+	char(*names)[CO_NAME_MAX + 1] = running_groups(&n);
 	if (o[0].set)
 		fputs("[", stdout);
-	for (struct dirent *e; d && (e = readdir(d));) {
-		if (!co_valid_name(e->d_name))
+	for (int i = 0; i < n; i++) {
+		const char *text = ask_status(names[i], flags);
+		if (!text)
 			continue;
-		int fd = co_connect_group(e->d_name);
-		if (fd < 0)
-			continue;
-		static struct co_msgbuf mb;
-		if (!co_send(fd, CO_M_STATUS_REQ, o[0].set ? CO_STATUS_JSON : 0, 0, 0, 0, -1) &&
-		    !co_recv(fd, &mb, 0) && mb.m.a == 0) {
-			if (o[0].set && !first)
-				fputs(",", stdout);
-			fputs(mb.text, stdout);
-			first = 0;
-		}
-		close(fd);
+		if (o[0].set && shown)
+			fputs(",", stdout);
+		fputs(text, stdout);
+		shown++;
 	}
-	if (d)
-		closedir(d);
 	if (o[0].set)
 		fputs("]\n", stdout);
-	else if (first)
+	else if (!shown)
 		puts("no running groups");
 	return 0;
 }
 
+/* `cohort list`: one running group a line; --json: one object a line (status's summary). */
 static int cmd_list(int argc, char **argv)
 {
-	(void)argv;
-	if (argc)
-		usage();
-	DIR *d = opendir(co_run_root());
-	int n = 0;
-	for (struct dirent *e; d && (e = readdir(d));) {
-		if (!co_valid_name(e->d_name))
+	struct opt o[] = { { "--json", 0, 0, 0 }, { 0, 0, 0, 0 } };
+	parse_opts(argc, argv, o, NULL, 0, 0);
+	int n;
+	char(*names)[CO_NAME_MAX + 1] = running_groups(&n);
+	for (int i = 0; i < n; i++) {
+		if (!o[0].set) {
+			puts(names[i]);
 			continue;
-		int fd = co_connect_group(e->d_name);
-		if (fd < 0)
-			continue;
-		close(fd);
-		puts(e->d_name);
-		n++;
+		}
+		const char *text = ask_status(names[i], CO_STATUS_JSON | CO_STATUS_BRIEF);
+		if (text)
+			fputs(text, stdout);
 	}
-	if (d)
-		closedir(d);
 	return 0;
 }
 
 static int cmd_kill(int argc, char **argv)
 {
-	struct opt o[] = { { "--signal", 1, 0, 0 }, { 0, 0, 0, 0 } };
+	struct opt o[] = { { "--signal", 1, 0, 0 }, { "--json", 0, 0, 0 }, { 0, 0, 0, 0 } };
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	const char *name = need_name(pos[0]);
 	int sig = o[0].val ? parse_signal(o[0].val) : SIGTERM;
-	return request(name, CO_M_KILL_REQ, 0, sig, 0);
+	return request(name, CO_M_KILL_REQ, o[1].set ? CO_KILL_JSON : 0, sig, 0);
 }
 
 static void images_opt(const char *val, char *out)
@@ -414,21 +444,11 @@ static void images_opt(const char *val, char *out)
 	}
 }
 
-static unsigned parse_count(const char *s, const char *what, unsigned min)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (!*s || *end || errno || v < min || v > 1000000)
-		co_die("%s must be a whole number of at least %u, not '%s'", what, min, s);
-	return (unsigned)v;
-}
-
 /* --full-every K (with --interval: every K-th timed checkpoint is full) and --keep N */
 static void retention_opts(struct co_run_opts *r, const char *full_every, const char *keep)
 {
 	if (full_every && !r->interval)
-		co_die("--full-every needs --interval");
+		co_usage("%s: --full-every needs --interval", cur_cmd);
 	r->full_every = full_every ? parse_count(full_every, "--full-every", 1) : 0;
 	r->keep = keep ? parse_count(keep, "--keep", 1) : 0;
 }
@@ -437,11 +457,12 @@ static int cmd_run(int argc, char **argv)
 {
 	struct opt o[] = { { "--name", 1, 0, 0 }, { "--images", 1, 0, 0 }, { "--interval", 1, 0, 0 },
 			   { "--signal", 1, 0, 0 }, { "--full-every", 1, 0, 0 }, { "--keep", 1, 0, 0 },
-			   { "--compress", 0, 0, 0 }, { "--no-precopy", 0, 0, 0 }, { 0, 0, 0, 0 } };
+			   { "--compress", 0, 0, 0 }, { "--no-precopy", 0, 0, 0 }, { "--replace", 0, 0, 0 },
+			   { "--json", 0, 0, 0 }, { 0, 0, 0, 0 } };
 	int used = parse_opts(argc, argv, o, 0, 0, 1);
 	struct co_run_opts r = { 0 };
 	if (used >= argc)
-		co_die("run: no program given (cohort run [options] -- PROGRAM [ARGS...])");
+		co_usage("run: no program given (cohort run [OPTIONS] [--] PROGRAM [ARGS...])");
 	r.argv = argv + used;
 	static char images[PATH_MAX];
 	images_opt(o[1].val, images);
@@ -451,14 +472,17 @@ static int cmd_run(int argc, char **argv)
 	retention_opts(&r, o[4].val, o[5].val);
 	r.compress = o[6].set;
 	r.no_precopy = o[7].set;
+	r.replace = o[8].set;
+	r.json = o[9].set;
 	static char base[CO_NAME_MAX + 1];
 	if (o[0].val) {
 		r.name = need_name(o[0].val);
+		r.named = 1;
 	} else {
 		const char *b = strrchr(r.argv[0], '/');
 		snprintf(base, sizeof(base), "%s", b ? b + 1 : r.argv[0]);
 		if (!co_valid_name(base))
-			co_die("cannot make a group name from '%s': give one with --name", r.argv[0]);
+			co_usage("run: cannot make a group name from '%s': give one with --name", r.argv[0]);
 		r.name = base;
 	}
 	return co_cmd_run(&r);
@@ -468,7 +492,7 @@ static int cmd_restart(int argc, char **argv)
 {
 	struct opt o[] = { { "--images", 1, 0, 0 }, { "--generation", 1, 0, 0 }, { "--interval", 1, 0, 0 },
 			   { "--full-every", 1, 0, 0 }, { "--keep", 1, 0, 0 }, { "--compress", 0, 0, 0 },
-			   { "--no-precopy", 0, 0, 0 }, { 0, 0, 0, 0 } };
+			   { "--no-precopy", 0, 0, 0 }, { "--json", 0, 0, 0 }, { 0, 0, 0, 0 } };
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	struct co_run_opts r = { 0 };
@@ -477,42 +501,122 @@ static int cmd_restart(int argc, char **argv)
 	images_opt(o[0].val, images);
 	r.images = images;
 	if (o[1].val) {
+		const char *g = o[1].val;
 		char *end;
-		r.generation = strtoull(o[1].val, &end, 10);
-		if (*end || !r.generation)
-			co_die("--generation must be a generation number, not '%s'", o[1].val);
+		errno = 0;
+		r.generation = strtoull(g, &end, 10);
+		if (g[0] < '0' || g[0] > '9' || *end || errno || !r.generation || r.generation > 999999)
+			co_usage("restart: --generation must be a generation number (1 to 999999), not '%s'", g);
 	}
 	r.interval = o[2].val ? parse_seconds(o[2].val, "--interval") : 0;
 	retention_opts(&r, o[3].val, o[4].val);
 	r.compress = o[5].set;
 	r.no_precopy = o[6].set;
+	r.json = o[7].set;
 	return co_cmd_restart(&r);
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+	return co_cmd_inspect(argc, argv);
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	return co_cmd_verify(argc, argv);
+}
+
+static const struct command commands[] = {
+	{ "run", cmd_run,
+	  "run [--name NAME] [--images DIR] [--interval SECONDS [--full-every K]] [--keep N]\n"
+	  "             [--compress] [--no-precopy] [--signal N] [--replace] [--json] [--] PROGRAM [ARGS...]",
+	  "Starts PROGRAM as a new group in the foreground, with your stdin, stdout and stderr, and\n"
+	  "exits with its status (128+N if signal N ended it; 75 if 'checkpoint --kill' ended it).\n"
+	  "  --name NAME          the group's name (default: PROGRAM's base name)\n"
+	  "  --images DIR         where generations go: DIR/NAME/gen-N (default: $COHORT_IMAGES,\n"
+	  "                       else $XDG_DATA_HOME/cohort, else ~/.local/share/cohort)\n"
+	  "  --interval SECONDS   checkpoint every SECONDS while it runs\n"
+	  "  --full-every K       with --interval: every K-th timed checkpoint full, the others incremental\n"
+	  "  --keep N             keep only the newest N generations (and what they need)\n"
+	  "  --compress           store every checkpoint's images compressed (zstd)\n"
+	  "  --no-precopy         never read full images ahead while the group runs\n"
+	  "  --signal N           the real-time signal the agent uses (default 62)\n"
+	  "  --replace            start over: delete the images of an earlier group of this name\n"
+	  "                       that ran another command line (refused without it)\n"
+	  "  --json               when the group ends, print its outcome as one JSON object, the\n"
+	  "                       last line of stdout\n" },
+	{ "checkpoint", cmd_checkpoint,
+	  "checkpoint NAME [--images DIR] [--kill] [--json] [--stop] [--incremental|--full]\n"
+	  "             [--compress] [--no-precopy]",
+	  "Checkpoints the running group NAME and waits until the generation is committed.\n"
+	  "  --images DIR         write this generation under DIR/NAME instead of the group's own\n"
+	  "  --kill               end the group once the generation is committed\n"
+	  "  --json               print the result as one JSON object\n"
+	  "  --stop               keep the group stopped while the images are written\n"
+	  "  --incremental        only the pages written since the last generation\n"
+	  "  --full               everything (the default)\n"
+	  "  --compress           store the images compressed (zstd)\n"
+	  "  --no-precopy         do not read full images ahead while the group runs\n" },
+	{ "restart", cmd_restart,
+	  "restart NAME [--images DIR] [--generation N] [--interval SECONDS [--full-every K]] [--keep N]\n"
+	  "             [--compress] [--no-precopy] [--json]",
+	  "Restarts group NAME from its newest committed generation (or N) in the foreground; the\n"
+	  "group's stdin, stdout and stderr are yours. Exits as 'cohort run' does.\n"
+	  "  --images DIR         where the group's generations are (as for run)\n"
+	  "  --generation N       restart generation N instead of the newest\n"
+	  "  --interval, --full-every, --keep, --compress, --no-precopy: as for run\n"
+	  "  --json               when the group ends, print its outcome as one JSON object, the\n"
+	  "                       last line of stdout\n" },
+	{ "status", cmd_status, "status [NAME] [--json]",
+	  "Shows the running group NAME (or every running group): its processes with their command\n"
+	  "lines, threads and states, its last generation and images.\n"
+	  "  --json               one JSON object (an array of them without NAME)\n" },
+	{ "list", cmd_list, "list [--json]",
+	  "Lists the running groups, one name a line.\n"
+	  "  --json               one JSON object a line: name, state, coordinator_pid, program,\n"
+	  "                       processes, generation, images\n" },
+	{ "kill", cmd_kill, "kill NAME [--signal SIG] [--json]",
+	  "Sends a signal to every process of group NAME.\n"
+	  "  --signal SIG         the signal, by number or name (default TERM)\n"
+	  "  --json               print the result as one JSON object\n" },
+	{ "inspect", cmd_inspect, "inspect DIR|GROUPDIR|IMAGE [--json]",
+	  "Shows what a generation (DIR), every generation of a group (its images directory) or one\n"
+	  "process image holds, checking every checksum on the way.\n"
+	  "  --json               one JSON object per generation, one a line\n" },
+	{ "verify", cmd_verify, "verify DIR|GROUPDIR [--json]",
+	  "Checks a generation, or every generation of a group (its images directory), without\n"
+	  "restoring anything. Exits 1 if any is damaged.\n"
+	  "  --json               one JSON object per generation, one a line\n" },
+	{ "help", cmd_help, "help [COMMAND]", "Shows the help of COMMAND, or the list of commands.\n" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const struct command *find_command(const char *name)
+{
+	for (const struct command *c = commands; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		usage();
+		co_usage("no command given (see 'cohort --help')");
 	const char *cmd = argv[1];
-	argc -= 2;
-	argv += 2;
-	if (!strcmp(cmd, "run"))
-		return cmd_run(argc, argv);
-	if (!strcmp(cmd, "checkpoint"))
-		return cmd_checkpoint(argc, argv);
-	if (!strcmp(cmd, "restart"))
-		return cmd_restart(argc, argv);
-	if (!strcmp(cmd, "status"))
-		return cmd_status(argc, argv);
-	if (!strcmp(cmd, "list"))
-		return cmd_list(argc, argv);
-	if (!strcmp(cmd, "kill"))
-		return cmd_kill(argc, argv);
-	if (!strcmp(cmd, "inspect"))
-		return co_cmd_inspect(argc, argv);
-	if (!strcmp(cmd, "verify"))
-		return co_cmd_verify(argc, argv);
-	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help"))
-		usage();
-	co_die("unknown command '%s' (see 'cohort --help')", cmd);
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help"))
+		return cmd_help(0, NULL);
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+		printf("cohort %s\n", COHORT_VERSION);
+		return 0;
+	}
+	const struct command *c = find_command(cmd);
+	if (!c)
+		co_usage("unknown command '%s' (see 'cohort --help')", cmd);
+	cur_cmd = c->name;
+	if (asks_help(cmd, argc - 2, argv + 2)) {
+		print_help(stdout, c);
+		return 0;
+	}
+	return c->fn(argc - 2, argv + 2);
 }

@@ -70,6 +70,14 @@ static pid_t fork_with_pid(int pid)
 	return p;
 }
 
+/* Close every descriptor from 3 up but keep (init's end of the status pipe). */
+static void close_all_but(int keep)
+{
+	if (keep > 3)
+		syscall(SYS_close_range, 3, (unsigned)keep - 1, 0);
+	syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0);
+}
+
 int co_init_main(struct co_init_cfg *c)
 {
 	setup_proc();
@@ -120,7 +128,7 @@ int co_init_main(struct co_init_cfg *c)
 				root = p;
 		}
 		/* the shared objects now belong to the processes: init keeps none (a pipe's reader must see EOF) */
-		syscall(SYS_close_range, 3, ~0U, 0);
+		close_all_but(c->status_fd);
 		c->ready_fd = -1;
 	}
 	if (root < 0) {
@@ -137,7 +145,11 @@ int co_init_main(struct co_init_cfg *c)
 				continue;
 			_exit(70);
 		}
-		if (p == root)
+		if (p == root) {
+			/* the whole status for the coordinator: an exit code cannot tell exit(130) from SIGINT */
+			while (write(c->status_fd, &st, sizeof(st)) < 0 && errno == EINTR)
+				;
 			_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		}
 	}
 }

@@ -80,7 +80,7 @@ static void collect_fds(const struct co_shared_member *m, const struct co_table 
 		snprintf(p, sizeof(p), "%s/%s", dpath, e->d_name);
 		ssize_t l = readlink(p, r->path, sizeof(r->path) - 1);
 		r->path[l > 0 ? l : 0] = 0;
-		if (stat(p, &st) < 0 || co_stdio_slot(t->stdio, st.st_dev, st.st_ino) >= 0)
+		if (stat(p, &st) < 0 || co_stdio_slot(t->stdio, m->stdio_marks, r->fd, st.st_dev, st.st_ino) >= 0)
 			continue;
 		/* the images the agents are writing right now */
 		if (!strncmp(r->path, skip_dir, skip_len) && r->path[skip_len] == '/')

@@ -148,3 +148,82 @@ void co_remove_tree(const char *dir)
 		closedir(d);
 	rmdir(dir);
 }
+
+/*
+ * IMAGES/NAME/command: the command line the group's images were taken of
+ * (arguments NUL-separated), so that `cohort run python3 b.py` does not
+ * quietly continue the generations of `cohort run python3 a.py`, which
+ * share the default name.  Advisory: restart never reads it.
+ */
+static size_t join_argv(char *const *argv, char *out, size_t n)
+{
+	size_t k = 0;
+	for (; *argv; argv++) {
+		size_t l = strlen(*argv) + 1;
+		if (k + l > n)
+			break;
+		memcpy(out + k, *argv, l);
+		k += l;
+	}
+	return k;
+}
+
+/* The command line in a readable form (arguments joined by spaces). */
+static const char *shown_command(const char *joined, size_t len, char *out, size_t n)
+{
+	size_t k = len < n ? len : n - 1;
+	memcpy(out, joined, k);
+	out[k] = 0;
+	for (size_t i = 0; i + 1 < k; i++)
+		if (!out[i])
+			out[i] = ' ';
+	return out;
+}
+
+int co_group_command_differs(const char *gdir, char *const *argv, char *shown, size_t n)
+{
+	if (!co_newest_generation(gdir))
+		return 0; /* no generation: nothing to continue or to mix up */
+	static char want[8192], have[8192];
+	size_t wl = join_argv(argv, want, sizeof(want));
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/command", gdir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		/* images older than the command file: the manifest names the program */
+		static struct co_manifest m;
+		static struct co_mproc procs[CO_TABLE_SLOTS];
+		char dir[PATH_MAX], err[256];
+		int np;
+		co_gen_dir(gdir, co_newest_generation(gdir), dir, sizeof(dir));
+		if (co_read_manifest(dir, &m, procs, CO_TABLE_SLOTS, &np, err, sizeof(err)) < 0)
+			return 0;
+		snprintf(shown, n, "%s", m.program);
+		return strcmp(m.program, argv[0]) != 0;
+	}
+	ssize_t hl = read(fd, have, sizeof(have));
+	close(fd);
+	if (hl < 0)
+		hl = 0;
+	shown_command(have, (size_t)hl, shown, n);
+	return (size_t)hl != wl || memcmp(have, want, wl) != 0;
+}
+
+int co_group_command_write(const char *gdir, char *const *argv)
+{
+	static char buf[8192];
+	size_t len = join_argv(argv, buf, sizeof(buf));
+	char path[PATH_MAX], tmp[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/command", gdir);
+	snprintf(tmp, sizeof(tmp), "%s/.command.tmp", gdir);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	int ok = write(fd, buf, len) == (ssize_t)len;
+	close(fd);
+	if (!ok || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}

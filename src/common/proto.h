@@ -29,8 +29,8 @@ enum co_msg_type {
 	CO_M_QUIESCE,		/* after ARMED: park now; flags: CO_PREP_PRECOPY_FAILED */
 	/* CLI -> coordinator */
 	CO_M_CKPT_REQ = 32,	/* flags: CO_CKPT_*; text: images dir override or empty */
-	CO_M_STATUS_REQ,	/* flags: CO_STATUS_JSON */
-	CO_M_KILL_REQ,		/* a: signal */
+	CO_M_STATUS_REQ,	/* flags: CO_STATUS_* */
+	CO_M_KILL_REQ,		/* a: signal; flags: CO_KILL_JSON */
 	/* coordinator -> CLI */
 	CO_M_REPLY = 48,	/* a: 0 ok or error code; text: result line or error */
 };
@@ -43,7 +43,8 @@ enum {
 	CO_CKPT_COMPRESS = 16,	 /* store the images compressed (.zst) */
 	CO_CKPT_NO_PRECOPY = 32, /* full images are not read ahead while the group runs (precopy.c) */
 };
-enum { CO_STATUS_JSON = 1 };
+enum { CO_STATUS_JSON = 1, CO_STATUS_BRIEF = 2 /* one line: the group, not its processes */ };
+enum { CO_KILL_JSON = 1 };
 /*
  * PREPARE flags.  PRECOPY: a process whose image would be full arms a
  * pre-copy (see dirty.h), says ARMED instead of parking, and parks on
@@ -72,6 +73,22 @@ struct co_msgbuf {
 #define CO_TABLE_MAGIC 0x4354424cu /* "CTBL" */
 #define CO_TABLE_SLOTS 1024
 
+/*
+ * Identity of the group's outside stdio (what CO_FD_STDIO descriptors are):
+ * a terminal, pipe or socket is one by its inode.  A regular file is one
+ * only through the open file `cohort run` (or restart) was given, not
+ * when the program opens the same file itself: for those (`file`) the
+ * coordinator finds which descriptors share its open file (kcmp) and
+ * marks them in each process's stdio_fd before the images are written.
+ */
+struct co_stdio_id {
+	uint64_t dev, ino;
+	uint32_t valid;
+	uint32_t file;
+};
+
+#define CO_STDIO_FDS 64 /* descriptors below this can be marked; one above is a file of its own */
+
 enum co_pstate {
 	CO_P_FREE = 0,
 	CO_P_RUNNING,
@@ -93,23 +110,23 @@ struct co_pentry {
 	uint64_t checkpoints;
 	uint64_t last_bytes;
 	char program[64];
+	uint8_t stdio_fd[CO_STDIO_FDS]; /* fd -> 1 + stdio slot of a `file` stdio it shares, or 0 */
 };
 
-/* Identity of the group's outside stdio (what CO_FD_STDIO descriptors are). */
-struct co_stdio_id {
-	uint64_t dev, ino;
-	uint32_t valid;
-	uint32_t pad;
-};
-
-/* Which of the group's outside stdio (0-2) a file is, or -1. */
-static inline int co_stdio_slot(const struct co_stdio_id *s, uint64_t dev, uint64_t ino)
+/* Which of the group's outside stdio (0-2) descriptor fd of inode dev:ino is, or -1. */
+static inline int co_stdio_slot(const struct co_stdio_id *s, const uint8_t *marks, int fd, uint64_t dev,
+				uint64_t ino)
 {
-	for (int i = 0; s && i < 3; i++)
-		if (s[i].valid && s[i].dev == dev && s[i].ino == ino)
+	for (int i = 0; s && i < 3; i++) {
+		if (!s[i].valid || s[i].dev != dev || s[i].ino != ino)
+			continue;
+		if (!s[i].file)
 			return i;
+		return marks && fd >= 0 && fd < CO_STDIO_FDS ? marks[fd] - 1 : -1;
+	}
 	return -1;
 }
+
 
 struct co_table {
 	uint32_t magic;

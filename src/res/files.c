@@ -70,8 +70,8 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 			return 0;
 		}
 	}
-	int slot = co_stdio_slot(d->stdio, st.st_dev, st.st_ino);
-	if (slot >= 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+	int slot = co_stdio_slot(d->stdio, d->stdio_marks, fd, st.st_dev, st.st_ino);
+	if (slot >= 0) {
 		f->kind = CO_FD_STDIO;
 		f->slot = slot;
 		return 0;

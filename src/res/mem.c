@@ -358,6 +358,21 @@ static int plan_streams(struct co_dumpctx *d, int nstreams)
 	return 0;
 }
 
+/*
+ * Why a region could not be made readable, and what to do.  In a snapshot
+ * ENOMEM means the fork left the region out (MADV_DONTFORK: V8 and some
+ * allocators mark memory so): the process itself still has it.
+ */
+static int unreadable(struct co_dumpctx *d, const struct co_vma *v, long r)
+{
+	const char *hint = r == -12 ? ": the snapshot does not hold it (a MADV_DONTFORK region?); "
+				      "'cohort checkpoint --stop' saves it from the process itself"
+				    : "";
+	return DERR(d, "pid %d: region %lx-%lx %s cannot be made readable to be saved (mprotect errno %d)%s",
+		    d->pid, (unsigned long)v->start, (unsigned long)v->end, v->path[0] ? v->path : "(anonymous)",
+		    (int)-r, hint);
+}
+
 /* Regions without PROT_READ are made readable while they are written. */
 static int readable_all(struct co_dumpctx *d, int on)
 {
@@ -365,9 +380,9 @@ static int readable_all(struct co_dumpctx *d, int on)
 		const struct co_vma *v = &vmas[i];
 		if (!has_pages(v) || (v->prot & PROT_READ))
 			continue;
-		if (co_mprotect((void *)v->start, v->end - v->start, (int)v->prot | (on ? PROT_READ : 0)) && on)
-			return DERR(d, "pid %d: region %lx-%lx cannot be made readable", d->pid,
-				    (unsigned long)v->start, (unsigned long)v->end);
+		long r = co_mprotect((void *)v->start, v->end - v->start, (int)v->prot | (on ? PROT_READ : 0));
+		if (r && on)
+			return unreadable(d, v, r);
 	}
 	return 0;
 }

@@ -24,6 +24,7 @@ struct co_dumpctx {
 	int pid;
 	int sig;
 	const struct co_stdio_id *stdio;	/* the group's outside stdio */
+	const uint8_t *stdio_marks;		/* this process's descriptors that share a file stdio */
 	int skip_fd[10];				/* the agent's own descriptors */
 	int nskip_fd;
 	uint64_t skip_lo[4], skip_hi[4];	/* the agent's own mappings: table, co_dirty_areas() */

@@ -1,0 +1,94 @@
+/*
+ * ctl.c - the framing of the control socket, used by the coordinator, the
+ * clients (checkpoint, status, kill, list) and, in C, by nobody else: the
+ * agent speaks the same protocol with its own async-signal-safe code.
+ *
+ * The socket is SOCK_SEQPACKET, so a message arrives whole: a struct co_msg
+ * and its text, with at most one descriptor attached.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "cli.h"
+
+int co_send(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const char *text, int passfd)
+{
+	static struct co_msgbuf mb;
+	memset(&mb.m, 0, sizeof(mb.m));
+	mb.m.type = type;
+	mb.m.flags = flags;
+	mb.m.a = a;
+	mb.m.b = b;
+	size_t n = text ? strlen(text) : 0;
+	if (n >= sizeof(mb.text))
+		n = sizeof(mb.text) - 1;
+	memcpy(mb.text, text ? text : "", n);
+	mb.m.textlen = (uint32_t)n;
+	struct iovec iov = { &mb, sizeof(mb.m) + n };
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (passfd >= 0) {
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &passfd, sizeof(int));
+	}
+	ssize_t r;
+	do
+		r = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -1 : 0;
+}
+
+int co_recv(int fd, struct co_msgbuf *mb, int *passfd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { mb, sizeof(*mb) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	ssize_t r;
+	do
+		r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r < (ssize_t)sizeof(mb->m))
+		return -1;
+	size_t tl = mb->m.textlen < sizeof(mb->text) ? mb->m.textlen : sizeof(mb->text) - 1;
+	if ((size_t)r < sizeof(mb->m) + tl)
+		tl = (size_t)r - sizeof(mb->m);
+	mb->text[tl] = 0;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_type == SCM_RIGHTS) {
+		int got;
+		memcpy(&got, CMSG_DATA(c), sizeof(int));
+		if (passfd)
+			*passfd = got;
+		else
+			close(got);
+	}
+	return 0;
+}
+
+int co_connect_group(const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s/ctl.sock", co_run_root(), name) >=
+	    sizeof(sa.sun_path))
+		co_die("run directory path too long: %s", co_run_root());
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
