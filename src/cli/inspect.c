@@ -233,7 +233,7 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 	}
 	if (json && !quiet)
 		printf("],\"threads\":%llu,\"descriptors\":%llu,\"regions\":%llu,\"pages\":%llu,\"parent_pages\":%llu,"
-		       "\"ok\":%s}\n",
+		       "\"ok\":%s}",
 		       (unsigned long long)threads, (unsigned long long)fds, (unsigned long long)regions,
 		       (unsigned long long)pages, (unsigned long long)parent_pages, ret ? "false" : "true");
 	else if (!quiet)
@@ -355,8 +355,12 @@ int co_cmd_inspect(int argc, char **argv)
 	struct stat st;
 	if (stat(target, &st) < 0)
 		co_die("%s: %s", target, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return inspect_image(target, json, 0, NULL) ? 1 : 0;
+	if (!S_ISDIR(st.st_mode)) {
+		int bad = inspect_image(target, json, 0, NULL) != 0;
+		if (json)
+			printf("\n");
+		return bad;
+	}
 	char **dirs = targets(target);
 	if (!dirs)
 		co_die("%s is neither a generation (no manifest) nor a group's images directory (no gen-N)", target);

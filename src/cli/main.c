@@ -151,7 +151,9 @@ static void print_help(FILE *f, const struct command *c)
 /* `cohort --help`: every command's synopsis, and where to read more. */
 static void print_overview(FILE *f)
 {
-	fputs("cohort - checkpoint and restart running groups of Linux processes\n\nusage:\n", f);
+	fputs("usage: cohort COMMAND [ARGS...]\n\n"
+	      "cohort checkpoints and restarts running groups of Linux processes. Commands:\n",
+	      f);
 	for (const struct command *c = commands; c->name; c++)
 		fprintf(f, "  cohort %s\n", c->synopsis);
 	fputs("\n'cohort help COMMAND' (or 'cohort COMMAND --help') tells more of one command; man cohort\n"
