@@ -1603,12 +1603,15 @@ static void restore_progress_begin(const struct co_mproc *procs, int n)
 /*
  * Bytes of the images read so far.  Each restorer reads its image with
  * read(2), once, front to back, so the `rchar` of its /proc/PID/io is how
- * far it got (and the restorers it forks count their own); the few small
- * reads besides (its plan, /proc) do not matter.  Compressed images are
- * read by the coordinator's feeder children instead, and the restorers
- * read decompressed bytes, which the manifest's sizes do not count: then
- * it is what the feeders have read.  The position of a restorer's image
- * descriptor would do as well, but needs a /proc/PID/fdinfo per stream.
+ * far it got (the restorers it forks count their own; the few small reads
+ * besides, its plan and /proc, do not matter).  But it reads a run of
+ * pages straight to its place with one read(2) of up to 1 GiB, and rchar
+ * (like the descriptor's position in fdinfo) moves only when that read
+ * returns: meanwhile its resident memory (RssAnon), which the read fills
+ * page by page, tells how far it got.  A process counts the larger of the
+ * two.  Compressed images are read by the coordinator's feeder children
+ * instead, the restorers reading decompressed bytes (which the manifest's
+ * sizes do not count) from FIFOs: then it is what the feeders have read.
  */
 static uint64_t restored_bytes(void)
 {
@@ -1617,8 +1620,15 @@ static uint64_t restored_bytes(void)
 		return co_fifos_bytes();
 	uint64_t sum = 0;
 	int n = scan_group(ps, (int)CO_ARRAY_LEN(ps));
-	for (int i = 0; i < n; i++)
-		sum += co_proc_io(ps[i].host, "rchar");
+	for (int i = 0; i < n; i++) {
+		char path[64], buf[4096];
+		uint64_t got = co_proc_io(ps[i].host, "rchar");
+		long rss = -1;
+		snprintf(path, sizeof(path), "/proc/%d/status", ps[i].host);
+		if (co_read_small(path, buf, sizeof(buf)) > 0)
+			rss = co_status_field(buf, "RssAnon");
+		sum += rss > 0 && (uint64_t)rss * 1024 > got ? (uint64_t)rss * 1024 : got;
+	}
 	return sum;
 }
 

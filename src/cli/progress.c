@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 
 #define REDRAW_NS 200000000ULL	/* at most five lines a second */
 #define RATE_AFTER_NS 300000000ULL /* a rate over less time than this jumps about: not shown yet */
+#define DELAY_NS 500000000ULL	/* work over sooner than this shows no progress */
 /*
  * Unread progress (bytes queued to a client) beyond which the coordinator
  * drops updates: a client that stopped reading (suspended with ^Z) must
@@ -36,6 +38,15 @@
 #define SEND_BACKLOG (32 << 10)
 
 static struct co_progress *onscreen; /* the progress whose line is on the terminal */
+
+/* $COHORT_PROGRESS_DELAY (seconds), else DELAY_NS */
+static uint64_t delay_ns(void)
+{
+	const char *s = getenv("COHORT_PROGRESS_DELAY");
+	char *end;
+	double v = s && *s ? strtod(s, &end) : -1;
+	return v >= 0 && v < 1e6 && !*end ? (uint64_t)(v * 1e9) : DELAY_NS;
+}
 
 int co_progress_wanted(int fd)
 {
@@ -48,6 +59,7 @@ void co_progress_start(struct co_progress *p, int fd, const char *fmt, ...)
 	va_list ap;
 	memset(p, 0, sizeof(*p));
 	p->fd = co_progress_wanted(fd) ? fd : -1;
+	p->t_visible = co_now_ns(CLOCK_MONOTONIC) + delay_ns();
 	va_start(ap, fmt);
 	vsnprintf(p->what, sizeof(p->what), fmt, ap);
 	va_end(ap);
@@ -120,9 +132,22 @@ static int width(int fd)
 	return ioctl(fd, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0;
 }
 
+/*
+ * In the background (another process group is the terminal's foreground)
+ * a line would land in the middle of whatever runs in front; a terminal
+ * that is not ours to ask (-1) is drawn on.
+ */
+static int in_front(int fd)
+{
+	pid_t fg = tcgetpgrp(fd);
+	return fg <= 0 || fg == getpgrp();
+}
+
 static void draw(struct co_progress *p, uint64_t now)
 {
 	char line[256];
+	if (now < p->t_visible || !in_front(p->fd))
+		return;
 	uint64_t dt = now - p->t_phase;
 	double rate = dt >= RATE_AFTER_NS && p->done > p->done_phase ? (double)(p->done - p->done_phase) * 1e9 / (double)dt
 								      : 0;
@@ -186,9 +211,30 @@ void co_progress_hide(void)
 	co_progress_clear(onscreen);
 }
 
+/*
+ * Wait until fd has a message.  Until the line has appeared, not longer
+ * than its delay: a phase that sends nothing more (the commit's fsync) is
+ * shown all the same once the delay is over.
+ */
+static void wait_message(int fd, struct co_progress *p)
+{
+	for (;;) {
+		uint64_t now = co_now_ns(CLOCK_MONOTONIC);
+		struct pollfd w = { fd, POLLIN, 0 };
+		int wait = p->fd < 0 || p->shown || !p->phase[0] ? -1
+			   : now >= p->t_visible ? 0 : (int)((p->t_visible - now) / 1000000 + 1);
+		if (poll(&w, 1, wait) != 0 || wait < 0)
+			return; /* a message, or an error that recv will tell */
+		co_progress_set(p, p->phase, p->done, p->total);
+		if (p->shown || !in_front(p->fd))
+			return;
+	}
+}
+
 int co_recv_progress(int fd, struct co_msgbuf *mb, struct co_progress *p)
 {
 	for (;;) {
+		wait_message(fd, p);
 		int r = co_recv(fd, mb, NULL);
 		if (r < 0 || mb->m.type != CO_M_PROGRESS) {
 			co_progress_end(p);

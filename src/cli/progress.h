@@ -7,6 +7,9 @@
  * redrawn in place at most five times a second and erased when done.
  * Only a terminal gets it (isatty, TERM not "dumb"): on anything else
  * every call does nothing, so output to files and pipes stays as it was.
+ * It appears only once the work has taken half a second (or
+ * $COHORT_PROGRESS_DELAY seconds): what is over sooner leaves no trace
+ * on the terminal either.
  *
  * Checkpoints are taken by the coordinator for a client in another
  * process: the client asks with CO_CKPT_PROGRESS, the coordinator sends
@@ -27,6 +30,7 @@ struct co_progress {
 	uint64_t done, total;	/* bytes; total 0: not known */
 	uint64_t t_phase;	/* when the phase began (ns): its rate is measured from there */
 	uint64_t done_phase;	/* done when the phase began */
+	uint64_t t_visible;	/* nothing is drawn before (ns): the start and the delay */
 	uint64_t t_drawn;	/* last drawn (ns) */
 	int shown;		/* a line is on the terminal */
 };

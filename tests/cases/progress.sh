@@ -4,7 +4,9 @@
 # is drawn on a terminal only, and erased before anything else is printed.
 # script(1) gives a command a pseudo-terminal; its output (what the
 # terminal got) is compared after the last erase-to-end-of-line, which is
-# what a terminal shows once the line has been erased.
+# what a terminal shows once the line has been erased.  The line appears
+# only after half a second of work: COHORT_PROGRESS_DELAY=0 shows it at
+# once, whatever the speed of the machine.
 #   (1) `checkpoint` on a terminal: progress lines (a phase and MiB), then
 #       the result line alone;
 #   (2) with stdout and stderr in a file, with stderr alone in a file (the
@@ -29,9 +31,9 @@ progress_wait_line() {
 }
 
 # on_tty FILE CMD: run the shell command CMD on a pseudo-terminal (TERM=xterm
-# unless set in CMD), what the terminal got into FILE; sets RC
+# unless set in CMD, no delay), what the terminal got into FILE; sets RC
 on_tty() {
-	TERM=xterm timeout -k 5 "$TMO" script -qec "$2" /dev/null <"$STDIN_SRC" >"$1" 2>"$1.err"
+	TERM=xterm COHORT_PROGRESS_DELAY=0 timeout -k 5 "$TMO" script -qec "$2" /dev/null <"$STDIN_SRC" >"$1" 2>"$1.err"
 	RC=$?
 }
 
@@ -44,7 +46,7 @@ tty_final() {
 	printf '%s\n' "${s//$'\r'/}"
 }
 
-# progress_plain FILE WHAT: FILE is a terminal's output of exactly one line (the result)
+# progress_one_line FILE WHAT: FILE holds exactly one line, the result of a checkpoint
 progress_one_line() {
 	local n
 	n=$(tr -d '\r' <"$1" | wc -l)
@@ -95,7 +97,7 @@ t_progress() {
 	: >"$TT/go.1"
 	local result
 	result=$(grep '^RESULT ' "$TD/exp.out")
-	bg_start rtty script -qec "TERM=xterm $COHORT restart $GNAME --images $IMG" /dev/null
+	bg_start rtty script -qec "TERM=xterm COHORT_PROGRESS_DELAY=0 $COHORT restart $GNAME --images $IMG" /dev/null
 	bg_wait rtty
 	[ "$RC" = 0 ] || { note_file "restart on a terminal" "$TD/rtty.out"; fail "restart on a terminal: status $RC"; }
 	grep -aEq $'\r'"restart '$GNAME': restoring +[0-9.]+ (B|KiB|MiB) / [0-9.]+ MiB" "$TD/rtty.out" ||
