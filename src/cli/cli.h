@@ -105,6 +105,8 @@ int co_merge_precopy(const char *dir, const char *predir, int pid, const char *i
 uint64_t co_img_bytes(const char *image);
 /* Restart: FIFOs in dir for the compressed images of gen_dir, each fed by a decompressing child. */
 int co_fifos_start(const char *gen_dir, const struct co_mproc *p, int n, const char *dir, char *err, size_t errlen);
+/* Compressed bytes the feeders have read so far (the progress of a restart). */
+uint64_t co_fifos_bytes(void);
 /* End every feeder (warn: report one that failed) and remove the FIFOs' directory. */
 void co_fifos_stop(int warn);
 

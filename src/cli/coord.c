@@ -41,6 +41,7 @@
 #include "cli.h"
 #include "dirty.h"
 #include "procfs.h"
+#include "progress.h"
 #include "util.h"
 
 #define MAX_CONNS (CO_TABLE_SLOTS + 64)
@@ -102,6 +103,21 @@ struct group {
 
 static struct group G;
 static struct co_msgbuf in;
+
+/* Progress of the checkpoint being taken, for a client that asked for it (CO_CKPT_PROGRESS). */
+static struct {
+	int fd;			/* the client's socket; -1: nobody asked */
+	const char *phase;
+	int count;		/* where the phase's bytes done come from: PC_* */
+	char tmp[PATH_MAX];	/* the generation being written (.tmp-gen-N) */
+	pid_t job;		/* the phase's job child (run_job); 0: none */
+	uint64_t total;		/* 0: not known */
+	uint64_t next_ns;	/* no update before */
+} P = { .fd = -1 };
+/* restart: drawn on the coordinator's terminal until every process is back */
+static struct co_progress restore_pr = { .fd = -1 };
+static void progress_tick(void);
+static int restore_progress(void);
 
 /* ---- setup ---- */
 
@@ -361,6 +377,7 @@ static void on_register(int i)
 				(double)(co_now_ns(CLOCK_MONOTONIC) - G.t_start) / 1e6);
 		/* every restorer has read its image: the FIFOs and their feeders go */
 		co_fifos_stop(1);
+		co_progress_end(&restore_pr); /* the group's output must not meet a progress line */
 		/* every process is back: let the whole group go at once */
 		for (int k = 0; k < G.nc; k++)
 			if (G.c[k].kind == C_MEMBER && G.c[k].restored) {
@@ -378,6 +395,8 @@ static void reply(int fd, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	if (fd == P.fd)
+		P.fd = -1; /* the reply ends the progress */
 	co_send(fd, CO_M_REPLY, 0, err, 0, text, -1);
 }
 
@@ -387,6 +406,105 @@ static int nmembers(void)
 	for (int i = 0; i < G.nc; i++)
 		n += G.c[i].kind == C_MEMBER;
 	return n;
+}
+
+/* ---- progress of a checkpoint, for the client that asked for it ---- */
+
+#define PROGRESS_NS 200000000ULL /* an update every 200 ms: the client redraws at most that often */
+
+/* Where the bytes done of a phase come from. */
+enum {
+	PC_NONE,	/* nowhere: the phase alone is shown */
+	PC_FILES,	/* the files written so far in .tmp-gen-N (the agents' images, shared.img) */
+	PC_PRE,		/* those in .tmp-gen-N/.pre (the pre-copies) */
+	PC_JOB_READ,	/* the bytes the phase's job child has read (compression: raw image bytes) */
+	PC_JOB_WRITE,	/* the bytes it has written (the merged images) */
+};
+
+static const char *pre_dir(const char *tmp);
+
+/* Bytes done in the current phase, cheaply: a few stat()s or one /proc read. */
+static uint64_t progress_done(void)
+{
+	switch (P.count) {
+	case PC_FILES:
+		return co_dir_bytes(P.tmp);
+	case PC_PRE:
+		return co_dir_bytes(pre_dir(P.tmp));
+	case PC_JOB_READ:
+	case PC_JOB_WRITE:
+		return P.job > 0 ? co_proc_io(P.job, P.count == PC_JOB_READ ? "rchar" : "wchar") : 0;
+	}
+	return 0;
+}
+
+/* Never waits: an update the client is not ready for is dropped (progress.c). */
+static void progress_send(void)
+{
+	P.next_ns = co_now_ns(CLOCK_MONOTONIC) + PROGRESS_NS;
+	if (co_progress_send(P.fd, P.phase, progress_done(), P.total) < 0)
+		P.fd = -1; /* the client is gone */
+}
+
+/* From wherever a checkpoint waits (pump): an update when one is due. */
+static void progress_tick(void)
+{
+	if (P.fd >= 0 && co_now_ns(CLOCK_MONOTONIC) >= P.next_ns)
+		progress_send();
+}
+
+/* A new phase, told at once; count: PC_*, total: what its bytes done come to (0: not known). */
+static void progress_phase(const char *phase, int count, uint64_t total)
+{
+	if (P.fd < 0)
+		return;
+	P.phase = phase;
+	P.count = count;
+	P.total = total;
+	P.job = 0;
+	progress_send();
+}
+
+/* The checkpoint into tmp begins, for the client on fd; the reply ends the progress (reply()). */
+static void progress_begin(int fd, unsigned flags, const char *tmp)
+{
+	P.fd = flags & CO_CKPT_PROGRESS ? fd : -1;
+	snprintf(P.tmp, sizeof(P.tmp), "%s", tmp);
+	progress_phase("preparing", PC_NONE, 0);
+}
+
+/* The job child of the phase (run_job): its reads or writes are the bytes done. */
+static void progress_job(pid_t pid)
+{
+	P.job = pid;
+}
+
+/*
+ * What the images of the members taking part will take, roughly: the
+ * memory only they hold (RssAnon, and VmSwap swapped out) and shared
+ * memory (RssShmem: counted by each process that maps it, saved once).
+ * A pre-copy (precopy) reads the armed members only, and the resident
+ * pages of their private file mappings too (RssFile).
+ */
+static uint64_t members_memory(int precopy)
+{
+	uint64_t kb = 0;
+	if (P.fd < 0)
+		return 0;
+	for (int i = 0; i < G.nc; i++) {
+		struct conn *c = &G.c[i];
+		char path[64], buf[4096];
+		if (c->kind != C_MEMBER || !c->part || (precopy && !c->armed))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/status", c->host_pid);
+		if (co_read_small(path, buf, sizeof(buf)) <= 0)
+			continue;
+		long f[3] = { co_status_field(buf, "RssAnon"), co_status_field(buf, "VmSwap"),
+			      co_status_field(buf, precopy ? "RssFile" : "RssShmem") };
+		for (int k = 0; k < 3; k++)
+			kb += f[k] > 0 ? (uint64_t)f[k] : 0;
+	}
+	return kb * 1024;
 }
 
 /* ---- the checkpoint ---- */
@@ -542,6 +660,7 @@ static void pump(int timeout_ms, uint64_t gen)
 			p[n] = (struct pollfd){ G.c[i].fd, POLLIN, 0 };
 			idx[n++] = i;
 		}
+	progress_tick();
 	if (poll(p, n, timeout_ms) <= 0)
 		return;
 	if (p[0].revents)
@@ -834,6 +953,8 @@ static int run_job(const char *name, const char *what, int (*fn)(void *, struct 
 		_exit(fn(arg, job) ? 1 : 0);
 	}
 	int st = 0, r = -1;
+	if (pid > 0)
+		progress_job(pid);
 	if (pid < 0)
 		snprintf(job->msg, sizeof(job->msg), "cannot start %s: %s", what, strerror(errno));
 	while (pid > 0 && (r = (int)waitpid(pid, &st, WNOHANG)) == 0)
@@ -878,6 +999,8 @@ static int compress_images(const char *tmp, const struct co_mproc *procs, int n,
 {
 	struct job *job = job_map();
 	struct compress_arg a = { tmp, procs, n };
+	/* all it reads: the images and shared.img, which are all .tmp-gen-N holds before the manifest */
+	progress_phase("compressing", PC_JOB_READ, co_dir_bytes(tmp));
 	if (!job)
 		return snprintf(err, errlen, "cannot compress the images: %s", strerror(errno)), -1;
 	return run_job("cohort-zstd", "the compression", compress_job, &a, job, 0, err, errlen);
@@ -920,6 +1043,7 @@ static void precopy_members(const char *tmp, uint64_t gen)
 {
 	struct job *job = job_map();
 	char err[1024];
+	progress_phase("pre-copying", PC_PRE, members_memory(1));
 	int ok = job && run_job("cohort-precopy", "the pre-copy", precopy_job, (void *)tmp, job, gen, err, sizeof(err)) == 0;
 	if (!ok && getenv("COHORT_DEBUG"))
 		co_warn("%s", job ? err : "no memory for the pre-copy");
@@ -968,6 +1092,8 @@ static int merge_precopies(const char *tmp, uint64_t gen, int *merged, char *err
 	struct job *job = job_map();
 	struct merge_arg a = { tmp, gen };
 	*merged = 0;
+	/* the full images come to about what the pre-copies took */
+	progress_phase("merging pre-copy", PC_JOB_WRITE, co_dir_bytes(pre_dir(tmp)));
 	int r = job ? run_job("cohort-premerge", "merging the pre-copy", merge_job, &a, job, 0, err, errlen)
 		    : (snprintf(err, errlen, "cannot merge the pre-copy: %s", strerror(errno)), -1);
 	for (int i = 0; i < G.nc && !r; i++) {
@@ -1033,6 +1159,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		reply(cfd, 1, "cannot create %s: %s", tmp, strerror(errno));
 		return;
 	}
+	progress_begin(cfd, flags, tmp);
 	uint64_t t0 = co_now_ns(CLOCK_MONOTONIC);
 	int bad = settle(err, sizeof(err));
 	t0 = co_now_ns(CLOCK_MONOTONIC);
@@ -1056,6 +1183,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				co_warn("checkpoint %llu: prepared and pre-copied in %.1f ms", (unsigned long long)gen,
 					(double)(t_park - t0) / 1e6);
 		}
+		progress_phase("snapshot", PC_NONE, 0);
 		if (!bad)
 			bad = barrier(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err));
 	}
@@ -1103,6 +1231,8 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, G.c[i].agent_fd, marks };
 			}
 		char serr[1024];
+		/* a pre-copy or a parent leave only what was written since: how much is not known */
+		progress_phase("writing images", PC_FILES, precopy || parent ? 0 : members_memory(0));
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
 		broadcast_flags(CO_M_DUMP, flags & CO_CKPT_STOP, 0, 0, tmp);
 		/* every member has a snapshot (or its whole image): the group may run again */
@@ -1210,6 +1340,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		return;
 	}
 	int kill_it = flags & CO_CKPT_KILL;
+	progress_phase("committing", PC_FILES, 0);
 	if (co_commit(tmp, gdir, gen, err, sizeof(err)) < 0) {
 		co_remove_tree(tmp);
 		reply(cfd, 1, "checkpoint of '%s' failed: %s", G.name, err);
@@ -1479,7 +1610,7 @@ static int loop(void)
 		p[n++] = (struct pollfd){ G.sfd, POLLIN, 0 };
 		for (int i = 0; i < G.nc; i++)
 			p[n++] = (struct pollfd){ G.c[i].fd, POLLIN, 0 };
-		if (poll(p, n, G.merge_pid > 0 ? 100 : -1) < 0) {
+		if (poll(p, n, restore_progress() || G.merge_pid > 0 ? 100 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			co_die("poll: %s", strerror(errno));
@@ -1490,6 +1621,7 @@ static int loop(void)
 			while (waitpid(G.init_pid, &st, 0) < 0 && errno == EINTR)
 				;
 			co_fifos_stop(0); /* a restart that failed: feeders nobody read from */
+			co_progress_end(&restore_pr);
 			finish_merges();
 			unlink(G.sock);
 			rmdir(G.rundir);
@@ -1682,6 +1814,67 @@ int co_cmd_run(struct co_run_opts *o)
 
 /* ---- restart ---- */
 
+static uint64_t restore_total;	/* bytes of the images to read */
+static int restore_compressed;	/* they are read by the feeders (zimage.c) */
+static uint64_t restore_next_ns;
+
+/* The restore of the processes of the manifest begins: its progress, on a terminal. */
+static void restore_progress_begin(const struct co_mproc *procs, int n)
+{
+	restore_total = 0;
+	for (int i = 0; i < n; i++)
+		if (!(procs[i].flags & CO_MP_ZOMBIE)) {
+			restore_total += procs[i].bytes;
+			restore_compressed |= (procs[i].flags & CO_MP_COMPRESSED) != 0;
+		}
+	co_progress_set(&restore_pr, "restoring", 0, restore_total);
+}
+
+/*
+ * Bytes of the images read so far.  Each restorer reads its image with
+ * read(2), once, front to back, so the `rchar` of its /proc/PID/io is how
+ * far it got (the restorers it forks count their own; the few small reads
+ * besides, its plan and /proc, do not matter).  But it reads a run of
+ * pages straight to its place with one read(2) of up to 1 GiB, and rchar
+ * (like the descriptor's position in fdinfo) moves only when that read
+ * returns: meanwhile its resident memory (RssAnon), which the read fills
+ * page by page, tells how far it got.  A process counts the larger of the
+ * two.  Compressed images are read by the coordinator's feeder children
+ * instead, the restorers reading decompressed bytes (which the manifest's
+ * sizes do not count) from FIFOs: then it is what the feeders have read.
+ */
+static uint64_t restored_bytes(void)
+{
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	if (restore_compressed)
+		return co_fifos_bytes();
+	uint64_t sum = 0;
+	int n = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < n; i++) {
+		char path[64], buf[4096];
+		uint64_t got = co_proc_io(ps[i].host, "rchar");
+		long rss = -1;
+		snprintf(path, sizeof(path), "/proc/%d/status", ps[i].host);
+		if (co_read_small(path, buf, sizeof(buf)) > 0)
+			rss = co_status_field(buf, "RssAnon");
+		sum += rss > 0 && (uint64_t)rss * 1024 > got ? (uint64_t)rss * 1024 : got;
+	}
+	return sum;
+}
+
+/* From the loop: while processes are being restored, the line is brought up to date; 1 while it goes on. */
+static int restore_progress(void)
+{
+	if (restore_pr.fd < 0 || G.expect <= 0)
+		return 0;
+	uint64_t now = co_now_ns(CLOCK_MONOTONIC);
+	if (now >= restore_next_ns) {
+		restore_next_ns = now + PROGRESS_NS;
+		co_progress_set(&restore_pr, "restoring", restored_bytes(), restore_total);
+	}
+	return 1;
+}
+
 int co_cmd_restart(struct co_run_opts *o)
 {
 	char gdir[PATH_MAX], dir[PATH_MAX], err[1024];
@@ -1694,8 +1887,11 @@ int co_cmd_restart(struct co_run_opts *o)
 	if (stat(dir, &st) < 0)
 		co_die("group '%s' has no generation %llu in %s", o->name, (unsigned long long)gen, o->images);
 	/* an incremental generation comes back from its merged full image, built now if missing */
+	co_progress_start(&restore_pr, STDERR_FILENO, "restart '%s'", o->name);
+	co_merge_progress = &restore_pr;
 	if (co_restore_dir(gdir, gen, dir, sizeof(dir), err, sizeof(err)))
 		co_die("generation %llu of '%s': %s", (unsigned long long)gen, o->name, err);
+	co_merge_progress = NULL;
 	static struct co_manifest m;
 	static struct co_mproc procs[CO_TABLE_SLOTS];
 	int n;
@@ -1729,6 +1925,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	snprintf(G.program, sizeof(G.program), "%s", m.program);
 	G.root_pid = m.root_pid ? m.root_pid : procs[0].pid;
 	G.expect = nlive;
+	restore_progress_begin(procs, n);
 	G.restored_from = gen;
 	G.last_committed = gen; /* the restored state is this generation: incrementals build on it */
 	G.table->generation = gen;

@@ -30,11 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "progress.h"
 
 void co_die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
+	co_progress_hide(); /* a progress line must not run into the message */
 	fputs("cohort: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
@@ -58,6 +60,7 @@ void co_warn(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
+	co_progress_hide();
 	fputs("cohort: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
@@ -309,7 +312,11 @@ static int request(const char *name, unsigned type, unsigned flags, int64_t a, c
 {
 	static struct co_msgbuf mb;
 	int fd = group_or_die(name);
-	if (co_send(fd, type, flags, a, 0, text, -1) || co_recv(fd, &mb, 0) || mb.m.type != CO_M_REPLY)
+	/* a checkpoint that asked for progress gets it before the reply (stderr: it is the terminal) */
+	struct co_progress pr;
+	co_progress_start(&pr, type == CO_M_CKPT_REQ && (flags & CO_CKPT_PROGRESS) ? STDERR_FILENO : -1,
+			  "checkpoint '%s'", name);
+	if (co_send(fd, type, flags, a, 0, text, -1) || co_recv_progress(fd, &mb, &pr) || mb.m.type != CO_M_REPLY)
 		co_die("group '%s': the coordinator did not answer", name);
 	close(fd);
 	if (mb.m.a) {
@@ -339,7 +346,7 @@ static int cmd_checkpoint(int argc, char **argv)
 	}
 	unsigned flags = (o[1].set ? CO_CKPT_KILL : 0) | (o[2].set ? CO_CKPT_JSON : 0) | (o[3].set ? CO_CKPT_STOP : 0) |
 			 (o[4].set ? CO_CKPT_INCREMENTAL : 0) | (o[6].set ? CO_CKPT_COMPRESS : 0) |
-			 (o[7].set ? CO_CKPT_NO_PRECOPY : 0);
+			 (o[7].set ? CO_CKPT_NO_PRECOPY : 0) | (co_progress_wanted(STDERR_FILENO) ? CO_CKPT_PROGRESS : 0);
 	return request(name, CO_M_CKPT_REQ, flags, 0, images);
 }
 

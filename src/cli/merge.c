@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
+#include "progress.h"
 #include "res.h"
 #include "util.h"
 
@@ -136,6 +137,8 @@ struct layer {
 
 static char buf[1 << 20];
 
+struct co_progress *co_merge_progress;
+
 /* Move n payload bytes of r's current record to w; with w NULL only read (and check) them. */
 static int move_bytes(struct co_reader *r, struct co_writer *w, uint64_t n, char *err, size_t errlen)
 {
@@ -143,8 +146,10 @@ static int move_bytes(struct co_reader *r, struct co_writer *w, uint64_t n, char
 		uint64_t k = n < sizeof(buf) ? n : sizeof(buf);
 		if (co_r_read(r, buf, k))
 			return MERR("%s", r->err);
-		if (w)
+		if (w) {
 			co_w_put(w, buf, k);
+			co_progress_add(co_merge_progress, k); /* the full image written so far */
+		}
 		n -= k;
 	}
 	return 0;
@@ -645,11 +650,33 @@ static int chain_resolve(const char *gdir, uint64_t gen, struct chain *c, char *
 	return 1;
 }
 
+/*
+ * About what the full images of c's incremental processes take: what their
+ * newest full images below take (each process keeps its size, roughly).
+ * Compressed, those sizes are not what is written: 0, not known.
+ */
+static uint64_t full_estimate(const struct chain *c)
+{
+	const struct chain_gen *top = &c->g[0], *base = &c->g[c->n - 1];
+	uint64_t total = 0;
+	for (int i = 0; i < top->np; i++) {
+		const struct co_mproc *mp = &top->p[i], *old;
+		if (!(mp->flags & CO_MP_INCREMENTAL))
+			continue;
+		if ((old = find_proc(base, mp->pid)) && (old->flags & CO_MP_COMPRESSED))
+			return 0;
+		total += old ? old->bytes : 0;
+	}
+	return total;
+}
+
 /* Write full-N for the chain c: links for what does not change, one pass over the chain per incremental process. */
 static int write_full(const char *gdir, struct chain *c, char *err, size_t errlen)
 {
 	struct chain_gen *top = &c->g[0];
 	char tmp[PATH_MAX], full[PATH_MAX];
+	if (co_merge_progress)
+		co_progress_set(co_merge_progress, "merging incrementals", 0, full_estimate(c));
 	co_full_dir(gdir, top->gen, full, sizeof(full));
 	snprintf(tmp, sizeof(tmp), "%s/.tmp-full-%06llu.%d", gdir, (unsigned long long)top->gen, (int)getpid());
 	co_remove_tree(tmp);

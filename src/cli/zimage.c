@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <zstd.h>
 #include "cli.h"
+#include "progress.h"
 #include "res.h"
 #include "util.h"
 
@@ -510,6 +511,14 @@ int co_fifos_start(const char *gen_dir, const struct co_mproc *p, int n, const c
 		}
 	}
 	return 0;
+}
+
+uint64_t co_fifos_bytes(void)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < nfeeders; i++)
+		n += co_proc_io(feeders[i].pid, "rchar");
+	return n;
 }
 
 void co_fifos_stop(int warn)

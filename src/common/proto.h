@@ -33,6 +33,8 @@ enum co_msg_type {
 	CO_M_KILL_REQ,		/* a: signal; flags: CO_KILL_JSON */
 	/* coordinator -> CLI */
 	CO_M_REPLY = 48,	/* a: 0 ok or error code; text: result line or error */
+	CO_M_PROGRESS,		/* before the reply, only to a client that asked (CO_CKPT_PROGRESS):
+				   a: bytes done, b: bytes in all (0: not known), text: the phase */
 };
 
 enum {
@@ -42,6 +44,7 @@ enum {
 	CO_CKPT_INCREMENTAL = 8, /* only the pages written since the last generation */
 	CO_CKPT_COMPRESS = 16,	 /* store the images compressed (.zst) */
 	CO_CKPT_NO_PRECOPY = 32, /* full images are not read ahead while the group runs (precopy.c) */
+	CO_CKPT_PROGRESS = 64,	 /* the client draws CO_M_PROGRESS on a terminal: send them, at most 5 a second */
 };
 enum { CO_STATUS_JSON = 1, CO_STATUS_BRIEF = 2 /* one line: the group, not its processes */ };
 enum { CO_KILL_JSON = 1 };
