@@ -505,6 +505,13 @@ t_ctty() {
 	bg_wait run1
 	bg_start run2 "${on_tty[@]}" "$COHORT restart $GNAME --images $IMG" /dev/null
 	bg_wait run2
+	# on the terminal, run and restart say that checkpoint --kill ended them: not the program's output
+	local t
+	for t in run0 run1; do
+		grep -q "^cohort: group '$GNAME' ended by 'checkpoint --kill'" "$TD/$t.out" ||
+			fail "$t: no line saying that checkpoint --kill ended the group"
+		sed -i "/^cohort: group '$GNAME' ended by 'checkpoint --kill'/d" "$TD/$t.out"
+	done
 	final_check 0 "$RC" run2 run0 run1 run2
 }
 t_pgrp_orphan() { std pgrp_orphan 0 0.4 0.4; }
