@@ -19,7 +19,7 @@
 #                        processes). Tests named on the command line always run.
 #   COHORT_TEST_TIMEOUT  per-test timeout in seconds (default 60; every single
 #                        command of a test gets half of it).
-#   COHORT_SUITE_TIMEOUT once the suite has run this long (default 540 s),
+#   COHORT_SUITE_TIMEOUT once the suite has run this long (default 1080 s),
 #                        the remaining tests fail without running.
 #   KEEP=1               keep the work directory (printed at the end).
 #   VERBOSE=1            print the details of passing tests too.
@@ -38,7 +38,7 @@ BIN=${COHORT_TEST_BIN:-$ROOT/build/tests}
 PROGS=$ROOT/tests/progs
 TEST_TMO=${COHORT_TEST_TIMEOUT:-60}
 TMO=$(((TEST_TMO + 1) / 2))
-SUITE_TMO=${COHORT_SUITE_TIMEOUT:-540}
+SUITE_TMO=${COHORT_SUITE_TIMEOUT:-1080}
 PYTHON=/usr/bin/python3
 STDIN_SRC=/dev/null
 
@@ -60,7 +60,9 @@ ALL_TESTS=(
 	precopy_churn incr_written_plain precopy_killed
 )
 # Tests in files of their own: tests/cases/*.sh each define t_NAME functions
-# and add their names to ALL_TESTS (they run after the ones above).
+# and add their names to ALL_TESTS (they run after the ones above); one that
+# needs longer than COHORT_TEST_TIMEOUT sets TEST_TIMEOUTS[NAME] (seconds).
+declare -A TEST_TIMEOUTS=()
 for f in "$(dirname "${BASH_SOURCE[0]}")"/cases/*.sh; do
 	[ -e "$f" ] && . "$f"
 done
@@ -1958,7 +1960,7 @@ for t in "${SELECTED[@]}"; do
 	start=$SECONDS
 	timed_out=0
 	while kill -0 "$CUR_TEST_PID" 2>/dev/null; do
-		if [ $((SECONDS - start)) -ge "$TEST_TMO" ]; then
+		if [ $((SECONDS - start)) -ge "${TEST_TIMEOUTS[$t]:-$TEST_TMO}" ]; then
 			timed_out=1
 			{ kill -9 "$CUR_TEST_PID"; } 2>/dev/null
 			break
@@ -1970,7 +1972,7 @@ for t in "${SELECTED[@]}"; do
 	CUR_TEST_PID=
 	kill_leftovers "$TD"
 	if [ $timed_out = 1 ]; then
-		echo "test timed out after $TEST_TMO s" >"$TD/reason"
+		echo "test timed out after ${TEST_TIMEOUTS[$t]:-$TEST_TMO} s" >"$TD/reason"
 		trc=1
 	fi
 	if [ $trc = 3 ] && [ -f "$TD/skip" ]; then

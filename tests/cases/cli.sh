@@ -4,6 +4,7 @@
 
 ALL_TESTS+=(cli_help cli_json stdout_restart kill_status name_collision stopped_message install_layout
 	fresh_setup)
+TEST_TIMEOUTS[fresh_setup]=240 # apt-get and a whole build
 
 # A program that prints N numbered lines, one each 50 ms: /bin/sh, so that
 # any machine runs it; its output does not depend on timing.
@@ -271,8 +272,11 @@ t_install_layout() {
 t_fresh_setup() {
 	[ "$(id -u)" = 0 ] || skip "needs root (removes and reinstalls libzstd-dev)"
 	command -v apt-get >/dev/null || skip "not a Debian or Ubuntu machine"
-	local src=$TD/src
-	mkdir -p "$src"
+	# a tree another user can read (the work directory is private)
+	local src
+	src=$(mktemp -d "${TMPDIR:-/tmp}/cohort-fresh.XXXX") || fail "mktemp failed"
+	echo "$src" >"$TD/fresh-src"
+	chmod 755 "$src"
 	(cd "$ROOT" && git ls-files -z 2>/dev/null | xargs -0 -I{} cp --parents {} "$src/") ||
 		fail "cannot copy the source tree"
 	[ -f "$src/Makefile" ] || fail "the copied tree has no Makefile (not a git checkout?)"
@@ -287,11 +291,12 @@ t_fresh_setup() {
 			{ note_file "make demo as nobody" "$TD/nobody.log"; apt-get install -y -qq libzstd-dev >/dev/null 2>&1; fail "as a user, make demo did not name libzstd-dev and the command"; }
 	fi
 	[ ! -e /usr/include/zstd.h ] || fail "zstd.h is still there"
-	make -C "$src" demo >"$TD/demo.log" 2>&1
+	make -C "$src" -j2 demo >"$TD/demo.log" 2>&1
 	local rc=$?
 	if [ ! -e /usr/include/zstd.h ]; then
 		apt-get install -y -qq libzstd-dev >/dev/null 2>&1
 		fail "make demo did not install libzstd-dev"
 	fi
 	[ $rc = 0 ] || { note_file "make demo" "$TD/demo.log"; fail "make demo on a machine without zstd.h failed"; }
+	rm -rf "$src"
 }
