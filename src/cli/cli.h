@@ -163,7 +163,8 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen);
 
 /* inspect.c */
-int co_cmd_inspect(int argc, char **argv);
-int co_cmd_verify(int argc, char **argv);
+/* inspect.c: a generation, a group's images directory (every generation) or one image */
+int co_cmd_inspect(const char *target, int json);
+int co_cmd_verify(const char *target, int json);
 
 #endif

@@ -336,22 +336,8 @@ static char **targets(const char *dir)
 	return generations(dir);
 }
 
-int co_cmd_inspect(int argc, char **argv)
+int co_cmd_inspect(const char *target, int json)
 {
-	int json = 0;
-	const char *target = NULL;
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = 1;
-		else if (argv[i][0] == '-')
-			co_usage("inspect: unknown option %s (see 'cohort help inspect')", argv[i]);
-		else if (target)
-			co_usage("inspect: one directory or image at a time, not '%s' and '%s'", target, argv[i]);
-		else
-			target = argv[i];
-	}
-	if (!target)
-		co_usage("inspect: what? (cohort inspect DIR|IMAGE [--json])");
 	struct stat st;
 	if (stat(target, &st) < 0)
 		co_die("%s: %s", target, strerror(errno));
@@ -458,22 +444,8 @@ static int verify_generation(const char *dir, int json)
 	return bad;
 }
 
-int co_cmd_verify(int argc, char **argv)
+int co_cmd_verify(const char *target, int json)
 {
-	int json = 0;
-	const char *target = NULL;
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = 1;
-		else if (argv[i][0] == '-')
-			co_usage("verify: unknown option %s (see 'cohort help verify')", argv[i]);
-		else if (target)
-			co_usage("verify: one directory at a time, not '%s' and '%s'", target, argv[i]);
-		else
-			target = argv[i];
-	}
-	if (!target)
-		co_usage("verify: what? (cohort verify DIR: a generation, or a group's images directory)");
 	struct stat st;
 	if (stat(target, &st) < 0)
 		co_die("%s: %s", target, strerror(errno));

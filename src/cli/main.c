@@ -32,14 +32,20 @@
 #include "cli.h"
 #include "progress.h"
 
-void co_die(const char *fmt, ...)
+/* One line on stderr, "cohort: ...", clear of any progress line. */
+static void say(const char *fmt, va_list ap)
 {
-	va_list ap;
-	va_start(ap, fmt);
 	co_progress_hide(); /* a progress line must not run into the message */
 	fputs("cohort: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+}
+
+void co_die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	say(fmt, ap);
 	va_end(ap);
 	exit(1);
 }
@@ -49,9 +55,7 @@ void co_usage(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("cohort: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	say(fmt, ap);
 	va_end(ap);
 	exit(2);
 }
@@ -60,10 +64,7 @@ void co_warn(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	co_progress_hide();
-	fputs("cohort: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	say(fmt, ap);
 	va_end(ap);
 }
 
@@ -525,14 +526,30 @@ static int cmd_restart(int argc, char **argv)
 	return co_cmd_restart(&r);
 }
 
+/* inspect and verify: one directory or image, and --json */
+static const char *one_target(int argc, char **argv, int *json)
+{
+	struct opt o[] = { { "--json", 0, 0, 0 }, { 0, 0, 0, 0 } };
+	const char *pos[1] = { 0 };
+	parse_opts(argc, argv, o, pos, 1, 0);
+	if (!pos[0])
+		co_usage("%s: of what? (see 'cohort help %s')", cur_cmd, cur_cmd);
+	*json = o[0].set;
+	return pos[0];
+}
+
 static int cmd_inspect(int argc, char **argv)
 {
-	return co_cmd_inspect(argc, argv);
+	int json;
+	const char *target = one_target(argc, argv, &json);
+	return co_cmd_inspect(target, json);
 }
 
 static int cmd_verify(int argc, char **argv)
 {
-	return co_cmd_verify(argc, argv);
+	int json;
+	const char *target = one_target(argc, argv, &json);
+	return co_cmd_verify(target, json);
 }
 
 static const struct command commands[] = {

@@ -85,8 +85,8 @@ run|no program
 kill x --signal NOPE|NOPE
 help nosuch|nosuch
 status a b|unexpected argument
-inspect|inspect
-verify a b|one directory
+inspect|of what
+verify a b|unexpected argument
 EOF
 	# a failure that is not a usage error: status 1, one line
 	"$COHORT" checkpoint "nosuch-$GNAME" >"$TD/f.out" 2>"$TD/f.err"
