@@ -3,7 +3,11 @@
 # and later): a C toolchain, make, libc's static archive (for the "static
 # binaries are refused" test), libzstd's headers (the CLI compresses images
 # with --compress), python3 (one test program is a threaded Python script)
-# and bash-completion (the completion test sources its helpers).
+# and bash-completion (the completion test sources its helpers); for the
+# tests on real programs (tests/cases/real.sh): a JDK, Go, Node.js, rustc,
+# numpy for /usr/bin/python3, sqlite3, bash and script(1).  Each is checked
+# by the file or command it brings, so a toolchain installed some other way
+# (Node.js from NodeSource, rustc from rustup on PATH) is left alone.
 #
 # `make check` and `make demo` run it first; `.ci/run` too. As root it
 # installs what is missing with apt-get; as another user it installs nothing
@@ -20,6 +24,20 @@ have_cmd make || need+=(make)
 [ -e /usr/include/zstd.h ] || need+=(libzstd-dev)
 [ -x /usr/bin/python3 ] || need+=(python3)
 [ -e /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
+# the tests on real programs (tests/cases/real.sh)
+have_cmd java && have_cmd javac || need+=(default-jdk-headless)
+have_cmd go || need+=(golang-go)
+have_cmd node || need+=(nodejs)
+have_cmd rustc || need+=(rustc)
+if [ -x /usr/bin/python3 ]; then
+	/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || need+=(python3-numpy)
+else
+	need+=(python3-numpy)
+fi
+have_cmd sqlite3 || need+=(sqlite3)
+have_cmd bash || need+=(bash)
+# script(1): bsdutils on Debian and Ubuntu (util-linux on other systems)
+have_cmd script || need+=(bsdutils)
 
 if [ "${COHORT_DEPS_DRY_RUN:-0}" = 1 ]; then
 	echo "${need[*]}"

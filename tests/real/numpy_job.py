@@ -1,0 +1,46 @@
+# numpy (tests/cases/real.sh, real_numpy): 50 steps of matrix products on
+# float64 matrices that hold small integers, so that every result is exact
+# whatever the BLAS and its threads; a 512 KiB array kept across the steps.
+# After each step the product is checked against an integer (int64)
+# recomputation of some of its rows and the running checksum against one
+# recomputed from all the history; prints "step N sum S"; "RESULT ..." at
+# the end.  A mismatch prints "ERROR ..." and exits 1.
+import sys
+import time
+
+import numpy as np
+
+STEPS = 50
+N = 160
+
+
+def fail(msg):
+    print("ERROR", msg, flush=True)
+    sys.exit(1)
+
+
+rng = np.random.default_rng(1234)
+a = rng.integers(0, 10, size=(N, N)).astype(np.float64)
+b = rng.integers(0, 10, size=(N, N)).astype(np.float64)
+big = np.arange(64 * 1024, dtype=np.int64)
+sums = []
+for step in range(1, STEPS + 1):
+    c = a @ b
+    ai, bi = a.astype(np.int64), b.astype(np.int64)
+    for r in (0, step % N, N - 1):
+        if not np.array_equal(c[r].astype(np.int64), ai[r] @ bi):
+            fail("step %d: row %d of the product is wrong" % (step, r))
+    a, b = b, np.mod(c, 10.0)
+    big = (big * 3 + step) % 1000003
+    s = int(c.sum()) + int(big.sum())
+    sums.append(s)
+    if int(np.mod(c, 10.0).astype(np.int64).sum()) != int(b.sum()):
+        fail("step %d: the next matrix does not hold integers" % step)
+    check = np.arange(64 * 1024, dtype=np.int64)
+    for k in range(1, step + 1):
+        check = (check * 3 + k) % 1000003
+    if not np.array_equal(check, big):
+        fail("step %d: the kept array differs from its recomputation" % step)
+    print("step %d sum %d" % (step, s), flush=True)
+    time.sleep(0.06)
+print("RESULT steps %d total %d last %d" % (STEPS, sum(sums), sums[-1]), flush=True)
