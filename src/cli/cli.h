@@ -131,6 +131,17 @@ struct co_run_opts {
 int co_cmd_run(struct co_run_opts *o);
 int co_cmd_restart(struct co_run_opts *o);
 
+/*
+ * tty.c: the foreground process group and settings of the terminal the
+ * group runs on, for job-control shells.  hosts[i] and pgids[i]: a process
+ * of the group (host pid) and its process group inside the group.
+ */
+void co_tty_record(struct co_manifest *m, const int *hosts, const int *pgids, int n);
+/* Restart: the recorded group and settings to our terminal; 1 done, 0 nothing to do, -1 failed. */
+int co_tty_give(const struct co_manifest *m, const int *hosts, const int *pgids, int n);
+/* The group ended: the terminal's foreground back to us (when it was given away). */
+void co_tty_take_back(void);
+
 /* nsinit.c: pid 1 of the group's namespace */
 struct co_init_proc {
 	int pid;

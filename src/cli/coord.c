@@ -83,6 +83,7 @@ struct group {
 	int root_pid;
 	int expect;		/* restart: processes still to come back */
 	uint64_t restored_from;
+	struct co_manifest restored; /* restart: the manifest of that generation */
 	int64_t mono_off, boot_off; /* group clock minus host clock */
 	char program[256];
 	uint64_t t_start;
@@ -344,6 +345,22 @@ static void accept_conn(void)
 	}
 }
 
+/* Restart: every process is back; a job-control shell gets its terminal back before it runs. */
+static void give_terminal(void)
+{
+	static int hosts[CO_TABLE_SLOTS], pgids[CO_TABLE_SLOTS];
+	int n = 0;
+	for (int i = 0; i < G.nc; i++) {
+		struct co_nsids ids;
+		if (G.c[i].kind == C_MEMBER && co_ns_ids(G.c[i].host_pid, &ids) == 0) {
+			hosts[n] = G.c[i].host_pid;
+			pgids[n++] = ids.pgid;
+		}
+	}
+	if (co_tty_give(&G.restored, hosts, pgids, n) < 0)
+		co_warn("restart: cannot give the terminal to process group %d: %s", G.restored.tty_pgid, strerror(errno));
+}
+
 static void on_register(int i)
 {
 	struct conn *c = &G.c[i];
@@ -378,6 +395,7 @@ static void on_register(int i)
 		/* every restorer has read its image: the FIFOs and their feeders go */
 		co_fifos_stop(1);
 		co_progress_end(&restore_pr); /* the group's output must not meet a progress line */
+		give_terminal();
 		/* every process is back: let the whole group go at once */
 		for (int k = 0; k < G.nc; k++)
 			if (G.c[k].kind == C_MEMBER && G.c[k].restored) {
@@ -1129,6 +1147,17 @@ static uint8_t *mark_stdio_files(const struct conn *c)
 	return marks;
 }
 
+/* Which of the group's process groups has our terminal, and its settings (tty.c). */
+static void record_terminal(struct co_manifest *m, const struct nsproc *ps, int n)
+{
+	static int hosts[CO_TABLE_SLOTS * 2], pgids[CO_TABLE_SLOTS * 2];
+	for (int i = 0; i < n; i++) {
+		hosts[i] = ps[i].host;
+		pgids[i] = ps[i].ids.pgid;
+	}
+	co_tty_record(m, hosts, pgids, n);
+}
+
 static void checkpoint(int ci, unsigned flags, const char *images_override)
 {
 	int cfd = G.c[ci].fd;
@@ -1275,6 +1304,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		m.sig = (uint32_t)G.sig;
 		m.root_pid = G.root_pid;
 		snprintf(m.program, sizeof(m.program), "%s", G.program);
+		record_terminal(&m, ps, nps);
 		/* the tree as the namespace sees it: parents, sessions, groups, zombies */
 		for (int i = 0; i < nps; i++) {
 			struct co_mproc *mp = &procs[n];
@@ -1622,6 +1652,7 @@ static int loop(void)
 				;
 			co_fifos_stop(0); /* a restart that failed: feeders nobody read from */
 			co_progress_end(&restore_pr);
+			co_tty_take_back();
 			finish_merges();
 			unlink(G.sock);
 			rmdir(G.rundir);
@@ -1927,6 +1958,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	G.expect = nlive;
 	restore_progress_begin(procs, n);
 	G.restored_from = gen;
+	G.restored = m;
 	G.last_committed = gen; /* the restored state is this generation: incrementals build on it */
 	G.table->generation = gen;
 	make_timens((int64_t)(m.mono_ns - co_now_ns(CLOCK_MONOTONIC)), (int64_t)(m.boot_ns - co_now_ns(CLOCK_BOOTTIME)));

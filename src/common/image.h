@@ -210,6 +210,15 @@ struct co_manifest {
 	uint32_t sig;
 	int32_t root_pid;   /* the process whose end ends the group */
 	char program[256];
+	/*
+	 * The terminal the group was started on, when a process group of the
+	 * group's own was its foreground (a job-control shell): that group and
+	 * the terminal's settings, given back to the terminal of the restart.
+	 * Zero in manifests written before it existed.
+	 */
+	int32_t tty_pgid;   /* 0: the terminal's foreground was not the group's */
+	uint32_t tty_pad;
+	uint8_t termios[64]; /* struct termios as tcgetattr gave it */
 };
 
 enum co_mproc_flags {
