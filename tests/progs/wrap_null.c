@@ -6,7 +6,9 @@
  * line per call ("ROUND what = RET ERRNO"), then waits the way make's
  * jobserver and readline do, in select() and pselect() with NULL sets
  * (and in sleeps whose rem is the request itself, or invalid), where the
- * harness's checkpoints land.  The output must equal a native run's.
+ * harness's checkpoints land, and waits for the largest time there is
+ * until the program's own SIGALRM ends them (EINTR, as natively).  The
+ * output must equal a native run's.
  *
  * Invalid pointers are a PROT_NONE page ("bad") and pointers to the last 4
  * bytes of a readable page ("tail4"): the kernel answers EFAULT for both
@@ -407,6 +409,9 @@ static void others(void)
 static void *writer(void *arg)
 {
 	(void)arg;
+	/* the program's timer is the main thread's */
+	sigset_t alrm = set_of(SIGALRM, 0);
+	pthread_sigmask(SIG_BLOCK, &alrm, NULL);
 	for (int i = 0; i < ROUNDS; i++) {
 		while (sem_wait(&go) < 0)
 			CHECK(errno == EINTR, "sem_wait: %s", strerror(errno));
@@ -415,6 +420,51 @@ static void *writer(void *arg)
 		t_write_all(qw, &c, 1, -1);
 	}
 	return NULL;
+}
+
+/*
+ * The program's own signal ends the longest waits: a thread sends SIGALRM
+ * to the main thread every 20 ms while it waits (until it is back; one
+ * that comes before the wait began is simply handled).  Not an interval
+ * timer: cohort does not bring those back yet.
+ */
+static sem_t arm, idle;
+static atomic_int waiting;
+static pthread_t main_th;
+static void on_alrm(int sig) { (void)sig; }
+
+static void *alarmer(void *arg)
+{
+	(void)arg;
+	sigset_t alrm = set_of(SIGALRM, 0);
+	pthread_sigmask(SIG_BLOCK, &alrm, NULL);
+	for (;;) {
+		while (sem_wait(&arm) < 0)
+			CHECK(errno == EINTR, "sem_wait: %s", strerror(errno));
+		do {
+			t_sleep_ms(20);
+			if (atomic_load(&waiting))
+				pthread_kill(main_th, SIGALRM);
+		} while (atomic_load(&waiting));
+		sem_post(&idle);
+	}
+	return NULL;
+}
+
+static void arm_alarm(void)
+{
+	atomic_store(&waiting, 1);
+	sem_post(&arm);
+}
+
+/* until the sender has stopped: no SIGALRM comes after */
+static void disarm_alarm(void)
+{
+	int e = errno;
+	atomic_store(&waiting, 0);
+	while (sem_wait(&idle) < 0)
+		CHECK(errno == EINTR, "sem_wait: %s", strerror(errno));
+	errno = e;
 }
 
 static uint64_t since(uint64_t t0) { return (t_now_ns(CLOCK_MONOTONIC) - t0) / 1000000; }
@@ -463,8 +513,29 @@ static void waits(void)
 	t_read_all(qr, &c, 1, -1);
 	CHECK(c == (char)round_no, "the writer wrote %d in round %d", c, round_no);
 
+	/* the longest waits there are, ended by the program's own timer (SIGALRM, 20 ms) */
+	struct timespec huge = { (time_t)INT64_MAX, 999999999 }, rem = { 0, 0 };
+	arm_alarm();
+	n = nanosleep(&huge, &rem);
+	disarm_alarm();
+	CHECK(n < 0 && errno == EINTR, "nanosleep(largest time): %s", strerror(errno));
+	CHECK(rem.tv_sec > 1000000000, "nanosleep(largest time): rem %ld s", (long)rem.tv_sec);
+	arm_alarm();
+	n = clock_nanosleep(CLOCK_REALTIME, 0, &huge, NULL);
+	disarm_alarm();
+	CHECK(n == EINTR, "clock_nanosleep(REALTIME, largest time): %s", strerror(n));
+	arm_alarm();
+	tv = (struct timeval){ (time_t)INT64_MAX, 999999 };
+	n = select(0, NULL, NULL, NULL, &tv);
+	disarm_alarm();
+	CHECK(n < 0 && errno == EINTR, "select(largest time) = %d: %s", n, strerror(errno));
+	arm_alarm();
+	n = poll(NULL, 0, INT_MAX);
+	disarm_alarm();
+	CHECK(n < 0 && errno == EINTR, "poll(INT_MAX ms) = %d: %s", n, strerror(errno));
+
 	/* nothing at all: a plain wait */
-	tv.tv_usec = 30000;
+	tv = (struct timeval){ 0, 30000 };
 	t0 = t_now_ns(CLOCK_MONOTONIC);
 	CHECK(select(0, NULL, NULL, NULL, &tv) == 0, "select(0, NULL, NULL, NULL, 30 ms): %s", strerror(errno));
 	CHECK(since(t0) >= 30, "select(30 ms) returned after %llu ms", (unsigned long long)since(t0));
@@ -492,10 +563,14 @@ static void setup(void)
 	SYSCHK(epoll_ctl(ep, EPOLL_CTL_ADD, pw, &e));
 	SYSCHK(sem_init(&go, 0, 0));
 	SYSCHK(sem_init(&sem0, 0, 0));
+	SYSCHK(sem_init(&arm, 0, 0));
+	SYSCHK(sem_init(&idle, 0, 0));
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_usr1;
 	SYSCHK(sigaction(SIGUSR1, &sa, NULL));
+	sa.sa_handler = on_alrm;
+	SYSCHK(sigaction(SIGALRM, &sa, NULL));
 	/* USR1 and USR2 are blocked but for the masks some calls pass */
 	sigset_t m = set_of(SIGUSR1, SIGUSR2);
 	SYSCHK(sigprocmask(SIG_BLOCK, &m, NULL));
@@ -505,8 +580,10 @@ int main(void)
 {
 	t_init("wrap_null");
 	setup();
-	pthread_t th;
+	pthread_t th, al;
+	main_th = pthread_self();
 	CHECK(pthread_create(&th, NULL, writer, NULL) == 0, "pthread_create");
+	CHECK(pthread_create(&al, NULL, alarmer, NULL) == 0, "pthread_create");
 	for (round_no = 0; round_no < ROUNDS; round_no++) {
 		int seen = usr1_seen;
 		sleeps();
