@@ -129,6 +129,10 @@ struct co_init_cfg {
 	const char *image_dir;	/* restart: FIFOs of the decompressed images (NULL: none compressed) */
 	uint64_t generation;
 	int ready_fd;		/* written once the namespace is set up */
+	/* run: the signal state `cohort run` was given, which the program gets */
+	uint64_t sig_ignored;	/* signal s ignored: bit s-1 */
+	uint64_t sig_blocked;	/* the caller's signal mask */
+	int agent_sig;		/* the checkpoint signal: the agent sets it up */
 };
 int co_init_main(struct co_init_cfg *c) __attribute__((noreturn));
 
