@@ -30,6 +30,7 @@
 #include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include "agent.h"
@@ -103,17 +104,48 @@ static int our_sig(void)
 	return co_agent.active ? co_agent.sig : 0;
 }
 
+/* ---- the caller's arguments ---- */
+
+/*
+ * Read n bytes of the caller's memory as the kernel reads a system call's
+ * argument: 0, or -1 where the kernel would answer EFAULT.  A wrapper
+ * must not fault on a pointer the program got wrong: what it cannot read
+ * goes to the real call untouched, which answers as it would without us.
+ * (process_vm_readv on ourselves: the kernel copies, and reports a fault.)
+ */
+static int peek(void *dst, const void *src, size_t n)
+{
+	if (!src)
+		return -1;
+	struct iovec here = { dst, n }, there = { (void *)src, n };
+	long r = co_sys6(SYS_process_vm_readv, co_getpid(), (long)&here, 1, (long)&there, 1, 0);
+	if (r == -ENOSYS || r == -EPERM) {
+		/* forbidden here (a seccomp filter): read it ourselves, as before */
+		memcpy(dst, src, n);
+		return 0;
+	}
+	return r == (long)n ? 0 : -1;
+}
+
 /* ---- time helpers ---- */
 
+#define TS_MAX ((time_t)0x7fffffffffffffffLL)
+
+/* The time on c; errno stays as it was (an invalid clock is the real call's to report). */
 static struct timespec ts_now(clockid_t c)
 {
-	struct timespec t;
-	clock_gettime(c, &t);
+	struct timespec t = { 0, 0 };
+	int e = errno;
+	if (clock_gettime(c, &t) < 0)
+		errno = e;
 	return t;
 }
 
+/* a + b for times the kernel accepted (b >= 0): saturates instead of overflowing */
 static struct timespec ts_add(struct timespec a, struct timespec b)
 {
+	if (b.tv_sec > TS_MAX - a.tv_sec - 1)
+		return (struct timespec){ TS_MAX, 999999999 };
 	a.tv_sec += b.tv_sec;
 	a.tv_nsec += b.tv_nsec;
 	if (a.tv_nsec >= 1000000000) {
@@ -123,7 +155,7 @@ static struct timespec ts_add(struct timespec a, struct timespec b)
 	return a;
 }
 
-/* b - a, never below zero */
+/* deadline - now on c, never below zero */
 static struct timespec ts_left(struct timespec deadline, clockid_t c)
 {
 	struct timespec n = ts_now(c), r;
@@ -141,6 +173,8 @@ static struct timespec ts_left(struct timespec deadline, clockid_t c)
 static int ms_left(struct timespec deadline)
 {
 	struct timespec l = ts_left(deadline, CLOCK_MONOTONIC);
+	if (l.tv_sec >= 0x7fffffff / 1000)
+		return 0x7fffffff;
 	long long ms = (long long)l.tv_sec * 1000 + (l.tv_nsec + 999999) / 1000000;
 	return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
@@ -154,43 +188,83 @@ static struct timespec ms_deadline(int ms)
 /* A call interrupted by our checkpoint, to be made again. */
 #define AGAIN(r, epoch) ((r) < 0 && errno == EINTR && co_tls_epoch != (epoch))
 
-/* A signal set without our signal; returns set itself when it has none. */
+/*
+ * A signal set without our signal; returns set itself when it has none,
+ * and when it cannot be read (the kernel answers EFAULT for it).  The
+ * kernel reads the first 8 bytes of a set: those are copied.
+ */
 static const sigset_t *without_ours(const sigset_t *set, sigset_t *copy)
 {
 	int s = our_sig();
-	if (!set || !s || !sigismember(set, s))
+	if (!set || !s)
 		return set;
-	*copy = *set;
+	memset(copy, 0, sizeof(*copy));
+	if (peek(copy, set, 8) < 0 || !sigismember(copy, s))
+		return set;
 	sigdelset(copy, s);
 	return copy;
 }
 
 /* ---- sleeps ---- */
 
-EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem)
+/*
+ * The clock a relative sleep's deadline is kept on.  The wall clocks jump
+ * by the downtime across a restart and the group's monotonic clock does
+ * not; the kernel measures a relative CLOCK_REALTIME sleep on the
+ * monotonic clock anyway.
+ */
+static clockid_t deadline_clock(clockid_t clk)
 {
-	ENSURE(clock_nanosleep);
-	struct timespec deadline = *req;
-	if (!(flags & TIMER_ABSTIME))
-		deadline = ts_add(ts_now(clk), *req);
+	return clk == CLOCK_REALTIME || clk == CLOCK_TAI ? CLOCK_MONOTONIC : clk;
+}
+
+/*
+ * clock_nanosleep, made again for what is left when our checkpoint
+ * interrupts it.  The kernel gets the caller's own arguments, so that it
+ * checks them (EINVAL, EFAULT) and writes rem itself when a signal of the
+ * program interrupts.  The request is read before the call (rem may be
+ * the request itself), and rem, which the kernel writes when we interrupt,
+ * is put back: a completed sleep leaves it untouched.  An unwritable rem
+ * turns our interruption into EFAULT: without us the sleep would go on.
+ */
+static int sleep_call(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem)
+{
+	struct timespec want, rem0, deadline = { 0, 0 }, left;
+	int rel = !(flags & TIMER_ABSTIME);
+	if (peek(&want, req, sizeof(want)) < 0)
+		return REAL(clock_nanosleep)(clk, flags, req, rem);
+	int keep_rem = rel && rem && peek(&rem0, rem, sizeof(rem0)) == 0;
+	clockid_t dclk = rel ? deadline_clock(clk) : clk;
+	struct timespec t0 = ts_now(dclk);
+	const struct timespec *arg = req;
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		int r = REAL(clock_nanosleep)(clk, TIMER_ABSTIME, &deadline, 0);
-		if (r == EINTR && co_tls_epoch != e)
-			continue;
-		if (r == EINTR && rem && !(flags & TIMER_ABSTIME))
-			*rem = ts_left(deadline, clk);
-		return r;
+		int r = REAL(clock_nanosleep)(clk, flags, arg, rem);
+		if (co_tls_epoch == e || !(r == EINTR || (r == EFAULT && rel && rem)))
+			return r;
+		if (keep_rem && r == EINTR)
+			*rem = rem0;
+		if (rel) {
+			/* the kernel accepted the request: it is a valid time */
+			if (arg == req)
+				deadline = ts_add(t0, want);
+			left = ts_left(deadline, dclk);
+			arg = &left;
+		}
 	}
 }
 
+EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem)
+{
+	ENSURE(clock_nanosleep);
+	return sleep_call(clk, flags, req, rem);
+}
+
+/* glibc's nanosleep is a relative CLOCK_REALTIME clock_nanosleep */
 EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 {
-	if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	int r = clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem);
+	ENSURE(clock_nanosleep);
+	int r = sleep_call(CLOCK_REALTIME, 0, req, rem);
 	if (r) {
 		errno = r;
 		return -1;
@@ -204,69 +278,104 @@ EXPORT int usleep(useconds_t us)
 	return nanosleep(&t, 0);
 }
 
+/* as glibc's: the whole seconds not slept, and errno untouched when it slept them all */
 EXPORT unsigned sleep(unsigned s)
 {
-	struct timespec t = { s, 0 }, rem = { 0, 0 };
-	if (nanosleep(&t, &rem) < 0)
-		return (unsigned)rem.tv_sec + (rem.tv_nsec ? 1 : 0);
+	int saved = errno;
+	struct timespec t = { s, 0 };
+	if (nanosleep(&t, &t) < 0)
+		return (unsigned)t.tv_sec;
+	errno = saved;
 	return 0;
 }
 
 /* ---- waiting for descriptors ---- */
 
+/*
+ * The first call passes the caller's timeout as it is; only a call our
+ * checkpoint interrupted is made again, with what is left of it.
+ */
 EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	ENSURE(poll);
 	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
+	int ms = timeout;
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		int r = REAL(poll)(fds, n, timeout < 0 ? -1 : ms_left(deadline));
+		int r = REAL(poll)(fds, n, ms);
 		if (!AGAIN(r, e))
 			return r;
+		ms = timeout < 0 ? -1 : ms_left(deadline);
 	}
 }
 
+/*
+ * ppoll and pselect: glibc copies the timeout before the system call (and
+ * faults on one it cannot read, with or without us), so once a call is
+ * back with EINTR the timeout is known to be readable and valid.
+ */
 EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
 {
 	ENSURE(ppoll);
 	sigset_t copy;
 	mask = without_ours(mask, &copy);
-	struct timespec deadline = tmo ? ts_add(ts_now(CLOCK_MONOTONIC), *tmo) : (struct timespec){ 0, 0 };
+	struct timespec t0 = ts_now(CLOCK_MONOTONIC), deadline = { 0, 0 }, left;
+	const struct timespec *arg = tmo;
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		struct timespec left = ts_left(deadline, CLOCK_MONOTONIC);
-		int r = REAL(ppoll)(fds, n, tmo ? &left : 0, mask);
+		int r = REAL(ppoll)(fds, n, arg, mask);
 		if (!AGAIN(r, e))
 			return r;
+		if (tmo) {
+			if (arg == tmo)
+				deadline = ts_add(t0, *tmo);
+			left = ts_left(deadline, CLOCK_MONOTONIC);
+			arg = &left;
+		}
 	}
 }
 
-static void copy_sets(int n, fd_set *dst[3], fd_set *src[3])
+/* A select() timeout glibc accepted (both fields >= 0; microseconds may exceed a second). */
+static struct timespec tv_span(struct timeval tv)
 {
-	for (int i = 0; i < 3; i++)
-		if (src[i])
-			memcpy(dst[i], src[i], (size_t)(n + 7) / 8 < sizeof(fd_set) ? (size_t)(n + 7) / 8 : sizeof(fd_set));
+	struct timespec d = { tv.tv_usec / 1000000, (long)(tv.tv_usec % 1000000) * 1000 };
+	return ts_add((struct timespec){ tv.tv_sec, 0 }, d);
 }
 
+/* What is left until deadline, rounded up to whole microseconds: never early. */
+static struct timeval tv_left(struct timespec deadline)
+{
+	struct timespec l = ts_left(deadline, CLOCK_MONOTONIC);
+	struct timeval tv = { l.tv_sec, (l.tv_nsec + 999) / 1000 };
+	if (tv.tv_usec == 1000000 && tv.tv_sec < TS_MAX) {
+		tv.tv_sec++;
+		tv.tv_usec = 0;
+	}
+	return tv;
+}
+
+/*
+ * A select() that fails with EINTR found nothing ready, and the kernel
+ * leaves the sets as the caller gave them (it writes them back only on
+ * success): the call is made again with the same sets, any of them NULL,
+ * and the time left.  glibc reads *tv and writes what is left into it.
+ */
 EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 {
 	ENSURE(select);
-	fd_set saved[3];
-	fd_set *user[3] = { r, w, x }, *keep[3] = { &saved[0], &saved[1], &saved[2] };
-	copy_sets(n, keep, user);
-	struct timespec deadline = { 0, 0 };
-	if (tv)
-		deadline = ts_add(ts_now(CLOCK_MONOTONIC), (struct timespec){ tv->tv_sec, tv->tv_usec * 1000 });
-	for (;;) {
+	struct timeval want;
+	if (tv && peek(&want, tv, sizeof(want)) < 0)
+		return REAL(select)(n, r, w, x, tv); /* glibc's answer to a timeout it cannot read */
+	struct timespec t0 = ts_now(CLOCK_MONOTONIC), deadline = { 0, 0 };
+	for (int again = 0;; again = 1) {
 		unsigned e = co_tls_epoch;
 		int res = REAL(select)(n, r, w, x, tv);
 		if (!AGAIN(res, e))
 			return res;
-		copy_sets(n, user, keep);
 		if (tv) {
-			struct timespec left = ts_left(deadline, CLOCK_MONOTONIC);
-			tv->tv_sec = left.tv_sec;
-			tv->tv_usec = left.tv_nsec / 1000;
+			if (!again)
+				deadline = ts_add(t0, tv_span(want));
+			*tv = tv_left(deadline);
 		}
 	}
 }
@@ -276,17 +385,19 @@ EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *x, const struct timespec
 	ENSURE(pselect);
 	sigset_t copy;
 	mask = without_ours(mask, &copy);
-	fd_set saved[3];
-	fd_set *user[3] = { r, w, x }, *keep[3] = { &saved[0], &saved[1], &saved[2] };
-	copy_sets(n, keep, user);
-	struct timespec deadline = tmo ? ts_add(ts_now(CLOCK_MONOTONIC), *tmo) : (struct timespec){ 0, 0 };
+	struct timespec t0 = ts_now(CLOCK_MONOTONIC), deadline = { 0, 0 }, left;
+	const struct timespec *arg = tmo;
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		struct timespec left = ts_left(deadline, CLOCK_MONOTONIC);
-		int res = REAL(pselect)(n, r, w, x, tmo ? &left : 0, mask);
+		int res = REAL(pselect)(n, r, w, x, arg, mask);
 		if (!AGAIN(res, e))
 			return res;
-		copy_sets(n, user, keep);
+		if (tmo) {
+			if (arg == tmo)
+				deadline = ts_add(t0, *tmo);
+			left = ts_left(deadline, CLOCK_MONOTONIC);
+			arg = &left;
+		}
 	}
 }
 
@@ -294,11 +405,13 @@ EXPORT int epoll_wait(int ep, struct epoll_event *ev, int max, int timeout)
 {
 	ENSURE(epoll_wait);
 	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
+	int ms = timeout;
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		int r = REAL(epoll_wait)(ep, ev, max, timeout < 0 ? -1 : ms_left(deadline));
+		int r = REAL(epoll_wait)(ep, ev, max, ms);
 		if (!AGAIN(r, e))
 			return r;
+		ms = timeout < 0 ? -1 : ms_left(deadline);
 	}
 }
 
@@ -308,28 +421,37 @@ EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout, con
 	sigset_t copy;
 	mask = without_ours(mask, &copy);
 	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
+	int ms = timeout;
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		int r = REAL(epoll_pwait)(ep, ev, max, timeout < 0 ? -1 : ms_left(deadline), mask);
+		int r = REAL(epoll_pwait)(ep, ev, max, ms, mask);
 		if (!AGAIN(r, e))
 			return r;
+		ms = timeout < 0 ? -1 : ms_left(deadline);
 	}
 }
 
 /* ---- waiting for signals ---- */
 
+/* The kernel reads *tmo: once a call is back with EINTR, the timeout is known to be valid. */
 EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *tmo)
 {
 	ENSURE(sigtimedwait);
 	sigset_t copy;
 	set = without_ours(set, &copy);
-	struct timespec deadline = tmo ? ts_add(ts_now(CLOCK_MONOTONIC), *tmo) : (struct timespec){ 0, 0 };
+	struct timespec t0 = ts_now(CLOCK_MONOTONIC), deadline = { 0, 0 }, left;
+	const struct timespec *arg = tmo;
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		struct timespec left = ts_left(deadline, CLOCK_MONOTONIC);
-		int r = REAL(sigtimedwait)(set, info, tmo ? &left : 0);
+		int r = REAL(sigtimedwait)(set, info, arg);
 		if (!AGAIN(r, e))
 			return r;
+		if (tmo) {
+			if (arg == tmo)
+				deadline = ts_add(t0, *tmo);
+			left = ts_left(deadline, CLOCK_MONOTONIC);
+			arg = &left;
+		}
 	}
 }
 
@@ -389,30 +511,59 @@ EXPORT int sem_clockwait(sem_t *s, clockid_t c, const struct timespec *abs)
 static struct sigaction shadow_action;
 static __thread int shadow_blocked __attribute__((tls_model("initial-exec")));
 
+/*
+ * Our signal's action lives in shadow_action, kept as glibc and the kernel
+ * would keep it: glibc installs every action with SA_RESTORER, the kernel
+ * drops SIGKILL and SIGSTOP from the mask.  (The restorer reported is the
+ * program's own, not glibc's.)  glibc reads act and writes old itself,
+ * faulting where they are bad: so do we.
+ */
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	ENSURE(sigaction);
-	if (sig && sig == our_sig()) {
-		if (old)
-			*old = shadow_action;
-		if (act)
-			shadow_action = *act;
-		return 0;
+	if (!sig || sig != our_sig())
+		return REAL(sigaction)(sig, act, old);
+	struct sigaction was = shadow_action;
+	if (act) {
+		shadow_action = *act;
+		shadow_action.sa_flags |= 0x04000000; /* SA_RESTORER */
+		sigdelset(&shadow_action.sa_mask, SIGKILL);
+		sigdelset(&shadow_action.sa_mask, SIGSTOP);
 	}
-	return REAL(sigaction)(sig, act, old);
+	if (old)
+		*old = was;
+	return 0;
 }
 
+/*
+ * glibc's signal() calls its own sigaction, past this wrapper: it stays
+ * glibc's for every signal but ours, which gets what glibc's would set
+ * (the BSD semantics: the signal blocked in its handler, SA_RESTART).
+ */
+DECL(sighandler_t, signal, int, sighandler_t);
 EXPORT sighandler_t signal(int sig, sighandler_t h)
 {
+	ENSURE(signal);
+	if (!sig || sig != our_sig())
+		return REAL(signal)(sig, h);
+	if (h == SIG_ERR) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
 	struct sigaction sa, old;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = h;
+	sigaddset(&sa.sa_mask, sig);
 	sa.sa_flags = SA_RESTART;
-	if (sigaction(sig, &sa, &old) < 0)
-		return SIG_ERR;
+	sigaction(sig, &sa, &old);
 	return old.sa_handler;
 }
 
+/*
+ * sigprocmask and pthread_sigmask never block our signal; the program's
+ * wish is kept in shadow_blocked and reported back in old.  glibc reads
+ * the new set itself (and faults on a bad one, with or without us).
+ */
 static int mask_call(int (*real)(int, const sigset_t *, sigset_t *), int how, const sigset_t *set,
 		     sigset_t *old)
 {
@@ -475,31 +626,47 @@ EXPORT int close(int fd)
 	return REAL(close)(fd);
 }
 
+static int sys_result(long r)
+{
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return (int)r;
+}
+
 /*
  * Daemons and runtimes close every descriptor above 2 (closefrom, Python's
  * closerange, posix_spawn's addclosefrom): the ranges are closed around
- * the agent's own, as close() passes them by.
+ * the agent's own, as close() passes them by.  What the kernel refuses
+ * (first > last, unknown flags) it refuses whole, closing nothing: so the
+ * kernel judges a reversed range as it is, and a range of only our
+ * descriptors by an empty one past the end.
  */
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
-	int fds[CO_AGENT_MAX_FDS], n = co_agent_fds(fds);
+	if (first > last)
+		return sys_result(co_sys3(SYS_close_range, first, last, flags));
+	int fds[CO_AGENT_MAX_FDS], n = co_agent_fds(fds), calls = 0;
 	unsigned int lo = first;
 	long r = 0;
 	for (int i = 0; i < n && r == 0 && lo <= last; i++) {
 		unsigned int fd = (unsigned int)fds[i];
 		if (fd < lo || fd > last)
 			continue;
-		if (fd > lo)
+		if (fd > lo) {
 			r = co_sys3(SYS_close_range, lo, fd - 1, flags);
+			calls++;
+		}
 		lo = fd + 1;
 	}
-	if (r == 0 && lo <= last && lo >= first)
+	if (r == 0 && lo <= last && lo >= first) {
 		r = co_sys3(SYS_close_range, lo, last, flags);
-	if (r < 0) {
-		errno = (int)-r;
-		return -1;
+		calls++;
 	}
-	return 0;
+	if (!calls)
+		r = co_sys3(SYS_close_range, ~0U, ~0U, flags);
+	return sys_result(r);
 }
 
 EXPORT void closefrom(int lowfd)
@@ -531,16 +698,22 @@ EXPORT long syscall(long n, ...)
 		return nanosleep((const struct timespec *)a[0], (struct timespec *)a[1]);
 	if (n == SYS_close_range)
 		return close_range((unsigned int)a[0], (unsigned int)a[1], (int)a[2]);
+	if (n == SYS_close)
+		return close((int)a[0]);
 	int op = (int)(a[1] & FUTEX_CMD_MASK);
-	int relative = n == SYS_futex && op == FUTEX_WAIT && a[3];
-	struct timespec deadline = { 0, 0 }, left;
+	/* a timeout we cannot read goes to the kernel as it is (EFAULT), never retried */
+	struct timespec want, t0 = { 0, 0 }, deadline = { 0, 0 }, left;
+	int relative = n == SYS_futex && op == FUTEX_WAIT && a[3] && peek(&want, (void *)a[3], sizeof(want)) == 0;
 	if (relative)
-		deadline = ts_add(ts_now(CLOCK_MONOTONIC), *(const struct timespec *)a[3]);
-	for (;;) {
+		t0 = ts_now(CLOCK_MONOTONIC);
+	for (int again = 0;; again = 1) {
 		unsigned e = co_tls_epoch;
 		long r = co_sys6(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 		if (r == -EINTR && co_tls_epoch != e && n == SYS_futex) {
 			if (relative) {
+				/* the kernel accepted the timeout: a valid time */
+				if (!again)
+					deadline = ts_add(t0, want);
 				left = ts_left(deadline, CLOCK_MONOTONIC);
 				a[3] = (long)&left;
 			}
@@ -687,7 +860,8 @@ EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 	pid_t *ctid = va_arg(ap, pid_t *);
 	va_end(ap);
 	ENSURE(clone);
-	struct clone_call *c = (flags & CLONE_VM) || !co_agent.active ? NULL : malloc(sizeof(*c));
+	/* no fn or no stack: glibc's EINVAL; a thread (CLONE_VM): nothing to register */
+	struct clone_call *c = !fn || !stack || (flags & CLONE_VM) || !co_agent.active ? NULL : malloc(sizeof(*c));
 	if (!c)
 		return REAL(clone)(fn, stack, flags, arg, ptid, tls, ctid);
 	c->fn = fn;

@@ -159,6 +159,10 @@ struct co_init_cfg {
 	uint64_t generation;
 	int ready_fd;		/* written once the namespace is set up */
 	int status_fd;		/* the root process's wait status goes here when it ends */
+	/* run: the signal state `cohort run` was given, which the program gets */
+	uint64_t sig_ignored;	/* signal s ignored: bit s-1 */
+	uint64_t sig_blocked;	/* the caller's signal mask */
+	int agent_sig;		/* the checkpoint signal: the agent sets it up */
 };
 int co_init_main(struct co_init_cfg *c) __attribute__((noreturn));
 

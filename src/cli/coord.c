@@ -42,6 +42,7 @@
 #include "dirty.h"
 #include "procfs.h"
 #include "progress.h"
+#include "sys.h"
 #include "util.h"
 
 #define MAX_CONNS (CO_TABLE_SLOTS + 64)
@@ -180,7 +181,12 @@ static void make_table(void)
 	}
 }
 
-/* Signals sent to the coordinator go to the program; ^C reaches it directly. */
+/*
+ * Signals sent to the coordinator go to the program; ^C reaches it directly.
+ * The coordinator and init wait for their children: SIGCHLD must not be
+ * ignored (a caller's SIG_IGN would have them reaped unseen, and the
+ * program's status lost); the program gets the caller's back (nsinit.c).
+ */
 static void make_signalfd(void)
 {
 	sigset_t s;
@@ -192,6 +198,24 @@ static void make_signalfd(void)
 	sigprocmask(SIG_BLOCK, &s, NULL);
 	G.sfd = signalfd(-1, &s, SFD_CLOEXEC | SFD_NONBLOCK);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
+}
+
+/*
+ * The signal state `cohort run` was given, read before the coordinator
+ * changes anything (it ignores SIGPIPE and blocks what it forwards): the
+ * program starts with exactly this, as it would without cohort.  Fresh
+ * from an exec, a signal is ignored or default, never caught.  Raw calls:
+ * glibc hides its own signals 32 and 33.
+ */
+static void record_caller_signals(struct co_init_cfg *cfg)
+{
+	for (int s = 1; s <= 64; s++) {
+		struct co_ksigaction ka;
+		if (co_sigaction(s, NULL, &ka) == 0 && ka.handler == (void *)SIG_IGN)
+			cfg->sig_ignored |= 1ULL << (s - 1);
+	}
+	co_sigprocmask(SIG_BLOCK, NULL, &cfg->sig_blocked);
 }
 
 static int write_proc(const char *path, const char *text)
@@ -1822,6 +1846,8 @@ static void check_images_of(struct co_run_opts *o)
 
 int co_cmd_run(struct co_run_opts *o)
 {
+	static struct co_init_cfg cfg;
+	record_caller_signals(&cfg);
 	char resolved[PATH_MAX];
 	check_program(o->argv[0], resolved, sizeof(resolved), 0);
 	check_images_of(o);
@@ -1835,7 +1861,7 @@ int co_cmd_run(struct co_run_opts *o)
 	snprintf(G.program, sizeof(G.program), "%s", o->argv[0]);
 	G.root_pid = 2; /* init is 1, the program the first process it starts */
 	make_timens(0, 0);
-	static struct co_init_cfg cfg;
+	cfg.agent_sig = G.sig;
 	cfg.argv = o->argv;
 	cfg.envp = group_env(agent);
 	cfg.root_pid = G.root_pid;

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "cli.h"
+#include "sys.h"
 
 static void setup_proc(void)
 {
@@ -52,6 +53,29 @@ static void keep_restore_cap(void)
 	d[cap / 32].inheritable |= 1u << (cap % 32);
 	if (syscall(SYS_capset, &hdr, d) < 0 || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
 		co_warn("restart: cannot keep CAP_CHECKPOINT_RESTORE for the restorer: %s", strerror(errno));
+}
+
+/*
+ * Just before the program's exec: the signal state `cohort run` was given
+ * (coord.c), as the program would have it without cohort.  What the caller
+ * ignored stays ignored (nohup, trap '' HUP, a background job's SIGINT),
+ * everything else is default (the coordinator ignores SIGPIPE, and init
+ * inherits that), and the mask is the caller's.  The checkpoint signal is
+ * the agent's to set up, never blocked.  Raw calls: glibc refuses 32 and 33.
+ */
+static void give_caller_signals(const struct co_init_cfg *c)
+{
+	for (int s = 1; s <= 64; s++) {
+		if (s == SIGKILL || s == SIGSTOP || s == c->agent_sig)
+			continue;
+		struct co_ksigaction ka = { 0 };
+		ka.handler = (c->sig_ignored >> (s - 1)) & 1 ? (void *)SIG_IGN : (void *)SIG_DFL;
+		co_sigaction(s, &ka, NULL);
+	}
+	uint64_t mask = c->sig_blocked;
+	if (c->agent_sig > 0)
+		mask &= ~(1ULL << (c->agent_sig - 1));
+	co_sigprocmask(SIG_SETMASK, &mask, NULL);
 }
 
 /* fork with a chosen pid (clone3 set_tid) */
@@ -92,6 +116,7 @@ int co_init_main(struct co_init_cfg *c)
 	if (c->argv) {
 		root = fork();
 		if (root == 0) {
+			give_caller_signals(c);
 			execvpe(c->argv[0], c->argv, c->envp);
 			fprintf(stderr, "cohort: cannot start %s: %s\n", c->argv[0], strerror(errno));
 			_exit(127);

@@ -1,0 +1,95 @@
+# Transparency on real programs: what a program sees under cohort must be
+# what it sees without it.  Sourced by tests/run.sh (t_NAME functions).
+
+ALL_TESTS+=(wrap_null wrap_null_storm)
+
+# every wrapped function called with NULL, partly NULL and invalid pointers
+# and edge values, before and after checkpoints: the same answers (return
+# value, errno) as a native run, never a crash; the program waits in
+# select()/pselect() with NULL sets (make's jobserver, readline) and in
+# sleeps whose rem is the request itself or invalid, where the checkpoints land
+t_wrap_null() { std wrap_null 0 0.8 0.8; }
+# the same under a storm of checkpoints (no --kill), the last one --kill
+t_wrap_null_storm() { storm wrap_null 2; }
+
+ALL_TESTS+=(sigpipe_status signal_inherit sigchld_ignored)
+
+# `yes | head -1` in bash under cohort run: yes dies of SIGPIPE (statuses
+# "141 0", no "Broken pipe") when the caller left SIGPIPE default, and
+# gets EPIPE ("1 0", the message) when the caller ignored it, as natively
+# (sig_launch sets the caller's disposition); and from the harness's own
+# shell, whatever it has, the same as natively
+t_sigpipe_status() {
+	command -v bash >/dev/null && command -v yes >/dev/null && command -v head >/dev/null ||
+		skip "bash, yes or head not found"
+	need_prog sig_launch
+	local pipeline='yes | head -1; echo "${PIPESTATUS[*]}"' how want
+	for how in d i plain; do
+		local pre=("$BIN/sig_launch" "-$how" PIPE --)
+		[ $how = plain ] && pre=()
+		straight 0 "${pre[@]}" bash -c "$pipeline; echo RESULT ok"
+		case $how in
+		d) want=$'y\n141 0\nRESULT ok' ;;
+		i) want=$'y\n1 0\nRESULT ok' ;;
+		plain) want=$(cat "$TD/exp.out") ;;
+		esac
+		[ "$(cat "$TD/exp.out")" = "$want" ] || fail "native run ($how PIPE) printed $(tr '\n' ' ' <"$TD/exp.out")"
+		bg_start "run$how" "${pre[@]}" "$COHORT" run --name "$GNAME" --images "$IMG" -- bash -c "$pipeline; echo RESULT ok"
+		bg_wait "run$how"
+		[ "$RC" = 0 ] || { note_file "stderr" "$TD/run$how.err"; fail "cohort run ($how PIPE): status $RC"; }
+		[ "$(cat "$TD/run$how.out")" = "$want" ] ||
+			{ note_file "stderr" "$TD/run$how.err"; fail "under cohort ($how PIPE) it printed $(tr '\n' ' ' <"$TD/run$how.out"), natively $(tr '\n' ' ' <<<"$want")"; }
+		if grep -q 'Broken pipe' "$TD/exp.err"; then
+			grep -q 'Broken pipe' "$TD/run$how.err" || fail "($how PIPE) natively yes says 'Broken pipe', under cohort not"
+		elif grep -q 'Broken pipe' "$TD/run$how.err"; then
+			fail "($how PIPE) under cohort: $(grep -m1 'Broken pipe' "$TD/run$how.err")"
+		fi
+	done
+}
+
+# the caller's dispositions and mask reach the program: a shell that
+# ignores HUP and USR1 (trap '') starts sig_launch, which ignores CHLD and
+# blocks USR2, WINCH and SIGRTMIN+5, which starts sig_report natively or `cohort run
+# sig_report`; both are started alike (in the background, where the shell
+# also ignores INT and QUIT).  The program's report must be the same, and
+# stay the same across checkpoint --kill and restart, twice.
+t_signal_inherit() {
+	need_prog sig_launch
+	prog_cmd sig_report
+	local pre=(bash -c 'trap "" HUP USR1; exec "$@"' _ "$BIN/sig_launch" -i CHLD -b USR2,WINCH,39 --)
+	bg_start native "${pre[@]}" "${PCMD[@]}"
+	bg_wait native
+	[ "$RC" = 0 ] && grep -q '^RESULT ' "$TD/native.out" ||
+		{ note_file "native stderr" "$TD/native.err"; fail "native run: status $RC: $(first_line "$TD/native.err")"; }
+	cp "$TD/native.out" "$TD/exp.out"
+	grep -Eq '^ignored: 1( .*)? 10( .*)? 17( |$)' "$TD/exp.out" && grep -q '^blocked: 12 28 39$' "$TD/exp.out" ||
+		fail "the caller's state did not reach the native run: $(head -n 2 "$TD/exp.out" | tr '\n' ' ')"
+	bg_start run0 "${pre[@]}" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 0.6
+	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the first checkpoint: $(first_line "$TD/run0.err")"; }
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	sleep 0.6
+	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
+	bg_wait run1
+	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
+}
+
+# a caller that ignores SIGCHLD: cohort run still returns the program's
+# exit status (its coordinator and init must reap what they start); that
+# the program finds SIGCHLD ignored is signal_inherit's to check
+t_sigchld_ignored() {
+	need_prog sig_launch
+	command -v false >/dev/null || skip "false(1) not found"
+	local pre=("$BIN/sig_launch" -i CHLD --)
+	timeout -k 5 "$TMO" "${pre[@]}" false
+	[ $? = 1 ] || fail "natively false did not exit 1"
+	bg_start run0 "${pre[@]}" "$COHORT" run --name "$GNAME" --images "$IMG" -- false
+	bg_wait run0
+	[ "$RC" = 1 ] || { note_file "stderr" "$TD/run0.err"; fail "cohort run -- false with SIGCHLD ignored: status $RC, not 1"; }
+}
