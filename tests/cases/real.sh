@@ -18,31 +18,6 @@
 ALL_TESTS+=(real_make real_bash_pty real_python_repl real_node real_jvm real_go_cgo real_rust
 	real_numpy real_multiprocessing real_sqlite real_yes_head)
 # Those that fail today run only with COHORT_GROUP_TESTS=1 or when named:
-# fails: the live checkpoint lands while the sub-make waits for a job slot in
-# pselect(fd, &r, NULL, NULL, NULL, &mask); the agent's pselect wrapper
-# (src/agent/wrap.c copy_sets) then copies the saved sets back into the NULL
-# write set: the sub-make dies of SIGSEGV at checkpoint 1 (live), which
-# either fails ("pid N exited during the checkpoint (before its image was
-# complete)") or commits, and then run0 ends with status 2: "make: ***
-# [Makefile:17: lib/libparts.a] Segmentation fault"
-GROUP_TESTS+=(real_make)
-# fails: the same pselect() crash: readline waits in pselect() with NULL
-# write/except sets; bash dies of SIGSEGV at the live checkpoint taken at
-# its prompt (the checkpoint, step 17, fails, or it commits and step 19
-# sees `cohort run` end with status 139).  Past it (with the wrapper
-# fixed), step 24 fails: after the checkpoint --kill at the prompt (step
-# 21) the restarted bash is not in the new terminal's foreground process
-# group (the terminal's is `cohort restart`'s), its read() gets EIO,
-# readline takes it for EOF, and bash prints "exit" and ends with status
-# 0; the terminal is also left in canonical mode with echo, not in
-# readline's raw mode
-GROUP_TESTS+=(real_bash_pty)
-# fails: the REPL's readline hook waits in select(fd, &r, NULL, NULL, NULL):
-# the agent's select wrapper crashes it (SIGSEGV, a write to address 0 in
-# libc's memcpy) at the live checkpoint at its prompt: the checkpoint fails
-# (step 21: "pid 2 exited during the checkpoint (before its image was
-# complete)") or commits and `cohort run` ends with status 139 (step 23)
-GROUP_TESTS+=(real_python_repl)
 # fails: the first (live) checkpoint: "pid 2: region ... (anonymous) cannot
 # be made readable to be saved (mprotect errno 12): the snapshot does not
 # hold it (a MADV_DONTFORK region?)" (Node has some 25 regions marked
@@ -51,10 +26,6 @@ GROUP_TESTS+=(real_python_repl)
 # (760 MB images of a Node with 48 MB resident) and the restart finishes
 # like the straight run
 GROUP_TESTS+=(real_node)
-# fails: the coordinator ignores SIGPIPE (src/cli/coord.c make_signalfd) and
-# the program inherits SIG_IGN: yes gets EPIPE, says "yes: standard output:
-# Broken pipe" and exits 1, so bash prints "status 1 0" instead of "status 141 0"
-GROUP_TESTS+=(real_yes_head)
 TEST_TIMEOUTS[real_make]=90
 TEST_TIMEOUTS[real_bash_pty]=120
 TEST_TIMEOUTS[real_python_repl]=120
