@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# bench/thp.sh - how much slower a program with a heap of transparent huge
+# pages runs after a checkpoint, round by round (bench/thp_rounds).
+#
+# usage: bash bench/thp.sh [--reps N] [--gib N | --mib N] [--rounds R]
+#                          [--every K] [--passes P] [--pattern whole|sparse|both]
+#                          [--modes "native none full incr"] [--live]
+#                          [--images DIR | --disk] [--keep]
+#                          [--cohort PATH] [--prog PATH]
+#
+#   --reps N       repetitions (default 3); each cell: median [min..max]
+#   --gib N        heap size (default 2); --mib N instead
+#   --rounds R     rounds after the fill (default 8)
+#   --pattern P    whole: every round rewrites the whole heap; sparse: every
+#                  round writes one page in K (--every, default 8), P times
+#                  (--passes, default 4); both (default): both, one after the
+#                  other
+#   --modes LIST   which of these to run (default all four), each a fresh
+#                  program per repetition:
+#       native     the program alone, no cohort
+#       none       COHORT_DIRTY=none cohort run; checkpoint --full after round 2
+#       full       cohort run (dirty tracking: the best the kernel has, uffd-wp
+#                  here); checkpoint --full after round 2
+#       incr       cohort run; checkpoint --full after round 2 and
+#                  checkpoint --incremental after round 5
+#   --live         the program goes on while a checkpoint is taken (started
+#                  as soon as it prints the round's line); by default it waits
+#                  (thp_rounds --wait-after N) until the checkpoint command
+#                  has returned, so that every round but the checkpoint's is
+#                  measured on its own
+#   --images DIR   where images go (default a new directory under /dev/shm,
+#                  removed at the end); --disk: one under /var/tmp
+#   --keep         keep the images
+#   Environment: COHORT, THP_ROUNDS (paths of the binaries) as alternatives.
+#
+# Each program: `thp_rounds --gib N --rounds R [--every K --passes P]
+# [--wait-after N]...`; under cohort: `cohort run --name NAME --images DIR --
+# thp_rounds ...` and at each checkpoint round `cohort checkpoint NAME
+# --images DIR --json --full|--incremental`, then (unless --live)
+# `cohort kill NAME --signal USR1` to let it go on; natively `kill -USR1 PID`.
+# Printed: the transparent_hugepage setting; per mode and round the round's
+# wall time (ms), its CPU time (cpu: the program thread's user + system
+# time, which faults count and other programs on the machine do not), the
+# heap's huge pages after it (AnonHugePages, MiB) and its page faults; per
+# checkpoint kind, pause_ms, duration_ms and bytes of the --json output;
+# per mode the change of /proc/vmstat's thp_split_pmd, thp_collapse_alloc
+# and thp_fault_alloc over the whole program (the machine's counters: other
+# programs count too); and the summary: rounds after the last checkpoint
+# but its first one against the same rounds of the native program.
+# All times in milliseconds.  Not part of `make check`.
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+COHORT=${COHORT:-$ROOT/build/cohort}
+PROG=${THP_ROUNDS:-$ROOT/build/bench/thp_rounds}
+IMAGES=
+DISK=0
+KEEP=0
+REPS=3
+SIZE=(--gib 2)
+ROUNDS=8
+EVERY=8
+PASSES=4
+PATTERN=both
+MODES="native none full incr"
+LIVE=0
+
+usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+while (($#)); do
+    case $1 in
+    --reps) REPS=${2:?}; shift ;;
+    --gib) SIZE=(--gib "${2:?}"); shift ;;
+    --mib) SIZE=(--mib "${2:?}"); shift ;;
+    --rounds) ROUNDS=${2:?}; shift ;;
+    --every) EVERY=${2:?}; shift ;;
+    --passes) PASSES=${2:?}; shift ;;
+    --pattern) PATTERN=${2:?}; shift ;;
+    --modes) MODES=${2:?}; shift ;;
+    --live) LIVE=1 ;;
+    --images) IMAGES=${2:?}; shift ;;
+    --disk) DISK=1 ;;
+    --keep) KEEP=1 ;;
+    --cohort) COHORT=${2:?}; shift ;;
+    --prog) PROG=${2:?}; shift ;;
+    -h|--help) usage ;;
+    *) echo "thp.sh: unknown option $1" >&2; usage ;;
+    esac
+    shift
+done
+for v in REPS ROUNDS EVERY PASSES; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "thp.sh: --${v,,} wants a positive integer" >&2; exit 2; }
+done
+((ROUNDS >= 6)) || { echo "thp.sh: --rounds must be at least 6 (checkpoints after rounds 2 and 5)" >&2; exit 2; }
+case $PATTERN in
+whole) PATTERNS=(whole) ;;
+sparse) PATTERNS=(sparse) ;;
+both) PATTERNS=(whole sparse) ;;
+*) echo "thp.sh: --pattern whole|sparse|both" >&2; exit 2 ;;
+esac
+for m in $MODES; do
+    [[ $m =~ ^(native|none|full|incr)$ ]] || { echo "thp.sh: unknown mode $m" >&2; exit 2; }
+done
+for f in "$COHORT" "$PROG"; do
+    [[ -x $f ]] || { echo "thp.sh: $f not found or not executable (run 'make all progs' first)" >&2; exit 2; }
+done
+
+# show, stamp, die, wait_line, json_field, ms_between, bench_dirs
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_dirs cohort-thp
+
+NAME=
+BG_PIDS=()
+cleanup() {
+    bench_cleanup KILL
+    if [[ -n $NAME ]] && ((!KEEP)); then
+        rm -rf "${IMAGES:?}/$NAME"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP PIPE
+
+THP_SETTING=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)
+echo "== cohort THP benchmark =="
+echo "kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+echo "transparent_hugepage/enabled: ${THP_SETTING:-unknown}; defrag: $(cat /sys/kernel/mm/transparent_hugepage/defrag 2>/dev/null)"
+case $THP_SETTING in
+*'[always]'* | *'[madvise]'*) ;;
+*) echo "thp.sh: transparent huge pages are not enabled for madvise(MADV_HUGEPAGE): nothing to measure" >&2; exit 2 ;;
+esac
+echo "images: $IMAGES ($(df -PT "$IMAGES" | awk 'NR == 2 { print $2 }')); repetitions $REPS; $( ((LIVE)) && echo live || echo 'program waits during each checkpoint')"
+
+# stats VALUES...: "median [min..max]" ("-" if none)
+stats() {
+    printf '%s\n' "$@" | grep -E '^-?[0-9.]+$' | sort -g |
+        awk 'function f(x) { return x == int(x) ? sprintf("%d", x) : sprintf("%.1f", x) }
+             { v[NR] = $1 }
+             END { if (!NR) { print "-"; exit }
+                   m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                   if (NR == 1) print f(m); else printf "%s [%s..%s]\n", f(m), f(v[1]), f(v[NR]) }'
+}
+median() { stats "$@" | cut -d' ' -f1; }
+
+vmstat() { awk '$1 == "thp_split_pmd" || $1 == "thp_collapse_alloc" || $1 == "thp_fault_alloc" { printf "%s=%s ", $1, $2 }' /proc/vmstat; }
+vm_delta() {   # BEFORE AFTER -> "split_pmd +N collapse +N fault_alloc +N"
+    awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " ")
+        for (i = 1; i <= n; i++) { split(x[i], p, "="); split(y[i], q, "="); sub(/^thp_/, "", p[1]); printf "%s +%d ", p[1], q[2] - p[2] } }'
+}
+
+declare -A S   # S[pattern,mode,round,col] / S[pattern,mode,ckpt,kind,col] / S[pattern,mode,vm]: samples
+
+# ckpts MODE: "ROUND:KIND ..." for the mode
+ckpts() {
+    case $1 in
+    native | none | full) echo "2:full" ;;
+    incr) echo "2:full 5:incremental" ;;
+    esac
+}
+
+# one PATTERN MODE REP: one program, measured
+one() {
+    local pat=$1 mode=$2 rep=$3 log args=() waits=() c r k line pid v0 v1 json
+    log=$WORK/$pat-$mode-$rep.log
+    args=("${SIZE[@]}" --rounds "$ROUNDS")
+    [[ $pat == sparse ]] && args+=(--every "$EVERY" --passes "$PASSES")
+    if ((!LIVE)); then
+        for c in $(ckpts "$mode"); do waits+=(--wait-after "${c%%:*}"); done
+    fi
+    NAME=
+    v0=$(vmstat)
+    if [[ $mode == native ]]; then
+        show "$PROG" "${args[@]}" "${waits[@]}"
+        { "$PROG" "${args[@]}" "${waits[@]}"; echo "__exit $?"; } 2>&1 | stamp >"$log" &
+    else
+        NAME=cthp$$-$pat-$mode-$rep
+        rm -rf "${IMAGES:?}/$NAME"
+        local env=()
+        [[ $mode == none ]] && env=(COHORT_DIRTY=none)
+        show env "${env[@]}" "$COHORT" run --name "$NAME" --images "$IMAGES" -- "$PROG" "${args[@]}" "${waits[@]}"
+        { env "${env[@]}" "$COHORT" run --name "$NAME" --images "$IMAGES" -- "$PROG" "${args[@]}" "${waits[@]}"
+          echo "__exit $?"; } 2>&1 | stamp >"$log" &
+    fi
+    BG_PIDS+=($!)
+    line=$(wait_line "$log" 'thp_rounds pid .*|__exit.*' 1 60) || die "$mode: the program did not start"
+    [[ $line == *__exit* ]] && die "$mode: the program ended at once"
+    pid=$(awk '{ print $4 }' <<<"$line")
+    for c in $(ckpts "$mode"); do
+        r=${c%%:*}
+        k=${c#*:}
+        if ((LIVE)); then
+            wait_line "$log" "round $r .*|__exit.*" 1 600 >/dev/null || die "$mode: no round $r"
+        else
+            wait_line "$log" "wait $r|__exit.*" 1 600 >/dev/null || die "$mode: no 'wait $r'"
+        fi
+        grep -q ' __exit' "$log" && die "$mode: the program ended early"
+        if [[ $mode != native ]]; then
+            json=$WORK/$pat-$mode-$rep-$r.json
+            ((rep == 1)) && show "$COHORT" checkpoint "$NAME" --images "$IMAGES" --json --"$k"
+            "$COHORT" checkpoint "$NAME" --images "$IMAGES" --json --"$k" >"$json" 2>"$json.err" ||
+                die "$mode: checkpoint --$k failed: $(cat "$json.err")"
+            for col in pause_ms duration_ms bytes kind; do
+                S[$pat,$mode,ck$r,$col]+=" $(json_field "$json" $col)"
+            done
+        fi
+        if ((!LIVE)); then
+            if [[ $mode == native ]]; then
+                kill -USR1 "$pid" || die "native: kill -USR1 $pid failed"
+            else
+                "$COHORT" kill "$NAME" --signal USR1 >/dev/null 2>"$WORK/kill.err" || die "$mode: cohort kill failed: $(cat "$WORK/kill.err")"
+            fi
+        fi
+    done
+    wait_line "$log" '__exit.*' 1 900 >/dev/null || die "$mode: the program did not end"
+    grep -q ' __exit 0$' "$log" || die "$mode: the program failed"
+    wait
+    BG_PIDS=()
+    v1=$(vmstat)
+    S[$pat,$mode,vm]+="$(vm_delta "$v0" "$v1");"
+    while read -r _ _ r _ ms _ cpu _ thp _ flt; do
+        S[$pat,$mode,$r,ms]+=" $ms"
+        S[$pat,$mode,$r,cpu]+=" $cpu"
+        S[$pat,$mode,$r,thp]+=" $thp"
+        S[$pat,$mode,$r,flt]+=" $flt"
+    done < <(grep -E '^[0-9.]+ round ' "$log")
+    echo "    $(grep -E '^[0-9.]+ round ' "$log" | awk '{ printf "%s:%s/%s ", $3, $5, $9 }')"
+    if [[ -n $NAME ]] && ((!KEEP)); then
+        rm -rf "${IMAGES:?}/$NAME"
+    fi
+    NAME=
+}
+
+for ((rep = 1; rep <= REPS; rep++)); do
+    for pat in "${PATTERNS[@]}"; do
+        for mode in $MODES; do
+            echo
+            echo "-- repetition $rep/$REPS, $pat, $mode"
+            one "$pat" "$mode" "$rep"
+        done
+    done
+done
+
+# ------------------------------------------------------------- the tables
+for pat in "${PATTERNS[@]}"; do
+    echo
+    if [[ $pat == whole ]]; then
+        echo "== whole heap rewritten every round (${SIZE[*]}) =="
+    else
+        echo "== sparse: one page in $EVERY written $PASSES times every round (${SIZE[*]}) =="
+    fi
+    {
+        printf 'round'
+        for mode in $MODES; do printf '\t%s ms\t%s cpu\t%s thp_mib\t%s faults' "$mode" "$mode" "$mode" "$mode"; done
+        echo
+        for ((r = 0; r <= ROUNDS; r++)); do
+            printf '%d' "$r"
+            for mode in $MODES; do
+                # shellcheck disable=SC2086
+                printf '\t%s\t%s\t%s\t%s' "$(stats ${S[$pat,$mode,$r,ms]:-})" "$(median ${S[$pat,$mode,$r,cpu]:-})" \
+                    "$(median ${S[$pat,$mode,$r,thp]:-})" "$(median ${S[$pat,$mode,$r,flt]:-})"
+            done
+            echo
+        done
+    } | column -t -s $'\t'
+    echo
+    echo "checkpoints (pause_ms, duration_ms, bytes: median [min..max]):"
+    for mode in $MODES; do
+        for c in $(ckpts "$mode"); do
+            r=${c%%:*}
+            [[ -n ${S[$pat,$mode,ck$r,kind]:-} ]] || continue
+            # shellcheck disable=SC2086
+            printf '  %-6s after round %s: %-11s pause %s  duration %s  bytes %s\n' "$mode" "$r" \
+                "$(tr ' ' '\n' <<<"${S[$pat,$mode,ck$r,kind]}" | grep -v '^$' | sort | uniq -c | awk '{ printf "%s%s*%d", (NR > 1 ? "," : ""), $2, $1 }')" \
+                "$(stats ${S[$pat,$mode,ck$r,pause_ms]})" "$(stats ${S[$pat,$mode,ck$r,duration_ms]})" \
+                "$(stats ${S[$pat,$mode,ck$r,bytes]})"
+        done
+    done
+    echo "vmstat over each program (machine-wide):"
+    for mode in $MODES; do
+        printf '  %-6s %s\n' "$mode" "${S[$pat,$mode,vm]:-}"
+    done
+    # rounds after the last checkpoint, without the first (its write-protect faults)
+    last=$(ckpts incr | awk '{ print $NF }' | cut -d: -f1)
+    if [[ " $MODES " == *" native "* ]]; then
+        echo "summary: rounds $((last + 2))..$ROUNDS (after the last checkpoint but its first round; incr: after round $last; others: after round 2), median round time against native:"
+        for mode in $MODES; do
+            local_last=$last
+            [[ $mode == incr ]] || local_last=2
+            all=() nat=()
+            for ((r = local_last + 2; r <= ROUNDS; r++)); do
+                # shellcheck disable=SC2206
+                all+=(${S[$pat,$mode,$r,ms]:-})
+                # shellcheck disable=SC2206
+                nat+=(${S[$pat,native,$r,ms]:-})
+            done
+            # shellcheck disable=SC2068
+            m=$(median ${all[@]}) n=$(median ${nat[@]})
+            printf '  %-6s %s ms (native %s ms): %s\n' "$mode" "$m" "$n" \
+                "$(awk -v m="$m" -v n="$n" 'BEGIN { if (n > 0 && m != "-") printf "%+.1f %%", (m / n - 1) * 100; else print "-" }')"
+        done
+    fi
+done
