@@ -87,6 +87,43 @@ int co_maps_next(struct co_maps *m, struct co_mapent *e)
 	return 1;
 }
 
+/* "Key:   123 kB" at p (n bytes): 1 and its number when the line has that key */
+static int smaps_field(const char *p, size_t n, const char *key, uint64_t *out)
+{
+	size_t k = co_strlen(key);
+	if (n <= k || co_memcmp(p, key, k))
+		return 0;
+	const char *q = p + k;
+	while (q < p + n && *q == ' ')
+		q++;
+	*out = co_strtoul(q, 0, 10);
+	return 1;
+}
+
+int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *si)
+{
+	int r = co_maps_next(m, e);
+	if (r != 1)
+		return r;
+	si->rss_kib = si->anon_huge_kib = 0;
+	si->thp_eligible = 0;
+	for (;;) {
+		size_t n = fill_line(m);
+		const char *p = m->buf + m->pos;
+		/* the next region's line starts with its address (lower-case hex); the fields with a capital */
+		if (!n || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))
+			return 1;
+		m->pos += n;
+		uint64_t v;
+		if (smaps_field(p, n, "Rss:", &v))
+			si->rss_kib = v;
+		else if (smaps_field(p, n, "AnonHugePages:", &v))
+			si->anon_huge_kib = v;
+		else if (smaps_field(p, n, "THPeligible:", &v))
+			si->thp_eligible = v != 0;
+	}
+}
+
 long co_read_small(const char *path, char *buf, size_t n)
 {
 	int fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);

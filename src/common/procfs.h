@@ -32,6 +32,17 @@ int co_maps_reread(struct co_maps *m, int fd);
 int co_maps_next(struct co_maps *m, struct co_mapent *e);
 void co_maps_close(struct co_maps *m);
 
+/*
+ * /proc/PID/smaps, read with a struct co_maps: each call gives one region
+ * (as co_maps_next) and the fields of it cohort uses, in KiB, and whether
+ * the kernel would back it with transparent huge pages (THPeligible).
+ */
+struct co_smaps_info {
+	uint64_t rss_kib, anon_huge_kib;
+	int thp_eligible;
+};
+int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *si);
+
 /* Read a small file whole into buf (terminated); returns bytes or -errno. */
 long co_read_small(const char *path, char *buf, size_t n);
 
@@ -45,6 +56,7 @@ int co_stat_fields(const char *path, uint64_t *out, int first, int count);
 #define CO_PM_PRESENT (1ULL << 63)
 #define CO_PM_SWAP (1ULL << 62)
 #define CO_PM_FILE (1ULL << 61)
+#define CO_PM_UFFD_WP (1ULL << 57) /* write-protected by userfaultfd (Linux 5.13) */
 
 /* pos and flags from /proc/PID/fdinfo/FD (pid 0: this process) */
 int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags);
