@@ -493,19 +493,33 @@ static int reap_dump_child(int wait)
 	return 1;
 }
 
-/* Wait for the next message, looking in on the snapshot child while it writes. */
+/*
+ * Wait for the next message, looking in on the snapshot child while it
+ * writes, and once it is gone making huge again the huge pages its
+ * copy-on-write split (dirty.c), a few milliseconds at a time while the
+ * program runs, a message first.
+ */
 static int next_msg(void)
 {
-	while (co_agent.dump_child > 0) {
+	for (int work = 1;;) {
+		int child = co_agent.dump_child > 0;
+		work = work && !co_agent.nthreads; /* never while threads are parked */
+		if (!child && !work)
+			break;
 		struct { int fd; short ev, rev; } p = { co_agent.sock, POLLIN, 0 };
-		struct co_timespec ts = { 0, 20 * 1000000 };
+		struct co_timespec ts = { 0, child ? 20 * 1000000 : 0 };
 		long r = co_sys5(SYS_ppoll, (long)&p, 1, (long)&ts, 0, 8);
 		if (r < 0 && r != -EINTR)
 			break;
-		if (reap_dump_child(0))
+		if (child && reap_dump_child(0)) {
+			co_dirty_snapshot_gone();
+			work = 1;
 			continue;
+		}
 		if (p.rev)
 			break;
+		if (!child)
+			work = co_dirty_recollapse();
 	}
 	return recv_msg(co_agent.sock, 0);
 }

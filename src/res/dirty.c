@@ -39,12 +39,16 @@
 #define CO_UFFDIO_WRITEPROTECT_MODE_WP (1ULL << 0)
 #define CO_UFFDIO_API 0xc018aa3fUL	     /* _IOWR(0xAA, 0x3F, struct uffdio_api) */
 #define CO_UFFDIO_REGISTER 0xc020aa00UL	     /* _IOWR(0xAA, 0x00, struct uffdio_register) */
+#define CO_UFFDIO_UNREGISTER 0x8010aa01UL    /* _IOR(0xAA, 0x01, struct uffdio_range) */
 #define CO_UFFDIO_WRITEPROTECT 0xc018aa06UL /* _IOWR(0xAA, 0x06, struct uffdio_writeprotect) */
 #define CO_PAGEMAP_SCAN 0xc0606610UL	     /* _IOWR('f', 16, struct pm_scan_arg) */
 #define CO_PAGE_IS_WPALLOWED (1ULL << 0)
 #define CO_PAGE_IS_WRITTEN (1ULL << 1)
 #define CO_PAGE_IS_PRESENT (1ULL << 3)
 #define CO_PAGE_IS_SWAPPED (1ULL << 4)
+#define CO_PAGE_IS_HUGE (1ULL << 6)
+#define CO_MADV_COLLAPSE 25 /* Linux 6.1 */
+#define HUGE_PAGE (2ULL << 20)
 #define CO_PM_SCAN_WP_MATCHING (1ULL << 0)
 
 struct uffd_api { uint64_t api, features, ioctls; };
@@ -63,6 +67,7 @@ struct pm_scan_arg {
 
 /* The record: two region lists (previous, current) and the written ranges. */
 #define MAX_REGIONS 8192
+#define MAX_HUGE (1 << 16)
 #define MAX_WRITTEN (1 << 20)
 struct region { uint64_t start, end; };
 struct record {
@@ -97,6 +102,18 @@ struct record {
 	 */
 	uint64_t nnolean;
 	struct region nolean[MAX_WRITTEN];
+	/*
+	 * Regions whose huge pages are kept ("Huge pages" below): compared by
+	 * page hashes, never write-protected.  thp: as of the last
+	 * collection; thp_next: as co_dirty_prepare classified them (valid
+	 * while thp_fresh); huge: the 2 MiB blocks of those that were mapped
+	 * huge then, made huge again after the snapshot (from huge_i, huge_at).
+	 */
+	int nthp, nthp_next, thp_fresh, recollapse;
+	struct region thp[MAX_REGIONS];
+	struct region thp_next[MAX_REGIONS];
+	uint64_t nhuge, huge_i, huge_at;
+	struct region huge[MAX_HUGE];
 };
 
 /*
@@ -118,9 +135,33 @@ static struct record *rec;
 #define REC_SIZE CO_PAGE_ALIGN(sizeof(struct record))
 static int uffd = -1;
 static int pm_fd = -1, maps_fd = -1;	/* /proc/self/pagemap and maps, kept open (co_dirty_setup) */
+static int smaps_fd = -1;		/* /proc/self/smaps, kept open when huge pages can be had */
 static int method = -1;
 static struct co_maps maps;
 static struct co_mapent ent;
+
+/* How regions of huge pages are tracked (COHORT_DIRTY_THP; see "Huge pages" below). */
+enum { THP_WP = 0, THP_HASH = 1, THP_WHOLE = 2 };
+static int thp_mode = -1;
+
+static int thp_class_mode(void)
+{
+	if (thp_mode < 0) {
+		const char *m = getenv("COHORT_DIRTY_THP");
+		thp_mode = m && !co_strcmp(m, "wp") ? THP_WP : m && !co_strcmp(m, "whole") ? THP_WHOLE : THP_HASH;
+	}
+	return thp_mode;
+}
+
+static int contains(const char *s, const char *w)
+{
+	size_t n = co_strlen(w);
+	for (; *s; s++)
+		if (!co_memcmp(s, w, n))
+			return 1;
+	return 0;
+}
+
 
 /* Can this kernel do asynchronous write-protection? */
 static int uffd_open(void)
@@ -350,16 +391,22 @@ static int list_of(uint64_t gen)
 
 uint64_t co_dirty_begin_image(uint64_t parent)
 {
-	if (co_dirty_method() != CO_DIRTY_HASH)
+	int m = co_dirty_method();
+	prev_list = cur_list = -1;
+	/* with write-protection, the regions of huge pages alone are compared by hashes */
+	if (m == CO_DIRTY_UFFD_WP && !(rec && rec->nthp && thp_class_mode() == THP_HASH))
+		return parent;
+	if (m != CO_DIRTY_HASH && m != CO_DIRTY_UFFD_WP)
 		return parent;
 	if (!hashes)
-		return 0;
+		return m == CO_DIRTY_HASH ? 0 : parent;
 	prev_list = list_of(parent);
 	cur_list = prev_list == 0 ? 1 : 0;
 	hashes->complete[cur_list] = 0;
 	for (int k = 0; k < CO_STREAMS; k++)
 		hashes->n[cur_list][k] = 0;
-	return prev_list >= 0 ? parent : 0;
+	/* without the parent's hashes those regions are saved whole: the image is still incremental */
+	return prev_list >= 0 || m == CO_DIRTY_UFFD_WP ? parent : 0;
 }
 
 static int hash_kept(int stream, uint64_t addr, int tracked)
@@ -433,6 +480,16 @@ void co_dirty_setup(void)
 		pm_fd = co_fd_high((int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0));
 	if (maps_fd < 0)
 		maps_fd = co_fd_high((int)co_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0));
+	/* huge pages to be had: smaps says where, and their regions need the page hashes ("Huge pages") */
+	char thp[128];
+	if (smaps_fd < 0 && thp_class_mode() != THP_WP &&
+	    co_read_small("/sys/kernel/mm/transparent_hugepage/enabled", thp, sizeof(thp)) > 0 &&
+	    !contains(thp, "[never]")) {
+		if (!hashes && map_shared("cohort-agent-hashes", HASH_SIZE, (void **)&hashes))
+			hashes = 0;
+		if (hashes)
+			smaps_fd = co_fd_high((int)co_open("/proc/self/smaps", O_RDONLY | O_CLOEXEC, 0));
+	}
 }
 
 /* /proc/self/pagemap (returned) and `maps` reading /proc/self/maps from its start. */
@@ -463,6 +520,155 @@ static int tracked_kind(const struct co_mapent *e)
 	return co_dirty_trackable(e) && !(e->start >= self_lo && e->end <= self_hi);
 }
 
+/* ---- huge pages ---- */
+
+/*
+ * Write-protection and transparent huge pages do not mix (Linux 6.18,
+ * measured with bench/thp_probe.c and bench/thp.sh, docs/benchmarks.md):
+ *
+ * - Protecting a region keeps its huge pages (UFFDIO_WRITEPROTECT and
+ *   PAGEMAP_SCAN with PM_SCAN_WP_MATCHING over a whole PMD-mapped THP set
+ *   the bit on the PMD), but in asynchronous mode the first write to a
+ *   protected huge page splits its PMD into 512 PTEs, each still
+ *   protected: 512 faults per 2 MiB instead of one, and the page stays
+ *   split.  The next collection protects the PTEs again, and khugepaged
+ *   and MADV_COLLAPSE both refuse a block with any protected PTE, so the
+ *   heap stays in small pages for the rest of the run (with TLB misses on
+ *   every later access), and every checkpoint interval pays a fault per
+ *   4 KiB page written.
+ * - Async mode also puts uffd-wp markers into the holes of a protected
+ *   region: memory the program touches there later comes in small pages,
+ *   never huge.
+ * - Synchronous mode resolves a fault on a huge page at PMD granularity
+ *   (UFFDIO_WRITEPROTECT of the 2 MiB clears the PMD's bit, no split), but
+ *   every fault then waits for a thread of ours to answer, a program whose
+ *   writer thread hangs would hang, and PAGEMAP_SCAN cannot report for
+ *   such regions: not worth it when the alternative below costs the
+ *   running program nothing.
+ *
+ * So the regions that get huge pages (private anonymous memory the kernel
+ * calls THPeligible in /proc/self/smaps, and that is mostly huge or not
+ * yet there) are not write-protected at all: they are compared by page
+ * hashes, like COHORT_DIRTY=page-hash does for all memory, in the image
+ * writer (XXH64 of every page against the parent image's; equal means
+ * unchanged, odds of a wrong "equal" about 2^-64 per page).  Between
+ * checkpoints the program runs exactly as without cohort.  The price is
+ * paid in the snapshot child: it reads those regions whole at every image
+ * (about 0.1 s per GiB of CPU), they are forked whole (cheap for PMD-mapped
+ * memory: 512 entries fewer per 2 MiB) and not lean.  A region keeps the
+ * class while it is eligible, so that a snapshot's copy-on-write splits
+ * (below) do not flip it back.
+ *
+ * The snapshot fork itself splits huge pages: the first write the program
+ * makes to a huge page the snapshot child still shares splits its PMD and
+ * copies 4 KiB.  So the 2 MiB blocks mapped huge when the checkpoint was
+ * prepared are collapsed again (MADV_COLLAPSE, Linux 6.1) once the
+ * snapshot child is gone, by the manager thread while the program runs,
+ * a few blocks at a time between looks at the control socket; only
+ * blocks still wholly present, so that nothing the program dropped is
+ * brought back.
+ *
+ * COHORT_DIRTY_THP=wp keeps the old behaviour (write-protect them too),
+ * =whole saves those regions whole in every image instead of hashing them
+ * (for comparison; see docs/benchmarks.md).
+ */
+/* Private anonymous memory (huge pages are had only there). */
+static int anon_kind(const struct co_mapent *e)
+{
+	const char *p = e->path;
+	return !e->shared && (!p[0] || co_strcmp(p, "[heap]") == 0 || co_startswith(p, "[anon:"));
+}
+
+static void note_huge(const struct page_region *r)
+{
+	list_add(rec->huge, &rec->nhuge, MAX_HUGE, r->start, r->end); /* full: the rest is not collapsed */
+}
+
+/* Stop write-protecting [start, end): unregistering also clears the pages' protection and markers. */
+static void unprotect(uint64_t start, uint64_t end)
+{
+	struct uffd_range r = { start, end - start };
+	co_sys3(SYS_ioctl, uffd, CO_UFFDIO_UNREGISTER, (long)&r);
+}
+
+/*
+ * With the program running (co_dirty_prepare): which regions keep their
+ * huge pages (rec->thp_next), and which 2 MiB blocks of theirs are huge now.
+ * Reading smaps walks the page tables: ~5 ms per GiB of small pages,
+ * ~0.2 ms per GiB of huge ones.
+ */
+static void classify(int pm)
+{
+	static struct co_maps sm;
+	static struct co_mapent se;
+	struct co_smaps_info si;
+	rec->nthp_next = 0;
+	rec->nhuge = rec->huge_i = rec->huge_at = 0;
+	rec->recollapse = 0;
+	rec->thp_fresh = 1;
+	if (smaps_fd < 0 || !hashes || thp_class_mode() == THP_WP || co_maps_reread(&sm, smaps_fd) < 0)
+		return;
+	while (co_smaps_next(&sm, &se, &si) == 1 && rec->nthp_next < MAX_REGIONS) {
+		if (!tracked_kind(&se) || !anon_kind(&se) || !si.thp_eligible)
+			continue;
+		/* mostly in small pages already (no huge ones to be had, say): write-protected, as before */
+		if (!covered(rec->thp, (uint64_t)rec->nthp, se.start, se.end) && si.anon_huge_kib * 2 < si.rss_kib)
+			continue;
+		rec->thp_next[rec->nthp_next++] = (struct region){ se.start, se.end };
+		scan(pm, se.start, se.end, 0, CO_PAGE_IS_HUGE, 0, note_huge);
+	}
+	co_maps_close(&sm);
+}
+
+/* Does [start, end) keep its huge pages (classified so by co_dirty_prepare)? */
+static int thp_region(uint64_t start, uint64_t end)
+{
+	return rec->thp_fresh && covered(rec->thp_next, (uint64_t)rec->nthp_next, start, end);
+}
+
+void co_dirty_snapshot_gone(void)
+{
+	if (rec && rec->nhuge) {
+		rec->huge_i = rec->huge_at = 0;
+		rec->recollapse = 1;
+	}
+}
+
+/* Is the 2 MiB block at b wholly present in small pages? */
+static int block_split(uint64_t b)
+{
+	struct page_region r[2];
+	struct pm_scan_arg a = { .size = sizeof(a), .start = b, .end = b + HUGE_PAGE, .vec = (uint64_t)r,
+				 .vec_len = 2, .return_mask = CO_PAGE_IS_PRESENT | CO_PAGE_IS_HUGE };
+	return co_sys3(SYS_ioctl, pm_fd, CO_PAGEMAP_SCAN, (long)&a) == 1 && r[0].start == b &&
+	       r[0].end == b + HUGE_PAGE && r[0].categories == CO_PAGE_IS_PRESENT;
+}
+
+int co_dirty_recollapse(void)
+{
+	if (!rec || !rec->recollapse || pm_fd < 0)
+		return 0;
+	/* at most 8 collapses (~0.3 ms each) or 256 blocks looked at, then the caller looks at its socket */
+	for (int n = 0, k = 0; rec->huge_i < rec->nhuge && n < 8 && k < 256; k++) {
+		const struct region *h = &rec->huge[rec->huge_i];
+		uint64_t b = (rec->huge_at > h->start ? rec->huge_at : h->start) + HUGE_PAGE - 1;
+		b &= ~(HUGE_PAGE - 1);
+		if (b + HUGE_PAGE > h->end) {
+			rec->huge_i++;
+			rec->huge_at = 0;
+			continue;
+		}
+		rec->huge_at = b + HUGE_PAGE;
+		if (block_split(b)) {
+			co_sys3(SYS_madvise, (long)b, (long)HUGE_PAGE, CO_MADV_COLLAPSE);
+			n++;
+		}
+	}
+	if (rec->huge_i >= rec->nhuge)
+		rec->recollapse = 0;
+	return rec->recollapse;
+}
+
 /*
  * While the program still runs, before a checkpoint quiesces it: register
  * and write-protect every region that is not tracked yet.  Protecting a
@@ -483,9 +689,18 @@ void co_dirty_prepare(void)
 	int pm = walk_open();
 	if (pm < 0)
 		return;
+	classify(pm);
 	rec->npre = 0;
 	while (co_maps_next(&maps, &ent) == 1 && rec->npre < MAX_REGIONS) {
-		if (!tracked_kind(&ent) || (rec->gen && was_tracked(pm, ent.start, ent.end)))
+		if (!tracked_kind(&ent))
+			continue;
+		if (thp_region(ent.start, ent.end)) {
+			/* its huge pages are kept: not write-protected (what protection it had goes now) */
+			if (wp_registered(pm, ent.start, ent.end))
+				unprotect(ent.start, ent.end);
+			continue;
+		}
+		if (rec->gen && was_tracked(pm, ent.start, ent.end))
 			continue;
 		if (protect_new(ent.start, ent.end) == 0)
 			rec->pre[rec->npre++] = (struct region){ ent.start, ent.end };
@@ -493,7 +708,8 @@ void co_dirty_prepare(void)
 	walk_close(pm);
 }
 
-uint64_t co_dirty_collect(uint64_t gen)
+/* A collection; final: the one of the pause (a pre-copy's arming is not). */
+static uint64_t collect(uint64_t gen, int final)
 {
 	int m = co_dirty_method();
 	if (m == CO_DIRTY_HASH) {
@@ -532,9 +748,20 @@ uint64_t co_dirty_collect(uint64_t gen)
 	held->complete = 0;
 	for (int k = 0; k < CO_STREAMS; k++)
 		held->n[k] = 0;
+	rec->nthp = 0;
 	while (co_maps_next(&maps, &ent) == 1) {
 		if (!tracked_kind(&ent))
 			continue;
+		if (thp_region(ent.start, ent.end)) {
+			/* huge pages kept: compared by hashes in the image writer */
+			if (wp_registered(pm, ent.start, ent.end))
+				unprotect(ent.start, ent.end);
+			if (rec->nthp < MAX_REGIONS) {
+				rec->thp[rec->nthp++] = (struct region){ ent.start, ent.end };
+				continue;
+			}
+			/* no room: write-protected after all */
+		}
 		if (rec->ncur == MAX_REGIONS) {
 			rec->overflow = 1;
 			break;
@@ -563,12 +790,19 @@ uint64_t co_dirty_collect(uint64_t gen)
 	}
 	walk_close(pm);
 	rec->npre = 0;
+	if (final)
+		rec->thp_fresh = 0; /* co_dirty_prepare classifies again for the next checkpoint */
 	int usable = rec->gen != 0 && !rec->overflow;
 	co_memcpy(rec->prev, rec->cur, rec->ncur * sizeof(rec->cur[0]));
 	rec->nprev = rec->ncur;
 	uint64_t base = rec->gen;
 	rec->gen = gen;
 	return usable ? base : 0;
+}
+
+uint64_t co_dirty_collect(uint64_t gen)
+{
+	return collect(gen, 1);
 }
 
 /* ---- pre-copy of a full image ---- */
@@ -597,7 +831,7 @@ int co_dirty_precopy_arm(uint64_t id)
 	if (co_dirty_method() != CO_DIRTY_UFFD_WP || !rec || !held || pm_fd < 0 || maps_fd < 0)
 		return -1;
 	/* a collection without an image: everything protected, tracking from here */
-	co_dirty_collect(id);
+	collect(id, 0);
 	if (rec->ncur == MAX_REGIONS)
 		return -1;
 	int pm = walk_open();
@@ -700,11 +934,18 @@ int co_dirty_lean_held(uint64_t addr, int *in_lean)
 	return covered(rec->held_prev, rec->nheld_prev, addr, addr + 1);
 }
 
+/* Is addr in a region of huge pages, compared by page hashes? */
+static int in_thp(uint64_t addr)
+{
+	return rec && rec->nthp && covered(rec->thp, (uint64_t)rec->nthp, addr, addr + 1);
+}
+
 int co_dirty_region_tracked(uint64_t start, uint64_t end)
 {
 	if (co_dirty_method() == CO_DIRTY_HASH)
 		return 1; /* the hashes compare contents wherever they are */
-	return rec && covered(rec->old, (uint64_t)rec->nold, start, end);
+	return rec && (covered(rec->old, (uint64_t)rec->nold, start, end) ||
+		       covered(rec->thp, (uint64_t)rec->nthp, start, end));
 }
 
 static void note_held(int stream, uint64_t addr)
@@ -728,7 +969,10 @@ int co_dirty_page_kept(int stream, uint64_t addr, int tracked)
 {
 	if (stream < 0 || stream >= CO_STREAMS)
 		return 0;
-	if (co_dirty_method() == CO_DIRTY_HASH)
+	int thp = co_dirty_method() != CO_DIRTY_HASH && in_thp(addr);
+	if (thp && thp_class_mode() == THP_WHOLE)
+		return 0;
+	if (thp || co_dirty_method() == CO_DIRTY_HASH)
 		return hashes && cur_list >= 0 ? hash_kept(stream, addr, tracked) : 0;
 	note_held(stream, addr);
 	/* a page the parent's image does not hold must be saved, written or not */
@@ -763,6 +1007,8 @@ int co_dirty_fds(int *out)
 		out[n++] = pm_fd;
 	if (maps_fd >= 0)
 		out[n++] = maps_fd;
+	if (smaps_fd >= 0)
+		out[n++] = smaps_fd;
 	return n;
 }
 
@@ -774,7 +1020,9 @@ void co_dirty_forget(int close_fd)
 		co_close(pm_fd);
 	if (close_fd && maps_fd >= 0)
 		co_close(maps_fd);
-	pm_fd = maps_fd = -1;
+	if (close_fd && smaps_fd >= 0)
+		co_close(smaps_fd);
+	pm_fd = maps_fd = smaps_fd = -1;
 	/* after a restart neither the descriptor nor the mapping exists any more */
 	if (close_fd && rec)
 		co_munmap((char *)rec - CO_PAGE, REC_SIZE + 2 * CO_PAGE);

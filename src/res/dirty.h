@@ -79,7 +79,16 @@ int co_dirty_based_on(uint64_t parent);
 struct co_mapent;
 int co_dirty_trackable(const struct co_mapent *e);
 
-/* The descriptors the tracking keeps open (at most 3), kept out of images; how many. */
+/*
+ * Huge pages (see dirty.c): once the snapshot child of an image is gone,
+ * co_dirty_snapshot_gone, and then co_dirty_recollapse while it returns 1,
+ * a few milliseconds of work each, with the program running: the huge
+ * pages the snapshot's copy-on-write split are made huge again.
+ */
+void co_dirty_snapshot_gone(void);
+int co_dirty_recollapse(void);
+
+/* The descriptors the tracking keeps open (at most 4), kept out of images; how many. */
 int co_dirty_fds(int *out);
 
 /*
