@@ -12,13 +12,17 @@
  * with a lean snapshot that copies the page tables of the written pages
  * only, and co_merge_precopy (merge.c) makes the full image of the two.
  *
- * What the pre-copy reads is a superset of what the process noted (its
- * pages in memory): a page it noted and can no longer be read here was
- * unmapped since (then the image of the pause does not need it); a page
- * that appeared since was written, so the image of the pause has it.  A page read here while the
- * program writes it may be torn: it was written, and the image of the
- * pause has it too.  Should the two disagree anyway, the merge finds the
- * page missing and the checkpoint fails; nothing is guessed.
+ * It reads the pages still write-protected (the uffd-wp bit of
+ * /proc/PID/pagemap): those the process noted and has not written since
+ * the arming.  A page written since is in the image of the pause anyway,
+ * and so is all memory the process does not write-protect (regions of
+ * huge pages, compared by page hashes: dirty.c), which reading here would
+ * only copy twice.  A page it noted and can no longer be read here was
+ * unmapped since (then the image of the pause does not need it).  A page
+ * read here while the program writes it may be torn: it was written, and
+ * the image of the pause has it too.  Should the two disagree anyway, the
+ * merge finds the page missing and the checkpoint fails; nothing is
+ * guessed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -83,8 +87,9 @@ static int stage_run(struct co_writer *w, int mem, uint64_t addr, uint64_t n)
 }
 
 /*
- * A page to read: in memory, or swapped out.  A page-table entry that
- * looks swapped out may be a marker instead (the uffd-wp marker of a page
+ * A page to read: in memory and still write-protected (see above), or
+ * swapped out.  A page-table entry that looks swapped out may be a
+ * marker instead (the uffd-wp marker of a page
  * never touched, a guard page), type 31 in the swap fields, which show
  * only to a privileged reader: reading a marker would map the zero page
  * into the program.  Unprivileged, swapped-out pages are left out; the
@@ -94,7 +99,7 @@ static int stage_run(struct co_writer *w, int mem, uint64_t addr, uint64_t n)
 static int wanted(uint64_t e)
 {
 	uint64_t swp = e & ((1ULL << 55) - 1);
-	return (e & CO_PM_PRESENT) || ((e & CO_PM_SWAP) && swp && (swp & 0x1f) != 0x1f);
+	return ((e & CO_PM_PRESENT) && (e & CO_PM_UFFD_WP)) || ((e & CO_PM_SWAP) && swp && (swp & 0x1f) != 0x1f);
 }
 
 /* Stage the pages of [start, end) that are there (in memory or swapped out). */
