@@ -913,6 +913,7 @@ t_neg_static() {
 # made first) must print exactly the native output after "STEP s".
 # ---------------------------------------------------------------------------
 INCR_STEPS=6
+INCR_ARGS=() # more arguments for the program (tests/cases/thp.sh: --thp)
 
 # incr_straight [PROG]: native run of PROG (default incr_pages; it must
 # follow incr_pages' STEP protocol) with every go file made in advance
@@ -920,7 +921,7 @@ INCR_STEPS=6
 incr_straight() {
 	[ -x "$PYTHON" ] || skip "$PYTHON not found (needed to read --json output)"
 	prog_cmd "${1:-incr_pages}"
-	PCMD+=("$INCR_STEPS")
+	PCMD+=("$INCR_STEPS" ${INCR_ARGS[@]+"${INCR_ARGS[@]}"})
 	incr_go_all
 	straight 0 "${PCMD[@]}"
 	rm -f "$TT"/go.*

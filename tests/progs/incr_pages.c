@@ -2,7 +2,7 @@
  * incr_pages: a known, small set of pages written between checkpoints, for
  * the incremental checkpoint tests (incr_chain, incr_written, incr_crash).
  *
- *   incr_pages [STEPS] [--no-wait]        (STEPS default 6)
+ *   incr_pages [STEPS] [--no-wait] [--thp]        (STEPS default 6)
  *
  * Maps a 64 MiB anonymous region (R1), fills every page, then runs steps
  * 1..STEPS. In step s it writes a deterministic pseudo-random 1% of R1's
@@ -30,6 +30,11 @@
  * written since the last one.
  * Without COHORT_TEST_TMP, or with --no-wait, it does not wait.
  * At the end it prints "RESULT <FNV-1a of every mapped page of R1 and R2>".
+ * With --thp both regions are aligned to 2 MiB and madvise(MADV_HUGEPAGE)d
+ * (the pages dropped at step 5 are then one whole huge page), and after
+ * each step it prints to stderr "thp_kib N" (AnonHugePages of
+ * /proc/self/smaps_rollup), which depends on the machine and is not part
+ * of the compared output.
  */
 #include "common.h"
 #include <sys/mman.h>
@@ -50,6 +55,37 @@ static unsigned char *r1, *r2;
 /* expected version (0 = initial fill, s = written in step s) of each page,
  * recomputed from scratch after every step */
 static unsigned char exp1[R1_PAGES], exp2[R2_PAGES];
+
+static int thp;
+
+/* len bytes of fresh anonymous memory; with --thp 2 MiB aligned and madvise(MADV_HUGEPAGE)d */
+static unsigned char *map_region(size_t len)
+{
+	size_t huge = 2ul << 20, extra = thp ? huge : 0;
+	unsigned char *raw = mmap(NULL, len + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(raw != MAP_FAILED, "mmap %zu bytes: %s", len, strerror(errno));
+	if (!thp)
+		return raw;
+	unsigned char *p = (unsigned char *)(((uintptr_t)raw + huge - 1) & ~(huge - 1));
+	if (p > raw)
+		SYSCHK(munmap(raw, (size_t)(p - raw)));
+	if (raw + extra > p)
+		SYSCHK(munmap(p + len, (size_t)(raw + extra - p)));
+	SYSCHK(madvise(p, len, MADV_HUGEPAGE));
+	return p;
+}
+
+static void report_thp(int s)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	while (f && fgets(line, sizeof(line), f) && sscanf(line, "AnonHugePages: %ld", &kib) != 1)
+		;
+	if (f)
+		fclose(f);
+	fprintf(stderr, "incr_pages: after step %d thp_kib %ld\n", s, kib);
+}
 
 static size_t r1_live(int step) { return step >= STEP_UNMAP ? R1_PAGES - R1_CUT_PAGES : R1_PAGES; }
 
@@ -212,19 +248,20 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--no-wait")) {
 			wait = 0;
+		} else if (!strcmp(argv[i], "--thp")) {
+			thp = 1;
 		} else {
 			char *end;
 			long v = strtol(argv[i], &end, 10);
 			if (*end || v < 1 || v > MAX_STEPS)
-				FAIL("usage: incr_pages [STEPS (1..%d)] [--no-wait]", MAX_STEPS);
+				FAIL("usage: incr_pages [STEPS (1..%d)] [--no-wait] [--thp]", MAX_STEPS);
 			steps = (int)v;
 		}
 	}
 	t_ident_init(&id);
 	CHECK(sysconf(_SC_PAGESIZE) == (long)PAGE, "page size %ld, expected %lu", sysconf(_SC_PAGESIZE), PAGE);
 
-	r1 = mmap(NULL, R1_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(r1 != MAP_FAILED, "mmap 64 MiB: %s", strerror(errno));
+	r1 = map_region(R1_PAGES * PAGE);
 	for (size_t p = 0; p < R1_PAGES; p++)
 		fill_page(r1, 1, p, 0);
 	r2 = NULL;
@@ -232,9 +269,7 @@ int main(int argc, char **argv)
 	for (int s = 1; s <= steps; s++) {
 		t_ident_check(&id);
 		if (s == STEP_MAP_R2) {
-			void *m = mmap(NULL, R2_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-			CHECK(m != MAP_FAILED, "mmap 4 MiB: %s", strerror(errno));
-			r2 = m;
+			r2 = map_region(R2_PAGES * PAGE);
 		}
 		if (s == STEP_UNMAP)
 			SYSCHK(munmap(r1 + (R1_PAGES - R1_CUT_PAGES) * PAGE, R1_CUT_PAGES * PAGE));
@@ -242,6 +277,8 @@ int main(int argc, char **argv)
 			SYSCHK(madvise(r1 + DROP_FIRST * PAGE, DROP_PAGES * PAGE, MADV_DONTNEED));
 		step_pages(s, write_one);
 		size_t k = verify(s);
+		if (thp)
+			report_thp(s);
 		printf("STEP %d pages %zu\n", s, k);
 		fflush(stdout);
 		if (wait)
