@@ -81,9 +81,12 @@ int co_dirty_trackable(const struct co_mapent *e);
 
 /*
  * Huge pages (see dirty.c): once the snapshot child of an image is gone,
- * co_dirty_snapshot_gone, and then co_dirty_recollapse while it returns 1,
- * a few milliseconds of work each, with the program running: the huge
- * pages the snapshot's copy-on-write split are made huge again.
+ * co_dirty_snapshot_gone, and then co_dirty_recollapse while it returns
+ * more than 0, about a millisecond of work each, with the program running:
+ * the huge pages the snapshot's copy-on-write split are made huge again.
+ * It returns 2 when it collapsed some (the caller lets a few milliseconds
+ * pass before the next call: the program comes first), 1 when there is
+ * more to look at.
  */
 void co_dirty_snapshot_gone(void);
 int co_dirty_recollapse(void);
