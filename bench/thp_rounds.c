@@ -8,7 +8,8 @@
  *   thp_rounds [options]
  *
  *   --gib N          heap size in GiB (default 2); --mib N in MiB instead
- *   --rounds R       rounds after the fill (default 8)
+ *   --rounds R       rounds after the fill (default 8; 0: until SIGTERM, which
+ *                    ends the program after the round it interrupts)
  *   --every K        a round writes every byte of one page in K (default 1:
  *                    the whole heap; K > 1: a sparse subset, pages whose
  *                    index is a multiple of K, spread over every huge page)
@@ -65,6 +66,13 @@ static struct {
 } opt = { 2048, 8, 1, 1, 1, 0, { 0 }, 0 };
 
 static uint64_t *heap;
+static volatile sig_atomic_t term;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	term = 1;
+}
 static size_t npages;
 
 static double now_ms(clockid_t c)
@@ -208,7 +216,12 @@ int main(int argc, char **argv)
 	}
 	printf("thp_rounds pid %d mib %zu rounds %d every %d passes %d thp %s\n", (int)getpid(), opt.mib, opt.rounds,
 	       opt.every, opt.passes, opt.thp ? "madvise" : "none");
-	for (int r = 0; r <= opt.rounds; r++) {
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, 0);
+	int r;
+	for (r = 0; opt.rounds ? r <= opt.rounds : !term; r++) {
 		if (opt.check && r > 0 && check(r - 1))
 			return 1;
 		long f0 = minflt();
@@ -220,7 +233,7 @@ int main(int argc, char **argv)
 		wait_usr1(r);
 	}
 	if (opt.check) {
-		if (check(opt.rounds))
+		if (check(r - 1))
 			return 1;
 		printf("check ok\n");
 	}
