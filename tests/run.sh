@@ -288,6 +288,12 @@ for k in ("generation", "kind", "processes", "bytes", "pause_ms", "duration_ms")
 assert d["generation"] == int(sys.argv[2]), "generation %r, expected %s" % (d["generation"], sys.argv[2])
 assert isinstance(d["processes"], int) and d["processes"] >= 1, "processes %r" % d["processes"]
 assert isinstance(d["bytes"], int) and d["bytes"] > 0, "bytes %r" % d["bytes"]
+# the pause as the program's threads lived it: none when --kill ended the group
+p = d.get("program_pause_ms", "missing")
+if d.get("killed"):
+    assert p is None, "program_pause_ms %r with --kill, expected null" % (p,)
+else:
+    assert isinstance(p, (int, float)) and p >= 0, "program_pause_ms %r" % (p,)
 EOF
 }
 

@@ -122,6 +122,31 @@ static struct co_tslot *find_slot(int tid)
 	return 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct co_timespec ts;
+	co_clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.sec * 1000000000ULL + (uint64_t)ts.nsec;
+}
+
+/*
+ * A thread back in the program after a release: how long it was held, into
+ * the process table, where the coordinator reads the longest for --json
+ * (program_pause_ms: the pause as the program's threads lived it, from the
+ * moment each stopped to the moment it ran again).
+ */
+static void note_stop(uint64_t held_ns)
+{
+	if (!co_agent.table || co_agent.slot < 0)
+		return;
+	struct co_pentry *e = &co_agent.table->p[co_agent.slot];
+	uint64_t cur = __atomic_load_n(&e->stop_ns, __ATOMIC_RELAXED);
+	while (held_ns > cur && !__atomic_compare_exchange_n(&e->stop_ns, &cur, held_ns, 0, __ATOMIC_RELAXED,
+							     __ATOMIC_RELAXED))
+		;
+	__atomic_add_fetch(&e->stop_left, 1, __ATOMIC_RELEASE);
+}
+
 static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
@@ -130,16 +155,19 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 	/* only the manager of this very process may park us */
 	if (si->si_code != SI_TKILL || si->si_pid != co_agent.pid)
 		goto out;
+	uint64_t t_stop = mono_ns(); /* the program's thread stopped here */
 	struct co_tslot *t = find_slot((int)co_gettid());
 	if (!t || t->state != CO_TS_SIGNALLED)
 		goto out;
 	co_thread_collect(&t->rec, co_agent.sig);
+	int restarted = 0;
 	if (co_ctx_save(&t->rec.ctx) == 0) {
 		__atomic_store_n(&t->state, CO_TS_PARKED, __ATOMIC_RELEASE);
 		__atomic_add_fetch(&co_agent.parked, 1, __ATOMIC_ACQ_REL);
 		fwake(&co_agent.parked);
 	} else {
 		/* A new process: the restorer jumped here.  Tell the manager we left the restorer. */
+		restarted = 1;
 		__atomic_add_fetch(&co_agent.arrived, 1, __ATOMIC_ACQ_REL);
 		fwake(&co_agent.arrived);
 	}
@@ -149,6 +177,8 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 			break;
 		fwait(&co_agent.release, r, -1);
 	}
+	if (!restarted)
+		note_stop(mono_ns() - t_stop);
 	co_tls_epoch++;
 out:
 	errno = saved_errno;
@@ -287,6 +317,14 @@ static int quiesce(void)
 	for (int i = 0; i < j; i++)
 		if (co_agent.threads[i].tid == co_agent.pid)
 			co_agent.threads[i].rec.flags |= CO_T_LEADER;
+	/* every program thread is parked: none can leave before the release (see note_stop) */
+	if (co_agent.table && co_agent.slot >= 0) {
+		struct co_pentry *e = &co_agent.table->p[co_agent.slot];
+		e->stop_gen = co_agent.generation;
+		e->stop_ns = 0;
+		__atomic_store_n(&e->stop_left, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->stop_parked, (uint32_t)(j - 1), __ATOMIC_RELEASE);
+	}
 	set_state(CO_P_PARKED);
 	return 0;
 }

@@ -1193,6 +1193,43 @@ static void record_terminal(struct co_manifest *m, const struct nsproc *ps, int 
 	co_tty_record(m, hosts, pgids, n);
 }
 
+/*
+ * The pause as the program lived it: the longest any of its threads was
+ * held, from entering the checkpoint handler to running again after the
+ * release, as each thread measured it itself (agent.c, note_stop).  A
+ * thread writes its time once it runs again: wait for that, a second at
+ * most; a thread still held then counts as held since the pause began.
+ */
+static double program_pause_ms(uint64_t gen, uint64_t t_pause)
+{
+	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + 1000000000ULL, worst;
+	for (;;) {
+		int pending = 0;
+		worst = 0;
+		for (int i = 0; i < G.nc; i++) {
+			const struct conn *c = &G.c[i];
+			if (c->kind != C_MEMBER || !c->part || c->slot < 0)
+				continue;
+			struct co_pentry *e = &G.table->p[c->slot];
+			if (__atomic_load_n(&e->stop_gen, __ATOMIC_ACQUIRE) != gen)
+				continue;
+			uint32_t left = __atomic_load_n(&e->stop_left, __ATOMIC_ACQUIRE);
+			uint64_t ns = __atomic_load_n(&e->stop_ns, __ATOMIC_RELAXED);
+			pending |= left < __atomic_load_n(&e->stop_parked, __ATOMIC_RELAXED);
+			worst = ns > worst ? ns : worst;
+		}
+		if (!pending)
+			break;
+		uint64_t now = co_now_ns(CLOCK_MONOTONIC);
+		if (now > deadline) {
+			worst = now - t_pause > worst ? now - t_pause : worst;
+			break;
+		}
+		usleep(1000);
+	}
+	return (double)worst / 1e6;
+}
+
 static void checkpoint(int ci, unsigned flags, const char *images_override)
 {
 	int cfd = G.c[ci].fd;
@@ -1436,15 +1473,18 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 			prep = G.c[i].prep_ns;
 	uint64_t t_pause = t_park + (prep > 0 && (uint64_t)prep < t_release - t_park ? (uint64_t)prep : 0);
 	double pause_ms = (double)(t_release - t_pause) / 1e6, dur_ms = (double)(t_done - t0) / 1e6;
+	char prog_pause[32] = "null"; /* --kill: the group never ran again */
+	if (!kill_it)
+		snprintf(prog_pause, sizeof(prog_pause), "%.2f", program_pause_ms(gen, t_pause));
 	if (flags & CO_CKPT_JSON)
 		reply(cfd, 0,
 		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
-		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"duration_ms\":%.2f,"
-		      "\"precopied\":%d,\"directory\":\"%s/gen-%06llu\",\"killed\":%s}",
+		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"program_pause_ms\":%s,"
+		      "\"duration_ms\":%.2f,\"precopied\":%d,\"directory\":\"%s/gen-%06llu\",\"killed\":%s}",
 		      G.name, (unsigned long long)gen, incremental ? "incremental" : "full",
 		      (unsigned long long)(incremental ? parent : 0), n, (unsigned long long)bytes,
-		      (unsigned long long)raw_bytes, compress ? "true" : "false", pause_ms, dur_ms, precopied, gdir,
-		      (unsigned long long)gen, kill_it ? "true" : "false");
+		      (unsigned long long)raw_bytes, compress ? "true" : "false", pause_ms, prog_pause, dur_ms, precopied,
+		      gdir, (unsigned long long)gen, kill_it ? "true" : "false");
 	else if (compress)
 		reply(cfd, 0,
 		      "generation %llu of '%s' (%s): %d process%s, %llu bytes compressed from %llu, pause %.1f ms, "

@@ -114,6 +114,14 @@ struct co_pentry {
 	uint64_t last_bytes;
 	char program[64];
 	uint8_t stdio_fd[CO_STDIO_FDS]; /* fd -> 1 + stdio slot of a `file` stdio it shares, or 0 */
+	/*
+	 * The last checkpoint as the process's threads lived it (agent.c): of
+	 * generation stop_gen, stop_parked threads parked, stop_left of them
+	 * back in the program since, the longest of them held stop_ns (from
+	 * entering the checkpoint handler to leaving it after the release).
+	 */
+	uint32_t stop_parked, stop_left;
+	uint64_t stop_gen, stop_ns;
 };
 
 /* Which of the group's outside stdio (0-2) descriptor fd of inode dev:ino is, or -1. */
