@@ -471,6 +471,7 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	long child = snapshot ? co_sys5(SYS_clone, 0 /* no exit signal */, 0, 0, 0, 0) : -1;
 	if (child == 0) {
 		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);
+		co_dump_from_snapshot();
 		if (pp[0] >= 0)
 			co_close(pp[0]);
 		int r = co_dump_write(dir, bytes, wait_writer ? snapshot_ready : 0);

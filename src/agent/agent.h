@@ -70,6 +70,8 @@ int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, 
 int co_dump_begin(char *err, size_t errlen);
 /* After co_dump_begin: must the program stay parked until the writer has written its descriptors? */
 int co_dump_needs_pause(void);
+/* In the snapshot child, before co_dump_write: what it has written it may drop (mem.c). */
+void co_dump_from_snapshot(void);
 int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void));
 
 /* agent.c: in a new process made by fork (an atfork handler) or clone (wrap.c) */

@@ -122,6 +122,11 @@ int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
 	return 0;
 }
 
+void co_dump_from_snapshot(void)
+{
+	dc.snapshot = 1;
+}
+
 int co_dump_needs_pause(void)
 {
 	return dc.needs_pause;

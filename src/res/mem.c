@@ -116,6 +116,8 @@ struct stream {
 	struct co_writer *w;
 	int pmfd;
 	int vol;			/* pages of the agent's own memory: bounce them */
+	int drop;			/* a snapshot's copy of the program's memory: drop what is written */
+	uint64_t drop_from;		/* up to where it is dropped */
 	uint64_t bytes;
 	int failed;
 	uint32_t nranges;
@@ -224,14 +226,37 @@ static int flush_batch(struct stream *s)
 	return flush_kept(s) || flush_runs(s);
 }
 
+/*
+ * A snapshot child holds the program's memory copy-on-write: every page the
+ * running program writes while the snapshot still shares it is copied (and
+ * a huge page split into small ones first).  So once a stretch is written
+ * to the image, the child drops its own mapping of it (MADV_DONTNEED in
+ * the child's address space: the program keeps its pages), and a page the
+ * program writes after that is its own again.  It never reads those pages
+ * again.  Only the program's private anonymous memory, never the agent's
+ * own (volatile) memory, which the writer itself uses; and never without a
+ * snapshot (--stop writes the live process).
+ */
+static void drop_written(struct stream *s, uint64_t to)
+{
+	if (!s->drop || to <= s->drop_from)
+		return;
+	co_sys3(SYS_madvise, (long)s->drop_from, (long)(to - s->drop_from), MADV_DONTNEED);
+	s->drop_from = to;
+}
+
+/* Pages collected before a batch is written: 8 MiB, so that a snapshot drops what it wrote as it goes. */
+#define BATCH_PAGES 2048
+
 /* A page the image holds: its data (written since the parent, or a full image), or a reference to the parent's. */
 static int add_page(struct stream *s, uint64_t addr, int kept)
 {
 	struct co_pagemap *pm = kept ? &s->kept : &s->pm;
-	if (add_run(pm, addr) == 0)
+	if ((!s->drop || s->pm.npages + s->kept.npages < BATCH_PAGES) && add_run(pm, addr) == 0)
 		return 0;
 	if (flush_batch(s))
 		return -1;
+	drop_written(s, addr);
 	return add_run(pm, addr);
 }
 
@@ -287,7 +312,11 @@ static void write_stream(void *arg)
 	for (uint32_t i = 0; i < s->nranges && !s->failed; i++) {
 		const struct co_vma *v = &vmas[s->ranges[i].vma];
 		s->vol = is_volatile(s->d, v);
+		s->drop = s->d->snapshot && !s->vol && v->kind == CO_V_ANON;
+		s->drop_from = s->ranges[i].lo;
 		s->failed = scan_pages(s, v, s->ranges[i].lo, s->ranges[i].hi, add_page) || flush_batch(s);
+		if (!s->failed)
+			drop_written(s, s->ranges[i].hi);
 	}
 }
 

@@ -41,6 +41,7 @@ struct co_dumpctx {
 	int ppid, pgid, sid;			/* read by the process itself (a snapshot child has others) */
 	char comm[16];				/* likewise: a snapshot child renames itself */
 	int needs_pause;			/* the image reads what the running program shares (deleted files) */
+	int snapshot;				/* written by a snapshot child: what is written may be dropped */
 	/* called once everything a running process could change is written (descriptors) */
 	void (*snapshot_done)(void);
 };
