@@ -161,7 +161,11 @@ enum co_vma_kind {
 	CO_V_DELETED = 5, /* private mapping of a deleted file: saved like anonymous */
 };
 
-enum co_vma_flags { CO_VF_SHARED = 1, CO_VF_GROWSDOWN = 2, CO_VF_HEAP = 4, CO_VF_STACK = 8 };
+enum co_vma_flags {
+	CO_VF_SHARED = 1, CO_VF_GROWSDOWN = 2, CO_VF_HEAP = 4, CO_VF_STACK = 8,
+	CO_VF_HUGEPAGE = 16,	/* madvise(MADV_HUGEPAGE) */
+	CO_VF_NOHUGEPAGE = 32,	/* madvise(MADV_NOHUGEPAGE) */
+};
 
 struct co_vma {
 	uint64_t start, end;

@@ -106,7 +106,7 @@ int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *
 	if (r != 1)
 		return r;
 	si->rss_kib = si->anon_huge_kib = 0;
-	si->thp_eligible = 0;
+	si->thp_eligible = si->hugepage = si->nohugepage = 0;
 	for (;;) {
 		size_t n = fill_line(m);
 		const char *p = m->buf + m->pos;
@@ -121,6 +121,13 @@ int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *
 			si->anon_huge_kib = v;
 		else if (smaps_field(p, n, "THPeligible:", &v))
 			si->thp_eligible = v != 0;
+		else if (n > 8 && !co_memcmp(p, "VmFlags:", 8))
+			/* two-letter flags, each after a space */
+			for (const char *q = p + 8; q + 2 < p + n; q++)
+				if (q[-1] == ' ' && (q[2] == ' ' || q[2] == '\n')) {
+					si->hugepage |= q[0] == 'h' && q[1] == 'g';
+					si->nohugepage |= q[0] == 'n' && q[1] == 'h';
+				}
 	}
 }
 

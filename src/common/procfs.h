@@ -40,6 +40,7 @@ void co_maps_close(struct co_maps *m);
 struct co_smaps_info {
 	uint64_t rss_kib, anon_huge_kib;
 	int thp_eligible;
+	int hugepage, nohugepage;	/* VmFlags hg, nh: madvise(MADV_HUGEPAGE), (MADV_NOHUGEPAGE) */
 };
 int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *si);
 

@@ -110,6 +110,10 @@ struct record {
 	 * huge then, made huge again after the snapshot (from huge_i, huge_at).
 	 */
 	int nthp, nthp_next, thp_fresh, recollapse;
+	/* regions madvise(MADV_HUGEPAGE)d, (MADV_NOHUGEPAGE)d, as co_dirty_prepare read them (for this image: advice_ok) */
+	int nhg, nnh, advice_ok;
+	struct region hg[MAX_REGIONS];
+	struct region nh[MAX_REGIONS];
 	struct region thp[MAX_REGIONS];
 	struct region thp_next[MAX_REGIONS];
 	uint64_t nhuge, huge_i, huge_at;
@@ -606,10 +610,19 @@ static void classify(int pm)
 	rec->nhuge = rec->huge_i = rec->huge_at = 0;
 	rec->recollapse = 0;
 	rec->thp_fresh = 1;
-	if (smaps_fd < 0 || !hashes || thp_class_mode() == THP_WP || co_maps_reread(&sm, smaps_fd) < 0)
+	rec->nhg = rec->nnh = 0;
+	if (smaps_fd < 0 || co_maps_reread(&sm, smaps_fd) < 0)
 		return;
-	while (co_smaps_next(&sm, &se, &si) == 1 && rec->nthp_next < MAX_REGIONS) {
-		if (!tracked_kind(&se) || !anon_kind(&se) || !si.thp_eligible)
+	int classes = hashes && thp_class_mode() != THP_WP;
+	while (co_smaps_next(&sm, &se, &si) == 1) {
+		if (!tracked_kind(&se) || !anon_kind(&se))
+			continue;
+		/* what the program advised, for the image (a restart advises it again) */
+		if (si.hugepage && rec->nhg < MAX_REGIONS)
+			rec->hg[rec->nhg++] = (struct region){ se.start, se.end };
+		if (si.nohugepage && rec->nnh < MAX_REGIONS)
+			rec->nh[rec->nnh++] = (struct region){ se.start, se.end };
+		if (!classes || !si.thp_eligible || rec->nthp_next == MAX_REGIONS)
 			continue;
 		/* mostly in small pages already (no huge ones to be had, say): write-protected, as before */
 		if (!covered(rec->thp, (uint64_t)rec->nthp, se.start, se.end) && si.anon_huge_kib * 2 < si.rss_kib)
@@ -618,6 +631,15 @@ static void classify(int pm)
 		scan(pm, se.start, se.end, 0, CO_PAGE_IS_HUGE, 0, note_huge);
 	}
 	co_maps_close(&sm);
+}
+
+int co_dirty_thp_advice(uint64_t start, uint64_t end)
+{
+	if (!rec || !rec->advice_ok)
+		return 0;
+	return covered(rec->hg, (uint64_t)rec->nhg, start, end)	  ? 1
+	       : covered(rec->nh, (uint64_t)rec->nnh, start, end) ? -1
+								  : 0;
 }
 
 /* Does [start, end) keep its huge pages (classified so by co_dirty_prepare)? */
@@ -791,8 +813,10 @@ static uint64_t collect(uint64_t gen, int final)
 	}
 	walk_close(pm);
 	rec->npre = 0;
-	if (final)
+	if (final) {
+		rec->advice_ok = rec->thp_fresh; /* read for this checkpoint */
 		rec->thp_fresh = 0; /* co_dirty_prepare classifies again for the next checkpoint */
+	}
 	int usable = rec->gen != 0 && !rec->overflow;
 	co_memcpy(rec->prev, rec->cur, rec->ncur * sizeof(rec->cur[0]));
 	rec->nprev = rec->ncur;

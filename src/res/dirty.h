@@ -89,6 +89,12 @@ int co_dirty_trackable(const struct co_mapent *e);
  * more to look at.
  */
 void co_dirty_snapshot_gone(void);
+/*
+ * For the image, with the threads parked: was [start, end) advised
+ * MADV_HUGEPAGE (1), MADV_NOHUGEPAGE (-1) or neither, or is it not known
+ * (0), as co_dirty_prepare read /proc/self/smaps for this checkpoint?
+ */
+int co_dirty_thp_advice(uint64_t start, uint64_t end);
 int co_dirty_recollapse(void);
 
 /* The descriptors the tracking keeps open (at most 4), kept out of images; how many. */

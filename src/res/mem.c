@@ -88,6 +88,9 @@ int co_mem_collect(struct co_dumpctx *d)
 			co_maps_close(&m);
 			return -1;
 		}
+		/* huge pages advised or refused: a restart advises the same (only the agent's smaps tells) */
+		int advice = vmas[n].kind == CO_V_ANON && !(e.shared) ? co_dirty_thp_advice(e.start, e.end) : 0;
+		vmas[n].flags |= advice > 0 ? CO_VF_HUGEPAGE : advice < 0 ? CO_VF_NOHUGEPAGE : 0;
 		n++;
 	}
 	co_maps_close(&m);
@@ -584,6 +587,10 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
 				    ((v->flags & CO_VF_GROWSDOWN) ? MAP_GROWSDOWN : 0),
 			    -1, 0);
+		/* as the program advised it, before its pages are read in: huge ones come back huge */
+		if (r >= 0 && (v->flags & (CO_VF_HUGEPAGE | CO_VF_NOHUGEPAGE)))
+			co_sys3(SYS_madvise, (long)v->start, (long)len,
+				(v->flags & CO_VF_HUGEPAGE) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 		break;
 	case CO_V_SHANON: {
 		int fd = co_plan_shm(rc, v->dev, v->ino);

@@ -31,10 +31,11 @@
  * Without COHORT_TEST_TMP, or with --no-wait, it does not wait.
  * At the end it prints "RESULT <FNV-1a of every mapped page of R1 and R2>".
  * With --thp both regions are aligned to 2 MiB and madvise(MADV_HUGEPAGE)d
- * (the pages dropped at step 5 are then one whole huge page), and after
- * each step it prints to stderr "thp_kib N" (AnonHugePages of
- * /proc/self/smaps_rollup), which depends on the machine and is not part
- * of the compared output.
+ * (the pages dropped at step 5 are then one whole huge page); after each
+ * step both must still be advised so (VmFlags "hg" in /proc/self/smaps: a
+ * restart must advise them again), and it prints to stderr "thp_kib N"
+ * (AnonHugePages of /proc/self/smaps_rollup), which depends on the machine
+ * and is not part of the compared output.
  */
 #include "common.h"
 #include <sys/mman.h>
@@ -73,6 +74,25 @@ static unsigned char *map_region(size_t len)
 		SYSCHK(munmap(p + len, (size_t)(raw + extra - p)));
 	SYSCHK(madvise(p, len, MADV_HUGEPAGE));
 	return p;
+}
+
+/* With --thp: the region at p must still be madvise(MADV_HUGEPAGE)d ("hg" in its VmFlags). */
+static void check_advised(const unsigned char *p, int s, const char *what)
+{
+	char line[1024];
+	int in = 0, hg = -1;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	CHECK(f != NULL, "open /proc/self/smaps: %s", strerror(errno));
+	while (hg < 0 && fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2)
+			in = a <= (unsigned long)p && (unsigned long)p < b;
+		else if (in && !strncmp(line, "VmFlags:", 8))
+			hg = strstr(line, " hg") != NULL;
+	}
+	fclose(f);
+	CHECK(hg == 1, "after step %d: %s (%p) is no longer madvise(MADV_HUGEPAGE)d (VmFlags of /proc/self/smaps)",
+	      s, what, (const void *)p);
 }
 
 static void report_thp(int s)
@@ -277,8 +297,12 @@ int main(int argc, char **argv)
 			SYSCHK(madvise(r1 + DROP_FIRST * PAGE, DROP_PAGES * PAGE, MADV_DONTNEED));
 		step_pages(s, write_one);
 		size_t k = verify(s);
-		if (thp)
+		if (thp) {
+			check_advised(r1, s, "region 1");
+			if (r2)
+				check_advised(r2, s, "region 2");
 			report_thp(s);
+		}
 		printf("STEP %d pages %zu\n", s, k);
 		fflush(stdout);
 		if (wait)
