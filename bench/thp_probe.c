@@ -15,9 +15,10 @@
  *   async    UFFD_FEATURE_WP_ASYNC (cohort's mode): register, protect all
  *            (UFFDIO_WRITEPROTECT), round, round, PAGEMAP_SCAN with
  *            PM_SCAN_WP_MATCHING (the collection), round, round.
- *   collapse async again; after a round (every page written, no protected
- *            PTE left) MADV_COLLAPSE, round; then the collection and
- *            MADV_COLLAPSE again (every PTE protected), round.
+ *   collapse async again: protect, round, the collection (every PTE
+ *            protected again), MADV_COLLAPSE; round (every page written, no
+ *            protected PTE left), MADV_COLLAPSE, round; the collection
+ *            (protects the new huge pages whole), round.
  *   holes    async, with only the first half of the heap filled before it
  *            is protected; then the second half is filled: does it get
  *            huge pages?
@@ -245,10 +246,12 @@ int main(int argc, char **argv)
 	fresh(len);
 	track(1);
 	round_("round after protect");
+	collection();
+	collapse("MADV_COLLAPSE, PTEs protected");
+	round_("round");
 	collapse("MADV_COLLAPSE, all written");
 	round_("round");
 	collection();
-	collapse("MADV_COLLAPSE, all protected");
 	round_("round after the collection");
 	printf("holes\n");
 	fresh(len / 2);
