@@ -1171,6 +1171,28 @@ static uint8_t *mark_stdio_files(const struct conn *c)
 	return marks;
 }
 
+/*
+ * A generation is committed only with every live process's image whole:
+ * its writer said DONE with a size, and the file is there with at least
+ * that much in it.  (An image of 0 bytes was once committed, and could
+ * not be restarted.)
+ */
+static int image_written(const char *tmp, const struct co_mproc *mp, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", tmp, mp->image);
+	if (mp->bytes == 0)
+		snprintf(err, errlen, "pid %d: its image writer reported no bytes written", mp->pid);
+	else if (stat(path, &st) < 0)
+		snprintf(err, errlen, "pid %d: its image %s is missing: %s", mp->pid, path, strerror(errno));
+	else if (st.st_size == 0)
+		snprintf(err, errlen, "pid %d: its image %s is empty", mp->pid, path);
+	else
+		return 1;
+	return 0;
+}
+
 /* Which of the group's process groups has our terminal, and its settings (tty.c). */
 static void record_terminal(struct co_manifest *m, const struct nsproc *ps, int n)
 {
@@ -1353,6 +1375,10 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				}
 				mp->bytes = G.c[ci].bytes;
 				snprintf(mp->image, sizeof(mp->image), "proc-%d.img", G.c[ci].pid);
+				if (!image_written(tmp, mp, err, sizeof(err))) {
+					bad = 1;
+					break;
+				}
 				bytes += G.c[ci].bytes;
 				if (parent && G.c[ci].incr_parent == parent) {
 					mp->flags |= CO_MP_INCREMENTAL;
