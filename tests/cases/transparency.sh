@@ -93,3 +93,9 @@ t_sigchld_ignored() {
 	bg_wait run0
 	[ "$RC" = 1 ] || { note_file "stderr" "$TD/run0.err"; fail "cohort run -- false with SIGCHLD ignored: status $RC, not 1"; }
 }
+
+# xstate_regs: YMM (and ZMM/opmask where the CPU has AVX-512) registers of
+# spinning threads, which no compiled code touches, stay as they were
+# through live checkpoints and through checkpoint --kill + restart.
+ALL_TESTS+=(xstate_regs)
+t_xstate_regs() { std xstate_regs 0 0.9 0.8; }
