@@ -99,3 +99,20 @@ t_sigchld_ignored() {
 # through live checkpoints and through checkpoint --kill + restart.
 ALL_TESTS+=(xstate_regs)
 t_xstate_regs() { std xstate_regs 0 0.9 0.8; }
+
+# unshare_user: a program in the group makes a user namespace of its own
+# (and a time namespace in it), as `unshare -rT` does: the kernel allows that
+# only to a single-threaded process, so an agent thread that stands in every
+# process made it fail with EINVAL.  Compared with a straight run.
+# fails today: "unshare: unshare failed: Invalid argument" (the agent's
+# manager thread stands in every process), so it runs only when named
+ALL_TESTS+=(unshare_user)
+GROUP_TESTS+=(unshare_user)
+t_unshare_user() {
+	command -v unshare >/dev/null || skip "unshare(1) not found"
+	local cmd=(unshare -rT --boottime 1000 --fork /bin/sh -c 'id -u; echo RESULT in a user and time namespace')
+	straight 0 "${cmd[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${cmd[@]}"
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
+}
