@@ -686,6 +686,43 @@ EXPORT void closefrom(int lowfd)
  * FUTEX_WAIT fails with EINTR after any handler.  Retry those the
  * checkpoint interrupted, with the time that is left.
  */
+/*
+ * syscall(SYS_clone, ...) making a new process, as a fork does: clone
+ * without CLONE_VM and without a stack of its own (the child returns from
+ * syscall() on its copy of the caller's stack; with another stack it could
+ * not return at all, with or without us).  clone3 alike, reading its flags
+ * and stack from the caller's struct as the kernel will.
+ */
+static int raw_fork_call(long n, const long *a)
+{
+	uint64_t flags = (uint64_t)a[0], stack = (uint64_t)a[1];
+	if (n == SYS_clone3) {
+		uint64_t ca[6]; /* flags, pidfd, child_tid, parent_tid, exit_signal, stack */
+		if ((size_t)a[1] < sizeof(ca) || peek(ca, (void *)a[0], sizeof(ca)))
+			return 0; /* the kernel answers EINVAL or EFAULT */
+		flags = ca[0];
+		stack = ca[5];
+	}
+	return !(flags & CLONE_VM) && !stack;
+}
+
+/* Such a raw fork runs no atfork handlers: the child registers as a forked child does. */
+static long raw_fork(long n, const long *a)
+{
+	co_agent_fork_lock(); /* the child runs co_agent_forked, which sets it free again */
+	long r = co_sys6(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+	if (r == 0) {
+		co_agent_forked();
+		return 0;
+	}
+	co_agent_fork_unlock();
+	if (r < 0 && r > -4096) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
 EXPORT long syscall(long n, ...)
 {
 	va_list ap;
@@ -700,6 +737,8 @@ EXPORT long syscall(long n, ...)
 		return close_range((unsigned int)a[0], (unsigned int)a[1], (int)a[2]);
 	if (n == SYS_close)
 		return close((int)a[0]);
+	if (n == SYS_fork || ((n == SYS_clone || n == SYS_clone3) && raw_fork_call(n, a)))
+		return raw_fork(n, a);
 	int op = (int)(a[1] & FUTEX_CMD_MASK);
 	/* a timeout we cannot read goes to the kernel as it is (EFAULT), never retried */
 	struct timespec want, t0 = { 0, 0 }, deadline = { 0, 0 }, left;

@@ -1540,6 +1540,17 @@ static size_t status_json(char *out, size_t size, int brief)
 		    (unsigned long long)e->generation);
 		first = 0;
 	}
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < nps; i++) {
+		if (ps[i].member >= 0 || ps[i].ids.state == 'Z')
+			continue;
+		char cmd[2048], ecmd[4096];
+		cmdline_of(ps[i].host, cmd, sizeof(cmd));
+		ADD("%s{\"pid\":%d,\"host_pid\":%d,\"command\":\"%s\",\"state\":\"no agent\"}", first ? "" : ",",
+		    ps[i].ids.pid, ps[i].host, co_json_esc(cmd, ecmd, sizeof(ecmd)));
+		first = 0;
+	}
 	ADD("]}\n");
 	return n;
 }
@@ -1564,6 +1575,15 @@ static size_t status_text(char *out, size_t size)
 		    threads, threads == 1 ? "" : "s", e->host_pid, (unsigned long long)e->generation,
 		    *cmdline_of(e->host_pid, cmd, sizeof(cmd)) ? cmd : e->program);
 	}
+	/* processes of the group the agent is not in: they block checkpoints, so say so */
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < nps; i++) {
+		char cmd[512];
+		if (ps[i].member < 0 && ps[i].ids.state != 'Z')
+			ADD("  pid %d: without the cohort agent, host pid %d: %s\n", ps[i].ids.pid, ps[i].host,
+			    cmdline_of(ps[i].host, cmd, sizeof(cmd)));
+	}
 	return n;
 }
 #undef ADD
@@ -1583,11 +1603,16 @@ static void status(int ci, unsigned flags)
 	co_send(G.c[ci].fd, CO_M_REPLY, 0, 0, 0, out, -1);
 }
 
+/*
+ * Every process in the group's namespace gets the signal, with the agent
+ * or without (a process cohort could not enter is still the group's).
+ */
 static void kill_group(int ci, int sig, unsigned flags)
 {
-	int n = 0;
-	for (int i = 0; i < G.nc; i++)
-		if (G.c[i].kind == C_MEMBER && kill(G.c[i].host_pid, sig) == 0)
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int n = 0, nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < nps; i++)
+		if (kill(ps[i].host, sig) == 0)
 			n++;
 	char name[256];
 	if (flags & CO_KILL_JSON)
