@@ -2,10 +2,11 @@
 #
 # Memory laid out as V8 (Node.js) lays it out: regions the program marked
 # MADV_DONTFORK, with data, some of them PROT_NONE, and large PROT_NONE
-# reservations of which a small part is in use (tests/progs/dontfork.c,
-# which checks every page, its protections and its VmFlags at every step).
-# A snapshot must hold the DONTFORK regions as they were at the pause, the
-# restart must give them back DONTFORK, and the reservations cost nothing.
+# reservations of which a small part is in use; besides, one region
+# MADV_WIPEONFORK and one MADV_DONTDUMP (tests/progs/dontfork.c, which
+# checks every page, its protections and its VmFlags at every step).  A
+# snapshot must hold these regions as they were at the pause, the restart
+# must give them back with their flags, and the reservations cost nothing.
 #   dontfork       the standard flow (checkpoint --kill, restart, twice);
 #   dontfork_live  live checkpoints of every kind: pre-copied full,
 #                  incremental, --stop, --no-precopy; then --kill, restart,
@@ -55,10 +56,12 @@ t_dontfork_live() {
 	wait_ready "$GNAME" run0
 	sleep 0.5
 	nr_ckpt c1 "checkpoint 1 (pre-copied full)" full $NR_MAX_MIB
-	# A, B and the three parts of C are recorded MADV_DONTFORK, D is not
+	# A, B and the three parts of C are recorded MADV_DONTFORK, D's used part MADV_DONTDUMP, E MADV_WIPEONFORK
 	"$COHORT" inspect "$(gen_dir "$GNAME" "$IGEN")" >"$TD/insp1.out" 2>&1 || fail "inspect of generation $IGEN failed"
-	[ "$(grep -c ' region .* anon (dontfork) ' "$TD/insp1.out")" = 5 ] ||
-		{ note_file "inspect" "$TD/insp1.out" 40; fail "generation $IGEN: not 5 regions recorded dontfork"; }
+	[ "$(grep -c ' region .* anon (dontfork) ' "$TD/insp1.out")" = 5 ] &&
+		[ "$(grep -c ' region .* rw-p anon (dontdump) ' "$TD/insp1.out")" = 1 ] &&
+		[ "$(grep -c ' region .* rw-p anon (wipeonfork) ' "$TD/insp1.out")" = 1 ] ||
+		{ note_file "inspect" "$TD/insp1.out" 50; fail "generation $IGEN: its regions' madvise flags are not as the program set them"; }
 	nr_ckpt c2 "checkpoint 2 (--incremental)" incremental $NR_MAX_MIB --incremental
 	nr_ckpt c3 "checkpoint 3 (--stop)" full $NR_MAX_MIB --stop
 	local stop_gen=$IGEN

@@ -13,15 +13,17 @@
  *      code range), with 40 MiB in its middle made read-write and written;
  *      at step GROW_STEP 4 MiB more of it are made read-write and written;
  *   D  a 256 MiB PROT_NONE reservation without MADV_DONTFORK (a malloc
- *      arena), its first 4 MiB read-write and written.
+ *      arena), its first 4 MiB read-write, written and MADV_DONTDUMP;
+ *   E  256 KiB read-write, MADV_WIPEONFORK, written (a forked child gets
+ *      it zeroed: a random number generator's state).
  * Every step writes a few pages of A, C and D (versions: the step), then
  * checks every word of every written page (B made readable for the moment:
  * no descriptor of /proc/self/mem is kept, which a restart would have to
  * open again), the protections
- * and VmFlags of every part in /proc/self/smaps (dc where the program set
- * MADV_DONTFORK and nowhere else; no resident page in the PROT_NONE parts),
- * and every 5th step that a forked child gets none of the DONTFORK regions
- * and D.  It prints "step s ok"; any mismatch goes to stderr with exit 1.
+ * and VmFlags of every part in /proc/self/smaps (dc, wf and dd where the
+ * program asked for them and nowhere else; no resident page in the
+ * reserved parts), and every 5th step that a forked child gets none of the
+ * DONTFORK regions, D as it is and E zeroed.  It prints "step s ok"; any mismatch goes to stderr with exit 1.
  * At the end: "RESULT dontfork STEPS <hash of the page versions>".
  */
 #include "common.h"
@@ -38,10 +40,11 @@
 #define C_GROW_PAGES (4 * MIB / PAGE)
 #define D_SIZE (256 * MIB)
 #define D_USED_PAGES (4 * MIB / PAGE)
+#define E_PAGES (256 * 1024 / PAGE)
 #define GROW_STEP 6
 #define MAX_STEPS 250
 
-enum { RA, RB, RC, RD, NREG };
+enum { RA, RB, RC, RD, RE, NREG };
 struct region {
 	const char *name;
 	unsigned char *base;	/* first page that holds data */
@@ -49,7 +52,7 @@ struct region {
 	unsigned char *ver;	/* version of each page: the step that last wrote it */
 };
 static struct region reg[NREG];
-static unsigned char ver_a[A_PAGES], ver_b[B_PAGES], ver_c[C_USED_PAGES + C_GROW_PAGES], ver_d[D_USED_PAGES];
+static unsigned char ver_a[A_PAGES], ver_b[B_PAGES], ver_c[C_USED_PAGES + C_GROW_PAGES], ver_d[D_USED_PAGES], ver_e[E_PAGES];
 static unsigned char *c_res, *d_res;	/* the reservations */
 
 static void fill_page(unsigned char *p, int r, size_t page, int ver)
@@ -112,6 +115,9 @@ static void setup(void)
 	d_res = map_anon(D_SIZE, PROT_NONE);
 	reg[RD] = (struct region){ "D", d_res, D_USED_PAGES, ver_d };
 	SYSCHK(mprotect(reg[RD].base, D_USED_PAGES * PAGE, PROT_READ | PROT_WRITE));
+	SYSCHK(madvise(reg[RD].base, D_USED_PAGES * PAGE, MADV_DONTDUMP));
+	reg[RE] = (struct region){ "E", map_anon(E_PAGES * PAGE, PROT_READ | PROT_WRITE), E_PAGES, ver_e };
+	SYSCHK(madvise(reg[RE].base, E_PAGES * PAGE, MADV_WIPEONFORK));
 	for (int r = 0; r < NREG; r++)
 		if (r != RB)
 			for (size_t i = 0; i < reg[r].pages; i++)
@@ -123,7 +129,7 @@ static void setup(void)
 static void step_writes(int s)
 {
 	uint64_t rng = 0x5eed0000u + (uint64_t)s;
-	static const size_t per[NREG] = { 32, 0, 64, 16 };
+	static const size_t per[NREG] = { 32, 0, 64, 16, 4 };
 	if (s == GROW_STEP) {
 		/* commit 4 MiB more of the reservation, right after the used part */
 		SYSCHK(mprotect(reg[RC].base + C_USED_PAGES * PAGE, C_GROW_PAGES * PAGE, PROT_READ | PROT_WRITE));
@@ -154,7 +160,7 @@ static void check_contents(void)
 struct vma {
 	uintptr_t start, end;
 	char perms[5];
-	int dc;		/* VmFlags has dc (MADV_DONTFORK) */
+	char vmflags[512];	/* " rd wr mr mw me dc " */
 	long rss_kb;
 };
 
@@ -176,7 +182,7 @@ static int find_vma(uintptr_t addr, struct vma *v)
 				v->start = s;
 				v->end = e;
 				memcpy(v->perms, perms, 5);
-				v->dc = 0;
+				v->vmflags[0] = 0;
 				v->rss_kb = -1;
 			}
 			continue;
@@ -186,7 +192,7 @@ static int find_vma(uintptr_t addr, struct vma *v)
 		if (strncmp(line, "Rss:", 4) == 0)
 			v->rss_kb = strtol(line + 4, NULL, 10);
 		if (strncmp(line, "VmFlags:", 8) == 0) {
-			v->dc = strstr(line, " dc") != NULL;
+			snprintf(v->vmflags, sizeof(v->vmflags), "%s", line + 8);
 			found = 1;
 		}
 	}
@@ -194,16 +200,25 @@ static int find_vma(uintptr_t addr, struct vma *v)
 	return found;
 }
 
-/* The part of memory at addr has these protections and this dc flag (and, empty, nothing resident). */
-static void check_vma(const char *what, const void *addr, const char *perms, int dc, int empty)
+/*
+ * The part of memory at addr has these protections, of the VmFlags dc
+ * (MADV_DONTFORK), wf (MADV_WIPEONFORK) and dd (MADV_DONTDUMP) those in
+ * flags, and, empty, nothing resident.
+ */
+static void check_vma(const char *what, const void *addr, const char *perms, const char *flags, int empty)
 {
+	static const char *const codes[] = { "dc", "wf", "dd" };
 	struct vma v;
 	if (!find_vma((uintptr_t)addr, &v))
 		FAIL("%s: no region at its address in /proc/self/smaps", what);
 	if (strcmp(v.perms, perms) != 0)
 		FAIL("%s: protections %s, expected %s", what, v.perms, perms);
-	if (v.dc != dc)
-		FAIL("%s: VmFlags %s dc, expected %s", what, v.dc ? "has" : "lacks", dc ? "it" : "none");
+	for (size_t k = 0; k < sizeof(codes) / sizeof(codes[0]); k++) {
+		char code[4] = { ' ', codes[k][0], codes[k][1], 0 };
+		int has = strstr(v.vmflags, code) != NULL, want = strstr(flags, codes[k]) != NULL;
+		if (has != want)
+			FAIL("%s: VmFlags%s %s %s", what, v.vmflags, has ? "has" : "lacks", codes[k]);
+	}
 	if (empty && v.rss_kb != 0)
 		FAIL("%s: a reservation with %ld kB resident", what, v.rss_kb);
 }
@@ -211,18 +226,19 @@ static void check_vma(const char *what, const void *addr, const char *perms, int
 static void check_layout(void)
 {
 	size_t c_used = reg[RC].pages * PAGE;
-	check_vma("A", reg[RA].base, "rw-p", 1, 0);
-	check_vma("B", reg[RB].base, "---p", 1, 0);
-	check_vma("C below the used part", c_res, "---p", 1, 1);
-	check_vma("C used part", reg[RC].base, "rw-p", 1, 0);
-	check_vma("C used part (end)", reg[RC].base + c_used - 1, "rw-p", 1, 0);
-	check_vma("C above the used part", reg[RC].base + c_used, "---p", 1, 1);
-	check_vma("C (last page)", c_res + C_SIZE - 1, "---p", 1, 1);
-	check_vma("D used part", reg[RD].base, "rw-p", 0, 0);
-	check_vma("D reserved part", d_res + D_USED_PAGES * PAGE, "---p", 0, 1);
+	check_vma("A", reg[RA].base, "rw-p", "dc", 0);
+	check_vma("B", reg[RB].base, "---p", "dc", 0);
+	check_vma("C below the used part", c_res, "---p", "dc", 1);
+	check_vma("C used part", reg[RC].base, "rw-p", "dc", 0);
+	check_vma("C used part (end)", reg[RC].base + c_used - 1, "rw-p", "dc", 0);
+	check_vma("C above the used part", reg[RC].base + c_used, "---p", "dc", 1);
+	check_vma("C (last page)", c_res + C_SIZE - 1, "---p", "dc", 1);
+	check_vma("D used part", reg[RD].base, "rw-p", "dd", 0);
+	check_vma("D reserved part", d_res + D_USED_PAGES * PAGE, "---p", "", 1);
+	check_vma("E", reg[RE].base, "rw-p", "wf", 0);
 }
 
-/* A forked child must get neither A, B nor C (MADV_DONTFORK), and D as it is. */
+/* A forked child must get neither A, B nor C (MADV_DONTFORK), D as it is, and E zeroed (MADV_WIPEONFORK). */
 static void check_fork(void)
 {
 	pid_t pid = fork();
@@ -236,6 +252,9 @@ static void check_fork(void)
 				_exit(10 + (int)i);
 		for (size_t i = 0; i < reg[RD].pages; i++)
 			check_page(reg[RD].base + i * PAGE, RD, i);
+		for (size_t i = 0; i < E_PAGES * PAGE; i++)
+			if (reg[RE].base[i])
+				_exit(20);
 		_exit(0);
 	}
 	int st;
@@ -243,7 +262,7 @@ static void check_fork(void)
 		if (errno != EINTR)
 			FAIL("waitpid: %s", strerror(errno));
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		FAIL("forked child: status %#x (10+i: DONTFORK region i was copied into it)", st);
+		FAIL("forked child: status %#x (10+i: DONTFORK region i was copied into it, 20: E not wiped)", st);
 }
 
 int main(int argc, char **argv)
