@@ -209,14 +209,16 @@ static int swap_configured(void)
 /*
  * Is pagemap entry e, which looks swapped out, the uffd-wp marker the
  * tracking (dirty.c) leaves on a page never touched in a write-protected
- * region?  A marker holds nothing (reading it maps the zero page), and
- * saving it would store a page of zeros for every page of address space
- * the program reserved (a GiB for Node: V8's reservations, thread stacks).
- * Only the process itself has markers, the snapshot fork drops them: this
- * is for --stop.  Privileged, the swap type shows (31: a marker).
- * Otherwise a marker cannot be told from a swapped-out page, except on a
- * system without swap; a page being migrated looks swapped out too, but
- * mincore (incore) says it is in memory, which a marker never is.
+ * region?  A marker holds nothing of the program's: in anonymous memory a
+ * read maps the zero page there, in a file mapping the file's page, which
+ * the restore maps again (the caller saves a deleted file's).  Saved, each
+ * would be a page of zeros in the image for every page the program has
+ * reserved and not used (a GiB for Node: thread stacks, V8's heap).  Only
+ * the process itself has markers, the snapshot fork drops them: this is
+ * for --stop.  Privileged, the swap type shows (31: a marker).  Otherwise
+ * a marker cannot be told from a swapped-out page, except on a system
+ * without swap; a page being migrated looks swapped out too, but mincore
+ * (incore) says it is in memory, which a marker never is.
  */
 static int is_marker(uint64_t e, int incore)
 {
@@ -372,7 +374,8 @@ static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uin
 				save = (e & (CO_PM_PRESENT | CO_PM_SWAP)) != 0;
 				break;
 			}
-			if (save && v->kind != CO_V_SHANON && is_marker(e, s->core[i] & 1))
+			/* a marker where there is no file behind reads zero; in a file mapping, the file's page */
+			if (save && (v->kind == CO_V_ANON || v->kind == CO_V_FILE) && is_marker(e, s->core[i] & 1))
 				save = 0;
 			uint64_t addr = a + i * CO_PAGE;
 			int in_lean = 0, held = tracked ? co_dirty_lean_held(addr, &in_lean) : 0;
