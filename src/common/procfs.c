@@ -115,8 +115,8 @@ int co_smaps_next(struct co_maps *m, struct co_mapent *e, uint32_t *advice)
 	*advice = 0;
 	if (r != 1)
 		return r;
-	/* "Key: value" lines up to VmFlags, which ends the region's entry */
-	for (size_t n; (n = fill_line(m)) != 0;) {
+	/* "Key: value" lines (a capital first) up to VmFlags, the last; a header line is the next region's */
+	for (size_t n; (n = fill_line(m)) != 0 && m->buf[m->pos] >= 'A' && m->buf[m->pos] <= 'Z';) {
 		const char *p = m->buf + m->pos;
 		m->pos += n;
 		if (n >= 8 && co_strncmp(p, "VmFlags:", 8) == 0) {
