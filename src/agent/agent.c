@@ -389,6 +389,10 @@ enum { IMG_WRITTEN = 0, IMG_RESTARTED = 1, IMG_SNAPSHOT = 2, IMG_FAILED = -1, IM
  * image is written here, with the program stopped (IMG_WRITTEN).
  * IMG_RESTARTED: we come back from a restart, inside co_ctx_save().
  *
+ * The program's MADV_DONTFORK and MADV_WIPEONFORK regions fork like the
+ * rest for that one fork (co_dump_fork_begin, mem.c), so that the snapshot
+ * holds them as the pause left them.
+ *
  * The fork copies the page tables of all the memory it keeps, about 20 ms
  * per GiB here: most of the pause.  For an incremental image the child
  * needs only the pages written since the parent, so long unwritten
@@ -428,6 +432,8 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	 * statics (one anonymous .bss region; co_agent itself is in .data).
 	 */
 	uint64_t keep[2] = { (uint64_t)&me, (uint64_t)&inbox };
+	if (snapshot)
+		co_dump_fork_begin(); /* the program's MADV_DONTFORK regions go into the snapshot too */
 	if (snapshot && co_agent.incr_parent)
 		co_dirty_lean_begin(keep, 2);
 	long child = snapshot ? co_sys5(SYS_clone, 0 /* no exit signal */, 0, 0, 0, 0) : -1;
@@ -447,6 +453,8 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 		co_exit_group(r ? 1 : 0);
 	}
 	co_dirty_lean_end(); /* before the program runs (and maybe forks) again */
+	if (snapshot)
+		co_dump_fork_end(); /* after the lean marks are off: a stretch inside such a region keeps its flag */
 	if (pp[1] >= 0)
 		co_close(pp[1]);
 	co_agent.ready_pipe = -1;

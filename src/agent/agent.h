@@ -52,6 +52,12 @@ struct co_agent {
 	uint64_t want_parent;	/* PREPARE asked for an image incremental against this generation */
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
 	int await_quiesce;	/* ARMED sent: QUIESCE parks the threads */
+	/*
+	 * The program has asked madvise(2) for a flag an image must record
+	 * (MADV_DONTFORK, MADV_WIPEONFORK, ...; wrap.c): only then are the
+	 * regions read from /proc/self/smaps, which costs a page-table walk.
+	 */
+	int advice;
 };
 
 extern struct co_agent co_agent;
@@ -71,6 +77,9 @@ int co_dump_begin(char *err, size_t errlen);
 /* After co_dump_begin: must the program stay parked until the writer has written its descriptors? */
 int co_dump_needs_pause(void);
 int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void));
+/* Just before and right after the snapshot fork: the program's fork flags (co_mem_fork_begin). */
+void co_dump_fork_begin(void);
+void co_dump_fork_end(void);
 
 /* agent.c: in a new process made by fork (an atfork handler) or clone (wrap.c) */
 void co_agent_forked(void);

@@ -47,6 +47,7 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.agent_info = (uint64_t)&co_agent.resume;
 	dc.pending = co_agent.shared_pending;
 	dc.npending = co_agent.nshared_pending;
+	dc.advice = co_agent.advice;
 	dc.ppid = co_agent.ppid;
 	dc.pgid = co_agent.pgid;
 	dc.sid = co_agent.sid;
@@ -120,6 +121,16 @@ int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
 	*bytes = writer.off + writer1.off;
 	co_dirty_image_done(co_agent.generation);
 	return 0;
+}
+
+void co_dump_fork_begin(void)
+{
+	co_mem_fork_begin(&dc);
+}
+
+void co_dump_fork_end(void)
+{
+	co_mem_fork_end(&dc);
 }
 
 int co_dump_needs_pause(void)

@@ -14,6 +14,8 @@
  *    catch it, wait for it or read it from a signalfd, and queries report
  *    what the program set.
  * 3. The agent's control socket cannot be closed by the program.
+ * 4. madvise(2) flags the kernel keeps per region (MADV_DONTFORK, ...) are
+ *    noted, so that a checkpoint knows it must look for them.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -674,6 +677,40 @@ EXPORT void closefrom(int lowfd)
 	close_range(lowfd < 0 ? 0 : (unsigned int)lowfd, ~0U, 0);
 }
 
+/* ---- madvise flags ---- */
+
+/*
+ * Advice that leaves a flag on the region (VmFlags in smaps): a snapshot
+ * fork must see through MADV_DONTFORK and MADV_WIPEONFORK, and a restart
+ * must ask all of them again.  Finding them means reading /proc/self/smaps
+ * in the pause, a walk over every page table (about 4 ms per GiB): only
+ * processes that asked for one pay it.  V8 (Node.js) marks its heap
+ * MADV_DONTFORK through the C library's madvise.
+ */
+static int sticky_advice(int advice)
+{
+	switch (advice) {
+	case MADV_DONTFORK: case MADV_DOFORK: case MADV_WIPEONFORK: case MADV_KEEPONFORK:
+	case MADV_DONTDUMP: case MADV_DODUMP: case MADV_HUGEPAGE: case MADV_NOHUGEPAGE:
+	case MADV_SEQUENTIAL: case MADV_RANDOM:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+EXPORT int madvise(void *addr, size_t len, int advice)
+{
+	if (sticky_advice(advice))
+		co_agent.advice = 1; /* first: a checkpoint that parks us in between finds it set */
+	long r = co_sys3(SYS_madvise, (long)addr, (long)len, advice);
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- raw system calls made through syscall(3) ---- */
 
 #include <linux/futex.h>
@@ -739,6 +776,8 @@ EXPORT long syscall(long n, ...)
 		return close((int)a[0]);
 	if (n == SYS_fork || ((n == SYS_clone || n == SYS_clone3) && raw_fork_call(n, a)))
 		return raw_fork(n, a);
+	if (n == SYS_madvise)
+		return madvise((void *)a[0], (size_t)a[1], (int)a[2]);
 	int op = (int)(a[1] & FUTEX_CMD_MASK);
 	/* a timeout we cannot read goes to the kernel as it is (EFAULT), never retried */
 	struct timespec want, t0 = { 0, 0 }, deadline = { 0, 0 }, left;

@@ -161,7 +161,18 @@ enum co_vma_kind {
 	CO_V_DELETED = 5, /* private mapping of a deleted file: saved like anonymous */
 };
 
-enum co_vma_flags { CO_VF_SHARED = 1, CO_VF_GROWSDOWN = 2, CO_VF_HEAP = 4, CO_VF_STACK = 8 };
+enum co_vma_flags {
+	CO_VF_SHARED = 1, CO_VF_GROWSDOWN = 2, CO_VF_HEAP = 4, CO_VF_STACK = 8,
+	/*
+	 * What the program asked of the region with madvise(2), as the VmFlags
+	 * of /proc/PID/smaps show it (dc, wf, dd, hg, nh, sr, rr); the restorer
+	 * asks it again.  Older images have none of these bits, older
+	 * restorers ignore them.
+	 */
+	CO_VF_DONTFORK = 16, CO_VF_WIPEONFORK = 32, CO_VF_DONTDUMP = 64, CO_VF_HUGEPAGE = 128,
+	CO_VF_NOHUGEPAGE = 256, CO_VF_SEQUENTIAL = 512, CO_VF_RANDOM = 1024,
+};
+#define CO_VF_ADVICE 0x7f0u
 
 struct co_vma {
 	uint64_t start, end;

@@ -87,6 +87,46 @@ int co_maps_next(struct co_maps *m, struct co_mapent *e)
 	return 1;
 }
 
+/* The VmFlags a region gets from madvise(2), as smaps names them (proc(5)). */
+static const struct { char code[3]; uint32_t flag; } advice_codes[] = {
+	{ "dc", CO_VF_DONTFORK }, { "wf", CO_VF_WIPEONFORK }, { "dd", CO_VF_DONTDUMP },
+	{ "hg", CO_VF_HUGEPAGE }, { "nh", CO_VF_NOHUGEPAGE }, { "sr", CO_VF_SEQUENTIAL },
+	{ "rr", CO_VF_RANDOM },
+};
+
+/* The advice bits of a "VmFlags: rd wr mr mw me dc" line of n bytes. */
+static uint32_t parse_vmflags(const char *p, size_t n)
+{
+	uint32_t flags = 0;
+	for (size_t i = 8; i + 2 <= n; i++) {
+		if (p[i] == ' ' || p[i] == '\n')
+			continue;
+		for (size_t k = 0; k < CO_ARRAY_LEN(advice_codes); k++)
+			if (p[i] == advice_codes[k].code[0] && p[i + 1] == advice_codes[k].code[1])
+				flags |= advice_codes[k].flag;
+		i += 2; /* past the code and the blank after it */
+	}
+	return flags;
+}
+
+int co_smaps_next(struct co_maps *m, struct co_mapent *e, uint32_t *advice)
+{
+	int r = co_maps_next(m, e);
+	*advice = 0;
+	if (r != 1)
+		return r;
+	/* "Key: value" lines (a capital first) up to VmFlags, the last; a header line is the next region's */
+	for (size_t n; (n = fill_line(m)) != 0 && m->buf[m->pos] >= 'A' && m->buf[m->pos] <= 'Z';) {
+		const char *p = m->buf + m->pos;
+		m->pos += n;
+		if (n >= 8 && co_strncmp(p, "VmFlags:", 8) == 0) {
+			*advice = parse_vmflags(p, n);
+			break;
+		}
+	}
+	return 1;
+}
+
 long co_read_small(const char *path, char *buf, size_t n)
 {
 	int fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);

@@ -31,6 +31,13 @@ int co_maps_reread(struct co_maps *m, int fd);
 /* 1: an entry, 0: end, <0: -errno */
 int co_maps_next(struct co_maps *m, struct co_mapent *e);
 void co_maps_close(struct co_maps *m);
+/*
+ * The same from /proc/PID/smaps (opened with co_maps_open): each region's
+ * entry, and in *advice the CO_VF_ADVICE bits its VmFlags line shows.
+ * Reading smaps walks the page tables of every region (about 4 ms per GiB
+ * in memory here), maps does not.
+ */
+int co_smaps_next(struct co_maps *m, struct co_mapent *e, uint32_t *advice);
 
 /* Read a small file whole into buf (terminated); returns bytes or -errno. */
 long co_read_small(const char *path, char *buf, size_t n);
@@ -45,6 +52,8 @@ int co_stat_fields(const char *path, uint64_t *out, int first, int count);
 #define CO_PM_PRESENT (1ULL << 63)
 #define CO_PM_SWAP (1ULL << 62)
 #define CO_PM_FILE (1ULL << 61)
+#define CO_PM_UFFD_WP (1ULL << 57)
+#define CO_PM_SWP_FIELDS ((1ULL << 55) - 1) /* swap type (bits 0-4) and offset, or 0 unprivileged */
 
 /* pos and flags from /proc/PID/fdinfo/FD (pid 0: this process) */
 int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags);

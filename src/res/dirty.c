@@ -166,8 +166,8 @@ const char *co_dirty_name(int m)
 	return m == CO_DIRTY_UFFD_WP ? "uffd-wp" : m == CO_DIRTY_HASH ? "page-hash" : "none";
 }
 
-/* Private, writable-by-copy memory whose pages go into the image. */
-int co_dirty_trackable(const struct co_mapent *e)
+/* Private, writable-by-copy memory: its pages go into the image. */
+static int private_kind(const struct co_mapent *e)
 {
 	if (e->shared || co_strcmp(e->path, "[vsyscall]") == 0)
 		return 0;
@@ -175,6 +175,21 @@ int co_dirty_trackable(const struct co_mapent *e)
 		return co_startswith(e->path, "[heap]") || co_startswith(e->path, "[stack") ||
 		       co_startswith(e->path, "[anon:");
 	return 1;
+}
+
+/*
+ * Private memory whose writes are tracked.  Not PROT_NONE: nothing can
+ * write there, and write-protecting it would fill its page tables with
+ * uffd-wp markers, one per page (V8 reserves a GiB of address space so:
+ * 2 MiB of page tables, 25 ms per GiB to protect, and more for every
+ * snapshot fork to walk).  Such a region is registered without being
+ * protected (see register_only); a part of it made accessible later is a
+ * region not tracked yet, saved whole at the next image and tracked from
+ * there.  A tracked region made PROT_NONE is saved whole while it is.
+ */
+int co_dirty_trackable(const struct co_mapent *e)
+{
+	return e->prot && private_kind(e);
 }
 
 /*
@@ -456,11 +471,35 @@ static void walk_close(int pm)
 		co_close(pm);
 }
 
-/* A region of the program's whose writes are tracked (not the record itself). */
-static int tracked_kind(const struct co_mapent *e)
+/* Not the record itself, with its guard pages. */
+static int not_ours(const struct co_mapent *e)
 {
 	uint64_t self_lo = (uint64_t)rec - CO_PAGE, self_hi = (uint64_t)rec + REC_SIZE + CO_PAGE;
-	return co_dirty_trackable(e) && !(e->start >= self_lo && e->end <= self_hi);
+	return !(e->start >= self_lo && e->end <= self_hi);
+}
+
+/* A region of the program's whose writes are tracked. */
+static int tracked_kind(const struct co_mapent *e)
+{
+	return co_dirty_trackable(e) && not_ours(e);
+}
+
+/*
+ * A PROT_NONE region of the program's is registered with the userfaultfd
+ * but not write-protected (no markers).  Registered it must be: the
+ * kernel merges neighbouring regions only when their registration is
+ * the same, and a program that makes a stretch of a tracked region
+ * PROT_NONE and then accessible again expects one region back (mremap
+ * of it fails across two: tests/progs/precopy_churn.c), as it gets
+ * without the agent.  Returns 1 when e is such a region.
+ */
+static int register_only(const struct co_mapent *e)
+{
+	if (e->prot || !private_kind(e) || !not_ours(e))
+		return 0;
+	struct uffd_register r = { { e->start, e->end - e->start }, CO_UFFDIO_REGISTER_MODE_WP, 0 };
+	co_sys3(SYS_ioctl, uffd, CO_UFFDIO_REGISTER, (long)&r);
+	return 1;
 }
 
 /*
@@ -485,7 +524,7 @@ void co_dirty_prepare(void)
 		return;
 	rec->npre = 0;
 	while (co_maps_next(&maps, &ent) == 1 && rec->npre < MAX_REGIONS) {
-		if (!tracked_kind(&ent) || (rec->gen && was_tracked(pm, ent.start, ent.end)))
+		if (register_only(&ent) || !tracked_kind(&ent) || (rec->gen && was_tracked(pm, ent.start, ent.end)))
 			continue;
 		if (protect_new(ent.start, ent.end) == 0)
 			rec->pre[rec->npre++] = (struct region){ ent.start, ent.end };
@@ -533,7 +572,7 @@ uint64_t co_dirty_collect(uint64_t gen)
 	for (int k = 0; k < CO_STREAMS; k++)
 		held->n[k] = 0;
 	while (co_maps_next(&maps, &ent) == 1) {
-		if (!tracked_kind(&ent))
+		if (register_only(&ent) || !tracked_kind(&ent))
 			continue;
 		if (rec->ncur == MAX_REGIONS) {
 			rec->overflow = 1;
@@ -689,6 +728,11 @@ void co_dirty_lean_end(void)
 			MADV_DOFORK);
 	rec->nlean = 0;
 	rec->nnolean = 0; /* a pre-copy's: used once */
+}
+
+int co_dirty_lean_covers(uint64_t start, uint64_t end)
+{
+	return rec && rec->nlean && covered(rec->lean, (uint64_t)rec->nlean, start, end);
 }
 
 int co_dirty_lean_held(uint64_t addr, int *in_lean)

@@ -41,6 +41,8 @@ struct co_dumpctx {
 	int ppid, pgid, sid;			/* read by the process itself (a snapshot child has others) */
 	char comm[16];				/* likewise: a snapshot child renames itself */
 	int needs_pause;			/* the image reads what the running program shares (deleted files) */
+	int advice;				/* read the regions' madvise flags from smaps (agent.h) */
+	int forked;				/* the writer is a snapshot child (co_mem_fork_begin) */
 	/* called once everything a running process could change is written (descriptors) */
 	void (*snapshot_done)(void);
 };
@@ -115,6 +117,13 @@ int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
 int co_mem_collect(struct co_dumpctx *d);
 int co_mem_dump_vmas(struct co_dumpctx *d);
 int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams);
+/*
+ * Around the snapshot fork, in the process: the program's MADV_DONTFORK
+ * and MADV_WIPEONFORK regions are made to fork as they are (begin), and
+ * get their flags back as soon as the fork has returned (end).
+ */
+void co_mem_fork_begin(struct co_dumpctx *d);
+void co_mem_fork_end(struct co_dumpctx *d);
 int co_mem_check(struct co_rstctx *rc);		/* before anything is destroyed */
 int co_mem_restore(struct co_rstctx *rc);	/* maps regions and reads pages */
 
