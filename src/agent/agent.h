@@ -19,6 +19,14 @@ struct co_tslot {
 	int tid;
 	int state;
 	struct co_thread rec;
+	/*
+	 * A thread whose mask blocks our signal: the coordinator stops it
+	 * with ptrace, unblocks the signal in its mask and writes here, while
+	 * it is stopped, the mask it had (pt_orig) and the one it set
+	 * (pt_set); the handler puts pt_orig back when it returns.
+	 */
+	uint64_t pt_orig, pt_set;
+	long trace_at_ms;	/* when the coordinator is to look at it (again); -1: asked for good */
 };
 
 
@@ -78,8 +86,16 @@ void co_agent_forked(void);
 void co_agent_fork_lock(void);
 void co_agent_fork_unlock(void);
 
+/* agent.c: put our handler back on our signal, keeping a raw rt_sigaction's as the program's own */
+void co_sig_reclaim(void);
+
 /* wrap.c */
 void co_wrap_init(void);
+struct co_ksigaction;
+/* The action the program set on our signal past sigaction() (a raw rt_sigaction) becomes its own. */
+void co_wrap_adopt(const struct co_ksigaction *ka);
+/* Our signal, not a checkpoint: run the program's action on it, as the kernel would. */
+void co_wrap_forward(int sig, void *siginfo, void *uc);
 /* The descriptors the agent keeps open in the program (CO_AGENT_MAX_FDS at most), ascending; how many. */
 #define CO_AGENT_MAX_FDS 8
 int co_agent_fds(int *out);
