@@ -18,7 +18,7 @@ RES := src/res/mem.c src/res/dirty.c src/res/threads.c src/res/files.c src/res/p
 AGENT := src/agent/agent.c src/agent/wrap.c src/agent/dump.c src/agent/ctx.S
 RESTORER := src/restore/restorer.c src/restore/entry.S
 CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c src/cli/coord.c src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
-	src/cli/shared.c src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/res/dirty.c
+	src/cli/shared.c src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/res/dirty.c
 
 # The agent lives in other people's programs: hidden symbols, no stack
 # protector (its handler runs on any thread), no unexpected dependencies.

@@ -286,6 +286,79 @@ static void set_state(unsigned s)
 }
 
 /*
+ * The coordinator's answer to TRACE about thread tid: 0 or 1 (proto.h), -1
+ * it cannot (its reason in inbox), -2 it gave the checkpoint up, -3 no
+ * answer before the deadline (ms since t0).
+ */
+static int await_traced(int tid, const struct co_timespec *t0, long deadline_ms)
+{
+	for (;;) {
+		struct co_timespec now;
+		co_clock_gettime(CLOCK_MONOTONIC, &now);
+		long left = deadline_ms - ((now.sec - t0->sec) * 1000 + (now.nsec - t0->nsec) / 1000000);
+		if (left <= 0)
+			return -3;
+		struct { int fd; short ev, rev; } p = { co_agent.sock, POLLIN, 0 };
+		struct co_timespec ts = { left / 1000, (left % 1000) * 1000000 };
+		long r = co_sys5(SYS_ppoll, (long)&p, 1, (long)&ts, 0, 8);
+		if (r == -EINTR || r == 0)
+			continue;
+		if (r < 0 || recv_msg(co_agent.sock, 0))
+			return -3;
+		if (inbox.m.type == CO_M_TRACED && inbox.m.a == tid)
+			return inbox.m.b < 0 ? -1 : (int)inbox.m.b;
+		if (inbox.m.type == CO_M_RELEASE)
+			return -2; /* the coordinator gave this checkpoint up */
+		/* a late answer to an earlier question: dropped */
+	}
+}
+
+/*
+ * Threads that did not park at once may block our signal in their own
+ * mask with a call we never see (glibc's timer helper and other internal
+ * threads, a raw rt_sigprocmask, the Go runtime's signal thread).  The
+ * coordinator looks at each one's mask; where our signal is blocked it
+ * stops the thread with ptrace, unblocks our signal in its mask and lets
+ * it go: the signal already queued for it arrives and it parks in our
+ * handler like any other thread (its registers, FPU state, mask, a
+ * system call to restart: all as for the others), and the handler puts
+ * its mask back when it returns.  A thread that merely had not run yet is
+ * looked at again later.
+ */
+static int trace_stuck(long ms, const struct co_timespec *t0)
+{
+	for (int i = 1; i < co_agent.nthreads; i++) {
+		struct co_tslot *t = &co_agent.threads[i];
+		if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_SIGNALLED || t->trace_at_ms < 0 ||
+		    ms < t->trace_at_ms)
+			continue;
+		if (send_ab(co_agent.sock, CO_M_TRACE, t->tid, (int64_t)(uintptr_t)&t->pt_orig, 0) < 0)
+			return -1;
+		int r = await_traced(t->tid, t0, QUIESCE_TIMEOUT_MS);
+		if (r == 1) {
+			t->trace_at_ms = ms + 100; /* not blocked (yet): it may still block it */
+			continue;
+		}
+		t->trace_at_ms = -1;
+		if (r == 0)
+			continue;
+		if (r == -1 && inbox.m.textlen)
+			co_fmt(errbuf, sizeof(errbuf), "%s", inbox.text);
+		else if (r == -2)
+			co_fmt(errbuf, sizeof(errbuf), "pid %d: the checkpoint was given up while thread %d was parked",
+			       co_agent.pid, t->tid);
+		else
+			co_fmt(errbuf, sizeof(errbuf), "pid %d: thread %d has not parked, and the coordinator did not "
+			       "answer whether it blocks the checkpoint signal %d", co_agent.pid, t->tid, co_agent.sig);
+		return -1;
+	}
+	return 0;
+}
+
+/* Threads not parked after this many ms are asked about (they usually park within one). */
+#define TRACE_AFTER_MS 5
+
+/*
  * Park every other thread.  Threads may be created while we look (a parked
  * thread cannot create more), so list /proc/self/task again until no new
  * one shows up.  A thread that cannot take the signal in time fails the
@@ -318,27 +391,37 @@ static int quiesce(void)
 		}
 		for (;;) {
 			int parked = __atomic_load_n(&co_agent.parked, __ATOMIC_ACQUIRE);
-			int waiting = 0;
+			int waiting = 0, traced = 0;
 			for (int i = 1; i < co_agent.nthreads; i++) {
 				struct co_tslot *t = &co_agent.threads[i];
 				if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_SIGNALLED)
 					continue;
-				if (co_tgkill(co_agent.pid, t->tid, 0) == -ESRCH)
+				if (co_tgkill(co_agent.pid, t->tid, 0) == -ESRCH) {
 					__atomic_store_n(&t->state, CO_TS_GONE, __ATOMIC_RELEASE);
-				else
+				} else {
 					waiting = t->tid;
+					traced = t->trace_at_ms < 0;
+				}
 			}
 			if (!waiting)
 				break;
 			co_clock_gettime(CLOCK_MONOTONIC, &now);
 			long ms = (now.sec - t0.sec) * 1000 + (now.nsec - t0.nsec) / 1000000;
+			if (ms >= TRACE_AFTER_MS && trace_stuck(ms, &t0))
+				return -1;
 			if (ms > QUIESCE_TIMEOUT_MS) {
-				co_fmt(errbuf, sizeof(errbuf),
-				       "pid %d: thread %d did not stop within %d s (checkpoint signal %d blocked?)",
-				       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+				if (traced)
+					co_fmt(errbuf, sizeof(errbuf),
+					       "pid %d: thread %d did not stop within %d s, although the checkpoint signal %d "
+					       "was unblocked for it (did the program take it with a sigwait?)",
+					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+				else
+					co_fmt(errbuf, sizeof(errbuf),
+					       "pid %d: thread %d did not stop within %d s (checkpoint signal %d blocked?)",
+					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
 				return -1;
 			}
-			fwait(&co_agent.parked, parked, 5);
+			fwait(&co_agent.parked, parked, 1);
 		}
 		if (added == 0)
 			break;
