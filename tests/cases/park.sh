@@ -12,9 +12,10 @@
 # the three pieces of stdout concatenated must equal the straight run's
 # byte for byte, and every exit status be the straight run's.
 
-ALL_TESTS+=(blocked_threads sig_takeover go_pure_external go_cgo_park)
+ALL_TESTS+=(blocked_threads posix_timers sig_takeover go_pure_external go_cgo_park)
 TEST_TIMEOUTS[blocked_threads]=90
 TEST_TIMEOUTS[sig_takeover]=90
+TEST_TIMEOUTS[posix_timers]=90
 TEST_TIMEOUTS[go_pure_external]=120
 TEST_TIMEOUTS[go_cgo_park]=120
 
@@ -80,6 +81,14 @@ park_flow() { # park_flow CMD...
 t_blocked_threads() {
 	need_prog blocked_threads
 	park_flow "$BIN/blocked_threads"
+}
+
+# POSIX timers: a periodic signal to the process, a periodic signal to one
+# thread (SIGEV_THREAD_ID), one far ahead without a signal whose time left
+# must stay right, one never armed (tests/progs/posix_timers.c)
+t_posix_timers() {
+	need_prog posix_timers
+	park_flow "$BIN/posix_timers"
 }
 
 # the checkpoint signal's handler taken with a raw rt_sigaction
