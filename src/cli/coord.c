@@ -820,6 +820,9 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 				int r = co_park_thread(c->pid, c->host_pid, (int)in.m.a, G.sig, (uint64_t)in.m.b, terr,
 						       sizeof(terr));
 				co_send(c->fd, CO_M_TRACED, 0, in.m.a, r, r < 0 ? terr : NULL, -1);
+				if (getenv("COHORT_DEBUG") && r == 0)
+					co_warn("checkpoint: pid %d thread %lld blocked the checkpoint signal: unblocked with ptrace",
+						c->pid, (long long)in.m.a);
 				continue;
 			}
 			c->answered = 1;

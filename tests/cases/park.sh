@@ -12,8 +12,9 @@
 # the three pieces of stdout concatenated must equal the straight run's
 # byte for byte, and every exit status be the straight run's.
 
-ALL_TESTS+=(blocked_threads posix_timers sig_takeover go_pure_external go_cgo_park)
+ALL_TESTS+=(blocked_threads blocked_unprivileged posix_timers sig_takeover go_pure_external go_cgo_park)
 TEST_TIMEOUTS[blocked_threads]=90
+TEST_TIMEOUTS[blocked_unprivileged]=90
 TEST_TIMEOUTS[sig_takeover]=90
 TEST_TIMEOUTS[posix_timers]=90
 TEST_TIMEOUTS[go_pure_external]=120
@@ -81,6 +82,27 @@ park_flow() { # park_flow CMD...
 t_blocked_threads() {
 	need_prog blocked_threads
 	park_flow "$BIN/blocked_threads"
+}
+
+# the same, run by a user without privileges (as in t_unprivileged): the
+# coordinator, in the user namespace it made for the group, may still
+# ptrace the group's threads
+t_blocked_unprivileged() {
+	[ "$(id -u)" = 0 ] || skip "needs root to become $UNPRIV_USER (as a user, blocked_threads is this test)"
+	id -u "$UNPRIV_USER" >/dev/null 2>&1 || skip "no user $UNPRIV_USER"
+	command -v runuser >/dev/null || skip "runuser not found"
+	need_prog blocked_threads
+	local U=$TD/u b
+	chmod 711 "$WORK" "$TD"
+	mkdir -p "$U/bin" "$U/run" "$U/img"
+	for b in cohort libcohort.so cohort-restore; do cp "$(dirname "$COHORT")/$b" "$U/bin/" || fail "cannot copy $b"; done
+	cp "$BIN/blocked_threads" "$U/bin/" || fail "cannot copy blocked_threads"
+	chown -R "$UNPRIV_USER" "$U"
+	chmod 700 "$U/run"
+	printf '#!/bin/sh\nexec runuser -u %s -- env COHORT_RUN_DIR=%s %s "$@"\n' "$UNPRIV_USER" "$U/run" "$U/bin/cohort" >"$U/cohort"
+	chmod 755 "$U/cohort"
+	local COHORT=$U/cohort IMG=$U/img
+	park_flow "$U/bin/blocked_threads"
 }
 
 # POSIX timers: a periodic signal to the process, a periodic signal to one
