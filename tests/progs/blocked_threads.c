@@ -14,7 +14,11 @@
  *            an internal sigwaitinfo), counts and posts a semaphore.
  *   waiter   blocks all signals (raw rt_sigprocmask) and waits in
  *            sigwaitinfo() for SIGRTMIN+2, which the main thread queues
- *            with sigqueue() every step, carrying the step number.
+ *            to it with pthread_sigqueue() every step, carrying the step
+ *            number.
+ *   sigwait  the daemon's signal thread: blocks every signal
+ *            (pthread_sigmask) and waits in sigwait() on the full set;
+ *            the main thread sends the process SIGUSR2 every step.
  * Every step each thread checks, with a raw rt_sigprocmask query, that its
  * mask is still exactly what it set; the main thread checks the counts and
  * values and prints one line.  Output depends on nothing but the steps.
@@ -32,7 +36,8 @@ static int want_step, raw_done;
 static uint64_t raw_value;
 static atomic_int timer_count;
 static sem_t timer_sem, waiter_sem;
-static atomic_int waiter_step;
+static atomic_int waiter_step, sigwait_count;
+static sem_t sigwait_sem;
 static int SIG_FEED;
 
 static long raw_syscall(long n, long a, long b, long c, long d)
@@ -130,6 +135,21 @@ static void *waiter_thread(void *arg)
 	return NULL;
 }
 
+static void *sigwait_thread(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (int step = 1; step <= STEPS; step++) {
+		int sig = 0, r = sigwait(&all, &sig);
+		CHECK(r == 0 && sig == SIGUSR2, "sigwait returned %d, signal %d", r, sig);
+		atomic_fetch_add(&sigwait_count, 1);
+		sem_post(&sigwait_sem);
+	}
+	return NULL;
+}
+
 static void on_timer(union sigval v)
 {
 	if (v.sival_int != 77)
@@ -146,10 +166,12 @@ int main(void)
 	sigset_t feed;
 	sigemptyset(&feed);
 	sigaddset(&feed, SIG_FEED);
+	sigaddset(&feed, SIGUSR2); /* the sigwait thread's */
 	pthread_sigmask(SIG_BLOCK, &feed, NULL);
 	uint64_t main_mask = raw_getmask();
 	sem_init(&timer_sem, 0, 0);
 	sem_init(&waiter_sem, 0, 0);
+	sem_init(&sigwait_sem, 0, 0);
 
 	struct sigevent sev;
 	memset(&sev, 0, sizeof(sev));
@@ -159,9 +181,10 @@ int main(void)
 	timer_t tm;
 	SYSCHK(timer_create(CLOCK_MONOTONIC, &sev, &tm));
 
-	pthread_t raw_th, waiter_th;
+	pthread_t raw_th, waiter_th, sigwait_th;
 	CHECK(pthread_create(&raw_th, NULL, raw_thread, NULL) == 0, "pthread_create");
 	CHECK(pthread_create(&waiter_th, NULL, waiter_thread, NULL) == 0, "pthread_create");
+	CHECK(pthread_create(&sigwait_th, NULL, sigwait_thread, NULL) == 0, "pthread_create");
 
 	uint64_t hash = T_FNV_INIT;
 	for (int step = 1; step <= STEPS; step++) {
@@ -183,19 +206,26 @@ int main(void)
 		      step);
 		/* the waiter */
 		union sigval v = { .sival_int = step };
-		SYSCHK(sigqueue(getpid(), SIG_FEED, v));
+		CHECK(pthread_sigqueue(waiter_th, SIG_FEED, v) == 0, "pthread_sigqueue");
 		while (sem_wait(&waiter_sem) < 0)
 			CHECK(errno == EINTR, "sem_wait: %s", strerror(errno));
 		CHECK(atomic_load(&waiter_step) == step, "waiter at step %d, expected %d", atomic_load(&waiter_step),
 		      step);
+		/* the sigwait thread */
+		SYSCHK(kill(getpid(), SIGUSR2));
+		while (sem_wait(&sigwait_sem) < 0)
+			CHECK(errno == EINTR, "sem_wait: %s", strerror(errno));
+		CHECK(atomic_load(&sigwait_count) == step, "sigwait thread at %d, step %d", atomic_load(&sigwait_count),
+		      step);
 		CHECK(raw_getmask() == main_mask, "main thread mask changed at step %d", step);
 		hash = t_fnv_u64(hash, rv ^ (uint64_t)step);
-		printf("step %d raw %016llx timer %d waiter %d\n", step, (unsigned long long)rv, atomic_load(&timer_count),
-		       atomic_load(&waiter_step));
+		printf("step %d raw %016llx timer %d waiter %d sigwait %d\n", step, (unsigned long long)rv,
+		       atomic_load(&timer_count), atomic_load(&waiter_step), atomic_load(&sigwait_count));
 		t_sleep_ms(50);
 	}
 	pthread_join(raw_th, NULL);
 	pthread_join(waiter_th, NULL);
+	pthread_join(sigwait_th, NULL);
 	SYSCHK(timer_delete(tm));
 	printf("RESULT steps %d hash %016llx\n", STEPS, (unsigned long long)hash);
 	return 0;
