@@ -4,8 +4,8 @@
  * 1. The checkpoint signal interrupts blocking calls.  Calls the kernel can
  *    restart (read, write, accept, wait, untimed futex waits) restart by
  *    themselves under SA_RESTART.  The ones that always fail with EINTR
- *    after a handler (sleeps, poll, select, epoll, sigtimedwait, pause,
- *    timed semaphore waits) are wrapped here: when the checkpoint handler
+ *    after a handler (sleeps, poll, select, epoll, sigtimedwait, sigwait,
+ *    pause, timed semaphore waits) are wrapped here: when the checkpoint handler
  *    ran in this thread during the call (co_tls_epoch moved), the call is
  *    made again with what is left of its timeout.  Deadlines are kept on
  *    CLOCK_MONOTONIC, which the group's time namespace carries across a
@@ -458,6 +458,27 @@ EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct times
 EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
 	return sigtimedwait(set, info, 0);
+}
+
+/*
+ * glibc's sigwait calls its own sigtimedwait, past the wrapper above: a
+ * daemon's signal thread waiting on the full set took the checkpoint
+ * signal for one of its own.  As glibc's: repeated on EINTR (here also
+ * after our checkpoint), the error number returned.
+ */
+EXPORT int sigwait(const sigset_t *set, int *sig)
+{
+	ENSURE(sigtimedwait);
+	sigset_t copy;
+	set = without_ours(set, &copy);
+	int r;
+	do
+		r = REAL(sigtimedwait)(set, NULL, NULL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno;
+	*sig = r;
+	return 0;
 }
 
 EXPORT int sigsuspend(const sigset_t *mask)
