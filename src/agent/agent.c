@@ -332,6 +332,7 @@ static int trace_stuck(long ms, const struct co_timespec *t0)
 		if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_SIGNALLED || t->trace_at_ms < 0 ||
 		    ms < t->trace_at_ms)
 			continue;
+		t->pt_check = CO_TRACE_CHECK(t->tid, (uintptr_t)&t->pt_orig);
 		if (send_ab(co_agent.sock, CO_M_TRACE, t->tid, (int64_t)(uintptr_t)&t->pt_orig, 0) < 0)
 			return -1;
 		int r = await_traced(t->tid, t0, QUIESCE_TIMEOUT_MS);

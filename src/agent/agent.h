@@ -26,6 +26,7 @@ struct co_tslot {
 	 * (pt_set); the handler puts pt_orig back when it returns.
 	 */
 	uint64_t pt_orig, pt_set;
+	uint64_t pt_check;	/* CO_TRACE_CHECK: the coordinator writes only where it finds this */
 	long trace_at_ms;	/* when the coordinator is to look at it (again); -1: asked for good */
 };
 

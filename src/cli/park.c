@@ -201,9 +201,18 @@ int co_park_thread(int pid, int host_pid, int tid, int sig, uint64_t addr, char 
 			 pid, tid, comm, sig, STOP_WAIT_MS);
 		return -1;
 	}
+	/*
+	 * Still the program the agent asked for?  A thread stopped in execve
+	 * comes to its stop in the new program, whose agent is not there
+	 * yet: the signal unblocked now would end it (the default action of
+	 * a real-time signal).  Then it is only let go.
+	 */
+	errno = 0;
+	long check = ptrace(PTRACE_PEEKDATA, htid, (void *)(addr + 16), 0);
+	int same = errno == 0 && (uint64_t)check == CO_TRACE_CHECK(tid, addr);
 	uint64_t mask = 0;
 	int done = 1;
-	if (ptrace(PTRACE_GETSIGMASK, htid, sizeof(mask), &mask) == 0 && (mask & bit)) {
+	if (same && ptrace(PTRACE_GETSIGMASK, htid, sizeof(mask), &mask) == 0 && (mask & bit)) {
 		uint64_t set = mask & ~bit;
 		/* the masks first: the thread reads them when it takes the signal, after the detach */
 		if (ptrace(PTRACE_POKEDATA, htid, (void *)addr, (void *)mask) < 0 ||

@@ -23,7 +23,8 @@ enum co_msg_type {
 	CO_M_ARMED,		/* prepared, still running (PREPARE with CO_PREP_PRECOPY); b: 1 pre-copy armed */
 	CO_M_TRACE,		/* while parking: thread a has not parked; if its mask blocks the checkpoint signal,
 				   unblock it there with ptrace and write its mask and the one set at address b
-				   (struct co_tslot's pt_orig, pt_set); answered with TRACED */
+				   (struct co_tslot's pt_orig, pt_set), if b + 16 holds CO_TRACE_CHECK(a, b);
+				   answered with TRACED */
 	/* coordinator -> agent */
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
 	CO_M_PREPARE,		/* a: generation, b: parent wanted for an incremental image (0: full) */
@@ -61,6 +62,8 @@ enum { CO_KILL_JSON = 1 };
  */
 enum { CO_PREP_PRECOPY = 1, CO_PREP_PRECOPY_FAILED = 2 };
 #define CO_PRECOPY_ID(gen) ((uint64_t)(gen) | (1ULL << 62))
+/* What the agent's slot for thread tid, at addr, holds after its masks (CO_M_TRACE): still our program */
+#define CO_TRACE_CHECK(tid, addr) ((uint64_t)(tid) ^ (uint64_t)(addr) ^ 0x636f686f72747372ULL)
 
 struct co_msg {
 	uint32_t type;
