@@ -16,6 +16,8 @@
  *            sigwaitinfo() for SIGRTMIN+2, which the main thread queues
  *            to it with pthread_sigqueue() every step, carrying the step
  *            number.
+ *   aio      an aio_read() of a file every step: glibc's aio helper
+ *            threads block every signal and wait a second for more work.
  *   sigwait  the daemon's signal thread: blocks every signal
  *            (pthread_sigmask) and waits in sigwait() on the full set;
  *            the main thread sends the process SIGUSR2 every step.
@@ -24,6 +26,7 @@
  * values and prints one line.  Output depends on nothing but the steps.
  */
 #include "common.h"
+#include <aio.h>
 #include <linux/futex.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -186,6 +189,15 @@ int main(void)
 	CHECK(pthread_create(&waiter_th, NULL, waiter_thread, NULL) == 0, "pthread_create");
 	CHECK(pthread_create(&sigwait_th, NULL, sigwait_thread, NULL) == 0, "pthread_create");
 
+	char path[4096];
+	t_fmt(path, sizeof(path), "%s/blocked_threads.%d", t_tmpdir(), (int)getpid());
+	int afd = SYSCHK(open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+	unlink(path);
+	for (int step = 1; step <= STEPS; step++) {
+		uint64_t v = value_of(step);
+		t_write_all(afd, &v, sizeof(v), (off_t)step * 8);
+	}
+
 	uint64_t hash = T_FNV_INIT;
 	for (int step = 1; step <= STEPS; step++) {
 		/* the raw thread */
@@ -211,6 +223,20 @@ int main(void)
 			CHECK(errno == EINTR, "sem_wait: %s", strerror(errno));
 		CHECK(atomic_load(&waiter_step) == step, "waiter at step %d, expected %d", atomic_load(&waiter_step),
 		      step);
+		/* an aio read, done by glibc's helper thread */
+		uint64_t got = 0;
+		struct aiocb cb;
+		memset(&cb, 0, sizeof(cb));
+		cb.aio_fildes = afd;
+		cb.aio_buf = &got;
+		cb.aio_nbytes = sizeof(got);
+		cb.aio_offset = (off_t)step * 8;
+		SYSCHK(aio_read(&cb));
+		const struct aiocb *list[1] = { &cb };
+		while (aio_error(&cb) == EINPROGRESS)
+			if (aio_suspend(list, 1, NULL) < 0)
+				CHECK(errno == EINTR, "aio_suspend: %s", strerror(errno));
+		CHECK(aio_return(&cb) == sizeof(got) && got == value_of(step), "aio read at step %d", step);
 		/* the sigwait thread */
 		SYSCHK(kill(getpid(), SIGUSR2));
 		while (sem_wait(&sigwait_sem) < 0)
