@@ -232,6 +232,22 @@ void co_sig_reclaim(void)
 
 /* ---- quiescing ---- */
 
+/*
+ * Threads not parked after this many ms are asked about (they usually park
+ * within one); those the coordinator had to unblock at the last
+ * checkpoint (most often the same helper threads again) at once.
+ */
+#define TRACE_AFTER_MS 5
+static int traced_last[64], ntraced_last, traced_now[64], ntraced_now;
+
+static long first_trace_ms(int tid)
+{
+	for (int i = 0; i < ntraced_last; i++)
+		if (traced_last[i] == tid)
+			return 0;
+	return TRACE_AFTER_MS;
+}
+
 /* Signal every thread not yet known; returns how many were added, or -1. */
 static int signal_new_threads(void)
 {
@@ -261,6 +277,7 @@ static int signal_new_threads(void)
 			t->tid = tid;
 			t->rec.tid = tid;
 			t->state = CO_TS_SIGNALLED;
+			t->trace_at_ms = first_trace_ms(tid);
 			__atomic_thread_fence(__ATOMIC_SEQ_CST);
 			co_agent.nthreads++;
 			if (send_checkpoint_signal(tid) < 0)
@@ -341,8 +358,11 @@ static int trace_stuck(long ms, const struct co_timespec *t0)
 			continue;
 		}
 		t->trace_at_ms = -1;
-		if (r == 0)
+		if (r == 0) {
+			if (ntraced_now < (int)CO_ARRAY_LEN(traced_now))
+				traced_now[ntraced_now++] = t->tid;
 			continue;
+		}
 		if (r == -1 && inbox.m.textlen)
 			co_fmt(errbuf, sizeof(errbuf), "%s", inbox.text);
 		else if (r == -2)
@@ -356,8 +376,6 @@ static int trace_stuck(long ms, const struct co_timespec *t0)
 	return 0;
 }
 
-/* Threads not parked after this many ms are asked about (they usually park within one). */
-#define TRACE_AFTER_MS 5
 
 /*
  * Park every other thread.  Threads may be created while we look (a parked
@@ -380,6 +398,7 @@ static int quiesce(void)
 	co_agent.nthreads = 1;
 	set_state(CO_P_QUIESCING);
 	co_sig_reclaim();
+	ntraced_now = 0;
 
 	struct co_timespec t0, now;
 	co_clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -408,7 +427,7 @@ static int quiesce(void)
 				break;
 			co_clock_gettime(CLOCK_MONOTONIC, &now);
 			long ms = (now.sec - t0.sec) * 1000 + (now.nsec - t0.nsec) / 1000000;
-			if (ms >= TRACE_AFTER_MS && trace_stuck(ms, &t0))
+			if (trace_stuck(ms, &t0))
 				return -1;
 			if (ms > QUIESCE_TIMEOUT_MS) {
 				if (traced)
@@ -427,6 +446,8 @@ static int quiesce(void)
 		if (added == 0)
 			break;
 	}
+	co_memcpy(traced_last, traced_now, sizeof(traced_now[0]) * (size_t)ntraced_now);
+	ntraced_last = ntraced_now;
 	/* drop threads that exited before parking */
 	int j = 0;
 	for (int i = 0; i < co_agent.nthreads; i++)

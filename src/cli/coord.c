@@ -817,12 +817,16 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 			if (in.m.type == CO_M_TRACE) {
 				/* one of its threads has not parked: it may block the signal (park.c) */
 				char terr[1024] = "";
+				uint64_t tt0 = co_now_ns(CLOCK_MONOTONIC);
 				int r = co_park_thread(c->pid, c->host_pid, (int)in.m.a, G.sig, (uint64_t)in.m.b, terr,
 						       sizeof(terr));
 				co_send(c->fd, CO_M_TRACED, 0, in.m.a, r, r < 0 ? terr : NULL, -1);
-				if (getenv("COHORT_DEBUG") && r == 0)
-					co_warn("checkpoint: pid %d thread %lld blocked the checkpoint signal: unblocked with ptrace",
-						c->pid, (long long)in.m.a);
+				if (getenv("COHORT_DEBUG"))
+					co_warn("checkpoint: pid %d thread %lld %s (%.2f ms)", c->pid, (long long)in.m.a,
+						r == 0	 ? "blocked the checkpoint signal: unblocked with ptrace"
+						: r == 1 ? "does not block the checkpoint signal"
+							 : "cannot be unblocked",
+						(double)(co_now_ns(CLOCK_MONOTONIC) - tt0) / 1e6);
 				continue;
 			}
 			c->answered = 1;
