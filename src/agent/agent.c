@@ -366,7 +366,7 @@ static int trace_stuck(long ms, const struct co_timespec *t0)
 		if (r == -1 && inbox.m.textlen)
 			co_fmt(errbuf, sizeof(errbuf), "%s", inbox.text);
 		else if (r == -2)
-			co_fmt(errbuf, sizeof(errbuf), "pid %d: the checkpoint was given up while thread %d was parked",
+			co_fmt(errbuf, sizeof(errbuf), "pid %d: the checkpoint was given up while thread %d was being parked",
 			       co_agent.pid, t->tid);
 		else
 			co_fmt(errbuf, sizeof(errbuf), "pid %d: thread %d has not parked, and the coordinator did not "
@@ -411,7 +411,8 @@ static int quiesce(void)
 		}
 		for (;;) {
 			int parked = __atomic_load_n(&co_agent.parked, __ATOMIC_ACQUIRE);
-			int waiting = 0, traced = 0;
+			int waiting = 0;
+			long asked = 0; /* the waiting one's: -1 unblocked by the coordinator, > TRACE_AFTER_MS not blocked */
 			for (int i = 1; i < co_agent.nthreads; i++) {
 				struct co_tslot *t = &co_agent.threads[i];
 				if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_SIGNALLED)
@@ -420,7 +421,7 @@ static int quiesce(void)
 					__atomic_store_n(&t->state, CO_TS_GONE, __ATOMIC_RELEASE);
 				} else {
 					waiting = t->tid;
-					traced = t->trace_at_ms < 0;
+					asked = t->trace_at_ms;
 				}
 			}
 			if (!waiting)
@@ -430,10 +431,15 @@ static int quiesce(void)
 			if (trace_stuck(ms, &t0))
 				return -1;
 			if (ms > QUIESCE_TIMEOUT_MS) {
-				if (traced)
+				if (asked < 0)
 					co_fmt(errbuf, sizeof(errbuf),
 					       "pid %d: thread %d did not stop within %d s, although the checkpoint signal %d "
 					       "was unblocked for it (did the program take it with a sigwait?)",
+					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+				else if (asked > TRACE_AFTER_MS)
+					co_fmt(errbuf, sizeof(errbuf),
+					       "pid %d: thread %d did not stop within %d s: it does not block the checkpoint "
+					       "signal %d but has not taken it (an uninterruptible wait, or a raw sigwait on it?)",
 					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
 				else
 					co_fmt(errbuf, sizeof(errbuf),
