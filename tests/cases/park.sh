@@ -101,7 +101,8 @@ t_blocked_unprivileged() {
 	chmod 700 "$U/run"
 	printf '#!/bin/sh\nexec runuser -u %s -- env COHORT_RUN_DIR=%s %s "$@"\n' "$UNPRIV_USER" "$U/run" "$U/bin/cohort" >"$U/cohort"
 	chmod 755 "$U/cohort"
-	local COHORT=$U/cohort IMG=$U/img
+	mkdir -p "$U/tmp" && chown "$UNPRIV_USER" "$U/tmp"
+	local COHORT=$U/cohort IMG=$U/img COHORT_TEST_TMP=$U/tmp
 	park_flow "$U/bin/blocked_threads"
 }
 
