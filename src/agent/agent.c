@@ -86,6 +86,18 @@ static void send_done(uint64_t bytes)
 	send_ab(co_agent.sock, CO_M_DONE, (int64_t)bytes, (int64_t)co_agent.incr_parent, 0);
 }
 
+/* For park.c: a message to the coordinator; the next one from it (NULL: the socket failed) */
+int co_agent_send(unsigned type, int64_t a, int64_t b)
+{
+	return send_ab(co_agent.sock, type, a, b, 0);
+}
+
+static int recv_msg(int fd, int *tablefd);
+const struct co_msgbuf *co_agent_recv(void)
+{
+	return recv_msg(co_agent.sock, 0) ? 0 : &inbox;
+}
+
 /* Receive one message; *tablefd gets an attached descriptor if any. */
 static int recv_msg(int fd, int *tablefd)
 {
@@ -232,22 +244,6 @@ void co_sig_reclaim(void)
 
 /* ---- quiescing ---- */
 
-/*
- * Threads not parked after this many ms are asked about (they usually park
- * within one); those the coordinator had to unblock at the last
- * checkpoint (most often the same helper threads again) at once.
- */
-#define TRACE_AFTER_MS 5
-static int traced_last[64], ntraced_last, traced_now[64], ntraced_now;
-
-static long first_trace_ms(int tid)
-{
-	for (int i = 0; i < ntraced_last; i++)
-		if (traced_last[i] == tid)
-			return 0;
-	return TRACE_AFTER_MS;
-}
-
 /* Signal every thread not yet known; returns how many were added, or -1. */
 static int signal_new_threads(void)
 {
@@ -277,7 +273,7 @@ static int signal_new_threads(void)
 			t->tid = tid;
 			t->rec.tid = tid;
 			t->state = CO_TS_SIGNALLED;
-			t->trace_at_ms = first_trace_ms(tid);
+			t->trace_at_ms = co_park_first_ms(tid);
 			__atomic_thread_fence(__ATOMIC_SEQ_CST);
 			co_agent.nthreads++;
 			if (send_checkpoint_signal(tid) < 0)
@@ -303,81 +299,6 @@ static void set_state(unsigned s)
 }
 
 /*
- * The coordinator's answer to TRACE about thread tid: 0 or 1 (proto.h), -1
- * it cannot (its reason in inbox), -2 it gave the checkpoint up, -3 no
- * answer before the deadline (ms since t0).
- */
-static int await_traced(int tid, const struct co_timespec *t0, long deadline_ms)
-{
-	for (;;) {
-		struct co_timespec now;
-		co_clock_gettime(CLOCK_MONOTONIC, &now);
-		long left = deadline_ms - ((now.sec - t0->sec) * 1000 + (now.nsec - t0->nsec) / 1000000);
-		if (left <= 0)
-			return -3;
-		struct { int fd; short ev, rev; } p = { co_agent.sock, POLLIN, 0 };
-		struct co_timespec ts = { left / 1000, (left % 1000) * 1000000 };
-		long r = co_sys5(SYS_ppoll, (long)&p, 1, (long)&ts, 0, 8);
-		if (r == -EINTR || r == 0)
-			continue;
-		if (r < 0 || recv_msg(co_agent.sock, 0))
-			return -3;
-		if (inbox.m.type == CO_M_TRACED && inbox.m.a == tid)
-			return inbox.m.b < 0 ? -1 : (int)inbox.m.b;
-		if (inbox.m.type == CO_M_RELEASE)
-			return -2; /* the coordinator gave this checkpoint up */
-		/* a late answer to an earlier question: dropped */
-	}
-}
-
-/*
- * Threads that did not park at once may block our signal in their own
- * mask with a call we never see (glibc's timer helper and other internal
- * threads, a raw rt_sigprocmask, the Go runtime's signal thread).  The
- * coordinator looks at each one's mask; where our signal is blocked it
- * stops the thread with ptrace, unblocks our signal in its mask and lets
- * it go: the signal already queued for it arrives and it parks in our
- * handler like any other thread (its registers, FPU state, mask, a
- * system call to restart: all as for the others), and the handler puts
- * its mask back when it returns.  A thread that merely had not run yet is
- * looked at again later.
- */
-static int trace_stuck(long ms, const struct co_timespec *t0)
-{
-	for (int i = 1; i < co_agent.nthreads; i++) {
-		struct co_tslot *t = &co_agent.threads[i];
-		if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_SIGNALLED || t->trace_at_ms < 0 ||
-		    ms < t->trace_at_ms)
-			continue;
-		t->pt_check = CO_TRACE_CHECK(t->tid, (uintptr_t)&t->pt_orig);
-		if (send_ab(co_agent.sock, CO_M_TRACE, t->tid, (int64_t)(uintptr_t)&t->pt_orig, 0) < 0)
-			return -1;
-		int r = await_traced(t->tid, t0, QUIESCE_TIMEOUT_MS);
-		if (r == 1) {
-			t->trace_at_ms = ms + 100; /* not blocked (yet): it may still block it */
-			continue;
-		}
-		t->trace_at_ms = -1;
-		if (r == 0) {
-			if (ntraced_now < (int)CO_ARRAY_LEN(traced_now))
-				traced_now[ntraced_now++] = t->tid;
-			continue;
-		}
-		if (r == -1 && inbox.m.textlen)
-			co_fmt(errbuf, sizeof(errbuf), "%s", inbox.text);
-		else if (r == -2)
-			co_fmt(errbuf, sizeof(errbuf), "pid %d: the checkpoint was given up while thread %d was being parked",
-			       co_agent.pid, t->tid);
-		else
-			co_fmt(errbuf, sizeof(errbuf), "pid %d: thread %d has not parked, and the coordinator did not "
-			       "answer whether it blocks the checkpoint signal %d", co_agent.pid, t->tid, co_agent.sig);
-		return -1;
-	}
-	return 0;
-}
-
-
-/*
  * Park every other thread.  Threads may be created while we look (a parked
  * thread cannot create more), so list /proc/self/task again until no new
  * one shows up.  A thread that cannot take the signal in time fails the
@@ -398,7 +319,7 @@ static int quiesce(void)
 	co_agent.nthreads = 1;
 	set_state(CO_P_QUIESCING);
 	co_sig_reclaim();
-	ntraced_now = 0;
+	co_park_begin();
 
 	struct co_timespec t0, now;
 	co_clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -412,7 +333,7 @@ static int quiesce(void)
 		for (;;) {
 			int parked = __atomic_load_n(&co_agent.parked, __ATOMIC_ACQUIRE);
 			int waiting = 0;
-			long asked = 0; /* the waiting one's: -1 unblocked by the coordinator, > TRACE_AFTER_MS not blocked */
+			long asked = 0; /* the waiting one's: -1 unblocked by the coordinator, > CO_TRACE_AFTER_MS not blocked */
 			for (int i = 1; i < co_agent.nthreads; i++) {
 				struct co_tslot *t = &co_agent.threads[i];
 				if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_SIGNALLED)
@@ -428,7 +349,7 @@ static int quiesce(void)
 				break;
 			co_clock_gettime(CLOCK_MONOTONIC, &now);
 			long ms = (now.sec - t0.sec) * 1000 + (now.nsec - t0.nsec) / 1000000;
-			if (trace_stuck(ms, &t0))
+			if (co_park_stuck(ms, &t0, QUIESCE_TIMEOUT_MS, errbuf, sizeof(errbuf)))
 				return -1;
 			if (ms > QUIESCE_TIMEOUT_MS) {
 				if (asked < 0)
@@ -436,7 +357,7 @@ static int quiesce(void)
 					       "pid %d: thread %d did not stop within %d s, although the checkpoint signal %d "
 					       "was unblocked for it (did the program take it with a sigwait?)",
 					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
-				else if (asked > TRACE_AFTER_MS)
+				else if (asked > CO_TRACE_AFTER_MS)
 					co_fmt(errbuf, sizeof(errbuf),
 					       "pid %d: thread %d did not stop within %d s: it does not block the checkpoint "
 					       "signal %d but has not taken it (an uninterruptible wait, or a raw sigwait on it?)",
@@ -452,8 +373,7 @@ static int quiesce(void)
 		if (added == 0)
 			break;
 	}
-	co_memcpy(traced_last, traced_now, sizeof(traced_now[0]) * (size_t)ntraced_now);
-	ntraced_last = ntraced_now;
+	co_park_end();
 	/* drop threads that exited before parking */
 	int j = 0;
 	for (int i = 0; i < co_agent.nthreads; i++)

@@ -89,6 +89,21 @@ void co_agent_fork_unlock(void);
 
 /* agent.c: put our handler back on our signal, keeping a raw rt_sigaction's as the program's own */
 void co_sig_reclaim(void);
+/* agent.c, for park.c: a message to the coordinator; the next one from it (NULL: the socket failed) */
+int co_agent_send(unsigned type, int64_t a, int64_t b);
+const struct co_msgbuf *co_agent_recv(void);
+
+/*
+ * park.c: threads that do not take the signal.  A thread is named to the
+ * coordinator once the quiesce has waited co_park_first_ms(tid) for it;
+ * co_park_stuck() asks about those due (0, or -1 with err).
+ */
+#define CO_TRACE_AFTER_MS 5
+struct co_timespec;
+long co_park_first_ms(int tid);
+void co_park_begin(void);
+void co_park_end(void);
+int co_park_stuck(long ms, const struct co_timespec *t0, long deadline_ms, char *err, size_t errlen);
 
 /* wrap.c */
 void co_wrap_init(void);
