@@ -86,6 +86,18 @@ static void send_done(uint64_t bytes)
 	send_ab(co_agent.sock, CO_M_DONE, (int64_t)bytes, (int64_t)co_agent.incr_parent, 0);
 }
 
+/* For park.c: a message to the coordinator; the next one from it (NULL: the socket failed) */
+int co_agent_send(unsigned type, int64_t a, int64_t b)
+{
+	return send_ab(co_agent.sock, type, a, b, 0);
+}
+
+static int recv_msg(int fd, int *tablefd);
+const struct co_msgbuf *co_agent_recv(void)
+{
+	return recv_msg(co_agent.sock, 0) ? 0 : &inbox;
+}
+
 /* Receive one message; *tablefd gets an attached descriptor if any. */
 static int recv_msg(int fd, int *tablefd)
 {
@@ -122,17 +134,44 @@ static struct co_tslot *find_slot(int tid)
 	return 0;
 }
 
+/*
+ * The checkpoint signal carries this value (SI_QUEUE, our pid): a signal
+ * of the same number the program sends itself (sigqueue, tgkill, kill)
+ * goes to the program's own action instead.
+ */
+#define CO_SIG_COOKIE ((void *)0x636f686f72742121ULL)
+
+static int is_checkpoint(const siginfo_t *si)
+{
+	return si->si_code == SI_QUEUE && si->si_pid == co_agent.pid && si->si_value.sival_ptr == CO_SIG_COOKIE;
+}
+
+static long send_checkpoint_signal(int tid)
+{
+	siginfo_t si;
+	co_memset(&si, 0, sizeof(si));
+	si.si_signo = co_agent.sig;
+	si.si_code = SI_QUEUE;
+	si.si_pid = co_agent.pid;
+	si.si_uid = (uid_t)co_sys0(SYS_getuid);
+	si.si_value.sival_ptr = CO_SIG_COOKIE;
+	return co_sys4(SYS_rt_tgsigqueueinfo, co_agent.pid, tid, co_agent.sig, (long)&si);
+}
+
 static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 {
-	(void)sig;
-	(void)uc;
+	if (!is_checkpoint(si)) {
+		/* the program's own signal of this number */
+		co_wrap_forward(sig, si, uc);
+		return;
+	}
 	int saved_errno = errno;
-	/* only the manager of this very process may park us */
-	if (si->si_code != SI_TKILL || si->si_pid != co_agent.pid)
-		goto out;
+	/* only the manager of this very process may park us; one left from an earlier checkpoint is dropped */
 	struct co_tslot *t = find_slot((int)co_gettid());
 	if (!t || t->state != CO_TS_SIGNALLED)
 		goto out;
+	/* the coordinator unblocked our signal for us (ptrace) before we got here: our mask goes back */
+	uint64_t pt_orig = t->pt_orig, pt_set = t->pt_set;
 	co_thread_collect(&t->rec, co_agent.sig);
 	if (co_ctx_save(&t->rec.ctx) == 0) {
 		__atomic_store_n(&t->state, CO_TS_PARKED, __ATOMIC_RELEASE);
@@ -150,20 +189,57 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 		fwait(&co_agent.release, r, -1);
 	}
 	co_tls_epoch++;
+	if (pt_set) {
+		/* the kernel keeps the first 64 bits of the mask in uc_sigmask: rt_sigreturn sets them */
+		ucontext_t *u = uc;
+		uint64_t at;
+		co_memcpy(&at, &u->uc_sigmask, sizeof(at));
+		if (at == pt_set)
+			co_memcpy(&u->uc_sigmask, &pt_orig, sizeof(pt_orig));
+	}
 out:
 	errno = saved_errno;
 }
 
-static void install_handler(void)
+/*
+ * SA_ONSTACK: on a thread with an alternate signal stack the handler runs
+ * there.  The Go runtime requires it of every handler (a goroutine's stack
+ * has no room for a signal frame: a handler that ran there overwrote its
+ * neighbours, and Go crashed after a checkpoint).
+ */
+static struct co_ksigaction our_action(void)
 {
 	struct co_ksigaction ka = { 0 };
 	ka.handler = (void *)checkpoint_handler;
 	/* SA_RESTART: syscalls that can restart do so; the rest are handled in wrap.c */
-	ka.flags = SA_SIGINFO | SA_RESTART | 0x04000000 /* SA_RESTORER */;
+	ka.flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK | 0x04000000 /* SA_RESTORER */;
 	extern void co_sigreturn(void);
 	ka.restorer = (void *)co_sigreturn;
 	ka.mask = ~0ULL; /* nothing of the program runs while a thread is parked */
+	return ka;
+}
+
+static void install_handler(void)
+{
+	struct co_ksigaction ka = our_action();
 	co_sigaction(co_agent.sig, &ka, 0);
+}
+
+/*
+ * A runtime may take our signal with a raw rt_sigaction, past the
+ * sigaction() wrapper (Go does so for every signal when it runs without
+ * libc's sigaction).  Put ours back, in one swap, and keep what it set as
+ * the program's action: sigaction() reports it, and our handler passes it
+ * the program's own signals of this number.  An action set through the
+ * wrapper never reaches the kernel, so nothing changes for it.
+ */
+void co_sig_reclaim(void)
+{
+	if (!co_agent.active || co_agent.sig <= 0)
+		return;
+	struct co_ksigaction ka = our_action(), old;
+	if (co_sigaction(co_agent.sig, &ka, &old) == 0 && old.handler != (void *)checkpoint_handler)
+		co_wrap_adopt(&old);
 }
 
 /* ---- quiescing ---- */
@@ -197,9 +273,10 @@ static int signal_new_threads(void)
 			t->tid = tid;
 			t->rec.tid = tid;
 			t->state = CO_TS_SIGNALLED;
+			t->trace_at_ms = co_park_first_ms(tid);
 			__atomic_thread_fence(__ATOMIC_SEQ_CST);
 			co_agent.nthreads++;
-			if (co_tgkill(co_agent.pid, tid, co_agent.sig) < 0)
+			if (send_checkpoint_signal(tid) < 0)
 				t->state = CO_TS_GONE;
 			added++;
 		}
@@ -241,6 +318,8 @@ static int quiesce(void)
 	m->state = CO_TS_PARKED;
 	co_agent.nthreads = 1;
 	set_state(CO_P_QUIESCING);
+	co_sig_reclaim();
+	co_park_begin();
 
 	struct co_timespec t0, now;
 	co_clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -254,30 +333,47 @@ static int quiesce(void)
 		for (;;) {
 			int parked = __atomic_load_n(&co_agent.parked, __ATOMIC_ACQUIRE);
 			int waiting = 0;
+			long asked = 0; /* the waiting one's: -1 unblocked by the coordinator, > CO_TRACE_AFTER_MS not blocked */
 			for (int i = 1; i < co_agent.nthreads; i++) {
 				struct co_tslot *t = &co_agent.threads[i];
 				if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_SIGNALLED)
 					continue;
-				if (co_tgkill(co_agent.pid, t->tid, 0) == -ESRCH)
+				if (co_tgkill(co_agent.pid, t->tid, 0) == -ESRCH) {
 					__atomic_store_n(&t->state, CO_TS_GONE, __ATOMIC_RELEASE);
-				else
+				} else {
 					waiting = t->tid;
+					asked = t->trace_at_ms;
+				}
 			}
 			if (!waiting)
 				break;
 			co_clock_gettime(CLOCK_MONOTONIC, &now);
 			long ms = (now.sec - t0.sec) * 1000 + (now.nsec - t0.nsec) / 1000000;
+			if (co_park_stuck(ms, &t0, QUIESCE_TIMEOUT_MS, errbuf, sizeof(errbuf)))
+				return -1;
 			if (ms > QUIESCE_TIMEOUT_MS) {
-				co_fmt(errbuf, sizeof(errbuf),
-				       "pid %d: thread %d did not stop within %d s (checkpoint signal %d blocked?)",
-				       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+				if (asked < 0)
+					co_fmt(errbuf, sizeof(errbuf),
+					       "pid %d: thread %d did not stop within %d s, although the checkpoint signal %d "
+					       "was unblocked for it (did the program take it with a sigwait?)",
+					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+				else if (asked > CO_TRACE_AFTER_MS)
+					co_fmt(errbuf, sizeof(errbuf),
+					       "pid %d: thread %d did not stop within %d s: it does not block the checkpoint "
+					       "signal %d but has not taken it (an uninterruptible wait, or a raw sigwait on it?)",
+					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+				else
+					co_fmt(errbuf, sizeof(errbuf),
+					       "pid %d: thread %d did not stop within %d s (checkpoint signal %d blocked?)",
+					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
 				return -1;
 			}
-			fwait(&co_agent.parked, parked, 5);
+			fwait(&co_agent.parked, parked, 1);
 		}
 		if (added == 0)
 			break;
 	}
+	co_park_end();
 	/* drop threads that exited before parking */
 	int j = 0;
 	for (int i = 0; i < co_agent.nthreads; i++)

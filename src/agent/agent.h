@@ -19,6 +19,15 @@ struct co_tslot {
 	int tid;
 	int state;
 	struct co_thread rec;
+	/*
+	 * A thread whose mask blocks our signal: the coordinator stops it
+	 * with ptrace, unblocks the signal in its mask and writes here, while
+	 * it is stopped, the mask it had (pt_orig) and the one it set
+	 * (pt_set); the handler puts pt_orig back when it returns.
+	 */
+	uint64_t pt_orig, pt_set;
+	uint64_t pt_check;	/* CO_TRACE_CHECK: the coordinator writes only where it finds this */
+	long trace_at_ms;	/* when the coordinator is to look at it (again); -1: asked for good */
 };
 
 
@@ -87,8 +96,31 @@ void co_agent_forked(void);
 void co_agent_fork_lock(void);
 void co_agent_fork_unlock(void);
 
+/* agent.c: put our handler back on our signal, keeping a raw rt_sigaction's as the program's own */
+void co_sig_reclaim(void);
+/* agent.c, for park.c: a message to the coordinator; the next one from it (NULL: the socket failed) */
+int co_agent_send(unsigned type, int64_t a, int64_t b);
+const struct co_msgbuf *co_agent_recv(void);
+
+/*
+ * park.c: threads that do not take the signal.  A thread is named to the
+ * coordinator once the quiesce has waited co_park_first_ms(tid) for it;
+ * co_park_stuck() asks about those due (0, or -1 with err).
+ */
+#define CO_TRACE_AFTER_MS 5
+struct co_timespec;
+long co_park_first_ms(int tid);
+void co_park_begin(void);
+void co_park_end(void);
+int co_park_stuck(long ms, const struct co_timespec *t0, long deadline_ms, char *err, size_t errlen);
+
 /* wrap.c */
 void co_wrap_init(void);
+struct co_ksigaction;
+/* The action the program set on our signal past sigaction() (a raw rt_sigaction) becomes its own. */
+void co_wrap_adopt(const struct co_ksigaction *ka);
+/* Our signal, not a checkpoint: run the program's action on it, as the kernel would. */
+void co_wrap_forward(int sig, void *siginfo, void *uc);
 /* The descriptors the agent keeps open in the program (CO_AGENT_MAX_FDS at most), ascending; how many. */
 #define CO_AGENT_MAX_FDS 8
 int co_agent_fds(int *out);

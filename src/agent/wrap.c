@@ -4,8 +4,8 @@
  * 1. The checkpoint signal interrupts blocking calls.  Calls the kernel can
  *    restart (read, write, accept, wait, untimed futex waits) restart by
  *    themselves under SA_RESTART.  The ones that always fail with EINTR
- *    after a handler (sleeps, poll, select, epoll, sigtimedwait, pause,
- *    timed semaphore waits) are wrapped here: when the checkpoint handler
+ *    after a handler (sleeps, poll, select, epoll, sigtimedwait, sigwait,
+ *    pause, timed semaphore waits) are wrapped here: when the checkpoint handler
  *    ran in this thread during the call (co_tls_epoch moved), the call is
  *    made again with what is left of its timeout.  Deadlines are kept on
  *    CLOCK_MONOTONIC, which the group's time namespace carries across a
@@ -463,6 +463,27 @@ EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 	return sigtimedwait(set, info, 0);
 }
 
+/*
+ * glibc's sigwait calls its own sigtimedwait, past the wrapper above: a
+ * daemon's signal thread waiting on the full set took the checkpoint
+ * signal for one of its own.  As glibc's: repeated on EINTR (here also
+ * after our checkpoint), the error number returned.
+ */
+EXPORT int sigwait(const sigset_t *set, int *sig)
+{
+	ENSURE(sigtimedwait);
+	sigset_t copy;
+	set = without_ours(set, &copy);
+	int r;
+	do
+		r = REAL(sigtimedwait)(set, NULL, NULL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno;
+	*sig = r;
+	return 0;
+}
+
 EXPORT int sigsuspend(const sigset_t *mask)
 {
 	ENSURE(sigsuspend);
@@ -526,6 +547,7 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
 	ENSURE(sigaction);
 	if (!sig || sig != our_sig())
 		return REAL(sigaction)(sig, act, old);
+	co_sig_reclaim(); /* what a raw rt_sigaction set since is the program's own */
 	struct sigaction was = shadow_action;
 	if (act) {
 		shadow_action = *act;
@@ -536,6 +558,52 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
 	if (old)
 		*old = was;
 	return 0;
+}
+
+/* See co_sig_reclaim(): the action the kernel had is kept as glibc would report it. */
+void co_wrap_adopt(const struct co_ksigaction *ka)
+{
+	struct sigaction a;
+	memset(&a, 0, sizeof(a));
+	a.sa_handler = (sighandler_t)ka->handler;
+	a.sa_flags = (int)ka->flags;
+	a.sa_restorer = (void (*)(void))ka->restorer;
+	memcpy(&a.sa_mask, &ka->mask, sizeof(ka->mask));
+	shadow_action = a;
+}
+
+/*
+ * Our signal, sent by the program (or anyone) rather than by our manager:
+ * the program's action on it, from our handler, which runs with every
+ * signal blocked.  As the kernel would: the handler's sa_mask and the
+ * signal itself (unless SA_NODEFER) join the mask the signal interrupted,
+ * SA_RESETHAND resets the action first, and the program's handler gets
+ * our siginfo and ucontext (what it changes there, rt_sigreturn applies).
+ * Ignored and default actions are dropped, as they always were: the
+ * default (the end of the program) is never taken for it.
+ */
+void co_wrap_forward(int sig, void *siginfo, void *uc)
+{
+	struct sigaction a = shadow_action;
+	if (a.sa_handler == SIG_DFL || a.sa_handler == SIG_IGN)
+		return;
+	if (a.sa_flags & SA_RESETHAND) {
+		shadow_action.sa_handler = SIG_DFL;
+		shadow_action.sa_flags &= ~(SA_SIGINFO | SA_RESETHAND);
+	}
+	uint64_t mask, add;
+	memcpy(&mask, &((ucontext_t *)uc)->uc_sigmask, sizeof(mask));
+	memcpy(&add, &a.sa_mask, sizeof(add));
+	mask |= add;
+	if (!(a.sa_flags & SA_NODEFER))
+		mask |= 1ULL << (sig - 1);
+	co_sigprocmask(SIG_SETMASK, &mask, 0);
+	if (a.sa_flags & SA_SIGINFO)
+		a.sa_sigaction(sig, siginfo, uc);
+	else
+		a.sa_handler(sig);
+	uint64_t all = ~0ULL;
+	co_sigprocmask(SIG_SETMASK, &all, 0);
 }
 
 /*

@@ -703,6 +703,7 @@ static void pump(int timeout_ms, uint64_t gen)
 			idx[n++] = i;
 		}
 	progress_tick();
+	co_park_settle();
 	if (poll(p, n, timeout_ms) <= 0)
 		return;
 	if (p[0].revents)
@@ -811,6 +812,21 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 					failed = 1;
 				}
 				drop(idx[k]);
+				continue;
+			}
+			if (in.m.type == CO_M_TRACE) {
+				/* one of its threads has not parked: it may block the signal (park.c) */
+				char terr[1024] = "";
+				uint64_t tt0 = co_now_ns(CLOCK_MONOTONIC);
+				int r = co_park_thread(c->pid, c->host_pid, (int)in.m.a, G.sig, (uint64_t)in.m.b, terr,
+						       sizeof(terr));
+				co_send(c->fd, CO_M_TRACED, 0, in.m.a, r, r < 0 ? terr : NULL, -1);
+				if (getenv("COHORT_DEBUG"))
+					co_warn("checkpoint: pid %d thread %lld %s (%.2f ms)", c->pid, (long long)in.m.a,
+						r == 0	 ? "blocked the checkpoint signal: unblocked with ptrace"
+						: r == 1 ? "does not block the checkpoint signal"
+							 : "cannot be unblocked",
+						(double)(co_now_ns(CLOCK_MONOTONIC) - tt0) / 1e6);
 				continue;
 			}
 			c->answered = 1;
@@ -1715,12 +1731,13 @@ static int loop(void)
 		p[n++] = (struct pollfd){ G.sfd, POLLIN, 0 };
 		for (int i = 0; i < G.nc; i++)
 			p[n++] = (struct pollfd){ G.c[i].fd, POLLIN, 0 };
-		if (poll(p, n, restore_progress() || G.merge_pid > 0 ? 100 : -1) < 0) {
+		if (poll(p, n, restore_progress() || G.merge_pid > 0 || co_park_lingering() ? 100 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			co_die("poll: %s", strerror(errno));
 		}
 		reap_merge();
+		co_park_settle();
 		if (p[0].revents) {
 			int st;
 			while (waitpid(G.init_pid, &st, 0) < 0 && errno == EINTR)

@@ -76,6 +76,7 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 		struct co_head h;
 		struct co_proc p;
 		struct co_thread t;
+		struct co_timer tm;
 		struct co_fd f;
 		struct co_vma v;
 		struct co_pagemap pm;
@@ -147,6 +148,19 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 				 (unsigned long)u.t.ctx.rip, (unsigned long)u.t.ctx.rsp, (unsigned long)u.t.fsbase,
 				 (unsigned long)u.t.rseq_addr);
 			break;
+		case CO_R_TIMER: {
+			char how[64];
+			if (u.tm.notify & 1)
+				snprintf(how, sizeof(how), "no signal");
+			else if (u.tm.notify & 4)
+				snprintf(how, sizeof(how), "signal %d to tid %d", u.tm.signo, u.tm.tid);
+			else
+				snprintf(how, sizeof(how), "signal %d", u.tm.signo);
+			snprintf(line, sizeof(line), "id %d clock %d %s, left %lld.%09lld s, interval %lld.%09lld s", u.tm.id,
+				 u.tm.clock, how, (long long)u.tm.value_sec, (long long)u.tm.value_nsec,
+				 (long long)u.tm.interval_sec, (long long)u.tm.interval_nsec);
+			break;
+		}
 		case CO_R_FD:
 			fds++;
 			u.f.path[sizeof(u.f.path) - 1] = 0;

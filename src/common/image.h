@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include "xxh64.h"
 
-#define CO_IMG_VERSION 3
-#define CO_IMG_VERSION_MIN 2 /* oldest version still read: 2 differs only in having no compressed files */
+#define CO_IMG_VERSION 4
+#define CO_IMG_VERSION_MIN 2 /* oldest version still read: 2 has no compressed files, 2 and 3 no timer records */
 #define CO_IMG_VERSION_OK(v) ((v) >= CO_IMG_VERSION_MIN && (v) <= CO_IMG_VERSION)
 #define CO_REC_MAGIC 0x43524f43u /* "CORC" */
 #define CO_IMG_MAGIC "COHORT-IMAGE"
@@ -31,6 +31,7 @@ enum co_rec_type {
 	CO_R_PAGEDATA = 8, /* page-aligned contents of the runs of the CO_R_PAGEMAP before */
 	CO_R_END = 9,	  /* struct co_end: last record */
 	CO_R_PARENTMAP = 10, /* struct co_pagemap: pages unchanged since the parent generation (no data) */
+	CO_R_TIMER = 11,  /* struct co_timer: a POSIX timer (timer_create), after the threads */
 	CO_R_MANIFEST = 32, /* struct co_manifest: generation metadata */
 	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
 	CO_R_SHM = 48,	  /* struct co_shm: shared memory object (shared.img) */
@@ -128,6 +129,19 @@ struct co_thread {
 	uint32_t npending;	/* signals queued for this thread alone */
 	uint32_t pad;
 	struct co_siginfo pending[CO_MAX_PENDING];
+};
+
+/* A POSIX timer of the process (timer_create), as /proc/PID/timers and timer_gettime tell it. */
+struct co_timer {
+	int32_t id;
+	int32_t clock;		/* clockid_t (negative: a CPU-time clock) */
+	int32_t signo;
+	int32_t notify;		/* SIGEV_SIGNAL 0, SIGEV_NONE 1, | SIGEV_THREAD_ID 4 */
+	int32_t tid;		/* SIGEV_THREAD_ID: the thread it signals */
+	uint32_t pad;
+	uint64_t value;		/* sigev_value */
+	int64_t value_sec, value_nsec;	/* time left (0: disarmed) */
+	int64_t interval_sec, interval_nsec;
 };
 
 enum co_fd_kind {

@@ -21,12 +21,18 @@ enum co_msg_type {
 	CO_M_FAIL,		/* text: why the checkpoint cannot be taken */
 	CO_M_SNAPSHOT,		/* the image is a snapshot now: the process may run while it is written */
 	CO_M_ARMED,		/* prepared, still running (PREPARE with CO_PREP_PRECOPY); b: 1 pre-copy armed */
+	CO_M_TRACE,		/* while parking: thread a has not parked; if its mask blocks the checkpoint signal,
+				   unblock it there with ptrace and write its mask and the one set at address b
+				   (struct co_tslot's pt_orig, pt_set), if b + 16 holds CO_TRACE_CHECK(a, b);
+				   answered with TRACED */
 	/* coordinator -> agent */
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
 	CO_M_PREPARE,		/* a: generation, b: parent wanted for an incremental image (0: full) */
 	CO_M_DUMP,		/* write the image now; flags: CO_CKPT_STOP */
 	CO_M_RELEASE,		/* checkpoint over: resume the threads */
 	CO_M_QUIESCE,		/* after ARMED: park now; flags: CO_PREP_PRECOPY_FAILED */
+	CO_M_TRACED,		/* answer to TRACE: a: the thread, b: 0 signal unblocked, 1 not blocked (or gone),
+				   -1 cannot be done (text: why) */
 	/* CLI -> coordinator */
 	CO_M_CKPT_REQ = 32,	/* flags: CO_CKPT_*; text: images dir override or empty */
 	CO_M_STATUS_REQ,	/* flags: CO_STATUS_* */
@@ -56,6 +62,8 @@ enum { CO_KILL_JSON = 1 };
  */
 enum { CO_PREP_PRECOPY = 1, CO_PREP_PRECOPY_FAILED = 2 };
 #define CO_PRECOPY_ID(gen) ((uint64_t)(gen) | (1ULL << 62))
+/* What the agent's slot for thread tid, at addr, holds after its masks (CO_M_TRACE): still our program */
+#define CO_TRACE_CHECK(tid, addr) ((uint64_t)(tid) ^ (uint64_t)(addr) ^ 0x636f686f72747372ULL)
 
 struct co_msg {
 	uint32_t type;
