@@ -1992,5 +1992,6 @@ for t in "${SELECTED[@]}"; do
 	fi
 done
 
+echo "the suite took $SECONDS s"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
