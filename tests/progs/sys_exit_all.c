@@ -12,7 +12,7 @@
 #include "common.h"
 #include <sys/wait.h>
 
-#define STEPS 16
+#define STEPS 40
 
 static void *late_exit(void *arg)
 {
