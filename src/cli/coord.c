@@ -72,6 +72,7 @@ struct conn {
 	int uffd;		/* a member's dirty-page tracking (userfaultfd), kept between its checkpoints */
 	unsigned prep_flags;	/* the PREPARE it gets when it attaches (CO_PREP_*) */
 	uint64_t signalled_ns;	/* when it was last sent the checkpoint signal */
+	uint64_t prepare_ns;	/* when it attached and was sent PREPARE */
 	uint64_t bytes;
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
@@ -519,6 +520,7 @@ static void on_attach(int i)
 		m = i;
 	struct conn *c = &G.c[m];
 	c->fd = fd;
+	c->prepare_ns = co_now_ns(CLOCK_MONOTONIC);
 	if (co_send(fd, CO_M_PREPARE, c->prep_flags, (int64_t)G.ck_gen, (int64_t)G.ck_parent, NULL, c->uffd) < 0)
 		hang_up(c);
 }
@@ -940,12 +942,18 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 				continue;
 			int passed = -1;
 			if (co_recv(c->fd, &in, &passed) < 0) {
-				/* one that exits before it parks is no part of the checkpoint any more */
-				if (want != CO_M_QUIESCED && want != CO_M_ARMED && !failed) {
+				/* one that exits (or execs) before it parks is no part of the checkpoint any more */
+				if (want == CO_M_QUIESCED || want == CO_M_ARMED) {
+					drop(idx[k]);
+					continue;
+				}
+				/* after it parked: the checkpoint fails; the member, if it lives, runs on */
+				if (!failed) {
 					why_hung_up(c, want, err, errlen);
 					failed = 1;
 				}
-				drop(idx[k]);
+				hang_up(c);
+				c->answered = 1;
 				continue;
 			}
 			if (in.m.type == CO_M_ARMED || in.m.type == CO_M_QUIESCED)
@@ -1379,6 +1387,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		G.c[i].prep_flags = precopy ? CO_PREP_PRECOPY : 0;
 		G.c[i].incr_parent = 0;
 		G.c[i].prep_ns = 0;
+		G.c[i].prepare_ns = 0;
 		G.c[i].armed = 0;
 	}
 	uint64_t t_park = t0;
@@ -1398,6 +1407,11 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		progress_phase("snapshot", PC_NONE, 0);
 		if (!bad)
 			bad = barrier(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err));
+		/* without a pre-copy each member ran on until it had PREPARE (and prepared, prep_ns below) */
+		for (int i = 0; !precopy && i < G.nc; i++)
+			if (G.c[i].kind == C_MEMBER && G.c[i].part && G.c[i].prepare_ns &&
+			    (t_park == t0 || G.c[i].prepare_ns < t_park))
+				t_park = G.c[i].prepare_ns;
 	}
 	/*
 	 * Every process of the group must now be a parked member, or a zombie.
