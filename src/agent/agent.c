@@ -218,8 +218,9 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 			break;
 		fwait(&co_agent.release, r, -1);
 	}
-	co_tls_epoch++;
 out:
+	/* whatever we did here, a call we interrupted is made again (wrap.c), never EINTR */
+	co_tls_epoch++;
 	errno = saved_errno;
 }
 
