@@ -228,8 +228,13 @@ static void install_handler(void)
 {
 	struct co_ksigaction ka = { 0 };
 	ka.handler = (void *)checkpoint_handler;
-	/* SA_RESTART: syscalls that can restart do so; the rest are handled in wrap.c */
-	ka.flags = SA_SIGINFO | SA_RESTART | 0x04000000 /* SA_RESTORER */;
+	/*
+	 * SA_RESTART: syscalls that can restart do so; the rest are handled in
+	 * wrap.c.  SA_ONSTACK: a thread with an alternate signal stack takes us
+	 * there: Go's threads run goroutines on small stacks that must never
+	 * take a foreign signal frame (Go requires SA_ONSTACK of non-Go handlers).
+	 */
+	ka.flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK | 0x04000000 /* SA_RESTORER */;
 	extern void co_sigreturn(void);
 	ka.restorer = (void *)co_sigreturn;
 	ka.mask = ~0ULL; /* nothing of the program runs while a thread is parked */
