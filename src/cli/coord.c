@@ -73,6 +73,7 @@ struct conn {
 	unsigned prep_flags;	/* the PREPARE it gets when it attaches (CO_PREP_*) */
 	uint64_t signalled_ns;	/* when it was last sent the checkpoint signal */
 	uint64_t prepare_ns;	/* when it attached and was sent PREPARE */
+	int stale;		/* a member that exec'd after it parked: kept for its checkpoint's manifest only */
 	uint64_t bytes;
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
@@ -428,7 +429,12 @@ static void on_register(int i)
 {
 	/* a member registering again has exec'd: the program it was is gone */
 	for (int k = 0; k < G.nc; k++)
-		if (k != i && G.c[k].kind == C_MEMBER && G.c[k].host_pid == G.c[i].host_pid) {
+		if (k != i && G.c[k].kind == C_MEMBER && !G.c[k].stale && G.c[k].host_pid == G.c[i].host_pid) {
+			/* one whose image is being made (released, it exec'd) stays until the checkpoint is over */
+			if (G.ck_gen && G.c[k].part && (G.c[k].got & (1u << CO_M_QUIESCED))) {
+				G.c[k].stale = 1;
+				break;
+			}
 			int fd = G.c[i].fd;
 			drop(k);
 			for (i = 0; i < G.nc && G.c[i].fd != fd; i++)
@@ -509,7 +515,7 @@ static void on_attach(int i)
 {
 	int host = G.c[i].host_pid, fd = G.c[i].fd, m = -1;
 	for (int k = 0; k < G.nc && m < 0; k++)
-		if (G.c[k].kind == C_MEMBER && G.c[k].host_pid == host)
+		if (G.c[k].kind == C_MEMBER && !G.c[k].stale && G.c[k].host_pid == host)
 			m = k;
 	if (m < 0 || !G.ck_gen || !G.c[m].part || G.c[m].answered || G.c[m].fd >= 0) {
 		drop(i);
@@ -552,7 +558,7 @@ static int nmembers(void)
 {
 	int n = 0;
 	for (int i = 0; i < G.nc; i++)
-		n += G.c[i].kind == C_MEMBER;
+		n += G.c[i].kind == C_MEMBER && !G.c[i].stale;
 	return n;
 }
 
@@ -675,7 +681,7 @@ static uint64_t group_ns;	/* inode of the group's pid namespace */
 static int member_of(int host, int part_only)
 {
 	for (int i = 0; i < G.nc; i++)
-		if (G.c[i].kind == C_MEMBER && G.c[i].host_pid == host && (!part_only || G.c[i].part))
+		if (G.c[i].kind == C_MEMBER && G.c[i].host_pid == host && (part_only ? G.c[i].part : !G.c[i].stale))
 			return i;
 	return -1;
 }
@@ -1336,8 +1342,10 @@ static void record_terminal(struct co_manifest *m, const struct nsproc *ps, int 
  */
 static void end_sessions(void)
 {
-	for (int i = 0; i < G.nc; i++)
-		if (G.c[i].kind == C_MEMBER && !G.c[i].restored)
+	for (int i = G.nc - 1; i >= 0; i--)
+		if (G.c[i].kind == C_MEMBER && G.c[i].stale)
+			drop(i);
+		else if (G.c[i].kind == C_MEMBER && !G.c[i].restored)
 			hang_up(&G.c[i]);
 	G.ck_gen = G.ck_parent = 0;
 }
@@ -1682,7 +1690,7 @@ static size_t status_json(char *out, size_t size, int brief)
 	    G.compress ? "true" : "false");
 	int first = 1;
 	for (int i = 0; i < G.nc; i++) {
-		if (G.c[i].kind != C_MEMBER)
+		if (G.c[i].kind != C_MEMBER || G.c[i].stale)
 			continue;
 		struct co_pentry *e = &G.table->p[G.c[i].slot];
 		char cmd[2048], ecmd[4096], eprog[256];
@@ -1709,7 +1717,7 @@ static size_t status_text(char *out, size_t size)
 	    (unsigned long long)G.table->generation, G.images, G.name, co_dirty_name(co_dirty_method()),
 	    G.merge_pid > 0 ? ", merging" : "");
 	for (int i = 0; i < G.nc; i++) {
-		if (G.c[i].kind != C_MEMBER)
+		if (G.c[i].kind != C_MEMBER || G.c[i].stale)
 			continue;
 		struct co_pentry *e = &G.table->p[G.c[i].slot];
 		char cmd[512];
@@ -1741,7 +1749,7 @@ static void kill_group(int ci, int sig, unsigned flags)
 {
 	int n = 0;
 	for (int i = 0; i < G.nc; i++)
-		if (G.c[i].kind == C_MEMBER && kill(G.c[i].host_pid, sig) == 0)
+		if (G.c[i].kind == C_MEMBER && !G.c[i].stale && kill(G.c[i].host_pid, sig) == 0)
 			n++;
 	char name[256];
 	if (flags & CO_KILL_JSON)
@@ -1784,7 +1792,7 @@ static void forward_signal(void)
 		if ((int)si.ssi_code > 0)
 			continue;
 		for (int i = 0; i < G.nc; i++)
-			if (G.c[i].kind == C_MEMBER && G.c[i].pid == G.root_pid)
+			if (G.c[i].kind == C_MEMBER && !G.c[i].stale && G.c[i].pid == G.root_pid)
 				kill(G.c[i].host_pid, (int)si.ssi_signo);
 	}
 }
