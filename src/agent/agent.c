@@ -257,10 +257,11 @@ static int leader_gone(int taskfd)
 	long n = co_read(fd, buf, sizeof(buf) - 1);
 	co_close(fd);
 	buf[n > 0 ? n : 0] = 0;
-	const char *p = buf;
-	while (*p && *p != ')')
-		p++;
-	return *p == ')' && (p[2] == 'Z' || p[2] == 'X');
+	const char *p = 0; /* the state follows the last ')': the name may hold one */
+	for (const char *q = buf; *q; q++)
+		if (*q == ')')
+			p = q;
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
 /* Signal every thread not yet known; returns how many were added, or -1. */

@@ -13,7 +13,7 @@
 
 #define LO 1000
 #define HI 1010
-#define STEPS 36
+#define STEPS 50
 #define CLOSE_AT 14
 
 static long raw3(long n, long a, long b, long c)
