@@ -4,7 +4,8 @@
  * every step, across live checkpoints and restarts, compares
  *   - the numbers listed in /proc/self/fd (less the listing's own),
  *   - every descriptor fcntl(F_GETFD) finds from 0 to the limit,
- *   - the entries of /proc/self/task and Threads: in /proc/self/status
+ *   - the entries of /proc/self/task and Threads: in /proc/self/status,
+ *   - waitid(P_ALL, __WALL): it has no child process
  * with what it opened and started.  A difference that lasts (an agent's
  * descriptor or thread while the program runs) fails; one that is gone
  * within half a second (a checkpoint in progress) is waited out.
@@ -14,6 +15,7 @@
 #include "common.h"
 #include <dirent.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #define STEPS 60
 #define NTHREADS 2
@@ -99,6 +101,13 @@ static int look(char *why, size_t n)
 	fclose(f);
 	if (threads != 1 + NTHREADS) {
 		snprintf(why, n, "/proc/self/status says Threads: %d, the program has %d", threads, 1 + NTHREADS);
+		return 1;
+	}
+	/* it started no process: a wait for any child of any kind finds none (an image writer is not ours) */
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0 || errno != ECHILD) {
+		snprintf(why, n, "waitid(P_ALL, __WALL) finds a child (pid %d) of a program that started none", (int)si.si_pid);
 		return 1;
 	}
 	return 0;
