@@ -34,7 +34,7 @@ struct co_tslot {
 struct co_agent {
 	int active;		/* registered with a coordinator */
 	int sig;		/* checkpoint signal */
-	int sock;		/* control socket (kept out of images) */
+	int sock;		/* the manager's connection during a checkpoint (its own table), or -1 */
 	int pid;
 	int slot;
 	struct co_table *table;
@@ -56,8 +56,7 @@ struct co_agent {
 	struct co_siginfo shared_pending[2 * CO_MAX_PENDING];
 	int nshared_pending;
 	int ready_pipe;		/* the snapshot child says "you may go on" here */
-	int dump_child;		/* pid of the snapshot child still writing, or 0 */
-	int taskfd;		/* /proc/self/task, kept open (agent_fds_setup) */
+	int taskfd;		/* /proc/self/task, the manager's during a checkpoint (agent_fds_setup) */
 	uint64_t want_parent;	/* PREPARE asked for an image incremental against this generation */
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
 	int await_quiesce;	/* ARMED sent: QUIESCE parks the threads */
@@ -92,7 +91,7 @@ void co_dump_fork_end(void);
 
 /* agent.c: in a new process made by fork (an atfork handler) or clone (wrap.c) */
 void co_agent_forked(void);
-/* agent.c: held around fork and clone, and while the manager has descriptors open with the program running */
+/* agent.c: held around fork and clone, and while the manager prepares with the program running */
 void co_agent_fork_lock(void);
 void co_agent_fork_unlock(void);
 
@@ -121,9 +120,11 @@ struct co_ksigaction;
 void co_wrap_adopt(const struct co_ksigaction *ka);
 /* Our signal, not a checkpoint: run the program's action on it, as the kernel would. */
 void co_wrap_forward(int sig, void *siginfo, void *uc);
-/* The descriptors the agent keeps open in the program (CO_AGENT_MAX_FDS at most), ascending; how many. */
+/*
+ * The manager's own descriptors, in its own table during a checkpoint
+ * (CO_AGENT_MAX_FDS at most), ascending; how many.  Never in the program's.
+ */
 #define CO_AGENT_MAX_FDS 8
 int co_agent_fds(int *out);
-int co_is_agent_fd(int fd);
 
 #endif

@@ -13,7 +13,9 @@
  * 2. The checkpoint signal itself is hidden: the program cannot block it,
  *    catch it, wait for it or read it from a signalfd, and queries report
  *    what the program set.
- * 3. The agent's control socket cannot be closed by the program.
+ * 3. The agent keeps no descriptor in the program's table (its manager
+ *    thread has a table of its own, and only during a checkpoint): close,
+ *    close_range, closefrom and dup2 are the program's, unwrapped.
  * 4. madvise(2) flags the kernel keeps per region (MADV_DONTFORK, ...) are
  *    noted, so that a checkpoint knows it must look for them.
  */
@@ -62,7 +64,6 @@ DECL(int, sigaction, int, const struct sigaction *, struct sigaction *);
 DECL(int, sigprocmask, int, const sigset_t *, sigset_t *);
 DECL(int, pthread_sigmask, int, const sigset_t *, sigset_t *);
 DECL(int, signalfd, int, const sigset_t *, int);
-DECL(int, close, int);
 
 void co_wrap_env_init(void);
 
@@ -91,7 +92,6 @@ void co_wrap_init(void)
 	LOAD(sigprocmask);
 	LOAD(pthread_sigmask);
 	LOAD(signalfd);
-	LOAD(close);
 	co_wrap_env_init();
 }
 
@@ -678,73 +678,6 @@ EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 	return REAL(signalfd)(fd, without_ours(mask, &copy), flags);
 }
 
-/* ---- the agent's descriptors ---- */
-
-int co_is_agent_fd(int fd)
-{
-	int fds[CO_AGENT_MAX_FDS], n = co_agent_fds(fds);
-	for (int i = 0; i < n; i++)
-		if (fds[i] == fd)
-			return 1;
-	return 0;
-}
-
-EXPORT int close(int fd)
-{
-	ENSURE(close);
-	if (co_is_agent_fd(fd))
-		return 0;
-	return REAL(close)(fd);
-}
-
-static int sys_result(long r)
-{
-	if (r < 0) {
-		errno = (int)-r;
-		return -1;
-	}
-	return (int)r;
-}
-
-/*
- * Daemons and runtimes close every descriptor above 2 (closefrom, Python's
- * closerange, posix_spawn's addclosefrom): the ranges are closed around
- * the agent's own, as close() passes them by.  What the kernel refuses
- * (first > last, unknown flags) it refuses whole, closing nothing: so the
- * kernel judges a reversed range as it is, and a range of only our
- * descriptors by an empty one past the end.
- */
-EXPORT int close_range(unsigned int first, unsigned int last, int flags)
-{
-	if (first > last)
-		return sys_result(co_sys3(SYS_close_range, first, last, flags));
-	int fds[CO_AGENT_MAX_FDS], n = co_agent_fds(fds), calls = 0;
-	unsigned int lo = first;
-	long r = 0;
-	for (int i = 0; i < n && r == 0 && lo <= last; i++) {
-		unsigned int fd = (unsigned int)fds[i];
-		if (fd < lo || fd > last)
-			continue;
-		if (fd > lo) {
-			r = co_sys3(SYS_close_range, lo, fd - 1, flags);
-			calls++;
-		}
-		lo = fd + 1;
-	}
-	if (r == 0 && lo <= last && lo >= first) {
-		r = co_sys3(SYS_close_range, lo, last, flags);
-		calls++;
-	}
-	if (!calls)
-		r = co_sys3(SYS_close_range, ~0U, ~0U, flags);
-	return sys_result(r);
-}
-
-EXPORT void closefrom(int lowfd)
-{
-	close_range(lowfd < 0 ? 0 : (unsigned int)lowfd, ~0U, 0);
-}
-
 /* ---- madvise flags ---- */
 
 /*
@@ -838,10 +771,6 @@ EXPORT long syscall(long n, ...)
 	va_end(ap);
 	if (n == SYS_nanosleep)
 		return nanosleep((const struct timespec *)a[0], (struct timespec *)a[1]);
-	if (n == SYS_close_range)
-		return close_range((unsigned int)a[0], (unsigned int)a[1], (int)a[2]);
-	if (n == SYS_close)
-		return close((int)a[0]);
 	if (n == SYS_fork || ((n == SYS_clone || n == SYS_clone3) && raw_fork_call(n, a)))
 		return raw_fork(n, a);
 	if (n == SYS_madvise)
@@ -988,12 +917,8 @@ static int clone_child(void *p)
 {
 	struct clone_call c = *(struct clone_call *)p; /* our copy of the parent's memory */
 	co_agent_forked();
-	/*
-	 * glibc ends the child with a thread exit when fn returns: with the
-	 * agent's manager thread alive, that would leave a zombie leader its
-	 * parent cannot reap.  The whole process ends, as it did without us.
-	 */
-	_exit(c.fn(c.arg));
+	/* glibc ends the child as without us (the agent has no thread that could keep it alive) */
+	return c.fn(c.arg);
 }
 
 EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)

@@ -4,6 +4,12 @@
  *
  * The control socket is a SOCK_SEQPACKET Unix socket, so every message
  * arrives whole.  A message is struct co_msg followed by `textlen` bytes.
+ *
+ * A process of the group keeps no connection while its program runs: it
+ * registers (REGISTER, WELCOME with the table) and hangs up.  The
+ * coordinator starts a checkpoint by sending it the checkpoint signal with
+ * SI_QUEUE and the table's cookie as its value; the agent then starts its
+ * manager thread, which connects (ATTACH) and takes part until RELEASE.
  */
 #ifndef COHORT_PROTO_H
 #define COHORT_PROTO_H
@@ -15,7 +21,8 @@
 
 enum co_msg_type {
 	/* agent -> coordinator */
-	CO_M_REGISTER = 1,	/* a: pid in the group, b: ppid, c: restored generation or 0, d: its socket fd, text: exe */
+	CO_M_REGISTER = 1,	/* a: pid in the group, b: ppid, c: restored generation or 0 (then the connection
+				   stays open until RELEASE), text: exe */
 	CO_M_QUIESCED,		/* every thread of the process is parked */
 	CO_M_DONE,		/* image written; a: bytes, b: the parent generation of an incremental image (0: full) */
 	CO_M_FAIL,		/* text: why the checkpoint cannot be taken */
@@ -25,6 +32,9 @@ enum co_msg_type {
 				   unblock it there with ptrace and write its mask and the one set at address b
 				   (struct co_tslot's pt_orig, pt_set), if b + 16 holds CO_TRACE_CHECK(a, b);
 				   answered with TRACED */
+	CO_M_ATTACH,		/* the manager thread, on the checkpoint signal: a: pid in the group.
+				   QUIESCED and ARMED carry its dirty-page tracking's userfaultfd, which the
+				   coordinator keeps until the next PREPARE carries it back */
 	/* coordinator -> agent */
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
 	CO_M_PREPARE,		/* a: generation, b: parent wanted for an incremental image (0: full) */
@@ -143,6 +153,7 @@ struct co_table {
 	uint32_t magic;
 	uint32_t slots;
 	uint64_t generation;	/* last committed generation */
+	uint64_t cookie;	/* the value (si_value) of the signal that starts a checkpoint */
 	struct co_stdio_id stdio[3];
 	struct co_pentry p[CO_TABLE_SLOTS];
 };

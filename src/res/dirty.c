@@ -117,7 +117,7 @@ static struct held_area *held;
 static struct record *rec;
 #define REC_SIZE CO_PAGE_ALIGN(sizeof(struct record))
 static int uffd = -1;
-static int pm_fd = -1, maps_fd = -1;	/* /proc/self/pagemap and maps, kept open (co_dirty_setup) */
+static int pm_fd = -1, maps_fd = -1;	/* /proc/self/pagemap and maps, the manager's (co_dirty_setup) */
 static int method = -1;
 static struct co_maps maps;
 static struct co_mapent ent;
@@ -431,14 +431,15 @@ static int tracking_init(void)
 }
 
 /*
- * Everything the tracking needs while the program runs is made here, and
- * only where no thread of the program can run: in the agent's constructor,
- * in a forked child before fork() returns, and after a restart before the
- * threads are released.  A descriptor created while the program runs
- * would take the lowest free number for a moment: a program thread doing
- * close(0) then dup2(f, 0) around it would have its new fd 0 closed by us
- * (seen with dash's `cmd <file`).  So co_dirty_prepare, which runs before
- * the pause, creates none: it uses these.
+ * Everything the tracking needs before the pause is made here, by the
+ * manager thread at the start of a checkpoint, in a descriptor table of
+ * its own: nothing it opens takes a number in the program's table (a
+ * descriptor created there while the program runs would take the lowest
+ * free number for a moment: a program thread doing close(0) then
+ * dup2(f, 0) around it would have its new fd 0 closed by us, seen with
+ * dash's `cmd <file`).  The userfaultfd comes back from the coordinator,
+ * which holds it between checkpoints (co_dirty_adopt_uffd); it is made
+ * here only the first time.
  */
 void co_dirty_setup(void)
 {
@@ -810,23 +811,42 @@ int co_dirty_fds(int *out)
 	return n;
 }
 
-void co_dirty_forget(int close_fd)
+int co_dirty_fd_refs(int **out)
 {
-	if (close_fd && uffd >= 0)
+	out[0] = &uffd;
+	out[1] = &pm_fd;
+	out[2] = &maps_fd;
+	return 3;
+}
+
+int co_dirty_uffd(void)
+{
+	return uffd;
+}
+
+void co_dirty_adopt_uffd(int fd)
+{
+	if (uffd >= 0 && uffd != fd)
 		co_close(uffd);
-	if (close_fd && pm_fd >= 0)
-		co_close(pm_fd);
-	if (close_fd && maps_fd >= 0)
-		co_close(maps_fd);
-	pm_fd = maps_fd = -1;
-	/* after a restart neither the descriptor nor the mapping exists any more */
-	if (close_fd && rec)
+	uffd = fd;
+}
+
+void co_dirty_drop_fds(void)
+{
+	uffd = pm_fd = maps_fd = -1;
+}
+
+void co_dirty_forget(int unmap)
+{
+	/* the descriptors were the manager's own (gone with it), never the program's: nothing to close */
+	co_dirty_drop_fds();
+	/* in a forked child the mappings are copies to drop; after a restart they did not come back */
+	if (unmap && rec)
 		co_munmap((char *)rec - CO_PAGE, REC_SIZE + 2 * CO_PAGE);
-	if (close_fd && held)
+	if (unmap && held)
 		co_munmap(held, HELD_SIZE);
-	if (close_fd && hashes)
+	if (unmap && hashes)
 		co_munmap(hashes, HASH_SIZE);
-	uffd = -1;
 	rec = 0;
 	held = 0;
 	hashes = 0;

@@ -56,11 +56,15 @@ int co_dirty_lean_held(uint64_t addr, int *in_lean);
 int co_dirty_lean_covers(uint64_t start, uint64_t end);
 
 /*
- * Where no thread of the program can run (constructor, forked child,
- * restart): make the descriptors and mappings the tracking needs, so that
- * co_dirty_prepare, which runs with the program running, creates none.
+ * In the manager thread, with a descriptor table of its own (the program
+ * never sees what it opens): make the descriptors and mappings the
+ * tracking needs.  The userfaultfd, which must outlive the manager for
+ * the tracking to go on, is handed to the coordinator between checkpoints
+ * (co_dirty_uffd) and back at the next one (co_dirty_adopt_uffd).
  */
 void co_dirty_setup(void);
+int co_dirty_uffd(void);
+void co_dirty_adopt_uffd(int fd);
 
 /* Before quiescing, with the program running: start tracking new regions (see dirty.c). */
 void co_dirty_prepare(void);
@@ -81,13 +85,18 @@ int co_dirty_based_on(uint64_t parent);
 struct co_mapent;
 int co_dirty_trackable(const struct co_mapent *e);
 
-/* The descriptors the tracking keeps open (at most 3), kept out of images; how many. */
+/* The descriptors the tracking has open in the manager (at most 3), kept out of images; how many. */
 int co_dirty_fds(int *out);
+/* Where those descriptors are kept (3 pointers): the manager moves them off the program's numbers. */
+int co_dirty_fd_refs(int **out);
+/* The manager is closing its descriptor table: the tracking's descriptors are gone. */
+void co_dirty_drop_fds(void);
 
 /*
- * Drop the record: in a forked child (close_fd: its copy of the descriptor)
- * or after a restart (nothing of it came back: close_fd = 0).
+ * Drop the record: in a forked child (unmap: its copies of the mappings)
+ * or after a restart (nothing of it came back: unmap = 0).  No descriptor
+ * is closed: the tracking's were the manager's, never in the program's table.
  */
-void co_dirty_forget(int close_fd);
+void co_dirty_forget(int unmap);
 
 #endif
