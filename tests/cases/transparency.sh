@@ -104,10 +104,7 @@ t_xstate_regs() { std xstate_regs 0 0.9 0.8; }
 # (and a time namespace in it), as `unshare -rT` does: the kernel allows that
 # only to a single-threaded process, so an agent thread that stands in every
 # process made it fail with EINVAL.  Compared with a straight run.
-# fails today: "unshare: unshare failed: Invalid argument" (the agent's
-# manager thread stands in every process), so it runs only when named
 ALL_TESTS+=(unshare_user)
-GROUP_TESTS+=(unshare_user)
 t_unshare_user() {
 	command -v unshare >/dev/null || skip "unshare(1) not found"
 	local cmd=(unshare -rT --boottime 1000 --fork /bin/sh -c 'id -u; echo RESULT in a user and time namespace')
