@@ -356,39 +356,32 @@ static int signal_new_threads(void)
 {
 	/* the program runs while we list: no new descriptor (see co_dirty_setup) */
 	int fd = co_agent.taskfd;
-	if (fd < 0 || co_lseek(fd, 0, SEEK_SET) < 0)
+	static int tids[CO_MAX_THREADS + 2]; /* the program's threads and the manager */
+	int ntids = fd < 0 ? -EBADF : co_dir_numbers(fd, tids, CO_MAX_THREADS + 2);
+	if (ntids == -E2BIG)
+		return -2;
+	if (ntids < 0)
 		return -1;
-	char buf[4096];
 	int added = 0;
-	for (;;) {
-		long n = co_getdents(fd, buf, sizeof(buf));
-		if (n <= 0)
-			break;
-		for (long off = 0; off < n;) {
-			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
-				(void *)(buf + off);
-			off += d->reclen;
-			if (d->name[0] < '0' || d->name[0] > '9')
-				continue;
-			int tid = (int)co_strtoul(d->name, 0, 10);
-			if (tid == co_agent.manager_tid || find_slot(tid))
-				continue;
-			if (tid == co_agent.pid && leader_gone(fd))
-				return -3;
-			if (co_agent.nthreads >= CO_MAX_THREADS)
-				return -2;
-			struct co_tslot *t = &co_agent.threads[co_agent.nthreads];
-			co_memset(t, 0, sizeof(*t));
-			t->tid = tid;
-			t->rec.tid = tid;
-			t->state = CO_TS_SIGNALLED;
-			t->trace_at_ms = co_park_first_ms(tid);
-			__atomic_thread_fence(__ATOMIC_SEQ_CST);
-			co_agent.nthreads++;
-			if (send_checkpoint_signal(tid) < 0)
-				t->state = CO_TS_GONE;
-			added++;
-		}
+	for (int k = 0; k < ntids; k++) {
+		int tid = tids[k];
+		if (tid == co_agent.manager_tid || find_slot(tid))
+			continue;
+		if (tid == co_agent.pid && leader_gone(fd))
+			return -3;
+		if (co_agent.nthreads >= CO_MAX_THREADS)
+			return -2;
+		struct co_tslot *t = &co_agent.threads[co_agent.nthreads];
+		co_memset(t, 0, sizeof(*t));
+		t->tid = tid;
+		t->rec.tid = tid;
+		t->state = CO_TS_SIGNALLED;
+		t->trace_at_ms = co_park_first_ms(tid);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		co_agent.nthreads++;
+		if (send_checkpoint_signal(tid) < 0)
+			t->state = CO_TS_GONE;
+		added++;
 	}
 	return added;
 }
@@ -623,32 +616,13 @@ static int mirror_program_fds(void)
 	int d = (int)co_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (d < 0)
 		return co_err(errbuf, sizeof(errbuf), "pid %d: cannot list /proc/self/fd (errno %d)", co_agent.pid, -d);
-	char buf[4096];
-	long got;
-	int sorted = 1;
-	while ((got = co_getdents(d, buf, sizeof(buf))) > 0)
-		for (long off = 0; off < got;) {
-			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *e =
-				(void *)(buf + off);
-			off += e->reclen;
-			if (e->name[0] < '0' || e->name[0] > '9')
-				continue;
-			if (nprog_fd == CO_MAX_FDS) {
-				co_close(d);
-				return co_err(errbuf, sizeof(errbuf), "pid %d: more than %d descriptors", co_agent.pid,
-					      CO_MAX_FDS);
-			}
-			int fd = (int)co_strtoul(e->name, 0, 10);
-			sorted &= !nprog_fd || prog_fd[nprog_fd - 1] < fd;
-			prog_fd[nprog_fd++] = fd;
-		}
+	int n = co_dir_numbers(d, prog_fd, CO_MAX_FDS);
 	co_close(d);
-	for (int i = 1; !sorted && i < nprog_fd; i++)
-		for (int j = i; j > 0 && prog_fd[j - 1] > prog_fd[j]; j--) {
-			int t = prog_fd[j];
-			prog_fd[j] = prog_fd[j - 1];
-			prog_fd[j - 1] = t;
-		}
+	if (n < 0)
+		return n == -E2BIG ? co_err(errbuf, sizeof(errbuf), "pid %d: more than %d descriptors", co_agent.pid, CO_MAX_FDS)
+				   : co_err(errbuf, sizeof(errbuf), "pid %d: cannot list /proc/self/fd (errno %d)",
+					    co_agent.pid, -n);
+	nprog_fd = n;
 	self_pidfd = (int)co_sys2(SYS_pidfd_open, co_agent.pid, 0);
 	if (self_pidfd < 0)
 		return co_err(errbuf, sizeof(errbuf), "pid %d: pidfd_open failed (errno %d)", co_agent.pid, -self_pidfd);

@@ -262,3 +262,33 @@ int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags)
 	}
 	return -EIO;
 }
+
+int co_dir_numbers(int dirfd, int *out, int max)
+{
+	if (co_lseek(dirfd, 0, 0 /* SEEK_SET */) < 0)
+		return -EBADF;
+	char buf[4096];
+	long got;
+	int n = 0;
+	while ((got = co_getdents(dirfd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < got;) {
+			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *e =
+				(void *)(buf + off);
+			off += e->reclen;
+			if (e->name[0] < '0' || e->name[0] > '9')
+				continue;
+			if (n == max)
+				return -E2BIG;
+			out[n++] = (int)co_strtoul(e->name, 0, 10);
+		}
+	}
+	if (got < 0)
+		return (int)got;
+	for (int i = 1; i < n; i++) /* insertion sort: the kernel lists them nearly in order */
+		for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+			int t = out[j];
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	return n;
+}

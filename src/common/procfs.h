@@ -55,6 +55,14 @@ int co_stat_fields(const char *path, uint64_t *out, int first, int count);
 #define CO_PM_UFFD_WP (1ULL << 57)
 #define CO_PM_SWP_FIELDS ((1ULL << 55) - 1) /* swap type (bits 0-4) and offset, or 0 unprivileged */
 
+/*
+ * The numbered entries of an open /proc directory (PID/fd, PID/task), read
+ * from its start, ascending, into out: how many, -E2BIG when more than max,
+ * or -errno.  No allocation: the agent lists its threads and descriptors
+ * with it while the program is parked.
+ */
+int co_dir_numbers(int dirfd, int *out, int max);
+
 /* pos and flags from /proc/PID/fdinfo/FD (pid 0: this process) */
 int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags);
 
