@@ -109,19 +109,10 @@ static int send_fd(int fd, unsigned type, int64_t a, int64_t b, const char *text
 	outbox.m = (struct co_msg){ .type = type, .a = a, .b = b };
 	size_t n = text ? co_strlcpy(outbox.text, text, sizeof(outbox.text)) : 0;
 	outbox.m.textlen = (uint32_t)n;
-	struct iovec iov = { &outbox, sizeof(outbox.m) + n };
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (passfd >= 0) {
-		co_memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		co_memcpy(CMSG_DATA(c), &passfd, sizeof(int));
-	}
+	struct iovec iov;
+	struct msghdr mh;
+	char cbuf[CO_FRAME_CBUF];
+	co_frame(&mh, &iov, &outbox, sizeof(outbox.m) + n, cbuf, passfd);
 	long r;
 	do
 		r = co_sys3(SYS_sendmsg, fd, (long)&mh, MSG_NOSIGNAL);

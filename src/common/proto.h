@@ -15,6 +15,7 @@
 #define COHORT_PROTO_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define CO_PROTO_VERSION 1
 #define CO_MSG_TEXT 65536
@@ -82,6 +83,32 @@ struct co_msg {
 	uint32_t textlen;
 	uint32_t pad;
 };
+
+/*
+ * The msghdr that carries one message (buf, len bytes) with descriptor
+ * passfd attached (-1: none) through cbuf: one framing for the agent
+ * (raw sendmsg, no libc) and the CLI alike.
+ */
+#define CO_FRAME_CBUF 24 /* CMSG_SPACE(sizeof(int)) on 64-bit Linux */
+_Static_assert(CMSG_SPACE(sizeof(int)) <= CO_FRAME_CBUF, "room for one descriptor");
+static inline void co_frame(struct msghdr *mh, struct iovec *iov, void *buf, size_t len, char *cbuf, int passfd)
+{
+	iov->iov_base = buf;
+	iov->iov_len = len;
+	__builtin_memset(mh, 0, sizeof(*mh));
+	mh->msg_iov = iov;
+	mh->msg_iovlen = 1;
+	if (passfd < 0)
+		return;
+	__builtin_memset(cbuf, 0, CO_FRAME_CBUF);
+	mh->msg_control = cbuf;
+	mh->msg_controllen = CMSG_SPACE(sizeof(int));
+	struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	__builtin_memcpy(CMSG_DATA(c), &passfd, sizeof(int));
+}
 
 /* A whole message with room for text (the wire carries only what is used). */
 struct co_msgbuf {
