@@ -98,6 +98,7 @@ struct group {
 	struct co_manifest restored; /* restart: the manifest of that generation */
 	int64_t mono_off, boot_off; /* group clock minus host clock */
 	char program[256];
+	char agent[PATH_MAX];	/* the agent library, as members map it */
 	uint64_t t_start;
 	unsigned full_every, keep, timed;
 	int compress;			/* --compress: every checkpoint's images are stored as .zst */
@@ -492,8 +493,39 @@ static void on_register(int i)
  * thread on the checkpoint signal, queued with the table's cookie, which
  * connects (ATTACH).  0, or -1 when the member is gone.
  */
+/*
+ * Whether process host still has the agent: a member that exec'd a program
+ * the agent cannot enter (static, setuid, LD_PRELOAD removed) has no
+ * connection that would tell us, and the checkpoint signal's default
+ * action would end it.  Its memory map says: the agent library is mapped.
+ */
+static int has_agent(int host)
+{
+	char path[64];
+	struct co_maps m;
+	struct co_mapent e;
+	snprintf(path, sizeof(path), "/proc/%d/maps", host);
+	if (co_maps_open(&m, path) < 0)
+		return 0;
+	int found = 0;
+	while (!found && co_maps_next(&m, &e) > 0)
+		found = !strcmp(e.path, G.agent);
+	co_maps_close(&m);
+	return found;
+}
+
+/* Members whose process no longer has the agent are members no more (status, settle). */
+static void forget_agentless(void)
+{
+	for (int i = G.nc - 1; i >= 0; i--)
+		if (G.c[i].kind == C_MEMBER && !G.c[i].restored && !G.c[i].stale && !has_agent(G.c[i].host_pid))
+			drop(i);
+}
+
 static int signal_member(struct conn *c)
 {
+	if (!has_agent(c->host_pid))
+		return -1; /* never signal a program without our handler: the default action ends it */
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
 	si.si_signo = G.sig;
@@ -866,6 +898,7 @@ static void pump(int timeout_ms, uint64_t gen)
 static int settle(char *err, size_t errlen)
 {
 	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	forget_agentless();
 	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + 10000000000ULL;
 	for (;;) {
 		int n = scan_group(ps, (int)CO_ARRAY_LEN(ps)), missing = -1;
@@ -1632,8 +1665,18 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	}
 	uint64_t t_done = co_now_ns(CLOCK_MONOTONIC);
 	if (kill_it) {
+		/*
+		 * The group ends parked: its sessions stay open until every process
+		 * is gone (a manager that is hung up on releases its threads, and a
+		 * program let go between the snapshot and its end would write what
+		 * its restart writes again).  The kernel closes them as they die.
+		 */
+		static struct nsproc ps[CO_TABLE_SLOTS * 2];
+		int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+		for (int i = 0; i < nps; i++)
+			kill(ps[i].host, SIGKILL);
 		kill(G.init_pid, SIGKILL);
-		end_sessions();
+		G.ck_gen = G.ck_parent = 0;
 		t_release = t_done;
 		G.killed_gen = gen;
 		co_gen_dir(gdir, gen, G.killed_dir, sizeof(G.killed_dir));
@@ -1795,6 +1838,7 @@ static size_t status_text(char *out, size_t size)
 static void status(int ci, unsigned flags)
 {
 	static char out[CO_MSG_TEXT];
+	forget_agentless();
 	if (!nmembers() && G.expect == 0) {
 		/* not registered yet: not ready */
 		reply(G.c[ci].fd, 1, "group '%s' is starting: no process has registered yet", G.name);
@@ -2077,6 +2121,10 @@ static void common_setup(struct co_run_opts *o)
 {
 	G.t_start = co_now_ns(CLOCK_MONOTONIC);
 	G.name = o->name;
+	/* as the kernel names it in /proc/PID/maps: no "..", no symbolic link */
+	char agent[PATH_MAX];
+	if (!realpath(co_self_path("libcohort.so", agent, sizeof(agent)), G.agent))
+		snprintf(G.agent, sizeof(G.agent), "%s", agent);
 	snprintf(G.images, sizeof(G.images), "%s", o->images);
 	G.interval = o->interval;
 	G.full_every = o->full_every;
