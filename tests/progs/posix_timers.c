@@ -15,7 +15,7 @@
 #include "common.h"
 #include <stdatomic.h>
 
-#define STEPS 50
+#define STEPS 120 /* 6 s: a busy machine takes seconds for the checkpoints of park_flow */
 
 static atomic_int ticks, thread_ticks, worker_tid;
 static int SIG_TICK, SIG_THREAD;
