@@ -1999,5 +1999,6 @@ for t in "${SELECTED[@]}"; do
 	fi
 done
 
+echo "the suite took $SECONDS s"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

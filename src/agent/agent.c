@@ -2,19 +2,30 @@
  * agent.c - libcohort.so: registration with the coordinator, the manager
  * thread, and the checkpoint signal that parks every other thread.
  *
- * The manager thread waits on the control socket.  On PREPARE it signals
- * every thread of the process with tgkill; each thread records its kernel
- * state and registers in its handler, then parks on a futex.  On DUMP the
- * manager writes the image; on RELEASE it lets the threads return from the
- * handler.  After a restart the threads come back inside the same handler
- * (the restorer jumps to the context saved there) and the manager comes
- * back inside co_take_image(), re-registers with the new coordinator and
- * waits for the group-wide release.
+ * While the program runs the agent has no descriptor and no thread of its
+ * own: it registers (REGISTER, WELCOME with the process table, which stays
+ * mapped) and hangs up.  The coordinator starts a checkpoint with the
+ * checkpoint signal, queued (SI_QUEUE) with the table's cookie: the thread
+ * that takes it starts the manager thread (a raw clone on a stack of its
+ * own, no TLS of its own, every signal blocked), which first gives itself
+ * a descriptor table of its own (close_range CLOSE_RANGE_UNSHARE): nothing
+ * it opens or closes is ever seen in, or taken from, the program's table.
+ * The manager connects (ATTACH) and on PREPARE signals every thread of the
+ * process with tgkill; each thread records its kernel state in its
+ * handler, then parks on a futex.  On DUMP the manager copies the
+ * program's descriptors into its own table at their numbers (the image
+ * describes them from there) and writes the image, or has a snapshot
+ * process write it; on RELEASE it lets the threads return from the
+ * handler, closes everything it had and exits.  After a restart the
+ * threads come back inside the same handler (the restorer jumps to the
+ * context saved there) and the manager comes back inside take_image(),
+ * registers with the new coordinator and waits for the group-wide release.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -34,17 +45,47 @@
 #include "sys.h"
 #include "util.h"
 
-struct co_agent co_agent = { .sock = -1 };
+struct co_agent co_agent = { .sock = -1, .taskfd = -1, .ready_pipe = -1, .slot = -1 };
 __thread unsigned co_tls_epoch __attribute__((tls_model("initial-exec")));
 
 static struct co_msgbuf inbox, outbox;
 /*
- * The manager opens descriptors (/proc/self/maps, pagemap) while the
- * program runs only under this lock, which fork and clone take too: a
- * child forked in between would inherit them.
+ * Held around fork and clone, and by the manager while it prepares the
+ * tracking with the program running: a child forked in between would copy
+ * half-made state.  A futex word, not a pthread mutex: the manager is no
+ * thread glibc knows.
  */
-static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static int fork_lock_word;
 static char errbuf[1024];
+
+/*
+ * The manager thread exists only during a checkpoint.  mgr_state says
+ * whether one runs (BUSY) and whether another checkpoint signal came
+ * meanwhile (PENDING: it runs another session before it goes).  mgr_tid
+ * is its tid while it exists; the kernel clears it when it is gone
+ * (CLONE_CHILD_CLEARTID), and only then is its stack free for the next.
+ */
+enum { MGR_IDLE = 0, MGR_BUSY, MGR_PENDING };
+static int mgr_state, mgr_tid;
+static char mgr_stack[256 << 10] __attribute__((aligned(64)));
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE 2
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x1000
+#endif
+/* clone.S: a thread (or with CLONE_VM alone, a process) running fn(arg) on the stack in args, then exit */
+extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *), void *arg);
+/* a coordinator's start that came before we had registered (its cookie, checked once we have) */
+static uint64_t early_start;
+static int writer_pidfd = -1;	/* the snapshot process writing the image (the manager's descriptor) */
+static int self_pidfd = -1;	/* ours, to copy the program's descriptors (mirror_program_fds) */
 
 #define QUIESCE_TIMEOUT_MS 10000
 
@@ -63,16 +104,25 @@ static void fwake(int *word)
 
 /* ---- messages ---- */
 
-static int send_ab(int fd, unsigned type, int64_t a, int64_t b, const char *text)
+static int send_fd(int fd, unsigned type, int64_t a, int64_t b, const char *text, int passfd)
 {
 	outbox.m = (struct co_msg){ .type = type, .a = a, .b = b };
 	size_t n = text ? co_strlcpy(outbox.text, text, sizeof(outbox.text)) : 0;
 	outbox.m.textlen = (uint32_t)n;
+	struct iovec iov;
+	struct msghdr mh;
+	char cbuf[CO_FRAME_CBUF];
+	co_frame(&mh, &iov, &outbox, sizeof(outbox.m) + n, cbuf, passfd);
 	long r;
 	do
-		r = co_sys6(SYS_sendto, fd, (long)&outbox, sizeof(outbox.m) + n, MSG_NOSIGNAL, 0, 0);
+		r = co_sys3(SYS_sendmsg, fd, (long)&mh, MSG_NOSIGNAL);
 	while (r == -EINTR);
 	return r < 0 ? (int)r : 0;
+}
+
+static int send_ab(int fd, unsigned type, int64_t a, int64_t b, const char *text)
+{
+	return send_fd(fd, type, a, b, text, -1);
 }
 
 static int send_msg(int fd, unsigned type, int64_t a, const char *text)
@@ -84,6 +134,18 @@ static int send_msg(int fd, unsigned type, int64_t a, const char *text)
 static void send_done(uint64_t bytes)
 {
 	send_ab(co_agent.sock, CO_M_DONE, (int64_t)bytes, (int64_t)co_agent.incr_parent, 0);
+}
+
+/* For park.c: a message to the coordinator; the next one from it (NULL: the socket failed) */
+int co_agent_send(unsigned type, int64_t a, int64_t b)
+{
+	return send_ab(co_agent.sock, type, a, b, 0);
+}
+
+static int recv_msg(int fd, int *tablefd);
+const struct co_msgbuf *co_agent_recv(void)
+{
+	return recv_msg(co_agent.sock, 0) ? 0 : &inbox;
 }
 
 /* Receive one message; *tablefd gets an attached descriptor if any. */
@@ -103,7 +165,7 @@ static int recv_msg(int fd, int *tablefd)
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	if (c && c->cmsg_type == SCM_RIGHTS) {
 		int got;
-		memcpy(&got, CMSG_DATA(c), sizeof(int));
+		co_memcpy(&got, CMSG_DATA(c), sizeof(int));
 		if (tablefd)
 			*tablefd = got;
 		else
@@ -147,18 +209,66 @@ static void note_stop(uint64_t held_ns)
 	__atomic_add_fetch(&e->stop_left, 1, __ATOMIC_RELEASE);
 }
 
+/*
+ * The checkpoint signal carries this value (SI_QUEUE, our pid): a signal
+ * of the same number the program sends itself (sigqueue, tgkill, kill)
+ * goes to the program's own action instead.
+ */
+#define CO_SIG_COOKIE ((void *)0x636f686f72742121ULL)
+
+static int is_checkpoint(const siginfo_t *si)
+{
+	return si->si_code == SI_QUEUE && si->si_pid == co_agent.pid && si->si_value.sival_ptr == CO_SIG_COOKIE;
+}
+
+/*
+ * The coordinator's start of a checkpoint: queued by a process outside the
+ * group's namespaces (si_pid 0 here), with a value (our table's cookie;
+ * checked by the caller, or once registered for a start that came early).
+ */
+static int is_start(const siginfo_t *si)
+{
+	return si->si_code == SI_QUEUE && si->si_pid == 0 && si->si_value.sival_ptr &&
+	       si->si_value.sival_ptr != CO_SIG_COOKIE;
+}
+
+static long send_checkpoint_signal(int tid)
+{
+	siginfo_t si;
+	co_memset(&si, 0, sizeof(si));
+	si.si_signo = co_agent.sig;
+	si.si_code = SI_QUEUE;
+	si.si_pid = co_agent.pid;
+	si.si_uid = (uid_t)co_sys0(SYS_getuid);
+	si.si_value.sival_ptr = CO_SIG_COOKIE;
+	return co_sys4(SYS_rt_tgsigqueueinfo, co_agent.pid, tid, co_agent.sig, (long)&si);
+}
+static void start_manager(void);
+
 static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 {
-	(void)sig;
-	(void)uc;
 	int saved_errno = errno;
-	/* only the manager of this very process may park us */
-	if (si->si_code != SI_TKILL || si->si_pid != co_agent.pid)
+	/* the coordinator starts a checkpoint: queued from outside the group, with the cookie of our table */
+	if (is_start(si)) {
+		if (!co_agent.active || !co_agent.table)
+			__atomic_store_n(&early_start, (uint64_t)si->si_value.sival_ptr, __ATOMIC_RELEASE);
+		else if ((uint64_t)si->si_value.sival_ptr == co_agent.table->cookie)
+			start_manager();
 		goto out;
+	}
+	if (!is_checkpoint(si)) {
+		/* the program's own signal of this number */
+		errno = saved_errno;
+		co_wrap_forward(sig, si, uc);
+		return;
+	}
+	/* only the manager of this very process may park us; one left from an earlier checkpoint is dropped */
 	uint64_t t_stop = mono_ns(); /* the program's thread stopped here */
 	struct co_tslot *t = find_slot((int)co_gettid());
 	if (!t || t->state != CO_TS_SIGNALLED)
 		goto out;
+	/* the coordinator unblocked our signal for us (ptrace) before we got here: our mask goes back */
+	uint64_t pt_orig = t->pt_orig, pt_set = t->pt_set;
 	co_thread_collect(&t->rec, co_agent.sig);
 	int restarted = 0;
 	if (co_ctx_save(&t->rec.ctx) == 0) {
@@ -179,60 +289,120 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 	}
 	if (!restarted)
 		note_stop(mono_ns() - t_stop);
-	co_tls_epoch++;
+	if (pt_set) {
+		/* the kernel keeps the first 64 bits of the mask in uc_sigmask: rt_sigreturn sets them */
+		ucontext_t *u = uc;
+		uint64_t at;
+		co_memcpy(&at, &u->uc_sigmask, sizeof(at));
+		if (at == pt_set)
+			co_memcpy(&u->uc_sigmask, &pt_orig, sizeof(pt_orig));
+	}
 out:
+	/* whatever we did here, a call we interrupted is made again (wrap.c), never EINTR */
+	co_tls_epoch++;
 	errno = saved_errno;
+}
+
+/*
+ * SA_ONSTACK: on a thread with an alternate signal stack the handler runs
+ * there.  The Go runtime requires it of every handler (a goroutine's stack
+ * has no room for a signal frame: a handler that ran there overwrote its
+ * neighbours, and Go crashed after a checkpoint).
+ */
+static struct co_ksigaction our_action(void)
+{
+	struct co_ksigaction ka = { 0 };
+	ka.handler = (void *)checkpoint_handler;
+	/*
+	 * SA_RESTART: syscalls that can restart do so; the rest are handled in
+	 * wrap.c.  SA_ONSTACK: a thread with an alternate signal stack takes us
+	 * there: Go's threads run goroutines on small stacks that must never
+	 * take a foreign signal frame (Go requires SA_ONSTACK of non-Go handlers).
+	 */
+	ka.flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK | 0x04000000 /* SA_RESTORER */;
+	extern void co_sigreturn(void);
+	ka.restorer = (void *)co_sigreturn;
+	ka.mask = ~0ULL; /* nothing of the program runs while a thread is parked */
+	return ka;
 }
 
 static void install_handler(void)
 {
-	struct co_ksigaction ka = { 0 };
-	ka.handler = (void *)checkpoint_handler;
-	/* SA_RESTART: syscalls that can restart do so; the rest are handled in wrap.c */
-	ka.flags = SA_SIGINFO | SA_RESTART | 0x04000000 /* SA_RESTORER */;
-	extern void co_sigreturn(void);
-	ka.restorer = (void *)co_sigreturn;
-	ka.mask = ~0ULL; /* nothing of the program runs while a thread is parked */
+	struct co_ksigaction ka = our_action();
 	co_sigaction(co_agent.sig, &ka, 0);
 }
 
+/*
+ * A runtime may take our signal with a raw rt_sigaction, past the
+ * sigaction() wrapper (Go does so for every signal when it runs without
+ * libc's sigaction).  Put ours back, in one swap, and keep what it set as
+ * the program's action: sigaction() reports it, and our handler passes it
+ * the program's own signals of this number.  An action set through the
+ * wrapper never reaches the kernel, so nothing changes for it.
+ */
+void co_sig_reclaim(void)
+{
+	if (!co_agent.active || co_agent.sig <= 0)
+		return;
+	struct co_ksigaction ka = our_action(), old;
+	if (co_sigaction(co_agent.sig, &ka, &old) == 0 && old.handler != (void *)checkpoint_handler)
+		co_wrap_adopt(&old);
+}
+
 /* ---- quiescing ---- */
+
+/*
+ * The main thread left with the exit system call while others run on: its
+ * descriptor table (and /proc/PID/fd) is gone, and it cannot park.
+ */
+static int leader_gone(int taskfd)
+{
+	char path[32], buf[256];
+	co_fmt(path, sizeof(path), "%d/stat", co_agent.pid);
+	int fd = (int)co_openat(taskfd, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	long n = co_read(fd, buf, sizeof(buf) - 1);
+	co_close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	const char *p = 0; /* the state follows the last ')': the name may hold one */
+	for (const char *q = buf; *q; q++)
+		if (*q == ')')
+			p = q;
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
 
 /* Signal every thread not yet known; returns how many were added, or -1. */
 static int signal_new_threads(void)
 {
 	/* the program runs while we list: no new descriptor (see co_dirty_setup) */
 	int fd = co_agent.taskfd;
-	if (fd < 0 || co_lseek(fd, 0, SEEK_SET) < 0)
+	static int tids[CO_MAX_THREADS + 2]; /* the program's threads and the manager */
+	int ntids = fd < 0 ? -EBADF : co_dir_numbers(fd, tids, CO_MAX_THREADS + 2);
+	if (ntids == -E2BIG)
+		return -2;
+	if (ntids < 0)
 		return -1;
-	char buf[4096];
 	int added = 0;
-	for (;;) {
-		long n = co_getdents(fd, buf, sizeof(buf));
-		if (n <= 0)
-			break;
-		for (long off = 0; off < n;) {
-			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
-				(void *)(buf + off);
-			off += d->reclen;
-			if (d->name[0] < '0' || d->name[0] > '9')
-				continue;
-			int tid = (int)co_strtoul(d->name, 0, 10);
-			if (tid == co_agent.manager_tid || find_slot(tid))
-				continue;
-			if (co_agent.nthreads >= CO_MAX_THREADS)
-				return -2;
-			struct co_tslot *t = &co_agent.threads[co_agent.nthreads];
-			co_memset(t, 0, sizeof(*t));
-			t->tid = tid;
-			t->rec.tid = tid;
-			t->state = CO_TS_SIGNALLED;
-			__atomic_thread_fence(__ATOMIC_SEQ_CST);
-			co_agent.nthreads++;
-			if (co_tgkill(co_agent.pid, tid, co_agent.sig) < 0)
-				t->state = CO_TS_GONE;
-			added++;
-		}
+	for (int k = 0; k < ntids; k++) {
+		int tid = tids[k];
+		if (tid == co_agent.manager_tid || find_slot(tid))
+			continue;
+		if (tid == co_agent.pid && leader_gone(fd))
+			return -3;
+		if (co_agent.nthreads >= CO_MAX_THREADS)
+			return -2;
+		struct co_tslot *t = &co_agent.threads[co_agent.nthreads];
+		co_memset(t, 0, sizeof(*t));
+		t->tid = tid;
+		t->rec.tid = tid;
+		t->state = CO_TS_SIGNALLED;
+		t->trace_at_ms = co_park_first_ms(tid);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		co_agent.nthreads++;
+		if (send_checkpoint_signal(tid) < 0)
+			t->state = CO_TS_GONE;
+		added++;
 	}
 	return added;
 }
@@ -271,6 +441,8 @@ static int quiesce(void)
 	m->state = CO_TS_PARKED;
 	co_agent.nthreads = 1;
 	set_state(CO_P_QUIESCING);
+	co_sig_reclaim();
+	co_park_begin();
 
 	struct co_timespec t0, now;
 	co_clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -278,36 +450,56 @@ static int quiesce(void)
 		int added = signal_new_threads();
 		if (added < 0) {
 			co_fmt(errbuf, sizeof(errbuf), "pid %d: %s", co_agent.pid,
-			       added == -2 ? "too many threads" : "cannot list /proc/self/task");
+			       added == -2   ? "too many threads"
+			       : added == -3 ? "its main thread has exited while its other threads run on: cohort "
+					       "cannot checkpoint such a process yet"
+					     : "cannot list /proc/self/task");
 			return -1;
 		}
 		for (;;) {
 			int parked = __atomic_load_n(&co_agent.parked, __ATOMIC_ACQUIRE);
 			int waiting = 0;
+			long asked = 0; /* the waiting one's: -1 unblocked by the coordinator, > CO_TRACE_AFTER_MS not blocked */
 			for (int i = 1; i < co_agent.nthreads; i++) {
 				struct co_tslot *t = &co_agent.threads[i];
 				if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_SIGNALLED)
 					continue;
-				if (co_tgkill(co_agent.pid, t->tid, 0) == -ESRCH)
+				if (co_tgkill(co_agent.pid, t->tid, 0) == -ESRCH) {
 					__atomic_store_n(&t->state, CO_TS_GONE, __ATOMIC_RELEASE);
-				else
+				} else {
 					waiting = t->tid;
+					asked = t->trace_at_ms;
+				}
 			}
 			if (!waiting)
 				break;
 			co_clock_gettime(CLOCK_MONOTONIC, &now);
 			long ms = (now.sec - t0.sec) * 1000 + (now.nsec - t0.nsec) / 1000000;
+			if (co_park_stuck(ms, &t0, QUIESCE_TIMEOUT_MS, errbuf, sizeof(errbuf)))
+				return -1;
 			if (ms > QUIESCE_TIMEOUT_MS) {
-				co_fmt(errbuf, sizeof(errbuf),
-				       "pid %d: thread %d did not stop within %d s (checkpoint signal %d blocked?)",
-				       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+				if (asked < 0)
+					co_fmt(errbuf, sizeof(errbuf),
+					       "pid %d: thread %d did not stop within %d s, although the checkpoint signal %d "
+					       "was unblocked for it (did the program take it with a sigwait?)",
+					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+				else if (asked > CO_TRACE_AFTER_MS)
+					co_fmt(errbuf, sizeof(errbuf),
+					       "pid %d: thread %d did not stop within %d s: it does not block the checkpoint "
+					       "signal %d but has not taken it (an uninterruptible wait, or a raw sigwait on it?)",
+					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+				else
+					co_fmt(errbuf, sizeof(errbuf),
+					       "pid %d: thread %d did not stop within %d s (checkpoint signal %d blocked?)",
+					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
 				return -1;
 			}
-			fwait(&co_agent.parked, parked, 5);
+			fwait(&co_agent.parked, parked, 1);
 		}
 		if (added == 0)
 			break;
 	}
+	co_park_end();
 	/* drop threads that exited before parking */
 	int j = 0;
 	for (int i = 0; i < co_agent.nthreads; i++)
@@ -332,15 +524,14 @@ static int quiesce(void)
 /* ---- registration ---- */
 
 /*
- * The descriptors the manager uses while the program runs, made where no
- * thread of the program can run (constructor, forked child, restart), at
- * high numbers: one made while the program runs could take, for a moment,
- * a number the program has just closed and is about to dup2 onto.
+ * The manager's descriptors while it prepares (with the program running):
+ * /proc/self/task to find the threads, and the tracking's.  In its own
+ * table, so they can be made at any moment.
  */
 static void agent_fds_setup(void)
 {
 	if (co_agent.taskfd < 0)
-		co_agent.taskfd = co_fd_high((int)co_open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
+		co_agent.taskfd = (int)co_open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	co_dirty_setup();
 }
 
@@ -363,8 +554,8 @@ int co_agent_fds(int *out)
 	return n;
 }
 
-/* Connect and register; restored != 0 for a process coming back from an image. */
-static int register_with(const char *path, uint64_t restored)
+/* A connection to the coordinator at path, or -1. */
+static int dial(const char *path)
 {
 	int fd = (int)co_sys3(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -375,12 +566,27 @@ static int register_with(const char *path, uint64_t restored)
 		co_close(fd);
 		return -1;
 	}
-	fd = co_fd_high(fd);
+	return fd;
+}
+
+/*
+ * Register and map the process table.  restored != 0 for a process coming
+ * back from an image: its connection is kept (co_agent.sock) until the
+ * coordinator releases the group.  Otherwise the connection is closed
+ * again: this runs where no thread of the program runs (constructor,
+ * forked child before fork() returns, the manager in a table of its own),
+ * and leaves nothing behind but the table's mapping.
+ */
+static int register_with(const char *path, uint64_t restored)
+{
+	int fd = dial(path);
+	if (fd < 0)
+		return -1;
 	char exe[CO_PATH];
 	long n = co_readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = 0;
 	int64_t ppid = co_getppid(), rest = (int64_t)restored;
-	outbox.m = (struct co_msg){ .type = CO_M_REGISTER, .a = co_agent.pid, .b = ppid, .c = rest, .d = fd };
+	outbox.m = (struct co_msg){ .type = CO_M_REGISTER, .a = co_agent.pid, .b = ppid, .c = rest, .d = -1 };
 	size_t tl = co_strlcpy(outbox.text, exe, sizeof(outbox.text));
 	outbox.m.textlen = (uint32_t)tl;
 	if (co_sys6(SYS_sendto, fd, (long)&outbox, sizeof(outbox.m) + tl, MSG_NOSIGNAL, 0, 0) < 0)
@@ -397,12 +603,108 @@ static int register_with(const char *path, uint64_t restored)
 	co_agent.table = tab;
 	co_agent.slot = (int)inbox.m.a;
 	co_agent.sig = (int)inbox.m.b;
-	co_agent.sock = fd;
 	co_strlcpy(co_agent.sock_path, path, sizeof(co_agent.sock_path));
+	if (restored)
+		co_agent.sock = fd;
+	else
+		co_close(fd);
 	return 0;
 fail:
 	co_close(fd);
 	return -1;
+}
+
+/* ---- the program's descriptors, seen from the manager's table ---- */
+
+static int prog_fd[CO_MAX_FDS], nprog_fd;
+
+static int is_prog_fd(int fd)
+{
+	int lo = 0, hi = nprog_fd;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (prog_fd[mid] < fd)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < nprog_fd && prog_fd[lo] == fd;
+}
+
+/*
+ * With every thread of the program parked: give the manager's table the
+ * program's descriptors at their own numbers (pidfd_getfd on ourselves,
+ * close-on-exec as the program has it), so that the image is described
+ * and written from the manager's table as if it were the program's.  The
+ * manager's own descriptors are first moved to numbers the program does
+ * not use.  The program's table is not touched.
+ */
+static int mirror_program_fds(void)
+{
+	nprog_fd = 0;
+	int d = (int)co_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (d < 0)
+		return co_err(errbuf, sizeof(errbuf), "pid %d: cannot list /proc/self/fd (errno %d)", co_agent.pid, -d);
+	int n = co_dir_numbers(d, prog_fd, CO_MAX_FDS);
+	co_close(d);
+	if (n < 0)
+		return n == -E2BIG ? co_err(errbuf, sizeof(errbuf), "pid %d: more than %d descriptors", co_agent.pid, CO_MAX_FDS)
+				   : co_err(errbuf, sizeof(errbuf), "pid %d: cannot list /proc/self/fd (errno %d)",
+					    co_agent.pid, -n);
+	nprog_fd = n;
+	self_pidfd = (int)co_sys2(SYS_pidfd_open, co_agent.pid, 0);
+	if (self_pidfd < 0)
+		return co_err(errbuf, sizeof(errbuf), "pid %d: pidfd_open failed (errno %d)", co_agent.pid, -self_pidfd);
+	int *own[8] = { &co_agent.sock, &co_agent.taskfd, &self_pidfd, &writer_pidfd };
+	int nown = 4 + co_dirty_fd_refs(own + 4);
+	for (int k = 0; k < nown; k++) {
+		if (*own[k] < 0 || !is_prog_fd(*own[k]))
+			continue;
+		int to = 3;
+		while (is_prog_fd(to) || co_fcntl(to, F_GETFD, 0) != -EBADF)
+			to++;
+		long r = co_sys3(SYS_dup3, *own[k], to, O_CLOEXEC);
+		if (r < 0)
+			return co_err(errbuf, sizeof(errbuf), "pid %d: no descriptor number free beside the program's (errno %ld)",
+				      co_agent.pid, -r);
+		co_close(*own[k]);
+		*own[k] = to;
+	}
+	for (int i = 0; i < nprog_fd; i++) {
+		int fd = prog_fd[i];
+		uint64_t pos;
+		uint32_t flags = 0;
+		co_fdinfo(0, fd, &pos, &flags);
+		long t = co_sys3(SYS_pidfd_getfd, self_pidfd, fd, 0);
+		if (t < 0) {
+			nprog_fd = i;
+			return co_err(errbuf, sizeof(errbuf), "pid %d: fd %d: cannot take a look at it (pidfd_getfd: errno %ld)",
+				      co_agent.pid, fd, -t);
+		}
+		if (t != fd) {
+			long r = co_sys3(SYS_dup3, t, fd, flags & O_CLOEXEC);
+			co_close((int)t);
+			if (r < 0) {
+				nprog_fd = i;
+				return co_err(errbuf, sizeof(errbuf), "pid %d: fd %d: cannot take a look at it (errno %ld)",
+					      co_agent.pid, fd, -r);
+			}
+		} else if (!(flags & O_CLOEXEC)) {
+			co_fcntl(fd, F_SETFD, 0);
+		}
+	}
+	return 0;
+}
+
+/* The manager's copies of the program's descriptors go (a snapshot process keeps its own). */
+static void unmirror_program_fds(void)
+{
+	for (int i = 0; i < nprog_fd; i++)
+		co_close(prog_fd[i]);
+	nprog_fd = 0;
+	if (self_pidfd >= 0)
+		co_close(self_pidfd);
+	self_pidfd = -1;
 }
 
 /* ---- the manager thread ---- */
@@ -418,6 +720,54 @@ static void snapshot_ready(void)
 
 enum { IMG_WRITTEN = 0, IMG_RESTARTED = 1, IMG_SNAPSHOT = 2, IMG_FAILED = -1, IMG_REPORTED = -2 };
 
+/* What the snapshot fork needs; in our memory, which the forking process shares. */
+static struct {
+	const char *dir;
+	uint64_t *bytes;
+	int wait_writer, pp0, pidfd;
+	long child;
+} snap;
+
+/*
+ * A process that shares our memory and descriptors (CLONE_VM | CLONE_VFORK,
+ * the manager waits) forks the snapshot, a copy-on-write copy of the
+ * process as it stands, and exits at once: the snapshot is nobody's child
+ * in the program's process (the group's init reaps it), and the manager
+ * need not stay to reap it.  The manager watches it through a pidfd.
+ */
+static void snapshot_fork(void *arg)
+{
+	(void)arg;
+	int pfd = -1;
+	long c = co_sys5(SYS_clone, CLONE_PIDFD /* no exit signal */, 0, (long)&pfd, 0, 0);
+	if (c == 0) {
+		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);
+		co_dump_from_snapshot();
+		if (snap.pp0 >= 0)
+			co_close(snap.pp0);
+		int r = co_dump_write(snap.dir, snap.bytes, snap.wait_writer ? snapshot_ready : 0);
+		if (r)
+			send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
+		else
+			send_done(*snap.bytes);
+		if (co_agent.ready_pipe >= 0) {
+			char ch = 2; /* failed before the snapshot was complete: already reported */
+			co_write(co_agent.ready_pipe, &ch, 1);
+		}
+		/*
+		 * The huge pages our fork split in the program (its writes since
+		 * copied 4 KiB at a time) are made huge again, from here: we hold
+		 * no more of what we wrote, and no thread of the program's does
+		 * the work (dirty.c, co_dirty_recollapse).
+		 */
+		if (!r)
+			co_dirty_recollapse(self_pidfd);
+		co_exit_group(r ? 1 : 0);
+	}
+	snap.child = c;
+	snap.pidfd = pfd;
+}
+
 /*
  * Collect our own record and save our context, then fork a copy-on-write
  * snapshot of the process that writes the image while the program runs
@@ -426,6 +776,10 @@ enum { IMG_WRITTEN = 0, IMG_RESTARTED = 1, IMG_SNAPSHOT = 2, IMG_FAILED = -1, IM
  * (descriptor offsets), then returns IMG_SNAPSHOT.  Without a snapshot the
  * image is written here, with the program stopped (IMG_WRITTEN).
  * IMG_RESTARTED: we come back from a restart, inside co_ctx_save().
+ *
+ * The program's MADV_DONTFORK and MADV_WIPEONFORK regions fork like the
+ * rest for that one fork (co_dump_fork_begin, mem.c), so that the snapshot
+ * holds them as the pause left them.
  *
  * The fork copies the page tables of all the memory it keeps, about 20 ms
  * per GiB here: most of the pause.  For an incremental image the child
@@ -444,7 +798,7 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	/* the written-page set since the last image, and tracking anew from this one */
 	uint64_t base = co_dirty_collect(co_agent.generation);
 	co_agent.incr_parent = co_agent.want_parent && base == co_agent.want_parent ? base : 0;
-	if (co_dump_begin(errbuf, sizeof(errbuf)))
+	if (mirror_program_fds() || co_dump_begin(errbuf, sizeof(errbuf)))
 		return IMG_FAILED;
 	/*
 	 * Everything the image needs of the running process was read above
@@ -466,26 +820,35 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	 * statics (one anonymous .bss region; co_agent itself is in .data).
 	 */
 	uint64_t keep[2] = { (uint64_t)&me, (uint64_t)&inbox };
+	if (snapshot)
+		co_dump_fork_begin(); /* the program's MADV_DONTFORK regions go into the snapshot too */
 	if (snapshot && co_agent.incr_parent)
 		co_dirty_lean_begin(keep, 2);
-	long child = snapshot ? co_sys5(SYS_clone, 0 /* no exit signal */, 0, 0, 0, 0) : -1;
-	if (child == 0) {
-		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);
-		co_dump_from_snapshot();
-		if (pp[0] >= 0)
-			co_close(pp[0]);
-		int r = co_dump_write(dir, bytes, wait_writer ? snapshot_ready : 0);
-		if (r)
-			send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
-		else
-			send_done(*bytes);
-		if (co_agent.ready_pipe >= 0) {
-			char c = 2; /* failed before the snapshot was complete: already reported */
-			co_write(co_agent.ready_pipe, &c, 1);
+	long child = -1;
+	if (snapshot) {
+		/* the forking process runs on our stack, below what we use: we wait meanwhile */
+		uint64_t below = ((uint64_t)&keep[0] - 16384) & ~63ULL;
+		struct clone_args ca;
+		co_memset(&ca, 0, sizeof(ca));
+		ca.flags = CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_FS;
+		ca.stack = (uint64_t)mgr_stack;
+		ca.stack_size = below - (uint64_t)mgr_stack;
+		snap.dir = dir;
+		snap.bytes = bytes;
+		snap.wait_writer = wait_writer;
+		snap.pp0 = pp[0];
+		snap.child = -1;
+		snap.pidfd = -1;
+		long mid = co_clone3_thread(&ca, sizeof(ca), snapshot_fork, 0);
+		if (mid > 0) {
+			struct { int32_t signo, err, code, pad, pid, uid, status; char rest[100]; } si;
+			co_sys5(SYS_waitid, P_PID, mid, (long)&si, WEXITED | __WALL, 0);
+			child = snap.child;
 		}
-		co_exit_group(r ? 1 : 0);
 	}
 	co_dirty_lean_end(); /* before the program runs (and maybe forks) again */
+	if (snapshot)
+		co_dump_fork_end(); /* after the lean marks are off: a stretch inside such a region keeps its flag */
 	if (pp[1] >= 0)
 		co_close(pp[1]);
 	co_agent.ready_pipe = -1;
@@ -494,7 +857,7 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 			co_close(pp[0]);
 		return co_dump_write(dir, bytes, 0) ? IMG_FAILED : IMG_WRITTEN;
 	}
-	co_agent.dump_child = (int)child;
+	writer_pidfd = snap.pidfd;
 	if (!wait_writer)
 		return IMG_SNAPSHOT; /* a writer that fails says so itself (FAIL), or its death does */
 	char c = 0;
@@ -510,59 +873,28 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 }
 
 /*
- * Reap the snapshot child (wait: block until it ends) and report it if it
- * died without a word.  Returns 1 once it is gone.  It is watched by pid,
- * not through a pidfd: a descriptor the manager opens or closes while the
- * program forks could be copied into the program's child.
- */
-static int reap_dump_child(int wait)
-{
-	/* siginfo_t of SIGCHLD on x86-64: the union after si_code is 8-byte aligned */
-	struct { int32_t signo, err, code, pad, pid, uid, status; char rest[100]; } si;
-	co_memset(&si, 0, sizeof(si));
-	long r = co_sys5(SYS_waitid, P_PID, co_agent.dump_child, (long)&si,
-			 WEXITED | __WALL | (wait ? 0 : WNOHANG), 0);
-	if (r == 0 && si.pid == 0)
-		return 0; /* still writing */
-	co_agent.dump_child = 0;
-	if (r == 0 && (si.code == CLD_KILLED || si.code == CLD_DUMPED)) {
-		co_fmt(errbuf, sizeof(errbuf), "pid %d: the image writer died (signal %d)", co_agent.pid, si.status);
-		send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
-	}
-	return 1;
-}
-
-/*
- * Wait for the next message, looking in on the snapshot child while it
- * writes, and once it is gone making huge again the huge pages its
- * copy-on-write split (dirty.c), a message first.  That work runs in the
- * program's process at its priority and costs about 0.15 s per GiB
- * collapsed: it gets a quarter of a core at most (a millisecond's work,
- * then 3 ms of sleep), so that the program loses little of the two cores
- * even when it needs both.
+ * Wait for the next message.  While the snapshot writes the image, its
+ * end is watched too: one that ends before the coordinator is done with
+ * us may have died without a word (after its DONE, the coordinator no
+ * longer reads this).
  */
 static int next_msg(void)
 {
-	for (int work = 1;;) {
-		int child = co_agent.dump_child > 0;
-		if (co_agent.nthreads)
-			work = 0; /* never while threads are parked */
-		if (!child && !work)
-			break;
-		struct { int fd; short ev, rev; } p = { co_agent.sock, POLLIN, 0 };
-		struct co_timespec ts = { 0, child ? 20 * 1000000 : work == 2 ? 3 * 1000000 : 0 };
-		long r = co_sys5(SYS_ppoll, (long)&p, 1, (long)&ts, 0, 8);
+	while (writer_pidfd >= 0) {
+		struct { int fd; short ev, rev; } p[2] = { { co_agent.sock, POLLIN, 0 }, { writer_pidfd, POLLIN, 0 } };
+		long r = co_sys5(SYS_ppoll, (long)p, 2, 0, 0, 8);
 		if (r < 0 && r != -EINTR)
 			break;
-		if (child && reap_dump_child(0)) {
-			co_dirty_snapshot_gone();
-			work = 1;
+		if (p[1].rev) {
+			co_close(writer_pidfd);
+			writer_pidfd = -1;
+			co_fmt(errbuf, sizeof(errbuf), "pid %d: the image writer died before the image was complete",
+			       co_agent.pid);
+			send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
 			continue;
 		}
-		if (p.rev)
+		if (p[0].rev)
 			break;
-		if (!child)
-			work = co_dirty_recollapse();
 	}
 	return recv_msg(co_agent.sock, 0);
 }
@@ -570,9 +902,13 @@ static int next_msg(void)
 static void after_restart(void)
 {
 	struct co_resume *rs = &co_agent.resume;
+	/* the restorer made us share the program's table: ours again, empty */
+	co_sys3(SYS_close_range, 0, ~0U, CLOSE_RANGE_UNSHARE);
 	co_agent.sock = -1;
-	co_agent.taskfd = -1; /* kept out of the image */
-	co_agent.dump_child = 0; /* that snapshot child belonged to the old process */
+	co_agent.taskfd = -1;
+	writer_pidfd = -1;
+	self_pidfd = -1;
+	nprog_fd = 0;
 	co_dirty_forget(0); /* neither its descriptor nor its record came back */
 	co_agent.table = 0; /* the old mapping was not part of the image */
 	co_agent.slot = -1;
@@ -591,7 +927,6 @@ static void after_restart(void)
 	 * this process: pages written on the way back (the threads' handler
 	 * frames, the agent's own state) no longer match the image.
 	 */
-	agent_fds_setup(); /* the program's threads are still held */
 	if (register_with(rs->sock, rs->generation ? rs->generation : 1)) {
 		/* no coordinator: run on without checkpoints */
 		co_agent.active = 0;
@@ -610,33 +945,35 @@ static void park(int64_t prep_ns)
 		set_state(CO_P_RUNNING);
 		return;
 	}
-	send_msg(co_agent.sock, CO_M_QUIESCED, prep_ns, 0);
+	send_fd(co_agent.sock, CO_M_QUIESCED, prep_ns, 0, 0, co_dirty_uffd());
 }
 
-static void *manager_main(void *arg)
+/* One checkpoint, from ATTACH until RELEASE or the coordinator hangs up. */
+static void session(void)
 {
-	(void)arg;
-	co_agent.manager_tid = (int)co_gettid();
-	prctl(PR_SET_NAME, "cohort-agent");
+	co_agent.sock = dial(co_agent.sock_path);
+	if (co_agent.sock < 0 || send_ab(co_agent.sock, CO_M_ATTACH, co_agent.pid, 0, 0))
+		return;
 	for (;;) {
-		if (co_agent.sock < 0 || next_msg()) {
+		int tfd = -1;
+		if (writer_pidfd < 0 ? recv_msg(co_agent.sock, &tfd) : next_msg()) {
 			/* coordinator gone: never leave threads parked */
 			if (co_agent.nthreads)
 				release_threads();
-			co_agent.active = 0;
-			return 0;
+			set_state(CO_P_RUNNING);
+			return;
 		}
 		switch (inbox.m.type) {
 		case CO_M_PREPARE: {
 			co_agent.generation = (uint64_t)inbox.m.a;
 			co_agent.want_parent = (uint64_t)inbox.m.b;
-			/* the last snapshot child said DONE and is on its way out: reap it, it is no part of ours */
-			if (co_agent.dump_child > 0)
-				reap_dump_child(1);
+			if (tfd >= 0)
+				co_dirty_adopt_uffd(tfd); /* the tracking of the last checkpoint, kept by the coordinator */
 			int precopy = (inbox.m.flags & CO_PREP_PRECOPY) != 0, armed = 0;
 			struct co_timespec t0, t1;
 			co_clock_gettime(CLOCK_MONOTONIC, &t0);
 			co_agent_fork_lock();
+			agent_fds_setup();
 			co_dirty_prepare();
 			/* an image that would be full: its memory is read ahead, while the program runs */
 			if (precopy && !co_dirty_based_on(co_agent.want_parent) &&
@@ -650,7 +987,7 @@ static void *manager_main(void *arg)
 			if (precopy) {
 				/* parked on QUIESCE, once the coordinator has read what it can */
 				co_agent.await_quiesce = 1;
-				send_ab(co_agent.sock, CO_M_ARMED, prep_ns, armed, 0);
+				send_fd(co_agent.sock, CO_M_ARMED, prep_ns, armed, 0, co_dirty_uffd());
 				break;
 			}
 			/* the program ran during the preparation: not part of its pause */
@@ -675,6 +1012,7 @@ static void *manager_main(void *arg)
 				after_restart();
 				break;
 			}
+			unmirror_program_fds();
 			if (r == IMG_FAILED)
 				send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
 			if (r == IMG_SNAPSHOT || r == IMG_WRITTEN)
@@ -693,27 +1031,84 @@ static void *manager_main(void *arg)
 			}
 			release_threads();
 			set_state(CO_P_RUNNING);
-			break;
+			return;
 		default:
 			break;
 		}
 	}
 }
 
+/*
+ * The manager thread: a clone of the thread that took the checkpoint
+ * signal (its TLS, which the manager never uses: raw system calls only),
+ * every signal blocked.  Its first act gives it an empty descriptor table
+ * of its own; its last closes it, and it exits.
+ */
+static void manager_main(void *arg)
+{
+	(void)arg;
+	co_sys3(SYS_close_range, 0, ~0U, CLOSE_RANGE_UNSHARE);
+	co_agent.manager_tid = (int)co_gettid();
+	co_prctl(PR_SET_NAME, (long)"cohort-agent", 0, 0, 0);
+	for (;;) {
+		session();
+		/* everything the manager opened, and the connection, go with its table */
+		unmirror_program_fds();
+		co_sys3(SYS_close_range, 0, ~0U, 0);
+		co_agent.sock = -1;
+		co_agent.taskfd = -1;
+		writer_pidfd = -1;
+		co_dirty_drop_fds();
+		int s = MGR_BUSY;
+		if (__atomic_compare_exchange_n(&mgr_state, &s, MGR_IDLE, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			return; /* co_clone3_thread ends the thread */
+		/* another checkpoint signal came meanwhile */
+		__atomic_store_n(&mgr_state, MGR_BUSY, __ATOMIC_RELEASE);
+	}
+}
+
+/*
+ * In the signal handler of the thread that took the coordinator's signal:
+ * start the manager, or have the running one do another round.  No
+ * allocation, raw system calls only.
+ */
 static void start_manager(void)
 {
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_t th;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&at, 256 * 1024);
-	if (pthread_create(&th, &at, manager_main, 0) == 0)
-		co_agent.active = 1;
-	pthread_attr_destroy(&at);
-	pthread_sigmask(SIG_SETMASK, &old, 0);
+	int s = __atomic_load_n(&mgr_state, __ATOMIC_ACQUIRE);
+	for (;;) {
+		if (s == MGR_PENDING)
+			return;
+		int to = s == MGR_IDLE ? MGR_BUSY : MGR_PENDING;
+		if (__atomic_compare_exchange_n(&mgr_state, &s, to, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			if (to == MGR_PENDING)
+				return;
+			break;
+		}
+	}
+	/* the last manager may still be on its way out: its stack is free once the kernel says it is gone */
+	for (int t; (t = __atomic_load_n(&mgr_tid, __ATOMIC_ACQUIRE)) != 0;) {
+		struct co_timespec ts = { 0, 10 * 1000000 };
+		co_futex(&mgr_tid, FUTEX_WAIT, t, &ts); /* the kernel's wake is not a private one */
+	}
+	struct clone_args ca;
+	co_memset(&ca, 0, sizeof(ca));
+	ca.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+		   CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+	ca.parent_tid = (uint64_t)&mgr_tid;
+	ca.child_tid = (uint64_t)&mgr_tid;
+	ca.stack = (uint64_t)mgr_stack;
+	ca.stack_size = sizeof(mgr_stack);
+	if (co_clone3_thread(&ca, sizeof(ca), manager_main, 0) < 0)
+		__atomic_store_n(&mgr_state, MGR_IDLE, __ATOMIC_RELEASE);
+}
+
+/* Registered just now (constructor, forked child): a start that came meanwhile is taken now. */
+static void registered(void)
+{
+	co_agent.active = 1;
+	uint64_t v = __atomic_exchange_n(&early_start, 0, __ATOMIC_ACQ_REL);
+	if (v && co_agent.table && v == co_agent.table->cookie)
+		start_manager();
 }
 
 static void agent_setup(void)
@@ -726,17 +1121,29 @@ static void agent_setup(void)
 	co_agent.sock = -1;
 	co_agent.ready_pipe = -1;
 	co_agent.taskfd = -1;
+	/*
+	 * The handler is in place before we register: the coordinator may
+	 * start a checkpoint the moment it has welcomed us, and the signal's
+	 * default action would end the program.
+	 */
+	const char *g = getenv("COHORT_SIG");
+	co_agent.sig = g ? (int)co_strtoul(g, 0, 10) : 0;
+	if (co_agent.sig > 0 && co_agent.sig <= 64)
+		install_handler();
 	int r = register_with(path, 0);
 	if (r == 0) {
-		agent_fds_setup();
-		install_handler();
+		install_handler(); /* the coordinator's signal, should it differ */
+		registered();
+	} else if (co_agent.sig > 0 && co_agent.sig <= 64) {
+		struct co_ksigaction dfl = { 0 };
+		co_sigaction(co_agent.sig, &dfl, 0);
 	}
 	/*
 	 * An exec'ing member blocked the checkpoint signal (wrap.c); one that
-	 * arrived during the exec is still pending and is now taken, and
-	 * ignored, by the handler.  Without a coordinator it is simply let go.
+	 * arrived during the exec is still pending and is now taken by the
+	 * handler (a coordinator's start: the manager asks whether it is still
+	 * wanted).  Without a coordinator it is simply let go.
 	 */
-	const char *g = getenv("COHORT_SIG");
 	int sig = r == 0 ? co_agent.sig : g ? (int)co_strtoul(g, 0, 10) : 0;
 	if (sig > 0 && sig <= 64) {
 		uint64_t set = 1ULL << (sig - 1);
@@ -748,46 +1155,50 @@ static void agent_setup(void)
 		}
 		co_sigprocmask(SIG_UNBLOCK, &set, 0);
 	}
-	if (r == 0)
-		start_manager();
 }
 
-/* A forked child starts without a manager and with its parent's socket. */
+/*
+ * A forked child starts with no manager (the parent's, if one ran, is not
+ * copied) and with none of its descriptors (they were in the manager's own
+ * table): it registers anew, in fork() before it returns.
+ */
 void co_agent_forked(void)
 {
-	pthread_mutex_init(&fork_lock, 0); /* taken by the thread that forked, in the parent */
+	fork_lock_word = 0; /* taken by the thread that forked, in the parent */
+	mgr_state = MGR_IDLE;
+	mgr_tid = 0;
+	writer_pidfd = -1;
+	self_pidfd = -1;
+	nprog_fd = 0;
+	early_start = 0;
 	if (!co_agent.active)
 		return;
-	if (co_agent.sock >= 0)
-		co_close(co_agent.sock);
 	if (co_agent.table)
 		co_munmap(co_agent.table, sizeof(struct co_table));
 	co_agent.table = 0;
 	co_agent.sock = -1;
+	co_agent.taskfd = -1;
+	co_agent.ready_pipe = -1;
 	co_agent.active = 0;
 	co_agent.nthreads = 0;
-	co_agent.dump_child = 0;
 	co_agent.await_quiesce = 0;
-	/* the parent's tracking does not carry over to a forked child, nor its /proc descriptors */
+	/* the parent's tracking does not carry over to a forked child */
 	co_dirty_forget(1);
-	if (co_agent.taskfd >= 0)
-		co_close(co_agent.taskfd);
-	co_agent.taskfd = -1;
 	co_agent.pid = (int)co_getpid();
-	if (register_with(co_agent.sock_path, 0) == 0) {
-		agent_fds_setup();
-		start_manager();
-	}
+	if (register_with(co_agent.sock_path, 0) == 0)
+		registered();
 }
 
 void co_agent_fork_lock(void)
 {
-	pthread_mutex_lock(&fork_lock);
+	while (__atomic_exchange_n(&fork_lock_word, 1, __ATOMIC_ACQUIRE))
+		co_futex(&fork_lock_word, FUTEX_WAIT_PRIVATE, 1, 0);
 }
 
 void co_agent_fork_unlock(void)
 {
-	pthread_mutex_unlock(&fork_lock);
+	__atomic_store_n(&fork_lock_word, 0, __ATOMIC_RELEASE);
+	co_futex(&fork_lock_word, FUTEX_WAKE_PRIVATE, 1, 0);
 }
 
 __attribute__((constructor(101))) static void agent_init(void)

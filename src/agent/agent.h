@@ -19,13 +19,22 @@ struct co_tslot {
 	int tid;
 	int state;
 	struct co_thread rec;
+	/*
+	 * A thread whose mask blocks our signal: the coordinator stops it
+	 * with ptrace, unblocks the signal in its mask and writes here, while
+	 * it is stopped, the mask it had (pt_orig) and the one it set
+	 * (pt_set); the handler puts pt_orig back when it returns.
+	 */
+	uint64_t pt_orig, pt_set;
+	uint64_t pt_check;	/* CO_TRACE_CHECK: the coordinator writes only where it finds this */
+	long trace_at_ms;	/* when the coordinator is to look at it (again); -1: asked for good */
 };
 
 
 struct co_agent {
 	int active;		/* registered with a coordinator */
 	int sig;		/* checkpoint signal */
-	int sock;		/* control socket (kept out of images) */
+	int sock;		/* the manager's connection during a checkpoint (its own table), or -1 */
 	int pid;
 	int slot;
 	struct co_table *table;
@@ -47,11 +56,16 @@ struct co_agent {
 	struct co_siginfo shared_pending[2 * CO_MAX_PENDING];
 	int nshared_pending;
 	int ready_pipe;		/* the snapshot child says "you may go on" here */
-	int dump_child;		/* pid of the snapshot child still writing, or 0 */
-	int taskfd;		/* /proc/self/task, kept open (agent_fds_setup) */
+	int taskfd;		/* /proc/self/task, the manager's during a checkpoint (agent_fds_setup) */
 	uint64_t want_parent;	/* PREPARE asked for an image incremental against this generation */
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
 	int await_quiesce;	/* ARMED sent: QUIESCE parks the threads */
+	/*
+	 * The program has asked madvise(2) for a flag an image must record
+	 * (MADV_DONTFORK, MADV_WIPEONFORK, ...; wrap.c): only then are the
+	 * regions read from /proc/self/smaps, which costs a page-table walk.
+	 */
+	int advice;
 };
 
 extern struct co_agent co_agent;
@@ -73,18 +87,46 @@ int co_dump_needs_pause(void);
 /* In the snapshot child, before co_dump_write: what it has written it may drop (mem.c). */
 void co_dump_from_snapshot(void);
 int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void));
+/* Just before and right after the snapshot fork: the program's fork flags (co_mem_fork_begin). */
+void co_dump_fork_begin(void);
+void co_dump_fork_end(void);
 
 /* agent.c: in a new process made by fork (an atfork handler) or clone (wrap.c) */
 void co_agent_forked(void);
-/* agent.c: held around fork and clone, and while the manager has descriptors open with the program running */
+/* agent.c: held around fork and clone, and while the manager prepares with the program running */
 void co_agent_fork_lock(void);
 void co_agent_fork_unlock(void);
 
+/* agent.c: put our handler back on our signal, keeping a raw rt_sigaction's as the program's own */
+void co_sig_reclaim(void);
+/* agent.c, for park.c: a message to the coordinator; the next one from it (NULL: the socket failed) */
+int co_agent_send(unsigned type, int64_t a, int64_t b);
+const struct co_msgbuf *co_agent_recv(void);
+
+/*
+ * park.c: threads that do not take the signal.  A thread is named to the
+ * coordinator once the quiesce has waited co_park_first_ms(tid) for it;
+ * co_park_stuck() asks about those due (0, or -1 with err).
+ */
+#define CO_TRACE_AFTER_MS 5
+struct co_timespec;
+long co_park_first_ms(int tid);
+void co_park_begin(void);
+void co_park_end(void);
+int co_park_stuck(long ms, const struct co_timespec *t0, long deadline_ms, char *err, size_t errlen);
+
 /* wrap.c */
 void co_wrap_init(void);
-/* The descriptors the agent keeps open in the program (CO_AGENT_MAX_FDS at most), ascending; how many. */
+struct co_ksigaction;
+/* The action the program set on our signal past sigaction() (a raw rt_sigaction) becomes its own. */
+void co_wrap_adopt(const struct co_ksigaction *ka);
+/* Our signal, not a checkpoint: run the program's action on it, as the kernel would. */
+void co_wrap_forward(int sig, void *siginfo, void *uc);
+/*
+ * The manager's own descriptors, in its own table during a checkpoint
+ * (CO_AGENT_MAX_FDS at most), ascending; how many.  Never in the program's.
+ */
 #define CO_AGENT_MAX_FDS 8
 int co_agent_fds(int *out);
-int co_is_agent_fd(int fd);
 
 #endif

@@ -47,6 +47,7 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.agent_info = (uint64_t)&co_agent.resume;
 	dc.pending = co_agent.shared_pending;
 	dc.npending = co_agent.nshared_pending;
+	dc.advice = co_agent.advice;
 	dc.ppid = co_agent.ppid;
 	dc.pgid = co_agent.pgid;
 	dc.sid = co_agent.sid;
@@ -65,7 +66,7 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.vol[dc.nvol++] = (uint64_t)wbuf1;
 	dc.vol[dc.nvol++] = (uint64_t)&dc;
 
-	return co_files_collect(&dc) || co_mem_collect(&dc) ? -1 : 0;
+	return co_timers_collect(&dc) || co_files_collect(&dc) || co_mem_collect(&dc) ? -1 : 0;
 }
 
 /* Write the image begun by co_dump_begin; snapshot_done is called once the running program may go on. */
@@ -98,7 +99,7 @@ int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
 	for (int i = 0; i < co_agent.nthreads; i++)
 		trecs[i] = &co_agent.threads[i].rec;
 	int r = co_proc_dump(&dc, co_agent.nthreads) || co_threads_dump(&dc, trecs, co_agent.nthreads) ||
-		co_files_dump(&dc);
+		co_timers_dump(&dc) || co_files_dump(&dc);
 	/* what the running program could change is written: it may go on now */
 	if (!r && snapshot_done)
 		snapshot_done();
@@ -125,6 +126,16 @@ int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
 void co_dump_from_snapshot(void)
 {
 	dc.snapshot = 1;
+}
+
+void co_dump_fork_begin(void)
+{
+	co_mem_fork_begin(&dc);
+}
+
+void co_dump_fork_end(void)
+{
+	co_mem_fork_end(&dc);
 }
 
 int co_dump_needs_pause(void)

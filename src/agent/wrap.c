@@ -4,8 +4,8 @@
  * 1. The checkpoint signal interrupts blocking calls.  Calls the kernel can
  *    restart (read, write, accept, wait, untimed futex waits) restart by
  *    themselves under SA_RESTART.  The ones that always fail with EINTR
- *    after a handler (sleeps, poll, select, epoll, sigtimedwait, pause,
- *    timed semaphore waits) are wrapped here: when the checkpoint handler
+ *    after a handler (sleeps, poll, select, epoll, sigtimedwait, sigwait,
+ *    pause, timed semaphore waits) are wrapped here: when the checkpoint handler
  *    ran in this thread during the call (co_tls_epoch moved), the call is
  *    made again with what is left of its timeout.  Deadlines are kept on
  *    CLOCK_MONOTONIC, which the group's time namespace carries across a
@@ -13,7 +13,11 @@
  * 2. The checkpoint signal itself is hidden: the program cannot block it,
  *    catch it, wait for it or read it from a signalfd, and queries report
  *    what the program set.
- * 3. The agent's control socket cannot be closed by the program.
+ * 3. The agent keeps no descriptor in the program's table (its manager
+ *    thread has a table of its own, and only during a checkpoint): close,
+ *    close_range, closefrom and dup2 are the program's, unwrapped.
+ * 4. madvise(2) flags the kernel keeps per region (MADV_DONTFORK, ...) are
+ *    noted, so that a checkpoint knows it must look for them.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -27,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -59,7 +64,6 @@ DECL(int, sigaction, int, const struct sigaction *, struct sigaction *);
 DECL(int, sigprocmask, int, const sigset_t *, sigset_t *);
 DECL(int, pthread_sigmask, int, const sigset_t *, sigset_t *);
 DECL(int, signalfd, int, const sigset_t *, int);
-DECL(int, close, int);
 
 void co_wrap_env_init(void);
 
@@ -88,7 +92,6 @@ void co_wrap_init(void)
 	LOAD(sigprocmask);
 	LOAD(pthread_sigmask);
 	LOAD(signalfd);
-	LOAD(close);
 	co_wrap_env_init();
 }
 
@@ -460,6 +463,27 @@ EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 	return sigtimedwait(set, info, 0);
 }
 
+/*
+ * glibc's sigwait calls its own sigtimedwait, past the wrapper above: a
+ * daemon's signal thread waiting on the full set took the checkpoint
+ * signal for one of its own.  As glibc's: repeated on EINTR (here also
+ * after our checkpoint), the error number returned.
+ */
+EXPORT int sigwait(const sigset_t *set, int *sig)
+{
+	ENSURE(sigtimedwait);
+	sigset_t copy;
+	set = without_ours(set, &copy);
+	int r;
+	do
+		r = REAL(sigtimedwait)(set, NULL, NULL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno;
+	*sig = r;
+	return 0;
+}
+
 EXPORT int sigsuspend(const sigset_t *mask)
 {
 	ENSURE(sigsuspend);
@@ -523,6 +547,7 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
 	ENSURE(sigaction);
 	if (!sig || sig != our_sig())
 		return REAL(sigaction)(sig, act, old);
+	co_sig_reclaim(); /* what a raw rt_sigaction set since is the program's own */
 	struct sigaction was = shadow_action;
 	if (act) {
 		shadow_action = *act;
@@ -533,6 +558,52 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
 	if (old)
 		*old = was;
 	return 0;
+}
+
+/* See co_sig_reclaim(): the action the kernel had is kept as glibc would report it. */
+void co_wrap_adopt(const struct co_ksigaction *ka)
+{
+	struct sigaction a;
+	memset(&a, 0, sizeof(a));
+	a.sa_handler = (sighandler_t)ka->handler;
+	a.sa_flags = (int)ka->flags;
+	a.sa_restorer = (void (*)(void))ka->restorer;
+	memcpy(&a.sa_mask, &ka->mask, sizeof(ka->mask));
+	shadow_action = a;
+}
+
+/*
+ * Our signal, sent by the program (or anyone) rather than by our manager:
+ * the program's action on it, from our handler, which runs with every
+ * signal blocked.  As the kernel would: the handler's sa_mask and the
+ * signal itself (unless SA_NODEFER) join the mask the signal interrupted,
+ * SA_RESETHAND resets the action first, and the program's handler gets
+ * our siginfo and ucontext (what it changes there, rt_sigreturn applies).
+ * Ignored and default actions are dropped, as they always were: the
+ * default (the end of the program) is never taken for it.
+ */
+void co_wrap_forward(int sig, void *siginfo, void *uc)
+{
+	struct sigaction a = shadow_action;
+	if (a.sa_handler == SIG_DFL || a.sa_handler == SIG_IGN)
+		return;
+	if (a.sa_flags & SA_RESETHAND) {
+		shadow_action.sa_handler = SIG_DFL;
+		shadow_action.sa_flags &= ~(SA_SIGINFO | SA_RESETHAND);
+	}
+	uint64_t mask, add;
+	memcpy(&mask, &((ucontext_t *)uc)->uc_sigmask, sizeof(mask));
+	memcpy(&add, &a.sa_mask, sizeof(add));
+	mask |= add;
+	if (!(a.sa_flags & SA_NODEFER))
+		mask |= 1ULL << (sig - 1);
+	co_sigprocmask(SIG_SETMASK, &mask, 0);
+	if (a.sa_flags & SA_SIGINFO)
+		a.sa_sigaction(sig, siginfo, uc);
+	else
+		a.sa_handler(sig);
+	uint64_t all = ~0ULL;
+	co_sigprocmask(SIG_SETMASK, &all, 0);
 }
 
 /*
@@ -607,71 +678,38 @@ EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 	return REAL(signalfd)(fd, without_ours(mask, &copy), flags);
 }
 
-/* ---- the agent's descriptors ---- */
+/* ---- madvise flags ---- */
 
-int co_is_agent_fd(int fd)
+/*
+ * Advice that leaves a flag on the region (VmFlags in smaps): a snapshot
+ * fork must see through MADV_DONTFORK and MADV_WIPEONFORK, and a restart
+ * must ask all of them again.  Finding them means reading /proc/self/smaps
+ * in the pause, a walk over every page table (about 4 ms per GiB): only
+ * processes that asked for one pay it.  V8 (Node.js) marks its heap
+ * MADV_DONTFORK through the C library's madvise.
+ */
+static int sticky_advice(int advice)
 {
-	int fds[CO_AGENT_MAX_FDS], n = co_agent_fds(fds);
-	for (int i = 0; i < n; i++)
-		if (fds[i] == fd)
-			return 1;
-	return 0;
-}
-
-EXPORT int close(int fd)
-{
-	ENSURE(close);
-	if (co_is_agent_fd(fd))
+	switch (advice) {
+	case MADV_DONTFORK: case MADV_DOFORK: case MADV_WIPEONFORK: case MADV_KEEPONFORK:
+	case MADV_DONTDUMP: case MADV_DODUMP: case MADV_HUGEPAGE: case MADV_NOHUGEPAGE:
+	case MADV_SEQUENTIAL: case MADV_RANDOM:
+		return 1;
+	default:
 		return 0;
-	return REAL(close)(fd);
+	}
 }
 
-static int sys_result(long r)
+EXPORT int madvise(void *addr, size_t len, int advice)
 {
+	if (sticky_advice(advice))
+		co_agent.advice = 1; /* first: a checkpoint that parks us in between finds it set */
+	long r = co_sys3(SYS_madvise, (long)addr, (long)len, advice);
 	if (r < 0) {
 		errno = (int)-r;
 		return -1;
 	}
-	return (int)r;
-}
-
-/*
- * Daemons and runtimes close every descriptor above 2 (closefrom, Python's
- * closerange, posix_spawn's addclosefrom): the ranges are closed around
- * the agent's own, as close() passes them by.  What the kernel refuses
- * (first > last, unknown flags) it refuses whole, closing nothing: so the
- * kernel judges a reversed range as it is, and a range of only our
- * descriptors by an empty one past the end.
- */
-EXPORT int close_range(unsigned int first, unsigned int last, int flags)
-{
-	if (first > last)
-		return sys_result(co_sys3(SYS_close_range, first, last, flags));
-	int fds[CO_AGENT_MAX_FDS], n = co_agent_fds(fds), calls = 0;
-	unsigned int lo = first;
-	long r = 0;
-	for (int i = 0; i < n && r == 0 && lo <= last; i++) {
-		unsigned int fd = (unsigned int)fds[i];
-		if (fd < lo || fd > last)
-			continue;
-		if (fd > lo) {
-			r = co_sys3(SYS_close_range, lo, fd - 1, flags);
-			calls++;
-		}
-		lo = fd + 1;
-	}
-	if (r == 0 && lo <= last && lo >= first) {
-		r = co_sys3(SYS_close_range, lo, last, flags);
-		calls++;
-	}
-	if (!calls)
-		r = co_sys3(SYS_close_range, ~0U, ~0U, flags);
-	return sys_result(r);
-}
-
-EXPORT void closefrom(int lowfd)
-{
-	close_range(lowfd < 0 ? 0 : (unsigned int)lowfd, ~0U, 0);
+	return 0;
 }
 
 /* ---- raw system calls made through syscall(3) ---- */
@@ -686,6 +724,43 @@ EXPORT void closefrom(int lowfd)
  * FUTEX_WAIT fails with EINTR after any handler.  Retry those the
  * checkpoint interrupted, with the time that is left.
  */
+/*
+ * syscall(SYS_clone, ...) making a new process, as a fork does: clone
+ * without CLONE_VM and without a stack of its own (the child returns from
+ * syscall() on its copy of the caller's stack; with another stack it could
+ * not return at all, with or without us).  clone3 alike, reading its flags
+ * and stack from the caller's struct as the kernel will.
+ */
+static int raw_fork_call(long n, const long *a)
+{
+	uint64_t flags = (uint64_t)a[0], stack = (uint64_t)a[1];
+	if (n == SYS_clone3) {
+		uint64_t ca[6]; /* flags, pidfd, child_tid, parent_tid, exit_signal, stack */
+		if ((size_t)a[1] < sizeof(ca) || peek(ca, (void *)a[0], sizeof(ca)))
+			return 0; /* the kernel answers EINVAL or EFAULT */
+		flags = ca[0];
+		stack = ca[5];
+	}
+	return !(flags & CLONE_VM) && !stack;
+}
+
+/* Such a raw fork runs no atfork handlers: the child registers as a forked child does. */
+static long raw_fork(long n, const long *a)
+{
+	co_agent_fork_lock(); /* the child runs co_agent_forked, which sets it free again */
+	long r = co_sys6(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+	if (r == 0) {
+		co_agent_forked();
+		return 0;
+	}
+	co_agent_fork_unlock();
+	if (r < 0 && r > -4096) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
 EXPORT long syscall(long n, ...)
 {
 	va_list ap;
@@ -696,10 +771,10 @@ EXPORT long syscall(long n, ...)
 	va_end(ap);
 	if (n == SYS_nanosleep)
 		return nanosleep((const struct timespec *)a[0], (struct timespec *)a[1]);
-	if (n == SYS_close_range)
-		return close_range((unsigned int)a[0], (unsigned int)a[1], (int)a[2]);
-	if (n == SYS_close)
-		return close((int)a[0]);
+	if (n == SYS_fork || ((n == SYS_clone || n == SYS_clone3) && raw_fork_call(n, a)))
+		return raw_fork(n, a);
+	if (n == SYS_madvise)
+		return madvise((void *)a[0], (size_t)a[1], (int)a[2]);
 	int op = (int)(a[1] & FUTEX_CMD_MASK);
 	/* a timeout we cannot read goes to the kernel as it is (EFAULT), never retried */
 	struct timespec want, t0 = { 0, 0 }, deadline = { 0, 0 }, left;
@@ -842,12 +917,8 @@ static int clone_child(void *p)
 {
 	struct clone_call c = *(struct clone_call *)p; /* our copy of the parent's memory */
 	co_agent_forked();
-	/*
-	 * glibc ends the child with a thread exit when fn returns: with the
-	 * agent's manager thread alive, that would leave a zombie leader its
-	 * parent cannot reap.  The whole process ends, as it did without us.
-	 */
-	_exit(c.fn(c.arg));
+	/* glibc ends the child as without us (the agent has no thread that could keep it alive) */
+	return c.fn(c.arg);
 }
 
 EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)

@@ -23,6 +23,16 @@ int co_valid_name(const char *name);
 const char *co_self_path(const char *file, char *out, size_t n); /* file next to the cohort binary, in out */
 uint64_t co_now_ns(int clock);
 
+/*
+ * park.c: thread tid of member pid (host pid host_pid) has not parked for
+ * signal sig; if its mask blocks it, unblock it with ptrace and write its
+ * masks at addr in the member.  0 done, 1 not blocked (or gone), -1 with err.
+ */
+int co_park_thread(int pid, int host_pid, int tid, int sig, uint64_t addr, char *err, size_t errlen);
+/* threads that did not stop in time, still to be let go; and letting them go once they stop */
+int co_park_lingering(void);
+void co_park_settle(void);
+
 /* json.c: s with JSON's escapes, in out (cut to fit); returns out */
 const char *co_json_esc(const char *s, char *out, size_t n);
 

@@ -4,7 +4,11 @@
  *
  * It owns the group's run directory (0700) with the control socket, the
  * process table in shared memory (a memfd mapped by every member), the
- * checkpoint scheduler thread, and the two group barriers of a checkpoint:
+ * checkpoint scheduler thread, and the two group barriers of a checkpoint.
+ * A member has no connection while its program runs: the coordinator
+ * watches it through a pidfd (its end), and starts a checkpoint by
+ * sending it the checkpoint signal (queued, with the table's cookie); its
+ * agent's manager thread then connects (ATTACH) and gets PREPARE:
  *
  *   PREPARE -> every member parks all its threads -> QUIESCED   (barrier 1)
  *   DUMP    -> every member writes its image      -> DONE       (barrier 2)
@@ -30,6 +34,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -63,7 +68,12 @@ struct conn {
 	int part;		/* takes part in the current checkpoint (was sent PREPARE) */
 	int deferred;		/* a request that waits until the checkpoint is over */
 	uint32_t got;		/* messages of the current checkpoint received so far (1 << type) */
-	int agent_fd;		/* the member's end of this connection, in the member */
+	int pidfd;		/* a member's: readable when it has ended */
+	int uffd;		/* a member's dirty-page tracking (userfaultfd), kept between its checkpoints */
+	unsigned prep_flags;	/* the PREPARE it gets when it attaches (CO_PREP_*) */
+	uint64_t signalled_ns;	/* when it was last sent the checkpoint signal */
+	uint64_t prepare_ns;	/* when it attached and was sent PREPARE */
+	int stale;		/* a member that exec'd after it parked: kept for its checkpoint's manifest only */
 	uint64_t bytes;
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
@@ -88,6 +98,7 @@ struct group {
 	struct co_manifest restored; /* restart: the manifest of that generation */
 	int64_t mono_off, boot_off; /* group clock minus host clock */
 	char program[256];
+	char agent[PATH_MAX];	/* the agent library, as members map it */
 	uint64_t t_start;
 	unsigned full_every, keep, timed;
 	int compress;			/* --compress: every checkpoint's images are stored as .zst */
@@ -102,6 +113,7 @@ struct group {
 	int merge_again;		/* an incremental committed while it ran */
 	struct conn c[MAX_CONNS];
 	int nc;
+	uint64_t ck_gen, ck_parent;	/* the checkpoint being taken (0: none): what an ATTACH is PREPAREd for */
 };
 
 static struct group G;
@@ -166,6 +178,9 @@ static void make_table(void)
 		co_die("cannot map the process table: %s", strerror(errno));
 	G.table->magic = CO_TABLE_MAGIC;
 	G.table->slots = CO_TABLE_SLOTS;
+	if (getrandom(&G.table->cookie, sizeof(G.table->cookie), 0) != sizeof(G.table->cookie))
+		G.table->cookie = co_now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 40);
+	G.table->cookie |= 1; /* never 0, which a program's own sigqueue would send most often */
 	/*
 	 * What a descriptor pointing outside the group at our stdio is: it
 	 * comes back as the stdio of whoever restarts the group, whatever its
@@ -328,6 +343,16 @@ static void start_init(struct co_init_cfg *cfg)
 	G.init_pidfd = (int)syscall(SYS_pidfd_open, p, 0);
 	if (G.init_pidfd < 0)
 		co_die("pidfd_open: %s", strerror(errno));
+	/*
+	 * A member costs up to three descriptors here (pidfd, userfaultfd, its
+	 * connection during a checkpoint): the most we may have, now that the
+	 * group (which must get the caller's limit) has been started.
+	 */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 /* ---- connections ---- */
@@ -337,8 +362,21 @@ static void drop(int i)
 	struct conn *c = &G.c[i];
 	if (c->kind == C_MEMBER && c->slot >= 0)
 		memset(&G.table->p[c->slot], 0, sizeof(G.table->p[0]));
-	close(c->fd);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
+	if (c->uffd >= 0)
+		close(c->uffd);
 	G.c[i] = G.c[--G.nc];
+}
+
+/* A member's connection of the checkpoint is over (the member goes on). */
+static void hang_up(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
 }
 
 static int free_slot(void)
@@ -366,6 +404,8 @@ static void accept_conn(void)
 		memset(c, 0, sizeof(*c));
 		c->fd = fd;
 		c->slot = -1;
+		c->pidfd = -1;
+		c->uffd = -1;
 		c->host_pid = cr.pid;
 	}
 }
@@ -388,9 +428,24 @@ static void give_terminal(void)
 
 static void on_register(int i)
 {
+	/* a member registering again has exec'd: the program it was is gone */
+	for (int k = 0; k < G.nc; k++)
+		if (k != i && G.c[k].kind == C_MEMBER && !G.c[k].stale && G.c[k].host_pid == G.c[i].host_pid) {
+			/* one whose image is being made (released, it exec'd) stays until the checkpoint is over */
+			if (G.ck_gen && G.c[k].part && (G.c[k].got & (1u << CO_M_QUIESCED))) {
+				G.c[k].stale = 1;
+				break;
+			}
+			int fd = G.c[i].fd;
+			drop(k);
+			for (i = 0; i < G.nc && G.c[i].fd != fd; i++)
+				;
+			break;
+		}
 	struct conn *c = &G.c[i];
 	int slot = free_slot();
-	if (slot < 0) {
+	c->pidfd = slot < 0 ? -1 : (int)syscall(SYS_pidfd_open, c->host_pid, 0);
+	if (c->pidfd < 0) {
 		drop(i);
 		return;
 	}
@@ -399,7 +454,6 @@ static void on_register(int i)
 	c->pid = (int)in.m.a;
 	c->ppid = (int)in.m.b;
 	c->restored = in.m.c != 0;
-	c->agent_fd = (int)in.m.d;
 	struct co_pentry *e = &G.table->p[slot];
 	memset(e, 0, sizeof(*e));
 	e->pid = c->pid;
@@ -413,6 +467,9 @@ static void on_register(int i)
 		drop(i);
 		return;
 	}
+	/* it keeps no connection while it runs; a restored one waits on it for the release */
+	if (!c->restored)
+		hang_up(c);
 	if (c->restored && G.expect > 0 && --G.expect == 0) {
 		if (getenv("COHORT_DEBUG"))
 			co_warn("restart: every process back after %.1f ms",
@@ -425,9 +482,95 @@ static void on_register(int i)
 		for (int k = 0; k < G.nc; k++)
 			if (G.c[k].kind == C_MEMBER && G.c[k].restored) {
 				co_send(G.c[k].fd, CO_M_RELEASE, 0, (int64_t)G.restored_from, 0, NULL, -1);
+				hang_up(&G.c[k]);
 				G.c[k].restored = 0;
 			}
 	}
+}
+
+/*
+ * Start member c's part in the checkpoint: its agent starts its manager
+ * thread on the checkpoint signal, queued with the table's cookie, which
+ * connects (ATTACH).  0, or -1 when the member is gone.
+ */
+/*
+ * Whether process host still has the agent: a member that exec'd a program
+ * the agent cannot enter (static, setuid, LD_PRELOAD removed) has no
+ * connection that would tell us, and the checkpoint signal's default
+ * action would end it.  Its memory map says: the agent library is mapped.
+ */
+static int has_agent(int host)
+{
+	char path[64];
+	struct co_maps m;
+	struct co_mapent e;
+	snprintf(path, sizeof(path), "/proc/%d/maps", host);
+	if (co_maps_open(&m, path) < 0)
+		return 0;
+	int found = 0;
+	while (!found && co_maps_next(&m, &e) > 0)
+		found = !strcmp(e.path, G.agent);
+	co_maps_close(&m);
+	return found;
+}
+
+/* Members whose process no longer has the agent are members no more (status, settle). */
+static void forget_agentless(void)
+{
+	for (int i = G.nc - 1; i >= 0; i--)
+		if (G.c[i].kind == C_MEMBER && !G.c[i].restored && !G.c[i].stale && !has_agent(G.c[i].host_pid))
+			drop(i);
+}
+
+static int signal_member(struct conn *c)
+{
+	if (!has_agent(c->host_pid))
+		return -1; /* never signal a program without our handler: the default action ends it */
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	si.si_signo = G.sig;
+	si.si_code = SI_QUEUE;
+	si.si_pid = getpid(); /* the kernel says 0: we are outside the group's namespace */
+	si.si_uid = getuid();
+	si.si_value.sival_ptr = (void *)(uintptr_t)G.table->cookie;
+	c->signalled_ns = co_now_ns(CLOCK_MONOTONIC);
+	return syscall(SYS_pidfd_send_signal, c->pidfd, G.sig, &si, 0) < 0 ? -1 : 0;
+}
+
+/*
+ * Connection i said ATTACH: the manager thread of a member taking part in
+ * the checkpoint.  It becomes the member's connection and gets PREPARE,
+ * with the member's userfaultfd when we keep one.  Anyone else (a member
+ * whose checkpoint is over, or already attached) is hung up on.
+ */
+static void on_attach(int i)
+{
+	int host = G.c[i].host_pid, fd = G.c[i].fd, m = -1;
+	for (int k = 0; k < G.nc && m < 0; k++)
+		if (G.c[k].kind == C_MEMBER && !G.c[k].stale && G.c[k].host_pid == host)
+			m = k;
+	if (m < 0 || !G.ck_gen || !G.c[m].part || G.c[m].answered || G.c[m].fd >= 0) {
+		drop(i);
+		return;
+	}
+	G.c[i] = G.c[--G.nc]; /* the connection is the member's now, not one of its own */
+	if (m == G.nc)
+		m = i;
+	struct conn *c = &G.c[m];
+	c->fd = fd;
+	c->prepare_ns = co_now_ns(CLOCK_MONOTONIC);
+	if (co_send(fd, CO_M_PREPARE, c->prep_flags, (int64_t)G.ck_gen, (int64_t)G.ck_parent, NULL, c->uffd) < 0)
+		hang_up(c);
+}
+
+/* A userfaultfd a member's manager handed over (ARMED, QUIESCED): kept until its next PREPARE. */
+static void keep_uffd(struct conn *c, int fd)
+{
+	if (fd < 0)
+		return;
+	if (c->uffd >= 0)
+		close(c->uffd);
+	c->uffd = fd;
 }
 
 static void reply(int fd, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -447,7 +590,7 @@ static int nmembers(void)
 {
 	int n = 0;
 	for (int i = 0; i < G.nc; i++)
-		n += G.c[i].kind == C_MEMBER;
+		n += G.c[i].kind == C_MEMBER && !G.c[i].stale;
 	return n;
 }
 
@@ -570,7 +713,7 @@ static uint64_t group_ns;	/* inode of the group's pid namespace */
 static int member_of(int host, int part_only)
 {
 	for (int i = 0; i < G.nc; i++)
-		if (G.c[i].kind == C_MEMBER && G.c[i].host_pid == host && (!part_only || G.c[i].part))
+		if (G.c[i].kind == C_MEMBER && G.c[i].host_pid == host && (part_only ? G.c[i].part : !G.c[i].stale))
 			return i;
 	return -1;
 }
@@ -680,6 +823,10 @@ static void why_hung_up(const struct conn *c, unsigned want, char *err, size_t e
 	const char *state = co_read_small(path, buf, sizeof(buf)) > 0 ? strstr(buf, "\nState:\t") : NULL;
 	if (!state || state[8] == 'Z' || state[8] == 'X')
 		snprintf(err, errlen, "pid %d exited during the checkpoint (%s)", c->pid, when);
+	else if (want == CO_M_DONE)
+		/* after its snapshot only the writer holds the connection */
+		snprintf(err, errlen, "pid %d (%s): the image writer died before the image was complete", c->pid,
+			 comm_of(c->host_pid));
 	else
 		snprintf(err, errlen,
 			 "pid %d (%s) still runs, but its cohort agent closed its connection during the checkpoint (%s): "
@@ -704,6 +851,7 @@ static void pump(int timeout_ms, uint64_t gen)
 			idx[n++] = i;
 		}
 	progress_tick();
+	co_park_settle();
 	if (poll(p, n, timeout_ms) <= 0)
 		return;
 	if (p[0].revents)
@@ -712,24 +860,34 @@ static void pump(int timeout_ms, uint64_t gen)
 		if (!p[k].revents)
 			continue;
 		int i = idx[k];
+		if (i >= G.nc || G.c[i].fd != p[k].fd || G.c[i].kind != C_NEW)
+			continue; /* moved by a drop meanwhile: the next round sees it */
 		struct co_msg peek;
 		if (recv(G.c[i].fd, &peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT) < (ssize_t)sizeof(peek)) {
 			drop(i);
+			continue;
+		}
+		if (peek.type == CO_M_ATTACH) {
+			co_recv(G.c[i].fd, &in, NULL);
+			on_attach(i);
 			continue;
 		}
 		if (peek.type != CO_M_REGISTER) {
 			G.c[i].deferred = 1;
 			continue;
 		}
+		int host = G.c[i].host_pid;
 		co_recv(G.c[i].fd, &in, NULL);
 		on_register(i);
-		if (i >= G.nc || G.c[i].kind != C_MEMBER)
+		int m = member_of(host, 0);
+		if (m < 0)
 			continue;
 		/* born after the group parked (gen == 0): no part of this checkpoint */
-		G.c[i].part = gen != 0;
-		G.c[i].answered = gen == 0;
-		if (gen)
-			co_send(G.c[i].fd, CO_M_PREPARE, 0, (int64_t)gen, 0, NULL, -1);
+		G.c[m].part = gen != 0;
+		G.c[m].answered = gen == 0;
+		G.c[m].prep_flags = 0; /* no pre-copy: it parks at once */
+		if (gen && signal_member(&G.c[m]) < 0)
+			G.c[m].answered = 1; /* gone already */
 	}
 }
 
@@ -740,6 +898,7 @@ static void pump(int timeout_ms, uint64_t gen)
 static int settle(char *err, size_t errlen)
 {
 	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	forget_agentless();
 	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + 10000000000ULL;
 	for (;;) {
 		int n = scan_group(ps, (int)CO_ARRAY_LEN(ps)), missing = -1;
@@ -774,11 +933,16 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 		int idx[MAX_CONNS], n = 0;
 		/* births first: pump() may drop connections, which moves others in G.c */
 		pump(0, gen);
+		uint64_t now = co_now_ns(CLOCK_MONOTONIC);
 		for (int i = 0; i < G.nc; i++)
 			if (G.c[i].kind == C_MEMBER && !G.c[i].answered) {
-				p[n].fd = G.c[i].fd;
+				/* not attached yet: its end is what can tell us it will not */
+				p[n].fd = G.c[i].fd >= 0 ? G.c[i].fd : G.c[i].pidfd;
 				p[n].events = POLLIN;
 				idx[n++] = i;
+				/* a start that found no thread to take it (one registering, one exec'ing): again */
+				if (G.c[i].fd < 0 && now - G.c[i].signalled_ns > 2000000000ULL)
+					signal_member(&G.c[i]);
 			}
 		if (!n)
 			return failed ? -1 : 0;
@@ -802,16 +966,53 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 		if (poll(p, n, left > 20 ? 20 : (int)left) < 0 && errno != EINTR)
 			return -1;
 		for (int k = n - 1; k >= 0; k--) {
-			if (!p[k].revents || idx[k] >= G.nc || G.c[idx[k]].fd != p[k].fd)
+			if (!p[k].revents || idx[k] >= G.nc)
 				continue;
 			struct conn *c = &G.c[idx[k]];
-			if (co_recv(c->fd, &in, NULL) < 0) {
-				/* one that exits before it parks is no part of the checkpoint any more */
+			if (c->fd < 0 && c->pidfd == p[k].fd) {
+				/* ended before it attached: no part of the checkpoint any more */
 				if (want != CO_M_QUIESCED && want != CO_M_ARMED && !failed) {
 					why_hung_up(c, want, err, errlen);
 					failed = 1;
 				}
 				drop(idx[k]);
+				continue;
+			}
+			if (c->fd != p[k].fd)
+				continue;
+			int passed = -1;
+			if (co_recv(c->fd, &in, &passed) < 0) {
+				/* one that exits (or execs) before it parks is no part of the checkpoint any more */
+				if (want == CO_M_QUIESCED || want == CO_M_ARMED) {
+					drop(idx[k]);
+					continue;
+				}
+				/* after it parked: the checkpoint fails; the member, if it lives, runs on */
+				if (!failed) {
+					why_hung_up(c, want, err, errlen);
+					failed = 1;
+				}
+				hang_up(c);
+				c->answered = 1;
+				continue;
+			}
+			if (in.m.type == CO_M_ARMED || in.m.type == CO_M_QUIESCED)
+				keep_uffd(c, passed);
+			else if (passed >= 0)
+				close(passed);
+			if (in.m.type == CO_M_TRACE) {
+				/* one of its threads has not parked: it may block the signal (park.c) */
+				char terr[1024] = "";
+				uint64_t tt0 = co_now_ns(CLOCK_MONOTONIC);
+				int r = co_park_thread(c->pid, c->host_pid, (int)in.m.a, G.sig, (uint64_t)in.m.b, terr,
+						       sizeof(terr));
+				co_send(c->fd, CO_M_TRACED, 0, in.m.a, r, r < 0 ? terr : NULL, -1);
+				if (getenv("COHORT_DEBUG"))
+					co_warn("checkpoint: pid %d thread %lld %s (%.2f ms)", c->pid, (long long)in.m.a,
+						r == 0	 ? "blocked the checkpoint signal: unblocked with ptrace"
+						: r == 1 ? "does not block the checkpoint signal"
+							 : "cannot be unblocked",
+						(double)(co_now_ns(CLOCK_MONOTONIC) - tt0) / 1e6);
 				continue;
 			}
 			c->answered = 1;
@@ -1182,6 +1383,28 @@ static uint8_t *mark_stdio_files(const struct conn *c)
 	return marks;
 }
 
+/*
+ * A generation is committed only with every live process's image whole:
+ * its writer said DONE with a size, and the file is there with at least
+ * that much in it.  (An image of 0 bytes was once committed, and could
+ * not be restarted.)
+ */
+static int image_written(const char *tmp, const struct co_mproc *mp, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", tmp, mp->image);
+	if (mp->bytes == 0)
+		snprintf(err, errlen, "pid %d: its image writer reported no bytes written", mp->pid);
+	else if (stat(path, &st) < 0)
+		snprintf(err, errlen, "pid %d: its image %s is missing: %s", mp->pid, path, strerror(errno));
+	else if (st.st_size == 0)
+		snprintf(err, errlen, "pid %d: its image %s is empty", mp->pid, path);
+	else
+		return 1;
+	return 0;
+}
+
 /* Which of the group's process groups has our terminal, and its settings (tty.c). */
 static void record_terminal(struct co_manifest *m, const struct nsproc *ps, int n)
 {
@@ -1230,6 +1453,21 @@ static double program_pause_ms(uint64_t gen, uint64_t t_pause)
 	return (double)worst / 1e6;
 }
 
+/*
+ * The checkpoint is over: the members' connections go (a member's manager
+ * thread has gone, or goes once it has read RELEASE; a snapshot still
+ * writing has said DONE), and an ATTACH from now on is a late one.
+ */
+static void end_sessions(void)
+{
+	for (int i = G.nc - 1; i >= 0; i--)
+		if (G.c[i].kind == C_MEMBER && G.c[i].stale)
+			drop(i);
+		else if (G.c[i].kind == C_MEMBER && !G.c[i].restored)
+			hang_up(&G.c[i]);
+	G.ck_gen = G.ck_parent = 0;
+}
+
 static void checkpoint(int ci, unsigned flags, const char *images_override)
 {
 	int cfd = G.c[ci].fd;
@@ -1264,19 +1502,27 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	uint64_t t0 = co_now_ns(CLOCK_MONOTONIC);
 	int bad = settle(err, sizeof(err));
 	t0 = co_now_ns(CLOCK_MONOTONIC);
+	/* with a snapshot, a full image's memory is read while the group runs (precopy.c) */
+	int precopy = !G.no_precopy && !(flags & (CO_CKPT_NO_PRECOPY | CO_CKPT_STOP | CO_CKPT_KILL));
+	G.ck_gen = gen;
+	G.ck_parent = parent;
 	for (int i = 0; i < G.nc; i++) {
 		G.c[i].got = 0;
 		G.c[i].part = G.c[i].kind == C_MEMBER;
+		G.c[i].answered = G.c[i].kind != C_MEMBER;
+		G.c[i].prep_flags = precopy ? CO_PREP_PRECOPY : 0;
 		G.c[i].incr_parent = 0;
 		G.c[i].prep_ns = 0;
+		G.c[i].prepare_ns = 0;
 		G.c[i].armed = 0;
 	}
-	/* with a snapshot, a full image's memory is read while the group runs (precopy.c) */
-	int precopy = !G.no_precopy && !(flags & (CO_CKPT_NO_PRECOPY | CO_CKPT_STOP | CO_CKPT_KILL));
 	uint64_t t_park = t0;
 	int precopied = 0; /* processes whose full image was pre-copied */
 	if (!bad) {
-		broadcast_flags(CO_M_PREPARE, precopy ? CO_PREP_PRECOPY : 0, (int64_t)gen, (int64_t)parent, NULL);
+		/* every member's manager thread starts, connects (ATTACH) and gets PREPARE */
+		for (int i = G.nc - 1; i >= 0; i--)
+			if (G.c[i].kind == C_MEMBER && signal_member(&G.c[i]) < 0)
+				drop(i); /* gone already */
 		if (precopy && !(bad = barrier(CO_M_ARMED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err)))) {
 			precopy_members(tmp, gen);
 			t_park = co_now_ns(CLOCK_MONOTONIC); /* the pause starts here */
@@ -1287,6 +1533,11 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		progress_phase("snapshot", PC_NONE, 0);
 		if (!bad)
 			bad = barrier(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err));
+		/* without a pre-copy each member ran on until it had PREPARE (and prepared, prep_ns below) */
+		for (int i = 0; !precopy && i < G.nc; i++)
+			if (G.c[i].kind == C_MEMBER && G.c[i].part && G.c[i].prepare_ns &&
+			    (t_park == t0 || G.c[i].prepare_ns < t_park))
+				t_park = G.c[i].prepare_ns;
 	}
 	/*
 	 * Every process of the group must now be a parked member, or a zombie.
@@ -1329,7 +1580,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		for (int i = 0; i < G.nc; i++)
 			if (G.c[i].kind == C_MEMBER && G.c[i].part) {
 				uint8_t *marks = mark_stdio_files(&G.c[i]);
-				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, G.c[i].agent_fd, marks };
+				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, -1, marks };
 			}
 		char serr[1024];
 		/* a pre-copy or a parent leave only what was written since: how much is not known */
@@ -1401,6 +1652,10 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				}
 				mp->bytes = G.c[ci].bytes;
 				snprintf(mp->image, sizeof(mp->image), "proc-%d.img", G.c[ci].pid);
+				if (!image_written(tmp, mp, err, sizeof(err))) {
+					bad = 1;
+					break;
+				}
 				bytes += G.c[ci].bytes;
 				if (parent && G.c[ci].incr_parent == parent) {
 					mp->flags |= CO_MP_INCREMENTAL;
@@ -1437,20 +1692,38 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	if (bad) {
 		if (!released)
 			broadcast(CO_M_RELEASE, (int64_t)(gen - 1), NULL);
+		end_sessions();
 		co_remove_tree(tmp);
 		reply(cfd, 1, "checkpoint of '%s' failed: %s", G.name, err);
 		return;
 	}
 	int kill_it = flags & CO_CKPT_KILL;
+	/* with --kill the group stays parked until it ends: a manager that is hung up on lets it go */
+	if (!kill_it)
+		end_sessions();
 	progress_phase("committing", PC_FILES, 0);
 	if (co_commit(tmp, gdir, gen, err, sizeof(err)) < 0) {
+		if (kill_it)
+			broadcast(CO_M_RELEASE, (int64_t)(gen - 1), NULL);
+		end_sessions();
 		co_remove_tree(tmp);
 		reply(cfd, 1, "checkpoint of '%s' failed: %s", G.name, err);
 		return;
 	}
 	uint64_t t_done = co_now_ns(CLOCK_MONOTONIC);
 	if (kill_it) {
+		/*
+		 * The group ends parked: its sessions stay open until every process
+		 * is gone (a manager that is hung up on releases its threads, and a
+		 * program let go between the snapshot and its end would write what
+		 * its restart writes again).  The kernel closes them as they die.
+		 */
+		static struct nsproc ps[CO_TABLE_SLOTS * 2];
+		int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+		for (int i = 0; i < nps; i++)
+			kill(ps[i].host, SIGKILL);
 		kill(G.init_pid, SIGKILL);
+		G.ck_gen = G.ck_parent = 0;
 		t_release = t_done;
 		G.killed_gen = gen;
 		co_gen_dir(gdir, gen, G.killed_dir, sizeof(G.killed_dir));
@@ -1520,13 +1793,12 @@ static const char *cmdline_of(int host, char *out, size_t n)
 	return out;
 }
 
-/* The program's threads: the agent's own is not one of them. */
+/* The program's threads (the agent has none of its own while the program runs). */
 static long threads_of(int host)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof(path), "/proc/%d/status", host);
-	long threads = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "Threads") : -1;
-	return threads > 0 ? threads - 1 : threads;
+	return co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "Threads") : -1;
 }
 
 #define ADD(...) n += (size_t)snprintf(out + n, n < size ? size - n : 0, __VA_ARGS__)
@@ -1553,7 +1825,7 @@ static size_t status_json(char *out, size_t size, int brief)
 	    G.compress ? "true" : "false");
 	int first = 1;
 	for (int i = 0; i < G.nc; i++) {
-		if (G.c[i].kind != C_MEMBER)
+		if (G.c[i].kind != C_MEMBER || G.c[i].stale)
 			continue;
 		struct co_pentry *e = &G.table->p[G.c[i].slot];
 		char cmd[2048], ecmd[4096], eprog[256];
@@ -1563,6 +1835,17 @@ static size_t status_json(char *out, size_t size, int brief)
 		    first ? "" : ",", e->pid, e->host_pid, e->ppid, co_json_esc(e->program, eprog, sizeof(eprog)),
 		    co_json_esc(cmd, ecmd, sizeof(ecmd)), state_name(e->state), threads_of(e->host_pid),
 		    (unsigned long long)e->generation);
+		first = 0;
+	}
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < nps; i++) {
+		if (ps[i].member >= 0 || ps[i].ids.state == 'Z')
+			continue;
+		char cmd[2048], ecmd[4096];
+		cmdline_of(ps[i].host, cmd, sizeof(cmd));
+		ADD("%s{\"pid\":%d,\"host_pid\":%d,\"command\":\"%s\",\"state\":\"no agent\"}", first ? "" : ",",
+		    ps[i].ids.pid, ps[i].host, co_json_esc(cmd, ecmd, sizeof(ecmd)));
 		first = 0;
 	}
 	ADD("]}\n");
@@ -1580,7 +1863,7 @@ static size_t status_text(char *out, size_t size)
 	    (unsigned long long)G.table->generation, G.images, G.name, co_dirty_name(co_dirty_method()),
 	    G.merge_pid > 0 ? ", merging" : "");
 	for (int i = 0; i < G.nc; i++) {
-		if (G.c[i].kind != C_MEMBER)
+		if (G.c[i].kind != C_MEMBER || G.c[i].stale)
 			continue;
 		struct co_pentry *e = &G.table->p[G.c[i].slot];
 		char cmd[512];
@@ -1589,6 +1872,15 @@ static size_t status_text(char *out, size_t size)
 		    threads, threads == 1 ? "" : "s", e->host_pid, (unsigned long long)e->generation,
 		    *cmdline_of(e->host_pid, cmd, sizeof(cmd)) ? cmd : e->program);
 	}
+	/* processes of the group the agent is not in: they block checkpoints, so say so */
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < nps; i++) {
+		char cmd[512];
+		if (ps[i].member < 0 && ps[i].ids.state != 'Z')
+			ADD("  pid %d: without the cohort agent, host pid %d: %s\n", ps[i].ids.pid, ps[i].host,
+			    cmdline_of(ps[i].host, cmd, sizeof(cmd)));
+	}
 	return n;
 }
 #undef ADD
@@ -1596,6 +1888,7 @@ static size_t status_text(char *out, size_t size)
 static void status(int ci, unsigned flags)
 {
 	static char out[CO_MSG_TEXT];
+	forget_agentless();
 	if (!nmembers() && G.expect == 0) {
 		/* not registered yet: not ready */
 		reply(G.c[ci].fd, 1, "group '%s' is starting: no process has registered yet", G.name);
@@ -1608,11 +1901,16 @@ static void status(int ci, unsigned flags)
 	co_send(G.c[ci].fd, CO_M_REPLY, 0, 0, 0, out, -1);
 }
 
+/*
+ * Every process in the group's namespace gets the signal, with the agent
+ * or without (a process cohort could not enter is still the group's).
+ */
 static void kill_group(int ci, int sig, unsigned flags)
 {
-	int n = 0;
-	for (int i = 0; i < G.nc; i++)
-		if (G.c[i].kind == C_MEMBER && kill(G.c[i].host_pid, sig) == 0)
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int n = 0, nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < nps; i++)
+		if (kill(ps[i].host, sig) == 0)
 			n++;
 	char name[256];
 	if (flags & CO_KILL_JSON)
@@ -1655,7 +1953,7 @@ static void forward_signal(void)
 		if ((int)si.ssi_code > 0)
 			continue;
 		for (int i = 0; i < G.nc; i++)
-			if (G.c[i].kind == C_MEMBER && G.c[i].pid == G.root_pid)
+			if (G.c[i].kind == C_MEMBER && !G.c[i].stale && G.c[i].pid == G.root_pid)
 				kill(G.c[i].host_pid, (int)si.ssi_signo);
 	}
 }
@@ -1708,19 +2006,24 @@ static int loop(void)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	for (;;) {
-		struct pollfd p[MAX_CONNS + 3];
-		int n = 0;
+		static struct pollfd p[2 * MAX_CONNS + 3];
+		int n = 0, nconn;
 		p[n++] = (struct pollfd){ G.init_pidfd, POLLIN, 0 };
 		p[n++] = (struct pollfd){ G.lfd, POLLIN, 0 };
 		p[n++] = (struct pollfd){ G.sfd, POLLIN, 0 };
+		/* connections (a member has none while it runs: fd -1, which poll passes over), then members' ends */
 		for (int i = 0; i < G.nc; i++)
 			p[n++] = (struct pollfd){ G.c[i].fd, POLLIN, 0 };
-		if (poll(p, n, restore_progress() || G.merge_pid > 0 ? 100 : -1) < 0) {
+		nconn = n;
+		for (int i = 0; i < G.nc; i++)
+			p[n++] = (struct pollfd){ G.c[i].kind == C_MEMBER ? G.c[i].pidfd : -1, POLLIN, 0 };
+		if (poll(p, n, restore_progress() || G.merge_pid > 0 || co_park_lingering() ? 100 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			co_die("poll: %s", strerror(errno));
 		}
 		reap_merge();
+		co_park_settle();
 		if (p[0].revents) {
 			int st;
 			while (waitpid(G.init_pid, &st, 0) < 0 && errno == EINTR)
@@ -1737,8 +2040,14 @@ static int loop(void)
 			accept_conn();
 		if (p[2].revents)
 			forward_signal();
-		/* connections, from the last so that drop() keeps indexes valid */
-		for (int k = n - 1; k >= 3; k--) {
+		/* members that ended, from the last so that drop() keeps indexes valid */
+		for (int k = n - 1; k >= nconn; k--) {
+			int i = k - nconn;
+			if (p[k].revents && i < G.nc && G.c[i].kind == C_MEMBER && G.c[i].pidfd == p[k].fd)
+				drop(i);
+		}
+		/* connections, likewise */
+		for (int k = nconn - 1; k >= 3; k--) {
 			if (!p[k].revents)
 				continue;
 			int i = k - 3;
@@ -1758,6 +2067,9 @@ static int loop(void)
 			switch (in.m.type) {
 			case CO_M_REGISTER:
 				on_register(i);
+				break;
+			case CO_M_ATTACH:
+				on_attach(i); /* late: no checkpoint is being taken */
 				break;
 			case CO_M_CKPT_REQ:
 				G.c[i].kind = C_CLIENT;
@@ -1859,6 +2171,10 @@ static void common_setup(struct co_run_opts *o)
 {
 	G.t_start = co_now_ns(CLOCK_MONOTONIC);
 	G.name = o->name;
+	/* as the kernel names it in /proc/PID/maps: no "..", no symbolic link */
+	char agent[PATH_MAX];
+	if (!realpath(co_self_path("libcohort.so", agent, sizeof(agent)), G.agent))
+		snprintf(G.agent, sizeof(G.agent), "%s", agent);
 	snprintf(G.images, sizeof(G.images), "%s", o->images);
 	G.interval = o->interval;
 	G.full_every = o->full_every;

@@ -28,19 +28,10 @@ int co_send(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const c
 		n = sizeof(mb.text) - 1;
 	memcpy(mb.text, text ? text : "", n);
 	mb.m.textlen = (uint32_t)n;
-	struct iovec iov = { &mb, sizeof(mb.m) + n };
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (passfd >= 0) {
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &passfd, sizeof(int));
-	}
+	struct iovec iov;
+	struct msghdr mh;
+	char cbuf[CO_FRAME_CBUF];
+	co_frame(&mh, &iov, &mb, sizeof(mb.m) + n, cbuf, passfd);
 	ssize_t r;
 	do
 		r = sendmsg(fd, &mh, MSG_NOSIGNAL);

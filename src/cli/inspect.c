@@ -28,6 +28,24 @@ static const char *vma_kind(unsigned k)
 	return k < CO_ARRAY_LEN(n) ? n[k] : "?";
 }
 
+/* " (dontfork,hugepage)": the madvise flags recorded with a region, or "". */
+static const char *vma_advice(uint32_t flags, char *buf, size_t n)
+{
+	static const struct { uint32_t flag; const char *name; } adv[] = {
+		{ CO_VF_DONTFORK, "dontfork" }, { CO_VF_WIPEONFORK, "wipeonfork" }, { CO_VF_DONTDUMP, "dontdump" },
+		{ CO_VF_HUGEPAGE, "hugepage" }, { CO_VF_NOHUGEPAGE, "nohugepage" }, { CO_VF_SEQUENTIAL, "sequential" },
+		{ CO_VF_RANDOM, "random" },
+	};
+	size_t len = 0;
+	buf[0] = 0;
+	for (size_t k = 0; k < CO_ARRAY_LEN(adv); k++)
+		if ((flags & adv[k].flag) && len + 16 < n)
+			len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : " (", adv[k].name);
+	if (len)
+		snprintf(buf + len, n - len, ")");
+	return buf;
+}
+
 /* Pages with data, and pages left to the parent generation. */
 struct page_count {
 	uint64_t pages, parent;
@@ -58,6 +76,7 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 		struct co_head h;
 		struct co_proc p;
 		struct co_thread t;
+		struct co_timer tm;
 		struct co_fd f;
 		struct co_vma v;
 		struct co_pagemap pm;
@@ -129,19 +148,35 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 				 (unsigned long)u.t.ctx.rip, (unsigned long)u.t.ctx.rsp, (unsigned long)u.t.fsbase,
 				 (unsigned long)u.t.rseq_addr);
 			break;
+		case CO_R_TIMER: {
+			char how[64];
+			if (u.tm.notify & 1)
+				snprintf(how, sizeof(how), "no signal");
+			else if (u.tm.notify & 4)
+				snprintf(how, sizeof(how), "signal %d to tid %d", u.tm.signo, u.tm.tid);
+			else
+				snprintf(how, sizeof(how), "signal %d", u.tm.signo);
+			snprintf(line, sizeof(line), "id %d clock %d %s, left %lld.%09lld s, interval %lld.%09lld s", u.tm.id,
+				 u.tm.clock, how, (long long)u.tm.value_sec, (long long)u.tm.value_nsec,
+				 (long long)u.tm.interval_sec, (long long)u.tm.interval_nsec);
+			break;
+		}
 		case CO_R_FD:
 			fds++;
 			u.f.path[sizeof(u.f.path) - 1] = 0;
 			snprintf(line, sizeof(line), "fd %d %s flags %o pos %llu %s", u.f.fd, fd_kind(u.f.kind), u.f.flags,
 				 (unsigned long long)u.f.pos, u.f.path);
 			break;
-		case CO_R_VMA:
+		case CO_R_VMA: {
+			char adv[128];
 			regions++;
 			u.v.path[sizeof(u.v.path) - 1] = 0;
-			snprintf(line, sizeof(line), "%lx-%lx %c%c%c%c %s %s", (unsigned long)u.v.start,
+			snprintf(line, sizeof(line), "%lx-%lx %c%c%c%c %s%s %s", (unsigned long)u.v.start,
 				 (unsigned long)u.v.end, u.v.prot & 1 ? 'r' : '-', u.v.prot & 2 ? 'w' : '-',
-				 u.v.prot & 4 ? 'x' : '-', u.v.flags & CO_VF_SHARED ? 's' : 'p', vma_kind(u.v.kind), u.v.path);
+				 u.v.prot & 4 ? 'x' : '-', u.v.flags & CO_VF_SHARED ? 's' : 'p', vma_kind(u.v.kind),
+				 vma_advice(u.v.flags, adv, sizeof(adv)), u.v.path);
 			break;
+		}
 		case CO_R_PAGEMAP:
 			snprintf(line, sizeof(line), "%u runs, %llu pages", u.pm.nruns, (unsigned long long)u.pm.npages);
 			break;

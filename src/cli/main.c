@@ -479,6 +479,9 @@ static int cmd_run(int argc, char **argv)
 	r.images = images;
 	r.interval = o[2].val ? parse_seconds(o[2].val, "--interval") : 0;
 	r.sig = o[3].val ? parse_signal(o[3].val) : 0;
+	/* the agent needs a signal of its own that can be caught and queued: a real-time one libc leaves free */
+	if (r.sig && (r.sig < SIGRTMIN || r.sig > SIGRTMAX))
+		co_usage("run: --signal must be a real-time signal from %d to %d, not %d", SIGRTMIN, SIGRTMAX, r.sig);
 	retention_opts(&r, o[4].val, o[5].val);
 	r.compress = o[6].set;
 	r.no_precopy = o[7].set;

@@ -130,6 +130,7 @@ const char *co_rec_name(unsigned type)
 	case CO_R_PAGEDATA: return "page data";
 	case CO_R_END: return "end";
 	case CO_R_PARENTMAP: return "parent map";
+	case CO_R_TIMER: return "timer";
 	case CO_R_MANIFEST: return "manifest";
 	case CO_R_MPROC: return "manifest process";
 	case CO_R_SHM: return "shared memory";

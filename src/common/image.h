@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include "xxh64.h"
 
-#define CO_IMG_VERSION 3
-#define CO_IMG_VERSION_MIN 2 /* oldest version still read: 2 differs only in having no compressed files */
+#define CO_IMG_VERSION 4
+#define CO_IMG_VERSION_MIN 2 /* oldest version still read: 2 has no compressed files, 2 and 3 no timer records */
 #define CO_IMG_VERSION_OK(v) ((v) >= CO_IMG_VERSION_MIN && (v) <= CO_IMG_VERSION)
 #define CO_REC_MAGIC 0x43524f43u /* "CORC" */
 #define CO_IMG_MAGIC "COHORT-IMAGE"
@@ -31,6 +31,7 @@ enum co_rec_type {
 	CO_R_PAGEDATA = 8, /* page-aligned contents of the runs of the CO_R_PAGEMAP before */
 	CO_R_END = 9,	  /* struct co_end: last record */
 	CO_R_PARENTMAP = 10, /* struct co_pagemap: pages unchanged since the parent generation (no data) */
+	CO_R_TIMER = 11,  /* struct co_timer: a POSIX timer (timer_create), after the threads */
 	CO_R_MANIFEST = 32, /* struct co_manifest: generation metadata */
 	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
 	CO_R_SHM = 48,	  /* struct co_shm: shared memory object (shared.img) */
@@ -130,6 +131,19 @@ struct co_thread {
 	struct co_siginfo pending[CO_MAX_PENDING];
 };
 
+/* A POSIX timer of the process (timer_create), as /proc/PID/timers and timer_gettime tell it. */
+struct co_timer {
+	int32_t id;
+	int32_t clock;		/* clockid_t (negative: a CPU-time clock) */
+	int32_t signo;
+	int32_t notify;		/* SIGEV_SIGNAL 0, SIGEV_NONE 1, | SIGEV_THREAD_ID 4 */
+	int32_t tid;		/* SIGEV_THREAD_ID: the thread it signals */
+	uint32_t pad;
+	uint64_t value;		/* sigev_value */
+	int64_t value_sec, value_nsec;	/* time left (0: disarmed) */
+	int64_t interval_sec, interval_nsec;
+};
+
 enum co_fd_kind {
 	CO_FD_REG = 1,	   /* regular file or directory, reopened by path */
 	CO_FD_DELETED = 2, /* regular file unlinked while open: content saved */
@@ -163,9 +177,16 @@ enum co_vma_kind {
 
 enum co_vma_flags {
 	CO_VF_SHARED = 1, CO_VF_GROWSDOWN = 2, CO_VF_HEAP = 4, CO_VF_STACK = 8,
-	CO_VF_HUGEPAGE = 16,	/* madvise(MADV_HUGEPAGE) */
-	CO_VF_NOHUGEPAGE = 32,	/* madvise(MADV_NOHUGEPAGE) */
+	/*
+	 * What the program asked of the region with madvise(2), as the VmFlags
+	 * of /proc/PID/smaps show it (dc, wf, dd, hg, nh, sr, rr); the restorer
+	 * asks it again.  Older images have none of these bits, older
+	 * restorers ignore them.
+	 */
+	CO_VF_DONTFORK = 16, CO_VF_WIPEONFORK = 32, CO_VF_DONTDUMP = 64, CO_VF_HUGEPAGE = 128,
+	CO_VF_NOHUGEPAGE = 256, CO_VF_SEQUENTIAL = 512, CO_VF_RANDOM = 1024,
 };
+#define CO_VF_ADVICE 0x7f0u
 
 struct co_vma {
 	uint64_t start, end;

@@ -100,19 +100,39 @@ static int smaps_field(const char *p, size_t n, const char *key, uint64_t *out)
 	return 1;
 }
 
+/* The VmFlags a region gets from madvise(2), as smaps names them (proc(5)). */
+static const struct { char code[3]; uint32_t flag; } advice_codes[] = {
+	{ "dc", CO_VF_DONTFORK }, { "wf", CO_VF_WIPEONFORK }, { "dd", CO_VF_DONTDUMP },
+	{ "hg", CO_VF_HUGEPAGE }, { "nh", CO_VF_NOHUGEPAGE }, { "sr", CO_VF_SEQUENTIAL },
+	{ "rr", CO_VF_RANDOM },
+};
+
+/* The advice bits of a "VmFlags: rd wr mr mw me dc" line of n bytes. */
+static uint32_t parse_vmflags(const char *p, size_t n)
+{
+	uint32_t flags = 0;
+	for (size_t i = 8; i + 2 <= n; i++) {
+		if (p[i] == ' ' || p[i] == '\n')
+			continue;
+		for (size_t k = 0; k < CO_ARRAY_LEN(advice_codes); k++)
+			if (p[i] == advice_codes[k].code[0] && p[i + 1] == advice_codes[k].code[1])
+				flags |= advice_codes[k].flag;
+		i += 2; /* past the code and the blank after it */
+	}
+	return flags;
+}
+
 int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *si)
 {
 	int r = co_maps_next(m, e);
+	si->rss_kib = si->anon_huge_kib = 0;
+	si->thp_eligible = 0;
+	si->advice = 0;
 	if (r != 1)
 		return r;
-	si->rss_kib = si->anon_huge_kib = 0;
-	si->thp_eligible = si->hugepage = si->nohugepage = 0;
-	for (;;) {
-		size_t n = fill_line(m);
+	/* "Key: value" lines (a capital first) up to VmFlags, the last; a header line is the next region's */
+	for (size_t n; (n = fill_line(m)) != 0 && m->buf[m->pos] >= 'A' && m->buf[m->pos] <= 'Z';) {
 		const char *p = m->buf + m->pos;
-		/* the next region's line starts with its address (lower-case hex); the fields with a capital */
-		if (!n || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))
-			return 1;
 		m->pos += n;
 		uint64_t v;
 		if (smaps_field(p, n, "Rss:", &v))
@@ -121,14 +141,12 @@ int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *
 			si->anon_huge_kib = v;
 		else if (smaps_field(p, n, "THPeligible:", &v))
 			si->thp_eligible = v != 0;
-		else if (n > 8 && !co_memcmp(p, "VmFlags:", 8))
-			/* two-letter flags, each after a space */
-			for (const char *q = p + 8; q + 2 < p + n; q++)
-				if (q[-1] == ' ' && (q[2] == ' ' || q[2] == '\n')) {
-					si->hugepage |= q[0] == 'h' && q[1] == 'g';
-					si->nohugepage |= q[0] == 'n' && q[1] == 'h';
-				}
+		else if (n >= 8 && co_strncmp(p, "VmFlags:", 8) == 0) {
+			si->advice = parse_vmflags(p, n);
+			break;
+		}
 	}
+	return 1;
 }
 
 long co_read_small(const char *path, char *buf, size_t n)
@@ -265,4 +283,34 @@ int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags)
 		}
 	}
 	return -EIO;
+}
+
+int co_dir_numbers(int dirfd, int *out, int max)
+{
+	if (co_lseek(dirfd, 0, 0 /* SEEK_SET */) < 0)
+		return -EBADF;
+	char buf[4096];
+	long got;
+	int n = 0;
+	while ((got = co_getdents(dirfd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < got;) {
+			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *e =
+				(void *)(buf + off);
+			off += e->reclen;
+			if (e->name[0] < '0' || e->name[0] > '9')
+				continue;
+			if (n == max)
+				return -E2BIG;
+			out[n++] = (int)co_strtoul(e->name, 0, 10);
+		}
+	}
+	if (got < 0)
+		return (int)got;
+	for (int i = 1; i < n; i++) /* insertion sort: the kernel lists them nearly in order */
+		for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+			int t = out[j];
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	return n;
 }

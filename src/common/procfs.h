@@ -31,16 +31,18 @@ int co_maps_reread(struct co_maps *m, int fd);
 /* 1: an entry, 0: end, <0: -errno */
 int co_maps_next(struct co_maps *m, struct co_mapent *e);
 void co_maps_close(struct co_maps *m);
-
 /*
- * /proc/PID/smaps, read with a struct co_maps: each call gives one region
- * (as co_maps_next) and the fields of it cohort uses, in KiB, and whether
- * the kernel would back it with transparent huge pages (THPeligible).
+ * The same from /proc/PID/smaps (opened with co_maps_open): each call gives
+ * one region's entry (as co_maps_next) and the fields of it cohort uses:
+ * Rss and AnonHugePages in KiB, whether the kernel would back it with
+ * transparent huge pages (THPeligible), and the CO_VF_ADVICE bits its
+ * VmFlags line shows.  Reading smaps walks the page tables of every region
+ * (about 4 ms per GiB in memory here), maps does not.
  */
 struct co_smaps_info {
 	uint64_t rss_kib, anon_huge_kib;
 	int thp_eligible;
-	int hugepage, nohugepage;	/* VmFlags hg, nh: madvise(MADV_HUGEPAGE), (MADV_NOHUGEPAGE) */
+	uint32_t advice;	/* CO_VF_ADVICE bits (image.h) */
 };
 int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *si);
 
@@ -58,6 +60,15 @@ int co_stat_fields(const char *path, uint64_t *out, int first, int count);
 #define CO_PM_SWAP (1ULL << 62)
 #define CO_PM_FILE (1ULL << 61)
 #define CO_PM_UFFD_WP (1ULL << 57) /* write-protected by userfaultfd (Linux 5.13) */
+#define CO_PM_SWP_FIELDS ((1ULL << 55) - 1) /* swap type (bits 0-4) and offset, or 0 unprivileged */
+
+/*
+ * The numbered entries of an open /proc directory (PID/fd, PID/task), read
+ * from its start, ascending, into out: how many, -E2BIG when more than max,
+ * or -errno.  No allocation: the agent lists its threads and descriptors
+ * with it while the program is parked.
+ */
+int co_dir_numbers(int dirfd, int *out, int max);
 
 /* pos and flags from /proc/PID/fdinfo/FD (pid 0: this process) */
 int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags);

@@ -4,29 +4,46 @@
  *
  * The control socket is a SOCK_SEQPACKET Unix socket, so every message
  * arrives whole.  A message is struct co_msg followed by `textlen` bytes.
+ *
+ * A process of the group keeps no connection while its program runs: it
+ * registers (REGISTER, WELCOME with the table) and hangs up.  The
+ * coordinator starts a checkpoint by sending it the checkpoint signal with
+ * SI_QUEUE and the table's cookie as its value; the agent then starts its
+ * manager thread, which connects (ATTACH) and takes part until RELEASE.
  */
 #ifndef COHORT_PROTO_H
 #define COHORT_PROTO_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define CO_PROTO_VERSION 1
 #define CO_MSG_TEXT 65536
 
 enum co_msg_type {
 	/* agent -> coordinator */
-	CO_M_REGISTER = 1,	/* a: pid in the group, b: ppid, c: restored generation or 0, d: its socket fd, text: exe */
+	CO_M_REGISTER = 1,	/* a: pid in the group, b: ppid, c: restored generation or 0 (then the connection
+				   stays open until RELEASE), text: exe */
 	CO_M_QUIESCED,		/* every thread of the process is parked */
 	CO_M_DONE,		/* image written; a: bytes, b: the parent generation of an incremental image (0: full) */
 	CO_M_FAIL,		/* text: why the checkpoint cannot be taken */
 	CO_M_SNAPSHOT,		/* the image is a snapshot now: the process may run while it is written */
 	CO_M_ARMED,		/* prepared, still running (PREPARE with CO_PREP_PRECOPY); b: 1 pre-copy armed */
+	CO_M_TRACE,		/* while parking: thread a has not parked; if its mask blocks the checkpoint signal,
+				   unblock it there with ptrace and write its mask and the one set at address b
+				   (struct co_tslot's pt_orig, pt_set), if b + 16 holds CO_TRACE_CHECK(a, b);
+				   answered with TRACED */
+	CO_M_ATTACH,		/* the manager thread, on the checkpoint signal: a: pid in the group.
+				   QUIESCED and ARMED carry its dirty-page tracking's userfaultfd, which the
+				   coordinator keeps until the next PREPARE carries it back */
 	/* coordinator -> agent */
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
 	CO_M_PREPARE,		/* a: generation, b: parent wanted for an incremental image (0: full) */
 	CO_M_DUMP,		/* write the image now; flags: CO_CKPT_STOP */
 	CO_M_RELEASE,		/* checkpoint over: resume the threads */
 	CO_M_QUIESCE,		/* after ARMED: park now; flags: CO_PREP_PRECOPY_FAILED */
+	CO_M_TRACED,		/* answer to TRACE: a: the thread, b: 0 signal unblocked, 1 not blocked (or gone),
+				   -1 cannot be done (text: why) */
 	/* CLI -> coordinator */
 	CO_M_CKPT_REQ = 32,	/* flags: CO_CKPT_*; text: images dir override or empty */
 	CO_M_STATUS_REQ,	/* flags: CO_STATUS_* */
@@ -56,6 +73,8 @@ enum { CO_KILL_JSON = 1 };
  */
 enum { CO_PREP_PRECOPY = 1, CO_PREP_PRECOPY_FAILED = 2 };
 #define CO_PRECOPY_ID(gen) ((uint64_t)(gen) | (1ULL << 62))
+/* What the agent's slot for thread tid, at addr, holds after its masks (CO_M_TRACE): still our program */
+#define CO_TRACE_CHECK(tid, addr) ((uint64_t)(tid) ^ (uint64_t)(addr) ^ 0x636f686f72747372ULL)
 
 struct co_msg {
 	uint32_t type;
@@ -64,6 +83,32 @@ struct co_msg {
 	uint32_t textlen;
 	uint32_t pad;
 };
+
+/*
+ * The msghdr that carries one message (buf, len bytes) with descriptor
+ * passfd attached (-1: none) through cbuf: one framing for the agent
+ * (raw sendmsg, no libc) and the CLI alike.
+ */
+#define CO_FRAME_CBUF 24 /* CMSG_SPACE(sizeof(int)) on 64-bit Linux */
+_Static_assert(CMSG_SPACE(sizeof(int)) <= CO_FRAME_CBUF, "room for one descriptor");
+static inline void co_frame(struct msghdr *mh, struct iovec *iov, void *buf, size_t len, char *cbuf, int passfd)
+{
+	iov->iov_base = buf;
+	iov->iov_len = len;
+	__builtin_memset(mh, 0, sizeof(*mh));
+	mh->msg_iov = iov;
+	mh->msg_iovlen = 1;
+	if (passfd < 0)
+		return;
+	__builtin_memset(cbuf, 0, CO_FRAME_CBUF);
+	mh->msg_control = cbuf;
+	mh->msg_controllen = CMSG_SPACE(sizeof(int));
+	struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	__builtin_memcpy(CMSG_DATA(c), &passfd, sizeof(int));
+}
 
 /* A whole message with room for text (the wire carries only what is used). */
 struct co_msgbuf {
@@ -143,6 +188,7 @@ struct co_table {
 	uint32_t magic;
 	uint32_t slots;
 	uint64_t generation;	/* last committed generation */
+	uint64_t cookie;	/* the value (si_value) of the signal that starts a checkpoint */
 	struct co_stdio_id stdio[3];
 	struct co_pentry p[CO_TABLE_SLOTS];
 };

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include "dirty.h"
 #include "res.h"
 #include "procfs.h"
@@ -107,16 +108,13 @@ struct record {
 	 * page hashes, never write-protected.  thp: as of the last
 	 * collection; thp_next: as co_dirty_prepare classified them (valid
 	 * while thp_fresh); huge: the 2 MiB blocks of those that were mapped
-	 * huge then, made huge again after the snapshot (from huge_i, huge_at).
+	 * huge then, made huge again by the snapshot's writer once it is done
+	 * (co_dirty_recollapse).
 	 */
-	int nthp, nthp_next, thp_fresh, recollapse;
-	/* regions madvise(MADV_HUGEPAGE)d, (MADV_NOHUGEPAGE)d, as co_dirty_prepare read them (for this image: advice_ok) */
-	int nhg, nnh, advice_ok;
-	struct region hg[MAX_REGIONS];
-	struct region nh[MAX_REGIONS];
+	int nthp, nthp_next, thp_fresh;
 	struct region thp[MAX_REGIONS];
 	struct region thp_next[MAX_REGIONS];
-	uint64_t nhuge, huge_i, huge_at;
+	uint64_t nhuge;
 	struct region huge[MAX_HUGE];
 };
 
@@ -138,8 +136,8 @@ static struct held_area *held;
 static struct record *rec;
 #define REC_SIZE CO_PAGE_ALIGN(sizeof(struct record))
 static int uffd = -1;
-static int pm_fd = -1, maps_fd = -1;	/* /proc/self/pagemap and maps, kept open (co_dirty_setup) */
-static int smaps_fd = -1;		/* /proc/self/smaps, kept open when huge pages can be had */
+static int pm_fd = -1, maps_fd = -1;	/* /proc/self/pagemap and maps, the manager's (co_dirty_setup) */
+static int smaps_fd = -1;		/* /proc/self/smaps, the manager's when huge pages can be had */
 static int method = -1;
 static struct co_maps maps;
 static struct co_mapent ent;
@@ -211,8 +209,8 @@ const char *co_dirty_name(int m)
 	return m == CO_DIRTY_UFFD_WP ? "uffd-wp" : m == CO_DIRTY_HASH ? "page-hash" : "none";
 }
 
-/* Private, writable-by-copy memory whose pages go into the image. */
-int co_dirty_trackable(const struct co_mapent *e)
+/* Private, writable-by-copy memory: its pages go into the image. */
+static int private_kind(const struct co_mapent *e)
 {
 	if (e->shared || co_strcmp(e->path, "[vsyscall]") == 0)
 		return 0;
@@ -220,6 +218,21 @@ int co_dirty_trackable(const struct co_mapent *e)
 		return co_startswith(e->path, "[heap]") || co_startswith(e->path, "[stack") ||
 		       co_startswith(e->path, "[anon:");
 	return 1;
+}
+
+/*
+ * Private memory whose writes are tracked.  Not PROT_NONE: nothing can
+ * write there, and write-protecting it would fill its page tables with
+ * uffd-wp markers, one per page (V8 reserves a GiB of address space so:
+ * 2 MiB of page tables, 25 ms per GiB to protect, and more for every
+ * snapshot fork to walk).  Such a region is registered without being
+ * protected (see register_only); a part of it made accessible later is a
+ * region not tracked yet, saved whole at the next image and tracked from
+ * there.  A tracked region made PROT_NONE is saved whole while it is.
+ */
+int co_dirty_trackable(const struct co_mapent *e)
+{
+	return e->prot && private_kind(e);
 }
 
 /*
@@ -467,14 +480,15 @@ static int tracking_init(void)
 }
 
 /*
- * Everything the tracking needs while the program runs is made here, and
- * only where no thread of the program can run: in the agent's constructor,
- * in a forked child before fork() returns, and after a restart before the
- * threads are released.  A descriptor created while the program runs
- * would take the lowest free number for a moment: a program thread doing
- * close(0) then dup2(f, 0) around it would have its new fd 0 closed by us
- * (seen with dash's `cmd <file`).  So co_dirty_prepare, which runs before
- * the pause, creates none: it uses these.
+ * Everything the tracking needs before the pause is made here, by the
+ * manager thread at the start of a checkpoint, in a descriptor table of
+ * its own: nothing it opens takes a number in the program's table (a
+ * descriptor created there while the program runs would take the lowest
+ * free number for a moment: a program thread doing close(0) then
+ * dup2(f, 0) around it would have its new fd 0 closed by us, seen with
+ * dash's `cmd <file`).  The userfaultfd comes back from the coordinator,
+ * which holds it between checkpoints (co_dirty_adopt_uffd); it is made
+ * here only the first time.
  */
 void co_dirty_setup(void)
 {
@@ -517,11 +531,35 @@ static void walk_close(int pm)
 		co_close(pm);
 }
 
-/* A region of the program's whose writes are tracked (not the record itself). */
-static int tracked_kind(const struct co_mapent *e)
+/* Not the record itself, with its guard pages. */
+static int not_ours(const struct co_mapent *e)
 {
 	uint64_t self_lo = (uint64_t)rec - CO_PAGE, self_hi = (uint64_t)rec + REC_SIZE + CO_PAGE;
-	return co_dirty_trackable(e) && !(e->start >= self_lo && e->end <= self_hi);
+	return !(e->start >= self_lo && e->end <= self_hi);
+}
+
+/* A region of the program's whose writes are tracked. */
+static int tracked_kind(const struct co_mapent *e)
+{
+	return co_dirty_trackable(e) && not_ours(e);
+}
+
+/*
+ * A PROT_NONE region of the program's is registered with the userfaultfd
+ * but not write-protected (no markers).  Registered it must be: the
+ * kernel merges neighbouring regions only when their registration is
+ * the same, and a program that makes a stretch of a tracked region
+ * PROT_NONE and then accessible again expects one region back (mremap
+ * of it fails across two: tests/progs/precopy_churn.c), as it gets
+ * without the agent.  Returns 1 when e is such a region.
+ */
+static int register_only(const struct co_mapent *e)
+{
+	if (e->prot || !private_kind(e) || !not_ours(e))
+		return 0;
+	struct uffd_register r = { { e->start, e->end - e->start }, CO_UFFDIO_REGISTER_MODE_WP, 0 };
+	co_sys3(SYS_ioctl, uffd, CO_UFFDIO_REGISTER, (long)&r);
+	return 1;
 }
 
 /* ---- huge pages ---- */
@@ -607,21 +645,14 @@ static void classify(int pm)
 	static struct co_mapent se;
 	struct co_smaps_info si;
 	rec->nthp_next = 0;
-	rec->nhuge = rec->huge_i = rec->huge_at = 0;
-	rec->recollapse = 0;
+	rec->nhuge = 0;
 	rec->thp_fresh = 1;
-	rec->nhg = rec->nnh = 0;
 	if (smaps_fd < 0 || co_maps_reread(&sm, smaps_fd) < 0)
 		return;
 	int classes = hashes && thp_class_mode() != THP_WP;
 	while (co_smaps_next(&sm, &se, &si) == 1) {
 		if (!tracked_kind(&se) || !anon_kind(&se))
 			continue;
-		/* what the program advised, for the image (a restart advises it again) */
-		if (si.hugepage && rec->nhg < MAX_REGIONS)
-			rec->hg[rec->nhg++] = (struct region){ se.start, se.end };
-		if (si.nohugepage && rec->nnh < MAX_REGIONS)
-			rec->nh[rec->nnh++] = (struct region){ se.start, se.end };
 		if (!classes || !si.thp_eligible || rec->nthp_next == MAX_REGIONS)
 			continue;
 		/* mostly in small pages already (no huge ones to be had, say): write-protected, as before */
@@ -633,27 +664,10 @@ static void classify(int pm)
 	co_maps_close(&sm);
 }
 
-int co_dirty_thp_advice(uint64_t start, uint64_t end)
-{
-	if (!rec || !rec->advice_ok)
-		return 0;
-	return covered(rec->hg, (uint64_t)rec->nhg, start, end)	  ? 1
-	       : covered(rec->nh, (uint64_t)rec->nnh, start, end) ? -1
-								  : 0;
-}
-
 /* Does [start, end) keep its huge pages (classified so by co_dirty_prepare)? */
 static int thp_region(uint64_t start, uint64_t end)
 {
 	return rec->thp_fresh && covered(rec->thp_next, (uint64_t)rec->nthp_next, start, end);
-}
-
-void co_dirty_snapshot_gone(void)
-{
-	if (rec && rec->nhuge) {
-		rec->huge_i = rec->huge_at = 0;
-		rec->recollapse = 1;
-	}
 }
 
 /* Is the 2 MiB block at b wholly present in small pages? */
@@ -666,30 +680,46 @@ static int block_split(uint64_t b)
 	       r[0].end == b + HUGE_PAGE && r[0].categories == CO_PAGE_IS_PRESENT;
 }
 
-int co_dirty_recollapse(void)
+/*
+ * In the snapshot's writer, its image written and its copy of the
+ * program's memory dropped (mem.c): the program is the only one to map
+ * its pages, and the blocks our fork split can be collapsed.  The work is
+ * done here with process_madvise(2) on the program's pidfd (MADV_COLLAPSE
+ * from another process: Linux 6.1 and CAP_SYS_NICE), so that no thread of
+ * the program's exists for it: the writer lingers after its DONE, at nice
+ * 19, with at most 4 collapses (~0.3 ms each) before 3 ms of sleep (a
+ * quarter of a core at most) and 10 s in all, then exits.  Where the
+ * kernel refuses (no CAP_SYS_NICE, an older kernel) nothing is done:
+ * khugepaged collapses the blocks in its own time, nothing being
+ * write-protected there.  Only blocks still wholly present, in small
+ * pages, are collapsed, so that nothing the program dropped comes back.
+ */
+void co_dirty_recollapse(int pidfd)
 {
-	if (!rec || !rec->recollapse || pm_fd < 0)
-		return 0;
-	/* at most 4 collapses (~0.3 ms each) or 256 blocks looked at, then the caller looks at its socket */
+	if (!rec || !rec->nhuge || pm_fd < 0 || pidfd < 0)
+		return;
+	co_sys3(SYS_setpriority, 0 /* PRIO_PROCESS */, 0, 19);
+	struct co_timespec t0, now;
+	co_clock_gettime(CLOCK_MONOTONIC, &t0);
 	int n = 0;
-	for (int k = 0; rec->huge_i < rec->nhuge && n < 4 && k < 256; k++) {
-		const struct region *h = &rec->huge[rec->huge_i];
-		uint64_t b = (rec->huge_at > h->start ? rec->huge_at : h->start) + HUGE_PAGE - 1;
-		b &= ~(HUGE_PAGE - 1);
-		if (b + HUGE_PAGE > h->end) {
-			rec->huge_i++;
-			rec->huge_at = 0;
-			continue;
-		}
-		rec->huge_at = b + HUGE_PAGE;
-		if (block_split(b)) {
-			co_sys3(SYS_madvise, (long)b, (long)HUGE_PAGE, CO_MADV_COLLAPSE);
-			n++;
+	for (uint64_t i = 0; i < rec->nhuge; i++) {
+		const struct region *h = &rec->huge[i];
+		for (uint64_t b = (h->start + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1); b + HUGE_PAGE <= h->end; b += HUGE_PAGE) {
+			if (!block_split(b))
+				continue;
+			struct { uint64_t base, len; } v = { b, HUGE_PAGE };
+			long r = co_sys5(SYS_process_madvise, pidfd, (long)&v, 1, CO_MADV_COLLAPSE, 0);
+			if (r == -EPERM || r == -EINVAL || r == -ENOSYS || r == -ESRCH)
+				return; /* not allowed, not supported, or the program is gone */
+			if (++n % 4)
+				continue;
+			struct co_timespec pause = { 0, 3 * 1000000 };
+			co_sys2(SYS_nanosleep, (long)&pause, 0);
+			co_clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.sec - t0.sec > 10)
+				return;
 		}
 	}
-	if (rec->huge_i >= rec->nhuge)
-		rec->recollapse = 0;
-	return !rec->recollapse ? 0 : n ? 2 : 1;
 }
 
 /*
@@ -715,7 +745,7 @@ void co_dirty_prepare(void)
 	classify(pm);
 	rec->npre = 0;
 	while (co_maps_next(&maps, &ent) == 1 && rec->npre < MAX_REGIONS) {
-		if (!tracked_kind(&ent))
+		if (register_only(&ent) || !tracked_kind(&ent))
 			continue;
 		if (thp_region(ent.start, ent.end)) {
 			/* its huge pages are kept: not write-protected (what protection it had goes now) */
@@ -773,7 +803,7 @@ static uint64_t collect(uint64_t gen, int final)
 		held->n[k] = 0;
 	rec->nthp = 0;
 	while (co_maps_next(&maps, &ent) == 1) {
-		if (!tracked_kind(&ent))
+		if (register_only(&ent) || !tracked_kind(&ent))
 			continue;
 		if (thp_region(ent.start, ent.end)) {
 			/* huge pages kept: compared by hashes in the image writer */
@@ -814,7 +844,6 @@ static uint64_t collect(uint64_t gen, int final)
 	walk_close(pm);
 	rec->npre = 0;
 	if (final) {
-		rec->advice_ok = rec->thp_fresh; /* read for this checkpoint */
 		rec->thp_fresh = 0; /* co_dirty_prepare classifies again for the next checkpoint */
 	}
 	int usable = rec->gen != 0 && !rec->overflow;
@@ -950,6 +979,11 @@ void co_dirty_lean_end(void)
 	rec->nnolean = 0; /* a pre-copy's: used once */
 }
 
+int co_dirty_lean_covers(uint64_t start, uint64_t end)
+{
+	return rec && rec->nlean && covered(rec->lean, (uint64_t)rec->nlean, start, end);
+}
+
 int co_dirty_lean_held(uint64_t addr, int *in_lean)
 {
 	*in_lean = 0;
@@ -1037,25 +1071,43 @@ int co_dirty_fds(int *out)
 	return n;
 }
 
-void co_dirty_forget(int close_fd)
+int co_dirty_fd_refs(int **out)
 {
-	if (close_fd && uffd >= 0)
+	out[0] = &uffd;
+	out[1] = &pm_fd;
+	out[2] = &maps_fd;
+	out[3] = &smaps_fd;
+	return 4;
+}
+
+int co_dirty_uffd(void)
+{
+	return uffd;
+}
+
+void co_dirty_adopt_uffd(int fd)
+{
+	if (uffd >= 0 && uffd != fd)
 		co_close(uffd);
-	if (close_fd && pm_fd >= 0)
-		co_close(pm_fd);
-	if (close_fd && maps_fd >= 0)
-		co_close(maps_fd);
-	if (close_fd && smaps_fd >= 0)
-		co_close(smaps_fd);
-	pm_fd = maps_fd = smaps_fd = -1;
-	/* after a restart neither the descriptor nor the mapping exists any more */
-	if (close_fd && rec)
+	uffd = fd;
+}
+
+void co_dirty_drop_fds(void)
+{
+	uffd = pm_fd = maps_fd = smaps_fd = -1;
+}
+
+void co_dirty_forget(int unmap)
+{
+	/* the descriptors were the manager's own (gone with it), never the program's: nothing to close */
+	co_dirty_drop_fds();
+	/* in a forked child the mappings are copies to drop; after a restart they did not come back */
+	if (unmap && rec)
 		co_munmap((char *)rec - CO_PAGE, REC_SIZE + 2 * CO_PAGE);
-	if (close_fd && held)
+	if (unmap && held)
 		co_munmap(held, HELD_SIZE);
-	if (close_fd && hashes)
+	if (unmap && hashes)
 		co_munmap(hashes, HASH_SIZE);
-	uffd = -1;
 	rec = 0;
 	held = 0;
 	hashes = 0;

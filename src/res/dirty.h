@@ -52,13 +52,19 @@ void co_dirty_image_done(uint64_t gen);
 int co_dirty_lean_begin(const uint64_t *keep, int nkeep);
 void co_dirty_lean_end(void);
 int co_dirty_lean_held(uint64_t addr, int *in_lean);
+/* In the snapshot: was all of [start, end) left out by one stretch? */
+int co_dirty_lean_covers(uint64_t start, uint64_t end);
 
 /*
- * Where no thread of the program can run (constructor, forked child,
- * restart): make the descriptors and mappings the tracking needs, so that
- * co_dirty_prepare, which runs with the program running, creates none.
+ * In the manager thread, with a descriptor table of its own (the program
+ * never sees what it opens): make the descriptors and mappings the
+ * tracking needs.  The userfaultfd, which must outlive the manager for
+ * the tracking to go on, is handed to the coordinator between checkpoints
+ * (co_dirty_uffd) and back at the next one (co_dirty_adopt_uffd).
  */
 void co_dirty_setup(void);
+int co_dirty_uffd(void);
+void co_dirty_adopt_uffd(int fd);
 
 /* Before quiescing, with the program running: start tracking new regions (see dirty.c). */
 void co_dirty_prepare(void);
@@ -80,30 +86,25 @@ struct co_mapent;
 int co_dirty_trackable(const struct co_mapent *e);
 
 /*
- * Huge pages (see dirty.c): once the snapshot child of an image is gone,
- * co_dirty_snapshot_gone, and then co_dirty_recollapse while it returns
- * more than 0, about a millisecond of work each, with the program running:
- * the huge pages the snapshot's copy-on-write split are made huge again.
- * It returns 2 when it collapsed some (the caller lets a few milliseconds
- * pass before the next call: the program comes first), 1 when there is
- * more to look at.
+ * Huge pages (see dirty.c): in the snapshot's writer, once its image is
+ * written and its copy of the program's memory dropped, the huge pages its
+ * fork split in the program (pidfd) are made huge again, at nice 19 and
+ * rate-limited, for 10 s at most, with process_madvise(MADV_COLLAPSE).
  */
-void co_dirty_snapshot_gone(void);
-/*
- * For the image, with the threads parked: was [start, end) advised
- * MADV_HUGEPAGE (1), MADV_NOHUGEPAGE (-1) or neither, or is it not known
- * (0), as co_dirty_prepare read /proc/self/smaps for this checkpoint?
- */
-int co_dirty_thp_advice(uint64_t start, uint64_t end);
-int co_dirty_recollapse(void);
+void co_dirty_recollapse(int pidfd);
 
-/* The descriptors the tracking keeps open (at most 4), kept out of images; how many. */
+/* The descriptors the tracking has open in the manager (at most 4), kept out of images; how many. */
 int co_dirty_fds(int *out);
+/* Where those descriptors are kept (3 pointers): the manager moves them off the program's numbers. */
+int co_dirty_fd_refs(int **out);
+/* The manager is closing its descriptor table: the tracking's descriptors are gone. */
+void co_dirty_drop_fds(void);
 
 /*
- * Drop the record: in a forked child (close_fd: its copy of the descriptor)
- * or after a restart (nothing of it came back: close_fd = 0).
+ * Drop the record: in a forked child (unmap: its copies of the mappings)
+ * or after a restart (nothing of it came back: unmap = 0).  No descriptor
+ * is closed: the tracking's were the manager's, never in the program's table.
  */
-void co_dirty_forget(int close_fd);
+void co_dirty_forget(int unmap);
 
 #endif

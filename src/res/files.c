@@ -128,34 +128,16 @@ int co_files_collect(struct co_dumpctx *d)
 	if (dfd < 0)
 		return DERR(d, "pid %d: cannot list /proc/self/fd", d->pid);
 	/* collect the numbers first, then describe them in ascending order */
-	static int nums[CO_MAX_FDS];
-	int n = 0;
-	char buf[4096];
-	long got;
-	while ((got = co_getdents(dfd, buf, sizeof(buf))) > 0) {
-		for (long off = 0; off < got;) {
-			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *e =
-				(void *)(buf + off);
-			off += e->reclen;
-			if (e->name[0] < '0' || e->name[0] > '9')
-				continue;
-			int fd = (int)co_strtoul(e->name, 0, 10);
-			if (fd == dfd || is_skipped(d, fd))
-				continue;
-			if (n == CO_MAX_FDS) {
-				co_close(dfd);
-				return DERR(d, "pid %d: more than %d descriptors", d->pid, CO_MAX_FDS);
-			}
-			nums[n++] = fd;
-		}
-	}
+	static int nums[CO_MAX_FDS + 1];
+	int all = co_dir_numbers(dfd, nums, CO_MAX_FDS + 1), n = 0;
 	co_close(dfd);
-	for (int i = 1; i < n; i++) /* insertion sort: n is small */
-		for (int j = i; j > 0 && nums[j - 1] > nums[j]; j--) {
-			int t = nums[j];
-			nums[j] = nums[j - 1];
-			nums[j - 1] = t;
-		}
+	if (all < 0)
+		return DERR(d, "pid %d: cannot list /proc/self/fd%s", d->pid, all == -E2BIG ? ": too many descriptors" : "");
+	for (int i = 0; i < all; i++)
+		if (nums[i] != dfd && !is_skipped(d, nums[i]))
+			nums[n++] = nums[i];
+	if (n > CO_MAX_FDS)
+		return DERR(d, "pid %d: more than %d descriptors", d->pid, CO_MAX_FDS);
 	for (int i = 0; i < n; i++) {
 		if (describe(d, nums[i], &fds[i], i))
 			return -1;

@@ -70,14 +70,22 @@ static int classify(struct co_dumpctx *d, const struct co_mapent *e, struct co_v
 	return 0;
 }
 
+/*
+ * The regions, from /proc/self/maps; from smaps when the program has set
+ * madvise flags (agent.h), which only smaps shows.  With a snapshot this
+ * runs before any lean snapshot marks stretches MADV_DONTFORK (dirty.c):
+ * the flags read here are the program's own.
+ */
 int co_mem_collect(struct co_dumpctx *d)
 {
 	static struct co_maps m;
 	static struct co_mapent e;
+	const char *path = d->advice ? "/proc/self/smaps" : "/proc/self/maps";
+	struct co_smaps_info si = { 0 };
 	int n = 0, r;
-	if (co_maps_open(&m, "/proc/self/maps"))
-		return DERR(d, "pid %d: cannot read /proc/self/maps", d->pid);
-	while ((r = co_maps_next(&m, &e)) == 1) {
+	if (co_maps_open(&m, path))
+		return DERR(d, "pid %d: cannot read %s", d->pid, path);
+	while ((r = d->advice ? co_smaps_next(&m, &e, &si) : co_maps_next(&m, &e)) == 1) {
 		if (co_strcmp(e.path, "[vsyscall]") == 0 || skipped(d, e.start))
 			continue;
 		if (n == CO_MAX_VMAS) {
@@ -88,14 +96,63 @@ int co_mem_collect(struct co_dumpctx *d)
 			co_maps_close(&m);
 			return -1;
 		}
-		/* huge pages advised or refused: a restart advises the same (only the agent's smaps tells) */
-		int advice = vmas[n].kind == CO_V_ANON && !(e.shared) ? co_dirty_thp_advice(e.start, e.end) : 0;
-		vmas[n].flags |= advice > 0 ? CO_VF_HUGEPAGE : advice < 0 ? CO_VF_NOHUGEPAGE : 0;
+		if (vmas[n].kind != CO_V_SPECIAL) /* the kernel's own mappings come back as this kernel makes them */
+			vmas[n].flags |= si.advice & CO_VF_ADVICE;
 		n++;
 	}
 	co_maps_close(&m);
 	d->nvmas = (uint32_t)n;
 	return 0;
+}
+
+/*
+ * The snapshot fork leaves MADV_DONTFORK regions out of the child (V8 marks
+ * its whole heap so, RDMA buffers are) and gives it MADV_WIPEONFORK ones
+ * empty; the image must hold them as they are at the pause.  So for the
+ * fork they are made to fork like the rest (MADV_DOFORK, MADV_KEEPONFORK),
+ * and they get their flags back as soon as it returns, before a thread of
+ * the program runs, or forks, again.
+ *
+ * Why not read them from the parent instead: the fork gives the child the
+ * memory of the pause, copy-on-write, for the price of its page tables
+ * (about 20 ms per GiB; Node's tens of MiB of heap add well under a
+ * millisecond).  Reading them out of the process would either keep the
+ * program parked while every page is copied (milliseconds per 10 MiB, and
+ * more for swapped-out pages), or, after the release, read memory the
+ * program has changed since.  The flags are per region, and two madvise
+ * calls per region cost microseconds.
+ *
+ * The flags are the program's own: co_mem_collect read them before a lean
+ * snapshot (dirty.c) marks stretches of its own MADV_DONTFORK, and the lean
+ * marks are taken off (MADV_DOFORK) before co_mem_fork_end puts these back,
+ * so a stretch inside such a region ends up with the program's flag.
+ */
+void co_mem_fork_begin(struct co_dumpctx *d)
+{
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		const struct co_vma *v = &vmas[i];
+		long len = (long)(v->end - v->start);
+		/* a region that cannot be changed is found missing by the writer (snapshot_complete) */
+		if (v->flags & CO_VF_DONTFORK)
+			co_sys3(SYS_madvise, (long)v->start, len, MADV_DOFORK);
+		if (v->flags & CO_VF_WIPEONFORK)
+			co_sys3(SYS_madvise, (long)v->start, len, MADV_KEEPONFORK);
+	}
+	d->forked = 1;
+}
+
+void co_mem_fork_end(struct co_dumpctx *d)
+{
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		const struct co_vma *v = &vmas[i];
+		long len = (long)(v->end - v->start);
+		/* splits what the fork-time flags merged: never more regions than before */
+		if (v->flags & CO_VF_DONTFORK)
+			co_sys3(SYS_madvise, (long)v->start, len, MADV_DONTFORK);
+		if (v->flags & CO_VF_WIPEONFORK)
+			co_sys3(SYS_madvise, (long)v->start, len, MADV_WIPEONFORK);
+	}
+	d->forked = 0;
 }
 
 int co_mem_dump_vmas(struct co_dumpctx *d)
@@ -135,6 +192,45 @@ struct stream {
 
 static struct stream streams[CO_STREAMS];
 #define WINDOW 8192 /* pages looked at per pagemap read */
+static uint64_t vma_pages[CO_MAX_VMAS];	/* pages of each region the image holds (plan_streams) */
+static int swap_on;			/* the system has swap: see is_marker */
+
+/* Is swap configured (a line after the header of /proc/swaps)?  When unsure, yes. */
+static int swap_configured(void)
+{
+	char buf[512];
+	long n = co_read_small("/proc/swaps", buf, sizeof(buf));
+	if (n <= 0)
+		return 1;
+	for (long i = 0; i < n - 1; i++)
+		if (buf[i] == '\n')
+			return 1;
+	return 0;
+}
+
+/*
+ * Is pagemap entry e, which looks swapped out, the uffd-wp marker the
+ * tracking (dirty.c) leaves on a page never touched in a write-protected
+ * region?  A marker holds nothing of the program's: in anonymous memory a
+ * read maps the zero page there, in a file mapping the file's page, which
+ * the restore maps again (the caller saves a deleted file's).  Saved, each
+ * would be a page of zeros in the image for every page the program has
+ * reserved and not used (a GiB for Node: thread stacks, V8's heap).  Only
+ * the process itself has markers, the snapshot fork drops them: this is
+ * for --stop.  Privileged, the swap type shows (31: a marker).  Otherwise
+ * a marker cannot be told from a swapped-out page, except on a system
+ * without swap; a page being migrated looks swapped out too, but mincore
+ * (incore) says it is in memory, which a marker never is.
+ */
+static int is_marker(uint64_t e, int incore)
+{
+	if ((e & (CO_PM_SWAP | CO_PM_UFFD_WP)) != (CO_PM_SWAP | CO_PM_UFFD_WP))
+		return 0;
+	uint64_t swp = e & CO_PM_SWP_FIELDS;
+	if (swp)
+		return (swp & 0x1f) == 0x1f;
+	return !incore && !swap_on;
+}
 
 /*
  * The agent's own memory (its statics, the writer's buffer, the manager's
@@ -280,11 +376,18 @@ static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uin
 		if (r != (long)(n * 8))
 			return co_err(s->err, sizeof(s->err), "pid %d: cannot read the page map at %lx", s->d->pid,
 				      (unsigned long)a);
-		if (v->kind == CO_V_SHANON && co_mincore((void *)a, n * CO_PAGE, s->core) < 0)
+		/* mincore: for shared memory always, elsewhere once the window has a possible marker */
+		int have_core = v->kind == CO_V_SHANON;
+		if (have_core && co_mincore((void *)a, n * CO_PAGE, s->core) < 0)
 			co_memset(s->core, 1, n);
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t e = s->ent[i];
 			int save;
+			if (!have_core && (e & CO_PM_UFFD_WP) && (e & CO_PM_SWAP)) {
+				if (co_mincore((void *)a, n * CO_PAGE, s->core) < 0)
+					co_memset(s->core, 1, n);
+				have_core = 1;
+			}
 			switch (v->kind) {
 			case CO_V_FILE:
 				save = (e & CO_PM_SWAP) || ((e & CO_PM_PRESENT) && !(e & CO_PM_FILE));
@@ -296,6 +399,9 @@ static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uin
 				save = (e & (CO_PM_PRESENT | CO_PM_SWAP)) != 0;
 				break;
 			}
+			/* a marker where there is no file behind reads zero; in a file mapping, the file's page */
+			if (save && (v->kind == CO_V_ANON || v->kind == CO_V_FILE) && is_marker(e, s->core[i] & 1))
+				save = 0;
 			uint64_t addr = a + i * CO_PAGE;
 			int in_lean = 0, held = tracked ? co_dirty_lean_held(addr, &in_lean) : 0;
 			if (in_lean)
@@ -344,7 +450,7 @@ static int plan_streams(struct co_dumpctx *d, int nstreams)
 		counted = 0;
 		if (has_pages(&vmas[i]) && scan_pages(s0, &vmas[i], vmas[i].start, vmas[i].end, count_page))
 			return -1;
-		per_vma[i] = counted;
+		per_vma[i] = vma_pages[i] = counted;
 		total += counted;
 	}
 	uint64_t share = (total + nstreams - 1) / nstreams, acc = 0;
@@ -390,33 +496,65 @@ static int plan_streams(struct co_dumpctx *d, int nstreams)
 	return 0;
 }
 
-/*
- * Why a region could not be made readable, and what to do.  In a snapshot
- * ENOMEM means the fork left the region out (MADV_DONTFORK: V8 and some
- * allocators mark memory so): the process itself still has it.
- */
-static int unreadable(struct co_dumpctx *d, const struct co_vma *v, long r)
+static const char *vma_name(const struct co_vma *v)
 {
-	const char *hint = r == -12 ? ": the snapshot does not hold it (a MADV_DONTFORK region?); "
-				      "'cohort checkpoint --stop' saves it from the process itself"
-				    : "";
-	return DERR(d, "pid %d: region %lx-%lx %s cannot be made readable to be saved (mprotect errno %d)%s",
-		    d->pid, (unsigned long)v->start, (unsigned long)v->end, v->path[0] ? v->path : "(anonymous)",
-		    (int)-r, hint);
+	return v->path[0] ? v->path : "(anonymous)";
 }
 
-/* Regions without PROT_READ are made readable while they are written. */
+/*
+ * Regions without PROT_READ that hold pages are made readable while they
+ * are written.  Those that hold none (reservations: V8 keeps a GiB of
+ * address space PROT_NONE) are left alone: nothing is read there, and
+ * mprotect could fail on them for no use.
+ */
 static int readable_all(struct co_dumpctx *d, int on)
 {
 	for (uint32_t i = 0; i < d->nvmas; i++) {
 		const struct co_vma *v = &vmas[i];
-		if (!has_pages(v) || (v->prot & PROT_READ))
+		if (!has_pages(v) || (v->prot & PROT_READ) || !vma_pages[i])
 			continue;
 		long r = co_mprotect((void *)v->start, v->end - v->start, (int)v->prot | (on ? PROT_READ : 0));
 		if (r && on)
-			return unreadable(d, v, r);
+			return DERR(d, "pid %d: region %lx-%lx %s cannot be made readable to be saved (mprotect errno %d)",
+				    d->pid, (unsigned long)v->start, (unsigned long)v->end, vma_name(v), (int)-r);
 	}
 	return 0;
+}
+
+/*
+ * In a snapshot child: is every region that holds pages there?  One the
+ * fork left out (MADV_DONTFORK the agent did not see: set without the C
+ * library's madvise, see wrap.c) would otherwise go into the image
+ * without its pages.  The stretches a lean snapshot left out are not
+ * missing: the parent image holds their pages.  One read of our own maps.
+ */
+static int snapshot_complete(struct co_dumpctx *d)
+{
+	static struct co_maps m;
+	static struct co_mapent e;
+	if (co_maps_open(&m, "/proc/self/maps"))
+		return DERR(d, "pid %d: cannot read the snapshot's /proc/self/maps", d->pid);
+	int have = co_maps_next(&m, &e) == 1, r = 0;
+	for (uint32_t i = 0; i < d->nvmas && !r; i++) {
+		const struct co_vma *v = &vmas[i];
+		for (uint64_t a = v->start; has_pages(v) && a < v->end && !r;) {
+			while (have && e.end <= a)
+				have = co_maps_next(&m, &e) == 1;
+			if (have && e.start <= a) {
+				a = e.end;
+				continue;
+			}
+			uint64_t gap = have && e.start < v->end ? e.start : v->end;
+			if (!co_dirty_lean_covers(a, gap))
+				r = DERR(d, "pid %d: region %lx-%lx %s is missing from the snapshot (MADV_DONTFORK set "
+					    "without the C library's madvise?); 'cohort checkpoint --stop' saves it from "
+					    "the process itself", d->pid, (unsigned long)v->start, (unsigned long)v->end,
+					 vma_name(v));
+			a = gap;
+		}
+	}
+	co_maps_close(&m);
+	return r;
 }
 
 int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
@@ -443,7 +581,11 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 	}
 	d->vol[d->nvol++] = (uint64_t)streams;
 	d->vol[d->nvol++] = (uint64_t)helper_stack;
-	int ret = plan_streams(d, nstreams);
+	/* markers are the process's own (is_marker): the snapshot has none */
+	swap_on = d->forked ? 1 : swap_configured();
+	int ret = d->forked ? snapshot_complete(d) : 0;
+	if (!ret)
+		ret = plan_streams(d, nstreams);
 	if (!ret)
 		ret = readable_all(d, 1);
 	if (!ret) {
@@ -587,10 +729,6 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
 				    ((v->flags & CO_VF_GROWSDOWN) ? MAP_GROWSDOWN : 0),
 			    -1, 0);
-		/* as the program advised it, before its pages are read in: huge ones come back huge */
-		if (r >= 0 && (v->flags & (CO_VF_HUGEPAGE | CO_VF_NOHUGEPAGE)))
-			co_sys3(SYS_madvise, (long)v->start, (long)len,
-				(v->flags & CO_VF_HUGEPAGE) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 		break;
 	case CO_V_SHANON: {
 		int fd = co_plan_shm(rc, v->dev, v->ino);
@@ -740,21 +878,49 @@ static int read_all_pages(struct co_rstctx *rc)
 	return 0;
 }
 
+/*
+ * Ask again what the program had asked madvise for the region (its VmFlags
+ * at the checkpoint, CO_VF_ADVICE), so that a fork after the restart
+ * leaves out what it left out before.  A kernel that refuses one (no
+ * transparent huge pages, say) runs the program without it, as it would
+ * have run there from the start.  Only the bits in `which`: the huge page
+ * advice goes before the pages are read in (huge ones come back huge), the
+ * rest after (the page readers must see every region).
+ */
+#define CO_VF_THP_ADVICE (CO_VF_HUGEPAGE | CO_VF_NOHUGEPAGE)
+static void advise_again(const struct co_vma *v, uint32_t which)
+{
+	static const struct { uint32_t flag; int advice; } adv[] = {
+		{ CO_VF_DONTFORK, MADV_DONTFORK }, { CO_VF_WIPEONFORK, MADV_WIPEONFORK },
+		{ CO_VF_DONTDUMP, MADV_DONTDUMP }, { CO_VF_HUGEPAGE, MADV_HUGEPAGE },
+		{ CO_VF_NOHUGEPAGE, MADV_NOHUGEPAGE }, { CO_VF_SEQUENTIAL, MADV_SEQUENTIAL },
+		{ CO_VF_RANDOM, MADV_RANDOM },
+	};
+	for (unsigned k = 0; k < CO_ARRAY_LEN(adv); k++)
+		if (v->flags & which & adv[k].flag)
+			co_sys3(SYS_madvise, (long)v->start, (long)(v->end - v->start), adv[k].advice);
+}
+
 int co_mem_restore(struct co_rstctx *rc)
 {
 	uint64_t park = rc->zone + rc->zone_len - (1 << 20);
 	if (clear_address_space(rc, park))
 		return -1;
-	for (int i = 0; i < rc->nvmas; i++)
+	for (int i = 0; i < rc->nvmas; i++) {
 		if (map_region(rc, &rc->vmas[i]))
 			return -1;
+		if (rc->vmas[i].kind != CO_V_SPECIAL)
+			advise_again(&rc->vmas[i], CO_VF_THP_ADVICE);
+	}
 	if (read_all_pages(rc))
 		return -1;
 	for (int i = 0; i < rc->nvmas; i++) {
 		const struct co_vma *v = &rc->vmas[i];
-		if (v->kind == CO_V_SPECIAL || (v->flags & CO_VF_SHARED))
+		if (v->kind == CO_V_SPECIAL)
 			continue;
-		co_mprotect((void *)v->start, v->end - v->start, (int)v->prot);
+		if (!(v->flags & CO_VF_SHARED))
+			co_mprotect((void *)v->start, v->end - v->start, (int)v->prot);
+		advise_again(v, CO_VF_ADVICE & ~CO_VF_THP_ADVICE);
 	}
 	return 0;
 }

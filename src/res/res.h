@@ -15,6 +15,7 @@
 #define CO_MAX_FDS 4096
 #define CO_MAX_VMAS 8192
 #define CO_MAX_THREADS 1024
+#define CO_MAX_TIMERS 512
 #define CO_STREAMS 2 /* page-data streams written and read in parallel */
 
 struct co_dumpctx {
@@ -42,6 +43,10 @@ struct co_dumpctx {
 	char comm[16];				/* likewise: a snapshot child renames itself */
 	int needs_pause;			/* the image reads what the running program shares (deleted files) */
 	int snapshot;				/* written by a snapshot child: what is written may be dropped */
+	int advice;				/* read the regions' madvise flags from smaps (agent.h) */
+	int forked;				/* the writer is a snapshot child (co_mem_fork_begin) */
+	struct co_timer timers[CO_MAX_TIMERS];	/* POSIX timers, read before a snapshot (it has none) */
+	int ntimers;
 	/* called once everything a running process could change is written (descriptors) */
 	void (*snapshot_done)(void);
 };
@@ -58,6 +63,8 @@ struct co_rstctx {
 	int nthreads;
 	struct co_vma *vmas;
 	int nvmas;
+	struct co_timer *timers;
+	int ntimers;
 	int stdio[3];		/* the restart caller's stdio, kept on high numbers */
 	int fd_base;		/* the restorer's own descriptors live at and above this */
 	uint64_t zone, zone_len;	/* the restorer's own memory */
@@ -107,6 +114,11 @@ int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int 
 /* Never returns on success: the calling (leader) thread jumps into the program. */
 int co_threads_restore(struct co_rstctx *rc);
 
+/* timers.c: POSIX timers; restored by the main thread once every thread exists */
+int co_timers_collect(struct co_dumpctx *d);
+int co_timers_dump(struct co_dumpctx *d);
+int co_timers_restore(struct co_rstctx *rc);
+
 /* files.c: descriptors */
 int co_files_collect(struct co_dumpctx *d);
 int co_files_dump(struct co_dumpctx *d);
@@ -116,6 +128,13 @@ int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
 int co_mem_collect(struct co_dumpctx *d);
 int co_mem_dump_vmas(struct co_dumpctx *d);
 int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams);
+/*
+ * Around the snapshot fork, in the process: the program's MADV_DONTFORK
+ * and MADV_WIPEONFORK regions are made to fork as they are (begin), and
+ * get their flags back as soon as the fork has returned (end).
+ */
+void co_mem_fork_begin(struct co_dumpctx *d);
+void co_mem_fork_end(struct co_dumpctx *d);
 int co_mem_check(struct co_rstctx *rc);		/* before anything is destroyed */
 int co_mem_restore(struct co_rstctx *rc);	/* maps regions and reads pages */
 

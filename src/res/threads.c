@@ -211,6 +211,9 @@ int co_threads_restore(struct co_rstctx *rc)
 	}
 	if (!leader)
 		return co_err(rc->err, rc->errlen, "pid %d: image has no main thread", rc->proc->pid);
+	/* every thread a timer may signal exists now; none runs the program before the release */
+	if (co_timers_restore(rc))
+		return -1;
 	for (int i = 0; i < rc->nown_fds; i++)
 		co_close(rc->own_fds[i]);
 	for (uint32_t i = 0; i < rc->proc->npending && i < 2 * CO_MAX_PENDING; i++)

@@ -145,6 +145,7 @@ static void read_metadata(uint64_t *next)
 		die(reader.err);
 	rc.threads = zalloc(next, sizeof(struct co_thread) * CO_MAX_THREADS);
 	rc.vmas = zalloc(next, sizeof(struct co_vma) * CO_MAX_VMAS);
+	rc.timers = zalloc(next, sizeof(struct co_timer) * CO_MAX_TIMERS);
 	for (;;) {
 		int e = co_r_next(&reader);
 		if (e <= 0)
@@ -154,6 +155,11 @@ static void read_metadata(uint64_t *next)
 			if (rc.nthreads == CO_MAX_THREADS)
 				die("too many threads in image");
 			if (co_r_payload(&reader, &rc.threads[rc.nthreads++], sizeof(struct co_thread)))
+				die(reader.err);
+		} else if (t == CO_R_TIMER) {
+			if (rc.ntimers == CO_MAX_TIMERS)
+				die("too many timers in image");
+			if (co_r_payload(&reader, &rc.timers[rc.ntimers++], sizeof(struct co_timer)))
 				die(reader.err);
 		} else if (t == CO_R_FD) {
 			static struct co_fd f;

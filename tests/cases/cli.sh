@@ -83,6 +83,8 @@ run --interval 0 -- /bin/true|--interval
 run --keep x -- /bin/true|--keep
 run|no program
 kill x --signal NOPE|NOPE
+run --signal 9 -- /bin/true|real-time
+run --signal 19 -- /bin/true|real-time
 help nosuch|nosuch
 status a b|unexpected argument
 inspect|of what

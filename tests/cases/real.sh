@@ -17,15 +17,6 @@
 
 ALL_TESTS+=(real_make real_bash_pty real_python_repl real_node real_jvm real_go_cgo real_rust
 	real_numpy real_multiprocessing real_sqlite real_yes_head)
-# Those that fail today run only with COHORT_GROUP_TESTS=1 or when named:
-# fails: the first (live) checkpoint: "pid 2: region ... (anonymous) cannot
-# be made readable to be saved (mprotect errno 12): the snapshot does not
-# hold it (a MADV_DONTFORK region?)" (Node has some 25 regions marked
-# MADV_DONTFORK, V8's heap pages and PROT_NONE pages; the one named is a
-# PROT_NONE page).  checkpoint --kill fails alike; with --stop both commit
-# (760 MB images of a Node with 48 MB resident) and the restart finishes
-# like the straight run
-GROUP_TESTS+=(real_node)
 TEST_TIMEOUTS[real_make]=90
 TEST_TIMEOUTS[real_bash_pty]=120
 TEST_TIMEOUTS[real_python_repl]=120

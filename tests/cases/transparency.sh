@@ -93,3 +93,63 @@ t_sigchld_ignored() {
 	bg_wait run0
 	[ "$RC" = 1 ] || { note_file "stderr" "$TD/run0.err"; fail "cohort run -- false with SIGCHLD ignored: status $RC, not 1"; }
 }
+
+# xstate_regs: YMM (and ZMM/opmask where the CPU has AVX-512) registers of
+# spinning threads, which no compiled code touches, stay as they were
+# through live checkpoints and through checkpoint --kill + restart.
+ALL_TESTS+=(xstate_regs)
+t_xstate_regs() { std xstate_regs 0 0.9 0.8; }
+
+# unshare_user: a program in the group makes a user namespace of its own
+# (and a time namespace in it), as `unshare -rT` does: the kernel allows that
+# only to a single-threaded process, so an agent thread that stands in every
+# process made it fail with EINVAL.  Compared with a straight run.
+ALL_TESTS+=(unshare_user)
+t_unshare_user() {
+	command -v unshare >/dev/null || skip "unshare(1) not found"
+	local cmd=(unshare -rT --boottime 1000 --fork /bin/sh -c 'id -u; echo RESULT in a user and time namespace')
+	straight 0 "${cmd[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${cmd[@]}"
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
+}
+
+# raw_clone: children made with syscall(SYS_clone) and syscall(SYS_clone3),
+# which run no fork handlers, still join the group and come back with it.
+ALL_TESTS+=(raw_clone)
+t_raw_clone() { FLOW_CHECK=raw_clone_members std raw_clone 0 0.5 0.5; }
+raw_clone_members() {
+	local n
+	n=$("$COHORT" status "$GNAME" --json | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)["processes"]))')
+	[ "$n" = 3 ] || fail "the group has $n registered processes, not 3 (the raw clone children are missing)"
+}
+
+# no_agent_listed: a process of the group the agent cannot enter (a static
+# binary started by the program) is shown by status, refused by a checkpoint
+# in one line naming it, and reached by kill; the group runs on until then.
+ALL_TESTS+=(no_agent_listed)
+t_no_agent_listed() {
+	local sp=$TD/static_sleeper
+	printf '#include <unistd.h>\nint main(void){for(int i=0;i<600;i++)usleep(50000);return 0;}\n' >"$TD/s.c"
+	gcc -static -O2 -o "$sp" "$TD/s.c" >"$TD/gcc.log" 2>&1 || skip "cannot link statically (libc.a missing?)"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/sh -c "$sp & wait"
+	wait_ready "$GNAME" run0
+	local i
+	for ((i = 0; i < 200; i++)); do
+		"$COHORT" status "$GNAME" >"$TD/status.txt" 2>&1
+		grep -q "without the cohort agent.*static_sleeper" "$TD/status.txt" && break
+		sleep 0.05
+	done
+	grep -q "without the cohort agent.*static_sleeper" "$TD/status.txt" ||
+		{ note_file status "$TD/status.txt"; fail "status does not show the process without the agent"; }
+	"$COHORT" status "$GNAME" --json >"$TD/status.json"
+	json_check "$TD/status.json" "assert [p for p in d['processes'] if p['state'] == 'no agent' and 'static_sleeper' in p['command']], d"
+	timeout -k 5 40 "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ck.out" 2>"$TD/ck.err"
+	one_line_error $? 1 "$TD/ck.err" "checkpoint of a group with a process without the agent"
+	grep -q "runs without the cohort agent" "$TD/ck.err" || fail "checkpoint message: $(first_line "$TD/ck.err")"
+	bg_alive run0 || fail "the failed checkpoint ended the group"
+	"$COHORT" kill "$GNAME" --json >"$TD/kill.json" || fail "kill: status $?"
+	json_check "$TD/kill.json" "assert d['processes'] == 2, d"
+	bg_wait run0
+	[ "$RC" = 143 ] || fail "after kill: status $RC, expected 143"
+}
