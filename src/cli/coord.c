@@ -1633,6 +1633,17 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	uint64_t t_done = co_now_ns(CLOCK_MONOTONIC);
 	if (kill_it) {
 		kill(G.init_pid, SIGKILL);
+		/*
+		 * Init's end takes every process of its namespace with it, and
+		 * only once they are all gone does its pidfd say it has ended.
+		 * Only then are the members hung up on: a manager whose
+		 * connection closes lets its threads go, and a program that ran
+		 * on for that instant wrote what its restart writes again (a
+		 * line printed twice).
+		 */
+		struct pollfd gone = { G.init_pidfd, POLLIN, 0 };
+		while (poll(&gone, 1, 10000) < 0 && errno == EINTR)
+			;
 		end_sessions();
 		t_release = t_done;
 		G.killed_gen = gen;
