@@ -1,7 +1,8 @@
 /*
  * proc.c - process-wide attributes: identity, the mm layout the kernel
  * keeps (brk, argument and environment areas, auxv, exe), cwd, umask,
- * resource limits and signal dispositions.
+ * resource limits, signal dispositions and credentials (uids, gids,
+ * supplementary groups, the dumpable flag).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -83,6 +84,18 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 	co_strlcpy(p.comm, d->comm, sizeof(p.comm));
 	read_link("/proc/self/exe", p.exe, sizeof(p.exe));
 	read_link("/proc/self/cwd", p.cwd, sizeof(p.cwd));
+	/* the ids of the process (its main thread's: the program's threads share them, as libc sets them) */
+	static char status[16384];
+	if (co_read_small("/proc/self/status", status, sizeof(status)) <= 0)
+		return DERR(d, "pid %d: cannot read /proc/self/status", d->pid);
+	int ng = co_status_creds(status, p.uid, p.gid, p.groups, CO_MAX_GROUPS);
+	if (ng == -E2BIG)
+		return DERR(d, "pid %d: more than %d supplementary groups", d->pid, CO_MAX_GROUPS);
+	if (ng < 0)
+		return DERR(d, "pid %d: cannot parse the ids in /proc/self/status", d->pid);
+	p.ngroups = (uint32_t)ng;
+	p.creds = 1;
+	p.dumpable = (int32_t)co_prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	if (co_w_rec(d->w, CO_R_PROC, &p, sizeof(p)))
 		return DERR(d, "pid %d: writing the process record failed", d->pid);
 	return 0;
@@ -155,5 +168,73 @@ int co_proc_restore(struct co_rstctx *rc)
 		co_prlimit(0, i, &want, 0);
 	}
 	return 0;
+}
+
+/*
+ * Credentials.  The kernel keeps them per thread (libc's setresuid sets
+ * them in every thread of the program), so each restored thread sets its
+ * own with raw system calls, the last thing before it goes back: until
+ * then the restorer needs root's (clone3 with set_tid, the program's
+ * files reopened as it had them open, which a process that dropped root
+ * after opening them could not do again).  In the order the kernel
+ * allows: groups and gids while the uid may still change them, the uids
+ * last; setresgid and setresuid set the filesystem ids to the effective
+ * ones, so those come after each.  Only what differs from the restorer's
+ * ids is set: a restorer that runs as the program's uid already (a group
+ * started without privileges) may not call setgroups, and needs not.
+ *
+ * Capabilities are not recorded (another issue): a thread whose uids all
+ * change from 0 loses them all, as the program did when it changed its
+ * uid; one that keeps uid 0 keeps the restorer's (all of root's, even
+ * those the program had dropped); capabilities a program kept across
+ * its change of uid (SECBIT_KEEP_CAPS) are not given back.
+ */
+static struct {
+	int groups, gids, fsgid, uids, fsuid;
+} cplan;
+
+void co_creds_plan(const struct co_proc *p)
+{
+	static uint32_t cur[CO_MAX_GROUPS];
+	uint32_t u[3], g[3];
+	co_memset(&cplan, 0, sizeof(cplan));
+	if (!p->creds)
+		return; /* an image from before they were recorded */
+	co_sys3(SYS_getresuid, (long)&u[0], (long)&u[1], (long)&u[2]);
+	co_sys3(SYS_getresgid, (long)&g[0], (long)&g[1], (long)&g[2]);
+	long n = co_sys2(SYS_getgroups, CO_MAX_GROUPS, (long)cur);
+	cplan.groups = n != (long)p->ngroups || co_memcmp(cur, p->groups, sizeof(cur[0]) * p->ngroups) != 0;
+	cplan.gids = co_memcmp(g, p->gid, sizeof(g)) != 0;
+	cplan.uids = co_memcmp(u, p->uid, sizeof(u)) != 0;
+	/* setfsgid(-1) changes nothing and tells the current one */
+	cplan.fsgid = (uint32_t)co_sys1(SYS_setfsgid, -1) != p->gid[3] || cplan.gids;
+	cplan.fsuid = (uint32_t)co_sys1(SYS_setfsuid, -1) != p->uid[3] || cplan.uids;
+}
+
+int co_creds_set(const struct co_proc *p)
+{
+	long r = 0;
+	if (cplan.groups)
+		r = co_sys2(SYS_setgroups, p->ngroups, (long)p->groups);
+	if (!r && cplan.gids)
+		r = co_sys3(SYS_setresgid, p->gid[0], p->gid[1], p->gid[2]);
+	if (!r && cplan.fsgid) {
+		co_sys1(SYS_setfsgid, p->gid[3]);
+		r = (uint32_t)co_sys1(SYS_setfsgid, -1) == p->gid[3] ? 0 : -EPERM;
+	}
+	if (!r && cplan.uids)
+		r = co_sys3(SYS_setresuid, p->uid[0], p->uid[1], p->uid[2]);
+	if (!r && cplan.fsuid) {
+		co_sys1(SYS_setfsuid, p->uid[3]);
+		r = (uint32_t)co_sys1(SYS_setfsuid, -1) == p->uid[3] ? 0 : -EPERM;
+	}
+	return (int)r;
+}
+
+void co_creds_dumpable(const struct co_proc *p)
+{
+	/* 2 (suid_dumpable) cannot be asked for: a change of uid has set it to that already */
+	if (p->creds && (p->dumpable == 0 || p->dumpable == 1) && co_prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != p->dumpable)
+		co_prctl(PR_SET_DUMPABLE, p->dumpable, 0, 0, 0);
 }
 #endif

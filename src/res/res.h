@@ -105,6 +105,17 @@ int co_plan_shm(struct co_rstctx *rc, uint64_t dev, uint64_t ino);
 int co_proc_dump(struct co_dumpctx *d, int nthreads);
 int co_proc_restore_early(struct co_rstctx *rc);	/* rlimits, before descriptors */
 int co_proc_restore(struct co_rstctx *rc);		/* after memory: mm, exe, cwd, signals */
+/*
+ * The recorded credentials, set last (proc.c).  co_creds_plan, once in
+ * the restorer before it makes any thread, notes which ids differ from
+ * the restorer's (which every thread it makes inherits); co_creds_set, in
+ * each thread for itself, sets those (0 or -errno); co_creds_dumpable,
+ * once every thread has, puts back the dumpable flag their changes of
+ * uid cleared.
+ */
+void co_creds_plan(const struct co_proc *p);
+int co_creds_set(const struct co_proc *p);
+void co_creds_dumpable(const struct co_proc *p);
 
 /* threads.c */
 void co_thread_collect(struct co_thread *t, int ours);

@@ -143,6 +143,10 @@ static void read_metadata(uint64_t *next)
 	}
 	if (co_r_expect(&reader, CO_R_PROC, &proc, sizeof(proc)))
 		die(reader.err);
+	if (proc.creds && proc.ngroups > CO_MAX_GROUPS) {
+		co_fmt(err, sizeof(err), "%s: damaged process record (%u supplementary groups)", image_name, proc.ngroups);
+		die(err);
+	}
 	rc.threads = zalloc(next, sizeof(struct co_thread) * CO_MAX_THREADS);
 	rc.vmas = zalloc(next, sizeof(struct co_vma) * CO_MAX_VMAS);
 	rc.timers = zalloc(next, sizeof(struct co_timer) * CO_MAX_TIMERS);
