@@ -48,6 +48,7 @@
 #include "dirty.h"
 #include "procfs.h"
 #include "progress.h"
+#include "res.h"
 #include "sys.h"
 #include "util.h"
 
@@ -1341,6 +1342,36 @@ static uint8_t *mark_stdio_files(const struct conn *c)
 }
 
 /*
+ * DUMP to member c, with its image's files attached, one per stream
+ * (proc-PID.img, then its page streams, co_stream_path), made here in the
+ * generation's directory tmp: the directory is ours alone, and a member
+ * that changed its uid could not create files there.  Every member writes
+ * through the files it is sent.  -1 (err filled) when one cannot be made.
+ */
+static int send_dump(struct conn *c, const char *tmp, unsigned flags, char *err, size_t errlen)
+{
+	char img[PATH_MAX], path[PATH_MAX];
+	int fds[CO_STREAMS], n, r = 0;
+	_Static_assert(CO_STREAMS <= CO_MSG_FDS, "DUMP carries every stream's file");
+	snprintf(img, sizeof(img), "%s/proc-%d.img", tmp, c->pid);
+	for (n = 0; n < CO_STREAMS; n++) {
+		co_stream_path(path, sizeof(path), img, n);
+		fds[n] = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fds[n] < 0) {
+			snprintf(err, errlen, "pid %d: cannot create its image %s: %s", c->pid, path, strerror(errno));
+			r = -1;
+			break;
+		}
+	}
+	/* one that cannot be sent to has hung up: the barrier finds out */
+	if (!r)
+		co_send_fds(c->fd, CO_M_DUMP, flags, 0, 0, tmp, fds, CO_STREAMS);
+	for (int k = 0; k < n; k++)
+		close(fds[k]);
+	return r;
+}
+
+/*
  * A generation is committed only with every live process's image whole:
  * its writer said DONE with a size, and the file is there with at least
  * that much in it.  (An image of 0 bytes was once committed, and could
@@ -1506,9 +1537,12 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		/* a pre-copy or a parent leave only what was written since: how much is not known */
 		progress_phase("writing images", PC_FILES, precopy || parent ? 0 : members_memory(0));
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
-		broadcast_flags(CO_M_DUMP, flags & CO_CKPT_STOP, 0, 0, tmp);
+		for (int i = 0; i < G.nc && !bad; i++)
+			if (G.c[i].kind == C_MEMBER && G.c[i].part)
+				bad = send_dump(&G.c[i], tmp, flags & CO_CKPT_STOP, err, sizeof(err));
 		/* every member has a snapshot (or its whole image): the group may run again */
-		bad = barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
+		if (!bad)
+			bad = barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
 		if (!bad && sbad) {
 			snprintf(err, sizeof(err), "%s", serr);
 			bad = 1;
