@@ -575,6 +575,54 @@ fail:
 	return -1;
 }
 
+/*
+ * A process that changed its uid is not dumpable: its /proc files are
+ * root's, and it may not open its own pagemap, which its image and the
+ * tracking of written pages read.  The coordinator opens it for it
+ * (PROCFD, on a connection of its own: the manager's carries the
+ * checkpoint, and a snapshot writer shares that one).  Called by the
+ * manager or a snapshot writer only (co_proc_self_open), in tables of
+ * their own; raw calls, buffers of its own.  A descriptor or -errno.
+ */
+static int proc_from_coordinator(const char *name)
+{
+	int fd = dial(co_agent.sock_path);
+	if (fd < 0)
+		return -EACCES;
+	struct { long sec, usec; } tmo = { 30, 0 };
+	co_sys5(SYS_setsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, (long)&tmo, sizeof(tmo));
+	struct {
+		struct co_msg m;
+		char text[32];
+	} q;
+	co_memset(&q, 0, sizeof(q));
+	q.m.type = CO_M_PROCFD;
+	q.m.textlen = (uint32_t)co_strlcpy(q.text, name, sizeof(q.text));
+	int got = -1, e = EACCES;
+	long r = co_sys6(SYS_sendto, fd, (long)&q, sizeof(q.m) + q.m.textlen, MSG_NOSIGNAL, 0, 0);
+	if (r >= 0) {
+		struct co_msg a;
+		char cbuf[CO_FRAME_CBUF];
+		struct iovec iov = { &a, sizeof(a) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		do
+			r = co_sys3(SYS_recvmsg, fd, (long)&mh, MSG_CMSG_CLOEXEC);
+		while (r == -EINTR);
+		if (r >= (long)sizeof(a)) {
+			co_unframe_fds(&mh, &got, 1, close_fd);
+			if (a.type == CO_M_PROCFILE && a.a > 0)
+				e = (int)a.a;
+			if ((a.type != CO_M_PROCFILE || a.a != 0) && got >= 0) {
+				co_close(got);
+				got = -1;
+			}
+		}
+	}
+	co_close(fd);
+	return got >= 0 ? got : -e;
+}
+
 /* ---- the program's descriptors, seen from the manager's table ---- */
 
 static int prog_fd[CO_MAX_FDS], nprog_fd;
@@ -1197,6 +1245,7 @@ void co_agent_fork_unlock(void)
 
 __attribute__((constructor(101))) static void agent_init(void)
 {
+	co_proc_self_fallback = proc_from_coordinator;
 	co_wrap_init();
 	agent_setup();
 	pthread_atfork(co_agent_fork_lock, co_agent_fork_unlock, co_agent_forked);

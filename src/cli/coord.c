@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/kcmp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -56,6 +57,9 @@
 #define QUIESCE_TIMEOUT_MS 30000
 #define DUMP_TIMEOUT_MS 600000
 #define DEFAULT_SIG 62
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
 
 enum { C_NEW = 0, C_MEMBER, C_CLIENT };
 
@@ -79,6 +83,7 @@ struct conn {
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
 	int armed;		/* ARMED: its memory is to be pre-copied (by the pre-copy child) */
+	int foreign;		/* a process of the group whose uid is not ours: members' messages only */
 };
 
 struct group {
@@ -136,19 +141,35 @@ static int restore_progress(void);
 
 /* ---- setup ---- */
 
+/*
+ * The run directories, and the control socket in them, are ours alone
+ * (0700), except as root: a process of the group may change its uid (a
+ * server dropping root), and must still reach the socket to register and
+ * to take part in checkpoints.  Then anyone may pass through them (0711:
+ * not list them) and connect to the socket, and accept_conn() turns away
+ * whoever is not ours: any other uid outside the group's pid namespace.
+ */
+static mode_t rundir_mode(void)
+{
+	return geteuid() == 0 ? 0711 : 0700;
+}
+
 static void make_rundir(void)
 {
 	const char *root = co_run_root();
-	if (mkdir(root, 0700) < 0 && errno != EEXIST)
+	mode_t mode = rundir_mode();
+	if (mkdir(root, mode) < 0 && errno != EEXIST)
 		co_die("cannot create run directory %s: %s", root, strerror(errno));
 	struct stat st;
 	if (stat(root, &st) < 0 || st.st_uid != geteuid())
 		co_die("run directory %s must be owned by you", root);
-	if ((st.st_mode & 077) && chmod(root, 0700) < 0)
-		co_die("run directory %s must be private (0700): %s", root, strerror(errno));
+	if ((st.st_mode & 0777) != mode && chmod(root, mode) < 0)
+		co_die("run directory %s must be private (%04o): %s", root, (unsigned)mode, strerror(errno));
 	snprintf(G.rundir, sizeof(G.rundir), "%s/%s", root, G.name);
-	if (mkdir(G.rundir, 0700) < 0 && errno != EEXIST)
+	if (mkdir(G.rundir, mode) < 0 && errno != EEXIST)
 		co_die("cannot create %s: %s", G.rundir, strerror(errno));
+	if (stat(G.rundir, &st) < 0 || st.st_uid != geteuid() || ((st.st_mode & 0777) != mode && chmod(G.rundir, mode) < 0))
+		co_die("%s must be yours and private (%04o)", G.rundir, (unsigned)mode);
 	int fd = co_connect_group(G.name);
 	if (fd >= 0)
 		co_die("a group named '%s' is already running", G.name);
@@ -162,7 +183,7 @@ static void make_socket(void)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", G.sock);
 	G.lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	mode_t old = umask(077);
+	mode_t old = umask(rundir_mode() == 0700 ? 077 : 0111); /* see rundir_mode() */
 	if (G.lfd < 0 || bind(G.lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(G.lfd, 128) < 0)
 		co_die("cannot listen on %s: %s", G.sock, strerror(errno));
 	umask(old);
@@ -387,6 +408,51 @@ static int free_slot(void)
 	return -1;
 }
 
+static uint64_t group_ns;	/* inode of the group's pid namespace */
+
+/* The inode of the group's pid namespace (init's), or 0 when it cannot be told. */
+static uint64_t group_ns_ino(void)
+{
+	if (!group_ns && G.init_pid > 0) {
+		char p[64];
+		struct stat st;
+		snprintf(p, sizeof(p), "/proc/%d/ns/pid", G.init_pid);
+		if (stat(p, &st) == 0)
+			group_ns = st.st_ino;
+	}
+	return group_ns;
+}
+
+/*
+ * The peer of connection fd, pid as SO_PEERCRED gave it, is a process of
+ * the group: its pid namespace is the group's.  The kernel's pidfd of the
+ * peer (SO_PEERPIDFD, made when it connected) still names a live process
+ * after the look at /proc/PID, so the pid was not taken meanwhile by a
+ * process of the group.  Without SO_PEERPIDFD (before Linux 6.5): no.
+ */
+static int peer_in_group(int fd, pid_t pid)
+{
+	int pidfd = -1;
+	socklen_t l = sizeof(pidfd);
+	uint64_t ns = group_ns_ino();
+	if (pid <= 0 || !ns || getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) < 0)
+		return 0;
+	char p[64];
+	struct stat st;
+	snprintf(p, sizeof(p), "/proc/%d/ns/pid", (int)pid);
+	int in = stat(p, &st) == 0 && st.st_ino == ns && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+	close(pidfd);
+	return in;
+}
+
+/*
+ * A new connection.  Ours: the CLI (status, checkpoint, kill), and the
+ * group's processes.  A process of the group may have changed its uid
+ * (a server that drops root): one of another uid is taken when it is in
+ * the group's pid namespace, and may only speak as a member (REGISTER,
+ * ATTACH, PROCFD), never make requests (foreign).  Anyone else of
+ * another uid is hung up on before a word is read.
+ */
 static void accept_conn(void)
 {
 	for (;;) {
@@ -395,8 +461,8 @@ static void accept_conn(void)
 			return;
 		struct ucred cr;
 		socklen_t l = sizeof(cr);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || cr.uid != geteuid() ||
-		    G.nc == MAX_CONNS) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || G.nc == MAX_CONNS ||
+		    (cr.uid != geteuid() && !peer_in_group(fd, cr.pid))) {
 			close(fd);
 			continue;
 		}
@@ -407,7 +473,55 @@ static void accept_conn(void)
 		c->pidfd = -1;
 		c->uffd = -1;
 		c->host_pid = cr.pid;
+		c->foreign = cr.uid != geteuid();
 	}
+}
+
+/*
+ * PROCFD on connection i: a process of the group asks for a file of its
+ * own /proc/PID that it may not open: one that changed its uid is not
+ * dumpable, and its /proc files are root's (its pagemap, which its image
+ * and the tracking of written pages read).  Opened here for the peer the
+ * kernel names (alive after the open: the pid was its own), with
+ * CAP_SYS_ADMIN out of effect for the moment, so that the page frame
+ * numbers stay hidden as in the process's own.  Answered (PROCFILE) and
+ * hung up.
+ */
+static void on_procfd(int i)
+{
+	struct conn *c = &G.c[i];
+	int e = EPERM, f = -1, pidfd = -1;
+	socklen_t l = sizeof(pidfd);
+	if (!strcmp(in.text, "pagemap") && peer_in_group(c->fd, c->host_pid) &&
+	    getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) == 0) {
+		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+		struct __user_cap_data_struct have[2], less[2];
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", c->host_pid);
+		if (syscall(SYS_capget, &h, have) == 0) {
+			memcpy(less, have, sizeof(less));
+			less[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+			/* capset on ourselves is this thread's alone: the scheduler thread never opens files */
+			if (syscall(SYS_capset, &h, less) == 0) {
+				f = open(path, O_RDONLY | O_CLOEXEC);
+				e = f < 0 ? errno : 0;
+				syscall(SYS_capset, &h, have);
+			}
+		}
+		if (f >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
+			close(f); /* it ended, and the pid may be another's now */
+			f = -1;
+			e = ESRCH;
+		}
+		close(pidfd);
+	}
+	if (getenv("COHORT_DEBUG"))
+		co_warn("host pid %d may not open its /proc/PID/%.32s: %s", c->host_pid, in.text,
+			f >= 0 ? "opened for it" : strerror(e));
+	co_send(c->fd, CO_M_PROCFILE, 0, f >= 0 ? 0 : e, 0, NULL, f);
+	if (f >= 0)
+		close(f);
+	drop(i);
 }
 
 /* Restart: every process is back; a job-control shell gets its terminal back before it runs. */
@@ -522,11 +636,13 @@ static void on_attach(int i)
 		drop(i);
 		return;
 	}
+	int foreign = G.c[i].foreign;
 	G.c[i] = G.c[--G.nc]; /* the connection is the member's now, not one of its own */
 	if (m == G.nc)
 		m = i;
 	struct conn *c = &G.c[m];
 	c->fd = fd;
+	c->foreign = foreign; /* its uid now: a member may have changed it since it registered */
 	c->prepare_ns = co_now_ns(CLOCK_MONOTONIC);
 	if (co_send(fd, CO_M_PREPARE, c->prep_flags, (int64_t)G.ck_gen, (int64_t)G.ck_parent, NULL, c->uffd) < 0)
 		hang_up(c);
@@ -672,8 +788,6 @@ struct nsproc {
 	int member;		/* index in G.c, or -1 */
 };
 
-static uint64_t group_ns;	/* inode of the group's pid namespace */
-
 /*
  * The member connection of process host; with part_only, the one that took
  * part in this checkpoint (one that exec'd after the release has registered
@@ -694,12 +808,8 @@ static int scan_group(struct nsproc *out, int max)
 {
 	struct stat st;
 	char p[64];
-	if (!group_ns) {
-		snprintf(p, sizeof(p), "/proc/%d/ns/pid", G.init_pid);
-		if (stat(p, &st) < 0)
-			return -1;
-		group_ns = st.st_ino;
-	}
+	if (!group_ns_ino())
+		return -1;
 	DIR *d = opendir("/proc");
 	int n = 0;
 	for (struct dirent *e; d && (e = readdir(d)) && n < max;) {
@@ -839,6 +949,15 @@ static void pump(int timeout_ms, uint64_t gen)
 		if (peek.type == CO_M_ATTACH) {
 			co_recv(G.c[i].fd, &in, NULL);
 			on_attach(i);
+			continue;
+		}
+		if (peek.type == CO_M_PROCFD) {
+			co_recv(G.c[i].fd, &in, NULL);
+			on_procfd(i);
+			continue;
+		}
+		if (peek.type != CO_M_REGISTER && G.c[i].foreign) {
+			drop(i); /* a request: not from another uid */
 			continue;
 		}
 		if (peek.type != CO_M_REGISTER) {
@@ -2015,12 +2134,20 @@ static int loop(void)
 				drop(i);
 				continue;
 			}
+			if (G.c[i].foreign && in.m.type != CO_M_REGISTER && in.m.type != CO_M_ATTACH &&
+			    in.m.type != CO_M_PROCFD) {
+				drop(i); /* requests are not taken from another uid (accept_conn) */
+				continue;
+			}
 			switch (in.m.type) {
 			case CO_M_REGISTER:
 				on_register(i);
 				break;
 			case CO_M_ATTACH:
 				on_attach(i); /* late: no checkpoint is being taken */
+				break;
+			case CO_M_PROCFD:
+				on_procfd(i);
 				break;
 			case CO_M_CKPT_REQ:
 				G.c[i].kind = C_CLIENT;

@@ -532,9 +532,9 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 {
 	static char helper_stack[1 << 16] __attribute__((aligned(16)));
 	static struct co_helper helper;
-	int pmfd = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	int pmfd = co_proc_self_open("pagemap");
 	if (pmfd < 0)
-		return DERR(d, "pid %d: cannot open /proc/self/pagemap", d->pid);
+		return DERR(d, "pid %d: cannot open /proc/self/pagemap (errno %d)", d->pid, -pmfd);
 	/* the streams are static, and after a restart they hold what they held when dumped */
 	for (int k = 0; k < nstreams; k++) {
 		struct stream *s = &streams[k];

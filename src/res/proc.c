@@ -16,6 +16,10 @@
 #include "sys.h"
 #include "util.h"
 
+#ifndef PR_GET_AUXV
+#define PR_GET_AUXV 0x41555856 /* Linux 6.4 */
+#endif
+
 #ifndef COHORT_RESTORER
 static uint64_t clock_ns(int clk)
 {
@@ -65,7 +69,13 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 		long r = co_read(fd, p.auxv, sizeof(p.auxv));
 		p.auxv_bytes = r > 0 ? (uint32_t)r : 0;
 		co_close(fd);
+	} else {
+		/* not dumpable (it changed its uid): /proc/self/auxv is root's; the kernel tells its own (6.4+) */
+		long r = co_prctl(PR_GET_AUXV, (long)p.auxv, sizeof(p.auxv), 0, 0);
+		p.auxv_bytes = r > 0 ? (uint32_t)(r < (long)sizeof(p.auxv) ? r : (long)sizeof(p.auxv)) : 0;
 	}
+	if (!p.auxv_bytes)
+		return DERR(d, "pid %d: cannot read its auxiliary vector (/proc/self/auxv)", d->pid);
 	for (int i = 0; i < CO_NRLIMIT; i++)
 		co_prlimit(0, i, 0, &p.rlim[i]);
 	for (int s = 1; s <= CO_NSIG; s++) {
