@@ -1461,6 +1461,42 @@ static uint8_t *mark_stdio_files(const struct conn *c)
 }
 
 /*
+ * The ids of each member (by table slot), read while it is parked for the
+ * checkpoint: the manifest records them (struct co_mproc), and its
+ * restorer gives it back these, not what the process wrote in its image.
+ */
+static struct co_mproc seen_creds[CO_TABLE_SLOTS];
+
+/* 0, or -1 (err filled) for a process of another uid whose ids cannot all be recorded. */
+static int record_creds(const struct conn *c, char *err, size_t errlen)
+{
+	static char buf[16384];
+	char path[64];
+	struct co_mproc *s = &seen_creds[c->slot];
+	memset(s, 0, sizeof(*s));
+	snprintf(path, sizeof(path), "/proc/%d/status", c->host_pid);
+	int n = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_creds(buf, s->uid, s->gid, s->groups, CO_MPROC_GROUPS)
+							  : -EINVAL;
+	if (n >= 0) {
+		s->creds = 1;
+		s->ngroups = (uint32_t)n;
+		return 0;
+	}
+	/* ours (or root's): what its image says grants it nothing it could not take itself */
+	uid_t me = geteuid();
+	if (n == -E2BIG && !c->foreign && s->uid[0] == me && s->uid[1] == me && s->uid[2] == me && s->uid[3] == me) {
+		memset(s, 0, sizeof(*s));
+		return 0;
+	}
+	if (n == -E2BIG)
+		snprintf(err, errlen, "pid %d runs as uid %u with more than %d supplementary groups, which cohort cannot record",
+			 c->pid, s->uid[1], CO_MPROC_GROUPS);
+	else
+		snprintf(err, errlen, "pid %d: cannot read its ids from %s", c->pid, path);
+	return -1;
+}
+
+/*
  * DUMP to member c, with its image's files attached, one per stream
  * (proc-PID.img, then its page streams, co_stream_path), made here in the
  * generation's directory tmp: the directory is ours alone, and a member
@@ -1658,7 +1694,8 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
 		for (int i = 0; i < G.nc && !bad; i++)
 			if (G.c[i].kind == C_MEMBER && G.c[i].part)
-				bad = send_dump(&G.c[i], tmp, flags & CO_CKPT_STOP, err, sizeof(err));
+				bad = record_creds(&G.c[i], err, sizeof(err)) ||
+				      send_dump(&G.c[i], tmp, flags & CO_CKPT_STOP, err, sizeof(err));
 		/* every member has a snapshot (or its whole image): the group may run again */
 		if (!bad)
 			bad = barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
@@ -1725,6 +1762,12 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				}
 				mp->bytes = G.c[ci].bytes;
 				snprintf(mp->image, sizeof(mp->image), "proc-%d.img", G.c[ci].pid);
+				const struct co_mproc *ids = &seen_creds[G.c[ci].slot];
+				mp->creds = ids->creds;
+				mp->ngroups = ids->ngroups;
+				memcpy(mp->uid, ids->uid, sizeof(mp->uid));
+				memcpy(mp->gid, ids->gid, sizeof(mp->gid));
+				memcpy(mp->groups, ids->groups, sizeof(mp->groups));
 				if (!image_written(tmp, mp, err, sizeof(err))) {
 					bad = 1;
 					break;

@@ -118,7 +118,9 @@ struct co_proc {
 	 * /proc/PID/status show them (the main thread's), and whether the
 	 * process is dumpable (PR_GET_DUMPABLE: the kernel clears it when the
 	 * uid changes).  Older records are shorter and read with creds 0:
-	 * the restorer leaves the ids as it has them.
+	 * the restorer leaves the ids as it has them.  The restorer takes the
+	 * manifest's ids rather than these when it has them (struct co_mproc):
+	 * the process wrote this record itself.
 	 */
 	uint32_t creds;			/* 1: recorded */
 	int32_t dumpable;		/* 0, 1 or 2 */
@@ -268,12 +270,28 @@ enum co_mproc_flags {
 	CO_MP_COMPRESSED = 4,	/* its image and page streams are stored as IMAGE.zst (zstd) */
 };
 
+#define CO_MPROC_GROUPS 32 /* supplementary groups a manifest records of a process */
+
 struct co_mproc {
 	int32_t pid, ppid, pgid, sid;
 	uint64_t bytes;
 	uint32_t flags;		/* CO_MP_ZOMBIE: exited, not yet waited for */
 	int32_t exit_status;	/* for a zombie: the status wait() returns */
 	char image[64];
+	/*
+	 * Format 5: the credentials the coordinator saw (/proc/PID/status of
+	 * the parked process), which its restorer gives it back.  A process
+	 * writes its own image, and one that changed its uid must not be able
+	 * to claim others there: only these are trusted.  creds 0 (an older
+	 * manifest, or a process of the coordinator's own uid with more
+	 * groups than fit): the image's are taken, which for such a process
+	 * grant nothing it could not take itself.
+	 */
+	uint32_t creds;		/* 1: recorded */
+	uint32_t ngroups;
+	uint32_t uid[4];	/* real, effective, saved, filesystem */
+	uint32_t gid[4];
+	uint32_t groups[CO_MPROC_GROUPS];
 };
 
 /* ---- shared.img: what the processes of a group share ---- */

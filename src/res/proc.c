@@ -144,9 +144,21 @@ int co_proc_restore(struct co_rstctx *rc)
 	map.env_end = p->mm.env_end;
 	map.auxv = (__u64 *)p->auxv;
 	map.auxv_size = p->auxv_bytes;
+	/*
+	 * exe: only what /proc/self/exe names, not a way in (opening it there
+	 * checks the program's rights): opened as the restorer, as an exec
+	 * opens it whatever the program may read.
+	 */
 	int exe = -1;
-	if (p->exe[0] && !co_endswith(p->exe, " (deleted)"))
+	if (p->exe[0] && !co_endswith(p->exe, " (deleted)") && co_creds_files(&rc->ids, 0) == 0) {
 		exe = (int)co_open(p->exe, O_RDONLY | O_CLOEXEC, 0);
+		if (co_creds_files(&rc->ids, 1)) {
+			if (exe >= 0)
+				co_close(exe);
+			return co_err(rc->err, rc->errlen, "pid %d: cannot open its files as uid %u again", p->pid,
+				      rc->ids.uid[3]);
+		}
+	}
 	map.exe_fd = (uint32_t)exe;
 	long r = co_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)&map, sizeof(map), 0);
 	if (r < 0 && exe >= 0) {
@@ -159,8 +171,10 @@ int co_proc_restore(struct co_rstctx *rc)
 	if (r < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot restore the memory layout (errno %ld)",
 			      p->pid, -r);
-	if (p->cwd[0] && co_chdir(p->cwd) < 0)
-		return co_err(rc->err, rc->errlen, "pid %d: working directory %s is gone", p->pid, p->cwd);
+	long cd = p->cwd[0] ? co_chdir(p->cwd) : 0;
+	if (cd < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: working directory %s: %s (errno %d%s)", p->pid, p->cwd,
+			      cd == -ENOENT ? "gone" : "cannot enter it", (int)-cd, co_creds_why(&rc->ids, cd));
 	co_umask((int)p->umask);
 	for (int s = 1; s <= CO_NSIG; s++) {
 		if (s == SIGKILL || s == SIGSTOP)
@@ -184,14 +198,22 @@ int co_proc_restore(struct co_rstctx *rc)
  * Credentials.  The kernel keeps them per thread (libc's setresuid sets
  * them in every thread of the program), so each restored thread sets its
  * own with raw system calls, the last thing before it goes back: until
- * then the restorer needs root's (clone3 with set_tid, the program's
- * files reopened as it had them open, which a process that dropped root
- * after opening them could not do again).  In the order the kernel
- * allows: groups and gids while the uid may still change them, the uids
- * last; setresgid and setresuid set the filesystem ids to the effective
- * ones, so those come after each.  Only what differs from the restorer's
- * ids is set: a restorer that runs as the program's uid already (a group
- * started without privileges) may not call setgroups, and needs not.
+ * then the restorer needs root's (clone3 with set_tid, the memory map
+ * and exe, its own image files).  In the order the kernel allows: groups
+ * and gids while the uid may still change them, the uids last;
+ * setresgid and setresuid set the filesystem ids to the effective ones,
+ * so those come after each.  Only what differs from the restorer's ids is
+ * set: a restorer that runs as the program's uid already (a group started
+ * without privileges) may not call setgroups, and needs not.
+ *
+ * The ids are the manifest's, which the coordinator read while the
+ * process was parked (struct co_mproc), not what the process wrote in its
+ * image: one that changed its uid writes its image itself, and must not
+ * be able to claim root there.  Likewise the files of the image (its
+ * descriptors, the files it maps, its working directory) are opened with
+ * its groups and filesystem ids (co_creds_files): a process that dropped
+ * root gets back only what it may open, never a file root opens for it by
+ * a path its image names.  Root's own process keeps root's.
  *
  * Capabilities are not recorded (another issue): a thread whose uids all
  * change from 0 loses them all, as the program did when it changed its
@@ -203,48 +225,106 @@ static struct {
 	int groups, gids, fsgid, uids, fsuid;
 } cplan;
 
-void co_creds_plan(const struct co_proc *p)
+/* The restorer's own groups and filesystem ids, while it opens the program's files as the program. */
+static struct {
+	int saved;
+	uint32_t fsuid, fsgid, ngroups;
+	uint32_t groups[CO_MAX_GROUPS];
+} own;
+
+static int same_groups(const struct co_ids *ids, const uint32_t *cur, long n)
+{
+	return n == (long)ids->ngroups && co_memcmp(cur, ids->groups, sizeof(cur[0]) * ids->ngroups) == 0;
+}
+
+/* setfsuid/setfsgid answer with the old id, never an error: ask again to know */
+static int set_fsid(long nr, uint32_t id)
+{
+	co_sys1(nr, id);
+	return (uint32_t)co_sys1(nr, -1) == id ? 0 : -EPERM;
+}
+
+int co_creds_files(const struct co_ids *ids, int program)
+{
+	long r = 0;
+	if (!ids->valid)
+		return 0;
+	if (!own.saved) {
+		long n = co_sys2(SYS_getgroups, CO_MAX_GROUPS, (long)own.groups);
+		if (n < 0)
+			return (int)n;
+		own.ngroups = (uint32_t)n;
+		own.fsuid = (uint32_t)co_sys1(SYS_setfsuid, -1);
+		own.fsgid = (uint32_t)co_sys1(SYS_setfsgid, -1);
+		own.saved = 1;
+	}
+	if (program) {
+		if (!same_groups(ids, own.groups, own.ngroups))
+			r = co_sys2(SYS_setgroups, ids->ngroups, (long)ids->groups);
+		if (!r && own.fsgid != ids->gid[3])
+			r = set_fsid(SYS_setfsgid, ids->gid[3]);
+		/* the last: a filesystem uid other than 0 takes the filesystem capabilities with it */
+		if (!r && own.fsuid != ids->uid[3])
+			r = set_fsid(SYS_setfsuid, ids->uid[3]);
+		return (int)r;
+	}
+	/* the filesystem capabilities come back with filesystem uid 0 */
+	r = set_fsid(SYS_setfsuid, own.fsuid);
+	if (!r)
+		r = set_fsid(SYS_setfsgid, own.fsgid);
+	if (!r && !same_groups(ids, own.groups, own.ngroups))
+		r = co_sys2(SYS_setgroups, own.ngroups, (long)own.groups);
+	return (int)r;
+}
+
+const char *co_creds_why(const struct co_ids *ids, long err)
+{
+	static char why[160];
+	if ((err != -EACCES && err != -EPERM) || !ids->valid || ids->uid[3] == own.fsuid)
+		return "";
+	co_fmt(why, sizeof(why), ": opened as its uid %u, which may not (had it opened it before it changed its uid?)",
+	       ids->uid[3]);
+	return why;
+}
+
+void co_creds_plan(const struct co_ids *ids)
 {
 	static uint32_t cur[CO_MAX_GROUPS];
 	uint32_t u[3], g[3];
 	co_memset(&cplan, 0, sizeof(cplan));
-	if (!p->creds)
+	if (!ids->valid)
 		return; /* an image from before they were recorded */
 	co_sys3(SYS_getresuid, (long)&u[0], (long)&u[1], (long)&u[2]);
 	co_sys3(SYS_getresgid, (long)&g[0], (long)&g[1], (long)&g[2]);
-	long n = co_sys2(SYS_getgroups, CO_MAX_GROUPS, (long)cur);
-	cplan.groups = n != (long)p->ngroups || co_memcmp(cur, p->groups, sizeof(cur[0]) * p->ngroups) != 0;
-	cplan.gids = co_memcmp(g, p->gid, sizeof(g)) != 0;
-	cplan.uids = co_memcmp(u, p->uid, sizeof(u)) != 0;
+	cplan.groups = !same_groups(ids, cur, co_sys2(SYS_getgroups, CO_MAX_GROUPS, (long)cur));
+	cplan.gids = co_memcmp(g, ids->gid, sizeof(g)) != 0;
+	cplan.uids = co_memcmp(u, ids->uid, sizeof(u)) != 0;
 	/* setfsgid(-1) changes nothing and tells the current one */
-	cplan.fsgid = (uint32_t)co_sys1(SYS_setfsgid, -1) != p->gid[3] || cplan.gids;
-	cplan.fsuid = (uint32_t)co_sys1(SYS_setfsuid, -1) != p->uid[3] || cplan.uids;
+	cplan.fsgid = (uint32_t)co_sys1(SYS_setfsgid, -1) != ids->gid[3] || cplan.gids;
+	cplan.fsuid = (uint32_t)co_sys1(SYS_setfsuid, -1) != ids->uid[3] || cplan.uids;
 }
 
-int co_creds_set(const struct co_proc *p)
+int co_creds_set(const struct co_ids *ids)
 {
 	long r = 0;
 	if (cplan.groups)
-		r = co_sys2(SYS_setgroups, p->ngroups, (long)p->groups);
+		r = co_sys2(SYS_setgroups, ids->ngroups, (long)ids->groups);
 	if (!r && cplan.gids)
-		r = co_sys3(SYS_setresgid, p->gid[0], p->gid[1], p->gid[2]);
-	if (!r && cplan.fsgid) {
-		co_sys1(SYS_setfsgid, p->gid[3]);
-		r = (uint32_t)co_sys1(SYS_setfsgid, -1) == p->gid[3] ? 0 : -EPERM;
-	}
+		r = co_sys3(SYS_setresgid, ids->gid[0], ids->gid[1], ids->gid[2]);
+	if (!r && cplan.fsgid)
+		r = set_fsid(SYS_setfsgid, ids->gid[3]);
 	if (!r && cplan.uids)
-		r = co_sys3(SYS_setresuid, p->uid[0], p->uid[1], p->uid[2]);
-	if (!r && cplan.fsuid) {
-		co_sys1(SYS_setfsuid, p->uid[3]);
-		r = (uint32_t)co_sys1(SYS_setfsuid, -1) == p->uid[3] ? 0 : -EPERM;
-	}
+		r = co_sys3(SYS_setresuid, ids->uid[0], ids->uid[1], ids->uid[2]);
+	if (!r && cplan.fsuid)
+		r = set_fsid(SYS_setfsuid, ids->uid[3]);
 	return (int)r;
 }
 
-void co_creds_dumpable(const struct co_proc *p)
+void co_creds_dumpable(const struct co_ids *ids)
 {
 	/* 2 (suid_dumpable) cannot be asked for: a change of uid has set it to that already */
-	if (p->creds && (p->dumpable == 0 || p->dumpable == 1) && co_prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != p->dumpable)
-		co_prctl(PR_SET_DUMPABLE, p->dumpable, 0, 0, 0);
+	if (ids->valid && (ids->dumpable == 0 || ids->dumpable == 1) &&
+	    co_prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != ids->dumpable)
+		co_prctl(PR_SET_DUMPABLE, ids->dumpable, 0, 0, 0);
 }
 #endif

@@ -145,7 +145,7 @@ extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *),
  * permitted capabilities, as the kernel kept them.
  */
 static int restorer_unprivileged;
-static const struct co_proc *proc_rec;
+static const struct co_ids *ids_rec;
 static int creds_done, creds_err;	/* threads that have set their ids; the first failure (-errno) */
 
 static void drop_restore_caps(void)
@@ -166,7 +166,7 @@ static void drop_restore_caps(void)
 static __attribute__((noreturn)) void become(struct co_thread *t, int main_thread)
 {
 	if (!main_thread) {
-		int r = co_creds_set(proc_rec);
+		int r = co_creds_set(ids_rec);
 		if (r)
 			__atomic_compare_exchange_n(&creds_err, &(int){ 0 }, r, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 		__atomic_add_fetch(&creds_done, 1, __ATOMIC_ACQ_REL);
@@ -200,8 +200,8 @@ int co_threads_restore(struct co_rstctx *rc)
 	struct co_thread *leader = 0;
 	int made = 0;
 	restorer_unprivileged = co_sys0(SYS_geteuid) != 0;
-	proc_rec = rc->proc;
-	co_creds_plan(rc->proc); /* the ids every thread made here starts with are ours */
+	ids_rec = &rc->ids;
+	co_creds_plan(&rc->ids); /* the ids every thread made here starts with are ours */
 	/* each new thread borrows a small stack in the restorer's area until it jumps */
 	const size_t stack = 16384;
 	for (int i = 0; i < rc->nthreads; i++) {
@@ -245,14 +245,14 @@ int co_threads_restore(struct co_rstctx *rc)
 	}
 	int cr = __atomic_load_n(&creds_err, __ATOMIC_ACQUIRE);
 	if (!cr)
-		cr = co_creds_set(rc->proc);
+		cr = co_creds_set(&rc->ids);
 	if (cr)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot take its ids back (uid %u/%u/%u/%u, gid %u/%u/%u/%u, "
-			      "%u groups): errno %d", rc->proc->pid, rc->proc->uid[0], rc->proc->uid[1], rc->proc->uid[2],
-			      rc->proc->uid[3], rc->proc->gid[0], rc->proc->gid[1], rc->proc->gid[2], rc->proc->gid[3],
-			      rc->proc->ngroups, -cr);
+			      "%u groups): errno %d", rc->proc->pid, rc->ids.uid[0], rc->ids.uid[1], rc->ids.uid[2],
+			      rc->ids.uid[3], rc->ids.gid[0], rc->ids.gid[1], rc->ids.gid[2], rc->ids.gid[3],
+			      rc->ids.ngroups, -cr);
 	/* every change of uid cleared it: the program's, once no thread changes its ids any more */
-	co_creds_dumpable(rc->proc);
+	co_creds_dumpable(&rc->ids);
 	for (int i = 0; i < rc->nown_fds; i++)
 		co_close(rc->own_fds[i]);
 	for (uint32_t i = 0; i < rc->proc->npending && i < 2 * CO_MAX_PENDING; i++)
