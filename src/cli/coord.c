@@ -138,6 +138,8 @@ static struct {
 static struct co_progress restore_pr = { .fd = -1 };
 static void progress_tick(void);
 static int restore_progress(void);
+static int restore_failed(void);
+static int restore_broke;	/* restart: a restorer failed (restore_failed) */
 
 /* ---- setup ---- */
 
@@ -2081,6 +2083,8 @@ static int outcome(int init_st)
 	int st = init_st;
 	if (read(G.status_fd, &st, sizeof(st)) != sizeof(st))
 		st = init_st; /* init died before its root process ended (killed, or it failed) */
+	if (restore_broke)
+		st = 70 << 8; /* as init ends when the restore of a process of its own fails */
 	int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (G.killed_gen) {
 		rc = CO_EXIT_CHECKPOINTED;
@@ -2130,10 +2134,15 @@ static int loop(void)
 		nconn = n;
 		for (int i = 0; i < G.nc; i++)
 			p[n++] = (struct pollfd){ G.c[i].kind == C_MEMBER ? G.c[i].pidfd : -1, POLLIN, 0 };
-		if (poll(p, n, restore_progress() || G.merge_pid > 0 || co_park_lingering() ? 100 : -1) < 0) {
+		if (poll(p, n, restore_progress() || G.expect > 0 || G.merge_pid > 0 || co_park_lingering() ? 100 : -1) <
+		    0) {
 			if (errno == EINTR)
 				continue;
 			co_die("poll: %s", strerror(errno));
+		}
+		if (G.expect > 0 && !restore_broke && restore_failed()) {
+			restore_broke = 1; /* what failed has been said: the group ends (outcome) */
+			kill(G.init_pid, SIGKILL);
 		}
 		reap_merge();
 		co_park_settle();
@@ -2403,6 +2412,30 @@ static uint64_t restored_bytes(void)
 	return sum;
 }
 
+/*
+ * restart: a process of the manifest (not one that was a zombie) ended
+ * before it came back: its restorer failed, and said why on our stderr.
+ * One whose parent is init ends the restart through init; any other is
+ * the child of a restored process, which waits for the release and never
+ * reaps it: the restart waited for it for ever.  Its pid, or 0.
+ */
+static const struct co_mproc *restore_procs;
+static int restore_nprocs;
+
+static int restore_failed(void)
+{
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int n = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < n; i++) {
+		if (ps[i].ids.state != 'Z' || ps[i].member >= 0)
+			continue;
+		for (int k = 0; k < restore_nprocs; k++)
+			if (restore_procs[k].pid == ps[i].ids.pid && !(restore_procs[k].flags & CO_MP_ZOMBIE))
+				return ps[i].ids.pid;
+	}
+	return 0;
+}
+
 /* From the loop: while processes are being restored, the line is brought up to date; 1 while it goes on. */
 static int restore_progress(void)
 {
@@ -2466,6 +2499,8 @@ int co_cmd_restart(struct co_run_opts *o)
 	snprintf(G.program, sizeof(G.program), "%s", m.program);
 	G.root_pid = m.root_pid ? m.root_pid : procs[0].pid;
 	G.expect = nlive;
+	restore_procs = procs;
+	restore_nprocs = n;
 	restore_progress_begin(procs, n);
 	G.restored_from = gen;
 	G.restored = m;
