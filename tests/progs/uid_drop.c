@@ -7,8 +7,9 @@
  *            thread and the thread each check every id of their own (the
  *            kernel keeps credentials per thread: a restorer that set them
  *            in one thread only is caught) and the process's dumpable flag
- *            (cleared by the kernel when the uid changed), then the main
- *            thread writes a line to its pipe;
+ *            (cleared by the kernel when the uid changed), reads from
+ *            /dev/urandom, which it opened after the drop on fd 20, then
+ *            the main thread writes a line to its pipe;
  *   child B: forks, setgroups({65534}), setresgid and setresuid to 65534,
  *            then execs this program ("exec-child"), which checks at every
  *            step that it still has exactly those ids (and the dumpable
@@ -71,6 +72,7 @@ static void check_ids(const char *who, const struct ids *want)
 
 static struct ids want_ids;
 static int want_dumpable;
+static int rand_fd = -1; /* child A: a file it reopens by path at a restart (tests/cases/uid.sh forges that path) */
 static atomic_int ticks, stop;
 
 /* A second thread: its own credentials must come back as well as the main thread's. */
@@ -117,6 +119,10 @@ static int work(const char *who, int out)
 		t_ident_check(&id);
 		check_ids(who, &want_ids);
 		check_dumpable(who);
+		if (rand_fd >= 0) {
+			char r[8];
+			t_read_all(rand_fd, r, sizeof(r), -1);
+		}
 		h = t_fnv_u64(h, (uint64_t)i);
 		t_fmt(line, sizeof(line), "%s step %d %s h=%016llx\n", who, i, d, (unsigned long long)h);
 		t_write_all(out, line, strlen(line), -1);
@@ -166,6 +172,10 @@ int main(int argc, char **argv)
 				 { NOBODY, 12345 } };
 		qsort(w.groups, 2, sizeof(gid_t), cmp_gid);
 		check_ids("A after the drop", &w);
+		rand_fd = SYSCHK(open("/dev/urandom", O_RDONLY));
+		SYSCHK(dup2(rand_fd, 20));
+		close(rand_fd);
+		rand_fd = 20;
 		_exit(work("A", pa[1]));
 	}
 	pid_t b = SYSCHK(fork());
