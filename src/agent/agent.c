@@ -85,6 +85,8 @@ extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *),
 /* a coordinator's start that came before we had registered (its cookie, checked once we have) */
 static uint64_t early_start;
 static int writer_pidfd = -1;	/* the snapshot process writing the image (the manager's descriptor) */
+static int img_fd[CO_STREAMS] = { -1, -1 };	/* the image's files, from DUMP (the manager's descriptors) */
+_Static_assert(CO_STREAMS == 2 && CO_STREAMS <= CO_MSG_FDS, "img_fd's initialiser; DUMP carries them all");
 static int self_pidfd = -1;	/* ours, to copy the program's descriptors (mirror_program_fds) */
 
 #define QUIESCE_TIMEOUT_MS 10000
@@ -112,7 +114,7 @@ static int send_fd(int fd, unsigned type, int64_t a, int64_t b, const char *text
 	struct iovec iov;
 	struct msghdr mh;
 	char cbuf[CO_FRAME_CBUF];
-	co_frame(&mh, &iov, &outbox, sizeof(outbox.m) + n, cbuf, passfd);
+	co_frame(&mh, &iov, &outbox, sizeof(outbox.m) + n, cbuf, &passfd, passfd >= 0);
 	long r;
 	do
 		r = co_sys3(SYS_sendmsg, fd, (long)&mh, MSG_NOSIGNAL);
@@ -142,16 +144,21 @@ int co_agent_send(unsigned type, int64_t a, int64_t b)
 	return send_ab(co_agent.sock, type, a, b, 0);
 }
 
-static int recv_msg(int fd, int *tablefd);
+static int recv_msg(int fd, int *fds, int nfds);
 const struct co_msgbuf *co_agent_recv(void)
 {
-	return recv_msg(co_agent.sock, 0) ? 0 : &inbox;
+	return recv_msg(co_agent.sock, 0, 0) ? 0 : &inbox;
 }
 
-/* Receive one message; *tablefd gets an attached descriptor if any. */
-static int recv_msg(int fd, int *tablefd)
+static void close_fd(int fd)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))];
+	co_close(fd);
+}
+
+/* Receive one message; up to nfds attached descriptors go to fds[] (-1 where none), any more are closed. */
+static int recv_msg(int fd, int *fds, int nfds)
+{
+	char cbuf[CO_FRAME_CBUF];
 	struct iovec iov = { &inbox, sizeof(inbox) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
 			     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
@@ -162,15 +169,7 @@ static int recv_msg(int fd, int *tablefd)
 	if (r < (long)sizeof(inbox.m))
 		return -1;
 	inbox.text[inbox.m.textlen < sizeof(inbox.text) ? inbox.m.textlen : sizeof(inbox.text) - 1] = 0;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_type == SCM_RIGHTS) {
-		int got;
-		co_memcpy(&got, CMSG_DATA(c), sizeof(int));
-		if (tablefd)
-			*tablefd = got;
-		else
-			co_close(got);
-	}
+	co_unframe_fds(&mh, fds, nfds, close_fd);
 	return 0;
 }
 
@@ -592,7 +591,7 @@ static int register_with(const char *path, uint64_t restored)
 	if (co_sys6(SYS_sendto, fd, (long)&outbox, sizeof(outbox.m) + tl, MSG_NOSIGNAL, 0, 0) < 0)
 		goto fail;
 	int tfd = -1;
-	if (recv_msg(fd, &tfd) || inbox.m.type != CO_M_WELCOME || tfd < 0)
+	if (recv_msg(fd, &tfd, 1) || inbox.m.type != CO_M_WELCOME || tfd < 0)
 		goto fail;
 	void *tab = (void *)co_mmap(0, sizeof(struct co_table), PROT_READ | PROT_WRITE, MAP_SHARED, tfd, 0);
 	co_close(tfd);
@@ -612,6 +611,54 @@ static int register_with(const char *path, uint64_t restored)
 fail:
 	co_close(fd);
 	return -1;
+}
+
+/*
+ * A process that changed its uid is not dumpable: its /proc files are
+ * root's, and it may not open its own pagemap, which its image and the
+ * tracking of written pages read.  The coordinator opens it for it
+ * (PROCFD, on a connection of its own: the manager's carries the
+ * checkpoint, and a snapshot writer shares that one).  Called by the
+ * manager or a snapshot writer only (co_proc_self_open), in tables of
+ * their own; raw calls, buffers of its own.  A descriptor or -errno.
+ */
+static int proc_from_coordinator(const char *name)
+{
+	int fd = dial(co_agent.sock_path);
+	if (fd < 0)
+		return -EACCES;
+	struct { long sec, usec; } tmo = { 30, 0 };
+	co_sys5(SYS_setsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, (long)&tmo, sizeof(tmo));
+	struct {
+		struct co_msg m;
+		char text[32];
+	} q;
+	co_memset(&q, 0, sizeof(q));
+	q.m.type = CO_M_PROCFD;
+	q.m.textlen = (uint32_t)co_strlcpy(q.text, name, sizeof(q.text));
+	int got = -1, e = EACCES;
+	long r = co_sys6(SYS_sendto, fd, (long)&q, sizeof(q.m) + q.m.textlen, MSG_NOSIGNAL, 0, 0);
+	if (r >= 0) {
+		struct co_msg a;
+		char cbuf[CO_FRAME_CBUF];
+		struct iovec iov = { &a, sizeof(a) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		do
+			r = co_sys3(SYS_recvmsg, fd, (long)&mh, MSG_CMSG_CLOEXEC);
+		while (r == -EINTR);
+		if (r >= (long)sizeof(a)) {
+			co_unframe_fds(&mh, &got, 1, close_fd);
+			if (a.type == CO_M_PROCFILE && a.a > 0)
+				e = (int)a.a;
+			if ((a.type != CO_M_PROCFILE || a.a != 0) && got >= 0) {
+				co_close(got);
+				got = -1;
+			}
+		}
+	}
+	co_close(fd);
+	return got >= 0 ? got : -e;
 }
 
 /* ---- the program's descriptors, seen from the manager's table ---- */
@@ -655,8 +702,11 @@ static int mirror_program_fds(void)
 	self_pidfd = (int)co_sys2(SYS_pidfd_open, co_agent.pid, 0);
 	if (self_pidfd < 0)
 		return co_err(errbuf, sizeof(errbuf), "pid %d: pidfd_open failed (errno %d)", co_agent.pid, -self_pidfd);
-	int *own[8] = { &co_agent.sock, &co_agent.taskfd, &self_pidfd, &writer_pidfd };
-	int nown = 4 + co_dirty_fd_refs(own + 4);
+	int *own[8 + CO_STREAMS] = { &co_agent.sock, &co_agent.taskfd, &self_pidfd, &writer_pidfd };
+	int nown = 4;
+	for (int k = 0; k < CO_STREAMS; k++)
+		own[nown++] = &img_fd[k];
+	nown += co_dirty_fd_refs(own + nown);
 	for (int k = 0; k < nown; k++) {
 		if (*own[k] < 0 || !is_prog_fd(*own[k]))
 			continue;
@@ -694,6 +744,16 @@ static int mirror_program_fds(void)
 		}
 	}
 	return 0;
+}
+
+/* The image's files go from the manager's table (a snapshot writer has its own copies). */
+static void close_image_fds(void)
+{
+	for (int k = 0; k < CO_STREAMS; k++) {
+		if (img_fd[k] >= 0)
+			co_close(img_fd[k]);
+		img_fd[k] = -1;
+	}
 }
 
 /* The manager's copies of the program's descriptors go (a snapshot process keeps its own). */
@@ -745,7 +805,7 @@ static void snapshot_fork(void *arg)
 		co_dump_from_snapshot();
 		if (snap.pp0 >= 0)
 			co_close(snap.pp0);
-		int r = co_dump_write(snap.dir, snap.bytes, snap.wait_writer ? snapshot_ready : 0);
+		int r = co_dump_write(img_fd, snap.dir, snap.bytes, snap.wait_writer ? snapshot_ready : 0);
 		if (r)
 			send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
 		else
@@ -855,7 +915,7 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	if (child < 0) {
 		if (pp[0] >= 0)
 			co_close(pp[0]);
-		return co_dump_write(dir, bytes, 0) ? IMG_FAILED : IMG_WRITTEN;
+		return co_dump_write(img_fd, dir, bytes, 0) ? IMG_FAILED : IMG_WRITTEN;
 	}
 	writer_pidfd = snap.pidfd;
 	if (!wait_writer)
@@ -878,7 +938,7 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
  * us may have died without a word (after its DONE, the coordinator no
  * longer reads this).
  */
-static int next_msg(void)
+static int next_msg(int *fds, int nfds)
 {
 	while (writer_pidfd >= 0) {
 		struct { int fd; short ev, rev; } p[2] = { { co_agent.sock, POLLIN, 0 }, { writer_pidfd, POLLIN, 0 } };
@@ -896,7 +956,7 @@ static int next_msg(void)
 		if (p[0].rev)
 			break;
 	}
-	return recv_msg(co_agent.sock, 0);
+	return recv_msg(co_agent.sock, fds, nfds);
 }
 
 static void after_restart(void)
@@ -908,6 +968,8 @@ static void after_restart(void)
 	co_agent.taskfd = -1;
 	writer_pidfd = -1;
 	self_pidfd = -1;
+	for (int k = 0; k < CO_STREAMS; k++)
+		img_fd[k] = -1;
 	nprog_fd = 0;
 	co_dirty_forget(0); /* neither its descriptor nor its record came back */
 	co_agent.table = 0; /* the old mapping was not part of the image */
@@ -955,8 +1017,19 @@ static void session(void)
 	if (co_agent.sock < 0 || send_ab(co_agent.sock, CO_M_ATTACH, co_agent.pid, 0, 0))
 		return;
 	for (;;) {
-		int tfd = -1;
-		if (writer_pidfd < 0 ? recv_msg(co_agent.sock, &tfd) : next_msg()) {
+		int rfd[CO_MSG_FDS] = { -1, -1, -1, -1 };
+		_Static_assert(CO_MSG_FDS == 4, "rfd's initialiser");
+		int r = writer_pidfd < 0 ? recv_msg(co_agent.sock, rfd, CO_MSG_FDS) : next_msg(rfd, CO_MSG_FDS);
+		int tfd = rfd[0];
+		/* what a message carries is for its own case below; anything else goes */
+		for (int k = inbox.m.type == CO_M_DUMP ? CO_STREAMS : 1; k < CO_MSG_FDS; k++)
+			if (rfd[k] >= 0)
+				co_close(rfd[k]);
+		if (inbox.m.type != CO_M_PREPARE && inbox.m.type != CO_M_DUMP && tfd >= 0) {
+			co_close(tfd);
+			tfd = -1;
+		}
+		if (r) {
 			/* coordinator gone: never leave threads parked */
 			if (co_agent.nthreads)
 				release_threads();
@@ -1007,11 +1080,23 @@ static void session(void)
 			co_strlcpy(dir, inbox.text, sizeof(dir));
 			uint64_t bytes = 0;
 			set_state(CO_P_DUMPING);
-			int r = take_image(dir, &bytes, !(inbox.m.flags & CO_CKPT_STOP));
+			/* the image's files, made by the coordinator: a process may not create files in its directory */
+			int missing = 0;
+			for (int k = 0; k < CO_STREAMS; k++) {
+				img_fd[k] = rfd[k];
+				missing |= rfd[k] < 0;
+			}
+			int r = IMG_FAILED;
+			if (missing)
+				co_fmt(errbuf, sizeof(errbuf), "pid %d: the coordinator sent DUMP without the image's files",
+				       co_agent.pid);
+			else
+				r = take_image(dir, &bytes, !(inbox.m.flags & CO_CKPT_STOP));
 			if (r == IMG_RESTARTED) {
 				after_restart();
 				break;
 			}
+			close_image_fds(); /* a snapshot writer has its own */
 			unmirror_program_fds();
 			if (r == IMG_FAILED)
 				send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
@@ -1058,6 +1143,8 @@ static void manager_main(void *arg)
 		co_agent.sock = -1;
 		co_agent.taskfd = -1;
 		writer_pidfd = -1;
+		for (int k = 0; k < CO_STREAMS; k++)
+			img_fd[k] = -1;
 		co_dirty_drop_fds();
 		int s = MGR_BUSY;
 		if (__atomic_compare_exchange_n(&mgr_state, &s, MGR_IDLE, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -1169,6 +1256,8 @@ void co_agent_forked(void)
 	mgr_tid = 0;
 	writer_pidfd = -1;
 	self_pidfd = -1;
+	for (int k = 0; k < CO_STREAMS; k++)
+		img_fd[k] = -1;
 	nprog_fd = 0;
 	early_start = 0;
 	if (!co_agent.active)
@@ -1203,6 +1292,7 @@ void co_agent_fork_unlock(void)
 
 __attribute__((constructor(101))) static void agent_init(void)
 {
+	co_proc_self_fallback = proc_from_coordinator;
 	co_wrap_init();
 	agent_setup();
 	pthread_atfork(co_agent_fork_lock, co_agent_fork_unlock, co_agent_forked);

@@ -75,18 +75,18 @@ extern __thread unsigned co_tls_epoch __attribute__((tls_model("initial-exec")))
 int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
 
 /*
- * dump.c: write this process's image into dir; 0 ok, -1 with err filled.
- * snapshot_done (may be NULL) is called once the process may run again.
- * co_dump_process is co_dump_begin (look at descriptors and the memory
- * map) then co_dump_write (write the image); a snapshot forks between them.
+ * dump.c: this process's image: co_dump_begin (look at descriptors and
+ * the memory map), then co_dump_write (write the image through fds, its
+ * files in dir, one per stream, which the coordinator made); a snapshot
+ * forks between them.  0 ok, -1 with err filled.  snapshot_done (may be
+ * NULL) is called once the process may run again.
  */
-int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, void (*snapshot_done)(void));
 int co_dump_begin(char *err, size_t errlen);
 /* After co_dump_begin: must the program stay parked until the writer has written its descriptors? */
 int co_dump_needs_pause(void);
 /* In the snapshot child, before co_dump_write: what it has written it may drop (mem.c). */
 void co_dump_from_snapshot(void);
-int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void));
+int co_dump_write(const int *fds, const char *dir, uint64_t *bytes, void (*snapshot_done)(void));
 /* Just before and right after the snapshot fork: the program's fork flags (co_mem_fork_begin). */
 void co_dump_fork_begin(void);
 void co_dump_fork_end(void);

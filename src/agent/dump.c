@@ -69,8 +69,16 @@ int co_dump_begin(char *err, size_t errlen)
 	return co_timers_collect(&dc) || co_files_collect(&dc) || co_mem_collect(&dc) ? -1 : 0;
 }
 
-/* Write the image begun by co_dump_begin; snapshot_done is called once the running program may go on. */
-int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
+/*
+ * Write the image begun by co_dump_begin through fds[k], stream k's file
+ * (proc-PID.img, then its page streams), which the coordinator made in the
+ * generation's directory dir and sent with DUMP: a process that changed
+ * its uid may not create files there.  dir only names them in messages.
+ * snapshot_done is called once the running program may go on.  The files
+ * are closed here; after a failure the coordinator removes them with the
+ * generation.
+ */
+int co_dump_write(const int *fds, const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
 {
 	char path[CO_PATH + 64], path1[CO_PATH + 64];
 	char *err = dc.err;
@@ -78,14 +86,7 @@ int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
 	dc.snapshot_done = snapshot_done;
 	co_fmt(path, sizeof(path), "%s/proc-%d.img", dir, dc.pid);
 	co_stream_path(path1, sizeof(path1), path, 1);
-	int fd = (int)co_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int fd1 = fd < 0 ? fd : (int)co_open(path1, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || fd1 < 0) {
-		if (fd >= 0)
-			co_close(fd);
-		return co_err(err, errlen, "pid %d: cannot create %s (errno %d)", dc.pid, fd < 0 ? path : path1,
-			      fd < 0 ? -fd : -fd1);
-	}
+	int fd = fds[0], fd1 = fds[1];
 	dc.skip_fd[dc.nskip_fd++] = fd;
 	dc.skip_fd[dc.nskip_fd++] = fd1;
 	co_w_init(&writer, fd, wbuf, sizeof(wbuf));
@@ -113,11 +114,8 @@ int co_dump_write(const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
 	}
 	co_close(fd);
 	co_close(fd1);
-	if (r) {
-		co_unlink(path);
-		co_unlink(path1);
+	if (r)
 		return -1;
-	}
 	*bytes = writer.off + writer1.off;
 	co_dirty_image_done(co_agent.generation);
 	return 0;
@@ -141,9 +139,4 @@ void co_dump_fork_end(void)
 int co_dump_needs_pause(void)
 {
 	return dc.needs_pause;
-}
-
-int co_dump_process(const char *dir, uint64_t *bytes, char *err, size_t errlen, void (*snapshot_done)(void))
-{
-	return co_dump_begin(err, errlen) || co_dump_write(dir, bytes, snapshot_done);
 }

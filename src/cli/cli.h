@@ -38,6 +38,9 @@ const char *co_json_esc(const char *s, char *out, size_t n);
 
 /* ctl.c: the control socket's framing */
 int co_send(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const char *text, int passfd);
+/* co_send with nfds (at most CO_MSG_FDS) descriptors attached */
+int co_send_fds(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const char *text, const int *fds,
+		int nfds);
 int co_recv(int fd, struct co_msgbuf *mb, int *passfd);
 int co_connect_group(const char *name); /* -1 when no such group runs */
 

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/kcmp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -48,6 +49,7 @@
 #include "dirty.h"
 #include "procfs.h"
 #include "progress.h"
+#include "res.h"
 #include "sys.h"
 #include "util.h"
 
@@ -55,6 +57,9 @@
 #define QUIESCE_TIMEOUT_MS 30000
 #define DUMP_TIMEOUT_MS 600000
 #define DEFAULT_SIG 62
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
 
 enum { C_NEW = 0, C_MEMBER, C_CLIENT };
 
@@ -78,6 +83,7 @@ struct conn {
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
 	int armed;		/* ARMED: its memory is to be pre-copied (by the pre-copy child) */
+	int foreign;		/* a process of the group whose uid is not ours: members' messages only */
 };
 
 struct group {
@@ -133,22 +139,40 @@ static struct {
 static struct co_progress restore_pr = { .fd = -1 };
 static void progress_tick(void);
 static int restore_progress(void);
+static int restore_failed(void);
+static int restore_broke;	/* restart: a restorer failed (restore_failed) */
 
 /* ---- setup ---- */
+
+/*
+ * The run directories, and the control socket in them, are ours alone
+ * (0700), except as root: a process of the group may change its uid (a
+ * server dropping root), and must still reach the socket to register and
+ * to take part in checkpoints.  Then anyone may pass through them (0711:
+ * not list them) and connect to the socket, and accept_conn() turns away
+ * whoever is not ours: any other uid outside the group's pid namespace.
+ */
+static mode_t rundir_mode(void)
+{
+	return geteuid() == 0 ? 0711 : 0700;
+}
 
 static void make_rundir(void)
 {
 	const char *root = co_run_root();
-	if (mkdir(root, 0700) < 0 && errno != EEXIST)
+	mode_t mode = rundir_mode();
+	if (mkdir(root, mode) < 0 && errno != EEXIST)
 		co_die("cannot create run directory %s: %s", root, strerror(errno));
 	struct stat st;
 	if (stat(root, &st) < 0 || st.st_uid != geteuid())
 		co_die("run directory %s must be owned by you", root);
-	if ((st.st_mode & 077) && chmod(root, 0700) < 0)
-		co_die("run directory %s must be private (0700): %s", root, strerror(errno));
+	if ((st.st_mode & 0777) != mode && chmod(root, mode) < 0)
+		co_die("run directory %s must be private (%04o): %s", root, (unsigned)mode, strerror(errno));
 	snprintf(G.rundir, sizeof(G.rundir), "%s/%s", root, G.name);
-	if (mkdir(G.rundir, 0700) < 0 && errno != EEXIST)
+	if (mkdir(G.rundir, mode) < 0 && errno != EEXIST)
 		co_die("cannot create %s: %s", G.rundir, strerror(errno));
+	if (stat(G.rundir, &st) < 0 || st.st_uid != geteuid() || ((st.st_mode & 0777) != mode && chmod(G.rundir, mode) < 0))
+		co_die("%s must be yours and private (%04o)", G.rundir, (unsigned)mode);
 	int fd = co_connect_group(G.name);
 	if (fd >= 0)
 		co_die("a group named '%s' is already running", G.name);
@@ -162,7 +186,7 @@ static void make_socket(void)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", G.sock);
 	G.lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	mode_t old = umask(077);
+	mode_t old = umask(rundir_mode() == 0700 ? 077 : 0111); /* see rundir_mode() */
 	if (G.lfd < 0 || bind(G.lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(G.lfd, 128) < 0)
 		co_die("cannot listen on %s: %s", G.sock, strerror(errno));
 	umask(old);
@@ -387,6 +411,51 @@ static int free_slot(void)
 	return -1;
 }
 
+static uint64_t group_ns;	/* inode of the group's pid namespace */
+
+/* The inode of the group's pid namespace (init's), or 0 when it cannot be told. */
+static uint64_t group_ns_ino(void)
+{
+	if (!group_ns && G.init_pid > 0) {
+		char p[64];
+		struct stat st;
+		snprintf(p, sizeof(p), "/proc/%d/ns/pid", G.init_pid);
+		if (stat(p, &st) == 0)
+			group_ns = st.st_ino;
+	}
+	return group_ns;
+}
+
+/*
+ * The peer of connection fd, pid as SO_PEERCRED gave it, is a process of
+ * the group: its pid namespace is the group's.  The kernel's pidfd of the
+ * peer (SO_PEERPIDFD, made when it connected) still names a live process
+ * after the look at /proc/PID, so the pid was not taken meanwhile by a
+ * process of the group.  Without SO_PEERPIDFD (before Linux 6.5): no.
+ */
+static int peer_in_group(int fd, pid_t pid)
+{
+	int pidfd = -1;
+	socklen_t l = sizeof(pidfd);
+	uint64_t ns = group_ns_ino();
+	if (pid <= 0 || !ns || getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) < 0)
+		return 0;
+	char p[64];
+	struct stat st;
+	snprintf(p, sizeof(p), "/proc/%d/ns/pid", (int)pid);
+	int in = stat(p, &st) == 0 && st.st_ino == ns && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+	close(pidfd);
+	return in;
+}
+
+/*
+ * A new connection.  Ours: the CLI (status, checkpoint, kill), and the
+ * group's processes.  A process of the group may have changed its uid
+ * (a server that drops root): one of another uid is taken when it is in
+ * the group's pid namespace, and may only speak as a member (REGISTER,
+ * ATTACH, PROCFD), never make requests (foreign).  Anyone else of
+ * another uid is hung up on before a word is read.
+ */
 static void accept_conn(void)
 {
 	for (;;) {
@@ -395,8 +464,8 @@ static void accept_conn(void)
 			return;
 		struct ucred cr;
 		socklen_t l = sizeof(cr);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || cr.uid != geteuid() ||
-		    G.nc == MAX_CONNS) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || G.nc == MAX_CONNS ||
+		    (cr.uid != geteuid() && !peer_in_group(fd, cr.pid))) {
 			close(fd);
 			continue;
 		}
@@ -407,7 +476,55 @@ static void accept_conn(void)
 		c->pidfd = -1;
 		c->uffd = -1;
 		c->host_pid = cr.pid;
+		c->foreign = cr.uid != geteuid();
 	}
+}
+
+/*
+ * PROCFD on connection i: a process of the group asks for a file of its
+ * own /proc/PID that it may not open: one that changed its uid is not
+ * dumpable, and its /proc files are root's (its pagemap, which its image
+ * and the tracking of written pages read).  Opened here for the peer the
+ * kernel names (alive after the open: the pid was its own), with
+ * CAP_SYS_ADMIN out of effect for the moment, so that the page frame
+ * numbers stay hidden as in the process's own.  Answered (PROCFILE) and
+ * hung up.
+ */
+static void on_procfd(int i)
+{
+	struct conn *c = &G.c[i];
+	int e = EPERM, f = -1, pidfd = -1;
+	socklen_t l = sizeof(pidfd);
+	if (!strcmp(in.text, "pagemap") && peer_in_group(c->fd, c->host_pid) &&
+	    getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) == 0) {
+		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+		struct __user_cap_data_struct have[2], less[2];
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", c->host_pid);
+		if (syscall(SYS_capget, &h, have) == 0) {
+			memcpy(less, have, sizeof(less));
+			less[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+			/* capset on ourselves is this thread's alone: the scheduler thread never opens files */
+			if (syscall(SYS_capset, &h, less) == 0) {
+				f = open(path, O_RDONLY | O_CLOEXEC);
+				e = f < 0 ? errno : 0;
+				syscall(SYS_capset, &h, have);
+			}
+		}
+		if (f >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
+			close(f); /* it ended, and the pid may be another's now */
+			f = -1;
+			e = ESRCH;
+		}
+		close(pidfd);
+	}
+	if (getenv("COHORT_DEBUG"))
+		co_warn("host pid %d may not open its /proc/PID/%.32s: %s", c->host_pid, in.text,
+			f >= 0 ? "opened for it" : strerror(e));
+	co_send(c->fd, CO_M_PROCFILE, 0, f >= 0 ? 0 : e, 0, NULL, f);
+	if (f >= 0)
+		close(f);
+	drop(i);
 }
 
 /* Restart: every process is back; a job-control shell gets its terminal back before it runs. */
@@ -553,11 +670,13 @@ static void on_attach(int i)
 		drop(i);
 		return;
 	}
+	int foreign = G.c[i].foreign;
 	G.c[i] = G.c[--G.nc]; /* the connection is the member's now, not one of its own */
 	if (m == G.nc)
 		m = i;
 	struct conn *c = &G.c[m];
 	c->fd = fd;
+	c->foreign = foreign; /* its uid now: a member may have changed it since it registered */
 	c->prepare_ns = co_now_ns(CLOCK_MONOTONIC);
 	if (co_send(fd, CO_M_PREPARE, c->prep_flags, (int64_t)G.ck_gen, (int64_t)G.ck_parent, NULL, c->uffd) < 0)
 		hang_up(c);
@@ -703,8 +822,6 @@ struct nsproc {
 	int member;		/* index in G.c, or -1 */
 };
 
-static uint64_t group_ns;	/* inode of the group's pid namespace */
-
 /*
  * The member connection of process host; with part_only, the one that took
  * part in this checkpoint (one that exec'd after the release has registered
@@ -725,12 +842,8 @@ static int scan_group(struct nsproc *out, int max)
 {
 	struct stat st;
 	char p[64];
-	if (!group_ns) {
-		snprintf(p, sizeof(p), "/proc/%d/ns/pid", G.init_pid);
-		if (stat(p, &st) < 0)
-			return -1;
-		group_ns = st.st_ino;
-	}
+	if (!group_ns_ino())
+		return -1;
 	DIR *d = opendir("/proc");
 	int n = 0;
 	for (struct dirent *e; d && (e = readdir(d)) && n < max;) {
@@ -870,6 +983,15 @@ static void pump(int timeout_ms, uint64_t gen)
 		if (peek.type == CO_M_ATTACH) {
 			co_recv(G.c[i].fd, &in, NULL);
 			on_attach(i);
+			continue;
+		}
+		if (peek.type == CO_M_PROCFD) {
+			co_recv(G.c[i].fd, &in, NULL);
+			on_procfd(i);
+			continue;
+		}
+		if (peek.type != CO_M_REGISTER && G.c[i].foreign) {
+			drop(i); /* a request: not from another uid */
 			continue;
 		}
 		if (peek.type != CO_M_REGISTER) {
@@ -1384,6 +1506,72 @@ static uint8_t *mark_stdio_files(const struct conn *c)
 }
 
 /*
+ * The ids of each member (by table slot), read while it is parked for the
+ * checkpoint: the manifest records them (struct co_mproc), and its
+ * restorer gives it back these, not what the process wrote in its image.
+ */
+static struct co_mproc seen_creds[CO_TABLE_SLOTS];
+
+/* 0, or -1 (err filled) for a process of another uid whose ids cannot all be recorded. */
+static int record_creds(const struct conn *c, char *err, size_t errlen)
+{
+	static char buf[16384];
+	char path[64];
+	struct co_mproc *s = &seen_creds[c->slot];
+	memset(s, 0, sizeof(*s));
+	snprintf(path, sizeof(path), "/proc/%d/status", c->host_pid);
+	int n = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_creds(buf, s->uid, s->gid, s->groups, CO_MPROC_GROUPS)
+							  : -EINVAL;
+	if (n >= 0) {
+		s->creds = 1;
+		s->ngroups = (uint32_t)n;
+		return 0;
+	}
+	/* ours (or root's): what its image says grants it nothing it could not take itself */
+	uid_t me = geteuid();
+	if (n == -E2BIG && !c->foreign && s->uid[0] == me && s->uid[1] == me && s->uid[2] == me && s->uid[3] == me) {
+		memset(s, 0, sizeof(*s));
+		return 0;
+	}
+	if (n == -E2BIG)
+		snprintf(err, errlen, "pid %d runs as uid %u with more than %d supplementary groups, which cohort cannot record",
+			 c->pid, s->uid[1], CO_MPROC_GROUPS);
+	else
+		snprintf(err, errlen, "pid %d: cannot read its ids from %s", c->pid, path);
+	return -1;
+}
+
+/*
+ * DUMP to member c, with its image's files attached, one per stream
+ * (proc-PID.img, then its page streams, co_stream_path), made here in the
+ * generation's directory tmp: the directory is ours alone, and a member
+ * that changed its uid could not create files there.  Every member writes
+ * through the files it is sent.  -1 (err filled) when one cannot be made.
+ */
+static int send_dump(struct conn *c, const char *tmp, unsigned flags, char *err, size_t errlen)
+{
+	char img[PATH_MAX], path[PATH_MAX];
+	int fds[CO_STREAMS], n, r = 0;
+	_Static_assert(CO_STREAMS <= CO_MSG_FDS, "DUMP carries every stream's file");
+	snprintf(img, sizeof(img), "%s/proc-%d.img", tmp, c->pid);
+	for (n = 0; n < CO_STREAMS; n++) {
+		co_stream_path(path, sizeof(path), img, n);
+		fds[n] = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fds[n] < 0) {
+			snprintf(err, errlen, "pid %d: cannot create its image %s: %s", c->pid, path, strerror(errno));
+			r = -1;
+			break;
+		}
+	}
+	/* one that cannot be sent to has hung up: the barrier finds out */
+	if (!r)
+		co_send_fds(c->fd, CO_M_DUMP, flags, 0, 0, tmp, fds, CO_STREAMS);
+	for (int k = 0; k < n; k++)
+		close(fds[k]);
+	return r;
+}
+
+/*
  * A generation is committed only with every live process's image whole:
  * its writer said DONE with a size, and the file is there with at least
  * that much in it.  (An image of 0 bytes was once committed, and could
@@ -1586,9 +1774,13 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		/* a pre-copy or a parent leave only what was written since: how much is not known */
 		progress_phase("writing images", PC_FILES, precopy || parent ? 0 : members_memory(0));
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
-		broadcast_flags(CO_M_DUMP, flags & CO_CKPT_STOP, 0, 0, tmp);
+		for (int i = 0; i < G.nc && !bad; i++)
+			if (G.c[i].kind == C_MEMBER && G.c[i].part)
+				bad = record_creds(&G.c[i], err, sizeof(err)) ||
+				      send_dump(&G.c[i], tmp, flags & CO_CKPT_STOP, err, sizeof(err));
 		/* every member has a snapshot (or its whole image): the group may run again */
-		bad = barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
+		if (!bad)
+			bad = barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
 		if (!bad && sbad) {
 			snprintf(err, sizeof(err), "%s", serr);
 			bad = 1;
@@ -1652,6 +1844,12 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				}
 				mp->bytes = G.c[ci].bytes;
 				snprintf(mp->image, sizeof(mp->image), "proc-%d.img", G.c[ci].pid);
+				const struct co_mproc *ids = &seen_creds[G.c[ci].slot];
+				mp->creds = ids->creds;
+				mp->ngroups = ids->ngroups;
+				memcpy(mp->uid, ids->uid, sizeof(mp->uid));
+				memcpy(mp->gid, ids->gid, sizeof(mp->gid));
+				memcpy(mp->groups, ids->groups, sizeof(mp->groups));
 				if (!image_written(tmp, mp, err, sizeof(err))) {
 					bad = 1;
 					break;
@@ -1713,17 +1911,26 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	uint64_t t_done = co_now_ns(CLOCK_MONOTONIC);
 	if (kill_it) {
 		/*
-		 * The group ends parked: its sessions stay open until every process
-		 * is gone (a manager that is hung up on releases its threads, and a
-		 * program let go between the snapshot and its end would write what
-		 * its restart writes again).  The kernel closes them as they die.
+		 * The group ends parked: every process is killed at once, and its
+		 * session stays open until it is gone (below).
 		 */
 		static struct nsproc ps[CO_TABLE_SLOTS * 2];
 		int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
 		for (int i = 0; i < nps; i++)
 			kill(ps[i].host, SIGKILL);
 		kill(G.init_pid, SIGKILL);
-		G.ck_gen = G.ck_parent = 0;
+		/*
+		 * Init's end takes every process of its namespace with it, and
+		 * only once they are all gone does its pidfd say it has ended.
+		 * Only then are the members hung up on: a manager whose
+		 * connection closes lets its threads go, and a program that ran
+		 * on for that instant wrote what its restart writes again (a
+		 * line printed twice).
+		 */
+		struct pollfd gone = { G.init_pidfd, POLLIN, 0 };
+		while (poll(&gone, 1, 10000) < 0 && errno == EINTR)
+			;
+		end_sessions();
 		t_release = t_done;
 		G.killed_gen = gen;
 		co_gen_dir(gdir, gen, G.killed_dir, sizeof(G.killed_dir));
@@ -1968,6 +2175,8 @@ static int outcome(int init_st)
 	int st = init_st;
 	if (read(G.status_fd, &st, sizeof(st)) != sizeof(st))
 		st = init_st; /* init died before its root process ended (killed, or it failed) */
+	if (restore_broke)
+		st = 70 << 8; /* as init ends when the restore of a process of its own fails */
 	int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (G.killed_gen) {
 		rc = CO_EXIT_CHECKPOINTED;
@@ -2017,10 +2226,15 @@ static int loop(void)
 		nconn = n;
 		for (int i = 0; i < G.nc; i++)
 			p[n++] = (struct pollfd){ G.c[i].kind == C_MEMBER ? G.c[i].pidfd : -1, POLLIN, 0 };
-		if (poll(p, n, restore_progress() || G.merge_pid > 0 || co_park_lingering() ? 100 : -1) < 0) {
+		if (poll(p, n, restore_progress() || G.expect > 0 || G.merge_pid > 0 || co_park_lingering() ? 100 : -1) <
+		    0) {
 			if (errno == EINTR)
 				continue;
 			co_die("poll: %s", strerror(errno));
+		}
+		if (G.expect > 0 && !restore_broke && restore_failed()) {
+			restore_broke = 1; /* what failed has been said: the group ends (outcome) */
+			kill(G.init_pid, SIGKILL);
 		}
 		reap_merge();
 		co_park_settle();
@@ -2064,12 +2278,20 @@ static int loop(void)
 				drop(i);
 				continue;
 			}
+			if (G.c[i].foreign && in.m.type != CO_M_REGISTER && in.m.type != CO_M_ATTACH &&
+			    in.m.type != CO_M_PROCFD) {
+				drop(i); /* requests are not taken from another uid (accept_conn) */
+				continue;
+			}
 			switch (in.m.type) {
 			case CO_M_REGISTER:
 				on_register(i);
 				break;
 			case CO_M_ATTACH:
 				on_attach(i); /* late: no checkpoint is being taken */
+				break;
+			case CO_M_PROCFD:
+				on_procfd(i);
 				break;
 			case CO_M_CKPT_REQ:
 				G.c[i].kind = C_CLIENT;
@@ -2286,6 +2508,30 @@ static uint64_t restored_bytes(void)
 	return sum;
 }
 
+/*
+ * restart: a process of the manifest (not one that was a zombie) ended
+ * before it came back: its restorer failed, and said why on our stderr.
+ * One whose parent is init ends the restart through init; any other is
+ * the child of a restored process, which waits for the release and never
+ * reaps it: the restart waited for it for ever.  Its pid, or 0.
+ */
+static const struct co_mproc *restore_procs;
+static int restore_nprocs;
+
+static int restore_failed(void)
+{
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int n = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < n; i++) {
+		if (ps[i].ids.state != 'Z' || ps[i].member >= 0)
+			continue;
+		for (int k = 0; k < restore_nprocs; k++)
+			if (restore_procs[k].pid == ps[i].ids.pid && !(restore_procs[k].flags & CO_MP_ZOMBIE))
+				return ps[i].ids.pid;
+	}
+	return 0;
+}
+
 /* From the loop: while processes are being restored, the line is brought up to date; 1 while it goes on. */
 static int restore_progress(void)
 {
@@ -2349,6 +2595,8 @@ int co_cmd_restart(struct co_run_opts *o)
 	snprintf(G.program, sizeof(G.program), "%s", m.program);
 	G.root_pid = m.root_pid ? m.root_pid : procs[0].pid;
 	G.expect = nlive;
+	restore_procs = procs;
+	restore_nprocs = n;
 	restore_progress_begin(procs, n);
 	G.restored_from = gen;
 	G.restored = m;

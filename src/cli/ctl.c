@@ -4,7 +4,7 @@
  * agent speaks the same protocol with its own async-signal-safe code.
  *
  * The socket is SOCK_SEQPACKET, so a message arrives whole: a struct co_msg
- * and its text, with at most one descriptor attached.
+ * and its text, with at most CO_MSG_FDS descriptors attached.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +16,12 @@
 #include "cli.h"
 
 int co_send(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const char *text, int passfd)
+{
+	return co_send_fds(fd, type, flags, a, b, text, &passfd, passfd >= 0 ? 1 : 0);
+}
+
+int co_send_fds(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const char *text, const int *fds,
+		int nfds)
 {
 	static struct co_msgbuf mb;
 	memset(&mb.m, 0, sizeof(mb.m));
@@ -31,7 +37,7 @@ int co_send(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const c
 	struct iovec iov;
 	struct msghdr mh;
 	char cbuf[CO_FRAME_CBUF];
-	co_frame(&mh, &iov, &mb, sizeof(mb.m) + n, cbuf, passfd);
+	co_frame(&mh, &iov, &mb, sizeof(mb.m) + n, cbuf, fds, nfds);
 	ssize_t r;
 	do
 		r = sendmsg(fd, &mh, MSG_NOSIGNAL);
@@ -39,9 +45,14 @@ int co_send(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const c
 	return r < 0 ? -1 : 0;
 }
 
+static void close_fd(int fd)
+{
+	close(fd);
+}
+
 int co_recv(int fd, struct co_msgbuf *mb, int *passfd)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))];
+	char cbuf[CO_FRAME_CBUF];
 	struct iovec iov = { mb, sizeof(*mb) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
@@ -55,15 +66,10 @@ int co_recv(int fd, struct co_msgbuf *mb, int *passfd)
 	if ((size_t)r < sizeof(mb->m) + tl)
 		tl = (size_t)r - sizeof(mb->m);
 	mb->text[tl] = 0;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_type == SCM_RIGHTS) {
-		int got;
-		memcpy(&got, CMSG_DATA(c), sizeof(int));
-		if (passfd)
-			*passfd = got;
-		else
-			close(got);
-	}
+	int got = -1;
+	co_unframe_fds(&mh, &got, passfd ? 1 : 0, close_fd);
+	if (passfd)
+		*passfd = got;
 	return 0;
 }
 

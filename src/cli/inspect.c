@@ -137,10 +137,16 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 				 : u.h.kind == CO_KIND_SHARED ? "shared objects"
 							       : "manifest");
 			break;
-		case CO_R_PROC:
-			snprintf(line, sizeof(line), "pid %d ppid %d threads %u fds %u regions %u exe %s cwd %s", u.p.pid,
-				 u.p.ppid, u.p.nthreads, u.p.nfds, u.p.nvmas, u.p.exe, u.p.cwd);
+		case CO_R_PROC: {
+			char ids[160] = "";
+			if (u.p.creds) /* format 5 */
+				snprintf(ids, sizeof(ids), " uid %u/%u/%u/%u gid %u/%u/%u/%u groups %u%s", u.p.uid[0],
+					 u.p.uid[1], u.p.uid[2], u.p.uid[3], u.p.gid[0], u.p.gid[1], u.p.gid[2], u.p.gid[3],
+					 u.p.ngroups, u.p.dumpable == 0 ? " (not dumpable)" : "");
+			snprintf(line, sizeof(line), "pid %d ppid %d threads %u fds %u regions %u%s exe %s cwd %s", u.p.pid,
+				 u.p.ppid, u.p.nthreads, u.p.nfds, u.p.nvmas, ids, u.p.exe, u.p.cwd);
 			break;
+		}
 		case CO_R_THREAD:
 			threads++;
 			snprintf(line, sizeof(line), "tid %d%s%s rip %lx rsp %lx fs %lx rseq %lx", u.t.tid,

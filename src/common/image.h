@@ -14,8 +14,9 @@
 #include <stdint.h>
 #include "xxh64.h"
 
-#define CO_IMG_VERSION 4
-#define CO_IMG_VERSION_MIN 2 /* oldest version still read: 2 has no compressed files, 2 and 3 no timer records */
+#define CO_IMG_VERSION 5
+/* oldest version still read: 2 has no compressed files, 2 and 3 no timer records, 2 to 4 no credentials */
+#define CO_IMG_VERSION_MIN 2
 #define CO_IMG_VERSION_OK(v) ((v) >= CO_IMG_VERSION_MIN && (v) <= CO_IMG_VERSION)
 #define CO_REC_MAGIC 0x43524f43u /* "CORC" */
 #define CO_IMG_MAGIC "COHORT-IMAGE"
@@ -91,6 +92,7 @@ struct co_siginfo {
 #define CO_NSIG 64
 #define CO_NRLIMIT 16
 #define CO_PATH 1024
+#define CO_MAX_GROUPS 1024 /* supplementary groups recorded (the kernel allows 65536) */
 
 struct co_proc {
 	int32_t pid, ppid, pgid, sid;
@@ -111,6 +113,22 @@ struct co_proc {
 	struct co_siginfo pending[2 * CO_MAX_PENDING];
 	char exe[CO_PATH];
 	char cwd[CO_PATH];
+	/*
+	 * Format 5: the credentials, as the Uid:, Gid: and Groups: lines of
+	 * /proc/PID/status show them (the main thread's), and whether the
+	 * process is dumpable (PR_GET_DUMPABLE: the kernel clears it when the
+	 * uid changes).  Older records are shorter and read with creds 0:
+	 * the restorer leaves the ids as it has them.  The restorer takes the
+	 * manifest's ids rather than these when it has them (struct co_mproc):
+	 * the process wrote this record itself.
+	 */
+	uint32_t creds;			/* 1: recorded */
+	int32_t dumpable;		/* 0, 1 or 2 */
+	uint32_t uid[4];		/* real, effective, saved, filesystem */
+	uint32_t gid[4];
+	uint32_t ngroups;
+	uint32_t pad2;
+	uint32_t groups[CO_MAX_GROUPS];	/* supplementary groups, as the kernel keeps them (sorted) */
 };
 
 enum co_thread_flags { CO_T_MANAGER = 1, CO_T_LEADER = 2 };
@@ -252,12 +270,28 @@ enum co_mproc_flags {
 	CO_MP_COMPRESSED = 4,	/* its image and page streams are stored as IMAGE.zst (zstd) */
 };
 
+#define CO_MPROC_GROUPS 32 /* supplementary groups a manifest records of a process */
+
 struct co_mproc {
 	int32_t pid, ppid, pgid, sid;
 	uint64_t bytes;
 	uint32_t flags;		/* CO_MP_ZOMBIE: exited, not yet waited for */
 	int32_t exit_status;	/* for a zombie: the status wait() returns */
 	char image[64];
+	/*
+	 * Format 5: the credentials the coordinator saw (/proc/PID/status of
+	 * the parked process), which its restorer gives it back.  A process
+	 * writes its own image, and one that changed its uid must not be able
+	 * to claim others there: only these are trusted.  creds 0 (an older
+	 * manifest, or a process of the coordinator's own uid with more
+	 * groups than fit): the image's are taken, which for such a process
+	 * grant nothing it could not take itself.
+	 */
+	uint32_t creds;		/* 1: recorded */
+	uint32_t ngroups;
+	uint32_t uid[4];	/* real, effective, saved, filesystem */
+	uint32_t gid[4];
+	uint32_t groups[CO_MPROC_GROUPS];
 };
 
 /* ---- shared.img: what the processes of a group share ---- */

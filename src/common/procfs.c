@@ -261,6 +261,48 @@ int co_ns_ids(int host_pid, struct co_nsids *o)
 	return o->pid > 0 ? 0 : -1;
 }
 
+/* Up to max unsigned numbers of the "Key:" line into out; how many, -E2BIG beyond max, -EINVAL when absent. */
+static int status_numbers(const char *buf, const char *key, uint32_t *out, int max)
+{
+	const char *v = status_value(buf, key);
+	int n = 0;
+	if (!v)
+		return -EINVAL;
+	for (;;) {
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (*v < '0' || *v > '9')
+			break;
+		if (n == max)
+			return -E2BIG;
+		const char *start = v;
+		uint64_t x = co_strtoul(v, &v, 10);
+		if (v == start || x > 0xffffffffULL)
+			return -EINVAL;
+		out[n++] = (uint32_t)x;
+	}
+	return *v == '\n' || *v == 0 ? n : -EINVAL;
+}
+
+int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t *groups, int max)
+{
+	if (status_numbers(buf, "Uid", uid, 4) != 4 || status_numbers(buf, "Gid", gid, 4) != 4)
+		return -EINVAL;
+	return status_numbers(buf, "Groups", groups, max);
+}
+
+int (*co_proc_self_fallback)(const char *name);
+
+int co_proc_self_open(const char *name)
+{
+	char path[64];
+	co_fmt(path, sizeof(path), "/proc/self/%s", name);
+	int fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd == -EACCES && co_proc_self_fallback)
+		fd = co_proc_self_fallback(name);
+	return fd;
+}
+
 int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags)
 {
 	char path[64], buf[1024];

@@ -82,6 +82,23 @@ struct co_nsids {
 };
 int co_ns_ids(int host_pid, struct co_nsids *out);
 
+/*
+ * The credentials in a /proc/PID/status buffer: uid and gid (real,
+ * effective, saved, filesystem) and up to max supplementary groups.
+ * Returns how many groups, -E2BIG when there are more than max, or -EINVAL
+ * when a line is missing or malformed.
+ */
+int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t *groups, int max);
+
+/*
+ * /proc/self/NAME opened for reading, or -errno.  A process that changed
+ * its uid is not dumpable and its /proc files are root's: when it may not
+ * open one of its own (-EACCES), co_proc_self_fallback (when set: the
+ * agent has the coordinator open it) is asked instead.
+ */
+extern int (*co_proc_self_fallback)(const char *name);
+int co_proc_self_open(const char *name);
+
 /* Value of the "Key:" line of a /proc status-style buffer, or -1. */
 long co_status_field(const char *buf, const char *key);
 /* The same for a hexadecimal field such as SigPnd; 0 when absent. */

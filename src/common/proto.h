@@ -36,14 +36,20 @@ enum co_msg_type {
 	CO_M_ATTACH,		/* the manager thread, on the checkpoint signal: a: pid in the group.
 				   QUIESCED and ARMED carry its dirty-page tracking's userfaultfd, which the
 				   coordinator keeps until the next PREPARE carries it back */
+	CO_M_PROCFD,		/* on a connection of its own: text: a file of /proc/PID/ the process may not open
+				   itself (not dumpable: it changed its uid); only "pagemap".  Answered with
+				   PROCFILE, then hung up */
 	/* coordinator -> agent */
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
 	CO_M_PREPARE,		/* a: generation, b: parent wanted for an incremental image (0: full) */
-	CO_M_DUMP,		/* write the image now; flags: CO_CKPT_STOP */
+	CO_M_DUMP,		/* write the image now; flags: CO_CKPT_STOP; text: the generation's directory;
+				   the image's files attached, made by the coordinator, one per stream
+				   (proc-PID.img, then its page streams): written through, never opened */
 	CO_M_RELEASE,		/* checkpoint over: resume the threads */
 	CO_M_QUIESCE,		/* after ARMED: park now; flags: CO_PREP_PRECOPY_FAILED */
 	CO_M_TRACED,		/* answer to TRACE: a: the thread, b: 0 signal unblocked, 1 not blocked (or gone),
 				   -1 cannot be done (text: why) */
+	CO_M_PROCFILE,		/* answer to PROCFD: a: 0 with the file attached, or an errno */
 	/* CLI -> coordinator */
 	CO_M_CKPT_REQ = 32,	/* flags: CO_CKPT_*; text: images dir override or empty */
 	CO_M_STATUS_REQ,	/* flags: CO_STATUS_* */
@@ -85,29 +91,60 @@ struct co_msg {
 };
 
 /*
- * The msghdr that carries one message (buf, len bytes) with descriptor
- * passfd attached (-1: none) through cbuf: one framing for the agent
- * (raw sendmsg, no libc) and the CLI alike.
+ * The msghdr that carries one message (buf, len bytes) with nfds
+ * descriptors fds[] attached (0: none; at most CO_MSG_FDS) through cbuf:
+ * one framing for the agent (raw sendmsg, no libc) and the CLI alike.
+ * DUMP carries the most: the image files of one process, one a stream.
  */
-#define CO_FRAME_CBUF 24 /* CMSG_SPACE(sizeof(int)) on 64-bit Linux */
-_Static_assert(CMSG_SPACE(sizeof(int)) <= CO_FRAME_CBUF, "room for one descriptor");
-static inline void co_frame(struct msghdr *mh, struct iovec *iov, void *buf, size_t len, char *cbuf, int passfd)
+#define CO_MSG_FDS 4
+#define CO_FRAME_CBUF 32 /* CMSG_SPACE(CO_MSG_FDS * sizeof(int)) on 64-bit Linux */
+_Static_assert(CMSG_SPACE(CO_MSG_FDS * sizeof(int)) <= CO_FRAME_CBUF, "room for the descriptors");
+static inline void co_frame(struct msghdr *mh, struct iovec *iov, void *buf, size_t len, char *cbuf, const int *fds,
+			    int nfds)
 {
 	iov->iov_base = buf;
 	iov->iov_len = len;
 	__builtin_memset(mh, 0, sizeof(*mh));
 	mh->msg_iov = iov;
 	mh->msg_iovlen = 1;
-	if (passfd < 0)
+	if (nfds <= 0)
 		return;
+	if (nfds > CO_MSG_FDS)
+		nfds = CO_MSG_FDS;
 	__builtin_memset(cbuf, 0, CO_FRAME_CBUF);
 	mh->msg_control = cbuf;
-	mh->msg_controllen = CMSG_SPACE(sizeof(int));
+	mh->msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
 	struct cmsghdr *c = CMSG_FIRSTHDR(mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	__builtin_memcpy(CMSG_DATA(c), &passfd, sizeof(int));
+	c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+	__builtin_memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+}
+
+/*
+ * The descriptors a received message carries (its SCM_RIGHTS, the only
+ * control message on this socket), into fds[0..max-1] (-1 where none), in
+ * the order they were sent; any beyond max are closed with close_fd.
+ * Returns how many were received.
+ */
+static inline int co_unframe_fds(struct msghdr *mh, int *fds, int max, void (*close_fd)(int))
+{
+	int n = 0;
+	for (int k = 0; k < max; k++)
+		fds[k] = -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+		return 0;
+	int got = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+	for (int k = 0; k < got; k++) {
+		int fd;
+		__builtin_memcpy(&fd, CMSG_DATA(c) + sizeof(int) * (size_t)k, sizeof(int));
+		if (n < max)
+			fds[n++] = fd;
+		else
+			close_fd(fd);
+	}
+	return n;
 }
 
 /* A whole message with room for text (the wire carries only what is used). */

@@ -169,6 +169,14 @@ static int contains(const char *s, const char *w)
 static int uffd_open(void)
 {
 	int fd = (int)co_sys1(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	/*
+	 * Without CAP_SYS_PTRACE (a process that changed its uid) and with
+	 * vm.unprivileged_userfaultfd 0, only one that leaves the kernel's own
+	 * faults alone may be had; asynchronous write-protection never passes
+	 * a fault on, so it works the same.
+	 */
+	if (fd == -EPERM)
+		fd = (int)co_sys1(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1 /* UFFD_USER_MODE_ONLY */);
 	if (fd < 0)
 		return -1;
 	struct uffd_api api = { 0xAA, CO_UFFD_FEATURE_WP_ASYNC, 0 };
@@ -191,7 +199,7 @@ int co_dirty_method(void)
 	if (want && !co_strcmp(want, "none"))
 		return method = CO_DIRTY_NONE;
 	int fd = uffd_open();
-	int pm = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	int pm = co_proc_self_open("pagemap");
 	/* PAGEMAP_SCAN with no output is a cheap probe of the ioctl itself */
 	struct pm_scan_arg a = { .size = sizeof(a), .start = 0, .end = 0 };
 	int scan = pm >= 0 && co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a) >= 0;
@@ -495,7 +503,7 @@ void co_dirty_setup(void)
 	if (co_dirty_method() != CO_DIRTY_UFFD_WP || tracking_init())
 		return;
 	if (pm_fd < 0)
-		pm_fd = co_fd_high((int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0));
+		pm_fd = co_fd_high(co_proc_self_open("pagemap"));
 	if (maps_fd < 0)
 		maps_fd = co_fd_high((int)co_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0));
 	/* huge pages to be had: smaps says where, and their regions need the page hashes ("Huge pages") */
@@ -516,7 +524,7 @@ static int walk_open(void)
 	if (pm_fd >= 0 && maps_fd >= 0)
 		return co_maps_reread(&maps, maps_fd) < 0 ? -1 : pm_fd;
 	/* not set up: only in the pause, where no thread of the program runs */
-	int pm = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	int pm = co_proc_self_open("pagemap");
 	if (pm >= 0 && co_maps_open(&maps, "/proc/self/maps")) {
 		co_close(pm);
 		return -1;

@@ -202,8 +202,8 @@ static int reopen_deleted(struct co_rstctx *rc, const struct co_fd *f)
 		tmp = (int)co_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (int)(f->mode & 07777));
 	}
 	if (tmp < 0)
-		return co_err(rc->err, rc->errlen, "fd %d: cannot recreate deleted file %s (errno %d)",
-			      f->fd, f->path, -tmp);
+		return co_err(rc->err, rc->errlen, "fd %d: cannot recreate deleted file %s (errno %d%s)",
+			      f->fd, f->path, -tmp, co_creds_why(&rc->ids, tmp));
 	while (r->left) {
 		uint64_t n = r->left < rc->scratch_len ? r->left : rc->scratch_len;
 		if (co_r_read(r, rc->scratch, n) || co_write(tmp, rc->scratch, n) != (long)n) {
@@ -253,8 +253,8 @@ int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)
 	case CO_FD_CHR:
 		fd = (int)co_open(f->path, (int)(f->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0);
 		if (fd < 0)
-			return co_err(rc->err, rc->errlen, "pid %d: fd %d: cannot reopen %s (errno %d)",
-				      rc->proc->pid, f->fd, f->path, -fd);
+			return co_err(rc->err, rc->errlen, "pid %d: fd %d: cannot reopen %s (errno %d%s)",
+				      rc->proc->pid, f->fd, f->path, -fd, co_creds_why(&rc->ids, fd));
 		break;
 	default:
 		return co_err(rc->err, rc->errlen, "pid %d: fd %d: unknown descriptor kind %u in image",

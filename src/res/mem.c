@@ -561,9 +561,9 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 {
 	static char helper_stack[1 << 16] __attribute__((aligned(16)));
 	static struct co_helper helper;
-	int pmfd = (int)co_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	int pmfd = co_proc_self_open("pagemap");
 	if (pmfd < 0)
-		return DERR(d, "pid %d: cannot open /proc/self/pagemap", d->pid);
+		return DERR(d, "pid %d: cannot open /proc/self/pagemap (errno %d)", d->pid, -pmfd);
 	/* the streams are static, and after a restart they hold what they held when dumped */
 	for (int k = 0; k < nstreams; k++) {
 		struct stream *s = &streams[k];
@@ -742,8 +742,9 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 		int shared = v->flags & CO_VF_SHARED;
 		int fd = (int)co_open(v->path, (shared && (v->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY, 0);
 		if (fd < 0)
-			return co_err(rc->err, rc->errlen, "pid %d: region %lx-%lx: cannot open %s (errno %d)",
-				      rc->proc->pid, (unsigned long)v->start, (unsigned long)v->end, v->path, -fd);
+			return co_err(rc->err, rc->errlen, "pid %d: region %lx-%lx: cannot open %s (errno %d%s)",
+				      rc->proc->pid, (unsigned long)v->start, (unsigned long)v->end, v->path, -fd,
+				      co_creds_why(&rc->ids, fd));
 		r = co_mmap((void *)v->start, len, shared ? (int)v->prot : prot,
 			    (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd, (long)v->pgoff);
 		co_close(fd);
@@ -828,7 +829,16 @@ static int open_stream(struct co_rstctx *rc, int k, char *name, size_t n)
 	co_stream_path(name, n, rc->shown, k);
 	if (rc->compressed)
 		co_strlcpy(name + co_strlen(name), ".zst", n - co_strlen(name));
-	int fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
+	/* an image file: opened as the restorer, not as the program whose files it opens meanwhile */
+	int fd = co_creds_files(&rc->ids, 0);
+	if (!fd) {
+		fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
+		long back = co_creds_files(&rc->ids, 1);
+		if (back && fd >= 0) {
+			co_close(fd);
+			fd = (int)back;
+		}
+	}
 	if (fd < 0)
 		return co_err(rc->err, rc->errlen, "cannot open %s (errno %d)", name, -fd);
 	long hi = co_fcntl(fd, F_DUPFD_CLOEXEC, rc->fd_base + 16 + k);

@@ -1,7 +1,8 @@
 /*
  * proc.c - process-wide attributes: identity, the mm layout the kernel
  * keeps (brk, argument and environment areas, auxv, exe), cwd, umask,
- * resource limits and signal dispositions.
+ * resource limits, signal dispositions and credentials (uids, gids,
+ * supplementary groups, the dumpable flag).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,10 @@
 #include "res.h"
 #include "sys.h"
 #include "util.h"
+
+#ifndef PR_GET_AUXV
+#define PR_GET_AUXV 0x41555856 /* Linux 6.4 */
+#endif
 
 #ifndef COHORT_RESTORER
 static uint64_t clock_ns(int clk)
@@ -64,7 +69,13 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 		long r = co_read(fd, p.auxv, sizeof(p.auxv));
 		p.auxv_bytes = r > 0 ? (uint32_t)r : 0;
 		co_close(fd);
+	} else {
+		/* not dumpable (it changed its uid): /proc/self/auxv is root's; the kernel tells its own (6.4+) */
+		long r = co_prctl(PR_GET_AUXV, (long)p.auxv, sizeof(p.auxv), 0, 0);
+		p.auxv_bytes = r > 0 ? (uint32_t)(r < (long)sizeof(p.auxv) ? r : (long)sizeof(p.auxv)) : 0;
 	}
+	if (!p.auxv_bytes)
+		return DERR(d, "pid %d: cannot read its auxiliary vector (/proc/self/auxv)", d->pid);
 	for (int i = 0; i < CO_NRLIMIT; i++)
 		co_prlimit(0, i, 0, &p.rlim[i]);
 	for (int s = 1; s <= CO_NSIG; s++) {
@@ -83,6 +94,18 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 	co_strlcpy(p.comm, d->comm, sizeof(p.comm));
 	read_link("/proc/self/exe", p.exe, sizeof(p.exe));
 	read_link("/proc/self/cwd", p.cwd, sizeof(p.cwd));
+	/* the ids of the process (its main thread's: the program's threads share them, as libc sets them) */
+	static char status[16384];
+	if (co_read_small("/proc/self/status", status, sizeof(status)) <= 0)
+		return DERR(d, "pid %d: cannot read /proc/self/status", d->pid);
+	int ng = co_status_creds(status, p.uid, p.gid, p.groups, CO_MAX_GROUPS);
+	if (ng == -E2BIG)
+		return DERR(d, "pid %d: more than %d supplementary groups", d->pid, CO_MAX_GROUPS);
+	if (ng < 0)
+		return DERR(d, "pid %d: cannot parse the ids in /proc/self/status", d->pid);
+	p.ngroups = (uint32_t)ng;
+	p.creds = 1;
+	p.dumpable = (int32_t)co_prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	if (co_w_rec(d->w, CO_R_PROC, &p, sizeof(p)))
 		return DERR(d, "pid %d: writing the process record failed", d->pid);
 	return 0;
@@ -121,9 +144,21 @@ int co_proc_restore(struct co_rstctx *rc)
 	map.env_end = p->mm.env_end;
 	map.auxv = (__u64 *)p->auxv;
 	map.auxv_size = p->auxv_bytes;
+	/*
+	 * exe: only what /proc/self/exe names, not a way in (opening it there
+	 * checks the program's rights): opened as the restorer, as an exec
+	 * opens it whatever the program may read.
+	 */
 	int exe = -1;
-	if (p->exe[0] && !co_endswith(p->exe, " (deleted)"))
+	if (p->exe[0] && !co_endswith(p->exe, " (deleted)") && co_creds_files(&rc->ids, 0) == 0) {
 		exe = (int)co_open(p->exe, O_RDONLY | O_CLOEXEC, 0);
+		if (co_creds_files(&rc->ids, 1)) {
+			if (exe >= 0)
+				co_close(exe);
+			return co_err(rc->err, rc->errlen, "pid %d: cannot open its files as uid %u again", p->pid,
+				      rc->ids.uid[3]);
+		}
+	}
 	map.exe_fd = (uint32_t)exe;
 	long r = co_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)&map, sizeof(map), 0);
 	if (r < 0 && exe >= 0) {
@@ -136,8 +171,10 @@ int co_proc_restore(struct co_rstctx *rc)
 	if (r < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot restore the memory layout (errno %ld)",
 			      p->pid, -r);
-	if (p->cwd[0] && co_chdir(p->cwd) < 0)
-		return co_err(rc->err, rc->errlen, "pid %d: working directory %s is gone", p->pid, p->cwd);
+	long cd = p->cwd[0] ? co_chdir(p->cwd) : 0;
+	if (cd < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: working directory %s: %s (errno %d%s)", p->pid, p->cwd,
+			      cd == -ENOENT ? "gone" : "cannot enter it", (int)-cd, co_creds_why(&rc->ids, cd));
 	co_umask((int)p->umask);
 	for (int s = 1; s <= CO_NSIG; s++) {
 		if (s == SIGKILL || s == SIGSTOP)
@@ -155,5 +192,139 @@ int co_proc_restore(struct co_rstctx *rc)
 		co_prlimit(0, i, &want, 0);
 	}
 	return 0;
+}
+
+/*
+ * Credentials.  The kernel keeps them per thread (libc's setresuid sets
+ * them in every thread of the program), so each restored thread sets its
+ * own with raw system calls, the last thing before it goes back: until
+ * then the restorer needs root's (clone3 with set_tid, the memory map
+ * and exe, its own image files).  In the order the kernel allows: groups
+ * and gids while the uid may still change them, the uids last;
+ * setresgid and setresuid set the filesystem ids to the effective ones,
+ * so those come after each.  Only what differs from the restorer's ids is
+ * set: a restorer that runs as the program's uid already (a group started
+ * without privileges) may not call setgroups, and needs not.
+ *
+ * The ids are the manifest's, which the coordinator read while the
+ * process was parked (struct co_mproc), not what the process wrote in its
+ * image: one that changed its uid writes its image itself, and must not
+ * be able to claim root there.  Likewise the files of the image (its
+ * descriptors, the files it maps, its working directory) are opened with
+ * its groups and filesystem ids (co_creds_files): a process that dropped
+ * root gets back only what it may open, never a file root opens for it by
+ * a path its image names.  Root's own process keeps root's.
+ *
+ * Capabilities are not recorded (another issue): a thread whose uids all
+ * change from 0 loses them all, as the program did when it changed its
+ * uid; one that keeps uid 0 keeps the restorer's (all of root's, even
+ * those the program had dropped); capabilities a program kept across
+ * its change of uid (SECBIT_KEEP_CAPS) are not given back.
+ */
+static struct {
+	int groups, gids, fsgid, uids, fsuid;
+} cplan;
+
+/* The restorer's own groups and filesystem ids, while it opens the program's files as the program. */
+static struct {
+	int saved;
+	uint32_t fsuid, fsgid, ngroups;
+	uint32_t groups[CO_MAX_GROUPS];
+} own;
+
+static int same_groups(const struct co_ids *ids, const uint32_t *cur, long n)
+{
+	return n == (long)ids->ngroups && co_memcmp(cur, ids->groups, sizeof(cur[0]) * ids->ngroups) == 0;
+}
+
+/* setfsuid/setfsgid answer with the old id, never an error: ask again to know */
+static int set_fsid(long nr, uint32_t id)
+{
+	co_sys1(nr, id);
+	return (uint32_t)co_sys1(nr, -1) == id ? 0 : -EPERM;
+}
+
+int co_creds_files(const struct co_ids *ids, int program)
+{
+	long r = 0;
+	if (!ids->valid)
+		return 0;
+	if (!own.saved) {
+		long n = co_sys2(SYS_getgroups, CO_MAX_GROUPS, (long)own.groups);
+		if (n < 0)
+			return (int)n;
+		own.ngroups = (uint32_t)n;
+		own.fsuid = (uint32_t)co_sys1(SYS_setfsuid, -1);
+		own.fsgid = (uint32_t)co_sys1(SYS_setfsgid, -1);
+		own.saved = 1;
+	}
+	if (program) {
+		if (!same_groups(ids, own.groups, own.ngroups))
+			r = co_sys2(SYS_setgroups, ids->ngroups, (long)ids->groups);
+		if (!r && own.fsgid != ids->gid[3])
+			r = set_fsid(SYS_setfsgid, ids->gid[3]);
+		/* the last: a filesystem uid other than 0 takes the filesystem capabilities with it */
+		if (!r && own.fsuid != ids->uid[3])
+			r = set_fsid(SYS_setfsuid, ids->uid[3]);
+		return (int)r;
+	}
+	/* the filesystem capabilities come back with filesystem uid 0 */
+	r = set_fsid(SYS_setfsuid, own.fsuid);
+	if (!r)
+		r = set_fsid(SYS_setfsgid, own.fsgid);
+	if (!r && !same_groups(ids, own.groups, own.ngroups))
+		r = co_sys2(SYS_setgroups, own.ngroups, (long)own.groups);
+	return (int)r;
+}
+
+const char *co_creds_why(const struct co_ids *ids, long err)
+{
+	static char why[160];
+	if ((err != -EACCES && err != -EPERM) || !ids->valid || ids->uid[3] == own.fsuid)
+		return "";
+	co_fmt(why, sizeof(why), ": opened as its uid %u, which may not (had it opened it before it changed its uid?)",
+	       ids->uid[3]);
+	return why;
+}
+
+void co_creds_plan(const struct co_ids *ids)
+{
+	static uint32_t cur[CO_MAX_GROUPS];
+	uint32_t u[3], g[3];
+	co_memset(&cplan, 0, sizeof(cplan));
+	if (!ids->valid)
+		return; /* an image from before they were recorded */
+	co_sys3(SYS_getresuid, (long)&u[0], (long)&u[1], (long)&u[2]);
+	co_sys3(SYS_getresgid, (long)&g[0], (long)&g[1], (long)&g[2]);
+	cplan.groups = !same_groups(ids, cur, co_sys2(SYS_getgroups, CO_MAX_GROUPS, (long)cur));
+	cplan.gids = co_memcmp(g, ids->gid, sizeof(g)) != 0;
+	cplan.uids = co_memcmp(u, ids->uid, sizeof(u)) != 0;
+	/* setfsgid(-1) changes nothing and tells the current one */
+	cplan.fsgid = (uint32_t)co_sys1(SYS_setfsgid, -1) != ids->gid[3] || cplan.gids;
+	cplan.fsuid = (uint32_t)co_sys1(SYS_setfsuid, -1) != ids->uid[3] || cplan.uids;
+}
+
+int co_creds_set(const struct co_ids *ids)
+{
+	long r = 0;
+	if (cplan.groups)
+		r = co_sys2(SYS_setgroups, ids->ngroups, (long)ids->groups);
+	if (!r && cplan.gids)
+		r = co_sys3(SYS_setresgid, ids->gid[0], ids->gid[1], ids->gid[2]);
+	if (!r && cplan.fsgid)
+		r = set_fsid(SYS_setfsgid, ids->gid[3]);
+	if (!r && cplan.uids)
+		r = co_sys3(SYS_setresuid, ids->uid[0], ids->uid[1], ids->uid[2]);
+	if (!r && cplan.fsuid)
+		r = set_fsid(SYS_setfsuid, ids->uid[3]);
+	return (int)r;
+}
+
+void co_creds_dumpable(const struct co_ids *ids)
+{
+	/* 2 (suid_dumpable) cannot be asked for: a change of uid has set it to that already */
+	if (ids->valid && (ids->dumpable == 0 || ids->dumpable == 1) &&
+	    co_prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != ids->dumpable)
+		co_prctl(PR_SET_DUMPABLE, ids->dumpable, 0, 0, 0);
 }
 #endif

@@ -51,6 +51,18 @@ struct co_dumpctx {
 	void (*snapshot_done)(void);
 };
 
+/*
+ * The ids a restored process is given back: the manifest's (the
+ * coordinator saw them) when it has them, else its image's.
+ */
+struct co_ids {
+	int valid;			/* 0: none recorded (older images): the restorer's stay */
+	uint32_t uid[4], gid[4];	/* real, effective, saved, filesystem */
+	uint32_t ngroups;
+	const uint32_t *groups;
+	int32_t dumpable;		/* PR_GET_DUMPABLE at the checkpoint; -1: not recorded */
+};
+
 struct co_rstctx {
 	struct co_reader *r;
 	const char *image;	/* path to open the process image at (page streams are named after it) */
@@ -75,6 +87,7 @@ struct co_rstctx {
 	struct co_plan_ent *plan;
 	uint32_t nplan;
 	int plan_lo, plan_hi;	/* inherited descriptors holding the shared objects */
+	struct co_ids ids;	/* the ids it is given back (co_creds_*) */
 };
 
 #include "util.h"
@@ -106,6 +119,22 @@ int co_plan_shm(struct co_rstctx *rc, uint64_t dev, uint64_t ino);
 int co_proc_dump(struct co_dumpctx *d, int nthreads);
 int co_proc_restore_early(struct co_rstctx *rc);	/* rlimits, before descriptors */
 int co_proc_restore(struct co_rstctx *rc);		/* after memory: mm, exe, cwd, signals */
+/*
+ * The process's ids (proc.c).  co_creds_files(ids, 1) makes the restorer
+ * open files as the program would (its groups and filesystem ids) and
+ * co_creds_files(ids, 0) as itself again (for its image files); 0 or
+ * -errno.  co_creds_plan, once in the restorer before it makes any
+ * thread, notes which ids differ from the restorer's (which every thread
+ * it makes inherits); co_creds_set, in each thread for itself, sets those
+ * (0 or -errno); co_creds_dumpable, once every thread has, puts back the
+ * dumpable flag their changes of uid cleared.
+ */
+int co_creds_files(const struct co_ids *ids, int program);
+/* For a message about a file the program could not open (-errno err): "" or why that may be. */
+const char *co_creds_why(const struct co_ids *ids, long err);
+void co_creds_plan(const struct co_ids *ids);
+int co_creds_set(const struct co_ids *ids);
+void co_creds_dumpable(const struct co_ids *ids);
 
 /* threads.c */
 void co_thread_collect(struct co_thread *t, int ours);

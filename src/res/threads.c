@@ -9,6 +9,7 @@
  * thread re-registers its kernel state and jumps to its parked context.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -139,10 +140,17 @@ extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *),
  * init hands the restorer CAP_CHECKPOINT_RESTORE (ambient) for clone3 with
  * set_tid.  The program never had it: every thread gives it up before it
  * goes back (capabilities are per thread; a new thread inherits them).
+ * Whether the restorer ran as root is noted before any thread changes its
+ * ids: a program that set only its effective uid away from 0 keeps its
+ * permitted capabilities, as the kernel kept them.
  */
+static int restorer_unprivileged;
+static const struct co_ids *ids_rec;
+static int creds_done, creds_err;	/* threads that have set their ids; the first failure (-errno) */
+
 static void drop_restore_caps(void)
 {
-	if (co_sys0(SYS_geteuid) == 0)
+	if (!restorer_unprivileged)
 		return;
 	struct { uint32_t version; int pid; } hdr = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
 	struct { uint32_t effective, permitted, inheritable; } none[2];
@@ -150,9 +158,20 @@ static void drop_restore_caps(void)
 	co_sys2(SYS_capset, (long)&hdr, (long)none);
 }
 
-/* Give the calling thread its kernel state back, then continue where it parked. */
-static __attribute__((noreturn)) void become(struct co_thread *t)
+/*
+ * Give the calling thread its kernel state back, then continue where it
+ * parked.  Every thread but the main one sets its ids here first, and
+ * says so: the main thread sets its own once all have (co_threads_restore).
+ */
+static __attribute__((noreturn)) void become(struct co_thread *t, int main_thread)
 {
+	if (!main_thread) {
+		int r = co_creds_set(ids_rec);
+		if (r)
+			__atomic_compare_exchange_n(&creds_err, &(int){ 0 }, r, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+		__atomic_add_fetch(&creds_done, 1, __ATOMIC_ACQ_REL);
+		co_futex(&creds_done, FUTEX_WAKE_PRIVATE, 1, 0);
+	}
 	drop_restore_caps();
 	co_arch_prctl(ARCH_SET_FS, (long)t->fsbase);
 	if (t->gsbase)
@@ -173,12 +192,16 @@ static __attribute__((noreturn)) void become(struct co_thread *t)
 
 static void thread_entry(void *arg)
 {
-	become(arg);
+	become(arg, 0);
 }
 
 int co_threads_restore(struct co_rstctx *rc)
 {
 	struct co_thread *leader = 0;
+	int made = 0;
+	restorer_unprivileged = co_sys0(SYS_geteuid) != 0;
+	ids_rec = &rc->ids;
+	co_creds_plan(&rc->ids); /* the ids every thread made here starts with are ours */
 	/* each new thread borrows a small stack in the restorer's area until it jumps */
 	const size_t stack = 16384;
 	for (int i = 0; i < rc->nthreads; i++) {
@@ -208,16 +231,32 @@ int co_threads_restore(struct co_rstctx *rc)
 		if (r < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: cannot recreate thread %d (errno %ld)",
 				      rc->proc->pid, t->tid, -r);
+		made++;
 	}
 	if (!leader)
 		return co_err(rc->err, rc->errlen, "pid %d: image has no main thread", rc->proc->pid);
 	/* every thread a timer may signal exists now; none runs the program before the release */
 	if (co_timers_restore(rc))
 		return -1;
+	/* the ids: every other thread has set its own (become), then ours, the last change before the jump */
+	for (int d; (d = __atomic_load_n(&creds_done, __ATOMIC_ACQUIRE)) < made;) {
+		struct co_timespec ms = { 0, 100000000 };
+		co_futex(&creds_done, FUTEX_WAIT_PRIVATE, d, &ms);
+	}
+	int cr = __atomic_load_n(&creds_err, __ATOMIC_ACQUIRE);
+	if (!cr)
+		cr = co_creds_set(&rc->ids);
+	if (cr)
+		return co_err(rc->err, rc->errlen, "pid %d: cannot take its ids back (uid %u/%u/%u/%u, gid %u/%u/%u/%u, "
+			      "%u groups): errno %d", rc->proc->pid, rc->ids.uid[0], rc->ids.uid[1], rc->ids.uid[2],
+			      rc->ids.uid[3], rc->ids.gid[0], rc->ids.gid[1], rc->ids.gid[2], rc->ids.gid[3],
+			      rc->ids.ngroups, -cr);
+	/* every change of uid cleared it: the program's, once no thread changes its ids any more */
+	co_creds_dumpable(&rc->ids);
 	for (int i = 0; i < rc->nown_fds; i++)
 		co_close(rc->own_fds[i]);
 	for (uint32_t i = 0; i < rc->proc->npending && i < 2 * CO_MAX_PENDING; i++)
 		co_sys3(SYS_rt_sigqueueinfo, rc->proc->pid, rc->proc->pending[i].signo, (long)&rc->proc->pending[i]);
-	become(leader);
+	become(leader, 1);
 }
 #endif

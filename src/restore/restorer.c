@@ -126,6 +126,8 @@ static void *zalloc(uint64_t *next, uint64_t size)
 	return p;
 }
 
+static void take_ids(void);
+
 /* Read every record up to the first page map, restoring descriptors on the way. */
 static void read_metadata(uint64_t *next)
 {
@@ -143,6 +145,7 @@ static void read_metadata(uint64_t *next)
 	}
 	if (co_r_expect(&reader, CO_R_PROC, &proc, sizeof(proc)))
 		die(reader.err);
+	take_ids();
 	rc.threads = zalloc(next, sizeof(struct co_thread) * CO_MAX_THREADS);
 	rc.vmas = zalloc(next, sizeof(struct co_vma) * CO_MAX_VMAS);
 	rc.timers = zalloc(next, sizeof(struct co_timer) * CO_MAX_TIMERS);
@@ -233,6 +236,47 @@ static void load_plan(uint64_t *next)
 	co_sys3(SYS_close_range, 0, (unsigned)(h.lo > 0 ? h.lo - 1 : 0), 0);
 	rc.plan_lo = h.lo;
 	rc.plan_hi = h.hi;
+}
+
+static struct co_mproc *self_entry; /* ours in the manifest */
+
+/*
+ * The ids the process gets back (rc.ids): the manifest's, which the
+ * coordinator read while it was parked, else (an older manifest, or a
+ * process of the coordinator's uid with many groups) its image's.  From
+ * here on its files are opened as it would open them (co_creds_files).
+ */
+static void take_ids(void)
+{
+	struct co_ids *ids = &rc.ids;
+	co_memset(ids, 0, sizeof(*ids));
+	ids->dumpable = proc.creds ? proc.dumpable : -1;
+	if (self_entry && self_entry->creds) {
+		if (self_entry->ngroups > CO_MPROC_GROUPS)
+			die("damaged manifest: too many supplementary groups");
+		co_memcpy(ids->uid, self_entry->uid, sizeof(ids->uid));
+		co_memcpy(ids->gid, self_entry->gid, sizeof(ids->gid));
+		ids->ngroups = self_entry->ngroups;
+		ids->groups = self_entry->groups;
+		ids->valid = 1;
+	} else if (proc.creds) {
+		if (proc.ngroups > CO_MAX_GROUPS) {
+			co_fmt(err, sizeof(err), "%s: damaged process record (%u supplementary groups)", image_name,
+			       proc.ngroups);
+			die(err);
+		}
+		co_memcpy(ids->uid, proc.uid, sizeof(ids->uid));
+		co_memcpy(ids->gid, proc.gid, sizeof(ids->gid));
+		ids->ngroups = proc.ngroups;
+		ids->groups = proc.groups;
+		ids->valid = 1;
+	}
+	long r = co_creds_files(ids, 1);
+	if (r) {
+		co_fmt(err, sizeof(err), "pid %d: cannot open its files as uid %u (errno %d)", proc.pid, ids->uid[3],
+		       (int)-r);
+		die(err);
+	}
 }
 
 static void become_process(struct co_mproc *me) __attribute__((noreturn));
@@ -369,6 +413,7 @@ static void found_orphan_group(struct co_mproc *me)
 
 static void become_process(struct co_mproc *me)
 {
+	self_entry = me;
 	/* a compressed image comes decompressed through a FIFO; messages name the stored file */
 	rc.compressed = (me->flags & CO_MP_COMPRESSED) != 0;
 	co_fmt(image_path, sizeof(image_path), "%s/%s", rc.compressed ? image_dir : gen_dir, me->image);
