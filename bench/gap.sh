@@ -92,25 +92,8 @@ done
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_dirs cohort-gap
 
-NAME=
-BG_PIDS=()
-cleanup() {
-    bench_cleanup KILL
-    if [[ -n $NAME ]] && ((!KEEP)); then
-        rm -rf "${IMAGES:?}/$NAME"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
+bench_trap_images
 
-stats() {
-    printf '%s\n' "$@" | grep -E '^-?[0-9.]+$' | sort -g |
-        awk 'function f(x) { return x == int(x) ? sprintf("%.0f", x) : sprintf("%.1f", x) }
-             { v[NR] = $1 }
-             END { if (!NR) { print "-"; exit }
-                   m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-                   if (NR == 1) print f(m); else printf "%s [%s..%s]\n", f(m), f(v[1]), f(v[NR]) }'
-}
 
 declare -A S   # S[kind,column]: samples
 ROWS=()

@@ -99,31 +99,13 @@ done
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_dirs cohort-incr
 
-NAME=                 # the group being measured
-BG_PIDS=()            # background pipelines we started
-
-# shellcheck disable=SC2317  # (invoked by the trap)
-cleanup() {
-    bench_cleanup KILL
-    if [[ -n $NAME ]] && ((!KEEP)); then
-        rm -rf "${IMAGES:?}/$NAME"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
+# NAME: the group being measured; BG_PIDS: background pipelines we started
+bench_trap_images
 
 # ---------------------------------------------------------------- helpers
 
 
 # stats VALUES...: "median [min..max]" of the numeric values ("-" if none)
-stats() {
-    printf '%s\n' "$@" | grep -E '^-?[0-9.]+$' | sort -g |
-        awk 'function f(x) { return x == int(x) ? sprintf("%d", x) : sprintf("%.1f", x) }
-             { v[NR] = $1 }
-             END { if (!NR) { print "-"; exit }
-                   m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-                   if (NR == 1) print f(m); else printf "%s [%s..%s]\n", f(m), f(v[1]), f(v[NR]) }'
-}
 
 declare -A S      # S[row,column] = space-separated samples
 ROWS=()

@@ -86,3 +86,22 @@ bench_cleanup() {
     fi
     rm -rf "$WORK"
 }
+
+# stats N...: the median of the numbers given, and [min..max] when more than one
+stats() {
+    printf '%s\n' "$@" | grep -E '^-?[0-9.]+$' | sort -g |
+        awk 'function f(x) { return x == int(x) ? sprintf("%.0f", x) : sprintf("%.1f", x) }
+             { v[NR] = $1 }
+             END { if (!NR) { print "-"; exit }
+                   m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                   if (NR == 1) print f(m); else printf "%s [%s..%s]\n", f(m), f(v[1]), f(v[NR]) }'
+}
+
+# bench_trap_images: on exit, end what the benchmark started and (without
+# --keep) remove the images of group $NAME under $IMAGES
+bench_trap_images() {
+    NAME=
+    BG_PIDS=()
+    trap 'bench_cleanup KILL; if [[ -n $NAME ]] && ((!KEEP)); then rm -rf "${IMAGES:?}/$NAME"; fi' EXIT
+    trap 'exit 130' INT TERM HUP PIPE
+}

@@ -116,16 +116,7 @@ done
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_dirs cohort-thp
 
-NAME=
-BG_PIDS=()
-cleanup() {
-    bench_cleanup KILL
-    if [[ -n $NAME ]] && ((!KEEP)); then
-        rm -rf "${IMAGES:?}/$NAME"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
+bench_trap_images
 
 THP_SETTING=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)
 echo "== cohort THP benchmark =="
@@ -138,14 +129,6 @@ esac
 echo "images: $IMAGES ($(df -PT "$IMAGES" | awk 'NR == 2 { print $2 }')); repetitions $REPS; $( ((LIVE)) && echo live || echo 'program waits during each checkpoint')"
 
 # stats VALUES...: "median [min..max]" ("-" if none)
-stats() {
-    printf '%s\n' "$@" | grep -E '^-?[0-9.]+$' | sort -g |
-        awk 'function f(x) { return x == int(x) ? sprintf("%.0f", x) : sprintf("%.1f", x) }
-             { v[NR] = $1 }
-             END { if (!NR) { print "-"; exit }
-                   m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-                   if (NR == 1) print f(m); else printf "%s [%s..%s]\n", f(m), f(v[1]), f(v[NR]) }'
-}
 median() { stats "$@" | cut -d' ' -f1; }
 
 vmstat() { awk '$1 == "thp_split_pmd" || $1 == "thp_collapse_alloc" || $1 == "thp_fault_alloc" { printf "%s=%s ", $1, $2 }' /proc/vmstat; }
