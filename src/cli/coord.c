@@ -1008,8 +1008,15 @@ static void pump(int timeout_ms, uint64_t gen)
 		G.c[m].part = gen != 0;
 		G.c[m].answered = gen == 0;
 		G.c[m].prep_flags = 0; /* no pre-copy: it parks at once */
-		if (gen && signal_member(&G.c[m]) < 0)
-			G.c[m].answered = 1; /* gone already */
+		/*
+		 * Gone already, or exec'ing into a program without the agent: no
+		 * part of this checkpoint.  One that comes back with the agent
+		 * registers again and joins; one without it is found by the scan.
+		 */
+		if (gen && signal_member(&G.c[m]) < 0) {
+			G.c[m].part = 0;
+			G.c[m].answered = 1;
+		}
 	}
 }
 
