@@ -127,31 +127,33 @@ int co_mem_collect(struct co_dumpctx *d)
  * marks are taken off (MADV_DOFORK) before co_mem_fork_end puts these back,
  * so a stretch inside such a region ends up with the program's flag.
  */
-void co_mem_fork_begin(struct co_dumpctx *d)
+/* The program's fork flags off (normal: the fork copies every region) or back on. */
+static void fork_advice(struct co_dumpctx *d, int normal)
 {
 	for (uint32_t i = 0; i < d->nvmas; i++) {
 		const struct co_vma *v = &vmas[i];
 		long len = (long)(v->end - v->start);
-		/* a region that cannot be changed is found missing by the writer (snapshot_complete) */
+		/*
+		 * A region that cannot be changed is found missing by the writer
+		 * (snapshot_complete); putting them back splits what the fork-time
+		 * flags merged: never more regions than before.
+		 */
 		if (v->flags & CO_VF_DONTFORK)
-			co_sys3(SYS_madvise, (long)v->start, len, MADV_DOFORK);
+			co_sys3(SYS_madvise, (long)v->start, len, normal ? MADV_DOFORK : MADV_DONTFORK);
 		if (v->flags & CO_VF_WIPEONFORK)
-			co_sys3(SYS_madvise, (long)v->start, len, MADV_KEEPONFORK);
+			co_sys3(SYS_madvise, (long)v->start, len, normal ? MADV_KEEPONFORK : MADV_WIPEONFORK);
 	}
+}
+
+void co_mem_fork_begin(struct co_dumpctx *d)
+{
+	fork_advice(d, 1);
 	d->forked = 1;
 }
 
 void co_mem_fork_end(struct co_dumpctx *d)
 {
-	for (uint32_t i = 0; i < d->nvmas; i++) {
-		const struct co_vma *v = &vmas[i];
-		long len = (long)(v->end - v->start);
-		/* splits what the fork-time flags merged: never more regions than before */
-		if (v->flags & CO_VF_DONTFORK)
-			co_sys3(SYS_madvise, (long)v->start, len, MADV_DONTFORK);
-		if (v->flags & CO_VF_WIPEONFORK)
-			co_sys3(SYS_madvise, (long)v->start, len, MADV_WIPEONFORK);
-	}
+	fork_advice(d, 0);
 	d->forked = 0;
 }
 
