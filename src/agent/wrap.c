@@ -460,6 +460,24 @@ EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 	return sigtimedwait(set, info, 0);
 }
 
+/*
+ * glibc's sigwait calls its own sigtimedwait, past the wrapper above: a
+ * thread in sigwait() on a full set (a daemon's signal thread) would take
+ * the checkpoint signal as its own, and never park.  It is glibc's loop
+ * over ours: EINTR repeats, an error is returned (and left in errno).
+ */
+EXPORT int sigwait(const sigset_t *set, int *sig)
+{
+	int r;
+	do
+		r = sigtimedwait(set, NULL, NULL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno;
+	*sig = r;
+	return 0;
+}
+
 EXPORT int sigsuspend(const sigset_t *mask)
 {
 	ENSURE(sigsuspend);
