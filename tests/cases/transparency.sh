@@ -7,7 +7,8 @@ ALL_TESTS+=(wrap_null wrap_null_storm)
 # and edge values, before and after checkpoints: the same answers (return
 # value, errno) as a native run, never a crash; the program waits in
 # select()/pselect() with NULL sets (make's jobserver, readline) and in
-# sleeps whose rem is the request itself or invalid, where the checkpoints land
+# sleeps whose rem is the request itself or invalid, where the checkpoints
+# land, and a thread of it waits in sigwait() on every signal all along
 t_wrap_null() { std wrap_null 0 0.8 0.8; }
 # the same under a storm of checkpoints (no --kill), the last one --kill
 t_wrap_null_storm() { storm wrap_null 2; }
@@ -49,10 +50,11 @@ t_sigpipe_status() {
 
 # the caller's dispositions and mask reach the program: a shell that
 # ignores HUP and USR1 (trap '') starts sig_launch, which ignores CHLD and
-# blocks USR2, WINCH and SIGRTMIN+5, which starts sig_report natively or `cohort run
-# sig_report`; both are started alike (in the background, where the shell
-# also ignores INT and QUIT).  The program's report must be the same, and
-# stay the same across checkpoint --kill and restart, twice.
+# blocks USR2, WINCH and SIGRTMIN+5, which starts sig_report natively or
+# `cohort run sig_report`.  Both are started the same way (bg_start), so
+# whatever else the harness hands on is the same for both.  The program's
+# report must be the same, and stay the same across checkpoint --kill and
+# restart, twice.
 t_signal_inherit() {
 	need_prog sig_launch
 	prog_cmd sig_report

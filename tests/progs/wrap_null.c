@@ -7,8 +7,9 @@
  * jobserver and readline do, in select() and pselect() with NULL sets
  * (and in sleeps whose rem is the request itself, or invalid), where the
  * harness's checkpoints land, and waits for the largest time there is
- * until the program's own SIGALRM ends them (EINTR, as natively).  The
- * output must equal a native run's.
+ * until the program's own SIGALRM ends them (EINTR, as natively).  A
+ * thread waits in sigwait() on every signal all along.  The output must
+ * equal a native run's.
  *
  * Invalid pointers are a PROT_NONE page ("bad") and pointers to the last 4
  * bytes of a readable page ("tail4"): the kernel answers EFAULT for both
@@ -246,6 +247,11 @@ static void sigwaits(void)
 	CALL("sigwaitinfo(bad, NULL)", sigwaitinfo((void *)bad, NULL));
 	raise(SIGUSR2);
 	CALL("sigwaitinfo({62,USR2}, NULL) + USR2", sigwaitinfo(&ours, NULL));
+	int sig = -1;
+	CALL("sigwait(NULL, &sig)", sigwait(NUL, &sig));
+	raise(SIGUSR2);
+	CALL("sigwait({62,USR2}, &sig) + USR2", sigwait(&ours, &sig));
+	printf("%d   sig %d\n", round_no, sig);
 	CALL("sigsuspend(NULL)", sigsuspend(NUL));
 	CALL("sigsuspend(bad)", sigsuspend((void *)bad));
 	CALL("sigsuspend(tail4)", sigsuspend((void *)tail4));
@@ -457,6 +463,28 @@ static void arm_alarm(void)
 	sem_post(&arm);
 }
 
+/*
+ * A daemon's signal thread: every signal blocked, sigwait() on all of
+ * them, across every checkpoint.  It must get the USR2 main sends it each
+ * round, and nothing else (never the checkpoint signal).
+ */
+static pthread_t waiter_th;
+static atomic_int waited;
+
+static void *sigwaiter(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		int sig = 0, r = sigwait(&all, &sig);
+		CHECK(r == 0 && sig == SIGUSR2, "sigwait(every signal) = %d, signal %d", r, sig);
+		atomic_fetch_add(&waited, 1);
+	}
+	return NULL;
+}
+
 /* until the sender has stopped: no SIGALRM comes after */
 static void disarm_alarm(void)
 {
@@ -534,6 +562,11 @@ static void waits(void)
 	disarm_alarm();
 	CHECK(n < 0 && errno == EINTR, "poll(INT_MAX ms) = %d: %s", n, strerror(errno));
 
+	/* the signal thread's one signal of the round */
+	CHECK(pthread_kill(waiter_th, SIGUSR2) == 0, "pthread_kill");
+	while (atomic_load(&waited) != round_no + 1)
+		t_sleep_ms(1);
+
 	/* nothing at all: a plain wait */
 	tv = (struct timeval){ 0, 30000 };
 	t0 = t_now_ns(CLOCK_MONOTONIC);
@@ -584,6 +617,7 @@ int main(void)
 	main_th = pthread_self();
 	CHECK(pthread_create(&th, NULL, writer, NULL) == 0, "pthread_create");
 	CHECK(pthread_create(&al, NULL, alarmer, NULL) == 0, "pthread_create");
+	CHECK(pthread_create(&waiter_th, NULL, sigwaiter, NULL) == 0, "pthread_create");
 	for (round_no = 0; round_no < ROUNDS; round_no++) {
 		int seen = usr1_seen;
 		sleeps();
