@@ -70,6 +70,7 @@ struct conn {
 	int pid, host_pid, ppid;
 	int restored;		/* registered from an image, waiting for the release */
 	int answered;		/* in the current barrier */
+	uint64_t agentless_ns;	/* since when it has had no agent to signal (exec'ing), or 0 */
 	int part;		/* takes part in the current checkpoint (was sent PREPARE) */
 	int deferred;		/* a request that waits until the checkpoint is over */
 	uint32_t got;		/* messages of the current checkpoint received so far (1 << type) */
@@ -639,10 +640,15 @@ static void forget_agentless(void)
 			drop(i);
 }
 
+/* The checkpoint's start to member c: 0 sent, -1 it is gone, -2 it has no agent now (not sent). */
 static int signal_member(struct conn *c)
 {
-	if (!has_agent(c->host_pid))
-		return -1; /* never signal a program without our handler: the default action ends it */
+	if (!has_agent(c->host_pid)) {
+		if (!c->agentless_ns)
+			c->agentless_ns = co_now_ns(CLOCK_MONOTONIC);
+		return -2; /* never signal a program without our handler: the default action ends it */
+	}
+	c->agentless_ns = 0;
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
 	si.si_signo = G.sig;
@@ -1009,11 +1015,11 @@ static void pump(int timeout_ms, uint64_t gen)
 		G.c[m].answered = gen == 0;
 		G.c[m].prep_flags = 0; /* no pre-copy: it parks at once */
 		/*
-		 * Gone already, or exec'ing into a program without the agent: no
-		 * part of this checkpoint.  One that comes back with the agent
-		 * registers again and joins; one without it is found by the scan.
+		 * Gone already: no part of this checkpoint.  Without the agent at
+		 * this moment (exec'ing): the barrier waits for the program it
+		 * becomes to register and signals it again, or says it has none.
 		 */
-		if (gen && signal_member(&G.c[m]) < 0) {
+		if (gen && signal_member(&G.c[m]) == -1) {
 			G.c[m].part = 0;
 			G.c[m].answered = 1;
 		}
@@ -1070,8 +1076,11 @@ static int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, 
 				p[n].events = POLLIN;
 				idx[n++] = i;
 				/* a start that found no thread to take it (one registering, one exec'ing): again */
-				if (G.c[i].fd < 0 && now - G.c[i].signalled_ns > 2000000000ULL)
-					signal_member(&G.c[i]);
+				if (G.c[i].fd < 0 && now - G.c[i].signalled_ns > 2000000000ULL &&
+				    signal_member(&G.c[i]) == -2 && now - G.c[i].agentless_ns > 4000000000ULL) {
+					why_absent(G.c[i].host_pid, G.c[i].pid, 0, err, errlen);
+					return -1;
+				}
 			}
 		if (!n)
 			return failed ? -1 : 0;
