@@ -893,13 +893,11 @@ static const char *comm_of(int host)
  */
 static void why_absent(int host, int pid, int registered, char *err, size_t errlen)
 {
-	char path[64], buf[4096], comm[64];
-	snprintf(path, sizeof(path), "/proc/%d/status", host);
+	char comm[64];
 	snprintf(comm, sizeof(comm), "%s", comm_of(host));
-	const char *state = co_read_small(path, buf, sizeof(buf)) > 0 ? strstr(buf, "\nState:\t") : NULL;
-	char st = state ? state[8] : '?';
-	long tracer = state ? co_status_field(buf, "TracerPid") : 0;
-	if (!state)
+	long tracer;
+	char st = co_proc_state(host, &tracer);
+	if (!st)
 		snprintf(err, errlen, "pid %d (%s) ended while the group was being checkpointed", pid, comm);
 	else if (tracer > 0 || st == 't')
 		snprintf(err, errlen,
@@ -921,10 +919,9 @@ static void why_absent(int host, int pid, int registered, char *err, size_t errl
 static int held_up(const int *idx, int n)
 {
 	for (int k = 0; k < n; k++) {
-		char path[64], buf[4096];
-		snprintf(path, sizeof(path), "/proc/%d/status", G.c[idx[k]].host_pid);
-		const char *state = co_read_small(path, buf, sizeof(buf)) > 0 ? strstr(buf, "\nState:\t") : NULL;
-		if (state && (state[8] == 'T' || state[8] == 't' || co_status_field(buf, "TracerPid") > 0))
+		long tracer;
+		char st = co_proc_state(G.c[idx[k]].host_pid, &tracer);
+		if (st == 'T' || st == 't' || tracer > 0)
 			return idx[k];
 	}
 	return -1;
@@ -936,11 +933,10 @@ static int held_up(const int *idx, int n)
  */
 static void why_hung_up(const struct conn *c, unsigned want, char *err, size_t errlen)
 {
-	char path[64], buf[4096];
 	const char *when = want == CO_M_SNAPSHOT ? "before its snapshot" : "before its image was complete";
-	snprintf(path, sizeof(path), "/proc/%d/status", c->host_pid);
-	const char *state = co_read_small(path, buf, sizeof(buf)) > 0 ? strstr(buf, "\nState:\t") : NULL;
-	if (!state || state[8] == 'Z' || state[8] == 'X')
+	long tracer;
+	char st = co_proc_state(c->host_pid, &tracer);
+	if (!st || st == 'Z' || st == 'X')
 		snprintf(err, errlen, "pid %d exited during the checkpoint (%s)", c->pid, when);
 	else if (want == CO_M_DONE)
 		/* after its snapshot only the writer holds the connection */

@@ -356,3 +356,18 @@ int co_dir_numbers(int dirfd, int *out, int max)
 		}
 	return n;
 }
+
+char co_proc_state(int pid, long *tracer)
+{
+	char path[64], buf[4096];
+	co_fmt(path, sizeof(path), "/proc/%d/status", pid);
+	*tracer = 0;
+	if (co_read_small(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	const char *v = status_value(buf, "State");
+	if (!v)
+		return 0;
+	long t = co_status_field(buf, "TracerPid");
+	*tracer = t > 0 ? t : 0;
+	return *v;
+}

@@ -99,6 +99,13 @@ int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t 
 extern int (*co_proc_self_fallback)(const char *name);
 int co_proc_self_open(const char *name);
 
+/*
+ * The scheduler state letter of process pid (R, S, T, t, Z, ...) from
+ * /proc/PID/status, and in *tracer its TracerPid (0: none); 0 when the
+ * process is gone.
+ */
+char co_proc_state(int pid, long *tracer);
+
 /* Value of the "Key:" line of a /proc status-style buffer, or -1. */
 long co_status_field(const char *buf, const char *key);
 /* The same for a hexadecimal field such as SigPnd; 0 when absent. */
