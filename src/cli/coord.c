@@ -135,6 +135,10 @@ static struct {
 	pid_t job;		/* the phase's job child (run_job); 0: none */
 	uint64_t total;		/* 0: not known */
 	uint64_t next_ns;	/* no update before */
+	/* when each phase began, whether anyone watches: --json reports where the time went */
+	int nphases;
+	const char *phase_name[12];
+	uint64_t phase_ns[12];
 } P = { .fd = -1 };
 /* restart: drawn on the coordinator's terminal until every process is back */
 static struct co_progress restore_pr = { .fd = -1 };
@@ -767,6 +771,10 @@ static void progress_tick(void)
 /* A new phase, told at once; count: PC_*, total: what its bytes done come to (0: not known). */
 static void progress_phase(const char *phase, int count, uint64_t total)
 {
+	if (P.nphases < (int)CO_ARRAY_LEN(P.phase_ns)) {
+		P.phase_name[P.nphases] = phase;
+		P.phase_ns[P.nphases++] = co_now_ns(CLOCK_MONOTONIC);
+	}
 	if (P.fd < 0)
 		return;
 	P.phase = phase;
@@ -780,8 +788,28 @@ static void progress_phase(const char *phase, int count, uint64_t total)
 static void progress_begin(int fd, unsigned flags, const char *tmp)
 {
 	P.fd = flags & CO_CKPT_PROGRESS ? fd : -1;
+	P.nphases = 0;
 	snprintf(P.tmp, sizeof(P.tmp), "%s", tmp);
 	progress_phase("preparing", PC_NONE, 0);
+}
+
+/*
+ * The phases of the checkpoint as JSON, {"preparing":12.5,...}: the time from
+ * each phase's start to the next one's (the last one's to end_ns), in ms.
+ * "snapshot" is the pause; a phase entered twice is reported twice.
+ */
+static const char *phases_json(uint64_t end_ns, char *out, size_t size)
+{
+	size_t len = 0;
+	len += (size_t)snprintf(out, size, "{");
+	for (int i = 0; i < P.nphases && len < size; i++) {
+		uint64_t until = i + 1 < P.nphases ? P.phase_ns[i + 1] : end_ns;
+		len += (size_t)snprintf(out + len, size - len, "%s\"%s\":%.2f", i ? "," : "", P.phase_name[i],
+					(double)(until - P.phase_ns[i]) / 1e6);
+	}
+	if (len < size)
+		snprintf(out + len, size - len, "}");
+	return out;
 }
 
 /* The job child of the phase (run_job): its reads or writes are the bytes done. */
@@ -1525,6 +1553,25 @@ static uint8_t *mark_stdio_files(const struct conn *c)
 static struct co_mproc seen_creds[CO_TABLE_SLOTS];
 
 /* 0, or -1 (err filled) for a process of another uid whose ids cannot all be recorded. */
+/*
+ * A restore gives every thread of a process the ids recorded for it, so a
+ * process whose threads differ (one changed its ids with a raw system
+ * call, as glibc's setuid() would have changed all) is refused while it
+ * still runs, rather than brought back with one thread's ids changed.
+ */
+static int threads_same_creds(const struct conn *c, char *err, size_t errlen)
+{
+	int tid = co_thread_odd_creds(c->host_pid);
+	if (tid <= 0)
+		return 0; /* the same, or the process is gone: the dump will say so */
+	struct co_nsids ids = { .pid = tid };
+	co_ns_ids(tid, &ids);
+	snprintf(err, errlen,
+		 "pid %d: its thread %d runs with other uids, gids or groups than the rest of the process "
+		 "(set by a raw system call); cohort restores one set of ids per process", c->pid, ids.pid);
+	return -1;
+}
+
 static int record_creds(const struct conn *c, char *err, size_t errlen)
 {
 	static char buf[16384];
@@ -1537,7 +1584,7 @@ static int record_creds(const struct conn *c, char *err, size_t errlen)
 	if (n >= 0) {
 		s->creds = 1;
 		s->ngroups = (uint32_t)n;
-		return 0;
+		return threads_same_creds(c, err, errlen);
 	}
 	/* ours (or root's): what its image says grants it nothing it could not take itself */
 	uid_t me = geteuid();
@@ -1965,17 +2012,19 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 			prep = G.c[i].prep_ns;
 	uint64_t t_pause = t_park + (prep > 0 && (uint64_t)prep < t_release - t_park ? (uint64_t)prep : 0);
 	double pause_ms = (double)(t_release - t_pause) / 1e6, dur_ms = (double)(t_done - t0) / 1e6;
-	char prog_pause[32] = "null"; /* --kill: the group never ran again */
+	char prog_pause[32] = "null", phases[512]; /* prog_pause: null for --kill (the group never ran again) */
 	if (!kill_it)
 		snprintf(prog_pause, sizeof(prog_pause), "%.2f", program_pause_ms(gen, t_pause));
 	if (flags & CO_CKPT_JSON)
 		reply(cfd, 0,
 		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
 		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"program_pause_ms\":%s,"
-		      "\"duration_ms\":%.2f,\"precopied\":%d,\"directory\":\"%s/gen-%06llu\",\"killed\":%s}",
+		      "\"duration_ms\":%.2f,\"phases_ms\":%s,\"precopied\":%d,\"directory\":\"%s/gen-%06llu\","
+		      "\"killed\":%s}",
 		      G.name, (unsigned long long)gen, incremental ? "incremental" : "full",
 		      (unsigned long long)(incremental ? parent : 0), n, (unsigned long long)bytes,
-		      (unsigned long long)raw_bytes, compress ? "true" : "false", pause_ms, prog_pause, dur_ms, precopied,
+		      (unsigned long long)raw_bytes, compress ? "true" : "false", pause_ms, prog_pause, dur_ms,
+		      phases_json(t_done, phases, sizeof(phases)), precopied,
 		      gdir, (unsigned long long)gen, kill_it ? "true" : "false");
 	else if (compress)
 		reply(cfd, 0,

@@ -291,6 +291,53 @@ int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t 
 	return status_numbers(buf, "Groups", groups, max);
 }
 
+/* The Uid, Gid and Groups lines of /proc/PID/task/TID/status, one after another, in out. */
+static int task_creds(int host, int tid, char *out, size_t size)
+{
+	char path[64], buf[8192];
+	co_fmt(path, sizeof(path), "/proc/%d/task/%d/status", host, tid);
+	if (co_read_small(path, buf, sizeof(buf)) <= 0)
+		return -ESRCH;
+	size_t len = 0;
+	out[0] = 0;
+	for (const char *p = buf; *p;) {
+		size_t n = 0;
+		while (p[n] && p[n] != '\n')
+			n++;
+		n += p[n] == '\n';
+		if (co_startswith(p, "Uid:") || co_startswith(p, "Gid:") || co_startswith(p, "Groups:")) {
+			if (len + n >= size)
+				return -E2BIG;
+			co_memcpy(out + len, p, n);
+			out[len += n] = 0;
+		}
+		p += n;
+	}
+	return 0;
+}
+
+/* Not for the agent: its stack is the program's. */
+int co_thread_odd_creds(int host)
+{
+	char first[4096], other[4096], path[64];
+	int tids[16384];
+	co_fmt(path, sizeof(path), "/proc/%d/task", host);
+	int dfd = (int)co_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dfd < 0)
+		return dfd;
+	int n = co_dir_numbers(dfd, tids, (int)(sizeof(tids) / sizeof(tids[0])));
+	co_close(dfd);
+	if (n < 0)
+		return n;
+	if (task_creds(host, host, first, sizeof(first)) < 0)
+		return -ESRCH;
+	for (int i = 0; i < n; i++)
+		/* a thread gone meanwhile has no ids to restore */
+		if (tids[i] != host && task_creds(host, tids[i], other, sizeof(other)) == 0 && co_strcmp(first, other))
+			return tids[i];
+	return 0;
+}
+
 int (*co_proc_self_fallback)(const char *name);
 
 int co_proc_self_open(const char *name)

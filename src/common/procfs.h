@@ -91,6 +91,14 @@ int co_ns_ids(int host_pid, struct co_nsids *out);
 int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t *groups, int max);
 
 /*
+ * A thread of process host (as /proc shows it) whose uid, gid or groups
+ * differ from those of the process's first thread: its tid, 0 when every
+ * thread has the same ids, or -errno.  glibc's setuid() and friends change
+ * every thread of a process; a raw setresuid system call changes one.
+ */
+int co_thread_odd_creds(int host);
+
+/*
  * /proc/self/NAME opened for reading, or -errno.  A process that changed
  * its uid is not dumpable and its /proc files are root's: when it may not
  * open one of its own (-EACCES), co_proc_self_fallback (when set: the

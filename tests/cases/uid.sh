@@ -4,7 +4,7 @@
 # Both need root: cohort run as root, the group's processes dropping to
 # uid 65534.
 
-ALL_TESTS+=(uid_drop uid_stranger uid_forged restore_child_damaged)
+ALL_TESTS+=(uid_drop uid_stranger uid_forged restore_child_damaged thread_creds)
 
 # uid_setup: root only; the dropped processes must reach the control socket
 # and the agent, but the harness keeps its work directory 0700.
@@ -169,6 +169,39 @@ t_restore_child_damaged() {
 	[ $rc != 0 ] || fail "a restart from a damaged image succeeded"
 	grep -q "restore failed: .*$(basename "$img")" "$TD/bad.err" || fail "the failed restart does not name $(basename "$img"): $(first_line "$TD/bad.err")"
 	cp -p "$TD/kept.img" "$img"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
+# thread_creds: one thread of a root process takes uid and gid 65534 by raw
+# system calls (its threads' ids differ).  A checkpoint must be refused in
+# one line naming the process and the thread, commit nothing, and leave the
+# program running; once the thread has taken root's ids back (go.1),
+# checkpoint --kill and restart must go through, the program checking
+# both threads' ids at every step, and the output must be a straight run's.
+t_thread_creds() {
+	uid_setup
+	prog_cmd thread_creds
+	: >"$TT/go.1"
+	straight 0 "${PCMD[@]}"
+	rm -f "$TT/go.1"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" odd
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ck.out" 2>"$TD/ck.err"
+	local rc=$?
+	note_file "refused checkpoint" "$TD/ck.err" 3
+	[ $rc != 0 ] || fail "a checkpoint of threads with different ids succeeded"
+	[ "$(wc -l <"$TD/ck.err")" = 1 ] || fail "the refusal is not one line"
+	grep -qE 'pid [0-9]+: its thread [0-9]+ runs with other uids' "$TD/ck.err" ||
+		fail "the refusal does not name the process and the thread: $(first_line "$TD/ck.err")"
+	[ ! -d "$IMG/$GNAME/gen-000001" ] || fail "a generation was committed"
+	bg_alive run0 || fail "the program ended after the refused checkpoint"
+	: >"$TT/go.1"
+	wait_line "$TD/run0.out" 'step 3 ok'
+	ckpt_or_fail "checkpoint (--kill, same ids)" "$GNAME" 1 --kill
+	bg_wait run0
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run1
 	final_check 0 "$RC" run1 run0 run1
