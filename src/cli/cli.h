@@ -109,8 +109,8 @@ int co_img_create(const char *path, int compress, char *err, size_t errlen);
 int co_img_finish(int fd, char *err, size_t errlen);
 /* Compress the process images (all streams) and shared.img of generation dir into NAME.zst. */
 int co_compress_gen(const char *dir, const struct co_mproc *p, int n, int workers, char *err, size_t errlen);
-/* precopy.c: the pages of process pid (host_pid here) read now, while it runs, into the image path. */
-int co_precopy(const char *path, int pid, int host_pid, char *err, size_t errlen);
+/* precopy.c: the pages of process pid (host_pid here) read now, while it runs, into the image path: how many, or -1. */
+int64_t co_precopy(const char *path, int pid, int host_pid, char *err, size_t errlen);
 /* merge.c: dir/image (incremental against id) and predir/image (its pre-copy) into a full dir/image. */
 int co_merge_precopy(const char *dir, const char *predir, int pid, const char *image, uint64_t id, char *err,
 		     size_t errlen);

@@ -1431,6 +1431,23 @@ static const char *pre_dir(const char *tmp)
 }
 
 /* The pre-copy of every armed member (the child's copy of G), into pre_dir(tmp). */
+/*
+ * Whether the pre-copy of member c, pages read ahead, is worth its merge.
+ * Memory it could not read ahead (regions of huge pages, compared by page
+ * hashes, and pages written since the arming) goes into the image of the
+ * pause anyway, and the merge then copies all of it a second time: with
+ * less than half of the process's memory read ahead (a heap of huge
+ * pages: nothing), a whole image from the snapshot is the cheaper way,
+ * and its pause is no longer (huge pages fork fast).
+ */
+static int precopy_worth(const struct conn *c, uint64_t pages)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", c->host_pid);
+	long anon_kib = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "RssAnon") : -1;
+	return anon_kib < 0 || pages * (CO_PAGE / 1024) * 2 >= (uint64_t)anon_kib;
+}
+
 static int precopy_job(void *arg, struct job *job)
 {
 	const char *pre = pre_dir(arg);
@@ -1441,10 +1458,14 @@ static int precopy_job(void *arg, struct job *job)
 			continue;
 		char img[PATH_MAX], perr[1024];
 		snprintf(img, sizeof(img), "%s/proc-%d.img", pre, c->pid);
-		if (!made || co_precopy(img, c->pid, c->host_pid, perr, sizeof(perr)) < 0) {
+		int64_t pages = made ? co_precopy(img, c->pid, c->host_pid, perr, sizeof(perr)) : -1;
+		if (pages < 0) {
 			job->failed[job->nfailed++] = c->pid;
 			if (getenv("COHORT_DEBUG"))
 				co_warn("pre-copy of pid %d: %s", c->pid, made ? perr : strerror(errno));
+		} else if (!precopy_worth(c, (uint64_t)pages)) {
+			/* told it failed, the process saves itself whole, as without a pre-copy */
+			job->failed[job->nfailed++] = c->pid;
 		}
 	}
 	return 0;
@@ -1508,6 +1529,13 @@ static int merge_precopies(const char *tmp, uint64_t gen, int *merged, char *err
 	struct job *job = job_map();
 	struct merge_arg a = { tmp, gen };
 	*merged = 0;
+	int any = 0;
+	for (int i = 0; i < G.nc; i++)
+		any |= precopied(&G.c[i], gen);
+	if (!any) {
+		co_remove_tree(pre_dir(tmp));
+		return 0;
+	}
 	/* the full images come to about what the pre-copies took */
 	progress_phase("merging pre-copy", PC_JOB_WRITE, co_dir_bytes(pre_dir(tmp)));
 	int r = job ? run_job("cohort-premerge", "merging the pre-copy", merge_job, &a, job, 0, err, errlen)

@@ -128,7 +128,7 @@ static int copy_region(struct co_writer *w, int pmfd, int mem, uint64_t start, u
 	return 0;
 }
 
-int co_precopy(const char *path, int pid, int host_pid, char *err, size_t errlen)
+int64_t co_precopy(const char *path, int pid, int host_pid, char *err, size_t errlen)
 {
 	static struct co_maps maps;
 	static struct co_mapent e;
@@ -180,5 +180,5 @@ out:
 	if (pmfd >= 0)
 		close(pmfd);
 	co_maps_close(&maps);
-	return r;
+	return r < 0 ? -1 : (int64_t)total;
 }
