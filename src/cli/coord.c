@@ -1600,6 +1600,29 @@ static int threads_same_creds(const struct conn *c, char *err, size_t errlen)
 	return -1;
 }
 
+/*
+ * A process in a namespace the program made (unshare, clone with CLONE_NEW*:
+ * a sandbox, a container runtime, `unshare -T`) would come back in the
+ * group's own, its clocks, mounts or pids silently changed: refused, in
+ * the pause, while the group can still run on.
+ */
+static int own_namespaces(const struct conn *c, char *err, size_t errlen)
+{
+	const char *kind = co_ns_differs(c->host_pid, G.init_pid);
+	if (!kind)
+		return 0;
+	const char *children = strstr(kind, "_for_children");
+	if (children)
+		snprintf(err, errlen,
+			 "pid %d (%s) made a %.*s namespace for its children inside the group: cohort cannot restore "
+			 "namespaces a program creates", c->pid, comm_of(c->host_pid), (int)(children - kind), kind);
+	else
+		snprintf(err, errlen,
+			 "pid %d (%s) runs in a %s namespace of its own, made inside the group: cohort cannot restore "
+			 "namespaces a program creates", c->pid, comm_of(c->host_pid), kind);
+	return -1;
+}
+
 static int record_creds(const struct conn *c, char *err, size_t errlen)
 {
 	static char buf[16384];
@@ -1863,7 +1886,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
 		for (int i = 0; i < G.nc && !bad; i++)
 			if (G.c[i].kind == C_MEMBER && G.c[i].part)
-				bad = record_creds(&G.c[i], err, sizeof(err)) ||
+				bad = own_namespaces(&G.c[i], err, sizeof(err)) || record_creds(&G.c[i], err, sizeof(err)) ||
 				      send_dump(&G.c[i], tmp, flags & CO_CKPT_STOP, err, sizeof(err));
 		/* every member has a snapshot (or its whole image): the group may run again */
 		if (!bad)

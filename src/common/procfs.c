@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include "procfs.h"
 #include "sys.h"
 #include "util.h"
@@ -336,6 +337,29 @@ int co_thread_odd_creds(int host)
 		if (tids[i] != host && task_creds(host, tids[i], other, sizeof(other)) == 0 && co_strcmp(first, other))
 			return tids[i];
 	return 0;
+}
+
+/* The identity (device and inode) of /proc/PID/ns/KIND; 0 when it cannot be seen. */
+static uint64_t ns_id(int pid, const char *kind)
+{
+	char path[64];
+	struct stat st;
+	co_fmt(path, sizeof(path), "/proc/%d/ns/%s", pid, kind);
+	if (co_sys2(SYS_stat, (long)path, (long)&st) < 0)
+		return 0;
+	return (uint64_t)st.st_dev << 32 ^ (uint64_t)st.st_ino;
+}
+
+const char *co_ns_differs(int host, int ref)
+{
+	static const char *const kinds[] = { "user", "mnt", "pid", "pid_for_children", "net", "uts", "ipc",
+					     "cgroup", "time", "time_for_children" };
+	for (unsigned i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		uint64_t a = ns_id(host, kinds[i]), b = ns_id(ref, kinds[i]);
+		if (a && b && a != b)
+			return kinds[i];
+	}
+	return NULL;
 }
 
 int (*co_proc_self_fallback)(const char *name);

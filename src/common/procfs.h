@@ -99,6 +99,13 @@ int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t 
 int co_thread_odd_creds(int host);
 
 /*
+ * The first kind of namespace ("mnt", "time_for_children", ...) in which
+ * process host is not where process ref is, or NULL when it shares all of
+ * ref's.  Kinds this kernel does not show are skipped.
+ */
+const char *co_ns_differs(int host, int ref);
+
+/*
  * /proc/self/NAME opened for reading, or -errno.  A process that changed
  * its uid is not dumpable and its /proc files are root's: when it may not
  * open one of its own (-EACCES), co_proc_self_fallback (when set: the

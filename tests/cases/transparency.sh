@@ -116,6 +116,46 @@ t_unshare_user() {
 	final_check 0 "$RC" run0 run0
 }
 
+# nested_ns: a program that makes namespaces of its own inside the group
+# (a time namespace with clock offsets, then a mount namespace) cannot be
+# restored as it was: each checkpoint must be refused in one line naming
+# the process and the kind of namespace, commit nothing, and leave the
+# program running to the straight run's output.
+ALL_TESTS+=(nested_ns)
+nested_ns_refused() { # nested_ns_refused KIND TAG
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ck.out" 2>"$TD/ck.err"
+	local rc=$?
+	note_file "refused checkpoint ($1)" "$TD/ck.err" 3
+	[ $rc != 0 ] || fail "a checkpoint of a process in a $1 namespace of its own succeeded"
+	[ "$(wc -l <"$TD/ck.err")" = 1 ] || fail "the refusal ($1) is not one line"
+	grep -qE "pid [0-9]+ \((unshare|sh)\) (runs in a $1 namespace of its own|made a $1 namespace for its children)" "$TD/ck.err" ||
+		fail "the refusal does not name the process and the $1 namespace: $(first_line "$TD/ck.err")"
+	[ ! -d "$IMG/$GNAME/gen-000001" ] || fail "a generation was committed ($1)"
+	bg_alive "$2" || fail "the program ended after the refused checkpoint ($1)"
+}
+t_nested_ns() {
+	[ "$(id -u)" = 0 ] || skip "needs root (unshare -T, unshare -m)"
+	command -v unshare >/dev/null || skip "unshare(1) not found"
+	local loop='i=0; while [ $i -lt 40 ]; do echo "line $i"; i=$((i+1)); [ -e "$COHORT_TEST_TMP/go.1" ] || sleep 0.1; done; echo RESULT done'
+	: >"$TT/go.1"
+	straight 0 unshare -T --monotonic 500 --fork /bin/sh -c "$loop"
+	rm -f "$TT/go.1"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- unshare -T --monotonic 500 --fork /bin/sh -c "$loop"
+	wait_line "$TD/run0.out" "line 1"
+	nested_ns_refused time run0
+	: >"$TT/go.1"
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
+	rm -f "$TT/go.1"
+	GNAME=$GNAME-mnt
+	bg_start run1 "$COHORT" run --name "$GNAME" --images "$IMG" -- unshare -m --fork /bin/sh -c "$loop"
+	wait_line "$TD/run1.out" "line 1"
+	nested_ns_refused mnt run1
+	: >"$TT/go.1"
+	bg_wait run1
+	final_check 0 "$RC" run1 run1
+}
+
 # raw_clone: children made with syscall(SYS_clone) and syscall(SYS_clone3),
 # which run no fork handlers, still join the group and come back with it.
 ALL_TESTS+=(raw_clone)
