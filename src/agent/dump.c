@@ -66,7 +66,7 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.vol[dc.nvol++] = (uint64_t)wbuf1;
 	dc.vol[dc.nvol++] = (uint64_t)&dc;
 
-	return co_timers_collect(&dc) || co_files_collect(&dc) || co_mem_collect(&dc) ? -1 : 0;
+	return co_pattrs_collect(&dc) || co_timers_collect(&dc) || co_files_collect(&dc) || co_mem_collect(&dc) ? -1 : 0;
 }
 
 /*

@@ -1766,6 +1766,28 @@ static void end_sessions(void)
 	G.ck_gen = G.ck_parent = 0;
 }
 
+/*
+ * A member with a thread under seccomp is refused before any signal: in
+ * strict mode the agent's first system call in the handler would kill the
+ * process, a filter may forbid what the agent does, and the restorer
+ * cannot install filters again.
+ */
+static int under_seccomp(char *err, size_t errlen)
+{
+	for (int i = 0; i < G.nc; i++) {
+		long mode = 0;
+		int tid = G.c[i].kind == C_MEMBER ? co_thread_seccomp(G.c[i].host_pid, &mode) : 0;
+		if (tid <= 0)
+			continue;
+		struct co_nsids ids = { .pid = tid };
+		co_ns_ids(tid, &ids);
+		snprintf(err, errlen, "pid %d (%s): thread %d runs under seccomp (%s mode): cohort cannot checkpoint it",
+			 G.c[i].pid, comm_of(G.c[i].host_pid), ids.pid, mode == 1 ? "strict" : "filter");
+		return 1;
+	}
+	return 0;
+}
+
 static void checkpoint(int ci, unsigned flags, const char *images_override)
 {
 	int cfd = G.c[ci].fd;
@@ -1798,7 +1820,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 	}
 	progress_begin(cfd, flags, tmp);
 	uint64_t t0 = co_now_ns(CLOCK_MONOTONIC);
-	int bad = settle(err, sizeof(err));
+	int bad = settle(err, sizeof(err)) || under_seccomp(err, sizeof(err));
 	t0 = co_now_ns(CLOCK_MONOTONIC);
 	/* with a snapshot, a full image's memory is read while the group runs (precopy.c) */
 	int precopy = !G.no_precopy && !(flags & (CO_CKPT_NO_PRECOPY | CO_CKPT_STOP | CO_CKPT_KILL));

@@ -14,8 +14,9 @@
 #include <stdint.h>
 #include "xxh64.h"
 
-#define CO_IMG_VERSION 5
-/* oldest version still read: 2 has no compressed files, 2 and 3 no timer records, 2 to 4 no credentials */
+#define CO_IMG_VERSION 6
+/* oldest version still read: 2 has no compressed files, 2 and 3 no timer records, 2 to 4 no credentials,
+ * 2 to 5 no process and thread attributes (attrs.c) */
 #define CO_IMG_VERSION_MIN 2
 #define CO_IMG_VERSION_OK(v) ((v) >= CO_IMG_VERSION_MIN && (v) <= CO_IMG_VERSION)
 #define CO_REC_MAGIC 0x43524f43u /* "CORC" */
@@ -129,6 +130,20 @@ struct co_proc {
 	uint32_t ngroups;
 	uint32_t pad2;
 	uint32_t groups[CO_MAX_GROUPS];	/* supplementary groups, as the kernel keeps them (sorted) */
+	/*
+	 * Format 6: process-wide attributes (attrs.c).  Older records are
+	 * shorter and read with attrs 0: the restorer leaves these as the
+	 * new process has them.
+	 */
+	struct co_pattrs {
+		uint32_t attrs;			/* 1: recorded */
+		int32_t oom_score_adj;
+		uint32_t child_subreaper;	/* PR_GET_CHILD_SUBREAPER */
+		uint32_t thp_disable;		/* PR_GET_THP_DISABLE */
+		struct co_itimer {		/* ITIMER_REAL, _VIRTUAL, _PROF (getitimer): interval, time left */
+			int64_t interval_sec, interval_usec, value_sec, value_usec;
+		} itimer[3];
+	} a;
 };
 
 enum co_thread_flags { CO_T_MANAGER = 1, CO_T_LEADER = 2 };
@@ -147,6 +162,25 @@ struct co_thread {
 	uint32_t npending;	/* signals queued for this thread alone */
 	uint32_t pad;
 	struct co_siginfo pending[CO_MAX_PENDING];
+	/* Format 6: what the kernel keeps per thread besides (attrs.c); attrs 0 in older records. */
+	struct co_tattrs {
+		uint32_t attrs;		/* 1: recorded */
+		int32_t nice;		/* getpriority(PRIO_PROCESS, tid) */
+		uint32_t personality;
+		uint32_t no_new_privs;
+		int32_t pdeathsig;	/* PR_GET_PDEATHSIG */
+		uint32_t pad;
+		uint64_t timerslack_ns;	/* PR_GET_TIMERSLACK */
+		struct co_sched_attr {	/* sched_getattr(2), as the kernel's struct sched_attr (version 1) */
+			uint32_t size, policy;
+			uint64_t flags;
+			int32_t nice;
+			uint32_t priority;
+			uint64_t runtime, deadline, period;
+			uint32_t util_min, util_max;
+		} sched;
+		uint64_t affinity[16];	/* sched_getaffinity: CPUs 0-1023 */
+	} a;
 };
 
 /* A POSIX timer of the process (timer_create), as /proc/PID/timers and timer_gettime tell it. */

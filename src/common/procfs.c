@@ -317,10 +317,14 @@ static int task_creds(int host, int tid, char *out, size_t size)
 	return 0;
 }
 
-/* Not for the agent: its stack is the program's. */
-int co_thread_odd_creds(int host)
+/*
+ * fn(host, tid, arg) for each thread of process host until one answers
+ * non-zero: that answer, 0 when none did, or -errno.  Not for the agent:
+ * its stack is the program's.
+ */
+static int each_thread(int host, int (*fn)(int, int, void *), void *arg)
 {
-	char first[4096], other[4096], path[64];
+	char path[64];
 	int tids[16384];
 	co_fmt(path, sizeof(path), "/proc/%d/task", host);
 	int dfd = (int)co_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
@@ -328,15 +332,39 @@ int co_thread_odd_creds(int host)
 		return dfd;
 	int n = co_dir_numbers(dfd, tids, (int)(sizeof(tids) / sizeof(tids[0])));
 	co_close(dfd);
-	if (n < 0)
-		return n;
+	for (int i = 0, r; i < n; i++)
+		if ((r = fn(host, tids[i], arg)))
+			return r;
+	return n < 0 ? n : 0;
+}
+
+/* a thread gone meanwhile has no ids to restore */
+static int odd_creds(int host, int tid, void *first)
+{
+	char other[4096];
+	return tid != host && task_creds(host, tid, other, sizeof(other)) == 0 && co_strcmp(first, other) ? tid : 0;
+}
+
+int co_thread_odd_creds(int host)
+{
+	char first[4096];
 	if (task_creds(host, host, first, sizeof(first)) < 0)
 		return -ESRCH;
-	for (int i = 0; i < n; i++)
-		/* a thread gone meanwhile has no ids to restore */
-		if (tids[i] != host && task_creds(host, tids[i], other, sizeof(other)) == 0 && co_strcmp(first, other))
-			return tids[i];
-	return 0;
+	return each_thread(host, odd_creds, first);
+}
+
+static int in_seccomp(int host, int tid, void *mode)
+{
+	char path[64], buf[8192];
+	co_fmt(path, sizeof(path), "/proc/%d/task/%d/status", host, tid);
+	long m = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "Seccomp") : -1;
+	*(long *)mode = m;
+	return m > 0 ? tid : 0;
+}
+
+int co_thread_seccomp(int host, long *mode)
+{
+	return each_thread(host, in_seccomp, mode);
 }
 
 /* The identity (device and inode) of /proc/PID/ns/KIND; 0 when it cannot be seen. */

@@ -99,6 +99,13 @@ int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t 
 int co_thread_odd_creds(int host);
 
 /*
+ * A thread of process host that runs under seccomp (the Seccomp: line of
+ * its status), *mode its mode (1 strict, 2 filter): its tid, 0 when none
+ * does, or -errno.
+ */
+int co_thread_seccomp(int host, long *mode);
+
+/*
  * The first kind of namespace ("mnt", "time_for_children", ...) in which
  * process host is not where process ref is, or NULL when it shares all of
  * ref's.  Kinds this kernel does not show are skipped.

@@ -106,6 +106,7 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 	p.ngroups = (uint32_t)ng;
 	p.creds = 1;
 	p.dumpable = (int32_t)co_prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	p.a = d->attrs;
 	if (co_w_rec(d->w, CO_R_PROC, &p, sizeof(p)))
 		return DERR(d, "pid %d: writing the process record failed", d->pid);
 	return 0;
@@ -191,7 +192,7 @@ int co_proc_restore(struct co_rstctx *rc)
 			want.rlim_cur = want.rlim_max;
 		co_prlimit(0, i, &want, 0);
 	}
-	return 0;
+	return co_pattrs_restore(rc);
 }
 
 /*

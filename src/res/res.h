@@ -47,6 +47,7 @@ struct co_dumpctx {
 	int forked;				/* the writer is a snapshot child (co_mem_fork_begin) */
 	struct co_timer timers[CO_MAX_TIMERS];	/* POSIX timers, read before a snapshot (it has none) */
 	int ntimers;
+	struct co_pattrs attrs;			/* process-wide attributes, read before a snapshot (attrs.c) */
 	/* called once everything a running process could change is written (descriptors) */
 	void (*snapshot_done)(void);
 };
@@ -142,6 +143,18 @@ int co_signals_collect(struct co_siginfo *out, int max, int ours, int own);
 int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int n);
 /* Never returns on success: the calling (leader) thread jumps into the program. */
 int co_threads_restore(struct co_rstctx *rc);
+
+/*
+ * attrs.c: scheduling, affinity, interval timers and other attributes of
+ * the process and of each thread.  co_tattrs_restore: 0, or -errno with
+ * *what naming what failed.
+ */
+void co_tattrs_collect(struct co_tattrs *a);
+int co_pattrs_collect(struct co_dumpctx *d);
+int co_pattrs_restore(struct co_rstctx *rc);
+int co_itimers_restore(struct co_rstctx *rc);
+int co_tattrs_restore(const struct co_tattrs *a, const char **what);
+void co_tattrs_restore_late(const struct co_tattrs *a);
 
 /* timers.c: POSIX timers; restored by the main thread once every thread exists */
 int co_timers_collect(struct co_dumpctx *d);

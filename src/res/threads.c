@@ -113,6 +113,7 @@ void co_thread_collect(struct co_thread *t, int ours)
 	co_prctl(PR_GET_TID_ADDRESS, (long)&t->clear_tid, 0, 0, 0);
 	co_sigprocmask(SIG_BLOCK, 0, &t->sigmask);
 	rseq_collect(t);
+	co_tattrs_collect(&t->a);
 }
 
 int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int n)
@@ -147,6 +148,21 @@ extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *),
 static int restorer_unprivileged;
 static const struct co_ids *ids_rec;
 static int creds_done, creds_err;	/* threads that have set their ids; the first failure (-errno) */
+/* the first thread that could not take its attributes back (co_tattrs_restore): -errno, its tid, what */
+static int attrs_err, attrs_tid;
+static const char *attrs_what;
+
+/* Before its ids change (a raised priority needs the restorer's privileges): 0, or the first failure kept. */
+static int take_attrs(const struct co_thread *t)
+{
+	const char *what = "";
+	int r = co_tattrs_restore(&t->a, &what);
+	if (r && __atomic_compare_exchange_n(&attrs_tid, &(int){ 0 }, t->tid, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		attrs_what = what;
+		__atomic_store_n(&attrs_err, r, __ATOMIC_RELEASE);
+	}
+	return r;
+}
 
 static void drop_restore_caps(void)
 {
@@ -166,6 +182,7 @@ static void drop_restore_caps(void)
 static __attribute__((noreturn)) void become(struct co_thread *t, int main_thread)
 {
 	if (!main_thread) {
+		take_attrs(t);
 		int r = co_creds_set(ids_rec);
 		if (r)
 			__atomic_compare_exchange_n(&creds_err, &(int){ 0 }, r, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
@@ -173,6 +190,7 @@ static __attribute__((noreturn)) void become(struct co_thread *t, int main_threa
 		co_futex(&creds_done, FUTEX_WAKE_PRIVATE, 1, 0);
 	}
 	drop_restore_caps();
+	co_tattrs_restore_late(&t->a);
 	co_arch_prctl(ARCH_SET_FS, (long)t->fsbase);
 	if (t->gsbase)
 		co_arch_prctl(ARCH_SET_GS, (long)t->gsbase);
@@ -236,13 +254,18 @@ int co_threads_restore(struct co_rstctx *rc)
 	if (!leader)
 		return co_err(rc->err, rc->errlen, "pid %d: image has no main thread", rc->proc->pid);
 	/* every thread a timer may signal exists now; none runs the program before the release */
-	if (co_timers_restore(rc))
+	if (co_timers_restore(rc) || co_itimers_restore(rc))
 		return -1;
+	take_attrs(leader);
 	/* the ids: every other thread has set its own (become), then ours, the last change before the jump */
 	for (int d; (d = __atomic_load_n(&creds_done, __ATOMIC_ACQUIRE)) < made;) {
 		struct co_timespec ms = { 0, 100000000 };
 		co_futex(&creds_done, FUTEX_WAIT_PRIVATE, d, &ms);
 	}
+	int ae = __atomic_load_n(&attrs_err, __ATOMIC_ACQUIRE);
+	if (ae)
+		return co_err(rc->err, rc->errlen, "pid %d: thread %d cannot take back %s (errno %d%s)", rc->proc->pid,
+			      attrs_tid, attrs_what, -ae, ae == -EPERM ? ": not privileged enough here" : "");
 	int cr = __atomic_load_n(&creds_err, __ATOMIC_ACQUIRE);
 	if (!cr)
 		cr = co_creds_set(&rc->ids);

@@ -1,0 +1,162 @@
+/*
+ * attrs.c - what the kernel keeps for a process and for each of its
+ * threads besides its memory, descriptors and ids: interval timers
+ * (setitimer, alarm), oom_score_adj, the child-subreaper and THP-disable
+ * flags; per thread the scheduling policy, priority and nice value, CPU
+ * affinity, timer slack, personality, no_new_privs and the parent-death
+ * signal.
+ *
+ * Dump: each thread reads its own in the checkpoint handler
+ * (co_tattrs_collect: the kernel answers these for the calling thread
+ * only); the process-wide ones are read by the manager before a snapshot
+ * is forked (co_pattrs_collect): a fork's child has no interval timers and
+ * is no subreaper.
+ * Restore: the process-wide ones in the restorer before its threads exist
+ * (co_pattrs_restore), the interval timers last, by the main thread
+ * (co_itimers_restore); each thread its own (co_tattrs_restore), before
+ * it takes its ids back (raising a priority needs the restorer's
+ * privileges), and after that what a change of ids would clear
+ * (co_tattrs_restore_late).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include "procfs.h"
+#include "res.h"
+#include "sys.h"
+#include "util.h"
+
+#ifndef PR_GET_THP_DISABLE
+#define PR_SET_THP_DISABLE 41
+#define PR_GET_THP_DISABLE 42
+#endif
+#ifndef SYS_sched_getattr
+#define SYS_sched_setattr 314
+#define SYS_sched_getattr 315
+#endif
+#define CO_PRIO_PROCESS 0
+#define CO_PERSONALITY_QUERY 0xffffffffL
+
+#ifndef COHORT_RESTORER
+/* Called by each thread for itself, in the checkpoint handler (async-signal-safe). */
+void co_tattrs_collect(struct co_tattrs *a)
+{
+	co_memset(a, 0, sizeof(*a));
+	/* the raw system call answers 20 - nice, never negative */
+	long prio = co_sys2(SYS_getpriority, CO_PRIO_PROCESS, 0);
+	if (prio < 0 || co_sys4(SYS_sched_getattr, 0, (long)&a->sched, sizeof(a->sched), 0) < 0 ||
+	    co_sys3(SYS_sched_getaffinity, 0, sizeof(a->affinity), (long)a->affinity) < 0)
+		return; /* attrs stays 0: the restorer leaves them */
+	a->nice = (int32_t)(20 - prio);
+	a->personality = (uint32_t)co_sys1(SYS_personality, CO_PERSONALITY_QUERY);
+	a->no_new_privs = (uint32_t)co_prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
+	co_prctl(PR_GET_PDEATHSIG, (long)&a->pdeathsig, 0, 0, 0);
+	a->timerslack_ns = (uint64_t)co_prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+	a->attrs = 1;
+}
+
+int co_pattrs_collect(struct co_dumpctx *d)
+{
+	struct co_pattrs *a = &d->attrs;
+	char buf[32];
+	co_memset(a, 0, sizeof(*a));
+	for (int which = 0; which < 3; which++) {
+		/* the kernel's struct itimerval: interval, then the time left */
+		long v[4];
+		if (co_sys2(SYS_getitimer, which, (long)v) < 0)
+			return DERR(d, "pid %d: getitimer(%d) failed", d->pid, which);
+		a->itimer[which] = (struct co_itimer){ v[0], v[1], v[2], v[3] };
+	}
+	if (co_read_small("/proc/self/oom_score_adj", buf, sizeof(buf)) <= 0)
+		return DERR(d, "pid %d: cannot read /proc/self/oom_score_adj", d->pid);
+	a->oom_score_adj = (int32_t)(buf[0] == '-' ? -(long)co_strtoul(buf + 1, 0, 10) : (long)co_strtoul(buf, 0, 10));
+	int sub = 0;
+	co_prctl(PR_GET_CHILD_SUBREAPER, (long)&sub, 0, 0, 0);
+	a->child_subreaper = sub != 0;
+	a->thp_disable = co_prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) > 0;
+	a->attrs = 1;
+	return 0;
+}
+#else /* the restorer */
+
+int co_pattrs_restore(struct co_rstctx *rc)
+{
+	const struct co_pattrs *a = &rc->proc->a;
+	int pid = rc->proc->pid;
+	if (!a->attrs)
+		return 0;
+	char buf[32];
+	int n = co_fmt(buf, sizeof(buf), "%d\n", a->oom_score_adj);
+	int fd = (int)co_open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC, 0);
+	long r = fd < 0 ? fd : co_write(fd, buf, (size_t)n);
+	if (fd >= 0)
+		co_close(fd);
+	if (r < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: cannot set its oom_score_adj to %d (errno %ld%s)", pid,
+			      a->oom_score_adj, -r, r == -EACCES ? ": lowering it needs CAP_SYS_RESOURCE" : "");
+	if (a->child_subreaper && (r = co_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: cannot make it a child subreaper again (errno %ld)", pid, -r);
+	if (a->thp_disable && (r = co_prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: cannot disable huge pages for it again (errno %ld)", pid, -r);
+	return 0;
+}
+
+/* The interval timers, with the time each had left: the last thing before the program runs. */
+int co_itimers_restore(struct co_rstctx *rc)
+{
+	const struct co_pattrs *a = &rc->proc->a;
+	if (!a->attrs)
+		return 0;
+	for (int which = 0; which < 3; which++) {
+		const struct co_itimer *t = &a->itimer[which];
+		if (!t->value_sec && !t->value_usec)
+			continue; /* disarmed */
+		long v[4] = { t->interval_sec, t->interval_usec, t->value_sec, t->value_usec };
+		long r = co_sys3(SYS_setitimer, which, (long)v, 0);
+		if (r < 0)
+			return co_err(rc->err, rc->errlen, "pid %d: cannot set its interval timer %d (errno %ld)",
+				      rc->proc->pid, which, -r);
+	}
+	return 0;
+}
+
+/*
+ * The calling thread's scheduling, affinity, timer slack and personality:
+ * 0, or -errno with what failed in what (a static string).  An affinity
+ * naming none of this machine's CPUs (another machine, fewer CPUs) is
+ * left as it is: the thread runs where it can.
+ */
+int co_tattrs_restore(const struct co_tattrs *a, const char **what)
+{
+	if (!a->attrs)
+		return 0;
+	struct co_sched_attr s = a->sched;
+	s.size = sizeof(s);
+	long r = co_sys3(SYS_sched_setattr, 0, (long)&s, 0);
+	*what = "its scheduling policy and priority";
+	if (r < 0)
+		return (int)r;
+	r = co_sys3(SYS_sched_setaffinity, 0, sizeof(a->affinity), (long)a->affinity);
+	*what = "its CPU affinity";
+	if (r < 0 && r != -EINVAL)
+		return (int)r;
+	*what = "its timer slack";
+	if ((r = co_prctl(PR_SET_TIMERSLACK, (long)a->timerslack_ns, 0, 0, 0)) < 0)
+		return (int)r;
+	*what = "its personality";
+	if ((r = co_sys1(SYS_personality, a->personality)) < 0)
+		return (int)r;
+	return 0;
+}
+
+/* What a change of ids clears (the parent-death signal), and what may only be set once. */
+void co_tattrs_restore_late(const struct co_tattrs *a)
+{
+	if (!a->attrs)
+		return;
+	if (a->pdeathsig)
+		co_prctl(PR_SET_PDEATHSIG, a->pdeathsig, 0, 0, 0);
+	if (a->no_new_privs)
+		co_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+#endif

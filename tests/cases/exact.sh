@@ -1,0 +1,59 @@
+# tests/cases/exact.sh - sourced by tests/run.sh: state the kernel keeps for
+# a process and its threads comes back exactly, or the checkpoint refuses.
+
+# proc_attrs: interval timers, oom_score_adj, subreaper (orphans reparent
+# to it after a restart), THP disabled; per thread nice, SCHED_BATCH,
+# SCHED_FIFO, CPU affinity, timer slack, parent-death signal,
+# no_new_privs and personality, each checked by its thread at every step
+# through the standard flow (two rounds of checkpoint --kill + restart).
+ALL_TESTS+=(proc_attrs proc_attrs_live)
+t_proc_attrs() { std proc_attrs 0 0.5 0.5; }
+
+# the same through live checkpoints: the checkpoint itself (its signal,
+# the parked threads) must leave every attribute as it was
+t_proc_attrs_live() {
+	prog_cmd proc_attrs
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "step 2 ok"
+	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
+	wait_line "$TD/run0.out" "step 6 ok"
+	ckpt_or_fail "checkpoint 2 (live, --incremental)" "$GNAME" 2 --incremental
+	wait_line "$TD/run0.out" "step 10 ok"
+	ckpt_or_fail "checkpoint 3 (--kill)" "$GNAME" 3 --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
+# seccomp: a thread under a seccomp filter (allowing everything) and one
+# in strict mode (which the agent's handler would kill): each checkpoint
+# refused before any signal, in one line naming the process, the thread
+# and the mode; the program runs on to the straight run's output.
+ALL_TESTS+=(seccomp_refused)
+t_seccomp_refused() {
+	prog_cmd seccomp_threads
+	local mode
+	for mode in filter strict; do
+		: >"$TT/go.1"
+		straight 0 "${PCMD[@]}" "$mode"
+		rm -f "$TT/go.1"
+		GNAME=$GNAME-$mode
+		bg_start "$mode" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mode"
+		wait_line "$TD/$mode.out" ready
+		timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ck.out" 2>"$TD/ck.err"
+		local rc=$?
+		note_file "refused checkpoint ($mode)" "$TD/ck.err" 3
+		[ $rc != 0 ] || fail "a checkpoint of a thread under seccomp ($mode) succeeded"
+		[ "$(wc -l <"$TD/ck.err")" = 1 ] || fail "the refusal ($mode) is not one line"
+		grep -qE "pid [0-9]+ \(seccomp_thread[^)]*\): thread [0-9]+ runs under seccomp \($mode mode\)" "$TD/ck.err" ||
+			fail "the refusal does not name process, thread and mode: $(first_line "$TD/ck.err")"
+		[ ! -d "$IMG/$GNAME/gen-000001" ] || fail "a generation was committed ($mode)"
+		bg_alive "$mode" || fail "the program ended after the refused checkpoint ($mode)"
+		: >"$TT/go.1"
+		bg_wait "$mode"
+		final_check 0 "$RC" "$mode" "$mode"
+	done
+}

@@ -1,0 +1,58 @@
+/*
+ * seccomp_threads filter|strict: one thread runs under seccomp, in filter
+ * mode (a filter allowing everything, after no_new_privs) or in strict
+ * mode (read, write, exit and sigreturn only: any other system call, as
+ * a signal handler would make, kills the process).  The main thread prints
+ * "ready", waits for go.1, lets the thread end and prints RESULT.  A
+ * checkpoint must be refused without harming it.
+ */
+#include "common.h"
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+
+static int pfd[2];
+static volatile int entered;
+
+static void *strict_thread(void *arg)
+{
+	(void)arg;
+	char x;
+	CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) == 0, "strict mode: %s", strerror(errno));
+	entered = 1;
+	/* from here on: read, write and exit only */
+	syscall(SYS_read, pfd[0], &x, 1);
+	syscall(SYS_exit, 0);
+	return NULL;
+}
+
+static void *filter_thread(void *arg)
+{
+	(void)arg;
+	char x;
+	struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	struct sock_fprog prog = { 1, &allow };
+	CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "no_new_privs");
+	CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0, "filter mode: %s", strerror(errno));
+	entered = 1;
+	CHECK(read(pfd[0], &x, 1) == 1, "read");
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	t_init("seccomp_threads");
+	CHECK(argc == 2 && (!strcmp(argv[1], "filter") || !strcmp(argv[1], "strict")), "usage: seccomp_threads filter|strict");
+	CHECK(pipe(pfd) == 0, "pipe");
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, argv[1][0] == 's' ? strict_thread : filter_thread, NULL) == 0, "pthread_create");
+	while (!entered)
+		t_sleep_ms(1);
+	printf("ready\n");
+	fflush(stdout);
+	t_wait_go(1);
+	CHECK(write(pfd[1], "x", 1) == 1, "write");
+	CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+	printf("RESULT seccomp_threads %s ok\n", argv[1]);
+	return 0;
+}
