@@ -269,7 +269,7 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 	/* the coordinator unblocked our signal for us (ptrace) before we got here: our mask goes back */
 	uint64_t pt_orig = t->pt_orig, pt_set = t->pt_set;
 	co_thread_collect(&t->rec, co_agent.sig);
-	int restarted = 0;
+	int restarted = 0, seen_recollect = __atomic_load_n(&co_agent.recollect, __ATOMIC_ACQUIRE);
 	if (co_ctx_save(&t->rec.ctx) == 0) {
 		__atomic_store_n(&t->state, CO_TS_PARKED, __ATOMIC_RELEASE);
 		__atomic_add_fetch(&co_agent.parked, 1, __ATOMIC_ACQ_REL);
@@ -284,6 +284,15 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 		int r = __atomic_load_n(&co_agent.release, __ATOMIC_ACQUIRE);
 		if (r != co_agent.hold)
 			break;
+		int rq = __atomic_load_n(&co_agent.recollect, __ATOMIC_ACQUIRE);
+		if (rq != seen_recollect && !restarted) {
+			/* a signal came for us after we parked (settle_signals): take them all again */
+			seen_recollect = rq;
+			t->rec.npending = (uint32_t)co_signals_collect(t->rec.pending, CO_MAX_PENDING, co_agent.sig, 1);
+			__atomic_add_fetch(&co_agent.recollected, 1, __ATOMIC_ACQ_REL);
+			fwake(&co_agent.recollected);
+			continue;
+		}
 		fwait(&co_agent.release, r, -1);
 	}
 	if (!restarted)
@@ -847,6 +856,75 @@ static void snapshot_fork(void *arg)
  * stretches are left out of the fork (a lean snapshot, see dirty.h) and
  * the pause shrinks with the written set.
  */
+/* The signals (as a mask) in list[0..n), and the checkpoint signal. */
+static uint64_t signal_mask(const struct co_siginfo *list, uint32_t n)
+{
+	uint64_t m = 1ULL << (co_agent.sig - 1);
+	for (uint32_t i = 0; i < n; i++)
+		if (list[i].signo >= 1 && list[i].signo <= 64)
+			m |= 1ULL << (list[i].signo - 1);
+	return m;
+}
+
+/*
+ * Whether a signal is pending now that the image does not hold: one that
+ * came (a timer's expiry, a kill from outside) after its thread parked
+ * and took its queue, or after the manager took the process's.
+ */
+static int late_signals(void)
+{
+	char path[64], buf[2048];
+	for (int i = 1; i < co_agent.nthreads; i++) {
+		struct co_tslot *t = &co_agent.threads[i];
+		if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_PARKED)
+			continue;
+		co_fmt(path, sizeof(path), "/proc/self/task/%d/status", t->tid);
+		if (co_read_small(path, buf, sizeof(buf)) > 0 &&
+		    (co_status_hex(buf, "SigPnd") & ~signal_mask(t->rec.pending, t->rec.npending)))
+			return 1;
+	}
+	return co_read_small("/proc/self/status", buf, sizeof(buf)) > 0 &&
+	       (co_status_hex(buf, "ShdPnd") & ~signal_mask(co_agent.shared_pending, (uint32_t)co_agent.nshared_pending));
+}
+
+/*
+ * The image must hold every signal pending when its timers were read: a
+ * one-shot timer that fired after its thread took its queue would
+ * otherwise come back neither armed nor pending, and a thread waiting for
+ * it would wait for ever.  So: while a signal is pending that was not
+ * taken, every parked thread takes its queue again, the manager the
+ * process's, and the timers are read again; a few rounds at most.
+ * Signals are compared by number: a second instance of a real-time signal
+ * already taken is not seen.
+ */
+static int settle_signals(void)
+{
+	for (int round = 0; round < 5; round++) {
+		if (!late_signals())
+			return 0;
+		int want = 0;
+		for (int i = 1; i < co_agent.nthreads; i++)
+			want += __atomic_load_n(&co_agent.threads[i].state, __ATOMIC_ACQUIRE) == CO_TS_PARKED;
+		__atomic_store_n(&co_agent.recollected, 0, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&co_agent.recollect, 1, __ATOMIC_ACQ_REL);
+		fwake(&co_agent.release);
+		for (int got, waited = 0; (got = __atomic_load_n(&co_agent.recollected, __ATOMIC_ACQUIRE)) < want;) {
+			if (waited++ > 500) {
+				co_fmt(errbuf, sizeof(errbuf), "pid %d: its parked threads did not take their signals again",
+				       co_agent.pid);
+				return -1;
+			}
+			fwait(&co_agent.recollected, got, 10);
+		}
+		co_agent.nshared_pending =
+			co_signals_collect(co_agent.shared_pending, 2 * CO_MAX_PENDING, co_agent.sig, 0);
+		if (co_dump_recollect_timers())
+			return -1;
+	}
+	co_fmt(errbuf, sizeof(errbuf), "pid %d: signals kept arriving during the checkpoint", co_agent.pid);
+	return -1;
+}
+
 static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes, int snapshot)
 {
 	struct co_tslot *me = &co_agent.threads[0];
@@ -858,7 +936,7 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	/* the written-page set since the last image, and tracking anew from this one */
 	uint64_t base = co_dirty_collect(co_agent.generation);
 	co_agent.incr_parent = co_agent.want_parent && base == co_agent.want_parent ? base : 0;
-	if (mirror_program_fds() || co_dump_begin(errbuf, sizeof(errbuf)))
+	if (mirror_program_fds() || co_dump_begin(errbuf, sizeof(errbuf)) || settle_signals())
 		return IMG_FAILED;
 	/*
 	 * Everything the image needs of the running process was read above

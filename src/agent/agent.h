@@ -48,6 +48,8 @@ struct co_agent {
 	int arrived;		/* futex: threads back in the handler after a restart */
 	int hold;		/* futex: threads wait while release == hold */
 	int release;
+	int recollect;		/* bumped (with a wake on release): parked threads take their signals again */
+	int recollected;	/* futex: threads that have */
 	uint64_t generation;
 	struct co_resume resume;
 
@@ -82,6 +84,8 @@ int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
  * NULL) is called once the process may run again.
  */
 int co_dump_begin(char *err, size_t errlen);
+/* The POSIX timers read again (after the signals were, settle_signals in agent.c). */
+int co_dump_recollect_timers(void);
 /* After co_dump_begin: must the program stay parked until the writer has written its descriptors? */
 int co_dump_needs_pause(void);
 /* In the snapshot child, before co_dump_write: what it has written it may drop (mem.c). */

@@ -69,6 +69,11 @@ int co_dump_begin(char *err, size_t errlen)
 	return co_pattrs_collect(&dc) || co_timers_collect(&dc) || co_files_collect(&dc) || co_mem_collect(&dc) ? -1 : 0;
 }
 
+int co_dump_recollect_timers(void)
+{
+	return co_timers_collect(&dc);
+}
+
 /*
  * Write the image begun by co_dump_begin through fds[k], stream k's file
  * (proc-PID.img, then its page streams), which the coordinator made in the
