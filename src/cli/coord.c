@@ -1595,8 +1595,8 @@ static int threads_same_creds(const struct conn *c, char *err, size_t errlen)
 	struct co_nsids ids = { .pid = tid };
 	co_ns_ids(tid, &ids);
 	snprintf(err, errlen,
-		 "pid %d: its thread %d runs with other uids, gids or groups than the rest of the process "
-		 "(set by a raw system call); cohort restores one set of ids per process", c->pid, ids.pid);
+		 "pid %d: its thread %d runs with other uids, gids, groups or capabilities than the rest of the "
+		 "process (set by a raw system call); cohort restores one set of ids per process", c->pid, ids.pid);
 	return -1;
 }
 
@@ -1635,6 +1635,12 @@ static int record_creds(const struct conn *c, char *err, size_t errlen)
 	if (n >= 0) {
 		s->creds = 1;
 		s->ngroups = (uint32_t)n;
+		s->caps = 1;
+		s->cap_inh = co_status_hex(buf, "CapInh");
+		s->cap_prm = co_status_hex(buf, "CapPrm");
+		s->cap_eff = co_status_hex(buf, "CapEff");
+		s->cap_bnd = co_status_hex(buf, "CapBnd");
+		s->cap_amb = co_status_hex(buf, "CapAmb");
 		return threads_same_creds(c, err, errlen);
 	}
 	/* ours (or root's): what its image says grants it nothing it could not take itself */
@@ -1982,6 +1988,12 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 				memcpy(mp->uid, ids->uid, sizeof(mp->uid));
 				memcpy(mp->gid, ids->gid, sizeof(mp->gid));
 				memcpy(mp->groups, ids->groups, sizeof(mp->groups));
+				mp->caps = ids->caps;
+				mp->cap_inh = ids->cap_inh;
+				mp->cap_prm = ids->cap_prm;
+				mp->cap_eff = ids->cap_eff;
+				mp->cap_bnd = ids->cap_bnd;
+				mp->cap_amb = ids->cap_amb;
 				if (!image_written(tmp, mp, err, sizeof(err))) {
 					bad = 1;
 					break;

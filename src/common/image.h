@@ -169,7 +169,7 @@ struct co_thread {
 		uint32_t personality;
 		uint32_t no_new_privs;
 		int32_t pdeathsig;	/* PR_GET_PDEATHSIG */
-		uint32_t pad;
+		uint32_t securebits;	/* PR_GET_SECUREBITS */
 		uint64_t timerslack_ns;	/* PR_GET_TIMERSLACK */
 		struct co_sched_attr {	/* sched_getattr(2), as the kernel's struct sched_attr (version 1) */
 			uint32_t size, policy;
@@ -326,6 +326,15 @@ struct co_mproc {
 	uint32_t uid[4];	/* real, effective, saved, filesystem */
 	uint32_t gid[4];
 	uint32_t groups[CO_MPROC_GROUPS];
+	/*
+	 * Format 6: the capability sets the coordinator saw (CapInh, CapPrm,
+	 * CapEff, CapBnd, CapAmb of /proc/PID/status), which every thread of
+	 * the process shares (a checkpoint refuses threads that differ).
+	 * caps 0: not recorded, the restorer's stay (older manifests).
+	 */
+	uint32_t caps;		/* 1: recorded */
+	uint32_t pad;
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
 };
 
 /* ---- shared.img: what the processes of a group share ---- */

@@ -292,7 +292,7 @@ int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t 
 	return status_numbers(buf, "Groups", groups, max);
 }
 
-/* The Uid, Gid and Groups lines of /proc/PID/task/TID/status, one after another, in out. */
+/* The Uid, Gid, Groups and Cap* lines of /proc/PID/task/TID/status, one after another, in out. */
 static int task_creds(int host, int tid, char *out, size_t size)
 {
 	char path[64], buf[8192];
@@ -306,7 +306,8 @@ static int task_creds(int host, int tid, char *out, size_t size)
 		while (p[n] && p[n] != '\n')
 			n++;
 		n += p[n] == '\n';
-		if (co_startswith(p, "Uid:") || co_startswith(p, "Gid:") || co_startswith(p, "Groups:")) {
+		if (co_startswith(p, "Uid:") || co_startswith(p, "Gid:") || co_startswith(p, "Groups:") ||
+		    co_startswith(p, "Cap")) {
 			if (len + n >= size)
 				return -E2BIG;
 			co_memcpy(out + len, p, n);

@@ -91,8 +91,8 @@ int co_ns_ids(int host_pid, struct co_nsids *out);
 int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t *groups, int max);
 
 /*
- * A thread of process host (as /proc shows it) whose uid, gid or groups
- * differ from those of the process's first thread: its tid, 0 when every
+ * A thread of process host (as /proc shows it) whose uid, gid, groups or
+ * capability sets differ from those of the process's first thread: its tid, 0 when every
  * thread has the same ids, or -errno.  glibc's setuid() and friends change
  * every thread of a process; a raw setresuid system call changes one.
  */

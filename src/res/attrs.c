@@ -37,6 +37,15 @@
 #define CO_PRIO_PROCESS 0
 #define CO_PERSONALITY_QUERY 0xffffffffL
 
+/* This process's oom_score_adj; -1001 (below the range) when it cannot be read. */
+static int oom_score_adj(void)
+{
+	char buf[32];
+	if (co_read_small("/proc/self/oom_score_adj", buf, sizeof(buf)) <= 0)
+		return -1001;
+	return buf[0] == '-' ? -(int)co_strtoul(buf + 1, 0, 10) : (int)co_strtoul(buf, 0, 10);
+}
+
 #ifndef COHORT_RESTORER
 /* Called by each thread for itself, in the checkpoint handler (async-signal-safe). */
 void co_tattrs_collect(struct co_tattrs *a)
@@ -52,13 +61,13 @@ void co_tattrs_collect(struct co_tattrs *a)
 	a->no_new_privs = (uint32_t)co_prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
 	co_prctl(PR_GET_PDEATHSIG, (long)&a->pdeathsig, 0, 0, 0);
 	a->timerslack_ns = (uint64_t)co_prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+	a->securebits = (uint32_t)co_prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
 	a->attrs = 1;
 }
 
 int co_pattrs_collect(struct co_dumpctx *d)
 {
 	struct co_pattrs *a = &d->attrs;
-	char buf[32];
 	co_memset(a, 0, sizeof(*a));
 	for (int which = 0; which < 3; which++) {
 		/* the kernel's struct itimerval: interval, then the time left */
@@ -67,9 +76,8 @@ int co_pattrs_collect(struct co_dumpctx *d)
 			return DERR(d, "pid %d: getitimer(%d) failed", d->pid, which);
 		a->itimer[which] = (struct co_itimer){ v[0], v[1], v[2], v[3] };
 	}
-	if (co_read_small("/proc/self/oom_score_adj", buf, sizeof(buf)) <= 0)
+	if ((a->oom_score_adj = oom_score_adj()) < -1000)
 		return DERR(d, "pid %d: cannot read /proc/self/oom_score_adj", d->pid);
-	a->oom_score_adj = (int32_t)(buf[0] == '-' ? -(long)co_strtoul(buf + 1, 0, 10) : (long)co_strtoul(buf, 0, 10));
 	int sub = 0;
 	co_prctl(PR_GET_CHILD_SUBREAPER, (long)&sub, 0, 0, 0);
 	a->child_subreaper = sub != 0;
@@ -86,11 +94,19 @@ int co_pattrs_restore(struct co_rstctx *rc)
 	if (!a->attrs)
 		return 0;
 	char buf[32];
-	int n = co_fmt(buf, sizeof(buf), "%d\n", a->oom_score_adj);
-	int fd = (int)co_open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC, 0);
-	long r = fd < 0 ? fd : co_write(fd, buf, (size_t)n);
-	if (fd >= 0)
-		co_close(fd);
+	long r = 0;
+	if (oom_score_adj() != a->oom_score_adj) {
+		/* opened as the restorer: the file is root's while the program's filesystem ids are taken */
+		int n = (int)co_fmt(buf, sizeof(buf), "%d\n", a->oom_score_adj);
+		co_creds_files(&rc->ids, 0);
+		int fd = (int)co_open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC, 0);
+		r = fd < 0 ? fd : co_write(fd, buf, (size_t)n);
+		if (fd >= 0)
+			co_close(fd);
+		if (co_creds_files(&rc->ids, 1))
+			return co_err(rc->err, rc->errlen, "pid %d: cannot open its files as uid %u again", pid,
+				      rc->ids.uid[3]);
+	}
 	if (r < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot set its oom_score_adj to %d (errno %ld%s)", pid,
 			      a->oom_score_adj, -r, r == -EACCES ? ": lowering it needs CAP_SYS_RESOURCE" : "");

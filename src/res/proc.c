@@ -216,11 +216,16 @@ int co_proc_restore(struct co_rstctx *rc)
  * root gets back only what it may open, never a file root opens for it by
  * a path its image names.  Root's own process keeps root's.
  *
- * Capabilities are not recorded (another issue): a thread whose uids all
- * change from 0 loses them all, as the program did when it changed its
- * uid; one that keeps uid 0 keeps the restorer's (all of root's, even
- * those the program had dropped); capabilities a program kept across
- * its change of uid (SECBIT_KEEP_CAPS) are not given back.
+ * Capabilities (format 6): the manifest's sets, which the coordinator
+ * read (the process's threads all have the same, or the checkpoint was
+ * refused): the bounding set is cut down first, the permitted set kept
+ * across the change of uid (PR_SET_KEEPCAPS), then the securebits the
+ * thread recorded, the effective, permitted and inheritable sets and the
+ * ambient ones are set.  A program that dropped capabilities as root
+ * gets back only what it kept; one that kept some across a change of
+ * uid gets those back.  Without recorded sets (older manifests) a thread
+ * whose uids all change from 0 loses them all, one that keeps uid 0 keeps
+ * the restorer's.
  */
 static struct {
 	int groups, gids, fsgid, uids, fsuid;
@@ -305,10 +310,74 @@ void co_creds_plan(const struct co_ids *ids)
 	cplan.fsuid = (uint32_t)co_sys1(SYS_setfsuid, -1) != ids->uid[3] || cplan.uids;
 }
 
-int co_creds_set(const struct co_ids *ids)
+/* capget/capset of the calling thread: sets[0] effective, [1] permitted, [2] inheritable */
+static long caps_io(int nr, uint64_t sets[3])
 {
-	long r = 0;
-	if (cplan.groups)
+	struct { uint32_t version; int pid; } hdr = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
+	struct { uint32_t effective, permitted, inheritable; } d[2];
+	if (nr == SYS_capset)
+		for (int w = 0; w < 2; w++)
+			d[w] = (typeof(d[0])){ (uint32_t)(sets[0] >> 32 * w), (uint32_t)(sets[1] >> 32 * w),
+					       (uint32_t)(sets[2] >> 32 * w) };
+	long r = co_sys2(nr, (long)&hdr, (long)d);
+	if (nr == SYS_capget && r == 0)
+		for (int k = 0; k < 3; k++)
+			sets[k] = 0;
+	for (int w = 0; nr == SYS_capget && r == 0 && w < 2; w++) {
+		sets[0] |= (uint64_t)d[w].effective << 32 * w;
+		sets[1] |= (uint64_t)d[w].permitted << 32 * w;
+		sets[2] |= (uint64_t)d[w].inheritable << 32 * w;
+	}
+	return r;
+}
+
+/* Before the ids change, with the restorer's privileges: the bounding set cut down to the program's. */
+static long caps_before(const struct co_ids *ids)
+{
+	for (long c = 0; c < 64; c++) {
+		long in = co_prctl(PR_CAPBSET_READ, c, 0, 0, 0);
+		if (in < 0)
+			break; /* past the last capability this kernel knows */
+		if (in == 1 && !(ids->cap_bnd >> c & 1)) {
+			long r = co_prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+			if (r < 0)
+				return r;
+		}
+	}
+	/* the permitted set survives the change of uid, to be cut down after it */
+	return cplan.uids ? co_prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) : 0;
+}
+
+/*
+ * After the ids changed: the securebits (which need CAP_SETPCAP in the
+ * effective set, so first all that is permitted is made effective), then
+ * the three sets, then the ambient ones (which must be permitted and
+ * inheritable by then).
+ */
+static long caps_after(const struct co_ids *ids, int64_t securebits)
+{
+	uint64_t cur[3], want[3] = { ids->cap_eff, ids->cap_prm, ids->cap_inh };
+	long r = caps_io(SYS_capget, cur);
+	if (!r && securebits >= 0 && co_prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != securebits) {
+		uint64_t all[3] = { cur[1], cur[1], cur[2] };
+		r = caps_io(SYS_capset, all);
+		if (!r)
+			r = co_prctl(PR_SET_SECUREBITS, (long)securebits, 0, 0, 0);
+	} else if (!r && cplan.uids) {
+		r = co_prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	}
+	if (!r)
+		r = caps_io(SYS_capset, want);
+	for (long c = 0; !r && c < 64; c++)
+		if (ids->cap_amb >> c & 1)
+			r = co_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
+	return r;
+}
+
+int co_creds_set(const struct co_ids *ids, int64_t securebits)
+{
+	long r = ids->caps ? caps_before(ids) : 0;
+	if (!r && cplan.groups)
 		r = co_sys2(SYS_setgroups, ids->ngroups, (long)ids->groups);
 	if (!r && cplan.gids)
 		r = co_sys3(SYS_setresgid, ids->gid[0], ids->gid[1], ids->gid[2]);
@@ -318,6 +387,8 @@ int co_creds_set(const struct co_ids *ids)
 		r = co_sys3(SYS_setresuid, ids->uid[0], ids->uid[1], ids->uid[2]);
 	if (!r && cplan.fsuid)
 		r = set_fsid(SYS_setfsuid, ids->uid[3]);
+	if (!r && ids->caps)
+		r = caps_after(ids, securebits);
 	return (int)r;
 }
 

@@ -62,6 +62,8 @@ struct co_ids {
 	uint32_t ngroups;
 	const uint32_t *groups;
 	int32_t dumpable;		/* PR_GET_DUMPABLE at the checkpoint; -1: not recorded */
+	int caps;			/* 1: the capability sets below were recorded (the manifest's) */
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
 };
 
 struct co_rstctx {
@@ -134,7 +136,7 @@ int co_creds_files(const struct co_ids *ids, int program);
 /* For a message about a file the program could not open (-errno err): "" or why that may be. */
 const char *co_creds_why(const struct co_ids *ids, long err);
 void co_creds_plan(const struct co_ids *ids);
-int co_creds_set(const struct co_ids *ids);
+int co_creds_set(const struct co_ids *ids, int64_t securebits);
 void co_creds_dumpable(const struct co_ids *ids);
 
 /* threads.c */

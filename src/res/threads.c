@@ -166,7 +166,8 @@ static int take_attrs(const struct co_thread *t)
 
 static void drop_restore_caps(void)
 {
-	if (!restorer_unprivileged)
+	/* recorded sets were given (co_creds_set): they hold only what the program had */
+	if (!restorer_unprivileged || ids_rec->caps)
 		return;
 	struct { uint32_t version; int pid; } hdr = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
 	struct { uint32_t effective, permitted, inheritable; } none[2];
@@ -183,7 +184,7 @@ static __attribute__((noreturn)) void become(struct co_thread *t, int main_threa
 {
 	if (!main_thread) {
 		take_attrs(t);
-		int r = co_creds_set(ids_rec);
+		int r = co_creds_set(ids_rec, t->a.attrs ? (int64_t)t->a.securebits : -1);
 		if (r)
 			__atomic_compare_exchange_n(&creds_err, &(int){ 0 }, r, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 		__atomic_add_fetch(&creds_done, 1, __ATOMIC_ACQ_REL);
@@ -268,7 +269,7 @@ int co_threads_restore(struct co_rstctx *rc)
 			      attrs_tid, attrs_what, -ae, ae == -EPERM ? ": not privileged enough here" : "");
 	int cr = __atomic_load_n(&creds_err, __ATOMIC_ACQUIRE);
 	if (!cr)
-		cr = co_creds_set(&rc->ids);
+		cr = co_creds_set(&rc->ids, leader->a.attrs ? (int64_t)leader->a.securebits : -1);
 	if (cr)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot take its ids back (uid %u/%u/%u/%u, gid %u/%u/%u/%u, "
 			      "%u groups): errno %d", rc->proc->pid, rc->ids.uid[0], rc->ids.uid[1], rc->ids.uid[2],

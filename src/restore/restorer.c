@@ -259,6 +259,12 @@ static void take_ids(void)
 		ids->ngroups = self_entry->ngroups;
 		ids->groups = self_entry->groups;
 		ids->valid = 1;
+		ids->caps = self_entry->caps == 1;
+		ids->cap_inh = self_entry->cap_inh;
+		ids->cap_prm = self_entry->cap_prm;
+		ids->cap_eff = self_entry->cap_eff;
+		ids->cap_bnd = self_entry->cap_bnd;
+		ids->cap_amb = self_entry->cap_amb;
 	} else if (proc.creds) {
 		if (proc.ngroups > CO_MAX_GROUPS) {
 			co_fmt(err, sizeof(err), "%s: damaged process record (%u supplementary groups)", image_name,

@@ -57,3 +57,14 @@ t_seccomp_refused() {
 		final_check 0 "$RC" "$mode" "$mode"
 	done
 }
+
+# caps_keep (root): a root process that dropped capabilities (effective,
+# permitted, bounding; securebits NOROOT; one ambient) and a child that
+# kept two across its change to uid 65534, each with a second thread, all
+# checked at every step through the standard flow: a restorer running as
+# root must give back exactly what each had, no more.
+ALL_TESTS+=(caps_keep)
+t_caps_keep() {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	std caps_keep 0 0.5 0.5
+}
