@@ -15,11 +15,10 @@
 ALL_TESTS+=(blocked_threads blocked_unprivileged posix_timers sig_takeover go_pure_external go_cgo_park)
 TEST_TIMEOUTS[blocked_threads]=90
 TEST_TIMEOUTS[blocked_unprivileged]=90
-# Once in five full runs (busy machine) the unprivileged group, restarted
-# after checkpoint --kill, made no progress for 30 s: "run1: not 3 steps
-# after 30 s (after the first restart)"; it passes when run alone (3 of 3).
-# Until that is understood it runs only when named (or COHORT_GROUP_TESTS=1).
-GROUP_TESTS+=(blocked_unprivileged)
+# It once failed one full run in five, the restarted group waiting for
+# ever: the one-shot timer had fired after its thread parked, and the image
+# held the timer disarmed and its signal nowhere.  The agent now takes
+# every signal pending when the timers are read (settle_signals).
 TEST_TIMEOUTS[sig_takeover]=90
 TEST_TIMEOUTS[posix_timers]=90
 TEST_TIMEOUTS[go_pure_external]=120
