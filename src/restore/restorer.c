@@ -85,10 +85,15 @@ void co_plan_epoll(struct co_rstctx *c)
 	}
 }
 
+/* What the restorer is doing, for a failure that did not say why. */
+static const char *stage = "starting";
+
 static __attribute__((noreturn)) void die(const char *msg)
 {
 	char line[700];
-	size_t n = co_fmt(line, sizeof(line), "cohort: restore failed: %s\n", msg);
+	size_t n = msg && *msg ? co_fmt(line, sizeof(line), "cohort: restore failed: %s\n", msg)
+			       : co_fmt(line, sizeof(line), "cohort: restore failed: pid %ld: %s, without a reason "
+							    "(a bug in cohort: please report it)\n", co_getpid(), stage);
 	co_write(errfd, line, n);
 	co_exit_group(70);
 	__builtin_unreachable();
@@ -487,6 +492,7 @@ static void restore_self(void)
 	co_close(imgfd);
 	co_r_init(&reader, imgfd_high, image_name);
 	reader.decompressed = rc.compressed;
+	stage = "reading its image";
 	read_metadata(&next_free);
 	co_plan_epoll(&rc);
 	if (proc.pid != (int)co_getpid()) {
@@ -494,10 +500,13 @@ static void restore_self(void)
 		       co_getpid());
 		die(err);
 	}
+	stage = "checking its memory map";
 	if (co_mem_check(&rc))
 		die(err);
+	stage = "restoring its memory";
 	if (co_mem_restore(&rc))
 		die(err);
+	stage = "restoring its process attributes";
 	if (co_proc_restore(&rc))
 		die(err);
 
@@ -515,6 +524,7 @@ static void restore_self(void)
 	for (int i = 0; i < 3; i++)
 		rc.own_fds[rc.nown_fds++] = rc.stdio[i];
 	rc.own_fds[rc.nown_fds++] = imgfd_high;
+	stage = "restoring its threads";
 	if (co_threads_restore(&rc))
 		die(err);
 	die("thread restore returned");
