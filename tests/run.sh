@@ -17,9 +17,10 @@
 # Environment:
 #   COHORT               cohort binary            (default: build/cohort)
 #   COHORT_TEST_BIN      test program directory   (default: build/tests)
-#   COHORT_GROUP_TESTS=1 also run the tests in GROUP_TESTS (features not built
-#                        yet: pipes/epoll/eventfd inside the group, several
-#                        processes). Tests named on the command line always run.
+#   COHORT_GROUP_TESTS=1 also run the tests in GROUP_TESTS (set by the files
+#                        of tests/cases/ for tests that do not pass reliably
+#                        yet; `bash tests/run.sh --help` lists them). Tests
+#                        named on the command line always run.
 #   COHORT_TEST_TIMEOUT  per-test timeout in seconds (default 60; every single
 #                        command of a test gets half of it).
 #   COHORT_SUITE_TIMEOUT once the suite has run this long (default 1080 s),
@@ -100,10 +101,14 @@ in_list() { # in_list WORD LIST...
 	return 1
 }
 
-# every listed test must be defined; defined ones not listed run at the end
+# every listed test must be defined, once; defined ones not listed run at the end
 for t in "${ALL_TESTS[@]}"; do
 	[ -n "${STD_ROW[$t]:-}" ] || declare -F "t_$t" >/dev/null ||
 		{ echo "run.sh: test '$t' is neither a row of tests/cases/std.list nor a t_$t function" >&2; exit 2; }
+done
+for t in "${STD_TESTS[@]}"; do
+	! declare -F "t_$t" >/dev/null ||
+		{ echo "run.sh: test '$t' is both a row of tests/cases/std.list and a t_$t function" >&2; exit 2; }
 done
 for t in "${STD_TESTS[@]}" $(declare -F | sed -n 's/^declare -f t_//p'); do
 	in_list "$t" "${ALL_TESTS[@]}" || ALL_TESTS+=("$t")
