@@ -35,8 +35,6 @@ live_flow() {
 	final_check "$exp_rc" "$RC" run2 run0 run1 run2
 }
 
-ALL_TESTS+=(hidden_view dup2_high sys_exit_all)
-
 # /proc/self/fd, fcntl(F_GETFD) over every number, /proc/self/task and
 # Threads: in /proc/self/status show exactly the descriptors the program
 # opened and the threads it started, before, between and after live

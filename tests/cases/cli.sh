@@ -2,8 +2,6 @@
 # or a script meets it (help, usage errors, --json, exit statuses, the
 # group's stdio at a restart, default names, install, messages).
 
-ALL_TESTS+=(cli_help cli_json stdout_restart kill_status name_collision stopped_message install_layout
-	fresh_setup)
 TEST_TIMEOUTS[fresh_setup]=240 # apt-get and a whole build
 
 # A program that prints N numbered lines, one each 50 ms: /bin/sh, so that

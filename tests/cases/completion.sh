@@ -8,8 +8,6 @@
 # running groups from a fake cohort that answers `list`; the real cohort
 # binary is not used.
 
-ALL_TESTS+=(completion)
-
 t_completion() {
 	local script=$ROOT/scripts/cohort.bash
 	[ -f "$script" ] || fail "missing $script"

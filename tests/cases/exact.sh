@@ -6,7 +6,6 @@
 # SCHED_FIFO, CPU affinity, timer slack, parent-death signal,
 # no_new_privs and personality, each checked by its thread at every step
 # through the standard flow (two rounds of checkpoint --kill + restart).
-ALL_TESTS+=(proc_attrs proc_attrs_live)
 t_proc_attrs() { std proc_attrs 0 0.5 0.5; }
 
 # the same through live checkpoints: the checkpoint itself (its signal,
@@ -32,7 +31,6 @@ t_proc_attrs_live() {
 # in strict mode (which the agent's handler would kill): each checkpoint
 # refused before any signal, in one line naming the process, the thread
 # and the mode; the program runs on to the straight run's output.
-ALL_TESTS+=(seccomp_refused)
 t_seccomp_refused() {
 	prog_cmd seccomp_threads
 	local mode
@@ -63,7 +61,6 @@ t_seccomp_refused() {
 # kept two across its change to uid 65534, each with a second thread, all
 # checked at every step through the standard flow: a restorer running as
 # root must give back exactly what each had, no more.
-ALL_TESTS+=(caps_keep)
 t_caps_keep() {
 	[ "$(id -u)" = 0 ] || skip "needs root"
 	std caps_keep 0 0.5 0.5

@@ -7,7 +7,8 @@
 # checks every page, its protections and its VmFlags at every step).  A
 # snapshot must hold these regions as they were at the pause, the restart
 # must give them back with their flags, and the reservations cost nothing.
-#   dontfork       the standard flow (checkpoint --kill, restart, twice);
+#   dontfork       the standard flow (checkpoint --kill, restart, twice):
+#                  a row of tests/cases/std.list;
 #   dontfork_live  live checkpoints of every kind: pre-copied full,
 #                  incremental, --stop, --no-precopy; then --kill, restart,
 #                  a live one of the restarted group, --kill, restart to the
@@ -28,15 +29,12 @@
 #                  once the program has gone on finds the file as the
 #                  program left it, and fails.)
 
-ALL_TESTS+=(dontfork dontfork_live node_regions)
 TEST_TIMEOUTS[dontfork_live]=120
 TEST_TIMEOUTS[node_regions]=120
 
 NR_MAX_MIB=128
 NODE_MAX_MIB=256
 NODE=/usr/bin/node
-
-t_dontfork() { std dontfork 0 1.0 0.8; }
 
 # nr_small TAG WHAT MAX_MIB: the checkpoint whose --json is TD/TAG.json wrote at most MAX_MIB
 nr_small() {

@@ -12,7 +12,6 @@
 # the three pieces of stdout concatenated must equal the straight run's
 # byte for byte, and every exit status be the straight run's.
 
-ALL_TESTS+=(blocked_threads blocked_unprivileged posix_timers sig_takeover go_pure_external go_cgo_park)
 TEST_TIMEOUTS[blocked_threads]=90
 TEST_TIMEOUTS[blocked_unprivileged]=90
 # It once failed one full run in five, the restarted group waiting for

@@ -15,8 +15,6 @@
 #   (3) `restart` on a terminal: "restoring" progress, erased before the
 #       program's output; on pipes: the program's output alone.
 
-ALL_TESTS+=(progress)
-
 PROGRESS_MIB=320
 
 # progress_wait_line TAG TEXT: wait until TD/TAG.out has a line starting with TEXT

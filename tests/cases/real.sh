@@ -15,8 +15,6 @@
 # interactive ones (bash, the Python REPL) are driven on pseudo-terminals
 # by tests/real/pty_drive.py; see real_pty.
 
-ALL_TESTS+=(real_make real_bash_pty real_python_repl real_node real_jvm real_go_cgo real_rust
-	real_numpy real_multiprocessing real_sqlite real_yes_head)
 TEST_TIMEOUTS[real_make]=90
 TEST_TIMEOUTS[real_bash_pty]=120
 TEST_TIMEOUTS[real_python_repl]=120

@@ -9,8 +9,6 @@
 # word checked after each step).  Correctness only: no timing is asserted
 # (bench/thp.sh measures).  Sourced by tests/run.sh.
 
-ALL_TESTS+=(thp_chain thp_written thp_unmerged)
-
 # huge pages there to be had (else skip), and incr_pages asked for them
 thp_need() {
 	case $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null) in

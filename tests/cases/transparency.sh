@@ -1,19 +1,9 @@
 # Transparency on real programs: what a program sees under cohort must be
 # what it sees without it.  Sourced by tests/run.sh (t_NAME functions).
 
-ALL_TESTS+=(wrap_null wrap_null_storm)
-
-# every wrapped function called with NULL, partly NULL and invalid pointers
-# and edge values, before and after checkpoints: the same answers (return
-# value, errno) as a native run, never a crash; the program waits in
-# select()/pselect() with NULL sets (make's jobserver, readline) and in
-# sleeps whose rem is the request itself or invalid, where the checkpoints
-# land, and a thread of it waits in sigwait() on every signal all along
-t_wrap_null() { std wrap_null 0 0.8 0.8; }
-# the same under a storm of checkpoints (no --kill), the last one --kill
+# wrap_null (a row of tests/cases/std.list) under a storm of checkpoints (no
+# --kill), the last one --kill
 t_wrap_null_storm() { storm wrap_null 2; }
-
-ALL_TESTS+=(sigpipe_status signal_inherit sigchld_ignored)
 
 # `yes | head -1` in bash under cohort run: yes dies of SIGPIPE (statuses
 # "141 0", no "Broken pipe") when the caller left SIGPIPE default, and
@@ -96,17 +86,10 @@ t_sigchld_ignored() {
 	[ "$RC" = 1 ] || { note_file "stderr" "$TD/run0.err"; fail "cohort run -- false with SIGCHLD ignored: status $RC, not 1"; }
 }
 
-# xstate_regs: YMM (and ZMM/opmask where the CPU has AVX-512) registers of
-# spinning threads, which no compiled code touches, stay as they were
-# through live checkpoints and through checkpoint --kill + restart.
-ALL_TESTS+=(xstate_regs)
-t_xstate_regs() { std xstate_regs 0 0.9 0.8; }
-
 # unshare_user: a program in the group makes a user namespace of its own
 # (and a time namespace in it), as `unshare -rT` does: the kernel allows that
 # only to a single-threaded process, so an agent thread that stands in every
 # process made it fail with EINVAL.  Compared with a straight run.
-ALL_TESTS+=(unshare_user)
 t_unshare_user() {
 	command -v unshare >/dev/null || skip "unshare(1) not found"
 	local cmd=(unshare -rT --boottime 1000 --fork /bin/sh -c 'id -u; echo RESULT in a user and time namespace')
@@ -121,7 +104,6 @@ t_unshare_user() {
 # restored as it was: each checkpoint must be refused in one line naming
 # the process and the kind of namespace, commit nothing, and leave the
 # program running to the straight run's output.
-ALL_TESTS+=(nested_ns)
 nested_ns_refused() { # nested_ns_refused KIND TAG
 	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ck.out" 2>"$TD/ck.err"
 	local rc=$?
@@ -156,10 +138,9 @@ t_nested_ns() {
 	final_check 0 "$RC" run1 run1
 }
 
-# raw_clone: children made with syscall(SYS_clone) and syscall(SYS_clone3),
-# which run no fork handlers, still join the group and come back with it.
-ALL_TESTS+=(raw_clone)
-t_raw_clone() { FLOW_CHECK=raw_clone_members std raw_clone 0 0.5 0.5; }
+# raw_clone_members: the check of the raw_clone row of tests/cases/std.list
+# (children made with syscall(SYS_clone) and syscall(SYS_clone3)): the group
+# has its 3 processes
 raw_clone_members() {
 	local n
 	n=$("$COHORT" status "$GNAME" --json | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)["processes"]))')
@@ -169,7 +150,6 @@ raw_clone_members() {
 # no_agent_listed: a process of the group the agent cannot enter (a static
 # binary started by the program) is shown by status, refused by a checkpoint
 # in one line naming it, and reached by kill; the group runs on until then.
-ALL_TESTS+=(no_agent_listed)
 t_no_agent_listed() {
 	local sp=$TD/static_sleeper
 	printf '#include <unistd.h>\nint main(void){for(int i=0;i<600;i++)usleep(50000);return 0;}\n' >"$TD/s.c"

@@ -4,8 +4,6 @@
 # Both need root: cohort run as root, the group's processes dropping to
 # uid 65534.
 
-ALL_TESTS+=(uid_drop uid_stranger uid_forged restore_child_damaged thread_creds)
-
 # uid_setup: root only; the dropped processes must reach the control socket
 # and the agent, but the harness keeps its work directory 0700.
 uid_setup() {

@@ -1,0 +1,56 @@
+# tests/cases/storm.sh - sourced by tests/run.sh: back-to-back checkpoints
+# without --kill while the program changes fast, the last one --kill.
+
+# checkpoint storm: back-to-back checkpoints without --kill while a shell
+# loop starts and ends hundreds of processes (births, execs and exits meet
+# every phase of the checkpoint).  Every one must commit; the last one ends
+# the group (--kill) and the restart must print the rest of the straight run.
+t_ckpt_storm() { storm shell_loop 4; }
+# the same storm over fd_churn: close(0)/open and dup2 in a tight loop, which
+# a descriptor the agent made while the program runs would disturb
+t_fd_churn() { storm fd_churn 2; }
+# a storm of snapshot checkpoints (each a pre-copied full image) over
+# precopy_churn, whose two threads map, unmap, drop (MADV_DONTNEED), protect
+# (PROT_NONE) and move (mremap) memory without pause and check every page;
+# the restart must finish like the straight run, and with uffd-wp tracking
+# the checkpoints must have been pre-copied (--json "precopied")
+t_precopy_churn() {
+	STORM_CHECK=group_status storm precopy_churn 1
+	local tracking
+	tracking=$(json_fields "$TD/status.json" tracking) || fail "cohort status --json: not JSON"
+	[ "$tracking" = uffd-wp ] || { note "tracking $tracking: no pre-copy expected"; return 0; }
+	local f n=0
+	for f in "$TD"/ck*.json; do
+		[ "$(json_fields "$f" precopied)" -ge 1 ] 2>/dev/null && n=$((n + 1))
+	done
+	[ "$n" -ge 1 ] || fail "no checkpoint of the storm was pre-copied (--json \"precopied\")"
+	note "pre-copied checkpoints: $n"
+	# the storm's restart was from its last checkpoint (--kill: not pre-copied); now from pre-copied ones
+	for f in 1 2; do
+		[ "$(json_fields "$TD/ck$f.json" precopied)" -ge 1 ] 2>/dev/null || continue
+		bg_start "rg$f" "$COHORT" restart "$GNAME" --images "$IMG" --generation "$f"
+		bg_wait "rg$f"
+		check_suffix "rg$f" run0 || fail "restart of pre-copied generation $f: wrong output"
+		[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/rg$f.err"; fail "restart of pre-copied generation $f: status $RC: $(first_line "$TD/rg$f.err")"; }
+	done
+}
+storm() { # storm PROG SECONDS
+	prog_cmd "$1"
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	# STORM_CHECK: a function that looks at the running group before the storm
+	[ -z "${STORM_CHECK:-}" ] || "$STORM_CHECK"
+	local gen=0 t_end=$((SECONDS + $2))
+	while [ $SECONDS -lt $t_end ]; do
+		bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "the group ended during the storm (status $RC), after $gen checkpoints: $(first_line "$TD/run0.err")"; }
+		ckpt_or_fail "checkpoint $((gen + 1)) of the storm" "$GNAME" $((gen + 1))
+		gen=$((gen + 1))
+	done
+	ckpt_or_fail "checkpoint $((gen + 1)) (--kill) after $gen" "$GNAME" $((gen + 1)) --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	check_suffix run1 run0 || fail "restart after $((gen + 1)) checkpoints: wrong output"
+	[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart exit status $RC"; }
+}

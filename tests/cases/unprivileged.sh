@@ -1,0 +1,59 @@
+# tests/cases/unprivileged.sh - sourced by tests/run.sh: a group started by
+# an unprivileged user.
+
+# shm_counters (four processes, anonymous shared memory, a memfd, pipes) run,
+# checkpointed and restarted twice by user nobody, through the standard
+# flow: cohort then puts the group in a user namespace of its own (no root
+# needed for its PID, mount and time namespaces or for set_tid at restart)
+# and reads shared memory without /proc/PID/map_files.  The binaries are
+# copied where nobody can reach them; the coordinator must run as nobody in
+# a user namespace of its own, and after the restart no process of the
+# group may hold a capability (the restorer's CAP_CHECKPOINT_RESTORE is
+# dropped by every thread).
+UNPRIV_USER=nobody
+t_unprivileged() {
+	[ "$(id -u)" = 0 ] || skip "needs root to become $UNPRIV_USER (as a user, every test is unprivileged)"
+	id -u "$UNPRIV_USER" >/dev/null 2>&1 || skip "no user $UNPRIV_USER"
+	command -v runuser >/dev/null || skip "runuser not found"
+	local U=$TD/u uid b
+	uid=$(id -u "$UNPRIV_USER")
+	chmod 711 "$WORK" "$TD"
+	mkdir -p "$U/bin" "$U/run" "$U/img"
+	for b in cohort libcohort.so cohort-restore; do cp "$(dirname "$COHORT")/$b" "$U/bin/" || fail "cannot copy $b"; done
+	cp "$BIN/shm_counters" "$U/bin/" || fail "cannot copy shm_counters"
+	chown -R "$UNPRIV_USER" "$U"
+	chmod 700 "$U/run"
+	printf '#!/bin/sh\nexec runuser -u %s -- env COHORT_RUN_DIR=%s %s "$@"\n' "$UNPRIV_USER" "$U/run" "$U/bin/cohort" >"$U/cohort"
+	chmod 755 "$U/cohort"
+	local COHORT=$U/cohort IMG=$U/img
+	FLOW_CHECK=unprivileged_check FLOW_CHECK_RESTARTED=unprivileged_nocaps \
+		flow_standard 0 0.9 1.0 pipe "$U/bin/shm_counters"
+	[ "$(stat -c %u "$(gen_dir "$GNAME" 2)/manifest")" = "$uid" ] || fail "generation 2 is not owned by $UNPRIV_USER"
+}
+
+unprivileged_coord() {
+	"$COHORT" status "$GNAME" --json | sed -n 's/.*"coordinator_pid":\([0-9]*\).*/\1/p'
+}
+unprivileged_check() {
+	local coord
+	coord=$(unprivileged_coord)
+	[ -n "$coord" ] || fail "cohort status --json names no coordinator_pid"
+	[ "$(stat -c %u "/proc/$coord")" = "$(id -u "$UNPRIV_USER")" ] || fail "the coordinator does not run as $UNPRIV_USER"
+	[ "$(readlink "/proc/$coord/ns/user")" != "$(readlink /proc/self/ns/user)" ] || fail "the coordinator is in the first user namespace"
+}
+unprivileged_nocaps() {
+	local coord p n=0
+	coord=$(unprivileged_coord)
+	[ -n "$coord" ] || fail "cohort status --json names no coordinator_pid"
+	for p in $(grep -lsxF shm_counters /proc/[0-9]*/comm); do
+		p=${p#/proc/}
+		p=${p%/comm}
+		[ "$(readlink "/proc/$p/ns/user")" = "$(readlink "/proc/$coord/ns/user")" ] || continue
+		for t in /proc/$p/task/*; do
+			n=$((n + 1))
+			grep -q '^CapEff:[[:space:]]*0*$' "$t/status" || fail "restored thread $t holds capabilities: $(grep '^Cap' "$t/status" | tr '\n' ' ')"
+			grep -q '^CapAmb:[[:space:]]*0*$' "$t/status" || fail "restored thread $t holds ambient capabilities"
+		done
+	done
+	[ $n -ge 4 ] || fail "found $n threads of the restored shm_counters, expected at least 4"
+}

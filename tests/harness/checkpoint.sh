@@ -1,0 +1,98 @@
+# tests/harness/checkpoint.sh - sourced by tests/run.sh: a group under
+# cohort: ready, checkpointed (--json checked), its status and generations.
+
+# wait_ready NAME TAG: poll `cohort status NAME` until it succeeds (10 s max)
+wait_ready() {
+	local name=$1 tag=$2 i
+	for ((i = 0; i < 200; i++)); do
+		if "$COHORT" status "$name" >/dev/null 2>"$TD/status.err"; then
+			record_tree "$(cat "$TD/$tag.pid")"
+			return 0
+		fi
+		if ! bg_alive "$tag"; then
+			bg_wait "$tag"
+			note_file "$tag stderr" "$TD/$tag.err"
+			fail "$tag exited (status $RC) before the group became ready: $(first_line "$TD/$tag.err")"
+		fi
+		sleep 0.05
+	done
+	note_file "last 'cohort status' stderr" "$TD/status.err"
+	note_file "$tag stderr" "$TD/$tag.err"
+	fail "$tag: group $name not ready after 10 s"
+}
+
+gen_dir() { printf '%s/%s/gen-%06d' "$IMG" "$1" "$2"; }
+
+check_json() { # check_json FILE GEN: checkpoint --json output
+	[ -x "$PYTHON" ] || return 0
+	"$PYTHON" - "$1" "$2" 2>"$TD/json.err" <<'EOF' || { note_file "checkpoint --json" "$1"; note_file "json check" "$TD/json.err" 3; return 1; }
+import json, sys
+text = open(sys.argv[1]).read()
+objs = [l for l in text.splitlines() if l.strip()]
+assert len(objs) == 1, "expected exactly one line of JSON, got %d" % len(objs)
+d = json.loads(objs[0])
+for k in ("generation", "kind", "processes", "bytes", "pause_ms", "duration_ms"):
+    assert k in d, "missing key %r" % k
+assert d["generation"] == int(sys.argv[2]), "generation %r, expected %s" % (d["generation"], sys.argv[2])
+assert isinstance(d["processes"], int) and d["processes"] >= 1, "processes %r" % d["processes"]
+assert isinstance(d["bytes"], int) and d["bytes"] > 0, "bytes %r" % d["bytes"]
+# the pause as the program's threads lived it: none when --kill ended the group
+p = d.get("program_pause_ms", "missing")
+if d.get("killed"):
+    assert p is None, "program_pause_ms %r with --kill, expected null" % (p,)
+else:
+    assert isinstance(p, (int, float)) and p >= 0, "program_pause_ms %r" % (p,)
+EOF
+}
+
+# ckpt NAME GEN [ARGS...]: checkpoint that must commit generation GEN;
+# on failure sets CK_WHY
+ckpt() {
+	local name=$1 gen=$2 rc d
+	shift 2
+	CK_WHY=
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$name" --images "$IMG" --json "$@" >"$TD/ck$gen.json" 2>"$TD/ck$gen.err"
+	rc=$?
+	if [ $rc != 0 ]; then
+		note_file "checkpoint $gen stderr" "$TD/ck$gen.err"
+		CK_WHY="status $rc: $(first_line "$TD/ck$gen.err")"
+		[ $rc = 124 ] && CK_WHY="timed out after $TMO s"
+		return 1
+	fi
+	if ! check_json "$TD/ck$gen.json" "$gen"; then
+		CK_WHY="bad --json output: $(tail -n 1 "$TD/json.err" | cut -c1-200)"
+		return 1
+	fi
+	d=$(gen_dir "$name" "$gen")
+	if [ ! -f "$d/manifest" ] || ! ls "$d"/proc-*.img* >/dev/null 2>&1; then
+		CK_WHY="committed, but $d has no manifest or no proc-*.img[.zst]"
+		return 1
+	fi
+	return 0
+}
+
+ckpt_or_fail() { # ckpt_or_fail WHAT NAME GEN [ARGS...]
+	local what=$1
+	shift
+	ckpt "$@" || fail "$what failed: $CK_WHY"
+}
+
+# group_status: `cohort status NAME --json` of the running group into TD/status.json
+group_status() {
+	timeout -k 5 "$TMO" "$COHORT" status "$GNAME" --json >"$TD/status.json" 2>"$TD/status.err" ||
+		{ note_file "status stderr" "$TD/status.err"; fail "cohort status --json failed: $(first_line "$TD/status.err")"; }
+}
+
+# json_fields FILE KEY...: the values of KEYs in the (last) JSON object of
+# FILE, on one line ("-" for a missing key)
+json_fields() {
+	"$PYTHON" - "$@" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+try:
+    d = json.loads(text)
+except ValueError:
+    d = json.loads([l for l in text.splitlines() if l.strip()][-1])
+print(" ".join("-" if d.get(k) is None else str(d[k]) for k in sys.argv[2:]))
+PY
+}

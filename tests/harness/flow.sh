@@ -1,0 +1,119 @@
+# tests/harness/flow.sh - sourced by tests/run.sh: the test programs and
+# the standard flow, with the table of tests that are nothing else
+# (tests/cases/std.list).
+
+need_prog() { [ -x "$BIN/$1" ] || fail "missing test program $BIN/$1 (not built?)"; }
+
+# prog_cmd NAME: the command line that runs test program NAME
+prog_cmd() {
+	case $1 in
+	py_threads)
+		[ -x "$PYTHON" ] || skip "$PYTHON not found"
+		PCMD=("$PYTHON" "$PROGS/py_threads.py")
+		;;
+	shell_loop | sh_pipeline)
+		[ -x /bin/sh ] || skip "/bin/sh not found"
+		PCMD=(/bin/sh "$PROGS/$1.sh")
+		;;
+	*)
+		need_prog "$1"
+		PCMD=("$BIN/$1")
+		;;
+	esac
+}
+
+# The standard flow:
+#   native run -> run, wait ready, sleep D1, checkpoint --kill (gen 1)
+#   -> restart, wait ready, sleep D2, checkpoint --kill (gen 2)
+#   -> restart to the end; compare output and exit status.
+# flow_standard EXP_RC D1 D2 pipe|file CMD...
+flow_standard() {
+	local exp_rc=$1 d1=$2 d2=$3 mode=$4
+	shift 4
+	straight "$exp_rc" "$@"
+	if [ "$mode" = file ]; then
+		bg_start run0 --file "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+	else
+		bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+	fi
+	wait_ready "$GNAME" run0
+	sleep "$d1"
+	# FLOW_CHECK: a function that looks at the running group before the first checkpoint
+	[ -z "${FLOW_CHECK:-}" ] || "$FLOW_CHECK"
+	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the first checkpoint: $(first_line "$TD/run0.err")"; }
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	[ "$RC" = 0 ] && [ "$exp_rc" != 0 ] && note "note: run exited 0 after checkpoint --kill"
+
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	sleep "$d2"
+	# FLOW_CHECK_RESTARTED: the same, once the group has been restarted
+	[ -z "${FLOW_CHECK_RESTARTED:-}" ] || "$FLOW_CHECK_RESTARTED"
+	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "restarted program ended (status $RC) before the second checkpoint: $(first_line "$TD/run1.err")"; }
+	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
+	bg_wait run1
+
+	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	final_check "$exp_rc" "$RC" run2 run0 run1 run2
+}
+
+std() { # std PROG EXP_RC D1 D2 [pipe|file] [ARGS...]
+	local p=$1 rc=$2 d1=$3 d2=$4 mode=${5:-pipe}
+	shift 5 2>/dev/null || shift $#
+	prog_cmd "$p"
+	flow_standard "$rc" "$d1" "$d2" "$mode" "${PCMD[@]}" "$@"
+}
+
+# The table of the tests that are the standard flow and nothing else
+# (tests/cases/std.list, its columns described at its head).  A row becomes
+# STD_ROW[NAME] ("PROGRAM STATUS D1 D2 STDOUT"), STD_ARGS[NAME] (the
+# program's arguments as written) and STD_CHECK[NAME]; its timeout goes to
+# TEST_TIMEOUTS and the "group" option to GROUP_TESTS.  STD_TESTS lists the
+# names in the order of the rows.
+declare -A STD_ROW=() STD_ARGS=() STD_CHECK=()
+STD_TESTS=()
+
+# std_load FILE: read the table; a malformed row is a usage error (exit 2)
+std_load() {
+	local f=$1 n=0 name prog rc d1 d2 out tmo opts args o
+	while read -r name prog rc d1 d2 out tmo opts args; do
+		n=$((n + 1))
+		case $name in '' | '#'*) continue ;; esac
+		if ! [[ $name =~ ^[a-z0-9_]+$ && $prog =~ ^[a-z0-9_]+$ && $rc =~ ^[0-9]+$ &&
+			$d1 =~ ^[0-9.]+$ && $d2 =~ ^[0-9.]+$ && $out =~ ^(pipe|file)$ &&
+			$tmo =~ ^(-|[0-9]+)$ && -n $opts ]] ||
+			! printf '%s' "$args" | xargs -r true 2>/dev/null; then
+			echo "run.sh: $f line $n: expected NAME PROGRAM STATUS D1 D2 pipe|file TIMEOUT|- OPTIONS|- [ARGUMENTS]" >&2
+			exit 2
+		fi
+		[ -z "${STD_ROW[$name]:-}" ] || { echo "run.sh: $f line $n: a second row $name" >&2; exit 2; }
+		STD_ROW[$name]="$prog $rc $d1 $d2 $out"
+		STD_ARGS[$name]=$args
+		STD_TESTS+=("$name")
+		[ "$tmo" = - ] || TEST_TIMEOUTS[$name]=$tmo
+		for o in ${opts//,/ }; do
+			case $o in
+			-) ;;
+			group) GROUP_TESTS+=("$name") ;;
+			check=?*) STD_CHECK[$name]=${o#check=} ;;
+			*) echo "run.sh: $f line $n: unknown option '$o'" >&2; exit 2 ;;
+			esac
+		done
+	done <"$f"
+}
+
+# std_case NAME: run the test of row NAME.  (The check function goes to
+# flow_standard as FLOW_CHECK only when the row names one: an assignment in
+# front of a function call is also in the environment of what it starts.)
+std_case() {
+	local row args
+	read -r -a row <<<"${STD_ROW[$1]}"
+	mapfile -d '' -t args < <(printf '%s' "${STD_ARGS[$1]}" | xargs -r printf '%s\0')
+	if [ -n "${STD_CHECK[$1]:-}" ]; then
+		FLOW_CHECK=${STD_CHECK[$1]} std "${row[@]}" ${args[@]+"${args[@]}"}
+	else
+		std "${row[@]}" ${args[@]+"${args[@]}"}
+	fi
+}

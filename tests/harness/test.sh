@@ -1,0 +1,86 @@
+# tests/harness/test.sh - sourced by tests/run.sh: what a test reports
+# (fail, skip, note) and the commands it starts in the background.  Each
+# test runs in its own subshell; TD is the test's directory, TT its
+# COHORT_TEST_TMP, IMG its images directory, GNAME its group's name.
+
+fail() { # fail REASON: end the current test as failed
+	printf '%s\n' "$1" >"$TD/reason"
+	exit 1
+}
+skip() {
+	printf '%s\n' "$1" >"$TD/skip"
+	exit 3
+}
+
+note() { printf '%s\n' "$*" >>"$TD/details"; }
+note_file() { # note_file TITLE FILE [LINES]: last lines of a file into the details
+	local n=${3:-8}
+	if [ -s "$2" ]; then
+		note "$1:"
+		tail -n "$n" "$2" | cut -c1-300 | sed 's/^/    /' >>"$TD/details"
+	fi
+}
+first_line() { [ -s "$1" ] && head -n 1 "$1" | cut -c1-200; }
+
+# bg_start TAG [--file] CMD...: start CMD in the background, stdout and stderr
+# going through pipes into TD/TAG.out and TD/TAG.err (with --file, stdout is
+# the regular file TD/TAG.out itself); stdin is /dev/null.
+bg_start() {
+	local tag=$1 tofile=0
+	shift
+	if [ "$1" = --file ]; then
+		tofile=1
+		shift
+	fi
+	rm -f "$TD/$tag".{ofifo,efifo,out,err,pid,cats,rc}
+	mkfifo "$TD/$tag.efifo"
+	cat "$TD/$tag.efifo" >"$TD/$tag.err" &
+	local cats=$!
+	if [ $tofile = 0 ]; then
+		mkfifo "$TD/$tag.ofifo"
+		cat "$TD/$tag.ofifo" >"$TD/$tag.out" &
+		cats="$cats $!"
+		timeout -k 5 "$TMO" "$@" <"$STDIN_SRC" >"$TD/$tag.ofifo" 2>"$TD/$tag.efifo" &
+	else
+		timeout -k 5 "$TMO" "$@" <"$STDIN_SRC" >"$TD/$tag.out" 2>"$TD/$tag.efifo" &
+	fi
+	local pid=$!
+	echo "$pid" >"$TD/$tag.pid"
+	echo "$cats" >"$TD/$tag.cats"
+	echo "$pid $cats" >>"$TD/pids"
+}
+
+bg_alive() { kill -0 "$(cat "$TD/$1.pid")" 2>/dev/null; }
+
+# bg_wait TAG: wait for the command and its output collectors; sets RC
+bg_wait() {
+	local tag=$1 pid c i
+	pid=$(cat "$TD/$tag.pid")
+	{ wait "$pid"; } 2>/dev/null
+	RC=$?
+	echo "$RC" >"$TD/$tag.rc"
+	for c in $(cat "$TD/$tag.cats"); do
+		# the pipes close when the last writer is gone
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$c" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$c" 2>/dev/null; then
+			note "$tag: some process still holds its stdout/stderr 10 s after it exited"
+			kill "$c" 2>/dev/null
+		fi
+		wait "$c" 2>/dev/null
+	done
+	[ "$RC" = 124 ] && note "$tag: timed out after $TMO s"
+	return 0
+}
+
+# bg_kill9 TAG: SIGKILL a command started with bg_start (and its timeout)
+bg_kill9() {
+	local p
+	p=$(cat "$TD/$1.pid")
+	{
+		kill -9 $(pgrep -P "$p") "$p"
+		bg_wait "$1"
+	} 2>/dev/null
+}
