@@ -42,6 +42,14 @@ if d.get("killed"):
     assert p is None, "program_pause_ms %r with --kill, expected null" % (p,)
 else:
     assert isinstance(p, (int, float)) and p >= 0, "program_pause_ms %r" % (p,)
+# where the time went: the phases in order, from preparing to committing, adding up to the duration
+ph = d.get("phases_ms")
+assert isinstance(ph, dict) and ph, "phases_ms %r" % (ph,)
+names = list(ph)
+assert names[0] == "preparing" and names[-1] == "committing", "phases %r" % (names,)
+assert "snapshot" in names, "no snapshot phase in %r" % (names,)
+assert all(isinstance(v, (int, float)) and v >= 0 for v in ph.values()), "phases_ms %r" % (ph,)
+assert sum(ph.values()) <= d["duration_ms"] + 1, "phases add up to %.2f ms, the duration is %.2f" % (sum(ph.values()), d["duration_ms"])
 EOF
 }
 
