@@ -76,7 +76,7 @@ ALL_TESTS=(
 	wrap_null wrap_null_storm sigpipe_status signal_inherit sigchld_ignored xstate_regs
 	unshare_user nested_ns raw_clone no_agent_listed
 	uid_drop uid_stranger uid_forged restore_child_damaged thread_creds
-	proc_attrs proc_attrs_live seccomp_refused caps_keep
+	proc_attrs proc_attrs_live seccomp_refused caps_keep many_signals
 )
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

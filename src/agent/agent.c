@@ -244,6 +244,19 @@ static long send_checkpoint_signal(int tid)
 }
 static void start_manager(void);
 
+/*
+ * The signals queued for the whole process are taken (and put back) by
+ * its main thread, in its handler: the kernel lets only a thread whose id
+ * is the process's queue a signal as if from kill() (si_code SI_USER)
+ * to the process, and another thread's attempt would have lost it.
+ */
+static void take_shared_signals(const struct co_tslot *t)
+{
+	if (t->tid == co_agent.pid)
+		co_agent.nshared_pending =
+			co_signals_collect(co_agent.shared_pending, 2 * CO_MAX_PENDING, co_agent.sig, 0);
+}
+
 static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
@@ -269,6 +282,7 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 	/* the coordinator unblocked our signal for us (ptrace) before we got here: our mask goes back */
 	uint64_t pt_orig = t->pt_orig, pt_set = t->pt_set;
 	co_thread_collect(&t->rec, co_agent.sig);
+	take_shared_signals(t);
 	int restarted = 0, seen_recollect = __atomic_load_n(&co_agent.recollect, __ATOMIC_ACQUIRE);
 	if (co_ctx_save(&t->rec.ctx) == 0) {
 		__atomic_store_n(&t->state, CO_TS_PARKED, __ATOMIC_RELEASE);
@@ -289,6 +303,7 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 			/* a signal came for us after we parked (settle_signals): take them all again */
 			seen_recollect = rq;
 			t->rec.npending = (uint32_t)co_signals_collect(t->rec.pending, CO_MAX_PENDING, co_agent.sig, 1);
+			take_shared_signals(t);
 			__atomic_add_fetch(&co_agent.recollected, 1, __ATOMIC_ACQ_REL);
 			fwake(&co_agent.recollected);
 			continue;
@@ -440,6 +455,7 @@ static int quiesce(void)
 	co_agent.nthreads = 0;
 	co_agent.parked = 0;
 	co_agent.arrived = 0;
+	co_agent.nshared_pending = 0; /* the main thread takes them when it parks */
 	co_agent.hold = __atomic_load_n(&co_agent.release, __ATOMIC_ACQUIRE);
 	/* the manager's own slot comes first */
 	struct co_tslot *m = &co_agent.threads[0];
@@ -856,10 +872,12 @@ static void snapshot_fork(void *arg)
  * stretches are left out of the fork (a lean snapshot, see dirty.h) and
  * the pause shrinks with the written set.
  */
-/* The signals (as a mask) in list[0..n), and the checkpoint signal. */
-static uint64_t signal_mask(const struct co_siginfo *list, uint32_t n)
+/* The signals (as a mask) in list[0..n) (n past max: an overflow, max of them), and the checkpoint signal. */
+static uint64_t signal_mask(const struct co_siginfo *list, uint32_t n, uint32_t max)
 {
 	uint64_t m = 1ULL << (co_agent.sig - 1);
+	if (n > max)
+		n = max;
 	for (uint32_t i = 0; i < n; i++)
 		if (list[i].signo >= 1 && list[i].signo <= 64)
 			m |= 1ULL << (list[i].signo - 1);
@@ -880,11 +898,12 @@ static int late_signals(void)
 			continue;
 		co_fmt(path, sizeof(path), "/proc/self/task/%d/status", t->tid);
 		if (co_read_small(path, buf, sizeof(buf)) > 0 &&
-		    (co_status_hex(buf, "SigPnd") & ~signal_mask(t->rec.pending, t->rec.npending)))
+		    (co_status_hex(buf, "SigPnd") & ~signal_mask(t->rec.pending, t->rec.npending, CO_MAX_PENDING)))
 			return 1;
 	}
 	return co_read_small("/proc/self/status", buf, sizeof(buf)) > 0 &&
-	       (co_status_hex(buf, "ShdPnd") & ~signal_mask(co_agent.shared_pending, (uint32_t)co_agent.nshared_pending));
+	       (co_status_hex(buf, "ShdPnd") & ~signal_mask(co_agent.shared_pending, (uint32_t)co_agent.nshared_pending,
+								  2 * CO_MAX_PENDING));
 }
 
 /*
@@ -892,8 +911,8 @@ static int late_signals(void)
  * one-shot timer that fired after its thread took its queue would
  * otherwise come back neither armed nor pending, and a thread waiting for
  * it would wait for ever.  So: while a signal is pending that was not
- * taken, every parked thread takes its queue again, the manager the
- * process's, and the timers are read again; a few rounds at most.
+ * taken, every parked thread takes its queue again (the main thread the
+ * process's too), and the timers are read again; a few rounds at most.
  * Signals are compared by number: a second instance of a real-time signal
  * already taken is not seen.
  */
@@ -916,8 +935,6 @@ static int settle_signals(void)
 			}
 			fwait(&co_agent.recollected, got, 10);
 		}
-		co_agent.nshared_pending =
-			co_signals_collect(co_agent.shared_pending, 2 * CO_MAX_PENDING, co_agent.sig, 0);
 		if (co_dump_recollect_timers())
 			return -1;
 	}
@@ -932,7 +949,6 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	co_agent.ppid = (int)co_getppid();
 	co_agent.pgid = (int)co_sys1(SYS_getpgid, 0);
 	co_agent.sid = (int)co_sys1(SYS_getsid, 0);
-	co_agent.nshared_pending = co_signals_collect(co_agent.shared_pending, 2 * CO_MAX_PENDING, co_agent.sig, 0);
 	/* the written-page set since the last image, and tracking anew from this one */
 	uint64_t base = co_dirty_collect(co_agent.generation);
 	co_agent.incr_parent = co_agent.want_parent && base == co_agent.want_parent ? base : 0;

@@ -795,17 +795,19 @@ static void progress_begin(int fd, unsigned flags, const char *tmp)
 
 /*
  * The phases of the checkpoint as JSON, {"preparing":12.5,...}: the time from
- * each phase's start to the next one's (the last one's to end_ns), in ms.
- * "snapshot" is the pause; a phase entered twice is reported twice.
+ * each phase's start to the next one's (the last one's to end_ns), in ms,
+ * counted from start_ns as duration_ms is.  A phase entered twice is
+ * reported twice.
  */
-static const char *phases_json(uint64_t end_ns, char *out, size_t size)
+static const char *phases_json(uint64_t start_ns, uint64_t end_ns, char *out, size_t size)
 {
 	size_t len = 0;
 	len += (size_t)snprintf(out, size, "{");
 	for (int i = 0; i < P.nphases && len < size; i++) {
+		uint64_t from = P.phase_ns[i] > start_ns ? P.phase_ns[i] : start_ns;
 		uint64_t until = i + 1 < P.nphases ? P.phase_ns[i + 1] : end_ns;
 		len += (size_t)snprintf(out + len, size - len, "%s\"%s\":%.2f", i ? "," : "", P.phase_name[i],
-					(double)(until - P.phase_ns[i]) / 1e6);
+					until > from ? (double)(until - from) / 1e6 : 0.0);
 	}
 	if (len < size)
 		snprintf(out + len, size - len, "}");
@@ -2109,7 +2111,7 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		      G.name, (unsigned long long)gen, incremental ? "incremental" : "full",
 		      (unsigned long long)(incremental ? parent : 0), n, (unsigned long long)bytes,
 		      (unsigned long long)raw_bytes, compress ? "true" : "false", pause_ms, prog_pause, dur_ms,
-		      phases_json(t_done, phases, sizeof(phases)), precopied,
+		      phases_json(t0, t_done, phases, sizeof(phases)), precopied,
 		      gdir, (unsigned long long)gen, kill_it ? "true" : "false");
 	else if (compress)
 		reply(cfd, 0,

@@ -84,6 +84,9 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 		co_sigaction(s, 0, &p.sigact[s - 1]);
 	}
 	p.sig = (uint32_t)d->sig;
+	if (d->npending > 2 * CO_MAX_PENDING)
+		return DERR(d, "pid %d: more than %d signals are queued for it, which cohort cannot save", d->pid,
+			    2 * CO_MAX_PENDING);
 	p.npending = (uint32_t)d->npending;
 	p.streams = (uint32_t)d->nstreams;
 	p.parent = d->parent;

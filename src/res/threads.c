@@ -70,35 +70,81 @@ static void rseq_collect(struct co_thread *t)
 }
 
 
+/* One signal of set queued for the calling thread (own) or the process: 1, or 0 when none is. */
+static int take_one(struct co_siginfo *si, uint64_t set)
+{
+	static const struct co_timespec zero = { 0, 0 };
+	return set && co_sys4(SYS_rt_sigtimedwait, (long)&set, (long)si, (long)&zero, 8) > 0;
+}
+
+static void put_back(const struct co_siginfo *si, int own)
+{
+	if (own)
+		co_sys4(SYS_rt_tgsigqueueinfo, co_getpid(), co_gettid(), si->signo, (long)si);
+	else
+		co_sys3(SYS_rt_sigqueueinfo, co_getpid(), si->signo, (long)si);
+}
+
+/* The signals queued (own: for the calling thread; else for the process), but ours. */
+static uint64_t queued(int own, uint64_t skip)
+{
+	char buf[2048];
+	if (co_read_small(own ? "/proc/thread-self/status" : "/proc/self/status", buf, sizeof(buf)) <= 0)
+		return 0;
+	return co_status_hex(buf, own ? "SigPnd" : "ShdPnd") & ~skip;
+}
+
+/*
+ * More of signal sig are queued than were taken: those taken were put
+ * back behind the rest, so the rest go behind them again, in order (the
+ * kernel hands out the lowest signal number first, and each number's
+ * instances in the order they came: only sig's order was changed).  How
+ * many to move is counted first, with a marker of our own queued behind
+ * them and taken back.
+ */
+static void reorder(const struct co_siginfo *taken, int n, int sig, int own)
+{
+	struct co_siginfo mark, si;
+	co_memset(&mark, 0, sizeof(mark));
+	mark.signo = sig;
+	int32_t *w = (int32_t *)mark.rest;
+	w[0] = 0;		/* si_errno */
+	w[1] = -1;		/* si_code SI_QUEUE */
+	w[2] = 0x7fffffff;	/* si_pid: no process has it */
+	w[3] = -1;		/* si_uid */
+	w[4] = 0x636f686f;	/* si_value */
+	uint64_t one = 1ULL << (sig - 1);
+	int more = 0;
+	put_back(&mark, own);
+	while (take_one(&si, one) && co_memcmp(&si, &mark, sizeof(si))) {
+		put_back(&si, own);
+		more++;
+	}
+	for (int i = 0; i < n; i++)
+		put_back(&taken[i], own);
+	for (int i = 0; i < more && take_one(&si, one); i++)
+		put_back(&si, own);
+}
+
 /*
  * Take the signals queued for one thread (own = 1, the calling thread's
  * private queue) or for the whole process (own = 0) and queue them again
- * at once, in order: the running program keeps them, the image records them.
+ * at once, in order: the running program keeps them, the image records
+ * them.  More than max queued: max + 1, the queue left as it was (the
+ * image cannot hold them all; the dump refuses it).
  */
 int co_signals_collect(struct co_siginfo *out, int max, int ours, int own)
 {
-	static const struct co_timespec zero = { 0, 0 };
-	char buf[2048];
-	int n = 0;
 	uint64_t skip = ours ? 1ULL << (ours - 1) : 0;
-	while (n < max) {
-		if (co_read_small(own ? "/proc/thread-self/status" : "/proc/self/status", buf, sizeof(buf)) <= 0)
-			break;
-		uint64_t set = co_status_hex(buf, own ? "SigPnd" : "ShdPnd") & ~skip;
-		if (!set)
-			break;
-		long r = co_sys4(SYS_rt_sigtimedwait, (long)&set, (long)&out[n], (long)&zero, 8);
-		if (r <= 0)
-			break;
+	int n = 0;
+	while (n < max && take_one(&out[n], queued(own, skip)))
 		n++;
+	if (n == max && queued(own, skip)) {
+		reorder(out, n, out[n - 1].signo, own);
+		return max + 1;
 	}
-	long pid = co_getpid(), tid = co_gettid();
-	for (int i = 0; i < n; i++) {
-		if (own)
-			co_sys4(SYS_rt_tgsigqueueinfo, pid, tid, out[i].signo, (long)&out[i]);
-		else
-			co_sys3(SYS_rt_sigqueueinfo, pid, out[i].signo, (long)&out[i]);
-	}
+	for (int i = 0; i < n; i++)
+		put_back(&out[i], own);
 	return n;
 }
 
@@ -120,6 +166,9 @@ int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int 
 {
 	for (int i = 0; i < n; i++) {
 		struct co_thread rec = *t[i];
+		if (rec.npending > CO_MAX_PENDING)
+			return DERR(d, "pid %d: thread %d has more than %d signals queued, which cohort cannot save", d->pid,
+				    rec.tid, CO_MAX_PENDING);
 		char path[64], comm[32];
 		co_fmt(path, sizeof(path), "/proc/%d/task/%d/comm", d->pid, rec.tid);
 		if (co_read_small(path, comm, sizeof(comm)) > 0) {

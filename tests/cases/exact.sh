@@ -65,3 +65,47 @@ t_caps_keep() {
 	[ "$(id -u)" = 0 ] || skip "needs root"
 	std caps_keep 0 0.5 0.5
 }
+
+# many_signals: real-time signals queued with values, and a standard one,
+# for the process (20) and for a thread (10), kept through checkpoint --kill
+# and restart: each comes out once, in order, with its value.  More than an
+# image holds (40 for the process, 20 for a thread): the checkpoint is
+# refused in one line and the program runs on.
+signals_round() { # signals_round TAG MODE N: run, checkpoint --kill, restart
+	local mode=$2 n=$3
+	: >"$TT/go.1"
+	straight 0 "${PCMD[@]}" "$mode" "$n"
+	rm -f "$TT/go.1"
+	GNAME=$GNAME-$1
+	bg_start "$1" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mode" "$n"
+	wait_line "$TD/$1.out" ready
+}
+t_many_signals() {
+	prog_cmd many_signals
+	local g0=$GNAME t
+	for t in "process 20" "thread 10"; do
+		GNAME=$g0
+		signals_round "k${t% *}" $t
+		ckpt_or_fail "checkpoint ($t, --kill)" "$GNAME" 1 --kill
+		bg_wait "k${t% *}"
+		: >"$TT/go.1"
+		bg_start "r${t% *}" "$COHORT" restart "$GNAME" --images "$IMG"
+		bg_wait "r${t% *}"
+		final_check 0 "$RC" "r${t% *}" "k${t% *}" "r${t% *}"
+	done
+	for t in "process 40" "thread 20"; do
+		GNAME=$g0
+		signals_round "n${t% *}" $t
+		timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --kill >"$TD/ck.out" 2>"$TD/ck.err"
+		local rc=$?
+		note_file "refused checkpoint ($t)" "$TD/ck.err" 3
+		[ $rc != 0 ] || fail "a checkpoint with $t signals queued succeeded"
+		[ "$(wc -l <"$TD/ck.err")" = 1 ] || fail "the refusal ($t) is not one line"
+		grep -qE "more than [0-9]+ signals (are )?queued" "$TD/ck.err" ||
+			fail "the refusal ($t) does not say why: $(first_line "$TD/ck.err")"
+		bg_alive "n${t% *}" || fail "the program ended after the refused checkpoint ($t)"
+		: >"$TT/go.1"
+		bg_wait "n${t% *}"
+		final_check 0 "$RC" "n${t% *}" "n${t% *}"
+	done
+}
