@@ -645,6 +645,26 @@ static void forget_agentless(void)
 }
 
 /* The checkpoint's start to member c: 0 sent, -1 it is gone, -2 it has no agent now (not sent). */
+#define CO_PIDFD_SIGNAL_THREAD 1 /* Linux 6.9: to the thread the pidfd names, here the main thread */
+
+/*
+ * Whether the main thread of process host can take the start signal: it
+ * is alive and does not block it.  The start signal goes to the main
+ * thread alone when it can: a signal sent to the whole process wakes one
+ * of its threads, and when another thread takes the signal first, the
+ * one woken returns from a wait that cannot be restarted (sigtimedwait,
+ * and others after a stop) with EINTR, although no handler ran in it.
+ */
+static int leader_takes(int host)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", host);
+	if (co_read_small(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	const char *st = strstr(buf, "\nState:\t");
+	return st && st[8] != 'Z' && !(co_status_hex(buf, "SigBlk") & (1ULL << (G.sig - 1)));
+}
+
 static int signal_member(struct conn *c)
 {
 	if (!has_agent(c->host_pid)) {
@@ -661,6 +681,9 @@ static int signal_member(struct conn *c)
 	si.si_uid = getuid();
 	si.si_value.sival_ptr = (void *)(uintptr_t)G.table->cookie;
 	c->signalled_ns = co_now_ns(CLOCK_MONOTONIC);
+	if (leader_takes(c->host_pid) &&
+	    syscall(SYS_pidfd_send_signal, c->pidfd, G.sig, &si, CO_PIDFD_SIGNAL_THREAD) == 0)
+		return 0;
 	return syscall(SYS_pidfd_send_signal, c->pidfd, G.sig, &si, 0) < 0 ? -1 : 0;
 }
 
@@ -1891,8 +1914,11 @@ static void checkpoint(int ci, unsigned flags, const char *images_override)
 		pump(20, gen);
 		bad = barrier_more(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err), 0);
 	}
-	if (!bad && nps <= 0) {
-		/* its last process ended while we waited: there is nothing to save */
+	int live = 0;
+	for (int i = 0; i < nps; i++)
+		live += ps[i].ids.state != 'Z';
+	if (!bad && live == 0) {
+		/* its last process ended while we waited (zombies at most are left): there is nothing to restart */
 		snprintf(err, sizeof(err), "the group ended during the checkpoint");
 		bad = 1;
 	}
