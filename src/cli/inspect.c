@@ -14,12 +14,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
+#include "kinds/classify.h"
 #include "util.h"
 
-static const char *fd_kind(unsigned k)
+/* A descriptor's kind: how it comes back, and for a group-wide object which one it is. */
+static const char *fd_kind(const struct co_fd *f)
 {
 	static const char *n[] = { "?", "file", "deleted-file", "chardev", "stdio", "dup" };
-	return k < CO_ARRAY_LEN(n) ? n[k] : "?";
+	if (f->kind == CO_FD_SHARED)
+		return f->obj ? co_obj_name(f->obj) : "shared";
+	return f->kind < CO_ARRAY_LEN(n) ? n[f->kind] : "?";
 }
 
 static const char *vma_kind(unsigned k)
@@ -56,13 +60,6 @@ struct page_count {
  * returns 0 when every record checks out.  quiet: print nothing, only add
  * the pages to *count.
  */
-static const char *obj_kind(uint32_t k)
-{
-	static const char *const names[] = { "?", "pipe", "file", "shared memory", "eventfd",
-					     "signalfd", "timerfd", "epoll", "unix socket" };
-	return k < CO_ARRAY_LEN(names) ? names[k] : "?";
-}
-
 static int inspect_image(const char *path, int json, int quiet, struct page_count *count)
 {
 	char name[PATH_MAX], err[1024];
@@ -170,7 +167,7 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 		case CO_R_FD:
 			fds++;
 			u.f.path[sizeof(u.f.path) - 1] = 0;
-			snprintf(line, sizeof(line), "fd %d %s flags %o pos %llu %s", u.f.fd, fd_kind(u.f.kind), u.f.flags,
+			snprintf(line, sizeof(line), "fd %d %s flags %o pos %llu %s", u.f.fd, fd_kind(&u.f), u.f.flags,
 				 (unsigned long long)u.f.pos, u.f.path);
 			break;
 		case CO_R_VMA: {
@@ -223,12 +220,12 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 				 u.fc.copy);
 			break;
 		case CO_R_SLINK:
-			snprintf(line, sizeof(line), "pid %d fd %d -> %s %llu%s", u.sl.pid, u.sl.fd, obj_kind(u.sl.kind),
+			snprintf(line, sizeof(line), "pid %d fd %d -> %s %llu%s", u.sl.pid, u.sl.fd, co_obj_name(u.sl.kind),
 				 (unsigned long long)u.sl.id,
 				 u.sl.kind == CO_OBJ_PIPE ? (u.sl.end ? " (write end)" : " (read end)") : "");
 			break;
 		case CO_R_SOBJ:
-			snprintf(line, sizeof(line), "%s %llu", obj_kind(u.so.kind), (unsigned long long)u.so.id);
+			snprintf(line, sizeof(line), "%s %llu", co_obj_name(u.so.kind), (unsigned long long)u.so.id);
 			break;
 		case CO_R_EPITEM:
 			snprintf(line, sizeof(line), "epoll %llu watches pid %d fd %d events %#x",

@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "kinds/classify.h"
 #include "procfs.h"
 #include "res.h"
 #include "util.h"
@@ -54,13 +55,27 @@ struct ref {
 	int pid, host, fd;
 	uint64_t dev, ino, pos;
 	uint32_t flags;
-	int kind;		/* 1 pipe, 2 regular file */
+	int kind;		/* enum co_obj_kind */
 	int group;		/* regular files: index of the first ref sharing its description */
 	char path[CO_PATH];
 };
 
 static struct ref refs[MAX_REFS];
 static int nrefs;
+
+static int grab(const struct ref *r);
+
+/* SO_DOMAIN of another process's socket, for the classifier; -1 if it cannot be told */
+static int sock_domain(const struct ref *r)
+{
+	int s = grab(r), dom = -1;
+	socklen_t l = sizeof(dom);
+	if (s >= 0 && getsockopt(s, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0)
+		dom = -1;
+	if (s >= 0)
+		close(s);
+	return dom;
+}
 
 static void collect_fds(const struct co_shared_member *m, const struct co_table *t, const char *skip_dir)
 {
@@ -85,26 +100,15 @@ static void collect_fds(const struct co_shared_member *m, const struct co_table 
 		/* the images the agents are writing right now */
 		if (!strncmp(r->path, skip_dir, skip_len) && r->path[skip_len] == '/')
 			continue;
-		if (S_ISFIFO(st.st_mode))
-			r->kind = CO_OBJ_PIPE;
-		else if (S_ISREG(st.st_mode) && st.st_nlink > 0)
-			r->kind = CO_OBJ_FILE;
-		else if (S_ISREG(st.st_mode) && !strncmp(r->path, "/memfd:", 7))
-			r->kind = CO_OBJ_SHM;
-		else if (!strcmp(r->path, "anon_inode:[eventfd]"))
-			r->kind = CO_OBJ_EVENTFD;
-		else if (!strcmp(r->path, "anon_inode:[signalfd]"))
-			r->kind = CO_OBJ_SIGNALFD;
-		else if (!strcmp(r->path, "anon_inode:[timerfd]"))
-			r->kind = CO_OBJ_TIMERFD;
-		else if (!strcmp(r->path, "anon_inode:[eventpoll]"))
-			r->kind = CO_OBJ_EPOLL;
-		else if (S_ISSOCK(st.st_mode))
-			r->kind = CO_OBJ_USOCK; /* the agent let only Unix sockets through */
-		else
-			continue;
+		struct co_fdstat cs = { st.st_mode, st.st_nlink, r->path, -1 };
 		r->pid = m->pid;
 		r->host = m->host_pid;
+		if (S_ISSOCK(st.st_mode))
+			cs.domain = sock_domain(r);
+		r->kind = (int)co_fd_classify(&cs);
+		/* regular files too: a description two processes hold is made once */
+		if (!co_obj_group_wide((uint32_t)r->kind) && r->kind != CO_OBJ_FILE)
+			continue;
 		r->dev = st.st_dev;
 		r->ino = st.st_ino;
 		r->group = nrefs;
@@ -126,7 +130,7 @@ static int write_pipe(struct co_writer *w, struct ref *r)
 	int cap = fcntl(fd, F_GETPIPE_SZ);
 	cp.capacity = cap > 0 ? (uint32_t)cap : 65536;
 	for (int i = 0; i < nrefs; i++)
-		if (refs[i].kind == 1 && refs[i].ino == r->ino) {
+		if (refs[i].kind == CO_OBJ_PIPE && refs[i].ino == r->ino) {
 			if ((refs[i].flags & O_ACCMODE) == O_WRONLY)
 				cp.wflags = refs[i].flags & O_NONBLOCK;
 			else
@@ -622,11 +626,11 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 	/* open file descriptions that more than one process holds */
 	for (int i = 0; i < nrefs; i++) {
 		struct ref *r = &refs[i];
-		if (r->kind != 2 || r->group != i)
+		if (r->kind != CO_OBJ_FILE || r->group != i)
 			continue;
 		int others = 0;
 		for (int j = i + 1; j < nrefs; j++)
-			others += refs[j].kind == 2 && refs[j].group == i;
+			others += refs[j].kind == CO_OBJ_FILE && refs[j].group == i;
 		if (!others)
 			continue;
 		struct co_sfile sf;
@@ -637,7 +641,7 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 		snprintf(sf.path, sizeof(sf.path), "%s", r->path);
 		co_w_rec(&w, CO_R_SFILE, &sf, __builtin_offsetof(struct co_sfile, path) + strlen(sf.path) + 1);
 		for (int j = i; j < nrefs; j++)
-			if (refs[j].kind == 2 && refs[j].group == i) {
+			if (refs[j].kind == CO_OBJ_FILE && refs[j].group == i) {
 				struct co_slink sl = { refs[j].pid, refs[j].fd, CO_OBJ_FILE, 0, sf.id };
 				co_w_rec(&w, CO_R_SLINK, &sl, sizeof(sl));
 			}
