@@ -1028,17 +1028,11 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 		return -1;
 
 	/*
-	 * Move every object just below the restorers' own descriptors (the hard
-	 * limit minus 64, as co_proc_restore_early() computes it), out of the
-	 * program's way, and rewrite the plan to match.
+	 * Move every object just below the restorers' own descriptors (the
+	 * layout of kinds/plan.h), out of the program's way, and rewrite the
+	 * plan to match.
 	 */
-	struct rlimit rl;
-	getrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_max > (1 << 20))
-		rl.rlim_max = 1 << 20;
-	rl.rlim_cur = rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);
-	int hi = (int)rl.rlim_cur - 64, nfds = 0;
+	int hi = co_plan_top(), nfds = 0;
 	for (int i = 0; i < nmade; i++)
 		nfds += made[i].fd[1] >= 0 ? 2 : 1;
 	int lo = hi - nfds, at = lo;
