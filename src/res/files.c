@@ -2,8 +2,12 @@
  * files.c - file descriptors: regular files and directories (path, flags,
  * offset), files deleted while open (content saved), character devices,
  * the group's outside stdio, and descriptors that share one open file
- * description (found with kcmp).  Every other kind stops the checkpoint
- * with a message naming the process, the descriptor and the kind.
+ * description (found with kcmp).  What a descriptor is comes from the one
+ * classifier (src/kinds/classify.c); the objects the group shares (pipes,
+ * Unix sockets, eventfds, ...) are recorded here only as CO_FD_SHARED with
+ * their kind: the coordinator captures them once (src/kinds/) and the
+ * restorer takes them from init's plan.  Every other kind stops the
+ * checkpoint with a message naming the process, the descriptor and the kind.
  */
 #include <errno.h>
 #include <fcntl.h>
