@@ -77,6 +77,7 @@ ALL_TESTS=(
 	unshare_user nested_ns raw_clone no_agent_listed
 	uid_drop uid_stranger uid_forged restore_child_damaged thread_creds
 	proc_attrs proc_attrs_live seccomp_refused caps_keep many_signals
+	kinds_all kinds_inspect
 )
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

@@ -179,7 +179,7 @@ struct co_init_cfg {
 };
 int co_init_main(struct co_init_cfg *c) __attribute__((noreturn));
 
-/* shared.c: objects the group's processes share (shared.img) */
+/* src/kinds/engine.c: the kernel objects the group's processes share (shared.img) */
 struct co_shared_member {
 	int pid, host_pid;
 	int agent_fd;		/* the agent's control socket: not the program's */

@@ -14,37 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
+#include "kinds/kinds.h"
 #include "util.h"
-
-static const char *fd_kind(unsigned k)
-{
-	static const char *n[] = { "?", "file", "deleted-file", "chardev", "stdio", "dup" };
-	return k < CO_ARRAY_LEN(n) ? n[k] : "?";
-}
-
-static const char *vma_kind(unsigned k)
-{
-	static const char *n[] = { "?", "anon", "file", "shared-anon", "special", "deleted-file" };
-	return k < CO_ARRAY_LEN(n) ? n[k] : "?";
-}
-
-/* " (dontfork,hugepage)": the madvise flags recorded with a region, or "". */
-static const char *vma_advice(uint32_t flags, char *buf, size_t n)
-{
-	static const struct { uint32_t flag; const char *name; } adv[] = {
-		{ CO_VF_DONTFORK, "dontfork" }, { CO_VF_WIPEONFORK, "wipeonfork" }, { CO_VF_DONTDUMP, "dontdump" },
-		{ CO_VF_HUGEPAGE, "hugepage" }, { CO_VF_NOHUGEPAGE, "nohugepage" }, { CO_VF_SEQUENTIAL, "sequential" },
-		{ CO_VF_RANDOM, "random" },
-	};
-	size_t len = 0;
-	buf[0] = 0;
-	for (size_t k = 0; k < CO_ARRAY_LEN(adv); k++)
-		if ((flags & adv[k].flag) && len + 16 < n)
-			len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : " (", adv[k].name);
-	if (len)
-		snprintf(buf + len, n - len, ")");
-	return buf;
-}
 
 /* Pages with data, and pages left to the parent generation. */
 struct page_count {
@@ -56,13 +27,6 @@ struct page_count {
  * returns 0 when every record checks out.  quiet: print nothing, only add
  * the pages to *count.
  */
-static const char *obj_kind(uint32_t k)
-{
-	static const char *const names[] = { "?", "pipe", "file", "shared memory", "eventfd",
-					     "signalfd", "timerfd", "epoll", "unix socket" };
-	return k < CO_ARRAY_LEN(names) ? names[k] : "?";
-}
-
 static int inspect_image(const char *path, int json, int quiet, struct page_count *count)
 {
 	char name[PATH_MAX], err[1024];
@@ -128,116 +92,15 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 			nstreams = u.p.streams;
 		if (quiet)
 			continue;
-		char line[1400] = "";
-		switch (t) {
-		case CO_R_HEAD:
-			snprintf(line, sizeof(line), "format %u, %s", u.h.version,
-				 u.h.kind == CO_KIND_PROCESS ? "process image"
-				 : u.h.kind == CO_KIND_PAGES ? "page stream"
-				 : u.h.kind == CO_KIND_SHARED ? "shared objects"
-							       : "manifest");
-			break;
-		case CO_R_PROC: {
-			char ids[160] = "";
-			if (u.p.creds) /* format 5 */
-				snprintf(ids, sizeof(ids), " uid %u/%u/%u/%u gid %u/%u/%u/%u groups %u%s", u.p.uid[0],
-					 u.p.uid[1], u.p.uid[2], u.p.uid[3], u.p.gid[0], u.p.gid[1], u.p.gid[2], u.p.gid[3],
-					 u.p.ngroups, u.p.dumpable == 0 ? " (not dumpable)" : "");
-			snprintf(line, sizeof(line), "pid %d ppid %d threads %u fds %u regions %u%s exe %s cwd %s", u.p.pid,
-				 u.p.ppid, u.p.nthreads, u.p.nfds, u.p.nvmas, ids, u.p.exe, u.p.cwd);
-			break;
-		}
-		case CO_R_THREAD:
-			threads++;
-			snprintf(line, sizeof(line), "tid %d%s%s rip %lx rsp %lx fs %lx rseq %lx", u.t.tid,
-				 u.t.flags & CO_T_MANAGER ? " (agent)" : "", u.t.flags & CO_T_LEADER ? " (main)" : "",
-				 (unsigned long)u.t.ctx.rip, (unsigned long)u.t.ctx.rsp, (unsigned long)u.t.fsbase,
-				 (unsigned long)u.t.rseq_addr);
-			break;
-		case CO_R_TIMER: {
-			char how[64];
-			if (u.tm.notify & 1)
-				snprintf(how, sizeof(how), "no signal");
-			else if (u.tm.notify & 4)
-				snprintf(how, sizeof(how), "signal %d to tid %d", u.tm.signo, u.tm.tid);
-			else
-				snprintf(how, sizeof(how), "signal %d", u.tm.signo);
-			snprintf(line, sizeof(line), "id %d clock %d %s, left %lld.%09lld s, interval %lld.%09lld s", u.tm.id,
-				 u.tm.clock, how, (long long)u.tm.value_sec, (long long)u.tm.value_nsec,
-				 (long long)u.tm.interval_sec, (long long)u.tm.interval_nsec);
-			break;
-		}
-		case CO_R_FD:
-			fds++;
-			u.f.path[sizeof(u.f.path) - 1] = 0;
-			snprintf(line, sizeof(line), "fd %d %s flags %o pos %llu %s", u.f.fd, fd_kind(u.f.kind), u.f.flags,
-				 (unsigned long long)u.f.pos, u.f.path);
-			break;
-		case CO_R_VMA: {
-			char adv[128];
-			regions++;
-			u.v.path[sizeof(u.v.path) - 1] = 0;
-			snprintf(line, sizeof(line), "%lx-%lx %c%c%c%c %s%s %s", (unsigned long)u.v.start,
-				 (unsigned long)u.v.end, u.v.prot & 1 ? 'r' : '-', u.v.prot & 2 ? 'w' : '-',
-				 u.v.prot & 4 ? 'x' : '-', u.v.flags & CO_VF_SHARED ? 's' : 'p', vma_kind(u.v.kind),
-				 vma_advice(u.v.flags, adv, sizeof(adv)), u.v.path);
-			break;
-		}
-		case CO_R_PAGEMAP:
-			snprintf(line, sizeof(line), "%u runs, %llu pages", u.pm.nruns, (unsigned long long)u.pm.npages);
-			break;
-		case CO_R_PARENTMAP:
-			snprintf(line, sizeof(line), "%u runs, %llu pages kept from the parent generation", u.pm.nruns,
-				 (unsigned long long)u.pm.npages);
-			break;
-		case CO_R_PAGEDATA:
-		case CO_R_FILEDATA:
-			snprintf(line, sizeof(line), "%llu bytes", (unsigned long long)len);
-			break;
-		case CO_R_END:
-			snprintf(line, sizeof(line), "%llu page bytes", (unsigned long long)u.e.page_bytes);
-			break;
-		case CO_R_SHM:
-			u.shm.name[sizeof(u.shm.name) - 1] = 0;
-			snprintf(line, sizeof(line), "inode %llu, %llu bytes %s", (unsigned long long)u.shm.ino,
-				 (unsigned long long)u.shm.size, u.shm.name);
-			break;
-		case CO_R_SHMDATA:
-			snprintf(line, sizeof(line), "%llu bytes at offset %llu", (unsigned long long)(len - 8),
-				 (unsigned long long)u.id);
-			break;
-		case CO_R_PIPE:
-			snprintf(line, sizeof(line), "inode %llu, capacity %u, %llu bytes buffered%s",
-				 (unsigned long long)u.pipe.ino, u.pipe.capacity,
-				 (unsigned long long)(len - sizeof(u.pipe) - u.pipe.pathlen), u.pipe.pathlen ? " (FIFO)" : "");
-			break;
-		case CO_R_SFILE:
-			u.sf.path[sizeof(u.sf.path) - 1] = 0;
-			snprintf(line, sizeof(line), "id %llu pos %llu flags %o %s", (unsigned long long)u.sf.id,
-				 (unsigned long long)u.sf.pos, u.sf.flags, u.sf.path);
-			break;
-		case CO_R_FCOPY:
-			u.fc.path[sizeof(u.fc.path) - 1] = 0;
-			u.fc.copy[sizeof(u.fc.copy) - 1] = 0;
-			snprintf(line, sizeof(line), "%s (%llu bytes) as files/%s", u.fc.path, (unsigned long long)u.fc.size,
-				 u.fc.copy);
-			break;
-		case CO_R_SLINK:
-			snprintf(line, sizeof(line), "pid %d fd %d -> %s %llu%s", u.sl.pid, u.sl.fd, obj_kind(u.sl.kind),
-				 (unsigned long long)u.sl.id,
-				 u.sl.kind == CO_OBJ_PIPE ? (u.sl.end ? " (write end)" : " (read end)") : "");
-			break;
-		case CO_R_SOBJ:
-			snprintf(line, sizeof(line), "%s %llu", obj_kind(u.so.kind), (unsigned long long)u.so.id);
-			break;
-		case CO_R_EPITEM:
-			snprintf(line, sizeof(line), "epoll %llu watches pid %d fd %d events %#x",
-				 (unsigned long long)u.ei.epoll, u.ei.pid, u.ei.fd, u.ei.events);
-			break;
-		case CO_R_SOCKDATA:
-			snprintf(line, sizeof(line), "socket %llu: %llu bytes queued", (unsigned long long)u.id,
-				 (unsigned long long)(len - 8));
-			break;
+		char line[1400];
+		threads += t == CO_R_THREAD;
+		fds += t == CO_R_FD;
+		regions += t == CO_R_VMA;
+		co_rec_describe(t, &u, len, line, sizeof(line));
+		if (len < co_rec_minlen(t) && !ret) {
+			snprintf(err, sizeof(err), "%s: byte %llu: %s record of %llu bytes, too short", name,
+				 (unsigned long long)off, co_rec_name(t), (unsigned long long)len);
+			ret = -1;
 		}
 		if (json) {
 			printf("%s{\"offset\":%llu,\"type\":\"%s\",\"length\":%llu,\"detail\":\"", first ? "" : ",",

@@ -202,7 +202,7 @@ enum co_fd_kind {
 	CO_FD_CHR = 3,	   /* character device such as /dev/null, reopened by path */
 	CO_FD_STDIO = 4,   /* terminal or pipe outside the group: the restart caller's stdio */
 	CO_FD_DUP = 5,	   /* shares the open file description of fd `same_as` */
-	CO_FD_SHARED = 6,  /* a pipe: recreated once for the group (shared.img) */
+	CO_FD_SHARED = 6,  /* a group-wide object (obj says which): made once for the group (shared.img) */
 };
 
 struct co_fd {
@@ -215,7 +215,7 @@ struct co_fd {
 	uint32_t mode;	  /* st_mode */
 	int32_t same_as;  /* CO_FD_DUP: the fd it duplicates */
 	int32_t slot;	  /* CO_FD_STDIO: 0, 1 or 2 */
-	uint32_t pad;
+	uint32_t obj;	  /* enum co_obj_kind (0 in images written before it was recorded) */
 	char path[CO_PATH];
 };
 
@@ -339,9 +339,25 @@ struct co_mproc {
 
 /* ---- shared.img: what the processes of a group share ---- */
 
+/*
+ * The kind of kernel object a descriptor refers to (src/kinds/classify.c
+ * decides it).  1 to 8 are also the kinds of shared.img's links and
+ * objects; the others name descriptors a process image keeps by itself
+ * (or refuses).
+ */
 enum co_obj_kind {
-	CO_OBJ_PIPE = 1, CO_OBJ_FILE = 2, CO_OBJ_SHM = 3,
-	CO_OBJ_EVENTFD = 4, CO_OBJ_SIGNALFD = 5, CO_OBJ_TIMERFD = 6, CO_OBJ_EPOLL = 7, CO_OBJ_USOCK = 8,
+	CO_OBJ_NONE = 0,	/* not recorded (images before the kind was) */
+	CO_OBJ_PIPE = 1,	/* pipe or FIFO */
+	CO_OBJ_FILE = 2,	/* regular file with a name */
+	CO_OBJ_SHM = 3,		/* shared memory (memfd; mappings of shmem, SysV) */
+	CO_OBJ_EVENTFD = 4, CO_OBJ_SIGNALFD = 5, CO_OBJ_TIMERFD = 6, CO_OBJ_EPOLL = 7,
+	CO_OBJ_USOCK = 8,	/* Unix socket */
+	CO_OBJ_DIR = 9,
+	CO_OBJ_DELETED = 10,	/* regular file unlinked while open */
+	CO_OBJ_CHR = 11,	/* character device with a path */
+	CO_OBJ_SOCKET = 12,	/* a socket of another family (unsupported) */
+	CO_OBJ_BLK = 13,	/* block device (unsupported) */
+	CO_OBJ_OTHER = 14,	/* anything else (unsupported) */
 };
 
 /*

@@ -2,13 +2,18 @@
  * files.c - file descriptors: regular files and directories (path, flags,
  * offset), files deleted while open (content saved), character devices,
  * the group's outside stdio, and descriptors that share one open file
- * description (found with kcmp).  Every other kind stops the checkpoint
- * with a message naming the process, the descriptor and the kind.
+ * description (found with kcmp).  What a descriptor is comes from the one
+ * classifier (src/kinds/classify.c); the objects the group shares (pipes,
+ * Unix sockets, eventfds, ...) are recorded here only as CO_FD_SHARED with
+ * their kind: the coordinator captures them once (src/kinds/) and the
+ * restorer takes them from init's plan.  Every other kind stops the
+ * checkpoint with a message naming the process, the descriptor and the kind.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <sys/stat.h>
+#include "kinds/classify.h"
 #include "procfs.h"
 #include "res.h"
 #include "sys.h"
@@ -26,18 +31,22 @@ static int is_skipped(struct co_dumpctx *d, int fd)
 	return 0;
 }
 
-/* What an unsupported descriptor is, for the message: "socket", "eventfd", ... */
-static const char *kind_name(const struct stat *st, const char *link)
+/* What an unsupported descriptor is, for the message: "socket (not a Unix socket)", "[inotify]", ... */
+static const char *kind_name(uint32_t kind, const char *link)
 {
-	if (S_ISSOCK(st->st_mode))
-		return "socket (not a Unix socket)";
-	if (S_ISFIFO(st->st_mode))
-		return "pipe";
-	if (S_ISBLK(st->st_mode))
-		return "block device";
-	if (co_startswith(link, "anon_inode:"))
+	if (kind == CO_OBJ_OTHER && co_startswith(link, "anon_inode:"))
 		return link + 11;
-	return "unknown";
+	return co_obj_name(kind);
+}
+
+/* SO_DOMAIN of a socket of ours (AF_UNIX is 1), -1 if it cannot be told */
+static int sock_domain(int fd)
+{
+	int dom = -1;
+	unsigned len = sizeof(dom);
+	if (co_sys5(SYS_getsockopt, fd, 1 /* SOL_SOCKET */, 39 /* SO_DOMAIN */, (long)&dom, (long)&len) < 0)
+		return -1;
+	return dom;
 }
 
 /* Describe one descriptor; 0 ok, -1 unsupported (err filled). */
@@ -57,6 +66,8 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 	fd_dev[n] = st.st_dev;
 	fd_ino[n] = st.st_ino;
 	f->mode = st.st_mode;
+	struct co_fdstat cs = { st.st_mode, st.st_nlink, f->path, (st.st_mode & S_IFMT) == S_IFSOCK ? sock_domain(fd) : -1 };
+	f->obj = co_fd_classify(&cs);
 	co_fdinfo(0, fd, &f->pos, &f->flags);
 	f->cloexec = (co_fcntl(fd, F_GETFD, 0) & FD_CLOEXEC) ? 1 : 0;
 	f->flags &= ~(uint32_t)O_CLOEXEC;
@@ -76,23 +87,18 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 		f->slot = slot;
 		return 0;
 	}
-	if (S_ISREG(st.st_mode) && st.st_nlink == 0 && co_startswith(f->path, "/memfd:")) {
-		/* one memory object with the mappings of it: the coordinator captures it once */
-		f->kind = CO_FD_SHARED;
+	switch (f->obj) {
+	case CO_OBJ_FILE:
+	case CO_OBJ_DIR:
+		f->kind = CO_FD_REG;
 		return 0;
-	}
-	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
-		if (st.st_nlink == 0 && S_ISREG(st.st_mode)) {
-			f->kind = CO_FD_DELETED;
-			f->size = (uint64_t)st.st_size;
-			if (co_endswith(f->path, " (deleted)"))
-				f->path[co_strlen(f->path) - 10] = 0;
-		} else {
-			f->kind = CO_FD_REG;
-		}
+	case CO_OBJ_DELETED:
+		f->kind = CO_FD_DELETED;
+		f->size = (uint64_t)st.st_size;
+		if (co_endswith(f->path, " (deleted)"))
+			f->path[co_strlen(f->path) - 10] = 0;
 		return 0;
-	}
-	if (S_ISCHR(st.st_mode) && f->path[0] == '/') {
+	case CO_OBJ_CHR: {
 		/* a pseudo-terminal of the group's own: reopening the path would give another one */
 		unsigned major = (unsigned)(((st.st_rdev >> 8) & 0xfff) | ((st.st_rdev >> 32) & ~0xfffULL));
 		unsigned minor = (unsigned)((st.st_rdev & 0xff) | ((st.st_rdev >> 12) & ~0xffULL));
@@ -102,24 +108,14 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 		f->kind = CO_FD_CHR;
 		return 0;
 	}
+	}
 	/* the coordinator captures these once for the group, with their state and data */
-	if (S_ISFIFO(st.st_mode) || co_startswith(f->path, "anon_inode:[eventfd]") ||
-	    co_startswith(f->path, "anon_inode:[eventpoll]") || co_startswith(f->path, "anon_inode:[signalfd]") ||
-	    co_startswith(f->path, "anon_inode:[timerfd]")) {
+	if (co_obj_group_wide(f->obj)) {
 		f->kind = CO_FD_SHARED;
 		return 0;
 	}
-	if (S_ISSOCK(st.st_mode)) {
-		int dom = 0;
-		unsigned len = sizeof(dom);
-		if (co_sys5(SYS_getsockopt, fd, 1 /* SOL_SOCKET */, 39 /* SO_DOMAIN */, (long)&dom, (long)&len) == 0 &&
-		    dom == 1 /* AF_UNIX */) {
-			f->kind = CO_FD_SHARED;
-			return 0;
-		}
-	}
 	return DERR(d, "pid %d: fd %d: unsupported descriptor kind %s (%s)", d->pid, fd,
-		    kind_name(&st, f->path), f->path);
+		    kind_name(f->obj, f->path), f->path);
 }
 
 int co_files_collect(struct co_dumpctx *d)

@@ -119,13 +119,7 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 /* The restorer's own descriptors sit just below the hard limit: raise the soft one. */
 int co_proc_restore_early(struct co_rstctx *rc)
 {
-	struct rlimit rl;
-	co_prlimit(0, RLIMIT_NOFILE, 0, &rl);
-	if (rl.rlim_max > (1 << 20))
-		rl.rlim_max = 1 << 20;
-	rl.rlim_cur = rl.rlim_max;
-	co_prlimit(0, RLIMIT_NOFILE, &rl, 0);
-	rc->fd_base = (int)rl.rlim_cur - 64;
+	rc->fd_base = co_plan_top();
 	/* the program's own limits are set last, in co_proc_restore() */
 	return rc->fd_base > 16 ? 0 : co_err(rc->err, rc->errlen, "descriptor limit too low");
 }

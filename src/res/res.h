@@ -96,27 +96,7 @@ struct co_rstctx {
 #include "util.h"
 #define DERR(d, ...) co_err((d)->err, (d)->errlen, __VA_ARGS__)
 
-/*
- * The restore plan: what init made for the whole group before any process
- * (shared.img), handed down on inherited descriptors in [lo, hi).
- */
-#define CO_PLAN_MAGIC 0x4e414c50u /* "PLAN" */
-enum co_plan_kind { CO_PLAN_FD = 1, CO_PLAN_SHM = 2, CO_PLAN_EPITEM = 3 };
-struct co_plan_ent {
-	int32_t pid, fd;	/* CO_PLAN_FD: this descriptor of this process */
-	uint32_t kind;
-	int32_t src;		/* the inherited descriptor to use */
-	uint64_t dev, ino;	/* CO_PLAN_SHM: this shared memory object */
-};
-/* CO_PLAN_EPITEM: process pid adds its fd to its epoll src, events dev, data ino. */
-void co_plan_epoll(struct co_rstctx *rc);
-struct co_plan_hdr {
-	uint32_t magic, n;
-	int32_t lo, hi;
-};
-#define CO_MAX_PLAN 65536
-int co_plan_fd(struct co_rstctx *rc, int pid, int fd);
-int co_plan_shm(struct co_rstctx *rc, uint64_t dev, uint64_t ino);
+#include "kinds/plan.h" /* the init -> restorer plan: struct co_plan_ent, co_plan_fd() */
 
 /* proc.c: process-wide attributes */
 int co_proc_dump(struct co_dumpctx *d, int nthreads);

@@ -58,33 +58,6 @@ void *memmove(void *d, const void *s, size_t n)
 	return d;
 }
 
-int co_plan_fd(struct co_rstctx *c, int pid, int fd)
-{
-	for (uint32_t i = 0; i < c->nplan; i++)
-		if (c->plan[i].kind == CO_PLAN_FD && c->plan[i].pid == pid && c->plan[i].fd == fd)
-			return c->plan[i].src;
-	return -1;
-}
-
-int co_plan_shm(struct co_rstctx *c, uint64_t dev, uint64_t ino)
-{
-	for (uint32_t i = 0; i < c->nplan; i++)
-		if (c->plan[i].kind == CO_PLAN_SHM && c->plan[i].ino == ino && (c->plan[i].dev == dev || !dev))
-			return c->plan[i].src;
-	return -1;
-}
-
-void co_plan_epoll(struct co_rstctx *c)
-{
-	for (uint32_t i = 0; i < c->nplan; i++) {
-		struct co_plan_ent *e = &c->plan[i];
-		if (e->kind != CO_PLAN_EPITEM || e->pid != c->proc->pid)
-			continue;
-		struct { uint32_t events; uint64_t data; } __attribute__((packed)) ev = { (uint32_t)e->dev, e->ino };
-		co_sys4(SYS_epoll_ctl, e->src, 1 /* EPOLL_CTL_ADD */, e->fd, (long)&ev);
-	}
-}
-
 /* What the restorer is doing, for a failure that did not say why. */
 static const char *stage = "starting";
 

@@ -1,0 +1,79 @@
+/*
+ * classify.c - one classifier of descriptors (see classify.h).  The order
+ * of the tests matters only where a descriptor could match twice: a memfd
+ * is a regular file without links, so it is tested before other unlinked
+ * files.
+ */
+#include "classify.h"
+#include "util.h"
+
+#define S_FMT 0170000u
+#define S_REG 0100000u
+#define S_DIR 0040000u
+#define S_CHR 0020000u
+#define S_BLK 0060000u
+#define S_FIFO 0010000u
+#define S_SOCK 0140000u
+
+/* anon_inode:[NAME] objects cohort knows, by the name the kernel gives them */
+static const struct {
+	const char *link;
+	uint32_t kind;
+} anon[] = {
+	{ "anon_inode:[eventfd]", CO_OBJ_EVENTFD },
+	{ "anon_inode:[signalfd]", CO_OBJ_SIGNALFD },
+	{ "anon_inode:[timerfd]", CO_OBJ_TIMERFD },
+	{ "anon_inode:[eventpoll]", CO_OBJ_EPOLL },
+};
+
+uint32_t co_fd_classify(const struct co_fdstat *s)
+{
+	uint32_t fmt = s->mode & S_FMT;
+	const char *link = s->link ? s->link : "";
+	if (fmt == S_FIFO)
+		return CO_OBJ_PIPE;
+	if (fmt == S_REG && s->nlink == 0 && co_startswith(link, "/memfd:"))
+		return CO_OBJ_SHM;
+	if (fmt == S_REG)
+		return s->nlink ? CO_OBJ_FILE : CO_OBJ_DELETED;
+	if (fmt == S_DIR)
+		return CO_OBJ_DIR;
+	if (fmt == S_CHR && link[0] == '/')
+		return CO_OBJ_CHR;
+	for (unsigned i = 0; i < sizeof(anon) / sizeof(anon[0]); i++)
+		if (co_startswith(link, anon[i].link))
+			return anon[i].kind;
+	if (fmt == S_SOCK)
+		return s->domain == 1 /* AF_UNIX */ ? CO_OBJ_USOCK : CO_OBJ_SOCKET;
+	if (fmt == S_BLK)
+		return CO_OBJ_BLK;
+	return CO_OBJ_OTHER;
+}
+
+int co_obj_group_wide(uint32_t kind)
+{
+	switch (kind) {
+	case CO_OBJ_PIPE:
+	case CO_OBJ_SHM:
+	case CO_OBJ_EVENTFD:
+	case CO_OBJ_SIGNALFD:
+	case CO_OBJ_TIMERFD:
+	case CO_OBJ_EPOLL:
+	case CO_OBJ_USOCK:
+		return 1;
+	}
+	return 0;
+}
+
+const char *co_obj_name(uint32_t kind)
+{
+	static const char *const names[] = {
+		[CO_OBJ_NONE] = "?", [CO_OBJ_PIPE] = "pipe", [CO_OBJ_FILE] = "file",
+		[CO_OBJ_SHM] = "shared memory", [CO_OBJ_EVENTFD] = "eventfd", [CO_OBJ_SIGNALFD] = "signalfd",
+		[CO_OBJ_TIMERFD] = "timerfd", [CO_OBJ_EPOLL] = "epoll", [CO_OBJ_USOCK] = "unix socket",
+		[CO_OBJ_DIR] = "directory", [CO_OBJ_DELETED] = "deleted file", [CO_OBJ_CHR] = "character device",
+		[CO_OBJ_SOCKET] = "socket (not a Unix socket)", [CO_OBJ_BLK] = "block device",
+		[CO_OBJ_OTHER] = "unknown",
+	};
+	return kind < sizeof(names) / sizeof(names[0]) && names[kind] ? names[kind] : "?";
+}

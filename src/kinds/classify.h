@@ -1,0 +1,32 @@
+/*
+ * classify.h - what kind of kernel object a descriptor refers to, decided
+ * in one place.  The agent (src/res/files.c, its own descriptors) and the
+ * coordinator (src/kinds/engine.c, every member's descriptors through
+ * /proc) both ask co_fd_classify(), so that what the agent lets through as
+ * "captured for the group" is exactly what the coordinator captures.
+ * Compiled into the agent, the restorer and the CLI: no libc.
+ */
+#ifndef COHORT_CLASSIFY_H
+#define COHORT_CLASSIFY_H
+
+#include <stdint.h>
+#include "image.h"
+
+/* What the caller knows of a descriptor: fstat/stat and the /proc fd link. */
+struct co_fdstat {
+	uint32_t mode;		/* st_mode */
+	uint64_t nlink;		/* st_nlink */
+	const char *link;	/* readlink of /proc/PID/fd/N: "pipe:[12]", "anon_inode:[eventfd]", a path */
+	int domain;		/* sockets: SO_DOMAIN (AF_UNIX is 1); -1 unknown */
+};
+
+/* The kind (enum co_obj_kind, image.h) of a descriptor; CO_OBJ_OTHER when cohort has no name for it. */
+uint32_t co_fd_classify(const struct co_fdstat *s);
+
+/* Kinds whose objects the coordinator captures once for the whole group (shared.img). */
+int co_obj_group_wide(uint32_t kind);
+
+/* "pipe", "eventfd", "unix socket", ...: the kind's name in messages and in `cohort inspect`. */
+const char *co_obj_name(uint32_t kind);
+
+#endif

@@ -1,0 +1,426 @@
+/*
+ * engine.c - what the processes of a group share, captured once (see
+ * kinds.h): the references (process, fd) -> object, their identity, the
+ * dump of each object by its kind, the links to its holders; at a restart
+ * the objects made once in init and the plan that hands them out.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/kcmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "cli/cli.h"
+#include "kinds/kinds.h"
+#include "procfs.h"
+#include "util.h"
+
+/* Every kind the engine captures: adding a kind is one row here (and its file). */
+static const struct co_kind_ops *const kinds[] = {
+	&co_pipe_ops, &co_file_ops, &co_shm_ops, &co_eventfd_ops, &co_signalfd_ops,
+	&co_timerfd_ops, &co_epoll_ops, &co_unix_ops,
+};
+
+const struct co_kind_ops *co_kind_ops(uint32_t kind)
+{
+	for (size_t i = 0; i < CO_ARRAY_LEN(kinds); i++)
+		if (kinds[i]->kind == kind)
+			return kinds[i];
+	return NULL;
+}
+
+/* ---- dump ---- */
+
+static struct co_ref refs[CO_MAX_REFS];
+static int nrefs;
+
+int co_ref_grab(const struct co_ref *r)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, r->host, 0);
+	if (pfd < 0)
+		return -1;
+	int fd = (int)syscall(SYS_pidfd_getfd, pfd, r->fd, 0);
+	close(pfd);
+	return fd;
+}
+
+int co_ref_fdinfo(struct co_kdump *d, int i, char *buf, size_t n)
+{
+	const struct co_ref *r = &d->refs[i];
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/fdinfo/%d", r->host, r->fd);
+	if (co_read_small(p, buf, n) > 0)
+		return 0;
+	snprintf(d->err, d->errlen, "pid %d: fd %d: cannot read %s", r->pid, r->fd, r->path);
+	return -1;
+}
+
+/* SO_DOMAIN of another process's socket, for the classifier; -1 if it cannot be told */
+static int sock_domain(const struct co_ref *r)
+{
+	int s = co_ref_grab(r), dom = -1;
+	socklen_t l = sizeof(dom);
+	if (s >= 0 && getsockopt(s, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0)
+		dom = -1;
+	if (s >= 0)
+		close(s);
+	return dom;
+}
+
+/* The object refs[i] refers to: the first earlier reference with the same identity, else i. */
+static int identity(int i)
+{
+	const struct co_ref *r = &refs[i];
+	const struct co_kind_ops *ops = co_kind_ops(r->kind);
+	for (int j = 0; j < i; j++) {
+		const struct co_ref *q = &refs[j];
+		if (q->kind != r->kind || q->dev != r->dev || q->ino != r->ino)
+			continue;
+		if (ops->identity == CO_ID_INODE ||
+		    syscall(SYS_kcmp, q->host, r->host, KCMP_FILE, q->fd, r->fd) == 0)
+			return q->obj;
+	}
+	return i;
+}
+
+/* Every descriptor of member m that refers to an object the engine captures. */
+static void collect_fds(const struct co_shared_member *m, const struct co_table *t, const char *skip_dir)
+{
+	size_t skip_len = strlen(skip_dir);
+	char dpath[64];
+	snprintf(dpath, sizeof(dpath), "/proc/%d/fd", m->host_pid);
+	DIR *d = opendir(dpath);
+	for (struct dirent *e; d && (e = readdir(d)) && nrefs < CO_MAX_REFS;) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		struct co_ref *r = &refs[nrefs];
+		char p[128];
+		struct stat st;
+		r->fd = atoi(e->d_name);
+		if (r->fd == m->agent_fd)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dpath, e->d_name);
+		ssize_t l = readlink(p, r->path, sizeof(r->path) - 1);
+		r->path[l > 0 ? l : 0] = 0;
+		if (stat(p, &st) < 0 || co_stdio_slot(t->stdio, m->stdio_marks, r->fd, st.st_dev, st.st_ino) >= 0)
+			continue;
+		/* the images the agents are writing right now */
+		if (!strncmp(r->path, skip_dir, skip_len) && r->path[skip_len] == '/')
+			continue;
+		r->pid = m->pid;
+		r->host = m->host_pid;
+		struct co_fdstat cs = { st.st_mode, st.st_nlink, r->path, S_ISSOCK(st.st_mode) ? sock_domain(r) : -1 };
+		r->kind = co_fd_classify(&cs);
+		if (!co_kind_ops(r->kind))
+			continue; /* the process image keeps it (or the agent refused it) */
+		r->dev = st.st_dev;
+		r->ino = st.st_ino;
+		co_fdinfo(m->host_pid, r->fd, &r->pos, &r->flags);
+		r->obj = identity(nrefs);
+		nrefs++;
+	}
+	if (d)
+		closedir(d);
+}
+
+/* The object refs[first], then one link per holder. */
+static int dump_object(struct co_kdump *d, const struct co_kind_ops *ops, int first, uint64_t *id)
+{
+	int r = ops->dump(d, first, id);
+	if (r <= 0)
+		return r;
+	CO_FOR_HOLDERS(d, first, k) {
+		const struct co_ref *h = &refs[k];
+		struct co_slink sl = { h->pid, h->fd, h->kind, ops->end ? ops->end(h) : 0, *id };
+		co_w_rec(d->w, CO_R_SLINK, &sl, sizeof(sl));
+	}
+	return d->w->err ? -1 : 1;
+}
+
+/* Every object once, in two rounds (the late kinds after the others), then their data. */
+static int dump_objects(struct co_kdump *d)
+{
+	static uint64_t ids[CO_MAX_REFS];
+	static int dumped[CO_MAX_REFS];
+	for (int late = 0; late < 2; late++)
+		for (int i = 0; i < nrefs; i++) {
+			const struct co_kind_ops *ops = co_kind_ops(refs[i].kind);
+			if (refs[i].obj != i || ops->late != late)
+				continue;
+			dumped[i] = dump_object(d, ops, i, &ids[i]);
+			if (dumped[i] < 0)
+				return -1;
+		}
+	for (int i = 0; i < nrefs; i++) {
+		const struct co_kind_ops *ops = co_kind_ops(refs[i].kind);
+		if (refs[i].obj == i && dumped[i] > 0 && ops->dump_data && ops->dump_data(d, i, ids[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int co_sobj_write(struct co_kdump *d, int first, struct co_sobj *o)
+{
+	o->flags = d->refs[first].flags & O_NONBLOCK;
+	return co_w_rec(d->w, CO_R_SOBJ, o, sizeof(*o)) ? -1 : 1;
+}
+
+int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, const struct co_table *t,
+		   char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/shared.img", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	static char buf[1 << 18];
+	struct co_writer w;
+	co_w_init(&w, fd, buf, sizeof(buf));
+	co_w_head(&w, CO_KIND_SHARED);
+	struct co_kdump d = { .w = &w, .dir = dir, .refs = refs, .err = err, .errlen = errlen };
+	nrefs = 0;
+	for (int i = 0; i < n; i++)
+		collect_fds(&m[i], t, dir);
+	d.nrefs = nrefs;
+	if (dump_objects(&d) < 0 || co_shm_dump_mappings(&d, m, n) < 0)
+		goto fail;
+	struct co_end end = { w.seq + 1, 0 };
+	co_w_rec(&w, CO_R_END, &end, sizeof(end));
+	if (co_w_flush(&w)) {
+		snprintf(err, errlen, "writing %s: %s", path, strerror(-w.err));
+		goto fail;
+	}
+	close(fd);
+	return 0;
+fail:
+	if (!err[0])
+		snprintf(err, errlen, "writing %s: %s", path, strerror(-w.err));
+	close(fd);
+	return -1;
+}
+
+/* ---- restore, in the group's init ---- */
+
+struct made {
+	uint32_t kind;
+	uint64_t id;
+	int fd[2];
+	uint64_t peer;		/* Unix sockets: the peer's id */
+};
+
+struct co_krestore {
+	const char *dir, *path;
+	struct co_reader *r;
+	char *err;
+	size_t errlen;
+	struct made *made;
+	int nmade;
+	struct co_plan_ent *plan;
+	int nplan;
+};
+
+int co_kerr(struct co_krestore *x, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(x->err, x->errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int co_kbad(struct co_krestore *x, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(x->err, x->errlen, "%s: byte %lu: %s", x->path, (unsigned long)x->r->rec_off, what);
+	return -1;
+}
+
+const char *co_kdir(struct co_krestore *x)
+{
+	return x->dir;
+}
+
+int co_made_add(struct co_krestore *x, uint32_t kind, uint64_t id, int fd0, int fd1, uint64_t peer)
+{
+	if (x->nmade == CO_MAX_REFS)
+		return co_kbad(x, "more than %d objects", CO_MAX_REFS);
+	x->made[x->nmade++] = (struct made){ kind, id, { fd0, fd1 }, peer };
+	return 0;
+}
+
+static struct made *made_of(struct co_krestore *x, uint32_t kind, uint64_t id)
+{
+	for (int i = 0; i < x->nmade; i++)
+		if (x->made[i].kind == kind && x->made[i].id == id)
+			return &x->made[i];
+	return NULL;
+}
+
+int co_made_fd(struct co_krestore *x, uint32_t kind, uint64_t id, int end)
+{
+	struct made *m = made_of(x, kind, id);
+	return m ? m->fd[end ? 1 : 0] : -1;
+}
+
+uint64_t co_made_peer(struct co_krestore *x, uint32_t kind, uint64_t id)
+{
+	struct made *m = made_of(x, kind, id);
+	return m ? m->peer : 0;
+}
+
+int co_plan_add(struct co_krestore *x, const struct co_plan_ent *e)
+{
+	if (x->nplan == CO_MAX_PLAN)
+		return co_kbad(x, "more than %d plan entries", CO_MAX_PLAN);
+	x->plan[x->nplan++] = *e;
+	return 0;
+}
+
+int co_plan_holder(struct co_krestore *x, int pid, int src)
+{
+	for (int i = 0; i < x->nplan; i++)
+		if (x->plan[i].kind == CO_PLAN_FD && x->plan[i].pid == pid && x->plan[i].src == src)
+			return x->plan[i].fd;
+	return -1;
+}
+
+int co_sobj_made(struct co_krestore *x, const struct co_sobj *o, int f)
+{
+	if (f < 0)
+		return co_kerr(x, "recreating the group's shared objects: %s %llu: %s", co_obj_name(o->kind),
+			       (unsigned long long)o->id, strerror(errno));
+	fcntl(f, F_SETFL, (o->flags & O_NONBLOCK) ? O_NONBLOCK : 0);
+	return co_made_add(x, o->kind, o->id, f, -1, o->kind == CO_OBJ_USOCK ? o->b : 0);
+}
+
+/*
+ * Move every object just below the restorers' own descriptors (the layout
+ * of plan.h), out of the program's way, rewrite the plan to match and
+ * write it to a memfd below them: *plan_fd.
+ */
+static int hand_down(struct co_krestore *x, int *plan_fd)
+{
+	int hi = co_plan_top(), nfds = 0;
+	for (int i = 0; i < x->nmade; i++)
+		nfds += x->made[i].fd[1] >= 0 ? 2 : 1;
+	int lo = hi - nfds, at = lo;
+	for (int i = 0; i < x->nmade; i++)
+		for (int k = 0; k < 2; k++) {
+			int old = x->made[i].fd[k];
+			if (old < 0)
+				continue;
+			if (dup2(old, at) < 0)
+				goto sys;
+			for (int j = 0; j < x->nplan; j++)
+				if (x->plan[j].src == old && x->plan[j].kind != CO_PLAN_EPITEM)
+					x->plan[j].src = at;
+			if (old != at)
+				close(old);
+			at++;
+		}
+	int pf = (int)syscall(SYS_memfd_create, "cohort-plan", 0);
+	struct co_plan_hdr ph = { CO_PLAN_MAGIC, (uint32_t)x->nplan, lo, hi };
+	size_t n = sizeof(x->plan[0]) * (size_t)x->nplan;
+	if (pf < 0 || write(pf, &ph, sizeof(ph)) != sizeof(ph) || write(pf, x->plan, n) != (ssize_t)n)
+		goto sys;
+	*plan_fd = dup2(pf, lo - 1);
+	close(pf);
+	return 0;
+sys:
+	return co_kerr(x, "recreating the group's shared objects: %s", strerror(errno));
+}
+
+/* A link: descriptor fd of process pid is the object (kind, id). */
+static int restore_link(struct co_krestore *x, const struct co_slink *l)
+{
+	int src = co_made_fd(x, l->kind, l->id, l->kind == CO_OBJ_PIPE && l->end);
+	if (src < 0)
+		return co_kbad(x, "descriptor %d of pid %d refers to a missing object", l->fd, l->pid);
+	struct co_plan_ent e = { .pid = l->pid, .fd = l->fd, .kind = CO_PLAN_FD, .src = src };
+	return co_plan_add(x, &e);
+}
+
+int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct co_reader r;
+	int fd = co_open_gen_file(dir, "shared.img", path, sizeof(path), &r, err, errlen);
+	if (fd < 0)
+		return -1;
+	static struct made made[CO_MAX_REFS];
+	static struct co_plan_ent plan[CO_MAX_PLAN];
+	struct co_krestore x = { dir, path, &r, err, errlen, made, 0, plan, 0 };
+	static union {
+		struct co_head h;
+		struct co_slink l;
+		char raw[(1 << 20) + 8192];
+	} u;
+	for (;;) {
+		int e = co_r_next(&r);
+		if (e < 0)
+			goto bad;
+		if (e == 0) {
+			snprintf(err, errlen, "%s: ends before its end record", path);
+			goto out;
+		}
+		unsigned t = r.hdr.type;
+		uint64_t len = r.hdr.len;
+		if (t == CO_R_END) {
+			if (co_r_finish(&r))
+				goto bad;
+			break;
+		}
+		if (len > sizeof(u)) {
+			co_kbad(&x, "record too large");
+			goto out;
+		}
+		if (co_r_payload(&r, &u, sizeof(u)))
+			goto bad;
+		if (len < co_rec_minlen(t)) {
+			co_kbad(&x, "%s record of %llu bytes, too short", co_rec_name(t), (unsigned long long)len);
+			goto out;
+		}
+		const struct co_kind_ops *ops = co_rec_ops(t, &u);
+		if (t == CO_R_HEAD) {
+			if (u.h.kind != CO_KIND_SHARED || !CO_IMG_VERSION_OK(u.h.version)) {
+				snprintf(err, errlen, "%s: not a shared-objects image of this format", path);
+				goto out;
+			}
+		} else if (t == CO_R_SLINK) {
+			if (restore_link(&x, &u.l) < 0)
+				goto out;
+		} else if (!ops) {
+			co_kbad(&x, "unexpected %s record", co_rec_name(t));
+			goto out;
+		} else if (ops->restore(&x, t, &u, len) < 0) {
+			goto out;
+		}
+	}
+	/* a compressed shared.img: zstd's own verdict on the whole file */
+	int zbad = co_img_close(fd, err, errlen);
+	fd = -1;
+	if (zbad)
+		return -1;
+	return hand_down(&x, plan_fd);
+bad:
+	snprintf(err, errlen, "%s", r.err);
+out:
+	/* zstd's finding, when there is one, says more than the record that broke off */
+	if (fd >= 0)
+		co_img_close(fd, err, errlen);
+	return -1;
+}

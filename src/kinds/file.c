@@ -1,0 +1,163 @@
+/*
+ * file.c - regular files with a name.  Each process image keeps its own
+ * descriptors of them (src/res/files.c: path, flags, offset); what this
+ * kind adds is what the group has in common:
+ *   - an open file description that more than one process holds (one
+ *     offset, moved by all of them): one CO_R_SFILE, opened once by init,
+ *     handed to every holder by the plan;
+ *   - a copy (CO_R_FCOPY, in files/) of every file the group may write
+ *     (opened for writing, or mapped shared and writable), put back before
+ *     anything else at a restart, so that a restart after a crash finds
+ *     the files as they were at the checkpoint.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "kinds/kinds.h"
+#include "util.h"
+
+int co_copy_bytes(int in, int out, uint64_t len)
+{
+	static char buf[1 << 20];
+	while (len) {
+		ssize_t k = copy_file_range(in, NULL, out, NULL, len, 0);
+		if (k < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
+			ssize_t r = read(in, buf, len < sizeof(buf) ? len : sizeof(buf));
+			k = r > 0 ? write(out, buf, (size_t)r) : r;
+			if (r > 0 && k != r)
+				return -1;
+		}
+		if (k <= 0)
+			return k == 0 ? 0 : -1; /* 0: the file shrank meanwhile */
+		len -= (uint64_t)k;
+	}
+	return 0;
+}
+
+/* The written files copied in this dump (d->ncopied of them), by identity: each is copied once. */
+static uint64_t copied_dev[CO_MAX_REFS], copied_ino[CO_MAX_REFS];
+
+int co_file_copy(struct co_kdump *d, const char *path)
+{
+	int in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return 0; /* gone or unreadable: nothing to keep */
+	struct stat st;
+	fstat(in, &st);
+	struct co_fcopy fc;
+	memset(&fc, 0, sizeof(fc));
+	fc.size = (uint64_t)st.st_size;
+	fc.mode = st.st_mode & 07777;
+	snprintf(fc.copy, sizeof(fc.copy), "%d", d->ncopies++);
+	snprintf(fc.path, sizeof(fc.path), "%s", path);
+	char out_path[PATH_MAX];
+	snprintf(out_path, sizeof(out_path), "%s/files", d->dir);
+	mkdir(out_path, 0700);
+	snprintf(out_path, sizeof(out_path), "%s/files/%s", d->dir, fc.copy);
+	int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int ok = out >= 0 && co_copy_bytes(in, out, (uint64_t)st.st_size) == 0;
+	close(in);
+	if (out >= 0)
+		close(out);
+	if (!ok)
+		return -1;
+	return co_w_rec(d->w, CO_R_FCOPY, &fc, __builtin_offsetof(struct co_fcopy, path) + strlen(fc.path) + 1);
+}
+
+/* A file some descriptor may write: copied once per dump (by dev and inode). */
+static int copy_written(struct co_kdump *d, int first)
+{
+	const struct co_ref *r = &d->refs[first];
+	for (int k = 0; k < d->ncopied; k++)
+		if (copied_dev[k] == r->dev && copied_ino[k] == r->ino)
+			return 0;
+	if (co_file_copy(d, r->path) < 0) {
+		snprintf(d->err, d->errlen, "pid %d: fd %d: cannot copy %s", r->pid, r->fd, r->path);
+		return -1;
+	}
+	copied_dev[d->ncopied] = r->dev;
+	copied_ino[d->ncopied++] = r->ino;
+	return 0;
+}
+
+static int file_dump(struct co_kdump *d, int first, uint64_t *id)
+{
+	const struct co_ref *r = &d->refs[first];
+	int writer = 0, others = 0;
+	CO_FOR_HOLDERS(d, first, k) {
+		writer |= (d->refs[k].flags & O_ACCMODE) != O_RDONLY;
+		others |= d->refs[k].host != r->host;
+	}
+	if (writer && copy_written(d, first) < 0)
+		return -1;
+	if (!others)
+		return 0; /* one process's own: its image has it */
+	struct co_sfile sf;
+	memset(&sf, 0, sizeof(sf));
+	sf.id = (uint64_t)first + 1;
+	sf.pos = r->pos;
+	sf.flags = r->flags;
+	snprintf(sf.path, sizeof(sf.path), "%s", r->path);
+	co_w_rec(d->w, CO_R_SFILE, &sf, __builtin_offsetof(struct co_sfile, path) + strlen(sf.path) + 1);
+	*id = sf.id;
+	return 1;
+}
+
+static int put_back(struct co_krestore *x, const struct co_fcopy *c)
+{
+	char src[PATH_MAX];
+	snprintf(src, sizeof(src), "%s/files/%s", co_kdir(x), c->copy);
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	int out = in < 0 ? -1 : open(c->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, c->mode);
+	int ok = out >= 0 && co_copy_bytes(in, out, c->size) == 0;
+	int e = errno;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return ok ? 0 : co_kerr(x, "cannot put back %s as it was at the checkpoint: %s", c->path, strerror(e));
+}
+
+static int file_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len)
+{
+	(void)len;
+	if (type == CO_R_FCOPY) {
+		struct co_fcopy c = *(const struct co_fcopy *)p;
+		c.path[sizeof(c.path) - 1] = 0;
+		c.copy[sizeof(c.copy) - 1] = 0;
+		return put_back(x, &c);
+	}
+	struct co_sfile sf = *(const struct co_sfile *)p;
+	sf.path[sizeof(sf.path) - 1] = 0;
+	int f = open(sf.path, (int)(sf.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC)));
+	if (f < 0)
+		return co_kerr(x, "cannot reopen %s: %s", sf.path, strerror(errno));
+	lseek(f, (off_t)sf.pos, SEEK_SET);
+	return co_made_add(x, CO_OBJ_FILE, sf.id, f, -1, 0);
+}
+
+static void file_describe(unsigned type, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)len;
+	if (type == CO_R_FCOPY) {
+		struct co_fcopy c = *(const struct co_fcopy *)p;
+		c.path[sizeof(c.path) - 1] = 0;
+		c.copy[sizeof(c.copy) - 1] = 0;
+		snprintf(out, n, "%s (%llu bytes) as files/%s", c.path, (unsigned long long)c.size, c.copy);
+		return;
+	}
+	struct co_sfile sf = *(const struct co_sfile *)p;
+	sf.path[sizeof(sf.path) - 1] = 0;
+	snprintf(out, n, "id %llu pos %llu flags %o %s", (unsigned long long)sf.id, (unsigned long long)sf.pos, sf.flags,
+		 sf.path);
+}
+
+const struct co_kind_ops co_file_ops = {
+	.kind = CO_OBJ_FILE, .identity = CO_ID_OPENFILE,
+	.dump = file_dump, .restore = file_restore, .describe = file_describe,
+};

@@ -1,0 +1,130 @@
+/*
+ * kinds.h - the kernel objects a group shares, one file per kind, plugged
+ * into one engine (engine.c) through one ops table.
+ *
+ * Dump (the coordinator, every member parked): the engine lists every
+ * descriptor of every process as a reference (process, fd) -> object,
+ * classified by co_fd_classify(); references to the same object (same
+ * inode, or same open file description: kcmp) get one identity.  Each
+ * object is dumped once by its kind's dump(), followed by one link record
+ * per holder (CO_R_SLINK), then by what needs every object to exist first
+ * (dump_data: epoll items, socket data).  Everything goes to shared.img.
+ *
+ * Restore (the group's init, before any process): the engine reads
+ * shared.img; each record goes to the restore() of the kind that owns it
+ * (records.c), which makes the object with co_made_add(); each link puts
+ * one entry in the plan (plan.h) that hands the object to its holder.
+ *
+ * How to add a kind: docs/architecture.md, "Kernel objects".
+ */
+#ifndef COHORT_KINDS_H
+#define COHORT_KINDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "image.h"
+#include "kinds/classify.h"
+#include "kinds/plan.h"
+
+#define CO_MAX_REFS 8192
+
+/* One descriptor of one process, and the object it refers to. */
+struct co_ref {
+	int pid, host, fd;	/* pid in the group, pid on the host, descriptor */
+	uint64_t dev, ino, pos;
+	uint32_t flags;		/* open flags, from fdinfo */
+	uint32_t kind;		/* enum co_obj_kind */
+	int obj;		/* identity: index of the first reference to the same object */
+	char path[CO_PATH];	/* the /proc fd link */
+};
+
+/* The dump side, as a kind's functions see it. */
+struct co_kdump {
+	struct co_writer *w;
+	const char *dir;		/* the generation's directory (files/ for copies) */
+	const struct co_ref *refs;	/* every descriptor of the group */
+	int nrefs;
+	char *err;
+	size_t errlen;
+	int ncopies;			/* files copied into files/ so far (file.c) */
+	int ncopied;			/* of them, copies of written descriptors (file.c) */
+	int nshm;			/* shared memory objects written so far (shm.c) */
+};
+
+/* The restore side (init): made objects and the plan being built. */
+struct co_krestore;
+
+enum co_identity {
+	CO_ID_INODE = 1,	/* one object per inode: pipes, sockets, memfds */
+	CO_ID_OPENFILE = 2,	/* one per open file description (kcmp): anon inodes, regular files */
+};
+
+struct co_kind_ops {
+	uint32_t kind;			/* enum co_obj_kind; its name: co_obj_name() */
+	uint32_t identity;		/* enum co_identity */
+	int late;			/* dumped after the others (epoll: after what it watches) */
+	/*
+	 * The object whose first reference is refs[first]: its records, then
+	 * *id (what its links name).  1: written, links follow; 0: nothing
+	 * for the group (a file only one process holds); -1: err filled.
+	 */
+	int (*dump)(struct co_kdump *d, int first, uint64_t *id);
+	/* For a link of reference r: which end (pipes: 1 the write end), else 0. */
+	uint32_t (*end)(const struct co_ref *r);
+	/* Once every object is written: records that need them all (may be NULL). */
+	int (*dump_data)(struct co_kdump *d, int first, uint64_t id);
+	/* One record of this kind from shared.img (payload p, len bytes); -1 with err. */
+	int (*restore)(struct co_krestore *x, unsigned type, const void *p, uint64_t len);
+	/* One record of this kind, for `cohort inspect`. */
+	void (*describe)(unsigned type, const void *p, uint64_t len, char *out, size_t n);
+};
+
+/* The kinds (each in its own file), and the one table listing them (engine.c). */
+extern const struct co_kind_ops co_pipe_ops, co_file_ops, co_shm_ops, co_eventfd_ops, co_signalfd_ops,
+	co_timerfd_ops, co_epoll_ops, co_unix_ops;
+const struct co_kind_ops *co_kind_ops(uint32_t kind);
+
+/* ---- engine services for the kinds (engine.c) ---- */
+
+/* The process's descriptor ref, opened here (pidfd_getfd): -1 if gone. */
+int co_ref_grab(const struct co_ref *r);
+/* The /proc/PID/fdinfo/FD text of refs[i]; 0, or -1 with err filled. */
+int co_ref_fdinfo(struct co_kdump *d, int i, char *buf, size_t n);
+/* Every reference to the object refs[first] is (refs[k].obj == first). */
+#define CO_FOR_HOLDERS(d, first, k) \
+	for (int k = (first); k < (d)->nrefs; k++) if ((d)->refs[k].obj == (first))
+
+/* Restore: an object made (fd[1] -1 unless it has two ends), and look-ups. */
+int co_made_add(struct co_krestore *x, uint32_t kind, uint64_t id, int fd0, int fd1, uint64_t peer);
+int co_made_fd(struct co_krestore *x, uint32_t kind, uint64_t id, int end);	/* -1: none */
+uint64_t co_made_peer(struct co_krestore *x, uint32_t kind, uint64_t id);	/* 0: none */
+int co_plan_add(struct co_krestore *x, const struct co_plan_ent *e);
+/* An object of a CO_R_SOBJ record made on f (-1: failed, errno): its flags set, added. */
+int co_sobj_made(struct co_krestore *x, const struct co_sobj *o, int f);
+/* The object of a CO_R_SOBJ record, written for the object refs[first] (its flags from there). */
+int co_sobj_write(struct co_kdump *d, int first, struct co_sobj *o);
+/* The plan's descriptor for process pid that src was handed to: -1 if none. */
+int co_plan_holder(struct co_krestore *x, int pid, int src);
+/* A failure, one line into err; -1.  co_kbad: a damaged record, named by "PATH: byte N: ". */
+int co_kerr(struct co_krestore *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int co_kbad(struct co_krestore *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *co_kdir(struct co_krestore *x);	/* the generation's directory */
+
+/* ---- shared helpers of the kinds ---- */
+
+/* file.c: copy a file the group writes into files/ (0, or -1: cannot). */
+int co_file_copy(struct co_kdump *d, const char *path);
+/* Copy len bytes between descriptors: in the kernel when it can (file.c). */
+int co_copy_bytes(int in, int out, uint64_t len);
+/* shm.c: the shared memory the processes map without a descriptor, and files they map writable. */
+struct co_shared_member;
+int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, int n);
+
+/* The kind a record of shared.img belongs to (CO_R_SOBJ: the one it names); NULL: the engine's own. */
+const struct co_kind_ops *co_rec_ops(unsigned t, const void *p);
+/* One line about the payload p of a record of type t (records.c), for inspect. */
+void co_rec_describe(unsigned t, const void *p, uint64_t len, char *out, size_t n);
+/* The shortest payload a record of type t may have (records.c); 0: any. */
+uint64_t co_rec_minlen(unsigned t);
+
+#endif

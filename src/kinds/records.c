@@ -1,0 +1,234 @@
+/*
+ * records.c - every record type of the image format, declared once: the
+ * shortest payload it may have (older formats wrote some shorter: what
+ * is missing reads as 0), which kind of kernel object owns it (the
+ * records of shared.img), and how `cohort inspect` describes it, in text
+ * and in its JSON ("detail").  Names are co_rec_name()'s (image.c, which
+ * the agent and the restorer use too).  docs/image-format.md describes
+ * each in prose.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include "cli/cli.h"
+#include "kinds/kinds.h"
+#include "util.h"
+
+typedef void describe_fn(unsigned type, const void *p, uint64_t len, char *out, size_t n);
+
+static describe_fn d_head, d_proc, d_thread, d_timer, d_fd, d_vma, d_pagemap, d_bytes, d_end, d_manifest,
+	d_mproc, d_link;
+
+static const struct rec {
+	unsigned type;
+	uint64_t minlen;
+	const struct co_kind_ops *ops;	/* the kind that owns it (shared.img), or NULL */
+	describe_fn *describe;		/* NULL: its kind's */
+} recs[] = {
+	{ CO_R_HEAD, sizeof(struct co_head), NULL, d_head },
+	{ CO_R_PROC, offsetof(struct co_proc, creds), NULL, d_proc },	/* creds: format 5 */
+	{ CO_R_THREAD, offsetof(struct co_thread, comm), NULL, d_thread },
+	{ CO_R_FD, offsetof(struct co_fd, path) + 1, NULL, d_fd },
+	{ CO_R_FILEDATA, 0, NULL, d_bytes },
+	{ CO_R_VMA, offsetof(struct co_vma, path) + 1, NULL, d_vma },
+	{ CO_R_PAGEMAP, offsetof(struct co_pagemap, runs), NULL, d_pagemap },
+	{ CO_R_PAGEDATA, 0, NULL, d_bytes },
+	{ CO_R_END, sizeof(struct co_end), NULL, d_end },
+	{ CO_R_PARENTMAP, offsetof(struct co_pagemap, runs), NULL, d_pagemap },
+	{ CO_R_TIMER, sizeof(struct co_timer), NULL, d_timer },
+	{ CO_R_MANIFEST, offsetof(struct co_manifest, tty_pgid), NULL, d_manifest },	/* tty: later */
+	{ CO_R_MPROC, offsetof(struct co_mproc, creds), NULL, d_mproc },		/* creds: format 5 */
+	{ CO_R_SHM, sizeof(struct co_shm), &co_shm_ops, NULL },
+	{ CO_R_SHMDATA, sizeof(uint64_t), &co_shm_ops, NULL },
+	{ CO_R_PIPE, sizeof(struct co_pipe), &co_pipe_ops, NULL },
+	{ CO_R_SFILE, offsetof(struct co_sfile, path) + 1, &co_file_ops, NULL },
+	{ CO_R_FCOPY, offsetof(struct co_fcopy, path) + 1, &co_file_ops, NULL },
+	{ CO_R_SLINK, sizeof(struct co_slink), NULL, d_link },
+	{ CO_R_SOBJ, offsetof(struct co_sobj, d), NULL, NULL },	/* d: format 3; owner: o.kind */
+	{ CO_R_EPITEM, sizeof(struct co_epitem), &co_epoll_ops, NULL },
+	{ CO_R_SOCKDATA, sizeof(uint64_t), &co_unix_ops, NULL },
+};
+
+static const struct rec *rec_of(unsigned t)
+{
+	for (size_t i = 0; i < CO_ARRAY_LEN(recs); i++)
+		if (recs[i].type == t)
+			return &recs[i];
+	return NULL;
+}
+
+uint64_t co_rec_minlen(unsigned t)
+{
+	const struct rec *r = rec_of(t);
+	return r ? r->minlen : 0;
+}
+
+const struct co_kind_ops *co_rec_ops(unsigned t, const void *p)
+{
+	if (t == CO_R_SOBJ)
+		return co_kind_ops(((const struct co_sobj *)p)->kind);
+	const struct rec *r = rec_of(t);
+	return r ? r->ops : NULL;
+}
+
+void co_rec_describe(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	const struct rec *r = rec_of(t);
+	const struct co_kind_ops *ops = co_rec_ops(t, p);
+	out[0] = 0;
+	if (r && len < r->minlen)
+		snprintf(out, n, "%llu bytes: too short for a %s record", (unsigned long long)len, co_rec_name(t));
+	else if (r && r->describe)
+		r->describe(t, p, len, out, n);
+	else if (ops && ops->describe)
+		ops->describe(t, p, len, out, n);
+	else if (t == CO_R_SOBJ)
+		snprintf(out, n, "%s %llu", co_obj_name(((const struct co_sobj *)p)->kind),
+			 (unsigned long long)((const struct co_sobj *)p)->id);
+}
+
+/* ---- the records that belong to no kind ---- */
+
+static void d_head(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_head *h = p;
+	snprintf(out, n, "format %u, %s", h->version,
+		 h->kind == CO_KIND_PROCESS ? "process image"
+		 : h->kind == CO_KIND_PAGES ? "page stream"
+		 : h->kind == CO_KIND_SHARED ? "shared objects"
+					      : "manifest");
+}
+
+static void d_proc(unsigned t, const void *pp, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_proc *p = pp;
+	char ids[160] = "";
+	if (p->creds) /* format 5 */
+		snprintf(ids, sizeof(ids), " uid %u/%u/%u/%u gid %u/%u/%u/%u groups %u%s", p->uid[0], p->uid[1], p->uid[2],
+			 p->uid[3], p->gid[0], p->gid[1], p->gid[2], p->gid[3], p->ngroups,
+			 p->dumpable == 0 ? " (not dumpable)" : "");
+	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s exe %.*s cwd %.*s", p->pid, p->ppid, p->nthreads,
+		 p->nfds, p->nvmas, ids, CO_PATH, p->exe, CO_PATH, p->cwd);
+}
+
+static void d_thread(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_thread *th = p;
+	snprintf(out, n, "tid %d%s%s rip %lx rsp %lx fs %lx rseq %lx", th->tid, th->flags & CO_T_MANAGER ? " (agent)" : "",
+		 th->flags & CO_T_LEADER ? " (main)" : "", (unsigned long)th->ctx.rip, (unsigned long)th->ctx.rsp,
+		 (unsigned long)th->fsbase, (unsigned long)th->rseq_addr);
+}
+
+static void d_timer(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_timer *tm = p;
+	char how[64];
+	if (tm->notify & 1)
+		snprintf(how, sizeof(how), "no signal");
+	else if (tm->notify & 4)
+		snprintf(how, sizeof(how), "signal %d to tid %d", tm->signo, tm->tid);
+	else
+		snprintf(how, sizeof(how), "signal %d", tm->signo);
+	snprintf(out, n, "id %d clock %d %s, left %lld.%09lld s, interval %lld.%09lld s", tm->id, tm->clock, how,
+		 (long long)tm->value_sec, (long long)tm->value_nsec, (long long)tm->interval_sec,
+		 (long long)tm->interval_nsec);
+}
+
+/* A descriptor's kind: how it comes back, and for a group-wide object which one it is. */
+static const char *fd_kind(const struct co_fd *f)
+{
+	static const char *const how[] = { "?", "file", "deleted-file", "chardev", "stdio", "dup" };
+	if (f->kind == CO_FD_SHARED)
+		return f->obj ? co_obj_name(f->obj) : "shared";
+	return f->kind < CO_ARRAY_LEN(how) ? how[f->kind] : "?";
+}
+
+static void d_fd(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_fd *f = p;
+	snprintf(out, n, "fd %d %s flags %o pos %llu %.*s", f->fd, fd_kind(f), f->flags, (unsigned long long)f->pos,
+		 CO_PATH, f->path);
+}
+
+static const char *vma_kind(unsigned k)
+{
+	static const char *const names[] = { "?", "anon", "file", "shared-anon", "special", "deleted-file" };
+	return k < CO_ARRAY_LEN(names) ? names[k] : "?";
+}
+
+/* " (dontfork,hugepage)": the madvise flags recorded with a region, or "". */
+static const char *vma_advice(uint32_t flags, char *buf, size_t n)
+{
+	static const struct { uint32_t flag; const char *name; } adv[] = {
+		{ CO_VF_DONTFORK, "dontfork" }, { CO_VF_WIPEONFORK, "wipeonfork" }, { CO_VF_DONTDUMP, "dontdump" },
+		{ CO_VF_HUGEPAGE, "hugepage" }, { CO_VF_NOHUGEPAGE, "nohugepage" }, { CO_VF_SEQUENTIAL, "sequential" },
+		{ CO_VF_RANDOM, "random" },
+	};
+	size_t len = 0;
+	buf[0] = 0;
+	for (size_t k = 0; k < CO_ARRAY_LEN(adv); k++)
+		if ((flags & adv[k].flag) && len + 16 < n)
+			len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : " (", adv[k].name);
+	if (len)
+		snprintf(buf + len, n - len, ")");
+	return buf;
+}
+
+static void d_vma(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_vma *v = p;
+	char adv[128];
+	snprintf(out, n, "%lx-%lx %c%c%c%c %s%s %.*s", (unsigned long)v->start, (unsigned long)v->end,
+		 v->prot & 1 ? 'r' : '-', v->prot & 2 ? 'w' : '-', v->prot & 4 ? 'x' : '-',
+		 v->flags & CO_VF_SHARED ? 's' : 'p', vma_kind(v->kind), vma_advice(v->flags, adv, sizeof(adv)), CO_PATH,
+		 v->path);
+}
+
+static void d_pagemap(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)len;
+	const struct co_pagemap *pm = p;
+	snprintf(out, n, "%u runs, %llu pages%s", pm->nruns, (unsigned long long)pm->npages,
+		 t == CO_R_PARENTMAP ? " kept from the parent generation" : "");
+}
+
+static void d_bytes(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)p;
+	snprintf(out, n, "%llu bytes", (unsigned long long)len);
+}
+
+static void d_end(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	snprintf(out, n, "%llu page bytes", (unsigned long long)((const struct co_end *)p)->page_bytes);
+}
+
+static void d_manifest(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_manifest *m = p;
+	snprintf(out, n, "group %.*s generation %llu parent %llu, %u processes", (int)sizeof(m->name), m->name,
+		 (unsigned long long)m->generation, (unsigned long long)m->parent, m->nprocs);
+}
+
+static void d_mproc(unsigned t, const void *pp, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_mproc *p = pp;
+	snprintf(out, n, "pid %d ppid %d %.*s%s", p->pid, p->ppid, (int)sizeof(p->image), p->image,
+		 p->flags & CO_MP_ZOMBIE ? " (zombie)" : "");
+}
+
+static void d_link(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_slink *l = p;
+	snprintf(out, n, "pid %d fd %d -> %s %llu%s", l->pid, l->fd, co_obj_name(l->kind), (unsigned long long)l->id,
+		 l->kind == CO_OBJ_PIPE ? (l->end ? " (write end)" : " (read end)") : "");
+}
