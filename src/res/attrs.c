@@ -125,9 +125,19 @@ int co_itimers_restore(struct co_rstctx *rc)
 		return 0;
 	for (int which = 0; which < 3; which++) {
 		const struct co_itimer *t = &a->itimer[which];
-		if (!t->value_sec && !t->value_usec)
-			continue; /* disarmed */
 		long v[4] = { t->interval_sec, t->interval_usec, t->value_sec, t->value_usec };
+		/*
+		 * No time left but an interval: ITIMER_REAL expired and waits to be
+		 * armed again when the program takes its SIGALRM (queued, and kept
+		 * with the other signals).  Armed for a whole interval instead:
+		 * setitimer with no time left would disarm it and drop the interval.
+		 */
+		if (!v[2] && !v[3]) {
+			if (!v[0] && !v[1])
+				continue; /* disarmed */
+			v[2] = v[0];
+			v[3] = v[1];
+		}
 		long r = co_sys3(SYS_setitimer, which, (long)v, 0);
 		if (r < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: cannot set its interval timer %d (errno %ld)",
