@@ -41,15 +41,8 @@ t_seccomp_refused() {
 		GNAME=$GNAME-$mode
 		bg_start "$mode" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mode"
 		wait_line "$TD/$mode.out" ready
-		timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ck.out" 2>"$TD/ck.err"
-		local rc=$?
-		note_file "refused checkpoint ($mode)" "$TD/ck.err" 3
-		[ $rc != 0 ] || fail "a checkpoint of a thread under seccomp ($mode) succeeded"
-		[ "$(wc -l <"$TD/ck.err")" = 1 ] || fail "the refusal ($mode) is not one line"
-		grep -qE "pid [0-9]+ \(seccomp_thread[^)]*\): thread [0-9]+ runs under seccomp \($mode mode\)" "$TD/ck.err" ||
-			fail "the refusal does not name process, thread and mode: $(first_line "$TD/ck.err")"
-		[ ! -d "$IMG/$GNAME/gen-000001" ] || fail "a generation was committed ($mode)"
-		bg_alive "$mode" || fail "the program ended after the refused checkpoint ($mode)"
+		ckpt_refused "$mode" "a thread under seccomp ($mode)" \
+			"pid [0-9]+ \(seccomp_thread[^)]*\): thread [0-9]+ runs under seccomp \($mode mode\)"
 		: >"$TT/go.1"
 		bg_wait "$mode"
 		final_check 0 "$RC" "$mode" "$mode"
@@ -96,14 +89,7 @@ t_many_signals() {
 	for t in "process 40" "thread 20"; do
 		GNAME=$g0
 		signals_round "n${t% *}" $t
-		timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --kill >"$TD/ck.out" 2>"$TD/ck.err"
-		local rc=$?
-		note_file "refused checkpoint ($t)" "$TD/ck.err" 3
-		[ $rc != 0 ] || fail "a checkpoint with $t signals queued succeeded"
-		[ "$(wc -l <"$TD/ck.err")" = 1 ] || fail "the refusal ($t) is not one line"
-		grep -qE "more than [0-9]+ signals (are )?queued" "$TD/ck.err" ||
-			fail "the refusal ($t) does not say why: $(first_line "$TD/ck.err")"
-		bg_alive "n${t% *}" || fail "the program ended after the refused checkpoint ($t)"
+		ckpt_refused "n${t% *}" "$t signals queued" "more than [0-9]+ signals (are )?queued" --kill
 		: >"$TT/go.1"
 		bg_wait "n${t% *}"
 		final_check 0 "$RC" "n${t% *}" "n${t% *}"

@@ -105,15 +105,8 @@ t_unshare_user() {
 # the process and the kind of namespace, commit nothing, and leave the
 # program running to the straight run's output.
 nested_ns_refused() { # nested_ns_refused KIND TAG
-	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ck.out" 2>"$TD/ck.err"
-	local rc=$?
-	note_file "refused checkpoint ($1)" "$TD/ck.err" 3
-	[ $rc != 0 ] || fail "a checkpoint of a process in a $1 namespace of its own succeeded"
-	[ "$(wc -l <"$TD/ck.err")" = 1 ] || fail "the refusal ($1) is not one line"
-	grep -qE "pid [0-9]+ \((unshare|sh)\) (runs in a $1 namespace of its own|made a $1 namespace for its children)" "$TD/ck.err" ||
-		fail "the refusal does not name the process and the $1 namespace: $(first_line "$TD/ck.err")"
-	[ ! -d "$IMG/$GNAME/gen-000001" ] || fail "a generation was committed ($1)"
-	bg_alive "$2" || fail "the program ended after the refused checkpoint ($1)"
+	ckpt_refused "$2" "a $1 namespace of its own" \
+		"pid [0-9]+ \((unshare|sh)\) (runs in a $1 namespace of its own|made a $1 namespace for its children)"
 }
 t_nested_ns() {
 	[ "$(id -u)" = 0 ] || skip "needs root (unshare -T, unshare -m)"

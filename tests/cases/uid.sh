@@ -187,15 +187,7 @@ t_thread_creds() {
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	wait_line "$TD/run0.out" odd
-	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ck.out" 2>"$TD/ck.err"
-	local rc=$?
-	note_file "refused checkpoint" "$TD/ck.err" 3
-	[ $rc != 0 ] || fail "a checkpoint of threads with different ids succeeded"
-	[ "$(wc -l <"$TD/ck.err")" = 1 ] || fail "the refusal is not one line"
-	grep -qE 'pid [0-9]+: its thread [0-9]+ runs with other uids' "$TD/ck.err" ||
-		fail "the refusal does not name the process and the thread: $(first_line "$TD/ck.err")"
-	[ ! -d "$IMG/$GNAME/gen-000001" ] || fail "a generation was committed"
-	bg_alive run0 || fail "the program ended after the refused checkpoint"
+	ckpt_refused run0 "threads of different ids" 'pid [0-9]+: its thread [0-9]+ runs with other uids'
 	: >"$TT/go.1"
 	wait_line "$TD/run0.out" 'step 3 ok'
 	ckpt_or_fail "checkpoint (--kill, same ids)" "$GNAME" 1 --kill

@@ -104,3 +104,19 @@ except ValueError:
 print(" ".join("-" if d.get(k) is None else str(d[k]) for k in sys.argv[2:]))
 PY
 }
+
+# ckpt_refused TAG WHAT ERE [ARGS...]: a checkpoint of GNAME (with ARGS) that
+# must be refused while the program runs on: a non-zero status, one line on
+# stderr matching ERE, no generation committed, and TAG's command still alive
+ckpt_refused() {
+	local tag=$1 what=$2 ere=$3 rc
+	shift 3
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" "$@" >"$TD/ck.out" 2>"$TD/ck.err"
+	rc=$?
+	note_file "refused checkpoint ($what)" "$TD/ck.err" 3
+	[ $rc != 0 ] || fail "a checkpoint with $what succeeded"
+	[ "$(wc -l <"$TD/ck.err")" = 1 ] || fail "the refusal ($what) is not one line"
+	grep -qE "$ere" "$TD/ck.err" || fail "the refusal ($what) does not say what it should: $(first_line "$TD/ck.err")"
+	[ ! -d "$IMG/$GNAME/gen-000001" ] || fail "a generation was committed ($what)"
+	bg_alive "$tag" || fail "the program ended after the refused checkpoint ($what)"
+}
