@@ -17,7 +17,8 @@ COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/pro
 RES := src/res/mem.c src/res/dirty.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c src/common/helper.c src/common/clone.S
 AGENT := src/agent/agent.c src/agent/wrap.c src/agent/dump.c src/agent/park.c src/agent/ctx.S
 RESTORER := src/restore/restorer.c src/restore/entry.S
-CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c src/cli/coord.c src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
+COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c checkpoint.c status.c loop.c run.c)
+CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
 	src/cli/shared.c src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/res/dirty.c
 
 # The agent lives in other people's programs: hidden symbols, no stack

@@ -57,7 +57,7 @@ static void keep_restore_cap(void)
 
 /*
  * Just before the program's exec: the signal state `cohort run` was given
- * (coord.c), as the program would have it without cohort.  What the caller
+ * (coord/setup.c), as the program would have it without cohort.  What the caller
  * ignored stays ignored (nohup, trap '' HUP, a background job's SIGINT),
  * everything else is default (the coordinator ignores SIGPIPE, and init
  * inherits that), and the mask is the caller's.  The checkpoint signal is
