@@ -41,7 +41,7 @@ int scan_group(struct nsproc *out, int max)
 		/* an agent's snapshot child still finishing an image is not part of the group */
 		if (!strcmp(comm_of(host), "cohort-dump"))
 			continue;
-		out[n].member = member_of(host, 0);
+		out[n].member = member_of(host);
 		n++;
 	}
 	if (d)
@@ -145,12 +145,10 @@ void pump(int timeout_ms, uint64_t gen)
 		return;
 	if (p[0].revents)
 		accept_conn();
-	for (int k = n - 1; k >= 1; k--) {
+	for (int k = 1; k < n; k++) {
 		if (!p[k].revents)
 			continue;
 		int i = idx[k];
-		if (i >= G.nc || G.c[i].fd != p[k].fd || G.c[i].kind != C_NEW)
-			continue; /* moved by a drop meanwhile: the next round sees it */
 		struct co_msg peek;
 		if (recv(G.c[i].fd, &peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT) < (ssize_t)sizeof(peek)) {
 			drop(i);
@@ -174,24 +172,22 @@ void pump(int timeout_ms, uint64_t gen)
 			G.c[i].deferred = 1;
 			continue;
 		}
-		int host = G.c[i].host_pid;
 		co_recv(G.c[i].fd, &in, NULL);
-		on_register(i);
-		int m = member_of(host, 0);
-		if (m < 0)
+		if (on_register(i) < 0)
 			continue;
+		struct conn *m = &G.c[i];
 		/* born after the group parked (gen == 0): no part of this checkpoint */
-		G.c[m].part = gen != 0;
-		G.c[m].answered = gen == 0;
-		G.c[m].prep_flags = 0; /* no pre-copy: it parks at once */
+		m->part = gen != 0;
+		m->answered = gen == 0;
+		m->prep_flags = 0; /* no pre-copy: it parks at once */
 		/*
 		 * Gone already: no part of this checkpoint.  Without the agent at
 		 * this moment (exec'ing): the barrier waits for the program it
 		 * becomes to register and signals it again, or says it has none.
 		 */
-		if (gen && signal_member(&G.c[m]) == -1) {
-			G.c[m].part = 0;
-			G.c[m].answered = 1;
+		if (gen && signal_member(m) == -1) {
+			m->part = 0;
+			m->answered = 1;
 		}
 	}
 }
@@ -236,7 +232,7 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 	for (;;) {
 		struct pollfd p[MAX_CONNS];
 		int idx[MAX_CONNS], n = 0;
-		/* births first: pump() may drop connections, which moves others in G.c */
+		/* births first: one that registers now is waited for in this round */
 		pump(0, gen);
 		uint64_t now = co_now_ns(CLOCK_MONOTONIC);
 		for (int i = 0; i < G.nc; i++)
@@ -274,7 +270,7 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 		if (poll(p, n, left > 20 ? 20 : (int)left) < 0 && errno != EINTR)
 			return -1;
 		for (int k = n - 1; k >= 0; k--) {
-			if (!p[k].revents || idx[k] >= G.nc)
+			if (!p[k].revents)
 				continue;
 			struct conn *c = &G.c[idx[k]];
 			if (c->fd < 0 && c->pidfd == p[k].fd) {

@@ -379,9 +379,9 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 				mp->flags = CO_MP_ZOMBIE;
 				mp->exit_status = ps[i].ids.exit_code;
 			} else {
-				/* look it up again: connections dropped since the scan moved others in G.c */
-				int ci = member_of(ps[i].host, 1);
-				if (ci < 0) {
+				/* its connection, as the scan found it: slots do not move (drop) */
+				int ci = ps[i].member;
+				if (ci < 0 || !G.c[ci].part) {
 					snprintf(err, sizeof(err), "pid %d left the group during the checkpoint", mp->pid);
 					bad = 1;
 					break;

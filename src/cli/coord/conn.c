@@ -16,6 +16,27 @@
 #include "res.h"
 #include "coord.h"
 
+/* A slot of G.c for a new connection on fd, or -1 when all are taken. */
+static int new_conn(int fd)
+{
+	int i = 0;
+	while (i < G.nc && G.c[i].kind != C_FREE)
+		i++;
+	if (i == MAX_CONNS)
+		return -1;
+	if (i == G.nc)
+		G.nc++;
+	struct conn *c = &G.c[i];
+	memset(c, 0, sizeof(*c));
+	c->kind = C_NEW;
+	c->fd = fd;
+	c->slot = -1;
+	c->pidfd = -1;
+	c->uffd = -1;
+	return i;
+}
+
+/* The connection (or member) in slot i is over: its slot is free, no other moves. */
 void drop(int i)
 {
 	struct conn *c = &G.c[i];
@@ -27,7 +48,11 @@ void drop(int i)
 		close(c->pidfd);
 	if (c->uffd >= 0)
 		close(c->uffd);
-	G.c[i] = G.c[--G.nc];
+	memset(c, 0, sizeof(*c));
+	c->kind = C_FREE;
+	c->fd = c->pidfd = c->uffd = -1;
+	while (G.nc > 0 && G.c[G.nc - 1].kind == C_FREE)
+		G.nc--;
 }
 
 /* A member's connection of the checkpoint is over (the member goes on). */
@@ -99,17 +124,13 @@ void accept_conn(void)
 			return;
 		struct ucred cr;
 		socklen_t l = sizeof(cr);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || G.nc == MAX_CONNS ||
-		    (cr.uid != geteuid() && !peer_in_group(fd, cr.pid))) {
+		int i = -1;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 ||
+		    (cr.uid != geteuid() && !peer_in_group(fd, cr.pid)) || (i = new_conn(fd)) < 0) {
 			close(fd);
 			continue;
 		}
-		struct conn *c = &G.c[G.nc++];
-		memset(c, 0, sizeof(*c));
-		c->fd = fd;
-		c->slot = -1;
-		c->pidfd = -1;
-		c->uffd = -1;
+		struct conn *c = &G.c[i];
 		c->host_pid = cr.pid;
 		c->foreign = cr.uid != geteuid();
 	}
@@ -178,7 +199,12 @@ static void give_terminal(void)
 		co_warn("restart: cannot give the terminal to process group %d: %s", G.restored.tty_pgid, strerror(errno));
 }
 
-void on_register(int i)
+/*
+ * REGISTER on connection i: a process of the group, new or restored (or
+ * one that exec'd), becomes the member in slot i.  0, or -1 when it could
+ * not (slot i is dropped).
+ */
+int on_register(int i)
 {
 	/* a member registering again has exec'd: the program it was is gone */
 	for (int k = 0; k < G.nc; k++)
@@ -188,10 +214,7 @@ void on_register(int i)
 				G.c[k].stale = 1;
 				break;
 			}
-			int fd = G.c[i].fd;
 			drop(k);
-			for (i = 0; i < G.nc && G.c[i].fd != fd; i++)
-				;
 			break;
 		}
 	struct conn *c = &G.c[i];
@@ -199,7 +222,7 @@ void on_register(int i)
 	c->pidfd = slot < 0 ? -1 : (int)syscall(SYS_pidfd_open, c->host_pid, 0);
 	if (c->pidfd < 0) {
 		drop(i);
-		return;
+		return -1;
 	}
 	c->kind = C_MEMBER;
 	c->slot = slot;
@@ -217,7 +240,7 @@ void on_register(int i)
 	snprintf(e->program, sizeof(e->program), "%s", prog ? prog + 1 : in.text);
 	if (co_send(c->fd, CO_M_WELCOME, 0, slot, G.sig, NULL, G.tfd) < 0) {
 		drop(i);
-		return;
+		return -1;
 	}
 	/* it keeps no connection while it runs; a restored one waits on it for the release */
 	if (!c->restored)
@@ -238,6 +261,7 @@ void on_register(int i)
 				G.c[k].restored = 0;
 			}
 	}
+	return 0;
 }
 
 /*
@@ -269,7 +293,7 @@ static int has_agent(int host)
 /* Members whose process no longer has the agent are members no more (status, settle). */
 void forget_agentless(void)
 {
-	for (int i = G.nc - 1; i >= 0; i--)
+	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && !G.c[i].restored && !G.c[i].stale && !has_agent(G.c[i].host_pid))
 			drop(i);
 }
@@ -302,18 +326,14 @@ int signal_member(struct conn *c)
  */
 void on_attach(int i)
 {
-	int host = G.c[i].host_pid, fd = G.c[i].fd, m = -1;
-	for (int k = 0; k < G.nc && m < 0; k++)
-		if (G.c[k].kind == C_MEMBER && !G.c[k].stale && G.c[k].host_pid == host)
-			m = k;
+	int fd = G.c[i].fd, m = member_of(G.c[i].host_pid);
 	if (m < 0 || !G.ck_gen || !G.c[m].part || G.c[m].answered || G.c[m].fd >= 0) {
 		drop(i);
 		return;
 	}
 	int foreign = G.c[i].foreign;
-	G.c[i] = G.c[--G.nc]; /* the connection is the member's now, not one of its own */
-	if (m == G.nc)
-		m = i;
+	G.c[i].fd = -1; /* the connection is the member's now, not one of its own */
+	drop(i);
 	struct conn *c = &G.c[m];
 	c->fd = fd;
 	c->foreign = foreign; /* its uid now: a member may have changed it since it registered */
@@ -352,16 +372,15 @@ int nmembers(void)
 	return n;
 }
 
-
 /*
- * The member connection of process host; with part_only, the one that took
- * part in this checkpoint (one that exec'd after the release has registered
- * again on a second connection).
+ * The member of process host: its current program's (one that exec'd
+ * after the release of a checkpoint has registered again in another slot,
+ * and the stale one stays for that checkpoint's manifest).
  */
-int member_of(int host, int part_only)
+int member_of(int host)
 {
 	for (int i = 0; i < G.nc; i++)
-		if (G.c[i].kind == C_MEMBER && G.c[i].host_pid == host && (part_only ? G.c[i].part : !G.c[i].stale))
+		if (G.c[i].kind == C_MEMBER && G.c[i].host_pid == host && !G.c[i].stale)
 			return i;
 	return -1;
 }

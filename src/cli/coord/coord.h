@@ -50,8 +50,15 @@
 #define SO_PEERPIDFD 77 /* Linux 6.5 */
 #endif
 
-enum { C_NEW = 0, C_MEMBER, C_CLIENT };
+/* C_FREE: a slot of G.c no connection holds (fd, pidfd and uffd -1) */
+enum { C_FREE = 0, C_NEW, C_MEMBER, C_CLIENT };
 
+/*
+ * A connection, or a member without one (while its program runs), in a
+ * slot of G.c that stays its own until drop(): an index into G.c names
+ * the same connection for as long as it lasts, whatever is dropped
+ * meanwhile, so no caller must look one up again.
+ */
 struct conn {
 	int fd;
 	int kind;
@@ -108,7 +115,7 @@ struct group {
 	pid_t merge_pid;		/* background merge running, or 0 */
 	int merge_again;		/* an incremental committed while it ran */
 	struct conn c[MAX_CONNS];
-	int nc;
+	int nc;				/* slots below nc may be in use (kind != C_FREE) */
 	uint64_t ck_gen, ck_parent;	/* the checkpoint being taken (0: none): what an ATTACH is PREPAREd for */
 };
 
@@ -146,7 +153,7 @@ enum {
 struct nsproc {
 	int host;
 	struct co_nsids ids;
-	int member;		/* index in G.c, or -1 */
+	int member;		/* its slot in G.c (stable until dropped), or -1 */
 };
 
 /* What a job child tells the coordinator (shared memory). */
@@ -168,14 +175,14 @@ void hang_up(struct conn *c);
 uint64_t group_ns_ino(void);
 void accept_conn(void);
 void on_procfd(int i);
-void on_register(int i);
+int on_register(int i);
 void forget_agentless(void);
 int signal_member(struct conn *c);
 void on_attach(int i);
 void keep_uffd(struct conn *c, int fd);
 void reply(int fd, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int nmembers(void);
-int member_of(int host, int part_only);
+int member_of(int host);
 
 /* progress.c */
 void progress_tick(void);

@@ -141,23 +141,22 @@ int loop(void)
 			accept_conn();
 		if (p[2].revents)
 			forward_signal();
-		/* members that ended, from the last so that drop() keeps indexes valid */
-		for (int k = n - 1; k >= nconn; k--) {
-			int i = k - nconn;
-			if (p[k].revents && i < G.nc && G.c[i].kind == C_MEMBER && G.c[i].pidfd == p[k].fd)
-				drop(i);
-		}
-		/* connections, likewise */
-		for (int k = nconn - 1; k >= 3; k--) {
+		/* members that ended (a slot that is no member's polled -1: no revents) */
+		for (int k = nconn; k < n; k++)
+			if (p[k].revents)
+				drop(k - nconn);
+		/* connections */
+		for (int k = 3; k < nconn; k++) {
 			if (!p[k].revents)
 				continue;
 			int i = k - 3;
-			if (i >= G.nc || G.c[i].fd != p[k].fd)
-				continue;
 			/*
-			 * A checkpoint run from this loop reads and drops connections
-			 * in its barriers: look again before reading, never block.
+			 * A checkpoint run from this loop reads, drops and accepts
+			 * connections in its barriers: a slot polled may be free or
+			 * another's by now.  Look again before reading, never block.
 			 */
+			if (G.c[i].fd != p[k].fd)
+				continue;
 			struct pollfd one = { G.c[i].fd, POLLIN, 0 };
 			if (poll(&one, 1, 0) <= 0)
 				continue;
