@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,293 +201,382 @@ static void end_sessions(void)
 	G.ck_gen = G.ck_parent = 0;
 }
 
-void checkpoint(int ci, unsigned flags, const char *images_override)
+/*
+ * One checkpoint, from the request to the reply: each phase below reads
+ * and fills this, in order (checkpoint()).  Static: a checkpoint is taken
+ * one at a time, and its tables are large.
+ */
+struct ckpt {
+	int cfd;			/* the client's connection: the reply goes there */
+	unsigned flags;			/* CO_CKPT_* */
+	const char *images;		/* IMAGES (the group's, or the request's --images) */
+	char gdir[PATH_MAX];		/* IMAGES/NAME */
+	char tmp[PATH_MAX];		/* IMAGES/NAME/.tmp-gen-N, renamed at the commit */
+	uint64_t gen, parent;		/* the generation taken; the parent of an incremental (0: full) */
+	int precopy, compress, kill_it;
+	char err[1024];			/* why it failed */
+	int released;			/* the members were sent RELEASE */
+	int precopied;			/* processes whose full image was pre-copied */
+	int incremental;
+	/* times (CLOCK_MONOTONIC): start, first park, all parked, release, commit */
+	uint64_t t0, t_park, t_quiesced, t_release, t_done;
+	uint64_t mono, boot;		/* the group's clocks while nothing of it ran */
+	struct nsproc ps[CO_TABLE_SLOTS * 2]; /* the group as the kernel saw it, all parked */
+	int nps;
+	struct co_manifest m;
+	struct co_mproc procs[CO_TABLE_SLOTS];
+	int n;				/* processes in the manifest */
+	uint64_t bytes, raw_bytes;	/* stored (compressed when it is), and before compression */
+};
+
+static int failed(struct ckpt *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The phase failed for the reason given: -1. */
+static int failed(struct ckpt *k, const char *fmt, ...)
 {
-	int cfd = G.c[ci].fd;
-	char err[1024] = "", tmp[PATH_MAX], gdir[PATH_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(k->err, sizeof(k->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/*
+ * Prepare: the generation's number, its parent and its temporary
+ * directory.  -1 when the checkpoint cannot begin (replied already).
+ */
+static int ckpt_prepare(struct ckpt *k, int ci, unsigned flags, const char *images_override)
+{
+	memset(k, 0, sizeof(*k));
+	k->cfd = G.c[ci].fd;
+	k->flags = flags;
 	if (G.expect > 0) {
-		reply(cfd, 1, "group '%s' is still being restored", G.name);
-		return;
+		reply(k->cfd, 1, "group '%s' is still being restored", G.name);
+		return -1;
 	}
 	if (!nmembers()) {
-		reply(cfd, 1, "group '%s' has no registered process yet", G.name);
-		return;
+		reply(k->cfd, 1, "group '%s' has no registered process yet", G.name);
+		return -1;
 	}
-	const char *images = images_override && *images_override ? images_override : G.images;
-	snprintf(gdir, sizeof(gdir), "%s/%s", images, G.name);
-	if (mkdir_p(gdir) < 0) {
-		reply(cfd, 1, "cannot create %s: %s", gdir, strerror(errno));
-		return;
+	k->images = images_override && *images_override ? images_override : G.images;
+	snprintf(k->gdir, sizeof(k->gdir), "%s/%s", k->images, G.name);
+	if (mkdir_p(k->gdir) < 0) {
+		reply(k->cfd, 1, "cannot create %s: %s", k->gdir, strerror(errno));
+		return -1;
 	}
-	uint64_t gen = co_newest_generation(gdir) + 1;
+	k->gen = co_newest_generation(k->gdir) + 1;
 	/* an incremental needs its parent: the last generation this group committed, still there */
-	uint64_t parent = 0;
-	if ((flags & CO_CKPT_INCREMENTAL) && G.last_committed && !strcmp(images, G.images) &&
-	    co_generation_usable(gdir, G.last_committed))
-		parent = G.last_committed;
-	snprintf(tmp, sizeof(tmp), "%s/.tmp-gen-%06llu", gdir, (unsigned long long)gen);
-	co_remove_tree(tmp);
-	if (mkdir(tmp, 0700) < 0) {
-		reply(cfd, 1, "cannot create %s: %s", tmp, strerror(errno));
-		return;
+	k->parent = 0;
+	if ((flags & CO_CKPT_INCREMENTAL) && G.last_committed && !strcmp(k->images, G.images) &&
+	    co_generation_usable(k->gdir, G.last_committed))
+		k->parent = G.last_committed;
+	snprintf(k->tmp, sizeof(k->tmp), "%s/.tmp-gen-%06llu", k->gdir, (unsigned long long)k->gen);
+	co_remove_tree(k->tmp);
+	if (mkdir(k->tmp, 0700) < 0) {
+		reply(k->cfd, 1, "cannot create %s: %s", k->tmp, strerror(errno));
+		return -1;
 	}
-	progress_begin(cfd, flags, tmp);
-	uint64_t t0 = co_now_ns(CLOCK_MONOTONIC);
-	int bad = settle(err, sizeof(err));
-	t0 = co_now_ns(CLOCK_MONOTONIC);
 	/* with a snapshot, a full image's memory is read while the group runs (precopy.c) */
-	int precopy = !G.no_precopy && !(flags & (CO_CKPT_NO_PRECOPY | CO_CKPT_STOP | CO_CKPT_KILL));
-	G.ck_gen = gen;
-	G.ck_parent = parent;
+	k->precopy = !G.no_precopy && !(flags & (CO_CKPT_NO_PRECOPY | CO_CKPT_STOP | CO_CKPT_KILL));
+	k->compress = G.compress || (flags & CO_CKPT_COMPRESS);
+	k->kill_it = (flags & CO_CKPT_KILL) != 0;
+	progress_begin(k->cfd, flags, k->tmp);
+	return 0;
+}
+
+/* Every member takes part, from the start; none has answered yet. */
+static void ckpt_enrol(struct ckpt *k)
+{
+	G.ck_gen = k->gen;
+	G.ck_parent = k->parent;
 	for (int i = 0; i < G.nc; i++) {
-		G.c[i].got = 0;
-		G.c[i].part = G.c[i].kind == C_MEMBER;
-		G.c[i].answered = G.c[i].kind != C_MEMBER;
-		G.c[i].prep_flags = precopy ? CO_PREP_PRECOPY : 0;
-		G.c[i].incr_parent = 0;
-		G.c[i].prep_ns = 0;
-		G.c[i].prepare_ns = 0;
-		G.c[i].armed = 0;
+		struct conn *c = &G.c[i];
+		c->got = 0;
+		c->part = c->kind == C_MEMBER;
+		c->answered = c->kind != C_MEMBER;
+		c->prep_flags = k->precopy ? CO_PREP_PRECOPY : 0;
+		c->incr_parent = 0;
+		c->prep_ns = 0;
+		c->prepare_ns = 0;
+		c->armed = 0;
 	}
-	uint64_t t_park = t0;
-	int precopied = 0; /* processes whose full image was pre-copied */
-	if (!bad) {
-		/* every member's manager thread starts, connects (ATTACH) and gets PREPARE */
-		for (int i = G.nc - 1; i >= 0; i--)
-			if (G.c[i].kind == C_MEMBER && signal_member(&G.c[i]) < 0)
-				drop(i); /* gone already */
-		if (precopy && !(bad = barrier(CO_M_ARMED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err)))) {
-			precopy_members(tmp, gen);
-			t_park = co_now_ns(CLOCK_MONOTONIC); /* the pause starts here */
-			if (getenv("COHORT_DEBUG"))
-				co_warn("checkpoint %llu: prepared and pre-copied in %.1f ms", (unsigned long long)gen,
-					(double)(t_park - t0) / 1e6);
-		}
-		progress_phase("snapshot", PC_NONE, 0);
-		if (!bad)
-			bad = barrier(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err));
-		/* without a pre-copy each member ran on until it had PREPARE (and prepared, prep_ns below) */
-		for (int i = 0; !precopy && i < G.nc; i++)
-			if (G.c[i].kind == C_MEMBER && G.c[i].part && G.c[i].prepare_ns &&
-			    (t_park == t0 || G.c[i].prepare_ns < t_park))
-				t_park = G.c[i].prepare_ns;
-	}
-	/*
-	 * Every process of the group must now be a parked member, or a zombie.
-	 * One forked just before its parent parked may still be registering
-	 * (in fork, or exec'ing a new program): it joins this checkpoint.
-	 */
-	static struct nsproc ps[CO_TABLE_SLOTS * 2];
-	int nps = 0;
-	uint64_t late_deadline = co_now_ns(CLOCK_MONOTONIC) + 10000000000ULL;
-	while (!bad) {
-		nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+}
+
+/*
+ * Every process of the group must now be a parked member, or a zombie.
+ * One forked just before its parent parked may still be registering
+ * (in fork, or exec'ing a new program): it joins this checkpoint.
+ * k->ps: the group, all parked.
+ */
+static int ckpt_await_late(struct ckpt *k)
+{
+	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + 10000000000ULL;
+	for (;;) {
+		k->nps = scan_group(k->ps, (int)CO_ARRAY_LEN(k->ps));
 		int late = -1;
-		for (int i = 0; i < nps && late < 0; i++)
-			if (ps[i].ids.state != 'Z' && (ps[i].member < 0 || !G.c[ps[i].member].answered))
+		for (int i = 0; i < k->nps && late < 0; i++)
+			if (k->ps[i].ids.state != 'Z' && (k->ps[i].member < 0 || !G.c[k->ps[i].member].answered))
 				late = i;
 		if (late < 0)
 			break;
-		if (co_now_ns(CLOCK_MONOTONIC) > late_deadline) {
-			why_absent(ps[late].host, ps[late].ids.pid, ps[late].member >= 0, err, sizeof(err));
-			bad = 1;
-			break;
+		if (co_now_ns(CLOCK_MONOTONIC) > deadline) {
+			why_absent(k->ps[late].host, k->ps[late].ids.pid, k->ps[late].member >= 0, k->err, sizeof(k->err));
+			return -1;
 		}
-		pump(20, gen);
-		bad = barrier_more(CO_M_QUIESCED, gen, QUIESCE_TIMEOUT_MS, err, sizeof(err), 0);
+		pump(20, k->gen);
+		if (barrier_more(CO_M_QUIESCED, k->gen, QUIESCE_TIMEOUT_MS, k->err, sizeof(k->err), 0))
+			return -1;
 	}
-	if (!bad && nps <= 0) {
-		/* its last process ended while we waited: there is nothing to save */
-		snprintf(err, sizeof(err), "the group ended during the checkpoint");
-		bad = 1;
+	/* its last process ended while we waited: there is nothing to save */
+	return k->nps > 0 ? 0 : failed(k, "the group ended during the checkpoint");
+}
+
+/*
+ * Quiesce: every member's manager thread starts, connects (ATTACH) and
+ * gets PREPARE; with a pre-copy each arms (ARMED), its memory is read
+ * while it runs, and then it parks; every member parks (QUIESCED), and so
+ * do processes born meanwhile.  The pause starts at k->t_park.
+ */
+static int ckpt_quiesce(struct ckpt *k)
+{
+	k->t0 = co_now_ns(CLOCK_MONOTONIC);
+	int bad = settle(k->err, sizeof(k->err));
+	k->t0 = k->t_park = co_now_ns(CLOCK_MONOTONIC);
+	ckpt_enrol(k);
+	if (bad)
+		return -1;
+	for (int i = G.nc - 1; i >= 0; i--)
+		if (G.c[i].kind == C_MEMBER && signal_member(&G.c[i]) < 0)
+			drop(i); /* gone already */
+	if (k->precopy) {
+		if (barrier(CO_M_ARMED, k->gen, QUIESCE_TIMEOUT_MS, k->err, sizeof(k->err)))
+			return -1;
+		precopy_members(k->tmp, k->gen);
+		k->t_park = co_now_ns(CLOCK_MONOTONIC); /* the pause starts here */
+		if (getenv("COHORT_DEBUG"))
+			co_warn("checkpoint %llu: prepared and pre-copied in %.1f ms", (unsigned long long)k->gen,
+				(double)(k->t_park - k->t0) / 1e6);
 	}
+	progress_phase("snapshot", PC_NONE, 0);
+	if (barrier(CO_M_QUIESCED, k->gen, QUIESCE_TIMEOUT_MS, k->err, sizeof(k->err)))
+		return -1;
+	/* without a pre-copy each member ran on until it had PREPARE (and prepared, prep_ns below) */
+	for (int i = 0; !k->precopy && i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER && G.c[i].part && G.c[i].prepare_ns &&
+		    (k->t_park == k->t0 || G.c[i].prepare_ns < k->t_park))
+			k->t_park = G.c[i].prepare_ns;
+	return ckpt_await_late(k);
+}
+
+/*
+ * Capture: what the members share (shared.img), then each member's image
+ * through the files sent with DUMP.  Once every member has its snapshot
+ * (SNAPSHOT) the group runs again (RELEASE; with --kill it stays parked);
+ * the images are whole at DONE, and pre-copied ones are merged into full
+ * images.
+ */
+static int ckpt_capture(struct ckpt *k)
+{
 	/* nothing of the group runs now: its clocks as they stand */
-	uint64_t mono = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)G.mono_off;
-	uint64_t boot = co_now_ns(CLOCK_BOOTTIME) + (uint64_t)G.boot_off;
-	uint64_t t_quiesced = co_now_ns(CLOCK_MONOTONIC), t_release = 0;
-	int released = 0;
-	if (!bad) {
-		/* first what the members share, while nothing of theirs but the agents moves */
-		static struct co_shared_member sm[CO_TABLE_SLOTS];
-		int nsm = 0;
-		for (int i = 0; i < G.nc; i++)
-			if (G.c[i].kind == C_MEMBER && G.c[i].part) {
-				uint8_t *marks = mark_stdio_files(&G.c[i]);
-				sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, -1, marks };
-			}
-		char serr[1024];
-		/* a pre-copy or a parent leave only what was written since: how much is not known */
-		progress_phase("writing images", PC_FILES, precopy || parent ? 0 : members_memory(0));
-		int sbad = co_shared_dump(tmp, sm, nsm, G.table, serr, sizeof(serr));
-		for (int i = 0; i < G.nc && !bad; i++)
-			if (G.c[i].kind == C_MEMBER && G.c[i].part)
-				bad = record_creds(&G.c[i], err, sizeof(err)) ||
-				      send_dump(&G.c[i], tmp, flags & CO_CKPT_STOP, err, sizeof(err));
-		/* every member has a snapshot (or its whole image): the group may run again */
-		if (!bad)
-			bad = barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
-		if (!bad && sbad) {
-			snprintf(err, sizeof(err), "%s", serr);
-			bad = 1;
-		}
-		if (!bad && !(flags & CO_CKPT_KILL)) {
-			broadcast(CO_M_RELEASE, (int64_t)gen, NULL);
-			t_release = co_now_ns(CLOCK_MONOTONIC);
-			released = 1;
-		}
-		if (!bad)
-			bad = barrier(CO_M_DONE, 0, DUMP_TIMEOUT_MS, err, sizeof(err));
-		uint64_t t_m = co_now_ns(CLOCK_MONOTONIC);
-		if (!bad && precopy)
-			bad = merge_precopies(tmp, gen, &precopied, err, sizeof(err));
-		if (getenv("COHORT_DEBUG") && precopy)
-			co_warn("checkpoint %llu: images written %.1f ms after the pause began, merged in %.1f ms",
-				(unsigned long long)gen, (double)(t_m - t_park) / 1e6,
-				(double)(co_now_ns(CLOCK_MONOTONIC) - t_m) / 1e6);
-	}
-	if (getenv("COHORT_DEBUG"))
-		co_warn("checkpoint %llu: quiesce %.1f ms, dump %.1f ms", (unsigned long long)gen,
-			(double)(t_quiesced - t0) / 1e6, (double)(co_now_ns(CLOCK_MONOTONIC) - t_quiesced) / 1e6);
-	static struct co_mproc procs[CO_TABLE_SLOTS];
-	int n = 0, incremental = 0, compress = G.compress || (flags & CO_CKPT_COMPRESS);
-	uint64_t bytes = 0, raw_bytes = 0;
-	if (!bad) {
-		struct co_manifest m;
-		memset(&m, 0, sizeof(m));
-		snprintf(m.name, sizeof(m.name), "%s", G.name);
-		m.generation = gen;
-		m.parent = 0;
-		m.kind = CO_GEN_FULL;
-		m.created_ns = co_now_ns(CLOCK_REALTIME);
-		m.mono_ns = mono;
-		m.boot_ns = boot;
-		m.sig = (uint32_t)G.sig;
-		m.root_pid = G.root_pid;
-		snprintf(m.program, sizeof(m.program), "%s", G.program);
-		record_terminal(&m, ps, nps);
-		/* the tree as the namespace sees it: parents, sessions, groups, zombies */
-		for (int i = 0; i < nps; i++) {
-			struct co_mproc *mp = &procs[n];
-			memset(mp, 0, sizeof(*mp));
-			mp->pid = ps[i].ids.pid;
-			mp->pgid = ps[i].ids.pgid;
-			mp->sid = ps[i].ids.sid;
-			mp->ppid = ps[i].ids.host_ppid == G.init_pid ? 1 : 0;
-			for (int k = 0; k < nps; k++)
-				if (ps[k].host == ps[i].ids.host_ppid)
-					mp->ppid = ps[k].ids.pid;
-			if (ps[i].ids.state == 'Z') {
-				mp->flags = CO_MP_ZOMBIE;
-				mp->exit_status = ps[i].ids.exit_code;
-			} else {
-				/* its connection, as the scan found it: slots do not move (drop) */
-				int ci = ps[i].member;
-				if (ci < 0 || !G.c[ci].part) {
-					snprintf(err, sizeof(err), "pid %d left the group during the checkpoint", mp->pid);
-					bad = 1;
-					break;
-				}
-				mp->bytes = G.c[ci].bytes;
-				snprintf(mp->image, sizeof(mp->image), "proc-%d.img", G.c[ci].pid);
-				const struct co_mproc *ids = &seen_creds[G.c[ci].slot];
-				mp->creds = ids->creds;
-				mp->ngroups = ids->ngroups;
-				memcpy(mp->uid, ids->uid, sizeof(mp->uid));
-				memcpy(mp->gid, ids->gid, sizeof(mp->gid));
-				memcpy(mp->groups, ids->groups, sizeof(mp->groups));
-				if (!image_written(tmp, mp, err, sizeof(err))) {
-					bad = 1;
-					break;
-				}
-				bytes += G.c[ci].bytes;
-				if (parent && G.c[ci].incr_parent == parent) {
-					mp->flags |= CO_MP_INCREMENTAL;
-					m.kind = CO_GEN_INCREMENTAL;
-					m.parent = parent;
-					incremental = 1;
-				}
-			}
-			n++;
-		}
-		m.nprocs = (uint32_t)n;
-		raw_bytes = bytes;
-		if (!bad && compress) {
-			bad = compress_images(tmp, procs, n, err, sizeof(err));
-			bytes = 0;
-			for (int i = 0; i < n && !bad; i++) {
-				char img[PATH_MAX];
-				if (procs[i].flags & CO_MP_ZOMBIE)
-					continue;
-				snprintf(img, sizeof(img), "%s/%s", tmp, procs[i].image);
-				procs[i].flags |= CO_MP_COMPRESSED;
-				procs[i].bytes = co_img_bytes(img);
-				bytes += procs[i].bytes;
-			}
-		}
-		m.bytes = bytes;
-		if (!bad && co_write_manifest(tmp, &m, procs, n) < 0) {
-			snprintf(err, sizeof(err), "cannot write the manifest in %s: %s", tmp, strerror(errno));
-			bad = 1;
-		}
-	}
+	k->mono = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)G.mono_off;
+	k->boot = co_now_ns(CLOCK_BOOTTIME) + (uint64_t)G.boot_off;
+	/* first what the members share, while nothing of theirs but the agents moves */
+	static struct co_shared_member sm[CO_TABLE_SLOTS];
+	int nsm = 0;
 	for (int i = 0; i < G.nc; i++)
-		G.c[i].deferred = 0;
-	if (bad) {
-		if (!released)
-			broadcast(CO_M_RELEASE, (int64_t)(gen - 1), NULL);
-		end_sessions();
-		co_remove_tree(tmp);
-		reply(cfd, 1, "checkpoint of '%s' failed: %s", G.name, err);
-		return;
+		if (G.c[i].kind == C_MEMBER && G.c[i].part) {
+			uint8_t *marks = mark_stdio_files(&G.c[i]);
+			sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, -1, marks };
+		}
+	char serr[1024];
+	/* a pre-copy or a parent leave only what was written since: how much is not known */
+	progress_phase("writing images", PC_FILES, k->precopy || k->parent ? 0 : members_memory(0));
+	int sbad = co_shared_dump(k->tmp, sm, nsm, G.table, serr, sizeof(serr));
+	for (int i = 0; i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER && G.c[i].part &&
+		    (record_creds(&G.c[i], k->err, sizeof(k->err)) ||
+		     send_dump(&G.c[i], k->tmp, k->flags & CO_CKPT_STOP, k->err, sizeof(k->err))))
+			return -1;
+	/* every member has a snapshot (or its whole image): the group may run again */
+	if (barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, k->err, sizeof(k->err)))
+		return -1;
+	if (sbad)
+		return failed(k, "%s", serr);
+	if (!k->kill_it) {
+		broadcast(CO_M_RELEASE, (int64_t)k->gen, NULL);
+		k->t_release = co_now_ns(CLOCK_MONOTONIC);
+		k->released = 1;
 	}
-	int kill_it = flags & CO_CKPT_KILL;
+	int bad = barrier(CO_M_DONE, 0, DUMP_TIMEOUT_MS, k->err, sizeof(k->err));
+	uint64_t t_m = co_now_ns(CLOCK_MONOTONIC);
+	if (!bad && k->precopy)
+		bad = merge_precopies(k->tmp, k->gen, &k->precopied, k->err, sizeof(k->err));
+	if (getenv("COHORT_DEBUG") && k->precopy)
+		co_warn("checkpoint %llu: images written %.1f ms after the pause began, merged in %.1f ms",
+			(unsigned long long)k->gen, (double)(t_m - k->t_park) / 1e6,
+			(double)(co_now_ns(CLOCK_MONOTONIC) - t_m) / 1e6);
+	return bad ? -1 : 0;
+}
+
+/*
+ * The manifest's entry for process ps (parked member or zombie): the tree
+ * as the namespace sees it (parents, sessions, groups), and for a live one
+ * its image, whole, and the ids it was seen with.
+ */
+static int ckpt_proc(struct ckpt *k, const struct nsproc *ps, struct co_mproc *mp)
+{
+	memset(mp, 0, sizeof(*mp));
+	mp->pid = ps->ids.pid;
+	mp->pgid = ps->ids.pgid;
+	mp->sid = ps->ids.sid;
+	mp->ppid = ps->ids.host_ppid == G.init_pid ? 1 : 0;
+	for (int i = 0; i < k->nps; i++)
+		if (k->ps[i].host == ps->ids.host_ppid)
+			mp->ppid = k->ps[i].ids.pid;
+	if (ps->ids.state == 'Z') {
+		mp->flags = CO_MP_ZOMBIE;
+		mp->exit_status = ps->ids.exit_code;
+		return 0;
+	}
+	/* its slot, as the scan found it: slots do not move (drop) */
+	const struct conn *c = ps->member >= 0 ? &G.c[ps->member] : NULL;
+	if (!c || !c->part)
+		return failed(k, "pid %d left the group during the checkpoint", mp->pid);
+	mp->bytes = c->bytes;
+	snprintf(mp->image, sizeof(mp->image), "proc-%d.img", c->pid);
+	const struct co_mproc *ids = &seen_creds[c->slot];
+	mp->creds = ids->creds;
+	mp->ngroups = ids->ngroups;
+	memcpy(mp->uid, ids->uid, sizeof(mp->uid));
+	memcpy(mp->gid, ids->gid, sizeof(mp->gid));
+	memcpy(mp->groups, ids->groups, sizeof(mp->groups));
+	if (!image_written(k->tmp, mp, k->err, sizeof(k->err)))
+		return -1;
+	k->bytes += c->bytes;
+	if (k->parent && c->incr_parent == k->parent) {
+		mp->flags |= CO_MP_INCREMENTAL;
+		k->m.kind = CO_GEN_INCREMENTAL;
+		k->m.parent = k->parent;
+		k->incremental = 1;
+	}
+	return 0;
+}
+
+/* With --compress: the images stored as .zst, and the bytes they take now. */
+static int ckpt_compress(struct ckpt *k)
+{
+	if (compress_images(k->tmp, k->procs, k->n, k->err, sizeof(k->err)))
+		return -1;
+	k->bytes = 0;
+	for (int i = 0; i < k->n; i++) {
+		char img[PATH_MAX];
+		if (k->procs[i].flags & CO_MP_ZOMBIE)
+			continue;
+		snprintf(img, sizeof(img), "%s/%s", k->tmp, k->procs[i].image);
+		k->procs[i].flags |= CO_MP_COMPRESSED;
+		k->procs[i].bytes = co_img_bytes(img);
+		k->bytes += k->procs[i].bytes;
+	}
+	return 0;
+}
+
+/* Finish the images: the manifest of the generation, after compressing its images if asked. */
+static int ckpt_finish_images(struct ckpt *k)
+{
+	struct co_manifest *m = &k->m;
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", G.name);
+	m->generation = k->gen;
+	m->parent = 0;
+	m->kind = CO_GEN_FULL;
+	m->created_ns = co_now_ns(CLOCK_REALTIME);
+	m->mono_ns = k->mono;
+	m->boot_ns = k->boot;
+	m->sig = (uint32_t)G.sig;
+	m->root_pid = G.root_pid;
+	snprintf(m->program, sizeof(m->program), "%s", G.program);
+	record_terminal(m, k->ps, k->nps);
+	k->bytes = 0;
+	for (k->n = 0; k->n < k->nps; k->n++)
+		if (ckpt_proc(k, &k->ps[k->n], &k->procs[k->n]))
+			return -1;
+	m->nprocs = (uint32_t)k->n;
+	k->raw_bytes = k->bytes;
+	if (k->compress && ckpt_compress(k))
+		return -1;
+	m->bytes = k->bytes;
+	if (co_write_manifest(k->tmp, m, k->procs, k->n) < 0)
+		return failed(k, "cannot write the manifest in %s: %s", k->tmp, strerror(errno));
+	return 0;
+}
+
+/* The checkpoint failed: the group runs on as it was, nothing is committed. */
+static void ckpt_abort(struct ckpt *k)
+{
+	if (!k->released)
+		broadcast(CO_M_RELEASE, (int64_t)(k->gen - 1), NULL);
+	end_sessions();
+	co_remove_tree(k->tmp);
+	reply(k->cfd, 1, "checkpoint of '%s' failed: %s", G.name, k->err);
+}
+
+/*
+ * With --kill the group ends parked: every process is killed at once, and
+ * its session stays open until it is gone.
+ */
+static void ckpt_end_group(struct ckpt *k)
+{
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < nps; i++)
+		kill(ps[i].host, SIGKILL);
+	kill(G.init_pid, SIGKILL);
+	/*
+	 * Init's end takes every process of its namespace with it, and
+	 * only once they are all gone does its pidfd say it has ended.
+	 * Only then are the members hung up on: a manager whose
+	 * connection closes lets its threads go, and a program that ran
+	 * on for that instant wrote what its restart writes again (a
+	 * line printed twice).
+	 */
+	struct pollfd gone = { G.init_pidfd, POLLIN, 0 };
+	while (poll(&gone, 1, 10000) < 0 && errno == EINTR)
+		;
+	end_sessions();
+	k->t_release = k->t_done;
+	G.killed_gen = k->gen;
+	co_gen_dir(k->gdir, k->gen, G.killed_dir, sizeof(G.killed_dir));
+}
+
+/*
+ * Commit: .tmp-gen-N becomes gen-N (store.c), then with --kill the group
+ * ends; the group's bookkeeping follows (the next incremental's parent,
+ * the background merge, pruning).
+ */
+static int ckpt_commit(struct ckpt *k)
+{
 	/* with --kill the group stays parked until it ends: a manager that is hung up on lets it go */
-	if (!kill_it)
+	if (!k->kill_it)
 		end_sessions();
 	progress_phase("committing", PC_FILES, 0);
-	if (co_commit(tmp, gdir, gen, err, sizeof(err)) < 0) {
-		if (kill_it)
-			broadcast(CO_M_RELEASE, (int64_t)(gen - 1), NULL);
-		end_sessions();
-		co_remove_tree(tmp);
-		reply(cfd, 1, "checkpoint of '%s' failed: %s", G.name, err);
-		return;
-	}
-	uint64_t t_done = co_now_ns(CLOCK_MONOTONIC);
-	if (kill_it) {
-		/*
-		 * The group ends parked: every process is killed at once, and its
-		 * session stays open until it is gone (below).
-		 */
-		static struct nsproc ps[CO_TABLE_SLOTS * 2];
-		int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
-		for (int i = 0; i < nps; i++)
-			kill(ps[i].host, SIGKILL);
-		kill(G.init_pid, SIGKILL);
-		/*
-		 * Init's end takes every process of its namespace with it, and
-		 * only once they are all gone does its pidfd say it has ended.
-		 * Only then are the members hung up on: a manager whose
-		 * connection closes lets its threads go, and a program that ran
-		 * on for that instant wrote what its restart writes again (a
-		 * line printed twice).
-		 */
-		struct pollfd gone = { G.init_pidfd, POLLIN, 0 };
-		while (poll(&gone, 1, 10000) < 0 && errno == EINTR)
-			;
-		end_sessions();
-		t_release = t_done;
-		G.killed_gen = gen;
-		co_gen_dir(gdir, gen, G.killed_dir, sizeof(G.killed_dir));
-	}
-	G.table->generation = gen;
-	G.last_committed = gen;
-	if (G.argv && strcmp(G.command_dir, gdir) && co_group_command_write(gdir, G.argv) == 0)
-		snprintf(G.command_dir, sizeof(G.command_dir), "%s", gdir);
-	if (incremental)
-		start_merge(gdir);
+	if (co_commit(k->tmp, k->gdir, k->gen, k->err, sizeof(k->err)) < 0)
+		return -1;
+	k->t_done = co_now_ns(CLOCK_MONOTONIC);
+	if (k->kill_it)
+		ckpt_end_group(k);
+	G.table->generation = k->gen;
+	G.last_committed = k->gen;
+	if (G.argv && strcmp(G.command_dir, k->gdir) && co_group_command_write(k->gdir, G.argv) == 0)
+		snprintf(G.command_dir, sizeof(G.command_dir), "%s", k->gdir);
+	if (k->incremental)
+		start_merge(k->gdir);
 	if (G.keep)
-		co_prune(gdir, G.keep);
+		co_prune(k->gdir, G.keep);
+	return 0;
+}
+
+/* Reply: the generation taken, its size and the pause, in a line or in JSON. */
+static void ckpt_reply(struct ckpt *k)
+{
 	/*
 	 * The pause starts when the first process parks: each prepares first
 	 * (tracking new memory) while its program still runs, and says how long.
@@ -495,29 +585,57 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part && (prep < 0 || G.c[i].prep_ns < prep))
 			prep = G.c[i].prep_ns;
-	uint64_t t_pause = t_park + (prep > 0 && (uint64_t)prep < t_release - t_park ? (uint64_t)prep : 0);
-	double pause_ms = (double)(t_release - t_pause) / 1e6, dur_ms = (double)(t_done - t0) / 1e6;
+	uint64_t t_pause = k->t_park + (prep > 0 && (uint64_t)prep < k->t_release - k->t_park ? (uint64_t)prep : 0);
+	double pause_ms = (double)(k->t_release - t_pause) / 1e6, dur_ms = (double)(k->t_done - k->t0) / 1e6;
 	char prog_pause[32] = "null"; /* --kill: the group never ran again */
-	if (!kill_it)
-		snprintf(prog_pause, sizeof(prog_pause), "%.2f", program_pause_ms(gen, t_pause));
-	if (flags & CO_CKPT_JSON)
-		reply(cfd, 0,
+	if (!k->kill_it)
+		snprintf(prog_pause, sizeof(prog_pause), "%.2f", program_pause_ms(k->gen, t_pause));
+	const char *kind = k->incremental ? "incremental" : "full";
+	unsigned long long gen = k->gen, bytes = k->bytes, raw = k->raw_bytes;
+	int n = k->n;
+	if (k->flags & CO_CKPT_JSON)
+		reply(k->cfd, 0,
 		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
 		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"program_pause_ms\":%s,"
 		      "\"duration_ms\":%.2f,\"precopied\":%d,\"directory\":\"%s/gen-%06llu\",\"killed\":%s}",
-		      G.name, (unsigned long long)gen, incremental ? "incremental" : "full",
-		      (unsigned long long)(incremental ? parent : 0), n, (unsigned long long)bytes,
-		      (unsigned long long)raw_bytes, compress ? "true" : "false", pause_ms, prog_pause, dur_ms, precopied,
-		      gdir, (unsigned long long)gen, kill_it ? "true" : "false");
-	else if (compress)
-		reply(cfd, 0,
+		      G.name, gen, kind, (unsigned long long)(k->incremental ? k->parent : 0), n, bytes, raw,
+		      k->compress ? "true" : "false", pause_ms, prog_pause, dur_ms, k->precopied, k->gdir, gen,
+		      k->kill_it ? "true" : "false");
+	else if (k->compress)
+		reply(k->cfd, 0,
 		      "generation %llu of '%s' (%s): %d process%s, %llu bytes compressed from %llu, pause %.1f ms, "
 		      "duration %.1f ms%s",
-		      (unsigned long long)gen, G.name, incremental ? "incremental" : "full", n, n == 1 ? "" : "es",
-		      (unsigned long long)bytes, (unsigned long long)raw_bytes, pause_ms, dur_ms,
-		      kill_it ? ", group ended" : "");
+		      gen, G.name, kind, n, n == 1 ? "" : "es", bytes, raw, pause_ms, dur_ms,
+		      k->kill_it ? ", group ended" : "");
 	else
-		reply(cfd, 0, "generation %llu of '%s' (%s): %d process%s, %llu bytes, pause %.1f ms, duration %.1f ms%s",
-		      (unsigned long long)gen, G.name, incremental ? "incremental" : "full", n, n == 1 ? "" : "es",
-		      (unsigned long long)bytes, pause_ms, dur_ms, kill_it ? ", group ended" : "");
+		reply(k->cfd, 0, "generation %llu of '%s' (%s): %d process%s, %llu bytes, pause %.1f ms, duration %.1f ms%s",
+		      gen, G.name, kind, n, n == 1 ? "" : "es", bytes, pause_ms, dur_ms,
+		      k->kill_it ? ", group ended" : "");
+}
+
+/*
+ * The checkpoint a client asked for on connection ci, start to end:
+ * prepare, quiesce, capture, finish the images, commit, reply.  Any
+ * failure before the commit aborts it: the group runs on as it was.
+ */
+void checkpoint(int ci, unsigned flags, const char *images_override)
+{
+	static struct ckpt k;
+	if (ckpt_prepare(&k, ci, flags, images_override) < 0)
+		return;
+	int bad = ckpt_quiesce(&k);
+	k.t_quiesced = co_now_ns(CLOCK_MONOTONIC);
+	bad = bad || ckpt_capture(&k);
+	if (getenv("COHORT_DEBUG"))
+		co_warn("checkpoint %llu: quiesce %.1f ms, dump %.1f ms", (unsigned long long)k.gen,
+			(double)(k.t_quiesced - k.t0) / 1e6, (double)(co_now_ns(CLOCK_MONOTONIC) - k.t_quiesced) / 1e6);
+	bad = bad || ckpt_finish_images(&k);
+	/* requests that waited for the checkpoint are taken again (pump) */
+	for (int i = 0; i < G.nc; i++)
+		G.c[i].deferred = 0;
+	if (bad || ckpt_commit(&k) < 0) {
+		ckpt_abort(&k);
+		return;
+	}
+	ckpt_reply(&k);
 }
