@@ -13,8 +13,8 @@ B := build
 WARN := -Wall -Wextra
 BASE := -std=gnu11 -O2 -g $(WARN) -Isrc/common -Isrc/res -Isrc -MMD -MP
 
-COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/procfs.c
-RES := src/res/mem.c src/res/dirty.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c src/common/helper.c src/common/clone.S
+COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/procfs.c src/common/helper.c src/common/clone.S
+RES := src/res/mem.c src/res/dirty.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c
 AGENT := src/agent/agent.c src/agent/wrap.c src/agent/dump.c src/agent/park.c src/agent/ctx.S
 RESTORER := src/restore/restorer.c src/restore/entry.S
 COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c checkpoint.c status.c loop.c run.c)

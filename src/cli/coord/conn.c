@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include "res.h"
+#include "sys.h"
 #include "coord.h"
 
 /* A slot of G.c for a new connection on fd, or -1 when all are taken. */
@@ -153,18 +154,17 @@ void on_procfd(int i)
 	socklen_t l = sizeof(pidfd);
 	if (!strcmp(in.text, "pagemap") && peer_in_group(c->fd, c->host_pid) &&
 	    getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) == 0) {
-		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
-		struct __user_cap_data_struct have[2], less[2];
+		struct co_capdata have[2], less[2];
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/pagemap", c->host_pid);
-		if (syscall(SYS_capget, &h, have) == 0) {
+		if (co_capget(have) == 0) {
 			memcpy(less, have, sizeof(less));
-			less[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+			less[CO_CAP_WORD(CAP_SYS_ADMIN)].effective &= ~CO_CAP_MASK(CAP_SYS_ADMIN);
 			/* capset on ourselves is this thread's alone: the scheduler thread never opens files */
-			if (syscall(SYS_capset, &h, less) == 0) {
+			if (co_capset(less) == 0) {
 				f = open(path, O_RDONLY | O_CLOEXEC);
 				e = f < 0 ? errno : 0;
-				syscall(SYS_capset, &h, have);
+				co_capset(have);
 			}
 		}
 		if (f >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
@@ -265,11 +265,6 @@ int on_register(int i)
 }
 
 /*
- * Start member c's part in the checkpoint: its agent starts its manager
- * thread on the checkpoint signal, queued with the table's cookie, which
- * connects (ATTACH).  0, or -1 when the member is gone.
- */
-/*
  * Whether process host still has the agent: a member that exec'd a program
  * the agent cannot enter (static, setuid, LD_PRELOAD removed) has no
  * connection that would tell us, and the checkpoint signal's default
@@ -298,7 +293,12 @@ void forget_agentless(void)
 			drop(i);
 }
 
-/* The checkpoint's start to member c: 0 sent, -1 it is gone, -2 it has no agent now (not sent). */
+/*
+ * Start member c's part in the checkpoint: its agent starts its manager
+ * thread on the checkpoint signal, queued with the table's cookie, which
+ * connects (ATTACH).  0 sent, -1 it is gone, -2 it has no agent now (not
+ * sent).
+ */
 int signal_member(struct conn *c)
 {
 	if (!has_agent(c->host_pid)) {
