@@ -168,7 +168,8 @@ enum co_fd_kind {
 	CO_FD_CHR = 3,	   /* character device such as /dev/null, reopened by path */
 	CO_FD_STDIO = 4,   /* terminal or pipe outside the group: the restart caller's stdio */
 	CO_FD_DUP = 5,	   /* shares the open file description of fd `same_as` */
-	CO_FD_SHARED = 6,  /* a pipe: recreated once for the group (shared.img) */
+	CO_FD_SHARED = 6,  /* an object the group may share (pipe or FIFO, AF_UNIX socket, memfd,
+			      eventfd, epoll, signalfd, timerfd): recreated once for the group (shared.img) */
 };
 
 struct co_fd {

@@ -9,14 +9,21 @@
  * A member has no connection while its program runs: the coordinator
  * watches it through a pidfd (its end), and starts a checkpoint by
  * sending it the checkpoint signal (queued, with the table's cookie); its
- * agent's manager thread then connects (ATTACH) and gets PREPARE:
+ * agent's manager thread then connects (ATTACH) and gets PREPARE.  Each
+ * step waits at a barrier for every member taking part (checkpoint.c):
  *
- *   PREPARE -> every member parks all its threads -> QUIESCED   (barrier 1)
- *   DUMP    -> every member writes its image      -> DONE       (barrier 2)
- *   RELEASE (or, with --kill, the group ends) and the generation is committed
+ *   PREPARE  -> (pre-copy) every member arms its tracking       -> ARMED
+ *               its memory is read while it runs, then QUIESCE
+ *   PREPARE or QUIESCE -> every member parks all its threads    -> QUIESCED
+ *   DUMP     -> every member has its snapshot (or, with --stop,
+ *               its whole image)                                 -> SNAPSHOT
+ *   RELEASE  -> the group runs again (with --kill it stays parked, then ends)
+ *            -> every snapshot's writer has finished its image   -> DONE
+ *   the manifest is written, and the generation committed
  *
- * Any FAIL, hang-up or timeout aborts the checkpoint: the members are
- * released, the temporary directory removed, and the group runs on.
+ * Any FAIL, hang-up or timeout before the commit aborts the checkpoint:
+ * the members are released, the temporary directory removed, and the
+ * group runs on.
  * Requests are handled one at a time, so a process registers either
  * wholly before or wholly after a checkpoint (the checkpoint lock).
  *
