@@ -31,7 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
-#include "dirty.h"
+#include "agent/dirty.h"
 #include "procfs.h"
 #include "util.h"
 

@@ -11,7 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include "dirty.h"
+#include "agent/dirty.h"
 #include "procfs.h"
 #include "res.h"
 #include "helper.h"

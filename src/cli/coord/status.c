@@ -4,7 +4,7 @@
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
-#include "dirty.h"
+#include "agent/dirty.h"
 #include "res.h"
 #include "coord.h"
 

@@ -1,6 +1,7 @@
 /*
  * dirty.c - which pages a process wrote since its last checkpoint, for
- * incremental images.  Agent side only; the restorer never needs it.
+ * incremental images.  Agent side only (the coordinator asks co_dirty_method
+ * and co_dirty_trackable); the restorer never needs it.
  *
  * Method: userfaultfd write-protection in asynchronous mode (Linux 6.7+).
  * Every tracked region is registered with a userfaultfd in WP mode and
