@@ -15,11 +15,12 @@ BASE := -std=gnu11 -O2 -g $(WARN) -Isrc/common -Isrc/res -Isrc -MMD -MP
 
 COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/procfs.c src/common/helper.c src/common/clone.S
 RES := src/res/mem.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c
-AGENT := src/agent/agent.c src/agent/wrap.c src/agent/dump.c src/agent/park.c src/agent/ctx.S src/agent/dirty.c
+AGENT := src/agent/agent.c src/agent/wrap.c src/agent/dump.c src/agent/park.c src/agent/ctx.S \
+	src/agent/dirty.c src/agent/dirty_method.c src/agent/dirty_wp.c src/agent/dirty_thp.c src/agent/dirty_lean.c src/agent/dirty_hash.c
 RESTORER := src/restore/restorer.c src/restore/entry.S
 COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c checkpoint.c status.c loop.c run.c)
 CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
-	src/cli/shared.c src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/agent/dirty.c
+	src/cli/shared.c src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/agent/dirty_method.c
 
 # The agent lives in other people's programs: hidden symbols, no stack
 # protector (its handler runs on any thread), no unexpected dependencies.

@@ -817,7 +817,7 @@ static void snapshot_fork(void *arg)
 		 * The huge pages our fork split in the program (its writes since
 		 * copied 4 KiB at a time) are made huge again, from here: we hold
 		 * no more of what we wrote, and no thread of the program's does
-		 * the work (dirty.c, co_dirty_recollapse).
+		 * the work (dirty_thp.c, co_dirty_recollapse).
 		 */
 		if (!r)
 			co_dirty_recollapse(self_pidfd);
