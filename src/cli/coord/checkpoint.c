@@ -616,7 +616,8 @@ static void ckpt_reply(struct ckpt *k)
 /*
  * The checkpoint a client asked for on connection ci, start to end:
  * prepare, quiesce, capture, finish the images, commit, reply.  Any
- * failure before the commit aborts it: the group runs on as it was.
+ * failure up to the commit (its own included) aborts it (ckpt_abort):
+ * the group runs on as it was.
  */
 void checkpoint(int ci, unsigned flags, const char *images_override)
 {
