@@ -13,15 +13,18 @@ B := build
 WARN := -Wall -Wextra
 BASE := -std=gnu11 -O2 -g $(WARN) -Isrc/common -Isrc/res -Isrc -MMD -MP
 
-COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/procfs.c src/kinds/classify.c src/kinds/plan.c
-RES := src/res/mem.c src/res/dirty.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c src/res/attrs.c src/common/helper.c src/common/clone.S
-AGENT := src/agent/agent.c src/agent/wrap.c src/agent/dump.c src/agent/park.c src/agent/ctx.S
+COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/procfs.c src/common/helper.c src/common/clone.S \
+	src/kinds/classify.c src/kinds/plan.c
+RES := src/res/mem.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c src/res/attrs.c
+AGENT := src/agent/agent.c src/agent/wrap.c src/agent/dump.c src/agent/park.c src/agent/ctx.S \
+	src/agent/dirty.c src/agent/dirty_method.c src/agent/dirty_wp.c src/agent/dirty_thp.c src/agent/dirty_lean.c src/agent/dirty_hash.c
 RESTORER := src/restore/restorer.c src/restore/entry.S
 # the kernel objects a group shares: one engine, one file per kind (src/kinds/kinds.h)
 KINDS := src/kinds/engine.c src/kinds/records.c src/kinds/pipe.c src/kinds/file.c src/kinds/shm.c \
 	src/kinds/eventfd.c src/kinds/signalfd.c src/kinds/timerfd.c src/kinds/epoll.c src/kinds/unix.c
-CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c src/cli/coord.c src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
-	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/res/dirty.c \
+COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c checkpoint.c status.c loop.c run.c)
+CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
+	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/agent/dirty_method.c \
 	$(KINDS)
 
 # The agent lives in other people's programs: hidden symbols, no stack

@@ -1,7 +1,7 @@
 /*
  * thp_probe.c - what this kernel does to transparent huge pages under
  * userfaultfd write-protection, the way cohort's dirty tracking uses it
- * (src/res/dirty.c, "Huge pages").  No cohort involved.
+ * (src/agent/dirty_thp.c, "Huge pages").  No cohort involved.
  *
  * Usage: thp_probe [MIB]        (default 1024)
  *

@@ -41,6 +41,7 @@
 
 #include "agent.h"
 #include "dirty.h"
+#include "helper.h"
 #include "procfs.h"
 #include "sys.h"
 #include "util.h"
@@ -80,8 +81,6 @@ static char mgr_stack[256 << 10] __attribute__((aligned(64)));
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x1000
 #endif
-/* clone.S: a thread (or with CLONE_VM alone, a process) running fn(arg) on the stack in args, then exit */
-extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *), void *arg);
 /* a coordinator's start that came before we had registered (its cookie, checked once we have) */
 static uint64_t early_start;
 static int writer_pidfd = -1;	/* the snapshot process writing the image (the manager's descriptor) */
@@ -843,7 +842,7 @@ static void snapshot_fork(void *arg)
 		 * The huge pages our fork split in the program (its writes since
 		 * copied 4 KiB at a time) are made huge again, from here: we hold
 		 * no more of what we wrote, and no thread of the program's does
-		 * the work (dirty.c, co_dirty_recollapse).
+		 * the work (dirty_thp.c, co_dirty_recollapse).
 		 */
 		if (!r)
 			co_dirty_recollapse(self_pidfd);

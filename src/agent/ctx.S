@@ -1,7 +1,7 @@
 /*
  * co_ctx_save(struct co_ctx *ctx): like setjmp, records the callee-saved
  * registers, the stack pointer and the return address, and returns 0.
- * The restorer later loads them in a new process (restore/jump.S) and
+ * The restorer later loads them in a new process (co_ctx_jump, restore/entry.S) and
  * "returns" 1 from the same call.  Layout: struct co_ctx in image.h.
  */
 	.text

@@ -123,7 +123,7 @@ uint64_t co_fifos_bytes(void);
 /* End every feeder (warn: report one that failed) and remove the FIFOs' directory. */
 void co_fifos_stop(int warn);
 
-/* coord.c */
+/* coord/ (the coordinator) */
 struct co_run_opts {
 	const char *name;
 	const char *images;

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "cli.h"
+#include "helper.h"
 #include "sys.h"
 
 static void setup_proc(void)
@@ -45,19 +46,21 @@ static void keep_restore_cap(void)
 {
 	if (geteuid() == 0)
 		return;
-	struct { uint32_t version; int pid; } hdr = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
-	struct { uint32_t effective, permitted, inheritable; } d[2];
-	if (syscall(SYS_capget, &hdr, d) < 0)
+	struct co_capdata d[2];
+	if (co_capget(d) < 0)
 		return;
 	const int cap = 40; /* CAP_CHECKPOINT_RESTORE */
-	d[cap / 32].inheritable |= 1u << (cap % 32);
-	if (syscall(SYS_capset, &hdr, d) < 0 || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+	d[CO_CAP_WORD(cap)].inheritable |= CO_CAP_MASK(cap);
+	long r = co_capset(d);
+	if (r < 0)
+		errno = (int)-r;
+	if (r < 0 || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
 		co_warn("restart: cannot keep CAP_CHECKPOINT_RESTORE for the restorer: %s", strerror(errno));
 }
 
 /*
  * Just before the program's exec: the signal state `cohort run` was given
- * (coord.c), as the program would have it without cohort.  What the caller
+ * (coord/setup.c), as the program would have it without cohort.  What the caller
  * ignored stays ignored (nohup, trap '' HUP, a background job's SIGINT),
  * everything else is default (the coordinator ignores SIGPIPE, and init
  * inherits that), and the mask is the caller's.  The checkpoint signal is
@@ -87,11 +90,13 @@ static pid_t fork_with_pid(int pid)
 	ca.exit_signal = SIGCHLD;
 	ca.set_tid = (uint64_t)(uintptr_t)&want;
 	ca.set_tid_size = 1;
-	pid_t p;
 	/* a helper thread of a process restored meanwhile may hold the pid for a moment */
-	for (int tries = 0; (p = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca))) < 0 && errno == EEXIST && tries < 5000; tries++)
-		usleep(1000);
-	return p;
+	long p = co_clone3_set_tid(&ca, NULL, NULL);
+	if (p < 0) {
+		errno = (int)-p;
+		return -1;
+	}
+	return (pid_t)p;
 }
 
 /* Close every descriptor from 3 up but keep (init's end of the status pipe). */

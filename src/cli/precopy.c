@@ -16,7 +16,7 @@
  * /proc/PID/pagemap): those the process noted and has not written since
  * the arming.  A page written since is in the image of the pause anyway,
  * and so is all memory the process does not write-protect (regions of
- * huge pages, compared by page hashes: dirty.c), which reading here would
+ * huge pages, compared by page hashes: dirty_thp.c), which reading here would
  * only copy twice.  A page it noted and can no longer be read here was
  * unmapped since (then the image of the pause does not need it).  A page
  * read here while the program writes it may be torn: it was written, and
@@ -31,7 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
-#include "dirty.h"
+#include "agent/dirty.h"
 #include "procfs.h"
 #include "util.h"
 
@@ -93,7 +93,7 @@ static int stage_run(struct co_writer *w, int mem, uint64_t addr, uint64_t n)
  * never touched, a guard page), type 31 in the swap fields, which show
  * only to a privileged reader: reading a marker would map the zero page
  * into the program.  Unprivileged, swapped-out pages are left out; the
- * process did not count them as held either (dirty.c), and a page that
+ * process did not count them as held either (dirty_wp.c), and a page that
  * went out to swap between the arming and this read fails the merge.
  */
 static int wanted(uint64_t e)

@@ -1,11 +1,10 @@
 /* helper.c - see helper.h */
+#include <errno.h>
 #include <linux/futex.h>
 #include <linux/sched.h>
 #include "helper.h"
 #include "sys.h"
 #include "util.h"
-
-extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *), void *arg);
 
 int co_spawn(struct co_helper *h, void (*fn)(void *), void *arg, void *stack, size_t size)
 {
@@ -34,5 +33,20 @@ void co_join(struct co_helper *h)
 			return;
 		/* the kernel's wake at thread exit is a shared (not private) futex wake */
 		co_futex(&h->running, FUTEX_WAIT, v, 0);
+	}
+}
+
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+long co_clone3_set_tid(struct clone_args *ca, void (*fn)(void *), void *arg)
+{
+	for (int tries = 0;; tries++) {
+		long r = fn ? co_clone3_thread(ca, sizeof(*ca), fn, arg) : co_sys2(SYS_clone3, CO_L(ca), sizeof(*ca));
+		if (r != -EEXIST || tries == 5000)
+			return r;
+		struct co_timespec ms = { 0, 1000000 };
+		co_nanosleep(&ms);
 	}
 }

@@ -115,6 +115,31 @@ static inline long co_ftruncate(int fd, long l) { return co_sys2(SYS_ftruncate, 
 static inline long co_mincore(void *a, size_t l, unsigned char *v) { return co_sys3(SYS_mincore, CO_L(a), l, CO_L(v)); }
 static inline long co_kcmp(int p1, int p2, int t, long a, long b) { return co_sys5(SYS_kcmp, p1, p2, t, a, b); }
 
+/*
+ * The calling thread's capabilities (capget/capset, version 3: capability
+ * c is bit CO_CAP_MASK(c) of word CO_CAP_WORD(c) of each set).  The one
+ * place they are read and written, by the CLI, init and the restorer.
+ */
+struct co_capdata {
+	uint32_t effective, permitted, inheritable;
+};
+#define CO_CAP_WORD(c) ((c) / 32)
+#define CO_CAP_MASK(c) (1u << ((c) % 32))
+struct co_caphdr {
+	uint32_t version;
+	int pid;
+};
+static inline long co_capget(struct co_capdata d[2])
+{
+	struct co_caphdr h = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
+	return co_sys2(SYS_capget, CO_L(&h), CO_L(d));
+}
+static inline long co_capset(const struct co_capdata d[2])
+{
+	struct co_caphdr h = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
+	return co_sys2(SYS_capset, CO_L(&h), CO_L(d));
+}
+
 /* The kernel's struct sigaction for rt_sigaction (not glibc's). */
 struct co_ksigaction {
 	void *handler;

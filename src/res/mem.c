@@ -11,7 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include "dirty.h"
+#include "agent/dirty.h"
 #include "procfs.h"
 #include "res.h"
 #include "helper.h"
@@ -73,7 +73,7 @@ static int classify(struct co_dumpctx *d, const struct co_mapent *e, struct co_v
 /*
  * The regions, from /proc/self/maps; from smaps when the program has set
  * madvise flags (agent.h), which only smaps shows.  With a snapshot this
- * runs before any lean snapshot marks stretches MADV_DONTFORK (dirty.c):
+ * runs before any lean snapshot marks stretches MADV_DONTFORK (dirty_lean.c):
  * the flags read here are the program's own.
  */
 int co_mem_collect(struct co_dumpctx *d)
@@ -123,7 +123,7 @@ int co_mem_collect(struct co_dumpctx *d)
  * calls per region cost microseconds.
  *
  * The flags are the program's own: co_mem_collect read them before a lean
- * snapshot (dirty.c) marks stretches of its own MADV_DONTFORK, and the lean
+ * snapshot (dirty_lean.c) marks stretches of its own MADV_DONTFORK, and the lean
  * marks are taken off (MADV_DOFORK) before co_mem_fork_end puts these back,
  * so a stretch inside such a region ends up with the program's flag.
  */
@@ -212,7 +212,7 @@ static int swap_configured(void)
 
 /*
  * Is pagemap entry e, which looks swapped out, the uffd-wp marker the
- * tracking (dirty.c) leaves on a page never touched in a write-protected
+ * tracking (dirty_wp.c) leaves on a page never touched in a write-protected
  * region?  A marker holds nothing of the program's: in anonymous memory a
  * read maps the zero page there, in a file mapping the file's page, which
  * the restore maps again (the caller saves a deleted file's).  Saved, each

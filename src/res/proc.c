@@ -307,25 +307,28 @@ void co_creds_plan(const struct co_ids *ids)
 	cplan.fsuid = (uint32_t)co_sys1(SYS_setfsuid, -1) != ids->uid[3] || cplan.uids;
 }
 
-/* capget/capset of the calling thread: sets[0] effective, [1] permitted, [2] inheritable */
-static long caps_io(int nr, uint64_t sets[3])
+/* The calling thread's sets as 64-bit masks: [0] effective, [1] permitted, [2] inheritable. */
+static long caps_get(uint64_t sets[3])
 {
-	struct { uint32_t version; int pid; } hdr = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
-	struct { uint32_t effective, permitted, inheritable; } d[2];
-	if (nr == SYS_capset)
-		for (int w = 0; w < 2; w++)
-			d[w] = (typeof(d[0])){ (uint32_t)(sets[0] >> 32 * w), (uint32_t)(sets[1] >> 32 * w),
-					       (uint32_t)(sets[2] >> 32 * w) };
-	long r = co_sys2(nr, (long)&hdr, (long)d);
-	if (nr == SYS_capget && r == 0)
-		for (int k = 0; k < 3; k++)
-			sets[k] = 0;
-	for (int w = 0; nr == SYS_capget && r == 0 && w < 2; w++) {
+	struct co_capdata d[2];
+	long r = co_capget(d);
+	for (int k = 0; k < 3; k++)
+		sets[k] = 0;
+	for (int w = 0; r == 0 && w < 2; w++) {
 		sets[0] |= (uint64_t)d[w].effective << 32 * w;
 		sets[1] |= (uint64_t)d[w].permitted << 32 * w;
 		sets[2] |= (uint64_t)d[w].inheritable << 32 * w;
 	}
 	return r;
+}
+
+static long caps_set(const uint64_t sets[3])
+{
+	struct co_capdata d[2];
+	for (int w = 0; w < 2; w++)
+		d[w] = (struct co_capdata){ (uint32_t)(sets[0] >> 32 * w), (uint32_t)(sets[1] >> 32 * w),
+					    (uint32_t)(sets[2] >> 32 * w) };
+	return co_capset(d);
 }
 
 /* Before the ids change, with the restorer's privileges: the bounding set cut down to the program's. */
@@ -354,17 +357,17 @@ static long caps_before(const struct co_ids *ids)
 static long caps_after(const struct co_ids *ids, int64_t securebits)
 {
 	uint64_t cur[3], want[3] = { ids->cap_eff, ids->cap_prm, ids->cap_inh };
-	long r = caps_io(SYS_capget, cur);
+	long r = caps_get(cur);
 	if (!r && securebits >= 0 && co_prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != securebits) {
 		uint64_t all[3] = { cur[1], cur[1], cur[2] };
-		r = caps_io(SYS_capset, all);
+		r = caps_set(all);
 		if (!r)
 			r = co_prctl(PR_SET_SECUREBITS, (long)securebits, 0, 0, 0);
 	} else if (!r && cplan.uids) {
 		r = co_prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 	}
 	if (!r)
-		r = caps_io(SYS_capset, want);
+		r = caps_set(want);
 	for (long c = 0; !r && c < 64; c++)
 		if (ids->cap_amb >> c & 1)
 			r = co_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);

@@ -13,6 +13,7 @@
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include "helper.h"
 #include "procfs.h"
 #include "res.h"
 #include "sys.h"
@@ -183,8 +184,6 @@ int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int 
 #else /* the restorer */
 
 extern void co_ctx_jump(const struct co_ctx *ctx) __attribute__((noreturn));
-extern long co_clone3_thread(void *args, unsigned long size, void (*fn)(void *), void *arg);
-
 /*
  * A group started without privileges runs in a user namespace of its own;
  * init hands the restorer CAP_CHECKPOINT_RESTORE (ambient) for clone3 with
@@ -218,10 +217,9 @@ static void drop_restore_caps(void)
 	/* recorded sets were given (co_creds_set): they hold only what the program had */
 	if (!restorer_unprivileged || ids_rec->caps)
 		return;
-	struct { uint32_t version; int pid; } hdr = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
-	struct { uint32_t effective, permitted, inheritable; } none[2];
+	struct co_capdata none[2];
 	co_memset(none, 0, sizeof(none));
-	co_sys2(SYS_capset, (long)&hdr, (long)none);
+	co_capset(none);
 }
 
 /*
@@ -290,12 +288,8 @@ int co_threads_restore(struct co_rstctx *rc)
 		ca.tls = t->fsbase;
 		ca.set_tid = (uint64_t)&tid;
 		ca.set_tid_size = 1;
-		long r;
 		/* a helper thread of ours that just exited may still hold this tid for a moment */
-		for (int tries = 0; (r = co_clone3_thread(&ca, sizeof(ca), thread_entry, t)) == -EEXIST && tries < 2000; tries++) {
-			struct co_timespec ms = { 0, 1000000 };
-			co_nanosleep(&ms);
-		}
+		long r = co_clone3_set_tid(&ca, thread_entry, t);
 		if (r < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: cannot recreate thread %d (errno %ld)",
 				      rc->proc->pid, t->tid, -r);

@@ -3,9 +3,14 @@
  * image.  Runs without libc, linked at a fixed address far from where
  * programs live (CO_RESTORER_BASE), with its working memory right above.
  *
- *   cohort-restore IMAGE SOCKET GENERATION
+ *   cohort-restore GENERATION-DIR SOCKET GENERATION PLAN-FD [COMPRESSED-IMAGE-DIR]
  *
- * The process was created by the group's init with the recorded pid.
+ * GENERATION-DIR holds the images and the manifest; PLAN-FD is the
+ * descriptor of the plan of the group's shared objects (shared.img, made
+ * by init); COMPRESSED-IMAGE-DIR, when the images are compressed, holds a
+ * FIFO per image fed by a decompressing child of the coordinator.  The
+ * process was created with the recorded pid by the group's init, or by the
+ * restorer of its parent (which makes its children: fork_child).
  * Steps: move onto our own stack, copy our code to anonymous memory (so no
  * file of ours stays mapped and /proc/self/exe can be set), read the
  * image's metadata, check it fits this kernel, restore descriptors, rebuild
@@ -19,6 +24,7 @@
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include "helper.h"
 #include "resume.h"
 #include "procfs.h"
 #include "res.h"
@@ -324,11 +330,8 @@ static void fork_child(struct co_mproc *c, void (*fn)(void *))
 	ca.set_tid_size = 1;
 	ca.stack = top - 65536;
 	ca.stack_size = 65536;
-	extern long co_clone3_thread(void *, unsigned long, void (*)(void *), void *);
-	long r;
 	/* a page-reading helper of a process restored meanwhile may hold the pid for a moment */
-	for (int tries = 0; (r = co_clone3_thread(&ca, sizeof(ca), fn, c)) == -EEXIST && tries < 5000; tries++)
-		nap();
+	long r = co_clone3_set_tid(&ca, fn, c);
 	if (r < 0) {
 		co_fmt(err, sizeof(err), "cannot recreate process %d (errno %ld)", c->pid, -r);
 		die(err);

@@ -1,7 +1,7 @@
 # Transparent huge pages.  A region the kernel backs with huge pages is not
 # write-protected but compared by page hashes in the image writer, and its
 # huge pages split by a snapshot's copy-on-write are collapsed again
-# (src/res/dirty.c, "Huge pages"): its incremental images must stay exact.
+# (src/agent/dirty_thp.c, "Huge pages"): its incremental images must stay exact.
 # These tests run the incremental flows of run.sh with incr_pages' two
 # regions aligned to 2 MiB and madvise(MADV_HUGEPAGE)d (incr_pages --thp:
 # random pages written in every step, a region mapped at step 3, 1 MiB of

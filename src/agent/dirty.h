@@ -1,6 +1,6 @@
 /*
  * dirty.h - tracking the pages a process writes between checkpoints
- * (agent side; see dirty.c).
+ * (agent side; see dirty.c and dirty_int.h).
  */
 #ifndef COHORT_DIRTY_H
 #define COHORT_DIRTY_H
@@ -66,7 +66,7 @@ void co_dirty_setup(void);
 int co_dirty_uffd(void);
 void co_dirty_adopt_uffd(int fd);
 
-/* Before quiescing, with the program running: start tracking new regions (see dirty.c). */
+/* Before quiescing, with the program running: start tracking new regions (see dirty_wp.c). */
 void co_dirty_prepare(void);
 
 /*
@@ -86,7 +86,7 @@ struct co_mapent;
 int co_dirty_trackable(const struct co_mapent *e);
 
 /*
- * Huge pages (see dirty.c): in the snapshot's writer, once its image is
+ * Huge pages (see dirty_thp.c): in the snapshot's writer, once its image is
  * written and its copy of the program's memory dropped, the huge pages its
  * fork split in the program (pidfd) are made huge again, at nice 19 and
  * rate-limited, for 10 s at most, with process_madvise(MADV_COLLAPSE).

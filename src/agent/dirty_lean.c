@@ -1,0 +1,89 @@
+/*
+ * dirty_lean.c - lean snapshots of an incremental image (dirty.h): the long
+ * unwritten stretches of large anonymous regions are left out of the
+ * snapshot's fork (MADV_DONTFORK), with write-protection (dirty_wp.c) only.
+ */
+#include <sys/mman.h>
+#include "dirty_int.h"
+#include "sys.h"
+
+/* ---- lean snapshots ---- */
+
+static int holds_any(const struct region *r, const uint64_t *addr, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (addr[i] >= r->start && addr[i] < r->end)
+			return 1;
+	return 0;
+}
+
+/* Leave [start, end) out of the next fork, if it is long enough to matter. */
+static void lean_span(uint64_t start, uint64_t end)
+{
+	if (end - start < LEAN_MIN_SPAN || rec->nlean == MAX_LEAN)
+		return;
+	if (co_sys3(SYS_madvise, (long)start, (long)(end - start), MADV_DONTFORK) == 0)
+		rec->lean[rec->nlean++] = (struct region){ start, end };
+}
+
+/* The next of two sorted lists' ranges (from *i and *j) that starts before end, or NULL; it is passed. */
+static const struct region *next_busy(uint64_t *i, uint64_t *j, uint64_t end)
+{
+	const struct region *a = *i < rec->nwritten ? &rec->written[*i] : 0;
+	const struct region *b = *j < rec->nnolean ? &rec->nolean[*j] : 0;
+	const struct region *r = a && (!b || a->start <= b->start) ? a : b;
+	if (!r || r->start >= end)
+		return 0;
+	*(r == a ? i : j) += 1;
+	return r;
+}
+
+int lean_begin(const uint64_t *keep, int nkeep)
+{
+	if (!rec)
+		return 0;
+	rec->nlean = 0;
+	for (int i = 0; i < rec->ncand && rec->nlean < MAX_LEAN; i++) {
+		const struct region *c = &rec->cand[i], *b;
+		if (holds_any(c, keep, nkeep))
+			continue;
+		uint64_t w = first_after(rec->written, rec->nwritten, c->start);
+		uint64_t v = first_after(rec->nolean, rec->nnolean, c->start), at = c->start;
+		/* the gaps inside c between what is written (or must be copied anyway) */
+		while ((b = next_busy(&w, &v, c->end)) && rec->nlean < MAX_LEAN) {
+			if (b->start > at)
+				lean_span(at, b->start);
+			if (b->end > at)
+				at = b->end;
+		}
+		if (at < c->end)
+			lean_span(at, c->end);
+	}
+	return rec->nlean;
+}
+
+void co_dirty_lean_end(void)
+{
+	if (!rec)
+		return;
+	for (int i = 0; i < rec->nlean; i++)
+		co_sys3(SYS_madvise, (long)rec->lean[i].start, (long)(rec->lean[i].end - rec->lean[i].start),
+			MADV_DOFORK);
+	rec->nlean = 0;
+	rec->nnolean = 0; /* a pre-copy's: used once */
+}
+
+int co_dirty_lean_covers(uint64_t start, uint64_t end)
+{
+	return rec && rec->nlean && covered(rec->lean, (uint64_t)rec->nlean, start, end);
+}
+
+int co_dirty_lean_held(uint64_t addr, int *in_lean)
+{
+	*in_lean = 0;
+	if (!rec || !rec->nlean || !covered(rec->lean, (uint64_t)rec->nlean, addr, addr + 1))
+		return 0;
+	*in_lean = 1;
+	return covered(rec->held_prev, rec->nheld_prev, addr, addr + 1);
+}
+

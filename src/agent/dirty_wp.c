@@ -1,0 +1,475 @@
+/*
+ * dirty_wp.c - which pages a process wrote since its last checkpoint, by
+ * userfaultfd write-protection in asynchronous mode (Linux 6.7+).
+ *
+ * Every tracked region is registered with a userfaultfd in WP mode and
+ * write-protected; a write to a protected page is resolved inside the
+ * kernel, which just clears the page's protection bit: no message, no
+ * signal, no visible fault, and /proc/PID/maps shows the protections the
+ * program set.  At the next checkpoint one PAGEMAP_SCAN ioctl per region
+ * reports the pages whose bit is clear (PAGE_IS_WRITTEN) and protects them
+ * again (PM_SCAN_WP_MATCHING), atomically.  A page faulted in later is
+ * reported as written too, which is what an image needs.
+ *
+ * A region counts as tracked when it lies inside a region tracked at the
+ * previous collection and is still registered (see was_tracked); anything
+ * mapped or moved since is new and all its pages count as written.  The
+ * whole record lives in one private mapping that images skip; after a fork
+ * or a restart it is dropped and the next image of that process is a full
+ * one.
+ *
+ * All of this runs in the manager thread with the other threads parked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include "dirty_int.h"
+#include "sys.h"
+
+struct record *rec;
+struct held_area *held;
+int uffd = -1;
+int pm_fd = -1, maps_fd = -1;
+int smaps_fd = -1;
+static struct co_maps maps;
+static struct co_mapent ent;
+
+static int contains(const char *s, const char *w)
+{
+	size_t n = co_strlen(w);
+	for (; *s; s++)
+		if (!co_memcmp(s, w, n))
+			return 1;
+	return 0;
+}
+
+/*
+ * Private anonymous memory, readable, large: a lean snapshot may leave its
+ * unwritten stretches out of the fork.  Nothing the image writer touches
+ * itself lives in such a region except the manager's stack, which the
+ * caller excludes by address.
+ */
+static int lean_kind(const struct co_mapent *e)
+{
+	const char *p = e->path;
+	return !e->shared && (e->prot & PROT_READ) && e->end - e->start >= LEAN_MIN_REGION &&
+	       (!p[0] || co_strcmp(p, "[heap]") == 0 || co_startswith(p, "[anon:"));
+}
+
+/* Is [start, end) still registered for write-protection?  One page is enough to ask. */
+static int wp_registered(int pm, uint64_t start, uint64_t end)
+{
+	struct page_region r;
+	struct pm_scan_arg a = { .size = sizeof(a), .start = start, .end = end, .vec = (uint64_t)&r, .vec_len = 1,
+				 .max_pages = 1, .category_mask = CO_PAGE_IS_WPALLOWED,
+				 .return_mask = CO_PAGE_IS_WPALLOWED };
+	return co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a) == 1;
+}
+
+/*
+ * Were the writes to [start, end) tracked since the previous collection?
+ * It must lie inside a region tracked then, and still be registered: a
+ * part of a region that was unmapped, re-protected or cut keeps its
+ * registration, while anything mapped or moved (mremap drops it) since,
+ * even at a place that was tracked before, does not.
+ */
+static int was_tracked(int pm, uint64_t start, uint64_t end)
+{
+	return covered(rec->prev, (uint64_t)rec->nprev, start, end) && wp_registered(pm, start, end);
+}
+
+/*
+ * One PAGEMAP_SCAN walk over [start, end) for the pages with all the
+ * categories of `all` and any of `any` (PAGE_IS_*): each range found goes
+ * to fn with those of its categories (fn NULL: none), and with
+ * PM_SCAN_WP_MATCHING in flags the pages found are protected again in the
+ * same walk.  -1 when the walk fails.
+ */
+int scan(int pm, uint64_t start, uint64_t end, uint64_t flags, uint64_t all, uint64_t any,
+	 void (*fn)(const struct page_region *))
+{
+	static struct page_region out[512];
+	for (uint64_t at = start; at < end;) {
+		struct pm_scan_arg a = { .size = sizeof(a), .flags = flags, .start = at, .end = end,
+					 .vec = (uint64_t)out, .vec_len = CO_ARRAY_LEN(out), .category_mask = all,
+					 .category_anyof_mask = any, .return_mask = all | any };
+		long got = co_sys3(SYS_ioctl, pm, CO_PAGEMAP_SCAN, (long)&a);
+		if (got < 0)
+			return -1;
+		for (long i = 0; i < got && fn; i++)
+			fn(&out[i]);
+		if (a.walk_end <= at)
+			return -1;
+		at = a.walk_end;
+	}
+	return 0;
+}
+
+static void note_written(const struct page_region *r)
+{
+	if (list_add(rec->written, &rec->nwritten, MAX_WRITTEN, r->start, r->end))
+		rec->overflow = 1;
+}
+
+/*
+ * PAGEMAP_SCAN [start, end): append the written pages to rec->written
+ * (note), protecting them again in the same walk.  Without note the walk
+ * only protects again: the region counts as written whole anyway.
+ */
+static int scan_written(int pm, uint64_t start, uint64_t end, int note)
+{
+	return scan(pm, start, end, CO_PM_SCAN_WP_MATCHING, CO_PAGE_IS_WRITTEN, 0, note ? note_written : 0);
+}
+
+/* Register [start, end) for write-protection and protect all of it. */
+static int protect_new(uint64_t start, uint64_t end)
+{
+	struct uffd_register r = { { start, end - start }, CO_UFFDIO_REGISTER_MODE_WP, 0 };
+	if (co_sys3(SYS_ioctl, uffd, CO_UFFDIO_REGISTER, (long)&r) < 0)
+		return -1;
+	struct uffd_wp w = { { start, end - start }, CO_UFFDIO_WRITEPROTECT_MODE_WP };
+	return co_sys3(SYS_ioctl, uffd, CO_UFFDIO_WRITEPROTECT, (long)&w) < 0 ? -1 : 0;
+}
+
+/*
+ * The record (between two inaccessible guard pages, so that it stays a
+ * region of its own: merged with a neighbour of the program's it would be
+ * tracked and saved with it), the userfaultfd and the shared list of held
+ * pages.  0 when all three are there.
+ */
+static int tracking_init(void)
+{
+	if (!rec) {
+		long p = co_mmap(0, REC_SIZE + 2 * CO_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p < 0 && p > -4096)
+			return -1;
+		if (co_mprotect((void *)(p + CO_PAGE), REC_SIZE, PROT_READ | PROT_WRITE) < 0) {
+			co_munmap((void *)p, REC_SIZE + 2 * CO_PAGE);
+			return -1;
+		}
+		rec = (struct record *)(p + CO_PAGE);
+	}
+	if (uffd < 0 && (uffd = co_dirty_uffd_open()) < 0)
+		return -1;
+	if (!held && map_shared("cohort-agent-held", HELD_SIZE, (void **)&held))
+		return -1;
+	return 0;
+}
+
+/*
+ * Everything the tracking needs before the pause is made here, by the
+ * manager thread at the start of a checkpoint, in a descriptor table of
+ * its own: nothing it opens takes a number in the program's table (a
+ * descriptor created there while the program runs would take the lowest
+ * free number for a moment: a program thread doing close(0) then
+ * dup2(f, 0) around it would have its new fd 0 closed by us, seen with
+ * dash's `cmd <file`).  The userfaultfd comes back from the coordinator,
+ * which holds it between checkpoints (co_dirty_adopt_uffd); it is made
+ * here only the first time.
+ */
+static void setup(void)
+{
+	if (tracking_init())
+		return;
+	if (pm_fd < 0)
+		pm_fd = co_fd_high(co_proc_self_open("pagemap"));
+	if (maps_fd < 0)
+		maps_fd = co_fd_high((int)co_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0));
+	/* huge pages to be had: smaps says where, and their regions need the page hashes ("Huge pages") */
+	char thp[128];
+	if (smaps_fd < 0 && thp_class_mode() != THP_WP &&
+	    co_read_small("/sys/kernel/mm/transparent_hugepage/enabled", thp, sizeof(thp)) > 0 &&
+	    !contains(thp, "[never]")) {
+		if (hash_map() == 0)
+			smaps_fd = co_fd_high((int)co_open("/proc/self/smaps", O_RDONLY | O_CLOEXEC, 0));
+	}
+}
+
+/* /proc/self/pagemap (returned) and `maps` reading /proc/self/maps from its start. */
+static int walk_open(void)
+{
+	if (pm_fd >= 0 && maps_fd >= 0)
+		return co_maps_reread(&maps, maps_fd) < 0 ? -1 : pm_fd;
+	/* not set up: only in the pause, where no thread of the program runs */
+	int pm = co_proc_self_open("pagemap");
+	if (pm >= 0 && co_maps_open(&maps, "/proc/self/maps")) {
+		co_close(pm);
+		return -1;
+	}
+	return pm;
+}
+
+static void walk_close(int pm)
+{
+	co_maps_close(&maps);
+	if (pm != pm_fd)
+		co_close(pm);
+}
+
+/* Not the record itself, with its guard pages. */
+static int not_ours(const struct co_mapent *e)
+{
+	uint64_t self_lo = (uint64_t)rec - CO_PAGE, self_hi = (uint64_t)rec + REC_SIZE + CO_PAGE;
+	return !(e->start >= self_lo && e->end <= self_hi);
+}
+
+/* A region of the program's whose writes are tracked. */
+int tracked_kind(const struct co_mapent *e)
+{
+	return co_dirty_trackable(e) && not_ours(e);
+}
+
+/*
+ * A PROT_NONE region of the program's is registered with the userfaultfd
+ * but not write-protected (no markers).  Registered it must be: the
+ * kernel merges neighbouring regions only when their registration is
+ * the same, and a program that makes a stretch of a tracked region
+ * PROT_NONE and then accessible again expects one region back (mremap
+ * of it fails across two: tests/progs/precopy_churn.c), as it gets
+ * without the agent.  Returns 1 when e is such a region.
+ */
+static int register_only(const struct co_mapent *e)
+{
+	if (e->prot || !co_dirty_private_kind(e) || !not_ours(e))
+		return 0;
+	struct uffd_register r = { { e->start, e->end - e->start }, CO_UFFDIO_REGISTER_MODE_WP, 0 };
+	co_sys3(SYS_ioctl, uffd, CO_UFFDIO_REGISTER, (long)&r);
+	return 1;
+}
+
+/*
+ * While the program still runs, before a checkpoint quiesces it: register
+ * and write-protect every region that is not tracked yet.  Protecting a
+ * large region walks all its page tables (about 25 ms per GiB here); done
+ * in the pause, as the first checkpoint of a process used to, it lengthens
+ * the pause by as much.  Pages written between now and the pause are
+ * protected again in the pause by a walk over the written ones only.
+ */
+static void prepare(void)
+{
+	/*
+	 * Nothing is created here: co_dirty_setup opens these only once the
+	 * tracking is set up (uffd-wp, record, held lists).  Without them the
+	 * pause does this work.
+	 */
+	if (pm_fd < 0 || maps_fd < 0)
+		return;
+	int pm = walk_open();
+	if (pm < 0)
+		return;
+	classify(pm);
+	rec->npre = 0;
+	while (co_maps_next(&maps, &ent) == 1 && rec->npre < MAX_REGIONS) {
+		if (register_only(&ent) || !tracked_kind(&ent))
+			continue;
+		if (thp_region(ent.start, ent.end)) {
+			/* its huge pages are kept: not write-protected (what protection it had goes now) */
+			if (wp_registered(pm, ent.start, ent.end))
+				unprotect(ent.start, ent.end);
+			continue;
+		}
+		if (rec->gen && was_tracked(pm, ent.start, ent.end))
+			continue;
+		if (protect_new(ent.start, ent.end) == 0)
+			rec->pre[rec->npre++] = (struct region){ ent.start, ent.end };
+	}
+	walk_close(pm);
+}
+
+/* A collection; final: the one of the pause (a pre-copy's arming is not). */
+static uint64_t collect(uint64_t gen, int final)
+{
+	if (tracking_init())
+		return 0;
+	int pm = walk_open();
+	if (pm < 0)
+		return 0;
+	rec->ncur = 0;
+	rec->nold = 0;
+	rec->ncand = 0;
+	rec->nlean = 0;
+	rec->nwritten = 0;
+	rec->overflow = 0;
+	/* what the last image holds: valid only if that image was finished */
+	rec->nheld_prev = 0;
+	if (held->complete == rec->gen && rec->gen) {
+		for (int k = 0; k < CO_STREAMS; k++) {
+			uint64_t n = held->n[k];
+			if (n > MAX_HELD || rec->nheld_prev + n > MAX_WRITTEN) {
+				rec->overflow = 1;
+				break;
+			}
+			co_memcpy(&rec->held_prev[rec->nheld_prev], held->r[k], n * sizeof(struct region));
+			rec->nheld_prev += n;
+		}
+	} else {
+		rec->overflow = 1;
+	}
+	held->complete = 0;
+	for (int k = 0; k < CO_STREAMS; k++)
+		held->n[k] = 0;
+	rec->nthp = 0;
+	while (co_maps_next(&maps, &ent) == 1) {
+		if (register_only(&ent) || !tracked_kind(&ent))
+			continue;
+		if (thp_region(ent.start, ent.end)) {
+			/* huge pages kept: compared by hashes in the image writer */
+			if (wp_registered(pm, ent.start, ent.end))
+				unprotect(ent.start, ent.end);
+			if (rec->nthp < MAX_REGIONS) {
+				rec->thp[rec->nthp++] = (struct region){ ent.start, ent.end };
+				continue;
+			}
+			/* no room: write-protected after all */
+		}
+		if (rec->ncur == MAX_REGIONS) {
+			rec->overflow = 1;
+			break;
+		}
+		if (covered(rec->pre, (uint64_t)rec->npre, ent.start, ent.end) && wp_registered(pm, ent.start, ent.end)) {
+			/* protected just before the pause: new, so written whole, and tracked from here on */
+			if (scan_written(pm, ent.start, ent.end, 0) == 0) {
+				rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
+				continue;
+			}
+		} else if (rec->gen && was_tracked(pm, ent.start, ent.end)) {
+			if (scan_written(pm, ent.start, ent.end, 1) == 0) {
+				rec->old[rec->nold++] = (struct region){ ent.start, ent.end };
+				rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
+				if (lean_kind(&ent))
+					rec->cand[rec->ncand++] = (struct region){ ent.start, ent.end };
+				continue;
+			}
+		}
+		/*
+		 * New, changed, or its scan failed: all its pages count as written.
+		 * One that cannot be protected is not tracked: saved whole next time.
+		 */
+		if (protect_new(ent.start, ent.end) == 0)
+			rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
+	}
+	walk_close(pm);
+	rec->npre = 0;
+	if (final) {
+		rec->thp_fresh = 0; /* co_dirty_prepare classifies again for the next checkpoint */
+	}
+	int usable = rec->gen != 0 && !rec->overflow;
+	co_memcpy(rec->prev, rec->cur, rec->ncur * sizeof(rec->cur[0]));
+	rec->nprev = rec->ncur;
+	uint64_t base = rec->gen;
+	rec->gen = gen;
+	return usable ? base : 0;
+}
+
+static uint64_t collect_final(uint64_t gen)
+{
+	return collect(gen, 1);
+}
+
+/* ---- pre-copy of a full image ---- */
+
+static int based_on(uint64_t parent)
+{
+	return parent && rec && held && rec->gen == parent && held->complete == parent;
+}
+
+/* Arming a pre-copy: a list filled up. */
+static int arm_full;
+
+/* Pages in memory are held (the pre-copy reads them); swapped-out ones (or markers) must not be left out. */
+static void note_armed(const struct page_region *r)
+{
+	if (r->categories & CO_PAGE_IS_PRESENT)
+		arm_full |= list_add(held->r[0], &held->n[0], MAX_HELD, r->start, r->end);
+	else
+		arm_full |= list_add(rec->nolean, &rec->nnolean, MAX_WRITTEN, r->start, r->end);
+}
+
+static int precopy_arm(uint64_t id)
+{
+	if (!rec || !held || pm_fd < 0 || maps_fd < 0)
+		return -1;
+	/* a collection without an image: everything protected, tracking from here */
+	collect(id, 0);
+	if (rec->ncur == MAX_REGIONS)
+		return -1;
+	int pm = walk_open();
+	if (pm < 0)
+		return -1;
+	int r = 0;
+	rec->nnolean = 0;
+	arm_full = 0;
+	/* held: the pages in memory, which the pre-copy reads (one walk sorts them from the swapped-out ones) */
+	while (r == 0 && !arm_full && co_maps_next(&maps, &ent) == 1) {
+		if (!tracked_kind(&ent) || !covered(rec->cur, (uint64_t)rec->ncur, ent.start, ent.end))
+			continue;
+		if (!(ent.prot & PROT_READ))
+			r = list_add(rec->nolean, &rec->nnolean, MAX_WRITTEN, ent.start, ent.end);
+		else
+			r = scan(pm, ent.start, ent.end, 0, 0, CO_PAGE_IS_PRESENT | CO_PAGE_IS_SWAPPED, note_armed);
+	}
+	walk_close(pm);
+	if (r || arm_full) {
+		held->n[0] = 0;
+		rec->nnolean = 0;
+		return -1;
+	}
+	__atomic_store_n(&held->complete, id, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static int region_tracked(uint64_t start, uint64_t end)
+{
+	return rec && (covered(rec->old, (uint64_t)rec->nold, start, end) ||
+		       covered(rec->thp, (uint64_t)rec->nthp, start, end));
+}
+
+static void note_held(int stream, uint64_t addr)
+{
+	if (!held)
+		return;
+	if (held->n[stream] <= MAX_HELD &&
+	    list_add(held->r[stream], &held->n[stream], MAX_HELD, addr, addr + CO_PAGE))
+		held->n[stream] = MAX_HELD + 1; /* too many: the next image will be full */
+}
+
+void wp_image_done(uint64_t gen)
+{
+	if (held)
+		__atomic_store_n(&held->complete, gen, __ATOMIC_RELEASE);
+}
+
+/* the regions of huge pages alone are compared by hashes (dirty_thp.c) */
+static uint64_t begin_image(uint64_t parent)
+{
+	if (rec && rec->nthp && thp_class_mode() == THP_HASH)
+		hash_begin(parent);
+	else
+		hash_off();
+	return parent;
+}
+
+static int page_kept(int stream, uint64_t addr, int tracked)
+{
+	int thp = in_thp(addr);
+	if (thp && thp_class_mode() == THP_WHOLE)
+		return 0;
+	if (thp)
+		return hash_on() ? hash_kept(stream, addr, tracked) : 0;
+	note_held(stream, addr);
+	/* a page the parent's image does not hold must be saved, written or not */
+	return tracked && rec && !covered(rec->written, rec->nwritten, addr, addr + 1) &&
+	       covered(rec->held_prev, rec->nheld_prev, addr, addr + 1);
+}
+
+const struct co_dirty_ops co_dirty_wp_ops = {
+	.setup = setup,
+	.prepare = prepare,
+	.collect = collect_final,
+	.based_on = based_on,
+	.precopy_arm = precopy_arm,
+	.begin_image = begin_image,
+	.page_kept = page_kept,
+	.region_tracked = region_tracked,
+	.lean_begin = lean_begin,
+};

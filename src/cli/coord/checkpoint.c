@@ -1,0 +1,723 @@
+/*
+ * coord/checkpoint.c - one checkpoint of the group, from the request to the reply.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include "res.h"
+#include "coord.h"
+
+static int mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/*
+ * Which descriptors of member c share the open file of one of our stdio
+ * that is a regular file (see struct co_stdio_id): marked in its table
+ * entry, where its agent reads them when it writes its image.
+ */
+static uint8_t *mark_stdio_files(const struct conn *c)
+{
+	uint8_t *marks = G.table->p[c->slot].stdio_fd;
+	memset(marks, 0, CO_STDIO_FDS);
+	for (int s = 0; s < 3; s++) {
+		if (!G.table->stdio[s].valid || !G.table->stdio[s].file)
+			continue;
+		for (int fd = 0; fd < CO_STDIO_FDS; fd++)
+			if (!marks[fd] && syscall(SYS_kcmp, c->host_pid, getpid(), KCMP_FILE, fd, s) == 0)
+				marks[fd] = (uint8_t)(s + 1);
+	}
+	return marks;
+}
+
+/*
+ * The ids of each member (by table slot), read while it is parked for the
+ * checkpoint: the manifest records them (struct co_mproc), and its
+ * restorer gives it back these, not what the process wrote in its image.
+ */
+static struct co_mproc seen_creds[CO_TABLE_SLOTS];
+
+/* 0, or -1 (err filled) for a process of another uid whose ids cannot all be recorded. */
+/*
+ * A restore gives every thread of a process the ids recorded for it, so a
+ * process whose threads differ (one changed its ids with a raw system
+ * call, as glibc's setuid() would have changed all) is refused while it
+ * still runs, rather than brought back with one thread's ids changed.
+ */
+static int threads_same_creds(const struct conn *c, char *err, size_t errlen)
+{
+	int tid = co_thread_odd_creds(c->host_pid);
+	if (tid <= 0)
+		return 0; /* the same, or the process is gone: the dump will say so */
+	struct co_nsids ids = { .pid = tid };
+	co_ns_ids(tid, &ids);
+	snprintf(err, errlen,
+		 "pid %d: its thread %d runs with other uids, gids, groups or capabilities than the rest of the "
+		 "process (set by a raw system call); cohort restores one set of ids per process", c->pid, ids.pid);
+	return -1;
+}
+
+/*
+ * A process in a namespace the program made (unshare, clone with CLONE_NEW*:
+ * a sandbox, a container runtime, `unshare -T`) would come back in the
+ * group's own, its clocks, mounts or pids silently changed: refused, in
+ * the pause, while the group can still run on.
+ */
+static int own_namespaces(const struct conn *c, char *err, size_t errlen)
+{
+	const char *kind = co_ns_differs(c->host_pid, G.init_pid);
+	if (!kind)
+		return 0;
+	const char *children = strstr(kind, "_for_children");
+	if (children)
+		snprintf(err, errlen,
+			 "pid %d (%s) made a %.*s namespace for its children inside the group: cohort cannot restore "
+			 "namespaces a program creates", c->pid, comm_of(c->host_pid), (int)(children - kind), kind);
+	else
+		snprintf(err, errlen,
+			 "pid %d (%s) runs in a %s namespace of its own, made inside the group: cohort cannot restore "
+			 "namespaces a program creates", c->pid, comm_of(c->host_pid), kind);
+	return -1;
+}
+
+/*
+ * A member with a thread under seccomp is refused before any signal: in
+ * strict mode the agent's first system call in the handler would kill the
+ * process, a filter may forbid what the agent does, and the restorer
+ * cannot install filters again.
+ */
+static int under_seccomp(char *err, size_t errlen)
+{
+	for (int i = 0; i < G.nc; i++) {
+		long mode = 0;
+		int tid = G.c[i].kind == C_MEMBER ? co_thread_seccomp(G.c[i].host_pid, &mode) : 0;
+		if (tid <= 0)
+			continue;
+		struct co_nsids ids = { .pid = tid };
+		co_ns_ids(tid, &ids);
+		snprintf(err, errlen, "pid %d (%s): thread %d runs under seccomp (%s mode): cohort cannot checkpoint it",
+			 G.c[i].pid, comm_of(G.c[i].host_pid), ids.pid, mode == 1 ? "strict" : "filter");
+		return 1;
+	}
+	return 0;
+}
+
+static int record_creds(const struct conn *c, char *err, size_t errlen)
+{
+	static char buf[16384];
+	char path[64];
+	struct co_mproc *s = &seen_creds[c->slot];
+	memset(s, 0, sizeof(*s));
+	snprintf(path, sizeof(path), "/proc/%d/status", c->host_pid);
+	int n = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_creds(buf, s->uid, s->gid, s->groups, CO_MPROC_GROUPS)
+							  : -EINVAL;
+	if (n >= 0) {
+		s->creds = 1;
+		s->ngroups = (uint32_t)n;
+		s->caps = 1;
+		s->cap_inh = co_status_hex(buf, "CapInh");
+		s->cap_prm = co_status_hex(buf, "CapPrm");
+		s->cap_eff = co_status_hex(buf, "CapEff");
+		s->cap_bnd = co_status_hex(buf, "CapBnd");
+		s->cap_amb = co_status_hex(buf, "CapAmb");
+		return threads_same_creds(c, err, errlen);
+	}
+	/* ours (or root's): what its image says grants it nothing it could not take itself */
+	uid_t me = geteuid();
+	if (n == -E2BIG && !c->foreign && s->uid[0] == me && s->uid[1] == me && s->uid[2] == me && s->uid[3] == me) {
+		memset(s, 0, sizeof(*s));
+		return 0;
+	}
+	if (n == -E2BIG)
+		snprintf(err, errlen, "pid %d runs as uid %u with more than %d supplementary groups, which cohort cannot record",
+			 c->pid, s->uid[1], CO_MPROC_GROUPS);
+	else
+		snprintf(err, errlen, "pid %d: cannot read its ids from %s", c->pid, path);
+	return -1;
+}
+
+/*
+ * DUMP to member c, with its image's files attached, one per stream
+ * (proc-PID.img, then its page streams, co_stream_path), made here in the
+ * generation's directory tmp: the directory is ours alone, and a member
+ * that changed its uid could not create files there.  Every member writes
+ * through the files it is sent.  -1 (err filled) when one cannot be made.
+ */
+static int send_dump(struct conn *c, const char *tmp, unsigned flags, char *err, size_t errlen)
+{
+	char img[PATH_MAX], path[PATH_MAX];
+	int fds[CO_STREAMS], n, r = 0;
+	_Static_assert(CO_STREAMS <= CO_MSG_FDS, "DUMP carries every stream's file");
+	snprintf(img, sizeof(img), "%s/proc-%d.img", tmp, c->pid);
+	for (n = 0; n < CO_STREAMS; n++) {
+		co_stream_path(path, sizeof(path), img, n);
+		fds[n] = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fds[n] < 0) {
+			snprintf(err, errlen, "pid %d: cannot create its image %s: %s", c->pid, path, strerror(errno));
+			r = -1;
+			break;
+		}
+	}
+	/* one that cannot be sent to has hung up: the barrier finds out */
+	if (!r)
+		co_send_fds(c->fd, CO_M_DUMP, flags, 0, 0, tmp, fds, CO_STREAMS);
+	for (int k = 0; k < n; k++)
+		close(fds[k]);
+	return r;
+}
+
+/*
+ * A generation is committed only with every live process's image whole:
+ * its writer said DONE with a size, and the file is there with at least
+ * that much in it.  (An image of 0 bytes was once committed, and could
+ * not be restarted.)
+ */
+static int image_written(const char *tmp, const struct co_mproc *mp, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", tmp, mp->image);
+	if (mp->bytes == 0)
+		snprintf(err, errlen, "pid %d: its image writer reported no bytes written", mp->pid);
+	else if (stat(path, &st) < 0)
+		snprintf(err, errlen, "pid %d: its image %s is missing: %s", mp->pid, path, strerror(errno));
+	else if (st.st_size == 0)
+		snprintf(err, errlen, "pid %d: its image %s is empty", mp->pid, path);
+	else
+		return 1;
+	return 0;
+}
+
+/* Which of the group's process groups has our terminal, and its settings (tty.c). */
+static void record_terminal(struct co_manifest *m, const struct nsproc *ps, int n)
+{
+	static int hosts[CO_TABLE_SLOTS * 2], pgids[CO_TABLE_SLOTS * 2];
+	for (int i = 0; i < n; i++) {
+		hosts[i] = ps[i].host;
+		pgids[i] = ps[i].ids.pgid;
+	}
+	co_tty_record(m, hosts, pgids, n);
+}
+
+/*
+ * The pause as the program lived it: the longest any of its threads was
+ * held, from entering the checkpoint handler to running again after the
+ * release, as each thread measured it itself (agent.c, note_stop).  A
+ * thread writes its time once it runs again: wait for that, a second at
+ * most; a thread still held then counts as held since the pause began.
+ */
+static double program_pause_ms(uint64_t gen, uint64_t t_pause)
+{
+	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + 1000000000ULL, worst;
+	for (;;) {
+		int pending = 0;
+		worst = 0;
+		for (int i = 0; i < G.nc; i++) {
+			const struct conn *c = &G.c[i];
+			if (c->kind != C_MEMBER || !c->part || c->slot < 0)
+				continue;
+			struct co_pentry *e = &G.table->p[c->slot];
+			if (__atomic_load_n(&e->stop_gen, __ATOMIC_ACQUIRE) != gen)
+				continue;
+			uint32_t left = __atomic_load_n(&e->stop_left, __ATOMIC_ACQUIRE);
+			uint64_t ns = __atomic_load_n(&e->stop_ns, __ATOMIC_RELAXED);
+			pending |= left < __atomic_load_n(&e->stop_parked, __ATOMIC_RELAXED);
+			worst = ns > worst ? ns : worst;
+		}
+		if (!pending)
+			break;
+		uint64_t now = co_now_ns(CLOCK_MONOTONIC);
+		if (now > deadline) {
+			worst = now - t_pause > worst ? now - t_pause : worst;
+			break;
+		}
+		usleep(1000);
+	}
+	return (double)worst / 1e6;
+}
+
+/*
+ * The checkpoint is over: the members' connections go (a member's manager
+ * thread has gone, or goes once it has read RELEASE; a snapshot still
+ * writing has said DONE), and an ATTACH from now on is a late one.
+ */
+static void end_sessions(void)
+{
+	for (int i = G.nc - 1; i >= 0; i--)
+		if (G.c[i].kind == C_MEMBER && G.c[i].stale)
+			drop(i);
+		else if (G.c[i].kind == C_MEMBER && !G.c[i].restored)
+			hang_up(&G.c[i]);
+	G.ck_gen = G.ck_parent = 0;
+}
+
+/*
+ * One checkpoint, from the request to the reply: each phase below reads
+ * and fills this, in order (checkpoint()).  Static: a checkpoint is taken
+ * one at a time, and its tables are large.
+ */
+struct ckpt {
+	int cfd;			/* the client's connection: the reply goes there */
+	unsigned flags;			/* CO_CKPT_* */
+	const char *images;		/* IMAGES (the group's, or the request's --images) */
+	char gdir[PATH_MAX];		/* IMAGES/NAME */
+	char tmp[PATH_MAX];		/* IMAGES/NAME/.tmp-gen-N, renamed at the commit */
+	uint64_t gen, parent;		/* the generation taken; the parent of an incremental (0: full) */
+	int precopy, compress, kill_it;
+	char err[1024];			/* why it failed */
+	int released;			/* the members were sent RELEASE */
+	int precopied;			/* processes whose full image was pre-copied */
+	int incremental;
+	/* times (CLOCK_MONOTONIC): start, first park, all parked, release, commit */
+	uint64_t t0, t_park, t_quiesced, t_release, t_done;
+	uint64_t mono, boot;		/* the group's clocks while nothing of it ran */
+	struct nsproc ps[CO_TABLE_SLOTS * 2]; /* the group as the kernel saw it, all parked */
+	int nps;
+	struct co_manifest m;
+	struct co_mproc procs[CO_TABLE_SLOTS];
+	int n;				/* processes in the manifest */
+	uint64_t bytes, raw_bytes;	/* stored (compressed when it is), and before compression */
+};
+
+static int failed(struct ckpt *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The phase failed for the reason given: -1. */
+static int failed(struct ckpt *k, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(k->err, sizeof(k->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/*
+ * Prepare: the generation's number, its parent and its temporary
+ * directory.  -1 when the checkpoint cannot begin (replied already).
+ */
+static int ckpt_prepare(struct ckpt *k, int ci, unsigned flags, const char *images_override)
+{
+	memset(k, 0, sizeof(*k));
+	k->cfd = G.c[ci].fd;
+	k->flags = flags;
+	if (G.expect > 0) {
+		reply(k->cfd, 1, "group '%s' is still being restored", G.name);
+		return -1;
+	}
+	if (!nmembers()) {
+		reply(k->cfd, 1, "group '%s' has no registered process yet", G.name);
+		return -1;
+	}
+	k->images = images_override && *images_override ? images_override : G.images;
+	snprintf(k->gdir, sizeof(k->gdir), "%s/%s", k->images, G.name);
+	if (mkdir_p(k->gdir) < 0) {
+		reply(k->cfd, 1, "cannot create %s: %s", k->gdir, strerror(errno));
+		return -1;
+	}
+	k->gen = co_newest_generation(k->gdir) + 1;
+	/* an incremental needs its parent: the last generation this group committed, still there */
+	k->parent = 0;
+	if ((flags & CO_CKPT_INCREMENTAL) && G.last_committed && !strcmp(k->images, G.images) &&
+	    co_generation_usable(k->gdir, G.last_committed))
+		k->parent = G.last_committed;
+	snprintf(k->tmp, sizeof(k->tmp), "%s/.tmp-gen-%06llu", k->gdir, (unsigned long long)k->gen);
+	co_remove_tree(k->tmp);
+	if (mkdir(k->tmp, 0700) < 0) {
+		reply(k->cfd, 1, "cannot create %s: %s", k->tmp, strerror(errno));
+		return -1;
+	}
+	/* with a snapshot, a full image's memory is read while the group runs (precopy.c) */
+	k->precopy = !G.no_precopy && !(flags & (CO_CKPT_NO_PRECOPY | CO_CKPT_STOP | CO_CKPT_KILL));
+	k->compress = G.compress || (flags & CO_CKPT_COMPRESS);
+	k->kill_it = (flags & CO_CKPT_KILL) != 0;
+	progress_begin(k->cfd, flags, k->tmp);
+	return 0;
+}
+
+/* Every member takes part, from the start; none has answered yet. */
+static void ckpt_enrol(struct ckpt *k)
+{
+	G.ck_gen = k->gen;
+	G.ck_parent = k->parent;
+	for (int i = 0; i < G.nc; i++) {
+		struct conn *c = &G.c[i];
+		c->got = 0;
+		c->part = c->kind == C_MEMBER;
+		c->answered = c->kind != C_MEMBER;
+		c->prep_flags = k->precopy ? CO_PREP_PRECOPY : 0;
+		c->incr_parent = 0;
+		c->prep_ns = 0;
+		c->prepare_ns = 0;
+		c->armed = 0;
+	}
+}
+
+/*
+ * Every process of the group must now be a parked member, or a zombie.
+ * One forked just before its parent parked may still be registering
+ * (in fork, or exec'ing a new program): it joins this checkpoint.
+ * k->ps: the group, all parked.
+ */
+static int ckpt_await_late(struct ckpt *k)
+{
+	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + 10000000000ULL;
+	for (;;) {
+		k->nps = scan_group(k->ps, (int)CO_ARRAY_LEN(k->ps));
+		int late = -1;
+		for (int i = 0; i < k->nps && late < 0; i++)
+			if (k->ps[i].ids.state != 'Z' && (k->ps[i].member < 0 || !G.c[k->ps[i].member].answered))
+				late = i;
+		if (late < 0)
+			break;
+		if (co_now_ns(CLOCK_MONOTONIC) > deadline) {
+			why_absent(k->ps[late].host, k->ps[late].ids.pid, k->ps[late].member >= 0, k->err, sizeof(k->err));
+			return -1;
+		}
+		pump(20, k->gen);
+		if (barrier_more(CO_M_QUIESCED, k->gen, QUIESCE_TIMEOUT_MS, k->err, sizeof(k->err), 0))
+			return -1;
+	}
+	/* its last process ended while we waited (zombies at most are left): there is nothing to restart */
+	int live = 0;
+	for (int i = 0; i < k->nps; i++)
+		live += k->ps[i].ids.state != 'Z';
+	return live > 0 ? 0 : failed(k, "the group ended during the checkpoint");
+}
+
+/*
+ * Quiesce: every member's manager thread starts, connects (ATTACH) and
+ * gets PREPARE; with a pre-copy each arms (ARMED), its memory is read
+ * while it runs, and then it parks; every member parks (QUIESCED), and so
+ * do processes born meanwhile.  The pause starts at k->t_park.
+ */
+static int ckpt_quiesce(struct ckpt *k)
+{
+	k->t0 = co_now_ns(CLOCK_MONOTONIC);
+	int bad = settle(k->err, sizeof(k->err)) || under_seccomp(k->err, sizeof(k->err));
+	k->t0 = k->t_park = co_now_ns(CLOCK_MONOTONIC);
+	ckpt_enrol(k);
+	if (bad)
+		return -1;
+	for (int i = G.nc - 1; i >= 0; i--)
+		if (G.c[i].kind == C_MEMBER && signal_member(&G.c[i]) < 0)
+			drop(i); /* gone already */
+	if (k->precopy) {
+		if (barrier(CO_M_ARMED, k->gen, QUIESCE_TIMEOUT_MS, k->err, sizeof(k->err)))
+			return -1;
+		precopy_members(k->tmp, k->gen);
+		k->t_park = co_now_ns(CLOCK_MONOTONIC); /* the pause starts here */
+		if (getenv("COHORT_DEBUG"))
+			co_warn("checkpoint %llu: prepared and pre-copied in %.1f ms", (unsigned long long)k->gen,
+				(double)(k->t_park - k->t0) / 1e6);
+	}
+	progress_phase("snapshot", PC_NONE, 0);
+	if (barrier(CO_M_QUIESCED, k->gen, QUIESCE_TIMEOUT_MS, k->err, sizeof(k->err)))
+		return -1;
+	/* without a pre-copy each member ran on until it had PREPARE (and prepared, prep_ns below) */
+	for (int i = 0; !k->precopy && i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER && G.c[i].part && G.c[i].prepare_ns &&
+		    (k->t_park == k->t0 || G.c[i].prepare_ns < k->t_park))
+			k->t_park = G.c[i].prepare_ns;
+	return ckpt_await_late(k);
+}
+
+/*
+ * Capture: what the members share (shared.img), then each member's image
+ * through the files sent with DUMP.  Once every member has its snapshot
+ * (SNAPSHOT) the group runs again (RELEASE; with --kill it stays parked);
+ * the images are whole at DONE, and pre-copied ones are merged into full
+ * images.
+ */
+static int ckpt_capture(struct ckpt *k)
+{
+	/* nothing of the group runs now: its clocks as they stand */
+	k->mono = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)G.mono_off;
+	k->boot = co_now_ns(CLOCK_BOOTTIME) + (uint64_t)G.boot_off;
+	/* first what the members share, while nothing of theirs but the agents moves */
+	static struct co_shared_member sm[CO_TABLE_SLOTS];
+	int nsm = 0;
+	for (int i = 0; i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER && G.c[i].part) {
+			uint8_t *marks = mark_stdio_files(&G.c[i]);
+			sm[nsm++] = (struct co_shared_member){ G.c[i].pid, G.c[i].host_pid, -1, marks };
+		}
+	char serr[1024];
+	/* a pre-copy or a parent leave only what was written since: how much is not known */
+	progress_phase("writing images", PC_FILES, k->precopy || k->parent ? 0 : members_memory(0));
+	int sbad = co_shared_dump(k->tmp, sm, nsm, G.table, serr, sizeof(serr));
+	for (int i = 0; i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER && G.c[i].part &&
+		    (own_namespaces(&G.c[i], k->err, sizeof(k->err)) || record_creds(&G.c[i], k->err, sizeof(k->err)) ||
+		     send_dump(&G.c[i], k->tmp, k->flags & CO_CKPT_STOP, k->err, sizeof(k->err))))
+			return -1;
+	/* every member has a snapshot (or its whole image): the group may run again */
+	if (barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, k->err, sizeof(k->err)))
+		return -1;
+	if (sbad)
+		return failed(k, "%s", serr);
+	if (!k->kill_it) {
+		broadcast(CO_M_RELEASE, (int64_t)k->gen, NULL);
+		k->t_release = co_now_ns(CLOCK_MONOTONIC);
+		k->released = 1;
+	}
+	int bad = barrier(CO_M_DONE, 0, DUMP_TIMEOUT_MS, k->err, sizeof(k->err));
+	uint64_t t_m = co_now_ns(CLOCK_MONOTONIC);
+	if (!bad && k->precopy)
+		bad = merge_precopies(k->tmp, k->gen, &k->precopied, k->err, sizeof(k->err));
+	if (getenv("COHORT_DEBUG") && k->precopy)
+		co_warn("checkpoint %llu: images written %.1f ms after the pause began, merged in %.1f ms",
+			(unsigned long long)k->gen, (double)(t_m - k->t_park) / 1e6,
+			(double)(co_now_ns(CLOCK_MONOTONIC) - t_m) / 1e6);
+	return bad ? -1 : 0;
+}
+
+/*
+ * The manifest's entry for process ps (parked member or zombie): the tree
+ * as the namespace sees it (parents, sessions, groups), and for a live one
+ * its image, whole, and the ids it was seen with.
+ */
+static int ckpt_proc(struct ckpt *k, const struct nsproc *ps, struct co_mproc *mp)
+{
+	memset(mp, 0, sizeof(*mp));
+	mp->pid = ps->ids.pid;
+	mp->pgid = ps->ids.pgid;
+	mp->sid = ps->ids.sid;
+	mp->ppid = ps->ids.host_ppid == G.init_pid ? 1 : 0;
+	for (int i = 0; i < k->nps; i++)
+		if (k->ps[i].host == ps->ids.host_ppid)
+			mp->ppid = k->ps[i].ids.pid;
+	if (ps->ids.state == 'Z') {
+		mp->flags = CO_MP_ZOMBIE;
+		mp->exit_status = ps->ids.exit_code;
+		return 0;
+	}
+	/* its slot, as the scan found it: slots do not move (drop) */
+	const struct conn *c = ps->member >= 0 ? &G.c[ps->member] : NULL;
+	if (!c || !c->part)
+		return failed(k, "pid %d left the group during the checkpoint", mp->pid);
+	mp->bytes = c->bytes;
+	snprintf(mp->image, sizeof(mp->image), "proc-%d.img", c->pid);
+	const struct co_mproc *ids = &seen_creds[c->slot];
+	mp->creds = ids->creds;
+	mp->ngroups = ids->ngroups;
+	memcpy(mp->uid, ids->uid, sizeof(mp->uid));
+	memcpy(mp->gid, ids->gid, sizeof(mp->gid));
+	memcpy(mp->groups, ids->groups, sizeof(mp->groups));
+	mp->caps = ids->caps;
+	mp->cap_inh = ids->cap_inh;
+	mp->cap_prm = ids->cap_prm;
+	mp->cap_eff = ids->cap_eff;
+	mp->cap_bnd = ids->cap_bnd;
+	mp->cap_amb = ids->cap_amb;
+	if (!image_written(k->tmp, mp, k->err, sizeof(k->err)))
+		return -1;
+	k->bytes += c->bytes;
+	if (k->parent && c->incr_parent == k->parent) {
+		mp->flags |= CO_MP_INCREMENTAL;
+		k->m.kind = CO_GEN_INCREMENTAL;
+		k->m.parent = k->parent;
+		k->incremental = 1;
+	}
+	return 0;
+}
+
+/* With --compress: the images stored as .zst, and the bytes they take now. */
+static int ckpt_compress(struct ckpt *k)
+{
+	if (compress_images(k->tmp, k->procs, k->n, k->err, sizeof(k->err)))
+		return -1;
+	k->bytes = 0;
+	for (int i = 0; i < k->n; i++) {
+		char img[PATH_MAX];
+		if (k->procs[i].flags & CO_MP_ZOMBIE)
+			continue;
+		snprintf(img, sizeof(img), "%s/%s", k->tmp, k->procs[i].image);
+		k->procs[i].flags |= CO_MP_COMPRESSED;
+		k->procs[i].bytes = co_img_bytes(img);
+		k->bytes += k->procs[i].bytes;
+	}
+	return 0;
+}
+
+/* Finish the images: the manifest of the generation, after compressing its images if asked. */
+static int ckpt_finish_images(struct ckpt *k)
+{
+	struct co_manifest *m = &k->m;
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", G.name);
+	m->generation = k->gen;
+	m->parent = 0;
+	m->kind = CO_GEN_FULL;
+	m->created_ns = co_now_ns(CLOCK_REALTIME);
+	m->mono_ns = k->mono;
+	m->boot_ns = k->boot;
+	m->sig = (uint32_t)G.sig;
+	m->root_pid = G.root_pid;
+	snprintf(m->program, sizeof(m->program), "%s", G.program);
+	record_terminal(m, k->ps, k->nps);
+	k->bytes = 0;
+	for (k->n = 0; k->n < k->nps; k->n++)
+		if (ckpt_proc(k, &k->ps[k->n], &k->procs[k->n]))
+			return -1;
+	m->nprocs = (uint32_t)k->n;
+	k->raw_bytes = k->bytes;
+	if (k->compress && ckpt_compress(k))
+		return -1;
+	m->bytes = k->bytes;
+	if (co_write_manifest(k->tmp, m, k->procs, k->n) < 0)
+		return failed(k, "cannot write the manifest in %s: %s", k->tmp, strerror(errno));
+	return 0;
+}
+
+/* The checkpoint failed: the group runs on as it was, nothing is committed. */
+static void ckpt_abort(struct ckpt *k)
+{
+	if (!k->released)
+		broadcast(CO_M_RELEASE, (int64_t)(k->gen - 1), NULL);
+	end_sessions();
+	co_remove_tree(k->tmp);
+	reply(k->cfd, 1, "checkpoint of '%s' failed: %s", G.name, k->err);
+}
+
+/*
+ * With --kill the group ends parked: every process is killed at once, and
+ * its session stays open until it is gone.
+ */
+static void ckpt_end_group(struct ckpt *k)
+{
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < nps; i++)
+		kill(ps[i].host, SIGKILL);
+	kill(G.init_pid, SIGKILL);
+	/*
+	 * Init's end takes every process of its namespace with it, and
+	 * only once they are all gone does its pidfd say it has ended.
+	 * Only then are the members hung up on: a manager whose
+	 * connection closes lets its threads go, and a program that ran
+	 * on for that instant wrote what its restart writes again (a
+	 * line printed twice).
+	 */
+	struct pollfd gone = { G.init_pidfd, POLLIN, 0 };
+	while (poll(&gone, 1, 10000) < 0 && errno == EINTR)
+		;
+	end_sessions();
+	k->t_release = k->t_done;
+	G.killed_gen = k->gen;
+	co_gen_dir(k->gdir, k->gen, G.killed_dir, sizeof(G.killed_dir));
+}
+
+/*
+ * Commit: .tmp-gen-N becomes gen-N (store.c), then with --kill the group
+ * ends; the group's bookkeeping follows (the next incremental's parent,
+ * the background merge, pruning).
+ */
+static int ckpt_commit(struct ckpt *k)
+{
+	/* with --kill the group stays parked until it ends: a manager that is hung up on lets it go */
+	if (!k->kill_it)
+		end_sessions();
+	progress_phase("committing", PC_FILES, 0);
+	if (co_commit(k->tmp, k->gdir, k->gen, k->err, sizeof(k->err)) < 0)
+		return -1;
+	k->t_done = co_now_ns(CLOCK_MONOTONIC);
+	if (k->kill_it)
+		ckpt_end_group(k);
+	G.table->generation = k->gen;
+	G.last_committed = k->gen;
+	if (G.argv && strcmp(G.command_dir, k->gdir) && co_group_command_write(k->gdir, G.argv) == 0)
+		snprintf(G.command_dir, sizeof(G.command_dir), "%s", k->gdir);
+	if (k->incremental)
+		start_merge(k->gdir);
+	if (G.keep)
+		co_prune(k->gdir, G.keep);
+	return 0;
+}
+
+/* Reply: the generation taken, its size and the pause, in a line or in JSON. */
+static void ckpt_reply(struct ckpt *k)
+{
+	/*
+	 * The pause starts when the first process parks: each prepares first
+	 * (tracking new memory) while its program still runs, and says how long.
+	 */
+	int64_t prep = -1;
+	for (int i = 0; i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER && G.c[i].part && (prep < 0 || G.c[i].prep_ns < prep))
+			prep = G.c[i].prep_ns;
+	uint64_t t_pause = k->t_park + (prep > 0 && (uint64_t)prep < k->t_release - k->t_park ? (uint64_t)prep : 0);
+	double pause_ms = (double)(k->t_release - t_pause) / 1e6, dur_ms = (double)(k->t_done - k->t0) / 1e6;
+	char prog_pause[32] = "null", phases[512]; /* prog_pause: null for --kill (the group never ran again) */
+	if (!k->kill_it)
+		snprintf(prog_pause, sizeof(prog_pause), "%.2f", program_pause_ms(k->gen, t_pause));
+	const char *kind = k->incremental ? "incremental" : "full";
+	unsigned long long gen = k->gen, bytes = k->bytes, raw = k->raw_bytes;
+	int n = k->n;
+	if (k->flags & CO_CKPT_JSON)
+		reply(k->cfd, 0,
+		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
+		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"program_pause_ms\":%s,"
+		      "\"duration_ms\":%.2f,\"phases_ms\":%s,\"precopied\":%d,\"directory\":\"%s/gen-%06llu\","
+		      "\"killed\":%s}",
+		      G.name, gen, kind, (unsigned long long)(k->incremental ? k->parent : 0), n, bytes, raw,
+		      k->compress ? "true" : "false", pause_ms, prog_pause, dur_ms,
+		      phases_json(k->t0, k->t_done, phases, sizeof(phases)), k->precopied, k->gdir, gen,
+		      k->kill_it ? "true" : "false");
+	else if (k->compress)
+		reply(k->cfd, 0,
+		      "generation %llu of '%s' (%s): %d process%s, %llu bytes compressed from %llu, pause %.1f ms, "
+		      "duration %.1f ms%s",
+		      gen, G.name, kind, n, n == 1 ? "" : "es", bytes, raw, pause_ms, dur_ms,
+		      k->kill_it ? ", group ended" : "");
+	else
+		reply(k->cfd, 0, "generation %llu of '%s' (%s): %d process%s, %llu bytes, pause %.1f ms, duration %.1f ms%s",
+		      gen, G.name, kind, n, n == 1 ? "" : "es", bytes, pause_ms, dur_ms,
+		      k->kill_it ? ", group ended" : "");
+}
+
+/*
+ * The checkpoint a client asked for on connection ci, start to end:
+ * prepare, quiesce, capture, finish the images, commit, reply.  Any
+ * failure up to the commit (its own included) aborts it (ckpt_abort):
+ * the group runs on as it was.
+ */
+void checkpoint(int ci, unsigned flags, const char *images_override)
+{
+	static struct ckpt k;
+	if (ckpt_prepare(&k, ci, flags, images_override) < 0)
+		return;
+	int bad = ckpt_quiesce(&k);
+	k.t_quiesced = co_now_ns(CLOCK_MONOTONIC);
+	bad = bad || ckpt_capture(&k);
+	if (getenv("COHORT_DEBUG"))
+		co_warn("checkpoint %llu: quiesce %.1f ms, dump %.1f ms", (unsigned long long)k.gen,
+			(double)(k.t_quiesced - k.t0) / 1e6, (double)(co_now_ns(CLOCK_MONOTONIC) - k.t_quiesced) / 1e6);
+	bad = bad || ckpt_finish_images(&k);
+	/* requests that waited for the checkpoint are taken again (pump) */
+	for (int i = 0; i < G.nc; i++)
+		G.c[i].deferred = 0;
+	if (bad || ckpt_commit(&k) < 0) {
+		ckpt_abort(&k);
+		return;
+	}
+	ckpt_reply(&k);
+}

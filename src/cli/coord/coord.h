@@ -1,0 +1,242 @@
+/*
+ * coord.h - the coordinator of one group (src/cli/coord/), started by
+ * `cohort run` and `cohort restart`, in the foreground of the caller:
+ * its state, shared by the files of the coordinator alone.
+ *
+ * It owns the group's run directory (0700) with the control socket, the
+ * process table in shared memory (a memfd mapped by every member), the
+ * checkpoint scheduler thread, and the barriers of a checkpoint.
+ * A member has no connection while its program runs: the coordinator
+ * watches it through a pidfd (its end), and starts a checkpoint by
+ * sending it the checkpoint signal (queued, with the table's cookie); its
+ * agent's manager thread then connects (ATTACH) and gets PREPARE.  Each
+ * step waits at a barrier for every member taking part (checkpoint.c):
+ *
+ *   PREPARE  -> (pre-copy) every member arms its tracking       -> ARMED
+ *               its memory is read while it runs, then QUIESCE
+ *   PREPARE or QUIESCE -> every member parks all its threads    -> QUIESCED
+ *   DUMP     -> every member has its snapshot (or, with --stop,
+ *               its whole image)                                 -> SNAPSHOT
+ *   RELEASE  -> the group runs again (with --kill it stays parked, then ends)
+ *            -> every snapshot's writer has finished its image   -> DONE
+ *   the manifest is written, and the generation committed
+ *
+ * Any FAIL, hang-up or timeout before the commit aborts the checkpoint:
+ * the members are released, the temporary directory removed, and the
+ * group runs on.
+ * Requests are handled one at a time, so a process registers either
+ * wholly before or wholly after a checkpoint (the checkpoint lock).
+ *
+ *   setup.c       run directory, socket, table, namespaces, start of init
+ *   conn.c        connections and registration
+ *   barrier.c     the group's processes, pump, settle, the barriers
+ *   progress.c    progress of a checkpoint for the client
+ *   jobs.c        merge, compression, pre-copy: child processes
+ *   checkpoint.c  one checkpoint
+ *   status.c      status and kill
+ *   loop.c        the event loop, the scheduler thread, the outcome
+ *   run.c         the run and restart commands
+ */
+#ifndef COHORT_COORD_H
+#define COHORT_COORD_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "cli/cli.h"
+#include "cli/progress.h"
+#include "procfs.h"
+#include "proto.h"
+
+#define MAX_CONNS (CO_TABLE_SLOTS + 64)
+#define QUIESCE_TIMEOUT_MS 30000
+#define DUMP_TIMEOUT_MS 600000
+#define DEFAULT_SIG 62
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
+
+/* C_FREE: a slot of G.c no connection holds (fd, pidfd and uffd -1) */
+enum { C_FREE = 0, C_NEW, C_MEMBER, C_CLIENT };
+
+/*
+ * A connection, or a member without one (while its program runs), in a
+ * slot of G.c that stays its own until drop(): an index into G.c names
+ * the same connection for as long as it lasts, whatever is dropped
+ * meanwhile, so no caller must look one up again.
+ */
+struct conn {
+	int fd;
+	int kind;
+	int slot;
+	int pid, host_pid, ppid;
+	int restored;		/* registered from an image, waiting for the release */
+	int answered;		/* in the current barrier */
+	uint64_t agentless_ns;	/* since when it has had no agent to signal (exec'ing), or 0 */
+	int part;		/* takes part in the current checkpoint (was sent PREPARE) */
+	int deferred;		/* a request that waits until the checkpoint is over */
+	uint32_t got;		/* messages of the current checkpoint received so far (1 << type) */
+	int pidfd;		/* a member's: readable when it has ended */
+	int uffd;		/* a member's dirty-page tracking (userfaultfd), kept between its checkpoints */
+	unsigned prep_flags;	/* the PREPARE it gets when it attaches (CO_PREP_*) */
+	uint64_t signalled_ns;	/* when it was last sent the checkpoint signal */
+	uint64_t prepare_ns;	/* when it attached and was sent PREPARE */
+	int stale;		/* a member that exec'd after it parked: kept for its checkpoint's manifest only */
+	uint64_t bytes;
+	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
+	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
+	int armed;		/* ARMED: its memory is to be pre-copied (by the pre-copy child) */
+	int foreign;		/* a process of the group whose uid is not ours: members' messages only */
+};
+
+struct group {
+	const char *name;
+	char images[PATH_MAX];
+	char rundir[PATH_MAX];
+	char sock[PATH_MAX];
+	int lfd, tfd, sfd;
+	struct co_table *table;
+	int sig;
+	double interval;
+	pid_t init_pid;
+	int status_fd;		/* init writes the root process's wait status here */
+	int init_pidfd;
+	int root_pid;
+	int expect;		/* restart: processes still to come back */
+	uint64_t restored_from;
+	struct co_manifest restored; /* restart: the manifest of that generation */
+	int64_t mono_off, boot_off; /* group clock minus host clock */
+	char program[256];
+	char agent[PATH_MAX];	/* the agent library, as members map it */
+	uint64_t t_start;
+	unsigned full_every, keep, timed;
+	int compress;			/* --compress: every checkpoint's images are stored as .zst */
+	int no_precopy;			/* --no-precopy: no checkpoint pre-copies full images */
+	uint64_t last_committed;	/* parent of the next incremental (0: none yet) */
+	uint64_t killed_gen;		/* `checkpoint --kill` committed this generation and ended the group */
+	char killed_dir[PATH_MAX];	/* ... in this directory */
+	int json;			/* --json: the outcome as one JSON object when the group ends */
+	char **argv;			/* run: the command line, written beside the images (store.c) */
+	char command_dir[PATH_MAX];	/* the images directory it was last written to */
+	pid_t merge_pid;		/* background merge running, or 0 */
+	int merge_again;		/* an incremental committed while it ran */
+	struct conn c[MAX_CONNS];
+	int nc;				/* slots below nc may be in use (kind != C_FREE) */
+	uint64_t ck_gen, ck_parent;	/* the checkpoint being taken (0: none): what an ATTACH is PREPAREd for */
+};
+
+extern struct group G;
+extern struct co_msgbuf in;	/* the message being handled */
+
+/* Progress of the checkpoint being taken, for a client that asked for it (CO_CKPT_PROGRESS). */
+struct ckpt_progress {
+	int fd;			/* the client's socket; -1: nobody asked */
+	const char *phase;
+	int count;		/* where the phase's bytes done come from: PC_* */
+	char tmp[PATH_MAX];	/* the generation being written (.tmp-gen-N) */
+	pid_t job;		/* the phase's job child (run_job); 0: none */
+	uint64_t total;		/* 0: not known */
+	uint64_t next_ns;	/* no update before */
+	/* when each phase began, whether anyone watches: --json reports where the time went */
+	int nphases;
+	const char *phase_name[12];
+	uint64_t phase_ns[12];
+};
+extern struct ckpt_progress P;
+/* restart: drawn on the coordinator's terminal until every process is back */
+extern struct co_progress restore_pr;
+
+#define PROGRESS_NS 200000000ULL /* an update every 200 ms: the client redraws at most that often */
+
+/* Where the bytes done of a phase come from. */
+enum {
+	PC_NONE,	/* nowhere: the phase alone is shown */
+	PC_FILES,	/* the files written so far in .tmp-gen-N (the agents' images, shared.img) */
+	PC_PRE,		/* those in .tmp-gen-N/.pre (the pre-copies) */
+	PC_JOB_READ,	/* the bytes the phase's job child has read (compression: raw image bytes) */
+	PC_JOB_WRITE,	/* the bytes it has written (the merged images) */
+};
+
+/* A process of the group, as the kernel sees it (scan_group). */
+/* ---- the group's processes, as the kernel sees them ---- */
+
+struct nsproc {
+	int host;
+	struct co_nsids ids;
+	int member;		/* its slot in G.c (stable until dropped), or -1 */
+};
+
+/* What a job child tells the coordinator (shared memory). */
+struct job {
+	char msg[4096];
+	int nfailed;
+	int failed[MAX_CONNS]; /* pre-copy: the members it could not read */
+};
+
+/* setup.c */
+void record_caller_signals(struct co_init_cfg *cfg);
+void make_timens(int64_t mono_off, int64_t boot_off);
+void start_init(struct co_init_cfg *cfg);
+void common_setup(struct co_run_opts *o);
+
+/* conn.c */
+void drop(int i);
+void hang_up(struct conn *c);
+uint64_t group_ns_ino(void);
+void accept_conn(void);
+void on_procfd(int i);
+int on_register(int i);
+void forget_agentless(void);
+int signal_member(struct conn *c);
+void on_attach(int i);
+void keep_uffd(struct conn *c, int fd);
+void reply(int fd, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int nmembers(void);
+int member_of(int host);
+
+/* progress.c */
+void progress_tick(void);
+void progress_phase(const char *phase, int count, uint64_t total);
+void progress_begin(int fd, unsigned flags, const char *tmp);
+const char *phases_json(uint64_t start_ns, uint64_t end_ns, char *out, size_t size);
+void progress_job(pid_t pid);
+uint64_t members_memory(int precopy);
+
+/* barrier.c */
+int scan_group(struct nsproc *out, int max);
+/* The command name of process host (from /proc), or "?". */
+const char *comm_of(int host);
+void why_absent(int host, int pid, int registered, char *err, size_t errlen);
+void pump(int timeout_ms, uint64_t gen);
+int settle(char *err, size_t errlen);
+int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen, int reset);
+int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen);
+void broadcast(unsigned type, int64_t a, const char *text);
+
+/* jobs.c */
+void start_merge(const char *gdir);
+void finish_merges(void);
+void reap_merge(void);
+int run_job(const char *name, const char *what, int (*fn)(void *, struct job *), void *arg, struct job *job,
+	    uint64_t gen, char *err, size_t errlen);
+int compress_images(const char *tmp, const struct co_mproc *procs, int n, char *err, size_t errlen);
+const char *pre_dir(const char *tmp);
+void precopy_members(const char *tmp, uint64_t gen);
+int merge_precopies(const char *tmp, uint64_t gen, int *merged, char *err, size_t errlen);
+
+/* checkpoint.c */
+void checkpoint(int ci, unsigned flags, const char *images_override);
+
+/* status.c */
+void status(int ci, unsigned flags);
+void kill_group(int ci, int sig, unsigned flags);
+
+/* loop.c */
+int loop(void);
+
+/* run.c */
+int restore_failed(void);
+int restore_progress(void);
+
+#endif
