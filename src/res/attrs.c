@@ -156,10 +156,16 @@ int co_tattrs_restore(const struct co_tattrs *a, const char **what)
 {
 	if (!a->attrs)
 		return 0;
-	struct co_sched_attr s = a->sched;
+	/* only what differs is set: a thread made here starts with the restorer's (most often the same) */
+	struct co_sched_attr s = a->sched, cur;
+	co_memset(&cur, 0, sizeof(cur));
 	s.size = sizeof(s);
-	long r = co_sys3(SYS_sched_setattr, 0, (long)&s, 0);
+	long r = co_sys4(SYS_sched_getattr, 0, (long)&cur, sizeof(cur), 0);
 	*what = "its scheduling policy and priority";
+	if (r < 0 || cur.policy != s.policy || cur.flags != s.flags || cur.nice != s.nice ||
+	    cur.priority != s.priority || cur.runtime != s.runtime || cur.deadline != s.deadline ||
+	    cur.period != s.period)
+		r = co_sys3(SYS_sched_setattr, 0, (long)&s, 0);
 	if (r < 0)
 		return (int)r;
 	r = co_sys3(SYS_sched_setaffinity, 0, sizeof(a->affinity), (long)a->affinity);

@@ -874,10 +874,15 @@ static int read_all_pages(struct co_rstctx *rc)
 		pstreams[k].failed = 0;
 		pstreams[k].err[0] = 0;
 	}
-	/* each helper gets 64 KiB of the scratch area as its stack */
+	/*
+	 * Each helper gets 64 KiB at the top of the scratch area as its stack,
+	 * [top - k * 64 KiB, top - (k - 1) * 64 KiB): the stack is named by its
+	 * lowest address (it was named by its highest, and the helper's frames
+	 * overwrote what the restorer keeps above the scratch area: the end of
+	 * the last thread's record).
+	 */
 	for (int k = 1; k < n; k++)
-		if (co_spawn(&helpers[k], read_stream, &pstreams[k], rc->scratch + rc->scratch_len - (k - 1) * 65536,
-			     65536))
+		if (co_spawn(&helpers[k], read_stream, &pstreams[k], rc->scratch + rc->scratch_len - k * 65536, 65536))
 			read_stream(&pstreams[k]);
 	read_stream(&pstreams[0]);
 	for (int k = 1; k < n; k++) {
