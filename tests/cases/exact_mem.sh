@@ -104,11 +104,13 @@ GROUP_TESTS+=(fd_state)
 t_fd_state() { std fd_state 0 0.4 0.4; }
 
 # flock, POSIX record locks and OFD locks held by the same process on the
-# same ranges; a read lease kept (or the checkpoint refused, quickly)
+# same ranges; file_lease: a read lease kept (or the checkpoint refused,
+# quickly)
 ALL_TESTS+=(file_locks file_lease)
-# GROUP_TESTS: silently wrong: after the restart the flock is not held
-# (nor, it seems, the other locks; the checkpoint does not refuse them),
-# and a lease is checkpointed without a word (files.c)
+# GROUP_TESTS: silently wrong: after the restart none of the locks is held
+# (flock, POSIX write and read, OFD), and the lease is gone (F_GETLEASE
+# F_UNLCK); the checkpoint refuses neither (files.c).  It does not freeze
+# for the lease-break time.
 GROUP_TESTS+=(file_locks file_lease)
 t_file_locks() { std file_locks 0 0.4 0.4; }
 t_file_lease() { std file_locks 0 0.4 0.4 pipe lease; }
