@@ -7,6 +7,26 @@
 ALL_TESTS+=(mem_private mem_fork mem_attrs mem_many mem_guard)
 t_mem_private() { std mem_private 0 0.4 0.4; }
 
+# the same through live checkpoints (the snapshot fork faults the
+# untouched pages in, in its own copy) and an incremental one
+ALL_TESTS+=(mem_private_live)
+t_mem_private_live() {
+	prog_cmd mem_private
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "step 2 ok"
+	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
+	wait_line "$TD/run0.out" "step 6 ok"
+	ckpt_or_fail "checkpoint 2 (live, --incremental)" "$GNAME" 2 --incremental
+	wait_line "$TD/run0.out" "step 9 ok"
+	ckpt_or_fail "checkpoint 3 (--kill, --incremental)" "$GNAME" 3 --kill --incremental
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
 # shared anonymous memory between a parent and its child, and private
 # memory each writes after the fork (the other must not see it)
 t_mem_fork() { std mem_fork 0 0.4 0.4; }
