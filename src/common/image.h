@@ -237,6 +237,12 @@ enum co_vma_flags {
 	 */
 	CO_VF_DONTFORK = 16, CO_VF_WIPEONFORK = 32, CO_VF_DONTDUMP = 64, CO_VF_HUGEPAGE = 128,
 	CO_VF_NOHUGEPAGE = 256, CO_VF_SEQUENTIAL = 512, CO_VF_RANDOM = 1024,
+	/*
+	 * A shared file mapping without PROT_WRITE whose file was opened for
+	 * writing (VmFlags "mw"): mprotect can make it writable, so the
+	 * restorer opens the file read-write for it.  Older restorers ignore it.
+	 */
+	CO_VF_MAYWRITE = 2048,
 };
 #define CO_VF_ADVICE 0x7f0u
 

@@ -101,11 +101,11 @@ static int smaps_field(const char *p, size_t n, const char *key, uint64_t *out)
 	return 1;
 }
 
-/* The VmFlags a region gets from madvise(2), as smaps names them (proc(5)). */
+/* The VmFlags a region gets from madvise(2), as smaps names them (proc(5)), and "may write". */
 static const struct { char code[3]; uint32_t flag; } advice_codes[] = {
 	{ "dc", CO_VF_DONTFORK }, { "wf", CO_VF_WIPEONFORK }, { "dd", CO_VF_DONTDUMP },
 	{ "hg", CO_VF_HUGEPAGE }, { "nh", CO_VF_NOHUGEPAGE }, { "sr", CO_VF_SEQUENTIAL },
-	{ "rr", CO_VF_RANDOM },
+	{ "rr", CO_VF_RANDOM }, { "mw", CO_VF_MAYWRITE },
 };
 
 /* The advice bits of a "VmFlags: rd wr mr mw me dc" line of n bytes. */

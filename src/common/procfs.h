@@ -36,13 +36,13 @@ void co_maps_close(struct co_maps *m);
  * one region's entry (as co_maps_next) and the fields of it cohort uses:
  * Rss and AnonHugePages in KiB, whether the kernel would back it with
  * transparent huge pages (THPeligible), and the CO_VF_ADVICE bits its
- * VmFlags line shows.  Reading smaps walks the page tables of every region
+ * VmFlags line shows (and CO_VF_MAYWRITE: "mw").  Reading smaps walks the page tables of every region
  * (about 4 ms per GiB in memory here), maps does not.
  */
 struct co_smaps_info {
 	uint64_t rss_kib, anon_huge_kib;
 	int thp_eligible;
-	uint32_t advice;	/* CO_VF_ADVICE bits (image.h) */
+	uint32_t advice;	/* CO_VF_ADVICE and CO_VF_MAYWRITE bits (image.h) */
 };
 int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *si);
 
@@ -60,6 +60,7 @@ int co_stat_fields(const char *path, uint64_t *out, int first, int count);
 #define CO_PM_SWAP (1ULL << 62)
 #define CO_PM_FILE (1ULL << 61)
 #define CO_PM_UFFD_WP (1ULL << 57) /* write-protected by userfaultfd (Linux 5.13) */
+#define CO_PM_GUARD (1ULL << 58) /* a guard page, MADV_GUARD_INSTALL (Linux 6.14): reading it faults */
 #define CO_PM_SWP_FIELDS ((1ULL << 55) - 1) /* swap type (bits 0-4) and offset, or 0 unprivileged */
 
 /*

@@ -70,22 +70,29 @@ static int classify(struct co_dumpctx *d, const struct co_mapent *e, struct co_v
 	return 0;
 }
 
+/* A shared file mapping without PROT_WRITE: only smaps says whether mprotect may make it writable. */
+static int needs_maywrite(const struct co_vma *v)
+{
+	return v->kind == CO_V_FILE && (v->flags & CO_VF_SHARED) && !(v->prot & PROT_WRITE);
+}
+
 /*
- * The regions, from /proc/self/maps; from smaps when the program has set
+ * One pass over maps (smaps = 0) or smaps; sets *want_smaps when maps did
+ * not say all that is needed.  smaps is read when the program has set
  * madvise flags (agent.h), which only smaps shows.  With a snapshot this
  * runs before any lean snapshot marks stretches MADV_DONTFORK (dirty_lean.c):
  * the flags read here are the program's own.
  */
-int co_mem_collect(struct co_dumpctx *d)
+static int collect(struct co_dumpctx *d, int smaps, int *want_smaps)
 {
 	static struct co_maps m;
 	static struct co_mapent e;
-	const char *path = d->advice ? "/proc/self/smaps" : "/proc/self/maps";
+	const char *path = smaps ? "/proc/self/smaps" : "/proc/self/maps";
 	struct co_smaps_info si = { 0 };
 	int n = 0, r;
 	if (co_maps_open(&m, path))
 		return DERR(d, "pid %d: cannot read %s", d->pid, path);
-	while ((r = d->advice ? co_smaps_next(&m, &e, &si) : co_maps_next(&m, &e)) == 1) {
+	while ((r = smaps ? co_smaps_next(&m, &e, &si) : co_maps_next(&m, &e)) == 1) {
 		if (co_strcmp(e.path, "[vsyscall]") == 0 || skipped(d, e.start))
 			continue;
 		if (n == CO_MAX_VMAS) {
@@ -98,11 +105,30 @@ int co_mem_collect(struct co_dumpctx *d)
 		}
 		if (vmas[n].kind != CO_V_SPECIAL) /* the kernel's own mappings come back as this kernel makes them */
 			vmas[n].flags |= si.advice & CO_VF_ADVICE;
+		if (needs_maywrite(&vmas[n])) {
+			vmas[n].flags |= si.advice & CO_VF_MAYWRITE;
+			*want_smaps |= !smaps;
+		}
 		n++;
 	}
 	co_maps_close(&m);
 	d->nvmas = (uint32_t)n;
 	return 0;
+}
+
+/*
+ * The regions, from /proc/self/maps; from smaps when the program has set
+ * madvise flags (agent.h), or maps a file shared without PROT_WRITE,
+ * which only smaps shows.  With a snapshot this runs before any lean
+ * snapshot marks stretches MADV_DONTFORK (dirty.c): the flags read here
+ * are the program's own.
+ */
+int co_mem_collect(struct co_dumpctx *d)
+{
+	int want_smaps = 0;
+	if (collect(d, d->advice, &want_smaps))
+		return -1;
+	return want_smaps ? collect(d, 1, &want_smaps) : 0;
 }
 
 /*
@@ -248,6 +274,11 @@ static int is_volatile(struct co_dumpctx *d, const struct co_vma *v)
 	return 0;
 }
 
+static const char *vma_name(const struct co_vma *v)
+{
+	return v->path[0] ? v->path : "(anonymous)";
+}
+
 /* Shared memory is captured once for the group by the coordinator (shared.img). */
 static int has_pages(const struct co_vma *v)
 {
@@ -385,6 +416,12 @@ static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uin
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t e = s->ent[i];
 			int save;
+			/* no record says "guard here": refused, while the program still runs, rather than read (SIGSEGV) */
+			if (e & CO_PM_GUARD)
+				return co_err(s->err, sizeof(s->err),
+					      "pid %d: region %lx-%lx %s: guard page (MADV_GUARD_INSTALL) at %lx cannot be "
+					      "saved", s->d->pid, (unsigned long)v->start, (unsigned long)v->end, vma_name(v),
+					      (unsigned long)(a + i * CO_PAGE));
 			if (!have_core && (e & CO_PM_UFFD_WP) && (e & CO_PM_SWAP)) {
 				if (co_mincore((void *)a, n * CO_PAGE, s->core) < 0)
 					co_memset(s->core, 1, n);
@@ -498,10 +535,6 @@ static int plan_streams(struct co_dumpctx *d, int nstreams)
 	return 0;
 }
 
-static const char *vma_name(const struct co_vma *v)
-{
-	return v->path[0] ? v->path : "(anonymous)";
-}
 
 /*
  * Regions without PROT_READ that hold pages are made readable while they
@@ -559,6 +592,31 @@ static int snapshot_complete(struct co_dumpctx *d)
 	return r;
 }
 
+/*
+ * A private mapping of a file that cannot be opened again (deleted, a
+ * memfd, a shm object unlinked) comes back as anonymous memory, so every
+ * page of it must be in the image: also those the program never touched,
+ * which read the file's content and which the page map shows absent.  So
+ * they are faulted in, readable, first (MADV_POPULATE_READ, Linux 5.14):
+ * the page map then shows them present.  The populate stops with EFAULT
+ * at the file's end; the pages past it stay out and come back as zeros.
+ * An unreadable region is made readable for the moment.
+ */
+static void populate_deleted(struct co_dumpctx *d)
+{
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		const struct co_vma *v = &vmas[i];
+		long len = (long)(v->end - v->start);
+		if (v->kind != CO_V_DELETED)
+			continue;
+		if (!(v->prot & PROT_READ))
+			co_mprotect((void *)v->start, (uint64_t)len, (int)v->prot | PROT_READ);
+		co_sys3(SYS_madvise, (long)v->start, len, MADV_POPULATE_READ);
+		if (!(v->prot & PROT_READ))
+			co_mprotect((void *)v->start, (uint64_t)len, (int)v->prot);
+	}
+}
+
 int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 {
 	static char helper_stack[1 << 16] __attribute__((aligned(16)));
@@ -586,8 +644,9 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 	/* markers are the process's own (is_marker): the snapshot has none */
 	swap_on = d->forked ? 1 : swap_configured();
 	int ret = d->forked ? snapshot_complete(d) : 0;
-	if (!ret)
-		ret = plan_streams(d, nstreams);
+	populate_deleted(d);
+	if (!ret && plan_streams(d, nstreams))
+		ret = co_err(d->err, d->errlen, "%s", streams[0].err);
 	if (!ret)
 		ret = readable_all(d, 1);
 	if (!ret) {
@@ -742,7 +801,9 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 	}
 	case CO_V_FILE: {
 		int shared = v->flags & CO_VF_SHARED;
-		int fd = (int)co_open(v->path, (shared && (v->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY, 0);
+		/* read-write also when mprotect may make it writable later, as before the checkpoint */
+		int rw = shared && ((v->prot & PROT_WRITE) || (v->flags & CO_VF_MAYWRITE));
+		int fd = (int)co_open(v->path, rw ? O_RDWR : O_RDONLY, 0);
 		if (fd < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: region %lx-%lx: cannot open %s (errno %d%s)",
 				      rc->proc->pid, (unsigned long)v->start, (unsigned long)v->end, v->path, -fd,

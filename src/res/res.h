@@ -13,7 +13,8 @@
 #include "proto.h"
 
 #define CO_MAX_FDS 4096
-#define CO_MAX_VMAS 8192
+/* regions of one process: 32768 (35 MiB of tables in the agent and the restorer, untouched until used) */
+#define CO_MAX_VMAS 32768
 #define CO_MAX_THREADS 1024
 #define CO_MAX_TIMERS 512
 #define CO_STREAMS 2 /* page-data streams written and read in parallel */

@@ -1,0 +1,147 @@
+/*
+ * Helpers of the exactness test programs (tests/cases/exact_mem.sh):
+ * page patterns, and what /proc/self/maps, smaps and pagemap say about an
+ * address.  Each program includes it after common.h.
+ */
+#ifndef COHORT_TEST_EXACT_H
+#define COHORT_TEST_EXACT_H
+
+#include <limits.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+#define PG 4096ul
+
+/* The page pattern of (object, page, version): every 8 bytes differ. */
+static inline uint64_t x_seed(uint64_t obj, uint64_t page, uint64_t ver)
+{
+	return t_mix((obj << 48) ^ (page << 16) ^ ver);
+}
+
+static inline void x_fill(void *p, uint64_t sd)
+{
+	uint64_t *w = p;
+
+	for (size_t i = 0; i < PG / 8; i++)
+		w[i] = sd ^ (i * 0x2545f4914f6cdd1dull);
+}
+
+/* First byte offset where page p differs from the pattern sd, or -1. */
+static inline long x_diff(const void *p, uint64_t sd)
+{
+	const uint64_t *w = p;
+
+	for (size_t i = 0; i < PG / 8; i++)
+		if (w[i] != (sd ^ (i * 0x2545f4914f6cdd1dull)))
+			return (long)(i * 8);
+	return -1;
+}
+
+/* First byte offset where p is not zero, or -1. */
+static inline long x_nonzero(const void *p, size_t len)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (c[i])
+			return (long)i;
+	return -1;
+}
+
+/* One line of /proc/self/maps: the one holding addr. */
+struct x_map {
+	unsigned long start, end, off, ino;
+	unsigned int major, minor;
+	char perms[5];
+	char path[PATH_MAX];
+};
+
+static inline int x_maps_find(const void *addr, struct x_map *m)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[PATH_MAX + 128];
+	int found = 0;
+
+	CHECK(f, "open /proc/self/maps: %s", strerror(errno));
+	while (!found && fgets(line, sizeof(line), f)) {
+		int n = 0;
+
+		if (sscanf(line, "%lx-%lx %4s %lx %x:%x %lu %n", &m->start, &m->end, m->perms, &m->off,
+			   &m->major, &m->minor, &m->ino, &n) < 7)
+			continue;
+		if (m->start <= (unsigned long)addr && (unsigned long)addr < m->end) {
+			char *s = line + n;
+			s[strcspn(s, "\n")] = 0;
+			snprintf(m->path, sizeof(m->path), "%s", s);
+			found = 1;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Number of lines of /proc/self/maps. */
+static inline long x_maps_count(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	long n = 0;
+	int c;
+
+	CHECK(f, "open /proc/self/maps: %s", strerror(errno));
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Does the smaps VmFlags line of the region holding addr have code ("dd")? */
+static inline int x_vmflag(const void *addr, const char *code)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[PATH_MAX + 128];
+	int in = 0, has = -1;
+
+	CHECK(f, "open /proc/self/smaps: %s", strerror(errno));
+	while (has < 0 && fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = s <= (unsigned long)addr && (unsigned long)addr < e;
+			continue;
+		}
+		if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			char *p = line + 8;
+
+			has = 0;
+			for (char *t = strtok(p, " \n"); t; t = strtok(NULL, " \n"))
+				if (strcmp(t, code) == 0)
+					has = 1;
+		}
+	}
+	fclose(f);
+	CHECK(has >= 0, "no smaps entry holds %p", addr);
+	return has;
+}
+
+/* The /proc/self/pagemap entry of addr (bit 56: mapped by this process only). */
+static inline uint64_t x_pagemap(const void *addr)
+{
+	int fd = SYSCHK(open("/proc/self/pagemap", O_RDONLY));
+	uint64_t e = 0;
+
+	t_read_all(fd, &e, 8, (off_t)((unsigned long)addr / PG * 8));
+	close(fd);
+	return e;
+}
+#define X_PM_PRESENT (1ull << 63)
+#define X_PM_EXCLUSIVE (1ull << 56)
+
+/* Step lines: "step N ok", a pause between steps so that checkpoints fall inside. */
+static inline void x_step(int s, long ms)
+{
+	printf("step %d ok\n", s);
+	t_sleep_ms(ms);
+}
+
+#endif
