@@ -391,6 +391,43 @@ const char *co_ns_differs(int host, int ref)
 	return NULL;
 }
 
+int co_fd_lock(int host, char *kind, size_t n)
+{
+	char path[64], buf[4096];
+	int fds[4096];
+	co_fmt(path, sizeof(path), "/proc/%d/fdinfo", host);
+	int dfd = (int)co_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dfd < 0)
+		return -1;
+	int nfds = co_dir_numbers(dfd, fds, (int)(sizeof(fds) / sizeof(fds[0])));
+	co_close(dfd);
+	for (int i = 0; i < nfds; i++) {
+		co_fmt(path, sizeof(path), "/proc/%d/fdinfo/%d", host, fds[i]);
+		if (co_read_small(path, buf, sizeof(buf)) <= 0)
+			continue;
+		for (const char *p = buf; *p; p++) {
+			if ((p != buf && p[-1] != '\n') || !co_startswith(p, "lock:"))
+				continue;
+			/* "lock:\t1: FLOCK  ADVISORY  WRITE ...": the word after the number */
+			while (*p && *p != ':')
+				p++;
+			p++;
+			while (*p && *p != ':')
+				p++;
+			while (*p == ':' || *p == ' ' || *p == '\t')
+				p++;
+			size_t k = 0;
+			while (p[k] && p[k] != ' ' && k + 1 < n) {
+				kind[k] = p[k];
+				k++;
+			}
+			kind[k] = 0;
+			return fds[i];
+		}
+	}
+	return -1;
+}
+
 int (*co_proc_self_fallback)(const char *name);
 
 int co_proc_self_open(const char *name)

@@ -107,6 +107,15 @@ int co_thread_odd_creds(int host);
 int co_thread_seccomp(int host, long *mode);
 
 /*
+ * A descriptor of process host through which it holds a file lock or
+ * lease (a "lock:" line of /proc/PID/fdinfo/FD: the kernel shows there the
+ * locks this descriptor's owner holds, flock and OFD locks by the open
+ * file, POSIX locks by the process): the descriptor, the lock's kind
+ * ("FLOCK", "POSIX", "OFDLCK", "LEASE", ...) in kind; -1 when none.
+ */
+int co_fd_lock(int host, char *kind, size_t n);
+
+/*
  * The first kind of namespace ("mnt", "time_for_children", ...) in which
  * process host is not where process ref is, or NULL when it shares all of
  * ref's.  Kinds this kernel does not show are skipped.

@@ -95,3 +95,40 @@ t_many_signals() {
 		final_check 0 "$RC" "n${t% *}" "n${t% *}"
 	done
 }
+
+# locks_refused: a process holding a file lock (flock through bash's fd 9,
+# then a POSIX lock from python3's fcntl.lockf) would come back without it:
+# the checkpoint is refused in one line naming the process, the kind and the
+# descriptor, and the program runs on to the straight run's output.
+t_locks_refused() {
+	command -v flock >/dev/null || skip "flock(1) not found"
+	[ -x "$PYTHON" ] || skip "$PYTHON not found"
+	local loop='i=0; while [ $i -lt 40 ]; do echo "line $i"; i=$((i+1)); [ -e "$COHORT_TEST_TMP/go.1" ] || sleep 0.1; done; echo RESULT done'
+	local py='import fcntl, os, sys, time
+f = open(os.environ["COHORT_TEST_TMP"] + "/posix.lock", "w")
+fcntl.lockf(f, fcntl.LOCK_EX)
+for i in range(40):
+    print("line", i, flush=True)
+    if not os.path.exists(os.environ["COHORT_TEST_TMP"] + "/go.1"):
+        time.sleep(0.1)
+print("RESULT done")'
+	local g0=$GNAME kind tag cmd
+	for kind in FLOCK POSIX; do
+		if [ $kind = FLOCK ]; then
+			cmd=(/bin/bash -c "exec 9>\"\$COHORT_TEST_TMP/flock.lock\"; flock 9; $loop")
+		else
+			cmd=("$PYTHON" -c "$py")
+		fi
+		tag=l$kind
+		GNAME=$g0-$tag
+		: >"$TT/go.1"
+		straight 0 "${cmd[@]}"
+		rm -f "$TT/go.1"
+		bg_start "$tag" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${cmd[@]}"
+		wait_line "$TD/$tag.out" "line 1"
+		ckpt_refused "$tag" "a $kind lock" "pid [0-9]+ \([^)]*\) holds a $kind lock on descriptor [0-9]+ \(.*\.lock\)"
+		: >"$TT/go.1"
+		bg_wait "$tag"
+		final_check 0 "$RC" "$tag" "$tag"
+	done
+}
