@@ -10,22 +10,7 @@ t_proc_attrs() { std proc_attrs 0 0.5 0.5; }
 
 # the same through live checkpoints: the checkpoint itself (its signal,
 # the parked threads) must leave every attribute as it was
-t_proc_attrs_live() {
-	prog_cmd proc_attrs
-	straight 0 "${PCMD[@]}"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
-	wait_ready "$GNAME" run0
-	wait_line "$TD/run0.out" "step 2 ok"
-	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
-	wait_line "$TD/run0.out" "step 6 ok"
-	ckpt_or_fail "checkpoint 2 (live, --incremental)" "$GNAME" 2 --incremental
-	wait_line "$TD/run0.out" "step 10 ok"
-	ckpt_or_fail "checkpoint 3 (--kill)" "$GNAME" 3 --kill
-	bg_wait run0
-	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
-	bg_wait run1
-	final_check 0 "$RC" run1 run0 run1
-}
+t_proc_attrs_live() { steps_live_flow proc_attrs 10; }
 
 # seccomp: a thread under a seccomp filter (allowing everything) and one
 # in strict mode (which the agent's handler would kill): each checkpoint

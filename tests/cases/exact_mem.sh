@@ -8,22 +8,7 @@ t_mem_private() { std mem_private 0 0.4 0.4; }
 
 # the same through live checkpoints (the snapshot fork faults the
 # untouched pages in, in its own copy) and an incremental one
-t_mem_private_live() {
-	prog_cmd mem_private
-	straight 0 "${PCMD[@]}"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
-	wait_ready "$GNAME" run0
-	wait_line "$TD/run0.out" "step 2 ok"
-	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
-	wait_line "$TD/run0.out" "step 6 ok"
-	ckpt_or_fail "checkpoint 2 (live, --incremental)" "$GNAME" 2 --incremental
-	wait_line "$TD/run0.out" "step 9 ok"
-	ckpt_or_fail "checkpoint 3 (--kill, --incremental)" "$GNAME" 3 --kill --incremental
-	bg_wait run0
-	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
-	bg_wait run1
-	final_check 0 "$RC" run1 run0 run1
-}
+t_mem_private_live() { steps_live_flow mem_private 9 --incremental; }
 
 # shared anonymous memory between a parent and its child, and private
 # memory each writes after the fork (the other must not see it)

@@ -117,3 +117,26 @@ std_case() {
 		std "${row[@]}" ${args[@]+"${args[@]}"}
 	fi
 }
+
+# steps_live_flow PROG LAST KILL_ARGS...: PROG (printing "step N ok" lines) run
+# under cohort through a live checkpoint at step 2, a live incremental at
+# step 6, checkpoint --kill KILL_ARGS at step LAST, and a restart, whose
+# output must complete the straight run's
+steps_live_flow() {
+	local prog=$1 last=$2
+	shift 2
+	prog_cmd "$prog"
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "step 2 ok"
+	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
+	wait_line "$TD/run0.out" "step 6 ok"
+	ckpt_or_fail "checkpoint 2 (live, --incremental)" "$GNAME" 2 --incremental
+	wait_line "$TD/run0.out" "step $last ok"
+	ckpt_or_fail "checkpoint 3 (--kill $*)" "$GNAME" 3 --kill "$@"
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
