@@ -38,7 +38,7 @@ t_thp_chain() {
 # generation stores at least the pages the program wrote in its step and at
 # most 256 more (a region saved whole fails), and every generation
 # restarts.  The full is not pre-copied ("precopied": 0): huge pages are
-# not read ahead, so less than half of the memory would be, and the
+# not read ahead, so less than an eighth of the memory would be, and the
 # coordinator declines a pre-copy that would save little and cost a merge.
 t_thp_written() {
 	thp_need

@@ -211,16 +211,18 @@ const char *pre_dir(const char *tmp)
  * Memory it could not read ahead (regions of huge pages, compared by page
  * hashes, and pages written since the arming) goes into the image of the
  * pause anyway, and the merge then copies all of it a second time: with
- * less than half of the process's memory read ahead (a heap of huge
+ * less than an eighth of the process's memory read ahead (a heap of huge
  * pages: nothing), a whole image from the snapshot is the cheaper way,
- * and its pause is no longer (huge pages fork fast).
+ * and its pause is no longer (huge pages fork fast).  (Half was too much:
+ * a program rewriting its memory during the pre-copy, on a busy machine,
+ * then never had one.)
  */
 static int precopy_worth(const struct conn *c, uint64_t pages)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof(path), "/proc/%d/status", c->host_pid);
 	long anon_kib = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "RssAnon") : -1;
-	return anon_kib < 0 || pages * (CO_PAGE / 1024) * 2 >= (uint64_t)anon_kib;
+	return anon_kib < 0 || pages * (CO_PAGE / 1024) * 8 >= (uint64_t)anon_kib;
 }
 
 /* The pre-copy of every armed member (the child's copy of G), into pre_dir(tmp). */
