@@ -319,53 +319,65 @@ static int task_creds(int host, int tid, char *out, size_t size)
 }
 
 /*
- * fn(host, tid, arg) for each thread of process host until one answers
- * non-zero: that answer, 0 when none did, or -errno.  Not for the agent:
- * its stack is the program's.
+ * fn(num, arg) for each entry of /proc/PID/DIR (task, fdinfo) until one
+ * answers non-zero: that answer, 0 when none did, or -errno.  However many
+ * there are: a scan that gave up past a table's size would find nothing.
  */
-static int each_thread(int host, int (*fn)(int, int, void *), void *arg)
+static int each_entry(int pid, const char *dir, int (*fn)(int, void *), void *arg)
 {
 	char path[64];
-	int tids[16384];
-	co_fmt(path, sizeof(path), "/proc/%d/task", host);
+	co_fmt(path, sizeof(path), "/proc/%d/%s", pid, dir);
 	int dfd = (int)co_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (dfd < 0)
 		return dfd;
-	int n = co_dir_numbers(dfd, tids, (int)(sizeof(tids) / sizeof(tids[0])));
+	int r = co_dir_each(dfd, fn, arg);
 	co_close(dfd);
-	for (int i = 0, r; i < n; i++)
-		if ((r = fn(host, tids[i], arg)))
-			return r;
-	return n < 0 ? n : 0;
+	return r;
 }
 
+struct odd_creds {
+	int host;
+	char first[4096];
+};
+
 /* a thread gone meanwhile has no ids to restore */
-static int odd_creds(int host, int tid, void *first)
+static int odd_creds(int tid, void *arg)
 {
+	struct odd_creds *a = arg;
 	char other[4096];
-	return tid != host && task_creds(host, tid, other, sizeof(other)) == 0 && co_strcmp(first, other) ? tid : 0;
+	return tid != a->host && task_creds(a->host, tid, other, sizeof(other)) == 0 && co_strcmp(a->first, other)
+		       ? tid
+		       : 0;
 }
 
 int co_thread_odd_creds(int host)
 {
-	char first[4096];
-	if (task_creds(host, host, first, sizeof(first)) < 0)
+	struct odd_creds a = { .host = host };
+	if (task_creds(host, host, a.first, sizeof(a.first)) < 0)
 		return -ESRCH;
-	return each_thread(host, odd_creds, first);
+	return each_entry(host, "task", odd_creds, &a);
 }
 
-static int in_seccomp(int host, int tid, void *mode)
+struct in_seccomp {
+	int host;
+	long mode;
+};
+
+static int in_seccomp(int tid, void *arg)
 {
+	struct in_seccomp *a = arg;
 	char path[64], buf[8192];
-	co_fmt(path, sizeof(path), "/proc/%d/task/%d/status", host, tid);
-	long m = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "Seccomp") : -1;
-	*(long *)mode = m;
-	return m > 0 ? tid : 0;
+	co_fmt(path, sizeof(path), "/proc/%d/task/%d/status", a->host, tid);
+	a->mode = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "Seccomp") : -1;
+	return a->mode > 0 ? tid : 0;
 }
 
 int co_thread_seccomp(int host, long *mode)
 {
-	return each_thread(host, in_seccomp, mode);
+	struct in_seccomp a = { host, 0 };
+	int tid = each_entry(host, "task", in_seccomp, &a);
+	*mode = a.mode;
+	return tid;
 }
 
 /* The identity (device and inode) of /proc/PID/ns/KIND; 0 when it cannot be seen. */
@@ -391,41 +403,40 @@ const char *co_ns_differs(int host, int ref)
 	return NULL;
 }
 
+struct fd_lock {
+	int host;
+	char *kind;
+	size_t n;
+};
+
+/* fd + 1 when its fdinfo has a lock: line (its kind copied), else 0 */
+static int fd_lock(int fd, void *arg)
+{
+	struct fd_lock *a = arg;
+	char path[64], buf[4096];
+	co_fmt(path, sizeof(path), "/proc/%d/fdinfo/%d", a->host, fd);
+	if (co_read_small(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	const char *p = status_value(buf, "lock");
+	if (!p)
+		return 0;
+	/* "lock:\t1: FLOCK  ADVISORY  WRITE ...": the word after the number */
+	while (*p && *p != ':')
+		p++;
+	while (*p == ':' || *p == ' ' || *p == '\t')
+		p++;
+	size_t k = 0;
+	for (; p[k] && p[k] != ' ' && k + 1 < a->n; k++)
+		a->kind[k] = p[k];
+	a->kind[k] = 0;
+	return fd + 1;
+}
+
 int co_fd_lock(int host, char *kind, size_t n)
 {
-	char path[64], buf[4096];
-	int fds[4096];
-	co_fmt(path, sizeof(path), "/proc/%d/fdinfo", host);
-	int dfd = (int)co_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (dfd < 0)
-		return -1;
-	int nfds = co_dir_numbers(dfd, fds, (int)(sizeof(fds) / sizeof(fds[0])));
-	co_close(dfd);
-	for (int i = 0; i < nfds; i++) {
-		co_fmt(path, sizeof(path), "/proc/%d/fdinfo/%d", host, fds[i]);
-		if (co_read_small(path, buf, sizeof(buf)) <= 0)
-			continue;
-		for (const char *p = buf; *p; p++) {
-			if ((p != buf && p[-1] != '\n') || !co_startswith(p, "lock:"))
-				continue;
-			/* "lock:\t1: FLOCK  ADVISORY  WRITE ...": the word after the number */
-			while (*p && *p != ':')
-				p++;
-			p++;
-			while (*p && *p != ':')
-				p++;
-			while (*p == ':' || *p == ' ' || *p == '\t')
-				p++;
-			size_t k = 0;
-			while (p[k] && p[k] != ' ' && k + 1 < n) {
-				kind[k] = p[k];
-				k++;
-			}
-			kind[k] = 0;
-			return fds[i];
-		}
-	}
-	return -1;
+	struct fd_lock a = { host, kind, n };
+	int r = each_entry(host, "fdinfo", fd_lock, &a);
+	return r > 0 ? r - 1 : -1;
 }
 
 int (*co_proc_self_fallback)(const char *name);
@@ -464,13 +475,12 @@ int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags)
 	return -EIO;
 }
 
-int co_dir_numbers(int dirfd, int *out, int max)
+int co_dir_each(int dirfd, int (*fn)(int num, void *arg), void *arg)
 {
 	if (co_lseek(dirfd, 0, 0 /* SEEK_SET */) < 0)
 		return -EBADF;
 	char buf[4096];
 	long got;
-	int n = 0;
 	while ((got = co_getdents(dirfd, buf, sizeof(buf))) > 0) {
 		for (long off = 0; off < got;) {
 			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *e =
@@ -478,13 +488,35 @@ int co_dir_numbers(int dirfd, int *out, int max)
 			off += e->reclen;
 			if (e->name[0] < '0' || e->name[0] > '9')
 				continue;
-			if (n == max)
-				return -E2BIG;
-			out[n++] = (int)co_strtoul(e->name, 0, 10);
+			int r = fn((int)co_strtoul(e->name, 0, 10), arg);
+			if (r)
+				return r;
 		}
 	}
-	if (got < 0)
-		return (int)got;
+	return got < 0 ? (int)got : 0;
+}
+
+struct numbers {
+	int *out;
+	int n, max;
+};
+
+static int add_number(int num, void *arg)
+{
+	struct numbers *a = arg;
+	if (a->n == a->max)
+		return -E2BIG;
+	a->out[a->n++] = num;
+	return 0;
+}
+
+int co_dir_numbers(int dirfd, int *out, int max)
+{
+	struct numbers a = { out, 0, max };
+	int r = co_dir_each(dirfd, add_number, &a);
+	if (r)
+		return r;
+	int n = a.n;
 	for (int i = 1; i < n; i++) /* insertion sort: the kernel lists them nearly in order */
 		for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
 			int t = out[j];
@@ -501,10 +533,13 @@ char co_proc_state(int pid, long *tracer)
 	*tracer = 0;
 	if (co_read_small(path, buf, sizeof(buf)) <= 0)
 		return 0;
-	const char *v = status_value(buf, "State");
-	if (!v)
-		return 0;
 	long t = co_status_field(buf, "TracerPid");
 	*tracer = t > 0 ? t : 0;
-	return *v;
+	return co_status_state(buf);
+}
+
+char co_status_state(const char *buf)
+{
+	const char *v = status_value(buf, "State");
+	return v ? *v : 0;
 }

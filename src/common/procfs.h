@@ -70,6 +70,9 @@ int co_stat_fields(const char *path, uint64_t *out, int first, int count);
  * with it while the program is parked.
  */
 int co_dir_numbers(int dirfd, int *out, int max);
+/* fn(number, arg) for each numbered entry of an open /proc directory, in the kernel's order, until one
+ * answers non-zero: that answer, 0, or -errno.  No table, no limit. */
+int co_dir_each(int dirfd, int (*fn)(int num, void *arg), void *arg);
 
 /* pos and flags from /proc/PID/fdinfo/FD (pid 0: this process) */
 int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags);
@@ -137,6 +140,8 @@ int co_proc_self_open(const char *name);
  * process is gone.
  */
 char co_proc_state(int pid, long *tracer);
+/* The state letter of a /proc/PID/status buffer (R, S, Z, ...), or 0. */
+char co_status_state(const char *buf);
 
 /* Value of the "Key:" line of a /proc status-style buffer, or -1. */
 long co_status_field(const char *buf, const char *key);

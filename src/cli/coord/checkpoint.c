@@ -58,6 +58,14 @@ static uint8_t *mark_stdio_files(const struct conn *c)
 static struct co_mproc seen_creds[CO_TABLE_SLOTS];
 
 /* 0, or -1 (err filled) for a process of another uid whose ids cannot all be recorded. */
+/* Thread host_tid as the group sees it (for messages); host_tid itself when that cannot be read. */
+static int group_tid(int host_tid)
+{
+	struct co_nsids ids = { .pid = host_tid };
+	co_ns_ids(host_tid, &ids);
+	return ids.pid;
+}
+
 /*
  * A restore gives every thread of a process the ids recorded for it, so a
  * process whose threads differ (one changed its ids with a raw system
@@ -69,11 +77,9 @@ static int threads_same_creds(const struct conn *c, char *err, size_t errlen)
 	int tid = co_thread_odd_creds(c->host_pid);
 	if (tid <= 0)
 		return 0; /* the same, or the process is gone: the dump will say so */
-	struct co_nsids ids = { .pid = tid };
-	co_ns_ids(tid, &ids);
 	snprintf(err, errlen,
 		 "pid %d: its thread %d runs with other uids, gids, groups or capabilities than the rest of the "
-		 "process (set by a raw system call); cohort restores one set of ids per process", c->pid, ids.pid);
+		 "process (set by a raw system call); cohort restores one set of ids per process", c->pid, group_tid(tid));
 	return -1;
 }
 
@@ -113,10 +119,8 @@ static int under_seccomp(char *err, size_t errlen)
 		int tid = G.c[i].kind == C_MEMBER ? co_thread_seccomp(G.c[i].host_pid, &mode) : 0;
 		if (tid <= 0)
 			continue;
-		struct co_nsids ids = { .pid = tid };
-		co_ns_ids(tid, &ids);
 		snprintf(err, errlen, "pid %d (%s): thread %d runs under seccomp (%s mode): cohort cannot checkpoint it",
-			 G.c[i].pid, comm_of(G.c[i].host_pid), ids.pid, mode == 1 ? "strict" : "filter");
+			 G.c[i].pid, comm_of(G.c[i].host_pid), group_tid(tid), mode == 1 ? "strict" : "filter");
 		return 1;
 	}
 	return 0;

@@ -315,8 +315,8 @@ static int leader_takes(int host)
 	snprintf(path, sizeof(path), "/proc/%d/status", host);
 	if (co_read_small(path, buf, sizeof(buf)) <= 0)
 		return 0;
-	const char *st = strstr(buf, "\nState:\t");
-	return st && st[8] != 'Z' && !(co_status_hex(buf, "SigBlk") & (1ULL << (G.sig - 1)));
+	char state = co_status_state(buf);
+	return state && state != 'Z' && !(co_status_hex(buf, "SigBlk") & (1ULL << (G.sig - 1)));
 }
 
 int signal_member(struct conn *c)
