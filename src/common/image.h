@@ -165,16 +165,16 @@ struct co_thread {
 	/* Format 6: what the kernel keeps per thread besides (attrs.c); attrs 0 in older records. */
 	struct co_tattrs {
 		uint32_t attrs;		/* 1: recorded */
-		int32_t nice;		/* getpriority(PRIO_PROCESS, tid) */
 		uint32_t personality;
 		uint32_t no_new_privs;
 		int32_t pdeathsig;	/* PR_GET_PDEATHSIG */
 		uint32_t securebits;	/* PR_GET_SECUREBITS */
+		uint32_t pad;
 		uint64_t timerslack_ns;	/* PR_GET_TIMERSLACK */
 		struct co_sched_attr {	/* sched_getattr(2), as the kernel's struct sched_attr (version 1) */
 			uint32_t size, policy;
 			uint64_t flags;
-			int32_t nice;
+			int32_t nice;		/* every policy's, as getpriority would say */
 			uint32_t priority;
 			uint64_t runtime, deadline, period;
 			uint32_t util_min, util_max;

@@ -34,7 +34,6 @@
 #define SYS_sched_setattr 314
 #define SYS_sched_getattr 315
 #endif
-#define CO_PRIO_PROCESS 0
 #define CO_PERSONALITY_QUERY 0xffffffffL
 
 /* This process's oom_score_adj; -1001 (below the range) when it cannot be read. */
@@ -51,12 +50,10 @@ static int oom_score_adj(void)
 void co_tattrs_collect(struct co_tattrs *a)
 {
 	co_memset(a, 0, sizeof(*a));
-	/* the raw system call answers 20 - nice, never negative */
-	long prio = co_sys2(SYS_getpriority, CO_PRIO_PROCESS, 0);
-	if (prio < 0 || co_sys4(SYS_sched_getattr, 0, (long)&a->sched, sizeof(a->sched), 0) < 0 ||
+	/* the nice value is sched_getattr's too */
+	if (co_sys4(SYS_sched_getattr, 0, (long)&a->sched, sizeof(a->sched), 0) < 0 ||
 	    co_sys3(SYS_sched_getaffinity, 0, sizeof(a->affinity), (long)a->affinity) < 0)
 		return; /* attrs stays 0: the restorer leaves them */
-	a->nice = (int32_t)(20 - prio);
 	a->personality = (uint32_t)co_sys1(SYS_personality, CO_PERSONALITY_QUERY);
 	a->no_new_privs = (uint32_t)co_prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
 	co_prctl(PR_GET_PDEATHSIG, (long)&a->pdeathsig, 0, 0, 0);
