@@ -34,6 +34,7 @@ enum co_rec_type {
 	CO_R_END = 9,	  /* struct co_end: last record */
 	CO_R_PARENTMAP = 10, /* struct co_pagemap: pages unchanged since the parent generation (no data) */
 	CO_R_TIMER = 11,  /* struct co_timer: a POSIX timer (timer_create), after the threads */
+	CO_R_LOCK = 12,	  /* struct co_lock: a file lock the process holds through the CO_R_FD before */
 	CO_R_MANIFEST = 32, /* struct co_manifest: generation metadata */
 	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
 	CO_R_SHM = 48,	  /* struct co_shm: shared memory object (shared.img) */
@@ -203,6 +204,16 @@ enum co_fd_kind {
 	CO_FD_STDIO = 4,   /* terminal or pipe outside the group: the restart caller's stdio */
 	CO_FD_DUP = 5,	   /* shares the open file description of fd `same_as` */
 	CO_FD_SHARED = 6,  /* a group-wide object (obj says which): made once for the group (shared.img) */
+};
+
+/* A file lock held through a descriptor, as its /proc/PID/fdinfo "lock:" line shows it (format 6). */
+enum co_lock_kind { CO_LK_POSIX = 1, CO_LK_FLOCK = 2, CO_LK_OFD = 3 };
+struct co_lock {
+	int32_t fd;
+	uint32_t kind;		/* enum co_lock_kind */
+	uint32_t write;		/* 1: a write (exclusive) lock; 0: a read (shared) one */
+	uint32_t pad;
+	uint64_t start, len;	/* bytes locked; len 0: to the end of the file (flock: 0, 0) */
 };
 
 struct co_fd {

@@ -403,46 +403,6 @@ const char *co_ns_differs(int host, int ref)
 	return NULL;
 }
 
-struct fd_lock {
-	int host;
-	char *kind;
-	size_t n;
-};
-
-/* fd + 1 when its fdinfo has a lock: line (its kind copied), else 0 */
-static int fd_lock(int fd, void *arg)
-{
-	struct fd_lock *a = arg;
-	char path[64], buf[4096];
-	co_fmt(path, sizeof(path), "/proc/%d/fdinfo/%d", a->host, fd);
-	if (co_read_small(path, buf, sizeof(buf)) <= 0)
-		return 0;
-	const char *p = status_value(buf, "lock");
-	if (!p)
-		return 0;
-	/* "lock:\t1: FLOCK  ADVISORY  WRITE ...": the word after the number */
-	while (*p && *p != ':')
-		p++;
-	while (*p == ':' || *p == ' ' || *p == '\t')
-		p++;
-	size_t k = 0;
-	for (; p[k] && p[k] != ' ' && k + 1 < a->n; k++)
-		a->kind[k] = p[k];
-	a->kind[k] = 0;
-	return fd + 1;
-}
-
-int co_fd_lock(int host, char *kind, size_t n)
-{
-	/* no lock anywhere on the machine (the common case): no descriptor to look at */
-	char any[8];
-	if (co_read_small("/proc/locks", any, sizeof(any)) == 0)
-		return -1;
-	struct fd_lock a = { host, kind, n };
-	int r = each_entry(host, "fdinfo", fd_lock, &a);
-	return r > 0 ? r - 1 : -1;
-}
-
 int (*co_proc_self_fallback)(const char *name);
 
 int co_proc_self_open(const char *name)
@@ -455,28 +415,94 @@ int co_proc_self_open(const char *name)
 	return fd;
 }
 
-int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags)
+/* The next space-separated word at p: its start; *end past it. */
+static const char *word(const char *p, const char **end)
 {
-	char path[64], buf[1024];
+	while (*p == ' ' || *p == '\t')
+		p++;
+	const char *e = p;
+	while (*e && *e != ' ' && *e != '\t' && *e != '\n')
+		e++;
+	*end = e;
+	return p;
+}
+
+/*
+ * One "lock:\t1: POSIX  ADVISORY  WRITE 1234 08:01:1234 0 EOF" line (p
+ * after "lock:") into l: 0, or -ENOTSUP with the kind's name in *other.
+ */
+static int parse_lock(const char *p, int fd, struct co_lock *l, const char **other)
+{
+	static const struct { const char *name; uint32_t kind; } kinds[] = {
+		{ "POSIX", CO_LK_POSIX }, { "FLOCK", CO_LK_FLOCK }, { "OFDLCK", CO_LK_OFD },
+	};
+	static char name[16];
+	const char *e, *w = word(p, &e); /* "1:" */
+	w = word(e, &e);
+	co_memset(l, 0, sizeof(*l));
+	l->fd = fd;
+	for (unsigned i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if ((size_t)(e - w) == co_strlen(kinds[i].name) && !co_strncmp(w, kinds[i].name, (size_t)(e - w)))
+			l->kind = kinds[i].kind;
+	if (!l->kind) {
+		size_t n = (size_t)(e - w) < sizeof(name) - 1 ? (size_t)(e - w) : sizeof(name) - 1;
+		co_memcpy(name, w, n);
+		name[n] = 0;
+		*other = name;
+		return -ENOTSUP;
+	}
+	word(e, &e);		/* ADVISORY */
+	w = word(e, &e);	/* READ or WRITE */
+	l->write = *w == 'W';
+	word(e, &e);		/* pid */
+	word(e, &e);		/* device:inode */
+	w = word(e, &e);
+	l->start = co_strtoul(w, 0, 10);
+	w = word(e, &e);
+	l->len = *w == 'E' ? 0 : co_strtoul(w, 0, 10) - l->start + 1; /* "EOF": to the end */
+	return 0;
+}
+
+int co_fdinfo_locks(int pid, int fd, uint64_t *pos, uint32_t *flags, struct co_lock *locks, int max, int *nlocks,
+		    const char **other)
+{
+	char path[64], buf[4096];
 	if (pid)
 		co_fmt(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
 	else
 		co_fmt(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (co_read_small(path, buf, sizeof(buf)) <= 0)
+	long got = co_read_small(path, buf, sizeof(buf));
+	if (got <= 0)
 		return -EBADF;
 	long v = co_status_field(buf, "pos");
 	*pos = v < 0 ? 0 : (uint64_t)v;
-	/* flags are octal */
-	for (const char *p = buf; *p; p++) {
-		if (co_startswith(p, "flags:")) {
-			p += 6;
-			while (*p == ' ' || *p == '\t')
-				p++;
-			*flags = (uint32_t)co_strtoul(p, 0, 8);
-			return 0;
+	const char *f = status_value(buf, "flags");
+	if (!f)
+		return -EIO;
+	*flags = (uint32_t)co_strtoul(f, 0, 8); /* octal */
+	if (!locks)
+		return 0;
+	*nlocks = 0;
+	for (const char *p = buf; *p;) {
+		if (co_startswith(p, "lock:")) {
+			if (*nlocks == max)
+				return -E2BIG;
+			int r = parse_lock(p + 5, fd, &locks[*nlocks], other);
+			if (r)
+				return r;
+			*nlocks += 1;
 		}
+		while (*p && *p != '\n')
+			p++;
+		p += *p == '\n';
 	}
-	return -EIO;
+	/* a full buffer may have cut the list short */
+	return (size_t)got + 1 >= sizeof(buf) ? -E2BIG : 0;
+}
+
+int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags)
+{
+	return co_fdinfo_locks(pid, fd, pos, flags, NULL, 0, NULL, NULL);
 }
 
 int co_dir_each(int dirfd, int (*fn)(int num, void *arg), void *arg)

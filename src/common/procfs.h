@@ -76,6 +76,14 @@ int co_dir_each(int dirfd, int (*fn)(int num, void *arg), void *arg);
 
 /* pos and flags from /proc/PID/fdinfo/FD (pid 0: this process) */
 int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags);
+/*
+ * The same, and the locks held through it (its "lock:" lines, up to max,
+ * into locks; *nlocks how many): 0, -EBADF, -EIO, or -E2BIG with more
+ * locks than max or than the buffer holds.  Kinds other than POSIX, FLOCK
+ * and OFDLCK (leases) answer -ENOTSUP, their name in *other.
+ */
+int co_fdinfo_locks(int pid, int fd, uint64_t *pos, uint32_t *flags, struct co_lock *locks, int max, int *nlocks,
+		    const char **other);
 
 /* A process as its PID namespace sees it, read from /proc/PID/status and stat. */
 struct co_nsids {
@@ -109,14 +117,6 @@ int co_thread_odd_creds(int host);
  */
 int co_thread_seccomp(int host, long *mode);
 
-/*
- * A descriptor of process host through which it holds a file lock or
- * lease (a "lock:" line of /proc/PID/fdinfo/FD: the kernel shows there the
- * locks this descriptor's owner holds, flock and OFD locks by the open
- * file, POSIX locks by the process): the descriptor, the lock's kind
- * ("FLOCK", "POSIX", "OFDLCK", "LEASE", ...) in kind; -1 when none.
- */
-int co_fd_lock(int host, char *kind, size_t n);
 
 /*
  * The first kind of namespace ("mnt", "time_for_children", ...) in which

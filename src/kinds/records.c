@@ -15,7 +15,7 @@
 
 typedef void describe_fn(unsigned type, const void *p, uint64_t len, char *out, size_t n);
 
-static describe_fn d_head, d_proc, d_thread, d_timer, d_fd, d_vma, d_pagemap, d_bytes, d_end, d_manifest,
+static describe_fn d_head, d_proc, d_thread, d_timer, d_lock, d_fd, d_vma, d_pagemap, d_bytes, d_end, d_manifest,
 	d_mproc, d_link;
 
 static const struct rec {
@@ -35,6 +35,7 @@ static const struct rec {
 	{ CO_R_END, sizeof(struct co_end), NULL, d_end },
 	{ CO_R_PARENTMAP, offsetof(struct co_pagemap, runs), NULL, d_pagemap },
 	{ CO_R_TIMER, sizeof(struct co_timer), NULL, d_timer },
+	{ CO_R_LOCK, sizeof(struct co_lock), NULL, d_lock },
 	{ CO_R_MANIFEST, offsetof(struct co_manifest, tty_pgid), NULL, d_manifest },	/* tty: later */
 	{ CO_R_MPROC, offsetof(struct co_mproc, creds), NULL, d_mproc },		/* creds: format 5 */
 	{ CO_R_SHM, sizeof(struct co_shm), &co_shm_ops, NULL },
@@ -119,6 +120,16 @@ static void d_thread(unsigned t, const void *p, uint64_t len, char *out, size_t 
 	snprintf(out, n, "tid %d%s%s rip %lx rsp %lx fs %lx rseq %lx", th->tid, th->flags & CO_T_MANAGER ? " (agent)" : "",
 		 th->flags & CO_T_LEADER ? " (main)" : "", (unsigned long)th->ctx.rip, (unsigned long)th->ctx.rsp,
 		 (unsigned long)th->fsbase, (unsigned long)th->rseq_addr);
+}
+
+static void d_lock(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_lock *l = p;
+	static const char *const kinds[] = { "?", "POSIX", "flock", "OFD" };
+	snprintf(out, n, "fd %d %s %s lock, bytes %llu+%llu%s", l->fd, kinds[l->kind <= CO_LK_OFD ? l->kind : 0],
+		 l->write ? "write" : "read", (unsigned long long)l->start, (unsigned long long)l->len,
+		 l->len ? "" : " (to the end)");
 }
 
 static void d_timer(unsigned t, const void *p, uint64_t len, char *out, size_t n)

@@ -21,6 +21,9 @@
 
 #ifndef COHORT_RESTORER
 static struct co_fd fds[CO_MAX_FDS];
+/* the file locks held through them, in the order of fds (a lock shows on every descriptor it is held through) */
+static struct co_lock locks[CO_MAX_LOCKS];
+static int nlocks;
 static uint64_t fd_dev[CO_MAX_FDS], fd_ino[CO_MAX_FDS];
 
 static int is_skipped(struct co_dumpctx *d, int fd)
@@ -68,7 +71,16 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 	f->mode = st.st_mode;
 	struct co_fdstat cs = { st.st_mode, st.st_nlink, f->path, (st.st_mode & S_IFMT) == S_IFSOCK ? sock_domain(fd) : -1 };
 	f->obj = co_fd_classify(&cs);
-	co_fdinfo(0, fd, &f->pos, &f->flags);
+	int got = 0;
+	const char *other = "";
+	int lr = co_fdinfo_locks(0, fd, &f->pos, &f->flags, locks + nlocks, CO_MAX_LOCKS - nlocks, &got, &other);
+	if (lr == -ENOTSUP)
+		return DERR(d, "pid %d: fd %d: it holds a %s (%s), which cohort cannot restore yet", d->pid, fd,
+			    co_strcmp(other, "LEASE") ? other : "lease", f->path);
+	if (lr == -E2BIG)
+		return DERR(d, "pid %d: fd %d: more file locks than cohort can save (%d in all)", d->pid, fd,
+			    CO_MAX_LOCKS);
+	nlocks += got;
 	f->cloexec = (co_fcntl(fd, F_GETFD, 0) & FD_CLOEXEC) ? 1 : 0;
 	f->flags &= ~(uint32_t)O_CLOEXEC;
 
@@ -134,6 +146,7 @@ int co_files_collect(struct co_dumpctx *d)
 			nums[n++] = nums[i];
 	if (n > CO_MAX_FDS)
 		return DERR(d, "pid %d: more than %d descriptors", d->pid, CO_MAX_FDS);
+	nlocks = 0;
 	for (int i = 0; i < n; i++) {
 		if (describe(d, nums[i], &fds[i], i))
 			return -1;
@@ -172,6 +185,7 @@ static int dump_content(struct co_dumpctx *d, const struct co_fd *f)
 
 int co_files_dump(struct co_dumpctx *d)
 {
+	int l = 0;
 	for (uint32_t i = 0; i < d->nfds; i++) {
 		const struct co_fd *f = &fds[i];
 		size_t len = __builtin_offsetof(struct co_fd, path) + co_strlen(f->path) + 1;
@@ -179,6 +193,9 @@ int co_files_dump(struct co_dumpctx *d)
 			return DERR(d, "pid %d: writing descriptor %d failed", d->pid, f->fd);
 		if (f->kind == CO_FD_DELETED && dump_content(d, f))
 			return -1;
+		for (; l < nlocks && locks[l].fd == f->fd; l++)
+			if (co_w_rec(d->w, CO_R_LOCK, &locks[l], sizeof(locks[l])))
+				return DERR(d, "pid %d: writing a lock of descriptor %d failed", d->pid, f->fd);
 	}
 	return 0;
 }
@@ -216,6 +233,40 @@ static int reopen_deleted(struct co_rstctx *rc, const struct co_fd *f)
 	int fd = (int)co_open(path, (int)(f->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0);
 	co_unlink(path);
 	return fd;
+}
+
+/*
+ * The file locks, once the process has all its descriptors and nothing of
+ * the restorer's closes one of its files any more (closing any
+ * descriptor of a file drops the process's POSIX locks on it).  A lock
+ * another process has taken meanwhile fails the restart, naming it.
+ */
+int co_locks_restore(struct co_rstctx *rc)
+{
+	static const char *const names[] = { "", "POSIX", "flock", "OFD" };
+	for (int i = 0; i < rc->nlocks; i++) {
+		const struct co_lock *l = &rc->locks[i];
+		long r;
+		if (l->kind == CO_LK_FLOCK) {
+			r = co_sys2(SYS_flock, l->fd, (l->write ? 2 /* LOCK_EX */ : 1 /* LOCK_SH */) | 4 /* LOCK_NB */);
+		} else if (l->kind == CO_LK_POSIX || l->kind == CO_LK_OFD) {
+			/* the kernel's struct flock */
+			struct { short type, whence; long start, len; int pid; } fl = {
+				l->write ? 1 /* F_WRLCK */ : 0 /* F_RDLCK */, 0 /* SEEK_SET */, (long)l->start, (long)l->len, 0
+			};
+			r = co_fcntl(l->fd, l->kind == CO_LK_OFD ? 37 /* F_OFD_SETLK */ : F_SETLK, (long)&fl);
+		} else {
+			return co_err(rc->err, rc->errlen, "pid %d: fd %d: unknown lock kind %u in image", rc->proc->pid,
+				      l->fd, l->kind);
+		}
+		if (r < 0)
+			return co_err(rc->err, rc->errlen,
+				      "pid %d: fd %d: cannot take its %s %s lock on bytes %lu+%lu back (errno %ld%s)",
+				      rc->proc->pid, l->fd, names[l->kind], l->write ? "write" : "read",
+				      (unsigned long)l->start, (unsigned long)l->len, -r,
+				      r == -EAGAIN || r == -EWOULDBLOCK ? ": another process holds the file locked" : "");
+	}
+	return 0;
 }
 
 int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)

@@ -13,6 +13,7 @@
 #include "proto.h"
 
 #define CO_MAX_FDS 4096
+#define CO_MAX_LOCKS 1024
 /* regions of one process: 32768 (35 MiB of tables in the agent and the restorer, untouched until used) */
 #define CO_MAX_VMAS 32768
 #define CO_MAX_THREADS 1024
@@ -81,6 +82,8 @@ struct co_rstctx {
 	int nvmas;
 	struct co_timer *timers;
 	int ntimers;
+	struct co_lock *locks;	/* file locks held through its descriptors */
+	int nlocks;
 	int stdio[3];		/* the restart caller's stdio, kept on high numbers */
 	int fd_base;		/* the restorer's own descriptors live at and above this */
 	uint64_t zone, zone_len;	/* the restorer's own memory */
@@ -148,6 +151,8 @@ int co_timers_restore(struct co_rstctx *rc);
 int co_files_collect(struct co_dumpctx *d);
 int co_files_dump(struct co_dumpctx *d);
 int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
+/* the locks read with the descriptors (CO_R_LOCK), taken again once nothing closes a file of the process */
+int co_locks_restore(struct co_rstctx *rc);
 
 /* mem.c: the address space */
 int co_mem_collect(struct co_dumpctx *d);

@@ -133,6 +133,7 @@ static void read_metadata(uint64_t *next)
 	rc.threads = zalloc(next, sizeof(struct co_thread) * CO_MAX_THREADS);
 	rc.vmas = zalloc(next, sizeof(struct co_vma) * CO_MAX_VMAS);
 	rc.timers = zalloc(next, sizeof(struct co_timer) * CO_MAX_TIMERS);
+	rc.locks = zalloc(next, sizeof(struct co_lock) * CO_MAX_LOCKS);
 	for (;;) {
 		int e = co_r_next(&reader);
 		if (e <= 0)
@@ -147,6 +148,11 @@ static void read_metadata(uint64_t *next)
 			if (rc.ntimers == CO_MAX_TIMERS)
 				die("too many timers in image");
 			if (co_r_payload(&reader, &rc.timers[rc.ntimers++], sizeof(struct co_timer)))
+				die(reader.err);
+		} else if (t == CO_R_LOCK) {
+			if (rc.nlocks == CO_MAX_LOCKS)
+				die("too many file locks in image");
+			if (co_r_payload(&reader, &rc.locks[rc.nlocks++], sizeof(struct co_lock)))
 				die(reader.err);
 		} else if (t == CO_R_FD) {
 			static struct co_fd f;
@@ -500,6 +506,9 @@ static void restore_self(void)
 	for (int i = 0; i < 3; i++)
 		rc.own_fds[rc.nown_fds++] = rc.stdio[i];
 	rc.own_fds[rc.nown_fds++] = imgfd_high;
+	stage = "taking its file locks again";
+	if (co_locks_restore(&rc))
+		die(err);
 	stage = "restoring its threads";
 	if (co_threads_restore(&rc))
 		die(err);

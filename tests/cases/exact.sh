@@ -81,39 +81,78 @@ t_many_signals() {
 	done
 }
 
-# locks_refused: a process holding a file lock (flock through bash's fd 9,
-# then a POSIX lock from python3's fcntl.lockf) would come back without it:
-# the checkpoint is refused in one line naming the process, the kind and the
-# descriptor, and the program runs on to the straight run's output.
-t_locks_refused() {
+# locks_kept: a process holding a file lock (flock through bash's fd 9,
+# then a POSIX lock from python3's fcntl.lockf) comes back holding it:
+# after checkpoint --kill and restart, while the program waits for go.1,
+# flock(1) -n and a python3 lockf(LOCK_NB) from outside the group must find
+# the file locked; then the program's output must be the straight run's.
+# lease_refused: a read lease is not restored yet: the checkpoint is
+# refused in one line naming the descriptor, and the program runs on.
+locks_loop='echo line 0; echo line 1; while [ ! -e "$COHORT_TEST_TMP/go.1" ]; do sleep 0.05; done; echo line 2; echo RESULT done'
+locks_py='import fcntl, os, sys, time
+tmp = os.environ["COHORT_TEST_TMP"]
+f = open(tmp + "/posix.lock", "w")
+if sys.argv[1] == "posix":
+    fcntl.lockf(f, fcntl.LOCK_EX)
+else:
+    f.close()
+    f = open(tmp + "/posix.lock")
+    fcntl.fcntl(f, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+print("line 0\nline 1", flush=True)
+while not os.path.exists(tmp + "/go.1"):
+    time.sleep(0.05)
+print("line 2\nRESULT done")'
+# locks_cmd KIND: the program holding a KIND lock, in LCMD
+locks_cmd() {
+	case $1 in
+	FLOCK) LCMD=(/bin/bash -c "exec 9>\"\$COHORT_TEST_TMP/flock.lock\"; flock 9; $locks_loop") ;;
+	POSIX) LCMD=("$PYTHON" -c "$locks_py" posix) ;;
+	LEASE) LCMD=("$PYTHON" -c "$locks_py" lease) ;;
+	esac
+}
+# locked KIND: whether the KIND lock is held by someone (tried from outside, without waiting)
+locked() {
+	if [ "$1" = FLOCK ]; then
+		! flock -n "$TT/flock.lock" true
+	else
+		! "$PYTHON" -c 'import fcntl, sys; fcntl.lockf(open(sys.argv[1], "r+"), fcntl.LOCK_EX | fcntl.LOCK_NB)' \
+			"$TT/posix.lock" 2>/dev/null
+	fi
+}
+t_locks_kept() {
 	command -v flock >/dev/null || skip "flock(1) not found"
 	[ -x "$PYTHON" ] || skip "$PYTHON not found"
-	local loop='i=0; while [ $i -lt 40 ]; do echo "line $i"; i=$((i+1)); [ -e "$COHORT_TEST_TMP/go.1" ] || sleep 0.1; done; echo RESULT done'
-	local py='import fcntl, os, sys, time
-f = open(os.environ["COHORT_TEST_TMP"] + "/posix.lock", "w")
-fcntl.lockf(f, fcntl.LOCK_EX)
-for i in range(40):
-    print("line", i, flush=True)
-    if not os.path.exists(os.environ["COHORT_TEST_TMP"] + "/go.1"):
-        time.sleep(0.1)
-print("RESULT done")'
-	local g0=$GNAME kind tag cmd
+	local g0=$GNAME kind
 	for kind in FLOCK POSIX; do
-		if [ $kind = FLOCK ]; then
-			cmd=(/bin/bash -c "exec 9>\"\$COHORT_TEST_TMP/flock.lock\"; flock 9; $loop")
-		else
-			cmd=("$PYTHON" -c "$py")
-		fi
-		tag=l$kind
-		GNAME=$g0-$tag
+		locks_cmd $kind
+		GNAME=$g0-$kind
 		: >"$TT/go.1"
-		straight 0 "${cmd[@]}"
+		straight 0 "${LCMD[@]}"
 		rm -f "$TT/go.1"
-		bg_start "$tag" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${cmd[@]}"
-		wait_line "$TD/$tag.out" "line 1"
-		ckpt_refused "$tag" "a $kind lock" "pid [0-9]+ \([^)]*\) holds a $kind lock on descriptor [0-9]+ \(.*\.lock\)"
+		bg_start "k$kind" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${LCMD[@]}"
+		wait_line "$TD/k$kind.out" "line 1"
+		locked $kind || fail "the $kind lock is not held before the checkpoint"
+		ckpt_or_fail "checkpoint ($kind, --kill)" "$GNAME" 1 --kill
+		bg_wait "k$kind"
+		locked $kind && fail "the $kind lock is still held after checkpoint --kill"
+		bg_start "r$kind" "$COHORT" restart "$GNAME" --images "$IMG"
+		wait_ready "$GNAME" "r$kind"
+		locked $kind || fail "the restarted program does not hold its $kind lock"
 		: >"$TT/go.1"
-		bg_wait "$tag"
-		final_check 0 "$RC" "$tag" "$tag"
+		bg_wait "r$kind"
+		final_check 0 "$RC" "r$kind" "k$kind" "r$kind"
 	done
+}
+t_lease_refused() {
+	[ -x "$PYTHON" ] || skip "$PYTHON not found"
+	locks_cmd LEASE
+	: >"$TT/go.1"
+	straight 0 "${LCMD[@]}"
+	rm -f "$TT/go.1"
+	bg_start lease "$COHORT" run --name "$GNAME" --images "$IMG" -- "${LCMD[@]}"
+	wait_line "$TD/lease.out" "line 1"
+	ckpt_refused lease "a lease" "pid [0-9]+: fd [0-9]+: it holds a lease \(.*posix\.lock\), which cohort cannot restore yet" --kill
+	: >"$TT/go.1"
+	bg_wait lease
+	final_check 0 "$RC" lease lease
 }

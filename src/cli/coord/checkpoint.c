@@ -126,26 +126,6 @@ static int under_seccomp(char *err, size_t errlen)
 	return 0;
 }
 
-/*
- * A process holding a file lock or lease would come back without it
- * (nothing restores them yet), and another could then take it: refused,
- * in the pause, naming the descriptor.
- */
-static int holds_locks(const struct conn *c, char *err, size_t errlen)
-{
-	char kind[16], path[64], file[PATH_MAX];
-	int fd = co_fd_lock(c->host_pid, kind, sizeof(kind));
-	if (fd < 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", c->host_pid, fd);
-	ssize_t n = readlink(path, file, sizeof(file) - 1);
-	file[n > 0 ? n : 0] = 0;
-	snprintf(err, errlen, "pid %d (%s) holds a %s%s on descriptor %d (%s): cohort cannot restore file locks yet",
-		 c->pid, comm_of(c->host_pid), strcmp(kind, "LEASE") ? kind : "lease", strcmp(kind, "LEASE") ? " lock" : "",
-		 fd, file);
-	return -1;
-}
-
 static int record_creds(const struct conn *c, char *err, size_t errlen)
 {
 	static char buf[16384];
@@ -490,8 +470,7 @@ static int ckpt_capture(struct ckpt *k)
 	int sbad = co_shared_dump(k->tmp, sm, nsm, G.table, serr, sizeof(serr));
 	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part &&
-		    (own_namespaces(&G.c[i], k->err, sizeof(k->err)) || holds_locks(&G.c[i], k->err, sizeof(k->err)) ||
-		     record_creds(&G.c[i], k->err, sizeof(k->err)) ||
+		    (own_namespaces(&G.c[i], k->err, sizeof(k->err)) || record_creds(&G.c[i], k->err, sizeof(k->err)) ||
 		     send_dump(&G.c[i], k->tmp, k->flags & CO_CKPT_STOP, k->err, sizeof(k->err))))
 			return -1;
 	/* every member has a snapshot (or its whole image): the group may run again */
