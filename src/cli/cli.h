@@ -185,6 +185,12 @@ struct co_shared_member {
 	int agent_fd;		/* the agent's control socket: not the program's */
 	const uint8_t *stdio_marks; /* its descriptors that share a file stdio (co_stdio_slot) */
 };
+/*
+ * What the members share, into DIR/shared.img.  0; -1 (err filled); or
+ * CO_BUSY (err filled): a member is in the middle of something a restart
+ * could not carry on (co_proc_text), and the checkpoint may try again.
+ */
+#define CO_BUSY (-2)
 int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, const struct co_table *t,
 		   char *err, size_t errlen);
 /* In init: put files back, create the objects, return the plan's descriptor. */

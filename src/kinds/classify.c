@@ -50,6 +50,36 @@ uint32_t co_fd_classify(const struct co_fdstat *s)
 	return CO_OBJ_OTHER;
 }
 
+/* "digits", "self" or "thread-self": a /proc directory of a process or thread */
+static const char *proc_dir_end(const char *p)
+{
+	if (co_startswith(p, "self/"))
+		return p + 4;
+	if (co_startswith(p, "thread-self/"))
+		return p + 11;
+	const char *q = p;
+	while (*q >= '0' && *q <= '9')
+		q++;
+	return q > p && *q == '/' ? q : 0;
+}
+
+int co_proc_text(const char *link)
+{
+	if (!co_startswith(link, "/proc/"))
+		return 0;
+	const char *q = proc_dir_end(link + 6);
+	if (q && co_startswith(q, "/task/"))
+		q = proc_dir_end(q + 6);
+	if (!q)
+		return 0;
+	/* read at an offset that is an address, or the same before and after a restart */
+	static const char *const steady[] = { "/mem", "/pagemap", "/cmdline", "/environ", "/auxv" };
+	for (unsigned i = 0; i < sizeof(steady) / sizeof(steady[0]); i++)
+		if (co_strcmp(q, steady[i]) == 0)
+			return 0;
+	return 1;
+}
+
 int co_obj_group_wide(uint32_t kind)
 {
 	switch (kind) {

@@ -23,6 +23,16 @@ struct co_fdstat {
 /* The kind (enum co_obj_kind, image.h) of a descriptor; CO_OBJ_OTHER when cohort has no name for it. */
 uint32_t co_fd_classify(const struct co_fdstat *s);
 
+/*
+ * 1 when link names a file under a process's /proc directory
+ * (/proc/PID/..., self, thread-self, task/TID) whose text the kernel makes
+ * when it is read and which a checkpoint changes (maps, smaps, status:
+ * the agent's memory and threads are in them, the restorer's are not):
+ * one read part-way at the pause would go on in other text after the
+ * restart.  The caller checks that the file is on procfs.
+ */
+int co_proc_text(const char *link);
+
 /* Kinds whose objects the coordinator captures once for the whole group (shared.img). */
 int co_obj_group_wide(uint32_t kind);
 

@@ -10,12 +10,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/kcmp.h>
+#include <linux/magic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "cli/cli.h"
@@ -91,9 +93,32 @@ static int identity(int i)
 	return i;
 }
 
-/* Every descriptor of member m that refers to an object the engine captures. */
-static void collect_fds(const struct co_shared_member *m, const struct co_table *t, const char *skip_dir)
+/*
+ * A file under a process's /proc directory that member m's descriptor r
+ * has read part-way (co_proc_text): its next read after a restart would
+ * go on in other text (a line cut, a region never seen), so the
+ * checkpoint waits until it is read through or closed (CO_BUSY: the
+ * coordinator tries again).  Opened only for writing, or at its start, it
+ * comes back as it is.
+ */
+static int proc_read_midway(struct co_ref *r, const char *fdlink, char *err, size_t errlen)
 {
+	struct statfs fs;
+	uint64_t pos = 0;
+	uint32_t flags = 0;
+	if (!co_proc_text(r->path) || statfs(fdlink, &fs) < 0 || fs.f_type != PROC_SUPER_MAGIC ||
+	    co_fdinfo(r->host, r->fd, &pos, &flags) < 0 || pos == 0 || (flags & O_ACCMODE) == O_WRONLY)
+		return 0;
+	snprintf(err, errlen, "pid %d: fd %d (%s) was being read, up to byte %llu: the rest would be "
+		 "other text after a restart", r->pid, r->fd, r->path, (unsigned long long)pos);
+	return CO_BUSY;
+}
+
+/* Every descriptor of member m that refers to an object the engine captures; CO_BUSY (err filled) */
+static int collect_fds(const struct co_shared_member *m, const struct co_table *t, const char *skip_dir,
+		       char *err, size_t errlen)
+{
+	int busy = 0;
 	size_t skip_len = strlen(skip_dir);
 	char dpath[64];
 	snprintf(dpath, sizeof(dpath), "/proc/%d/fd", m->host_pid);
@@ -117,6 +142,8 @@ static void collect_fds(const struct co_shared_member *m, const struct co_table 
 			continue;
 		r->pid = m->pid;
 		r->host = m->host_pid;
+		if (S_ISREG(st.st_mode) && !busy && (busy = proc_read_midway(r, p, err, errlen)))
+			continue;
 		struct co_fdstat cs = { st.st_mode, st.st_nlink, r->path, S_ISSOCK(st.st_mode) ? sock_domain(r) : -1 };
 		r->kind = co_fd_classify(&cs);
 		if (!co_kind_ops(r->kind))
@@ -129,6 +156,7 @@ static void collect_fds(const struct co_shared_member *m, const struct co_table 
 	}
 	if (d)
 		closedir(d);
+	return busy;
 }
 
 /* The object refs[first], then one link per holder. */
@@ -189,9 +217,14 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 	co_w_head(&w, CO_KIND_SHARED);
 	struct co_kdump d = { .w = &w, .dir = dir, .refs = refs, .err = err, .errlen = errlen };
 	nrefs = 0;
-	for (int i = 0; i < n; i++)
-		collect_fds(&m[i], t, dir);
+	int busy = 0;
+	for (int i = 0; i < n && !busy; i++)
+		busy = collect_fds(&m[i], t, dir, err, errlen);
 	d.nrefs = nrefs;
+	if (busy) {
+		close(fd);
+		return CO_BUSY;
+	}
 	if (dump_objects(&d) < 0 || co_shm_dump_mappings(&d, m, n) < 0)
 		goto fail;
 	struct co_end end = { w.seq + 1, 0 };

@@ -49,6 +49,9 @@ names = list(ph)
 assert names[0] == "preparing" and names[-1] == "committing", "phases %r" % (names,)
 assert "snapshot" in names, "no snapshot phase in %r" % (names,)
 assert all(isinstance(v, (int, float)) and v >= 0 for v in ph.values()), "phases_ms %r" % (ph,)
+# pauses taken: more than one only when a process was caught reading a /proc file half-way
+t = d.get("tries")
+assert isinstance(t, int) and 1 <= t <= 9, "tries %r" % (t,)
 assert sum(ph.values()) <= d["duration_ms"] + 1, "phases add up to %.2f ms, the duration is %.2f" % (sum(ph.values()), d["duration_ms"])
 EOF
 }

@@ -290,10 +290,12 @@ struct ckpt {
 	int precopy, compress, kill_it;
 	char err[1024];			/* why it failed */
 	int released;			/* the members were sent RELEASE */
+	int busy;			/* a member was caught part-way through something (CO_BUSY) */
+	int tries;			/* pauses it took (ckpt_again) */
 	int precopied;			/* processes whose full image was pre-copied */
 	int incremental;
-	/* times (CLOCK_MONOTONIC): start, first park, all parked, release, commit */
-	uint64_t t0, t_park, t_quiesced, t_release, t_done;
+	/* times (CLOCK_MONOTONIC): the request, this try's start, first park, all parked, release, commit */
+	uint64_t t_start, t0, t_park, t_quiesced, t_release, t_done;
 	uint64_t mono, boot;		/* the group's clocks while nothing of it ran */
 	struct nsproc ps[CO_TABLE_SLOTS * 2]; /* the group as the kernel saw it, all parked */
 	int nps;
@@ -323,6 +325,8 @@ static int ckpt_prepare(struct ckpt *k, int ci, unsigned flags, const char *imag
 	memset(k, 0, sizeof(*k));
 	k->cfd = G.c[ci].fd;
 	k->flags = flags;
+	k->t_start = co_now_ns(CLOCK_MONOTONIC);
+	k->tries = 1;
 	if (G.expect > 0) {
 		reply(k->cfd, 1, "group '%s' is still being restored", G.name);
 		return -1;
@@ -468,6 +472,10 @@ static int ckpt_capture(struct ckpt *k)
 	/* a pre-copy or a parent leave only what was written since: how much is not known */
 	progress_phase("writing images", PC_FILES, k->precopy || k->parent ? 0 : members_memory(0));
 	int sbad = co_shared_dump(k->tmp, sm, nsm, G.table, serr, sizeof(serr));
+	if (sbad == CO_BUSY) {
+		k->busy = 1;
+		return failed(k, "%s", serr);
+	}
 	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part &&
 		    (own_namespaces(&G.c[i], k->err, sizeof(k->err)) || record_creds(&G.c[i], k->err, sizeof(k->err)) ||
@@ -603,6 +611,33 @@ static void ckpt_abort(struct ckpt *k)
 }
 
 /*
+ * The pause found a member part-way through something a restart could
+ * not carry on (CO_BUSY: a /proc file read half-way): the group runs on a
+ * moment, 4 ms after the first try and twice as long after each next one
+ * (about a second in all), and the checkpoint begins again in an empty
+ * directory.  -1 (err filled) when that directory cannot be made.
+ */
+#define BUSY_TRIES 8
+static int ckpt_again(struct ckpt *k, int tries)
+{
+	broadcast(CO_M_RELEASE, (int64_t)(k->gen - 1), NULL);
+	end_sessions();
+	co_remove_tree(k->tmp);
+	if (mkdir(k->tmp, 0700) < 0)
+		return failed(k, "cannot create %s: %s", k->tmp, strerror(errno));
+	if (getenv("COHORT_DEBUG"))
+		co_warn("checkpoint %llu: try %d: %s", (unsigned long long)k->gen, tries + 1, k->err);
+	struct timespec ts = { 0, (4L << tries) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	k->busy = 0;
+	k->err[0] = 0;
+	k->tries++;
+	progress_begin(k->cfd, k->flags, k->tmp); /* phases_ms: those of the last try */
+	return 0;
+}
+
+/*
  * With --kill the group ends parked: every process is killed at once, and
  * its session stays open until it is gone.
  */
@@ -669,7 +704,7 @@ static void ckpt_reply(struct ckpt *k)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part && (prep < 0 || G.c[i].prep_ns < prep))
 			prep = G.c[i].prep_ns;
 	uint64_t t_pause = k->t_park + (prep > 0 && (uint64_t)prep < k->t_release - k->t_park ? (uint64_t)prep : 0);
-	double pause_ms = (double)(k->t_release - t_pause) / 1e6, dur_ms = (double)(k->t_done - k->t0) / 1e6;
+	double pause_ms = (double)(k->t_release - t_pause) / 1e6, dur_ms = (double)(k->t_done - k->t_start) / 1e6;
 	char prog_pause[32] = "null", phases[512]; /* prog_pause: null for --kill (the group never ran again) */
 	if (!k->kill_it)
 		snprintf(prog_pause, sizeof(prog_pause), "%.2f", program_pause_ms(k->gen, t_pause));
@@ -681,11 +716,11 @@ static void ckpt_reply(struct ckpt *k)
 		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
 		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"program_pause_ms\":%s,"
 		      "\"duration_ms\":%.2f,\"phases_ms\":%s,\"precopied\":%d,\"directory\":\"%s/gen-%06llu\","
-		      "\"killed\":%s}",
+		      "\"killed\":%s,\"tries\":%d}",
 		      G.name, gen, kind, (unsigned long long)(k->incremental ? k->parent : 0), n, bytes, raw,
 		      k->compress ? "true" : "false", pause_ms, prog_pause, dur_ms,
 		      phases_json(k->t0, k->t_done, phases, sizeof(phases)), k->precopied, k->gdir, gen,
-		      k->kill_it ? "true" : "false");
+		      k->kill_it ? "true" : "false", k->tries);
 	else if (k->compress)
 		reply(k->cfd, 0,
 		      "generation %llu of '%s' (%s): %d process%s, %llu bytes compressed from %llu, pause %.1f ms, "
@@ -709,9 +744,14 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 	static struct ckpt k;
 	if (ckpt_prepare(&k, ci, flags, images_override) < 0)
 		return;
-	int bad = ckpt_quiesce(&k);
-	k.t_quiesced = co_now_ns(CLOCK_MONOTONIC);
-	bad = bad || ckpt_capture(&k);
+	int bad;
+	for (int tries = 0;; tries++) {
+		bad = ckpt_quiesce(&k);
+		k.t_quiesced = co_now_ns(CLOCK_MONOTONIC);
+		bad = bad || ckpt_capture(&k);
+		if (!bad || !k.busy || tries == BUSY_TRIES || ckpt_again(&k, tries) < 0)
+			break;
+	}
 	if (getenv("COHORT_DEBUG"))
 		co_warn("checkpoint %llu: quiesce %.1f ms, dump %.1f ms", (unsigned long long)k.gen,
 			(double)(k.t_quiesced - k.t0) / 1e6, (double)(co_now_ns(CLOCK_MONOTONIC) - k.t_quiesced) / 1e6);
