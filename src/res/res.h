@@ -40,6 +40,7 @@ struct co_dumpctx {
 	uint64_t page_bytes;			/* page data written */
 	uint64_t parent;			/* incremental against this generation; 0: a full image */
 	uint32_t nfds, nvmas;
+	const struct co_vma *vmas;		/* the regions (mem.c), whose pages pages.c writes */
 	int nstreams;
 	int ppid, pgid, sid;			/* read by the process itself (a snapshot child has others) */
 	char comm[16];				/* likewise: a snapshot child renames itself */
@@ -167,5 +168,6 @@ void co_mem_fork_begin(struct co_dumpctx *d);
 void co_mem_fork_end(struct co_dumpctx *d);
 int co_mem_check(struct co_rstctx *rc);		/* before anything is destroyed */
 int co_mem_restore(struct co_rstctx *rc);	/* maps regions and reads pages */
+int co_pages_restore(struct co_rstctx *rc);	/* pages.c: every page stream read into place */
 
 #endif

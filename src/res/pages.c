@@ -1,0 +1,632 @@
+/*
+ * pages.c - the pages of the address space.  Dump: the regions mem.c
+ * listed are split between CO_STREAMS streams written in parallel, each
+ * page that cannot be had again from elsewhere (see mem.c) written from
+ * where it is, runs of pages in a page map record followed by their data.
+ * Restore: the streams read in parallel straight into the regions mem.c
+ * has mapped again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include "agent/dirty.h"
+#include "procfs.h"
+#include "res.h"
+#include "helper.h"
+#include "sys.h"
+#include "util.h"
+
+#ifndef COHORT_RESTORER
+/*
+ * Page data goes out in CO_STREAMS streams written in parallel (the image
+ * file and proc-PID.p1.img), each with its own writer, run collector and
+ * bounce buffer.  The regions are split between them by page count, one
+ * region at most being cut in two.
+ */
+struct stream {
+	struct co_dumpctx *d;
+	struct co_writer *w;
+	int pmfd;
+	int vol;			/* pages of the agent's own memory: bounce them */
+	int drop;			/* a snapshot's copy of the program's memory: drop what is written */
+	uint64_t drop_from;		/* up to where it is dropped */
+	uint64_t bytes;
+	int failed;
+	uint32_t nranges;
+	struct { uint32_t vma; uint64_t lo, hi; } ranges[CO_MAX_VMAS / 2 + 2];
+	struct co_pagemap pm;
+	struct co_pagemap kept;		/* incremental: pages whose data the parent image holds */
+	uint64_t ent[8192];		/* pagemap entries of one window */
+	unsigned char core[8192];	/* mincore of one window */
+	char bounce[65536];
+	char err[256];
+};
+
+static struct stream streams[CO_STREAMS];
+#define WINDOW 8192 /* pages looked at per pagemap read */
+static uint64_t vma_pages[CO_MAX_VMAS];	/* pages of each region the image holds (plan_streams) */
+static int swap_on;			/* the system has swap: see is_marker */
+
+/* Is swap configured (a line after the header of /proc/swaps)?  When unsure, yes. */
+static int swap_configured(void)
+{
+	char buf[512];
+	long n = co_read_small("/proc/swaps", buf, sizeof(buf));
+	if (n <= 0)
+		return 1;
+	for (long i = 0; i < n - 1; i++)
+		if (buf[i] == '\n')
+			return 1;
+	return 0;
+}
+
+/*
+ * Is pagemap entry e, which looks swapped out, the uffd-wp marker the
+ * tracking (dirty_wp.c) leaves on a page never touched in a write-protected
+ * region?  A marker holds nothing of the program's: in anonymous memory a
+ * read maps the zero page there, in a file mapping the file's page, which
+ * the restore maps again (the caller saves a deleted file's).  Saved, each
+ * would be a page of zeros in the image for every page the program has
+ * reserved and not used (a GiB for Node: thread stacks, V8's heap).  Only
+ * the process itself has markers, the snapshot fork drops them: this is
+ * for --stop.  Privileged, the swap type shows (31: a marker).  Otherwise
+ * a marker cannot be told from a swapped-out page, except on a system
+ * without swap; a page being migrated looks swapped out too, but mincore
+ * (incore) says it is in memory, which a marker never is.
+ */
+static int is_marker(uint64_t e, int incore)
+{
+	if ((e & (CO_PM_SWAP | CO_PM_UFFD_WP)) != (CO_PM_SWAP | CO_PM_UFFD_WP))
+		return 0;
+	uint64_t swp = e & CO_PM_SWP_FIELDS;
+	if (swp)
+		return (swp & 0x1f) == 0x1f;
+	return !incore && !swap_on;
+}
+
+/*
+ * The agent's own memory (its statics, the writer's buffer, the manager's
+ * stack) changes while it is being written: such pages go through a bounce
+ * buffer so that what is hashed is what is written.  The program's memory
+ * is frozen and goes straight from where it is.
+ */
+static int is_volatile(struct co_dumpctx *d, const struct co_vma *v)
+{
+	for (int i = 0; i < d->nvol; i++)
+		if (d->vol[i] >= v->start && d->vol[i] < v->end)
+			return 1;
+	return 0;
+}
+
+static const char *vma_name(const struct co_vma *v)
+{
+	return v->path[0] ? v->path : "(anonymous)";
+}
+
+/* Shared memory is captured once for the group by the coordinator (shared.img). */
+static int has_pages(const struct co_vma *v)
+{
+	return v->kind != CO_V_SPECIAL && v->kind != CO_V_SHANON &&
+	       !(v->kind == CO_V_FILE && (v->flags & CO_VF_SHARED));
+}
+
+/* Write the collected runs: a page map record, then their pages, page-aligned. */
+static int flush_runs(struct stream *s)
+{
+	struct co_pagemap *pm = &s->pm;
+	if (!pm->nruns && !s->d->parent)
+		return 0;
+	size_t len = __builtin_offsetof(struct co_pagemap, runs) + pm->nruns * sizeof(struct co_run);
+	co_w_rec(s->w, CO_R_PAGEMAP, pm, len);
+	co_w_begin(s->w, CO_R_PAGEDATA, pm->npages * CO_PAGE, pm->npages != 0); /* no padding for nothing */
+	for (uint32_t i = 0; i < pm->nruns; i++) {
+		uint64_t addr = pm->runs[i].addr, n = pm->runs[i].npages * CO_PAGE;
+		if (!s->vol) {
+			co_w_put(s->w, (void *)addr, n);
+			continue;
+		}
+		for (uint64_t done = 0; done < n; done += sizeof(s->bounce)) {
+			uint64_t k = n - done < sizeof(s->bounce) ? n - done : sizeof(s->bounce);
+			co_memcpy(s->bounce, (void *)(addr + done), k);
+			co_w_put(s->w, s->bounce, k);
+		}
+	}
+	co_w_end(s->w);
+	s->bytes += pm->npages * CO_PAGE;
+	pm->nruns = 0;
+	pm->npages = 0;
+	return s->w->err ? co_err(s->err, sizeof(s->err), "pid %d: writing page data failed (errno %d)",
+				  s->d->pid, -s->w->err) : 0;
+}
+
+/* Write the collected runs of unchanged pages: a parent map record, no data. */
+static int flush_kept(struct stream *s)
+{
+	struct co_pagemap *pm = &s->kept;
+	size_t len = __builtin_offsetof(struct co_pagemap, runs) + pm->nruns * sizeof(struct co_run);
+	co_w_rec(s->w, CO_R_PARENTMAP, pm, len);
+	pm->nruns = 0;
+	pm->npages = 0;
+	return s->w->err ? co_err(s->err, sizeof(s->err), "pid %d: writing the parent map failed (errno %d)",
+				  s->d->pid, -s->w->err) : 0;
+}
+
+static int add_run(struct co_pagemap *pm, uint64_t addr)
+{
+	struct co_run *last = pm->nruns ? &pm->runs[pm->nruns - 1] : 0;
+	if (last && last->addr + last->npages * CO_PAGE == addr) {
+		last->npages++;
+	} else {
+		if (pm->nruns == CO_MAX_RUNS)
+			return 1;
+		pm->runs[pm->nruns].addr = addr;
+		pm->runs[pm->nruns].npages = 1;
+		pm->nruns++;
+	}
+	pm->npages++;
+	return 0;
+}
+
+/*
+ * Write what is collected.  An incremental image goes in batches, each a
+ * parent map, a page map and its data (any of them may be empty), covering
+ * one stretch of addresses: the merge reads both lists of a batch before
+ * its data and walks them in address order.
+ */
+static int flush_batch(struct stream *s)
+{
+	if (!s->d->parent)
+		return flush_runs(s);
+	if (!s->kept.nruns && !s->pm.nruns)
+		return 0;
+	return flush_kept(s) || flush_runs(s);
+}
+
+/*
+ * A snapshot child holds the program's memory copy-on-write: every page the
+ * running program writes while the snapshot still shares it is copied (and
+ * a huge page split into small ones first).  So once a stretch is written
+ * to the image, the child drops its own mapping of it (MADV_DONTNEED in
+ * the child's address space: the program keeps its pages), and a page the
+ * program writes after that is its own again.  It never reads those pages
+ * again.  Only the program's private anonymous memory, never the agent's
+ * own (volatile) memory, which the writer itself uses; and never without a
+ * snapshot (--stop writes the live process).
+ */
+static void drop_written(struct stream *s, uint64_t to)
+{
+	if (!s->drop || to <= s->drop_from)
+		return;
+	co_sys3(SYS_madvise, (long)s->drop_from, (long)(to - s->drop_from), MADV_DONTNEED);
+	s->drop_from = to;
+}
+
+/* Pages collected before a batch is written: 8 MiB, so that a snapshot drops what it wrote as it goes. */
+#define BATCH_PAGES 2048
+
+/* A page the image holds: its data (written since the parent, or a full image), or a reference to the parent's. */
+static int add_page(struct stream *s, uint64_t addr, int kept)
+{
+	struct co_pagemap *pm = kept ? &s->kept : &s->pm;
+	if ((!s->drop || s->pm.npages + s->kept.npages < BATCH_PAGES) && add_run(pm, addr) == 0)
+		return 0;
+	if (flush_batch(s))
+		return -1;
+	drop_written(s, addr);
+	return add_run(pm, addr);
+}
+
+/*
+ * Call fn for every page of [lo, hi) of v that the image must hold, with
+ * kept = 1 for a page of an incremental image that was not written since
+ * the parent generation (its data stays in the parent's image).
+ */
+static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uint64_t hi,
+		      int (*fn)(struct stream *, uint64_t, int))
+{
+	int tracked = s->d->parent && v->kind != CO_V_SHANON && co_dirty_region_tracked(v->start, v->end);
+	for (uint64_t a = lo; a < hi; a += WINDOW * CO_PAGE) {
+		uint64_t n = (hi - a) / CO_PAGE;
+		if (n > WINDOW)
+			n = WINDOW;
+		long r = co_pread(s->pmfd, s->ent, n * 8, (long)(a / CO_PAGE * 8));
+		if (r != (long)(n * 8))
+			return co_err(s->err, sizeof(s->err), "pid %d: cannot read the page map at %lx", s->d->pid,
+				      (unsigned long)a);
+		/* mincore: for shared memory always, elsewhere once the window has a possible marker */
+		int have_core = v->kind == CO_V_SHANON;
+		if (have_core && co_mincore((void *)a, n * CO_PAGE, s->core) < 0)
+			co_memset(s->core, 1, n);
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t e = s->ent[i];
+			int save;
+			/* no record says "guard here": refused, while the program still runs, rather than read (SIGSEGV) */
+			if (e & CO_PM_GUARD)
+				return co_err(s->err, sizeof(s->err),
+					      "pid %d: region %lx-%lx %s: guard page (MADV_GUARD_INSTALL) at %lx cannot be "
+					      "saved", s->d->pid, (unsigned long)v->start, (unsigned long)v->end, vma_name(v),
+					      (unsigned long)(a + i * CO_PAGE));
+			if (!have_core && (e & CO_PM_UFFD_WP) && (e & CO_PM_SWAP)) {
+				if (co_mincore((void *)a, n * CO_PAGE, s->core) < 0)
+					co_memset(s->core, 1, n);
+				have_core = 1;
+			}
+			switch (v->kind) {
+			case CO_V_FILE:
+				save = (e & CO_PM_SWAP) || ((e & CO_PM_PRESENT) && !(e & CO_PM_FILE));
+				break;
+			case CO_V_SHANON:
+				save = (e & (CO_PM_PRESENT | CO_PM_SWAP)) || (s->core[i] & 1);
+				break;
+			default:
+				save = (e & (CO_PM_PRESENT | CO_PM_SWAP)) != 0;
+				break;
+			}
+			/* a marker where there is no file behind reads zero; in a file mapping, the file's page */
+			if (save && (v->kind == CO_V_ANON || v->kind == CO_V_FILE) && is_marker(e, s->core[i] & 1))
+				save = 0;
+			uint64_t addr = a + i * CO_PAGE;
+			int in_lean = 0, held = tracked ? co_dirty_lean_held(addr, &in_lean) : 0;
+			if (in_lean)
+				save = held; /* left out of a lean snapshot: unwritten, so the parent's page or none */
+			/* the counting pass only counts: the decision is made (and recorded) once, when writing */
+			if (save && fn(s, addr, fn == add_page && co_dirty_page_kept((int)(s - streams), addr, tracked)))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Write one stream's ranges; run by the manager and by the helper thread. */
+static void write_stream(void *arg)
+{
+	struct stream *s = arg;
+	for (uint32_t i = 0; i < s->nranges && !s->failed; i++) {
+		const struct co_vma *v = &s->d->vmas[s->ranges[i].vma];
+		s->vol = is_volatile(s->d, v);
+		s->drop = s->d->snapshot && !s->vol && v->kind == CO_V_ANON;
+		s->drop_from = s->ranges[i].lo;
+		s->failed = scan_pages(s, v, s->ranges[i].lo, s->ranges[i].hi, add_page) || flush_batch(s);
+		if (!s->failed)
+			drop_written(s, s->ranges[i].hi);
+	}
+}
+
+static uint64_t counted;
+/* Every page counts: the streams are balanced for the merged full image and its restore. */
+static int count_page(struct stream *s, uint64_t addr, int kept)
+{
+	(void)s;
+	(void)addr;
+	(void)kept;
+	counted++;
+	return 0;
+}
+
+/* Split the regions between the streams, by the pages each will write. */
+static int plan_streams(struct co_dumpctx *d, int nstreams)
+{
+	static uint64_t per_vma[CO_MAX_VMAS];
+	uint64_t total = 0;
+	struct stream *s0 = &streams[0];
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		counted = 0;
+		if (has_pages(&d->vmas[i]) && scan_pages(s0, &d->vmas[i], d->vmas[i].start, d->vmas[i].end, count_page))
+			return -1;
+		per_vma[i] = vma_pages[i] = counted;
+		total += counted;
+	}
+	uint64_t share = (total + nstreams - 1) / nstreams, acc = 0;
+	int k = 0;
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		const struct co_vma *v = &d->vmas[i];
+		if (!per_vma[i])
+			continue;
+		uint64_t lo = v->start;
+		while (k < nstreams - 1 && acc + per_vma[i] > share * (uint64_t)(k + 1)) {
+			/* cut this region where stream k has its share: find that page */
+			uint64_t want = share * (uint64_t)(k + 1) - acc, seen = 0, cut = v->end;
+			for (uint64_t a = lo; a < v->end; a += WINDOW * CO_PAGE) {
+				uint64_t n = (v->end - a) / CO_PAGE;
+				n = n > WINDOW ? WINDOW : n;
+				counted = 0;
+				if (scan_pages(s0, v, a, a + n * CO_PAGE, count_page))
+					return -1;
+				if (seen + counted >= want) {
+					cut = a + n * CO_PAGE;
+					seen += counted;
+					break;
+				}
+				seen += counted;
+			}
+			struct stream *s = &streams[k];
+			s->ranges[s->nranges].vma = i;
+			s->ranges[s->nranges].lo = lo;
+			s->ranges[s->nranges++].hi = cut;
+			acc += seen;
+			per_vma[i] -= seen;
+			lo = cut;
+			k++;
+		}
+		if (lo < v->end) {
+			struct stream *s = &streams[k];
+			s->ranges[s->nranges].vma = i;
+			s->ranges[s->nranges].lo = lo;
+			s->ranges[s->nranges++].hi = v->end;
+			acc += per_vma[i];
+		}
+	}
+	return 0;
+}
+
+
+/*
+ * Regions without PROT_READ that hold pages are made readable while they
+ * are written.  Those that hold none (reservations: V8 keeps a GiB of
+ * address space PROT_NONE) are left alone: nothing is read there, and
+ * mprotect could fail on them for no use.
+ */
+static int readable_all(struct co_dumpctx *d, int on)
+{
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		const struct co_vma *v = &d->vmas[i];
+		if (!has_pages(v) || (v->prot & PROT_READ) || !vma_pages[i])
+			continue;
+		long r = co_mprotect((void *)v->start, v->end - v->start, (int)v->prot | (on ? PROT_READ : 0));
+		if (r && on)
+			return DERR(d, "pid %d: region %lx-%lx %s cannot be made readable to be saved (mprotect errno %d)",
+				    d->pid, (unsigned long)v->start, (unsigned long)v->end, vma_name(v), (int)-r);
+	}
+	return 0;
+}
+
+/*
+ * In a snapshot child: is every region that holds pages there?  One the
+ * fork left out (MADV_DONTFORK the agent did not see: set without the C
+ * library's madvise, see wrap.c) would otherwise go into the image
+ * without its pages.  The stretches a lean snapshot left out are not
+ * missing: the parent image holds their pages.  One read of our own maps.
+ */
+static int snapshot_complete(struct co_dumpctx *d)
+{
+	static struct co_maps m;
+	static struct co_mapent e;
+	if (co_maps_open(&m, "/proc/self/maps"))
+		return DERR(d, "pid %d: cannot read the snapshot's /proc/self/maps", d->pid);
+	int have = co_maps_next(&m, &e) == 1, r = 0;
+	for (uint32_t i = 0; i < d->nvmas && !r; i++) {
+		const struct co_vma *v = &d->vmas[i];
+		for (uint64_t a = v->start; has_pages(v) && a < v->end && !r;) {
+			while (have && e.end <= a)
+				have = co_maps_next(&m, &e) == 1;
+			if (have && e.start <= a) {
+				a = e.end;
+				continue;
+			}
+			uint64_t gap = have && e.start < v->end ? e.start : v->end;
+			if (!co_dirty_lean_covers(a, gap))
+				r = DERR(d, "pid %d: region %lx-%lx %s is missing from the snapshot (MADV_DONTFORK set "
+					    "without the C library's madvise?); 'cohort checkpoint --stop' saves it from "
+					    "the process itself", d->pid, (unsigned long)v->start, (unsigned long)v->end,
+					 vma_name(v));
+			a = gap;
+		}
+	}
+	co_maps_close(&m);
+	return r;
+}
+
+/*
+ * A private mapping of a file that cannot be opened again (deleted, a
+ * memfd, a shm object unlinked) comes back as anonymous memory, so every
+ * page of it must be in the image: also those the program never touched,
+ * which read the file's content and which the page map shows absent.  So
+ * they are faulted in, readable, first (MADV_POPULATE_READ, Linux 5.14):
+ * the page map then shows them present.  The populate stops with EFAULT
+ * at the file's end; the pages past it stay out and come back as zeros.
+ * An unreadable region is made readable for the moment.
+ */
+static void populate_deleted(struct co_dumpctx *d)
+{
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		const struct co_vma *v = &d->vmas[i];
+		long len = (long)(v->end - v->start);
+		if (v->kind != CO_V_DELETED)
+			continue;
+		if (!(v->prot & PROT_READ))
+			co_mprotect((void *)v->start, (uint64_t)len, (int)v->prot | PROT_READ);
+		co_sys3(SYS_madvise, (long)v->start, len, MADV_POPULATE_READ);
+		if (!(v->prot & PROT_READ))
+			co_mprotect((void *)v->start, (uint64_t)len, (int)v->prot);
+	}
+}
+
+int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
+{
+	static char helper_stack[1 << 16] __attribute__((aligned(16)));
+	static struct co_helper helper;
+	int pmfd = co_proc_self_open("pagemap");
+	if (pmfd < 0)
+		return DERR(d, "pid %d: cannot open /proc/self/pagemap (errno %d)", d->pid, -pmfd);
+	/* the streams are static, and after a restart they hold what they held when dumped */
+	for (int k = 0; k < nstreams; k++) {
+		struct stream *s = &streams[k];
+		s->d = d;
+		s->w = w[k];
+		s->pmfd = pmfd;
+		s->bytes = 0;
+		s->failed = 0;
+		s->nranges = 0;
+		s->pm.nruns = 0;
+		s->pm.npages = 0;
+		s->kept.nruns = 0;
+		s->kept.npages = 0;
+		s->err[0] = 0;
+	}
+	d->vol[d->nvol++] = (uint64_t)streams;
+	d->vol[d->nvol++] = (uint64_t)helper_stack;
+	/* markers are the process's own (is_marker): the snapshot has none */
+	swap_on = d->forked ? 1 : swap_configured();
+	int ret = d->forked ? snapshot_complete(d) : 0;
+	populate_deleted(d);
+	if (!ret && plan_streams(d, nstreams))
+		ret = co_err(d->err, d->errlen, "%s", streams[0].err);
+	if (!ret)
+		ret = readable_all(d, 1);
+	if (!ret) {
+		int spawned = nstreams > 1 &&
+			      co_spawn(&helper, write_stream, &streams[1], helper_stack + sizeof(helper_stack),
+				       sizeof(helper_stack)) == 0;
+		if (nstreams > 1 && !spawned)
+			write_stream(&streams[1]);
+		write_stream(&streams[0]);
+		if (spawned)
+			co_join(&helper);
+		readable_all(d, 0);
+	}
+	co_close(pmfd);
+	for (int k = 0; k < nstreams; k++) {
+		d->page_bytes += streams[k].bytes;
+		if (streams[k].failed && !ret)
+			ret = co_err(d->err, d->errlen, "%s", streams[k].err);
+	}
+	if (!ret && streams[0].err[0])
+		ret = co_err(d->err, d->errlen, "%s", streams[0].err);
+	return ret;
+}
+#else /* the restorer */
+
+/* One page-data stream being read into place. */
+struct pstream {
+	struct co_rstctx *rc;
+	struct co_reader *r;
+	int failed;
+	struct co_pagemap pm;
+	char err[512];
+};
+static struct pstream pstreams[CO_STREAMS];
+static struct co_reader readers[CO_STREAMS];
+
+#define PERR(ps, ...) co_err((ps)->err, sizeof((ps)->err), __VA_ARGS__)
+
+/* Page map and page data records until the end record. */
+static int read_pages(struct pstream *ps)
+{
+	struct co_rstctx *rc = ps->rc;
+	struct co_reader *r = ps->r;
+	struct co_pagemap *pm = &ps->pm;
+	for (;;) {
+		int e = co_r_next(r);
+		if (e <= 0)
+			return PERR(ps, "%s", e < 0 ? r->err : "image ends before its end record");
+		if (r->hdr.type == CO_R_END)
+			return co_r_finish(r) ? PERR(ps, "%s", r->err) : 0;
+		if (r->hdr.type != CO_R_PAGEMAP)
+			return PERR(ps, "%s: byte %lu: unexpected %s record among pages", r->name,
+				    (unsigned long)r->rec_off, co_rec_name(r->hdr.type));
+		if (co_r_payload(r, pm, sizeof(*pm)))
+			return PERR(ps, "%s", r->err);
+		if (pm->nruns > CO_MAX_RUNS)
+			return PERR(ps, "%s: byte %lu: page map has %u runs", r->name, (unsigned long)r->rec_off,
+				    pm->nruns);
+		if (co_r_next(r) != 1 || r->hdr.type != CO_R_PAGEDATA || r->hdr.len != pm->npages * CO_PAGE)
+			return PERR(ps, "%s", r->err[0] ? r->err : "page data does not match its page map");
+		for (uint32_t i = 0; i < pm->nruns; i++) {
+			const struct co_run *run = &pm->runs[i];
+			int inside = 0;
+			for (int k = 0; k < rc->nvmas && !inside; k++)
+				inside = rc->vmas[k].kind != CO_V_SPECIAL && run->addr >= rc->vmas[k].start &&
+					 run->addr + run->npages * CO_PAGE <= rc->vmas[k].end;
+			if (!inside)
+				return PERR(ps, "%s: byte %lu: pages at %lx lie outside every region", r->name,
+					    (unsigned long)r->rec_off, (unsigned long)run->addr);
+			if (co_r_read(r, (void *)run->addr, run->npages * CO_PAGE))
+				return PERR(ps, "%s", r->err);
+		}
+		if (co_r_finish(r))
+			return PERR(ps, "%s", r->err);
+	}
+}
+
+static void read_stream(void *arg)
+{
+	struct pstream *ps = arg;
+	ps->failed = read_pages(ps) != 0;
+}
+
+/*
+ * Open page stream k (k > 0) of the image and check its head.  name gets
+ * the stored file's name, for messages: a compressed stream is opened as a
+ * FIFO elsewhere but is the .zst file to whoever reads the message.
+ */
+static int open_stream(struct co_rstctx *rc, int k, char *name, size_t n)
+{
+	char path[CO_PATH + 16];
+	co_stream_path(path, sizeof(path), rc->image, k);
+	co_stream_path(name, n, rc->shown, k);
+	if (rc->compressed)
+		co_strlcpy(name + co_strlen(name), ".zst", n - co_strlen(name));
+	/* an image file: opened as the restorer, not as the program whose files it opens meanwhile */
+	int fd = co_creds_files(&rc->ids, 0);
+	if (!fd) {
+		fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
+		long back = co_creds_files(&rc->ids, 1);
+		if (back && fd >= 0) {
+			co_close(fd);
+			fd = (int)back;
+		}
+	}
+	if (fd < 0)
+		return co_err(rc->err, rc->errlen, "cannot open %s (errno %d)", name, -fd);
+	long hi = co_fcntl(fd, F_DUPFD_CLOEXEC, rc->fd_base + 16 + k);
+	co_close(fd);
+	co_r_init(&readers[k], (int)hi, name);
+	readers[k].decompressed = rc->compressed;
+	struct co_head h;
+	if (co_r_expect(&readers[k], CO_R_HEAD, &h, sizeof(h)))
+		return co_err(rc->err, rc->errlen, "%s", readers[k].err);
+	if (h.kind != CO_KIND_PAGES || !CO_IMG_VERSION_OK(h.version))
+		return co_err(rc->err, rc->errlen, "%s: not a page stream of this image format", name);
+	return 0;
+}
+
+/* Read every page stream into place, the extra ones on helper threads. */
+int co_pages_restore(struct co_rstctx *rc)
+{
+	static char paths[CO_STREAMS][CO_PATH + 32];
+	static struct co_helper helpers[CO_STREAMS];
+	int n = (int)rc->proc->streams;
+	if (n < 1)
+		n = 1;
+	if (n > CO_STREAMS)
+		return co_err(rc->err, rc->errlen, "image has %d page streams, this restorer reads %d", n, CO_STREAMS);
+	for (int k = 1; k < n; k++)
+		if (open_stream(rc, k, paths[k], sizeof(paths[k])))
+			return -1;
+	for (int k = 0; k < n; k++) {
+		pstreams[k].rc = rc;
+		pstreams[k].r = k ? &readers[k] : rc->r;
+		pstreams[k].failed = 0;
+		pstreams[k].err[0] = 0;
+	}
+	/*
+	 * Each helper gets 64 KiB at the top of the scratch area as its stack,
+	 * [top - k * 64 KiB, top - (k - 1) * 64 KiB): the stack is named by its
+	 * lowest address (it was named by its highest, and the helper's frames
+	 * overwrote what the restorer keeps above the scratch area: the end of
+	 * the last thread's record).
+	 */
+	for (int k = 1; k < n; k++)
+		if (co_spawn(&helpers[k], read_stream, &pstreams[k], rc->scratch + rc->scratch_len - k * 65536, 65536))
+			read_stream(&pstreams[k]);
+	read_stream(&pstreams[0]);
+	for (int k = 1; k < n; k++) {
+		co_join(&helpers[k]);
+		co_close(readers[k].fd);
+	}
+	for (int k = 0; k < n; k++)
+		if (pstreams[k].failed)
+			return co_err(rc->err, rc->errlen, "%s", pstreams[k].err);
+	return 0;
+}
+#endif
