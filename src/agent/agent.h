@@ -74,6 +74,19 @@ extern struct co_agent co_agent;
 /* Bumped by the handler in each thread that a checkpoint interrupted. */
 extern __thread unsigned co_tls_epoch __attribute__((tls_model("initial-exec")));
 
+/*
+ * quiesce.c: the checkpoint signal's handler and the parking of every
+ * thread; agent.c: the manager thread that drives it.
+ */
+void co_fwait(int *word, int val, long ms);	/* futex wait on *word == val, ms < 0: no limit */
+void co_fwake(int *word);			/* wake every waiter on *word */
+void co_install_handler(void);
+int co_quiesce(char *err, size_t errlen);	/* park every other thread; -1 (err filled) */
+void co_release_threads(void);
+void co_set_state(unsigned s);			/* this process's state in the table (CO_P_*) */
+void co_start_manager(void);
+extern uint64_t co_early_start;	/* a start that came before we had registered (its cookie) */
+
 int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
 
 /*
