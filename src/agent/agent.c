@@ -780,7 +780,8 @@ static void session(void)
 			break;
 		case CO_M_DUMP: {
 			static char dir[CO_PATH];
-			co_strlcpy(dir, inbox.text, sizeof(dir));
+			const char *d = co_dump_shared(inbox.text);
+			co_strlcpy(dir, d ? d : "", sizeof(dir));
 			uint64_t bytes = 0;
 			co_set_state(CO_P_DUMPING);
 			/* the image's files, made by the coordinator: a process may not create files in its directory */
@@ -790,9 +791,9 @@ static void session(void)
 				missing |= rfd[k] < 0;
 			}
 			int r = IMG_FAILED;
-			if (missing)
-				co_fmt(errbuf, sizeof(errbuf), "pid %d: the coordinator sent DUMP without the image's files",
-				       co_agent.pid);
+			if (missing || !d)
+				co_fmt(errbuf, sizeof(errbuf), "pid %d: the coordinator sent DUMP without %s", co_agent.pid,
+				       missing ? "the image's files" : "its list of shared files");
 			else
 				r = take_image(dir, &bytes, !(inbox.m.flags & CO_CKPT_STOP));
 			if (r == IMG_RESTARTED) {

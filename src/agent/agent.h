@@ -97,6 +97,12 @@ int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
  * NULL) is called once the process may run again.
  */
 int co_dump_begin(char *err, size_t errlen);
+/*
+ * DUMP's text, "FD,FD,...;DIR" (proto.h): the descriptors whose regular
+ * file the group shares are kept for co_dump_begin; returns DIR, or NULL
+ * when the text is not that.
+ */
+const char *co_dump_shared(const char *text);
 /* The POSIX timers read again (after the signals were, settle_signals in agent.c). */
 int co_dump_recollect_timers(void);
 /* After co_dump_begin: must the program stay parked until the writer has written its descriptors? */

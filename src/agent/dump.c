@@ -21,6 +21,26 @@ static struct co_dumpctx dc;
 static const struct co_thread *trecs[CO_MAX_THREADS];
 static int data_marker = 1; /* lives in .data, which is mapped apart from .bss */
 
+/* From DUMP: the descriptors whose regular file the group shares (co_dump_shared). */
+static int shared_fds[CO_MAX_FDS], nshared_fds;
+
+const char *co_dump_shared(const char *text)
+{
+	const char *p = text;
+	nshared_fds = 0;
+	while (*p >= '0' && *p <= '9') {
+		uint64_t v = 0;
+		while (*p >= '0' && *p <= '9' && v <= 0x7fffffff)
+			v = v * 10 + (uint64_t)(*p++ - '0');
+		if (nshared_fds == CO_MAX_FDS || v > 0x7fffffff)
+			return 0;
+		shared_fds[nshared_fds++] = (int)v;
+		if (*p == ',')
+			p++;
+	}
+	return *p == ';' ? p + 1 : 0;
+}
+
 /*
  * Look at everything before writing anything: an unsupported object fails
  * early.  With a snapshot this runs in the process, before the fork: the
@@ -33,6 +53,8 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.errlen = errlen;
 	dc.pid = co_agent.pid;
 	dc.sig = co_agent.sig;
+	dc.shared_fds = shared_fds;
+	dc.nshared_fds = nshared_fds;
 	dc.stdio = co_agent.table ? co_agent.table->stdio : 0;
 	dc.stdio_marks = co_agent.table && co_agent.slot >= 0 ? co_agent.table->p[co_agent.slot].stdio_fd : 0;
 	dc.nskip_fd = co_agent_fds(dc.skip_fd);

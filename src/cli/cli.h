@@ -193,6 +193,14 @@ struct co_shared_member {
 #define CO_BUSY (-2)
 int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, const struct co_table *t,
 		   char *err, size_t errlen);
+/*
+ * After co_shared_dump: the descriptors of member pid (its number in the
+ * group) whose regular file the group holds in common (a CO_R_SFILE,
+ * opened once by init): its image records them as shared, with nothing
+ * of their own (one record, one source of truth).  The count, or -1 when
+ * there are more than max.
+ */
+int co_shared_files(int pid, int *out, int max);
 /* In init: put files back, create the objects, return the plan's descriptor. */
 int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen);
 

@@ -173,11 +173,14 @@ static int dump_object(struct co_kdump *d, const struct co_kind_ops *ops, int fi
 	return d->w->err ? -1 : 1;
 }
 
+/* Of each object (by its first reference): 1 when it was recorded for the group, with links to its holders. */
+static int dumped[CO_MAX_REFS];
+
 /* Every object once, in two rounds (the late kinds after the others), then their data. */
 static int dump_objects(struct co_kdump *d)
 {
 	static uint64_t ids[CO_MAX_REFS];
-	static int dumped[CO_MAX_REFS];
+	memset(dumped, 0, sizeof(dumped));
 	for (int late = 0; late < 2; late++)
 		for (int i = 0; i < nrefs; i++) {
 			const struct co_kind_ops *ops = co_kind_ops(refs[i].kind);
@@ -193,6 +196,18 @@ static int dump_objects(struct co_kdump *d)
 			return -1;
 	}
 	return 0;
+}
+
+int co_shared_files(int pid, int *out, int max)
+{
+	int n = 0;
+	for (int i = 0; i < nrefs; i++)
+		if (refs[i].pid == pid && refs[i].kind == CO_OBJ_FILE && dumped[refs[i].obj] > 0) {
+			if (n == max)
+				return -1;
+			out[n++] = refs[i].fd;
+		}
+	return n;
 }
 
 int co_sobj_write(struct co_kdump *d, int first, struct co_sobj *o)

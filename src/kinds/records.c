@@ -153,7 +153,7 @@ static const char *fd_kind(const struct co_fd *f)
 {
 	static const char *const how[] = { "?", "file", "deleted-file", "chardev", "stdio", "dup" };
 	if (f->kind == CO_FD_SHARED)
-		return f->obj ? co_obj_name(f->obj) : "shared";
+		return f->obj == CO_OBJ_FILE ? "shared file" : f->obj ? co_obj_name(f->obj) : "shared";
 	return f->kind < CO_ARRAY_LEN(how) ? how[f->kind] : "?";
 }
 
@@ -161,8 +161,12 @@ static void d_fd(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 {
 	(void)t, (void)len;
 	const struct co_fd *f = p;
-	snprintf(out, n, "fd %d %s flags %o pos %llu %.*s", f->fd, fd_kind(f), f->flags, (unsigned long long)f->pos,
-		 CO_PATH, f->path);
+	if (f->kind == CO_FD_SHARED) /* its state is the object's, in shared.img */
+		snprintf(out, n, "fd %d %s flags %o (object in shared.img) %.*s", f->fd, fd_kind(f), f->flags, CO_PATH,
+			 f->path);
+	else
+		snprintf(out, n, "fd %d %s flags %o pos %llu %.*s", f->fd, fd_kind(f), f->flags,
+			 (unsigned long long)f->pos, CO_PATH, f->path);
 }
 
 static const char *vma_kind(unsigned k)

@@ -42,6 +42,15 @@ static const char *kind_name(uint32_t kind, const char *link)
 	return co_obj_name(kind);
 }
 
+/* Is fd one whose open file the coordinator recorded for the group (DUMP's list)? */
+static int group_holds(const struct co_dumpctx *d, int fd)
+{
+	for (int i = 0; i < d->nshared_fds; i++)
+		if (d->shared_fds[i] == fd)
+			return 1;
+	return 0;
+}
+
 /* SO_DOMAIN of a socket of ours (AF_UNIX is 1), -1 if it cannot be told */
 static int sock_domain(int fd)
 {
@@ -102,7 +111,10 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 	switch (f->obj) {
 	case CO_OBJ_FILE:
 	case CO_OBJ_DIR:
-		f->kind = CO_FD_REG;
+		/* an open file other processes hold too: init opens it once (src/kinds/file.c) */
+		f->kind = f->obj == CO_OBJ_FILE && group_holds(d, fd) ? CO_FD_SHARED : CO_FD_REG;
+		if (f->kind == CO_FD_SHARED)
+			f->pos = 0; /* the open file's, in shared.img */
 		return 0;
 	case CO_OBJ_DELETED:
 		f->kind = CO_FD_DELETED;
@@ -124,6 +136,7 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 	/* the coordinator captures these once for the group, with their state and data */
 	if (co_obj_group_wide(f->obj)) {
 		f->kind = CO_FD_SHARED;
+		f->pos = 0; /* the object's, in shared.img */
 		return 0;
 	}
 	return DERR(d, "pid %d: fd %d: unsupported descriptor kind %s (%s)", d->pid, fd,

@@ -28,6 +28,8 @@ struct co_dumpctx {
 	int sig;
 	const struct co_stdio_id *stdio;	/* the group's outside stdio */
 	const uint8_t *stdio_marks;		/* this process's descriptors that share a file stdio */
+	const int *shared_fds;			/* its descriptors of regular files the group shares (DUMP) */
+	int nshared_fds;
 	int skip_fd[10];				/* the agent's own descriptors */
 	int nskip_fd;
 	uint64_t skip_lo[4], skip_hi[4];	/* the agent's own mappings: table, co_dirty_areas() */

@@ -4,7 +4,10 @@
 #   kinds_all      the standard flow (checkpoint --kill, restart, twice)
 #   kinds_inspect  `cohort inspect` of a generation names the kind of every
 #                  descriptor of both processes (never "?"), and shared.img
-#                  holds each object; the group runs on to its native output
+#                  holds each object; the regular file both processes hold
+#                  is one record, in shared.img, which each image names as
+#                  "shared file" (no offset of its own); the group runs on
+#                  to its native output
 # Sourced by tests/run.sh.
 
 
@@ -31,9 +34,12 @@ t_kinds_inspect() {
 	[ -s "$TD/kinds" ] || fail "inspect shows no descriptor"
 	grep -qE ' (\?|shared)$' "$TD/kinds" && fail "inspect does not name the kind of every descriptor"
 	local k
-	for k in pipe eventfd signalfd timerfd epoll "unix socket" "shared memory" file; do
+	for k in pipe eventfd signalfd timerfd epoll "unix socket" "shared memory" "shared file"; do
 		grep -q " $k\$" "$TD/kinds" || fail "no descriptor of kind '$k' in the inspected generation"
 	done
+	# the shared file: in both processes' images, without an offset of their own
+	[ "$(grep -c ' descriptor .* shared file flags [0-7]* (object in shared.img) ' "$TD/insp.out")" = 2 ] ||
+		fail "the file both processes hold is not named 'shared file' (object in shared.img) in both images"
 	for k in "pipe " "object .*eventfd" "object .*signalfd" "object .*timerfd" "object .*epoll" \
 		"object .*unix socket" "shared memory " "shared file "; do
 		grep -qE "^ *[0-9]+ $k" "$TD/shared.out" || { note_file "shared.img" "$TD/shared.out" 40; fail "shared.img has no record matching '$k'"; }

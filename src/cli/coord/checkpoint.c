@@ -171,6 +171,23 @@ static int send_dump(struct conn *c, const char *tmp, unsigned flags, char *err,
 {
 	char img[PATH_MAX], path[PATH_MAX];
 	int fds[CO_STREAMS], n, r = 0;
+	/* its descriptors of files the group shares, then the directory: "3,7;DIR" (proto.h) */
+	static int shared[CO_MAX_FDS];
+	static char text[CO_MSG_TEXT];
+	int ns = co_shared_files(c->pid, shared, CO_MAX_FDS);
+	size_t len = 0;
+	if (ns < 0) {
+		snprintf(err, errlen, "pid %d: more than %d descriptors of files shared with other processes", c->pid,
+			 CO_MAX_FDS);
+		return -1;
+	}
+	for (int i = 0; i < ns; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%d", i ? "," : "", shared[i]);
+	if (len + strlen(tmp) + 2 > sizeof(text)) {
+		snprintf(err, errlen, "pid %d: too many shared descriptors to send", c->pid);
+		return -1;
+	}
+	snprintf(text + len, sizeof(text) - len, ";%s", tmp);
 	_Static_assert(CO_STREAMS <= CO_MSG_FDS, "DUMP carries every stream's file");
 	snprintf(img, sizeof(img), "%s/proc-%d.img", tmp, c->pid);
 	for (n = 0; n < CO_STREAMS; n++) {
@@ -184,7 +201,7 @@ static int send_dump(struct conn *c, const char *tmp, unsigned flags, char *err,
 	}
 	/* one that cannot be sent to has hung up: the barrier finds out */
 	if (!r)
-		co_send_fds(c->fd, CO_M_DUMP, flags, 0, 0, tmp, fds, CO_STREAMS);
+		co_send_fds(c->fd, CO_M_DUMP, flags, 0, 0, text, fds, CO_STREAMS);
 	for (int k = 0; k < n; k++)
 		close(fds[k]);
 	return r;
