@@ -42,7 +42,16 @@ int co_send(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const c
 int co_send_fds(int fd, unsigned type, unsigned flags, int64_t a, int64_t b, const char *text, const int *fds,
 		int nfds);
 int co_recv(int fd, struct co_msgbuf *mb, int *passfd);
-int co_connect_group(const char *name); /* -1 when no such group runs */
+/*
+ * A connection to group name's coordinator: -1 when no such group runs;
+ * CO_UNTRUSTED when the run directory is not ours alone or the socket is
+ * served by another user (co_connect_why() says which, in one line).
+ */
+#define CO_UNTRUSTED (-2)
+int co_connect_group(const char *name);
+const char *co_connect_why(void);
+/* 0 when the run directory is absent or ours alone (a directory, ours, writable by nobody else); else -1 (why filled) */
+int co_run_root_check(char *why, size_t n);
 
 /* store.c: generations of a group under IMAGES/NAME */
 struct co_gen_info {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include "cli.h"
@@ -73,18 +74,71 @@ int co_recv(int fd, struct co_msgbuf *mb, int *passfd)
 	return 0;
 }
 
+static char untrusted[640]; /* why the last co_connect_group returned CO_UNTRUSTED */
+
+const char *co_connect_why(void)
+{
+	return untrusted;
+}
+
+int co_run_root_check(char *why, size_t n)
+{
+	const char *root = co_run_root();
+	struct stat st;
+	if (lstat(root, &st) < 0)
+		return errno == ENOENT ? 0 : (snprintf(why, n, "cannot look at the run directory %s: %s", root,
+						       strerror(errno)), -1);
+	if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode))
+		return snprintf(why, n, "the run directory %s is %s, not a directory: refusing it", root,
+				S_ISLNK(st.st_mode) ? "a symbolic link" : "a file"), -1;
+	if (st.st_uid != geteuid())
+		return snprintf(why, n, "the run directory %s belongs to uid %u, not to you: refusing it (set "
+				"COHORT_RUN_DIR, or XDG_RUNTIME_DIR, to a directory of yours)", root,
+				(unsigned)st.st_uid), -1;
+	if (st.st_mode & 022)
+		return snprintf(why, n, "the run directory %s is writable by others (%04o): refusing it", root,
+				(unsigned)(st.st_mode & 07777)), -1;
+	return 0;
+}
+
+/*
+ * The peer must be our own uid or root: a socket another user put where
+ * ours would be (a run directory made before us) must never hear our
+ * requests, nor its replies be believed.
+ */
+static int peer_trusted(int fd, const char *path)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return snprintf(untrusted, sizeof(untrusted), "cannot tell who serves %s: %s", path, strerror(errno)),
+		       0;
+	if (cr.uid != geteuid() && cr.uid != 0)
+		return snprintf(untrusted, sizeof(untrusted),
+				"%s is served by uid %u (pid %d), not by you or root: refusing to talk to it", path,
+				(unsigned)cr.uid, (int)cr.pid),
+		       0;
+	return 1;
+}
+
 int co_connect_group(const char *name)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s/ctl.sock", co_run_root(), name) >=
 	    sizeof(sa.sun_path))
 		co_die("run directory path too long: %s", co_run_root());
+	if (co_run_root_check(untrusted, sizeof(untrusted)))
+		return CO_UNTRUSTED;
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		close(fd);
 		return -1;
+	}
+	if (!peer_trusted(fd, sa.sun_path)) {
+		close(fd);
+		return CO_UNTRUSTED;
 	}
 	return fd;
 }

@@ -78,9 +78,20 @@ uint64_t co_now_ns(int clock)
 const char *co_run_root(void)
 {
 	static char path[PATH_MAX];
-	const char *env = getenv("COHORT_RUN_DIR");
+	const char *env = getenv("COHORT_RUN_DIR"), *xdg = getenv("XDG_RUNTIME_DIR");
+	struct stat st;
+	/*
+	 * Where no one else may create it first: root's in /run (root's own),
+	 * a user's in their XDG_RUNTIME_DIR; /tmp only as the last resort, and
+	 * then every user of it checks that it is theirs (co_run_root_check).
+	 */
 	if (env && *env)
 		snprintf(path, sizeof(path), "%s", env);
+	else if (geteuid() == 0 && lstat("/run", &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
+		 !(st.st_mode & 022))
+		snprintf(path, sizeof(path), "/run/cohort");
+	else if (geteuid() != 0 && xdg && xdg[0] == '/')
+		snprintf(path, sizeof(path), "%s/cohort", xdg);
 	else
 		snprintf(path, sizeof(path), "/tmp/cohort-%u", (unsigned)geteuid());
 	return path;
@@ -303,6 +314,8 @@ static const char *need_name(const char *name)
 static int group_or_die(const char *name)
 {
 	int fd = co_connect_group(name);
+	if (fd == CO_UNTRUSTED)
+		co_die("%s", co_connect_why());
 	if (fd < 0)
 		co_die("no running group named '%s' (see 'cohort list')", name);
 	return fd;
@@ -356,6 +369,9 @@ static char (*running_groups(int *n))[CO_NAME_MAX + 1]
 {
 	static char names[256][CO_NAME_MAX + 1];
 	struct dirent **e;
+	char why[640];
+	if (co_run_root_check(why, sizeof(why)))
+		co_die("%s", why);
 	int k = scandir(co_run_root(), &e, NULL, alphasort);
 	*n = 0;
 	for (int i = 0; i < k; i++) {
@@ -378,6 +394,8 @@ static const char *ask_status(const char *name, unsigned flags)
 {
 	static struct co_msgbuf mb;
 	int fd = co_connect_group(name);
+	if (fd == CO_UNTRUSTED)
+		co_die("%s", co_connect_why());
 	if (fd < 0)
 		return NULL;
 	int ok = !co_send(fd, CO_M_STATUS_REQ, flags, 0, 0, 0, -1) && !co_recv(fd, &mb, 0) &&

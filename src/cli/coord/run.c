@@ -103,6 +103,8 @@ static void check_images_of(struct co_run_opts *o)
 	char gdir[PATH_MAX], shown[1024];
 	snprintf(gdir, sizeof(gdir), "%s/%s", o->images, o->name);
 	int fd = co_connect_group(o->name);
+	if (fd == CO_UNTRUSTED)
+		co_die("%s", co_connect_why());
 	if (fd >= 0)
 		co_die("a group named '%s' is already running", o->name);
 	if (o->replace) {

@@ -31,23 +31,39 @@ static mode_t rundir_mode(void)
 	return geteuid() == 0 ? 0711 : 0700;
 }
 
+/*
+ * Directory path, made with mode if it is not there, must be a directory
+ * of ours (never a symbolic link someone planted: it is opened without
+ * following one, and its mode set through that descriptor, so a link to
+ * /etc is refused, not chmod'ed).
+ */
+static void own_dir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		co_die("cannot create run directory %s: %s", path, strerror(errno));
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0)
+		co_die("run directory %s: %s", path,
+		       errno == ELOOP || errno == ENOTDIR ? "not a directory (a symbolic link?): refusing it" : strerror(errno));
+	if (fstat(fd, &st) < 0 || st.st_uid != geteuid())
+		co_die("run directory %s belongs to uid %u, not to you: refusing it (set COHORT_RUN_DIR, or "
+		       "XDG_RUNTIME_DIR, to a directory of yours)", path, (unsigned)st.st_uid);
+	if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
+		co_die("run directory %s must be private (%04o): %s", path, (unsigned)mode, strerror(errno));
+	close(fd);
+}
+
 static void make_rundir(void)
 {
 	const char *root = co_run_root();
 	mode_t mode = rundir_mode();
-	if (mkdir(root, mode) < 0 && errno != EEXIST)
-		co_die("cannot create run directory %s: %s", root, strerror(errno));
-	struct stat st;
-	if (stat(root, &st) < 0 || st.st_uid != geteuid())
-		co_die("run directory %s must be owned by you", root);
-	if ((st.st_mode & 0777) != mode && chmod(root, mode) < 0)
-		co_die("run directory %s must be private (%04o): %s", root, (unsigned)mode, strerror(errno));
+	own_dir(root, mode);
 	snprintf(G.rundir, sizeof(G.rundir), "%s/%s", root, G.name);
-	if (mkdir(G.rundir, mode) < 0 && errno != EEXIST)
-		co_die("cannot create %s: %s", G.rundir, strerror(errno));
-	if (stat(G.rundir, &st) < 0 || st.st_uid != geteuid() || ((st.st_mode & 0777) != mode && chmod(G.rundir, mode) < 0))
-		co_die("%s must be yours and private (%04o)", G.rundir, (unsigned)mode);
+	own_dir(G.rundir, mode);
 	int fd = co_connect_group(G.name);
+	if (fd == CO_UNTRUSTED)
+		co_die("%s", co_connect_why());
 	if (fd >= 0)
 		co_die("a group named '%s' is already running", G.name);
 	if ((size_t)snprintf(G.sock, sizeof(G.sock), "%s/ctl.sock", G.rundir) >= sizeof(((struct sockaddr_un *)0)->sun_path))
