@@ -60,6 +60,14 @@ struct co_gen_info {
 };
 char *co_group_images(const char *images, const char *name);
 uint64_t co_newest_generation(const char *gdir);
+/*
+ * The group directory, generation dir and every file in it (and in its
+ * files/) belong to the user restarting them and none of the directories
+ * is writable by others: an image decides what a restart writes and
+ * where, so another user's images are refused unless trusted explicitly
+ * (restart --trust-images).  -1 (err filled, naming the file) otherwise.
+ */
+int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen);
 int co_gen_dir(const char *gdir, uint64_t gen, char *out, size_t n);
 /*
  * Open a file of a generation for reading with r (stored as name or
@@ -147,6 +155,7 @@ struct co_run_opts {
 	int named;		/* run: --name given (the user chose the name: no command-line check) */
 	int replace;		/* run --replace: delete the images of an earlier group of this name */
 	int json;		/* the outcome as one JSON object on stdout when the group ends */
+	int trust_images;	/* restart: images of another user's (co_images_owned) accepted */
 };
 /* run and restart exit with this when `checkpoint --kill` ended the group */
 #define CO_EXIT_CHECKPOINTED 75

@@ -6,7 +6,7 @@
  *              -- PROGRAM [ARGS...]
  *   cohort checkpoint NAME [--images DIR] [--kill] [--json] [--stop] [--incremental|--full] [--compress]
  *                   [--no-precopy]
- *   cohort restart NAME [--images DIR] [--generation N] [--interval S [--full-every K]] [--keep N] [--compress]
+ *   cohort restart NAME [--images DIR] [--generation N] [--interval S [--full-every K]] [--keep N] [--compress] [--trust-images]
  *                 [--no-precopy]
  *   cohort status [NAME] [--json]
  *   cohort list
@@ -523,11 +523,13 @@ static int cmd_restart(int argc, char **argv)
 {
 	struct opt o[] = { { "--images", 1, 0, 0 }, { "--generation", 1, 0, 0 }, { "--interval", 1, 0, 0 },
 			   { "--full-every", 1, 0, 0 }, { "--keep", 1, 0, 0 }, { "--compress", 0, 0, 0 },
-			   { "--no-precopy", 0, 0, 0 }, { "--json", 0, 0, 0 }, { 0, 0, 0, 0 } };
+			   { "--no-precopy", 0, 0, 0 }, { "--json", 0, 0, 0 }, { "--trust-images", 0, 0, 0 },
+			   { 0, 0, 0, 0 } };
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	struct co_run_opts r = { 0 };
 	r.name = need_name(pos[0]);
+	r.trust_images = o[8].set;
 	static char images[PATH_MAX];
 	images_opt(o[0].val, images);
 	r.images = images;
@@ -606,14 +608,17 @@ static const struct command commands[] = {
 	  "  --no-precopy         do not read full images ahead while the group runs\n" },
 	{ "restart", cmd_restart,
 	  "restart NAME [--images DIR] [--generation N] [--interval SECONDS [--full-every K]] [--keep N]\n"
-	  "             [--compress] [--no-precopy] [--json]",
+	  "             [--compress] [--no-precopy] [--json] [--trust-images]",
 	  "Restarts group NAME from its newest committed generation (or N) in the foreground; the\n"
 	  "group's stdin, stdout and stderr are yours. Exits as 'cohort run' does.\n"
 	  "  --images DIR         where the group's generations are (as for run)\n"
 	  "  --generation N       restart generation N instead of the newest\n"
 	  "  --interval, --full-every, --keep, --compress, --no-precopy: as for run\n"
 	  "  --json               when the group ends, print its outcome as one JSON object, the\n"
-	  "                       last line of stdout\n" },
+	  "                       last line of stdout\n"
+	  "  --trust-images       restart images another user owns, or in a directory others may\n"
+	  "                       write (refused by default: a restart writes the files its images\n"
+	  "                       name, as you)\n" },
 	{ "status", cmd_status, "status [NAME] [--json]",
 	  "Shows the running group NAME (or every running group): its processes with their command\n"
 	  "lines, threads and states, its last generation and images.\n"

@@ -133,6 +133,56 @@ int co_commit_dir(const char *tmpdir, const char *final, const char *gdir, char 
 	return 0;
 }
 
+/* path (not followed) belongs to the euid and nobody else may write it; -1 (err filled) otherwise */
+static int owned_here(const char *path, const char *what, char *err, size_t errlen)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno)), -1;
+	if (S_ISLNK(st.st_mode))
+		return snprintf(err, errlen, "%s %s is a symbolic link: refusing it", what, path), -1;
+	if (st.st_uid != geteuid())
+		return snprintf(err, errlen, "%s %s belongs to uid %u, not to you: a restart does what its images say "
+				"(which files it writes, as whom); restart it as its owner, or pass --trust-images",
+				what, path, (unsigned)st.st_uid), -1;
+	if (S_ISDIR(st.st_mode) && (st.st_mode & 022))
+		return snprintf(err, errlen, "%s %s is writable by others (%04o): its images could be anyone's; "
+				"pass --trust-images to restart it anyway", what, path, (unsigned)(st.st_mode & 07777)),
+		       -1;
+	return 0;
+}
+
+int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen)
+{
+	if (owned_here(gdir, "group directory", err, errlen) || owned_here(dir, "generation", err, errlen))
+		return -1;
+	DIR *d = opendir(dir);
+	if (!d)
+		return snprintf(err, errlen, "generation %s: %s", dir, strerror(errno)), -1;
+	int bad = 0;
+	for (struct dirent *e; !bad && (e = readdir(d));) {
+		char p[PATH_MAX];
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		bad = owned_here(p, "image file", err, errlen);
+		if (!bad && e->d_type == DT_DIR) { /* files/: the copies of written files */
+			DIR *f = opendir(p);
+			for (struct dirent *c; !bad && f && (c = readdir(f));) {
+				char q[PATH_MAX];
+				if (!strcmp(c->d_name, ".") || !strcmp(c->d_name, ".."))
+					continue;
+				snprintf(q, sizeof(q), "%s/%s", p, c->d_name);
+				bad = owned_here(q, "image file", err, errlen);
+			}
+			if (f)
+				closedir(f);
+		}
+	}
+	closedir(d);
+	return bad ? -1 : 0;
+}
+
 void co_remove_tree(const char *dir)
 {
 	DIR *d = opendir(dir);

@@ -1,8 +1,14 @@
 /* util.c - freestanding helpers; see util.h for why they exist. */
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include "sys.h"
 #include "util.h"
+
+#ifndef O_PATH
+#define O_PATH 010000000
+#endif
 
 int co_fd_high(int fd)
 {
@@ -215,4 +221,58 @@ int co_err(char *err, size_t n, const char *fmt, ...)
 	co_vfmt(err, n, fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+/*
+ * One component of a path being walked: a directory, through a symbolic
+ * link only when root or we own the link (as fs.protected_symlinks has
+ * it: a link another user planted in a shared directory is not followed).
+ */
+static long walk_dir(int dfd, const char *name)
+{
+	long fd = co_openat(dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (fd != -ELOOP && fd != -ENOTDIR)
+		return fd;
+	struct stat st;
+	if (co_sys4(SYS_newfstatat, dfd, CO_L(name), CO_L(&st), AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+		return fd;
+	if (st.st_uid != 0 && st.st_uid != (uid_t)co_sys0(SYS_geteuid))
+		return -ELOOP;
+	return co_openat(dfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+}
+
+long co_open_nofollow(const char *path, int flags, int mode)
+{
+	char comp[256];
+	if (path[0] != '/')
+		return -EINVAL;
+	long dfd = co_open("/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+	const char *p = path;
+	while (dfd >= 0) {
+		while (*p == '/')
+			p++;
+		size_t n = 0;
+		while (p[n] && p[n] != '/')
+			n++;
+		if (n == 0 || n >= sizeof(comp)) {
+			co_close((int)dfd);
+			return n ? -ENAMETOOLONG : -EISDIR;
+		}
+		co_memcpy(comp, p, n);
+		comp[n] = 0;
+		if (!co_strcmp(comp, ".") || !co_strcmp(comp, "..")) {
+			co_close((int)dfd);
+			return -EINVAL; /* a path the group had is never that */
+		}
+		p += n;
+		while (*p == '/')
+			p++;
+		long next = *p ? walk_dir((int)dfd, comp)
+			       : co_openat((int)dfd, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+		co_close((int)dfd);
+		if (!*p || next < 0)
+			return next;
+		dfd = next;
+	}
+	return dfd;
 }

@@ -44,6 +44,14 @@ size_t co_fmt(char *buf, size_t n, const char *fmt, ...)
 int co_fd_high(int fd);
 
 /* Format a message into err and return -1, for "return co_err(...)". */
+/*
+ * open(path, flags | O_NOFOLLOW, mode) for a file a restart writes or
+ * creates where another user may have put a symbolic link: path must be
+ * absolute, without "." or ".." components; the directories on the way
+ * are followed through a link only when root or we own it; the last
+ * component never (-ELOOP).  The descriptor, or -errno.
+ */
+long co_open_nofollow(const char *path, int flags, int mode);
 int co_err(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

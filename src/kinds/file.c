@@ -108,18 +108,46 @@ static int file_dump(struct co_kdump *d, int first, uint64_t *id)
 	return 1;
 }
 
+/* A copy's name, as co_file_copy makes it: a number, nothing that could lead out of files/. */
+static int copy_name_ok(const char *name)
+{
+	if (!*name)
+		return 0;
+	for (; *name; name++)
+		if (*name < '0' || *name > '9')
+			return 0;
+	return 1;
+}
+
+/*
+ * The copy goes back over the file, which the restart opens without
+ * following a symbolic link someone may have put in its place
+ * (co_open_nofollow): images are untrusted input.
+ */
 static int put_back(struct co_krestore *x, const struct co_fcopy *c)
 {
 	char src[PATH_MAX];
+	if (!copy_name_ok(c->copy))
+		return co_kerr(x, "shared.img: the copy of %s is named '%s', not a file of files/", c->path, c->copy);
 	snprintf(src, sizeof(src), "%s/files/%s", co_kdir(x), c->copy);
-	int in = open(src, O_RDONLY | O_CLOEXEC);
-	int out = in < 0 ? -1 : open(c->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, c->mode);
+	int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int out = -1, e = errno;
+	if (in >= 0) {
+		long r = co_open_nofollow(c->path, O_WRONLY | O_CREAT | O_TRUNC, (int)(c->mode & 07777));
+		out = r < 0 ? -1 : (int)r;
+		e = r < 0 ? (int)-r : 0;
+	}
 	int ok = out >= 0 && co_copy_bytes(in, out, c->size) == 0;
-	int e = errno;
+	if (out >= 0)
+		e = errno;
 	if (in >= 0)
 		close(in);
 	if (out >= 0)
 		close(out);
+	struct stat st;
+	if (!ok && in >= 0 && out < 0 && (e == ELOOP || (lstat(c->path, &st) == 0 && S_ISLNK(st.st_mode))))
+		return co_kerr(x, "cannot put back %s as it was at the checkpoint: a symbolic link is in its place, "
+			       "or another user's on its way (not followed)", c->path);
 	return ok ? 0 : co_kerr(x, "cannot put back %s as it was at the checkpoint: %s", c->path, strerror(e));
 }
 

@@ -240,6 +240,8 @@ int co_cmd_restart(struct co_run_opts *o)
 	struct stat st;
 	if (stat(dir, &st) < 0)
 		co_die("group '%s' has no generation %llu in %s", o->name, (unsigned long long)gen, o->images);
+	if (!o->trust_images && co_images_owned(gdir, dir, err, sizeof(err)))
+		co_die("%s", err);
 	/* an incremental generation comes back from its merged full image, built now if missing */
 	co_progress_start(&restore_pr, STDERR_FILENO, "restart '%s'", o->name);
 	co_merge_progress = &restore_pr;
@@ -249,6 +251,9 @@ int co_cmd_restart(struct co_run_opts *o)
 	static struct co_manifest m;
 	static struct co_mproc procs[CO_TABLE_SLOTS];
 	int n;
+	/* the full image merged for it (full-N), whoever made it */
+	if (!o->trust_images && co_images_owned(gdir, dir, err, sizeof(err)))
+		co_die("%s", err);
 	if (co_read_manifest(dir, &m, procs, CO_TABLE_SLOTS, &n, err, sizeof(err)) < 0)
 		co_die("%s", err);
 	if (n < 1)

@@ -1,0 +1,82 @@
+# tests/cases/trust_images.sh - sourced by tests/run.sh: a restart treats
+# its images as untrusted input (issue 12).
+#   images_foreign    a generation another user owns, or in a group
+#                     directory others may write, is refused in one line
+#                     naming the file and --trust-images; with
+#                     --trust-images it restarts to the straight run's output
+#   fcopy_symlink     a file the group had open for writing is put back at
+#                     a restart; a symbolic link another user put in its
+#                     place (to a file of root's) is not followed: the
+#                     restart fails in one line saying so, and the link's
+#                     target keeps its content
+TI_USER=nobody
+ti_loop='echo line 0; echo line 1; while [ ! -e "$COHORT_TEST_TMP/go.1" ]; do sleep 0.05; done; echo line 2; echo RESULT done'
+
+# ti_killed TAG CMD...: CMD under cohort up to "line 1", then checkpoint --kill (generation 1)
+ti_killed() {
+	local tag=$1
+	shift
+	bg_start "$tag" "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+	wait_line "$TD/$tag.out" "line 1"
+	ckpt_or_fail "checkpoint --kill" "$GNAME" 1 --kill
+	bg_wait "$tag"
+}
+
+# ti_restart_refused WHAT ERE [ARGS]: restart fails within TMO, one line on stderr matching ERE
+ti_restart_refused() {
+	local what=$1 ere=$2 rc
+	shift 2
+	timeout -k 5 "$TMO" "$COHORT" restart "$GNAME" --images "$IMG" "$@" >"$TD/rr.out" 2>"$TD/rr.err" </dev/null
+	rc=$?
+	note_file "restart ($what)" "$TD/rr.err" 3
+	[ $rc != 0 ] && [ $rc != 124 ] || fail "restart ($what): status $rc, expected a refusal"
+	[ "$(wc -l <"$TD/rr.err")" = 1 ] || fail "restart ($what): the refusal is not one line"
+	grep -qE "$ere" "$TD/rr.err" || fail "restart ($what) does not say why: $(first_line "$TD/rr.err")"
+}
+
+t_images_foreign() {
+	id "$TI_USER" >/dev/null 2>&1 || skip "no user $TI_USER"
+	: >"$TT/go.1"
+	straight 0 /bin/bash -c "$ti_loop"
+	rm -f "$TT/go.1"
+	ti_killed run0 /bin/bash -c "$ti_loop"
+	local g
+	g=$(gen_dir "$GNAME" 1)
+	chown "$TI_USER" "$g/manifest"
+	ti_restart_refused "a file of another user's" "image file $g/manifest belongs to uid [0-9]+, not to you.*--trust-images"
+	chown root "$g/manifest"
+	chmod 777 "$IMG/$GNAME"
+	ti_restart_refused "a group directory others may write" "group directory $IMG/$GNAME is writable by others.*--trust-images"
+	: >"$TT/go.1"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG" --trust-images
+	bg_wait run1
+	chmod 700 "$IMG/$GNAME"
+	final_check 0 "$RC" run1 run0 run1
+}
+
+t_fcopy_symlink() {
+	id "$TI_USER" >/dev/null 2>&1 || skip "no user $TI_USER"
+	local shared=$TT/shared
+	mkdir -p "$shared"
+	chmod 1777 "$shared"
+	chmod 755 "$WORK" "$TD" "$TT"
+	printf 'precious\n' >"$TT/victim"
+	local prog="exec 3>>\"$shared/out\"; echo written >&3; $ti_loop"
+	: >"$TT/go.1"
+	straight 0 /bin/bash -c "$prog"
+	rm -f "$TT/go.1" "$shared/out"
+	ti_killed run0 /bin/bash -c "$prog"
+	grep -q '"files/' /dev/null
+	# the file goes (cleaned up by its owner), another user puts a link in its place
+	rm -f "$shared/out"
+	runuser -u "$TI_USER" -- ln -s "$TT/victim" "$shared/out" || fail "cannot plant the link as $TI_USER"
+	ti_restart_refused "a link where the file was" "cannot put back $shared/out .*symbolic link.*not followed"
+	[ "$(cat "$TT/victim")" = precious ] || fail "the link's target was written: $(head -c 100 "$TT/victim")"
+	# without the link, the restart puts the file back and runs on
+	rm -f "$shared/out"
+	: >"$TT/go.1"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+	[ "$(cat "$shared/out")" = written ] || fail "the file was not put back as it was: $(head -c 100 "$shared/out")"
+}
