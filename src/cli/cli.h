@@ -67,6 +67,16 @@ uint64_t co_newest_generation(const char *gdir);
  * where, so another user's images are refused unless trusted explicitly
  * (restart --trust-images).  -1 (err filled, naming the file) otherwise.
  */
+/* mkdir -p, mode 0700 */
+int co_mkdir_p(const char *path);
+/*
+ * The group's images are ours alone (IMAGES/NAME/LOCK, flock): its
+ * descriptor, kept open while we may write them; -1 (err filled, naming
+ * the holder) when another cohort holds them.
+ */
+int co_lock_images(const char *gdir, char *err, size_t errlen);
+/* Remove everything of the group directory but its LOCK (run --replace). */
+void co_clear_group_dir(const char *gdir);
 int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen);
 int co_gen_dir(const char *gdir, uint64_t gen, char *out, size_t n);
 /*

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
@@ -181,6 +182,69 @@ int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen)
 	}
 	closedir(d);
 	return bad ? -1 : 0;
+}
+
+int co_mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/*
+ * IMAGES/NAME/LOCK, held (flock) by the one cohort that may write the
+ * group's images: the coordinator of a running group, for its whole life
+ * (its checkpoints, background merges and pruning), and a restart from
+ * before it merges anything.  Two groups of one name with different run
+ * directories once wrote the same generations.  The holder's pid is
+ * written in it, for the message of the next one.
+ */
+int co_lock_images(const char *gdir, char *err, size_t errlen)
+{
+	char p[PATH_MAX], holder[32] = "";
+	if (co_mkdir_p(gdir) < 0)
+		return snprintf(err, errlen, "cannot create %s: %s", gdir, strerror(errno)), -1;
+	snprintf(p, sizeof(p), "%s/LOCK", gdir);
+	int fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return snprintf(err, errlen, "cannot open %s: %s", p, strerror(errno)), -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t k = pread(fd, holder, sizeof(holder) - 1, 0);
+		holder[k > 0 ? k : 0] = 0;
+		holder[strcspn(holder, "\n")] = 0;
+		close(fd);
+		return snprintf(err, errlen, "the images in %s are in use by another cohort%s%s%s: %s is locked", gdir,
+				holder[0] ? " (pid " : "", holder, holder[0] ? ")" : "", p),
+		       -1;
+	}
+	char line[32];
+	int n = snprintf(line, sizeof(line), "%d\n", (int)getpid());
+	/* the pid is for messages only: a failure to write it changes nothing */
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)n, 0) != n)
+		errno = 0;
+	return fd;
+}
+
+void co_clear_group_dir(const char *gdir)
+{
+	DIR *d = opendir(gdir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "LOCK"))
+			continue;
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/%s", gdir, e->d_name);
+		if (unlink(p) < 0 && errno == EISDIR)
+			co_remove_tree(p);
+	}
+	if (d)
+		closedir(d);
 }
 
 void co_remove_tree(const char *dir)

@@ -80,3 +80,28 @@ t_fcopy_symlink() {
 	final_check 0 "$RC" run1 run0 run1
 	[ "$(cat "$shared/out")" = written ] || fail "the file was not put back as it was: $(head -c 100 "$shared/out")"
 }
+
+# images_locked: two groups of one name with different run directories
+# (COHORT_RUN_DIR) cannot write the same images: while the first lives,
+# a second `run` and a `restart` of it are refused in one line naming the
+# holder's pid; once it has ended, they may
+t_images_locked() {
+	: >"$TT/go.1"
+	straight 0 /bin/bash -c "$ti_loop"
+	rm -f "$TT/go.1"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/bash -c "$ti_loop"
+	wait_line "$TD/run0.out" "line 1"
+	ckpt_or_fail "checkpoint (live)" "$GNAME" 1
+	mkdir -p "$TD/run2"
+	chmod 700 "$TD/run2"
+	local why="the images in $IMG/$GNAME are in use by another cohort \(pid [0-9]+\)"
+	COHORT_RUN_DIR=$TD/run2 rd_refused "a second run" "$why" \
+		"$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/bash -c "$ti_loop"
+	COHORT_RUN_DIR=$TD/run2 rd_refused "a restart" "$why" "$COHORT" restart "$GNAME" --images "$IMG"
+	: >"$TT/go.1"
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
+	COHORT_RUN_DIR=$TD/run2 bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	[ "$RC" = 0 ] || fail "the restart once the first group had ended: status $RC: $(first_line "$TD/run2.err")"
+}

@@ -17,20 +17,6 @@
 #include "res.h"
 #include "coord.h"
 
-static int mkdir_p(const char *path)
-{
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++)
-		if (*p == '/') {
-			*p = 0;
-			if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /*
  * Which descriptors of member c share the open file of one of our stdio
  * that is a regular file (see struct co_stdio_id): marked in its table
@@ -309,6 +295,7 @@ struct ckpt {
 	int released;			/* the members were sent RELEASE */
 	int busy;			/* a member was caught part-way through something (CO_BUSY) */
 	int tries;			/* pauses it took (ckpt_again) */
+	int lock_fd;			/* --images elsewhere: that group directory's LOCK, held meanwhile */
 	int precopied;			/* processes whose full image was pre-copied */
 	int incremental;
 	/* times (CLOCK_MONOTONIC): the request, this try's start, first park, all parked, release, commit */
@@ -340,6 +327,7 @@ static int failed(struct ckpt *k, const char *fmt, ...)
 static int ckpt_prepare(struct ckpt *k, int ci, unsigned flags, const char *images_override)
 {
 	memset(k, 0, sizeof(*k));
+	k->lock_fd = -1;
 	k->cfd = G.c[ci].fd;
 	k->flags = flags;
 	k->t_start = co_now_ns(CLOCK_MONOTONIC);
@@ -354,8 +342,13 @@ static int ckpt_prepare(struct ckpt *k, int ci, unsigned flags, const char *imag
 	}
 	k->images = images_override && *images_override ? images_override : G.images;
 	snprintf(k->gdir, sizeof(k->gdir), "%s/%s", k->images, G.name);
-	if (mkdir_p(k->gdir) < 0) {
+	if (co_mkdir_p(k->gdir) < 0) {
 		reply(k->cfd, 1, "cannot create %s: %s", k->gdir, strerror(errno));
+		return -1;
+	}
+	/* the group's own images are locked for its life; others for this checkpoint (co_lock_images) */
+	if (strcmp(k->images, G.images) && (k->lock_fd = co_lock_images(k->gdir, k->err, sizeof(k->err))) < 0) {
+		reply(k->cfd, 1, "%s", k->err);
 		return -1;
 	}
 	k->gen = co_newest_generation(k->gdir) + 1;
@@ -759,8 +752,11 @@ static void ckpt_reply(struct ckpt *k)
 void checkpoint(int ci, unsigned flags, const char *images_override)
 {
 	static struct ckpt k;
-	if (ckpt_prepare(&k, ci, flags, images_override) < 0)
+	if (ckpt_prepare(&k, ci, flags, images_override) < 0) {
+		if (k.lock_fd >= 0)
+			close(k.lock_fd);
 		return;
+	}
 	int bad;
 	for (int tries = 0;; tries++) {
 		bad = ckpt_quiesce(&k);
@@ -776,9 +772,10 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 	/* requests that waited for the checkpoint are taken again (pump) */
 	for (int i = 0; i < G.nc; i++)
 		G.c[i].deferred = 0;
-	if (bad || ckpt_commit(&k) < 0) {
+	if (bad || ckpt_commit(&k) < 0)
 		ckpt_abort(&k);
-		return;
-	}
-	ckpt_reply(&k);
+	else
+		ckpt_reply(&k);
+	if (k.lock_fd >= 0)
+		close(k.lock_fd);
 }

@@ -96,6 +96,7 @@ struct group {
 	char rundir[PATH_MAX];
 	char sock[PATH_MAX];
 	int lfd, tfd, sfd;
+	int lock_fd;		/* IMAGES/NAME/LOCK, held for life (co_lock_images) */
 	struct co_table *table;
 	int sig;
 	double interval;

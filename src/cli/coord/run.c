@@ -107,8 +107,12 @@ static void check_images_of(struct co_run_opts *o)
 		co_die("%s", co_connect_why());
 	if (fd >= 0)
 		co_die("a group named '%s' is already running", o->name);
+	char err[PATH_MAX + 256];
+	G.lock_fd = co_lock_images(gdir, err, sizeof(err));
+	if (G.lock_fd < 0)
+		co_die("%s", err);
 	if (o->replace) {
-		co_remove_tree(gdir);
+		co_clear_group_dir(gdir);
 		return;
 	}
 	if (!o->named && co_group_command_differs(gdir, o->argv, shown, sizeof(shown)))
@@ -236,6 +240,10 @@ int co_cmd_restart(struct co_run_opts *o)
 	uint64_t gen = o->generation ? o->generation : co_newest_generation(gdir);
 	if (!gen)
 		co_die("no checkpoint of group '%s' in %s", o->name, o->images);
+	/* before anything is merged: the images are ours while the group lives */
+	G.lock_fd = co_lock_images(gdir, err, sizeof(err));
+	if (G.lock_fd < 0)
+		co_die("%s", err);
 	co_gen_dir(gdir, gen, dir, sizeof(dir));
 	struct stat st;
 	if (stat(dir, &st) < 0)
