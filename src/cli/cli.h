@@ -75,6 +75,14 @@ int co_mkdir_p(const char *path);
  * the holder) when another cohort holds them.
  */
 int co_lock_images(const char *gdir, char *err, size_t errlen);
+/*
+ * merge.c: at the start of a run or restart, with the images locked (so
+ * no one else writes them): what dead writers left half-done goes (a
+ * checkpoint's .tmp-gen-N, a merge's .tmp-full-N.PID), and a merged
+ * full-N whose generation was pruned (a full image is only ever used
+ * with its generation).
+ */
+void co_recover_group_dir(const char *gdir);
 /* Remove everything of the group directory but its LOCK (run --replace). */
 void co_clear_group_dir(const char *gdir);
 int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen);

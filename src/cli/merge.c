@@ -799,6 +799,27 @@ static void remove_stale_tmp(const char *gdir)
 		closedir(d);
 }
 
+void co_recover_group_dir(const char *gdir)
+{
+	DIR *d = opendir(gdir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		unsigned long long g;
+		char p[PATH_MAX], gen[PATH_MAX];
+		int drop = !strncmp(e->d_name, ".tmp-", 5);
+		/* a full image is only ever needed with its generation (co_prune keeps both) */
+		if (!drop && sscanf(e->d_name, "full-%llu", &g) == 1) {
+			co_gen_dir(gdir, g, gen, sizeof(gen));
+			drop = !exists(gen);
+		}
+		if (!drop)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", gdir, e->d_name);
+		co_remove_tree(p);
+	}
+	if (d)
+		closedir(d);
+}
+
 #define MAX_GENS 100000
 int co_merge_all(const char *gdir, char *err, size_t errlen)
 {

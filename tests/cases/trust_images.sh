@@ -105,3 +105,27 @@ t_images_locked() {
 	bg_wait run2
 	[ "$RC" = 0 ] || fail "the restart once the first group had ended: status $RC: $(first_line "$TD/run2.err")"
 }
+
+# recover_on_start: what dead writers left in a group's images (a
+# checkpoint's .tmp-gen-N, a merge's .tmp-full-N.PID, a merged full-N
+# whose generation was pruned) is gone once a restart holds the images;
+# the committed generations are untouched and the group runs on
+t_recover_on_start() {
+	: >"$TT/go.1"
+	straight 0 /bin/bash -c "$ti_loop"
+	rm -f "$TT/go.1"
+	ti_killed run0 /bin/bash -c "$ti_loop"
+	local gd=$IMG/$GNAME
+	mkdir -p "$gd/.tmp-gen-000002" "$gd/.tmp-full-000001.999999" "$gd/full-000007"
+	: >"$gd/.tmp-gen-000002/proc-2.img"
+	: >"$gd/full-000007/manifest"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	local left
+	left=$(ls -A "$gd" | grep -E '^\.tmp-|^full-000007$')
+	[ -z "$left" ] || fail "left in $gd after the restart began: $left"
+	[ -d "$(gen_dir "$GNAME" 1)" ] || fail "generation 1 is gone"
+	: >"$TT/go.1"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}

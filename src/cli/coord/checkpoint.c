@@ -698,7 +698,8 @@ static int ckpt_commit(struct ckpt *k)
 	if (k->incremental)
 		start_merge(k->gdir);
 	if (G.keep)
-		co_prune(k->gdir, G.keep);
+		if (G.merge_pid <= 0) /* else after the merge (reap_merge): it may be reading what would go */
+			co_prune(k->gdir, G.keep);
 	return 0;
 }
 

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include "coord.h"
 #include "util.h"
 
@@ -29,8 +31,23 @@ static __attribute__((noreturn)) void merge_child(const char *gdir, int after, u
 		while (poll(&w, 1, -1) < 0 && errno == EINTR)
 			;
 	}
-	/* the child keeps nothing of the coordinator's: members must see their hang-ups */
-	syscall(SYS_close_range, 3, ~0U, 0);
+	/*
+	 * The child keeps nothing of the coordinator's (members must see
+	 * their hang-ups) but the images' LOCK, so that no other cohort
+	 * writes them before it is done, even once the group has ended.  It
+	 * says nothing on the group's stderr: a failure goes to
+	 * IMAGES/NAME/merge.log, and a restart builds what it could not.
+	 */
+	if (G.lock_fd >= 0 && G.lock_fd != 3)
+		dup2(G.lock_fd, 3);
+	syscall(SYS_close_range, G.lock_fd >= 0 ? 4 : 3, ~0U, 0);
+	char log[PATH_MAX];
+	snprintf(log, sizeof(log), "%s/merge.log", gdir);
+	int lfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	dup2(lfd >= 0 ? lfd : open("/dev/null", O_WRONLY | O_CLOEXEC), STDERR_FILENO);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	dup2(null, STDIN_FILENO);
+	dup2(null, STDOUT_FILENO);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -47,8 +64,12 @@ static __attribute__((noreturn)) void merge_child(const char *gdir, int after, u
 	syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (2 << 13) | 7 /* best effort, lowest */);
 	char err[1024];
 	int r = co_merge_all(gdir, err, sizeof(err));
-	if (r)
-		co_warn("background merge: %s", err);
+	if (r) {
+		time_t now = time(NULL);
+		char when[32];
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&now));
+		fprintf(stderr, "%s background merge: %s\n", when, err);
+	}
 	if (keep)
 		co_prune(gdir, keep);
 	_exit(r ? 1 : 0);

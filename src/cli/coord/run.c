@@ -115,6 +115,7 @@ static void check_images_of(struct co_run_opts *o)
 		co_clear_group_dir(gdir);
 		return;
 	}
+	co_recover_group_dir(gdir);
 	if (!o->named && co_group_command_differs(gdir, o->argv, shown, sizeof(shown)))
 		co_usage("run: %s holds checkpoints of another command line (%s): name this group with --name, "
 			 "or start over with --replace",
@@ -240,16 +241,17 @@ int co_cmd_restart(struct co_run_opts *o)
 	uint64_t gen = o->generation ? o->generation : co_newest_generation(gdir);
 	if (!gen)
 		co_die("no checkpoint of group '%s' in %s", o->name, o->images);
-	/* before anything is merged: the images are ours while the group lives */
-	G.lock_fd = co_lock_images(gdir, err, sizeof(err));
-	if (G.lock_fd < 0)
-		co_die("%s", err);
 	co_gen_dir(gdir, gen, dir, sizeof(dir));
 	struct stat st;
 	if (stat(dir, &st) < 0)
 		co_die("group '%s' has no generation %llu in %s", o->name, (unsigned long long)gen, o->images);
 	if (!o->trust_images && co_images_owned(gdir, dir, err, sizeof(err)))
 		co_die("%s", err);
+	/* before anything is merged: the images are ours while the group lives */
+	G.lock_fd = co_lock_images(gdir, err, sizeof(err));
+	if (G.lock_fd < 0)
+		co_die("%s", err);
+	co_recover_group_dir(gdir);
 	/* an incremental generation comes back from its merged full image, built now if missing */
 	co_progress_start(&restore_pr, STDERR_FILENO, "restart '%s'", o->name);
 	co_merge_progress = &restore_pr;
