@@ -122,8 +122,11 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes, void (*snaps
 	dc.nstreams = CO_STREAMS;
 	struct co_writer *ws[CO_STREAMS] = { &writer, &writer1 };
 
-	co_w_head(&writer, CO_KIND_PROCESS);
-	co_w_head(&writer1, CO_KIND_PAGES);
+	/* bound to this group, generation, process and stream (image.h) */
+	struct co_bind b = { co_agent.table ? co_agent.table->group_id : 0, co_agent.generation, dc.pid, 0 };
+	co_w_head(&writer, CO_KIND_PROCESS, &b);
+	b.stream = 1;
+	co_w_head(&writer1, CO_KIND_PAGES, &b);
 	for (int i = 0; i < co_agent.nthreads; i++)
 		trecs[i] = &co_agent.threads[i].rec;
 	int r = co_proc_dump(&dc, co_agent.nthreads) || co_threads_dump(&dc, trecs, co_agent.nthreads) ||

@@ -85,6 +85,14 @@ int co_lock_images(const char *gdir, char *err, size_t errlen);
 void co_recover_group_dir(const char *gdir);
 /* Remove everything of the group directory but its LOCK (run --replace). */
 void co_clear_group_dir(const char *gdir);
+/*
+ * A format 7 generation in dir holds exactly the files its manifest lists
+ * (f, nf of them), each of its listed size: 0, or -1 with err naming the
+ * first that is missing, of another size, or not listed.
+ */
+int co_gen_files_check(const char *dir, const struct co_mfile *f, int nf, char *err, size_t errlen);
+/* The same from dir's manifest (older generations list no files: 0). */
+int co_gen_complete(const char *dir, char *err, size_t errlen);
 int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen);
 int co_gen_dir(const char *gdir, uint64_t gen, char *out, size_t n);
 /*
@@ -147,8 +155,8 @@ int co_compress_gen(const char *dir, const struct co_mproc *p, int n, int worker
 /* precopy.c: the pages of process pid (host_pid here) read now, while it runs, into the image path: how many, or -1. */
 int64_t co_precopy(const char *path, int pid, int host_pid, char *err, size_t errlen);
 /* merge.c: dir/image (incremental against id) and predir/image (its pre-copy) into a full dir/image. */
-int co_merge_precopy(const char *dir, const char *predir, int pid, const char *image, uint64_t id, char *err,
-		     size_t errlen);
+int co_merge_precopy(const char *dir, const char *predir, int pid, const char *image, uint64_t id,
+		     const struct co_bind *gen, char *err, size_t errlen);
 /* Bytes stored for a process image, all its streams, compressed or not. */
 uint64_t co_img_bytes(const char *image);
 /* Restart: FIFOs in dir for the compressed images of gen_dir, each fed by a decompressing child. */
@@ -227,7 +235,7 @@ struct co_shared_member {
  * could not carry on (co_proc_text), and the checkpoint may try again.
  */
 #define CO_BUSY (-2)
-int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, const struct co_table *t,
+int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member *m, int n, const struct co_table *t,
 		   char *err, size_t errlen);
 /*
  * After co_shared_dump: the descriptors of member pid (its number in the

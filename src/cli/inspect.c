@@ -261,8 +261,38 @@ int co_cmd_inspect(const char *target, int json)
 	return bad;
 }
 
-/* Walk every record of one file, checking headers, order and hashes (and zstd's, if compressed). */
-static int verify_file(const char *path, uint64_t *records, uint64_t *bytes, char *err, size_t errlen)
+/*
+ * What file name of a generation must hold, from its name: its kind and
+ * binding (co_bind) under manifest m.  0 when the name is no image file
+ * (the manifest, a copy under files/).
+ */
+static int bound_as(const char *name, const struct co_manifest *m, uint32_t *kind, struct co_bind *b)
+{
+	int pid, k = 0, used = 0;
+	*b = (struct co_bind){ m->group_id, m->generation, 0, 0 };
+	if (!strcmp(name, "shared.img") || !strcmp(name, "shared.img" CO_ZST)) {
+		*kind = CO_KIND_SHARED;
+		return 1;
+	}
+	if (sscanf(name, "proc-%d.p%d.img%n", &pid, &k, &used) == 2 ||
+	    (k = 0, used = 0, sscanf(name, "proc-%d.img%n", &pid, &used) == 1)) {
+		if (name[used] && strcmp(name + used, CO_ZST))
+			return 0;
+		*kind = k ? CO_KIND_PAGES : CO_KIND_PROCESS;
+		b->pid = pid;
+		b->stream = (uint32_t)k;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Walk every record of one file, checking headers, order and hashes (and
+ * zstd's, if compressed), and its head: of kind, bound to want (NULL:
+ * any cohort file).
+ */
+static int verify_file(const char *path, uint32_t kind, const struct co_bind *want, uint64_t *records, uint64_t *bytes,
+		       char *err, size_t errlen)
 {
 	char name[PATH_MAX];
 	struct co_reader r;
@@ -289,7 +319,20 @@ static int verify_file(const char *path, uint64_t *records, uint64_t *bytes, cha
 			break;
 		}
 		ended = r.hdr.type == CO_R_END;
-		if (co_r_finish(&r)) {
+		if (r.seq == 0) { /* the head: whose file this is */
+			struct co_head h;
+			if (r.hdr.type != CO_R_HEAD) {
+				snprintf(err, errlen, "%s: starts with a %s record, not its head", name,
+					 co_rec_name(r.hdr.type));
+				ret = -1;
+				break;
+			}
+			if (co_r_payload(&r, &h, sizeof(h)) || (kind && co_head_check(&r, &h, kind, want))) {
+				snprintf(err, errlen, "%s", r.err);
+				ret = -1;
+				break;
+			}
+		} else if (co_r_finish(&r)) {
 			snprintf(err, errlen, "%s", r.err);
 			ret = -1;
 			break;
@@ -302,29 +345,61 @@ static int verify_file(const char *path, uint64_t *records, uint64_t *bytes, cha
 	return ret;
 }
 
+/* One finding of verify_generation: on stderr, and the first kept for JSON. */
+static void finding(int json, char *first, size_t n, const char *err)
+{
+	if (!json)
+		fprintf(stderr, "cohort: %s\n", err);
+	if (!first[0])
+		snprintf(first, n, "%s", err);
+}
+
 /*
  * `cohort verify DIR [--json]`: a generation (DIR/manifest) or every
- * generation of a group (DIR/gen-*): each file's records checked without
- * restoring anything; one line (or JSON object) per generation.
+ * generation of a group (DIR/gen-*): its manifest, every file it lists
+ * (format 7: no more, no fewer, of their sizes, each bound to this
+ * generation), and each file's records, without restoring anything; one
+ * line (or JSON object) per generation.
  */
 static int verify_generation(const char *dir, int json)
 {
-	DIR *d = opendir(dir);
 	uint64_t records = 0, bytes = 0;
-	int files = 0, bad = 0;
+	int files = 0, bad = 0, nm = 0, nf = 0;
 	char first_err[1024] = "";
+	static struct co_manifest m;
+	static struct co_mproc mp[CO_TABLE_SLOTS];
+	static struct co_mfile mf[CO_TABLE_SLOTS * 3 + 4096]; /* images, streams, shared.img, copies */
+	char path[PATH_MAX], err[1024];
+	struct co_reader r;
+	int mfd = co_open_gen_file(dir, "manifest", path, sizeof(path), &r, err, sizeof(err));
+	int mbad = mfd < 0 ||
+		   co_manifest_read_files(&r, &m, mp, CO_TABLE_SLOTS, &nm, mf, (int)(sizeof(mf) / sizeof(mf[0])), &nf);
+	if (mfd >= 0 && mbad)
+		snprintf(err, sizeof(err), "%s", r.err);
+	if (mfd >= 0 && co_img_close(mfd, err, sizeof(err)))
+		mbad = 1;
+	if (mbad) {
+		finding(json, first_err, sizeof(first_err), err);
+		memset(&m, 0, sizeof(m));
+		bad = 1;
+	} else if (m.nfiles && co_gen_files_check(dir, mf, nf, err, sizeof(err))) {
+		finding(json, first_err, sizeof(first_err), err);
+		bad = 1;
+	}
+	DIR *d = opendir(dir);
 	if (!d)
 		snprintf(first_err, sizeof(first_err), "%s: %s", dir, strerror(errno));
 	for (struct dirent *e; d && (e = readdir(d));) {
-		if (e->d_name[0] == '.' || !strcmp(e->d_name, "files"))
+		/* (a damaged manifest is told once, above) */
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, "files") || (mbad && !strcmp(e->d_name, "manifest")))
 			continue;
-		char p[PATH_MAX], err[1024];
+		char p[PATH_MAX];
+		uint32_t kind = 0;
+		struct co_bind want;
 		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (verify_file(p, &records, &bytes, err, sizeof(err))) {
-			if (!json)
-				fprintf(stderr, "cohort: %s\n", err);
-			if (!bad)
-				snprintf(first_err, sizeof(first_err), "%s", err);
+		int bound = !mbad && bound_as(e->d_name, &m, &kind, &want);
+		if (verify_file(p, kind, bound ? &want : NULL, &records, &bytes, err, sizeof(err))) {
+			finding(json, first_err, sizeof(first_err), err);
 			bad = 1;
 		}
 		files++;

@@ -82,7 +82,9 @@ static int close_image(struct image_in *in, int failed, char *err, size_t errlen
 }
 
 /* Open image and its page streams; its process record goes to proc, every head is checked. */
-static int open_image(const char *image, struct image_in *in, struct co_proc *proc, char *err, size_t errlen)
+/* want: what the images must be bound to (stream set here); NULL: anything (a pre-copy's) */
+static int open_image(const char *image, struct image_in *in, struct co_proc *proc, const struct co_bind *want,
+		      char *err, size_t errlen)
 {
 	in->n = 0;
 	for (int k = 0; k == 0 || k < (int)proc->streams; k++) {
@@ -100,9 +102,15 @@ static int open_image(const char *image, struct image_in *in, struct co_proc *pr
 			close_image(in, 1, err, errlen);
 			return -1;
 		}
-		if (h.kind != (k ? CO_KIND_PAGES : CO_KIND_PROCESS) || !CO_IMG_VERSION_OK(h.version) ||
-		    proc->streams < 1 || proc->streams > CO_STREAMS) {
-			MERR("%s: not a process image of this format", in->path[k]);
+		struct co_bind b = want ? *want : (struct co_bind){ 0, 0, 0, 0 };
+		b.stream = (uint32_t)k;
+		if (co_head_check(&in->r[k], &h, k ? CO_KIND_PAGES : CO_KIND_PROCESS, want ? &b : NULL)) {
+			MERR("%s", in->r[k].err);
+			close_image(in, 1, err, errlen);
+			return -1;
+		}
+		if (proc->streams < 1 || proc->streams > CO_STREAMS) {
+			MERR("%s: a process image of %u page streams, not 1 to %d", in->path[k], proc->streams, CO_STREAMS);
 			close_image(in, 1, err, errlen);
 			return -1;
 		}
@@ -366,7 +374,9 @@ static int open_layers(const struct chain *c, const struct co_mproc *mp, struct 
 		snprintf(path, sizeof(path), "%s/%s", c->g[j].dir, mp->image);
 		L[j].loaded = 0;
 		L[j].k = 0;
-		if (open_image(path, &L[j].in, pr, err, errlen))
+		/* each image is its generation's (a synthetic generation 0: a pre-copy, not bound) */
+		struct co_bind want = { c->g[j].m.group_id, c->g[j].m.generation, pid, 0 };
+		if (open_image(path, &L[j].in, pr, c->g[j].m.generation ? &want : NULL, err, errlen))
 			return -1;
 		*nl = j + 1;
 		if (pr->pid != pid || pr->parent != parent)
@@ -472,6 +482,8 @@ static int merge_stream(struct layer *top, struct co_writer *w, char *err, size_
 static int merge_proc(const struct chain *c, const struct co_mproc *mp, const char *full, int compress, char *err,
 		      size_t errlen)
 {
+	/* the full image is gen-N's, as its own images were */
+	struct co_bind bind = { c->g[0].m.group_id, c->g[0].m.generation, mp->pid, 0 };
 	static struct co_proc proc;
 	static struct layer L[MAX_LAYERS];
 	static char opath[CO_STREAMS][PATH_MAX];
@@ -488,7 +500,8 @@ static int merge_proc(const struct chain *c, const struct co_mproc *mp, const ch
 	}
 	for (int k = 0; k < nin; k++) {
 		co_w_init(&w, ofd[k], wbuf, sizeof(wbuf));
-		co_w_head(&w, k ? CO_KIND_PAGES : CO_KIND_PROCESS);
+		bind.stream = (uint32_t)k;
+		co_w_head(&w, k ? CO_KIND_PAGES : CO_KIND_PROCESS, &bind);
 		if (k == 0) {
 			proc.parent = 0;
 			co_w_rec(&w, CO_R_PROC, &proc, sizeof(proc));
@@ -519,11 +532,15 @@ out:
  * predir/image, the pages read ahead, make the full image that replaces
  * dir/image.
  */
-int co_merge_precopy(const char *dir, const char *predir, int pid, const char *image, uint64_t id, char *err,
-		     size_t errlen)
+int co_merge_precopy(const char *dir, const char *predir, int pid, const char *image, uint64_t id,
+		     const struct co_bind *gen, char *err, size_t errlen)
 {
 	static struct chain c;
+	memset(&c, 0, sizeof(c));
 	c.n = 2;
+	/* the snapshot's image is the generation's; the pre-copy's (generation 0 here) is not bound */
+	c.g[0].m.group_id = gen->group_id;
+	c.g[0].m.generation = gen->generation;
 	snprintf(c.g[0].dir, sizeof(c.g[0].dir), "%s", dir);
 	snprintf(c.g[1].dir, sizeof(c.g[1].dir), "%s", predir);
 	for (int j = 0; j < 2; j++) {

@@ -153,7 +153,7 @@ int64_t co_precopy(const char *path, int pid, int host_pid, char *err, size_t er
 		goto out;
 	struct co_writer w;
 	co_w_init(&w, fd, wbuf, sizeof(wbuf));
-	co_w_head(&w, CO_KIND_PROCESS);
+	co_w_head(&w, CO_KIND_PROCESS, NULL); /* a pre-copy: merged into the generation's image, not bound */
 	memset(&proc, 0, sizeof(proc));
 	proc.pid = pid;
 	proc.streams = 1;

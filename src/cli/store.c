@@ -48,20 +48,137 @@ int co_gen_dir(const char *gdir, uint64_t gen, char *out, size_t n)
 	return snprintf(out, n, "%s/gen-%06llu", gdir, (unsigned long long)gen) >= (int)n ? -1 : 0;
 }
 
-int co_write_manifest(const char *dir, const struct co_manifest *m, const struct co_mproc *p, int n)
+/*
+ * Every file of the generation in dir (and in its files/), as stored,
+ * but the manifest and hidden ones: into *out (allocated), the count; -1
+ * when dir cannot be read.
+ */
+static int list_files(const char *dir, const char *sub, struct co_mfile **out, int *n, int *cap)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/manifest", dir);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(path, sizeof(path), "%s%s%s", dir, sub[0] ? "/" : "", sub);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int r = 0;
+	for (struct dirent *e; !r && (e = readdir(d));) {
+		char p[PATH_MAX], rel[PATH_MAX];
+		struct stat st;
+		if (e->d_name[0] == '.' || (!sub[0] && !strcmp(e->d_name, "manifest")))
+			continue;
+		snprintf(rel, sizeof(rel), "%s%s%s", sub, sub[0] ? "/" : "", e->d_name);
+		snprintf(p, sizeof(p), "%s/%s", dir, rel);
+		if (lstat(p, &st) < 0) {
+			r = -1;
+		} else if (S_ISDIR(st.st_mode) && !sub[0]) {
+			r = list_files(dir, rel, out, n, cap);
+		} else if (S_ISREG(st.st_mode) && strlen(rel) < sizeof((*out)->name)) {
+			if (*n == *cap) {
+				*cap = *cap ? 2 * *cap : 64;
+				struct co_mfile *grown = realloc(*out, (size_t)*cap * sizeof(**out));
+				if (!grown) {
+					r = -1;
+					break;
+				}
+				*out = grown;
+			}
+			memset(&(*out)[*n], 0, sizeof(**out));
+			snprintf((*out)[*n].name, sizeof((*out)->name), "%s", rel);
+			(*out)[(*n)++].size = (uint64_t)st.st_size;
+		} else {
+			r = -1; /* nothing else belongs in a generation */
+			errno = EINVAL;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+int co_gen_files_check(const char *dir, const struct co_mfile *f, int nf, char *err, size_t errlen)
+{
+	char p[PATH_MAX];
+	for (int i = 0; i < nf; i++) {
+		struct stat st;
+		snprintf(p, sizeof(p), "%s/%s", dir, f[i].name);
+		if (lstat(p, &st) < 0)
+			return snprintf(err, errlen, "%s: listed in the generation's manifest, but missing", p), -1;
+		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != f[i].size)
+			return snprintf(err, errlen, "%s: the manifest lists it with %llu bytes, it has %llu%s", p,
+					(unsigned long long)f[i].size, (unsigned long long)st.st_size,
+					S_ISREG(st.st_mode) ? "" : " (not a file)"),
+			       -1;
+	}
+	for (int sub = 0; sub < 2; sub++) {
+		snprintf(p, sizeof(p), "%s%s", dir, sub ? "/files" : "");
+		DIR *d = opendir(p);
+		int bad = 0;
+		for (struct dirent *e; !bad && d && (e = readdir(d));) {
+			char rel[PATH_MAX];
+			if (e->d_name[0] == '.' || (!sub && (!strcmp(e->d_name, "manifest") || !strcmp(e->d_name, "files"))))
+				continue;
+			snprintf(rel, sizeof(rel), "%s%s", sub ? "files/" : "", e->d_name);
+			bad = 1;
+			for (int i = 0; i < nf && bad; i++)
+				bad = strcmp(f[i].name, rel) != 0;
+			if (bad)
+				snprintf(err, errlen, "%s/%s: not listed in the generation's manifest (from elsewhere?)", dir,
+					 rel);
+		}
+		if (d)
+			closedir(d);
+		if (bad)
+			return -1;
+	}
+	return 0;
+}
+
+int co_gen_complete(const char *dir, char *err, size_t errlen)
+{
+	static struct co_manifest m;
+	static struct co_mproc p[CO_TABLE_SLOTS];
+	static struct co_mfile f[CO_TABLE_SLOTS * 3 + 4096];
+	char path[PATH_MAX];
+	struct co_reader r;
+	int n, nf;
+	int fd = co_open_gen_file(dir, "manifest", path, sizeof(path), &r, err, errlen);
 	if (fd < 0)
 		return -1;
+	int bad = co_manifest_read_files(&r, &m, p, CO_TABLE_SLOTS, &n, f, (int)(sizeof(f) / sizeof(f[0])), &nf);
+	if (bad)
+		snprintf(err, errlen, "%s", r.err);
+	if (co_img_close(fd, err, errlen) || bad)
+		return -1;
+	return m.nfiles ? co_gen_files_check(dir, f, nf, err, errlen) : 0;
+}
+
+int co_write_manifest(const char *dir, const struct co_manifest *mf, const struct co_mproc *p, int n)
+{
+	char path[PATH_MAX];
+	struct co_mfile *files = NULL;
+	int nfiles = 0, cap = 0;
+	if (list_files(dir, "", &files, &nfiles, &cap) < 0) {
+		free(files);
+		return -1;
+	}
+	struct co_manifest m = *mf;
+	m.nfiles = (uint32_t)nfiles;
+	snprintf(path, sizeof(path), "%s/manifest", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		free(files);
+		return -1;
+	}
 	static char buf[65536];
 	struct co_writer w;
 	co_w_init(&w, fd, buf, sizeof(buf));
-	co_w_head(&w, CO_KIND_MANIFEST);
-	co_w_rec(&w, CO_R_MANIFEST, m, sizeof(*m));
+	struct co_bind b = { m.group_id, m.generation, 0, 0 };
+	co_w_head(&w, CO_KIND_MANIFEST, &b);
+	co_w_rec(&w, CO_R_MANIFEST, &m, sizeof(m));
 	for (int i = 0; i < n; i++)
 		co_w_rec(&w, CO_R_MPROC, &p[i], sizeof(p[i]));
+	for (int i = 0; i < nfiles; i++)
+		co_w_rec(&w, CO_R_MFILE, &files[i], sizeof(files[i]));
+	free(files);
 	struct co_end end = { w.seq + 1, 0 };
 	co_w_rec(&w, CO_R_END, &end, sizeof(end));
 	int r = co_w_flush(&w);

@@ -133,6 +133,7 @@ const char *co_rec_name(unsigned type)
 	case CO_R_TIMER: return "timer";
 	case CO_R_MANIFEST: return "manifest";
 	case CO_R_MPROC: return "manifest process";
+	case CO_R_MFILE: return "manifest file";
 	case CO_R_SHM: return "shared memory";
 	case CO_R_SHMDATA: return "shared memory data";
 	case CO_R_PIPE: return "pipe";
@@ -334,7 +335,7 @@ void co_stream_path(char *out, unsigned long n, const char *image, int k)
 		co_fmt(out + len - 4, n - (len - 4), ".p%d.img", k);
 }
 
-int co_w_head(struct co_writer *w, uint32_t kind)
+int co_w_head(struct co_writer *w, uint32_t kind, const struct co_bind *b)
 {
 	struct co_head h;
 	struct co_timespec ts;
@@ -342,23 +343,59 @@ int co_w_head(struct co_writer *w, uint32_t kind)
 	co_strlcpy(h.magic, CO_IMG_MAGIC, sizeof(h.magic));
 	h.version = CO_IMG_VERSION;
 	h.kind = kind;
+	if (b)
+		h.bind = *b;
 	co_clock_gettime(0 /* CLOCK_REALTIME */, &ts);
 	h.created_ns = (uint64_t)ts.sec * 1000000000ULL + (uint64_t)ts.nsec;
 	return co_w_rec(w, CO_R_HEAD, &h, sizeof(h));
 }
 
+static const char *kind_name(uint32_t kind)
+{
+	return kind == CO_KIND_PROCESS ? "process image" : kind == CO_KIND_PAGES ? "page stream"
+	       : kind == CO_KIND_SHARED ? "shared objects file" : kind == CO_KIND_MANIFEST ? "manifest" : "file";
+}
+
+int co_head_check(struct co_reader *r, const struct co_head *h, uint32_t kind, const struct co_bind *want)
+{
+	if (co_strcmp(h->magic, CO_IMG_MAGIC) || h->kind != kind)
+		return co_err(r->err, sizeof(r->err), "%s: not a cohort %s", r->name, kind_name(kind));
+	if (!CO_IMG_VERSION_OK(h->version))
+		return co_err(r->err, sizeof(r->err), "%s: image format version %u, this cohort reads %u to %u",
+			      r->name, h->version, CO_IMG_VERSION_MIN, CO_IMG_VERSION);
+	if (!want || h->version < 7)
+		return 0;
+	const struct co_bind *b = &h->bind;
+	if ((b->group_id && want->group_id && b->group_id != want->group_id) || b->generation != want->generation ||
+	    b->pid != want->pid || b->stream != want->stream)
+		return co_err(r->err, sizeof(r->err),
+			      "%s: this file belongs to %s%llx, generation %llu, pid %d, stream %u, not to %s%llx, "
+			      "generation %llu, pid %d, stream %u (a file from elsewhere?)",
+			      r->name, "group ", (unsigned long long)b->group_id, (unsigned long long)b->generation,
+			      b->pid, b->stream, "group ", (unsigned long long)want->group_id,
+			      (unsigned long long)want->generation, want->pid, want->stream);
+	return 0;
+}
+
 int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n)
+{
+	int nf;
+	return co_manifest_read_files(r, m, p, max, n, 0, 0, &nf);
+}
+
+int co_manifest_read_files(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n,
+			   struct co_mfile *f, int maxf, int *nf)
 {
 	struct co_head h;
 	*n = 0;
-	if (co_r_expect(r, CO_R_HEAD, &h, sizeof(h)))
+	*nf = 0;
+	if (co_r_expect(r, CO_R_HEAD, &h, sizeof(h)) || co_head_check(r, &h, CO_KIND_MANIFEST, 0))
 		return -1;
-	if (co_strcmp(h.magic, CO_IMG_MAGIC) || h.kind != CO_KIND_MANIFEST)
-		return co_err(r->err, sizeof(r->err), "%s: not a cohort manifest", r->name);
-	if (!CO_IMG_VERSION_OK(h.version))
-		return co_err(r->err, sizeof(r->err), "%s: image format version %u, this cohort reads %u to %u",
-			      r->name, h.version, CO_IMG_VERSION_MIN, CO_IMG_VERSION);
 	if (co_r_expect(r, CO_R_MANIFEST, m, sizeof(*m)))
+		return -1;
+	/* a manifest is its generation's own: its head says so too */
+	struct co_bind own = { m->group_id, m->generation, 0, 0 };
+	if (co_head_check(r, &h, CO_KIND_MANIFEST, &own))
 		return -1;
 	for (;;) {
 		int e = co_r_next(r);
@@ -371,7 +408,18 @@ int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc
 				return -1;
 			break;
 		}
-		if (r->hdr.type != CO_R_MPROC || *n >= max)
+		if (r->hdr.type == CO_R_MFILE && *n == (int)m->nprocs) {
+			struct co_mfile one, *dst = f && *nf < maxf ? &f[*nf] : &one;
+			if (*nf >= (int)m->nfiles)
+				return co_err(r->err, sizeof(r->err), "%s: %s %lu: more files than the %u it lists",
+					      r->name, at(r), (unsigned long)r->rec_off, m->nfiles);
+			if (co_r_payload(r, dst, sizeof(*dst)))
+				return -1;
+			dst->name[sizeof(dst->name) - 1] = 0;
+			(*nf)++;
+			continue;
+		}
+		if (r->hdr.type != CO_R_MPROC || *n >= max || *nf)
 			return co_err(r->err, sizeof(r->err), "%s: %s %lu: unexpected %s record", r->name, at(r),
 				      (unsigned long)r->rec_off, co_rec_name(r->hdr.type));
 		if (co_r_payload(r, &p[*n], sizeof(p[0])))
@@ -381,6 +429,10 @@ int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc
 	}
 	if ((uint32_t)*n != m->nprocs)
 		return co_err(r->err, sizeof(r->err), "%s: lists %d processes, expected %u", r->name, *n, m->nprocs);
+	if ((uint32_t)*nf != m->nfiles)
+		return co_err(r->err, sizeof(r->err), "%s: lists %d files, expected %u", r->name, *nf, m->nfiles);
+	if (f && *nf > maxf)
+		return co_err(r->err, sizeof(r->err), "%s: lists %d files, more than %d", r->name, *nf, maxf);
 	m->name[sizeof(m->name) - 1] = 0;
 	m->program[sizeof(m->program) - 1] = 0;
 	return 0;

@@ -14,9 +14,9 @@
 #include <stdint.h>
 #include "xxh64.h"
 
-#define CO_IMG_VERSION 6
+#define CO_IMG_VERSION 7
 /* oldest version still read: 2 has no compressed files, 2 and 3 no timer records, 2 to 4 no credentials,
- * 2 to 5 no process and thread attributes (attrs.c) */
+ * 2 to 5 no process and thread attributes (attrs.c), 2 to 6 no binding (co_bind) and no file list */
 #define CO_IMG_VERSION_MIN 2
 #define CO_IMG_VERSION_OK(v) ((v) >= CO_IMG_VERSION_MIN && (v) <= CO_IMG_VERSION)
 #define CO_REC_MAGIC 0x43524f43u /* "CORC" */
@@ -37,6 +37,7 @@ enum co_rec_type {
 	CO_R_LOCK = 12,	  /* struct co_lock: a file lock the process holds through the CO_R_FD before */
 	CO_R_MANIFEST = 32, /* struct co_manifest: generation metadata */
 	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
+	CO_R_MFILE = 34,  /* struct co_mfile: one per file of the generation (format 7) */
 	CO_R_SHM = 48,	  /* struct co_shm: shared memory object (shared.img) */
 	CO_R_SHMDATA = 49, /* u64 offset, then page-aligned bytes of the co_shm before */
 	CO_R_PIPE = 50,	  /* struct co_pipe, then the buffered bytes */
@@ -63,11 +64,26 @@ struct co_rec_hdr {
 	uint64_t seq;
 };
 
+/*
+ * Whose file an image is (format 7): the group (a random id the group
+ * keeps across restarts, in its manifest), the generation, the process
+ * (0 for the group's files) and the page stream.  A file swapped in from
+ * another generation, group, process or stream is found by the reader
+ * that expects this one (co_head_check), not restored as its memory.
+ */
+struct co_bind {
+	uint64_t group_id;
+	uint64_t generation;
+	int32_t pid;
+	uint32_t stream;
+};
+
 struct co_head {
 	char magic[16];
 	uint32_t version;
 	uint32_t kind;
 	uint64_t created_ns; /* CLOCK_REALTIME */
+	struct co_bind bind; /* format 7; zero before */
 };
 
 /* Callee-saved state of a parked thread (see agent/ctx.S). */
@@ -313,6 +329,15 @@ struct co_manifest {
 	int32_t tty_pgid;   /* 0: the terminal's foreground was not the group's */
 	uint32_t tty_pad;
 	uint8_t termios[64]; /* struct termios as tcgetattr gave it */
+	uint64_t group_id;  /* format 7: the group's id (co_bind); 0 before */
+	uint32_t nfiles;    /* format 7: the CO_R_MFILE records that follow the processes */
+	uint32_t pad2;
+};
+
+/* Format 7: a file of the generation, as stored (the manifest lists them all but itself). */
+struct co_mfile {
+	char name[128];	    /* relative to the generation: proc-2.img, proc-2.p1.img.zst, files/0 */
+	uint64_t size;	    /* bytes as stored */
 };
 
 enum co_mproc_flags {
@@ -456,7 +481,7 @@ int co_w_end(struct co_writer *w);
 int co_w_rec(struct co_writer *w, unsigned type, const void *p, uint64_t len);
 int co_w_flush(struct co_writer *w);
 /* The head record every file starts with. */
-int co_w_head(struct co_writer *w, uint32_t kind);
+int co_w_head(struct co_writer *w, uint32_t kind, const struct co_bind *b);
 
 /* ---- reader ---- */
 
@@ -488,7 +513,20 @@ int co_r_payload(struct co_reader *r, void *p, uint64_t max);
 /* Expect the next record to be of `type` and read it whole. */
 int co_r_expect(struct co_reader *r, unsigned type, void *p, uint64_t max);
 const char *co_rec_name(unsigned type);
-/* A whole manifest: head, manifest, at most max processes, end; -1 with r->err. */
+/*
+ * The head just read (h) is a cohort file of this kind and a version we
+ * read, and, when want is given and the file has one (format 7), bound
+ * to want: group (unless either id is 0), generation, process, stream.
+ * 0, or -1 with r->err naming the file and what it belongs to.
+ */
+int co_head_check(struct co_reader *r, const struct co_head *h, uint32_t kind, const struct co_bind *want);
+/*
+ * A whole manifest: head, manifest, at most max processes, then (format
+ * 7) its files, at most maxf into f (f may be NULL: skipped), end; -1
+ * with r->err.  The head's binding must be the manifest's own.
+ */
 int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n);
+int co_manifest_read_files(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n,
+			   struct co_mfile *f, int maxf, int *nf);
 
 #endif

@@ -227,6 +227,7 @@ struct co_table {
 	uint32_t slots;
 	uint64_t generation;	/* last committed generation */
 	uint64_t cookie;	/* the value (si_value) of the signal that starts a checkpoint */
+	uint64_t group_id;	/* the group's id, which its images carry (co_bind) */
 	struct co_stdio_id stdio[3];
 	struct co_pentry p[CO_TABLE_SLOTS];
 };

@@ -216,7 +216,7 @@ int co_sobj_write(struct co_kdump *d, int first, struct co_sobj *o)
 	return co_w_rec(d->w, CO_R_SOBJ, o, sizeof(*o)) ? -1 : 1;
 }
 
-int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, const struct co_table *t,
+int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member *m, int n, const struct co_table *t,
 		   char *err, size_t errlen)
 {
 	char path[PATH_MAX];
@@ -229,7 +229,8 @@ int co_shared_dump(const char *dir, const struct co_shared_member *m, int n, con
 	static char buf[1 << 18];
 	struct co_writer w;
 	co_w_init(&w, fd, buf, sizeof(buf));
-	co_w_head(&w, CO_KIND_SHARED);
+	struct co_bind b = { t->group_id, gen, 0, 0 };
+	co_w_head(&w, CO_KIND_SHARED, &b);
 	struct co_kdump d = { .w = &w, .dir = dir, .refs = refs, .err = err, .errlen = errlen };
 	nrefs = 0;
 	int busy = 0;
@@ -406,6 +407,13 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	struct co_reader r;
+	/* the file must be this generation's (co_bind): its manifest says which that is */
+	static struct co_manifest m;
+	static struct co_mproc mp[CO_TABLE_SLOTS];
+	int nm;
+	if (co_read_manifest(dir, &m, mp, CO_TABLE_SLOTS, &nm, err, errlen))
+		return -1;
+	struct co_bind want = { m.group_id, m.generation, 0, 0 };
 	int fd = co_open_gen_file(dir, "shared.img", path, sizeof(path), &r, err, errlen);
 	if (fd < 0)
 		return -1;
@@ -443,11 +451,13 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 			goto out;
 		}
 		const struct co_kind_ops *ops = co_rec_ops(t, &u);
-		if (t == CO_R_HEAD) {
-			if (u.h.kind != CO_KIND_SHARED || !CO_IMG_VERSION_OK(u.h.version)) {
-				snprintf(err, errlen, "%s: not a shared-objects image of this format", path);
+		if (t == CO_R_HEAD || r.seq == 1) {
+			if (t != CO_R_HEAD) {
+				co_kbad(&x, "%s record before the head", co_rec_name(t));
 				goto out;
 			}
+			if (co_head_check(&r, &u.h, CO_KIND_SHARED, &want))
+				goto bad;
 		} else if (t == CO_R_SLINK) {
 			if (restore_link(&x, &u.l) < 0)
 				goto out;

@@ -15,7 +15,7 @@
 
 typedef void describe_fn(unsigned type, const void *p, uint64_t len, char *out, size_t n);
 
-static describe_fn d_head, d_proc, d_thread, d_timer, d_lock, d_fd, d_vma, d_pagemap, d_bytes, d_end, d_manifest,
+static describe_fn d_head, d_proc, d_thread, d_timer, d_lock, d_fd, d_vma, d_pagemap, d_bytes, d_end, d_manifest, d_mfile,
 	d_mproc, d_link;
 
 static const struct rec {
@@ -24,7 +24,7 @@ static const struct rec {
 	const struct co_kind_ops *ops;	/* the kind that owns it (shared.img), or NULL */
 	describe_fn *describe;		/* NULL: its kind's */
 } recs[] = {
-	{ CO_R_HEAD, sizeof(struct co_head), NULL, d_head },
+	{ CO_R_HEAD, offsetof(struct co_head, bind), NULL, d_head },	/* bind: format 7 */
 	{ CO_R_PROC, offsetof(struct co_proc, creds), NULL, d_proc },	/* creds: format 5 */
 	{ CO_R_THREAD, offsetof(struct co_thread, comm), NULL, d_thread },
 	{ CO_R_FD, offsetof(struct co_fd, path) + 1, NULL, d_fd },
@@ -38,6 +38,7 @@ static const struct rec {
 	{ CO_R_LOCK, sizeof(struct co_lock), NULL, d_lock },
 	{ CO_R_MANIFEST, offsetof(struct co_manifest, tty_pgid), NULL, d_manifest },	/* tty: later */
 	{ CO_R_MPROC, offsetof(struct co_mproc, creds), NULL, d_mproc },		/* creds: format 5 */
+	{ CO_R_MFILE, sizeof(struct co_mfile), NULL, d_mfile },
 	{ CO_R_SHM, sizeof(struct co_shm), &co_shm_ops, NULL },
 	{ CO_R_SHMDATA, sizeof(uint64_t), &co_shm_ops, NULL },
 	{ CO_R_PIPE, sizeof(struct co_pipe), &co_pipe_ops, NULL },
@@ -93,11 +94,16 @@ static void d_head(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 {
 	(void)t, (void)len;
 	const struct co_head *h = p;
-	snprintf(out, n, "format %u, %s", h->version,
+	char bind[128] = "";
+	if (h->version >= 7)
+		snprintf(bind, sizeof(bind), " of group %llx generation %llu pid %d stream %u",
+			 (unsigned long long)h->bind.group_id, (unsigned long long)h->bind.generation, h->bind.pid,
+			 h->bind.stream);
+	snprintf(out, n, "format %u, %s%s", h->version,
 		 h->kind == CO_KIND_PROCESS ? "process image"
 		 : h->kind == CO_KIND_PAGES ? "page stream"
 		 : h->kind == CO_KIND_SHARED ? "shared objects"
-					      : "manifest");
+					      : "manifest", bind);
 }
 
 static void d_proc(unsigned t, const void *pp, uint64_t len, char *out, size_t n)
@@ -228,8 +234,16 @@ static void d_manifest(unsigned t, const void *p, uint64_t len, char *out, size_
 {
 	(void)t, (void)len;
 	const struct co_manifest *m = p;
-	snprintf(out, n, "group %.*s generation %llu parent %llu, %u processes", (int)sizeof(m->name), m->name,
-		 (unsigned long long)m->generation, (unsigned long long)m->parent, m->nprocs);
+	snprintf(out, n, "group %.*s (id %llx) generation %llu parent %llu, %u processes, %u files", (int)sizeof(m->name),
+		 m->name, (unsigned long long)m->group_id, (unsigned long long)m->generation,
+		 (unsigned long long)m->parent, m->nprocs, m->nfiles);
+}
+
+static void d_mfile(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_mfile *f = p;
+	snprintf(out, n, "%.*s, %llu bytes", (int)sizeof(f->name), f->name, (unsigned long long)f->size);
 }
 
 static void d_mproc(unsigned t, const void *pp, uint64_t len, char *out, size_t n)

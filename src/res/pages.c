@@ -583,10 +583,12 @@ static int open_stream(struct co_rstctx *rc, int k, char *name, size_t n)
 	co_r_init(&readers[k], (int)hi, name);
 	readers[k].decompressed = rc->compressed;
 	struct co_head h;
-	if (co_r_expect(&readers[k], CO_R_HEAD, &h, sizeof(h)))
+	struct co_bind want = rc->bind;
+	want.pid = rc->proc->pid;
+	want.stream = (uint32_t)k;
+	if (co_r_expect(&readers[k], CO_R_HEAD, &h, sizeof(h)) ||
+	    co_head_check(&readers[k], &h, CO_KIND_PAGES, &want))
 		return co_err(rc->err, rc->errlen, "%s", readers[k].err);
-	if (h.kind != CO_KIND_PAGES || !CO_IMG_VERSION_OK(h.version))
-		return co_err(rc->err, rc->errlen, "%s: not a page stream of this image format", name);
 	return 0;
 }
 

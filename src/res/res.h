@@ -76,6 +76,7 @@ struct co_rstctx {
 	const char *image;	/* path to open the process image at (page streams are named after it) */
 	const char *shown;	/* path of the stored image, for messages (without .zst) */
 	int compressed;		/* stored as .zst: image is a FIFO of the decompressed stream */
+	struct co_bind bind;	/* the generation's group and number (its manifest): what its files are bound to */
 	char *err;
 	size_t errlen;
 	struct co_proc *proc;

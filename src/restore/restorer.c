@@ -116,17 +116,10 @@ static void take_ids(void);
 static void read_metadata(uint64_t *next)
 {
 	struct co_head h;
-	if (co_r_expect(&reader, CO_R_HEAD, &h, sizeof(h)))
+	struct co_bind want = rc.bind;
+	want.pid = (int)co_getpid(); /* its pid in the group's namespace: the image must be of this process */
+	if (co_r_expect(&reader, CO_R_HEAD, &h, sizeof(h)) || co_head_check(&reader, &h, CO_KIND_PROCESS, &want))
 		die(reader.err);
-	if (co_strcmp(h.magic, CO_IMG_MAGIC) != 0 || h.kind != CO_KIND_PROCESS) {
-		co_fmt(err, sizeof(err), "%s: not a cohort process image", image_name);
-		die(err);
-	}
-	if (!CO_IMG_VERSION_OK(h.version)) {
-		co_fmt(err, sizeof(err), "%s: image format version %u, this cohort reads %u to %u", image_name,
-		       h.version, CO_IMG_VERSION_MIN, CO_IMG_VERSION);
-		die(err);
-	}
 	if (co_r_expect(&reader, CO_R_PROC, &proc, sizeof(proc)))
 		die(reader.err);
 	take_ids();
@@ -207,6 +200,7 @@ static void load_manifest(uint64_t *next)
 	if (co_manifest_read(&mr, &m, procs, CO_TABLE_SLOTS, &nprocs))
 		die(mr.err);
 	co_close(fd);
+	rc.bind = (struct co_bind){ m.group_id, m.generation, 0, 0 };
 }
 
 /* The restore plan init made: shared objects on inherited descriptors. */

@@ -129,3 +129,47 @@ t_recover_on_start() {
 	bg_wait run1
 	final_check 0 "$RC" run1 run0 run1
 }
+
+# images_bound: the files of a generation are bound together (format 7):
+# its manifest lists each with its size, and each file's head names its
+# group, generation, process and stream.  A shared.img of the same size
+# from the generation before, or a page stream deleted, is found by
+# verify and refused by restart in one line naming the file; the files
+# put back, the restart runs to the straight run's output
+t_images_bound() {
+	: >"$TT/go.1"
+	straight 0 /bin/bash -c "$ti_loop"
+	rm -f "$TT/go.1"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/bash -c "$ti_loop"
+	wait_line "$TD/run0.out" "line 1"
+	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
+	ckpt_or_fail "checkpoint 2 (--kill)" "$GNAME" 2 --kill
+	bg_wait run0
+	local g1 g2
+	g1=$(gen_dir "$GNAME" 1)
+	g2=$(gen_dir "$GNAME" 2)
+	cp -a "$g2" "$TD/g2.orig"
+	[ "$(stat -c %s "$g1/shared.img")" = "$(stat -c %s "$g2/shared.img")" ] ||
+		fail "the two shared.img differ in size; this test needs them alike"
+	cp "$g1/shared.img" "$g2/shared.img"
+	"$COHORT" verify "$g2" >"$TD/v.out" 2>"$TD/v.err" && fail "verify accepts generation 1's shared.img in generation 2"
+	note_file "verify (swapped shared.img)" "$TD/v.err" 2
+	grep -q "shared.img: this file belongs to group [0-9a-f]*, generation 1, .* not to group [0-9a-f]*, generation 2" "$TD/v.err" ||
+		fail "verify does not say the shared.img is another generation's: $(first_line "$TD/v.err")"
+	ti_restart_refused "generation 1's shared.img" "shared.img: this file belongs to .*generation 1.*generation 2"
+	cp "$TD/g2.orig/shared.img" "$g2/shared.img"
+	local p1
+	p1=$(ls "$g2"/proc-*.p1.img | head -n 1)
+	[ -n "$p1" ] || fail "no page stream file in $g2"
+	mv "$p1" "$TD/p1.saved"
+	"$COHORT" verify "$g2" >"$TD/v.out" 2>"$TD/v.err" && fail "verify accepts a generation without $(basename "$p1")"
+	grep -q "$(basename "$p1"): listed in the generation's manifest, but missing" "$TD/v.err" ||
+		fail "verify does not name the missing stream: $(first_line "$TD/v.err")"
+	ti_restart_refused "a missing page stream" "$(basename "$p1"): listed in the generation's manifest, but missing"
+	mv "$TD/p1.saved" "$p1"
+	"$COHORT" verify "$g2" >/dev/null 2>"$TD/v.err" || fail "verify of the generation put back: $(first_line "$TD/v.err")"
+	: >"$TT/go.1"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}

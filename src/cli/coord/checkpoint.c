@@ -481,7 +481,7 @@ static int ckpt_capture(struct ckpt *k)
 	char serr[1024];
 	/* a pre-copy or a parent leave only what was written since: how much is not known */
 	progress_phase("writing images", PC_FILES, k->precopy || k->parent ? 0 : members_memory(0));
-	int sbad = co_shared_dump(k->tmp, sm, nsm, G.table, serr, sizeof(serr));
+	int sbad = co_shared_dump(k->tmp, k->gen, sm, nsm, G.table, serr, sizeof(serr));
 	if (sbad == CO_BUSY) {
 		k->busy = 1;
 		return failed(k, "%s", serr);
@@ -586,6 +586,7 @@ static int ckpt_finish_images(struct ckpt *k)
 	struct co_manifest *m = &k->m;
 	memset(m, 0, sizeof(*m));
 	snprintf(m->name, sizeof(m->name), "%s", G.name);
+	m->group_id = G.group_id;
 	m->generation = k->gen;
 	m->parent = 0;
 	m->kind = CO_GEN_FULL;

@@ -97,6 +97,7 @@ struct group {
 	char sock[PATH_MAX];
 	int lfd, tfd, sfd;
 	int lock_fd;		/* IMAGES/NAME/LOCK, held for life (co_lock_images) */
+	uint64_t group_id;	/* the group's id: every file of its generations is bound to it (co_bind) */
 	struct co_table *table;
 	int sig;
 	double interval;

@@ -314,7 +314,8 @@ static int merge_job(void *arg, struct job *job)
 		if (!precopied(c, a->gen))
 			continue;
 		snprintf(image, sizeof(image), "proc-%d.img", c->pid);
-		if (co_merge_precopy(a->tmp, pre_dir(a->tmp), c->pid, image, CO_PRECOPY_ID(a->gen), e, sizeof(e))) {
+		struct co_bind gen = { G.group_id, a->gen, 0, 0 };
+		if (co_merge_precopy(a->tmp, pre_dir(a->tmp), c->pid, image, CO_PRECOPY_ID(a->gen), &gen, e, sizeof(e))) {
 			snprintf(job->msg, sizeof(job->msg), "pid %d: merging its pre-copy: %s", c->pid, e);
 			return -1;
 		}

@@ -264,7 +264,8 @@ int co_cmd_restart(struct co_run_opts *o)
 	/* the full image merged for it (full-N), whoever made it */
 	if (!o->trust_images && co_images_owned(gdir, dir, err, sizeof(err)))
 		co_die("%s", err);
-	if (co_read_manifest(dir, &m, procs, CO_TABLE_SLOTS, &n, err, sizeof(err)) < 0)
+	if (co_read_manifest(dir, &m, procs, CO_TABLE_SLOTS, &n, err, sizeof(err)) < 0 ||
+	    co_gen_complete(dir, err, sizeof(err)) < 0)
 		co_die("%s", err);
 	if (n < 1)
 		co_die("%s/manifest lists no process", dir);
@@ -290,6 +291,7 @@ int co_cmd_restart(struct co_run_opts *o)
 			ip[nroots++].pid = procs[i].pid;
 	}
 	G.sig = (int)m.sig;
+	G.group_id = m.group_id; /* 0 in an older manifest: a new one is made */
 	common_setup(o);
 	snprintf(G.program, sizeof(G.program), "%s", m.program);
 	G.root_pid = m.root_pid ? m.root_pid : procs[0].pid;

@@ -95,6 +95,11 @@ static void make_table(void)
 	if (getrandom(&G.table->cookie, sizeof(G.table->cookie), 0) != sizeof(G.table->cookie))
 		G.table->cookie = co_now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 40);
 	G.table->cookie |= 1; /* never 0, which a program's own sigqueue would send most often */
+	/* a new group's id; a restarted one keeps its manifest's (co_cmd_restart) */
+	while (!G.group_id)
+		if (getrandom(&G.group_id, sizeof(G.group_id), 0) != sizeof(G.group_id))
+			G.group_id = co_now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
+	G.table->group_id = G.group_id;
 	/*
 	 * What a descriptor pointing outside the group at our stdio is: it
 	 * comes back as the stdio of whoever restarts the group, whatever its
