@@ -144,6 +144,15 @@ struct co_proc {
 		struct co_itimer {		/* ITIMER_REAL, _VIRTUAL, _PROF (getitimer): interval, time left */
 			int64_t interval_sec, interval_usec, value_sec, value_usec;
 		} itimer[3];
+		/*
+		 * Later in format 6 (older records end before it and read 0):
+		 * the membarrier(2) commands the process registered, as
+		 * MEMBARRIER_CMD_GET_REGISTRATIONS (Linux 6.3+) answers: a
+		 * mask of MEMBARRIER_CMD_REGISTER_* bits, each registered again.
+		 * 0 also when the kernel cannot tell (before 6.3).
+		 */
+		uint32_t membarrier;
+		uint32_t pad;
 	} a;
 };
 

@@ -100,17 +100,32 @@ static void d_head(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 					      : "manifest");
 }
 
+/* " membarrier private-expedited,...": the membarrier commands a process registered, or "" */
+static const char *membarrier_names(uint32_t mask, char *buf, size_t n)
+{
+	static const char *const names[] = { [2] = "global-expedited", [4] = "private-expedited",
+					     [6] = "private-expedited-sync-core", [8] = "private-expedited-rseq" };
+	size_t len = 0;
+	buf[0] = 0;
+	for (unsigned bit = 0; bit < 32 && len + 40 < n; bit++)
+		if (mask >> bit & 1)
+			len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : " membarrier ",
+						bit < CO_ARRAY_LEN(names) && names[bit] ? names[bit] : "?");
+	return buf;
+}
+
 static void d_proc(unsigned t, const void *pp, uint64_t len, char *out, size_t n)
 {
 	(void)t, (void)len;
 	const struct co_proc *p = pp;
-	char ids[160] = "";
+	char ids[160] = "", mb[160];
+	membarrier_names(p->a.membarrier, mb, sizeof(mb)); /* 0 in older records (read short) */
 	if (p->creds) /* format 5 */
 		snprintf(ids, sizeof(ids), " uid %u/%u/%u/%u gid %u/%u/%u/%u groups %u%s", p->uid[0], p->uid[1], p->uid[2],
 			 p->uid[3], p->gid[0], p->gid[1], p->gid[2], p->gid[3], p->ngroups,
 			 p->dumpable == 0 ? " (not dumpable)" : "");
-	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s exe %.*s cwd %.*s", p->pid, p->ppid, p->nthreads,
-		 p->nfds, p->nvmas, ids, CO_PATH, p->exe, CO_PATH, p->cwd);
+	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s%s exe %.*s cwd %.*s", p->pid, p->ppid,
+		 p->nthreads, p->nfds, p->nvmas, ids, mb, CO_PATH, p->exe, CO_PATH, p->cwd);
 }
 
 static void d_thread(unsigned t, const void *p, uint64_t len, char *out, size_t n)

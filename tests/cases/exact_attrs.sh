@@ -1,0 +1,13 @@
+# tests/cases/exact_attrs.sh - sourced by tests/run.sh: the process
+# attributes of issue 11 that proc_attrs (exact.sh) does not cover come
+# back exactly as they were, or the checkpoint refuses while the program
+# still runs, in one line naming the process and what.
+
+# membarrier registrations: the parent's (global and private expedited,
+# sync-core) and its child's (private expedited rseq) registered again,
+# nothing more (an unregistered command must still answer EPERM)
+t_attr_membarrier() { std attr_membarrier 0 0.4 0.4; }
+
+# the same through live checkpoints (the snapshot is forked: the
+# registrations are read before, in the process)
+t_attr_membarrier_live() { steps_live_flow attr_membarrier 10; }
