@@ -166,7 +166,7 @@ static void d_timer(unsigned t, const void *p, uint64_t len, char *out, size_t n
 /* A descriptor's kind: how it comes back, and for a group-wide object which one it is. */
 static const char *fd_kind(const struct co_fd *f)
 {
-	static const char *const how[] = { "?", "file", "deleted-file", "chardev", "stdio", "dup" };
+	static const char *const how[] = { "?", "file", "deleted-file", "chardev", "stdio", "dup", "?", "pidfd" };
 	if (f->kind == CO_FD_SHARED)
 		return f->obj ? co_obj_name(f->obj) : "shared";
 	return f->kind < CO_ARRAY_LEN(how) ? how[f->kind] : "?";
@@ -176,6 +176,11 @@ static void d_fd(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 {
 	(void)t, (void)len;
 	const struct co_fd *f = p;
+	if (f->kind == CO_FD_PIDFD) {
+		snprintf(out, n, "fd %d pidfd of pid %d flags %o%s", f->fd, f->same_as, f->flags,
+			 f->flags & 0200 /* PIDFD_THREAD */ ? " (thread)" : "");
+		return;
+	}
 	snprintf(out, n, "fd %d %s flags %o pos %llu %.*s", f->fd, fd_kind(f), f->flags, (unsigned long long)f->pos,
 		 CO_PATH, f->path);
 }

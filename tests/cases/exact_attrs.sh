@@ -19,3 +19,15 @@ t_attr_membarrier_live() { steps_live_flow attr_membarrier 10; }
 t_attr_aio_refused() {
 	refused attr_aio aio "^cohort: .*pid [0-9]+: it has an asynchronous I/O context \(io_setup\) at [0-9a-f]+, which cohort cannot restore$"
 }
+
+# pidfds of the group's processes (a live child, non-blocking and not
+# close-on-exec on fd 40; an unreaped child's from clone's CLONE_PIDFD;
+# its own; PIDFD_THREAD of its main thread) come back referring to the
+# restored processes, on their numbers, with their flags
+t_attr_pidfd() { std attr_pidfd 0 0.4 0.4; }
+t_attr_pidfd_live() { steps_live_flow attr_pidfd 10; }
+
+# the pidfd of a child already waited for cannot be made again: refused
+t_attr_pidfd_refused() {
+	refused attr_pidfd pidfd "^cohort: .*pid [0-9]+: fd [0-9]+: a pidfd of a process that has ended and been waited for, which cohort cannot restore$" reaped
+}
