@@ -160,6 +160,15 @@ struct co_proc {
 		struct co_itimer {		/* ITIMER_REAL, _VIRTUAL, _PROF (getitimer): interval, time left */
 			int64_t interval_sec, interval_usec, value_sec, value_usec;
 		} itimer[3];
+		/*
+		 * Later in format 6 (older records end before it and read 0):
+		 * the membarrier(2) commands the process registered, as
+		 * MEMBARRIER_CMD_GET_REGISTRATIONS (Linux 6.3+) answers: a
+		 * mask of MEMBARRIER_CMD_REGISTER_* bits, each registered again.
+		 * 0 also when the kernel cannot tell (before 6.3).
+		 */
+		uint32_t membarrier;
+		uint32_t pad;
 	} a;
 };
 
@@ -220,6 +229,7 @@ enum co_fd_kind {
 	CO_FD_STDIO = 4,   /* terminal or pipe outside the group: the restart caller's stdio */
 	CO_FD_DUP = 5,	   /* shares the open file description of fd `same_as` */
 	CO_FD_SHARED = 6,  /* a group-wide object (obj says which): made once for the group (shared.img) */
+	CO_FD_PIDFD = 7,   /* a pidfd of a process of the group (same_as: its pid), opened again at restart */
 };
 
 /* A file lock held through a descriptor, as its /proc/PID/fdinfo "lock:" line shows it (format 6). */
@@ -240,7 +250,7 @@ struct co_fd {
 	uint64_t pos;
 	uint64_t size;	  /* deleted files: bytes of content that follow */
 	uint32_t mode;	  /* st_mode */
-	int32_t same_as;  /* CO_FD_DUP: the fd it duplicates */
+	int32_t same_as;  /* CO_FD_DUP: the fd it duplicates; CO_FD_PIDFD: the pid (or tid) it refers to */
 	int32_t slot;	  /* CO_FD_STDIO: 0, 1 or 2 */
 	uint32_t obj;	  /* enum co_obj_kind (0 in images written before it was recorded) */
 	char path[CO_PATH];
@@ -400,6 +410,7 @@ enum co_obj_kind {
 	CO_OBJ_SOCKET = 12,	/* a socket of another family (unsupported) */
 	CO_OBJ_BLK = 13,	/* block device (unsupported) */
 	CO_OBJ_OTHER = 14,	/* anything else (unsupported) */
+	CO_OBJ_PIDFD = 15,	/* pidfd_open, clone's CLONE_PIDFD: kept by its process (CO_FD_PIDFD) */
 };
 
 /*

@@ -500,6 +500,25 @@ int co_fdinfo_locks(int pid, int fd, uint64_t *pos, uint32_t *flags, struct co_l
 	return (size_t)got + 1 >= sizeof(buf) ? -E2BIG : 0;
 }
 
+/*
+ * The process a pidfd of this process refers to, as its fdinfo's "Pid:"
+ * line tells it in the namespace of this /proc: its pid; 0: a process
+ * outside that namespace; -1: one that has ended and been reaped (a
+ * zombie still has its pid).  -errno when it cannot be read.
+ */
+int co_fdinfo_pidfd(int fd, int *pid)
+{
+	char path[64], buf[1024];
+	co_fmt(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (co_read_small(path, buf, sizeof(buf)) <= 0)
+		return -EBADF;
+	const char *v = status_value(buf, "Pid");
+	if (!v)
+		return -EIO;
+	*pid = *v == '-' ? -(int)co_strtoul(v + 1, 0, 10) : (int)co_strtoul(v, 0, 10);
+	return 0;
+}
+
 int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags)
 {
 	return co_fdinfo_locks(pid, fd, pos, flags, NULL, 0, NULL, NULL);

@@ -74,6 +74,8 @@ int co_dir_numbers(int dirfd, int *out, int max);
  * answers non-zero: that answer, 0, or -errno.  No table, no limit. */
 int co_dir_each(int dirfd, int (*fn)(int num, void *arg), void *arg);
 
+/* The pid a pidfd refers to (fdinfo "Pid:"): >0, 0 outside this /proc's namespace, -1 ended; or -errno */
+int co_fdinfo_pidfd(int fd, int *pid);
 /* pos and flags from /proc/PID/fdinfo/FD (pid 0: this process) */
 int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags);
 /*

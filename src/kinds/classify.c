@@ -24,6 +24,8 @@ static const struct {
 	{ "anon_inode:[signalfd]", CO_OBJ_SIGNALFD },
 	{ "anon_inode:[timerfd]", CO_OBJ_TIMERFD },
 	{ "anon_inode:[eventpoll]", CO_OBJ_EPOLL },
+	/* also with pidfs (6.9+), whose inodes have no file type in st_mode */
+	{ "anon_inode:[pidfd]", CO_OBJ_PIDFD },
 };
 
 uint32_t co_fd_classify(const struct co_fdstat *s)
@@ -103,7 +105,7 @@ const char *co_obj_name(uint32_t kind)
 		[CO_OBJ_TIMERFD] = "timerfd", [CO_OBJ_EPOLL] = "epoll", [CO_OBJ_USOCK] = "unix socket",
 		[CO_OBJ_DIR] = "directory", [CO_OBJ_DELETED] = "deleted file", [CO_OBJ_CHR] = "character device",
 		[CO_OBJ_SOCKET] = "socket (not a Unix socket)", [CO_OBJ_BLK] = "block device",
-		[CO_OBJ_OTHER] = "unknown",
+		[CO_OBJ_OTHER] = "unknown", [CO_OBJ_PIDFD] = "pidfd",
 	};
 	return kind < sizeof(names) / sizeof(names[0]) && names[kind] ? names[kind] : "?";
 }

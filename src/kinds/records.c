@@ -106,17 +106,32 @@ static void d_head(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 					      : "manifest", bind);
 }
 
+/* " membarrier private-expedited,...": the membarrier commands a process registered, or "" */
+static const char *membarrier_names(uint32_t mask, char *buf, size_t n)
+{
+	static const char *const names[] = { [2] = "global-expedited", [4] = "private-expedited",
+					     [6] = "private-expedited-sync-core", [8] = "private-expedited-rseq" };
+	size_t len = 0;
+	buf[0] = 0;
+	for (unsigned bit = 0; bit < 32 && len + 40 < n; bit++)
+		if (mask >> bit & 1)
+			len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : " membarrier ",
+						bit < CO_ARRAY_LEN(names) && names[bit] ? names[bit] : "?");
+	return buf;
+}
+
 static void d_proc(unsigned t, const void *pp, uint64_t len, char *out, size_t n)
 {
 	(void)t, (void)len;
 	const struct co_proc *p = pp;
-	char ids[160] = "";
+	char ids[160] = "", mb[160];
+	membarrier_names(p->a.membarrier, mb, sizeof(mb)); /* 0 in older records (read short) */
 	if (p->creds) /* format 5 */
 		snprintf(ids, sizeof(ids), " uid %u/%u/%u/%u gid %u/%u/%u/%u groups %u%s", p->uid[0], p->uid[1], p->uid[2],
 			 p->uid[3], p->gid[0], p->gid[1], p->gid[2], p->gid[3], p->ngroups,
 			 p->dumpable == 0 ? " (not dumpable)" : "");
-	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s exe %.*s cwd %.*s", p->pid, p->ppid, p->nthreads,
-		 p->nfds, p->nvmas, ids, CO_PATH, p->exe, CO_PATH, p->cwd);
+	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s%s exe %.*s cwd %.*s", p->pid, p->ppid,
+		 p->nthreads, p->nfds, p->nvmas, ids, mb, CO_PATH, p->exe, CO_PATH, p->cwd);
 }
 
 static void d_thread(unsigned t, const void *p, uint64_t len, char *out, size_t n)
@@ -157,7 +172,7 @@ static void d_timer(unsigned t, const void *p, uint64_t len, char *out, size_t n
 /* A descriptor's kind: how it comes back, and for a group-wide object which one it is. */
 static const char *fd_kind(const struct co_fd *f)
 {
-	static const char *const how[] = { "?", "file", "deleted-file", "chardev", "stdio", "dup" };
+	static const char *const how[] = { "?", "file", "deleted-file", "chardev", "stdio", "dup", "?", "pidfd" };
 	if (f->kind == CO_FD_SHARED)
 		return f->obj == CO_OBJ_FILE ? "shared file" : f->obj ? co_obj_name(f->obj) : "shared";
 	return f->kind < CO_ARRAY_LEN(how) ? how[f->kind] : "?";
@@ -167,6 +182,11 @@ static void d_fd(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 {
 	(void)t, (void)len;
 	const struct co_fd *f = p;
+	if (f->kind == CO_FD_PIDFD) {
+		snprintf(out, n, "fd %d pidfd of pid %d flags %o%s", f->fd, f->same_as, f->flags,
+			 f->flags & 0200 /* PIDFD_THREAD */ ? " (thread)" : "");
+		return;
+	}
 	if (f->kind == CO_FD_SHARED) /* its state is the object's, in shared.img */
 		snprintf(out, n, "fd %d %s flags %o (object in shared.img) %.*s", f->fd, fd_kind(f), f->flags, CO_PATH,
 			 f->path);

@@ -6,6 +6,9 @@
  * affinity, timer slack, personality, no_new_privs and the parent-death
  * signal.
  *
+ * Process-wide also the membarrier(2) registrations (a JVM registers
+ * MEMBARRIER_CMD_PRIVATE_EXPEDITED; a process that has not gets EPERM).
+ *
  * Dump: each thread reads its own in the checkpoint handler
  * (co_tattrs_collect: the kernel answers these for the calling thread
  * only); the process-wide ones are read by the manager before a snapshot
@@ -35,6 +38,17 @@
 #define SYS_sched_getattr 315
 #endif
 #define CO_PERSONALITY_QUERY 0xffffffffL
+#ifndef SYS_membarrier
+#define SYS_membarrier 324
+#endif
+/* Linux 6.3; the headers here may be older */
+#define CO_MEMBARRIER_GET_REGISTRATIONS (1 << 9)
+/* the MEMBARRIER_CMD_REGISTER_* commands: GLOBAL_EXPEDITED, PRIVATE_EXPEDITED, _SYNC_CORE, _RSEQ */
+#define CO_MB_PRIVATE (1 << 3)
+#define CO_MB_REG_PRIVATE (1 << 4)
+#define CO_MB_REG_SYNC_CORE (1 << 6)
+#define CO_MB_REG_RSEQ (1 << 8)
+#define CO_MEMBARRIER_REGISTERS ((1 << 2) | CO_MB_REG_PRIVATE | CO_MB_REG_SYNC_CORE | CO_MB_REG_RSEQ)
 
 /* This process's oom_score_adj; -1001 (below the range) when it cannot be read. */
 static int oom_score_adj(void)
@@ -62,6 +76,25 @@ void co_tattrs_collect(struct co_tattrs *a)
 	a->attrs = 1;
 }
 
+/*
+ * The MEMBARRIER_CMD_REGISTER_* commands this process registered.  The
+ * kernel says PRIVATE_EXPEDITED also when only _SYNC_CORE or _RSEQ was
+ * registered (they set part of its state), though its barrier then
+ * answers EPERM: asked (a barrier on our own, parked, threads) to tell
+ * the two apart.  Before Linux 6.3 the kernel cannot tell (EINVAL): none
+ * recorded, as before they were.
+ */
+static uint32_t membarrier_registrations(void)
+{
+	long mb = co_sys3(SYS_membarrier, CO_MEMBARRIER_GET_REGISTRATIONS, 0, 0);
+	if (mb <= 0)
+		return 0;
+	if ((mb & CO_MB_REG_PRIVATE) && (mb & (CO_MB_REG_SYNC_CORE | CO_MB_REG_RSEQ)) &&
+	    co_sys3(SYS_membarrier, CO_MB_PRIVATE, 0, 0) == -EPERM)
+		mb &= ~CO_MB_REG_PRIVATE;
+	return (uint32_t)mb & CO_MEMBARRIER_REGISTERS;
+}
+
 int co_pattrs_collect(struct co_dumpctx *d)
 {
 	struct co_pattrs *a = &d->attrs;
@@ -79,10 +112,32 @@ int co_pattrs_collect(struct co_dumpctx *d)
 	co_prctl(PR_GET_CHILD_SUBREAPER, (long)&sub, 0, 0, 0);
 	a->child_subreaper = sub != 0;
 	a->thp_disable = co_prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) > 0;
+	a->membarrier = membarrier_registrations();
 	a->attrs = 1;
 	return 0;
 }
 #else /* the restorer */
+
+/*
+ * The membarrier commands the process had registered, registered again:
+ * the registration belongs to the address space, which the restorer's
+ * exec made new.  Before the threads exist: registering with one thread
+ * is also the cheapest (no grace period to wait for).
+ */
+static int membarrier_restore(struct co_rstctx *rc)
+{
+	uint32_t want = rc->proc->a.membarrier & CO_MEMBARRIER_REGISTERS;
+	for (int bit = 0; want >> bit; bit++) {
+		if (!(want >> bit & 1))
+			continue;
+		long r = co_sys3(SYS_membarrier, 1L << bit, 0, 0);
+		if (r < 0)
+			return co_err(rc->err, rc->errlen, "pid %d: cannot register membarrier command %#lx again "
+				      "(errno %ld%s)", rc->proc->pid, 1L << bit, -r,
+				      r == -EINVAL ? ": this kernel does not offer it" : "");
+	}
+	return 0;
+}
 
 int co_pattrs_restore(struct co_rstctx *rc)
 {
@@ -111,7 +166,7 @@ int co_pattrs_restore(struct co_rstctx *rc)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot make it a child subreaper again (errno %ld)", pid, -r);
 	if (a->thp_disable && (r = co_prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot disable huge pages for it again (errno %ld)", pid, -r);
-	return 0;
+	return membarrier_restore(rc);
 }
 
 /* The interval timers, with the time each had left: the last thing before the program runs. */

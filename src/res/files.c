@@ -133,6 +133,8 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 		return 0;
 	}
 	}
+	if (f->obj == CO_OBJ_PIDFD)
+		return co_pidfd_describe(d, f);
 	/* the coordinator captures these once for the group, with their state and data */
 	if (co_obj_group_wide(f->obj)) {
 		f->kind = CO_FD_SHARED;
@@ -304,6 +306,8 @@ int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)
 	case CO_FD_STDIO:
 		fd = rc->stdio[f->slot];
 		break;
+	case CO_FD_PIDFD:
+		return co_pidfd_later(rc, f); /* once every process of the group exists */
 	case CO_FD_DELETED:
 		fd = reopen_deleted(rc, f);
 		if (fd < 0)

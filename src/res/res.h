@@ -158,6 +158,17 @@ int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
 /* the locks read with the descriptors (CO_R_LOCK), taken again once nothing closes a file of the process */
 int co_locks_restore(struct co_rstctx *rc);
 
+/*
+ * pidfd.c: pidfds of the group's processes.  co_pidfd_describe (dump)
+ * records the pid one refers to, or refuses one of a process outside the
+ * group or ended; co_pidfd_later (restore) keeps the descriptor for
+ * co_pidfds_restore, which opens them again once the other processes
+ * exist (0 or -1 with rc->err).
+ */
+int co_pidfd_describe(struct co_dumpctx *d, struct co_fd *f);
+int co_pidfd_later(struct co_rstctx *rc, const struct co_fd *f);
+int co_pidfds_restore(struct co_rstctx *rc);
+
 /* mem.c: the address space */
 int co_mem_collect(struct co_dumpctx *d);
 int co_mem_dump_vmas(struct co_dumpctx *d);

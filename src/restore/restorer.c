@@ -500,6 +500,9 @@ static void restore_self(void)
 	for (int i = 0; i < 3; i++)
 		rc.own_fds[rc.nown_fds++] = rc.stdio[i];
 	rc.own_fds[rc.nown_fds++] = imgfd_high;
+	stage = "opening its pidfds again";
+	if (co_pidfds_restore(&rc))
+		die(err);
 	stage = "taking its file locks again";
 	if (co_locks_restore(&rc))
 		die(err);

@@ -1,0 +1,33 @@
+# tests/cases/exact_attrs.sh - sourced by tests/run.sh: the process
+# attributes of issue 11 that proc_attrs (exact.sh) does not cover come
+# back exactly as they were, or the checkpoint refuses while the program
+# still runs, in one line naming the process and what.
+
+# membarrier registrations: the parent's (global and private expedited,
+# sync-core) and its child's (private expedited rseq) registered again,
+# nothing more (an unregistered command must still answer EPERM)
+t_attr_membarrier() { std attr_membarrier 0 0.4 0.4; }
+
+# the same through live checkpoints (the snapshot is forked: the
+# registrations are read before, in the process)
+t_attr_membarrier_live() { steps_live_flow attr_membarrier 10; }
+
+# an asynchronous I/O context (io_setup) cannot be restored yet: the
+# checkpoint refuses in one line naming the process and the context's
+# address (it used to say "cannot read shared memory /[aio] (deleted)"),
+# and the program runs on, its context working
+t_attr_aio_refused() {
+	refused attr_aio aio "^cohort: .*pid [0-9]+: it has an asynchronous I/O context \(io_setup\) at [0-9a-f]+, which cohort cannot restore$"
+}
+
+# pidfds of the group's processes (a live child, non-blocking and not
+# close-on-exec on fd 40; an unreaped child's from clone's CLONE_PIDFD;
+# its own; PIDFD_THREAD of its main thread) come back referring to the
+# restored processes, on their numbers, with their flags
+t_attr_pidfd() { std attr_pidfd 0 0.4 0.4; }
+t_attr_pidfd_live() { steps_live_flow attr_pidfd 10; }
+
+# the pidfd of a child already waited for cannot be made again: refused
+t_attr_pidfd_refused() {
+	refused attr_pidfd pidfd "^cohort: .*pid [0-9]+: fd [0-9]+: a pidfd of a process that has ended and been waited for, which cohort cannot restore$" reaped
+}
