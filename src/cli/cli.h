@@ -87,10 +87,13 @@ void co_recover_group_dir(const char *gdir);
 void co_clear_group_dir(const char *gdir);
 /*
  * A format 7 generation in dir holds exactly the files its manifest lists
- * (f, nf of them), each of its listed size: 0, or -1 with err naming the
+ * (f, nf of them), each of its listed size (and digests: each copy of its
+ * listed digest): 0, or -1 with err naming the
  * first that is missing, of another size, or not listed.
  */
-int co_gen_files_check(const char *dir, const struct co_mfile *f, int nf, char *err, size_t errlen);
+int co_gen_files_check(const char *dir, const struct co_mfile *f, int nf, int digests, char *err, size_t errlen);
+/* XXH64 (seed 0) of the file at path, not followed; -1 when it cannot be read. */
+int co_file_digest(const char *path, uint64_t *out);
 /* The same from dir's manifest (older generations list no files: 0). */
 int co_gen_complete(const char *dir, char *err, size_t errlen);
 int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen);

@@ -382,7 +382,7 @@ static int verify_generation(const char *dir, int json)
 		finding(json, first_err, sizeof(first_err), err);
 		memset(&m, 0, sizeof(m));
 		bad = 1;
-	} else if (m.nfiles && co_gen_files_check(dir, mf, nf, err, sizeof(err))) {
+	} else if (m.nfiles && co_gen_files_check(dir, mf, nf, 1, err, sizeof(err))) {
 		finding(json, first_err, sizeof(first_err), err);
 		bad = 1;
 	}

@@ -82,9 +82,13 @@ static int list_files(const char *dir, const char *sub, struct co_mfile **out, i
 				}
 				*out = grown;
 			}
-			memset(&(*out)[*n], 0, sizeof(**out));
-			snprintf((*out)[*n].name, sizeof((*out)->name), "%s", rel);
-			(*out)[(*n)++].size = (uint64_t)st.st_size;
+			struct co_mfile *f = &(*out)[(*n)++];
+			memset(f, 0, sizeof(*f));
+			snprintf(f->name, sizeof(f->name), "%s", rel);
+			f->size = (uint64_t)st.st_size;
+			/* a copy has no checksummed records of its own: its digest is its only check */
+			if (sub[0] && co_file_digest(p, &f->digest) == 0)
+				f->flags |= CO_MF_DIGEST;
 		} else {
 			r = -1; /* nothing else belongs in a generation */
 			errno = EINVAL;
@@ -94,11 +98,28 @@ static int list_files(const char *dir, const char *sub, struct co_mfile **out, i
 	return r;
 }
 
-int co_gen_files_check(const char *dir, const struct co_mfile *f, int nf, char *err, size_t errlen)
+int co_file_digest(const char *path, uint64_t *out)
+{
+	static char buf[1 << 20];
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct co_xxh64 h;
+	co_xxh64_init(&h, 0);
+	ssize_t k;
+	while ((k = read(fd, buf, sizeof(buf))) > 0)
+		co_xxh64_update(&h, buf, (size_t)k);
+	close(fd);
+	*out = co_xxh64_digest(&h);
+	return k < 0 ? -1 : 0;
+}
+
+int co_gen_files_check(const char *dir, const struct co_mfile *f, int nf, int digests, char *err, size_t errlen)
 {
 	char p[PATH_MAX];
 	for (int i = 0; i < nf; i++) {
 		struct stat st;
+		uint64_t d = 0;
 		snprintf(p, sizeof(p), "%s/%s", dir, f[i].name);
 		if (lstat(p, &st) < 0)
 			return snprintf(err, errlen, "%s: listed in the generation's manifest, but missing", p), -1;
@@ -106,6 +127,10 @@ int co_gen_files_check(const char *dir, const struct co_mfile *f, int nf, char *
 			return snprintf(err, errlen, "%s: the manifest lists it with %llu bytes, it has %llu%s", p,
 					(unsigned long long)f[i].size, (unsigned long long)st.st_size,
 					S_ISREG(st.st_mode) ? "" : " (not a file)"),
+			       -1;
+		if (digests && (f[i].flags & CO_MF_DIGEST) && (co_file_digest(p, &d) || d != f[i].digest))
+			return snprintf(err, errlen, "%s: its content is not what the manifest says (digest %016llx, "
+					"expected %016llx)", p, (unsigned long long)d, (unsigned long long)f[i].digest),
 			       -1;
 	}
 	for (int sub = 0; sub < 2; sub++) {
@@ -148,7 +173,7 @@ int co_gen_complete(const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", r.err);
 	if (co_img_close(fd, err, errlen) || bad)
 		return -1;
-	return m.nfiles ? co_gen_files_check(dir, f, nf, err, errlen) : 0;
+	return m.nfiles ? co_gen_files_check(dir, f, nf, 0, err, errlen) : 0;
 }
 
 int co_write_manifest(const char *dir, const struct co_manifest *mf, const struct co_mproc *p, int n)
@@ -218,6 +243,23 @@ static int fsync_path(const char *path)
 	return r;
 }
 
+/* fsync every file directly in dir. */
+static int fsync_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int r = d ? 0 : -1;
+	for (struct dirent *e; !r && d && (e = readdir(d));) {
+		char p[PATH_MAX];
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		r = fsync_path(p);
+	}
+	if (d)
+		closedir(d);
+	return r;
+}
+
 int co_commit(const char *tmpdir, const char *gdir, uint64_t gen, char *err, size_t errlen)
 {
 	char final[PATH_MAX];
@@ -237,7 +279,8 @@ int co_commit_dir(const char *tmpdir, const char *final, const char *gdir, char 
 			continue;
 		char p[PATH_MAX];
 		snprintf(p, sizeof(p), "%s/%s", tmpdir, e->d_name);
-		if (fsync_path(p)) {
+		/* files/: the copies inside first (a power loss must not leave one empty), then the directory */
+		if ((e->d_type == DT_DIR && fsync_entries(p)) || fsync_path(p)) {
 			snprintf(err, errlen, "fsync %s: %s", p, strerror(errno));
 			closedir(d);
 			return -1;

@@ -348,7 +348,11 @@ struct co_manifest {
 struct co_mfile {
 	char name[128];	    /* relative to the generation: proc-2.img, proc-2.p1.img.zst, files/0 */
 	uint64_t size;	    /* bytes as stored */
+	uint64_t digest;    /* CO_MF_DIGEST: XXH64 (seed 0) of its bytes; images check their own records */
+	uint32_t flags;
+	uint32_t pad;
 };
+#define CO_MF_DIGEST 1	/* files/N: a copy of a file the group wrote, which has no records of its own */
 
 enum co_mproc_flags {
 	CO_MP_ZOMBIE = 1,

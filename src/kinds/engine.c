@@ -276,7 +276,19 @@ struct co_krestore {
 	int nmade;
 	struct co_plan_ent *plan;
 	int nplan;
+	const struct co_manifest *m;	/* the generation's manifest, */
+	const struct co_mfile *files;	/* and the files it lists (format 7) */
+	int nfiles;
 };
+
+const struct co_mfile *co_kfile(struct co_krestore *x, const char *name, int *listed)
+{
+	*listed = x->m->nfiles != 0;
+	for (int i = 0; i < x->nfiles; i++)
+		if (!strcmp(x->files[i].name, name))
+			return &x->files[i];
+	return NULL;
+}
 
 int co_kerr(struct co_krestore *x, const char *fmt, ...)
 {
@@ -410,8 +422,15 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 	/* the file must be this generation's (co_bind): its manifest says which that is */
 	static struct co_manifest m;
 	static struct co_mproc mp[CO_TABLE_SLOTS];
-	int nm;
-	if (co_read_manifest(dir, &m, mp, CO_TABLE_SLOTS, &nm, err, errlen))
+	static struct co_mfile mf[CO_TABLE_SLOTS * 3 + 4096];
+	int nm, nf;
+	int mfd = co_open_gen_file(dir, "manifest", path, sizeof(path), &r, err, errlen);
+	if (mfd < 0)
+		return -1;
+	int mbad = co_manifest_read_files(&r, &m, mp, CO_TABLE_SLOTS, &nm, mf, (int)CO_ARRAY_LEN(mf), &nf);
+	if (mbad)
+		snprintf(err, errlen, "%s", r.err);
+	if (co_img_close(mfd, err, errlen) || mbad)
 		return -1;
 	struct co_bind want = { m.group_id, m.generation, 0, 0 };
 	int fd = co_open_gen_file(dir, "shared.img", path, sizeof(path), &r, err, errlen);
@@ -419,7 +438,7 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 		return -1;
 	static struct made made[CO_MAX_REFS];
 	static struct co_plan_ent plan[CO_MAX_PLAN];
-	struct co_krestore x = { dir, path, &r, err, errlen, made, 0, plan, 0 };
+	struct co_krestore x = { dir, path, &r, err, errlen, made, 0, plan, 0, &m, mf, nf };
 	static union {
 		struct co_head h;
 		struct co_slink l;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "cli/cli.h"
 #include "kinds/kinds.h"
 #include "util.h"
 
@@ -130,6 +131,17 @@ static int put_back(struct co_krestore *x, const struct co_fcopy *c)
 	if (!copy_name_ok(c->copy))
 		return co_kerr(x, "shared.img: the copy of %s is named '%s', not a file of files/", c->path, c->copy);
 	snprintf(src, sizeof(src), "%s/files/%s", co_kdir(x), c->copy);
+	/* a copy is checked against its manifest's digest before anything is written over the file */
+	char rel[64];
+	int listed;
+	uint64_t d = 0;
+	snprintf(rel, sizeof(rel), "files/%s", c->copy);
+	const struct co_mfile *mf = co_kfile(x, rel, &listed);
+	if (listed && !mf)
+		return co_kerr(x, "%s: the copy of %s is not listed in the generation's manifest", src, c->path);
+	if (mf && (mf->flags & CO_MF_DIGEST) && (co_file_digest(src, &d) || d != mf->digest))
+		return co_kerr(x, "%s: the copy of %s is not what the manifest says (digest %016llx, expected %016llx)",
+			       src, c->path, (unsigned long long)d, (unsigned long long)mf->digest);
 	int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	int out = -1, e = errno;
 	if (in >= 0) {

@@ -173,3 +173,34 @@ t_images_bound() {
 	bg_wait run1
 	final_check 0 "$RC" run1 run0 run1
 }
+
+# fcopy_digest: the copy of a file the group wrote (files/N) is checked
+# against its manifest's digest: one byte changed in it (same size) is
+# found by verify and refused by restart in one line, before the file is
+# written over; put right, the restart puts the file back as it was
+t_fcopy_digest() {
+	local out=$TT/written
+	local prog="exec 3>>\"$out\"; echo written >&3; $ti_loop"
+	: >"$TT/go.1"
+	straight 0 /bin/bash -c "$prog"
+	rm -f "$TT/go.1" "$out"
+	ti_killed run0 /bin/bash -c "$prog"
+	local g c
+	g=$(gen_dir "$GNAME" 1)
+	c=$(ls "$g"/files/* 2>/dev/null | head -n 1)
+	[ -n "$c" ] || fail "no copy of $out in $g/files"
+	cp "$c" "$TD/copy.orig"
+	printf 'X' | dd of="$c" bs=1 seek=0 conv=notrunc 2>/dev/null
+	printf 'changed since\n' >"$out"
+	"$COHORT" verify "$g" >/dev/null 2>"$TD/v.err" && fail "verify accepts a changed copy"
+	grep -q "$(basename "$c"): its content is not what the manifest says" "$TD/v.err" ||
+		fail "verify does not name the changed copy: $(first_line "$TD/v.err")"
+	ti_restart_refused "a changed copy" "files/$(basename "$c"): the copy of $out is not what the manifest says"
+	[ "$(cat "$out")" = "changed since" ] || fail "the refused restart wrote over $out: $(head -c 100 "$out")"
+	cp "$TD/copy.orig" "$c"
+	: >"$TT/go.1"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+	[ "$(cat "$out")" = written ] || fail "$out was not put back as it was: $(head -c 100 "$out")"
+}
