@@ -141,6 +141,7 @@ struct layer {
 	uint32_t ik, io;		/* next run of kept and of own */
 	uint64_t done;			/* pages of that run already passed */
 	int scratch;			/* a pre-copy, read once: what is read is given back (punched out) */
+	uint64_t given_back;		/* scratch: bytes of its current stream punched out so far */
 };
 
 static char buf[1 << 20];
@@ -229,13 +230,32 @@ static int read_batch(struct layer *l, struct co_reader *r, char *err, size_t er
  * image being written takes about as much, and reusing pages just freed
  * is far cheaper here than touching new ones.
  */
+static void give_back(struct layer *l, int now)
+{
+	const struct co_reader *r = &l->in.r[l->k];
+	uint64_t upto = r->off & ~(uint64_t)(CO_PAGE - 1);
+	if (!l->scratch || upto < l->given_back + (now ? CO_PAGE : (4u << 20)))
+		return;
+	/*
+	 * A page data record can be the whole pre-copy: given back as it is
+	 * read, not at its end.  Through a descriptor that may write (the
+	 * reader's is read-only, and fallocate refused it: EBADF).
+	 */
+	int fd = open(l->in.path[l->k], O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)upto);
+		close(fd);
+	}
+	l->given_back = upto;
+}
+
 static int end_batch(struct layer *l, char *err, size_t errlen)
 {
 	struct co_reader *r = &l->in.r[l->k];
 	l->loaded = 0;
 	int e = finish_record(r, err, errlen);
-	if (!e && l->scratch && r->off >= (1u << 20))
-		fallocate(l->in.fd[l->k], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)(r->off & ~(uint64_t)(CO_PAGE - 1)));
+	if (!e)
+		give_back(l, 1);
 	return e;
 }
 
@@ -262,8 +282,10 @@ static int next_batch(struct layer *l, char *err, size_t errlen)
 		}
 		if (finish_record(r, err, errlen))
 			return -1;
-		if (r->hdr.type == CO_R_END)
+		if (r->hdr.type == CO_R_END) {
 			l->k++;
+			l->given_back = 0;
+		}
 	}
 	return 1;
 }
@@ -309,6 +331,8 @@ static int layer_copy(struct layer *l, uint64_t addr, uint64_t npages, struct co
 				    : layer_copy(l->below, addr, n, w, err, errlen);
 			if (e)
 				return -1;
+			if (own)
+				give_back(l, 0);
 			addr += n * CO_PAGE;
 			npages -= n;
 		}
@@ -538,6 +562,7 @@ int co_merge_precopy(const char *dir, const char *predir, int pid, const char *i
 	static struct chain c;
 	memset(&c, 0, sizeof(c));
 	c.n = 2;
+	c.scratch_base = 1; /* what the merge has read of the pre-copy is given back as it goes (end_batch) */
 	/* the snapshot's image is the generation's; the pre-copy's (generation 0 here) is not bound */
 	c.g[0].m.group_id = gen->group_id;
 	c.g[0].m.generation = gen->generation;

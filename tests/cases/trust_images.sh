@@ -204,3 +204,36 @@ t_fcopy_digest() {
 	final_check 0 "$RC" run1 run0 run1
 	[ "$(cat "$out")" = written ] || fail "$out was not put back as it was: $(head -c 100 "$out")"
 }
+
+# room_refused: a checkpoint that cannot fit in its images directory (a
+# 24 MiB file system, a program of 64 MiB) fails before anything is
+# written, in one line saying how much it needs and how much is free; the
+# program runs on to the straight run's output
+t_room_refused() {
+	need_prog bigmem
+	mkdir -p "$TD/small"
+	mount -t tmpfs -o size=24m tmpfs "$TD/small" 2>/dev/null || skip "cannot mount a tmpfs here"
+	trap 'umount -l "$TD/small" 2>/dev/null' EXIT
+	prog_cmd bigmem
+	PCMD+=(64)
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$TD/small" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	local i
+	for ((i = 0; i < 400; i++)); do # its memory all written: "step 1 ok sum=..."
+		grep -q '^step 1 ok' "$TD/run0.out" && break
+		sleep 0.05
+	done
+	grep -q '^step 1 ok' "$TD/run0.out" || fail "no 'step 1 ok' from the program after 20 s"
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" >"$TD/ck.out" 2>"$TD/ck.err"
+	local rc=$?
+	note_file "refused checkpoint" "$TD/ck.err" 2
+	[ $rc != 0 ] || fail "a checkpoint that cannot fit succeeded"
+	[ "$(wc -l <"$TD/ck.err")" = 1 ] || fail "the refusal is not one line"
+	grep -qE "not enough room in $TD/small: the images take about [0-9]+ MiB \(the group's memory\), [0-9]+ MiB are free" "$TD/ck.err" ||
+		fail "the refusal does not say why: $(first_line "$TD/ck.err")"
+	[ -z "$(ls -A "$TD/small/$GNAME" 2>/dev/null | grep -v '^LOCK$\|^command$')" ] ||
+		fail "left in the images directory: $(ls -A "$TD/small/$GNAME")"
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
+}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include "res.h"
@@ -321,6 +322,28 @@ static int failed(struct ckpt *k, const char *fmt, ...)
 }
 
 /*
+ * Is there room for the images?  A full generation takes about the
+ * group's memory (a pre-copy's pages are given back as they are merged:
+ * merge.c, give_back), and compressed images are written whole first; a
+ * checkpoint that cannot fit fails before anything is paused or written,
+ * rather than after filling the disk.  An incremental one takes what was
+ * written since its parent, which is not known ahead: not checked.
+ */
+static int ckpt_room(struct ckpt *k)
+{
+	struct statvfs fs;
+	if (k->parent || statvfs(k->tmp, &fs) < 0)
+		return 0;
+	uint64_t need = members_memory(MM_ALL), have = (uint64_t)fs.f_bavail * fs.f_frsize;
+	need += need / 16 + (4u << 20); /* records, page maps, the program's files, shared.img */
+	if (have >= need)
+		return 0;
+	return failed(k, "not enough room in %s: the images take about %llu MiB (the group's memory), %llu MiB "
+		      "are free; free some, or take it elsewhere with --images", k->images,
+		      (unsigned long long)(need >> 20), (unsigned long long)(have >> 20));
+}
+
+/*
  * Prepare: the generation's number, its parent and its temporary
  * directory.  -1 when the checkpoint cannot begin (replied already).
  */
@@ -367,6 +390,11 @@ static int ckpt_prepare(struct ckpt *k, int ci, unsigned flags, const char *imag
 	k->precopy = !G.no_precopy && !(flags & (CO_CKPT_NO_PRECOPY | CO_CKPT_STOP | CO_CKPT_KILL));
 	k->compress = G.compress || (flags & CO_CKPT_COMPRESS);
 	k->kill_it = (flags & CO_CKPT_KILL) != 0;
+	if (ckpt_room(k) < 0) {
+		co_remove_tree(k->tmp);
+		reply(k->cfd, 1, "checkpoint of '%s' failed: %s", G.name, k->err);
+		return -1;
+	}
 	progress_begin(k->cfd, flags, k->tmp);
 	return 0;
 }
@@ -480,7 +508,7 @@ static int ckpt_capture(struct ckpt *k)
 		}
 	char serr[1024];
 	/* a pre-copy or a parent leave only what was written since: how much is not known */
-	progress_phase("writing images", PC_FILES, k->precopy || k->parent ? 0 : members_memory(0));
+	progress_phase("writing images", PC_FILES, k->precopy || k->parent || P.fd < 0 ? 0 : members_memory(MM_PART));
 	int sbad = co_shared_dump(k->tmp, k->gen, sm, nsm, G.table, serr, sizeof(serr));
 	if (sbad == CO_BUSY) {
 		k->busy = 1;

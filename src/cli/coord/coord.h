@@ -203,7 +203,8 @@ void progress_phase(const char *phase, int count, uint64_t total);
 void progress_begin(int fd, unsigned flags, const char *tmp);
 const char *phases_json(uint64_t start_ns, uint64_t end_ns, char *out, size_t size);
 void progress_job(pid_t pid);
-uint64_t members_memory(int precopy);
+enum { MM_PART, MM_ALL, MM_PRECOPY };
+uint64_t members_memory(int which);
 
 /* barrier.c */
 int scan_group(struct nsproc *out, int max);

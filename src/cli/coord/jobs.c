@@ -279,7 +279,7 @@ void precopy_members(const char *tmp, uint64_t gen)
 {
 	struct job *job = job_map();
 	char err[1024];
-	progress_phase("pre-copying", PC_PRE, members_memory(1));
+	progress_phase("pre-copying", PC_PRE, members_memory(MM_PRECOPY));
 	int ok = job && run_job("cohort-precopy", "the pre-copy", precopy_job, (void *)tmp, job, gen, err, sizeof(err)) == 0;
 	if (!ok && getenv("COHORT_DEBUG"))
 		co_warn("%s", job ? err : "no memory for the pre-copy");

@@ -92,21 +92,22 @@ void progress_job(pid_t pid)
 }
 
 /*
- * What the images of the members taking part will take, roughly: the
- * memory only they hold (RssAnon, and VmSwap swapped out) and shared
- * memory (RssShmem: counted by each process that maps it, saved once).
- * A pre-copy (precopy) reads the armed members only, and the resident
- * pages of their private file mappings too (RssFile).
+ * What the images of the members will take, roughly: the memory only
+ * they hold (RssAnon, and VmSwap swapped out) and shared memory
+ * (RssShmem: counted by each process that maps it, saved once).  which:
+ * MM_PART the members taking part in the checkpoint, MM_ALL every member
+ * (before they are enrolled), MM_PRECOPY the armed ones, and the resident
+ * pages of their private file mappings too (RssFile), which a pre-copy
+ * reads.
  */
-uint64_t members_memory(int precopy)
+uint64_t members_memory(int which)
 {
 	uint64_t kb = 0;
-	if (P.fd < 0)
-		return 0;
+	int precopy = which == MM_PRECOPY;
 	for (int i = 0; i < G.nc; i++) {
 		struct conn *c = &G.c[i];
 		char path[64], buf[4096];
-		if (c->kind != C_MEMBER || !c->part || (precopy && !c->armed))
+		if (c->kind != C_MEMBER || (which != MM_ALL && !c->part) || (precopy && !c->armed))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/status", c->host_pid);
 		if (co_read_small(path, buf, sizeof(buf)) <= 0)
