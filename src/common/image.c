@@ -138,6 +138,7 @@ const char *co_rec_name(unsigned type)
 	case CO_R_PIPE: return "pipe";
 	case CO_R_SFILE: return "shared file";
 	case CO_R_FCOPY: return "file copy";
+	case CO_R_FTIMES: return "file times";
 	case CO_R_SLINK: return "link";
 	case CO_R_SOBJ: return "object";
 	case CO_R_EPITEM: return "epoll item";

@@ -46,6 +46,7 @@ enum co_rec_type {
 	CO_R_SOBJ = 54,	  /* struct co_sobj: eventfd, signalfd, timerfd, epoll or Unix socket */
 	CO_R_EPITEM = 55, /* struct co_epitem: one descriptor watched by an epoll object */
 	CO_R_SOCKDATA = 56, /* u64 socket id, then one queued message (or stream bytes) */
+	CO_R_FTIMES = 57, /* struct co_ftimes: atime and mtime of the file of the CO_R_FCOPY before */
 };
 
 enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3, CO_KIND_SHARED = 4 };
@@ -426,6 +427,16 @@ struct co_fcopy {
 	uint32_t pad;
 	char copy[64];		/* file name in the generation's files/ */
 	char path[CO_PATH];
+};
+
+/*
+ * The times of a copied file at the checkpoint, set back once its copy is
+ * written back (put back without it, a file has the restore's times: images
+ * written before it existed).
+ */
+struct co_ftimes {
+	int64_t atime_sec, atime_nsec;
+	int64_t mtime_sec, mtime_nsec;
 };
 
 struct co_slink {

@@ -13,6 +13,10 @@
 #include <stdint.h>
 #include <sys/syscall.h>
 
+/* open(2) flags the restorer's headers (no _GNU_SOURCE) leave out */
+#define CO_O_NOATIME 01000000
+#define CO_O_PATH 010000000
+
 #ifndef MREMAP_MAYMOVE
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED 2

@@ -43,6 +43,7 @@ static const struct rec {
 	{ CO_R_PIPE, sizeof(struct co_pipe), &co_pipe_ops, NULL },
 	{ CO_R_SFILE, offsetof(struct co_sfile, path) + 1, &co_file_ops, NULL },
 	{ CO_R_FCOPY, offsetof(struct co_fcopy, path) + 1, &co_file_ops, NULL },
+	{ CO_R_FTIMES, sizeof(struct co_ftimes), &co_file_ops, NULL },
 	{ CO_R_SLINK, sizeof(struct co_slink), NULL, d_link },
 	{ CO_R_SOBJ, offsetof(struct co_sobj, d), NULL, NULL },	/* d: format 3; owner: o.kind */
 	{ CO_R_EPITEM, sizeof(struct co_epitem), &co_epoll_ops, NULL },
