@@ -14,9 +14,9 @@
 #include <stdint.h>
 #include "xxh64.h"
 
-#define CO_IMG_VERSION 6
+#define CO_IMG_VERSION 7
 /* oldest version still read: 2 has no compressed files, 2 and 3 no timer records, 2 to 4 no credentials,
- * 2 to 5 no process and thread attributes (attrs.c) */
+ * 2 to 5 no process and thread attributes (attrs.c), 2 to 6 no descriptor owners, file times or seals */
 #define CO_IMG_VERSION_MIN 2
 #define CO_IMG_VERSION_OK(v) ((v) >= CO_IMG_VERSION_MIN && (v) <= CO_IMG_VERSION)
 #define CO_REC_MAGIC 0x43524f43u /* "CORC" */
@@ -35,6 +35,7 @@ enum co_rec_type {
 	CO_R_PARENTMAP = 10, /* struct co_pagemap: pages unchanged since the parent generation (no data) */
 	CO_R_TIMER = 11,  /* struct co_timer: a POSIX timer (timer_create), after the threads */
 	CO_R_LOCK = 12,	  /* struct co_lock: a file lock the process holds through the CO_R_FD before */
+	CO_R_FDOWNER = 13, /* struct co_fdowner: the SIGIO owner and signal of the CO_R_FD before */
 	CO_R_MANIFEST = 32, /* struct co_manifest: generation metadata */
 	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
 	CO_R_SHM = 48,	  /* struct co_shm: shared memory object (shared.img) */
@@ -217,6 +218,26 @@ struct co_lock {
 	uint64_t start, len;	/* bytes locked; len 0: to the end of the file (flock: 0, 0) */
 };
 
+/*
+ * The status flags F_SETFL changes (O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME,
+ * O_NONBLOCK): open(2) ignores O_ASYNC, and an object made by a call
+ * other than open takes them all from F_SETFL.
+ */
+#define CO_FL_STATUS (02000u | 020000u | 040000u | 01000000u | 04000u)
+
+/*
+ * Who gets the descriptor's SIGIO (F_SETOWN_EX: type 0 a thread, 1 a
+ * process, 2 a process group, pid in the group's pid namespace; pid 0:
+ * nobody) and which signal (F_SETSIG; 0: SIGIO).  Both belong to the open
+ * file description; written only where one is set (format 7).
+ */
+struct co_fdowner {
+	int32_t fd;
+	int32_t type;
+	int32_t pid;
+	int32_t sig;
+};
+
 struct co_fd {
 	int32_t fd;
 	uint32_t kind;
@@ -376,13 +397,16 @@ enum co_obj_kind {
 	CO_OBJ_SOCKET = 12,	/* a socket of another family (unsupported) */
 	CO_OBJ_BLK = 13,	/* block device (unsupported) */
 	CO_OBJ_OTHER = 14,	/* anything else (unsupported) */
+	CO_OBJ_SYMLINK = 15,	/* a symbolic link itself (O_PATH | O_NOFOLLOW) */
+	CO_OBJ_NS = 16,		/* a namespace (nsfs: "net:[4026531840]", opened from /proc/PID/ns) */
 };
 
 /*
  * An object made with one call at restart.  eventfd: a count, b semaphore;
  * signalfd: a mask; timerfd: a clock, b ns to expiry (0: expired, or
  * disarmed when c is 0 too), c interval ns, d expirations not yet read;
- * Unix socket: a type, b the peer's id.  flags: O_NONBLOCK.  (d is new in
+ * Unix socket: a type, b the peer's id.  flags: its status flags (CO_FL_STATUS;
+ * O_NONBLOCK alone in images of format 6 and older).  (d is new in
  * format 3; older records are shorter and read as d = 0.)
  */
 struct co_sobj {
@@ -409,7 +433,7 @@ struct co_shm {
 struct co_pipe {
 	uint64_t ino;
 	uint32_t capacity;
-	uint32_t rflags, wflags; /* status flags (O_NONBLOCK) of each end */
+	uint32_t rflags, wflags; /* status flags (CO_FL_STATUS; before format 7 O_NONBLOCK alone) of each end */
 	uint32_t pathlen;	 /* a named FIFO: its path follows (pathlen bytes), then the data */
 };
 

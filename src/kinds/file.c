@@ -173,6 +173,8 @@ static int file_restore(struct co_krestore *x, unsigned type, const void *p, uin
 	int f = open(sf.path, (int)(sf.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC)));
 	if (f < 0)
 		return co_kerr(x, "cannot reopen %s: %s", sf.path, strerror(errno));
+	if (sf.flags & O_ASYNC) /* which open ignores */
+		fcntl(f, F_SETFL, (int)(sf.flags & CO_FL_STATUS));
 	lseek(f, (off_t)sf.pos, SEEK_SET);
 	return co_made_add(x, CO_OBJ_FILE, sf.id, f, -1, 0);
 }

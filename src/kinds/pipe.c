@@ -1,6 +1,7 @@
 /*
  * pipe.c - pipes and named FIFOs: one object per pipe inode, both ends
- * made at once.  Dump: the capacity, each end's O_NONBLOCK, a FIFO's path,
+ * made at once.  Dump: the capacity, each end's status flags (O_NONBLOCK,
+ * O_ASYNC, ...), a FIFO's path,
  * and the bytes buffered (tee(2) copies them without consuming).
  * Restore: pipe(2), or the FIFO opened again at its path, refilled.
  */
@@ -27,9 +28,9 @@ static int pipe_dump(struct co_kdump *d, int first, uint64_t *id)
 	cp.capacity = cap > 0 ? (uint32_t)cap : 65536;
 	CO_FOR_HOLDERS(d, first, k) {
 		if ((d->refs[k].flags & O_ACCMODE) == O_WRONLY)
-			cp.wflags = d->refs[k].flags & O_NONBLOCK;
+			cp.wflags = d->refs[k].flags & CO_FL_STATUS;
 		else
-			cp.rflags = d->refs[k].flags & O_NONBLOCK;
+			cp.rflags = d->refs[k].flags & CO_FL_STATUS;
 	}
 	/* copy what is buffered without taking it out */
 	int tmp[2];
