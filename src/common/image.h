@@ -428,6 +428,13 @@ struct co_shm {
 	uint64_t dev, ino;	/* key, as /proc/PID/maps shows it */
 	uint64_t size;
 	char name[64];
+	/*
+	 * Format 7: its seals (F_GET_SEALS), added back once it is filled.
+	 * sealing 0 (not read, or a shorter record): made as before, sealed
+	 * against sealing (F_SEAL_SEAL).
+	 */
+	uint32_t sealing;	/* 1: seals recorded */
+	uint32_t seals;
 };
 
 struct co_pipe {

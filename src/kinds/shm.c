@@ -47,6 +47,12 @@ static int write_shm_from(struct co_writer *w, int fd, uint64_t mem_at, const st
 	struct stat st;
 	uint64_t size = mem_at ? e->off + (e->end - e->start) : (fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0);
 	struct co_shm sh = { .dev = e->dev, .ino = e->ino, .size = size };
+	/* a memfd's seals (through /proc/PID/mem there is no file to ask) */
+	int seals = mem_at ? -1 : fcntl(fd, F_GET_SEALS);
+	if (seals >= 0) {
+		sh.sealing = 1;
+		sh.seals = (uint32_t)seals;
+	}
 	snprintf(sh.name, sizeof(sh.name), "%s", e->path);
 	co_w_rec(w, CO_R_SHM, &sh, sizeof(sh));
 	static char buf[1 << 20];
@@ -189,6 +195,12 @@ int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, i
 
 /* The object being filled by the CO_R_SHMDATA records after its CO_R_SHM. */
 static int cur_shm = -1;
+/* The objects made, with the seals each gets once filled (a write seal would stop the filling). */
+static struct {
+	int fd;
+	uint32_t seals;
+} sealed[CO_MAX_REFS];
+static int nsealed;
 
 static int shm_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len)
 {
@@ -201,15 +213,29 @@ static int shm_restore(struct co_krestore *x, unsigned type, const void *p, uint
 			return co_kerr(x, "cannot fill shared memory: %s", strerror(errno));
 		return 0;
 	}
-	const struct co_shm *s = p;
-	int f = (int)syscall(SYS_memfd_create, "cohort-shm", 0);
+	struct co_shm s0 = { 0 };
+	memcpy(&s0, p, len < sizeof(s0) ? len : sizeof(s0)); /* older records end before the seals */
+	const struct co_shm *s = &s0;
+	int f = (int)syscall(SYS_memfd_create, "cohort-shm", s->sealing ? MFD_ALLOW_SEALING : 0);
 	if (f < 0 || ftruncate(f, (off_t)s->size) < 0)
 		return co_kerr(x, "cannot make shared memory of %llu bytes: %s", (unsigned long long)s->size,
 			       strerror(errno));
 	cur_shm = f;
+	if (s->sealing && s->seals && nsealed < CO_MAX_REFS)
+		sealed[nsealed++] = (typeof(sealed[0])){ f, s->seals };
 	struct co_plan_ent pe = { .kind = CO_PLAN_SHM, .src = f, .dev = s->dev, .ino = s->ino };
 	if (co_made_add(x, CO_OBJ_SHM, s->ino, f, -1, 0) < 0 || co_plan_add(x, &pe) < 0)
 		return -1;
+	return 0;
+}
+
+static int shm_restore_done(struct co_krestore *x)
+{
+	for (int i = 0; i < nsealed; i++)
+		if (fcntl(sealed[i].fd, F_ADD_SEALS, (int)sealed[i].seals) < 0)
+			return co_kerr(x, "cannot seal shared memory again (seals %#x): %s", sealed[i].seals,
+				       strerror(errno));
+	nsealed = 0;
 	return 0;
 }
 
@@ -221,12 +247,17 @@ static void shm_describe(unsigned type, const void *p, uint64_t len, char *out, 
 		snprintf(out, n, "%llu bytes at offset %llu", (unsigned long long)(len - 8), (unsigned long long)off);
 		return;
 	}
-	struct co_shm s = *(const struct co_shm *)p;
+	struct co_shm s = { 0 };
+	memcpy(&s, p, len < sizeof(s) ? len : sizeof(s));
 	s.name[sizeof(s.name) - 1] = 0;
-	snprintf(out, n, "inode %llu, %llu bytes %s", (unsigned long long)s.ino, (unsigned long long)s.size, s.name);
+	char seals[48] = "";
+	if (s.sealing)
+		snprintf(seals, sizeof(seals), ", seals %#x", s.seals);
+	snprintf(out, n, "inode %llu, %llu bytes %s%s", (unsigned long long)s.ino, (unsigned long long)s.size, s.name,
+		 seals);
 }
 
 const struct co_kind_ops co_shm_ops = {
 	.kind = CO_OBJ_SHM, .identity = CO_ID_INODE,
-	.dump = shm_dump, .restore = shm_restore, .describe = shm_describe,
+	.dump = shm_dump, .restore = shm_restore, .restore_done = shm_restore_done, .describe = shm_describe,
 };
