@@ -22,6 +22,8 @@
 
 /* Objects written in this dump (d->nshm), by inode: each once, whether held or only mapped. */
 static uint64_t shm_ino[CO_MAX_REFS];
+/* of them, the memfds sealed with F_SEAL_FUTURE_WRITE (their seals come back before any mapping) */
+static uint8_t shm_future[CO_MAX_REFS];
 
 static size_t page_part(ssize_t left)
 {
@@ -118,11 +120,12 @@ static int write_shm_mapped(struct co_writer *w, pid_t host_pid, const struct co
 	return r;
 }
 
+/* 0: not written yet; 1: written; 2: written, and sealed with F_SEAL_FUTURE_WRITE */
 static int seen(const struct co_kdump *d, uint64_t ino)
 {
 	for (int k = 0; k < d->nshm; k++)
 		if (shm_ino[k] == ino)
-			return 1;
+			return 1 + shm_future[k];
 	return 0;
 }
 
@@ -144,9 +147,12 @@ static int shm_dump(struct co_kdump *d, int first, uint64_t *id)
 		snprintf(d->err, d->errlen, "pid %d: fd %d: cannot read %s", r->pid, r->fd, r->path);
 		return -1;
 	}
+	int seals = fcntl(fd, F_GET_SEALS);
 	close(fd);
-	if (d->nshm < CO_MAX_REFS)
+	if (d->nshm < CO_MAX_REFS) {
+		shm_future[d->nshm] = seals > 0 && (seals & F_SEAL_FUTURE_WRITE);
 		shm_ino[d->nshm++] = r->ino;
+	}
 	*id = r->ino;
 	return 1;
 }
@@ -170,8 +176,18 @@ int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, i
 			/* the agent's own shared mappings (process table, page lists) are not the program's */
 			if (!e.shared || co_startswith(e.path, "/memfd:cohort-agent-"))
 				continue;
-			if (seen(d, e.ino) || d->nshm == CO_MAX_REFS)
+			int s = seen(d, e.ino);
+			/* the seal comes back before the restorer maps: a writable mapping could not be made again */
+			if (s == 2 && (e.prot & PROT_WRITE)) {
+				snprintf(d->err, d->errlen, "pid %d: region %lx-%lx: %s is mapped writable and sealed with "
+					 "F_SEAL_FUTURE_WRITE, which cohort cannot restore", m[i].pid, (unsigned long)e.start,
+					 (unsigned long)e.end, e.path);
+				co_maps_close(&maps);
+				return -1;
+			}
+			if (s || d->nshm == CO_MAX_REFS)
 				continue;
+			shm_future[d->nshm] = 0;
 			shm_ino[d->nshm++] = e.ino;
 			int bad = 0;
 			if (shm_path(e.path)) {
