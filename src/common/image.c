@@ -139,11 +139,13 @@ const char *co_rec_name(unsigned type)
 	case CO_R_PIPE: return "pipe";
 	case CO_R_SFILE: return "shared file";
 	case CO_R_FCOPY: return "file copy";
+	case CO_R_FTIMES: return "file times";
 	case CO_R_SLINK: return "link";
 	case CO_R_SOBJ: return "object";
 	case CO_R_EPITEM: return "epoll item";
 	case CO_R_SOCKDATA: return "socket data";
 	case CO_R_LOCK: return "lock";
+	case CO_R_FDOWNER: return "descriptor owner";
 	}
 	return "unknown";
 }

@@ -16,7 +16,8 @@
 
 #define CO_IMG_VERSION 7
 /* oldest version still read: 2 has no compressed files, 2 and 3 no timer records, 2 to 4 no credentials,
- * 2 to 5 no process and thread attributes (attrs.c), 2 to 6 no binding (co_bind) and no file list */
+ * 2 to 5 no process and thread attributes (attrs.c), 2 to 6 no binding (co_bind), no file list, no
+ * descriptor owners, file times or seals */
 #define CO_IMG_VERSION_MIN 2
 #define CO_IMG_VERSION_OK(v) ((v) >= CO_IMG_VERSION_MIN && (v) <= CO_IMG_VERSION)
 #define CO_REC_MAGIC 0x43524f43u /* "CORC" */
@@ -35,6 +36,7 @@ enum co_rec_type {
 	CO_R_PARENTMAP = 10, /* struct co_pagemap: pages unchanged since the parent generation (no data) */
 	CO_R_TIMER = 11,  /* struct co_timer: a POSIX timer (timer_create), after the threads */
 	CO_R_LOCK = 12,	  /* struct co_lock: a file lock the process holds through the CO_R_FD before */
+	CO_R_FDOWNER = 13, /* struct co_fdowner: the SIGIO owner and signal of the CO_R_FD before */
 	CO_R_MANIFEST = 32, /* struct co_manifest: generation metadata */
 	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
 	CO_R_MFILE = 34,  /* struct co_mfile: one per file of the generation (format 7) */
@@ -47,6 +49,7 @@ enum co_rec_type {
 	CO_R_SOBJ = 54,	  /* struct co_sobj: eventfd, signalfd, timerfd, epoll or Unix socket */
 	CO_R_EPITEM = 55, /* struct co_epitem: one descriptor watched by an epoll object */
 	CO_R_SOCKDATA = 56, /* u64 socket id, then one queued message (or stream bytes) */
+	CO_R_FTIMES = 57, /* struct co_ftimes: atime and mtime of the file of the CO_R_FCOPY before */
 };
 
 enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3, CO_KIND_SHARED = 4 };
@@ -242,6 +245,26 @@ struct co_lock {
 	uint64_t start, len;	/* bytes locked; len 0: to the end of the file (flock: 0, 0) */
 };
 
+/*
+ * The status flags F_SETFL changes (O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME,
+ * O_NONBLOCK): open(2) ignores O_ASYNC, and an object made by a call
+ * other than open takes them all from F_SETFL.
+ */
+#define CO_FL_STATUS (02000u | 020000u | 040000u | 01000000u | 04000u)
+
+/*
+ * Who gets the descriptor's SIGIO (F_SETOWN_EX: type 0 a thread, 1 a
+ * process, 2 a process group, pid in the group's pid namespace; pid 0:
+ * nobody) and which signal (F_SETSIG; 0: SIGIO).  Both belong to the open
+ * file description; written only where one is set (format 7).
+ */
+struct co_fdowner {
+	int32_t fd;
+	int32_t type;
+	int32_t pid;
+	int32_t sig;
+};
+
 struct co_fd {
 	int32_t fd;
 	uint32_t kind;
@@ -415,13 +438,16 @@ enum co_obj_kind {
 	CO_OBJ_BLK = 13,	/* block device (unsupported) */
 	CO_OBJ_OTHER = 14,	/* anything else (unsupported) */
 	CO_OBJ_PIDFD = 15,	/* pidfd_open, clone's CLONE_PIDFD: kept by its process (CO_FD_PIDFD) */
+	CO_OBJ_SYMLINK = 16,	/* a symbolic link itself (O_PATH | O_NOFOLLOW) */
+	CO_OBJ_NS = 17,		/* a namespace (nsfs: "net:[4026531840]", opened from /proc/PID/ns) */
 };
 
 /*
  * An object made with one call at restart.  eventfd: a count, b semaphore;
  * signalfd: a mask; timerfd: a clock, b ns to expiry (0: expired, or
  * disarmed when c is 0 too), c interval ns, d expirations not yet read;
- * Unix socket: a type, b the peer's id.  flags: O_NONBLOCK.  (d is new in
+ * Unix socket: a type, b the peer's id.  flags: its status flags (CO_FL_STATUS;
+ * O_NONBLOCK alone in images of format 6 and older).  (d is new in
  * format 3; older records are shorter and read as d = 0.)
  */
 struct co_sobj {
@@ -443,12 +469,19 @@ struct co_shm {
 	uint64_t dev, ino;	/* key, as /proc/PID/maps shows it */
 	uint64_t size;
 	char name[64];
+	/*
+	 * Format 7: its seals (F_GET_SEALS), added back once it is filled.
+	 * sealing 0 (not read, or a shorter record): made as before, sealed
+	 * against sealing (F_SEAL_SEAL).
+	 */
+	uint32_t sealing;	/* 1: seals recorded */
+	uint32_t seals;
 };
 
 struct co_pipe {
 	uint64_t ino;
 	uint32_t capacity;
-	uint32_t rflags, wflags; /* status flags (O_NONBLOCK) of each end */
+	uint32_t rflags, wflags; /* status flags (CO_FL_STATUS; before format 7 O_NONBLOCK alone) of each end */
 	uint32_t pathlen;	 /* a named FIFO: its path follows (pathlen bytes), then the data */
 };
 
@@ -466,6 +499,16 @@ struct co_fcopy {
 	uint32_t pad;
 	char copy[64];		/* file name in the generation's files/ */
 	char path[CO_PATH];
+};
+
+/*
+ * The times of a copied file at the checkpoint, set back once its copy is
+ * written back (put back without it, a file has the restore's times: images
+ * written before it existed).
+ */
+struct co_ftimes {
+	int64_t atime_sec, atime_nsec;
+	int64_t mtime_sec, mtime_nsec;
 };
 
 struct co_slink {

@@ -13,6 +13,15 @@
 #include <stdint.h>
 #include <sys/syscall.h>
 
+/* open(2) flags the restorer's headers (no _GNU_SOURCE) leave out */
+#define CO_O_NOATIME 01000000
+#define CO_O_PATH 010000000
+/* fcntl(2) commands likewise */
+#define CO_F_SETSIG 10
+#define CO_F_GETSIG 11
+#define CO_F_SETOWN_EX 15
+#define CO_F_GETOWN_EX 16
+
 #ifndef MREMAP_MAYMOVE
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED 2

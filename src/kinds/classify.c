@@ -14,6 +14,7 @@
 #define S_BLK 0060000u
 #define S_FIFO 0010000u
 #define S_SOCK 0140000u
+#define S_LNK 0120000u
 
 /* anon_inode:[NAME] objects cohort knows, by the name the kernel gives them */
 static const struct {
@@ -28,6 +29,19 @@ static const struct {
 	{ "anon_inode:[pidfd]", CO_OBJ_PIDFD },
 };
 
+/* "net:[4026531840]": what /proc/PID/fd shows of a namespace (nsfs files have no path) */
+static int ns_link(const char *link)
+{
+	const char *p = link;
+	while ((*p >= 'a' && *p <= 'z') || *p == '_')
+		p++;
+	if (p == link || !co_startswith(p, ":["))
+		return 0;
+	for (p += 2; *p >= '0' && *p <= '9'; p++)
+		;
+	return p[0] == ']' && !p[1];
+}
+
 uint32_t co_fd_classify(const struct co_fdstat *s)
 {
 	uint32_t fmt = s->mode & S_FMT;
@@ -36,6 +50,8 @@ uint32_t co_fd_classify(const struct co_fdstat *s)
 		return CO_OBJ_PIPE;
 	if (fmt == S_REG && s->nlink == 0 && co_startswith(link, "/memfd:"))
 		return CO_OBJ_SHM;
+	if (fmt == S_REG && ns_link(link))
+		return CO_OBJ_NS;
 	if (fmt == S_REG)
 		return s->nlink ? CO_OBJ_FILE : CO_OBJ_DELETED;
 	if (fmt == S_DIR)
@@ -49,6 +65,8 @@ uint32_t co_fd_classify(const struct co_fdstat *s)
 		return s->domain == 1 /* AF_UNIX */ ? CO_OBJ_USOCK : CO_OBJ_SOCKET;
 	if (fmt == S_BLK)
 		return CO_OBJ_BLK;
+	if (fmt == S_LNK)
+		return CO_OBJ_SYMLINK;
 	return CO_OBJ_OTHER;
 }
 
@@ -105,7 +123,8 @@ const char *co_obj_name(uint32_t kind)
 		[CO_OBJ_TIMERFD] = "timerfd", [CO_OBJ_EPOLL] = "epoll", [CO_OBJ_USOCK] = "unix socket",
 		[CO_OBJ_DIR] = "directory", [CO_OBJ_DELETED] = "deleted file", [CO_OBJ_CHR] = "character device",
 		[CO_OBJ_SOCKET] = "socket (not a Unix socket)", [CO_OBJ_BLK] = "block device",
-		[CO_OBJ_OTHER] = "unknown", [CO_OBJ_PIDFD] = "pidfd",
+		[CO_OBJ_OTHER] = "unknown", [CO_OBJ_PIDFD] = "pidfd", [CO_OBJ_SYMLINK] = "symbolic link",
+		[CO_OBJ_NS] = "namespace",
 	};
 	return kind < sizeof(names) / sizeof(names[0]) && names[kind] ? names[kind] : "?";
 }

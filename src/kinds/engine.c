@@ -212,7 +212,7 @@ int co_shared_files(int pid, int *out, int max)
 
 int co_sobj_write(struct co_kdump *d, int first, struct co_sobj *o)
 {
-	o->flags = d->refs[first].flags & O_NONBLOCK;
+	o->flags = d->refs[first].flags & CO_FL_STATUS;
 	return co_w_rec(d->w, CO_R_SOBJ, o, sizeof(*o)) ? -1 : 1;
 }
 
@@ -364,7 +364,7 @@ int co_sobj_made(struct co_krestore *x, const struct co_sobj *o, int f)
 	if (f < 0)
 		return co_kerr(x, "recreating the group's shared objects: %s %llu: %s", co_obj_name(o->kind),
 			       (unsigned long long)o->id, strerror(errno));
-	fcntl(f, F_SETFL, (o->flags & O_NONBLOCK) ? O_NONBLOCK : 0);
+	fcntl(f, F_SETFL, (int)(o->flags & CO_FL_STATUS));
 	return co_made_add(x, o->kind, o->id, f, -1, o->kind == CO_OBJ_USOCK ? o->b : 0);
 }
 
@@ -492,6 +492,9 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 	fd = -1;
 	if (zbad)
 		return -1;
+	for (size_t i = 0; i < CO_ARRAY_LEN(kinds); i++)
+		if (kinds[i]->restore_done && kinds[i]->restore_done(&x) < 0)
+			return -1;
 	return hand_down(&x, plan_fd);
 bad:
 	snprintf(err, errlen, "%s", r.err);

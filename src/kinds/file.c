@@ -43,9 +43,19 @@ int co_copy_bytes(int in, int out, uint64_t len)
 /* The written files copied in this dump (d->ncopied of them), by identity: each is copied once. */
 static uint64_t copied_dev[CO_MAX_REFS], copied_ino[CO_MAX_REFS];
 
+/*
+ * Open a file to read without moving its atime (O_NOATIME: allowed to
+ * its owner and to CAP_FOWNER; anyone else reads it as the kernel lets).
+ */
+static int open_noatime(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	return fd < 0 && errno == EPERM ? open(path, O_RDONLY | O_CLOEXEC) : fd;
+}
+
 int co_file_copy(struct co_kdump *d, const char *path)
 {
-	int in = open(path, O_RDONLY | O_CLOEXEC);
+	int in = open_noatime(path);
 	if (in < 0)
 		return 0; /* gone or unreadable: nothing to keep */
 	struct stat st;
@@ -67,7 +77,11 @@ int co_file_copy(struct co_kdump *d, const char *path)
 		close(out);
 	if (!ok)
 		return -1;
-	return co_w_rec(d->w, CO_R_FCOPY, &fc, __builtin_offsetof(struct co_fcopy, path) + strlen(fc.path) + 1);
+	/* the times as they were before our read (which O_NOATIME may not have kept from the atime) */
+	struct co_ftimes ft = { st.st_atim.tv_sec, st.st_atim.tv_nsec, st.st_mtim.tv_sec, st.st_mtim.tv_nsec };
+	if (co_w_rec(d->w, CO_R_FCOPY, &fc, __builtin_offsetof(struct co_fcopy, path) + strlen(fc.path) + 1))
+		return -1;
+	return co_w_rec(d->w, CO_R_FTIMES, &ft, sizeof(ft));
 }
 
 /* A file some descriptor may write: copied once per dump (by dev and inode). */
@@ -109,6 +123,9 @@ static int file_dump(struct co_kdump *d, int first, uint64_t *id)
 	return 1;
 }
 
+/* The path of the last file put back: the CO_R_FTIMES record after its copy gives it its times. */
+static char put_path[CO_PATH];
+
 /* A copy's name, as co_file_copy makes it: a number, nothing that could lead out of files/. */
 static int copy_name_ok(const char *name)
 {
@@ -131,6 +148,7 @@ static int put_back(struct co_krestore *x, const struct co_fcopy *c)
 	if (!copy_name_ok(c->copy))
 		return co_kerr(x, "shared.img: the copy of %s is named '%s', not a file of files/", c->path, c->copy);
 	snprintf(src, sizeof(src), "%s/files/%s", co_kdir(x), c->copy);
+	snprintf(put_path, sizeof(put_path), "%s", c->path);
 	/* a copy is checked against its manifest's digest before anything is written over the file */
 	char rel[64];
 	int listed;
@@ -163,6 +181,22 @@ static int put_back(struct co_krestore *x, const struct co_fcopy *c)
 	return ok ? 0 : co_kerr(x, "cannot put back %s as it was at the checkpoint: %s", c->path, strerror(e));
 }
 
+/*
+ * The times of the file just put back, once nothing at the restore writes
+ * it any more (the restorers only open and map it, with O_NOATIME where
+ * they may).  The path, not a descriptor: the copy is closed.
+ */
+static int put_times(struct co_krestore *x, const struct co_ftimes *t)
+{
+	if (!put_path[0])
+		return co_kbad(x, "file times without a file copy before them");
+	struct timespec ts[2] = { { t->atime_sec, t->atime_nsec }, { t->mtime_sec, t->mtime_nsec } };
+	if (utimensat(AT_FDCWD, put_path, ts, AT_SYMLINK_NOFOLLOW) < 0) /* never a link planted since */
+		return co_kerr(x, "cannot set the times of %s back: %s", put_path, strerror(errno));
+	put_path[0] = 0;
+	return 0;
+}
+
 static int file_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len)
 {
 	(void)len;
@@ -172,11 +206,15 @@ static int file_restore(struct co_krestore *x, unsigned type, const void *p, uin
 		c.copy[sizeof(c.copy) - 1] = 0;
 		return put_back(x, &c);
 	}
+	if (type == CO_R_FTIMES)
+		return put_times(x, p);
 	struct co_sfile sf = *(const struct co_sfile *)p;
 	sf.path[sizeof(sf.path) - 1] = 0;
 	int f = open(sf.path, (int)(sf.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC)));
 	if (f < 0)
 		return co_kerr(x, "cannot reopen %s: %s", sf.path, strerror(errno));
+	if (sf.flags & O_ASYNC) /* which open ignores */
+		fcntl(f, F_SETFL, (int)(sf.flags & CO_FL_STATUS));
 	lseek(f, (off_t)sf.pos, SEEK_SET);
 	return co_made_add(x, CO_OBJ_FILE, sf.id, f, -1, 0);
 }
@@ -189,6 +227,12 @@ static void file_describe(unsigned type, const void *p, uint64_t len, char *out,
 		c.path[sizeof(c.path) - 1] = 0;
 		c.copy[sizeof(c.copy) - 1] = 0;
 		snprintf(out, n, "%s (%llu bytes) as files/%s", c.path, (unsigned long long)c.size, c.copy);
+		return;
+	}
+	if (type == CO_R_FTIMES) {
+		const struct co_ftimes *t = p;
+		snprintf(out, n, "atime %lld.%09lld mtime %lld.%09lld", (long long)t->atime_sec, (long long)t->atime_nsec,
+			 (long long)t->mtime_sec, (long long)t->mtime_nsec);
 		return;
 	}
 	struct co_sfile sf = *(const struct co_sfile *)p;

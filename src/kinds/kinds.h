@@ -75,6 +75,8 @@ struct co_kind_ops {
 	int (*dump_data)(struct co_kdump *d, int first, uint64_t id);
 	/* One record of this kind from shared.img (payload p, len bytes); -1 with err. */
 	int (*restore)(struct co_krestore *x, unsigned type, const void *p, uint64_t len);
+	/* Once every record is read: what must wait for all of them (may be NULL); -1 with err. */
+	int (*restore_done)(struct co_krestore *x);
 	/* One record of this kind, for `cohort inspect`. */
 	void (*describe)(unsigned type, const void *p, uint64_t len, char *out, size_t n);
 };

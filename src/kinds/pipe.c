@@ -1,6 +1,7 @@
 /*
  * pipe.c - pipes and named FIFOs: one object per pipe inode, both ends
- * made at once.  Dump: the capacity, each end's O_NONBLOCK, a FIFO's path,
+ * made at once.  Dump: the capacity, each end's status flags (O_NONBLOCK,
+ * O_ASYNC, ...), a FIFO's path,
  * and the bytes buffered (tee(2) copies them without consuming).
  * Restore: pipe(2), or the FIFO opened again at its path, refilled.
  */
@@ -14,12 +15,41 @@
 #include "kinds/kinds.h"
 #include "util.h"
 
+/*
+ * Each end comes back as one open file description, whose status flags
+ * all its holders share.  A FIFO opened more than once for one end (or a
+ * pipe end reopened through /proc) has several: with different flags they
+ * cannot come back so, and the checkpoint is refused.  0, or -1.
+ */
+static int ends_agree(struct co_kdump *d, int first)
+{
+	CO_FOR_HOLDERS(d, first, k) {
+		const struct co_ref *a = &d->refs[k];
+		CO_FOR_HOLDERS(d, first, j) {
+			const struct co_ref *b = &d->refs[j];
+			if (j >= k)
+				break;
+			if ((a->flags & O_ACCMODE) != (b->flags & O_ACCMODE) ||
+			    (a->flags & CO_FL_STATUS) == (b->flags & CO_FL_STATUS))
+				continue;
+			snprintf(d->err, d->errlen, "pid %d: fd %d: %s is open for %s with flags %o here and %o in pid "
+				 "%d fd %d: cohort cannot restore two open file descriptions of one end with different flags", a->pid, a->fd, a->path,
+				 (a->flags & O_ACCMODE) == O_WRONLY ? "writing" : "reading", a->flags & CO_FL_STATUS,
+				 b->flags & CO_FL_STATUS, b->pid, b->fd);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int pipe_dump(struct co_kdump *d, int first, uint64_t *id)
 {
 	const struct co_ref *r = &d->refs[first];
 	char p[128];
 	snprintf(p, sizeof(p), "/proc/%d/fd/%d", r->host, r->fd);
 	struct co_pipe cp = { .ino = r->ino };
+	if (ends_agree(d, first) < 0)
+		return -1;
 	int fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		goto gone;
@@ -27,9 +57,9 @@ static int pipe_dump(struct co_kdump *d, int first, uint64_t *id)
 	cp.capacity = cap > 0 ? (uint32_t)cap : 65536;
 	CO_FOR_HOLDERS(d, first, k) {
 		if ((d->refs[k].flags & O_ACCMODE) == O_WRONLY)
-			cp.wflags = d->refs[k].flags & O_NONBLOCK;
+			cp.wflags = d->refs[k].flags & CO_FL_STATUS;
 		else
-			cp.rflags = d->refs[k].flags & O_NONBLOCK;
+			cp.rflags = d->refs[k].flags & CO_FL_STATUS;
 	}
 	/* copy what is buffered without taking it out */
 	int tmp[2];
@@ -125,8 +155,9 @@ static void pipe_describe(unsigned type, const void *p, uint64_t len, char *out,
 {
 	(void)type;
 	const struct co_pipe *cp = p;
-	snprintf(out, n, "inode %llu, capacity %u, %llu bytes buffered%s", (unsigned long long)cp->ino, cp->capacity,
-		 (unsigned long long)(len - sizeof(*cp) - cp->pathlen), cp->pathlen ? " (FIFO)" : "");
+	snprintf(out, n, "inode %llu, capacity %u, %llu bytes buffered%s, flags %o (read end) %o (write end)",
+		 (unsigned long long)cp->ino, cp->capacity, (unsigned long long)(len - sizeof(*cp) - cp->pathlen),
+		 cp->pathlen ? " (FIFO)" : "", cp->rflags, cp->wflags);
 }
 
 const struct co_kind_ops co_pipe_ops = {

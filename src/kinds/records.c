@@ -15,8 +15,8 @@
 
 typedef void describe_fn(unsigned type, const void *p, uint64_t len, char *out, size_t n);
 
-static describe_fn d_head, d_proc, d_thread, d_timer, d_lock, d_fd, d_vma, d_pagemap, d_bytes, d_end, d_manifest, d_mfile,
-	d_mproc, d_link;
+static describe_fn d_head, d_proc, d_thread, d_timer, d_lock, d_owner, d_fd, d_vma, d_pagemap, d_bytes, d_end,
+	d_manifest, d_mfile, d_mproc, d_link;
 
 static const struct rec {
 	unsigned type;
@@ -36,14 +36,16 @@ static const struct rec {
 	{ CO_R_PARENTMAP, offsetof(struct co_pagemap, runs), NULL, d_pagemap },
 	{ CO_R_TIMER, sizeof(struct co_timer), NULL, d_timer },
 	{ CO_R_LOCK, sizeof(struct co_lock), NULL, d_lock },
+	{ CO_R_FDOWNER, sizeof(struct co_fdowner), NULL, d_owner },
 	{ CO_R_MANIFEST, offsetof(struct co_manifest, tty_pgid), NULL, d_manifest },	/* tty: later */
 	{ CO_R_MPROC, offsetof(struct co_mproc, creds), NULL, d_mproc },		/* creds: format 5 */
 	{ CO_R_MFILE, sizeof(struct co_mfile), NULL, d_mfile },
-	{ CO_R_SHM, sizeof(struct co_shm), &co_shm_ops, NULL },
+	{ CO_R_SHM, offsetof(struct co_shm, sealing), &co_shm_ops, NULL },	/* seals: format 7 */
 	{ CO_R_SHMDATA, sizeof(uint64_t), &co_shm_ops, NULL },
 	{ CO_R_PIPE, sizeof(struct co_pipe), &co_pipe_ops, NULL },
 	{ CO_R_SFILE, offsetof(struct co_sfile, path) + 1, &co_file_ops, NULL },
 	{ CO_R_FCOPY, offsetof(struct co_fcopy, path) + 1, &co_file_ops, NULL },
+	{ CO_R_FTIMES, sizeof(struct co_ftimes), &co_file_ops, NULL },
 	{ CO_R_SLINK, sizeof(struct co_slink), NULL, d_link },
 	{ CO_R_SOBJ, offsetof(struct co_sobj, d), NULL, NULL },	/* d: format 3; owner: o.kind */
 	{ CO_R_EPITEM, sizeof(struct co_epitem), &co_epoll_ops, NULL },
@@ -151,6 +153,15 @@ static void d_lock(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 	snprintf(out, n, "fd %d %s %s lock, bytes %llu+%llu%s", l->fd, kinds[l->kind <= CO_LK_OFD ? l->kind : 0],
 		 l->write ? "write" : "read", (unsigned long long)l->start, (unsigned long long)l->len,
 		 l->len ? "" : " (to the end)");
+}
+
+static void d_owner(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_fdowner *o = p;
+	static const char *const types[] = { "thread", "process", "process group" };
+	snprintf(out, n, "fd %d SIGIO to %s %d, signal %d%s", o->fd, o->type >= 0 && o->type <= 2 ? types[o->type] : "?",
+		 o->pid, o->sig, o->sig ? "" : " (SIGIO)");
 }
 
 static void d_timer(unsigned t, const void *p, uint64_t len, char *out, size_t n)

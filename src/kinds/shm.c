@@ -22,6 +22,8 @@
 
 /* Objects written in this dump (d->nshm), by inode: each once, whether held or only mapped. */
 static uint64_t shm_ino[CO_MAX_REFS];
+/* of them, the memfds sealed with F_SEAL_FUTURE_WRITE (their seals come back before any mapping) */
+static uint8_t shm_future[CO_MAX_REFS];
 
 static size_t page_part(ssize_t left)
 {
@@ -47,6 +49,12 @@ static int write_shm_from(struct co_writer *w, int fd, uint64_t mem_at, const st
 	struct stat st;
 	uint64_t size = mem_at ? e->off + (e->end - e->start) : (fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0);
 	struct co_shm sh = { .dev = e->dev, .ino = e->ino, .size = size };
+	/* a memfd's seals (through /proc/PID/mem there is no file to ask) */
+	int seals = mem_at ? -1 : fcntl(fd, F_GET_SEALS);
+	if (seals >= 0) {
+		sh.sealing = 1;
+		sh.seals = (uint32_t)seals;
+	}
 	snprintf(sh.name, sizeof(sh.name), "%s", e->path);
 	co_w_rec(w, CO_R_SHM, &sh, sizeof(sh));
 	static char buf[1 << 20];
@@ -112,11 +120,12 @@ static int write_shm_mapped(struct co_writer *w, pid_t host_pid, const struct co
 	return r;
 }
 
+/* 0: not written yet; 1: written; 2: written, and sealed with F_SEAL_FUTURE_WRITE */
 static int seen(const struct co_kdump *d, uint64_t ino)
 {
 	for (int k = 0; k < d->nshm; k++)
 		if (shm_ino[k] == ino)
-			return 1;
+			return 1 + shm_future[k];
 	return 0;
 }
 
@@ -138,9 +147,12 @@ static int shm_dump(struct co_kdump *d, int first, uint64_t *id)
 		snprintf(d->err, d->errlen, "pid %d: fd %d: cannot read %s", r->pid, r->fd, r->path);
 		return -1;
 	}
+	int seals = fcntl(fd, F_GET_SEALS);
 	close(fd);
-	if (d->nshm < CO_MAX_REFS)
+	if (d->nshm < CO_MAX_REFS) {
+		shm_future[d->nshm] = seals > 0 && (seals & F_SEAL_FUTURE_WRITE);
 		shm_ino[d->nshm++] = r->ino;
+	}
 	*id = r->ino;
 	return 1;
 }
@@ -164,8 +176,18 @@ int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, i
 			/* the agent's own shared mappings (process table, page lists) are not the program's */
 			if (!e.shared || co_startswith(e.path, "/memfd:cohort-agent-"))
 				continue;
-			if (seen(d, e.ino) || d->nshm == CO_MAX_REFS)
+			int s = seen(d, e.ino);
+			/* the seal comes back before the restorer maps: a writable mapping could not be made again */
+			if (s == 2 && (e.prot & PROT_WRITE)) {
+				snprintf(d->err, d->errlen, "pid %d: region %lx-%lx: %s is mapped writable and sealed with "
+					 "F_SEAL_FUTURE_WRITE, which cohort cannot restore", m[i].pid, (unsigned long)e.start,
+					 (unsigned long)e.end, e.path);
+				co_maps_close(&maps);
+				return -1;
+			}
+			if (s || d->nshm == CO_MAX_REFS)
 				continue;
+			shm_future[d->nshm] = 0;
 			shm_ino[d->nshm++] = e.ino;
 			int bad = 0;
 			if (shm_path(e.path)) {
@@ -189,6 +211,12 @@ int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, i
 
 /* The object being filled by the CO_R_SHMDATA records after its CO_R_SHM. */
 static int cur_shm = -1;
+/* The objects made, with the seals each gets once filled (a write seal would stop the filling). */
+static struct {
+	int fd;
+	uint32_t seals;
+} sealed[CO_MAX_REFS];
+static int nsealed;
 
 static int shm_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len)
 {
@@ -201,15 +229,29 @@ static int shm_restore(struct co_krestore *x, unsigned type, const void *p, uint
 			return co_kerr(x, "cannot fill shared memory: %s", strerror(errno));
 		return 0;
 	}
-	const struct co_shm *s = p;
-	int f = (int)syscall(SYS_memfd_create, "cohort-shm", 0);
+	struct co_shm s0 = { 0 };
+	memcpy(&s0, p, len < sizeof(s0) ? len : sizeof(s0)); /* older records end before the seals */
+	const struct co_shm *s = &s0;
+	int f = (int)syscall(SYS_memfd_create, "cohort-shm", s->sealing ? MFD_ALLOW_SEALING : 0);
 	if (f < 0 || ftruncate(f, (off_t)s->size) < 0)
 		return co_kerr(x, "cannot make shared memory of %llu bytes: %s", (unsigned long long)s->size,
 			       strerror(errno));
 	cur_shm = f;
+	if (s->sealing && s->seals && nsealed < CO_MAX_REFS)
+		sealed[nsealed++] = (typeof(sealed[0])){ f, s->seals };
 	struct co_plan_ent pe = { .kind = CO_PLAN_SHM, .src = f, .dev = s->dev, .ino = s->ino };
 	if (co_made_add(x, CO_OBJ_SHM, s->ino, f, -1, 0) < 0 || co_plan_add(x, &pe) < 0)
 		return -1;
+	return 0;
+}
+
+static int shm_restore_done(struct co_krestore *x)
+{
+	for (int i = 0; i < nsealed; i++)
+		if (fcntl(sealed[i].fd, F_ADD_SEALS, (int)sealed[i].seals) < 0)
+			return co_kerr(x, "cannot seal shared memory again (seals %#x): %s", sealed[i].seals,
+				       strerror(errno));
+	nsealed = 0;
 	return 0;
 }
 
@@ -221,12 +263,17 @@ static void shm_describe(unsigned type, const void *p, uint64_t len, char *out, 
 		snprintf(out, n, "%llu bytes at offset %llu", (unsigned long long)(len - 8), (unsigned long long)off);
 		return;
 	}
-	struct co_shm s = *(const struct co_shm *)p;
+	struct co_shm s = { 0 };
+	memcpy(&s, p, len < sizeof(s) ? len : sizeof(s));
 	s.name[sizeof(s.name) - 1] = 0;
-	snprintf(out, n, "inode %llu, %llu bytes %s", (unsigned long long)s.ino, (unsigned long long)s.size, s.name);
+	char seals[48] = "";
+	if (s.sealing)
+		snprintf(seals, sizeof(seals), ", seals %#x", s.seals);
+	snprintf(out, n, "inode %llu, %llu bytes %s%s", (unsigned long long)s.ino, (unsigned long long)s.size, s.name,
+		 seals);
 }
 
 const struct co_kind_ops co_shm_ops = {
 	.kind = CO_OBJ_SHM, .identity = CO_ID_INODE,
-	.dump = shm_dump, .restore = shm_restore, .describe = shm_describe,
+	.dump = shm_dump, .restore = shm_restore, .restore_done = shm_restore_done, .describe = shm_describe,
 };

@@ -24,6 +24,9 @@ static struct co_fd fds[CO_MAX_FDS];
 /* the file locks held through them, in the order of fds (a lock shows on every descriptor it is held through) */
 static struct co_lock locks[CO_MAX_LOCKS];
 static int nlocks;
+/* the SIGIO owners and signals set on them, in the order of fds */
+static struct co_fdowner owners[CO_MAX_FDS];
+static int nowners;
 static uint64_t fd_dev[CO_MAX_FDS], fd_ino[CO_MAX_FDS];
 
 static int is_skipped(struct co_dumpctx *d, int fd)
@@ -59,6 +62,29 @@ static int sock_domain(int fd)
 	if (co_sys5(SYS_getsockopt, fd, 1 /* SOL_SOCKET */, 39 /* SO_DOMAIN */, (long)&dom, (long)&len) < 0)
 		return -1;
 	return dom;
+}
+
+/*
+ * A namespace descriptor comes back as the process's own namespace of its
+ * type (/proc/self/ns/NAME, opened again by the restored process: its
+ * group's namespaces then, or the restart's); one of another process's
+ * cannot be found again.  0 with f->path set, or -1.
+ */
+static int own_ns(struct co_fd *f, const struct stat *st)
+{
+	static const char *const names[] = { "cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time",
+					     "time_for_children", "user", "uts" };
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char p[64];
+		struct stat ns;
+		co_fmt(p, sizeof(p), "/proc/self/ns/%s", names[i]);
+		if (co_sys4(SYS_newfstatat, AT_FDCWD, (long)p, (long)&ns, 0) == 0 && ns.st_dev == st->st_dev &&
+		    ns.st_ino == st->st_ino) {
+			co_strlcpy(f->path, p, sizeof(f->path));
+			return 0;
+		}
+	}
+	return -1;
 }
 
 /* Describe one descriptor; 0 ok, -1 unsupported (err filled). */
@@ -116,6 +142,15 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 		if (f->kind == CO_FD_SHARED)
 			f->pos = 0; /* the open file's, in shared.img */
 		return 0;
+	case CO_OBJ_SYMLINK: /* O_PATH | O_NOFOLLOW: reopened so, it is the link again */
+		f->kind = CO_FD_REG;
+		return 0;
+	case CO_OBJ_NS:
+		if (own_ns(f, &st) < 0)
+			return DERR(d, "pid %d: fd %d: %s is not a namespace of its own, which cohort cannot restore",
+				    d->pid, fd, f->path);
+		f->kind = CO_FD_REG;
+		return 0;
 	case CO_OBJ_DELETED:
 		f->kind = CO_FD_DELETED;
 		f->size = (uint64_t)st.st_size;
@@ -145,6 +180,31 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 		    kind_name(f->obj, f->path), f->path);
 }
 
+/*
+ * The descriptor's SIGIO owner and signal (fdinfo shows neither; fcntl
+ * here gives the owner's pid in the group's namespace).  An owner that is
+ * gone could not be set again: refused.  0, or -1 with err filled.
+ */
+static int owner_collect(struct co_dumpctx *d, const struct co_fd *f)
+{
+	static const char *const types[] = { "thread", "process", "process group" };
+	struct { int type, pid; } ow = { 0, 0 };
+	long sig = co_fcntl(f->fd, CO_F_GETSIG, 0);
+	if (co_fcntl(f->fd, CO_F_GETOWN_EX, (long)&ow) < 0)
+		ow.pid = 0; /* O_PATH descriptors have neither */
+	if (sig < 0)
+		sig = 0;
+	if (!ow.pid && !sig)
+		return 0;
+	long alive = !ow.pid ? 0 : ow.type == 0 ? co_sys2(SYS_tkill, ow.pid, 0)
+				     : co_kill(ow.type == 2 ? -ow.pid : ow.pid, 0);
+	if (alive == -ESRCH || ow.type < 0 || ow.type > 2)
+		return DERR(d, "pid %d: fd %d: its SIGIO owner (%s %d) no longer exists, which cohort cannot restore",
+			    d->pid, f->fd, ow.type >= 0 && ow.type <= 2 ? types[ow.type] : "?", ow.pid);
+	owners[nowners++] = (struct co_fdowner){ f->fd, ow.type, ow.pid, (int32_t)sig };
+	return 0;
+}
+
 int co_files_collect(struct co_dumpctx *d)
 {
 	int dfd = (int)co_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
@@ -161,9 +221,12 @@ int co_files_collect(struct co_dumpctx *d)
 			nums[n++] = nums[i];
 	if (n > CO_MAX_FDS)
 		return DERR(d, "pid %d: more than %d descriptors", d->pid, CO_MAX_FDS);
-	nlocks = 0;
+	nlocks = nowners = 0;
 	for (int i = 0; i < n; i++) {
 		if (describe(d, nums[i], &fds[i], i))
+			return -1;
+		/* an owner belongs to the open file description: a dup has its first descriptor's */
+		if (fds[i].kind != CO_FD_DUP && owner_collect(d, &fds[i]))
 			return -1;
 		/* its content is read by the image writer, from the file the program still has */
 		if (fds[i].kind == CO_FD_DELETED)
@@ -200,7 +263,7 @@ static int dump_content(struct co_dumpctx *d, const struct co_fd *f)
 
 int co_files_dump(struct co_dumpctx *d)
 {
-	int l = 0;
+	int l = 0, o = 0;
 	for (uint32_t i = 0; i < d->nfds; i++) {
 		const struct co_fd *f = &fds[i];
 		size_t len = __builtin_offsetof(struct co_fd, path) + co_strlen(f->path) + 1;
@@ -211,6 +274,9 @@ int co_files_dump(struct co_dumpctx *d)
 		for (; l < nlocks && locks[l].fd == f->fd; l++)
 			if (co_w_rec(d->w, CO_R_LOCK, &locks[l], sizeof(locks[l])))
 				return DERR(d, "pid %d: writing a lock of descriptor %d failed", d->pid, f->fd);
+		for (; o < nowners && owners[o].fd == f->fd; o++)
+			if (co_w_rec(d->w, CO_R_FDOWNER, &owners[o], sizeof(owners[o])))
+				return DERR(d, "pid %d: writing the owner of descriptor %d failed", d->pid, f->fd);
 	}
 	return 0;
 }
@@ -284,6 +350,33 @@ int co_locks_restore(struct co_rstctx *rc)
 	return 0;
 }
 
+/*
+ * The SIGIO owners and signals.  An owner must exist to be set: another
+ * process of the group may not be back yet (each makes its children
+ * first, then restores itself), a thread of another process not before
+ * that process's threads; so a missing one is waited for, up to ten
+ * seconds.
+ */
+int co_owners_restore(struct co_rstctx *rc)
+{
+	for (int i = 0; i < rc->nowners; i++) {
+		const struct co_fdowner *o = &rc->owners[i];
+		struct { int type, pid; } ow = { o->type, o->pid };
+		long r = co_fcntl(o->fd, CO_F_SETSIG, o->sig);
+		for (int ms = 0; !r && o->pid; ms++) {
+			r = co_fcntl(o->fd, CO_F_SETOWN_EX, (long)&ow);
+			if (r != -ESRCH || ms == 10000)
+				break;
+			struct co_timespec one = { 0, 1000000 };
+			co_nanosleep(&one);
+		}
+		if (r < 0)
+			return co_err(rc->err, rc->errlen, "pid %d: fd %d: cannot give its SIGIO owner (%d) and signal %d "
+				      "back (errno %ld)", rc->proc->pid, o->fd, o->pid, o->sig, -r);
+	}
+	return 0;
+}
+
 int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)
 {
 	int fd;
@@ -324,6 +417,9 @@ int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)
 		return co_err(rc->err, rc->errlen, "pid %d: fd %d: unknown descriptor kind %u in image",
 			      rc->proc->pid, f->fd, f->kind);
 	}
+	/* open ignores O_ASYNC: F_SETFL sets it (the owner and signal come with the threads: co_owners_restore) */
+	if ((f->kind == CO_FD_REG || f->kind == CO_FD_CHR || f->kind == CO_FD_DELETED) && (f->flags & O_ASYNC))
+		co_fcntl(fd, F_SETFL, (long)(f->flags & CO_FL_STATUS));
 	if (fd != f->fd) {
 		long r = co_sys3(SYS_dup3, fd, f->fd, f->cloexec ? O_CLOEXEC : 0);
 		if (f->kind != CO_FD_DUP && f->kind != CO_FD_STDIO)

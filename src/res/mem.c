@@ -337,7 +337,10 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 		int shared = v->flags & CO_VF_SHARED;
 		/* read-write also when mprotect may make it writable later, as before the checkpoint */
 		int rw = shared && ((v->prot & PROT_WRITE) || (v->flags & CO_VF_MAYWRITE));
-		int fd = (int)co_open(v->path, rw ? O_RDWR : O_RDONLY, 0);
+		/* mmap moves the atime (as the program's own mapping did, long before): not where we may keep it */
+		int fd = (int)co_open(v->path, (rw ? O_RDWR : O_RDONLY) | CO_O_NOATIME, 0);
+		if (fd == -EPERM)
+			fd = (int)co_open(v->path, rw ? O_RDWR : O_RDONLY, 0);
 		if (fd < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: region %lx-%lx: cannot open %s (errno %d%s)",
 				      rc->proc->pid, (unsigned long)v->start, (unsigned long)v->end, v->path, -fd,

@@ -88,6 +88,8 @@ struct co_rstctx {
 	int ntimers;
 	struct co_lock *locks;	/* file locks held through its descriptors */
 	int nlocks;
+	struct co_fdowner *owners;	/* SIGIO owners and signals of its descriptors */
+	int nowners;
 	int stdio[3];		/* the restart caller's stdio, kept on high numbers */
 	int fd_base;		/* the restorer's own descriptors live at and above this */
 	uint64_t zone, zone_len;	/* the restorer's own memory */
@@ -157,6 +159,8 @@ int co_files_dump(struct co_dumpctx *d);
 int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
 /* the locks read with the descriptors (CO_R_LOCK), taken again once nothing closes a file of the process */
 int co_locks_restore(struct co_rstctx *rc);
+/* the SIGIO owners (CO_R_FDOWNER), set once every thread exists and has its ids */
+int co_owners_restore(struct co_rstctx *rc);
 
 /*
  * pidfd.c: pidfds of the group's processes.  co_pidfd_describe (dump)

@@ -320,6 +320,9 @@ int co_threads_restore(struct co_rstctx *rc)
 			      rc->ids.ngroups, -cr);
 	/* every change of uid cleared it: the program's, once no thread changes its ids any more */
 	co_creds_dumpable(&rc->ids);
+	/* with its ids, which the kernel keeps with an owner to check it may signal */
+	if (co_owners_restore(rc))
+		return -1;
 	for (int i = 0; i < rc->nown_fds; i++)
 		co_close(rc->own_fds[i]);
 	for (uint32_t i = 0; i < rc->proc->npending && i < 2 * CO_MAX_PENDING; i++)

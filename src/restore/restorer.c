@@ -127,6 +127,7 @@ static void read_metadata(uint64_t *next)
 	rc.vmas = zalloc(next, sizeof(struct co_vma) * CO_MAX_VMAS);
 	rc.timers = zalloc(next, sizeof(struct co_timer) * CO_MAX_TIMERS);
 	rc.locks = zalloc(next, sizeof(struct co_lock) * CO_MAX_LOCKS);
+	rc.owners = zalloc(next, sizeof(struct co_fdowner) * CO_MAX_FDS);
 	for (;;) {
 		int e = co_r_next(&reader);
 		if (e <= 0)
@@ -146,6 +147,11 @@ static void read_metadata(uint64_t *next)
 			if (rc.nlocks == CO_MAX_LOCKS)
 				die("too many file locks in image");
 			if (co_r_payload(&reader, &rc.locks[rc.nlocks++], sizeof(struct co_lock)))
+				die(reader.err);
+		} else if (t == CO_R_FDOWNER) {
+			if (rc.nowners == CO_MAX_FDS)
+				die("too many descriptor owners in image");
+			if (co_r_payload(&reader, &rc.owners[rc.nowners++], sizeof(struct co_fdowner)))
 				die(reader.err);
 		} else if (t == CO_R_FD) {
 			static struct co_fd f;

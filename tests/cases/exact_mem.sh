@@ -82,17 +82,14 @@ GROUP_TESTS+=(file_dirs)
 t_file_dirs() { std file_dirs 0 0.4 0.4; }
 
 # mtime and atime of files the restore writes back (opened for writing,
-# mapped shared-writable) as they were at the checkpoint
-# GROUP_TESTS: silently wrong: after the restart the written file's atime
-# is the restore's time (the copy written back, shared.c/files.c)
-GROUP_TESTS+=(file_times)
+# mapped shared-writable) as they were at the checkpoint: the copy is read
+# with O_NOATIME and its times recorded (CO_R_FTIMES, src/kinds/file.c),
+# set back after it is written back; the restorer maps with O_NOATIME
 t_file_times() { std file_times 0 0.4 0.4; }
 
-# descriptor state: O_NONBLOCK on pipes and FIFOs, O_APPEND, F_SETOWN,
-# F_SETSIG, close-on-exec, memfd seals, O_PATH (also on a symlink), /proc
-# GROUP_TESTS: checkpoint refused, "fd 10: unsupported descriptor kind
-# unknown (.../link)": O_PATH|O_NOFOLLOW on a symlink (files.c)
-GROUP_TESTS+=(fd_state)
+# descriptor state: O_NONBLOCK and O_ASYNC on pipes and FIFOs, O_APPEND,
+# F_SETOWN, F_SETSIG (CO_R_FDOWNER, src/res/files.c), close-on-exec, memfd
+# seals (src/kinds/shm.c), O_PATH (also on a symlink), /proc/self/status
 t_fd_state() { std fd_state 0 0.4 0.4; }
 
 # flock, POSIX record locks and OFD locks held by the same process on the
