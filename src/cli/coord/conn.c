@@ -49,6 +49,7 @@ void drop(int i)
 		close(c->pidfd);
 	if (c->uffd >= 0)
 		close(c->uffd);
+	free(c->wait_images);
 	memset(c, 0, sizeof(*c));
 	c->kind = C_FREE;
 	c->fd = c->pidfd = c->uffd = -1;

@@ -88,6 +88,10 @@ struct conn {
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
 	int armed;		/* ARMED: its memory is to be pre-copied (by the pre-copy child) */
 	int foreign;		/* a process of the group whose uid is not ours: members' messages only */
+	/* a client's checkpoint request that came while the group was being restored: taken once it is */
+	int waits_restore;
+	unsigned wait_flags;
+	char *wait_images;	/* its --images (allocated), or NULL */
 };
 
 struct group {

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -103,6 +104,15 @@ int loop(void)
 	}
 	for (;;) {
 		static struct pollfd p[2 * MAX_CONNS + 3];
+		/* checkpoints asked for while the group was being restored, now that it is */
+		for (int i = 0; G.expect == 0 && i < G.nc; i++)
+			if (G.c[i].waits_restore) {
+				G.c[i].waits_restore = 0;
+				checkpoint(i, G.c[i].wait_flags, G.c[i].wait_images ? G.c[i].wait_images : "");
+				free(G.c[i].wait_images);
+				G.c[i].wait_images = NULL;
+			}
+
 		int n = 0, nconn;
 		p[n++] = (struct pollfd){ G.init_pidfd, POLLIN, 0 };
 		p[n++] = (struct pollfd){ G.lfd, POLLIN, 0 };
@@ -181,6 +191,12 @@ int loop(void)
 				break;
 			case CO_M_CKPT_REQ:
 				G.c[i].kind = C_CLIENT;
+				if (G.expect > 0) { /* right after a restart: once every process is back */
+					G.c[i].waits_restore = 1;
+					G.c[i].wait_flags = in.m.flags;
+					G.c[i].wait_images = in.text[0] ? strdup(in.text) : NULL;
+					break;
+				}
 				checkpoint(i, in.m.flags, in.text);
 				break;
 			case CO_M_STATUS_REQ:
