@@ -151,6 +151,8 @@ int co_timers_restore(struct co_rstctx *rc);
 int co_files_collect(struct co_dumpctx *d);
 int co_files_dump(struct co_dumpctx *d);
 int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
+/* the working directory cwd (as recorded), or the deleted one init made again; 0 or -errno */
+long co_files_chdir(struct co_rstctx *rc, const char *cwd);
 /* the locks read with the descriptors (CO_R_LOCK), taken again once nothing closes a file of the process */
 int co_locks_restore(struct co_rstctx *rc);
 
