@@ -344,12 +344,13 @@ static void ghost_describe(unsigned type, const void *p, uint64_t len, char *out
 	}
 	struct co_ghost g = *(const struct co_ghost *)p;
 	g.path[sizeof(g.path) - 1] = 0;
-	char made[96];
+	char made[96], size[32] = "";
+	if (!S_ISDIR(g.mode))
+		snprintf(size, sizeof(size), "%llu bytes, ", (unsigned long long)g.size);
 	if (g.same_as)
 		snprintf(made, sizeof(made), "the inode of id %llu", (unsigned long long)g.same_as);
 	else
-		snprintf(made, sizeof(made), "%llu bytes, mode %o, owner %u:%u", (unsigned long long)g.size,
-			 g.mode & 07777, g.uid, g.gid);
+		snprintf(made, sizeof(made), "%smode %o, owner %u:%u", size, g.mode & 07777, g.uid, g.gid);
 	snprintf(out, n, "id %llu %s %s, %s, pos %llu flags %o", (unsigned long long)g.id,
 		 S_ISDIR(g.mode) ? "directory" : "file", g.path, made, (unsigned long long)g.pos, g.flags);
 }

@@ -43,7 +43,7 @@ struct co_dumpctx {
 	int nstreams;
 	int ppid, pgid, sid;			/* read by the process itself (a snapshot child has others) */
 	char comm[16];				/* likewise: a snapshot child renames itself */
-	int needs_pause;			/* the image reads what the running program shares (deleted files) */
+	int needs_pause;			/* the image reads what the running program shares (nothing sets it now) */
 	int snapshot;				/* written by a snapshot child: what is written may be dropped */
 	int advice;				/* read the regions' madvise flags from smaps (agent.h) */
 	int forked;				/* the writer is a snapshot child (co_mem_fork_begin) */
