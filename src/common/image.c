@@ -146,6 +146,8 @@ const char *co_rec_name(unsigned type)
 	case CO_R_SOCKDATA: return "socket data";
 	case CO_R_LOCK: return "lock";
 	case CO_R_FDOWNER: return "descriptor owner";
+	case CO_R_GHOST: return "deleted file";
+	case CO_R_GHOSTDATA: return "deleted file data";
 	}
 	return "unknown";
 }

@@ -50,6 +50,8 @@ enum co_rec_type {
 	CO_R_EPITEM = 55, /* struct co_epitem: one descriptor watched by an epoll object */
 	CO_R_SOCKDATA = 56, /* u64 socket id, then one queued message (or stream bytes) */
 	CO_R_FTIMES = 57, /* struct co_ftimes: atime and mtime of the file of the CO_R_FCOPY before */
+	CO_R_GHOST = 58,  /* struct co_ghost: an open file description of a deleted file or directory */
+	CO_R_GHOSTDATA = 59, /* u64 offset, then bytes of the deleted file of the co_ghost before */
 };
 
 enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3, CO_KIND_SHARED = 4 };
@@ -432,7 +434,7 @@ enum co_obj_kind {
 	CO_OBJ_EVENTFD = 4, CO_OBJ_SIGNALFD = 5, CO_OBJ_TIMERFD = 6, CO_OBJ_EPOLL = 7,
 	CO_OBJ_USOCK = 8,	/* Unix socket */
 	CO_OBJ_DIR = 9,
-	CO_OBJ_DELETED = 10,	/* regular file unlinked while open */
+	CO_OBJ_DELETED = 10,	/* regular file unlinked while open, or directory removed while open */
 	CO_OBJ_CHR = 11,	/* character device with a path */
 	CO_OBJ_SOCKET = 12,	/* a socket of another family (unsupported) */
 	CO_OBJ_BLK = 13,	/* block device (unsupported) */
@@ -511,8 +513,25 @@ struct co_ftimes {
 	int64_t mtime_sec, mtime_nsec;
 };
 
+/*
+ * A deleted file or directory (nlink 0) some process holds: one record per
+ * open file description.  The first description of an inode makes it
+ * again (same_as 0: its CO_R_GHOSTDATA runs follow, holes left out); the
+ * others open that inode with their own flags and offset.
+ */
+struct co_ghost {
+	uint64_t id;		/* what its links name */
+	uint64_t same_as;	/* 0: this record makes the file; else the id of the record that did */
+	uint64_t size;		/* st_size */
+	uint64_t pos;		/* offset of this description */
+	uint32_t flags;		/* open flags of this description */
+	uint32_t mode;		/* st_mode: regular file or directory, permissions */
+	uint32_t uid, gid;	/* owner, given back as far as the restorer may */
+	char path[CO_PATH];	/* where it was, without " (deleted)" */
+};
+
 struct co_slink {
-	int32_t pid, fd;
+	int32_t pid, fd;	/* fd CO_PLAN_CWD (plan.h): the process's deleted working directory */
 	uint32_t kind;		/* enum co_obj_kind */
 	uint32_t end;		/* pipes: 0 read, 1 write */
 	uint64_t id;		/* pipe inode or co_sfile.id */

@@ -33,6 +33,16 @@ uint32_t co_fd_classify(const struct co_fdstat *s);
  */
 int co_proc_text(const char *link);
 
+/*
+ * A regular file the descriptor shows as "PATH (deleted)" while it still
+ * has links (st_nlink > 0): the other name of inode (dev, ino), looked
+ * for in PATH's directory and below, then in each directory above it and
+ * below that, on the same filesystem, up to 20,000 entries and 6 levels
+ * down (or shown itself, a live name that ends so).  0 with the name in
+ * out, -1 not found.  No libc.
+ */
+int co_find_link(const char *shown, uint64_t dev, uint64_t ino, char *out, size_t n);
+
 /* Kinds whose objects the coordinator captures once for the whole group (shared.img). */
 int co_obj_group_wide(uint32_t kind);
 

@@ -27,7 +27,7 @@
 
 /* Every kind the engine captures: adding a kind is one row here (and its file). */
 static const struct co_kind_ops *const kinds[] = {
-	&co_pipe_ops, &co_file_ops, &co_shm_ops, &co_eventfd_ops, &co_signalfd_ops,
+	&co_pipe_ops, &co_file_ops, &co_ghost_ops, &co_shm_ops, &co_eventfd_ops, &co_signalfd_ops,
 	&co_timerfd_ops, &co_epoll_ops, &co_unix_ops,
 };
 
@@ -114,6 +114,32 @@ static int proc_read_midway(struct co_ref *r, const char *fdlink, char *err, siz
 	return CO_BUSY;
 }
 
+/*
+ * The working directory of member m when it was removed: a reference of
+ * its own (fd CO_PLAN_CWD), made again at a restart with the deleted
+ * directories it may also hold open (file.c); a live one is a path in the
+ * process image.
+ */
+static void collect_cwd(const struct co_shared_member *m)
+{
+	char p[64], link[CO_PATH];
+	struct stat st;
+	snprintf(p, sizeof(p), "/proc/%d/cwd", m->host_pid);
+	ssize_t l = readlink(p, link, sizeof(link) - 1);
+	if (nrefs == CO_MAX_REFS || l <= 0 || stat(p, &st) < 0)
+		return;
+	link[l] = 0;
+	struct co_fdstat cs = { st.st_mode, st.st_nlink, link, -1 };
+	if (co_fd_classify(&cs) != CO_OBJ_DELETED)
+		return;
+	struct co_ref *r = &refs[nrefs];
+	*r = (struct co_ref){ .pid = m->pid, .host = m->host_pid, .fd = CO_PLAN_CWD, .dev = st.st_dev,
+			      .ino = st.st_ino, .flags = O_RDONLY | O_DIRECTORY, .kind = CO_OBJ_DELETED };
+	memcpy(r->path, link, (size_t)l + 1);
+	r->obj = identity(nrefs);
+	nrefs++;
+}
+
 /* Every descriptor of member m that refers to an object the engine captures; CO_BUSY (err filled) */
 static int collect_fds(const struct co_shared_member *m, const struct co_table *t, const char *skip_dir,
 		       char *err, size_t errlen)
@@ -148,6 +174,9 @@ static int collect_fds(const struct co_shared_member *m, const struct co_table *
 		r->kind = co_fd_classify(&cs);
 		if (!co_kind_ops(r->kind))
 			continue; /* the process image keeps it (or the agent refused it) */
+		/* deleted under this name, linked under another: copied and reopened there (the agent refuses if none) */
+		if (r->kind == CO_OBJ_FILE && co_endswith(r->path, " (deleted)"))
+			co_find_link(r->path, st.st_dev, st.st_ino, r->path, sizeof(r->path));
 		r->dev = st.st_dev;
 		r->ino = st.st_ino;
 		co_fdinfo(m->host_pid, r->fd, &r->pos, &r->flags);
@@ -156,6 +185,7 @@ static int collect_fds(const struct co_shared_member *m, const struct co_table *
 	}
 	if (d)
 		closedir(d);
+	collect_cwd(m);
 	return busy;
 }
 

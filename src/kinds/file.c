@@ -9,10 +9,19 @@
  *     (opened for writing, or mapped shared and writable), put back before
  *     anything else at a restart, so that a restart after a crash finds
  *     the files as they were at the checkpoint.
+ * And files and directories deleted while open (no links left, "ghosts"
+ * as CRIU calls them), with or without a name in the group, which exist
+ * only through the group's descriptors (and working directories): one
+ * CO_R_GHOST per open file description.  The first of an inode saves its
+ * owner, mode, size and data (CO_R_GHOSTDATA runs, holes left out); init
+ * makes it once where it was, removes it again and opens every
+ * description of it through /proc/self/fd, so that all of them, in any
+ * process, are one file again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -244,4 +253,193 @@ static void file_describe(unsigned type, const void *p, uint64_t len, char *out,
 const struct co_kind_ops co_file_ops = {
 	.kind = CO_OBJ_FILE, .identity = CO_ID_OPENFILE,
 	.dump = file_dump, .restore = file_restore, .describe = file_describe,
+};
+
+/* ---- files and directories deleted while open ---- */
+
+/* Where the dump reads reference r: its /proc fd entry, or the process's cwd. */
+static void ghost_src(const struct co_ref *r, char *p, size_t n)
+{
+	if (r->fd == CO_PLAN_CWD)
+		snprintf(p, n, "/proc/%d/cwd", r->host);
+	else
+		snprintf(p, n, "/proc/%d/fd/%d", r->host, r->fd);
+}
+
+/* The checkpoint stops: "pid P: fd N: PATH (deleted) WHY" (or "working directory"). */
+static int ghost_refuse(struct co_kdump *d, const struct co_ref *r, const char *why)
+{
+	char what[32];
+	if (r->fd == CO_PLAN_CWD)
+		snprintf(what, sizeof(what), "working directory");
+	else
+		snprintf(what, sizeof(what), "fd %d", r->fd);
+	snprintf(d->err, d->errlen, "pid %d: %s: %s %s", r->pid, what, r->path, why);
+	return -1;
+}
+
+/* The id of the earlier description of the same deleted inode, which makes it; 0: refs[first] does. */
+static uint64_t ghost_maker(const struct co_kdump *d, int first)
+{
+	const struct co_ref *r = &d->refs[first];
+	for (int j = 0; j < first; j++) {
+		const struct co_ref *q = &d->refs[j];
+		if (q->obj == j && q->kind == CO_OBJ_DELETED && q->dev == r->dev && q->ino == r->ino)
+			return (uint64_t)j + 1;
+	}
+	return 0;
+}
+
+/* It is made again where it was: that directory must be there (one deleted with it is not made again). */
+static int ghost_where(struct co_kdump *d, const struct co_ref *r, const char *path)
+{
+	char dir[CO_PATH], why[CO_PATH + 96];
+	struct stat st;
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (path[0] != '/' || !slash)
+		return ghost_refuse(d, r, "has no path cohort could make it again at");
+	slash[slash == dir] = 0;
+	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	snprintf(why, sizeof(why), "was deleted with its directory %s, which cohort cannot make again", dir);
+	return ghost_refuse(d, r, why);
+}
+
+static int ghost_dump(struct co_kdump *d, int first, uint64_t *id)
+{
+	const struct co_ref *r = &d->refs[first];
+	char src[64];
+	struct stat st;
+	struct co_ghost g;
+	memset(&g, 0, sizeof(g));
+	ghost_src(r, src, sizeof(src));
+	if (stat(src, &st) < 0)
+		return ghost_refuse(d, r, "cannot be looked at");
+	g.id = (uint64_t)first + 1;
+	g.same_as = ghost_maker(d, first);
+	g.size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	g.pos = r->pos;
+	g.flags = r->flags;
+	g.mode = st.st_mode;
+	g.uid = st.st_uid;
+	g.gid = st.st_gid;
+	snprintf(g.path, sizeof(g.path), "%s", r->path);
+	if (co_endswith(g.path, " (deleted)"))
+		g.path[strlen(g.path) - 10] = 0;
+	if (!g.same_as && ghost_where(d, r, g.path) < 0)
+		return -1;
+	co_w_rec(d->w, CO_R_GHOST, &g, offsetof(struct co_ghost, path) + strlen(g.path) + 1);
+	if (!g.same_as && g.size) {
+		/* a description of its own to read it by: the program's offset stays */
+		int f = open(src, O_RDONLY | O_CLOEXEC);
+		int bad = f < 0 || co_write_runs(d->w, CO_R_GHOSTDATA, f, 0, 0, g.size) < 0;
+		if (f >= 0)
+			close(f);
+		if (bad)
+			return ghost_refuse(d, r, "cannot be read");
+	}
+	*id = g.id;
+	return d->w->err ? -1 : 1;
+}
+
+/* The deleted file the CO_R_GHOSTDATA records after its CO_R_GHOST fill (writable). */
+static int cur_ghost = -1;
+
+/*
+ * Make g's file or directory again where it was (beside it when the name
+ * is taken: NAME.cohort-N), with its size, owner (as far as the restart's
+ * credentials allow: without privileges, the restarting user's, or its
+ * group when it is one of ours) and mode, and remove it again at once: a
+ * descriptor of it (writable, for a file), or -1.
+ */
+static int ghost_make(struct co_krestore *x, const struct co_ghost *g)
+{
+	char path[CO_PATH + 32];
+	int dir = S_ISDIR(g->mode), f = -1;
+	snprintf(path, sizeof(path), "%s", g->path);
+	for (int i = 0; i < 100; i++) {
+		if (!dir)
+			f = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		else if (mkdir(path, 0700) == 0 && (f = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			rmdir(path);
+		if (f >= 0 || errno != EEXIST)
+			break;
+		snprintf(path, sizeof(path), "%s.cohort-%d", g->path, i);
+	}
+	if (f < 0)
+		return co_kerr(x, "cannot make deleted %s %s again: %s", dir ? "directory" : "file", g->path,
+			       strerror(errno));
+	int bad = (dir ? rmdir(path) : unlink(path)) < 0 || (!dir && ftruncate(f, (off_t)g->size) < 0);
+	if (bad) {
+		int e = errno;
+		close(f);
+		return co_kerr(x, "cannot make deleted %s %s again: %s", dir ? "directory" : "file", path, strerror(e));
+	}
+	/* an owner not ours to give: the restarting user's, with the group if it is one of ours */
+	if (fchown(f, g->uid, g->gid) < 0)
+		(void)!fchown(f, (uid_t)-1, g->gid);
+	fchmod(f, g->mode & 07777);
+	return f;
+}
+
+static int ghost_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len)
+{
+	if (type == CO_R_GHOSTDATA) {
+		uint64_t off;
+		memcpy(&off, p, sizeof(off));
+		if (cur_ghost < 0)
+			return co_kbad(x, "deleted file data without its file");
+		if (pwrite(cur_ghost, (const char *)p + 8, len - 8, (off_t)off) != (ssize_t)(len - 8))
+			return co_kerr(x, "cannot write a deleted file again: %s", strerror(errno));
+		return 0;
+	}
+	struct co_ghost g = *(const struct co_ghost *)p;
+	g.path[sizeof(g.path) - 1] = 0;
+	int from = g.same_as ? co_made_fd(x, CO_OBJ_DELETED, g.same_as, 0) : -1;
+	if (g.same_as && from < 0)
+		return co_kbad(x, "deleted file %s refers to a missing one", g.path);
+	if (!g.same_as) {
+		if (cur_ghost >= 0)
+			close(cur_ghost);
+		from = cur_ghost = ghost_make(x, &g);
+		if (from < 0)
+			return -1;
+	}
+	/* a description of its own, with its flags, on the one inode */
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", from);
+	int f = open(self, (int)(g.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)));
+	if (f < 0)
+		return co_kerr(x, "cannot reopen deleted %s %s: %s", S_ISDIR(g.mode) ? "directory" : "file", g.path,
+			       strerror(errno));
+	if (!S_ISDIR(g.mode))
+		lseek(f, (off_t)g.pos, SEEK_SET);
+	return co_made_add(x, CO_OBJ_DELETED, g.id, f, -1, 0);
+}
+
+static void ghost_describe(unsigned type, const void *p, uint64_t len, char *out, size_t n)
+{
+	if (type == CO_R_GHOSTDATA) {
+		uint64_t off;
+		memcpy(&off, p, sizeof(off));
+		snprintf(out, n, "%llu bytes at offset %llu", (unsigned long long)(len - 8), (unsigned long long)off);
+		return;
+	}
+	struct co_ghost g = *(const struct co_ghost *)p;
+	g.path[sizeof(g.path) - 1] = 0;
+	char made[96], size[32] = "";
+	if (!S_ISDIR(g.mode))
+		snprintf(size, sizeof(size), "%llu bytes, ", (unsigned long long)g.size);
+	if (g.same_as)
+		snprintf(made, sizeof(made), "the inode of id %llu", (unsigned long long)g.same_as);
+	else
+		snprintf(made, sizeof(made), "%smode %o, owner %u:%u", size, g.mode & 07777, g.uid, g.gid);
+	snprintf(out, n, "id %llu %s %s, %s, pos %llu flags %o", (unsigned long long)g.id,
+		 S_ISDIR(g.mode) ? "directory" : "file", g.path, made, (unsigned long long)g.pos, g.flags);
+}
+
+const struct co_kind_ops co_ghost_ops = {
+	.kind = CO_OBJ_DELETED, .identity = CO_ID_OPENFILE,
+	.dump = ghost_dump, .restore = ghost_restore, .describe = ghost_describe,
 };

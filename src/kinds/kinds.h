@@ -30,7 +30,7 @@
 
 /* One descriptor of one process, and the object it refers to. */
 struct co_ref {
-	int pid, host, fd;	/* pid in the group, pid on the host, descriptor */
+	int pid, host, fd;	/* pid in the group, pid on the host, descriptor (CO_PLAN_CWD: working directory) */
 	uint64_t dev, ino, pos;
 	uint32_t flags;		/* open flags, from fdinfo */
 	uint32_t kind;		/* enum co_obj_kind */
@@ -82,7 +82,7 @@ struct co_kind_ops {
 };
 
 /* The kinds (each in its own file), and the one table listing them (engine.c). */
-extern const struct co_kind_ops co_pipe_ops, co_file_ops, co_shm_ops, co_eventfd_ops, co_signalfd_ops,
+extern const struct co_kind_ops co_pipe_ops, co_file_ops, co_ghost_ops, co_shm_ops, co_eventfd_ops, co_signalfd_ops,
 	co_timerfd_ops, co_epoll_ops, co_unix_ops;
 const struct co_kind_ops *co_kind_ops(uint32_t kind);
 
@@ -120,6 +120,12 @@ const struct co_mfile *co_kfile(struct co_krestore *x, const char *name, int *li
 int co_file_copy(struct co_kdump *d, const char *path);
 /* Copy len bytes between descriptors: in the kernel when it can (file.c). */
 int co_copy_bytes(int in, int out, uint64_t len);
+/*
+ * shm.c: bytes [from, size) of fd as records of type (u64 offset, then
+ * bytes), holes left out; mem_at: fd is /proc/PID/mem with offset from
+ * mapped there (pages of zeros left out).  0, or -1.
+ */
+int co_write_runs(struct co_writer *w, unsigned type, int fd, uint64_t mem_at, uint64_t from, uint64_t size);
 /* shm.c: the shared memory the processes map without a descriptor, and files they map writable. */
 struct co_shared_member;
 int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, int n);

@@ -30,6 +30,9 @@ enum co_plan_kind {
 	CO_PLAN_EPITEM = 3,	/* process pid adds its fd to its epoll src, events dev, data ino */
 };
 
+/* The fd of a link and a CO_PLAN_FD entry that hand a process its deleted working directory. */
+#define CO_PLAN_CWD (-2)
+
 struct co_plan_ent {
 	int32_t pid, fd;	/* CO_PLAN_FD: this descriptor of this process */
 	uint32_t kind;

@@ -50,6 +50,8 @@ static const struct rec {
 	{ CO_R_SOBJ, offsetof(struct co_sobj, d), NULL, NULL },	/* d: format 3; owner: o.kind */
 	{ CO_R_EPITEM, sizeof(struct co_epitem), &co_epoll_ops, NULL },
 	{ CO_R_SOCKDATA, sizeof(uint64_t), &co_unix_ops, NULL },
+	{ CO_R_GHOST, offsetof(struct co_ghost, path) + 1, &co_ghost_ops, NULL },
+	{ CO_R_GHOSTDATA, sizeof(uint64_t), &co_ghost_ops, NULL },
 };
 
 static const struct rec *rec_of(unsigned t)
@@ -289,6 +291,11 @@ static void d_link(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 {
 	(void)t, (void)len;
 	const struct co_slink *l = p;
-	snprintf(out, n, "pid %d fd %d -> %s %llu%s", l->pid, l->fd, co_obj_name(l->kind), (unsigned long long)l->id,
+	char fd[24];
+	if (l->fd == CO_PLAN_CWD)
+		snprintf(fd, sizeof(fd), "cwd");
+	else
+		snprintf(fd, sizeof(fd), "fd %d", l->fd);
+	snprintf(out, n, "pid %d %s -> %s %llu%s", l->pid, fd, co_obj_name(l->kind), (unsigned long long)l->id,
 		 l->kind == CO_OBJ_PIPE ? (l->end ? " (write end)" : " (read end)") : "");
 }

@@ -39,10 +39,55 @@ static int all_zero(const char *p, size_t n)
 }
 
 /*
+ * Bytes [from, size) of fd as records of type (u64 offset, then bytes):
+ * from a file (mem_at 0), its holes skipped (SEEK_DATA, SEEK_HOLE); from
+ * fd = /proc/PID/mem, where offset from is mapped at mem_at, which cannot
+ * show the holes, leaving out the pages that read as zeros.
+ */
+int co_write_runs(struct co_writer *w, unsigned type, int fd, uint64_t mem_at, uint64_t from, uint64_t size)
+{
+	static char buf[1 << 20];
+	for (off_t off = (off_t)from; off < (off_t)size;) {
+		off_t data = mem_at ? off : lseek(fd, off, SEEK_DATA);
+		if (data < 0)
+			break;
+		off_t hole = mem_at ? (off_t)size : lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > (off_t)size)
+			hole = (off_t)size;
+		for (off_t at = data; at < hole;) {
+			size_t n = (size_t)(hole - at) < sizeof(buf) ? (size_t)(hole - at) : sizeof(buf);
+			ssize_t k = pread(fd, buf, n, mem_at ? (off_t)(mem_at + (uint64_t)at - from) : at);
+			if (k <= 0 && mem_at)
+				return -1;
+			if (k <= 0)
+				break;
+			for (ssize_t p = 0; p < k; p += CO_PAGE) {
+				/* one record per run of pages worth keeping (from mem: not all zeros) */
+				ssize_t q = p;
+				while (q < k && !(mem_at && all_zero(buf + q, page_part(k - q))))
+					q += CO_PAGE;
+				if (q > k)
+					q = k;
+				if (q > p) {
+					uint64_t o = (uint64_t)(at + p);
+					co_w_begin(w, type, sizeof(o) + (uint64_t)(q - p), 1);
+					co_w_put(w, &o, sizeof(o));
+					co_w_put(w, buf + p, (uint64_t)(q - p));
+					co_w_end(w);
+				}
+				p = q;
+			}
+			at += k;
+		}
+		off = hole;
+	}
+	return w->err ? -1 : 0;
+}
+
+/*
  * A shared memory object: from fd, an open map_files or fd entry of it
  * (mem_at 0), or from fd = /proc/PID/mem, where the object is mapped at
- * mem_at with e->off as its offset.  The first skips the object's holes;
- * the second cannot see them and leaves out the pages that read as zeros.
+ * mem_at with e->off as its offset (co_write_runs).
  */
 static int write_shm_from(struct co_writer *w, int fd, uint64_t mem_at, const struct co_mapent *e)
 {
@@ -57,42 +102,7 @@ static int write_shm_from(struct co_writer *w, int fd, uint64_t mem_at, const st
 	}
 	snprintf(sh.name, sizeof(sh.name), "%s", e->path);
 	co_w_rec(w, CO_R_SHM, &sh, sizeof(sh));
-	static char buf[1 << 20];
-	for (off_t off = mem_at ? (off_t)e->off : 0; off < (off_t)size;) {
-		off_t data = mem_at ? off : lseek(fd, off, SEEK_DATA);
-		if (data < 0)
-			break;
-		off_t hole = mem_at ? (off_t)size : lseek(fd, data, SEEK_HOLE);
-		if (hole < 0 || hole > (off_t)size)
-			hole = (off_t)size;
-		for (off_t at = data; at < hole;) {
-			size_t n = (size_t)(hole - at) < sizeof(buf) ? (size_t)(hole - at) : sizeof(buf);
-			ssize_t k = pread(fd, buf, n, mem_at ? (off_t)(mem_at + (uint64_t)at - e->off) : at);
-			if (k <= 0 && mem_at)
-				return -1;
-			if (k <= 0)
-				break;
-			for (ssize_t p = 0; p < k; p += CO_PAGE) {
-				/* one record per run of pages worth keeping (from mem: not all zeros) */
-				ssize_t q = p;
-				while (q < k && !(mem_at && all_zero(buf + q, page_part(k - q))))
-					q += CO_PAGE;
-				if (q > k)
-					q = k;
-				if (q > p) {
-					uint64_t o = (uint64_t)(at + p);
-					co_w_begin(w, CO_R_SHMDATA, sizeof(o) + (uint64_t)(q - p), 1);
-					co_w_put(w, &o, sizeof(o));
-					co_w_put(w, buf + p, (uint64_t)(q - p));
-					co_w_end(w);
-				}
-				p = q;
-			}
-			at += k;
-		}
-		off = hole;
-	}
-	return w->err;
+	return co_write_runs(w, CO_R_SHMDATA, fd, mem_at, mem_at ? e->off : 0, size);
 }
 
 /*

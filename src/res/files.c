@@ -1,13 +1,18 @@
 /*
  * files.c - file descriptors: regular files and directories (path, flags,
- * offset), files deleted while open (content saved), character devices,
- * the group's outside stdio, and descriptors that share one open file
- * description (found with kcmp).  What a descriptor is comes from the one
- * classifier (src/kinds/classify.c); the objects the group shares (pipes,
- * Unix sockets, eventfds, ...) are recorded here only as CO_FD_SHARED with
- * their kind: the coordinator captures them once (src/kinds/) and the
- * restorer takes them from init's plan.  Every other kind stops the
- * checkpoint with a message naming the process, the descriptor and the kind.
+ * offset), character devices, the group's outside stdio, and descriptors
+ * that share one open file description (found with kcmp).  What a
+ * descriptor is comes from the one classifier (src/kinds/classify.c); the
+ * objects the group shares (pipes, Unix sockets, eventfds, files and
+ * directories deleted while open, ...) are recorded here only as
+ * CO_FD_SHARED with their kind: the coordinator captures them once
+ * (src/kinds/) and the restorer takes them from init's plan.  A file
+ * deleted under the name it was opened by but linked under another comes
+ * back through that other name (co_find_link), or the checkpoint stops.
+ * Every other kind stops the checkpoint with a message naming the
+ * process, the descriptor and the kind.  Images written before deleted
+ * files were captured for the group hold their content here
+ * (CO_FD_DELETED, CO_R_FILEDATA): the restorer still reads them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -136,9 +141,13 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 	}
 	switch (f->obj) {
 	case CO_OBJ_FILE:
-	case CO_OBJ_DIR:
+		/* deleted under this name, still linked under another: that one shares its writes, a copy would not */
+		if (co_endswith(f->path, " (deleted)") &&
+		    co_find_link(f->path, st.st_dev, st.st_ino, f->path, sizeof(f->path)) < 0)
+			return DERR(d, "pid %d: fd %d: %s is still linked under another name, which cohort cannot find "
+				    "near it", d->pid, fd, f->path);
 		/* an open file other processes hold too: init opens it once (src/kinds/file.c) */
-		f->kind = f->obj == CO_OBJ_FILE && group_holds(d, fd) ? CO_FD_SHARED : CO_FD_REG;
+		f->kind = group_holds(d, fd) ? CO_FD_SHARED : CO_FD_REG;
 		if (f->kind == CO_FD_SHARED)
 			f->pos = 0; /* the open file's, in shared.img */
 		return 0;
@@ -151,11 +160,8 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 				    d->pid, fd, f->path);
 		f->kind = CO_FD_REG;
 		return 0;
-	case CO_OBJ_DELETED:
-		f->kind = CO_FD_DELETED;
-		f->size = (uint64_t)st.st_size;
-		if (co_endswith(f->path, " (deleted)"))
-			f->path[co_strlen(f->path) - 10] = 0;
+	case CO_OBJ_DIR:
+		f->kind = CO_FD_REG;
 		return 0;
 	case CO_OBJ_CHR: {
 		/* a pseudo-terminal of the group's own: reopening the path would give another one */
@@ -228,37 +234,9 @@ int co_files_collect(struct co_dumpctx *d)
 		/* an owner belongs to the open file description: a dup has its first descriptor's */
 		if (fds[i].kind != CO_FD_DUP && owner_collect(d, &fds[i]))
 			return -1;
-		/* its content is read by the image writer, from the file the program still has */
-		if (fds[i].kind == CO_FD_DELETED)
-			d->needs_pause = 1;
 	}
 	d->nfds = (uint32_t)n;
 	return 0;
-}
-
-static int dump_content(struct co_dumpctx *d, const struct co_fd *f)
-{
-	char proc[64];
-	co_fmt(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-	int fd = (int)co_open(proc, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0)
-		return DERR(d, "pid %d: fd %d: cannot read deleted file %s", d->pid, f->fd, f->path);
-	co_w_begin(d->w, CO_R_FILEDATA, f->size, 1);
-	static char buf[65536];
-	uint64_t done = 0;
-	while (done < f->size) {
-		uint64_t want = f->size - done < sizeof(buf) ? f->size - done : sizeof(buf);
-		long r = co_pread(fd, buf, want, (long)done);
-		if (r <= 0) {
-			/* the file shrank under us: pad so the record stays as announced */
-			co_memset(buf, 0, want);
-			r = (long)want;
-		}
-		co_w_put(d->w, buf, (uint64_t)r);
-		done += (uint64_t)r;
-	}
-	co_close(fd);
-	return co_w_end(d->w) ? DERR(d, "pid %d: writing deleted file failed", d->pid) : 0;
 }
 
 int co_files_dump(struct co_dumpctx *d)
@@ -269,8 +247,6 @@ int co_files_dump(struct co_dumpctx *d)
 		size_t len = __builtin_offsetof(struct co_fd, path) + co_strlen(f->path) + 1;
 		if (co_w_rec(d->w, CO_R_FD, f, len))
 			return DERR(d, "pid %d: writing descriptor %d failed", d->pid, f->fd);
-		if (f->kind == CO_FD_DELETED && dump_content(d, f))
-			return -1;
 		for (; l < nlocks && locks[l].fd == f->fd; l++)
 			if (co_w_rec(d->w, CO_R_LOCK, &locks[l], sizeof(locks[l])))
 				return DERR(d, "pid %d: writing a lock of descriptor %d failed", d->pid, f->fd);
@@ -282,7 +258,7 @@ int co_files_dump(struct co_dumpctx *d)
 }
 #else /* the restorer */
 
-/* Recreate a deleted file's content under its old name, open it, unlink it. */
+/* Images written before deleted files were the group's: the content follows, recreated under its old name, opened, unlinked. */
 static int reopen_deleted(struct co_rstctx *rc, const struct co_fd *f)
 {
 	struct co_reader *r = rc->r;
@@ -375,6 +351,15 @@ int co_owners_restore(struct co_rstctx *rc)
 				      "back (errno %ld)", rc->proc->pid, o->fd, o->pid, o->sig, -r);
 	}
 	return 0;
+}
+
+long co_files_chdir(struct co_rstctx *rc, const char *cwd)
+{
+	/* a deleted one: the directory init made again and removed (src/kinds/file.c) */
+	int dir = co_plan_fd(rc, rc->proc->pid, CO_PLAN_CWD);
+	if (dir >= 0)
+		return co_sys1(SYS_fchdir, dir);
+	return cwd[0] ? co_chdir(cwd) : 0;
 }
 
 int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)

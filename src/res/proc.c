@@ -169,7 +169,7 @@ int co_proc_restore(struct co_rstctx *rc)
 	if (r < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot restore the memory layout (errno %ld)",
 			      p->pid, -r);
-	long cd = p->cwd[0] ? co_chdir(p->cwd) : 0;
+	long cd = co_files_chdir(rc, p->cwd);
 	if (cd < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: working directory %s: %s (errno %d%s)", p->pid, p->cwd,
 			      cd == -ENOENT ? "gone" : "cannot enter it", (int)-cd, co_creds_why(&rc->ids, cd));

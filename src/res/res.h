@@ -46,7 +46,7 @@ struct co_dumpctx {
 	int nstreams;
 	int ppid, pgid, sid;			/* read by the process itself (a snapshot child has others) */
 	char comm[16];				/* likewise: a snapshot child renames itself */
-	int needs_pause;			/* the image reads what the running program shares (deleted files) */
+	int needs_pause;			/* the image reads what the running program shares (nothing sets it now) */
 	int snapshot;				/* written by a snapshot child: what is written may be dropped */
 	int advice;				/* read the regions' madvise flags from smaps (agent.h) */
 	int forked;				/* the writer is a snapshot child (co_mem_fork_begin) */
@@ -157,6 +157,8 @@ int co_timers_restore(struct co_rstctx *rc);
 int co_files_collect(struct co_dumpctx *d);
 int co_files_dump(struct co_dumpctx *d);
 int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
+/* the working directory cwd (as recorded), or the deleted one init made again; 0 or -errno */
+long co_files_chdir(struct co_rstctx *rc, const char *cwd);
 /* the locks read with the descriptors (CO_R_LOCK), taken again once nothing closes a file of the process */
 int co_locks_restore(struct co_rstctx *rc);
 /* the SIGIO owners (CO_R_FDOWNER), set once every thread exists and has its ids */

@@ -69,16 +69,12 @@ t_mem_guard_refused() {
 # what it finds.
 
 # deleted files: one file opened twice, a file still linked under another
-# name, a sparse file, owner/group/mode
-# GROUP_TESTS: restart fails, "fd 5: cannot reopen .../first (deleted)":
-# the file still linked as .../second is not looked for (files.c)
-GROUP_TESTS+=(file_deleted2)
+# name, a sparse file, owner/group/mode (captured once for the group,
+# src/kinds/file.c; the other name found by co_find_link)
 t_file_deleted2() { std file_deleted2 0 0.4 0.4; }
 
-# a deleted directory held open, and a deleted working directory
-# GROUP_TESTS: restart fails, "fd 3: cannot reopen .../held.d (deleted)"
-# (files.c recreates deleted regular files only)
-GROUP_TESTS+=(file_dirs)
+# a deleted directory held open, and a deleted working directory (made
+# again and removed by init, src/kinds/file.c)
 t_file_dirs() { std file_dirs 0 0.4 0.4; }
 
 # mtime and atime of files the restore writes back (opened for writing,
