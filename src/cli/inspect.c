@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "kinds/kinds.h"
+#include "res.h"
 #include "util.h"
 
 /* Pages with data, and pages left to the parent generation. */
@@ -88,8 +89,14 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 		nrec++;
 		if (t == CO_R_PARENTMAP)
 			parent_pages += u.pm.npages;
-		if (t == CO_R_PROC)
+		if (t == CO_R_PROC && u.p.streams > CO_STREAMS && !ret) {
+			/* a count from the image: the streams are looked for only as far as there can be some */
+			snprintf(err, sizeof(err), "%s: byte %llu: process record names %u page streams, at most %d",
+				 name, (unsigned long long)off, u.p.streams, CO_STREAMS);
+			ret = -1;
+		} else if (t == CO_R_PROC) {
 			nstreams = u.p.streams;
+		}
 		if (quiet)
 			continue;
 		char line[1400];
@@ -186,8 +193,18 @@ static int inspect_generation(const char *dir, int json)
 			printf("process %d (parent %d): %s\n", p[i].pid, p[i].ppid, p[i].image);
 		bad |= inspect_image(path, json, 0, NULL) != 0;
 	}
+	/* what the processes share: every generation has one (the descriptors above name its objects) */
+	char spath[PATH_MAX], stored[PATH_MAX];
+	snprintf(spath, sizeof(spath), "%s/shared.img", dir);
+	int has_shared = co_img_locate(spath, stored, sizeof(stored)) == 0;
 	if (json)
-		printf("],\"ok\":%s}\n", bad ? "false" : "true");
+		printf("],\"shared\":%s", has_shared ? "" : "null");
+	else if (has_shared)
+		printf("shared objects: shared.img\n");
+	if (has_shared)
+		bad |= inspect_image(spath, json, 0, NULL) != 0;
+	if (json)
+		printf(",\"ok\":%s}\n", bad ? "false" : "true");
 	return bad;
 }
 
@@ -245,6 +262,8 @@ int co_cmd_inspect(const char *target, int json)
 	struct stat st;
 	if (stat(target, &st) < 0)
 		co_die("%s: %s", target, strerror(errno));
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+		co_die("%s is neither an image file nor a directory", target);
 	if (!S_ISDIR(st.st_mode)) {
 		int bad = inspect_image(target, json, 0, NULL) != 0;
 		if (json)
