@@ -380,15 +380,34 @@ int co_thread_seccomp(int host, long *mode)
 	return tid;
 }
 
-/* The identity (device and inode) of /proc/PID/ns/KIND; 0 when it cannot be seen. */
-static uint64_t ns_id(int pid, const char *kind)
+/* The identity (device and inode) of /proc/PID/NAME (ns/mnt, root); 0 when it cannot be seen. */
+static uint64_t entry_id(int pid, const char *name)
 {
 	char path[64];
 	struct stat st;
-	co_fmt(path, sizeof(path), "/proc/%d/ns/%s", pid, kind);
+	co_fmt(path, sizeof(path), "/proc/%d/%s", pid, name);
 	if (co_sys2(SYS_stat, (long)path, (long)&st) < 0)
 		return 0;
 	return (uint64_t)st.st_dev << 32 ^ (uint64_t)st.st_ino;
+}
+
+static uint64_t ns_id(int pid, const char *kind)
+{
+	char name[48];
+	co_fmt(name, sizeof(name), "ns/%s", kind);
+	return entry_id(pid, name);
+}
+
+int co_root_differs(int host, int ref, char *path, size_t n)
+{
+	uint64_t a = entry_id(host, "root"), b = entry_id(ref, "root");
+	if (!a || !b || a == b)
+		return 0;
+	char link[64];
+	co_fmt(link, sizeof(link), "/proc/%d/root", host);
+	long r = co_readlink(link, path, n - 1);
+	path[r > 0 ? r : 0] = 0;
+	return 1;
 }
 
 const char *co_ns_differs(int host, int ref)

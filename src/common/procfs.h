@@ -126,6 +126,12 @@ int co_thread_seccomp(int host, long *mode);
  * ref's.  Kinds this kernel does not show are skipped.
  */
 const char *co_ns_differs(int host, int ref);
+/*
+ * 1 when the root directory of process host (chroot) is not ref's, with
+ * its path (as /proc/host/root names it) in path; 0 when it is, or when
+ * either cannot be seen.
+ */
+int co_root_differs(int host, int ref, char *path, size_t n);
 
 /*
  * /proc/self/NAME opened for reading, or -errno.  A process that changed

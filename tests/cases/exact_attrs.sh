@@ -31,3 +31,12 @@ t_attr_pidfd_live() { steps_live_flow attr_pidfd 10; }
 t_attr_pidfd_refused() {
 	refused attr_pidfd pidfd "^cohort: .*pid [0-9]+: fd [0-9]+: a pidfd of a process that has ended and been waited for, which cohort cannot restore$" reaped
 }
+
+# a process that chrooted into a directory of its own cannot be restored
+# yet (the paths its agent reads are relative to that root): the
+# checkpoint is refused before any signal, in one line naming the process
+# and its root directory, and the program runs on in its root (the group
+# used to die in the checkpoint)
+t_attr_chroot_refused() {
+	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): its root directory is .*/attr_chroot\.[0-9]+, not the group's \(chroot\), which cohort cannot restore$"
+}

@@ -112,6 +112,27 @@ static int under_seccomp(char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A member whose root directory is not the group's (chroot) is refused
+ * before any signal, too (the group used to die in the checkpoint): every
+ * path its agent would record (maps, descriptors, working directory) is
+ * relative to its root when under it and to the group's when not, which
+ * the image cannot tell apart, and the group's socket and /proc are
+ * outside its reach.
+ */
+static int chrooted(char *err, size_t errlen)
+{
+	char root[PATH_MAX];
+	for (int i = 0; i < G.nc; i++) {
+		if (G.c[i].kind != C_MEMBER || !co_root_differs(G.c[i].host_pid, G.init_pid, root, sizeof(root)))
+			continue;
+		snprintf(err, errlen, "pid %d (%s): its root directory is %s, not the group's (chroot), which cohort "
+			 "cannot restore", G.c[i].pid, comm_of(G.c[i].host_pid), root);
+		return 1;
+	}
+	return 0;
+}
+
 static int record_creds(const struct conn *c, char *err, size_t errlen)
 {
 	static char buf[16384];
@@ -430,7 +451,8 @@ static int ckpt_await_late(struct ckpt *k)
 static int ckpt_quiesce(struct ckpt *k)
 {
 	k->t0 = co_now_ns(CLOCK_MONOTONIC);
-	int bad = settle(k->err, sizeof(k->err)) || under_seccomp(k->err, sizeof(k->err));
+	int bad = settle(k->err, sizeof(k->err)) || under_seccomp(k->err, sizeof(k->err)) ||
+		  chrooted(k->err, sizeof(k->err));
 	k->t0 = k->t_park = co_now_ns(CLOCK_MONOTONIC);
 	ckpt_enrol(k);
 	if (bad)
