@@ -387,6 +387,19 @@ struct co_mproc {
 	uint32_t caps;		/* 1: recorded */
 	uint32_t pad;
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	/*
+	 * Later in format 7 (older records end before it and read 0): the
+	 * audit login uid and session id the coordinator saw
+	 * (/proc/PID/loginuid and sessionid; 4294967295: unset).  The
+	 * restorer writes the login uid again when the restart's differs
+	 * (which gives the process a new session id: the kernel hands them
+	 * out, none can be asked for).  audit 0: not recorded (older
+	 * manifests, a kernel without audit): the restart's stay.
+	 */
+	uint32_t audit;		/* 1: recorded */
+	uint32_t loginuid;
+	uint32_t sessionid;
+	uint32_t pad3;
 };
 
 /* ---- shared.img: what the processes of a group share ---- */

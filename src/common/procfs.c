@@ -217,6 +217,20 @@ static const char *status_value(const char *buf, const char *key)
 	return 0;
 }
 
+int co_read_number(const char *path, int64_t *v)
+{
+	char buf[32];
+	long r = co_read_small(path, buf, sizeof(buf));
+	if (r <= 0)
+		return r < 0 ? (int)r : -EINVAL;
+	const char *p = buf + (buf[0] == '-'), *end;
+	uint64_t u = co_strtoul(p, &end, 10);
+	if (end == p || (*end && *end != '\n'))
+		return -EINVAL;
+	*v = buf[0] == '-' ? -(int64_t)u : (int64_t)u;
+	return 0;
+}
+
 uint64_t co_status_hex(const char *buf, const char *key)
 {
 	const char *v = status_value(buf, key);

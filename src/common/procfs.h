@@ -49,6 +49,9 @@ int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *
 /* Read a small file whole into buf (terminated); returns bytes or -errno. */
 long co_read_small(const char *path, char *buf, size_t n);
 
+/* The one decimal number a small /proc file holds (oom_score_adj, loginuid): 0, or -errno. */
+int co_read_number(const char *path, int64_t *v);
+
 /*
  * Numeric fields `first`..`first+count-1` (1-based, as in proc(5)) of a
  * /proc/PID/stat file; handles a comm with spaces or parentheses.

@@ -270,8 +270,16 @@ static void d_mproc(unsigned t, const void *pp, uint64_t len, char *out, size_t 
 {
 	(void)t, (void)len;
 	const struct co_mproc *p = pp;
-	snprintf(out, n, "pid %d ppid %d %.*s%s", p->pid, p->ppid, (int)sizeof(p->image), p->image,
-		 p->flags & CO_MP_ZOMBIE ? " (zombie)" : "");
+	char audit[64] = "", uid[16] = "unset", sid[16] = "unset";
+	if (p->audit == 1) { /* later in format 7 */
+		if (p->loginuid != UINT32_MAX)
+			snprintf(uid, sizeof(uid), "%u", p->loginuid);
+		if (p->sessionid != UINT32_MAX)
+			snprintf(sid, sizeof(sid), "%u", p->sessionid);
+		snprintf(audit, sizeof(audit), " loginuid %s sessionid %s", uid, sid);
+	}
+	snprintf(out, n, "pid %d ppid %d %.*s%s%s", p->pid, p->ppid, (int)sizeof(p->image), p->image,
+		 p->flags & CO_MP_ZOMBIE ? " (zombie)" : "", audit);
 }
 
 static void d_link(unsigned t, const void *p, uint64_t len, char *out, size_t n)

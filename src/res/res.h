@@ -69,6 +69,8 @@ struct co_ids {
 	int32_t dumpable;		/* PR_GET_DUMPABLE at the checkpoint; -1: not recorded */
 	int caps;			/* 1: the capability sets below were recorded (the manifest's) */
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	int audit;			/* 1: the login uid below was recorded (the manifest's) */
+	uint32_t loginuid;		/* /proc/self/loginuid at the checkpoint */
 };
 
 struct co_rstctx {

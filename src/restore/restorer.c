@@ -249,6 +249,8 @@ static void take_ids(void)
 		ids->cap_eff = self_entry->cap_eff;
 		ids->cap_bnd = self_entry->cap_bnd;
 		ids->cap_amb = self_entry->cap_amb;
+		ids->audit = self_entry->audit == 1;
+		ids->loginuid = self_entry->loginuid;
 	} else if (proc.creds) {
 		if (proc.ngroups > CO_MAX_GROUPS) {
 			co_fmt(err, sizeof(err), "%s: damaged process record (%u supplementary groups)", image_name,

@@ -40,3 +40,36 @@ t_attr_pidfd_refused() {
 t_attr_chroot_refused() {
 	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): its root directory is .*/attr_chroot\.[0-9]+, not the group's \(chroot\), which cohort cannot restore$"
 }
+
+# "${AS_LOGIN[@]}" UID CMD...: CMD with audit login uid UID (root may always set it)
+AS_LOGIN=(sh -c 'echo "$0" >/proc/self/loginuid && exec "$@"')
+
+# the audit login uid of a process, its thread and its child comes back
+# as it was: `cohort run` under login uid 4242, the first restart under
+# the harness's own (unset here: the restorer may write it unprivileged),
+# the second under 5151 (writing needs CAP_AUDIT_CONTROL); the session id
+# comes back unset exactly with the login uid, new when the restorer had
+# to write the login uid (the kernel hands them out).  `cohort inspect`
+# shows both in the manifest.
+t_attr_loginuid() {
+	[ -w /proc/self/loginuid ] || skip "no audit login uid on this kernel"
+	"${AS_LOGIN[@]}" 4242 true 2>/dev/null || skip "cannot set an audit login uid here"
+	prog_cmd attr_loginuid
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "${AS_LOGIN[@]}" 4242 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 0.4
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	"$COHORT" inspect "$IMG/$GNAME/gen-000001/manifest" >"$TD/insp.out" 2>&1 || fail "inspect: $(first_line "$TD/insp.out")"
+	grep -qE "pid 2 ppid .* loginuid 4242 sessionid [0-9]+$" "$TD/insp.out" ||
+		fail "inspect does not show pid 2's loginuid 4242: $(grep -m1 "pid 2 ppid" "$TD/insp.out")"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	sleep 0.4
+	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
+	bg_wait run1
+	bg_start run2 "${AS_LOGIN[@]}" 5151 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
+}

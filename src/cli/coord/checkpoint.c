@@ -133,6 +133,26 @@ static int chrooted(char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The audit login uid and session id (kernels with audit only): read
+ * here, as the ids are, since the restorer writes the login uid with
+ * privileges a process could claim through its own image.
+ */
+static void record_audit(int host, struct co_mproc *s)
+{
+	char path[64];
+	int64_t uid, sid;
+	snprintf(path, sizeof(path), "/proc/%d/loginuid", host);
+	if (co_read_number(path, &uid))
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/sessionid", host);
+	if (co_read_number(path, &sid))
+		return;
+	s->audit = 1;
+	s->loginuid = (uint32_t)uid;
+	s->sessionid = (uint32_t)sid;
+}
+
 static int record_creds(const struct conn *c, char *err, size_t errlen)
 {
 	static char buf[16384];
@@ -151,6 +171,7 @@ static int record_creds(const struct conn *c, char *err, size_t errlen)
 		s->cap_eff = co_status_hex(buf, "CapEff");
 		s->cap_bnd = co_status_hex(buf, "CapBnd");
 		s->cap_amb = co_status_hex(buf, "CapAmb");
+		record_audit(c->host_pid, s);
 		return threads_same_creds(c, err, errlen);
 	}
 	/* ours (or root's): what its image says grants it nothing it could not take itself */
@@ -572,6 +593,9 @@ static int ckpt_proc(struct ckpt *k, const struct nsproc *ps, struct co_mproc *m
 	mp->cap_eff = ids->cap_eff;
 	mp->cap_bnd = ids->cap_bnd;
 	mp->cap_amb = ids->cap_amb;
+	mp->audit = ids->audit;
+	mp->loginuid = ids->loginuid;
+	mp->sessionid = ids->sessionid;
 	if (!image_written(k->tmp, mp, k->err, sizeof(k->err)))
 		return -1;
 	k->bytes += c->bytes;
