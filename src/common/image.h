@@ -169,6 +169,18 @@ struct co_proc {
 		 */
 		uint32_t membarrier;
 		uint32_t pad;
+		/*
+		 * Format 7 (older records end before it and read ""): the
+		 * cgroups of the process, every hierarchy's, as
+		 * /proc/self/cgroup shows them ("ID:CONTROLLERS:PATH" lines;
+		 * its threads are in the same, or the checkpoint was refused),
+		 * and those of the group's init then (cgroup_base).  A cgroup
+		 * under init's is the group's own: made again under the
+		 * restart's init's, empty; any other is joined as it is
+		 * (cgroup.c).  "": not recorded, the restart's stay.
+		 */
+		char cgroup[2048];
+		char cgroup_base[2048];
 	} a;
 };
 

@@ -159,4 +159,22 @@ long co_status_field(const char *buf, const char *key);
 /* The same for a hexadecimal field such as SigPnd; 0 when absent. */
 uint64_t co_status_hex(const char *buf, const char *key);
 
+/*
+ * One line of a /proc/PID/cgroup text, "ID:CONTROLLERS:PATH": the
+ * hierarchy's controllers ("" for cgroup v2, "cpu,cpuacct",
+ * "name=systemd") and the path in it, neither terminated.
+ */
+struct co_cgline {
+	const char *ctl, *path;
+	size_t ctl_len, path_len;
+};
+/* The line at *p, which moves past it: 1, 0 at the end, -EINVAL when the text is not such lines. */
+int co_cgroup_next(const char **p, struct co_cgline *l);
+/*
+ * Where the hierarchy of controllers ctl (ctl_len bytes; "" for cgroup
+ * v2) is mounted whole (root "/"), from /proc/self/mountinfo, into out:
+ * 0, or -ENOENT.
+ */
+int co_cgroup_mount(const char *ctl, size_t ctl_len, char *out, size_t n);
+
 #endif

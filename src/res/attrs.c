@@ -114,7 +114,7 @@ int co_pattrs_collect(struct co_dumpctx *d)
 	a->thp_disable = co_prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) > 0;
 	a->membarrier = membarrier_registrations();
 	a->attrs = 1;
-	return 0;
+	return co_cgroup_collect(d);
 }
 #else /* the restorer */
 

@@ -148,6 +148,14 @@ int co_itimers_restore(struct co_rstctx *rc);
 int co_tattrs_restore(const struct co_tattrs *a, const char **what);
 void co_tattrs_restore_late(const struct co_tattrs *a);
 
+/*
+ * cgroup.c: the cgroups of the process, read with the process-wide
+ * attributes (co_cgroup_collect, which refuses threads in other cgroups)
+ * and joined again before its memory is restored (co_cgroup_restore).
+ */
+int co_cgroup_collect(struct co_dumpctx *d);
+int co_cgroup_restore(struct co_rstctx *rc);
+
 /* timers.c: POSIX timers; restored by the main thread once every thread exists */
 int co_timers_collect(struct co_dumpctx *d);
 int co_timers_dump(struct co_dumpctx *d);

@@ -478,6 +478,10 @@ static void restore_self(void)
 		       co_getpid());
 		die(err);
 	}
+	/* before its memory, which is charged to the cgroup it is in */
+	stage = "joining its cgroups";
+	if (co_cgroup_restore(&rc))
+		die(err);
 	stage = "checking its memory map";
 	if (co_mem_check(&rc))
 		die(err);
