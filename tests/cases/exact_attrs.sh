@@ -73,3 +73,44 @@ t_attr_loginuid() {
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2
 }
+
+# "${IN_CGROUP[@]}" DIR CMD...: CMD in the cgroup whose directory is DIR
+IN_CGROUP=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"')
+
+# cgroups: the program moves itself into a cgroup it makes below its own,
+# a child into one below that, another child into a cgroup outside the
+# group's (made here); `cohort run` starts in base1, the restarts in
+# base2 and base3: the group's own cgroups come back, empty directories
+# made again, below the restart's, the outside one as it is; every v1
+# hierarchy stays where the group started.  Everything is made below a
+# cgroup of the test's own, removed at the end.
+t_attr_cgroup() {
+	local mnt cg top
+	mnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+	[ -n "$mnt" ] && [ -w "$mnt" ] || skip "no cgroup v2 hierarchy we may write"
+	cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
+	cg=${cg%/}/$GNAME
+	top=$mnt$cg
+	mkdir -p "$top/base0" "$top/base1" "$top/base2" "$top/base3" "$top/out" || skip "cannot make cgroups below $mnt"
+	# (a failure leaves its cgroups to this trap; a process still in one keeps it)
+	trap 'find "$top" -depth -type d -exec rmdir {} + 2>/dev/null' EXIT
+	prog_cmd attr_cgroup
+	# (its parent, a shell, in base0 as init is in base1)
+	straight 0 "${IN_CGROUP[@]}" "$top/base0" sh -c '"$@"; r=$?; exit $r' sh "${PCMD[@]}" "$mnt" "$cg/out"
+	bg_start run0 "${IN_CGROUP[@]}" "$top/base1" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mnt" "$cg/out"
+	wait_ready "$GNAME" run0
+	sleep 0.4
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	"$COHORT" inspect "$IMG/$GNAME/gen-000001/proc-2.img" >"$TD/insp.out" 2>&1 || fail "inspect: $(first_line "$TD/insp.out")"
+	grep -qE "(cgroups |,)0::$cg/base1/out\.in base " "$TD/insp.out" ||
+		fail "inspect does not show pid 2's cgroup: $(grep -m1 " process " "$TD/insp.out")"
+	bg_start run1 "${IN_CGROUP[@]}" "$top/base2" "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	sleep 0.4
+	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
+	bg_wait run1
+	bg_start run2 "${IN_CGROUP[@]}" "$top/base3" "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
+}
