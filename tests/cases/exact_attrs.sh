@@ -93,7 +93,7 @@ t_attr_cgroup() {
 	top=$mnt$cg
 	mkdir -p "$top/base0" "$top/base1" "$top/base2" "$top/base3" "$top/out" || skip "cannot make cgroups below $mnt"
 	# (a failure leaves its cgroups to this trap; a process still in one keeps it)
-	trap 'find "$top" -depth -type d -exec rmdir {} + 2>/dev/null' EXIT
+	trap "find '$top' -depth -type d -exec rmdir {} + 2>/dev/null" EXIT
 	prog_cmd attr_cgroup
 	# (its parent, a shell, in base0 as init is in base1)
 	straight 0 "${IN_CGROUP[@]}" "$top/base0" sh -c '"$@"; r=$?; exit $r' sh "${PCMD[@]}" "$mnt" "$cg/out"
