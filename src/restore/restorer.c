@@ -283,8 +283,10 @@ static void zombie_entry(void *arg)
 {
 	struct co_mproc *z = arg;
 	int st = z->exit_status;
-	/* in its group first (one try: its parent does not go on until it has exited) */
-	if (z->pgid > 0)
+	/* a session it led first, then its group (one try: its parent does not go on until it has exited) */
+	if (z->sid == z->pid)
+		co_sys0(SYS_setsid);
+	else if (z->pgid > 0)
 		co_sys2(SYS_setpgid, 0, z->pgid == z->pid ? 0 : z->pgid);
 	if ((st & 0x7f) == 0)
 		co_exit_group((st >> 8) & 0xff);
