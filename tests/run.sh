@@ -81,6 +81,7 @@ ALL_TESTS=(
 	mem_private mem_fork mem_attrs mem_many mem_guard mem_private_live mem_fork_cow mem_guard_refused file_deleted2 file_dirs file_times fd_state file_locks file_lease
 	proc_read_midway rundir_symlink rundir_foreign rundir_fake_sock images_foreign fcopy_symlink images_locked recover_on_start images_bound fcopy_digest room_refused ckpt_while_restoring
 	attr_membarrier attr_membarrier_live attr_aio_refused attr_pidfd attr_pidfd_live attr_pidfd_refused
+	attr_chroot_refused attr_loginuid attr_cgroup
 )
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

@@ -174,6 +174,18 @@ struct co_proc {
 		 */
 		uint32_t membarrier;
 		uint32_t pad;
+		/*
+		 * Format 7 (older records end before it and read ""): the
+		 * cgroups of the process, every hierarchy's, as
+		 * /proc/self/cgroup shows them ("ID:CONTROLLERS:PATH" lines;
+		 * its threads are in the same, or the checkpoint was refused),
+		 * and those of the group's init then (cgroup_base).  A cgroup
+		 * under init's is the group's own: made again under the
+		 * restart's init's, empty; any other is joined as it is
+		 * (cgroup.c).  "": not recorded, the restart's stay.
+		 */
+		char cgroup[2048];
+		char cgroup_base[2048];
 	} a;
 };
 
@@ -416,6 +428,19 @@ struct co_mproc {
 	uint32_t caps;		/* 1: recorded */
 	uint32_t pad;
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	/*
+	 * Later in format 7 (older records end before it and read 0): the
+	 * audit login uid and session id the coordinator saw
+	 * (/proc/PID/loginuid and sessionid; 4294967295: unset).  The
+	 * restorer writes the login uid again when the restart's differs
+	 * (which gives the process a new session id: the kernel hands them
+	 * out, none can be asked for).  audit 0: not recorded (older
+	 * manifests, a kernel without audit): the restart's stay.
+	 */
+	uint32_t audit;		/* 1: recorded */
+	uint32_t loginuid;
+	uint32_t sessionid;
+	uint32_t pad3;
 };
 
 /* ---- shared.img: what the processes of a group share ---- */

@@ -217,6 +217,105 @@ static const char *status_value(const char *buf, const char *key)
 	return 0;
 }
 
+int co_read_number(const char *path, int64_t *v)
+{
+	char buf[32];
+	long r = co_read_small(path, buf, sizeof(buf));
+	if (r <= 0)
+		return r < 0 ? (int)r : -EINVAL;
+	const char *p = buf + (buf[0] == '-'), *end;
+	uint64_t u = co_strtoul(p, &end, 10);
+	if (end == p || (*end && *end != '\n'))
+		return -EINVAL;
+	*v = buf[0] == '-' ? -(int64_t)u : (int64_t)u;
+	return 0;
+}
+
+static const char *word(const char *p, const char **end);
+
+int co_cgroup_next(const char **p, struct co_cgline *l)
+{
+	const char *s = *p;
+	if (!*s)
+		return 0;
+	const char *c1 = s;
+	while (*c1 && *c1 != ':' && *c1 != '\n')
+		c1++;
+	const char *c2 = *c1 == ':' ? c1 + 1 : c1;
+	while (*c2 && *c2 != ':' && *c2 != '\n')
+		c2++;
+	if (*c1 != ':' || *c2 != ':')
+		return -EINVAL;
+	const char *e = c2 + 1;
+	while (*e && *e != '\n')
+		e++;
+	*l = (struct co_cgline){ c1 + 1, c2 + 1, (size_t)(c2 - c1 - 1), (size_t)(e - c2 - 1) };
+	*p = *e ? e + 1 : e;
+	return 1;
+}
+
+/* Whether the comma-separated list opts holds every item of the comma-separated ctl. */
+static int has_all(const char *opts, size_t olen, const char *ctl, size_t clen)
+{
+	for (size_t i = 0; i < clen;) {
+		size_t j = i;
+		while (j < clen && ctl[j] != ',')
+			j++;
+		int found = 0;
+		for (size_t a = 0; a < olen && !found;) {
+			size_t b = a;
+			while (b < olen && opts[b] != ',')
+				b++;
+			found = b - a == j - i && !co_memcmp(opts + a, ctl + i, j - i);
+			a = b + 1;
+		}
+		if (!found)
+			return 0;
+		i = j + 1;
+	}
+	return 1;
+}
+
+int co_cgroup_mount(const char *ctl, size_t ctl_len, char *out, size_t n)
+{
+	static char buf[65536];
+	if (co_read_small("/proc/self/mountinfo", buf, sizeof(buf)) <= 0)
+		return -ENOENT;
+	/* "ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS" */
+	for (const char *line = buf; *line;) {
+		const char *eol = line, *f[5], *e;
+		while (*eol && *eol != '\n')
+			eol++;
+		const char *p = line;
+		for (int k = 0; k < 5; k++) {
+			f[k] = word(p, &e);
+			p = e;
+		}
+		const char *dash = p;
+		while (dash < eol && !(dash[0] == ' ' && dash[1] == '-' && dash[2] == ' '))
+			dash++;
+		if (dash < eol) {
+			const char *type = word(dash + 3, &e), *type_end = e, *src_end, *opts;
+			word(e, &src_end);
+			opts = word(src_end, &e);
+			size_t tlen = (size_t)(type_end - type);
+			int v2 = tlen == 7 && !co_memcmp(type, "cgroup2", 7), v1 = tlen == 6 && !co_memcmp(type, "cgroup", 6);
+			if (f[3][0] == '/' && f[3][1] == ' ' && (ctl_len ? v1 && has_all(opts, (size_t)(e - opts), ctl, ctl_len) : v2)) {
+				const char *pe;
+				word(f[4], &pe);
+				size_t len = (size_t)(pe - f[4]);
+				if (len >= n)
+					return -ENOENT;
+				co_memcpy(out, f[4], len);
+				out[len] = 0;
+				return 0;
+			}
+		}
+		line = *eol ? eol + 1 : eol;
+	}
+	return -ENOENT;
+}
+
 uint64_t co_status_hex(const char *buf, const char *key)
 {
 	const char *v = status_value(buf, key);
@@ -380,15 +479,34 @@ int co_thread_seccomp(int host, long *mode)
 	return tid;
 }
 
-/* The identity (device and inode) of /proc/PID/ns/KIND; 0 when it cannot be seen. */
-static uint64_t ns_id(int pid, const char *kind)
+/* The identity (device and inode) of /proc/PID/NAME (ns/mnt, root); 0 when it cannot be seen. */
+static uint64_t entry_id(int pid, const char *name)
 {
 	char path[64];
 	struct stat st;
-	co_fmt(path, sizeof(path), "/proc/%d/ns/%s", pid, kind);
+	co_fmt(path, sizeof(path), "/proc/%d/%s", pid, name);
 	if (co_sys2(SYS_stat, (long)path, (long)&st) < 0)
 		return 0;
 	return (uint64_t)st.st_dev << 32 ^ (uint64_t)st.st_ino;
+}
+
+static uint64_t ns_id(int pid, const char *kind)
+{
+	char name[48];
+	co_fmt(name, sizeof(name), "ns/%s", kind);
+	return entry_id(pid, name);
+}
+
+int co_root_differs(int host, int ref, char *path, size_t n)
+{
+	uint64_t a = entry_id(host, "root"), b = entry_id(ref, "root");
+	if (!a || !b || a == b)
+		return 0;
+	char link[64];
+	co_fmt(link, sizeof(link), "/proc/%d/root", host);
+	long r = co_readlink(link, path, n - 1);
+	path[r > 0 ? r : 0] = 0;
+	return 1;
 }
 
 const char *co_ns_differs(int host, int ref)

@@ -49,6 +49,9 @@ int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *
 /* Read a small file whole into buf (terminated); returns bytes or -errno. */
 long co_read_small(const char *path, char *buf, size_t n);
 
+/* The one decimal number a small /proc file holds (oom_score_adj, loginuid): 0, or -errno. */
+int co_read_number(const char *path, int64_t *v);
+
 /*
  * Numeric fields `first`..`first+count-1` (1-based, as in proc(5)) of a
  * /proc/PID/stat file; handles a comm with spaces or parentheses.
@@ -126,6 +129,12 @@ int co_thread_seccomp(int host, long *mode);
  * ref's.  Kinds this kernel does not show are skipped.
  */
 const char *co_ns_differs(int host, int ref);
+/*
+ * 1 when the root directory of process host (chroot) is not ref's, with
+ * its path (as /proc/host/root names it) in path; 0 when it is, or when
+ * either cannot be seen.
+ */
+int co_root_differs(int host, int ref, char *path, size_t n);
 
 /*
  * /proc/self/NAME opened for reading, or -errno.  A process that changed
@@ -149,5 +158,23 @@ char co_status_state(const char *buf);
 long co_status_field(const char *buf, const char *key);
 /* The same for a hexadecimal field such as SigPnd; 0 when absent. */
 uint64_t co_status_hex(const char *buf, const char *key);
+
+/*
+ * One line of a /proc/PID/cgroup text, "ID:CONTROLLERS:PATH": the
+ * hierarchy's controllers ("" for cgroup v2, "cpu,cpuacct",
+ * "name=systemd") and the path in it, neither terminated.
+ */
+struct co_cgline {
+	const char *ctl, *path;
+	size_t ctl_len, path_len;
+};
+/* The line at *p, which moves past it: 1, 0 at the end, -EINVAL when the text is not such lines. */
+int co_cgroup_next(const char **p, struct co_cgline *l);
+/*
+ * Where the hierarchy of controllers ctl (ctl_len bytes; "" for cgroup
+ * v2) is mounted whole (root "/"), from /proc/self/mountinfo, into out:
+ * 0, or -ENOENT.
+ */
+int co_cgroup_mount(const char *ctl, size_t ctl_len, char *out, size_t n);
 
 #endif

@@ -124,6 +124,21 @@ static const char *membarrier_names(uint32_t mask, char *buf, size_t n)
 	return buf;
 }
 
+/* A /proc/PID/cgroup text as one line ("0::/a,1:cpu:/b"), in a buffer of its own per call (two). */
+static const char *one_line(const char *text, size_t max)
+{
+	static char buf[2][2048 + 1];
+	static int k;
+	char *o = buf[k ^= 1];
+	size_t i = 0;
+	for (; i < max && i < sizeof(buf[0]) - 1 && text[i]; i++)
+		o[i] = text[i] == '\n' ? ',' : text[i];
+	if (i && o[i - 1] == ',')
+		i--;
+	o[i] = 0;
+	return o;
+}
+
 static void d_proc(unsigned t, const void *pp, uint64_t len, char *out, size_t n)
 {
 	(void)t, (void)len;
@@ -134,8 +149,12 @@ static void d_proc(unsigned t, const void *pp, uint64_t len, char *out, size_t n
 		snprintf(ids, sizeof(ids), " uid %u/%u/%u/%u gid %u/%u/%u/%u groups %u%s", p->uid[0], p->uid[1], p->uid[2],
 			 p->uid[3], p->gid[0], p->gid[1], p->gid[2], p->gid[3], p->ngroups,
 			 p->dumpable == 0 ? " (not dumpable)" : "");
-	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s%s exe %.*s cwd %.*s", p->pid, p->ppid,
-		 p->nthreads, p->nfds, p->nvmas, ids, mb, CO_PATH, p->exe, CO_PATH, p->cwd);
+	char cg[2 * sizeof(p->a.cgroup) + 32] = "";
+	if (p->a.cgroup[0]) /* format 7 */
+		snprintf(cg, sizeof(cg), " cgroups %s base %s", one_line(p->a.cgroup, sizeof(p->a.cgroup)),
+			 one_line(p->a.cgroup_base, sizeof(p->a.cgroup_base)));
+	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s%s exe %.*s cwd %.*s%s", p->pid, p->ppid,
+		 p->nthreads, p->nfds, p->nvmas, ids, mb, CO_PATH, p->exe, CO_PATH, p->cwd, cg);
 }
 
 static void d_thread(unsigned t, const void *p, uint64_t len, char *out, size_t n)
@@ -283,8 +302,16 @@ static void d_mproc(unsigned t, const void *pp, uint64_t len, char *out, size_t 
 {
 	(void)t, (void)len;
 	const struct co_mproc *p = pp;
-	snprintf(out, n, "pid %d ppid %d %.*s%s", p->pid, p->ppid, (int)sizeof(p->image), p->image,
-		 p->flags & CO_MP_ZOMBIE ? " (zombie)" : "");
+	char audit[64] = "", uid[16] = "unset", sid[16] = "unset";
+	if (p->audit == 1) { /* later in format 7 */
+		if (p->loginuid != UINT32_MAX)
+			snprintf(uid, sizeof(uid), "%u", p->loginuid);
+		if (p->sessionid != UINT32_MAX)
+			snprintf(sid, sizeof(sid), "%u", p->sessionid);
+		snprintf(audit, sizeof(audit), " loginuid %s sessionid %s", uid, sid);
+	}
+	snprintf(out, n, "pid %d ppid %d %.*s%s%s", p->pid, p->ppid, (int)sizeof(p->image), p->image,
+		 p->flags & CO_MP_ZOMBIE ? " (zombie)" : "", audit);
 }
 
 static void d_link(unsigned t, const void *p, uint64_t len, char *out, size_t n)

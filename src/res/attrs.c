@@ -7,7 +7,9 @@
  * signal.
  *
  * Process-wide also the membarrier(2) registrations (a JVM registers
- * MEMBARRIER_CMD_PRIVATE_EXPEDITED; a process that has not gets EPERM).
+ * MEMBARRIER_CMD_PRIVATE_EXPEDITED; a process that has not gets EPERM),
+ * and the audit login uid, which the coordinator reads (the manifest's:
+ * writing it takes privileges an image must not be able to claim).
  *
  * Dump: each thread reads its own in the checkpoint handler
  * (co_tattrs_collect: the kernel answers these for the calling thread
@@ -53,10 +55,8 @@
 /* This process's oom_score_adj; -1001 (below the range) when it cannot be read. */
 static int oom_score_adj(void)
 {
-	char buf[32];
-	if (co_read_small("/proc/self/oom_score_adj", buf, sizeof(buf)) <= 0)
-		return -1001;
-	return buf[0] == '-' ? -(int)co_strtoul(buf + 1, 0, 10) : (int)co_strtoul(buf, 0, 10);
+	int64_t v;
+	return co_read_number("/proc/self/oom_score_adj", &v) ? -1001 : (int)v;
 }
 
 #ifndef COHORT_RESTORER
@@ -114,7 +114,7 @@ int co_pattrs_collect(struct co_dumpctx *d)
 	a->thp_disable = co_prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) > 0;
 	a->membarrier = membarrier_registrations();
 	a->attrs = 1;
-	return 0;
+	return co_cgroup_collect(d);
 }
 #else /* the restorer */
 
@@ -139,25 +139,67 @@ static int membarrier_restore(struct co_rstctx *rc)
 	return 0;
 }
 
+/*
+ * Write text to /proc/self/NAME as the restorer: the file is root's while
+ * the program's filesystem ids are taken.  0, -errno, or IDS_LOST when
+ * the program's ids cannot be taken again (rc->err says so).
+ */
+#define IDS_LOST 1
+static long write_self(struct co_rstctx *rc, const char *name, const char *text, size_t n)
+{
+	char path[64];
+	co_fmt(path, sizeof(path), "/proc/self/%s", name);
+	co_creds_files(&rc->ids, 0);
+	int fd = (int)co_open(path, O_WRONLY | O_CLOEXEC, 0);
+	long r = fd < 0 ? fd : co_write(fd, text, n);
+	if (fd >= 0)
+		co_close(fd);
+	if (co_creds_files(&rc->ids, 1)) {
+		co_err(rc->err, rc->errlen, "pid %d: cannot open its files as uid %u again", rc->proc->pid,
+		       rc->ids.uid[3]);
+		return IDS_LOST;
+	}
+	return r < 0 ? r : 0;
+}
+
+/*
+ * The audit login uid, the manifest's: written again when the restart's
+ * differs (the restorer inherited the caller's), before any thread is
+ * made (threads inherit it).  The kernel then gives the process a new
+ * session id; none can be asked for, so a session id is kept only with
+ * a login uid that was kept.  Writing needs nothing while the restart's
+ * is unset, CAP_AUDIT_CONTROL otherwise, and is never allowed when the
+ * login uid is immutable (audit's loginuid_immutable): then the restart
+ * fails, naming both.  As CRIU, which restores the login uid alone.
+ */
+static int loginuid_restore(struct co_rstctx *rc)
+{
+	int64_t have;
+	if (!rc->ids.audit || co_read_number("/proc/self/loginuid", &have) || (uint32_t)have == rc->ids.loginuid)
+		return 0;
+	char buf[16];
+	long r = write_self(rc, "loginuid", buf, (size_t)co_fmt(buf, sizeof(buf), "%u", rc->ids.loginuid));
+	if (r < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: cannot set its audit login uid back to %u: the restart's is "
+			      "%u (errno %ld%s)", rc->proc->pid, rc->ids.loginuid, (uint32_t)have, -r,
+			      r == -EPERM ? ": changing a login uid once set needs CAP_AUDIT_CONTROL" : "");
+	return r == IDS_LOST ? -1 : 0;
+}
+
 int co_pattrs_restore(struct co_rstctx *rc)
 {
 	const struct co_pattrs *a = &rc->proc->a;
 	int pid = rc->proc->pid;
+	if (loginuid_restore(rc))
+		return -1;
 	if (!a->attrs)
 		return 0;
 	char buf[32];
 	long r = 0;
 	if (oom_score_adj() != a->oom_score_adj) {
-		/* opened as the restorer: the file is root's while the program's filesystem ids are taken */
 		int n = (int)co_fmt(buf, sizeof(buf), "%d\n", a->oom_score_adj);
-		co_creds_files(&rc->ids, 0);
-		int fd = (int)co_open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC, 0);
-		r = fd < 0 ? fd : co_write(fd, buf, (size_t)n);
-		if (fd >= 0)
-			co_close(fd);
-		if (co_creds_files(&rc->ids, 1))
-			return co_err(rc->err, rc->errlen, "pid %d: cannot open its files as uid %u again", pid,
-				      rc->ids.uid[3]);
+		if ((r = write_self(rc, "oom_score_adj", buf, (size_t)n)) == IDS_LOST)
+			return -1;
 	}
 	if (r < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot set its oom_score_adj to %d (errno %ld%s)", pid,

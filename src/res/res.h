@@ -69,6 +69,8 @@ struct co_ids {
 	int32_t dumpable;		/* PR_GET_DUMPABLE at the checkpoint; -1: not recorded */
 	int caps;			/* 1: the capability sets below were recorded (the manifest's) */
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	int audit;			/* 1: the login uid below was recorded (the manifest's) */
+	uint32_t loginuid;		/* /proc/self/loginuid at the checkpoint */
 };
 
 struct co_rstctx {
@@ -147,6 +149,14 @@ int co_pattrs_restore(struct co_rstctx *rc);
 int co_itimers_restore(struct co_rstctx *rc);
 int co_tattrs_restore(const struct co_tattrs *a, const char **what);
 void co_tattrs_restore_late(const struct co_tattrs *a);
+
+/*
+ * cgroup.c: the cgroups of the process, read with the process-wide
+ * attributes (co_cgroup_collect, which refuses threads in other cgroups)
+ * and joined again before its memory is restored (co_cgroup_restore).
+ */
+int co_cgroup_collect(struct co_dumpctx *d);
+int co_cgroup_restore(struct co_rstctx *rc);
 
 /* timers.c: POSIX timers; restored by the main thread once every thread exists */
 int co_timers_collect(struct co_dumpctx *d);

@@ -255,6 +255,8 @@ static void take_ids(void)
 		ids->cap_eff = self_entry->cap_eff;
 		ids->cap_bnd = self_entry->cap_bnd;
 		ids->cap_amb = self_entry->cap_amb;
+		ids->audit = self_entry->audit == 1;
+		ids->loginuid = self_entry->loginuid;
 	} else if (proc.creds) {
 		if (proc.ngroups > CO_MAX_GROUPS) {
 			co_fmt(err, sizeof(err), "%s: damaged process record (%u supplementary groups)", image_name,
@@ -287,8 +289,10 @@ static void zombie_entry(void *arg)
 {
 	struct co_mproc *z = arg;
 	int st = z->exit_status;
-	/* in its group first (one try: its parent does not go on until it has exited) */
-	if (z->pgid > 0)
+	/* a session it led first, then its group (one try: its parent does not go on until it has exited) */
+	if (z->sid == z->pid)
+		co_sys0(SYS_setsid);
+	else if (z->pgid > 0)
 		co_sys2(SYS_setpgid, 0, z->pgid == z->pid ? 0 : z->pgid);
 	if ((st & 0x7f) == 0)
 		co_exit_group((st >> 8) & 0xff);
@@ -482,6 +486,10 @@ static void restore_self(void)
 		       co_getpid());
 		die(err);
 	}
+	/* before its memory, which is charged to the cgroup it is in */
+	stage = "joining its cgroups";
+	if (co_cgroup_restore(&rc))
+		die(err);
 	stage = "checking its memory map";
 	if (co_mem_check(&rc))
 		die(err);

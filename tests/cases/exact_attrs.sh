@@ -31,3 +31,86 @@ t_attr_pidfd_live() { steps_live_flow attr_pidfd 10; }
 t_attr_pidfd_refused() {
 	refused attr_pidfd pidfd "^cohort: .*pid [0-9]+: fd [0-9]+: a pidfd of a process that has ended and been waited for, which cohort cannot restore$" reaped
 }
+
+# a process that chrooted into a directory of its own cannot be restored
+# yet (the paths its agent reads are relative to that root): the
+# checkpoint is refused before any signal, in one line naming the process
+# and its root directory, and the program runs on in its root (the group
+# used to die in the checkpoint)
+t_attr_chroot_refused() {
+	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): its root directory is .*/attr_chroot\.[0-9]+, not the group's \(chroot\), which cohort cannot restore$"
+}
+
+# "${AS_LOGIN[@]}" UID CMD...: CMD with audit login uid UID (root may always set it)
+AS_LOGIN=(sh -c 'echo "$0" >/proc/self/loginuid && exec "$@"')
+
+# the audit login uid of a process, its thread and its child comes back
+# as it was: `cohort run` under login uid 4242, the first restart under
+# the harness's own (unset here: the restorer may write it unprivileged),
+# the second under 5151 (writing needs CAP_AUDIT_CONTROL); the session id
+# comes back unset exactly with the login uid, new when the restorer had
+# to write the login uid (the kernel hands them out).  `cohort inspect`
+# shows both in the manifest.
+t_attr_loginuid() {
+	[ -w /proc/self/loginuid ] || skip "no audit login uid on this kernel"
+	"${AS_LOGIN[@]}" 4242 true 2>/dev/null || skip "cannot set an audit login uid here"
+	prog_cmd attr_loginuid
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "${AS_LOGIN[@]}" 4242 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	sleep 0.4
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	"$COHORT" inspect "$IMG/$GNAME/gen-000001/manifest" >"$TD/insp.out" 2>&1 || fail "inspect: $(first_line "$TD/insp.out")"
+	grep -qE "pid 2 ppid .* loginuid 4242 sessionid [0-9]+$" "$TD/insp.out" ||
+		fail "inspect does not show pid 2's loginuid 4242: $(grep -m1 "pid 2 ppid" "$TD/insp.out")"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	sleep 0.4
+	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
+	bg_wait run1
+	bg_start run2 "${AS_LOGIN[@]}" 5151 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
+}
+
+# "${IN_CGROUP[@]}" DIR CMD...: CMD in the cgroup whose directory is DIR
+IN_CGROUP=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"')
+
+# cgroups: the program moves itself into a cgroup it makes below its own,
+# a child into one below that, another child into a cgroup outside the
+# group's (made here); `cohort run` starts in base1, the restarts in
+# base2 and base3: the group's own cgroups come back, empty directories
+# made again, below the restart's, the outside one as it is; every v1
+# hierarchy stays where the group started.  Everything is made below a
+# cgroup of the test's own, removed at the end.
+t_attr_cgroup() {
+	local mnt cg top
+	mnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+	[ -n "$mnt" ] && [ -w "$mnt" ] || skip "no cgroup v2 hierarchy we may write"
+	cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
+	cg=${cg%/}/$GNAME
+	top=$mnt$cg
+	mkdir -p "$top/base0" "$top/base1" "$top/base2" "$top/base3" "$top/out" || skip "cannot make cgroups below $mnt"
+	# (a failure leaves its cgroups to this trap; a process still in one keeps it)
+	trap "find '$top' -depth -type d -exec rmdir {} + 2>/dev/null" EXIT
+	prog_cmd attr_cgroup
+	# (its parent, a shell, in base0 as init is in base1)
+	straight 0 "${IN_CGROUP[@]}" "$top/base0" sh -c '"$@"; r=$?; exit $r' sh "${PCMD[@]}" "$mnt" "$cg/out"
+	bg_start run0 "${IN_CGROUP[@]}" "$top/base1" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mnt" "$cg/out"
+	wait_ready "$GNAME" run0
+	sleep 0.4
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	"$COHORT" inspect "$IMG/$GNAME/gen-000001/proc-2.img" >"$TD/insp.out" 2>&1 || fail "inspect: $(first_line "$TD/insp.out")"
+	grep -qE "(cgroups |,)0::$cg/base1/out\.in base " "$TD/insp.out" ||
+		fail "inspect does not show pid 2's cgroup: $(grep -m1 " process " "$TD/insp.out")"
+	bg_start run1 "${IN_CGROUP[@]}" "$top/base2" "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	sleep 0.4
+	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
+	bg_wait run1
+	bg_start run2 "${IN_CGROUP[@]}" "$top/base3" "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
+}

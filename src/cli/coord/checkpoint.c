@@ -113,6 +113,47 @@ static int under_seccomp(char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A member whose root directory is not the group's (chroot) is refused
+ * before any signal, too (the group used to die in the checkpoint): every
+ * path its agent would record (maps, descriptors, working directory) is
+ * relative to its root when under it and to the group's when not, which
+ * the image cannot tell apart, and the group's socket and /proc are
+ * outside its reach.
+ */
+static int chrooted(char *err, size_t errlen)
+{
+	char root[PATH_MAX];
+	for (int i = 0; i < G.nc; i++) {
+		if (G.c[i].kind != C_MEMBER || !co_root_differs(G.c[i].host_pid, G.init_pid, root, sizeof(root)))
+			continue;
+		snprintf(err, errlen, "pid %d (%s): its root directory is %s, not the group's (chroot), which cohort "
+			 "cannot restore", G.c[i].pid, comm_of(G.c[i].host_pid), root);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The audit login uid and session id (kernels with audit only): read
+ * here, as the ids are, since the restorer writes the login uid with
+ * privileges a process could claim through its own image.
+ */
+static void record_audit(int host, struct co_mproc *s)
+{
+	char path[64];
+	int64_t uid, sid;
+	snprintf(path, sizeof(path), "/proc/%d/loginuid", host);
+	if (co_read_number(path, &uid))
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/sessionid", host);
+	if (co_read_number(path, &sid))
+		return;
+	s->audit = 1;
+	s->loginuid = (uint32_t)uid;
+	s->sessionid = (uint32_t)sid;
+}
+
 static int record_creds(const struct conn *c, char *err, size_t errlen)
 {
 	static char buf[16384];
@@ -131,6 +172,7 @@ static int record_creds(const struct conn *c, char *err, size_t errlen)
 		s->cap_eff = co_status_hex(buf, "CapEff");
 		s->cap_bnd = co_status_hex(buf, "CapBnd");
 		s->cap_amb = co_status_hex(buf, "CapAmb");
+		record_audit(c->host_pid, s);
 		return threads_same_creds(c, err, errlen);
 	}
 	/* ours (or root's): what its image says grants it nothing it could not take itself */
@@ -458,7 +500,8 @@ static int ckpt_await_late(struct ckpt *k)
 static int ckpt_quiesce(struct ckpt *k)
 {
 	k->t0 = co_now_ns(CLOCK_MONOTONIC);
-	int bad = settle(k->err, sizeof(k->err)) || under_seccomp(k->err, sizeof(k->err));
+	int bad = settle(k->err, sizeof(k->err)) || under_seccomp(k->err, sizeof(k->err)) ||
+		  chrooted(k->err, sizeof(k->err));
 	k->t0 = k->t_park = co_now_ns(CLOCK_MONOTONIC);
 	ckpt_enrol(k);
 	if (bad)
@@ -578,6 +621,9 @@ static int ckpt_proc(struct ckpt *k, const struct nsproc *ps, struct co_mproc *m
 	mp->cap_eff = ids->cap_eff;
 	mp->cap_bnd = ids->cap_bnd;
 	mp->cap_amb = ids->cap_amb;
+	mp->audit = ids->audit;
+	mp->loginuid = ids->loginuid;
+	mp->sessionid = ids->sessionid;
 	if (!image_written(k->tmp, mp, k->err, sizeof(k->err)))
 		return -1;
 	k->bytes += c->bytes;
