@@ -87,7 +87,7 @@ deps:
 	bash scripts/install-deps.sh
 
 check: deps
-	$(MAKE) all progs
+	$(MAKE) all progs fuzz
 	bash tests/run.sh
 
 demo: deps
@@ -104,6 +104,16 @@ asan: $(B)/libcohort.so $(B)/cohort-restore
 	$(CC) $(CLI_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -o $(B)/asan/cohort \
 		$(CLI) $(COMMON) -lpthread -lzstd
 	cp $(B)/libcohort.so $(B)/cohort-restore $(B)/asan/
+
+# The image readers under libFuzzer (tests/fuzz/fuzz_image.c, clang): the CLI
+# with its main renamed, ASan and UBSan; tests/cases/fuzz.sh runs it briefly.
+FUZZ_CC ?= clang
+fuzz: $(B)/fuzz/fuzz_image
+$(B)/fuzz/fuzz_image: tests/fuzz/fuzz_image.c $(CLI) $(COMMON)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=gnu11 -O1 -g $(WARN) -Wno-unused-command-line-argument -Isrc/common -Isrc/res -Isrc \
+		-Dmain=cohort_cli_main -DCOHORT_VERSION='"$(VERSION)"' -fsanitize=fuzzer,address,undefined \
+		-fno-omit-frame-pointer -o $@ $^ -lpthread -lzstd
 
 # Installed as a packaged tool is: the command in bin, the agent and the
 # restorer (which the command finds in ../lib/cohort from its own directory),
@@ -130,5 +140,5 @@ uninstall:
 clean:
 	rm -rf $(B)
 
-.PHONY: all progs deps check demo bench asan clean install uninstall
+.PHONY: all progs deps check demo bench asan fuzz clean install uninstall
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
