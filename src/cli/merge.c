@@ -747,6 +747,13 @@ static int write_full(const char *gdir, struct chain *c, char *err, size_t errle
 		if (co_write_manifest(tmp, &top->m, top->p, top->np) < 0)
 			r = MERR("cannot write the manifest in %s: %s", tmp, strerror(errno));
 	}
+	/* pruned meanwhile (co_prune runs beside the merge): its full image would be of nothing */
+	char gen[PATH_MAX];
+	co_gen_dir(gdir, top->gen, gen, sizeof(gen));
+	if (!r && !exists(gen)) {
+		co_remove_tree(tmp);
+		return 0;
+	}
 	if (!r && co_commit_dir(tmp, full, gdir, err, errlen) < 0) {
 		/* another merge of the same generation may have got there first */
 		r = exists(full) ? 0 : -1;
@@ -841,25 +848,39 @@ static void remove_stale_tmp(const char *gdir)
 		closedir(d);
 }
 
-void co_recover_group_dir(const char *gdir)
+/* Merged full images whose generation is gone (pruned while they were made). */
+static void drop_orphans(const char *gdir)
 {
 	DIR *d = opendir(gdir);
 	for (struct dirent *e; d && (e = readdir(d));) {
 		unsigned long long g;
 		char p[PATH_MAX], gen[PATH_MAX];
-		int drop = !strncmp(e->d_name, ".tmp-", 5);
-		/* a full image is only ever needed with its generation (co_prune keeps both) */
-		if (!drop && sscanf(e->d_name, "full-%llu", &g) == 1) {
-			co_gen_dir(gdir, g, gen, sizeof(gen));
-			drop = !exists(gen);
-		}
-		if (!drop)
+		if (sscanf(e->d_name, "full-%llu", &g) != 1)
+			continue;
+		co_gen_dir(gdir, g, gen, sizeof(gen));
+		if (exists(gen))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", gdir, e->d_name);
 		co_remove_tree(p);
 	}
 	if (d)
 		closedir(d);
+}
+
+void co_recover_group_dir(const char *gdir)
+{
+	DIR *d = opendir(gdir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char p[PATH_MAX];
+		if (strncmp(e->d_name, ".tmp-", 5))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", gdir, e->d_name);
+		co_remove_tree(p);
+	}
+	if (d)
+		closedir(d);
+	/* a full image is only ever needed with its generation (co_prune keeps both) */
+	drop_orphans(gdir);
 }
 
 #define MAX_GENS 100000
@@ -869,8 +890,10 @@ int co_merge_all(const char *gdir, char *err, size_t errlen)
 	remove_stale_tmp(gdir);
 	int n = list_gens(gdir, g, MAX_GENS);
 	for (int i = 0; i < n; i++) {
-		char out[PATH_MAX];
-		if (co_restore_dir(gdir, g[i], out, sizeof(out), err, errlen))
+		char out[PATH_MAX], gen[PATH_MAX];
+		co_gen_dir(gdir, g[i], gen, sizeof(gen));
+		/* one pruned since the list was made (or while it was merged) is no failure */
+		if (exists(gen) && co_restore_dir(gdir, g[i], out, sizeof(out), err, errlen) && exists(gen))
 			return -1;
 	}
 	return 0;
@@ -917,9 +940,11 @@ void co_prune(const char *gdir, unsigned keep)
 		if (need[i])
 			continue;
 		char dir[PATH_MAX];
-		co_full_dir(gdir, g[i], dir, sizeof(dir));
-		co_remove_tree(dir);
+		/* the generation first: a merge that finds it gone does not make its full image (write_full) */
 		co_gen_dir(gdir, g[i], dir, sizeof(dir));
 		co_remove_tree(dir);
+		co_full_dir(gdir, g[i], dir, sizeof(dir));
+		co_remove_tree(dir);
 	}
+	drop_orphans(gdir);
 }

@@ -773,8 +773,7 @@ static int ckpt_commit(struct ckpt *k)
 	if (k->incremental)
 		start_merge(k->gdir);
 	if (G.keep)
-		if (G.merge_pid <= 0) /* else after the merge (reap_merge): it may be reading what would go */
-			co_prune(k->gdir, G.keep);
+		co_prune(k->gdir, G.keep); /* a merge that loses a generation meanwhile skips it (merge.c) */
 	return 0;
 }
 
