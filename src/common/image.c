@@ -143,6 +143,7 @@ const char *co_rec_name(unsigned type)
 	case CO_R_EPITEM: return "epoll item";
 	case CO_R_SOCKDATA: return "socket data";
 	case CO_R_LOCK: return "lock";
+	case CO_R_COWMAP: return "copy-on-write map";
 	}
 	return "unknown";
 }
