@@ -299,13 +299,17 @@ static void find_kept(struct co_rstctx *rc)
 	static struct co_mapent e;
 	struct co_smaps_info si;
 	int n = rc->nvmas, j = 0, any = 0;
-	for (int i = 0; i < n; i++) {
-		const struct co_vma *v = &rc->vmas[i];
-		kept[i] = rc->inherited && v->kind == CO_V_ANON && !(v->flags & CO_VF_GROWSDOWN);
-		covered[i] = 0;
-		any |= kept[i];
+	co_memset(kept, 0, (size_t)n);
+	co_memset(covered, 0, sizeof(covered[0]) * (size_t)n);
+	/* the candidates: regions that may be inherited and hold a run */
+	for (uint32_t k = 0; rc->inherited && k < rc->ncow; k++) {
+		while (j < n && rc->vmas[j].end <= rc->cow[k].addr)
+			j++;
+		if (j < n && rc->vmas[j].kind == CO_V_ANON && !(rc->vmas[j].flags & CO_VF_GROWSDOWN))
+			any = kept[j] = 1;
 	}
-	if (!rc->ncow || !any || co_maps_open(&m, "/proc/self/smaps"))
+	j = 0;
+	if (!any || co_maps_open(&m, "/proc/self/smaps"))
 		co_memset(kept, 0, (size_t)n);
 	else {
 		while (co_smaps_next(&m, &e, &si) == 1) {
