@@ -494,6 +494,7 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 		ret = co_err(d->err, d->errlen, "%s", streams[0].err);
 	return ret;
 }
+
 /*
  * Pages shared copy-on-write since a fork.  In the pause (before a
  * snapshot fork would make every page shared), the pages of private
