@@ -1,7 +1,7 @@
 /*
  * dump.c - write this process's image, with every other thread parked.
- * Order of records: head, process, threads, descriptors, regions, pages,
- * end (docs/image-format.md).  Nothing here allocates.
+ * Order of records: head, process, threads, descriptors, regions, the
+ * copy-on-write map, pages, end (docs/image-format.md).  Nothing here allocates.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -88,7 +88,10 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.vol[dc.nvol++] = (uint64_t)wbuf1;
 	dc.vol[dc.nvol++] = (uint64_t)&dc;
 
-	return co_pattrs_collect(&dc) || co_timers_collect(&dc) || co_files_collect(&dc) || co_mem_collect(&dc) ? -1 : 0;
+	if (co_pattrs_collect(&dc) || co_timers_collect(&dc) || co_files_collect(&dc) || co_mem_collect(&dc))
+		return -1;
+	co_pages_note_shared(&dc);
+	return 0;
 }
 
 int co_dump_recollect_timers(void)
@@ -134,7 +137,7 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes, void (*snaps
 	/* what the running program could change is written: it may go on now */
 	if (!r && snapshot_done)
 		snapshot_done();
-	r = r || co_mem_dump_vmas(&dc) || co_mem_dump_pages(&dc, ws, CO_STREAMS);
+	r = r || co_mem_dump_vmas(&dc) || co_pages_dump_shared(&dc) || co_mem_dump_pages(&dc, ws, CO_STREAMS);
 	for (int k = 0; k < CO_STREAMS && !r; k++) {
 		struct co_end end = { ws[k]->seq + 1, 0 };
 		co_w_rec(ws[k], CO_R_END, &end, sizeof(end));

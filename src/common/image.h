@@ -17,7 +17,7 @@
 #define CO_IMG_VERSION 7
 /* oldest version still read: 2 has no compressed files, 2 and 3 no timer records, 2 to 4 no credentials,
  * 2 to 5 no process and thread attributes (attrs.c), 2 to 6 no binding (co_bind), no file list, no
- * descriptor owners, file times or seals */
+ * descriptor owners, file times, seals or copy-on-write maps */
 #define CO_IMG_VERSION_MIN 2
 #define CO_IMG_VERSION_OK(v) ((v) >= CO_IMG_VERSION_MIN && (v) <= CO_IMG_VERSION)
 #define CO_REC_MAGIC 0x43524f43u /* "CORC" */
@@ -37,6 +37,7 @@ enum co_rec_type {
 	CO_R_TIMER = 11,  /* struct co_timer: a POSIX timer (timer_create), after the threads */
 	CO_R_LOCK = 12,	  /* struct co_lock: a file lock the process holds through the CO_R_FD before */
 	CO_R_FDOWNER = 13, /* struct co_fdowner: the SIGIO owner and signal of the CO_R_FD before */
+	CO_R_COWMAP = 14, /* struct co_pagemap, after the regions: pages shared copy-on-write at the checkpoint */
 	CO_R_MANIFEST = 32, /* struct co_manifest: generation metadata */
 	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
 	CO_R_MFILE = 34,  /* struct co_mfile: one per file of the generation (format 7) */

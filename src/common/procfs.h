@@ -62,6 +62,7 @@ int co_stat_fields(const char *path, uint64_t *out, int first, int count);
 #define CO_PM_PRESENT (1ULL << 63)
 #define CO_PM_SWAP (1ULL << 62)
 #define CO_PM_FILE (1ULL << 61)
+#define CO_PM_EXCLUSIVE (1ULL << 56) /* mapped by this process alone (not shared copy-on-write) */
 #define CO_PM_UFFD_WP (1ULL << 57) /* write-protected by userfaultfd (Linux 5.13) */
 #define CO_PM_GUARD (1ULL << 58) /* a guard page, MADV_GUARD_INSTALL (Linux 6.14): reading it faults */
 #define CO_PM_SWP_FIELDS ((1ULL << 55) - 1) /* swap type (bits 0-4) and offset, or 0 unprivileged */

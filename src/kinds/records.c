@@ -37,6 +37,7 @@ static const struct rec {
 	{ CO_R_TIMER, sizeof(struct co_timer), NULL, d_timer },
 	{ CO_R_LOCK, sizeof(struct co_lock), NULL, d_lock },
 	{ CO_R_FDOWNER, sizeof(struct co_fdowner), NULL, d_owner },
+	{ CO_R_COWMAP, offsetof(struct co_pagemap, runs), NULL, d_pagemap },
 	{ CO_R_MANIFEST, offsetof(struct co_manifest, tty_pgid), NULL, d_manifest },	/* tty: later */
 	{ CO_R_MPROC, offsetof(struct co_mproc, creds), NULL, d_mproc },		/* creds: format 5 */
 	{ CO_R_MFILE, sizeof(struct co_mfile), NULL, d_mfile },
@@ -267,7 +268,8 @@ static void d_pagemap(unsigned t, const void *p, uint64_t len, char *out, size_t
 	(void)len;
 	const struct co_pagemap *pm = p;
 	snprintf(out, n, "%u runs, %llu pages%s", pm->nruns, (unsigned long long)pm->npages,
-		 t == CO_R_PARENTMAP ? " kept from the parent generation" : "");
+		 t == CO_R_PARENTMAP ? " kept from the parent generation"
+		 : t == CO_R_COWMAP ? " shared copy-on-write (with the parent process, where it has them)" : "");
 }
 
 static void d_bytes(unsigned t, const void *p, uint64_t len, char *out, size_t n)

@@ -8,7 +8,9 @@
  * move the kernel's special mappings ([vdso], [vvar], ...) to their
  * recorded places, map every region at its address, have pages.c read
  * the pages straight into place, then give each region its protections
- * and madvise flags back.
+ * and madvise flags back.  A process forked from its restored parent
+ * keeps the parent's memory where it shared pages with it copy-on-write
+ * at the checkpoint (find_kept).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -212,14 +214,14 @@ static int is_special_name(const char *p)
 	       !co_startswith(p, "[anon:");
 }
 
+/* The kernel's special mappings ([vdso], [vvar], ...) where they are now. */
 struct cur_map {
 	uint64_t start, end;
 	char name[24];
 };
-static struct cur_map cur[256];
+static struct cur_map cur[64];
 static int ncur;
 
-/* Our own mappings as the kernel set them up for the restorer. */
 static int read_own_maps(struct co_rstctx *rc)
 {
 	static struct co_maps m;
@@ -227,12 +229,13 @@ static int read_own_maps(struct co_rstctx *rc)
 	ncur = 0;
 	if (co_maps_open(&m, "/proc/self/maps"))
 		return co_err(rc->err, rc->errlen, "cannot read /proc/self/maps");
-	while (co_maps_next(&m, &e) == 1 && ncur < (int)CO_ARRAY_LEN(cur)) {
-		cur[ncur].start = e.start;
-		cur[ncur].end = e.end;
-		co_strlcpy(cur[ncur].name, e.path, sizeof(cur[ncur].name));
-		ncur++;
-	}
+	while (co_maps_next(&m, &e) == 1)
+		if (is_special_name(e.path) && ncur < (int)CO_ARRAY_LEN(cur)) {
+			cur[ncur].start = e.start;
+			cur[ncur].end = e.end;
+			co_strlcpy(cur[ncur].name, e.path, sizeof(cur[ncur].name));
+			ncur++;
+		}
 	co_maps_close(&m);
 	return 0;
 }
@@ -273,7 +276,7 @@ int co_mem_check(struct co_rstctx *rc)
 	}
 	int nspecial_here = 0;
 	for (int i = 0; i < ncur; i++)
-		nspecial_here += is_special_name(cur[i].name) && co_strcmp(cur[i].name, "[vsyscall]") != 0;
+		nspecial_here += co_strcmp(cur[i].name, "[vsyscall]") != 0;
 	if (nspecial_here != nspecial_img)
 		return co_err(rc->err, rc->errlen,
 			      "pid %d: this kernel's special mappings differ from the image's: restart on the kernel the checkpoint was taken on",
@@ -281,29 +284,143 @@ int co_mem_check(struct co_rstctx *rc)
 	return 0;
 }
 
-/* Unmap everything but the restorer's area, and park the special mappings inside it. */
+/*
+ * Which regions a process forked from its restored parent keeps from the
+ * parent's memory (kept[i]): private anonymous regions (not growing down)
+ * where it shared pages copy-on-write at the checkpoint (rc->cow), whose
+ * addresses the parent's memory covers wholly with private anonymous
+ * mappings of the same madvise flags.  Every other region is mapped anew,
+ * as without a parent, and its pages are written: the runs that lie
+ * outside the kept regions are dropped from rc->cow.
+ */
+static uint8_t kept[CO_MAX_VMAS];
+static uint64_t covered[CO_MAX_VMAS];
+
+static int is_private_anon(const struct co_mapent *e)
+{
+	return !e->shared && !e->ino && e->path[0] != '/' && !is_special_name(e->path);
+}
+
+static void find_kept(struct co_rstctx *rc)
+{
+	static struct co_maps m;
+	static struct co_mapent e;
+	struct co_smaps_info si;
+	int n = rc->nvmas, j = 0, any = 0;
+	co_memset(kept, 0, (size_t)n);
+	co_memset(covered, 0, sizeof(covered[0]) * (size_t)n);
+	/* the candidates: regions that may be inherited and hold a run */
+	for (uint32_t k = 0; rc->inherited && k < rc->ncow; k++) {
+		while (j < n && rc->vmas[j].end <= rc->cow[k].addr)
+			j++;
+		if (j < n && rc->vmas[j].kind == CO_V_ANON && !(rc->vmas[j].flags & CO_VF_GROWSDOWN))
+			any = kept[j] = 1;
+	}
+	j = 0;
+	if (!any || co_maps_open(&m, "/proc/self/smaps"))
+		co_memset(kept, 0, (size_t)n);
+	else {
+		while (co_smaps_next(&m, &e, &si) == 1) {
+			while (j < n && rc->vmas[j].end <= e.start)
+				j++;
+			for (int i = j; i < n && rc->vmas[i].start < e.end; i++) {
+				const struct co_vma *v = &rc->vmas[i];
+				uint64_t lo = e.start > v->start ? e.start : v->start, hi = e.end < v->end ? e.end : v->end;
+				covered[i] += hi - lo;
+				if (!is_private_anon(&e) || (si.advice & CO_VF_ADVICE) != (v->flags & CO_VF_ADVICE))
+					kept[i] = 0;
+			}
+		}
+		co_maps_close(&m);
+		for (int i = 0; i < n; i++)
+			kept[i] = kept[i] && covered[i] == rc->vmas[i].end - rc->vmas[i].start;
+	}
+	/* the runs inside kept regions, in order (each run lies in one region: pages.c) */
+	uint32_t out = 0;
+	j = 0;
+	for (uint32_t k = 0; k < rc->ncow; k++) {
+		const struct co_run *run = &rc->cow[k];
+		uint64_t end = run->addr + run->npages * CO_PAGE;
+		while (j < n && rc->vmas[j].end <= run->addr)
+			j++;
+		if (j < n && kept[j] && run->addr >= rc->vmas[j].start && end <= rc->vmas[j].end)
+			rc->cow[out++] = *run;
+	}
+	rc->ncow = out;
+}
+
+/* munmap [lo, hi), up to the top of the address space this kernel gives a process */
+static void unmap(uint64_t lo, uint64_t hi)
+{
+	/* with five-level page tables, else four: munmap refuses (EINVAL) a range past the top */
+	static const uint64_t tops[] = { (1ULL << 56) - CO_PAGE, (1ULL << 47) - CO_PAGE };
+	for (unsigned i = 0; i < CO_ARRAY_LEN(tops); i++) {
+		uint64_t h = hi < tops[i] ? hi : tops[i];
+		if (h <= lo || co_munmap((void *)lo, h - lo) != -EINVAL)
+			return;
+	}
+}
+
+/* [lo, hi) but the restorer's area */
+static void unmap_outside_zone(struct co_rstctx *rc, uint64_t lo, uint64_t hi)
+{
+	uint64_t zlo = rc->zone, zhi = rc->zone + rc->zone_len;
+	unmap(lo, hi < zlo ? hi : zlo);
+	unmap(lo > zhi ? lo : zhi, hi);
+}
+
+/*
+ * Park the special mappings inside the restorer's area, then unmap
+ * everything else but the regions kept from the parent (find_kept): the
+ * whole address space around them, however many mappings it holds.
+ */
 static int clear_address_space(struct co_rstctx *rc, uint64_t park)
 {
 	if (read_own_maps(rc))
 		return -1;
 	for (int i = 0; i < ncur; i++) {
 		struct cur_map *c = &cur[i];
-		if (c->start >= rc->zone && c->end <= rc->zone + rc->zone_len)
+		if (co_strcmp(c->name, "[vsyscall]") == 0 || (c->start >= rc->zone && c->end <= rc->zone + rc->zone_len))
 			continue;
-		if (co_strcmp(c->name, "[vsyscall]") == 0)
-			continue;
-		if (is_special_name(c->name)) {
-			long r = co_mremap((void *)c->start, c->end - c->start, c->end - c->start,
-					   MREMAP_MAYMOVE | MREMAP_FIXED, (void *)park);
-			if (r < 0)
-				return co_err(rc->err, rc->errlen, "cannot move %s (errno %ld)", c->name, -r);
-			c->end = park + (c->end - c->start);
-			c->start = park;
-			park = c->end + CO_PAGE;
-			continue;
-		}
-		co_munmap((void *)c->start, c->end - c->start);
+		long r = co_mremap((void *)c->start, c->end - c->start, c->end - c->start, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   (void *)park);
+		if (r < 0)
+			return co_err(rc->err, rc->errlen, "cannot move %s (errno %ld)", c->name, -r);
+		c->end = park + (c->end - c->start);
+		c->start = park;
+		park = c->end + CO_PAGE;
 	}
+	uint64_t from = 0;
+	for (int i = 0; i < rc->nvmas; i++)
+		if (kept[i]) {
+			unmap_outside_zone(rc, from, rc->vmas[i].start);
+			from = rc->vmas[i].end;
+		}
+	unmap_outside_zone(rc, from, ~0ULL & ~(CO_PAGE - 1));
+	return 0;
+}
+
+/*
+ * A kept region: the parent's memory there, made writable for the pages
+ * to be read in; of it only the pages shared at the checkpoint stay, the
+ * rest is dropped (MADV_DONTNEED: zero, as a new mapping), so that the
+ * page streams fill it as they fill a new one.
+ */
+static int keep_region(struct co_rstctx *rc, const struct co_vma *v, uint32_t *k)
+{
+	long r = co_mprotect((void *)v->start, v->end - v->start, PROT_READ | PROT_WRITE);
+	if (r < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: region %lx-%lx: cannot make the parent's memory writable (errno %ld)",
+			      rc->proc->pid, (unsigned long)v->start, (unsigned long)v->end, -r);
+	uint64_t at = v->start;
+	for (; *k < rc->ncow && rc->cow[*k].addr < v->end; (*k)++) {
+		const struct co_run *run = &rc->cow[*k];
+		if (run->addr > at)
+			co_sys3(SYS_madvise, (long)at, (long)(run->addr - at), MADV_DONTNEED);
+		at = run->addr + run->npages * CO_PAGE;
+	}
+	if (v->end > at)
+		co_sys3(SYS_madvise, (long)at, (long)(v->end - at), MADV_DONTNEED);
 	return 0;
 }
 
@@ -385,10 +502,12 @@ static void advise_again(const struct co_vma *v, uint32_t which)
 int co_mem_restore(struct co_rstctx *rc)
 {
 	uint64_t park = rc->zone + rc->zone_len - (1 << 20);
+	uint32_t k = 0;
+	find_kept(rc);
 	if (clear_address_space(rc, park))
 		return -1;
 	for (int i = 0; i < rc->nvmas; i++) {
-		if (map_region(rc, &rc->vmas[i]))
+		if (kept[i] ? keep_region(rc, &rc->vmas[i], &k) : map_region(rc, &rc->vmas[i]))
 			return -1;
 		if (rc->vmas[i].kind != CO_V_SPECIAL)
 			advise_again(&rc->vmas[i], CO_VF_THP_ADVICE);

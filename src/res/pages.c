@@ -494,6 +494,81 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 		ret = co_err(d->err, d->errlen, "%s", streams[0].err);
 	return ret;
 }
+
+/*
+ * Pages shared copy-on-write since a fork.  In the pause (before a
+ * snapshot fork would make every page shared), the pages of private
+ * anonymous memory that this process does not map alone are noted: after
+ * a fork, those its parent and it have not written since.  The image
+ * still holds their data; the record only lets the restorer, which forks
+ * this process from its restored parent (restorer.c), keep the parent's
+ * page where it has the same content instead of making a copy.  Only a
+ * process whose parent is in the group (not init, pid 1) has anything to
+ * inherit.  Unprivileged readers see this bit of the page map too (not
+ * the frame numbers).  Runs beyond one record's worth are not noted:
+ * those pages come back as copies, with the same content.
+ */
+static struct co_pagemap shared_pm;
+static uint64_t shared_ent[WINDOW];
+
+static int may_inherit(const struct co_vma *v)
+{
+	return v->kind == CO_V_ANON && !(v->flags & CO_VF_GROWSDOWN);
+}
+
+/* Add a page to the runs; fresh: the first of its region, which starts a run.  1: no room. */
+static int note_shared(uint64_t addr, int fresh)
+{
+	struct co_run *last = shared_pm.nruns ? &shared_pm.runs[shared_pm.nruns - 1] : 0;
+	if (!fresh && last->addr + last->npages * CO_PAGE == addr) {
+		last->npages++;
+	} else {
+		if (shared_pm.nruns == CO_MAX_RUNS)
+			return 1;
+		shared_pm.runs[shared_pm.nruns++] = (struct co_run){ addr, 1 };
+	}
+	shared_pm.npages++;
+	return 0;
+}
+
+void co_pages_note_shared(struct co_dumpctx *d)
+{
+	shared_pm.nruns = 0;
+	shared_pm.npages = 0;
+	if (d->ppid <= 1)
+		return;
+	int pmfd = co_proc_self_open("pagemap");
+	if (pmfd < 0)
+		return;
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		const struct co_vma *v = &d->vmas[i];
+		uint32_t first = shared_pm.nruns; /* runs end with their region: the restorer keeps regions whole or not */
+		for (uint64_t a = v->start; may_inherit(v) && a < v->end; a += WINDOW * CO_PAGE) {
+			uint64_t n = (v->end - a) / CO_PAGE;
+			n = n > WINDOW ? WINDOW : n;
+			if (co_pread(pmfd, shared_ent, n * 8, (long)(a / CO_PAGE * 8)) != (long)(n * 8))
+				break;
+			for (uint64_t k = 0; k < n; k++) {
+				if ((shared_ent[k] & (CO_PM_PRESENT | CO_PM_EXCLUSIVE)) != CO_PM_PRESENT)
+					continue;
+				if (note_shared(a + k * CO_PAGE, shared_pm.nruns == first))
+					goto full;
+			}
+		}
+	}
+full:
+	co_close(pmfd);
+}
+
+int co_pages_dump_shared(struct co_dumpctx *d)
+{
+	if (!shared_pm.nruns)
+		return 0;
+	size_t len = __builtin_offsetof(struct co_pagemap, runs) + shared_pm.nruns * sizeof(struct co_run);
+	if (co_w_rec(d->w, CO_R_COWMAP, &shared_pm, len))
+		return DERR(d, "pid %d: writing the copy-on-write map failed", d->pid);
+	return 0;
+}
 #else /* the restorer */
 
 /* One page-data stream being read into place. */
@@ -502,12 +577,77 @@ struct pstream {
 	struct co_reader *r;
 	int failed;
 	struct co_pagemap pm;
+	uint32_t cow;		/* the first run of rc->cow not yet behind the pages being read */
+	char bounce[65536];	/* pages that may be the parent's already */
 	char err[512];
 };
 static struct pstream pstreams[CO_STREAMS];
 static struct co_reader readers[CO_STREAMS];
 
 #define PERR(ps, ...) co_err((ps)->err, sizeof((ps)->err), __VA_ARGS__)
+
+/*
+ * Of the n pages at addr, how many are alike from the first: all kept
+ * from the parent copy-on-write (*inherited = 1, mem.c's find_kept) or
+ * none.  A stream reads its runs in address order, so its cursor into
+ * rc->cow only moves on.
+ */
+static uint64_t alike(struct pstream *ps, uint64_t addr, uint64_t n, int *inherited)
+{
+	const struct co_rstctx *rc = ps->rc;
+	while (ps->cow < rc->ncow && rc->cow[ps->cow].addr + rc->cow[ps->cow].npages * CO_PAGE <= addr)
+		ps->cow++;
+	*inherited = 0;
+	if (ps->cow == rc->ncow)
+		return n;
+	const struct co_run *c = &rc->cow[ps->cow];
+	if (c->addr > addr) {
+		uint64_t before = (c->addr - addr) / CO_PAGE;
+		return before < n ? before : n;
+	}
+	uint64_t in = (c->addr + c->npages * CO_PAGE - addr) / CO_PAGE;
+	*inherited = 1;
+	return in < n ? in : n;
+}
+
+/*
+ * Pages the process may have from its parent: each is read aside and
+ * written into place only where the parent's differs, so that the same
+ * page stays shared copy-on-write (and a page that differs after all
+ * still comes back exact).
+ */
+static int read_inherited(struct pstream *ps, uint64_t addr, uint64_t n)
+{
+	uint64_t per = sizeof(ps->bounce) / CO_PAGE;
+	while (n) {
+		uint64_t k = n < per ? n : per;
+		if (co_r_read(ps->r, ps->bounce, k * CO_PAGE))
+			return -1;
+		for (uint64_t i = 0; i < k; i++) {
+			char *page = (char *)(addr + i * CO_PAGE);
+			if (co_memcmp(page, ps->bounce + i * CO_PAGE, CO_PAGE))
+				co_memcpy(page, ps->bounce + i * CO_PAGE, CO_PAGE);
+		}
+		addr += k * CO_PAGE;
+		n -= k;
+	}
+	return 0;
+}
+
+/* The pages of one run, straight into place but those that may be the parent's. */
+static int read_run(struct pstream *ps, const struct co_run *run)
+{
+	uint64_t addr = run->addr, left = run->npages;
+	while (left) {
+		int inherited;
+		uint64_t k = alike(ps, addr, left, &inherited);
+		if (inherited ? read_inherited(ps, addr, k) : co_r_read(ps->r, (void *)addr, k * CO_PAGE))
+			return -1;
+		addr += k * CO_PAGE;
+		left -= k;
+	}
+	return 0;
+}
 
 /* Page map and page data records until the end record. */
 static int read_pages(struct pstream *ps)
@@ -540,7 +680,7 @@ static int read_pages(struct pstream *ps)
 			if (!inside)
 				return PERR(ps, "%s: byte %lu: pages at %lx lie outside every region", r->name,
 					    (unsigned long)r->rec_off, (unsigned long)run->addr);
-			if (co_r_read(r, (void *)run->addr, run->npages * CO_PAGE))
+			if (read_run(ps, run))
 				return PERR(ps, "%s", r->err);
 		}
 		if (co_r_finish(r))
@@ -609,6 +749,7 @@ int co_pages_restore(struct co_rstctx *rc)
 		pstreams[k].rc = rc;
 		pstreams[k].r = k ? &readers[k] : rc->r;
 		pstreams[k].failed = 0;
+		pstreams[k].cow = 0;
 		pstreams[k].err[0] = 0;
 	}
 	/*

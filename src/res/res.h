@@ -103,6 +103,14 @@ struct co_rstctx {
 	uint32_t nplan;
 	int plan_lo, plan_hi;	/* inherited descriptors holding the shared objects */
 	struct co_ids ids;	/* the ids it is given back (co_creds_*) */
+	/*
+	 * Pages it shared copy-on-write at the checkpoint (CO_R_COWMAP), by
+	 * address; inherited: the process was forked from its restored parent,
+	 * whose memory it has (restorer.c), so it may keep those pages.
+	 */
+	struct co_run *cow;
+	uint32_t ncow;
+	int inherited;
 };
 
 #include "util.h"
@@ -189,6 +197,13 @@ int co_pidfds_restore(struct co_rstctx *rc);
 int co_mem_collect(struct co_dumpctx *d);
 int co_mem_dump_vmas(struct co_dumpctx *d);
 int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams);
+/*
+ * pages.c: in the pause, before a snapshot is forked, the pages of private
+ * anonymous memory this process shares with another (not mapped by it
+ * alone), noted for co_pages_dump_shared to write as CO_R_COWMAP.
+ */
+void co_pages_note_shared(struct co_dumpctx *d);
+int co_pages_dump_shared(struct co_dumpctx *d);
 /*
  * Around the snapshot fork, in the process: the program's MADV_DONTFORK
  * and MADV_WIPEONFORK regions are made to fork as they are (begin), and

@@ -112,6 +112,30 @@ static void *zalloc(uint64_t *next, uint64_t size)
 
 static void take_ids(void);
 
+/* The pages shared copy-on-write at the checkpoint (pages.c), added to rc.cow in address order. */
+static void read_cowmap(void)
+{
+	static struct co_pagemap pm;
+	if (co_r_payload(&reader, &pm, sizeof(pm)))
+		die(reader.err);
+	if (pm.nruns > CO_MAX_RUNS || rc.ncow + pm.nruns > CO_MAX_RUNS) {
+		co_fmt(err, sizeof(err), "%s: byte %lu: more than %d runs of copy-on-write pages", image_name,
+		       (unsigned long)reader.rec_off, CO_MAX_RUNS);
+		die(err);
+	}
+	for (uint32_t i = 0; i < pm.nruns; i++) {
+		const struct co_run *run = &pm.runs[i];
+		const struct co_run *last = rc.ncow ? &rc.cow[rc.ncow - 1] : 0;
+		if ((run->addr & (CO_PAGE - 1)) || !run->npages || run->npages > (1ULL << 40) ||
+		    (last && run->addr < last->addr + last->npages * CO_PAGE)) {
+			co_fmt(err, sizeof(err), "%s: byte %lu: damaged copy-on-write map", image_name,
+			       (unsigned long)reader.rec_off);
+			die(err);
+		}
+		rc.cow[rc.ncow++] = *run;
+	}
+}
+
 /* Read every record up to the first page map, restoring descriptors on the way. */
 static void read_metadata(uint64_t *next)
 {
@@ -128,6 +152,7 @@ static void read_metadata(uint64_t *next)
 	rc.timers = zalloc(next, sizeof(struct co_timer) * CO_MAX_TIMERS);
 	rc.locks = zalloc(next, sizeof(struct co_lock) * CO_MAX_LOCKS);
 	rc.owners = zalloc(next, sizeof(struct co_fdowner) * CO_MAX_FDS);
+	rc.cow = zalloc(next, sizeof(struct co_run) * CO_MAX_RUNS);
 	for (;;) {
 		int e = co_r_next(&reader);
 		if (e <= 0)
@@ -171,6 +196,8 @@ static void read_metadata(uint64_t *next)
 			v->path[sizeof(v->path) - 1] = 0;
 			if (v->start >= v->end || (v->start | v->end) & (CO_PAGE - 1))
 				die("damaged region record");
+		} else if (t == CO_R_COWMAP) {
+			read_cowmap();
 		} else if (t == CO_R_PAGEMAP || t == CO_R_END) {
 			co_r_unread(&reader); /* co_mem_restore() reads from here on */
 			return;
@@ -278,10 +305,35 @@ static void take_ids(void)
 }
 
 static void become_process(struct co_mproc *me) __attribute__((noreturn));
+static uint64_t next_free;
+static uint64_t image_free;	/* next_free before the image's tables: a child forked later starts there again */
+static void fork_child(struct co_mproc *c, void (*fn)(void *));
 
+/*
+ * A child, forked by its parent's restorer once the parent's memory is
+ * back (fork_children): it has that memory copy-on-write, and keeps what
+ * it shared with the parent at the checkpoint (mem.c).  Of the rest of
+ * the parent it drops what the parent had made its own: descriptors
+ * below the shared objects, its image, its file ids, its tables.
+ */
 static void child_entry(void *arg)
 {
+	co_creds_files(&rc.ids, 0);
+	co_close(imgfd_high);
+	co_sys3(SYS_close_range, 0, (unsigned)(rc.plan_lo > 0 ? rc.plan_lo - 1 : 0), 0);
+	rc.nthreads = rc.nvmas = rc.ntimers = rc.nlocks = 0;
+	rc.ncow = 0;
+	rc.inherited = 1;
+	next_free = image_free;
 	become_process(arg);
+}
+
+/* The live children, with their recorded pids, from this process's restored memory. */
+static void fork_children(struct co_mproc *me)
+{
+	for (int i = 0; i < nprocs; i++)
+		if (procs[i].ppid == me->pid && procs[i].pid != me->pid && !(procs[i].flags & CO_MP_ZOMBIE))
+			fork_child(&procs[i], child_entry);
 }
 
 /* A child that had exited and was not yet waited for: exit again the same way. */
@@ -363,7 +415,7 @@ static void join_group(struct co_mproc *me)
 	}
 }
 
-static void restore_self(void);
+static void restore_self(struct co_mproc *me);
 
 static int in_manifest(int pid)
 {
@@ -421,16 +473,15 @@ static void become_process(struct co_mproc *me)
 	/* a leader founds its group before its children, which may have to join it */
 	if (me->pgid == me->pid)
 		co_sys2(SYS_setpgid, 0, 0);
+	/* the zombies now; the live children once our memory is back (fork_children) */
 	for (int i = 0; i < nprocs; i++)
-		if (procs[i].ppid == me->pid && procs[i].pid != me->pid)
-			fork_child(&procs[i], (procs[i].flags & CO_MP_ZOMBIE) ? zombie_entry : child_entry);
+		if (procs[i].ppid == me->pid && procs[i].pid != me->pid && (procs[i].flags & CO_MP_ZOMBIE))
+			fork_child(&procs[i], zombie_entry);
 	found_orphan_group(me);
 	join_group(me);
-	restore_self();
+	restore_self(me);
 	__builtin_unreachable();
 }
-
-static uint64_t next_free;
 
 static void restore(void *unused)
 {
@@ -466,8 +517,8 @@ static void restore(void *unused)
 	die(err);
 }
 
-/* The rest, once this process has its pid, session, group and children. */
-static void restore_self(void)
+/* The rest, once this process has its pid, session, group and zombie children. */
+static void restore_self(struct co_mproc *me)
 {
 	int imgfd = (int)co_open(image_path, O_RDONLY | O_CLOEXEC, 0);
 	if (imgfd < 0) {
@@ -479,6 +530,7 @@ static void restore_self(void)
 	co_r_init(&reader, imgfd_high, image_name);
 	reader.decompressed = rc.compressed;
 	stage = "reading its image";
+	image_free = next_free;
 	read_metadata(&next_free);
 	co_plan_epoll(&rc);
 	if (proc.pid != (int)co_getpid()) {
@@ -496,6 +548,7 @@ static void restore_self(void)
 	stage = "restoring its memory";
 	if (co_mem_restore(&rc))
 		die(err);
+	fork_children(me);
 	stage = "restoring its process attributes";
 	if (co_proc_restore(&rc))
 		die(err);

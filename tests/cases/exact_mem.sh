@@ -30,11 +30,9 @@ t_mem_guard() {
 }
 
 # pages a parent and child share copy-on-write since the fork must come
-# back shared copy-on-write.  GROUP_TESTS: each process's memory is
-# restored on its own, so shared pages come back as two copies (content
-# right, memory doubled, pagemap exclusive); the restore would have to
-# fork the child from the restored parent's memory.
-GROUP_TESTS+=(mem_fork_cow)
+# back shared copy-on-write (the restorer forks the child from the
+# restored parent's memory, which keeps those pages: docs/architecture.md,
+# "Pages shared copy-on-write after a fork")
 t_mem_fork_cow() { std mem_fork 0 0.4 0.4 pipe cow; }
 
 # refused PROG TAG REGEX [ARGS...]: the program waits (go.1) after
