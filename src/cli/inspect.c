@@ -189,6 +189,14 @@ static int inspect_generation(const char *dir, int json)
 		snprintf(path, sizeof(path), "%s/%s", dir, p[i].image);
 		if (json && i)
 			printf(",");
+		if (p[i].flags & CO_MP_ZOMBIE) { /* it has no image: it exits again at the restart */
+			if (json)
+				printf("{\"pid\":%d,\"zombie\":true,\"exit_status\":%d}", p[i].pid, p[i].exit_status);
+			else
+				printf("process %d (parent %d): zombie, wait status %#x\n", p[i].pid, p[i].ppid,
+				       (unsigned)p[i].exit_status);
+			continue;
+		}
 		if (!json)
 			printf("process %d (parent %d): %s\n", p[i].pid, p[i].ppid, p[i].image);
 		bad |= inspect_image(path, json, 0, NULL) != 0;

@@ -68,6 +68,11 @@ int co_pidfd_later(struct co_rstctx *rc, const struct co_fd *f)
 	return 0;
 }
 
+void co_pidfds_forget(void)
+{
+	nlater = 0;
+}
+
 /*
  * Each pidfd opened again and put on its number.  The process it refers
  * to is made by its parent's restorer, which may not have come to it yet:

@@ -192,6 +192,8 @@ int co_owners_restore(struct co_rstctx *rc);
 int co_pidfd_describe(struct co_dumpctx *d, struct co_fd *f);
 int co_pidfd_later(struct co_rstctx *rc, const struct co_fd *f);
 int co_pidfds_restore(struct co_rstctx *rc);
+/* A child forked from its parent restorer (copy-on-write memory): the parent's pidfds are not its own. */
+void co_pidfds_forget(void);
 
 /* mem.c: the address space */
 int co_mem_collect(struct co_dumpctx *d);

@@ -321,8 +321,10 @@ static void child_entry(void *arg)
 	co_creds_files(&rc.ids, 0);
 	co_close(imgfd_high);
 	co_sys3(SYS_close_range, 0, (unsigned)(rc.plan_lo > 0 ? rc.plan_lo - 1 : 0), 0);
-	rc.nthreads = rc.nvmas = rc.ntimers = rc.nlocks = 0;
+	/* nothing of what its parent read from its own image: owners, pidfds and locks were the parent's */
+	rc.nthreads = rc.nvmas = rc.ntimers = rc.nlocks = rc.nowners = 0;
 	rc.ncow = 0;
+	co_pidfds_forget();
 	rc.inherited = 1;
 	next_free = image_free;
 	become_process(arg);
