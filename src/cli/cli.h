@@ -83,6 +83,8 @@ int co_lock_images(const char *gdir, char *err, size_t errlen);
  * with its generation).
  */
 void co_recover_group_dir(const char *gdir);
+/* Remove the entries of dir (files, or directories with what they hold) for which doomed says 1. */
+void co_remove_entries(const char *dir, int (*doomed)(const char *name, void *arg), void *arg);
 /* Remove everything of the group directory but its LOCK (run --replace). */
 void co_clear_group_dir(const char *gdir);
 /*

@@ -831,54 +831,45 @@ static int list_gens(const char *gdir, uint64_t *g, int max)
 }
 
 /* Leftovers of merges that were killed half-way: their pid is gone. */
-static void remove_stale_tmp(const char *gdir)
+static int stale_tmp(const char *name, void *arg)
 {
-	DIR *d = opendir(gdir);
-	for (struct dirent *e; d && (e = readdir(d));) {
-		unsigned long long g;
-		int pid;
-		if (sscanf(e->d_name, ".tmp-full-%llu.%d", &g, &pid) == 2 && pid != getpid() &&
-		    kill(pid, 0) < 0 && errno == ESRCH) {
-			char p[PATH_MAX];
-			snprintf(p, sizeof(p), "%s/%s", gdir, e->d_name);
-			co_remove_tree(p);
-		}
-	}
-	if (d)
-		closedir(d);
+	(void)arg;
+	unsigned long long g;
+	int pid;
+	return sscanf(name, ".tmp-full-%llu.%d", &g, &pid) == 2 && pid != getpid() && kill(pid, 0) < 0 &&
+	       errno == ESRCH;
 }
 
-/* Merged full images whose generation is gone (pruned while they were made). */
+static void remove_stale_tmp(const char *gdir)
+{
+	co_remove_entries(gdir, stale_tmp, NULL);
+}
+
+/* A merged full image whose generation is gone (pruned while it was made). */
+static int orphan(const char *name, void *gdir)
+{
+	unsigned long long g;
+	char gen[PATH_MAX];
+	if (sscanf(name, "full-%llu", &g) != 1)
+		return 0;
+	co_gen_dir(gdir, g, gen, sizeof(gen));
+	return !exists(gen);
+}
+
 static void drop_orphans(const char *gdir)
 {
-	DIR *d = opendir(gdir);
-	for (struct dirent *e; d && (e = readdir(d));) {
-		unsigned long long g;
-		char p[PATH_MAX], gen[PATH_MAX];
-		if (sscanf(e->d_name, "full-%llu", &g) != 1)
-			continue;
-		co_gen_dir(gdir, g, gen, sizeof(gen));
-		if (exists(gen))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", gdir, e->d_name);
-		co_remove_tree(p);
-	}
-	if (d)
-		closedir(d);
+	co_remove_entries(gdir, orphan, (void *)gdir);
+}
+
+static int temporary(const char *name, void *arg)
+{
+	(void)arg;
+	return strncmp(name, ".tmp-", 5) == 0;
 }
 
 void co_recover_group_dir(const char *gdir)
 {
-	DIR *d = opendir(gdir);
-	for (struct dirent *e; d && (e = readdir(d));) {
-		char p[PATH_MAX];
-		if (strncmp(e->d_name, ".tmp-", 5))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", gdir, e->d_name);
-		co_remove_tree(p);
-	}
-	if (d)
-		closedir(d);
+	co_remove_entries(gdir, temporary, NULL);
 	/* a full image is only ever needed with its generation (co_prune keeps both) */
 	drop_orphans(gdir);
 }

@@ -392,19 +392,30 @@ int co_lock_images(const char *gdir, char *err, size_t errlen)
 	return fd;
 }
 
-void co_clear_group_dir(const char *gdir)
+void co_remove_entries(const char *dir, int (*doomed)(const char *name, void *arg), void *arg)
 {
-	DIR *d = opendir(gdir);
+	DIR *d = opendir(dir);
 	for (struct dirent *e; d && (e = readdir(d));) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "LOCK"))
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !doomed(e->d_name, arg))
 			continue;
 		char p[PATH_MAX];
-		snprintf(p, sizeof(p), "%s/%s", gdir, e->d_name);
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
 		if (unlink(p) < 0 && errno == EISDIR)
 			co_remove_tree(p);
 	}
 	if (d)
 		closedir(d);
+}
+
+static int not_lock(const char *name, void *arg)
+{
+	(void)arg;
+	return strcmp(name, "LOCK") != 0;
+}
+
+void co_clear_group_dir(const char *gdir)
+{
+	co_remove_entries(gdir, not_lock, NULL);
 }
 
 void co_remove_tree(const char *dir)

@@ -385,15 +385,8 @@ static int ghost_make(struct co_krestore *x, const struct co_ghost *g)
 
 static int ghost_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len)
 {
-	if (type == CO_R_GHOSTDATA) {
-		uint64_t off;
-		memcpy(&off, p, sizeof(off));
-		if (cur_ghost < 0)
-			return co_kbad(x, "deleted file data without its file");
-		if (pwrite(cur_ghost, (const char *)p + 8, len - 8, (off_t)off) != (ssize_t)(len - 8))
-			return co_kerr(x, "cannot write a deleted file again: %s", strerror(errno));
-		return 0;
-	}
+	if (type == CO_R_GHOSTDATA)
+		return co_read_run(x, cur_ghost, p, len, "a deleted file");
 	struct co_ghost g = *(const struct co_ghost *)p;
 	g.path[sizeof(g.path) - 1] = 0;
 	int from = g.same_as ? co_made_fd(x, CO_OBJ_DELETED, g.same_as, 0) : -1;

@@ -228,17 +228,21 @@ static struct {
 } sealed[CO_MAX_REFS];
 static int nsealed;
 
+int co_read_run(struct co_krestore *x, int fd, const void *p, uint64_t len, const char *what)
+{
+	uint64_t off;
+	memcpy(&off, p, sizeof(off));
+	if (fd < 0)
+		return co_kbad(x, "%s data without its object", what);
+	if (pwrite(fd, (const char *)p + 8, len - 8, (off_t)off) != (ssize_t)(len - 8))
+		return co_kerr(x, "cannot write %s again: %s", what, strerror(errno));
+	return 0;
+}
+
 static int shm_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len)
 {
-	if (type == CO_R_SHMDATA) {
-		uint64_t off;
-		memcpy(&off, p, sizeof(off));
-		if (cur_shm < 0)
-			return co_kbad(x, "shared memory data without its object");
-		if (pwrite(cur_shm, (const char *)p + 8, len - 8, (off_t)off) != (ssize_t)(len - 8))
-			return co_kerr(x, "cannot fill shared memory: %s", strerror(errno));
-		return 0;
-	}
+	if (type == CO_R_SHMDATA)
+		return co_read_run(x, cur_shm, p, len, "shared memory");
 	struct co_shm s0 = { 0 };
 	memcpy(&s0, p, len < sizeof(s0) ? len : sizeof(s0)); /* older records end before the seals */
 	const struct co_shm *s = &s0;

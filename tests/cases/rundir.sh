@@ -14,26 +14,14 @@
 #                    directory of root is /run/cohort (root's own)
 RD_USER=nobody
 
-# rd_refused WHAT ERE CMD...: CMD fails within TMO with one line on stderr matching ERE
-rd_refused() {
-	local what=$1 ere=$2 rc
-	shift 2
-	timeout -k 5 "$TMO" "$@" >"$TD/rd.out" 2>"$TD/rd.err" </dev/null
-	rc=$?
-	note_file "$what" "$TD/rd.err" 3
-	[ $rc != 0 ] && [ $rc != 124 ] || fail "$what: status $rc, expected a refusal"
-	[ "$(wc -l <"$TD/rd.err")" = 1 ] || fail "$what: the refusal is not one line"
-	grep -qE "$ere" "$TD/rd.err" || fail "$what: the refusal does not say why: $(first_line "$TD/rd.err")"
-}
-
 t_rundir_symlink() {
 	mkdir -p "$TD/target"
 	chmod 755 "$TD/target"
 	ln -s "$TD/target" "$TD/link"
 	local why="run directory $TD/link.*(symbolic link|not a directory)"
-	COHORT_RUN_DIR=$TD/link rd_refused "run" "$why" "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/true
-	COHORT_RUN_DIR=$TD/link rd_refused "list" "$why" "$COHORT" list
-	COHORT_RUN_DIR=$TD/link rd_refused "status" "$why" "$COHORT" status "$GNAME"
+	COHORT_RUN_DIR=$TD/link cmd_refused "run" "$why" "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/true
+	COHORT_RUN_DIR=$TD/link cmd_refused "list" "$why" "$COHORT" list
+	COHORT_RUN_DIR=$TD/link cmd_refused "status" "$why" "$COHORT" status "$GNAME"
 	[ "$(stat -c %a "$TD/target")" = 755 ] || fail "the link's target is mode $(stat -c %a "$TD/target") now, not 755"
 	[ -z "$(ls -A "$TD/target")" ] || fail "something was made in the link's target: $(ls -A "$TD/target")"
 }
@@ -44,9 +32,9 @@ t_rundir_foreign() {
 	chown "$RD_USER" "$TD/theirs"
 	chmod 700 "$TD/theirs"
 	local why="run directory $TD/theirs belongs to uid [0-9]+, not to you"
-	COHORT_RUN_DIR=$TD/theirs rd_refused "run" "$why" "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/true
-	COHORT_RUN_DIR=$TD/theirs rd_refused "list" "$why" "$COHORT" list
-	COHORT_RUN_DIR=$TD/theirs rd_refused "status" "$why" "$COHORT" status "$GNAME"
+	COHORT_RUN_DIR=$TD/theirs cmd_refused "run" "$why" "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/true
+	COHORT_RUN_DIR=$TD/theirs cmd_refused "list" "$why" "$COHORT" list
+	COHORT_RUN_DIR=$TD/theirs cmd_refused "status" "$why" "$COHORT" status "$GNAME"
 }
 
 t_rundir_fake_sock() {
@@ -78,9 +66,9 @@ while True:
 ' "$fake/ctl.sock" "$TD/heard"
 	wait_line "$TD/fake.out" listening
 	local why="$fake/ctl.sock is served by uid [0-9]+ \(pid [0-9]+\), not by you or root"
-	rd_refused "checkpoint" "$why" "$COHORT" checkpoint "$GNAME" --kill
-	rd_refused "status" "$why" "$COHORT" status "$GNAME"
-	rd_refused "kill" "$why" "$COHORT" kill "$GNAME"
+	cmd_refused "checkpoint" "$why" "$COHORT" checkpoint "$GNAME" --kill
+	cmd_refused "status" "$why" "$COHORT" status "$GNAME"
+	cmd_refused "kill" "$why" "$COHORT" kill "$GNAME"
 	timeout -k 5 "$TMO" "$COHORT" list >"$TD/list.out" 2>"$TD/list.err"
 	grep -q "$GNAME" "$TD/list.out" && fail "list shows the fake group"
 	[ ! -s "$TD/heard" ] || fail "the fake coordinator heard a request: $(cat "$TD/heard")"

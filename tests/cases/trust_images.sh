@@ -24,14 +24,18 @@ ti_killed() {
 
 # ti_restart_refused WHAT ERE [ARGS]: restart fails within TMO, one line on stderr matching ERE
 ti_restart_refused() {
-	local what=$1 ere=$2 rc
+	local what=$1 ere=$2
 	shift 2
-	timeout -k 5 "$TMO" "$COHORT" restart "$GNAME" --images "$IMG" "$@" >"$TD/rr.out" 2>"$TD/rr.err" </dev/null
-	rc=$?
-	note_file "restart ($what)" "$TD/rr.err" 3
-	[ $rc != 0 ] && [ $rc != 124 ] || fail "restart ($what): status $rc, expected a refusal"
-	[ "$(wc -l <"$TD/rr.err")" = 1 ] || fail "restart ($what): the refusal is not one line"
-	grep -qE "$ere" "$TD/rr.err" || fail "restart ($what) does not say why: $(first_line "$TD/rr.err")"
+	cmd_refused "restart ($what)" "$ere" "$COHORT" restart "$GNAME" --images "$IMG" "$@"
+}
+
+# ti_started: the straight run of ti_loop, then the same under cohort (run0) up to "line 1"
+ti_started() {
+	: >"$TT/go.1"
+	straight 0 /bin/bash -c "$ti_loop"
+	rm -f "$TT/go.1"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/bash -c "$ti_loop"
+	wait_line "$TD/run0.out" "line 1"
 }
 
 t_images_foreign() {
@@ -86,18 +90,14 @@ t_fcopy_symlink() {
 # a second `run` and a `restart` of it are refused in one line naming the
 # holder's pid; once it has ended, they may
 t_images_locked() {
-	: >"$TT/go.1"
-	straight 0 /bin/bash -c "$ti_loop"
-	rm -f "$TT/go.1"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/bash -c "$ti_loop"
-	wait_line "$TD/run0.out" "line 1"
+	ti_started
 	ckpt_or_fail "checkpoint (live)" "$GNAME" 1
 	mkdir -p "$TD/run2"
 	chmod 700 "$TD/run2"
 	local why="the images in $IMG/$GNAME are in use by another cohort \(pid [0-9]+\)"
-	COHORT_RUN_DIR=$TD/run2 rd_refused "a second run" "$why" \
+	COHORT_RUN_DIR=$TD/run2 cmd_refused "a second run" "$why" \
 		"$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/bash -c "$ti_loop"
-	COHORT_RUN_DIR=$TD/run2 rd_refused "a restart" "$why" "$COHORT" restart "$GNAME" --images "$IMG"
+	COHORT_RUN_DIR=$TD/run2 cmd_refused "a restart" "$why" "$COHORT" restart "$GNAME" --images "$IMG"
 	: >"$TT/go.1"
 	bg_wait run0
 	final_check 0 "$RC" run0 run0
@@ -137,11 +137,7 @@ t_recover_on_start() {
 # verify and refused by restart in one line naming the file; the files
 # put back, the restart runs to the straight run's output
 t_images_bound() {
-	: >"$TT/go.1"
-	straight 0 /bin/bash -c "$ti_loop"
-	rm -f "$TT/go.1"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/bash -c "$ti_loop"
-	wait_line "$TD/run0.out" "line 1"
+	ti_started
 	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
 	ckpt_or_fail "checkpoint 2 (--kill)" "$GNAME" 2 --kill
 	bg_wait run0

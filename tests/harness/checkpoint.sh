@@ -108,6 +108,19 @@ print(" ".join("-" if d.get(k) is None else str(d[k]) for k in sys.argv[2:]))
 PY
 }
 
+# cmd_refused WHAT ERE CMD...: CMD fails (not by timing out) within TMO, with
+# one line on stderr matching ERE
+cmd_refused() {
+	local what=$1 ere=$2 rc
+	shift 2
+	timeout -k 5 "$TMO" "$@" >"$TD/refused.out" 2>"$TD/refused.err" </dev/null
+	rc=$?
+	note_file "$what" "$TD/refused.err" 3
+	[ $rc != 0 ] && [ $rc != 124 ] || fail "$what: status $rc, expected a refusal"
+	[ "$(wc -l <"$TD/refused.err")" = 1 ] || fail "$what: the refusal is not one line"
+	grep -qE "$ere" "$TD/refused.err" || fail "$what: the refusal does not say why: $(first_line "$TD/refused.err")"
+}
+
 # ckpt_refused TAG WHAT ERE [ARGS...]: a checkpoint of GNAME (with ARGS) that
 # must be refused while the program runs on: a non-zero status, one line on
 # stderr matching ERE, no generation committed, and TAG's command still alive
