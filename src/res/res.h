@@ -153,6 +153,8 @@ int co_files_dump(struct co_dumpctx *d);
 int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
 /* the locks read with the descriptors (CO_R_LOCK), taken again once nothing closes a file of the process */
 int co_locks_restore(struct co_rstctx *rc);
+/* restorer.c: a thread reached a stage of report.h (the switch COHORT_FAULT may strike there) */
+void co_restore_reached(unsigned stage);
 
 /* mem.c: the address space */
 int co_mem_collect(struct co_dumpctx *d);
