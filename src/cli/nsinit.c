@@ -207,6 +207,9 @@ int co_init_main(struct co_init_cfg *c)
 		char err[1024];
 		int plan_fd;
 		die_with_coordinator(c);
+		/* the coordinator watches the restore from here on: it must not wait for it (restore.c) */
+		close(c->ready_fd);
+		c->ready_fd = -1;
 		init_reached(c, CO_RS_SHARED);
 		if (co_shared_restore(c->gen_dir, &plan_fd, err, sizeof(err)) < 0)
 			init_fail(c, CO_RS_SHARED, "init, %s: %s", co_rstage_text(CO_RS_SHARED), err);
@@ -239,7 +242,6 @@ int co_init_main(struct co_init_cfg *c)
 		}
 		/* the shared objects now belong to the processes: init keeps none (a pipe's reader must see EOF) */
 		close_all_but(c->status_fd);
-		c->ready_fd = -1;
 	}
 	if (root < 0) {
 		co_warn("cannot start the group: %s", strerror(errno));

@@ -184,7 +184,7 @@ static const char *stage_text(int k)
  * A process of the manifest (not one that was a zombie) that ended before
  * it came back, unseen by init: the child of a restored process, which
  * waits for the release and never reaps it.  One that failed has said why
- * (read_reports comes first); one killed by a signal has not.
+ * (on the pipe before it ended); one killed by a signal has not.
  */
 static void check_ended(void)
 {
@@ -195,6 +195,7 @@ static void check_ended(void)
 			continue;
 		int k = slot_of(ps[i].ids.pid);
 		if (k >= 0 && !(procs[k].flags & CO_MP_ZOMBIE)) {
+			read_reports(); /* what it said before it ended, since the last look */
 			restore_fail("pid %d, %s: ended before it was restored", procs[k].pid, stage_text(k));
 			return;
 		}
@@ -270,8 +271,8 @@ void restore_interrupt(int sig)
 		return;
 	ended = 128 + sig;
 	co_progress_end(&restore_pr);
-	fprintf(stderr, "cohort: restart of '%s' interrupted by %s before every process was back; generation %llu "
-		"is unchanged\n", G.name, strsignal(sig), (unsigned long long)G.restored_from);
+	fprintf(stderr, "cohort: restart of '%s' interrupted by SIG%s before every process was back; generation %llu "
+		"is unchanged\n", G.name, sigabbrev_np(sig), (unsigned long long)G.restored_from);
 	kill(G.init_pid, SIGKILL);
 }
 
