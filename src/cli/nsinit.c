@@ -28,14 +28,13 @@
 #include "report.h"
 #include "sys.h"
 
-static void setup_proc(void)
+/* Our own /proc, showing our own pids; mounts stay private to the group.  0 or -1 (errno). */
+static int setup_proc(void)
 {
-	/* our own /proc, showing our own pids; mounts stay private to the group */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-		co_warn("cannot mount /proc for the group: %s", strerror(errno));
-		_exit(70);
-	}
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return -1;
+	return 0;
 }
 
 /*
@@ -186,7 +185,12 @@ static void close_all_but(int keep)
 
 int co_init_main(struct co_init_cfg *c)
 {
-	setup_proc();
+	if (setup_proc() < 0) {
+		if (!c->argv) /* a restart's one line comes through the coordinator */
+			init_fail(c, CO_RS_START, "init: cannot mount /proc for the group: %s", strerror(errno));
+		co_warn("cannot mount /proc for the group: %s", strerror(errno));
+		_exit(70);
+	}
 	prctl(PR_SET_NAME, "cohort-init");
 	/* the group gets stdin, stdout and stderr, nothing else of its caller's */
 	syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
@@ -212,7 +216,8 @@ int co_init_main(struct co_init_cfg *c)
 		c->ready_fd = -1;
 		init_reached(c, CO_RS_SHARED);
 		if (co_shared_restore(c->gen_dir, &plan_fd, err, sizeof(err)) < 0)
-			init_fail(c, CO_RS_SHARED, "init, %s: %s", co_rstage_text(CO_RS_SHARED), err);
+			init_fail(c, CO_RS_SHARED, "init, %s: %s", co_rstage_text(CO_RS_SHARED),
+				  err[0] ? err : "failed without a reason (a bug in cohort: please report it)");
 		char planarg[16], reportarg[32], faultarg[128];
 		snprintf(planarg, sizeof(planarg), "%d", plan_fd);
 		snprintf(reportarg, sizeof(reportarg), "COHORT_REPORT=%d", c->report_fd);

@@ -166,8 +166,11 @@ static void read_reports(void)
 					init_stage = h.stage;
 				else if (k >= 0)
 					stage_of[k] = h.stage;
-			} else if (h.kind == CO_RPT_FAILED) {
+			} else if (h.kind == CO_RPT_FAILED && h.len) {
 				restore_fail("%.*s", (int)h.len, buf + sizeof(h));
+			} else if (h.kind == CO_RPT_FAILED) { /* never an empty "restore failed: " */
+				restore_fail("pid %d, %s: failed without saying why (a bug in cohort: please report it)",
+					     h.pid, co_rstage_text(h.stage));
 			}
 			memmove(buf, buf + len, have - len);
 			have -= len;
