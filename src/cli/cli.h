@@ -221,6 +221,8 @@ struct co_init_cfg {
 	uint64_t generation;
 	int ready_fd;		/* written once the namespace is set up */
 	int status_fd;		/* the root process's wait status goes here when it ends */
+	int report_fd;		/* restart: the write end of the restorers' report pipe (report.h) */
+	const char *fault;	/* restart: COHORT_FAULT as `cohort restart` read it, or NULL */
 	/* run: the signal state `cohort run` was given, which the program gets */
 	uint64_t sig_ignored;	/* signal s ignored: bit s-1 */
 	uint64_t sig_blocked;	/* the caller's signal mask */

@@ -10,8 +10,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +25,16 @@
 #include <unistd.h>
 #include "cli.h"
 #include "helper.h"
+#include "report.h"
 #include "sys.h"
 
-static void setup_proc(void)
+/* Our own /proc, showing our own pids; mounts stay private to the group.  0 or -1 (errno). */
+static int setup_proc(void)
 {
-	/* our own /proc, showing our own pids; mounts stay private to the group */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-		co_warn("cannot mount /proc for the group: %s", strerror(errno));
-		_exit(70);
-	}
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return -1;
+	return 0;
 }
 
 /*
@@ -99,6 +102,79 @@ static pid_t fork_with_pid(int pid)
 	return (pid_t)p;
 }
 
+/*
+ * A restart that init cannot carry on: the reason goes to the coordinator
+ * on the report pipe, which prints it as the restart's one line (on our
+ * stderr when the pipe will not take it), and init ends, and the group with it.
+ */
+static __attribute__((noreturn, format(printf, 3, 4))) void init_fail(const struct co_init_cfg *c, unsigned st,
+								      const char *fmt, ...)
+{
+	struct {
+		struct co_rpt h;
+		char text[1024];
+	} r;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(r.text, sizeof(r.text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if (n >= (int)sizeof(r.text))
+		n = sizeof(r.text) - 1;
+	r.h = (struct co_rpt){ CO_RPT_FAILED, (uint16_t)st, 1, (uint32_t)n };
+	ssize_t want = (ssize_t)(sizeof(r.h) + (size_t)n);
+	if (c->report_fd < 0 || write(c->report_fd, &r, (size_t)want) != want)
+		fprintf(stderr, "cohort: restore failed: %s\n", r.text);
+	_exit(70);
+}
+
+/* Init's own stage of a restart: said to the coordinator; COHORT_FAULT may strike there. */
+static void init_reached(const struct co_init_cfg *c, unsigned st)
+{
+	struct co_rpt h = { CO_RPT_STAGE, (uint16_t)st, 1, 0 };
+	/* when the pipe will not take it, only the coordinator's watch is less precise */
+	if (c->report_fd >= 0 && write(c->report_fd, &h, sizeof(h)) < 0)
+		errno = 0;
+	struct co_fault f;
+	if (co_fault_parse(c->fault, &f) || f.mode == CO_FAULT_NONE || f.stage != st || (f.pid && f.pid != 1))
+		return;
+	if (f.mode == CO_FAULT_FAIL)
+		init_fail(c, st, "init, %s: failure injected (COHORT_FAULT)", co_rstage_text(st));
+	for (;;)
+		pause(); /* hang: until the coordinator gives up and kills us */
+}
+
+/*
+ * While a restart restores the group, init dies with the coordinator: a
+ * `cohort restart` killed outright must not leave init and restorers
+ * behind (one may wait for ever in the open of a FIFO whose feeder died
+ * with the coordinator).  The coordinator lets go of us once every process
+ * is back (SIGUSR1 from outside the namespace, co_init_released), after
+ * which the group outlives it as a `cohort run` group does.
+ */
+static void let_go(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	if (si->si_pid == 0) /* from outside the namespace: the coordinator */
+		prctl(PR_SET_PDEATHSIG, 0);
+}
+
+static void die_with_coordinator(const struct co_init_cfg *c)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = let_go;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigaction(SIGUSR1, &sa, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* gone already? the status pipe then has no reader left */
+	struct pollfd p = { c->status_fd, POLLOUT, 0 };
+	if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+		_exit(70);
+}
+
 /* Close every descriptor from 3 up but keep (init's end of the status pipe). */
 static void close_all_but(int keep)
 {
@@ -109,7 +185,12 @@ static void close_all_but(int keep)
 
 int co_init_main(struct co_init_cfg *c)
 {
-	setup_proc();
+	if (setup_proc() < 0) {
+		if (!c->argv) /* a restart's one line comes through the coordinator */
+			init_fail(c, CO_RS_START, "init: cannot mount /proc for the group: %s", strerror(errno));
+		co_warn("cannot mount /proc for the group: %s", strerror(errno));
+		_exit(70);
+	}
 	prctl(PR_SET_NAME, "cohort-init");
 	/* the group gets stdin, stdout and stderr, nothing else of its caller's */
 	syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
@@ -129,37 +210,43 @@ int co_init_main(struct co_init_cfg *c)
 	} else {
 		char err[1024];
 		int plan_fd;
-		if (co_shared_restore(c->gen_dir, &plan_fd, err, sizeof(err)) < 0) {
-			fprintf(stderr, "cohort: restore failed: %s\n", err);
-			_exit(70);
-		}
-		char planarg[16];
+		die_with_coordinator(c);
+		/* the coordinator watches the restore from here on: it must not wait for it (restore.c) */
+		close(c->ready_fd);
+		c->ready_fd = -1;
+		init_reached(c, CO_RS_SHARED);
+		if (co_shared_restore(c->gen_dir, &plan_fd, err, sizeof(err)) < 0)
+			init_fail(c, CO_RS_SHARED, "init, %s: %s", co_rstage_text(CO_RS_SHARED),
+				  err[0] ? err : "failed without a reason (a bug in cohort: please report it)");
+		char planarg[16], reportarg[32], faultarg[128];
 		snprintf(planarg, sizeof(planarg), "%d", plan_fd);
+		snprintf(reportarg, sizeof(reportarg), "COHORT_REPORT=%d", c->report_fd);
+		snprintf(faultarg, sizeof(faultarg), "COHORT_FAULT=%s", c->fault ? c->fault : "");
 		/* init makes the processes whose parent is gone or is init; each restorer makes its children */
 		for (int i = 0; i < c->nprocs; i++) {
 			pid_t p = fork_with_pid(c->procs[i].pid);
-			if (p < 0) {
-				co_warn("restart: cannot create pid %d: %s", c->procs[i].pid, strerror(errno));
-				_exit(70);
-			}
+			if (p < 0)
+				init_fail(c, CO_RS_START, "init: cannot create pid %d: %s", c->procs[i].pid, strerror(errno));
 			if (p == 0) {
 				char gen[32];
 				snprintf(gen, sizeof(gen), "%llu", (unsigned long long)c->generation);
 				/* compressed images: the restorer opens FIFOs in image_dir (NULL: no such argument) */
 				char *args[] = { (char *)"cohort-restore", (char *)c->gen_dir, (char *)c->sock, gen, planarg,
 						 (char *)c->image_dir, NULL };
-				char *env[] = { NULL };
+				/* the report pipe (report.h) stays open across the exec: the restorer keeps it */
+				char *env[] = { reportarg, c->fault ? faultarg : NULL, NULL };
+				if (c->report_fd < 0 || fcntl(c->report_fd, F_SETFD, 0) < 0)
+					env[0] = c->fault ? faultarg : NULL, env[1] = NULL;
 				keep_restore_cap();
 				execve(c->restorer, args, env);
-				fprintf(stderr, "cohort: cannot start %s: %s\n", c->restorer, strerror(errno));
-				_exit(127);
+				init_fail(c, CO_RS_START, "pid %d, %s: cannot start %s: %s", (int)getpid(),
+					  co_rstage_text(CO_RS_START), c->restorer, strerror(errno));
 			}
 			if (c->procs[i].pid == c->root_pid)
 				root = p;
 		}
 		/* the shared objects now belong to the processes: init keeps none (a pipe's reader must see EOF) */
 		close_all_but(c->status_fd);
-		c->ready_fd = -1;
 	}
 	if (root < 0) {
 		co_warn("cannot start the group: %s", strerror(errno));

@@ -194,6 +194,8 @@ int co_pidfd_later(struct co_rstctx *rc, const struct co_fd *f);
 int co_pidfds_restore(struct co_rstctx *rc);
 /* A child forked from its parent restorer (copy-on-write memory): the parent's pidfds are not its own. */
 void co_pidfds_forget(void);
+/* restorer.c: a thread reached a stage of report.h (the switch COHORT_FAULT may strike there) */
+void co_restore_reached(unsigned stage);
 
 /* mem.c: the address space */
 int co_mem_collect(struct co_dumpctx *d);

@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include "helper.h"
 #include "procfs.h"
+#include "report.h"
 #include "res.h"
 #include "sys.h"
 #include "util.h"
@@ -230,6 +231,7 @@ static void drop_restore_caps(void)
 static __attribute__((noreturn)) void become(struct co_thread *t, int main_thread)
 {
 	if (!main_thread) {
+		co_restore_reached(CO_RS_THREAD);
 		take_attrs(t);
 		int r = co_creds_set(ids_rec, t->a.attrs ? (int64_t)t->a.securebits : -1);
 		if (r)
@@ -323,6 +325,7 @@ int co_threads_restore(struct co_rstctx *rc)
 	/* with its ids, which the kernel keeps with an owner to check it may signal */
 	if (co_owners_restore(rc))
 		return -1;
+	co_restore_reached(CO_RS_JUMP);
 	for (int i = 0; i < rc->nown_fds; i++)
 		co_close(rc->own_fds[i]);
 	for (uint32_t i = 0; i < rc->proc->npending && i < 2 * CO_MAX_PENDING; i++)

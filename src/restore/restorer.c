@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include "helper.h"
+#include "report.h"
 #include "resume.h"
 #include "procfs.h"
 #include "res.h"
@@ -64,18 +65,102 @@ void *memmove(void *d, const void *s, size_t n)
 	return d;
 }
 
-/* What the restorer is doing, for a failure that did not say why. */
-static const char *stage = "starting";
+/*
+ * Where the restorer is (report.h), said to the coordinator on the report
+ * pipe from init (COHORT_REPORT), and named by every failure.
+ */
+static unsigned stage = CO_RS_START;
+static int report_fd = -1;
+static struct co_fault fault;	/* COHORT_FAULT: tests only */
+
+/* One record on the report pipe, written whole (or not at all: it is non-blocking). */
+static int report(unsigned kind, unsigned st, const char *text, size_t len)
+{
+	struct {
+		struct co_rpt h;
+		char text[800];
+	} r;
+	if (report_fd < 0)
+		return -1;
+	if (len > sizeof(r.text))
+		len = sizeof(r.text);
+	r.h.kind = (uint16_t)kind;
+	r.h.stage = (uint16_t)st;
+	r.h.pid = (int32_t)co_getpid();
+	r.h.len = (uint32_t)len;
+	co_memcpy(r.text, text, len);
+	long want = (long)(sizeof(r.h) + len);
+	return co_write(report_fd, &r, (size_t)want) == want ? 0 : -1;
+}
+
+/*
+ * The one line of a failed restart: "pid N, STAGE: why", which the
+ * coordinator prints (it prints the first of the group's only); on our
+ * stderr when it cannot be told.  A reason that begins with our own
+ * "pid N: " does not say it twice.  A thread other than the main one
+ * fails at the stage it is in, not the main thread's.
+ */
+static __attribute__((noreturn)) void die_at(unsigned st, const char *msg)
+{
+	char pre[24], line[760];
+	long pid = co_getpid();
+	size_t np = co_fmt(pre, sizeof(pre), "pid %ld: ", pid);
+	if (msg && co_memcmp(msg, pre, np) == 0)
+		msg += np;
+	size_t n = msg && *msg ? co_fmt(line, sizeof(line), "pid %ld, %s: %s", pid, co_rstage_text(st), msg)
+			       : co_fmt(line, sizeof(line), "pid %ld, %s: failed without a reason "
+							    "(a bug in cohort: please report it)", pid, co_rstage_text(st));
+	if (report(CO_RPT_FAILED, st, line, n) < 0) {
+		char out[800];
+		co_write(errfd, out, co_fmt(out, sizeof(out), "cohort: restore failed: %s\n", line));
+	}
+	co_exit_group(70);
+	__builtin_unreachable();
+}
 
 static __attribute__((noreturn)) void die(const char *msg)
 {
-	char line[700];
-	size_t n = msg && *msg ? co_fmt(line, sizeof(line), "cohort: restore failed: %s\n", msg)
-			       : co_fmt(line, sizeof(line), "cohort: restore failed: pid %ld: %s, without a reason "
-							    "(a bug in cohort: please report it)\n", co_getpid(), stage);
-	co_write(errfd, line, n);
-	co_exit_group(70);
-	__builtin_unreachable();
+	die_at(stage, msg);
+}
+
+/* Stage st is reached (by a thread of its own when thread): say so; an injected fault strikes here. */
+static void reached(unsigned st)
+{
+	report(CO_RPT_STAGE, st, "", 0);
+	if (fault.mode == CO_FAULT_NONE || fault.stage != st || (fault.pid && fault.pid != (int)co_getpid()))
+		return;
+	if (fault.mode == CO_FAULT_FAIL)
+		die_at(st, "failure injected (COHORT_FAULT)");
+	for (;;) { /* hang: until the coordinator gives up on us and kills the group */
+		struct co_timespec t = { 3600, 0 };
+		co_nanosleep(&t);
+	}
+}
+
+static void set_stage(unsigned st)
+{
+	stage = st;
+	reached(st);
+}
+
+/* threads.c: a thread other than the main one before it takes its ids (CO_RS_THREAD); the main one's jump */
+void co_restore_reached(unsigned st)
+{
+	if (st == CO_RS_THREAD)
+		reached(st);
+	else
+		set_stage(st);
+}
+
+/* The restorer's environment: the report pipe and the fault switch, from init. */
+static void read_env(char **envp)
+{
+	for (; *envp; envp++) {
+		if (co_startswith(*envp, "COHORT_REPORT="))
+			report_fd = (int)co_strtoul(*envp + 14, 0, 10);
+		else if (co_startswith(*envp, "COHORT_FAULT=") && co_fault_parse(*envp + 13, &fault))
+			die("COHORT_FAULT: expected fail:STAGE[:PID] or hang:STAGE[:PID]");
+	}
 }
 
 /* Replace each file-backed mapping of our own binary with an anonymous copy. */
@@ -470,6 +555,7 @@ static void become_process(struct co_mproc *me)
 	co_fmt(image_path, sizeof(image_path), "%s/%s", rc.compressed ? image_dir : gen_dir, me->image);
 	co_fmt(image_shown, sizeof(image_shown), "%s/%s", gen_dir, me->image);
 	co_fmt(image_name, sizeof(image_name), "%s%s", image_shown, rc.compressed ? ".zst" : "");
+	set_stage(CO_RS_CHILDREN);
 	if (me->sid == me->pid)
 		co_sys0(SYS_setsid);
 	/* a leader founds its group before its children, which may have to join it */
@@ -508,6 +594,11 @@ static void restore(void *unused)
 		rc.stdio[i] = r >= 0 ? (int)r : (int)co_open("/dev/null", O_RDWR | O_CLOEXEC, 0);
 	}
 	errfd = rc.stdio[2];
+	if (report_fd >= 0) {
+		long r = co_fcntl(report_fd, F_DUPFD_CLOEXEC, base + 4);
+		co_close(report_fd);
+		report_fd = r >= 0 ? (int)r : -1;
+	}
 	load_plan(&next_free);
 	load_manifest(&next_free);
 	rc.scratch = zalloc(&next_free, SCRATCH_SIZE);
@@ -522,6 +613,7 @@ static void restore(void *unused)
 /* The rest, once this process has its pid, session, group and zombie children. */
 static void restore_self(struct co_mproc *me)
 {
+	set_stage(CO_RS_FILES);
 	int imgfd = (int)co_open(image_path, O_RDONLY | O_CLOEXEC, 0);
 	if (imgfd < 0) {
 		co_fmt(err, sizeof(err), "cannot open %s (errno %d)", image_name, -imgfd);
@@ -531,7 +623,6 @@ static void restore_self(struct co_mproc *me)
 	co_close(imgfd);
 	co_r_init(&reader, imgfd_high, image_name);
 	reader.decompressed = rc.compressed;
-	stage = "reading its image";
 	image_free = next_free;
 	read_metadata(&next_free);
 	co_plan_epoll(&rc);
@@ -541,17 +632,18 @@ static void restore_self(struct co_mproc *me)
 		die(err);
 	}
 	/* before its memory, which is charged to the cgroup it is in */
-	stage = "joining its cgroups";
+	set_stage(CO_RS_CGROUPS);
 	if (co_cgroup_restore(&rc))
 		die(err);
-	stage = "checking its memory map";
+	set_stage(CO_RS_MAP);
 	if (co_mem_check(&rc))
 		die(err);
-	stage = "restoring its memory";
+	set_stage(CO_RS_MEMORY);
 	if (co_mem_restore(&rc))
 		die(err);
+	set_stage(CO_RS_CHILDREN);
 	fork_children(me);
-	stage = "restoring its process attributes";
+	set_stage(CO_RS_ATTRS);
 	if (co_proc_restore(&rc))
 		die(err);
 
@@ -569,13 +661,15 @@ static void restore_self(struct co_mproc *me)
 	for (int i = 0; i < 3; i++)
 		rc.own_fds[rc.nown_fds++] = rc.stdio[i];
 	rc.own_fds[rc.nown_fds++] = imgfd_high;
-	stage = "opening its pidfds again";
+	if (report_fd >= 0)
+		rc.own_fds[rc.nown_fds++] = report_fd;
+	set_stage(CO_RS_PIDFDS);
 	if (co_pidfds_restore(&rc))
 		die(err);
-	stage = "taking its file locks again";
+	set_stage(CO_RS_LOCKS);
 	if (co_locks_restore(&rc))
 		die(err);
-	stage = "restoring its threads";
+	set_stage(CO_RS_THREADS);
 	if (co_threads_restore(&rc))
 		die(err);
 	die("thread restore returned");
@@ -587,6 +681,8 @@ void co_restorer_main(long *sp)
 	char **argv = (char **)(sp + 1);
 	uint64_t all = ~0ULL;
 	co_sigprocmask(SIG_SETMASK, &all, 0);
+	read_env(argv + argc + 1);
+	set_stage(CO_RS_START);
 	if (argc != 5 && argc != 6)
 		die("usage: cohort-restore GENERATION-DIR SOCKET GENERATION PLAN-FD [COMPRESSED-IMAGE-DIR]");
 	co_strlcpy(gen_dir, argv[1], sizeof(gen_dir));

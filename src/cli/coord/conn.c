@@ -253,6 +253,7 @@ int on_register(int i)
 		/* every restorer has read its image: the FIFOs and their feeders go */
 		co_fifos_stop(1);
 		co_progress_end(&restore_pr); /* the group's output must not meet a progress line */
+		restore_released();
 		give_terminal();
 		/* every process is back: let the whole group go at once */
 		for (int k = 0; k < G.nc; k++)

@@ -107,6 +107,7 @@ struct group {
 	double interval;
 	pid_t init_pid;
 	int status_fd;		/* init writes the root process's wait status here */
+	int report_fd;		/* restart: the restorers' report pipe (report.h), or -1 */
 	int init_pidfd;
 	int root_pid;
 	int expect;		/* restart: processes still to come back */
@@ -242,8 +243,13 @@ void kill_group(int ci, int sig, unsigned flags);
 /* loop.c */
 int loop(void);
 
-/* run.c */
-int restore_failed(void);
+/* restore.c: a restart while its processes come back */
+void restore_begin(const struct co_mproc *procs, int n);
 int restore_progress(void);
+void restore_watch(void);
+void restore_interrupt(int sig);
+void restore_over(void);
+void restore_released(void);
+int restore_ended(void);
 
 #endif

@@ -15,7 +15,6 @@
 
 struct group G;
 struct co_msgbuf in;
-static int restore_broke;	/* restart: a restorer failed (restore_failed) */
 
 static void *scheduler(void *arg)
 {
@@ -44,6 +43,11 @@ static void forward_signal(void)
 {
 	struct signalfd_siginfo si;
 	while (read(G.sfd, &si, sizeof(si)) == sizeof(si)) {
+		/* before the program is back there is nobody to give it to: the restart stops */
+		if (G.expect > 0) {
+			restore_interrupt((int)si.ssi_signo);
+			continue;
+		}
 		/* from the terminal the program got it itself; a kill(1) is meant for the program */
 		if ((int)si.ssi_code > 0)
 			continue;
@@ -63,8 +67,8 @@ static int outcome(int init_st)
 	int st = init_st;
 	if (read(G.status_fd, &st, sizeof(st)) != sizeof(st))
 		st = init_st; /* init died before its root process ended (killed, or it failed) */
-	if (restore_broke)
-		st = 70 << 8; /* as init ends when the restore of a process of its own fails */
+	if (restore_ended())
+		st = restore_ended() << 8; /* a restart that failed or was interrupted */
 	int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (G.killed_gen) {
 		rc = CO_EXIT_CHECKPOINTED;
@@ -129,14 +133,12 @@ int loop(void)
 				continue;
 			co_die("poll: %s", strerror(errno));
 		}
-		if (G.expect > 0 && !restore_broke && restore_failed()) {
-			restore_broke = 1; /* what failed has been said: the group ends (outcome) */
-			kill(G.init_pid, SIGKILL);
-		}
+		restore_watch();
 		reap_merge();
 		co_park_settle();
 		if (p[0].revents) {
 			int st;
+			restore_over();
 			while (waitpid(G.init_pid, &st, 0) < 0 && errno == EINTR)
 				;
 			co_fifos_stop(0); /* a restart that failed: feeders nobody read from */

@@ -12,10 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "report.h"
 #include "res.h"
 #include "coord.h"
-
-struct co_progress restore_pr = { .fd = -1 };
 
 /* Refuse what LD_PRELOAD cannot enter: static and setuid/setgid programs. */
 static void check_program(const char *prog, char *resolved, size_t n, int depth)
@@ -149,95 +148,15 @@ int co_cmd_run(struct co_run_opts *o)
 
 /* ---- restart ---- */
 
-static uint64_t restore_total;	/* bytes of the images to read */
-static int restore_compressed;	/* they are read by the feeders (zimage.c) */
-static uint64_t restore_next_ns;
-
-/* The restore of the processes of the manifest begins: its progress, on a terminal. */
-static void restore_progress_begin(const struct co_mproc *procs, int n)
-{
-	restore_total = 0;
-	for (int i = 0; i < n; i++)
-		if (!(procs[i].flags & CO_MP_ZOMBIE)) {
-			restore_total += procs[i].bytes;
-			restore_compressed |= (procs[i].flags & CO_MP_COMPRESSED) != 0;
-		}
-	co_progress_set(&restore_pr, "restoring", 0, restore_total);
-}
-
-/*
- * Bytes of the images read so far.  Each restorer reads its image with
- * read(2), once, front to back, so the `rchar` of its /proc/PID/io is how
- * far it got (the restorers it forks count their own; the few small reads
- * besides, its plan and /proc, do not matter).  But it reads a run of
- * pages straight to its place with one read(2) of up to 1 GiB, and rchar
- * (like the descriptor's position in fdinfo) moves only when that read
- * returns: meanwhile its resident memory (RssAnon), which the read fills
- * page by page, tells how far it got.  A process counts the larger of the
- * two.  Compressed images are read by the coordinator's feeder children
- * instead, the restorers reading decompressed bytes (which the manifest's
- * sizes do not count) from FIFOs: then it is what the feeders have read.
- */
-static uint64_t restored_bytes(void)
-{
-	static struct nsproc ps[CO_TABLE_SLOTS * 2];
-	if (restore_compressed)
-		return co_fifos_bytes();
-	uint64_t sum = 0;
-	int n = scan_group(ps, (int)CO_ARRAY_LEN(ps));
-	for (int i = 0; i < n; i++) {
-		char path[64], buf[4096];
-		uint64_t got = co_proc_io(ps[i].host, "rchar");
-		long rss = -1;
-		snprintf(path, sizeof(path), "/proc/%d/status", ps[i].host);
-		if (co_read_small(path, buf, sizeof(buf)) > 0)
-			rss = co_status_field(buf, "RssAnon");
-		sum += rss > 0 && (uint64_t)rss * 1024 > got ? (uint64_t)rss * 1024 : got;
-	}
-	return sum;
-}
-
-/*
- * restart: a process of the manifest (not one that was a zombie) ended
- * before it came back: its restorer failed, and said why on our stderr.
- * One whose parent is init ends the restart through init; any other is
- * the child of a restored process, which waits for the release and never
- * reaps it: the restart waited for it for ever.  Its pid, or 0.
- */
-static const struct co_mproc *restore_procs;
-static int restore_nprocs;
-
-int restore_failed(void)
-{
-	static struct nsproc ps[CO_TABLE_SLOTS * 2];
-	int n = scan_group(ps, (int)CO_ARRAY_LEN(ps));
-	for (int i = 0; i < n; i++) {
-		if (ps[i].ids.state != 'Z' || ps[i].member >= 0)
-			continue;
-		for (int k = 0; k < restore_nprocs; k++)
-			if (restore_procs[k].pid == ps[i].ids.pid && !(restore_procs[k].flags & CO_MP_ZOMBIE))
-				return ps[i].ids.pid;
-	}
-	return 0;
-}
-
-/* From the loop: while processes are being restored, the line is brought up to date; 1 while it goes on. */
-int restore_progress(void)
-{
-	if (restore_pr.fd < 0 || G.expect <= 0)
-		return 0;
-	uint64_t now = co_now_ns(CLOCK_MONOTONIC);
-	if (now >= restore_next_ns) {
-		restore_next_ns = now + PROGRESS_NS;
-		co_progress_set(&restore_pr, "restoring", restored_bytes(), restore_total);
-	}
-	return 1;
-}
-
 int co_cmd_restart(struct co_run_opts *o)
 {
 	char gdir[PATH_MAX], dir[PATH_MAX], err[1024];
 	snprintf(gdir, sizeof(gdir), "%s/%s", o->images, o->name);
+	/* the test-only fault switch (report.h): read once here, handed to init and the restorers */
+	const char *fault = getenv("COHORT_FAULT");
+	struct co_fault f;
+	if (co_fault_parse(fault, &f))
+		co_usage("COHORT_FAULT=%s: expected fail:STAGE[:PID] or hang:STAGE[:PID]", fault);
 	uint64_t gen = o->generation ? o->generation : co_newest_generation(gdir);
 	if (!gen)
 		co_die("no checkpoint of group '%s' in %s", o->name, o->images);
@@ -296,9 +215,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	snprintf(G.program, sizeof(G.program), "%s", m.program);
 	G.root_pid = m.root_pid ? m.root_pid : procs[0].pid;
 	G.expect = nlive;
-	restore_procs = procs;
-	restore_nprocs = n;
-	restore_progress_begin(procs, n);
+	restore_begin(procs, n);
 	G.restored_from = gen;
 	G.restored = m;
 	G.last_committed = gen; /* the restored state is this generation: incrementals build on it */
@@ -320,6 +237,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	cfg.restorer = restorer;
 	cfg.sock = G.sock;
 	cfg.generation = gen;
+	cfg.fault = f.mode != CO_FAULT_NONE ? fault : NULL;
 	start_init(&cfg);
 	return loop();
 }

@@ -239,6 +239,11 @@ void start_init(struct co_init_cfg *cfg)
 	if (pipe2(status, O_CLOEXEC | O_NONBLOCK) < 0)
 		co_die("pipe: %s", strerror(errno));
 	cfg->status_fd = status[1];
+	/* a restart: what the restorers say (report.h), read by coord/restore.c */
+	int report[2] = { -1, -1 };
+	if (!cfg->argv && pipe2(report, O_CLOEXEC | O_NONBLOCK) < 0)
+		co_die("pipe: %s", strerror(errno));
+	cfg->report_fd = report[1];
 	fflush(NULL);
 	pid_t p = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
 	if (p < 0)
@@ -246,6 +251,8 @@ void start_init(struct co_init_cfg *cfg)
 	if (p == 0) {
 		close(ready[0]);
 		close(status[0]);
+		if (report[0] >= 0)
+			close(report[0]);
 		close(G.lfd);
 		close(G.sfd);
 		close(G.tfd);
@@ -254,6 +261,9 @@ void start_init(struct co_init_cfg *cfg)
 	close(ready[1]);
 	close(status[1]);
 	G.status_fd = status[0];
+	if (report[1] >= 0)
+		close(report[1]);
+	G.report_fd = report[0];
 	char c;
 	while (read(ready[0], &c, 1) < 0 && errno == EINTR)
 		;
