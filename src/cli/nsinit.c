@@ -146,28 +146,17 @@ static void init_reached(const struct co_init_cfg *c, unsigned st)
 }
 
 /*
- * While a restart restores the group, init dies with the coordinator: a
- * `cohort restart` killed outright must not leave init and restorers
- * behind (one may wait for ever in the open of a FIFO whose feeder died
- * with the coordinator).  The coordinator lets go of us once every process
- * is back (SIGUSR1 from outside the namespace, co_init_released), after
- * which the group outlives it as a `cohort run` group does.
+ * Init, and with it every process of the namespace, dies with the
+ * coordinator, always.  A group is only reachable through its coordinator
+ * (checkpoint, status, list, kill): one that outlived it would run on
+ * unseen, could never be checkpointed again, and a later `cohort restart`
+ * would start a second copy writing the same files.  During a restart it
+ * also takes the restorers (one may wait for ever in the open of a FIFO
+ * whose feeder died with the coordinator).  (A coordinator that survives
+ * its client, `run --detach`, is not built.)
  */
-static void let_go(int sig, siginfo_t *si, void *uc)
-{
-	(void)sig;
-	(void)uc;
-	if (si->si_pid == 0) /* from outside the namespace: the coordinator */
-		prctl(PR_SET_PDEATHSIG, 0);
-}
-
 static void die_with_coordinator(const struct co_init_cfg *c)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = let_go;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigaction(SIGUSR1, &sa, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* gone already? the status pipe then has no reader left */
 	struct pollfd p = { c->status_fd, POLLOUT, 0 };
@@ -198,6 +187,7 @@ int co_init_main(struct co_init_cfg *c)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	pid_t root = -1;
+	die_with_coordinator(c);
 
 	if (c->argv) {
 		root = fork();
@@ -210,7 +200,6 @@ int co_init_main(struct co_init_cfg *c)
 	} else {
 		char err[1024];
 		int plan_fd;
-		die_with_coordinator(c);
 		/* the coordinator watches the restore from here on: it must not wait for it (restore.c) */
 		close(c->ready_fd);
 		c->ready_fd = -1;

@@ -30,3 +30,39 @@ t_ckpt_while_restoring() {
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2
 }
+
+# coordinator_killed: `kill -9` of the coordinator (`cohort run`, then
+# `cohort restart`) ends the whole group at once: nothing of it is left
+# (it ran under the subreaper tool, which lists what outlives the
+# command), and the generation it had committed restarts to the straight
+# run's output
+t_coordinator_killed() {
+	local loop='echo line 0; echo line 1; while [ ! -e "$COHORT_TEST_TMP/go.1" ]; do sleep 0.05; done; echo line 2; echo RESULT done'
+	local tag cmd
+	: >"$TT/go.1"
+	straight 0 /bin/bash -c "$loop"
+	rm -f "$TT/go.1"
+	for tag in run0 run1; do
+		if [ $tag = run0 ]; then
+			bg_start $tag "$BIN/subreaper" "$TD/$tag.left" "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/bash -c "$loop"
+			wait_line "$TD/$tag.out" "line 1"
+			ckpt_or_fail "checkpoint (live)" "$GNAME" 1
+		else
+			bg_start $tag "$BIN/subreaper" "$TD/$tag.left" "$COHORT" restart "$GNAME" --images "$IMG"
+			wait_ready "$GNAME" $tag
+		fi
+		local sr coord
+		sr=$(pgrep -x subreaper -P "$(cat "$TD/$tag.pid")")
+		sr=${sr:-$(cat "$TD/$tag.pid")} # (bg_start may have exec'd it)
+		coord=$(pgrep -o -P "$sr")
+		[ -n "$coord" ] || fail "$tag: no coordinator under the subreaper"
+		kill -9 "$coord"
+		bg_wait $tag
+		[ -f "$TD/$tag.left" ] || fail "$tag: the subreaper wrote no list"
+		[ ! -s "$TD/$tag.left" ] || fail "$tag: the coordinator was killed, and left: $(tr '\n' ' ' <"$TD/$tag.left")"
+	done
+	: >"$TT/go.1"
+	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run2
+}

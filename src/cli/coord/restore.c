@@ -288,10 +288,9 @@ void restore_over(void)
 	restore_fail("the group's init ended before every process was back");
 }
 
-/* Every process is back: init no longer dies with us (nsinit.c), the watch is over. */
+/* Every process is back: the watch is over. */
 void restore_released(void)
 {
-	kill(G.init_pid, SIGUSR1);
 	if (G.report_fd >= 0)
 		close(G.report_fd);
 	G.report_fd = -1;
