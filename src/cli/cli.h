@@ -67,6 +67,18 @@ uint64_t co_newest_generation(const char *gdir);
  * where, so another user's images are refused unless trusted explicitly
  * (restart --trust-images).  -1 (err filled, naming the file) otherwise.
  */
+/*
+ * The crash switch (tests only): with COHORT_CRASH=STEP[:N] in its
+ * environment, the coordinator (or its merge child) kills itself with
+ * SIGKILL the Nth time (default the first) it reaches STEP: "written"
+ * (a generation's images written, its manifest not), "fsync" (before the
+ * commit's fsyncs), "rename" (fsynced, not renamed), "renamed" (renamed,
+ * the group directory not fsynced), "merge" (a merged full image made,
+ * not committed), "prune" (a generation pruned, its full image not).
+ * Tests check that the newest committed generation restarts and nothing
+ * half-done outlives the next start.
+ */
+void co_crash_point(const char *step);
 /* mkdir -p, mode 0700 */
 int co_mkdir_p(const char *path);
 /*

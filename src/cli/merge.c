@@ -754,6 +754,8 @@ static int write_full(const char *gdir, struct chain *c, char *err, size_t errle
 		co_remove_tree(tmp);
 		return 0;
 	}
+	if (!r)
+		co_crash_point("merge");
 	if (!r && co_commit_dir(tmp, full, gdir, err, errlen) < 0) {
 		/* another merge of the same generation may have got there first */
 		r = exists(full) ? 0 : -1;
@@ -934,6 +936,7 @@ void co_prune(const char *gdir, unsigned keep)
 		/* the generation first: a merge that finds it gone does not make its full image (write_full) */
 		co_gen_dir(gdir, g[i], dir, sizeof(dir));
 		co_remove_tree(dir);
+		co_crash_point("prune");
 		co_full_dir(gdir, g[i], dir, sizeof(dir));
 		co_remove_tree(dir);
 	}

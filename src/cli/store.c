@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,7 @@ int co_commit(const char *tmpdir, const char *gdir, uint64_t gen, char *err, siz
 
 int co_commit_dir(const char *tmpdir, const char *final, const char *gdir, char *err, size_t errlen)
 {
+	co_crash_point("fsync");
 	DIR *d = opendir(tmpdir);
 	if (!d) {
 		snprintf(err, errlen, "%s: %s", tmpdir, strerror(errno));
@@ -287,7 +289,13 @@ int co_commit_dir(const char *tmpdir, const char *final, const char *gdir, char 
 		}
 	}
 	closedir(d);
-	if (fsync_path(tmpdir) || rename(tmpdir, final) || fsync_path(gdir)) {
+	co_crash_point("rename");
+	if (fsync_path(tmpdir) || rename(tmpdir, final)) {
+		snprintf(err, errlen, "committing %s: %s", final, strerror(errno));
+		return -1;
+	}
+	co_crash_point("renamed");
+	if (fsync_path(gdir)) {
 		snprintf(err, errlen, "committing %s: %s", final, strerror(errno));
 		return -1;
 	}
@@ -342,6 +350,18 @@ int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen)
 	}
 	closedir(d);
 	return bad ? -1 : 0;
+}
+
+void co_crash_point(const char *step)
+{
+	static int reached;
+	const char *v = getenv("COHORT_CRASH");
+	size_t n = strlen(step);
+	if (!v || strncmp(v, step, n) || (v[n] && v[n] != ':'))
+		return;
+	int nth = v[n] == ':' ? atoi(v + n + 1) : 1;
+	if (++reached == (nth > 0 ? nth : 1))
+		kill(getpid(), SIGKILL);
 }
 
 int co_mkdir_p(const char *path)

@@ -680,6 +680,7 @@ static int ckpt_finish_images(struct ckpt *k)
 	if (k->compress && ckpt_compress(k))
 		return -1;
 	m->bytes = k->bytes;
+	co_crash_point("written");
 	if (co_write_manifest(k->tmp, m, k->procs, k->n) < 0)
 		return failed(k, "cannot write the manifest in %s: %s", k->tmp, strerror(errno));
 	return 0;
