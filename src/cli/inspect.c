@@ -223,14 +223,23 @@ static int is_generation(const struct dirent *e)
 	return sscanf(e->d_name, "gen-%llu%c", &g, &tail) == 1;
 }
 
+/* and the merged full images of incremental ones, which a restart uses in their place */
+static int is_generation_or_full(const struct dirent *e)
+{
+	unsigned long long g;
+	char tail;
+	return is_generation(e) || sscanf(e->d_name, "full-%llu%c", &g, &tail) == 1;
+}
+
 /*
  * The generations under a group's images directory, oldest first, as
  * paths in one allocated array (NULL-terminated); NULL when dir holds none.
  */
-static char **generations(const char *dir)
+static char **generations(const char *dir, int fulls)
 {
 	struct dirent **e;
-	int n = scandir(dir, &e, is_generation, alphasort); /* gen-%06llu: names sort as numbers */
+	/* full-%06llu, gen-%06llu: names sort as numbers, the full images first */
+	int n = scandir(dir, &e, fulls ? is_generation_or_full : is_generation, alphasort);
 	if (n <= 0)
 		return NULL;
 	char **out = calloc((size_t)n + 1, sizeof(char *));
@@ -250,8 +259,11 @@ static void free_list(char **l)
 	free(l);
 }
 
-/* A generation (DIR/manifest), or every generation of a group, in a list: NULL when DIR is neither. */
-static char **targets(const char *dir)
+/*
+ * A generation (DIR/manifest), or every generation of a group (and with
+ * fulls its merged full images), in a list: NULL when DIR is neither.
+ */
+static char **targets(const char *dir, int fulls)
 {
 	char m[PATH_MAX];
 	struct stat st;
@@ -262,7 +274,7 @@ static char **targets(const char *dir)
 			co_die("out of memory");
 		return one;
 	}
-	return generations(dir);
+	return generations(dir, fulls);
 }
 
 int co_cmd_inspect(const char *target, int json)
@@ -278,7 +290,7 @@ int co_cmd_inspect(const char *target, int json)
 			printf("\n");
 		return bad;
 	}
-	char **dirs = targets(target);
+	char **dirs = targets(target, 0);
 	if (!dirs)
 		co_die("%s is neither a generation (no manifest) nor a group's images directory (no gen-N)", target);
 	int bad = 0;
@@ -438,7 +450,8 @@ static int verify_generation(const char *dir, int json)
 		char edir[PATH_MAX * 2], eerr[2048];
 		unsigned long long g = 0;
 		const char *base = strrchr(dir, '/');
-		sscanf(base ? base + 1 : dir, "gen-%llu", &g);
+		if (sscanf(base ? base + 1 : dir, "gen-%llu", &g) != 1)
+			sscanf(base ? base + 1 : dir, "full-%llu", &g);
 		printf("{\"dir\":\"%s\",\"generation\":%llu,\"files\":%d,\"records\":%llu,\"bytes\":%llu,\"ok\":%s,"
 		       "\"error\":\"%s\"}\n",
 		       co_json_esc(dir, edir, sizeof(edir)), g, files, (unsigned long long)records,
@@ -455,7 +468,7 @@ int co_cmd_verify(const char *target, int json)
 	struct stat st;
 	if (stat(target, &st) < 0)
 		co_die("%s: %s", target, strerror(errno));
-	char **dirs = targets(target);
+	char **dirs = targets(target, 1); /* a damaged full-N would fail the restart it serves */
 	if (!dirs)
 		co_die("%s holds no generation", target);
 	int bad = 0;
