@@ -680,6 +680,14 @@ static int chain_resolve(const char *gdir, uint64_t gen, struct chain *c, char *
 		}
 		if (read_manifest_of(g->dir, &g->m, g->p, &g->np, err, errlen))
 			return -1;
+		/* the parent its child was taken against (a merged full-K is made of that gen-K) */
+		uint64_t want = c->n ? c->g[c->n - 1].m.parent_digest : 0, got = 0;
+		char mpath[PATH_MAX + 16];
+		snprintf(mpath, sizeof(mpath), "%s/manifest", g->dir);
+		if (want && !strncmp(g->dir + strlen(gdir), "/gen-", 5) && (co_file_digest(mpath, &got) || got != want))
+			return MERR("%s: not the parent generation %s was taken against (its manifest's digest is "
+				    "%016llx, expected %016llx)", g->dir, c->g[c->n - 1].dir, (unsigned long long)got,
+				    (unsigned long long)want);
 		if (g->m.kind != CO_GEN_INCREMENTAL) {
 			c->n++;
 			return 0;

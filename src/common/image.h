@@ -380,6 +380,7 @@ struct co_manifest {
 	uint64_t group_id;  /* format 7: the group's id (co_bind); 0 before */
 	uint32_t nfiles;    /* format 7: the CO_R_MFILE records that follow the processes */
 	uint32_t pad2;
+	uint64_t parent_digest; /* format 7, incremental: XXH64 of its parent's manifest file (0: not recorded) */
 };
 
 /* Format 7: a file of the generation, as stored (the manifest lists them all but itself). */

@@ -676,6 +676,13 @@ static int ckpt_finish_images(struct ckpt *k)
 		if (ckpt_proc(k, &k->ps[k->n], &k->procs[k->n]))
 			return -1;
 	m->nprocs = (uint32_t)k->n;
+	/* an incremental names its parent by the digest of its manifest too: a parent put there since is not it */
+	char pm[PATH_MAX];
+	if (m->kind == CO_GEN_INCREMENTAL && co_gen_dir(k->gdir, m->parent, pm, sizeof(pm) - 16) == 0) {
+		strcat(pm, "/manifest");
+		if (co_file_digest(pm, &m->parent_digest) < 0)
+			return failed(k, "cannot read the parent generation's manifest %s: %s", pm, strerror(errno));
+	}
 	k->raw_bytes = k->bytes;
 	if (k->compress && ckpt_compress(k))
 		return -1;
