@@ -193,6 +193,7 @@ for t in "${SELECTED[@]}"; do
 	done
 	{ wait "$CUR_TEST_PID"; } 2>/dev/null
 	trc=$?
+	echo "$((SECONDS - start)) $t" >>"$WORK/times"
 	CUR_TEST_PID=
 	kill_leftovers "$TD"
 	if [ $timed_out = 1 ]; then
@@ -215,6 +216,7 @@ for t in "${SELECTED[@]}"; do
 	fi
 done
 
+[ -s "$WORK/times" ] && echo "slowest: $(sort -rn "$WORK/times" | head -n 8 | awk '{ printf "%s%s %d s", (NR > 1 ? ", " : ""), $2, $1 }')"
 echo "the suite took $SECONDS s"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

@@ -9,7 +9,7 @@
 #                crash, no sanitizer finding, no hang in FUZZ_RUNS inputs.
 #                A longer run: build/fuzz/fuzz_image -close_fd_mask=3 DIR
 #                (docs/architecture.md, "Trust model").
-FUZZ_RUNS=${FUZZ_RUNS:-2500}
+FUZZ_RUNS=${FUZZ_RUNS:-1500}
 TEST_TIMEOUTS[fuzz_images]=180
 
 t_fuzz_images() {
