@@ -255,7 +255,7 @@ static int watch_path(const struct co_inotify_line *l, struct co_iwatch *w, cons
 		*why = "no mount of its filesystem is in sight";
 		return -1;
 	}
-	int mfd = open(mnt, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* not O_PATH: open_by_handle_at refuses it */
 	fh.h.handle_bytes = l->handle_bytes;
 	fh.h.handle_type = l->handle_type;
 	memcpy(fh.h.f_handle, l->handle, l->handle_bytes);
@@ -264,8 +264,9 @@ static int watch_path(const struct co_inotify_line *l, struct co_iwatch *w, cons
 	if (mfd >= 0)
 		close(mfd);
 	if (f < 0) {
-		*why = e == EPERM ? "finding its path needs CAP_DAC_READ_SEARCH, which cohort lacks"
-				  : "its file handle does not open";
+		static char msg[96];
+		snprintf(msg, sizeof(msg), "its file handle does not open: %s", strerror(e));
+		*why = e == EPERM ? "finding its path needs CAP_DAC_READ_SEARCH, which cohort lacks" : msg;
 		return -1;
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f);
