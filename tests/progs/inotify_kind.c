@@ -12,6 +12,8 @@
  *     checkpoint then finds them queued, and a restart must give them
  *     back, in order, with the same wd, mask, cookie and name.
  * Every step checks the descriptors' flags and every event.
+ * With the argument "hold": a create event left unread in A while it
+ * waits for go.1 (a checkpoint must be refused, and leave it queued).
  */
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
@@ -138,10 +140,28 @@ static void step(int s)
 	CHECK(st.st_size == s + 1, "step %d: f has %lld bytes, expected %d", s, (long long)st.st_size, s + 1);
 }
 
-int main(void)
+/* A file made in A's directory, its events left queued until go.1: then read, intact */
+static void hold(void)
+{
+	char p[PATH_MAX];
+	t_fmt(p, sizeof(p), "%s/held", adir);
+	mkfile(p);
+	printf("ready\n");
+	t_wait_go(1);
+	struct want w[] = { { 1, IN_CREATE, "held" }, { 1, IN_CLOSE_WRITE, "held" } };
+	expect(A, "A, held", w, 2, 0);
+	SYSCHK(unlink(p));
+	printf("RESULT inotify_kind held ok\n");
+}
+
+int main(int argc, char **argv)
 {
 	t_init("inotify_kind");
 	setup();
+	if (argc > 1 && !strcmp(argv[1], "hold")) {
+		hold();
+		return 0;
+	}
 	for (int s = 0; s < STEPS; s++) {
 		step(s);
 		x_step(s, 10);
