@@ -149,6 +149,8 @@ const char *co_rec_name(unsigned type)
 	case CO_R_GHOST: return "deleted file";
 	case CO_R_GHOSTDATA: return "deleted file data";
 	case CO_R_COWMAP: return "copy-on-write map";
+	case CO_R_IWATCH: return "inotify watch";
+	case CO_R_IEVENTS: return "inotify events";
 	}
 	return "unknown";
 }

@@ -53,6 +53,8 @@ enum co_rec_type {
 	CO_R_FTIMES = 57, /* struct co_ftimes: atime and mtime of the file of the CO_R_FCOPY before */
 	CO_R_GHOST = 58,  /* struct co_ghost: an open file description of a deleted file or directory */
 	CO_R_GHOSTDATA = 59, /* u64 offset, then bytes of the deleted file of the co_ghost before */
+	CO_R_IWATCH = 60, /* struct co_iwatch: one watch of the inotify object (co_sobj) before */
+	CO_R_IEVENTS = 61, /* u64 inotify id, then the events queued at the checkpoint (struct inotify_event each) */
 };
 
 enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3, CO_KIND_SHARED = 4 };
@@ -469,13 +471,15 @@ enum co_obj_kind {
 	CO_OBJ_PIDFD = 15,	/* pidfd_open, clone's CLONE_PIDFD: kept by its process (CO_FD_PIDFD) */
 	CO_OBJ_SYMLINK = 16,	/* a symbolic link itself (O_PATH | O_NOFOLLOW) */
 	CO_OBJ_NS = 17,		/* a namespace (nsfs: "net:[4026531840]", opened from /proc/PID/ns) */
+	CO_OBJ_INOTIFY = 18,	/* inotify_init1: its watches (CO_R_IWATCH) and queued events (CO_R_IEVENTS) */
 };
 
 /*
  * An object made with one call at restart.  eventfd: a count, b semaphore;
  * signalfd: a mask; timerfd: a clock, b ns to expiry (0: expired, or
  * disarmed when c is 0 too), c interval ns, d expirations not yet read;
- * Unix socket: a type, b the peer's id.  flags: its status flags (CO_FL_STATUS;
+ * Unix socket: a type, b the peer's id; inotify: a its watches, b the bytes
+ * of events queued.  flags: its status flags (CO_FL_STATUS;
  * O_NONBLOCK alone in images of format 6 and older).  (d is new in
  * format 3; older records are shorter and read as d = 0.)
  */
@@ -484,6 +488,19 @@ struct co_sobj {
 	uint32_t flags;
 	uint64_t id;
 	uint64_t a, b, c, d;
+};
+
+/*
+ * One watch of an inotify object, in the order of wd: at a restart the
+ * watches are added again in that order (inotify_add_watch hands out
+ * increasing wds), the gaps filled with watches removed at once.
+ */
+struct co_iwatch {
+	uint64_t id;		/* the inotify object's (co_sobj.id) */
+	int32_t wd;
+	uint32_t mask;		/* as inotify_add_watch takes it (IN_ONESHOT, IN_EXCL_UNLINK kept) */
+	uint64_t dev, ino;	/* of the watched inode at the checkpoint (st_dev, st_ino) */
+	char path[CO_PATH];	/* the watched file or directory */
 };
 
 struct co_epitem {

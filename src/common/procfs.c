@@ -710,3 +710,85 @@ char co_status_state(const char *buf)
 	const char *v = status_value(buf, "State");
 	return v ? *v : 0;
 }
+
+/* "key:VALUE" within the line [p, eol), VALUE in base; 0 when absent */
+static uint64_t line_hex(const char *p, const char *eol, const char *key)
+{
+	size_t klen = co_strlen(key);
+	for (p++; p + klen <= eol; p++)
+		if ((p[-1] == ' ' || p[-1] == '\t') && !co_memcmp(p, key, klen))
+			return co_strtoul(p + klen, 0, 16);
+	return 0;
+}
+
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int co_inotify_next(const char **p, struct co_inotify_line *l)
+{
+	const char *s = *p;
+	for (;;) {
+		const char *eol = s;
+		while (*eol && *eol != '\n')
+			eol++;
+		if (!co_startswith(s, "inotify wd:")) {
+			if (!*eol)
+				return 0;
+			s = eol + 1;
+			continue;
+		}
+		co_memset(l, 0, sizeof(*l));
+		/* every number of the line is hexadecimal, wd too */
+		l->wd = (int)co_strtoul(s + 11, 0, 16);
+		l->ino = line_hex(s, eol, "ino:");
+		l->sdev = (uint32_t)line_hex(s, eol, "sdev:");
+		l->mask = (uint32_t)line_hex(s, eol, "mask:");
+		l->handle_type = (int)line_hex(s, eol, "fhandle-type:");
+		const char *h = s;
+		while (h < eol && !co_startswith(h, "f_handle:"))
+			h++;
+		if (h < eol)
+			for (h += 9; h + 1 < eol && l->handle_bytes < sizeof(l->handle); h += 2) {
+				int a = hex_digit(h[0]), b = hex_digit(h[1]);
+				if (a < 0 || b < 0)
+					break;
+				l->handle[l->handle_bytes++] = (uint8_t)(a << 4 | b);
+			}
+		*p = *eol ? eol + 1 : eol;
+		return 1;
+	}
+}
+
+int co_dev_mount(unsigned major, unsigned minor, char *out, size_t n)
+{
+	static char buf[65536];
+	char want[32];
+	co_fmt(want, sizeof(want), "%u:%u", major, minor);
+	size_t wlen = co_strlen(want);
+	if (co_read_small("/proc/self/mountinfo", buf, sizeof(buf)) <= 0)
+		return -ENOENT;
+	/* "ID PARENT MAJ:MIN ROOT POINT ...": a mount of the filesystem's root, so that every inode is under it */
+	for (const char *line = buf; *line;) {
+		const char *eol = line, *f[5], *e = line, *p = line;
+		while (*eol && *eol != '\n')
+			eol++;
+		for (int k = 0; k < 5; k++) {
+			f[k] = word(p, &e);
+			p = e;
+		}
+		if (!co_memcmp(f[2], want, wlen) && f[2][wlen] == ' ' && f[3][0] == '/' && f[3][1] == ' ') {
+			const char *pe;
+			word(f[4], &pe);
+			size_t len = (size_t)(pe - f[4]);
+			if (len >= n)
+				return -ENOENT;
+			co_memcpy(out, f[4], len);
+			out[len] = 0;
+			return 0;
+		}
+		line = *eol ? eol + 1 : eol;
+	}
+	return -ENOENT;
+}

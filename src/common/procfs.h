@@ -178,4 +178,23 @@ int co_cgroup_next(const char **p, struct co_cgline *l);
  */
 int co_cgroup_mount(const char *ctl, size_t ctl_len, char *out, size_t n);
 
+/*
+ * One watch of an inotify descriptor, from its fdinfo: "inotify wd:N
+ * ino:X sdev:Y mask:M ignored_mask:0 fhandle-bytes:B fhandle-type:T
+ * f_handle:HEX" (all hexadecimal; sdev is the kernel's dev_t, major << 20
+ * | minor).  The handle opens the inode (open_by_handle_at).
+ */
+struct co_inotify_line {
+	int wd;
+	uint32_t sdev, mask;
+	uint64_t ino;
+	int handle_type;
+	uint32_t handle_bytes;
+	uint8_t handle[128];
+};
+/* The next watch line at *p (an fdinfo text), which moves past it: 1, or 0 when there is none. */
+int co_inotify_next(const char **p, struct co_inotify_line *l);
+/* Where the filesystem major:minor is mounted whole (root "/"), from /proc/self/mountinfo: 0, or -ENOENT. */
+int co_dev_mount(unsigned major, unsigned minor, char *out, size_t n);
+
 #endif

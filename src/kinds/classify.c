@@ -29,6 +29,7 @@ static const struct {
 	{ "anon_inode:[signalfd]", CO_OBJ_SIGNALFD },
 	{ "anon_inode:[timerfd]", CO_OBJ_TIMERFD },
 	{ "anon_inode:[eventpoll]", CO_OBJ_EPOLL },
+	{ "anon_inode:inotify", CO_OBJ_INOTIFY },
 	/* also with pidfs (6.9+), whose inodes have no file type in st_mode */
 	{ "anon_inode:[pidfd]", CO_OBJ_PIDFD },
 };
@@ -116,6 +117,7 @@ int co_obj_group_wide(uint32_t kind)
 	case CO_OBJ_EPOLL:
 	case CO_OBJ_USOCK:
 	case CO_OBJ_DELETED:
+	case CO_OBJ_INOTIFY:
 		return 1;
 	}
 	return 0;
@@ -130,7 +132,7 @@ const char *co_obj_name(uint32_t kind)
 		[CO_OBJ_DIR] = "directory", [CO_OBJ_DELETED] = "deleted file", [CO_OBJ_CHR] = "character device",
 		[CO_OBJ_SOCKET] = "socket (not a Unix socket)", [CO_OBJ_BLK] = "block device",
 		[CO_OBJ_OTHER] = "unknown", [CO_OBJ_PIDFD] = "pidfd", [CO_OBJ_SYMLINK] = "symbolic link",
-		[CO_OBJ_NS] = "namespace",
+		[CO_OBJ_NS] = "namespace", [CO_OBJ_INOTIFY] = "inotify",
 	};
 	return kind < sizeof(names) / sizeof(names[0]) && names[kind] ? names[kind] : "?";
 }

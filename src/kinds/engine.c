@@ -28,7 +28,7 @@
 /* Every kind the engine captures: adding a kind is one row here (and its file). */
 static const struct co_kind_ops *const kinds[] = {
 	&co_pipe_ops, &co_file_ops, &co_ghost_ops, &co_shm_ops, &co_eventfd_ops, &co_signalfd_ops,
-	&co_timerfd_ops, &co_epoll_ops, &co_unix_ops,
+	&co_timerfd_ops, &co_epoll_ops, &co_unix_ops, &co_inotify_ops,
 };
 
 const struct co_kind_ops *co_kind_ops(uint32_t kind)
@@ -206,7 +206,7 @@ static int dump_object(struct co_kdump *d, const struct co_kind_ops *ops, int fi
 /* Of each object (by its first reference): 1 when it was recorded for the group, with links to its holders. */
 static int dumped[CO_MAX_REFS];
 
-/* Every object once, in two rounds (the late kinds after the others), then their data. */
+/* Every object once, in two rounds (the late kinds after the others), then their data; -1 or CO_BUSY (err filled). */
 static int dump_objects(struct co_kdump *d)
 {
 	static uint64_t ids[CO_MAX_REFS];
@@ -218,7 +218,7 @@ static int dump_objects(struct co_kdump *d)
 				continue;
 			dumped[i] = dump_object(d, ops, i, &ids[i]);
 			if (dumped[i] < 0)
-				return -1;
+				return dumped[i]; /* -1, or CO_BUSY: an object that is caught part-way (inotify) */
 		}
 	for (int i = 0; i < nrefs; i++) {
 		const struct co_kind_ops *ops = co_kind_ops(refs[i].kind);
@@ -271,7 +271,12 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 		close(fd);
 		return CO_BUSY;
 	}
-	if (dump_objects(&d) < 0 || co_shm_dump_mappings(&d, m, n) < 0)
+	int dbad = dump_objects(&d);
+	if (dbad == CO_BUSY) {
+		close(fd);
+		return CO_BUSY;
+	}
+	if (dbad < 0 || co_shm_dump_mappings(&d, m, n) < 0)
 		goto fail;
 	struct co_end end = { w.seq + 1, 0 };
 	co_w_rec(&w, CO_R_END, &end, sizeof(end));

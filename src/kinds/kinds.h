@@ -66,7 +66,9 @@ struct co_kind_ops {
 	/*
 	 * The object whose first reference is refs[first]: its records, then
 	 * *id (what its links name).  1: written, links follow; 0: nothing
-	 * for the group (a file only one process holds); -1: err filled.
+	 * for the group (a file only one process holds); -1: err filled;
+	 * CO_BUSY (cli.h), err filled: caught part-way, the checkpoint tries
+	 * again in a moment (inotify events it could not make again).
 	 */
 	int (*dump)(struct co_kdump *d, int first, uint64_t *id);
 	/* For a link of reference r: which end (pipes: 1 the write end), else 0. */
@@ -83,7 +85,7 @@ struct co_kind_ops {
 
 /* The kinds (each in its own file), and the one table listing them (engine.c). */
 extern const struct co_kind_ops co_pipe_ops, co_file_ops, co_ghost_ops, co_shm_ops, co_eventfd_ops, co_signalfd_ops,
-	co_timerfd_ops, co_epoll_ops, co_unix_ops;
+	co_timerfd_ops, co_epoll_ops, co_unix_ops, co_inotify_ops;
 const struct co_kind_ops *co_kind_ops(uint32_t kind);
 
 /* ---- engine services for the kinds (engine.c) ---- */

@@ -53,6 +53,8 @@ static const struct rec {
 	{ CO_R_SOCKDATA, sizeof(uint64_t), &co_unix_ops, NULL },
 	{ CO_R_GHOST, offsetof(struct co_ghost, path) + 1, &co_ghost_ops, NULL },
 	{ CO_R_GHOSTDATA, sizeof(uint64_t), &co_ghost_ops, NULL },
+	{ CO_R_IWATCH, offsetof(struct co_iwatch, path) + 1, &co_inotify_ops, NULL },
+	{ CO_R_IEVENTS, sizeof(uint64_t), &co_inotify_ops, NULL },
 };
 
 static const struct rec *rec_of(unsigned t)
