@@ -276,6 +276,33 @@ static int has_all(const char *opts, size_t olen, const char *ctl, size_t clen)
 	return 1;
 }
 
+/*
+ * The first five fields of a /proc/self/mountinfo line ("ID PARENT
+ * MAJ:MIN ROOT POINT ..."), into f; returns where the rest begins.
+ */
+static const char *mount_fields(const char *line, const char *f[5])
+{
+	const char *p = line, *e = line;
+	for (int k = 0; k < 5; k++) {
+		f[k] = word(p, &e);
+		p = e;
+	}
+	return p;
+}
+
+/* The mount point f[4] of such a line into out: 0, or -ENOENT when it does not fit. */
+static int mount_point(const char *point, char *out, size_t n)
+{
+	const char *pe;
+	word(point, &pe);
+	size_t len = (size_t)(pe - point);
+	if (len >= n)
+		return -ENOENT;
+	co_memcpy(out, point, len);
+	out[len] = 0;
+	return 0;
+}
+
 int co_cgroup_mount(const char *ctl, size_t ctl_len, char *out, size_t n)
 {
 	static char buf[65536];
@@ -286,12 +313,7 @@ int co_cgroup_mount(const char *ctl, size_t ctl_len, char *out, size_t n)
 		const char *eol = line, *f[5], *e;
 		while (*eol && *eol != '\n')
 			eol++;
-		const char *p = line;
-		for (int k = 0; k < 5; k++) {
-			f[k] = word(p, &e);
-			p = e;
-		}
-		const char *dash = p;
+		const char *dash = mount_fields(line, f);
 		while (dash < eol && !(dash[0] == ' ' && dash[1] == '-' && dash[2] == ' '))
 			dash++;
 		if (dash < eol) {
@@ -300,16 +322,8 @@ int co_cgroup_mount(const char *ctl, size_t ctl_len, char *out, size_t n)
 			opts = word(src_end, &e);
 			size_t tlen = (size_t)(type_end - type);
 			int v2 = tlen == 7 && !co_memcmp(type, "cgroup2", 7), v1 = tlen == 6 && !co_memcmp(type, "cgroup", 6);
-			if (f[3][0] == '/' && f[3][1] == ' ' && (ctl_len ? v1 && has_all(opts, (size_t)(e - opts), ctl, ctl_len) : v2)) {
-				const char *pe;
-				word(f[4], &pe);
-				size_t len = (size_t)(pe - f[4]);
-				if (len >= n)
-					return -ENOENT;
-				co_memcpy(out, f[4], len);
-				out[len] = 0;
-				return 0;
-			}
+			if (f[3][0] == '/' && f[3][1] == ' ' && (ctl_len ? v1 && has_all(opts, (size_t)(e - opts), ctl, ctl_len) : v2))
+				return mount_point(f[4], out, n);
 		}
 		line = *eol ? eol + 1 : eol;
 	}
@@ -771,23 +785,12 @@ int co_dev_mount(unsigned major, unsigned minor, char *out, size_t n)
 		return -ENOENT;
 	/* "ID PARENT MAJ:MIN ROOT POINT ...": a mount of the filesystem's root, so that every inode is under it */
 	for (const char *line = buf; *line;) {
-		const char *eol = line, *f[5], *e = line, *p = line;
+		const char *eol = line, *f[5];
 		while (*eol && *eol != '\n')
 			eol++;
-		for (int k = 0; k < 5; k++) {
-			f[k] = word(p, &e);
-			p = e;
-		}
-		if (!co_memcmp(f[2], want, wlen) && f[2][wlen] == ' ' && f[3][0] == '/' && f[3][1] == ' ') {
-			const char *pe;
-			word(f[4], &pe);
-			size_t len = (size_t)(pe - f[4]);
-			if (len >= n)
-				return -ENOENT;
-			co_memcpy(out, f[4], len);
-			out[len] = 0;
-			return 0;
-		}
+		mount_fields(line, f);
+		if (!co_memcmp(f[2], want, wlen) && f[2][wlen] == ' ' && f[3][0] == '/' && f[3][1] == ' ')
+			return mount_point(f[4], out, n);
 		line = *eol ? eol + 1 : eol;
 	}
 	return -ENOENT;

@@ -414,9 +414,7 @@ static int ghost_restore(struct co_krestore *x, unsigned type, const void *p, ui
 static void ghost_describe(unsigned type, const void *p, uint64_t len, char *out, size_t n)
 {
 	if (type == CO_R_GHOSTDATA) {
-		uint64_t off;
-		memcpy(&off, p, sizeof(off));
-		snprintf(out, n, "%llu bytes at offset %llu", (unsigned long long)(len - 8), (unsigned long long)off);
+		co_describe_run(p, len, out, n);
 		return;
 	}
 	struct co_ghost g = *(const struct co_ghost *)p;

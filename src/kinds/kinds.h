@@ -130,6 +130,8 @@ int co_copy_bytes(int in, int out, uint64_t len);
 int co_write_runs(struct co_writer *w, unsigned type, int fd, uint64_t mem_at, uint64_t from, uint64_t size);
 /* The inverse, at a restore: one such record (len bytes at p) written into fd; what names it in messages. */
 int co_read_run(struct co_krestore *x, int fd, const void *p, uint64_t len, const char *what);
+/* And for inspect: "N bytes at offset O". */
+void co_describe_run(const void *p, uint64_t len, char *out, size_t n);
 /* shm.c: the shared memory the processes map without a descriptor, and files they map writable. */
 struct co_shared_member;
 int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, int n);

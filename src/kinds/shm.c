@@ -269,12 +269,17 @@ static int shm_restore_done(struct co_krestore *x)
 	return 0;
 }
 
+void co_describe_run(const void *p, uint64_t len, char *out, size_t n)
+{
+	uint64_t off;
+	memcpy(&off, p, sizeof(off));
+	snprintf(out, n, "%llu bytes at offset %llu", (unsigned long long)(len - 8), (unsigned long long)off);
+}
+
 static void shm_describe(unsigned type, const void *p, uint64_t len, char *out, size_t n)
 {
 	if (type == CO_R_SHMDATA) {
-		uint64_t off;
-		memcpy(&off, p, sizeof(off));
-		snprintf(out, n, "%llu bytes at offset %llu", (unsigned long long)(len - 8), (unsigned long long)off);
+		co_describe_run(p, len, out, n);
 		return;
 	}
 	struct co_shm s = { 0 };
