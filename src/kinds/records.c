@@ -53,6 +53,9 @@ static const struct rec {
 	{ CO_R_SOCKDATA, sizeof(uint64_t), &co_unix_ops, NULL },
 	{ CO_R_GHOST, offsetof(struct co_ghost, path) + 1, &co_ghost_ops, NULL },
 	{ CO_R_GHOSTDATA, sizeof(uint64_t), &co_ghost_ops, NULL },
+	{ CO_R_SYSVSEM, sizeof(struct co_sysv), &co_sysv_ops, NULL },
+	{ CO_R_SYSVMSG, sizeof(struct co_sysv), &co_sysv_ops, NULL },
+	{ CO_R_SYSVSHM, sizeof(struct co_sysv), &co_sysv_ops, NULL },
 };
 
 static const struct rec *rec_of(unsigned t)
