@@ -82,6 +82,7 @@ ALL_TESTS=(
 	proc_read_midway rundir_symlink rundir_foreign rundir_fake_sock images_foreign fcopy_symlink images_locked recover_on_start images_bound fcopy_digest verify_fulls room_refused ckpt_while_restoring coordinator_killed crash_commit crash_merge fuzz_images
 	attr_membarrier attr_membarrier_live attr_aio_refused attr_pidfd attr_pidfd_live attr_pidfd_refused
 	attr_chroot_refused attr_loginuid attr_cgroup
+	sysv_ipc sysv_ipc_live
 )
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

@@ -301,6 +301,8 @@ static int restore_msg_part(struct co_krestore *x, const struct co_sysv *s, cons
 		}
 		return 0;
 	}
+	if (s->part == PART_DONE)
+		return 0;
 	struct msgbuf *m = malloc(sizeof(long) + n + 1);
 	if (!m)
 		return co_kerr(x, "sysv message queue %d: out of memory", s->id);
