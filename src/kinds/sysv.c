@@ -4,10 +4,11 @@
  * segments, with their keys and ids.  They belong to no descriptor, so
  * the engine calls this once per checkpoint rather than per reference.
  *
- * Dump (the coordinator, every member parked): the coordinator's thread
- * enters the group's IPC namespace (setns), lists each kind by index
+ * Dump (the coordinator, every member parked): a thread of the
+ * coordinator enters the group's IPC namespace (setns) and ends there
+ * (without privileges it could not go back), lists each kind by index
  * (SEM_INFO, then SEM_STAT_ANY per index, and the same for queues and
- * segments: no /proc text to parse), and goes back to its own.  A set is
+ * segments: no /proc text to parse).  A set is
  * one CO_R_SYSVSEM with its values; a queue is a CO_R_SYSVMSG (part 0),
  * its messages in order read with MSG_COPY, which leaves them queued
  * (part 1 each), then part 2; a segment is a CO_R_SYSVSHM (part 0), runs
@@ -29,6 +30,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,28 +188,41 @@ static int dump_shms(struct co_kdump *d)
 	return 0;
 }
 
+struct ns_dump {
+	struct co_kdump *d;
+	int ns;
+	int r;
+};
+
+/* A thread of its own enters the namespace and ends there (an unprivileged coordinator could not come back). */
+static void *dump_in_ns(void *arg)
+{
+	struct ns_dump *a = arg;
+	if (setns(a->ns, CLONE_NEWIPC) < 0) {
+		snprintf(a->d->err, a->d->errlen, "cannot enter the group's IPC namespace: %s", strerror(errno));
+		return NULL;
+	}
+	a->r = dump_sems(a->d) < 0 || dump_msgs(a->d) < 0 || dump_shms(a->d) < 0 ? -1 : 0;
+	return NULL;
+}
+
 int co_sysv_dump(struct co_kdump *d, int host_pid)
 {
 	char p[64];
 	snprintf(p, sizeof(p), "/proc/%d/ns/ipc", host_pid);
-	int ns = open(p, O_RDONLY | O_CLOEXEC), own = open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC);
-	if (ns < 0 || own < 0 || setns(ns, CLONE_NEWIPC) < 0) {
-		snprintf(d->err, d->errlen, "cannot enter the group's IPC namespace (%s): %s", p, strerror(errno));
-		if (ns >= 0)
-			close(ns);
-		if (own >= 0)
-			close(own);
-		return -1;
+	struct ns_dump a = { d, open(p, O_RDONLY | O_CLOEXEC), -1 };
+	pthread_t t;
+	int e = a.ns < 0 ? errno : pthread_create(&t, NULL, dump_in_ns, &a);
+	if (e) {
+		snprintf(d->err, d->errlen, "cannot enter the group's IPC namespace (%s): %s", p, strerror(e));
+	} else {
+		pthread_join(t, NULL);
+		if (a.r == 0 && d->w->err)
+			snprintf(d->err, d->errlen, "writing the group's SysV IPC objects: %s", strerror(-d->w->err));
 	}
-	int r = dump_sems(d) < 0 || dump_msgs(d) < 0 || dump_shms(d) < 0 ? -1 : 0;
-	/* back in ours: staying in the group's would make the next group's objects these */
-	if (setns(own, CLONE_NEWIPC) < 0)
-		co_die("cannot go back to our own IPC namespace: %s", strerror(errno));
-	close(ns);
-	close(own);
-	if (r == 0 && d->w->err)
-		snprintf(d->err, d->errlen, "writing the group's SysV IPC objects: %s", strerror(-d->w->err));
-	return r < 0 || d->w->err ? -1 : 0;
+	if (a.ns >= 0)
+		close(a.ns);
+	return a.r < 0 || d->w->err ? -1 : 0;
 }
 
 /* ---- restore, in init ---- */
