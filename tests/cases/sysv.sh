@@ -10,4 +10,4 @@
 
 t_sysv_ipc() { std sysv_ipc 0 0.6 0.6; }
 
-t_sysv_ipc_live() { live_flow sysv_ipc 0 0.3 0.3 0.3 0.4 0.3; }
+t_sysv_ipc_live() { live_flow sysv_ipc 0 0.3 0.2 0.2 0.3 0.2; }

@@ -25,7 +25,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-#define STEPS 30
+#define STEPS 40
 #define STEP_MS 80
 /* keys of this run (a native run is in the host's IPC namespace, beside others) */
 #define KEY_SEM (key_base + 1)
