@@ -264,6 +264,8 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
  * there are more than max.
  */
 int co_shared_files(int pid, int *out, int max);
+/* coord/setup.c: write text to a /proc file (uid_map, a sysctl): 0, or -1 with errno. */
+int co_write_proc(const char *path, const char *text);
 /* In init: put files back, create the objects, return the plan's descriptor. */
 int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen);
 

@@ -55,6 +55,9 @@ enum co_rec_type {
 	CO_R_GHOSTDATA = 59, /* u64 offset, then bytes of the deleted file of the co_ghost before */
 	CO_R_IWATCH = 60, /* struct co_iwatch: one watch of the inotify object (co_sobj) before */
 	CO_R_IEVENTS = 61, /* u64 inotify id, then the events queued at the checkpoint (struct inotify_event each) */
+	CO_R_SYSVSEM = 62, /* struct co_sysv, then u16 values: a SysV semaphore set of the group's IPC namespace */
+	CO_R_SYSVMSG = 63, /* struct co_sysv: a SysV message queue (part 0), or one of its messages (part 1), then its bytes */
+	CO_R_SYSVSHM = 64, /* struct co_sysv: a SysV shm segment (part 0), or a run of its bytes (part 1), then the bytes */
 };
 
 enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3, CO_KIND_SHARED = 4 };
@@ -522,6 +525,23 @@ struct co_shm {
 	 */
 	uint32_t sealing;	/* 1: seals recorded */
 	uint32_t seals;
+};
+
+/*
+ * A SysV IPC object of the group's IPC namespace (src/kinds/sysv.c), made
+ * again at a restart with its key and id.  part 0 is the object: its
+ * owner and mode, and size (a semaphore set: how many; a queue: its
+ * byte limit; a segment: its bytes).  part 1 is what follows it: a
+ * message (at: its type) or a run of a segment (at: the offset).
+ */
+struct co_sysv {
+	uint32_t part;		/* 0: the object; 1: a message or a run of bytes of the object before */
+	int32_t id;
+	int32_t key;
+	uint32_t uid, gid, mode;
+	uint32_t pad;
+	uint64_t size;
+	int64_t at;
 };
 
 struct co_pipe {

@@ -276,7 +276,7 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 		close(fd);
 		return CO_BUSY;
 	}
-	if (dbad < 0 || co_shm_dump_mappings(&d, m, n) < 0)
+	if (dbad < 0 || co_shm_dump_mappings(&d, m, n) < 0 || (n && co_sysv_dump(&d, m[0].host_pid) < 0))
 		goto fail;
 	struct co_end end = { w.seq + 1, 0 };
 	co_w_rec(&w, CO_R_END, &end, sizeof(end));

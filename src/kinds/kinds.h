@@ -86,6 +86,8 @@ struct co_kind_ops {
 /* The kinds (each in its own file), and the one table listing them (engine.c). */
 extern const struct co_kind_ops co_pipe_ops, co_file_ops, co_ghost_ops, co_shm_ops, co_eventfd_ops, co_signalfd_ops,
 	co_timerfd_ops, co_epoll_ops, co_unix_ops, co_inotify_ops;
+/* sysv.c: the SysV IPC objects of the group's IPC namespace; no descriptor holds them (not in the engine's table) */
+extern const struct co_kind_ops co_sysv_ops;
 const struct co_kind_ops *co_kind_ops(uint32_t kind);
 
 /* ---- engine services for the kinds (engine.c) ---- */
@@ -135,6 +137,8 @@ void co_describe_run(const void *p, uint64_t len, char *out, size_t n);
 /* shm.c: the shared memory the processes map without a descriptor, and files they map writable. */
 struct co_shared_member;
 int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, int n);
+/* sysv.c: every semaphore set, message queue and shm segment of the IPC namespace of host_pid; 0, or -1 */
+int co_sysv_dump(struct co_kdump *d, int host_pid);
 
 /* The kind a record of shared.img belongs to (CO_R_SOBJ: the one it names); NULL: the engine's own. */
 const struct co_kind_ops *co_rec_ops(unsigned t, const void *p);

@@ -55,6 +55,9 @@ static const struct rec {
 	{ CO_R_GHOSTDATA, sizeof(uint64_t), &co_ghost_ops, NULL },
 	{ CO_R_IWATCH, offsetof(struct co_iwatch, path) + 1, &co_inotify_ops, NULL },
 	{ CO_R_IEVENTS, sizeof(uint64_t), &co_inotify_ops, NULL },
+	{ CO_R_SYSVSEM, sizeof(struct co_sysv), &co_sysv_ops, NULL },
+	{ CO_R_SYSVMSG, sizeof(struct co_sysv), &co_sysv_ops, NULL },
+	{ CO_R_SYSVSHM, sizeof(struct co_sysv), &co_sysv_ops, NULL },
 };
 
 static const struct rec *rec_of(unsigned t)

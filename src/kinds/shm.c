@@ -186,6 +186,9 @@ int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, i
 			/* the agent's own shared mappings (process table, page lists) are not the program's */
 			if (!e.shared || co_startswith(e.path, "/memfd:cohort-agent-"))
 				continue;
+			/* a SysV segment is the group's IPC namespace's, made once with its id (sysv.c) */
+			if (co_startswith(e.path, "/SYSV"))
+				continue;
 			int s = seen(d, e.ino);
 			/* the seal comes back before the restorer maps: a writable mapping could not be made again */
 			if (s == 2 && (e.prot & PROT_WRITE)) {

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include "agent/dirty.h"
 #include "procfs.h"
 #include "res.h"
@@ -31,6 +32,27 @@ static int skipped(struct co_dumpctx *d, uint64_t start)
 	for (int i = 0; i < d->nskip; i++)
 		if (start >= d->skip_lo[i] && start < d->skip_hi[i])
 			return 1;
+	return 0;
+}
+
+/*
+ * A SysV shm segment comes back attached with shmat (map_region), which
+ * maps it whole: a region that is only part of its attachment (after an
+ * mprotect or munmap of part of it) is refused.  The region's inode is
+ * the segment's id.
+ */
+static int sysv_whole(struct co_dumpctx *d, const struct co_mapent *e)
+{
+	struct shmid_ds ds;
+	long r = co_sys3(SYS_shmctl, (long)e->ino, IPC_STAT, (long)&ds);
+	uint64_t len = (ds.shm_segsz + CO_PAGE - 1) & ~(uint64_t)(CO_PAGE - 1);
+	if (r < 0)
+		return DERR(d, "pid %d: region %lx-%lx: cannot read sysv shm segment %lu (errno %ld)", d->pid,
+			    (unsigned long)e->start, (unsigned long)e->end, (unsigned long)e->ino, -r);
+	if (e->off || e->end - e->start != len)
+		return DERR(d, "pid %d: region %lx-%lx is part of sysv shm segment %lu attached at %lx: cohort restores "
+			    "only whole attachments", d->pid, (unsigned long)e->start, (unsigned long)e->end,
+			    (unsigned long)e->ino, (unsigned long)(e->start - e->off));
 	return 0;
 }
 
@@ -71,6 +93,8 @@ static int classify(struct co_dumpctx *d, const struct co_mapent *e, struct co_v
 		   co_startswith(p, "/SYSV")) {
 		/* the file cannot be opened again: its content goes into the image */
 		v->kind = e->shared ? CO_V_SHANON : CO_V_DELETED;
+		if (e->shared && co_startswith(p, "/SYSV"))
+			return sysv_whole(d, e);
 	} else if (co_startswith(p, "/dev/") && e->ino && co_strcmp(p, "/dev/zero") != 0 &&
 		   !co_startswith(p, "/dev/shm/")) {
 		/* (POSIX shared memory in /dev/shm is files, reopened by path like any other) */
@@ -424,6 +448,16 @@ static int keep_region(struct co_rstctx *rc, const struct co_vma *v, uint32_t *k
 	return 0;
 }
 
+/* The SysV segment v->ino attached at the region, as the program had it (SHM_RDONLY, SHM_EXEC). */
+static long attach_sysv(const struct co_vma *v)
+{
+	int fl = SHM_REMAP | ((v->prot & PROT_WRITE) ? 0 : SHM_RDONLY) | ((v->prot & PROT_EXEC) ? SHM_EXEC : 0);
+	long r = co_sys3(SYS_shmat, (long)v->ino, (long)v->start, fl);
+	if (r >= 0 && (uint64_t)r != v->start)
+		return -EFAULT;
+	return r < 0 ? r : 0;
+}
+
 static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 {
 	uint64_t len = v->end - v->start;
@@ -444,6 +478,11 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 		break;
 	case CO_V_SHANON: {
 		int fd = co_plan_shm(rc, v->dev, v->ino);
+		/* a SysV segment is made by init with its id (the inode), unless an older image kept it as memory */
+		if (fd < 0 && co_startswith(v->path, "/SYSV")) {
+			r = attach_sysv(v);
+			break;
+		}
 		if (fd < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: region %lx-%lx: shared memory %s is missing from the group's shared objects",
 				      rc->proc->pid, (unsigned long)v->start, (unsigned long)v->end, v->path);

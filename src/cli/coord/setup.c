@@ -153,7 +153,7 @@ void record_caller_signals(struct co_init_cfg *cfg)
 	co_sigprocmask(SIG_BLOCK, NULL, &cfg->sig_blocked);
 }
 
-static int write_proc(const char *path, const char *text)
+int co_write_proc(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	ssize_t n = fd < 0 ? -1 : write(fd, text, strlen(text));
@@ -183,12 +183,12 @@ static void make_userns(void)
 		co_die("cannot create a user namespace for the group (%s): unprivileged user namespaces may be off "
 		       "(sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces)", strerror(errno));
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-	if (write_proc("/proc/self/uid_map", map) < 0)
+	if (co_write_proc("/proc/self/uid_map", map) < 0)
 		co_die("cannot write /proc/self/uid_map: %s", strerror(errno));
-	if (write_proc("/proc/self/setgroups", "deny") < 0 && errno != ENOENT)
+	if (co_write_proc("/proc/self/setgroups", "deny") < 0 && errno != ENOENT)
 		co_die("cannot write /proc/self/setgroups: %s", strerror(errno));
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-	if (write_proc("/proc/self/gid_map", map) < 0)
+	if (co_write_proc("/proc/self/gid_map", map) < 0)
 		co_die("cannot write /proc/self/gid_map: %s", strerror(errno));
 }
 
@@ -245,7 +245,13 @@ void start_init(struct co_init_cfg *cfg)
 		co_die("pipe: %s", strerror(errno));
 	cfg->report_fd = report[1];
 	fflush(NULL);
-	pid_t p = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
+	/*
+	 * The group's own IPC namespace too: its SysV semaphores, message
+	 * queues and shm segments (src/kinds/sysv.c) are the group's alone,
+	 * none of the host's, so that a restart can make them again with the
+	 * same keys and ids.
+	 */
+	pid_t p = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | SIGCHLD, 0, 0, 0, 0);
 	if (p < 0)
 		co_die("cannot create the group's namespaces: %s", strerror(errno));
 	if (p == 0) {

@@ -1,0 +1,13 @@
+# SysV IPC in the group's own IPC namespace (src/kinds/sysv.c, issue 13):
+# tests/progs/sysv_ipc.c, a parent and two children sharing a semaphore
+# set, a message queue (with messages waiting in it all along) and a shm
+# segment they keep attached, and a segment nobody attaches.
+#   sysv_ipc       the standard flow: checkpoint --kill and restart, twice;
+#                  every value, message, byte, key and id as before
+#   sysv_ipc_live  live checkpoints between and after the restarts
+#                  (live_flow, agent_hidden.sh)
+# Sourced by tests/run.sh.
+
+t_sysv_ipc() { std sysv_ipc 0 0.6 0.6; }
+
+t_sysv_ipc_live() { live_flow sysv_ipc 0 0.3 0.2 0.2 0.3 0.2; }
