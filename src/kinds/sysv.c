@@ -23,8 +23,9 @@
  * same id both ways.
  *
  * Not restored: the semaphore adjustments of SEM_UNDO (no interface
- * shows them: the agent refuses a process that used it, wrap.c), the
- * pids and times the objects note, and a segment removed while attached
+ * shows them, and they are not refused yet: a process restarted after
+ * semop with SEM_UNDO does not give them back when it exits), the pids
+ * and times the objects note, and a segment removed while attached
  * (IPC_RMID: refused).
  */
 #define _GNU_SOURCE
