@@ -27,6 +27,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <signal.h>
+#include <sys/sem.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,6 +61,10 @@ DECL(int, sigwaitinfo, const sigset_t *, siginfo_t *);
 DECL(int, sigsuspend, const sigset_t *);
 DECL(int, sem_timedwait, sem_t *, const struct timespec *);
 DECL(int, sem_clockwait, sem_t *, clockid_t, const struct timespec *);
+DECL(int, semop, int, struct sembuf *, size_t);
+DECL(int, semtimedop, int, struct sembuf *, size_t, const struct timespec *);
+DECL(int, msgsnd, int, const void *, size_t, int);
+DECL(ssize_t, msgrcv, int, void *, size_t, long, int);
 DECL(int, sigaction, int, const struct sigaction *, struct sigaction *);
 DECL(int, sigprocmask, int, const sigset_t *, sigset_t *);
 DECL(int, pthread_sigmask, int, const sigset_t *, sigset_t *);
@@ -87,6 +92,10 @@ void co_wrap_init(void)
 	LOAD(sigwaitinfo);
 	LOAD(sigsuspend);
 	LOAD(sem_timedwait);
+	LOAD(semop);
+	LOAD(semtimedop);
+	LOAD(msgsnd);
+	LOAD(msgrcv);
 	LOAD(sem_clockwait);
 	LOAD(sigaction);
 	LOAD(sigprocmask);
@@ -526,6 +535,65 @@ EXPORT int sem_clockwait(sem_t *s, clockid_t c, const struct timespec *abs)
 		int r = REAL(sem_clockwait)(s, c, abs);
 		if (!AGAIN(r, e))
 			return r;
+	}
+}
+
+/*
+ * SysV IPC: the kernel never restarts semop, semtimedop, msgsnd or msgrcv
+ * after a handler (SA_RESTART or not), so a checkpoint would show as
+ * EINTR; made again, a semtimedop with what is left of its (relative)
+ * timeout.
+ */
+EXPORT int semop(int id, struct sembuf *ops, size_t n)
+{
+	ENSURE(semop);
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		int r = REAL(semop)(id, ops, n);
+		if (!AGAIN(r, e))
+			return r;
+	}
+}
+
+/* SysV message queues: likewise never restarted by the kernel */
+EXPORT int msgsnd(int id, const void *msg, size_t n, int flags)
+{
+	ENSURE(msgsnd);
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		int r = REAL(msgsnd)(id, msg, n, flags);
+		if (!AGAIN(r, e))
+			return r;
+	}
+}
+
+EXPORT ssize_t msgrcv(int id, void *msg, size_t n, long type, int flags)
+{
+	ENSURE(msgrcv);
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		ssize_t r = REAL(msgrcv)(id, msg, n, type, flags);
+		if (!AGAIN(r, e))
+			return r;
+	}
+}
+
+EXPORT int semtimedop(int id, struct sembuf *ops, size_t n, const struct timespec *tmo)
+{
+	ENSURE(semtimedop);
+	struct timespec t0 = ts_now(CLOCK_MONOTONIC), deadline = { 0, 0 }, left;
+	const struct timespec *arg = tmo;
+	for (;;) {
+		unsigned e = co_tls_epoch;
+		int r = REAL(semtimedop)(id, ops, n, arg);
+		if (!AGAIN(r, e))
+			return r;
+		if (tmo) { /* the kernel read it: it is readable */
+			if (arg == tmo)
+				deadline = ts_add(t0, *tmo);
+			left = ts_left(deadline, CLOCK_MONOTONIC);
+			arg = &left;
+		}
 	}
 }
 
