@@ -5,7 +5,7 @@
 # them) checkpointed once plain and once compressed, then restarted with
 # the fault switch COHORT_FAULT (src/common/report.h) at every stage of
 # the restore: the restorer (or init) fails there, or stops for ever, or
-# `cohort restart` is killed (SIGKILL, SIGTERM, SIGINT) while it is stopped
+# `cohort restart` is killed (SIGKILL at five stages, SIGTERM and SIGINT at two each) while it is stopped
 # there.  Every time `cohort restart` must end within 10 s, non-zero, with
 # exactly one line naming the process and the stage (a failure and a stop:
 # "cohort: restore failed: pid N, STAGE: why", never an empty reason), run
@@ -125,12 +125,15 @@ t_restart_fail() {
 	rf_fault h2 "$GNAME" hang:thread:3 "pid 3" "${RF_TEXT[threads]}|${RF_TEXT[thread]}"
 	rf_fault h3 "$z" hang:shared init "${RF_TEXT[shared]}"
 
-	# killed while a restorer is stopped (compressed: the others wait in the open of their FIFO)
-	local sig at
-	for sig in KILL TERM INT; do
-		for at in shared memory:3 jump:2; do rf_kill "k$sig-${at%:*}" "$GNAME" "$at" "$sig"; done
-		for at in files:3 thread:3; do rf_kill "kz$sig-${at%:*}" "$z" "$at" "$sig"; done
-	done
+	# killed while a restorer is stopped (compressed: the others wait in the open of their FIFO):
+	# SIGKILL at every stage, SIGTERM and SIGINT (caught: the restart stops itself) at two each
+	local at
+	for at in shared memory:3 jump:2; do rf_kill "kKILL-${at%:*}" "$GNAME" "$at" KILL; done
+	for at in files:3 thread:3; do rf_kill "kzKILL-${at%:*}" "$z" "$at" KILL; done
+	rf_kill kTERM-memory "$GNAME" memory:3 TERM
+	rf_kill kzTERM-files "$z" files:3 TERM
+	rf_kill kINT-jump "$GNAME" jump:2 INT
+	rf_kill kzINT-thread "$z" thread:3 INT
 
 	# the generations are intact
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
