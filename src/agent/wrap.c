@@ -182,6 +182,33 @@ static struct timespec ts_left(struct timespec deadline, clockid_t c)
 	return r;
 }
 
+/*
+ * A relative timeout (ppoll, pselect, sigtimedwait, semtimedop) for a call
+ * made again after our signal: what is left of it, counted from the first
+ * try.  It is read only once the kernel has taken it (the call came back
+ * with EINTR): then it is readable and valid.  NULL stays NULL (no limit).
+ */
+struct rel_timeout {
+	const struct timespec *want, *arg;	/* the caller's; the one to pass now */
+	struct timespec t0, deadline, left;
+};
+
+static void rel_start(struct rel_timeout *t, const struct timespec *tmo)
+{
+	t->want = t->arg = tmo;
+	t->t0 = ts_now(CLOCK_MONOTONIC);
+}
+
+static void rel_again(struct rel_timeout *t)
+{
+	if (!t->want)
+		return;
+	if (t->arg == t->want)
+		t->deadline = ts_add(t->t0, *t->want);
+	t->left = ts_left(t->deadline, CLOCK_MONOTONIC);
+	t->arg = &t->left;
+}
+
 static int ms_left(struct timespec deadline)
 {
 	struct timespec l = ts_left(deadline, CLOCK_MONOTONIC);
@@ -331,19 +358,14 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const
 	ENSURE(ppoll);
 	sigset_t copy;
 	mask = without_ours(mask, &copy);
-	struct timespec t0 = ts_now(CLOCK_MONOTONIC), deadline = { 0, 0 }, left;
-	const struct timespec *arg = tmo;
+	struct rel_timeout rt;
+	rel_start(&rt, tmo);
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		int r = REAL(ppoll)(fds, n, arg, mask);
+		int r = REAL(ppoll)(fds, n, rt.arg, mask);
 		if (!AGAIN(r, e))
 			return r;
-		if (tmo) {
-			if (arg == tmo)
-				deadline = ts_add(t0, *tmo);
-			left = ts_left(deadline, CLOCK_MONOTONIC);
-			arg = &left;
-		}
+		rel_again(&rt);
 	}
 }
 
@@ -397,19 +419,14 @@ EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *x, const struct timespec
 	ENSURE(pselect);
 	sigset_t copy;
 	mask = without_ours(mask, &copy);
-	struct timespec t0 = ts_now(CLOCK_MONOTONIC), deadline = { 0, 0 }, left;
-	const struct timespec *arg = tmo;
+	struct rel_timeout rt;
+	rel_start(&rt, tmo);
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		int res = REAL(pselect)(n, r, w, x, arg, mask);
+		int res = REAL(pselect)(n, r, w, x, rt.arg, mask);
 		if (!AGAIN(res, e))
 			return res;
-		if (tmo) {
-			if (arg == tmo)
-				deadline = ts_add(t0, *tmo);
-			left = ts_left(deadline, CLOCK_MONOTONIC);
-			arg = &left;
-		}
+		rel_again(&rt);
 	}
 }
 
@@ -451,19 +468,14 @@ EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct times
 	ENSURE(sigtimedwait);
 	sigset_t copy;
 	set = without_ours(set, &copy);
-	struct timespec t0 = ts_now(CLOCK_MONOTONIC), deadline = { 0, 0 }, left;
-	const struct timespec *arg = tmo;
+	struct rel_timeout rt;
+	rel_start(&rt, tmo);
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		int r = REAL(sigtimedwait)(set, info, arg);
+		int r = REAL(sigtimedwait)(set, info, rt.arg);
 		if (!AGAIN(r, e))
 			return r;
-		if (tmo) {
-			if (arg == tmo)
-				deadline = ts_add(t0, *tmo);
-			left = ts_left(deadline, CLOCK_MONOTONIC);
-			arg = &left;
-		}
+		rel_again(&rt);
 	}
 }
 
@@ -581,19 +593,14 @@ EXPORT ssize_t msgrcv(int id, void *msg, size_t n, long type, int flags)
 EXPORT int semtimedop(int id, struct sembuf *ops, size_t n, const struct timespec *tmo)
 {
 	ENSURE(semtimedop);
-	struct timespec t0 = ts_now(CLOCK_MONOTONIC), deadline = { 0, 0 }, left;
-	const struct timespec *arg = tmo;
+	struct rel_timeout rt;
+	rel_start(&rt, tmo);
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		int r = REAL(semtimedop)(id, ops, n, arg);
+		int r = REAL(semtimedop)(id, ops, n, rt.arg);
 		if (!AGAIN(r, e))
 			return r;
-		if (tmo) { /* the kernel read it: it is readable */
-			if (arg == tmo)
-				deadline = ts_add(t0, *tmo);
-			left = ts_left(deadline, CLOCK_MONOTONIC);
-			arg = &left;
-		}
+		rel_again(&rt);
 	}
 }
 
