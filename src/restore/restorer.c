@@ -221,6 +221,22 @@ static void read_cowmap(void)
 	}
 }
 
+/*
+ * The current record's payload into the next of the max slots (size bytes
+ * each) of table, *n of them taken; what names them in the message.
+ */
+static void *take_record(void *table, int *n, int max, size_t size, const char *what)
+{
+	if (*n == max) {
+		co_fmt(err, sizeof(err), "too many %s in image", what);
+		die(err);
+	}
+	void *slot = (char *)table + (size_t)(*n)++ * size;
+	if (co_r_payload(&reader, slot, size))
+		die(reader.err);
+	return slot;
+}
+
 /* Read every record up to the first page map, restoring descriptors on the way. */
 static void read_metadata(uint64_t *next)
 {
@@ -244,25 +260,13 @@ static void read_metadata(uint64_t *next)
 			die(e < 0 ? reader.err : "image ends early");
 		unsigned t = reader.hdr.type;
 		if (t == CO_R_THREAD) {
-			if (rc.nthreads == CO_MAX_THREADS)
-				die("too many threads in image");
-			if (co_r_payload(&reader, &rc.threads[rc.nthreads++], sizeof(struct co_thread)))
-				die(reader.err);
+			take_record(rc.threads, &rc.nthreads, CO_MAX_THREADS, sizeof(struct co_thread), "threads");
 		} else if (t == CO_R_TIMER) {
-			if (rc.ntimers == CO_MAX_TIMERS)
-				die("too many timers in image");
-			if (co_r_payload(&reader, &rc.timers[rc.ntimers++], sizeof(struct co_timer)))
-				die(reader.err);
+			take_record(rc.timers, &rc.ntimers, CO_MAX_TIMERS, sizeof(struct co_timer), "timers");
 		} else if (t == CO_R_LOCK) {
-			if (rc.nlocks == CO_MAX_LOCKS)
-				die("too many file locks in image");
-			if (co_r_payload(&reader, &rc.locks[rc.nlocks++], sizeof(struct co_lock)))
-				die(reader.err);
+			take_record(rc.locks, &rc.nlocks, CO_MAX_LOCKS, sizeof(struct co_lock), "file locks");
 		} else if (t == CO_R_FDOWNER) {
-			if (rc.nowners == CO_MAX_FDS)
-				die("too many descriptor owners in image");
-			if (co_r_payload(&reader, &rc.owners[rc.nowners++], sizeof(struct co_fdowner)))
-				die(reader.err);
+			take_record(rc.owners, &rc.nowners, CO_MAX_FDS, sizeof(struct co_fdowner), "descriptor owners");
 		} else if (t == CO_R_FD) {
 			static struct co_fd f;
 			if (co_r_payload(&reader, &f, sizeof(f)))
@@ -273,11 +277,7 @@ static void read_metadata(uint64_t *next)
 			if (co_files_restore_one(&rc, &f))
 				die(err);
 		} else if (t == CO_R_VMA) {
-			if (rc.nvmas == CO_MAX_VMAS)
-				die("too many regions in image");
-			struct co_vma *v = &rc.vmas[rc.nvmas++];
-			if (co_r_payload(&reader, v, sizeof(*v)))
-				die(reader.err);
+			struct co_vma *v = take_record(rc.vmas, &rc.nvmas, CO_MAX_VMAS, sizeof(struct co_vma), "regions");
 			v->path[sizeof(v->path) - 1] = 0;
 			if (v->start >= v->end || (v->start | v->end) & (CO_PAGE - 1))
 				die("damaged region record");
