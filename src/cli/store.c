@@ -50,11 +50,15 @@ int co_gen_dir(const char *gdir, uint64_t gen, char *out, size_t n)
 }
 
 /*
- * Every file of the generation in dir (and in its files/), as stored,
- * but the manifest and hidden ones: into *out (allocated), the count; -1
- * when dir cannot be read.
+ * fn(rel, path, st, arg) for every entry of generation dir, hidden ones
+ * too, and for every entry of each directory in it (files/: one level),
+ * as lstat sees it (a link is never followed).  Stops at fn's first
+ * non-zero answer and returns it; -1 (errno set) when something cannot be
+ * read.  The manifest's list, its check and the ownership check all walk
+ * a generation so.
  */
-static int list_files(const char *dir, const char *sub, struct co_mfile **out, int *n, int *cap)
+typedef int gen_entry_fn(const char *rel, const char *path, const struct stat *st, void *arg);
+static int gen_walk(const char *dir, const char *sub, gen_entry_fn *fn, void *arg)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s%s%s", dir, sub[0] ? "/" : "", sub);
@@ -65,38 +69,56 @@ static int list_files(const char *dir, const char *sub, struct co_mfile **out, i
 	for (struct dirent *e; !r && (e = readdir(d));) {
 		char p[PATH_MAX], rel[PATH_MAX];
 		struct stat st;
-		if (e->d_name[0] == '.' || (!sub[0] && !strcmp(e->d_name, "manifest")))
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		snprintf(rel, sizeof(rel), "%s%s%s", sub, sub[0] ? "/" : "", e->d_name);
 		snprintf(p, sizeof(p), "%s/%s", dir, rel);
-		if (lstat(p, &st) < 0) {
+		if (lstat(p, &st) < 0)
 			r = -1;
-		} else if (S_ISDIR(st.st_mode) && !sub[0]) {
-			r = list_files(dir, rel, out, n, cap);
-		} else if (S_ISREG(st.st_mode) && strlen(rel) < sizeof((*out)->name)) {
-			if (*n == *cap) {
-				*cap = *cap ? 2 * *cap : 64;
-				struct co_mfile *grown = realloc(*out, (size_t)*cap * sizeof(**out));
-				if (!grown) {
-					r = -1;
-					break;
-				}
-				*out = grown;
-			}
-			struct co_mfile *f = &(*out)[(*n)++];
-			memset(f, 0, sizeof(*f));
-			snprintf(f->name, sizeof(f->name), "%s", rel);
-			f->size = (uint64_t)st.st_size;
-			/* a copy has no checksummed records of its own: its digest is its only check */
-			if (sub[0] && co_file_digest(p, &f->digest) == 0)
-				f->flags |= CO_MF_DIGEST;
-		} else {
-			r = -1; /* nothing else belongs in a generation */
-			errno = EINVAL;
-		}
+		else if (!(r = fn(rel, p, &st, arg)) && S_ISDIR(st.st_mode) && !sub[0])
+			r = gen_walk(dir, rel, fn, arg);
 	}
 	closedir(d);
 	return r;
+}
+
+/* A hidden entry (".pre", or one inside files/): no part of the generation. */
+static int hidden(const char *rel)
+{
+	const char *base = strrchr(rel, '/');
+	return rel[0] == '.' || (base && base[1] == '.');
+}
+
+struct file_list {
+	struct co_mfile *f;
+	int n, cap;
+};
+
+/* One file for the manifest's list: every regular one but the manifest itself and hidden ones (.pre). */
+static int list_one(const char *rel, const char *path, const struct stat *st, void *arg)
+{
+	struct file_list *l = arg;
+	if (hidden(rel) || !strcmp(rel, "manifest") || (S_ISDIR(st->st_mode) && !strchr(rel, '/')))
+		return 0;
+	if (!S_ISREG(st->st_mode) || strlen(rel) >= sizeof(l->f->name)) {
+		errno = EINVAL; /* nothing else belongs in a generation */
+		return -1;
+	}
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 64;
+		struct co_mfile *grown = realloc(l->f, (size_t)l->cap * sizeof(*l->f));
+		if (!grown)
+			return -1;
+		l->f = grown;
+	}
+	struct co_mfile *f = &l->f[l->n++];
+	memset(f, 0, sizeof(*f));
+	snprintf(f->name, sizeof(f->name), "%s", rel);
+	f->size = (uint64_t)st->st_size;
+	/* a copy has no checksummed records of its own: its digest is its only check */
+	if (strchr(rel, '/') && co_file_digest(path, &f->digest) == 0)
+		f->flags |= CO_MF_DIGEST;
+	return 0;
 }
 
 int co_file_digest(const char *path, uint64_t *out)
@@ -113,6 +135,28 @@ int co_file_digest(const char *path, uint64_t *out)
 	close(fd);
 	*out = co_xxh64_digest(&h);
 	return k < 0 ? -1 : 0;
+}
+
+struct listed {
+	const struct co_mfile *f;
+	int nf;
+	char *err;
+	size_t errlen;
+	const char *dir;
+};
+
+/* An entry the manifest does not list (hidden ones and files/ itself aside): 1, err filled. */
+static int unlisted(const char *rel, const char *path, const struct stat *st, void *arg)
+{
+	const struct listed *l = arg;
+	(void)path, (void)st;
+	if (hidden(rel) || !strcmp(rel, "manifest") || !strcmp(rel, "files"))
+		return 0;
+	for (int i = 0; i < l->nf; i++)
+		if (!strcmp(l->f[i].name, rel))
+			return 0;
+	snprintf(l->err, l->errlen, "%s/%s: not listed in the generation's manifest (from elsewhere?)", l->dir, rel);
+	return 1;
 }
 
 int co_gen_files_check(const char *dir, const struct co_mfile *f, int nf, int digests, char *err, size_t errlen)
@@ -134,28 +178,8 @@ int co_gen_files_check(const char *dir, const struct co_mfile *f, int nf, int di
 					"expected %016llx)", p, (unsigned long long)d, (unsigned long long)f[i].digest),
 			       -1;
 	}
-	for (int sub = 0; sub < 2; sub++) {
-		snprintf(p, sizeof(p), "%s%s", dir, sub ? "/files" : "");
-		DIR *d = opendir(p);
-		int bad = 0;
-		for (struct dirent *e; !bad && d && (e = readdir(d));) {
-			char rel[PATH_MAX];
-			if (e->d_name[0] == '.' || (!sub && (!strcmp(e->d_name, "manifest") || !strcmp(e->d_name, "files"))))
-				continue;
-			snprintf(rel, sizeof(rel), "%s%s", sub ? "files/" : "", e->d_name);
-			bad = 1;
-			for (int i = 0; i < nf && bad; i++)
-				bad = strcmp(f[i].name, rel) != 0;
-			if (bad)
-				snprintf(err, errlen, "%s/%s: not listed in the generation's manifest (from elsewhere?)", dir,
-					 rel);
-		}
-		if (d)
-			closedir(d);
-		if (bad)
-			return -1;
-	}
-	return 0;
+	struct listed ls = { f, nf, err, errlen, dir };
+	return gen_walk(dir, "", unlisted, &ls) ? -1 : 0;
 }
 
 int co_gen_complete(const char *dir, char *err, size_t errlen)
@@ -180,12 +204,13 @@ int co_gen_complete(const char *dir, char *err, size_t errlen)
 int co_write_manifest(const char *dir, const struct co_manifest *mf, const struct co_mproc *p, int n)
 {
 	char path[PATH_MAX];
-	struct co_mfile *files = NULL;
-	int nfiles = 0, cap = 0;
-	if (list_files(dir, "", &files, &nfiles, &cap) < 0) {
-		free(files);
+	struct file_list l = { NULL, 0, 0 };
+	if (gen_walk(dir, "", list_one, &l) < 0) {
+		free(l.f);
 		return -1;
 	}
+	struct co_mfile *files = l.f;
+	int nfiles = l.n;
 	struct co_manifest m = *mf;
 	m.nfiles = (uint32_t)nfiles;
 	snprintf(path, sizeof(path), "%s/manifest", dir);
@@ -321,35 +346,27 @@ static int owned_here(const char *path, const char *what, char *err, size_t errl
 	return 0;
 }
 
+struct owned_arg {
+	char *err;
+	size_t errlen;
+};
+
+static int owned_entry(const char *rel, const char *path, const struct stat *st, void *arg)
+{
+	struct owned_arg *o = arg;
+	(void)rel, (void)st;
+	return owned_here(path, "image file", o->err, o->errlen) ? 1 : 0;
+}
+
 int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen)
 {
 	if (owned_here(gdir, "group directory", err, errlen) || owned_here(dir, "generation", err, errlen))
 		return -1;
-	DIR *d = opendir(dir);
-	if (!d)
-		return snprintf(err, errlen, "generation %s: %s", dir, strerror(errno)), -1;
-	int bad = 0;
-	for (struct dirent *e; !bad && (e = readdir(d));) {
-		char p[PATH_MAX];
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		bad = owned_here(p, "image file", err, errlen);
-		if (!bad && e->d_type == DT_DIR) { /* files/: the copies of written files */
-			DIR *f = opendir(p);
-			for (struct dirent *c; !bad && f && (c = readdir(f));) {
-				char q[PATH_MAX];
-				if (!strcmp(c->d_name, ".") || !strcmp(c->d_name, ".."))
-					continue;
-				snprintf(q, sizeof(q), "%s/%s", p, c->d_name);
-				bad = owned_here(q, "image file", err, errlen);
-			}
-			if (f)
-				closedir(f);
-		}
-	}
-	closedir(d);
-	return bad ? -1 : 0;
+	struct owned_arg o = { err, errlen };
+	int r = gen_walk(dir, "", owned_entry, &o);
+	if (r < 0)
+		snprintf(err, errlen, "generation %s: %s", dir, strerror(errno));
+	return r ? -1 : 0;
 }
 
 void co_crash_point(const char *step)
