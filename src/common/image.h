@@ -62,6 +62,9 @@ enum co_rec_type {
 	CO_R_PTYDATA = 71, /* struct co_ptydata, then the bytes queued in one direction of the co_pty before */
 };
 
+/* co_manifest.tty_pgid: the program shared the caller's process group, which had the terminal (its settings kept) */
+#define CO_TTY_CALLERS (-1)
+
 enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3, CO_KIND_SHARED = 4 };
 
 /* Name of page stream k of the process image at path (stream 0 is the image itself). */
@@ -381,7 +384,7 @@ struct co_manifest {
 	 * the terminal's settings, given back to the terminal of the restart.
 	 * Zero in manifests written before it existed.
 	 */
-	int32_t tty_pgid;   /* 0: the terminal's foreground was not the group's */
+	int32_t tty_pgid;   /* 0: the terminal's foreground was not the group's; CO_TTY_CALLERS: the caller's group */
 	uint32_t tty_pad;
 	uint8_t termios[64]; /* struct termios as tcgetattr gave it */
 	uint64_t group_id;  /* format 7: the group's id (co_bind); 0 before */

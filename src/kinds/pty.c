@@ -271,12 +271,14 @@ static size_t stuff(int fd, const char *buf, size_t n)
 /*
  * Bytes the slave side will read, back into its queue as they were: no
  * echo (it was echoed when typed), no signals, no input processing (it
- * was processed), canonical or not as it was, so that lines are lines.
+ * was processed) but flow control, canonical or not as it was, so that
+ * lines are lines.
  */
 static int put_input(int m, int s, const struct termios2 *t, const char *buf, size_t n)
 {
 	struct termios2 quiet = *t;
-	quiet.c_iflag = 0;
+	/* flow control stays: in packet mode a change of it is a status byte for the master's reader */
+	quiet.c_iflag &= (tcflag_t)(IXON | IXOFF | IXANY);
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOKE | ISIG | IEXTEN);
 	if (ioctl(s, TCSETS2, &quiet) < 0)
 		return -1;
