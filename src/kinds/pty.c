@@ -218,6 +218,7 @@ static long read_input(int s, const struct termios2 *t, char *buf, size_t max)
 	while (n < max && (got = read(s, buf + n, max - n)) > 0)
 		n += (size_t)got;
 	ioctl(s, TCSETS2, t);
+	errno = EFBIG; /* more than a checkpoint keeps */
 	return n < max ? (long)n : -1;
 }
 
@@ -239,8 +240,10 @@ static long read_output(int m, int packet, char *buf, size_t max)
 		size_t skip = packet ? 1 : 0;
 		if ((size_t)got <= skip)
 			continue;
-		if (n + (size_t)got - skip > max)
+		if (n + (size_t)got - skip > max) {
+			errno = EFBIG; /* more than a checkpoint keeps */
 			return -1;
+		}
 		memcpy(buf + n, tmp + skip, (size_t)got - skip);
 		n += (size_t)got - skip;
 	}
@@ -349,22 +352,25 @@ static int pty_dump_data(struct co_kdump *d, int first, uint64_t id)
 			close(m);
 		return -1;
 	}
-	if (pty_peer_ref(d, first, CO_OBJ_PTS) >= 0)
-		s = peer(m, O_RDWR | O_NONBLOCK);
+	/* a slave of our own; in exclusive mode, without CAP_SYS_ADMIN, one of the group's */
+	int k = pty_peer_ref(d, first, CO_OBJ_PTS);
+	if (k >= 0 && (s = peer(m, O_RDWR | O_NONBLOCK)) < 0)
+		s = co_ref_grab(&d->refs[k]);
 	long nin = s >= 0 ? read_input(s, &t, in, sizeof(in)) : 0;
 	long nout = nin >= 0 ? read_output(m, pkt, out, sizeof(out)) : 0;
-	int bad = nin < 0 || nout < 0;
+	const char *bad = nin < 0 || nout < 0 ? "cannot read" : NULL;
 	/* back at once, whatever comes next: the program runs on (or is killed) with its queues as they were */
 	if (nin > 0 && put_input(m, s, &t, in, (size_t)nin) < 0)
-		bad = 1;
+		bad = "cannot put back";
 	if (nout > 0 && put_output(m, s, &t, out, (size_t)nout) < 0)
-		bad = 1;
+		bad = "cannot put back";
+	int e = errno;
 	if (s >= 0)
 		close(s);
 	close(m);
 	if (bad) {
-		snprintf(d->err, d->errlen, "pid %d: fd %d: the bytes queued in the pseudo-terminal %s (more than %d, or "
-			 "not put back)", r->pid, r->fd, r->path, PTY_QUEUE);
+		snprintf(d->err, d->errlen, "pid %d: fd %d: %s the bytes queued in the pseudo-terminal %s (%s)", r->pid,
+			 r->fd, bad, r->path, strerror(e));
 		return -1;
 	}
 	if ((nin > 0 && write_queue(d->w, id, 0, in, (size_t)nin)) ||

@@ -6,6 +6,11 @@
 #                  through the standard flow
 #   pty_self_live  the same through two live checkpoints, then
 #                  checkpoint --kill and a restart
+#   pty_unprivileged  pty_self through the standard flow by user nobody:
+#                  without CAP_SYS_ADMIN the queued bytes go back by
+#                  writing them from the other side (no TIOCSTI), and the
+#                  slave, in exclusive mode, is read through the group's
+#                  own descriptor (unprivileged.sh: unpriv_setup)
 #   pty_script     bash inside script(1) inside the group, driven on
 #                  terminals (tests/real/script_bash.steps)
 #   pty_tmux       bash inside tmux inside the group, the server's socket in
@@ -17,6 +22,12 @@
 t_pty_self() { std pty_self 0 0.6 0.6; }
 
 t_pty_self_live() { steps_live_flow pty_self 12; }
+
+t_pty_unprivileged() {
+	local U COHORT=$COHORT IMG=$IMG
+	unpriv_setup pty_self
+	flow_standard 0 0.6 0.6 pipe "$U/bin/pty_self"
+}
 
 t_pty_script() {
 	need_cmd bash
