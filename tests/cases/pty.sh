@@ -3,7 +3,8 @@
 #   pty_self       tests/progs/pty_self.c (a pty, a session with it as its
 #                  controlling terminal, its foreground group, settings,
 #                  packet mode, a second pty locked, bytes queued both ways)
-#                  through the standard flow
+#                  through the standard flow; `cohort inspect` of its first
+#                  generation names the pty records and descriptors
 #   pty_self_live  the same through two live checkpoints, then
 #                  checkpoint --kill and a restart
 #   pty_unprivileged  pty_self through the standard flow by user nobody:
@@ -19,7 +20,18 @@
 #                  kind is captured
 # Sourced by tests/run.sh.
 
-t_pty_self() { std pty_self 0 0.6 0.6; }
+t_pty_self() {
+	std pty_self 0 0.6 0.6
+	# inspect names the records and the descriptors: the pty (its index, settings, session and
+	# foreground: pids 3 and 4 in the group), the locked one, the slave's object, both kinds of descriptor
+	"$COHORT" inspect "$(gen_dir "$GNAME" 1)" >"$TD/insp.out" 2>&1 || fail "inspect: $(first_line "$TD/insp.out")"
+	local re
+	for re in ' pty +pty [0-9]+: /dev/pts/0, 30x100, canonical, echo, packet mode, exclusive, terminal of session 3, foreground 4$' \
+		' pty +pty [0-9]+: /dev/pts/1, .*, locked$' ' object +pty slave [0-9]+: /dev/pts/0 of pty [0-9]+, read-write$' \
+		' descriptor +fd 3 pty master flags ' ' descriptor +fd 0 pty slave flags '; do
+		grep -qE "$re" "$TD/insp.out" || { note_file "inspect" "$TD/insp.out" 60; fail "inspect shows no line matching '$re'"; }
+	done
+}
 
 t_pty_self_live() { steps_live_flow pty_self 12; }
 
