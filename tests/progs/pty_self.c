@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ROUNDS 30
+#define ROUNDS 40
 
 static void ms(int n)
 {
