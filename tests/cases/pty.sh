@@ -36,7 +36,6 @@ t_pty_self() {
 t_pty_self_live() { steps_live_flow pty_self 12; }
 
 t_pty_unprivileged() {
-	local U COHORT=$COHORT IMG=$IMG
 	unpriv_setup pty_self
 	flow_standard 0 0.5 0.5 pipe "$U/bin/pty_self"
 }
