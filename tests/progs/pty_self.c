@@ -111,6 +111,9 @@ static void leader(const char *slave)
 	pid_t w = fork();
 	if (w == 0) {
 		setpgid(0, 0);
+		/* a read from the background would stop it (SIGTTIN): the leader makes it the foreground first */
+		while (tcgetpgrp(0) != getpgrp())
+			ms(1);
 		worker(getsid(0));
 	}
 	setpgid(w, w);
