@@ -94,11 +94,30 @@ static int member_pid(const struct co_kdump *d, int host)
 }
 
 /*
- * The foreground process group fg_host (a number on the host) in the
- * group: its pgid there and its first member in the session sid, which
- * sets it back at a restart.  0, or -1 when no member is in it.
+ * Is host process host the session leader leader or one of its
+ * descendants?  Only those have the terminal at a restart: the restorers
+ * fork them from the leader's line after it took the terminal back.
  */
-static int foreground(const struct co_kdump *d, int fg_host, int sid, struct co_pty *p)
+static int descends_from(int host, int leader)
+{
+	for (int depth = 0; depth < 64 && host > 1; depth++) {
+		struct co_nsids ids;
+		if (host == leader)
+			return 1;
+		if (co_ns_ids(host, &ids) < 0)
+			return 0;
+		host = ids.host_ppid;
+	}
+	return 0;
+}
+
+/*
+ * The foreground process group fg_host (a number on the host) in the
+ * group: its pgid there and its first member in the session sid (leader
+ * sid_host) forked from the leader's line, which sets it back at a
+ * restart.  0, or -1 when no such member is in it.
+ */
+static int foreground(const struct co_kdump *d, int fg_host, int sid, int sid_host, struct co_pty *p)
 {
 	for (int i = 0; i < d->nmembers; i++) {
 		char path[64];
@@ -106,7 +125,8 @@ static int foreground(const struct co_kdump *d, int fg_host, int sid, struct co_
 		struct co_nsids ids;
 		snprintf(path, sizeof(path), "/proc/%d/stat", d->members[i].host_pid);
 		if (co_stat_fields(path, &pg, 5, 1) < 0 || (int)pg != fg_host ||
-		    co_ns_ids(d->members[i].host_pid, &ids) < 0 || ids.sid != sid)
+		    co_ns_ids(d->members[i].host_pid, &ids) < 0 || ids.sid != sid ||
+		    !descends_from(d->members[i].host_pid, sid_host))
 			continue;
 		if (!p->fg_by || ids.pid < p->fg_by) {
 			p->fg = ids.pgid;
@@ -132,9 +152,10 @@ static int pty_session(struct co_kdump *d, int first, int m, struct co_pty *p)
 	}
 	if (ioctl(m, TIOCGPGRP, &fg) < 0 || fg <= 0 || fg == sid)
 		return 0;
-	if (foreground(d, fg, p->sid, p) < 0) {
+	if (foreground(d, fg, p->sid, sid, p) < 0) {
 		snprintf(d->err, d->errlen, "pid %d: fd %d: the foreground process group of /dev/pts/%u (host %d) has "
-			 "no process in the group", r->pid, r->fd, p->index, fg);
+			 "no process forked from its session leader's line in the group, which cohort cannot restore",
+			 r->pid, r->fd, p->index, fg);
 		return -1;
 	}
 	return 0;
