@@ -5,7 +5,7 @@
 # with --compress), python3 (one test program is a threaded Python script)
 # and bash-completion (the completion test sources its helpers); for the
 # tests on real programs (tests/cases/real.sh): a JDK, Go, Node.js, rustc,
-# numpy for /usr/bin/python3, sqlite3, bash and script(1); clang and its
+# numpy for /usr/bin/python3, sqlite3, bash, script(1) and tmux; clang and its
 # libFuzzer runtime for the fuzz target of the image readers.  Each is checked
 # by the file or command it brings, so a toolchain installed some other way
 # (Node.js from NodeSource, rustc from rustup on PATH) is left alone.
@@ -39,6 +39,8 @@ have_cmd sqlite3 || need+=(sqlite3)
 have_cmd bash || need+=(bash)
 # script(1): bsdutils on Debian and Ubuntu (util-linux on other systems)
 have_cmd script || need+=(bsdutils)
+# tmux: a shell inside tmux inside the group (tests/cases/pty.sh)
+have_cmd tmux || need+=(tmux)
 # the image readers' fuzz target (make fuzz, tests/cases/fuzz.sh): clang with libFuzzer
 have_cmd clang || need+=(clang)
 if ! have_cmd clang || ! ls "$(clang -print-resource-dir 2>/dev/null)"/lib/linux/libclang_rt.fuzzer-x86_64.a \

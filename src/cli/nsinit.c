@@ -28,12 +28,31 @@
 #include "report.h"
 #include "sys.h"
 
-/* Our own /proc, showing our own pids; mounts stay private to the group.  0 or -1 (errno). */
+/*
+ * Our own devpts over /dev/pts, and /dev/ptmx its ptmx: the ptys the group
+ * opens are numbered in it alone, so that a restart, in a new one, can have
+ * the same indexes again (src/kinds/pty.c).  The terminal the group was
+ * started on is the caller's, reached through fd 0-2, never by its path.
+ * gid 5 (tty), as usual, where it exists (not in a user namespace of our
+ * own).  Without devpts the group's ptys are the host's, and a restart
+ * that cannot have their indexes says so.
+ */
+static void setup_devpts(void)
+{
+	const unsigned long fl = MS_NOSUID | MS_NOEXEC;
+	if (mount("devpts", "/dev/pts", "devpts", fl, "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0 &&
+	    mount("devpts", "/dev/pts", "devpts", fl, "newinstance,ptmxmode=0666,mode=0620") < 0)
+		return;
+	mount("/dev/pts/ptmx", "/dev/ptmx", NULL, MS_BIND, NULL);
+}
+
+/* Our own /proc, showing our own pids, and devpts; mounts stay private to the group.  0 or -1 (errno). */
 static int setup_proc(void)
 {
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return -1;
+	setup_devpts();
 	return 0;
 }
 

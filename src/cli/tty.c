@@ -10,7 +10,8 @@
  * checkpoint records which of the group's process groups had the terminal
  * and the terminal's settings, and the restart gives both back before the
  * group runs again.  A program that never changed its process group shares
- * the caller's, which keeps the terminal: nothing to do.
+ * the caller's, which keeps the terminal: only its settings are given back
+ * (script(1) or a tmux client set it raw once, at their start).
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -46,8 +47,14 @@ void co_tty_record(struct co_manifest *m, const int *hosts, const int *pgids, in
 	int fd = terminal_fd();
 	pid_t fg = fd >= 0 ? tcgetpgrp(fd) : -1;
 	struct termios t;
-	if (fg <= 0 || fg == getpgrp() || tcgetattr(fd, &t) < 0)
+	if (fg <= 0 || tcgetattr(fd, &t) < 0)
 		return;
+	/* the program shares our group: its settings alone (a raw terminal of script(1), a tmux client) */
+	if (fg == getpgrp()) {
+		m->tty_pgid = CO_TTY_CALLERS;
+		memcpy(m->termios, &t, sizeof(t));
+		return;
+	}
 	for (int i = 0; i < n; i++)
 		if (host_pgid(hosts[i]) == fg) {
 			m->tty_pgid = pgids[i];
@@ -61,6 +68,11 @@ int co_tty_give(const struct co_manifest *m, const int *hosts, const int *pgids,
 	int fd = terminal_fd();
 	if (!m->tty_pgid || fd < 0 || tcgetpgrp(fd) != getpgrp())
 		return 0; /* nothing recorded, no terminal, or we are not its foreground either */
+	if (m->tty_pgid == CO_TTY_CALLERS) {
+		struct termios t;
+		memcpy(&t, m->termios, sizeof(t));
+		return tcsetattr(fd, TCSADRAIN, &t) < 0 ? -1 : 1;
+	}
 	for (int i = 0; i < n; i++) {
 		long g = pgids[i] == m->tty_pgid ? host_pgid(hosts[i]) : -1;
 		if (g <= 0)

@@ -58,7 +58,12 @@ enum co_rec_type {
 	CO_R_SYSVSEM = 62, /* struct co_sysv, then u16 values: a SysV semaphore set of the group's IPC namespace */
 	CO_R_SYSVMSG = 63, /* struct co_sysv: a SysV message queue (part 0), or one of its messages (part 1), then its bytes */
 	CO_R_SYSVSHM = 64, /* struct co_sysv: a SysV shm segment (part 0), or a run of its bytes (part 1), then the bytes */
+	CO_R_PTY = 70,	  /* struct co_pty: a pseudo-terminal of the group's devpts, made by its master's open file */
+	CO_R_PTYDATA = 71, /* struct co_ptydata, then the bytes queued in one direction of the co_pty before */
 };
+
+/* co_manifest.tty_pgid: the program shared the caller's process group, which had the terminal (its settings kept) */
+#define CO_TTY_CALLERS (-1)
 
 enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3, CO_KIND_SHARED = 4 };
 
@@ -379,7 +384,7 @@ struct co_manifest {
 	 * the terminal's settings, given back to the terminal of the restart.
 	 * Zero in manifests written before it existed.
 	 */
-	int32_t tty_pgid;   /* 0: the terminal's foreground was not the group's */
+	int32_t tty_pgid;   /* 0: the terminal's foreground was not the group's; CO_TTY_CALLERS: the caller's group */
 	uint32_t tty_pad;
 	uint8_t termios[64]; /* struct termios as tcgetattr gave it */
 	uint64_t group_id;  /* format 7: the group's id (co_bind); 0 before */
@@ -475,6 +480,39 @@ enum co_obj_kind {
 	CO_OBJ_SYMLINK = 16,	/* a symbolic link itself (O_PATH | O_NOFOLLOW) */
 	CO_OBJ_NS = 17,		/* a namespace (nsfs: "net:[4026531840]", opened from /proc/PID/ns) */
 	CO_OBJ_INOTIFY = 18,	/* inotify_init1: its watches (CO_R_IWATCH) and queued events (CO_R_IEVENTS) */
+	CO_OBJ_PTMX = 19,	/* a pseudo-terminal's master (/dev/ptmx): the pty itself, CO_R_PTY */
+	CO_OBJ_PTS = 20,	/* an open file of a pseudo-terminal's slave (/dev/pts/N): a co_sobj naming its pty */
+};
+
+/*
+ * A pseudo-terminal of the group's own devpts (src/kinds/pty.c), one per
+ * master open file description; made again at a restart with the same
+ * index.  The slave's settings are read and set through the master (the
+ * kernel's termios, window size, session and process group ioctls act on
+ * the slave when given the master).  Its queued bytes follow as
+ * CO_R_PTYDATA records once every object is written.
+ */
+struct co_pty {
+	uint64_t id;		/* what its links and its slaves' objects name */
+	uint32_t index;		/* /dev/pts/N */
+	uint32_t flags;		/* the master's status flags (CO_FL_STATUS) */
+	uint32_t locked;	/* TIOCGPTLCK: the slave cannot be opened */
+	uint32_t packet;	/* TIOCGPKT: packet mode on the master */
+	uint32_t excl;		/* TIOCGEXCL on the slave: exclusive mode */
+	uint32_t hup;		/* the slave was open and every descriptor of it closed (the master reads EIO) */
+	int32_t sid;		/* the session (its leader's pid in the group) it is the controlling terminal of; 0 none */
+	int32_t fg;		/* that session's foreground process group (in the group); 0 none */
+	int32_t fg_by;		/* the process of the group that sets it back (a member of fg with the terminal) */
+	uint32_t pad;
+	uint16_t winsize[4];	/* struct winsize: rows, columns, x and y pixels */
+	uint8_t termios[64];	/* the slave's struct termios2 (TCGETS2: 44 bytes) */
+};
+
+/* Bytes queued in a pty: what the slave side will read (input), or what the master side will (output). */
+struct co_ptydata {
+	uint64_t id;		/* the co_pty's */
+	uint32_t output;	/* 0: input, written to the master, not read by the slave; 1: output */
+	uint32_t pad;
 };
 
 /*

@@ -47,6 +47,20 @@ static int ns_link(const char *link)
 	return p[0] == ']' && !p[1];
 }
 
+/*
+ * A pseudo-terminal by its device number: the master is what /dev/ptmx
+ * (5:2) opens, every devpts's slaves are majors 136-143 (/dev/tty 5:0 and
+ * the legacy BSD ptys stay character devices reopened by path).
+ */
+static uint32_t pty_kind(uint64_t rdev)
+{
+	unsigned major = (unsigned)(((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfffULL));
+	unsigned minor = (unsigned)((rdev & 0xff) | ((rdev >> 12) & ~0xffULL));
+	if (major == 5 && minor == 2)
+		return CO_OBJ_PTMX;
+	return major >= 136 && major <= 143 ? CO_OBJ_PTS : CO_OBJ_CHR;
+}
+
 uint32_t co_fd_classify(const struct co_fdstat *s)
 {
 	uint32_t fmt = s->mode & S_FMT;
@@ -63,7 +77,7 @@ uint32_t co_fd_classify(const struct co_fdstat *s)
 	if (fmt == S_DIR)
 		return s->nlink == 0 && co_endswith(link, " (deleted)") ? CO_OBJ_DELETED : CO_OBJ_DIR;
 	if (fmt == S_CHR && link[0] == '/')
-		return CO_OBJ_CHR;
+		return pty_kind(s->rdev);
 	for (unsigned i = 0; i < sizeof(anon) / sizeof(anon[0]); i++)
 		if (co_startswith(link, anon[i].link))
 			return anon[i].kind;
@@ -118,6 +132,8 @@ int co_obj_group_wide(uint32_t kind)
 	case CO_OBJ_USOCK:
 	case CO_OBJ_DELETED:
 	case CO_OBJ_INOTIFY:
+	case CO_OBJ_PTMX:
+	case CO_OBJ_PTS:
 		return 1;
 	}
 	return 0;
@@ -132,7 +148,8 @@ const char *co_obj_name(uint32_t kind)
 		[CO_OBJ_DIR] = "directory", [CO_OBJ_DELETED] = "deleted file", [CO_OBJ_CHR] = "character device",
 		[CO_OBJ_SOCKET] = "socket (not a Unix socket)", [CO_OBJ_BLK] = "block device",
 		[CO_OBJ_OTHER] = "unknown", [CO_OBJ_PIDFD] = "pidfd", [CO_OBJ_SYMLINK] = "symbolic link",
-		[CO_OBJ_NS] = "namespace", [CO_OBJ_INOTIFY] = "inotify",
+		[CO_OBJ_NS] = "namespace", [CO_OBJ_INOTIFY] = "inotify", [CO_OBJ_PTMX] = "pty master",
+		[CO_OBJ_PTS] = "pty slave",
 	};
 	return kind < sizeof(names) / sizeof(names[0]) && names[kind] ? names[kind] : "?";
 }

@@ -18,6 +18,7 @@ struct co_fdstat {
 	uint64_t nlink;		/* st_nlink */
 	const char *link;	/* readlink of /proc/PID/fd/N: "pipe:[12]", "anon_inode:[eventfd]", a path */
 	int domain;		/* sockets: SO_DOMAIN (AF_UNIX is 1); -1 unknown */
+	uint64_t rdev;		/* st_rdev: which character device (a pty master or slave is one) */
 };
 
 /* The kind (enum co_obj_kind, image.h) of a descriptor; CO_OBJ_OTHER when cohort has no name for it. */

@@ -28,7 +28,7 @@
 /* Every kind the engine captures: adding a kind is one row here (and its file). */
 static const struct co_kind_ops *const kinds[] = {
 	&co_pipe_ops, &co_file_ops, &co_ghost_ops, &co_shm_ops, &co_eventfd_ops, &co_signalfd_ops,
-	&co_timerfd_ops, &co_epoll_ops, &co_unix_ops, &co_inotify_ops,
+	&co_timerfd_ops, &co_epoll_ops, &co_unix_ops, &co_inotify_ops, &co_pty_ops, &co_pts_ops,
 };
 
 const struct co_kind_ops *co_kind_ops(uint32_t kind)
@@ -129,7 +129,7 @@ static void collect_cwd(const struct co_shared_member *m)
 	if (nrefs == CO_MAX_REFS || l <= 0 || stat(p, &st) < 0)
 		return;
 	link[l] = 0;
-	struct co_fdstat cs = { st.st_mode, st.st_nlink, link, -1 };
+	struct co_fdstat cs = { st.st_mode, st.st_nlink, link, -1, st.st_rdev };
 	if (co_fd_classify(&cs) != CO_OBJ_DELETED)
 		return;
 	struct co_ref *r = &refs[nrefs];
@@ -170,7 +170,8 @@ static int collect_fds(const struct co_shared_member *m, const struct co_table *
 		r->host = m->host_pid;
 		if (S_ISREG(st.st_mode) && !busy && (busy = proc_read_midway(r, p, err, errlen)))
 			continue;
-		struct co_fdstat cs = { st.st_mode, st.st_nlink, r->path, S_ISSOCK(st.st_mode) ? sock_domain(r) : -1 };
+		struct co_fdstat cs = { st.st_mode, st.st_nlink, r->path, S_ISSOCK(st.st_mode) ? sock_domain(r) : -1,
+					st.st_rdev };
 		r->kind = co_fd_classify(&cs);
 		if (!co_kind_ops(r->kind))
 			continue; /* the process image keeps it (or the agent refused it) */
@@ -261,7 +262,8 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 	co_w_init(&w, fd, buf, sizeof(buf));
 	struct co_bind b = { t->group_id, gen, 0, 0 };
 	co_w_head(&w, CO_KIND_SHARED, &b);
-	struct co_kdump d = { .w = &w, .dir = dir, .refs = refs, .err = err, .errlen = errlen };
+	struct co_kdump d = { .w = &w, .dir = dir, .refs = refs, .err = err, .errlen = errlen, .members = m,
+			      .nmembers = n };
 	nrefs = 0;
 	int busy = 0;
 	for (int i = 0; i < n && !busy; i++)

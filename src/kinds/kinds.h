@@ -38,6 +38,8 @@ struct co_ref {
 	char path[CO_PATH];	/* the /proc fd link */
 };
 
+struct co_shared_member;	/* cli.h: a process of the group, its pid in the group and on the host */
+
 /* The dump side, as a kind's functions see it. */
 struct co_kdump {
 	struct co_writer *w;
@@ -49,6 +51,8 @@ struct co_kdump {
 	int ncopies;			/* files copied into files/ so far (file.c) */
 	int ncopied;			/* of them, copies of written descriptors (file.c) */
 	int nshm;			/* shared memory objects written so far (shm.c) */
+	const struct co_shared_member *members;	/* every process of the group (pty.c: sessions, groups) */
+	int nmembers;
 };
 
 /* The restore side (init): made objects and the plan being built. */
@@ -85,7 +89,7 @@ struct co_kind_ops {
 
 /* The kinds (each in its own file), and the one table listing them (engine.c). */
 extern const struct co_kind_ops co_pipe_ops, co_file_ops, co_ghost_ops, co_shm_ops, co_eventfd_ops, co_signalfd_ops,
-	co_timerfd_ops, co_epoll_ops, co_unix_ops, co_inotify_ops;
+	co_timerfd_ops, co_epoll_ops, co_unix_ops, co_inotify_ops, co_pty_ops, co_pts_ops;
 /* sysv.c: the SysV IPC objects of the group's IPC namespace; no descriptor holds them (not in the engine's table) */
 extern const struct co_kind_ops co_sysv_ops;
 const struct co_kind_ops *co_kind_ops(uint32_t kind);
@@ -135,7 +139,6 @@ int co_read_run(struct co_krestore *x, int fd, const void *p, uint64_t len, cons
 /* And for inspect: "N bytes at offset O". */
 void co_describe_run(const void *p, uint64_t len, char *out, size_t n);
 /* shm.c: the shared memory the processes map without a descriptor, and files they map writable. */
-struct co_shared_member;
 int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, int n);
 /* sysv.c: every semaphore set, message queue and shm segment of the IPC namespace of host_pid; 0, or -1 */
 int co_sysv_dump(struct co_kdump *d, int host_pid);

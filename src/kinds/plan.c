@@ -34,6 +34,14 @@ int co_plan_shm(struct co_rstctx *c, uint64_t dev, uint64_t ino)
 	return -1;
 }
 
+const struct co_plan_ent *co_plan_find(struct co_rstctx *c, uint32_t kind, int pid)
+{
+	for (uint32_t i = 0; i < c->nplan; i++)
+		if (c->plan[i].kind == kind && c->plan[i].pid == pid)
+			return &c->plan[i];
+	return 0;
+}
+
 void co_plan_epoll(struct co_rstctx *c)
 {
 	for (uint32_t i = 0; i < c->nplan; i++) {

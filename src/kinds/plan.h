@@ -28,6 +28,8 @@ enum co_plan_kind {
 	CO_PLAN_FD = 1,		/* descriptor fd of process pid is src */
 	CO_PLAN_SHM = 2,	/* mappings of shared memory object (dev, ino) map src */
 	CO_PLAN_EPITEM = 3,	/* process pid adds its fd to its epoll src, events dev, data ino */
+	CO_PLAN_CTTY = 4,	/* process pid, once it leads its session, takes src's terminal as controlling terminal */
+	CO_PLAN_FGPG = 5,	/* process pid, once in its group, makes it (dev: the pgid) the foreground of src's */
 };
 
 /* The fd of a link and a CO_PLAN_FD entry that hand a process its deleted working directory. */
@@ -57,5 +59,7 @@ struct co_rstctx;
 int co_plan_fd(struct co_rstctx *rc, int pid, int fd);		/* -1: not a group-wide object */
 int co_plan_shm(struct co_rstctx *rc, uint64_t dev, uint64_t ino);	/* -1: none */
 void co_plan_epoll(struct co_rstctx *rc);			/* the process's epoll items, added back */
+/* The plan's entry of kind for process pid (CO_PLAN_CTTY, CO_PLAN_FGPG), or NULL. */
+const struct co_plan_ent *co_plan_find(struct co_rstctx *rc, uint32_t kind, int pid);
 
 #endif

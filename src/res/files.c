@@ -109,7 +109,8 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 	fd_dev[n] = st.st_dev;
 	fd_ino[n] = st.st_ino;
 	f->mode = st.st_mode;
-	struct co_fdstat cs = { st.st_mode, st.st_nlink, f->path, (st.st_mode & S_IFMT) == S_IFSOCK ? sock_domain(fd) : -1 };
+	struct co_fdstat cs = { st.st_mode, st.st_nlink, f->path, (st.st_mode & S_IFMT) == S_IFSOCK ? sock_domain(fd) : -1,
+				st.st_rdev };
 	f->obj = co_fd_classify(&cs);
 	int got = 0;
 	const char *other = "";
@@ -163,16 +164,9 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 	case CO_OBJ_DIR:
 		f->kind = CO_FD_REG;
 		return 0;
-	case CO_OBJ_CHR: {
-		/* a pseudo-terminal of the group's own: reopening the path would give another one */
-		unsigned major = (unsigned)(((st.st_rdev >> 8) & 0xfff) | ((st.st_rdev >> 32) & ~0xfffULL));
-		unsigned minor = (unsigned)((st.st_rdev & 0xff) | ((st.st_rdev >> 12) & ~0xffULL));
-		if ((major >= 136 && major <= 143) || (major == 5 && minor == 2))
-			return DERR(d, "pid %d: fd %d: a pseudo-terminal of its own (%s), which cohort cannot checkpoint yet",
-				    d->pid, fd, f->path);
+	case CO_OBJ_CHR:
 		f->kind = CO_FD_CHR;
 		return 0;
-	}
 	}
 	if (f->obj == CO_OBJ_PIDFD)
 		return co_pidfd_describe(d, f);

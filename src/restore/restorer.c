@@ -547,6 +547,38 @@ static void found_orphan_group(struct co_mproc *me)
 	wait_exited(g, 0);
 }
 
+/*
+ * A session leader whose session had a pseudo-terminal of the group as its
+ * controlling terminal takes it again right after setsid(), before it
+ * makes any child: a child has the terminal only if it was forked after.
+ */
+static void take_terminal(struct co_mproc *me)
+{
+	const struct co_plan_ent *e = co_plan_find(&rc, CO_PLAN_CTTY, me->pid);
+	long r = e ? co_sys3(SYS_ioctl, e->src, 0x540E /* TIOCSCTTY */, 0) : 0;
+	if (r < 0) {
+		co_fmt(err, sizeof(err), "cannot take its pseudo-terminal back as controlling terminal (errno %ld)", -r);
+		die(err);
+	}
+}
+
+/*
+ * The member of the terminal's foreground process group chosen at the
+ * checkpoint makes its group the foreground again, once it is in it (every
+ * signal is blocked here, so the kernel does not stop us with SIGTTOU).
+ */
+static void give_foreground(struct co_mproc *me)
+{
+	const struct co_plan_ent *e = co_plan_find(&rc, CO_PLAN_FGPG, me->pid);
+	int pgid = e ? (int)e->dev : 0;
+	long r = e ? co_sys3(SYS_ioctl, e->src, 0x5410 /* TIOCSPGRP */, (long)&pgid) : 0;
+	if (r < 0) {
+		co_fmt(err, sizeof(err), "cannot make process group %d the foreground of its pseudo-terminal again "
+		       "(errno %ld)", pgid, -r);
+		die(err);
+	}
+}
+
 static void become_process(struct co_mproc *me)
 {
 	self_entry = me;
@@ -556,8 +588,10 @@ static void become_process(struct co_mproc *me)
 	co_fmt(image_shown, sizeof(image_shown), "%s/%s", gen_dir, me->image);
 	co_fmt(image_name, sizeof(image_name), "%s%s", image_shown, rc.compressed ? ".zst" : "");
 	set_stage(CO_RS_CHILDREN);
-	if (me->sid == me->pid)
+	if (me->sid == me->pid) {
 		co_sys0(SYS_setsid);
+		take_terminal(me);
+	}
 	/* a leader founds its group before its children, which may have to join it */
 	if (me->pgid == me->pid)
 		co_sys2(SYS_setpgid, 0, 0);
@@ -567,6 +601,7 @@ static void become_process(struct co_mproc *me)
 			fork_child(&procs[i], zombie_entry);
 	found_orphan_group(me);
 	join_group(me);
+	give_foreground(me);
 	restore_self(me);
 	__builtin_unreachable();
 }

@@ -181,11 +181,13 @@ t_real_yes_head() {
 # through the steps in STEPS: first straight (the same steps, without
 # checkpoints, on one terminal), then under cohort (each restart on a new
 # terminal).  What each terminal got is in TD/native.N and TD/pty.N.
-real_pty() { # real_pty STEPS
+real_pty() { # real_pty STEPS (a file of tests/real/, or an absolute path)
 	[ -x "$PYTHON" ] || skip "$PYTHON not found (drives the terminals)"
-	timeout -k 5 90 "$PYTHON" "$REAL/pty_drive.py" native "$REAL/$1" "$TD/native" </dev/null 2>"$TD/native.err" >&2 ||
+	local steps=$REAL/$1
+	case $1 in /*) steps=$1 ;; esac
+	timeout -k 5 90 "$PYTHON" "$REAL/pty_drive.py" native "$steps" "$TD/native" </dev/null 2>"$TD/native.err" >&2 ||
 		{ note_file "driver" "$TD/native.err" 12; fail "straight run: $(first_line "$TD/native.err")"; }
-	COHORT=$COHORT GNAME=$GNAME IMG=$IMG timeout -k 5 90 "$PYTHON" "$REAL/pty_drive.py" cohort "$REAL/$1" "$TD/pty" </dev/null 2>"$TD/pty.err" >&2 ||
+	COHORT=$COHORT GNAME=$GNAME IMG=$IMG timeout -k 5 90 "$PYTHON" "$REAL/pty_drive.py" cohort "$steps" "$TD/pty" </dev/null 2>"$TD/pty.err" >&2 ||
 		{ note_file "driver" "$TD/pty.err" 12; fail "$(first_line "$TD/pty.err")"; }
 }
 # the "tick:N" lines of a loop, across the terminals: each of 1..30 once, in order

@@ -196,8 +196,13 @@ static void give_terminal(void)
 			pgids[n++] = ids.pgid;
 		}
 	}
-	if (co_tty_give(&G.restored, hosts, pgids, n) < 0)
-		co_warn("restart: cannot give the terminal to process group %d: %s", G.restored.tty_pgid, strerror(errno));
+	if (co_tty_give(&G.restored, hosts, pgids, n) < 0) {
+		if (G.restored.tty_pgid == CO_TTY_CALLERS)
+			co_warn("restart: cannot give the terminal its settings back: %s", strerror(errno));
+		else
+			co_warn("restart: cannot give the terminal to process group %d: %s", G.restored.tty_pgid,
+				strerror(errno));
+	}
 }
 
 /*
