@@ -149,9 +149,9 @@ int co_park_stuck(long ms, const struct co_timespec *t0, long deadline_ms, char 
  * cpuclock.c: the CPU-time clocks go on from where they were across a
  * restart (the kernel's start again from 0).  co_cpuclock_save_thread, in
  * the handler of each thread as it parks, and co_cpuclock_save_proc, by
- * the manager with every thread parked, note the times as the program
- * sees them (into the image's records, and our memory, which a restart
- * brings back); co_cpuclock_thread_back, in each thread's handler after a
+ * the manager once every thread is parked (co_quiesce), note the times as
+ * the program sees them (our memory, which a restart brings back, and the
+ * image's records: co_cpuclock_saved); co_cpuclock_thread_back, in each thread's handler after a
  * restart, and co_cpuclock_restarted, by the manager once they all have,
  * make the offsets the wrappers add.  co_cpuclock_forget: a new thread
  * (its tid may be a gone one's); co_cpuclock_forked: a new process.
@@ -159,7 +159,8 @@ int co_park_stuck(long ms, const struct co_timespec *t0, long deadline_ms, char 
 void co_cpuclock_init(void);
 void co_cpuclock_save_thread(struct co_tcpu *c);
 void co_cpuclock_thread_back(struct co_tslot *t);
-void co_cpuclock_save_proc(struct co_pcpu *c);
+void co_cpuclock_save_proc(void);
+const struct co_pcpu *co_cpuclock_saved(void);
 void co_cpuclock_restarted(void);
 void co_cpuclock_forget(int tid);
 void co_cpuclock_forked(void);

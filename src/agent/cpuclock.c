@@ -142,20 +142,29 @@ void co_cpuclock_thread_back(struct co_tslot *t)
 	mine.o = o;
 }
 
-/* By the manager, every thread parked: the process's times as the program sees them. */
-void co_cpuclock_save_proc(struct co_pcpu *c)
+/*
+ * By the manager, once every thread is parked: the process's times as the
+ * program sees them.  Before the DUMP, so before the written pages are
+ * collected for an incremental image (co_dirty_collect): what is written
+ * after that may be left to the parent image's copy of the page.
+ */
+void co_cpuclock_save_proc(void)
 {
-	co_memset(c, 0, sizeof(*c));
 	int64_t u, s, cu, cs;
 	rusage_raw(RUSAGE_SELF, &u, &s);
 	rusage_raw(RUSAGE_CHILDREN, &cu, &cs);
-	c->ns = clock_raw(CLOCK_PROCESS_CPUTIME_ID) + poff.ns;
-	c->utime_ns = u + poff.utime_ns;
-	c->stime_ns = s + poff.stime_ns;
-	c->cutime_ns = cu + poff.cutime_ns;
-	c->cstime_ns = cs + poff.cstime_ns;
-	c->cpu = 1;
-	saved = *c;
+	saved.ns = clock_raw(CLOCK_PROCESS_CPUTIME_ID) + poff.ns;
+	saved.utime_ns = u + poff.utime_ns;
+	saved.stime_ns = s + poff.stime_ns;
+	saved.cutime_ns = cu + poff.cutime_ns;
+	saved.cstime_ns = cs + poff.cstime_ns;
+	saved.cpu = 1;
+}
+
+/* For the process record. */
+const struct co_pcpu *co_cpuclock_saved(void)
+{
+	return &saved;
 }
 
 /*

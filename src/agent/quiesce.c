@@ -392,6 +392,7 @@ int co_quiesce(char *err, size_t errlen)
 			break;
 	}
 	co_park_end();
+	co_cpuclock_save_proc(); /* every thread is parked: the process's CPU time stands still */
 	/* drop threads that exited before parking */
 	int j = 0;
 	for (int i = 0; i < co_agent.nthreads; i++)

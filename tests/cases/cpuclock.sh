@@ -9,15 +9,17 @@
 #                  absolute sleep on the process clock ends on time; the
 #                  standard flow (two restarts: the second checkpoint
 #                  saves the corrected times, which accumulate)
-#   cpuclock_live  the same program through two live checkpoints, then
-#                  checkpoint --kill and a restart (tests/progs/cpuclock.c)
+#   cpuclock_live  the same program through a live checkpoint (pre-copied),
+#                  a live incremental one, checkpoint --kill --incremental
+#                  and a restart from that incremental image (the times
+#                  noted in the pause must be in it, not the parent's)
 #   py_cpuclock    Python's time.process_time() and time.thread_time()
 #                  through the standard flow (tests/progs/py_cpuclock.py)
 # Sourced by tests/run.sh.
 
 t_cpuclock() { std cpuclock 0 0.8 0.8; }
 
-t_cpuclock_live() { steps_live_flow cpuclock 14; }
+t_cpuclock_live() { steps_live_flow cpuclock 14 --incremental; }
 
 t_py_cpuclock() {
 	[ -x "$PYTHON" ] || skip "$PYTHON not found"
