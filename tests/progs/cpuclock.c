@@ -11,8 +11,10 @@
  * burn.  At every step none may have gone backwards, and none may have
  * jumped by more than the wall time (CLOCK_MONOTONIC, which the group's
  * time namespace carries across a restart) since the last step allows:
- * one thread's by its wall time, the process's by four threads' (ours
- * and the agent's).  The process's time must also hold the workers'.
+ * one thread's by its wall time, the process's by six threads' (ours
+ * and the agent's manager).  The process's time must also hold the workers'.
+ * A thread made at every step starts from 0 (fresh_round), also on the
+ * tid of a restored thread that has ended.
  *
  * Output: "step N ok" lines and a RESULT line, never a time.
  */
@@ -94,6 +96,8 @@ static void *worker(void *arg)
 		}
 		int64_t mine = clock_ns(CLOCK_THREAD_CPUTIME_ID, "thread");
 		int64_t via_id = clock_ns(worker_clock[me], "own pthread_getcpuclockid");
+		/* what the other last read itself, before we read its clock: it may post a newer one meanwhile */
+		int64_t was = atomic_load(&posted[other]);
 		int64_t theirs = clock_ns(worker_clock[other], "the other worker's clock");
 		int64_t r = rusage_ns(RUSAGE_THREAD);
 		int64_t wall = (int64_t)t_now_ns(CLOCK_MONOTONIC);
@@ -102,7 +106,6 @@ static void *worker(void *arg)
 		CHECK(via_id >= mine, "step %d: worker %d: its clock by id is %lld ms behind CLOCK_THREAD_CPUTIME_ID", step,
 		      me, (long long)((mine - via_id) / MS));
 		/* the other may have burnt since: never less than what it last read itself */
-		int64_t was = atomic_load(&posted[other]);
 		CHECK(theirs >= was, "step %d: worker %d reads worker %d's clock %lld ms behind what that one read", step,
 		      me, other, (long long)((was - theirs) / MS));
 		advance(&them, theirs, wall, step);
@@ -113,11 +116,68 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/*
+ * A thread made at every step, which burns CPU and lingers until the next
+ * step has made its own: its clocks start at 0, whatever tid it gets.
+ * After a restart the group's tids are handed out from the lowest again,
+ * and the thread that lingered across it (restored, its clocks offset by
+ * what it had burnt) ends: some steps later a new thread gets its tid,
+ * and must not get its offset.  Read by the thread itself and, through
+ * its id, by the main thread: never more than the wall time since it was
+ * made.
+ */
+#define LINGER_BURN_NS 40000000LL
+static pthread_barrier_t b_fresh;
+static int64_t fresh_born;
+static atomic_int linger_go;	/* the step whose fresh thread may end */
+
+static void check_fresh(int64_t cpu, const char *how, int step)
+{
+	int64_t age = (int64_t)t_now_ns(CLOCK_MONOTONIC) - fresh_born;
+	CHECK(cpu >= 0 && cpu <= age + SLACK_NS, "step %d: a new thread's clock (%s) is %lld ms, %lld ms after it was made",
+	      step, how, (long long)(cpu / MS), (long long)(age / MS));
+}
+
+static void *fresh(void *arg)
+{
+	int step = (int)(intptr_t)arg;
+	clockid_t mine;
+	CHECK(pthread_getcpuclockid(pthread_self(), &mine) == 0, "pthread_getcpuclockid(self)");
+	check_fresh(clock_ns(CLOCK_THREAD_CPUTIME_ID, "thread"), "its own CLOCK_THREAD_CPUTIME_ID", step);
+	check_fresh(clock_ns(mine, "own pthread_getcpuclockid"), "its own by pthread_getcpuclockid", step);
+	pthread_barrier_wait(&b_fresh); /* the main thread reads our clock now */
+	volatile uint64_t sink = 0;
+	while (clock_ns(CLOCK_THREAD_CPUTIME_ID, "thread") < LINGER_BURN_NS)
+		for (int i = 0; i < 20000; i++)
+			sink += (uint64_t)i * 2654435761u;
+	while (atomic_load(&linger_go) < step)
+		t_sleep_ms(1);
+	return NULL;
+}
+
+/* This step's thread made and looked at; the last step's let go */
+static pthread_t fresh_round(int step, pthread_t last)
+{
+	pthread_t th;
+	clockid_t c;
+	fresh_born = (int64_t)t_now_ns(CLOCK_MONOTONIC);
+	CHECK(pthread_create(&th, NULL, fresh, (void *)(intptr_t)step) == 0, "pthread_create");
+	CHECK(pthread_getcpuclockid(th, &c) == 0, "pthread_getcpuclockid");
+	pthread_barrier_wait(&b_fresh);
+	check_fresh(clock_ns(c, "a new thread's clock"), "read by the main thread", step);
+	if (step > 1) {
+		atomic_store(&linger_go, step - 1);
+		pthread_join(last, NULL);
+	}
+	return th;
+}
+
 int main(void)
 {
 	t_init("cpuclock");
 	SYSCHK(-pthread_barrier_init(&b_start, NULL, 3));
 	SYSCHK(-pthread_barrier_init(&b_done, NULL, 3));
+	SYSCHK(-pthread_barrier_init(&b_fresh, NULL, 2));
 	pthread_t th[2];
 	for (int i = 0; i < 2; i++) {
 		CHECK(pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i) == 0, "pthread_create");
@@ -125,9 +185,10 @@ int main(void)
 	}
 	clockid_t pclock;
 	CHECK(clock_getcpuclockid(getpid(), &pclock) == 0, "clock_getcpuclockid");
-	struct track proc = { "CLOCK_PROCESS_CPUTIME_ID", 0, 0, 4 }, byid = { "clock_getcpuclockid(getpid())", 0, 0, 4 },
-		     clk = { "clock()", 0, 0, 4 }, self = { "RUSAGE_SELF", 0, 0, 4 }, tms = { "times()", 0, 0, 4 };
+	struct track proc = { "CLOCK_PROCESS_CPUTIME_ID", 0, 0, 6 }, byid = { "clock_getcpuclockid(getpid())", 0, 0, 6 },
+		     clk = { "clock()", 0, 0, 6 }, self = { "RUSAGE_SELF", 0, 0, 6 }, tms = { "times()", 0, 0, 6 };
 	int64_t tick = 1000000000LL / sysconf(_SC_CLK_TCK);
+	pthread_t last_fresh = pthread_self();
 	for (int step = 1; step <= STEPS; step++) {
 		atomic_store(&main_woke, 0);
 		pthread_barrier_wait(&b_start);
@@ -161,11 +222,14 @@ int main(void)
 		CHECK(p >= both, "step %d: the process clock is %lld ms behind its two workers' together", step,
 		      (long long)((both - p) / MS));
 		CHECK(q >= p, "step %d: clock_getcpuclockid(getpid()) is behind CLOCK_PROCESS_CPUTIME_ID", step);
+		last_fresh = fresh_round(step, last_fresh);
 		printf("step %d ok\n", step);
 		t_sleep_ms(20);
 	}
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
+	atomic_store(&linger_go, STEPS);
+	pthread_join(last_fresh, NULL);
 	printf("RESULT steps %d\n", STEPS);
 	return 0;
 }
