@@ -50,17 +50,6 @@
 #define CPU_WHICH(c) ((c) & 3)
 #define CPU_SCHED 2 /* sum_exec_runtime: what clock_gettime on libc's CPU clocks reads */
 
-/*
- * CLOCK_PROCESS_CPUTIME_ID (2), CLOCK_THREAD_CPUTIME_ID (3), or a negative
- * (encoded) clock: one compare, as clock_gettime's hot path wants.  c ^ 2
- * swaps 0, 1 with 2, 3; less 2, the clocks 0, 1 and 4 to INT_MAX fall
- * below 0x7ffffffe, and 2, 3 and the negative ones at or above it.
- */
-static inline int cpu_clock(clockid_t c)
-{
-	return (unsigned)(c ^ 2) - 2u >= 0x7ffffffeu;
-}
-
 /* What restarts took from the process's clocks (the program's time minus the kernel's). */
 static struct {
 	int64_t ns, utime_ns, stime_ns, cutime_ns, cstime_ns;
@@ -288,7 +277,7 @@ static void ts_shift(struct timespec *t, int64_t off)
  */
 int co_cpuclock_to_kernel(clockid_t c, const struct timespec *t, struct timespec *out)
 {
-	if (!cpu_clock(c) || !__atomic_load_n(&on, __ATOMIC_ACQUIRE))
+	if (!co_cpu_clock(c) || !__atomic_load_n(&on, __ATOMIC_ACQUIRE))
 		return 0;
 	if (t->tv_sec < 0 || t->tv_nsec < 0 || t->tv_nsec >= NS_PER_S)
 		return 0;
@@ -351,7 +340,7 @@ static __attribute__((noinline)) int cpu_gettime(clockid_t c, struct timespec *t
 
 EXPORT int clock_gettime(clockid_t c, struct timespec *tp)
 {
-	if (__builtin_expect(cpu_clock(c), 0))
+	if (__builtin_expect(co_cpu_clock(c), 0))
 		return cpu_gettime(c, tp);
 	return real_gettime(c, tp);
 }

@@ -425,6 +425,9 @@ static void cpuclocks(void)
 	CALL("clock_gettime(pid 999999's, &t)", clock_gettime(gone, &t));
 	CALL("clock_gettime(-6 (own process), NULL)", clock_gettime(-6, NUL));
 	CALL("clock_gettime(-2 (own thread), bad)", clock_gettime(-2, (void *)bad));
+	CALL("syscall(clock_gettime, THREAD_CPUTIME, bad)", syscall(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, bad));
+	CALL("syscall(clock_gettime, -1, &t)", syscall(SYS_clock_gettime, -1, &t));
+	CALL("syscall(clock_gettime, PROCESS_CPUTIME, NULL)", syscall(SYS_clock_gettime, CLOCK_PROCESS_CPUTIME_ID, NULL));
 	CALL("getrusage(SELF, NULL)", getrusage(RUSAGE_SELF, NUL));
 	CALL("getrusage(THREAD, bad)", getrusage(RUSAGE_THREAD, (void *)bad));
 	CALL("getrusage(CHILDREN, tail4)", getrusage(RUSAGE_CHILDREN, (void *)tail4));
