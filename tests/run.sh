@@ -85,6 +85,7 @@ ALL_TESTS=(
 	inotify_std inotify_live inotify_held
 	sysv_ipc sysv_ipc_live
 	pty_self pty_self_live pty_unprivileged pty_script pty_tmux
+	cpuclock cpuclock_live py_cpuclock
 )
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

@@ -687,6 +687,8 @@ static void after_restart(void)
 	}
 	if (rs->zone)
 		co_munmap((void *)rs->zone, rs->zone_len);
+	/* every thread has measured its own CPU clocks: the process's, and the table of them */
+	co_cpuclock_restarted();
 	/*
 	 * Tracking starts at the next checkpoint, which is therefore full for
 	 * this process: pages written on the way back (the threads' handler
@@ -978,6 +980,7 @@ void co_agent_forked(void)
 		img_fd[k] = -1;
 	nprog_fd = 0;
 	co_early_start = 0;
+	co_cpuclock_forked(); /* a new process: its CPU clocks are its own, from 0 */
 	if (!co_agent.active)
 		return;
 	if (co_agent.table)

@@ -14,6 +14,12 @@
 
 enum co_tstate { CO_TS_FREE = 0, CO_TS_SIGNALLED, CO_TS_PARKED, CO_TS_GONE };
 
+/* What restarts took from a thread's CPU clocks: the program's time minus the kernel's (cpuclock.c). */
+struct co_cpuoff {
+	int64_t ns;			/* CLOCK_THREAD_CPUTIME_ID */
+	int64_t utime_ns, stime_ns;	/* getrusage(RUSAGE_THREAD) */
+};
+
 /* One thread of this process during a checkpoint. */
 struct co_tslot {
 	int tid;
@@ -28,6 +34,7 @@ struct co_tslot {
 	uint64_t pt_orig, pt_set;
 	uint64_t pt_check;	/* CO_TRACE_CHECK: the coordinator writes only where it finds this */
 	long trace_at_ms;	/* when the coordinator is to look at it (again); -1: asked for good */
+	struct co_cpuoff cpu;	/* after a restart: its offsets, which the thread measured itself */
 };
 
 
@@ -137,6 +144,54 @@ long co_park_first_ms(int tid);
 void co_park_begin(void);
 void co_park_end(void);
 int co_park_stuck(long ms, const struct co_timespec *t0, long deadline_ms, char *err, size_t errlen);
+
+/*
+ * cpuclock.c: the CPU-time clocks go on from where they were across a
+ * restart (the kernel's start again from 0).  co_cpuclock_save_thread, in
+ * the handler of each thread as it parks, and co_cpuclock_save_proc, by
+ * the manager once every thread is parked (co_quiesce), note the times as
+ * the program sees them (our memory, which a restart brings back, and the
+ * image's records: co_cpuclock_saved); co_cpuclock_thread_back, in each thread's handler after a
+ * restart, and co_cpuclock_restarted, by the manager once they all have,
+ * make the offsets the wrappers add.  co_cpuclock_forget: a new thread
+ * (its tid may be a gone one's); co_cpuclock_forked: a new process.
+ */
+/*
+ * CLOCK_PROCESS_CPUTIME_ID (2), CLOCK_THREAD_CPUTIME_ID (3), or a negative
+ * (encoded) clock: one compare, as clock_gettime's hot path wants.  c ^ 2
+ * swaps 0, 1 with 2, 3; less 2, the clocks 0, 1 and 4 to INT_MAX fall
+ * below 0x7ffffffe, and 2, 3 and the negative ones at or above it.
+ */
+static inline int co_cpu_clock(int c)
+{
+	return (unsigned)(c ^ 2) - 2u >= 0x7ffffffeu;
+}
+void co_cpuclock_init(void);
+void co_cpuclock_save_thread(struct co_tcpu *c);
+void co_cpuclock_thread_back(struct co_tslot *t);
+void co_cpuclock_save_proc(void);
+const struct co_pcpu *co_cpuclock_saved(void);
+void co_cpuclock_restarted(void);
+void co_cpuclock_forget(int tid);
+void co_cpuclock_forked(void);
+struct timespec;
+/* A TIMER_ABSTIME deadline t on clock clk as the kernel counts it (out): 1, or 0 when it is the same. */
+int co_cpuclock_to_kernel(int clk, const struct timespec *t, struct timespec *out);
+
+/*
+ * The wrappers (wrap.c, cpuclock.c): exported, and the C library's own
+ * function found with dlsym(RTLD_NEXT) (include <dlfcn.h>).  A wrapper
+ * can be called before our constructor ran (other constructors): ENSURE.
+ */
+#define EXPORT __attribute__((visibility("default")))
+#define REAL(name) real_##name
+#define DECL(ret, name, ...) static ret (*real_##name)(__VA_ARGS__)
+#define LOAD(name) (real_##name = dlsym(RTLD_NEXT, #name))
+#define ENSURE(name)                   \
+	do {                           \
+		if (!real_##name)      \
+			LOAD(name);    \
+	} while (0)
 
 /* wrap.c */
 void co_wrap_init(void);

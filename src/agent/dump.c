@@ -88,6 +88,7 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.vol[dc.nvol++] = (uint64_t)wbuf1;
 	dc.vol[dc.nvol++] = (uint64_t)&dc;
 
+	dc.cpu = *co_cpuclock_saved(); /* noted when the last thread parked (co_quiesce) */
 	if (co_pattrs_collect(&dc) || co_timers_collect(&dc) || co_files_collect(&dc) || co_mem_collect(&dc))
 		return -1;
 	co_pages_note_shared(&dc);

@@ -148,6 +148,7 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 	/* the coordinator unblocked our signal for us (ptrace) before we got here: our mask goes back */
 	uint64_t pt_orig = t->pt_orig, pt_set = t->pt_set;
 	co_thread_collect(&t->rec, co_agent.sig);
+	co_cpuclock_save_thread(&t->rec.cpu);
 	take_shared_signals(t);
 	int restarted = 0, seen_recollect = __atomic_load_n(&co_agent.recollect, __ATOMIC_ACQUIRE);
 	if (co_ctx_save(&t->rec.ctx) == 0) {
@@ -157,6 +158,7 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 	} else {
 		/* A new process: the restorer jumped here.  Tell the manager we left the restorer. */
 		restarted = 1;
+		co_cpuclock_thread_back(t); /* our CPU clocks go on from where they were */
 		__atomic_add_fetch(&co_agent.arrived, 1, __ATOMIC_ACQ_REL);
 		co_fwake(&co_agent.arrived);
 	}
@@ -390,6 +392,7 @@ int co_quiesce(char *err, size_t errlen)
 			break;
 	}
 	co_park_end();
+	co_cpuclock_save_proc(); /* every thread is parked: the process's CPU time stands still */
 	/* drop threads that exited before parking */
 	int j = 0;
 	for (int i = 0; i < co_agent.nthreads; i++)

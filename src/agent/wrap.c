@@ -43,11 +43,6 @@
 #include "dirty.h"
 #include "sys.h"
 
-#define EXPORT __attribute__((visibility("default")))
-
-#define REAL(name) real_##name
-#define DECL(ret, name, ...) static ret (*real_##name)(__VA_ARGS__)
-
 DECL(int, nanosleep, const struct timespec *, struct timespec *);
 DECL(int, clock_nanosleep, clockid_t, int, const struct timespec *, struct timespec *);
 DECL(int, poll, struct pollfd *, nfds_t, int);
@@ -72,14 +67,8 @@ DECL(int, signalfd, int, const sigset_t *, int);
 
 void co_wrap_env_init(void);
 
-static void *next(const char *name)
-{
-	return dlsym(RTLD_NEXT, name);
-}
-
 void co_wrap_init(void)
 {
-#define LOAD(name) real_##name = next(#name)
 	LOAD(nanosleep);
 	LOAD(clock_nanosleep);
 	LOAD(poll);
@@ -101,15 +90,9 @@ void co_wrap_init(void)
 	LOAD(sigprocmask);
 	LOAD(pthread_sigmask);
 	LOAD(signalfd);
+	co_cpuclock_init();
 	co_wrap_env_init();
 }
-
-/* Functions can be called before our constructor ran (other constructors). */
-#define ENSURE(name)                                   \
-	do {                                           \
-		if (!real_##name)                      \
-			real_##name = next(#name);     \
-	} while (0)
 
 static int our_sig(void)
 {
@@ -268,7 +251,7 @@ static clockid_t deadline_clock(clockid_t clk)
  */
 static int sleep_call(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem)
 {
-	struct timespec want, rem0, deadline = { 0, 0 }, left;
+	struct timespec want, rem0, deadline = { 0, 0 }, left, kabs;
 	int rel = !(flags & TIMER_ABSTIME);
 	if (peek(&want, req, sizeof(want)) < 0)
 		return REAL(clock_nanosleep)(clk, flags, req, rem);
@@ -277,6 +260,9 @@ static int sleep_call(clockid_t clk, int flags, const struct timespec *req, stru
 	struct timespec t0 = ts_now(dclk);
 	const struct timespec *arg = req;
 	for (;;) {
+		/* a CPU clock's deadline, as the kernel counts it since the last restart (cpuclock.c) */
+		if (!rel && co_cpuclock_to_kernel(clk, &want, &kabs))
+			arg = &kabs;
 		unsigned e = co_tls_epoch;
 		int r = REAL(clock_nanosleep)(clk, flags, arg, rem);
 		if (co_tls_epoch == e || !(r == EINTR || (r == EFAULT && rel && rem)))
@@ -850,6 +836,9 @@ EXPORT long syscall(long n, ...)
 		return raw_fork(n, a);
 	if (n == SYS_madvise)
 		return madvise((void *)a[0], (size_t)a[1], (int)a[2]);
+	/* a CPU clock goes on across a restart (cpuclock.c); the kernel answers for the rest, bad pointers too */
+	if (n == SYS_clock_gettime && co_cpu_clock((int)a[0]))
+		return clock_gettime((clockid_t)a[0], (struct timespec *)a[1]);
 	int op = (int)(a[1] & FUTEX_CMD_MASK);
 	/* a timeout we cannot read goes to the kernel as it is (EFAULT), never retried */
 	struct timespec want, t0 = { 0, 0 }, deadline = { 0, 0 }, left;
@@ -1008,8 +997,12 @@ EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 	ENSURE(clone);
 	/* no fn or no stack: glibc's EINVAL; a thread (CLONE_VM): nothing to register */
 	struct clone_call *c = !fn || !stack || (flags & CLONE_VM) || !co_agent.active ? NULL : malloc(sizeof(*c));
-	if (!c)
-		return REAL(clone)(fn, stack, flags, arg, ptid, tls, ctid);
+	if (!c) {
+		int r = REAL(clone)(fn, stack, flags, arg, ptid, tls, ctid);
+		if (r > 0 && (flags & CLONE_THREAD))
+			co_cpuclock_forget(r); /* a new thread: a gone one's CPU-clock offsets are not its own */
+		return r;
+	}
 	c->fn = fn;
 	c->arg = arg;
 	co_agent_fork_lock(); /* the child runs co_agent_forked, which sets it free again */

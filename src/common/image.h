@@ -198,6 +198,21 @@ struct co_proc {
 		char cgroup[2048];
 		char cgroup_base[2048];
 	} a;
+	/*
+	 * Later in format 7 (older records end before it and read 0): the
+	 * CPU time of the process at the checkpoint as the program saw it
+	 * (src/agent/cpuclock.c: the kernel's, plus what earlier restarts
+	 * took away), which the agent adds back after a restart.  ns:
+	 * CLOCK_PROCESS_CPUTIME_ID; the others getrusage(RUSAGE_SELF) and
+	 * (RUSAGE_CHILDREN) user and system time.  cpu 0: not recorded.
+	 */
+	struct co_pcpu {
+		uint32_t cpu;		/* 1: recorded */
+		uint32_t pad;
+		int64_t ns;
+		int64_t utime_ns, stime_ns;
+		int64_t cutime_ns, cstime_ns;
+	} cpu;
 };
 
 enum co_thread_flags { CO_T_MANAGER = 1, CO_T_LEADER = 2 };
@@ -235,6 +250,18 @@ struct co_thread {
 		} sched;
 		uint64_t affinity[16];	/* sched_getaffinity: CPUs 0-1023 */
 	} a;
+	/*
+	 * Later in format 7 (older records end before it and read 0): the
+	 * thread's CPU time at the checkpoint as the program saw it
+	 * (cpuclock.c): CLOCK_THREAD_CPUTIME_ID, and getrusage(RUSAGE_THREAD)
+	 * user and system time.  cpu 0: not recorded.
+	 */
+	struct co_tcpu {
+		uint32_t cpu;		/* 1: recorded */
+		uint32_t pad;
+		int64_t ns;
+		int64_t utime_ns, stime_ns;
+	} cpu;
 };
 
 /* A POSIX timer of the process (timer_create), as /proc/PID/timers and timer_gettime tell it. */

@@ -161,17 +161,24 @@ static void d_proc(unsigned t, const void *pp, uint64_t len, char *out, size_t n
 	if (p->a.cgroup[0]) /* format 7 */
 		snprintf(cg, sizeof(cg), " cgroups %s base %s", one_line(p->a.cgroup, sizeof(p->a.cgroup)),
 			 one_line(p->a.cgroup_base, sizeof(p->a.cgroup_base)));
-	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s%s exe %.*s cwd %.*s%s", p->pid, p->ppid,
-		 p->nthreads, p->nfds, p->nvmas, ids, mb, CO_PATH, p->exe, CO_PATH, p->cwd, cg);
+	char cpu[96] = "";
+	if (p->cpu.cpu) /* later in format 7 */
+		snprintf(cpu, sizeof(cpu), " cpu %.3fs (user %.3fs sys %.3fs)", p->cpu.ns / 1e9, p->cpu.utime_ns / 1e9,
+			 p->cpu.stime_ns / 1e9);
+	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s%s%s exe %.*s cwd %.*s%s", p->pid, p->ppid,
+		 p->nthreads, p->nfds, p->nvmas, ids, mb, cpu, CO_PATH, p->exe, CO_PATH, p->cwd, cg);
 }
 
 static void d_thread(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 {
 	(void)t, (void)len;
 	const struct co_thread *th = p;
-	snprintf(out, n, "tid %d%s%s rip %lx rsp %lx fs %lx rseq %lx", th->tid, th->flags & CO_T_MANAGER ? " (agent)" : "",
+	char cpu[32] = "";
+	if (th->cpu.cpu) /* later in format 7 */
+		snprintf(cpu, sizeof(cpu), " cpu %.3fs", th->cpu.ns / 1e9);
+	snprintf(out, n, "tid %d%s%s rip %lx rsp %lx fs %lx rseq %lx%s", th->tid, th->flags & CO_T_MANAGER ? " (agent)" : "",
 		 th->flags & CO_T_LEADER ? " (main)" : "", (unsigned long)th->ctx.rip, (unsigned long)th->ctx.rsp,
-		 (unsigned long)th->fsbase, (unsigned long)th->rseq_addr);
+		 (unsigned long)th->fsbase, (unsigned long)th->rseq_addr, cpu);
 }
 
 static void d_lock(unsigned t, const void *p, uint64_t len, char *out, size_t n)

@@ -110,6 +110,7 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 	p.creds = 1;
 	p.dumpable = (int32_t)co_prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	p.a = d->attrs;
+	p.cpu = d->cpu;
 	if (co_w_rec(d->w, CO_R_PROC, &p, sizeof(p)))
 		return DERR(d, "pid %d: writing the process record failed", d->pid);
 	return 0;

@@ -53,6 +53,7 @@ struct co_dumpctx {
 	struct co_timer timers[CO_MAX_TIMERS];	/* POSIX timers, read before a snapshot (it has none) */
 	int ntimers;
 	struct co_pattrs attrs;			/* process-wide attributes, read before a snapshot (attrs.c) */
+	struct co_pcpu cpu;			/* its CPU times as the program sees them (agent/cpuclock.c) */
 	/* called once everything a running process could change is written (descriptors) */
 	void (*snapshot_done)(void);
 };

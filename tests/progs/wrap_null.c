@@ -31,7 +31,9 @@
 #include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/times.h>
 #include <sys/signalfd.h>
 
 #ifndef SA_RESTORER
@@ -410,6 +412,36 @@ static void others(void)
 	CALL("clone(fn, NULL, SIGCHLD, NULL)", clone(clone_fn, NULL, SIGCHLD, NULL));
 }
 
+/* The CPU-time clocks' wrappers (src/agent/cpuclock.c), which add offsets after a restart. */
+static void cpuclocks(void)
+{
+	struct timespec t, neg_ns = { 0, -1 };
+	struct rusage ru;
+	clockid_t gone = (clockid_t)((unsigned)~999999 << 3 | 2); /* the process clock of a pid nobody has */
+	CALL("clock_gettime(PROCESS_CPUTIME, NULL)", clock_gettime(CLOCK_PROCESS_CPUTIME_ID, NUL));
+	CALL("clock_gettime(THREAD_CPUTIME, bad)", clock_gettime(CLOCK_THREAD_CPUTIME_ID, (void *)bad));
+	CALL("clock_gettime(THREAD_CPUTIME, tail4)", clock_gettime(CLOCK_THREAD_CPUTIME_ID, (void *)tail4));
+	CALL("clock_gettime(-1, &t)", clock_gettime(-1, &t));
+	CALL("clock_gettime(pid 999999's, &t)", clock_gettime(gone, &t));
+	CALL("clock_gettime(-6 (own process), NULL)", clock_gettime(-6, NUL));
+	CALL("clock_gettime(-2 (own thread), bad)", clock_gettime(-2, (void *)bad));
+	CALL("syscall(clock_gettime, THREAD_CPUTIME, bad)", syscall(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, bad));
+	CALL("syscall(clock_gettime, -1, &t)", syscall(SYS_clock_gettime, -1, &t));
+	CALL("syscall(clock_gettime, PROCESS_CPUTIME, NULL)", syscall(SYS_clock_gettime, CLOCK_PROCESS_CPUTIME_ID, NULL));
+	CALL("getrusage(SELF, NULL)", getrusage(RUSAGE_SELF, NUL));
+	CALL("getrusage(THREAD, bad)", getrusage(RUSAGE_THREAD, (void *)bad));
+	CALL("getrusage(CHILDREN, tail4)", getrusage(RUSAGE_CHILDREN, (void *)tail4));
+	CALL("getrusage(12345, &ru)", getrusage(12345, &ru));
+	CALL("times(NULL) is not -1", times(NULL) == (clock_t)-1 ? -1 : 0);
+	CALL("clock() is not -1", clock() == (clock_t)-1 ? -1 : 0);
+	CALL("clock_nanosleep(PROCESS_CPUTIME, ABS, bad, NULL)",
+	     clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, TIMER_ABSTIME, (void *)bad, NULL));
+	CALL("clock_nanosleep(PROCESS_CPUTIME, ABS, {0,-1}, NULL)",
+	     clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, TIMER_ABSTIME, &neg_ns, NULL));
+	CALL("clock_nanosleep(PROCESS_CPUTIME, ABS, {0,0}, NULL)",
+	     clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, TIMER_ABSTIME, &zero_ts, NULL));
+}
+
 /* ---- waiting where the checkpoints land ---- */
 
 static void *writer(void *arg)
@@ -630,6 +662,7 @@ int main(void)
 		signalfds();
 		closes();
 		others();
+		cpuclocks();
 		CHECK(usr1_seen == seen + 5, "round %d: SIGUSR1 handled %d times, not 5", round_no, usr1_seen - seen);
 		waits();
 	}
