@@ -58,6 +58,8 @@ static const struct rec {
 	{ CO_R_SYSVSEM, sizeof(struct co_sysv), &co_sysv_ops, NULL },
 	{ CO_R_SYSVMSG, sizeof(struct co_sysv), &co_sysv_ops, NULL },
 	{ CO_R_SYSVSHM, sizeof(struct co_sysv), &co_sysv_ops, NULL },
+	{ CO_R_USOCK, sizeof(struct co_usock), &co_unix_ops, NULL },
+	{ CO_R_USMSG, sizeof(struct co_usmsg), &co_unix_ops, NULL },
 };
 
 static const struct rec *rec_of(unsigned t)
