@@ -11,6 +11,13 @@
  * an object too; one of a kind cohort cannot restore refuses the
  * checkpoint.  Each message is one CO_R_USMSG, sent again at a restart
  * with what it passed, in place, from the socket that sent it.
+ *
+ * A datagram or seqpacket message is one peek: exact.  On a stream, a
+ * peek (like a read) glues the bytes queued before a message that passes
+ * descriptors to it, and the kernel shows no more than that: it cannot
+ * tell where that message began without taking the bytes.  So those bytes
+ * come back as part of it, and a reader that read exactly up to it gets
+ * the descriptors with that read instead of the next.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,6 +47,8 @@ static char qdata[1 << 18];
 
 struct queue {
 	int s, old_off;
+	int stream;	/* SOCK_STREAM (a peek is cut at a message passing descriptors: it must be whole) */
+	int off;	/* bytes peeked so far */
 };
 
 static int q_open(const struct co_ref *r, struct queue *q)
@@ -52,6 +61,11 @@ static int q_open(const struct co_ref *r, struct queue *q)
 		return -1;
 	getsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &q->old_off, &l);
 	setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
+	int type = 0;
+	l = sizeof(type);
+	getsockopt(q->s, SOL_SOCKET, SO_TYPE, &type, &l);
+	q->stream = type == SOCK_STREAM;
+	q->off = 0;
 	return 0;
 }
 
@@ -69,17 +83,18 @@ static void q_drop_fds(struct qmsg *m)
 	m->nfds = 0;
 }
 
-/* The next message into m (bytes in qdata): 1; 0 at the end; -1 too long to read whole. */
-static int q_next(struct queue *q, struct qmsg *m)
+/* One peek of up to size bytes at q->off into m (bytes in qdata): its length; 0 at the end; -1 truncated. */
+static ssize_t q_peek(struct queue *q, struct qmsg *m, size_t size)
 {
 	union {
 		char b[CMSG_SPACE(MAX_PASS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
 		struct cmsghdr align;
 	} cb;
 	struct sockaddr_un from;
-	struct iovec iov = { qdata, sizeof(qdata) };
+	struct iovec iov = { qdata, size };
 	struct msghdr mh = { &from, sizeof(from), &iov, 1, cb.b, sizeof(cb.b), 0 };
 	memset(m, 0, sizeof(*m));
+	setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &q->off, sizeof(q->off));
 	m->len = recvmsg(q->s, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (m->len <= 0)
 		return 0; /* nothing more (EAGAIN), or a stream's end */
@@ -97,11 +112,20 @@ static int q_next(struct queue *q, struct qmsg *m)
 		m->namelen = mh.msg_namelen - (uint32_t)offsetof(struct sockaddr_un, sun_path);
 		memcpy(m->name, from.sun_path, m->namelen);
 	}
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (q->stream && m->nfds && (size_t)m->len == sizeof(qdata))) {
 		q_drop_fds(m);
 		return -1;
 	}
-	return 1;
+	return m->len;
+}
+
+/* The next message into m (bytes in qdata): 1; 0 at the end; -1 too long to read whole. */
+static int q_next(struct queue *q, struct qmsg *m)
+{
+	ssize_t n = q_peek(q, m, sizeof(qdata));
+	if (n > 0)
+		q->off += (int)m->len;
+	return n > 0 ? 1 : (int)n;
 }
 
 static int queue_err(struct co_kdump *d, int first, const char *what)
