@@ -217,13 +217,14 @@ int co_ref_inflight(struct co_kdump *d, int fd, int how)
 	return nrefs - 1;
 }
 
-/* The copies of descriptors in flight the dump made its own: closed once it ends. */
+/* The copies of descriptors in flight the dump made its own: closed once it ends (the references stay: co_shared_files). */
 static void close_inflight(void)
 {
 	for (int i = 0; i < nrefs; i++)
-		if (refs[i].inflight)
+		if (refs[i].inflight && refs[i].fd >= 0) {
 			close(refs[i].fd);
-	nrefs = 0;
+			refs[i].fd = -1;
+		}
 }
 
 /* The object refs[first], then one link per holder (not the copies of descriptors in flight: no one holds them). */

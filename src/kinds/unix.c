@@ -692,11 +692,13 @@ static void unix_describe(unsigned type, const void *p, uint64_t len, char *out,
 	char name[160], peer[160];
 	co_unix_name_text(o->name, o->namelen, name, sizeof(name));
 	co_unix_name_text(o->peername, o->peerlen, peer, sizeof(peer));
-	snprintf(out, n, "unix socket %llu: %s %s%s, name %s%s%s mode %o uid %u gid %u, peer %llu, via %llu%s%s, "
-		 "shutdown %s%s%s", (unsigned long long)o->id, o->type < 6 ? types[o->type] : "?",
-		 o->how < 5 ? hows[o->how] : "?", o->state == ST_LISTEN ? " listening" : "", name,
-		 o->flags & CO_USF_UNLINKED ? " (unlinked)" : "", o->flags & CO_USF_NONAME ? " (not given back)" : "",
-		 o->mode, o->uid, o->gid, (unsigned long long)o->peer, (unsigned long long)o->via,
+	char file[64] = "";
+	if (o->namelen && o->name[0] && !(o->flags & CO_USF_UNLINKED))
+		snprintf(file, sizeof(file), " (mode %o uid %u gid %u)", o->mode, o->uid, o->gid);
+	snprintf(out, n, "%llu: %s %s%s, name %s%s%s%s, peer %llu, via %llu%s%s, shutdown %s%s%s", (unsigned long long)o->id,
+		 o->type < 6 ? types[o->type] : "?", o->how < 5 ? hows[o->how] : "?",
+		 o->state == ST_LISTEN ? " listening" : "", name, o->flags & CO_USF_UNLINKED ? " (unlinked)" : "",
+		 o->flags & CO_USF_NONAME ? " (not given back)" : "", file, (unsigned long long)o->peer, (unsigned long long)o->via,
 		 o->peerlen ? ", connects to " : "", o->peerlen ? peer : "",
 		 (o->shut & 3) == 3 ? "both" : o->shut & 1 ? "read" : o->shut & 2 ? "write" : "none",
 		 o->flags & CO_USF_OUTSIDE ? ", peer outside the group" : "",
