@@ -130,3 +130,11 @@ t_unix_outside_reconnect() {
 	[ "$(grep -c accept "$TD/stream.log")" = 3 ] ||
 		fail "the server outside saw $(grep -c accept "$TD/stream.log") connections, not 3 (straight run, run, restart)"
 }
+
+# unix_shapes run, checkpointed and restarted by user nobody (a user
+# namespace of the group's own, see tests/cases/unprivileged.sh): names
+# bound again in a mount namespace of init's child, sock_diag, the backlogs
+t_unix_unprivileged() {
+	unpriv_setup unix_shapes
+	flow_standard 0 0.7 0.7 pipe "$U/bin/unix_shapes"
+}

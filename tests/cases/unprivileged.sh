@@ -12,23 +12,31 @@
 # dropped by every thread).
 UNPRIV_USER=nobody
 t_unprivileged() {
+	unpriv_setup shm_counters
+	FLOW_CHECK=unprivileged_check FLOW_CHECK_RESTARTED=unprivileged_nocaps \
+		flow_standard 0 0.9 1.0 pipe "$U/bin/shm_counters"
+	[ "$(stat -c %u "$(gen_dir "$GNAME" 2)/manifest")" = "$uid" ] || fail "generation 2 is not owned by $UNPRIV_USER"
+}
+
+# unpriv_setup PROG: cohort and test program PROG copied to $U/bin, owned by
+# $UNPRIV_USER (uid $uid), COHORT a wrapper that runs cohort as that user,
+# IMG its images and COHORT_TEST_TMP its own directory (skips without root)
+unpriv_setup() {
 	[ "$(id -u)" = 0 ] || skip "needs root to become $UNPRIV_USER (as a user, every test is unprivileged)"
 	id -u "$UNPRIV_USER" >/dev/null 2>&1 || skip "no user $UNPRIV_USER"
 	command -v runuser >/dev/null || skip "runuser not found"
-	local U=$TD/u uid b
+	local b
+	U=$TD/u
 	uid=$(id -u "$UNPRIV_USER")
 	chmod 711 "$WORK" "$TD"
-	mkdir -p "$U/bin" "$U/run" "$U/img"
+	mkdir -p "$U/bin" "$U/run" "$U/img" "$U/tmp"
 	for b in cohort libcohort.so cohort-restore; do cp "$(dirname "$COHORT")/$b" "$U/bin/" || fail "cannot copy $b"; done
-	cp "$BIN/shm_counters" "$U/bin/" || fail "cannot copy shm_counters"
+	cp "$BIN/$1" "$U/bin/" || fail "cannot copy $1"
 	chown -R "$UNPRIV_USER" "$U"
 	chmod 700 "$U/run"
 	printf '#!/bin/sh\nexec runuser -u %s -- env COHORT_RUN_DIR=%s %s "$@"\n' "$UNPRIV_USER" "$U/run" "$U/bin/cohort" >"$U/cohort"
 	chmod 755 "$U/cohort"
-	local COHORT=$U/cohort IMG=$U/img
-	FLOW_CHECK=unprivileged_check FLOW_CHECK_RESTARTED=unprivileged_nocaps \
-		flow_standard 0 0.9 1.0 pipe "$U/bin/shm_counters"
-	[ "$(stat -c %u "$(gen_dir "$GNAME" 2)/manifest")" = "$uid" ] || fail "generation 2 is not owned by $UNPRIV_USER"
+	COHORT=$U/cohort IMG=$U/img COHORT_TEST_TMP=$U/tmp
 }
 
 unprivileged_coord() {
