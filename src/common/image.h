@@ -542,7 +542,7 @@ struct co_usmsg {
 	uint64_t from;		/* the sending socket */
 	uint32_t flags;		/* CO_UM_* */
 	uint32_t nfds;		/* struct co_uspass that follow */
-	int32_t pid;		/* SCM_CREDENTIALS as the receiver saw them */
+	int32_t pid;		/* SCM_CREDENTIALS: pid as the checkpoint saw it (the host's; a restart sends init's own), */
 	uint32_t uid, gid;
 	uint32_t namelen;
 	char name[108];		/* CO_UM_SENDTO: the receiver's address */

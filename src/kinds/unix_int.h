@@ -1,13 +1,17 @@
 /*
  * unix_int.h - what the files of the Unix socket kind share: unix.c (the
- * sockets: sock_diag, their shapes, made again), unix_queue.c (what is
- * queued on them, descriptors in flight included), unix_name.c (a name
- * given back at a restart).
+ * sockets: sock_diag, their shapes), unix_restore.c (made again),
+ * unix_queue.c (what is queued on them, descriptors in flight included),
+ * unix_name.c (a name given back at a restart).
  */
 #ifndef COHORT_UNIX_INT_H
 #define COHORT_UNIX_INT_H
 
 #include "kinds/kinds.h"
+
+/* A socket's state, as sock_diag has it */
+#define ST_ESTABLISHED 1
+#define ST_LISTEN 10
 
 /* unix.c: the shape recorded for the object refs[k] (NULL: not a Unix socket object of this dump). */
 const struct co_usock *co_unix_planned(int k);
@@ -25,7 +29,10 @@ void co_unix_msg_done(void);
 /* unix_queue.c: for inspect. */
 void co_unix_describe_msg(const void *p, uint64_t len, char *out, size_t n);
 
-/* unix.c: the other end of a pair whose peer had closed (it sends what the peer had sent): -1 if none. */
+/* unix_restore.c: a record of the kind (CO_R_USOCK, CO_R_USMSG, and those of older images); once all are read. */
+int co_unix_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len);
+int co_unix_restore_done(struct co_krestore *x);
+/* unix_restore.c: the other end of a pair whose peer had closed (it sends what the peer had sent): -1 if none. */
 int co_unix_orphan_end(uint64_t id);
 
 /*

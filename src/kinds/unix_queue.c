@@ -225,7 +225,7 @@ int co_unix_dump_queue(struct co_kdump *d, int first)
 {
 	const struct co_usock *o = co_unix_planned(first);
 	/* a listener has no queue; a stream to a peer outside comes back as a fresh connection: its queue stays behind */
-	if (!o || o->state == 10 || ((o->flags & CO_USF_OUTSIDE) && o->type != SOCK_DGRAM))
+	if (!o || o->state == ST_LISTEN || ((o->flags & CO_USF_OUTSIDE) && o->type != SOCK_DGRAM))
 		return 0;
 	struct queue q;
 	struct qmsg m;

@@ -19,7 +19,10 @@
  *     (recvfrom's addresses checked);
  *   - a datagram socket whose file was unlinked, its connected client
  *     still sending to it (the file must stay absent);
- *   - a stream pair with one half shut down and "bye" still unread.
+ *   - a stream pair with one half shut down and "bye" still unread;
+ *   - a datagram pair whose receiver has SO_PASSCRED, a message queued:
+ *     the option stays, the message's credentials keep uid and gid (the
+ *     pid is the sender's, or after a restart 1: see src/kinds/unix_queue.c).
  * Prints "step N ok" and a RESULT that hashes everything read.
  */
 #include "common.h"
@@ -135,6 +138,32 @@ static void check_type(int s, int type, const char *what)
 	CHECK(t == type, "%s: type %d, not %d", what, t, type);
 }
 
+/* the message queued on s (SO_PASSCRED) comes with our uid and gid */
+static void check_creds(int s, int step)
+{
+	int on = 0;
+	socklen_t ol = sizeof(on);
+	SYSCHK(getsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, &ol));
+	CHECK(on, "SO_PASSCRED is gone");
+	char buf[64], want[64];
+	union {
+		char b[CMSG_SPACE(sizeof(struct ucred))];
+		struct cmsghdr align;
+	} cb;
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b, .msg_controllen = sizeof(cb.b) };
+	ssize_t r = recvmsg(s, &mh, MSG_DONTWAIT);
+	int n = snprintf(want, sizeof(want), "cred %d %d", step, 0);
+	CHECK(r == n && !memcmp(buf, want, (size_t)n), "credentials message: %zd bytes", r);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	CHECK(c && c->cmsg_type == SCM_CREDENTIALS, "no credentials with the message");
+	struct ucred cr;
+	memcpy(&cr, CMSG_DATA(c), sizeof(cr));
+	CHECK(cr.uid == getuid() && cr.gid == getgid() && cr.pid > 0, "credentials pid %d uid %u gid %u", (int)cr.pid,
+	      (unsigned)cr.uid, (unsigned)cr.gid);
+	h = t_fnv(h, buf, (size_t)r);
+}
+
 int main(void)
 {
 	t_init("unix_shapes");
@@ -152,11 +181,13 @@ int main(void)
 	/* an accepted connection kept all along */
 	int kc = connected(SOCK_STREAM, "l.sock", 0);
 	int ks = accept_one(L, "kept");
-	int ps[2], pq[2], pd[2], hf[2];
+	int ps[2], pq[2], pd[2], hf[2], pc[2], one = 1;
 	SYSCHK(socketpair(AF_UNIX, SOCK_STREAM, 0, ps));
 	SYSCHK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, pq));
 	SYSCHK(socketpair(AF_UNIX, SOCK_DGRAM, 0, pd));
 	SYSCHK(socketpair(AF_UNIX, SOCK_STREAM, 0, hf));
+	SYSCHK(socketpair(AF_UNIX, SOCK_DGRAM, 0, pc));
+	SYSCHK(setsockopt(pc[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)));
 	t_write_all(hf[0], "bye", 3, -1);
 	SYSCHK(shutdown(hf[0], SHUT_WR));
 	int D = bound(SOCK_DGRAM, "d.sock", 0);
@@ -236,6 +267,7 @@ int main(void)
 				h = t_fnv(h, m, (size_t)r);
 			}
 			recvm(U, "to u %d %d", s - 1, 0, "unlinked datagram socket");
+			check_creds(pc[1], s - 1);
 			/* the backlogs: in order, with their data */
 			int a0 = accept_one(L, "backlog 0"), a1 = accept_one(L, "backlog 1"), a2 = accept_one(A, "abstract backlog");
 			check_name(a0, 0, "l.sock", 0, "accepted from the backlog");
@@ -279,6 +311,7 @@ int main(void)
 		n = snprintf(m, sizeof(m), "to d %d %d", s, 2);
 		CHECK(sendto(G, m, (size_t)n, 0, (struct sockaddr *)&da, dl) == n, "sendto d.sock: %s", strerror(errno));
 		sendm(V, "to u %d %d", s, 0);
+		sendm(pc[0], "cred %d %d", s, 0);
 		bl[0] = connected(SOCK_STREAM, "l.sock", 0);
 		if (!live)
 			sendm(bl[0], "waiting %d %d", s, 0);
