@@ -148,11 +148,17 @@ int co_unix_collect_queue(struct co_kdump *d, int first)
 		return queue_err(d, first, "cannot be read");
 	while (!e && (e = q_next(&q, &m)) > 0) {
 		e = 0;
-		for (int i = 0; i < m.nfds; i++)
+		for (int i = 0; i < m.nfds; i++) {
+			int k = e ? -1 : co_ref_inflight(d, m.fds[i], CO_INFLIGHT_PASSED);
 			if (e)
 				close(m.fds[i]);
-			else if (co_ref_inflight(d, m.fds[i], CO_INFLIGHT_PASSED) < 0)
+			else if (k < 0)
 				e = -2;
+			else if (d->refs[k].kind == CO_OBJ_EPOLL) { /* its items come back in a process that holds it */
+				snprintf(d->err, d->errlen, "%s (%s) held by no process", co_obj_name(CO_OBJ_EPOLL), d->refs[k].path);
+				e = -2;
+			}
+		}
 	}
 	q_close(&q);
 	if (e == -2) {

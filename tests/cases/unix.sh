@@ -17,7 +17,7 @@ t_unix_shapes_live() { UNIX_SHAPES_LIVE=1 steps_live_flow unix_shapes 9; }
 # descriptors in flight (tests/progs/unix_inflight.c): a pipe and a socket,
 # held by no process, passed in a queued message between two others on a
 # stream, at every checkpoint; the socket has data queued on it
-t_unix_inflight() { std unix_inflight 0 0.7 0.7; }
+t_unix_inflight() { std unix_inflight 0 0.6 0.6; }
 
 # a program that passes descriptors to forked workers (a pipe holding the
 # job, an eventfd for the result), one job always in flight

@@ -165,7 +165,7 @@ static void one_process(void)
 		}
 		kept = sp[0];
 		printf("step %d ok\n", s);
-		t_sleep_ms(150);
+		t_sleep_ms(220);
 	}
 }
 
