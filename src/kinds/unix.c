@@ -179,14 +179,23 @@ int co_unix_named(const struct co_kdump *d, const char *name, uint32_t namelen)
 	return -1;
 }
 
-/* The listener whose backlog holds the connection of client ino: its object, or -1. */
-static int backlog_of(const struct co_kdump *d, uint32_t ino)
+/* The listener (in the group or not) whose backlog holds the connection of client ino, or NULL. */
+static const struct usk *waiting_in(uint32_t ino)
 {
 	for (int i = 0; i < nusk; i++)
 		for (uint32_t j = 0; usk[i].state == ST_LISTEN && j < usk[i].nicons; j++)
 			if (icons[usk[i].icon + j] == ino)
-				return ref_of(d, usk[i].ino);
-	return -1;
+				return &usk[i];
+	return NULL;
+}
+
+/* A listener anywhere bound to name: a socket with that name was accepted from it. */
+static int listener_named(const char *name, uint32_t namelen)
+{
+	for (int i = 0; namelen && i < nusk; i++)
+		if (usk[i].state == ST_LISTEN && usk[i].namelen == namelen && !memcmp(usk[i].name, name, namelen))
+			return 1;
+	return 0;
 }
 
 /* A listener of the group bound to u's name, from which u was accepted: its object, or -1. */
@@ -264,38 +273,10 @@ static int plan_dgram(struct co_kdump *d, int k, const struct usk *u, struct co_
 	return 0;
 }
 
-/* A connected stream or seqpacket socket. */
-static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co_usock *o)
+/* A stream or seqpacket socket connected to p outside the group: refused, or connected afresh to p's name. */
+static int outside_stream(struct co_kdump *d, int k, struct co_usock *o, const struct usk *p)
 {
-	struct uplan *pl = &plan[k];
 	char t[160];
-	int lis = backlog_of(d, u->ino);
-	if (lis >= 0) { /* its connection waits in the backlog of a listener of the group */
-		o->how = CO_US_CONNECT;
-		o->via = d->refs[lis].ino;
-		set_peername(o, usk_of(o->via));
-		pl->listener = lis;
-		return 0;
-	}
-	o->how = CO_US_PAIR;
-	o->peer = u->peer;
-	if (!u->peer) /* its peer closed: a pair whose other end goes once the data it sent is back */
-		return 0;
-	if (ref_of(d, u->peer) >= 0) {
-		int l = accepted_from(d, u);
-		if (l >= 0) {
-			o->how = CO_US_ACCEPT;
-			o->via = d->refs[l].ino;
-			pl->listener = l;
-		}
-		return 0;
-	}
-	const struct usk *p = usk_of(u->peer);
-	if (!p || !p->namelen)
-		return refuse(d, k, "connected to an unnamed socket outside the group%s", "");
-	if (accepted_from(d, p) >= 0 || (u->namelen && p->namelen == u->namelen && !memcmp(p->name, u->name, u->namelen)))
-		return refuse(d, k, "accepted from a client outside the group on %s",
-			      co_unix_name_text(u->name, u->namelen, t, sizeof(t)));
 	if (!(d->flags & CO_CKPT_RECONNECT))
 		return refuse(d, k, "connected to %s outside the group (checkpoint --reconnect-outside connects it "
 			      "afresh at a restart)", co_unix_name_text(p->name, p->namelen, t, sizeof(t)));
@@ -304,6 +285,43 @@ static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co
 	o->flags |= CO_USF_OUTSIDE;
 	set_peername(o, p);
 	return 0;
+}
+
+/* A connected stream or seqpacket socket. */
+static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co_usock *o)
+{
+	struct uplan *pl = &plan[k];
+	char t[160];
+	const struct usk *l = waiting_in(u->ino);
+	if (l && ref_of(d, l->ino) < 0) /* in the backlog of a listener outside */
+		return outside_stream(d, k, o, l);
+	if (l) { /* its connection waits in the backlog of a listener of the group */
+		o->how = CO_US_CONNECT;
+		o->via = l->ino;
+		set_peername(o, l);
+		pl->listener = ref_of(d, l->ino);
+		return 0;
+	}
+	o->how = CO_US_PAIR;
+	o->peer = u->peer;
+	if (!u->peer) /* its peer closed: a pair whose other end goes once the data it sent is back */
+		return 0;
+	if (ref_of(d, u->peer) >= 0) {
+		int a = accepted_from(d, u);
+		if (a >= 0) {
+			o->how = CO_US_ACCEPT;
+			o->via = d->refs[a].ino;
+			pl->listener = a;
+		}
+		return 0;
+	}
+	const struct usk *p = usk_of(u->peer);
+	if (listener_named(u->name, u->namelen)) /* u was accepted from a listener: its client is outside */
+		return refuse(d, k, "accepted on %s from a client outside the group",
+			      co_unix_name_text(u->name, u->namelen, t, sizeof(t)));
+	if (!p || !p->namelen)
+		return refuse(d, k, "connected to an unnamed socket outside the group%s", "");
+	return outside_stream(d, k, o, p);
 }
 
 static int plan_one(struct co_kdump *d, int k)
