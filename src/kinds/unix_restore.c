@@ -21,7 +21,6 @@
 #include <unistd.h>
 #include "kinds/unix_int.h"
 
-
 /* The second end of each pair made, until its own record comes; and the ends whose peer had closed. */
 static struct {
 	uint64_t id;
@@ -38,7 +37,6 @@ static struct later {
 	char peer[108];
 	int dfd;		/* the directory of a name to remove, or -1 */
 	char base[108];
-	uint64_t file_ino;	/* the socket file made there */
 } later[CO_MAX_REFS];
 static int nlater;
 
