@@ -14,10 +14,12 @@
  *
  * A datagram or seqpacket message is one peek: exact.  On a stream, a
  * peek (like a read) glues the bytes queued before a message that passes
- * descriptors to it, and the kernel shows no more than that: it cannot
- * tell where that message began without taking the bytes.  So those bytes
- * come back as part of it, and a reader that read exactly up to it gets
- * the descriptors with that read instead of the next.
+ * descriptors to it, and the kernel shows no more than that: where that
+ * message began can be told only by reading the bytes.  A checkpoint with
+ * --kill does read a stream that passes descriptors (q_take: the group
+ * ends with it); a live one peeks, and those bytes come back as part of
+ * the message (a reader that read exactly up to it gets the descriptors
+ * with that read instead of the next).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +33,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "kinds/unix_int.h"
+#include "proto.h"
 
 #define MAX_PASS 253	/* SCM_MAX_FD: the most one message can pass */
 
@@ -45,16 +48,28 @@ struct qmsg {
 };
 static char qdata[1 << 18];
 
+static void q_drop_fds(struct qmsg *m)
+{
+	for (int i = 0; i < m->nfds; i++)
+		close(m->fds[i]);
+	m->nfds = 0;
+}
+
 struct queue {
 	int s, old_off;
 	int stream;	/* SOCK_STREAM (a peek is cut at a message passing descriptors: it must be whole) */
 	int off;	/* bytes peeked so far */
+	int take;	/* read it (see q_take), not peek */
+	int pending;	/* q_take: the first byte of a message passing descriptors, read: the next message */
+	struct qmsg next;
+	char next_byte;
 };
 
 static int q_open(const struct co_ref *r, struct queue *q)
 {
 	int zero = 0;
 	socklen_t l = sizeof(q->old_off);
+	memset(q, 0, sizeof(*q));
 	q->old_off = -1;
 	q->s = co_ref_grab(r);
 	if (q->s < 0)
@@ -65,37 +80,36 @@ static int q_open(const struct co_ref *r, struct queue *q)
 	l = sizeof(type);
 	getsockopt(q->s, SOL_SOCKET, SO_TYPE, &type, &l);
 	q->stream = type == SOCK_STREAM;
-	q->off = 0;
 	return 0;
 }
 
 /* The program's own peek offset back. */
 static void q_close(struct queue *q)
 {
+	if (q->pending)
+		q_drop_fds(&q->next);
 	setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &q->old_off, sizeof(q->old_off));
 	close(q->s);
 }
 
-static void q_drop_fds(struct qmsg *m)
-{
-	for (int i = 0; i < m->nfds; i++)
-		close(m->fds[i]);
-	m->nfds = 0;
-}
-
-/* One peek of up to size bytes at q->off into m (bytes in qdata): its length; 0 at the end; -1 truncated. */
-static ssize_t q_peek(struct queue *q, struct qmsg *m, size_t size)
+/*
+ * One recvmsg of up to size bytes into buf: a peek at q->off, or (take) a
+ * read; m gets its length, passed descriptors (our copies), credentials,
+ * sender.  Its length; 0 at the end; -1 truncated.
+ */
+static ssize_t q_recv(struct queue *q, struct qmsg *m, char *buf, size_t size, int take)
 {
 	union {
 		char b[CMSG_SPACE(MAX_PASS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
 		struct cmsghdr align;
 	} cb;
 	struct sockaddr_un from;
-	struct iovec iov = { qdata, size };
+	struct iovec iov = { buf, size };
 	struct msghdr mh = { &from, sizeof(from), &iov, 1, cb.b, sizeof(cb.b), 0 };
 	memset(m, 0, sizeof(*m));
-	setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &q->off, sizeof(q->off));
-	m->len = recvmsg(q->s, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (!take)
+		setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &q->off, sizeof(q->off));
+	m->len = recvmsg(q->s, &mh, (take ? 0 : MSG_PEEK) | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (m->len <= 0)
 		return 0; /* nothing more (EAGAIN), or a stream's end */
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
@@ -112,17 +126,78 @@ static ssize_t q_peek(struct queue *q, struct qmsg *m, size_t size)
 		m->namelen = mh.msg_namelen - (uint32_t)offsetof(struct sockaddr_un, sun_path);
 		memcpy(m->name, from.sun_path, m->namelen);
 	}
-	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (q->stream && m->nfds && (size_t)m->len == sizeof(qdata))) {
+	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (q->stream && m->nfds && (size_t)m->len == size && size > 1)) {
 		q_drop_fds(m);
 		return -1;
 	}
 	return m->len;
 }
 
+/* A stream: whether a message passing descriptors is queued (a peek walks on to the first one whatever its size). */
+static int q_passes(struct queue *q)
+{
+	struct qmsg t;
+	char c; /* not into qdata: it may hold the message being made */
+	ssize_t n = q_recv(q, &t, &c, 1, 0);
+	int passes = n > 0 && t.nfds > 0;
+	q_drop_fds(&t);
+	return passes;
+}
+
+/*
+ * The next message of a stream, read (a --kill checkpoint: the group ends
+ * with it): a peek or a read glues the bytes before a message passing
+ * descriptors to it, and the kernel shows no more; reading one byte at a
+ * time, the read that brings the descriptors is that message's first
+ * byte.  A message is the bytes from there (or the queue's head) to the
+ * next such first byte: where a message passing descriptors ends cannot
+ * be seen either, and the bytes after it come back as part of it (a read
+ * may then go on past its end, as reads of a stream may; never take the
+ * descriptors early).  1, 0 at the end, -1.
+ */
+static int q_take(struct queue *q, struct qmsg *m)
+{
+	struct qmsg t;
+	memset(m, 0, sizeof(*m));
+	if (q->pending) { /* the first byte the last call read, with its descriptors */
+		*m = q->next;
+		qdata[0] = q->next_byte;
+		q->pending = 0;
+	}
+	if (!q_passes(q)) { /* none further: the rest at once */
+		ssize_t n = q_recv(q, &t, qdata + m->len, sizeof(qdata) - (size_t)m->len, 1);
+		if (n < 0)
+			return -1;
+		if (!m->len)
+			*m = t;
+		else
+			m->len += n;
+		return m->len > 0;
+	}
+	while ((size_t)m->len < sizeof(qdata) && q_recv(q, &t, qdata + m->len, 1, 1) == 1) {
+		if (t.nfds) {
+			q->next = t;
+			q->next_byte = qdata[m->len];
+			q->pending = 1;
+			if (m->len)
+				return 1;
+			return q_take(q, m); /* it begins at the head */
+		}
+		if (!m->len) { /* the message's credentials are its first byte's */
+			m->creds = t.creds;
+			m->cred = t.cred;
+		}
+		m->len++;
+	}
+	return m->len > 0;
+}
+
 /* The next message into m (bytes in qdata): 1; 0 at the end; -1 too long to read whole. */
 static int q_next(struct queue *q, struct qmsg *m)
 {
-	ssize_t n = q_peek(q, m, sizeof(qdata));
+	if (q->take)
+		return q_take(q, m);
+	ssize_t n = q_recv(q, m, qdata, sizeof(qdata), 0);
 	if (n > 0)
 		q->off += (int)m->len;
 	return n > 0 ? 1 : (int)n;
@@ -239,6 +314,8 @@ int co_unix_dump_queue(struct co_kdump *d, int first)
 	int e = 0;
 	if (q_open(&d->refs[first], &q) < 0)
 		return queue_err(d, first, what);
+	/* exact places for the descriptors a stream passes, by reading it: only when the group ends with the checkpoint */
+	q.take = q.stream && (d->flags & CO_CKPT_KILL) && q_passes(&q);
 	while (!e && (e = q_next(&q, &m)) > 0) {
 		e = write_msg(d, o, &m, what, sizeof(what));
 		q_drop_fds(&m);

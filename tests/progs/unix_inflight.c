@@ -5,13 +5,13 @@
  * in it, its write end closed) and a socket pair (data queued on the end
  * it passes), and sends both ends on a seqpacket channel between two
  * plain messages, and again (a second pipe, the same socket) on a stream
- * channel, followed by plain bytes, closing its own copies: they exist
- * only in flight.  It then reads the previous step's messages: the
- * descriptors must come with their message exactly, the pipes must hold
- * their data and then end, the socket its queued data and answer on the
- * end kept.  (On a stream the message that passes descriptors comes
- * first: bytes queued before it come back joined to it, see
- * src/kinds/unix_queue.c.)
+ * channel, between plain bytes, closing its own copies: they exist only
+ * in flight.  It then reads the previous step's messages: the
+ * descriptors must come with their message exactly (on the stream: not
+ * with the bytes before, read alone; a live checkpoint cannot tell where
+ * they begin, a --kill one can: src/kinds/unix_queue.c, and only --kill
+ * checkpoints are restarted here), the pipes must hold their data and
+ * then end, the socket its queued data and answer on the end kept.
  *
  * "workers" (or UNIX_INFLIGHT_WORKERS set): a parent forks two workers and passes each a job every step
  * (a pipe's read end holding the job, and an eventfd to post the result
@@ -130,6 +130,8 @@ static void one_process(void)
 		send_fds(ch[0], t, NULL, 0);
 		close(pass[0]);
 		pass[0] = filled_pipe(s, 1);
+		snprintf(t, sizeof(t), "ahead %d", s);
+		send_fds(cs[0], t, NULL, 0);
 		snprintf(t, sizeof(t), "stream %d", s);
 		send_fds(cs[0], t, pass, 2);
 		snprintf(t, sizeof(t), "bytes %d", s);
@@ -144,6 +146,8 @@ static void one_process(void)
 			recv_fds(ch[1], t, got, 2, 0);
 			snprintf(t, sizeof(t), "after %d", s - 1);
 			recv_fds(ch[1], t, got + 2, 0, 0);
+			snprintf(t, sizeof(t), "ahead %d", s - 1);
+			recv_fds(cs[1], t, NULL, 0, 0);
 			snprintf(t, sizeof(t), "stream %d", s - 1);
 			recv_fds(cs[1], t, got + 2, 2, 0);
 			snprintf(t, sizeof(t), "bytes %d", s - 1);
