@@ -5,7 +5,9 @@
  * Dump (the coordinator, every member parked): the engine lists every
  * descriptor of every process as a reference (process, fd) -> object,
  * classified by co_fd_classify(); references to the same object (same
- * inode, or same open file description: kcmp) get one identity.  Each
+ * inode, or same open file description: kcmp) get one identity; a kind's
+ * collect() adds the references no process holds (descriptors in flight
+ * on a Unix socket: the coordinator's own copies).  Each
  * object is dumped once by its kind's dump(), followed by one link record
  * per holder (CO_R_SLINK), then by what needs every object to exist first
  * (dump_data: epoll items, socket data).  Everything goes to shared.img.
