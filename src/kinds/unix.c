@@ -142,7 +142,6 @@ static struct uplan {
 	struct co_usock o;
 	int planned;		/* 1: o is this dump's */
 	int written;
-	int listener;		/* CO_US_CONNECT, CO_US_ACCEPT: the listener's ref */
 	uint32_t client;	/* an embryo (a backlog's connection we accepted): its client's inode */
 } plan[CO_MAX_REFS];
 
@@ -290,7 +289,6 @@ static int outside_stream(struct co_kdump *d, int k, struct co_usock *o, const s
 /* A connected stream or seqpacket socket. */
 static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co_usock *o)
 {
-	struct uplan *pl = &plan[k];
 	char t[160];
 	const struct usk *l = waiting_in(u->ino);
 	if (l && ref_of(d, l->ino) < 0) /* in the backlog of a listener outside */
@@ -299,7 +297,6 @@ static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co
 		o->how = CO_US_CONNECT;
 		o->via = l->ino;
 		set_peername(o, l);
-		pl->listener = ref_of(d, l->ino);
 		return 0;
 	}
 	o->how = CO_US_PAIR;
@@ -311,7 +308,6 @@ static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co
 		if (a >= 0) {
 			o->how = CO_US_ACCEPT;
 			o->via = d->refs[a].ino;
-			pl->listener = a;
 		}
 		return 0;
 	}
@@ -401,7 +397,6 @@ static int plan_all(struct co_kdump *d)
 		c->o.how = CO_US_CONNECT;
 		c->o.via = s->o.via;
 		c->o.peer = s->o.id;
-		c->listener = s->listener;
 		set_peername(&c->o, usk_of(s->o.via));
 	}
 	return 0;
