@@ -86,6 +86,8 @@ ALL_TESTS=(
 	sysv_ipc sysv_ipc_live
 	pty_self pty_self_live pty_unprivileged pty_script pty_tmux
 	cpuclock cpuclock_live py_cpuclock
+	unix_shapes unix_shapes_live unix_inflight unix_workers unix_inflight_live unix_workers_live
+	unix_syslog unix_syslog_live unix_syslog_py unix_outside_refused unix_outside_reconnect unix_unprivileged
 )
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

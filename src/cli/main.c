@@ -5,7 +5,7 @@
  *              [--signal N]
  *              -- PROGRAM [ARGS...]
  *   cohort checkpoint NAME [--images DIR] [--kill] [--json] [--stop] [--incremental|--full] [--compress]
- *                   [--no-precopy]
+ *                   [--no-precopy] [--reconnect-outside]
  *   cohort restart NAME [--images DIR] [--generation N] [--interval S [--full-every K]] [--keep N] [--compress] [--trust-images]
  *                 [--no-precopy]
  *   cohort status [NAME] [--json]
@@ -347,7 +347,8 @@ static int cmd_checkpoint(int argc, char **argv)
 {
 	struct opt o[] = { { "--images", 1, 0, 0 }, { "--kill", 0, 0, 0 }, { "--json", 0, 0, 0 },
 			   { "--stop", 0, 0, 0 }, { "--incremental", 0, 0, 0 }, { "--full", 0, 0, 0 },
-			   { "--compress", 0, 0, 0 }, { "--no-precopy", 0, 0, 0 }, { 0, 0, 0, 0 } };
+			   { "--compress", 0, 0, 0 }, { "--no-precopy", 0, 0, 0 }, { "--reconnect-outside", 0, 0, 0 },
+			   { 0, 0, 0, 0 } };
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	const char *name = need_name(pos[0]);
@@ -360,7 +361,8 @@ static int cmd_checkpoint(int argc, char **argv)
 	}
 	unsigned flags = (o[1].set ? CO_CKPT_KILL : 0) | (o[2].set ? CO_CKPT_JSON : 0) | (o[3].set ? CO_CKPT_STOP : 0) |
 			 (o[4].set ? CO_CKPT_INCREMENTAL : 0) | (o[6].set ? CO_CKPT_COMPRESS : 0) |
-			 (o[7].set ? CO_CKPT_NO_PRECOPY : 0) | (co_progress_wanted(STDERR_FILENO) ? CO_CKPT_PROGRESS : 0);
+			 (o[7].set ? CO_CKPT_NO_PRECOPY : 0) | (o[8].set ? CO_CKPT_RECONNECT : 0) |
+			 (co_progress_wanted(STDERR_FILENO) ? CO_CKPT_PROGRESS : 0);
 	return request(name, CO_M_CKPT_REQ, flags, 0, images);
 }
 
@@ -596,7 +598,7 @@ static const struct command commands[] = {
 	  "                       last line of stdout\n" },
 	{ "checkpoint", cmd_checkpoint,
 	  "checkpoint NAME [--images DIR] [--kill] [--json] [--stop] [--incremental|--full]\n"
-	  "             [--compress] [--no-precopy]",
+	  "             [--compress] [--no-precopy] [--reconnect-outside]",
 	  "Checkpoints the running group NAME and waits until the generation is committed.\n"
 	  "  --images DIR         write this generation under DIR/NAME instead of the group's own\n"
 	  "  --kill               end the group once the generation is committed\n"
@@ -605,7 +607,9 @@ static const struct command commands[] = {
 	  "  --incremental        only the pages written since the last generation\n"
 	  "  --full               everything (the default)\n"
 	  "  --compress           store the images compressed (zstd)\n"
-	  "  --no-precopy         do not read full images ahead while the group runs\n" },
+	  "  --no-precopy         do not read full images ahead while the group runs\n"
+	  "  --reconnect-outside  a Unix stream socket connected outside the group is connected\n"
+	  "                       afresh to its peer's name at a restart (else refused)\n" },
 	{ "restart", cmd_restart,
 	  "restart NAME [--images DIR] [--generation N] [--interval SECONDS [--full-every K]] [--keep N]\n"
 	  "             [--compress] [--no-precopy] [--json] [--trust-images]",

@@ -154,6 +154,8 @@ const char *co_rec_name(unsigned type)
 	case CO_R_COWMAP: return "copy-on-write map";
 	case CO_R_IWATCH: return "inotify watch";
 	case CO_R_IEVENTS: return "inotify events";
+	case CO_R_USOCK: return "unix socket";
+	case CO_R_USMSG: return "unix message";
 	case CO_R_PTY: return "pty";
 	case CO_R_PTYDATA: return "pty data";
 	}

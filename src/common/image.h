@@ -58,6 +58,8 @@ enum co_rec_type {
 	CO_R_SYSVSEM = 62, /* struct co_sysv, then u16 values: a SysV semaphore set of the group's IPC namespace */
 	CO_R_SYSVMSG = 63, /* struct co_sysv: a SysV message queue (part 0), or one of its messages (part 1), then its bytes */
 	CO_R_SYSVSHM = 64, /* struct co_sysv: a SysV shm segment (part 0), or a run of its bytes (part 1), then the bytes */
+	CO_R_USOCK = 65,  /* struct co_usock: a Unix socket of any shape (replaces CO_R_SOBJ of kind unix socket) */
+	CO_R_USMSG = 66,  /* struct co_usmsg, its passed descriptors (struct co_uspass), then its bytes */
 	CO_R_PTY = 70,	  /* struct co_pty: a pseudo-terminal of the group's devpts, made by its master's open file */
 	CO_R_PTYDATA = 71, /* struct co_ptydata, then the bytes queued in one direction of the co_pty before */
 };
@@ -556,6 +558,64 @@ struct co_sobj {
 	uint32_t flags;
 	uint64_t id;
 	uint64_t a, b, c, d;
+};
+
+/*
+ * A Unix socket (unix.c), in the order a restart makes them: first the
+ * sockets made alone (bound, listening, datagram), then pairs, accepted
+ * connections (client, then the accepted end), then the connections
+ * waiting in a listener's backlog, in its order.
+ */
+enum co_usock_how {
+	CO_US_ALONE = 1,	/* socket(2), bound to name and listening as recorded */
+	CO_US_PAIR = 2,		/* socketpair(2) with peer (the first end of the two makes both) */
+	CO_US_CONNECT = 3,	/* connected to the listener via (by its name, peername), left in its backlog */
+	CO_US_ACCEPT = 4,	/* the connection of peer, accepted from the listener via */
+};
+#define CO_USF_UNLINKED 1	/* its socket file was removed: bound at the path, removed once everything is made */
+#define CO_USF_PASSCRED 2	/* SO_PASSCRED */
+#define CO_USF_OUTSIDE 4	/* connected to peername, outside the group: connected again there at a restart */
+#define CO_USF_NONAME 8		/* has a name it cannot be given again (another socket of the group has it) */
+struct co_usock {
+	uint64_t id;		/* the socket's inode at the checkpoint */
+	uint64_t peer;		/* the peer's id, in the group; 0: none */
+	uint64_t via;		/* CO_US_CONNECT, CO_US_ACCEPT: the listener's id */
+	uint32_t how;		/* enum co_usock_how */
+	uint32_t type;		/* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
+	uint32_t state;		/* as sock_diag has it: 1 connected, 7 not, 10 listening */
+	uint32_t shut;		/* shutdown: 1 no more receiving, 2 no more sending */
+	uint32_t backlog;	/* listening: listen(2)'s backlog */
+	uint32_t flags;		/* CO_USF_* */
+	uint32_t fflags;	/* file status flags (O_NONBLOCK, ...) */
+	uint32_t mode, uid, gid;	/* its socket file's (a name that is a path) */
+	uint32_t namelen, peerlen;	/* bytes of name and peername (0: none) */
+	char name[108];		/* sun_path as bound: a path, or abstract (starts with NUL) */
+	char peername[108];	/* where it connects at a restart: a datagram peer, a listener, a peer outside */
+};
+
+/*
+ * One message queued on a Unix socket (or the bytes a stream holds up to
+ * the next passed descriptors): sent again at a restart from the socket
+ * from (0: a socket of init's own), with send(2), or with sendto(2) to
+ * name when CO_UM_SENDTO.  Its passed descriptors (SCM_RIGHTS) are the
+ * group's objects, in order; credentials (SCM_CREDENTIALS) as received.
+ */
+#define CO_UM_SENDTO 1
+#define CO_UM_CREDS 2
+struct co_usmsg {
+	uint64_t id;		/* the receiving socket (0: a connection in a backlog) */
+	uint64_t from;		/* the sending socket */
+	uint32_t flags;		/* CO_UM_* */
+	uint32_t nfds;		/* struct co_uspass that follow */
+	int32_t pid;		/* SCM_CREDENTIALS: pid as the checkpoint saw it (the host's; a restart sends init's own), */
+	uint32_t uid, gid;
+	uint32_t namelen;
+	char name[108];		/* CO_UM_SENDTO: the receiver's address */
+};
+struct co_uspass {
+	uint32_t kind;		/* enum co_obj_kind */
+	uint32_t end;		/* pipes: 1 the write end */
+	uint64_t id;		/* the object's id in shared.img */
 };
 
 /*

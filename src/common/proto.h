@@ -69,6 +69,7 @@ enum {
 	CO_CKPT_COMPRESS = 16,	 /* store the images compressed (.zst) */
 	CO_CKPT_NO_PRECOPY = 32, /* full images are not read ahead while the group runs (precopy.c) */
 	CO_CKPT_PROGRESS = 64,	 /* the client draws CO_M_PROGRESS on a terminal: send them, at most 5 a second */
+	CO_CKPT_RECONNECT = 128, /* a Unix stream connected outside the group is connected afresh at a restart */
 };
 enum { CO_STATUS_JSON = 1, CO_STATUS_BRIEF = 2 /* one line: the group, not its processes */ };
 enum { CO_KILL_JSON = 1 };

@@ -156,6 +156,7 @@ static int collect_fds(const struct co_shared_member *m, const struct co_table *
 		char p[128];
 		struct stat st;
 		r->fd = atoi(e->d_name);
+		r->inflight = 0;
 		if (r->fd == m->agent_fd)
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dpath, e->d_name);
@@ -190,7 +191,45 @@ static int collect_fds(const struct co_shared_member *m, const struct co_table *
 	return busy;
 }
 
-/* The object refs[first], then one link per holder. */
+int co_ref_inflight(struct co_kdump *d, int fd, int how)
+{
+	struct co_ref *r = &refs[nrefs];
+	char p[64];
+	struct stat st;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	if (nrefs == CO_MAX_REFS || fstat(fd, &st) < 0) {
+		snprintf(d->err, d->errlen, "more than %d descriptors in the group and in flight", CO_MAX_REFS);
+		close(fd);
+		return -1;
+	}
+	*r = (struct co_ref){ .pid = 0, .host = getpid(), .fd = fd, .dev = st.st_dev, .ino = st.st_ino, .inflight = how };
+	ssize_t l = readlink(p, r->path, sizeof(r->path) - 1);
+	r->path[l > 0 ? l : 0] = 0;
+	struct co_fdstat cs = { st.st_mode, st.st_nlink, r->path, S_ISSOCK(st.st_mode) ? sock_domain(r) : -1,
+				st.st_rdev };
+	r->kind = co_fd_classify(&cs);
+	if (!co_kind_ops(r->kind)) { /* the caller names where it was: err is only what it is */
+		snprintf(d->err, d->errlen, "%s (%s)", co_obj_name(r->kind), r->path);
+		close(fd);
+		return -1;
+	}
+	co_fdinfo(r->host, fd, &r->pos, &r->flags);
+	r->obj = identity(nrefs);
+	d->nrefs = ++nrefs;
+	return nrefs - 1;
+}
+
+/* The copies of descriptors in flight the dump made its own: closed once it ends (the references stay: co_shared_files). */
+static void close_inflight(void)
+{
+	for (int i = 0; i < nrefs; i++)
+		if (refs[i].inflight && refs[i].fd >= 0) {
+			close(refs[i].fd);
+			refs[i].fd = -1;
+		}
+}
+
+/* The object refs[first], then one link per holder (not the copies of descriptors in flight: no one holds them). */
 static int dump_object(struct co_kdump *d, const struct co_kind_ops *ops, int first, uint64_t *id)
 {
 	int r = ops->dump(d, first, id);
@@ -198,19 +237,39 @@ static int dump_object(struct co_kdump *d, const struct co_kind_ops *ops, int fi
 		return r;
 	CO_FOR_HOLDERS(d, first, k) {
 		const struct co_ref *h = &refs[k];
+		if (h->inflight)
+			continue;
 		struct co_slink sl = { h->pid, h->fd, h->kind, ops->end ? ops->end(h) : 0, *id };
 		co_w_rec(d->w, CO_R_SLINK, &sl, sizeof(sl));
 	}
 	return d->w->err ? -1 : 1;
 }
 
-/* Of each object (by its first reference): 1 when it was recorded for the group, with links to its holders. */
+/* Of each object (by its first reference): 1 when it was recorded for the group, with links to its holders; its id. */
 static int dumped[CO_MAX_REFS];
+static uint64_t ids[CO_MAX_REFS];
+
+int co_ref_object(struct co_kdump *d, int k, uint64_t *id)
+{
+	int o = d->refs[k].obj;
+	*id = ids[o];
+	return dumped[o] > 0;
+}
+
+/* What the objects bring that no process holds (descriptors in flight): the list grows as it is walked. */
+static int collect_inflight(struct co_kdump *d)
+{
+	for (int i = 0; i < nrefs; i++) {
+		const struct co_kind_ops *ops = co_kind_ops(refs[i].kind);
+		if (refs[i].obj == i && ops && ops->collect && ops->collect(d, i) < 0)
+			return -1;
+	}
+	return 0;
+}
 
 /* Every object once, in two rounds (the late kinds after the others), then their data; -1 or CO_BUSY (err filled). */
 static int dump_objects(struct co_kdump *d)
 {
-	static uint64_t ids[CO_MAX_REFS];
 	memset(dumped, 0, sizeof(dumped));
 	for (int late = 0; late < 2; late++)
 		for (int i = 0; i < nrefs; i++) {
@@ -248,7 +307,7 @@ int co_sobj_write(struct co_kdump *d, int first, struct co_sobj *o)
 }
 
 int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member *m, int n, const struct co_table *t,
-		   char *err, size_t errlen)
+		   unsigned flags, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/shared.img", dir);
@@ -263,7 +322,7 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 	struct co_bind b = { t->group_id, gen, 0, 0 };
 	co_w_head(&w, CO_KIND_SHARED, &b);
 	struct co_kdump d = { .w = &w, .dir = dir, .refs = refs, .err = err, .errlen = errlen, .members = m,
-			      .nmembers = n };
+			      .nmembers = n, .flags = flags };
 	nrefs = 0;
 	int busy = 0;
 	for (int i = 0; i < n && !busy; i++)
@@ -273,8 +332,11 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 		close(fd);
 		return CO_BUSY;
 	}
-	int dbad = dump_objects(&d);
+	int dbad = collect_inflight(&d);
+	if (!dbad)
+		dbad = dump_objects(&d);
 	if (dbad == CO_BUSY) {
+		close_inflight();
 		close(fd);
 		return CO_BUSY;
 	}
@@ -286,11 +348,13 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 		snprintf(err, errlen, "writing %s: %s", path, strerror(-w.err));
 		goto fail;
 	}
+	close_inflight();
 	close(fd);
 	return 0;
 fail:
 	if (!err[0])
 		snprintf(err, errlen, "writing %s: %s", path, strerror(-w.err));
+	close_inflight();
 	close(fd);
 	return -1;
 }

@@ -5,7 +5,9 @@
  * Dump (the coordinator, every member parked): the engine lists every
  * descriptor of every process as a reference (process, fd) -> object,
  * classified by co_fd_classify(); references to the same object (same
- * inode, or same open file description: kcmp) get one identity.  Each
+ * inode, or same open file description: kcmp) get one identity; a kind's
+ * collect() adds the references no process holds (descriptors in flight
+ * on a Unix socket: the coordinator's own copies).  Each
  * object is dumped once by its kind's dump(), followed by one link record
  * per holder (CO_R_SLINK), then by what needs every object to exist first
  * (dump_data: epoll items, socket data).  Everything goes to shared.img.
@@ -35,8 +37,12 @@ struct co_ref {
 	uint32_t flags;		/* open flags, from fdinfo */
 	uint32_t kind;		/* enum co_obj_kind */
 	int obj;		/* identity: index of the first reference to the same object */
+	int inflight;		/* 0: a process's descriptor; else the coordinator's own copy (pid 0, no link):
+				 * CO_INFLIGHT_PASSED (in an SCM_RIGHTS message), CO_INFLIGHT_EMBRYO (a backlog's) */
 	char path[CO_PATH];	/* the /proc fd link */
 };
+#define CO_INFLIGHT_PASSED 1
+#define CO_INFLIGHT_EMBRYO 2
 
 struct co_shared_member;	/* cli.h: a process of the group, its pid in the group and on the host */
 
@@ -53,6 +59,7 @@ struct co_kdump {
 	int nshm;			/* shared memory objects written so far (shm.c) */
 	const struct co_shared_member *members;	/* every process of the group (pty.c: sessions, groups) */
 	int nmembers;
+	unsigned flags;			/* the checkpoint's CO_CKPT_* (proto.h) */
 };
 
 /* The restore side (init): made objects and the plan being built. */
@@ -67,6 +74,12 @@ struct co_kind_ops {
 	uint32_t kind;			/* enum co_obj_kind; its name: co_obj_name() */
 	uint32_t identity;		/* enum co_identity */
 	int late;			/* dumped after the others (epoll: after what it watches) */
+	/*
+	 * Before any object is dumped (may be NULL): the references the
+	 * object refs[first] brings that no process holds (descriptors in
+	 * flight), added with co_ref_inflight().  0, or -1 with err.
+	 */
+	int (*collect)(struct co_kdump *d, int first);
 	/*
 	 * The object whose first reference is refs[first]: its records, then
 	 * *id (what its links name).  1: written, links follow; 0: nothing
@@ -98,6 +111,16 @@ const struct co_kind_ops *co_kind_ops(uint32_t kind);
 
 /* The process's descriptor ref, opened here (pidfd_getfd): -1 if gone. */
 int co_ref_grab(const struct co_ref *r);
+/*
+ * A descriptor of the coordinator's own (fd: a copy of a descriptor in
+ * flight, or of a connection in a backlog) made a reference of pid 0, with
+ * its kind and identity; the engine closes it when the dump ends.  Its
+ * index, or -1 (fd closed; err: what it is, "KIND (LINK)", when the engine
+ * has no such kind; the caller says where it was).
+ */
+int co_ref_inflight(struct co_kdump *d, int fd, int how);
+/* The object refs[k] refers to, once dumped: 1 with *id (its links' id), 0 when it was not recorded. */
+int co_ref_object(struct co_kdump *d, int k, uint64_t *id);
 /* The /proc/PID/fdinfo/FD text of refs[i]; 0, or -1 with err filled. */
 int co_ref_fdinfo(struct co_kdump *d, int i, char *buf, size_t n);
 /* Every reference to the object refs[first] is (refs[k].obj == first). */

@@ -1,32 +1,89 @@
 /*
- * unix.c - Unix socket pairs whose both ends are in the group: one object
- * per socket inode, its peer named by its inode (sock_diag).  Dump: the
- * type and the peer; once every object is written, the data queued on
- * each socket (peeked in order, without taking it).  Restore: the pair is
- * made with socketpair(2) when its first end comes, the second end waits
- * for its own record; queued data is sent again from the peer.
+ * unix.c - Unix sockets of every shape: one object per socket inode.
+ *
+ * Dump.  The kernel's sock_diag says of every Unix socket its type,
+ * state, peer (by inode), name, socket file (UDIAG_SHOW_VFS), shutdown
+ * state and, for a listener, the clients whose connections wait in its
+ * backlog (UDIAG_SHOW_ICONS) in order.  The first Unix object of a dump
+ * decides the shape of all of them (plan_one) and writes their records
+ * (CO_R_USOCK) in the order a restart makes them: sockets made alone
+ * (bound, listening, datagram), pairs, accepted connections (the client,
+ * then the accepted end), the connections in each backlog in its order.
+ * Their queues follow once every object exists (unix_queue.c).
+ *
+ * Restore (init): unix_restore.c.
+ *
+ * Refused in one line (process, descriptor, what): a stream connected
+ * outside the group (unless `checkpoint --reconnect-outside`: connected
+ * afresh to the peer's name at a restart), a socket connected to an
+ * unnamed one outside, a connection from outside waiting in a backlog or
+ * accepted from one, a name relative to a working directory, a backlog
+ * connection with data queued in a live checkpoint (reading it means
+ * accepting it: `--kill` only).
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
-#include "kinds/kinds.h"
+#include "kinds/unix_int.h"
+#include "proto.h"
 
-struct upeer {
-	uint32_t ino, peer, state;
-	int named;
+/* ---- every Unix socket, as the kernel lists it ---- */
+
+struct usk {
+	uint32_t ino, peer, state, type, shut, rq, wq;
+	uint32_t vfs_ino, vfs_dev;	/* its socket file (a path name) */
+	uint32_t icon, nicons;		/* its backlog's clients: icons[icon ..] */
+	uint32_t namelen;
+	char name[108];
 };
-static struct upeer upeers[CO_MAX_REFS];
-static int nupeers = -1;	/* -1: not listed yet in this dump */
+#define MAX_USK 65536
+static struct usk usk[MAX_USK];
+static int nusk;
+static uint32_t icons[MAX_USK];
+static int nicons;
 
-/* Every Unix socket's peer and name, from the kernel's sock_diag. */
-static int unix_peers(void)
+static void usk_attr(struct usk *u, const struct rtattr *a)
+{
+	const void *v = RTA_DATA(a);
+	size_t len = RTA_PAYLOAD(a);
+	switch (a->rta_type) {
+	case UNIX_DIAG_NAME:
+		u->namelen = (uint32_t)(len < sizeof(u->name) ? len : sizeof(u->name));
+		memcpy(u->name, v, u->namelen);
+		break;
+	case UNIX_DIAG_PEER:
+		memcpy(&u->peer, v, 4);
+		break;
+	case UNIX_DIAG_VFS:
+		memcpy(&u->vfs_ino, v, 4);
+		memcpy(&u->vfs_dev, (const char *)v + 4, 4);
+		break;
+	case UNIX_DIAG_SHUTDOWN:
+		u->shut = *(const uint8_t *)v;
+		break;
+	case UNIX_DIAG_RQLEN:
+		memcpy(&u->rq, v, 4);
+		memcpy(&u->wq, (const char *)v + 4, 4);
+		break;
+	case UNIX_DIAG_ICONS:
+		u->icon = (uint32_t)nicons;
+		for (size_t i = 0; i + 4 <= len && nicons < MAX_USK; i += 4, u->nicons++)
+			memcpy(&icons[nicons++], (const char *)v + i, 4);
+		break;
+	}
+}
+
+/* The kernel's list, once per dump; 0, or -1. */
+static int unix_list(void)
 {
 	int s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (s < 0)
@@ -35,13 +92,14 @@ static int unix_peers(void)
 		struct nlmsghdr nh;
 		struct unix_diag_req r;
 	} req = { { sizeof(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0 },
-		  { .sdiag_family = AF_UNIX, .udiag_states = ~0U, .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME } };
+		  { .sdiag_family = AF_UNIX, .udiag_states = ~0U,
+		    .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN } };
 	if (send(s, &req, sizeof(req), 0) < 0) {
 		close(s);
 		return -1;
 	}
 	static char buf[65536];
-	nupeers = 0;
+	nusk = nicons = 0;
 	for (;;) {
 		ssize_t n = recv(s, buf, sizeof(buf), 0);
 		if (n <= 0)
@@ -49,178 +107,444 @@ static int unix_peers(void)
 		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
 			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
 				close(s);
-				return 0;
+				return h->nlmsg_type == NLMSG_DONE ? 0 : -1;
 			}
 			struct unix_diag_msg *m = NLMSG_DATA(h);
-			if (nupeers == CO_MAX_REFS)
-				continue;
-			struct upeer *u = &upeers[nupeers++];
+			if (nusk == MAX_USK) {
+				close(s);
+				return -1;
+			}
+			struct usk *u = &usk[nusk++];
 			memset(u, 0, sizeof(*u));
 			u->ino = m->udiag_ino;
 			u->state = m->udiag_state;
+			u->type = m->udiag_type;
 			int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
-			for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-				if (a->rta_type == UNIX_DIAG_PEER)
-					memcpy(&u->peer, RTA_DATA(a), sizeof(u->peer));
-				else if (a->rta_type == UNIX_DIAG_NAME)
-					u->named = 1;
-			}
+			for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len))
+				usk_attr(u, a);
 		}
 	}
 	close(s);
 	return 0;
 }
 
-static struct upeer *upeer_of(uint64_t ino)
+static struct usk *usk_of(uint64_t ino)
 {
-	for (int i = 0; i < nupeers; i++)
-		if (upeers[i].ino == ino)
-			return &upeers[i];
+	for (int i = 0; ino && i < nusk; i++)
+		if (usk[i].ino == ino)
+			return &usk[i];
 	return NULL;
+}
+
+/* ---- the shape of each object ---- */
+
+static struct uplan {
+	struct co_usock o;
+	int planned;		/* 1: o is this dump's */
+	int written;
+	uint32_t client;	/* an embryo (a backlog's connection we accepted): its client's inode */
+} plan[CO_MAX_REFS];
+
+const struct co_usock *co_unix_planned(int k)
+{
+	return plan[k].planned ? &plan[k].o : NULL;
+}
+
+/* The object (its first ref) of the Unix socket inode ino in this dump, or -1 (outside the group). */
+static int ref_of(const struct co_kdump *d, uint64_t ino)
+{
+	for (int k = 0; ino && k < d->nrefs; k++)
+		if (d->refs[k].kind == CO_OBJ_USOCK && d->refs[k].ino == ino)
+			return d->refs[k].obj;
+	return -1;
+}
+
+static int first_unix(const struct co_kdump *d, int first)
+{
+	for (int k = 0; k < first; k++)
+		if (d->refs[k].kind == CO_OBJ_USOCK)
+			return 0;
+	return 1;
+}
+
+int co_unix_named(const struct co_kdump *d, const char *name, uint32_t namelen)
+{
+	for (int k = 0; namelen && k < d->nrefs; k++) {
+		const struct co_usock *o = co_unix_planned(k);
+		if (o && d->refs[k].obj == k && o->how != CO_US_ACCEPT && !(o->flags & CO_USF_NONAME) &&
+		    o->namelen == namelen && !memcmp(o->name, name, namelen))
+			return k;
+	}
+	return -1;
+}
+
+/* The listener (in the group or not) whose backlog holds the connection of client ino, or NULL. */
+static const struct usk *waiting_in(uint32_t ino)
+{
+	for (int i = 0; i < nusk; i++)
+		for (uint32_t j = 0; usk[i].state == ST_LISTEN && j < usk[i].nicons; j++)
+			if (icons[usk[i].icon + j] == ino)
+				return &usk[i];
+	return NULL;
+}
+
+/* A listener anywhere bound to name: a socket with that name was accepted from it. */
+static int listener_named(const char *name, uint32_t namelen)
+{
+	for (int i = 0; namelen && i < nusk; i++)
+		if (usk[i].state == ST_LISTEN && usk[i].namelen == namelen && !memcmp(usk[i].name, name, namelen))
+			return 1;
+	return 0;
+}
+
+/* A listener of the group bound to u's name, from which u was accepted: its object, or -1. */
+static int accepted_from(const struct co_kdump *d, const struct usk *u)
+{
+	for (int k = 0; u->namelen && k < d->nrefs; k++) {
+		const struct usk *l = d->refs[k].obj == k && d->refs[k].kind == CO_OBJ_USOCK ? usk_of(d->refs[k].ino) : NULL;
+		if (l && l->state == ST_LISTEN && l->namelen == u->namelen && !memcmp(l->name, u->name, u->namelen))
+			return k;
+	}
+	return -1;
+}
+
+static int refuse(struct co_kdump *d, int k, const char *fmt, const char *what)
+{
+	const struct co_ref *r = &d->refs[k];
+	char line[512];
+	snprintf(line, sizeof(line), fmt, what);
+	if (r->inflight)
+		snprintf(d->err, d->errlen, "a Unix socket in flight (SCM_RIGHTS) %s", line);
+	else
+		snprintf(d->err, d->errlen, "pid %d: fd %d: unsupported descriptor kind socket (a Unix socket %s)", r->pid,
+			 r->fd, line);
+	return -1;
+}
+
+/* A path name's socket file: its mode and owner, or gone (CO_USF_UNLINKED: another file, or none, at the path). */
+static void name_file(const struct co_kdump *d, int k, const struct usk *u, struct co_usock *o)
+{
+	char p[sizeof(o->name) + 64];
+	struct stat st;
+	int host = d->refs[k].inflight && d->nrefs ? d->refs[0].host : d->refs[k].host;
+	snprintf(p, sizeof(p), "/proc/%d/root%.*s", host, (int)o->namelen, o->name);
+	if (stat(p, &st) == 0 && S_ISSOCK(st.st_mode) && (uint32_t)st.st_ino == u->vfs_ino &&
+	    major(st.st_dev) == u->vfs_dev >> 20 && minor(st.st_dev) == (u->vfs_dev & 0xfffff)) {
+		o->mode = st.st_mode & 07777;
+		o->uid = st.st_uid;
+		o->gid = st.st_gid;
+	} else {
+		o->flags |= CO_USF_UNLINKED;
+	}
+}
+
+static void set_peername(struct co_usock *o, const struct usk *p)
+{
+	o->peerlen = p->namelen;
+	memcpy(o->peername, p->name, p->namelen);
+}
+
+/* A datagram socket: made alone, connected later to its peer's name; a pair when a name is missing. */
+static int plan_dgram(struct co_kdump *d, int k, const struct usk *u, struct co_usock *o)
+{
+	char t[160];
+	o->how = CO_US_ALONE;
+	if (!u->peer) { /* unnamed with messages its closed peer sent: a pair whose other end goes once they are back */
+		if (!u->namelen && u->rq)
+			o->how = CO_US_PAIR;
+		return 0;
+	}
+	const struct usk *p = usk_of(u->peer);
+	if (ref_of(d, u->peer) >= 0 && p && p->peer == u->ino && (!p->namelen || !u->namelen)) {
+		o->how = CO_US_PAIR;
+		o->peer = u->peer;
+		return 0;
+	}
+	if (!p || !p->namelen)
+		return refuse(d, k, "connected to an unnamed datagram socket%s", ref_of(d, u->peer) >= 0 ? "" : " outside the group");
+	if (ref_of(d, u->peer) < 0) {
+		o->flags |= CO_USF_OUTSIDE;
+		if (p->name[0] != '/' && p->name[0])
+			return refuse(d, k, "connected to %s, a name relative to a working directory",
+				      co_unix_name_text(p->name, p->namelen, t, sizeof(t)));
+	}
+	set_peername(o, p);
+	return 0;
+}
+
+/* A stream or seqpacket socket connected to p outside the group: refused, or connected afresh to p's name. */
+static int outside_stream(struct co_kdump *d, int k, struct co_usock *o, const struct usk *p)
+{
+	char t[160];
+	if (!(d->flags & CO_CKPT_RECONNECT))
+		return refuse(d, k, "connected to %s outside the group (checkpoint --reconnect-outside connects it "
+			      "afresh at a restart)", co_unix_name_text(p->name, p->namelen, t, sizeof(t)));
+	o->how = CO_US_ALONE;
+	o->peer = 0;
+	o->flags |= CO_USF_OUTSIDE;
+	set_peername(o, p);
+	return 0;
+}
+
+/* A connected stream or seqpacket socket. */
+static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co_usock *o)
+{
+	char t[160];
+	const struct usk *l = waiting_in(u->ino);
+	if (l && ref_of(d, l->ino) < 0) /* in the backlog of a listener outside */
+		return outside_stream(d, k, o, l);
+	if (l) { /* its connection waits in the backlog of a listener of the group */
+		o->how = CO_US_CONNECT;
+		o->via = l->ino;
+		set_peername(o, l);
+		return 0;
+	}
+	o->how = CO_US_PAIR;
+	o->peer = u->peer;
+	if (!u->peer) /* its peer closed: a pair whose other end goes once the data it sent is back */
+		return 0;
+	if (ref_of(d, u->peer) >= 0) {
+		int a = accepted_from(d, u);
+		if (a >= 0) {
+			o->how = CO_US_ACCEPT;
+			o->via = d->refs[a].ino;
+		}
+		return 0;
+	}
+	const struct usk *p = usk_of(u->peer);
+	if (listener_named(u->name, u->namelen)) /* u was accepted from a listener: its client is outside */
+		return refuse(d, k, "accepted on %s from a client outside the group",
+			      co_unix_name_text(u->name, u->namelen, t, sizeof(t)));
+	if (!p || !p->namelen)
+		return refuse(d, k, "connected to an unnamed socket outside the group%s", "");
+	return outside_stream(d, k, o, p);
+}
+
+static int plan_one(struct co_kdump *d, int k)
+{
+	const struct co_ref *r = &d->refs[k];
+	struct uplan *pl = &plan[k];
+	struct co_usock *o = &pl->o;
+	char t[160];
+	memset(o, 0, sizeof(*o));
+	o->id = r->ino;
+	o->fflags = r->flags & CO_FL_STATUS;
+	pl->planned = 1;
+	pl->written = 0;
+	if (r->inflight == CO_INFLIGHT_EMBRYO) {
+		o->peer = pl->client; /* whose connection makes it again, and sends its data */
+		return 0;
+	}
+	const struct usk *u = usk_of(r->ino);
+	if (!u)
+		return refuse(d, k, "that the kernel does not list%s (in another network namespace?)", "");
+	o->type = u->type;
+	o->state = u->state;
+	o->shut = u->shut;
+	int s = co_ref_grab(r), on = 0;
+	socklen_t l = sizeof(on);
+	if (s >= 0 && getsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, &l) == 0 && on)
+		o->flags |= CO_USF_PASSCRED;
+	if (s >= 0)
+		close(s);
+	if (u->namelen) {
+		if (u->name[0] && u->name[0] != '/')
+			return refuse(d, k, "bound to %s, a name relative to a working directory",
+				      co_unix_name_text(u->name, u->namelen, t, sizeof(t)));
+		o->namelen = u->namelen;
+		memcpy(o->name, u->name, u->namelen);
+		if (u->name[0])
+			name_file(d, k, u, o);
+	}
+	if (u->state == ST_LISTEN) {
+		o->how = CO_US_ALONE;
+		o->backlog = u->wq;
+		for (uint32_t j = 0; j < u->nicons; j++)
+			if (ref_of(d, icons[u->icon + j]) < 0)
+				return refuse(d, k, "listening on %s with a connection from outside the group in its backlog",
+					      co_unix_name_text(u->name, u->namelen, t, sizeof(t)));
+		return 0;
+	}
+	if (u->type == SOCK_DGRAM)
+		return plan_dgram(d, k, u, o);
+	if (u->state != ST_ESTABLISHED) {
+		o->how = CO_US_ALONE;
+		return 0;
+	}
+	return plan_stream(d, k, u, o);
+}
+
+/* Every Unix object of the dump: its shape; a name two of them have is given back to the first only. */
+static int plan_all(struct co_kdump *d)
+{
+	for (int k = 0; k < d->nrefs; k++)
+		if (d->refs[k].kind == CO_OBJ_USOCK && d->refs[k].obj == k && plan_one(d, k) < 0)
+			return -1;
+	for (int k = 0; k < d->nrefs; k++) {
+		struct co_usock *o = plan[k].planned && d->refs[k].obj == k ? &plan[k].o : NULL;
+		if (!o || !o->namelen || o->how == CO_US_ACCEPT)
+			continue;
+		int first = co_unix_named(d, o->name, o->namelen);
+		if (first >= 0 && first != k)
+			o->flags |= CO_USF_NONAME;
+	}
+	/* the client of an accepted connection connects to the listener (and is accepted at once) */
+	for (int k = 0; k < d->nrefs; k++) {
+		struct uplan *s = &plan[k];
+		if (!s->planned || d->refs[k].obj != k || s->o.how != CO_US_ACCEPT)
+			continue;
+		struct uplan *c = &plan[ref_of(d, s->o.peer)];
+		c->o.how = CO_US_CONNECT;
+		c->o.via = s->o.via;
+		c->o.peer = s->o.id;
+		set_peername(&c->o, usk_of(s->o.via));
+	}
+	return 0;
+}
+
+static int write_one(struct co_kdump *d, int k)
+{
+	if (plan[k].written++)
+		return 0;
+	return co_w_rec(d->w, CO_R_USOCK, &plan[k].o, sizeof(plan[k].o));
+}
+
+/* The records, in the order a restart makes them (see the head of the file). */
+static int write_all(struct co_kdump *d)
+{
+	for (int pass = 0; pass < 4; pass++)
+		for (int k = 0; k < d->nrefs; k++) {
+			struct uplan *p = &plan[k];
+			if (!p->planned || d->refs[k].obj != k || d->refs[k].inflight == CO_INFLIGHT_EMBRYO)
+				continue;
+			if ((pass == 0 && p->o.how == CO_US_ALONE) || (pass == 1 && p->o.how == CO_US_PAIR)) {
+				write_one(d, k);
+			} else if (pass == 2 && p->o.how == CO_US_ACCEPT) {
+				write_one(d, ref_of(d, p->o.peer));
+				write_one(d, k);
+			} else if (pass == 3 && p->o.how == CO_US_ALONE && p->o.state == ST_LISTEN) {
+				const struct usk *u = usk_of(p->o.id);
+				for (uint32_t j = 0; u && j < u->nicons; j++)
+					if (ref_of(d, icons[u->icon + j]) >= 0)
+						write_one(d, ref_of(d, icons[u->icon + j]));
+			}
+		}
+	for (int k = 0; k < d->nrefs; k++)
+		if (plan[k].planned && d->refs[k].obj == k && d->refs[k].inflight != CO_INFLIGHT_EMBRYO &&
+		    !plan[k].written) {
+			snprintf(d->err, d->errlen, "pid %d: fd %d: a Unix socket of no shape cohort knows", d->refs[k].pid,
+				 d->refs[k].fd);
+			return -1;
+		}
+	return d->w->err ? -1 : 0;
 }
 
 static int unix_dump(struct co_kdump *d, int first, uint64_t *id)
 {
+	*id = d->refs[first].ino;
+	if (first_unix(d, first) && (plan_all(d) < 0 || write_all(d) < 0))
+		return -1;
+	return 1;
+}
+
+/*
+ * The connections waiting in the backlog of listener refs[first] that
+ * hold data: the data can be read only by accepting them, which a live
+ * checkpoint must not do; with --kill they are accepted and become
+ * objects of the dump (embryos) whose clients connect again at a restart.
+ */
+static int take_backlog(struct co_kdump *d, int first, const struct usk *u)
+{
+	int data = 0;
+	char t[160];
+	for (uint32_t j = 0; j < u->nicons; j++) {
+		const struct usk *c = usk_of(icons[u->icon + j]);
+		data |= c && c->wq > 0;
+	}
+	if (!data)
+		return 0;
+	if (!(d->flags & CO_CKPT_KILL))
+		return refuse(d, first, "listening on %s with data queued on a connection in its backlog, which cohort "
+			      "reads only by accepting it (checkpoint --kill)", co_unix_name_text(u->name, u->namelen, t, sizeof(t)));
+	int l = co_ref_grab(&d->refs[first]);
+	for (uint32_t j = 0; l >= 0 && j < u->nicons; j++) {
+		struct pollfd pf = { l, POLLIN, 0 };
+		int a = poll(&pf, 1, 0) == 1 ? accept4(l, NULL, NULL, SOCK_CLOEXEC) : -1;
+		int k = a >= 0 ? co_ref_inflight(d, a, CO_INFLIGHT_EMBRYO) : -1;
+		if (k < 0) {
+			close(l);
+			return refuse(d, first, "listening on %s whose backlog cannot be read",
+				      co_unix_name_text(u->name, u->namelen, t, sizeof(t)));
+		}
+		plan[k].client = icons[u->icon + j];
+	}
+	if (l >= 0)
+		close(l);
+	return 0;
+}
+
+static int unix_collect(struct co_kdump *d, int first)
+{
 	const struct co_ref *r = &d->refs[first];
-	/* the kernel's list, once per dump: the first socket is the first object of its kind */
-	int listed = 0;
-	for (int k = 0; k < first && !listed; k++)
-		listed = d->refs[k].kind == CO_OBJ_USOCK;
-	if (!listed && unix_peers() < 0) {
+	if (first_unix(d, first) && unix_list() < 0) {
 		snprintf(d->err, d->errlen, "cannot list Unix sockets (sock_diag)");
 		return -1;
 	}
-	struct upeer *u = upeer_of(r->ino), *p = u ? upeer_of(u->peer) : NULL;
-	int in_group = 0;
-	for (int k = 0; p && k < d->nrefs && !in_group; k++)
-		in_group = d->refs[k].kind == CO_OBJ_USOCK && d->refs[k].ino == p->ino;
-	if (!u || u->named || !u->peer || !in_group) {
-		snprintf(d->err, d->errlen, "pid %d: fd %d: unsupported descriptor kind socket (a Unix socket that is %s)",
-			 r->pid, r->fd,
-			 !u ? "unknown to the kernel" : u->named ? "bound to a name" :
-			 !u->peer ? "not connected" : "connected outside the group");
+	const struct usk *u = r->inflight == CO_INFLIGHT_EMBRYO ? NULL : usk_of(r->ino);
+	if (u && u->state == ST_LISTEN && u->nicons && take_backlog(d, first, u) < 0)
 		return -1;
-	}
-	int s = co_ref_grab(r), type = 0;
-	socklen_t l = sizeof(type);
-	if (s < 0 || getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &l) < 0) {
-		if (s >= 0)
-			close(s);
-		snprintf(d->err, d->errlen, "pid %d: fd %d: cannot read %s", r->pid, r->fd, r->path);
-		return -1;
-	}
-	close(s);
-	struct co_sobj o = { .kind = CO_OBJ_USOCK, .id = r->ino, .a = (uint64_t)type, .b = u->peer };
-	*id = o.id;
-	return co_sobj_write(d, first, &o);
+	return u && u->state == ST_LISTEN ? 0 : co_unix_collect_queue(d, first);
 }
 
-/* Queued data a socket will read: peeked in order, without taking it; -2: descriptors in flight. */
-static int write_sockdata(struct co_writer *w, const struct co_ref *r)
-{
-	int s = co_ref_grab(r);
-	if (s < 0)
-		return -1;
-	int zero = 0, off = -1;
-	static char buf[1 << 17];
-	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
-	int ret = 0;
-	for (;;) {
-		/* with room for ancillary data: descriptors in flight must not be dropped unseen */
-		char cbuf[CMSG_SPACE(64 * sizeof(int))];
-		struct iovec iov = { buf + 8, sizeof(buf) - 8 };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-		ssize_t n = recvmsg(s, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n <= 0)
-			break;
-		int passed = (mh.msg_flags & MSG_CTRUNC) != 0;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				/* peeking gave us copies of them: not ours to keep */
-				int *fds = (int *)CMSG_DATA(c);
-				for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++)
-					close(fds[k]);
-				passed = 1;
-			}
-		if (passed) {
-			ret = -2;
-			break;
-		}
-		memcpy(buf, &r->ino, 8);
-		co_w_rec(w, CO_R_SOCKDATA, buf, (uint64_t)n + 8);
-	}
-	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
-	close(s);
-	return ret;
-}
-
-/* Data in flight, once both ends of every socket exist. */
 static int unix_dump_data(struct co_kdump *d, int first, uint64_t id)
 {
 	(void)id;
-	const struct co_ref *r = &d->refs[first];
-	int e = write_sockdata(d->w, r);
-	if (e == -2)
-		snprintf(d->err, d->errlen,
-			 "pid %d: fd %d: the Unix socket %s has descriptors in flight (SCM_RIGHTS), which "
-			 "cohort cannot checkpoint yet",
-			 r->pid, r->fd, r->path);
-	else if (e < 0)
-		snprintf(d->err, d->errlen, "pid %d: fd %d: cannot read queued data", r->pid, r->fd);
-	return e < 0 ? -1 : d->w->err;
+	return co_unix_dump_queue(d, first);
 }
 
-/* The second end of each pair made, until its own record comes: (peer's id, descriptor). */
-static struct {
-	uint64_t id;
-	int fd;
-} spare[CO_MAX_REFS];
-static int nspare;
-
-static int unix_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len)
-{
-	if (type == CO_R_SOCKDATA) {
-		uint64_t id;
-		memcpy(&id, p, 8);
-		/* bytes queued for socket id were sent by its peer: send them again from there */
-		uint64_t peer_id = co_made_peer(x, CO_OBJ_USOCK, id);
-		int peer = co_made_fd(x, CO_OBJ_USOCK, peer_id, 0);
-		if (peer < 0 || send(peer, (const char *)p + 8, len - 8, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)(len - 8))
-			return co_kerr(x, "cannot put back data queued on a Unix socket: %s", strerror(errno));
-		return 0;
-	}
-	const struct co_sobj *o = p;
-	int f = -1;
-	for (int i = 0; i < nspare && f < 0; i++)
-		if (spare[i].id == o->id) {
-			f = spare[i].fd;
-			spare[i] = spare[--nspare];
-		}
-	if (f < 0) {
-		int sv[2];
-		if (nspare == CO_MAX_REFS || socketpair(AF_UNIX, (int)o->a, 0, sv) < 0)
-			return co_sobj_made(x, o, -1);
-		f = sv[0];
-		spare[nspare].id = o->b;
-		spare[nspare++].fd = sv[1];
-	}
-	return co_sobj_made(x, o, f);
-}
+/* ---- inspect ---- */
 
 static void unix_describe(unsigned type, const void *p, uint64_t len, char *out, size_t n)
 {
+	if (type == CO_R_USMSG) {
+		co_unix_describe_msg(p, len, out, n);
+		return;
+	}
 	if (type == CO_R_SOCKDATA) {
 		uint64_t id;
 		memcpy(&id, p, 8);
 		snprintf(out, n, "socket %llu: %llu bytes queued", (unsigned long long)id, (unsigned long long)(len - 8));
 		return;
 	}
-	const struct co_sobj *o = p;
-	snprintf(out, n, "unix socket %llu: type %llu, peer %llu", (unsigned long long)o->id, (unsigned long long)o->a,
-		 (unsigned long long)o->b);
+	if (type != CO_R_USOCK) {
+		const struct co_sobj *o = p;
+		snprintf(out, n, "unix socket %llu: type %llu, peer %llu", (unsigned long long)o->id,
+			 (unsigned long long)o->a, (unsigned long long)o->b);
+		return;
+	}
+	static const char *const hows[] = { "?", "alone", "pair", "client", "accepted" };
+	static const char *const types[] = { "?", "stream", "datagram", "?", "?", "seqpacket" };
+	const struct co_usock *o = p;
+	char name[160], peer[160];
+	/* lengths from an image are not trusted: a damaged one is shown, not read past */
+	co_unix_name_text(o->name, o->namelen < sizeof(o->name) ? o->namelen : sizeof(o->name), name, sizeof(name));
+	co_unix_name_text(o->peername, o->peerlen < sizeof(o->peername) ? o->peerlen : sizeof(o->peername), peer,
+			  sizeof(peer));
+	char file[64] = "";
+	if (o->namelen && o->name[0] && !(o->flags & CO_USF_UNLINKED))
+		snprintf(file, sizeof(file), " (mode %o uid %u gid %u)", o->mode, o->uid, o->gid);
+	snprintf(out, n, "%llu: %s %s%s, name %s%s%s%s, peer %llu, via %llu%s%s, shutdown %s%s%s", (unsigned long long)o->id,
+		 o->type < 6 ? types[o->type] : "?", o->how < 5 ? hows[o->how] : "?",
+		 o->state == ST_LISTEN ? " listening" : "", name, o->flags & CO_USF_UNLINKED ? " (unlinked)" : "",
+		 o->flags & CO_USF_NONAME ? " (not given back)" : "", file, (unsigned long long)o->peer, (unsigned long long)o->via,
+		 o->peerlen ? ", connects to " : "", o->peerlen ? peer : "",
+		 (o->shut & 3) == 3 ? "both" : o->shut & 1 ? "read" : o->shut & 2 ? "write" : "none",
+		 o->flags & CO_USF_OUTSIDE ? ", peer outside the group" : "",
+		 o->flags & CO_USF_PASSCRED ? ", SO_PASSCRED" : "");
 }
 
 const struct co_kind_ops co_unix_ops = {
-	.kind = CO_OBJ_USOCK, .identity = CO_ID_INODE,
-	.dump = unix_dump, .dump_data = unix_dump_data, .restore = unix_restore, .describe = unix_describe,
+	.kind = CO_OBJ_USOCK, .identity = CO_ID_INODE, .collect = unix_collect,
+	.dump = unix_dump, .dump_data = unix_dump_data, .restore = co_unix_restore, .restore_done = co_unix_restore_done,
+	.describe = unix_describe,
 };

@@ -58,7 +58,7 @@ t_completion() {
 		} >>"$cases"
 	}
 	local cmds="run checkpoint restart status list kill inspect verify help"
-	local ckopts="--images --kill --json --stop --incremental --full --compress --no-precopy --help"
+	local ckopts="--images --kill --json --stop --incremental --full --compress --no-precopy --reconnect-outside --help"
 
 	want top_all "$cmds" -- cohort ''
 	want top_ch "checkpoint" -- cohort ch

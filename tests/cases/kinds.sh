@@ -41,7 +41,7 @@ t_kinds_inspect() {
 	[ "$(grep -c ' descriptor .* shared file flags [0-7]* (object in shared.img) ' "$TD/insp.out")" = 2 ] ||
 		fail "the file both processes hold is not named 'shared file' (object in shared.img) in both images"
 	for k in "pipe " "object .*eventfd" "object .*signalfd" "object .*timerfd" "object .*epoll" \
-		"object .*unix socket" "shared memory " "shared file "; do
+		"unix socket +[0-9]+: stream pair" "shared memory " "shared file "; do
 		grep -qE "^ *[0-9]+ $k" "$TD/shared.out" || { note_file "shared.img" "$TD/shared.out" 40; fail "shared.img has no record matching '$k'"; }
 	done
 	return 0

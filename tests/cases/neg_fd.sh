@@ -39,7 +39,9 @@ t_neg_unsupported_fd() {
 	return 0
 }
 
-# a descriptor in flight on a Unix socket: the checkpoint fails naming it,
+# a descriptor in flight on a Unix socket of a kind cohort cannot restore
+# (/dev/null, a character device: descriptors in flight of the kinds it
+# captures are tests/cases/unix.sh's): the checkpoint fails naming it,
 # nothing is committed, and the program finishes as a straight run does
 t_neg_scm_rights() {
 	prog_cmd scm_rights

@@ -64,4 +64,3 @@ exit 0
 STEPS
 	real_pty "$TD/tmux.steps"
 }
-GROUP_TESTS+=(pty_tmux)

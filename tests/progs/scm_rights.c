@@ -1,7 +1,8 @@
 /*
  * scm_rights - a descriptor in flight: one end of a socket pair carries a
  * message with an SCM_RIGHTS descriptor (/dev/null) that nobody has read
- * for two seconds.  cohort cannot checkpoint descriptors in flight: the
+ * for two seconds.  cohort cannot restore a character device in flight
+ * (it restores pipes, sockets and the other kinds it captures): the
  * checkpoint must fail saying so, and the program must then receive the
  * descriptor intact and finish as a straight run does.
  */

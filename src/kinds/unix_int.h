@@ -1,0 +1,48 @@
+/*
+ * unix_int.h - what the files of the Unix socket kind share: unix.c (the
+ * sockets: sock_diag, their shapes), unix_restore.c (made again),
+ * unix_queue.c (what is queued on them, descriptors in flight included),
+ * unix_name.c (a name given back at a restart).
+ */
+#ifndef COHORT_UNIX_INT_H
+#define COHORT_UNIX_INT_H
+
+#include "kinds/kinds.h"
+
+/* A socket's state, as sock_diag has it */
+#define ST_ESTABLISHED 1
+#define ST_LISTEN 10
+
+/* unix.c: the shape recorded for the object refs[k] (NULL: not a Unix socket object of this dump). */
+const struct co_usock *co_unix_planned(int k);
+/* unix.c: the object of this dump bound to name (namelen bytes) and able to take it back: its ref, or -1. */
+int co_unix_named(const struct co_kdump *d, const char *name, uint32_t namelen);
+
+/* unix_queue.c: the descriptors in flight on refs[first]'s queue made references (co_ref_inflight); 0 or -1. */
+int co_unix_collect_queue(struct co_kdump *d, int first);
+/* unix_queue.c: every message queued on refs[first] as CO_R_USMSG records; 0 or -1 (err filled). */
+int co_unix_dump_queue(struct co_kdump *d, int first);
+/* unix_queue.c: one CO_R_USMSG at a restart; 0 or -1. */
+int co_unix_restore_msg(struct co_krestore *x, const void *p, uint64_t len);
+/* unix_queue.c: once every record is read: init's own sending sockets closed. */
+void co_unix_msg_done(void);
+/* unix_queue.c: for inspect. */
+void co_unix_describe_msg(const void *p, uint64_t len, char *out, size_t n);
+
+/* unix_restore.c: a record of the kind (CO_R_USOCK, CO_R_USMSG, and those of older images); once all are read. */
+int co_unix_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len);
+int co_unix_restore_done(struct co_krestore *x);
+/* unix_restore.c: the other end of a pair whose peer had closed (it sends what the peer had sent): -1 if none. */
+int co_unix_orphan_end(uint64_t id);
+
+/*
+ * unix_name.c: socket s bound to the name of o, safely (see there);
+ * *dfd: the directory of a path, kept open when the name is to be
+ * removed later (CO_USF_UNLINKED), else -1; base: the last component.
+ * 0, or -1 (err filled through x).
+ */
+int co_unix_bind(struct co_krestore *x, int s, const struct co_usock *o, int *dfd, char *base, size_t basen);
+/* unix_name.c: "/path", "@abstract" (unprintable bytes as ?), or "(unnamed)". */
+const char *co_unix_name_text(const char *name, uint32_t len, char *out, size_t n);
+
+#endif

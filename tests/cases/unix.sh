@@ -1,0 +1,140 @@
+# Unix sockets of every shape, and descriptors in flight (src/kinds/unix*.c,
+# issue 13).
+#   unix_shapes       the standard flow (checkpoint --kill, restart, twice) of
+#                     tests/progs/unix_shapes.c: listeners with connections
+#                     waiting in their backlogs (with data), named, abstract
+#                     and unlinked sockets, pairs of every type with data
+#                     queued both ways, a shut-down half
+#   unix_shapes_live  the same through live checkpoints, then --kill and a
+#                     restart (its backlog connections hold no data: a live
+#                     checkpoint could read it only by accepting them)
+# Sourced by tests/run.sh.
+
+t_unix_shapes() { std unix_shapes 0 0.7 0.7; }
+
+t_unix_shapes_live() { UNIX_SHAPES_LIVE=1 steps_live_flow unix_shapes 9; }
+
+# descriptors in flight (tests/progs/unix_inflight.c): a pipe and a socket,
+# held by no process, passed in a queued message between two others on a
+# stream, at every checkpoint; the socket has data queued on it
+t_unix_inflight() { std unix_inflight 0 0.6 0.6; }
+
+# a program that passes descriptors to forked workers (a pipe holding the
+# job, an eventfd for the result), one job always in flight
+t_unix_workers() { std unix_inflight 0 0.6 0.6 pipe workers; }
+
+# the same two through live checkpoints, then --kill and a restart
+t_unix_inflight_live() { steps_live_flow unix_inflight 9; }
+t_unix_workers_live() { UNIX_INFLIGHT_WORKERS=1 steps_live_flow unix_inflight 9; }
+
+# A server outside the group (tests/progs/unix_outside.py KIND PATH LOG),
+# started under tag out-KIND and ready once PATH.ready exists.
+outside_start() {
+	[ -x "$PYTHON" ] || skip "$PYTHON not found"
+	bg_start "out-$1" "$PYTHON" "$PROGS/unix_outside.py" "$1" "$2" "$3"
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -e "$2.ready" ] && return 0
+		sleep 0.05
+	done
+	fail "the $1 server outside the group did not start: $(first_line "$TD/out-$1.err")"
+}
+outside_stop() {
+	kill "$(cat "$TD/out-$1.pid")" 2>/dev/null
+	bg_wait "out-$1"
+}
+
+# syslog_ok LOG PREFIX RUNS: the listener got every step (PREFIX0 ... PREFIX11)
+# once per run, in order: the straight run's, then the group's
+syslog_ok() {
+	local s r
+	for ((r = 0; r < $3; r++)); do
+		for ((s = 0; s < 12; s++)); do echo "$2$s"; done
+	done >"$TD/log.want"
+	cmp -s "$TD/log.want" "$1" || {
+		note_file "the listener's log" "$1" 30
+		fail "the listener outside the group did not get every message once, in order"
+	}
+}
+
+# syslog(3) to a datagram listener at a path of the test's (a /dev/log of
+# its own, outside the group): the socket connected to it comes back
+# connected to it, and every message arrives once
+t_unix_syslog() {
+	export UNIX_SYSLOG_PATH=$TT/log.sock
+	outside_start dgram "$UNIX_SYSLOG_PATH" "$TD/syslog.log"
+	std unix_syslog 0 0.7 0.7
+	outside_stop dgram
+	syslog_ok "$TD/syslog.log" "<13>unix_syslog: step " 2
+}
+
+# the same through live checkpoints, then --kill and a restart
+t_unix_syslog_live() {
+	export UNIX_SYSLOG_PATH=$TT/log.sock
+	outside_start dgram "$UNIX_SYSLOG_PATH" "$TD/syslog.log"
+	steps_live_flow unix_syslog 9
+	outside_stop dgram
+	syslog_ok "$TD/syslog.log" "<13>unix_syslog: step " 2
+}
+
+# Python's logging.handlers.SysLogHandler(address=PATH) to the same listener
+t_unix_syslog_py() {
+	export UNIX_SYSLOG_PATH=$TT/log.sock
+	outside_start dgram "$UNIX_SYSLOG_PATH" "$TD/syslog.log"
+	flow_standard 0 0.7 0.7 pipe "$PYTHON" "$PROGS/unix_syslog.py"
+	outside_stop dgram
+	syslog_ok "$TD/syslog.log" "<14>python step " 2
+}
+
+# a stream connected to a server outside the group: the checkpoint is
+# refused in one line naming process, descriptor and the peer's path, and
+# the program runs on to its native output
+t_unix_outside_refused() {
+	export UNIX_SYSLOG_PATH=$TT/log.sock UNIX_OUTSIDE_STREAM=$TT/srv.sock
+	outside_start dgram "$UNIX_SYSLOG_PATH" "$TD/syslog.log"
+	outside_start stream "$UNIX_OUTSIDE_STREAM" "$TD/stream.log"
+	prog_cmd unix_syslog
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "step 2 ok"
+	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --kill >"$TD/ck.out" 2>"$TD/ck.err"
+	local rc=$?
+	note_file "checkpoint stderr" "$TD/ck.err" 3
+	[ "$rc" = 1 ] || fail "checkpoint of a stream connected outside the group: status $rc, not 1"
+	[ "$(wc -l <"$TD/ck.err")" = 1 ] || fail "the refusal is not one line"
+	grep -qE "pid 2: fd 4: .*connected to $UNIX_OUTSIDE_STREAM outside the group" "$TD/ck.err" ||
+		fail "the refusal does not name process, descriptor and peer: $(first_line "$TD/ck.err")"
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
+}
+
+# the same with checkpoint --reconnect-outside: the program gets a socket
+# connected afresh to the server (which sees a second connection) and runs
+# on as if nothing happened
+t_unix_outside_reconnect() {
+	export UNIX_SYSLOG_PATH=$TT/log.sock UNIX_OUTSIDE_STREAM=$TT/srv.sock
+	outside_start dgram "$UNIX_SYSLOG_PATH" "$TD/syslog.log"
+	outside_start stream "$UNIX_OUTSIDE_STREAM" "$TD/stream.log"
+	prog_cmd unix_syslog
+	straight 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "step 3 ok"
+	ckpt_or_fail "checkpoint --kill --reconnect-outside" "$GNAME" 1 --kill --reconnect-outside
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+	outside_stop stream
+	[ "$(grep -c accept "$TD/stream.log")" = 3 ] ||
+		fail "the server outside saw $(grep -c accept "$TD/stream.log") connections, not 3 (straight run, run, restart)"
+}
+
+# unix_shapes run, checkpointed and restarted by user nobody (a user
+# namespace of the group's own, see tests/cases/unprivileged.sh): names
+# bound again in a mount namespace of init's child, sock_diag, the backlogs
+t_unix_unprivileged() {
+	unpriv_setup unix_shapes
+	flow_standard 0 0.7 0.7 pipe "$U/bin/unix_shapes"
+}

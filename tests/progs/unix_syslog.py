@@ -1,0 +1,18 @@
+#!/usr/bin/python3
+# unix_syslog.py - Python's logging.handlers.SysLogHandler writing to the
+# datagram socket at $UNIX_SYSLOG_PATH (a listener outside the group,
+# tests/progs/unix_outside.py) every step, across checkpoints and restarts.
+import logging
+import logging.handlers
+import os
+import time
+
+h = logging.handlers.SysLogHandler(address=os.environ["UNIX_SYSLOG_PATH"])
+log = logging.getLogger("unix_syslog")
+log.addHandler(h)
+log.setLevel(logging.INFO)
+for s in range(12):
+    log.info("python step %d", s)
+    print("step %d ok" % s, flush=True)
+    time.sleep(0.2)
+print("RESULT 12 messages", flush=True)
