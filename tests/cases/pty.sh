@@ -15,9 +15,7 @@
 #   pty_script     bash inside script(1) inside the group, driven on
 #                  terminals (tests/real/script_bash.steps)
 #   pty_tmux       bash inside tmux inside the group, the server's socket in
-#                  the test directory: only when named, since tmux's server
-#                  listens on a Unix socket, which cohort refuses until that
-#                  kind is captured
+#                  the test directory (a listening Unix socket, unix.c)
 # Sourced by tests/run.sh.
 
 t_pty_self() {
