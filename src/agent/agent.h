@@ -73,6 +73,18 @@ struct co_agent {
 extern struct co_agent co_agent;
 /* Bumped by the handler in each thread that a checkpoint interrupted. */
 extern __thread unsigned co_tls_epoch __attribute__((tls_model("initial-exec")));
+/*
+ * What the wrappers compare around a blocking call (wrap.c): it moves when
+ * the checkpoint handler ran in this thread, and when the coordinator
+ * stopped a thread of the group with ptrace while it ran, to read its
+ * seccomp filters (co_table.probes, bumped before the stop), which leaves
+ * epoll_wait and sigtimedwait with EINTR as any stop does.
+ */
+static inline unsigned co_epoch(void)
+{
+	const struct co_table *t = co_agent.table;
+	return co_tls_epoch + (t ? __atomic_load_n(&t->probes, __ATOMIC_ACQUIRE) : 0);
+}
 
 /*
  * quiesce.c: the checkpoint signal's handler and the parking of every

@@ -26,10 +26,10 @@
  * (the threads parked, filters read again), and before the next
  * checkpoint of a restored process.
  *
- * Known limit: a thread stopped while it runs is left, by the stop, in a
- * system call the kernel does not restart by itself (epoll_wait,
- * sigtimedwait after any stop) with EINTR, which the agent's wrappers do
- * not repeat (no checkpoint signal ran).
+ * A thread stopped while it runs leaves a system call the kernel does not
+ * restart after any stop (epoll_wait, sigtimedwait) with EINTR: the
+ * table's probe count is bumped before each stop, and the agent's
+ * wrappers make such a call again when it moved (co_epoch, agent.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -74,6 +74,7 @@ struct chain {
 
 struct co_scset {
 	int pid, ntasks;
+	uint32_t *probes;	/* the table's count of stops, bumped before each */
 	char comm[64];
 	int nc;
 	struct chain *c;
@@ -169,6 +170,8 @@ static int add_thread(struct co_scset *s, struct chain *c, int tid, int nnp)
 /* Stop thread t, read its chain into s, let it go: 0, 1 gone, or -1 with err. */
 static int read_thread(struct co_scset *s, const struct co_sctask *t, char *err, size_t errlen)
 {
+	if (s->probes)
+		__atomic_add_fetch(s->probes, 1, __ATOMIC_RELEASE);
 	int inject, r = co_park_stop(t->host_tid, &inject);
 	if (r == 1)
 		return 1;
@@ -203,7 +206,7 @@ static int read_thread(struct co_scset *s, const struct co_sctask *t, char *err,
 	return -1;
 }
 
-int co_seccomp_read(int pid, int host_pid, struct co_scset **out, char *err, size_t errlen)
+int co_seccomp_read(int pid, int host_pid, uint32_t *probes, struct co_scset **out, char *err, size_t errlen)
 {
 	static struct co_sctask t[MAX_TASKS];
 	*out = NULL;
@@ -234,6 +237,7 @@ int co_seccomp_read(int pid, int host_pid, struct co_scset **out, char *err, siz
 	}
 	s->pid = pid;
 	s->ntasks = n;
+	s->probes = probes;
 	snprintf(s->comm, sizeof(s->comm), "%s", comm);
 	for (int i = 0; i < n; i++) {
 		int r = t[i].mode == SECCOMP_MODE_FILTER ? read_thread(s, &t[i], err, errlen) : 0;

@@ -229,6 +229,7 @@ struct co_table {
 	uint64_t cookie;	/* the value (si_value) of the signal that starts a checkpoint */
 	uint64_t group_id;	/* the group's id, which its images carry (co_bind) */
 	struct co_stdio_id stdio[3];
+	uint32_t probes;	/* threads the coordinator stopped with ptrace while they ran (co_epoch, agent.h) */
 	struct co_pentry p[CO_TABLE_SLOTS];
 };
 

@@ -12,6 +12,7 @@
  *                      "all" with TSYNC over every thread;
  *   "late1", "late2": made after both, they inherit the main thread's.
  *
+ * The late threads wait in epoll_wait, which must never fail with EINTR.
  * Each thread checks at every step: getpriority fails with EACCES (EPERM
  * where only A applies: "early" without "all"), sysinfo traps (works
  * where only A applies), getppid works, NoNewPrivs 1, Seccomp 2 and its
@@ -23,6 +24,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/sysinfo.h>
@@ -135,11 +137,16 @@ static void *early(void *arg)
 	return NULL;
 }
 
+/* its waits are epoll_wait's, which a stop of the thread (ptrace) leaves with EINTR: never seen */
 static void *late(void *arg)
 {
+	struct epoll_event ev;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	CHECK(ep >= 0, "epoll_create1: %s", strerror(errno));
 	for (;;) {
 		check_self((int)(long)arg, 0);
-		t_sleep_ms(20);
+		int r = epoll_wait(ep, &ev, 1, 20);
+		CHECK(r == 0, "epoll_wait gave %d (%s)", r, strerror(errno));
 	}
 	return NULL;
 }
