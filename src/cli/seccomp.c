@@ -70,6 +70,8 @@ struct chain {
 	struct filter *f;
 	int *tids;	/* in the group's namespace */
 	int nnp;	/* the first thread's no_new_privs; -1 when its threads differ */
+	int unable;	/* a thread that could not install it again (neither no_new_privs nor CAP_SYS_ADMIN), or 0 */
+	int main_unable;	/* the same of the main thread, when it has the chain */
 };
 
 struct co_scset {
@@ -136,9 +138,12 @@ static int same_filters(const struct chain *a, const struct chain *b)
 	return 1;
 }
 
-/* Thread tid's filters (in c, taken or freed) into s: to the chain with the same ones, or a new one. */
-static int add_thread(struct co_scset *s, struct chain *c, int tid, int nnp)
+/* Thread t's filters (in c, taken or freed) into s: to the chain with the same ones, or a new one. */
+static int add_thread(struct co_scset *s, struct chain *c, const struct co_sctask *t)
 {
+	int tid = t->tid, nnp = t->nnp;
+	/* seccomp(2) installs a filter only with no_new_privs or CAP_SYS_ADMIN: a restored thread too */
+	int unable = !nnp && !(t->cap_eff & (1ULL << 21 /* CAP_SYS_ADMIN */));
 	struct chain *to = NULL;
 	for (int i = 0; i < s->nc && !to; i++)
 		if (same_filters(&s->c[i], c))
@@ -157,14 +162,24 @@ static int add_thread(struct co_scset *s, struct chain *c, int tid, int nnp)
 	} else {
 		free_chain(c);
 	}
-	int *t = realloc(to->tids, sizeof(*t) * (size_t)(to->nt + 1));
-	if (!t)
+	int *more_tids = realloc(to->tids, sizeof(*more_tids) * (size_t)(to->nt + 1));
+	if (!more_tids)
 		return -1;
-	to->tids = t;
+	to->tids = more_tids;
 	to->tids[to->nt++] = tid;
 	if (to->nnp != nnp)
 		to->nnp = -1;
+	if (unable && !to->unable)
+		to->unable = tid;
+	if (unable && tid == s->pid)
+		to->main_unable = tid;
 	return 0;
+}
+
+/* Every thread of the process has chain c, with the same no_new_privs: restored shared (TSYNC). */
+static int shared_by_all(const struct co_scset *s, const struct chain *c)
+{
+	return c->nt == s->ntasks && c->nnp >= 0;
 }
 
 /* Stop thread t, read its chain into s, let it go: 0, 1 gone, or -1 with err. */
@@ -185,7 +200,8 @@ static int read_thread(struct co_scset *s, const struct co_sctask *t, char *err,
 				 "2 s for cohort to read its filters (an uninterruptible wait?)", s->pid, s->comm, t->tid);
 		return -1;
 	}
-	struct chain c = { 0 };
+	struct chain c;
+	memset(&c, 0, sizeof(c));
 	int e = read_filters(t->host_tid, &c);
 	ptrace(PTRACE_DETACH, t->host_tid, 0, (void *)(long)inject);
 	if (e == -ESRCH) {
@@ -198,7 +214,7 @@ static int read_thread(struct co_scset *s, const struct co_sctask *t, char *err,
 	else if (e)
 		snprintf(err, errlen, "pid %d (%s): thread %d runs under seccomp (filter mode), and cohort cannot read its "
 			 "filters: %s", s->pid, s->comm, t->tid, strerror(-e));
-	else if (add_thread(s, &c, t->tid, t->nnp))
+	else if (add_thread(s, &c, t))
 		snprintf(err, errlen, "pid %d (%s): out of memory reading seccomp filters", s->pid, s->comm);
 	else
 		return 0;
@@ -409,12 +425,19 @@ static const char *first_denied(const struct chain *c)
 int co_seccomp_check(const struct co_scset *s, char *err, size_t errlen)
 {
 	for (int i = 0; s && i < s->nc; i++) {
-		const char *call = first_denied(&s->c[i]);
-		if (call) {
+		const struct chain *c = &s->c[i];
+		const char *call = first_denied(c);
+		/* who installs it at the restart: the main thread for all (TSYNC), or each thread */
+		int unable = shared_by_all(s, c) ? c->main_unable : c->unable;
+		if (call)
 			snprintf(err, errlen, "pid %d (%s): thread %d's seccomp filter does not allow %s: cohort cannot "
-				 "checkpoint it", s->pid, s->comm, s->c[i].tids[0], call);
+				 "checkpoint it", s->pid, s->comm, c->tids[0], call);
+		else if (unable)
+			snprintf(err, errlen, "pid %d (%s): thread %d runs under seccomp filters without no_new_privs or "
+				 "CAP_SYS_ADMIN, which a restart needs to install them again: cohort cannot checkpoint it",
+				 s->pid, s->comm, unable);
+		if (call || unable)
 			return -1;
-		}
 	}
 	return 0;
 }
@@ -427,7 +450,7 @@ static int write_chain(int fd, const struct co_scset *s, const struct chain *c)
 	struct co_seccomp h = { 0, (uint32_t)c->nt, (uint32_t)c->nf, 0 };
 	for (int i = 0; i < c->nf; i++)
 		h.ninsns += c->f[i].len;
-	if (c->nt == s->ntasks && c->nnp >= 0)
+	if (shared_by_all(s, c))
 		h.flags |= CO_SC_ALL;
 	uint64_t len = sizeof(h) + sizeof(int32_t) * (uint64_t)c->nt + sizeof(struct co_sfilter) * (uint64_t)c->nf +
 		       sizeof(struct sock_filter) * (uint64_t)h.ninsns;

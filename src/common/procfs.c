@@ -491,6 +491,7 @@ static int sc_task(int tid, void *arg)
 	t->tid = (int)last_number(buf, "NSpid");
 	t->mode = (int)co_status_field(buf, "Seccomp");
 	t->nnp = (int)co_status_field(buf, "NoNewPrivs");
+	t->cap_eff = co_status_hex(buf, "CapEff");
 	return 0;
 }
 

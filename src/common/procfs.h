@@ -118,12 +118,14 @@ int co_thread_odd_creds(int host);
 
 /*
  * The threads of process host (as /proc shows it) with their seccomp mode
- * (the Seccomp: line of their status: 0 none, 1 strict, 2 filter) and
- * no_new_privs: how many, at most max into out, or -errno (-E2BIG).
+ * (the Seccomp: line of their status: 0 none, 1 strict, 2 filter),
+ * no_new_privs and effective capabilities: how many, at most max into
+ * out, or -errno (-E2BIG).
  */
 struct co_sctask {
 	int host_tid, tid;	/* as /proc shows it; in the group's namespace */
 	int mode, nnp;
+	uint64_t cap_eff;
 };
 int co_seccomp_tasks(int host, struct co_sctask *out, int max);
 

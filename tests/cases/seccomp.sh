@@ -61,9 +61,13 @@ t_seccomp_refused() {
 # seccomp_denied: a thread's filter kills the process at clone3, which the
 # agent's manager thread is made with: refused before any signal, naming
 # the process, the thread and the call, and the program finishes as it
-# would have (the refusal touched nothing).
+# would have (the refusal touched nothing).  So is a thread whose filter
+# a restart could not install again (installed as root without
+# no_new_privs, CAP_SYS_ADMIN dropped since).
 t_seccomp_denied() {
 	[ "$(id -u)" = 0 ] || skip "needs root (reading seccomp filters needs CAP_SYS_ADMIN)"
 	seccomp_refusal deny "a seccomp filter that kills at clone3" \
 		"pid [0-9]+ \(seccomp_thread[^)]*\): thread [0-9]+'s seccomp filter does not allow clone3: cohort cannot checkpoint it$"
+	seccomp_refusal nopriv "a seccomp filter without no_new_privs or CAP_SYS_ADMIN" \
+		"pid [0-9]+ \(seccomp_thread[^)]*\): thread [0-9]+ runs under seccomp filters without no_new_privs or CAP_SYS_ADMIN"
 }
