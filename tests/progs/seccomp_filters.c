@@ -33,7 +33,7 @@
 #define SYS_SECCOMP 1 /* si_code of a SECCOMP_RET_TRAP */
 #endif
 
-#define STEPS 30
+#define STEPS 50
 #define NT 4 /* main, early, late1, late2 */
 
 static int all;
