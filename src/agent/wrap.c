@@ -278,7 +278,7 @@ static int sleep_call(clockid_t clk, int flags, const struct timespec *req, stru
 	struct timespec t0 = ts_now(dclk);
 	const struct timespec *arg = req;
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(clock_nanosleep)(clk, flags, arg, rem);
 		if (co_epoch() == e || !(r == EINTR || (r == EFAULT && rel && rem)))
 			return r;
@@ -341,7 +341,7 @@ EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
 	int ms = timeout;
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(poll)(fds, n, ms);
 		if (!AGAIN(r, e))
 			return r;
@@ -362,7 +362,7 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(ppoll)(fds, n, rt.arg, mask);
 		if (!AGAIN(r, e))
 			return r;
@@ -403,7 +403,7 @@ EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 		return REAL(select)(n, r, w, x, tv); /* glibc's answer to a timeout it cannot read */
 	struct timespec t0 = ts_now(CLOCK_MONOTONIC), deadline = { 0, 0 };
 	for (int again = 0;; again = 1) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int res = REAL(select)(n, r, w, x, tv);
 		if (!AGAIN(res, e))
 			return res;
@@ -423,7 +423,7 @@ EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *x, const struct timespec
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int res = REAL(pselect)(n, r, w, x, rt.arg, mask);
 		if (!AGAIN(res, e))
 			return res;
@@ -437,7 +437,7 @@ EXPORT int epoll_wait(int ep, struct epoll_event *ev, int max, int timeout)
 	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
 	int ms = timeout;
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(epoll_wait)(ep, ev, max, ms);
 		if (!AGAIN(r, e))
 			return r;
@@ -453,7 +453,7 @@ EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout, con
 	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
 	int ms = timeout;
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(epoll_pwait)(ep, ev, max, ms, mask);
 		if (!AGAIN(r, e))
 			return r;
@@ -472,7 +472,7 @@ EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct times
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(sigtimedwait)(set, info, rt.arg);
 		if (!AGAIN(r, e))
 			return r;
@@ -512,7 +512,7 @@ EXPORT int sigsuspend(const sigset_t *mask)
 	sigset_t copy;
 	mask = without_ours(mask, &copy);
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(sigsuspend)(mask);
 		if (!AGAIN(r, e))
 			return r;
@@ -533,7 +533,7 @@ EXPORT int sem_timedwait(sem_t *s, const struct timespec *abs)
 {
 	ENSURE(sem_timedwait);
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(sem_timedwait)(s, abs);
 		if (!AGAIN(r, e))
 			return r;
@@ -544,7 +544,7 @@ EXPORT int sem_clockwait(sem_t *s, clockid_t c, const struct timespec *abs)
 {
 	ENSURE(sem_clockwait);
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(sem_clockwait)(s, c, abs);
 		if (!AGAIN(r, e))
 			return r;
@@ -561,7 +561,7 @@ EXPORT int semop(int id, struct sembuf *ops, size_t n)
 {
 	ENSURE(semop);
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(semop)(id, ops, n);
 		if (!AGAIN(r, e))
 			return r;
@@ -573,7 +573,7 @@ EXPORT int msgsnd(int id, const void *msg, size_t n, int flags)
 {
 	ENSURE(msgsnd);
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(msgsnd)(id, msg, n, flags);
 		if (!AGAIN(r, e))
 			return r;
@@ -584,7 +584,7 @@ EXPORT ssize_t msgrcv(int id, void *msg, size_t n, long type, int flags)
 {
 	ENSURE(msgrcv);
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		ssize_t r = REAL(msgrcv)(id, msg, n, type, flags);
 		if (!AGAIN(r, e))
 			return r;
@@ -597,7 +597,7 @@ EXPORT int semtimedop(int id, struct sembuf *ops, size_t n, const struct timespe
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
 	for (;;) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		int r = REAL(semtimedop)(id, ops, n, rt.arg);
 		if (!AGAIN(r, e))
 			return r;
@@ -858,7 +858,7 @@ EXPORT long syscall(long n, ...)
 	if (relative)
 		t0 = ts_now(CLOCK_MONOTONIC);
 	for (int again = 0;; again = 1) {
-		unsigned e = co_epoch();
+		uint64_t e = co_epoch();
 		long r = co_sys6(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 		if (r == -EINTR && co_epoch() != e && n == SYS_futex) {
 			if (relative) {

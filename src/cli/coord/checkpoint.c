@@ -123,7 +123,8 @@ static int seccomp_for_dump(const struct conn *c, int *fd, char *err, size_t err
 {
 	struct co_scset *sc = NULL;
 	*fd = -1;
-	int bad = co_seccomp_read(c->pid, c->host_pid, &G.table->probes, &sc, err, errlen) || co_seccomp_check(sc, err, errlen);
+	int bad = co_seccomp_read(c->pid, c->host_pid, &G.table->probes, &sc, err, errlen) ||
+		  co_seccomp_check(sc, err, errlen);
 	if (!bad && sc && (*fd = co_seccomp_memfd(sc)) < 0) {
 		snprintf(err, errlen, "pid %d: cannot hand its seccomp filters to its agent: %s", c->pid, strerror(errno));
 		bad = 1;
