@@ -192,6 +192,7 @@ int co_agent_fds(int *out)
 /* A connection to the coordinator at path, or -1. */
 static int dial(const char *path)
 {
+	/* a program's seccomp filters are checked with these arguments (cli/seccomp.c: known_args) */
 	int fd = (int)co_sys3(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
@@ -435,6 +436,7 @@ static void snapshot_fork(void *arg)
 {
 	(void)arg;
 	int pfd = -1;
+	/* a program's seccomp filters are checked with these arguments (cli/seccomp.c: known_args) */
 	long c = co_sys5(SYS_clone, CLONE_PIDFD /* no exit signal */, 0, (long)&pfd, 0, 0);
 	if (c == 0) {
 		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);

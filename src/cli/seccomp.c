@@ -19,7 +19,8 @@
  * run, in a small classic-BPF interpreter, over struct seccomp_data for
  * each system call the agent makes (agent_syscalls.h, made from the
  * agent's source by scripts/agent-syscalls.sh): nr and arch as the agent
- * makes it, the instruction pointer and every argument unknown.  Where
+ * makes it, the arguments it passes where filters commonly look at them
+ * (known_args), the instruction pointer and every other argument unknown.  Where
  * the result depends on something unknown both ways are followed, so a
  * call is allowed only when every way ends in SECCOMP_RET_ALLOW or
  * SECCOMP_RET_LOG.  The same check runs again when the image is written
@@ -35,12 +36,14 @@
 #include <errno.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "cli.h"
@@ -58,6 +61,24 @@ static const struct agent_call {
 	const char *name;
 } agent_calls[] = {
 #include "agent_syscalls.h"
+};
+
+/*
+ * Arguments the agent passes where a filter commonly looks at them (a
+ * container runtime's profile allows clone only without namespace flags,
+ * socket by family, personality by value): of the agent's one call of
+ * each (agent.c: snapshot_fork, dial; attrs.c: the personality read).  A
+ * call of the agent's with other arguments must be added here; any
+ * argument not here is unknown.
+ */
+static const struct known_args {
+	long nr;
+	unsigned known;		/* bit i: argument i is a[i] */
+	uint64_t a[6];
+} known_args[] = {
+	{ SYS_clone, 0x1b, { CLONE_PIDFD, 0, 0 /* &pidfd */, 0, 0 } },
+	{ SYS_socket, 0x7, { AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0 } },
+	{ SYS_personality, 0x1, { 0xffffffff /* a query */ } },
 };
 
 struct filter {
@@ -278,13 +299,17 @@ struct bpf_state {
 	struct val a, x, m[BPF_MEMWORDS];
 };
 
-/* A word of struct seccomp_data for system call nr, as the agent makes it: nr, arch; the rest unknown. */
+/* A word of struct seccomp_data for system call nr, as the agent makes it: nr, arch, known_args; the rest unknown. */
 static struct val data_word(uint32_t k, long nr)
 {
 	if (k == offsetof(struct seccomp_data, nr))
 		return (struct val){ 1, (uint32_t)nr };
 	if (k == offsetof(struct seccomp_data, arch))
 		return (struct val){ 1, AUDIT_ARCH_X86_64 };
+	uint32_t args = offsetof(struct seccomp_data, args), i = (k - args) / 8;
+	for (size_t j = 0; k >= args && i < 6 && j < sizeof(known_args) / sizeof(known_args[0]); j++)
+		if (known_args[j].nr == nr && (known_args[j].known & (1u << i)))
+			return (struct val){ 1, (uint32_t)(known_args[j].a[i] >> ((k - args) % 8 ? 32 : 0)) };
 	return (struct val){ 0, 0 };
 }
 

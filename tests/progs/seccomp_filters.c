@@ -7,7 +7,10 @@
  *                      "early", a thread made before any filter;
  *   filter B (newest): getpriority -> ERRNO(EACCES) (the newest filter's
  *                      answer wins among equal actions: the order counts),
- *                      sysinfo -> TRAP (SIGSYS with si_syscall);
+ *                      sysinfo -> TRAP (SIGSYS with si_syscall), socket
+ *                      of AF_INET6 -> ERRNO(EAFNOSUPPORT), clone with
+ *                      CLONE_NEWUSER -> ERRNO(EPERM) (the agent's own
+ *                      socket and clone must be seen to pass);
  *                      installed by the main thread alone, or with
  *                      "all" with TSYNC over every thread;
  *   "late1", "late2": made after both, they inherit the main thread's.
@@ -15,7 +18,8 @@
  * The late threads wait in epoll_wait, which must never fail with EINTR.
  * Each thread checks at every step: getpriority fails with EACCES (EPERM
  * where only A applies: "early" without "all"), sysinfo traps (works
- * where only A applies), getppid works, NoNewPrivs 1, Seccomp 2 and its
+ * where only A applies), socket(AF_INET6) fails with EAFNOSUPPORT (not
+ * tried where only A applies), getppid works, NoNewPrivs 1, Seccomp 2 and its
  * Seccomp_filters count in /proc/thread-self/status, PR_GET_SECCOMP 2.
  * Prints "step N ok" lines and RESULT, the same as a straight run.
  */
@@ -26,7 +30,9 @@
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/sysinfo.h>
 
 #ifndef SYS_SECCOMP
@@ -70,6 +76,7 @@ static void filter_a(void)
 	install(f, sizeof(f) / sizeof(f[0]), SECCOMP_FILTER_FLAG_TSYNC);
 }
 
+/* B looks at arguments too: the agent's socket (AF_UNIX) and clone (no CLONE_NEWUSER) must pass */
 static void filter_b(void)
 {
 	struct sock_filter f[] = {
@@ -78,6 +85,16 @@ static void filter_b(void)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_sysinfo, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 4),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT),
+		ALLOW,
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWUSER, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		ALLOW,
 		ALLOW,
 	};
 	install(f, sizeof(f) / sizeof(f[0]), all ? SECCOMP_FILTER_FLAG_TSYNC : 0);
@@ -114,6 +131,11 @@ static void check_self(int i, int a_only)
 	else
 		CHECK(traps == t0 + 1, "%s: sysinfo did not trap", who);
 	CHECK(syscall(SYS_getppid) > 0, "%s: getppid failed", who);
+	if (!a_only) {
+		errno = 0;
+		r = syscall(SYS_socket, AF_INET6, SOCK_DGRAM, 0);
+		CHECK(r == -1 && errno == EAFNOSUPPORT, "%s: socket(AF_INET6) gave %ld (%s)", who, r, strerror(errno));
+	}
 	CHECK(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1, "%s: no_new_privs lost", who);
 	CHECK(prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2, "%s: not in seccomp filter mode", who);
 	CHECK(status_field("NoNewPrivs:") == 1, "%s: NoNewPrivs not 1", who);
