@@ -15,7 +15,8 @@ BASE := -std=gnu11 -O2 -g $(WARN) -Isrc/common -Isrc/res -Isrc -MMD -MP
 
 COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/procfs.c src/common/helper.c src/common/clone.S \
 	src/kinds/classify.c src/kinds/plan.c
-RES := src/res/mem.c src/res/pages.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c src/res/attrs.c src/res/cgroup.c src/res/pidfd.c
+RES := src/res/mem.c src/res/pages.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c src/res/attrs.c src/res/cgroup.c src/res/pidfd.c \
+	src/res/seccomp.c
 AGENT := src/agent/agent.c src/agent/quiesce.c src/agent/wrap.c src/agent/dump.c src/agent/park.c src/agent/cpuclock.c src/agent/ctx.S \
 	src/agent/dirty.c src/agent/dirty_method.c src/agent/dirty_wp.c src/agent/dirty_thp.c src/agent/dirty_lean.c src/agent/dirty_hash.c
 RESTORER := src/restore/restorer.c src/restore/entry.S
@@ -25,8 +26,8 @@ KINDS := src/kinds/engine.c src/kinds/records.c src/kinds/pipe.c src/kinds/file.
 	src/kinds/unix_restore.c src/kinds/unix_queue.c src/kinds/unix_name.c src/kinds/inotify.c src/kinds/sysv.c src/kinds/pty.c
 COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c checkpoint.c status.c loop.c run.c restore.c)
 CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
-	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/agent/dirty_method.c \
-	$(KINDS)
+	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/cli/seccomp.c \
+	src/agent/dirty_method.c $(KINDS)
 
 # The agent lives in other people's programs: hidden symbols, no stack
 # protector (its handler runs on any thread), no unexpected dependencies.
@@ -37,7 +38,7 @@ RESTORER_FLAGS := $(BASE) -DCOHORT_RESTORER -fPIE -ffreestanding -fno-stack-prot
 RESTORER_LD := -nostdlib -static -no-pie -Wl,-Ttext-segment=0x1f0000000000 -Wl,--gc-sections \
 	-Wl,-z,noexecstack -Wl,--build-id=none
 VERSION := 0.7.0
-CLI_FLAGS := $(BASE) -Wno-format-truncation -DCOHORT_VERSION='"$(VERSION)"'
+CLI_FLAGS := $(BASE) -Wno-format-truncation -DCOHORT_VERSION='"$(VERSION)"' -I$(B)/gen
 
 obj = $(patsubst src/%,$(B)/$(1)/%.o,$(2))
 
@@ -60,6 +61,15 @@ $(B)/restorer/%.o: src/%
 $(B)/cli/%.o: src/%
 	@mkdir -p $(dir $@)
 	$(CC) $(CLI_FLAGS) -c $< -o $@
+
+# The system calls the agent makes in a program's process, from its source
+# (src/cli/seccomp.c checks a program's seccomp filters against them): the
+# agent's files but its wrappers of the program's own calls (wrap.c).
+AGENT_SYSCALLS := $(B)/gen/agent_syscalls.h
+$(AGENT_SYSCALLS): scripts/agent-syscalls.sh src/common/sys.h $(filter-out src/agent/wrap.c,$(filter %.c,$(AGENT) $(COMMON) $(RES)))
+	@mkdir -p $(dir $@)
+	sh $^ > $@.tmp && mv $@.tmp $@
+$(B)/cli/cli/seccomp.c.o: $(AGENT_SYSCALLS)
 
 $(B)/libcohort.so: $(AGENT_OBJ)
 	$(CC) -shared -o $@ $^ -ldl -lpthread -Wl,-z,noexecstack
@@ -100,7 +110,7 @@ bench: all progs
 
 # the CLI with ASan/UBSan, beside copies of the agent and the restorer (which
 # cannot take ASan): COHORT=build/asan/cohort bash tests/run.sh [TEST...]
-asan: $(B)/libcohort.so $(B)/cohort-restore
+asan: $(B)/libcohort.so $(B)/cohort-restore $(AGENT_SYSCALLS)
 	@mkdir -p $(B)/asan
 	$(CC) $(CLI_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -o $(B)/asan/cohort \
 		$(CLI) $(COMMON) -lpthread -lzstd
@@ -110,9 +120,9 @@ asan: $(B)/libcohort.so $(B)/cohort-restore
 # with its main renamed, ASan and UBSan; tests/cases/fuzz.sh runs it briefly.
 FUZZ_CC ?= clang
 fuzz: $(B)/fuzz/fuzz_image
-$(B)/fuzz/fuzz_image: tests/fuzz/fuzz_image.c $(CLI) $(COMMON)
+$(B)/fuzz/fuzz_image: tests/fuzz/fuzz_image.c $(CLI) $(COMMON) | $(AGENT_SYSCALLS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=gnu11 -O1 -g $(WARN) -Wno-unused-command-line-argument -Isrc/common -Isrc/res -Isrc \
+	$(FUZZ_CC) -std=gnu11 -O1 -g $(WARN) -Wno-unused-command-line-argument -Isrc/common -Isrc/res -Isrc -I$(B)/gen \
 		-Dmain=cohort_cli_main -DCOHORT_VERSION='"$(VERSION)"' -fsanitize=fuzzer,address,undefined \
 		-fno-omit-frame-pointer -o $@ $^ -lpthread -lzstd
 

@@ -81,8 +81,10 @@ static char mgr_stack[256 << 10] __attribute__((aligned(64)));
 /* a coordinator's start that came before we had registered (its cookie, checked once we have) */
 uint64_t co_early_start;
 static int writer_pidfd = -1;	/* the snapshot process writing the image (the manager's descriptor) */
-static int img_fd[CO_STREAMS] = { -1, -1 };	/* the image's files, from DUMP (the manager's descriptors) */
-_Static_assert(CO_STREAMS == 2 && CO_STREAMS <= CO_MSG_FDS, "img_fd's initialiser; DUMP carries them all");
+/* the image's files, from DUMP (the manager's descriptors), then the seccomp filters to write (or -1) */
+#define IMG_FDS (CO_STREAMS + 1)
+static int img_fd[IMG_FDS] = { -1, -1, -1 };
+_Static_assert(CO_STREAMS == 2 && IMG_FDS <= CO_MSG_FDS, "img_fd's initialiser; DUMP carries them all");
 static int self_pidfd = -1;	/* ours, to copy the program's descriptors (mirror_program_fds) */
 
 /* ---- messages ---- */
@@ -190,6 +192,7 @@ int co_agent_fds(int *out)
 /* A connection to the coordinator at path, or -1. */
 static int dial(const char *path)
 {
+	/* a program's seccomp filters are checked with these arguments (cli/seccomp.c: known_args) */
 	int fd = (int)co_sys3(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
@@ -336,9 +339,9 @@ static int mirror_program_fds(void)
 	self_pidfd = (int)co_sys2(SYS_pidfd_open, co_agent.pid, 0);
 	if (self_pidfd < 0)
 		return co_err(errbuf, sizeof(errbuf), "pid %d: pidfd_open failed (errno %d)", co_agent.pid, -self_pidfd);
-	int *own[8 + CO_STREAMS] = { &co_agent.sock, &co_agent.taskfd, &self_pidfd, &writer_pidfd };
+	int *own[8 + IMG_FDS] = { &co_agent.sock, &co_agent.taskfd, &self_pidfd, &writer_pidfd };
 	int nown = 4;
-	for (int k = 0; k < CO_STREAMS; k++)
+	for (int k = 0; k < IMG_FDS; k++)
 		own[nown++] = &img_fd[k];
 	nown += co_dirty_fd_refs(own + nown);
 	for (int k = 0; k < nown; k++) {
@@ -383,7 +386,7 @@ static int mirror_program_fds(void)
 /* The image's files go from the manager's table (a snapshot writer has its own copies). */
 static void close_image_fds(void)
 {
-	for (int k = 0; k < CO_STREAMS; k++) {
+	for (int k = 0; k < IMG_FDS; k++) {
 		if (img_fd[k] >= 0)
 			co_close(img_fd[k]);
 		img_fd[k] = -1;
@@ -433,6 +436,7 @@ static void snapshot_fork(void *arg)
 {
 	(void)arg;
 	int pfd = -1;
+	/* a program's seccomp filters are checked with these arguments (cli/seccomp.c: known_args) */
 	long c = co_sys5(SYS_clone, CLONE_PIDFD /* no exit signal */, 0, (long)&pfd, 0, 0);
 	if (c == 0) {
 		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);
@@ -671,7 +675,7 @@ static void after_restart(void)
 	co_agent.taskfd = -1;
 	writer_pidfd = -1;
 	self_pidfd = -1;
-	for (int k = 0; k < CO_STREAMS; k++)
+	for (int k = 0; k < IMG_FDS; k++)
 		img_fd[k] = -1;
 	nprog_fd = 0;
 	co_dirty_forget(0); /* neither its descriptor nor its record came back */
@@ -727,7 +731,7 @@ static void session(void)
 		int r = writer_pidfd < 0 ? recv_msg(co_agent.sock, rfd, CO_MSG_FDS) : next_msg(rfd, CO_MSG_FDS);
 		int tfd = rfd[0];
 		/* what a message carries is for its own case below; anything else goes */
-		for (int k = inbox.m.type == CO_M_DUMP ? CO_STREAMS : 1; k < CO_MSG_FDS; k++)
+		for (int k = inbox.m.type == CO_M_DUMP ? IMG_FDS : 1; k < CO_MSG_FDS; k++)
 			if (rfd[k] >= 0)
 				co_close(rfd[k]);
 		if (inbox.m.type != CO_M_PREPARE && inbox.m.type != CO_M_QUIESCE && inbox.m.type != CO_M_DUMP && tfd >= 0) {
@@ -806,6 +810,7 @@ static void session(void)
 				img_fd[k] = rfd[k];
 				missing |= rfd[k] < 0;
 			}
+			img_fd[CO_STREAMS] = rfd[CO_STREAMS]; /* the seccomp filters: only with some */
 			int r = IMG_FAILED;
 			if (missing || !d)
 				co_fmt(errbuf, sizeof(errbuf), "pid %d: the coordinator sent DUMP without %s", co_agent.pid,
@@ -863,7 +868,7 @@ static void manager_main(void *arg)
 		co_agent.sock = -1;
 		co_agent.taskfd = -1;
 		writer_pidfd = -1;
-		for (int k = 0; k < CO_STREAMS; k++)
+		for (int k = 0; k < IMG_FDS; k++)
 			img_fd[k] = -1;
 		co_dirty_drop_fds();
 		int s = MGR_BUSY;
@@ -976,7 +981,7 @@ void co_agent_forked(void)
 	mgr_tid = 0;
 	writer_pidfd = -1;
 	self_pidfd = -1;
-	for (int k = 0; k < CO_STREAMS; k++)
+	for (int k = 0; k < IMG_FDS; k++)
 		img_fd[k] = -1;
 	nprog_fd = 0;
 	co_early_start = 0;

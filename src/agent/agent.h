@@ -80,6 +80,21 @@ struct co_agent {
 extern struct co_agent co_agent;
 /* Bumped by the handler in each thread that a checkpoint interrupted. */
 extern __thread unsigned co_tls_epoch __attribute__((tls_model("initial-exec")));
+/*
+ * What the wrappers compare around a blocking call (wrap.c): it moves when
+ * the checkpoint handler ran in this thread (low half), and when the
+ * coordinator stopped a thread of the group with ptrace while it ran, to
+ * read its seccomp filters (co_table.probes, bumped before the stop:
+ * high half), which leaves epoll_wait and sigtimedwait with EINTR as any
+ * stop does.  Two halves, so that the table a restart gives (its count
+ * from 0) cannot make up for the handler's move.
+ */
+static inline uint64_t co_epoch(void)
+{
+	const struct co_table *t = co_agent.table;
+	uint64_t probes = t ? __atomic_load_n(&t->probes, __ATOMIC_ACQUIRE) : 0;
+	return probes << 32 | co_tls_epoch;
+}
 
 /*
  * quiesce.c: the checkpoint signal's handler and the parking of every

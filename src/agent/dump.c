@@ -117,9 +117,11 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes, void (*snaps
 	dc.snapshot_done = snapshot_done;
 	co_fmt(path, sizeof(path), "%s/proc-%d.img", dir, dc.pid);
 	co_stream_path(path1, sizeof(path1), path, 1);
-	int fd = fds[0], fd1 = fds[1];
+	int fd = fds[0], fd1 = fds[1], sfd = fds[CO_STREAMS]; /* sfd: seccomp filters from the coordinator, or -1 */
 	dc.skip_fd[dc.nskip_fd++] = fd;
 	dc.skip_fd[dc.nskip_fd++] = fd1;
+	if (sfd >= 0)
+		dc.skip_fd[dc.nskip_fd++] = sfd;
 	co_w_init(&writer, fd, wbuf, sizeof(wbuf));
 	co_w_init(&writer1, fd1, wbuf1, sizeof(wbuf1));
 	dc.w = &writer;
@@ -134,7 +136,7 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes, void (*snaps
 	for (int i = 0; i < co_agent.nthreads; i++)
 		trecs[i] = &co_agent.threads[i].rec;
 	int r = co_proc_dump(&dc, co_agent.nthreads) || co_threads_dump(&dc, trecs, co_agent.nthreads) ||
-		co_timers_dump(&dc) || co_files_dump(&dc);
+		co_seccomp_dump(&dc, sfd) || co_timers_dump(&dc) || co_files_dump(&dc);
 	/* what the running program could change is written: it may go on now */
 	if (!r && snapshot_done)
 		snapshot_done();
@@ -148,6 +150,8 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes, void (*snaps
 	}
 	co_close(fd);
 	co_close(fd1);
+	if (sfd >= 0)
+		co_close(sfd);
 	if (r)
 		return -1;
 	*bytes = writer.off + writer1.off;

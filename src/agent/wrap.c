@@ -6,7 +6,8 @@
  *    themselves under SA_RESTART.  The ones that always fail with EINTR
  *    after a handler (sleeps, poll, select, epoll, sigtimedwait, sigwait,
  *    pause, timed semaphore waits) are wrapped here: when the checkpoint handler
- *    ran in this thread during the call (co_tls_epoch moved), the call is
+ *    ran in this thread during the call (co_epoch() moved: also when the
+ *    coordinator stopped a thread with ptrace), the call is
  *    made again with what is left of its timeout.  Deadlines are kept on
  *    CLOCK_MONOTONIC, which the group's time namespace carries across a
  *    restart, so a timeout keeps its remaining time.
@@ -208,7 +209,7 @@ static struct timespec ms_deadline(int ms)
 }
 
 /* A call interrupted by our checkpoint, to be made again. */
-#define AGAIN(r, epoch) ((r) < 0 && errno == EINTR && co_tls_epoch != (epoch))
+#define AGAIN(r, epoch) ((r) < 0 && errno == EINTR && co_epoch() != (epoch))
 
 /*
  * A signal set without our signal; returns set itself when it has none,
@@ -263,9 +264,9 @@ static int sleep_call(clockid_t clk, int flags, const struct timespec *req, stru
 		/* a CPU clock's deadline, as the kernel counts it since the last restart (cpuclock.c) */
 		if (!rel && co_cpuclock_to_kernel(clk, &want, &kabs))
 			arg = &kabs;
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(clock_nanosleep)(clk, flags, arg, rem);
-		if (co_tls_epoch == e || !(r == EINTR || (r == EFAULT && rel && rem)))
+		if (co_epoch() == e || !(r == EINTR || (r == EFAULT && rel && rem)))
 			return r;
 		if (keep_rem && r == EINTR)
 			*rem = rem0;
@@ -326,7 +327,7 @@ EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
 	int ms = timeout;
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(poll)(fds, n, ms);
 		if (!AGAIN(r, e))
 			return r;
@@ -347,7 +348,7 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(ppoll)(fds, n, rt.arg, mask);
 		if (!AGAIN(r, e))
 			return r;
@@ -388,7 +389,7 @@ EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 		return REAL(select)(n, r, w, x, tv); /* glibc's answer to a timeout it cannot read */
 	struct timespec t0 = ts_now(CLOCK_MONOTONIC), deadline = { 0, 0 };
 	for (int again = 0;; again = 1) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int res = REAL(select)(n, r, w, x, tv);
 		if (!AGAIN(res, e))
 			return res;
@@ -408,7 +409,7 @@ EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *x, const struct timespec
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int res = REAL(pselect)(n, r, w, x, rt.arg, mask);
 		if (!AGAIN(res, e))
 			return res;
@@ -422,7 +423,7 @@ EXPORT int epoll_wait(int ep, struct epoll_event *ev, int max, int timeout)
 	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
 	int ms = timeout;
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(epoll_wait)(ep, ev, max, ms);
 		if (!AGAIN(r, e))
 			return r;
@@ -438,7 +439,7 @@ EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout, con
 	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
 	int ms = timeout;
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(epoll_pwait)(ep, ev, max, ms, mask);
 		if (!AGAIN(r, e))
 			return r;
@@ -457,7 +458,7 @@ EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct times
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(sigtimedwait)(set, info, rt.arg);
 		if (!AGAIN(r, e))
 			return r;
@@ -497,7 +498,7 @@ EXPORT int sigsuspend(const sigset_t *mask)
 	sigset_t copy;
 	mask = without_ours(mask, &copy);
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(sigsuspend)(mask);
 		if (!AGAIN(r, e))
 			return r;
@@ -518,7 +519,7 @@ EXPORT int sem_timedwait(sem_t *s, const struct timespec *abs)
 {
 	ENSURE(sem_timedwait);
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(sem_timedwait)(s, abs);
 		if (!AGAIN(r, e))
 			return r;
@@ -529,7 +530,7 @@ EXPORT int sem_clockwait(sem_t *s, clockid_t c, const struct timespec *abs)
 {
 	ENSURE(sem_clockwait);
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(sem_clockwait)(s, c, abs);
 		if (!AGAIN(r, e))
 			return r;
@@ -546,7 +547,7 @@ EXPORT int semop(int id, struct sembuf *ops, size_t n)
 {
 	ENSURE(semop);
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(semop)(id, ops, n);
 		if (!AGAIN(r, e))
 			return r;
@@ -558,7 +559,7 @@ EXPORT int msgsnd(int id, const void *msg, size_t n, int flags)
 {
 	ENSURE(msgsnd);
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(msgsnd)(id, msg, n, flags);
 		if (!AGAIN(r, e))
 			return r;
@@ -569,7 +570,7 @@ EXPORT ssize_t msgrcv(int id, void *msg, size_t n, long type, int flags)
 {
 	ENSURE(msgrcv);
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		ssize_t r = REAL(msgrcv)(id, msg, n, type, flags);
 		if (!AGAIN(r, e))
 			return r;
@@ -582,7 +583,7 @@ EXPORT int semtimedop(int id, struct sembuf *ops, size_t n, const struct timespe
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
 	for (;;) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		int r = REAL(semtimedop)(id, ops, n, rt.arg);
 		if (!AGAIN(r, e))
 			return r;
@@ -846,9 +847,9 @@ EXPORT long syscall(long n, ...)
 	if (relative)
 		t0 = ts_now(CLOCK_MONOTONIC);
 	for (int again = 0;; again = 1) {
-		unsigned e = co_tls_epoch;
+		uint64_t e = co_epoch();
 		long r = co_sys6(n, a[0], a[1], a[2], a[3], a[4], a[5]);
-		if (r == -EINTR && co_tls_epoch != e && n == SYS_futex) {
+		if (r == -EINTR && co_epoch() != e && n == SYS_futex) {
 			if (relative) {
 				/* the kernel accepted the timeout: a valid time */
 				if (!again)

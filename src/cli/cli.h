@@ -32,6 +32,31 @@ int co_park_thread(int pid, int host_pid, int tid, int sig, uint64_t addr, char 
 /* threads that did not stop in time, still to be let go; and letting them go once they stop */
 int co_park_lingering(void);
 void co_park_settle(void);
+/*
+ * Stop thread htid (host tid) with ptrace whatever its mask (PTRACE_SEIZE,
+ * PTRACE_INTERRUPT): 0 stopped (let it go with PTRACE_DETACH and *inject,
+ * a signal it stopped for), 1 gone, -1 not stopped within 2 s (let go once
+ * it stops: co_park_settle), -2 not traceable (errno; co_park_why(errno)
+ * says why in a few words, or "").
+ */
+int co_park_stop(int htid, int *inject);
+const char *co_park_why(int err);
+
+/*
+ * seccomp.c: the seccomp filters of a member's threads, read with ptrace
+ * (co_seccomp_read: 0, or -1 with err in one line, a thread in strict mode
+ * or filters it may not read refused; *out NULL when no thread has any;
+ * *probes, the table's, is bumped before each thread is stopped),
+ * checked against every system call the agent makes in the program
+ * (co_seccomp_check: 0, or -1 naming the thread and the first call not
+ * allowed), and handed to the agent with DUMP as a memfd of CO_R_SECCOMP
+ * payloads (co_seccomp_memfd: the descriptor, or -1 with errno).
+ */
+struct co_scset;
+int co_seccomp_read(int pid, int host_pid, uint32_t *probes, struct co_scset **out, char *err, size_t errlen);
+int co_seccomp_check(const struct co_scset *s, char *err, size_t errlen);
+int co_seccomp_memfd(const struct co_scset *s);
+void co_seccomp_free(struct co_scset *s);
 
 /* json.c: s with JSON's escapes, in out (cut to fit); returns out */
 const char *co_json_esc(const char *s, char *out, size_t n);

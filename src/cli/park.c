@@ -151,6 +151,24 @@ int co_park_lingering(void)
 	return nlinger;
 }
 
+const char *co_park_why(int err)
+{
+	return err == EPERM ? yama_says() : "";
+}
+
+int co_park_stop(int htid, int *inject)
+{
+	*inject = 0;
+	if (ptrace(PTRACE_SEIZE, htid, 0, 0) < 0)
+		return errno == ESRCH ? 1 : -2;
+	int r;
+	if (ptrace(PTRACE_INTERRUPT, htid, 0, 0) < 0 || (r = wait_stop(htid, inject)) == 1)
+		return 1;
+	if (r < 0 && nlinger < (int)(sizeof(lingering) / sizeof(lingering[0])))
+		lingering[nlinger++] = htid;
+	return r;
+}
+
 /*
  * Thread tid of member pid (host_pid) has not parked for signal sig: if
  * its mask blocks sig, unblock it there and write {its mask, the mask
@@ -180,21 +198,17 @@ int co_park_thread(int pid, int host_pid, int tid, int sig, uint64_t addr, char 
 			 pid, tid, comm, sig, tracer);
 		return -1;
 	}
-	if (ptrace(PTRACE_SEIZE, htid, 0, 0) < 0) {
-		if (errno == ESRCH)
-			return 1;
+	int inject = 0, r = co_park_stop(htid, &inject);
+	if (r == 1)
+		return 1; /* it exited meanwhile: the agent sees it gone */
+	if (r == -2) {
 		snprintf(err, errlen,
 			 "pid %d: thread %d (%s) blocks the checkpoint signal %d, and cohort cannot stop it with ptrace "
 			 "to unblock it: %s%s",
-			 pid, tid, comm, sig, strerror(errno), errno == EPERM ? yama_says() : "");
+			 pid, tid, comm, sig, strerror(errno), co_park_why(errno));
 		return -1;
 	}
-	int inject = 0, r;
-	if (ptrace(PTRACE_INTERRUPT, htid, 0, 0) < 0 || (r = wait_stop(htid, &inject)) == 1)
-		return 1; /* it exited meanwhile: the agent sees it gone */
 	if (r < 0) {
-		if (nlinger < (int)(sizeof(lingering) / sizeof(lingering[0])))
-			lingering[nlinger++] = htid;
 		snprintf(err, errlen,
 			 "pid %d: thread %d (%s) blocks the checkpoint signal %d and did not stop within %d ms for "
 			 "cohort to unblock it (an uninterruptible wait?)",

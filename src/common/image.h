@@ -38,6 +38,7 @@ enum co_rec_type {
 	CO_R_LOCK = 12,	  /* struct co_lock: a file lock the process holds through the CO_R_FD before */
 	CO_R_FDOWNER = 13, /* struct co_fdowner: the SIGIO owner and signal of the CO_R_FD before */
 	CO_R_COWMAP = 14, /* struct co_pagemap, after the regions: pages shared copy-on-write at the checkpoint */
+	CO_R_SECCOMP = 73, /* struct co_seccomp, after the threads: a seccomp filter chain and the threads that have it */
 	CO_R_MANIFEST = 32, /* struct co_manifest: generation metadata */
 	CO_R_MPROC = 33,  /* struct co_mproc: one per process of the generation */
 	CO_R_MFILE = 34,  /* struct co_mfile: one per file of the generation (format 7) */
@@ -386,6 +387,31 @@ struct co_pagemap {
 struct co_end {
 	uint64_t records;
 	uint64_t page_bytes;
+};
+
+/*
+ * A seccomp filter chain some threads of the process run under (format 7,
+ * after the threads; src/res/seccomp.c): the coordinator read it with
+ * ptrace (PTRACE_SECCOMP_GET_FILTER, the thread parked), threads with the
+ * same filters, oldest first, share one record.  The payload: this
+ * header, int32 tid[nthreads], then per filter, oldest first, a struct
+ * co_sfilter and its len instructions (struct sock_filter, 8 bytes each).
+ * Each thread installs its chain again as its last system call before it
+ * returns to the program; with CO_SC_ALL (every thread of the process has
+ * it, with the same no_new_privs) the main thread installs it for all
+ * with SECCOMP_FILTER_FLAG_TSYNC, so that the threads share it as before.
+ */
+#define CO_SC_ALL 1u
+#define CO_SECCOMP_MAX (512u << 10) /* bytes: the kernel allows 32768 instructions to a chain (256 KiB) */
+struct co_seccomp {
+	uint32_t flags;		/* CO_SC_ALL */
+	uint32_t nthreads;	/* tids that follow */
+	uint32_t nfilters;	/* filters that follow the tids */
+	uint32_t ninsns;	/* instructions of them all */
+};
+struct co_sfilter {
+	uint32_t flags;		/* SECCOMP_FILTER_FLAG_LOG as PTRACE_GET_SECCOMP_METADATA gave it */
+	uint32_t len;		/* instructions */
 };
 
 enum co_gen_kind {

@@ -471,26 +471,35 @@ int co_thread_odd_creds(int host)
 	return each_entry(host, "task", odd_creds, &a);
 }
 
-struct in_seccomp {
-	int host;
-	long mode;
+struct sc_tasks {
+	int host, max, n;
+	struct co_sctask *out;
 };
 
-static int in_seccomp(int tid, void *arg)
+/* a thread gone meanwhile is left out */
+static int sc_task(int tid, void *arg)
 {
-	struct in_seccomp *a = arg;
+	struct sc_tasks *a = arg;
 	char path[64], buf[8192];
 	co_fmt(path, sizeof(path), "/proc/%d/task/%d/status", a->host, tid);
-	a->mode = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "Seccomp") : -1;
-	return a->mode > 0 ? tid : 0;
+	if (co_read_small(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	if (a->n == a->max)
+		return -E2BIG;
+	struct co_sctask *t = &a->out[a->n++];
+	t->host_tid = tid;
+	t->tid = (int)last_number(buf, "NSpid");
+	t->mode = (int)co_status_field(buf, "Seccomp");
+	t->nnp = (int)co_status_field(buf, "NoNewPrivs");
+	t->cap_eff = co_status_hex(buf, "CapEff");
+	return 0;
 }
 
-int co_thread_seccomp(int host, long *mode)
+int co_seccomp_tasks(int host, struct co_sctask *out, int max)
 {
-	struct in_seccomp a = { host, 0 };
-	int tid = each_entry(host, "task", in_seccomp, &a);
-	*mode = a.mode;
-	return tid;
+	struct sc_tasks a = { host, max, 0, out };
+	int r = each_entry(host, "task", sc_task, &a);
+	return r < 0 ? r : a.n;
 }
 
 /* The identity (device and inode) of /proc/PID/NAME (ns/mnt, root); 0 when it cannot be seen. */

@@ -117,11 +117,17 @@ int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t 
 int co_thread_odd_creds(int host);
 
 /*
- * A thread of process host that runs under seccomp (the Seccomp: line of
- * its status), *mode its mode (1 strict, 2 filter): its tid, 0 when none
- * does, or -errno.
+ * The threads of process host (as /proc shows it) with their seccomp mode
+ * (the Seccomp: line of their status: 0 none, 1 strict, 2 filter),
+ * no_new_privs and effective capabilities: how many, at most max into
+ * out, or -errno (-E2BIG).
  */
-int co_thread_seccomp(int host, long *mode);
+struct co_sctask {
+	int host_tid, tid;	/* as /proc shows it; in the group's namespace */
+	int mode, nnp;
+	uint64_t cap_eff;
+};
+int co_seccomp_tasks(int host, struct co_sctask *out, int max);
 
 
 /*

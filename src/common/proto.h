@@ -45,7 +45,8 @@ enum co_msg_type {
 	CO_M_DUMP,		/* write the image now; flags: CO_CKPT_STOP; text: "FD,FD,...;DIR": the
 				   descriptors whose regular file the group shares (co_shared_files), then
 				   the generation's directory; the image's files attached, made by the coordinator, one per stream
-				   (proc-PID.img, then its page streams): written through, never opened */
+				   (proc-PID.img, then its page streams): written through, never opened; then, for a
+				   process with seccomp filters, a memfd of their CO_R_SECCOMP payloads (src/res/seccomp.c) */
 	CO_M_RELEASE,		/* checkpoint over: resume the threads */
 	CO_M_QUIESCE,		/* after ARMED: park now; flags: CO_PREP_PRECOPY_FAILED */
 	CO_M_TRACED,		/* answer to TRACE: a: the thread, b: 0 signal unblocked, 1 not blocked (or gone),
@@ -230,6 +231,7 @@ struct co_table {
 	uint64_t cookie;	/* the value (si_value) of the signal that starts a checkpoint */
 	uint64_t group_id;	/* the group's id, which its images carry (co_bind) */
 	struct co_stdio_id stdio[3];
+	uint32_t probes;	/* threads the coordinator stopped with ptrace while they ran (co_epoch, agent.h) */
 	struct co_pentry p[CO_TABLE_SLOTS];
 };
 

@@ -16,7 +16,7 @@
 typedef void describe_fn(unsigned type, const void *p, uint64_t len, char *out, size_t n);
 
 static describe_fn d_head, d_proc, d_thread, d_timer, d_lock, d_owner, d_fd, d_vma, d_pagemap, d_bytes, d_end,
-	d_manifest, d_mfile, d_mproc, d_link;
+	d_seccomp, d_manifest, d_mfile, d_mproc, d_link;
 
 static const struct rec {
 	unsigned type;
@@ -38,6 +38,7 @@ static const struct rec {
 	{ CO_R_LOCK, sizeof(struct co_lock), NULL, d_lock },
 	{ CO_R_FDOWNER, sizeof(struct co_fdowner), NULL, d_owner },
 	{ CO_R_COWMAP, offsetof(struct co_pagemap, runs), NULL, d_pagemap },
+	{ CO_R_SECCOMP, sizeof(struct co_seccomp), NULL, d_seccomp },
 	{ CO_R_MANIFEST, offsetof(struct co_manifest, tty_pgid), NULL, d_manifest },	/* tty: later */
 	{ CO_R_MPROC, offsetof(struct co_mproc, creds), NULL, d_mproc },		/* creds: format 5 */
 	{ CO_R_MFILE, sizeof(struct co_mfile), NULL, d_mfile },
@@ -200,6 +201,23 @@ static void d_owner(unsigned t, const void *p, uint64_t len, char *out, size_t n
 	static const char *const types[] = { "thread", "process", "process group" };
 	snprintf(out, n, "fd %d SIGIO to %s %d, signal %d%s", o->fd, o->type >= 0 && o->type <= 2 ? types[o->type] : "?",
 		 o->pid, o->sig, o->sig ? "" : " (SIGIO)");
+}
+
+/* "2 filters (9 instructions) of threads 3 4, all: TSYNC" (the first tids: inspect reads a prefix) */
+static void d_seccomp(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t;
+	const struct co_seccomp *s = p;
+	const int32_t *tid = (const int32_t *)(s + 1);
+	size_t k = (size_t)snprintf(out, n, "%u filter%s (%u instructions) of thread%s", s->nfilters,
+				    s->nfilters == 1 ? "" : "s", s->ninsns, s->nthreads == 1 ? "" : "s");
+	uint32_t shown = 0;
+	for (; shown < s->nthreads && shown < 8 && sizeof(*s) + (shown + 1) * sizeof(*tid) <= len && k < n; shown++)
+		k += (size_t)snprintf(out + k, n - k, " %d", tid[shown]);
+	if (k < n && shown < s->nthreads)
+		k += (size_t)snprintf(out + k, n - k, " and %u more", s->nthreads - shown);
+	if (k < n && (s->flags & CO_SC_ALL))
+		snprintf(out + k, n - k, ", every thread's (restored with TSYNC)");
 }
 
 static void d_timer(unsigned t, const void *p, uint64_t len, char *out, size_t n)

@@ -68,6 +68,7 @@ void co_tattrs_collect(struct co_tattrs *a)
 	if (co_sys4(SYS_sched_getattr, 0, (long)&a->sched, sizeof(a->sched), 0) < 0 ||
 	    co_sys3(SYS_sched_getaffinity, 0, sizeof(a->affinity), (long)a->affinity) < 0)
 		return; /* attrs stays 0: the restorer leaves them */
+	/* a program's seccomp filters are checked with this argument (cli/seccomp.c: known_args) */
 	a->personality = (uint32_t)co_sys1(SYS_personality, CO_PERSONALITY_QUERY);
 	a->no_new_privs = (uint32_t)co_prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
 	co_prctl(PR_GET_PDEATHSIG, (long)&a->pdeathsig, 0, 0, 0);

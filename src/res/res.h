@@ -30,7 +30,7 @@ struct co_dumpctx {
 	const uint8_t *stdio_marks;		/* this process's descriptors that share a file stdio */
 	const int *shared_fds;			/* its descriptors of regular files the group shares (DUMP) */
 	int nshared_fds;
-	int skip_fd[10];				/* the agent's own descriptors */
+	int skip_fd[12];				/* the agent's own descriptors (co_dump_write: with DUMP's) */
 	int nskip_fd;
 	uint64_t skip_lo[4], skip_hi[4];	/* the agent's own mappings: table, co_dirty_areas() */
 	int nskip;
@@ -112,6 +112,7 @@ struct co_rstctx {
 	struct co_run *cow;
 	uint32_t ncow;
 	int inherited;
+	int nseccomp;		/* seccomp filter chains of its threads (CO_R_SECCOMP, seccomp.c) */
 };
 
 #include "util.h"
@@ -195,6 +196,19 @@ int co_pidfd_later(struct co_rstctx *rc, const struct co_fd *f);
 int co_pidfds_restore(struct co_rstctx *rc);
 /* A child forked from its parent restorer (copy-on-write memory): the parent's pidfds are not its own. */
 void co_pidfds_forget(void);
+/*
+ * seccomp.c: the filter chains the coordinator read, as CO_R_SECCOMP
+ * records.  co_seccomp_dump copies them from fd (DUMP's; -1: none) into
+ * the image; co_seccomp_take keeps the current record in buf (room for
+ * CO_SECCOMP_MAX bytes, or its length); co_seccomp_install, a thread's
+ * last system call before its jump, installs thread tid's chain (a chain
+ * of every thread: the main thread, for all); 0 or -errno.
+ */
+int co_seccomp_dump(struct co_dumpctx *d, int fd);
+int co_seccomp_take(struct co_rstctx *rc, void *buf);
+long co_seccomp_install(const struct co_rstctx *rc, int tid, int main_thread);
+/* restorer.c: a restore that cannot go on (a thread's last steps): the one line, and the process ends */
+void co_restore_die(const char *msg) __attribute__((noreturn));
 /* restorer.c: a thread reached a stage of report.h (the switch COHORT_FAULT may strike there) */
 void co_restore_reached(unsigned stage);
 

@@ -196,7 +196,10 @@ extern void co_ctx_jump(const struct co_ctx *ctx) __attribute__((noreturn));
  */
 static int restorer_unprivileged;
 static const struct co_ids *ids_rec;
+static const struct co_rstctx *rc_rec;
 static int creds_done, creds_err;	/* threads that have set their ids; the first failure (-errno) */
+/* threads past their last system call (with seccomp filters to install); the first that failed to, and why */
+static int jumped, filter_tid, filter_err;
 /* the first thread that could not take its attributes back (co_tattrs_restore): -errno, its tid, what */
 static int attrs_err, attrs_tid;
 static const char *attrs_what;
@@ -255,7 +258,41 @@ static __attribute__((noreturn)) void become(struct co_thread *t, int main_threa
 	for (uint32_t i = 0; i < t->npending && i < CO_MAX_PENDING; i++)
 		co_sys4(SYS_rt_tgsigqueueinfo, co_getpid(), co_gettid(), t->pending[i].signo, (long)&t->pending[i]);
 	co_sigprocmask(SIG_SETMASK, &t->sigmask, 0);
+	/* the last system call before the program's code: its seccomp filters (seccomp.c) */
+	long sr = co_seccomp_install(rc_rec, t->tid, main_thread);
+	if (main_thread && sr) {
+		static char msg[160];
+		co_fmt(msg, sizeof(msg), "pid %d: thread %d cannot install its seccomp filters again (errno %ld)",
+		       rc_rec->proc->pid, t->tid, -sr);
+		co_restore_die(msg);
+	}
+	if (!main_thread && sr && __atomic_compare_exchange_n(&filter_tid, &(int){ 0 }, t->tid, 0, __ATOMIC_ACQ_REL,
+							       __ATOMIC_ACQUIRE))
+		__atomic_store_n(&filter_err, (int)sr, __ATOMIC_RELEASE);
+	if (!main_thread)
+		__atomic_add_fetch(&jumped, 1, __ATOMIC_RELEASE); /* no wake: a filter may forbid the futex call now */
 	co_ctx_jump(&t->ctx);
+}
+
+/*
+ * With seccomp filters, the main thread waits until every other thread is
+ * past its last system call: a chain it installs for all (TSYNC) would
+ * apply to their remaining restorer calls, and one that failed must fail
+ * the restore before the program runs.  0, or -1 with rc->err.
+ */
+static int await_jumps(struct co_rstctx *rc, int made)
+{
+	if (!rc->nseccomp)
+		return 0;
+	for (int j; (j = __atomic_load_n(&jumped, __ATOMIC_ACQUIRE)) < made;) {
+		struct co_timespec ms = { 0, 1000000 };
+		co_futex(&jumped, FUTEX_WAIT_PRIVATE, j, &ms);
+	}
+	int fe = __atomic_load_n(&filter_err, __ATOMIC_ACQUIRE);
+	if (fe)
+		return co_err(rc->err, rc->errlen, "pid %d: thread %d cannot install its seccomp filters again (errno %d)",
+			      rc->proc->pid, __atomic_load_n(&filter_tid, __ATOMIC_ACQUIRE), -fe);
+	return 0;
 }
 
 static void thread_entry(void *arg)
@@ -269,6 +306,7 @@ int co_threads_restore(struct co_rstctx *rc)
 	int made = 0;
 	restorer_unprivileged = co_sys0(SYS_geteuid) != 0;
 	ids_rec = &rc->ids;
+	rc_rec = rc;
 	co_creds_plan(&rc->ids); /* the ids every thread made here starts with are ours */
 	/* each new thread borrows a small stack in the restorer's area until it jumps */
 	const size_t stack = 16384;
@@ -324,6 +362,8 @@ int co_threads_restore(struct co_rstctx *rc)
 	co_creds_dumpable(&rc->ids);
 	/* with its ids, which the kernel keeps with an owner to check it may signal */
 	if (co_owners_restore(rc))
+		return -1;
+	if (await_jumps(rc, made))
 		return -1;
 	co_restore_reached(CO_RS_JUMP);
 	for (int i = 0; i < rc->nown_fds; i++)

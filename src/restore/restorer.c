@@ -123,6 +123,11 @@ static __attribute__((noreturn)) void die(const char *msg)
 	die_at(stage, msg);
 }
 
+void co_restore_die(const char *msg)
+{
+	die(msg);
+}
+
 /* Stage st is reached (by a thread of its own when thread): say so; an injected fault strikes here. */
 static void reached(unsigned st)
 {
@@ -267,6 +272,10 @@ static void read_metadata(uint64_t *next)
 			take_record(rc.locks, &rc.nlocks, CO_MAX_LOCKS, sizeof(struct co_lock), "file locks");
 		} else if (t == CO_R_FDOWNER) {
 			take_record(rc.owners, &rc.nowners, CO_MAX_FDS, sizeof(struct co_fdowner), "descriptor owners");
+		} else if (t == CO_R_SECCOMP) {
+			uint64_t len = reader.hdr.len < CO_SECCOMP_MAX ? reader.hdr.len : CO_SECCOMP_MAX;
+			if (co_seccomp_take(&rc, zalloc(next, len)))
+				die(err);
 		} else if (t == CO_R_FD) {
 			static struct co_fd f;
 			if (co_r_payload(&reader, &f, sizeof(f)))
@@ -407,7 +416,7 @@ static void child_entry(void *arg)
 	co_close(imgfd_high);
 	co_sys3(SYS_close_range, 0, (unsigned)(rc.plan_lo > 0 ? rc.plan_lo - 1 : 0), 0);
 	/* nothing of what its parent read from its own image: owners, pidfds and locks were the parent's */
-	rc.nthreads = rc.nvmas = rc.ntimers = rc.nlocks = rc.nowners = 0;
+	rc.nthreads = rc.nvmas = rc.ntimers = rc.nlocks = rc.nowners = rc.nseccomp = 0;
 	rc.ncow = 0;
 	co_pidfds_forget();
 	rc.inherited = 1;

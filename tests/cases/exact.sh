@@ -12,28 +12,6 @@ t_proc_attrs() { std proc_attrs 0 0.5 0.5; }
 # the parked threads) must leave every attribute as it was
 t_proc_attrs_live() { steps_live_flow proc_attrs 10; }
 
-# seccomp: a thread under a seccomp filter (allowing everything) and one
-# in strict mode (which the agent's handler would kill): each checkpoint
-# refused before any signal, in one line naming the process, the thread
-# and the mode; the program runs on to the straight run's output.
-t_seccomp_refused() {
-	prog_cmd seccomp_threads
-	local mode
-	for mode in filter strict; do
-		: >"$TT/go.1"
-		straight 0 "${PCMD[@]}" "$mode"
-		rm -f "$TT/go.1"
-		GNAME=$GNAME-$mode
-		bg_start "$mode" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mode"
-		wait_line "$TD/$mode.out" ready
-		ckpt_refused "$mode" "a thread under seccomp ($mode)" \
-			"pid [0-9]+ \(seccomp_thread[^)]*\): thread [0-9]+ runs under seccomp \($mode mode\)"
-		: >"$TT/go.1"
-		bg_wait "$mode"
-		final_check 0 "$RC" "$mode" "$mode"
-	done
-}
-
 # caps_keep (root): a root process that dropped capabilities (effective,
 # permitted, bounding; securebits NOROOT; one ambient) and a child that
 # kept two across its change to uid 65534, each with a second thread, all

@@ -94,23 +94,43 @@ static int own_namespaces(const struct conn *c, char *err, size_t errlen)
 }
 
 /*
- * A member with a thread under seccomp is refused before any signal: in
- * strict mode the agent's first system call in the handler would kill the
- * process, a filter may forbid what the agent does, and the restorer
- * cannot install filters again.
+ * The seccomp filters of every member's threads are read and checked
+ * before any signal (cli/seccomp.c): a filter that would fail or kill a
+ * system call of the agent's, a thread in strict mode, or filters the
+ * coordinator may not read (without root) refuse the checkpoint while the
+ * program runs on untouched.
  */
 static int under_seccomp(char *err, size_t errlen)
 {
 	for (int i = 0; i < G.nc; i++) {
-		long mode = 0;
-		int tid = G.c[i].kind == C_MEMBER ? co_thread_seccomp(G.c[i].host_pid, &mode) : 0;
-		if (tid <= 0)
-			continue;
-		snprintf(err, errlen, "pid %d (%s): thread %d runs under seccomp (%s mode): cohort cannot checkpoint it",
-			 G.c[i].pid, comm_of(G.c[i].host_pid), group_tid(tid), mode == 1 ? "strict" : "filter");
-		return 1;
+		struct co_scset *sc = NULL;
+		int bad = G.c[i].kind == C_MEMBER &&
+			  (co_seccomp_read(G.c[i].pid, G.c[i].host_pid, &G.table->probes, &sc, err, errlen) ||
+			   co_seccomp_check(sc, err, errlen));
+		co_seccomp_free(sc);
+		if (bad)
+			return 1;
 	}
 	return 0;
+}
+
+/*
+ * The filters again, for the image, with the member parked (its threads
+ * cannot change them now, and those born since are there): a memfd for
+ * DUMP (see src/res/seccomp.c), *fd -1 when it has none; 0 or -1 with err.
+ */
+static int seccomp_for_dump(const struct conn *c, int *fd, char *err, size_t errlen)
+{
+	struct co_scset *sc = NULL;
+	*fd = -1;
+	int bad = co_seccomp_read(c->pid, c->host_pid, &G.table->probes, &sc, err, errlen) ||
+		  co_seccomp_check(sc, err, errlen);
+	if (!bad && sc && (*fd = co_seccomp_memfd(sc)) < 0) {
+		snprintf(err, errlen, "pid %d: cannot hand its seccomp filters to its agent: %s", c->pid, strerror(errno));
+		bad = 1;
+	}
+	co_seccomp_free(sc);
+	return bad ? -1 : 0;
 }
 
 /*
@@ -199,7 +219,7 @@ static int record_creds(const struct conn *c, char *err, size_t errlen)
 static int send_dump(struct conn *c, const char *tmp, unsigned flags, char *err, size_t errlen)
 {
 	char img[PATH_MAX], path[PATH_MAX];
-	int fds[CO_STREAMS], n, r = 0;
+	int fds[CO_STREAMS + 1], n, r = 0;
 	/* its descriptors of files the group shares, then the directory: "3,7;DIR" (proto.h) */
 	static int shared[CO_MAX_FDS];
 	static char text[CO_MSG_TEXT];
@@ -217,7 +237,9 @@ static int send_dump(struct conn *c, const char *tmp, unsigned flags, char *err,
 		return -1;
 	}
 	snprintf(text + len, sizeof(text) - len, ";%s", tmp);
-	_Static_assert(CO_STREAMS <= CO_MSG_FDS, "DUMP carries every stream's file");
+	_Static_assert(CO_STREAMS + 1 <= CO_MSG_FDS, "DUMP carries every stream's file and the seccomp filters");
+	if (seccomp_for_dump(c, &fds[CO_STREAMS], err, errlen))
+		return -1;
 	snprintf(img, sizeof(img), "%s/proc-%d.img", tmp, c->pid);
 	for (n = 0; n < CO_STREAMS; n++) {
 		co_stream_path(path, sizeof(path), img, n);
@@ -230,9 +252,11 @@ static int send_dump(struct conn *c, const char *tmp, unsigned flags, char *err,
 	}
 	/* one that cannot be sent to has hung up: the barrier finds out */
 	if (!r)
-		co_send_fds(c->fd, CO_M_DUMP, flags, 0, 0, text, fds, CO_STREAMS);
+		co_send_fds(c->fd, CO_M_DUMP, flags, 0, 0, text, fds, CO_STREAMS + (fds[CO_STREAMS] >= 0));
 	for (int k = 0; k < n; k++)
 		close(fds[k]);
+	if (fds[CO_STREAMS] >= 0)
+		close(fds[CO_STREAMS]);
 	return r;
 }
 
