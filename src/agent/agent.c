@@ -43,7 +43,7 @@
 #include "sys.h"
 #include "util.h"
 
-struct co_agent co_agent = { .sock = -1, .taskfd = -1, .ready_pipe = -1, .slot = -1 };
+struct co_agent co_agent = { .sock = -1, .taskfd = -1, .slot = -1 };
 __thread unsigned co_tls_epoch __attribute__((tls_model("initial-exec")));
 
 static struct co_msgbuf inbox, outbox;
@@ -406,22 +406,13 @@ static void unmirror_program_fds(void)
 
 /* ---- the manager thread ---- */
 
-/* In the snapshot child: the parent may let the program go on. */
-static void snapshot_ready(void)
-{
-	char c = 1;
-	co_write(co_agent.ready_pipe, &c, 1);
-	co_close(co_agent.ready_pipe);
-	co_agent.ready_pipe = -1;
-}
-
-enum { IMG_WRITTEN = 0, IMG_RESTARTED = 1, IMG_SNAPSHOT = 2, IMG_FAILED = -1, IMG_REPORTED = -2 };
+enum { IMG_WRITTEN = 0, IMG_RESTARTED = 1, IMG_SNAPSHOT = 2, IMG_FAILED = -1 };
 
 /* What the snapshot fork needs; in our memory, which the forking process shares. */
 static struct {
 	const char *dir;
 	uint64_t *bytes;
-	int wait_writer, pp0, pidfd;
+	int pidfd;
 	long child;
 } snap;
 
@@ -441,17 +432,11 @@ static void snapshot_fork(void *arg)
 	if (c == 0) {
 		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);
 		co_dump_from_snapshot();
-		if (snap.pp0 >= 0)
-			co_close(snap.pp0);
-		int r = co_dump_write(img_fd, snap.dir, snap.bytes, snap.wait_writer ? snapshot_ready : 0);
+		int r = co_dump_write(img_fd, snap.dir, snap.bytes);
 		if (r)
 			send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
 		else
 			send_done(*snap.bytes);
-		if (co_agent.ready_pipe >= 0) {
-			char ch = 2; /* failed before the snapshot was complete: already reported */
-			co_write(co_agent.ready_pipe, &ch, 1);
-		}
 		/*
 		 * The huge pages our fork split in the program (its writes since
 		 * copied 4 KiB at a time) are made huge again, from here: we hold
@@ -571,17 +556,11 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	 * Everything the image needs of the running process was read above
 	 * (descriptors and their offsets, the memory map, the threads), and
 	 * the snapshot holds the rest: the program may go on as soon as the
-	 * fork returns.  Only the content of a deleted file is read by the
-	 * writer from the file the program still holds: then we wait for it.
+	 * fork returns.  (Deleted files, which the writer once read from the
+	 * program's descriptors, are the coordinator's: shared.img.)
 	 */
-	int wait_writer = co_dump_needs_pause();
-	int pp[2] = { -1, -1 };
-	if (wait_writer)
-		co_sys2(SYS_pipe2, (long)pp, O_CLOEXEC);
-	co_agent.ready_pipe = pp[1];
 	if (co_ctx_save(&me->rec.ctx))
 		return IMG_RESTARTED;
-	snapshot = snapshot && (!wait_writer || pp[0] >= 0);
 	/*
 	 * The stack the child runs on, and the agent's own zero-initialised
 	 * statics (one anonymous .bss region; co_agent itself is in .data).
@@ -602,8 +581,6 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 		ca.stack_size = below - (uint64_t)mgr_stack;
 		snap.dir = dir;
 		snap.bytes = bytes;
-		snap.wait_writer = wait_writer;
-		snap.pp0 = pp[0];
 		snap.child = -1;
 		snap.pidfd = -1;
 		long mid = co_clone3_thread(&ca, sizeof(ca), snapshot_fork, 0);
@@ -616,27 +593,10 @@ static __attribute__((noinline)) int take_image(const char *dir, uint64_t *bytes
 	co_dirty_lean_end(); /* before the program runs (and maybe forks) again */
 	if (snapshot)
 		co_dump_fork_end(); /* after the lean marks are off: a stretch inside such a region keeps its flag */
-	if (pp[1] >= 0)
-		co_close(pp[1]);
-	co_agent.ready_pipe = -1;
-	if (child < 0) {
-		if (pp[0] >= 0)
-			co_close(pp[0]);
-		return co_dump_write(img_fd, dir, bytes, 0) ? IMG_FAILED : IMG_WRITTEN;
-	}
+	if (child < 0)
+		return co_dump_write(img_fd, dir, bytes) ? IMG_FAILED : IMG_WRITTEN;
 	writer_pidfd = snap.pidfd;
-	if (!wait_writer)
-		return IMG_SNAPSHOT; /* a writer that fails says so itself (FAIL), or its death does */
-	char c = 0;
-	while (co_read(pp[0], &c, 1) == -EINTR)
-		;
-	co_close(pp[0]);
-	if (c == 1)
-		return IMG_SNAPSHOT;
-	if (c == 2)
-		return IMG_REPORTED;
-	co_fmt(errbuf, sizeof(errbuf), "pid %d: the image writer died before the snapshot was complete", co_agent.pid);
-	return IMG_FAILED;
+	return IMG_SNAPSHOT; /* a writer that fails says so itself (FAIL), or its death does */
 }
 
 /*
@@ -931,7 +891,6 @@ static void agent_setup(void)
 	co_agent.pid = (int)co_getpid();
 	co_agent.slot = -1;
 	co_agent.sock = -1;
-	co_agent.ready_pipe = -1;
 	co_agent.taskfd = -1;
 	/*
 	 * The handler is in place before we register: the coordinator may
@@ -993,7 +952,6 @@ void co_agent_forked(void)
 	co_agent.table = 0;
 	co_agent.sock = -1;
 	co_agent.taskfd = -1;
-	co_agent.ready_pipe = -1;
 	co_agent.active = 0;
 	co_agent.nthreads = 0;
 	co_agent.await_quiesce = 0;

@@ -64,7 +64,6 @@ struct co_agent {
 	int ppid, pgid, sid;
 	struct co_siginfo shared_pending[2 * CO_MAX_PENDING];
 	int nshared_pending;
-	int ready_pipe;		/* the snapshot child says "you may go on" here */
 	int taskfd;		/* /proc/self/task, the manager's during a checkpoint (agent_fds_setup) */
 	uint64_t want_parent;	/* PREPARE asked for an image incremental against this generation */
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
@@ -115,8 +114,7 @@ int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
  * dump.c: this process's image: co_dump_begin (look at descriptors and
  * the memory map), then co_dump_write (write the image through fds, its
  * files in dir, one per stream, which the coordinator made); a snapshot
- * forks between them.  0 ok, -1 with err filled.  snapshot_done (may be
- * NULL) is called once the process may run again.
+ * forks between them.  0 ok, -1 with err filled.
  */
 int co_dump_begin(char *err, size_t errlen);
 /*
@@ -127,11 +125,9 @@ int co_dump_begin(char *err, size_t errlen);
 const char *co_dump_shared(const char *text);
 /* The POSIX timers read again (after the signals were, settle_signals in agent.c). */
 int co_dump_recollect_timers(void);
-/* After co_dump_begin: must the program stay parked until the writer has written its descriptors? */
-int co_dump_needs_pause(void);
 /* In the snapshot child, before co_dump_write: what it has written it may drop (mem.c). */
 void co_dump_from_snapshot(void);
-int co_dump_write(const int *fds, const char *dir, uint64_t *bytes, void (*snapshot_done)(void));
+int co_dump_write(const int *fds, const char *dir, uint64_t *bytes);
 /* Just before and right after the snapshot fork: the program's fork flags (co_mem_fork_begin). */
 void co_dump_fork_begin(void);
 void co_dump_fork_end(void);

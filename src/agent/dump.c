@@ -78,8 +78,6 @@ int co_dump_begin(char *err, size_t errlen)
 		comm[co_strlen(comm) - 1] = 0;
 		co_strlcpy(dc.comm, comm, sizeof(dc.comm));
 	}
-	if (co_agent.ready_pipe >= 0)
-		dc.skip_fd[dc.nskip_fd++] = co_agent.ready_pipe;
 	int here;
 	dc.vol[dc.nvol++] = (uint64_t)&here; /* the manager's stack */
 	dc.vol[dc.nvol++] = (uint64_t)&data_marker;
@@ -105,16 +103,15 @@ int co_dump_recollect_timers(void)
  * (proc-PID.img, then its page streams), which the coordinator made in the
  * generation's directory dir and sent with DUMP: a process that changed
  * its uid may not create files there.  dir only names them in messages.
- * snapshot_done is called once the running program may go on.  The files
+ * The files
  * are closed here; after a failure the coordinator removes them with the
  * generation.
  */
-int co_dump_write(const int *fds, const char *dir, uint64_t *bytes, void (*snapshot_done)(void))
+int co_dump_write(const int *fds, const char *dir, uint64_t *bytes)
 {
 	char path[CO_PATH + 64], path1[CO_PATH + 64];
 	char *err = dc.err;
 	size_t errlen = dc.errlen;
-	dc.snapshot_done = snapshot_done;
 	co_fmt(path, sizeof(path), "%s/proc-%d.img", dir, dc.pid);
 	co_stream_path(path1, sizeof(path1), path, 1);
 	int fd = fds[0], fd1 = fds[1], sfd = fds[CO_STREAMS]; /* sfd: seccomp filters from the coordinator, or -1 */
@@ -137,9 +134,6 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes, void (*snaps
 		trecs[i] = &co_agent.threads[i].rec;
 	int r = co_proc_dump(&dc, co_agent.nthreads) || co_threads_dump(&dc, trecs, co_agent.nthreads) ||
 		co_seccomp_dump(&dc, sfd) || co_timers_dump(&dc) || co_files_dump(&dc);
-	/* what the running program could change is written: it may go on now */
-	if (!r && snapshot_done)
-		snapshot_done();
 	r = r || co_mem_dump_vmas(&dc) || co_pages_dump_shared(&dc) || co_mem_dump_pages(&dc, ws, CO_STREAMS);
 	for (int k = 0; k < CO_STREAMS && !r; k++) {
 		struct co_end end = { ws[k]->seq + 1, 0 };
@@ -172,9 +166,4 @@ void co_dump_fork_begin(void)
 void co_dump_fork_end(void)
 {
 	co_mem_fork_end(&dc);
-}
-
-int co_dump_needs_pause(void)
-{
-	return dc.needs_pause;
 }

@@ -46,7 +46,6 @@ struct co_dumpctx {
 	int nstreams;
 	int ppid, pgid, sid;			/* read by the process itself (a snapshot child has others) */
 	char comm[16];				/* likewise: a snapshot child renames itself */
-	int needs_pause;			/* the image reads what the running program shares (nothing sets it now) */
 	int snapshot;				/* written by a snapshot child: what is written may be dropped */
 	int advice;				/* read the regions' madvise flags from smaps (agent.h) */
 	int forked;				/* the writer is a snapshot child (co_mem_fork_begin) */
@@ -54,8 +53,6 @@ struct co_dumpctx {
 	int ntimers;
 	struct co_pattrs attrs;			/* process-wide attributes, read before a snapshot (attrs.c) */
 	struct co_pcpu cpu;			/* its CPU times as the program sees them (agent/cpuclock.c) */
-	/* called once everything a running process could change is written (descriptors) */
-	void (*snapshot_done)(void);
 };
 
 /*
