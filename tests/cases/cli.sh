@@ -11,16 +11,6 @@ counter_script() { # counter_script FILE N
 		"$2" >"$1"
 }
 
-# wait_line FILE TEXT: until FILE holds a line TEXT (20 s at most)
-wait_line() {
-	local i
-	for ((i = 0; i < 400; i++)); do
-		grep -qx -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	fail "no line '$2' in $1 after 20 s"
-}
-
 # one_line_error RC WANT_RC FILE WHAT: status WANT_RC and exactly one line on stderr
 one_line_error() {
 	[ "$1" = "$2" ] || fail "$4: status $1, expected $2 ($(first_line "$3"))"

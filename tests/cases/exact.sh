@@ -6,7 +6,7 @@
 # SCHED_FIFO, CPU affinity, timer slack, parent-death signal,
 # no_new_privs and personality, each checked by its thread at every step
 # through the standard flow (two rounds of checkpoint --kill + restart).
-t_proc_attrs() { std proc_attrs 0 0.5 0.5; }
+t_proc_attrs() { std proc_attrs 0 8 8; }
 
 # the same through live checkpoints: the checkpoint itself (its signal,
 # the parked threads) must leave every attribute as it was
@@ -41,7 +41,7 @@ t_seccomp_refused() {
 # root must give back exactly what each had, no more.
 t_caps_keep() {
 	[ "$(id -u)" = 0 ] || skip "needs root"
-	std caps_keep 0 0.5 0.5
+	std caps_keep 0 10 10
 }
 
 # many_signals: real-time signals queued with values, and a standard one,

@@ -6,7 +6,7 @@
 # membarrier registrations: the parent's (global and private expedited,
 # sync-core) and its child's (private expedited rseq) registered again,
 # nothing more (an unregistered command must still answer EPERM)
-t_attr_membarrier() { std attr_membarrier 0 0.4 0.4; }
+t_attr_membarrier() { std attr_membarrier 0 8 8; }
 
 # the same through live checkpoints (the snapshot is forked: the
 # registrations are read before, in the process)
@@ -24,7 +24,7 @@ t_attr_aio_refused() {
 # close-on-exec on fd 40; an unreaped child's from clone's CLONE_PIDFD;
 # its own; PIDFD_THREAD of its main thread) come back referring to the
 # restored processes, on their numbers, with their flags
-t_attr_pidfd() { std attr_pidfd 0 0.4 0.4; }
+t_attr_pidfd() { std attr_pidfd 0 7 6; }
 t_attr_pidfd_live() { steps_live_flow attr_pidfd 10; }
 
 # the pidfd of a child already waited for cannot be made again: refused

@@ -11,7 +11,7 @@
 # Sourced by tests/run.sh.
 
 
-t_kinds_all() { std kinds_all 0 0.6 0.6; }
+t_kinds_all() { std kinds_all 0 6 6; }
 
 t_kinds_inspect() {
 	prog_cmd kinds_all
