@@ -21,7 +21,7 @@ t_seccomp_refused() {
 	local mode
 	for mode in filter strict; do
 		: >"$TT/go.1"
-		straight 0 "${PCMD[@]}" "$mode"
+		straight_start 0 "${PCMD[@]}" "$mode"
 		rm -f "$TT/go.1"
 		GNAME=$GNAME-$mode
 		bg_start "$mode" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mode"
@@ -52,7 +52,7 @@ t_caps_keep() {
 signals_round() { # signals_round TAG MODE N: run, checkpoint --kill, restart
 	local mode=$2 n=$3
 	: >"$TT/go.1"
-	straight 0 "${PCMD[@]}" "$mode" "$n"
+	straight_start 0 "${PCMD[@]}" "$mode" "$n"
 	rm -f "$TT/go.1"
 	GNAME=$GNAME-$1
 	bg_start "$1" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mode" "$n"

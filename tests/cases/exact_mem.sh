@@ -43,7 +43,7 @@ refused() {
 	shift 3
 	prog_cmd "$prog"
 	: >"$TT/go.1"
-	straight 0 "${PCMD[@]}" "$@"
+	straight_start 0 "${PCMD[@]}" "$@"
 	rm -f "$TT/go.1"
 	bg_start "$tag" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$@"
 	wait_ready "$GNAME" "$tag"

@@ -57,7 +57,7 @@ t_dontfork_live() {
 	[ -x "$PYTHON" ] || skip "$PYTHON not found (needed to read --json output)"
 	prog_cmd dontfork
 	PCMD+=(70)
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	sleep 0.5
@@ -122,7 +122,7 @@ t_node_regions() {
 	[ -x "$NODE" ] || skip "$NODE not found"
 	[ -x "$PYTHON" ] || skip "$PYTHON not found (needed to read --json output)"
 	PCMD=("$NODE" "$PROGS/node_timers.js" 60)
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	sleep 1.0

@@ -93,7 +93,7 @@ rf_kill() {
 t_restart_fail() {
 	need_prog subreaper
 	prog_cmd procs_pipes
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	local z=$GNAME-z
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	bg_start runz "$COHORT" run --name "$z" --images "$IMG" -- "${PCMD[@]}"
