@@ -48,7 +48,7 @@ t_sigpipe_status() {
 t_signal_inherit() {
 	need_prog sig_launch
 	prog_cmd sig_report
-	local pre=(bash -c 'trap "" HUP USR1; exec "$@"' _ "$BIN/sig_launch" -i CHLD -b USR2,WINCH,39 --)
+	local k pre=(bash -c 'trap "" HUP USR1; exec "$@"' _ "$BIN/sig_launch" -i CHLD -b USR2,WINCH,39 --)
 	bg_start native "${pre[@]}" "${PCMD[@]}"
 	bg_wait native
 	[ "$RC" = 0 ] && grep -q '^RESULT ' "$TD/native.out" ||
@@ -58,13 +58,14 @@ t_signal_inherit() {
 		fail "the caller's state did not reach the native run: $(head -n 2 "$TD/exp.out" | tr '\n' ' ')"
 	bg_start run0 "${pre[@]}" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.6
+	wait_lines 6 run0
 	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the first checkpoint: $(first_line "$TD/run0.err")"; }
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
+	k=$(out_lines run0)
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	sleep 0.6
+	wait_lines $((k + 3)) run0 run1
 	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
 	bg_wait run1
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"

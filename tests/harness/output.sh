@@ -23,27 +23,27 @@ straight_check() {
 # the run under cohort, so that a test does not take the program's time
 # twice (the programs mostly sleep between steps: the two runs share the
 # machine well, and the waits of the test are for events, not times).  Its
-# COHORT_TEST_TMP is TD/native, a copy of TT as it is now (the go files
+# COHORT_TEST_TMP is TD/straight.tmp, a copy of TT as it is now (the go files
 # made in advance), so that the files of the two runs cannot meet.
 # Whatever reads TD/exp.out calls straight_end first.
 straight_start() {
-	echo "$1" >"$TD/native.want"
+	echo "$1" >"$TD/straight.want"
 	shift
-	rm -rf "$TD/native"
-	cp -a "$TT" "$TD/native" || fail "cannot copy $TT for the native run"
-	(COHORT_TEST_TMP=$TD/native exec timeout -k 5 "$TMO" "$@" <"$STDIN_SRC" >"$TD/exp.out" 2>"$TD/exp.err") &
-	echo $! >"$TD/native.pid"
+	rm -rf "$TD/straight.tmp"
+	cp -a "$TT" "$TD/straight.tmp" || fail "cannot copy $TT for the native run"
+	(COHORT_TEST_TMP=$TD/straight.tmp exec timeout -k 5 "$TMO" "$@" <"$STDIN_SRC" >"$TD/exp.out" 2>"$TD/exp.err") &
+	echo $! >"$TD/straight.pid"
 	echo $! >>"$TD/pids"
 }
 
 # straight_end: wait for the native run straight_start began (if any) and
 # check it as straight does
 straight_end() {
-	[ -f "$TD/native.pid" ] || return 0
-	{ wait "$(cat "$TD/native.pid")"; } 2>/dev/null
+	[ -f "$TD/straight.pid" ] || return 0
+	{ wait "$(cat "$TD/straight.pid")"; } 2>/dev/null
 	local rc=$?
-	rm -f "$TD/native.pid"
-	straight_check "$rc" "$(cat "$TD/native.want")"
+	rm -f "$TD/straight.pid"
+	straight_check "$rc" "$(cat "$TD/straight.want")"
 }
 
 # outputs_match FILES...: concatenation of TD/FILE.out must equal TD/exp.out;
