@@ -24,7 +24,7 @@ t_proc_read_midway() {
 	prog_cmd procread
 	PCMD+=(60)
 	: >"$TT/go.1"
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	rm -f "$TT/go.1"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_line "$TD/run0.out" "holding smaps at byte 700"

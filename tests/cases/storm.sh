@@ -36,7 +36,7 @@ t_precopy_churn() {
 }
 storm() { # storm PROG SECONDS
 	prog_cmd "$1"
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	# STORM_CHECK: a function that looks at the running group before the storm

@@ -73,7 +73,7 @@ flow_at() {
 	shift
 	[[ ${!#} =~ ^[0-9]+$ ]] && { base=${!#}; set -- "${@:1:$#-1}"; }
 	case $at in
-	p[0-9]*) wait_procs "$GNAME" "${at#p}" ;;
+	p[0-9]*) wait_procs "$GNAME" "${at#p}" "${!#}" ;;
 	*[!0-9]* | '') fail "flow: '$at' is neither a number of lines nor pN (N processes)" ;;
 	*) wait_lines $((base + at)) "$@" ;;
 	esac

@@ -132,7 +132,14 @@ group_procs() {
 	"$COHORT" status "$1" --json 2>/dev/null | grep -o '"host_pid":' | wc -l
 }
 
-procs_at_least() { [ "$(group_procs "$1")" -ge "$2" ]; }
+# procs_at_least NAME N TAG: the group NAME has N processes; fail if TAG has ended
+procs_at_least() {
+	[ "$(group_procs "$1")" -ge "$2" ] && return 0
+	bg_alive "$3" && return 1
+	bg_wait "$3"
+	note_file "$3 stderr" "$TD/$3.err"
+	fail "$3 ended (status $RC) before group $1 had $2 processes: $(first_line "$TD/$3.err")"
+}
 
-# wait_procs NAME N: until the group NAME has N processes
-wait_procs() { wait_for "group $1 with $2 processes" procs_at_least "$1" "$2"; }
+# wait_procs NAME N TAG: until the group NAME (of the command TAG) has N processes
+wait_procs() { wait_for "group $1 with $2 processes" procs_at_least "$1" "$2" "$3"; }
