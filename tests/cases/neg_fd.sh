@@ -8,12 +8,7 @@ t_neg_unsupported_fd() {
 	rm -f "$TT/unsupported_fd.info"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$TT/unsupported_fd.info" ] && break
-		sleep 0.05
-	done
-	[ -s "$TT/unsupported_fd.info" ] || fail "program did not write $TT/unsupported_fd.info"
+	wait_for "the program's $TT/unsupported_fd.info" test -s "$TT/unsupported_fd.info"
 	local pid fd0 fd1 hp pids
 	read -r pid fd0 fd1 <"$TT/unsupported_fd.info"
 	# the program may run in a pid namespace: accept its own pid or the host pid

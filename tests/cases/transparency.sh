@@ -144,20 +144,17 @@ raw_clone_members() {
 # no_agent_listed: a process of the group the agent cannot enter (a static
 # binary started by the program) is shown by status, refused by a checkpoint
 # in one line naming it, and reached by kill; the group runs on until then.
+na_listed() {
+	"$COHORT" status "$GNAME" >"$TD/status.txt" 2>&1
+	grep -q "without the cohort agent.*static_sleeper" "$TD/status.txt"
+}
 t_no_agent_listed() {
 	local sp=$TD/static_sleeper
 	printf '#include <unistd.h>\nint main(void){for(int i=0;i<600;i++)usleep(50000);return 0;}\n' >"$TD/s.c"
 	gcc -static -O2 -o "$sp" "$TD/s.c" >"$TD/gcc.log" 2>&1 || skip "cannot link statically (libc.a missing?)"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/sh -c "$sp & wait"
 	wait_ready "$GNAME" run0
-	local i
-	for ((i = 0; i < 200; i++)); do
-		"$COHORT" status "$GNAME" >"$TD/status.txt" 2>&1
-		grep -q "without the cohort agent.*static_sleeper" "$TD/status.txt" && break
-		sleep 0.05
-	done
-	grep -q "without the cohort agent.*static_sleeper" "$TD/status.txt" ||
-		{ note_file status "$TD/status.txt"; fail "status does not show the process without the agent"; }
+	wait_for "status showing the process without the agent" na_listed
 	"$COHORT" status "$GNAME" --json >"$TD/status.json"
 	json_check "$TD/status.json" "assert [p for p in d['processes'] if p['state'] == 'no agent' and 'static_sleeper' in p['command']], d"
 	timeout -k 5 40 "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ck.out" 2>"$TD/ck.err"
