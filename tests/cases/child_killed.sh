@@ -32,7 +32,7 @@ kill_during() {
 # must finish like the straight run
 t_precopy_killed() {
 	prog_cmd bigmem
-	straight_start 0 "${PCMD[@]}"
+	straight 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	group_status
@@ -89,7 +89,7 @@ still_running_then_restart() {
 # the restart finishes the run as a straight run does.
 t_writer_killed() {
 	prog_cmd bigmem
-	straight_start 0 "${PCMD[@]}"
+	straight 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	local try t0 caught=0

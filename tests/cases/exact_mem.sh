@@ -21,7 +21,7 @@ t_mem_attrs() { std mem_attrs 0 4 4; }
 # more than 8192 regions (10,000 one-page regions).  (It once lost a page
 # from /proc/self/maps after a restart, one run in three: the checkpoint
 # had caught it reading maps half-way; see proc_files.sh.)
-t_mem_many() { std mem_many 0 3 3; }
+t_mem_many() { std mem_many 0 2 2; }
 
 # a PROT_NONE page between readable ones, MAP_GROWSDOWN (guard pages: below)
 t_mem_guard() {

@@ -32,6 +32,7 @@ t_uid_drop() {
 	wait_lines 14 run0
 	ckpt_or_fail "checkpoint 3 (--kill --compress)" "$GNAME" 3 --kill --compress
 	bg_wait run0
+	merges_done
 	k=$(out_lines run0)
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1

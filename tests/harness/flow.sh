@@ -156,6 +156,7 @@ steps_live_flow() {
 	wait_line "$TD/run0.out" "step $last ok"
 	ckpt_or_fail "checkpoint 3 (--kill $*)" "$GNAME" 3 --kill "$@"
 	bg_wait run0
+	merges_done
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run1
 	final_check 0 "$RC" run1 run0 run1
