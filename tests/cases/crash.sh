@@ -10,14 +10,12 @@
 # output from the checkpointed step, and leave the files as the native run did
 t_file_crash() {
 	prog_cmd file_crash
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
+	crash_flow 10 10
 	local f
 	for f in log state; do
-		cp "$TT/file_crash.$f" "$TD/native.$f" || fail "native run left no $TT/file_crash.$f"
-	done
-	crash_flow 10 10
-	for f in log state; do
-		cmp -s "$TT/file_crash.$f" "$TD/native.$f" || fail "file_crash.$f differs from the native run's at the end"
+		[ -f "$TD/straight.tmp/file_crash.$f" ] || fail "native run left no file_crash.$f"
+		cmp -s "$TT/file_crash.$f" "$TD/straight.tmp/file_crash.$f" || fail "file_crash.$f differs from the native run's at the end"
 	done
 }
 
