@@ -21,7 +21,7 @@ t_incr_chain() {
 	for ((s = 1; s <= 5; s++)); do
 		incr_wait_step run0 $s
 		if [ $s = 5 ]; then
-			incr_wait_full 4 20 || { note_file "run stderr" "$TD/run0.err"; fail "$(full_dir 4) was not built within 20 s after incremental generation 4 committed"; }
+			incr_wait_full 4 "$TMO" || { note_file "run stderr" "$TD/run0.err"; fail "$(full_dir 4) was not built within $TMO s after incremental generation 4 committed"; }
 			ickpt ck$s --incremental --kill
 		else
 			ickpt ck$s --incremental
