@@ -5,7 +5,7 @@
 # usage: bash bench/gap.sh [--reps N] [--mib N] [--threads T] [--sleep-us U]
 #                          [--dirty-pct P] [--thp] [--kinds "K ..."] [--per N]
 #                          [--settle S] [--images DIR | --disk] [--keep]
-#                          [--cohort PATH] [--prog PATH]
+#                          [--cohort PATH] [--prog PATH] [--waits]
 #
 #   --reps N        repetitions (default 3), each a fresh group
 #   --mib N         gapwatch's memory (default 1024)
@@ -21,7 +21,13 @@
 #                   its window (default 1: a merge, a collapse after it)
 #   --images DIR    where images go (default a new directory under /dev/shm);
 #                   --disk: one under /var/tmp;  --keep: keep them
-#   Environment: COHORT, GAPWATCH (paths of the binaries) as alternatives.
+#   --waits         (root) also sample where the program's threads wait in
+#                   the kernel (bench/waitwatch, every 0.5 ms): per checkpoint
+#                   the longest time one thread spent in uninterruptible
+#                   sleep (wait_ms) and the kernel functions it waited in,
+#                   and the longest it waited for a core (queue_ms)
+#   Environment: COHORT, GAPWATCH, WAITWATCH (paths of the binaries) as
+#   alternatives.
 #
 # Each repetition: `cohort run --name NAME --images DIR -- gapwatch --mib N
 # --threads T --sleep-us U --dirty-pct P [--thp]`, 1 s after its "ready" a
@@ -43,6 +49,8 @@ set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COHORT=${COHORT:-$ROOT/build/cohort}
 PROG=${GAPWATCH:-$ROOT/build/bench/gapwatch}
+WATCH=${WAITWATCH:-$ROOT/build/bench/waitwatch}
+WAITS=0
 IMAGES=
 DISK=0
 KEEP=0
@@ -73,6 +81,7 @@ while (($#)); do
     --keep) KEEP=1 ;;
     --cohort) COHORT=${2:?}; shift ;;
     --prog) PROG=${2:?}; shift ;;
+    --waits) WAITS=1 ;;
     -h|--help) usage ;;
     *) echo "gap.sh: unknown option $1" >&2; usage ;;
     esac
@@ -84,7 +93,7 @@ done
 for k in $KINDS; do
     [[ $k =~ ^(full|incremental|nopre)$ ]] || { echo "gap.sh: unknown kind $k" >&2; exit 2; }
 done
-for f in "$COHORT" "$PROG"; do
+for f in "$COHORT" "$PROG" $( ((WAITS)) && echo "$WATCH"); do
     [[ -x $f ]] || { echo "gap.sh: $f not found or not executable (run 'make all progs' first)" >&2; exit 2; }
 done
 
@@ -123,6 +132,28 @@ window() {
     add "$row" at_ms "$at"
     add "$row" gaps_ms "$sum"
     echo "      app_gap_ms $max at_ms $at; gaps > 10 ms (at_ms:ms): ${list:-none}"
+    ((WAITS)) && waits "$row" "$t0" "$t1"
+}
+
+# waits ROW T0 T1: what waitwatch saw from T0 to SETTLE s after T1: the
+# longest run of one thread's samples in D state (wait_ms) and waiting for a
+# core (queue_ms; samples 0.5 ms apart, a gap of over 1.5 ms ends a run),
+# and the kernel functions waited in, with their counts
+waits() {
+    local row=$1 dwait qwait frames
+    read -r dwait qwait frames < <(awk -v t0="$2" -v t1="$(awk -v t="$3" -v s="$SETTLE" 'BEGIN { printf "%.4f", t + s }')" '
+        $1 >= t0 && $1 <= t1 {
+            k = $2 ($3 == "runqueue" ? "q" : "d")
+            if ($1 - last[k] > 0.0015) start[k] = $1
+            last[k] = $1
+            run = ($1 - start[k]) * 1000 + 0.5
+            if (run > best[k ~ /q$/]) best[k ~ /q$/] = run
+            n[$3]++
+        }
+        END { l = ""; for (f in n) l = l f "x" n[f] " "; printf "%.1f %.1f %s\n", best[0], best[1], l }' "$WAITLOG")
+    add "$row" wait_ms "$dwait"
+    add "$row" queue_ms "$qwait"
+    echo "      wait_ms $dwait queue_ms $qwait in: ${frames:-nothing}"
 }
 
 echo "== cohort: the pause a program sees =="
@@ -143,6 +174,12 @@ for ((rep = 1; rep <= REPS; rep++)); do
     wait_line "$LOG" 'ready|__exit.*' 1 120 >/dev/null || die "gapwatch did not get ready"
     grep -q ' __exit' "$LOG" && die "cohort run ended early"
     until "$COHORT" status "$NAME" >/dev/null 2>&1; do sleep 0.02; done
+    if ((WAITS)); then
+        WAITLOG=$WORK/waits-$rep.log
+        host=$("$COHORT" status "$NAME" --json | grep -o '"host_pid":[0-9]*' | head -n 1)
+        "$WATCH" "${host#*:}" 100000 >"$WAITLOG" &
+        BG_PIDS+=($!)
+    fi
     sleep 1
     report "$LOG"
     t0=$EPOCHREALTIME
@@ -187,10 +224,11 @@ done
 echo
 echo "== per kind: median [min..max] over every checkpoint (ms) =="
 {
-    printf 'what\tpause_ms\tprogram_pause_ms\tapp_gap_ms\tat_ms\tgaps_ms\tduration_ms\n'
+    cols=(pause_ms program_pause_ms app_gap_ms at_ms gaps_ms duration_ms $( ((WAITS)) && echo wait_ms queue_ms))
+    (IFS=$'\t'; printf 'what\t%s\n' "${cols[*]}")
     for r in "${ROWS[@]}"; do
         printf '%s' "$r"
-        for c in pause_ms program_pause_ms app_gap_ms at_ms gaps_ms duration_ms; do
+        for c in "${cols[@]}"; do
             # shellcheck disable=SC2086
             printf '\t%s' "$(stats ${S[$r,$c]:-})"
         done

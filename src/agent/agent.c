@@ -728,7 +728,7 @@ static void session(void)
 		for (int k = inbox.m.type == CO_M_DUMP ? CO_STREAMS : 1; k < CO_MSG_FDS; k++)
 			if (rfd[k] >= 0)
 				co_close(rfd[k]);
-		if (inbox.m.type != CO_M_PREPARE && inbox.m.type != CO_M_DUMP && tfd >= 0) {
+		if (inbox.m.type != CO_M_PREPARE && inbox.m.type != CO_M_QUIESCE && inbox.m.type != CO_M_DUMP && tfd >= 0) {
 			co_close(tfd);
 			tfd = -1;
 		}
@@ -741,6 +741,7 @@ static void session(void)
 		}
 		switch (inbox.m.type) {
 		case CO_M_PREPARE: {
+			co_agent.await_quiesce = 0; /* one left by a checkpoint that failed during its pre-copy */
 			co_agent.generation = (uint64_t)inbox.m.a;
 			co_agent.want_parent = (uint64_t)inbox.m.b;
 			if (tfd >= 0)
@@ -761,19 +762,32 @@ static void session(void)
 			co_clock_gettime(CLOCK_MONOTONIC, &t1);
 			int64_t prep_ns = (t1.sec - t0.sec) * 1000000000LL + (t1.nsec - t0.nsec);
 			if (precopy) {
-				/* parked on QUIESCE, once the coordinator has read what it can */
+				/*
+				 * Parked on QUIESCE, once the coordinator has read what it
+				 * can.  That takes as long as reading the memory, with the
+				 * program running: the manager does not stay for it (no
+				 * thread of ours for the program to see).  The coordinator
+				 * signals again, and the next manager gets QUIESCE.
+				 */
 				co_agent.await_quiesce = 1;
 				send_fd(co_agent.sock, CO_M_ARMED, prep_ns, armed, 0, co_dirty_uffd());
-				break;
+				return;
 			}
 			/* the program ran during the preparation: not part of its pause */
 			park(prep_ns);
 			break;
 		}
 		case CO_M_QUIESCE:
-			if (!co_agent.await_quiesce)
+			if (!co_agent.await_quiesce && co_agent.nthreads) {
+				if (tfd >= 0)
+					co_close(tfd);
 				break; /* parked already: born during the checkpoint, it had PREPARE alone */
+			}
 			co_agent.await_quiesce = 0;
+			/* a new manager since ARMED: the tracking's descriptors again, its userfaultfd first */
+			if (tfd >= 0)
+				co_dirty_adopt_uffd(tfd);
+			agent_fds_setup();
 			if (inbox.m.flags & CO_PREP_PRECOPY_FAILED)
 				co_agent.want_parent = 0; /* the coordinator could not read it: a whole image */
 			park(0);

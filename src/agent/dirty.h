@@ -88,8 +88,8 @@ int co_dirty_trackable(const struct co_mapent *e);
 /*
  * Huge pages (see dirty_thp.c): in the snapshot's writer, once its image is
  * written and its copy of the program's memory dropped, the huge pages its
- * fork split in the program (pidfd) are made huge again, at nice 19 and
- * rate-limited, for 10 s at most, with process_madvise(MADV_COLLAPSE).
+ * fork split in the program (pidfd) are made huge again, one block at a time
+ * at SCHED_FIFO 1 with 1 ms between, for 10 s at most, with process_madvise(MADV_COLLAPSE).
  */
 void co_dirty_recollapse(int pidfd);
 

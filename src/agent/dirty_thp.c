@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sched.h>
 #include "dirty_int.h"
 #include "sys.h"
 
@@ -145,22 +146,31 @@ static int block_split(uint64_t b)
  * its pages, and the blocks our fork split can be collapsed.  The work is
  * done here with process_madvise(2) on the program's pidfd (MADV_COLLAPSE
  * from another process: Linux 6.1 and CAP_SYS_NICE), so that no thread of
- * the program's exists for it: the writer lingers after its DONE, at nice
- * 19, with at most 4 collapses (~0.3 ms each) before 3 ms of sleep (a
- * quarter of a core at most) and 10 s in all, then exits.  Where the
- * kernel refuses (no CAP_SYS_NICE, an older kernel) nothing is done:
- * khugepaged collapses the blocks in its own time, nothing being
- * write-protected there.  Only blocks still wholly present, in small
- * pages, are collapsed, so that nothing the program dropped comes back.
+ * the program's exists for it.
+ *
+ * A collapse holds the program's mmap lock for writing (~0.3 ms per
+ * block), and every page fault of the program's threads waits for it.
+ * A writer preempted while it holds the lock stops the whole program:
+ * at nice 19 on a busy machine that was 6-50 ms (docs/benchmarks.md,
+ * "The pause the program sees").  So the writer runs the collapses at
+ * SCHED_FIFO 1, where the kernel lets it (the CAP_SYS_NICE the collapse
+ * needs anyway): it is never preempted holding the lock, one block at a
+ * time with 1 ms of sleep after each (a quarter of a core at most), 10 s
+ * in all, then exits.  Where the kernel refuses (no CAP_SYS_NICE, an
+ * older kernel) nothing is done: khugepaged collapses the blocks in its
+ * own time, nothing being write-protected there.  Only blocks still
+ * wholly present, in small pages, are collapsed, so that nothing the
+ * program dropped comes back.
  */
 void co_dirty_recollapse(int pidfd)
 {
 	if (!rec || !rec->nhuge || pm_fd < 0 || pidfd < 0)
 		return;
-	co_sys3(SYS_setpriority, 0 /* PRIO_PROCESS */, 0, 19);
+	int fifo = 1; /* struct sched_param */
+	if (co_sys3(SYS_sched_setscheduler, 0, SCHED_FIFO, (long)&fifo) < 0)
+		co_sys3(SYS_setpriority, 0 /* PRIO_PROCESS */, 0, 0); /* at least not below the program */
 	struct co_timespec t0, now;
 	co_clock_gettime(CLOCK_MONOTONIC, &t0);
-	int n = 0;
 	for (uint64_t i = 0; i < rec->nhuge; i++) {
 		const struct region *h = &rec->huge[i];
 		for (uint64_t b = (h->start + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1); b + HUGE_PAGE <= h->end; b += HUGE_PAGE) {
@@ -170,9 +180,7 @@ void co_dirty_recollapse(int pidfd)
 			long r = co_sys5(SYS_process_madvise, pidfd, (long)&v, 1, CO_MADV_COLLAPSE, 0);
 			if (r == -EPERM || r == -EINVAL || r == -ENOSYS || r == -ESRCH)
 				return; /* not allowed, not supported, or the program is gone */
-			if (++n % 4)
-				continue;
-			struct co_timespec pause = { 0, 3 * 1000000 };
+			struct co_timespec pause = { 0, 1000000 };
 			co_sys2(SYS_nanosleep, (long)&pause, 0);
 			co_clock_gettime(CLOCK_MONOTONIC, &now);
 			if (now.sec - t0.sec > 10)

@@ -53,3 +53,32 @@ t_dup2_high() { live_flow dup2_high 0 3 14 3 3 3; }
 # checkpoints), and `cohort restart` returns the program's own status (3,
 # its last thread's) like a native run
 t_sys_exit_all() { live_flow sys_exit_all 3 3 3 2 3 2; }
+
+# A pre-copy reads the memory while the program runs, for hundreds of ms:
+# no thread of the agent's stays for it (the manager leaves after ARMED and
+# another parks the program).  thread_watch lists /proc/self/task without
+# pause; its longest stretch with a thread it did not start must be well
+# under the pre-copies' length (with a manager that stayed: about equal).
+TEST_TIMEOUTS[precopy_no_thread]=120
+t_precopy_no_thread() {
+	local k longest pre=0 p
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$BIN/thread_watch" 384
+	wait_lines 1 run0 # "ready"
+	grep -qx ready "$TD/run0.out" || fail "thread_watch did not get ready: $(first_line "$TD/run0.err")"
+	for k in 1 2; do
+		timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --json >"$TD/ck$k.json" 2>"$TD/ck$k.err" ||
+			fail "checkpoint $k: $(first_line "$TD/ck$k.err")"
+		p=$("$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(int(d["phases_ms"].get("pre-copying", 0)) if d.get("precopied") else 0)' "$TD/ck$k.json")
+		((p > pre)) && pre=$p
+	done
+	((pre >= 100)) || fail "the pre-copies took at most $pre ms: too short to tell (a larger program is needed)"
+	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" --signal USR1 >/dev/null 2>&1 || fail "cohort kill --signal USR1 failed"
+	wait_for "thread_watch's report" grep -q '^watch ' "$TD/run0.out"
+	longest=$(awk '/^watch / { printf "%d", $3 }' "$TD/run0.out")
+	[ -n "$longest" ] || fail "thread_watch did not report"
+	note "a thread not the program's seen for at most $longest ms; longest pre-copy $pre ms"
+	((longest * 3 < pre)) || fail "a thread not the program's was seen for $longest ms during pre-copies of up to $pre ms"
+	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" >/dev/null 2>&1
+	bg_wait run0
+	[ "$RC" = 0 ] || fail "thread_watch ended with status $RC: $(first_line "$TD/run0.err")"
+}

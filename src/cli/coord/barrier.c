@@ -228,7 +228,7 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 	uint64_t deadline = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ULL;
 	int failed = 0;
 	for (;;) {
-		struct pollfd p[MAX_CONNS];
+		struct pollfd p[2 * MAX_CONNS + 1];
 		int idx[MAX_CONNS], n = 0;
 		/* births first: one that registers now is waited for in this round */
 		pump(0, gen);
@@ -248,10 +248,20 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 			}
 		if (!n)
 			return failed ? -1 : 0;
+		/*
+		 * And whatever pump() takes (a manager connecting, a birth), so
+		 * that it is taken at once rather than after the poll's 20 ms:
+		 * a pre-copied member's second manager attaches in the pause.
+		 */
+		int nm = n;
+		p[n++] = (struct pollfd){ G.lfd, POLLIN, 0 };
+		for (int i = 0; i < G.nc; i++)
+			if (G.c[i].kind == C_NEW && !G.c[i].deferred)
+				p[n++] = (struct pollfd){ G.c[i].fd, POLLIN, 0 };
 		int64_t left = (int64_t)(deadline - co_now_ns(CLOCK_MONOTONIC)) / 1000000;
 		/* a stopped or traced process will not park: say so after 2 s rather than at the timeout */
 		int parking = want == CO_M_QUIESCED || want == CO_M_ARMED;
-		int held = parking && timeout_ms - left > 2000 ? held_up(idx, n) : -1;
+		int held = parking && timeout_ms - left > 2000 ? held_up(idx, nm) : -1;
 		if (held >= 0) {
 			why_absent(G.c[held].host_pid, G.c[held].pid, 1, err, errlen);
 			return -1;
@@ -267,7 +277,7 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 		}
 		if (poll(p, n, left > 20 ? 20 : (int)left) < 0 && errno != EINTR)
 			return -1;
-		for (int k = n - 1; k >= 0; k--) {
+		for (int k = nm - 1; k >= 0; k--) {
 			if (!p[k].revents)
 				continue;
 			struct conn *c = &G.c[idx[k]];
@@ -322,8 +332,10 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 				c->got |= 1u << in.m.type;
 			if (in.m.type == CO_M_QUIESCED)
 				c->prep_ns = in.m.a;
-			if (in.m.type == CO_M_ARMED)
+			if (in.m.type == CO_M_ARMED) {
 				c->armed = in.m.b != 0;
+				hang_up(c); /* its manager goes until QUIESCE (jobs.c, precopy_members) */
+			}
 			if (in.m.type == CO_M_DONE) {
 				c->bytes = (uint64_t)in.m.a;
 				c->incr_parent = (uint64_t)in.m.b;

@@ -457,6 +457,7 @@ static void ckpt_enrol(struct ckpt *k)
 		c->prep_ns = 0;
 		c->prepare_ns = 0;
 		c->armed = 0;
+		c->quiesce = 0;
 	}
 }
 

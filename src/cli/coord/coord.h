@@ -87,6 +87,7 @@ struct conn {
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
 	int armed;		/* ARMED: its memory is to be pre-copied (by the pre-copy child) */
+	int quiesce;		/* 1 + the flags of the QUIESCE its next manager gets when it attaches; 0: PREPARE */
 	int foreign;		/* a process of the group whose uid is not ours: members' messages only */
 	/* a client's checkpoint request that came while the group was being restored: taken once it is */
 	int waits_restore;

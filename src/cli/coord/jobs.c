@@ -273,7 +273,10 @@ static int precopy_job(void *arg, struct job *job)
 /*
  * Read the memory of every armed member ahead (precopy.c) while the group
  * runs, then tell every member to park.  A member that could not be read
- * parks for a whole image.
+ * parks for a whole image.  No manager thread of ours stays in the
+ * program while its memory is read (a program listing its threads would
+ * see it for as long): each left after ARMED, and the checkpoint signal
+ * starts another, which gets QUIESCE when it attaches.
  */
 void precopy_members(const char *tmp, uint64_t gen)
 {
@@ -290,7 +293,12 @@ void precopy_members(const char *tmp, uint64_t gen)
 		int failed = c->armed && !ok;
 		for (int k = 0; ok && k < job->nfailed; k++)
 			failed |= job->failed[k] == c->pid;
-		co_send(c->fd, CO_M_QUIESCE, failed ? CO_PREP_PRECOPY_FAILED : 0, 0, 0, NULL, -1);
+		if (!(c->got & (1u << CO_M_ARMED)))
+			continue; /* born during the checkpoint: parked already */
+		/* its manager left after ARMED: the next one, started by this signal, gets QUIESCE (on_attach) */
+		c->quiesce = 1 + (failed ? CO_PREP_PRECOPY_FAILED : 0);
+		c->answered = 0;
+		signal_member(c); /* gone, or exec'ing: the barrier finds out, and signals again */
 	}
 }
 
