@@ -79,7 +79,7 @@ $(B)/cohort-restore: $(RESTORER_OBJ)
 $(B)/cohort: $(CLI_OBJ)
 	$(CC) -o $@ $^ -lpthread -lzstd
 
-$(B)/tests/%: tests/progs/%.c
+$(B)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -pthread $(WARN) -o $@ $< -lrt -lm
 $(B)/bench/%: bench/%.c

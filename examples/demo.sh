@@ -9,7 +9,8 @@
 #   4. compare the RESULT lines: they must be identical.
 #
 # Environment overrides: COHORT (path of the cohort binary), DEMO_BIN (path of
-# the demo program), DEMO_DELAY (seconds to let it run before checkpointing).
+# the demo program), DEMO_ARGS (its arguments, "STEPS STEP_MS": the tests run
+# a shorter demo), DEMO_DELAY (seconds to let it run before checkpointing).
 # Exit status: 0 if the restarted run gave the same result, 1 otherwise.
 set -u
 
@@ -17,6 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COHORT=${COHORT:-$ROOT/build/cohort}
 DEMO_BIN=${DEMO_BIN:-$ROOT/build/examples/demo}
 DELAY=${DEMO_DELAY:-3}
+read -r -a DEMO_ARGV <<<"${DEMO_ARGS:-}"
 NAME=demo
 
 for f in "$COHORT" "$DEMO_BIN"; do
@@ -51,8 +53,8 @@ result_of() { sed -n 's/^\[demo\] RESULT \([0-9a-f]*\).*/\1/p' "$1" | tail -n 1;
 
 # ---------------------------------------------------------------------------
 say "1. reference: running the demo straight through, without cohort"
-show "$DEMO_BIN"
-"$DEMO_BIN" | tee "$TMP/reference.log"
+show "$DEMO_BIN" ${DEMO_ARGV[@]+"${DEMO_ARGV[@]}"}
+"$DEMO_BIN" ${DEMO_ARGV[@]+"${DEMO_ARGV[@]}"} | tee "$TMP/reference.log"
 if [[ ${PIPESTATUS[0]} -ne 0 ]]; then
     echo "demo.sh: the reference run failed" >&2
     exit 1
@@ -62,10 +64,10 @@ echo "expected result: $EXPECTED"
 
 # ---------------------------------------------------------------------------
 say "2. running the demo under cohort"
-show "$COHORT run --name $NAME --images $IMAGES -- $DEMO_BIN &"
+show "$COHORT run --name $NAME --images $IMAGES -- $DEMO_BIN ${DEMO_ARGS:-}&"
 # The output goes through tee so that we can also keep a copy; $! is the pid
 # of `cohort run` itself (the process substitution runs inside its job).
-"$COHORT" run --name "$NAME" --images "$IMAGES" -- "$DEMO_BIN" \
+"$COHORT" run --name "$NAME" --images "$IMAGES" -- "$DEMO_BIN" ${DEMO_ARGV[@]+"${DEMO_ARGV[@]}"} \
     > >(tee "$TMP/run.log") 2>&1 &
 RUN_PID=$!
 

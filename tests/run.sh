@@ -25,6 +25,10 @@
 #                        command of a test gets half of it).
 #   COHORT_SUITE_TIMEOUT once the suite has run this long (default 1080 s),
 #                        the remaining tests fail without running.
+#   COHORT_TEST_TIMES    file that gets each test's duration, one line
+#                        "SECONDS NAME" as each test ends (default:
+#                        build/test-times; the slowest are also named at
+#                        the end).
 #   KEEP=1               keep the work directory (printed at the end).
 #   VERBOSE=1            print the details of passing tests too.
 #
@@ -43,6 +47,7 @@ PROGS=$ROOT/tests/progs
 TEST_TMO=${COHORT_TEST_TIMEOUT:-60}
 TMO=$(((TEST_TMO + 1) / 2))
 SUITE_TMO=${COHORT_SUITE_TIMEOUT:-1080}
+TIMES=${COHORT_TEST_TIMES:-$ROOT/build/test-times}
 PYTHON=/usr/bin/python3
 STDIN_SRC=/dev/null
 
@@ -175,6 +180,7 @@ SKIPPED=0
 if [ ! -x "$COHORT" ]; then
 	echo "run.sh: cohort binary not found: $COHORT" >&2
 fi
+mkdir -p "$(dirname "$TIMES")" && : >"$TIMES" || { echo "run.sh: cannot write $TIMES" >&2; exit 1; }
 n=0
 for t in "${SELECTED[@]}"; do
 	n=$((n + 1))
@@ -189,6 +195,7 @@ for t in "${SELECTED[@]}"; do
 	CUR_TEST_PID=$!
 	CUR_TEST=$t
 	start=$SECONDS
+	t0=${EPOCHREALTIME/./}
 	timed_out=0
 	while kill -0 "$CUR_TEST_PID" 2>/dev/null; do
 		if [ $((SECONDS - start)) -ge "${TEST_TIMEOUTS[$t]:-$TEST_TMO}" ]; then
@@ -200,7 +207,8 @@ for t in "${SELECTED[@]}"; do
 	done
 	{ wait "$CUR_TEST_PID"; } 2>/dev/null
 	trc=$?
-	echo "$((SECONDS - start)) $t" >>"$WORK/times"
+	t0=$((${EPOCHREALTIME/./} - t0))
+	printf '%d.%d %s\n' $((t0 / 1000000)) $((t0 / 100000 % 10)) "$t" >>"$TIMES"
 	CUR_TEST_PID=
 	kill_leftovers "$TD"
 	if [ $timed_out = 1 ]; then
@@ -223,7 +231,7 @@ for t in "${SELECTED[@]}"; do
 	fi
 done
 
-[ -s "$WORK/times" ] && echo "slowest: $(sort -rn "$WORK/times" | head -n 8 | awk '{ printf "%s%s %d s", (NR > 1 ? ", " : ""), $2, $1 }')"
+[ -s "$TIMES" ] && echo "slowest: $(sort -rn "$TIMES" | head -n 8 | awk '{ printf "%s%s %s s", (NR > 1 ? ", " : ""), $2, $1 }') (all: $TIMES)"
 echo "the suite took $SECONDS s"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

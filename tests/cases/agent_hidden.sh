@@ -3,31 +3,32 @@
 # sees of itself, closes, dup2()s over or waits for is what it would be
 # without cohort.  Sourced by tests/run.sh (t_NAME functions).
 
-# live_flow PROG EXP_RC S1 S2 S3 S4 S5: native run, then under cohort
-#   run, sleep S1, checkpoint (live), sleep S2, checkpoint (live),
-#   sleep S3, checkpoint --kill -> restart, sleep S4, checkpoint (live),
-#   sleep S5, checkpoint --kill -> restart to the end;
+# live_flow PROG EXP_RC N1 N2 N3 N4 N5: native run (beside the rest), then
+# under cohort, each checkpoint once the program has printed Ni more lines
+# of stdout (wait_lines):
+#   run, N1, checkpoint (live), N2, checkpoint (live),
+#   N3, checkpoint --kill -> restart, N4, checkpoint (live),
+#   N5, checkpoint --kill -> restart to the end;
 # the pieces of output must make the native output, the status the native one.
 live_flow() {
-	local prog=$1 exp_rc=$2 s1=$3 s2=$4 s3=$5 s4=$6 s5=$7
+	local prog=$1 exp_rc=$2 n1=$3 n2=$4 n3=$5 n4=$6 n5=$7 k
 	prog_cmd "$prog"
-	straight "$exp_rc" "${PCMD[@]}"
+	straight_start "$exp_rc" "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep "$s1"
+	wait_lines "$n1" run0
 	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
-	sleep "$s2"
+	wait_lines $((n1 + n2)) run0
 	ckpt_or_fail "checkpoint 2 (live)" "$GNAME" 2
-	sleep "$s3"
-	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before checkpoint 3: $(first_line "$TD/run0.err")"; }
+	wait_lines $((n1 + n2 + n3)) run0
 	ckpt_or_fail "checkpoint 3 (--kill)" "$GNAME" 3 --kill
 	bg_wait run0
+	k=$(out_lines run0)
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	sleep "$s4"
+	wait_lines $((k + n4)) run0 run1
 	ckpt_or_fail "checkpoint 4 (live, after the restart)" "$GNAME" 4
-	sleep "$s5"
-	bg_alive run1 || { bg_wait run1; note_file "restart stderr" "$TD/run1.err"; fail "restarted program ended (status $RC) before checkpoint 5: $(first_line "$TD/run1.err")"; }
+	wait_lines $((k + n4 + n5)) run0 run1
 	ckpt_or_fail "checkpoint 5 (--kill, after the restart)" "$GNAME" 5 --kill
 	bg_wait run1
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
@@ -39,18 +40,19 @@ live_flow() {
 # Threads: in /proc/self/status show exactly the descriptors the program
 # opened and the threads it started, before, between and after live
 # checkpoints and restarts
-t_hidden_view() { live_flow hidden_view 0 0.4 0.3 0.3 0.4 0.3; }
+t_hidden_view() { live_flow hidden_view 0 4 3 3 4 3; }
 
 # dup2() onto 1000..1010 and then a raw close_range(3, ~0U) (no wrapper
 # sees it): the program keeps its high descriptors, finds nothing else
 # open, and is checkpointed (live and --kill) and restarted in both phases
-t_dup2_high() { live_flow dup2_high 0 0.3 1.3 0.3 0.3 0.3; }
+# (checkpoint 2 after line 17, "raw close_range ... closed everything")
+t_dup2_high() { live_flow dup2_high 0 3 14 3 3 3; }
 
 # every thread of a process leaves with SYS_exit: the process ends and its
 # parent's waitpid() returns (a child of the program, before and after the
 # checkpoints), and `cohort restart` returns the program's own status (3,
 # its last thread's) like a native run
-t_sys_exit_all() { live_flow sys_exit_all 3 0.5 0.3 0.2 0.3 0.2; }
+t_sys_exit_all() { live_flow sys_exit_all 3 3 3 2 3 2; }
 
 # A pre-copy reads the memory while the program runs, for hundreds of ms:
 # no thread of the agent's stays for it (the manager leaves after ARMED and
@@ -59,13 +61,9 @@ t_sys_exit_all() { live_flow sys_exit_all 3 0.5 0.3 0.2 0.3 0.2; }
 # under the pre-copies' length (with a manager that stayed: about equal).
 TEST_TIMEOUTS[precopy_no_thread]=120
 t_precopy_no_thread() {
-	local i k longest pre=0 p
+	local k longest pre=0 p
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$BIN/thread_watch" 384
-	for ((i = 0; i < 600; i++)); do
-		grep -qx ready "$TD/run0.out" 2>/dev/null && break
-		bg_alive run0 || break
-		sleep 0.05
-	done
+	wait_lines 1 run0 # "ready"
 	grep -qx ready "$TD/run0.out" || fail "thread_watch did not get ready: $(first_line "$TD/run0.err")"
 	for k in 1 2; do
 		timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --json >"$TD/ck$k.json" 2>"$TD/ck$k.err" ||
@@ -75,10 +73,7 @@ t_precopy_no_thread() {
 	done
 	((pre >= 100)) || fail "the pre-copies took at most $pre ms: too short to tell (a larger program is needed)"
 	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" --signal USR1 >/dev/null 2>&1 || fail "cohort kill --signal USR1 failed"
-	for ((i = 0; i < 400; i++)); do
-		grep -q '^watch ' "$TD/run0.out" && break
-		sleep 0.05
-	done
+	wait_for "thread_watch's report" grep -q '^watch ' "$TD/run0.out"
 	longest=$(awk '/^watch / { printf "%d", $3 }' "$TD/run0.out")
 	[ -n "$longest" ] || fail "thread_watch did not report"
 	note "a thread not the program's seen for at most $longest ms; longest pre-copy $pre ms"

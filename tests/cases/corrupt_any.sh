@@ -11,16 +11,16 @@
 # back.  Then the incremental generation restarts and finishes the run.
 t_corrupt_any() {
 	prog_cmd ipc_kinds
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.6
+	wait_lines 5 run0
 	ickpt ck1 --full
-	sleep 0.4
+	wait_lines 8 run0
 	ickpt ck2 --incremental --kill
 	[ "$IKIND" = incremental ] || fail "checkpoint --incremental has kind '$IKIND'"
 	bg_wait run0
-	incr_merges_idle 20 || fail "a cohort-merge process still runs 20 s after the group ended"
+	merges_done
 	"$PYTHON" - "$COHORT" "$(gen_dir "$GNAME" 1)" "$(gen_dir "$GNAME" 2)" >"$TD/flips.out" 2>&1 <<'PY'
 import os, subprocess, sys
 cohort, dirs = sys.argv[1], sys.argv[2:]

@@ -10,14 +10,12 @@
 # output from the checkpointed step, and leave the files as the native run did
 t_file_crash() {
 	prog_cmd file_crash
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
+	crash_flow 10 10
 	local f
 	for f in log state; do
-		cp "$TT/file_crash.$f" "$TD/native.$f" || fail "native run left no $TT/file_crash.$f"
-	done
-	crash_flow 1.0 1.0
-	for f in log state; do
-		cmp -s "$TT/file_crash.$f" "$TD/native.$f" || fail "file_crash.$f differs from the native run's at the end"
+		[ -f "$TD/straight.tmp/file_crash.$f" ] || fail "native run left no file_crash.$f"
+		cmp -s "$TT/file_crash.$f" "$TD/straight.tmp/file_crash.$f" || fail "file_crash.$f differs from the native run's at the end"
 	done
 }
 
@@ -30,21 +28,22 @@ t_file_crash() {
 # reads within a millisecond of the fork.)
 t_deleted_crash() {
 	prog_cmd deleted_busy
-	straight 0 "${PCMD[@]}"
-	crash_flow 0.8 0.8
+	straight_start 0 "${PCMD[@]}"
+	crash_flow 5 8
 }
 
-# crash_flow D1 D2: run PCMD, checkpoint without --kill after D1 s, SIGKILL
-# the group D2 s later (it must have made progress and not finished), then
-# the restart must print exactly the rest of the straight run and exit 0
+# crash_flow N1 N2: run PCMD, checkpoint without --kill once it has printed
+# N1 lines, SIGKILL the group once it has printed N2 more (it must have made
+# progress and not finished), then the restart must print exactly the rest
+# of the straight run and exit 0
 crash_flow() {
 	local n1 n2
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep "$1"
+	wait_lines "$1" run0
 	ckpt_or_fail "checkpoint (no --kill)" "$GNAME" 1
 	n1=$(grep -c '^step ' "$TD/run0.out")
-	sleep "$2"
+	wait_lines $(($(out_lines run0) + $2)) run0
 	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the crash: $(first_line "$TD/run0.err")"; }
 	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" --signal KILL >"$TD/kill.out" 2>"$TD/kill.err" ||
 		{ note_file "cohort kill stderr" "$TD/kill.err"; fail "cohort kill --signal KILL failed: $(first_line "$TD/kill.err")"; }

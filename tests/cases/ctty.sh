@@ -6,17 +6,18 @@
 t_ctty() {
 	command -v script >/dev/null || skip "script(1) not found"
 	prog_cmd ctty
-	local on_tty=(script -qec)
+	local on_tty=(script -qec) k
 	straight 0 "${on_tty[@]}" "${PCMD[*]}" /dev/null
 	grep -q 'controlling terminal yes, foreground yes' "$TD/exp.out" || fail "no controlling terminal under script(1): $(head -c 200 "$TD/exp.out")"
 	bg_start run0 "${on_tty[@]}" "$COHORT run --name $GNAME --images $IMG -- ${PCMD[*]}" /dev/null
 	wait_ready "$GNAME" run0
-	sleep 0.8
+	wait_lines 2 run0 # the first "step 10 ok"
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
+	k=$(out_lines run0)
 	bg_start run1 "${on_tty[@]}" "$COHORT restart $GNAME --images $IMG" /dev/null
 	wait_ready "$GNAME" run1
-	sleep 0.8
+	wait_lines $((k + 1)) run0 run1
 	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
 	bg_wait run1
 	bg_start run2 "${on_tty[@]}" "$COHORT restart $GNAME --images $IMG" /dev/null

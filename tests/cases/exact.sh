@@ -6,7 +6,7 @@
 # SCHED_FIFO, CPU affinity, timer slack, parent-death signal,
 # no_new_privs and personality, each checked by its thread at every step
 # through the standard flow (two rounds of checkpoint --kill + restart).
-t_proc_attrs() { std proc_attrs 0 0.5 0.5; }
+t_proc_attrs() { std proc_attrs 0 8 8; }
 
 # the same through live checkpoints: the checkpoint itself (its signal,
 # the parked threads) must leave every attribute as it was
@@ -19,7 +19,7 @@ t_proc_attrs_live() { steps_live_flow proc_attrs 10; }
 # root must give back exactly what each had, no more.
 t_caps_keep() {
 	[ "$(id -u)" = 0 ] || skip "needs root"
-	std caps_keep 0 0.5 0.5
+	std caps_keep 0 10 10
 }
 
 # many_signals: real-time signals queued with values, and a standard one,
@@ -30,7 +30,7 @@ t_caps_keep() {
 signals_round() { # signals_round TAG MODE N: run, checkpoint --kill, restart
 	local mode=$2 n=$3
 	: >"$TT/go.1"
-	straight 0 "${PCMD[@]}" "$mode" "$n"
+	straight_start 0 "${PCMD[@]}" "$mode" "$n"
 	rm -f "$TT/go.1"
 	GNAME=$GNAME-$1
 	bg_start "$1" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mode" "$n"

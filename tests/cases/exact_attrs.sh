@@ -6,7 +6,7 @@
 # membarrier registrations: the parent's (global and private expedited,
 # sync-core) and its child's (private expedited rseq) registered again,
 # nothing more (an unregistered command must still answer EPERM)
-t_attr_membarrier() { std attr_membarrier 0 0.4 0.4; }
+t_attr_membarrier() { std attr_membarrier 0 8 8; }
 
 # the same through live checkpoints (the snapshot is forked: the
 # registrations are read before, in the process)
@@ -24,7 +24,7 @@ t_attr_aio_refused() {
 # close-on-exec on fd 40; an unreaped child's from clone's CLONE_PIDFD;
 # its own; PIDFD_THREAD of its main thread) come back referring to the
 # restored processes, on their numbers, with their flags
-t_attr_pidfd() { std attr_pidfd 0 0.4 0.4; }
+t_attr_pidfd() { std attr_pidfd 0 7 6; }
 t_attr_pidfd_live() { steps_live_flow attr_pidfd 10; }
 
 # the pidfd of a child already waited for cannot be made again: refused
@@ -54,19 +54,21 @@ AS_LOGIN=(sh -c 'echo "$0" >/proc/self/loginuid && exec "$@"')
 t_attr_loginuid() {
 	[ -w /proc/self/loginuid ] || skip "no audit login uid on this kernel"
 	"${AS_LOGIN[@]}" 4242 true 2>/dev/null || skip "cannot set an audit login uid here"
+	local k
 	prog_cmd attr_loginuid
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "${AS_LOGIN[@]}" 4242 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.4
+	wait_lines 12 run0
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
+	k=$(out_lines run0)
 	"$COHORT" inspect "$IMG/$GNAME/gen-000001/manifest" >"$TD/insp.out" 2>&1 || fail "inspect: $(first_line "$TD/insp.out")"
 	grep -qE "pid 2 ppid .* loginuid 4242 sessionid [0-9]+$" "$TD/insp.out" ||
 		fail "inspect does not show pid 2's loginuid 4242: $(grep -m1 "pid 2 ppid" "$TD/insp.out")"
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	sleep 0.4
+	wait_lines $((k + 12)) run0 run1
 	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
 	bg_wait run1
 	bg_start run2 "${AS_LOGIN[@]}" 5151 "$COHORT" restart "$GNAME" --images "$IMG"
@@ -85,7 +87,7 @@ IN_CGROUP=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"')
 # hierarchy stays where the group started.  Everything is made below a
 # cgroup of the test's own, removed at the end.
 t_attr_cgroup() {
-	local mnt cg top
+	local mnt cg top k
 	mnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
 	[ -n "$mnt" ] && [ -w "$mnt" ] || skip "no cgroup v2 hierarchy we may write"
 	cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
@@ -99,15 +101,16 @@ t_attr_cgroup() {
 	straight 0 "${IN_CGROUP[@]}" "$top/base0" sh -c '"$@"; r=$?; exit $r' sh "${PCMD[@]}" "$mnt" "$cg/out"
 	bg_start run0 "${IN_CGROUP[@]}" "$top/base1" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mnt" "$cg/out"
 	wait_ready "$GNAME" run0
-	sleep 0.4
+	wait_lines 10 run0
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
+	k=$(out_lines run0)
 	"$COHORT" inspect "$IMG/$GNAME/gen-000001/proc-2.img" >"$TD/insp.out" 2>&1 || fail "inspect: $(first_line "$TD/insp.out")"
 	grep -qE "(cgroups |,)0::$cg/base1/out\.in base " "$TD/insp.out" ||
 		fail "inspect does not show pid 2's cgroup: $(grep -m1 " process " "$TD/insp.out")"
 	bg_start run1 "${IN_CGROUP[@]}" "$top/base2" "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	sleep 0.4
+	wait_lines $((k + 10)) run0 run1
 	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
 	bg_wait run1
 	bg_start run2 "${IN_CGROUP[@]}" "$top/base3" "$COHORT" restart "$GNAME" --images "$IMG"

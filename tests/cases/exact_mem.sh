@@ -4,7 +4,7 @@
 
 # private mappings of a file, a deleted file, a memfd and a shm object,
 # partly the file's pages and partly the program's: every byte checked
-t_mem_private() { std mem_private 0 0.4 0.4; }
+t_mem_private() { std mem_private 0 4 4; }
 
 # the same through live checkpoints (the snapshot fork faults the
 # untouched pages in, in its own copy) and an incremental one
@@ -12,28 +12,28 @@ t_mem_private_live() { steps_live_flow mem_private 9 --incremental; }
 
 # shared anonymous memory between a parent and its child, and private
 # memory each writes after the fork (the other must not see it)
-t_mem_fork() { std mem_fork 0 0.4 0.4; }
+t_mem_fork() { std mem_fork 0 4 4; }
 
 # madvise flags (smaps VmFlags and what fork does with them), THP
 # disabled, a mapped file's device and inode, mprotect of file mappings
-t_mem_attrs() { std mem_attrs 0 0.4 0.4; }
+t_mem_attrs() { std mem_attrs 0 4 4; }
 
 # more than 8192 regions (10,000 one-page regions).  (It once lost a page
 # from /proc/self/maps after a restart, one run in three: the checkpoint
 # had caught it reading maps half-way; see proc_files.sh.)
-t_mem_many() { std mem_many 0 0.4 0.4; }
+t_mem_many() { std mem_many 0 2 2; }
 
 # a PROT_NONE page between readable ones, MAP_GROWSDOWN (guard pages: below)
 t_mem_guard() {
 	: >"$TT/go.1"
-	std mem_guard 0 0.4 0.4 pipe noguard
+	std mem_guard 0 4 4 pipe noguard
 }
 
 # pages a parent and child share copy-on-write since the fork must come
 # back shared copy-on-write (the restorer forks the child from the
 # restored parent's memory, which keeps those pages: docs/architecture.md,
 # "Pages shared copy-on-write after a fork")
-t_mem_fork_cow() { std mem_fork 0 0.4 0.4 pipe cow; }
+t_mem_fork_cow() { std mem_fork 0 4 4 pipe cow; }
 
 # refused PROG TAG REGEX [ARGS...]: the program waits (go.1) after
 # "ready"; a checkpoint then must fail in one line matching REGEX, commit
@@ -43,7 +43,7 @@ refused() {
 	shift 3
 	prog_cmd "$prog"
 	: >"$TT/go.1"
-	straight 0 "${PCMD[@]}" "$@"
+	straight_start 0 "${PCMD[@]}" "$@"
 	rm -f "$TT/go.1"
 	bg_start "$tag" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$@"
 	wait_ready "$GNAME" "$tag"
@@ -69,22 +69,22 @@ t_mem_guard_refused() {
 # deleted files: one file opened twice, a file still linked under another
 # name, a sparse file, owner/group/mode (captured once for the group,
 # src/kinds/file.c; the other name found by co_find_link)
-t_file_deleted2() { std file_deleted2 0 0.4 0.4; }
+t_file_deleted2() { std file_deleted2 0 4 4; }
 
 # a deleted directory held open, and a deleted working directory (made
 # again and removed by init, src/kinds/file.c)
-t_file_dirs() { std file_dirs 0 0.4 0.4; }
+t_file_dirs() { std file_dirs 0 4 4; }
 
 # mtime and atime of files the restore writes back (opened for writing,
 # mapped shared-writable) as they were at the checkpoint: the copy is read
 # with O_NOATIME and its times recorded (CO_R_FTIMES, src/kinds/file.c),
 # set back after it is written back; the restorer maps with O_NOATIME
-t_file_times() { std file_times 0 0.4 0.4; }
+t_file_times() { std file_times 0 4 4; }
 
 # descriptor state: O_NONBLOCK and O_ASYNC on pipes and FIFOs, O_APPEND,
 # F_SETOWN, F_SETSIG (CO_R_FDOWNER, src/res/files.c), close-on-exec, memfd
 # seals (src/kinds/shm.c), O_PATH (also on a symlink), /proc/self/status
-t_fd_state() { std fd_state 0 0.4 0.4; }
+t_fd_state() { std fd_state 0 4 4; }
 
 # flock, POSIX record locks and OFD locks held by the same process on the
 # same ranges (taken again by the restorer: files.c, co_locks_restore);
@@ -94,5 +94,5 @@ t_fd_state() { std fd_state 0 0.4 0.4; }
 # fails at its first checkpoint.  It does not freeze for the lease-break
 # time.
 GROUP_TESTS+=(file_lease)
-t_file_locks() { std file_locks 0 0.4 0.4; }
-t_file_lease() { std file_locks 0 0.4 0.4 pipe lease; }
+t_file_locks() { std file_locks 0 4 4; }
+t_file_lease() { std file_locks 0 4 4 pipe lease; }

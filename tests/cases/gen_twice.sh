@@ -3,12 +3,12 @@
 # restart an older generation (twice) after a newer one exists
 t_gen_twice() {
 	prog_cmd tls_tids
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.7
+	wait_lines 3 run0
 	ckpt_or_fail "checkpoint 1 (no --kill)" "$GNAME" 1
-	sleep 0.7
+	wait_lines 5 run0
 	ckpt_or_fail "checkpoint 2 (--kill)" "$GNAME" 2 --kill
 	bg_wait run0
 	bg_start r1a "$COHORT" restart "$GNAME" --images "$IMG" --generation 1

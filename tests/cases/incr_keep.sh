@@ -6,7 +6,7 @@
 # oldest kept one both restart and finish like a straight run.
 t_incr_keep() {
 	prog_cmd interval
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" --interval 0.4 --full-every 3 --keep 4 -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	local i g kind want n
@@ -18,7 +18,7 @@ t_incr_keep() {
 	[ -d "$IMG/$GNAME/gen-000007" ] || fail "no 7th timed generation after 10 s with --interval 0.4"
 	ckpt_or_fail "checkpoint (--kill)" "$GNAME" "$(($("$COHORT" status "$GNAME" --json | sed 's/.*"generation":\([0-9]*\).*/\1/') + 1))" --kill
 	bg_wait run0
-	sleep 1 # the last merge
+	merges_done
 	local gens=("$IMG/$GNAME"/gen-*)
 	n=${#gens[@]}
 	[ "$n" -le 5 ] || fail "--keep 4: $n generations left: $(cd "$IMG/$GNAME" && echo gen-*)"

@@ -6,17 +6,12 @@
 # chain (no full-N) and must print what a straight run prints.
 t_incr_remap() {
 	prog_cmd incr_remap
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.5
+	wait_line "$TD/run0.out" filled # (it moves the region 2 s later)
 	ckpt_or_fail "checkpoint 1 (full)" "$GNAME" 1
-	local i
-	for ((i = 0; i < 100; i++)); do
-		grep -q '^moved' "$TD/run0.out" && break
-		sleep 0.05
-	done
-	grep -q '^moved' "$TD/run0.out" || fail "the program did not move its region within 5 s"
+	wait_line "$TD/run0.out" moved
 	ckpt_or_fail "checkpoint 2 (--incremental --kill)" "$GNAME" 2 --incremental --kill
 	grep -q '"kind":"incremental"' "$TD/ck2.json" || fail "checkpoint 2 is not incremental: $(cat "$TD/ck2.json")"
 	bg_wait run0

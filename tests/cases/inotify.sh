@@ -24,7 +24,7 @@ inotify_queued() {
 }
 
 t_inotify_std() {
-	std inotify_kind 0 0.8 0.8
+	std inotify_kind 0 5 5
 	inotify_queued 1 2
 }
 

@@ -11,14 +11,14 @@
 # Sourced by tests/run.sh.
 
 
-t_kinds_all() { std kinds_all 0 0.6 0.6; }
+t_kinds_all() { std kinds_all 0 6 6; }
 
 t_kinds_inspect() {
 	prog_cmd kinds_all
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.5
+	wait_lines 5 run0
 	ckpt_or_fail "checkpoint 1" "$GNAME" 1
 	local g
 	g=$(gen_dir "$GNAME" 1)

@@ -1,5 +1,7 @@
 # tests/cases/member_dies.sh - sourced by tests/run.sh.
 
+md_noticed() { grep -q 'worker [0-9] killed' "$TD/run1.err" || ! bg_alive run1; }
+
 # a member is killed from outside between checkpoints: after the first
 # restart, one of member_dies' 3 workers (found with `cohort status --json`)
 # gets SIGKILL; the parent reaps it, says so on stderr and respawns it (its
@@ -8,19 +10,19 @@
 t_member_dies() {
 	[ -x "$PYTHON" ] || skip "$PYTHON not found (needed to read cohort status --json)"
 	prog_cmd member_dies
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.9
+	wait_lines 4 run0
 	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the first checkpoint: $(first_line "$TD/run0.err")"; }
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
 
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	sleep 0.3
+	wait_lines $(($(out_lines run0) + 1)) run0 run1
 	group_status
-	local victim vpid vhost i
+	local victim vpid vhost
 	# the program is the process whose parent is the group's init (pid 1);
 	# its workers are its children: take the second one by in-group pid
 	victim=$("$PYTHON" - "$TD/status.json" 2>"$TD/victim.err" <<'PY'
@@ -38,14 +40,10 @@ PY
 	[ "$(readlink "/proc/$vhost/exe" 2>/dev/null)" = "$BIN/member_dies" ] ||
 		fail "host pid $vhost (in-group pid $vpid) does not run $BIN/member_dies"
 	kill -9 "$vhost" || fail "cannot kill worker $vpid (host pid $vhost)"
-	for ((i = 0; i < 60; i++)); do
-		grep -q 'worker [0-9] killed' "$TD/run1.err" && break
-		bg_alive run1 || break
-		sleep 0.05
-	done
+	wait_for "the program's notice that worker $vpid was killed (or its end)" md_noticed
 	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "program ended (status $RC) after worker $vpid was killed: $(first_line "$TD/run1.err")"; }
-	grep -q 'worker [0-9] killed' "$TD/run1.err" || { note_file "restart 1 stderr" "$TD/run1.err"; fail "the program did not notice that worker $vpid was killed"; }
-	sleep 0.2
+	# a step more: the worker has been respawned
+	wait_lines $(($(out_lines run0 run1) + 1)) run0 run1
 	ckpt_or_fail "checkpoint 2 (--kill, after a worker was killed and respawned)" "$GNAME" 2 --kill
 	bg_wait run1
 

@@ -13,10 +13,10 @@ damaged_flow() {
 	local kind=$1
 	shift
 	prog_cmd exit_status
-	straight 7 "${PCMD[@]}"
+	straight_start 7 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" "$@" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.9
+	wait_lines 3 run0
 	ckpt_or_fail "checkpoint --kill" "$GNAME" 1 --kill
 	bg_wait run0
 	local img size off orig flip suffix=

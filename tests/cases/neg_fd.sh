@@ -4,16 +4,11 @@
 # negative: a socket fd makes the checkpoint fail cleanly; the program goes on
 t_neg_unsupported_fd() {
 	prog_cmd unsupported_fd
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	rm -f "$TT/unsupported_fd.info"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$TT/unsupported_fd.info" ] && break
-		sleep 0.05
-	done
-	[ -s "$TT/unsupported_fd.info" ] || fail "program did not write $TT/unsupported_fd.info"
+	wait_for "the program's $TT/unsupported_fd.info" test -s "$TT/unsupported_fd.info"
 	local pid fd0 fd1 hp pids
 	read -r pid fd0 fd1 <"$TT/unsupported_fd.info"
 	# the program may run in a pid namespace: accept its own pid or the host pid
@@ -21,7 +16,7 @@ t_neg_unsupported_fd() {
 	for hp in $(sort -u "$TD/pids"); do
 		[ "$(readlink "/proc/$hp/exe" 2>/dev/null)" = "$BIN/unsupported_fd" ] && pids="$pids|$hp"
 	done
-	sleep 0.6
+	wait_lines 2 run0
 	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --kill >"$TD/ck.out" 2>"$TD/ck.err"
 	local rc=$?
 	note_file "checkpoint stderr" "$TD/ck.err" 4
@@ -45,10 +40,10 @@ t_neg_unsupported_fd() {
 # nothing is committed, and the program finishes as a straight run does
 t_neg_scm_rights() {
 	prog_cmd scm_rights
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.5
+	wait_line "$TD/run0.out" sent # then the descriptor is in flight for 2 s
 	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --kill >"$TD/ck.out" 2>"$TD/ck.err"
 	local rc=$?
 	note_file "checkpoint stderr" "$TD/ck.err" 3

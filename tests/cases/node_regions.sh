@@ -57,10 +57,10 @@ t_dontfork_live() {
 	[ -x "$PYTHON" ] || skip "$PYTHON not found (needed to read --json output)"
 	prog_cmd dontfork
 	PCMD+=(70)
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.5
+	wait_lines 5 run0
 	nr_ckpt c1 "checkpoint 1 (pre-copied full)" full $NR_MAX_MIB
 	local precopy_gen=$IGEN
 	[ "$(json_fields "$TD/c1.json" precopied)" = 1 ] || note "checkpoint 1 was not pre-copied"
@@ -69,24 +69,27 @@ t_dontfork_live() {
 	nr_ckpt c3 "checkpoint 3 (--stop)" full $NR_MAX_MIB --stop
 	local stop_gen=$IGEN
 	nr_ckpt c4 "checkpoint 4 (--no-precopy)" full $NR_MAX_MIB --no-precopy
-	sleep 0.3
+	wait_lines $(($(out_lines run0) + 3)) run0
 	nr_ckpt c5 "checkpoint 5 (--incremental)" incremental $NR_MAX_MIB --incremental
 	local incr_gen=$IGEN
 	nr_ckpt c6 "checkpoint 6 (--incremental --kill)" incremental $NR_MAX_MIB --incremental --kill
 	bg_wait run0
+	merges_done
 
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	sleep 0.5
+	wait_lines $(($(out_lines run0) + 5)) run0 run1
 	nr_ckpt c7 "checkpoint 7 (of the restarted group)" full $NR_MAX_MIB
 	nr_ckpt c8 "checkpoint 8 (--incremental --kill)" incremental $NR_MAX_MIB --incremental --kill
 	bg_wait run1
+	merges_done
+	: >"$TT/fast" # the restarts from here on run to the end: no pause between steps
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2
 
 	# the pre-copied generation, the --stop one, and an incremental one rebuilt from its chain
-	incr_merges_idle 20 || fail "background merges still running after 20 s"
+	merges_done
 	rm -rf "$IMG/$GNAME"/full-*
 	nr_restarts "$precopy_gen" "$stop_gen" "$incr_gen"
 }
@@ -122,21 +125,23 @@ t_node_regions() {
 	[ -x "$NODE" ] || skip "$NODE not found"
 	[ -x "$PYTHON" ] || skip "$PYTHON not found (needed to read --json output)"
 	PCMD=("$NODE" "$PROGS/node_timers.js" 60)
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 1.0
+	wait_lines 10 run0
 	nr_ckpt n1 "checkpoint 1 (live, pre-copied full)" full $NODE_MAX_MIB
 	nr_ckpt n2 "checkpoint 2 (live, --incremental)" incremental $NODE_MAX_MIB --incremental
 	nr_ckpt n3 "checkpoint 3 (--incremental --kill)" incremental $NODE_MAX_MIB --incremental --kill
 	bg_wait run0
+	merges_done
 
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	sleep 1.0
+	wait_lines $(($(out_lines run0) + 10)) run0 run1
 	nr_ckpt n4 "checkpoint 4 (live, of the restarted group)" full $NODE_MAX_MIB
 	nr_ckpt n5 "checkpoint 5 (--kill)" full $NODE_MAX_MIB --kill
 	bg_wait run1
+	: >"$TT/fast" # the restart runs to the end: no pause between steps
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2

@@ -4,12 +4,12 @@
 # restart of the last generation must also produce the rest of the output
 t_nokill() {
 	prog_cmd heap_growth
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.8
+	wait_lines 3 run0
 	ckpt_or_fail "checkpoint 1 (no --kill)" "$GNAME" 1
-	sleep 0.7
+	wait_lines 5 run0
 	ckpt_or_fail "checkpoint 2 (no --kill)" "$GNAME" 2
 	bg_wait run0
 	final_check 0 "$RC" run0 run0

@@ -60,7 +60,7 @@ park_live() {
 }
 
 park_flow() { # park_flow CMD...
-	straight 0 "$@"
+	straight_start 0 "$@"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
 	wait_ready "$GNAME" run0
 	park_wait run0 3 "before the first checkpoint"

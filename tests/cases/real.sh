@@ -57,9 +57,9 @@ real_killed() {
 }
 
 # real_flow CMD...: the flow above (the straight run is done by the caller
-# or here, when exp.out does not exist yet)
+# or here, beside the rest, when exp.out does not exist yet)
 real_flow() {
-	[ -s "$TD/exp.out" ] || straight 0 "$@"
+	[ -s "$TD/exp.out" ] || straight_start 0 "$@"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
 	wait_ready "$GNAME" run0
 	real_wait run0 2 "before the live checkpoint"

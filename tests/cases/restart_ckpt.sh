@@ -10,7 +10,7 @@ t_ckpt_while_restoring() {
 	need_prog bigmem
 	prog_cmd bigmem
 	PCMD+=(192)
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill

@@ -28,12 +28,14 @@ declare -A RF_TEXT=(
 
 # rf_start TAG NAME FAULT: `cohort restart NAME` with COHORT_FAULT=FAULT, under the subreaper
 rf_start() {
+	echo "${EPOCHREALTIME/./}" >"$TD/$1.t0"
 	COHORT_FAULT=$3 bg_start "$1" "$BIN/subreaper" "$TD/$1.left" "$COHORT" restart "$2" --images "$IMG"
 }
 
-# rf_wait TAG: wait for it, 10 s at most (measured, not slept); sets RC
+# rf_wait TAG: wait for it, 10 s at most from its start (measured, not slept); sets RC
 rf_wait() {
-	local t0=${EPOCHREALTIME/./}
+	local t0
+	t0=$(cat "$TD/$1.t0")
 	while bg_alive "$1"; do
 		if ((${EPOCHREALTIME/./} - t0 > 10000000)); then
 			bg_kill9 "$1"
@@ -55,8 +57,13 @@ rf_clean() {
 
 # rf_fault TAG NAME FAULT WHO STAGE-RE: restart with the fault; one line "restore failed: WHO, STAGE: ..."
 rf_fault() {
-	local tag=$1 name=$2 fault=$3 who=$4 re=$5
-	rf_start "$tag" "$name" "$fault"
+	rf_start "$1" "$2" "$3"
+	rf_failed "$1" "$3" "$4" "$5"
+}
+
+# rf_failed TAG FAULT WHO STAGE-RE: the restart rf_start began ends so
+rf_failed() {
+	local tag=$1 fault=$2 who=$3 re=$4
 	rf_wait "$tag"
 	note_file "$tag ($fault)" "$TD/$tag.err" 2
 	[ "$RC" != 0 ] || fail "$tag: restart with COHORT_FAULT=$fault succeeded"
@@ -66,11 +73,34 @@ rf_fault() {
 	rf_clean "$tag"
 }
 
+# rf_stopped TAG AT: the process that hang:AT stops (in-group pid N of
+# STAGE:N, init for "shared") has got there, under TAG's subreaper: a thread
+# of the restorer waits in nanosleep for 3600 s (reached(), restorer.c), or
+# init in pause() (init_reached(), nsinit.c); or TAG has ended
+rf_stopped() {
+	local pid=1 p t sc
+	[ "$2" = shared ] || pid=${2#*:}
+	bg_alive "$1" || return 0
+	for p in $(tree_pids "$(cat "$TD/$1.pid")"); do
+		[ "$(sed -n 's/^NSpid:.*[[:space:]]//p' "/proc/$p/status" 2>/dev/null)" = "$pid" ] || continue
+		for t in /proc/"$p"/task/*; do
+			read -r -a sc <"$t/syscall" 2>/dev/null || continue
+			if [ "$2" = shared ]; then
+				[ "${sc[0]}" = 34 ] && return 0
+			elif [ "${sc[0]}" = 35 ] && [ "$(dd if="$t/mem" iflag=skip_bytes skip=$((sc[1])) bs=8 count=1 2>/dev/null |
+				od -An -tu8 | tr -d ' ')" = 3600 ]; then
+				return 0
+			fi
+		done
+	done
+	return 1
+}
+
 # rf_kill TAG NAME STAGE:PID SIG: stop the restorer there, kill `cohort restart` with SIG
 rf_kill() {
 	local tag=$1 name=$2 at=$3 sig=$4 sub coord
 	rf_start "$tag" "$name" "hang:$at"
-	sleep 1
+	wait_for "$tag: the restore stopped at $at (COHORT_FAULT=hang:$at)" rf_stopped "$tag" "$at"
 	sub=$(pgrep -P "$(cat "$TD/$tag.pid")")
 	coord=$(pgrep -P "$sub" | head -n 1)
 	[ -n "$coord" ] || { bg_wait "$tag"; fail "$tag: cohort restart (hang:$at) ended by itself: $(first_line "$TD/$tag.err")"; }
@@ -93,13 +123,14 @@ rf_kill() {
 t_restart_fail() {
 	need_prog subreaper
 	prog_cmd procs_pipes
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	local z=$GNAME-z
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	bg_start runz "$COHORT" run --name "$z" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	wait_ready "$z" runz
-	sleep 0.9
+	wait_lines 4 run0
+	wait_lines 4 runz
 	ckpt_or_fail "checkpoint --kill" "$GNAME" 1 --kill
 	ckpt_or_fail "checkpoint --kill --compress" "$z" 1 --kill --compress
 	bg_wait run0
@@ -121,9 +152,12 @@ t_restart_fail() {
 	rf_fault fall "$GNAME" fail:memory "pid [0-9]+" "${RF_TEXT[memory]}"
 	rf_fault zf "$z" fail:files:3 "pid 3" "${RF_TEXT[files]}"
 	# stopped for ever: in a child while its parent waits, in a thread while the main one waits, in init
-	rf_fault h1 "$GNAME" hang:memory:5 "pid 5" "${RF_TEXT[memory]}"
+	# (the coordinator waits 5 s for progress: two groups, two at once)
+	rf_start h1 "$GNAME" hang:memory:5
+	rf_start h3 "$z" hang:shared
+	rf_failed h1 hang:memory:5 "pid 5" "${RF_TEXT[memory]}"
+	rf_failed h3 hang:shared init "${RF_TEXT[shared]}"
 	rf_fault h2 "$GNAME" hang:thread:3 "pid 3" "${RF_TEXT[threads]}|${RF_TEXT[thread]}"
-	rf_fault h3 "$z" hang:shared init "${RF_TEXT[shared]}"
 
 	# killed while a restorer is stopped (compressed: the others wait in the open of their FIFO):
 	# SIGKILL at every stage, SIGTERM and SIGINT (caught: the restart stops itself) at two each

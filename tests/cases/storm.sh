@@ -34,7 +34,10 @@ t_precopy_churn() {
 		[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/rg$f.err"; fail "restart of pre-copied generation $f: status $RC: $(first_line "$TD/rg$f.err")"; }
 	done
 }
-storm() { # storm PROG SECONDS
+# storm PROG SECONDS: the checkpoints follow one another for SECONDS (the
+# time is the test).  The native run comes first, alone: these programs
+# spin, and one beside the storm would only slow it.
+storm() {
 	prog_cmd "$1"
 	straight 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"

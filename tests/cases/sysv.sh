@@ -8,9 +8,9 @@
 #                  (live_flow, agent_hidden.sh)
 # Sourced by tests/run.sh.
 
-t_sysv_ipc() { std sysv_ipc 0 0.6 0.6; }
+t_sysv_ipc() { std sysv_ipc 0 8 8; }
 
-t_sysv_ipc_live() { live_flow sysv_ipc 0 0.3 0.2 0.2 0.3 0.2; }
+t_sysv_ipc_live() { live_flow sysv_ipc 0 4 2 2 3 2; }
 # GROUP_TESTS (run when named): one full run of the suite failed it once,
 # "pid 3 exited during the checkpoint" at checkpoint 4 (live, after the
 # restart: a child ended while the group was paused); 12 runs alone and

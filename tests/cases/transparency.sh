@@ -48,7 +48,7 @@ t_sigpipe_status() {
 t_signal_inherit() {
 	need_prog sig_launch
 	prog_cmd sig_report
-	local pre=(bash -c 'trap "" HUP USR1; exec "$@"' _ "$BIN/sig_launch" -i CHLD -b USR2,WINCH,39 --)
+	local k pre=(bash -c 'trap "" HUP USR1; exec "$@"' _ "$BIN/sig_launch" -i CHLD -b USR2,WINCH,39 --)
 	bg_start native "${pre[@]}" "${PCMD[@]}"
 	bg_wait native
 	[ "$RC" = 0 ] && grep -q '^RESULT ' "$TD/native.out" ||
@@ -58,13 +58,14 @@ t_signal_inherit() {
 		fail "the caller's state did not reach the native run: $(head -n 2 "$TD/exp.out" | tr '\n' ' ')"
 	bg_start run0 "${pre[@]}" "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.6
+	wait_lines 6 run0
 	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the first checkpoint: $(first_line "$TD/run0.err")"; }
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
+	k=$(out_lines run0)
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	sleep 0.6
+	wait_lines $((k + 3)) run0 run1
 	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
 	bg_wait run1
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
@@ -143,20 +144,17 @@ raw_clone_members() {
 # no_agent_listed: a process of the group the agent cannot enter (a static
 # binary started by the program) is shown by status, refused by a checkpoint
 # in one line naming it, and reached by kill; the group runs on until then.
+na_listed() {
+	"$COHORT" status "$GNAME" >"$TD/status.txt" 2>&1
+	grep -q "without the cohort agent.*static_sleeper" "$TD/status.txt"
+}
 t_no_agent_listed() {
 	local sp=$TD/static_sleeper
 	printf '#include <unistd.h>\nint main(void){for(int i=0;i<600;i++)usleep(50000);return 0;}\n' >"$TD/s.c"
 	gcc -static -O2 -o "$sp" "$TD/s.c" >"$TD/gcc.log" 2>&1 || skip "cannot link statically (libc.a missing?)"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/sh -c "$sp & wait"
 	wait_ready "$GNAME" run0
-	local i
-	for ((i = 0; i < 200; i++)); do
-		"$COHORT" status "$GNAME" >"$TD/status.txt" 2>&1
-		grep -q "without the cohort agent.*static_sleeper" "$TD/status.txt" && break
-		sleep 0.05
-	done
-	grep -q "without the cohort agent.*static_sleeper" "$TD/status.txt" ||
-		{ note_file status "$TD/status.txt"; fail "status does not show the process without the agent"; }
+	wait_for "status showing the process without the agent" na_listed
 	"$COHORT" status "$GNAME" --json >"$TD/status.json"
 	json_check "$TD/status.json" "assert [p for p in d['processes'] if p['state'] == 'no agent' and 'static_sleeper' in p['command']], d"
 	timeout -k 5 40 "$COHORT" checkpoint "$GNAME" --images "$IMG" >"$TD/ck.out" 2>"$TD/ck.err"

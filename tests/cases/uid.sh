@@ -20,22 +20,25 @@ uid_setup() {
 # at every step).
 t_uid_drop() {
 	uid_setup
+	local k
 	prog_cmd uid_drop
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.5
+	wait_lines 6 run0
 	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
-	sleep 0.3
+	wait_lines 10 run0
 	ckpt_or_fail "checkpoint 2 (live, --incremental)" "$GNAME" 2 --incremental
-	sleep 0.3
+	wait_lines 14 run0
 	ckpt_or_fail "checkpoint 3 (--kill --compress)" "$GNAME" 3 --kill --compress
 	bg_wait run0
+	merges_done
+	k=$(out_lines run0)
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	sleep 0.4
+	wait_lines $((k + 6)) run0 run1
 	ckpt_or_fail "checkpoint 4 (live, --stop, after restart)" "$GNAME" 4 --stop
-	sleep 0.3
+	wait_lines $((k + 10)) run0 run1
 	ckpt_or_fail "checkpoint 5 (--kill, after restart)" "$GNAME" 5 --kill
 	bg_wait run1
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
@@ -57,7 +60,7 @@ t_uid_stranger() {
 	prog_cmd uid_drop
 	need_prog uid_stranger
 	local sock=$COHORT_RUN_DIR/$GNAME/ctl.sock
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	[ "$(stat -c %a "$COHORT_RUN_DIR/$GNAME")" = 711 ] || fail "the group's run directory is not 0711 under root"
@@ -93,22 +96,23 @@ t_uid_forged() {
 	uid_setup
 	prog_cmd uid_drop
 	need_prog uid_forge
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.5
+	wait_lines 6 run0
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
-	local g img
+	local g img k
 	g=$(gen_dir "$GNAME" 1)
 	img=$g/proc-3.img
 	"$COHORT" inspect "$img" | grep -q 'uid 65534/65533/65532/65532' || fail "$img is not child A's"
 	"$BIN/uid_forge" "$img" ids 2>"$TD/forge.err" || fail "cannot rewrite the image: $(first_line "$TD/forge.err")"
 	"$COHORT" inspect "$img" >"$TD/inspect.out" 2>&1 || { note_file inspect "$TD/inspect.out" 3; fail "the rewritten image does not verify"; }
 	grep -q 'uid 0/0/0/0 gid 0/0/0/0 groups 0 ' "$TD/inspect.out" || fail "the rewritten image does not claim root"
+	k=$(out_lines run0)
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	sleep 0.4
+	wait_lines $((k + 6)) run0 run1
 	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "restarted from an image claiming root: $(first_line "$TD/run1.err")"; }
 	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
 	bg_wait run1
@@ -142,10 +146,10 @@ t_uid_forged() {
 # the generation restarts to the end.
 t_restore_child_damaged() {
 	prog_cmd procs_pipes
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.6
+	wait_lines 3 run0
 	ckpt_or_fail "checkpoint --kill" "$GNAME" 1 --kill
 	bg_wait run0
 	local g img size off orig
@@ -182,7 +186,7 @@ t_thread_creds() {
 	uid_setup
 	prog_cmd thread_creds
 	: >"$TT/go.1"
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	rm -f "$TT/go.1"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0

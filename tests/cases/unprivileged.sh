@@ -14,7 +14,7 @@ UNPRIV_USER=nobody
 t_unprivileged() {
 	unpriv_setup shm_counters
 	FLOW_CHECK=unprivileged_check FLOW_CHECK_RESTARTED=unprivileged_nocaps \
-		flow_standard 0 0.9 1.0 pipe "$U/bin/shm_counters"
+		flow_standard 0 4 4 pipe "$U/bin/shm_counters"
 	[ "$(stat -c %u "$(gen_dir "$GNAME" 2)/manifest")" = "$uid" ] || fail "generation 2 is not owned by $UNPRIV_USER"
 }
 

@@ -26,15 +26,15 @@ zstd_bytes() { cat "$1"/proc-*.img* | wc -c; }
 # on disk, and `--json` must report its bytes after compression.
 t_zstd_rounds() {
 	prog_cmd shm_counters
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
-	sleep 0.5
+	wait_lines 3 run0
 	ckpt_or_fail "checkpoint 1 (plain)" "$GNAME" 1
-	sleep 0.4
+	wait_lines 5 run0
 	ckpt_or_fail "checkpoint 2 (--compress --kill)" "$GNAME" 2 --compress --kill
 	bg_wait run0
-	local g1 g2 plain packed json raw
+	local g1 g2 plain packed json raw k
 	g1=$(gen_dir "$GNAME" 1)
 	g2=$(gen_dir "$GNAME" 2)
 	ls "$g1"/*.zst >/dev/null 2>&1 && fail "checkpoint without --compress stored compressed files: $(cd "$g1" && echo *)"
@@ -47,9 +47,10 @@ t_zstd_rounds() {
 	[ "$json" = "$packed" ] || fail "checkpoint --json reports $json bytes, the compressed images take $packed"
 	[ "$raw" -gt "$packed" ] || fail "checkpoint --json reports raw_bytes $raw, not more than the compressed $packed"
 
+	k=$(out_lines run0)
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG" --compress
 	wait_ready "$GNAME" run1
-	sleep 0.6
+	wait_lines $((k + 2)) run0 run1
 	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "restarted program ended (status $RC) before checkpoint 3: $(first_line "$TD/run1.err")"; }
 	# every restorer has read its image: the FIFOs and their feeders are gone
 	[ -e "$COHORT_RUN_DIR/$GNAME/images" ] && fail "the restart's FIFO directory is still there: $(ls "$COHORT_RUN_DIR/$GNAME/images")"
@@ -87,14 +88,14 @@ t_zstd_damaged() { damaged_flow zst --compress; }
 t_zstd_fail() {
 	command -v prlimit >/dev/null || skip "prlimit not found"
 	prog_cmd threads_mutex_cond
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	local coord rc
 	coord=$("$COHORT" status "$GNAME" --json | sed -n 's/.*"coordinator_pid":\([0-9]*\).*/\1/p')
 	[ -n "$coord" ] || fail "cohort status --json names no coordinator_pid"
 	prlimit --pid "$coord" --fsize=4096:unlimited || fail "prlimit --pid $coord failed"
-	sleep 0.5
+	wait_lines 2 run0
 	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --compress >"$TD/ckf.out" 2>"$TD/ckf.err"
 	rc=$?
 	note_file "failed checkpoint stderr" "$TD/ckf.err" 3

@@ -1,10 +1,10 @@
 # tests/harness/checkpoint.sh - sourced by tests/run.sh: a group under
 # cohort: ready, checkpointed (--json checked), its status and generations.
 
-# wait_ready NAME TAG: poll `cohort status NAME` until it succeeds (10 s max)
+# wait_ready NAME TAG: poll `cohort status NAME` until it succeeds (TMO s max)
 wait_ready() {
-	local name=$1 tag=$2 i
-	for ((i = 0; i < 200; i++)); do
+	local name=$1 tag=$2 end=$((SECONDS + TMO))
+	while [ $SECONDS -lt $end ]; do
 		if "$COHORT" status "$name" >/dev/null 2>"$TD/status.err"; then
 			record_tree "$(cat "$TD/$tag.pid")"
 			return 0
@@ -18,7 +18,7 @@ wait_ready() {
 	done
 	note_file "last 'cohort status' stderr" "$TD/status.err"
 	note_file "$tag stderr" "$TD/$tag.err"
-	fail "$tag: group $name not ready after 10 s"
+	fail "$tag: group $name not ready after $TMO s"
 }
 
 gen_dir() { printf '%s/%s/gen-%06d' "$IMG" "$1" "$2"; }

@@ -23,21 +23,24 @@ prog_cmd() {
 }
 
 # The standard flow:
-#   native run -> run, wait ready, sleep D1, checkpoint --kill (gen 1)
-#   -> restart, wait ready, sleep D2, checkpoint --kill (gen 2)
-#   -> restart to the end; compare output and exit status.
-# flow_standard EXP_RC D1 D2 pipe|file CMD...
+#   native run (beside the rest) -> run, wait ready and until AT1,
+#   checkpoint --kill (gen 1) -> restart, wait ready and until AT2,
+#   checkpoint --kill (gen 2) -> restart to the end; compare output and
+#   exit status.  AT1 and AT2 say where the checkpoints land (flow_at): a
+#   number of lines of stdout (AT2: printed since the restart), or pN, the
+#   group has N processes.
+# flow_standard EXP_RC AT1 AT2 pipe|file CMD...
 flow_standard() {
-	local exp_rc=$1 d1=$2 d2=$3 mode=$4
+	local exp_rc=$1 at1=$2 at2=$3 mode=$4 k0
 	shift 4
-	straight "$exp_rc" "$@"
+	straight_start "$exp_rc" "$@"
 	if [ "$mode" = file ]; then
 		bg_start run0 --file "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
 	else
 		bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
 	fi
 	wait_ready "$GNAME" run0
-	sleep "$d1"
+	flow_at "$at1" run0
 	# FLOW_CHECK: a function that looks at the running group before the first checkpoint
 	[ -z "${FLOW_CHECK:-}" ] || "$FLOW_CHECK"
 	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the first checkpoint: $(first_line "$TD/run0.err")"; }
@@ -45,9 +48,11 @@ flow_standard() {
 	bg_wait run0
 	[ "$RC" = 0 ] && [ "$exp_rc" != 0 ] && note "note: run exited 0 after checkpoint --kill"
 
+	k0=$(out_lines run0)
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	sleep "$d2"
+	# (with stdout a file, the restarted program may go on writing in run0's)
+	flow_at "$at2" run0 run1 "$k0"
 	# FLOW_CHECK_RESTARTED: the same, once the group has been restarted
 	[ -z "${FLOW_CHECK_RESTARTED:-}" ] || "$FLOW_CHECK_RESTARTED"
 	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "restarted program ended (status $RC) before the second checkpoint: $(first_line "$TD/run1.err")"; }
@@ -59,16 +64,31 @@ flow_standard() {
 	final_check "$exp_rc" "$RC" run2 run0 run1 run2
 }
 
-std() { # std PROG EXP_RC D1 D2 [pipe|file] [ARGS...]
-	local p=$1 rc=$2 d1=$3 d2=$4 mode=${5:-pipe}
+# flow_at AT TAG... [BASE]: wait until the program is where a checkpoint
+# should land: AT lines of stdout of TAG... together (more than BASE, the
+# lines they had printed before), or with AT = pN until the group has N
+# processes
+flow_at() {
+	local at=$1 base=0
+	shift
+	[[ ${!#} =~ ^[0-9]+$ ]] && { base=${!#}; set -- "${@:1:$#-1}"; }
+	case $at in
+	p[0-9]*) wait_procs "$GNAME" "${at#p}" "${!#}" ;;
+	*[!0-9]* | '') fail "flow: '$at' is neither a number of lines nor pN (N processes)" ;;
+	*) wait_lines $((base + at)) "$@" ;;
+	esac
+}
+
+std() { # std PROG EXP_RC AT1 AT2 [pipe|file] [ARGS...] (see flow_standard)
+	local p=$1 rc=$2 at1=$3 at2=$4 mode=${5:-pipe}
 	shift 5 2>/dev/null || shift $#
 	prog_cmd "$p"
-	flow_standard "$rc" "$d1" "$d2" "$mode" "${PCMD[@]}" "$@"
+	flow_standard "$rc" "$at1" "$at2" "$mode" "${PCMD[@]}" "$@"
 }
 
 # The table of the tests that are the standard flow and nothing else
 # (tests/cases/std.list, its columns described at its head).  A row becomes
-# STD_ROW[NAME] ("PROGRAM STATUS D1 D2 STDOUT"), STD_ARGS[NAME] (the
+# STD_ROW[NAME] ("PROGRAM STATUS AT1 AT2 STDOUT"), STD_ARGS[NAME] (the
 # program's arguments as written) and STD_CHECK[NAME]; its timeout goes to
 # TEST_TIMEOUTS and the "group" option to GROUP_TESTS.  STD_TESTS lists the
 # names in the order of the rows.
@@ -77,19 +97,19 @@ STD_TESTS=()
 
 # std_load FILE: read the table; a malformed row is a usage error (exit 2)
 std_load() {
-	local f=$1 n=0 name prog rc d1 d2 out tmo opts args o
-	while read -r name prog rc d1 d2 out tmo opts args; do
+	local f=$1 n=0 name prog rc at1 at2 out tmo opts args o
+	while read -r name prog rc at1 at2 out tmo opts args; do
 		n=$((n + 1))
 		case $name in '' | '#'*) continue ;; esac
 		if ! [[ $name =~ ^[a-z0-9_]+$ && $prog =~ ^[a-z0-9_]+$ && $rc =~ ^[0-9]+$ &&
-			$d1 =~ ^[0-9.]+$ && $d2 =~ ^[0-9.]+$ && $out =~ ^(pipe|file)$ &&
+			$at1 =~ ^p?[0-9]+$ && $at2 =~ ^p?[0-9]+$ && $out =~ ^(pipe|file)$ &&
 			$tmo =~ ^(-|[0-9]+)$ && -n $opts ]] ||
 			! printf '%s' "$args" | xargs -r true 2>/dev/null; then
-			echo "run.sh: $f line $n: expected NAME PROGRAM STATUS D1 D2 pipe|file TIMEOUT|- OPTIONS|- [ARGUMENTS]" >&2
+			echo "run.sh: $f line $n: expected NAME PROGRAM STATUS AT1 AT2 pipe|file TIMEOUT|- OPTIONS|- [ARGUMENTS]" >&2
 			exit 2
 		fi
 		[ -z "${STD_ROW[$name]:-}" ] || { echo "run.sh: $f line $n: a second row $name" >&2; exit 2; }
-		STD_ROW[$name]="$prog $rc $d1 $d2 $out"
+		STD_ROW[$name]="$prog $rc $at1 $at2 $out"
 		STD_ARGS[$name]=$args
 		STD_TESTS+=("$name")
 		[ "$tmo" = - ] || TEST_TIMEOUTS[$name]=$tmo
@@ -126,7 +146,7 @@ steps_live_flow() {
 	local prog=$1 last=$2
 	shift 2
 	prog_cmd "$prog"
-	straight 0 "${PCMD[@]}"
+	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	wait_line "$TD/run0.out" "step 2 ok"
@@ -136,6 +156,7 @@ steps_live_flow() {
 	wait_line "$TD/run0.out" "step $last ok"
 	ckpt_or_fail "checkpoint 3 (--kill $*)" "$GNAME" 3 --kill "$@"
 	bg_wait run0
+	merges_done
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run1
 	final_check 0 "$RC" run1 run0 run1

@@ -105,6 +105,8 @@ incr_wait_full() {
 }
 
 # incr_merges_idle SECS: wait until no cohort-merge process of ours runs
+# (the background merge of an incremental generation holds the images'
+# LOCK after its group has ended: a restart meanwhile is refused)
 incr_merges_idle() {
 	local end=$((SECONDS + $1))
 	while [ -n "$(our_comm_pids cohort-merge)" ]; do
@@ -113,6 +115,10 @@ incr_merges_idle() {
 	done
 	return 0
 }
+
+# merges_done: incr_merges_idle, or fail after TMO s (before a restart of a
+# group whose last checkpoints were incremental)
+merges_done() { incr_merges_idle "$TMO" || fail "a background merge still runs $TMO s after the group ended"; }
 
 # incr_verify WHAT: `cohort verify IMG/NAME` must pass
 incr_verify() {

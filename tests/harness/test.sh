@@ -84,3 +84,62 @@ bg_kill9() {
 		bg_wait "$1"
 	} 2>/dev/null
 }
+
+# Waiting: a test waits for the state it needs (a line printed, a file, a
+# status), never for a fixed time, so that it passes on a busy machine; each
+# wait fails the test after TMO s saying what did not come.
+
+# wait_for WHAT CMD...: run CMD every 20 ms until it succeeds; after TMO s
+# fail with "WHAT: not after TMO s"
+wait_for() {
+	local what=$1 end=$((SECONDS + TMO))
+	shift
+	until "$@"; do
+		[ $SECONDS -lt $end ] || fail "$what: not after $TMO s"
+		sleep 0.02
+	done
+}
+
+# wait_line FILE TEXT: until FILE holds a line TEXT
+wait_line() { wait_for "no line '$2' in $(basename "$1")" grep -qsx -- "$2" "$1"; }
+
+# out_lines TAG...: the lines of stdout the commands TAG... printed, together
+out_lines() {
+	local t
+	for t in "$@"; do cat "$TD/$t.out" 2>/dev/null; done | wc -l
+}
+
+# wait_lines N TAG...: until the commands TAG... have printed N lines of
+# stdout together (the pieces of one program's output across its restarts);
+# the last TAG is the one that runs: fail if it ends first
+wait_lines() {
+	local n=$1 end=$((SECONDS + TMO)) k last
+	shift
+	last=${!#}
+	while k=$(out_lines "$@") && [ "$k" -lt "$n" ]; do
+		if ! bg_alive "$last"; then
+			bg_wait "$last"
+			note_file "$last stderr" "$TD/$last.err"
+			fail "$last ended (status $RC) after $k of the $n lines waited for: $(first_line "$TD/$last.err")"
+		fi
+		[ $SECONDS -lt $end ] || fail "$last: $k of the $n lines waited for after $TMO s"
+		sleep 0.02
+	done
+}
+
+# group_procs NAME: how many processes `cohort status NAME --json` lists
+group_procs() {
+	"$COHORT" status "$1" --json 2>/dev/null | grep -o '"host_pid":' | wc -l
+}
+
+# procs_at_least NAME N TAG: the group NAME has N processes; fail if TAG has ended
+procs_at_least() {
+	[ "$(group_procs "$1")" -ge "$2" ] && return 0
+	bg_alive "$3" && return 1
+	bg_wait "$3"
+	note_file "$3 stderr" "$TD/$3.err"
+	fail "$3 ended (status $RC) before group $1 had $2 processes: $(first_line "$TD/$3.err")"
+}
+
+# wait_procs NAME N TAG: until the group NAME (of the command TAG) has N processes
+wait_procs() { wait_for "group $1 with $2 processes" procs_at_least "$1" "$2" "$3"; }

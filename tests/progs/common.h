@@ -199,6 +199,25 @@ static inline const char *t_tmpdir(void)
 }
 
 /*
+ * Sleep ms milliseconds between steps, unless the file
+ * "$COHORT_TEST_TMP/fast" exists: a test makes it before a restart it only
+ * lets run to its end, where the pace (which gives checkpoints time to land
+ * between steps) only costs time.  The output must not depend on it.
+ */
+static inline void t_pace_ms(unsigned ms)
+{
+	static char path[4096];
+	const char *d = getenv("COHORT_TEST_TMP");
+
+	if (d && *d) {
+		t_fmt(path, sizeof(path), "%s/fast", d);
+		if (access(path, F_OK) == 0)
+			return;
+	}
+	t_sleep_ms(ms);
+}
+
+/*
  * Wait until the file "$COHORT_TEST_TMP/go.s" exists (at once without
  * COHORT_TEST_TMP), polling every 10 ms.  No allocation and no stdio, only
  * the stack frame of access/nanosleep: a checkpoint taken while a program

@@ -2,7 +2,8 @@
  * dontfork: memory laid out the way V8 (Node.js) lays it out, for the
  * node_regions tests.
  *
- *   dontfork [STEPS]        (STEPS default 30, 100 ms apart)
+ *   dontfork [STEPS]        (STEPS default 30, 100 ms apart; no pause
+ *                           once $COHORT_TEST_TMP/fast exists)
  *
  * Regions:
  *   A  8 MiB read-write, MADV_DONTFORK, every page written (V8's heap pages);
@@ -275,7 +276,7 @@ int main(int argc, char **argv)
 	check_contents();
 	check_layout();
 	for (int s = 1; s <= steps; s++) {
-		t_sleep_ms(100);
+		t_pace_ms(100);
 		step_writes(s);
 		check_contents();
 		check_layout();

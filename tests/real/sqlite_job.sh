@@ -12,6 +12,9 @@ STEPS=50
 PER=10
 rm -f "$DB" "$DB-journal"
 coproc SQL { sqlite3 -batch "$DB"; }
+# (bash unsets SQL_PID once it has reaped the coprocess: which may come
+# before the wait below, once its input is closed)
+sql_pid=$SQL_PID
 sql() { printf '%s\n' "$@" >&"${SQL[1]}"; }
 ask() { # ask QUERY: one line of answer into ANS
 	sql "$1"
@@ -39,5 +42,5 @@ done
 ask "PRAGMA integrity_check;"
 [ "$ANS" = ok ] || { echo "ERROR integrity_check: $ANS"; exit 1; }
 exec {SQL[1]}>&-
-wait "$SQL_PID" || { echo "ERROR sqlite3 exited with $?"; exit 1; }
+wait "$sql_pid" || { echo "ERROR sqlite3 exited with $?"; exit 1; }
 echo "RESULT steps $STEPS rows $rows sum $sum"
