@@ -17,11 +17,11 @@
 #                  through the standard flow (tests/progs/py_cpuclock.py)
 # Sourced by tests/run.sh.
 
-t_cpuclock() { std cpuclock 0 0.8 0.8; }
+t_cpuclock() { std cpuclock 0 20 20; }
 
 t_cpuclock_live() { steps_live_flow cpuclock 14 --incremental; }
 
 t_py_cpuclock() {
 	[ -x "$PYTHON" ] || skip "$PYTHON not found"
-	flow_standard 0 0.8 0.8 pipe "$PYTHON" "$PROGS/py_cpuclock.py"
+	flow_standard 0 25 25 pipe "$PYTHON" "$PROGS/py_cpuclock.py"
 }

@@ -19,7 +19,7 @@
 # Sourced by tests/run.sh.
 
 t_pty_self() {
-	std pty_self 0 0.5 0.5
+	std pty_self 0 12 12
 	# inspect names the records and the descriptors: the pty (its index, settings, session and
 	# foreground: pids 3 and 4 in the group), the locked one, the slave's object, both kinds of descriptor
 	"$COHORT" inspect "$(gen_dir "$GNAME" 1)" >"$TD/insp.out" 2>&1 || fail "inspect: $(first_line "$TD/insp.out")"
@@ -35,7 +35,7 @@ t_pty_self_live() { steps_live_flow pty_self 12; }
 
 t_pty_unprivileged() {
 	unpriv_setup pty_self
-	flow_standard 0 0.5 0.5 pipe "$U/bin/pty_self"
+	flow_standard 0 12 12 pipe "$U/bin/pty_self"
 }
 
 t_pty_script() {

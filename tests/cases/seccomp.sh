@@ -13,12 +13,12 @@
 # TSYNC by the main thread).  Reading filters needs CAP_SYS_ADMIN: root.
 t_seccomp_filters() {
 	[ "$(id -u)" = 0 ] || skip "needs root (reading seccomp filters needs CAP_SYS_ADMIN)"
-	std seccomp_filters 0 0.4 0.4
+	std seccomp_filters 0 10 10
 }
 
 t_seccomp_filters_all() {
 	[ "$(id -u)" = 0 ] || skip "needs root (reading seccomp filters needs CAP_SYS_ADMIN)"
-	std seccomp_filters 0 0.4 0.4 pipe all
+	std seccomp_filters 0 10 10 pipe all
 }
 
 # the same through live checkpoints (full, then incremental: the filters go

@@ -10,18 +10,18 @@
 #                     checkpoint could read it only by accepting them)
 # Sourced by tests/run.sh.
 
-t_unix_shapes() { std unix_shapes 0 0.7 0.7; }
+t_unix_shapes() { std unix_shapes 0 4 3; }
 
 t_unix_shapes_live() { UNIX_SHAPES_LIVE=1 steps_live_flow unix_shapes 9; }
 
 # descriptors in flight (tests/progs/unix_inflight.c): a pipe and a socket,
 # held by no process, passed in a queued message between two others on a
 # stream, at every checkpoint; the socket has data queued on it
-t_unix_inflight() { std unix_inflight 0 0.6 0.6; }
+t_unix_inflight() { std unix_inflight 0 3 3; }
 
 # a program that passes descriptors to forked workers (a pipe holding the
 # job, an eventfd for the result), one job always in flight
-t_unix_workers() { std unix_inflight 0 0.6 0.6 pipe workers; }
+t_unix_workers() { std unix_inflight 0 3 3 pipe workers; }
 
 # the same two through live checkpoints, then --kill and a restart
 t_unix_inflight_live() { steps_live_flow unix_inflight 9; }
@@ -44,17 +44,23 @@ outside_stop() {
 	bg_wait "out-$1"
 }
 
-# syslog_ok LOG PREFIX RUNS: the listener got every step (PREFIX0 ... PREFIX11)
-# once per run, in order: the straight run's, then the group's
+# syslog_ok LOG PREFIX RUNS: the listener got every step ("PREFIX[PID]: step
+# N" or "PREFIX[PID] step N", N 0 to 11) once per run, in order, each run
+# telling itself by its pid (the native run's beside, the group's)
 syslog_ok() {
-	local s r
-	for ((r = 0; r < $3; r++)); do
-		for ((s = 0; s < 12; s++)); do echo "$2$s"; done
-	done >"$TD/log.want"
-	cmp -s "$TD/log.want" "$1" || {
-		note_file "the listener's log" "$1" 30
-		fail "the listener outside the group did not get every message once, in order"
-	}
+	# each run (the native one beside, ours) sends from one pid, "[PID]" in
+	# every message: each pid's messages must be the 12 steps once, in order
+	"$PYTHON" - "$1" "$2" "$3" <<'PY' || { note_file "the listener's log" "$1" 30; fail "the listener outside the group did not get every message once, in order"; }
+import re, sys
+path, prefix, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+by_pid = {}
+for line in open(path).read().splitlines():
+    m = re.match(re.escape(prefix) + r"\[(\d+)\]:? step (\d+)$", line)
+    if not m:
+        sys.exit("not a message of the test: %r" % line)
+    by_pid.setdefault(m.group(1), []).append(int(m.group(2)))
+sys.exit(0 if len(by_pid) == runs and all(v == list(range(12)) for v in by_pid.values()) else 1)
+PY
 }
 
 # syslog(3) to a datagram listener at a path of the test's (a /dev/log of
@@ -63,9 +69,9 @@ syslog_ok() {
 t_unix_syslog() {
 	export UNIX_SYSLOG_PATH=$TT/log.sock
 	outside_start dgram "$UNIX_SYSLOG_PATH" "$TD/syslog.log"
-	std unix_syslog 0 0.7 0.7
+	std unix_syslog 0 3 3
 	outside_stop dgram
-	syslog_ok "$TD/syslog.log" "<13>unix_syslog: step " 2
+	syslog_ok "$TD/syslog.log" "<13>unix_syslog" 2
 }
 
 # the same through live checkpoints, then --kill and a restart
@@ -74,16 +80,16 @@ t_unix_syslog_live() {
 	outside_start dgram "$UNIX_SYSLOG_PATH" "$TD/syslog.log"
 	steps_live_flow unix_syslog 9
 	outside_stop dgram
-	syslog_ok "$TD/syslog.log" "<13>unix_syslog: step " 2
+	syslog_ok "$TD/syslog.log" "<13>unix_syslog" 2
 }
 
 # Python's logging.handlers.SysLogHandler(address=PATH) to the same listener
 t_unix_syslog_py() {
 	export UNIX_SYSLOG_PATH=$TT/log.sock
 	outside_start dgram "$UNIX_SYSLOG_PATH" "$TD/syslog.log"
-	flow_standard 0 0.7 0.7 pipe "$PYTHON" "$PROGS/unix_syslog.py"
+	flow_standard 0 3 3 pipe "$PYTHON" "$PROGS/unix_syslog.py"
 	outside_stop dgram
-	syslog_ok "$TD/syslog.log" "<14>python step " 2
+	syslog_ok "$TD/syslog.log" "<14>python" 2
 }
 
 # a stream connected to a server outside the group: the checkpoint is
@@ -136,5 +142,5 @@ t_unix_outside_reconnect() {
 # bound again in a mount namespace of init's child, sock_diag, the backlogs
 t_unix_unprivileged() {
 	unpriv_setup unix_shapes
-	flow_standard 0 0.7 0.7 pipe "$U/bin/unix_shapes"
+	flow_standard 0 4 3 pipe "$U/bin/unix_shapes"
 }

@@ -37,7 +37,7 @@ int main(void)
 		SYSCHK(getpeername(s, (struct sockaddr *)&a, &l));
 		CHECK(l > offsetof(struct sockaddr_un, sun_path) && !strcmp(a.sun_path, path), "not connected to %s", path);
 		char m[128];
-		int n = snprintf(m, sizeof(m), "<13>unix_syslog: step %d", i);
+		int n = snprintf(m, sizeof(m), "<13>unix_syslog[%d]: step %d", (int)getpid(), i);
 		CHECK(send(s, m, (size_t)n, 0) == n, "send to %s: %s", path, strerror(errno));
 		if (c >= 0) {
 			char want[32], got[32];
