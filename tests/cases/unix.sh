@@ -92,10 +92,9 @@ t_unix_syslog_py() {
 	syslog_ok "$TD/syslog.log" "<14>python" 2
 }
 
-# a stream connected to a server outside the group: the checkpoint is
-# refused in one line naming process, descriptor and the peer's path, and
-# the program runs on to its native output
-t_unix_outside_refused() {
+# outside_run: unix_syslog run in the group with a datagram listener and a
+# stream server outside it (its native run first, with both), until ready
+outside_run() {
 	export UNIX_SYSLOG_PATH=$TT/log.sock UNIX_OUTSIDE_STREAM=$TT/srv.sock
 	outside_start dgram "$UNIX_SYSLOG_PATH" "$TD/syslog.log"
 	outside_start stream "$UNIX_OUTSIDE_STREAM" "$TD/stream.log"
@@ -103,6 +102,13 @@ t_unix_outside_refused() {
 	straight 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
+}
+
+# a stream connected to a server outside the group: the checkpoint is
+# refused in one line naming process, descriptor and the peer's path, and
+# the program runs on to its native output
+t_unix_outside_refused() {
+	outside_run
 	wait_line "$TD/run0.out" "step 2 ok"
 	timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" --kill >"$TD/ck.out" 2>"$TD/ck.err"
 	local rc=$?
@@ -119,13 +125,7 @@ t_unix_outside_refused() {
 # connected afresh to the server (which sees a second connection) and runs
 # on as if nothing happened
 t_unix_outside_reconnect() {
-	export UNIX_SYSLOG_PATH=$TT/log.sock UNIX_OUTSIDE_STREAM=$TT/srv.sock
-	outside_start dgram "$UNIX_SYSLOG_PATH" "$TD/syslog.log"
-	outside_start stream "$UNIX_OUTSIDE_STREAM" "$TD/stream.log"
-	prog_cmd unix_syslog
-	straight 0 "${PCMD[@]}"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
-	wait_ready "$GNAME" run0
+	outside_run
 	wait_line "$TD/run0.out" "step 3 ok"
 	ckpt_or_fail "checkpoint --kill --reconnect-outside" "$GNAME" 1 --kill --reconnect-outside
 	bg_wait run0
