@@ -234,6 +234,7 @@ static int register_with(const char *path, uint64_t restored)
 	if (co_agent.table)
 		co_munmap(co_agent.table, sizeof(struct co_table));
 	co_agent.table = tab;
+	co_semundo_attach(); /* the adjustments it has, into this table's keys */
 	co_agent.slot = (int)inbox.m.a;
 	co_agent.sig = (int)inbox.m.b;
 	co_strlcpy(co_agent.sock_path, path, sizeof(co_agent.sock_path));
@@ -978,6 +979,7 @@ void co_agent_forked(void)
 		img_fd[k] = -1;
 	nprog_fd = 0;
 	co_early_start = 0;
+	co_semundo_forked(); /* undo lists are not inherited by fork */
 	if (!co_agent.active)
 		return;
 	if (co_agent.table)

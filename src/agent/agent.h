@@ -138,6 +138,23 @@ void co_park_begin(void);
 void co_park_end(void);
 int co_park_stuck(long ms, const struct co_timespec *t0, long deadline_ms, char *err, size_t errlen);
 
+/*
+ * semundo.c: the process's SEM_UNDO adjustments.  co_semundo_wants: may
+ * the n operations at ops have one (then the call goes through
+ * co_semundo_op, a semtimedop as libc's, tmo NULL for semop);
+ * co_semundo_handler(uc): in the checkpoint handler, before parking;
+ * co_semundo_forked: in a forked child; co_semundo_attach: once
+ * registered with a group's table; co_semundo_collect: at DUMP.
+ */
+struct sembuf;
+struct timespec;
+int co_semundo_wants(const struct sembuf *ops, size_t n);
+int co_semundo_op(int id, struct sembuf *ops, size_t n, const struct timespec *tmo);
+void co_semundo_handler(void *uc);
+void co_semundo_forked(void);
+void co_semundo_attach(void);
+int co_semundo_collect(struct co_dumpctx *d);
+
 /* wrap.c */
 void co_wrap_init(void);
 struct co_ksigaction;

@@ -1,6 +1,6 @@
 /*
  * dump.c - write this process's image, with every other thread parked.
- * Order of records: head, process, threads, descriptors, regions, the
+ * Order of records: head, process, threads, timers, SEM_UNDO adjustments, descriptors, regions, the
  * copy-on-write map, pages, end (docs/image-format.md).  Nothing here allocates.
  */
 #define _GNU_SOURCE
@@ -88,7 +88,8 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.vol[dc.nvol++] = (uint64_t)wbuf1;
 	dc.vol[dc.nvol++] = (uint64_t)&dc;
 
-	if (co_pattrs_collect(&dc) || co_timers_collect(&dc) || co_files_collect(&dc) || co_mem_collect(&dc))
+	if (co_pattrs_collect(&dc) || co_timers_collect(&dc) || co_semundo_collect(&dc) || co_files_collect(&dc) ||
+	    co_mem_collect(&dc))
 		return -1;
 	co_pages_note_shared(&dc);
 	return 0;
@@ -133,7 +134,7 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes, void (*snaps
 	for (int i = 0; i < co_agent.nthreads; i++)
 		trecs[i] = &co_agent.threads[i].rec;
 	int r = co_proc_dump(&dc, co_agent.nthreads) || co_threads_dump(&dc, trecs, co_agent.nthreads) ||
-		co_timers_dump(&dc) || co_files_dump(&dc);
+		co_timers_dump(&dc) || co_semundo_dump(&dc) || co_files_dump(&dc);
 	/* what the running program could change is written: it may go on now */
 	if (!r && snapshot_done)
 		snapshot_done();

@@ -554,14 +554,16 @@ EXPORT int sem_clockwait(sem_t *s, clockid_t c, const struct timespec *abs)
  * SysV IPC: the kernel never restarts semop, semtimedop, msgsnd or msgrcv
  * after a handler (SA_RESTART or not), so a checkpoint would show as
  * EINTR; made again, a semtimedop with what is left of its (relative)
- * timeout.
+ * timeout.  A call with a SEM_UNDO operation goes through semundo.c,
+ * which notes the adjustment.
  */
 EXPORT int semop(int id, struct sembuf *ops, size_t n)
 {
 	ENSURE(semop);
+	int undo = co_semundo_wants(ops, n);
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		int r = REAL(semop)(id, ops, n);
+		int r = undo ? co_semundo_op(id, ops, n, NULL) : REAL(semop)(id, ops, n);
 		if (!AGAIN(r, e))
 			return r;
 	}
@@ -595,9 +597,10 @@ EXPORT int semtimedop(int id, struct sembuf *ops, size_t n, const struct timespe
 	ENSURE(semtimedop);
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
+	int undo = co_semundo_wants(ops, n);
 	for (;;) {
 		unsigned e = co_tls_epoch;
-		int r = REAL(semtimedop)(id, ops, n, rt.arg);
+		int r = undo ? co_semundo_op(id, ops, n, rt.arg) : REAL(semtimedop)(id, ops, n, rt.arg);
 		if (!AGAIN(r, e))
 			return r;
 		rel_again(&rt);
@@ -850,6 +853,14 @@ EXPORT long syscall(long n, ...)
 		return raw_fork(n, a);
 	if (n == SYS_madvise)
 		return madvise((void *)a[0], (size_t)a[1], (int)a[2]);
+	/* SEM_UNDO adjustments are noted (semundo.c) */
+	if (n == SYS_semop)
+		return semop((int)a[0], (struct sembuf *)a[1], (size_t)a[2]);
+	if (n == SYS_semtimedop)
+		return semtimedop((int)a[0], (struct sembuf *)a[1], (size_t)a[2], (const struct timespec *)a[3]);
+	int ctl = (int)a[2] & ~0x100; /* IPC_64: a layout; these three have no struct to lay out */
+	if (n == SYS_semctl && (ctl == SETVAL || ctl == SETALL || ctl == IPC_RMID))
+		return semctl((int)a[0], (int)a[1], (int)a[2], a[3]);
 	int op = (int)(a[1] & FUTEX_CMD_MASK);
 	/* a timeout we cannot read goes to the kernel as it is (EFAULT), never retried */
 	struct timespec want, t0 = { 0, 0 }, deadline = { 0, 0 }, left;

@@ -58,6 +58,7 @@ enum co_rec_type {
 	CO_R_SYSVSEM = 62, /* struct co_sysv, then u16 values: a SysV semaphore set of the group's IPC namespace */
 	CO_R_SYSVMSG = 63, /* struct co_sysv: a SysV message queue (part 0), or one of its messages (part 1), then its bytes */
 	CO_R_SYSVSHM = 64, /* struct co_sysv: a SysV shm segment (part 0), or a run of its bytes (part 1), then the bytes */
+	CO_R_SEMUNDO = 76, /* struct co_semadj: one SEM_UNDO adjustment of the process, after its timers */
 };
 
 enum co_img_kind { CO_KIND_PROCESS = 1, CO_KIND_MANIFEST = 2, CO_KIND_PAGES = 3, CO_KIND_SHARED = 4 };
@@ -230,6 +231,17 @@ struct co_thread {
 		} sched;
 		uint64_t affinity[16];	/* sched_getaffinity: CPUs 0-1023 */
 	} a;
+};
+
+/*
+ * A SEM_UNDO adjustment of the process (src/agent/semundo.c): what the
+ * kernel adds to semaphore semnum of set semid when the process exits.
+ */
+struct co_semadj {
+	int32_t semid;
+	int32_t semnum;
+	int32_t adj;
+	uint32_t pad;
 };
 
 /* A POSIX timer of the process (timer_create), as /proc/PID/timers and timer_gettime tell it. */

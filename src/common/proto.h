@@ -222,6 +222,21 @@ static inline int co_stdio_slot(const struct co_stdio_id *s, const uint8_t *mark
 }
 
 
+/*
+ * SEM_UNDO adjustments (src/agent/semundo.c): each process keeps its own
+ * in the agent, but semctl SETVAL and SETALL clear them in every process
+ * and IPC_RMID drops them.  A process that has an adjustment on a
+ * semaphore registers it here (semnum, and -1 for its whole set); a
+ * semctl that clears one stamps it with a new value of epoch, and an
+ * adjustment last changed before that stamp is gone.  Slots are taken for
+ * good (key 0: free); CO_SEMKEY_SLOTS keys at most in a group's life.
+ */
+#define CO_SEMKEY_SLOTS 4096
+struct co_semkey {
+	uint64_t key;		/* (semid + 1) << 32 | (semnum + 1): semnum -1 is the whole set */
+	uint64_t cleared;	/* epoch of the last SETVAL, SETALL or IPC_RMID that cleared it */
+};
+
 struct co_table {
 	uint32_t magic;
 	uint32_t slots;
@@ -230,6 +245,8 @@ struct co_table {
 	uint64_t group_id;	/* the group's id, which its images carry (co_bind) */
 	struct co_stdio_id stdio[3];
 	struct co_pentry p[CO_TABLE_SLOTS];
+	uint64_t sem_epoch;	/* bumped by each clearing semctl (co_semkey) */
+	struct co_semkey semkeys[CO_SEMKEY_SLOTS];
 };
 
 #endif
