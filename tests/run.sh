@@ -84,6 +84,7 @@ ALL_TESTS=(
 	attr_chroot_refused attr_loginuid attr_cgroup
 	inotify_std inotify_live inotify_held
 	sysv_ipc sysv_ipc_live
+	sysv_undo sysv_undo_live
 )
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

@@ -66,7 +66,7 @@ int co_semundo_restore(struct co_rstctx *rc)
 			int step = left > STEP ? STEP : left < -STEP ? -STEP : left;
 			long r = adjust(a->semid, a->semnum, step);
 			if (r < 0)
-				return co_err(rc->err, rc->errlen, "pid %d: cannot make its SEM_UNDO adjustment %+d on "
+				return co_err(rc->err, rc->errlen, "pid %d: cannot make its SEM_UNDO adjustment %d on "
 					      "semaphore %d of set %d again (errno %ld)", rc->proc->pid, a->adj, a->semnum,
 					      a->semid, -r);
 			left -= step;
