@@ -2,7 +2,7 @@
  * sysv_undo (application group): SysV semaphore adjustments (SEM_UNDO)
  * held across checkpoints, given back by the kernel when their process
  * exits after a restart (issue 13).
- * Each round, on a set A of 4 semaphores (5 3 7 10 by SETALL, which also
+ * Each round, on a set A of 5 semaphores (5 3 7 10 1 by SETALL, which also
  * clears what the parent held from the round before) and a set B of one:
  * - the parent takes 1 of A3 with SEM_UNDO (its own: a forked child must
  *   not inherit it);
@@ -11,6 +11,9 @@
  *   undo list), 1 of B0 with SEM_UNDO, then through syscall(SYS_semop)
  *   gives 1 back to A3 with SEM_UNDO and adds 1 to A2 without; a
  *   grandchild it forks and waits for gives nothing back when it exits;
+ *   two more of its threads take and give back A4 (1, a lock) with
+ *   SEM_UNDO all along, one holding it while the other waits in semop:
+ *   the checkpoints find them there, or just done;
  * - the parent removes B (H's adjustment on it is gone: a restart must
  *   not look for it);
  * - child C takes 2 of A2 with SEM_UNDO, then the parent sets A2 to 20
@@ -19,8 +22,8 @@
  * - H and C hold what they took for HOLD_MS (the checkpoints and restarts
  *   come then), and exit without releasing anything.
  * The parent checks every value while they hold (4 5 20 6) and after each
- * exit (after H's the kernel gave back exactly H's: 5 3 20 9; A2 stays 20
- * after C's).  Output: two lines per round, then RESULT.
+ * exit (after H's the kernel gave back exactly H's: 5 3 20 9 and the lock
+ * free; A2 stays 20 after C's).  Output: two lines per round, then RESULT.
  */
 #include "common.h"
 #include <sys/ipc.h>
@@ -28,14 +31,16 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-#define ROUNDS 3
-#define HOLD_MS 1500
+#define ROUNDS 2
+#define HOLD_MS 2500 /* the checkpoints of the tests come in the first round's */
 
 static int seta, setb;
 
 static void get_all(unsigned short v[4])
 {
-	SYSCHK(semctl(seta, 0, GETALL, v));
+	unsigned short all[5];
+	SYSCHK(semctl(seta, 0, GETALL, all));
+	memcpy(v, all, 4 * sizeof(v[0]));
 }
 
 static void expect(const char *when, int r, int a0, int a1, int a2, int a3)
@@ -61,6 +66,18 @@ static void *second_thread(void *arg)
 	return NULL;
 }
 
+/* Take A4 and give it back, for ever: one of the two threads holds it, the other waits in semop. */
+static void *churn(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		op(seta, 4, -1, SEM_UNDO);
+		usleep(200);
+		op(seta, 4, 1, SEM_UNDO);
+	}
+	return NULL;
+}
+
 static void holder_h(int ready)
 {
 	struct sembuf two[2] = { { 0, -1, SEM_UNDO }, { 3, -4, SEM_UNDO } };
@@ -76,6 +93,8 @@ static void holder_h(int ready)
 		_exit(0); /* no adjustment of its own: its exit gives nothing back */
 	int st;
 	SYSCHK(waitpid(g, &st, 0));
+	for (int k = 0; k < 2; k++)
+		CHECK(pthread_create(&t, NULL, churn, NULL) == 0, "pthread_create");
 	CHECK(write(ready, "h", 1) == 1, "write");
 	t_sleep_ms(HOLD_MS);
 	_exit(0); /* without giving anything back: the kernel does */
@@ -118,7 +137,7 @@ static void reap(pid_t p, const char *who)
 
 static uint64_t round_of(int r, uint64_t h)
 {
-	unsigned short init[4] = { 5, 3, 7, 10 };
+	unsigned short init[5] = { 5, 3, 7, 10, 1 };
 	SYSCHK(semctl(seta, 0, SETALL, init));
 	setb = SYSCHK(semget(IPC_PRIVATE, 1, 0600));
 	SYSCHK(semctl(setb, 0, SETVAL, 1));
@@ -142,6 +161,8 @@ static uint64_t round_of(int r, uint64_t h)
 	h = t_fnv(h, v, sizeof(v));
 	reap(hp, "H");
 	expect("H exited", r, 5, 3, 20, 9);
+	int lock = SYSCHK(semctl(seta, 4, GETVAL));
+	CHECK(lock == 1, "round %d, H exited: the lock A4 is %d, not 1", r, lock);
 	reap(cp, "C");
 	expect("C exited", r, 5, 3, 20, 9);
 	get_all(v);
@@ -157,7 +178,7 @@ static uint64_t round_of(int r, uint64_t h)
 int main(void)
 {
 	t_init("sysv_undo");
-	seta = SYSCHK(semget(IPC_PRIVATE, 4, 0600));
+	seta = SYSCHK(semget(IPC_PRIVATE, 5, 0600));
 	uint64_t h = T_FNV_INIT;
 	for (int r = 0; r < ROUNDS; r++)
 		h = round_of(r, h);
