@@ -34,14 +34,12 @@
  * kernel's list but not our table), and a SETVAL or SETALL made at the
  * very moment of a SEM_UNDO operation on the same semaphore in another
  * process, with nothing ordering the two (the table follows the order in
- * which the agents saw them).  A SEM_UNDO semop is no cancellation point
- * (pthread_cancel acts before it and when it is interrupted).
+ * which the agents saw them).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <linux/futex.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/sem.h>
@@ -232,11 +230,15 @@ static void note_call(struct call *c)
 
 /* ---- the calls (wrap.c) ---- */
 
-/* Does ops (n of them) hold a SEM_UNDO operation?  0 also where the kernel will answer EFAULT. */
+/*
+ * Does ops (n of them) hold a SEM_UNDO operation?  0 also where the kernel
+ * will answer EFAULT, and in a process of no group (never checkpointed: a
+ * child it forks registers, and starts with no adjustments anyway).
+ */
 int co_semundo_wants(const struct sembuf *ops, size_t n)
 {
 	struct sembuf b[64];
-	for (size_t k = 0; ops && k < n;) {
+	for (size_t k = 0; ops && co_agent.active && k < n;) {
 		size_t m = n - k < 64 ? n - k : 64;
 		struct iovec here = { b, m * sizeof(b[0]) }, there = { (void *)(ops + k), m * sizeof(b[0]) };
 		long r = co_sys6(SYS_process_vm_readv, co_getpid(), (long)&here, 1, (long)&there, 1, 0);
@@ -254,13 +256,13 @@ int co_semundo_wants(const struct sembuf *ops, size_t n)
 
 /*
  * One semtimedop(2) with SEM_UNDO operations (tmo NULL: semop), noted
- * once the kernel has done it: as libc's, 0 or -1 with errno.
+ * once the kernel has done it: as glibc's (the same system call, no
+ * cancellation point), 0 or -1 with errno.
  */
 int co_semundo_op(int id, struct sembuf *ops, size_t n, const struct timespec *tmo)
 {
 	struct call c = { RES_UNSET, id, ops, n, 0 };
 	struct call *outer = cur_call; /* a handler of the program's that made one in the middle of another */
-	pthread_testcancel();
 	cur_call = &c;
 	long r = co_semop_raw(&c.res, id, ops, n, tmo);
 	uint64_t old = block_all();
@@ -270,8 +272,6 @@ int co_semundo_op(int id, struct sembuf *ops, size_t n, const struct timespec *t
 	unblock(old);
 	if (r == 0)
 		return 0;
-	if (r == -EINTR)
-		pthread_testcancel();
 	errno = (int)-r;
 	return -1;
 }
@@ -312,7 +312,7 @@ EXPORT int semctl(int id, int num, int cmd, ...)
 	if (!real_semctl)
 		real_semctl = (int (*)(int, int, int, ...))dlsym(RTLD_NEXT, "semctl");
 	int c = cmd & ~IPC_64;
-	if (c != SETVAL && c != SETALL && c != IPC_RMID)
+	if ((c != SETVAL && c != SETALL && c != IPC_RMID) || !co_agent.table)
 		return real_semctl(id, num, cmd, arg);
 	uint64_t old = block_all();
 	int r = real_semctl(id, num, cmd, arg);
