@@ -27,9 +27,12 @@
  * The image gets the table (CO_R_SEMUNDO, src/res/semundo.c), and the
  * restorer makes each adjustment again before the program runs.
  *
+ * The kernel keeps the list across an exec: the table goes with it in
+ * the environment (COHORT_SEMUNDO, wrap.c's with_agent), which the new
+ * program's agent takes back (and out) before it registers.
+ *
  * Not seen: raw semop/semctl system calls that bypass libc (inline
- * assembly; those made through syscall(3) are seen), an exec (the kernel
- * keeps the list across it, the new program's agent starts empty), a
+ * assembly; those made through syscall(3) are seen), a raw execve, a
  * process made with CLONE_SYSVSEM without CLONE_VM (it shares the
  * kernel's list but not our table), and a SETVAL or SETALL made at the
  * very moment of a SEM_UNDO operation on the same semaphore in another
@@ -42,6 +45,7 @@
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <sys/sem.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
@@ -54,11 +58,12 @@
 #define IPC_64 0x0100
 #endif
 
-/* One adjustment of this process; stamp: the group's epoch when it last changed. */
+/* One adjustment of this process; stamp: the group's epoch when it last changed (UNSTAMPED: no table yet). */
 struct adj {
 	int32_t semid, semnum, adj;
 	uint64_t stamp;
 };
+#define UNSTAMPED (~0ULL)
 
 static struct adj tab[CO_SEMUNDO_MAX];
 static int ntab;
@@ -141,6 +146,8 @@ static int key_register(int semid, int semnum)
 /* Cleared (SETVAL, SETALL, IPC_RMID) since the group's epoch was stamp? */
 static int cleared_since(const struct adj *a, uint64_t stamp)
 {
+	if (stamp == UNSTAMPED)
+		return 0;
 	const struct co_semkey *one = key_slot(key_of(a->semid, a->semnum), 0);
 	const struct co_semkey *set = key_slot(key_of(a->semid, -1), 0);
 	return (one && __atomic_load_n(&one->cleared, __ATOMIC_ACQUIRE) > stamp) ||
@@ -149,7 +156,7 @@ static int cleared_since(const struct adj *a, uint64_t stamp)
 
 static uint64_t epoch_now(void)
 {
-	return co_agent.table ? __atomic_load_n(&co_agent.table->sem_epoch, __ATOMIC_ACQUIRE) : 0;
+	return co_agent.table ? __atomic_load_n(&co_agent.table->sem_epoch, __ATOMIC_ACQUIRE) : UNSTAMPED;
 }
 
 /* A semctl cleared semnum of semid (-1: the whole set) in every process: a new stamp for it. */
@@ -336,19 +343,78 @@ void co_semundo_forked(void)
 }
 
 /*
- * Registered with a (new) group table: after a restart the adjustments
- * are the kernel's again (the restorer made them), stamped by the old
- * group's epoch.  They get keys here and this group's epoch.  No thread
- * of the program runs yet.
+ * Registered with a group's table: the adjustments get keys there, and
+ * this group's epoch where they have none of it: those noted before (in
+ * a constructor), or all after a restart (restamp: the restorer made
+ * them again, and their stamps are the old group's).  Ones carried
+ * across an exec keep theirs: the group is the same.  No thread of the
+ * program runs yet.
  */
-void co_semundo_attach(void)
+void co_semundo_attach(int restamp)
 {
 	uint64_t now = epoch_now();
 	for (int i = 0; i < ntab; i++) {
-		tab[i].stamp = now;
+		if (restamp || tab[i].stamp == UNSTAMPED)
+			tab[i].stamp = now;
 		if (key_register(tab[i].semid, tab[i].semnum))
 			overflow = 1;
 	}
+}
+
+/* ---- across an exec ---- */
+
+#define ENV_NAME "COHORT_SEMUNDO"
+
+/*
+ * For an exec of this very process (not of a vfork child: a new process
+ * with no list of its own): COHORT_SEMUNDO=semid.semnum.adj.stamp,... in
+ * buf, or 0 when there is nothing to carry.  In the exec wrappers,
+ * without malloc.
+ */
+size_t co_semundo_env(char *buf, size_t n)
+{
+	if (co_getpid() != co_agent.pid || !co_agent.active)
+		return 0;
+	uint64_t old = block_all();
+	lock();
+	size_t len = ntab ? co_fmt(buf, n, "%s=", ENV_NAME) : 0;
+	for (int i = 0; i < ntab; i++)
+		len += co_fmt(buf + len, n - len, "%d.%d.%d.%lu,", tab[i].semid, tab[i].semnum, tab[i].adj,
+			      (unsigned long)tab[i].stamp);
+	unlock();
+	unblock(old);
+	return len;
+}
+
+/* The number at *p (a '-' first for adj), and *p past it and its separator. */
+static long env_num(const char **p)
+{
+	int neg = **p == '-';
+	long v = (long)co_strtoul(*p + neg, p, 10);
+	if (**p)
+		(*p)++;
+	return neg ? -v : v;
+}
+
+/* In a program just exec'd, before it registers: what the one before it carried, taken out of its environment. */
+void co_semundo_from_env(void)
+{
+	const char *p = getenv(ENV_NAME);
+	if (!p)
+		return;
+	while (*p && ntab < CO_SEMUNDO_MAX) {
+		struct adj *a = &tab[ntab];
+		a->semid = (int32_t)env_num(&p);
+		a->semnum = (int32_t)env_num(&p);
+		a->adj = (int32_t)env_num(&p);
+		a->stamp = (uint64_t)co_strtoul(p, &p, 10);
+		if (*p)
+			p++;
+		if (a->adj)
+			ntab++;
+	}
+	overflow |= *p != 0;
+	unsetenv(ENV_NAME);
 }
 
 /* The manager, every thread parked: the adjustments into the image (dump.c). */

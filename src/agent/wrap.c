@@ -891,7 +891,7 @@ EXPORT long syscall(long n, ...)
 /* ---- keeping the agent in every program the group execs ---- */
 
 
-static char env_preload[4200], env_sock[300], env_sig[32];
+static char env_preload[4200], env_sock[300], env_sig[32], env_undo[CO_SEMUNDO_ENV_MAX];
 
 /* Remember what the group's processes must carry across exec. */
 void co_wrap_env_init(void)
@@ -929,13 +929,14 @@ static size_t env_count(char *const env[])
 }
 
 /*
- * out (n + 4 slots) gets env plus our variables where env lacks them (an
+ * out (n + 5 slots) gets env plus our variables where env lacks them (an
  * emptied environment, or one rebuilt by the program).  The socket and
  * signal always come from the agent, not from env: after a restart the
- * environment in memory still names the old coordinator's socket.  No
- * malloc: this also runs in vfork children.
+ * environment in memory still names the old coordinator's socket.  An
+ * exec of this process (same) carries its SEM_UNDO adjustments (semundo.c),
+ * a new process none.  No malloc: this also runs in vfork children.
  */
-static char **with_agent(char *const env[], char **out)
+static char **with_agent(char *const env[], char **out, int same)
 {
 	size_t n = 0;
 	int ours = co_agent.active || env_preload[0];
@@ -944,7 +945,7 @@ static char **with_agent(char *const env[], char **out)
 		co_fmt(env_sig, sizeof(env_sig), "COHORT_SIG=%d", co_agent.sig);
 	}
 	for (; env && *env; env++)
-		if (!ours || !(env_is(*env, "COHORT_SOCK") || env_is(*env, "COHORT_SIG")))
+		if (!ours || !(env_is(*env, "COHORT_SOCK") || env_is(*env, "COHORT_SIG") || env_is(*env, "COHORT_SEMUNDO")))
 			out[n++] = *env;
 	if (ours) {
 		if (env_preload[0] && !env_has(env, env_preload))
@@ -953,6 +954,8 @@ static char **with_agent(char *const env[], char **out)
 			out[n++] = env_sock;
 		if (env_sig[0])
 			out[n++] = env_sig;
+		if (same && co_semundo_env(env_undo, sizeof(env_undo)))
+			out[n++] = env_undo;
 	}
 	out[n] = NULL;
 	return out;
@@ -1045,9 +1048,9 @@ extern char **environ;
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	ENSURE(execve);
-	char *env[env_count(envp) + 4];
+	char *env[env_count(envp) + 5];
 	uint64_t old = exec_guard();
-	return exec_unguard(REAL(execve)(path, argv, with_agent(envp, env)), old);
+	return exec_unguard(REAL(execve)(path, argv, with_agent(envp, env, 1)), old);
 }
 
 EXPORT int execv(const char *path, char *const argv[])
@@ -1058,9 +1061,9 @@ EXPORT int execv(const char *path, char *const argv[])
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	ENSURE(execvpe);
-	char *env[env_count(envp) + 4];
+	char *env[env_count(envp) + 5];
 	uint64_t old = exec_guard();
-	return exec_unguard(REAL(execvpe)(file, argv, with_agent(envp, env)), old);
+	return exec_unguard(REAL(execvpe)(file, argv, with_agent(envp, env, 1)), old);
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
@@ -1071,9 +1074,9 @@ EXPORT int execvp(const char *file, char *const argv[])
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	ENSURE(fexecve);
-	char *env[env_count(envp) + 4];
+	char *env[env_count(envp) + 5];
 	uint64_t old = exec_guard();
-	return exec_unguard(REAL(fexecve)(fd, argv, with_agent(envp, env)), old);
+	return exec_unguard(REAL(fexecve)(fd, argv, with_agent(envp, env, 1)), old);
 }
 
 /* The execl family: gather the arguments, then the matching execv. */
@@ -1117,14 +1120,14 @@ EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_acti
 		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	ENSURE(posix_spawn);
-	char *env[env_count(envp) + 4];
-	return REAL(posix_spawn)(pid, path, fa, attr, argv, with_agent(envp, env));
+	char *env[env_count(envp) + 5];
+	return REAL(posix_spawn)(pid, path, fa, attr, argv, with_agent(envp, env, 0));
 }
 
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
 			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	ENSURE(posix_spawnp);
-	char *env[env_count(envp) + 4];
-	return REAL(posix_spawnp)(pid, file, fa, attr, argv, with_agent(envp, env));
+	char *env[env_count(envp) + 5];
+	return REAL(posix_spawnp)(pid, file, fa, attr, argv, with_agent(envp, env, 0));
 }

@@ -7,7 +7,8 @@
 #   sysv_ipc_live  live checkpoints between and after the restarts
 #                  (live_flow, agent_hidden.sh)
 # tests/progs/sysv_undo.c: children hold semaphores taken with SEM_UNDO
-# (semop, semtimedop from a thread, syscall(SYS_semop); one adjustment
+# (semop, semtimedop from a thread, syscall(SYS_semop), kept across an
+# exec; two threads take and give back a lock all along; one adjustment
 # cleared by the parent's SETVAL, one on a set the parent removed) while
 # the checkpoints come, and exit after the restarts without giving them
 # back: the kernel must give back exactly theirs (src/agent/semundo.c).

@@ -11,7 +11,8 @@
  *   undo list), 1 of B0 with SEM_UNDO, then through syscall(SYS_semop)
  *   gives 1 back to A3 with SEM_UNDO and adds 1 to A2 without; a
  *   grandchild it forks and waits for gives nothing back when it exits;
- *   two more of its threads take and give back A4 (1, a lock) with
+ *   then it execs itself (the kernel keeps its adjustments across exec),
+ *   and two threads of the new program take and give back A4 (1, a lock) with
  *   SEM_UNDO all along, one holding it while the other waits in semop:
  *   the checkpoints find them there, or just done;
  * - the parent removes B (H's adjustment on it is gone: a restart must
@@ -93,9 +94,21 @@ static void holder_h(int ready)
 		_exit(0); /* no adjustment of its own: its exit gives nothing back */
 	int st;
 	SYSCHK(waitpid(g, &st, 0));
+	char a[16], r[16];
+	snprintf(a, sizeof(a), "%d", seta);
+	snprintf(r, sizeof(r), "%d", ready);
+	execl("/proc/self/exe", "sysv_undo", "h", a, r, (char *)NULL);
+	FAIL("exec: %s", strerror(errno));
+}
+
+/* H after its exec (main's "h SETA READY"): the lock's threads, then it holds. */
+static void holder_h_exec(char **argv)
+{
+	seta = atoi(argv[2]);
+	pthread_t t;
 	for (int k = 0; k < 2; k++)
 		CHECK(pthread_create(&t, NULL, churn, NULL) == 0, "pthread_create");
-	CHECK(write(ready, "h", 1) == 1, "write");
+	CHECK(write(atoi(argv[3]), "h", 1) == 1, "write");
 	t_sleep_ms(HOLD_MS);
 	_exit(0); /* without giving anything back: the kernel does */
 }
@@ -175,9 +188,11 @@ static uint64_t round_of(int r, uint64_t h)
 	return t_fnv(h, v, sizeof(v));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	t_init("sysv_undo");
+	if (argc == 4 && strcmp(argv[1], "h") == 0)
+		holder_h_exec(argv);
 	seta = SYSCHK(semget(IPC_PRIVATE, 5, 0600));
 	uint64_t h = T_FNV_INIT;
 	for (int r = 0; r < ROUNDS; r++)
