@@ -1,7 +1,8 @@
 /*
  * dump.c - write this process's image, with every other thread parked.
- * Order of records: head, process, threads, timers, SEM_UNDO adjustments, descriptors, regions, the
- * copy-on-write map, pages, end (docs/image-format.md).  Nothing here allocates.
+ * Order of records: head, process, threads, timers, SEM_UNDO adjustments,
+ * descriptors, regions, the copy-on-write map, pages, end
+ * (docs/image-format.md).  Nothing here allocates.
  */
 #define _GNU_SOURCE
 #include <errno.h>
