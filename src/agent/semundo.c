@@ -29,7 +29,9 @@
  *
  * The kernel keeps the list across an exec: the table goes with it in
  * the environment (COHORT_SEMUNDO, wrap.c's with_agent), which the new
- * program's agent takes back (and out) before it registers.
+ * program's agent takes back (and out) before it registers.  The wrappers
+ * replace any the program passes; one passed to a raw execve is taken at
+ * its word.
  *
  * Not seen: raw semop/semctl system calls that bypass libc (inline
  * assembly; those made through syscall(3) are seen), a raw execve, a
