@@ -237,6 +237,7 @@ static int register_with(const char *path, uint64_t restored)
 	if (co_agent.table)
 		co_munmap(co_agent.table, sizeof(struct co_table));
 	co_agent.table = tab;
+	co_semundo_attach(restored != 0); /* the adjustments it has, into this table's keys */
 	co_agent.slot = (int)inbox.m.a;
 	co_agent.sig = (int)inbox.m.b;
 	co_strlcpy(co_agent.sock_path, path, sizeof(co_agent.sock_path));
@@ -901,6 +902,7 @@ static void agent_setup(void)
 	co_agent.sig = g ? (int)co_strtoul(g, 0, 10) : 0;
 	if (co_agent.sig > 0 && co_agent.sig <= 64)
 		co_install_handler();
+	co_semundo_from_env(); /* SEM_UNDO adjustments the program before an exec had */
 	int r = register_with(path, 0);
 	if (r == 0) {
 		co_install_handler(); /* the coordinator's signal, should it differ */
@@ -945,6 +947,7 @@ void co_agent_forked(void)
 	nprog_fd = 0;
 	co_early_start = 0;
 	co_cpuclock_forked(); /* a new process: its CPU clocks are its own, from 0 */
+	co_semundo_forked(); /* undo lists are not inherited by fork */
 	if (!co_agent.active)
 		return;
 	if (co_agent.table)

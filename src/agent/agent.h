@@ -204,6 +204,29 @@ int co_cpuclock_to_kernel(int clk, const struct timespec *t, struct timespec *ou
 			LOAD(name);    \
 	} while (0)
 
+/*
+ * semundo.c: the process's SEM_UNDO adjustments.  co_semundo_wants: may
+ * the n operations at ops have one (then the call goes through
+ * co_semundo_op, a semtimedop as libc's, tmo NULL for semop);
+ * co_semundo_handler(uc): in the checkpoint handler, before parking;
+ * co_semundo_forked: in a forked child; co_semundo_attach: once
+ * registered with a group's table (restamp: a new group, after a
+ * restart); co_semundo_collect: at DUMP; co_semundo_env: the entry that
+ * carries them across an exec (0: none), which co_semundo_from_env takes
+ * back in the new program.
+ */
+struct sembuf;
+struct timespec;
+int co_semundo_wants(const struct sembuf *ops, size_t n);
+int co_semundo_op(int id, struct sembuf *ops, size_t n, const struct timespec *tmo);
+void co_semundo_handler(void *uc);
+void co_semundo_forked(void);
+void co_semundo_attach(int restamp);
+size_t co_semundo_env(char *buf, size_t n);
+void co_semundo_from_env(void);
+#define CO_SEMUNDO_ENV_MAX (CO_SEMUNDO_MAX * 48 + 32)
+int co_semundo_collect(struct co_dumpctx *d);
+
 /* wrap.c */
 void co_wrap_init(void);
 struct co_ksigaction;

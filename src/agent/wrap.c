@@ -541,14 +541,16 @@ EXPORT int sem_clockwait(sem_t *s, clockid_t c, const struct timespec *abs)
  * SysV IPC: the kernel never restarts semop, semtimedop, msgsnd or msgrcv
  * after a handler (SA_RESTART or not), so a checkpoint would show as
  * EINTR; made again, a semtimedop with what is left of its (relative)
- * timeout.
+ * timeout.  A call with a SEM_UNDO operation goes through semundo.c,
+ * which notes the adjustment.
  */
 EXPORT int semop(int id, struct sembuf *ops, size_t n)
 {
 	ENSURE(semop);
+	int undo = co_semundo_wants(ops, n);
 	for (;;) {
 		uint64_t e = co_epoch();
-		int r = REAL(semop)(id, ops, n);
+		int r = undo ? co_semundo_op(id, ops, n, NULL) : REAL(semop)(id, ops, n);
 		if (!AGAIN(r, e))
 			return r;
 	}
@@ -582,9 +584,10 @@ EXPORT int semtimedop(int id, struct sembuf *ops, size_t n, const struct timespe
 	ENSURE(semtimedop);
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
+	int undo = co_semundo_wants(ops, n);
 	for (;;) {
 		uint64_t e = co_epoch();
-		int r = REAL(semtimedop)(id, ops, n, rt.arg);
+		int r = undo ? co_semundo_op(id, ops, n, rt.arg) : REAL(semtimedop)(id, ops, n, rt.arg);
 		if (!AGAIN(r, e))
 			return r;
 		rel_again(&rt);
@@ -840,6 +843,14 @@ EXPORT long syscall(long n, ...)
 	/* a CPU clock goes on across a restart (cpuclock.c); the kernel answers for the rest, bad pointers too */
 	if (n == SYS_clock_gettime && co_cpu_clock((int)a[0]))
 		return clock_gettime((clockid_t)a[0], (struct timespec *)a[1]);
+	/* SEM_UNDO adjustments are noted (semundo.c) */
+	if (n == SYS_semop)
+		return semop((int)a[0], (struct sembuf *)a[1], (size_t)a[2]);
+	if (n == SYS_semtimedop)
+		return semtimedop((int)a[0], (struct sembuf *)a[1], (size_t)a[2], (const struct timespec *)a[3]);
+	int ctl = (int)a[2] & ~0x100; /* IPC_64: a layout; these three have no struct to lay out */
+	if (n == SYS_semctl && (ctl == SETVAL || ctl == SETALL || ctl == IPC_RMID))
+		return semctl((int)a[0], (int)a[1], (int)a[2], a[3]);
 	int op = (int)(a[1] & FUTEX_CMD_MASK);
 	/* a timeout we cannot read goes to the kernel as it is (EFAULT), never retried */
 	struct timespec want, t0 = { 0, 0 }, deadline = { 0, 0 }, left;
@@ -870,7 +881,7 @@ EXPORT long syscall(long n, ...)
 /* ---- keeping the agent in every program the group execs ---- */
 
 
-static char env_preload[4200], env_sock[300], env_sig[32];
+static char env_preload[4200], env_sock[300], env_sig[32], env_undo[CO_SEMUNDO_ENV_MAX];
 
 /* Remember what the group's processes must carry across exec. */
 void co_wrap_env_init(void)
@@ -908,13 +919,14 @@ static size_t env_count(char *const env[])
 }
 
 /*
- * out (n + 4 slots) gets env plus our variables where env lacks them (an
+ * out (n + 5 slots) gets env plus our variables where env lacks them (an
  * emptied environment, or one rebuilt by the program).  The socket and
  * signal always come from the agent, not from env: after a restart the
- * environment in memory still names the old coordinator's socket.  No
- * malloc: this also runs in vfork children.
+ * environment in memory still names the old coordinator's socket.  An
+ * exec of this process (same) carries its SEM_UNDO adjustments (semundo.c),
+ * a new process none.  No malloc: this also runs in vfork children.
  */
-static char **with_agent(char *const env[], char **out)
+static char **with_agent(char *const env[], char **out, int same)
 {
 	size_t n = 0;
 	int ours = co_agent.active || env_preload[0];
@@ -923,7 +935,7 @@ static char **with_agent(char *const env[], char **out)
 		co_fmt(env_sig, sizeof(env_sig), "COHORT_SIG=%d", co_agent.sig);
 	}
 	for (; env && *env; env++)
-		if (!ours || !(env_is(*env, "COHORT_SOCK") || env_is(*env, "COHORT_SIG")))
+		if (!ours || !(env_is(*env, "COHORT_SOCK") || env_is(*env, "COHORT_SIG") || env_is(*env, "COHORT_SEMUNDO")))
 			out[n++] = *env;
 	if (ours) {
 		if (env_preload[0] && !env_has(env, env_preload))
@@ -932,6 +944,8 @@ static char **with_agent(char *const env[], char **out)
 			out[n++] = env_sock;
 		if (env_sig[0])
 			out[n++] = env_sig;
+		if (same && co_semundo_env(env_undo, sizeof(env_undo)))
+			out[n++] = env_undo;
 	}
 	out[n] = NULL;
 	return out;
@@ -1028,9 +1042,9 @@ extern char **environ;
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	ENSURE(execve);
-	char *env[env_count(envp) + 4];
+	char *env[env_count(envp) + 5];
 	uint64_t old = exec_guard();
-	return exec_unguard(REAL(execve)(path, argv, with_agent(envp, env)), old);
+	return exec_unguard(REAL(execve)(path, argv, with_agent(envp, env, 1)), old);
 }
 
 EXPORT int execv(const char *path, char *const argv[])
@@ -1041,9 +1055,9 @@ EXPORT int execv(const char *path, char *const argv[])
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	ENSURE(execvpe);
-	char *env[env_count(envp) + 4];
+	char *env[env_count(envp) + 5];
 	uint64_t old = exec_guard();
-	return exec_unguard(REAL(execvpe)(file, argv, with_agent(envp, env)), old);
+	return exec_unguard(REAL(execvpe)(file, argv, with_agent(envp, env, 1)), old);
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
@@ -1054,9 +1068,9 @@ EXPORT int execvp(const char *file, char *const argv[])
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	ENSURE(fexecve);
-	char *env[env_count(envp) + 4];
+	char *env[env_count(envp) + 5];
 	uint64_t old = exec_guard();
-	return exec_unguard(REAL(fexecve)(fd, argv, with_agent(envp, env)), old);
+	return exec_unguard(REAL(fexecve)(fd, argv, with_agent(envp, env, 1)), old);
 }
 
 /* The execl family: gather the arguments, then the matching execv. */
@@ -1100,14 +1114,14 @@ EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_acti
 		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	ENSURE(posix_spawn);
-	char *env[env_count(envp) + 4];
-	return REAL(posix_spawn)(pid, path, fa, attr, argv, with_agent(envp, env));
+	char *env[env_count(envp) + 5];
+	return REAL(posix_spawn)(pid, path, fa, attr, argv, with_agent(envp, env, 0));
 }
 
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
 			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	ENSURE(posix_spawnp);
-	char *env[env_count(envp) + 4];
-	return REAL(posix_spawnp)(pid, file, fa, attr, argv, with_agent(envp, env));
+	char *env[env_count(envp) + 5];
+	return REAL(posix_spawnp)(pid, file, fa, attr, argv, with_agent(envp, env, 0));
 }

@@ -63,6 +63,7 @@ enum co_rec_type {
 	CO_R_USMSG = 66,  /* struct co_usmsg, its passed descriptors (struct co_uspass), then its bytes */
 	CO_R_PTY = 70,	  /* struct co_pty: a pseudo-terminal of the group's devpts, made by its master's open file */
 	CO_R_PTYDATA = 71, /* struct co_ptydata, then the bytes queued in one direction of the co_pty before */
+	CO_R_SEMUNDO = 76, /* struct co_semadj: one SEM_UNDO adjustment of the process, after its timers */
 };
 
 /* co_manifest.tty_pgid: the program shared the caller's process group, which had the terminal (its settings kept) */
@@ -265,6 +266,17 @@ struct co_thread {
 		int64_t ns;
 		int64_t utime_ns, stime_ns;
 	} cpu;
+};
+
+/*
+ * A SEM_UNDO adjustment of the process (src/agent/semundo.c): what the
+ * kernel adds to semaphore semnum of set semid when the process exits.
+ */
+struct co_semadj {
+	int32_t semid;
+	int32_t semnum;
+	int32_t adj;
+	uint32_t pad;
 };
 
 /* A POSIX timer of the process (timer_create), as /proc/PID/timers and timer_gettime tell it. */

@@ -224,6 +224,21 @@ static inline int co_stdio_slot(const struct co_stdio_id *s, const uint8_t *mark
 }
 
 
+/*
+ * SEM_UNDO adjustments (src/agent/semundo.c): each process keeps its own
+ * in the agent, but semctl SETVAL and SETALL clear them in every process
+ * and IPC_RMID drops them.  A process that has an adjustment on a
+ * semaphore registers it here (semnum, and -1 for its whole set); a
+ * semctl that clears one stamps it with a new value of epoch, and an
+ * adjustment last changed before that stamp is gone.  Slots are taken for
+ * good (key 0: free); CO_SEMKEY_SLOTS keys at most in a group's life.
+ */
+#define CO_SEMKEY_SLOTS 4096
+struct co_semkey {
+	uint64_t key;		/* (semid + 1) << 32 | (semnum + 1): semnum -1 is the whole set */
+	uint64_t cleared;	/* epoch of the last SETVAL, SETALL or IPC_RMID that cleared it */
+};
+
 struct co_table {
 	uint32_t magic;
 	uint32_t slots;
@@ -233,6 +248,8 @@ struct co_table {
 	struct co_stdio_id stdio[3];
 	uint32_t probes;	/* threads the coordinator stopped with ptrace while they ran (co_epoch, agent.h) */
 	struct co_pentry p[CO_TABLE_SLOTS];
+	uint64_t sem_epoch;	/* bumped by each clearing semctl (co_semkey) */
+	struct co_semkey semkeys[CO_SEMKEY_SLOTS];
 };
 
 #endif

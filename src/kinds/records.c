@@ -15,8 +15,8 @@
 
 typedef void describe_fn(unsigned type, const void *p, uint64_t len, char *out, size_t n);
 
-static describe_fn d_head, d_proc, d_thread, d_timer, d_lock, d_owner, d_fd, d_vma, d_pagemap, d_bytes, d_end,
-	d_seccomp, d_manifest, d_mfile, d_mproc, d_link;
+static describe_fn d_head, d_proc, d_thread, d_timer, d_semadj, d_lock, d_owner, d_fd, d_vma, d_pagemap, d_bytes,
+	d_end, d_seccomp, d_manifest, d_mfile, d_mproc, d_link;
 
 static const struct rec {
 	unsigned type;
@@ -35,6 +35,7 @@ static const struct rec {
 	{ CO_R_END, sizeof(struct co_end), NULL, d_end },
 	{ CO_R_PARENTMAP, offsetof(struct co_pagemap, runs), NULL, d_pagemap },
 	{ CO_R_TIMER, sizeof(struct co_timer), NULL, d_timer },
+	{ CO_R_SEMUNDO, sizeof(struct co_semadj), NULL, d_semadj },
 	{ CO_R_LOCK, sizeof(struct co_lock), NULL, d_lock },
 	{ CO_R_FDOWNER, sizeof(struct co_fdowner), NULL, d_owner },
 	{ CO_R_COWMAP, offsetof(struct co_pagemap, runs), NULL, d_pagemap },
@@ -234,6 +235,13 @@ static void d_timer(unsigned t, const void *p, uint64_t len, char *out, size_t n
 	snprintf(out, n, "id %d clock %d %s, left %lld.%09lld s, interval %lld.%09lld s", tm->id, tm->clock, how,
 		 (long long)tm->value_sec, (long long)tm->value_nsec, (long long)tm->interval_sec,
 		 (long long)tm->interval_nsec);
+}
+
+static void d_semadj(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_semadj *a = p;
+	snprintf(out, n, "semaphore %d of set %d: %+d at exit (SEM_UNDO)", a->semnum, a->semid, a->adj);
 }
 
 /* A descriptor's kind: how it comes back, and for a group-wide object which one it is. */

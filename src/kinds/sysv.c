@@ -22,11 +22,14 @@
  * again by their restorers with shmat (src/res/mem.c): one segment, the
  * same id both ways.
  *
- * Not restored: the semaphore adjustments of SEM_UNDO (no interface
- * shows them, and they are not refused yet: a process restarted after
- * semop with SEM_UNDO does not give them back when it exits), the pids
- * and times the objects note, and a segment removed while attached
- * (IPC_RMID: refused).
+ * The semaphore adjustments of SEM_UNDO are each process's, not the
+ * namespace's, and no interface shows them: the agent notes them as the
+ * process makes them (src/agent/semundo.c), its image holds them (record
+ * 76) and its restorer makes them again once these sets exist
+ * (src/res/semundo.c).
+ *
+ * Not restored: the pids and times the objects note, and a segment
+ * removed while attached (IPC_RMID: refused).
  */
 #define _GNU_SOURCE
 #include <errno.h>

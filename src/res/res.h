@@ -19,6 +19,7 @@
 #define CO_MAX_THREADS 1024
 #define CO_MAX_TIMERS 512
 #define CO_STREAMS 2 /* page-data streams written and read in parallel */
+#define CO_SEMUNDO_MAX 256 /* semaphores with a SEM_UNDO adjustment, per process (src/agent/semundo.c) */
 
 struct co_dumpctx {
 	struct co_writer *w;
@@ -53,6 +54,8 @@ struct co_dumpctx {
 	int ntimers;
 	struct co_pattrs attrs;			/* process-wide attributes, read before a snapshot (attrs.c) */
 	struct co_pcpu cpu;			/* its CPU times as the program sees them (agent/cpuclock.c) */
+	struct co_semadj semadj[CO_SEMUNDO_MAX];	/* SEM_UNDO adjustments, the agent's (semundo.c) */
+	int nsemadj;
 };
 
 /*
@@ -90,6 +93,8 @@ struct co_rstctx {
 	int nlocks;
 	struct co_fdowner *owners;	/* SIGIO owners and signals of its descriptors */
 	int nowners;
+	struct co_semadj *semadj;	/* SEM_UNDO adjustments to make again */
+	int nsemadj;
 	int stdio[3];		/* the restart caller's stdio, kept on high numbers */
 	int fd_base;		/* the restorer's own descriptors live at and above this */
 	uint64_t zone, zone_len;	/* the restorer's own memory */
@@ -164,6 +169,15 @@ void co_tattrs_restore_late(const struct co_tattrs *a);
  */
 int co_cgroup_collect(struct co_dumpctx *d);
 int co_cgroup_restore(struct co_rstctx *rc);
+
+/*
+ * semundo.c: the process's SEM_UNDO adjustments, which the agent keeps
+ * (src/agent/semundo.c fills d->semadj); made again by the restorer, in
+ * the process itself before its threads exist, with semaphore values
+ * unchanged (0, or -1 with rc->err).
+ */
+int co_semundo_dump(struct co_dumpctx *d);
+int co_semundo_restore(struct co_rstctx *rc);
 
 /* timers.c: POSIX timers; restored by the main thread once every thread exists */
 int co_timers_collect(struct co_dumpctx *d);

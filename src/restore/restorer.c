@@ -258,6 +258,7 @@ static void read_metadata(uint64_t *next)
 	rc.timers = zalloc(next, sizeof(struct co_timer) * CO_MAX_TIMERS);
 	rc.locks = zalloc(next, sizeof(struct co_lock) * CO_MAX_LOCKS);
 	rc.owners = zalloc(next, sizeof(struct co_fdowner) * CO_MAX_FDS);
+	rc.semadj = zalloc(next, sizeof(struct co_semadj) * CO_SEMUNDO_MAX);
 	rc.cow = zalloc(next, sizeof(struct co_run) * CO_MAX_RUNS);
 	for (;;) {
 		int e = co_r_next(&reader);
@@ -270,6 +271,9 @@ static void read_metadata(uint64_t *next)
 			take_record(rc.timers, &rc.ntimers, CO_MAX_TIMERS, sizeof(struct co_timer), "timers");
 		} else if (t == CO_R_LOCK) {
 			take_record(rc.locks, &rc.nlocks, CO_MAX_LOCKS, sizeof(struct co_lock), "file locks");
+		} else if (t == CO_R_SEMUNDO) {
+			take_record(rc.semadj, &rc.nsemadj, CO_SEMUNDO_MAX, sizeof(struct co_semadj),
+				    "SEM_UNDO adjustments");
 		} else if (t == CO_R_FDOWNER) {
 			take_record(rc.owners, &rc.nowners, CO_MAX_FDS, sizeof(struct co_fdowner), "descriptor owners");
 		} else if (t == CO_R_SECCOMP) {
@@ -416,7 +420,7 @@ static void child_entry(void *arg)
 	co_close(imgfd_high);
 	co_sys3(SYS_close_range, 0, (unsigned)(rc.plan_lo > 0 ? rc.plan_lo - 1 : 0), 0);
 	/* nothing of what its parent read from its own image: owners, pidfds and locks were the parent's */
-	rc.nthreads = rc.nvmas = rc.ntimers = rc.nlocks = rc.nowners = rc.nseccomp = 0;
+	rc.nthreads = rc.nvmas = rc.ntimers = rc.nlocks = rc.nowners = rc.nseccomp = rc.nsemadj = 0;
 	rc.ncow = 0;
 	co_pidfds_forget();
 	rc.inherited = 1;
@@ -689,6 +693,9 @@ static void restore_self(struct co_mproc *me)
 	fork_children(me);
 	set_stage(CO_RS_ATTRS);
 	if (co_proc_restore(&rc))
+		die(err);
+	/* its own undo list (the sets exist: init made them), before its threads, which share it */
+	if (co_semundo_restore(&rc))
 		die(err);
 
 	struct co_resume *rs = (struct co_resume *)proc.agent_info;

@@ -6,11 +6,23 @@
 #                  every value, message, byte, key and id as before
 #   sysv_ipc_live  live checkpoints between and after the restarts
 #                  (live_flow, agent_hidden.sh)
+# tests/progs/sysv_undo.c: children hold semaphores taken with SEM_UNDO
+# (semop, semtimedop from a thread, syscall(SYS_semop), kept across an
+# exec; two threads take and give back a lock all along; one adjustment
+# cleared by the parent's SETVAL, one on a set the parent removed) while
+# the checkpoints come, and exit after the restarts without giving them
+# back: the kernel must give back exactly theirs (src/agent/semundo.c).
+#   sysv_undo       the standard flow (two checkpoint --kill and restarts)
+#   sysv_undo_live  live checkpoints too
 # Sourced by tests/run.sh.
 
 t_sysv_ipc() { std sysv_ipc 0 8 8; }
 
 t_sysv_ipc_live() { live_flow sysv_ipc 0 4 2 2 3 2; }
+
+t_sysv_undo() { std sysv_undo 0 1 2; }
+
+t_sysv_undo_live() { live_flow sysv_undo 0 1 0 0 2 0; }
 # GROUP_TESTS (run when named): one full run of the suite failed it once,
 # "pid 3 exited during the checkpoint" at checkpoint 4 (live, after the
 # restart: a child ended while the group was paused); 12 runs alone and

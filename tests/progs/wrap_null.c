@@ -34,6 +34,7 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/times.h>
+#include <sys/sem.h>
 #include <sys/signalfd.h>
 
 #ifndef SA_RESTORER
@@ -48,6 +49,7 @@ static int pr, pw;		/* a pipe, nothing ever written: pr never ready, pw always *
 static int qr, qw;		/* the writer thread's pipe */
 static int ep, ep_empty;	/* epoll: pw ready for writing; nothing */
 static sem_t go, sem0;
+static int semset;		/* a SysV set of one semaphore, 0 between the calls */
 static volatile sig_atomic_t usr1_seen;
 static const struct timespec zero_ts = { 0, 0 };
 /* NULL where glibc's headers declare an argument nonnull: the kernel still answers */
@@ -442,6 +444,38 @@ static void cpuclocks(void)
 	     clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, TIMER_ABSTIME, &zero_ts, NULL));
 }
 
+/* SysV semaphores with SEM_UNDO (the agent notes those, src/agent/semundo.c): every answer as the kernel's */
+static void sysv_sems(void)
+{
+	struct timespec neg_ns = { 0, -1 }, t = { 0, 1000 };
+	struct sembuf up = { 0, 1, SEM_UNDO }, down = { 0, -1, SEM_UNDO }, nowait = { 0, -1, SEM_UNDO | IPC_NOWAIT };
+	struct sembuf big[2] = { { 0, 32767, SEM_UNDO }, { 0, 1, SEM_UNDO } }, far = { 5, 1, SEM_UNDO };
+	struct sembuf then_bad[2] = { { 0, 1, SEM_UNDO }, { 7, 1, 0 } };
+	CALL("semop(set, NULL, 1)", semop(semset, NUL, 1));
+	CALL("semop(set, bad, 1)", semop(semset, (void *)bad, 1));
+	CALL("semop(set, tail4, 1)", semop(semset, (void *)tail4, 1));
+	CALL("semop(set, undo +1, 0)", semop(semset, &up, 0));
+	CALL("semop(-1, undo +1, 1)", semop(-1, &up, 1));
+	CALL("semop(set, undo -1 nowait, 1)", semop(semset, &nowait, 1));
+	CALL("semop(set, undo on semaphore 5, 1)", semop(semset, &far, 1));
+	CALL("semop(set, undo +32767 +1, 2)", semop(semset, big, 2));
+	CALL("semop(set, undo +1 then semaphore 7, 2)", semop(semset, then_bad, 2));
+	CALL("semtimedop(set, undo -1, 1, bad)", semtimedop(semset, &down, 1, (void *)bad));
+	CALL("semtimedop(set, undo -1, 1, {0,-1})", semtimedop(semset, &down, 1, &neg_ns));
+	CALL("semtimedop(set, undo -1, 1, 1us)", semtimedop(semset, &down, 1, &t));
+	CALL("syscall(semop, set, bad, 1)", syscall(SYS_semop, semset, bad, 1));
+	CALL("semop(set, undo +1, 1)", semop(semset, &up, 1));
+	CALL("syscall(semtimedop, set, undo -1, 1, NULL)", syscall(SYS_semtimedop, semset, &down, 1, NULL));
+	CALL("semctl(set, 0, SETALL, NULL)", semctl(semset, 0, SETALL, NUL));
+	CALL("semctl(set, 0, SETALL, bad)", semctl(semset, 0, SETALL, bad));
+	CALL("semctl(set, 0, SETVAL, 40000)", semctl(semset, 0, SETVAL, 40000));
+	CALL("semctl(set, 5, SETVAL, 1)", semctl(semset, 5, SETVAL, 1));
+	CALL("semctl(set, 0, SETVAL, 0)", semctl(semset, 0, SETVAL, 0));
+	CALL("syscall(semctl, set, 0, SETVAL, 0)", syscall(SYS_semctl, semset, 0, SETVAL, 0));
+	CALL("semctl(-1, 0, IPC_RMID)", semctl(-1, 0, IPC_RMID));
+	CALL("semctl(set, 0, GETVAL)", semctl(semset, 0, GETVAL));
+}
+
 /* ---- waiting where the checkpoints land ---- */
 
 static void *writer(void *arg)
@@ -630,6 +664,7 @@ static void setup(void)
 	SYSCHK(sem_init(&sem0, 0, 0));
 	SYSCHK(sem_init(&arm, 0, 0));
 	SYSCHK(sem_init(&idle, 0, 0));
+	semset = SYSCHK(semget(IPC_PRIVATE, 1, 0600));
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_usr1;
@@ -663,10 +698,12 @@ int main(void)
 		closes();
 		others();
 		cpuclocks();
+		sysv_sems();
 		CHECK(usr1_seen == seen + 5, "round %d: SIGUSR1 handled %d times, not 5", round_no, usr1_seen - seen);
 		waits();
 	}
 	pthread_join(th, NULL);
+	SYSCHK(semctl(semset, 0, IPC_RMID));
 	printf("RESULT wrap_null %d rounds\n", ROUNDS);
 	return 0;
 }
