@@ -195,6 +195,14 @@ int co_cpuclock_to_kernel(int clk, const struct timespec *t, struct timespec *ou
  * can be called before our constructor ran (other constructors): ENSURE.
  */
 #define EXPORT __attribute__((visibility("default")))
+/* The checkpoint signal, once registered with a group (0 before): what the wrappers hide. */
+static inline int co_wrap_sig(void)
+{
+	return co_agent.active ? co_agent.sig : 0;
+}
+void co_wrap_signal_init(void);
+/* set, or a copy of its first 8 bytes without the checkpoint signal (wrap.c) */
+const sigset_t *co_without_ours(const sigset_t *set, sigset_t *copy);
 #define REAL(name) real_##name
 #define DECL(ret, name, ...) static ret (*real_##name)(__VA_ARGS__)
 #define LOAD(name) (real_##name = dlsym(RTLD_NEXT, #name))

@@ -11,9 +11,7 @@
  *    made again with what is left of its timeout.  Deadlines are kept on
  *    CLOCK_MONOTONIC, which the group's time namespace carries across a
  *    restart, so a timeout keeps its remaining time.
- * 2. The checkpoint signal itself is hidden: the program cannot block it,
- *    catch it, wait for it or read it from a signalfd, and queries report
- *    what the program set.
+ * 2. The checkpoint signal itself is hidden (wrap_signal.c).
  * 3. The agent keeps no descriptor in the program's table (its manager
  *    thread has a table of its own, and only during a checkpoint): close,
  *    close_range, closefrom and dup2 are the program's, unwrapped.
@@ -61,10 +59,7 @@ DECL(int, semop, int, struct sembuf *, size_t);
 DECL(int, semtimedop, int, struct sembuf *, size_t, const struct timespec *);
 DECL(int, msgsnd, int, const void *, size_t, int);
 DECL(ssize_t, msgrcv, int, void *, size_t, long, int);
-DECL(int, sigaction, int, const struct sigaction *, struct sigaction *);
-DECL(int, sigprocmask, int, const sigset_t *, sigset_t *);
 DECL(int, pthread_sigmask, int, const sigset_t *, sigset_t *);
-DECL(int, signalfd, int, const sigset_t *, int);
 
 void co_wrap_env_init(void);
 
@@ -87,17 +82,10 @@ void co_wrap_init(void)
 	LOAD(msgsnd);
 	LOAD(msgrcv);
 	LOAD(sem_clockwait);
-	LOAD(sigaction);
-	LOAD(sigprocmask);
 	LOAD(pthread_sigmask);
-	LOAD(signalfd);
+	co_wrap_signal_init();
 	co_cpuclock_init();
 	co_wrap_env_init();
-}
-
-static int our_sig(void)
-{
-	return co_agent.active ? co_agent.sig : 0;
 }
 
 /* ---- the caller's arguments ---- */
@@ -216,9 +204,9 @@ static struct timespec ms_deadline(int ms)
  * and when it cannot be read (the kernel answers EFAULT for it).  The
  * kernel reads the first 8 bytes of a set: those are copied.
  */
-static const sigset_t *without_ours(const sigset_t *set, sigset_t *copy)
+const sigset_t *co_without_ours(const sigset_t *set, sigset_t *copy)
 {
-	int s = our_sig();
+	int s = co_wrap_sig();
 	if (!set || !s)
 		return set;
 	memset(copy, 0, sizeof(*copy));
@@ -344,7 +332,7 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const
 {
 	ENSURE(ppoll);
 	sigset_t copy;
-	mask = without_ours(mask, &copy);
+	mask = co_without_ours(mask, &copy);
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
 	for (;;) {
@@ -405,7 +393,7 @@ EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *x, const struct timespec
 {
 	ENSURE(pselect);
 	sigset_t copy;
-	mask = without_ours(mask, &copy);
+	mask = co_without_ours(mask, &copy);
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
 	for (;;) {
@@ -435,7 +423,7 @@ EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout, con
 {
 	ENSURE(epoll_pwait);
 	sigset_t copy;
-	mask = without_ours(mask, &copy);
+	mask = co_without_ours(mask, &copy);
 	struct timespec deadline = ms_deadline(timeout > 0 ? timeout : 0);
 	int ms = timeout;
 	for (;;) {
@@ -454,7 +442,7 @@ EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct times
 {
 	ENSURE(sigtimedwait);
 	sigset_t copy;
-	set = without_ours(set, &copy);
+	set = co_without_ours(set, &copy);
 	struct rel_timeout rt;
 	rel_start(&rt, tmo);
 	for (;;) {
@@ -481,7 +469,7 @@ EXPORT int sigwait(const sigset_t *set, int *sig)
 {
 	ENSURE(sigtimedwait);
 	sigset_t copy;
-	set = without_ours(set, &copy);
+	set = co_without_ours(set, &copy);
 	int r;
 	do
 		r = REAL(sigtimedwait)(set, NULL, NULL);
@@ -496,7 +484,7 @@ EXPORT int sigsuspend(const sigset_t *mask)
 {
 	ENSURE(sigsuspend);
 	sigset_t copy;
-	mask = without_ours(mask, &copy);
+	mask = co_without_ours(mask, &copy);
 	for (;;) {
 		uint64_t e = co_epoch();
 		int r = REAL(sigsuspend)(mask);
@@ -592,155 +580,6 @@ EXPORT int semtimedop(int id, struct sembuf *ops, size_t n, const struct timespe
 			return r;
 		rel_again(&rt);
 	}
-}
-
-/* ---- hiding the checkpoint signal ---- */
-
-/* What the program believes about our signal. */
-static struct sigaction shadow_action;
-static __thread int shadow_blocked __attribute__((tls_model("initial-exec")));
-
-/*
- * Our signal's action lives in shadow_action, kept as glibc and the kernel
- * would keep it: glibc installs every action with SA_RESTORER, the kernel
- * drops SIGKILL and SIGSTOP from the mask.  (The restorer reported is the
- * program's own, not glibc's.)  glibc reads act and writes old itself,
- * faulting where they are bad: so do we.
- */
-EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
-{
-	ENSURE(sigaction);
-	if (!sig || sig != our_sig())
-		return REAL(sigaction)(sig, act, old);
-	co_sig_reclaim(); /* what a raw rt_sigaction set since is the program's own */
-	struct sigaction was = shadow_action;
-	if (act) {
-		shadow_action = *act;
-		shadow_action.sa_flags |= 0x04000000; /* SA_RESTORER */
-		sigdelset(&shadow_action.sa_mask, SIGKILL);
-		sigdelset(&shadow_action.sa_mask, SIGSTOP);
-	}
-	if (old)
-		*old = was;
-	return 0;
-}
-
-/* See co_sig_reclaim(): the action the kernel had is kept as glibc would report it. */
-void co_wrap_adopt(const struct co_ksigaction *ka)
-{
-	struct sigaction a;
-	memset(&a, 0, sizeof(a));
-	a.sa_handler = (sighandler_t)ka->handler;
-	a.sa_flags = (int)ka->flags;
-	a.sa_restorer = (void (*)(void))ka->restorer;
-	memcpy(&a.sa_mask, &ka->mask, sizeof(ka->mask));
-	shadow_action = a;
-}
-
-/*
- * Our signal, sent by the program (or anyone) rather than by our manager:
- * the program's action on it, from our handler, which runs with every
- * signal blocked.  As the kernel would: the handler's sa_mask and the
- * signal itself (unless SA_NODEFER) join the mask the signal interrupted,
- * SA_RESETHAND resets the action first, and the program's handler gets
- * our siginfo and ucontext (what it changes there, rt_sigreturn applies).
- * Ignored and default actions are dropped, as they always were: the
- * default (the end of the program) is never taken for it.
- */
-void co_wrap_forward(int sig, void *siginfo, void *uc)
-{
-	struct sigaction a = shadow_action;
-	if (a.sa_handler == SIG_DFL || a.sa_handler == SIG_IGN)
-		return;
-	if (a.sa_flags & SA_RESETHAND) {
-		shadow_action.sa_handler = SIG_DFL;
-		shadow_action.sa_flags &= ~(SA_SIGINFO | SA_RESETHAND);
-	}
-	uint64_t mask, add;
-	memcpy(&mask, &((ucontext_t *)uc)->uc_sigmask, sizeof(mask));
-	memcpy(&add, &a.sa_mask, sizeof(add));
-	mask |= add;
-	if (!(a.sa_flags & SA_NODEFER))
-		mask |= 1ULL << (sig - 1);
-	co_sigprocmask(SIG_SETMASK, &mask, 0);
-	if (a.sa_flags & SA_SIGINFO)
-		a.sa_sigaction(sig, siginfo, uc);
-	else
-		a.sa_handler(sig);
-	uint64_t all = ~0ULL;
-	co_sigprocmask(SIG_SETMASK, &all, 0);
-}
-
-/*
- * glibc's signal() calls its own sigaction, past this wrapper: it stays
- * glibc's for every signal but ours, which gets what glibc's would set
- * (the BSD semantics: the signal blocked in its handler, SA_RESTART).
- */
-DECL(sighandler_t, signal, int, sighandler_t);
-EXPORT sighandler_t signal(int sig, sighandler_t h)
-{
-	ENSURE(signal);
-	if (!sig || sig != our_sig())
-		return REAL(signal)(sig, h);
-	if (h == SIG_ERR) {
-		errno = EINVAL;
-		return SIG_ERR;
-	}
-	struct sigaction sa, old;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = h;
-	sigaddset(&sa.sa_mask, sig);
-	sa.sa_flags = SA_RESTART;
-	sigaction(sig, &sa, &old);
-	return old.sa_handler;
-}
-
-/*
- * sigprocmask and pthread_sigmask never block our signal; the program's
- * wish is kept in shadow_blocked and reported back in old.  glibc reads
- * the new set itself (and faults on a bad one, with or without us).
- */
-static int mask_call(int (*real)(int, const sigset_t *, sigset_t *), int how, const sigset_t *set,
-		     sigset_t *old)
-{
-	int s = our_sig();
-	sigset_t copy;
-	int was = shadow_blocked;
-	if (s && set && sigismember(set, s)) {
-		if (how == SIG_BLOCK || how == SIG_SETMASK)
-			shadow_blocked = 1;
-		else if (how == SIG_UNBLOCK)
-			shadow_blocked = 0;
-	} else if (s && set && how == SIG_SETMASK) {
-		shadow_blocked = 0;
-	}
-	int r = real(how, without_ours(set, &copy), old);
-	if (r == 0 && old && s) {
-		if (was)
-			sigaddset(old, s);
-		else
-			sigdelset(old, s);
-	}
-	return r;
-}
-
-EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
-{
-	ENSURE(sigprocmask);
-	return mask_call(REAL(sigprocmask), how, set, old);
-}
-
-EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
-{
-	ENSURE(pthread_sigmask);
-	return mask_call(REAL(pthread_sigmask), how, set, old);
-}
-
-EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
-{
-	ENSURE(signalfd);
-	sigset_t copy;
-	return REAL(signalfd)(fd, without_ours(mask, &copy), flags);
 }
 
 /* ---- madvise flags ---- */
@@ -962,7 +801,7 @@ static char **with_agent(char *const env[], char **out, int same)
 static uint64_t exec_guard(void)
 {
 	uint64_t set = 0, old = 0;
-	int sig = our_sig();
+	int sig = co_wrap_sig();
 	if (sig > 0) {
 		set = 1ULL << (sig - 1);
 		co_sigprocmask(SIG_BLOCK, &set, &old);
@@ -973,7 +812,7 @@ static uint64_t exec_guard(void)
 static int exec_unguard(int r, uint64_t old)
 {
 	int e = errno;
-	if (our_sig() > 0)
+	if (co_wrap_sig() > 0)
 		co_sigprocmask(SIG_SETMASK, &old, 0);
 	errno = e;
 	return r;
