@@ -94,7 +94,7 @@ ALL_TESTS=(
 	unix_shapes unix_shapes_live unix_inflight unix_workers unix_inflight_live unix_workers_live
 	unix_syslog unix_syslog_live unix_syslog_py unix_outside_refused unix_outside_reconnect unix_unprivileged
 	seccomp_filters seccomp_filters_all seccomp_filters_live seccomp_denied
-	sysv_undo sysv_undo_live
+	sysv_undo sysv_undo_live sysv_nattch
 )
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that
