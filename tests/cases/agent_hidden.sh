@@ -72,13 +72,10 @@ t_precopy_no_thread() {
 		((p > pre)) && pre=$p
 	done
 	((pre >= 100)) || fail "the pre-copies took at most $pre ms: too short to tell (a larger program is needed)"
-	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" --signal USR1 >/dev/null 2>&1 || fail "cohort kill --signal USR1 failed"
-	wait_for "thread_watch's report" grep -q '^watch ' "$TD/run0.out"
+	watch_report run0 'watch '
 	longest=$(awk '/^watch / { printf "%d", $3 }' "$TD/run0.out")
 	[ -n "$longest" ] || fail "thread_watch did not report"
 	note "a thread not the program's seen for at most $longest ms; longest pre-copy $pre ms"
 	((longest * 3 < pre)) || fail "a thread not the program's was seen for $longest ms during pre-copies of up to $pre ms"
-	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" >/dev/null 2>&1
-	bg_wait run0
-	[ "$RC" = 0 ] || fail "thread_watch ended with status $RC: $(first_line "$TD/run0.err")"
+	watch_end run0
 }

@@ -35,21 +35,15 @@ GROUP_TESTS+=(sysv_ipc_live)
 # reads the count without pause through two live checkpoints and an
 # incremental one; before that fix it saw 2 in about 6 % of its reads.
 t_sysv_nattch() {
-	local i k
+	local k
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$BIN/sysv_nattch" 256
 	wait_line "$TD/run0.out" ready
 	for k in 1 2 3; do
 		timeout -k 5 "$TMO" "$COHORT" checkpoint "$GNAME" --images "$IMG" $( ((k == 3)) && echo --incremental) \
 			>"$TD/ck$k.out" 2>"$TD/ck$k.err" || fail "checkpoint $k: $(first_line "$TD/ck$k.err")"
 	done
-	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" --signal USR1 >/dev/null 2>&1 || fail "cohort kill --signal USR1 failed"
-	for ((i = 0; i < 400; i++)); do
-		grep -q '^nattch ' "$TD/run0.out" && break
-		sleep 0.05
-	done
+	watch_report run0 'nattch '
 	grep -q '^nattch max 1 ' "$TD/run0.out" ||
 		fail "the program saw its segment attached more often than it attached it: $(grep '^nattch ' "$TD/run0.out")"
-	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" >/dev/null 2>&1
-	bg_wait run0
-	[ "$RC" = 0 ] || fail "sysv_nattch ended with status $RC: $(first_line "$TD/run0.err")"
+	watch_end run0
 }

@@ -136,3 +136,18 @@ ckpt_refused() {
 	[ ! -d "$IMG/$GNAME/gen-000001" ] || fail "a generation was committed ($what)"
 	bg_alive "$tag" || fail "the program ended after the refused checkpoint ($what)"
 }
+
+# watch_report TAG PREFIX: SIGUSR1 to the group's program (a watch program,
+# tests/progs/common.h), until TAG's stdout has its report, a line beginning
+# PREFIX
+watch_report() {
+	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" --signal USR1 >/dev/null 2>&1 || fail "cohort kill --signal USR1 failed"
+	wait_for "$1's report" grep -q "^$2" "$TD/$1.out"
+}
+
+# watch_end TAG: SIGTERM to the group's program, which must end with status 0
+watch_end() {
+	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" >/dev/null 2>&1
+	bg_wait "$1"
+	[ "$RC" = 0 ] || fail "$1 ended with status $RC: $(first_line "$TD/$1.err")"
+}

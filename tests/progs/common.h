@@ -282,4 +282,28 @@ static inline void t_read_all(int fd, void *buf, size_t len, off_t off)
 	}
 }
 
+/*
+ * The watch programs (thread_watch, sysv_nattch): look at something without
+ * pause, say what they saw on SIGUSR1 (t_report), end on SIGTERM (t_stop).
+ * t_watch_memory: MIB MiB (argv[1], else dflt) with every page written, so
+ * that a checkpoint has that much to read.
+ */
+static volatile sig_atomic_t t_report, t_stop;
+static void t_on_usr1(int s) { (void)s; t_report = 1; }
+static void t_on_term(int s) { (void)s; t_stop = 1; }
+
+__attribute__((unused))
+static char *t_watch_memory(int argc, char **argv, int dflt, size_t *len)
+{
+	*len = (size_t)(argc > 1 ? atoi(argv[1]) : dflt) << 20;
+	char *mem = malloc(*len);
+	if (!mem)
+		FAIL("malloc %zu", *len);
+	for (size_t i = 0; i < *len; i += 4096)
+		mem[i] = (char)(i >> 12);
+	signal(SIGUSR1, t_on_usr1);
+	signal(SIGTERM, t_on_term);
+	return mem;
+}
+
 #endif

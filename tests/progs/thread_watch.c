@@ -15,12 +15,8 @@
 #include "common.h"
 #include <dirent.h>
 
-static volatile sig_atomic_t report, stop;
 static double longest_ms;
 static long stretches, samples;
-
-static void on_usr1(int s) { (void)s; report = 1; }
-static void on_term(int s) { (void)s; stop = 1; }
 
 static double now_ms(void)
 {
@@ -45,7 +41,7 @@ static void *watcher(void *arg)
 {
 	(void)arg;
 	double since = -1;
-	while (!stop) {
+	while (!t_stop) {
 		int n = threads_listed();
 		double t = now_ms();
 		samples++;
@@ -64,24 +60,18 @@ static void *watcher(void *arg)
 int main(int argc, char **argv)
 {
 	t_prog = "thread_watch";
-	size_t len = (size_t)(argc > 1 ? atoi(argv[1]) : 256) << 20;
-	char *mem = malloc(len);
-	if (!mem)
-		FAIL("malloc %zu", len);
-	for (size_t i = 0; i < len; i += 4096)
-		mem[i] = (char)(i >> 12);
-	signal(SIGUSR1, on_usr1);
-	signal(SIGTERM, on_term);
+	size_t len;
+	char *mem = t_watch_memory(argc, argv, 256, &len);
 	pthread_t w;
 	if (pthread_create(&w, NULL, watcher, NULL))
 		FAIL("pthread_create");
 	printf("ready\n");
 	fflush(stdout);
-	for (size_t k = 0; !stop; k++) {
+	for (size_t k = 0; !t_stop; k++) {
 		mem[(k * 4096 * 7) % len]++;
 		t_sleep_ms(1);
-		if (report) {
-			report = 0;
+		if (t_report) {
+			t_report = 0;
 			printf("watch longest_ms %.1f stretches %ld samples %ld\n", longest_ms, stretches, samples);
 			fflush(stdout);
 		}
