@@ -126,10 +126,13 @@ static void why_hung_up(const struct conn *c, unsigned want, char *err, size_t e
  * being born (they join the checkpoint: `gen` > 0 sends them PREPARE) and
  * hang-ups.  Requests from clients wait until the checkpoint is over.
  */
-void pump(int timeout_ms, uint64_t gen)
+/*
+ * What pump() takes in, for poll: the listening socket, then each new
+ * connection not set aside (idx: -1, then their connections); the count.
+ */
+static int intake_fds(struct pollfd *p, int *idx)
 {
-	struct pollfd p[MAX_CONNS + 1];
-	int idx[MAX_CONNS + 1], n = 0;
+	int n = 0;
 	p[n] = (struct pollfd){ G.lfd, POLLIN, 0 };
 	idx[n++] = -1;
 	for (int i = 0; i < G.nc; i++)
@@ -137,6 +140,14 @@ void pump(int timeout_ms, uint64_t gen)
 			p[n] = (struct pollfd){ G.c[i].fd, POLLIN, 0 };
 			idx[n++] = i;
 		}
+	return n;
+}
+
+void pump(int timeout_ms, uint64_t gen)
+{
+	struct pollfd p[MAX_CONNS + 1];
+	int idx[MAX_CONNS + 1];
+	int n = intake_fds(p, idx);
 	progress_tick();
 	co_park_settle();
 	if (poll(p, n, timeout_ms) <= 0)
@@ -229,7 +240,7 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 	int failed = 0;
 	for (;;) {
 		struct pollfd p[2 * MAX_CONNS + 1];
-		int idx[MAX_CONNS], n = 0;
+		int idx[2 * MAX_CONNS + 1], n = 0;
 		/* births first: one that registers now is waited for in this round */
 		pump(0, gen);
 		uint64_t now = co_now_ns(CLOCK_MONOTONIC);
@@ -254,10 +265,7 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 		 * a pre-copied member's second manager attaches in the pause.
 		 */
 		int nm = n;
-		p[n++] = (struct pollfd){ G.lfd, POLLIN, 0 };
-		for (int i = 0; i < G.nc; i++)
-			if (G.c[i].kind == C_NEW && !G.c[i].deferred)
-				p[n++] = (struct pollfd){ G.c[i].fd, POLLIN, 0 };
+		n += intake_fds(p + n, idx + n);
 		int64_t left = (int64_t)(deadline - co_now_ns(CLOCK_MONOTONIC)) / 1000000;
 		/* a stopped or traced process will not park: say so after 2 s rather than at the timeout */
 		int parking = want == CO_M_QUIESCED || want == CO_M_ARMED;
