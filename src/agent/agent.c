@@ -189,20 +189,28 @@ int co_agent_fds(int *out)
 	return n;
 }
 
-/* A connection to the coordinator at path, or -1. */
+/* A connection to the coordinator at path, or -errno (-ENOENT: not there from our root, see root.c). */
 static int dial(const char *path)
 {
 	/* a program's seccomp filters are checked with these arguments (cli/seccomp.c: known_args) */
 	int fd = (int)co_sys3(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -1;
+		return fd;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	co_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-	if (co_sys3(SYS_connect, fd, (long)&sa, sizeof(sa)) < 0) {
+	long r = co_sys3(SYS_connect, fd, (long)&sa, sizeof(sa));
+	if (r < 0) {
 		co_close(fd);
-		return -1;
+		return (int)r;
 	}
 	return fd;
+}
+
+/* dial, for the manager: from a chroot without the socket, from the group's root (root.c). */
+static int dial_out(const char *path)
+{
+	int fd = dial(path);
+	return fd == -ENOENT && co_root_leave() == 0 ? dial(path) : fd;
 }
 
 /*
@@ -211,13 +219,14 @@ static int dial(const char *path)
  * coordinator releases the group.  Otherwise the connection is closed
  * again: this runs where no thread of the program runs (constructor,
  * forked child before fork() returns, the manager in a table of its own),
- * and leaves nothing behind but the table's mapping.
+ * and leaves nothing behind but the table's mapping.  0, -ENOENT when
+ * the socket is not there from our root (a chroot), else -1.
  */
 static int register_with(const char *path, uint64_t restored)
 {
 	int fd = dial(path);
 	if (fd < 0)
-		return -1;
+		return fd == -ENOENT ? fd : -1;
 	char exe[CO_PATH];
 	long n = co_readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = 0;
@@ -249,6 +258,21 @@ static int register_with(const char *path, uint64_t restored)
 fail:
 	co_close(fd);
 	return -1;
+}
+
+/*
+ * register_with, by a process alone in itself (the constructor, a forked
+ * child in fork()) that may be in a chroot without the socket: it steps
+ * out to the group's root for it, and back (root.c).
+ */
+static int register_alone(const char *path)
+{
+	int r = register_with(path, 0), back[2];
+	if (r != -ENOENT || co_root_out(back))
+		return r;
+	r = register_with(path, 0);
+	co_root_back(back);
+	return r;
 }
 
 /*
@@ -659,7 +683,13 @@ static void after_restart(void)
 	 * this process: pages written on the way back (the threads' handler
 	 * frames, the agent's own state) no longer match the image.
 	 */
-	if (register_with(rs->sock, rs->generation ? rs->generation : 1)) {
+	/* the restorer chrooted the process again: the manager leaves for the group's root anew */
+	co_root_forget();
+	uint64_t gen = rs->generation ? rs->generation : 1;
+	int reg = register_with(rs->sock, gen);
+	if (reg == -ENOENT && co_root_leave() == 0)
+		reg = register_with(rs->sock, gen);
+	if (reg) {
 		/* no coordinator: run on without checkpoints */
 		co_agent.active = 0;
 		co_release_threads();
@@ -680,10 +710,35 @@ static void park(int64_t prep_ns)
 	send_fd(co_agent.sock, CO_M_QUIESCED, prep_ns, 0, 0, co_dirty_uffd());
 }
 
+/* PREPARE or QUIESCE said our root is not the group's (chroot): leave it first, or say why not (FAIL). */
+static int leave_root(unsigned flags)
+{
+	int e = flags & CO_PREP_ROOT ? co_root_leave() : 0;
+	if (e) {
+		co_fmt(errbuf, sizeof(errbuf), "pid %d: cannot leave its root directory (chroot) for the group's "
+		       "(errno %d)", co_agent.pid, -e);
+		send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
+	}
+	return e;
+}
+
+/* The program's root for its image, when not the group's (root.c): 0, or -1 with errbuf. */
+static int note_root(void)
+{
+	int e = co_root_note(co_agent.root, sizeof(co_agent.root));
+	if (e)
+		return co_err(errbuf, sizeof(errbuf), "pid %d: cannot read its root and working directories (chroot) "
+			      "from the group's root (errno %d)", co_agent.pid, -e);
+	if (co_endswith(co_agent.root, " (deleted)"))
+		return co_err(errbuf, sizeof(errbuf), "pid %d: its root directory %s was removed after its chroot, "
+			      "which cohort cannot restore", co_agent.pid, co_agent.root);
+	return 0;
+}
+
 /* One checkpoint, from ATTACH until RELEASE or the coordinator hangs up. */
 static void session(void)
 {
-	co_agent.sock = dial(co_agent.sock_path);
+	co_agent.sock = dial_out(co_agent.sock_path);
 	if (co_agent.sock < 0 || send_ab(co_agent.sock, CO_M_ATTACH, co_agent.pid, 0, 0))
 		return;
 	for (;;) {
@@ -713,6 +768,8 @@ static void session(void)
 			co_agent.want_parent = (uint64_t)inbox.m.b;
 			if (tfd >= 0)
 				co_dirty_adopt_uffd(tfd); /* the tracking of the last checkpoint, kept by the coordinator */
+			if (leave_root(inbox.m.flags))
+				break;
 			int precopy = (inbox.m.flags & CO_PREP_PRECOPY) != 0, armed = 0;
 			struct co_timespec t0, t1;
 			co_clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -754,6 +811,8 @@ static void session(void)
 			/* a new manager since ARMED: the tracking's descriptors again, its userfaultfd first */
 			if (tfd >= 0)
 				co_dirty_adopt_uffd(tfd);
+			if (leave_root(inbox.m.flags))
+				break;
 			agent_fds_setup();
 			if (inbox.m.flags & CO_PREP_PRECOPY_FAILED)
 				co_agent.want_parent = 0; /* the coordinator could not read it: a whole image */
@@ -776,7 +835,7 @@ static void session(void)
 			if (missing || !d)
 				co_fmt(errbuf, sizeof(errbuf), "pid %d: the coordinator sent DUMP without %s", co_agent.pid,
 				       missing ? "the image's files" : "its list of shared files");
-			else
+			else if (note_root() == 0)
 				r = take_image(dir, &bytes, !(inbox.m.flags & CO_CKPT_STOP));
 			if (r == IMG_RESTARTED) {
 				after_restart();
@@ -832,6 +891,7 @@ static void manager_main(void *arg)
 		for (int k = 0; k < IMG_FDS; k++)
 			img_fd[k] = -1;
 		co_dirty_drop_fds();
+		co_root_forget(); /* the next manager is a new thread, in the program's root */
 		int s = MGR_BUSY;
 		if (__atomic_compare_exchange_n(&mgr_state, &s, MGR_IDLE, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			return; /* co_clone3_thread ends the thread */
@@ -903,7 +963,7 @@ static void agent_setup(void)
 	if (co_agent.sig > 0 && co_agent.sig <= 64)
 		co_install_handler();
 	co_semundo_from_env(); /* SEM_UNDO adjustments the program before an exec had */
-	int r = register_with(path, 0);
+	int r = register_alone(path);
 	if (r == 0) {
 		co_install_handler(); /* the coordinator's signal, should it differ */
 		registered();
@@ -961,7 +1021,7 @@ void co_agent_forked(void)
 	/* the parent's tracking does not carry over to a forked child */
 	co_dirty_forget(1);
 	co_agent.pid = (int)co_getpid();
-	if (register_with(co_agent.sock_path, 0) == 0)
+	if (register_alone(co_agent.sock_path) == 0)
 		registered();
 }
 

@@ -74,6 +74,8 @@ struct co_agent {
 	 * regions read from /proc/self/smaps, which costs a page-table walk.
 	 */
 	int advice;
+	/* the program's root directory from the group's, when it is not the group's (root.c); "": it is */
+	char root[CO_PATH];
 };
 
 extern struct co_agent co_agent;
@@ -137,6 +139,20 @@ void co_agent_forked(void);
 /* agent.c: held around fork and clone, and while the manager prepares with the program running */
 void co_agent_fork_lock(void);
 void co_agent_fork_unlock(void);
+
+/*
+ * root.c: a process whose root is not the group's (chroot).  The manager
+ * leaves it for the group's (co_root_leave: 0 or -errno; co_root_forget
+ * after a restart, which chroots the whole process again) and notes the
+ * program's root and working directory with its threads parked
+ * (co_root_note).  A process with no manager steps out for a moment
+ * (co_root_out: 0 or -errno) and back into its own root (co_root_back).
+ */
+int co_root_leave(void);
+void co_root_forget(void);
+int co_root_note(char *root, size_t n);
+int co_root_out(int back[2]);
+void co_root_back(const int back[2]);
 
 /* agent.c: put our handler back on our signal, keeping a raw rt_sigaction's as the program's own */
 void co_sig_reclaim(void);

@@ -74,6 +74,7 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.ppid = co_agent.ppid;
 	dc.pgid = co_agent.pgid;
 	dc.sid = co_agent.sid;
+	dc.root = co_agent.root;
 	char comm[32];
 	if (co_read_small("/proc/self/comm", comm, sizeof(comm)) > 0) {
 		comm[co_strlen(comm) - 1] = 0;

@@ -217,6 +217,15 @@ struct co_proc {
 		int64_t utime_ns, stime_ns;
 		int64_t cutime_ns, cstime_ns;
 	} cpu;
+	/*
+	 * Later in format 7 (older records end before it and read ""): the
+	 * process's root directory when it is not the group's (chroot), as a
+	 * path from the group's root.  Every path of the image is from the
+	 * group's root too (the manager reads them from there: agent/root.c);
+	 * the restorer opens and maps by them and chroots here last.  "": the
+	 * group's root.
+	 */
+	char root[CO_PATH];
 };
 
 enum co_thread_flags { CO_T_MANAGER = 1, CO_T_LEADER = 2 };

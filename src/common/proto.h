@@ -78,9 +78,11 @@ enum { CO_KILL_JSON = 1 };
  * PREPARE flags.  PRECOPY: a process whose image would be full arms a
  * pre-copy (see dirty.h), says ARMED instead of parking, and parks on
  * QUIESCE; the coordinator reads its memory in between.  Its image is then
- * incremental against CO_PRECOPY_ID(generation).
+ * incremental against CO_PRECOPY_ID(generation).  ROOT (with PREPARE and
+ * QUIESCE): the process's root directory is not the group's (chroot); its
+ * manager leaves it for the group's before it reads anything by path.
  */
-enum { CO_PREP_PRECOPY = 1, CO_PREP_PRECOPY_FAILED = 2 };
+enum { CO_PREP_PRECOPY = 1, CO_PREP_PRECOPY_FAILED = 2, CO_PREP_ROOT = 4 };
 #define CO_PRECOPY_ID(gen) ((uint64_t)(gen) | (1ULL << 62))
 /* What the agent's slot for thread tid, at addr, holds after its masks (CO_M_TRACE): still our program */
 #define CO_TRACE_CHECK(tid, addr) ((uint64_t)(tid) ^ (uint64_t)(addr) ^ 0x636f686f72747372ULL)

@@ -169,8 +169,11 @@ static void d_proc(unsigned t, const void *pp, uint64_t len, char *out, size_t n
 	if (p->cpu.cpu) /* later in format 7 */
 		snprintf(cpu, sizeof(cpu), " cpu %.3fs (user %.3fs sys %.3fs)", p->cpu.ns / 1e9, p->cpu.utime_ns / 1e9,
 			 p->cpu.stime_ns / 1e9);
-	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s%s%s exe %.*s cwd %.*s%s", p->pid, p->ppid,
-		 p->nthreads, p->nfds, p->nvmas, ids, mb, cpu, CO_PATH, p->exe, CO_PATH, p->cwd, cg);
+	char root[CO_PATH + 8] = "";
+	if (p->root[0]) /* later in format 7: chrooted */
+		snprintf(root, sizeof(root), " root %.*s", CO_PATH, p->root);
+	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s%s%s exe %.*s cwd %.*s%s%s", p->pid, p->ppid,
+		 p->nthreads, p->nfds, p->nvmas, ids, mb, cpu, CO_PATH, p->exe, CO_PATH, p->cwd, root, cg);
 }
 
 static void d_thread(unsigned t, const void *p, uint64_t len, char *out, size_t n)

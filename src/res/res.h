@@ -56,6 +56,7 @@ struct co_dumpctx {
 	struct co_pcpu cpu;			/* its CPU times as the program sees them (agent/cpuclock.c) */
 	struct co_semadj semadj[CO_SEMUNDO_MAX];	/* SEM_UNDO adjustments, the agent's (semundo.c) */
 	int nsemadj;
+	const char *root;			/* its root (chroot) from the group's, or "" (agent/root.c) */
 };
 
 /*
@@ -126,6 +127,7 @@ struct co_rstctx {
 int co_proc_dump(struct co_dumpctx *d, int nthreads);
 int co_proc_restore_early(struct co_rstctx *rc);	/* rlimits, before descriptors */
 int co_proc_restore(struct co_rstctx *rc);		/* after memory: mm, exe, cwd, signals */
+int co_root_restore(struct co_rstctx *rc);		/* its root (chroot), after everything by path */
 /*
  * The process's ids (proc.c).  co_creds_files(ids, 1) makes the restorer
  * open files as the program would (its groups and filesystem ids) and

@@ -720,6 +720,8 @@ static void restore_self(struct co_mproc *me)
 	set_stage(CO_RS_LOCKS);
 	if (co_locks_restore(&rc))
 		die(err);
+	if (co_root_restore(&rc))
+		die(err);
 	set_stage(CO_RS_THREADS);
 	if (co_threads_restore(&rc))
 		die(err);

@@ -134,21 +134,34 @@ static int seccomp_for_dump(const struct conn *c, int *fd, char *err, size_t err
 }
 
 /*
- * A member whose root directory is not the group's (chroot) is refused
- * before any signal, too (the group used to die in the checkpoint): every
- * path its agent would record (maps, descriptors, working directory) is
- * relative to its root when under it and to the group's when not, which
- * the image cannot tell apart, and the group's socket and /proc are
- * outside its reach.
+ * A member whose root directory is not the group's (chroot): its manager
+ * leaves that root for the group's (setns into its own mount namespace,
+ * agent/root.c), from where the socket, /proc and every path are as for
+ * any member, and its image records the root, which the restorer chroots
+ * to last.  Refused before any signal (the program runs on): a member
+ * without CAP_SYS_ADMIN and CAP_SYS_CHROOT (dropped since its chroot),
+ * which cannot leave it, and one whose root was removed since, which
+ * could not be entered again.
  */
 static int chrooted(char *err, size_t errlen)
 {
-	char root[PATH_MAX];
+	const uint64_t need = 1ULL << 18 /* CAP_SYS_CHROOT */ | 1ULL << 21 /* CAP_SYS_ADMIN */;
+	char root[PATH_MAX], path[64], status[16384];
 	for (int i = 0; i < G.nc; i++) {
-		if (G.c[i].kind != C_MEMBER || !co_root_differs(G.c[i].host_pid, G.init_pid, root, sizeof(root)))
+		int host = G.c[i].host_pid;
+		if (G.c[i].kind != C_MEMBER || !co_root_differs(host, G.init_pid, root, sizeof(root)))
 			continue;
-		snprintf(err, errlen, "pid %d (%s): its root directory is %s, not the group's (chroot), which cohort "
-			 "cannot restore", G.c[i].pid, comm_of(G.c[i].host_pid), root);
+		snprintf(path, sizeof(path), "/proc/%d/status", host);
+		int caps = co_read_small(path, status, sizeof(status)) > 0 && (co_status_hex(status, "CapEff") & need) == need;
+		const char *why = strlen(root) >= CO_PATH ? "is too long a path"
+			       : co_endswith(root, " (deleted)") ? "was removed after its chroot"
+			       : !caps ? "is not the group's (chroot) and it no longer has CAP_SYS_CHROOT and "
+					 "CAP_SYS_ADMIN, which its agent needs to leave it"
+			       : NULL;
+		if (!why)
+			continue;
+		snprintf(err, errlen, "pid %d (%s): its root directory %s %s, which cohort cannot restore", G.c[i].pid,
+			 comm_of(host), root, why);
 		return 1;
 	}
 	return 0;

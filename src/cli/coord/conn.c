@@ -367,16 +367,19 @@ void on_attach(int i)
 	struct conn *c = &G.c[m];
 	c->fd = fd;
 	c->foreign = foreign; /* its uid now: a member may have changed it since it registered */
+	/* a chrooted member's manager leaves its root for the group's (agent/root.c) */
+	char root[8];
+	unsigned rootf = co_root_differs(c->host_pid, G.init_pid, root, sizeof(root)) ? CO_PREP_ROOT : 0;
 	if (c->quiesce) {
 		/* armed and pre-copied: park now (its tracking's userfaultfd back with it) */
-		unsigned flags = (unsigned)c->quiesce - 1;
+		unsigned flags = ((unsigned)c->quiesce - 1) | rootf;
 		c->quiesce = 0;
 		if (co_send(fd, CO_M_QUIESCE, flags, 0, 0, NULL, c->uffd) < 0)
 			hang_up(c);
 		return;
 	}
 	c->prepare_ns = co_now_ns(CLOCK_MONOTONIC);
-	if (co_send(fd, CO_M_PREPARE, c->prep_flags, (int64_t)G.ck_gen, (int64_t)G.ck_parent, NULL, c->uffd) < 0)
+	if (co_send(fd, CO_M_PREPARE, c->prep_flags | rootf, (int64_t)G.ck_gen, (int64_t)G.ck_parent, NULL, c->uffd) < 0)
 		hang_up(c);
 }
 
