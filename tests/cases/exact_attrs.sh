@@ -32,13 +32,19 @@ t_attr_pidfd_refused() {
 	refused attr_pidfd pidfd "^cohort: .*pid [0-9]+: fd [0-9]+: a pidfd of a process that has ended and been waited for, which cohort cannot restore$" reaped
 }
 
-# a process that chrooted into a directory of its own cannot be restored
-# yet (the paths its agent reads are relative to that root): the
-# checkpoint is refused before any signal, in one line naming the process
-# and its root directory, and the program runs on in its root (the group
-# used to die in the checkpoint)
-t_attr_chroot_refused() {
-	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): its root directory is .*/attr_chroot\.[0-9]+, not the group's \(chroot\), which cohort cannot restore$"
+# a process that chrooted comes back in its root (tests/cases/chroot.sh),
+# but not when that root was removed since (it could not be entered
+# again) nor when the process dropped CAP_SYS_ADMIN since (its agent could
+# not leave the root for the group's): the checkpoint is refused before any
+# signal, in one line naming the process and its root directory, and the
+# program runs on in its root
+t_attr_chroot_deleted() {
+	[ "$(id -u)" = 0 ] || skip "chroot needs root"
+	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): its root directory .*/attr_chroot\.[0-9]+ \(deleted\) was removed after its chroot, which cohort cannot restore$" deleted
+}
+t_attr_chroot_nocaps() {
+	[ "$(id -u)" = 0 ] || skip "chroot needs root"
+	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): its root directory .*/attr_chroot\.[0-9]+ is not the group's \(chroot\), and without CAP_SYS_CHROOT and CAP_SYS_ADMIN \(dropped since\) its agent cannot leave it for the checkpoint$" nocaps
 }
 
 # "${AS_LOGIN[@]}" UID CMD...: CMD with audit login uid UID (root may always set it)

@@ -153,15 +153,14 @@ static int chrooted(char *err, size_t errlen)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/status", host);
 		int caps = co_read_small(path, status, sizeof(status)) > 0 && (co_status_hex(status, "CapEff") & need) == need;
-		const char *why = strlen(root) >= CO_PATH ? "is too long a path"
-			       : co_endswith(root, " (deleted)") ? "was removed after its chroot"
-			       : !caps ? "is not the group's (chroot) and it no longer has CAP_SYS_CHROOT and "
-					 "CAP_SYS_ADMIN, which its agent needs to leave it"
+		const char *why = strlen(root) >= CO_PATH ? "is a longer path than an image holds"
+			       : co_endswith(root, " (deleted)") ? "was removed after its chroot, which cohort cannot restore"
+			       : !caps ? "is not the group's (chroot), and without CAP_SYS_CHROOT and CAP_SYS_ADMIN "
+					 "(dropped since) its agent cannot leave it for the checkpoint"
 			       : NULL;
 		if (!why)
 			continue;
-		snprintf(err, errlen, "pid %d (%s): its root directory %s %s, which cohort cannot restore", G.c[i].pid,
-			 comm_of(host), root, why);
+		snprintf(err, errlen, "pid %d (%s): its root directory %s %s", G.c[i].pid, comm_of(host), root, why);
 		return 1;
 	}
 	return 0;
