@@ -31,6 +31,7 @@
 #include <sched.h>
 
 #include "agent.h"
+#include "procfs.h"
 #include "sys.h"
 #include "util.h"
 
@@ -72,9 +73,11 @@ void co_root_forget(void)
 /*
  * With the program parked, before the image is taken: its root directory
  * as the group sees it into root ("" when the manager never left: it is
- * the group's), and the manager's working directory made the program's, so
- * that a snapshot forked from here records that (/proc/self/cwd of the
- * snapshot is its own).  0, or -errno when either cannot be read.
+ * the group's), and the manager's working directory and file-creation mask
+ * made the program's (they were copied when it left: the program may have
+ * changed them since), so that the image, and a snapshot forked from here
+ * (whose /proc/self/cwd is its own), record those.  0, or -errno when they
+ * cannot be read.
  */
 int co_root_note(char *root, size_t n)
 {
@@ -85,6 +88,10 @@ int co_root_note(char *root, size_t n)
 	if (l < 0)
 		return (int)l;
 	root[l] = 0;
+	char status[2048];
+	long mask = co_read_small("/proc/self/status", status, sizeof(status)) > 0 ? co_status_umask(status) : -1;
+	if (mask >= 0)
+		co_umask((int)mask);
 	int fd = (int)co_open("/proc/self/cwd", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return fd;

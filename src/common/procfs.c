@@ -342,6 +342,12 @@ long co_status_field(const char *buf, const char *key)
 	return v ? (long)co_strtoul(v, 0, 10) : -1;
 }
 
+long co_status_umask(const char *buf)
+{
+	const char *v = status_value(buf, "Umask");
+	return v ? (long)co_strtoul(v, 0, 8) : -1;
+}
+
 /* Last number of a line like "NSpid:\t7\t2": the innermost namespace's. */
 static long last_number(const char *buf, const char *key)
 {

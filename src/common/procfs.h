@@ -106,6 +106,8 @@ int co_ns_ids(int host_pid, struct co_nsids *out);
  * Returns how many groups, -E2BIG when there are more than max, or -EINVAL
  * when a line is missing or malformed.
  */
+/* The file-creation mask of a status text ("Umask:\t0022", Linux 4.7+), or -1. */
+long co_status_umask(const char *buf);
 int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t *groups, int max);
 
 /*

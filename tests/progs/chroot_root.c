@@ -15,7 +15,7 @@
  *   sibling  it stays in the group's root and forks two children: one
  *            chroots into the tree, the other does not
  * The main process prints "ready", then STEPS lines "step N ok"; at each
- * step each process checks: "/" is its root's inode, a file inside is
+ * step each process checks: "/" is its root's inode, its umask, a file inside is
  * reached by its path from that root, ".." of "/" is "/" (no way out), its
  * working directory (getcwd and inode), the next bytes of both descriptors
  * at their offsets, the mapping (the file's bytes, and the bytes written
@@ -53,6 +53,7 @@ static void make_file(const char *path, int seed, long len)
 struct proc {
 	const char *who;
 	struct stat root, cwd;	/* what "/" and "." must be */
+	mode_t mask;		/* its umask (set after the chroot) */
 	char cwd_path[4096];	/* what getcwd must say */
 	char marker[16];	/* a file from its root, and the seed of its bytes */
 	int marker_seed;
@@ -85,6 +86,9 @@ static void check_step(const struct proc *p, int s)
 	int named = getcwd(buf, sizeof(buf)) != NULL;
 	CHECK(named ? !strcmp(buf, p->cwd_path) : errno == ENOENT && !p->cwd_path[0], "%s step %d: cwd %s, not %s",
 	      p->who, s, named ? buf : strerror(errno), p->cwd_path[0] ? p->cwd_path : "outside its root");
+	mode_t mask = umask(0);
+	umask(mask);
+	CHECK(mask == p->mask, "%s step %d: umask %03o, not %03o", p->who, s, (unsigned)mask, (unsigned)p->mask);
 	SYSCHK(stat(".", &st));
 	CHECK(st.st_dev == p->cwd.st_dev && st.st_ino == p->cwd.st_ino, "%s step %d: . is another directory", p->who,
 	      s);
@@ -134,6 +138,8 @@ static void note_place(struct proc *p)
 	}
 	SYSCHK(stat(".", &p->cwd));
 	SYSCHK(stat("/", &p->root));
+	p->mask = umask(0);
+	umask(p->mask);
 }
 
 /* Its own descriptor of file (a path from where it is) with bytes of seed, and that file as its marker. */
@@ -151,6 +157,7 @@ static void into_tree(struct proc *p)
 {
 	SYSCHK(chroot(tree));
 	SYSCHK(chdir("/sub"));
+	umask(027);
 	note_place(p);
 	own_file(p, "/data", 1);
 	int fd = SYSCHK(open("/map", O_RDONLY | O_CLOEXEC));
@@ -174,6 +181,7 @@ static void keep_root(struct proc *p)
 static void nested(struct proc *p)
 {
 	SYSCHK(chroot("/nest"));
+	umask(077);
 	note_place(p);
 	own_file(p, "/data", 4);
 }
