@@ -85,7 +85,6 @@ static int writer_pidfd = -1;	/* the snapshot process writing the image (the man
 #define IMG_FDS (CO_STREAMS + 1)
 static int img_fd[IMG_FDS] = { -1, -1, -1 };
 _Static_assert(CO_STREAMS == 2 && IMG_FDS <= CO_MSG_FDS, "img_fd's initialiser; DUMP carries them all");
-static int self_pidfd = -1;	/* ours, to copy the program's descriptors (mirror_program_fds) */
 
 /* ---- messages ---- */
 
@@ -323,89 +322,17 @@ static int proc_from_coordinator(const char *name)
 	return got >= 0 ? got : -e;
 }
 
-/* ---- the program's descriptors, seen from the manager's table ---- */
+/* ---- the program's descriptors, seen from the manager's table (mirror.c) ---- */
 
-static int prog_fd[CO_MAX_FDS], nprog_fd;
-
-static int is_prog_fd(int fd)
-{
-	int lo = 0, hi = nprog_fd;
-	while (lo < hi) {
-		int mid = (lo + hi) / 2;
-		if (prog_fd[mid] < fd)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < nprog_fd && prog_fd[lo] == fd;
-}
-
-/*
- * With every thread of the program parked: give the manager's table the
- * program's descriptors at their own numbers (pidfd_getfd on ourselves,
- * close-on-exec as the program has it), so that the image is described
- * and written from the manager's table as if it were the program's.  The
- * manager's own descriptors are first moved to numbers the program does
- * not use.  The program's table is not touched.
- */
+/* With every thread of the program parked: the manager's own descriptors out of the way, the program's in. */
 static int mirror_program_fds(void)
 {
-	nprog_fd = 0;
-	int d = (int)co_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (d < 0)
-		return co_err(errbuf, sizeof(errbuf), "pid %d: cannot list /proc/self/fd (errno %d)", co_agent.pid, -d);
-	int n = co_dir_numbers(d, prog_fd, CO_MAX_FDS);
-	co_close(d);
-	if (n < 0)
-		return n == -E2BIG ? co_err(errbuf, sizeof(errbuf), "pid %d: more than %d descriptors", co_agent.pid, CO_MAX_FDS)
-				   : co_err(errbuf, sizeof(errbuf), "pid %d: cannot list /proc/self/fd (errno %d)",
-					    co_agent.pid, -n);
-	nprog_fd = n;
-	self_pidfd = (int)co_sys2(SYS_pidfd_open, co_agent.pid, 0);
-	if (self_pidfd < 0)
-		return co_err(errbuf, sizeof(errbuf), "pid %d: pidfd_open failed (errno %d)", co_agent.pid, -self_pidfd);
-	int *own[8 + IMG_FDS] = { &co_agent.sock, &co_agent.taskfd, &self_pidfd, &writer_pidfd };
-	int nown = 4;
+	int *own[8 + IMG_FDS] = { &co_agent.sock, &co_agent.taskfd, &writer_pidfd };
+	int nown = 3;
 	for (int k = 0; k < IMG_FDS; k++)
 		own[nown++] = &img_fd[k];
 	nown += co_dirty_fd_refs(own + nown);
-	for (int k = 0; k < nown; k++) {
-		if (*own[k] < 0 || !is_prog_fd(*own[k]))
-			continue;
-		int to = 3;
-		while (is_prog_fd(to) || co_fcntl(to, F_GETFD, 0) != -EBADF)
-			to++;
-		long r = co_sys3(SYS_dup3, *own[k], to, O_CLOEXEC);
-		if (r < 0)
-			return co_err(errbuf, sizeof(errbuf), "pid %d: no descriptor number free beside the program's (errno %ld)",
-				      co_agent.pid, -r);
-		co_close(*own[k]);
-		*own[k] = to;
-	}
-	for (int i = 0; i < nprog_fd; i++) {
-		int fd = prog_fd[i];
-		uint64_t pos;
-		uint32_t flags = 0;
-		co_fdinfo(0, fd, &pos, &flags);
-		long t = co_sys3(SYS_pidfd_getfd, self_pidfd, fd, 0);
-		if (t < 0) {
-			nprog_fd = i;
-			return co_err(errbuf, sizeof(errbuf), "pid %d: fd %d: cannot take a look at it (pidfd_getfd: errno %ld)",
-				      co_agent.pid, fd, -t);
-		}
-		if (t != fd) {
-			long r = co_sys3(SYS_dup3, t, fd, flags & O_CLOEXEC);
-			co_close((int)t);
-			if (r < 0) {
-				nprog_fd = i;
-				return co_err(errbuf, sizeof(errbuf), "pid %d: fd %d: cannot take a look at it (errno %ld)",
-					      co_agent.pid, fd, -r);
-			}
-		} else if (!(flags & O_CLOEXEC)) {
-			co_fcntl(fd, F_SETFD, 0);
-		}
-	}
-	return 0;
+	return co_mirror_program_fds(own, nown, errbuf, sizeof(errbuf));
 }
 
 /* The image's files go from the manager's table (a snapshot writer has its own copies). */
@@ -416,17 +343,6 @@ static void close_image_fds(void)
 			co_close(img_fd[k]);
 		img_fd[k] = -1;
 	}
-}
-
-/* The manager's copies of the program's descriptors go (a snapshot process keeps its own). */
-static void unmirror_program_fds(void)
-{
-	for (int i = 0; i < nprog_fd; i++)
-		co_close(prog_fd[i]);
-	nprog_fd = 0;
-	if (self_pidfd >= 0)
-		co_close(self_pidfd);
-	self_pidfd = -1;
 }
 
 /* ---- the manager thread ---- */
@@ -469,7 +385,7 @@ static void snapshot_fork(void *arg)
 		 * the work (dirty_thp.c, co_dirty_recollapse).
 		 */
 		if (!r)
-			co_dirty_recollapse(self_pidfd);
+			co_dirty_recollapse(co_mirror_pidfd());
 		co_exit_group(r ? 1 : 0);
 	}
 	snap.child = c;
@@ -659,10 +575,9 @@ static void after_restart(void)
 	co_agent.sock = -1;
 	co_agent.taskfd = -1;
 	writer_pidfd = -1;
-	self_pidfd = -1;
 	for (int k = 0; k < IMG_FDS; k++)
 		img_fd[k] = -1;
-	nprog_fd = 0;
+	co_mirror_forget();
 	co_dirty_forget(0); /* neither its descriptor nor its record came back */
 	co_agent.table = 0; /* the old mapping was not part of the image */
 	co_agent.slot = -1;
@@ -842,7 +757,7 @@ static void session(void)
 				break;
 			}
 			close_image_fds(); /* a snapshot writer has its own */
-			unmirror_program_fds();
+			co_unmirror_program_fds();
 			if (r == IMG_FAILED)
 				send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
 			if (r == IMG_SNAPSHOT || r == IMG_WRITTEN)
@@ -883,7 +798,7 @@ static void manager_main(void *arg)
 	for (;;) {
 		session();
 		/* everything the manager opened, and the connection, go with its table */
-		unmirror_program_fds();
+		co_unmirror_program_fds();
 		co_sys3(SYS_close_range, 0, ~0U, 0);
 		co_agent.sock = -1;
 		co_agent.taskfd = -1;
@@ -1001,10 +916,9 @@ void co_agent_forked(void)
 	mgr_state = MGR_IDLE;
 	mgr_tid = 0;
 	writer_pidfd = -1;
-	self_pidfd = -1;
 	for (int k = 0; k < IMG_FDS; k++)
 		img_fd[k] = -1;
-	nprog_fd = 0;
+	co_mirror_forget();
 	co_early_start = 0;
 	co_cpuclock_forked(); /* a new process: its CPU clocks are its own, from 0 */
 	co_semundo_forked(); /* undo lists are not inherited by fork */

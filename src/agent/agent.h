@@ -141,6 +141,21 @@ void co_agent_fork_lock(void);
 void co_agent_fork_unlock(void);
 
 /*
+ * mirror.c: with the program parked, the manager copies the program's
+ * descriptors into its own table at their numbers, first moving its own
+ * (*own[k], up to CO_MIRROR_OWN: each updated) to numbers the program
+ * does not use; 0, or -1 with err.  co_unmirror_program_fds closes the
+ * copies; co_mirror_pidfd is the pidfd of our process it used (or -1);
+ * co_mirror_forget, in a new process (restart, fork), drops what the
+ * memory says without closing anything.
+ */
+#define CO_MIRROR_OWN 15
+int co_mirror_program_fds(int *const *own, int nown, char *err, size_t errlen);
+void co_unmirror_program_fds(void);
+int co_mirror_pidfd(void);
+void co_mirror_forget(void);
+
+/*
  * root.c: a process whose root is not the group's (chroot).  The manager
  * leaves it for the group's (co_root_leave: 0 or -errno; co_root_forget
  * after a restart, which chroots the whole process again) and notes the
