@@ -66,8 +66,13 @@ $(B)/cli/%.o: src/%
 # The system calls the agent makes in a program's process, from its source
 # (src/cli/seccomp.c checks a program's seccomp filters against them): the
 # agent's files but its wrappers of the program's own calls (wrap.c).
-AGENT_SYSCALLS := $(B)/gen/agent_syscalls.h
-$(AGENT_SYSCALLS): scripts/agent-syscalls.sh src/common/sys.h $(filter-out src/agent/wrap.c,$(filter %.c,$(AGENT) $(COMMON) $(RES)))
+# Those of root.c, made only in a chroot, are a table of their own.
+AGENT_SYSCALLS := $(B)/gen/agent_syscalls.h $(B)/gen/agent_root_syscalls.h
+$(B)/gen/agent_syscalls.h: scripts/agent-syscalls.sh src/common/sys.h \
+		$(filter-out src/agent/wrap.c src/agent/root.c,$(filter %.c,$(AGENT) $(COMMON) $(RES)))
+	@mkdir -p $(dir $@)
+	sh $^ > $@.tmp && mv $@.tmp $@
+$(B)/gen/agent_root_syscalls.h: scripts/agent-syscalls.sh src/common/sys.h src/agent/root.c
 	@mkdir -p $(dir $@)
 	sh $^ > $@.tmp && mv $@.tmp $@
 $(B)/cli/cli/seccomp.c.o: $(AGENT_SYSCALLS)

@@ -106,7 +106,7 @@ static int under_seccomp(char *err, size_t errlen)
 		struct co_scset *sc = NULL;
 		int bad = G.c[i].kind == C_MEMBER &&
 			  (co_seccomp_read(G.c[i].pid, G.c[i].host_pid, &G.table->probes, &sc, err, errlen) ||
-			   co_seccomp_check(sc, err, errlen));
+			   co_seccomp_check(sc, in_chroot(G.c[i].host_pid), err, errlen));
 		co_seccomp_free(sc);
 		if (bad)
 			return 1;
@@ -124,7 +124,7 @@ static int seccomp_for_dump(const struct conn *c, int *fd, char *err, size_t err
 	struct co_scset *sc = NULL;
 	*fd = -1;
 	int bad = co_seccomp_read(c->pid, c->host_pid, &G.table->probes, &sc, err, errlen) ||
-		  co_seccomp_check(sc, err, errlen);
+		  co_seccomp_check(sc, in_chroot(c->host_pid), err, errlen);
 	if (!bad && sc && (*fd = co_seccomp_memfd(sc)) < 0) {
 		snprintf(err, errlen, "pid %d: cannot hand its seccomp filters to its agent: %s", c->pid, strerror(errno));
 		bad = 1;

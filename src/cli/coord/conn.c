@@ -354,6 +354,12 @@ int signal_member(struct conn *c)
  * with the member's userfaultfd when we keep one.  Anyone else (a member
  * whose checkpoint is over, or already attached) is hung up on.
  */
+int in_chroot(int host)
+{
+	char root[8];
+	return co_root_differs(host, G.init_pid, root, sizeof(root));
+}
+
 void on_attach(int i)
 {
 	int fd = G.c[i].fd, m = member_of(G.c[i].host_pid);
@@ -368,8 +374,7 @@ void on_attach(int i)
 	c->fd = fd;
 	c->foreign = foreign; /* its uid now: a member may have changed it since it registered */
 	/* a chrooted member's manager leaves its root for the group's (agent/root.c) */
-	char root[8];
-	unsigned rootf = co_root_differs(c->host_pid, G.init_pid, root, sizeof(root)) ? CO_PREP_ROOT : 0;
+	unsigned rootf = in_chroot(c->host_pid) ? CO_PREP_ROOT : 0;
 	if (c->quiesce) {
 		/* armed and pre-copied: park now (its tracking's userfaultfd back with it) */
 		unsigned flags = ((unsigned)c->quiesce - 1) | rootf;

@@ -197,6 +197,8 @@ void on_procfd(int i);
 int on_register(int i);
 void forget_agentless(void);
 int signal_member(struct conn *c);
+/* is process host (a host pid) in a root directory not the group's (chroot: agent/root.c)? */
+int in_chroot(int host);
 void on_attach(int i);
 void keep_uffd(struct conn *c, int fd);
 void reply(int fd, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
