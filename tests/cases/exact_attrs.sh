@@ -46,6 +46,12 @@ t_attr_chroot_nocaps() {
 	[ "$(id -u)" = 0 ] || skip "chroot needs root"
 	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): its root directory .*/attr_chroot\.[0-9]+ is not the group's \(chroot\), and without CAP_SYS_CHROOT and CAP_SYS_ADMIN \(dropped since\) its agent cannot leave it for the checkpoint$" nocaps
 }
+# (a seccomp filter that denies what the agent of a chrooted process needs
+# to leave its root, setns, refuses it as any call of the agent's does)
+t_attr_chroot_nosetns() {
+	[ "$(id -u)" = 0 ] || skip "chroot needs root"
+	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): thread [0-9]+'s seccomp filter does not allow setns: cohort cannot checkpoint it$" nosetns
+}
 
 # "${AS_LOGIN[@]}" UID CMD...: CMD with audit login uid UID (root may always set it)
 AS_LOGIN=(sh -c 'echo "$0" >/proc/self/loginuid && exec "$@"')

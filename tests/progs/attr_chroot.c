@@ -7,6 +7,8 @@
  *            be entered again)
  *   nocaps   it drops CAP_SYS_ADMIN after the chroot (its agent could not
  *            leave the root for the group's)
+ *   nosetns  a seccomp filter of its own denies setns (EPERM), which its
+ *            agent would need to leave the root
  * (tests/progs/chroot_root.c: those that come back.)
  *
  * It makes a directory with a file "marker" in it (its bytes known),
@@ -22,6 +24,10 @@
 #include "common.h"
 
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 
 #define STEPS 6
 
@@ -47,11 +53,25 @@ static void drop_admin(void)
 	SYSCHK(syscall(SYS_capset, &h, d));
 }
 
+/* A filter of our own: setns fails with EPERM, everything else is allowed */
+static void deny_setns(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_setns, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+	SYSCHK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+	SYSCHK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog));
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
 	int deleted = !strcmp(mode, "deleted");
-	CHECK(deleted || !strcmp(mode, "nocaps"), "usage: attr_chroot deleted|nocaps");
+	CHECK(deleted || !strcmp(mode, "nocaps") || !strcmp(mode, "nosetns"), "usage: attr_chroot deleted|nocaps|nosetns");
 	t_init("attr_chroot");
 	char dir[4096], path[4200], buf[128];
 	t_mkworkdir(dir, sizeof(dir), "attr_chroot");
@@ -70,8 +90,10 @@ int main(int argc, char **argv)
 			SYSCHK(unlink("/marker"));
 			t_fmt(path, sizeof(path), "attr_chroot.%d", (int)getpid());
 			SYSCHK(unlinkat(tdir, path, AT_REMOVEDIR));
-		} else {
+		} else if (!strcmp(mode, "nocaps")) {
 			drop_admin();
+		} else {
+			deny_setns();
 		}
 	}
 	printf("ready\n");
