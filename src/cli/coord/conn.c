@@ -348,18 +348,18 @@ int signal_member(struct conn *c)
 	return syscall(SYS_pidfd_send_signal, c->pidfd, G.sig, &si, 0) < 0 ? -1 : 0;
 }
 
-/*
- * Connection i said ATTACH: the manager thread of a member taking part in
- * the checkpoint.  It becomes the member's connection and gets PREPARE,
- * with the member's userfaultfd when we keep one.  Anyone else (a member
- * whose checkpoint is over, or already attached) is hung up on.
- */
 int in_chroot(int host)
 {
 	char root[8];
 	return co_root_differs(host, G.init_pid, root, sizeof(root));
 }
 
+/*
+ * Connection i said ATTACH: the manager thread of a member taking part in
+ * the checkpoint.  It becomes the member's connection and gets PREPARE,
+ * with the member's userfaultfd when we keep one.  Anyone else (a member
+ * whose checkpoint is over, or already attached) is hung up on.
+ */
 void on_attach(int i)
 {
 	int fd = G.c[i].fd, m = member_of(G.c[i].host_pid);
