@@ -182,7 +182,7 @@ int co_agent_fds(int *out)
 	return n;
 }
 
-/* A connection to the coordinator at path, or -errno (-ENOENT: not there from our root, see root.c). */
+/* A connection to the coordinator at path, or -errno (see not_here). */
 static int dial(const char *path)
 {
 	/* a program's seccomp filters are checked with these arguments (cli/seccomp.c: known_args) */
@@ -199,11 +199,21 @@ static int dial(const char *path)
 	return fd;
 }
 
+/*
+ * dial's error when the socket may not be ours from where we are: in a
+ * chroot, its path is not there, or is something else (a socket of an
+ * earlier coordinator linked into the chroot: refused).  root.c leaves.
+ */
+static int not_here(int e)
+{
+	return e == -ENOENT || e == -ECONNREFUSED;
+}
+
 /* dial, for the manager: from a chroot without the socket, from the group's root (root.c). */
 static int dial_out(const char *path)
 {
 	int fd = dial(path);
-	return fd == -ENOENT && co_root_leave() == 0 ? dial(path) : fd;
+	return not_here(fd) && co_root_leave() == 0 ? dial(path) : fd;
 }
 
 /*
@@ -212,14 +222,14 @@ static int dial_out(const char *path)
  * coordinator releases the group.  Otherwise the connection is closed
  * again: this runs where no thread of the program runs (constructor,
  * forked child before fork() returns, the manager in a table of its own),
- * and leaves nothing behind but the table's mapping.  0, -ENOENT when
- * the socket is not there from our root (a chroot), else -1.
+ * and leaves nothing behind but the table's mapping.  0, dial's error
+ * when the socket is not there from our root (not_here), else -1.
  */
 static int register_with(const char *path, uint64_t restored)
 {
 	int fd = dial(path);
 	if (fd < 0)
-		return fd == -ENOENT ? fd : -1;
+		return not_here(fd) ? fd : -1;
 	char exe[CO_PATH];
 	long n = co_readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = 0;
@@ -261,7 +271,7 @@ fail:
 static int register_alone(const char *path)
 {
 	int r = register_with(path, 0), back[2];
-	if (r != -ENOENT || co_root_out(back))
+	if (!not_here(r) || co_root_out(back))
 		return r;
 	r = register_with(path, 0);
 	co_root_back(back);
@@ -596,7 +606,7 @@ static void after_restart(void)
 	co_root_forget();
 	uint64_t gen = rs->generation ? rs->generation : 1;
 	int reg = register_with(rs->sock, gen);
-	if (reg == -ENOENT && co_root_leave() == 0)
+	if (not_here(reg) && co_root_leave() == 0)
 		reg = register_with(rs->sock, gen);
 	if (reg) {
 		/* no coordinator: run on without checkpoints */

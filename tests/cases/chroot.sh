@@ -9,6 +9,10 @@
 #                       chroots again under it (nested), the standard flow
 #   chroot_sibling      of two children of a process in the group's root,
 #                       one chroots and the other does not, likewise
+#   chroot_linked       one process, with the group's socket linked at its
+#                       path inside the chroot (its manager connects from
+#                       there, and leaves on PREPARE; after a restart the
+#                       link is a dead socket), likewise
 #   chroot_live         one process: live checkpoints (the snapshot records
 #                       the paths) and a --kill, then a restart
 #   chroot_family_live  the family likewise
@@ -19,5 +23,6 @@ chroot_needs_root() { [ "$(id -u)" = 0 ] || skip "chroot needs root"; }
 t_chroot_one() { chroot_needs_root; std chroot_root 0 4 4 pipe one; }
 t_chroot_family() { chroot_needs_root; std chroot_root 0 4 4 pipe family; }
 t_chroot_sibling() { chroot_needs_root; std chroot_root 0 4 4 pipe sibling; }
+t_chroot_linked() { chroot_needs_root; std chroot_root 0 4 4 pipe linked; }
 t_chroot_live() { chroot_needs_root; FLOW_ARGS=one steps_live_flow chroot_root 10; }
 t_chroot_family_live() { chroot_needs_root; FLOW_ARGS=family steps_live_flow chroot_root 10; }

@@ -14,6 +14,9 @@
  *            left outside that root
  *   sibling  it stays in the group's root and forks two children: one
  *            chroots into the tree, the other does not
+ *   linked   as one, with the group's socket (COHORT_SOCK, under cohort
+ *            only) hard-linked at its own path inside the tree: reachable
+ *            from the chroot until a restart, refused after
  * The main process prints "ready", then STEPS lines "step N ok"; at each
  * step each process checks: "/" is its root's inode, its umask, a file inside is
  * reached by its path from that root, ".." of "/" is "/" (no way out), its
@@ -229,6 +232,23 @@ static struct kid spawn(struct proc *p, void (*setup)(struct proc *))
 	return (struct kid){ pid, a[1], b[0] };
 }
 
+/* The group's socket at its own path inside the tree (under cohort only: the output is the same). */
+static void link_socket(void)
+{
+	const char *sock = getenv("COHORT_SOCK");
+	char path[8300];
+	if (!sock || sock[0] != '/')
+		return;
+	t_fmt(path, sizeof(path), "%s%s", tree, sock);
+	for (char *p = path + strlen(tree) + 1; (p = strchr(p, '/')); *p++ = '/') {
+		*p = 0;
+		if (mkdir(path, 0700) && errno != EEXIST)
+			FAIL("mkdir %s: %s", path, strerror(errno));
+	}
+	if (link(sock, path))
+		FAIL("link %s to %s: %s", sock, path, strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "one";
@@ -262,6 +282,9 @@ int main(int argc, char **argv)
 	if (!privileged) {
 		/* as another user: the same lines, nothing checked (the test is skipped) */
 	} else if (!strcmp(mode, "one")) {
+		into_tree(&ps[0]);
+	} else if (!strcmp(mode, "linked")) {
+		link_socket();
 		into_tree(&ps[0]);
 	} else if (!strcmp(mode, "family")) {
 		into_tree(&ps[0]);
