@@ -435,18 +435,19 @@ static uint64_t signal_mask(const struct co_siginfo *list, uint32_t n, uint32_t 
 static int late_signals(void)
 {
 	char path[64], buf[2048];
+	int late = 0;
+	/* every queue is noted (seen_*): a thread in a chroot takes what was seen (co_signals_seen) */
 	for (int i = 1; i < co_agent.nthreads; i++) {
 		struct co_tslot *t = &co_agent.threads[i];
 		if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_PARKED)
 			continue;
 		co_fmt(path, sizeof(path), "/proc/self/task/%d/status", t->tid);
-		if (co_read_small(path, buf, sizeof(buf)) > 0 &&
-		    (co_status_hex(buf, "SigPnd") & ~signal_mask(t->rec.pending, t->rec.npending, CO_MAX_PENDING)))
-			return 1;
+		t->seen_pnd = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_hex(buf, "SigPnd") : 0;
+		late |= (t->seen_pnd & ~signal_mask(t->rec.pending, t->rec.npending, CO_MAX_PENDING)) != 0;
 	}
-	return co_read_small("/proc/self/status", buf, sizeof(buf)) > 0 &&
-	       (co_status_hex(buf, "ShdPnd") & ~signal_mask(co_agent.shared_pending, (uint32_t)co_agent.nshared_pending,
-								  2 * CO_MAX_PENDING));
+	co_agent.seen_shd = co_read_small("/proc/self/status", buf, sizeof(buf)) > 0 ? co_status_hex(buf, "ShdPnd") : 0;
+	return late || (co_agent.seen_shd & ~signal_mask(co_agent.shared_pending, (uint32_t)co_agent.nshared_pending,
+							 2 * CO_MAX_PENDING));
 }
 
 /*
@@ -958,6 +959,7 @@ void co_agent_fork_unlock(void)
 __attribute__((constructor(101))) static void agent_init(void)
 {
 	co_proc_self_fallback = proc_from_coordinator;
+	co_signals_seen = co_pending_seen;
 	co_wrap_init();
 	agent_setup();
 	pthread_atfork(co_agent_fork_lock, co_agent_fork_unlock, co_agent_forked);

@@ -35,6 +35,7 @@ struct co_tslot {
 	uint64_t pt_check;	/* CO_TRACE_CHECK: the coordinator writes only where it finds this */
 	long trace_at_ms;	/* when the coordinator is to look at it (again); -1: asked for good */
 	struct co_cpuoff cpu;	/* after a restart: its offsets, which the thread measured itself */
+	uint64_t seen_pnd;	/* its queue as the manager saw it (SigPnd), for a thread in a chroot (co_signals_seen) */
 };
 
 
@@ -64,6 +65,7 @@ struct co_agent {
 	int ppid, pgid, sid;
 	struct co_siginfo shared_pending[2 * CO_MAX_PENDING];
 	int nshared_pending;
+	uint64_t seen_shd;	/* the process's queue as the manager saw it (ShdPnd): likewise */
 	int taskfd;		/* /proc/self/task, the manager's during a checkpoint (agent_fds_setup) */
 	uint64_t want_parent;	/* PREPARE asked for an image incremental against this generation */
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
@@ -108,6 +110,7 @@ int co_quiesce(char *err, size_t errlen);	/* park every other thread; -1 (err fi
 void co_release_threads(void);
 void co_set_state(unsigned s);			/* this process's state in the table (CO_P_*) */
 void co_start_manager(void);
+uint64_t co_pending_seen(int own);		/* co_signals_seen, for a thread in a chroot */
 extern uint64_t co_early_start;	/* a start that came before we had registered (its cookie) */
 
 int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));

@@ -123,6 +123,13 @@ static void take_shared_signals(const struct co_tslot *t)
 			co_signals_collect(co_agent.shared_pending, 2 * CO_MAX_PENDING, co_agent.sig, 0);
 }
 
+/* co_signals_seen (threads.c): the queue the manager saw of the calling thread (own), or of the process */
+uint64_t co_pending_seen(int own)
+{
+	const struct co_tslot *t = own ? find_slot((int)co_gettid()) : NULL;
+	return own ? (t ? t->seen_pnd : 0) : co_agent.seen_shd;
+}
+
 static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
@@ -325,6 +332,7 @@ int co_quiesce(char *err, size_t errlen)
 	co_agent.parked = 0;
 	co_agent.arrived = 0;
 	co_agent.nshared_pending = 0; /* the main thread takes them when it parks */
+	co_agent.seen_shd = 0;	      /* (slots are cleared as they are taken) */
 	co_agent.hold = __atomic_load_n(&co_agent.release, __ATOMIC_ACQUIRE);
 	/* the manager's own slot comes first */
 	struct co_tslot *m = &co_agent.threads[0];

@@ -7,6 +7,11 @@
 #include "sys.h"
 #include "util.h"
 
+uint64_t co_maps_dev(uint64_t major, uint64_t minor)
+{
+	return (major << 8) | minor;
+}
+
 int co_maps_open(struct co_maps *m, const char *path)
 {
 	m->fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
@@ -74,7 +79,7 @@ int co_maps_next(struct co_maps *m, struct co_mapent *e)
 	e->off = co_strtoul(p, &p, 16);
 	uint64_t maj = co_strtoul(p + 1, &p, 16);
 	uint64_t min = co_strtoul(p + 1, &p, 16);
-	e->dev = (maj << 8) | min; /* compared only against itself */
+	e->dev = co_maps_dev(maj, min);
 	e->ino = co_strtoul(p + 1, &p, 10);
 	while (p < end && *p == ' ')
 		p++;

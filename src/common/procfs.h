@@ -17,6 +17,9 @@ struct co_mapent {
 	char path[CO_PATH];
 };
 
+/* A device as struct co_mapent has it (from its major and minor numbers: compare only these). */
+uint64_t co_maps_dev(uint64_t major, uint64_t minor);
+
 struct co_maps {
 	int fd;
 	int kept;		/* fd is the caller's: co_maps_close leaves it open */

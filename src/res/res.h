@@ -148,6 +148,8 @@ void co_creds_dumpable(const struct co_ids *ids);
 /* threads.c */
 void co_thread_collect(struct co_thread *t, int ours);
 int co_signals_collect(struct co_siginfo *out, int max, int ours, int own);
+/* Where /proc cannot be read (a chroot), the signals the manager saw queued (own: for the calling thread), or NULL. */
+extern uint64_t (*co_signals_seen)(int own);
 int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int n);
 /* Never returns on success: the calling (leader) thread jumps into the program. */
 int co_threads_restore(struct co_rstctx *rc);

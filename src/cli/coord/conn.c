@@ -275,7 +275,9 @@ int on_register(int i)
  * Whether process host still has the agent: a member that exec'd a program
  * the agent cannot enter (static, setuid, LD_PRELOAD removed) has no
  * connection that would tell us, and the checkpoint signal's default
- * action would end it.  Its memory map says: the agent library is mapped.
+ * action would end it.  Its memory map says: the agent library is mapped
+ * (by its path, or by its file: a program exec'd in a chroot maps it
+ * through a bind mount there, under another path).
  */
 static int has_agent(int host)
 {
@@ -287,7 +289,7 @@ static int has_agent(int host)
 		return 0;
 	int found = 0;
 	while (!found && co_maps_next(&m, &e) > 0)
-		found = !strcmp(e.path, G.agent);
+		found = !strcmp(e.path, G.agent) || (G.agent_ino && e.ino == G.agent_ino && e.dev == G.agent_dev);
 	co_maps_close(&m);
 	return found;
 }

@@ -117,6 +117,7 @@ struct group {
 	int64_t mono_off, boot_off; /* group clock minus host clock */
 	char program[256];
 	char agent[PATH_MAX];	/* the agent library, as members map it */
+	uint64_t agent_dev, agent_ino;	/* and its file (co_maps_dev): as a chroot's bind mount maps it */
 	uint64_t t_start;
 	unsigned full_every, keep, timed;
 	int compress;			/* --compress: every checkpoint's images are stored as .zst */
