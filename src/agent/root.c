@@ -104,7 +104,12 @@ int co_root_out(int back[2])
 {
 	back[0] = (int)co_open("/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
 	back[1] = (int)co_open(".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
-	long r = back[0] < 0 ? back[0] : back[1] < 0 ? back[1] : to_ns_root();
+	/* the way back is tried first, where it changes nothing (a seccomp filter may deny it) */
+	long r = back[0] < 0 ? back[0] : back[1] < 0 ? back[1] : co_sys1(SYS_chroot, (long)"/");
+	if (r == 0)
+		r = co_sys1(SYS_fchdir, back[1]);
+	if (r == 0)
+		r = to_ns_root();
 	if (r == 0)
 		return 0;
 	for (int i = 0; i < 2; i++)
