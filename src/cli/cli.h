@@ -101,7 +101,10 @@ uint64_t co_newest_generation(const char *gdir);
  * the group directory not fsynced), "merge" (a merged full image made,
  * not committed), "prune" (a generation pruned, its full image not).
  * Tests check that the newest committed generation restarts and nothing
- * half-done outlives the next start.
+ * half-done outlives the next start.  COHORT_CRASH=STEP:/FILE makes the
+ * process wait there until FILE exists instead, for a test to act while
+ * it waits (a SIGSTOP would not do: the kernel wakes a stopped process
+ * with SIGHUP when its coordinator's exit orphans its process group).
  */
 void co_crash_point(const char *step);
 /* mkdir -p, mode 0700 */
@@ -111,7 +114,8 @@ int co_mkdir_p(const char *path);
  * descriptor, kept open while we may write them; -1 (err filled, naming
  * the holder) when another cohort holds them.
  */
-int co_lock_images(const char *gdir, char *err, size_t errlen);
+int co_lock_images(const char *gdir, int wait_merge, char *err, size_t errlen);
+void co_lock_note(int fd, pid_t pid, int merge);
 /*
  * merge.c: at the start of a run or restart, with the images locked (so
  * no one else writes them): what dead writers left half-done goes (a

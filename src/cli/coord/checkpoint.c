@@ -437,7 +437,7 @@ static int ckpt_prepare(struct ckpt *k, int ci, unsigned flags, const char *imag
 		return -1;
 	}
 	/* the group's own images are locked for its life; others for this checkpoint (co_lock_images) */
-	if (strcmp(k->images, G.images) && (k->lock_fd = co_lock_images(k->gdir, k->err, sizeof(k->err))) < 0) {
+	if (strcmp(k->images, G.images) && (k->lock_fd = co_lock_images(k->gdir, 0, k->err, sizeof(k->err))) < 0) {
 		reply(k->cfd, 1, "%s", k->err);
 		return -1;
 	}

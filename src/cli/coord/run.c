@@ -107,7 +107,7 @@ static void check_images_of(struct co_run_opts *o)
 	if (fd >= 0)
 		co_die("a group named '%s' is already running", o->name);
 	char err[PATH_MAX + 256];
-	G.lock_fd = co_lock_images(gdir, err, sizeof(err));
+	G.lock_fd = co_lock_images(gdir, 1, err, sizeof(err));
 	if (G.lock_fd < 0)
 		co_die("%s", err);
 	if (o->replace) {
@@ -167,7 +167,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	if (!o->trust_images && co_images_owned(gdir, dir, err, sizeof(err)))
 		co_die("%s", err);
 	/* before anything is merged: the images are ours while the group lives */
-	G.lock_fd = co_lock_images(gdir, err, sizeof(err));
+	G.lock_fd = co_lock_images(gdir, 1, err, sizeof(err));
 	if (G.lock_fd < 0)
 		co_die("%s", err);
 	co_recover_group_dir(gdir);
