@@ -380,7 +380,15 @@ struct co_krestore {
 	const struct co_manifest *m;	/* the generation's manifest, */
 	const struct co_mfile *files;	/* and the files it lists (format 7) */
 	int nfiles;
+	const struct co_mproc *procs;	/* and its processes */
+	int nprocs;
 };
+
+const struct co_mproc *co_kprocs(struct co_krestore *x, int *n)
+{
+	*n = x->nprocs;
+	return x->procs;
+}
 
 const struct co_mfile *co_kfile(struct co_krestore *x, const char *name, int *listed)
 {
@@ -539,7 +547,7 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 		return -1;
 	static struct made made[CO_MAX_REFS];
 	static struct co_plan_ent plan[CO_MAX_PLAN];
-	struct co_krestore x = { dir, path, &r, err, errlen, made, 0, plan, 0, &m, mf, nf };
+	struct co_krestore x = { dir, path, &r, err, errlen, made, 0, plan, 0, &m, mf, nf, mp, nm };
 	static union {
 		struct co_head h;
 		struct co_slink l;

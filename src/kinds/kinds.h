@@ -141,7 +141,9 @@ int co_plan_holder(struct co_krestore *x, int pid, int src);
 /* A failure, one line into err; -1.  co_kbad: a damaged record, named by "PATH: byte N: ". */
 int co_kerr(struct co_krestore *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int co_kbad(struct co_krestore *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const char *co_kdir(struct co_krestore *x);	/* the generation's directory */
+const char *co_kdir(struct co_krestore *x);
+/* The generation's processes, as its manifest lists them (n of them). */
+const struct co_mproc *co_kprocs(struct co_krestore *x, int *n);	/* the generation's directory */
 /* The manifest's entry for name (relative to the generation), or NULL; *listed: the manifest lists files. */
 const struct co_mfile *co_kfile(struct co_krestore *x, const char *name, int *listed);
 
