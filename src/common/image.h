@@ -832,5 +832,12 @@ int co_head_check(struct co_reader *r, const struct co_head *h, uint32_t kind, c
 int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n);
 int co_manifest_read_files(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n,
 			   struct co_mfile *f, int maxf, int *nf);
+/*
+ * Who creates process i of a manifest's n at a restart: its live parent;
+ * else (its parent is init or gone) the zombie that led its session, if
+ * the manifest has it (only a process of the session can make a member);
+ * else 0, init.
+ */
+int co_mproc_maker(const struct co_mproc *p, int n, int i);
 
 #endif
