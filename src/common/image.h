@@ -290,7 +290,18 @@ struct co_timer {
 	uint64_t value;		/* sigev_value */
 	int64_t value_sec, value_nsec;	/* time left (0: disarmed) */
 	int64_t interval_sec, interval_nsec;
+	/*
+	 * Appended (0 in older images): what timer_getoverrun() answered the
+	 * program, and, flags CO_TIMER_PENDING, the timer's own signal was
+	 * queued (not a copy: the expiries go on counting in it), its first
+	 * expiry at base_ns on the timer's clock, which read at_ns when the
+	 * timer was read.
+	 */
+	int32_t overrun;
+	uint32_t flags;
+	int64_t base_ns, at_ns;
 };
+#define CO_TIMER_PENDING 1
 
 enum co_fd_kind {
 	CO_FD_REG = 1,	   /* regular file or directory, reopened by path */
