@@ -356,14 +356,6 @@ static int ignored(int sig)
 }
 
 /*
- * Timer id (created, not armed) counted n overruns when its signal was last
- * taken: armed so that its first expiry was n + 1 intervals before the next
- * one due (left from now), it queues its signal at once, and taking it
- * here makes the kernel count n, as timer_getoverrun() answered before.
- * The next is due after us, or the count would be one more: then again,
- * one interval later.
- */
-/*
  * A timer whose signal the program ignores stops at its next expiry (the
  * kernel keeps it aside until the signal is wanted again), as it had: a
  * signal of it queued instead, to a mask that blocks it (ours, or the
@@ -380,17 +372,34 @@ static void park_ignored(int id)
 	co_nanosleep(&nap);
 }
 
+/*
+ * Timer id (created, not armed) counted n overruns when its signal was last
+ * taken: armed so that its first expiry was n + 1 intervals before the next
+ * one due, it queues its signal at once, and taking it here makes the
+ * kernel count n, as timer_getoverrun() answered before.  The next one due
+ * (left from now, then every interval: the same phase) must still be ahead
+ * when we take it, or the count is one more: one due within 200 us is let
+ * pass first.
+ */
 static long count_overruns(const struct co_timer *t, int64_t left, int64_t iv)
 {
 	uint64_t set = 1ULL << (t->signo - 1);
 	int ign = ignored(t->signo);
-	long r = 0;
-	for (int tries = 0; tries < 5; tries++) {
+	struct co_timespec now;
+	co_clock_gettime(t->clock, &now);
+	int64_t due = ns_of(&now) + left;
+	for (int tries = 0; tries < 8; tries++) {
 		co_sys4(SYS_rt_sigprocmask, SIG_BLOCK, (long)&set, 0, 8);
-		struct co_timespec now;
 		co_clock_gettime(t->clock, &now);
-		struct co_itimerspec its = { ts_of(iv), ts_of(ns_of(&now) + left - ((int64_t)t->overrun + 1) * iv) };
-		if ((r = co_sys4(SYS_timer_settime, t->id, 1 /* TIMER_ABSTIME */, (long)&its, 0)) < 0)
+		int64_t l = ((due - ns_of(&now)) % iv + iv) % iv;
+		if (l < 200000) {
+			struct co_timespec pass = ts_of(l + 50000);
+			co_nanosleep(&pass);
+			continue;
+		}
+		struct co_itimerspec its = { ts_of(iv), ts_of(ns_of(&now) + l - ((int64_t)t->overrun + 1) * iv) };
+		long r = co_sys4(SYS_timer_settime, t->id, 1 /* TIMER_ABSTIME */, (long)&its, 0);
+		if (r < 0)
 			return r;
 		struct co_siginfo si;
 		int32_t id, m;
@@ -404,13 +413,10 @@ static long count_overruns(const struct co_timer *t, int64_t left, int64_t iv)
 			co_sys4(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&set, 0, 8);
 		if (r > 0 && ign)
 			park_ignored(t->id);
-		long got = r > 0 ? co_sys1(SYS_timer_getoverrun, t->id) : -1;
-		if (got == t->overrun)
+		if (r > 0 && co_sys1(SYS_timer_getoverrun, t->id) == t->overrun)
 			return 0;
-		if (got > t->overrun)
-			left += iv; /* it was due too soon for us: the one after, in the same phase */
 	}
-	return 0; /* the count as it came: the next was due before we could take it */
+	return 0; /* the count as it came */
 }
 
 /*
