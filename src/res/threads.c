@@ -150,7 +150,12 @@ int co_signals_collect(struct co_siginfo *out, int max, int ours, int own)
 			kept |= (uint64_t)(t == 1) << n++;
 	}
 	if (n == max && queued(own, skip)) {
-		reorder(out, n, out[n - 1].signo, own);
+		/* (the image is refused: those a timer queued again are not put back a second time) */
+		int sig = out[n - 1].signo, k = 0;
+		for (int i = 0; i < n; i++)
+			if (!(kept >> i & 1))
+				out[k++] = out[i];
+		reorder(out, k, sig, own);
 		return max + 1;
 	}
 	for (int i = 0; i < n; i++)

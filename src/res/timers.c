@@ -17,8 +17,9 @@
  * arms it with the time it had left, relative: exact for CLOCK_MONOTONIC
  * and CLOCK_BOOTTIME, whose downtime the group's time namespace hides; a
  * CLOCK_REALTIME timer fires later by the downtime (as timerfd's do).
- * An expiry whose signal was still queued is a queued signal, kept as
- * every other one.
+ * A one-shot timer's signal still queued is a queued signal, kept as every
+ * other one; a periodic timer's own queued signal, and the overrun count
+ * timer_getoverrun() answers, see "Overruns" below.
  */
 #include <errno.h>
 #include <signal.h>
