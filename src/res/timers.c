@@ -154,7 +154,7 @@ static struct ovr_note notes[64];
 static struct ovr_note *note_of(int id)
 {
 	for (unsigned i = 0; i < CO_ARRAY_LEN(notes); i++)
-		if (__atomic_load_n(&notes[i].used, __ATOMIC_ACQUIRE) && notes[i].id == id)
+		if (__atomic_load_n(&notes[i].used, __ATOMIC_ACQUIRE) == 1 && notes[i].id == id)
 			return &notes[i];
 	return 0;
 }
@@ -190,20 +190,30 @@ int co_timer_overrun(int id, int kernel)
 	return o ? o->n : kernel;
 }
 
+static int pre_lock;
+
 void co_timers_forked(void)
 {
 	for (unsigned i = 0; i < CO_ARRAY_LEN(notes); i++)
 		notes[i].used = 0; /* a child has no timers */
+	pre_lock = 0;	   /* (another thread of the parent may have held it) */
 }
+
+/* Threads take their queues at once, in their handlers (a signal stack may be small): one buffer, in turn. */
+static char pre_buf[16384];
 
 void co_timers_pre(struct co_timer_pre *pre, uint64_t queued)
 {
-	char buf[4096];
 	struct co_timer t;
 	pre->n = 0;
-	if (!queued || co_read_small("/proc/self/timers", buf, sizeof(buf)) <= 0)
+	if (!queued)
 		return;
-	for (const char *p = buf; pre->n < (int)CO_ARRAY_LEN(pre->t) && next_timer(&p, &t) == 1;) {
+	while (__atomic_exchange_n(&pre_lock, 1, __ATOMIC_ACQUIRE))
+		co_sys0(SYS_sched_yield);
+	const char *p = pre_buf;
+	if (co_read_small("/proc/self/timers", pre_buf, sizeof(pre_buf)) <= 0)
+		pre_buf[0] = 0;
+	while (pre->n < (int)CO_ARRAY_LEN(pre->t) && next_timer(&p, &t) == 1) {
 		if (t.signo < 1 || t.signo > 64 || !(queued >> (t.signo - 1) & 1) || !plain_clock(t.clock))
 			continue;
 		pre->t[pre->n].id = t.id;
@@ -211,14 +221,15 @@ void co_timers_pre(struct co_timer_pre *pre, uint64_t queued)
 		pre->t[pre->n].retaken = 0;
 		pre->t[pre->n++].overrun = co_timer_overrun(t.id, (int)co_sys1(SYS_timer_getoverrun, t.id));
 	}
+	__atomic_store_n(&pre_lock, 0, __ATOMIC_RELEASE);
 }
 
-/* A note for timer id: its own slot, else a free one (threads take theirs at once). */
+/* A note for timer id: its own slot, else a free one (threads take theirs at once; 2: being filled). */
 static struct ovr_note *new_note(int id)
 {
 	struct ovr_note *o = note_of(id);
 	for (unsigned i = 0; !o && i < CO_ARRAY_LEN(notes); i++)
-		if (__atomic_exchange_n(&notes[i].used, 2, __ATOMIC_ACQ_REL) == 0)
+		if (__atomic_compare_exchange_n(&notes[i].used, &(int){ 0 }, 2, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			o = &notes[i];
 	return o;
 }
