@@ -101,6 +101,7 @@ ALL_TESTS=(
 	unix_syslog unix_syslog_live unix_syslog_py unix_outside_refused unix_outside_reconnect unix_unprivileged
 	seccomp_filters seccomp_filters_all seccomp_filters_live seccomp_denied
 	sysv_undo sysv_undo_live sysv_nattch
+	timer_overrun timer_overrun_live zombie_pgrp zombie_pgrp_live
 )
 # Tests that run alone, with no other test beside them: they measure what
 # a busy machine would change (pauses, a thread seen during a pre-copy),
