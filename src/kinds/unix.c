@@ -151,7 +151,7 @@ const struct co_usock *co_unix_planned(int k)
 }
 
 /* The object (its first ref) of the Unix socket inode ino in this dump, or -1 (outside the group). */
-static int ref_of(const struct co_kdump *d, uint64_t ino)
+int co_unix_ref(const struct co_kdump *d, uint64_t ino)
 {
 	for (int k = 0; ino && k < d->nrefs; k++)
 		if (d->refs[k].kind == CO_OBJ_USOCK && d->refs[k].ino == ino)
@@ -255,14 +255,14 @@ static int plan_dgram(struct co_kdump *d, int k, const struct usk *u, struct co_
 		return 0;
 	}
 	const struct usk *p = usk_of(u->peer);
-	if (ref_of(d, u->peer) >= 0 && p && p->peer == u->ino && (!p->namelen || !u->namelen)) {
+	if (co_unix_ref(d, u->peer) >= 0 && p && p->peer == u->ino && (!p->namelen || !u->namelen)) {
 		o->how = CO_US_PAIR;
 		o->peer = u->peer;
 		return 0;
 	}
 	if (!p || !p->namelen)
-		return refuse(d, k, "connected to an unnamed datagram socket%s", ref_of(d, u->peer) >= 0 ? "" : " outside the group");
-	if (ref_of(d, u->peer) < 0) {
+		return refuse(d, k, "connected to an unnamed datagram socket%s", co_unix_ref(d, u->peer) >= 0 ? "" : " outside the group");
+	if (co_unix_ref(d, u->peer) < 0) {
 		o->flags |= CO_USF_OUTSIDE;
 		if (p->name[0] != '/' && p->name[0])
 			return refuse(d, k, "connected to %s, a name relative to a working directory",
@@ -291,7 +291,7 @@ static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co
 {
 	char t[160];
 	const struct usk *l = waiting_in(u->ino);
-	if (l && ref_of(d, l->ino) < 0) /* in the backlog of a listener outside */
+	if (l && co_unix_ref(d, l->ino) < 0) /* in the backlog of a listener outside */
 		return outside_stream(d, k, o, l);
 	if (l) { /* its connection waits in the backlog of a listener of the group */
 		o->how = CO_US_CONNECT;
@@ -303,7 +303,7 @@ static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co
 	o->peer = u->peer;
 	if (!u->peer) /* its peer closed: a pair whose other end goes once the data it sent is back */
 		return 0;
-	if (ref_of(d, u->peer) >= 0) {
+	if (co_unix_ref(d, u->peer) >= 0) {
 		int a = accepted_from(d, u);
 		if (a >= 0) {
 			o->how = CO_US_ACCEPT;
@@ -360,7 +360,7 @@ static int plan_one(struct co_kdump *d, int k)
 		o->how = CO_US_ALONE;
 		o->backlog = u->wq;
 		for (uint32_t j = 0; j < u->nicons; j++)
-			if (ref_of(d, icons[u->icon + j]) < 0)
+			if (co_unix_ref(d, icons[u->icon + j]) < 0)
 				return refuse(d, k, "listening on %s with a connection from outside the group in its backlog",
 					      co_unix_name_text(u->name, u->namelen, t, sizeof(t)));
 		return 0;
@@ -393,7 +393,7 @@ static int plan_all(struct co_kdump *d)
 		struct uplan *s = &plan[k];
 		if (!s->planned || d->refs[k].obj != k || s->o.how != CO_US_ACCEPT)
 			continue;
-		struct uplan *c = &plan[ref_of(d, s->o.peer)];
+		struct uplan *c = &plan[co_unix_ref(d, s->o.peer)];
 		c->o.how = CO_US_CONNECT;
 		c->o.via = s->o.via;
 		c->o.peer = s->o.id;
@@ -420,13 +420,13 @@ static int write_all(struct co_kdump *d)
 			if ((pass == 0 && p->o.how == CO_US_ALONE) || (pass == 1 && p->o.how == CO_US_PAIR)) {
 				write_one(d, k);
 			} else if (pass == 2 && p->o.how == CO_US_ACCEPT) {
-				write_one(d, ref_of(d, p->o.peer));
+				write_one(d, co_unix_ref(d, p->o.peer));
 				write_one(d, k);
 			} else if (pass == 3 && p->o.how == CO_US_ALONE && p->o.state == ST_LISTEN) {
 				const struct usk *u = usk_of(p->o.id);
 				for (uint32_t j = 0; u && j < u->nicons; j++)
-					if (ref_of(d, icons[u->icon + j]) >= 0)
-						write_one(d, ref_of(d, icons[u->icon + j]));
+					if (co_unix_ref(d, icons[u->icon + j]) >= 0)
+						write_one(d, co_unix_ref(d, icons[u->icon + j]));
 			}
 		}
 	for (int k = 0; k < d->nrefs; k++)
@@ -546,5 +546,5 @@ static void unix_describe(unsigned type, const void *p, uint64_t len, char *out,
 const struct co_kind_ops co_unix_ops = {
 	.kind = CO_OBJ_USOCK, .identity = CO_ID_INODE, .collect = unix_collect,
 	.dump = unix_dump, .dump_data = unix_dump_data, .restore = co_unix_restore, .restore_done = co_unix_restore_done,
-	.describe = unix_describe,
+	.describe = unix_describe, .settle = co_unix_settle,
 };

@@ -15,6 +15,8 @@
 
 /* unix.c: the shape recorded for the object refs[k] (NULL: not a Unix socket object of this dump). */
 const struct co_usock *co_unix_planned(int k);
+/* unix.c: the object (its first ref) of the Unix socket inode ino in this dump, or -1 (outside the group). */
+int co_unix_ref(const struct co_kdump *d, uint64_t ino);
 /* unix.c: the object of this dump bound to name (namelen bytes) and able to take it back: its ref, or -1. */
 int co_unix_named(const struct co_kdump *d, const char *name, uint32_t namelen);
 
@@ -22,6 +24,8 @@ int co_unix_named(const struct co_kdump *d, const char *name, uint32_t namelen);
 int co_unix_collect_queue(struct co_kdump *d, int first);
 /* unix_queue.c: every message queued on refs[first] as CO_R_USMSG records; 0 or -1 (err filled). */
 int co_unix_dump_queue(struct co_kdump *d, int first);
+/* unix_queue.c: what a --kill checkpoint read off streams, sent back (failed) or let go (committed). */
+void co_unix_settle(int failed);
 /* unix_queue.c: one CO_R_USMSG at a restart; 0 or -1. */
 int co_unix_restore_msg(struct co_krestore *x, const void *p, uint64_t len);
 /* unix_queue.c: once every record is read: init's own sending sockets closed. */
