@@ -614,6 +614,7 @@ enum co_usock_how {
 #define CO_USF_PASSCRED 2	/* SO_PASSCRED */
 #define CO_USF_OUTSIDE 4	/* connected to peername, outside the group: connected again there at a restart */
 #define CO_USF_NONAME 8		/* has a name it cannot be given again (another socket of the group has it) */
+#define CO_USF_PEEKOFF 16	/* SO_PEEK_OFF set by the program: peek_off */
 struct co_usock {
 	uint64_t id;		/* the socket's inode at the checkpoint */
 	uint64_t peer;		/* the peer's id, in the group; 0: none */
@@ -629,6 +630,7 @@ struct co_usock {
 	uint32_t namelen, peerlen;	/* bytes of name and peername (0: none) */
 	char name[108];		/* sun_path as bound: a path, or abstract (starts with NUL) */
 	char peername[108];	/* where it connects at a restart: a datagram peer, a listener, a peer outside */
+	int32_t peek_off;	/* CO_USF_PEEKOFF: the program's SO_PEEK_OFF (was padding: 0 in older images) */
 };
 
 /*

@@ -341,10 +341,15 @@ static int plan_one(struct co_kdump *d, int k)
 	o->type = u->type;
 	o->state = u->state;
 	o->shut = u->shut;
-	int s = co_ref_grab(r), on = 0;
+	int s = co_ref_grab(r), on = 0, off = -1;
 	socklen_t l = sizeof(on);
 	if (s >= 0 && getsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, &l) == 0 && on)
 		o->flags |= CO_USF_PASSCRED;
+	l = sizeof(off);
+	if (s >= 0 && getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, &l) == 0 && off >= 0) {
+		o->flags |= CO_USF_PEEKOFF;
+		o->peek_off = off;
+	}
 	if (s >= 0)
 		close(s);
 	if (u->namelen) {
@@ -493,7 +498,7 @@ static int unix_collect(struct co_kdump *d, int first)
 	const struct usk *u = r->inflight == CO_INFLIGHT_EMBRYO ? NULL : usk_of(r->ino);
 	if (u && u->state == ST_LISTEN && u->nicons && take_backlog(d, first, u) < 0)
 		return -1;
-	return u && u->state == ST_LISTEN ? 0 : co_unix_collect_queue(d, first);
+	return u && u->state == ST_LISTEN ? 0 : co_unix_collect_queue(d, first, first_unix(d, first));
 }
 
 static int unix_dump_data(struct co_kdump *d, int first, uint64_t id)
@@ -530,17 +535,19 @@ static void unix_describe(unsigned type, const void *p, uint64_t len, char *out,
 	co_unix_name_text(o->name, o->namelen < sizeof(o->name) ? o->namelen : sizeof(o->name), name, sizeof(name));
 	co_unix_name_text(o->peername, o->peerlen < sizeof(o->peername) ? o->peerlen : sizeof(o->peername), peer,
 			  sizeof(peer));
-	char file[64] = "";
+	char file[64] = "", peek[32] = "";
+	if (o->flags & CO_USF_PEEKOFF)
+		snprintf(peek, sizeof(peek), ", SO_PEEK_OFF %d", o->peek_off);
 	if (o->namelen && o->name[0] && !(o->flags & CO_USF_UNLINKED))
 		snprintf(file, sizeof(file), " (mode %o uid %u gid %u)", o->mode, o->uid, o->gid);
-	snprintf(out, n, "%llu: %s %s%s, name %s%s%s%s, peer %llu, via %llu%s%s, shutdown %s%s%s", (unsigned long long)o->id,
+	snprintf(out, n, "%llu: %s %s%s, name %s%s%s%s, peer %llu, via %llu%s%s, shutdown %s%s%s%s", (unsigned long long)o->id,
 		 o->type < 6 ? types[o->type] : "?", o->how < 5 ? hows[o->how] : "?",
 		 o->state == ST_LISTEN ? " listening" : "", name, o->flags & CO_USF_UNLINKED ? " (unlinked)" : "",
 		 o->flags & CO_USF_NONAME ? " (not given back)" : "", file, (unsigned long long)o->peer, (unsigned long long)o->via,
 		 o->peerlen ? ", connects to " : "", o->peerlen ? peer : "",
 		 (o->shut & 3) == 3 ? "both" : o->shut & 1 ? "read" : o->shut & 2 ? "write" : "none",
 		 o->flags & CO_USF_OUTSIDE ? ", peer outside the group" : "",
-		 o->flags & CO_USF_PASSCRED ? ", SO_PASSCRED" : "");
+		 o->flags & CO_USF_PASSCRED ? ", SO_PASSCRED" : "", peek);
 }
 
 const struct co_kind_ops co_unix_ops = {

@@ -20,8 +20,13 @@ int co_unix_ref(const struct co_kdump *d, uint64_t ino);
 /* unix.c: the object of this dump bound to name (namelen bytes) and able to take it back: its ref, or -1. */
 int co_unix_named(const struct co_kdump *d, const char *name, uint32_t namelen);
 
-/* unix_queue.c: the descriptors in flight on refs[first]'s queue made references (co_ref_inflight); 0 or -1. */
-int co_unix_collect_queue(struct co_kdump *d, int first);
+/*
+ * unix_queue.c: the descriptors in flight on refs[first]'s queue made
+ * references (co_ref_inflight), its messages of no bytes noted for the
+ * dump (first_queue: the checkpoint's first, what earlier ones noted is
+ * dropped); 0 or -1.
+ */
+int co_unix_collect_queue(struct co_kdump *d, int first, int first_queue);
 /* unix_queue.c: every message queued on refs[first] as CO_R_USMSG records; 0 or -1 (err filled). */
 int co_unix_dump_queue(struct co_kdump *d, int first);
 /* unix_queue.c: what a --kill checkpoint read off streams, sent back (failed) or let go (committed). */

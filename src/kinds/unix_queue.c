@@ -59,11 +59,13 @@ static void q_drop_fds(struct qmsg *m)
 }
 
 struct queue {
+	int first;	/* refs[first]: the socket */
 	int s, old_off;
 	int stream;	/* SOCK_STREAM (a peek is cut at a message passing descriptors: it must be whole) */
 	int own_creds;	/* SO_PASSCRED set by us for the time of the reading (see q_open) */
 	int off;	/* bytes peeked so far */
 	int take;	/* read it (see q_take), not peek */
+	int replay;	/* the dump's walk: the messages of no bytes the collect's noted come back in place */
 	int pending;	/* q_take: a byte read that begins the next message (next; with descriptors: to end) */
 	ssize_t end;	/* q_take: bytes from the head to the end of the next message passing descriptors (0: none) */
 	struct qmsg next;
@@ -77,13 +79,14 @@ struct queue {
  * whose peer is gone does, and only the credentials every message
  * carries tell one from the other.
  */
-static int q_open(const struct co_ref *r, struct queue *q)
+static int q_open(const struct co_kdump *d, int first, struct queue *q)
 {
 	int zero = 0, one = 1, on = 0;
 	socklen_t l = sizeof(q->old_off);
 	memset(q, 0, sizeof(*q));
+	q->first = first;
 	q->old_off = -1;
-	q->s = co_ref_grab(r);
+	q->s = co_ref_grab(&d->refs[first]);
 	if (q->s < 0)
 		return -1;
 	getsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &q->old_off, &l);
@@ -110,14 +113,16 @@ static void q_close(struct queue *q)
 	close(q->s);
 }
 
+/* How q_recv receives: a peek at q->off, a read, a peek at the head (SO_PEEK_OFF off already) */
+enum { Q_PEEK, Q_READ, Q_HEAD };
+
 /*
- * One recvmsg of up to size bytes into buf: a peek at q->off, or (take) a
- * read; m gets its length, passed descriptors (our copies), credentials,
+ * One recvmsg of up to size bytes into buf, as how says; m gets its length, passed descriptors (our copies), credentials,
  * sender.  1: a message (of no bytes too, on a datagram or seqpacket
  * socket); 0 at the end; -1 truncated (a read's bytes and descriptors are
  * in m all the same).
  */
-static int q_recv(struct queue *q, struct qmsg *m, char *buf, size_t size, int take)
+static int q_recv(struct queue *q, struct qmsg *m, char *buf, size_t size, int how)
 {
 	union {
 		char b[CMSG_SPACE(MAX_PASS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
@@ -127,9 +132,9 @@ static int q_recv(struct queue *q, struct qmsg *m, char *buf, size_t size, int t
 	struct iovec iov = { buf, size };
 	struct msghdr mh = { &from, sizeof(from), &iov, 1, cb.b, sizeof(cb.b), 0 };
 	memset(m, 0, sizeof(*m));
-	if (!take)
+	if (how == Q_PEEK)
 		setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &q->off, sizeof(q->off));
-	m->len = recvmsg(q->s, &mh, (take ? 0 : MSG_PEEK) | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	m->len = recvmsg(q->s, &mh, (how == Q_READ ? 0 : MSG_PEEK) | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (m->len < 0 || (m->len == 0 && q->stream))
 		return 0; /* nothing more (EAGAIN), or a stream's end */
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
@@ -151,7 +156,7 @@ static int q_recv(struct queue *q, struct qmsg *m, char *buf, size_t size, int t
 		memcpy(m->name, from.sun_path, m->namelen);
 	}
 	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (q->stream && m->nfds && (size_t)m->len == size && size > 1)) {
-		if (!take) /* what a read took is the caller's, to keep */
+		if (how != Q_READ) /* what a read took is the caller's, to keep */
 			q_drop_fds(m);
 		return -1;
 	}
@@ -163,7 +168,7 @@ static int q_passes(struct queue *q)
 {
 	struct qmsg t;
 	char c; /* not into qdata: it may hold the message being made */
-	int passes = q_recv(q, &t, &c, 1, 0) > 0 && t.nfds > 0;
+	int passes = q_recv(q, &t, &c, 1, Q_PEEK) > 0 && t.nfds > 0;
 	q_drop_fds(&t);
 	return passes;
 }
@@ -178,7 +183,7 @@ static int q_passes(struct queue *q)
 static ssize_t q_fp_end(struct queue *q)
 {
 	struct qmsg t;
-	int r = q_recv(q, &t, qdata, sizeof(qdata), 0);
+	int r = q_recv(q, &t, qdata, sizeof(qdata), Q_PEEK);
 	ssize_t end = r > 0 && t.nfds ? t.len : 0;
 	q_drop_fds(&t);
 	return r < 0 ? -1 : end;
@@ -209,7 +214,7 @@ static int q_take(struct queue *q, struct qmsg *m)
 		q->pending = 0;
 		if (m->nfds) { /* the rest of the message passing descriptors, to its end */
 			size_t rest = (size_t)q->end;
-			int r = rest ? q_recv(q, &t, qdata + 1, rest, 1) : 1;
+			int r = rest ? q_recv(q, &t, qdata + 1, rest, Q_READ) : 1;
 			int bad = r <= 0 || (rest && ((size_t)t.len != rest || t.nfds));
 			m->len += rest && r != 0 ? t.len : 0;
 			if (rest)
@@ -221,7 +226,7 @@ static int q_take(struct queue *q, struct qmsg *m)
 		return -1;
 	}
 	if (!q->end) { /* none further: one read (a read stops where the credentials change) */
-		int r = q_recv(q, &t, qdata + m->len, sizeof(qdata) - (size_t)m->len, 1);
+		int r = q_recv(q, &t, qdata + m->len, sizeof(qdata) - (size_t)m->len, Q_READ);
 		if (!m->len)
 			*m = t;
 		else if (r != 0)
@@ -229,7 +234,7 @@ static int q_take(struct queue *q, struct qmsg *m)
 		return r < 0 ? -1 : m->len > 0;
 	}
 	while (q->end > 0 && (size_t)m->len < sizeof(qdata)) {
-		if (q_recv(q, &t, qdata + m->len, 1, 1) <= 0)
+		if (q_recv(q, &t, qdata + m->len, 1, Q_READ) <= 0)
 			return -1;
 		q->end--;
 		if (t.nfds || (m->len && !same_creds(m, &t))) { /* this byte begins the next message */
@@ -247,12 +252,86 @@ static int q_take(struct queue *q, struct qmsg *m)
 	return m->len > 0;
 }
 
+/*
+ * Datagrams of no bytes.  A peek returns one once: the kernel marks it
+ * (skb->peeked) and a peek at an offset passes over a marked one ever
+ * after (so that a loop of peeks ends).  So the collect's walk, the
+ * first of a checkpoint, notes each one it sees (where: the bytes before
+ * it; with its sender, credentials and our copies of its descriptors),
+ * and the dump's walk puts it back in its place.  One the program peeked
+ * at (at the head: to learn a size) is seen by a peek without an offset.
+ */
+static struct zmark {
+	int first, off;
+	struct qmsg m;
+} *zm;
+static int nzm, maxzm;
+
+static void zm_drop(void)
+{
+	for (int i = 0; i < nzm; i++)
+		q_drop_fds(&zm[i].m);
+	nzm = 0;
+}
+
+/* m (of no bytes) noted at q's place, with copies of its descriptors; 0 or -1. */
+static int zm_note(const struct queue *q, const struct qmsg *m)
+{
+	if (nzm == maxzm) {
+		struct zmark *z = realloc(zm, (size_t)(maxzm + 16) * sizeof(*z));
+		if (!z)
+			return -1;
+		zm = z;
+		maxzm += 16;
+	}
+	struct zmark *z = &zm[nzm];
+	z->first = q->first;
+	z->off = q->off;
+	z->m = *m;
+	for (int i = 0; i < m->nfds; i++)
+		if ((z->m.fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0)) < 0) {
+			z->m.nfds = i;
+			q_drop_fds(&z->m);
+			return -1;
+		}
+	nzm++;
+	return 0;
+}
+
+/* The next noted message of no bytes at q's place, taken into m (its descriptors m's now): 1, or 0. */
+static int zm_take(const struct queue *q, struct qmsg *m)
+{
+	for (int i = 0; i < nzm; i++)
+		if (zm[i].first == q->first && zm[i].off == q->off && zm[i].m.len == 0) {
+			*m = zm[i].m;
+			zm[i].m.len = -1; /* taken */
+			zm[i].m.nfds = 0;
+			return 1;
+		}
+	return 0;
+}
+
+/* The head of a datagram or seqpacket queue, if it is a message of no bytes, noted (a peek without an offset). */
+static int zm_head(struct queue *q)
+{
+	struct qmsg m;
+	int off = -1, r = 0;
+	setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+	if (!q->stream && q_recv(q, &m, qdata, 0, Q_HEAD) > 0) {
+		r = m.len == 0 ? zm_note(q, &m) : 0;
+		q_drop_fds(&m);
+	}
+	return r;
+}
+
 /* The next message into m (bytes in qdata): 1; 0 at the end; -1 too long to read whole. */
 static int q_next(struct queue *q, struct qmsg *m)
 {
 	if (q->take)
 		return q_take(q, m);
-	int r = q_recv(q, m, qdata, sizeof(qdata), 0);
+	if (q->replay && zm_take(q, m))
+		return 1;
+	int r = q_recv(q, m, qdata, sizeof(qdata), Q_PEEK);
 	if (r > 0)
 		q->off += (int)m->len;
 	return r;
@@ -268,16 +347,19 @@ static int queue_err(struct co_kdump *d, int first, const char *what)
 	return -1;
 }
 
-int co_unix_collect_queue(struct co_kdump *d, int first)
+int co_unix_collect_queue(struct co_kdump *d, int first, int first_queue)
 {
 	struct queue q;
 	struct qmsg m;
 	char what[512];
 	int e = 0;
-	if (q_open(&d->refs[first], &q) < 0)
+	if (first_queue)
+		zm_drop();
+	if (q_open(d, first, &q) < 0)
 		return queue_err(d, first, "cannot be read");
+	e = zm_head(&q);
 	while (!e && (e = q_next(&q, &m)) > 0) {
-		e = 0;
+		e = m.len == 0 && zm_note(&q, &m) < 0 ? -1 : 0;
 		for (int i = 0; i < m.nfds; i++) {
 			int k = e ? -1 : co_ref_inflight(d, m.fds[i], CO_INFLIGHT_PASSED);
 			if (e)
@@ -437,6 +519,7 @@ static ssize_t send_msg(int s, const void *buf, size_t len, const int *fds, uint
 
 void co_unix_settle(int failed)
 {
+	zm_drop();
 	for (int i = 0; i < nkept; i++) {
 		struct kept *k = &kept[i];
 		/* its credentials when they may be given (the sender alive, privilege over it), else the coordinator's */
@@ -475,7 +558,7 @@ static void q_keep_rest(struct queue *q, int giver, const struct co_ref *r)
 		if (keep(giver, &q->next, r) < 0)
 			q_drop_fds(&q->next);
 	}
-	while (q_recv(q, &m, qdata, sizeof(qdata), 1) != 0)
+	while (q_recv(q, &m, qdata, sizeof(qdata), Q_READ) != 0)
 		if (keep(giver, &m, r) < 0)
 			q_drop_fds(&m);
 }
@@ -491,8 +574,9 @@ int co_unix_dump_queue(struct co_kdump *d, int first)
 	struct qmsg m;
 	char what[512] = "cannot be read";
 	int e = 0, giver = -1;
-	if (q_open(r, &q) < 0)
+	if (q_open(d, first, &q) < 0)
 		return queue_err(d, first, what);
+	q.replay = 1;
 	/*
 	 * Exact places for the descriptors a stream passes, by reading it: only
 	 * when the group ends with the checkpoint, and when what is read can be

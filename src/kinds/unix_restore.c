@@ -95,6 +95,9 @@ static int usock_restore(struct co_krestore *x, const struct co_usock *o)
 		return co_kerr(x, "recreating the Unix socket %llu (%s): %s", (unsigned long long)o->id, t, strerror(errno));
 	if ((o->flags & CO_USF_PASSCRED) && setsockopt(s, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
 		goto sys;
+	/* the program's peek offset: the queue comes back as it was, so the offset means the same bytes */
+	if ((o->flags & CO_USF_PEEKOFF) && setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &o->peek_off, sizeof(o->peek_off)) < 0)
+		goto sys;
 	if (o->how != CO_US_ACCEPT && o->namelen && !(o->flags & CO_USF_NONAME) &&
 	    co_unix_bind(x, s, o, &l->dfd, l->base, sizeof(l->base)) < 0) {
 		close(s);

@@ -29,6 +29,12 @@ t_unix_workers() { std unix_inflight 0 3 3 pipe workers; }
 t_unix_inflight_live() { steps_live_flow unix_inflight 9; }
 t_unix_workers_live() { UNIX_INFLIGHT_WORKERS=1 steps_live_flow unix_inflight 9; }
 
+# datagrams of no bytes queued on datagram and seqpacket sockets, and the
+# program's own SO_PEEK_OFF (tests/progs/unix_edges.c), through the
+# standard flow and through live checkpoints
+t_unix_edges() { std unix_edges 0 3 3; }
+t_unix_edges_live() { steps_live_flow unix_edges 9; }
+
 # a --kill checkpoint that fails late (COHORT_CKPT_FAIL=written:1, after
 # every image is written) once it has read the streams that pass
 # descriptors: the program runs on and reads every byte and descriptor
