@@ -575,11 +575,15 @@ struct co_pty {
 	uint8_t termios[64];	/* the slave's struct termios2 (TCGETS2: 44 bytes) */
 };
 
-/* Bytes queued in a pty: what the slave side will read (input), or what the master side will (output). */
+/*
+ * Bytes queued in a pty: what the slave side will read (input), or what
+ * the master side will (output); or (output 2, first, no bytes) the
+ * packet-mode status byte the master's reader has not read.
+ */
 struct co_ptydata {
 	uint64_t id;		/* the co_pty's */
-	uint32_t output;	/* 0: input, written to the master, not read by the slave; 1: output */
-	uint32_t pad;
+	uint32_t output;	/* 0: input, written to the master, not read by the slave; 1: output; 2: status */
+	uint32_t status;	/* output 2: the status byte (TIOCPKT_*); was padding */
 };
 
 /*
