@@ -619,10 +619,11 @@ enum co_usock_how {
 #define CO_USF_OUTSIDE 4	/* connected to peername, outside the group: connected again there at a restart */
 #define CO_USF_NONAME 8		/* has a name it cannot be given again (another socket of the group has it) */
 #define CO_USF_PEEKOFF 16	/* SO_PEEK_OFF set by the program: peek_off */
+#define CO_USF_SHARED 32	/* its path is another socket's too: bound through its file moved aside (unix_name.c) */
 struct co_usock {
 	uint64_t id;		/* the socket's inode at the checkpoint */
 	uint64_t peer;		/* the peer's id, in the group; 0: none */
-	uint64_t via;		/* CO_US_CONNECT, CO_US_ACCEPT: the listener's id */
+	uint64_t via;		/* CO_US_CONNECT, CO_US_ACCEPT: the listener's id; a datagram socket: its peer's (0: outside) */
 	uint32_t how;		/* enum co_usock_how */
 	uint32_t type;		/* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
 	uint32_t state;		/* as sock_diag has it: 1 connected, 7 not, 10 listening */

@@ -267,6 +267,8 @@ static int plan_dgram(struct co_kdump *d, int k, const struct usk *u, struct co_
 		if (p->name[0] != '/' && p->name[0])
 			return refuse(d, k, "connected to %s, a name relative to a working directory",
 				      co_unix_name_text(p->name, p->namelen, t, sizeof(t)));
+	} else {
+		o->via = u->peer; /* which socket of the name (another may have it too: share_names) */
 	}
 	set_peername(o, p);
 	return 0;
@@ -379,20 +381,44 @@ static int plan_one(struct co_kdump *d, int k)
 	return plan_stream(d, k, u, o);
 }
 
-/* Every Unix object of the dump: its shape; a name two of them have is given back to the first only. */
+/* The Unix object k of this dump that binds a name at a restart (not an accepted end: it has its listener's), or NULL. */
+static struct co_usock *binder(const struct co_kdump *d, int k)
+{
+	struct co_usock *o = plan[k].planned && d->refs[k].obj == k ? &plan[k].o : NULL;
+	return o && o->namelen && o->how != CO_US_ACCEPT ? o : NULL;
+}
+
+/*
+ * A name several sockets of the group have: a path bound again after the
+ * first's file was removed, or an accepted end whose listener is gone.
+ * The one whose file is at the path (else the first) keeps it as it is;
+ * the others get it at a restart through a file moved aside and back
+ * (CO_USF_SHARED, unix_name.c).  An abstract name has no file: it is
+ * given back to the first only (CO_USF_NONAME).
+ */
+static void share_names(struct co_kdump *d)
+{
+	for (int k = 0; k < d->nrefs; k++) {
+		struct co_usock *o = binder(d, k);
+		int keeper = -1;
+		for (int j = 0; o && j < d->nrefs; j++) {
+			const struct co_usock *p = binder(d, j);
+			if (p && p->namelen == o->namelen && !memcmp(p->name, o->name, o->namelen) &&
+			    (keeper < 0 || ((plan[keeper].o.flags & CO_USF_UNLINKED) && !(p->flags & CO_USF_UNLINKED))))
+				keeper = j;
+		}
+		if (o && keeper != k)
+			o->flags |= o->name[0] ? CO_USF_SHARED : CO_USF_NONAME;
+	}
+}
+
+/* Every Unix object of the dump: its shape, and the names several of them have (share_names). */
 static int plan_all(struct co_kdump *d)
 {
 	for (int k = 0; k < d->nrefs; k++)
 		if (d->refs[k].kind == CO_OBJ_USOCK && d->refs[k].obj == k && plan_one(d, k) < 0)
 			return -1;
-	for (int k = 0; k < d->nrefs; k++) {
-		struct co_usock *o = plan[k].planned && d->refs[k].obj == k ? &plan[k].o : NULL;
-		if (!o || !o->namelen || o->how == CO_US_ACCEPT)
-			continue;
-		int first = co_unix_named(d, o->name, o->namelen);
-		if (first >= 0 && first != k)
-			o->flags |= CO_USF_NONAME;
-	}
+	share_names(d);
 	/* the client of an accepted connection connects to the listener (and is accepted at once) */
 	for (int k = 0; k < d->nrefs; k++) {
 		struct uplan *s = &plan[k];
@@ -543,7 +569,7 @@ static void unix_describe(unsigned type, const void *p, uint64_t len, char *out,
 	snprintf(out, n, "%llu: %s %s%s, name %s%s%s%s, peer %llu, via %llu%s%s, shutdown %s%s%s%s", (unsigned long long)o->id,
 		 o->type < 6 ? types[o->type] : "?", o->how < 5 ? hows[o->how] : "?",
 		 o->state == ST_LISTEN ? " listening" : "", name, o->flags & CO_USF_UNLINKED ? " (unlinked)" : "",
-		 o->flags & CO_USF_NONAME ? " (not given back)" : "", file, (unsigned long long)o->peer, (unsigned long long)o->via,
+		 o->flags & CO_USF_NONAME ? " (not given back)" : o->flags & CO_USF_SHARED ? " (another's too)" : "", file, (unsigned long long)o->peer, (unsigned long long)o->via,
 		 o->peerlen ? ", connects to " : "", o->peerlen ? peer : "",
 		 (o->shut & 3) == 3 ? "both" : o->shut & 1 ? "read" : o->shut & 2 ? "write" : "none",
 		 o->flags & CO_USF_OUTSIDE ? ", peer outside the group" : "",

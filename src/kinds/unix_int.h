@@ -7,6 +7,8 @@
 #ifndef COHORT_UNIX_INT_H
 #define COHORT_UNIX_INT_H
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include "kinds/kinds.h"
 
 /* A socket's state, as sock_diag has it */
@@ -51,6 +53,13 @@ int co_unix_orphan_end(uint64_t id);
  * 0, or -1 (err filled through x).
  */
 int co_unix_bind(struct co_krestore *x, int s, const struct co_usock *o, int *dfd, char *base, size_t basen);
+/*
+ * unix_restore.c: the address by which the socket id (0: outside the
+ * group), whose name is name, is reached at a restart: its name, or the
+ * link of its own kept aside when another socket has that path too
+ * (CO_USF_SHARED).  Its length.
+ */
+socklen_t co_unix_address(uint64_t id, const char *name, uint32_t len, struct sockaddr_un *a);
 /* unix_name.c: "/path", "@abstract" (unprintable bytes as ?), or "(unnamed)". */
 const char *co_unix_name_text(const char *name, uint32_t len, char *out, size_t n);
 

@@ -630,8 +630,8 @@ int co_unix_restore_msg(struct co_krestore *x, const void *p, uint64_t len)
 	}
 	if (s < 0)
 		return co_kbad(x, "a message queued on Unix socket %llu has no socket to come from", (unsigned long long)h->id);
-	struct sockaddr_un to = { .sun_family = AF_UNIX };
-	memcpy(to.sun_path, h->name, h->namelen);
+	struct sockaddr_un to;
+	socklen_t tolen = co_unix_address(h->id, h->name, h->namelen, &to);
 	int fds[MAX_PASS];
 	for (uint32_t i = 0; i < h->nfds; i++) {
 		fds[i] = co_made_fd(x, ps[i].kind, ps[i].id, (int)ps[i].end);
@@ -642,8 +642,7 @@ int co_unix_restore_msg(struct co_krestore *x, const void *p, uint64_t len)
 	/* the pid must be a live process of init's namespace: its own; uid and gid as they were */
 	struct ucred cr = { getpid(), h->uid, h->gid };
 	if (send_msg(s, (const char *)p + off, len - off, fds, h->nfds, h->flags & CO_UM_CREDS ? &cr : NULL,
-		     h->flags & CO_UM_SENDTO ? &to : NULL,
-		     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + h->namelen)) != (ssize_t)(len - off))
+		     h->flags & CO_UM_SENDTO ? &to : NULL, tolen) != (ssize_t)(len - off))
 		return co_kerr(x, "cannot put back a message queued on the Unix socket %llu: %s", (unsigned long long)h->id,
 			       strerror(errno));
 	return 0;
