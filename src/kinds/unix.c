@@ -19,7 +19,9 @@
  * unnamed one outside, a connection from outside waiting in a backlog or
  * accepted from one, a name relative to a working directory, a backlog
  * connection with data queued in a live checkpoint (reading it means
- * accepting it: `--kill` only).
+ * accepting it: `--kill` only; and nothing can put it back in the backlog
+ * if that checkpoint then fails).  A path several sockets have comes back
+ * on each (share_names); an abstract one on the first only.
  */
 #define _GNU_SOURCE
 #include <linux/netlink.h>

@@ -12,14 +12,15 @@
  * checkpoint.  Each message is one CO_R_USMSG, sent again at a restart
  * with what it passed, in place, from the socket that sent it.
  *
- * A datagram or seqpacket message is one peek: exact.  On a stream, a
- * peek (like a read) glues the bytes queued before a message that passes
- * descriptors to it, and the kernel shows no more than that: where that
- * message began can be told only by reading the bytes.  A checkpoint with
- * --kill does read a stream that passes descriptors (q_take: the group
- * ends with it); a live one peeks, and those bytes come back as part of
- * the message (a reader that read exactly up to it gets the descriptors
- * with that read instead of the next).
+ * A datagram or seqpacket message is one peek: exact, one of no bytes
+ * too (see zm_note).  On a stream, a peek (like a read) glues the bytes
+ * queued before a message that passes descriptors to it; a peek shows
+ * where that message ends, where it began only reading the bytes does.
+ * A checkpoint with --kill does read a stream that passes descriptors
+ * (q_take), keeping what it read to send it back from the peer if it
+ * fails (co_unix_settle); a live one peeks, and those bytes come back as
+ * part of the message (a reader that read exactly up to it gets the
+ * descriptors with that read instead of the next).
  */
 #define _GNU_SOURCE
 #include <errno.h>
