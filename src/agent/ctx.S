@@ -65,3 +65,36 @@ co_semop_raw_done:
 	ret
 	.size	co_semop_raw, .-co_semop_raw
 	.section .note.GNU-stack,"",@progbits
+
+/*
+ * long co_syscall_noted(long *res, long nr, const long a[6]): system call
+ * nr with arguments a, whose result is also stored in *res by the
+ * instruction right after it (co_syscall_noted_done).  For calls whose
+ * effect the agent must note (aio.c): the checkpoint handler tells from
+ * these two whether the kernel has done the call it interrupted, as for
+ * co_semop_raw.  rbx (callee-saved, kept by the system call) holds res.
+ */
+	.text
+	.globl	co_syscall_noted
+	.hidden	co_syscall_noted
+	.globl	co_syscall_noted_done
+	.hidden	co_syscall_noted_done
+	.type	co_syscall_noted, @function
+co_syscall_noted:
+	pushq	%rbx
+	movq	%rdi, %rbx
+	movq	%rsi, %rax
+	movq	%rdx, %r11
+	movq	(%r11), %rdi
+	movq	8(%r11), %rsi
+	movq	16(%r11), %rdx
+	movq	24(%r11), %r10
+	movq	32(%r11), %r8
+	movq	40(%r11), %r9
+	syscall
+co_syscall_noted_done:
+	movq	%rax, (%rbx)
+	popq	%rbx
+	ret
+	.size	co_syscall_noted, .-co_syscall_noted
+	.section .note.GNU-stack,"",@progbits

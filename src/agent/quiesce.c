@@ -148,6 +148,7 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 	/* the coordinator unblocked our signal for us (ptrace) before we got here: our mask goes back */
 	uint64_t pt_orig = t->pt_orig, pt_set = t->pt_set;
 	co_semundo_handler(uc); /* a SEM_UNDO operation the kernel did just now is noted before we park */
+	co_aio_handler(uc);	/* an aio call likewise */
 	co_thread_collect(&t->rec, co_agent.sig);
 	co_cpuclock_save_thread(&t->rec.cpu);
 	take_shared_signals(t);

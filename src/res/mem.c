@@ -78,14 +78,18 @@ static int classify(struct co_dumpctx *d, const struct co_mapent *e, struct co_v
 		v->flags |= CO_VF_STACK | (co_strcmp(p, "[stack]") == 0 ? CO_VF_GROWSDOWN : 0);
 	} else if (p[0] == '[') {
 		v->kind = CO_V_SPECIAL;
-	} else if (co_strcmp(p, "/[aio] (deleted)") == 0) {
+	} else if (co_strcmp(p, CO_AIO_RING_NAME) == 0) {
 		/*
-		 * io_setup's ring: its requests live in the kernel.  (An idle
-		 * one could be made anew with io_setup and moved here with
-		 * mremap, as CRIU does: not done yet.)
+		 * io_setup's ring: made again at its address from its record
+		 * (src/agent/aio.c reads it, src/res/aio.c), when the kernel has
+		 * a context there.  A process forked from one that has only a copy
+		 * of its memory, which it can read and nothing more: it comes back
+		 * as private memory with that content.
 		 */
-		return DERR(d, "pid %d: it has an asynchronous I/O context (io_setup) at %lx, which cohort cannot "
-			    "restore", d->pid, (unsigned long)e->start);
+		long zero[2] = { 0, 0 };
+		int live = co_sys5(SYS_io_getevents, (long)e->start, 0, 0, 0, (long)zero) == 0;
+		v->kind = live ? CO_V_AIO : CO_V_DELETED;
+		v->flags &= live ? ~0u : ~(uint32_t)CO_VF_SHARED;
 	} else if (p[0] != '/') {
 		return DERR(d, "pid %d: region %lx-%lx: unsupported mapping of %s", d->pid,
 			    (unsigned long)e->start, (unsigned long)e->end, p);
@@ -469,6 +473,8 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 		r = co_mremap((void *)c->start, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)v->start);
 		break;
 	}
+	case CO_V_AIO:
+		return co_aio_restore(rc, v);
 	case CO_V_ANON:
 	case CO_V_DELETED:
 		r = co_mmap((void *)v->start, len, prot,
