@@ -5,8 +5,8 @@
  * record: the ring's place and header, the nr the program asked for, and
  * the events the kernel completed that the program has not reaped.
  *
- * Restore, in the process itself (contexts are per address space), in
- * the place of the ring's region (mem.c's map_region):
+ * Restore, in the process itself (contexts are per address space), once
+ * its address space is empty (co_mem_restore), each ring:
  *
  * 1. io_setup with the program's nr; the kernel sizes the ring from it and
  *    the number of CPUs, so when the ring comes out another size, it is
@@ -25,9 +25,12 @@
  *    with the recorded ones, which io_getevents then returns as they were
  *    (data, obj, res, res2).
  *
- * The ring's id (its index in the kernel's table of the process's
- * contexts) is the kernel's: the lookup of a context checks it, so it is
- * not written back; rings are made in the order of their regions.
+ * The ring's id is the context's index in the kernel's table of the
+ * process's contexts, which the kernel's lookup checks: it cannot be
+ * written back.  The kernel gives a new context the first free index, so
+ * the rings are made in the order of their ids, with contexts that fill
+ * the gaps made meanwhile and destroyed at the end: each ring gets its id
+ * again (co_aio_restore_all, before the other regions are mapped).
  */
 #include <errno.h>
 #include <linux/aio_abi.h>
@@ -146,20 +149,10 @@ static long move_tail(const struct co_aio *a)
 	return r ? r : ring->head == a->head && ring->tail == a->tail ? 0 : -EIO;
 }
 
-int co_aio_restore(struct co_rstctx *rc, const struct co_vma *v)
+/* Ring a at its address, with its events ev. */
+static int restore_ring(struct co_rstctx *rc, const struct co_aio *a, const struct co_aio_event *ev)
 {
-	const struct co_aio *a = 0;
-	const struct co_aio_event *ev = rc->aio_events;
-	for (int i = 0; i < rc->naio && !a; i++) {
-		if (rc->aio[i].start == v->start && rc->aio[i].end == v->end)
-			a = &rc->aio[i];
-		else
-			ev += rc->aio[i].nevents;
-	}
-	if (!a)
-		return co_err(rc->err, rc->errlen, "pid %d: aio ring %lx-%lx has no record in the image", rc->proc->pid,
-			      (unsigned long)v->start, (unsigned long)v->end);
-	uint64_t ctx, len = v->end - v->start;
+	uint64_t ctx, len = a->end - a->start;
 	long r = make_ring(a, &ctx);
 	if (r < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot make its aio context of %u slots again (errno %ld%s)",
@@ -169,18 +162,54 @@ int co_aio_restore(struct co_rstctx *rc, const struct co_vma *v)
 	    ring->compat_features != a->compat_features || ring->incompat_features != a->incompat_features)
 		return co_err(rc->err, rc->errlen, "pid %d: this kernel's aio rings differ from the image's: restart "
 			      "on the kernel the checkpoint was taken on", rc->proc->pid);
-	r = co_mremap((void *)ctx, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)v->start);
+	r = co_mremap((void *)ctx, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)a->start);
 	if (r < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot move its aio ring to %lx (errno %ld)", rc->proc->pid,
-			      (unsigned long)v->start, -r);
+			      (unsigned long)a->start, -r);
 	r = move_tail(a);
 	if (r < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot bring its aio ring at %lx to head %u, tail %u "
-			      "(errno %ld)", rc->proc->pid, (unsigned long)v->start, a->head, a->tail, -r);
-	struct ring *here = (struct ring *)v->start;
+			      "(errno %ld)", rc->proc->pid, (unsigned long)a->start, a->head, a->tail, -r);
+	struct ring *here = (struct ring *)a->start;
 	for (uint32_t i = 0; i < a->nevents; i++)
 		here->io_events[(a->head + i) % a->nr] = ev[i];
 	return 0;
+}
+
+/* The next ring to make: the one of the lowest id above `above` (-1: none yet); its events at *ev. */
+static const struct co_aio *next_ring(const struct co_rstctx *rc, int64_t above, const struct co_aio_event **ev)
+{
+	const struct co_aio *best = 0;
+	const struct co_aio_event *e = rc->aio_events;
+	for (int i = 0; i < rc->naio; e += rc->aio[i++].nevents)
+		if ((int64_t)rc->aio[i].id > above && (!best || rc->aio[i].id < best->id)) {
+			best = &rc->aio[i];
+			*ev = e;
+		}
+	return best;
+}
+
+/* Every ring of the image, in the order of their ids, before the other regions are mapped. */
+int co_aio_restore_all(struct co_rstctx *rc)
+{
+	uint64_t fill[CO_AIO_MAX];
+	int nfill = 0, r = 0;
+	const struct co_aio_event *ev = 0;
+	for (const struct co_aio *a = next_ring(rc, -1, &ev); a && !r; a = next_ring(rc, a->id, &ev)) {
+		r = restore_ring(rc, a, ev);
+		while (!r && ((const struct ring *)a->start)->id < a->id && nfill < CO_AIO_MAX) {
+			/* it took a free index below its id: a context fills that one, and the ring is made again */
+			co_sys1(SYS_io_destroy, (long)a->start);
+			fill[nfill] = 0;
+			if (co_sys2(SYS_io_setup, 1, (long)&fill[nfill]) < 0)
+				break;
+			nfill++;
+			r = restore_ring(rc, a, ev);
+		}
+	}
+	while (nfill)
+		co_sys1(SYS_io_destroy, (long)fill[--nfill]);
+	return r;
 }
 
 #endif

@@ -474,7 +474,12 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 		break;
 	}
 	case CO_V_AIO:
-		return co_aio_restore(rc, v);
+		/* made already (co_aio_restore_all), from its record */
+		for (int i = 0; i < rc->naio; i++)
+			if (rc->aio[i].start == v->start && rc->aio[i].end == v->end)
+				return 0;
+		return co_err(rc->err, rc->errlen, "pid %d: aio ring %lx-%lx has no record in the image", rc->proc->pid,
+			      (unsigned long)v->start, (unsigned long)v->end);
 	case CO_V_ANON:
 	case CO_V_DELETED:
 		r = co_mmap((void *)v->start, len, prot,
@@ -549,7 +554,7 @@ int co_mem_restore(struct co_rstctx *rc)
 	uint64_t park = rc->zone + rc->zone_len - (1 << 20);
 	uint32_t k = 0;
 	find_kept(rc);
-	if (clear_address_space(rc, park))
+	if (clear_address_space(rc, park) || co_aio_restore_all(rc))
 		return -1;
 	for (int i = 0; i < rc->nvmas; i++) {
 		if (kept[i] ? keep_region(rc, &rc->vmas[i], &k) : map_region(rc, &rc->vmas[i]))

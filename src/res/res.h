@@ -192,12 +192,13 @@ int co_semundo_restore(struct co_rstctx *rc);
  * aio.c: the aio contexts (io_setup) of the process.  The agent reads the
  * rings in the pause (src/agent/aio.c fills d->aio, once none of their
  * requests is in flight); each goes into the image as one CO_R_AIO record
- * with its unreaped events.  The restorer makes the context again at the
- * ring's address (co_aio_restore, from co_mem_restore's map_region).
+ * with its unreaped events.  The restorer makes every context again at
+ * its ring's address (co_aio_restore_all, from co_mem_restore, before
+ * the other regions are mapped).
  */
 int co_aio_dump(struct co_dumpctx *d);
 int co_aio_take(struct co_rstctx *rc);
-int co_aio_restore(struct co_rstctx *rc, const struct co_vma *v);
+int co_aio_restore_all(struct co_rstctx *rc);
 
 /* timers.c: POSIX timers; restored by the main thread once every thread exists */
 int co_timers_collect(struct co_dumpctx *d);
