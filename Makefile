@@ -83,6 +83,10 @@ $(B)/cohort: $(CLI_OBJ)
 $(B)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -pthread $(WARN) -o $@ $< -lrt -lm
+# the aio test that goes through libaio (libaio-dev: scripts/install-deps.sh)
+$(B)/tests/aio_libaio: tests/progs/aio_libaio.c $(wildcard tests/progs/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -pthread $(WARN) -o $@ $< -laio
 $(B)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -pthread $(WARN) -o $@ $< -lrt -lm

@@ -5,12 +5,19 @@
 # ("round K: ... left"), reaped after every restart with their fields.
 #   aio_ring       the standard flow (two checkpoint --kill and restarts)
 #   aio_ring_live  live checkpoints too, before and after the restarts
+#   aio_libaio, aio_libaio_live  the same flows through libaio (below)
 #   aio_poll_refused  a request in flight refuses the checkpoint (below)
 # Sourced by tests/run.sh.
 
 t_aio_ring() { std aio_ring 0 3 4; }
 
 t_aio_ring_live() { live_flow aio_ring 0 1 2 2 3 4; }
+
+# tests/progs/aio_libaio.c: the same through libaio, with a reaper thread
+# that waits in io_getevents all along (each checkpoint interrupts it)
+t_aio_libaio() { std aio_libaio 0 3 4; }
+
+t_aio_libaio_live() { live_flow aio_libaio 0 1 2 2 3 4; }
 
 # tests/progs/aio_poll.c: an IOCB_CMD_POLL on a pipe nobody writes is in
 # flight (the kernel never completes it): the checkpoint is refused in one
