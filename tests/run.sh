@@ -85,7 +85,7 @@ ALL_TESTS=(
 	kinds_all kinds_inspect
 	mem_private mem_fork mem_attrs mem_many mem_guard mem_private_live mem_fork_cow mem_guard_refused file_deleted2 file_dirs file_times fd_state file_locks file_lease
 	proc_read_midway rundir_symlink rundir_foreign rundir_fake_sock images_foreign fcopy_symlink images_locked recover_on_start images_bound fcopy_digest verify_fulls room_refused ckpt_while_restoring coordinator_killed crash_commit crash_merge fuzz_images
-	attr_membarrier attr_membarrier_live attr_aio_refused attr_pidfd attr_pidfd_live attr_pidfd_refused
+	attr_membarrier attr_membarrier_live attr_aio attr_pidfd attr_pidfd_live attr_pidfd_refused
 	attr_chroot_refused attr_loginuid attr_cgroup
 	inotify_std inotify_live inotify_held
 	sysv_ipc sysv_ipc_live
