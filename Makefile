@@ -65,9 +65,10 @@ $(B)/cli/%.o: src/%
 
 # The system calls the agent makes in a program's process, from its source
 # (src/cli/seccomp.c checks a program's seccomp filters against them): the
-# agent's files but its wrappers of the program's own calls (wrap.c).
+# agent's files but its wrappers of the program's own calls (wrap.c, and
+# aio.c, whose aio calls are the program's; it makes nanosleep besides).
 AGENT_SYSCALLS := $(B)/gen/agent_syscalls.h
-$(AGENT_SYSCALLS): scripts/agent-syscalls.sh src/common/sys.h $(filter-out src/agent/wrap.c,$(filter %.c,$(AGENT) $(COMMON) $(RES)))
+$(AGENT_SYSCALLS): scripts/agent-syscalls.sh src/common/sys.h $(filter-out src/agent/wrap.c src/agent/aio.c,$(filter %.c,$(AGENT) $(COMMON) $(RES)))
 	@mkdir -p $(dir $@)
 	sh $^ > $@.tmp && mv $@.tmp $@
 $(B)/cli/cli/seccomp.c.o: $(AGENT_SYSCALLS)

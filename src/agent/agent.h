@@ -239,6 +239,16 @@ void co_semundo_from_env(void);
 int co_semundo_collect(struct co_dumpctx *d);
 
 /*
+ * A system call whose effect the agent notes (ctx.S), and in the
+ * checkpoint handler the result of one it interrupted: *res once stored,
+ * rax when the thread stopped right after the system call, else
+ * CO_RES_UNSET (the kernel has not made it yet) (quiesce.c).
+ */
+#define CO_RES_UNSET 1L
+long co_syscall_noted(long *res, long nr, const long *a);
+long co_noted_result(const long *res, const void *uc);
+
+/*
  * aio.c: the process's aio contexts.  co_aio_call: an aio system call
  * made through syscall(3) (nr, its six arguments), noted; the kernel's
  * result, -errno on failure; co_aio_handler(uc): in the checkpoint
@@ -246,7 +256,7 @@ int co_semundo_collect(struct co_dumpctx *d);
  * co_aio_collect: at DUMP, after co_mem_collect.
  */
 long co_aio_call(long nr, const long *a);
-void co_aio_handler(void *uc);
+void co_aio_handler(void *uc);	/* and co_aio_ring_kind: res.h */
 void co_aio_forked(void);
 int co_aio_collect(struct co_dumpctx *d);
 

@@ -23,11 +23,12 @@
  * The counts must be the kernel's at the pause: a call the checkpoint
  * signal interrupts after the kernel did it, before the wrapper noted it,
  * is noted by the handler (co_aio_handler), which finds the result in
- * *res or, at co_syscall_noted_done, in rax (ctx.S), as semundo.c does.
+ * *res or, at co_syscall_noted_done, in rax (co_noted_result), as
+ * semundo.c does.
  * io_cancel changes nothing here: a cancelled request's event comes
  * through the ring like any other.  A forked child has no context (the
- * kernel gives it none, only a copy of the rings' memory: mem.c); an exec
- * ends them all.
+ * kernel gives it none, only a copy of the rings' memory, which it keeps
+ * as private memory: co_aio_ring_kind); an exec ends them all.
  *
  * Not seen: aio system calls made without syscall(3) (inline assembly):
  * a context made so is refused at the checkpoint ("made without cohort
@@ -39,7 +40,6 @@
 #include <errno.h>
 #include <linux/aio_abi.h>
 #include <sys/syscall.h>
-#include <ucontext.h>
 #include "agent.h"
 #include "sys.h"
 #include "util.h"
@@ -55,22 +55,20 @@ struct actx {
 
 static struct actx tab[CO_AIO_MAX];
 static int ntab;
+static uint64_t dead[CO_AIO_MAX];	/* rings of the parent this forked child has a copy of, no context */
+static int ndead;
 static int overflow;	/* a context that did not fit: refused at checkpoint */
 static int lock_word;	/* taken with every signal blocked */
 static struct co_aio_event events[CO_AIO_EVENTS_MAX]; /* the unreaped events at the pause (d->aio_events) */
 
 /* An aio call in flight in this thread (co_aio_call), for the checkpoint handler. */
 struct call {
-	long res;		/* co_syscall_noted's result; RES_UNSET until the system call returned */
+	long res;		/* co_syscall_noted's result; CO_RES_UNSET until the system call returned */
 	long nr;
 	long a[6];
 	int noted;		/* exchanged to 1 by whoever notes it: the thread, or its checkpoint handler */
 };
-#define RES_UNSET 1L
 static __thread struct call *cur_call __attribute__((tls_model("initial-exec")));
-
-long co_syscall_noted(long *res, long nr, const long *a);
-extern char co_syscall_noted_done[];
 
 static struct actx *find(uint64_t id)
 {
@@ -122,7 +120,7 @@ static void note_call(struct call *c, long res)
  */
 long co_aio_call(long nr, const long *a)
 {
-	struct call c = { RES_UNSET, nr, { a[0], a[1], a[2], a[3], a[4], a[5] }, 0 };
+	struct call c = { CO_RES_UNSET, nr, { a[0], a[1], a[2], a[3], a[4], a[5] }, 0 };
 	if (!co_agent.active)
 		return co_sys6(nr, a[0], a[1], a[2], a[3], a[4], a[5]); /* never checkpointed */
 	struct call *outer = cur_call; /* a handler of the program's that made one in the middle of another */
@@ -141,17 +139,16 @@ void co_aio_handler(void *uc)
 	struct call *c = cur_call;
 	if (!c || __atomic_load_n(&c->noted, __ATOMIC_ACQUIRE))
 		return;
-	long res = __atomic_load_n(&c->res, __ATOMIC_ACQUIRE);
-	const mcontext_t *m = &((const ucontext_t *)uc)->uc_mcontext;
-	if (res == RES_UNSET && m->gregs[REG_RIP] == (greg_t)co_syscall_noted_done)
-		res = m->gregs[REG_RAX];
-	if (res != RES_UNSET)
+	long res = co_noted_result(&c->res, uc);
+	if (res != CO_RES_UNSET)
 		note_call(c, res);
 }
 
-/* A forked child: no context (the kernel gives it none). */
+/* A forked child: no context (the kernel gives it none), a copy of each ring of the parent's. */
 void co_aio_forked(void)
 {
+	for (int i = 0; i < ntab && ndead < CO_AIO_MAX; i++)
+		dead[ndead++] = tab[i].id;
 	ntab = 0;
 	overflow = 0;
 	lock_word = 0;
@@ -159,6 +156,14 @@ void co_aio_forked(void)
 }
 
 /* ---- at the checkpoint ---- */
+
+int co_aio_ring_kind(uint64_t start)
+{
+	for (int i = 0; i < ndead; i++)
+		if (dead[i] == start && !find(start))
+			return CO_V_DELETED;
+	return CO_V_AIO; /* its context, or one made unseen, which co_aio_collect refuses */
+}
 
 /* The ring's header, as linux/aio_abi.h does not define it (fs/aio.c: struct aio_ring). */
 struct ring {

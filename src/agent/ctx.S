@@ -39,40 +39,15 @@ co_sigreturn:
 	.section .note.GNU-stack,"",@progbits
 
 /*
- * long co_semop_raw(long *res, int id, struct sembuf *ops, size_t n, const struct timespec *tmo):
- * semtimedop(2) whose result is also stored in *res by the instruction
- * right after the system call (co_semop_raw_done).  The checkpoint
- * handler tells from these two whether a SEM_UNDO operation it
- * interrupted is done (semundo.c): *res still unset and the thread
- * stopped at co_semop_raw_done means the kernel returned rax just now.
- */
-	.text
-	.globl	co_semop_raw
-	.hidden	co_semop_raw
-	.globl	co_semop_raw_done
-	.hidden	co_semop_raw_done
-	.type	co_semop_raw, @function
-co_semop_raw:
-	movq	%rdi, %r9	/* res: the system call keeps r9 */
-	movslq	%esi, %rdi
-	movq	%rdx, %rsi
-	movq	%rcx, %rdx
-	movq	%r8, %r10
-	movl	$220, %eax	/* semtimedop */
-	syscall
-co_semop_raw_done:
-	movq	%rax, (%r9)
-	ret
-	.size	co_semop_raw, .-co_semop_raw
-	.section .note.GNU-stack,"",@progbits
-
-/*
  * long co_syscall_noted(long *res, long nr, const long a[6]): system call
  * nr with arguments a, whose result is also stored in *res by the
  * instruction right after it (co_syscall_noted_done).  For calls whose
- * effect the agent must note (aio.c): the checkpoint handler tells from
- * these two whether the kernel has done the call it interrupted, as for
- * co_semop_raw.  rbx (callee-saved, kept by the system call) holds res.
+ * effect the agent must note (a SEM_UNDO semop: semundo.c; aio calls:
+ * aio.c): the checkpoint handler tells from these two whether the kernel
+ * has done the call it interrupted (co_noted_result): *res still unset
+ * and the thread stopped at co_syscall_noted_done means the kernel
+ * returned rax just now.  rbx (callee-saved, kept by the system call)
+ * holds res.
  */
 	.text
 	.globl	co_syscall_noted

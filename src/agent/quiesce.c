@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <ucontext.h>
 
 #include "agent.h"
 #include "dirty.h"
@@ -121,6 +122,17 @@ static void take_shared_signals(const struct co_tslot *t)
 	if (t->tid == co_agent.pid)
 		co_agent.nshared_pending =
 			co_signals_collect(co_agent.shared_pending, 2 * CO_MAX_PENDING, co_agent.sig, 0);
+}
+
+extern char co_syscall_noted_done[];
+
+long co_noted_result(const long *res, const void *uc)
+{
+	long r = __atomic_load_n(res, __ATOMIC_ACQUIRE);
+	const mcontext_t *m = &((const ucontext_t *)uc)->uc_mcontext;
+	if (r == CO_RES_UNSET && m->gregs[REG_RIP] == (greg_t)co_syscall_noted_done)
+		r = m->gregs[REG_RAX];
+	return r;
 }
 
 static void checkpoint_handler(int sig, siginfo_t *si, void *uc)

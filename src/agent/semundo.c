@@ -18,7 +18,7 @@
  * A checkpoint must find the table as the kernel's list is.  semctl calls
  * that clear are made with every signal blocked, noted before they are
  * let go.  A SEM_UNDO semop may block, so it cannot be: it goes through
- * co_semop_raw (ctx.S), and the checkpoint handler, when it interrupts a
+ * co_syscall_noted (ctx.S), and the checkpoint handler, when it interrupts a
  * thread whose operation the kernel has done but that is not noted yet
  * (the result is in, or the thread stopped on the instruction right after
  * the system call), notes it itself.  Calls without SEM_UNDO go to libc
@@ -50,7 +50,6 @@
 #include <stdlib.h>
 #include <sys/sem.h>
 #include <sys/syscall.h>
-#include <ucontext.h>
 #include "agent.h"
 #include "sys.h"
 #include "util.h"
@@ -74,17 +73,14 @@ static int lock_word;	/* taken with every signal blocked: never by a thread inte
 
 /* A SEM_UNDO call in flight in this thread (co_semundo_op), for the checkpoint handler. */
 struct call {
-	long res;		/* co_semop_raw's result; RES_UNSET until the system call returned */
+	long res;		/* co_syscall_noted's result; CO_RES_UNSET until the system call returned */
 	int id;
 	const struct sembuf *ops;
 	size_t n;
 	int noted;		/* exchanged to 1 by whoever notes it: the thread, or its checkpoint handler */
 };
-#define RES_UNSET 1L
 static __thread struct call *cur_call __attribute__((tls_model("initial-exec")));
 
-long co_semop_raw(long *res, int id, struct sembuf *ops, size_t n, const struct timespec *tmo);
-extern char co_semop_raw_done[];
 
 /* ---- the group's keys (proto.h, struct co_semkey) ---- */
 
@@ -246,10 +242,12 @@ int co_semundo_wants(const struct sembuf *ops, size_t n)
  */
 int co_semundo_op(int id, struct sembuf *ops, size_t n, const struct timespec *tmo)
 {
-	struct call c = { RES_UNSET, id, ops, n, 0 };
+	struct call c = { CO_RES_UNSET, id, ops, n, 0 };
+	const long a[6] = { id, (long)ops, (long)n, (long)tmo, 0, 0 };
 	struct call *outer = cur_call; /* a handler of the program's that made one in the middle of another */
 	cur_call = &c;
-	long r = co_semop_raw(&c.res, id, ops, n, tmo);
+	/* the program's own call: __NR_, not SYS_, so that agent-syscalls.sh does not count it as the agent's */
+	long r = co_syscall_noted(&c.res, __NR_semtimedop, a);
 	uint64_t old = co_block_all();
 	cur_call = outer;
 	if (r == 0)
@@ -267,11 +265,7 @@ void co_semundo_handler(void *uc)
 	struct call *c = cur_call;
 	if (!c || __atomic_load_n(&c->noted, __ATOMIC_ACQUIRE))
 		return;
-	long res = __atomic_load_n(&c->res, __ATOMIC_ACQUIRE);
-	const mcontext_t *m = &((const ucontext_t *)uc)->uc_mcontext;
-	if (res == RES_UNSET && m->gregs[REG_RIP] == (greg_t)co_semop_raw_done)
-		res = m->gregs[REG_RAX];
-	if (res == 0)
+	if (co_noted_result(&c->res, uc) == 0)
 		note_call(c);
 }
 

@@ -81,15 +81,14 @@ static int classify(struct co_dumpctx *d, const struct co_mapent *e, struct co_v
 	} else if (co_strcmp(p, CO_AIO_RING_NAME) == 0) {
 		/*
 		 * io_setup's ring: made again at its address from its record
-		 * (src/agent/aio.c reads it, src/res/aio.c), when the kernel has
-		 * a context there.  A process forked from one that has only a copy
-		 * of its memory, which it can read and nothing more: it comes back
-		 * as private memory with that content.
+		 * (src/agent/aio.c reads it, src/res/aio.c).  A process forked
+		 * from one with a context has only a copy of the ring's memory,
+		 * which it can read and nothing more: it comes back as private
+		 * memory with that content.
 		 */
-		long zero[2] = { 0, 0 };
-		int live = co_sys5(SYS_io_getevents, (long)e->start, 0, 0, 0, (long)zero) == 0;
-		v->kind = live ? CO_V_AIO : CO_V_DELETED;
-		v->flags &= live ? ~0u : ~(uint32_t)CO_VF_SHARED;
+		v->kind = co_aio_ring_kind(e->start);
+		if (v->kind != CO_V_AIO)
+			v->flags &= ~(uint32_t)CO_VF_SHARED;
 	} else if (p[0] != '/') {
 		return DERR(d, "pid %d: region %lx-%lx: unsupported mapping of %s", d->pid,
 			    (unsigned long)e->start, (unsigned long)e->end, p);

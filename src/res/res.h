@@ -197,6 +197,8 @@ int co_semundo_restore(struct co_rstctx *rc);
  * the other regions are mapped).
  */
 int co_aio_dump(struct co_dumpctx *d);
+/* How the agent's ring at start is saved: CO_V_AIO, or CO_V_DELETED for a copy inherited through fork. */
+int co_aio_ring_kind(uint64_t start);
 int co_aio_take(struct co_rstctx *rc);
 int co_aio_restore_all(struct co_rstctx *rc);
 
