@@ -2,7 +2,8 @@
 # src/agent/aio.c counts the requests, src/res/aio.c makes the rings again).
 # tests/progs/aio_ring.c: two contexts made with raw system calls, each
 # round leaving events unreaped in the rings while the checkpoints land
-# ("round K: ... left"), reaped after every restart with their fields.
+# ("round K: ... left"), reaped after every restart with their fields; a
+# child forked with copies of the rings (no context) reads them at its end.
 #   aio_ring       the standard flow (two checkpoint --kill and restarts)
 #   aio_ring_live  live checkpoints too, before and after the restarts
 #   aio_libaio, aio_libaio_live  the same flows through libaio (below)

@@ -12,10 +12,13 @@
  * [aio] mapping is at that address, io_getevents takes it), reaps exactly
  * the events left with their data, obj, res and res2, and checks the
  * bytes read.  The last context is destroyed; RESULT sums every event and
- * the file, equal to a straight run's.
+ * the file, equal to a straight run's.  A child forked once the contexts
+ * exist has only a copy of their rings (no context: the kernel refuses
+ * their ids), which it reads at its end, after every checkpoint.
  */
 #include "common.h"
 #include <linux/aio_abi.h>
+#include <sys/wait.h>
 
 #define ROUNDS 10
 #define W 12		/* writes per context and round */
@@ -144,9 +147,25 @@ static void round_trip(int r)
 	printf("round %d: reaped, sum %016llx\n", r, (unsigned long long)sum);
 }
 
+/* The child: waits for the parent's end (its pipe closes), then looks at its copies of the rings. */
+static void child(int rd)
+{
+	char c;
+	while (read(rd, &c, 1) != 0)
+		;
+	struct timespec zero = { 0, 0 };
+	for (int k = 0; k < NCTX; k++) {
+		CHECK(((volatile unsigned *)ctx[k])[4] == 0xa10a10a1, "child: its copy of ring %d changed", k);
+		CHECK(syscall(SYS_io_getevents, ctx[k], 0, 0, NULL, &zero) < 0 && errno == EINVAL,
+		      "child: the kernel takes the id of ring %d", k);
+	}
+	_exit(0);
+}
+
 int main(void)
 {
 	char dir[4096], path[4200];
+	int p[2];
 	t_init("aio_ring");
 	t_mkworkdir(dir, sizeof(dir), "aio_ring");
 	t_fmt(path, sizeof(path), "%s/data", dir);
@@ -157,6 +176,14 @@ int main(void)
 		CHECK(sys_setup(asked[k], &ctx[k]) == 0, "io_setup(%ld): %s", asked[k], strerror(errno));
 		ids[k] = *(volatile unsigned *)ctx[k];
 	}
+	CHECK(pipe(p) == 0, "pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(p[1]);
+		child(p[0]);
+	}
+	close(p[0]);
 	for (int r = 0; r < ROUNDS; r++)
 		round_trip(r);
 	CHECK(syscall(SYS_io_destroy, ctx[1]) == 0, "io_destroy: %s", strerror(errno));
@@ -164,6 +191,9 @@ int main(void)
 	t_read_all(fd, all, sizeof(all), 0);
 	sum = t_fnv(sum, all, sizeof(all));
 	close(fd);
+	close(p[1]);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child failed");
 	unlink(path);
 	rmdir(dir);
 	printf("RESULT %016llx\n", (unsigned long long)sum);
