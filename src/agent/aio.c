@@ -165,27 +165,20 @@ int co_aio_ring_kind(uint64_t start)
 	return CO_V_AIO; /* its context, or one made unseen, which co_aio_collect refuses */
 }
 
-/* The ring's header, as linux/aio_abi.h does not define it (fs/aio.c: struct aio_ring). */
-struct ring {
-	uint32_t id, nr, head, tail, magic, compat_features, incompat_features, header_length;
-	struct co_aio_event io_events[];
-};
-#define RING_MAGIC 0xa10a10a1u
-
-static uint32_t in_ring(const volatile struct ring *r)
+static uint32_t in_ring(const volatile struct co_aio_ring *r)
 {
 	uint32_t nr = r->nr, head = r->head % nr, tail = r->tail % nr;
 	return (tail + nr - head) % nr;
 }
 
 /* Requests of x the kernel holds: neither in the ring nor reaped (< 0: the ring holds more than was counted). */
-static int64_t in_flight(const struct actx *x, const volatile struct ring *r)
+static int64_t in_flight(const struct actx *x, const volatile struct co_aio_ring *r)
 {
 	return (int64_t)(x->submitted - x->reaped) - (int64_t)in_ring(r);
 }
 
 /* Wait (WAIT_MS at most) until none of x's requests is in flight: 0, or -1 with the reason in d->err. */
-static int settle(struct co_dumpctx *d, const struct actx *x, const volatile struct ring *r)
+static int settle(struct co_dumpctx *d, const struct actx *x, const volatile struct co_aio_ring *r)
 {
 	int64_t n = in_flight(x, r);
 	for (int ms = 0; n > 0 && ms < WAIT_MS; ms++, n = in_flight(x, r)) {
@@ -210,9 +203,9 @@ static int settle(struct co_dumpctx *d, const struct actx *x, const volatile str
 /* The ring of region v, its header and unreaped events into d (events from *nev on). */
 static int capture(struct co_dumpctx *d, const struct co_vma *v, const struct actx *x, uint32_t *nev)
 {
-	const volatile struct ring *r = (const volatile struct ring *)v->start;
-	uint64_t slots = (v->end - v->start - sizeof(struct ring)) / sizeof(struct co_aio_event);
-	if (r->magic != RING_MAGIC || r->header_length != sizeof(struct ring) || !r->nr || r->nr > slots)
+	const volatile struct co_aio_ring *r = (const volatile struct co_aio_ring *)v->start;
+	uint64_t slots = (v->end - v->start - sizeof(struct co_aio_ring)) / sizeof(struct co_aio_event);
+	if (r->magic != CO_AIO_RING_MAGIC || r->header_length != sizeof(struct co_aio_ring) || !r->nr || r->nr > slots)
 		return DERR(d, "pid %d: aio ring at %lx has a header cohort does not know (magic %x, %u slots, "
 			    "header of %u bytes)", d->pid, (unsigned long)v->start, r->magic, r->nr, r->header_length);
 	if (settle(d, x, r))

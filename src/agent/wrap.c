@@ -649,6 +649,16 @@ static int raw_fork_call(long n, const long *a)
 	return !(flags & CLONE_VM) && !stack;
 }
 
+/* The kernel's result r as syscall(3) returns it. */
+static long sys_result(long r)
+{
+	if (r < 0 && r > -4096) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
 /* Such a raw fork runs no atfork handlers: the child registers as a forked child does. */
 static long raw_fork(long n, const long *a)
 {
@@ -659,21 +669,7 @@ static long raw_fork(long n, const long *a)
 		return 0;
 	}
 	co_agent_fork_unlock();
-	if (r < 0 && r > -4096) {
-		errno = (int)-r;
-		return -1;
-	}
-	return r;
-}
-
-/* The kernel's result r as syscall(3) returns it. */
-static long sys_result(long r)
-{
-	if (r < 0 && r > -4096) {
-		errno = (int)-r;
-		return -1;
-	}
-	return r;
+	return sys_result(r);
 }
 
 /*
@@ -752,11 +748,7 @@ EXPORT long syscall(long n, ...)
 			}
 			continue;
 		}
-		if (r < 0 && r > -4096) {
-			errno = (int)-r;
-			return -1;
-		}
-		return r;
+		return sys_result(r);
 	}
 }
 

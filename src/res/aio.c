@@ -57,12 +57,6 @@ int co_aio_dump(struct co_dumpctx *d)
 
 #else /* the restorer */
 
-/* The ring's header (fs/aio.c: struct aio_ring), then its slots. */
-struct ring {
-	uint32_t id, nr, head, tail, magic, compat_features, incompat_features, header_length;
-	struct co_aio_event io_events[];
-};
-
 /* The current record (CO_R_AIO): its ring into rc->aio, its events after rc's others. */
 int co_aio_take(struct co_rstctx *rc)
 {
@@ -72,7 +66,7 @@ int co_aio_take(struct co_rstctx *rc)
 	struct co_aio *a = &rc->aio[rc->naio];
 	if (co_r_read(r, a, sizeof(*a)))
 		return co_err(rc->err, rc->errlen, "%s", r->err);
-	uint64_t slots = (a->end - a->start - sizeof(struct ring)) / sizeof(struct co_aio_event);
+	uint64_t slots = (a->end - a->start - sizeof(struct co_aio_ring)) / sizeof(struct co_aio_event);
 	if (a->start >= a->end || ((a->start | a->end) & (CO_PAGE - 1)) || !a->nr || a->nr > slots ||
 	    a->head >= a->nr || a->tail >= a->nr || a->nevents != (a->tail + a->nr - a->head) % a->nr ||
 	    r->left != (uint64_t)a->nevents * sizeof(struct co_aio_event) ||
@@ -96,7 +90,7 @@ static long make_ring(const struct co_aio *a, uint64_t *ctx)
 		*ctx = 0;
 		if (asks[i] <= 0 || (r = co_sys2(SYS_io_setup, asks[i], (long)ctx)) < 0)
 			continue;
-		if (((const struct ring *)*ctx)->nr == a->nr)
+		if (((const struct co_aio_ring *)*ctx)->nr == a->nr)
 			return 0;
 		co_sys1(SYS_io_destroy, (long)*ctx);
 		r = -ERANGE;
@@ -145,7 +139,7 @@ static long move_tail(const struct co_aio *a)
 	if (!r)
 		r = complete_dummies(a->start, fd, a->nevents, 0);
 	co_close(fd);
-	const volatile struct ring *ring = (const volatile struct ring *)a->start;
+	const volatile struct co_aio_ring *ring = (const volatile struct co_aio_ring *)a->start;
 	return r ? r : ring->head == a->head && ring->tail == a->tail ? 0 : -EIO;
 }
 
@@ -157,7 +151,7 @@ static int restore_ring(struct co_rstctx *rc, const struct co_aio *a, const stru
 	if (r < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot make its aio context of %u slots again (errno %ld%s)",
 			      rc->proc->pid, a->nr, -r, r == -ERANGE ? ": this kernel sizes the ring otherwise" : "");
-	const struct ring *ring = (const struct ring *)ctx;
+	const struct co_aio_ring *ring = (const struct co_aio_ring *)ctx;
 	if (ring->magic != a->magic || ring->header_length != a->header_length ||
 	    ring->compat_features != a->compat_features || ring->incompat_features != a->incompat_features)
 		return co_err(rc->err, rc->errlen, "pid %d: this kernel's aio rings differ from the image's: restart "
@@ -170,7 +164,7 @@ static int restore_ring(struct co_rstctx *rc, const struct co_aio *a, const stru
 	if (r < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot bring its aio ring at %lx to head %u, tail %u "
 			      "(errno %ld)", rc->proc->pid, (unsigned long)a->start, a->head, a->tail, -r);
-	struct ring *here = (struct ring *)a->start;
+	struct co_aio_ring *here = (struct co_aio_ring *)a->start;
 	for (uint32_t i = 0; i < a->nevents; i++)
 		here->io_events[(a->head + i) % a->nr] = ev[i];
 	return 0;
@@ -197,7 +191,7 @@ int co_aio_restore_all(struct co_rstctx *rc)
 	const struct co_aio_event *ev = 0;
 	for (const struct co_aio *a = next_ring(rc, -1, &ev); a && !r; a = next_ring(rc, a->id, &ev)) {
 		r = restore_ring(rc, a, ev);
-		while (!r && ((const struct ring *)a->start)->id < a->id && nfill < CO_AIO_MAX) {
+		while (!r && ((const struct co_aio_ring *)a->start)->id < a->id && nfill < CO_AIO_MAX) {
 			/* it took a free index below its id: a context fills that one, and the ring is made again */
 			co_sys1(SYS_io_destroy, (long)a->start);
 			fill[nfill] = 0;

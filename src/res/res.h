@@ -196,6 +196,13 @@ int co_semundo_restore(struct co_rstctx *rc);
  * its ring's address (co_aio_restore_all, from co_mem_restore, before
  * the other regions are mapped).
  */
+/* An aio ring as the kernel lays it out (fs/aio.c: struct aio_ring), then its slots. */
+struct co_aio_ring {
+	uint32_t id, nr, head, tail, magic, compat_features, incompat_features, header_length;
+	struct co_aio_event io_events[];
+};
+#define CO_AIO_RING_MAGIC 0xa10a10a1u
+
 int co_aio_dump(struct co_dumpctx *d);
 /* How the agent's ring at start is saved: CO_V_AIO, or CO_V_DELETED for a copy inherited through fork. */
 int co_aio_ring_kind(uint64_t start);
