@@ -677,12 +677,20 @@ static long raw_fork(long n, const long *a)
  * with EINTR after any handler, and may come back with fewer than min_nr
  * events when one ran: a wait our checkpoint cut short goes on with what
  * is left, for the events still wanted, until its timeout (a[4], relative).
+ * io_pgetevents' mask (a[5]: { mask, size }) loses our signal, as ppoll's.
  */
 static long aio_syscall(long n, const long *a)
 {
 	if (n != SYS_io_getevents && n != SYS_io_pgetevents)
 		return sys_result(co_aio_call(n, a));
 	long b[6] = { a[0], a[1], a[2], a[3], a[4], a[5] }, got = 0;
+	struct { const sigset_t *mask; size_t size; } usig;
+	sigset_t copy;
+	if (n == SYS_io_pgetevents && peek(&usig, (void *)a[5], sizeof(usig)) == 0 &&
+	    co_without_ours(usig.mask, &copy) != usig.mask) {
+		usig.mask = &copy;
+		b[5] = (long)&usig;
+	}
 	struct rel_timeout t;
 	rel_start(&t, (const struct timespec *)a[4]);
 	for (;;) {

@@ -514,6 +514,12 @@ static void aio_calls(void)
 	     syscall(SYS_io_pgetevents, ctx, 1, 4, ev, NUL, NUL));
 	CALL("syscall(io_pgetevents, ctx, 0, 4, ev, {0,0}, bad)",
 	     syscall(SYS_io_pgetevents, ctx, 0, 4, ev, &zero_ts, bad));
+	sigset_t ours = set_of(SIG_AGENT, SIGUSR2);
+	struct { sigset_t *mask; size_t size; } usig = { &ours, 8 }, usig_bad = { (sigset_t *)bad, 8 };
+	CALL("syscall(io_pgetevents, ctx, 1, 4, ev, 1us, {62 and USR2})",
+	     syscall(SYS_io_pgetevents, ctx, 1, 4, ev, &t, &usig));
+	CALL("syscall(io_pgetevents, ctx, 1, 4, ev, 1us, {bad})",
+	     syscall(SYS_io_pgetevents, ctx, 1, 4, ev, &t, &usig_bad));
 	CALL("syscall(io_cancel, ctx, &cb, ev)", syscall(SYS_io_cancel, ctx, &cb, ev));
 	CALL("syscall(io_destroy, 0)", syscall(SYS_io_destroy, 0));
 	CALL("syscall(io_destroy, ctx)", syscall(SYS_io_destroy, ctx));
