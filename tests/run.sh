@@ -91,7 +91,7 @@ ALL_TESTS=(
 	kinds_all kinds_inspect
 	mem_private mem_fork mem_attrs mem_many mem_guard mem_private_live mem_fork_cow mem_guard_refused file_deleted2 file_dirs file_times fd_state file_locks file_lease
 	proc_read_midway rundir_symlink rundir_foreign rundir_fake_sock images_foreign fcopy_symlink fcopy_target images_locked recover_on_start images_bound fcopy_digest verify_fulls room_refused ckpt_while_restoring coordinator_killed crash_commit crash_merge merge_wait fuzz_images
-	attr_membarrier attr_membarrier_live attr_aio_refused attr_pidfd attr_pidfd_live attr_pidfd_refused
+	attr_membarrier attr_membarrier_live attr_aio attr_pidfd attr_pidfd_live attr_pidfd_refused
 	attr_chroot_refused attr_loginuid attr_cgroup
 	inotify_std inotify_live inotify_held
 	sysv_ipc sysv_ipc_live
@@ -103,6 +103,7 @@ ALL_TESTS=(
 	seccomp_filters seccomp_filters_all seccomp_filters_live seccomp_denied
 	sysv_undo sysv_undo_live sysv_nattch
 	timer_overrun timer_overrun_live zombie_pgrp zombie_pgrp_live
+	aio_ring aio_ring_live aio_libaio aio_libaio_live aio_poll_refused
 )
 # Tests that run alone, with no other test beside them: they measure what
 # a busy machine would change (pauses, a thread seen during a pre-copy),

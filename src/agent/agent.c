@@ -949,6 +949,7 @@ void co_agent_forked(void)
 	co_cpuclock_forked(); /* a new process: its CPU clocks are its own, from 0 */
 	co_semundo_forked(); /* undo lists are not inherited by fork */
 	co_timers_forked(); /* nor timers */
+	co_aio_forked();    /* nor aio contexts */
 	if (!co_agent.active)
 		return;
 	if (co_agent.table)

@@ -64,6 +64,7 @@ enum co_rec_type {
 	CO_R_PTY = 70,	  /* struct co_pty: a pseudo-terminal of the group's devpts, made by its master's open file */
 	CO_R_PTYDATA = 71, /* struct co_ptydata, then the bytes queued in one direction of the co_pty before */
 	CO_R_SEMUNDO = 76, /* struct co_semadj: one SEM_UNDO adjustment of the process, after its timers */
+	CO_R_AIO = 77,	  /* struct co_aio, then its unreaped struct co_aio_event: an aio ring, after the regions */
 };
 
 /* co_manifest.tty_pgid: the program shared the caller's process group, which had the terminal (its settings kept) */
@@ -279,6 +280,27 @@ struct co_semadj {
 	uint32_t pad;
 };
 
+/*
+ * An asynchronous I/O context (io_setup) of the process: its ring at
+ * [start, end) (the context's id is start), the ring's header as the
+ * kernel wrote it (struct aio_ring of linux/aio_abi.h, fs/aio.c), the nr
+ * the program asked io_setup for, then `nevents` events the kernel had
+ * completed and the program not reaped, from head on (src/res/aio.c).
+ */
+struct co_aio {
+	uint64_t start, end;
+	uint32_t id, nr, head, tail;	/* nr: the ring's slots; head, tail: indexes below nr */
+	uint32_t magic, compat_features, incompat_features, header_length;
+	uint32_t nr_asked;
+	uint32_t nevents;		/* (tail - head) mod nr */
+};
+
+/* One io_event (linux/aio_abi.h). */
+struct co_aio_event {
+	uint64_t data, obj;
+	int64_t res, res2;
+};
+
 /* A POSIX timer of the process (timer_create), as /proc/PID/timers and timer_gettime tell it. */
 struct co_timer {
 	int32_t id;
@@ -363,6 +385,7 @@ enum co_vma_kind {
 	CO_V_SHANON = 3,  /* shared anonymous: all resident pages saved */
 	CO_V_SPECIAL = 4, /* kernel mapping ([vdso], [vvar], ...): moved, not saved */
 	CO_V_DELETED = 5, /* private mapping of a deleted file: saved like anonymous */
+	CO_V_AIO = 6,	  /* an aio context's ring (io_setup): made again from its CO_R_AIO record */
 };
 
 enum co_vma_flags {
