@@ -157,18 +157,12 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes)
 }
 
 /*
- * In the snapshot child, first: its attachments of SysV segments go.
- * Shared memory is the coordinator's to save (shared.img), so the child
- * never reads them, and while it held them a program's IPC_STAT would
- * count one attachment more (shm_nattch) for as long as the image is
- * written; detached at once, they are gone before the group runs again.
+ * In the snapshot child, first.  (Its SysV segments were left out of the
+ * fork: co_mem_fork_begin.)
  */
 void co_dump_from_snapshot(void)
 {
 	dc.snapshot = 1;
-	for (uint32_t i = 0; i < dc.nvmas; i++)
-		if (dc.vmas[i].kind == CO_V_SHANON && co_startswith(dc.vmas[i].path, "/SYSV"))
-			co_munmap((void *)dc.vmas[i].start, dc.vmas[i].end - dc.vmas[i].start);
 }
 
 void co_dump_fork_begin(void)

@@ -200,6 +200,17 @@ static void fork_advice(struct co_dumpctx *d, int normal)
 		const struct co_vma *v = &vmas[i];
 		long len = (long)(v->end - v->start);
 		/*
+		 * SysV segments are the coordinator's to save: the snapshot is
+		 * made without them.  A fork counts an attachment more until the
+		 * child detaches, and the program, running again at once, read
+		 * that count with IPC_STAT (shm_nattch) on a busy machine.
+		 */
+		if (v->kind == CO_V_SHANON && co_startswith(v->path, "/SYSV")) {
+			if (!(v->flags & CO_VF_DONTFORK))
+				co_sys3(SYS_madvise, (long)v->start, len, normal ? MADV_DONTFORK : MADV_DOFORK);
+			continue;
+		}
+		/*
 		 * A region that cannot be changed is found missing by the writer
 		 * (snapshot_complete); putting them back splits what the fork-time
 		 * flags merged: never more regions than before.
