@@ -2,7 +2,7 @@
 # Installs what cohort needs to build and test on Debian 12 or Ubuntu (22.04
 # and later): a C toolchain, make, libc's static archive (for the "static
 # binaries are refused" test), libzstd's headers (the CLI compresses images
-# with --compress), python3 (one test program is a threaded Python script)
+# with --compress), libaio's (one aio test uses it), python3 (one test program is a threaded Python script)
 # and bash-completion (the completion test sources its helpers); for the
 # tests on real programs (tests/cases/real.sh): a JDK, Go, Node.js, rustc,
 # numpy for /usr/bin/python3, sqlite3, bash, script(1) and tmux; clang and its
@@ -23,6 +23,8 @@ have_cmd make || need+=(make)
 # libc6-dev brings the headers and libc.a; the path is the multiarch one
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 [ -e /usr/include/zstd.h ] || need+=(libzstd-dev)
+# libaio's headers and library: the aio test that uses it (tests/progs/aio_libaio.c)
+[ -e /usr/include/libaio.h ] || need+=(libaio-dev)
 [ -x /usr/bin/python3 ] || need+=(python3)
 [ -e /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
 # the tests on real programs (tests/cases/real.sh)

@@ -29,6 +29,11 @@
 #                        "SECONDS NAME" as each test ends (default:
 #                        build/test-times; the slowest are also named at
 #                        the end).
+#   COHORT_TEST_JOBS     tests run at once (default 2): most of a test's
+#                        time is waiting for its programs, and the tests
+#                        are independent (each its own directories, group
+#                        name and environment marker).  Those in
+#                        SERIAL_TESTS run alone.
 #   KEEP=1               keep the work directory (printed at the end).
 #   VERBOSE=1            print the details of passing tests too.
 #
@@ -47,6 +52,7 @@ PROGS=$ROOT/tests/progs
 TEST_TMO=${COHORT_TEST_TIMEOUT:-60}
 TMO=$(((TEST_TMO + 1) / 2))
 SUITE_TMO=${COHORT_SUITE_TIMEOUT:-1080}
+JOBS=${COHORT_TEST_JOBS:-2}
 TIMES=${COHORT_TEST_TIMES:-$ROOT/build/test-times}
 PYTHON=/usr/bin/python3
 STDIN_SRC=/dev/null
@@ -84,19 +90,29 @@ ALL_TESTS=(
 	proc_attrs proc_attrs_live seccomp_refused caps_keep many_signals locks_kept lease_refused
 	kinds_all kinds_inspect
 	mem_private mem_fork mem_attrs mem_many mem_guard mem_private_live mem_fork_cow mem_guard_refused file_deleted2 file_dirs file_times fd_state file_locks file_lease
-	proc_read_midway rundir_symlink rundir_foreign rundir_fake_sock images_foreign fcopy_symlink images_locked recover_on_start images_bound fcopy_digest verify_fulls room_refused ckpt_while_restoring coordinator_killed crash_commit crash_merge fuzz_images
-	attr_membarrier attr_membarrier_live attr_aio_refused attr_pidfd attr_pidfd_live attr_pidfd_refused
+	proc_read_midway rundir_symlink rundir_foreign rundir_fake_sock images_foreign fcopy_symlink fcopy_target images_locked recover_on_start images_bound fcopy_digest verify_fulls room_refused ckpt_while_restoring coordinator_killed crash_commit crash_merge merge_wait fuzz_images
+	attr_membarrier attr_membarrier_live attr_aio attr_pidfd attr_pidfd_live attr_pidfd_refused
 	attr_chroot_deleted attr_chroot_nocaps attr_chroot_nosetns attr_loginuid attr_cgroup
 	inotify_std inotify_live inotify_held
 	sysv_ipc sysv_ipc_live
 	pty_self pty_self_live pty_unprivileged pty_script pty_tmux
 	cpuclock cpuclock_live py_cpuclock
 	unix_shapes unix_shapes_live unix_inflight unix_workers unix_inflight_live unix_workers_live
+	unix_kill_failed unix_workers_kill_failed unix_edges unix_edges_live
 	unix_syslog unix_syslog_live unix_syslog_py unix_outside_refused unix_outside_reconnect unix_unprivileged
 	seccomp_filters seccomp_filters_all seccomp_filters_live seccomp_denied
 	sysv_undo sysv_undo_live sysv_nattch
+	timer_overrun timer_overrun_live zombie_pgrp zombie_pgrp_live
+	aio_ring aio_ring_live aio_libaio aio_libaio_live aio_poll_refused
 	chroot_one chroot_family chroot_sibling chroot_linked chroot_live chroot_family_live chroot_exec
 )
+# Tests that run alone, with no other test beside them: they measure what
+# a busy machine would change (pauses, a thread seen during a pre-copy),
+# load the machine themselves (fuzzing, storms, a whole build), or use
+# what is the machine's own (the default run directory, users, packages).
+SERIAL_TESTS=(fresh_setup install_layout fuzz_images precopy_no_thread ckpt_storm rundir_symlink rundir_foreign
+	rundir_fake_sock cpuclock cpuclock_live py_cpuclock)
+
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that
 # needs longer than COHORT_TEST_TIMEOUT).
@@ -156,8 +172,6 @@ export COHORT_RUN_DIR=$WORK/run
 mkdir -p "$COHORT_RUN_DIR"
 chmod 700 "$WORK" "$COHORT_RUN_DIR"
 
-CUR_TEST_PID=
-CUR_TEST=
 trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -183,37 +197,31 @@ if [ ! -x "$COHORT" ]; then
 	echo "run.sh: cohort binary not found: $COHORT" >&2
 fi
 mkdir -p "$(dirname "$TIMES")" && : >"$TIMES" || { echo "run.sh: cannot write $TIMES" >&2; exit 1; }
-n=0
-for t in "${SELECTED[@]}"; do
-	n=$((n + 1))
+
+# The running tests: subshell pid -> test name, and each one's start.
+declare -A RUNNING=() T_START=() T_START_US=()
+
+start_test() { # start_test NAME N
+	local t=$1
 	TD=$WORK/$t
 	mkdir -p "$TD"
-	if [ "$SECONDS" -ge "$SUITE_TMO" ]; then
-		echo "FAIL $t (not run: the suite exceeded $SUITE_TMO s)"
-		FAILED=$((FAILED + 1))
-		continue
-	fi
-	(run_one "$t" "$n") </dev/null &
-	CUR_TEST_PID=$!
-	CUR_TEST=$t
-	start=$SECONDS
-	t0=${EPOCHREALTIME/./}
-	timed_out=0
-	while kill -0 "$CUR_TEST_PID" 2>/dev/null; do
-		if [ $((SECONDS - start)) -ge "${TEST_TIMEOUTS[$t]:-$TEST_TMO}" ]; then
-			timed_out=1
-			{ kill -9 "$CUR_TEST_PID"; } 2>/dev/null
-			break
-		fi
-		sleep 0.1
-	done
-	{ wait "$CUR_TEST_PID"; } 2>/dev/null
+	(run_one "$t" "$2") </dev/null &
+	RUNNING[$!]=$t
+	T_START[$!]=$SECONDS
+	T_START_US[$!]=${EPOCHREALTIME/./}
+}
+
+# finish_test PID TIMED_OUT: collect the test's status, kill what it left, print its line
+finish_test() {
+	local pid=$1 timed_out=$2 t=${RUNNING[$1]} trc reason us
+	{ wait "$pid"; } 2>/dev/null
 	trc=$?
-	t0=$((${EPOCHREALTIME/./} - t0))
-	printf '%d.%d %s\n' $((t0 / 1000000)) $((t0 / 100000 % 10)) "$t" >>"$TIMES"
-	CUR_TEST_PID=
+	us=$((${EPOCHREALTIME/./} - T_START_US[$pid]))
+	printf '%d.%d %s\n' $((us / 1000000)) $((us / 100000 % 10)) "$t" >>"$TIMES"
+	unset "RUNNING[$pid]"
+	TD=$WORK/$t
 	kill_leftovers "$TD"
-	if [ $timed_out = 1 ]; then
+	if [ "$timed_out" = 1 ]; then
 		echo "test timed out after ${TEST_TIMEOUTS[$t]:-$TEST_TMO} s" >"$TD/reason"
 		trc=1
 	fi
@@ -231,7 +239,48 @@ for t in "${SELECTED[@]}"; do
 		[ -s "$TD/details" ] && head -n 40 "$TD/details" | sed 's/^/    /'
 		FAILED=$((FAILED + 1))
 	fi
+}
+
+# reap_tests: finish every test that ended or ran past its timeout
+reap_tests() {
+	local pid t
+	for pid in "${!RUNNING[@]}"; do
+		t=${RUNNING[$pid]}
+		if ! kill -0 "$pid" 2>/dev/null; then
+			finish_test "$pid" 0
+		elif [ $((SECONDS - T_START[$pid])) -ge "${TEST_TIMEOUTS[$t]:-$TEST_TMO}" ]; then
+			{ kill -9 "$pid"; } 2>/dev/null
+			finish_test "$pid" 1
+		fi
+	done
+}
+
+# wait_slots N: until fewer than N tests run
+wait_slots() {
+	while [ ${#RUNNING[@]} -ge "$1" ]; do
+		sleep 0.1
+		reap_tests
+	done
+}
+
+n=0
+for t in "${SELECTED[@]}"; do
+	n=$((n + 1))
+	if [ "$SECONDS" -ge "$SUITE_TMO" ]; then
+		echo "FAIL $t (not run: the suite exceeded $SUITE_TMO s)"
+		FAILED=$((FAILED + 1))
+		continue
+	fi
+	if in_list "$t" "${SERIAL_TESTS[@]}"; then
+		wait_slots 1 # alone: nothing else runs beside it
+		start_test "$t" "$n"
+		wait_slots 1
+	else
+		wait_slots "$JOBS"
+		start_test "$t" "$n"
+	fi
 done
+wait_slots 1
 
 [ -s "$TIMES" ] && echo "slowest: $(sort -rn "$TIMES" | head -n 8 | awk '{ printf "%s%s %s s", (NR > 1 ? ", " : ""), $2, $1 }') (all: $TIMES)"
 echo "the suite took $SECONDS s"

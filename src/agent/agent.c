@@ -927,6 +927,8 @@ void co_agent_forked(void)
 	co_early_start = 0;
 	co_cpuclock_forked(); /* a new process: its CPU clocks are its own, from 0 */
 	co_semundo_forked(); /* undo lists are not inherited by fork */
+	co_timers_forked(); /* nor timers */
+	co_aio_forked();    /* nor aio contexts */
 	co_root_forget(); /* a manager that had left its root (root.c) is the parent's */
 	if (!co_agent.active)
 		return;

@@ -5,11 +5,14 @@
 #ifndef COHORT_AGENT_H
 #define COHORT_AGENT_H
 
+#include <linux/futex.h>
+#include <signal.h>
 #include <stdint.h>
 #include "image.h"
 #include "proto.h"
 #include "resume.h"
 #include "res.h"
+#include "sys.h"
 
 
 enum co_tstate { CO_TS_FREE = 0, CO_TS_SIGNALLED, CO_TS_PARKED, CO_TS_GONE };
@@ -268,6 +271,58 @@ size_t co_semundo_env(char *buf, size_t n);
 void co_semundo_from_env(void);
 #define CO_SEMUNDO_ENV_MAX (CO_SEMUNDO_MAX * 48 + 32)
 int co_semundo_collect(struct co_dumpctx *d);
+
+/*
+ * A system call whose effect the agent notes (ctx.S), and in the
+ * checkpoint handler the result of one it interrupted: *res once stored,
+ * rax when the thread stopped right after the system call, else
+ * CO_RES_UNSET (the kernel has not made it yet) (quiesce.c).
+ */
+#define CO_RES_UNSET 1L
+long co_syscall_noted(long *res, long nr, const long *a);
+long co_noted_result(const long *res, const void *uc);
+
+/*
+ * aio.c: the process's aio contexts.  co_aio_call: an aio system call
+ * made through syscall(3) (nr, its six arguments), noted; the kernel's
+ * result, -errno on failure; co_aio_handler(uc): in the checkpoint
+ * handler, before parking; co_aio_forked: in a forked child;
+ * co_aio_collect: at DUMP, after co_mem_collect.
+ */
+long co_aio_call(long nr, const long *a);
+void co_aio_handler(void *uc);	/* and co_aio_ring_kind: res.h */
+void co_aio_forked(void);
+int co_aio_collect(struct co_dumpctx *d);
+
+/*
+ * A lock word for tables the checkpoint handler also writes (semundo.c,
+ * aio.c): taken only with every signal blocked (co_block_all), so never
+ * by a thread our handler interrupted while it held it.
+ */
+static inline void co_lock_word(int *w)
+{
+	while (__atomic_exchange_n(w, 1, __ATOMIC_ACQUIRE))
+		co_futex(w, FUTEX_WAIT_PRIVATE, 1, 0);
+}
+
+static inline void co_unlock_word(int *w)
+{
+	__atomic_store_n(w, 0, __ATOMIC_RELEASE);
+	co_futex(w, FUTEX_WAKE_PRIVATE, 1, 0);
+}
+
+/* Every signal blocked; the mask before, for co_unblock. */
+static inline uint64_t co_block_all(void)
+{
+	uint64_t all = ~0ULL, old = 0;
+	co_sigprocmask(SIG_BLOCK, &all, &old);
+	return old;
+}
+
+static inline void co_unblock(uint64_t old)
+{
+	co_sigprocmask(SIG_SETMASK, &old, 0);
+}
 
 /* wrap.c */
 void co_wrap_init(void);

@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include "agent.h"
 #include "dirty.h"
+#include "res.h"
 #include "sys.h"
 
 DECL(int, nanosleep, const struct timespec *, struct timespec *);
@@ -618,6 +619,7 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 
 /* ---- raw system calls made through syscall(3) ---- */
 
+#include <linux/aio_abi.h>
 #include <linux/futex.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
@@ -648,6 +650,16 @@ static int raw_fork_call(long n, const long *a)
 	return !(flags & CLONE_VM) && !stack;
 }
 
+/* The kernel's result r as syscall(3) returns it. */
+static long sys_result(long r)
+{
+	if (r < 0 && r > -4096) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
 /* Such a raw fork runs no atfork handlers: the child registers as a forked child does. */
 static long raw_fork(long n, const long *a)
 {
@@ -658,11 +670,45 @@ static long raw_fork(long n, const long *a)
 		return 0;
 	}
 	co_agent_fork_unlock();
-	if (r < 0 && r > -4096) {
-		errno = (int)-r;
-		return -1;
+	return sys_result(r);
+}
+
+/*
+ * The aio calls are noted (aio.c).  io_getevents and io_pgetevents fail
+ * with EINTR after any handler, and may come back with fewer than min_nr
+ * events when one ran: a wait our checkpoint cut short goes on with what
+ * is left, for the events still wanted, until its timeout (a[4], relative).
+ * io_pgetevents' mask (a[5]: { mask, size }) loses our signal, as ppoll's.
+ */
+static long aio_syscall(long n, const long *a)
+{
+	if (n != SYS_io_getevents && n != SYS_io_pgetevents)
+		return sys_result(co_aio_call(n, a));
+	long b[6] = { a[0], a[1], a[2], a[3], a[4], a[5] }, got = 0;
+	struct { const sigset_t *mask; size_t size; } usig;
+	sigset_t copy;
+	if (n == SYS_io_pgetevents && peek(&usig, (void *)a[5], sizeof(usig)) == 0 &&
+	    co_without_ours(usig.mask, &copy) != usig.mask) {
+		usig.mask = &copy;
+		b[5] = (long)&usig;
 	}
-	return r;
+	struct rel_timeout t;
+	rel_start(&t, (const struct timespec *)a[4]);
+	for (;;) {
+		uint64_t e = co_epoch();
+		long r = co_aio_call(n, b);
+		int cut = co_epoch() != e && (r == -EINTR || (r >= 0 && got + r < a[1]));
+		got += r > 0 ? r : 0;
+		if (!cut)
+			return got ? got : sys_result(r);
+		rel_again(&t);
+		if (t.arg && !t.arg->tv_sec && !t.arg->tv_nsec)
+			return got; /* its time is up */
+		b[1] = a[1] - got > 0 ? a[1] - got : 0;
+		b[2] = a[2] - got;
+		b[3] = a[3] + got * (long)sizeof(struct io_event);
+		b[4] = (long)t.arg;
+	}
 }
 
 EXPORT long syscall(long n, ...)
@@ -682,11 +728,22 @@ EXPORT long syscall(long n, ...)
 	/* a CPU clock goes on across a restart (cpuclock.c); the kernel answers for the rest, bad pointers too */
 	if (n == SYS_clock_gettime && co_cpu_clock((int)a[0]))
 		return clock_gettime((clockid_t)a[0], (struct timespec *)a[1]);
+	/* the overrun count a checkpoint or restart could not give back to the kernel (timers.c) */
+	if (n == SYS_timer_getoverrun) {
+		long r = co_sys1(SYS_timer_getoverrun, a[0]);
+		if (r < 0) {
+			errno = (int)-r;
+			return -1;
+		}
+		return co_timer_overrun((int)a[0], (int)r);
+	}
 	/* SEM_UNDO adjustments are noted (semundo.c) */
 	if (n == SYS_semop)
 		return semop((int)a[0], (struct sembuf *)a[1], (size_t)a[2]);
 	if (n == SYS_semtimedop)
 		return semtimedop((int)a[0], (struct sembuf *)a[1], (size_t)a[2], (const struct timespec *)a[3]);
+	if ((n >= SYS_io_setup && n <= SYS_io_submit) || n == SYS_io_pgetevents)
+		return aio_syscall(n, a);
 	int ctl = (int)a[2] & ~0x100; /* IPC_64: a layout; these three have no struct to lay out */
 	if (n == SYS_semctl && (ctl == SETVAL || ctl == SETALL || ctl == IPC_RMID))
 		return semctl((int)a[0], (int)a[1], (int)a[2], a[3]);
@@ -709,11 +766,7 @@ EXPORT long syscall(long n, ...)
 			}
 			continue;
 		}
-		if (r < 0 && r > -4096) {
-			errno = (int)-r;
-			return -1;
-		}
-		return r;
+		return sys_result(r);
 	}
 }
 

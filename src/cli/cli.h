@@ -102,9 +102,19 @@ uint64_t co_newest_generation(const char *gdir);
  * the group directory not fsynced), "merge" (a merged full image made,
  * not committed), "prune" (a generation pruned, its full image not).
  * Tests check that the newest committed generation restarts and nothing
- * half-done outlives the next start.
+ * half-done outlives the next start.  COHORT_CRASH=STEP:/FILE makes the
+ * process wait there until FILE exists instead, for a test to act while
+ * it waits (a SIGSTOP would not do: the kernel wakes a stopped process
+ * with SIGHUP when its coordinator's exit orphans its process group).
  */
 void co_crash_point(const char *step);
+/*
+ * Its twin for a failure (tests only): with COHORT_CKPT_FAIL=STEP[:N] the
+ * Nth time the coordinator reaches STEP ("written": a generation's images
+ * written, its manifest not) the checkpoint fails there (1): the group
+ * must run on as it was.  0 otherwise.
+ */
+int co_fail_point(const char *step);
 /* mkdir -p, mode 0700 */
 int co_mkdir_p(const char *path);
 /*
@@ -112,7 +122,8 @@ int co_mkdir_p(const char *path);
  * descriptor, kept open while we may write them; -1 (err filled, naming
  * the holder) when another cohort holds them.
  */
-int co_lock_images(const char *gdir, char *err, size_t errlen);
+int co_lock_images(const char *gdir, int wait_merge, char *err, size_t errlen);
+void co_lock_note(int fd, pid_t pid, int merge);
 /*
  * merge.c: at the start of a run or restart, with the images locked (so
  * no one else writes them): what dead writers left half-done goes (a
@@ -290,6 +301,12 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
  * there are more than max.
  */
 int co_shared_files(int pid, int *out, int max);
+/*
+ * Once the checkpoint has ended, before the group runs again: what
+ * co_shared_dump took from it given back (failed 1: the group runs on
+ * as it was) or let go (0: committed).
+ */
+void co_shared_settle(int failed);
 /* coord/setup.c: write text to a /proc file (uid_map, a sysctl): 0, or -1 with errno. */
 int co_write_proc(const char *path, const char *text);
 /* In init: put files back, create the objects, return the plan's descriptor. */

@@ -369,16 +369,37 @@ int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen)
 	return r ? -1 : 0;
 }
 
+/*
+ * The switch var=STEP[:N] (tests only): 1 the Nth time (default the first)
+ * step is reached (*reached counts).  STEP:/FILE instead waits there until
+ * FILE exists, and answers 0.
+ */
+static int test_point(const char *var, const char *step, int *reached)
+{
+	const char *v = getenv(var);
+	size_t n = strlen(step);
+	if (!v || strncmp(v, step, n) || (v[n] && v[n] != ':'))
+		return 0;
+	if (v[n] == ':' && v[n + 1] == '/') {
+		while (access(v + n + 1, F_OK) < 0)
+			usleep(20000);
+		return 0;
+	}
+	int nth = v[n] == ':' ? atoi(v + n + 1) : 1;
+	return ++*reached == (nth > 0 ? nth : 1);
+}
+
 void co_crash_point(const char *step)
 {
 	static int reached;
-	const char *v = getenv("COHORT_CRASH");
-	size_t n = strlen(step);
-	if (!v || strncmp(v, step, n) || (v[n] && v[n] != ':'))
-		return;
-	int nth = v[n] == ':' ? atoi(v + n + 1) : 1;
-	if (++reached == (nth > 0 ? nth : 1))
+	if (test_point("COHORT_CRASH", step, &reached))
 		kill(getpid(), SIGKILL);
+}
+
+int co_fail_point(const char *step)
+{
+	static int reached;
+	return test_point("COHORT_CKPT_FAIL", step, &reached);
 }
 
 int co_mkdir_p(const char *path)
@@ -401,9 +422,13 @@ int co_mkdir_p(const char *path)
  * (its checkpoints, background merges and pruning), and a restart from
  * before it merges anything.  Two groups of one name with different run
  * directories once wrote the same generations.  The holder's pid is
- * written in it, for the message of the next one.
+ * written in it, for the message of the next one; a merge that outlives
+ * its group writes "PID merge" (co_lock_note), and a caller that passes
+ * wait_merge waits for that one instead of failing: `cohort restart`
+ * right after `checkpoint --incremental --kill` found the lock taken by
+ * the merge of that very checkpoint.
  */
-int co_lock_images(const char *gdir, char *err, size_t errlen)
+int co_lock_images(const char *gdir, int wait_merge, char *err, size_t errlen)
 {
 	char p[PATH_MAX], holder[32] = "";
 	if (co_mkdir_p(gdir) < 0)
@@ -412,21 +437,37 @@ int co_lock_images(const char *gdir, char *err, size_t errlen)
 	int fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return snprintf(err, errlen, "cannot open %s: %s", p, strerror(errno)), -1;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		ssize_t k = pread(fd, holder, sizeof(holder) - 1, 0);
 		holder[k > 0 ? k : 0] = 0;
 		holder[strcspn(holder, "\n")] = 0;
+		char *merge = strstr(holder, " merge");
+		if (wait_merge && merge) {
+			/* a merge ends by itself; the wait is said once, on stderr */
+			*merge = 0;
+			co_warn("waiting for the background merge (pid %s) of %s to end", holder, gdir);
+			if (flock(fd, LOCK_EX) == 0)
+				break;
+			if (errno == EINTR)
+				continue;
+		}
 		close(fd);
 		return snprintf(err, errlen, "the images in %s are in use by another cohort%s%s%s: %s is locked", gdir,
 				holder[0] ? " (pid " : "", holder, holder[0] ? ")" : "", p),
 		       -1;
 	}
-	char line[32];
-	int n = snprintf(line, sizeof(line), "%d\n", (int)getpid());
-	/* the pid is for messages only: a failure to write it changes nothing */
+	co_lock_note(fd, getpid(), 0);
+	return fd;
+}
+
+/* Say in LOCK (descriptor fd) who holds it: pid, and whether a merge. */
+void co_lock_note(int fd, pid_t pid, int merge)
+{
+	char line[40];
+	int n = snprintf(line, sizeof(line), "%d%s\n", (int)pid, merge ? " merge" : "");
+	/* for messages and the wait above only: a failure to write changes nothing */
 	if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)n, 0) != n)
 		errno = 0;
-	return fd;
 }
 
 void co_remove_entries(const char *dir, int (*doomed)(const char *name, void *arg), void *arg)

@@ -152,6 +152,7 @@ const char *co_rec_name(unsigned type)
 	case CO_R_SYSVMSG: return "sysv message queue";
 	case CO_R_SYSVSHM: return "sysv shm";
 	case CO_R_SEMUNDO: return "semaphore adjustment";
+	case CO_R_AIO: return "aio ring";
 	case CO_R_COWMAP: return "copy-on-write map";
 	case CO_R_SECCOMP: return "seccomp filters";
 	case CO_R_IWATCH: return "inotify watch";
@@ -391,6 +392,18 @@ int co_head_check(struct co_reader *r, const struct co_head *h, uint32_t kind, c
 			      b->pid, b->stream, "group ", (unsigned long long)want->group_id,
 			      (unsigned long long)want->generation, want->pid, want->stream);
 	return 0;
+}
+
+int co_mproc_maker(const struct co_mproc *p, int n, int i)
+{
+	int leader = 0;
+	for (int k = 0; k < n; k++) {
+		if (p[k].pid == p[i].ppid && p[k].pid != p[i].pid && !(p[k].flags & CO_MP_ZOMBIE))
+			return p[k].pid;
+		if (p[k].pid == p[i].sid && p[k].sid == p[k].pid && p[k].pid != p[i].pid && (p[k].flags & CO_MP_ZOMBIE))
+			leader = p[k].pid;
+	}
+	return leader;
 }
 
 int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n)

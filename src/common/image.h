@@ -64,6 +64,7 @@ enum co_rec_type {
 	CO_R_PTY = 70,	  /* struct co_pty: a pseudo-terminal of the group's devpts, made by its master's open file */
 	CO_R_PTYDATA = 71, /* struct co_ptydata, then the bytes queued in one direction of the co_pty before */
 	CO_R_SEMUNDO = 76, /* struct co_semadj: one SEM_UNDO adjustment of the process, after its timers */
+	CO_R_AIO = 77,	  /* struct co_aio, then its unreaped struct co_aio_event: an aio ring, after the regions */
 };
 
 /* co_manifest.tty_pgid: the program shared the caller's process group, which had the terminal (its settings kept) */
@@ -288,6 +289,27 @@ struct co_semadj {
 	uint32_t pad;
 };
 
+/*
+ * An asynchronous I/O context (io_setup) of the process: its ring at
+ * [start, end) (the context's id is start), the ring's header as the
+ * kernel wrote it (struct aio_ring of linux/aio_abi.h, fs/aio.c), the nr
+ * the program asked io_setup for, then `nevents` events the kernel had
+ * completed and the program not reaped, from head on (src/res/aio.c).
+ */
+struct co_aio {
+	uint64_t start, end;
+	uint32_t id, nr, head, tail;	/* nr: the ring's slots; head, tail: indexes below nr */
+	uint32_t magic, compat_features, incompat_features, header_length;
+	uint32_t nr_asked;
+	uint32_t nevents;		/* (tail - head) mod nr */
+};
+
+/* One io_event (linux/aio_abi.h). */
+struct co_aio_event {
+	uint64_t data, obj;
+	int64_t res, res2;
+};
+
 /* A POSIX timer of the process (timer_create), as /proc/PID/timers and timer_gettime tell it. */
 struct co_timer {
 	int32_t id;
@@ -299,7 +321,18 @@ struct co_timer {
 	uint64_t value;		/* sigev_value */
 	int64_t value_sec, value_nsec;	/* time left (0: disarmed) */
 	int64_t interval_sec, interval_nsec;
+	/*
+	 * Appended (0 in older images): what timer_getoverrun() answered the
+	 * program, and, flags CO_TIMER_PENDING, the timer's own signal was
+	 * queued (not a copy: the expiries go on counting in it), its first
+	 * expiry at base_ns on the timer's clock, which read at_ns when the
+	 * timer was read.
+	 */
+	int32_t overrun;
+	uint32_t flags;
+	int64_t base_ns, at_ns;
 };
+#define CO_TIMER_PENDING 1
 
 enum co_fd_kind {
 	CO_FD_REG = 1,	   /* regular file or directory, reopened by path */
@@ -361,6 +394,7 @@ enum co_vma_kind {
 	CO_V_SHANON = 3,  /* shared anonymous: all resident pages saved */
 	CO_V_SPECIAL = 4, /* kernel mapping ([vdso], [vvar], ...): moved, not saved */
 	CO_V_DELETED = 5, /* private mapping of a deleted file: saved like anonymous */
+	CO_V_AIO = 6,	  /* an aio context's ring (io_setup): made again from its CO_R_AIO record */
 };
 
 enum co_vma_flags {
@@ -584,11 +618,15 @@ struct co_pty {
 	uint8_t termios[64];	/* the slave's struct termios2 (TCGETS2: 44 bytes) */
 };
 
-/* Bytes queued in a pty: what the slave side will read (input), or what the master side will (output). */
+/*
+ * Bytes queued in a pty: what the slave side will read (input), or what
+ * the master side will (output); or (output 2, first, no bytes) the
+ * packet-mode status byte the master's reader has not read.
+ */
 struct co_ptydata {
 	uint64_t id;		/* the co_pty's */
-	uint32_t output;	/* 0: input, written to the master, not read by the slave; 1: output */
-	uint32_t pad;
+	uint32_t output;	/* 0: input, written to the master, not read by the slave; 1: output; 2: status */
+	uint32_t status;	/* output 2: the status byte (TIOCPKT_*); was padding */
 };
 
 /*
@@ -623,10 +661,12 @@ enum co_usock_how {
 #define CO_USF_PASSCRED 2	/* SO_PASSCRED */
 #define CO_USF_OUTSIDE 4	/* connected to peername, outside the group: connected again there at a restart */
 #define CO_USF_NONAME 8		/* has a name it cannot be given again (another socket of the group has it) */
+#define CO_USF_PEEKOFF 16	/* SO_PEEK_OFF set by the program: peek_off */
+#define CO_USF_SHARED 32	/* its path is another socket's too: bound through its file moved aside (unix_name.c) */
 struct co_usock {
 	uint64_t id;		/* the socket's inode at the checkpoint */
 	uint64_t peer;		/* the peer's id, in the group; 0: none */
-	uint64_t via;		/* CO_US_CONNECT, CO_US_ACCEPT: the listener's id */
+	uint64_t via;		/* CO_US_CONNECT, CO_US_ACCEPT: the listener's id; a datagram socket: its peer's (0: outside) */
 	uint32_t how;		/* enum co_usock_how */
 	uint32_t type;		/* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
 	uint32_t state;		/* as sock_diag has it: 1 connected, 7 not, 10 listening */
@@ -638,6 +678,7 @@ struct co_usock {
 	uint32_t namelen, peerlen;	/* bytes of name and peername (0: none) */
 	char name[108];		/* sun_path as bound: a path, or abstract (starts with NUL) */
 	char peername[108];	/* where it connects at a restart: a datagram peer, a listener, a peer outside */
+	int32_t peek_off;	/* CO_USF_PEEKOFF: the program's SO_PEEK_OFF (was padding: 0 in older images) */
 };
 
 /*
@@ -841,5 +882,12 @@ int co_head_check(struct co_reader *r, const struct co_head *h, uint32_t kind, c
 int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n);
 int co_manifest_read_files(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n,
 			   struct co_mfile *f, int maxf, int *nf);
+/*
+ * Who creates process i of a manifest's n at a restart: its live parent;
+ * else (its parent is init or gone) the zombie that led its session, if
+ * the manifest has it (only a process of the session can make a member);
+ * else 0, init.
+ */
+int co_mproc_maker(const struct co_mproc *p, int n, int i);
 
 #endif

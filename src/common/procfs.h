@@ -28,6 +28,9 @@ struct co_maps {
 	char buf[16384];
 };
 
+/* The name maps gives an aio context's ring (io_setup): an unlinked file of the kernel's aio fs. */
+#define CO_AIO_RING_NAME "/[aio] (deleted)"
+
 int co_maps_open(struct co_maps *m, const char *path);
 /* Read the maps file open on fd again from its start (fd stays the caller's). */
 int co_maps_reread(struct co_maps *m, int fd);

@@ -288,6 +288,13 @@ static int dump_objects(struct co_kdump *d)
 	return 0;
 }
 
+void co_shared_settle(int failed)
+{
+	for (size_t i = 0; i < CO_ARRAY_LEN(kinds); i++)
+		if (kinds[i]->settle)
+			kinds[i]->settle(failed);
+}
+
 int co_shared_files(int pid, int *out, int max)
 {
 	int n = 0;
@@ -380,7 +387,15 @@ struct co_krestore {
 	const struct co_manifest *m;	/* the generation's manifest, */
 	const struct co_mfile *files;	/* and the files it lists (format 7) */
 	int nfiles;
+	const struct co_mproc *procs;	/* and its processes */
+	int nprocs;
 };
+
+const struct co_mproc *co_kprocs(struct co_krestore *x, int *n)
+{
+	*n = x->nprocs;
+	return x->procs;
+}
 
 const struct co_mfile *co_kfile(struct co_krestore *x, const char *name, int *listed)
 {
@@ -539,7 +554,7 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 		return -1;
 	static struct made made[CO_MAX_REFS];
 	static struct co_plan_ent plan[CO_MAX_PLAN];
-	struct co_krestore x = { dir, path, &r, err, errlen, made, 0, plan, 0, &m, mf, nf };
+	struct co_krestore x = { dir, path, &r, err, errlen, made, 0, plan, 0, &m, mf, nf, mp, nm };
 	static union {
 		struct co_head h;
 		struct co_slink l;

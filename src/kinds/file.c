@@ -24,12 +24,14 @@
 #include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli/cli.h"
 #include "kinds/kinds.h"
 #include "util.h"
+#include "xxh64.h"
 
 int co_copy_bytes(int in, int out, uint64_t len)
 {
@@ -147,6 +149,81 @@ static int copy_name_ok(const char *name)
 }
 
 /*
+ * The paths the group's processes had open or mapped, as digests (sorted):
+ * a copy is put back only over one of them.  An image names the target of
+ * each copy, and images are untrusted input: a forged shared.img alone
+ * must not make a restart as root write over any file it likes.
+ */
+#define MAX_HAD 65536
+static uint64_t had[MAX_HAD];
+static int nhad = -1; /* not gathered yet */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void had_add(const char *path, size_t max)
+{
+	if (nhad < MAX_HAD && path[0] == '/')
+		had[nhad++] = co_xxh64(path, strnlen(path, max), 0);
+}
+
+/* Add the paths of one process image's descriptors and mappings. */
+static int had_of(struct co_krestore *x, const char *image)
+{
+	char path[PATH_MAX], err[512];
+	struct co_reader r;
+	static union {
+		struct co_fd f;
+		struct co_vma v;
+	} u;
+	int fd = co_open_gen_file(co_kdir(x), image, path, sizeof(path), &r, err, sizeof(err));
+	if (fd < 0)
+		return co_kerr(x, "%s", err);
+	int e;
+	while ((e = co_r_next(&r)) > 0 && r.hdr.type != CO_R_END) {
+		unsigned t = r.hdr.type;
+		if (t != CO_R_FD && t != CO_R_VMA) {
+			if (co_r_finish(&r))
+				break;
+			continue;
+		}
+		if (co_r_payload(&r, &u, sizeof(u))) {
+			e = -1;
+			break;
+		}
+		if (t == CO_R_FD)
+			had_add(u.f.path, sizeof(u.f.path));
+		else
+			had_add(u.v.path, sizeof(u.v.path));
+	}
+	if (e < 0) {
+		snprintf(err, sizeof(err), "%s", r.err);
+		co_img_close(fd, err, sizeof(err));
+		return co_kerr(x, "%s", err);
+	}
+	return co_img_close(fd, err, sizeof(err)) ? co_kerr(x, "%s", err) : 0;
+}
+
+/* Whether some process of the generation had path open or mapped (-1: an image could not be read). */
+static int group_had(struct co_krestore *x, const char *path)
+{
+	if (nhad < 0) {
+		int n;
+		const struct co_mproc *p = co_kprocs(x, &n);
+		nhad = 0;
+		for (int i = 0; i < n; i++)
+			if (!(p[i].flags & CO_MP_ZOMBIE) && had_of(x, p[i].image) < 0)
+				return nhad = -1, -1;
+		qsort(had, (size_t)nhad, sizeof(had[0]), cmp_u64);
+	}
+	uint64_t k = co_xxh64(path, strlen(path), 0);
+	return bsearch(&k, had, (size_t)nhad, sizeof(had[0]), cmp_u64) != NULL;
+}
+
+/*
  * The copy goes back over the file, which the restart opens without
  * following a symbolic link someone may have put in its place
  * (co_open_nofollow): images are untrusted input.
@@ -156,6 +233,12 @@ static int put_back(struct co_krestore *x, const struct co_fcopy *c)
 	char src[PATH_MAX];
 	if (!copy_name_ok(c->copy))
 		return co_kerr(x, "shared.img: the copy of %s is named '%s', not a file of files/", c->path, c->copy);
+	int had_it = group_had(x, c->path);
+	if (had_it < 0)
+		return -1;
+	if (!had_it)
+		return co_kerr(x, "shared.img: a copy is to be put back over %s, which no process of the generation had "
+			       "open or mapped", c->path);
 	snprintf(src, sizeof(src), "%s/files/%s", co_kdir(x), c->copy);
 	snprintf(put_path, sizeof(put_path), "%s", c->path);
 	/* a copy is checked against its manifest's digest before anything is written over the file */

@@ -98,6 +98,12 @@ struct co_kind_ops {
 	int (*restore_done)(struct co_krestore *x);
 	/* One record of this kind, for `cohort inspect`. */
 	void (*describe)(unsigned type, const void *p, uint64_t len, char *out, size_t n);
+	/*
+	 * Once the checkpoint has ended (may be NULL): what the dump took from
+	 * the group (a --kill checkpoint may read what it cannot peek) given
+	 * back when it failed, let go when it was committed.
+	 */
+	void (*settle)(int failed);
 };
 
 /* The kinds (each in its own file), and the one table listing them (engine.c). */
@@ -141,7 +147,9 @@ int co_plan_holder(struct co_krestore *x, int pid, int src);
 /* A failure, one line into err; -1.  co_kbad: a damaged record, named by "PATH: byte N: ". */
 int co_kerr(struct co_krestore *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int co_kbad(struct co_krestore *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const char *co_kdir(struct co_krestore *x);	/* the generation's directory */
+const char *co_kdir(struct co_krestore *x);
+/* The generation's processes, as its manifest lists them (n of them). */
+const struct co_mproc *co_kprocs(struct co_krestore *x, int *n);	/* the generation's directory */
 /* The manifest's entry for name (relative to the generation), or NULL; *listed: the manifest lists files. */
 const struct co_mfile *co_kfile(struct co_krestore *x, const char *name, int *listed);
 

@@ -266,9 +266,14 @@ t_install_layout() {
 
 # A fresh machine: `make demo` installs what the build needs by itself. The
 # zstd headers are removed for the test and must come back through make.
+# All of it happens in a private mount namespace, with overlays over /usr,
+# /var and /etc (their changes in a tmpfs, thrown away at the end): the
+# package is removed only from what this test sees, not from under other
+# builds of the machine.
 t_fresh_setup() {
 	[ "$(id -u)" = 0 ] || skip "needs root (removes and reinstalls libzstd-dev)"
 	command -v apt-get >/dev/null || skip "not a Debian or Ubuntu machine"
+	command -v unshare >/dev/null || skip "no unshare(1)"
 	# a tree another user can read (the work directory is private)
 	local src
 	src=$(mktemp -d "${TMPDIR:-/tmp}/cohort-fresh.XXXX") || fail "mktemp failed"
@@ -277,23 +282,42 @@ t_fresh_setup() {
 	(cd "$ROOT" && git ls-files -z 2>/dev/null | xargs -0 -I{} cp --parents {} "$src/") ||
 		fail "cannot copy the source tree"
 	[ -f "$src/Makefile" ] || fail "the copied tree has no Makefile (not a git checkout?)"
-	# as another user: the missing package and the command to install it, and no build
-	if id nobody >/dev/null 2>&1; then
-		DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq libzstd-dev >"$TD/remove.log" 2>&1 ||
-			{ note_file "apt-get remove" "$TD/remove.log"; fail "cannot remove libzstd-dev"; }
-		chmod -R a+rwX "$src"
-		su nobody -s /bin/bash -c "make -C '$src' demo" >"$TD/nobody.log" 2>&1 &&
-			fail "make demo succeeded as a user without zstd.h"
-		grep -q "apt-get install.*libzstd-dev" "$TD/nobody.log" ||
-			{ note_file "make demo as nobody" "$TD/nobody.log"; apt-get install -y -qq libzstd-dev >/dev/null 2>&1; fail "as a user, make demo did not name libzstd-dev and the command"; }
-	fi
-	[ ! -e /usr/include/zstd.h ] || fail "zstd.h is still there"
-	env "${DEMO_SHORT[@]}" make -C "$src" -j2 demo >"$TD/demo.log" 2>&1
-	local rc=$?
-	if [ ! -e /usr/include/zstd.h ]; then
-		apt-get install -y -qq libzstd-dev >/dev/null 2>&1
-		fail "make demo did not install libzstd-dev"
-	fi
-	[ $rc = 0 ] || { note_file "make demo" "$TD/demo.log"; fail "make demo on a machine without zstd.h failed"; }
+	chmod -R a+rwX "$src"
+	mkdir -p "$TD/ovl"
+	cat >"$TD/inside.sh" <<'INSIDE'
+# run in the private overlays: $1 the source tree, $2 where results go
+src=$1 out=$2
+say() { echo "$*" >"$out/result"; exit 0; }
+DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq libzstd-dev >"$out/remove.log" 2>&1 || say "cannot remove libzstd-dev"
+[ ! -e /usr/include/zstd.h ] || say "zstd.h is still there"
+if id nobody >/dev/null 2>&1; then
+	su nobody -s /bin/bash -c "make -C '$src' demo" >"$out/nobody.log" 2>&1 && say "make demo succeeded as a user without zstd.h"
+	grep -q "apt-get install.*libzstd-dev" "$out/nobody.log" || say "as a user, make demo did not name libzstd-dev and the command"
+fi
+env DEMO_ARGS="10 250" DEMO_DELAY=1 make -C "$src" -j2 demo >"$out/demo.log" 2>&1
+rc=$?
+[ -e /usr/include/zstd.h ] || say "make demo did not install libzstd-dev"
+[ $rc = 0 ] || say "make demo on a machine without zstd.h failed"
+say ok
+INSIDE
+	# the overlays: /usr, /var and /etc below, a tmpfs above (what apt-get and dpkg change)
+	unshare -m --propagation private bash -c '
+		set -e
+		o=$1 td=$2 src=$3
+		mount -t tmpfs tmpfs "$o"
+		for d in /usr /var /etc; do
+			mkdir -p "$o/u$d" "$o/w$d"
+			mount -t overlay overlay -o "lowerdir=$d,upperdir=$o/u$d,workdir=$o/w$d" "$d"
+		done
+		exec /bin/bash "$td/inside.sh" "$src" "$td"
+	' fresh "$TD/ovl" "$TD" "$src" >"$TD/ns.log" 2>&1 || { note_file "namespace" "$TD/ns.log"; fail "cannot make the private overlays"; }
+	[ -e /usr/include/zstd.h ] || fail "zstd.h went missing outside the test's overlay"
+	local r
+	r=$(cat "$TD/result" 2>/dev/null)
+	[ "$r" = ok ] || {
+		note_file "make demo" "$TD/demo.log"
+		note_file "make demo as nobody" "$TD/nobody.log"
+		fail "${r:-the test in the overlay gave no result}"
+	}
 	rm -rf "$src"
 }

@@ -88,3 +88,32 @@ t_crash_merge() {
 	cr_after p1 2
 	final_check 0 "$RC" p1 p0 p1
 }
+
+# merge_wait: `cohort restart` right after `checkpoint --incremental --kill`
+# finds the images' LOCK held by the background merge of that checkpoint
+# (here held at its commit on purpose: COHORT_CRASH=merge:/FILE).  It must
+# say it waits for that merge, wait, and come back from the incremental
+# once the merge has ended (it used to fail: "in use by another cohort").
+t_merge_wait() {
+	: >"$TT/go.1"
+	straight 0 /bin/bash -c "$cr_loop"
+	rm -f "$TT/go.1"
+	COHORT_CRASH=merge:$TD/merge.go bg_start w0 "$COHORT" run --name "$GNAME" --images "$IMG" -- /bin/bash -c "$cr_loop"
+	wait_line "$TD/w0.out" "line 1"
+	ckpt_or_fail "checkpoint 1 (full)" "$GNAME" 1
+	ckpt_or_fail "checkpoint 2 (--incremental --kill: its merge waits)" "$GNAME" 2 --incremental --kill
+	bg_wait w0
+	[ ! -e "$IMG/$GNAME/full-000002" ] || fail "the merge went on to its commit before it was let"
+	bg_start w1 "$COHORT" restart "$GNAME" --images "$IMG" --json
+	wait_for "restart did not say it waits for the merge" grep -q "waiting for the background merge" "$TD/w1.err"
+	"$COHORT" status "$GNAME" >/dev/null 2>&1 && fail "the group runs again while the merge holds its images"
+	: >"$TD/merge.go"
+	wait_ready "$GNAME" w1
+	[ -e "$IMG/$GNAME/full-000002" ] || fail "the restart went on before the merge had committed full-2"
+	: >"$TT/go.1"
+	bg_wait w1
+	rm -f "$TT/go.1"
+	grep -q '"restored_generation":2[,}]' "$TD/w1.out" || fail "not restored from generation 2: $(first_line "$TD/w1.out")"
+	sed -i '/^{/d' "$TD/w1.out"
+	final_check 0 "$RC" w1 w0 w1
+}

@@ -12,12 +12,25 @@ t_attr_membarrier() { std attr_membarrier 0 8 8; }
 # registrations are read before, in the process)
 t_attr_membarrier_live() { steps_live_flow attr_membarrier 10; }
 
-# an asynchronous I/O context (io_setup) cannot be restored yet: the
-# checkpoint refuses in one line naming the process and the context's
-# address (it used to say "cannot read shared memory /[aio] (deleted)"),
-# and the program runs on, its context working
-t_attr_aio_refused() {
-	refused attr_aio aio "^cohort: .*pid [0-9]+: it has an asynchronous I/O context \(io_setup\) at [0-9a-f]+, which cohort cannot restore$"
+# an asynchronous I/O context (io_setup), idle while the program waits,
+# comes back (it was refused before: "it has an asynchronous I/O context
+# ..., which cohort cannot restore"; tests/cases/aio.sh has the rest):
+# checkpoint --kill, restart, and the program reads through its context
+# to the end
+t_attr_aio() {
+	prog_cmd attr_aio
+	: >"$TT/go.1"
+	straight_start 0 "${PCMD[@]}"
+	rm -f "$TT/go.1"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" ready
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	: >"$TT/go.1"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
 }
 
 # pidfds of the group's processes (a live child, non-blocking and not

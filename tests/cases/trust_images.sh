@@ -201,6 +201,34 @@ t_fcopy_digest() {
 	[ "$(cat "$out")" = written ] || fail "$out was not put back as it was: $(head -c 100 "$out")"
 }
 
+# fcopy_target: the target of a file copy comes from shared.img, which is
+# untrusted input: rewritten (record checksum made good) to name a file no
+# process of the group had open, the restart must refuse in one line and
+# leave that file alone; put back as it was, the restart runs on
+t_fcopy_target() {
+	need_prog uid_forge
+	local out=$TT/written
+	local prog="exec 3>>\"$out\"; echo written >&3; $ti_loop"
+	printf 'precious\n' >"$TT/vic"
+	: >"$TT/go.1"
+	straight 0 /bin/bash -c "$prog"
+	rm -f "$TT/go.1" "$out"
+	ti_killed run0 /bin/bash -c "$prog"
+	local s
+	s=$(gen_dir "$GNAME" 1)/shared.img
+	cp -p "$s" "$TD/shared.kept"
+	"$BIN/uid_forge" "$s" fcopy "$TT/vic" 2>"$TD/forge.err" || fail "cannot rewrite shared.img: $(first_line "$TD/forge.err")"
+	"$COHORT" inspect "$s" | grep -q "$TT/vic" || fail "the rewritten shared.img does not name $TT/vic"
+	ti_restart_refused "a copy aimed elsewhere" "a copy is to be put back over $TT/vic, which no process of the generation had open or mapped"
+	[ "$(cat "$TT/vic")" = precious ] || fail "the refused restart wrote over $TT/vic: $(head -c 100 "$TT/vic")"
+	cp -p "$TD/shared.kept" "$s"
+	: >"$TT/go.1"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+	[ "$(cat "$out")" = written ] || fail "$out was not put back as it was: $(head -c 100 "$out")"
+}
+
 # room_refused: a checkpoint that cannot fit in its images directory (a
 # 24 MiB file system, a program of 64 MiB) fails before anything is
 # written, in one line saying how much it needs and how much is free; the

@@ -5,9 +5,9 @@
 #  - pids recorded while a test ran (program pids; a restored program has the
 #    same pid), if they still run one of our executables.
 
-marked_pids() {
+marked_pids() { # marked_pids [MARKER]: ours (all tests', or one test's)
 	local f pid
-	for f in $(grep -lasF -- "$MARKER" /proc/[0-9]*/environ 2>/dev/null); do
+	for f in $(grep -lasF -- "${1:-$MARKER}" /proc/[0-9]*/environ 2>/dev/null); do
 		pid=${f#/proc/}
 		pid=${pid%/environ}
 		[ "$pid" != "$$" ] && echo "$pid"
@@ -27,7 +27,7 @@ kill_leftovers() { # kill_leftovers TESTDIR
 	local td=$1 pid
 	for _ in 1 2 3; do
 		local victims=()
-		for pid in $(marked_pids); do victims+=("$pid"); done
+		for pid in $(marked_pids "COHORT_TEST_TMP=$td/tmp"); do victims+=("$pid"); done
 		if [ -f "$td/pids" ]; then
 			for pid in $(sort -u "$td/pids"); do
 				[ -d "/proc/$pid" ] && is_ours "$pid" && victims+=("$pid")
@@ -40,13 +40,14 @@ kill_leftovers() { # kill_leftovers TESTDIR
 }
 
 on_exit() {
-	if [ -n "$CUR_TEST_PID" ]; then
+	local pid
+	for pid in "${!RUNNING[@]}"; do
 		{
-			kill -9 "$CUR_TEST_PID"
-			wait "$CUR_TEST_PID"
+			kill -9 "$pid"
+			wait "$pid"
 		} 2>/dev/null
-		kill_leftovers "$WORK/${CUR_TEST:-none}"
-	fi
+		kill_leftovers "$WORK/${RUNNING[$pid]}"
+	done
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "work directory kept: $WORK"
 	else
@@ -71,13 +72,13 @@ tree_pids() { # PID...: the pids and all their descendants
 	done
 }
 
-# our_comm_pids COMM: processes of this suite (environment marker) whose
+# our_comm_pids COMM: processes of this test (its environment marker) whose
 # main thread is named COMM
 our_comm_pids() {
 	local f pid
 	for f in $(grep -lxsF -- "$1" /proc/[0-9]*/comm 2>/dev/null); do
 		pid=${f#/proc/}
 		pid=${pid%/comm}
-		grep -qsF -- "$MARKER" "/proc/$pid/environ" 2>/dev/null && echo "$pid"
+		grep -qsF -- "COHORT_TEST_TMP=$TT" "/proc/$pid/environ" 2>/dev/null && echo "$pid"
 	done
 }

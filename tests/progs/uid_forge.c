@@ -8,6 +8,8 @@
  *   uid_forge IMAGE cwd PATH     its working directory is PATH
  *   uid_forge IMAGE fd N PATH    its descriptor N (a file it reopens by
  *                                path) is PATH
+ *   uid_forge SHARED fcopy PATH  (shared.img) the first file copy is put
+ *                                back over PATH (trust_images' fcopy_target)
  *
  * Only plain (not compressed) images.  Exit 0 when the record was found
  * and rewritten.
@@ -77,6 +79,14 @@ int main(int argc, char **argv)
 		      "path too long for the record");
 		memset(fr->path, 0, h->len - offsetof(struct co_fd, path));
 		strcpy(fr->path, argv[4]);
+	} else if (!strcmp(argv[2], "fcopy")) {
+		CHECK(argc == 4, "usage: uid_forge SHARED fcopy PATH");
+		p = find(CO_R_FCOPY, 0, &h);
+		CHECK(p != NULL, "no file copy in the image");
+		struct co_fcopy *c = (struct co_fcopy *)p;
+		CHECK(h->len >= offsetof(struct co_fcopy, path) + strlen(argv[3]) + 1, "path too long for the record");
+		memset(c->path, 0, h->len - offsetof(struct co_fcopy, path));
+		strcpy(c->path, argv[3]);
 	} else {
 		FAIL("unknown rewrite %s", argv[2]);
 	}

@@ -449,7 +449,7 @@ static int ckpt_prepare(struct ckpt *k, int ci, unsigned flags, const char *imag
 		return -1;
 	}
 	/* the group's own images are locked for its life; others for this checkpoint (co_lock_images) */
-	if (strcmp(k->images, G.images) && (k->lock_fd = co_lock_images(k->gdir, k->err, sizeof(k->err))) < 0) {
+	if (strcmp(k->images, G.images) && (k->lock_fd = co_lock_images(k->gdir, 0, k->err, sizeof(k->err))) < 0) {
 		reply(k->cfd, 1, "%s", k->err);
 		return -1;
 	}
@@ -734,6 +734,8 @@ static int ckpt_finish_images(struct ckpt *k)
 		return -1;
 	m->bytes = k->bytes;
 	co_crash_point("written");
+	if (co_fail_point("written"))
+		return failed(k, "failure injected (COHORT_CKPT_FAIL)");
 	if (co_write_manifest(k->tmp, m, k->procs, k->n) < 0)
 		return failed(k, "cannot write the manifest in %s: %s", k->tmp, strerror(errno));
 	return 0;
@@ -742,6 +744,7 @@ static int ckpt_finish_images(struct ckpt *k)
 /* The checkpoint failed: the group runs on as it was, nothing is committed. */
 static void ckpt_abort(struct ckpt *k)
 {
+	co_shared_settle(1);
 	if (!k->released)
 		broadcast(CO_M_RELEASE, (int64_t)(k->gen - 1), NULL);
 	end_sessions();
@@ -761,6 +764,7 @@ static void ckpt_abort(struct ckpt *k)
 #define BUSY_TRIES 8
 static int ckpt_again(struct ckpt *k, int tries)
 {
+	co_shared_settle(1);
 	if (!k->released)
 		broadcast(CO_M_RELEASE, (int64_t)(k->gen - 1), NULL);
 	end_sessions();
@@ -822,6 +826,7 @@ static int ckpt_commit(struct ckpt *k)
 	progress_phase("committing", PC_FILES, 0);
 	if (co_commit(k->tmp, k->gdir, k->gen, k->err, sizeof(k->err)) < 0)
 		return -1;
+	co_shared_settle(0);
 	k->t_done = co_now_ns(CLOCK_MONOTONIC);
 	if (k->kill_it)
 		ckpt_end_group(k);
@@ -893,9 +898,17 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 	}
 	int bad;
 	for (int tries = 0;; tries++) {
+		G.member_exited = 0;
 		bad = ckpt_quiesce(&k);
 		k.t_quiesced = co_now_ns(CLOCK_MONOTONIC);
 		bad = bad || ckpt_capture(&k);
+		/*
+		 * A process that ended as the pause came (one already in exit
+		 * when the signal was sent) is no failure of the group's: the
+		 * next try finds it gone, or a zombie, and takes the others.
+		 */
+		if (bad && G.member_exited)
+			k.busy = 1;
 		if (!bad || !(k.busy || k.redo_whole) || tries == BUSY_TRIES || ckpt_again(&k, tries) < 0)
 			break;
 	}

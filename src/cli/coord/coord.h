@@ -124,6 +124,7 @@ struct group {
 	int no_precopy;			/* --no-precopy: no checkpoint pre-copies full images */
 	uint64_t last_committed;	/* parent of the next incremental (0: none yet) */
 	uint64_t killed_gen;		/* `checkpoint --kill` committed this generation and ended the group */
+	int member_exited;		/* a member exited during this try of a checkpoint (why_hung_up) */
 	char killed_dir[PATH_MAX];	/* ... in this directory */
 	int json;			/* --json: the outcome as one JSON object when the group ends */
 	char **argv;			/* run: the command line, written beside the images (store.c) */

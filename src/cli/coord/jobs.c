@@ -26,11 +26,6 @@
  */
 static __attribute__((noreturn)) void merge_child(const char *gdir, int after, unsigned keep)
 {
-	if (after >= 0) {
-		struct pollfd w = { after, POLLIN, 0 };
-		while (poll(&w, 1, -1) < 0 && errno == EINTR)
-			;
-	}
 	/*
 	 * The child keeps nothing of the coordinator's (members must see
 	 * their hang-ups) but the images' LOCK, so that no other cohort
@@ -38,9 +33,17 @@ static __attribute__((noreturn)) void merge_child(const char *gdir, int after, u
 	 * says nothing on the group's stderr: a failure goes to
 	 * IMAGES/NAME/merge.log, and a restart builds what it could not.
 	 */
-	if (G.lock_fd >= 0 && G.lock_fd != 3)
-		dup2(G.lock_fd, 3);
-	syscall(SYS_close_range, G.lock_fd >= 0 ? 4 : 3, ~0U, 0);
+	int keep_fds = 3;
+	/* (the pidfd of the merge to wait for too: the wait comes after, so that `cohort run | cat` ends with the group) */
+	int lock = G.lock_fd >= 0 ? fcntl(G.lock_fd, F_DUPFD, 100) : -1;
+	after = after >= 0 ? fcntl(after, F_DUPFD, 100) : -1;
+	if (lock >= 0)
+		dup2(lock, keep_fds++);
+	if (after >= 0) {
+		dup2(after, keep_fds);
+		after = keep_fds++;
+	}
+	syscall(SYS_close_range, keep_fds, ~0U, 0);
 	char log[PATH_MAX];
 	snprintf(log, sizeof(log), "%s/merge.log", gdir);
 	int lfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -52,6 +55,11 @@ static __attribute__((noreturn)) void merge_child(const char *gdir, int after, u
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	prctl(PR_SET_NAME, "cohort-merge");
+	if (after >= 0) {
+		struct pollfd w = { after, POLLIN, 0 };
+		while (poll(&w, 1, -1) < 0 && errno == EINTR)
+			;
+	}
 	/*
 	 * Background work: the program must not wait for it.  On two cores a
 	 * merge at the program's priority took a core from it for seconds
@@ -119,6 +127,8 @@ void finish_merges(void)
 	if (pid != 0) {
 		if (pid < 0)
 			co_warn("cannot start the last background merge: %s", strerror(errno));
+		else if (G.lock_fd >= 0)
+			co_lock_note(G.lock_fd, pid, 1); /* the lock's holder from now on: run and restart wait for it */
 		if (running >= 0)
 			close(running);
 		return;

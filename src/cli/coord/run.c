@@ -107,7 +107,7 @@ static void check_images_of(struct co_run_opts *o)
 	if (fd >= 0)
 		co_die("a group named '%s' is already running", o->name);
 	char err[PATH_MAX + 256];
-	G.lock_fd = co_lock_images(gdir, err, sizeof(err));
+	G.lock_fd = co_lock_images(gdir, 1, err, sizeof(err));
 	if (G.lock_fd < 0)
 		co_die("%s", err);
 	if (o->replace) {
@@ -167,7 +167,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	if (!o->trust_images && co_images_owned(gdir, dir, err, sizeof(err)))
 		co_die("%s", err);
 	/* before anything is merged: the images are ours while the group lives */
-	G.lock_fd = co_lock_images(gdir, err, sizeof(err));
+	G.lock_fd = co_lock_images(gdir, 1, err, sizeof(err));
 	if (G.lock_fd < 0)
 		co_die("%s", err);
 	co_recover_group_dir(gdir);
@@ -192,7 +192,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	const char *restorer = co_self_path("cohort-restore", restorer_buf, sizeof(restorer_buf));
 	if (access(restorer, X_OK) < 0)
 		co_die("restorer %s is missing: run 'make'", restorer);
-	/* init makes the processes whose parent is init (or gone); restorers make the rest */
+	/* init makes the processes whose parent is init (or gone); restorers make the rest (co_mproc_maker) */
 	static struct co_init_proc ip[CO_TABLE_SLOTS];
 	int nroots = 0, nlive = 0;
 	for (int i = 0; i < n; i++) {
@@ -203,10 +203,7 @@ int co_cmd_restart(struct co_run_opts *o)
 		if (co_img_locate(img, stored, sizeof(stored)) < 0 || access(stored, R_OK) < 0)
 			co_die("%s: %s", img, strerror(errno));
 		nlive++;
-		int parent = 0;
-		for (int k = 0; k < n; k++)
-			parent |= procs[k].pid == procs[i].ppid && !(procs[k].flags & CO_MP_ZOMBIE);
-		if (!parent)
+		if (!co_mproc_maker(procs, n, i))
 			ip[nroots++].pid = procs[i].pid;
 	}
 	G.sig = (int)m.sig;
