@@ -677,6 +677,7 @@ static void park(int64_t prep_ns)
 		co_set_state(CO_P_RUNNING);
 		return;
 	}
+	co_inotify_publish();
 	send_fd(co_agent.sock, CO_M_QUIESCED, prep_ns, 0, 0, co_dirty_uffd());
 }
 
@@ -700,7 +701,8 @@ static void session(void)
 			tfd = -1;
 		}
 		if (r) {
-			/* coordinator gone: never leave threads parked */
+			/* coordinator gone: never leave threads parked (nor inotify events it left to us) */
+			co_inotify_take();
 			if (co_agent.nthreads)
 				co_release_threads();
 			co_set_state(CO_P_RUNNING);
@@ -776,8 +778,10 @@ static void session(void)
 			if (missing || !d)
 				co_fmt(errbuf, sizeof(errbuf), "pid %d: the coordinator sent DUMP without %s", co_agent.pid,
 				       missing ? "the image's files" : "its list of shared files");
-			else
+			else {
+				co_inotify_take(); /* the inotify events the coordinator left to us: in the image */
 				r = take_image(dir, &bytes, !(inbox.m.flags & CO_CKPT_STOP));
+			}
 			if (r == IMG_RESTARTED) {
 				after_restart();
 				break;
@@ -795,6 +799,7 @@ static void session(void)
 		}
 		case CO_M_RELEASE:
 			co_agent.await_quiesce = 0;
+			co_inotify_take(); /* a checkpoint that failed before DUMP */
 			if (co_agent.table && co_agent.slot >= 0) {
 				struct co_pentry *e = &co_agent.table->p[co_agent.slot];
 				e->generation = (uint64_t)inbox.m.a;
@@ -948,6 +953,7 @@ void co_agent_forked(void)
 	co_early_start = 0;
 	co_cpuclock_forked(); /* a new process: its CPU clocks are its own, from 0 */
 	co_semundo_forked(); /* undo lists are not inherited by fork */
+	co_inotify_forked();
 	if (!co_agent.active)
 		return;
 	if (co_agent.table)

@@ -234,6 +234,20 @@ size_t co_semundo_env(char *buf, size_t n);
 void co_semundo_from_env(void);
 #define CO_SEMUNDO_ENV_MAX (CO_SEMUNDO_MAX * 48 + 32)
 int co_semundo_collect(struct co_dumpctx *d);
+/* semundo.c: every signal blocked (the old mask returned), and the mask put back */
+uint64_t co_block_all(void);
+void co_unblock(uint64_t old);
+
+/*
+ * inotify.c: queued inotify events the agent holds for the program.
+ * co_inotify_publish: at park, the descriptors it may hold events of
+ * (co_table.iheld); co_inotify_take: at DUMP, or RELEASE without one,
+ * the events the coordinator left for it; co_inotify_forked: in a forked
+ * child.
+ */
+void co_inotify_publish(void);
+void co_inotify_take(void);
+void co_inotify_forked(void);
 
 /* wrap.c */
 void co_wrap_init(void);

@@ -98,14 +98,14 @@ static void unlock(void)
 	co_futex(&lock_word, FUTEX_WAKE_PRIVATE, 1, 0);
 }
 
-static uint64_t block_all(void)
+uint64_t co_block_all(void)
 {
 	uint64_t all = ~0ULL, old = 0;
 	co_sigprocmask(SIG_BLOCK, &all, &old);
 	return old;
 }
 
-static void unblock(uint64_t old)
+void co_unblock(uint64_t old)
 {
 	co_sigprocmask(SIG_SETMASK, &old, 0);
 }
@@ -274,11 +274,11 @@ int co_semundo_op(int id, struct sembuf *ops, size_t n, const struct timespec *t
 	struct call *outer = cur_call; /* a handler of the program's that made one in the middle of another */
 	cur_call = &c;
 	long r = co_semop_raw(&c.res, id, ops, n, tmo);
-	uint64_t old = block_all();
+	uint64_t old = co_block_all();
 	cur_call = outer;
 	if (r == 0)
 		note_call(&c);
-	unblock(old);
+	co_unblock(old);
 	if (r == 0)
 		return 0;
 	errno = (int)-r;
@@ -323,12 +323,12 @@ EXPORT int semctl(int id, int num, int cmd, ...)
 	int c = cmd & ~IPC_64;
 	if ((c != SETVAL && c != SETALL && c != IPC_RMID) || !co_agent.table)
 		return real_semctl(id, num, cmd, arg);
-	uint64_t old = block_all();
+	uint64_t old = co_block_all();
 	int r = real_semctl(id, num, cmd, arg);
 	int e = errno;
 	if (r == 0)
 		clear(id, c == SETVAL ? num : -1);
-	unblock(old);
+	co_unblock(old);
 	errno = e;
 	return r;
 }
@@ -377,14 +377,14 @@ size_t co_semundo_env(char *buf, size_t n)
 {
 	if (co_getpid() != co_agent.pid || !co_agent.active)
 		return 0;
-	uint64_t old = block_all();
+	uint64_t old = co_block_all();
 	lock();
 	size_t len = ntab ? co_fmt(buf, n, "%s=", ENV_NAME) : 0;
 	for (int i = 0; i < ntab; i++)
 		len += co_fmt(buf + len, n - len, "%d.%d.%d.%lu,", tab[i].semid, tab[i].semnum, tab[i].adj,
 			      (unsigned long)tab[i].stamp);
 	unlock();
-	unblock(old);
+	co_unblock(old);
 	return len;
 }
 

@@ -36,3 +36,79 @@ t_inotify_live() {
 t_inotify_held() {
 	refused inotify_kind held "^cohort: .*pid [0-9]+: fd [0-9]+: inotify: [0-9]+ bytes of events queued, and watch 1 \(.*/a, mask 0x308\) may have queued some cohort cannot make again .*: the program has not read them$" hold
 }
+
+# inotify_queue (tests/progs/inotify_queue.c): events cohort cannot make
+# again (create, close-write, moves with cookies, delete, open, access,
+# close-nowrite) queued when the checkpoint comes; the program reads them
+# only once the harness says go, and checks them exactly, with epoll, poll,
+# select, FIONREAD, readv and a read too small (src/agent/inotify.c).
+#   inotify_queue_std   checkpoint --kill and restart, twice
+#   inotify_queue_live  live checkpoints (twice), then --kill and a restart
+# Both check that some generation had the events held by the agent.
+
+# inotify_go N TAG...: the program of TAG may read round N (the native run's too)
+inotify_go() {
+	touch "$TT/go.$1"
+}
+
+# inotify_held_by_agent GEN...: some generation's shared.img says its agent held events
+inotify_held_by_agent() {
+	local g
+	for g in "$@"; do
+		"$COHORT" inspect "$(gen_dir "$GNAME" "$g")/shared.img" >"$TD/shared.$g" 2>&1 ||
+			fail "inspect generation $g: $(first_line "$TD/shared.$g")"
+		grep -q "held by its process's agent (marker event on watch [0-9]*)" "$TD/shared.$g" && return 0
+	done
+	note_file "shared.img" "$TD/shared.$1" 20
+	fail "no checkpoint left inotify events to the agent (generations $*)"
+}
+
+t_inotify_queue_std() {
+	prog_cmd inotify_queue
+	straight_start 0 "${PCMD[@]}"
+	touch "$TD/straight.tmp/go.1" "$TD/straight.tmp/go.2" "$TD/straight.tmp/go.3"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "queued 1"
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	inotify_go 1
+	wait_line "$TD/run1.out" "queued 2"
+	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
+	bg_wait run1
+	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run2
+	inotify_go 2
+	inotify_go 3
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
+	inotify_held_by_agent 1
+	inotify_held_by_agent 2
+}
+
+t_inotify_queue_live() {
+	prog_cmd inotify_queue
+	straight_start 0 "${PCMD[@]}"
+	touch "$TD/straight.tmp/go.1" "$TD/straight.tmp/go.2" "$TD/straight.tmp/go.3"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "queued 1"
+	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
+	inotify_go 1
+	wait_line "$TD/run0.out" "queued 2"
+	ckpt_or_fail "checkpoint 2 (live, --incremental)" "$GNAME" 2 --incremental
+	inotify_go 2
+	wait_line "$TD/run0.out" "queued 3"
+	ckpt_or_fail "checkpoint 3 (--kill)" "$GNAME" 3 --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	inotify_go 3
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+	inotify_held_by_agent 1
+	inotify_held_by_agent 2
+	inotify_held_by_agent 3
+}
