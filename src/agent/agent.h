@@ -251,6 +251,8 @@ void co_inotify_forked(void);
 
 /* wrap.c */
 void co_wrap_init(void);
+/* n bytes from (to_user 0) or to the caller's memory: 0, or -1 where the kernel would say EFAULT */
+int co_user_copy(void *dst, const void *src, size_t n, int to_user);
 struct co_ksigaction;
 /* The action the program set on our signal past sigaction() (a raw rt_sigaction) becomes its own. */
 void co_wrap_adopt(const struct co_ksigaction *ka);

@@ -191,22 +191,23 @@ static ssize_t held_read(struct held *h, int fd, char *buf, size_t n)
 {
 	size_t got = 0;
 	uint64_t old = take_lock();
-	while (h->off < h->len) {
+	while (h->off + got < h->len) {
 		struct inotify_event e;
-		co_memcpy(&e, h->ev + h->off, sizeof(e));
-		size_t sz = EV_SIZE(&e);
-		if (got + sz > n)
+		co_memcpy(&e, h->ev + h->off + got, sizeof(e));
+		if (got + EV_SIZE(&e) > n)
 			break;
-		co_memcpy(buf + got, h->ev + h->off, sz);
-		got += sz;
-		h->off += (uint32_t)sz;
+		got += EV_SIZE(&e);
 	}
+	/* a buffer the kernel could not write to: EFAULT, and the events stay */
+	int bad = got && co_user_copy(buf, h->ev + h->off, got, 1) < 0;
+	if (!bad)
+		h->off += (uint32_t)got;
 	int more = h->off < h->len;
 	if (!more)
 		h->off = h->len = 0;
 	drop_lock(old);
-	if (!got && more) {
-		errno = EINVAL;
+	if (bad || (!got && more)) {
+		errno = bad ? EFAULT : EINVAL;
 		return -1;
 	}
 	if (!got)
@@ -256,12 +257,20 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	if (!h || cnt < 0 || cnt > IOV_MAX)
 		return REAL(readv)(fd, iov, cnt);
 	ssize_t done = 0;
+	struct iovec v;
+	/* the kernel reads the whole array before any segment */
+	for (int i = 0; i < cnt; i++)
+		if (co_user_copy(&v, &iov[i], sizeof(v), 0) < 0) {
+			errno = EFAULT;
+			return -1;
+		}
 	for (int i = 0; i < cnt; i++) {
-		ssize_t r = held_read(h, fd, iov[i].iov_base, iov[i].iov_len);
+		co_memcpy(&v, &iov[i], sizeof(v));
+		ssize_t r = held_read(h, fd, v.iov_base, v.iov_len);
 		if (r < 0)
 			return done ? done : r;
 		done += r;
-		if ((size_t)r != iov[i].iov_len)
+		if ((size_t)r != v.iov_len)
 			break;
 	}
 	return done;
