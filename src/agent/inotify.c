@@ -190,24 +190,27 @@ static ssize_t kernel_read(struct held *h, int fd, char *buf, size_t n)
 static ssize_t held_read(struct held *h, int fd, char *buf, size_t n)
 {
 	size_t got = 0;
+	int fault = 0;
 	uint64_t old = take_lock();
-	while (h->off + got < h->len) {
+	while (h->off < h->len) {
 		struct inotify_event e;
-		co_memcpy(&e, h->ev + h->off + got, sizeof(e));
-		if (got + EV_SIZE(&e) > n)
+		co_memcpy(&e, h->ev + h->off, sizeof(e));
+		size_t sz = EV_SIZE(&e);
+		if (got + sz > n)
 			break;
-		got += EV_SIZE(&e);
+		/* as the kernel: an event it cannot copy out is gone, and the read says EFAULT */
+		fault = co_user_copy(buf + got, h->ev + h->off, sz, 1) < 0;
+		h->off += (uint32_t)sz;
+		if (fault)
+			break;
+		got += sz;
 	}
-	/* a buffer the kernel could not write to: EFAULT, and the events stay */
-	int bad = got && co_user_copy(buf, h->ev + h->off, got, 1) < 0;
-	if (!bad)
-		h->off += (uint32_t)got;
 	int more = h->off < h->len;
 	if (!more)
 		h->off = h->len = 0;
 	drop_lock(old);
-	if (bad || (!got && more)) {
-		errno = bad ? EFAULT : EINVAL;
+	if (fault || (!got && more)) {
+		errno = fault ? EFAULT : EINVAL;
 		return -1;
 	}
 	if (!got)

@@ -10,8 +10,9 @@
  * f opened, read, closed.  Then it prints "queued <r>" and waits for
  * go.<r> (a checkpoint comes meanwhile) before it reads, and checks:
  * epoll, poll and select see the descriptor readable, FIONREAD counts the
- * bytes, a read with too small a buffer fails EINVAL, readv and read give
- * every event (wd, mask, cookies pairing the moves, name with the
+ * bytes, a read with too small a buffer fails EINVAL, one into NULL EFAULT
+ * (and loses the first event, as the kernel does), readv and read give
+ * every other event (wd, mask, cookies pairing the moves, name with the
  * kernel's len), then nothing is left (FIONREAD 0, not readable), and a
  * new event made after that is read with a blocking read, alone.
  */
@@ -204,11 +205,19 @@ static void round_trip(int r)
 	errno = 0;
 	CHECK(read(I, buf, sizeof(struct inotify_event) + 4) < 0 && errno == EINVAL,
 	      "round %d: a read with too small a buffer did not fail EINVAL (%s)", r, strerror(errno));
-	/* readv: the first segment takes the first two events exactly, the second some more */
-	int two = bytes_of(w, 2);
-	struct iovec iov[2] = { { buf, (size_t)two }, { buf + two, (size_t)bytes_of(w + 2, 3) + 8 } };
+	/* a buffer the kernel cannot write to: EFAULT, and the first event is gone (the kernel's way) */
+	char *volatile nowhere = NULL; /* not a constant: the compiler would see a NULL it must not get */
+	errno = 0;
+	CHECK(read(I, nowhere, sizeof(buf)) < 0 && errno == EFAULT, "round %d: a read into NULL did not fail EFAULT (%s)",
+	      r, strerror(errno));
+	k = 1;
+	total -= bytes_of(w, 1);
+	CHECK(queued() == total, "round %d: FIONREAD says %d bytes after EFAULT, expected %d", r, queued(), total);
+	/* readv: the first segment takes two events exactly, the second three more (not a fourth) */
+	int two = bytes_of(w + 1, 2);
+	struct iovec iov[2] = { { buf, (size_t)two }, { buf + two, (size_t)bytes_of(w + 3, 3) + 8 } };
 	ssize_t got = SYSCHK(readv(I, iov, 2));
-	CHECK(got == bytes_of(w, 5), "round %d: readv gave %zd bytes, expected %d", r, got, bytes_of(w, 5));
+	CHECK(got == bytes_of(w + 1, 5), "round %d: readv gave %zd bytes, expected %d", r, got, bytes_of(w + 1, 5));
 	check_events(buf, got, w, n, &k, cookies, r);
 	CHECK(queued() == total - (int)got, "round %d: FIONREAD says %d bytes after readv, expected %d", r, queued(),
 	      total - (int)got);
