@@ -52,7 +52,6 @@
 /* One descriptor the program made through libc. */
 struct held {
 	int fd1;		/* 1 + the descriptor; 0: a free slot */
-	int read_seen;		/* the program read it through read/readv */
 	int marker;		/* the wd of the marker event queued in the kernel behind the held events; 0: none */
 	uint32_t off, len;	/* the held events: ev[off, len) */
 	char ev[CO_IHELD_BYTES];
@@ -61,6 +60,9 @@ struct held {
 static struct held held[CO_IHELD];
 static int nheld;		/* slots in use: 0 is the wrappers' fast path */
 static int lock_word;
+/* Descriptors (by number) the program read through libc since it opened them: 1 */
+#define READ_MAP 4096
+static unsigned char read_map[READ_MAP];
 
 DECL(int, inotify_init, void);
 DECL(int, inotify_init1, int);
@@ -75,6 +77,23 @@ DECL(int, close_range, unsigned, unsigned, int);
 DECL(void, closefrom, int);
 
 #define EV_SIZE(e) (sizeof(struct inotify_event) + (e)->len)
+
+/*
+ * The slot of a new descriptor fd (a free one, or none: the descriptor is
+ * not listed, and a checkpoint finds it as one made with raw system calls).
+ * The lock is held, or every program thread parked.
+ */
+static void new_slot(int fd)
+{
+	for (int i = 0; i < CO_IHELD; i++)
+		if (!held[i].fd1) {
+			held[i].fd1 = fd + 1;
+			held[i].marker = 0;
+			held[i].off = held[i].len = 0;
+			__atomic_add_fetch(&nheld, 1, __ATOMIC_RELEASE);
+			return;
+		}
+}
 
 /* The held events change with every signal blocked (the checkpoint's too) and the lock taken. */
 static uint64_t take_lock(void)
@@ -110,28 +129,22 @@ static void note_made(int fd)
 	if (fd < 0)
 		return;
 	uint64_t old = take_lock();
-	for (int i = 0; i < CO_IHELD; i++)
-		if (!held[i].fd1) {
-			held[i].fd1 = fd + 1;
-			held[i].read_seen = 0;
-			held[i].marker = 0;
-			held[i].off = held[i].len = 0;
-			nheld++;
-			break;
-		}
+	new_slot(fd);
 	drop_lock(old);
 }
 
 /* Descriptors lo..hi closed: what was held for them goes. */
 static void forget(unsigned lo, unsigned hi)
 {
+	for (unsigned fd = lo; fd <= hi && fd < READ_MAP; fd++)
+		read_map[fd] = 0;
 	if (!__atomic_load_n(&nheld, __ATOMIC_ACQUIRE))
 		return;
 	uint64_t old = take_lock();
 	for (int i = 0; i < CO_IHELD; i++)
 		if (held[i].fd1 && (unsigned)(held[i].fd1 - 1) >= lo && (unsigned)(held[i].fd1 - 1) <= hi) {
 			held[i].fd1 = 0;
-			nheld--;
+			__atomic_sub_fetch(&nheld, 1, __ATOMIC_RELEASE);
 		}
 	drop_lock(old);
 }
@@ -230,11 +243,11 @@ static ssize_t held_read(struct held *h, int fd, char *buf, size_t n)
 /* A read through libc: noted, and served when the agent holds something for it. */
 static struct held *reading(int fd)
 {
+	if (fd >= 0 && fd < READ_MAP && !read_map[fd])
+		read_map[fd] = 1;
 	if (!__atomic_load_n(&nheld, __ATOMIC_ACQUIRE))
 		return 0;
 	struct held *h = held_of(fd);
-	if (h && !h->read_seen)
-		h->read_seen = 1;
 	return busy(h) ? h : 0;
 }
 
@@ -359,14 +372,35 @@ EXPORT void closefrom(int lo)
 
 /* ---- the checkpoint (the manager thread, every program thread parked) ---- */
 
-/* At park: the descriptors the coordinator may ask about, and what is held for each. */
+/* Is fd (of the program's table) an inotify descriptor? */
+static int is_inotify(int fd)
+{
+	char p[48], link[32];
+	co_fmt(p, sizeof(p), "/proc/self/fd/%d", fd);
+	long n = co_readlink(p, link, sizeof(link) - 1);
+	if (n <= 0)
+		return 0;
+	link[n] = 0;
+	return !co_strcmp(link, "anon_inode:inotify");
+}
+
+/*
+ * At park: the descriptors the coordinator may ask about, and what is
+ * held for each.  Those the program made through libc, and those it read
+ * through libc that are inotify descriptors (made through a libc it
+ * reached by dlsym, as Python's ctypes does): the program reads them
+ * through our wrappers.
+ */
 void co_inotify_publish(void)
 {
 	if (!co_agent.table || co_agent.slot < 0)
 		return;
+	for (int fd = 0; fd < READ_MAP && nheld < CO_IHELD; fd++)
+		if (read_map[fd] && !held_of(fd) && is_inotify(fd))
+			new_slot(fd);
 	struct co_iheld *t = co_agent.table->iheld[co_agent.slot];
 	for (int i = 0; i < CO_IHELD; i++)
-		t[i] = (struct co_iheld){ .fd1 = held[i].read_seen ? held[i].fd1 : 0, .held = held[i].len - held[i].off };
+		t[i] = (struct co_iheld){ .fd1 = held[i].fd1, .held = held[i].len - held[i].off };
 }
 
 /*

@@ -114,3 +114,24 @@ t_inotify_queue_live() {
 	inotify_held_by_agent 2
 	inotify_held_by_agent 3
 }
+
+# inotify_node: Node's fs.watch (tests/real/inotify_watch.js) with create,
+# write, rename and delete events queued at checkpoint --kill: the
+# restarted program hears them all, as a straight run does
+t_inotify_node() {
+	need_cmd node
+	PCMD=("$(command -v node)" "$ROOT/tests/real/inotify_watch.js")
+	straight_start 0 "${PCMD[@]}"
+	touch "$TD/straight.tmp/go.1"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "queued"
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	inotify_go 1
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+	inotify_held_by_agent 1
+}

@@ -13,9 +13,9 @@
  *     back, in order, with the same wd, mask, cookie and name.
  * Every step checks the descriptors' flags and every event.
  * With the argument "hold": a create event left unread in A while it
- * waits for go.1, A made with a raw system call as Go makes it (its agent
- * cannot hold its events: a checkpoint must be refused, and leave them
- * queued).
+ * waits for go.1, A made and read with raw system calls as Go does (its
+ * agent cannot hold its events: a checkpoint must be refused, and leave
+ * them queued).
  */
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
@@ -31,6 +31,7 @@ struct want {
 };
 
 static int A, B;
+static int raw;	/* "hold": A made and read with raw system calls, as Go does */
 static char dir[PATH_MAX], adir[PATH_MAX], ddir[PATH_MAX], fpath[PATH_MAX], qpath[PATH_MAX];
 static uint64_t sum = 1469598103934665603ULL;
 
@@ -53,7 +54,7 @@ static void expect(int fd, const char *what, const struct want *w, int n, int st
 	int queued = 0;
 	SYSCHK(ioctl(fd, FIONREAD, &queued));
 	CHECK(queued > 0, "step %d: %s: no event queued", step, what);
-	ssize_t got = SYSCHK(read(fd, buf, sizeof(buf)));
+	ssize_t got = SYSCHK(raw && fd == A ? syscall(SYS_read, fd, buf, sizeof(buf)) : read(fd, buf, sizeof(buf)));
 	CHECK(got == queued, "step %d: %s: read %zd bytes of %d queued", step, what, got, queued);
 	int k = 0;
 	for (ssize_t off = 0; off < got; k++) {
@@ -79,7 +80,7 @@ static void flags_are(int fd, int fl, int fdfl, const char *what, int step)
 	CHECK(gotfd == fdfl, "step %d: %s: descriptor flags %d, expected %d", step, what, gotfd, fdfl);
 }
 
-static void setup(int raw)
+static void setup(void)
 {
 	char p[PATH_MAX];
 	t_mkworkdir(dir, sizeof(dir), "inotify_kind");
@@ -159,9 +160,9 @@ static void hold(void)
 int main(int argc, char **argv)
 {
 	t_init("inotify_kind");
-	int hold_mode = argc > 1 && !strcmp(argv[1], "hold");
-	setup(hold_mode);
-	if (hold_mode) {
+	raw = argc > 1 && !strcmp(argv[1], "hold");
+	setup();
+	if (raw) {
 		hold();
 		return 0;
 	}
