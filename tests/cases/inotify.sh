@@ -115,12 +115,11 @@ t_inotify_queue_live() {
 	inotify_held_by_agent 3
 }
 
-# inotify_node: Node's fs.watch (tests/real/inotify_watch.js) with create,
-# write, rename and delete events queued at checkpoint --kill: the
+# inotify_real CMD...: a program that prints "queued" with events queued and
+# reads them once go.1 exists: checkpoint --kill there, restart, and the
 # restarted program hears them all, as a straight run does
-t_inotify_node() {
-	need_cmd node
-	PCMD=("$(command -v node)" "$ROOT/tests/real/inotify_watch.js")
+inotify_real() {
+	PCMD=("$@")
 	straight_start 0 "${PCMD[@]}"
 	touch "$TD/straight.tmp/go.1"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
@@ -134,4 +133,20 @@ t_inotify_node() {
 	bg_wait run1
 	final_check 0 "$RC" run1 run0 run1
 	inotify_held_by_agent 1
+}
+
+# inotify_node: Node's fs.watch (tests/real/inotify_watch.js: libuv, which
+# makes its descriptor through libc) with create, write, rename and delete
+# events queued
+t_inotify_node() {
+	need_cmd node
+	inotify_real "$(command -v node)" "$ROOT/tests/real/inotify_watch.js"
+}
+
+# inotify_python: python3 with ctypes (tests/real/inotify_ctypes.py: the
+# descriptor made through the libc handle, unseen, and read with os.read),
+# moves and deletes queued
+t_inotify_python() {
+	[ -x "$PYTHON" ] || skip "$PYTHON not found"
+	inotify_real "$PYTHON" "$ROOT/tests/real/inotify_ctypes.py"
 }
