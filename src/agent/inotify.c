@@ -1,34 +1,40 @@
 /*
  * inotify.c - queued inotify events the agent holds for the program
- * (issue 13; the coordinator's side is src/kinds/inotify.c, whose top
- * comment says why it is done this way).
+ * (issue 13; the coordinator's side, and why it is done this way, is in
+ * src/kinds/inotify.c).
  *
  * The kernel cannot be handed an event, and create, delete and move
  * events cannot be made again without doing what they tell of.  So for a
- * descriptor the program made through libc (inotify_init, inotify_init1)
- * and reads through it, the agent takes the events queued at a checkpoint
- * (at DUMP, before the snapshot: they are part of the image) and hands
- * them out itself, exactly as the kernel would:
+ * descriptor the program made through libc (inotify_init, inotify_init1),
+ * or read through libc (made through a libc handle no preloaded library
+ * sees, as Python's ctypes does), the agent takes the events the
+ * coordinator finds queued at a checkpoint (at DUMP, before the snapshot:
+ * they are in the image) and hands them out itself, as the kernel would:
  *
  * - read (and readv, __read_chk) returns held events first, as many whole
- *   ones as fit, EINVAL when the first does not;
+ *   ones as fit; EINVAL when the first does not fit, EFAULT (and that
+ *   event gone) when it cannot be copied out;
  * - ioctl FIONREAD counts them;
  * - poll, epoll and select see the descriptor readable because the
- *   coordinator (and init, at a restart) made one real event on a watch,
- *   the marker: an IN_ATTRIB of watch `marker`, no name.  It stays queued
- *   behind the held events until they are handed out; the first such
- *   event read from the kernel afterwards is swallowed (one that
- *   happened for real meanwhile is the same bytes).
+ *   coordinator (and init, at a restart) made one real event behind them,
+ *   the marker: an IN_ATTRIB of watch `marker`, without a name.  The
+ *   first such event read from the kernel afterwards is swallowed (one
+ *   that happened for real meanwhile is the same bytes): in the read that
+ *   hands out the last held events when it has room, else in the next.
  *
  * What the agent knows of a descriptor is per number: close, close_range,
  * closefrom, dup2 and dup3 onto it forget it; a forked child forgets all
- * (the coordinator then finds the descriptor held twice and does not ask
- * the agent).  A descriptor made or read with raw system calls (Go) is not
- * listed, and a checkpoint that finds events it cannot make again queued
- * on it is refused (src/kinds/inotify.c).  The wrappers' fast path is one
- * load (nheld == 0).  The held events change with every signal blocked
- * and a lock taken; the manager takes new ones only with every program
- * thread parked.
+ * (the coordinator then finds the descriptor held twice, and does not ask
+ * the agent).  A descriptor made and read with raw system calls (Go) is
+ * not listed: a checkpoint that finds events it cannot make again queued
+ * on it is refused (src/kinds/inotify.c).  Not seen either: reads through
+ * syscall(SYS_read) or io_uring of a listed descriptor while it has held
+ * events (they would get the marker), and an exec before the held events
+ * are read (they are gone with the old program's memory).
+ *
+ * The wrappers' fast path is a byte of read_map and one load (nheld 0).
+ * The held events change with every signal blocked and a lock taken; the
+ * manager lists and takes them only with every program thread parked.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>

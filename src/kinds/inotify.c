@@ -9,25 +9,53 @@
  * filled with watches on a memfd of init's, removed at once.
  *
  * Queued events: reading them consumes them, and the kernel has no way to
- * queue one.  So the checkpoint reads them (in the pause, through a
- * descriptor of its own: pidfd_getfd) and then makes each happen again on
- * the watched file by a harmless action that produces exactly it: an
- * IN_MODIFY by truncating the file to the size it has, an IN_ATTRIB by
- * setting its times to the ones it has.  This is done twice: at once, so
- * that the running program finds its queue as it was, and at the restart,
- * in init, on the new watches.  Before acting, the events one action will
- * make (on the file's own watch, and on its directory's, with its name)
- * are predicted and must be the next ones of the queue; else the
- * checkpoint is refused in one line.
+ * queue one.  Two ways keep them (issue 13):
  *
- * Which events a queue may hold must be decided before reading it (what
- * is read cannot be put back otherwise): when some watch may produce
- * events other than IN_MODIFY and IN_ATTRIB (or is IN_ONESHOT), a queue
- * that is not empty (FIONREAD) is not read and the checkpoint tries again
- * in a moment (CO_BUSY), while the program reads its queue; after about a
- * second it fails, naming the descriptor.  An IN_IGNORED (a watch the
- * program removed, not read yet) is made again at a restart by removing
- * the filler of its wd; the running program loses it (a warning says so).
+ * 1. The agent holds them (src/agent/inotify.c), when the object has one
+ *    descriptor, which the program made or reads through libc (the agent
+ *    lists it in the process table, co_iheld).  Here, in the pause: a
+ *    marker event is made behind the queued ones (an IN_ATTRIB on one
+ *    watch, by setting its file's times to the ones it has; a watch whose
+ *    mask lacks IN_ATTRIB has it for that moment), and the agent is told
+ *    to take the bytes queued before it.  It does at DUMP, before the
+ *    snapshot (so they are in the image; at RELEASE when the checkpoint
+ *    fails before), and hands them out itself: read, readv and FIONREAD
+ *    answer as the kernel would, and poll, epoll and select see the
+ *    descriptor readable by the marker, which the agent swallows when it
+ *    has handed out the rest.  At a restart init makes the marker again
+ *    on the new object (the record keeps its wd).  Every kind of event
+ *    comes back so, exactly (cookies, names, order, overflow), in the
+ *    running program after a live checkpoint too.
+ * 2. Otherwise (several descriptors, or one made and read with raw system
+ *    calls, as Go does) only what can be made again is kept: the
+ *    checkpoint reads the queue (through a descriptor of its own:
+ *    pidfd_getfd) and makes each event happen again on the watched file
+ *    by a harmless action that produces exactly it: an IN_MODIFY by
+ *    truncating the file to the size it has, an IN_ATTRIB by setting its
+ *    times to the ones it has.  This is done twice: at once, so that the
+ *    running program finds its queue as it was, and at the restart, in
+ *    init, on the new watches.  Before acting, the events one action will
+ *    make (on the file's own watch, and on its directory's, with its name)
+ *    are predicted and must be the next ones of the queue; else the
+ *    checkpoint is refused in one line.  Which events a queue may hold
+ *    must be decided before reading it: when some watch may produce
+ *    others (or is IN_ONESHOT), a queue that is not empty (FIONREAD) is
+ *    not read and the checkpoint tries again in a moment (CO_BUSY), while
+ *    the program reads its queue; after about a second it fails, naming
+ *    the descriptor.  An IN_IGNORED (a watch the program removed, not read
+ *    yet) is made again at a restart by removing the filler of its wd;
+ *    the running program loses it (a warning says so).
+ *
+ * Why the agent and not more actions: create, delete and move events
+ * cannot be made without doing what they tell of, and a queue read is
+ * gone; the agent already answers for the program's calls (wrap.c), and
+ * its memory is part of the image.  The marker is the one real event it
+ * costs: the descriptor must be readable for poll and epoll, which only
+ * the kernel can say.  A program reading with raw system calls would get
+ * the marker and not the held events: so the agent holds events only of
+ * descriptors it has seen made or read through libc, and refuses the
+ * others as before.  (CRIU drops queued inotify events, with a warning:
+ * criu/fsnotify.c, "inotify events will be dropped"; its issue 48.)
  *
  * A watch's path needs open_by_handle_at, that is CAP_DAC_READ_SEARCH:
  * without it the checkpoint is refused in one line.  A search by inode in
