@@ -246,6 +246,43 @@ static ssize_t held_read(struct held *h, int fd, char *buf, size_t n)
 	return (ssize_t)got;
 }
 
+/* The held events moved to the start of the buffer, where more can follow them. */
+static void compact(struct held *h)
+{
+	if (!h->off)
+		return;
+	for (uint32_t k = h->off; k < h->len; k++)
+		h->ev[k - h->off] = h->ev[k];
+	h->len -= h->off;
+	h->off = 0;
+}
+
+/*
+ * A read that went to the kernel (r bytes at buf) while the agent took
+ * events: the program was blocked in it, and the kernel restarted it
+ * after the checkpoint.  What the kernel gave came after the held events:
+ * it goes behind them, without the marker, and the read hands out the
+ * held ones first.
+ */
+static ssize_t after_kernel(int fd, char *buf, size_t n, ssize_t r)
+{
+	if (r <= 0 || !__atomic_load_n(&nheld, __ATOMIC_ACQUIRE))
+		return r;
+	struct held *h = held_of(fd);
+	if (!busy(h))
+		return r;
+	uint64_t old = take_lock();
+	size_t k = swallow_marker(h, buf, (size_t)r);
+	compact(h);
+	int room = h->len + k <= sizeof(h->ev);
+	if (room) {
+		co_memcpy(h->ev + h->len, buf, k);
+		h->len += (uint32_t)k;
+	}
+	drop_lock(old);
+	return room ? held_read(h, fd, buf, n) : (ssize_t)k;
+}
+
 /* A read through libc: noted, and served when the agent holds something for it. */
 static struct held *reading(int fd)
 {
@@ -261,14 +298,14 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	ENSURE(read);
 	struct held *h = reading(fd);
-	return h ? held_read(h, fd, buf, n) : REAL(read)(fd, buf, n);
+	return h ? held_read(h, fd, buf, n) : after_kernel(fd, buf, n, REAL(read)(fd, buf, n));
 }
 
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
 	ENSURE(__read_chk);
 	struct held *h = n <= buflen ? reading(fd) : 0;
-	return h ? held_read(h, fd, buf, n) : REAL(__read_chk)(fd, buf, n, buflen);
+	return h ? held_read(h, fd, buf, n) : after_kernel(fd, buf, n, REAL(__read_chk)(fd, buf, n, buflen));
 }
 
 /* readv(2): the kernel reads inotify segment by segment, up to the first one it does not fill. */
@@ -429,12 +466,7 @@ void co_inotify_take(void)
 		if (self < 0)
 			self = (int)co_sys2(SYS_pidfd_open, co_agent.pid, 0);
 		int fd = self < 0 ? -1 : (int)co_sys3(SYS_pidfd_getfd, self, h->fd1 - 1, 0);
-		if (h->off) {
-			for (uint32_t k = h->off; k < h->len; k++)
-				h->ev[k - h->off] = h->ev[k];
-			h->len -= h->off;
-			h->off = 0;
-		}
+		compact(h);
 		while (fd >= 0 && take && h->len + take <= sizeof(h->ev)) {
 			long r = co_read(fd, h->ev + h->len, take);
 			if (r <= 0)
