@@ -143,7 +143,8 @@ static void note_made(int fd)
 static void forget(unsigned lo, unsigned hi)
 {
 	for (unsigned fd = lo; fd <= hi && fd < READ_MAP; fd++)
-		read_map[fd] = 0;
+		if (read_map[fd])
+			read_map[fd] = 0; /* written only then: a close leaves the page as it was */
 	if (!__atomic_load_n(&nheld, __ATOMIC_ACQUIRE))
 		return;
 	uint64_t old = take_lock();
