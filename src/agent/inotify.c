@@ -21,6 +21,9 @@
  *   first such event read from the kernel afterwards is swallowed (one
  *   that happened for real meanwhile is the same bytes): in the read that
  *   hands out the last held events when it has room, else in the next.
+ *   A read blocked in the kernel across the checkpoint (restarted there
+ *   by SA_RESTART, or by the restorer) gets the held events first, what
+ *   the kernel gave it behind them (after_kernel; not so for readv).
  *
  * What the agent knows of a descriptor is per number: close, close_range,
  * closefrom, dup2 and dup3 onto it forget it; a forked child forgets all
