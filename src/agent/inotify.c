@@ -453,9 +453,35 @@ void co_inotify_publish(void)
 /*
  * At DUMP (or RELEASE, when the checkpoint failed before it): the bytes
  * the coordinator left queued before its marker are taken, through a
- * descriptor of the manager's own.  An error leaves them in the kernel,
- * where the program reads them still.
+ * descriptor of the manager's own.  When the kernel merged the marker into
+ * the last queued event (the same bytes), that one stays queued as the
+ * marker and the agent holds a copy of it, unless it was the marker of
+ * the checkpoint before (no event of the program's).  An error leaves the
+ * events in the kernel, where the program reads them still.
  */
+static void take_one(struct held *h, struct co_iheld *t, int self)
+{
+	int fd = self < 0 ? -1 : (int)co_sys3(SYS_pidfd_getfd, self, h->fd1 - 1, 0);
+	uint32_t take = t->take;
+	compact(h);
+	while (fd >= 0 && take && h->len + take <= sizeof(h->ev)) {
+		long r = co_read(fd, h->ev + h->len, take);
+		if (r <= 0)
+			break;
+		/* the old marker, if it was queued still: not an event of the program's */
+		h->len += (uint32_t)swallow_marker(h, h->ev + h->len, (size_t)r);
+		take -= (uint32_t)r;
+	}
+	struct inotify_event copy = { .wd = t->wd, .mask = t->mask };
+	if (t->merged && !h->marker && h->len + sizeof(copy) <= sizeof(h->ev)) {
+		co_memcpy(h->ev + h->len, &copy, sizeof(copy));
+		h->len += (uint32_t)sizeof(copy);
+	}
+	h->marker = t->wd;
+	if (fd >= 0)
+		co_close(fd);
+}
+
 void co_inotify_take(void)
 {
 	if (!co_agent.table || co_agent.slot < 0)
@@ -463,27 +489,13 @@ void co_inotify_take(void)
 	struct co_iheld *t = co_agent.table->iheld[co_agent.slot];
 	int self = -1;
 	for (int i = 0; i < CO_IHELD; i++) {
-		struct held *h = &held[i];
-		uint32_t take = t[i].take;
-		if (!t[i].wd || !h->fd1 || h->fd1 != t[i].fd1)
+		if (!t[i].wd || !held[i].fd1 || held[i].fd1 != t[i].fd1)
 			continue;
 		if (self < 0)
 			self = (int)co_sys2(SYS_pidfd_open, co_agent.pid, 0);
-		int fd = self < 0 ? -1 : (int)co_sys3(SYS_pidfd_getfd, self, h->fd1 - 1, 0);
-		compact(h);
-		while (fd >= 0 && take && h->len + take <= sizeof(h->ev)) {
-			long r = co_read(fd, h->ev + h->len, take);
-			if (r <= 0)
-				break;
-			/* the old marker, if it was queued still: not an event of the program's */
-			h->len += (uint32_t)swallow_marker(h, h->ev + h->len, (size_t)r);
-			take -= (uint32_t)r;
-		}
-		h->marker = t[i].wd;
+		take_one(&held[i], &t[i], self);
 		t[i].wd = 0;
 		t[i].take = 0;
-		if (fd >= 0)
-			co_close(fd);
 	}
 	if (self >= 0)
 		co_close(self);

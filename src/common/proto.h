@@ -190,6 +190,9 @@ struct co_iheld {
 	uint32_t held;	/* agent: bytes of its events held already */
 	int32_t wd;	/* coordinator: the watch of the marker event (0: none) */
 	uint32_t take;	/* coordinator: bytes of queued events the agent takes from the kernel */
+	uint32_t mask;	/* coordinator: the marker's mask (IN_ATTRIB, with IN_ISDIR for a directory) */
+	uint32_t merged; /* coordinator: the kernel merged the marker into the last queued event, the
+			    same bytes: that one stays as the marker, and the agent holds a copy of it */
 };
 
 #define CO_STDIO_FDS 64 /* descriptors below this can be marked; one above is a file of its own */

@@ -243,9 +243,10 @@ static const struct co_iwatch *marker_watch(const struct iobj *o)
 /*
  * The marker: one IN_ATTRIB of watch w on the inotify object fd, by
  * setting its file's times to the ones it has; a watch whose mask lacks
- * IN_ATTRIB has it for that moment only.  0, or -1 with *why.
+ * IN_ATTRIB has it for that moment only.  0 with the event's mask in
+ * *made (when not NULL), or -1 with *why.
  */
-static int make_marker(int fd, const struct co_iwatch *w, const char **why)
+static int make_marker(int fd, const struct co_iwatch *w, uint32_t *made, const char **why)
 {
 	struct stat st;
 	uint32_t mask = w->mask & ~(uint32_t)(IN_MASK_ADD | IN_MASK_CREATE);
@@ -261,6 +262,8 @@ static int make_marker(int fd, const struct co_iwatch *w, const char **why)
 		return -1;
 	}
 	int r = act(IN_ATTRIB, w->path, &st), e = errno;
+	if (made)
+		*made = IN_ATTRIB | (S_ISDIR(st.st_mode) ? IN_ISDIR : 0);
 	if (wide && inotify_add_watch(fd, w->path, mask) != w->wd) {
 		*why = "its mask cannot be put back";
 		return -1;
@@ -453,12 +456,21 @@ static int leave_to_agent(struct co_kdump *d, const struct co_ref *r, struct iob
 			 "its marker event on", r->pid, r->fd, queued);
 		return CO_BUSY;
 	}
-	if (make_marker(fd, w, &why) < 0) {
+	uint32_t mask = 0;
+	int after = 0;
+	if (make_marker(fd, w, &mask, &why) < 0 || ioctl(fd, FIONREAD, &after) < 0) {
 		snprintf(d->err, d->errlen, "pid %d: fd %d: inotify: the marker event on watch %d (%s): %s", r->pid, r->fd,
-			 w->wd, w->path, why);
+			 w->wd, w->path, why ? why : strerror(errno));
 		return -1;
 	}
-	h->take = (uint32_t)queued;
+	/*
+	 * The kernel merges an event into the last queued one when they are the
+	 * same (a touch of the marker's file, or the marker of the checkpoint
+	 * before): that one is left as the marker, the agent takes the others.
+	 */
+	h->merged = after == queued;
+	h->take = (uint32_t)queued - (h->merged ? (uint32_t)sizeof(struct inotify_event) : 0);
+	h->mask = mask;
 	h->wd = w->wd;
 	o->marker = w->wd;
 	o->taken = (uint32_t)queued;
@@ -677,7 +689,7 @@ static int inotify_restore_done(struct co_krestore *x)
 		/* the events its agent holds: the marker that makes the descriptor readable (see the top) */
 		const struct co_iwatch *w = o->marker ? watch_wd(o, o->marker) : NULL;
 		const char *why = "its watch is not in the image";
-		if (o->marker && (!w || make_marker(o->fd, w, &why) < 0))
+		if (o->marker && (!w || make_marker(o->fd, w, NULL, &why) < 0))
 			return co_kerr(x, "%s: the marker event on watch %d (%s): %s", what, o->marker, w ? w->path : "?", why);
 	}
 	return 0;

@@ -44,9 +44,11 @@ t_inotify_held() {
 # close-nowrite) queued when the checkpoint comes; the program reads them
 # only once the harness says go, and checks them exactly, with epoll, poll,
 # select, FIONREAD, readv and a read too small (src/agent/inotify.c).
-#   inotify_queue_std   checkpoint --kill and restart, twice
-#   inotify_queue_live  live checkpoints (twice), then --kill and a restart
-# Both check that some generation had the events held by the agent.
+#   inotify_queue_std   checkpoint --kill and restart, three times: once
+#                       with the events held since the restart before
+#   inotify_queue_live  live checkpoints (the second with the events held
+#                       since the first), then --kill and a restart
+# Both check that each generation had the events held by the agent.
 
 # inotify_go N TAG...: the program of TAG may read round N (the native run's too)
 inotify_go() {
@@ -74,20 +76,26 @@ t_inotify_queue_std() {
 	wait_line "$TD/run0.out" "queued 1"
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
+	# restarted with the events held, and checkpointed again before it reads them
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
-	inotify_go 1
-	wait_line "$TD/run1.out" "queued 2"
-	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
+	ckpt_or_fail "checkpoint 2 (--kill, after restart, events unread)" "$GNAME" 2 --kill
 	bg_wait run1
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run2
+	inotify_go 1
+	wait_line "$TD/run2.out" "queued 2"
+	ckpt_or_fail "checkpoint 3 (--kill)" "$GNAME" 3 --kill
+	bg_wait run2
+	bg_start run3 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run3
 	inotify_go 2
 	inotify_go 3
-	bg_wait run2
-	final_check 0 "$RC" run2 run0 run1 run2
+	bg_wait run3
+	final_check 0 "$RC" run3 run0 run1 run2 run3
 	inotify_held_by_agent 1
 	inotify_held_by_agent 2
+	inotify_held_by_agent 3
 }
 
 t_inotify_queue_live() {
@@ -98,12 +106,14 @@ t_inotify_queue_live() {
 	wait_ready "$GNAME" run0
 	wait_line "$TD/run0.out" "queued 1"
 	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
+	# the agent holds the events, its marker is queued: again before the program reads
+	ckpt_or_fail "checkpoint 2 (live, --incremental, events unread)" "$GNAME" 2 --incremental
 	inotify_go 1
 	wait_line "$TD/run0.out" "queued 2"
-	ckpt_or_fail "checkpoint 2 (live, --incremental)" "$GNAME" 2 --incremental
+	ckpt_or_fail "checkpoint 3 (live)" "$GNAME" 3
 	inotify_go 2
 	wait_line "$TD/run0.out" "queued 3"
-	ckpt_or_fail "checkpoint 3 (--kill)" "$GNAME" 3 --kill
+	ckpt_or_fail "checkpoint 4 (--kill)" "$GNAME" 4 --kill
 	bg_wait run0
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
@@ -113,6 +123,7 @@ t_inotify_queue_live() {
 	inotify_held_by_agent 1
 	inotify_held_by_agent 2
 	inotify_held_by_agent 3
+	inotify_held_by_agent 4
 }
 
 # inotify_real CMD...: a program that prints "queued" with events queued and
