@@ -58,7 +58,7 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-/* One descriptor the program made through libc. */
+/* One descriptor the program made or read through libc. */
 struct held {
 	int fd1;		/* 1 + the descriptor; 0: a free slot */
 	int marker;		/* the wd of the marker event queued in the kernel behind the held events; 0: none */

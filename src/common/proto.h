@@ -178,7 +178,7 @@ struct co_stdio_id {
 /*
  * Queued inotify events the agent holds for the program (src/agent/inotify.c,
  * src/kinds/inotify.c).  At each park the agent lists here the inotify
- * descriptors the program made and reads through libc, and how many bytes
+ * descriptors the program made or reads through libc, and how many bytes
  * of events it holds for each already; the coordinator, for one whose queue
  * it cannot leave in the kernel, makes a marker event on watch wd and tells
  * the agent to take the take bytes queued before it.
