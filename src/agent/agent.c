@@ -627,6 +627,7 @@ static void park(int64_t prep_ns)
 		co_set_state(CO_P_RUNNING);
 		return;
 	}
+	co_inotify_publish();
 	send_fd(co_agent.sock, CO_M_QUIESCED, prep_ns, 0, 0, co_dirty_uffd());
 }
 
@@ -675,7 +676,8 @@ static void session(void)
 			tfd = -1;
 		}
 		if (r) {
-			/* coordinator gone: never leave threads parked */
+			/* coordinator gone: never leave threads parked (nor inotify events it left to us) */
+			co_inotify_take();
 			if (co_agent.nthreads)
 				co_release_threads();
 			co_set_state(CO_P_RUNNING);
@@ -755,8 +757,10 @@ static void session(void)
 			if (missing || !d)
 				co_fmt(errbuf, sizeof(errbuf), "pid %d: the coordinator sent DUMP without %s", co_agent.pid,
 				       missing ? "the image's files" : "its list of shared files");
-			else if (note_root() == 0)
+			else if (note_root() == 0) {
+				co_inotify_take(); /* the inotify events the coordinator left to us: in the image */
 				r = take_image(dir, &bytes, !(inbox.m.flags & CO_CKPT_STOP));
+			}
 			if (r == IMG_RESTARTED) {
 				after_restart();
 				break;
@@ -774,6 +778,7 @@ static void session(void)
 		}
 		case CO_M_RELEASE:
 			co_agent.await_quiesce = 0;
+			co_inotify_take(); /* a checkpoint that failed before DUMP */
 			if (co_agent.table && co_agent.slot >= 0) {
 				struct co_pentry *e = &co_agent.table->p[co_agent.slot];
 				e->generation = (uint64_t)inbox.m.a;
@@ -930,6 +935,7 @@ void co_agent_forked(void)
 	co_timers_forked(); /* nor timers */
 	co_aio_forked();    /* nor aio contexts */
 	co_root_forget(); /* a manager that had left its root (root.c) is the parent's */
+	co_inotify_forked();
 	if (!co_agent.active)
 		return;
 	if (co_agent.table)

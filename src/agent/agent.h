@@ -273,6 +273,17 @@ void co_semundo_from_env(void);
 int co_semundo_collect(struct co_dumpctx *d);
 
 /*
+ * inotify.c: queued inotify events the agent holds for the program.
+ * co_inotify_publish: at park, the descriptors it may hold events of
+ * (co_table.iheld); co_inotify_take: at DUMP, or RELEASE without one,
+ * the events the coordinator left for it; co_inotify_forked: in a forked
+ * child.
+ */
+void co_inotify_publish(void);
+void co_inotify_take(void);
+void co_inotify_forked(void);
+
+/*
  * A system call whose effect the agent notes (ctx.S), and in the
  * checkpoint handler the result of one it interrupted: *res once stored,
  * rax when the thread stopped right after the system call, else
@@ -326,6 +337,8 @@ static inline void co_unblock(uint64_t old)
 
 /* wrap.c */
 void co_wrap_init(void);
+/* n bytes from (to_user 0) or to the caller's memory: 0, or -1 where the kernel would say EFAULT */
+int co_user_copy(void *dst, const void *src, size_t n, int to_user);
 struct co_ksigaction;
 /* The action the program set on our signal past sigaction() (a raw rt_sigaction) becomes its own. */
 void co_wrap_adopt(const struct co_ksigaction *ka);

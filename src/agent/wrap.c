@@ -92,24 +92,32 @@ void co_wrap_init(void)
 /* ---- the caller's arguments ---- */
 
 /*
- * Read n bytes of the caller's memory as the kernel reads a system call's
- * argument: 0, or -1 where the kernel would answer EFAULT.  A wrapper
- * must not fault on a pointer the program got wrong: what it cannot read
- * goes to the real call untouched, which answers as it would without us.
- * (process_vm_readv on ourselves: the kernel copies, and reports a fault.)
+ * Copy n bytes from or to the caller's memory as the kernel copies a
+ * system call's argument: 0, or -1 where the kernel would answer EFAULT.
+ * A wrapper must not fault on a pointer the program got wrong: what it
+ * cannot read goes to the real call untouched, which answers as it would
+ * without us; what it cannot write is the EFAULT the kernel would give.
+ * (process_vm_readv/writev on ourselves: the kernel copies, and reports a
+ * fault.)
  */
-static int peek(void *dst, const void *src, size_t n)
+int co_user_copy(void *dst, const void *src, size_t n, int to_user)
 {
-	if (!src)
+	if (!(to_user ? dst : src))
 		return -1;
-	struct iovec here = { dst, n }, there = { (void *)src, n };
-	long r = co_sys6(SYS_process_vm_readv, co_getpid(), (long)&here, 1, (long)&there, 1, 0);
+	struct iovec here = { to_user ? (void *)src : dst, n }, there = { to_user ? dst : (void *)src, n };
+	long r = co_sys6(to_user ? SYS_process_vm_writev : SYS_process_vm_readv, co_getpid(), (long)&here, 1,
+			 (long)&there, 1, 0);
 	if (r == -ENOSYS || r == -EPERM) {
-		/* forbidden here (a seccomp filter): read it ourselves, as before */
+		/* forbidden here (a seccomp filter): copy it ourselves, as before */
 		memcpy(dst, src, n);
 		return 0;
 	}
 	return r == (long)n ? 0 : -1;
+}
+
+static int peek(void *dst, const void *src, size_t n)
+{
+	return co_user_copy(dst, src, n, 0);
 }
 
 /* ---- time helpers ---- */

@@ -291,7 +291,7 @@ struct co_shared_member {
  * could not carry on (co_proc_text), and the checkpoint may try again.
  */
 #define CO_BUSY (-2)
-int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member *m, int n, const struct co_table *t,
+int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member *m, int n, struct co_table *t,
 		   unsigned flags, char *err, size_t errlen);
 /*
  * After co_shared_dump: the descriptors of member pid (its number in the

@@ -177,6 +177,26 @@ struct co_stdio_id {
 	uint32_t file;
 };
 
+/*
+ * Queued inotify events the agent holds for the program (src/agent/inotify.c,
+ * src/kinds/inotify.c).  At each park the agent lists here the inotify
+ * descriptors the program made or reads through libc, and how many bytes
+ * of events it holds for each already; the coordinator, for one whose queue
+ * it cannot leave in the kernel, makes a marker event on watch wd and tells
+ * the agent to take the take bytes queued before it.
+ */
+#define CO_IHELD 8
+#define CO_IHELD_BYTES (64 << 10) /* events the agent holds for one descriptor */
+struct co_iheld {
+	int32_t fd1;	/* agent: 1 + the descriptor; 0: none */
+	uint32_t held;	/* agent: bytes of its events held already */
+	int32_t wd;	/* coordinator: the watch of the marker event (0: none) */
+	uint32_t take;	/* coordinator: bytes of queued events the agent takes from the kernel */
+	uint32_t mask;	/* coordinator: the marker's mask (IN_ATTRIB, with IN_ISDIR for a directory) */
+	uint32_t merged; /* coordinator: the kernel merged the marker into the last queued event, the
+			    same bytes: that one stays as the marker, and the agent holds a copy of it */
+};
+
 #define CO_STDIO_FDS 64 /* descriptors below this can be marked; one above is a file of its own */
 
 enum co_pstate {
@@ -252,6 +272,7 @@ struct co_table {
 	struct co_pentry p[CO_TABLE_SLOTS];
 	uint64_t sem_epoch;	/* bumped by each clearing semctl (co_semkey) */
 	struct co_semkey semkeys[CO_SEMKEY_SLOTS];
+	struct co_iheld iheld[CO_TABLE_SLOTS][CO_IHELD]; /* by slot: inotify queues its agent can hold */
 };
 
 #endif
