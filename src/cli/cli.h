@@ -228,7 +228,27 @@ struct co_run_opts {
 	int replace;		/* run --replace: delete the images of an earlier group of this name */
 	int json;		/* the outcome as one JSON object on stdout when the group ends */
 	int trust_images;	/* restart: images of another user's (co_images_owned) accepted */
+	/* restart by receive (a migration's target): the images' LOCK it holds already, and its hook */
+	int held_lock;		/* lock_fd below is that LOCK's descriptor */
+	int lock_fd;
+	void (*on_running)(void); /* called once every process is back and released */
 };
+/* migrate.c and receive.c: a migration's two ends (docs/architecture.md, "Migration") */
+struct co_migrate_opts {
+	const char *name;
+	const char *to;		/* ADDR:PORT of the target's `cohort receive` */
+	const char *token_file;
+	int json;
+};
+int co_cmd_migrate(const struct co_migrate_opts *o);
+struct co_receive_opts {
+	const char *listen;	/* ADDR:PORT */
+	const char *token_file;
+	const char *images;
+	int json;
+};
+int co_cmd_receive(const struct co_receive_opts *o);
+
 /* run and restart exit with this when `checkpoint --kill` ended the group */
 #define CO_EXIT_CHECKPOINTED 75
 int co_cmd_run(struct co_run_opts *o);

@@ -267,6 +267,9 @@ int on_register(int i)
 				hang_up(&G.c[k]);
 				G.c[k].restored = 0;
 			}
+		/* a migration's target: the group runs here now (receive.c tells its source) */
+		if (G.on_running)
+			G.on_running();
 	}
 	return 0;
 }

@@ -124,6 +124,8 @@ struct group {
 	uint64_t last_committed;	/* parent of the next incremental (0: none yet) */
 	uint64_t killed_gen;		/* `checkpoint --kill` committed this generation and ended the group */
 	char killed_dir[PATH_MAX];	/* ... in this directory */
+	char migrated_to[256];		/* a migration moved the group there (ADDR:PORT) and ended it here */
+	void (*on_running)(void);	/* restart: called once every process is back and released (receive) */
 	int json;			/* --json: the outcome as one JSON object when the group ends */
 	char **argv;			/* run: the command line, written beside the images (store.c) */
 	char command_dir[PATH_MAX];	/* the images directory it was last written to */
