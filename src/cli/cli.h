@@ -99,7 +99,8 @@ uint64_t co_newest_generation(const char *gdir);
  * (a generation's images written, its manifest not), "fsync" (before the
  * commit's fsyncs), "rename" (fsynced, not renamed), "renamed" (renamed,
  * the group directory not fsynced), "merge" (a merged full image made,
- * not committed), "prune" (a generation pruned, its full image not).
+ * not committed), "prune" (a generation pruned, its full image not),
+ * "received" (`cohort receive` has written a file of a migrated generation).
  * Tests check that the newest committed generation restarts and nothing
  * half-done outlives the next start.  COHORT_CRASH=STEP:/FILE makes the
  * process wait there until FILE exists instead, for a test to act while

@@ -54,8 +54,11 @@ static void fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (M.connected)
-		co_wire_send(&M.w, CO_W_ABORT, 0, 0, why);
+	if (M.connected) {
+		char said[2100];
+		snprintf(said, sizeof(said), "the source gave up: %s", why);
+		co_wire_send(&M.w, CO_W_ABORT, 0, 0, said);
+	}
 	int resumed = 0;
 	if (M.held) {
 		static struct co_msgbuf mb;

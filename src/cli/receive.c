@@ -66,7 +66,9 @@ static void fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	co_wire_send(&R.w, CO_W_REFUSED, 0, 0, why);
+	char said[2100];
+	snprintf(said, sizeof(said), "the target refused: %s", why);
+	co_wire_send(&R.w, CO_W_REFUSED, 0, 0, said);
 	discard();
 	co_die("migration%s%s%s from %s refused: %s", R.name[0] ? " of '" : "", R.name, R.name[0] ? "'" : "",
 	       R.w.peer, why);
@@ -86,7 +88,7 @@ static void at_exit(void)
 {
 	if (getpid() != R.self || R.running || !R.committed)
 		return;
-	co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the restart failed on the target");
+	co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the target gave up: the restart failed there");
 	discard();
 }
 
@@ -283,6 +285,7 @@ static void receive_file(const struct co_wire_file *f)
 		lost(err);
 	if (close(fd) < 0)
 		fail("cannot write %s: %s", path, strerror(errno));
+	co_crash_point("received"); /* tests: a receiver killed mid-stream */
 }
 
 /* Every file has come: the manifest last, checked as a restart checks, then committed (store.c). */
@@ -364,7 +367,7 @@ int co_cmd_receive(const struct co_receive_opts *o)
 	r.on_running = running;
 	int rc = co_cmd_restart(&r);
 	if (!R.running) {
-		co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the restart failed on the target");
+		co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the target gave up: the restart failed there");
 		discard();
 		R.committed = 0;
 		co_warn("migration of '%s' from %s failed: the restart failed here; nothing of it is kept", R.name,
