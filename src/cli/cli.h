@@ -100,7 +100,8 @@ uint64_t co_newest_generation(const char *gdir);
  * commit's fsyncs), "rename" (fsynced, not renamed), "renamed" (renamed,
  * the group directory not fsynced), "merge" (a merged full image made,
  * not committed), "prune" (a generation pruned, its full image not),
- * "received" (`cohort receive` has written a file of a migrated generation).
+ * "received" (`cohort receive` has written a file of a migrated generation),
+ * "ready" (`cohort migrate` has heard that the target has the group back, parked).
  * Tests check that the newest committed generation restarts and nothing
  * half-done outlives the next start.  COHORT_CRASH=STEP:/FILE makes the
  * process wait there until FILE exists instead, for a test to act while
@@ -232,7 +233,8 @@ struct co_run_opts {
 	/* restart by receive (a migration's target): the images' LOCK it holds already, and its hook */
 	int held_lock;		/* lock_fd below is that LOCK's descriptor */
 	int lock_fd;
-	void (*on_running)(void); /* called once every process is back and released */
+	int (*on_ready)(void);	/* every process is back, parked: 0 lets them run, -1 ends the group */
+	void (*on_running)(void); /* they run */
 };
 /* migrate.c and receive.c: a migration's two ends (docs/architecture.md, "Migration") */
 struct co_migrate_opts {

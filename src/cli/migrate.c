@@ -276,29 +276,54 @@ static void send_generation(void)
 		fail("%s closed the connection", M.o->to);
 }
 
-/* The target restarts the group: RUNNING once every process is back there and runs. */
-static void await_running(void)
+/* The next message is op, exactly; -1 with err otherwise. */
+static int expect(unsigned op, const char *what, char *err, size_t errlen)
 {
-	struct co_wire_msg *m = malloc(sizeof(*m));
-	char err[1024];
-	if (!m || co_wire_recv(&M.w, m, CO_W_RUNNING, err, sizeof(err)))
-		fail("%s", m ? err : "out of memory");
-	if (m->op != CO_W_RUNNING)
-		fail("%s sent something else where RUNNING was due", M.o->to);
-	M.t_running = co_now_ns(CLOCK_MONOTONIC);
-	free(m);
-	M.connected = 0; /* nothing can be called off now */
+	static struct co_wire_msg m;
+	if (co_wire_recv(&M.w, &m, op, err, errlen))
+		return -1;
+	if (m.op != op)
+		return snprintf(err, errlen, "%s sent something else where %s was due", M.o->to, what), -1;
+	return 0;
 }
 
-/* The group runs there: it ends here (its run or restart prints where it went). */
+/* The target restarts the group: READY once every process is back there, parked. */
+static void await_ready(void)
+{
+	char err[1024];
+	if (expect(CO_W_READY, "READY", err, sizeof(err)))
+		fail("%s", err);
+	co_crash_point("ready"); /* tests: migrate killed with the group restored there, held here */
+}
+
+/*
+ * The group ends here, and only then may it run there (GO): it never runs
+ * on both sides.  Its run or restart here prints where it went.  A
+ * coordinator that does not confirm the end: the target is told to give
+ * up (the group is ended here or runs on, never in two places).
+ */
 static void end_here(void)
 {
 	static struct co_msgbuf mb;
-	if (co_send(M.coord, CO_M_HOLD_END, 0, 0, 0, M.o->to, -1) || co_recv(M.coord, &mb, NULL) ||
-	    mb.m.type != CO_M_REPLY || mb.m.a)
-		co_warn("group '%s' runs at %s, but its coordinator here did not confirm its end", M.o->name, M.o->to);
+	int ended = !co_send(M.coord, CO_M_HOLD_END, 0, 0, 0, M.o->to, -1) && !co_recv(M.coord, &mb, NULL) &&
+		    mb.m.type == CO_M_REPLY && !mb.m.a;
 	M.held = 0;
 	close(M.coord);
+	if (!ended)
+		fail("the group's coordinator here did not confirm its end, so it was not let run at %s", M.o->to);
+}
+
+/* GO, and RUNNING back: it runs there.  Past the end here nothing can be called off: a failure says what to do. */
+static void let_run(void)
+{
+	char err[1024] = "";
+	M.connected = 0;
+	if (co_wire_send(&M.w, CO_W_GO, 0, 0, NULL) || expect(CO_W_RUNNING, "RUNNING", err, sizeof(err)))
+		co_die("group '%s' ended here, but %s did not confirm it runs there (%s): if it does not, restart it "
+		       "here with 'cohort restart %s' (generation %llu is committed in %s)",
+		       M.o->name, M.o->to, err[0] ? err : "the connection was lost", M.o->name,
+		       (unsigned long long)M.gen, M.dir);
+	M.t_running = co_now_ns(CLOCK_MONOTONIC);
 }
 
 static void result(void)
@@ -331,8 +356,9 @@ int co_cmd_migrate(const struct co_migrate_opts *o)
 	hold_group();
 	compare_files();
 	send_generation();
-	await_running();
+	await_ready();
 	end_here();
+	let_run();
 	result();
 	return 0;
 }

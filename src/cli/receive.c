@@ -41,6 +41,7 @@ struct reception {
 	int lock_fd;
 	uint64_t gen;
 	int committed, running;
+	char why[1024];		/* why the group was not let run here (on_ready) */
 	struct co_wire_msg m;	/* the message being handled */
 };
 
@@ -338,7 +339,21 @@ static void receive_generation(void)
 
 /* ---- the restart ---- */
 
-/* Every process is back and runs (coord/conn.c): the source may end the group there. */
+/*
+ * Every process is back, parked (coord/conn.c): the source ends the group
+ * there and says GO, and only then does it run here; anything else (the
+ * connection lost, ABORT) and it ends here before any of its code ran.
+ */
+static int ready(void)
+{
+	if (co_wire_send(&R.w, CO_W_READY, nprocs, 0, NULL) || co_wire_recv(&R.w, &R.m, CO_W_GO, R.why, sizeof(R.why)))
+		return R.why[0] ? -1 : (snprintf(R.why, sizeof(R.why), "%s closed the connection", R.w.peer), -1);
+	if (R.m.op != CO_W_GO)
+		return snprintf(R.why, sizeof(R.why), "the source did not say go"), -1;
+	return 0;
+}
+
+/* It runs here: the source is told, and the stream is over. */
 static void running(void)
 {
 	R.running = 1;
@@ -364,14 +379,15 @@ int co_cmd_receive(const struct co_receive_opts *o)
 	r.json = o->json;
 	r.held_lock = 1;
 	r.lock_fd = R.lock_fd;
+	r.on_ready = ready;
 	r.on_running = running;
 	int rc = co_cmd_restart(&r);
 	if (!R.running) {
 		co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the target gave up: the restart failed there");
 		discard();
 		R.committed = 0;
-		co_warn("migration of '%s' from %s failed: the restart failed here; nothing of it is kept", R.name,
-			R.w.peer);
+		co_warn("migration of '%s' from %s failed: %s; nothing of it is kept here", R.name, R.w.peer,
+			R.why[0] ? R.why : "the restart failed here");
 		return rc ? rc : 1;
 	}
 	return rc;

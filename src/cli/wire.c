@@ -209,7 +209,7 @@ static int lost(struct co_wire *c, int e, char *err, size_t errlen)
 static const char *op_name(unsigned op)
 {
 	static const char *names[] = { "?", "AUTH", "PROOF", "OK", "REFUSED", "ABORT", "HELLO",
-				       "FSTAT", "FSTAT_END", "GEN", "GEN_END", "RUNNING" };
+				       "FSTAT", "FSTAT_END", "GEN", "GEN_END", "READY", "GO", "RUNNING" };
 	return op < CO_ARRAY_LEN(names) ? names[op] : "?";
 }
 

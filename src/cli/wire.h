@@ -15,10 +15,15 @@
  *   FSTAT_END                         ->
  *                                     <-    OK, or REFUSED (the file that differs)
  *   GEN (generation), FILE "manifest", FILE ... (each with its DATA), GEN_END ->
- *                                     <-    RUNNING, or ABORT (why)
+ *                                     <-    READY (restored, parked), or ABORT (why)
+ *   (the source's coordinator ends the group there: HOLD_END)
+ *   GO                                ->
+ *                                     <-    RUNNING
  *
  * Either side may send ABORT (text: why) instead of its next message and
- * hang up; a side that sees it, or the connection close, gives up.
+ * hang up; a side that sees it, or the connection close, gives up.  The
+ * group never runs on both sides: the target lets it run only after GO,
+ * which comes only once the source has ended it.
  * docs/architecture.md ("Migration") tells what is checked where.
  */
 #ifndef COHORT_WIRE_H
@@ -39,7 +44,9 @@ enum co_wire_op {
 	CO_W_FSTAT_END,
 	CO_W_GEN,	 /* a: the generation that follows */
 	CO_W_GEN_END,	 /* every file of it was sent */
-	CO_W_RUNNING,	 /* a: processes */
+	CO_W_READY,	 /* every process is back at the target, parked; a: processes */
+	CO_W_GO,	 /* the group has ended at the source: let it run */
+	CO_W_RUNNING,	 /* it runs at the target */
 };
 
 struct co_wire {

@@ -13,10 +13,12 @@
 #                      a group that does not run at the source (both sides
 #                      exit 1) and a token file others may read: the group
 #                      runs on and finishes right, B keeps nothing
-#   migrate_cut        the receiver killed mid-stream (COHORT_CRASH=received:2),
-#                      then a restore that fails on the target (COHORT_FAULT):
-#                      migrate exits 1 each time, the group runs on at the
-#                      source and finishes right, B keeps no generation
+#   migrate_cut        the receiver killed mid-stream (COHORT_CRASH=received:1),
+#                      then a restore that fails on the target (COHORT_FAULT),
+#                      then migrate killed once the target has the group back
+#                      but not yet running (COHORT_CRASH=ready): each time
+#                      the group runs on at the source and finishes right,
+#                      never runs at B, and B keeps no generation
 #   migrate_ckpt       a migrated group checkpointed (--kill) and restarted
 #                      on the target finishes right
 
@@ -207,6 +209,20 @@ t_migrate_cut() {
 	bg_wait recvB2
 	[ "$RC" != 0 ] || fail "recvB2: status 0 after its restore failed"
 	grep -q "failed" "$TD/recvB2.err" || fail "recvB2 said nothing of the failure: $(first_line "$TD/recvB2.err")"
+	no_generation B
+	# migrate killed once the target has the group back, parked: the source
+	# resumes it (its client gone), the target never lets it run
+	mig_receive recvB3 B
+	{
+		COHORT_CRASH=ready mig_go A ready
+		cut_rc=$RC
+		bg_wait recvB3
+	} 2>/dev/null
+	[ "$cut_rc" = 137 ] || fail "migrate with COHORT_CRASH=ready: status $cut_rc, expected 137 (killed)"
+	[ "$RC" != 0 ] || fail "recvB3: status 0, but its source was gone before it said go"
+	grep -q "closed the connection; nothing of it is kept here" "$TD/recvB3.err" ||
+		fail "recvB3: $(tail -n 1 "$TD/recvB3.err")"
+	[ ! -s "$TD/recvB3.out" ] || fail "recvB3: the group printed there: $(first_line "$TD/recvB3.out")"
 	no_generation B
 	: >"$TT/go.2"
 	bg_wait run0

@@ -218,6 +218,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	restore_begin(procs, n);
 	G.restored_from = gen;
 	G.restored = m;
+	G.on_ready = o->on_ready;
 	G.on_running = o->on_running;
 	G.last_committed = gen; /* the restored state is this generation: incrementals build on it */
 	G.table->generation = gen;
