@@ -101,7 +101,7 @@ ALL_TESTS=(
 	unix_syslog unix_syslog_live unix_syslog_py unix_outside_refused unix_outside_reconnect unix_unprivileged
 	seccomp_filters seccomp_filters_all seccomp_filters_live seccomp_denied
 	sysv_undo sysv_undo_live sysv_nattch
-	migrate_roundtrip migrate_refused migrate_cut migrate_ckpt
+	migrate_roundtrip migrate_refused migrate_cut migrate_ckpt migrate_files
 )
 # Tests that run alone, with no other test beside them: they measure what
 # a busy machine would change (pauses, a thread seen during a pre-copy),

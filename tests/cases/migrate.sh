@@ -21,6 +21,10 @@
 #                      never runs at B, and B keeps no generation
 #   migrate_ckpt       a migrated group checkpointed (--kill) and restarted
 #                      on the target finishes right
+#   migrate_files      a file the group holds open is another at the target
+#                      (a bind mount in the receiver's mount namespace): the
+#                      target refuses naming it, before the generation is
+#                      sent; the group runs on at the source
 
 # The pipeline: 40 numbered lines, stopping after line 10 until go.1 exists
 # and after line 25 until go.2; sed renames them and the last process prints each with
@@ -51,7 +55,7 @@ mig_hosts() {
 	chmod 600 "$TD/token"
 	: >"$TT/go.1"
 	: >"$TT/go.2"
-	straight_start 0 /bin/bash -c "$MIG_PROG"
+	straight_start 0 /bin/bash -c "${MIG_CMD:-$MIG_PROG}"
 	rm -f "$TT/go.1" "$TT/go.2"
 }
 
@@ -71,7 +75,7 @@ on() {
 # mig_run TAG: the group starts on A, and has printed its first 10 lines
 mig_run() {
 	host A
-	bg_start "$1" "${ON[@]}" "$COHORT" run --name "$GNAME" --images "$IMG/A" -- /bin/bash -c "$MIG_PROG"
+	bg_start "$1" "${ON[@]}" "$COHORT" run --name "$GNAME" --images "$IMG/A" -- /bin/bash -c "${MIG_CMD:-$MIG_PROG}"
 	wait_lines 10 "$1"
 }
 
@@ -247,4 +251,28 @@ t_migrate_ckpt() {
 	bg_start rsB "${ON[@]}" "$COHORT" restart "$GNAME" --images "$IMG/B"
 	bg_wait rsB
 	final_check 0 "$RC" rsB run0 recvB rsB
+}
+
+t_migrate_files() {
+	printf 'the data at the source\n' >"$TT/data"
+	printf 'other\n' >"$TD/other"
+	MIG_CMD="exec 3<\"\$COHORT_TEST_TMP/data\"; $MIG_PROG"
+	mig_hosts
+	mig_run run0
+	# B's receiver sees another file at that path (its own mount namespace)
+	host B
+	bg_start recvB "${ON[@]}" /bin/sh -c 'mount --bind "$0" "$1" && shift && exec "$@"' "$TD/other" "$TT/data" \
+		"$COHORT" receive --listen 10.77.0.2:0 --token-file "$TD/token" --images "$IMG/B"
+	wait_for "recvB: no 'listening on' line" grep -qs "^listening on 10.77.0.2:[0-9]" "$TD/recvB.err"
+	TO=10.77.0.2:$(sed -n 's/^listening on 10.77.0.2:\([0-9]*\)$/\1/p' "$TD/recvB.err")
+	mig_go A files
+	mig_failed files "$TT/data differs here: 6 bytes, 23 at the source"
+	bg_wait recvB
+	[ "$RC" = 1 ] || fail "recvB: status $RC, expected 1"
+	grep -q "refused: $TT/data differs here" "$TD/recvB.err" || fail "recvB: $(tail -n 1 "$TD/recvB.err")"
+	no_generation B
+	: >"$TT/go.1"
+	: >"$TT/go.2"
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
 }
