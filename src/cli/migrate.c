@@ -54,17 +54,18 @@ static void fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (M.connected) {
-		char said[2100];
-		snprintf(said, sizeof(said), "the source gave up: %s", why);
-		co_wire_send(&M.w, CO_W_ABORT, 0, 0, said);
-	}
 	int resumed = 0;
-	if (M.held) {
+	if (M.held) { /* first: the group waits for nothing else */
 		static struct co_msgbuf mb;
 		/* it resumes the group even if it never reads this: our connection's end says the same */
 		resumed = !co_send(M.coord, CO_M_HOLD_RESUME, 0, 0, 0, NULL, -1) && !co_recv(M.coord, &mb, NULL) &&
 			  mb.m.type == CO_M_REPLY && mb.m.a == 0;
+	}
+	if (M.connected) {
+		char said[2100];
+		snprintf(said, sizeof(said), "the source gave up: %s", why);
+		co_wire_send(&M.w, CO_W_ABORT, 0, 0, said);
+		co_wire_hang_up(&M.w);
 	}
 	co_die("migration of '%s' to %s failed: %s%s", M.o->name, M.o->to, why,
 	       resumed ? "; the group runs on here" : M.held ? "; the group resumes here" : "");

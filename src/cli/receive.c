@@ -70,6 +70,7 @@ static void fail(const char *fmt, ...)
 	char said[2100];
 	snprintf(said, sizeof(said), "the target refused: %s", why);
 	co_wire_send(&R.w, CO_W_REFUSED, 0, 0, said);
+	co_wire_hang_up(&R.w);
 	discard();
 	co_die("migration%s%s%s from %s refused: %s", R.name[0] ? " of '" : "", R.name, R.name[0] ? "'" : "",
 	       R.w.peer, why);

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "cli.h"
 #include "util.h"
@@ -176,6 +177,24 @@ void co_wire_init(struct co_wire *c, int fd, const char *peer)
 	co_r_init(&c->r, fd, c->rname);
 }
 
+void co_wire_hang_up(struct co_wire *c)
+{
+	static char sink[65536];
+	struct timeval tv = { 0, 200000 };
+	uint64_t end = co_now_ns(CLOCK_MONOTONIC) + 5000000000ULL;
+	if (c->fd < 0)
+		return;
+	shutdown(c->fd, SHUT_WR);
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (co_now_ns(CLOCK_MONOTONIC) < end) {
+		ssize_t k = read(c->fd, sink, sizeof(sink));
+		if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN))
+			break;
+	}
+	close(c->fd);
+	c->fd = -1;
+}
+
 /* ---- control messages ---- */
 
 static int send_msg(struct co_wire *c, const struct co_wire_msg *m)
@@ -289,6 +308,7 @@ int co_wire_auth_source(struct co_wire *c, const unsigned char *key, size_t keyl
 	if (CRYPTO_memcmp(want, theirs.mac, CO_WIRE_MAC) != 0) {
 		/* it does not know our secret: it gets nothing more than that verdict */
 		co_wire_send(c, CO_W_REFUSED, 0, 0, "wrong token: the source found this target's proof wrong");
+		co_wire_hang_up(c);
 		return snprintf(err, errlen, "%s does not know our token (the token files differ): nothing was sent",
 				c->peer), -1;
 	}
@@ -320,6 +340,7 @@ int co_wire_auth_target(struct co_wire *c, const unsigned char *key, size_t keyl
 	proof(key, keylen, ROLE_SOURCE, ns, mine.nonce, want);
 	if (theirs.op != CO_W_PROOF || CRYPTO_memcmp(want, theirs.mac, CO_WIRE_MAC) != 0) {
 		co_wire_send(c, CO_W_REFUSED, 0, 0, "wrong token: the target found the source's proof wrong");
+		co_wire_hang_up(c);
 		return snprintf(err, errlen, "%s does not know our token (the token files differ): refused it", c->peer),
 		       -1;
 	}

@@ -77,6 +77,14 @@ void co_wire_init(struct co_wire *c, int fd, const char *peer);
 int co_wire_auth_source(struct co_wire *c, const unsigned char *key, size_t keylen, char *err, size_t errlen);
 int co_wire_auth_target(struct co_wire *c, const unsigned char *key, size_t keylen, char *err, size_t errlen);
 
+/*
+ * The last word (REFUSED or ABORT) said: close so that the other side
+ * reads it.  A socket closed with bytes unread sends a reset, which
+ * destroys what the peer had not read yet: what the peer still sends is
+ * read and dropped until it hangs up (a few seconds at most).
+ */
+void co_wire_hang_up(struct co_wire *c);
+
 /* A control message; 0 or -1 (the connection is lost: err). */
 int co_wire_send(struct co_wire *c, unsigned op, int64_t a, int64_t b, const char *text);
 /*
