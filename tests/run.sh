@@ -101,6 +101,7 @@ ALL_TESTS=(
 	unix_syslog unix_syslog_live unix_syslog_py unix_outside_refused unix_outside_reconnect unix_unprivileged
 	seccomp_filters seccomp_filters_all seccomp_filters_live seccomp_denied
 	sysv_undo sysv_undo_live sysv_nattch
+	timer_overrun timer_overrun_live zombie_pgrp zombie_pgrp_live
 	migrate_roundtrip migrate_refused migrate_cut migrate_ckpt migrate_files
 )
 # Tests that run alone, with no other test beside them: they measure what
@@ -108,7 +109,7 @@ ALL_TESTS=(
 # load the machine themselves (fuzzing, storms, a whole build), or use
 # what is the machine's own (the default run directory, users, packages).
 SERIAL_TESTS=(fresh_setup install_layout fuzz_images precopy_no_thread ckpt_storm rundir_symlink rundir_foreign
-	rundir_fake_sock)
+	rundir_fake_sock cpuclock cpuclock_live py_cpuclock)
 
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

@@ -948,6 +948,7 @@ void co_agent_forked(void)
 	co_early_start = 0;
 	co_cpuclock_forked(); /* a new process: its CPU clocks are its own, from 0 */
 	co_semundo_forked(); /* undo lists are not inherited by fork */
+	co_timers_forked(); /* nor timers */
 	if (!co_agent.active)
 		return;
 	if (co_agent.table)

@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include "agent.h"
 #include "dirty.h"
+#include "res.h"
 #include "sys.h"
 
 DECL(int, nanosleep, const struct timespec *, struct timespec *);
@@ -682,6 +683,15 @@ EXPORT long syscall(long n, ...)
 	/* a CPU clock goes on across a restart (cpuclock.c); the kernel answers for the rest, bad pointers too */
 	if (n == SYS_clock_gettime && co_cpu_clock((int)a[0]))
 		return clock_gettime((clockid_t)a[0], (struct timespec *)a[1]);
+	/* the overrun count a checkpoint or restart could not give back to the kernel (timers.c) */
+	if (n == SYS_timer_getoverrun) {
+		long r = co_sys1(SYS_timer_getoverrun, a[0]);
+		if (r < 0) {
+			errno = (int)-r;
+			return -1;
+		}
+		return co_timer_overrun((int)a[0], (int)r);
+	}
 	/* SEM_UNDO adjustments are noted (semundo.c) */
 	if (n == SYS_semop)
 		return semop((int)a[0], (struct sembuf *)a[1], (size_t)a[2]);

@@ -3,6 +3,8 @@
  * cannot block it, catch it, wait for it or read it from a signalfd, and
  * sigaction, signal, sigprocmask, pthread_sigmask and signalfd report
  * what the program set (wrap.c has the other wrappers and their rules).
+ * And timer_getoverrun answers what it answered before a checkpoint took
+ * a timer's signal or a restart made the timer again (timers.c, "Overruns").
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -10,15 +12,19 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <stdint.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include "agent.h"
+#include "res.h"
 #include "sys.h"
 
 DECL(int, sigaction, int, const struct sigaction *, struct sigaction *);
 DECL(int, sigprocmask, int, const sigset_t *, sigset_t *);
 DECL(int, pthread_sigmask, int, const sigset_t *, sigset_t *);
 DECL(int, signalfd, int, const sigset_t *, int);
+DECL(int, timer_getoverrun, timer_t);
 
 void co_wrap_signal_init(void)
 {
@@ -26,6 +32,7 @@ void co_wrap_signal_init(void)
 	LOAD(sigprocmask);
 	LOAD(pthread_sigmask);
 	LOAD(signalfd);
+	LOAD(timer_getoverrun);
 }
 
 /* What the program believes about our signal. */
@@ -175,3 +182,17 @@ EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 	return REAL(signalfd)(fd, co_without_ours(mask, &copy), flags);
 }
 
+
+/*
+ * glibc hands out a timer's kernel id as its timer_t, but for SIGEV_THREAD
+ * timers the address of its own record (negative): those go unchanged.
+ * Errors are the C library's (EINVAL for a timer that is not one).
+ */
+EXPORT int timer_getoverrun(timer_t t)
+{
+	ENSURE(timer_getoverrun);
+	int r = REAL(timer_getoverrun)(t);
+	if (r < 0 || (intptr_t)t < 0 || (intptr_t)t > INT32_MAX)
+		return r;
+	return co_timer_overrun((int)(intptr_t)t, r);
+}

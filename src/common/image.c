@@ -396,6 +396,18 @@ int co_head_check(struct co_reader *r, const struct co_head *h, uint32_t kind, c
 	return 0;
 }
 
+int co_mproc_maker(const struct co_mproc *p, int n, int i)
+{
+	int leader = 0;
+	for (int k = 0; k < n; k++) {
+		if (p[k].pid == p[i].ppid && p[k].pid != p[i].pid && !(p[k].flags & CO_MP_ZOMBIE))
+			return p[k].pid;
+		if (p[k].pid == p[i].sid && p[k].sid == p[k].pid && p[k].pid != p[i].pid && (p[k].flags & CO_MP_ZOMBIE))
+			leader = p[k].pid;
+	}
+	return leader;
+}
+
 int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n)
 {
 	int nf;

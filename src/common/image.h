@@ -294,7 +294,18 @@ struct co_timer {
 	uint64_t value;		/* sigev_value */
 	int64_t value_sec, value_nsec;	/* time left (0: disarmed) */
 	int64_t interval_sec, interval_nsec;
+	/*
+	 * Appended (0 in older images): what timer_getoverrun() answered the
+	 * program, and, flags CO_TIMER_PENDING, the timer's own signal was
+	 * queued (not a copy: the expiries go on counting in it), its first
+	 * expiry at base_ns on the timer's clock, which read at_ns when the
+	 * timer was read.
+	 */
+	int32_t overrun;
+	uint32_t flags;
+	int64_t base_ns, at_ns;
 };
+#define CO_TIMER_PENDING 1
 
 enum co_fd_kind {
 	CO_FD_REG = 1,	   /* regular file or directory, reopened by path */
@@ -860,5 +871,12 @@ int co_head_check(struct co_reader *r, const struct co_head *h, uint32_t kind, c
 int co_manifest_read(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n);
 int co_manifest_read_files(struct co_reader *r, struct co_manifest *m, struct co_mproc *p, int max, int *n,
 			   struct co_mfile *f, int maxf, int *nf);
+/*
+ * Who creates process i of a manifest's n at a restart: its live parent;
+ * else (its parent is init or gone) the zombie that led its session, if
+ * the manifest has it (only a process of the session can make a member);
+ * else 0, init.
+ */
+int co_mproc_maker(const struct co_mproc *p, int n, int i);
 
 #endif

@@ -180,6 +180,25 @@ int co_semundo_dump(struct co_dumpctx *d);
 int co_semundo_restore(struct co_rstctx *rc);
 
 /* timers.c: POSIX timers; restored by the main thread once every thread exists */
+/*
+ * Overruns (timers.c, "Overruns"): co_timers_pre reads, before a thread
+ * takes its queue, the count of each timer whose signal is in queued;
+ * co_timer_taken, for each signal taken: 0, put it back; 1, the timer was
+ * armed again and queues it itself (keep it in the image, do not put it
+ * back); 2, that re-queued one taken again (armed again too: drop it, take
+ * no more of its number).  co_timer_overrun: what timer_getoverrun()
+ * answers the program, given the kernel's answer.
+ */
+struct co_timer_pre {
+	int n;
+	struct { int32_t id, clock, overrun, retaken; } t[32];
+};
+void co_timers_pre(struct co_timer_pre *pre, uint64_t queued);
+int co_timer_taken(const struct co_siginfo *si, struct co_timer_pre *pre, int own);
+int co_timer_overrun(int id, int kernel);
+void co_timers_forked(void);
+/* restorer: whether si, queued at the checkpoint, is the own signal of a timer that queues it again itself */
+int co_timer_requeued(const struct co_rstctx *rc, const struct co_siginfo *si);
 int co_timers_collect(struct co_dumpctx *d);
 int co_timers_dump(struct co_dumpctx *d);
 int co_timers_restore(struct co_rstctx *rc);

@@ -138,15 +138,29 @@ static void reorder(const struct co_siginfo *taken, int n, int sig, int own)
 int co_signals_collect(struct co_siginfo *out, int max, int ours, int own)
 {
 	uint64_t skip = ours ? 1ULL << (ours - 1) : 0;
+	struct co_timer_pre pre;
+	co_timers_pre(&pre, queued(own, skip));
+	uint64_t kept = 0; /* a periodic timer's own signal: queued by the timer again (timers.c, "Overruns") */
 	int n = 0;
-	while (n < max && take_one(&out[n], queued(own, skip)))
-		n++;
+	while (n < max && take_one(&out[n], queued(own, skip))) {
+		int t = co_timer_taken(&out[n], &pre, own);
+		if (t == 2)
+			skip |= 1ULL << (out[n].signo - 1);
+		else
+			kept |= (uint64_t)(t == 1) << n++;
+	}
 	if (n == max && queued(own, skip)) {
-		reorder(out, n, out[n - 1].signo, own);
+		/* (the image is refused: those a timer queued again are not put back a second time) */
+		int sig = out[n - 1].signo, k = 0;
+		for (int i = 0; i < n; i++)
+			if (!(kept >> i & 1))
+				out[k++] = out[i];
+		reorder(out, k, sig, own);
 		return max + 1;
 	}
 	for (int i = 0; i < n; i++)
-		put_back(&out[i], own);
+		if (!(kept >> i & 1))
+			put_back(&out[i], own);
 	return n;
 }
 
@@ -256,7 +270,9 @@ static __attribute__((noreturn)) void become(struct co_thread *t, int main_threa
 		co_prctl(PR_SET_NAME, (long)t->comm, 0, 0, 0);
 	/* queued signals wait behind the mask until sigreturn brings the program's back */
 	for (uint32_t i = 0; i < t->npending && i < CO_MAX_PENDING; i++)
-		co_sys4(SYS_rt_tgsigqueueinfo, co_getpid(), co_gettid(), t->pending[i].signo, (long)&t->pending[i]);
+		if (!co_timer_requeued(rc_rec, &t->pending[i]))
+			co_sys4(SYS_rt_tgsigqueueinfo, co_getpid(), co_gettid(), t->pending[i].signo,
+				(long)&t->pending[i]);
 	co_sigprocmask(SIG_SETMASK, &t->sigmask, 0);
 	/* the last system call before the program's code: its seccomp filters (seccomp.c) */
 	long sr = co_seccomp_install(rc_rec, t->tid, main_thread);
@@ -369,7 +385,9 @@ int co_threads_restore(struct co_rstctx *rc)
 	for (int i = 0; i < rc->nown_fds; i++)
 		co_close(rc->own_fds[i]);
 	for (uint32_t i = 0; i < rc->proc->npending && i < 2 * CO_MAX_PENDING; i++)
-		co_sys3(SYS_rt_sigqueueinfo, rc->proc->pid, rc->proc->pending[i].signo, (long)&rc->proc->pending[i]);
+		if (!co_timer_requeued(rc, &rc->proc->pending[i]))
+			co_sys3(SYS_rt_sigqueueinfo, rc->proc->pid, rc->proc->pending[i].signo,
+				(long)&rc->proc->pending[i]);
 	become(leader, 1);
 }
 #endif

@@ -436,16 +436,62 @@ static void fork_children(struct co_mproc *me)
 			fork_child(&procs[i], child_entry);
 }
 
+static int live_in_manifest(int pid);
+static void join_group(struct co_mproc *me);
+static void found_orphan_group(struct co_mproc *me);
+static void zombie_entry(void *arg);
+
+/*
+ * A zombie child waits to be made until its parent's live children exist
+ * when its group's leader is one of those (or any live process but its
+ * parent): a shell's pipeline whose second command exited first.  A zombie
+ * that leads its own group is made first: live members join it.
+ */
+static int zombie_waits(const struct co_mproc *z, const struct co_mproc *parent)
+{
+	return z->pgid > 0 && z->pgid != z->pid && z->pgid != parent->pid && live_in_manifest(z->pgid);
+}
+
+/* The zombie children of me made now (late: after its live children, see zombie_waits). */
+static void fork_zombies(struct co_mproc *me, int late)
+{
+	for (int i = 0; i < nprocs; i++)
+		if (procs[i].ppid == me->pid && procs[i].pid != me->pid && (procs[i].flags & CO_MP_ZOMBIE) &&
+		    zombie_waits(&procs[i], me) == late)
+			fork_child(&procs[i], zombie_entry);
+}
+
+/*
+ * A process whose parent is init or gone, in the session a zombie led: it
+ * cannot join that session, only be born in it, so the zombie makes it
+ * (co_mproc_maker) from the restorer state it has, the same a process init
+ * makes has once its plan and manifest are read, and it is reparented to
+ * init when the zombie exits, as it was.
+ */
+static void session_member_entry(void *arg)
+{
+	rc.inherited = 0;
+	rc.ncow = 0;
+	become_process(arg);
+}
+
 /* A child that had exited and was not yet waited for: exit again the same way. */
 static void zombie_entry(void *arg)
 {
 	struct co_mproc *z = arg;
 	int st = z->exit_status;
-	/* a session it led first, then its group (one try: its parent does not go on until it has exited) */
-	if (z->sid == z->pid)
+	/* a session it led first, and the members it must give birth to; else its group */
+	if (z->sid == z->pid) {
 		co_sys0(SYS_setsid);
-	else if (z->pgid > 0)
-		co_sys2(SYS_setpgid, 0, z->pgid == z->pid ? 0 : z->pgid);
+		for (int i = 0; i < nprocs; i++)
+			if (!(procs[i].flags & CO_MP_ZOMBIE) && co_mproc_maker(procs, nprocs, i) == z->pid)
+				fork_child(&procs[i], session_member_entry);
+	} else if (z->pgid == z->pid) {
+		co_sys2(SYS_setpgid, 0, 0);
+	} else {
+		found_orphan_group(z);
+		join_group(z);
+	}
 	if ((st & 0x7f) == 0)
 		co_exit_group((st >> 8) & 0xff);
 	int sig = st & 0x7f;
@@ -477,8 +523,8 @@ static void wait_exited(int pid, int keep)
 	co_sys4(SYS_rt_sigtimedwait, (long)&chld, 0, (long)&zero, 8);
 }
 
-/* Create one child process with its recorded pid, running fn(child) on a fresh stack. */
-static void fork_child(struct co_mproc *c, void (*fn)(void *))
+/* Create one child process with its recorded pid, running fn(child) on a fresh stack: its pid, or -errno. */
+static long make_child(struct co_mproc *c, void (*fn)(void *))
 {
 	/* two stack areas: the child starts on the one we are not using */
 	uint64_t here = (uint64_t)&c;
@@ -493,7 +539,13 @@ static void fork_child(struct co_mproc *c, void (*fn)(void *))
 	ca.stack = top - 65536;
 	ca.stack_size = 65536;
 	/* a page-reading helper of a process restored meanwhile may hold the pid for a moment */
-	long r = co_clone3_set_tid(&ca, fn, c);
+	return co_clone3_set_tid(&ca, fn, c);
+}
+
+/* make_child, or the restore fails; a zombie is left to its parent's wait. */
+static void fork_child(struct co_mproc *c, void (*fn)(void *))
+{
+	long r = make_child(c, fn);
 	if (r < 0) {
 		co_fmt(err, sizeof(err), "cannot recreate process %d (errno %ld)", c->pid, -r);
 		die(err);
@@ -525,6 +577,39 @@ static int in_manifest(int pid)
 	return 0;
 }
 
+static int live_in_manifest(int pid)
+{
+	for (int i = 0; i < nprocs; i++)
+		if (procs[i].pid == pid && !(procs[i].flags & CO_MP_ZOMBIE))
+			return 1;
+	return 0;
+}
+
+/*
+ * Whether me lends its pid to a group it has left: it made the group, then
+ * moved to another of its session, and the group lives on in others.  It
+ * founds that group first and keeps it until they have joined (lend_group).
+ */
+static int lends_group(const struct co_mproc *me)
+{
+	if (me->pgid == me->pid)
+		return 0;
+	for (int i = 0; i < nprocs; i++)
+		if (procs[i].pgid == me->pid && procs[i].pid != me->pid)
+			return 1;
+	return 0;
+}
+
+/* The group me lent is all there (up to 2 s): me may go to its own. */
+static void lend_group(const struct co_mproc *me)
+{
+	for (int i = 0; i < nprocs; i++)
+		for (int tries = 0; procs[i].pgid == me->pid && procs[i].pid != me->pid && tries < 2000 &&
+				    co_sys1(SYS_getpgid, procs[i].pid) != me->pid;
+		     tries++)
+			nap();
+}
+
 /* The stand-in leader: make the group, stay until our parent has joined it. */
 static void keeper_entry(void *arg)
 {
@@ -538,22 +623,27 @@ static void keeper_entry(void *arg)
 
 /*
  * A process group whose leader had exited: nobody has the group's number
- * as pid, and a group cannot be joined before it exists.  Its first live
- * member makes a stand-in child with that pid which founds the group, joins
- * it, and lets the stand-in go; the group lives on in its members.
+ * as pid, and a group cannot be joined before it exists.  Its first member
+ * to come (a zombie too: the group may have no live member left) makes a
+ * stand-in child with that pid which founds the group, joins it, and lets
+ * the stand-in go; the group lives on in its members, a zombie's included.
+ * A group that exists already (a member came first) is joined; a stand-in
+ * whose pid is taken was another member's, which made the group.
  */
 static void found_orphan_group(struct co_mproc *me)
 {
 	static struct co_mproc keeper;
 	int g = me->pgid;
-	if (g <= 0 || g == me->pid || in_manifest(g))
+	if (g <= 0 || g == me->pid || in_manifest(g) || co_sys2(SYS_setpgid, 0, g) == 0)
 		return;
-	for (int i = 0; i < nprocs; i++)
+	/* an earlier live member does it; a zombie cannot wait for one (its parent waits for it) */
+	for (int i = 0; i < nprocs && !(me->flags & CO_MP_ZOMBIE); i++)
 		if (procs[i].pgid == g && procs[i].pid < me->pid && !(procs[i].flags & CO_MP_ZOMBIE))
-			return; /* an earlier member does it */
+			return;
 	co_memset(&keeper, 0, sizeof(keeper));
 	keeper.pid = keeper.pgid = g;
-	fork_child(&keeper, keeper_entry);
+	if (make_child(&keeper, keeper_entry) < 0)
+		return;
 	for (int tries = 0; tries < 2000 && co_sys1(SYS_getpgid, g) != g; tries++)
 		nap();
 	join_group(me);
@@ -605,15 +695,15 @@ static void become_process(struct co_mproc *me)
 		co_sys0(SYS_setsid);
 		take_terminal(me);
 	}
-	/* a leader founds its group before its children, which may have to join it */
-	if (me->pgid == me->pid)
+	/* a leader founds its group before its children, which may have to join it (also one it lends) */
+	if (me->pgid == me->pid || lends_group(me))
 		co_sys2(SYS_setpgid, 0, 0);
-	/* the zombies now; the live children once our memory is back (fork_children) */
-	for (int i = 0; i < nprocs; i++)
-		if (procs[i].ppid == me->pid && procs[i].pid != me->pid && (procs[i].flags & CO_MP_ZOMBIE))
-			fork_child(&procs[i], zombie_entry);
-	found_orphan_group(me);
-	join_group(me);
+	/* the zombies now (most: zombie_waits); the live children once our memory is back (fork_children) */
+	fork_zombies(me, 0);
+	if (!lends_group(me)) {
+		found_orphan_group(me);
+		join_group(me);
+	}
 	give_foreground(me);
 	restore_self(me);
 	__builtin_unreachable();
@@ -691,6 +781,12 @@ static void restore_self(struct co_mproc *me)
 		die(err);
 	set_stage(CO_RS_CHILDREN);
 	fork_children(me);
+	fork_zombies(me, 1);
+	if (lends_group(me)) {
+		lend_group(me);
+		found_orphan_group(me);
+		join_group(me);
+	}
 	set_stage(CO_RS_ATTRS);
 	if (co_proc_restore(&rc))
 		die(err);

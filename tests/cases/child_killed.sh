@@ -31,8 +31,7 @@ kill_during() {
 # commits, and the group runs on; then a --kill checkpoint and the restart
 # must finish like the straight run
 t_precopy_killed() {
-	prog_cmd bigmem
-	straight 0 "${PCMD[@]}"
+	gated_bigmem
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	group_status
@@ -68,6 +67,17 @@ failed_cleanly() {
 	[ -z "$(ls -A "$IMG/$GNAME" 2>/dev/null | grep -vx LOCK)" ] || fail "the failed checkpoint left $(ls -A "$IMG/$GNAME")"
 }
 
+# gated_bigmem: PCMD is bigmem, which then waits for go.1 before it ends
+# (the tries of these tests take as long as they take: the program must
+# still run at the last of them), and its straight run, with go.1 there
+gated_bigmem() {
+	prog_cmd bigmem
+	PCMD=(/bin/bash -c '"$0" && while [ ! -e "$COHORT_TEST_TMP/go.1" ]; do sleep 0.05; done' "${PCMD[@]}")
+	: >"$TT/go.1"
+	straight 0 "${PCMD[@]}"
+	rm -f "$TT/go.1"
+}
+
 # still_running_then_restart WHAT: run0 survived WHAT; a checkpoint --kill
 # and the restart must finish like the straight run
 still_running_then_restart() {
@@ -75,6 +85,7 @@ still_running_then_restart() {
 	rm -rf "${IMG:?}/$GNAME" # (what the checkpoints before committed, if any)
 	ckpt_or_fail "checkpoint after $1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
+	: >"$TT/go.1"
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run1
 	final_check 0 "$RC" run1 run0 run1
@@ -88,8 +99,7 @@ still_running_then_restart() {
 # and leave the program running; the next checkpoint (--kill) commits and
 # the restart finishes the run as a straight run does.
 t_writer_killed() {
-	prog_cmd bigmem
-	straight 0 "${PCMD[@]}"
+	gated_bigmem
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	local try t0 caught=0

@@ -17,7 +17,7 @@
 #                  through the standard flow (tests/progs/py_cpuclock.py)
 # Sourced by tests/run.sh.
 
-t_cpuclock() { std cpuclock 0 20 20; }
+t_cpuclock() { std cpuclock 0 12 12; }
 
 t_cpuclock_live() { steps_live_flow cpuclock 14 --incremental; }
 

@@ -32,7 +32,7 @@ t_fuzz_images() {
 		done
 	done
 	[ "$(ls "$TD/corpus" | wc -l)" -ge 10 ] || fail "too few seed files: $(ls "$TD/corpus" | tr '\n' ' ')"
-	TMPDIR=$TD/tmp timeout -k 5 170 "$fz" -close_fd_mask=3 -seed=1 -runs="$FUZZ_RUNS" -max_len=32768 -timeout=10 \
+	TMPDIR=$TD/tmp timeout -k 5 170 "$fz" -close_fd_mask=3 -seed=1 -runs="$FUZZ_RUNS" -max_len=32768 -timeout=60 \
 		-rss_limit_mb=4096 -artifact_prefix="$TD/" "$TD/corpus" >"$TD/fuzz.out" 2>&1
 	local rc=$?
 	note_file "libFuzzer" "$TD/fuzz.out" 4

@@ -9,8 +9,11 @@
 t_ckpt_while_restoring() {
 	need_prog bigmem
 	prog_cmd bigmem
-	PCMD+=(192)
+	# it waits for go.1 at its end: the third checkpoint must find it running on a busy machine
+	PCMD=(/bin/bash -c '"$0" 192 && while [ ! -e "$COHORT_TEST_TMP/go.1" ]; do sleep 0.05; done' "${PCMD[@]}")
+	: >"$TT/go.1"
 	straight_start 0 "${PCMD[@]}"
+	rm -f "$TT/go.1"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
@@ -26,6 +29,7 @@ t_ckpt_while_restoring() {
 	ckpt_or_fail "checkpoint 2 (while restoring)" "$GNAME" 2
 	ckpt_or_fail "checkpoint 3 (--kill)" "$GNAME" 3 --kill
 	bg_wait run1
+	: >"$TT/go.1"
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2

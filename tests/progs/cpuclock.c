@@ -23,7 +23,7 @@
 #include <sys/resource.h>
 #include <sys/times.h>
 
-#define STEPS 80
+#define STEPS 40
 #define BURN_NS 6000000LL	/* each worker's CPU per step */
 #define SLACK_NS 20000000LL	/* clock granularity and reading order: rusage ticks, times() ticks */
 #define MS 1000000LL

@@ -108,8 +108,10 @@ static void why_hung_up(const struct conn *c, unsigned want, char *err, size_t e
 	const char *when = want == CO_M_SNAPSHOT ? "before its snapshot" : "before its image was complete";
 	long tracer;
 	char st = co_proc_state(c->host_pid, &tracer);
-	if (!st || st == 'Z' || st == 'X')
+	if (!st || st == 'Z' || st == 'X') {
 		snprintf(err, errlen, "pid %d exited during the checkpoint (%s)", c->pid, when);
+		G.member_exited = 1;
+	}
 	else if (want == CO_M_DONE)
 		/* after its snapshot only the writer holds the connection */
 		snprintf(err, errlen, "pid %d (%s): the image writer died before the image was complete", c->pid,

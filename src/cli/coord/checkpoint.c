@@ -923,9 +923,17 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 	}
 	int bad;
 	for (int tries = 0;; tries++) {
+		G.member_exited = 0;
 		bad = ckpt_quiesce(&k);
 		k.t_quiesced = co_now_ns(CLOCK_MONOTONIC);
 		bad = bad || ckpt_capture(&k);
+		/*
+		 * A process that ended as the pause came (one already in exit
+		 * when the signal was sent) is no failure of the group's: the
+		 * next try finds it gone, or a zombie, and takes the others.
+		 */
+		if (bad && G.member_exited)
+			k.busy = 1;
 		if (!bad || !(k.busy || k.redo_whole) || tries == BUSY_TRIES || ckpt_again(&k, tries) < 0)
 			break;
 	}

@@ -123,6 +123,7 @@ struct group {
 	int no_precopy;			/* --no-precopy: no checkpoint pre-copies full images */
 	uint64_t last_committed;	/* parent of the next incremental (0: none yet) */
 	uint64_t killed_gen;		/* `checkpoint --kill` committed this generation and ended the group */
+	int member_exited;		/* a member exited during this try of a checkpoint (why_hung_up) */
 	char killed_dir[PATH_MAX];	/* ... in this directory */
 	char migrated_to[256];		/* a migration moved the group there (ADDR:PORT) and ended it here */
 	/* restart by receive (a migration's target): every process is back, parked; 0 to let them run */

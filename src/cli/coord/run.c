@@ -192,7 +192,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	const char *restorer = co_self_path("cohort-restore", restorer_buf, sizeof(restorer_buf));
 	if (access(restorer, X_OK) < 0)
 		co_die("restorer %s is missing: run 'make'", restorer);
-	/* init makes the processes whose parent is init (or gone); restorers make the rest */
+	/* init makes the processes whose parent is init (or gone); restorers make the rest (co_mproc_maker) */
 	static struct co_init_proc ip[CO_TABLE_SLOTS];
 	int nroots = 0, nlive = 0;
 	for (int i = 0; i < n; i++) {
@@ -203,10 +203,7 @@ int co_cmd_restart(struct co_run_opts *o)
 		if (co_img_locate(img, stored, sizeof(stored)) < 0 || access(stored, R_OK) < 0)
 			co_die("%s: %s", img, strerror(errno));
 		nlive++;
-		int parent = 0;
-		for (int k = 0; k < n; k++)
-			parent |= procs[k].pid == procs[i].ppid && !(procs[k].flags & CO_MP_ZOMBIE);
-		if (!parent)
+		if (!co_mproc_maker(procs, n, i))
 			ip[nroots++].pid = procs[i].pid;
 	}
 	G.sig = (int)m.sig;
