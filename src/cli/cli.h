@@ -109,6 +109,13 @@ uint64_t co_newest_generation(const char *gdir);
  * with SIGHUP when its coordinator's exit orphans its process group).
  */
 void co_crash_point(const char *step);
+/*
+ * Its twin for a failure (tests only): with COHORT_CKPT_FAIL=STEP[:N] the
+ * Nth time the coordinator reaches STEP ("written": a generation's images
+ * written, its manifest not) the checkpoint fails there (1): the group
+ * must run on as it was.  0 otherwise.
+ */
+int co_fail_point(const char *step);
 /* mkdir -p, mode 0700 */
 int co_mkdir_p(const char *path);
 /*
@@ -316,6 +323,12 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
  * there are more than max.
  */
 int co_shared_files(int pid, int *out, int max);
+/*
+ * Once the checkpoint has ended, before the group runs again: what
+ * co_shared_dump took from it given back (failed 1: the group runs on
+ * as it was) or let go (0: committed).
+ */
+void co_shared_settle(int failed);
 /* coord/setup.c: write text to a /proc file (uid_map, a sysctl): 0, or -1 with errno. */
 int co_write_proc(const char *path, const char *text);
 /* In init: put files back, create the objects, return the plan's descriptor. */

@@ -369,21 +369,37 @@ int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen)
 	return r ? -1 : 0;
 }
 
-void co_crash_point(const char *step)
+/*
+ * The switch var=STEP[:N] (tests only): 1 the Nth time (default the first)
+ * step is reached (*reached counts).  STEP:/FILE instead waits there until
+ * FILE exists, and answers 0.
+ */
+static int test_point(const char *var, const char *step, int *reached)
 {
-	static int reached;
-	const char *v = getenv("COHORT_CRASH");
+	const char *v = getenv(var);
 	size_t n = strlen(step);
 	if (!v || strncmp(v, step, n) || (v[n] && v[n] != ':'))
-		return;
+		return 0;
 	if (v[n] == ':' && v[n + 1] == '/') {
 		while (access(v + n + 1, F_OK) < 0)
 			usleep(20000);
-		return;
+		return 0;
 	}
 	int nth = v[n] == ':' ? atoi(v + n + 1) : 1;
-	if (++reached == (nth > 0 ? nth : 1))
+	return ++*reached == (nth > 0 ? nth : 1);
+}
+
+void co_crash_point(const char *step)
+{
+	static int reached;
+	if (test_point("COHORT_CRASH", step, &reached))
 		kill(getpid(), SIGKILL);
+}
+
+int co_fail_point(const char *step)
+{
+	static int reached;
+	return test_point("COHORT_CKPT_FAIL", step, &reached);
 }
 
 int co_mkdir_p(const char *path)

@@ -614,11 +614,15 @@ struct co_pty {
 	uint8_t termios[64];	/* the slave's struct termios2 (TCGETS2: 44 bytes) */
 };
 
-/* Bytes queued in a pty: what the slave side will read (input), or what the master side will (output). */
+/*
+ * Bytes queued in a pty: what the slave side will read (input), or what
+ * the master side will (output); or (output 2, first, no bytes) the
+ * packet-mode status byte the master's reader has not read.
+ */
 struct co_ptydata {
 	uint64_t id;		/* the co_pty's */
-	uint32_t output;	/* 0: input, written to the master, not read by the slave; 1: output */
-	uint32_t pad;
+	uint32_t output;	/* 0: input, written to the master, not read by the slave; 1: output; 2: status */
+	uint32_t status;	/* output 2: the status byte (TIOCPKT_*); was padding */
 };
 
 /*
@@ -653,10 +657,12 @@ enum co_usock_how {
 #define CO_USF_PASSCRED 2	/* SO_PASSCRED */
 #define CO_USF_OUTSIDE 4	/* connected to peername, outside the group: connected again there at a restart */
 #define CO_USF_NONAME 8		/* has a name it cannot be given again (another socket of the group has it) */
+#define CO_USF_PEEKOFF 16	/* SO_PEEK_OFF set by the program: peek_off */
+#define CO_USF_SHARED 32	/* its path is another socket's too: bound through its file moved aside (unix_name.c) */
 struct co_usock {
 	uint64_t id;		/* the socket's inode at the checkpoint */
 	uint64_t peer;		/* the peer's id, in the group; 0: none */
-	uint64_t via;		/* CO_US_CONNECT, CO_US_ACCEPT: the listener's id */
+	uint64_t via;		/* CO_US_CONNECT, CO_US_ACCEPT: the listener's id; a datagram socket: its peer's (0: outside) */
 	uint32_t how;		/* enum co_usock_how */
 	uint32_t type;		/* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
 	uint32_t state;		/* as sock_diag has it: 1 connected, 7 not, 10 listening */
@@ -668,6 +674,7 @@ struct co_usock {
 	uint32_t namelen, peerlen;	/* bytes of name and peername (0: none) */
 	char name[108];		/* sun_path as bound: a path, or abstract (starts with NUL) */
 	char peername[108];	/* where it connects at a restart: a datagram peer, a listener, a peer outside */
+	int32_t peek_off;	/* CO_USF_PEEKOFF: the program's SO_PEEK_OFF (was padding: 0 in older images) */
 };
 
 /*

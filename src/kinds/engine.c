@@ -288,6 +288,13 @@ static int dump_objects(struct co_kdump *d)
 	return 0;
 }
 
+void co_shared_settle(int failed)
+{
+	for (size_t i = 0; i < CO_ARRAY_LEN(kinds); i++)
+		if (kinds[i]->settle)
+			kinds[i]->settle(failed);
+}
+
 int co_shared_files(int pid, int *out, int max)
 {
 	int n = 0;

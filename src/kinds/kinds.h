@@ -98,6 +98,12 @@ struct co_kind_ops {
 	int (*restore_done)(struct co_krestore *x);
 	/* One record of this kind, for `cohort inspect`. */
 	void (*describe)(unsigned type, const void *p, uint64_t len, char *out, size_t n);
+	/*
+	 * Once the checkpoint has ended (may be NULL): what the dump took from
+	 * the group (a --kill checkpoint may read what it cannot peek) given
+	 * back when it failed, let go when it was committed.
+	 */
+	void (*settle)(int failed);
 };
 
 /* The kinds (each in its own file), and the one table listing them (engine.c). */

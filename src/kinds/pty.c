@@ -27,8 +27,12 @@
  * twice; output into the master's own queue, past output processing).
  * TIOCSTI needs CAP_SYS_ADMIN: without it the bytes are written from the
  * other side with the same settings off, and the receiving queue is
- * waited for (up to a second).  A packet-mode status byte not yet read is
- * lost at a restart.
+ * waited for (up to a second).  In packet mode the status byte waiting for
+ * the master's reader is read first (a read of data would return it) and
+ * made again by doing on the slave what sets each of its bits
+ * (status_again, status_stop).  The master's own termios cannot be kept,
+ * nor need to be: the kernel reads and sets the slave's when given the
+ * master, so no program can change them.
  *
  * The controlling terminal: the session leader takes it again right after
  * its setsid() (CO_PLAN_CTTY, before it makes children, which inherit
@@ -345,21 +349,90 @@ static int peer(int m, int flags)
 	return ioctl(m, TIOCGPTPEER, flags | O_NOCTTY | O_CLOEXEC);
 }
 
-/* One direction's bytes as a CO_R_PTYDATA record. */
-static int write_queue(struct co_writer *w, uint64_t id, int output, const char *bytes, size_t n)
+/*
+ * The packet-mode status byte waiting for the master's reader (POLLPRI),
+ * read: it comes alone, before any data.  0 when none waits.
+ */
+static int read_status(int m)
+{
+	struct pollfd pf = { m, POLLPRI, 0 };
+	unsigned char st = 0;
+	if (poll(&pf, 1, 0) != 1 || !(pf.revents & POLLPRI) || read(m, &st, 1) != 1)
+		return 0;
+	return st;
+}
+
+/* Flow control by ^S and ^Q as the kernel tells it (packet mode's DOSTOP and NOSTOP), on or off in t. */
+static void set_flow(struct termios2 *t, int on)
+{
+	if (on) {
+		t->c_iflag |= IXON;
+		t->c_cc[VSTOP] = 023;
+		t->c_cc[VSTART] = 021;
+	} else {
+		t->c_iflag &= ~(tcflag_t)IXON;
+	}
+}
+
+/*
+ * A status byte st made again for the master's reader by doing on the
+ * slave s what sets each bit: flushing its input and its output
+ * (FLUSHREAD, FLUSHWRITE: the queues are empty then, their bytes put back
+ * after), flow control turned the other way and back (DOSTOP, NOSTOP:
+ * the settings end as t), output stopped and started (START).  STOP is
+ * status_stop's, once the queued bytes are back.  0, or -1.
+ */
+static int status_again(int s, const struct termios2 *t, int st)
+{
+	int r = 0;
+	if (st & TIOCPKT_FLUSHREAD)
+		r |= ioctl(s, TCFLSH, TCIFLUSH);
+	if (st & TIOCPKT_FLUSHWRITE)
+		r |= ioctl(s, TCFLSH, TCOFLUSH);
+	if (st & (TIOCPKT_DOSTOP | TIOCPKT_NOSTOP)) {
+		struct termios2 from = *t, to = *t;
+		set_flow(&from, !(st & TIOCPKT_DOSTOP));
+		set_flow(&to, (st & TIOCPKT_DOSTOP) != 0);
+		r |= ioctl(s, TCSETS2, &from) | ioctl(s, TCSETS2, &to) | ioctl(s, TCSETS2, t);
+	}
+	if (st & TIOCPKT_START)
+		r |= ioctl(s, TCXONC, TCOOFF) | ioctl(s, TCXONC, TCOON);
+	return r < 0 ? -1 : 0;
+}
+
+/*
+ * The STOP bit: output stopped again.  As ^S stops it when the slave has
+ * flow control and TIOCSTI may hand it the characters (started with ^Q
+ * first: a stopped tty sets no bit), else with TCOOFF.  0, or -1.
+ */
+static int status_stop(int s, const struct termios2 *t)
+{
+	char go = (char)t->c_cc[VSTART], stop = (char)t->c_cc[VSTOP];
+	ioctl(s, TCXONC, TCOON);
+	if ((t->c_iflag & IXON) && ioctl(s, TIOCSTI, &go) == 0 && ioctl(s, TIOCSTI, &stop) == 0)
+		return 0;
+	return ioctl(s, TCXONC, TCOOFF);
+}
+
+/* One direction's bytes (or the status byte: in h.status) as a CO_R_PTYDATA record. */
+static int write_queue(struct co_writer *w, uint64_t id, int output, const char *bytes, size_t n, int status)
 {
 	static char rec[sizeof(struct co_ptydata) + PTY_QUEUE];
-	struct co_ptydata h = { id, (uint32_t)output, 0 };
+	struct co_ptydata h = { id, (uint32_t)output, (uint32_t)status };
 	memcpy(rec, &h, sizeof(h));
-	memcpy(rec + sizeof(h), bytes, n);
+	if (n)
+		memcpy(rec + sizeof(h), bytes, n);
 	return co_w_rec(w, CO_R_PTYDATA, rec, sizeof(h) + n);
 }
 
 /*
- * The bytes queued in the pty refs[first], both directions, read out in
- * the pause and put back at once for the running program.  The input is
- * read only when the group holds the slave (opening it otherwise, then
- * closing it, would make the master read EIO).
+ * The bytes queued in the pty refs[first], both directions, and in packet
+ * mode the status byte waiting for the master's reader (read first: a
+ * read of data would return it), read out in the pause and put back at
+ * once for the running program.  The input is read only when the group
+ * holds the slave (opening it otherwise, then closing it, would make the
+ * master read EIO): without one, a waiting status byte is refused, unless
+ * the slave was closed for good (hup: one of our own is opened then).
  */
 static int pty_dump_data(struct co_kdump *d, int first, uint64_t id)
 {
@@ -377,13 +450,27 @@ static int pty_dump_data(struct co_kdump *d, int first, uint64_t id)
 	int k = pty_peer_ref(d, first, CO_OBJ_PTS);
 	if (k >= 0 && (s = peer(m, O_RDWR | O_NONBLOCK)) < 0)
 		s = co_ref_grab(&d->refs[k]);
-	long nin = s >= 0 ? read_input(s, &t, in, sizeof(in)) : 0;
+	struct pollfd pf = { m, POLLPRI, 0 };
+	if (pkt && s < 0 && poll(&pf, 1, 0) == 1 && (pf.revents & POLLPRI) && !(pf.revents & POLLHUP)) {
+		snprintf(d->err, d->errlen, "pid %d: fd %d: the pseudo-terminal %s has a packet-mode status byte not read, "
+			 "and no process holds its slave, which cohort needs to make it again", r->pid, r->fd, r->path);
+		close(m);
+		return -1;
+	}
+	int st = pkt ? read_status(m) : 0;
+	if (st && s < 0)
+		s = peer(m, O_RDWR | O_NONBLOCK); /* closed for good already */
+	long nin = s >= 0 && k >= 0 ? read_input(s, &t, in, sizeof(in)) : 0;
 	long nout = nin >= 0 ? read_output(m, pkt, out, sizeof(out)) : 0;
 	const char *bad = nin < 0 || nout < 0 ? "cannot read" : NULL;
 	/* back at once, whatever comes next: the program runs on (or is killed) with its queues as they were */
+	if (st && (s < 0 || status_again(s, &t, st) < 0))
+		bad = "cannot put back";
 	if (nin > 0 && put_input(m, s, &t, in, (size_t)nin) < 0)
 		bad = "cannot put back";
 	if (nout > 0 && put_output(m, s, &t, out, (size_t)nout) < 0)
+		bad = "cannot put back";
+	if ((st & TIOCPKT_STOP) && s >= 0 && status_stop(s, &t) < 0)
 		bad = "cannot put back";
 	int e = errno;
 	if (s >= 0)
@@ -394,8 +481,9 @@ static int pty_dump_data(struct co_kdump *d, int first, uint64_t id)
 			 r->fd, bad, r->path, strerror(e));
 		return -1;
 	}
-	if ((nin > 0 && write_queue(d->w, id, 0, in, (size_t)nin)) ||
-	    (nout > 0 && write_queue(d->w, id, 1, out, (size_t)nout)))
+	if ((st && write_queue(d->w, id, 2, NULL, 0, st)) ||
+	    (nin > 0 && write_queue(d->w, id, 0, in, (size_t)nin, 0)) ||
+	    (nout > 0 && write_queue(d->w, id, 1, out, (size_t)nout, 0)))
 		return -1;
 	return d->w->err;
 }
@@ -406,6 +494,7 @@ static int pty_dump_data(struct co_kdump *d, int first, uint64_t id)
 static struct made_pty {
 	struct co_pty p;
 	int fd;			/* the master */
+	int status;		/* the packet-mode status byte it had (its STOP bit is set once all is made) */
 } ptys[PTY_MAX];
 static int nptys;
 
@@ -457,7 +546,7 @@ static int make_pty(struct co_krestore *x, const struct co_pty *p)
 		return co_kerr(x, "recreating the group's pseudo-terminal /dev/pts/%u: %s", p->index, strerror(e));
 	}
 	fcntl(m, F_SETFL, (int)(p->flags & CO_FL_STATUS));
-	ptys[nptys++] = (struct made_pty){ *p, m };
+	ptys[nptys++] = (struct made_pty){ *p, m, 0 };
 	if (co_made_add(x, CO_OBJ_PTMX, p->id, m, -1, 0) < 0)
 		return -1;
 	/* its session's leader takes it back; a member of the foreground group makes its group the foreground */
@@ -475,11 +564,18 @@ static int put_back(struct co_krestore *x, const struct co_ptydata *h, const cha
 		return co_kbad(x, "queued bytes of a missing pseudo-terminal %llu", (unsigned long long)h->id);
 	struct termios2 t;
 	memcpy(&t, p->p.termios, sizeof(t));
-	int s = peer(p->fd, O_RDWR | O_NONBLOCK);
-	int r = h->output ? put_output(p->fd, s, &t, bytes, n) : s >= 0 ? put_input(p->fd, s, &t, bytes, n) : -1;
+	int s = peer(p->fd, O_RDWR | O_NONBLOCK), r = -1;
+	if (h->output == 2) /* first, while the queues are empty */
+		r = s >= 0 ? status_again(s, &t, (int)h->status) : -1;
+	else
+		r = h->output ? put_output(p->fd, s, &t, bytes, n) : s >= 0 ? put_input(p->fd, s, &t, bytes, n) : -1;
+	if (h->output == 2)
+		p->status = (int)h->status;
 	int e = errno;
 	if (s >= 0)
 		close(s);
+	if (r < 0 && h->output == 2)
+		return co_kerr(x, "cannot make the status byte of /dev/pts/%u again: %s", p->p.index, strerror(e));
 	return r < 0 ? co_kerr(x, "cannot put back the %zu bytes queued in /dev/pts/%u: %s", n, p->p.index,
 			       strerror(e)) : 0;
 }
@@ -513,9 +609,14 @@ static int pty_restore_done(struct co_krestore *x)
 {
 	for (int i = 0; i < nptys; i++) {
 		struct made_pty *p = &ptys[i];
-		int one = 1, s = p->p.excl || p->p.hup ? peer(p->fd, O_RDWR) : -1;
-		if ((p->p.excl || p->p.hup) && s < 0)
+		int one = 1, stop = p->status & TIOCPKT_STOP;
+		int s = p->p.excl || p->p.hup || stop ? peer(p->fd, O_RDWR) : -1;
+		if ((p->p.excl || p->p.hup || stop) && s < 0)
 			return co_kerr(x, "cannot open /dev/pts/%u again: %s", p->p.index, strerror(errno));
+		struct termios2 t;
+		memcpy(&t, p->p.termios, sizeof(t));
+		if (stop && status_stop(s, &t) < 0)
+			return co_kerr(x, "cannot stop the output of /dev/pts/%u again: %s", p->p.index, strerror(errno));
 		if (p->p.excl && ioctl(s, TIOCEXCL) < 0)
 			return co_kerr(x, "cannot set /dev/pts/%u exclusive: %s", p->p.index, strerror(errno));
 		if (s >= 0)
@@ -533,8 +634,11 @@ static void pty_describe(unsigned type, const void *p, uint64_t len, char *out, 
 {
 	if (type == CO_R_PTYDATA) {
 		const struct co_ptydata *h = p;
-		snprintf(out, n, "pty %llu: %llu bytes of %s queued", (unsigned long long)h->id,
-			 (unsigned long long)(len - sizeof(*h)), h->output ? "output" : "input");
+		if (h->output == 2)
+			snprintf(out, n, "pty %llu: packet-mode status byte %#x not read", (unsigned long long)h->id, h->status);
+		else
+			snprintf(out, n, "pty %llu: %llu bytes of %s queued", (unsigned long long)h->id,
+				 (unsigned long long)(len - sizeof(*h)), h->output ? "output" : "input");
 		return;
 	}
 	const struct co_pty *t = p;

@@ -19,7 +19,9 @@
  * unnamed one outside, a connection from outside waiting in a backlog or
  * accepted from one, a name relative to a working directory, a backlog
  * connection with data queued in a live checkpoint (reading it means
- * accepting it: `--kill` only).
+ * accepting it: `--kill` only; and nothing can put it back in the backlog
+ * if that checkpoint then fails).  A path several sockets have comes back
+ * on each (share_names); an abstract one on the first only.
  */
 #define _GNU_SOURCE
 #include <linux/netlink.h>
@@ -151,7 +153,7 @@ const struct co_usock *co_unix_planned(int k)
 }
 
 /* The object (its first ref) of the Unix socket inode ino in this dump, or -1 (outside the group). */
-static int ref_of(const struct co_kdump *d, uint64_t ino)
+int co_unix_ref(const struct co_kdump *d, uint64_t ino)
 {
 	for (int k = 0; ino && k < d->nrefs; k++)
 		if (d->refs[k].kind == CO_OBJ_USOCK && d->refs[k].ino == ino)
@@ -255,18 +257,20 @@ static int plan_dgram(struct co_kdump *d, int k, const struct usk *u, struct co_
 		return 0;
 	}
 	const struct usk *p = usk_of(u->peer);
-	if (ref_of(d, u->peer) >= 0 && p && p->peer == u->ino && (!p->namelen || !u->namelen)) {
+	if (co_unix_ref(d, u->peer) >= 0 && p && p->peer == u->ino && (!p->namelen || !u->namelen)) {
 		o->how = CO_US_PAIR;
 		o->peer = u->peer;
 		return 0;
 	}
 	if (!p || !p->namelen)
-		return refuse(d, k, "connected to an unnamed datagram socket%s", ref_of(d, u->peer) >= 0 ? "" : " outside the group");
-	if (ref_of(d, u->peer) < 0) {
+		return refuse(d, k, "connected to an unnamed datagram socket%s", co_unix_ref(d, u->peer) >= 0 ? "" : " outside the group");
+	if (co_unix_ref(d, u->peer) < 0) {
 		o->flags |= CO_USF_OUTSIDE;
 		if (p->name[0] != '/' && p->name[0])
 			return refuse(d, k, "connected to %s, a name relative to a working directory",
 				      co_unix_name_text(p->name, p->namelen, t, sizeof(t)));
+	} else {
+		o->via = u->peer; /* which socket of the name (another may have it too: share_names) */
 	}
 	set_peername(o, p);
 	return 0;
@@ -291,7 +295,7 @@ static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co
 {
 	char t[160];
 	const struct usk *l = waiting_in(u->ino);
-	if (l && ref_of(d, l->ino) < 0) /* in the backlog of a listener outside */
+	if (l && co_unix_ref(d, l->ino) < 0) /* in the backlog of a listener outside */
 		return outside_stream(d, k, o, l);
 	if (l) { /* its connection waits in the backlog of a listener of the group */
 		o->how = CO_US_CONNECT;
@@ -303,7 +307,7 @@ static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co
 	o->peer = u->peer;
 	if (!u->peer) /* its peer closed: a pair whose other end goes once the data it sent is back */
 		return 0;
-	if (ref_of(d, u->peer) >= 0) {
+	if (co_unix_ref(d, u->peer) >= 0) {
 		int a = accepted_from(d, u);
 		if (a >= 0) {
 			o->how = CO_US_ACCEPT;
@@ -341,10 +345,15 @@ static int plan_one(struct co_kdump *d, int k)
 	o->type = u->type;
 	o->state = u->state;
 	o->shut = u->shut;
-	int s = co_ref_grab(r), on = 0;
+	int s = co_ref_grab(r), on = 0, off = -1;
 	socklen_t l = sizeof(on);
 	if (s >= 0 && getsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, &l) == 0 && on)
 		o->flags |= CO_USF_PASSCRED;
+	l = sizeof(off);
+	if (s >= 0 && getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, &l) == 0 && off >= 0) {
+		o->flags |= CO_USF_PEEKOFF;
+		o->peek_off = off;
+	}
 	if (s >= 0)
 		close(s);
 	if (u->namelen) {
@@ -360,7 +369,7 @@ static int plan_one(struct co_kdump *d, int k)
 		o->how = CO_US_ALONE;
 		o->backlog = u->wq;
 		for (uint32_t j = 0; j < u->nicons; j++)
-			if (ref_of(d, icons[u->icon + j]) < 0)
+			if (co_unix_ref(d, icons[u->icon + j]) < 0)
 				return refuse(d, k, "listening on %s with a connection from outside the group in its backlog",
 					      co_unix_name_text(u->name, u->namelen, t, sizeof(t)));
 		return 0;
@@ -374,26 +383,50 @@ static int plan_one(struct co_kdump *d, int k)
 	return plan_stream(d, k, u, o);
 }
 
-/* Every Unix object of the dump: its shape; a name two of them have is given back to the first only. */
+/* The Unix object k of this dump that binds a name at a restart (not an accepted end: it has its listener's), or NULL. */
+static struct co_usock *binder(const struct co_kdump *d, int k)
+{
+	struct co_usock *o = plan[k].planned && d->refs[k].obj == k ? &plan[k].o : NULL;
+	return o && o->namelen && o->how != CO_US_ACCEPT ? o : NULL;
+}
+
+/*
+ * A name several sockets of the group have: a path bound again after the
+ * first's file was removed, or an accepted end whose listener is gone.
+ * The one whose file is at the path (else the first) keeps it as it is;
+ * the others get it at a restart through a file moved aside and back
+ * (CO_USF_SHARED, unix_name.c).  An abstract name has no file: it is
+ * given back to the first only (CO_USF_NONAME).
+ */
+static void share_names(struct co_kdump *d)
+{
+	for (int k = 0; k < d->nrefs; k++) {
+		struct co_usock *o = binder(d, k);
+		int keeper = -1;
+		for (int j = 0; o && j < d->nrefs; j++) {
+			const struct co_usock *p = binder(d, j);
+			if (p && p->namelen == o->namelen && !memcmp(p->name, o->name, o->namelen) &&
+			    (keeper < 0 || ((plan[keeper].o.flags & CO_USF_UNLINKED) && !(p->flags & CO_USF_UNLINKED))))
+				keeper = j;
+		}
+		if (o && keeper != k)
+			o->flags |= o->name[0] ? CO_USF_SHARED : CO_USF_NONAME;
+	}
+}
+
+/* Every Unix object of the dump: its shape, and the names several of them have (share_names). */
 static int plan_all(struct co_kdump *d)
 {
 	for (int k = 0; k < d->nrefs; k++)
 		if (d->refs[k].kind == CO_OBJ_USOCK && d->refs[k].obj == k && plan_one(d, k) < 0)
 			return -1;
-	for (int k = 0; k < d->nrefs; k++) {
-		struct co_usock *o = plan[k].planned && d->refs[k].obj == k ? &plan[k].o : NULL;
-		if (!o || !o->namelen || o->how == CO_US_ACCEPT)
-			continue;
-		int first = co_unix_named(d, o->name, o->namelen);
-		if (first >= 0 && first != k)
-			o->flags |= CO_USF_NONAME;
-	}
+	share_names(d);
 	/* the client of an accepted connection connects to the listener (and is accepted at once) */
 	for (int k = 0; k < d->nrefs; k++) {
 		struct uplan *s = &plan[k];
 		if (!s->planned || d->refs[k].obj != k || s->o.how != CO_US_ACCEPT)
 			continue;
-		struct uplan *c = &plan[ref_of(d, s->o.peer)];
+		struct uplan *c = &plan[co_unix_ref(d, s->o.peer)];
 		c->o.how = CO_US_CONNECT;
 		c->o.via = s->o.via;
 		c->o.peer = s->o.id;
@@ -420,13 +453,13 @@ static int write_all(struct co_kdump *d)
 			if ((pass == 0 && p->o.how == CO_US_ALONE) || (pass == 1 && p->o.how == CO_US_PAIR)) {
 				write_one(d, k);
 			} else if (pass == 2 && p->o.how == CO_US_ACCEPT) {
-				write_one(d, ref_of(d, p->o.peer));
+				write_one(d, co_unix_ref(d, p->o.peer));
 				write_one(d, k);
 			} else if (pass == 3 && p->o.how == CO_US_ALONE && p->o.state == ST_LISTEN) {
 				const struct usk *u = usk_of(p->o.id);
 				for (uint32_t j = 0; u && j < u->nicons; j++)
-					if (ref_of(d, icons[u->icon + j]) >= 0)
-						write_one(d, ref_of(d, icons[u->icon + j]));
+					if (co_unix_ref(d, icons[u->icon + j]) >= 0)
+						write_one(d, co_unix_ref(d, icons[u->icon + j]));
 			}
 		}
 	for (int k = 0; k < d->nrefs; k++)
@@ -493,7 +526,7 @@ static int unix_collect(struct co_kdump *d, int first)
 	const struct usk *u = r->inflight == CO_INFLIGHT_EMBRYO ? NULL : usk_of(r->ino);
 	if (u && u->state == ST_LISTEN && u->nicons && take_backlog(d, first, u) < 0)
 		return -1;
-	return u && u->state == ST_LISTEN ? 0 : co_unix_collect_queue(d, first);
+	return u && u->state == ST_LISTEN ? 0 : co_unix_collect_queue(d, first, first_unix(d, first));
 }
 
 static int unix_dump_data(struct co_kdump *d, int first, uint64_t id)
@@ -530,21 +563,23 @@ static void unix_describe(unsigned type, const void *p, uint64_t len, char *out,
 	co_unix_name_text(o->name, o->namelen < sizeof(o->name) ? o->namelen : sizeof(o->name), name, sizeof(name));
 	co_unix_name_text(o->peername, o->peerlen < sizeof(o->peername) ? o->peerlen : sizeof(o->peername), peer,
 			  sizeof(peer));
-	char file[64] = "";
+	char file[64] = "", peek[32] = "";
+	if (o->flags & CO_USF_PEEKOFF)
+		snprintf(peek, sizeof(peek), ", SO_PEEK_OFF %d", o->peek_off);
 	if (o->namelen && o->name[0] && !(o->flags & CO_USF_UNLINKED))
 		snprintf(file, sizeof(file), " (mode %o uid %u gid %u)", o->mode, o->uid, o->gid);
-	snprintf(out, n, "%llu: %s %s%s, name %s%s%s%s, peer %llu, via %llu%s%s, shutdown %s%s%s", (unsigned long long)o->id,
+	snprintf(out, n, "%llu: %s %s%s, name %s%s%s%s, peer %llu, via %llu%s%s, shutdown %s%s%s%s", (unsigned long long)o->id,
 		 o->type < 6 ? types[o->type] : "?", o->how < 5 ? hows[o->how] : "?",
 		 o->state == ST_LISTEN ? " listening" : "", name, o->flags & CO_USF_UNLINKED ? " (unlinked)" : "",
-		 o->flags & CO_USF_NONAME ? " (not given back)" : "", file, (unsigned long long)o->peer, (unsigned long long)o->via,
+		 o->flags & CO_USF_NONAME ? " (not given back)" : o->flags & CO_USF_SHARED ? " (another's too)" : "", file, (unsigned long long)o->peer, (unsigned long long)o->via,
 		 o->peerlen ? ", connects to " : "", o->peerlen ? peer : "",
 		 (o->shut & 3) == 3 ? "both" : o->shut & 1 ? "read" : o->shut & 2 ? "write" : "none",
 		 o->flags & CO_USF_OUTSIDE ? ", peer outside the group" : "",
-		 o->flags & CO_USF_PASSCRED ? ", SO_PASSCRED" : "");
+		 o->flags & CO_USF_PASSCRED ? ", SO_PASSCRED" : "", peek);
 }
 
 const struct co_kind_ops co_unix_ops = {
 	.kind = CO_OBJ_USOCK, .identity = CO_ID_INODE, .collect = unix_collect,
 	.dump = unix_dump, .dump_data = unix_dump_data, .restore = co_unix_restore, .restore_done = co_unix_restore_done,
-	.describe = unix_describe,
+	.describe = unix_describe, .settle = co_unix_settle,
 };

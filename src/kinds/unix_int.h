@@ -7,6 +7,8 @@
 #ifndef COHORT_UNIX_INT_H
 #define COHORT_UNIX_INT_H
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include "kinds/kinds.h"
 
 /* A socket's state, as sock_diag has it */
@@ -15,13 +17,22 @@
 
 /* unix.c: the shape recorded for the object refs[k] (NULL: not a Unix socket object of this dump). */
 const struct co_usock *co_unix_planned(int k);
+/* unix.c: the object (its first ref) of the Unix socket inode ino in this dump, or -1 (outside the group). */
+int co_unix_ref(const struct co_kdump *d, uint64_t ino);
 /* unix.c: the object of this dump bound to name (namelen bytes) and able to take it back: its ref, or -1. */
 int co_unix_named(const struct co_kdump *d, const char *name, uint32_t namelen);
 
-/* unix_queue.c: the descriptors in flight on refs[first]'s queue made references (co_ref_inflight); 0 or -1. */
-int co_unix_collect_queue(struct co_kdump *d, int first);
+/*
+ * unix_queue.c: the descriptors in flight on refs[first]'s queue made
+ * references (co_ref_inflight), its messages of no bytes noted for the
+ * dump (first_queue: the checkpoint's first, what earlier ones noted is
+ * dropped); 0 or -1.
+ */
+int co_unix_collect_queue(struct co_kdump *d, int first, int first_queue);
 /* unix_queue.c: every message queued on refs[first] as CO_R_USMSG records; 0 or -1 (err filled). */
 int co_unix_dump_queue(struct co_kdump *d, int first);
+/* unix_queue.c: what a --kill checkpoint read off streams, sent back (failed) or let go (committed). */
+void co_unix_settle(int failed);
 /* unix_queue.c: one CO_R_USMSG at a restart; 0 or -1. */
 int co_unix_restore_msg(struct co_krestore *x, const void *p, uint64_t len);
 /* unix_queue.c: once every record is read: init's own sending sockets closed. */
@@ -42,6 +53,13 @@ int co_unix_orphan_end(uint64_t id);
  * 0, or -1 (err filled through x).
  */
 int co_unix_bind(struct co_krestore *x, int s, const struct co_usock *o, int *dfd, char *base, size_t basen);
+/*
+ * unix_restore.c: the address by which the socket id (0: outside the
+ * group), whose name is name, is reached at a restart: its name, or the
+ * link of its own kept aside when another socket has that path too
+ * (CO_USF_SHARED).  Its length.
+ */
+socklen_t co_unix_address(uint64_t id, const char *name, uint32_t len, struct sockaddr_un *a);
 /* unix_name.c: "/path", "@abstract" (unprintable bytes as ?), or "(unnamed)". */
 const char *co_unix_name_text(const char *name, uint32_t len, char *out, size_t n);
 

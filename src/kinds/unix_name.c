@@ -19,6 +19,14 @@
  * checkpointed program (nobody listens: connect is refused) is removed
  * first; anything else there refuses the restart.  Then the file gets
  * its mode and owner back, through the directory.
+ *
+ * A path another socket of the group has too (CO_USF_SHARED: bound again
+ * after the first's file was removed): whatever is at the path is moved
+ * aside (renamed) for the bind, the new socket file is linked to a name
+ * of our own in the same directory, and what was there is put back over
+ * it; the socket has the name, and what connects to it at the restart
+ * connects through the other link (co_unix_address), removed once
+ * everything is made.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -137,12 +145,28 @@ int co_unix_bind(struct co_krestore *x, int s, const struct co_usock *o, int *df
 	struct stat st, dst;
 	if (d < 0 || fstat(d, &dst) < 0)
 		return co_kerr(x, "cannot bind a Unix socket to %s again: its directory: %s", t, strerror(d < 0 ? -d : errno));
-	int e = 0;
-	if (fstatat(d, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	int e = 0, aside = 0;
+	char kept[32], moved[32];
+	snprintf(kept, sizeof(kept), ".cohort-%llx-k", (unsigned long long)o->id);
+	snprintf(moved, sizeof(moved), ".cohort-%llx-m", (unsigned long long)o->id);
+	if (fstatat(d, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && (o->flags & CO_USF_SHARED))
+		e = renameat(d, base, d, moved) == 0 ? (aside = 1, 0) : errno;
+	else if (fstatat(d, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		e = S_ISSOCK(st.st_mode) && stale(d, base, o->type) && unlinkat(d, base, 0) == 0 ? 0 : EADDRINUSE;
 	if (!e)
 		e = bind_in(s, &dst, dir, &a, len);
+	if (!e && (o->flags & CO_USF_SHARED)) { /* its own link aside, and the path as it was */
+		e = linkat(d, base, d, kept, 0) == 0 ? 0 : errno;
+		if (aside ? renameat(d, moved, d, base) < 0 : unlinkat(d, base, 0) < 0)
+			e = e ? e : errno;
+		snprintf(base, basen, "%s", kept);
+		*dfd = e ? -1 : d;
+		if (!e)
+			return 0;
+	}
 	if (e) {
+		if (aside) /* what was at the path, back (a no-op once it is) */
+			renameat(d, moved, d, base);
 		close(d);
 		return co_kerr(x, "cannot bind a Unix socket to %s again: %s", t, strerror(e));
 	}

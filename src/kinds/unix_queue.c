@@ -12,20 +12,23 @@
  * checkpoint.  Each message is one CO_R_USMSG, sent again at a restart
  * with what it passed, in place, from the socket that sent it.
  *
- * A datagram or seqpacket message is one peek: exact.  On a stream, a
- * peek (like a read) glues the bytes queued before a message that passes
- * descriptors to it, and the kernel shows no more than that: where that
- * message began can be told only by reading the bytes.  A checkpoint with
- * --kill does read a stream that passes descriptors (q_take: the group
- * ends with it); a live one peeks, and those bytes come back as part of
- * the message (a reader that read exactly up to it gets the descriptors
- * with that read instead of the next).
+ * A datagram or seqpacket message is one peek: exact, one of no bytes
+ * too (see zm_note).  On a stream, a peek (like a read) glues the bytes
+ * queued before a message that passes descriptors to it; a peek shows
+ * where that message ends, where it began only reading the bytes does.
+ * A checkpoint with --kill does read a stream that passes descriptors
+ * (q_take), keeping what it read to send it back from the peer if it
+ * fails (co_unix_settle); a live one peeks, and those bytes come back as
+ * part of the message (a reader that read exactly up to it gets the
+ * descriptors with that read instead of the next).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kcmp.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,6 +36,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "kinds/unix_int.h"
+#include "cli/cli.h"
 #include "proto.h"
 
 #define MAX_PASS 253	/* SCM_MAX_FD: the most one message can pass */
@@ -56,22 +60,34 @@ static void q_drop_fds(struct qmsg *m)
 }
 
 struct queue {
+	int first;	/* refs[first]: the socket */
 	int s, old_off;
 	int stream;	/* SOCK_STREAM (a peek is cut at a message passing descriptors: it must be whole) */
+	int own_creds;	/* SO_PASSCRED set by us for the time of the reading (see q_open) */
 	int off;	/* bytes peeked so far */
 	int take;	/* read it (see q_take), not peek */
-	int pending;	/* q_take: the first byte of a message passing descriptors, read: the next message */
+	int replay;	/* the dump's walk: the messages of no bytes the collect's noted come back in place */
+	int pending;	/* q_take: a byte read that begins the next message (next; with descriptors: to end) */
+	ssize_t end;	/* q_take: bytes from the head to the end of the next message passing descriptors (0: none) */
 	struct qmsg next;
 	char next_byte;
 };
 
-static int q_open(const struct co_ref *r, struct queue *q)
+/*
+ * Our descriptor of the socket of r, its peek offset at 0.  A datagram or
+ * seqpacket socket gets SO_PASSCRED for the time of the reading: a peek
+ * of a message of no bytes returns 0 as the end of a seqpacket queue
+ * whose peer is gone does, and only the credentials every message
+ * carries tell one from the other.
+ */
+static int q_open(const struct co_kdump *d, int first, struct queue *q)
 {
-	int zero = 0;
+	int zero = 0, one = 1, on = 0;
 	socklen_t l = sizeof(q->old_off);
 	memset(q, 0, sizeof(*q));
+	q->first = first;
 	q->old_off = -1;
-	q->s = co_ref_grab(r);
+	q->s = co_ref_grab(&d->refs[first]);
 	if (q->s < 0)
 		return -1;
 	getsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &q->old_off, &l);
@@ -80,24 +96,34 @@ static int q_open(const struct co_ref *r, struct queue *q)
 	l = sizeof(type);
 	getsockopt(q->s, SOL_SOCKET, SO_TYPE, &type, &l);
 	q->stream = type == SOCK_STREAM;
+	l = sizeof(on);
+	if (!q->stream && getsockopt(q->s, SOL_SOCKET, SO_PASSCRED, &on, &l) == 0 && !on)
+		q->own_creds = setsockopt(q->s, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) == 0;
 	return 0;
 }
 
-/* The program's own peek offset back. */
+/* The program's own peek offset and SO_PASSCRED back. */
 static void q_close(struct queue *q)
 {
+	int zero = 0;
 	if (q->pending)
 		q_drop_fds(&q->next);
+	if (q->own_creds)
+		setsockopt(q->s, SOL_SOCKET, SO_PASSCRED, &zero, sizeof(zero));
 	setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &q->old_off, sizeof(q->old_off));
 	close(q->s);
 }
 
+/* How q_recv receives: a peek at q->off, a read, a peek at the head (SO_PEEK_OFF off already) */
+enum { Q_PEEK, Q_READ, Q_HEAD };
+
 /*
- * One recvmsg of up to size bytes into buf: a peek at q->off, or (take) a
- * read; m gets its length, passed descriptors (our copies), credentials,
- * sender.  Its length; 0 at the end; -1 truncated.
+ * One recvmsg of up to size bytes into buf, as how says; m gets its length, passed descriptors (our copies), credentials,
+ * sender.  1: a message (of no bytes too, on a datagram or seqpacket
+ * socket); 0 at the end; -1 truncated (a read's bytes and descriptors are
+ * in m all the same).
  */
-static ssize_t q_recv(struct queue *q, struct qmsg *m, char *buf, size_t size, int take)
+static int q_recv(struct queue *q, struct qmsg *m, char *buf, size_t size, int how)
 {
 	union {
 		char b[CMSG_SPACE(MAX_PASS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
@@ -107,10 +133,10 @@ static ssize_t q_recv(struct queue *q, struct qmsg *m, char *buf, size_t size, i
 	struct iovec iov = { buf, size };
 	struct msghdr mh = { &from, sizeof(from), &iov, 1, cb.b, sizeof(cb.b), 0 };
 	memset(m, 0, sizeof(*m));
-	if (!take)
+	if (how == Q_PEEK)
 		setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &q->off, sizeof(q->off));
-	m->len = recvmsg(q->s, &mh, (take ? 0 : MSG_PEEK) | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (m->len <= 0)
+	m->len = recvmsg(q->s, &mh, (how == Q_READ ? 0 : MSG_PEEK) | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (m->len < 0 || (m->len == 0 && q->stream))
 		return 0; /* nothing more (EAGAIN), or a stream's end */
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
@@ -122,15 +148,20 @@ static ssize_t q_recv(struct queue *q, struct qmsg *m, char *buf, size_t size, i
 			m->creds = 1;
 		}
 	}
+	if (m->len == 0 && !m->creds)
+		return 0; /* a seqpacket's end: a message has credentials (q_open) */
+	if (q->own_creds)
+		m->creds = 0; /* the program does not get them */
 	if (mh.msg_namelen > offsetof(struct sockaddr_un, sun_path)) {
 		m->namelen = mh.msg_namelen - (uint32_t)offsetof(struct sockaddr_un, sun_path);
 		memcpy(m->name, from.sun_path, m->namelen);
 	}
 	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (q->stream && m->nfds && (size_t)m->len == size && size > 1)) {
-		q_drop_fds(m);
+		if (how != Q_READ) /* what a read took is the caller's, to keep */
+			q_drop_fds(m);
 		return -1;
 	}
-	return m->len;
+	return 1;
 }
 
 /* A stream: whether a message passing descriptors is queued (a peek walks on to the first one whatever its size). */
@@ -138,52 +169,82 @@ static int q_passes(struct queue *q)
 {
 	struct qmsg t;
 	char c; /* not into qdata: it may hold the message being made */
-	ssize_t n = q_recv(q, &t, &c, 1, 0);
-	int passes = n > 0 && t.nfds > 0;
+	int passes = q_recv(q, &t, &c, 1, Q_PEEK) > 0 && t.nfds > 0;
 	q_drop_fds(&t);
 	return passes;
 }
 
 /*
- * The next message of a stream, read (a --kill checkpoint: the group ends
- * with it): a peek or a read glues the bytes before a message passing
- * descriptors to it, and the kernel shows no more; reading one byte at a
- * time, the read that brings the descriptors is that message's first
- * byte.  A message is the bytes from there (or the queue's head) to the
- * next such first byte: where a message passing descriptors ends cannot
- * be seen either, and the bytes after it come back as part of it (a read
- * may then go on past its end, as reads of a stream may; never take the
- * descriptors early).  1, 0 at the end, -1.
+ * A stream read from its head (take): the bytes up to the end of the
+ * first message passing descriptors, which a peek shows (it walks on to
+ * that message whatever its size and stops at its end; where it begins it
+ * does not show).  0 when none is queued (or the peek stopped before one,
+ * where the credentials change), -1 when it is too long to peek whole.
+ */
+static ssize_t q_fp_end(struct queue *q)
+{
+	struct qmsg t;
+	int r = q_recv(q, &t, qdata, sizeof(qdata), Q_PEEK);
+	ssize_t end = r > 0 && t.nfds ? t.len : 0;
+	q_drop_fds(&t);
+	return r < 0 ? -1 : end;
+}
+
+static int same_creds(const struct qmsg *a, const struct qmsg *b)
+{
+	return a->creds == b->creds && (!a->creds || !memcmp(&a->cred, &b->cred, sizeof(a->cred)));
+}
+
+/*
+ * The next message of a stream, read (a --kill checkpoint: unix_dump_queue
+ * keeps what it read, to send it back if the checkpoint fails).  A peek or
+ * a read glues the bytes before a message passing descriptors to it;
+ * where that message ends a peek shows (q_fp_end), where it begins only
+ * reading one byte at a time does: the read that brings the descriptors
+ * is its first byte.  So the messages are exactly the program's: the
+ * bytes before (cut where the credentials change), the message with its
+ * descriptors, and so on.  1, 0 at the end, -1.
  */
 static int q_take(struct queue *q, struct qmsg *m)
 {
 	struct qmsg t;
 	memset(m, 0, sizeof(*m));
-	if (q->pending) { /* the first byte the last call read, with its descriptors */
+	if (q->pending) { /* the byte the last call read: the first of this message */
 		*m = q->next;
 		qdata[0] = q->next_byte;
 		q->pending = 0;
+		if (m->nfds) { /* the rest of the message passing descriptors, to its end */
+			size_t rest = (size_t)q->end;
+			int r = rest ? q_recv(q, &t, qdata + 1, rest, Q_READ) : 1;
+			int bad = r <= 0 || (rest && ((size_t)t.len != rest || t.nfds));
+			m->len += rest && r != 0 ? t.len : 0;
+			if (rest)
+				q_drop_fds(&t);
+			q->end = 0;
+			return bad ? -1 : 1;
+		}
+	} else if ((q->end = q_fp_end(q)) < 0) {
+		return -1;
 	}
-	if (!q_passes(q)) { /* none further: the rest at once */
-		ssize_t n = q_recv(q, &t, qdata + m->len, sizeof(qdata) - (size_t)m->len, 1);
-		if (n < 0)
-			return -1;
+	if (!q->end) { /* none further: one read (a read stops where the credentials change) */
+		int r = q_recv(q, &t, qdata + m->len, sizeof(qdata) - (size_t)m->len, Q_READ);
 		if (!m->len)
 			*m = t;
-		else
-			m->len += n;
-		return m->len > 0;
+		else if (r != 0)
+			m->len += t.len;
+		return r < 0 ? -1 : m->len > 0;
 	}
-	while ((size_t)m->len < sizeof(qdata) && q_recv(q, &t, qdata + m->len, 1, 1) == 1) {
-		if (t.nfds) {
+	while (q->end > 0 && (size_t)m->len < sizeof(qdata)) {
+		if (q_recv(q, &t, qdata + m->len, 1, Q_READ) <= 0)
+			return -1;
+		q->end--;
+		if (t.nfds || (m->len && !same_creds(m, &t))) { /* this byte begins the next message */
 			q->next = t;
 			q->next_byte = qdata[m->len];
 			q->pending = 1;
-			if (m->len)
-				return 1;
-			return q_take(q, m); /* it begins at the head */
+			return m->len ? 1 : q_take(q, m);
 		}
-		if (!m->len) { /* the message's credentials are its first byte's */
+		if (!m->len) {
 			m->creds = t.creds;
 			m->cred = t.cred;
 		}
@@ -192,15 +253,89 @@ static int q_take(struct queue *q, struct qmsg *m)
 	return m->len > 0;
 }
 
+/*
+ * Datagrams of no bytes.  A peek returns one once: the kernel marks it
+ * (skb->peeked) and a peek at an offset passes over a marked one ever
+ * after (so that a loop of peeks ends).  So the collect's walk, the
+ * first of a checkpoint, notes each one it sees (where: the bytes before
+ * it; with its sender, credentials and our copies of its descriptors),
+ * and the dump's walk puts it back in its place.  One the program peeked
+ * at (at the head: to learn a size) is seen by a peek without an offset.
+ */
+static struct zmark {
+	int first, off;
+	struct qmsg m;
+} *zm;
+static int nzm, maxzm;
+
+static void zm_drop(void)
+{
+	for (int i = 0; i < nzm; i++)
+		q_drop_fds(&zm[i].m);
+	nzm = 0;
+}
+
+/* m (of no bytes) noted at q's place, with copies of its descriptors; 0 or -1. */
+static int zm_note(const struct queue *q, const struct qmsg *m)
+{
+	if (nzm == maxzm) {
+		struct zmark *z = realloc(zm, (size_t)(maxzm + 16) * sizeof(*z));
+		if (!z)
+			return -1;
+		zm = z;
+		maxzm += 16;
+	}
+	struct zmark *z = &zm[nzm];
+	z->first = q->first;
+	z->off = q->off;
+	z->m = *m;
+	for (int i = 0; i < m->nfds; i++)
+		if ((z->m.fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0)) < 0) {
+			z->m.nfds = i;
+			q_drop_fds(&z->m);
+			return -1;
+		}
+	nzm++;
+	return 0;
+}
+
+/* The next noted message of no bytes at q's place, taken into m (its descriptors m's now): 1, or 0. */
+static int zm_take(const struct queue *q, struct qmsg *m)
+{
+	for (int i = 0; i < nzm; i++)
+		if (zm[i].first == q->first && zm[i].off == q->off && zm[i].m.len == 0) {
+			*m = zm[i].m;
+			zm[i].m.len = -1; /* taken */
+			zm[i].m.nfds = 0;
+			return 1;
+		}
+	return 0;
+}
+
+/* The head of a datagram or seqpacket queue, if it is a message of no bytes, noted (a peek without an offset). */
+static int zm_head(struct queue *q)
+{
+	struct qmsg m;
+	int off = -1, r = 0;
+	setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+	if (!q->stream && q_recv(q, &m, qdata, 0, Q_HEAD) > 0) {
+		r = m.len == 0 ? zm_note(q, &m) : 0;
+		q_drop_fds(&m);
+	}
+	return r;
+}
+
 /* The next message into m (bytes in qdata): 1; 0 at the end; -1 too long to read whole. */
 static int q_next(struct queue *q, struct qmsg *m)
 {
 	if (q->take)
 		return q_take(q, m);
-	ssize_t n = q_recv(q, m, qdata, sizeof(qdata), 0);
-	if (n > 0)
+	if (q->replay && zm_take(q, m))
+		return 1;
+	int r = q_recv(q, m, qdata, sizeof(qdata), Q_PEEK);
+	if (r > 0)
 		q->off += (int)m->len;
-	return n > 0 ? 1 : (int)n;
+	return r;
 }
 
 static int queue_err(struct co_kdump *d, int first, const char *what)
@@ -213,16 +348,19 @@ static int queue_err(struct co_kdump *d, int first, const char *what)
 	return -1;
 }
 
-int co_unix_collect_queue(struct co_kdump *d, int first)
+int co_unix_collect_queue(struct co_kdump *d, int first, int first_queue)
 {
 	struct queue q;
 	struct qmsg m;
 	char what[512];
 	int e = 0;
-	if (q_open(&d->refs[first], &q) < 0)
+	if (first_queue)
+		zm_drop();
+	if (q_open(d, first, &q) < 0)
 		return queue_err(d, first, "cannot be read");
+	e = zm_head(&q);
 	while (!e && (e = q_next(&q, &m)) > 0) {
-		e = 0;
+		e = m.len == 0 && zm_note(&q, &m) < 0 ? -1 : 0;
 		for (int i = 0; i < m.nfds; i++) {
 			int k = e ? -1 : co_ref_inflight(d, m.fds[i], CO_INFLIGHT_PASSED);
 			if (e)
@@ -302,24 +440,163 @@ static int write_msg(struct co_kdump *d, const struct co_usock *o, struct qmsg *
 	return co_w_rec(d->w, CO_R_USMSG, rec, off + (uint64_t)m->len) ? -1 : 0;
 }
 
+/*
+ * Each message a --kill checkpoint read off a stream (q_take), in order,
+ * with the descriptors it passes (ours now) and a descriptor of the peer
+ * that sent it, until the checkpoint ends: committed, they are let go
+ * (the group ends); failed, the peer sends them again (co_unix_settle),
+ * so that the program, which runs on, reads every byte and descriptor
+ * where it was.  The whole queue is read, so that they go back in order.
+ */
+static struct kept {
+	int to;			/* our descriptor of the peer */
+	struct qmsg m;		/* its descriptors and credentials */
+	char *bytes;
+	char who[48];		/* the receiving socket: "pid P: fd F" */
+} *kept;
+static int nkept, maxkept;
+
+/* m (bytes in qdata) kept, to be sent back from to (our descriptor, duplicated); m's descriptors are the kept's now. */
+static int keep(int to, struct qmsg *m, const struct co_ref *r)
+{
+	if (nkept == maxkept) {
+		struct kept *k = realloc(kept, (size_t)(maxkept + 64) * sizeof(*k));
+		if (!k)
+			return -1;
+		kept = k;
+		maxkept += 64;
+	}
+	struct kept *k = &kept[nkept];
+	k->bytes = malloc((size_t)m->len + 1);
+	k->to = k->bytes ? fcntl(to, F_DUPFD_CLOEXEC, 0) : -1;
+	if (k->to < 0) {
+		free(k->bytes);
+		return -1;
+	}
+	memcpy(k->bytes, qdata, (size_t)m->len);
+	k->m = *m;
+	m->nfds = 0;
+	snprintf(k->who, sizeof(k->who), "pid %d: fd %d", r->pid, r->fd);
+	nkept++;
+	return 0;
+}
+
+/*
+ * One message sent on s: len bytes, nfds descriptors (SCM_RIGHTS), the
+ * credentials cr (SCM_CREDENTIALS; NULL: the sender's own), to the
+ * address to (NULL: the peer).  What sendmsg returns.
+ */
+static ssize_t send_msg(int s, const void *buf, size_t len, const int *fds, uint32_t nfds, const struct ucred *cr,
+			const struct sockaddr_un *to, socklen_t tolen)
+{
+	union {
+		char b[CMSG_SPACE(MAX_PASS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+		struct cmsghdr align;
+	} cb;
+	memset(&cb, 0, sizeof(cb));
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_name = (void *)to, .msg_namelen = to ? tolen : 0, .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cb.b };
+	struct cmsghdr *c = (struct cmsghdr *)cb.b;
+	if (nfds) {
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+		mh.msg_controllen += CMSG_SPACE(nfds * sizeof(int));
+		c = (struct cmsghdr *)(cb.b + mh.msg_controllen);
+	}
+	if (cr) {
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_CREDENTIALS;
+		c->cmsg_len = CMSG_LEN(sizeof(*cr));
+		memcpy(CMSG_DATA(c), cr, sizeof(*cr));
+		mh.msg_controllen += CMSG_SPACE(sizeof(*cr));
+	}
+	if (!mh.msg_controllen)
+		mh.msg_control = NULL;
+	return sendmsg(s, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void co_unix_settle(int failed)
+{
+	zm_drop();
+	for (int i = 0; i < nkept; i++) {
+		struct kept *k = &kept[i];
+		/* its credentials when they may be given (the sender alive, privilege over it), else the coordinator's */
+		if (failed && send_msg(k->to, k->bytes, (size_t)k->m.len, k->m.fds, (uint32_t)k->m.nfds,
+				       k->m.creds ? &k->m.cred : NULL, NULL, 0) != k->m.len &&
+		    (!k->m.creds || send_msg(k->to, k->bytes, (size_t)k->m.len, k->m.fds, (uint32_t)k->m.nfds, NULL,
+					     NULL, 0) != k->m.len))
+			co_warn("%s: %zd bytes queued on the Unix socket, read by the failed checkpoint, could not be put "
+				"back: %s", k->who, k->m.len, strerror(errno));
+		q_drop_fds(&k->m);
+		close(k->to);
+		free(k->bytes);
+	}
+	nkept = 0;
+}
+
+/*
+ * Our descriptor of the peer of the stream refs[first] (o), which can put
+ * back what a --kill checkpoint reads off it: -1 when there is none (its
+ * peer closed, or shut down sending).
+ */
+static int q_giver(struct co_kdump *d, const struct co_usock *o)
+{
+	int k = o->shut & 1 ? -1 : co_unix_ref(d, o->peer);
+	return k >= 0 ? co_ref_grab(&d->refs[k]) : -1;
+}
+
+/* A --kill checkpoint that failed reading q: the rest of the queue read and kept too, so that all goes back in order. */
+static void q_keep_rest(struct queue *q, int giver, const struct co_ref *r)
+{
+	struct qmsg m;
+	q->take = 1;
+	if (q->pending) {
+		q->pending = 0;
+		qdata[0] = q->next_byte;
+		if (keep(giver, &q->next, r) < 0)
+			q_drop_fds(&q->next);
+	}
+	while (q_recv(q, &m, qdata, sizeof(qdata), Q_READ) != 0)
+		if (keep(giver, &m, r) < 0)
+			q_drop_fds(&m);
+}
+
 int co_unix_dump_queue(struct co_kdump *d, int first)
 {
 	const struct co_usock *o = co_unix_planned(first);
+	const struct co_ref *r = &d->refs[first];
 	/* a listener has no queue; a stream to a peer outside comes back as a fresh connection: its queue stays behind */
 	if (!o || o->state == ST_LISTEN || ((o->flags & CO_USF_OUTSIDE) && o->type != SOCK_DGRAM))
 		return 0;
 	struct queue q;
 	struct qmsg m;
 	char what[512] = "cannot be read";
-	int e = 0;
-	if (q_open(&d->refs[first], &q) < 0)
+	int e = 0, giver = -1;
+	if (q_open(d, first, &q) < 0)
 		return queue_err(d, first, what);
-	/* exact places for the descriptors a stream passes, by reading it: only when the group ends with the checkpoint */
-	q.take = q.stream && (d->flags & CO_CKPT_KILL) && q_passes(&q);
-	while (!e && (e = q_next(&q, &m)) > 0) {
-		e = write_msg(d, o, &m, what, sizeof(what));
+	q.replay = 1;
+	/*
+	 * Exact places for the descriptors a stream passes, by reading it: only
+	 * when the group ends with the checkpoint, and when what is read can be
+	 * put back if it fails (a connection we accepted from a backlog is ours).
+	 */
+	int embryo = r->inflight == CO_INFLIGHT_EMBRYO;
+	if (q.stream && (d->flags & CO_CKPT_KILL) && q_passes(&q))
+		q.take = embryo || (giver = q_giver(d, o)) >= 0;
+	while (!e && (e = q_next(&q, &m)) != 0) {
+		e = e > 0 ? write_msg(d, o, &m, what, sizeof(what)) : -1;
+		/* what was read is kept whatever happens, to go back if the checkpoint fails */
+		if (giver >= 0 && (m.len > 0 || m.nfds) && keep(giver, &m, r) < 0)
+			e = -1;
 		q_drop_fds(&m);
 	}
+	if (giver >= 0 && e < 0)
+		q_keep_rest(&q, giver, r);
+	if (giver >= 0)
+		close(giver);
 	q_close(&q);
 	if (e < 0 && strcmp(what, "cannot be read") == 0)
 		snprintf(what, sizeof(what), "holds a message too long to read");
@@ -354,46 +631,19 @@ int co_unix_restore_msg(struct co_krestore *x, const void *p, uint64_t len)
 	}
 	if (s < 0)
 		return co_kbad(x, "a message queued on Unix socket %llu has no socket to come from", (unsigned long long)h->id);
-	union {
-		char b[CMSG_SPACE(MAX_PASS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
-		struct cmsghdr align;
-	} cb;
-	memset(&cb, 0, sizeof(cb));
-	struct sockaddr_un to = { .sun_family = AF_UNIX };
-	memcpy(to.sun_path, h->name, h->namelen);
-	struct iovec iov = { (char *)p + off, len - off };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b };
-	if (h->flags & CO_UM_SENDTO) {
-		mh.msg_name = &to;
-		mh.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + h->namelen);
+	struct sockaddr_un to;
+	socklen_t tolen = co_unix_address(h->id, h->name, h->namelen, &to);
+	int fds[MAX_PASS];
+	for (uint32_t i = 0; i < h->nfds; i++) {
+		fds[i] = co_made_fd(x, ps[i].kind, ps[i].id, (int)ps[i].end);
+		if (fds[i] < 0)
+			return co_kbad(x, "a message queued on Unix socket %llu passes %s %llu, which is missing",
+				       (unsigned long long)h->id, co_obj_name(ps[i].kind), (unsigned long long)ps[i].id);
 	}
-	struct cmsghdr *c = (struct cmsghdr *)cb.b;
-	if (h->nfds) {
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(h->nfds * sizeof(int));
-		for (uint32_t i = 0; i < h->nfds; i++) {
-			int f = co_made_fd(x, ps[i].kind, ps[i].id, (int)ps[i].end);
-			if (f < 0)
-				return co_kbad(x, "a message queued on Unix socket %llu passes %s %llu, which is missing",
-					       (unsigned long long)h->id, co_obj_name(ps[i].kind), (unsigned long long)ps[i].id);
-			memcpy(CMSG_DATA(c) + i * sizeof(int), &f, sizeof(f));
-		}
-		mh.msg_controllen += CMSG_SPACE(h->nfds * sizeof(int));
-		c = (struct cmsghdr *)(cb.b + mh.msg_controllen);
-	}
-	if (h->flags & CO_UM_CREDS) {
-		/* the pid must be a live process of init's namespace: its own; uid and gid as they were */
-		struct ucred cr = { getpid(), h->uid, h->gid };
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_CREDENTIALS;
-		c->cmsg_len = CMSG_LEN(sizeof(cr));
-		memcpy(CMSG_DATA(c), &cr, sizeof(cr));
-		mh.msg_controllen += CMSG_SPACE(sizeof(cr));
-	}
-	if (!mh.msg_controllen)
-		mh.msg_control = NULL;
-	if (sendmsg(s, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)(len - off))
+	/* the pid must be a live process of init's namespace: its own; uid and gid as they were */
+	struct ucred cr = { getpid(), h->uid, h->gid };
+	if (send_msg(s, (const char *)p + off, len - off, fds, h->nfds, h->flags & CO_UM_CREDS ? &cr : NULL,
+		     h->flags & CO_UM_SENDTO ? &to : NULL, tolen) != (ssize_t)(len - off))
 		return co_kerr(x, "cannot put back a message queued on the Unix socket %llu: %s", (unsigned long long)h->id,
 			       strerror(errno));
 	return 0;

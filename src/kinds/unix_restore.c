@@ -32,6 +32,8 @@ static int nspare;
 /* What waits until every record is read: a datagram connect, a shutdown, a name removed. */
 static struct later {
 	uint64_t id;
+	uint64_t via;		/* the datagram peer to connect to, when in the group */
+	int shared;		/* CO_USF_SHARED: base is its own link aside, by which it is reached */
 	uint32_t shut, type;
 	uint32_t peerlen;
 	char peer[108];
@@ -66,11 +68,24 @@ static int pair_end(const struct co_usock *o, uint32_t type)
 	return sv[0];
 }
 
-static int connect_name(int s, const char *name, uint32_t len)
+socklen_t co_unix_address(uint64_t id, const char *name, uint32_t len, struct sockaddr_un *a)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	memcpy(a.sun_path, name, len);
-	return connect(s, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	*a = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	for (int i = 0; id && i < nlater; i++)
+		if (later[i].id == id && later[i].shared) {
+			snprintf(a->sun_path, sizeof(a->sun_path), "/proc/self/fd/%d/%s", later[i].dfd, later[i].base);
+			return (socklen_t)SUN_LEN(a);
+		}
+	memcpy(a->sun_path, name, len);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+}
+
+/* s connected to the socket id of the group (0: outside), whose name is name. */
+static int connect_to(int s, uint64_t id, const char *name, uint32_t len)
+{
+	struct sockaddr_un a;
+	socklen_t l = co_unix_address(id, name, len, &a);
+	return connect(s, (struct sockaddr *)&a, l);
 }
 
 /* A CO_R_USOCK: the socket made in its shape, bound, listening, connected. */
@@ -90,10 +105,14 @@ static int usock_restore(struct co_krestore *x, const struct co_usock *o)
 	else if (o->how != CO_US_ACCEPT)
 		return co_kbad(x, "unix socket %llu: unknown shape %u", (unsigned long long)o->id, o->how);
 	struct later *l = &later[nlater];
-	*l = (struct later){ .id = o->id, .shut = o->shut, .type = o->type, .dfd = -1 };
+	*l = (struct later){ .id = o->id, .via = o->via, .shared = (o->flags & CO_USF_SHARED) != 0, .shut = o->shut,
+			     .type = o->type, .dfd = -1 };
 	if (s < 0)
 		return co_kerr(x, "recreating the Unix socket %llu (%s): %s", (unsigned long long)o->id, t, strerror(errno));
 	if ((o->flags & CO_USF_PASSCRED) && setsockopt(s, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
+		goto sys;
+	/* the program's peek offset: the queue comes back as it was, so the offset means the same bytes */
+	if ((o->flags & CO_USF_PEEKOFF) && setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &o->peek_off, sizeof(o->peek_off)) < 0)
 		goto sys;
 	if (o->how != CO_US_ACCEPT && o->namelen && !(o->flags & CO_USF_NONAME) &&
 	    co_unix_bind(x, s, o, &l->dfd, l->base, sizeof(l->base)) < 0) {
@@ -102,7 +121,7 @@ static int usock_restore(struct co_krestore *x, const struct co_usock *o)
 	}
 	if (o->state == ST_LISTEN && listen(s, (int)o->backlog) < 0)
 		goto sys;
-	if (o->peerlen && o->type != SOCK_DGRAM && connect_name(s, o->peername, o->peerlen) < 0) {
+	if (o->peerlen && o->type != SOCK_DGRAM && connect_to(s, o->via, o->peername, o->peerlen) < 0) {
 		co_kerr(x, "connecting the Unix socket %llu again to %s: %s", (unsigned long long)o->id,
 			co_unix_name_text(o->peername, o->peerlen, t, sizeof(t)), strerror(errno));
 		close(s);
@@ -112,7 +131,7 @@ static int usock_restore(struct co_krestore *x, const struct co_usock *o)
 		l->peerlen = o->peerlen;
 		memcpy(l->peer, o->peername, o->peerlen);
 	}
-	if (l->dfd >= 0 || l->peerlen || l->shut)
+	if (l->dfd >= 0 || l->peerlen || l->shut || l->shared)
 		nlater++;
 	fcntl(s, F_SETFL, (int)(o->fflags & CO_FL_STATUS));
 	return co_made_add(x, CO_OBJ_USOCK, o->id, s, -1, o->peer);
@@ -156,7 +175,7 @@ int co_unix_restore_done(struct co_krestore *x)
 	for (int i = 0; i < nlater && !bad; i++) {
 		struct later *l = &later[i];
 		int s = co_made_fd(x, CO_OBJ_USOCK, l->id, 0);
-		if (l->peerlen && connect_name(s, l->peer, l->peerlen) < 0)
+		if (l->peerlen && connect_to(s, l->via, l->peer, l->peerlen) < 0)
 			bad = co_kerr(x, "connecting the Unix socket %llu again to %s: %s", (unsigned long long)l->id,
 				      co_unix_name_text(l->peer, l->peerlen, t, sizeof(t)), strerror(errno));
 		int how = (l->shut & 3) == 3 ? SHUT_RDWR : l->shut & 1 ? SHUT_RD : SHUT_WR;

@@ -8,6 +8,8 @@
 #   unix_shapes_live  the same through live checkpoints, then --kill and a
 #                     restart (its backlog connections hold no data: a live
 #                     checkpoint could read it only by accepting them)
+#   unix_kill_failed  a --kill checkpoint that fails late gives back what it
+#                     read (see kill_failed_flow)
 # Sourced by tests/run.sh.
 
 t_unix_shapes() { std unix_shapes 0 4 3; }
@@ -26,6 +28,35 @@ t_unix_workers() { std unix_inflight 0 3 3 pipe workers; }
 # the same two through live checkpoints, then --kill and a restart
 t_unix_inflight_live() { steps_live_flow unix_inflight 9; }
 t_unix_workers_live() { UNIX_INFLIGHT_WORKERS=1 steps_live_flow unix_inflight 9; }
+
+# datagrams of no bytes queued on datagram and seqpacket sockets, and the
+# program's own SO_PEEK_OFF (tests/progs/unix_edges.c), through the
+# standard flow and through live checkpoints
+t_unix_edges() { std unix_edges 0 3 3; }
+t_unix_edges_live() { steps_live_flow unix_edges 9; }
+
+# a --kill checkpoint that fails late (COHORT_CKPT_FAIL=written:1, after
+# every image is written) once it has read the streams that pass
+# descriptors: the program runs on and reads every byte and descriptor
+# where it was (unix_inflight checks each); the next --kill checkpoint
+# commits, and its restart runs to the straight run's end.  unix_workers'
+# jobs are in flight on streams too.
+kill_failed_flow() {
+	prog_cmd unix_inflight
+	straight_start 0 "${PCMD[@]}"
+	COHORT_CKPT_FAIL=written:1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "step 2 ok"
+	ckpt_refused run0 "a failure injected late" "failure injected \\(COHORT_CKPT_FAIL\\)" --kill
+	wait_line "$TD/run0.out" "step 5 ok"
+	ckpt_or_fail "checkpoint 1 (--kill, after the failed one)" "$GNAME" 1 --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+t_unix_kill_failed() { kill_failed_flow; }
+t_unix_workers_kill_failed() { UNIX_INFLIGHT_WORKERS=1 kill_failed_flow; }
 
 # A server outside the group (tests/progs/unix_outside.py KIND PATH LOG),
 # started under tag out-KIND and ready once PATH.ready exists.

@@ -15,6 +15,12 @@
  * answer, which must be exactly what a straight run gets, and prints
  * "step N ok" (or what is wrong) and what it read.  At the end: RESULT, a digest of
  * everything read.
+ *
+ * A third pty, in packet mode, the parent holds both ends of: each round
+ * it does on the slave what sets bits of the status byte for the master's
+ * reader (flushes, flow control on or off, output stopped or started),
+ * and the next round reads that byte, which must be exactly those bits,
+ * alone: it waits there at every checkpoint.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -147,6 +153,52 @@ static void read_line(int m, char *got, size_t max, const char *want)
 	}
 }
 
+/* The status bits round i sets on the slave s of the status pty, as make_status sets them. */
+static int make_status(int s, int i)
+{
+	struct termios t;
+	int want = 0;
+	if (tcgetattr(s, &t) < 0)
+		die("tcgetattr status pty");
+	if (i % 2) /* flow control by ^S and ^Q turned on (DOSTOP) or off (NOSTOP) */
+		t.c_iflag |= IXON;
+	else
+		t.c_iflag &= ~(tcflag_t)IXON;
+	want |= i % 2 ? TIOCPKT_DOSTOP : TIOCPKT_NOSTOP;
+	if (tcsetattr(s, TCSANOW, &t) < 0)
+		die("tcsetattr status pty");
+	int r = 0;
+	switch (i % 4) {
+	case 0:
+		r = tcflow(s, TCOOFF) | tcflow(s, TCOON) | tcflush(s, TCIFLUSH);
+		want |= TIOCPKT_START | TIOCPKT_FLUSHREAD;
+		break;
+	case 1:
+		r = tcflow(s, TCOOFF) | tcflow(s, TCOON) | tcflush(s, TCOFLUSH);
+		want |= TIOCPKT_START | TIOCPKT_FLUSHWRITE;
+		break;
+	case 2:
+		r = tcflush(s, TCIOFLUSH);
+		want |= TIOCPKT_FLUSHREAD | TIOCPKT_FLUSHWRITE;
+		break;
+	default:
+		r = tcflow(s, TCOOFF);
+		want |= TIOCPKT_STOP;
+	}
+	if (r < 0)
+		die("status pty");
+	return want;
+}
+
+/* The status byte waiting on master m: exactly want, alone (then nothing to read). */
+static int status_ok(int m, int want)
+{
+	unsigned char b = 0;
+	if (read(m, &b, 1) != 1 || b != want)
+		return 0;
+	return read(m, &b, 1) < 0 && errno == EAGAIN;
+}
+
 static void put(int m, const char *s)
 {
 	if (write(m, s, strlen(s)) != (ssize_t)strlen(s))
@@ -173,11 +225,21 @@ int main(void)
 		close(locked);
 		leader(slave);
 	}
+	int sm = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK), ss = -1, pidx = -1;
+	char sname[64];
+	if (sm < 0 || grantpt(sm) < 0 || unlockpt(sm) < 0 || ioctl(sm, TIOCPKT, &one) < 0 || ioctl(sm, TIOCGPTN, &pidx) < 0)
+		die("status pty");
+	snprintf(sname, sizeof(sname), "/dev/pts/%d", pidx);
+	if ((ss = open(sname, O_RDWR | O_NOCTTY)) < 0)
+		die("status pty slave");
+	int status = make_status(ss, 0);
 	unsigned long long digest = 1469598103934665603ULL;
 	char got[4096] = "";
 	put(m, "ping 0 ");
 	for (int i = 0; i < ROUNDS; i++) {
 		char next[64], want[64];
+		int status_bad = !status_ok(sm, status);
+		status = make_status(ss, i + 1);
 		/* the line of this round completed, the next one begun: both echoed at once */
 		snprintf(next, sizeof(next), i + 1 < ROUNDS ? "tail\rping %d " : "tail\r", i + 1);
 		put(m, next);
@@ -193,7 +255,7 @@ int main(void)
 		ioctl(locked, TIOCGPTLCK, &lk2);
 		ioctl(locked, TIOCGPTN, &idx2);
 		const char *bad = idx != index ? "index" : lk ? "lock" : !pkt ? "packet mode" : lk2 != 1 ? "second lock"
-				  : idx2 != index2 ? "second index" : NULL;
+				  : idx2 != index2 ? "second index" : status_bad ? "status byte" : NULL;
 		for (char *p = got; *p; p++)
 			digest = (digest ^ (unsigned char)*p) * 1099511628211ULL;
 		size_t len = strlen(got);

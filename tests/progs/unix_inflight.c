@@ -8,10 +8,11 @@
  * channel, between plain bytes, closing its own copies: they exist only
  * in flight.  It then reads the previous step's messages: the
  * descriptors must come with their message exactly (on the stream: not
- * with the bytes before, read alone; a live checkpoint cannot tell where
- * they begin, a --kill one can: src/kinds/unix_queue.c, and only --kill
- * checkpoints are restarted here), the pipes must hold their data and
- * then end, the socket its queued data and answer on the end kept.
+ * with the bytes before, read alone, and a read with room to spare ends
+ * where the message ends; a live checkpoint cannot tell where they begin,
+ * a --kill one can: src/kinds/unix_queue.c, and only --kill checkpoints
+ * are restarted here), the pipes must hold their data and then end, the
+ * socket its queued data and answer on the end kept.
  *
  * "workers" (or UNIX_INFLIGHT_WORKERS set): a parent forks two workers and passes each a job every step
  * (a pipe's read end holding the job, and an eventfd to post the result
@@ -48,17 +49,21 @@ static void send_fds(int s, const char *text, const int *fds, int n)
 	CHECK(sendmsg(s, &mh, MSG_NOSIGNAL) == (ssize_t)iov.iov_len, "sendmsg: %s", strerror(errno));
 }
 
-/* The next message: exactly text, with exactly n descriptors (into fds). */
+/*
+ * The next message: exactly text, with exactly n descriptors (into fds).
+ * One that passes descriptors is read with room to spare: on a stream the
+ * read must end where it ends, not run on into the bytes after it.
+ */
 static void recv_fds(int s, const char *text, int *fds, int n, int wait)
 {
 	char buf[128];
-	struct iovec iov = { buf, strlen(text) };
+	struct iovec iov = { buf, n ? sizeof(buf) : strlen(text) };
 	union {
 		char b[CMSG_SPACE(8 * sizeof(int))];
 		struct cmsghdr align;
 	} cb;
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b, .msg_controllen = sizeof(cb.b) };
-	ssize_t r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL | (wait ? 0 : MSG_DONTWAIT));
+	ssize_t r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC | (n ? 0 : MSG_WAITALL) | (wait ? 0 : MSG_DONTWAIT));
 	CHECK(r == (ssize_t)strlen(text) && !memcmp(buf, text, (size_t)r), "expected \"%s\", got %zd bytes (%s)", text, r,
 	      r < 0 ? strerror(errno) : "");
 	int got = 0;

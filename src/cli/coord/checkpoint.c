@@ -728,6 +728,8 @@ static int ckpt_finish_images(struct ckpt *k)
 		return -1;
 	m->bytes = k->bytes;
 	co_crash_point("written");
+	if (co_fail_point("written"))
+		return failed(k, "failure injected (COHORT_CKPT_FAIL)");
 	if (co_write_manifest(k->tmp, m, k->procs, k->n) < 0)
 		return failed(k, "cannot write the manifest in %s: %s", k->tmp, strerror(errno));
 	return 0;
@@ -736,6 +738,7 @@ static int ckpt_finish_images(struct ckpt *k)
 /* The checkpoint failed: the group runs on as it was, nothing is committed. */
 static void ckpt_abort(struct ckpt *k)
 {
+	co_shared_settle(1);
 	if (!k->released)
 		broadcast(CO_M_RELEASE, (int64_t)(k->gen - 1), NULL);
 	end_sessions();
@@ -755,6 +758,7 @@ static void ckpt_abort(struct ckpt *k)
 #define BUSY_TRIES 8
 static int ckpt_again(struct ckpt *k, int tries)
 {
+	co_shared_settle(1);
 	if (!k->released)
 		broadcast(CO_M_RELEASE, (int64_t)(k->gen - 1), NULL);
 	end_sessions();
@@ -821,6 +825,7 @@ static int ckpt_commit(struct ckpt *k)
 	progress_phase("committing", PC_FILES, 0);
 	if (co_commit(k->tmp, k->gdir, k->gen, k->err, sizeof(k->err)) < 0)
 		return -1;
+	co_shared_settle(0);
 	k->t_done = co_now_ns(CLOCK_MONOTONIC);
 	if (k->kill_it)
 		ckpt_end_group(k);
