@@ -1,6 +1,6 @@
 # tests/cases/migrate.sh - sourced by tests/run.sh: `cohort migrate` and
-# `cohort receive` (issue 14, stop-and-copy).  Two network namespaces joined
-# by a veth pair act as two hosts, A (10.77.0.1) and B (10.77.0.2); each side
+# `cohort receive` (issue 14, stop-and-copy).  Two network namespaces
+# (unshare -n) joined by a veth pair act as two hosts, A (10.77.0.1) and B (10.77.0.2); each side
 # has its own run directory (TD/runA, TD/runB) and images directory
 # (IMG/A, IMG/B).  The program is a 3-process pipeline (a bash loop | sed |
 # a bash loop) that stops at go files, so that each migration happens at a known
@@ -36,19 +36,36 @@ MIG_PROG='for ((i = 1; i <= 40; i++)); do echo "n $i"
 	sleep 0.01; done | sed -u "s/^n /item /" |
 	{ s=0; k=0; while read -r w n; do k=$((k + 1)); s=$((s + n)); echo "$w $n $s"; done; echo "RESULT $k $s"; }'
 
-# mig_hosts: the two namespaces, the token, the straight run (go files made
-# for it in advance) and the directories of each side; removed when the test ends
+# ns_differs PID NET: process PID is in another network namespace than NET
+ns_differs() {
+	local n
+	n=$(readlink "/proc/$1/ns/net" 2>/dev/null) && [ "$n" != "$2" ]
+}
+
+# mig_ns: a process in a network namespace of its own (unshare -n), kept
+# for the test's life: its pid in NSPID.  The namespace goes with it, and it
+# goes when the test ends however it ends (it carries the test's marker).
+mig_ns() {
+	unshare -n sleep 100000 &
+	NSPID=$!
+	echo "$NSPID" >>"$TD/pids"
+	wait_for "a network namespace of its own" ns_differs "$NSPID" "$(readlink /proc/self/ns/net)"
+}
+
+# mig_hosts: the two namespaces joined by a veth pair, the token, the
+# straight run (go files made for it in advance) and each side's directories
 mig_hosts() {
 	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
 	command -v ip >/dev/null || skip "needs ip (iproute2)"
-	NSA=co${BASHPID}a
-	NSB=co${BASHPID}b
-	trap 'ip netns del $NSA 2>/dev/null; ip netns del $NSB 2>/dev/null' EXIT
-	ip netns add "$NSA" && ip netns add "$NSB" &&
-		ip link add va netns "$NSA" type veth peer name vb netns "$NSB" &&
-		ip -n "$NSA" addr add 10.77.0.1/24 dev va && ip -n "$NSB" addr add 10.77.0.2/24 dev vb &&
-		ip -n "$NSA" link set va up && ip -n "$NSB" link set vb up &&
-		ip -n "$NSA" link set lo up && ip -n "$NSB" link set lo up || fail "cannot make the two network namespaces"
+	mig_ns
+	PA=$NSPID
+	mig_ns
+	PB=$NSPID
+	ip link add va netns "$PA" type veth peer name vb netns "$PB" &&
+		nsenter -t "$PA" -n ip addr add 10.77.0.1/24 dev va && nsenter -t "$PB" -n ip addr add 10.77.0.2/24 dev vb &&
+		nsenter -t "$PA" -n ip link set va up && nsenter -t "$PB" -n ip link set vb up &&
+		nsenter -t "$PA" -n ip link set lo up && nsenter -t "$PB" -n ip link set lo up ||
+		fail "cannot join the two network namespaces"
 	mkdir -p "$TD/runA" "$TD/runB" "$IMG/A" "$IMG/B"
 	chmod 700 "$TD/runA" "$TD/runB"
 	printf 'the secret of this test\n' >"$TD/token"
@@ -60,12 +77,12 @@ mig_hosts() {
 }
 
 # host HOST: in ON, the command line that runs a command as HOST (A or B)
-# does: in its namespace, with its run directory (ip netns exec keeps the
-# environment, and so the test's marker); on HOST CMD... runs one
+# does: in its network namespace, with its run directory (nsenter keeps
+# the environment, and so the test's marker); on HOST CMD... runs one
 host() {
-	local ns=$NSA
-	[ "$1" = B ] && ns=$NSB
-	ON=(ip netns exec "$ns" env COHORT_RUN_DIR="$TD/run$1")
+	local pid=$PA
+	[ "$1" = B ] && pid=$PB
+	ON=(nsenter -t "$pid" -n env COHORT_RUN_DIR="$TD/run$1")
 }
 on() {
 	host "$1"
@@ -261,7 +278,8 @@ t_migrate_files() {
 	mig_run run0
 	# B's receiver sees another file at that path (its own mount namespace)
 	host B
-	bg_start recvB "${ON[@]}" /bin/sh -c 'mount --bind "$0" "$1" && shift && exec "$@"' "$TD/other" "$TT/data" \
+	bg_start recvB "${ON[@]}" unshare -m --propagation private \
+		/bin/sh -c 'mount --bind "$0" "$1" && shift && exec "$@"' "$TD/other" "$TT/data" \
 		"$COHORT" receive --listen 10.77.0.2:0 --token-file "$TD/token" --images "$IMG/B"
 	wait_for "recvB: no 'listening on' line" grep -qs "^listening on 10.77.0.2:[0-9]" "$TD/recvB.err"
 	TO=10.77.0.2:$(sed -n 's/^listening on 10.77.0.2:\([0-9]*\)$/\1/p' "$TD/recvB.err")
