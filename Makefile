@@ -16,9 +16,9 @@ BASE := -std=gnu11 -O2 -g $(WARN) -Isrc/common -Isrc/res -Isrc -MMD -MP
 COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/procfs.c src/common/helper.c src/common/clone.S \
 	src/kinds/classify.c src/kinds/plan.c
 RES := src/res/mem.c src/res/pages.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c src/res/attrs.c src/res/cgroup.c src/res/pidfd.c \
-	src/res/seccomp.c src/res/semundo.c
-AGENT := src/agent/agent.c src/agent/quiesce.c src/agent/wrap.c src/agent/wrap_signal.c src/agent/dump.c src/agent/park.c src/agent/cpuclock.c src/agent/ctx.S \
-	src/agent/semundo.c \
+	src/res/seccomp.c src/res/semundo.c src/res/aio.c
+AGENT := src/agent/agent.c src/agent/quiesce.c src/agent/wrap.c src/agent/wrap_signal.c src/agent/wrap_exec.c src/agent/dump.c src/agent/park.c src/agent/cpuclock.c src/agent/ctx.S \
+	src/agent/semundo.c src/agent/aio.c src/agent/root.c src/agent/mirror.c src/agent/inotify.c \
 	src/agent/dirty.c src/agent/dirty_method.c src/agent/dirty_wp.c src/agent/dirty_thp.c src/agent/dirty_lean.c src/agent/dirty_hash.c
 RESTORER := src/restore/restorer.c src/restore/entry.S
 # the kernel objects a group shares: one engine, one file per kind (src/kinds/kinds.h)
@@ -65,9 +65,15 @@ $(B)/cli/%.o: src/%
 
 # The system calls the agent makes in a program's process, from its source
 # (src/cli/seccomp.c checks a program's seccomp filters against them): the
-# agent's files but its wrappers of the program's own calls (wrap.c).
-AGENT_SYSCALLS := $(B)/gen/agent_syscalls.h
-$(AGENT_SYSCALLS): scripts/agent-syscalls.sh src/common/sys.h $(filter-out src/agent/wrap.c,$(filter %.c,$(AGENT) $(COMMON) $(RES)))
+# agent's files but its wrappers of the program's own calls (wrap.c, and
+# aio.c, whose aio calls are the program's; it makes nanosleep besides).
+# Those of root.c, made only in a chroot, are a table of their own.
+AGENT_SYSCALLS := $(B)/gen/agent_syscalls.h $(B)/gen/agent_root_syscalls.h
+$(B)/gen/agent_syscalls.h: scripts/agent-syscalls.sh src/common/sys.h \
+		$(filter-out src/agent/wrap.c src/agent/aio.c src/agent/root.c,$(filter %.c,$(AGENT) $(COMMON) $(RES)))
+	@mkdir -p $(dir $@)
+	sh $^ > $@.tmp && mv $@.tmp $@
+$(B)/gen/agent_root_syscalls.h: scripts/agent-syscalls.sh src/common/sys.h src/agent/root.c
 	@mkdir -p $(dir $@)
 	sh $^ > $@.tmp && mv $@.tmp $@
 $(B)/cli/cli/seccomp.c.o: $(AGENT_SYSCALLS)
@@ -84,6 +90,10 @@ $(B)/cohort: $(CLI_OBJ)
 $(B)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -pthread $(WARN) -o $@ $< -lrt -lm
+# the aio test that goes through libaio (libaio-dev: scripts/install-deps.sh)
+$(B)/tests/aio_libaio: tests/progs/aio_libaio.c $(wildcard tests/progs/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -pthread $(WARN) -o $@ $< -laio
 $(B)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -pthread $(WARN) -o $@ $< -lrt -lm

@@ -3,7 +3,8 @@
 # and later): a C toolchain, make, libc's static archive (for the "static
 # binaries are refused" test), libzstd's headers (the CLI compresses images
 # with --compress), OpenSSL's headers (migrate proves its token with an
-# HMAC), iproute2 (the migration tests' two hosts), python3 (one test program is a threaded Python script)
+# HMAC), iproute2 (the migration tests' two hosts), libaio's (one aio test uses it),
+# python3 (one test program is a threaded Python script)
 # and bash-completion (the completion test sources its helpers); for the
 # tests on real programs (tests/cases/real.sh): a JDK, Go, Node.js, rustc,
 # numpy for /usr/bin/python3, sqlite3, bash, script(1) and tmux; clang and its
@@ -28,6 +29,8 @@ have_cmd make || need+=(make)
 [ -e /usr/include/openssl/hmac.h ] || need+=(libssl-dev)
 # ip(8): the migration tests make two network namespaces joined by a veth pair
 have_cmd ip || need+=(iproute2)
+# libaio's headers and library: the aio test that uses it (tests/progs/aio_libaio.c)
+[ -e /usr/include/libaio.h ] || need+=(libaio-dev)
 [ -x /usr/bin/python3 ] || need+=(python3)
 [ -e /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
 # the tests on real programs (tests/cases/real.sh)

@@ -91,8 +91,8 @@ ALL_TESTS=(
 	kinds_all kinds_inspect
 	mem_private mem_fork mem_attrs mem_many mem_guard mem_private_live mem_fork_cow mem_guard_refused file_deleted2 file_dirs file_times fd_state file_locks file_lease
 	proc_read_midway rundir_symlink rundir_foreign rundir_fake_sock images_foreign fcopy_symlink fcopy_target images_locked recover_on_start images_bound fcopy_digest verify_fulls room_refused ckpt_while_restoring coordinator_killed crash_commit crash_merge merge_wait fuzz_images
-	attr_membarrier attr_membarrier_live attr_aio_refused attr_pidfd attr_pidfd_live attr_pidfd_refused
-	attr_chroot_refused attr_loginuid attr_cgroup
+	attr_membarrier attr_membarrier_live attr_aio attr_pidfd attr_pidfd_live attr_pidfd_refused
+	attr_chroot_deleted attr_chroot_nocaps attr_chroot_nosetns attr_loginuid attr_cgroup
 	inotify_std inotify_live inotify_held
 	sysv_ipc sysv_ipc_live
 	pty_self pty_self_live pty_unprivileged pty_script pty_tmux
@@ -103,6 +103,9 @@ ALL_TESTS=(
 	seccomp_filters seccomp_filters_all seccomp_filters_live seccomp_denied
 	sysv_undo sysv_undo_live sysv_nattch
 	timer_overrun timer_overrun_live zombie_pgrp zombie_pgrp_live
+	aio_ring aio_ring_live aio_libaio aio_libaio_live aio_poll_refused
+	chroot_one chroot_family chroot_sibling chroot_linked chroot_live chroot_family_live chroot_exec
+	inotify_queue_std inotify_queue_live inotify_node inotify_python
 	migrate_roundtrip migrate_refused migrate_cut migrate_ckpt migrate_files
 )
 # Tests that run alone, with no other test beside them: they measure what

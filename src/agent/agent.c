@@ -69,12 +69,6 @@ static char mgr_stack[256 << 10] __attribute__((aligned(64)));
 #ifndef CLOSE_RANGE_UNSHARE
 #define CLOSE_RANGE_UNSHARE 2
 #endif
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x1000
 #endif
@@ -85,7 +79,6 @@ static int writer_pidfd = -1;	/* the snapshot process writing the image (the man
 #define IMG_FDS (CO_STREAMS + 1)
 static int img_fd[IMG_FDS] = { -1, -1, -1 };
 _Static_assert(CO_STREAMS == 2 && IMG_FDS <= CO_MSG_FDS, "img_fd's initialiser; DUMP carries them all");
-static int self_pidfd = -1;	/* ours, to copy the program's descriptors (mirror_program_fds) */
 
 /* ---- messages ---- */
 
@@ -189,20 +182,38 @@ int co_agent_fds(int *out)
 	return n;
 }
 
-/* A connection to the coordinator at path, or -1. */
+/* A connection to the coordinator at path, or -errno (see not_here). */
 static int dial(const char *path)
 {
 	/* a program's seccomp filters are checked with these arguments (cli/seccomp.c: known_args) */
 	int fd = (int)co_sys3(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -1;
+		return fd;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	co_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-	if (co_sys3(SYS_connect, fd, (long)&sa, sizeof(sa)) < 0) {
+	long r = co_sys3(SYS_connect, fd, (long)&sa, sizeof(sa));
+	if (r < 0) {
 		co_close(fd);
-		return -1;
+		return (int)r;
 	}
 	return fd;
+}
+
+/*
+ * dial's error when the socket may not be ours from where we are: in a
+ * chroot, its path is not there, or is something else (a socket of an
+ * earlier coordinator linked into the chroot: refused).  root.c leaves.
+ */
+static int not_here(int e)
+{
+	return e == -ENOENT || e == -ECONNREFUSED;
+}
+
+/* dial, for the manager: from a chroot without the socket, from the group's root (root.c). */
+static int dial_out(const char *path)
+{
+	int fd = dial(path);
+	return not_here(fd) && co_root_leave() == 0 ? dial(path) : fd;
 }
 
 /*
@@ -211,13 +222,14 @@ static int dial(const char *path)
  * coordinator releases the group.  Otherwise the connection is closed
  * again: this runs where no thread of the program runs (constructor,
  * forked child before fork() returns, the manager in a table of its own),
- * and leaves nothing behind but the table's mapping.
+ * and leaves nothing behind but the table's mapping.  0, dial's error
+ * when the socket is not there from our root (not_here), else -1.
  */
 static int register_with(const char *path, uint64_t restored)
 {
 	int fd = dial(path);
 	if (fd < 0)
-		return -1;
+		return not_here(fd) ? fd : -1;
 	char exe[CO_PATH];
 	long n = co_readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = 0;
@@ -249,6 +261,21 @@ static int register_with(const char *path, uint64_t restored)
 fail:
 	co_close(fd);
 	return -1;
+}
+
+/*
+ * register_with, by a process alone in itself (the constructor, a forked
+ * child in fork()) that may be in a chroot without the socket: it steps
+ * out to the group's root for it, and back (root.c).
+ */
+static int register_alone(const char *path)
+{
+	int r = register_with(path, 0), back[2];
+	if (!not_here(r) || co_root_out(back))
+		return r;
+	r = register_with(path, 0);
+	co_root_back(back);
+	return r;
 }
 
 /*
@@ -299,89 +326,17 @@ static int proc_from_coordinator(const char *name)
 	return got >= 0 ? got : -e;
 }
 
-/* ---- the program's descriptors, seen from the manager's table ---- */
+/* ---- the program's descriptors, seen from the manager's table (mirror.c) ---- */
 
-static int prog_fd[CO_MAX_FDS], nprog_fd;
-
-static int is_prog_fd(int fd)
-{
-	int lo = 0, hi = nprog_fd;
-	while (lo < hi) {
-		int mid = (lo + hi) / 2;
-		if (prog_fd[mid] < fd)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < nprog_fd && prog_fd[lo] == fd;
-}
-
-/*
- * With every thread of the program parked: give the manager's table the
- * program's descriptors at their own numbers (pidfd_getfd on ourselves,
- * close-on-exec as the program has it), so that the image is described
- * and written from the manager's table as if it were the program's.  The
- * manager's own descriptors are first moved to numbers the program does
- * not use.  The program's table is not touched.
- */
+/* With every thread of the program parked: the manager's own descriptors out of the way, the program's in. */
 static int mirror_program_fds(void)
 {
-	nprog_fd = 0;
-	int d = (int)co_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (d < 0)
-		return co_err(errbuf, sizeof(errbuf), "pid %d: cannot list /proc/self/fd (errno %d)", co_agent.pid, -d);
-	int n = co_dir_numbers(d, prog_fd, CO_MAX_FDS);
-	co_close(d);
-	if (n < 0)
-		return n == -E2BIG ? co_err(errbuf, sizeof(errbuf), "pid %d: more than %d descriptors", co_agent.pid, CO_MAX_FDS)
-				   : co_err(errbuf, sizeof(errbuf), "pid %d: cannot list /proc/self/fd (errno %d)",
-					    co_agent.pid, -n);
-	nprog_fd = n;
-	self_pidfd = (int)co_sys2(SYS_pidfd_open, co_agent.pid, 0);
-	if (self_pidfd < 0)
-		return co_err(errbuf, sizeof(errbuf), "pid %d: pidfd_open failed (errno %d)", co_agent.pid, -self_pidfd);
-	int *own[8 + IMG_FDS] = { &co_agent.sock, &co_agent.taskfd, &self_pidfd, &writer_pidfd };
-	int nown = 4;
+	int *own[8 + IMG_FDS] = { &co_agent.sock, &co_agent.taskfd, &writer_pidfd };
+	int nown = 3;
 	for (int k = 0; k < IMG_FDS; k++)
 		own[nown++] = &img_fd[k];
 	nown += co_dirty_fd_refs(own + nown);
-	for (int k = 0; k < nown; k++) {
-		if (*own[k] < 0 || !is_prog_fd(*own[k]))
-			continue;
-		int to = 3;
-		while (is_prog_fd(to) || co_fcntl(to, F_GETFD, 0) != -EBADF)
-			to++;
-		long r = co_sys3(SYS_dup3, *own[k], to, O_CLOEXEC);
-		if (r < 0)
-			return co_err(errbuf, sizeof(errbuf), "pid %d: no descriptor number free beside the program's (errno %ld)",
-				      co_agent.pid, -r);
-		co_close(*own[k]);
-		*own[k] = to;
-	}
-	for (int i = 0; i < nprog_fd; i++) {
-		int fd = prog_fd[i];
-		uint64_t pos;
-		uint32_t flags = 0;
-		co_fdinfo(0, fd, &pos, &flags);
-		long t = co_sys3(SYS_pidfd_getfd, self_pidfd, fd, 0);
-		if (t < 0) {
-			nprog_fd = i;
-			return co_err(errbuf, sizeof(errbuf), "pid %d: fd %d: cannot take a look at it (pidfd_getfd: errno %ld)",
-				      co_agent.pid, fd, -t);
-		}
-		if (t != fd) {
-			long r = co_sys3(SYS_dup3, t, fd, flags & O_CLOEXEC);
-			co_close((int)t);
-			if (r < 0) {
-				nprog_fd = i;
-				return co_err(errbuf, sizeof(errbuf), "pid %d: fd %d: cannot take a look at it (errno %ld)",
-					      co_agent.pid, fd, -r);
-			}
-		} else if (!(flags & O_CLOEXEC)) {
-			co_fcntl(fd, F_SETFD, 0);
-		}
-	}
-	return 0;
+	return co_mirror_program_fds(own, nown, errbuf, sizeof(errbuf));
 }
 
 /* The image's files go from the manager's table (a snapshot writer has its own copies). */
@@ -392,17 +347,6 @@ static void close_image_fds(void)
 			co_close(img_fd[k]);
 		img_fd[k] = -1;
 	}
-}
-
-/* The manager's copies of the program's descriptors go (a snapshot process keeps its own). */
-static void unmirror_program_fds(void)
-{
-	for (int i = 0; i < nprog_fd; i++)
-		co_close(prog_fd[i]);
-	nprog_fd = 0;
-	if (self_pidfd >= 0)
-		co_close(self_pidfd);
-	self_pidfd = -1;
 }
 
 /* ---- the manager thread ---- */
@@ -445,7 +389,7 @@ static void snapshot_fork(void *arg)
 		 * the work (dirty_thp.c, co_dirty_recollapse).
 		 */
 		if (!r)
-			co_dirty_recollapse(self_pidfd);
+			co_dirty_recollapse(co_mirror_pidfd());
 		co_exit_group(r ? 1 : 0);
 	}
 	snap.child = c;
@@ -491,18 +435,19 @@ static uint64_t signal_mask(const struct co_siginfo *list, uint32_t n, uint32_t 
 static int late_signals(void)
 {
 	char path[64], buf[2048];
+	int late = 0;
+	/* every queue is noted (seen_*): a thread in a chroot takes what was seen (co_signals_seen) */
 	for (int i = 1; i < co_agent.nthreads; i++) {
 		struct co_tslot *t = &co_agent.threads[i];
 		if (__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != CO_TS_PARKED)
 			continue;
 		co_fmt(path, sizeof(path), "/proc/self/task/%d/status", t->tid);
-		if (co_read_small(path, buf, sizeof(buf)) > 0 &&
-		    (co_status_hex(buf, "SigPnd") & ~signal_mask(t->rec.pending, t->rec.npending, CO_MAX_PENDING)))
-			return 1;
+		t->seen_pnd = co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_hex(buf, "SigPnd") : 0;
+		late |= (t->seen_pnd & ~signal_mask(t->rec.pending, t->rec.npending, CO_MAX_PENDING)) != 0;
 	}
-	return co_read_small("/proc/self/status", buf, sizeof(buf)) > 0 &&
-	       (co_status_hex(buf, "ShdPnd") & ~signal_mask(co_agent.shared_pending, (uint32_t)co_agent.nshared_pending,
-								  2 * CO_MAX_PENDING));
+	co_agent.seen_shd = co_read_small("/proc/self/status", buf, sizeof(buf)) > 0 ? co_status_hex(buf, "ShdPnd") : 0;
+	return late || (co_agent.seen_shd & ~signal_mask(co_agent.shared_pending, (uint32_t)co_agent.nshared_pending,
+							 2 * CO_MAX_PENDING));
 }
 
 /*
@@ -635,10 +580,9 @@ static void after_restart(void)
 	co_agent.sock = -1;
 	co_agent.taskfd = -1;
 	writer_pidfd = -1;
-	self_pidfd = -1;
 	for (int k = 0; k < IMG_FDS; k++)
 		img_fd[k] = -1;
-	nprog_fd = 0;
+	co_mirror_forget();
 	co_dirty_forget(0); /* neither its descriptor nor its record came back */
 	co_agent.table = 0; /* the old mapping was not part of the image */
 	co_agent.slot = -1;
@@ -659,7 +603,13 @@ static void after_restart(void)
 	 * this process: pages written on the way back (the threads' handler
 	 * frames, the agent's own state) no longer match the image.
 	 */
-	if (register_with(rs->sock, rs->generation ? rs->generation : 1)) {
+	/* the restorer chrooted the process again: the manager leaves for the group's root anew */
+	co_root_forget();
+	uint64_t gen = rs->generation ? rs->generation : 1;
+	int reg = register_with(rs->sock, gen);
+	if (not_here(reg) && co_root_leave() == 0)
+		reg = register_with(rs->sock, gen);
+	if (reg) {
 		/* no coordinator: run on without checkpoints */
 		co_agent.active = 0;
 		co_release_threads();
@@ -677,13 +627,39 @@ static void park(int64_t prep_ns)
 		co_set_state(CO_P_RUNNING);
 		return;
 	}
+	co_inotify_publish();
 	send_fd(co_agent.sock, CO_M_QUIESCED, prep_ns, 0, 0, co_dirty_uffd());
+}
+
+/* PREPARE or QUIESCE said our root is not the group's (chroot): leave it first, or say why not (FAIL). */
+static int leave_root(unsigned flags)
+{
+	int e = flags & CO_PREP_ROOT ? co_root_leave() : 0;
+	if (e) {
+		co_fmt(errbuf, sizeof(errbuf), "pid %d: cannot leave its root directory (chroot) for the group's "
+		       "(errno %d)", co_agent.pid, -e);
+		send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
+	}
+	return e;
+}
+
+/* The program's root for its image, when not the group's (root.c): 0, or -1 with errbuf. */
+static int note_root(void)
+{
+	int e = co_root_note(co_agent.root, sizeof(co_agent.root));
+	if (e)
+		return co_err(errbuf, sizeof(errbuf), "pid %d: cannot read its root and working directories (chroot) "
+			      "from the group's root (errno %d)", co_agent.pid, -e);
+	if (co_endswith(co_agent.root, " (deleted)"))
+		return co_err(errbuf, sizeof(errbuf), "pid %d: its root directory %s was removed after its chroot, "
+			      "which cohort cannot restore", co_agent.pid, co_agent.root);
+	return 0;
 }
 
 /* One checkpoint, from ATTACH until RELEASE or the coordinator hangs up. */
 static void session(void)
 {
-	co_agent.sock = dial(co_agent.sock_path);
+	co_agent.sock = dial_out(co_agent.sock_path);
 	if (co_agent.sock < 0 || send_ab(co_agent.sock, CO_M_ATTACH, co_agent.pid, 0, 0))
 		return;
 	for (;;) {
@@ -700,7 +676,8 @@ static void session(void)
 			tfd = -1;
 		}
 		if (r) {
-			/* coordinator gone: never leave threads parked */
+			/* coordinator gone: never leave threads parked (nor inotify events it left to us) */
+			co_inotify_take();
 			if (co_agent.nthreads)
 				co_release_threads();
 			co_set_state(CO_P_RUNNING);
@@ -713,6 +690,8 @@ static void session(void)
 			co_agent.want_parent = (uint64_t)inbox.m.b;
 			if (tfd >= 0)
 				co_dirty_adopt_uffd(tfd); /* the tracking of the last checkpoint, kept by the coordinator */
+			if (leave_root(inbox.m.flags))
+				break;
 			int precopy = (inbox.m.flags & CO_PREP_PRECOPY) != 0, armed = 0;
 			struct co_timespec t0, t1;
 			co_clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -754,6 +733,8 @@ static void session(void)
 			/* a new manager since ARMED: the tracking's descriptors again, its userfaultfd first */
 			if (tfd >= 0)
 				co_dirty_adopt_uffd(tfd);
+			if (leave_root(inbox.m.flags))
+				break;
 			agent_fds_setup();
 			if (inbox.m.flags & CO_PREP_PRECOPY_FAILED)
 				co_agent.want_parent = 0; /* the coordinator could not read it: a whole image */
@@ -776,14 +757,16 @@ static void session(void)
 			if (missing || !d)
 				co_fmt(errbuf, sizeof(errbuf), "pid %d: the coordinator sent DUMP without %s", co_agent.pid,
 				       missing ? "the image's files" : "its list of shared files");
-			else
+			else if (note_root() == 0) {
+				co_inotify_take(); /* the inotify events the coordinator left to us: in the image */
 				r = take_image(dir, &bytes, !(inbox.m.flags & CO_CKPT_STOP));
+			}
 			if (r == IMG_RESTARTED) {
 				after_restart();
 				break;
 			}
 			close_image_fds(); /* a snapshot writer has its own */
-			unmirror_program_fds();
+			co_unmirror_program_fds();
 			if (r == IMG_FAILED)
 				send_msg(co_agent.sock, CO_M_FAIL, 0, errbuf);
 			if (r == IMG_SNAPSHOT || r == IMG_WRITTEN)
@@ -795,6 +778,7 @@ static void session(void)
 		}
 		case CO_M_RELEASE:
 			co_agent.await_quiesce = 0;
+			co_inotify_take(); /* a checkpoint that failed before DUMP */
 			if (co_agent.table && co_agent.slot >= 0) {
 				struct co_pentry *e = &co_agent.table->p[co_agent.slot];
 				e->generation = (uint64_t)inbox.m.a;
@@ -824,7 +808,7 @@ static void manager_main(void *arg)
 	for (;;) {
 		session();
 		/* everything the manager opened, and the connection, go with its table */
-		unmirror_program_fds();
+		co_unmirror_program_fds();
 		co_sys3(SYS_close_range, 0, ~0U, 0);
 		co_agent.sock = -1;
 		co_agent.taskfd = -1;
@@ -832,6 +816,7 @@ static void manager_main(void *arg)
 		for (int k = 0; k < IMG_FDS; k++)
 			img_fd[k] = -1;
 		co_dirty_drop_fds();
+		co_root_forget(); /* the next manager is a new thread, in the program's root */
 		int s = MGR_BUSY;
 		if (__atomic_compare_exchange_n(&mgr_state, &s, MGR_IDLE, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			return; /* co_clone3_thread ends the thread */
@@ -903,7 +888,7 @@ static void agent_setup(void)
 	if (co_agent.sig > 0 && co_agent.sig <= 64)
 		co_install_handler();
 	co_semundo_from_env(); /* SEM_UNDO adjustments the program before an exec had */
-	int r = register_with(path, 0);
+	int r = register_alone(path);
 	if (r == 0) {
 		co_install_handler(); /* the coordinator's signal, should it differ */
 		registered();
@@ -941,14 +926,16 @@ void co_agent_forked(void)
 	mgr_state = MGR_IDLE;
 	mgr_tid = 0;
 	writer_pidfd = -1;
-	self_pidfd = -1;
 	for (int k = 0; k < IMG_FDS; k++)
 		img_fd[k] = -1;
-	nprog_fd = 0;
+	co_mirror_forget();
 	co_early_start = 0;
 	co_cpuclock_forked(); /* a new process: its CPU clocks are its own, from 0 */
 	co_semundo_forked(); /* undo lists are not inherited by fork */
 	co_timers_forked(); /* nor timers */
+	co_aio_forked();    /* nor aio contexts */
+	co_root_forget(); /* a manager that had left its root (root.c) is the parent's */
+	co_inotify_forked();
 	if (!co_agent.active)
 		return;
 	if (co_agent.table)
@@ -962,7 +949,7 @@ void co_agent_forked(void)
 	/* the parent's tracking does not carry over to a forked child */
 	co_dirty_forget(1);
 	co_agent.pid = (int)co_getpid();
-	if (register_with(co_agent.sock_path, 0) == 0)
+	if (register_alone(co_agent.sock_path) == 0)
 		registered();
 }
 
@@ -981,6 +968,7 @@ void co_agent_fork_unlock(void)
 __attribute__((constructor(101))) static void agent_init(void)
 {
 	co_proc_self_fallback = proc_from_coordinator;
+	co_signals_seen = co_pending_seen;
 	co_wrap_init();
 	agent_setup();
 	pthread_atfork(co_agent_fork_lock, co_agent_fork_unlock, co_agent_forked);

@@ -5,11 +5,14 @@
 #ifndef COHORT_AGENT_H
 #define COHORT_AGENT_H
 
+#include <linux/futex.h>
+#include <signal.h>
 #include <stdint.h>
 #include "image.h"
 #include "proto.h"
 #include "resume.h"
 #include "res.h"
+#include "sys.h"
 
 
 enum co_tstate { CO_TS_FREE = 0, CO_TS_SIGNALLED, CO_TS_PARKED, CO_TS_GONE };
@@ -35,6 +38,7 @@ struct co_tslot {
 	uint64_t pt_check;	/* CO_TRACE_CHECK: the coordinator writes only where it finds this */
 	long trace_at_ms;	/* when the coordinator is to look at it (again); -1: asked for good */
 	struct co_cpuoff cpu;	/* after a restart: its offsets, which the thread measured itself */
+	uint64_t seen_pnd;	/* its queue as the manager saw it (SigPnd), for a thread in a chroot (co_signals_seen) */
 };
 
 
@@ -64,6 +68,7 @@ struct co_agent {
 	int ppid, pgid, sid;
 	struct co_siginfo shared_pending[2 * CO_MAX_PENDING];
 	int nshared_pending;
+	uint64_t seen_shd;	/* the process's queue as the manager saw it (ShdPnd): likewise */
 	int taskfd;		/* /proc/self/task, the manager's during a checkpoint (agent_fds_setup) */
 	uint64_t want_parent;	/* PREPARE asked for an image incremental against this generation */
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
@@ -74,6 +79,8 @@ struct co_agent {
 	 * regions read from /proc/self/smaps, which costs a page-table walk.
 	 */
 	int advice;
+	/* the program's root directory from the group's, when it is not the group's (root.c); "": it is */
+	char root[CO_PATH];
 };
 
 extern struct co_agent co_agent;
@@ -106,6 +113,7 @@ int co_quiesce(char *err, size_t errlen);	/* park every other thread; -1 (err fi
 void co_release_threads(void);
 void co_set_state(unsigned s);			/* this process's state in the table (CO_P_*) */
 void co_start_manager(void);
+uint64_t co_pending_seen(int own);		/* co_signals_seen, for a thread in a chroot */
 extern uint64_t co_early_start;	/* a start that came before we had registered (its cookie) */
 
 int co_ctx_save(struct co_ctx *ctx) __attribute__((returns_twice));
@@ -137,6 +145,35 @@ void co_agent_forked(void);
 /* agent.c: held around fork and clone, and while the manager prepares with the program running */
 void co_agent_fork_lock(void);
 void co_agent_fork_unlock(void);
+
+/*
+ * mirror.c: with the program parked, the manager copies the program's
+ * descriptors into its own table at their numbers, first moving its own
+ * (*own[k], up to CO_MIRROR_OWN: each updated) to numbers the program
+ * does not use; 0, or -1 with err.  co_unmirror_program_fds closes the
+ * copies; co_mirror_pidfd is the pidfd of our process it used (or -1);
+ * co_mirror_forget, in a new process (restart, fork), drops what the
+ * memory says without closing anything.
+ */
+#define CO_MIRROR_OWN 15
+int co_mirror_program_fds(int *const *own, int nown, char *err, size_t errlen);
+void co_unmirror_program_fds(void);
+int co_mirror_pidfd(void);
+void co_mirror_forget(void);
+
+/*
+ * root.c: a process whose root is not the group's (chroot).  The manager
+ * leaves it for the group's (co_root_leave: 0 or -errno; co_root_forget
+ * after a restart, which chroots the whole process again) and notes the
+ * program's root and working directory with its threads parked
+ * (co_root_note).  A process with no manager steps out for a moment
+ * (co_root_out: 0 or -errno) and back into its own root (co_root_back).
+ */
+int co_root_leave(void);
+void co_root_forget(void);
+int co_root_note(char *root, size_t n);
+int co_root_out(int back[2]);
+void co_root_back(const int back[2]);
 
 /* agent.c: put our handler back on our signal, keeping a raw rt_sigaction's as the program's own */
 void co_sig_reclaim(void);
@@ -235,8 +272,73 @@ void co_semundo_from_env(void);
 #define CO_SEMUNDO_ENV_MAX (CO_SEMUNDO_MAX * 48 + 32)
 int co_semundo_collect(struct co_dumpctx *d);
 
+/*
+ * inotify.c: queued inotify events the agent holds for the program.
+ * co_inotify_publish: at park, the descriptors it may hold events of
+ * (co_table.iheld); co_inotify_take: at DUMP, or RELEASE without one,
+ * the events the coordinator left for it; co_inotify_forked: in a forked
+ * child.
+ */
+void co_inotify_publish(void);
+void co_inotify_take(void);
+void co_inotify_forked(void);
+
+/*
+ * A system call whose effect the agent notes (ctx.S), and in the
+ * checkpoint handler the result of one it interrupted: *res once stored,
+ * rax when the thread stopped right after the system call, else
+ * CO_RES_UNSET (the kernel has not made it yet) (quiesce.c).
+ */
+#define CO_RES_UNSET 1L
+long co_syscall_noted(long *res, long nr, const long *a);
+long co_noted_result(const long *res, const void *uc);
+
+/*
+ * aio.c: the process's aio contexts.  co_aio_call: an aio system call
+ * made through syscall(3) (nr, its six arguments), noted; the kernel's
+ * result, -errno on failure; co_aio_handler(uc): in the checkpoint
+ * handler, before parking; co_aio_forked: in a forked child;
+ * co_aio_collect: at DUMP, after co_mem_collect.
+ */
+long co_aio_call(long nr, const long *a);
+void co_aio_handler(void *uc);	/* and co_aio_ring_kind: res.h */
+void co_aio_forked(void);
+int co_aio_collect(struct co_dumpctx *d);
+
+/*
+ * A lock word for tables the checkpoint handler also writes (semundo.c,
+ * aio.c): taken only with every signal blocked (co_block_all), so never
+ * by a thread our handler interrupted while it held it.
+ */
+static inline void co_lock_word(int *w)
+{
+	while (__atomic_exchange_n(w, 1, __ATOMIC_ACQUIRE))
+		co_futex(w, FUTEX_WAIT_PRIVATE, 1, 0);
+}
+
+static inline void co_unlock_word(int *w)
+{
+	__atomic_store_n(w, 0, __ATOMIC_RELEASE);
+	co_futex(w, FUTEX_WAKE_PRIVATE, 1, 0);
+}
+
+/* Every signal blocked; the mask before, for co_unblock. */
+static inline uint64_t co_block_all(void)
+{
+	uint64_t all = ~0ULL, old = 0;
+	co_sigprocmask(SIG_BLOCK, &all, &old);
+	return old;
+}
+
+static inline void co_unblock(uint64_t old)
+{
+	co_sigprocmask(SIG_SETMASK, &old, 0);
+}
+
 /* wrap.c */
 void co_wrap_init(void);
+/* n bytes from (to_user 0) or to the caller's memory: 0, or -1 where the kernel would say EFAULT */
+int co_user_copy(void *dst, const void *src, size_t n, int to_user);
 struct co_ksigaction;
 /* The action the program set on our signal past sigaction() (a raw rt_sigaction) becomes its own. */
 void co_wrap_adopt(const struct co_ksigaction *ka);

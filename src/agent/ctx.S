@@ -39,29 +39,37 @@ co_sigreturn:
 	.section .note.GNU-stack,"",@progbits
 
 /*
- * long co_semop_raw(long *res, int id, struct sembuf *ops, size_t n, const struct timespec *tmo):
- * semtimedop(2) whose result is also stored in *res by the instruction
- * right after the system call (co_semop_raw_done).  The checkpoint
- * handler tells from these two whether a SEM_UNDO operation it
- * interrupted is done (semundo.c): *res still unset and the thread
- * stopped at co_semop_raw_done means the kernel returned rax just now.
+ * long co_syscall_noted(long *res, long nr, const long a[6]): system call
+ * nr with arguments a, whose result is also stored in *res by the
+ * instruction right after it (co_syscall_noted_done).  For calls whose
+ * effect the agent must note (a SEM_UNDO semop: semundo.c; aio calls:
+ * aio.c): the checkpoint handler tells from these two whether the kernel
+ * has done the call it interrupted (co_noted_result): *res still unset
+ * and the thread stopped at co_syscall_noted_done means the kernel
+ * returned rax just now.  rbx (callee-saved, kept by the system call)
+ * holds res.
  */
 	.text
-	.globl	co_semop_raw
-	.hidden	co_semop_raw
-	.globl	co_semop_raw_done
-	.hidden	co_semop_raw_done
-	.type	co_semop_raw, @function
-co_semop_raw:
-	movq	%rdi, %r9	/* res: the system call keeps r9 */
-	movslq	%esi, %rdi
-	movq	%rdx, %rsi
-	movq	%rcx, %rdx
-	movq	%r8, %r10
-	movl	$220, %eax	/* semtimedop */
+	.globl	co_syscall_noted
+	.hidden	co_syscall_noted
+	.globl	co_syscall_noted_done
+	.hidden	co_syscall_noted_done
+	.type	co_syscall_noted, @function
+co_syscall_noted:
+	pushq	%rbx
+	movq	%rdi, %rbx
+	movq	%rsi, %rax
+	movq	%rdx, %r11
+	movq	(%r11), %rdi
+	movq	8(%r11), %rsi
+	movq	16(%r11), %rdx
+	movq	24(%r11), %r10
+	movq	32(%r11), %r8
+	movq	40(%r11), %r9
 	syscall
-co_semop_raw_done:
-	movq	%rax, (%r9)
+co_syscall_noted_done:
+	movq	%rax, (%rbx)
+	popq	%rbx
 	ret
-	.size	co_semop_raw, .-co_semop_raw
+	.size	co_syscall_noted, .-co_syscall_noted
 	.section .note.GNU-stack,"",@progbits

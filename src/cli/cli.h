@@ -47,14 +47,15 @@ const char *co_park_why(int err);
  * (co_seccomp_read: 0, or -1 with err in one line, a thread in strict mode
  * or filters it may not read refused; *out NULL when no thread has any;
  * *probes, the table's, is bumped before each thread is stopped),
- * checked against every system call the agent makes in the program
+ * checked against every system call the agent makes in the program, and
+ * for a process in a chroot (chrooted != 0) those it makes to leave it
  * (co_seccomp_check: 0, or -1 naming the thread and the first call not
  * allowed), and handed to the agent with DUMP as a memfd of CO_R_SECCOMP
  * payloads (co_seccomp_memfd: the descriptor, or -1 with errno).
  */
 struct co_scset;
 int co_seccomp_read(int pid, int host_pid, uint32_t *probes, struct co_scset **out, char *err, size_t errlen);
-int co_seccomp_check(const struct co_scset *s, char *err, size_t errlen);
+int co_seccomp_check(const struct co_scset *s, int chrooted, char *err, size_t errlen);
 int co_seccomp_memfd(const struct co_scset *s);
 void co_seccomp_free(struct co_scset *s);
 
@@ -313,7 +314,7 @@ struct co_shared_member {
  * could not carry on (co_proc_text), and the checkpoint may try again.
  */
 #define CO_BUSY (-2)
-int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member *m, int n, const struct co_table *t,
+int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member *m, int n, struct co_table *t,
 		   unsigned flags, char *err, size_t errlen);
 /*
  * After co_shared_dump: the descriptors of member pid (its number in the

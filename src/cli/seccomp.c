@@ -61,6 +61,9 @@ static const struct agent_call {
 	const char *name;
 } agent_calls[] = {
 #include "agent_syscalls.h"
+}, root_calls[] = {
+/* those of src/agent/root.c, made only by a process in a chroot: no filter of another is checked for them */
+#include "agent_root_syscalls.h"
 };
 
 /*
@@ -433,25 +436,27 @@ static int may_deny(const struct filter *f, uint32_t pc, struct bpf_state st, lo
 	return 1; /* ran off the end: the kernel does not take such a filter */
 }
 
-/* The first system call of the agent's that some filter of chain c does not allow, or NULL. */
-static const char *first_denied(const struct chain *c)
+/* The first system call of calls[n] that some filter of chain c does not allow, or NULL. */
+static const char *first_denied(const struct chain *c, const struct agent_call *calls, size_t n)
 {
-	for (size_t k = 0; k < sizeof(agent_calls) / sizeof(agent_calls[0]); k++)
+	for (size_t k = 0; k < n; k++)
 		for (int i = 0; i < c->nf; i++) {
 			struct bpf_state st;
 			memset(&st, 0, sizeof(st));
 			long budget = EVAL_BUDGET;
-			if (may_deny(&c->f[i], 0, st, agent_calls[k].nr, &budget))
-				return agent_calls[k].name;
+			if (may_deny(&c->f[i], 0, st, calls[k].nr, &budget))
+				return calls[k].name;
 		}
 	return NULL;
 }
 
-int co_seccomp_check(const struct co_scset *s, char *err, size_t errlen)
+int co_seccomp_check(const struct co_scset *s, int chrooted, char *err, size_t errlen)
 {
 	for (int i = 0; s && i < s->nc; i++) {
 		const struct chain *c = &s->c[i];
-		const char *call = first_denied(c);
+		const char *call = first_denied(c, agent_calls, sizeof(agent_calls) / sizeof(agent_calls[0]));
+		if (!call && chrooted)
+			call = first_denied(c, root_calls, sizeof(root_calls) / sizeof(root_calls[0]));
 		/* who installs it at the restart: the main thread for all (TSYNC), or each thread */
 		int unable = shared_by_all(s, c) ? c->main_unable : c->unable;
 		if (call)

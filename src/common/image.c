@@ -152,6 +152,7 @@ const char *co_rec_name(unsigned type)
 	case CO_R_SYSVMSG: return "sysv message queue";
 	case CO_R_SYSVSHM: return "sysv shm";
 	case CO_R_SEMUNDO: return "semaphore adjustment";
+	case CO_R_AIO: return "aio ring";
 	case CO_R_COWMAP: return "copy-on-write map";
 	case CO_R_SECCOMP: return "seccomp filters";
 	case CO_R_IWATCH: return "inotify watch";

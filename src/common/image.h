@@ -64,6 +64,7 @@ enum co_rec_type {
 	CO_R_PTY = 70,	  /* struct co_pty: a pseudo-terminal of the group's devpts, made by its master's open file */
 	CO_R_PTYDATA = 71, /* struct co_ptydata, then the bytes queued in one direction of the co_pty before */
 	CO_R_SEMUNDO = 76, /* struct co_semadj: one SEM_UNDO adjustment of the process, after its timers */
+	CO_R_AIO = 77,	  /* struct co_aio, then its unreaped struct co_aio_event: an aio ring, after the regions */
 	/* the migration stream (src/cli/wire.c): the same records over a socket, never in a file */
 	CO_R_WIRE_MSG = 80,  /* struct co_wire_msg: a control message (its text cut to what is used) */
 	CO_R_WIRE_FILE = 81, /* struct co_wire_file: a file of the generation follows, in CO_R_WIRE_DATA records */
@@ -221,6 +222,15 @@ struct co_proc {
 		int64_t utime_ns, stime_ns;
 		int64_t cutime_ns, cstime_ns;
 	} cpu;
+	/*
+	 * Later in format 7 (older records end before it and read ""): the
+	 * process's root directory when it is not the group's (chroot), as a
+	 * path from the group's root.  Every path of the image is from the
+	 * group's root too (the manager reads them from there: agent/root.c);
+	 * the restorer opens and maps by them and chroots here last.  "": the
+	 * group's root.
+	 */
+	char root[CO_PATH];
 };
 
 enum co_thread_flags { CO_T_MANAGER = 1, CO_T_LEADER = 2 };
@@ -281,6 +291,27 @@ struct co_semadj {
 	int32_t semnum;
 	int32_t adj;
 	uint32_t pad;
+};
+
+/*
+ * An asynchronous I/O context (io_setup) of the process: its ring at
+ * [start, end) (the context's id is start), the ring's header as the
+ * kernel wrote it (struct aio_ring of linux/aio_abi.h, fs/aio.c), the nr
+ * the program asked io_setup for, then `nevents` events the kernel had
+ * completed and the program not reaped, from head on (src/res/aio.c).
+ */
+struct co_aio {
+	uint64_t start, end;
+	uint32_t id, nr, head, tail;	/* nr: the ring's slots; head, tail: indexes below nr */
+	uint32_t magic, compat_features, incompat_features, header_length;
+	uint32_t nr_asked;
+	uint32_t nevents;		/* (tail - head) mod nr */
+};
+
+/* One io_event (linux/aio_abi.h). */
+struct co_aio_event {
+	uint64_t data, obj;
+	int64_t res, res2;
 };
 
 /* A POSIX timer of the process (timer_create), as /proc/PID/timers and timer_gettime tell it. */
@@ -367,6 +398,7 @@ enum co_vma_kind {
 	CO_V_SHANON = 3,  /* shared anonymous: all resident pages saved */
 	CO_V_SPECIAL = 4, /* kernel mapping ([vdso], [vvar], ...): moved, not saved */
 	CO_V_DELETED = 5, /* private mapping of a deleted file: saved like anonymous */
+	CO_V_AIO = 6,	  /* an aio context's ring (io_setup): made again from its CO_R_AIO record */
 };
 
 enum co_vma_flags {

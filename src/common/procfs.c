@@ -7,6 +7,11 @@
 #include "sys.h"
 #include "util.h"
 
+uint64_t co_maps_dev(uint64_t major, uint64_t minor)
+{
+	return (major << 8) | minor;
+}
+
 int co_maps_open(struct co_maps *m, const char *path)
 {
 	m->fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
@@ -74,7 +79,7 @@ int co_maps_next(struct co_maps *m, struct co_mapent *e)
 	e->off = co_strtoul(p, &p, 16);
 	uint64_t maj = co_strtoul(p + 1, &p, 16);
 	uint64_t min = co_strtoul(p + 1, &p, 16);
-	e->dev = (maj << 8) | min; /* compared only against itself */
+	e->dev = co_maps_dev(maj, min);
 	e->ino = co_strtoul(p + 1, &p, 10);
 	while (p < end && *p == ' ')
 		p++;
@@ -340,6 +345,12 @@ long co_status_field(const char *buf, const char *key)
 {
 	const char *v = status_value(buf, key);
 	return v ? (long)co_strtoul(v, 0, 10) : -1;
+}
+
+long co_status_umask(const char *buf)
+{
+	const char *v = status_value(buf, "Umask");
+	return v ? (long)co_strtoul(v, 0, 8) : -1;
 }
 
 /* Last number of a line like "NSpid:\t7\t2": the innermost namespace's. */

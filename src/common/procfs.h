@@ -17,6 +17,9 @@ struct co_mapent {
 	char path[CO_PATH];
 };
 
+/* A device as struct co_mapent has it (from its major and minor numbers: compare only these). */
+uint64_t co_maps_dev(uint64_t major, uint64_t minor);
+
 struct co_maps {
 	int fd;
 	int kept;		/* fd is the caller's: co_maps_close leaves it open */
@@ -24,6 +27,9 @@ struct co_maps {
 	int eof;
 	char buf[16384];
 };
+
+/* The name maps gives an aio context's ring (io_setup): an unlinked file of the kernel's aio fs. */
+#define CO_AIO_RING_NAME "/[aio] (deleted)"
 
 int co_maps_open(struct co_maps *m, const char *path);
 /* Read the maps file open on fd again from its start (fd stays the caller's). */
@@ -106,6 +112,8 @@ int co_ns_ids(int host_pid, struct co_nsids *out);
  * Returns how many groups, -E2BIG when there are more than max, or -EINVAL
  * when a line is missing or malformed.
  */
+/* The file-creation mask of a status text ("Umask:\t0022", Linux 4.7+), or -1. */
+long co_status_umask(const char *buf);
 int co_status_creds(const char *buf, uint32_t uid[4], uint32_t gid[4], uint32_t *groups, int max);
 
 /*

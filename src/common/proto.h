@@ -87,9 +87,11 @@ enum { CO_KILL_JSON = 1 };
  * PREPARE flags.  PRECOPY: a process whose image would be full arms a
  * pre-copy (see dirty.h), says ARMED instead of parking, and parks on
  * QUIESCE; the coordinator reads its memory in between.  Its image is then
- * incremental against CO_PRECOPY_ID(generation).
+ * incremental against CO_PRECOPY_ID(generation).  ROOT (with PREPARE and
+ * QUIESCE): the process's root directory is not the group's (chroot); its
+ * manager leaves it for the group's before it reads anything by path.
  */
-enum { CO_PREP_PRECOPY = 1, CO_PREP_PRECOPY_FAILED = 2 };
+enum { CO_PREP_PRECOPY = 1, CO_PREP_PRECOPY_FAILED = 2, CO_PREP_ROOT = 4 };
 #define CO_PRECOPY_ID(gen) ((uint64_t)(gen) | (1ULL << 62))
 /* What the agent's slot for thread tid, at addr, holds after its masks (CO_M_TRACE): still our program */
 #define CO_TRACE_CHECK(tid, addr) ((uint64_t)(tid) ^ (uint64_t)(addr) ^ 0x636f686f72747372ULL)
@@ -184,6 +186,26 @@ struct co_stdio_id {
 	uint32_t file;
 };
 
+/*
+ * Queued inotify events the agent holds for the program (src/agent/inotify.c,
+ * src/kinds/inotify.c).  At each park the agent lists here the inotify
+ * descriptors the program made or reads through libc, and how many bytes
+ * of events it holds for each already; the coordinator, for one whose queue
+ * it cannot leave in the kernel, makes a marker event on watch wd and tells
+ * the agent to take the take bytes queued before it.
+ */
+#define CO_IHELD 8
+#define CO_IHELD_BYTES (64 << 10) /* events the agent holds for one descriptor */
+struct co_iheld {
+	int32_t fd1;	/* agent: 1 + the descriptor; 0: none */
+	uint32_t held;	/* agent: bytes of its events held already */
+	int32_t wd;	/* coordinator: the watch of the marker event (0: none) */
+	uint32_t take;	/* coordinator: bytes of queued events the agent takes from the kernel */
+	uint32_t mask;	/* coordinator: the marker's mask (IN_ATTRIB, with IN_ISDIR for a directory) */
+	uint32_t merged; /* coordinator: the kernel merged the marker into the last queued event, the
+			    same bytes: that one stays as the marker, and the agent holds a copy of it */
+};
+
 #define CO_STDIO_FDS 64 /* descriptors below this can be marked; one above is a file of its own */
 
 enum co_pstate {
@@ -259,6 +281,7 @@ struct co_table {
 	struct co_pentry p[CO_TABLE_SLOTS];
 	uint64_t sem_epoch;	/* bumped by each clearing semctl (co_semkey) */
 	struct co_semkey semkeys[CO_SEMKEY_SLOTS];
+	struct co_iheld iheld[CO_TABLE_SLOTS][CO_IHELD]; /* by slot: inotify queues its agent can hold */
 };
 
 #endif

@@ -313,7 +313,7 @@ int co_sobj_write(struct co_kdump *d, int first, struct co_sobj *o)
 	return co_w_rec(d->w, CO_R_SOBJ, o, sizeof(*o)) ? -1 : 1;
 }
 
-int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member *m, int n, const struct co_table *t,
+int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member *m, int n, struct co_table *t,
 		   unsigned flags, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
@@ -329,7 +329,7 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 	struct co_bind b = { t->group_id, gen, 0, 0 };
 	co_w_head(&w, CO_KIND_SHARED, &b);
 	struct co_kdump d = { .w = &w, .dir = dir, .refs = refs, .err = err, .errlen = errlen, .members = m,
-			      .nmembers = n, .flags = flags };
+			      .nmembers = n, .flags = flags, .table = t };
 	nrefs = 0;
 	int busy = 0;
 	for (int i = 0; i < n && !busy; i++)

@@ -9,25 +9,53 @@
  * filled with watches on a memfd of init's, removed at once.
  *
  * Queued events: reading them consumes them, and the kernel has no way to
- * queue one.  So the checkpoint reads them (in the pause, through a
- * descriptor of its own: pidfd_getfd) and then makes each happen again on
- * the watched file by a harmless action that produces exactly it: an
- * IN_MODIFY by truncating the file to the size it has, an IN_ATTRIB by
- * setting its times to the ones it has.  This is done twice: at once, so
- * that the running program finds its queue as it was, and at the restart,
- * in init, on the new watches.  Before acting, the events one action will
- * make (on the file's own watch, and on its directory's, with its name)
- * are predicted and must be the next ones of the queue; else the
- * checkpoint is refused in one line.
+ * queue one.  Two ways keep them (issue 13):
  *
- * Which events a queue may hold must be decided before reading it (what
- * is read cannot be put back otherwise): when some watch may produce
- * events other than IN_MODIFY and IN_ATTRIB (or is IN_ONESHOT), a queue
- * that is not empty (FIONREAD) is not read and the checkpoint tries again
- * in a moment (CO_BUSY), while the program reads its queue; after about a
- * second it fails, naming the descriptor.  An IN_IGNORED (a watch the
- * program removed, not read yet) is made again at a restart by removing
- * the filler of its wd; the running program loses it (a warning says so).
+ * 1. The agent holds them (src/agent/inotify.c), when the object has one
+ *    descriptor, which the program made or reads through libc (the agent
+ *    lists it in the process table, co_iheld).  Here, in the pause: a
+ *    marker event is made behind the queued ones (an IN_ATTRIB on one
+ *    watch, by setting its file's times to the ones it has; a watch whose
+ *    mask lacks IN_ATTRIB has it for that moment), and the agent is told
+ *    to take the bytes queued before it.  It does at DUMP, before the
+ *    snapshot (so they are in the image; at RELEASE when the checkpoint
+ *    fails before), and hands them out itself: read, readv and FIONREAD
+ *    answer as the kernel would, and poll, epoll and select see the
+ *    descriptor readable by the marker, which the agent swallows when it
+ *    has handed out the rest.  At a restart init makes the marker again
+ *    on the new object (the record keeps its wd).  Every kind of event
+ *    comes back so, exactly (cookies, names, order, overflow), in the
+ *    running program after a live checkpoint too.
+ * 2. Otherwise (several descriptors, or one made and read with raw system
+ *    calls, as Go does) only what can be made again is kept: the
+ *    checkpoint reads the queue (through a descriptor of its own:
+ *    pidfd_getfd) and makes each event happen again on the watched file
+ *    by a harmless action that produces exactly it: an IN_MODIFY by
+ *    truncating the file to the size it has, an IN_ATTRIB by setting its
+ *    times to the ones it has.  This is done twice: at once, so that the
+ *    running program finds its queue as it was, and at the restart, in
+ *    init, on the new watches.  Before acting, the events one action will
+ *    make (on the file's own watch, and on its directory's, with its name)
+ *    are predicted and must be the next ones of the queue; else the
+ *    checkpoint is refused in one line.  Which events a queue may hold
+ *    must be decided before reading it: when some watch may produce
+ *    others (or is IN_ONESHOT), a queue that is not empty (FIONREAD) is
+ *    not read and the checkpoint tries again in a moment (CO_BUSY), while
+ *    the program reads its queue; after about a second it fails, naming
+ *    the descriptor.  An IN_IGNORED (a watch the program removed, not read
+ *    yet) is made again at a restart by removing the filler of its wd;
+ *    the running program loses it (a warning says so).
+ *
+ * Why the agent and not more actions: create, delete and move events
+ * cannot be made without doing what they tell of, and a queue read is
+ * gone; the agent already answers for the program's calls (wrap.c), and
+ * its memory is part of the image.  The marker is the one real event it
+ * costs: the descriptor must be readable for poll and epoll, which only
+ * the kernel can say.  A program reading with raw system calls would get
+ * the marker and not the held events: so the agent holds events only of
+ * descriptors it has seen made or read through libc, and refuses the
+ * others as before.  (CRIU drops queued inotify events, with a warning:
+ * criu/fsnotify.c, "inotify events will be dropped"; its issue 48.)
  *
  * A watch's path needs open_by_handle_at, that is CAP_DAC_READ_SEARCH:
  * without it the checkpoint is refused in one line.  A search by inode in
@@ -65,6 +93,8 @@ struct iobj {
 	char *ev;		/* the queued events */
 	size_t evlen;
 	int next_wd;		/* restore: the wd the next inotify_add_watch gives */
+	int marker;		/* its agent holds its events: the watch of the marker event (0: not) */
+	uint32_t taken;		/* the bytes of events its agent took at this checkpoint */
 };
 
 /* An event one action makes. */
@@ -90,6 +120,19 @@ static const struct co_iwatch *watch_at(const struct iobj *o, const struct stat 
 		if (o->w[i].dev == (uint64_t)st->st_dev && o->w[i].ino == (uint64_t)st->st_ino)
 			return &o->w[i];
 	return NULL;
+}
+
+/* The watch of o on the directory path is in (it hears of path by name), or NULL. */
+static const struct co_iwatch *dir_watch(const struct iobj *o, const char *path)
+{
+	char up[CO_PATH];
+	struct stat ds;
+	snprintf(up, sizeof(up), "%s", path);
+	char *slash = strrchr(up, '/');
+	if (!slash)
+		return NULL;
+	*(slash == up ? slash + 1 : slash) = 0;
+	return strcmp(up, path) && stat(up, &ds) == 0 ? watch_at(o, &ds) : NULL;
 }
 
 static const char *event_name(uint32_t mask)
@@ -132,16 +175,9 @@ static int predict(const struct iobj *o, const struct inotify_event *e, struct p
 		name = e->name;
 	} else {
 		/* the directory the watched file is in may be watched too: it hears of it by name */
-		char up[CO_PATH];
-		struct stat ds;
 		snprintf(target, tn, "%s", w->path);
-		snprintf(up, sizeof(up), "%s", w->path);
-		char *slash = strrchr(up, '/');
 		name = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
-		if (slash)
-			*(slash == up ? slash + 1 : slash) = 0;
-		if (slash && strcmp(up, target) && stat(up, &ds) == 0)
-			dir = watch_at(o, &ds);
+		dir = dir_watch(o, w->path);
 	}
 	if (lstat(target, st) < 0) {
 		*why = "its file is gone";
@@ -179,6 +215,62 @@ static int act(uint32_t bit, const char *target, const struct stat *st)
 		return truncate(target, st->st_size);
 	struct timespec ts[2] = { st->st_atim, st->st_mtim };
 	return utimensat(AT_FDCWD, target, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+/*
+ * The watch to make the marker on (see the top): not IN_ONESHOT, its
+ * file where its path says, and no watch of o on its directory that
+ * hears of attrib events (the marker is one event); one that has
+ * IN_ATTRIB in its mask first (its mask is not touched).  NULL: none.
+ */
+static const struct co_iwatch *marker_watch(const struct iobj *o)
+{
+	const struct co_iwatch *best = NULL;
+	for (int i = 0; i < o->nw; i++) {
+		const struct co_iwatch *w = &o->w[i], *dir;
+		struct stat st;
+		if ((w->mask & IN_ONESHOT) || lstat(w->path, &st) < 0 || (uint64_t)st.st_ino != w->ino ||
+		    (uint64_t)st.st_dev != w->dev)
+			continue;
+		if ((dir = dir_watch(o, w->path)) && dir != w && (dir->mask & IN_ATTRIB))
+			continue;
+		if (!best || ((w->mask & IN_ATTRIB) && !(best->mask & IN_ATTRIB)))
+			best = w;
+	}
+	return best;
+}
+
+/*
+ * The marker: one IN_ATTRIB of watch w on the inotify object fd, by
+ * setting its file's times to the ones it has; a watch whose mask lacks
+ * IN_ATTRIB has it for that moment only.  0 with the event's mask in
+ * *made (when not NULL), or -1 with *why.
+ */
+static int make_marker(int fd, const struct co_iwatch *w, uint32_t *made, const char **why)
+{
+	struct stat st;
+	uint32_t mask = w->mask & ~(uint32_t)(IN_MASK_ADD | IN_MASK_CREATE);
+	int wide = !(mask & IN_ATTRIB);
+	if (lstat(w->path, &st) < 0) {
+		*why = "its file is gone";
+		return -1;
+	}
+	if (S_ISLNK(st.st_mode))
+		mask |= IN_DONT_FOLLOW; /* the watch is on the link itself */
+	if (wide && inotify_add_watch(fd, w->path, mask | IN_ATTRIB) != w->wd) {
+		*why = "its watch does not take attrib events";
+		return -1;
+	}
+	int r = act(IN_ATTRIB, w->path, &st), e = errno;
+	if (made)
+		*made = IN_ATTRIB | (S_ISDIR(st.st_mode) ? IN_ISDIR : 0);
+	if (wide && inotify_add_watch(fd, w->path, mask) != w->wd) {
+		*why = "its mask cannot be put back";
+		return -1;
+	}
+	if (r < 0)
+		*why = strerror(e);
+	return r;
 }
 
 /*
@@ -322,11 +414,79 @@ static const struct co_iwatch *unsure_watch(const struct iobj *o)
 	return NULL;
 }
 
-/* The queued events of refs[first] into o (read through a descriptor of ours); -1 with err, or CO_BUSY. */
+/*
+ * The entry of the process table by which the agent of refs[first]'s
+ * holder may hold its events: the object has one descriptor, the program
+ * made it and reads it through libc.  NULL with *why.
+ */
+static struct co_iheld *held_by_agent(struct co_kdump *d, int first, const char **why)
+{
+	const struct co_ref *r = &d->refs[first];
+	int n = 0;
+	CO_FOR_HOLDERS(d, first, k)
+		n++;
+	*why = "more than one descriptor refers to it";
+	if (n != 1 || r->inflight || !d->table)
+		return NULL;
+	for (int s = 0; s < CO_TABLE_SLOTS; s++)
+		for (int i = 0; d->table->p[s].host_pid == r->host && i < CO_IHELD; i++)
+			if (d->table->iheld[s][i].fd1 == r->fd + 1)
+				return &d->table->iheld[s][i];
+	*why = "the program did not make it, or does not read it, through libc";
+	return NULL;
+}
+
+/*
+ * Queued events (queued bytes, on our descriptor fd of the object) left
+ * to the agent of h: the marker made behind them, and the agent told how
+ * many bytes to take.  0, or -1 / CO_BUSY with err.
+ */
+static int leave_to_agent(struct co_kdump *d, const struct co_ref *r, struct iobj *o, int fd, int queued,
+			  struct co_iheld *h)
+{
+	const struct co_iwatch *w = marker_watch(o);
+	const char *why = NULL;
+	if (h->held + (uint64_t)queued > CO_IHELD_BYTES) {
+		snprintf(d->err, d->errlen, "pid %d: fd %d: inotify: %d bytes of events queued and %u held by its agent, "
+			 "more than the %d it holds", r->pid, r->fd, queued, h->held, CO_IHELD_BYTES);
+		return CO_BUSY;
+	}
+	if (!w) {
+		snprintf(d->err, d->errlen, "pid %d: fd %d: inotify: %d bytes of events queued, and no watch to make "
+			 "its marker event on", r->pid, r->fd, queued);
+		return CO_BUSY;
+	}
+	uint32_t mask = 0;
+	int after = 0;
+	if (make_marker(fd, w, &mask, &why) < 0 || ioctl(fd, FIONREAD, &after) < 0) {
+		snprintf(d->err, d->errlen, "pid %d: fd %d: inotify: the marker event on watch %d (%s): %s", r->pid, r->fd,
+			 w->wd, w->path, why ? why : strerror(errno));
+		return -1;
+	}
+	/*
+	 * The kernel merges an event into the last queued one when they are the
+	 * same (a touch of the marker's file, or the marker of the checkpoint
+	 * before): that one is left as the marker, the agent takes the others.
+	 */
+	h->merged = after == queued;
+	h->take = (uint32_t)queued - (h->merged ? (uint32_t)sizeof(struct inotify_event) : 0);
+	h->mask = mask;
+	h->wd = w->wd;
+	o->marker = w->wd;
+	o->taken = (uint32_t)queued;
+	return 0;
+}
+
+/*
+ * The queued events of refs[first]: left to its agent, or into o (read
+ * through a descriptor of ours); -1 with err, or CO_BUSY.
+ */
 static int read_queue(struct co_kdump *d, int first, struct iobj *o)
 {
 	const struct co_ref *r = &d->refs[first];
-	const struct co_iwatch *w;
+	const struct co_iwatch *w = unsure_watch(o);
+	const char *why = "";
+	struct co_iheld *h = NULL;
 	int fd = co_ref_grab(r), queued = 0;
 	if (fd < 0 || ioctl(fd, FIONREAD, &queued) < 0) {
 		snprintf(d->err, d->errlen, "pid %d: fd %d: inotify: cannot take its queue: %s", r->pid, r->fd,
@@ -336,17 +496,21 @@ static int read_queue(struct co_kdump *d, int first, struct iobj *o)
 		return -1;
 	}
 	int bad = 0;
-	if (queued > 0 && (w = unsure_watch(o))) {
+	if (queued > 0)
+		h = held_by_agent(d, first, &why);
+	if (h && (w || h->held)) {
+		bad = leave_to_agent(d, r, o, fd, queued, h);
+	} else if (queued > 0 && w) {
 		snprintf(d->err, d->errlen, "pid %d: fd %d: inotify: %d bytes of events queued, and watch %d (%s, mask %#x) "
-			 "may have queued some cohort cannot make again (only modify and attrib): the program has not "
-			 "read them", r->pid, r->fd, queued, w->wd, w->path, w->mask);
+			 "may have queued some cohort cannot make again (only modify and attrib), nor its agent hold "
+			 "(%s): the program has not read them", r->pid, r->fd, queued, w->wd, w->path, w->mask, why);
 		bad = CO_BUSY;
 	} else if (queued > MAX_QUEUE) {
 		snprintf(d->err, d->errlen, "pid %d: fd %d: inotify: %d bytes of events queued, more than the %d cohort "
 			 "keeps", r->pid, r->fd, queued, MAX_QUEUE);
 		bad = -1;
 	}
-	while (!bad && o->evlen < (size_t)queued) {
+	while (!bad && !o->taken && o->evlen < (size_t)queued) {
 		ssize_t got = read(fd, o->ev + o->evlen, (size_t)MAX_QUEUE - o->evlen);
 		if (got <= 0) {
 			/* read: nothing is lost yet only when nothing was read */
@@ -375,7 +539,8 @@ static int inotify_dump(struct co_kdump *d, int first, uint64_t *id)
 	/* what was read goes back at once: the group may run on */
 	if (bad || (o.evlen && replay(&o, LIVE, what, d->err, d->errlen) < 0))
 		return bad ? bad : -1;
-	struct co_sobj so = { .kind = CO_OBJ_INOTIFY, .id = o.id, .a = (uint64_t)o.nw, .b = o.evlen };
+	struct co_sobj so = { .kind = CO_OBJ_INOTIFY, .id = o.id, .a = (uint64_t)o.nw, .b = o.evlen, .c = (uint64_t)o.marker,
+			      .d = o.taken };
 	*id = o.id;
 	if (co_sobj_write(d, first, &so) < 0)
 		return -1;
@@ -472,6 +637,7 @@ static int new_obj(struct co_krestore *x, const struct co_sobj *so)
 		return co_kerr(x, "recreating the group's shared objects: out of memory");
 	o->id = so->id;
 	o->next_wd = 1;
+	o->marker = (int)so->c;
 	o->fd = inotify_init1(IN_CLOEXEC);
 	if (co_sobj_made(x, so, o->fd) < 0)
 		return -1;
@@ -520,6 +686,11 @@ static int inotify_restore_done(struct co_krestore *x)
 		snprintf(what, sizeof(what), "recreating the group's shared objects: inotify %llu", (unsigned long long)o->id);
 		if (o->evlen && replay(o, RESTORE, what, err, sizeof(err)) < 0)
 			return co_kerr(x, "%s", err);
+		/* the events its agent holds: the marker that makes the descriptor readable (see the top) */
+		const struct co_iwatch *w = o->marker ? watch_wd(o, o->marker) : NULL;
+		const char *why = "its watch is not in the image";
+		if (o->marker && (!w || make_marker(o->fd, w, NULL, &why) < 0))
+			return co_kerr(x, "%s: the marker event on watch %d (%s): %s", what, o->marker, w ? w->path : "?", why);
 	}
 	return 0;
 }
@@ -528,8 +699,11 @@ static void inotify_describe(unsigned type, const void *p, uint64_t len, char *o
 {
 	if (type == CO_R_SOBJ) {
 		const struct co_sobj *o = p;
-		snprintf(out, n, "inotify %llu: %llu watches, %llu bytes of events queued", (unsigned long long)o->id,
-			 (unsigned long long)o->a, (unsigned long long)o->b);
+		size_t at = (size_t)snprintf(out, n, "inotify %llu: %llu watches, %llu bytes of events queued",
+					     (unsigned long long)o->id, (unsigned long long)o->a, (unsigned long long)o->b);
+		if (o->c && at < n)
+			snprintf(out + at, n - at, ", %llu held by its process's agent (marker event on watch %llu)",
+				 (unsigned long long)o->d, (unsigned long long)o->c);
 	} else if (type == CO_R_IWATCH) {
 		const struct co_iwatch *w = p;
 		snprintf(out, n, "inotify %llu: watch %d mask %#x %.*s", (unsigned long long)w->id, w->wd, w->mask, CO_PATH,

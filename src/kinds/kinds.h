@@ -60,6 +60,7 @@ struct co_kdump {
 	const struct co_shared_member *members;	/* every process of the group (pty.c: sessions, groups) */
 	int nmembers;
 	unsigned flags;			/* the checkpoint's CO_CKPT_* (proto.h) */
+	struct co_table *table;		/* the group's process table (inotify.c: what the agents hold, co_iheld) */
 };
 
 /* The restore side (init): made objects and the plan being built. */

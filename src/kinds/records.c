@@ -15,7 +15,7 @@
 
 typedef void describe_fn(unsigned type, const void *p, uint64_t len, char *out, size_t n);
 
-static describe_fn d_head, d_proc, d_thread, d_timer, d_semadj, d_lock, d_owner, d_fd, d_vma, d_pagemap, d_bytes,
+static describe_fn d_head, d_proc, d_thread, d_timer, d_semadj, d_aio, d_lock, d_owner, d_fd, d_vma, d_pagemap, d_bytes,
 	d_end, d_seccomp, d_manifest, d_mfile, d_mproc, d_link;
 
 static const struct rec {
@@ -36,6 +36,7 @@ static const struct rec {
 	{ CO_R_PARENTMAP, offsetof(struct co_pagemap, runs), NULL, d_pagemap },
 	{ CO_R_TIMER, sizeof(struct co_timer), NULL, d_timer },
 	{ CO_R_SEMUNDO, sizeof(struct co_semadj), NULL, d_semadj },
+	{ CO_R_AIO, sizeof(struct co_aio), NULL, d_aio },
 	{ CO_R_LOCK, sizeof(struct co_lock), NULL, d_lock },
 	{ CO_R_FDOWNER, sizeof(struct co_fdowner), NULL, d_owner },
 	{ CO_R_COWMAP, offsetof(struct co_pagemap, runs), NULL, d_pagemap },
@@ -169,8 +170,11 @@ static void d_proc(unsigned t, const void *pp, uint64_t len, char *out, size_t n
 	if (p->cpu.cpu) /* later in format 7 */
 		snprintf(cpu, sizeof(cpu), " cpu %.3fs (user %.3fs sys %.3fs)", p->cpu.ns / 1e9, p->cpu.utime_ns / 1e9,
 			 p->cpu.stime_ns / 1e9);
-	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s%s%s exe %.*s cwd %.*s%s", p->pid, p->ppid,
-		 p->nthreads, p->nfds, p->nvmas, ids, mb, cpu, CO_PATH, p->exe, CO_PATH, p->cwd, cg);
+	char root[CO_PATH + 8] = "";
+	if (p->root[0]) /* later in format 7: chrooted */
+		snprintf(root, sizeof(root), " root %.*s", CO_PATH, p->root);
+	snprintf(out, n, "pid %d ppid %d threads %u fds %u regions %u%s%s%s exe %.*s cwd %.*s%s%s", p->pid, p->ppid,
+		 p->nthreads, p->nfds, p->nvmas, ids, mb, cpu, CO_PATH, p->exe, CO_PATH, p->cwd, root, cg);
 }
 
 static void d_thread(unsigned t, const void *p, uint64_t len, char *out, size_t n)
@@ -244,6 +248,15 @@ static void d_semadj(unsigned t, const void *p, uint64_t len, char *out, size_t 
 	snprintf(out, n, "semaphore %d of set %d: %+d at exit (SEM_UNDO)", a->semnum, a->semid, a->adj);
 }
 
+static void d_aio(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	const struct co_aio *a = p;
+	snprintf(out, n, "aio ring %llx-%llx: nr %u (asked %u), head %u, tail %u, %u unreaped events",
+		 (unsigned long long)a->start, (unsigned long long)a->end, a->nr, a->nr_asked, a->head, a->tail,
+		 a->nevents);
+}
+
 /* A descriptor's kind: how it comes back, and for a group-wide object which one it is. */
 static const char *fd_kind(const struct co_fd *f)
 {
@@ -272,7 +285,7 @@ static void d_fd(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 
 static const char *vma_kind(unsigned k)
 {
-	static const char *const names[] = { "?", "anon", "file", "shared-anon", "special", "deleted-file" };
+	static const char *const names[] = { "?", "anon", "file", "shared-anon", "special", "deleted-file", "aio-ring" };
 	return k < CO_ARRAY_LEN(names) ? names[k] : "?";
 }
 

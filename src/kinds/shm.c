@@ -189,6 +189,9 @@ int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, i
 			/* a SysV segment is the group's IPC namespace's, made once with its id (sysv.c) */
 			if (co_startswith(e.path, "/SYSV"))
 				continue;
+			/* an aio ring is its process's (the agent's CO_R_AIO record, or private memory: mem.c) */
+			if (!strcmp(e.path, CO_AIO_RING_NAME))
+				continue;
 			int s = seen(d, e.ino);
 			/* the seal comes back before the restorer maps: a writable mapping could not be made again */
 			if (s == 2 && (e.prot & PROT_WRITE)) {

@@ -78,14 +78,17 @@ static int classify(struct co_dumpctx *d, const struct co_mapent *e, struct co_v
 		v->flags |= CO_VF_STACK | (co_strcmp(p, "[stack]") == 0 ? CO_VF_GROWSDOWN : 0);
 	} else if (p[0] == '[') {
 		v->kind = CO_V_SPECIAL;
-	} else if (co_strcmp(p, "/[aio] (deleted)") == 0) {
+	} else if (co_strcmp(p, CO_AIO_RING_NAME) == 0) {
 		/*
-		 * io_setup's ring: its requests live in the kernel.  (An idle
-		 * one could be made anew with io_setup and moved here with
-		 * mremap, as CRIU does: not done yet.)
+		 * io_setup's ring: made again at its address from its record
+		 * (src/agent/aio.c reads it, src/res/aio.c).  A process forked
+		 * from one with a context has only a copy of the ring's memory,
+		 * which it can read and nothing more: it comes back as private
+		 * memory with that content.
 		 */
-		return DERR(d, "pid %d: it has an asynchronous I/O context (io_setup) at %lx, which cohort cannot "
-			    "restore", d->pid, (unsigned long)e->start);
+		v->kind = co_aio_ring_kind(e->start);
+		if (v->kind != CO_V_AIO)
+			v->flags &= ~(uint32_t)CO_VF_SHARED;
 	} else if (p[0] != '/') {
 		return DERR(d, "pid %d: region %lx-%lx: unsupported mapping of %s", d->pid,
 			    (unsigned long)e->start, (unsigned long)e->end, p);
@@ -196,6 +199,17 @@ static void fork_advice(struct co_dumpctx *d, int normal)
 	for (uint32_t i = 0; i < d->nvmas; i++) {
 		const struct co_vma *v = &vmas[i];
 		long len = (long)(v->end - v->start);
+		/*
+		 * SysV segments are the coordinator's to save: the snapshot is
+		 * made without them.  A fork counts an attachment more until the
+		 * child detaches, and the program, running again at once, read
+		 * that count with IPC_STAT (shm_nattch) on a busy machine.
+		 */
+		if (v->kind == CO_V_SHANON && co_startswith(v->path, "/SYSV")) {
+			if (!(v->flags & CO_VF_DONTFORK))
+				co_sys3(SYS_madvise, (long)v->start, len, normal ? MADV_DONTFORK : MADV_DOFORK);
+			continue;
+		}
 		/*
 		 * A region that cannot be changed is found missing by the writer
 		 * (snapshot_complete); putting them back splits what the fork-time
@@ -469,6 +483,13 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 		r = co_mremap((void *)c->start, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)v->start);
 		break;
 	}
+	case CO_V_AIO:
+		/* made already (co_aio_restore_all), from its record */
+		for (int i = 0; i < rc->naio; i++)
+			if (rc->aio[i].start == v->start && rc->aio[i].end == v->end)
+				return 0;
+		return co_err(rc->err, rc->errlen, "pid %d: aio ring %lx-%lx has no record in the image", rc->proc->pid,
+			      (unsigned long)v->start, (unsigned long)v->end);
 	case CO_V_ANON:
 	case CO_V_DELETED:
 		r = co_mmap((void *)v->start, len, prot,
@@ -543,7 +564,7 @@ int co_mem_restore(struct co_rstctx *rc)
 	uint64_t park = rc->zone + rc->zone_len - (1 << 20);
 	uint32_t k = 0;
 	find_kept(rc);
-	if (clear_address_space(rc, park))
+	if (clear_address_space(rc, park) || co_aio_restore_all(rc))
 		return -1;
 	for (int i = 0; i < rc->nvmas; i++) {
 		if (kept[i] ? keep_region(rc, &rc->vmas[i], &k) : map_region(rc, &rc->vmas[i]))

@@ -103,10 +103,10 @@ static const char *vma_name(const struct co_vma *v)
 	return v->path[0] ? v->path : "(anonymous)";
 }
 
-/* Shared memory is captured once for the group by the coordinator (shared.img). */
+/* Shared memory is captured once for the group by the coordinator (shared.img); an aio ring is its record. */
 static int has_pages(const struct co_vma *v)
 {
-	return v->kind != CO_V_SPECIAL && v->kind != CO_V_SHANON &&
+	return v->kind != CO_V_SPECIAL && v->kind != CO_V_SHANON && v->kind != CO_V_AIO &&
 	       !(v->kind == CO_V_FILE && (v->flags & CO_VF_SHARED));
 }
 

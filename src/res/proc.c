@@ -97,6 +97,8 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 	co_strlcpy(p.comm, d->comm, sizeof(p.comm));
 	read_link("/proc/self/exe", p.exe, sizeof(p.exe));
 	read_link("/proc/self/cwd", p.cwd, sizeof(p.cwd));
+	if (d->root)
+		co_strlcpy(p.root, d->root, sizeof(p.root));
 	/* the ids of the process (its main thread's: the program's threads share them, as libc sets them) */
 	static char status[16384];
 	if (co_read_small("/proc/self/status", status, sizeof(status)) <= 0)
@@ -191,6 +193,24 @@ int co_proc_restore(struct co_rstctx *rc)
 		co_prlimit(0, i, &want, 0);
 	}
 	return co_pattrs_restore(rc);
+}
+
+/*
+ * Its root directory when it had chrooted, as late as anything goes by
+ * path: its files, mappings and working directory were opened from the
+ * group's root, by the paths the image has from there; a working
+ * directory outside the new root stays so, as chroot(2) leaves it.  Done
+ * with the restorer's privileges (the process had CAP_SYS_CHROOT to
+ * chroot at all), before its threads take their own ids.
+ */
+int co_root_restore(struct co_rstctx *rc)
+{
+	const char *root = rc->proc->root;
+	long r = root[0] ? co_sys1(SYS_chroot, (long)root) : 0;
+	if (r < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: cannot go back into its root directory %s (chroot): "
+			      "errno %ld", rc->proc->pid, root, -r);
+	return 0;
 }
 
 /*

@@ -20,6 +20,8 @@
 #define CO_MAX_TIMERS 512
 #define CO_STREAMS 2 /* page-data streams written and read in parallel */
 #define CO_SEMUNDO_MAX 256 /* semaphores with a SEM_UNDO adjustment, per process (src/agent/semundo.c) */
+#define CO_AIO_MAX 64 /* aio contexts (io_setup) per process (src/agent/aio.c) */
+#define CO_AIO_EVENTS_MAX 65536 /* unreaped aio events per process, all rings together (2 MiB) */
 
 struct co_dumpctx {
 	struct co_writer *w;
@@ -56,6 +58,10 @@ struct co_dumpctx {
 	struct co_pcpu cpu;			/* its CPU times as the program sees them (agent/cpuclock.c) */
 	struct co_semadj semadj[CO_SEMUNDO_MAX];	/* SEM_UNDO adjustments, the agent's (semundo.c) */
 	int nsemadj;
+	struct co_aio aio[CO_AIO_MAX];		/* aio rings, read in the pause (src/agent/aio.c) */
+	int naio;
+	const struct co_aio_event *aio_events;	/* their unreaped events, ring after ring (the agent's buffer) */
+	const char *root;			/* its root (chroot) from the group's, or "" (agent/root.c) */
 };
 
 /*
@@ -95,6 +101,10 @@ struct co_rstctx {
 	int nowners;
 	struct co_semadj *semadj;	/* SEM_UNDO adjustments to make again */
 	int nsemadj;
+	struct co_aio *aio;		/* aio rings to make again (CO_V_AIO regions) */
+	int naio;
+	struct co_aio_event *aio_events;	/* their unreaped events, ring after ring */
+	uint32_t naio_events;
 	int stdio[3];		/* the restart caller's stdio, kept on high numbers */
 	int fd_base;		/* the restorer's own descriptors live at and above this */
 	uint64_t zone, zone_len;	/* the restorer's own memory */
@@ -126,6 +136,7 @@ struct co_rstctx {
 int co_proc_dump(struct co_dumpctx *d, int nthreads);
 int co_proc_restore_early(struct co_rstctx *rc);	/* rlimits, before descriptors */
 int co_proc_restore(struct co_rstctx *rc);		/* after memory: mm, exe, cwd, signals */
+int co_root_restore(struct co_rstctx *rc);		/* its root (chroot), after everything by path */
 /*
  * The process's ids (proc.c).  co_creds_files(ids, 1) makes the restorer
  * open files as the program would (its groups and filesystem ids) and
@@ -146,6 +157,8 @@ void co_creds_dumpable(const struct co_ids *ids);
 /* threads.c */
 void co_thread_collect(struct co_thread *t, int ours);
 int co_signals_collect(struct co_siginfo *out, int max, int ours, int own);
+/* Where /proc cannot be read (a chroot), the signals the manager saw queued (own: for the calling thread), or NULL. */
+extern uint64_t (*co_signals_seen)(int own);
 int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int n);
 /* Never returns on success: the calling (leader) thread jumps into the program. */
 int co_threads_restore(struct co_rstctx *rc);
@@ -178,6 +191,27 @@ int co_cgroup_restore(struct co_rstctx *rc);
  */
 int co_semundo_dump(struct co_dumpctx *d);
 int co_semundo_restore(struct co_rstctx *rc);
+
+/*
+ * aio.c: the aio contexts (io_setup) of the process.  The agent reads the
+ * rings in the pause (src/agent/aio.c fills d->aio, once none of their
+ * requests is in flight); each goes into the image as one CO_R_AIO record
+ * with its unreaped events.  The restorer makes every context again at
+ * its ring's address (co_aio_restore_all, from co_mem_restore, before
+ * the other regions are mapped).
+ */
+/* An aio ring as the kernel lays it out (fs/aio.c: struct aio_ring), then its slots. */
+struct co_aio_ring {
+	uint32_t id, nr, head, tail, magic, compat_features, incompat_features, header_length;
+	struct co_aio_event io_events[];
+};
+#define CO_AIO_RING_MAGIC 0xa10a10a1u
+
+int co_aio_dump(struct co_dumpctx *d);
+/* How the agent's ring at start is saved: CO_V_AIO, or CO_V_DELETED for a copy inherited through fork. */
+int co_aio_ring_kind(uint64_t start);
+int co_aio_take(struct co_rstctx *rc);
+int co_aio_restore_all(struct co_rstctx *rc);
 
 /* timers.c: POSIX timers; restored by the main thread once every thread exists */
 /*

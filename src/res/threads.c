@@ -87,13 +87,20 @@ static void put_back(const struct co_siginfo *si, int own)
 		co_sys3(SYS_rt_sigqueueinfo, co_getpid(), si->signo, (long)si);
 }
 
-/* The signals queued (own: for the calling thread; else for the process), but ours. */
+uint64_t (*co_signals_seen)(int own);
+
+/*
+ * The signals queued (own: for the calling thread; else for the process),
+ * but skip.  Without /proc (a chroot: agent/root.c), those the manager saw
+ * queued (none before it looked: it asks again then, settle_signals); one
+ * no longer pending is simply not taken (take_one).
+ */
 static uint64_t queued(int own, uint64_t skip)
 {
 	char buf[2048];
-	if (co_read_small(own ? "/proc/thread-self/status" : "/proc/self/status", buf, sizeof(buf)) <= 0)
-		return 0;
-	return co_status_hex(buf, own ? "SigPnd" : "ShdPnd") & ~skip;
+	if (co_read_small(own ? "/proc/thread-self/status" : "/proc/self/status", buf, sizeof(buf)) > 0)
+		return co_status_hex(buf, own ? "SigPnd" : "ShdPnd") & ~skip;
+	return co_signals_seen ? co_signals_seen(own) & ~skip : 0;
 }
 
 /*
@@ -144,10 +151,14 @@ int co_signals_collect(struct co_siginfo *out, int max, int ours, int own)
 	int n = 0;
 	while (n < max && take_one(&out[n], queued(own, skip))) {
 		int t = co_timer_taken(&out[n], &pre, own);
-		if (t == 2)
+		if (t == 2) {
 			skip |= 1ULL << (out[n].signo - 1);
-		else
-			kept |= (uint64_t)(t == 1) << n++;
+			continue;
+		}
+		/* a standard signal is queued once at most in a queue: once taken, another is the other queue's */
+		if (t == 0 && out[n].signo >= 1 && out[n].signo < 32)
+			skip |= 1ULL << (out[n].signo - 1);
+		kept |= (uint64_t)(t == 1) << n++;
 	}
 	if (n == max && queued(own, skip)) {
 		/* (the image is refused: those a timer queued again are not put back a second time) */

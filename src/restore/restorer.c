@@ -259,6 +259,8 @@ static void read_metadata(uint64_t *next)
 	rc.locks = zalloc(next, sizeof(struct co_lock) * CO_MAX_LOCKS);
 	rc.owners = zalloc(next, sizeof(struct co_fdowner) * CO_MAX_FDS);
 	rc.semadj = zalloc(next, sizeof(struct co_semadj) * CO_SEMUNDO_MAX);
+	rc.aio = zalloc(next, sizeof(struct co_aio) * CO_AIO_MAX);
+	rc.aio_events = zalloc(next, sizeof(struct co_aio_event) * CO_AIO_EVENTS_MAX);
 	rc.cow = zalloc(next, sizeof(struct co_run) * CO_MAX_RUNS);
 	for (;;) {
 		int e = co_r_next(&reader);
@@ -294,6 +296,9 @@ static void read_metadata(uint64_t *next)
 			v->path[sizeof(v->path) - 1] = 0;
 			if (v->start >= v->end || (v->start | v->end) & (CO_PAGE - 1))
 				die("damaged region record");
+		} else if (t == CO_R_AIO) {
+			if (co_aio_take(&rc))
+				die(err);
 		} else if (t == CO_R_COWMAP) {
 			read_cowmap();
 		} else if (t == CO_R_PAGEMAP || t == CO_R_END) {
@@ -420,8 +425,8 @@ static void child_entry(void *arg)
 	co_close(imgfd_high);
 	co_sys3(SYS_close_range, 0, (unsigned)(rc.plan_lo > 0 ? rc.plan_lo - 1 : 0), 0);
 	/* nothing of what its parent read from its own image: owners, pidfds and locks were the parent's */
-	rc.nthreads = rc.nvmas = rc.ntimers = rc.nlocks = rc.nowners = rc.nseccomp = rc.nsemadj = 0;
-	rc.ncow = 0;
+	rc.nthreads = rc.nvmas = rc.ntimers = rc.nlocks = rc.nowners = rc.nseccomp = rc.nsemadj = rc.naio = 0;
+	rc.ncow = rc.naio_events = 0;
 	co_pidfds_forget();
 	rc.inherited = 1;
 	next_free = image_free;
@@ -815,6 +820,8 @@ static void restore_self(struct co_mproc *me)
 		die(err);
 	set_stage(CO_RS_LOCKS);
 	if (co_locks_restore(&rc))
+		die(err);
+	if (co_root_restore(&rc))
 		die(err);
 	set_stage(CO_RS_THREADS);
 	if (co_threads_restore(&rc))

@@ -12,12 +12,25 @@ t_attr_membarrier() { std attr_membarrier 0 8 8; }
 # registrations are read before, in the process)
 t_attr_membarrier_live() { steps_live_flow attr_membarrier 10; }
 
-# an asynchronous I/O context (io_setup) cannot be restored yet: the
-# checkpoint refuses in one line naming the process and the context's
-# address (it used to say "cannot read shared memory /[aio] (deleted)"),
-# and the program runs on, its context working
-t_attr_aio_refused() {
-	refused attr_aio aio "^cohort: .*pid [0-9]+: it has an asynchronous I/O context \(io_setup\) at [0-9a-f]+, which cohort cannot restore$"
+# an asynchronous I/O context (io_setup), idle while the program waits,
+# comes back (it was refused before: "it has an asynchronous I/O context
+# ..., which cohort cannot restore"; tests/cases/aio.sh has the rest):
+# checkpoint --kill, restart, and the program reads through its context
+# to the end
+t_attr_aio() {
+	prog_cmd attr_aio
+	: >"$TT/go.1"
+	straight_start 0 "${PCMD[@]}"
+	rm -f "$TT/go.1"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" ready
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	: >"$TT/go.1"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
 }
 
 # pidfds of the group's processes (a live child, non-blocking and not
@@ -32,13 +45,25 @@ t_attr_pidfd_refused() {
 	refused attr_pidfd pidfd "^cohort: .*pid [0-9]+: fd [0-9]+: a pidfd of a process that has ended and been waited for, which cohort cannot restore$" reaped
 }
 
-# a process that chrooted into a directory of its own cannot be restored
-# yet (the paths its agent reads are relative to that root): the
-# checkpoint is refused before any signal, in one line naming the process
-# and its root directory, and the program runs on in its root (the group
-# used to die in the checkpoint)
-t_attr_chroot_refused() {
-	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): its root directory is .*/attr_chroot\.[0-9]+, not the group's \(chroot\), which cohort cannot restore$"
+# a process that chrooted comes back in its root (tests/cases/chroot.sh),
+# but not when that root was removed since (it could not be entered
+# again) nor when the process dropped CAP_SYS_ADMIN since (its agent could
+# not leave the root for the group's): the checkpoint is refused before any
+# signal, in one line naming the process and its root directory, and the
+# program runs on in its root
+t_attr_chroot_deleted() {
+	[ "$(id -u)" = 0 ] || skip "chroot needs root"
+	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): its root directory .*/attr_chroot\.[0-9]+ \(deleted\) was removed after its chroot, which cohort cannot restore$" deleted
+}
+t_attr_chroot_nocaps() {
+	[ "$(id -u)" = 0 ] || skip "chroot needs root"
+	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): its root directory .*/attr_chroot\.[0-9]+ is not the group's \(chroot\), and without CAP_SYS_CHROOT and CAP_SYS_ADMIN \(dropped since\) its agent cannot leave it for the checkpoint$" nocaps
+}
+# (a seccomp filter that denies what the agent of a chrooted process needs
+# to leave its root, setns, refuses it as any call of the agent's does)
+t_attr_chroot_nosetns() {
+	[ "$(id -u)" = 0 ] || skip "chroot needs root"
+	refused attr_chroot chroot "^cohort: .*pid [0-9]+ \(attr_chroot\): thread [0-9]+'s seccomp filter does not allow setns: cohort cannot checkpoint it$" nosetns
 }
 
 # "${AS_LOGIN[@]}" UID CMD...: CMD with audit login uid UID (root may always set it)

@@ -30,10 +30,11 @@ t_sysv_undo_live() { live_flow sysv_undo 0 1 0 0 2 0; }
 GROUP_TESTS+=(sysv_ipc_live)
 
 # While a snapshot writer writes the image, the program's SysV segment
-# must not count it as attached (IPC_STAT shm_nattch): the writer drops
-# its attachments first (dump.c, co_dump_from_snapshot).  sysv_nattch
-# reads the count without pause through two live checkpoints and an
-# incremental one; before that fix it saw 2 in about 6 % of its reads.
+# must not count it as attached (IPC_STAT shm_nattch): the snapshot is
+# forked without the segments (mem.c, fork_advice).  sysv_nattch reads the
+# count without pause through two live checkpoints and an incremental one;
+# when the writer detached them itself it saw 2 in about 6 % of its reads,
+# and still now and then on a busy machine (2 runs of 6, two at a time).
 t_sysv_nattch() {
 	local k
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$BIN/sysv_nattch" 256

@@ -141,11 +141,14 @@ std_case() {
 # steps_live_flow PROG LAST KILL_ARGS...: PROG (printing "step N ok" lines) run
 # under cohort through a live checkpoint at step 2, a live incremental at
 # step 6, checkpoint --kill KILL_ARGS at step LAST, and a restart, whose
-# output must complete the straight run's
+# output must complete the straight run's.  PROG's arguments: the words of
+# $FLOW_ARGS.
 steps_live_flow() {
 	local prog=$1 last=$2
 	shift 2
 	prog_cmd "$prog"
+	# shellcheck disable=SC2206 # words, on purpose
+	PCMD+=(${FLOW_ARGS:-})
 	straight_start 0 "${PCMD[@]}"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0

@@ -1,9 +1,7 @@
 /*
  * attr_aio: a process with an asynchronous I/O context (io_setup; its
- * ring is a "/[aio] (deleted)" mapping).  cohort cannot restore one: the
- * checkpoint must be refused in one line naming the process and the
- * context's address, and the program must run on with its context
- * working.
+ * ring is a "/[aio] (deleted)" mapping), idle at the checkpoint: after a
+ * restart its context must work as before.
  *
  * It sets the context up, reads a file through it once, prints "ready",
  * waits for go.1 (common.h), then reads through it at every step,

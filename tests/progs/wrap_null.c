@@ -23,6 +23,7 @@
  * look the same.
  */
 #include "common.h"
+#include <linux/aio_abi.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
@@ -476,6 +477,56 @@ static void sysv_sems(void)
 	CALL("semctl(set, 0, GETVAL)", semctl(semset, 0, GETVAL));
 }
 
+/*
+ * aio system calls through syscall() (the agent notes them, src/agent/aio.c):
+ * every answer as the kernel's, with bad arguments and a context made and
+ * destroyed in each round
+ */
+static void aio_calls(void)
+{
+	aio_context_t ctx = 0, some = 1;
+	struct timespec neg_ns = { 0, -1 }, t = { 0, 1000 };
+	struct io_event ev[4];
+	char buf[8];
+	int z = SYSCHK(open("/dev/zero", O_RDONLY | O_CLOEXEC));
+	struct iocb cb = { .aio_lio_opcode = IOCB_CMD_PREAD, .aio_fildes = (uint32_t)z,
+			   .aio_buf = (uint64_t)(uintptr_t)buf, .aio_nbytes = sizeof(buf) };
+	struct iocb *one[1] = { &cb }, *then_null[2] = { &cb, NULL }, *nulls[1] = { NULL };
+	CALL("syscall(io_setup, 0, &ctx)", syscall(SYS_io_setup, 0, &ctx));
+	CALL("syscall(io_setup, 1, NULL)", syscall(SYS_io_setup, 1, NUL));
+	CALL("syscall(io_setup, 1, bad)", syscall(SYS_io_setup, 1, bad));
+	CALL("syscall(io_setup, 1, &nonzero)", syscall(SYS_io_setup, 1, &some));
+	CALL("syscall(io_setup, 3, &ctx)", syscall(SYS_io_setup, 3, &ctx));
+	CALL("syscall(io_submit, ctx, 1, NULL)", syscall(SYS_io_submit, ctx, 1, NUL));
+	CALL("syscall(io_submit, ctx, 1, bad)", syscall(SYS_io_submit, ctx, 1, bad));
+	CALL("syscall(io_submit, ctx, 1, {NULL})", syscall(SYS_io_submit, ctx, 1, nulls));
+	CALL("syscall(io_submit, ctx, -1, one)", syscall(SYS_io_submit, ctx, -1L, one));
+	CALL("syscall(io_submit, 0, 1, one)", syscall(SYS_io_submit, 0, 1, one));
+	CALL("syscall(io_submit, ctx, 2, {cb, NULL})", syscall(SYS_io_submit, ctx, 2, then_null));
+	CALL("syscall(io_getevents, ctx, 1, 1, NULL, NULL)", syscall(SYS_io_getevents, ctx, 1, 1, NUL, NUL));
+	CALL("syscall(io_getevents, ctx, 2, 1, ev, NULL)", syscall(SYS_io_getevents, ctx, 2, 1, ev, NUL));
+	CALL("syscall(io_getevents, ctx, 1, 1, ev, bad)", syscall(SYS_io_getevents, ctx, 1, 1, ev, bad));
+	CALL("syscall(io_getevents, ctx, 1, 1, ev, {0,-1})", syscall(SYS_io_getevents, ctx, 1, 1, ev, &neg_ns));
+	CALL("syscall(io_getevents, ctx, 2, 4, ev, 1us)", syscall(SYS_io_getevents, ctx, 2, 4, ev, &t));
+	CALL("syscall(io_getevents, ctx, 1, 4, ev, 1us)", syscall(SYS_io_getevents, ctx, 1, 4, ev, &t));
+	CALL("syscall(io_submit, ctx, 1, one)", syscall(SYS_io_submit, ctx, 1, one));
+	CALL("syscall(io_pgetevents, ctx, 1, 4, ev, NULL, NULL)",
+	     syscall(SYS_io_pgetevents, ctx, 1, 4, ev, NUL, NUL));
+	CALL("syscall(io_pgetevents, ctx, 0, 4, ev, {0,0}, bad)",
+	     syscall(SYS_io_pgetevents, ctx, 0, 4, ev, &zero_ts, bad));
+	sigset_t ours = set_of(SIG_AGENT, SIGUSR2);
+	struct { sigset_t *mask; size_t size; } usig = { &ours, 8 }, usig_bad = { (sigset_t *)bad, 8 };
+	CALL("syscall(io_pgetevents, ctx, 1, 4, ev, 1us, {62 and USR2})",
+	     syscall(SYS_io_pgetevents, ctx, 1, 4, ev, &t, &usig));
+	CALL("syscall(io_pgetevents, ctx, 1, 4, ev, 1us, {bad})",
+	     syscall(SYS_io_pgetevents, ctx, 1, 4, ev, &t, &usig_bad));
+	CALL("syscall(io_cancel, ctx, &cb, ev)", syscall(SYS_io_cancel, ctx, &cb, ev));
+	CALL("syscall(io_destroy, 0)", syscall(SYS_io_destroy, 0));
+	CALL("syscall(io_destroy, ctx)", syscall(SYS_io_destroy, ctx));
+	CALL("syscall(io_destroy, ctx)", syscall(SYS_io_destroy, ctx));
+	close(z);
+}
+
 /* ---- waiting where the checkpoints land ---- */
 
 static void *writer(void *arg)
@@ -699,6 +750,7 @@ int main(void)
 		others();
 		cpuclocks();
 		sysv_sems();
+		aio_calls();
 		CHECK(usr1_seen == seen + 5, "round %d: SIGUSR1 handled %d times, not 5", round_no, usr1_seen - seen);
 		waits();
 	}

@@ -106,7 +106,7 @@ static int under_seccomp(char *err, size_t errlen)
 		struct co_scset *sc = NULL;
 		int bad = G.c[i].kind == C_MEMBER &&
 			  (co_seccomp_read(G.c[i].pid, G.c[i].host_pid, &G.table->probes, &sc, err, errlen) ||
-			   co_seccomp_check(sc, err, errlen));
+			   co_seccomp_check(sc, in_chroot(G.c[i].host_pid), err, errlen));
 		co_seccomp_free(sc);
 		if (bad)
 			return 1;
@@ -124,7 +124,7 @@ static int seccomp_for_dump(const struct conn *c, int *fd, char *err, size_t err
 	struct co_scset *sc = NULL;
 	*fd = -1;
 	int bad = co_seccomp_read(c->pid, c->host_pid, &G.table->probes, &sc, err, errlen) ||
-		  co_seccomp_check(sc, err, errlen);
+		  co_seccomp_check(sc, in_chroot(c->host_pid), err, errlen);
 	if (!bad && sc && (*fd = co_seccomp_memfd(sc)) < 0) {
 		snprintf(err, errlen, "pid %d: cannot hand its seccomp filters to its agent: %s", c->pid, strerror(errno));
 		bad = 1;
@@ -134,21 +134,33 @@ static int seccomp_for_dump(const struct conn *c, int *fd, char *err, size_t err
 }
 
 /*
- * A member whose root directory is not the group's (chroot) is refused
- * before any signal, too (the group used to die in the checkpoint): every
- * path its agent would record (maps, descriptors, working directory) is
- * relative to its root when under it and to the group's when not, which
- * the image cannot tell apart, and the group's socket and /proc are
- * outside its reach.
+ * A member whose root directory is not the group's (chroot): its manager
+ * leaves that root for the group's (setns into its own mount namespace,
+ * agent/root.c), from where the socket, /proc and every path are as for
+ * any member, and its image records the root, which the restorer chroots
+ * to last.  Refused before any signal (the program runs on): a member
+ * without CAP_SYS_ADMIN and CAP_SYS_CHROOT (dropped since its chroot),
+ * which cannot leave it, and one whose root was removed since, which
+ * could not be entered again.
  */
 static int chrooted(char *err, size_t errlen)
 {
-	char root[PATH_MAX];
+	const uint64_t need = 1ULL << 18 /* CAP_SYS_CHROOT */ | 1ULL << 21 /* CAP_SYS_ADMIN */;
+	char root[PATH_MAX], path[64], status[16384];
 	for (int i = 0; i < G.nc; i++) {
-		if (G.c[i].kind != C_MEMBER || !co_root_differs(G.c[i].host_pid, G.init_pid, root, sizeof(root)))
+		int host = G.c[i].host_pid;
+		if (G.c[i].kind != C_MEMBER || !co_root_differs(host, G.init_pid, root, sizeof(root)))
 			continue;
-		snprintf(err, errlen, "pid %d (%s): its root directory is %s, not the group's (chroot), which cohort "
-			 "cannot restore", G.c[i].pid, comm_of(G.c[i].host_pid), root);
+		snprintf(path, sizeof(path), "/proc/%d/status", host);
+		int caps = co_read_small(path, status, sizeof(status)) > 0 && (co_status_hex(status, "CapEff") & need) == need;
+		const char *why = strlen(root) >= CO_PATH ? "is a longer path than an image holds"
+			       : co_endswith(root, " (deleted)") ? "was removed after its chroot, which cohort cannot restore"
+			       : !caps ? "is not the group's (chroot), and without CAP_SYS_CHROOT and CAP_SYS_ADMIN "
+					 "(dropped since) its agent cannot leave it for the checkpoint"
+			       : NULL;
+		if (!why)
+			continue;
+		snprintf(err, errlen, "pid %d (%s): its root directory %s %s", G.c[i].pid, comm_of(host), root, why);
 		return 1;
 	}
 	return 0;

@@ -282,7 +282,9 @@ int on_register(int i)
  * Whether process host still has the agent: a member that exec'd a program
  * the agent cannot enter (static, setuid, LD_PRELOAD removed) has no
  * connection that would tell us, and the checkpoint signal's default
- * action would end it.  Its memory map says: the agent library is mapped.
+ * action would end it.  Its memory map says: the agent library is mapped
+ * (by its path, or by its file: a program exec'd in a chroot maps it
+ * through a bind mount there, under another path).
  */
 static int has_agent(int host)
 {
@@ -294,7 +296,7 @@ static int has_agent(int host)
 		return 0;
 	int found = 0;
 	while (!found && co_maps_next(&m, &e) > 0)
-		found = !strcmp(e.path, G.agent);
+		found = !strcmp(e.path, G.agent) || (G.agent_ino && e.ino == G.agent_ino && e.dev == G.agent_dev);
 	co_maps_close(&m);
 	return found;
 }
@@ -355,6 +357,12 @@ int signal_member(struct conn *c)
 	return syscall(SYS_pidfd_send_signal, c->pidfd, G.sig, &si, 0) < 0 ? -1 : 0;
 }
 
+int in_chroot(int host)
+{
+	char root[8];
+	return co_root_differs(host, G.init_pid, root, sizeof(root));
+}
+
 /*
  * Connection i said ATTACH: the manager thread of a member taking part in
  * the checkpoint.  It becomes the member's connection and gets PREPARE,
@@ -374,16 +382,18 @@ void on_attach(int i)
 	struct conn *c = &G.c[m];
 	c->fd = fd;
 	c->foreign = foreign; /* its uid now: a member may have changed it since it registered */
+	/* a chrooted member's manager leaves its root for the group's (agent/root.c) */
+	unsigned rootf = in_chroot(c->host_pid) ? CO_PREP_ROOT : 0;
 	if (c->quiesce) {
 		/* armed and pre-copied: park now (its tracking's userfaultfd back with it) */
-		unsigned flags = (unsigned)c->quiesce - 1;
+		unsigned flags = ((unsigned)c->quiesce - 1) | rootf;
 		c->quiesce = 0;
 		if (co_send(fd, CO_M_QUIESCE, flags, 0, 0, NULL, c->uffd) < 0)
 			hang_up(c);
 		return;
 	}
 	c->prepare_ns = co_now_ns(CLOCK_MONOTONIC);
-	if (co_send(fd, CO_M_PREPARE, c->prep_flags, (int64_t)G.ck_gen, (int64_t)G.ck_parent, NULL, c->uffd) < 0)
+	if (co_send(fd, CO_M_PREPARE, c->prep_flags | rootf, (int64_t)G.ck_gen, (int64_t)G.ck_parent, NULL, c->uffd) < 0)
 		hang_up(c);
 }
 

@@ -117,6 +117,7 @@ struct group {
 	int64_t mono_off, boot_off; /* group clock minus host clock */
 	char program[256];
 	char agent[PATH_MAX];	/* the agent library, as members map it */
+	uint64_t agent_dev, agent_ino;	/* and its file (co_maps_dev): as a chroot's bind mount maps it */
 	uint64_t t_start;
 	unsigned full_every, keep, timed;
 	int compress;			/* --compress: every checkpoint's images are stored as .zst */
@@ -202,6 +203,8 @@ void on_procfd(int i);
 int on_register(int i);
 void forget_agentless(void);
 int signal_member(struct conn *c);
+/* is process host (a host pid) in a root directory not the group's (chroot: agent/root.c)? */
+int in_chroot(int host);
 void on_attach(int i);
 void keep_uffd(struct conn *c, int fd);
 void reply(int fd, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

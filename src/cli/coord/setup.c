@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include "sys.h"
 #include "coord.h"
@@ -299,6 +300,11 @@ void common_setup(struct co_run_opts *o)
 	char agent[PATH_MAX];
 	if (!realpath(co_self_path("libcohort.so", agent, sizeof(agent)), G.agent))
 		snprintf(G.agent, sizeof(G.agent), "%s", agent);
+	struct stat st;
+	if (stat(G.agent, &st) == 0) {
+		G.agent_dev = co_maps_dev(major(st.st_dev), minor(st.st_dev));
+		G.agent_ino = st.st_ino;
+	}
 	snprintf(G.images, sizeof(G.images), "%s", o->images);
 	G.interval = o->interval;
 	G.full_every = o->full_every;
