@@ -28,7 +28,7 @@ KINDS := src/kinds/engine.c src/kinds/records.c src/kinds/pipe.c src/kinds/file.
 COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c checkpoint.c status.c loop.c run.c restore.c)
 CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
 	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/cli/seccomp.c \
-	src/agent/dirty_method.c $(KINDS)
+	src/cli/wire.c src/cli/migrate.c src/cli/receive.c src/agent/dirty_method.c $(KINDS)
 
 # The agent lives in other people's programs: hidden symbols, no stack
 # protector (its handler runs on any thread), no unexpected dependencies.
@@ -82,9 +82,10 @@ $(B)/libcohort.so: $(AGENT_OBJ)
 	$(CC) -shared -o $@ $^ -ldl -lpthread -Wl,-z,noexecstack
 $(B)/cohort-restore: $(RESTORER_OBJ)
 	$(CC) $(RESTORER_LD) -o $@ $^
-# only the CLI links libzstd (--compress): never the agent nor the restorer
+# only the CLI links libzstd (--compress) and OpenSSL's libcrypto (migrate and
+# receive prove the token with HMAC-SHA256): never the agent nor the restorer
 $(B)/cohort: $(CLI_OBJ)
-	$(CC) -o $@ $^ -lpthread -lzstd
+	$(CC) -o $@ $^ -lpthread -lzstd -lcrypto
 
 $(B)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h)
 	@mkdir -p $(dir $@)
@@ -124,7 +125,7 @@ bench: all progs
 asan: $(B)/libcohort.so $(B)/cohort-restore $(AGENT_SYSCALLS)
 	@mkdir -p $(B)/asan
 	$(CC) $(CLI_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -o $(B)/asan/cohort \
-		$(CLI) $(COMMON) -lpthread -lzstd
+		$(CLI) $(COMMON) -lpthread -lzstd -lcrypto
 	cp $(B)/libcohort.so $(B)/cohort-restore $(B)/asan/
 
 # The image readers under libFuzzer (tests/fuzz/fuzz_image.c, clang): the CLI
@@ -135,7 +136,7 @@ $(B)/fuzz/fuzz_image: tests/fuzz/fuzz_image.c $(CLI) $(COMMON) | $(AGENT_SYSCALL
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=gnu11 -O1 -g $(WARN) -Wno-unused-command-line-argument -Isrc/common -Isrc/res -Isrc -I$(B)/gen \
 		-Dmain=cohort_cli_main -DCOHORT_VERSION='"$(VERSION)"' -fsanitize=fuzzer,address,undefined \
-		-fno-omit-frame-pointer -o $@ $^ -lpthread -lzstd
+		-fno-omit-frame-pointer -o $@ $^ -lpthread -lzstd -lcrypto
 
 # Installed as a packaged tool is: the command in bin, the agent and the
 # restorer (which the command finds in ../lib/cohort from its own directory),

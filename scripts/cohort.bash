@@ -10,7 +10,7 @@
 # (--images DIR on the line, else $COHORT_IMAGES, else $XDG_DATA_HOME/cohort,
 # else ~/.local/share/cohort).
 
-_cohort_commands=(run checkpoint restart status list kill inspect verify help)
+_cohort_commands=(run checkpoint restart status list kill inspect verify migrate receive help)
 
 # Options of each command; the ones that take a value are listed again below.
 _cohort_opts_run=(--name --images --interval --full-every --keep --compress --no-precopy --signal --replace --json --help)
@@ -21,8 +21,10 @@ _cohort_opts_list=(--json --help)
 _cohort_opts_kill=(--signal --json --help)
 _cohort_opts_inspect=(--json --help)
 _cohort_opts_verify=(--json --help)
+_cohort_opts_migrate=(--to --token-file --json --max-rounds --downtime-ms --postcopy --copy-files --help)
+_cohort_opts_receive=(--listen --token-file --images --json --help)
 _cohort_opts_help=(--help)
-_cohort_valued=" --name --images --interval --full-every --keep --signal --generation "
+_cohort_valued=" --name --images --interval --full-every --keep --signal --generation --to --token-file --max-rounds --downtime-ms --listen "
 
 # The names `cohort kill --signal` accepts (signals 1-31, as glibc names them).
 _cohort_signals=(HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH POLL PWR SYS)
@@ -252,7 +254,11 @@ _cohort()
 		fi
 		return 0
 		;;
-	--name | --interval | --full-every | --keep)
+	--token-file)
+		_cohort_files
+		return 0
+		;;
+	--name | --interval | --full-every | --keep | --to | --listen | --max-rounds | --downtime-ms)
 		return 0
 		;;
 	esac
@@ -268,7 +274,7 @@ _cohort()
 	fi
 
 	case $cmd in
-	checkpoint | status | kill)
+	checkpoint | status | kill | migrate)
 		[[ -z $name ]] && _cohort_running
 		;;
 	restart)

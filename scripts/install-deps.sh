@@ -2,7 +2,9 @@
 # Installs what cohort needs to build and test on Debian 12 or Ubuntu (22.04
 # and later): a C toolchain, make, libc's static archive (for the "static
 # binaries are refused" test), libzstd's headers (the CLI compresses images
-# with --compress), libaio's (one aio test uses it), python3 (one test program is a threaded Python script)
+# with --compress), OpenSSL's headers (migrate proves its token with an
+# HMAC), iproute2 (the migration tests' two hosts), libaio's (one aio test uses it),
+# python3 (one test program is a threaded Python script)
 # and bash-completion (the completion test sources its helpers); for the
 # tests on real programs (tests/cases/real.sh): a JDK, Go, Node.js, rustc,
 # numpy for /usr/bin/python3, sqlite3, bash, script(1) and tmux; clang and its
@@ -23,6 +25,10 @@ have_cmd make || need+=(make)
 # libc6-dev brings the headers and libc.a; the path is the multiarch one
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 [ -e /usr/include/zstd.h ] || need+=(libzstd-dev)
+# OpenSSL's libcrypto: migrate and receive prove the token with HMAC-SHA256 (the CLI only)
+[ -e /usr/include/openssl/hmac.h ] || need+=(libssl-dev)
+# ip(8): the migration tests make two network namespaces joined by a veth pair
+have_cmd ip || need+=(iproute2)
 # libaio's headers and library: the aio test that uses it (tests/progs/aio_libaio.c)
 [ -e /usr/include/libaio.h ] || need+=(libaio-dev)
 [ -x /usr/bin/python3 ] || need+=(python3)

@@ -100,7 +100,9 @@ uint64_t co_newest_generation(const char *gdir);
  * (a generation's images written, its manifest not), "fsync" (before the
  * commit's fsyncs), "rename" (fsynced, not renamed), "renamed" (renamed,
  * the group directory not fsynced), "merge" (a merged full image made,
- * not committed), "prune" (a generation pruned, its full image not).
+ * not committed), "prune" (a generation pruned, its full image not),
+ * "received" (`cohort receive` has written a file of a migrated generation),
+ * "ready" (`cohort migrate` has heard that the target has the group back, parked).
  * Tests check that the newest committed generation restarts and nothing
  * half-done outlives the next start.  COHORT_CRASH=STEP:/FILE makes the
  * process wait there until FILE exists instead, for a test to act while
@@ -236,7 +238,28 @@ struct co_run_opts {
 	int replace;		/* run --replace: delete the images of an earlier group of this name */
 	int json;		/* the outcome as one JSON object on stdout when the group ends */
 	int trust_images;	/* restart: images of another user's (co_images_owned) accepted */
+	/* restart by receive (a migration's target): the images' LOCK it holds already, and its hook */
+	int held_lock;		/* lock_fd below is that LOCK's descriptor */
+	int lock_fd;
+	int (*on_ready)(void);	/* every process is back, parked: 0 lets them run, -1 ends the group */
+	void (*on_running)(void); /* they run */
 };
+/* migrate.c and receive.c: a migration's two ends (docs/architecture.md, "Migration") */
+struct co_migrate_opts {
+	const char *name;
+	const char *to;		/* ADDR:PORT of the target's `cohort receive` */
+	const char *token_file;
+	int json;
+};
+int co_cmd_migrate(const struct co_migrate_opts *o);
+struct co_receive_opts {
+	const char *listen;	/* ADDR:PORT */
+	const char *token_file;
+	const char *images;
+	int json;
+};
+int co_cmd_receive(const struct co_receive_opts *o);
+
 /* run and restart exit with this when `checkpoint --kill` ended the group */
 #define CO_EXIT_CHECKPOINTED 75
 int co_cmd_run(struct co_run_opts *o);

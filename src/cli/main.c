@@ -12,6 +12,8 @@
  *   cohort list
  *   cohort kill NAME [--signal SIG]
  *   cohort inspect DIR [--json]
+ *   cohort migrate NAME --to ADDR:PORT --token-file FILE [--json]
+ *   cohort receive --listen ADDR:PORT --token-file FILE [--images DIR] [--json]
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -551,6 +553,50 @@ static int cmd_restart(int argc, char **argv)
 	return co_cmd_restart(&r);
 }
 
+/*
+ * The options of migrate that belong to its later parts (pre-copy rounds,
+ * post-copy, copying files): refused, not ignored, so that a script that
+ * asks for them learns this cohort migrates by stop-and-copy alone.
+ */
+static void not_built(const struct opt *o, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (o[i].set)
+			co_usage("migrate: %s is not built yet: this cohort migrates by stop-and-copy only", o[i].name);
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	struct opt o[] = { { "--to", 1, 0, 0 }, { "--token-file", 1, 0, 0 }, { "--json", 0, 0, 0 },
+			   { "--max-rounds", 1, 0, 0 }, { "--downtime-ms", 1, 0, 0 }, { "--postcopy", 0, 0, 0 },
+			   { "--copy-files", 0, 0, 0 }, { 0, 0, 0, 0 } };
+	const char *pos[1] = { 0 };
+	parse_opts(argc, argv, o, pos, 1, 0);
+	struct co_migrate_opts m = { .name = need_name(pos[0]), .to = o[0].val, .token_file = o[1].val,
+				     .json = o[2].set };
+	if (!m.to || !m.token_file)
+		co_usage("migrate: needs --to ADDR:PORT and --token-file FILE (see 'cohort help migrate')");
+	if (o[3].val)
+		parse_count(o[3].val, "--max-rounds", 0);
+	if (o[4].val)
+		parse_count(o[4].val, "--downtime-ms", 1);
+	not_built(o + 3, 4);
+	return co_cmd_migrate(&m);
+}
+
+static int cmd_receive(int argc, char **argv)
+{
+	struct opt o[] = { { "--listen", 1, 0, 0 }, { "--token-file", 1, 0, 0 }, { "--images", 1, 0, 0 },
+			   { "--json", 0, 0, 0 }, { 0, 0, 0, 0 } };
+	parse_opts(argc, argv, o, NULL, 0, 0);
+	static char images[PATH_MAX];
+	images_opt(o[2].val, images);
+	struct co_receive_opts r = { .listen = o[0].val, .token_file = o[1].val, .images = images, .json = o[3].set };
+	if (!r.listen || !r.token_file)
+		co_usage("receive: needs --listen ADDR:PORT and --token-file FILE (see 'cohort help receive')");
+	return co_cmd_receive(&r);
+}
+
 /* inspect and verify: one directory or image, and --json */
 static const char *one_target(int argc, char **argv, int *json)
 {
@@ -623,6 +669,27 @@ static const struct command commands[] = {
 	  "  --trust-images       restart images another user owns, or in a directory others may\n"
 	  "                       write (refused by default: a restart writes the files its images\n"
 	  "                       name, as you)\n" },
+	{ "migrate", cmd_migrate,
+	  "migrate NAME --to ADDR:PORT --token-file FILE [--json] [--max-rounds N] [--downtime-ms MS]\n"
+	  "             [--postcopy] [--copy-files]",
+	  "Moves the running group NAME to the machine where 'cohort receive' listens at ADDR:PORT:\n"
+	  "the group is checkpointed and held stopped, its generation sent, and once it runs there it\n"
+	  "ends here (its 'cohort run' or 'cohort restart' prints where it went and exits 0).  Any\n"
+	  "failure before that resumes it here.  Exits 0 only once it runs there.\n"
+	  "  --to ADDR:PORT       where 'cohort receive' listens\n"
+	  "  --token-file FILE    the secret shared with the receiver (yours alone: mode 600)\n"
+	  "  --json               print the result as one JSON object (rounds, bytes, downtime_ms,\n"
+	  "                       duration_ms, processes)\n"
+	  "  --max-rounds N, --downtime-ms MS, --postcopy, --copy-files: not built yet (refused)\n" },
+	{ "receive", cmd_receive, "receive --listen ADDR:PORT --token-file FILE [--images DIR] [--json]",
+	  "Accepts one migration (see 'cohort help migrate') and runs the group in the foreground as\n"
+	  "'cohort restart' does: its stdin, stdout and stderr are yours, and receive exits with its\n"
+	  "status.  Prints 'listening on ADDR:PORT' on stderr when ready.\n"
+	  "  --listen ADDR:PORT   where to listen (PORT 0: a free port, printed)\n"
+	  "  --token-file FILE    the secret shared with the source (yours alone: mode 600)\n"
+	  "  --images DIR         where the group's generations go (as for run)\n"
+	  "  --json               when the group ends, print its outcome as one JSON object, the\n"
+	  "                       last line of stdout\n" },
 	{ "status", cmd_status, "status [NAME] [--json]",
 	  "Shows the running group NAME (or every running group): its processes with their command\n"
 	  "lines, threads and states, its last generation and images.\n"

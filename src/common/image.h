@@ -65,6 +65,10 @@ enum co_rec_type {
 	CO_R_PTYDATA = 71, /* struct co_ptydata, then the bytes queued in one direction of the co_pty before */
 	CO_R_SEMUNDO = 76, /* struct co_semadj: one SEM_UNDO adjustment of the process, after its timers */
 	CO_R_AIO = 77,	  /* struct co_aio, then its unreaped struct co_aio_event: an aio ring, after the regions */
+	/* the migration stream (src/cli/wire.c): the same records over a socket, never in a file */
+	CO_R_WIRE_MSG = 80,  /* struct co_wire_msg: a control message (its text cut to what is used) */
+	CO_R_WIRE_FILE = 81, /* struct co_wire_file: a file of the generation follows, in CO_R_WIRE_DATA records */
+	CO_R_WIRE_DATA = 82, /* the next bytes of the file of the CO_R_WIRE_FILE before */
 };
 
 /* co_manifest.tty_pgid: the program shared the caller's process group, which had the terminal (its settings kept) */
@@ -501,6 +505,30 @@ struct co_manifest {
 	uint32_t nfiles;    /* format 7: the CO_R_MFILE records that follow the processes */
 	uint32_t pad2;
 	uint64_t parent_digest; /* format 7, incremental: XXH64 of its parent's manifest file (0: not recorded) */
+};
+
+/*
+ * The migration stream (src/cli/wire.c, docs/architecture.md "Migration"):
+ * control messages and the files of a generation, each file announced with
+ * its name, size and digest (XXH64, seed 0, of its bytes) and then sent in
+ * CO_R_WIRE_DATA records of at most CO_WIRE_CHUNK bytes.
+ */
+#define CO_WIRE_TEXT 8192
+#define CO_WIRE_NONCE 32
+#define CO_WIRE_MAC 32
+#define CO_WIRE_CHUNK (1u << 20)
+struct co_wire_msg {
+	uint32_t op;		/* enum co_wire_op (src/cli/wire.h) */
+	uint32_t pad;
+	int64_t a, b;
+	uint8_t nonce[CO_WIRE_NONCE];
+	uint8_t mac[CO_WIRE_MAC];
+	char text[CO_WIRE_TEXT]; /* terminated; the record carries only what is used */
+};
+struct co_wire_file {
+	char name[128];		/* as the manifest lists it (co_mfile.name), or "manifest" */
+	uint64_t size;
+	uint64_t digest;
 };
 
 /* Format 7: a file of the generation, as stored (the manifest lists them all but itself). */

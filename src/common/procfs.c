@@ -815,3 +815,45 @@ int co_dev_mount(unsigned major, unsigned minor, char *out, size_t n)
 	}
 	return -ENOENT;
 }
+
+/* ---- what a migration's target compares with its source (src/cli/receive.c) ---- */
+
+long co_vdso_size(void)
+{
+	static struct co_maps m;
+	struct co_mapent e;
+	long size = -ENOENT;
+	if (co_maps_open(&m, "/proc/self/maps") < 0)
+		return -EIO;
+	while (size < 0 && co_maps_next(&m, &e) == 1)
+		if (co_strcmp(e.path, "[vdso]") == 0)
+			size = (long)(e.end - e.start);
+	co_maps_close(&m);
+	return size;
+}
+
+long co_cpu_flags(char *buf, size_t n)
+{
+	long got = co_read_small("/proc/cpuinfo", buf, n);
+	if (got < 0)
+		return got;
+	/* the first processor's "flags\t\t: fpu vme ..." line: every processor of x86 Linux has the same */
+	for (char *p = buf; *p;) {
+		char *eol = p;
+		while (*eol && *eol != '\n')
+			eol++;
+		if (co_strncmp(p, "flags", 5) == 0 && (p[5] == ' ' || p[5] == '\t' || p[5] == ':')) {
+			char *v = p + 5;
+			while (*v == ' ' || *v == '\t' || *v == ':')
+				v++;
+			size_t len = (size_t)(eol - v);
+			for (size_t i = 0; i < len; i++) /* forward: the line starts after buf */
+				buf[i] = v[i];
+			buf[len] = 0;
+			return (long)len;
+		}
+		p = *eol ? eol + 1 : eol;
+	}
+	buf[0] = 0;
+	return -ENOENT;
+}

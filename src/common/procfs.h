@@ -211,4 +211,9 @@ int co_inotify_next(const char **p, struct co_inotify_line *l);
 /* Where the filesystem major:minor is mounted whole (root "/"), from /proc/self/mountinfo: 0, or -ENOENT. */
 int co_dev_mount(unsigned major, unsigned minor, char *out, size_t n);
 
+/* A migration's target compares these with its source's: the size of our [vdso] (or -errno) */
+long co_vdso_size(void);
+/* The CPU's feature flags, as /proc/cpuinfo lists them (space-separated), in buf: their length or -errno. */
+long co_cpu_flags(char *buf, size_t n);
+
 #endif

@@ -56,6 +56,9 @@ enum co_msg_type {
 	CO_M_CKPT_REQ = 32,	/* flags: CO_CKPT_*; text: images dir override or empty */
 	CO_M_STATUS_REQ,	/* flags: CO_STATUS_* */
 	CO_M_KILL_REQ,		/* a: signal; flags: CO_KILL_JSON */
+	CO_M_HOLD_END,		/* after a CO_CKPT_HOLD checkpoint, on its connection: the group has moved
+				   (text: where to, ADDR:PORT): end it here; answered with REPLY */
+	CO_M_HOLD_RESUME,	/* the same: the migration failed, the group runs on; answered with REPLY */
 	/* coordinator -> CLI */
 	CO_M_REPLY = 48,	/* a: 0 ok or error code; text: result line or error */
 	CO_M_PROGRESS,		/* before the reply, only to a client that asked (CO_CKPT_PROGRESS):
@@ -71,6 +74,12 @@ enum {
 	CO_CKPT_NO_PRECOPY = 32, /* full images are not read ahead while the group runs (precopy.c) */
 	CO_CKPT_PROGRESS = 64,	 /* the client draws CO_M_PROGRESS on a terminal: send them, at most 5 a second */
 	CO_CKPT_RECONNECT = 128, /* a Unix stream connected outside the group is connected afresh at a restart */
+	/*
+	 * Migration (cohort migrate): as CO_CKPT_KILL up to the commit, then
+	 * the members stay parked until the client's HOLD_END (the group
+	 * ends) or HOLD_RESUME, or until the client hangs up (it resumes).
+	 */
+	CO_CKPT_HOLD = 256,
 };
 enum { CO_STATUS_JSON = 1, CO_STATUS_BRIEF = 2 /* one line: the group, not its processes */ };
 enum { CO_KILL_JSON = 1 };

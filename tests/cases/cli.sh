@@ -35,7 +35,8 @@ t_cli_help() {
 	# help to stdout, status 0, nothing on stderr
 	for c in "--help" "-h" "help" "help run" "help checkpoint" "help restart" "help status" "help list" \
 		"help kill" "help inspect" "help verify" "run --help" "checkpoint --help" "restart x --help" \
-		"kill --help" "verify --help" "inspect -h" "status --help" "list --help"; do
+		"kill --help" "verify --help" "inspect -h" "status --help" "list --help" "help migrate" "help receive" \
+		"migrate --help" "receive --help"; do
 		# shellcheck disable=SC2086
 		"$COHORT" $c >"$TD/h.out" 2>"$TD/h.err"
 		rc=$?
@@ -71,6 +72,10 @@ restart x --generation 99999999999999999999|--generation
 run --interval 0 -- /bin/true|--interval
 run --keep x -- /bin/true|--keep
 run|no program
+migrate x --to 1.2.3.4:5 --token-file t --postcopy|--postcopy is not built yet
+migrate x --to 1.2.3.4:5 --token-file t --max-rounds 3|--max-rounds is not built yet
+migrate x --token-file t|--to
+receive --listen nowhere --token-file t|ADDR:PORT
 kill x --signal NOPE|NOPE
 run --signal 9 -- /bin/true|real-time
 run --signal 19 -- /bin/true|real-time

@@ -57,12 +57,12 @@ t_completion() {
 			printf ')\n'
 		} >>"$cases"
 	}
-	local cmds="run checkpoint restart status list kill inspect verify help"
+	local cmds="run checkpoint restart status list kill inspect verify migrate receive help"
 	local ckopts="--images --kill --json --stop --incremental --full --compress --no-precopy --reconnect-outside --help"
 
 	want top_all "$cmds" -- cohort ''
 	want top_ch "checkpoint" -- cohort ch
-	want top_r "run restart" -- cohort r
+	want top_r "run restart receive" -- cohort r
 	want top_dashdash "--help --version" -- cohort --
 	want top_none "" -- cohort zz
 	want help_cmds "$cmds" -- cohort help ''
@@ -77,6 +77,9 @@ t_completion() {
 	want run_r "--replace" -- cohort run --name x --r
 	want list_opts "--json --help" -- cohort list -
 	want kill_opts "--signal --json --help" -- cohort kill alpha --
+	want migrate_to "--to --token-file" -- cohort migrate alpha --to
+	want receive_opts "--listen --token-file --images --json --help" -- cohort receive --
+	want migrate_running "alpha beta" COHORT="$TD/fake/cohort-fake" -- cohort migrate ''
 
 	# running groups: `$COHORT list`, else `cohort list` from PATH
 	want ckpt_running "alpha beta" COHORT="$TD/fake/cohort-fake" -- cohort checkpoint ''

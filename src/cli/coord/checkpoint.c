@@ -370,6 +370,8 @@ struct ckpt {
 	char tmp[PATH_MAX];		/* IMAGES/NAME/.tmp-gen-N, renamed at the commit */
 	uint64_t gen, parent;		/* the generation taken; the parent of an incremental (0: full) */
 	int precopy, compress, kill_it;
+	int hold;			/* CO_CKPT_HOLD: parked after the commit until the client says (ckpt_hold) */
+	int parked;			/* kill_it or hold: the members are not released at the snapshot */
 	char err[1024];			/* why it failed */
 	int released;			/* the members were sent RELEASE */
 	int busy;			/* a member was caught part-way through something (CO_BUSY) */
@@ -469,6 +471,10 @@ static int ckpt_prepare(struct ckpt *k, int ci, unsigned flags, const char *imag
 	k->precopy = !G.no_precopy && !(flags & (CO_CKPT_NO_PRECOPY | CO_CKPT_STOP | CO_CKPT_KILL));
 	k->compress = G.compress || (flags & CO_CKPT_COMPRESS);
 	k->kill_it = (flags & CO_CKPT_KILL) != 0;
+	k->hold = !k->kill_it && (flags & CO_CKPT_HOLD);
+	k->parked = k->kill_it || k->hold;
+	if (k->hold)
+		k->precopy = 0; /* the group stays stopped: nothing to gain from reading ahead */
 	if (ckpt_room(k) < 0) {
 		co_remove_tree(k->tmp);
 		reply(k->cfd, 1, "checkpoint of '%s' failed: %s", G.name, k->err);
@@ -605,7 +611,7 @@ static int ckpt_capture(struct ckpt *k)
 		return -1;
 	if (sbad)
 		return failed(k, "%s", serr);
-	if (!k->kill_it) {
+	if (!k->parked) {
 		broadcast(CO_M_RELEASE, (int64_t)k->gen, NULL);
 		k->t_release = co_now_ns(CLOCK_MONOTONIC);
 		k->released = 1;
@@ -786,10 +792,10 @@ static int ckpt_again(struct ckpt *k, int tries)
 }
 
 /*
- * With --kill the group ends parked: every process is killed at once, and
- * its session stays open until it is gone.
+ * A parked group ends (--kill, or a migration's HOLD_END): every process
+ * is killed at once, and its session stays open until it is gone.
  */
-static void ckpt_end_group(struct ckpt *k)
+static void end_parked_group(void)
 {
 	static struct nsproc ps[CO_TABLE_SLOTS * 2];
 	int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
@@ -808,6 +814,11 @@ static void ckpt_end_group(struct ckpt *k)
 	while (poll(&gone, 1, 10000) < 0 && errno == EINTR)
 		;
 	end_sessions();
+}
+
+static void ckpt_end_group(struct ckpt *k)
+{
+	end_parked_group();
 	k->t_release = k->t_done;
 	G.killed_gen = k->gen;
 	co_gen_dir(k->gdir, k->gen, G.killed_dir, sizeof(G.killed_dir));
@@ -820,8 +831,8 @@ static void ckpt_end_group(struct ckpt *k)
  */
 static int ckpt_commit(struct ckpt *k)
 {
-	/* with --kill the group stays parked until it ends: a manager that is hung up on lets it go */
-	if (!k->kill_it)
+	/* with --kill (or held) the group stays parked: a manager that is hung up on lets it go */
+	if (!k->parked)
 		end_sessions();
 	progress_phase("committing", PC_FILES, 0);
 	if (co_commit(k->tmp, k->gdir, k->gen, k->err, sizeof(k->err)) < 0)
@@ -830,6 +841,8 @@ static int ckpt_commit(struct ckpt *k)
 	k->t_done = co_now_ns(CLOCK_MONOTONIC);
 	if (k->kill_it)
 		ckpt_end_group(k);
+	if (k->hold)
+		k->t_release = k->t_done; /* the pause so far: the client adds what follows */
 	G.table->generation = k->gen;
 	G.last_committed = k->gen;
 	if (G.argv && strcmp(G.command_dir, k->gdir) && co_group_command_write(k->gdir, G.argv) == 0)
@@ -855,7 +868,7 @@ static void ckpt_reply(struct ckpt *k)
 	uint64_t t_pause = k->t_park + (prep > 0 && (uint64_t)prep < k->t_release - k->t_park ? (uint64_t)prep : 0);
 	double pause_ms = (double)(k->t_release - t_pause) / 1e6, dur_ms = (double)(k->t_done - k->t_start) / 1e6;
 	char prog_pause[32] = "null", phases[512]; /* prog_pause: null for --kill (the group never ran again) */
-	if (!k->kill_it)
+	if (!k->parked)
 		snprintf(prog_pause, sizeof(prog_pause), "%.2f", program_pause_ms(k->gen, t_pause));
 	const char *kind = k->incremental ? "incremental" : "full";
 	unsigned long long gen = k->gen, bytes = k->bytes, raw = k->raw_bytes;
@@ -880,6 +893,35 @@ static void ckpt_reply(struct ckpt *k)
 		reply(k->cfd, 0, "generation %llu of '%s' (%s): %d process%s, %llu bytes, pause %.1f ms, duration %.1f ms%s",
 		      gen, G.name, kind, n, n == 1 ? "" : "es", bytes, pause_ms, dur_ms,
 		      k->kill_it ? ", group ended" : "");
+}
+
+/*
+ * A migration's checkpoint (CO_CKPT_HOLD) is committed and the group is
+ * still parked: its client now streams the generation to the target and
+ * says how it went.  HOLD_END: the group runs there now and ends here
+ * (loop.c prints where it went).  HOLD_RESUME, or the client gone (killed,
+ * its connection cut), or anything else: the group runs on here as if
+ * nothing had happened, its generation kept like any other.  Nothing else
+ * is served meanwhile: the group must not be checkpointed twice.
+ */
+static void ckpt_hold(struct ckpt *k)
+{
+	static struct co_msgbuf mb;
+	memset(&mb.m, 0, sizeof(mb.m));
+	struct pollfd p = { k->cfd, POLLIN, 0 };
+	int r;
+	while ((r = poll(&p, 1, -1)) < 0 && errno == EINTR)
+		;
+	if (r > 0 && co_recv(k->cfd, &mb, NULL) == 0 && mb.m.type == CO_M_HOLD_END) {
+		snprintf(G.migrated_to, sizeof(G.migrated_to), "%s", mb.text);
+		end_parked_group();
+		reply(k->cfd, 0, "group '%s' ended here: it runs at %s", G.name, G.migrated_to);
+		return;
+	}
+	broadcast(CO_M_RELEASE, (int64_t)k->gen, NULL);
+	end_sessions();
+	if (r > 0 && mb.m.type == CO_M_HOLD_RESUME)
+		reply(k->cfd, 0, "group '%s' runs on", G.name);
 }
 
 /*
@@ -919,10 +961,13 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 	/* requests that waited for the checkpoint are taken again (pump) */
 	for (int i = 0; i < G.nc; i++)
 		G.c[i].deferred = 0;
-	if (bad || ckpt_commit(&k) < 0)
+	if (bad || ckpt_commit(&k) < 0) {
 		ckpt_abort(&k);
-	else
+	} else {
 		ckpt_reply(&k);
+		if (k.hold)
+			ckpt_hold(&k);
+	}
 	if (k.lock_fd >= 0)
 		close(k.lock_fd);
 }

@@ -259,6 +259,11 @@ int on_register(int i)
 		co_fifos_stop(1);
 		co_progress_end(&restore_pr); /* the group's output must not meet a progress line */
 		restore_released();
+		/* a migration's target: the group runs here only once its source has ended it (receive.c) */
+		if (G.on_ready && G.on_ready() < 0) {
+			restore_abandon();
+			return 0;
+		}
 		give_terminal();
 		/* every process is back: let the whole group go at once */
 		for (int k = 0; k < G.nc; k++)
@@ -267,6 +272,8 @@ int on_register(int i)
 				hang_up(&G.c[k]);
 				G.c[k].restored = 0;
 			}
+		if (G.on_running)
+			G.on_running();
 	}
 	return 0;
 }

@@ -126,6 +126,10 @@ struct group {
 	uint64_t killed_gen;		/* `checkpoint --kill` committed this generation and ended the group */
 	int member_exited;		/* a member exited during this try of a checkpoint (why_hung_up) */
 	char killed_dir[PATH_MAX];	/* ... in this directory */
+	char migrated_to[256];		/* a migration moved the group there (ADDR:PORT) and ended it here */
+	/* restart by receive (a migration's target): every process is back, parked; 0 to let them run */
+	int (*on_ready)(void);
+	void (*on_running)(void);	/* ... and once they run */
 	int json;			/* --json: the outcome as one JSON object when the group ends */
 	char **argv;			/* run: the command line, written beside the images (store.c) */
 	char command_dir[PATH_MAX];	/* the images directory it was last written to */
@@ -253,6 +257,7 @@ void restore_begin(const struct co_mproc *procs, int n);
 int restore_progress(void);
 void restore_watch(void);
 void restore_interrupt(int sig);
+void restore_abandon(void);
 void restore_over(void);
 void restore_released(void);
 int restore_ended(void);

@@ -70,6 +70,16 @@ static int outcome(int init_st)
 	if (restore_ended())
 		st = restore_ended() << 8; /* a restart that failed or was interrupted */
 	int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (G.migrated_to[0]) {
+		fprintf(stderr, "cohort: group %s migrated to %s\n", G.name, G.migrated_to);
+		if (G.json) {
+			char name[256], to[512];
+			printf("{\"name\":\"%s\",\"outcome\":\"migrated\",\"exit_status\":0,\"to\":\"%s\"}\n",
+			       co_json_esc(G.name, name, sizeof(name)), co_json_esc(G.migrated_to, to, sizeof(to)));
+			fflush(stdout);
+		}
+		return 0;
+	}
 	if (G.killed_gen) {
 		rc = CO_EXIT_CHECKPOINTED;
 		fprintf(stderr, "cohort: group '%s' ended by 'checkpoint --kill' after generation %llu (%s); "

@@ -279,6 +279,19 @@ void restore_interrupt(int sig)
 	kill(G.init_pid, SIGKILL);
 }
 
+/*
+ * Every process is back, and the restart will not let them run (a
+ * migration's target whose source did not say go): the group ends before
+ * any of its code has run here; the caller has said why.
+ */
+void restore_abandon(void)
+{
+	if (ended)
+		return;
+	ended = 70;
+	kill(G.init_pid, SIGKILL);
+}
+
 /* init has ended (not reaped yet) while processes were still to come back: what they said, or why. */
 void restore_over(void)
 {

@@ -166,8 +166,8 @@ int co_cmd_restart(struct co_run_opts *o)
 		co_die("group '%s' has no generation %llu in %s", o->name, (unsigned long long)gen, o->images);
 	if (!o->trust_images && co_images_owned(gdir, dir, err, sizeof(err)))
 		co_die("%s", err);
-	/* before anything is merged: the images are ours while the group lives */
-	G.lock_fd = co_lock_images(gdir, 1, err, sizeof(err));
+	/* before anything is merged: the images are ours while the group lives (receive took them already) */
+	G.lock_fd = o->held_lock ? o->lock_fd : co_lock_images(gdir, 1, err, sizeof(err));
 	if (G.lock_fd < 0)
 		co_die("%s", err);
 	co_recover_group_dir(gdir);
@@ -215,6 +215,8 @@ int co_cmd_restart(struct co_run_opts *o)
 	restore_begin(procs, n);
 	G.restored_from = gen;
 	G.restored = m;
+	G.on_ready = o->on_ready;
+	G.on_running = o->on_running;
 	G.last_committed = gen; /* the restored state is this generation: incrementals build on it */
 	G.table->generation = gen;
 	make_timens((int64_t)(m.mono_ns - co_now_ns(CLOCK_MONOTONIC)), (int64_t)(m.boot_ns - co_now_ns(CLOCK_BOOTTIME)));

@@ -1,0 +1,395 @@
+/*
+ * receive.c - `cohort receive --listen ADDR:PORT --token-file FILE`: the
+ * target side of a migration (docs/architecture.md, "Migration"; the
+ * stream: wire.h).
+ *
+ * It accepts one connection, and takes nothing from it until the peer has
+ * proved it knows the token.  It refuses, before anything large comes,
+ * what it could not restore here (another kernel or vdso, CPU features
+ * it lacks, a file the group holds that differs here); then writes the
+ * generation into IMAGES/NAME as a checkpoint writes one (a temporary
+ * directory, every file checked against the manifest, fsynced, renamed)
+ * and restarts it exactly as `cohort restart` does, in the foreground.
+ * Until the group runs here, any failure discards what was received.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include "cli.h"
+#include "util.h"
+#include "procfs.h"
+#include "wire.h"
+
+struct reception {
+	const struct co_receive_opts *o;
+	struct co_wire w;
+	pid_t self;		/* the atexit handler acts in this process only, not in a child that exits */
+	char name[CO_NAME_MAX + 1];
+	char gdir[PATH_MAX];
+	char tmp[PATH_MAX];	/* IMAGES/NAME/.tmp-gen-N while the generation comes */
+	char final[PATH_MAX];	/* IMAGES/NAME/gen-N once committed */
+	int lock_fd;
+	uint64_t gen;
+	int committed, running;
+	char why[1024];		/* why the group was not let run here (on_ready) */
+	struct co_wire_msg m;	/* the message being handled */
+};
+
+static struct reception R;
+
+/* Nothing of a migration that failed stays: the temporary directory, or the generation committed. */
+static void discard(void)
+{
+	if (R.tmp[0])
+		co_remove_tree(R.tmp);
+	if (R.committed && !R.running)
+		co_remove_tree(R.final);
+	R.tmp[0] = 0;
+	R.committed = 0;
+}
+
+/* The migration failed here: the source is told why (it resumes the group), one line, exit 1. */
+static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+	char why[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	char said[2100];
+	snprintf(said, sizeof(said), "the target refused: %s", why);
+	co_wire_send(&R.w, CO_W_REFUSED, 0, 0, said);
+	co_wire_hang_up(&R.w);
+	discard();
+	co_die("migration%s%s%s from %s refused: %s", R.name[0] ? " of '" : "", R.name, R.name[0] ? "'" : "",
+	       R.w.peer, why);
+}
+
+/* The source gave up, or the connection failed: what it said, or what happened. */
+static void lost(const char *err) __attribute__((noreturn));
+static void lost(const char *err)
+{
+	discard();
+	co_die("migration%s%s%s from %s failed: %s; nothing of it is kept here", R.name[0] ? " of '" : "", R.name,
+	       R.name[0] ? "'" : "", R.w.peer, err);
+}
+
+/* co_die from a restart that could not begin (or any exit before the group runs): discard, tell the source. */
+static void at_exit(void)
+{
+	if (getpid() != R.self || R.running || !R.committed)
+		return;
+	co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the target gave up: the restart failed there");
+	discard();
+}
+
+/* ---- one connection, proved ---- */
+
+static int accept_one(void)
+{
+	char host[256], port[16], shown[300], err[1024];
+	if (co_wire_addr(R.o->listen, host, sizeof(host), port, sizeof(port)))
+		co_usage("receive: --listen wants ADDR:PORT, not '%s'", R.o->listen);
+	static unsigned char key[4096];
+	size_t keylen;
+	co_wire_token(R.o->token_file, key, &keylen, sizeof(key));
+	int lfd = co_wire_listen(host, port, shown, sizeof(shown), err, sizeof(err));
+	if (lfd < 0)
+		co_die("%s", err);
+	/* scripts wait for this line (and read the port picked for 0 from it) */
+	fprintf(stderr, "listening on %s\n", shown);
+	fflush(stderr);
+	int fd;
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (fd < 0)
+		co_die("accept on %s: %s", shown, strerror(errno));
+	close(lfd); /* one migration */
+	co_wire_init(&R.w, fd, "");
+	if (co_wire_auth_target(&R.w, key, keylen, err, sizeof(err)))
+		co_die("migration from %s refused: %s", R.w.peer, err);
+	memset(key, 0, sizeof(key));
+	return fd;
+}
+
+/* ---- can it run here? ---- */
+
+/* Each of the source's CPU flags that ours lack, in missing (empty: none). */
+static void cpu_lacks(const char *theirs, char *missing, size_t n)
+{
+	static char mine[65536];
+	char word[64];
+	size_t used = 0;
+	missing[0] = 0;
+	if (co_cpu_flags(mine, sizeof(mine)) < 0)
+		mine[0] = 0;
+	for (const char *p = theirs; *p;) {
+		size_t len = strcspn(p, " ");
+		if (len && len < sizeof(word)) {
+			snprintf(word, sizeof(word), "%.*s", (int)len, p);
+			int have = 0;
+			for (const char *q = mine; *q && !have;) {
+				size_t l = strcspn(q, " ");
+				have = l == len && !strncmp(q, word, len);
+				q += l + (q[l] == ' ');
+			}
+			if (!have && used + len + 2 < n)
+				used += (size_t)snprintf(missing + used, n - used, "%s%s", used ? " " : "", word);
+		}
+		p += len + (p[len] == ' ');
+	}
+}
+
+/* HELLO: the group's name and the source's kernel, vdso and CPU, each compared with ours. */
+static void check_hello(void)
+{
+	char err[1024], missing[2048];
+	if (co_wire_recv(&R.w, &R.m, CO_W_HELLO, err, sizeof(err)))
+		lost(err);
+	char *kernel = strchr(R.m.text, '\n'), *flags = kernel ? strchr(kernel + 1, '\n') : NULL;
+	if (!flags)
+		fail("a malformed HELLO");
+	*kernel++ = 0;
+	*flags++ = 0;
+	if (!co_valid_name(R.m.text))
+		fail("invalid group name");
+	snprintf(R.name, sizeof(R.name), "%s", R.m.text);
+	struct utsname u;
+	uname(&u);
+	/* the agent and restorer rely on the kernel's ABI and the vdso's layout as the group saw them */
+	if (strcmp(kernel, u.release))
+		fail("the group runs on kernel %s, this machine has %s", kernel, u.release);
+	if (R.m.a != co_vdso_size())
+		fail("the source's vdso is %lld bytes, this machine's %ld: the group's calls into it cannot be moved",
+		     (long long)R.m.a, co_vdso_size());
+	cpu_lacks(flags, missing, sizeof(missing));
+	if (missing[0])
+		fail("this CPU lacks features the group may use: %s", missing);
+	int fd = co_connect_group(R.name);
+	if (fd >= 0 || fd == CO_UNTRUSTED)
+		fail("%s", fd >= 0 ? "a group of that name already runs here" : co_connect_why());
+	snprintf(R.gdir, sizeof(R.gdir), "%s/%s", R.o->images, R.name);
+	R.lock_fd = co_lock_images(R.gdir, 0, err, sizeof(err));
+	if (R.lock_fd < 0)
+		fail("%s", err);
+	co_recover_group_dir(R.gdir);
+	if (co_wire_send(&R.w, CO_W_OK, 0, 0, NULL))
+		lost("the connection was lost");
+}
+
+/* Each file the group holds must be here as it is there (size, mtime), or the restart would differ. */
+static void check_files(void)
+{
+	char err[1024];
+	for (;;) {
+		if (co_wire_recv(&R.w, &R.m, 0, err, sizeof(err)))
+			lost(err);
+		if (R.m.op == CO_W_FSTAT_END)
+			break;
+		if (R.m.op != CO_W_FSTAT)
+			fail("a message out of order where the files were due");
+		struct stat st;
+		if (stat(R.m.text, &st) < 0)
+			fail("the group holds %s, which is not here: %s", R.m.text, strerror(errno));
+		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+		if ((int64_t)st.st_size != R.m.a)
+			fail("%s differs here: %lld bytes, %lld at the source", R.m.text, (long long)st.st_size,
+			     (long long)R.m.a);
+		if (mtime != R.m.b)
+			fail("%s differs here: modified at another time than at the source", R.m.text);
+	}
+	if (co_wire_send(&R.w, CO_W_OK, 0, 0, NULL))
+		lost("the connection was lost");
+}
+
+/* ---- the generation ---- */
+
+static struct co_manifest man;
+static struct co_mproc procs[CO_TABLE_SLOTS];
+static struct co_mfile files[CO_TABLE_SLOTS * 3 + 4096];
+static unsigned char got[CO_TABLE_SLOTS * 3 + 4096];
+static int nprocs, nfiles;
+
+/* A file name the manifest may list: proc-2.img, proc-2.p1.img.zst, files/0; nothing above or beside. */
+static int name_ok(const char *n)
+{
+	const char *slash = strchr(n, '/');
+	if (!n[0] || n[0] == '.' || strstr(n, "..") || (slash && (strncmp(n, "files/", 6) || strchr(slash + 1, '/'))))
+		return 0;
+	return strcmp(n, "manifest") != 0 && strcmp(n, "LOCK") != 0;
+}
+
+/* The manifest, first: into .wire/ (written last into the generation), and read as a restart reads it. */
+static void receive_manifest(const struct co_wire_file *f)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16], err[1024];
+	struct co_reader r;
+	snprintf(dir, sizeof(dir), "%s/.wire", R.tmp);
+	snprintf(path, sizeof(path), "%s/manifest", dir);
+	int fd = mkdir(dir, 0700) < 0 ? -1 : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fail("cannot create %s: %s", path, strerror(errno));
+	if (co_wire_recv_file(&R.w, f, fd, err, sizeof(err)))
+		lost(err);
+	close(fd);
+	fd = co_open_gen_file(dir, "manifest", path, sizeof(path), &r, err, sizeof(err));
+	if (fd < 0)
+		fail("%s", err);
+	int bad = co_manifest_read_files(&r, &man, procs, CO_TABLE_SLOTS, &nprocs, files, (int)CO_ARRAY_LEN(files),
+					 &nfiles);
+	if (bad)
+		snprintf(err, sizeof(err), "%s", r.err);
+	if (co_img_close(fd, err, sizeof(err)) || bad)
+		fail("%s", err);
+	if (strcmp(man.name, R.name) || man.generation != R.gen)
+		fail("the manifest is of group '%.64s' generation %llu, not of '%s' generation %llu", man.name,
+		     (unsigned long long)man.generation, R.name, (unsigned long long)R.gen);
+	if (!man.nfiles)
+		fail("the manifest lists no files (format 7 is needed to check what arrives)");
+	for (int i = 0; i < nfiles; i++)
+		if (!name_ok(files[i].name))
+			fail("the manifest lists a file named '%.128s'", files[i].name);
+}
+
+/* One file the manifest lists, checked against it (size; digest where it has one) as it comes. */
+static void receive_file(const struct co_wire_file *f)
+{
+	char path[PATH_MAX], err[1024];
+	int k = 0;
+	while (k < nfiles && strcmp(files[k].name, f->name))
+		k++;
+	if (k == nfiles || got[k])
+		fail("%s: %.128s is not a file the manifest lists, or came twice", R.tmp, f->name);
+	if (f->size != files[k].size || ((files[k].flags & CO_MF_DIGEST) && f->digest != files[k].digest))
+		fail("%.128s is announced with another size or digest than its manifest lists", f->name);
+	got[k] = 1;
+	if (!strncmp(f->name, "files/", 6)) {
+		snprintf(path, sizeof(path), "%s/files", R.tmp);
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			fail("cannot create %s: %s", path, strerror(errno));
+	}
+	snprintf(path, sizeof(path), "%s/%s", R.tmp, f->name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		fail("cannot create %s: %s", path, strerror(errno));
+	if (co_wire_recv_file(&R.w, f, fd, err, sizeof(err)))
+		lost(err);
+	if (close(fd) < 0)
+		fail("cannot write %s: %s", path, strerror(errno));
+	co_crash_point("received"); /* tests: a receiver killed mid-stream */
+}
+
+/* Every file has come: the manifest last, checked as a restart checks, then committed (store.c). */
+static void commit(void)
+{
+	char from[PATH_MAX + 16], to[PATH_MAX + 16], dir[PATH_MAX + 8], err[1024];
+	snprintf(dir, sizeof(dir), "%s/.wire", R.tmp);
+	snprintf(from, sizeof(from), "%s/manifest", dir);
+	snprintf(to, sizeof(to), "%s/manifest", R.tmp);
+	if (rename(from, to) < 0 || rmdir(dir) < 0)
+		fail("cannot move %s into place: %s", from, strerror(errno));
+	if (co_gen_files_check(R.tmp, files, nfiles, 1, err, sizeof(err)))
+		fail("%s", err);
+	co_gen_dir(R.gdir, R.gen, R.final, sizeof(R.final));
+	if (co_commit(R.tmp, R.gdir, R.gen, err, sizeof(err)) < 0)
+		fail("%s", err);
+	R.tmp[0] = 0;
+	R.committed = 1;
+}
+
+static void receive_generation(void)
+{
+	static struct co_wire_file f;
+	char err[1024];
+	if (co_wire_recv(&R.w, &R.m, CO_W_GEN, err, sizeof(err)))
+		lost(err);
+	R.gen = (uint64_t)R.m.a;
+	uint64_t have = co_newest_generation(R.gdir);
+	if (!R.gen || R.gen > 999999 || R.gen <= have)
+		fail("%s holds generation %llu already: generation %llu would not be the newest", R.gdir,
+		     (unsigned long long)have, (unsigned long long)R.gen);
+	snprintf(R.tmp, sizeof(R.tmp), "%s/.tmp-gen-%06llu", R.gdir, (unsigned long long)R.gen);
+	co_remove_tree(R.tmp);
+	if (mkdir(R.tmp, 0700) < 0)
+		fail("cannot create %s: %s", R.tmp, strerror(errno));
+	int e = co_wire_next_file(&R.w, &f, &R.m, err, sizeof(err));
+	if (e < 0)
+		lost(err);
+	if (e == 0 || strcmp(f.name, "manifest"))
+		fail("the generation does not begin with its manifest");
+	receive_manifest(&f);
+	while ((e = co_wire_next_file(&R.w, &f, &R.m, err, sizeof(err))) == 1)
+		receive_file(&f);
+	if (e < 0)
+		lost(err);
+	if (R.m.op != CO_W_GEN_END)
+		fail("a message out of order where a file was due");
+	commit();
+}
+
+/* ---- the restart ---- */
+
+/*
+ * Every process is back, parked (coord/conn.c): the source ends the group
+ * there and says GO, and only then does it run here; anything else (the
+ * connection lost, ABORT) and it ends here before any of its code ran.
+ */
+static int ready(void)
+{
+	if (co_wire_send(&R.w, CO_W_READY, nprocs, 0, NULL) || co_wire_recv(&R.w, &R.m, CO_W_GO, R.why, sizeof(R.why)))
+		return R.why[0] ? -1 : (snprintf(R.why, sizeof(R.why), "%s closed the connection", R.w.peer), -1);
+	if (R.m.op != CO_W_GO)
+		return snprintf(R.why, sizeof(R.why), "the source did not say go"), -1;
+	return 0;
+}
+
+/* It runs here: the source is told, and the stream is over. */
+static void running(void)
+{
+	R.running = 1;
+	co_wire_send(&R.w, CO_W_RUNNING, nprocs, 0, NULL);
+	close(R.w.fd);
+}
+
+int co_cmd_receive(const struct co_receive_opts *o)
+{
+	R.o = o;
+	R.self = getpid();
+	R.lock_fd = -1;
+	signal(SIGPIPE, SIG_IGN);
+	accept_one();
+	check_hello();
+	check_files();
+	receive_generation();
+	atexit(at_exit);
+	static struct co_run_opts r;
+	r.name = R.name;
+	r.images = o->images;
+	r.generation = R.gen;
+	r.json = o->json;
+	r.held_lock = 1;
+	r.lock_fd = R.lock_fd;
+	r.on_ready = ready;
+	r.on_running = running;
+	int rc = co_cmd_restart(&r);
+	if (!R.running) {
+		co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the target gave up: the restart failed there");
+		discard();
+		R.committed = 0;
+		co_warn("migration of '%s' from %s failed: %s; nothing of it is kept here", R.name, R.w.peer,
+			R.why[0] ? R.why : "the restart failed here");
+		return rc ? rc : 1;
+	}
+	return rc;
+}
