@@ -13,17 +13,22 @@
 #                 then reads its event
 # Sourced by tests/run.sh.
 
-# inotify_queued GEN...: some generation's shared.img holds queued inotify events
-inotify_queued() {
-	local g
+# shared_says ERE WHAT GEN...: some generation's shared.img (inspect) has a
+# line matching ERE; else fail saying no checkpoint found WHAT
+shared_says() {
+	local ere=$1 what=$2 g
+	shift 2
 	for g in "$@"; do
 		"$COHORT" inspect "$(gen_dir "$GNAME" "$g")/shared.img" >"$TD/shared.$g" 2>&1 ||
 			fail "inspect generation $g: $(first_line "$TD/shared.$g")"
-		grep -q 'inotify events inotify [0-9]*: wd ' "$TD/shared.$g" && return 0
+		grep -Eq "$ere" "$TD/shared.$g" && return 0
 	done
 	note_file "shared.img" "$TD/shared.$1" 20
-	fail "no checkpoint found inotify events queued (generations $*)"
+	fail "no checkpoint found $what (generations $*)"
 }
+
+# inotify_queued GEN...: some generation's shared.img holds queued inotify events
+inotify_queued() { shared_says 'inotify events inotify [0-9]*: wd ' "inotify events queued" "$@"; }
 
 t_inotify_std() {
 	std inotify_kind 0 5 5
@@ -57,14 +62,7 @@ inotify_go() {
 
 # inotify_held_by_agent GEN...: some generation's shared.img says its agent held events
 inotify_held_by_agent() {
-	local g
-	for g in "$@"; do
-		"$COHORT" inspect "$(gen_dir "$GNAME" "$g")/shared.img" >"$TD/shared.$g" 2>&1 ||
-			fail "inspect generation $g: $(first_line "$TD/shared.$g")"
-		grep -q "held by its process's agent (marker event on watch [0-9]*)" "$TD/shared.$g" && return 0
-	done
-	note_file "shared.img" "$TD/shared.$1" 20
-	fail "no checkpoint left inotify events to the agent (generations $*)"
+	shared_says "held by its process's agent \(marker event on watch [0-9]*\)" "inotify events left to the agent" "$@"
 }
 
 t_inotify_queue_std() {
