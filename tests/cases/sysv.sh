@@ -23,11 +23,10 @@ t_sysv_ipc_live() { live_flow sysv_ipc 0 4 2 2 3 2; }
 t_sysv_undo() { std sysv_undo 0 1 2; }
 
 t_sysv_undo_live() { live_flow sysv_undo 0 1 0 0 2 0; }
-# GROUP_TESTS (run when named): one full run of the suite failed it once,
-# "pid 3 exited during the checkpoint" at checkpoint 4 (live, after the
-# restart: a child ended while the group was paused); 12 runs alone and
-# 6 side by side passed.  Not understood yet (issue 13).
-GROUP_TESTS+=(sysv_ipc_live)
+# sysv_ipc_live once failed a full run with "pid 3 exited during the
+# checkpoint" at checkpoint 4 (a child ending as the pause came): such an
+# exit now makes the checkpoint try again (checkpoint.c, member_exited)
+# instead of failing it.  20 runs four at a time passed since.
 
 # While a snapshot writer writes the image, the program's SysV segment
 # must not count it as attached (IPC_STAT shm_nattch): the snapshot is
