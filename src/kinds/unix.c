@@ -18,10 +18,17 @@
  * afresh to the peer's name at a restart), a socket connected to an
  * unnamed one outside, a connection from outside waiting in a backlog or
  * accepted from one, a name relative to a working directory, a backlog
- * connection with data queued in a live checkpoint (reading it means
- * accepting it: `--kill` only; and nothing can put it back in the backlog
- * if that checkpoint then fails).  A path several sockets have comes back
- * on each (share_names); an abstract one on the first only.
+ * connection with data queued in a live checkpoint when its listener's
+ * socket file is gone.  A path several sockets have comes back on each
+ * (share_names); an abstract one on the first only.
+ *
+ * Backlogs.  Data queued on a connection waiting in a backlog can be read
+ * only by accepting it: take_backlog accepts all of them (they become
+ * objects of the dump whose clients connect again at a restart), and when
+ * the group outlives the checkpoint (a live one; a --kill one that fails)
+ * they go back behind markers that the agent's accept hands them out for
+ * (unix_backlog.c, src/agent/accept.c); markers found in a backlog are
+ * taken apart, so an image never holds one.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>

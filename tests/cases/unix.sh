@@ -6,8 +6,8 @@
 #                     and unlinked sockets, pairs of every type with data
 #                     queued both ways, a shut-down half
 #   unix_shapes_live  the same through live checkpoints, then --kill and a
-#                     restart (its backlog connections hold no data: a live
-#                     checkpoint could read it only by accepting them)
+#                     restart (its backlog connections hold no data; those
+#                     that do through live checkpoints: unix_backlog_live)
 #   unix_kill_failed  a --kill checkpoint that fails late gives back what it
 #                     read (see kill_failed_flow)
 # Sourced by tests/run.sh.
