@@ -75,9 +75,7 @@ static int unmark(int fd, int flags, struct sockaddr *addr, socklen_t *alen, lon
 		co_unblock(old);
 		return fd;
 	}
-	struct co_table *t = co_agent.table;
-	if (__atomic_load_n(&t->held_conns, __ATOMIC_ACQUIRE))
-		__atomic_sub_fetch(&t->held_conns, 1, __ATOMIC_RELEASE);
+	co_held_taken(&co_agent.table->held_conns);
 	long r = c >= 0 ? co_sys3(SYS_dup3, c, fd, flags & SOCK_CLOEXEC ? O_CLOEXEC : 0) : -EMFILE;
 	if (c >= 0)
 		co_close(c);

@@ -52,4 +52,12 @@ static inline int co_held_unmark(int s, int cloexec)
 	return -2;
 }
 
+/* One marker fewer in the group (co_table.held_conns), never below 0: two may take the last at once. */
+static inline void co_held_taken(uint32_t *count)
+{
+	uint32_t n = __atomic_load_n(count, __ATOMIC_ACQUIRE);
+	while (n && !__atomic_compare_exchange_n(count, &n, n - 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+}
+
 #endif

@@ -92,8 +92,8 @@ int co_unix_unmark(struct co_kdump *d, int a)
 	if (c == -1)
 		return a;
 	close(a);
-	if (d->table && d->table->held_conns)
-		__atomic_sub_fetch(&d->table->held_conns, 1, __ATOMIC_RELEASE);
+	if (d->table)
+		co_held_taken(&d->table->held_conns);
 	return c < 0 ? -1 : c;
 }
 
