@@ -44,6 +44,19 @@
 DECL(int, accept, int, struct sockaddr *, socklen_t *);
 DECL(int, accept4, int, struct sockaddr *, socklen_t *, int);
 
+/*
+ * Say in the table that this process accepts through libc: only then may
+ * a live checkpoint take its backlog connections to give them back
+ * (unix.c's take_backlog), as a program that accepts by raw system calls
+ * would get the markers themselves.
+ */
+static void note_accepts(void)
+{
+	struct co_table *t = co_agent.table;
+	if (t && co_agent.slot >= 0 && !__atomic_load_n(&t->p[co_agent.slot].accepts, __ATOMIC_RELAXED))
+		__atomic_store_n(&t->p[co_agent.slot].accepts, 1, __ATOMIC_RELEASE);
+}
+
 /* Are there markers in the group's backlogs? */
 static int markers(void)
 {
@@ -102,6 +115,7 @@ static int unmark(int fd, int flags, struct sockaddr *addr, socklen_t *alen, lon
 EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen)
 {
 	ENSURE(accept);
+	note_accepts();
 	long room = addr_room(addr, alen);
 	return unmark(REAL(accept)(fd, addr, alen), 0, addr, alen, room);
 }
@@ -109,6 +123,7 @@ EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen)
 EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 {
 	ENSURE(accept4);
+	note_accepts();
 	long room = addr_room(addr, alen);
 	return unmark(REAL(accept4)(fd, addr, alen, flags), flags, addr, alen, room);
 }

@@ -224,7 +224,7 @@ struct co_pentry {
 	int32_t ppid;
 	uint32_t state;		/* enum co_pstate, written by the agent */
 	uint32_t nthreads;
-	uint32_t pad;
+	uint32_t accepts;	/* its agent's accept wrapper ran since it registered (src/agent/accept.c) */
 	uint64_t generation;	/* last generation this process took part in */
 	uint64_t checkpoints;
 	uint64_t last_bytes;

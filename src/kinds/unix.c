@@ -534,6 +534,22 @@ static int reach(const struct co_kdump *d, int first, const struct usk *u, int *
  * markers when the group outlives the checkpoint (unix_backlog.c); a
  * live checkpoint that could not give them back refuses first.
  */
+/* Does every process holding listener refs[first] accept through the agent's wrappers (co_pentry.accepts)? */
+static int accepts_through_agent(const struct co_kdump *d, int first)
+{
+	for (int i = first; i < d->nrefs; i++) {
+		const struct co_ref *r = &d->refs[i];
+		if (r->obj != first || r->inflight)
+			continue;
+		int seen = 0;
+		for (int s = 0; d->table && s < CO_TABLE_SLOTS && !seen; s++)
+			seen = d->table->p[s].pid == r->pid && __atomic_load_n(&d->table->p[s].accepts, __ATOMIC_ACQUIRE);
+		if (!seen)
+			return 0;
+	}
+	return 1;
+}
+
 static int take_backlog(struct co_kdump *d, int first, const struct usk *u)
 {
 	int want = 0, path = -1;
@@ -548,6 +564,10 @@ static int take_backlog(struct co_kdump *d, int first, const struct usk *u)
 	if (reach(d, first, u, &path) < 0 && !(d->flags & CO_CKPT_KILL))
 		return refuse(d, first, "listening on %s with data queued on a connection in its backlog, which cohort "
 			      "reads only by accepting it, and cannot give back (its socket file is gone; checkpoint --kill)", t);
+	if (!(d->flags & CO_CKPT_KILL) && !accepts_through_agent(d, first))
+		return refuse(d, first, "listening on %s with data queued on a connection in its backlog, which cohort "
+			      "reads only by accepting it, and gives back through the program's accept in libc, which this "
+			      "program has not called yet (raw system calls would get cohort's marker; checkpoint --kill)", t);
 	int l = co_ref_grab(&d->refs[first]);
 	int from = l >= 0 ? co_unix_backlog_begin(d, first, fcntl(l, F_DUPFD_CLOEXEC, 3), path, (int)u->type) : -1;
 	if (l < 0 && path >= 0)
