@@ -226,3 +226,29 @@ t_unix_backlog_rounds() {
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2
 }
+
+# a live checkpoint of a backlog with data held by a program that has not
+# called libc's accept since it started (a program accepting by raw system
+# calls would get the markers given back): refused in one line, the
+# program runs on and then accepts the connection with its data
+t_unix_backlog_unaccepted() {
+	cat >"$TD/srv.py" <<'PY'
+import os, socket, sys, time
+d = sys.argv[1]
+l = socket.socket(socket.AF_UNIX); l.bind(d + "/sock"); l.listen(4)
+c = socket.socket(socket.AF_UNIX); c.connect(d + "/sock"); c.send(b"waiting in the backlog")
+print("ready", flush=True)
+while not os.path.exists(d + "/go"):
+    time.sleep(0.02)
+a, _ = l.accept()
+print("RESULT", a.recv(64).decode(), flush=True)
+PY
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- python3 "$TD/srv.py" "$TD"
+	wait_line "$TD/run0.out" "ready"
+	ckpt_refused run0 "a backlog of a program that never accepted" \
+		"fd 3: .*listening on $TD/sock with data queued .* which this program has not called yet"
+	touch "$TD/go"
+	bg_wait run0
+	[ "$RC" = 0 ] || fail "the program ended with status $RC"
+	grep -qx "RESULT waiting in the backlog" "$TD/run0.out" || fail "the connection's data did not come: $(tail -1 "$TD/run0.out")"
+}
