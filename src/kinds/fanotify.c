@@ -181,7 +181,8 @@ static int fanotify_dump(struct co_kdump *d, int first, uint64_t *id)
 	*id = so.id;
 	if (co_sobj_write(d, first, &so) < 0)
 		return -1;
-	for (int i = 0; i < n; i++)
+	/* fdinfo lists the newest mark first: the oldest is added first again, so that the list comes back the same */
+	for (int i = n - 1; i >= 0; i--)
 		co_w_rec(d->w, CO_R_FMARK, &marks[i], sizeof(marks[i]));
 	return d->w->err ? -1 : 1;
 }

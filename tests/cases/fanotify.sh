@@ -1,0 +1,60 @@
+# fanotify descriptors (src/kinds/fanotify.c; tests/progs/fanotify_kind.c:
+# a group marking a directory, files with their own and ignored masks, and
+# as root a mount and a filesystem; a FAN_REPORT_FID group; events checked
+# each step: mask, pid, the descriptor's file or the handle).
+#   fanotify_std    the standard flow (checkpoint --kill, restart, twice);
+#                   the generations' shared.img show every kind of mark
+#   fanotify_live   live checkpoints, then --kill and a restart
+#   fanotify_held   an event left unread: cohort cannot make it again, so
+#                   the checkpoint tries again for about a second and is
+#                   refused in one line naming process, descriptor and
+#                   kind; the program then reads its event
+#   fanotify_perm   a permission mark (FAN_OPEN_PERM): refused in one line
+#                   naming the mark
+# As root, each run of the program gets a tmpfs of its own at
+# $COHORT_TEST_TMP.mnt for its mount and filesystem marks (so that no other
+# process's events reach them).
+# Sourced by tests/run.sh.
+
+# fan_mounts: a tmpfs for the run under cohort and one for the native run
+# (unmounted when the test ends); none when not root
+fan_mounts() {
+	[ "$(id -u)" = 0 ] || return 0
+	local m
+	for m in "$TT.mnt" "$TD/straight.tmp.mnt"; do
+		mkdir -p "$m"
+		mount -t tmpfs -o size=1m tmpfs "$m" 2>/dev/null || skip "cannot mount a tmpfs here"
+	done
+	trap 'umount -l "$TT.mnt" "$TD/straight.tmp.mnt" 2>/dev/null' EXIT
+}
+
+# fan_marks_recorded GEN...: the marks as inspect shows them (as root: of a mount and a filesystem too)
+fan_marks_recorded() {
+	shared_says "fanotify [0-9]+: flags 0x3 event-flags 0x8000, [0-9]+ marks" "the fanotify group" "$@"
+	shared_says "fanotify [0-9]+: inode mark mask 0x800000a ignored 0 mflags 0 .*/d$" "the directory's mark" "$@"
+	shared_says "fanotify [0-9]+: inode mark mask 0 ignored 0x2 mflags 0x40 .*/d/skip$" "an ignored mask" "$@"
+	shared_says "fanotify [0-9]+: inode mark mask 0 ignored 0x8 mflags 0x440 .*/d/skip2$" "a FAN_MARK_IGNORE mask" "$@"
+	[ "$(id -u)" = 0 ] || return 0
+	shared_says "fanotify [0-9]+: mount mark mask 0x8 ignored 0 mflags 0 $TT.mnt$" "the mount mark" "$@"
+	shared_says "fanotify [0-9]+: filesystem mark mask 0x2 ignored 0 mflags 0 $TT.mnt$" "the filesystem mark" "$@"
+}
+
+t_fanotify_std() {
+	fan_mounts
+	std fanotify_kind 0 5 5
+	fan_marks_recorded 1 2
+}
+
+t_fanotify_live() {
+	fan_mounts
+	steps_live_flow fanotify_kind 12
+	fan_marks_recorded 1 2 3
+}
+
+t_fanotify_held() {
+	refused fanotify_kind held "^cohort: .*pid [0-9]+: fd [0-9]+: fanotify: [0-9]+ bytes of events queued, which cohort cannot make again \(each carries an open descriptor and the pid of who acted\): the program has not read them$" hold
+}
+
+t_fanotify_perm() {
+	refused fanotify_kind perm "^cohort: .*pid [0-9]+: fd [0-9]+: fanotify mark 1 \(inode .*/p, mask 0x10000\): permission events cannot be checkpointed \(an answer the program owes shows nowhere, nor survives a restart\)$" perm
+}

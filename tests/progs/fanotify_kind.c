@@ -1,0 +1,323 @@
+/*
+ * fanotify_kind: two fanotify groups whose flags and marks must survive
+ * checkpoints and restarts (src/kinds/fanotify.c).
+ *   A (FAN_CLASS_NOTIF, FAN_NONBLOCK | FAN_CLOEXEC, events opened
+ *     O_RDONLY): a directory marked for modify and close-write of its
+ *     children; in it a file whose own mark ignores modify (the older
+ *     FAN_MARK_IGNORED_MASK, surviving modify) and one that ignores
+ *     close-write (FAN_MARK_IGNORE); a file elsewhere marked for modify;
+ *     and, as root with a mount of its own (a tmpfs at
+ *     $COHORT_TEST_TMP.mnt, which the test mounts), a mount mark for
+ *     close-write and a filesystem mark for modify on it.
+ *   B (FAN_REPORT_FID, blocking): the directory marked for create and
+ *     delete of subdirectories, the file elsewhere for modify; its events
+ *     name files by handle.
+ * Every step makes file events and reads them at once: each event's pid
+ * must be ours, each descriptor (A) must refer to the file acted on, open
+ * read-only, each handle (B) must be the file's, and the events of each
+ * file must be exactly those its marks ask for.  The descriptors' flags
+ * are checked each step.
+ * With "hold": an event of A left unread until go.1 (a checkpoint must be
+ * refused, and leave it queued); with "perm": a group of class content
+ * with a permission mark (refused), waiting for go.1.
+ */
+#include "common.h"
+#include "exact.h"
+#include <sys/fanotify.h>
+#include <sys/ioctl.h>
+
+#define STEPS 30
+#define MAXF 8
+
+#ifndef FAN_MARK_IGNORE
+#define FAN_MARK_IGNORE 0x00000400
+#endif
+
+/* A file a step acts on, and the events its marks must give it (A by inode, B by handle). */
+struct file {
+	const char *what;
+	char path[PATH_MAX];
+	dev_t dev;
+	ino_t ino;
+	uint32_t want, got;
+	struct {
+		struct file_handle h;
+		unsigned char b[MAX_HANDLE_SZ];
+	} fh;
+};
+
+static int A, B;
+static int mounted;	/* root, and $COHORT_TEST_TMP.mnt is a mount: mount and filesystem marks */
+static char dir[PATH_MAX], ddir[PATH_MAX], mnt[PATH_MAX];
+static struct file f_child, f_skip, f_skip2, f_other, f_mnt, h_dir, h_other;
+static uint64_t sum = 1469598103934665603ULL;
+static char says_a[2048], says_b[2048];	/* the groups' fdinfo as made (group_says) */
+
+static void mkfile(const char *path)
+{
+	close(SYSCHK(open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644)));
+}
+
+static void file_at(struct file *f, const char *what, const char *path)
+{
+	struct stat st;
+	int mnt_id;
+	f->what = what;
+	t_fmt(f->path, sizeof(f->path), "%s", path);
+	SYSCHK(stat(path, &st));
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->fh.h.handle_bytes = MAX_HANDLE_SZ;
+	SYSCHK(name_to_handle_at(AT_FDCWD, path, &f->fh.h, &mnt_id, 0));
+}
+
+/* Write a byte to f (modify), then close it (close-write). */
+static void touch_write(const struct file *f, int s)
+{
+	int fd = SYSCHK(open(f->path, O_WRONLY));
+	t_write_all(fd, "x", 1, s);
+	close(fd);
+}
+
+/* The file of A's event descriptor fd: checked read-only, or a failure. */
+static struct file *file_of_fd(int fd, struct file **fs, int n, int step)
+{
+	struct stat st;
+	SYSCHK(fstat(fd, &st));
+	int fl = SYSCHK(fcntl(fd, F_GETFL));
+	CHECK((fl & O_ACCMODE) == O_RDONLY, "step %d: A: an event's descriptor is open %#o, expected read-only", step, fl);
+	for (int i = 0; i < n; i++)
+		if (fs[i]->dev == st.st_dev && fs[i]->ino == st.st_ino)
+			return fs[i];
+	char link[64], path[PATH_MAX] = "?";
+	t_fmt(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t len = readlink(link, path, sizeof(path) - 1);
+	path[len > 0 ? len : 1] = 0;
+	FAIL("step %d: A: an event on a file no step acted on: %s", step, path);
+}
+
+/* The file of B's event info (after the metadata m): its handle checked, or a failure. */
+static struct file *file_of_fid(const struct fanotify_event_metadata *m, struct file **fs, int n, int step)
+{
+	const struct fanotify_event_info_fid *fid = (const void *)(m + 1);
+	CHECK(m->event_len > sizeof(*m) + sizeof(*fid) && fid->hdr.info_type == FAN_EVENT_INFO_TYPE_FID,
+	      "step %d: B: an event without a file id (info type %d)", step, fid->hdr.info_type);
+	const struct file_handle *h = (const void *)fid->handle;
+	for (int i = 0; i < n; i++)
+		if (fs[i]->fh.h.handle_type == h->handle_type && fs[i]->fh.h.handle_bytes == h->handle_bytes &&
+		    !memcmp(fs[i]->fh.h.f_handle, h->f_handle, h->handle_bytes))
+			return fs[i];
+	FAIL("step %d: B: an event on a file handle no step acted on", step);
+}
+
+/*
+ * Read every event of group fd (A: by descriptor; B: by handle) until its
+ * queue is empty, adding each one's mask to its file's; then each file of
+ * fs must have got exactly what it wants.  Folded into sum.
+ */
+static void expect(int fd, const char *what, struct file **fs, int n, int step)
+{
+	char buf[8192] __attribute__((aligned(8)));
+	int queued = 0;
+	for (int i = 0; i < n; i++)
+		fs[i]->got = 0;
+	while (SYSCHK(ioctl(fd, FIONREAD, &queued)) == 0 && queued > 0) {
+		ssize_t len = SYSCHK(read(fd, buf, sizeof(buf)));
+		const struct fanotify_event_metadata *m = (const void *)buf;
+		for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
+			CHECK(m->vers == FANOTIFY_METADATA_VERSION, "step %d: %s: metadata version %d", step, what, m->vers);
+			CHECK(m->pid == getpid(), "step %d: %s: an event of pid %d, expected ours (%d)", step, what, m->pid,
+			      getpid());
+			struct file *f;
+			if (fd == A) {
+				CHECK(m->fd >= 0, "step %d: A: an event without a descriptor (%d)", step, m->fd);
+				f = file_of_fd(m->fd, fs, n, step);
+				close(m->fd);
+			} else {
+				CHECK(m->fd == FAN_NOFD, "step %d: B: an event with a descriptor (%d)", step, m->fd);
+				f = file_of_fid(m, fs, n, step);
+			}
+			f->got |= (uint32_t)m->mask;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		CHECK(fs[i]->got == fs[i]->want, "step %d: %s: %s (%s) got events %#x, expected %#x", step, what,
+		      fs[i]->what, fs[i]->path, fs[i]->got, fs[i]->want);
+		sum = t_fnv(sum, &fs[i]->got, sizeof(fs[i]->got));
+	}
+}
+
+static void flags_are(int fd, int fl, int fdfl, const char *what, int step)
+{
+	int got = SYSCHK(fcntl(fd, F_GETFL)) & (O_NONBLOCK | O_ACCMODE);
+	int gotfd = SYSCHK(fcntl(fd, F_GETFD));
+	CHECK(got == fl, "step %d: %s: status flags %#o, expected %#o", step, what, got, fl);
+	CHECK(gotfd == fdfl, "step %d: %s: descriptor flags %d, expected %d", step, what, gotfd, fdfl);
+}
+
+/*
+ * What fdinfo says of group fd, without what names the objects (inode,
+ * device, mount id, handle, which a restart may change): its flags, then
+ * each mark's kind, flags and masks, in the kernel's order.
+ */
+static void group_says(int fd, char *out, size_t n)
+{
+	char path[64], buf[8192];
+	t_fmt(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	int f = SYSCHK(open(path, O_RDONLY));
+	ssize_t len = SYSCHK(read(f, buf, sizeof(buf) - 1));
+	close(f);
+	buf[len] = 0;
+	size_t at = 0;
+	out[0] = 0;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		if (strncmp(line, "fanotify ", 9))
+			continue;
+		char *m = strstr(line, "mflags:"), *fl = strstr(line, "flags:");
+		const char *kind = strstr(line, " ino:") ? "inode" : strstr(line, "mnt_id:") ? "mount" : "fs";
+		char *cut = m ? strstr(m, " fhandle-bytes:") : NULL;
+		if (cut)
+			*cut = 0;
+		at += (size_t)snprintf(out + at, n > at ? n - at : 0, "%s;", m ? m : fl);
+		if (m)
+			at += (size_t)snprintf(out + at, n > at ? n - at : 0, "%s;", kind);
+	}
+}
+
+/* Is path a mount of its own (its device is not its parent's)? */
+static int own_mount(const char *path)
+{
+	char up[PATH_MAX];
+	struct stat a, b;
+	t_fmt(up, sizeof(up), "%s/..", path);
+	return stat(path, &a) == 0 && stat(up, &b) == 0 && a.st_dev != b.st_dev;
+}
+
+static void setup(void)
+{
+	char p[PATH_MAX];
+	const char *tmp = getenv("COHORT_TEST_TMP");
+	t_mkworkdir(dir, sizeof(dir), "fanotify_kind");
+	t_fmt(ddir, sizeof(ddir), "%s/d", dir);
+	CHECK(mkdir(ddir, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", ddir, strerror(errno));
+	t_fmt(mnt, sizeof(mnt), "%s.mnt", tmp ? tmp : "/nonexistent");
+	mounted = geteuid() == 0 && own_mount(mnt);
+	const char *names[] = { "d/f", "d/skip", "d/skip2", "g" };
+	struct file *fs[] = { &f_child, &f_skip, &f_skip2, &f_other };
+	for (int i = 0; i < 4; i++) {
+		t_fmt(p, sizeof(p), "%s/%s", dir, names[i]);
+		mkfile(p);
+		file_at(fs[i], names[i], p);
+	}
+	file_at(&h_dir, "d", ddir);
+	h_other = f_other;
+	if (mounted) {
+		t_fmt(p, sizeof(p), "%s/m", mnt);
+		mkfile(p);
+		file_at(&f_mnt, "m (mount)", p);
+	}
+
+	A = SYSCHK(fanotify_init(FAN_CLASS_NOTIF | FAN_NONBLOCK | FAN_CLOEXEC, O_RDONLY | O_LARGEFILE));
+	SYSCHK(fanotify_mark(A, FAN_MARK_ADD, FAN_MODIFY | FAN_CLOSE_WRITE | FAN_EVENT_ON_CHILD, AT_FDCWD, ddir));
+	SYSCHK(fanotify_mark(A, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY, FAN_MODIFY, AT_FDCWD,
+			     f_skip.path));
+	SYSCHK(fanotify_mark(A, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY, FAN_CLOSE_WRITE, AT_FDCWD,
+			     f_skip2.path));
+	SYSCHK(fanotify_mark(A, FAN_MARK_ADD, FAN_MODIFY, AT_FDCWD, f_other.path));
+	f_child.want = FAN_MODIFY | FAN_CLOSE_WRITE;
+	f_skip.want = FAN_CLOSE_WRITE;
+	f_skip2.want = FAN_MODIFY;
+	f_other.want = FAN_MODIFY;
+	if (mounted) {
+		SYSCHK(fanotify_mark(A, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_CLOSE_WRITE, AT_FDCWD, mnt));
+		SYSCHK(fanotify_mark(A, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_MODIFY, AT_FDCWD, mnt));
+		f_mnt.want = FAN_MODIFY | FAN_CLOSE_WRITE;
+	}
+
+	B = SYSCHK(fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_FID, O_RDONLY));
+	SYSCHK(fanotify_mark(B, FAN_MARK_ADD, FAN_CREATE | FAN_DELETE | FAN_ONDIR, AT_FDCWD, ddir));
+	SYSCHK(fanotify_mark(B, FAN_MARK_ADD, FAN_MODIFY, AT_FDCWD, h_other.path));
+	h_dir.want = FAN_CREATE | FAN_DELETE | FAN_ONDIR;
+	h_other.want = FAN_MODIFY;
+	group_says(A, says_a, sizeof(says_a));
+	group_says(B, says_b, sizeof(says_b));
+	sum = t_fnv(sum, says_a, strlen(says_a));
+	sum = t_fnv(sum, says_b, strlen(says_b));
+}
+
+/* Each group's flags and marks as they were made */
+static void groups_same(int s)
+{
+	char now[2048];
+	group_says(A, now, sizeof(now));
+	CHECK(!strcmp(now, says_a), "step %d: A's fdinfo says %s, it said %s", s, now, says_a);
+	group_says(B, now, sizeof(now));
+	CHECK(!strcmp(now, says_b), "step %d: B's fdinfo says %s, it said %s", s, now, says_b);
+}
+
+static void step(int s)
+{
+	char p[PATH_MAX];
+	groups_same(s);
+	flags_are(A, O_RDWR | O_NONBLOCK, FD_CLOEXEC, "A", s);
+	flags_are(B, O_RDWR, 0, "B", s);
+
+	struct file *fa[] = { &f_child, &f_skip, &f_skip2, &f_other, &f_mnt };
+	int na = mounted ? 5 : 4;
+	for (int i = 0; i < na; i++)
+		touch_write(fa[i], s);
+	/* a directory made and removed in d: B hears of both, A of neither */
+	t_fmt(p, sizeof(p), "%s/c%d", ddir, s);
+	SYSCHK(mkdir(p, 0755));
+	SYSCHK(rmdir(p));
+	expect(A, "A", fa, na, s);
+	struct file *fb[] = { &h_dir, &h_other };
+	expect(B, "B", fb, 2, s);
+	char c;
+	CHECK(read(A, &c, 1) < 0 && errno == EAGAIN, "step %d: A: reading the empty queue did not fail EAGAIN", s);
+}
+
+/* An event of A left unread until go.1: then read, intact */
+static void hold(void)
+{
+	touch_write(&f_other, 0);
+	printf("ready\n");
+	t_wait_go(1);
+	struct file *fa[] = { &f_other };
+	expect(A, "A, held", fa, 1, 0);
+	printf("RESULT fanotify_kind held ok\n");
+}
+
+/* A permission mark on a file nothing opens: refused, the program runs on */
+static void perm(void)
+{
+	char p[PATH_MAX];
+	t_fmt(p, sizeof(p), "%s/p", dir);
+	mkfile(p);
+	int C = SYSCHK(fanotify_init(FAN_CLASS_CONTENT, O_RDONLY));
+	SYSCHK(fanotify_mark(C, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, p));
+	printf("ready\n");
+	t_wait_go(1);
+	close(C);
+	printf("RESULT fanotify_kind perm ok\n");
+}
+
+int main(int argc, char **argv)
+{
+	t_init("fanotify_kind");
+	setup();
+	if (argc > 1 && !strcmp(argv[1], "hold")) {
+		hold();
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "perm")) {
+		perm();
+		return 0;
+	}
+	for (int s = 0; s < STEPS; s++) {
+		step(s);
+		x_step(s, 100);
+	}
+	printf("RESULT fanotify_kind ok %016llx%s\n", (unsigned long long)sum, mounted ? " with mount marks" : "");
+	return 0;
+}
