@@ -71,6 +71,20 @@ static const char *type_name(uint32_t type)
 
 /* ---- dump ---- */
 
+/* What names the mark of fdinfo line l in a message: "inode 1234 of device 254:0", "mount 27", ... */
+static void mark_name(const struct co_fanotify_line *l, char *out, size_t n)
+{
+	unsigned maj = l->sdev >> 20, min = l->sdev & 0xfffff;
+	if (l->what == CO_FAN_INODE)
+		snprintf(out, n, "inode %llu of device %u:%u", (unsigned long long)l->ino, maj, min);
+	else if (l->what == CO_FAN_MOUNT)
+		snprintf(out, n, "mount %u", l->mnt_id);
+	else if (l->what == CO_FAN_FILESYSTEM)
+		snprintf(out, n, "filesystem of device %u:%u", maj, min);
+	else
+		snprintf(out, n, "\"%.100s\"", l->text);
+}
+
 /* The path of the mark of fdinfo line l (held by r) into m; -1 with *why. */
 static int mark_path(const struct co_ref *r, const struct co_fanotify_line *l, struct co_fmark *m, const char **why)
 {
@@ -111,6 +125,7 @@ static int read_marks(struct co_kdump *d, int first, struct co_sobj *so, struct 
 	static char info[1 << 20];
 	const struct co_ref *r = &d->refs[first];
 	struct co_fanotify_line l;
+	char name[200];
 	int n = 0, k = 0;
 	if (co_ref_fdinfo(d, first, info, sizeof(info)) < 0)
 		return -1;
@@ -129,7 +144,8 @@ static int read_marks(struct co_kdump *d, int first, struct co_sobj *so, struct 
 		struct co_fmark *m = &marks[n];
 		*m = (struct co_fmark){ .id = so->id };
 		if (mark_path(r, &l, m, &why) < 0) {
-			snprintf(d->err, d->errlen, "pid %d: fd %d: fanotify mark %d (%.100s): %s", r->pid, r->fd, k, l.text, why);
+			mark_name(&l, name, sizeof(name));
+			snprintf(d->err, d->errlen, "pid %d: fd %d: fanotify mark %d (%s): %s", r->pid, r->fd, k, name, why);
 			return -1;
 		}
 		if ((m->mask | m->ignored) & PERM_EVENTS) {

@@ -58,3 +58,20 @@ t_fanotify_held() {
 t_fanotify_perm() {
 	refused fanotify_kind perm "^cohort: .*pid [0-9]+: fd [0-9]+: fanotify mark 1 \(inode .*/p, mask 0x10000\): permission events cannot be checkpointed \(an answer the program owes shows nowhere, nor survives a restart\)$" perm
 }
+
+# fanotify_unprivileged: a FAN_REPORT_FID group (what a user without
+# CAP_SYS_ADMIN may make, Linux 5.13 and later), run by user nobody
+# (unprivileged.sh: unpriv_setup): cohort cannot find its marks' paths
+# without CAP_DAC_READ_SEARCH, so the checkpoint is refused in one line
+# naming process, descriptor and mark, and the program runs on
+t_fanotify_unprivileged() {
+	unpriv_setup fanotify_kind
+	PCMD=("$U/bin/fanotify_kind" fid)
+	straight_start 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "step 2 ok"
+	ckpt_refused run0 fanotify_kind "^cohort: .*pid [0-9]+: fd [0-9]+: fanotify mark 1 \(inode [0-9]+ of device [0-9]+:[0-9]+\): finding its path needs CAP_DAC_READ_SEARCH, which cohort lacks$"
+	bg_wait run0
+	final_check 0 "$RC" run0 run0
+}
