@@ -114,7 +114,8 @@ ALL_TESTS=(
 # load the machine themselves (fuzzing, storms, a whole build), or use
 # what is the machine's own (the default run directory, users, packages).
 SERIAL_TESTS=(fresh_setup install_layout fuzz_images precopy_no_thread ckpt_storm rundir_symlink rundir_foreign
-	rundir_fake_sock cpuclock cpuclock_live py_cpuclock)
+	rundir_fake_sock cpuclock cpuclock_live py_cpuclock
+	fanotify_perm)
 
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

@@ -847,6 +847,40 @@ int co_fanotify_next(const char **p, struct co_fanotify_line *l)
 	}
 }
 
+struct waiting {
+	const char *fn;
+	int pid;
+};
+
+/* Is thread tid (of w->pid) asleep in w->fn?  Its tid then, else 0 */
+static int thread_waits(int tid, void *arg)
+{
+	struct waiting *w = arg;
+	char path[64], buf[128];
+	co_fmt(path, sizeof(path), "/proc/%d/task/%d/wchan", w->pid, tid);
+	long got = co_read_small(path, buf, sizeof(buf));
+	return got > 0 && co_startswith(buf, w->fn) ? tid : 0;
+}
+
+static int process_waits(int pid, void *arg)
+{
+	struct waiting *w = arg;
+	w->pid = pid;
+	int r = each_entry(pid, "task", thread_waits, w);
+	return r > 0 ? r : 0; /* a process gone meanwhile is not waiting */
+}
+
+int co_thread_waiting_in(const char *fn)
+{
+	struct waiting w = { fn, 0 };
+	int dfd = (int)co_open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dfd < 0)
+		return dfd;
+	int r = co_dir_each(dfd, process_waits, &w);
+	co_close(dfd);
+	return r;
+}
+
 int co_mount_point_by_id(int pid, uint32_t mnt_id, char *out, size_t n)
 {
 	static char buf[65536];

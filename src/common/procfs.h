@@ -226,6 +226,13 @@ struct co_fanotify_line {
 };
 /* The next "fanotify " line at *p (an fdinfo text), which moves past it: 1, or 0 when there is none. */
 int co_fanotify_next(const char **p, struct co_fanotify_line *l);
+/*
+ * A thread of the machine (as /proc shows them) asleep in a kernel
+ * function whose name starts with fn (its /proc/PID/task/TID/wchan): its
+ * tid, 0 when none is, or -errno.  Reads every thread's wchan: for rare
+ * questions only.
+ */
+int co_thread_waiting_in(const char *fn);
 /* The mount point of mount mnt_id as process pid sees it (/proc/PID/mountinfo): 0, or -ENOENT. */
 int co_mount_point_by_id(int pid, uint32_t mnt_id, char *out, size_t n);
 /* Where the filesystem major:minor is mounted whole (root "/"), from /proc/self/mountinfo: 0, or -ENOENT. */

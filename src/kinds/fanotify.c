@@ -28,10 +28,13 @@
  * a queue that is not empty (FIONREAD) makes the checkpoint try again in a
  * moment (CO_BUSY) while the program reads it, and after about a second
  * fail, saying why: the program runs on with its queue untouched (nothing
- * here reads it).  Permission events (FAN_*_PERM, FAN_PRE_ACCESS) are
- * refused outright: one the program has read and not yet answered shows
- * nowhere (not in FIONREAD, not in fdinfo), and a restart could neither
- * keep the answer owed nor the process waiting for it.
+ * here reads it).  Permission events (FAN_*_PERM, FAN_PRE_ACCESS) the
+ * program has read and not yet answered show in neither FIONREAD nor
+ * fdinfo, and neither the answer owed nor the process waiting for it
+ * could survive a restart: a group with permission marks is checkpointed
+ * only when no thread of the machine waits in fanotify for an answer
+ * (perm_answered), else the checkpoint tries again, then fails, as for a
+ * queue.
  *
  * fanotify_init needs CAP_SYS_ADMIN, except (Linux 5.13 and later) for a
  * group that reports file ids (FAN_REPORT_FID) without permission events,
@@ -148,12 +151,8 @@ static int read_marks(struct co_kdump *d, int first, struct co_sobj *so, struct 
 			snprintf(d->err, d->errlen, "pid %d: fd %d: fanotify mark %d (%s): %s", r->pid, r->fd, k, name, why);
 			return -1;
 		}
-		if ((m->mask | m->ignored) & PERM_EVENTS) {
-			snprintf(d->err, d->errlen, "pid %d: fd %d: fanotify mark %d (%s %s, mask %#llx): permission events "
-				 "cannot be checkpointed (an answer the program owes shows nowhere, nor survives a restart)",
-				 r->pid, r->fd, k, type_name(m->type), m->path, (unsigned long long)m->mask);
-			return -1;
-		}
+		if (m->mask & PERM_EVENTS)
+			so->d = 1; /* the group may owe answers: see perm_answered */
 		n++;
 	}
 	return n;
@@ -183,6 +182,29 @@ static int queue_empty(struct co_kdump *d, int first)
 	return CO_BUSY;
 }
 
+/*
+ * A group with permission marks owes no answer: no thread of the machine
+ * waits in fanotify (the kernel puts the process whose access asks in
+ * fanotify_handle_event until the answer comes, from the moment the event
+ * is queued, read or not).  Which group a thread waits for shows nowhere,
+ * so any waiting thread makes the checkpoint try again (CO_BUSY with err).
+ */
+static int perm_answered(struct co_kdump *d, int first)
+{
+	const struct co_ref *r = &d->refs[first];
+	int tid = co_thread_waiting_in("fanotify");
+	if (tid < 0) {
+		snprintf(d->err, d->errlen, "pid %d: fd %d: fanotify: cannot see which threads wait for permission: %s",
+			 r->pid, r->fd, strerror(-tid));
+		return -1;
+	}
+	if (tid == 0)
+		return 0;
+	snprintf(d->err, d->errlen, "pid %d: fd %d: fanotify: thread %d (of the machine) waits for the answer to a "
+		 "permission event, of this group or another's: the program has not answered it", r->pid, r->fd, tid);
+	return CO_BUSY;
+}
+
 static int fanotify_dump(struct co_kdump *d, int first, uint64_t *id)
 {
 	static struct co_fmark marks[MAX_MARKS];
@@ -191,6 +213,8 @@ static int fanotify_dump(struct co_kdump *d, int first, uint64_t *id)
 	if (n < 0)
 		return -1;
 	int bad = queue_empty(d, first);
+	if (!bad && so.d)
+		bad = perm_answered(d, first);
 	if (bad)
 		return bad;
 	so.c = (uint64_t)n;
@@ -267,8 +291,9 @@ static void fanotify_describe(unsigned type, const void *p, uint64_t len, char *
 	(void)len;
 	if (type == CO_R_SOBJ) {
 		const struct co_sobj *o = p;
-		snprintf(out, n, "fanotify %llu: flags %#llx event-flags %#llx, %llu marks", (unsigned long long)o->id,
-			 (unsigned long long)o->a, (unsigned long long)o->b, (unsigned long long)o->c);
+		snprintf(out, n, "fanotify %llu: flags %#llx event-flags %#llx, %llu marks%s", (unsigned long long)o->id,
+			 (unsigned long long)o->a, (unsigned long long)o->b, (unsigned long long)o->c,
+			 o->d ? ", permission events" : "");
 	} else {
 		const struct co_fmark *m = p;
 		snprintf(out, n, "fanotify %llu: %s mark mask %#llx ignored %#llx mflags %#x %.*s", (unsigned long long)m->id,

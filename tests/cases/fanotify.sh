@@ -1,7 +1,8 @@
 # fanotify descriptors (src/kinds/fanotify.c; tests/progs/fanotify_kind.c:
 # a group marking a directory, files with their own and ignored masks, and
-# as root a mount and a filesystem; a FAN_REPORT_FID group; events checked
-# each step: mask, pid, the descriptor's file or the handle).
+# as root a mount and a filesystem; a FAN_REPORT_FID group; as root a group
+# of permission events, allowing and denying a child's open each step;
+# events checked each step: mask, pid, the descriptor's file or the handle).
 #   fanotify_std    the standard flow (checkpoint --kill, restart, twice);
 #                   the generations' shared.img show every kind of mark
 #   fanotify_live   live checkpoints, then --kill and a restart
@@ -9,8 +10,13 @@
 #                   the checkpoint tries again for about a second and is
 #                   refused in one line naming process, descriptor and
 #                   kind; the program then reads its event
-#   fanotify_perm   a permission mark (FAN_OPEN_PERM): refused in one line
-#                   naming the mark
+#   fanotify_perm   a permission event of a process outside the group, read
+#                   and not yet answered: the checkpoint tries again for
+#                   about a second and is refused in one line; the program
+#                   then answers, and the process opens its file
+#                   (alone in the suite: a thread waiting for fanotify
+#                   anywhere holds up the checkpoints of every group with
+#                   permission marks, fanotify_std's and fanotify_live's)
 # As root, each run of the program gets a tmpfs of its own at
 # $COHORT_TEST_TMP.mnt for its mount and filesystem marks (so that no other
 # process's events reach them).
@@ -35,6 +41,8 @@ fan_marks_recorded() {
 	shared_says "fanotify [0-9]+: inode mark mask 0 ignored 0x2 mflags 0x40 .*/d/skip$" "an ignored mask" "$@"
 	shared_says "fanotify [0-9]+: inode mark mask 0 ignored 0x8 mflags 0x440 .*/d/skip2$" "a FAN_MARK_IGNORE mask" "$@"
 	[ "$(id -u)" = 0 ] || return 0
+	shared_says "fanotify [0-9]+: flags 0x5 event-flags 0x8000, 1 marks, permission events" "the permission group" "$@"
+	shared_says "fanotify [0-9]+: inode mark mask 0x10000 ignored 0 mflags 0 .*/p$" "the permission mark" "$@"
 	shared_says "fanotify [0-9]+: mount mark mask 0x8 ignored 0 mflags 0 $TT.mnt$" "the mount mark" "$@"
 	shared_says "fanotify [0-9]+: filesystem mark mask 0x2 ignored 0 mflags 0 $TT.mnt$" "the filesystem mark" "$@"
 }
@@ -56,7 +64,25 @@ t_fanotify_held() {
 }
 
 t_fanotify_perm() {
-	refused fanotify_kind perm "^cohort: .*pid [0-9]+: fd [0-9]+: fanotify mark 1 \(inode .*/p, mask 0x10000\): permission events cannot be checkpointed \(an answer the program owes shows nowhere, nor survives a restart\)$" perm
+	prog_cmd fanotify_kind
+	PCMD+=(perm)
+	: >"$TT/go.1"
+	straight_start 0 "${PCMD[@]}"
+	rm -f "$TT/go.1"
+	bg_start perm "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" perm
+	wait_line "$TD/perm.out" ready
+	wait_for "the native run's file p" test -f "$TD/straight.tmp/p"
+	# each run is asked to let a process outside open its file: the native run answers at once
+	(exec cat "$TD/straight.tmp/p" "$TT/p" >/dev/null) &
+	local cat=$!
+	echo "$cat" >>"$TD/pids"
+	wait_line "$TD/perm.out" asked
+	ckpt_refused perm fanotify_kind "^cohort: .*pid [0-9]+: fd [0-9]+: fanotify: thread [0-9]+ \(of the machine\) waits for the answer to a permission event, of this group or another's: the program has not answered it$"
+	: >"$TT/go.1"
+	wait "$cat" || fail "the process outside could not open the file it asked for"
+	bg_wait perm
+	final_check 0 "$RC" perm perm
 }
 
 # fanotify_unprivileged: a FAN_REPORT_FID group (what a user without

@@ -18,9 +18,11 @@
  * file must be exactly those its marks ask for.  The descriptors' flags
  * are checked each step.
  * With "fid": group B alone (a user without CAP_SYS_ADMIN may make it).
+ *   C (FAN_CLASS_CONTENT, as root): a file marked for open-perm; each step
+ *     a child opens it, C allows or denies it, and the child sees which.
  * With "hold": an event of A left unread until go.1 (a checkpoint must be
- * refused, and leave it queued); with "perm": a group of class content
- * with a permission mark (refused), waiting for go.1.
+ * refused, and leave it queued); with "perm": a permission event of a
+ * process outside the group read and not answered until go.1 (refused).
  */
 #include "common.h"
 #include "exact.h"
@@ -47,13 +49,13 @@ struct file {
 	} fh;
 };
 
-static int A = -1, B;
+static int A = -1, B, C = -1;	/* C: permission events (root) */
 static int fid_only;	/* "fid": only B, which a user without CAP_SYS_ADMIN may make */
 static int mounted;	/* root, and $COHORT_TEST_TMP.mnt is a mount: mount and filesystem marks */
 static char dir[PATH_MAX], ddir[PATH_MAX], mnt[PATH_MAX];
-static struct file f_child, f_skip, f_skip2, f_other, f_mnt, h_dir, h_other;
+static struct file f_perm, f_child, f_skip, f_skip2, f_other, f_mnt, h_dir, h_other;
 static uint64_t sum = 1469598103934665603ULL;
-static char says_a[2048], says_b[2048];	/* the groups' fdinfo as made (group_says) */
+static char says_a[2048], says_b[2048], says_c[512];	/* the groups' fdinfo as made (group_says) */
 
 static void mkfile(const char *path)
 {
@@ -247,7 +249,17 @@ fid:
 	h_dir.want = FAN_CREATE | FAN_DELETE | FAN_ONDIR;
 	h_other.want = FAN_MODIFY;
 	group_says(B, says_b, sizeof(says_b));
+	if (geteuid() == 0 && !fid_only) {
+		/* a group that is asked: opening f_perm waits for its answer */
+		t_fmt(p, sizeof(p), "%s/p", dir);
+		mkfile(p);
+		file_at(&f_perm, "p", p);
+		C = SYSCHK(fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY));
+		SYSCHK(fanotify_mark(C, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, p));
+		group_says(C, says_c, sizeof(says_c));
+	}
 	sum = t_fnv(sum, says_a, strlen(says_a));
+	sum = t_fnv(sum, says_c, strlen(says_c));
 	sum = t_fnv(sum, says_b, strlen(says_b));
 }
 
@@ -260,6 +272,53 @@ static void groups_same(int s)
 	CHECK(!strcmp(now, says_a), "step %d: A's fdinfo says %s, it said %s", s, now, says_a);
 	group_says(B, now, sizeof(now));
 	CHECK(!strcmp(now, says_b), "step %d: B's fdinfo says %s, it said %s", s, now, says_b);
+	if (C < 0)
+		return;
+	group_says(C, now, sizeof(now));
+	CHECK(!strcmp(now, says_c), "step %d: C's fdinfo says %s, it said %s", s, now, says_c);
+}
+
+/*
+ * Read C's next permission event (blocking): it must be pid's, asking
+ * to open f_perm, through a read-only descriptor; the event's descriptor
+ * into *fd.  Its response id.
+ */
+static int asked(pid_t pid, int step)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	ssize_t len = SYSCHK(read(C, buf, sizeof(buf)));
+	const struct fanotify_event_metadata *m = (const void *)buf;
+	CHECK(FAN_EVENT_OK(m, len) && !FAN_EVENT_OK(FAN_EVENT_NEXT(m, len), len - (ssize_t)m->event_len),
+	      "step %d: C: %zd bytes read, not one event", step, len);
+	CHECK(m->mask == FAN_OPEN_PERM, "step %d: C: event mask %#llx, expected open-perm", step,
+	      (unsigned long long)m->mask);
+	CHECK(m->pid == pid, "step %d: C: an event of pid %d, expected %d", step, m->pid, pid);
+	struct file *fs[] = { &f_perm };
+	file_of_fd(m->fd, fs, 1, step);
+	return m->fd;
+}
+
+static void answer(int fd, uint32_t how)
+{
+	struct fanotify_response r = { .fd = fd, .response = how };
+	CHECK(write(C, &r, sizeof(r)) == sizeof(r), "C: answering: %s", strerror(errno));
+	close(fd);
+}
+
+/* A child opens f_perm; C allows it on odd steps and denies it on even ones, and the child sees that */
+static void perm_round(int s)
+{
+	pid_t pid = SYSCHK(fork());
+	if (pid == 0) {
+		int f = open(f_perm.path, O_RDONLY);
+		_exit(f >= 0 ? 0 : errno == EPERM ? 1 : 2);
+	}
+	answer(asked(pid, s), s & 1 ? FAN_ALLOW : FAN_DENY);
+	int st;
+	SYSCHK(waitpid(pid, &st, 0));
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == (s & 1 ? 0 : 1), "step %d: C: the child's open %s (status %#x)", s,
+	      s & 1 ? "was not allowed" : "was not denied", st);
+	sum = t_fnv(sum, &st, sizeof(st));
 }
 
 static void step(int s)
@@ -280,6 +339,8 @@ static void step(int s)
 	SYSCHK(rmdir(p));
 	struct file *fb[] = { &h_dir, &h_other };
 	expect(B, "B", fb, 2, s);
+	if (C >= 0)
+		perm_round(s);
 	if (A < 0)
 		return;
 	expect(A, "A", fa, na, s);
@@ -298,17 +359,32 @@ static void hold(void)
 	printf("RESULT fanotify_kind held ok\n");
 }
 
-/* A permission mark on a file nothing opens: refused, the program runs on */
+/*
+ * A permission event of a process outside (the test opens
+ * $COHORT_TEST_TMP/p) read and left unanswered until go.1: then allowed
+ */
 static void perm(void)
 {
 	char p[PATH_MAX];
-	t_fmt(p, sizeof(p), "%s/p", dir);
+	t_fmt(p, sizeof(p), "%s/p", t_tmpdir());
 	mkfile(p);
-	int C = SYSCHK(fanotify_init(FAN_CLASS_CONTENT, O_RDONLY));
-	SYSCHK(fanotify_mark(C, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, p));
+	file_at(&f_perm, "p", p);
+	int fd = SYSCHK(fanotify_init(FAN_CLASS_CONTENT, O_RDONLY));
+	SYSCHK(fanotify_mark(fd, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, p));
 	printf("ready\n");
+	fflush(stdout);
+	char buf[4096] __attribute__((aligned(8)));
+	ssize_t len = SYSCHK(read(fd, buf, sizeof(buf)));
+	const struct fanotify_event_metadata *m = (const void *)buf;
+	CHECK(FAN_EVENT_OK(m, len) && m->mask == FAN_OPEN_PERM, "perm: not an open-perm event");
+	struct file *fs[] = { &f_perm };
+	file_of_fd(m->fd, fs, 1, 0);
+	printf("asked\n");
+	fflush(stdout);
 	t_wait_go(1);
-	close(C);
+	struct fanotify_response r = { .fd = m->fd, .response = FAN_ALLOW };
+	SYSCHK(write(fd, &r, sizeof(r)));
+	close(m->fd);
 	printf("RESULT fanotify_kind perm ok\n");
 }
 
@@ -329,6 +405,7 @@ int main(int argc, char **argv)
 		step(s);
 		x_step(s, 100);
 	}
-	printf("RESULT fanotify_kind ok %016llx%s\n", (unsigned long long)sum, mounted ? " with mount marks" : "");
+	printf("RESULT fanotify_kind ok %016llx%s%s\n", (unsigned long long)sum, mounted ? " with mount marks" : "",
+	       C >= 0 ? " with permission events" : "");
 	return 0;
 }
