@@ -755,14 +755,14 @@ struct co_iwatch {
  * mflags, mask, path), and again with FAN_MARK_IGNORE (or
  * FAN_MARK_IGNORED_MASK when mflags lacks it) for a non-zero ignored mask.
  */
-enum co_fmark_type { CO_FM_INODE = 1, CO_FM_MOUNT = 2, CO_FM_FILESYSTEM = 3 };
+enum co_fmark_type { CO_FM_INODE = 1, CO_FM_MOUNT = 2, CO_FM_FILESYSTEM = 3, CO_FM_MNTNS = 4 /* the group's mount namespace */ };
 struct co_fmark {
 	uint64_t id;		/* the fanotify object's (co_sobj.id) */
 	uint32_t type;		/* enum co_fmark_type */
 	uint32_t mflags;	/* as fdinfo shows them: FAN_MARK_IGNORED_SURV_MODIFY, FAN_MARK_EVICTABLE, FAN_MARK_IGNORE */
 	uint64_t mask, ignored;	/* event mask (FAN_ONDIR, FAN_EVENT_ON_CHILD kept) and ignored mask */
 	uint64_t dev, ino;	/* of the marked inode (the mount's root, the filesystem's) at the checkpoint */
-	char path[CO_PATH];	/* the marked file or directory; the mount point; a mount of the filesystem */
+	char path[CO_PATH];	/* the marked file or directory; the mount point; a mount of the filesystem; /proc/self/ns/mnt */
 };
 
 struct co_epitem {

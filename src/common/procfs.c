@@ -524,6 +524,14 @@ static uint64_t entry_id(int pid, const char *name)
 	return (uint64_t)st.st_dev << 32 ^ (uint64_t)st.st_ino;
 }
 
+uint64_t co_ns_inode(int pid, const char *kind)
+{
+	char path[64];
+	struct stat st;
+	co_fmt(path, sizeof(path), "/proc/%d/ns/%s", pid, kind);
+	return co_sys2(SYS_stat, (long)path, (long)&st) < 0 ? 0 : (uint64_t)st.st_ino;
+}
+
 static uint64_t ns_id(int pid, const char *kind)
 {
 	char name[48];
@@ -806,8 +814,9 @@ int co_inotify_next(const char **p, struct co_inotify_line *l)
  * fs/notify/fdinfo.c: "fanotify flags:F event-flags:E", then a line per
  * mark, "fanotify ino:I sdev:D mflags:M mask:K ignored_mask:G
  * fhandle-bytes:B fhandle-type:T f_handle:HEX", "fanotify mnt_id:N mflags:
- * ..." or "fanotify sdev:D mflags: ...".  Any other "fanotify " line is a
- * mark cohort does not know (a mount namespace's, 6.14 and later).
+ * ..." , "fanotify sdev:D mflags: ..." or (6.14 and later) "fanotify
+ * mnt_ns:N mflags: ..." (N decimal, the namespace's inode).  Any other
+ * "fanotify " line is a mark cohort does not know.
  */
 int co_fanotify_next(const char **p, struct co_fanotify_line *l)
 {
@@ -827,7 +836,10 @@ int co_fanotify_next(const char **p, struct co_fanotify_line *l)
 		l->what = co_startswith(f, "flags:") ? CO_FAN_GROUP
 			  : co_startswith(f, "ino:") ? CO_FAN_INODE
 			  : co_startswith(f, "mnt_id:") ? CO_FAN_MOUNT
-			  : co_startswith(f, "sdev:") ? CO_FAN_FILESYSTEM : CO_FAN_UNKNOWN;
+			  : co_startswith(f, "sdev:") ? CO_FAN_FILESYSTEM
+			  : co_startswith(f, "mnt_ns:") ? CO_FAN_MNTNS : CO_FAN_UNKNOWN;
+		if (l->what == CO_FAN_MNTNS)
+			l->mnt_ns = co_strtoul(f + 7, 0, 10);
 		/* line_hex looks after a blank: the first field too */
 		l->flags = (uint32_t)line_hex(s, eol, "flags:");
 		l->event_flags = (uint32_t)line_hex(s, eol, "event-flags:");

@@ -13,13 +13,16 @@
  *     sees it (/proc/PID/mountinfo; the group's mount namespace has its
  *     own ids, a restart's another: the path is what stays);
  *   - a filesystem mark names its superblock by device: a mount of that
- *     filesystem's root.
+ *     filesystem's root;
+ *   - a mount namespace's mark (FAN_MARK_MNTNS, 6.14) names it by inode:
+ *     only the group's own (the holder's), which a restart makes again,
+ *     is kept (init marks its own, /proc/self/ns/mnt).
  * A restart makes the group with fanotify_init(flags, event_f_flags) and
  * adds each mark again (FAN_MARK_ADD | its type | FAN_MARK_EVICTABLE as it
  * had, its mask; then its ignored mask, with FAN_MARK_IGNORE or the older
  * FAN_MARK_IGNORED_MASK as it was added, and FAN_MARK_IGNORED_SURV_MODIFY).
- * A mark with no path that leads to it, or one cohort does not know (a
- * mount namespace's, 6.14), refuses the checkpoint in one line naming
+ * A mark with no path that leads to it (another mount namespace's), or
+ * one cohort does not know, refuses the checkpoint in one line naming
  * process, descriptor and mark.
  *
  * Queued events are not kept: each carries a descriptor the kernel opens
@@ -66,10 +69,14 @@
 #ifndef FAN_MARK_IGNORE
 #define FAN_MARK_IGNORE 0x00000400
 #endif
+#ifndef FAN_MARK_MNTNS
+#define FAN_MARK_MNTNS 0x00000110
+#endif
 
 static const char *type_name(uint32_t type)
 {
-	return type == CO_FM_INODE ? "inode" : type == CO_FM_MOUNT ? "mount" : type == CO_FM_FILESYSTEM ? "filesystem" : "?";
+	return type == CO_FM_INODE ? "inode" : type == CO_FM_MOUNT ? "mount" : type == CO_FM_FILESYSTEM ? "filesystem"
+	       : type == CO_FM_MNTNS ? "mount namespace" : "?";
 }
 
 /* ---- dump ---- */
@@ -84,6 +91,8 @@ static void mark_name(const struct co_fanotify_line *l, char *out, size_t n)
 		snprintf(out, n, "mount %u", l->mnt_id);
 	else if (l->what == CO_FAN_FILESYSTEM)
 		snprintf(out, n, "filesystem of device %u:%u", maj, min);
+	else if (l->what == CO_FAN_MNTNS)
+		snprintf(out, n, "mount namespace %llu", (unsigned long long)l->mnt_ns);
 	else
 		snprintf(out, n, "\"%.100s\"", l->text);
 }
@@ -116,6 +125,16 @@ static int mark_path(const struct co_ref *r, const struct co_fanotify_line *l, s
 		}
 		m->dev = (uint64_t)st.st_dev;
 		m->ino = (uint64_t)st.st_ino;
+		return 0;
+	case CO_FAN_MNTNS:
+		/* the group's own is made again for its restart: init, which marks it, is in it */
+		m->type = CO_FM_MNTNS;
+		m->ino = l->mnt_ns;
+		if (l->mnt_ns != co_ns_inode(r->host, "mnt")) {
+			*why = "it is not the group's mount namespace";
+			return -1;
+		}
+		snprintf(m->path, sizeof(m->path), "/proc/self/ns/mnt");
 		return 0;
 	}
 	*why = "cohort does not know this kind of mark";
@@ -266,7 +285,8 @@ static int add_mark(struct co_krestore *x, const struct co_fmark *m)
 		return co_kbad(x, "fanotify mark of a missing fanotify object %llu", (unsigned long long)m->id);
 	unsigned base = FAN_MARK_ADD | (m->mflags & FAN_MARK_EVICTABLE);
 	struct stat st;
-	base |= m->type == CO_FM_MOUNT ? FAN_MARK_MOUNT : m->type == CO_FM_FILESYSTEM ? FAN_MARK_FILESYSTEM : 0;
+	base |= m->type == CO_FM_MOUNT ? FAN_MARK_MOUNT : m->type == CO_FM_FILESYSTEM ? FAN_MARK_FILESYSTEM
+		: m->type == CO_FM_MNTNS ? FAN_MARK_MNTNS : 0;
 	if (m->type == CO_FM_INODE && lstat(m->path, &st) == 0 && S_ISLNK(st.st_mode))
 		base |= FAN_MARK_DONT_FOLLOW; /* the mark was on the link itself */
 	unsigned ign = base | (m->mflags & FAN_MARK_IGNORE ? FAN_MARK_IGNORE : FAN_MARK_IGNORED_MASK) |

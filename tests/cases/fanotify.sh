@@ -1,7 +1,9 @@
 # fanotify descriptors (src/kinds/fanotify.c; tests/progs/fanotify_kind.c:
 # a group marking a directory, files with their own and ignored masks, and
 # as root a mount and a filesystem; a FAN_REPORT_FID group; as root a group
-# of permission events, allowing and denying a child's open each step;
+# of permission events, allowing and denying a child's open each step, and
+# one that hears of mounts in the group's mount namespace (a tmpfs mounted
+# and unmounted each step);
 # events checked each step: mask, pid, the descriptor's file or the handle).
 #   fanotify_std    the standard flow (checkpoint --kill, restart, twice);
 #                   the generations' shared.img show every kind of mark
@@ -43,6 +45,7 @@ fan_marks_recorded() {
 	[ "$(id -u)" = 0 ] || return 0
 	shared_says "fanotify [0-9]+: flags 0x5 event-flags 0x8000, 1 marks, permission events" "the permission group" "$@"
 	shared_says "fanotify [0-9]+: inode mark mask 0x10000 ignored 0 mflags 0 .*/p$" "the permission mark" "$@"
+	shared_says "fanotify [0-9]+: mount namespace mark mask 0x3000000 ignored 0 mflags 0 /proc/self/ns/mnt$" "the mount namespace's mark" "$@"
 	shared_says "fanotify [0-9]+: mount mark mask 0x8 ignored 0 mflags 0 $TT.mnt$" "the mount mark" "$@"
 	shared_says "fanotify [0-9]+: filesystem mark mask 0x2 ignored 0 mflags 0 $TT.mnt$" "the filesystem mark" "$@"
 }

@@ -20,6 +20,8 @@
  * With "fid": group B alone (a user without CAP_SYS_ADMIN may make it).
  *   C (FAN_CLASS_CONTENT, as root): a file marked for open-perm; each step
  *     a child opens it, C allows or denies it, and the child sees which.
+ *   D (FAN_REPORT_MNT, as root): our mount namespace marked for mounts
+ *     attached and detached; each step mounts a tmpfs and unmounts it.
  * With "hold": an event of A left unread until go.1 (a checkpoint must be
  * refused, and leave it queued); with "perm": a permission event of a
  * process outside the group read and not answered until go.1 (refused).
@@ -28,12 +30,29 @@
 #include "exact.h"
 #include <sys/fanotify.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 
 #define STEPS 30
 #define MAXF 8
 
 #ifndef FAN_MARK_IGNORE
 #define FAN_MARK_IGNORE 0x00000400
+#endif
+/* mount namespace marks (Linux 6.14), newer than these headers */
+#ifndef FAN_REPORT_MNT
+#define FAN_REPORT_MNT 0x00004000
+#define FAN_MARK_MNTNS 0x00000110
+#define FAN_MNT_ATTACH 0x01000000
+#define FAN_MNT_DETACH 0x02000000
+#define FAN_EVENT_INFO_TYPE_MNT 7
+struct fanotify_event_info_mnt {
+	struct fanotify_event_info_header hdr;
+	uint64_t mnt_id;
+};
+#endif
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U
 #endif
 
 /* A file a step acts on, and the events its marks must give it (A by inode, B by handle). */
@@ -49,13 +68,13 @@ struct file {
 	} fh;
 };
 
-static int A = -1, B, C = -1;	/* C: permission events (root) */
+static int A = -1, B, C = -1, D = -1;	/* C: permission events, D: mount events (root) */
 static int fid_only;	/* "fid": only B, which a user without CAP_SYS_ADMIN may make */
 static int mounted;	/* root, and $COHORT_TEST_TMP.mnt is a mount: mount and filesystem marks */
-static char dir[PATH_MAX], ddir[PATH_MAX], mnt[PATH_MAX];
+static char dir[PATH_MAX], ddir[PATH_MAX], mnt[PATH_MAX], mnt2[PATH_MAX];
 static struct file f_perm, f_child, f_skip, f_skip2, f_other, f_mnt, h_dir, h_other;
 static uint64_t sum = 1469598103934665603ULL;
-static char says_a[2048], says_b[2048], says_c[512];	/* the groups' fdinfo as made (group_says) */
+static char says_a[2048], says_b[2048], says_c[512], says_d[512];	/* the groups' fdinfo as made (group_says) */
 
 static void mkfile(const char *path)
 {
@@ -178,7 +197,8 @@ static void group_says(int fd, char *out, size_t n)
 		if (strncmp(line, "fanotify ", 9))
 			continue;
 		char *m = strstr(line, "mflags:"), *fl = strstr(line, "flags:");
-		const char *kind = strstr(line, " ino:") ? "inode" : strstr(line, "mnt_id:") ? "mount" : "fs";
+		const char *kind = strstr(line, " ino:") ? "inode" : strstr(line, "mnt_id:") ? "mount"
+				   : strstr(line, "mnt_ns:") ? "mount namespace" : "fs";
 		char *cut = m ? strstr(m, " fhandle-bytes:") : NULL;
 		if (cut)
 			*cut = 0;
@@ -257,9 +277,17 @@ fid:
 		C = SYSCHK(fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY));
 		SYSCHK(fanotify_mark(C, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, p));
 		group_says(C, says_c, sizeof(says_c));
+		/* a group that hears of mounts in our mount namespace: a tmpfs mounted and unmounted each step */
+		t_fmt(mnt2, sizeof(mnt2), "%s/m2", dir);
+		CHECK(mkdir(mnt2, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", mnt2, strerror(errno));
+		D = SYSCHK(fanotify_init(FAN_REPORT_MNT | FAN_NONBLOCK, 0));
+		SYSCHK(fanotify_mark(D, FAN_MARK_ADD | FAN_MARK_MNTNS, FAN_MNT_ATTACH | FAN_MNT_DETACH, AT_FDCWD,
+				     "/proc/self/ns/mnt"));
+		group_says(D, says_d, sizeof(says_d));
 	}
 	sum = t_fnv(sum, says_a, strlen(says_a));
 	sum = t_fnv(sum, says_c, strlen(says_c));
+	sum = t_fnv(sum, says_d, strlen(says_d));
 	sum = t_fnv(sum, says_b, strlen(says_b));
 }
 
@@ -276,6 +304,8 @@ static void groups_same(int s)
 		return;
 	group_says(C, now, sizeof(now));
 	CHECK(!strcmp(now, says_c), "step %d: C's fdinfo says %s, it said %s", s, now, says_c);
+	group_says(D, now, sizeof(now));
+	CHECK(!strcmp(now, says_d), "step %d: D's fdinfo says %s, it said %s", s, now, says_d);
 }
 
 /*
@@ -321,6 +351,36 @@ static void perm_round(int s)
 	sum = t_fnv(sum, &st, sizeof(st));
 }
 
+/*
+ * A tmpfs mounted on mnt2 and unmounted: D hears of both, by its mount id
+ * (the native run, in the machine's namespace, hears of others' mounts
+ * too: left out)
+ */
+static void mount_round(int s)
+{
+	struct statx sx;
+	char buf[4096] __attribute__((aligned(8)));
+	SYSCHK(mount("fanotify_kind", mnt2, "tmpfs", 0, "size=64k"));
+	SYSCHK(statx(AT_FDCWD, mnt2, 0, STATX_MNT_ID_UNIQUE, &sx));
+	SYSCHK(umount(mnt2));
+	uint32_t got = 0;
+	ssize_t len;
+	while ((len = read(D, buf, sizeof(buf))) > 0) {
+		const struct fanotify_event_metadata *m = (const void *)buf;
+		for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
+			const struct fanotify_event_info_mnt *i = (const void *)(m + 1);
+			CHECK(m->event_len >= sizeof(*m) + sizeof(*i) && i->hdr.info_type == FAN_EVENT_INFO_TYPE_MNT,
+			      "step %d: D: an event without a mount id (info type %d)", s, i->hdr.info_type);
+			if (i->mnt_id == sx.stx_mnt_id)
+				got |= (uint32_t)m->mask;
+		}
+	}
+	CHECK(len < 0 && errno == EAGAIN, "step %d: D: reading: %s", s, len < 0 ? strerror(errno) : "end of file");
+	CHECK(got == (FAN_MNT_ATTACH | FAN_MNT_DETACH), "step %d: D: mount %llu got events %#x, expected %#x", s,
+	      (unsigned long long)sx.stx_mnt_id, got, FAN_MNT_ATTACH | FAN_MNT_DETACH);
+	sum = t_fnv(sum, &got, sizeof(got));
+}
+
 static void step(int s)
 {
 	char p[PATH_MAX];
@@ -341,6 +401,8 @@ static void step(int s)
 	expect(B, "B", fb, 2, s);
 	if (C >= 0)
 		perm_round(s);
+	if (D >= 0)
+		mount_round(s);
 	if (A < 0)
 		return;
 	expect(A, "A", fa, na, s);
