@@ -29,6 +29,7 @@
 static const struct co_kind_ops *const kinds[] = {
 	&co_pipe_ops, &co_file_ops, &co_ghost_ops, &co_shm_ops, &co_eventfd_ops, &co_signalfd_ops,
 	&co_timerfd_ops, &co_epoll_ops, &co_unix_ops, &co_inotify_ops, &co_pty_ops, &co_pts_ops,
+	&co_fanotify_ops,
 };
 
 const struct co_kind_ops *co_kind_ops(uint32_t kind)
