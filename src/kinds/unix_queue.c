@@ -13,14 +13,21 @@
  * with what it passed, in place, from the socket that sent it.
  *
  * A datagram or seqpacket message is one peek: exact, one of no bytes
- * too (see zm_note).  On a stream, a peek (like a read) glues the bytes
- * queued before a message that passes descriptors to it; a peek shows
- * where that message ends, where it began only reading the bytes does.
- * A checkpoint with --kill does read a stream that passes descriptors
- * (q_take), keeping what it read to send it back from the peer if it
- * fails (co_unix_settle); a live one peeks, and those bytes come back as
- * part of the message (a reader that read exactly up to it gets the
- * descriptors with that read instead of the next).
+ * too (see zm_note).  The kernel marks such a message once peeked and
+ * hides it from every later peek at an offset, so a walk that peeked one
+ * makes the queue new (q_requeue: read, then sent again in order by the
+ * socket's only sender), and the next checkpoint sees it as well.
+ *
+ * On a stream, a peek (like a read) glues the bytes queued before a
+ * message that passes descriptors to it; a peek shows where that message
+ * ends, never where it begins (even a peek of one byte walks on to it and
+ * brings its descriptors), only reading one byte at a time does.  So a
+ * checkpoint reads a stream that passes descriptors (q_take), and the
+ * peer sends what was read again: a live checkpoint at once, a --kill
+ * one if it fails (co_unix_settle).  A stream whose peer cannot send
+ * again (closed, or shut down sending) is peeked, and the bytes before
+ * such a message come back as part of it (a reader that read exactly up
+ * to it gets the descriptors with that read instead of the next).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -213,12 +220,15 @@ static int same_creds(const struct qmsg *a, const struct qmsg *b)
 }
 
 /*
- * The next message of a stream, read (a --kill checkpoint: unix_dump_queue
- * keeps what it read, to send it back if the checkpoint fails).  A peek or
- * a read glues the bytes before a message passing descriptors to it;
- * where that message ends a peek shows (q_fp_end), where it begins only
- * reading one byte at a time does: the read that brings the descriptors
- * is its first byte.  So the messages are exactly the program's: the
+ * The next message of a stream, read (unix_dump_queue keeps what it read,
+ * for the peer to send it again: see struct kept).  A peek or a read
+ * glues the bytes before a message passing descriptors to it; where that
+ * message ends a peek shows (q_fp_end), where it begins only reading one
+ * byte at a time does: the read that brings the descriptors is its first
+ * byte.  (Not a peek of one byte at an offset: with its byte copied, the
+ * kernel's peek goes on over the next buffers, copying nothing, to the
+ * first that carries descriptors, and brings them; it stops earlier only
+ * where the credentials change, with SO_PASSCRED.)  So the messages are exactly the program's: the
  * bytes before (cut where the credentials change), the message with its
  * descriptors, and so on.  1, 0 at the end, -1.
  */
@@ -425,13 +435,19 @@ static ssize_t send_msg(int s, const void *buf, size_t len, const int *fds, uint
 /*
  * m (its bytes in buf) sent again on s, its descriptors with it, with its
  * credentials when they may be given (the sender alive, privilege over
- * it), else the coordinator's.  0, or -1 (errno).
+ * it: refused before anything is sent), else the coordinator's.  0, or -1
+ * (errno; a part sent is not sent again).
  */
 static int send_again(int s, const char *buf, const struct qmsg *m)
 {
-	if (m->got_cred && send_msg(s, buf, (size_t)m->len, m->fds, (uint32_t)m->nfds, &m->cred, NULL, 0) == m->len)
-		return 0;
-	return send_msg(s, buf, (size_t)m->len, m->fds, (uint32_t)m->nfds, NULL, NULL, 0) == m->len ? 0 : -1;
+	ssize_t n = -1;
+	if (m->got_cred)
+		n = send_msg(s, buf, (size_t)m->len, m->fds, (uint32_t)m->nfds, &m->cred, NULL, 0);
+	if (n < 0)
+		n = send_msg(s, buf, (size_t)m->len, m->fds, (uint32_t)m->nfds, NULL, NULL, 0);
+	if (n >= 0 && n != m->len)
+		errno = EAGAIN;
+	return n == m->len ? 0 : -1;
 }
 
 /*
