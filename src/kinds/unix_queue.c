@@ -53,7 +53,7 @@ struct qmsg {
 	ssize_t len;
 	int fds[MAX_PASS], nfds;
 	int creds;		/* the program sees cred (its socket has SO_PASSCRED) */
-	int got_cred;		/* cred came with it (sent again with it: q_requeue, kept_send) */
+	int got_cred;		/* cred came with it (sent again with it: send_again) */
 	struct ucred cred;
 	uint32_t namelen;
 	char name[108];
@@ -228,9 +228,10 @@ static int same_creds(const struct qmsg *a, const struct qmsg *b)
  * byte.  (Not a peek of one byte at an offset: with its byte copied, the
  * kernel's peek goes on over the next buffers, copying nothing, to the
  * first that carries descriptors, and brings them; it stops earlier only
- * where the credentials change, with SO_PASSCRED.)  So the messages are exactly the program's: the
- * bytes before (cut where the credentials change), the message with its
- * descriptors, and so on.  1, 0 at the end, -1.
+ * where the credentials change, with SO_PASSCRED.)  So the messages are
+ * exactly the program's: the bytes before (cut where the credentials
+ * change), the message with its descriptors, and so on.  1, 0 at the
+ * end, -1.
  */
 static int q_take(struct queue *q, struct qmsg *m)
 {
@@ -469,7 +470,9 @@ static int q_requeue(struct queue *q, const struct co_ref *r)
 	for (;;) {
 		if (n == max) {
 			struct held *t = realloc(h, (size_t)(max + 16) * sizeof(*h));
-			if (!t) {
+			if (!t) { /* what was read goes behind what was not */
+				co_warn("pid %d: fd %d: out of memory making the queue of the Unix socket new: its order "
+					"changed", r->pid, r->fd);
 				e = -1;
 				break;
 			}
