@@ -1,11 +1,13 @@
 /*
  * unix_peek - what only a peek at a queue can tell, at checkpoints taken
  * while the same messages stay queued (src/kinds/unix_queue.c, issue 13):
- *  - on two streams (one with SO_PASSCRED, and SO_PEEK_OFF 0), bytes
- *    written in two writes, then a message that passes a pipe, then more
- *    bytes: a read of exactly the bytes before gets no descriptor, the
- *    next read (room to spare) exactly the message with the pipe, and the
- *    bytes after come alone; the credentials are the writer's uid;
+ *  - on two streams (one with SO_PASSCRED, and SO_PEEK_OFF, the program
+ *    part-way through a peek when checkpointed), bytes written in two
+ *    writes, then a message that passes a pipe, then more bytes: a read
+ *    of exactly the bytes before gets no descriptor, the next read (room
+ *    to spare) exactly the message with the pipe, and the bytes after come
+ *    alone; the credentials are the writer's uid; the next peek goes on
+ *    where the last one stopped;
  *  - on a datagram pair and a seqpacket pair, messages of no bytes between
  *    others, so not at the head: each comes back in place (a read returns
  *    0 for it), however many checkpoints peeked at it before.
@@ -109,6 +111,20 @@ static void stream_check(int r, int s, int creds, const char *what)
 	CHECK(recv(r, &c, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN, "%s: more queued than sent", what);
 }
 
+/* A peek of 3 bytes on s (SO_PEEK_OFF at off) gives text, and moves the offset on. */
+static void peek3(int s, int off, const char *text)
+{
+	char buf[4];
+	int now = -2;
+	socklen_t l = sizeof(now);
+	SYSCHK(getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &now, &l));
+	CHECK(now == off, "SO_PEEK_OFF is %d, not %d", now, off);
+	ssize_t r = recv(s, buf, 3, MSG_PEEK | MSG_DONTWAIT);
+	CHECK(r == 3 && !memcmp(buf, text, 3), "a peek at offset %d gave %zd bytes \"%.*s\", not \"%s\"", off, r,
+	      (int)(r > 0 ? r : 0), buf, text);
+	h = t_fnv(h, buf, 3);
+}
+
 /* Step s on a datagram or seqpacket pair: messages of no bytes between others, none at the head. */
 static void dgram_queue(int w, int s)
 {
@@ -150,13 +166,13 @@ int main(void)
 		stream_queue(b[0], s);
 		dgram_queue(d[0], s);
 		dgram_queue(q[0], s);
+		peek3(b[1], 0, "pre");
 		printf("STEP %d queued\n", s);
 		fflush(stdout);
 		t_wait_go(s);
-		int off = -2;
-		socklen_t l = sizeof(off);
-		SYSCHK(getsockopt(b[1], SOL_SOCKET, SO_PEEK_OFF, &off, &l));
-		CHECK(off == 0, "SO_PEEK_OFF is %d, not 0", off);
+		char t[8];
+		snprintf(t, sizeof(t), " %d,", s);
+		peek3(b[1], 3, t);
 		stream_check(a[1], s, 0, "stream");
 		stream_check(b[1], s, 1, "stream with SO_PASSCRED");
 		dgram_check(d[1], s, "datagram");
