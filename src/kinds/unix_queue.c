@@ -274,6 +274,7 @@ static int q_take(struct queue *q, struct qmsg *m)
 		}
 		if (!m->len) {
 			m->creds = t.creds;
+			m->got_cred = t.got_cred;
 			m->cred = t.cred;
 		}
 		m->len++;
@@ -486,6 +487,10 @@ static int q_requeue(struct queue *q, const struct co_ref *r)
 			memcpy(h[n].bytes, qdata, (size_t)h[n].m.len);
 		n++;
 	}
+	/* the program's SO_PASSCRED back first: a message sent without credentials gets them as the program's did */
+	int zero = 0;
+	if (q->own_creds && setsockopt(q->s, SOL_SOCKET, SO_PASSCRED, &zero, sizeof(zero)) == 0)
+		q->own_creds = 0;
 	for (int i = 0; i < n; i++) {
 		struct qmsg *m = &h[i].m;
 		if (!h[i].bytes || send_again(q->sender, h[i].bytes, m) < 0) {
