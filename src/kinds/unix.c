@@ -169,6 +169,21 @@ int co_unix_ref(const struct co_kdump *d, uint64_t ino)
 	return -1;
 }
 
+/*
+ * The one socket that can send to the datagram or seqpacket socket
+ * refs[k]: its peer in the group, connected back to it, neither shut down
+ * that way (a send of the peer's, without an address, lands in k's
+ * queue as the program's did).  Its object, or -1.
+ */
+int co_unix_only_sender(const struct co_kdump *d, int k)
+{
+	const struct usk *u = d->refs[k].inflight == CO_INFLIGHT_EMBRYO ? NULL : usk_of(d->refs[k].ino);
+	const struct usk *p = u ? usk_of(u->peer) : NULL;
+	if (!p || p->peer != u->ino || (u->shut & 1) || (p->shut & 2))
+		return -1;
+	return co_unix_ref(d, p->ino);
+}
+
 static int first_unix(const struct co_kdump *d, int first)
 {
 	for (int k = 0; k < first; k++)

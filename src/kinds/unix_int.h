@@ -21,6 +21,8 @@ const struct co_usock *co_unix_planned(int k);
 int co_unix_ref(const struct co_kdump *d, uint64_t ino);
 /* unix.c: the object of this dump bound to name (namelen bytes) and able to take it back: its ref, or -1. */
 int co_unix_named(const struct co_kdump *d, const char *name, uint32_t namelen);
+/* unix.c: the peer of the datagram or seqpacket socket refs[k] in the group that alone sends to it: its ref, or -1. */
+int co_unix_only_sender(const struct co_kdump *d, int k);
 
 /*
  * unix_queue.c: the descriptors in flight on refs[first]'s queue made

@@ -13,14 +13,21 @@
  * with what it passed, in place, from the socket that sent it.
  *
  * A datagram or seqpacket message is one peek: exact, one of no bytes
- * too (see zm_note).  On a stream, a peek (like a read) glues the bytes
- * queued before a message that passes descriptors to it; a peek shows
- * where that message ends, where it began only reading the bytes does.
- * A checkpoint with --kill does read a stream that passes descriptors
- * (q_take), keeping what it read to send it back from the peer if it
- * fails (co_unix_settle); a live one peeks, and those bytes come back as
- * part of the message (a reader that read exactly up to it gets the
- * descriptors with that read instead of the next).
+ * too (see zm_note).  The kernel marks such a message once peeked and
+ * hides it from every later peek at an offset, so a walk that peeked one
+ * makes the queue new (q_requeue: read, then sent again in order by the
+ * socket's only sender), and the next checkpoint sees it as well.
+ *
+ * On a stream, a peek (like a read) glues the bytes queued before a
+ * message that passes descriptors to it; a peek shows where that message
+ * ends, never where it begins (even a peek of one byte walks on to it and
+ * brings its descriptors), only reading one byte at a time does.  So a
+ * checkpoint reads a stream that passes descriptors (q_take), and the
+ * peer sends what was read again: a live checkpoint at once, a --kill
+ * one if it fails (co_unix_settle).  A stream whose peer cannot send
+ * again (closed, or shut down sending) is peeked, and the bytes before
+ * such a message come back as part of it (a reader that read exactly up
+ * to it gets the descriptors with that read instead of the next).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,7 +52,8 @@
 struct qmsg {
 	ssize_t len;
 	int fds[MAX_PASS], nfds;
-	int creds;
+	int creds;		/* the program sees cred (its socket has SO_PASSCRED) */
+	int got_cred;		/* cred came with it (sent again with it: send_again) */
 	struct ucred cred;
 	uint32_t namelen;
 	char name[108];
@@ -71,6 +79,11 @@ struct queue {
 	ssize_t end;	/* q_take: bytes from the head to the end of the next message passing descriptors (0: none) */
 	struct qmsg next;
 	char next_byte;
+	int sender;	/* a datagram or seqpacket socket: our descriptor of the one that alone sends to it, or -1 */
+	uint32_t snamelen;
+	char sname[108];	/* the sender's name */
+	int zeros;	/* a message of no bytes was peeked (so marked: see zm_note) */
+	int foreign;	/* a message whose sender is not q->sender's name */
 };
 
 /*
@@ -78,7 +91,8 @@ struct queue {
  * seqpacket socket gets SO_PASSCRED for the time of the reading: a peek
  * of a message of no bytes returns 0 as the end of a seqpacket queue
  * whose peer is gone does, and only the credentials every message
- * carries tell one from the other.
+ * carries tell one from the other.  Its only sender, if it has one
+ * (co_unix_only_sender), is grabbed too, for q_requeue.
  */
 static int q_open(const struct co_kdump *d, int first, struct queue *q)
 {
@@ -87,6 +101,7 @@ static int q_open(const struct co_kdump *d, int first, struct queue *q)
 	memset(q, 0, sizeof(*q));
 	q->first = first;
 	q->old_off = -1;
+	q->sender = -1;
 	q->s = co_ref_grab(&d->refs[first]);
 	if (q->s < 0)
 		return -1;
@@ -99,6 +114,14 @@ static int q_open(const struct co_kdump *d, int first, struct queue *q)
 	l = sizeof(on);
 	if (!q->stream && getsockopt(q->s, SOL_SOCKET, SO_PASSCRED, &on, &l) == 0 && !on)
 		q->own_creds = setsockopt(q->s, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) == 0;
+	int k = q->stream ? -1 : co_unix_only_sender(d, first);
+	if (k >= 0 && (q->sender = co_ref_grab(&d->refs[k])) >= 0) {
+		struct sockaddr_un a;
+		socklen_t al = sizeof(a);
+		if (getsockname(q->sender, (struct sockaddr *)&a, &al) == 0 && al > offsetof(struct sockaddr_un, sun_path))
+			q->snamelen = (uint32_t)(al - offsetof(struct sockaddr_un, sun_path));
+		memcpy(q->sname, a.sun_path, q->snamelen);
+	}
 	return 0;
 }
 
@@ -112,6 +135,8 @@ static void q_close(struct queue *q)
 		setsockopt(q->s, SOL_SOCKET, SO_PASSCRED, &zero, sizeof(zero));
 	setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &q->old_off, sizeof(q->old_off));
 	close(q->s);
+	if (q->sender >= 0)
+		close(q->sender);
 }
 
 /* How q_recv receives: a peek at q->off, a read, a peek at the head (SO_PEEK_OFF off already) */
@@ -145,13 +170,12 @@ static int q_recv(struct queue *q, struct qmsg *m, char *buf, size_t size, int h
 				memcpy(&m->fds[m->nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 		} else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
 			memcpy(&m->cred, CMSG_DATA(c), sizeof(m->cred));
-			m->creds = 1;
+			m->got_cred = 1;
 		}
 	}
-	if (m->len == 0 && !m->creds)
+	if (m->len == 0 && !m->got_cred)
 		return 0; /* a seqpacket's end: a message has credentials (q_open) */
-	if (q->own_creds)
-		m->creds = 0; /* the program does not get them */
+	m->creds = m->got_cred && !q->own_creds; /* with ours, the program does not get them */
 	if (mh.msg_namelen > offsetof(struct sockaddr_un, sun_path)) {
 		m->namelen = mh.msg_namelen - (uint32_t)offsetof(struct sockaddr_un, sun_path);
 		memcpy(m->name, from.sun_path, m->namelen);
@@ -196,14 +220,18 @@ static int same_creds(const struct qmsg *a, const struct qmsg *b)
 }
 
 /*
- * The next message of a stream, read (a --kill checkpoint: unix_dump_queue
- * keeps what it read, to send it back if the checkpoint fails).  A peek or
- * a read glues the bytes before a message passing descriptors to it;
- * where that message ends a peek shows (q_fp_end), where it begins only
- * reading one byte at a time does: the read that brings the descriptors
- * is its first byte.  So the messages are exactly the program's: the
- * bytes before (cut where the credentials change), the message with its
- * descriptors, and so on.  1, 0 at the end, -1.
+ * The next message of a stream, read (unix_dump_queue keeps what it read,
+ * for the peer to send it again: see struct kept).  A peek or a read
+ * glues the bytes before a message passing descriptors to it; where that
+ * message ends a peek shows (q_fp_end), where it begins only reading one
+ * byte at a time does: the read that brings the descriptors is its first
+ * byte.  (Not a peek of one byte at an offset: with its byte copied, the
+ * kernel's peek goes on over the next buffers, copying nothing, to the
+ * first that carries descriptors, and brings them; it stops earlier only
+ * where the credentials change, with SO_PASSCRED.)  So the messages are
+ * exactly the program's: the bytes before (cut where the credentials
+ * change), the message with its descriptors, and so on.  1, 0 at the
+ * end, -1.
  */
 static int q_take(struct queue *q, struct qmsg *m)
 {
@@ -246,6 +274,7 @@ static int q_take(struct queue *q, struct qmsg *m)
 		}
 		if (!m->len) {
 			m->creds = t.creds;
+			m->got_cred = t.got_cred;
 			m->cred = t.cred;
 		}
 		m->len++;
@@ -261,6 +290,11 @@ static int q_take(struct queue *q, struct qmsg *m)
  * it; with its sender, credentials and our copies of its descriptors),
  * and the dump's walk puts it back in its place.  One the program peeked
  * at (at the head: to learn a size) is seen by a peek without an offset.
+ * The mark stays: a later checkpoint would not see one that is not at the
+ * head by then, so a walk that peeked one makes the queue new after it
+ * (q_requeue) where its only sender can send it again; else the next
+ * checkpoint misses it (a limit: a socket that others than its peer
+ * send to).
  */
 static struct zmark {
 	int first, off;
@@ -299,6 +333,16 @@ static int zm_note(const struct queue *q, const struct qmsg *m)
 	return 0;
 }
 
+/* What was noted of refs[first]: no more (its queue was made new, its messages are peeked again). */
+static void zm_forget(int first)
+{
+	for (int i = 0; i < nzm; i++)
+		if (zm[i].first == first) {
+			q_drop_fds(&zm[i].m);
+			zm[i].m.len = -1;
+		}
+}
+
 /* The next noted message of no bytes at q's place, taken into m (its descriptors m's now): 1, or 0. */
 static int zm_take(const struct queue *q, struct qmsg *m)
 {
@@ -319,6 +363,7 @@ static int zm_head(struct queue *q)
 	int off = -1, r = 0;
 	setsockopt(q->s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
 	if (!q->stream && q_recv(q, &m, qdata, 0, Q_HEAD) > 0) {
+		q->zeros |= m.len == 0;
 		r = m.len == 0 ? zm_note(q, &m) : 0;
 		q_drop_fds(&m);
 	}
@@ -333,6 +378,10 @@ static int q_next(struct queue *q, struct qmsg *m)
 	if (q->replay && zm_take(q, m))
 		return 1;
 	int r = q_recv(q, m, qdata, sizeof(qdata), Q_PEEK);
+	if (r > 0 && !q->stream) {
+		q->zeros |= m->len == 0;
+		q->foreign |= m->namelen != q->snamelen || memcmp(m->name, q->sname, m->namelen);
+	}
 	if (r > 0)
 		q->off += (int)m->len;
 	return r;
@@ -346,6 +395,123 @@ static int queue_err(struct co_kdump *d, int first, const char *what)
 	else
 		snprintf(d->err, d->errlen, "pid %d: fd %d: the Unix socket %s: %s", r->pid, r->fd, r->path, what);
 	return -1;
+}
+
+/*
+ * One message sent on s: len bytes, nfds descriptors (SCM_RIGHTS), the
+ * credentials cr (SCM_CREDENTIALS; NULL: the sender's own), to the
+ * address to (NULL: the peer).  What sendmsg returns.
+ */
+static ssize_t send_msg(int s, const void *buf, size_t len, const int *fds, uint32_t nfds, const struct ucred *cr,
+			const struct sockaddr_un *to, socklen_t tolen)
+{
+	union {
+		char b[CMSG_SPACE(MAX_PASS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+		struct cmsghdr align;
+	} cb;
+	memset(&cb, 0, sizeof(cb));
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_name = (void *)to, .msg_namelen = to ? tolen : 0, .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cb.b };
+	struct cmsghdr *c = (struct cmsghdr *)cb.b;
+	if (nfds) {
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+		mh.msg_controllen += CMSG_SPACE(nfds * sizeof(int));
+		c = (struct cmsghdr *)(cb.b + mh.msg_controllen);
+	}
+	if (cr) {
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_CREDENTIALS;
+		c->cmsg_len = CMSG_LEN(sizeof(*cr));
+		memcpy(CMSG_DATA(c), cr, sizeof(*cr));
+		mh.msg_controllen += CMSG_SPACE(sizeof(*cr));
+	}
+	if (!mh.msg_controllen)
+		mh.msg_control = NULL;
+	return sendmsg(s, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/*
+ * m (its bytes in buf) sent again on s, its descriptors with it, with its
+ * credentials when they may be given (the sender alive, privilege over
+ * it: refused before anything is sent), else the coordinator's.  0, or -1
+ * (errno; a part sent is not sent again).
+ */
+static int send_again(int s, const char *buf, const struct qmsg *m)
+{
+	ssize_t n = -1;
+	if (m->got_cred)
+		n = send_msg(s, buf, (size_t)m->len, m->fds, (uint32_t)m->nfds, &m->cred, NULL, 0);
+	if (n < 0)
+		n = send_msg(s, buf, (size_t)m->len, m->fds, (uint32_t)m->nfds, NULL, NULL, 0);
+	if (n >= 0 && n != m->len)
+		errno = EAGAIN;
+	return n == m->len ? 0 : -1;
+}
+
+/*
+ * q's queue made new, so that the messages of no bytes a walk peeked (so
+ * marked: see zm_note) are seen by the next checkpoint's walks too: each
+ * message read, then all sent again in order, each with its bytes,
+ * descriptors and credentials, from its only sender (q->sender), as the
+ * program's were: a read after it sees the same messages from the same
+ * sender.  The group is stopped: nothing else sends to it meanwhile.  0,
+ * or -1 when some could not be put back (named in a warning).
+ */
+static int q_requeue(struct queue *q, const struct co_ref *r)
+{
+	struct held {
+		struct qmsg m;
+		char *bytes;
+	} *h = NULL;
+	int n = 0, max = 0, e = 0;
+	for (;;) {
+		if (n == max) {
+			struct held *t = realloc(h, (size_t)(max + 16) * sizeof(*h));
+			if (!t) { /* what was read goes behind what was not */
+				co_warn("pid %d: fd %d: out of memory making the queue of the Unix socket new: its order "
+					"changed", r->pid, r->fd);
+				e = -1;
+				break;
+			}
+			h = t;
+			max += 16;
+		}
+		if (q_recv(q, &h[n].m, qdata, sizeof(qdata), Q_READ) == 0)
+			break;
+		h[n].bytes = malloc((size_t)h[n].m.len + 1);
+		if (h[n].bytes)
+			memcpy(h[n].bytes, qdata, (size_t)h[n].m.len);
+		n++;
+	}
+	/* the program's SO_PASSCRED back first: a message sent without credentials gets them as the program's did */
+	int zero = 0;
+	if (q->own_creds && setsockopt(q->s, SOL_SOCKET, SO_PASSCRED, &zero, sizeof(zero)) == 0)
+		q->own_creds = 0;
+	for (int i = 0; i < n; i++) {
+		struct qmsg *m = &h[i].m;
+		if (!h[i].bytes || send_again(q->sender, h[i].bytes, m) < 0) {
+			co_warn("pid %d: fd %d: a message of %zd bytes queued on the Unix socket, read to be queued again, "
+				"could not be put back: %s", r->pid, r->fd, m->len, h[i].bytes ? strerror(errno) : "out of memory");
+			e = -1;
+		}
+		q_drop_fds(m);
+		free(h[i].bytes);
+	}
+	free(h);
+	return e;
+}
+
+/* After a walk of q: its queue made new when it must and can be (see zm_note, q_requeue); 0 or -1. */
+static int q_made_new(struct queue *q, const struct co_ref *r)
+{
+	if (!q->zeros || q->sender < 0 || q->foreign)
+		return 0;
+	zm_forget(q->first);
+	return q_requeue(q, r);
 }
 
 int co_unix_collect_queue(struct co_kdump *d, int first, int first_queue)
@@ -373,7 +539,11 @@ int co_unix_collect_queue(struct co_kdump *d, int first, int first_queue)
 			}
 		}
 	}
+	if (!e && q_made_new(&q, &d->refs[first]) < 0)
+		e = -3;
 	q_close(&q);
+	if (e == -3)
+		return queue_err(d, first, "holds messages that could not all be put back after reading them");
 	if (e == -2) {
 		snprintf(what, sizeof(what), "a descriptor in flight on it (SCM_RIGHTS) is a %s, which cohort cannot restore",
 			 d->err);
@@ -441,12 +611,14 @@ static int write_msg(struct co_kdump *d, const struct co_usock *o, struct qmsg *
 }
 
 /*
- * Each message a --kill checkpoint read off a stream (q_take), in order,
- * with the descriptors it passes (ours now) and a descriptor of the peer
- * that sent it, until the checkpoint ends: committed, they are let go
- * (the group ends); failed, the peer sends them again (co_unix_settle),
- * so that the program, which runs on, reads every byte and descriptor
- * where it was.  The whole queue is read, so that they go back in order.
+ * Each message a checkpoint read off a stream (q_take), in order, with
+ * the descriptors it passes (ours now) and a descriptor of the peer that
+ * sent it.  A live checkpoint has the peer send them again at once, once
+ * the queue is read (co_unix_dump_queue); a --kill one keeps them until
+ * it ends: committed, they are let go (the group ends); failed, the peer
+ * sends them again (co_unix_settle).  So the program, which runs on,
+ * reads every byte and descriptor where it was.  The whole queue is read,
+ * so that they go back in order.
  */
 static struct kept {
 	int to;			/* our descriptor of the peer */
@@ -481,66 +653,31 @@ static int keep(int to, struct qmsg *m, const struct co_ref *r)
 	return 0;
 }
 
-/*
- * One message sent on s: len bytes, nfds descriptors (SCM_RIGHTS), the
- * credentials cr (SCM_CREDENTIALS; NULL: the sender's own), to the
- * address to (NULL: the peer).  What sendmsg returns.
- */
-static ssize_t send_msg(int s, const void *buf, size_t len, const int *fds, uint32_t nfds, const struct ucred *cr,
-			const struct sockaddr_un *to, socklen_t tolen)
+/* The kept from from on: sent again by their peers (give), or let go; `what` says which read them, for a warning. */
+static void kept_end(int from, int give, const char *what)
 {
-	union {
-		char b[CMSG_SPACE(MAX_PASS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
-		struct cmsghdr align;
-	} cb;
-	memset(&cb, 0, sizeof(cb));
-	struct iovec iov = { (void *)buf, len };
-	struct msghdr mh = { .msg_name = (void *)to, .msg_namelen = to ? tolen : 0, .msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = cb.b };
-	struct cmsghdr *c = (struct cmsghdr *)cb.b;
-	if (nfds) {
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-		mh.msg_controllen += CMSG_SPACE(nfds * sizeof(int));
-		c = (struct cmsghdr *)(cb.b + mh.msg_controllen);
+	for (int i = from; i < nkept; i++) {
+		struct kept *k = &kept[i];
+		if (give && send_again(k->to, k->bytes, &k->m) < 0)
+			co_warn("%s: %zd bytes queued on the Unix socket, read by the %s, could not be put back: %s", k->who,
+				k->m.len, what, strerror(errno));
+		q_drop_fds(&k->m);
+		close(k->to);
+		free(k->bytes);
 	}
-	if (cr) {
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_CREDENTIALS;
-		c->cmsg_len = CMSG_LEN(sizeof(*cr));
-		memcpy(CMSG_DATA(c), cr, sizeof(*cr));
-		mh.msg_controllen += CMSG_SPACE(sizeof(*cr));
-	}
-	if (!mh.msg_controllen)
-		mh.msg_control = NULL;
-	return sendmsg(s, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	nkept = from;
 }
 
 void co_unix_settle(int failed)
 {
 	zm_drop();
-	for (int i = 0; i < nkept; i++) {
-		struct kept *k = &kept[i];
-		/* its credentials when they may be given (the sender alive, privilege over it), else the coordinator's */
-		if (failed && send_msg(k->to, k->bytes, (size_t)k->m.len, k->m.fds, (uint32_t)k->m.nfds,
-				       k->m.creds ? &k->m.cred : NULL, NULL, 0) != k->m.len &&
-		    (!k->m.creds || send_msg(k->to, k->bytes, (size_t)k->m.len, k->m.fds, (uint32_t)k->m.nfds, NULL,
-					     NULL, 0) != k->m.len))
-			co_warn("%s: %zd bytes queued on the Unix socket, read by the failed checkpoint, could not be put "
-				"back: %s", k->who, k->m.len, strerror(errno));
-		q_drop_fds(&k->m);
-		close(k->to);
-		free(k->bytes);
-	}
-	nkept = 0;
+	kept_end(0, failed, "failed checkpoint");
 }
 
 /*
  * Our descriptor of the peer of the stream refs[first] (o), which can put
- * back what a --kill checkpoint reads off it: -1 when there is none (its
- * peer closed, or shut down sending).
+ * back what a checkpoint reads off it: -1 when there is none (its peer
+ * closed, or shut down sending).
  */
 static int q_giver(struct co_kdump *d, const struct co_usock *o)
 {
@@ -548,7 +685,7 @@ static int q_giver(struct co_kdump *d, const struct co_usock *o)
 	return k >= 0 ? co_ref_grab(&d->refs[k]) : -1;
 }
 
-/* A --kill checkpoint that failed reading q: the rest of the queue read and kept too, so that all goes back in order. */
+/* A checkpoint that failed reading q: the rest of the queue read and kept too, so that all goes back in order. */
 static void q_keep_rest(struct queue *q, int giver, const struct co_ref *r)
 {
 	struct qmsg m;
@@ -574,17 +711,18 @@ int co_unix_dump_queue(struct co_kdump *d, int first)
 	struct queue q;
 	struct qmsg m;
 	char what[512] = "cannot be read";
-	int e = 0, giver = -1;
+	int e = 0, giver = -1, kept0 = nkept;
 	if (q_open(d, first, &q) < 0)
 		return queue_err(d, first, what);
 	q.replay = 1;
 	/*
-	 * Exact places for the descriptors a stream passes, by reading it: only
-	 * when the group ends with the checkpoint, and when what is read can be
-	 * put back if it fails (a connection accepted from a backlog too: its
-	 * client puts it back before the connection is given back, unix_backlog.c).
+	 * Exact places for the descriptors a stream passes, by reading it (a
+	 * peek cannot tell where such a message begins: see q_take), when what
+	 * is read can be put back by the peer (a connection accepted from a
+	 * backlog too: its client puts it back before the connection is given
+	 * back, unix_backlog.c).
 	 */
-	if (q.stream && (d->flags & CO_CKPT_KILL) && q_passes(&q))
+	if (q.stream && q_passes(&q))
 		q.take = (giver = q_giver(d, o)) >= 0;
 	while (!e && (e = q_next(&q, &m)) != 0) {
 		e = e > 0 ? write_msg(d, o, &m, what, sizeof(what)) : -1;
@@ -597,6 +735,12 @@ int co_unix_dump_queue(struct co_kdump *d, int first)
 		q_keep_rest(&q, giver, r);
 	if (giver >= 0)
 		close(giver);
+	if (!(d->flags & CO_CKPT_KILL)) /* the program runs on at once: what was read goes back now */
+		kept_end(kept0, 1, "checkpoint");
+	if (!e && q_made_new(&q, r) < 0) {
+		e = -1;
+		snprintf(what, sizeof(what), "holds messages that could not all be put back after reading them");
+	}
 	q_close(&q);
 	if (e < 0 && strcmp(what, "cannot be read") == 0)
 		snprintf(what, sizeof(what), "holds a message too long to read");

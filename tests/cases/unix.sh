@@ -251,4 +251,48 @@ PY
 	bg_wait run0
 	[ "$RC" = 0 ] || fail "the program ended with status $RC"
 	grep -qx "RESULT waiting in the backlog" "$TD/run0.out" || fail "the connection's data did not come: $(tail -1 "$TD/run0.out")"
+# peek_restart TAG GEN STEP: a restart of generation GEN (taken while the
+# program waited at "STEP STEP queued"; every go file exists) prints
+# exactly the native output after that line and exits 0
+peek_restart() {
+	bg_start "$1" "$COHORT" restart "$GNAME" --images "$IMG" --generation "$2"
+	bg_wait "$1"
+	sed -n "/^STEP $3 queued\$/,\$p" "$TD/exp.out" | tail -n +2 >"$TD/$1.exp"
+	if ! cmp -s "$TD/$1.exp" "$TD/$1.out" || [ "$RC" != 0 ]; then
+		note_file "restart of generation $2 stdout" "$TD/$1.out" 6
+		note_file "restart of generation $2 stderr" "$TD/$1.err" 5
+		fail "restart of generation $2 (taken at step $3): not the native output after it (status $RC): $(first_line "$TD/$1.err")"
+	fi
+}
+
+# what only a peek can tell (tests/progs/unix_peek.c), with the same
+# messages queued through several checkpoints: live ones at step 0 (two)
+# and at step 1, then --kill; the run goes on after each live one, and a
+# restart of each generation gives the native output after its step: the
+# descriptors a stream passes come with the read they came with (not
+# with the bytes before), and messages of no bytes between others, which
+# the checkpoints before peeked at, are all there
+t_unix_peek() {
+	prog_cmd unix_peek
+	: >"$TT/go.0" && : >"$TT/go.1" && : >"$TT/go.2"
+	straight 0 "${PCMD[@]}"
+	rm -f "$TT"/go.*
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "STEP 0 queued"
+	ckpt_or_fail "checkpoint 1 (live, step 0)" "$GNAME" 1
+	ckpt_or_fail "checkpoint 2 (live, step 0 again)" "$GNAME" 2
+	: >"$TT/go.0"
+	wait_line "$TD/run0.out" "STEP 1 queued"
+	ckpt_or_fail "checkpoint 3 (live, step 1)" "$GNAME" 3
+	ckpt_or_fail "checkpoint 4 (--kill, step 1)" "$GNAME" 4 --kill
+	bg_wait run0
+	sed '/^STEP 1 queued$/q' "$TD/exp.out" >"$TD/run0.exp"
+	cmp -s "$TD/run0.exp" "$TD/run0.out" || { note_file "run stderr" "$TD/run0.err" 5; fail "the run checkpointed live did not go on as the native run: $(first_line "$TD/run0.err")"; }
+	merges_done
+	: >"$TT/go.1" && : >"$TT/go.2"
+	peek_restart r1 1 0
+	peek_restart r2 2 0
+	peek_restart r3 3 1
+	peek_restart r4 4 1
 }

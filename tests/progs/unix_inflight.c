@@ -9,9 +9,9 @@
  * in flight.  It then reads the previous step's messages: the
  * descriptors must come with their message exactly (on the stream: not
  * with the bytes before, read alone, and a read with room to spare ends
- * where the message ends; a live checkpoint cannot tell where they begin,
- * a --kill one can: src/kinds/unix_queue.c, and only --kill checkpoints
- * are restarted here), the pipes must hold their data and then end, the
+ * where the message ends; a checkpoint reads the stream to tell where
+ * they begin, src/kinds/unix_queue.c, and a live one gives it back at
+ * once: the run goes on), the pipes must hold their data and then end, the
  * socket its queued data and answer on the end kept.
  *
  * "workers" (or UNIX_INFLIGHT_WORKERS set): a parent forks two workers and passes each a job every step
