@@ -251,6 +251,8 @@ PY
 	bg_wait run0
 	[ "$RC" = 0 ] || fail "the program ended with status $RC"
 	grep -qx "RESULT waiting in the backlog" "$TD/run0.out" || fail "the connection's data did not come: $(tail -1 "$TD/run0.out")"
+}
+
 # peek_restart TAG GEN STEP: a restart of generation GEN (taken while the
 # program waited at "STEP STEP queued"; every go file exists) prints
 # exactly the native output after that line and exits 0
