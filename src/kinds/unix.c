@@ -538,17 +538,6 @@ static int reach(const struct co_kdump *d, int first, const struct usk *u, int *
 	return -1;
 }
 
-/*
- * The connections waiting in the backlog of listener refs[first], when
- * one holds data (or is a marker of connections given back before: its
- * client is gone): the data can be read only by accepting them.  They are
- * accepted through our copy of the listener and become objects of the
- * dump (embryos) whose clients connect again at a restart; a marker's
- * connection is taken in its place, its client put in the marker's
- * place of the backlog's list.  The program gets them back behind
- * markers when the group outlives the checkpoint (unix_backlog.c); a
- * live checkpoint that could not give them back refuses first.
- */
 /* Does every process holding listener refs[first] accept through the agent's wrappers (co_pentry.accepts)? */
 static int accepts_through_agent(const struct co_kdump *d, int first)
 {
@@ -565,6 +554,17 @@ static int accepts_through_agent(const struct co_kdump *d, int first)
 	return 1;
 }
 
+/*
+ * The connections waiting in the backlog of listener refs[first], when
+ * one holds data (or is a marker of connections given back before: its
+ * client is gone): the data can be read only by accepting them.  They are
+ * accepted through our copy of the listener and become objects of the
+ * dump (embryos) whose clients connect again at a restart; a marker's
+ * connection is taken in its place, its client put in the marker's
+ * place of the backlog's list.  The program gets them back behind
+ * markers when the group outlives the checkpoint (unix_backlog.c); a
+ * live checkpoint that could not give them back refuses first.
+ */
 static int take_backlog(struct co_kdump *d, int first, const struct usk *u)
 {
 	int want = 0, path = -1;
