@@ -102,7 +102,9 @@ uint64_t co_newest_generation(const char *gdir);
  * the group directory not fsynced), "merge" (a merged full image made,
  * not committed), "prune" (a generation pruned, its full image not),
  * "received" (`cohort receive` has written a file of a migrated generation),
- * "ready" (`cohort migrate` has heard that the target has the group back, parked).
+ * "ready" (`cohort migrate` has heard that the target has the group back, parked),
+ * "generation" (`cohort receive` is told a generation comes: one a pre-copy round),
+ * "hold" (the coordinator has committed a migration's stop and holds the group).
  * Tests check that the newest committed generation restarts and nothing
  * half-done outlives the next start.  COHORT_CRASH=STEP:/FILE makes the
  * process wait there until FILE exists instead, for a test to act while

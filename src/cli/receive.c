@@ -41,18 +41,32 @@ struct reception {
 	char tmp[PATH_MAX];	/* IMAGES/NAME/.tmp-gen-N while a generation comes */
 	int lock_fd;
 	uint64_t gen;		/* the generation coming, then the last: the one restarted */
-	uint64_t gens[MAX_GENS]; /* the generations committed here by this migration, oldest first */
-	int ngens, running;
+	/*
+	 * The generations of this migration, oldest first: each waits in its
+	 * .tmp-gen-N, checked, until the last has come; then all are
+	 * committed.  A receiver killed before leaves only temporary
+	 * directories (removed by the next run, restart or receive of the
+	 * group): never a generation one could restart here while the group
+	 * runs on at the source.
+	 */
+	uint64_t gens[MAX_GENS];
+	int ngens, ncommitted, running;
 	char why[1024];		/* why the group was not let run here (on_ready) */
 	struct co_wire_msg m;	/* the message being handled */
 };
 
 static struct reception R;
 
+/* Where generation g waits until it is committed. */
+static void tmp_dir(uint64_t g, char *out, size_t n)
+{
+	snprintf(out, n, "%s/.tmp-gen-%06llu", R.gdir, (unsigned long long)g);
+}
+
 /*
- * Nothing of a migration that failed stays: the temporary directory, the
- * generations committed (newest first: never a child without its
- * parent), and the full images the restart may have merged of them.
+ * Nothing of a migration that failed stays: the generations received
+ * (newest first: never a child without its parent), and the full images
+ * the restart may have merged of them.
  */
 static void discard(void)
 {
@@ -62,11 +76,15 @@ static void discard(void)
 	R.tmp[0] = 0;
 	while (R.ngens > 0 && !R.running) {
 		uint64_t g = R.gens[--R.ngens];
-		co_gen_dir(R.gdir, g, dir, sizeof(dir));
+		if (R.ngens < R.ncommitted)
+			co_gen_dir(R.gdir, g, dir, sizeof(dir));
+		else
+			tmp_dir(g, dir, sizeof(dir));
 		co_remove_tree(dir);
 		co_full_dir(R.gdir, g, dir, sizeof(dir));
 		co_remove_tree(dir);
 	}
+	R.ncommitted = 0;
 }
 
 /* The migration failed here: the source is told why (it resumes the group), one line, exit 1. */
@@ -299,13 +317,14 @@ static void receive_file(const struct co_wire_file *f)
 		fail("cannot create %s: %s", path, strerror(errno));
 	if (co_wire_recv_file(&R.w, f, fd, err, sizeof(err)))
 		lost(err);
-	if (close(fd) < 0)
+	/* on disk as it comes (the commit's fsync, at the stop, then finds nothing left to write) */
+	if (fsync(fd) < 0 || close(fd) < 0)
 		fail("cannot write %s: %s", path, strerror(errno));
 	co_crash_point("received"); /* tests: a receiver killed mid-stream */
 }
 
-/* Every file has come: the manifest last, checked as a restart checks, then committed (store.c). */
-static void commit(void)
+/* Every file has come: the manifest last, each checked as a restart checks; committed with the last (commit_all). */
+static void check_generation(void)
 {
 	char from[PATH_MAX + 16], to[PATH_MAX + 16], dir[PATH_MAX + 8], err[1024];
 	snprintf(dir, sizeof(dir), "%s/.wire", R.tmp);
@@ -315,10 +334,21 @@ static void commit(void)
 		fail("cannot move %s into place: %s", from, strerror(errno));
 	if (co_gen_files_check(R.tmp, files, nfiles, 1, err, sizeof(err)))
 		fail("%s", err);
-	if (co_commit(R.tmp, R.gdir, R.gen, err, sizeof(err)) < 0)
-		fail("%s", err);
-	R.tmp[0] = 0;
 	R.gens[R.ngens++] = R.gen;
+	R.tmp[0] = 0;
+}
+
+/* The last has come: every generation is committed (store.c), oldest first, as a checkpoint commits one. */
+static void commit_all(void)
+{
+	char tmp[PATH_MAX], err[1024];
+	while (R.ncommitted < R.ngens) {
+		uint64_t g = R.gens[R.ncommitted];
+		tmp_dir(g, tmp, sizeof(tmp));
+		if (co_commit(tmp, R.gdir, g, err, sizeof(err)) < 0)
+			fail("%s", err);
+		R.ncommitted++;
+	}
 }
 
 /* One generation, GEN (in R.m) to GEN_END, committed; 1 when it is the last (to restart). */
@@ -335,7 +365,10 @@ static int receive_generation(void)
 		     (unsigned long long)have, (unsigned long long)R.gen);
 	if (R.ngens == MAX_GENS)
 		fail("more than %d generations in one migration", MAX_GENS);
-	snprintf(R.tmp, sizeof(R.tmp), "%s/.tmp-gen-%06llu", R.gdir, (unsigned long long)R.gen);
+	if (R.ngens && R.gen <= R.gens[R.ngens - 1])
+		fail("generation %llu came after generation %llu", (unsigned long long)R.gen,
+		     (unsigned long long)R.gens[R.ngens - 1]);
+	tmp_dir(R.gen, R.tmp, sizeof(R.tmp));
 	co_remove_tree(R.tmp);
 	if (mkdir(R.tmp, 0700) < 0)
 		fail("cannot create %s: %s", R.tmp, strerror(errno));
@@ -352,7 +385,9 @@ static int receive_generation(void)
 		lost(err);
 	if (R.m.op != CO_W_GEN_END)
 		fail("a message out of order where a file was due");
-	commit();
+	check_generation();
+	if (last)
+		commit_all();
 	return last;
 }
 
