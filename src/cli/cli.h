@@ -103,6 +103,7 @@ uint64_t co_newest_generation(const char *gdir);
  * not committed), "prune" (a generation pruned, its full image not),
  * "received" (`cohort receive` has written a file of a migrated generation),
  * "ready" (`cohort migrate` has heard that the target has the group back, parked),
+ * "round" (`cohort migrate` has streamed a pre-copy round and heard it committed there),
  * "generation" (`cohort receive` is told a generation comes: one a pre-copy round),
  * "hold" (the coordinator has committed a migration's stop and holds the group).
  * Tests check that the newest committed generation restarts and nothing

@@ -52,6 +52,7 @@ struct migration {
 	uint64_t sent_gens[MAX_SENT]; /* the generations the target has committed (or gets now) */
 	int nsent;
 	int rounds;		/* pre-copy rounds streamed while the group ran */
+	int taken;		/* checkpoints taken for us (committed here) */
 	uint64_t round_bytes[MAX_SENT];
 	uint64_t send_bytes, send_ns; /* what the rounds streamed, and in how long: the rate */
 	double pause_ms;	/* the stop's checkpoint, up to its commit */
@@ -85,9 +86,9 @@ static void fail(const char *fmt, ...)
 		co_wire_hang_up(&M.w);
 	}
 	/* the rounds' generations are the group's own, committed here like any other */
-	if (M.rounds)
-		snprintf(kept, sizeof(kept), " (the generations of its %d round%s are kept here)", M.rounds,
-			 M.rounds == 1 ? "" : "s");
+	if (M.taken && M.coord >= 0)
+		snprintf(kept, sizeof(kept), " (the generation%s it took, up to %llu, stay%s here)", M.taken == 1 ? "" : "s",
+			 (unsigned long long)M.gen, M.taken == 1 ? "s" : "");
 	co_die("migration of '%s' to %s failed: %s%s%s", M.o->name, M.o->to, why,
 	       resumed || (!held && M.coord >= 0) ? "; the group runs on here" : held ? "; the group resumes here" : "",
 	       kept);
@@ -206,6 +207,7 @@ static void take(unsigned flags, struct taken *t)
 	if (mb.m.type != CO_M_REPLY || mb.m.a)
 		fail("%s", mb.m.type == CO_M_REPLY ? mb.text : "the coordinator answered something else");
 	M.held = (flags & CO_CKPT_HOLD) != 0;
+	M.taken++;
 	memset(t, 0, sizeof(*t));
 	t->gen = (uint64_t)json_num(mb.text, "generation");
 	t->parent = (uint64_t)json_num(mb.text, "parent");
@@ -469,6 +471,7 @@ static void stream_round(const struct taken *t)
 	M.send_bytes += M.w.sent - b0;
 	M.send_ns += co_now_ns(CLOCK_MONOTONIC) - t0;
 	M.round_bytes[M.rounds++] = M.w.sent - b0;
+	co_crash_point("round"); /* tests: a round is over (STEP:/FILE waits there, for the link to be cut) */
 }
 
 /*
