@@ -57,7 +57,8 @@ struct migration {
 	uint64_t send_bytes, send_ns; /* what the rounds streamed, and in how long: the rate */
 	double pause_ms;	/* the stop's checkpoint, up to its commit */
 	struct co_progress pr;	/* on a terminal: the round, bytes, rate, estimate */
-	uint64_t t_start, t_reply, t_running;
+	/* CLOCK_MONOTONIC: the start; the stop's reply, files compared, sent, READY, RUNNING */
+	uint64_t t_start, t_reply, t_compared, t_sent, t_ready, t_running;
 };
 
 static struct migration M;
@@ -414,6 +415,7 @@ static void await_ready(void)
 	co_progress_set(&M.pr, "restoring there", 0, 0);
 	if (expect(CO_W_READY, "READY", err, sizeof(err)))
 		fail("%s", err);
+	M.t_ready = co_now_ns(CLOCK_MONOTONIC);
 	co_crash_point("ready"); /* tests: migrate killed with the group restored there, held here */
 }
 
@@ -532,9 +534,17 @@ static void stop_and_send(void)
 	M.t_reply = co_now_ns(CLOCK_MONOTONIC);
 	M.pause_ms = t.pause_ms;
 	compare_files(&t);
+	M.t_compared = co_now_ns(CLOCK_MONOTONIC);
 	co_progress_set(&M.pr, "stop: sending", 0, t.bytes);
 	group_dir(&t, gdir, sizeof(gdir));
 	send_generation(gdir, t.gen, 1);
+	M.t_sent = co_now_ns(CLOCK_MONOTONIC);
+}
+
+/* Milliseconds from a to b (CLOCK_MONOTONIC ns). */
+static double ms(uint64_t a, uint64_t b)
+{
+	return (double)(b - a) / 1e6;
 }
 
 static void result(void)
@@ -551,11 +561,16 @@ static void result(void)
 			o += (size_t)snprintf(rb + o, sizeof(rb) - o, "%s%llu", i ? "," : "",
 					      (unsigned long long)M.round_bytes[i]);
 		rb[o] = 0;
+		/* where the downtime went: the stop's checkpoint, the files compared, the last generation sent,
+		 * committed and restored there (READY), the group ended here and released there (RUNNING) */
 		printf("{\"group\":\"%s\",\"to\":\"%s\",\"generation\":%llu,\"rounds\":%d,\"round_bytes\":[%s],"
 		       "\"bytes\":%llu,\"downtime_ms\":%.2f,\"duration_ms\":%.2f,\"processes\":%d,\"mode\":\"%s\","
-		       "\"copy_files\":%s}\n",
+		       "\"copy_files\":%s,\"downtime_phases_ms\":{\"checkpoint\":%.2f,\"files\":%.2f,\"sending\":%.2f,"
+		       "\"restoring\":%.2f,\"switching\":%.2f}}\n",
 		       co_json_esc(M.o->name, name, sizeof(name)), co_json_esc(M.o->to, to, sizeof(to)), gen, M.rounds,
-		       rb, bytes, down, dur, M.processes, mode, M.o->copy_files ? "true" : "false");
+		       rb, bytes, down, dur, M.processes, mode, M.o->copy_files ? "true" : "false", M.pause_ms,
+		       ms(M.t_reply, M.t_compared), ms(M.t_compared, M.t_sent), ms(M.t_sent, M.t_ready),
+		       ms(M.t_ready, M.t_running));
 	} else {
 		printf("group '%s' migrated to %s: generation %llu, %d process%s, %d round%s, %llu bytes, "
 		       "downtime %.1f ms, duration %.1f ms\n",

@@ -402,12 +402,15 @@ t_migrate_rounds_cut() {
 	RC=$cut_rc
 	mig_failed cut "the group runs on here"
 	[ -z "$(committed_at B)" ] || fail "a receiver killed mid-rounds left $(committed_at B) to restart at B"
-	# the link goes down once round 0 is at B (migrate waits after it until told)
+	# the link goes down once round 0 is at B (migrate waits after it until told);
+	# round 0 is the generation after A's newest (the killed receiver left an older one's .tmp-gen-N at B)
+	local next
+	next=$(printf '%06d' $(($(committed_at A | tr ' ' '\n' | sed -n 's/^gen-0*//p' | sort -n | tail -n 1) + 1)))
 	mig_receive recvB2 B
 	host A
 	bg_start link "${ON[@]}" env COHORT_CRASH="round:$TD/link.cut" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" \
 		--to "$TO" --token-file "$TD/token" --copy-files
-	wait_for "round 0 checked at B" compgen -G "$IMG/B/$GNAME/.tmp-gen-*/manifest"
+	wait_for "round 0 (generation $next) checked at B" test -e "$IMG/B/$GNAME/.tmp-gen-$next/manifest"
 	nsenter -t "$PA" -n ip link set va down || fail "cannot bring the link down"
 	local t0=$SECONDS
 	: >"$TD/link.cut"
@@ -455,6 +458,8 @@ t_migrate_stop_killed() {
 	[ ! -s "$TD/recvB.out" ] || fail "recvB: the group printed there: $(first_line "$TD/recvB.out")"
 	: >"$TT/go.1"
 	: >"$TT/go.2"
+	# (a background merge the dead coordinator started may hold the images a moment longer)
+	flock -w "$TMO" "$IMG/A/$GNAME/LOCK" true || fail "the images at A stay locked"
 	host A
 	bg_start rsA "${ON[@]}" "$COHORT" restart "$GNAME" --images "$IMG/A" --generation "$gen"
 	bg_wait rsA
