@@ -57,6 +57,7 @@ struct migration {
 	uint64_t send_bytes, send_ns; /* what the rounds streamed, and in how long: the rate */
 	double pause_ms;	/* the stop's checkpoint, up to its commit */
 	struct co_progress pr;	/* on a terminal: the round, bytes, rate, estimate */
+	char label[32];		/* "round 2", "stop": what the progress line is about */
 	/* CLOCK_MONOTONIC: the start; the stop's reply, files compared, sent, READY, RUNNING */
 	uint64_t t_start, t_reply, t_compared, t_sent, t_ready, t_running;
 };
@@ -199,11 +200,15 @@ static void coordinator_gone(void)
 static void take(unsigned flags, struct taken *t)
 {
 	static struct co_msgbuf mb;
-	if (M.pr.fd >= 0)
+	/* the checkpoint's own phases (the coordinator's), on a line of their own that ends with it */
+	struct co_progress ck;
+	co_progress_clear(&M.pr);
+	co_progress_start(&ck, M.pr.fd, "migrate '%s': %s", M.o->name, M.label);
+	if (ck.fd >= 0)
 		flags |= CO_CKPT_PROGRESS;
 	/* held from the moment it is sent: a coordinator that loses us resumes the group */
 	if (co_send(M.coord, CO_M_CKPT_REQ, flags | CO_CKPT_JSON, 0, 0, NULL, -1) ||
-	    co_recv_progress(M.coord, &mb, &M.pr))
+	    co_recv_progress(M.coord, &mb, &ck))
 		coordinator_gone();
 	if (mb.m.type != CO_M_REPLY || mb.m.a)
 		fail("%s", mb.m.type == CO_M_REPLY ? mb.text : "the coordinator answered something else");
@@ -412,7 +417,7 @@ static int expect(unsigned op, const char *what, char *err, size_t errlen)
 static void await_ready(void)
 {
 	char err[1024];
-	co_progress_set(&M.pr, "restoring there", 0, 0);
+	co_progress_set(&M.pr, "stop: restoring there", 0, 0);
 	if (expect(CO_W_READY, "READY", err, sizeof(err)))
 		fail("%s", err);
 	M.t_ready = co_now_ns(CLOCK_MONOTONIC);
@@ -461,13 +466,24 @@ static double rate(void)
 	return M.send_ns ? (double)M.send_bytes * 1e9 / (double)M.send_ns : 0;
 }
 
+/* The progress line's phase for sending n bytes: the estimate of how long, once a rate was measured. */
+static void sending(uint64_t n)
+{
+	char phase[32];
+	double r = rate();
+	if (r > 0)
+		snprintf(phase, sizeof(phase), "%s: sending, ~%.1f s", M.label, (double)n / r);
+	else
+		snprintf(phase, sizeof(phase), "%s: sending", M.label);
+	co_progress_set(&M.pr, phase, 0, n);
+}
+
 /* Stream generation t (not the last), measured for the rate. */
 static void stream_round(const struct taken *t)
 {
-	char gdir[PATH_MAX], phase[32];
+	char gdir[PATH_MAX];
 	group_dir(t, gdir, sizeof(gdir));
-	snprintf(phase, sizeof(phase), "round %d: sending", M.rounds);
-	co_progress_set(&M.pr, phase, 0, t->bytes);
+	sending(t->bytes);
 	uint64_t b0 = M.w.sent, t0 = co_now_ns(CLOCK_MONOTONIC);
 	send_generation(gdir, t->gen, 0);
 	M.send_bytes += M.w.sent - b0;
@@ -504,20 +520,13 @@ static int time_to_stop(void)
 static void precopy_rounds(void)
 {
 	static struct taken t;
-	char phase[32];
 	do {
-		snprintf(phase, sizeof(phase), "round %d: checkpoint", M.rounds);
-		co_progress_set(&M.pr, phase, 0, 0);
+		snprintf(M.label, sizeof(M.label), "round %d", M.rounds);
 		take(M.rounds ? CO_CKPT_INCREMENTAL : 0, &t);
 		if (!M.rounds)
 			compare_files(&t);
 		stream_round(&t);
 	} while (!time_to_stop());
-	double r = rate();
-	if (r > 0) { /* the estimate: the stop sends about what the last round did */
-		snprintf(phase, sizeof(phase), "stop (~%.0f ms to send)", (double)M.round_bytes[M.rounds - 1] * 1000.0 / r);
-		co_progress_set(&M.pr, phase, 0, 0);
-	}
 }
 
 /*
@@ -530,12 +539,13 @@ static void stop_and_send(void)
 {
 	static struct taken t;
 	char gdir[PATH_MAX];
+	snprintf(M.label, sizeof(M.label), "stop");
 	take(CO_CKPT_HOLD | (M.rounds ? CO_CKPT_INCREMENTAL : 0), &t);
 	M.t_reply = co_now_ns(CLOCK_MONOTONIC);
 	M.pause_ms = t.pause_ms;
 	compare_files(&t);
 	M.t_compared = co_now_ns(CLOCK_MONOTONIC);
-	co_progress_set(&M.pr, "stop: sending", 0, t.bytes);
+	sending(t.bytes);
 	group_dir(&t, gdir, sizeof(gdir));
 	send_generation(gdir, t.gen, 1);
 	M.t_sent = co_now_ns(CLOCK_MONOTONIC);
@@ -585,7 +595,7 @@ int co_cmd_migrate(const struct co_migrate_opts *o)
 	M.coord = -1;
 	M.t_start = co_now_ns(CLOCK_MONOTONIC);
 	signal(SIGPIPE, SIG_IGN); /* a target that hangs up is an error to report, not our end */
-	co_progress_start(&M.pr, STDERR_FILENO, "migrate '%s' to %s", o->name, o->to);
+	co_progress_start(&M.pr, STDERR_FILENO, "migrate '%s'", o->name);
 	connect_target();
 	M.w.pr = &M.pr;
 	connect_group();

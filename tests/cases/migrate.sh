@@ -423,10 +423,17 @@ t_migrate_rounds_cut() {
 	grep -q "nothing of it is kept here" "$TD/recvB2.err" || fail "recvB2: $(tail -n 1 "$TD/recvB2.err")"
 	[ -z "$(committed_at B)" ] || fail "B kept $(committed_at B) with the link cut"
 	link_up
-	# one round, then the stop: it moves, and ends right at B
+	# one round, then the stop, on a terminal: it moves, with progress lines
+	# (the round, bytes, rate, estimate) erased before the result, and ends right at B
 	mig_receive recvB3 B
-	mig_go A one --json --copy-files --max-rounds 1
-	mig_ok one
+	host A
+	on_tty "$TD/one.tty" "$(printf '%q ' "${ON[@]}" "$COHORT" migrate "$GNAME" --to "$TO" --token-file "$TD/token" \
+		--json --copy-files --max-rounds 1)"
+	[ "$RC" = 0 ] || fail "one: status $RC: $(tty_final "$TD/one.tty" | head -n 1)"
+	grep -aEq $'\r'"migrate '$GNAME': round 0: sending +[0-9.]+ [KMG]iB / " "$TD/one.tty" ||
+		{ note_file "terminal output" "$TD/one.tty" 5; fail "no progress line of round 0 on a terminal"; }
+	tty_final "$TD/one.tty" >"$TD/one.out"
+	[ "$(wc -l <"$TD/one.out")" = 1 ] || fail "one: the terminal shows more than the result: $(tr '\n' '|' <"$TD/one.out")"
 	[ "$(rounds_of one)" = 1 ] || fail "--max-rounds 1: $(rounds_of one) rounds: $(head -c 300 "$TD/one.out")"
 	migrated run0 "$TO"
 	: >"$TT/go.1"
