@@ -19,8 +19,9 @@
 #                      but not yet running (COHORT_CRASH=ready): each time
 #                      the group runs on at the source and finishes right,
 #                      never runs at B, and B keeps no generation
-#   migrate_ckpt       a migrated group checkpointed (--kill) and restarted
-#                      on the target finishes right
+#   migrate_ckpt       a group migrated by stop-and-copy (--max-rounds 0),
+#                      checkpointed (--kill) and restarted on the target,
+#                      finishes right
 #   migrate_files      a file the group holds open is another at the target
 #                      (a bind mount in the receiver's mount namespace): the
 #                      target refuses naming it, before the generation is
@@ -280,8 +281,9 @@ t_migrate_ckpt() {
 	mig_hosts
 	mig_run run0
 	mig_receive recvB B
-	mig_go A mig1
+	mig_go A mig1 --max-rounds 0
 	mig_ok mig1
+	grep -q " 0 rounds, " "$TD/mig1.out" || fail "--max-rounds 0 (stop-and-copy): $(first_line "$TD/mig1.out")"
 	migrated run0 "$TO"
 	# on B the group is one as any other: checkpointed, ended, restarted
 	on B "$COHORT" checkpoint "$GNAME" --kill >"$TD/ck.out" 2>"$TD/ck.err" ||
