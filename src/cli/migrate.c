@@ -125,12 +125,10 @@ static void hello(void)
 	if (co_cpu_flags(flags, sizeof(flags)) < 0)
 		flags[0] = 0;
 	snprintf(text, sizeof(text), "%s\n%s\n%s", M.o->name, u.release, flags);
-	struct co_wire_msg *m = malloc(sizeof(*m));
+	static struct co_wire_msg m;
 	char err[1024];
-	if (!m || co_wire_send(&M.w, CO_W_HELLO, co_vdso_size(), 0, text) ||
-	    co_wire_recv(&M.w, m, CO_W_OK, err, sizeof(err)))
-		fail("%s", m ? err : "out of memory");
-	free(m);
+	if (co_wire_send(&M.w, CO_W_HELLO, co_vdso_size(), 0, text) || co_wire_recv(&M.w, &m, CO_W_OK, err, sizeof(err)))
+		fail("%s", err);
 }
 
 /* ---- the group's checkpoints ---- */
@@ -328,10 +326,9 @@ static void compare_files(const struct taken *t)
 		if (co_wire_send(&M.w, CO_W_FSTAT, (int64_t)st.st_size, mtime, paths[i].path))
 			fail("%s closed the connection", M.o->to);
 	}
-	struct co_wire_msg *msg = malloc(sizeof(*msg));
-	if (!msg || co_wire_send(&M.w, CO_W_FSTAT_END, 0, 0, NULL) || co_wire_recv(&M.w, msg, CO_W_OK, err, sizeof(err)))
-		fail("%s", msg ? err : "out of memory");
-	free(msg);
+	static struct co_wire_msg msg;
+	if (co_wire_send(&M.w, CO_W_FSTAT_END, 0, 0, NULL) || co_wire_recv(&M.w, &msg, CO_W_OK, err, sizeof(err)))
+		fail("%s", err);
 }
 
 /* ---- the generations ---- */

@@ -109,7 +109,8 @@ mig_hosts() {
 host() {
 	local pid=$PA
 	[ "$1" = B ] && pid=$PB
-	ON=(nsenter -t "$pid" -n ${MIG_MNT:+-m} env COHORT_RUN_DIR="$TD/run$1")
+	# (entering a mount namespace moves to its root: the working directory is kept, for a relative COHORT)
+	ON=(nsenter -t "$pid" -n ${MIG_MNT:+-m "--wd=$PWD"} env COHORT_RUN_DIR="$TD/run$1")
 }
 on() {
 	host "$1"
@@ -349,8 +350,9 @@ rounds_of() { sed -n 's/.*"rounds":\([0-9]*\).*/\1/p' "$TD/$1.out"; }
 # committed_at HOST: the generations HOST has of the group (committed ones: gen-N)
 committed_at() { ls "$IMG/$1/$GNAME" 2>/dev/null | grep '^gen-' | tr '\n' ' '; }
 
-TEST_TIMEOUTS[migrate_rounds]=150
+TEST_TIMEOUTS[migrate_rounds]=240
 t_migrate_rounds() {
+	local TMO=120 # each command (the group's run above all) may take longer than half the usual test
 	mig_big_hosts
 	mig_run run0
 	# the log the group writes is not at B (its own tmpfs): refused, naming it
@@ -388,8 +390,9 @@ link_up() {
 		fail "cannot bring the link up again"
 }
 
-TEST_TIMEOUTS[migrate_rounds_cut]=150
+TEST_TIMEOUTS[migrate_rounds_cut]=240
 t_migrate_rounds_cut() {
+	local TMO=120 # each command (the group's run above all) may take longer than half the usual test
 	mig_big_hosts
 	mig_run run0
 	# the receiver dies as the second generation (round 1) comes
@@ -444,8 +447,9 @@ t_migrate_rounds_cut() {
 	final_check 0 "$RC" recvB3 run0 recvB3
 }
 
-TEST_TIMEOUTS[migrate_stop_killed]=150
+TEST_TIMEOUTS[migrate_stop_killed]=240
 t_migrate_stop_killed() {
+	local TMO=120 # each command (the group's run above all) may take longer than half the usual test
 	mig_big_hosts
 	host A
 	bg_start run0 "${ON[@]}" COHORT_CRASH=hold "$COHORT" run --name "$GNAME" --images "$IMG/A" -- /bin/bash -c "$MIG_CMD"
