@@ -34,7 +34,7 @@
 
 /* One checkpoint the coordinator took for us (its JSON reply). */
 struct taken {
-	uint64_t gen, parent, bytes;
+	uint64_t gen, bytes;
 	int processes;
 	double pause_ms;	/* its pause up to the commit (held: the group still stopped then) */
 	char dir[PATH_MAX];	/* its directory here */
@@ -164,6 +164,15 @@ static void connect_group(void)
 		fail("no running group named '%s' here (see 'cohort list')", M.o->name);
 }
 
+/* The group's directory, which holds the generation's directory dir. */
+static void group_dir(const char *dir, char *out, size_t n)
+{
+	snprintf(out, n, "%s", dir);
+	char *slash = strrchr(out, '/');
+	if (slash)
+		*slash = 0;
+}
+
 /*
  * The coordinator went away in the middle of the migration (killed): the
  * group went with it (its init is the coordinator's child).  Nothing runs
@@ -174,10 +183,7 @@ static void coordinator_gone(void) __attribute__((noreturn));
 static void coordinator_gone(void)
 {
 	char gdir[PATH_MAX];
-	snprintf(gdir, sizeof(gdir), "%s", M.dir);
-	char *slash = strrchr(gdir, '/');
-	if (slash)
-		*slash = 0;
+	group_dir(M.dir, gdir, sizeof(gdir));
 	uint64_t newest = M.dir[0] ? co_newest_generation(gdir) : 0;
 	M.held = 0;
 	close(M.coord);
@@ -214,7 +220,6 @@ static void take(unsigned flags, struct taken *t)
 	M.taken++;
 	memset(t, 0, sizeof(*t));
 	t->gen = (uint64_t)json_num(mb.text, "generation");
-	t->parent = (uint64_t)json_num(mb.text, "parent");
 	t->bytes = (uint64_t)json_num(mb.text, "bytes");
 	t->processes = (int)json_num(mb.text, "processes");
 	t->pause_ms = json_num(mb.text, "pause_ms");
@@ -390,15 +395,6 @@ static void send_generation(const char *gdir, uint64_t gen, int last)
 		fail("%s", err);
 }
 
-/* The directory that holds a generation's directory. */
-static void group_dir(const struct taken *t, char *out, size_t n)
-{
-	snprintf(out, n, "%s", t->dir);
-	char *slash = strrchr(out, '/');
-	if (slash)
-		*slash = 0;
-}
-
 /* The next message is op, exactly; -1 with err otherwise. */
 static int expect(unsigned op, const char *what, char *err, size_t errlen)
 {
@@ -479,7 +475,7 @@ static void sending(uint64_t n)
 static void stream_round(const struct taken *t)
 {
 	char gdir[PATH_MAX];
-	group_dir(t, gdir, sizeof(gdir));
+	group_dir(t->dir, gdir, sizeof(gdir));
 	sending(t->bytes);
 	uint64_t b0 = M.w.sent, t0 = co_now_ns(CLOCK_MONOTONIC);
 	send_generation(gdir, t->gen, 0);
@@ -543,7 +539,7 @@ static void stop_and_send(void)
 	compare_files(&t);
 	M.t_compared = co_now_ns(CLOCK_MONOTONIC);
 	sending(t.bytes);
-	group_dir(&t, gdir, sizeof(gdir));
+	group_dir(t.dir, gdir, sizeof(gdir));
 	send_generation(gdir, t.gen, 1);
 	M.t_sent = co_now_ns(CLOCK_MONOTONIC);
 }

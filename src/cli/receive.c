@@ -351,7 +351,7 @@ static void commit_all(void)
 	}
 }
 
-/* One generation, GEN (in R.m) to GEN_END, committed; 1 when it is the last (to restart). */
+/* One generation, GEN (in R.m) to GEN_END, checked; 1 when it is the last (to restart: all are committed then). */
 static int receive_generation(void)
 {
 	static struct co_wire_file f;
@@ -394,7 +394,7 @@ static int receive_generation(void)
 /*
  * What the source sends until the generation to restart: the files the
  * group holds (FSTAT, FCOPY) to compare, each list answered OK, and the
- * generations of its rounds, each committed and answered OK.
+ * generations of its rounds, each checked and answered OK.
  */
 static void receive_all(void)
 {
