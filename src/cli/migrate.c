@@ -1,15 +1,18 @@
 /*
  * migrate.c - `cohort migrate NAME --to ADDR:PORT --token-file FILE`: the
- * source side of a migration by stop-and-copy (docs/architecture.md,
+ * source side of a migration by pre-copy rounds (docs/architecture.md,
  * "Migration"; the stream: wire.h).
  *
- * The group is checkpointed by its coordinator with CO_CKPT_HOLD: the
- * generation is committed here and the group stays parked.  The
- * generation is streamed to the target, which restarts it; only once the
- * target says the group runs there is the coordinator told to end it here
- * (HOLD_END).  Any failure before that resumes the group here
- * (HOLD_RESUME, or our connection to the coordinator closing): nothing is
- * ever lost, and the generation stays here like any other.
+ * While the group runs, its coordinator takes a full checkpoint and then
+ * incremental ones (the pages written since), each committed here and
+ * streamed, until what is left is small (precopy_rounds).  Then the stop:
+ * a checkpoint with CO_CKPT_HOLD, incremental, committed here, the group
+ * kept parked; it is streamed and the target restarts the chain.  Only
+ * once the target says the group runs there is the coordinator told to
+ * end it here (HOLD_END).  Any failure before that leaves the group
+ * running here (HOLD_RESUME, or our connection to the coordinator
+ * closing): nothing is ever lost, and the generations stay here like any
+ * other.  --max-rounds 0 skips the rounds: stop-and-copy.
  */
 #define _GNU_SOURCE
 #include <errno.h>
