@@ -5,7 +5,8 @@
 # (IMG/A, IMG/B).  The program is a 3-process pipeline (a bash loop | sed |
 # a bash loop) that stops at go files, so that each migration happens at a known
 # line and its output can be compared with the straight run's.
-#   migrate_roundtrip  A -> B and back B -> A; the pieces of stdout (the run
+#   migrate_roundtrip  A -> B (pre-copy rounds) and back B -> A (stop-and-copy:
+#                      --max-rounds 0); the pieces of stdout (the run
 #                      on A, receive on B, receive on A) are the straight
 #                      run's, the run and the first receive exit 0 saying
 #                      where the group went, migrate --json has its fields
@@ -19,9 +20,9 @@
 #                      but not yet running (COHORT_CRASH=ready): each time
 #                      the group runs on at the source and finishes right,
 #                      never runs at B, and B keeps no generation
-#   migrate_ckpt       a group migrated by stop-and-copy (--max-rounds 0),
-#                      checkpointed (--kill) and restarted on the target,
-#                      finishes right
+#   migrate_ckpt       a migrated group checkpointed on the target (an
+#                      incremental on the chain the rounds brought, --kill)
+#                      and restarted there finishes right
 #   migrate_files      a file the group holds open is another at the target
 #                      (a bind mount in the receiver's mount namespace): the
 #                      target refuses naming it, before the generation is
@@ -189,9 +190,10 @@ t_migrate_roundtrip() {
 	: >"$TT/go.1"
 	wait_lines 25 run0 recvB
 	mig_receive recvA A
-	mig_go B mig2
+	mig_go B mig2 --max-rounds 0
 	mig_ok mig2
-	grep -q "^group '$GNAME' migrated to $TO: " "$TD/mig2.out" || fail "mig2: its line: $(first_line "$TD/mig2.out")"
+	grep -q "^group '$GNAME' migrated to $TO: .* 0 rounds, " "$TD/mig2.out" ||
+		fail "mig2 (stop-and-copy): its line: $(first_line "$TD/mig2.out")"
 	migrated recvB "$TO"
 	: >"$TT/go.2"
 	bg_wait recvA
@@ -282,12 +284,12 @@ t_migrate_ckpt() {
 	mig_hosts
 	mig_run run0
 	mig_receive recvB B
-	mig_go A mig1 --max-rounds 0
+	mig_go A mig1
 	mig_ok mig1
-	grep -q " 0 rounds, " "$TD/mig1.out" || fail "--max-rounds 0 (stop-and-copy): $(first_line "$TD/mig1.out")"
 	migrated run0 "$TO"
-	# on B the group is one as any other: checkpointed, ended, restarted
-	on B "$COHORT" checkpoint "$GNAME" --kill >"$TD/ck.out" 2>"$TD/ck.err" ||
+	# on B the group is one as any other: checkpointed (incremental, on the chain
+	# the rounds brought), ended, restarted
+	on B "$COHORT" checkpoint "$GNAME" --incremental --kill >"$TD/ck.out" 2>"$TD/ck.err" ||
 		fail "checkpoint on B: $(first_line "$TD/ck.err")"
 	bg_wait recvB
 	[ "$RC" = 75 ] || fail "recvB: status $RC after checkpoint --kill, expected 75"
