@@ -177,10 +177,10 @@ static void group_dir(const char *dir, char *out, size_t n)
 }
 
 /*
- * The coordinator went away in the middle of the migration (killed): the
- * group went with it (its init is the coordinator's child).  Nothing runs
- * anywhere now: the target is told to give up, and we say which
- * generation to restart it from here.
+ * The coordinator went away in the middle of the migration (killed, or
+ * the group finished): the group went with it (its init is the
+ * coordinator's child).  Nothing runs anywhere now: the target is told to
+ * give up, and we say which generation to restart it from here.
  */
 static void coordinator_gone(void) __attribute__((noreturn));
 static void coordinator_gone(void)
@@ -192,9 +192,11 @@ static void coordinator_gone(void)
 	close(M.coord);
 	M.coord = -1;
 	if (!newest)
-		fail("the group's coordinator here ended before a generation was committed, and the group with it");
-	fail("the group's coordinator here ended during the migration, and the group with it: it runs nowhere; "
-	     "restart it here with 'cohort restart %s' (generation %llu, committed in %s)",
+		fail("the group's coordinator here ended before a generation was committed, and the group with it (it "
+		     "finished, or was killed)");
+	fail("the group's coordinator here ended during the migration, and the group with it (it finished, or was "
+	     "killed): it runs nowhere; should it run again, restart it here with 'cohort restart %s' (generation "
+	     "%llu, committed in %s)",
 	     M.o->name, (unsigned long long)newest, gdir);
 }
 
