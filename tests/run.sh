@@ -108,6 +108,7 @@ ALL_TESTS=(
 	inotify_queue_std inotify_queue_live inotify_node inotify_python
 	migrate_roundtrip migrate_refused migrate_cut migrate_ckpt migrate_files
 	migrate_rounds migrate_rounds_cut migrate_stop_killed migrate_options
+	unix_backlog_kill_failed unix_backlog_live unix_backlog_rounds unix_backlog_unaccepted
 )
 # Tests that run alone, with no other test beside them: they measure what
 # a busy machine would change (pauses, a thread seen during a pre-copy),

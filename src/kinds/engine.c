@@ -342,6 +342,9 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 	int dbad = collect_inflight(&d);
 	if (!dbad)
 		dbad = dump_objects(&d);
+	for (size_t i = 0; !dbad && !(flags & CO_CKPT_KILL) && i < CO_ARRAY_LEN(kinds); i++)
+		if (kinds[i]->dumped)
+			kinds[i]->dumped();
 	if (dbad == CO_BUSY) {
 		close_inflight();
 		close(fd);

@@ -105,6 +105,12 @@ struct co_kind_ops {
 	 * back when it failed, let go when it was committed.
 	 */
 	void (*settle)(int failed);
+	/*
+	 * Once every object is dumped, in a checkpoint the group outlives (not
+	 * --kill; may be NULL): what the dump took from the running group
+	 * given back at once, before it runs on (a listener's backlog).
+	 */
+	void (*dumped)(void);
 };
 
 /* The kinds (each in its own file), and the one table listing them (engine.c). */
