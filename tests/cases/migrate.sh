@@ -373,6 +373,9 @@ t_migrate_rounds() {
 		grep -q "\"$f\":[0-9]" "$TD/mig1.out" || fail "migrate --json has no $f: $(head -c 300 "$TD/mig1.out")"
 	done
 	[ "$(rounds_of mig1)" -gt 1 ] || fail "mig1: $(rounds_of mig1) round(s): $(head -c 300 "$TD/mig1.out")"
+	# not on a terminal: the result line alone, no progress
+	[ "$(wc -l <"$TD/mig1.out")" = 1 ] && [ ! -s "$TD/mig1.err" ] ||
+		fail "mig1 printed more than its result: $(tr '\n\r' '||' <"$TD/mig1.err" | head -c 300)"
 	migrated run0 "$TO"
 	: >"$TT/go.1"
 	wait_lines 25 run0 recvB
