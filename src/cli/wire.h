@@ -15,12 +15,12 @@
  *   FSTAT_END                         ->       travels in the generation: --copy-files)
  *                                     <-    OK, or REFUSED (the file that differs)
  *   GEN (generation, b 0), FILE "manifest", FILE ... (each with its DATA), GEN_END ->
- *                                     <-    OK (committed there), or REFUSED (why)
+ *                                     <-    OK (checked there; committed with the last), or REFUSED
  *   ... (a pre-copy round each: the group runs at the source meanwhile;
  *        FSTAT again before the last)
  *   GEN (generation, b 1: the last), FILE ..., GEN_END ->
  *                                     <-    READY (restored, parked), or ABORT (why)
- *   (the source's coordinator ends the group there: HOLD_END)
+ *   (the source's coordinator ends the group here: HOLD_END)
  *   GO                                ->
  *                                     <-    RUNNING
  *
