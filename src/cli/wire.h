@@ -20,7 +20,7 @@
  *        FSTAT again before the last)
  *   GEN (generation, b 1: the last), FILE ..., GEN_END ->
  *                                     <-    READY (restored, parked), or ABORT (why)
- *   (the source's coordinator ends the group here: HOLD_END)
+ *   (the source's coordinator ends the group at the source: HOLD_END)
  *   GO                                ->
  *                                     <-    RUNNING
  *
