@@ -102,7 +102,10 @@ uint64_t co_newest_generation(const char *gdir);
  * the group directory not fsynced), "merge" (a merged full image made,
  * not committed), "prune" (a generation pruned, its full image not),
  * "received" (`cohort receive` has written a file of a migrated generation),
- * "ready" (`cohort migrate` has heard that the target has the group back, parked).
+ * "ready" (`cohort migrate` has heard that the target has the group back, parked),
+ * "round" (`cohort migrate` has streamed a pre-copy round and heard it committed there),
+ * "generation" (`cohort receive` is told a generation comes: one a pre-copy round),
+ * "hold" (the coordinator has committed a migration's stop and holds the group).
  * Tests check that the newest committed generation restarts and nothing
  * half-done outlives the next start.  COHORT_CRASH=STEP:/FILE makes the
  * process wait there until FILE exists instead, for a test to act while
@@ -250,6 +253,9 @@ struct co_migrate_opts {
 	const char *to;		/* ADDR:PORT of the target's `cohort receive` */
 	const char *token_file;
 	int json;
+	int max_rounds;		/* pre-copy rounds at most (0: stop-and-copy) */
+	double downtime_ms;	/* the stop's goal: what is left to send fits in this at the measured rate */
+	int copy_files;		/* the files the group writes travel in the generation (not compared) */
 };
 int co_cmd_migrate(const struct co_migrate_opts *o);
 struct co_receive_opts {

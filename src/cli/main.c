@@ -553,16 +553,27 @@ static int cmd_restart(int argc, char **argv)
 	return co_cmd_restart(&r);
 }
 
-/*
- * The options of migrate that belong to its later parts (pre-copy rounds,
- * post-copy, copying files): refused, not ignored, so that a script that
- * asks for them learns this cohort migrates by stop-and-copy alone.
- */
-static void not_built(const struct opt *o, int n)
+/* --max-rounds: 0 (stop-and-copy) to MIGRATE_MAX_ROUNDS */
+#define MIGRATE_MAX_ROUNDS 100
+static int parse_rounds(const char *s)
 {
-	for (int i = 0; i < n; i++)
-		if (o[i].set)
-			co_usage("migrate: %s is not built yet: this cohort migrates by stop-and-copy only", o[i].name);
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *s < '0' || *s > '9' || *end || errno || v > MIGRATE_MAX_ROUNDS)
+		co_usage("migrate: --max-rounds must be a whole number from 0 to %d, not '%s'", MIGRATE_MAX_ROUNDS, s);
+	return (int)v;
+}
+
+/* --downtime-ms: milliseconds, more than 0 and at most an hour (decimals allowed) */
+static double parse_downtime(const char *s)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (!*s || *s < '0' || *s > '9' || *end || errno || !(v > 0) || v > 3600000)
+		co_usage("migrate: --downtime-ms must be a number of milliseconds above 0 (at most 3600000), not '%s'", s);
+	return v;
 }
 
 static int cmd_migrate(int argc, char **argv)
@@ -573,14 +584,16 @@ static int cmd_migrate(int argc, char **argv)
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	struct co_migrate_opts m = { .name = need_name(pos[0]), .to = o[0].val, .token_file = o[1].val,
-				     .json = o[2].set };
+				     .json = o[2].set, .max_rounds = 8, .downtime_ms = 20, .copy_files = o[6].set };
 	if (!m.to || !m.token_file)
 		co_usage("migrate: needs --to ADDR:PORT and --token-file FILE (see 'cohort help migrate')");
 	if (o[3].val)
-		parse_count(o[3].val, "--max-rounds", 0);
+		m.max_rounds = parse_rounds(o[3].val);
 	if (o[4].val)
-		parse_count(o[4].val, "--downtime-ms", 1);
-	not_built(o + 3, 4);
+		m.downtime_ms = parse_downtime(o[4].val);
+	/* post-copy needs the lazy restore at the target (userfaultfd), which is not built yet */
+	if (o[5].set)
+		co_usage("migrate: --postcopy is not built yet: this cohort migrates by pre-copy rounds");
 	return co_cmd_migrate(&m);
 }
 
@@ -673,14 +686,20 @@ static const struct command commands[] = {
 	  "migrate NAME --to ADDR:PORT --token-file FILE [--json] [--max-rounds N] [--downtime-ms MS]\n"
 	  "             [--postcopy] [--copy-files]",
 	  "Moves the running group NAME to the machine where 'cohort receive' listens at ADDR:PORT:\n"
-	  "the group is checkpointed and held stopped, its generation sent, and once it runs there it\n"
-	  "ends here (its 'cohort run' or 'cohort restart' prints where it went and exits 0).  Any\n"
-	  "failure before that resumes it here.  Exits 0 only once it runs there.\n"
+	  "while it runs, its memory is sent, then rounds of the pages written since; then it is\n"
+	  "held stopped for the last of them, and once it runs there it ends here (its 'cohort run'\n"
+	  "or 'cohort restart' prints where it went and exits 0).  Any failure before that resumes\n"
+	  "it here.  Exits 0 only once it runs there.\n"
 	  "  --to ADDR:PORT       where 'cohort receive' listens\n"
 	  "  --token-file FILE    the secret shared with the receiver (yours alone: mode 600)\n"
 	  "  --json               print the result as one JSON object (rounds, bytes, downtime_ms,\n"
 	  "                       duration_ms, processes)\n"
-	  "  --max-rounds N, --downtime-ms MS, --postcopy, --copy-files: not built yet (refused)\n" },
+	  "  --max-rounds N       pre-copy rounds at most (default 8; 0: stop the group and send it\n"
+	  "                       whole)\n"
+	  "  --downtime-ms MS     stop once what is left would take this long to send (default 20)\n"
+	  "  --copy-files         send the files the group writes (it holds them open for writing)\n"
+	  "                       and put them in place there, instead of requiring the same there\n"
+	  "  --postcopy           not built yet (refused)\n" },
 	{ "receive", cmd_receive, "receive --listen ADDR:PORT --token-file FILE [--images DIR] [--json]",
 	  "Accepts one migration (see 'cohort help migrate') and runs the group in the foreground as\n"
 	  "'cohort restart' does: its stdin, stdout and stderr are yours, and receive exits with its\n"

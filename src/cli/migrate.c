@@ -1,15 +1,18 @@
 /*
  * migrate.c - `cohort migrate NAME --to ADDR:PORT --token-file FILE`: the
- * source side of a migration by stop-and-copy (docs/architecture.md,
+ * source side of a migration by pre-copy rounds (docs/architecture.md,
  * "Migration"; the stream: wire.h).
  *
- * The group is checkpointed by its coordinator with CO_CKPT_HOLD: the
- * generation is committed here and the group stays parked.  The
- * generation is streamed to the target, which restarts it; only once the
- * target says the group runs there is the coordinator told to end it here
- * (HOLD_END).  Any failure before that resumes the group here
- * (HOLD_RESUME, or our connection to the coordinator closing): nothing is
- * ever lost, and the generation stays here like any other.
+ * While the group runs, its coordinator takes a full checkpoint and then
+ * incremental ones (the pages written since), each committed here and
+ * streamed, until what is left is small (precopy_rounds).  Then the stop:
+ * a checkpoint with CO_CKPT_HOLD, incremental, committed here, the group
+ * kept parked; it is streamed and the target restarts the chain.  Only
+ * once the target says the group runs there is the coordinator told to
+ * end it here (HOLD_END).  Any failure before that leaves the group
+ * running here (HOLD_RESUME, or our connection to the coordinator
+ * closing): nothing is ever lost, and the generations stay here like any
+ * other.  --max-rounds 0 skips the rounds: stop-and-copy.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,11 +27,21 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "progress.h"
 #include "util.h"
 #include "procfs.h"
 #include "wire.h"
 
 #define MAX_PATHS 4096 /* distinct files a group holds that are compared with the target's */
+#define MAX_SENT 256	/* generations one migration sends */
+
+/* One checkpoint the coordinator took for us (its JSON reply). */
+struct taken {
+	uint64_t gen, bytes;
+	int processes;
+	double pause_ms;	/* its pause up to the commit (held: the group still stopped then) */
+	char dir[PATH_MAX];	/* its directory here */
+};
 
 struct migration {
 	const struct co_migrate_opts *o;
@@ -36,11 +49,20 @@ struct migration {
 	int connected;		/* the stream is up and both sides proved the token */
 	int coord;		/* the coordinator's connection, or -1 */
 	int held;		/* the group is parked by our checkpoint (CO_CKPT_HOLD) */
-	uint64_t gen;
+	uint64_t gen;		/* the newest generation taken for us */
 	int processes;
-	double pause_ms;	/* the checkpoint's pause up to its commit */
-	char dir[PATH_MAX];	/* the generation's directory here */
-	uint64_t t_start, t_reply, t_running;
+	char dir[PATH_MAX];	/* its directory here */
+	uint64_t sent_gens[MAX_SENT]; /* the generations the target has committed (or gets now) */
+	int nsent;
+	int rounds;		/* pre-copy rounds streamed while the group ran */
+	int taken;		/* checkpoints taken for us (committed here) */
+	uint64_t round_bytes[MAX_SENT];
+	uint64_t send_bytes, send_ns; /* what the rounds streamed, and in how long: the rate */
+	double pause_ms;	/* the stop's checkpoint, up to its commit */
+	struct co_progress pr;	/* on a terminal: the round, bytes, rate, estimate */
+	char label[32];		/* "round 2", "stop": what the progress line is about */
+	/* CLOCK_MONOTONIC: the start; the stop's reply, files compared, sent, READY, RUNNING */
+	uint64_t t_start, t_reply, t_compared, t_sent, t_ready, t_running;
 };
 
 static struct migration M;
@@ -49,12 +71,13 @@ static struct migration M;
 static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
 {
-	char why[2048];
+	char why[2048], kept[256] = "";
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	int resumed = 0;
+	co_progress_end(&M.pr);
+	int resumed = 0, held = M.held;
 	if (M.held) { /* first: the group waits for nothing else */
 		static struct co_msgbuf mb;
 		/* it resumes the group even if it never reads this: our connection's end says the same */
@@ -67,8 +90,13 @@ static void fail(const char *fmt, ...)
 		co_wire_send(&M.w, CO_W_ABORT, 0, 0, said);
 		co_wire_hang_up(&M.w);
 	}
-	co_die("migration of '%s' to %s failed: %s%s", M.o->name, M.o->to, why,
-	       resumed ? "; the group runs on here" : M.held ? "; the group resumes here" : "");
+	/* the rounds' generations are the group's own, committed here like any other */
+	if (M.taken && M.coord >= 0)
+		snprintf(kept, sizeof(kept), " (the generation%s it took, up to %llu, stay%s here)", M.taken == 1 ? "" : "s",
+			 (unsigned long long)M.gen, M.taken == 1 ? "s" : "");
+	co_die("migration of '%s' to %s failed: %s%s%s", M.o->name, M.o->to, why,
+	       resumed || (!held && M.coord >= 0) ? "; the group runs on here" : held ? "; the group resumes here" : "",
+	       kept);
 }
 
 /* ---- connecting ---- */
@@ -100,15 +128,13 @@ static void hello(void)
 	if (co_cpu_flags(flags, sizeof(flags)) < 0)
 		flags[0] = 0;
 	snprintf(text, sizeof(text), "%s\n%s\n%s", M.o->name, u.release, flags);
-	struct co_wire_msg *m = malloc(sizeof(*m));
+	static struct co_wire_msg m;
 	char err[1024];
-	if (!m || co_wire_send(&M.w, CO_W_HELLO, co_vdso_size(), 0, text) ||
-	    co_wire_recv(&M.w, m, CO_W_OK, err, sizeof(err)))
-		fail("%s", m ? err : "out of memory");
-	free(m);
+	if (co_wire_send(&M.w, CO_W_HELLO, co_vdso_size(), 0, text) || co_wire_recv(&M.w, &m, CO_W_OK, err, sizeof(err)))
+		fail("%s", err);
 }
 
-/* ---- the checkpoint that holds the group ---- */
+/* ---- the group's checkpoints ---- */
 
 /* The number after "key": in a JSON reply (0 when absent). */
 static double json_num(const char *text, const char *key)
@@ -141,72 +167,132 @@ static void connect_group(void)
 		fail("no running group named '%s' here (see 'cohort list')", M.o->name);
 }
 
-static void hold_group(void)
+/* The group's directory, which holds the generation's directory dir. */
+static void group_dir(const char *dir, char *out, size_t n)
+{
+	snprintf(out, n, "%s", dir);
+	char *slash = strrchr(out, '/');
+	if (slash)
+		*slash = 0;
+}
+
+/*
+ * The coordinator went away in the middle of the migration (killed, or
+ * the group finished): the group went with it (its init is the
+ * coordinator's child).  Nothing runs anywhere now: the target is told to
+ * give up, and we say which generation to restart it from here.
+ */
+static void coordinator_gone(void) __attribute__((noreturn));
+static void coordinator_gone(void)
+{
+	char gdir[PATH_MAX];
+	group_dir(M.dir, gdir, sizeof(gdir));
+	uint64_t newest = M.dir[0] ? co_newest_generation(gdir) : 0;
+	M.held = 0;
+	close(M.coord);
+	M.coord = -1;
+	if (!newest)
+		fail("the group's coordinator here ended before a generation was committed, and the group with it (it "
+		     "finished, or was killed)");
+	fail("the group's coordinator here ended during the migration, and the group with it (it finished, or was "
+	     "killed): it runs nowhere; should it run again, restart it here with 'cohort restart %s' (generation "
+	     "%llu, committed in %s)",
+	     M.o->name, (unsigned long long)newest, gdir);
+}
+
+/*
+ * One checkpoint by the coordinator (CO_CKPT_* flags, JSON reply): its
+ * generation, directory and numbers into t.  With CO_CKPT_HOLD the group
+ * stays parked once the reply has come (M.held): from then on any failure
+ * resumes it (fail).
+ */
+static void take(unsigned flags, struct taken *t)
 {
 	static struct co_msgbuf mb;
+	/* the checkpoint's own phases (the coordinator's), on a line of their own that ends with it */
+	struct co_progress ck;
+	co_progress_clear(&M.pr);
+	co_progress_start(&ck, M.pr.fd, "migrate '%s': %s", M.o->name, M.label);
+	if (ck.fd >= 0)
+		flags |= CO_CKPT_PROGRESS;
 	/* held from the moment it is sent: a coordinator that loses us resumes the group */
-	if (co_send(M.coord, CO_M_CKPT_REQ, CO_CKPT_HOLD | CO_CKPT_JSON, 0, 0, NULL, -1))
-		fail("group '%s': the coordinator did not answer", M.o->name);
-	do
-		if (co_recv(M.coord, &mb, NULL))
-			fail("group '%s': the coordinator did not answer", M.o->name);
-	while (mb.m.type == CO_M_PROGRESS);
+	if (co_send(M.coord, CO_M_CKPT_REQ, flags | CO_CKPT_JSON, 0, 0, NULL, -1) ||
+	    co_recv_progress(M.coord, &mb, &ck))
+		coordinator_gone();
 	if (mb.m.type != CO_M_REPLY || mb.m.a)
 		fail("%s", mb.m.type == CO_M_REPLY ? mb.text : "the coordinator answered something else");
-	M.held = 1;
-	M.t_reply = co_now_ns(CLOCK_MONOTONIC);
-	M.gen = (uint64_t)json_num(mb.text, "generation");
-	M.processes = (int)json_num(mb.text, "processes");
-	M.pause_ms = json_num(mb.text, "pause_ms");
-	json_str(mb.text, "directory", M.dir, sizeof(M.dir));
-	if (!M.gen || !M.dir[0])
+	M.held = (flags & CO_CKPT_HOLD) != 0;
+	M.taken++;
+	memset(t, 0, sizeof(*t));
+	t->gen = (uint64_t)json_num(mb.text, "generation");
+	t->bytes = (uint64_t)json_num(mb.text, "bytes");
+	t->processes = (int)json_num(mb.text, "processes");
+	t->pause_ms = json_num(mb.text, "pause_ms");
+	json_str(mb.text, "directory", t->dir, sizeof(t->dir));
+	if (!t->gen || !t->dir[0])
 		fail("the coordinator's reply names no generation: %.200s", mb.text);
+	snprintf(M.dir, sizeof(M.dir), "%s", t->dir);
+	M.gen = t->gen;
+	M.processes = t->processes;
 }
 
 /* ---- the files the group holds, compared with the target's ---- */
 
-static char (*paths)[CO_PATH];
+struct held_path {
+	char path[CO_PATH];
+	int copied;		/* the generation holds a copy (CO_R_FCOPY) that the restart puts in place */
+};
+static struct held_path *paths;
 static int npaths;
 
-static void note_path(const char *p)
+static void note_path(const char *p, int copied)
 {
 	if (p[0] != '/')
 		return;
 	for (int i = 0; i < npaths; i++)
-		if (!strcmp(paths[i], p))
+		if (!strcmp(paths[i].path, p)) {
+			paths[i].copied |= copied;
 			return;
-	if (npaths < MAX_PATHS)
-		snprintf(paths[npaths++], CO_PATH, "%s", p);
+		}
+	if (npaths < MAX_PATHS) {
+		snprintf(paths[npaths].path, CO_PATH, "%s", p);
+		paths[npaths++].copied = copied;
+	}
 }
 
-/* The paths of the regular files one image of the generation opens or maps (its fds, regions, shared files). */
-static void image_paths(const char *name)
+/* The paths of the regular files one image of dir opens or maps (its fds, regions, shared files, copies). */
+static void image_paths(const char *dir, const char *name)
 {
 	static union {
 		struct co_fd fd;
 		struct co_vma vma;
 		struct co_sfile sf;
+		struct co_fcopy fc;
 	} u;
 	char path[PATH_MAX], err[1024];
 	struct co_reader r;
-	int fd = co_open_gen_file(M.dir, name, path, sizeof(path), &r, err, sizeof(err));
+	int fd = co_open_gen_file(dir, name, path, sizeof(path), &r, err, sizeof(err));
 	if (fd < 0)
 		fail("%s", err);
 	int e, bad = 0;
 	while (!bad && (e = co_r_next(&r)) == 1) {
 		unsigned t = r.hdr.type;
-		if (t != CO_R_FD && t != CO_R_VMA && t != CO_R_SFILE) {
+		size_t want = t == CO_R_FD ? sizeof(u.fd) : t == CO_R_VMA ? sizeof(u.vma) : t == CO_R_SFILE ? sizeof(u.sf)
+			    : sizeof(u.fc);
+		if (t != CO_R_FD && t != CO_R_VMA && t != CO_R_SFILE && t != CO_R_FCOPY) {
 			bad = co_r_finish(&r);
 			continue;
 		}
 		memset(&u, 0, sizeof(u));
-		bad = co_r_payload(&r, &u, t == CO_R_FD ? sizeof(u.fd) : t == CO_R_VMA ? sizeof(u.vma) : sizeof(u.sf));
+		bad = co_r_payload(&r, &u, want);
 		if (!bad && t == CO_R_FD && u.fd.kind == CO_FD_REG)
-			note_path(u.fd.path);
+			note_path(u.fd.path, 0);
 		else if (!bad && t == CO_R_VMA && u.vma.kind == CO_V_FILE)
-			note_path(u.vma.path);
+			note_path(u.vma.path, 0);
 		else if (!bad && t == CO_R_SFILE)
-			note_path(u.sf.path);
+			note_path(u.sf.path, 0);
+		else if (!bad && t == CO_R_FCOPY)
+			note_path(u.fc.path, M.o->copy_files);
 	}
 	bad |= e < 0;
 	if (bad)
@@ -215,49 +301,74 @@ static void image_paths(const char *name)
 		fail("%s", err);
 }
 
-/* Each regular file the group holds, with its size and mtime, for the target to compare with its own. */
-static void compare_files(void)
+/*
+ * Each regular file generation t holds, with its size and mtime, for the
+ * target to compare with its own; with --copy-files, one the generation
+ * carries a copy of is named instead (FCOPY): the restart there puts it in
+ * place.  Asked after the first round (a file that differs is found before
+ * the rounds go on) and again at the stop, for what the group holds then.
+ */
+static void compare_files(const struct taken *t)
 {
 	static struct co_manifest m;
 	static struct co_mproc procs[CO_TABLE_SLOTS];
 	char err[1024];
 	int n;
-	if (co_read_manifest(M.dir, &m, procs, CO_TABLE_SLOTS, &n, err, sizeof(err)))
+	if (co_read_manifest(t->dir, &m, procs, CO_TABLE_SLOTS, &n, err, sizeof(err)))
 		fail("%s", err);
-	paths = calloc(MAX_PATHS, CO_PATH);
-	if (!paths)
+	if (!paths && !(paths = calloc(MAX_PATHS, sizeof(*paths))))
 		fail("out of memory");
-	image_paths("shared.img");
+	npaths = 0;
+	image_paths(t->dir, "shared.img");
 	for (int i = 0; i < n; i++)
 		if (!(procs[i].flags & CO_MP_ZOMBIE))
-			image_paths(procs[i].image);
+			image_paths(t->dir, procs[i].image);
 	for (int i = 0; i < npaths; i++) {
 		struct stat st;
-		if (stat(paths[i], &st) < 0 || !S_ISREG(st.st_mode))
+		if (paths[i].copied) {
+			if (co_wire_send(&M.w, CO_W_FCOPY, 0, 0, paths[i].path))
+				fail("%s closed the connection", M.o->to);
+			continue;
+		}
+		if (stat(paths[i].path, &st) < 0 || !S_ISREG(st.st_mode))
 			continue; /* gone here too, or not a file: the restart itself has its say */
 		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-		if (co_wire_send(&M.w, CO_W_FSTAT, (int64_t)st.st_size, mtime, paths[i]))
+		if (co_wire_send(&M.w, CO_W_FSTAT, (int64_t)st.st_size, mtime, paths[i].path))
 			fail("%s closed the connection", M.o->to);
 	}
-	free(paths);
-	struct co_wire_msg *msg = malloc(sizeof(*msg));
-	if (!msg || co_wire_send(&M.w, CO_W_FSTAT_END, 0, 0, NULL) || co_wire_recv(&M.w, msg, CO_W_OK, err, sizeof(err)))
-		fail("%s", msg ? err : "out of memory");
-	free(msg);
+	static struct co_wire_msg msg;
+	if (co_wire_send(&M.w, CO_W_FSTAT_END, 0, 0, NULL) || co_wire_recv(&M.w, &msg, CO_W_OK, err, sizeof(err)))
+		fail("%s", err);
 }
 
-/* ---- the generation ---- */
+/* ---- the generations ---- */
 
-/* Every file of the generation: the manifest first (the target checks each file against it), then each it lists. */
-static void send_generation(void)
+static int was_sent(uint64_t gen)
+{
+	for (int i = 0; i < M.nsent; i++)
+		if (M.sent_gens[i] == gen)
+			return 1;
+	return 0;
+}
+
+/*
+ * Generation gen (in the group's directory gdir), the manifest first (the
+ * target checks each file against it), then each file it lists.  An
+ * incremental one goes after its parent, if the target does not have it
+ * yet (a timed checkpoint may have come between two rounds).  last: the
+ * generation the target restarts (it answers READY); the others it
+ * commits and answers OK.
+ */
+static void send_generation(const char *gdir, uint64_t gen, int last)
 {
 	static struct co_manifest m;
 	static struct co_mproc procs[CO_TABLE_SLOTS];
 	static struct co_mfile f[CO_TABLE_SLOTS * 3 + 4096];
-	char path[PATH_MAX], err[1024];
+	char dir[PATH_MAX], path[PATH_MAX], err[1024] = "";
 	struct co_reader r;
 	int n, nf;
-	int fd = co_open_gen_file(M.dir, "manifest", path, sizeof(path), &r, err, sizeof(err));
+	co_gen_dir(gdir, gen, dir, sizeof(dir));
+	int fd = co_open_gen_file(dir, "manifest", path, sizeof(path), &r, err, sizeof(err));
 	if (fd < 0)
 		fail("%s", err);
 	int bad = co_manifest_read_files(&r, &m, procs, CO_TABLE_SLOTS, &n, f, (int)CO_ARRAY_LEN(f), &nf);
@@ -265,16 +376,28 @@ static void send_generation(void)
 		snprintf(err, sizeof(err), "%s", r.err);
 	if (co_img_close(fd, err, sizeof(err)) || bad)
 		fail("%s", err);
-	if (co_wire_send(&M.w, CO_W_GEN, (int64_t)M.gen, 0, NULL) ||
+	uint64_t parent = m.kind == CO_GEN_INCREMENTAL ? m.parent : 0;
+	if (parent && !was_sent(parent)) {
+		send_generation(gdir, parent, 0); /* (m and f are static: read again below) */
+		send_generation(gdir, gen, last);
+		return;
+	}
+	if (M.nsent == MAX_SENT)
+		fail("more than %d generations to send", MAX_SENT);
+	if (co_wire_send(&M.w, CO_W_GEN, (int64_t)gen, last, NULL) ||
 	    co_wire_send_file(&M.w, path, "manifest", err, sizeof(err)))
 		fail("%s", err[0] ? err : "the connection was lost");
 	for (int i = 0; i < nf; i++) {
-		snprintf(path, sizeof(path), "%s/%s", M.dir, f[i].name);
+		snprintf(path, sizeof(path), "%s/%s", dir, f[i].name);
 		if (co_wire_send_file(&M.w, path, f[i].name, err, sizeof(err)))
 			fail("%s", err);
 	}
 	if (co_wire_send(&M.w, CO_W_GEN_END, 0, 0, NULL))
 		fail("%s closed the connection", M.o->to);
+	M.sent_gens[M.nsent++] = gen;
+	static struct co_wire_msg ok;
+	if (!last && co_wire_recv(&M.w, &ok, CO_W_OK, err, sizeof(err)))
+		fail("%s", err);
 }
 
 /* The next message is op, exactly; -1 with err otherwise. */
@@ -292,8 +415,10 @@ static int expect(unsigned op, const char *what, char *err, size_t errlen)
 static void await_ready(void)
 {
 	char err[1024];
+	co_progress_set(&M.pr, "stop: restoring there", 0, 0);
 	if (expect(CO_W_READY, "READY", err, sizeof(err)))
 		fail("%s", err);
+	M.t_ready = co_now_ns(CLOCK_MONOTONIC);
 	co_crash_point("ready"); /* tests: migrate killed with the group restored there, held here */
 }
 
@@ -306,10 +431,12 @@ static void await_ready(void)
 static void end_here(void)
 {
 	static struct co_msgbuf mb;
-	int ended = !co_send(M.coord, CO_M_HOLD_END, 0, 0, 0, M.o->to, -1) && !co_recv(M.coord, &mb, NULL) &&
-		    mb.m.type == CO_M_REPLY && !mb.m.a;
+	if (co_send(M.coord, CO_M_HOLD_END, 0, 0, 0, M.o->to, -1) || co_recv(M.coord, &mb, NULL))
+		coordinator_gone(); /* it died holding the group, which died with it */
+	int ended = mb.m.type == CO_M_REPLY && !mb.m.a;
 	M.held = 0;
 	close(M.coord);
+	M.coord = -1;
 	if (!ended)
 		fail("the group's coordinator here did not confirm its end, so it was not let run at %s", M.o->to);
 }
@@ -319,29 +446,144 @@ static void let_run(void)
 {
 	char err[1024] = "";
 	M.connected = 0;
-	if (co_wire_send(&M.w, CO_W_GO, 0, 0, NULL) || expect(CO_W_RUNNING, "RUNNING", err, sizeof(err)))
+	if (co_wire_send(&M.w, CO_W_GO, 0, 0, NULL) || expect(CO_W_RUNNING, "RUNNING", err, sizeof(err))) {
+		co_progress_end(&M.pr);
 		co_die("group '%s' ended here, but %s did not confirm it runs there (%s): if it does not, restart it "
 		       "here with 'cohort restart %s' (generation %llu is committed in %s)",
 		       M.o->name, M.o->to, err[0] ? err : "the connection was lost", M.o->name,
 		       (unsigned long long)M.gen, M.dir);
+	}
 	M.t_running = co_now_ns(CLOCK_MONOTONIC);
+}
+
+/* ---- the rounds ---- */
+
+/* Bytes a second the rounds were streamed at (0: not measured yet). */
+static double rate(void)
+{
+	return M.send_ns ? (double)M.send_bytes * 1e9 / (double)M.send_ns : 0;
+}
+
+/* The progress line's phase for sending n bytes: the estimate of how long, once a rate was measured. */
+static void sending(uint64_t n)
+{
+	char phase[32];
+	double r = rate();
+	if (r > 0)
+		snprintf(phase, sizeof(phase), "%s: sending, ~%.1f s", M.label, (double)n / r);
+	else
+		snprintf(phase, sizeof(phase), "%s: sending", M.label);
+	co_progress_set(&M.pr, phase, 0, n);
+}
+
+/* Stream generation t (not the last), measured for the rate. */
+static void stream_round(const struct taken *t)
+{
+	char gdir[PATH_MAX];
+	group_dir(t->dir, gdir, sizeof(gdir));
+	sending(t->bytes);
+	uint64_t b0 = M.w.sent, t0 = co_now_ns(CLOCK_MONOTONIC);
+	send_generation(gdir, t->gen, 0);
+	M.send_bytes += M.w.sent - b0;
+	M.send_ns += co_now_ns(CLOCK_MONOTONIC) - t0;
+	M.round_bytes[M.rounds++] = M.w.sent - b0;
+	co_crash_point("round"); /* tests: a round is over (STEP:/FILE waits there, for the link to be cut) */
+}
+
+/*
+ * Is it time for the stop?  What the last round sent is about what the
+ * next would send (the pages written while a round goes): the stop comes
+ * once that fits in --downtime-ms at the rate measured, or no longer
+ * shrinks (the program writes as fast as we send), or after --max-rounds.
+ */
+static int time_to_stop(void)
+{
+	int k = M.rounds - 1;
+	uint64_t last = M.round_bytes[k];
+	double r = rate();
+	if (M.rounds >= M.o->max_rounds)
+		return 1;
+	if (r > 0 && (double)last * 1000.0 / r <= M.o->downtime_ms)
+		return 1;
+	return k >= 1 && last >= M.round_bytes[k - 1];
+}
+
+/*
+ * Pre-copy: while the group runs, a full generation (round 0: the memory
+ * read ahead, the program paused for the snapshot only), then
+ * incrementals of the pages written since, each committed here and
+ * streamed, until time_to_stop.  The files the group holds are compared
+ * after the first checkpoint, before its bulk is sent.
+ */
+static void precopy_rounds(void)
+{
+	static struct taken t;
+	do {
+		snprintf(M.label, sizeof(M.label), "round %d", M.rounds);
+		take(M.rounds ? CO_CKPT_INCREMENTAL : 0, &t);
+		if (!M.rounds)
+			compare_files(&t);
+		stream_round(&t);
+	} while (!time_to_stop());
+}
+
+/*
+ * The stop: a checkpoint that holds the group parked (CO_CKPT_HOLD), of
+ * the pages written since the last round (incremental; whole without
+ * rounds), the files compared again, and the generation the target
+ * restarts.
+ */
+static void stop_and_send(void)
+{
+	static struct taken t;
+	char gdir[PATH_MAX];
+	snprintf(M.label, sizeof(M.label), "stop");
+	take(CO_CKPT_HOLD | (M.rounds ? CO_CKPT_INCREMENTAL : 0), &t);
+	M.t_reply = co_now_ns(CLOCK_MONOTONIC);
+	M.pause_ms = t.pause_ms;
+	compare_files(&t);
+	M.t_compared = co_now_ns(CLOCK_MONOTONIC);
+	sending(t.bytes);
+	group_dir(t.dir, gdir, sizeof(gdir));
+	send_generation(gdir, t.gen, 1);
+	M.t_sent = co_now_ns(CLOCK_MONOTONIC);
+}
+
+/* Milliseconds from a to b (CLOCK_MONOTONIC ns). */
+static double ms(uint64_t a, uint64_t b)
+{
+	return (double)(b - a) / 1e6;
 }
 
 static void result(void)
 {
+	co_progress_end(&M.pr);
 	double down = M.pause_ms + (double)(M.t_running - M.t_reply) / 1e6;
 	double dur = (double)(co_now_ns(CLOCK_MONOTONIC) - M.t_start) / 1e6;
 	unsigned long long bytes = M.w.sent, gen = M.gen;
+	const char *mode = M.rounds ? "pre-copy" : "stop-and-copy";
 	if (M.o->json) {
-		char name[256], to[512];
-		printf("{\"group\":\"%s\",\"to\":\"%s\",\"generation\":%llu,\"rounds\":0,\"bytes\":%llu,"
-		       "\"downtime_ms\":%.2f,\"duration_ms\":%.2f,\"processes\":%d,\"mode\":\"stop-and-copy\"}\n",
-		       co_json_esc(M.o->name, name, sizeof(name)), co_json_esc(M.o->to, to, sizeof(to)), gen, bytes,
-		       down, dur, M.processes);
+		char name[256], to[512], rb[MAX_SENT * 24 + 8];
+		size_t o = 0;
+		for (int i = 0; i < M.rounds && o < sizeof(rb) - 24; i++)
+			o += (size_t)snprintf(rb + o, sizeof(rb) - o, "%s%llu", i ? "," : "",
+					      (unsigned long long)M.round_bytes[i]);
+		rb[o] = 0;
+		/* where the downtime went: the stop's checkpoint, the files compared, the last generation sent,
+		 * committed and restored there (READY), the group ended here and released there (RUNNING) */
+		printf("{\"group\":\"%s\",\"to\":\"%s\",\"generation\":%llu,\"rounds\":%d,\"round_bytes\":[%s],"
+		       "\"bytes\":%llu,\"downtime_ms\":%.2f,\"duration_ms\":%.2f,\"processes\":%d,\"mode\":\"%s\","
+		       "\"copy_files\":%s,\"downtime_phases_ms\":{\"checkpoint\":%.2f,\"files\":%.2f,\"sending\":%.2f,"
+		       "\"restoring\":%.2f,\"switching\":%.2f}}\n",
+		       co_json_esc(M.o->name, name, sizeof(name)), co_json_esc(M.o->to, to, sizeof(to)), gen, M.rounds,
+		       rb, bytes, down, dur, M.processes, mode, M.o->copy_files ? "true" : "false", M.pause_ms,
+		       ms(M.t_reply, M.t_compared), ms(M.t_compared, M.t_sent), ms(M.t_sent, M.t_ready),
+		       ms(M.t_ready, M.t_running));
 	} else {
-		printf("group '%s' migrated to %s: generation %llu, %d process%s, %llu bytes, downtime %.1f ms, "
-		       "duration %.1f ms\n",
-		       M.o->name, M.o->to, gen, M.processes, M.processes == 1 ? "" : "es", bytes, down, dur);
+		printf("group '%s' migrated to %s: generation %llu, %d process%s, %d round%s, %llu bytes, "
+		       "downtime %.1f ms, duration %.1f ms\n",
+		       M.o->name, M.o->to, gen, M.processes, M.processes == 1 ? "" : "es", M.rounds,
+		       M.rounds == 1 ? "" : "s", bytes, down, dur);
 	}
 }
 
@@ -351,12 +593,14 @@ int co_cmd_migrate(const struct co_migrate_opts *o)
 	M.coord = -1;
 	M.t_start = co_now_ns(CLOCK_MONOTONIC);
 	signal(SIGPIPE, SIG_IGN); /* a target that hangs up is an error to report, not our end */
+	co_progress_start(&M.pr, STDERR_FILENO, "migrate '%s'", o->name);
 	connect_target();
+	M.w.pr = &M.pr;
 	connect_group();
 	hello();
-	hold_group();
-	compare_files();
-	send_generation();
+	if (o->max_rounds)
+		precopy_rounds();
+	stop_and_send();
 	await_ready();
 	end_here();
 	let_run();

@@ -30,32 +30,61 @@
 #include "procfs.h"
 #include "wire.h"
 
+#define MAX_GENS 256 /* generations one migration brings (its rounds) */
+
 struct reception {
 	const struct co_receive_opts *o;
 	struct co_wire w;
 	pid_t self;		/* the atexit handler acts in this process only, not in a child that exits */
 	char name[CO_NAME_MAX + 1];
 	char gdir[PATH_MAX];
-	char tmp[PATH_MAX];	/* IMAGES/NAME/.tmp-gen-N while the generation comes */
-	char final[PATH_MAX];	/* IMAGES/NAME/gen-N once committed */
+	char tmp[PATH_MAX];	/* IMAGES/NAME/.tmp-gen-N while a generation comes */
 	int lock_fd;
-	uint64_t gen;
-	int committed, running;
+	uint64_t gen;		/* the generation coming, then the last: the one restarted */
+	/*
+	 * The generations of this migration, oldest first: each waits in its
+	 * .tmp-gen-N, checked, until the last has come; then all are
+	 * committed.  A receiver killed before leaves only temporary
+	 * directories (removed by the next run, restart or receive of the
+	 * group): never a generation one could restart here while the group
+	 * runs on at the source.
+	 */
+	uint64_t gens[MAX_GENS];
+	int ngens, ncommitted, running;
 	char why[1024];		/* why the group was not let run here (on_ready) */
 	struct co_wire_msg m;	/* the message being handled */
 };
 
 static struct reception R;
 
-/* Nothing of a migration that failed stays: the temporary directory, or the generation committed. */
+/* Where generation g waits until it is committed. */
+static void tmp_dir(uint64_t g, char *out, size_t n)
+{
+	snprintf(out, n, "%s/.tmp-gen-%06llu", R.gdir, (unsigned long long)g);
+}
+
+/*
+ * Nothing of a migration that failed stays: the generations received
+ * (newest first: never a child without its parent), and the full images
+ * the restart may have merged of them.
+ */
 static void discard(void)
 {
+	char dir[PATH_MAX];
 	if (R.tmp[0])
 		co_remove_tree(R.tmp);
-	if (R.committed && !R.running)
-		co_remove_tree(R.final);
 	R.tmp[0] = 0;
-	R.committed = 0;
+	while (R.ngens > 0 && !R.running) {
+		uint64_t g = R.gens[--R.ngens];
+		if (R.ngens < R.ncommitted)
+			co_gen_dir(R.gdir, g, dir, sizeof(dir));
+		else
+			tmp_dir(g, dir, sizeof(dir));
+		co_remove_tree(dir);
+		co_full_dir(R.gdir, g, dir, sizeof(dir));
+		co_remove_tree(dir);
+	}
+	R.ncommitted = 0;
 }
 
 /* The migration failed here: the source is told why (it resumes the group), one line, exit 1. */
@@ -88,7 +117,7 @@ static void lost(const char *err)
 /* co_die from a restart that could not begin (or any exit before the group runs): discard, tell the source. */
 static void at_exit(void)
 {
-	if (getpid() != R.self || R.running || !R.committed)
+	if (getpid() != R.self || R.running || !R.ngens)
 		return;
 	co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the target gave up: the restart failed there");
 	discard();
@@ -180,7 +209,8 @@ static void check_hello(void)
 	if (fd >= 0 || fd == CO_UNTRUSTED)
 		fail("%s", fd >= 0 ? "a group of that name already runs here" : co_connect_why());
 	snprintf(R.gdir, sizeof(R.gdir), "%s/%s", R.o->images, R.name);
-	R.lock_fd = co_lock_images(R.gdir, 0, err, sizeof(err));
+	/* a background merge of the group's last stay here (migrated away, and back) ends by itself */
+	R.lock_fd = co_lock_images(R.gdir, 1, err, sizeof(err));
 	if (R.lock_fd < 0)
 		fail("%s", err);
 	co_recover_group_dir(R.gdir);
@@ -188,29 +218,24 @@ static void check_hello(void)
 		lost("the connection was lost");
 }
 
-/* Each file the group holds must be here as it is there (size, mtime), or the restart would differ. */
-static void check_files(void)
+/*
+ * Each file the group holds must be here as it is there (size, mtime), or
+ * the restart would differ; one whose copy travels in the generation
+ * (FCOPY, --copy-files) is put in place by the restart, as any restart
+ * puts back the files the group writes.  Then OK.
+ */
+static void check_file(void)
 {
-	char err[1024];
-	for (;;) {
-		if (co_wire_recv(&R.w, &R.m, 0, err, sizeof(err)))
-			lost(err);
-		if (R.m.op == CO_W_FSTAT_END)
-			break;
-		if (R.m.op != CO_W_FSTAT)
-			fail("a message out of order where the files were due");
-		struct stat st;
-		if (stat(R.m.text, &st) < 0)
-			fail("the group holds %s, which is not here: %s", R.m.text, strerror(errno));
-		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-		if ((int64_t)st.st_size != R.m.a)
-			fail("%s differs here: %lld bytes, %lld at the source", R.m.text, (long long)st.st_size,
-			     (long long)R.m.a);
-		if (mtime != R.m.b)
-			fail("%s differs here: modified at another time than at the source", R.m.text);
-	}
-	if (co_wire_send(&R.w, CO_W_OK, 0, 0, NULL))
-		lost("the connection was lost");
+	struct stat st;
+	if (R.m.op == CO_W_FCOPY)
+		return;
+	if (stat(R.m.text, &st) < 0)
+		fail("the group holds %s, which is not here: %s", R.m.text, strerror(errno));
+	int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	if ((int64_t)st.st_size != R.m.a)
+		fail("%s differs here: %lld bytes, %lld at the source", R.m.text, (long long)st.st_size, (long long)R.m.a);
+	if (mtime != R.m.b)
+		fail("%s differs here: modified at another time than at the source", R.m.text);
 }
 
 /* ---- the generation ---- */
@@ -257,6 +282,13 @@ static void receive_manifest(const struct co_wire_file *f)
 		     (unsigned long long)man.generation, R.name, (unsigned long long)R.gen);
 	if (!man.nfiles)
 		fail("the manifest lists no files (format 7 is needed to check what arrives)");
+	/* an incremental rests on its parent: one that came in this migration, never one that was here before */
+	int have_parent = man.kind != CO_GEN_INCREMENTAL;
+	for (int i = 0; i < R.ngens && !have_parent; i++)
+		have_parent = R.gens[i] == man.parent;
+	if (!have_parent)
+		fail("generation %llu is incremental, and its parent %llu did not come before it",
+		     (unsigned long long)R.gen, (unsigned long long)man.parent);
 	for (int i = 0; i < nfiles; i++)
 		if (!name_ok(files[i].name))
 			fail("the manifest lists a file named '%.128s'", files[i].name);
@@ -285,13 +317,14 @@ static void receive_file(const struct co_wire_file *f)
 		fail("cannot create %s: %s", path, strerror(errno));
 	if (co_wire_recv_file(&R.w, f, fd, err, sizeof(err)))
 		lost(err);
-	if (close(fd) < 0)
+	/* on disk as it comes (the commit's fsync, at the stop, then finds nothing left to write) */
+	if (fsync(fd) < 0 || close(fd) < 0)
 		fail("cannot write %s: %s", path, strerror(errno));
 	co_crash_point("received"); /* tests: a receiver killed mid-stream */
 }
 
-/* Every file has come: the manifest last, checked as a restart checks, then committed (store.c). */
-static void commit(void)
+/* Every file has come: the manifest last, each checked as a restart checks; committed with the last (commit_all). */
+static void check_generation(void)
 {
 	char from[PATH_MAX + 16], to[PATH_MAX + 16], dir[PATH_MAX + 8], err[1024];
 	snprintf(dir, sizeof(dir), "%s/.wire", R.tmp);
@@ -301,28 +334,45 @@ static void commit(void)
 		fail("cannot move %s into place: %s", from, strerror(errno));
 	if (co_gen_files_check(R.tmp, files, nfiles, 1, err, sizeof(err)))
 		fail("%s", err);
-	co_gen_dir(R.gdir, R.gen, R.final, sizeof(R.final));
-	if (co_commit(R.tmp, R.gdir, R.gen, err, sizeof(err)) < 0)
-		fail("%s", err);
+	R.gens[R.ngens++] = R.gen;
 	R.tmp[0] = 0;
-	R.committed = 1;
 }
 
-static void receive_generation(void)
+/* The last has come: every generation is committed (store.c), oldest first, as a checkpoint commits one. */
+static void commit_all(void)
+{
+	char tmp[PATH_MAX], err[1024];
+	while (R.ncommitted < R.ngens) {
+		uint64_t g = R.gens[R.ncommitted];
+		tmp_dir(g, tmp, sizeof(tmp));
+		if (co_commit(tmp, R.gdir, g, err, sizeof(err)) < 0)
+			fail("%s", err);
+		R.ncommitted++;
+	}
+}
+
+/* One generation, GEN (in R.m) to GEN_END, checked; 1 when it is the last (to restart: all are committed then). */
+static int receive_generation(void)
 {
 	static struct co_wire_file f;
 	char err[1024];
-	if (co_wire_recv(&R.w, &R.m, CO_W_GEN, err, sizeof(err)))
-		lost(err);
+	int last = R.m.b == 1;
 	R.gen = (uint64_t)R.m.a;
+	co_crash_point("generation"); /* tests: a receiver killed as a round begins */
 	uint64_t have = co_newest_generation(R.gdir);
 	if (!R.gen || R.gen > 999999 || R.gen <= have)
 		fail("%s holds generation %llu already: generation %llu would not be the newest", R.gdir,
 		     (unsigned long long)have, (unsigned long long)R.gen);
-	snprintf(R.tmp, sizeof(R.tmp), "%s/.tmp-gen-%06llu", R.gdir, (unsigned long long)R.gen);
+	if (R.ngens == MAX_GENS)
+		fail("more than %d generations in one migration", MAX_GENS);
+	if (R.ngens && R.gen <= R.gens[R.ngens - 1])
+		fail("generation %llu came after generation %llu", (unsigned long long)R.gen,
+		     (unsigned long long)R.gens[R.ngens - 1]);
+	tmp_dir(R.gen, R.tmp, sizeof(R.tmp));
 	co_remove_tree(R.tmp);
 	if (mkdir(R.tmp, 0700) < 0)
 		fail("cannot create %s: %s", R.tmp, strerror(errno));
+	memset(got, 0, sizeof(got));
 	int e = co_wire_next_file(&R.w, &f, &R.m, err, sizeof(err));
 	if (e < 0)
 		lost(err);
@@ -335,7 +385,35 @@ static void receive_generation(void)
 		lost(err);
 	if (R.m.op != CO_W_GEN_END)
 		fail("a message out of order where a file was due");
-	commit();
+	check_generation();
+	if (last)
+		commit_all();
+	return last;
+}
+
+/*
+ * What the source sends until the generation to restart: the files the
+ * group holds (FSTAT, FCOPY) to compare, each list answered OK, and the
+ * generations of its rounds, each checked and answered OK.
+ */
+static void receive_all(void)
+{
+	char err[1024];
+	for (;;) {
+		if (co_wire_recv(&R.w, &R.m, 0, err, sizeof(err)))
+			lost(err);
+		if (R.m.op == CO_W_FSTAT || R.m.op == CO_W_FCOPY) {
+			check_file();
+			continue;
+		}
+		unsigned op = R.m.op;
+		if (op == CO_W_GEN && receive_generation())
+			return;
+		if (op != CO_W_GEN && op != CO_W_FSTAT_END)
+			fail("a message out of order where the files or a generation were due");
+		if (co_wire_send(&R.w, CO_W_OK, 0, 0, NULL))
+			lost("the connection was lost");
+	}
 }
 
 /* ---- the restart ---- */
@@ -370,9 +448,8 @@ int co_cmd_receive(const struct co_receive_opts *o)
 	signal(SIGPIPE, SIG_IGN);
 	accept_one();
 	check_hello();
-	check_files();
-	receive_generation();
 	atexit(at_exit);
+	receive_all();
 	static struct co_run_opts r;
 	r.name = R.name;
 	r.images = o->images;
@@ -386,7 +463,6 @@ int co_cmd_receive(const struct co_receive_opts *o)
 	if (!R.running) {
 		co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the target gave up: the restart failed there");
 		discard();
-		R.committed = 0;
 		co_warn("migration of '%s' from %s failed: %s; nothing of it is kept here", R.name, R.w.peer,
 			R.why[0] ? R.why : "the restart failed here");
 		return rc ? rc : 1;

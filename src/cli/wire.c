@@ -26,11 +26,22 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "progress.h"
 #include "util.h"
 #include "wire.h"
 
 /* how long a side waits for the other's next bytes before it gives up on the connection */
 #define WIRE_TIMEOUT_S 120
+/*
+ * A link that goes dead (a cable pulled, a host gone) answers nothing at
+ * all: the bytes sent stay unacknowledged, or an idle connection's
+ * keepalive probes do.  After this long without an acknowledgement the
+ * kernel ends the connection (TCP_USER_TIMEOUT), and the side waiting on
+ * it learns so, instead of waiting WIRE_TIMEOUT_S or for ever.
+ */
+#define WIRE_DEAD_MS 10000
+#define WIRE_KEEPIDLE_S 3
+#define WIRE_KEEPINTVL_S 1
 
 /* ---- the token ---- */
 
@@ -139,6 +150,11 @@ static void set_timeouts(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	int idle = WIRE_KEEPIDLE_S, intvl = WIRE_KEEPINTVL_S, cnt = WIRE_DEAD_MS / 1000, dead = WIRE_DEAD_MS;
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &dead, sizeof(dead));
 }
 
 int co_wire_connect(const char *host, const char *port, char *err, size_t errlen)
@@ -228,7 +244,7 @@ static int lost(struct co_wire *c, int e, char *err, size_t errlen)
 static const char *op_name(unsigned op)
 {
 	static const char *names[] = { "?", "AUTH", "PROOF", "OK", "REFUSED", "ABORT", "HELLO",
-				       "FSTAT", "FSTAT_END", "GEN", "GEN_END", "READY", "GO", "RUNNING" };
+				       "FSTAT", "FSTAT_END", "GEN", "GEN_END", "READY", "GO", "RUNNING", "FCOPY" };
 	return op < CO_ARRAY_LEN(names) ? names[op] : "?";
 }
 
@@ -376,6 +392,7 @@ int co_wire_send_file(struct co_wire *c, const char *path, const char *name, cha
 		co_w_rec(&c->w, CO_R_WIRE_DATA, buf, (uint64_t)k);
 		done += (uint64_t)k;
 		c->sent += (uint64_t)k;
+		co_progress_add(c->pr, (uint64_t)k);
 	}
 	close(fd);
 	if (co_w_flush(&c->w))

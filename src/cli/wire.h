@@ -11,12 +11,16 @@
  *                                     <-    OK, or REFUSED: wrong token
  *   HELLO (group, kernel, vdso, CPU)  ->
  *                                     <-    OK, or REFUSED (why)
- *   FSTAT (path, size, mtime) ...     ->
- *   FSTAT_END                         ->
+ *   FSTAT (path, size, mtime) ...     ->      (FCOPY instead for a file that
+ *   FSTAT_END                         ->       travels in the generation: --copy-files)
  *                                     <-    OK, or REFUSED (the file that differs)
- *   GEN (generation), FILE "manifest", FILE ... (each with its DATA), GEN_END ->
+ *   GEN (generation, b 0), FILE "manifest", FILE ... (each with its DATA), GEN_END ->
+ *                                     <-    OK (checked there; committed with the last), or REFUSED
+ *   ... (a pre-copy round each: the group runs at the source meanwhile;
+ *        FSTAT again before the last)
+ *   GEN (generation, b 1: the last), FILE ..., GEN_END ->
  *                                     <-    READY (restored, parked), or ABORT (why)
- *   (the source's coordinator ends the group there: HOLD_END)
+ *   (the source's coordinator ends the group at the source: HOLD_END)
  *   GO                                ->
  *                                     <-    RUNNING
  *
@@ -33,6 +37,8 @@
 #include <stdint.h>
 #include "image.h"
 
+struct co_progress;
+
 enum co_wire_op {
 	CO_W_AUTH = 1,	 /* nonce; from the target also mac: its proof */
 	CO_W_PROOF,	 /* mac: the source's proof */
@@ -42,11 +48,13 @@ enum co_wire_op {
 	CO_W_HELLO,	 /* text: "NAME\nKERNEL-RELEASE\nCPU-FLAGS"; a: vdso size */
 	CO_W_FSTAT,	 /* text: a path the group holds; a: its size, b: its mtime (ns) */
 	CO_W_FSTAT_END,
-	CO_W_GEN,	 /* a: the generation that follows */
+	CO_W_GEN,	 /* a: the generation that follows; b: 1 for the last, the one restarted */
 	CO_W_GEN_END,	 /* every file of it was sent */
 	CO_W_READY,	 /* every process is back at the target, parked; a: processes */
 	CO_W_GO,	 /* the group has ended at the source: let it run */
 	CO_W_RUNNING,	 /* it runs at the target */
+	CO_W_FCOPY,	 /* text: a file the group writes, whose copy travels in the generation (files/N) and
+			  * is put in place by the restart (--copy-files): not compared */
 };
 
 struct co_wire {
@@ -57,6 +65,7 @@ struct co_wire {
 	char rname[160];	/* the reader's name in its messages */
 	char wbuf[65536];
 	uint64_t sent, received; /* bytes of files */
+	struct co_progress *pr;	/* counts the bytes sent, on a terminal (progress.h); NULL: none */
 };
 
 /* The token file's secret, refused (one line, exit 1) when others may read it or it is empty. */

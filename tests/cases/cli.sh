@@ -73,7 +73,8 @@ run --interval 0 -- /bin/true|--interval
 run --keep x -- /bin/true|--keep
 run|no program
 migrate x --to 1.2.3.4:5 --token-file t --postcopy|--postcopy is not built yet
-migrate x --to 1.2.3.4:5 --token-file t --max-rounds 3|--max-rounds is not built yet
+migrate x --to 1.2.3.4:5 --token-file t --max-rounds 101|--max-rounds
+migrate x --to 1.2.3.4:5 --token-file t --downtime-ms 0|--downtime-ms
 migrate x --token-file t|--to
 receive --listen nowhere --token-file t|ADDR:PORT
 kill x --signal NOPE|NOPE

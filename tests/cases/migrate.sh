@@ -5,7 +5,8 @@
 # (IMG/A, IMG/B).  The program is a 3-process pipeline (a bash loop | sed |
 # a bash loop) that stops at go files, so that each migration happens at a known
 # line and its output can be compared with the straight run's.
-#   migrate_roundtrip  A -> B and back B -> A; the pieces of stdout (the run
+#   migrate_roundtrip  A -> B (pre-copy rounds) and back B -> A (stop-and-copy:
+#                      --max-rounds 0); the pieces of stdout (the run
 #                      on A, receive on B, receive on A) are the straight
 #                      run's, the run and the first receive exit 0 saying
 #                      where the group went, migrate --json has its fields
@@ -19,12 +20,29 @@
 #                      but not yet running (COHORT_CRASH=ready): each time
 #                      the group runs on at the source and finishes right,
 #                      never runs at B, and B keeps no generation
-#   migrate_ckpt       a migrated group checkpointed (--kill) and restarted
-#                      on the target finishes right
+#   migrate_ckpt       a migrated group checkpointed on the target (an
+#                      incremental on the chain the rounds brought, --kill)
+#                      and restarted there finishes right
 #   migrate_files      a file the group holds open is another at the target
 #                      (a bind mount in the receiver's mount namespace): the
 #                      target refuses naming it, before the generation is
 #                      sent; the group runs on at the source
+# With pre-copy rounds (a pipeline whose middle, mig_writer, holds 256 MiB and
+# rewrites 1 % of it every 100 ms; each host with a tmpfs of its own over the
+# work directory, where the group writes a file, so that it must travel):
+#   migrate_rounds       refused without --copy-files, naming the file; then
+#                        A -> B and back with --copy-files, each in more than
+#                        one round (--json), ending with the straight RESULT
+#   migrate_rounds_cut   the receiver killed as round 1 comes, then the link
+#                        brought down after round 0 (noticed in bounded time):
+#                        each time the group runs on at A and B keeps nothing;
+#                        then --max-rounds 1 (one round) moves it, and it ends right
+#   migrate_stop_killed  A's coordinator killed during the stop (after its
+#                        commit): the group ends with it, migrate names the
+#                        generation to restart from, B keeps nothing, and the
+#                        restart at A from it ends right
+#   migrate_options      --max-rounds and --downtime-ms: bad values refused in
+#                        one line (status 2); --postcopy refused
 
 # The pipeline: 40 numbered lines, stopping after line 10 until go.1 exists
 # and after line 25 until go.2; sed renames them and the last process prints each with
@@ -46,7 +64,11 @@ ns_differs() {
 # for the test's life: its pid in NSPID.  The namespace goes with it, and it
 # goes when the test ends however it ends (it carries the test's marker).
 mig_ns() {
-	unshare -n sleep 100000 &
+	if [ -n "${MIG_MNT:-}" ]; then
+		unshare -n -m --propagation private sleep 100000 &
+	else
+		unshare -n sleep 100000 &
+	fi
 	NSPID=$!
 	echo "$NSPID" >>"$TD/pids"
 	wait_for "a network namespace of its own" ns_differs "$NSPID" "$(readlink /proc/self/ns/net)"
@@ -67,6 +89,12 @@ mig_hosts() {
 		nsenter -t "$PA" -n ip link set lo up && nsenter -t "$PB" -n ip link set lo up ||
 		fail "cannot join the two network namespaces"
 	mkdir -p "$TD/runA" "$TD/runB" "$IMG/A" "$IMG/B"
+	if [ -n "${MIG_MNT:-}" ]; then # the work directory: each host's own (the straight run: TT's copy's)
+		mkdir -p "$TT/work"
+		nsenter -t "$PA" -m mount -t tmpfs -o size=16m,mode=700 work "$TT/work" &&
+			nsenter -t "$PB" -m mount -t tmpfs -o size=16m,mode=700 work "$TT/work" ||
+			fail "cannot mount a tmpfs over the work directory in each host"
+	fi
 	chmod 700 "$TD/runA" "$TD/runB"
 	printf 'the secret of this test\n' >"$TD/token"
 	chmod 600 "$TD/token"
@@ -82,7 +110,8 @@ mig_hosts() {
 host() {
 	local pid=$PA
 	[ "$1" = B ] && pid=$PB
-	ON=(nsenter -t "$pid" -n env COHORT_RUN_DIR="$TD/run$1")
+	# (entering a mount namespace moves to its root: the working directory is kept, for a relative COHORT)
+	ON=(nsenter -t "$pid" -n ${MIG_MNT:+-m "--wd=$PWD"} env COHORT_RUN_DIR="$TD/run$1")
 }
 on() {
 	host "$1"
@@ -161,9 +190,10 @@ t_migrate_roundtrip() {
 	: >"$TT/go.1"
 	wait_lines 25 run0 recvB
 	mig_receive recvA A
-	mig_go B mig2
+	mig_go B mig2 --max-rounds 0
 	mig_ok mig2
-	grep -q "^group '$GNAME' migrated to $TO: " "$TD/mig2.out" || fail "mig2: its line: $(first_line "$TD/mig2.out")"
+	grep -q "^group '$GNAME' migrated to $TO: .* 0 rounds, " "$TD/mig2.out" ||
+		fail "mig2 (stop-and-copy): its line: $(first_line "$TD/mig2.out")"
 	migrated recvB "$TO"
 	: >"$TT/go.2"
 	bg_wait recvA
@@ -257,8 +287,9 @@ t_migrate_ckpt() {
 	mig_go A mig1
 	mig_ok mig1
 	migrated run0 "$TO"
-	# on B the group is one as any other: checkpointed, ended, restarted
-	on B "$COHORT" checkpoint "$GNAME" --kill >"$TD/ck.out" 2>"$TD/ck.err" ||
+	# on B the group is one as any other: checkpointed (incremental, on the chain
+	# the rounds brought), ended, restarted
+	on B "$COHORT" checkpoint "$GNAME" --incremental --kill >"$TD/ck.out" 2>"$TD/ck.err" ||
 		fail "checkpoint on B: $(first_line "$TD/ck.err")"
 	bg_wait recvB
 	[ "$RC" = 75 ] || fail "recvB: status $RC after checkpoint --kill, expected 75"
@@ -293,4 +324,181 @@ t_migrate_files() {
 	: >"$TT/go.2"
 	bg_wait run0
 	final_check 0 "$RC" run0 run0
+}
+
+# The pipeline of the rounds' tests: MIG_PROG's lines, also written to
+# work/log (held open for writing: copied into every generation), through
+# mig_writer (256 MiB rewritten steadily); the last line has the log's length.
+MIG_BIG='exec 4>>"$COHORT_TEST_TMP/work/log"
+	for ((i = 1; i <= 40; i++)); do echo "n $i"; echo "item $i" >&4
+	[ $i = 10 ] && while [ ! -e "$COHORT_TEST_TMP/go.1" ]; do sleep 0.02; done
+	[ $i = 25 ] && while [ ! -e "$COHORT_TEST_TMP/go.2" ]; do sleep 0.02; done
+	sleep 0.01; done | @WRITER@ 256 10 |
+	{ s=0; k=0; while read -r w n; do [ "$w" = mem ] && { echo "$w $n"; continue; }
+	k=$((k + 1)); s=$((s + n)); echo "item $n $s"; done
+	echo "RESULT $k $s $(wc -l <"$COHORT_TEST_TMP/work/log")"; }'
+
+# mig_big_hosts: mig_hosts for MIG_BIG, each host with its work directory
+mig_big_hosts() {
+	MIG_MNT=1
+	MIG_CMD=${MIG_BIG//@WRITER@/$BIN/mig_writer}
+	mkdir -p "$TT/work"
+	mig_hosts
+}
+
+# rounds_of TAG: the rounds migrate --json TAG reported
+rounds_of() { sed -n 's/.*"rounds":\([0-9]*\).*/\1/p' "$TD/$1.out"; }
+
+# committed_at HOST: the generations HOST has of the group (committed ones: gen-N)
+committed_at() { ls "$IMG/$1/$GNAME" 2>/dev/null | grep '^gen-' | tr '\n' ' '; }
+
+TEST_TIMEOUTS[migrate_rounds]=240
+t_migrate_rounds() {
+	local TMO=120 # each command (the group's run above all) may take longer than half the usual test
+	mig_big_hosts
+	mig_run run0
+	# the log the group writes is not at B (its own tmpfs): refused, naming it
+	mig_receive recvB0 B
+	mig_go A nocopy --json
+	mig_failed nocopy "the group holds $TT/work/log, which is not here"
+	bg_wait recvB0
+	[ "$RC" = 1 ] || fail "recvB0: status $RC, expected 1"
+	[ -z "$(committed_at B)" ] || fail "B kept $(committed_at B) of a refused migration"
+	# with --copy-files it travels, in rounds
+	mig_receive recvB B
+	mig_go A mig1 --json --copy-files
+	mig_ok mig1
+	local f
+	for f in rounds bytes downtime_ms duration_ms processes; do
+		grep -q "\"$f\":[0-9]" "$TD/mig1.out" || fail "migrate --json has no $f: $(head -c 300 "$TD/mig1.out")"
+	done
+	[ "$(rounds_of mig1)" -gt 1 ] || fail "mig1: $(rounds_of mig1) round(s): $(head -c 300 "$TD/mig1.out")"
+	# not on a terminal: the result line alone, no progress
+	[ "$(wc -l <"$TD/mig1.out")" = 1 ] && [ ! -s "$TD/mig1.err" ] ||
+		fail "mig1 printed more than its result: $(tr '\n\r' '||' <"$TD/mig1.err" | head -c 300)"
+	migrated run0 "$TO"
+	: >"$TT/go.1"
+	wait_lines 25 run0 recvB
+	mig_receive recvA A
+	mig_go B mig2 --json --copy-files
+	mig_ok mig2
+	[ "$(rounds_of mig2)" -gt 1 ] || fail "mig2: $(rounds_of mig2) round(s): $(head -c 300 "$TD/mig2.out")"
+	migrated recvB "$TO"
+	: >"$TT/go.2"
+	bg_wait recvA
+	final_check 0 "$RC" recvA run0 recvB recvA
+}
+
+# link_up: the veth pair up again (both ends)
+link_up() {
+	nsenter -t "$PA" -n ip link set va up && nsenter -t "$PB" -n ip link set vb up ||
+		fail "cannot bring the link up again"
+}
+
+TEST_TIMEOUTS[migrate_rounds_cut]=240
+t_migrate_rounds_cut() {
+	local TMO=120 # each command (the group's run above all) may take longer than half the usual test
+	mig_big_hosts
+	mig_run run0
+	# the receiver dies as the second generation (round 1) comes
+	mig_receive recvB B COHORT_CRASH=generation:2
+	local cut_rc
+	{
+		mig_go A cut --copy-files
+		cut_rc=$RC
+		bg_wait recvB
+	} 2>/dev/null
+	[ "$RC" = 137 ] || fail "recvB: status $RC (expected 137: killed as round 1 came)"
+	RC=$cut_rc
+	mig_failed cut "the group runs on here"
+	[ -z "$(committed_at B)" ] || fail "a receiver killed mid-rounds left $(committed_at B) to restart at B"
+	# the link goes down once round 0 is at B (migrate waits after it until told);
+	# round 0 is the generation after A's newest (the killed receiver left an older one's .tmp-gen-N at B)
+	local next
+	next=$(printf '%06d' $(($(committed_at A | tr ' ' '\n' | sed -n 's/^gen-0*//p' | sort -n | tail -n 1) + 1)))
+	mig_receive recvB2 B
+	host A
+	bg_start link "${ON[@]}" env COHORT_CRASH="round:$TD/link.cut" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" \
+		--to "$TO" --token-file "$TD/token" --copy-files
+	wait_for "round 0 (generation $next) checked at B" test -e "$IMG/B/$GNAME/.tmp-gen-$next/manifest"
+	nsenter -t "$PA" -n ip link set va down || fail "cannot bring the link down"
+	local t0=$SECONDS
+	: >"$TD/link.cut"
+	bg_wait link
+	[ "$RC" = 1 ] || fail "link: status $RC, expected 1: $(first_line "$TD/link.err")"
+	mig_failed link "the group runs on here"
+	bg_wait recvB2
+	[ "$RC" = 1 ] || fail "recvB2: status $RC with the link down, expected 1: $(first_line "$TD/recvB2.err")"
+	[ $((SECONDS - t0)) -le 25 ] || fail "the cut link was noticed after $((SECONDS - t0)) s"
+	grep -q "nothing of it is kept here" "$TD/recvB2.err" || fail "recvB2: $(tail -n 1 "$TD/recvB2.err")"
+	[ -z "$(committed_at B)" ] || fail "B kept $(committed_at B) with the link cut"
+	link_up
+	# one round, then the stop, on a terminal: it moves, with progress lines
+	# (the round, bytes, rate, estimate) erased before the result, and ends right at B
+	mig_receive recvB3 B
+	host A
+	on_tty "$TD/one.tty" "$(printf '%q ' "${ON[@]}" "$COHORT" migrate "$GNAME" --to "$TO" --token-file "$TD/token" \
+		--json --copy-files --max-rounds 1)"
+	[ "$RC" = 0 ] || fail "one: status $RC: $(tty_final "$TD/one.tty" | head -n 1)"
+	grep -aEq $'\r'"migrate '$GNAME': round 0: sending +[0-9.]+ [KMG]iB / " "$TD/one.tty" ||
+		{ note_file "terminal output" "$TD/one.tty" 5; fail "no progress line of round 0 on a terminal"; }
+	tty_final "$TD/one.tty" >"$TD/one.out"
+	[ "$(wc -l <"$TD/one.out")" = 1 ] || fail "one: the terminal shows more than the result: $(tr '\n' '|' <"$TD/one.out")"
+	[ "$(rounds_of one)" = 1 ] || fail "--max-rounds 1: $(rounds_of one) rounds: $(head -c 300 "$TD/one.out")"
+	migrated run0 "$TO"
+	: >"$TT/go.1"
+	: >"$TT/go.2"
+	bg_wait recvB3
+	final_check 0 "$RC" recvB3 run0 recvB3
+}
+
+TEST_TIMEOUTS[migrate_stop_killed]=240
+t_migrate_stop_killed() {
+	local TMO=120 # each command (the group's run above all) may take longer than half the usual test
+	mig_big_hosts
+	host A
+	bg_start run0 "${ON[@]}" COHORT_CRASH=hold "$COHORT" run --name "$GNAME" --images "$IMG/A" -- /bin/bash -c "$MIG_CMD"
+	wait_lines 10 run0
+	mig_receive recvB B
+	{
+		mig_go A stop --copy-files
+		local stop_rc=$RC
+		bg_wait run0
+	} 2>/dev/null
+	[ "$RC" != 0 ] || fail "run0: status 0 with its coordinator killed"
+	RC=$stop_rc
+	mig_failed stop "restart it here with 'cohort restart $GNAME' (generation [0-9]*, committed in $IMG/A/$GNAME)"
+	local gen
+	gen=$(sed -n 's/.*(generation \([0-9]*\), committed.*/\1/p' "$TD/stop.err")
+	bg_wait recvB
+	[ "$RC" != 0 ] || fail "recvB: status 0, but the source's coordinator died during the stop"
+	[ -z "$(committed_at B)" ] || fail "B kept $(committed_at B)"
+	[ ! -s "$TD/recvB.out" ] || fail "recvB: the group printed there: $(first_line "$TD/recvB.out")"
+	: >"$TT/go.1"
+	: >"$TT/go.2"
+	# (a background merge the dead coordinator started may hold the images a moment longer)
+	flock -w "$TMO" "$IMG/A/$GNAME/LOCK" true || fail "the images at A stay locked"
+	host A
+	bg_start rsA "${ON[@]}" "$COHORT" restart "$GNAME" --images "$IMG/A" --generation "$gen"
+	bg_wait rsA
+	final_check 0 "$RC" rsA run0 rsA
+}
+
+t_migrate_options() {
+	local bad
+	printf 'secret\n' >"$TD/token"
+	chmod 600 "$TD/token"
+	for bad in "--max-rounds -1" "--max-rounds x" "--max-rounds 101" "--downtime-ms 0" "--downtime-ms -5" \
+		"--downtime-ms abc" "--downtime-ms 1e9" "--downtime-ms ''"; do
+		eval "set -- $bad"
+		"$COHORT" migrate "$GNAME" --to 127.0.0.1:9 --token-file "$TD/token" "$@" >"$TD/opt.out" 2>"$TD/opt.err"
+		RC=$?
+		[ "$RC" = 2 ] || fail "migrate $bad: status $RC, expected 2: $(first_line "$TD/opt.err")"
+		[ "$(wc -l <"$TD/opt.err")" = 1 ] || fail "migrate $bad: not one line: $(tr '\n' '|' <"$TD/opt.err")"
+		grep -q -- "migrate: $1 must be" "$TD/opt.err" || fail "migrate $bad: $(first_line "$TD/opt.err")"
+	done
+	"$COHORT" migrate "$GNAME" --to 127.0.0.1:9 --token-file "$TD/token" --postcopy >/dev/null 2>"$TD/opt.err"
+	RC=$?
+	[ "$RC" = 2 ] && [ "$(wc -l <"$TD/opt.err")" = 1 ] && grep -q -- "--postcopy is not built" "$TD/opt.err" ||
+		fail "--postcopy: status $RC: $(first_line "$TD/opt.err")"
 }

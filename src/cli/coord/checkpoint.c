@@ -908,6 +908,7 @@ static void ckpt_hold(struct ckpt *k)
 {
 	static struct co_msgbuf mb;
 	memset(&mb.m, 0, sizeof(mb.m));
+	co_crash_point("hold"); /* tests: the coordinator killed during a migration's stop */
 	struct pollfd p = { k->cfd, POLLIN, 0 };
 	int r;
 	while ((r = poll(&p, 1, -1)) < 0 && errno == EINTR)
