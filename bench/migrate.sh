@@ -229,23 +229,34 @@ recovered() {
 declare -A S   # S[row,column]: samples
 ROWS=()
 add() { [[ " ${ROWS[*]} " == *" $1 "* ]] || ROWS+=("$1"); S[$1,$2]+=" $3"; }
+COLS=(quiet_ms app_ms downtime_ms rounds MiB duration_ms wall_ms src_gen_ms dst_gen_ms before/s after/s slow_% slow_ms)
+declare -A V   # V[column]: the numbers of one repetition
 
-# one MODE PCT REP: one migration of a fresh group, its numbers filed under "MODE PCT%"
-one() {
-    local mode=$1 pct=$2 rep=$3 verbose=0 tag=$1-$2-$3 opts=("${OPTS[@]}")
-    [[ $mode = postcopy ]] && opts+=(--postcopy)
-    ((rep == 1)) && verbose=1
-    NAME=cmig$$-$tag
-    local run=$WORK/$tag.run recv=$WORK/$tag.recv json=$WORK/$tag.json
-    local prog=("$PROG" --mib "$MIB" --pct "$pct")
-    echo "-- $mode, ${pct}% per 100 ms, repetition $rep/$REPS (group $NAME)"
+# gen_time HOST: when the group's newest generation on HOST was last
+# written (the newest mtime of its files, seconds; "-" without one)
+gen_time() {
+    local d
+    d=$(ls -d "$IMAGES/$1/$NAME"/gen-* 2>/dev/null | tail -n 1)
+    [[ -n $d ]] || { echo -; return; }
+    find "$d" -type f -printf '%T@\n' | sort -g | tail -n 1
+}
+
+# since T0 T: ms from T0 to T ("-" when T is)
+since() { [[ $2 = - ]] && echo - || ms_between "$1" "$2"; }
+
+# start_group PCT: the group NAME runs migwatch on A, ready; its output in $run.*
+start_group() {
+    local prog=("$PROG" --mib "$MIB" --pct "$1")
     ((verbose)) && show "${HA[@]}" "$COHORT" run --name "$NAME" --images "$IMAGES/A" -- "${prog[@]}"
     { on A "$COHORT" run --name "$NAME" --images "$IMAGES/A" -- "${prog[@]}" 2>"$run.err"; echo "__exit $?"; } |
         stamp >"$run.log" &
     PIPES=($!)
     wait_line "$run.log" 'ready|__exit.*' 1 120 >/dev/null || die "migwatch did not get ready"
     grep -q ' __exit' "$run.log" && die "cohort run ended early: $(head -n 1 "$run.err")"
-    sleep "$WARM"
+}
+
+# start_receiver: `cohort receive` listens on B, its output in $recv.*; TO: where
+start_receiver() {
     ((verbose)) && show "${HB[@]}" "$COHORT" receive --listen "$HOST_ADDR_B:0" --token-file "$TOKEN" --images "$IMAGES/B"
     { on B "$COHORT" receive --listen "$HOST_ADDR_B:0" --token-file "$TOKEN" --images "$IMAGES/B" 2>"$recv.err"
       echo "__exit $?"; } | stamp >"$recv.log" &
@@ -257,15 +268,59 @@ one() {
         sleep 0.02
     done
     [[ -n $port ]] || die "cohort receive did not listen: $(head -n 1 "$recv.err")"
-    ((verbose)) && show "${HA[@]}" "$COHORT" migrate "$NAME" --to "$HOST_ADDR_B:$port" --token-file "$TOKEN" --json "${opts[@]}"
+    TO=$HOST_ADDR_B:$port
+}
+
+# measure T0 T1: V from the logs of a migration that ran from T0 to T1
+measure() {
+    local t0=$1 t1=$2 ready gap at sw tk
+    # the noise floor: the longest gap from 1 s after "ready" to the migration
+    ready=$(awk '$2 == "ready" { print $1; exit }' "$run.log")
+    V[quiet_ms]=$(awk -v a="$ready" -v b="$t0" '$2 == "gap" && $3 >= a + 1 && $3 < b && $5 > m { m = $5 }
+        END { printf "%s\n", m ? m : "0" }' "$run.log")
+    # the longest gap that began while migrate ran: the stop; the switch at its end
+    gap=$(awk -v a="$t0" -v b="$t1" '$2 == "gap" && $3 >= a - 0.1 && $3 <= b && $5 > best { best = $5; at = $3 }
+        END { if (best) printf "%.6f %s\n", at, best }' "$run.log" "$recv.log")
+    [[ -n $gap ]] || die "migwatch reported no gap during the migration"
+    read -r at V[app_ms] <<<"$gap"
+    sw=$(awk -v a="$at" -v g="${V[app_ms]}" 'BEGIN { printf "%.6f", a + g / 1000 }')
+    V[downtime_ms]=$(json_field "$json" downtime_ms)
+    V[rounds]=$(json_field "$json" rounds)
+    V[MiB]=$(awk -v b="$(json_field "$json" bytes)" 'BEGIN { printf "%.0f", b / 1048576 }')
+    V[duration_ms]=$(json_field "$json" duration_ms)
+    V[wall_ms]=$(ms_between "$t0" "$t1")
+    V[src_gen_ms]=$(since "$at" "$(gen_time A)")
+    V[dst_gen_ms]=$(since "$at" "$(gen_time B)")
+    tk=$(ticks "$run.log" "$recv.log")
+    V[before/s]=$(rate "$tk" "$(awk -v t="$t0" -v w="$WINDOW" 'BEGIN { printf "%.6f", t - w }')" "$t0")
+    V[after/s]=$(rate "$tk" "$sw" "$(awk -v t="$sw" -v w="$WINDOW" 'BEGIN { printf "%.6f", t + w }')")
+    V[slow_%]=-
+    V[slow_ms]=-
+    [[ ${V[before/s]} = - ]] && return
+    V[slow_ms]=$(recovered "$tk" "$sw" "${V[before/s]}")
+    [[ ${V[after/s]} = - ]] ||
+        V[slow_%]=$(awk -v b="${V[before/s]}" -v a="${V[after/s]}" 'BEGIN { printf "%.0f", (1 - a / b) * 100 }')
+}
+
+# one MODE PCT REP: one migration of a fresh group, its numbers filed under "MODE PCT%"
+one() {
+    local mode=$1 pct=$2 rep=$3 verbose=0 tag=$1-$2-$3 opts=("${OPTS[@]}")
+    [[ $mode = postcopy ]] && opts+=(--postcopy)
+    ((rep == 1)) && verbose=1
+    NAME=cmig$$-$tag
+    local run=$WORK/$tag.run recv=$WORK/$tag.recv json=$WORK/$tag.json
+    echo "-- $mode, ${pct}% per 100 ms, repetition $rep/$REPS (group $NAME)"
+    start_group "$pct"
+    sleep "$WARM"
+    start_receiver
+    ((verbose)) && show "${HA[@]}" "$COHORT" migrate "$NAME" --to "$TO" --token-file "$TOKEN" --json "${opts[@]}"
     local t0=$EPOCHREALTIME rc
-    on A timeout 300 "$COHORT" migrate "$NAME" --to "$HOST_ADDR_B:$port" --token-file "$TOKEN" --json "${opts[@]}" \
-        >"$json" 2>"$json.err"
+    on A timeout 300 "$COHORT" migrate "$NAME" --to "$TO" --token-file "$TOKEN" --json "${opts[@]}" >"$json" 2>"$json.err"
     rc=$?
     local t1=$EPOCHREALTIME
     ((rc == 0)) || die "cohort migrate: status $rc: $(head -n 1 "$json.err")"
     wait_line "$run.log" '__exit.*' 1 60 >/dev/null || die "cohort run did not end after the migration"
-    grep -q "migrated to $HOST_ADDR_B:$port" "$run.err" || die "cohort run: $(head -n 1 "$run.err")"
+    grep -q "migrated to $TO" "$run.err" || die "cohort run: $(head -n 1 "$run.err")"
     # the program runs on at B for AFTER s after the switch
     sleep "$(awk -v a="$AFTER" -v t0="$t0" -v t="$EPOCHREALTIME" 'BEGIN { d = a + 0.3 - (t - t0); printf "%.3f\n", (d > 0 ? d : 0) }')"
     on B "$COHORT" kill "$NAME" --signal TERM >/dev/null 2>&1 || die "the group does not run on B: $(head -n 1 "$recv.err")"
@@ -273,37 +328,14 @@ one() {
     wait "${PIPES[@]}"
     PIPES=()
 
-    # the gap that began while migrate ran (its start, length), the switch at its end
-    local gap app at sw before after slow
-    gap=$(awk -v a="$t0" -v b="$t1" '$2 == "gap" && $3 >= a - 0.1 && $3 <= b && $5 > best { best = $5; at = $3 }
-        END { if (best) printf "%.6f %s\n", at, best }' "$run.log" "$recv.log")
-    [[ -n $gap ]] || die "migwatch reported no gap during the migration"
-    read -r at app <<<"$gap"
-    sw=$(awk -v a="$at" -v g="$app" 'BEGIN { printf "%.6f", a + g / 1000 }')
-    local tk
-    tk=$(ticks "$run.log" "$recv.log")
-    before=$(rate "$tk" "$(awk -v t="$t0" -v w="$WINDOW" 'BEGIN { printf "%.6f", t - w }')" "$t0")
-    after=$(rate "$tk" "$sw" "$(awk -v t="$sw" -v w="$WINDOW" 'BEGIN { printf "%.6f", t + w }')")
-    slow=-
-    [[ $before != - ]] && slow=$(recovered "$tk" "$sw" "$before")
-    local pctslow=-
-    [[ $before != - && $after != - ]] && pctslow=$(awk -v b="$before" -v a="$after" 'BEGIN { printf "%.0f", (1 - a / b) * 100 }')
-    local row="$mode ${pct}%" mib
-    mib=$(awk -v b="$(json_field "$json" bytes)" 'BEGIN { printf "%.0f", b / 1048576 }')
-    add "$row" app_ms "$app"
-    add "$row" downtime_ms "$(json_field "$json" downtime_ms)"
-    add "$row" rounds "$(json_field "$json" rounds)"
-    add "$row" MiB "$mib"
-    add "$row" duration_ms "$(json_field "$json" duration_ms)"
-    add "$row" wall_ms "$(ms_between "$t0" "$t1")"
-    add "$row" before/s "$before"
-    add "$row" after/s "$after"
-    add "$row" slow_% "$pctslow"
-    add "$row" slow_ms "$slow"
+    measure "$t0" "$t1"
+    local row="$mode ${pct}%" c line=
     MODE_SEEN[$row]=$(json_field "$json" mode)
-    echo "    $(json_field "$json" mode): app_ms $app downtime_ms $(json_field "$json" downtime_ms)" \
-        "rounds $(json_field "$json" rounds) MiB $mib duration_ms $(json_field "$json" duration_ms)" \
-        "wall_ms $(ms_between "$t0" "$t1"); steps/s before $before after $after (slow_% $pctslow), slow_ms $slow"
+    for c in "${COLS[@]}"; do
+        add "$row" "$c" "${V[$c]}"
+        line+=" $c ${V[$c]}"
+    done
+    echo "    ${MODE_SEEN[$row]}:$line"
     ((KEEP)) || rm -rf "${IMAGES:?}/A/$NAME" "${IMAGES:?}/B/$NAME"
     NAME=
 }
@@ -321,11 +353,10 @@ done
 echo
 echo "== median [min..max] over $REPS repetitions ($(load)) =="
 {
-    cols=(app_ms downtime_ms rounds MiB duration_ms wall_ms before/s after/s slow_% slow_ms)
-    (IFS=$'\t'; printf 'what\t%s\n' "${cols[*]}")
+    (IFS=$'\t'; printf 'what\t%s\n' "${COLS[*]}")
     for r in "${ROWS[@]}"; do
         printf '%s (%s)' "$r" "${MODE_SEEN[$r]:-?}"
-        for c in "${cols[@]}"; do
+        for c in "${COLS[@]}"; do
             # shellcheck disable=SC2086
             printf '\t%s' "$(stats ${S[$r,$c]:-})"
         done
@@ -333,6 +364,8 @@ echo "== median [min..max] over $REPS repetitions ($(load)) =="
     done
 } | column -t -s $'\t'
 echo
-echo "app_ms: the program's longest step-to-step gap (CLOCK_REALTIME) that began while migrate ran;"
+echo "quiet_ms: the program's longest gap before the migration; app_ms: its longest step-to-step gap"
+echo "(CLOCK_REALTIME) that began while migrate ran (its stop); src_gen_ms, dst_gen_ms: from that stop to the"
+echo "newest file of the generation at A (committed there) and at B (received);"
 echo "before/s, after/s: its steps per second over ${WINDOW} s before migrate and after the switch;"
 echo "slow_ms: from the switch until 0.5 s run at 90 % of the rate before (- : not within ${AFTER} s)."
