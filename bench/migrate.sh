@@ -236,13 +236,15 @@ declare -A V   # V[column]: the numbers of one repetition
 # written (the newest mtime of its files, seconds; "-" without one)
 gen_time() {
     local d
-    d=$(ls -d "$IMAGES/$1/$NAME"/gen-* 2>/dev/null | tail -n 1)
+    d=$(find "$IMAGES/$1/$NAME" -maxdepth 1 -name 'gen-*' 2>/dev/null | sort | tail -n 1)
     [[ -n $d ]] || { echo -; return; }
     find "$d" -type f -printf '%T@\n' | sort -g | tail -n 1
 }
 
 # since T0 T: ms from T0 to T ("-" when T is)
-since() { [[ $2 = - ]] && echo - || ms_between "$1" "$2"; }
+since() {
+    if [[ $2 = - ]]; then echo -; else ms_between "$1" "$2"; fi
+}
 
 # start_group PCT: the group NAME runs migwatch on A, ready; its output in $run.*
 start_group() {
@@ -282,7 +284,7 @@ measure() {
     gap=$(awk -v a="$t0" -v b="$t1" '$2 == "gap" && $3 >= a - 0.1 && $3 <= b && $5 > best { best = $5; at = $3 }
         END { if (best) printf "%.6f %s\n", at, best }' "$run.log" "$recv.log")
     [[ -n $gap ]] || die "migwatch reported no gap during the migration"
-    read -r at V[app_ms] <<<"$gap"
+    read -r at 'V[app_ms]' <<<"$gap"
     sw=$(awk -v a="$at" -v g="${V[app_ms]}" 'BEGIN { printf "%.6f", a + g / 1000 }')
     V[downtime_ms]=$(json_field "$json" downtime_ms)
     V[rounds]=$(json_field "$json" rounds)
