@@ -38,15 +38,22 @@
 # NAME --to 10.77.0.2:PORT --token-file TOKEN --json [OPTIONS]`; AFTER s
 # later the group is ended on B (SIGTERM).  Per mode and share, median
 # [min..max] over the repetitions:
-#   app_ms        the downtime the program saw: its longest gap between two
-#                 steps of its loop (CLOCK_REALTIME) that began while
-#                 `migrate` ran; migwatch prints it itself after the restart,
-#                 on the stdout `cohort receive` carries
+#   quiet_ms      the noise floor: the program's longest gap between two
+#                 steps of its loop (CLOCK_REALTIME) before the migration
+#                 (0: none over 5 ms)
+#   app_ms        the downtime the program saw: its longest gap from the
+#                 start of `migrate` to the end (the stop, and post-copy's
+#                 stalls after it); migwatch prints each gap itself, the
+#                 stop's after the restart, on the stdout `cohort receive`
+#                 carries
 #   downtime_ms, rounds, MiB (bytes), duration_ms   from `migrate --json`
 #   wall_ms       the `migrate` command, start to exit
+#   src_gen_ms, dst_gen_ms   from the stop (the program's last step at A)
+#                 to the newest file of the newest generation at A (taken
+#                 there) and at B (received): where the stop went
 #   before/s, after/s   the program's steps per second over WINDOW s just
-#                 before `migrate` started and just after the switch (the
-#                 end of that gap); slow_%: how much fewer after
+#                 before `migrate` started and just after the switch (its
+#                 first step at B); slow_%: how much fewer after
 #   slow_ms       from the switch until a 0.5 s span runs at 90 % of the
 #                 step rate before ("-" when not within AFTER s)
 # The commands are printed as run ("+ ..."), the machine's load before and
@@ -241,9 +248,9 @@ gen_time() {
     find "$d" -type f -printf '%T@\n' | sort -g | tail -n 1
 }
 
-# since T0 T: ms from T0 to T ("-" when T is)
+# since T0 T: ms from T0 to T ("-" when either is)
 since() {
-    if [[ $2 = - ]]; then echo -; else ms_between "$1" "$2"; fi
+    if [[ $1 = - || $2 = - ]]; then echo -; else ms_between "$1" "$2"; fi
 }
 
 # start_group PCT: the group NAME runs migwatch on A, ready; its output in $run.*
@@ -275,22 +282,25 @@ start_receiver() {
 
 # measure T0 T1: V from the logs of a migration that ran from T0 to T1
 measure() {
-    local t0=$1 t1=$2 ready gap at sw tk
+    local t0=$1 ready at sw tk
     # the noise floor: the longest gap from 1 s after "ready" to the migration
     ready=$(awk '$2 == "ready" { print $1; exit }' "$run.log")
     V[quiet_ms]=$(awk -v a="$ready" -v b="$t0" '$2 == "gap" && $3 >= a + 1 && $3 < b && $5 > m { m = $5 }
         END { printf "%s\n", m ? m : "0" }' "$run.log")
-    # the longest gap that began while migrate ran: the stop; the switch at its end
-    gap=$(awk -v a="$t0" -v b="$t1" '$2 == "gap" && $3 >= a - 0.1 && $3 <= b && $5 > best { best = $5; at = $3 }
-        END { if (best) printf "%.6f %s\n", at, best }' "$run.log" "$recv.log")
-    [[ -n $gap ]] || die "migwatch reported no gap during the migration"
-    read -r at 'V[app_ms]' <<<"$gap"
-    sw=$(awk -v a="$at" -v g="${V[app_ms]}" 'BEGIN { printf "%.6f", a + g / 1000 }')
+    # the switch: the program's first step at B (its first line there: the
+    # gap of the stop, or a tick); the stop began at its last step at A
+    # ("-" when that gap was too short to be printed)
+    read -r at sw < <(awk '$2 == "gap" { printf "%s %.6f\n", $3, $3 + $5 / 1000; exit }
+        $2 == "tick" { print "-", $3; exit }' "$recv.log")
+    [[ -n $sw ]] || die "migwatch printed nothing at B"
+    # what the program saw: its longest gap from migrate on, post-copy's stalls too
+    V[app_ms]=$(awk -v a="$t0" '$2 == "gap" && $3 >= a - 0.1 && $5 > m { m = $5 } END { printf "%s\n", m ? m : "0" }' \
+        "$run.log" "$recv.log")
     V[downtime_ms]=$(json_field "$json" downtime_ms)
     V[rounds]=$(json_field "$json" rounds)
     V[MiB]=$(awk -v b="$(json_field "$json" bytes)" 'BEGIN { printf "%.0f", b / 1048576 }')
     V[duration_ms]=$(json_field "$json" duration_ms)
-    V[wall_ms]=$(ms_between "$t0" "$t1")
+    V[wall_ms]=$(ms_between "$t0" "$2")
     V[src_gen_ms]=$(since "$at" "$(gen_time A)")
     V[dst_gen_ms]=$(since "$at" "$(gen_time B)")
     tk=$(ticks "$run.log" "$recv.log")
@@ -366,8 +376,8 @@ echo "== median [min..max] over $REPS repetitions ($(load)) =="
     done
 } | column -t -s $'\t'
 echo
-echo "quiet_ms: the program's longest gap before the migration; app_ms: its longest step-to-step gap"
-echo "(CLOCK_REALTIME) that began while migrate ran (its stop); src_gen_ms, dst_gen_ms: from that stop to the"
-echo "newest file of the generation at A (committed there) and at B (received);"
+echo "quiet_ms: the program's longest step-to-step gap (CLOCK_REALTIME) before the migration; app_ms: from"
+echo "migrate's start on (its stop, post-copy's stalls); src_gen_ms, dst_gen_ms: from the stop to the newest"
+echo "file of the generation at A (taken there) and at B (received);"
 echo "before/s, after/s: its steps per second over ${WINDOW} s before migrate and after the switch;"
 echo "slow_ms: from the switch until 0.5 s run at 90 % of the rate before (- : not within ${AFTER} s)."

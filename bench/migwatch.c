@@ -30,9 +30,12 @@
  *   ready
  *   tick S steps N pages P busy_ms B    counters since "ready": steps of
  *                                       the loop, pages written, and the
- *                                       wall time spent writing them
+ *                                       wall time spent writing them; every
+ *                                       T ms, and after each gap
  *   gap S ms G                          no step for G ms from S on (printed
- *                                       by the first step after it)
+ *                                       by the first step after it: on the
+ *                                       target, the first line after the
+ *                                       migration's stop when it is over M)
  * SIGTERM/SIGINT: a last tick, "done", exit 0.
  */
 #define _GNU_SOURCE
@@ -163,7 +166,7 @@ int main(int argc, char **argv)
 		busy += done - t;
 		steps++;
 		prev = t;
-		if (done >= next_tick) {
+		if (done >= next_tick || d > gap_ns) {
 			put_time("tick", done);
 			printf(" steps %" PRIu64 " pages %" PRIu64 " busy_ms %.3f\n", steps, pages, (double)busy / 1e6);
 			fflush(stdout);
