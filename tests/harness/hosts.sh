@@ -14,10 +14,11 @@ ns_differs() {
 	n=$(readlink "/proc/$1/ns/net" 2>/dev/null) && [ "$n" != "$2" ]
 }
 
-# netns_start: a process in a network namespace of its own, in the
-# background; its pid in NSPID.  The namespace is there once netns_made.
+# netns_start [UNSHARE-OPTION...]: a process in a network namespace of its
+# own (and whatever else the options ask), in the background; its pid in
+# NSPID.  The namespace is there once netns_made.
 netns_start() {
-	unshare -n sleep 100000 &
+	unshare -n "$@" sleep 100000 &
 	NSPID=$!
 }
 
