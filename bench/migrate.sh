@@ -152,6 +152,7 @@ trap 'exit 130' INT TERM HUP PIPE
 
 # hosts: A and B, each a network namespace held by a process of ours
 for h in A B; do
+    # shellcheck disable=SC2119 # (no unshare option)
     netns_start
     HOLDERS+=("$NSPID")
     for _ in {1..100}; do netns_made "$NSPID" && break; sleep 0.05; done
@@ -287,11 +288,16 @@ measure() {
     ready=$(awk '$2 == "ready" { print $1; exit }' "$run.log")
     V[quiet_ms]=$(awk -v a="$ready" -v b="$t0" '$2 == "gap" && $3 >= a + 1 && $3 < b && $5 > m { m = $5 }
         END { printf "%s\n", m ? m : "0" }' "$run.log")
-    # the switch: the program's first step at B (its first line there: the
-    # gap of the stop, or a tick); the stop began at its last step at A
-    # ("-" when that gap was too short to be printed)
-    read -r at sw < <(awk '$2 == "gap" { printf "%s %.6f\n", $3, $3 + $5 / 1000; exit }
-        $2 == "tick" { print "-", $3; exit }' "$recv.log")
+    # the stop: the first gap the program printed at B, from its last step
+    # at A to its first at B, the switch (a line it had written at A may come
+    # first, flushed again there).  A stop too short to be printed: at "-",
+    # the switch at its first tick at B from migrate on
+    read -r at sw < <(awk -v a="$t0" '$2 == "gap" && $3 >= a - 0.1 { printf "%s %.6f\n", $3, $3 + $5 / 1000; exit }' \
+        "$recv.log")
+    if [[ -z $sw ]]; then
+        at=-
+        sw=$(awk -v a="$t0" '$2 == "tick" && $3 >= a { print $3; exit }' "$recv.log")
+    fi
     [[ -n $sw ]] || die "migwatch printed nothing at B"
     # what the program saw: its longest gap from migrate on, post-copy's stalls too
     V[app_ms]=$(awk -v a="$t0" '$2 == "gap" && $3 >= a - 0.1 && $5 > m { m = $5 } END { printf "%s\n", m ? m : "0" }' \
