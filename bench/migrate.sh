@@ -317,7 +317,7 @@ measure() {
     [[ ${V[before/s]} = - ]] && return
     V[slow_ms]=$(recovered "$tk" "$sw" "${V[before/s]}")
     [[ ${V[after/s]} = - ]] ||
-        V[slow_%]=$(awk -v b="${V[before/s]}" -v a="${V[after/s]}" 'BEGIN { printf "%.0f", (1 - a / b) * 100 }')
+        V[slow_%]=$(awk -v b="${V[before/s]}" -v a="${V[after/s]}" 'BEGIN { v = sprintf("%.0f", (1 - a / b) * 100); print v == "-0" ? 0 : v }')
 }
 
 # one MODE PCT REP: one migration of a fresh group, its numbers filed under "MODE PCT%"
