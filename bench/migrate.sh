@@ -27,7 +27,8 @@
 #   --images DIR     where both hosts' images go, DIR/A and DIR/B (default
 #                    a new directory under /dev/shm: tmpfs); --keep: keep
 #                    them, and the logs
-#   Environment: COHORT, MIGWATCH (paths of the binaries) as alternatives.
+#   --cohort PATH, --prog PATH   the cohort and migwatch to run (or the
+#                    environment's COHORT, MIGWATCH; default build/)
 #
 # Needs root and ip (iproute2).  Two network namespaces joined by a veth
 # pair act as hosts A (10.77.0.1) and B (10.77.0.2), as in the tests
@@ -58,6 +59,7 @@
 #                 step rate before ("-" when not within AFTER s)
 # The commands are printed as run ("+ ..."), the machine's load before and
 # after.  All times in milliseconds.  Not part of `make check`.
+
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
