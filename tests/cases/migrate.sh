@@ -1,6 +1,6 @@
 # tests/cases/migrate.sh - sourced by tests/run.sh: `cohort migrate` and
 # `cohort receive` (issue 14, stop-and-copy).  Two network namespaces
-# (unshare -n) joined by a veth pair act as two hosts, A (10.77.0.1) and B (10.77.0.2); each side
+# joined by a veth pair (tests/harness/hosts.sh) act as two hosts, A (10.77.0.1) and B (10.77.0.2); each side
 # has its own run directory (TD/runA, TD/runB) and images directory
 # (IMG/A, IMG/B).  The program is a 3-process pipeline (a bash loop | sed |
 # a bash loop) that stops at go files, so that each migration happens at a known
@@ -54,12 +54,6 @@ MIG_PROG='for ((i = 1; i <= 40; i++)); do echo "n $i"
 	sleep 0.01; done | sed -u "s/^n /item /" |
 	{ s=0; k=0; while read -r w n; do k=$((k + 1)); s=$((s + n)); echo "$w $n $s"; done; echo "RESULT $k $s"; }'
 
-# ns_differs PID NET: process PID is in another network namespace than NET
-ns_differs() {
-	local n
-	n=$(readlink "/proc/$1/ns/net" 2>/dev/null) && [ "$n" != "$2" ]
-}
-
 # mig_ns: a process in a network namespace of its own (unshare -n), kept
 # for the test's life: its pid in NSPID.  The namespace goes with it, and it
 # goes when the test ends however it ends (it carries the test's marker).
@@ -71,7 +65,7 @@ mig_ns() {
 	fi
 	NSPID=$!
 	echo "$NSPID" >>"$TD/pids"
-	wait_for "a network namespace of its own" ns_differs "$NSPID" "$(readlink /proc/self/ns/net)"
+	wait_for "a network namespace of its own" netns_made "$NSPID"
 }
 
 # mig_hosts: the two namespaces joined by a veth pair, the token, the
@@ -83,11 +77,7 @@ mig_hosts() {
 	PA=$NSPID
 	mig_ns
 	PB=$NSPID
-	ip link add va netns "$PA" type veth peer name vb netns "$PB" &&
-		nsenter -t "$PA" -n ip addr add 10.77.0.1/24 dev va && nsenter -t "$PB" -n ip addr add 10.77.0.2/24 dev vb &&
-		nsenter -t "$PA" -n ip link set va up && nsenter -t "$PB" -n ip link set vb up &&
-		nsenter -t "$PA" -n ip link set lo up && nsenter -t "$PB" -n ip link set lo up ||
-		fail "cannot join the two network namespaces"
+	hosts_join "$PA" "$PB" || fail "cannot join the two network namespaces"
 	mkdir -p "$TD/runA" "$TD/runB" "$IMG/A" "$IMG/B"
 	if [ -n "${MIG_MNT:-}" ]; then # the work directory: each host's own (the straight run: TT's copy's)
 		mkdir -p "$TT/work"
