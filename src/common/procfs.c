@@ -784,30 +784,42 @@ static uint32_t line_handle(const char *s, const char *eol, uint8_t *h, size_t n
 	return got;
 }
 
-int co_inotify_next(const char **p, struct co_inotify_line *l)
+/*
+ * The next line at or after *p that starts with prefix: its start, its end
+ * in *eol, and *p moved past it; NULL at the end of the text.
+ */
+static const char *next_line_with(const char **p, const char *prefix, const char **eol)
 {
 	const char *s = *p;
 	for (;;) {
-		const char *eol = s;
-		while (*eol && *eol != '\n')
-			eol++;
-		if (!co_startswith(s, "inotify wd:")) {
-			if (!*eol)
-				return 0;
-			s = eol + 1;
-			continue;
+		const char *e = s;
+		while (*e && *e != '\n')
+			e++;
+		if (co_startswith(s, prefix)) {
+			*eol = e;
+			*p = *e ? e + 1 : e;
+			return s;
 		}
-		co_memset(l, 0, sizeof(*l));
-		/* every number of the line is hexadecimal, wd too */
-		l->wd = (int)co_strtoul(s + 11, 0, 16);
-		l->ino = line_hex(s, eol, "ino:");
-		l->sdev = (uint32_t)line_hex(s, eol, "sdev:");
-		l->mask = (uint32_t)line_hex(s, eol, "mask:");
-		l->handle_type = (int)line_hex(s, eol, "fhandle-type:");
-		l->handle_bytes = line_handle(s, eol, l->handle, sizeof(l->handle));
-		*p = *eol ? eol + 1 : eol;
-		return 1;
+		if (!*e)
+			return NULL;
+		s = e + 1;
 	}
+}
+
+int co_inotify_next(const char **p, struct co_inotify_line *l)
+{
+	const char *eol, *s = next_line_with(p, "inotify wd:", &eol);
+	if (!s)
+		return 0;
+	co_memset(l, 0, sizeof(*l));
+	/* every number of the line is hexadecimal, wd too */
+	l->wd = (int)co_strtoul(s + 11, 0, 16);
+	l->ino = line_hex(s, eol, "ino:");
+	l->sdev = (uint32_t)line_hex(s, eol, "sdev:");
+	l->mask = (uint32_t)line_hex(s, eol, "mask:");
+	l->handle_type = (int)line_hex(s, eol, "fhandle-type:");
+	l->handle_bytes = line_handle(s, eol, l->handle, sizeof(l->handle));
+	return 1;
 }
 
 /*
@@ -820,43 +832,33 @@ int co_inotify_next(const char **p, struct co_inotify_line *l)
  */
 int co_fanotify_next(const char **p, struct co_fanotify_line *l)
 {
-	const char *s = *p;
-	for (;;) {
-		const char *eol = s;
-		while (*eol && *eol != '\n')
-			eol++;
-		if (!co_startswith(s, "fanotify ")) {
-			if (!*eol)
-				return 0;
-			s = eol + 1;
-			continue;
-		}
-		co_memset(l, 0, sizeof(*l));
-		const char *f = s + 9;
-		l->what = co_startswith(f, "flags:") ? CO_FAN_GROUP
-			  : co_startswith(f, "ino:") ? CO_FAN_INODE
-			  : co_startswith(f, "mnt_id:") ? CO_FAN_MOUNT
-			  : co_startswith(f, "sdev:") ? CO_FAN_FILESYSTEM
-			  : co_startswith(f, "mnt_ns:") ? CO_FAN_MNTNS : CO_FAN_UNKNOWN;
-		if (l->what == CO_FAN_MNTNS)
-			l->mnt_ns = co_strtoul(f + 7, 0, 10);
-		/* line_hex looks after a blank: the first field too */
-		l->flags = (uint32_t)line_hex(s, eol, "flags:");
-		l->event_flags = (uint32_t)line_hex(s, eol, "event-flags:");
-		l->ino = line_hex(s, eol, "ino:");
-		l->sdev = (uint32_t)line_hex(s, eol, "sdev:");
-		l->mnt_id = (uint32_t)line_hex(s, eol, "mnt_id:");
-		l->mflags = (uint32_t)line_hex(s, eol, "mflags:");
-		l->mask = line_hex(s, eol, "mask:");
-		l->ignored = line_hex(s, eol, "ignored_mask:");
-		l->handle_type = (int)line_hex(s, eol, "fhandle-type:");
-		l->handle_bytes = line_handle(s, eol, l->handle, sizeof(l->handle));
-		size_t len = (size_t)(eol - s) < sizeof(l->text) - 1 ? (size_t)(eol - s) : sizeof(l->text) - 1;
-		co_memcpy(l->text, s, len);
-		l->text[len] = 0;
-		*p = *eol ? eol + 1 : eol;
-		return 1;
-	}
+	const char *eol, *s = next_line_with(p, "fanotify ", &eol);
+	if (!s)
+		return 0;
+	co_memset(l, 0, sizeof(*l));
+	const char *f = s + 9;
+	l->what = co_startswith(f, "flags:") ? CO_FAN_GROUP
+		  : co_startswith(f, "ino:") ? CO_FAN_INODE
+		  : co_startswith(f, "mnt_id:") ? CO_FAN_MOUNT
+		  : co_startswith(f, "sdev:") ? CO_FAN_FILESYSTEM
+		  : co_startswith(f, "mnt_ns:") ? CO_FAN_MNTNS : CO_FAN_UNKNOWN;
+	if (l->what == CO_FAN_MNTNS)
+		l->mnt_ns = co_strtoul(f + 7, 0, 10);
+	/* line_hex looks after a blank: the first field too */
+	l->flags = (uint32_t)line_hex(s, eol, "flags:");
+	l->event_flags = (uint32_t)line_hex(s, eol, "event-flags:");
+	l->ino = line_hex(s, eol, "ino:");
+	l->sdev = (uint32_t)line_hex(s, eol, "sdev:");
+	l->mnt_id = (uint32_t)line_hex(s, eol, "mnt_id:");
+	l->mflags = (uint32_t)line_hex(s, eol, "mflags:");
+	l->mask = line_hex(s, eol, "mask:");
+	l->ignored = line_hex(s, eol, "ignored_mask:");
+	l->handle_type = (int)line_hex(s, eol, "fhandle-type:");
+	l->handle_bytes = line_handle(s, eol, l->handle, sizeof(l->handle));
+	size_t len = (size_t)(eol - s) < sizeof(l->text) - 1 ? (size_t)(eol - s) : sizeof(l->text) - 1;
+	co_memcpy(l->text, s, len);
+	l->text[len] = 0;
+	return 1;
 }
 
 struct waiting {
