@@ -40,9 +40,9 @@ t_unix_edges_live() { steps_live_flow unix_edges 9; }
 # descriptors: the program runs on and reads every byte and descriptor
 # where it was (unix_inflight checks each); the next --kill checkpoint
 # commits, and its restart runs to the straight run's end.  unix_workers'
-# jobs are in flight on streams too.
+# jobs are in flight on streams too.  PROG: the program (unix_inflight).
 kill_failed_flow() {
-	prog_cmd unix_inflight
+	prog_cmd "${1:-unix_inflight}"
 	straight_start 0 "${PCMD[@]}"
 	COHORT_CKPT_FAIL=written:1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
@@ -188,20 +188,7 @@ t_unix_unprivileged() {
 #   unix_backlog_live         live checkpoints (and a --kill, a restart)
 #   unix_backlog_rounds       live, --kill, restart, live, --kill, restart:
 #                             two rounds, markers taken again each time
-t_unix_backlog_kill_failed() {
-	prog_cmd unix_backlog
-	straight_start 0 "${PCMD[@]}"
-	COHORT_CKPT_FAIL=written:1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
-	wait_ready "$GNAME" run0
-	wait_line "$TD/run0.out" "step 2 ok"
-	ckpt_refused run0 "a failure injected late" "failure injected \\(COHORT_CKPT_FAIL\\)" --kill
-	wait_line "$TD/run0.out" "step 5 ok"
-	ckpt_or_fail "checkpoint 1 (--kill, after the failed one)" "$GNAME" 1 --kill
-	bg_wait run0
-	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
-	bg_wait run1
-	final_check 0 "$RC" run1 run0 run1
-}
+t_unix_backlog_kill_failed() { kill_failed_flow unix_backlog; }
 
 t_unix_backlog_live() { steps_live_flow unix_backlog 9; }
 
