@@ -37,11 +37,13 @@
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include "kinds/unix_int.h"
 #include "proto.h"
@@ -552,6 +554,50 @@ static int accepts_through_agent(const struct co_kdump *d, int first)
 			return 0;
 	}
 	return 1;
+}
+
+/*
+ * The datagram socket of the group bound to name (namelen bytes), as the
+ * kernel lists it (so before any plan): its object, or -1.  The sender of
+ * a message that came from that name (q_requeue).
+ */
+int co_unix_dgram_named(const struct co_kdump *d, const char *name, uint32_t namelen)
+{
+	for (int k = 0; namelen && k < d->nrefs; k++) {
+		const struct co_ref *r = &d->refs[k];
+		const struct usk *u = r->kind == CO_OBJ_USOCK && r->obj == k && r->inflight != CO_INFLIGHT_EMBRYO
+					      ? usk_of(r->ino) : NULL;
+		if (u && u->type == SOCK_DGRAM && u->namelen == namelen && !memcmp(u->name, name, namelen))
+			return k;
+	}
+	return -1;
+}
+
+/*
+ * Where the coordinator sends to the datagram socket refs[k] by its name,
+ * to make its queue new when any socket may send to it (unix_queue.c's
+ * q_requeue): an abstract name as it is, a path through an O_PATH
+ * descriptor of its own socket file (*path, the caller's to close), as
+ * "/proc/self/fd/N", so that nothing planted at the path is reached.  0,
+ * or -1: no name, its file gone, or connected (then only its peer may
+ * send to it, which co_unix_only_sender covers).
+ */
+int co_unix_reach_addr(const struct co_kdump *d, int k, struct sockaddr_un *a, socklen_t *alen, int *path)
+{
+	const struct usk *u = d->refs[k].inflight == CO_INFLIGHT_EMBRYO ? NULL : usk_of(d->refs[k].ino);
+	*path = -1;
+	if (!u || u->peer || !u->namelen || reach(d, k, u, path) < 0)
+		return -1;
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	if (*path < 0) {
+		memcpy(a->sun_path, u->name, u->namelen);
+		*alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + u->namelen);
+	} else {
+		snprintf(a->sun_path, sizeof(a->sun_path), "/proc/self/fd/%d", *path);
+		*alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(a->sun_path) + 1);
+	}
+	return 0;
 }
 
 /*

@@ -84,6 +84,17 @@ struct queue {
 	char sname[108];	/* the sender's name */
 	int zeros;	/* a message of no bytes was peeked (so marked: see zm_note) */
 	int foreign;	/* a message whose sender is not q->sender's name */
+	/*
+	 * An unconnected named datagram socket, which any socket may send to:
+	 * its queue is made new message by message from each sender's socket
+	 * in the group (its name), or from one of ours (an unnamed sender),
+	 * sent to the receiver's name (to) (q_requeue).
+	 */
+	const struct co_kdump *d;
+	int many, to_path;
+	struct sockaddr_un to;
+	socklen_t tolen;
+	int outside;	/* many: a message from a named sender not in the group (cannot be sent again as it) */
 };
 
 /*
@@ -122,6 +133,10 @@ static int q_open(const struct co_kdump *d, int first, struct queue *q)
 			q->snamelen = (uint32_t)(al - offsetof(struct sockaddr_un, sun_path));
 		memcpy(q->sname, a.sun_path, q->snamelen);
 	}
+	q->d = d;
+	q->to_path = -1;
+	if (type == SOCK_DGRAM && q->sender < 0)
+		q->many = co_unix_reach_addr(d, first, &q->to, &q->tolen, &q->to_path) == 0;
 	return 0;
 }
 
@@ -137,6 +152,8 @@ static void q_close(struct queue *q)
 	close(q->s);
 	if (q->sender >= 0)
 		close(q->sender);
+	if (q->to_path >= 0)
+		close(q->to_path);
 }
 
 /* How q_recv receives: a peek at q->off, a read, a peek at the head (SO_PEEK_OFF off already) */
@@ -381,6 +398,7 @@ static int q_next(struct queue *q, struct qmsg *m)
 	if (r > 0 && !q->stream) {
 		q->zeros |= m->len == 0;
 		q->foreign |= m->namelen != q->snamelen || memcmp(m->name, q->sname, m->namelen);
+		q->outside |= q->many && m->namelen && co_unix_dgram_named(q->d, m->name, m->namelen) < 0;
 	}
 	if (r > 0)
 		q->off += (int)m->len;
@@ -453,6 +471,30 @@ static int send_again(int s, const char *buf, const struct qmsg *m)
 }
 
 /*
+ * Message m sent again to q's socket as its sender sent it: from the only
+ * sender; or (q->many) from the socket of the group bound to the name it
+ * came from, else from own (an unnamed sender's: recvfrom shows no name
+ * either way), to the receiver's name.
+ */
+static int send_from(struct queue *q, int own, const char *buf, const struct qmsg *m)
+{
+	if (!q->many)
+		return send_again(q->sender, buf, m);
+	int k = m->namelen ? co_unix_dgram_named(q->d, m->name, m->namelen) : -1;
+	int s = k >= 0 ? co_ref_grab(&q->d->refs[k]) : own;
+	ssize_t n = -1;
+	if (s >= 0 && m->got_cred)
+		n = send_msg(s, buf, (size_t)m->len, m->fds, (uint32_t)m->nfds, &m->cred, &q->to, q->tolen);
+	if (s >= 0 && n < 0)
+		n = send_msg(s, buf, (size_t)m->len, m->fds, (uint32_t)m->nfds, NULL, &q->to, q->tolen);
+	if (k >= 0 && s >= 0)
+		close(s);
+	if (n >= 0 && n != m->len)
+		errno = EAGAIN;
+	return n == m->len ? 0 : -1;
+}
+
+/*
  * q's queue made new, so that the messages of no bytes a walk peeked (so
  * marked: see zm_note) are seen by the next checkpoint's walks too: each
  * message read, then all sent again in order, each with its bytes,
@@ -491,9 +533,10 @@ static int q_requeue(struct queue *q, const struct co_ref *r)
 	int zero = 0;
 	if (q->own_creds && setsockopt(q->s, SOL_SOCKET, SO_PASSCRED, &zero, sizeof(zero)) == 0)
 		q->own_creds = 0;
+	int own = q->many ? socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0) : -1;
 	for (int i = 0; i < n; i++) {
 		struct qmsg *m = &h[i].m;
-		if (!h[i].bytes || send_again(q->sender, h[i].bytes, m) < 0) {
+		if (!h[i].bytes || send_from(q, own, h[i].bytes, m) < 0) {
 			co_warn("pid %d: fd %d: a message of %zd bytes queued on the Unix socket, read to be queued again, "
 				"could not be put back: %s", r->pid, r->fd, m->len, h[i].bytes ? strerror(errno) : "out of memory");
 			e = -1;
@@ -501,6 +544,8 @@ static int q_requeue(struct queue *q, const struct co_ref *r)
 		q_drop_fds(m);
 		free(h[i].bytes);
 	}
+	if (own >= 0)
+		close(own);
 	free(h);
 	return e;
 }
@@ -508,7 +553,7 @@ static int q_requeue(struct queue *q, const struct co_ref *r)
 /* After a walk of q: its queue made new when it must and can be (see zm_note, q_requeue); 0 or -1. */
 static int q_made_new(struct queue *q, const struct co_ref *r)
 {
-	if (!q->zeros || q->sender < 0 || q->foreign)
+	if (!q->zeros || (q->many ? q->outside : q->sender < 0 || q->foreign))
 		return 0;
 	zm_forget(q->first);
 	return q_requeue(q, r);

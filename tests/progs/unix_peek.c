@@ -11,13 +11,17 @@
  *  - on a datagram pair and a seqpacket pair (with SO_PASSCRED), messages
  *    of no bytes between others, so not at the head: each comes back in
  *    place (a read returns 0 for it), however many checkpoints peeked at
- *    it before, with its credentials.
+ *    it before, with its credentials;
+ *  - the same on a named datagram socket that two others send to (one
+ *    bound to a path, one unnamed): each message in place, from the
+ *    sender it came from (recvfrom's address).
  * Step s queues, prints "STEP s queued", waits for the file go.s (see
  * t_wait_go), then reads and checks all it queued.  Prints "step s ok"
  * and a RESULT.
  */
 #include "common.h"
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #define STEPS 3
 
@@ -156,6 +160,68 @@ static void dgram_check(int r, int s, int creds, const char *what)
 	CHECK(recv(r, &c, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN, "%s: more queued than sent", what);
 }
 
+/* A datagram socket bound to dir/NAME.sock, or unbound (name NULL); its address into *a. */
+static int dgram_at(const char *name, struct sockaddr_un *a)
+{
+	const char *dir = getenv("COHORT_TEST_TMP");
+	int s = SYSCHK(socket(AF_UNIX, SOCK_DGRAM, 0));
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	if (name) {
+		t_fmt(a->sun_path, sizeof(a->sun_path), "%s/%s%d.sock", dir && *dir ? dir : "/tmp", name, (int)getpid());
+		unlink(a->sun_path);
+		SYSCHK(bind(s, (struct sockaddr *)a, sizeof(*a)));
+	}
+	return s;
+}
+
+/* Step s on the named socket (at to) from two senders: messages of no bytes between others, from both. */
+static void many_queue(int named, int unnamed, const struct sockaddr_un *to, int s)
+{
+	char t[32];
+	const struct sockaddr *ta = (const struct sockaddr *)to;
+	snprintf(t, sizeof(t), "named %d", s);
+	SYSCHK(sendto(named, t, strlen(t), 0, ta, sizeof(*to)));
+	SYSCHK(sendto(unnamed, "", 0, 0, ta, sizeof(*to)));
+	SYSCHK(sendto(named, "", 0, 0, ta, sizeof(*to)));
+	snprintf(t, sizeof(t), "unnamed %d", s);
+	SYSCHK(sendto(unnamed, t, strlen(t), 0, ta, sizeof(*to)));
+	SYSCHK(sendto(named, "", 0, 0, ta, sizeof(*to)));
+}
+
+/* The next message on r: exactly text, from (NULL: an unnamed sender). */
+static void from_exact(int r, const char *text, const struct sockaddr_un *from)
+{
+	char buf[64];
+	struct sockaddr_un a;
+	socklen_t al = sizeof(a);
+	ssize_t n = recvfrom(r, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&a, &al);
+	CHECK(n == (ssize_t)strlen(text) && !memcmp(buf, text, (size_t)n), "named datagram: expected \"%s\", got %zd (%s)",
+	      text, n, n < 0 ? strerror(errno) : "");
+	if (from)
+		CHECK(al > sizeof(sa_family_t) && !strcmp(a.sun_path, from->sun_path),
+		      "named datagram: \"%s\" came from '%s', not '%s'", text, al > sizeof(sa_family_t) ? a.sun_path : "",
+		      from->sun_path);
+	else
+		CHECK(al <= sizeof(sa_family_t), "named datagram: \"%s\" came from a named sender (%u bytes)", text,
+		      (unsigned)al);
+	h = t_fnv(h, buf, (size_t)n);
+	h = t_fnv_u64(h, (uint64_t)n);
+}
+
+static void many_check(int r, const struct sockaddr_un *named, int s)
+{
+	char t[32], c;
+	snprintf(t, sizeof(t), "named %d", s);
+	from_exact(r, t, named);
+	from_exact(r, "", NULL);
+	from_exact(r, "", named);
+	snprintf(t, sizeof(t), "unnamed %d", s);
+	from_exact(r, t, NULL);
+	from_exact(r, "", named);
+	CHECK(recv(r, &c, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN, "named datagram: more queued than sent");
+}
+
 int main(void)
 {
 	t_init("unix_peek");
@@ -167,11 +233,14 @@ int main(void)
 	SYSCHK(setsockopt(b[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)));
 	SYSCHK(setsockopt(q[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)));
 	SYSCHK(setsockopt(b[1], SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)));
+	struct sockaddr_un ra, na, ua;
+	int rx = dgram_at("pr", &ra), named = dgram_at("pn", &na), unnamed = dgram_at(NULL, &ua);
 	for (int s = 0; s < STEPS; s++) {
 		stream_queue(a[0], s);
 		stream_queue(b[0], s);
 		dgram_queue(d[0], s);
 		dgram_queue(q[0], s);
+		many_queue(named, unnamed, &ra, s);
 		peek3(b[1], 0, "pre");
 		printf("STEP %d queued\n", s);
 		fflush(stdout);
@@ -183,6 +252,7 @@ int main(void)
 		stream_check(b[1], s, 1, "stream with SO_PASSCRED");
 		dgram_check(d[1], s, 0, "datagram");
 		dgram_check(q[1], s, 1, "seqpacket with SO_PASSCRED");
+		many_check(rx, &na, s);
 		printf("step %d ok\n", s);
 	}
 	printf("RESULT %llx\n", (unsigned long long)h);
