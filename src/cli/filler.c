@@ -475,6 +475,8 @@ static void fill_record(const struct rec *rc)
 		for (int i = 0; i < nsp; i++)
 			fill_span(&sp[i], e, e1, rc->off + at);
 		e = e1;
+		if (cfg->slow_ms) /* tests: a fill that takes its time, faults served meanwhile */
+			pump(cfg->slow_ms);
 	}
 	uint64_t sum;
 	if (src.read(src.ctx, rc->stream, rc->off + rc->len, &sum, sizeof(sum)))

@@ -29,6 +29,7 @@ struct co_filler_cfg {
 	const uint64_t *ranges;	/* the lazy regions: start, end pairs, in address order */
 	int nranges;
 	struct co_page_source source; /* .read NULL: the image's files */
+	int slow_ms;		/* tests only (COHORT_LAZY_SLOW): a pause after each MiB of the background fill */
 };
 
 /* Fill, then exit: 0 once every page is in place, 1 (after one line on stderr) on any failure. */

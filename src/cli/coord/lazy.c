@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -44,9 +45,12 @@ static int on;
 static char dir[PATH_MAX];
 static const struct co_mproc *procs;
 static int nprocs;
+static int slow_ms;	/* COHORT_LAZY_SLOW=MS (tests only): the background fill pauses MS after each MiB */
 
 void lazy_setup(const char *gen_dir, const struct co_mproc *p, int n)
 {
+	const char *slow = getenv("COHORT_LAZY_SLOW");
+	slow_ms = slow ? atoi(slow) : 0;
 	on = 1;
 	snprintf(dir, sizeof(dir), "%s", gen_dir);
 	procs = p;
@@ -92,6 +96,7 @@ static void __attribute__((noreturn)) run_filler(int uffd, const struct co_mproc
 	struct co_filler_cfg cfg = {
 		.uffd = 3, .pid = mp->pid, .image = image, .streams = streams,
 		.bind = { G.restored.group_id, G.restored.generation, 0, 0 }, .ranges = ranges, .nranges = nr,
+		.slow_ms = slow_ms,
 	};
 	co_filler_main(&cfg);
 }

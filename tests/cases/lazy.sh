@@ -1,0 +1,96 @@
+# tests/cases/lazy.sh - sourced by tests/run.sh: `cohort restart --lazy`,
+# the program running before its memory is all in place (src/restore/lazy.c,
+# src/cli/filler.c, src/cli/coord/lazy.c).
+
+# lazy_flow EXP_RC AT1 AT2 CMD...: the standard flow (flow_standard) with
+# both restarts --lazy: run, checkpoint --kill, restart --lazy,
+# checkpoint --kill, restart --lazy; the output must be the straight run's.
+# LAZY_ENV: environment for the restarts (COHORT_LAZY_SLOW=MS).
+lazy_flow() {
+	local exp_rc=$1 at1=$2 at2=$3 k0
+	shift 3
+	straight_start "$exp_rc" "$@"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+	wait_ready "$GNAME" run0
+	flow_at "$at1" run0
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	k0=$(out_lines run0)
+	bg_start run1 env ${LAZY_ENV:-} "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	wait_ready "$GNAME" run1
+	flow_at "$at2" run0 run1 "$k0"
+	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "restarted program ended (status $RC) before the second checkpoint: $(first_line "$TD/run1.err")"; }
+	ckpt_or_fail "checkpoint 2 (--kill, after restart --lazy)" "$GNAME" 2 --kill
+	bg_wait run1
+	bg_start run2 env ${LAZY_ENV:-} "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	bg_wait run2
+	final_check "$exp_rc" "$RC" run2 run0 run1 run2
+}
+
+# 256 MiB in five regions; right after each restart the program drops
+# ranges (zeros, never the image's pages), writes pages again, moves a
+# region, unmaps half of one, forks a child that checks its own copy, and
+# checks every page (tests/progs/lazy_mem.c)
+t_lazy_mem() {
+	prog_cmd lazy_mem
+	lazy_flow 0 4 4 "${PCMD[@]}" 256 1 30
+}
+
+# a group of three processes, each with its own filler
+t_lazy_group() {
+	prog_cmd lazy_mem
+	lazy_flow 0 4 4 "${PCMD[@]}" 192 3 30
+}
+
+# the fill made slow (20 ms a MiB: ~5 s for the 256 MiB): the program runs
+# on its faults meanwhile; a checkpoint asked for while the fill runs
+# waits until it is done, and what it saves restarts right
+t_lazy_ckpt_filling() {
+	prog_cmd lazy_mem
+	local k0 fillers t0
+	straight_start 0 "${PCMD[@]}" 256 1 40
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 256 1 40
+	wait_ready "$GNAME" run0
+	flow_at 3 run0
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	k0=$(out_lines run0)
+	bg_start run1 env COHORT_LAZY_SLOW=20 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	wait_ready "$GNAME" run1
+	fillers=$(pgrep -P "$(pgrep -P "$(cat "$TD/run1.pid")" -x cohort)" -x cohort-filler | wc -l)
+	[ "$fillers" -ge 1 ] || fail "no page filler runs right after restart --lazy"
+	t0=$SECONDS
+	ckpt_or_fail "checkpoint 2 (while the fill runs)" "$GNAME" 2
+	fillers=$(pgrep -P "$(pgrep -P "$(cat "$TD/run1.pid")" -x cohort)" -x cohort-filler | wc -l)
+	[ "$fillers" = 0 ] || fail "checkpoint 2 committed while a page filler still ran"
+	flow_at 2 run0 run1 "$k0"
+	ckpt_or_fail "checkpoint 3 (--kill)" "$GNAME" 3 --kill
+	bg_wait run1
+	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
+	note "checkpoint 2 took $((SECONDS - t0)) s (it waited for the fill)"
+}
+
+# the filler killed while pages are still to come: the group ends with
+# one line naming the process, status 70; nothing runs on with zeros
+t_lazy_filler_killed() {
+	prog_cmd lazy_mem
+	local coord filler
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 256 1 40
+	wait_ready "$GNAME" run0
+	flow_at 3 run0
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	bg_start run1 env COHORT_LAZY_SLOW=50 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	wait_ready "$GNAME" run1
+	coord=$(pgrep -P "$(cat "$TD/run1.pid")" -x cohort)
+	filler=$(pgrep -P "$coord" -x cohort-filler | head -n 1)
+	[ -n "$filler" ] || fail "no page filler runs right after restart --lazy"
+	kill -9 "$filler"
+	bg_wait run1
+	[ "$RC" = 70 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart exit status $RC after its filler was killed, expected 70"; }
+	grep -q '^cohort: lazy restore of pid [0-9]* failed: its page filler was killed by signal 9' "$TD/run1.err" ||
+		{ note_file "restart stderr" "$TD/run1.err"; fail "no line naming the process whose filler was killed"; }
+	! grep -q 'RESULT' "$TD/run1.out" || fail "the program ran to its end after its filler was killed"
+}
