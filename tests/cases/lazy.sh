@@ -30,10 +30,11 @@ lazy_flow() {
 # 256 MiB in five regions; right after each restart the program drops
 # ranges (zeros, never the image's pages), writes pages again, moves a
 # region, unmaps half of one, forks a child that checks its own copy, and
-# checks every page (tests/progs/lazy_mem.c)
+# checks every page (tests/progs/lazy_mem.c).  The fill is slowed (5 ms a
+# MiB) so that all of that meets pages still to come.
 t_lazy_mem() {
 	prog_cmd lazy_mem
-	lazy_flow 0 4 4 "${PCMD[@]}" 256 1 30
+	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 4 4 "${PCMD[@]}" 256 1 30
 }
 
 # a group of three processes, each with its own filler
