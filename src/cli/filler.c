@@ -42,7 +42,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
+#include "cli/cli.h"
 #include "cli/filler.h"
 #include "image.h"
 #include "res.h"
@@ -476,7 +478,9 @@ static void fill_record(const struct rec *rc)
 			fill_span(&sp[i], e, e1, rc->off + at);
 		e = e1;
 		if (cfg->slow_ms) /* tests: a fill that takes its time, faults served meanwhile */
-			pump(cfg->slow_ms);
+			for (uint64_t now = co_now_ns(CLOCK_MONOTONIC), end = now + cfg->slow_ms * 1000000ULL; now < end;
+			     now = co_now_ns(CLOCK_MONOTONIC))
+				pump((int)((end - now) / 1000000) + 1);
 	}
 	uint64_t sum;
 	if (src.read(src.ctx, rc->stream, rc->off + rc->len, &sum, sizeof(sum)))

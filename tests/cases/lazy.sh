@@ -2,6 +2,15 @@
 # the program running before its memory is all in place (src/restore/lazy.c,
 # src/cli/filler.c, src/cli/coord/lazy.c).
 
+# lazy_fillers TAG: the page fillers of the restart started as TAG
+lazy_fillers() {
+	local p
+	for p in $(tree_pids "$(cat "$TD/$1.pid")"); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = cohort-filler ] && echo "$p"
+	done
+	return 0
+}
+
 # lazy_flow EXP_RC AT1 AT2 CMD...: the standard flow (flow_standard) with
 # both restarts --lazy: run, checkpoint --kill, restart --lazy,
 # checkpoint --kill, restart --lazy; the output must be the straight run's.
@@ -58,11 +67,11 @@ t_lazy_ckpt_filling() {
 	k0=$(out_lines run0)
 	bg_start run1 env COHORT_LAZY_SLOW=20 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
 	wait_ready "$GNAME" run1
-	fillers=$(pgrep -P "$(pgrep -P "$(cat "$TD/run1.pid")" -x cohort)" -x cohort-filler | wc -l)
-	[ "$fillers" -ge 1 ] || fail "no page filler runs right after restart --lazy"
+	fillers=$(lazy_fillers run1 | wc -l)
+	[ "$fillers" -ge 1 ] || { note "$(tree_pids "$(cat "$TD/run1.pid")" | while read -r p; do echo "$p $(cat /proc/$p/comm)"; done)"; fail "no page filler runs right after restart --lazy"; }
 	t0=$SECONDS
 	ckpt_or_fail "checkpoint 2 (while the fill runs)" "$GNAME" 2
-	fillers=$(pgrep -P "$(pgrep -P "$(cat "$TD/run1.pid")" -x cohort)" -x cohort-filler | wc -l)
+	fillers=$(lazy_fillers run1 | wc -l)
 	[ "$fillers" = 0 ] || fail "checkpoint 2 committed while a page filler still ran"
 	flow_at 2 run0 run1 "$k0"
 	ckpt_or_fail "checkpoint 3 (--kill)" "$GNAME" 3 --kill
@@ -77,7 +86,7 @@ t_lazy_ckpt_filling() {
 # one line naming the process, status 70; nothing runs on with zeros
 t_lazy_filler_killed() {
 	prog_cmd lazy_mem
-	local coord filler
+	local filler
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 256 1 40
 	wait_ready "$GNAME" run0
 	flow_at 3 run0
@@ -85,8 +94,7 @@ t_lazy_filler_killed() {
 	bg_wait run0
 	bg_start run1 env COHORT_LAZY_SLOW=50 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
 	wait_ready "$GNAME" run1
-	coord=$(pgrep -P "$(cat "$TD/run1.pid")" -x cohort)
-	filler=$(pgrep -P "$coord" -x cohort-filler | head -n 1)
+	filler=$(lazy_fillers run1 | head -n 1)
 	[ -n "$filler" ] || fail "no page filler runs right after restart --lazy"
 	kill -9 "$filler"
 	bg_wait run1
