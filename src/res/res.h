@@ -308,8 +308,6 @@ int co_pages_restore(struct co_rstctx *rc);	/* pages.c: every page stream read i
  * filler's userfaultfd to the coordinator at sock.  0, or -1 with rc->err.
  */
 int co_lazy_begin(struct co_rstctx *rc, const uint8_t *kept);
-/* before: child pid (its image at path) shares pages with the process: those regions are read whole */
-void co_lazy_child(struct co_rstctx *rc, const char *path, int pid);
 int co_lazy_handoff(struct co_rstctx *rc, const char *sock);
 
 #endif

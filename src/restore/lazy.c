@@ -42,7 +42,6 @@
 		     UFFD_FEATURE_EVENT_UNMAP)
 
 static uint8_t lazy[CO_MAX_VMAS];
-static uint8_t shared[CO_MAX_VMAS];	/* a child of the process shares pages of the region with it */
 static int probe = -1;
 
 /*
@@ -86,55 +85,7 @@ static int reg(int fd, const struct co_vma *v)
 static int candidate(const struct co_rstctx *rc, int i, const uint8_t *kept)
 {
 	const struct co_vma *v = &rc->vmas[i];
-	return v->kind == CO_V_ANON && !kept[i] && !shared[i] && !(v->flags & (CO_VF_GROWSDOWN | CO_VF_SHARED));
-}
-
-/*
- * The pages child pid shared copy-on-write with this process at the
- * checkpoint (the copy-on-write map of its image, path; pages.c): the
- * regions that hold them are read whole, so that the child, forked from
- * this memory, keeps those pages shared (mem.c, find_kept) instead of
- * finding zeros there and making its own copies.  Only the image's
- * metadata is read, up to its first pages; a compressed image (a FIFO,
- * read once) or one that cannot be read leaves the regions lazy: the
- * child then comes back right, with copies.
- */
-void co_lazy_child(struct co_rstctx *rc, const char *path, int pid)
-{
-	static struct co_reader r;
-	static struct co_pagemap pm;
-	struct co_head h;
-	struct co_bind want = rc->bind;
-	if (!rc->want_lazy || rc->compressed)
-		return;
-	/* an image file: opened as the restorer, not as the program (pages.c, open_stream) */
-	int fd = (int)co_creds_files(&rc->ids, 0);
-	if (!fd)
-		fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
-	co_creds_files(&rc->ids, 1);
-	if (fd < 0)
-		return;
-	co_r_init(&r, fd, path);
-	want.pid = pid;
-	if (co_r_expect(&r, CO_R_HEAD, &h, sizeof(h)) || co_head_check(&r, &h, CO_KIND_PROCESS, &want)) {
-		co_close(fd);
-		return;
-	}
-	while (co_r_next(&r) == 1 && r.hdr.type != CO_R_PAGEMAP && r.hdr.type != CO_R_END) {
-		if (r.hdr.type != CO_R_COWMAP) {
-			if (co_r_finish(&r))
-				break;
-			continue;
-		}
-		if (co_r_payload(&r, &pm, sizeof(pm)) || pm.nruns > CO_MAX_RUNS)
-			break;
-		for (uint32_t k = 0; k < pm.nruns; k++)
-			for (int i = 0; i < rc->nvmas; i++)
-				if (pm.runs[k].addr < rc->vmas[i].end &&
-				    pm.runs[k].addr + pm.runs[k].npages * CO_PAGE > rc->vmas[i].start)
-					shared[i] = 1;
-	}
-	co_close(fd);
+	return v->kind == CO_V_ANON && !kept[i] && !(v->flags & (CO_VF_GROWSDOWN | CO_VF_SHARED));
 }
 
 int co_lazy_begin(struct co_rstctx *rc, const uint8_t *kept)
@@ -161,7 +112,6 @@ int co_lazy_begin(struct co_rstctx *rc, const uint8_t *kept)
 		rc->lazy |= lazy[i];
 	}
 	rc->lazy_vma = lazy;
-	co_memset(shared, 0, sizeof(shared)); /* the children forked from here have regions of their own */
 	if (!rc->lazy) {
 		co_close(probe);
 		probe = -1;

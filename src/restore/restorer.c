@@ -755,17 +755,6 @@ static void restore(void *unused)
 	die(err);
 }
 
-/* restart --lazy: what the live children share with this process is read whole (lazy.c) */
-static void lazy_children(struct co_mproc *me)
-{
-	char path[CO_PATH + 80];
-	for (int i = 0; rc.want_lazy && i < nprocs; i++)
-		if (procs[i].ppid == me->pid && procs[i].pid != me->pid && !(procs[i].flags & CO_MP_ZOMBIE)) {
-			co_fmt(path, sizeof(path), "%s/%s", gen_dir, procs[i].image);
-			co_lazy_child(&rc, path, procs[i].pid);
-		}
-}
-
 /* The rest, once this process has its pid, session, group and zombie children. */
 static void restore_self(struct co_mproc *me)
 {
@@ -795,7 +784,6 @@ static void restore_self(struct co_mproc *me)
 	if (co_mem_check(&rc))
 		die(err);
 	set_stage(CO_RS_MEMORY);
-	lazy_children(me);
 	if (co_mem_restore(&rc))
 		die(err);
 	set_stage(CO_RS_CHILDREN);
