@@ -2,6 +2,12 @@
 # the program running before its memory is all in place (src/restore/lazy.c,
 # src/cli/filler.c, src/cli/coord/lazy.c).
 
+# 256 MiB checked page by page at every step, natively and under cohort side
+# by side (and with the ASan build): more than the default time on a busy machine
+TEST_TIMEOUTS[lazy_mem]=120
+TEST_TIMEOUTS[lazy_group]=120
+TEST_TIMEOUTS[lazy_ckpt_filling]=120
+
 # lazy_fillers TAG: the page fillers of the restart started as TAG
 lazy_fillers() {
 	local p
@@ -43,7 +49,7 @@ lazy_flow() {
 # MiB) so that all of that meets pages still to come.
 t_lazy_mem() {
 	prog_cmd lazy_mem
-	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 4 4 "${PCMD[@]}" 256 1 30
+	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 4 4 "${PCMD[@]}" 256 1 24
 }
 
 # a group of three processes, each with its own filler
@@ -52,7 +58,7 @@ t_lazy_group() {
 	lazy_flow 0 4 4 "${PCMD[@]}" 192 3 30
 }
 
-# the fill made slow (20 ms a MiB: ~5 s for the 256 MiB): the program runs
+# the fill made slow (10 ms a MiB: ~3 s for the 256 MiB): the program runs
 # on its faults meanwhile; a checkpoint asked for while the fill runs
 # waits until it is done, and what it saves restarts right
 t_lazy_ckpt_filling() {
@@ -65,7 +71,7 @@ t_lazy_ckpt_filling() {
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
 	k0=$(out_lines run0)
-	bg_start run1 env COHORT_LAZY_SLOW=20 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	bg_start run1 env COHORT_LAZY_SLOW=10 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
 	wait_ready "$GNAME" run1
 	fillers=$(lazy_fillers run1 | wc -l)
 	[ "$fillers" -ge 1 ] || { note "$(tree_pids "$(cat "$TD/run1.pid")" | while read -r p; do echo "$p $(cat /proc/$p/comm)"; done)"; fail "no page filler runs right after restart --lazy"; }
