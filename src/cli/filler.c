@@ -47,6 +47,7 @@
 #include "cli/cli.h"
 #include "cli/filler.h"
 #include "image.h"
+#include "proto.h"
 #include "res.h"
 #include "util.h"
 #include "xxh64.h"
@@ -357,6 +358,22 @@ static void queue_fault(struct space *s, uint64_t a)
 	s->q[s->nq++] = a;
 }
 
+/*
+ * A copy of a child's userfaultfd to the coordinator (coord/lazy.c), which
+ * holds it while we run: were we to die, the kernel would not release it
+ * and answer the child's faults with zeros before the group is ended.
+ */
+static void hold(int fd)
+{
+	static struct co_msg m = { .type = CO_M_LAZY };
+	struct iovec iov;
+	struct msghdr mh;
+	char cbuf[CO_FRAME_CBUF];
+	co_frame(&mh, &iov, &m, sizeof(m), cbuf, &fd, 1);
+	while (sendmsg(cfg->held_sock, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
 /* Read every message of s: events change the index at once, faults are queued. */
 static void read_events(struct space *s)
 {
@@ -382,6 +399,7 @@ static void read_events(struct space *s)
 				break;
 			case UFFD_EVENT_FORK: /* the child's, with what is still to come here */
 				new_space((int)msg->arg.fork.ufd, s);
+				hold((int)msg->arg.fork.ufd);
 				break;
 			default:
 				break;

@@ -22,6 +22,7 @@ struct co_page_source {
 
 struct co_filler_cfg {
 	int uffd;		/* the process's userfaultfd (src/restore/lazy.c) */
+	int held_sock;		/* where the userfaultfds of children forked meanwhile go, for the coordinator to hold */
 	int pid;		/* its pid in the group, for messages and the image's binding */
 	const char *image;	/* its image (the page streams are named after it) */
 	int streams;

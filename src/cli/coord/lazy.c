@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,10 +33,20 @@
 #include "util.h"
 #include "coord.h"
 
+/*
+ * The children the program forks while a filler runs get userfaultfds of
+ * their own, which the kernel gives the filler (UFFD_EVENT_FORK): it sends
+ * each here too, on its socket, so that they outlive it as the first does.
+ */
+#define HELD_MAX 64
+
 struct filler {
 	pid_t pid;
 	int pidfd;
 	int uffd;		/* our copy, until it is done */
+	int sock;		/* where it sends the userfaultfds of the children forked meanwhile */
+	int held[HELD_MAX];	/* ... which we keep as long as the first */
+	int nheld;
 	int gpid;		/* the process it fills, its pid in the group */
 };
 
@@ -81,20 +92,22 @@ static int peer_is(const struct conn *c, int pid)
 }
 
 /* In the filler child: nothing of the coordinator's but the userfaultfd and stderr. */
-static void __attribute__((noreturn)) run_filler(int uffd, const struct co_mproc *mp, int streams,
+static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struct co_mproc *mp, int streams,
 						 const uint64_t *ranges, int nr, pid_t coordinator)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != coordinator)
 		_exit(1);
 	prctl(PR_SET_NAME, "cohort-filler");
-	if (uffd != 3 && (dup3(uffd, 3, O_CLOEXEC) < 0 || close(uffd) < 0))
+	/* the userfaultfd on 3, the socket on 4, nothing else of ours */
+	int u = fcntl(uffd, F_DUPFD_CLOEXEC, 16), k = fcntl(sock, F_DUPFD_CLOEXEC, 16);
+	if (u < 0 || k < 0 || dup3(u, 3, O_CLOEXEC) < 0 || dup3(k, 4, O_CLOEXEC) < 0)
 		_exit(1);
-	syscall(SYS_close_range, 4, ~0U, 0);
+	syscall(SYS_close_range, 5, ~0U, 0);
 	static char image[PATH_MAX + 64];
 	snprintf(image, sizeof(image), "%s/%s", dir, mp->image);
 	struct co_filler_cfg cfg = {
-		.uffd = 3, .pid = mp->pid, .image = image, .streams = streams,
+		.uffd = 3, .held_sock = 4, .pid = mp->pid, .image = image, .streams = streams,
 		.bind = { G.restored.group_id, G.restored.generation, 0, 0 }, .ranges = ranges, .nranges = nr,
 		.slow_ms = slow_ms,
 	};
@@ -116,11 +129,15 @@ void on_lazy(int i, int uffd)
 	}
 	static uint64_t ranges[CO_LAZY_MAX_RANGES * 2];
 	memcpy(ranges, in.text, nr * 16);
-	pid_t me = getpid();
+	pid_t me = getpid(), p = -1;
+	int sv[2];
 	fflush(stderr);
-	pid_t p = fork();
-	if (p == 0)
-		run_filler(uffd, mp, streams, ranges, (int)nr, me);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+		p = fork();
+		if (p == 0)
+			run_filler(uffd, sv[1], mp, streams, ranges, (int)nr, me);
+		close(sv[1]);
+	}
 	drop(i);
 	if (p < 0) {
 		/* nobody to fill it: its faults would wait for ever */
@@ -128,7 +145,9 @@ void on_lazy(int i, int uffd)
 		restore_lazy_failed(pid, "cannot start its page filler");
 		return;
 	}
-	F[nf++] = (struct filler){ p, (int)syscall(SYS_pidfd_open, p, 0), uffd, pid };
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	F[nf++] = (struct filler){ .pid = p, .pidfd = (int)syscall(SYS_pidfd_open, p, 0), .uffd = uffd,
+				   .sock = sv[0], .gpid = pid };
 }
 
 int lazy_filling(void)
@@ -138,35 +157,69 @@ int lazy_filling(void)
 
 int lazy_pollfds(struct pollfd *p)
 {
-	for (int k = 0; k < nf; k++)
-		p[k] = (struct pollfd){ F[k].pidfd, POLLIN, 0 };
-	return nf;
+	for (int k = 0; k < nf; k++) {
+		int live = F[k].pid > 0; /* a failed one is only held (lazy_check) */
+		p[2 * k] = (struct pollfd){ live ? F[k].pidfd : -1, POLLIN, 0 };
+		p[2 * k + 1] = (struct pollfd){ live ? F[k].sock : -1, POLLIN, 0 };
+	}
+	return 2 * nf;
 }
 
-/* Fillers that ended: done (the copy goes, the process is an ordinary one), or the group ends. */
+/* The userfaultfds filler f has sent (children forked meanwhile): kept until it is done. */
+static void take_held(struct filler *f)
+{
+	static struct co_msgbuf mb;
+	int fd;
+	while (co_recv(f->sock, &mb, &fd) == 0) {
+		if (fd < 0)
+			continue;
+		if (f->nheld < HELD_MAX)
+			f->held[f->nheld++] = fd;
+		else
+			close(fd); /* the filler refuses more forks than that (filler.c, MAX_SPACES) */
+	}
+}
+
+static void forget(struct filler *f)
+{
+	if (f->pidfd >= 0)
+		close(f->pidfd);
+	close(f->uffd);
+	close(f->sock);
+	for (int i = 0; i < f->nheld; i++)
+		close(f->held[i]);
+}
+
+/*
+ * Fillers that ended: done (our copies go, the process is an ordinary one),
+ * or the group ends.  A failed filler's copies are kept until the group's
+ * init has ended (lazy_end): the group's processes die only as init's end
+ * takes them, and a fault answered meanwhile would read zeros.
+ */
 void lazy_check(void)
 {
-	for (int k = 0; k < nf;) {
+	for (int k = 0; k < nf; k++) {
+		struct filler *f = &F[k];
 		int st;
-		pid_t r = waitpid(F[k].pid, &st, WNOHANG);
-		if (r == 0 || (r < 0 && errno == EINTR)) {
-			k++;
+		if (f->pid <= 0)
+			continue; /* failed: held until the end */
+		take_held(f);
+		pid_t r = waitpid(f->pid, &st, WNOHANG);
+		if (r == 0 || (r < 0 && errno == EINTR))
+			continue;
+		f->pid = 0;
+		if (r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+			forget(f);
+			F[k--] = F[--nf];
 			continue;
 		}
-		struct filler f = F[k];
-		F[k] = F[--nf];
-		if (f.pidfd >= 0)
-			close(f.pidfd);
-		close(f.uffd);
-		if (r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
-			continue;
 		char why[128];
 		if (r > 0 && WIFSIGNALED(st))
 			snprintf(why, sizeof(why), "its page filler was killed by signal %d before every page was in place",
 				 WTERMSIG(st));
 		else
 			why[0] = 0; /* the filler said why */
-		restore_lazy_failed(f.gpid, why);
+		restore_lazy_failed(f->gpid, why);
 	}
 }
 
@@ -174,12 +227,12 @@ void lazy_check(void)
 void lazy_end(void)
 {
 	for (int k = 0; k < nf; k++) {
-		kill(F[k].pid, SIGKILL);
-		while (waitpid(F[k].pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		if (F[k].pidfd >= 0)
-			close(F[k].pidfd);
-		close(F[k].uffd);
+		if (F[k].pid > 0) {
+			kill(F[k].pid, SIGKILL);
+			while (waitpid(F[k].pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+		forget(&F[k]);
 	}
 	nf = 0;
 }

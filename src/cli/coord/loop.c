@@ -117,7 +117,7 @@ int loop(void)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	for (;;) {
-		static struct pollfd p[2 * MAX_CONNS + 3 + CO_TABLE_SLOTS];
+		static struct pollfd p[2 * MAX_CONNS + 3 + 2 * CO_TABLE_SLOTS];
 		/* checkpoints asked for while the group was being restored, now that it is (and its memory: lazy.c) */
 		lazy_check();
 		for (int i = 0; G.expect == 0 && !lazy_filling() && i < G.nc; i++)
@@ -139,7 +139,7 @@ int loop(void)
 		for (int i = 0; i < G.nc; i++)
 			p[n++] = (struct pollfd){ G.c[i].kind == C_MEMBER ? G.c[i].pidfd : -1, POLLIN, 0 };
 		int nmem = n;
-		n += lazy_pollfds(p + n); /* page fillers: their end is looked at by lazy_check */
+		n += lazy_pollfds(p + n); /* page fillers: their end and what they send, taken by lazy_check */
 		if (poll(p, n, restore_progress() || G.expect > 0 || G.merge_pid > 0 || co_park_lingering() ? 100 : -1) <
 		    0) {
 			if (errno == EINTR)

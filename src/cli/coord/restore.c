@@ -330,3 +330,4 @@ void restore_lazy_failed(int pid, const char *why)
 		fprintf(stderr, "cohort: lazy restore of pid %d failed: %s; the group is ended\n", pid, why);
 	kill(G.init_pid, SIGKILL);
 }
+
