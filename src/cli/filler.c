@@ -374,17 +374,18 @@ static void hold(int fd)
 		;
 }
 
-/* Read every message of s: events change the index at once, faults are queued. */
-static void read_events(struct space *s)
+/* Read every message of s: events change the index at once, faults are queued.  How many. */
+static int read_events(struct space *s)
 {
 	struct uffd_msg m[64];
+	int got = 0;
 	for (;;) {
 		ssize_t r = read(s->fd, m, sizeof(m));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			return;
-		for (size_t i = 0; i < (size_t)r / sizeof(m[0]); i++) {
+			return got;
+		for (size_t i = 0; i < (size_t)r / sizeof(m[0]); i++, got++) {
 			const struct uffd_msg *msg = &m[i];
 			switch (msg->event) {
 			case UFFD_EVENT_PAGEFAULT:
@@ -408,35 +409,50 @@ static void read_events(struct space *s)
 	}
 }
 
-/* Serve the queued faults of s; those the kernel wants retried wait for the next round. */
-static void serve_queue(struct space *s)
+/*
+ * The kernel refused a copy into s (EAGAIN): an event is on its way.  Read
+ * what has come; when nothing has yet (a fork posts its event once it has
+ * copied the address space), wait for it a moment rather than spin.
+ */
+static void await_event(struct space *s)
 {
-	for (int tries = 0; s->nq && tries < 1000; tries++) {
-		int n = s->nq, kept = 0;
-		for (int i = 0; i < n; i++)
-			if (s->dead || serve(s, s->q[i]) != -EAGAIN)
-				continue;
-			else
-				s->q[kept++] = s->q[i];
-		s->nq = kept;
-		if (kept)
-			read_events(s);
-	}
+	if (read_events(s))
+		return;
+	struct pollfd p = { s->fd, POLLIN, 0 };
+	poll(&p, 1, 1);
+	read_events(s);
 }
 
-/* Faults and events of every space; wait up to timeout_ms for the first. */
+/* Serve the queued faults of s, once each; those the kernel wants retried stay queued. */
+static void serve_queue(struct space *s)
+{
+	int n = s->nq, kept = 0;
+	for (int i = 0; i < n && !s->dead; i++)
+		if (serve(s, s->q[i]) == -EAGAIN)
+			s->q[kept++] = s->q[i];
+	s->nq = s->dead ? 0 : kept;
+	if (s->nq)
+		await_event(s);
+}
+
+/* Faults and events of every space; wait up to timeout_ms for the first (none while faults wait). */
 static void pump(int timeout_ms)
 {
 	struct pollfd p[MAX_SPACES];
-	for (int i = 0; i < nsp; i++)
+	int queued = 0;
+	for (int i = 0; i < nsp; i++) {
 		p[i] = (struct pollfd){ sp[i].dead ? -1 : sp[i].fd, POLLIN, 0 };
-	if (poll(p, (nfds_t)nsp, timeout_ms) <= 0)
-		return;
-	for (int i = 0; i < nsp; i++)
-		if (p[i].revents && !sp[i].dead) {
+		queued |= sp[i].nq && !sp[i].dead;
+	}
+	int n = poll(p, (nfds_t)nsp, queued ? 0 : timeout_ms);
+	for (int i = 0; i < nsp; i++) {
+		if (sp[i].dead)
+			continue;
+		if (n > 0 && p[i].revents)
 			read_events(&sp[i]);
+		if (sp[i].nq)
 			serve_queue(&sp[i]);
-		}
+	}
 }
 
 /* ---- the background fill ---- */
@@ -464,7 +480,7 @@ static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
 		if (r == 0 || s->dead)
 			continue;
 		if (r == -EAGAIN) { /* an event is on its way: read it, then look at this page again */
-			read_events(s);
+			await_event(s);
 			serve_queue(s);
 			continue;
 		}
@@ -539,12 +555,14 @@ void co_filler_main(const struct co_filler_cfg *c)
 	/* records in the order of the files: each read once, front to back */
 	for (uint32_t i = 0; i < nrecs; i++)
 		fill_record(&recs[i]);
-	/* every page is in place; a fault queued meanwhile is for a page that reads zero now */
-	while (!all_done())
-		pump(100);
-	for (int i = 0; i < nsp; i++) {
-		read_events(&sp[i]);
-		serve_queue(&sp[i]);
-	}
+	/* every page is in place; a space with pages still to come would be a bug here: try again, then say so */
+	for (int pass = 0; !all_done() && pass < 2; pass++)
+		for (uint32_t i = 0; i < nrecs; i++)
+			fill_record(&recs[i]);
+	if (!all_done())
+		fail("pages still to come after every record was read twice (a bug in cohort: please report it)");
+	for (int i = 0; i < nsp; i++)
+		if (!sp[i].dead && read_events(&sp[i]) >= 0 && sp[i].nq)
+			serve_queue(&sp[i]);
 	_exit(0);
 }
