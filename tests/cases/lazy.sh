@@ -3,7 +3,8 @@
 # src/cli/filler.c, src/cli/coord/lazy.c).
 
 # 256 MiB checked page by page at every step, natively and under cohort side
-# by side (and with the ASan build): more than the default time on a busy machine
+# by side (and with the ASan build): more than the default time on a busy
+# machine, for the test and for each of its commands (TMO, local to each)
 TEST_TIMEOUTS[lazy_mem]=120
 TEST_TIMEOUTS[lazy_group]=120
 TEST_TIMEOUTS[lazy_ckpt_filling]=120
@@ -48,12 +49,14 @@ lazy_flow() {
 # checks every page (tests/progs/lazy_mem.c).  The fill is slowed (5 ms a
 # MiB) so that all of that meets pages still to come.
 t_lazy_mem() {
+	local TMO=55
 	prog_cmd lazy_mem
 	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 4 4 "${PCMD[@]}" 256 1 24
 }
 
 # a group of three processes, each with its own filler
 t_lazy_group() {
+	local TMO=55
 	prog_cmd lazy_mem
 	lazy_flow 0 4 4 "${PCMD[@]}" 192 3 30
 }
@@ -62,10 +65,10 @@ t_lazy_group() {
 # on its faults meanwhile; a checkpoint asked for while the fill runs
 # waits until it is done, and what it saves restarts right
 t_lazy_ckpt_filling() {
+	local TMO=55 k0 fillers t0
 	prog_cmd lazy_mem
-	local k0 fillers t0
-	straight_start 0 "${PCMD[@]}" 256 1 40
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 256 1 40
+	straight_start 0 "${PCMD[@]}" 256 1 30
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 256 1 30
 	wait_ready "$GNAME" run0
 	flow_at 3 run0
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
