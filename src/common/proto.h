@@ -43,7 +43,8 @@ enum co_msg_type {
 	CO_M_LAZY,		/* a restorer of `restart --lazy` (src/restore/lazy.c), on a connection of its own:
 				   a: its pid in the group, b: its image's page streams; text: the lazy regions
 				   (start, end: uint64_t pairs, at most CO_LAZY_MAX_RANGES); its userfaultfd
-				   attached, for the page filler.  Not answered */
+				   attached, for the page filler.  Answered with REPLY once the filler runs;
+				   hung up unanswered when refused */
 	/* coordinator -> agent */
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
 	CO_M_PREPARE,		/* a: generation, b: parent wanted for an incremental image (0: full) */

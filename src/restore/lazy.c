@@ -183,10 +183,25 @@ int co_lazy_handoff(struct co_rstctx *rc, const char *sock)
 	do
 		r = co_sys3(SYS_sendmsg, s, (long)&mh, MSG_NOSIGNAL);
 	while (r == -EINTR);
-	co_close(s);
 	co_close(fd);
+	/*
+	 * Its answer: the filler runs, and checkpoints wait for it.  Before
+	 * that the program must not run (its agent would register, and a
+	 * checkpoint could begin with the descriptor still in the queue).  No
+	 * answer (the coordinator refused it): the restore fails, rather than
+	 * the kernel answering faults with zeros once the descriptor is gone.
+	 */
+	static struct co_msg ans;
+	long got = 0;
+	if (r >= 0)
+		do
+			got = co_read(s, &ans, sizeof(ans));
+		while (got == -EINTR);
+	co_close(s);
 	if (r < 0)
 		return co_err(rc->err, rc->errlen, "lazy restore: cannot hand the userfaultfd to the coordinator "
 			      "(errno %ld)", -r);
+	if (got < (long)sizeof(ans) || ans.type != CO_M_REPLY || ans.a)
+		return co_err(rc->err, rc->errlen, "lazy restore: the coordinator did not take the userfaultfd");
 	return 0;
 }

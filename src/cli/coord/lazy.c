@@ -68,15 +68,16 @@ void lazy_setup(const char *gen_dir, const struct co_mproc *p, int n)
 	nprocs = n;
 }
 
-/* The manifest's entry of pid, if it is a process being restored that has no filler yet. */
+static uint8_t taken[CO_TABLE_SLOTS];	/* procs[k] has had its filler */
+
+/* The manifest's entry of pid, if it is a process of the restore that has had no filler yet. */
 static const struct co_mproc *wants_filler(int pid)
 {
-	for (int k = 0; k < nf; k++)
-		if (F[k].gpid == pid)
-			return NULL;
 	for (int k = 0; k < nprocs; k++)
-		if (procs[k].pid == pid && !(procs[k].flags & (CO_MP_ZOMBIE | CO_MP_COMPRESSED)))
+		if (procs[k].pid == pid && !taken[k] && !(procs[k].flags & (CO_MP_ZOMBIE | CO_MP_COMPRESSED))) {
+			taken[k] = 1;
 			return &procs[k];
+		}
 	return NULL;
 }
 
@@ -118,10 +119,13 @@ void on_lazy(int i, int uffd)
 {
 	struct conn *c = &G.c[i];
 	int pid = (int)in.m.a;
-	const struct co_mproc *mp = on && uffd >= 0 && G.expect > 0 ? wants_filler(pid) : NULL;
 	uint32_t nr = in.m.textlen / 16;
 	int streams = in.m.b < 1 ? 1 : (int)in.m.b;
-	if (!mp || !peer_is(c, pid) || in.m.textlen % 16 || nr > CO_LAZY_MAX_RANGES || streams > CO_STREAMS) {
+	const struct co_mproc *mp = on && uffd >= 0 && peer_is(c, pid) && !(in.m.textlen % 16) &&
+						    nr <= CO_LAZY_MAX_RANGES && streams <= CO_STREAMS
+					    ? wants_filler(pid)
+					    : NULL;
+	if (!mp) { /* hung up without an answer: the restorer fails, rather than run on with zeros */
 		if (uffd >= 0)
 			close(uffd);
 		drop(i);
@@ -138,13 +142,15 @@ void on_lazy(int i, int uffd)
 			run_filler(uffd, sv[1], mp, streams, ranges, (int)nr, me);
 		close(sv[1]);
 	}
-	drop(i);
 	if (p < 0) {
-		/* nobody to fill it: its faults would wait for ever */
+		/* nobody to fill it: the restorer fails (no answer) */
 		close(uffd);
-		restore_lazy_failed(pid, "cannot start its page filler");
+		drop(i);
 		return;
 	}
+	/* the restorer goes on (and its program runs) only once its filler is counted (lazy_filling) */
+	reply(c->fd, 0, "filler %d", (int)p);
+	drop(i);
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	F[nf++] = (struct filler){ .pid = p, .pidfd = (int)syscall(SYS_pidfd_open, p, 0), .uffd = uffd,
 				   .sock = sv[0], .gpid = pid };
