@@ -76,6 +76,8 @@ t_lazy_ckpt_filling() {
 	k0=$(out_lines run0)
 	bg_start run1 env COHORT_LAZY_SLOW=10 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
 	wait_ready "$GNAME" run1
+	group_status
+	grep -q '"filling":[1-9]' "$TD/status.json" || fail "status --json does not say the memory is filling: $(cat "$TD/status.json")"
 	fillers=$(lazy_fillers run1 | wc -l)
 	[ "$fillers" -ge 1 ] || { note "$(tree_pids "$(cat "$TD/run1.pid")" | while read -r p; do echo "$p $(cat /proc/$p/comm)"; done)"; fail "no page filler runs right after restart --lazy"; }
 	t0=$SECONDS

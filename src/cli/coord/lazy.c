@@ -156,9 +156,13 @@ void on_lazy(int i, int uffd)
 				   .sock = sv[0], .gpid = pid };
 }
 
+/* Fillers that have not ended (those that failed are only held until the group is gone). */
 int lazy_filling(void)
 {
-	return nf > 0;
+	int n = 0;
+	for (int k = 0; k < nf; k++)
+		n += F[k].pid > 0;
+	return n;
 }
 
 int lazy_pollfds(struct pollfd *p)
