@@ -53,6 +53,12 @@ static int probe = -1;
 static int new_uffd(const struct co_rstctx *rc, int slot, uint64_t features)
 {
 	long fd = co_sys1(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd == -EPERM) { /* vm.unprivileged_userfaultfd 0: /dev/userfaultfd, where the user may open it */
+		long dev = co_open("/dev/userfaultfd", O_RDWR | O_CLOEXEC, 0);
+		fd = dev < 0 ? dev : co_sys3(SYS_ioctl, dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		if (dev >= 0)
+			co_close((int)dev);
+	}
 	if (fd < 0)
 		return (int)fd;
 	/* among the restorer's own descriptors, out of the program's way (restorer.c) */
