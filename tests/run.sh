@@ -107,7 +107,7 @@ ALL_TESTS=(
 	chroot_one chroot_family chroot_sibling chroot_linked chroot_live chroot_family_live chroot_exec
 	inotify_queue_std inotify_queue_live inotify_node inotify_python
 	migrate_roundtrip migrate_refused migrate_cut migrate_ckpt migrate_files
-	lazy_mem lazy_group lazy_ckpt_filling lazy_filler_killed
+	lazy_mem lazy_group lazy_ckpt_filling lazy_filler_killed lazy_damaged
 )
 # Tests that run alone, with no other test beside them: they measure what
 # a busy machine would change (pauses, a thread seen during a pre-copy),

@@ -520,9 +520,9 @@ static void fill_record(const struct rec *rc)
 	if (src.read(src.ctx, rc->stream, rc->off + rc->len, &sum, sizeof(sum)))
 		fail("%s: byte %lu: image is truncated", src_name[rc->stream], (unsigned long)(rc->off + rc->len));
 	if (sum != co_xxh64_digest(&h))
-		fail("%s: byte %lu: checksum mismatch in page data record %lu (pages at %lx and on were given to "
-		     "the program from it)", src_name[rc->stream], (unsigned long)rc->off, (unsigned long)rc->seq,
-		     (unsigned long)sp[0].at[rc->e0]);
+		fail("%s: byte %lu: checksum mismatch in page data record %lu (the pages from %lx on may have "
+		     "reached the program)", src_name[rc->stream], (unsigned long)rc->off, (unsigned long)rc->seq,
+		     (unsigned long)e_at[rc->e0]);
 }
 
 static int all_done(void)

@@ -114,3 +114,28 @@ t_lazy_filler_killed() {
 		{ note_file "restart stderr" "$TD/run1.err"; fail "no line naming the process whose filler was killed"; }
 	! grep -q 'RESULT' "$TD/run1.out" || fail "the program ran to its end after its filler was killed"
 }
+
+# a byte of page data damaged in a lazy region: the restorer passes over it,
+# the filler checks every record's checksum as it fills and ends the group
+# with one line naming the file and the record, status 70
+t_lazy_damaged() {
+	local TMO=55 img size
+	prog_cmd lazy_mem
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 128 1 30
+	wait_ready "$GNAME" run0
+	flow_at 3 run0
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	img=$(ls -S "$(gen_dir "$GNAME" 1)"/proc-*.img | head -n 1)
+	size=$(stat -c %s "$img")
+	"$PYTHON" - "$img" $((size / 2 / 4096 * 4096 + 100)) <<'PY' || fail "cannot damage $img"
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))
+PY
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	bg_wait run1
+	[ "$RC" = 70 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart --lazy of a damaged image: status $RC, expected 70"; }
+	grep -q "^cohort: lazy restore of pid [0-9]* failed: .*$(basename "$img"): byte [0-9]*: checksum mismatch in page data record" "$TD/run1.err" ||
+		{ note_file "restart stderr" "$TD/run1.err"; fail "no line naming the damaged record"; }
+}
