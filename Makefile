@@ -19,12 +19,14 @@ RES := src/res/mem.c src/res/pages.c src/res/threads.c src/res/timers.c src/res/
 	src/res/seccomp.c src/res/semundo.c src/res/aio.c
 AGENT := src/agent/agent.c src/agent/quiesce.c src/agent/wrap.c src/agent/wrap_signal.c src/agent/wrap_exec.c src/agent/dump.c src/agent/park.c src/agent/cpuclock.c src/agent/ctx.S \
 	src/agent/semundo.c src/agent/aio.c src/agent/root.c src/agent/mirror.c src/agent/inotify.c \
-	src/agent/dirty.c src/agent/dirty_method.c src/agent/dirty_wp.c src/agent/dirty_thp.c src/agent/dirty_lean.c src/agent/dirty_hash.c
+	src/agent/dirty.c src/agent/dirty_method.c src/agent/dirty_wp.c src/agent/dirty_thp.c src/agent/dirty_lean.c src/agent/dirty_hash.c \
+	src/agent/accept.c
 RESTORER := src/restore/restorer.c src/restore/entry.S src/restore/lazy.c
 # the kernel objects a group shares: one engine, one file per kind (src/kinds/kinds.h)
 KINDS := src/kinds/engine.c src/kinds/records.c src/kinds/pipe.c src/kinds/file.c src/kinds/shm.c \
 	src/kinds/eventfd.c src/kinds/signalfd.c src/kinds/timerfd.c src/kinds/epoll.c src/kinds/unix.c \
-	src/kinds/unix_restore.c src/kinds/unix_queue.c src/kinds/unix_name.c src/kinds/inotify.c src/kinds/sysv.c src/kinds/pty.c
+	src/kinds/unix_restore.c src/kinds/unix_queue.c src/kinds/unix_name.c src/kinds/inotify.c src/kinds/sysv.c src/kinds/pty.c \
+	src/kinds/unix_backlog.c src/kinds/fanotify.c
 COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c checkpoint.c status.c loop.c run.c restore.c lazy.c)
 CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
 	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/cli/seccomp.c \
@@ -67,11 +69,12 @@ $(B)/cli/%.o: src/%
 # The system calls the agent makes in a program's process, from its source
 # (src/cli/seccomp.c checks a program's seccomp filters against them): the
 # agent's files but its wrappers of the program's own calls (wrap.c, and
-# aio.c, whose aio calls are the program's; it makes nanosleep besides).
-# Those of root.c, made only in a chroot, are a table of their own.
+# aio.c, whose aio calls are the program's; it makes nanosleep besides;
+# accept.c, which makes its calls in the program's accept, never in a
+# checkpoint). Those of root.c, made only in a chroot, are a table of their own.
 AGENT_SYSCALLS := $(B)/gen/agent_syscalls.h $(B)/gen/agent_root_syscalls.h
 $(B)/gen/agent_syscalls.h: scripts/agent-syscalls.sh src/common/sys.h \
-		$(filter-out src/agent/wrap.c src/agent/aio.c src/agent/root.c,$(filter %.c,$(AGENT) $(COMMON) $(RES)))
+		$(filter-out src/agent/wrap.c src/agent/aio.c src/agent/root.c src/agent/accept.c,$(filter %.c,$(AGENT) $(COMMON) $(RES)))
 	@mkdir -p $(dir $@)
 	sh $^ > $@.tmp && mv $@.tmp $@
 $(B)/gen/agent_root_syscalls.h: scripts/agent-syscalls.sh src/common/sys.h src/agent/root.c

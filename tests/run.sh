@@ -107,6 +107,8 @@ ALL_TESTS=(
 	chroot_one chroot_family chroot_sibling chroot_linked chroot_live chroot_family_live chroot_exec
 	inotify_queue_std inotify_queue_live inotify_node inotify_python
 	migrate_roundtrip migrate_refused migrate_cut migrate_ckpt migrate_files
+	unix_backlog_kill_failed unix_backlog_live unix_backlog_rounds unix_backlog_unaccepted
+	fanotify_std fanotify_live fanotify_held fanotify_perm fanotify_unprivileged
 	lazy_mem lazy_group lazy_ckpt_filling lazy_filler_killed lazy_damaged
 )
 # Tests that run alone, with no other test beside them: they measure what
@@ -114,7 +116,8 @@ ALL_TESTS=(
 # load the machine themselves (fuzzing, storms, a whole build), or use
 # what is the machine's own (the default run directory, users, packages).
 SERIAL_TESTS=(fresh_setup install_layout fuzz_images precopy_no_thread ckpt_storm rundir_symlink rundir_foreign
-	rundir_fake_sock cpuclock cpuclock_live py_cpuclock)
+	rundir_fake_sock cpuclock cpuclock_live py_cpuclock
+	fanotify_perm)
 
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

@@ -753,6 +753,11 @@ EXPORT long syscall(long n, ...)
 		return semtimedop((int)a[0], (struct sembuf *)a[1], (size_t)a[2], (const struct timespec *)a[3]);
 	if ((n >= SYS_io_setup && n <= SYS_io_submit) || n == SYS_io_pgetevents)
 		return aio_syscall(n, a);
+	/* a connection a checkpoint gave back behind a marker (accept.c) */
+	if (n == SYS_accept)
+		return accept((int)a[0], (struct sockaddr *)a[1], (socklen_t *)a[2]);
+	if (n == SYS_accept4)
+		return accept4((int)a[0], (struct sockaddr *)a[1], (socklen_t *)a[2], (int)a[3]);
 	int ctl = (int)a[2] & ~0x100; /* IPC_64: a layout; these three have no struct to lay out */
 	if (n == SYS_semctl && (ctl == SETVAL || ctl == SETALL || ctl == IPC_RMID))
 		return semctl((int)a[0], (int)a[1], (int)a[2], a[3]);

@@ -157,6 +157,7 @@ const char *co_rec_name(unsigned type)
 	case CO_R_SECCOMP: return "seccomp filters";
 	case CO_R_IWATCH: return "inotify watch";
 	case CO_R_IEVENTS: return "inotify events";
+	case CO_R_FMARK: return "fanotify mark";
 	case CO_R_USOCK: return "unix socket";
 	case CO_R_USMSG: return "unix message";
 	case CO_R_PTY: return "pty";

@@ -65,6 +65,7 @@ enum co_rec_type {
 	CO_R_PTYDATA = 71, /* struct co_ptydata, then the bytes queued in one direction of the co_pty before */
 	CO_R_SEMUNDO = 76, /* struct co_semadj: one SEM_UNDO adjustment of the process, after its timers */
 	CO_R_AIO = 77,	  /* struct co_aio, then its unreaped struct co_aio_event: an aio ring, after the regions */
+	CO_R_FMARK = 67,  /* struct co_fmark: one mark of the fanotify object (co_sobj) before */
 	/* the migration stream (src/cli/wire.c): the same records over a socket, never in a file */
 	CO_R_WIRE_MSG = 80,  /* struct co_wire_msg: a control message (its text cut to what is used) */
 	CO_R_WIRE_FILE = 81, /* struct co_wire_file: a file of the generation follows, in CO_R_WIRE_DATA records */
@@ -620,6 +621,7 @@ enum co_obj_kind {
 	CO_OBJ_INOTIFY = 18,	/* inotify_init1: its watches (CO_R_IWATCH) and queued events (CO_R_IEVENTS) */
 	CO_OBJ_PTMX = 19,	/* a pseudo-terminal's master (/dev/ptmx): the pty itself, CO_R_PTY */
 	CO_OBJ_PTS = 20,	/* an open file of a pseudo-terminal's slave (/dev/pts/N): a co_sobj naming its pty */
+	CO_OBJ_FANOTIFY = 21,	/* fanotify_init: its flags (co_sobj) and marks (CO_R_FMARK) */
 };
 
 /*
@@ -745,6 +747,22 @@ struct co_iwatch {
 	uint32_t mask;		/* as inotify_add_watch takes it (IN_ONESHOT, IN_EXCL_UNLINK kept) */
 	uint64_t dev, ino;	/* of the watched inode at the checkpoint (st_dev, st_ino) */
 	char path[CO_PATH];	/* the watched file or directory */
+};
+
+/*
+ * One mark of a fanotify object (src/kinds/fanotify.c), in the order its
+ * fdinfo lists them: at a restart fanotify_mark(FAN_MARK_ADD | type |
+ * mflags, mask, path), and again with FAN_MARK_IGNORE (or
+ * FAN_MARK_IGNORED_MASK when mflags lacks it) for a non-zero ignored mask.
+ */
+enum co_fmark_type { CO_FM_INODE = 1, CO_FM_MOUNT = 2, CO_FM_FILESYSTEM = 3, CO_FM_MNTNS = 4 /* the group's mount namespace */ };
+struct co_fmark {
+	uint64_t id;		/* the fanotify object's (co_sobj.id) */
+	uint32_t type;		/* enum co_fmark_type */
+	uint32_t mflags;	/* as fdinfo shows them: FAN_MARK_IGNORED_SURV_MODIFY, FAN_MARK_EVICTABLE, FAN_MARK_IGNORE */
+	uint64_t mask, ignored;	/* event mask (FAN_ONDIR, FAN_EVENT_ON_CHILD kept) and ignored mask */
+	uint64_t dev, ino;	/* of the marked inode (the mount's root, the filesystem's) at the checkpoint */
+	char path[CO_PATH];	/* the marked file or directory; the mount point; a mount of the filesystem; /proc/self/ns/mnt */
 };
 
 struct co_epitem {

@@ -524,6 +524,14 @@ static uint64_t entry_id(int pid, const char *name)
 	return (uint64_t)st.st_dev << 32 ^ (uint64_t)st.st_ino;
 }
 
+uint64_t co_ns_inode(int pid, const char *kind)
+{
+	char path[64];
+	struct stat st;
+	co_fmt(path, sizeof(path), "/proc/%d/ns/%s", pid, kind);
+	return co_sys2(SYS_stat, (long)path, (long)&st) < 0 ? 0 : (uint64_t)st.st_ino;
+}
+
 static uint64_t ns_id(int pid, const char *kind)
 {
 	char name[48];
@@ -760,6 +768,22 @@ static int hex_digit(char c)
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
+/* "f_handle:HEX" within the line [s, eol) into h (at most n bytes): how many */
+static uint32_t line_handle(const char *s, const char *eol, uint8_t *h, size_t n)
+{
+	uint32_t got = 0;
+	while (s < eol && !co_startswith(s, "f_handle:"))
+		s++;
+	if (s < eol)
+		for (s += 9; s + 1 < eol && got < n; s += 2) {
+			int a = hex_digit(s[0]), b = hex_digit(s[1]);
+			if (a < 0 || b < 0)
+				break;
+			h[got++] = (uint8_t)(a << 4 | b);
+		}
+	return got;
+}
+
 int co_inotify_next(const char **p, struct co_inotify_line *l)
 {
 	const char *s = *p;
@@ -780,19 +804,113 @@ int co_inotify_next(const char **p, struct co_inotify_line *l)
 		l->sdev = (uint32_t)line_hex(s, eol, "sdev:");
 		l->mask = (uint32_t)line_hex(s, eol, "mask:");
 		l->handle_type = (int)line_hex(s, eol, "fhandle-type:");
-		const char *h = s;
-		while (h < eol && !co_startswith(h, "f_handle:"))
-			h++;
-		if (h < eol)
-			for (h += 9; h + 1 < eol && l->handle_bytes < sizeof(l->handle); h += 2) {
-				int a = hex_digit(h[0]), b = hex_digit(h[1]);
-				if (a < 0 || b < 0)
-					break;
-				l->handle[l->handle_bytes++] = (uint8_t)(a << 4 | b);
-			}
+		l->handle_bytes = line_handle(s, eol, l->handle, sizeof(l->handle));
 		*p = *eol ? eol + 1 : eol;
 		return 1;
 	}
+}
+
+/*
+ * fs/notify/fdinfo.c: "fanotify flags:F event-flags:E", then a line per
+ * mark, "fanotify ino:I sdev:D mflags:M mask:K ignored_mask:G
+ * fhandle-bytes:B fhandle-type:T f_handle:HEX", "fanotify mnt_id:N mflags:
+ * ..." , "fanotify sdev:D mflags: ..." or (6.14 and later) "fanotify
+ * mnt_ns:N mflags: ..." (N decimal, the namespace's inode).  Any other
+ * "fanotify " line is a mark cohort does not know.
+ */
+int co_fanotify_next(const char **p, struct co_fanotify_line *l)
+{
+	const char *s = *p;
+	for (;;) {
+		const char *eol = s;
+		while (*eol && *eol != '\n')
+			eol++;
+		if (!co_startswith(s, "fanotify ")) {
+			if (!*eol)
+				return 0;
+			s = eol + 1;
+			continue;
+		}
+		co_memset(l, 0, sizeof(*l));
+		const char *f = s + 9;
+		l->what = co_startswith(f, "flags:") ? CO_FAN_GROUP
+			  : co_startswith(f, "ino:") ? CO_FAN_INODE
+			  : co_startswith(f, "mnt_id:") ? CO_FAN_MOUNT
+			  : co_startswith(f, "sdev:") ? CO_FAN_FILESYSTEM
+			  : co_startswith(f, "mnt_ns:") ? CO_FAN_MNTNS : CO_FAN_UNKNOWN;
+		if (l->what == CO_FAN_MNTNS)
+			l->mnt_ns = co_strtoul(f + 7, 0, 10);
+		/* line_hex looks after a blank: the first field too */
+		l->flags = (uint32_t)line_hex(s, eol, "flags:");
+		l->event_flags = (uint32_t)line_hex(s, eol, "event-flags:");
+		l->ino = line_hex(s, eol, "ino:");
+		l->sdev = (uint32_t)line_hex(s, eol, "sdev:");
+		l->mnt_id = (uint32_t)line_hex(s, eol, "mnt_id:");
+		l->mflags = (uint32_t)line_hex(s, eol, "mflags:");
+		l->mask = line_hex(s, eol, "mask:");
+		l->ignored = line_hex(s, eol, "ignored_mask:");
+		l->handle_type = (int)line_hex(s, eol, "fhandle-type:");
+		l->handle_bytes = line_handle(s, eol, l->handle, sizeof(l->handle));
+		size_t len = (size_t)(eol - s) < sizeof(l->text) - 1 ? (size_t)(eol - s) : sizeof(l->text) - 1;
+		co_memcpy(l->text, s, len);
+		l->text[len] = 0;
+		*p = *eol ? eol + 1 : eol;
+		return 1;
+	}
+}
+
+struct waiting {
+	const char *fn;
+	int pid;
+};
+
+/* Is thread tid (of w->pid) asleep in w->fn?  Its tid then, else 0 */
+static int thread_waits(int tid, void *arg)
+{
+	struct waiting *w = arg;
+	char path[64], buf[128];
+	co_fmt(path, sizeof(path), "/proc/%d/task/%d/wchan", w->pid, tid);
+	long got = co_read_small(path, buf, sizeof(buf));
+	return got > 0 && co_startswith(buf, w->fn) ? tid : 0;
+}
+
+static int process_waits(int pid, void *arg)
+{
+	struct waiting *w = arg;
+	w->pid = pid;
+	int r = each_entry(pid, "task", thread_waits, w);
+	return r > 0 ? r : 0; /* a process gone meanwhile is not waiting */
+}
+
+int co_thread_waiting_in(const char *fn)
+{
+	struct waiting w = { fn, 0 };
+	int dfd = (int)co_open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dfd < 0)
+		return dfd;
+	int r = co_dir_each(dfd, process_waits, &w);
+	co_close(dfd);
+	return r;
+}
+
+int co_mount_point_by_id(int pid, uint32_t mnt_id, char *out, size_t n)
+{
+	static char buf[65536];
+	char path[64];
+	co_fmt(path, sizeof(path), "/proc/%d/mountinfo", pid);
+	if (co_read_small(path, buf, sizeof(buf)) <= 0)
+		return -ENOENT;
+	/* "ID PARENT MAJ:MIN ROOT POINT ...": the mount point as the process sees it */
+	for (const char *line = buf; *line;) {
+		const char *eol = line, *f[5];
+		while (*eol && *eol != '\n')
+			eol++;
+		mount_fields(line, f);
+		if (co_strtoul(line, 0, 10) == mnt_id)
+			return mount_point(f[4], out, n);
+		line = *eol ? eol + 1 : eol;
+	}
+	return -ENOENT;
 }
 
 int co_dev_mount(unsigned major, unsigned minor, char *out, size_t n)

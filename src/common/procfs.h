@@ -208,6 +208,36 @@ struct co_inotify_line {
 };
 /* The next watch line at *p (an fdinfo text), which moves past it: 1, or 0 when there is none. */
 int co_inotify_next(const char **p, struct co_inotify_line *l);
+/*
+ * One line of a fanotify descriptor's fdinfo (co_fanotify_next): the
+ * group's (flags, event_flags), or one mark (all hexadecimal, sdev the
+ * kernel's dev_t as for inotify; an inode mark has the file handle).
+ */
+enum co_fan_what { CO_FAN_GROUP = 1, CO_FAN_INODE, CO_FAN_MOUNT, CO_FAN_FILESYSTEM, CO_FAN_MNTNS, CO_FAN_UNKNOWN };
+struct co_fanotify_line {
+	int what;		/* enum co_fan_what */
+	uint32_t flags, event_flags;	/* CO_FAN_GROUP: fanotify_init's */
+	uint32_t sdev, mnt_id, mflags;
+	uint64_t ino, mask, ignored;
+	uint64_t mnt_ns;	/* CO_FAN_MNTNS: the mount namespace's inode (decimal in fdinfo) */
+	int handle_type;
+	uint32_t handle_bytes;
+	uint8_t handle[128];
+	char text[160];		/* the line (cut), for messages about a mark cohort does not know */
+};
+/* The next "fanotify " line at *p (an fdinfo text), which moves past it: 1, or 0 when there is none. */
+int co_fanotify_next(const char **p, struct co_fanotify_line *l);
+/*
+ * A thread of the machine (as /proc shows them) asleep in a kernel
+ * function whose name starts with fn (its /proc/PID/task/TID/wchan): its
+ * tid, 0 when none is, or -errno.  Reads every thread's wchan: for rare
+ * questions only.
+ */
+int co_thread_waiting_in(const char *fn);
+/* The inode of process pid's namespace of kind ("mnt", ...): /proc/PID/ns/KIND; 0 when it cannot be seen. */
+uint64_t co_ns_inode(int pid, const char *kind);
+/* The mount point of mount mnt_id as process pid sees it (/proc/PID/mountinfo): 0, or -ENOENT. */
+int co_mount_point_by_id(int pid, uint32_t mnt_id, char *out, size_t n);
 /* Where the filesystem major:minor is mounted whole (root "/"), from /proc/self/mountinfo: 0, or -ENOENT. */
 int co_dev_mount(unsigned major, unsigned minor, char *out, size_t n);
 

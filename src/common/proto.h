@@ -230,7 +230,7 @@ struct co_pentry {
 	int32_t ppid;
 	uint32_t state;		/* enum co_pstate, written by the agent */
 	uint32_t nthreads;
-	uint32_t pad;
+	uint32_t accepts;	/* its agent's accept wrapper ran since it registered (src/agent/accept.c) */
 	uint64_t generation;	/* last generation this process took part in */
 	uint64_t checkpoints;
 	uint64_t last_bytes;
@@ -288,6 +288,21 @@ struct co_table {
 	uint64_t sem_epoch;	/* bumped by each clearing semctl (co_semkey) */
 	struct co_semkey semkeys[CO_SEMKEY_SLOTS];
 	struct co_iheld iheld[CO_TABLE_SLOTS][CO_IHELD]; /* by slot: inotify queues its agent can hold */
+	uint32_t held_conns;	/* backlog connections given back behind markers, not yet accepted (co_held_conn) */
+};
+
+/*
+ * A connection a checkpoint took from a listener's backlog (to read what
+ * waits on it) and gave back (src/kinds/unix_backlog.c): the kernel
+ * cannot put one back, so the coordinator makes a new connection to the
+ * listener, the marker, whose one message is this and passes the taken
+ * connection (SCM_RIGHTS).  The agent's accept hands out the connection
+ * it passes in its place (src/agent/accept.c); co_table.held_conns counts
+ * the markers not yet accepted, so that accept looks only while there are.
+ */
+#define CO_HELD_MAGIC "cohort:held-conn"
+struct co_held_conn {
+	char magic[16];		/* CO_HELD_MAGIC, without its NUL */
 };
 
 #endif

@@ -30,6 +30,7 @@ static const struct {
 	{ "anon_inode:[timerfd]", CO_OBJ_TIMERFD },
 	{ "anon_inode:[eventpoll]", CO_OBJ_EPOLL },
 	{ "anon_inode:inotify", CO_OBJ_INOTIFY },
+	{ "anon_inode:[fanotify]", CO_OBJ_FANOTIFY },
 	/* also with pidfs (6.9+), whose inodes have no file type in st_mode */
 	{ "anon_inode:[pidfd]", CO_OBJ_PIDFD },
 };
@@ -134,6 +135,7 @@ int co_obj_group_wide(uint32_t kind)
 	case CO_OBJ_INOTIFY:
 	case CO_OBJ_PTMX:
 	case CO_OBJ_PTS:
+	case CO_OBJ_FANOTIFY:
 		return 1;
 	}
 	return 0;
@@ -149,7 +151,7 @@ const char *co_obj_name(uint32_t kind)
 		[CO_OBJ_SOCKET] = "socket (not a Unix socket)", [CO_OBJ_BLK] = "block device",
 		[CO_OBJ_OTHER] = "unknown", [CO_OBJ_PIDFD] = "pidfd", [CO_OBJ_SYMLINK] = "symbolic link",
 		[CO_OBJ_NS] = "namespace", [CO_OBJ_INOTIFY] = "inotify", [CO_OBJ_PTMX] = "pty master",
-		[CO_OBJ_PTS] = "pty slave",
+		[CO_OBJ_PTS] = "pty slave", [CO_OBJ_FANOTIFY] = "fanotify",
 	};
 	return kind < sizeof(names) / sizeof(names[0]) && names[kind] ? names[kind] : "?";
 }

@@ -29,6 +29,7 @@
 static const struct co_kind_ops *const kinds[] = {
 	&co_pipe_ops, &co_file_ops, &co_ghost_ops, &co_shm_ops, &co_eventfd_ops, &co_signalfd_ops,
 	&co_timerfd_ops, &co_epoll_ops, &co_unix_ops, &co_inotify_ops, &co_pty_ops, &co_pts_ops,
+	&co_fanotify_ops,
 };
 
 const struct co_kind_ops *co_kind_ops(uint32_t kind)
@@ -342,6 +343,9 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 	int dbad = collect_inflight(&d);
 	if (!dbad)
 		dbad = dump_objects(&d);
+	for (size_t i = 0; !dbad && !(flags & CO_CKPT_KILL) && i < CO_ARRAY_LEN(kinds); i++)
+		if (kinds[i]->dumped)
+			kinds[i]->dumped();
 	if (dbad == CO_BUSY) {
 		close_inflight();
 		close(fd);

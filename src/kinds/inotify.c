@@ -328,18 +328,18 @@ static int replay(struct iobj *o, enum how how, const char *what, char *err, siz
 
 /* ---- dump ---- */
 
-/* The path of the watched inode of fdinfo line l, into w (its wd, mask, device, inode); -1 with why. */
-static int watch_path(const struct co_inotify_line *l, struct co_iwatch *w, const char **why)
+int co_handle_path(uint32_t sdev, uint64_t ino, int type, const uint8_t *handle, uint32_t bytes, char *path,
+		   uint64_t *dev, const char **why)
 {
-	unsigned maj = l->sdev >> 20, min = l->sdev & 0xfffff;
+	unsigned maj = sdev >> 20, min = sdev & 0xfffff;
 	char mnt[CO_PATH], proc[64];
 	struct stat st;
 	struct {
 		struct file_handle h;
-		unsigned char b[sizeof(l->handle)];
+		unsigned char b[MAX_HANDLE_SZ];
 	} fh;
-	*w = (struct co_iwatch){ .wd = l->wd, .mask = l->mask, .ino = l->ino };
-	if (!l->handle_bytes) {
+	path[0] = 0;
+	if (!bytes || bytes > MAX_HANDLE_SZ) {
 		*why = "the kernel shows no file handle for it";
 		return -1;
 	}
@@ -348,9 +348,9 @@ static int watch_path(const struct co_inotify_line *l, struct co_iwatch *w, cons
 		return -1;
 	}
 	int mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* not O_PATH: open_by_handle_at refuses it */
-	fh.h.handle_bytes = l->handle_bytes;
-	fh.h.handle_type = l->handle_type;
-	memcpy(fh.h.f_handle, l->handle, l->handle_bytes);
+	fh.h.handle_bytes = bytes;
+	fh.h.handle_type = type;
+	memcpy(fh.h.f_handle, handle, bytes);
 	int f = mfd < 0 ? -1 : open_by_handle_at(mfd, &fh.h, O_PATH | O_CLOEXEC);
 	int e = errno;
 	if (mfd >= 0)
@@ -362,17 +362,24 @@ static int watch_path(const struct co_inotify_line *l, struct co_iwatch *w, cons
 		return -1;
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f);
-	ssize_t len = readlink(proc, w->path, sizeof(w->path) - 1);
+	ssize_t len = readlink(proc, path, CO_PATH - 1);
 	close(f);
-	w->path[len > 0 ? len : 0] = 0;
-	/* a path that is not the inode's now (deleted, or elsewhere in another mount) would watch another file */
-	if (len <= 0 || w->path[0] != '/' || stat(w->path, &st) < 0 || (uint64_t)st.st_ino != l->ino ||
-	    major(st.st_dev) != maj || minor(st.st_dev) != min) {
+	path[len > 0 ? len : 0] = 0;
+	/* a path that is not the inode's now (deleted, or elsewhere in another mount) would mark another file */
+	if (len <= 0 || path[0] != '/' || stat(path, &st) < 0 || (uint64_t)st.st_ino != ino || major(st.st_dev) != maj ||
+	    minor(st.st_dev) != min) {
 		*why = "it has no path that leads to it";
 		return -1;
 	}
-	w->dev = (uint64_t)st.st_dev;
+	*dev = (uint64_t)st.st_dev;
 	return 0;
+}
+
+/* The path of the watched inode of fdinfo line l, into w (its wd, mask, device, inode); -1 with why. */
+static int watch_path(const struct co_inotify_line *l, struct co_iwatch *w, const char **why)
+{
+	*w = (struct co_iwatch){ .wd = l->wd, .mask = l->mask, .ino = l->ino };
+	return co_handle_path(l->sdev, l->ino, l->handle_type, l->handle, l->handle_bytes, w->path, &w->dev, why);
 }
 
 static int by_wd(const void *a, const void *b)

@@ -105,11 +105,19 @@ struct co_kind_ops {
 	 * back when it failed, let go when it was committed.
 	 */
 	void (*settle)(int failed);
+	/*
+	 * Once every object is dumped, in a checkpoint the group outlives (not
+	 * --kill; may be NULL): what the dump took from the running group
+	 * given back at once, before it runs on (a listener's backlog).
+	 */
+	void (*dumped)(void);
 };
 
 /* The kinds (each in its own file), and the one table listing them (engine.c). */
 extern const struct co_kind_ops co_pipe_ops, co_file_ops, co_ghost_ops, co_shm_ops, co_eventfd_ops, co_signalfd_ops,
 	co_timerfd_ops, co_epoll_ops, co_unix_ops, co_inotify_ops, co_pty_ops, co_pts_ops;
+/* fanotify.c */
+extern const struct co_kind_ops co_fanotify_ops;
 /* sysv.c: the SysV IPC objects of the group's IPC namespace; no descriptor holds them (not in the engine's table) */
 extern const struct co_kind_ops co_sysv_ops;
 const struct co_kind_ops *co_kind_ops(uint32_t kind);
@@ -155,6 +163,16 @@ const struct co_mproc *co_kprocs(struct co_krestore *x, int *n);	/* the generati
 const struct co_mfile *co_kfile(struct co_krestore *x, const char *name, int *listed);
 
 /* ---- shared helpers of the kinds ---- */
+
+/*
+ * inotify.c: the path (CO_PATH bytes) of the inode a watch or mark names
+ * by its fdinfo's file handle (sdev: the kernel's dev_t), opened with
+ * open_by_handle_at on a mount of its filesystem, and its st_dev in *dev.
+ * 0, or -1 with *why (no path that leads to that inode; no
+ * CAP_DAC_READ_SEARCH).
+ */
+int co_handle_path(uint32_t sdev, uint64_t ino, int type, const uint8_t *handle, uint32_t bytes, char *path,
+		   uint64_t *dev, const char **why);
 
 /* file.c: copy a file the group writes into files/ (0, or -1: cannot). */
 int co_file_copy(struct co_kdump *d, const char *path);

@@ -65,6 +65,7 @@ static const struct rec {
 	{ CO_R_USMSG, sizeof(struct co_usmsg), &co_unix_ops, NULL },
 	{ CO_R_PTY, sizeof(struct co_pty), &co_pty_ops, NULL },
 	{ CO_R_PTYDATA, sizeof(struct co_ptydata), &co_pty_ops, NULL },
+	{ CO_R_FMARK, offsetof(struct co_fmark, path) + 1, &co_fanotify_ops, NULL },
 };
 
 static const struct rec *rec_of(unsigned t)

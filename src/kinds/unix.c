@@ -18,12 +18,20 @@
  * afresh to the peer's name at a restart), a socket connected to an
  * unnamed one outside, a connection from outside waiting in a backlog or
  * accepted from one, a name relative to a working directory, a backlog
- * connection with data queued in a live checkpoint (reading it means
- * accepting it: `--kill` only; and nothing can put it back in the backlog
- * if that checkpoint then fails).  A path several sockets have comes back
- * on each (share_names); an abstract one on the first only.
+ * connection with data queued in a live checkpoint when its listener's
+ * socket file is gone.  A path several sockets have comes back on each
+ * (share_names); an abstract one on the first only.
+ *
+ * Backlogs.  Data queued on a connection waiting in a backlog can be read
+ * only by accepting it: take_backlog accepts all of them (they become
+ * objects of the dump whose clients connect again at a restart), and when
+ * the group outlives the checkpoint (a live one; a --kill one that fails)
+ * they go back behind markers that the agent's accept hands them out for
+ * (unix_backlog.c, src/agent/accept.c); markers found in a backlog are
+ * taken apart, so an image never holds one.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -223,15 +231,27 @@ static int refuse(struct co_kdump *d, int k, const char *fmt, const char *what)
 	return -1;
 }
 
+/* The path of u's name as the group's process of refs[k] sees it (from here), into p. */
+static void name_path(const struct co_kdump *d, int k, const struct usk *u, char *p, size_t n)
+{
+	int host = d->refs[k].inflight && d->nrefs ? d->refs[0].host : d->refs[k].host;
+	snprintf(p, n, "/proc/%d/root%.*s", host, (int)u->namelen, u->name);
+}
+
+/* Is st u's own socket file? */
+static int its_file(const struct stat *st, const struct usk *u)
+{
+	return S_ISSOCK(st->st_mode) && (uint32_t)st->st_ino == u->vfs_ino && major(st->st_dev) == u->vfs_dev >> 20 &&
+	       minor(st->st_dev) == (u->vfs_dev & 0xfffff);
+}
+
 /* A path name's socket file: its mode and owner, or gone (CO_USF_UNLINKED: another file, or none, at the path). */
 static void name_file(const struct co_kdump *d, int k, const struct usk *u, struct co_usock *o)
 {
 	char p[sizeof(o->name) + 64];
 	struct stat st;
-	int host = d->refs[k].inflight && d->nrefs ? d->refs[0].host : d->refs[k].host;
-	snprintf(p, sizeof(p), "/proc/%d/root%.*s", host, (int)o->namelen, o->name);
-	if (stat(p, &st) == 0 && S_ISSOCK(st.st_mode) && (uint32_t)st.st_ino == u->vfs_ino &&
-	    major(st.st_dev) == u->vfs_dev >> 20 && minor(st.st_dev) == (u->vfs_dev & 0xfffff)) {
+	name_path(d, k, u, p, sizeof(p));
+	if (stat(p, &st) == 0 && its_file(&st, u)) {
 		o->mode = st.st_mode & 07777;
 		o->uid = st.st_uid;
 		o->gid = st.st_gid;
@@ -481,38 +501,98 @@ static int unix_dump(struct co_kdump *d, int first, uint64_t *id)
 }
 
 /*
- * The connections waiting in the backlog of listener refs[first] that
- * hold data: the data can be read only by accepting them, which a live
- * checkpoint must not do; with --kill they are accepted and become
- * objects of the dump (embryos) whose clients connect again at a restart.
+ * How the coordinator connects to listener u again, to give back what it
+ * takes from its backlog (unix_backlog.c): *path an O_PATH descriptor of
+ * its socket file (checked to be its own), or -1 for an abstract name.
+ * 0, or -1 when it cannot (its file is gone).
  */
+static int reach(const struct co_kdump *d, int first, const struct usk *u, int *path)
+{
+	char p[sizeof(u->name) + 64];
+	struct stat st;
+	*path = -1;
+	if (!u->namelen || !u->name[0])
+		return u->namelen ? 0 : -1;
+	name_path(d, first, u, p, sizeof(p));
+	*path = open(p, O_PATH | O_CLOEXEC);
+	if (*path >= 0 && fstat(*path, &st) == 0 && its_file(&st, u))
+		return 0;
+	if (*path >= 0)
+		close(*path);
+	*path = -1;
+	return -1;
+}
+
+/*
+ * The connections waiting in the backlog of listener refs[first], when
+ * one holds data (or is a marker of connections given back before: its
+ * client is gone): the data can be read only by accepting them.  They are
+ * accepted through our copy of the listener and become objects of the
+ * dump (embryos) whose clients connect again at a restart; a marker's
+ * connection is taken in its place, its client put in the marker's
+ * place of the backlog's list.  The program gets them back behind
+ * markers when the group outlives the checkpoint (unix_backlog.c); a
+ * live checkpoint that could not give them back refuses first.
+ */
+/* Does every process holding listener refs[first] accept through the agent's wrappers (co_pentry.accepts)? */
+static int accepts_through_agent(const struct co_kdump *d, int first)
+{
+	for (int i = first; i < d->nrefs; i++) {
+		const struct co_ref *r = &d->refs[i];
+		if (r->obj != first || r->inflight)
+			continue;
+		int seen = 0;
+		for (int s = 0; d->table && s < CO_TABLE_SLOTS && !seen; s++)
+			seen = d->table->p[s].pid == r->pid && __atomic_load_n(&d->table->p[s].accepts, __ATOMIC_ACQUIRE);
+		if (!seen)
+			return 0;
+	}
+	return 1;
+}
+
 static int take_backlog(struct co_kdump *d, int first, const struct usk *u)
 {
-	int data = 0;
+	int want = 0, path = -1;
 	char t[160];
 	for (uint32_t j = 0; j < u->nicons; j++) {
 		const struct usk *c = usk_of(icons[u->icon + j]);
-		data |= c && c->wq > 0;
+		want |= !c || c->wq > 0;
 	}
-	if (!data)
+	if (!want)
 		return 0;
-	if (!(d->flags & CO_CKPT_KILL))
+	co_unix_name_text(u->name, u->namelen, t, sizeof(t));
+	if (reach(d, first, u, &path) < 0 && !(d->flags & CO_CKPT_KILL))
 		return refuse(d, first, "listening on %s with data queued on a connection in its backlog, which cohort "
-			      "reads only by accepting it (checkpoint --kill)", co_unix_name_text(u->name, u->namelen, t, sizeof(t)));
+			      "reads only by accepting it, and cannot give back (its socket file is gone; checkpoint --kill)", t);
+	if (!(d->flags & CO_CKPT_KILL) && !accepts_through_agent(d, first))
+		return refuse(d, first, "listening on %s with data queued on a connection in its backlog, which cohort "
+			      "reads only by accepting it, and gives back through the program's accept in libc, which this "
+			      "program has not called yet (raw system calls would get cohort's marker; checkpoint --kill)", t);
 	int l = co_ref_grab(&d->refs[first]);
-	for (uint32_t j = 0; l >= 0 && j < u->nicons; j++) {
+	int from = l >= 0 ? co_unix_backlog_begin(d, first, fcntl(l, F_DUPFD_CLOEXEC, 3), path, (int)u->type) : -1;
+	if (l < 0 && path >= 0)
+		close(path);
+	for (uint32_t j = 0; from >= 0 && j < u->nicons; j++) {
 		struct pollfd pf = { l, POLLIN, 0 };
-		int a = poll(&pf, 1, 0) == 1 ? accept4(l, NULL, NULL, SOCK_CLOEXEC) : -1;
-		int k = a >= 0 ? co_ref_inflight(d, a, CO_INFLIGHT_EMBRYO) : -1;
-		if (k < 0) {
-			close(l);
-			return refuse(d, first, "listening on %s whose backlog cannot be read",
-				      co_unix_name_text(u->name, u->namelen, t, sizeof(t)));
+		int a = poll(&pf, 1, 0) == 1 ? co_unix_unmark(d, accept4(l, NULL, NULL, SOCK_CLOEXEC)) : -1;
+		if (a >= 0 && co_unix_backlog_add(from, a) < 0) {
+			close(a);
+			a = -1;
 		}
-		plan[k].client = icons[u->icon + j];
+		struct stat st;
+		const struct usk *c = a >= 0 && !icons[u->icon + j] && fstat(a, &st) == 0 ? usk_of(st.st_ino) : NULL;
+		if (c) /* a marker's: its real client */
+			icons[u->icon + j] = c->peer;
+		int k = a >= 0 ? co_ref_inflight(d, a, CO_INFLIGHT_EMBRYO) : -1;
+		if (k < 0)
+			from = -1;
+		else
+			plan[k].client = icons[u->icon + j];
 	}
 	if (l >= 0)
 		close(l);
+	if (from < 0)
+		return refuse(d, first, "listening on %s whose backlog cannot be read", t);
 	return 0;
 }
 
@@ -533,6 +613,19 @@ static int unix_dump_data(struct co_kdump *d, int first, uint64_t id)
 {
 	(void)id;
 	return co_unix_dump_queue(d, first);
+}
+
+/* A live checkpoint has peeked every queue: the connections taken from backlogs go back at once. */
+static void unix_dumped(void)
+{
+	co_unix_backlog_give(1);
+}
+
+/* The checkpoint has ended: what it read off streams, and the backlogs' connections, given back or let go. */
+static void unix_settle(int failed)
+{
+	co_unix_settle(failed);
+	co_unix_backlog_give(failed);
 }
 
 /* ---- inspect ---- */
@@ -581,5 +674,5 @@ static void unix_describe(unsigned type, const void *p, uint64_t len, char *out,
 const struct co_kind_ops co_unix_ops = {
 	.kind = CO_OBJ_USOCK, .identity = CO_ID_INODE, .collect = unix_collect,
 	.dump = unix_dump, .dump_data = unix_dump_data, .restore = co_unix_restore, .restore_done = co_unix_restore_done,
-	.describe = unix_describe, .settle = co_unix_settle,
+	.describe = unix_describe, .settle = unix_settle, .dumped = unix_dumped,
 };

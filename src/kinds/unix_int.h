@@ -62,5 +62,23 @@ int co_unix_bind(struct co_krestore *x, int s, const struct co_usock *o, int *df
 socklen_t co_unix_address(uint64_t id, const char *name, uint32_t len, struct sockaddr_un *a);
 /* unix_name.c: "/path", "@abstract" (unprintable bytes as ?), or "(unnamed)". */
 const char *co_unix_name_text(const char *name, uint32_t len, char *out, size_t n);
+/* unix_queue.c: one message of len bytes passing nfds descriptors, on s; what sendmsg returns. */
+ssize_t co_unix_send_fds(int s, const void *buf, size_t len, const int *fds, uint32_t nfds);
+
+/*
+ * unix_backlog.c: the connections taken from listeners' backlogs, given
+ * back behind markers.  co_unix_backlog_begin: listener refs[first]
+ * whose backlog is taken, l our copy of it, path an O_PATH descriptor of
+ * its socket file (-1: abstract), both its own now; its index, or -1.
+ * co_unix_backlog_add: connection conn taken from listener index l, kept
+ * (a copy); 0 or -1.  co_unix_unmark: a, just accepted, or when it is a
+ * marker the connection it passes (a closed; -1 if that cannot be had).
+ * co_unix_backlog_give: every connection kept given back in order (give
+ * 1), or let go (0); all closed.
+ */
+int co_unix_backlog_begin(struct co_kdump *d, int first, int l, int path, int type);
+int co_unix_backlog_add(int l, int conn);
+int co_unix_unmark(struct co_kdump *d, int a);
+void co_unix_backlog_give(int give);
 
 #endif

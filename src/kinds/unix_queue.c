@@ -581,11 +581,11 @@ int co_unix_dump_queue(struct co_kdump *d, int first)
 	/*
 	 * Exact places for the descriptors a stream passes, by reading it: only
 	 * when the group ends with the checkpoint, and when what is read can be
-	 * put back if it fails (a connection we accepted from a backlog is ours).
+	 * put back if it fails (a connection accepted from a backlog too: its
+	 * client puts it back before the connection is given back, unix_backlog.c).
 	 */
-	int embryo = r->inflight == CO_INFLIGHT_EMBRYO;
 	if (q.stream && (d->flags & CO_CKPT_KILL) && q_passes(&q))
-		q.take = embryo || (giver = q_giver(d, o)) >= 0;
+		q.take = (giver = q_giver(d, o)) >= 0;
 	while (!e && (e = q_next(&q, &m)) != 0) {
 		e = e > 0 ? write_msg(d, o, &m, what, sizeof(what)) : -1;
 		/* what was read is kept whatever happens, to go back if the checkpoint fails */
@@ -667,4 +667,10 @@ void co_unix_describe_msg(const void *p, uint64_t len, char *out, size_t n)
 	uint64_t head = sizeof(*h) + (uint64_t)nfds * sizeof(*ps);
 	snprintf(out, n, "socket %llu: %llu bytes from socket %llu%s%s%s", (unsigned long long)h->id,
 		 (unsigned long long)(len > head ? len - head : 0), (unsigned long long)h->from, to, passed, creds);
+}
+
+/* One message of len bytes passing nfds descriptors, on s (unix_backlog.c's markers): what sendmsg returns. */
+ssize_t co_unix_send_fds(int s, const void *buf, size_t len, const int *fds, uint32_t nfds)
+{
+	return send_msg(s, buf, len, fds, nfds, NULL, NULL, 0);
 }

@@ -6,8 +6,8 @@
 #                     and unlinked sockets, pairs of every type with data
 #                     queued both ways, a shut-down half
 #   unix_shapes_live  the same through live checkpoints, then --kill and a
-#                     restart (its backlog connections hold no data: a live
-#                     checkpoint could read it only by accepting them)
+#                     restart (its backlog connections hold no data; those
+#                     that do through live checkpoints: unix_backlog_live)
 #   unix_kill_failed  a --kill checkpoint that fails late gives back what it
 #                     read (see kill_failed_flow)
 # Sourced by tests/run.sh.
@@ -174,4 +174,81 @@ t_unix_outside_reconnect() {
 t_unix_unprivileged() {
 	unpriv_setup unix_shapes
 	flow_standard 0 4 3 pipe "$U/bin/unix_shapes"
+}
+
+# Connections waiting in a listener's backlog with data queued
+# (tests/progs/unix_backlog.c, which checks order, readiness by poll,
+# select and epoll, accept's flags, descriptor and peer address, and every
+# byte): the checkpoint takes them to read that data, and the program gets
+# them back behind markers when it runs on (src/kinds/unix_backlog.c).
+#   unix_backlog_kill_failed  a --kill checkpoint that fails late
+#                             (COHORT_CKPT_FAIL=written:1): the program runs
+#                             on and accepts every one; the next --kill
+#                             commits and its restart runs to the end
+#   unix_backlog_live         live checkpoints (and a --kill, a restart)
+#   unix_backlog_rounds       live, --kill, restart, live, --kill, restart:
+#                             two rounds, markers taken again each time
+t_unix_backlog_kill_failed() {
+	prog_cmd unix_backlog
+	straight_start 0 "${PCMD[@]}"
+	COHORT_CKPT_FAIL=written:1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "step 2 ok"
+	ckpt_refused run0 "a failure injected late" "failure injected \\(COHORT_CKPT_FAIL\\)" --kill
+	wait_line "$TD/run0.out" "step 5 ok"
+	ckpt_or_fail "checkpoint 1 (--kill, after the failed one)" "$GNAME" 1 --kill
+	bg_wait run0
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
+t_unix_backlog_live() { steps_live_flow unix_backlog 9; }
+
+t_unix_backlog_rounds() {
+	prog_cmd unix_backlog
+	straight_start 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "step 1 ok"
+	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
+	ckpt_or_fail "checkpoint 2 (--kill, the markers of the live one in the backlog)" "$GNAME" 2 --kill
+	bg_wait run0
+	local k0
+	k0=$(out_lines run0)
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	flow_at 3 run0 run1 "$k0"
+	ckpt_or_fail "checkpoint 3 (live, after the restart)" "$GNAME" 3
+	ckpt_or_fail "checkpoint 4 (--kill)" "$GNAME" 4 --kill
+	bg_wait run1
+	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
+}
+
+# a live checkpoint of a backlog with data held by a program that has not
+# called libc's accept since it started (a program accepting by raw system
+# calls would get the markers given back): refused in one line, the
+# program runs on and then accepts the connection with its data
+t_unix_backlog_unaccepted() {
+	cat >"$TD/srv.py" <<'PY'
+import os, socket, sys, time
+d = sys.argv[1]
+l = socket.socket(socket.AF_UNIX); l.bind(d + "/sock"); l.listen(4)
+c = socket.socket(socket.AF_UNIX); c.connect(d + "/sock"); c.send(b"waiting in the backlog")
+print("ready", flush=True)
+while not os.path.exists(d + "/go"):
+    time.sleep(0.02)
+a, _ = l.accept()
+print("RESULT", a.recv(64).decode(), flush=True)
+PY
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- python3 "$TD/srv.py" "$TD"
+	wait_line "$TD/run0.out" "ready"
+	ckpt_refused run0 "a backlog of a program that never accepted" \
+		"fd 3: .*listening on $TD/sock with data queued .* which this program has not called yet"
+	touch "$TD/go"
+	bg_wait run0
+	[ "$RC" = 0 ] || fail "the program ended with status $RC"
+	grep -qx "RESULT waiting in the backlog" "$TD/run0.out" || fail "the connection's data did not come: $(tail -1 "$TD/run0.out")"
 }

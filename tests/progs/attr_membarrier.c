@@ -20,7 +20,7 @@
 #include <linux/membarrier.h>
 #include <sys/wait.h>
 
-#define STEPS 30
+#define STEPS 40
 #define GET_REGISTRATIONS (1 << 9) /* Linux 6.3; the headers here may be older */
 
 static int membarrier(int cmd)
@@ -125,7 +125,7 @@ int main(void)
 		CHECK(write(go[1], &x, 1) == 1 && read(done[0], &x, 1) == 1 && x == (char)s, "the child did not check");
 		printf("step %d ok\n", s);
 		fflush(stdout);
-		t_sleep_ms(50);
+		t_pace_ms(100);
 	}
 	close(go[1]);
 	int st;
