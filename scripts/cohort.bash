@@ -15,7 +15,7 @@ _cohort_commands=(run checkpoint restart status list kill inspect verify migrate
 # Options of each command; the ones that take a value are listed again below.
 _cohort_opts_run=(--name --images --interval --full-every --keep --compress --no-precopy --signal --replace --json --help)
 _cohort_opts_checkpoint=(--images --kill --json --stop --incremental --full --compress --no-precopy --reconnect-outside --help)
-_cohort_opts_restart=(--images --generation --interval --full-every --keep --compress --no-precopy --json --trust-images --help)
+_cohort_opts_restart=(--images --generation --interval --full-every --keep --compress --no-precopy --json --trust-images --lazy --help)
 _cohort_opts_status=(--json --help)
 _cohort_opts_list=(--json --help)
 _cohort_opts_kill=(--signal --json --help)

@@ -246,6 +246,7 @@ struct co_run_opts {
 	int lock_fd;
 	int (*on_ready)(void);	/* every process is back, parked: 0 lets them run, -1 ends the group */
 	void (*on_running)(void); /* they run */
+	int lazy;		/* restart --lazy: memory comes in while the program runs (src/cli/filler.c) */
 };
 /* migrate.c and receive.c: a migration's two ends (docs/architecture.md, "Migration") */
 struct co_migrate_opts {
@@ -301,6 +302,7 @@ struct co_init_cfg {
 	int status_fd;		/* the root process's wait status goes here when it ends */
 	int report_fd;		/* restart: the write end of the restorers' report pipe (report.h) */
 	const char *fault;	/* restart: COHORT_FAULT as `cohort restart` read it, or NULL */
+	int lazy;		/* restart --lazy: the restorers hand lazy regions to a page filler */
 	/* run: the signal state `cohort run` was given, which the program gets */
 	uint64_t sig_ignored;	/* signal s ignored: bit s-1 */
 	uint64_t sig_blocked;	/* the caller's signal mask */

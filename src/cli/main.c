@@ -528,12 +528,13 @@ static int cmd_restart(int argc, char **argv)
 	struct opt o[] = { { "--images", 1, 0, 0 }, { "--generation", 1, 0, 0 }, { "--interval", 1, 0, 0 },
 			   { "--full-every", 1, 0, 0 }, { "--keep", 1, 0, 0 }, { "--compress", 0, 0, 0 },
 			   { "--no-precopy", 0, 0, 0 }, { "--json", 0, 0, 0 }, { "--trust-images", 0, 0, 0 },
-			   { 0, 0, 0, 0 } };
+			   { "--lazy", 0, 0, 0 }, { 0, 0, 0, 0 } };
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	struct co_run_opts r = { 0 };
 	r.name = need_name(pos[0]);
 	r.trust_images = o[8].set;
+	r.lazy = o[9].set;
 	static char images[PATH_MAX];
 	images_opt(o[0].val, images);
 	r.images = images;
@@ -671,7 +672,7 @@ static const struct command commands[] = {
 	  "                       afresh to its peer's name at a restart (else refused)\n" },
 	{ "restart", cmd_restart,
 	  "restart NAME [--images DIR] [--generation N] [--interval SECONDS [--full-every K]] [--keep N]\n"
-	  "             [--compress] [--no-precopy] [--json] [--trust-images]",
+	  "             [--compress] [--no-precopy] [--json] [--trust-images] [--lazy]",
 	  "Restarts group NAME from its newest committed generation (or N) in the foreground; the\n"
 	  "group's stdin, stdout and stderr are yours. Exits as 'cohort run' does.\n"
 	  "  --images DIR         where the group's generations are (as for run)\n"
@@ -681,7 +682,9 @@ static const struct command commands[] = {
 	  "                       last line of stdout\n"
 	  "  --trust-images       restart images another user owns, or in a directory others may\n"
 	  "                       write (refused by default: a restart writes the files its images\n"
-	  "                       name, as you)\n" },
+	  "                       name, as you)\n"
+	  "  --lazy               the program runs before its memory is all in place: its pages\n"
+	  "                       come in on demand and in the background (userfaultfd; root)\n" },
 	{ "migrate", cmd_migrate,
 	  "migrate NAME --to ADDR:PORT --token-file FILE [--json] [--max-rounds N] [--downtime-ms MS]\n"
 	  "             [--postcopy] [--copy-files]",

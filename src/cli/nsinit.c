@@ -242,9 +242,13 @@ int co_init_main(struct co_init_cfg *c)
 				char *args[] = { (char *)"cohort-restore", (char *)c->gen_dir, (char *)c->sock, gen, planarg,
 						 (char *)c->image_dir, NULL };
 				/* the report pipe (report.h) stays open across the exec: the restorer keeps it */
-				char *env[] = { reportarg, c->fault ? faultarg : NULL, NULL };
-				if (c->report_fd < 0 || fcntl(c->report_fd, F_SETFD, 0) < 0)
-					env[0] = c->fault ? faultarg : NULL, env[1] = NULL;
+				char *env[4] = { 0 }, **e = env;
+				if (c->report_fd >= 0 && fcntl(c->report_fd, F_SETFD, 0) == 0)
+					*e++ = reportarg;
+				if (c->fault)
+					*e++ = faultarg;
+				if (c->lazy) /* restart --lazy: src/restore/lazy.c */
+					*e++ = (char *)"COHORT_LAZY=1";
 				keep_restore_cap();
 				execve(c->restorer, args, env);
 				init_fail(c, CO_RS_START, "pid %d, %s: cannot start %s: %s", (int)getpid(),

@@ -896,6 +896,7 @@ struct co_reader {
 	int pending;		/* co_r_unread(): the next co_r_next() returns this header again */
 	const char *name;	/* file name, for messages */
 	int decompressed;	/* the stream comes out of a .zst file: offsets are of the decompressed bytes */
+	int unhashed;		/* co_r_skip() passed over payload: this record's checksum is another's to check */
 	char err[320];
 };
 
@@ -908,6 +909,12 @@ void co_r_unread(struct co_reader *r);
 int co_r_read(struct co_reader *r, void *p, uint64_t n);
 /* Skip what is left of the payload and check the trailer. */
 int co_r_finish(struct co_reader *r);
+/*
+ * Pass over n payload bytes unread (lseek: an uncompressed image only).
+ * The record's checksum is then not checked by co_r_finish: whoever reads
+ * those bytes later checks it (a lazy restore's filler, src/cli/filler.c).
+ */
+int co_r_skip(struct co_reader *r, uint64_t n);
 /* Read a whole payload of at most max bytes (the rest of p is zeroed) and finish. */
 int co_r_payload(struct co_reader *r, void *p, uint64_t max);
 /* Expect the next record to be of `type` and read it whole. */

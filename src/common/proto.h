@@ -19,6 +19,7 @@
 
 #define CO_PROTO_VERSION 1
 #define CO_MSG_TEXT 65536
+#define CO_LAZY_MAX_RANGES (CO_MSG_TEXT / 16)
 
 enum co_msg_type {
 	/* agent -> coordinator */
@@ -39,6 +40,11 @@ enum co_msg_type {
 	CO_M_PROCFD,		/* on a connection of its own: text: a file of /proc/PID/ the process may not open
 				   itself (not dumpable: it changed its uid); only "pagemap".  Answered with
 				   PROCFILE, then hung up */
+	CO_M_LAZY,		/* a restorer of `restart --lazy` (src/restore/lazy.c), on a connection of its own:
+				   a: its pid in the group, b: its image's page streams; text: the lazy regions
+				   (start, end: uint64_t pairs, at most CO_LAZY_MAX_RANGES); its userfaultfd
+				   attached, for the page filler.  Answered with REPLY once the filler runs;
+				   hung up unanswered when refused */
 	/* coordinator -> agent */
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
 	CO_M_PREPARE,		/* a: generation, b: parent wanted for an incremental image (0: full) */

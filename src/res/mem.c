@@ -572,7 +572,8 @@ int co_mem_restore(struct co_rstctx *rc)
 		if (rc->vmas[i].kind != CO_V_SPECIAL)
 			advise_again(&rc->vmas[i], CO_VF_THP_ADVICE);
 	}
-	if (co_pages_restore(rc))
+	/* restart --lazy: the regions whose pages a filler brings (src/restore/lazy.c), passed over here */
+	if (co_lazy_begin(rc, kept) || co_pages_restore(rc))
 		return -1;
 	for (int i = 0; i < rc->nvmas; i++) {
 		const struct co_vma *v = &rc->vmas[i];

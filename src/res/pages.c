@@ -673,14 +673,16 @@ static int read_pages(struct pstream *ps)
 			return PERR(ps, "%s", r->err[0] ? r->err : "page data does not match its page map");
 		for (uint32_t i = 0; i < pm->nruns; i++) {
 			const struct co_run *run = &pm->runs[i];
-			int inside = 0;
-			for (int k = 0; k < rc->nvmas && !inside; k++)
+			int inside = 0, k = 0;
+			for (; k < rc->nvmas && !inside; k++)
 				inside = rc->vmas[k].kind != CO_V_SPECIAL && run->addr >= rc->vmas[k].start &&
 					 run->addr + run->npages * CO_PAGE <= rc->vmas[k].end;
 			if (!inside)
 				return PERR(ps, "%s: byte %lu: pages at %lx lie outside every region", r->name,
 					    (unsigned long)r->rec_off, (unsigned long)run->addr);
-			if (read_run(ps, run))
+			/* a lazy region's pages are the filler's to bring, and to check (src/cli/filler.c) */
+			int skip = rc->lazy && rc->lazy_vma[k - 1];
+			if (skip ? co_r_skip(r, run->npages * CO_PAGE) : read_run(ps, run))
 				return PERR(ps, "%s", r->err);
 		}
 		if (co_r_finish(r))

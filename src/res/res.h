@@ -125,6 +125,10 @@ struct co_rstctx {
 	uint32_t ncow;
 	int inherited;
 	int nseccomp;		/* seccomp filter chains of its threads (CO_R_SECCOMP, seccomp.c) */
+	/* restart --lazy (src/restore/lazy.c): asked for; some regions are; which (by region) */
+	int want_lazy;
+	int lazy;
+	const uint8_t *lazy_vma;
 };
 
 #include "util.h"
@@ -297,5 +301,13 @@ void co_mem_fork_end(struct co_dumpctx *d);
 int co_mem_check(struct co_rstctx *rc);		/* before anything is destroyed */
 int co_mem_restore(struct co_rstctx *rc);	/* maps regions and reads pages */
 int co_pages_restore(struct co_rstctx *rc);	/* pages.c: every page stream read into place */
+/*
+ * src/restore/lazy.c (restart --lazy): before the pages are read, which
+ * regions come lazily (registered with a probe userfaultfd; kept[i]: region
+ * i is kept from the parent, never lazy); once the children are made, the
+ * filler's userfaultfd to the coordinator at sock.  0, or -1 with rc->err.
+ */
+int co_lazy_begin(struct co_rstctx *rc, const uint8_t *kept);
+int co_lazy_handoff(struct co_rstctx *rc, const char *sock);
 
 #endif

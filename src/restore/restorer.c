@@ -163,6 +163,8 @@ static void read_env(char **envp)
 	for (; *envp; envp++) {
 		if (co_startswith(*envp, "COHORT_REPORT="))
 			report_fd = (int)co_strtoul(*envp + 14, 0, 10);
+		else if (co_strcmp(*envp, "COHORT_LAZY=1") == 0)
+			rc.want_lazy = 1;
 		else if (co_startswith(*envp, "COHORT_FAULT=") && co_fault_parse(*envp + 13, &fault))
 			die("COHORT_FAULT: expected fail:STAGE[:PID] or hang:STAGE[:PID]");
 	}
@@ -792,6 +794,9 @@ static void restore_self(struct co_mproc *me)
 		found_orphan_group(me);
 		join_group(me);
 	}
+	/* restart --lazy: the lazy regions' userfaultfd to the filler, now that the children are made */
+	if (co_lazy_handoff(&rc, sock_path))
+		die(err);
 	set_stage(CO_RS_ATTRS);
 	if (co_proc_restore(&rc))
 		die(err);

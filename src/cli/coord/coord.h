@@ -261,5 +261,15 @@ void restore_abandon(void);
 void restore_over(void);
 void restore_released(void);
 int restore_ended(void);
+void restore_lazy_failed(int pid, const char *why);
+
+/* lazy.c: the page fillers of restart --lazy */
+void lazy_setup(const char *gen_dir, const struct co_mproc *procs, int n);
+void on_lazy(int i, int uffd);
+int lazy_filling(void);
+struct pollfd;
+int lazy_pollfds(struct pollfd *p);
+void lazy_check(void);
+void lazy_end(void);
 
 #endif

@@ -117,9 +117,10 @@ int loop(void)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	for (;;) {
-		static struct pollfd p[2 * MAX_CONNS + 3];
-		/* checkpoints asked for while the group was being restored, now that it is */
-		for (int i = 0; G.expect == 0 && i < G.nc; i++)
+		static struct pollfd p[2 * MAX_CONNS + 3 + 2 * CO_TABLE_SLOTS];
+		/* checkpoints asked for while the group was being restored, now that it is (and its memory: lazy.c) */
+		lazy_check();
+		for (int i = 0; G.expect == 0 && !lazy_filling() && i < G.nc; i++)
 			if (G.c[i].waits_restore) {
 				G.c[i].waits_restore = 0;
 				checkpoint(i, G.c[i].wait_flags, G.c[i].wait_images ? G.c[i].wait_images : "");
@@ -137,6 +138,8 @@ int loop(void)
 		nconn = n;
 		for (int i = 0; i < G.nc; i++)
 			p[n++] = (struct pollfd){ G.c[i].kind == C_MEMBER ? G.c[i].pidfd : -1, POLLIN, 0 };
+		int nmem = n;
+		n += lazy_pollfds(p + n); /* page fillers: their end and what they send, taken by lazy_check */
 		if (poll(p, n, restore_progress() || G.expect > 0 || G.merge_pid > 0 || co_park_lingering() ? 100 : -1) <
 		    0) {
 			if (errno == EINTR)
@@ -152,6 +155,7 @@ int loop(void)
 			while (waitpid(G.init_pid, &st, 0) < 0 && errno == EINTR)
 				;
 			co_fifos_stop(0); /* a restart that failed: feeders nobody read from */
+			lazy_end();
 			co_progress_end(&restore_pr);
 			co_tty_take_back();
 			finish_merges();
@@ -164,7 +168,7 @@ int loop(void)
 		if (p[2].revents)
 			forward_signal();
 		/* members that ended (a slot that is no member's polled -1: no revents) */
-		for (int k = nconn; k < n; k++)
+		for (int k = nconn; k < nmem; k++)
 			if (p[k].revents)
 				drop(k - nconn);
 		/* connections */
@@ -182,16 +186,26 @@ int loop(void)
 			struct pollfd one = { G.c[i].fd, POLLIN, 0 };
 			if (poll(&one, 1, 0) <= 0)
 				continue;
-			if (co_recv(G.c[i].fd, &in, NULL) < 0) {
+			int passfd = -1; /* only CO_M_LAZY carries one */
+			if (co_recv(G.c[i].fd, &in, &passfd) < 0) {
 				drop(i);
 				continue;
 			}
+			if (passfd >= 0 && in.m.type != CO_M_LAZY) {
+				close(passfd);
+				passfd = -1;
+			}
 			if (G.c[i].foreign && in.m.type != CO_M_REGISTER && in.m.type != CO_M_ATTACH &&
 			    in.m.type != CO_M_PROCFD) {
+				if (passfd >= 0)
+					close(passfd);
 				drop(i); /* requests are not taken from another uid (accept_conn) */
 				continue;
 			}
 			switch (in.m.type) {
+			case CO_M_LAZY:
+				on_lazy(i, passfd);
+				break;
 			case CO_M_REGISTER:
 				on_register(i);
 				break;
@@ -203,7 +217,7 @@ int loop(void)
 				break;
 			case CO_M_CKPT_REQ:
 				G.c[i].kind = C_CLIENT;
-				if (G.expect > 0) { /* right after a restart: once every process is back */
+				if (G.expect > 0 || lazy_filling()) { /* after a restart: once every process is back, its memory too */
 					G.c[i].waits_restore = 1;
 					G.c[i].wait_flags = in.m.flags;
 					G.c[i].wait_images = in.text[0] ? strdup(in.text) : NULL;

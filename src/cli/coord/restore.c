@@ -314,3 +314,20 @@ int restore_ended(void)
 {
 	return ended;
 }
+
+/*
+ * The page filler of pid (restart --lazy, lazy.c) failed or died: the
+ * program must not run on with pages that are not its own.  why: the
+ * line, or empty when the filler has printed it.
+ */
+void restore_lazy_failed(int pid, const char *why)
+{
+	if (ended)
+		return;
+	ended = 70;
+	co_progress_end(&restore_pr);
+	if (why && why[0])
+		fprintf(stderr, "cohort: lazy restore of pid %d failed: %s; the group is ended\n", pid, why);
+	kill(G.init_pid, SIGKILL);
+}
+

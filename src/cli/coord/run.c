@@ -237,6 +237,12 @@ int co_cmd_restart(struct co_run_opts *o)
 	cfg.sock = G.sock;
 	cfg.generation = gen;
 	cfg.fault = f.mode != CO_FAULT_NONE ? fault : NULL;
+	if (o->lazy) { /* the restorers hand their lazy regions to page fillers (lazy.c) */
+		static char lazy_dir[PATH_MAX];
+		snprintf(lazy_dir, sizeof(lazy_dir), "%s", dir);
+		lazy_setup(lazy_dir, procs, n);
+		cfg.lazy = 1;
+	}
 	start_init(&cfg);
 	return loop();
 }

@@ -55,9 +55,9 @@ static size_t status_json(char *out, size_t size, int brief)
 		return n;
 	}
 	ADD("\"interval\":%g,\"full_every\":%u,\"keep\":%u,\"signal\":%d,\"tracking\":\"%s\",\"merging\":%s,"
-	    "\"compress\":%s,\"processes\":[",
+	    "\"compress\":%s,\"filling\":%d,\"processes\":[",
 	    G.interval, G.full_every, G.keep, G.sig, co_dirty_name(co_dirty_method()), G.merge_pid > 0 ? "true" : "false",
-	    G.compress ? "true" : "false");
+	    G.compress ? "true" : "false", lazy_filling());
 	int first = 1;
 	for (int i = 0; i < G.nc; i++) {
 		if (G.c[i].kind != C_MEMBER || G.c[i].stale)
@@ -93,10 +93,10 @@ static size_t status_text(char *out, size_t size)
 	size_t n = 0;
 	int members = nmembers();
 	ADD("group %s: %s, coordinator pid %d, %d process%s, last generation %llu, images %s/%s, "
-	    "dirty-page tracking %s%s\n",
+	    "dirty-page tracking %s%s%s\n",
 	    G.name, G.expect ? "restoring" : "running", (int)getpid(), members, members == 1 ? "" : "es",
 	    (unsigned long long)G.table->generation, G.images, G.name, co_dirty_name(co_dirty_method()),
-	    G.merge_pid > 0 ? ", merging" : "");
+	    G.merge_pid > 0 ? ", merging" : "", lazy_filling() ? ", memory still coming in (restart --lazy)" : "");
 	for (int i = 0; i < G.nc; i++) {
 		if (G.c[i].kind != C_MEMBER || G.c[i].stale)
 			continue;

@@ -1,0 +1,248 @@
+/*
+ * coord/lazy.c - the page fillers of a lazy restart (`cohort restart
+ * --lazy`; docs/architecture.md, "One restart").
+ *
+ * Each restorer whose process has lazy regions connects once and sends
+ * CO_M_LAZY with its userfaultfd (src/restore/lazy.c).  The coordinator
+ * forks a filler for it (src/cli/filler.c), a process of its own outside
+ * the group, and keeps a copy of the descriptor until the filler has
+ * exited 0: were the filler to die, the kernel would release the
+ * userfaultfd and the program would read zeros where its pages were still
+ * to come; with the copy kept, a fault waits until the coordinator, which
+ * watches the filler's pidfd, has ended the group (one line, status 70).
+ *
+ * A checkpoint of the group waits until every filler is done (loop.c): the
+ * agent's write tracking registers the same regions with a userfaultfd of
+ * its own, which the kernel refuses while the filler's holds them.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "cli/filler.h"
+#include "res.h"
+#include "util.h"
+#include "coord.h"
+
+/*
+ * The children the program forks while a filler runs get userfaultfds of
+ * their own, which the kernel gives the filler (UFFD_EVENT_FORK): it sends
+ * each here too, on its socket, so that they outlive it as the first does.
+ */
+#define HELD_MAX 64
+
+struct filler {
+	pid_t pid;
+	int pidfd;
+	int uffd;		/* our copy, until it is done */
+	int sock;		/* where it sends the userfaultfds of the children forked meanwhile */
+	int held[HELD_MAX];	/* ... which we keep as long as the first */
+	int nheld;
+	int gpid;		/* the process it fills, its pid in the group */
+};
+
+static struct filler F[CO_TABLE_SLOTS];
+static int nf;
+static int on;
+static char dir[PATH_MAX];
+static const struct co_mproc *procs;
+static int nprocs;
+static int slow_ms;	/* COHORT_LAZY_SLOW=MS (tests only): the background fill pauses MS after each MiB */
+
+void lazy_setup(const char *gen_dir, const struct co_mproc *p, int n)
+{
+	const char *slow = getenv("COHORT_LAZY_SLOW");
+	slow_ms = slow ? atoi(slow) : 0;
+	on = 1;
+	snprintf(dir, sizeof(dir), "%s", gen_dir);
+	procs = p;
+	nprocs = n;
+}
+
+static uint8_t taken[CO_TABLE_SLOTS];	/* procs[k] has had its filler */
+
+/* The manifest's entry of pid, if it is a process of the restore that has had no filler yet. */
+static const struct co_mproc *wants_filler(int pid)
+{
+	for (int k = 0; k < nprocs; k++)
+		if (procs[k].pid == pid && !taken[k] && !(procs[k].flags & (CO_MP_ZOMBIE | CO_MP_COMPRESSED))) {
+			taken[k] = 1;
+			return &procs[k];
+		}
+	return NULL;
+}
+
+/* Is the peer of connection c the group's process pid (as the kernel names it)? */
+static int peer_is(const struct conn *c, int pid)
+{
+	static struct nsproc ps[CO_TABLE_SLOTS * 2];
+	int n = scan_group(ps, (int)CO_ARRAY_LEN(ps));
+	for (int i = 0; i < n; i++)
+		if (ps[i].host == c->host_pid)
+			return ps[i].ids.pid == pid;
+	return 0;
+}
+
+/* In the filler child: nothing of the coordinator's but the userfaultfd and stderr. */
+static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struct co_mproc *mp, int streams,
+						 const uint64_t *ranges, int nr, pid_t coordinator)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != coordinator)
+		_exit(1);
+	prctl(PR_SET_NAME, "cohort-filler");
+	/* the userfaultfd on 3, the socket on 4, nothing else of ours */
+	int u = fcntl(uffd, F_DUPFD_CLOEXEC, 16), k = fcntl(sock, F_DUPFD_CLOEXEC, 16);
+	if (u < 0 || k < 0 || dup3(u, 3, O_CLOEXEC) < 0 || dup3(k, 4, O_CLOEXEC) < 0)
+		_exit(1);
+	syscall(SYS_close_range, 5, ~0U, 0);
+	static char image[PATH_MAX + 64];
+	snprintf(image, sizeof(image), "%s/%s", dir, mp->image);
+	struct co_filler_cfg cfg = {
+		.uffd = 3, .held_sock = 4, .pid = mp->pid, .image = image, .streams = streams,
+		.bind = { G.restored.group_id, G.restored.generation, 0, 0 }, .ranges = ranges, .nranges = nr,
+		.slow_ms = slow_ms,
+	};
+	co_filler_main(&cfg);
+}
+
+void on_lazy(int i, int uffd)
+{
+	struct conn *c = &G.c[i];
+	int pid = (int)in.m.a;
+	uint32_t nr = in.m.textlen / 16;
+	int streams = in.m.b < 1 ? 1 : (int)in.m.b;
+	const struct co_mproc *mp = on && uffd >= 0 && peer_is(c, pid) && !(in.m.textlen % 16) &&
+						    nr <= CO_LAZY_MAX_RANGES && streams <= CO_STREAMS
+					    ? wants_filler(pid)
+					    : NULL;
+	if (!mp) { /* hung up without an answer: the restorer fails, rather than run on with zeros */
+		if (uffd >= 0)
+			close(uffd);
+		drop(i);
+		return;
+	}
+	static uint64_t ranges[CO_LAZY_MAX_RANGES * 2];
+	memcpy(ranges, in.text, nr * 16);
+	pid_t me = getpid(), p = -1;
+	int sv[2];
+	fflush(stderr);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+		p = fork();
+		if (p == 0)
+			run_filler(uffd, sv[1], mp, streams, ranges, (int)nr, me);
+		close(sv[1]);
+	}
+	if (p < 0) {
+		/* nobody to fill it: the restorer fails (no answer) */
+		close(uffd);
+		drop(i);
+		return;
+	}
+	/* the restorer goes on (and its program runs) only once its filler is counted (lazy_filling) */
+	reply(c->fd, 0, "filler %d", (int)p);
+	drop(i);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	F[nf++] = (struct filler){ .pid = p, .pidfd = (int)syscall(SYS_pidfd_open, p, 0), .uffd = uffd,
+				   .sock = sv[0], .gpid = pid };
+}
+
+/* Fillers that have not ended (those that failed are only held until the group is gone). */
+int lazy_filling(void)
+{
+	int n = 0;
+	for (int k = 0; k < nf; k++)
+		n += F[k].pid > 0;
+	return n;
+}
+
+int lazy_pollfds(struct pollfd *p)
+{
+	for (int k = 0; k < nf; k++) {
+		int live = F[k].pid > 0; /* a failed one is only held (lazy_check) */
+		p[2 * k] = (struct pollfd){ live ? F[k].pidfd : -1, POLLIN, 0 };
+		p[2 * k + 1] = (struct pollfd){ live ? F[k].sock : -1, POLLIN, 0 };
+	}
+	return 2 * nf;
+}
+
+/* The userfaultfds filler f has sent (children forked meanwhile): kept until it is done. */
+static void take_held(struct filler *f)
+{
+	static struct co_msgbuf mb;
+	int fd;
+	while (co_recv(f->sock, &mb, &fd) == 0) {
+		if (fd < 0)
+			continue;
+		if (f->nheld < HELD_MAX)
+			f->held[f->nheld++] = fd;
+		else
+			close(fd); /* the filler refuses more forks than that (filler.c, MAX_SPACES) */
+	}
+}
+
+static void forget(struct filler *f)
+{
+	if (f->pidfd >= 0)
+		close(f->pidfd);
+	close(f->uffd);
+	close(f->sock);
+	for (int i = 0; i < f->nheld; i++)
+		close(f->held[i]);
+}
+
+/*
+ * Fillers that ended: done (our copies go, the process is an ordinary one),
+ * or the group ends.  A failed filler's copies are kept until the group's
+ * init has ended (lazy_end): the group's processes die only as init's end
+ * takes them, and a fault answered meanwhile would read zeros.
+ */
+void lazy_check(void)
+{
+	for (int k = 0; k < nf; k++) {
+		struct filler *f = &F[k];
+		int st;
+		if (f->pid <= 0)
+			continue; /* failed: held until the end */
+		take_held(f);
+		pid_t r = waitpid(f->pid, &st, WNOHANG);
+		if (r == 0 || (r < 0 && errno == EINTR))
+			continue;
+		f->pid = 0;
+		if (r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+			forget(f);
+			F[k--] = F[--nf];
+			continue;
+		}
+		char why[128];
+		if (r > 0 && WIFSIGNALED(st))
+			snprintf(why, sizeof(why), "its page filler was killed by signal %d before every page was in place",
+				 WTERMSIG(st));
+		else
+			why[0] = 0; /* the filler said why */
+		restore_lazy_failed(f->gpid, why);
+	}
+}
+
+/* The group has ended: the fillers have nothing left to fill. */
+void lazy_end(void)
+{
+	for (int k = 0; k < nf; k++) {
+		if (F[k].pid > 0) {
+			kill(F[k].pid, SIGKILL);
+			while (waitpid(F[k].pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+		forget(&F[k]);
+	}
+	nf = 0;
+}

@@ -1,0 +1,568 @@
+/*
+ * filler.c - the page filler of a lazy restart (`cohort restart --lazy`).
+ *
+ * A child of the coordinator, outside the group, that holds the
+ * userfaultfd of one restored process (src/restore/lazy.c made it and
+ * registered the lazy regions with it, MISSING mode).  It answers the
+ * program's faults first, each with the page from the image
+ * (UFFDIO_COPY), and between them copies every other page in the
+ * background, record after record; once every page is in place (or no
+ * longer wanted) it exits, which closes the userfaultfd: the process is
+ * then an ordinary one.
+ *
+ * What the program does to its memory meanwhile comes as events
+ * (CRIU's lazy pages, criu/uffd.c, handles the same ones):
+ *   REMOVE (MADV_DONTNEED, MADV_REMOVE)  the pages are dropped: they read
+ *                                        as zeros from now on, never the image's
+ *   UNMAP (munmap, mmap over)             forgotten
+ *   REMAP (mremap that moves)             the pages still to come move too
+ *   FORK                                  the child's new userfaultfd gets a copy
+ *                                         of what is still to come at the fork
+ * A fault where nothing is to come (dropped, never in the image) is
+ * answered with a zero page.  While an event is on its way the kernel
+ * refuses copies (EAGAIN): the events are read, then the copy is tried
+ * again against what they changed.
+ *
+ * The index: every page of the lazy regions that the image holds, in
+ * the order of the image's files (entry e: stream and offset of its
+ * data), built through the one image reader (co_r_*), whose records'
+ * checksums it checks as it fills: a page the program got from a record
+ * that turns out damaged ends the group, as any failure here does (the
+ * coordinator kills the group when the filler exits non-zero: the
+ * program must never run on with a page that is not its own).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include "cli/cli.h"
+#include "cli/filler.h"
+#include "image.h"
+#include "proto.h"
+#include "res.h"
+#include "util.h"
+#include "xxh64.h"
+
+#define PAGE 4096ULL
+#define CHUNK (1ULL << 20)	/* background reads, per record */
+#define MAX_SPACES 64		/* the process and the children it forks while the fill runs */
+
+/* A page data record that holds pages of lazy regions. */
+struct rec {
+	int stream;
+	uint64_t off, len;	/* its data in the stream's file */
+	uint64_t seq;
+	uint32_t e0, e1;	/* its entries */
+};
+
+/* One address space: the process's, or a child's forked while the fill runs. */
+struct space {
+	int fd;			/* its userfaultfd */
+	uint64_t *at;		/* entry -> where its page is now */
+	uint8_t *pend;		/* entry -> still to come */
+	uint32_t *ord;		/* entries by address (of at[]); those no longer pending may linger */
+	uint32_t nord;
+	uint64_t left;		/* pending entries */
+	int dead;		/* its memory is gone (exit, exec) */
+	uint64_t q[64];		/* faults waiting for an event to be read (EAGAIN) */
+	int nq;
+};
+
+static const struct co_filler_cfg *cfg;
+static struct co_page_source src;
+static int src_fd[CO_STREAMS];
+static char src_name[CO_STREAMS][4096 + 16];
+static uint64_t *e_off;		/* entry -> offset of its data | stream */
+static uint64_t *e_at;		/* entry -> its page's address at the restore */
+static uint32_t nent, cap_ent;
+static struct rec *recs;
+static uint32_t nrecs, cap_recs;
+static struct space sp[MAX_SPACES];
+static int nsp;
+static char *buf;		/* CHUNK of page data */
+
+static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "cohort: lazy restore of pid %d failed: %s; the group is ended\n", cfg->pid, line);
+	_exit(1);
+}
+
+static void *grow(void *p, uint32_t *cap, size_t size)
+{
+	*cap = *cap ? *cap * 2 : 4096;
+	p = realloc(p, (size_t)*cap * size);
+	if (!p)
+		fail("out of memory for the page index");
+	return p;
+}
+
+/* ---- the page source: the image's files (pluggable: a migration's stream could be one) ---- */
+
+static int file_read(void *ctx, int stream, uint64_t off, void *p, size_t n)
+{
+	(void)ctx;
+	for (size_t done = 0; done < n;) {
+		ssize_t r = pread(src_fd[stream], (char *)p + done, n - done, (off_t)(off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+/* ---- the index ---- */
+
+/* Is page a in a lazy region?  The regions are in address order. */
+static int in_lazy(uint64_t a)
+{
+	int lo = 0, hi = cfg->nranges;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (cfg->ranges[2 * mid + 1] <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < cfg->nranges && a >= cfg->ranges[2 * lo];
+}
+
+/* Page map and page data records of stream k (the process image's first, up to them). */
+static void index_stream(int k)
+{
+	static struct co_reader r;
+	static struct co_pagemap pm;
+	struct co_head h;
+	struct co_bind want = cfg->bind;
+	want.pid = cfg->pid;
+	want.stream = (uint32_t)k;
+	co_r_init(&r, src_fd[k], src_name[k]);
+	if (co_r_expect(&r, CO_R_HEAD, &h, sizeof(h)) ||
+	    co_head_check(&r, &h, k ? CO_KIND_PAGES : CO_KIND_PROCESS, &want))
+		fail("%s", r.err);
+	for (;;) {
+		int e = co_r_next(&r);
+		if (e <= 0)
+			fail("%s", e < 0 ? r.err : "image ends before its end record");
+		if (r.hdr.type == CO_R_END)
+			return;
+		if (r.hdr.type != CO_R_PAGEMAP) { /* the metadata the restorer read */
+			if (co_r_finish(&r))
+				fail("%s", r.err);
+			continue;
+		}
+		if (co_r_payload(&r, &pm, sizeof(pm)))
+			fail("%s", r.err);
+		if (pm.nruns > CO_MAX_RUNS)
+			fail("%s: byte %lu: page map has %u runs", r.name, (unsigned long)r.rec_off, pm.nruns);
+		if (co_r_next(&r) != 1 || r.hdr.type != CO_R_PAGEDATA || r.hdr.len != pm.npages * PAGE)
+			fail("%s", r.err[0] ? r.err : "page data does not match its page map");
+		struct rec rc = { k, r.off, r.hdr.len, r.hdr.seq, nent, nent };
+		uint64_t off = r.off;
+		for (uint32_t i = 0; i < pm.nruns; i++)
+			for (uint64_t p = 0; p < pm.runs[i].npages; p++, off += PAGE) {
+				uint64_t a = pm.runs[i].addr + p * PAGE;
+				if (!in_lazy(a))
+					continue;
+				if (nent == cap_ent) {
+					uint32_t cap = cap_ent;
+					e_off = grow(e_off, &cap_ent, sizeof(*e_off));
+					e_at = grow(e_at, &cap, sizeof(*e_at));
+				}
+				e_off[nent] = off | (uint64_t)k;
+				e_at[nent++] = a;
+			}
+		rc.e1 = nent;
+		if (rc.e1 > rc.e0) {
+			if (nrecs == cap_recs)
+				recs = grow(recs, &cap_recs, sizeof(*recs));
+			recs[nrecs++] = rc;
+		}
+		/* its data: read when it is filled, and its checksum checked then */
+		if (co_r_skip(&r, r.hdr.len) || co_r_finish(&r))
+			fail("%s", r.err);
+	}
+}
+
+static const uint64_t *sort_at;
+static int by_at(const void *a, const void *b)
+{
+	uint64_t x = sort_at[*(const uint32_t *)a], y = sort_at[*(const uint32_t *)b];
+	return x < y ? -1 : x > y;
+}
+
+/* Order the pending entries of s by address again (dropping the others). */
+static void reorder(struct space *s)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < s->nord; i++)
+		if (s->pend[s->ord[i]])
+			s->ord[n++] = s->ord[i];
+	s->nord = n;
+	sort_at = s->at;
+	qsort(s->ord, n, sizeof(*s->ord), by_at);
+}
+
+/* The first position of s->ord whose address is >= a. */
+static uint32_t lower(const struct space *s, uint64_t a)
+{
+	uint32_t lo = 0, hi = s->nord;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (s->at[s->ord[mid]] < a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The pending entry whose page is at a, or -1. */
+static long lookup(const struct space *s, uint64_t a)
+{
+	for (uint32_t i = lower(s, a); i < s->nord && s->at[s->ord[i]] == a; i++)
+		if (s->pend[s->ord[i]])
+			return s->ord[i];
+	return -1;
+}
+
+static void done(struct space *s, uint32_t e)
+{
+	if (s->pend[e]) {
+		s->pend[e] = 0;
+		s->left--;
+	}
+}
+
+/* A space for fd with the entries pending in parent (NULL: every entry, the process's own). */
+static struct space *new_space(int fd, const struct space *parent)
+{
+	if (nsp == MAX_SPACES)
+		fail("more than %d processes forked while the memory was filled", MAX_SPACES - 1);
+	struct space *s = &sp[nsp++];
+	s->fd = fd;
+	s->at = malloc((nent ? nent : 1) * sizeof(uint64_t));
+	s->pend = malloc(nent ? nent : 1);
+	s->ord = malloc((nent ? nent : 1) * sizeof(uint32_t));
+	if (!s->at || !s->pend || !s->ord)
+		fail("out of memory for the page index");
+	s->nord = 0;
+	s->left = 0;
+	for (uint32_t e = 0; e < nent; e++) {
+		s->pend[e] = parent ? parent->pend[e] : 1;
+		s->at[e] = parent ? parent->at[e] : e_at[e];
+		if (s->pend[e]) {
+			s->ord[s->nord++] = e;
+			s->left++;
+		}
+	}
+	reorder(s);
+	return s;
+}
+
+/* ---- userfaultfd operations: 0 done, 1 gone (nothing to do there any more), -EAGAIN, or -errno ---- */
+
+static long copy_pages(struct space *s, uint64_t dst, const void *from, uint64_t len, uint64_t *copied)
+{
+	struct uffdio_copy c = { .dst = dst, .src = (uint64_t)from, .len = len, .mode = 0 };
+	long r = ioctl(s->fd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
+	*copied = c.copy > 0 ? (uint64_t)c.copy : 0;
+	if (r == -ESRCH) /* its memory is gone: it exited or exec'd */
+		s->dead = 1;
+	return r;
+}
+
+/* Answer a fault at a where nothing is to come: zeros. */
+static long zero_page(struct space *s, uint64_t a)
+{
+	struct uffdio_zeropage z = { .range = { a, PAGE }, .mode = 0 };
+	if (ioctl(s->fd, UFFDIO_ZEROPAGE, &z) == 0)
+		return 0;
+	long r = -errno;
+	if (r == -EEXIST) { /* filled meanwhile: only wake whoever waits */
+		struct uffdio_range w = { a, PAGE };
+		ioctl(s->fd, UFFDIO_WAKE, &w);
+		return 0;
+	}
+	if (r == -ESRCH)
+		s->dead = 1;
+	return r == -ENOENT || r == -ESRCH ? 1 : r;
+}
+
+/* Serve the fault at page a: 0 served, -EAGAIN to try again once the events are read. */
+static long serve(struct space *s, uint64_t a)
+{
+	static char page[PAGE] __attribute__((aligned(4096)));
+	long e = lookup(s, a);
+	if (e < 0) {
+		long r = zero_page(s, a);
+		if (r < 0 && r != -EAGAIN)
+			fail("pid %d or a child: no zero page for the fault at %lx (errno %ld)", cfg->pid,
+			     (unsigned long)a, -r);
+		return r < 0 ? r : 0;
+	}
+	uint64_t off = e_off[e] & ~(PAGE - 1);
+	int k = (int)(e_off[e] & (PAGE - 1));
+	if (src.read(src.ctx, k, off, page, PAGE))
+		fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off, (unsigned long)a);
+	uint64_t copied;
+	long r = copy_pages(s, a, page, PAGE, &copied);
+	if (r == -EAGAIN)
+		return r;
+	if (r == -EEXIST) { /* there already: only wake whoever waits */
+		struct uffdio_range w = { a, PAGE };
+		ioctl(s->fd, UFFDIO_WAKE, &w);
+	}
+	if (r == 0 || r == -EEXIST || r == -ENOENT || r == -ESRCH) {
+		done(s, (uint32_t)e);
+		return 0;
+	}
+	fail("page %lx: UFFDIO_COPY failed (errno %ld)", (unsigned long)a, -r);
+}
+
+/* ---- events ---- */
+
+static void drop_range(struct space *s, uint64_t lo, uint64_t hi)
+{
+	for (uint32_t i = lower(s, lo); i < s->nord && s->at[s->ord[i]] < hi; i++)
+		done(s, s->ord[i]);
+}
+
+static void remap(struct space *s, uint64_t from, uint64_t to, uint64_t len)
+{
+	for (uint32_t i = lower(s, from); i < s->nord && s->at[s->ord[i]] < from + len; i++)
+		if (s->pend[s->ord[i]])
+			s->at[s->ord[i]] += to - from;
+	reorder(s);
+}
+
+static void queue_fault(struct space *s, uint64_t a)
+{
+	if (s->nq == (int)CO_ARRAY_LEN(s->q))
+		fail("more than %d faults waiting at once", (int)CO_ARRAY_LEN(s->q));
+	s->q[s->nq++] = a;
+}
+
+/*
+ * A copy of a child's userfaultfd to the coordinator (coord/lazy.c), which
+ * holds it while we run: were we to die, the kernel would not release it
+ * and answer the child's faults with zeros before the group is ended.
+ */
+static void hold(int fd)
+{
+	static struct co_msg m = { .type = CO_M_LAZY };
+	struct iovec iov;
+	struct msghdr mh;
+	char cbuf[CO_FRAME_CBUF];
+	co_frame(&mh, &iov, &m, sizeof(m), cbuf, &fd, 1);
+	while (sendmsg(cfg->held_sock, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+/* Read every message of s: events change the index at once, faults are queued.  How many. */
+static int read_events(struct space *s)
+{
+	struct uffd_msg m[64];
+	int got = 0;
+	for (;;) {
+		ssize_t r = read(s->fd, m, sizeof(m));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return got;
+		for (size_t i = 0; i < (size_t)r / sizeof(m[0]); i++, got++) {
+			const struct uffd_msg *msg = &m[i];
+			switch (msg->event) {
+			case UFFD_EVENT_PAGEFAULT:
+				queue_fault(s, msg->arg.pagefault.address & ~(PAGE - 1));
+				break;
+			case UFFD_EVENT_REMOVE:
+			case UFFD_EVENT_UNMAP:
+				drop_range(s, msg->arg.remove.start, msg->arg.remove.end);
+				break;
+			case UFFD_EVENT_REMAP:
+				remap(s, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len);
+				break;
+			case UFFD_EVENT_FORK: /* the child's, with what is still to come here */
+				new_space((int)msg->arg.fork.ufd, s);
+				hold((int)msg->arg.fork.ufd);
+				break;
+			default:
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * The kernel refused a copy into s (EAGAIN): an event is on its way.  Read
+ * what has come; when nothing has yet (a fork posts its event once it has
+ * copied the address space), wait for it a moment rather than spin.
+ */
+static void await_event(struct space *s)
+{
+	if (read_events(s))
+		return;
+	struct pollfd p = { s->fd, POLLIN, 0 };
+	poll(&p, 1, 1);
+	read_events(s);
+}
+
+/* Serve the queued faults of s, once each; those the kernel wants retried stay queued. */
+static void serve_queue(struct space *s)
+{
+	int n = s->nq, kept = 0;
+	for (int i = 0; i < n && !s->dead; i++)
+		if (serve(s, s->q[i]) == -EAGAIN)
+			s->q[kept++] = s->q[i];
+	s->nq = s->dead ? 0 : kept;
+	if (s->nq)
+		await_event(s);
+}
+
+/* Faults and events of every space; wait up to timeout_ms for the first (none while faults wait). */
+static void pump(int timeout_ms)
+{
+	struct pollfd p[MAX_SPACES];
+	int queued = 0;
+	for (int i = 0; i < nsp; i++) {
+		p[i] = (struct pollfd){ sp[i].dead ? -1 : sp[i].fd, POLLIN, 0 };
+		queued |= sp[i].nq && !sp[i].dead;
+	}
+	int n = poll(p, (nfds_t)nsp, queued ? 0 : timeout_ms);
+	for (int i = 0; i < nsp; i++) {
+		if (sp[i].dead)
+			continue;
+		if (n > 0 && p[i].revents)
+			read_events(&sp[i]);
+		if (sp[i].nq)
+			serve_queue(&sp[i]);
+	}
+}
+
+/* ---- the background fill ---- */
+
+/* Copy the pending pages of entries [e0, e1) of s, whose data is in buf from stream offset base. */
+static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
+{
+	uint32_t e = e0;
+	while (e < e1 && !s->dead) {
+		if (!s->pend[e]) {
+			e++;
+			continue;
+		}
+		/* a run: pending, consecutive in the image and in memory */
+		uint32_t n = 1;
+		while (e + n < e1 && s->pend[e + n] && s->at[e + n] == s->at[e] + n * PAGE &&
+		       (e_off[e + n] & ~(PAGE - 1)) == (e_off[e] & ~(PAGE - 1)) + n * PAGE)
+			n++;
+		uint64_t copied;
+		long r = copy_pages(s, s->at[e], buf + ((e_off[e] & ~(PAGE - 1)) - base), n * PAGE, &copied);
+		uint32_t got = (uint32_t)(copied / PAGE);
+		for (uint32_t i = 0; i < got; i++)
+			done(s, e + i);
+		e += got;
+		if (r == 0 || s->dead)
+			continue;
+		if (r == -EAGAIN) { /* an event is on its way: read it, then look at this page again */
+			await_event(s);
+			serve_queue(s);
+			continue;
+		}
+		if (r == -EEXIST || r == -ENOENT) { /* there already, or no longer ours */
+			done(s, e);
+			e++;
+			continue;
+		}
+		fail("page %lx: UFFDIO_COPY failed (errno %ld)", (unsigned long)s->at[e], -r);
+	}
+}
+
+/* One record: read in chunks (faults served between them), filled, its checksum checked. */
+static void fill_record(const struct rec *rc)
+{
+	struct co_xxh64 h;
+	co_xxh64_init(&h, rc->seq ^ CO_R_PAGEDATA);
+	uint32_t e = rc->e0;
+	for (uint64_t at = 0; at < rc->len; at += CHUNK) {
+		uint64_t n = rc->len - at < CHUNK ? rc->len - at : CHUNK;
+		pump(0);
+		if (src.read(src.ctx, rc->stream, rc->off + at, buf, n))
+			fail("%s: byte %lu: cannot read page data", src_name[rc->stream], (unsigned long)(rc->off + at));
+		co_xxh64_update(&h, buf, n);
+		uint32_t e1 = e;
+		while (e1 < rc->e1 && (e_off[e1] & ~(PAGE - 1)) < rc->off + at + n)
+			e1++;
+		for (int i = 0; i < nsp; i++)
+			fill_span(&sp[i], e, e1, rc->off + at);
+		e = e1;
+		if (cfg->slow_ms) /* tests: a fill that takes its time, faults served meanwhile */
+			for (uint64_t now = co_now_ns(CLOCK_MONOTONIC), end = now + cfg->slow_ms * 1000000ULL; now < end;
+			     now = co_now_ns(CLOCK_MONOTONIC))
+				pump((int)((end - now) / 1000000) + 1);
+	}
+	uint64_t sum;
+	if (src.read(src.ctx, rc->stream, rc->off + rc->len, &sum, sizeof(sum)))
+		fail("%s: byte %lu: image is truncated", src_name[rc->stream], (unsigned long)(rc->off + rc->len));
+	if (sum != co_xxh64_digest(&h))
+		fail("%s: byte %lu: checksum mismatch in page data record %lu (the pages from %lx on may have "
+		     "reached the program)", src_name[rc->stream], (unsigned long)rc->off, (unsigned long)rc->seq,
+		     (unsigned long)e_at[rc->e0]);
+}
+
+static int all_done(void)
+{
+	for (int i = 0; i < nsp; i++)
+		if (!sp[i].dead && sp[i].left)
+			return 0;
+	return 1;
+}
+
+void co_filler_main(const struct co_filler_cfg *c)
+{
+	cfg = c;
+	src = c->source.read ? c->source : (struct co_page_source){ file_read, NULL };
+	for (int k = 0; k < c->streams; k++) {
+		if (k)
+			co_stream_path(src_name[k], sizeof(src_name[k]), c->image, k);
+		else
+			snprintf(src_name[0], sizeof(src_name[0]), "%s", c->image);
+		src_fd[k] = open(src_name[k], O_RDONLY | O_CLOEXEC);
+		if (src_fd[k] < 0)
+			fail("cannot open %s: %s", src_name[k], strerror(errno));
+	}
+	buf = aligned_alloc(PAGE, CHUNK);
+	if (!buf)
+		fail("out of memory");
+	for (int k = 0; k < c->streams; k++)
+		index_stream(k);
+	new_space(c->uffd, NULL);
+	/* records in the order of the files: each read once, front to back */
+	for (uint32_t i = 0; i < nrecs; i++)
+		fill_record(&recs[i]);
+	/* every page is in place; a space with pages still to come would be a bug here: try again, then say so */
+	for (int pass = 0; !all_done() && pass < 2; pass++)
+		for (uint32_t i = 0; i < nrecs; i++)
+			fill_record(&recs[i]);
+	if (!all_done())
+		fail("pages still to come after every record was read twice (a bug in cohort: please report it)");
+	for (int i = 0; i < nsp; i++)
+		if (!sp[i].dead && read_events(&sp[i]) >= 0 && sp[i].nq)
+			serve_queue(&sp[i]);
+	_exit(0);
+}

@@ -1,0 +1,141 @@
+# tests/cases/lazy.sh - sourced by tests/run.sh: `cohort restart --lazy`,
+# the program running before its memory is all in place (src/restore/lazy.c,
+# src/cli/filler.c, src/cli/coord/lazy.c).
+
+# 256 MiB checked page by page at every step, natively and under cohort side
+# by side (and with the ASan build): more than the default time on a busy
+# machine, for the test and for each of its commands (TMO, local to each)
+TEST_TIMEOUTS[lazy_mem]=120
+TEST_TIMEOUTS[lazy_group]=120
+TEST_TIMEOUTS[lazy_ckpt_filling]=120
+
+# lazy_fillers TAG: the page fillers of the restart started as TAG
+lazy_fillers() {
+	local p
+	for p in $(tree_pids "$(cat "$TD/$1.pid")"); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = cohort-filler ] && echo "$p"
+	done
+	return 0
+}
+
+# lazy_flow EXP_RC AT1 AT2 CMD...: the standard flow (flow_standard) with
+# both restarts --lazy: run, checkpoint --kill, restart --lazy,
+# checkpoint --kill, restart --lazy; the output must be the straight run's.
+# LAZY_ENV: environment for the restarts (COHORT_LAZY_SLOW=MS).
+lazy_flow() {
+	local exp_rc=$1 at1=$2 at2=$3 k0
+	shift 3
+	straight_start "$exp_rc" "$@"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+	wait_ready "$GNAME" run0
+	flow_at "$at1" run0
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	k0=$(out_lines run0)
+	bg_start run1 env ${LAZY_ENV:-} "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	wait_ready "$GNAME" run1
+	flow_at "$at2" run0 run1 "$k0"
+	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "restarted program ended (status $RC) before the second checkpoint: $(first_line "$TD/run1.err")"; }
+	ckpt_or_fail "checkpoint 2 (--kill, after restart --lazy)" "$GNAME" 2 --kill
+	bg_wait run1
+	bg_start run2 env ${LAZY_ENV:-} "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	bg_wait run2
+	final_check "$exp_rc" "$RC" run2 run0 run1 run2
+}
+
+# 256 MiB in five regions; right after each restart the program drops
+# ranges (zeros, never the image's pages), writes pages again, moves a
+# region, unmaps half of one, forks a child that checks its own copy, and
+# checks every page (tests/progs/lazy_mem.c).  The fill is slowed (5 ms a
+# MiB) so that all of that meets pages still to come.
+t_lazy_mem() {
+	local TMO=55
+	prog_cmd lazy_mem
+	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 4 4 "${PCMD[@]}" 256 1 24
+}
+
+# a group of three processes, each with its own filler
+t_lazy_group() {
+	local TMO=55
+	prog_cmd lazy_mem
+	lazy_flow 0 4 4 "${PCMD[@]}" 192 3 30
+}
+
+# the fill made slow (10 ms a MiB: ~3 s for the 256 MiB): the program runs
+# on its faults meanwhile; a checkpoint asked for while the fill runs
+# waits until it is done, and what it saves restarts right
+t_lazy_ckpt_filling() {
+	local TMO=55 k0 fillers t0
+	prog_cmd lazy_mem
+	straight_start 0 "${PCMD[@]}" 256 1 30
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 256 1 30
+	wait_ready "$GNAME" run0
+	flow_at 3 run0
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	k0=$(out_lines run0)
+	bg_start run1 env COHORT_LAZY_SLOW=10 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	wait_ready "$GNAME" run1
+	group_status
+	grep -q '"filling":[1-9]' "$TD/status.json" || fail "status --json does not say the memory is filling: $(cat "$TD/status.json")"
+	fillers=$(lazy_fillers run1 | wc -l)
+	[ "$fillers" -ge 1 ] || { note "$(tree_pids "$(cat "$TD/run1.pid")" | while read -r p; do echo "$p $(cat /proc/$p/comm)"; done)"; fail "no page filler runs right after restart --lazy"; }
+	t0=$SECONDS
+	ckpt_or_fail "checkpoint 2 (while the fill runs)" "$GNAME" 2
+	fillers=$(lazy_fillers run1 | wc -l)
+	[ "$fillers" = 0 ] || fail "checkpoint 2 committed while a page filler still ran"
+	flow_at 2 run0 run1 "$k0"
+	ckpt_or_fail "checkpoint 3 (--kill)" "$GNAME" 3 --kill
+	bg_wait run1
+	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	bg_wait run2
+	final_check 0 "$RC" run2 run0 run1 run2
+	note "checkpoint 2 took $((SECONDS - t0)) s (it waited for the fill)"
+}
+
+# the filler killed while pages are still to come: the group ends with
+# one line naming the process, status 70; nothing runs on with zeros
+t_lazy_filler_killed() {
+	prog_cmd lazy_mem
+	local filler
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 256 1 40
+	wait_ready "$GNAME" run0
+	flow_at 3 run0
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	bg_start run1 env COHORT_LAZY_SLOW=50 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	wait_ready "$GNAME" run1
+	filler=$(lazy_fillers run1 | head -n 1)
+	[ -n "$filler" ] || fail "no page filler runs right after restart --lazy"
+	kill -9 "$filler"
+	bg_wait run1
+	[ "$RC" = 70 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart exit status $RC after its filler was killed, expected 70"; }
+	grep -q '^cohort: lazy restore of pid [0-9]* failed: its page filler was killed by signal 9' "$TD/run1.err" ||
+		{ note_file "restart stderr" "$TD/run1.err"; fail "no line naming the process whose filler was killed"; }
+	! grep -q 'RESULT' "$TD/run1.out" || fail "the program ran to its end after its filler was killed"
+}
+
+# a byte of page data damaged in a lazy region: the restorer passes over it,
+# the filler checks every record's checksum as it fills and ends the group
+# with one line naming the file and the record, status 70
+t_lazy_damaged() {
+	local TMO=55 img size
+	prog_cmd lazy_mem
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 128 1 30
+	wait_ready "$GNAME" run0
+	flow_at 3 run0
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	img=$(ls -S "$(gen_dir "$GNAME" 1)"/proc-*.img | head -n 1)
+	size=$(stat -c %s "$img")
+	"$PYTHON" - "$img" $((size / 2 / 4096 * 4096 + 100)) <<'PY' || fail "cannot damage $img"
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))
+PY
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	bg_wait run1
+	[ "$RC" = 70 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart --lazy of a damaged image: status $RC, expected 70"; }
+	grep -q "^cohort: lazy restore of pid [0-9]* failed: .*$(basename "$img"): byte [0-9]*: checksum mismatch in page data record" "$TD/run1.err" ||
+		{ note_file "restart stderr" "$TD/run1.err"; fail "no line naming the damaged record"; }
+}
