@@ -456,6 +456,7 @@ int co_cmd_receive(const struct co_receive_opts *o)
 	r.generation = R.gen;
 	r.json = o->json;
 	r.held_lock = 1;
+	r.lazy = 1;	/* the stop must not carry a restore of all memory: pages come in while the group runs (filler.c) */
 	r.lock_fd = R.lock_fd;
 	r.on_ready = ready;
 	r.on_running = running;
