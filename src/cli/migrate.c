@@ -528,17 +528,30 @@ static void precopy_rounds(void)
 }
 
 /*
+ * Did the rounds fail to converge (the last still carried half as much as
+ * the first: the program writes about as fast as the link sends)?  Then
+ * an incremental stop would carry about the whole memory anyway, and the
+ * target would merge a chain as large as the memory twice over before it
+ * restarts it; a whole stop is restarted as it comes.
+ */
+static int stop_whole(void)
+{
+	int k = M.rounds - 1;
+	return k >= 1 && M.round_bytes[k] * 2 >= M.round_bytes[0];
+}
+
+/*
  * The stop: a checkpoint that holds the group parked (CO_CKPT_HOLD), of
  * the pages written since the last round (incremental; whole without
- * rounds), the files compared again, and the generation the target
- * restarts.
+ * rounds, or when they did not converge), the files compared again, and
+ * the generation the target restarts.
  */
 static void stop_and_send(void)
 {
 	static struct taken t;
 	char gdir[PATH_MAX];
 	snprintf(M.label, sizeof(M.label), "stop");
-	take(CO_CKPT_HOLD | (M.rounds ? CO_CKPT_INCREMENTAL : 0), &t);
+	take(CO_CKPT_HOLD | (M.rounds && !stop_whole() ? CO_CKPT_INCREMENTAL : 0), &t);
 	M.t_reply = co_now_ns(CLOCK_MONOTONIC);
 	M.pause_ms = t.pause_ms;
 	compare_files(&t);
