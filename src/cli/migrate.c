@@ -63,6 +63,7 @@ struct migration {
 	char label[32];		/* "round 2", "stop": what the progress line is about */
 	/* CLOCK_MONOTONIC: the start; the stop's reply, files compared, sent, READY, RUNNING */
 	uint64_t t_start, t_reply, t_compared, t_sent, t_ready, t_running;
+	int stop_incremental;	/* the stop was incremental (the rounds converged: stop_whole) */
 };
 
 static struct migration M;
@@ -551,7 +552,8 @@ static void stop_and_send(void)
 	static struct taken t;
 	char gdir[PATH_MAX];
 	snprintf(M.label, sizeof(M.label), "stop");
-	take(CO_CKPT_HOLD | (M.rounds && !stop_whole() ? CO_CKPT_INCREMENTAL : 0), &t);
+	M.stop_incremental = M.rounds && !stop_whole();
+	take(CO_CKPT_HOLD | (M.stop_incremental ? CO_CKPT_INCREMENTAL : 0), &t);
 	M.t_reply = co_now_ns(CLOCK_MONOTONIC);
 	M.pause_ms = t.pause_ms;
 	compare_files(&t);
@@ -586,10 +588,11 @@ static void result(void)
 		 * committed and restored there (READY), the group ended here and released there (RUNNING) */
 		printf("{\"group\":\"%s\",\"to\":\"%s\",\"generation\":%llu,\"rounds\":%d,\"round_bytes\":[%s],"
 		       "\"bytes\":%llu,\"downtime_ms\":%.2f,\"duration_ms\":%.2f,\"processes\":%d,\"mode\":\"%s\","
-		       "\"copy_files\":%s,\"downtime_phases_ms\":{\"checkpoint\":%.2f,\"files\":%.2f,\"sending\":%.2f,"
+		       "\"stop\":\"%s\",\"copy_files\":%s,\"downtime_phases_ms\":{\"checkpoint\":%.2f,\"files\":%.2f,\"sending\":%.2f,"
 		       "\"restoring\":%.2f,\"switching\":%.2f}}\n",
 		       co_json_esc(M.o->name, name, sizeof(name)), co_json_esc(M.o->to, to, sizeof(to)), gen, M.rounds,
-		       rb, bytes, down, dur, M.processes, mode, M.o->copy_files ? "true" : "false", M.pause_ms,
+		       rb, bytes, down, dur, M.processes, mode, M.stop_incremental ? "incremental" : "whole",
+		       M.o->copy_files ? "true" : "false", M.pause_ms,
 		       ms(M.t_reply, M.t_compared), ms(M.t_compared, M.t_sent), ms(M.t_sent, M.t_ready),
 		       ms(M.t_ready, M.t_running));
 	} else {
