@@ -96,10 +96,15 @@ static uint32_t nrecs, cap_recs;
 static struct space sp[MAX_SPACES];
 static int nsp;
 static char *buf;		/* CHUNK of page data */
-/* the pages the layer being indexed is asked for (its child's parent maps), sorted; those it leaves to its own parent */
-static uint64_t *want, *next_want;
-static uint8_t *found;
+/*
+ * The pages the layer being indexed is asked for (its child's parent
+ * maps), as runs in address order, and how many of them it has given;
+ * the runs it leaves to its own parent.  Runs, not pages: each image
+ * leaves nearly all memory to its parent, a chain of rounds N times.
+ */
+static struct co_run *want, *next_want;
 static uint32_t nwant, nnext, cap_next;
+static uint64_t want_pages, got_pages;
 
 static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
 {
@@ -153,18 +158,18 @@ static int in_lazy(uint64_t a)
 	return lo < cfg->nranges && a >= cfg->ranges[2 * lo];
 }
 
-/* The wanted page at a (a page of the layer's child's parent maps): its index, or -1. */
-static long wanted(uint64_t a)
+/* The first run of want that ends after a, or nwant. */
+static uint32_t want_from(uint64_t a)
 {
 	uint32_t lo = 0, hi = nwant;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		if (want[mid] < a)
+		if (want[mid].addr + want[mid].npages * PAGE <= a)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < nwant && want[lo] == a ? (long)lo : -1;
+	return lo;
 }
 
 /*
@@ -176,28 +181,37 @@ static int takes(int layer, uint64_t a)
 {
 	if (!layer)
 		return in_lazy(a);
-	long w = wanted(a);
-	if (w < 0 || found[w])
+	uint32_t i = want_from(a);
+	if (i == nwant || a < want[i].addr)
 		return 0;
-	found[w] = 1;
+	got_pages++;
 	return 1;
 }
 
-/* The pages of a parent map that the layer takes: asked of the layer below. */
+static void add_next(uint64_t a, uint64_t n)
+{
+	if (nnext == cap_next)
+		next_want = grow(next_want, &cap_next, sizeof(*next_want));
+	next_want[nnext++] = (struct co_run){ a, n };
+}
+
+/* The pages of a parent map that the layer is asked for (all, in layer 0): asked of the layer below. */
 static void leave_to_parent(int layer, const struct co_pagemap *pm)
 {
-	for (uint32_t i = 0; i < pm->nruns; i++)
-		for (uint64_t p = 0; p < pm->runs[i].npages; p++) {
-			uint64_t a = pm->runs[i].addr + p * PAGE;
-			if (layer && !takes(layer, a))
-				continue;
-			if (nnext == cap_next) {
-				uint32_t cap = cap_next;
-				next_want = grow(next_want, &cap_next, sizeof(*next_want));
-				(void)cap;
-			}
-			next_want[nnext++] = a;
+	for (uint32_t i = 0; i < pm->nruns; i++) {
+		uint64_t a = pm->runs[i].addr, end = a + pm->runs[i].npages * PAGE;
+		if (!layer) {
+			add_next(a, pm->runs[i].npages);
+			continue;
 		}
+		for (uint32_t w = want_from(a); w < nwant && want[w].addr < end; w++) {
+			uint64_t lo = want[w].addr > a ? want[w].addr : a;
+			uint64_t hi = want[w].addr + want[w].npages * PAGE;
+			hi = hi < end ? hi : end;
+			add_next(lo, (hi - lo) / PAGE);
+			got_pages += (hi - lo) / PAGE;
+		}
+	}
 }
 
 /*
@@ -278,9 +292,9 @@ static void index_stream(int layer, int k, const struct co_filler_layer *l, uint
 	}
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int by_addr(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t x = ((const struct co_run *)a)->addr, y = ((const struct co_run *)b)->addr;
 	return x < y ? -1 : x > y;
 }
 
@@ -310,26 +324,27 @@ static void index_chain(void)
 			open_slot(j * CO_STREAMS + (int)k, l->image, (int)k);
 			index_stream(j, (int)k, l, j ? &streams : &(uint32_t){ 0 });
 		}
-		for (uint32_t i = 0; i < nwant; i++)
-			if (!found[i])
-				fail("%s: page %lx is missing (an image built on this one keeps it)", l->image,
-				     (unsigned long)want[i]);
-		/* what this layer leaves to its parent is what the next one is asked for */
+		if (got_pages != want_pages)
+			fail("%s: holds %lu of the %lu pages an image built on it leaves to it", l->image,
+			     (unsigned long)got_pages, (unsigned long)want_pages);
+		/* what this layer leaves to its parent is what the next one is asked for (runs of two streams: sorted) */
 		free(want);
-		free(found);
 		want = next_want;
 		nwant = nnext;
 		next_want = NULL;
 		nnext = cap_next = 0;
-		qsort(want, nwant, sizeof(*want), cmp_u64);
-		found = calloc(nwant ? nwant : 1, 1);
-		if (!found)
-			fail("out of memory for the page index");
+		qsort(want, nwant, sizeof(*want), by_addr);
+		want_pages = got_pages = 0;
+		for (uint32_t i = 0; i < nwant; i++) {
+			if (i && want[i].addr < want[i - 1].addr + want[i - 1].npages * PAGE)
+				fail("%s: its parent maps overlap at %lx", l->image, (unsigned long)want[i].addr);
+			want_pages += want[i].npages;
+		}
 		if (!nwant)
 			break;
 	}
 	if (nwant)
-		fail("%lu pages are left to an image older than the chain", (unsigned long)nwant);
+		fail("%lu pages are left to an image older than the chain", (unsigned long)want_pages);
 }
 
 static const uint64_t *sort_at;
