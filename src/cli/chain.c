@@ -21,8 +21,11 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "cli.h"
 #include "res.h"
@@ -128,8 +131,34 @@ static int image_ok(const char *dir, const struct co_mproc *p, char *why, size_t
 	return 0;
 }
 
+/*
+ * Can we make the userfaultfd the restorers will (lazy.c, new_uffd: not
+ * user-mode only, the filler's events)?  Where we cannot, they could not
+ * either, and the restart would be eager: the chain must be merged.
+ */
+static int uffd_usable(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+		fd = dev < 0 ? -1 : ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		if (dev >= 0)
+			close(dev);
+	}
+	if (fd < 0)
+		return 0;
+	uint64_t want = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
+			UFFD_FEATURE_EVENT_UNMAP;
+	struct uffdio_api api = { .api = UFFD_API, .features = want };
+	int ok = ioctl(fd, UFFDIO_API, &api) == 0 && (api.features & want) == want;
+	close(fd);
+	return ok;
+}
+
 int co_chain_lazy_ok(const struct co_chain_dirs *c, const struct co_mproc *p, int n, char *why, size_t whylen)
 {
+	if (!uffd_usable())
+		return co_err(why, whylen, "no userfaultfd for a lazy restart here");
 	static struct co_manifest m;
 	static struct co_mproc lp[CO_TABLE_SLOTS];
 	static uint8_t down[CO_TABLE_SLOTS]; /* p[i]'s image of this layer is incremental still */

@@ -242,6 +242,10 @@ static void index_stream(int layer, int k, const struct co_filler_layer *l, uint
 			if (co_r_payload(&r, &proc, sizeof(proc)))
 				fail("%s", r.err);
 			*streams = proc.streams < 1 ? 1 : proc.streams;
+			/* built on the image below it, as the merge checks (merge.c, open_layers) */
+			if (proc.parent && (layer + 1 >= cfg->nlayers || proc.parent != cfg->layers[layer + 1].bind.generation))
+				fail("%s: built on generation %lu, not on the image below it in the chain", r.name,
+				     (unsigned long)proc.parent);
 			continue;
 		}
 		if (r.hdr.type == CO_R_PARENTMAP) { /* pages whose data an older image holds */
