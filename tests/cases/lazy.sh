@@ -142,15 +142,12 @@ PY
 		{ note_file "restart stderr" "$TD/run1.err"; fail "no line naming the damaged record"; }
 }
 
-# lazy_chain_flow TAG MIB PROCS STEPS: run lazy_mem, checkpoint it full,
-# then incrementally twice (pages dropped, written again, a region moved
-# and half of one unmapped between them: lazy_mem's steps), the last with
-# --kill; every merged full-N deleted once the background merges are done.
-# Then restart --lazy of the last incremental, the fill slowed: it must
-# run straight from the chain (no full-3 while it runs; its fillers read
-# gen-3 and the full base gen-1), every page right to the end.
-lazy_chain_flow() {
-	local mib=$1 procs=$2 steps=$3 k0 f fds
+# lazy_chain_make MIB PROCS STEPS: run lazy_mem, checkpoint it full, then
+# incrementally twice (pages dropped, written again, a region moved and
+# half of one unmapped between them: lazy_mem's steps), the last with
+# --kill; every merged full-N deleted once the background merges are done
+lazy_chain_make() {
+	local mib=$1 procs=$2 steps=$3
 	prog_cmd lazy_mem
 	straight_start 0 "${PCMD[@]}" "$mib" "$procs" "$steps"
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mib" "$procs" "$steps"
@@ -164,6 +161,15 @@ lazy_chain_flow() {
 	bg_wait run0
 	merges_done
 	rm -rf "$IMG/$GNAME"/full-*
+}
+
+# lazy_chain_flow MIB PROCS STEPS: lazy_chain_make, then restart --lazy of
+# the last incremental, the fill slowed: it must run straight from the
+# chain (no full-3 while it runs; its fillers read gen-3 and the full base
+# gen-1), every page right to the end.
+lazy_chain_flow() {
+	local k0 f fds
+	lazy_chain_make "$@"
 	k0=$(out_lines run0)
 	bg_start run1 env COHORT_LAZY_SLOW=10 COHORT_LAZY_CHAIN=1 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
 	wait_ready "$GNAME" run1
@@ -191,4 +197,25 @@ t_lazy_chain() {
 t_lazy_chain_group() {
 	local TMO=55
 	lazy_chain_flow 96 3 30
+}
+
+# a byte of page data damaged in the full base of the chain (gen-1), in a
+# lazy region that no incremental rewrote: the filler checks the record
+# as it fills from gen-1 and ends the group, naming gen-1's file
+t_lazy_chain_damaged() {
+	local TMO=55 img size
+	lazy_chain_make 128 1 30
+	img=$(ls -S "$(gen_dir "$GNAME" 1)"/proc-*.img | head -n 1)
+	size=$(stat -c %s "$img")
+	"$PYTHON" - "$img" $((size / 2 / 4096 * 4096 + 100)) <<'PY' || fail "cannot damage $img"
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))
+PY
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	bg_wait run1
+	[ -e "$(full_dir 3)" ] && fail "restart --lazy merged $(full_dir 3) instead of reading the chain"
+	[ "$RC" = 70 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart --lazy of a chain with a damaged base: status $RC, expected 70"; }
+	grep -q "^cohort: lazy restore of pid [0-9]* failed: .*gen-000001/$(basename "$img"): byte [0-9]*: checksum mismatch in page data record" "$TD/run1.err" ||
+		{ note_file "restart stderr" "$TD/run1.err"; fail "no line naming the damaged record of gen-1"; }
 }
