@@ -337,7 +337,8 @@ static void index_chain(void)
 		nwant = nnext;
 		next_want = NULL;
 		nnext = cap_next = 0;
-		qsort(want, nwant, sizeof(*want), by_addr);
+		if (nwant)
+			qsort(want, nwant, sizeof(*want), by_addr);
 		want_pages = got_pages = 0;
 		for (uint32_t i = 0; i < nwant; i++) {
 			if (i && want[i].addr < want[i - 1].addr + want[i - 1].npages * PAGE)

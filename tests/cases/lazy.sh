@@ -171,7 +171,7 @@ lazy_chain_flow() {
 	local k0 f fds
 	lazy_chain_make "$@"
 	k0=$(out_lines run0)
-	bg_start run1 env COHORT_LAZY_SLOW=10 COHORT_LAZY_CHAIN=1 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	bg_start run1 env COHORT_LAZY_SLOW=25 COHORT_LAZY_CHAIN=1 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
 	wait_ready "$GNAME" run1
 	[ -e "$(full_dir 3)" ] && fail "restart --lazy of incremental generation 3 merged $(full_dir 3) before the program ran"
 	fds=
