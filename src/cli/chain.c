@@ -13,7 +13,8 @@
  * private anonymous, neither shared nor growing down, no page shared
  * copy-on-write there (a child may keep it from its restored parent,
  * mem.c).  And its image and every older one down the chain must be
- * uncompressed (the filler reads them with pread).
+ * uncompressed (the filler reads them with pread), and we root (the
+ * filler writes through /proc/PID/mem).
  *
  * Where any of it does not hold, the restart merges full-N first, as
  * before.  Only the records' framing is read here, not their checksums:
@@ -159,6 +160,14 @@ int co_chain_lazy_ok(const struct co_chain_dirs *c, const struct co_mproc *p, in
 {
 	if (!uffd_usable())
 		return co_err(why, whylen, "no userfaultfd for a lazy restart here");
+	/*
+	 * The filler writes the pages of eagerly restored regions through
+	 * /proc/PID/mem, which takes ptrace access: Yama (ptrace_scope 1, the
+	 * filler is no ancestor of the group's) or a program that made itself
+	 * undumpable would refuse a user without CAP_SYS_PTRACE.
+	 */
+	if (geteuid() != 0)
+		return co_err(why, whylen, "not root: the filler may not write the pages restored eagerly");
 	static struct co_manifest m;
 	static struct co_mproc lp[CO_TABLE_SLOTS];
 	static uint8_t down[CO_TABLE_SLOTS]; /* p[i]'s image of this layer is incremental still */
