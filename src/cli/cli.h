@@ -5,6 +5,7 @@
 #ifndef COHORT_CLI_H
 #define COHORT_CLI_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "image.h"
@@ -184,6 +185,25 @@ int co_generation_usable(const char *gdir, uint64_t gen);
  * full-N for an incremental, built now from the chain when missing.
  */
 int co_restore_dir(const char *gdir, uint64_t gen, char *out, size_t n, char *err, size_t errlen);
+/*
+ * The image directories of incremental gen-N's chain, newest first: gen-N,
+ * the generations below it, and the newest full image there is (gen-B, or
+ * an older incremental's full-K), each checked to be the parent its child
+ * was taken against.  0 done, 1 longer than CO_CHAIN_MAX, -1 error.
+ */
+#define CO_CHAIN_MAX 64
+struct co_chain_dirs {
+	int n;
+	char dir[CO_CHAIN_MAX][PATH_MAX];
+};
+int co_chain_dirs(const char *gdir, uint64_t gen, struct co_chain_dirs *out, char *err, size_t errlen);
+/*
+ * chain.c: may restart --lazy run incremental gen-N straight from its
+ * chain (c), without merging it first?  Only where every page an image
+ * leaves to its parent lies in a region the restorer will restore lazily
+ * (the filler brings it from the chain); 0 yes, else -1 and why.
+ */
+int co_chain_lazy_ok(const struct co_chain_dirs *c, const struct co_mproc *p, int n, char *why, size_t whylen);
 /* Build full-N for every incremental generation that lacks one (oldest first). */
 int co_merge_all(const char *gdir, char *err, size_t errlen);
 /* Keep the newest `keep` generations and whatever they need to be restored. */

@@ -25,7 +25,11 @@
  *
  * The index: every page of the lazy regions that the image holds, in
  * the order of the image's files (entry e: stream and offset of its
- * data), built through the one image reader (co_r_*), whose records'
+ * data).  An incremental image restarted from its chain (chain.c) leaves
+ * pages to its parent (parent map records): those are looked up in the
+ * parent's image, the ones it leaves to its own parent in that one's, and
+ * so on down to the full image, so that each page comes from the newest
+ * image that holds it.  Built through the one image reader (co_r_*), whose records'
  * checksums it checks as it fills: a page the program got from a record
  * that turns out damaged ends the group, as any failure here does (the
  * coordinator kills the group when the filler exits non-zero: the
@@ -42,6 +46,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include "cli/cli.h"
@@ -58,7 +63,7 @@
 
 /* A page data record that holds pages of lazy regions. */
 struct rec {
-	int stream;
+	int stream;		/* layer * CO_STREAMS + its stream in the layer's image */
 	uint64_t off, len;	/* its data in the stream's file */
 	uint64_t seq;
 	uint32_t e0, e1;	/* its entries */
@@ -79,16 +84,27 @@ struct space {
 
 static const struct co_filler_cfg *cfg;
 static struct co_page_source src;
-static int src_fd[CO_STREAMS];
-static char src_name[CO_STREAMS][4096 + 16];
-static uint64_t *e_off;		/* entry -> offset of its data | stream */
+#define SLOTS (CO_CHAIN_MAX * CO_STREAMS)
+static int src_fd[SLOTS];
+static char *src_name[SLOTS];
+static uint64_t *e_off;		/* entry -> offset of its data | slot (< PAGE) */
 static uint64_t *e_at;		/* entry -> its page's address at the restore */
+static uint8_t *e_eager;	/* entry -> a page of a region restored eagerly: written before the program runs */
 static uint32_t nent, cap_ent;
 static struct rec *recs;
 static uint32_t nrecs, cap_recs;
 static struct space sp[MAX_SPACES];
 static int nsp;
 static char *buf;		/* CHUNK of page data */
+/*
+ * The pages the layer being indexed is asked for (its child's parent
+ * maps), as runs in address order, and how many of them it has given;
+ * the runs it leaves to its own parent.  Runs, not pages: each image
+ * leaves nearly all memory to its parent, a chain of rounds N times.
+ */
+static struct co_run *want, *next_want;
+static uint32_t nwant, nnext, cap_next;
+static uint64_t want_pages, got_pages;
 
 static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
 {
@@ -142,18 +158,79 @@ static int in_lazy(uint64_t a)
 	return lo < cfg->nranges && a >= cfg->ranges[2 * lo];
 }
 
-/* Page map and page data records of stream k (the process image's first, up to them). */
-static void index_stream(int k)
+/* The first run of want that ends after a, or nwant. */
+static uint32_t want_from(uint64_t a)
+{
+	uint32_t lo = 0, hi = nwant;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (want[mid].addr + want[mid].npages * PAGE <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Does the layer index page a?  Layer 0: a page of a lazy region; an
+ * older one: a page its child wants (of any region: those of regions
+ * restored eagerly are written into place before the program runs).
+ */
+static int takes(int layer, uint64_t a)
+{
+	if (!layer)
+		return in_lazy(a);
+	uint32_t i = want_from(a);
+	if (i == nwant || a < want[i].addr)
+		return 0;
+	got_pages++;
+	return 1;
+}
+
+static void add_next(uint64_t a, uint64_t n)
+{
+	if (nnext == cap_next)
+		next_want = grow(next_want, &cap_next, sizeof(*next_want));
+	next_want[nnext++] = (struct co_run){ a, n };
+}
+
+/* The pages of a parent map that the layer is asked for (all, in layer 0): asked of the layer below. */
+static void leave_to_parent(int layer, const struct co_pagemap *pm)
+{
+	for (uint32_t i = 0; i < pm->nruns; i++) {
+		uint64_t a = pm->runs[i].addr, end = a + pm->runs[i].npages * PAGE;
+		if (!layer) {
+			add_next(a, pm->runs[i].npages);
+			continue;
+		}
+		for (uint32_t w = want_from(a); w < nwant && want[w].addr < end; w++) {
+			uint64_t lo = want[w].addr > a ? want[w].addr : a;
+			uint64_t hi = want[w].addr + want[w].npages * PAGE;
+			hi = hi < end ? hi : end;
+			add_next(lo, (hi - lo) / PAGE);
+			got_pages += (hi - lo) / PAGE;
+		}
+	}
+}
+
+/*
+ * Page map and page data records of stream k of the layer's image (the
+ * process image's first, up to them; its process record gives *streams).
+ */
+static void index_stream(int layer, int k, const struct co_filler_layer *l, uint32_t *streams)
 {
 	static struct co_reader r;
 	static struct co_pagemap pm;
+	static struct co_proc proc;
 	struct co_head h;
-	struct co_bind want = cfg->bind;
-	want.pid = cfg->pid;
-	want.stream = (uint32_t)k;
-	co_r_init(&r, src_fd[k], src_name[k]);
+	struct co_bind want_bind = l->bind;
+	int slot = layer * CO_STREAMS + k;
+	want_bind.pid = cfg->pid;
+	want_bind.stream = (uint32_t)k;
+	co_r_init(&r, src_fd[slot], src_name[slot]);
 	if (co_r_expect(&r, CO_R_HEAD, &h, sizeof(h)) ||
-	    co_head_check(&r, &h, k ? CO_KIND_PAGES : CO_KIND_PROCESS, &want))
+	    co_head_check(&r, &h, k ? CO_KIND_PAGES : CO_KIND_PROCESS, &want_bind))
 		fail("%s", r.err);
 	for (;;) {
 		int e = co_r_next(&r);
@@ -161,6 +238,24 @@ static void index_stream(int k)
 			fail("%s", e < 0 ? r.err : "image ends before its end record");
 		if (r.hdr.type == CO_R_END)
 			return;
+		if (r.hdr.type == CO_R_PROC && !k) {
+			if (co_r_payload(&r, &proc, sizeof(proc)))
+				fail("%s", r.err);
+			*streams = proc.streams < 1 ? 1 : proc.streams;
+			/* built on the image below it, as the merge checks (merge.c, open_layers) */
+			if (proc.parent && (layer + 1 >= cfg->nlayers || proc.parent != cfg->layers[layer + 1].bind.generation))
+				fail("%s: built on generation %lu, not on the image below it in the chain", r.name,
+				     (unsigned long)proc.parent);
+			continue;
+		}
+		if (r.hdr.type == CO_R_PARENTMAP) { /* pages whose data an older image holds */
+			if (co_r_payload(&r, &pm, sizeof(pm)))
+				fail("%s", r.err);
+			if (pm.nruns > CO_MAX_RUNS || layer + 1 >= cfg->nlayers)
+				fail("%s: byte %lu: a parent map the filler cannot follow", r.name, (unsigned long)r.rec_off);
+			leave_to_parent(layer, &pm);
+			continue;
+		}
 		if (r.hdr.type != CO_R_PAGEMAP) { /* the metadata the restorer read */
 			if (co_r_finish(&r))
 				fail("%s", r.err);
@@ -172,19 +267,21 @@ static void index_stream(int k)
 			fail("%s: byte %lu: page map has %u runs", r.name, (unsigned long)r.rec_off, pm.nruns);
 		if (co_r_next(&r) != 1 || r.hdr.type != CO_R_PAGEDATA || r.hdr.len != pm.npages * PAGE)
 			fail("%s", r.err[0] ? r.err : "page data does not match its page map");
-		struct rec rc = { k, r.off, r.hdr.len, r.hdr.seq, nent, nent };
+		struct rec rc = { slot, r.off, r.hdr.len, r.hdr.seq, nent, nent };
 		uint64_t off = r.off;
 		for (uint32_t i = 0; i < pm.nruns; i++)
 			for (uint64_t p = 0; p < pm.runs[i].npages; p++, off += PAGE) {
 				uint64_t a = pm.runs[i].addr + p * PAGE;
-				if (!in_lazy(a))
+				if (!takes(layer, a))
 					continue;
 				if (nent == cap_ent) {
-					uint32_t cap = cap_ent;
+					uint32_t cap = cap_ent, cap2 = cap_ent;
 					e_off = grow(e_off, &cap_ent, sizeof(*e_off));
 					e_at = grow(e_at, &cap, sizeof(*e_at));
+					e_eager = grow(e_eager, &cap2, sizeof(*e_eager));
 				}
-				e_off[nent] = off | (uint64_t)k;
+				e_off[nent] = off | (uint64_t)slot;
+				e_eager[nent] = !in_lazy(a);
 				e_at[nent++] = a;
 			}
 		rc.e1 = nent;
@@ -197,6 +294,62 @@ static void index_stream(int k)
 		if (co_r_skip(&r, r.hdr.len) || co_r_finish(&r))
 			fail("%s", r.err);
 	}
+}
+
+static int by_addr(const void *a, const void *b)
+{
+	uint64_t x = ((const struct co_run *)a)->addr, y = ((const struct co_run *)b)->addr;
+	return x < y ? -1 : x > y;
+}
+
+static void open_slot(int slot, const char *image, int k)
+{
+	src_name[slot] = malloc(strlen(image) + 16);
+	if (!src_name[slot])
+		fail("out of memory");
+	if (k)
+		co_stream_path(src_name[slot], strlen(image) + 16, image, k);
+	else
+		strcpy(src_name[slot], image);
+	src_fd[slot] = open(src_name[slot], O_RDONLY | O_CLOEXEC);
+	if (src_fd[slot] < 0)
+		fail("cannot open %s: %s", src_name[slot], strerror(errno));
+}
+
+/* Index the layers newest first: each older one only for the pages the one above leaves to it. */
+static void index_chain(void)
+{
+	for (int j = 0; j < cfg->nlayers; j++) {
+		const struct co_filler_layer *l = &cfg->layers[j];
+		uint32_t streams = j ? 1 : (uint32_t)cfg->streams;
+		for (uint32_t k = 0; k < streams; k++) {
+			if (k >= CO_STREAMS)
+				fail("%s: more page streams than %d", l->image, CO_STREAMS);
+			open_slot(j * CO_STREAMS + (int)k, l->image, (int)k);
+			index_stream(j, (int)k, l, j ? &streams : &(uint32_t){ 0 });
+		}
+		if (got_pages != want_pages)
+			fail("%s: holds %lu of the %lu pages an image built on it leaves to it", l->image,
+			     (unsigned long)got_pages, (unsigned long)want_pages);
+		/* what this layer leaves to its parent is what the next one is asked for (runs of two streams: sorted) */
+		free(want);
+		want = next_want;
+		nwant = nnext;
+		next_want = NULL;
+		nnext = cap_next = 0;
+		if (nwant)
+			qsort(want, nwant, sizeof(*want), by_addr);
+		want_pages = got_pages = 0;
+		for (uint32_t i = 0; i < nwant; i++) {
+			if (i && want[i].addr < want[i - 1].addr + want[i - 1].npages * PAGE)
+				fail("%s: its parent maps overlap at %lx", l->image, (unsigned long)want[i].addr);
+			want_pages += want[i].npages;
+		}
+		if (!nwant)
+			break;
+	}
+	if (nwant)
+		fail("%lu pages are left to an image older than the chain", (unsigned long)want_pages);
 }
 
 static const uint64_t *sort_at;
@@ -264,7 +417,7 @@ static struct space *new_space(int fd, const struct space *parent)
 	s->nord = 0;
 	s->left = 0;
 	for (uint32_t e = 0; e < nent; e++) {
-		s->pend[e] = parent ? parent->pend[e] : 1;
+		s->pend[e] = parent ? parent->pend[e] : !e_eager[e];
 		s->at[e] = parent ? parent->at[e] : e_at[e];
 		if (s->pend[e]) {
 			s->ord[s->nord++] = e;
@@ -533,24 +686,57 @@ static int all_done(void)
 	return 1;
 }
 
+/*
+ * The pages the chain holds for regions restored eagerly (an incremental
+ * restarted from its chain): written into place through /proc/PID/mem
+ * (which writes read-only private pages too, as a debugger does) while
+ * the restorer waits, before the program runs.  Their records' checksums
+ * are checked as the fill reads them, as for the lazy pages.
+ */
+static void write_eager(void)
+{
+	static char page[PAGE];
+	char path[64];
+	int fd = -1;
+	for (uint32_t e = 0; e < nent; e++) {
+		if (!e_eager[e])
+			continue;
+		if (fd < 0) {
+			snprintf(path, sizeof(path), "/proc/%d/mem", cfg->host_pid);
+			if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+				fail("cannot open %s: %s", path, strerror(errno));
+		}
+		uint64_t off = e_off[e] & ~(PAGE - 1);
+		int k = (int)(e_off[e] & (PAGE - 1));
+		if (src.read(src.ctx, k, off, page, PAGE))
+			fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off,
+			     (unsigned long)e_at[e]);
+		if (pwrite(fd, page, PAGE, (off_t)e_at[e]) != (ssize_t)PAGE)
+			fail("page %lx: cannot write it into place: %s", (unsigned long)e_at[e], strerror(errno));
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Tell the coordinator the pages restored eagerly are in place: the restorer may let the program run. */
+static void announce(void)
+{
+	struct co_msg m = { .type = CO_M_REPLY };
+	while (send(cfg->held_sock, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
 void co_filler_main(const struct co_filler_cfg *c)
 {
 	cfg = c;
 	src = c->source.read ? c->source : (struct co_page_source){ file_read, NULL };
-	for (int k = 0; k < c->streams; k++) {
-		if (k)
-			co_stream_path(src_name[k], sizeof(src_name[k]), c->image, k);
-		else
-			snprintf(src_name[0], sizeof(src_name[0]), "%s", c->image);
-		src_fd[k] = open(src_name[k], O_RDONLY | O_CLOEXEC);
-		if (src_fd[k] < 0)
-			fail("cannot open %s: %s", src_name[k], strerror(errno));
-	}
 	buf = aligned_alloc(PAGE, CHUNK);
 	if (!buf)
 		fail("out of memory");
-	for (int k = 0; k < c->streams; k++)
-		index_stream(k);
+	index_chain();
+	write_eager();
+	if (c->announce)
+		announce();
 	new_space(c->uffd, NULL);
 	/* records in the order of the files: each read once, front to back */
 	for (uint32_t i = 0; i < nrecs; i++)

@@ -20,13 +20,25 @@ struct co_page_source {
 	void *ctx;
 };
 
+/* One image of the process: gen-N's, or an older one of its chain (chain.c). */
+struct co_filler_layer {
+	const char *image;	/* the page streams are named after it */
+	struct co_bind bind;	/* its generation's group and number */
+};
+
 struct co_filler_cfg {
 	int uffd;		/* the process's userfaultfd (src/restore/lazy.c) */
 	int held_sock;		/* where the userfaultfds of children forked meanwhile go, for the coordinator to hold */
-	int pid;		/* its pid in the group, for messages and the image's binding */
-	const char *image;	/* its image (the page streams are named after it) */
-	int streams;
-	struct co_bind bind;	/* the generation's group and number */
+	int pid;		/* its pid in the group, for messages and the images' binding */
+	int host_pid;		/* ... and here (its /proc/PID/mem) */
+	int announce;		/* send CO_M_REPLY on held_sock once the pages restored eagerly are in place */
+	int streams;		/* page streams of layers[0] */
+	/*
+	 * Its images, newest first: the restored one, then (an incremental
+	 * restarted from its chain) its parent's and so on to a full one.
+	 */
+	const struct co_filler_layer *layers;
+	int nlayers;
 	const uint64_t *ranges;	/* the lazy regions: start, end pairs, in address order */
 	int nranges;
 	struct co_page_source source; /* .read NULL: the image's files */

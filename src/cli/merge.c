@@ -352,7 +352,7 @@ static int drain(struct layer *l, char *err, size_t errlen)
 
 /* ---- one process image ---- */
 
-#define MAX_LAYERS 64 /* images merged in one pass; a longer chain is merged in steps */
+#define MAX_LAYERS CO_CHAIN_MAX /* images merged in one pass; a longer chain is merged in steps */
 
 /*
  * The generations a merge of gen-N reads, newest first: gen-N, the
@@ -698,6 +698,18 @@ static int chain_resolve(const char *gdir, uint64_t gen, struct chain *c, char *
 		gen = g->m.parent;
 	}
 	return 1;
+}
+
+int co_chain_dirs(const char *gdir, uint64_t gen, struct co_chain_dirs *out, char *err, size_t errlen)
+{
+	static struct chain c;
+	int r = chain_resolve(gdir, gen, &c, err, errlen);
+	if (r)
+		return r;
+	out->n = c.n;
+	for (int i = 0; i < c.n; i++)
+		snprintf(out->dir[i], sizeof(out->dir[i]), "%s", c.g[i].dir);
+	return 0;
 }
 
 /*

@@ -649,7 +649,40 @@ static int read_run(struct pstream *ps, const struct co_run *run)
 	return 0;
 }
 
-/* Page map and page data records until the end record. */
+/* The region of rc that holds the n pages at addr wholly (not a special one): its index + 1, or 0. */
+static int region_of(const struct co_rstctx *rc, uint64_t addr, uint64_t n)
+{
+	for (int k = 0; k < rc->nvmas; k++)
+		if (rc->vmas[k].kind != CO_V_SPECIAL && addr >= rc->vmas[k].start && addr + n * CO_PAGE <= rc->vmas[k].end)
+			return k + 1;
+	return 0;
+}
+
+/*
+ * An incremental image restarted lazily from its chain (restart --lazy,
+ * src/cli/chain.c): the pages a parent map leaves to the parent's image
+ * have no data here; the filler brings them from the chain, those of
+ * lazy regions as it brings any, the others written into place before
+ * the program runs (co_lazy_handoff waits for that).  So there must be a
+ * filler: without lazy regions those pages would stay wrong.
+ */
+static int parent_pages(struct pstream *ps)
+{
+	const struct co_rstctx *rc = ps->rc;
+	struct co_reader *r = ps->r;
+	struct co_pagemap *pm = &ps->pm;
+	if (co_r_payload(r, pm, sizeof(*pm)))
+		return PERR(ps, "%s", r->err);
+	for (uint32_t i = 0; i < pm->nruns && i < CO_MAX_RUNS; i++) {
+		int k = region_of(rc, pm->runs[i].addr, pm->runs[i].npages);
+		if (!k || !rc->lazy)
+			return PERR(ps, "%s: byte %lu: pages at %lx are in the parent generation's image and no page filler "
+				    "comes for them", r->name, (unsigned long)r->rec_off, (unsigned long)pm->runs[i].addr);
+	}
+	return 0;
+}
+
+/* Page map (and parent map) and page data records until the end record. */
 static int read_pages(struct pstream *ps)
 {
 	struct co_rstctx *rc = ps->rc;
@@ -661,6 +694,11 @@ static int read_pages(struct pstream *ps)
 			return PERR(ps, "%s", e < 0 ? r->err : "image ends before its end record");
 		if (r->hdr.type == CO_R_END)
 			return co_r_finish(r) ? PERR(ps, "%s", r->err) : 0;
+		if (r->hdr.type == CO_R_PARENTMAP) {
+			if (parent_pages(ps))
+				return -1;
+			continue;
+		}
 		if (r->hdr.type != CO_R_PAGEMAP)
 			return PERR(ps, "%s: byte %lu: unexpected %s record among pages", r->name,
 				    (unsigned long)r->rec_off, co_rec_name(r->hdr.type));
@@ -673,11 +711,8 @@ static int read_pages(struct pstream *ps)
 			return PERR(ps, "%s", r->err[0] ? r->err : "page data does not match its page map");
 		for (uint32_t i = 0; i < pm->nruns; i++) {
 			const struct co_run *run = &pm->runs[i];
-			int inside = 0, k = 0;
-			for (; k < rc->nvmas && !inside; k++)
-				inside = rc->vmas[k].kind != CO_V_SPECIAL && run->addr >= rc->vmas[k].start &&
-					 run->addr + run->npages * CO_PAGE <= rc->vmas[k].end;
-			if (!inside)
+			int k = region_of(rc, run->addr, run->npages);
+			if (!k)
 				return PERR(ps, "%s: byte %lu: pages at %lx lie outside every region", r->name,
 					    (unsigned long)r->rec_off, (unsigned long)run->addr);
 			/* a lazy region's pages are the filler's to bring, and to check (src/cli/filler.c) */

@@ -303,7 +303,7 @@ static void read_metadata(uint64_t *next)
 				die(err);
 		} else if (t == CO_R_COWMAP) {
 			read_cowmap();
-		} else if (t == CO_R_PAGEMAP || t == CO_R_END) {
+		} else if (t == CO_R_PAGEMAP || t == CO_R_PARENTMAP || t == CO_R_END) {
 			co_r_unread(&reader); /* co_mem_restore() reads from here on */
 			return;
 		} else {

@@ -8,6 +8,8 @@
 TEST_TIMEOUTS[lazy_mem]=120
 TEST_TIMEOUTS[lazy_group]=120
 TEST_TIMEOUTS[lazy_ckpt_filling]=120
+TEST_TIMEOUTS[lazy_chain]=120
+TEST_TIMEOUTS[lazy_chain_group]=120
 
 # lazy_fillers TAG: the page fillers of the restart started as TAG
 lazy_fillers() {
@@ -138,4 +140,82 @@ PY
 	[ "$RC" = 70 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart --lazy of a damaged image: status $RC, expected 70"; }
 	grep -q "^cohort: lazy restore of pid [0-9]* failed: .*$(basename "$img"): byte [0-9]*: checksum mismatch in page data record" "$TD/run1.err" ||
 		{ note_file "restart stderr" "$TD/run1.err"; fail "no line naming the damaged record"; }
+}
+
+# lazy_chain_make MIB PROCS STEPS: run lazy_mem, checkpoint it full, then
+# incrementally twice (pages dropped, written again, a region moved and
+# half of one unmapped between them: lazy_mem's steps), the last with
+# --kill; every merged full-N deleted once the background merges are done
+lazy_chain_make() {
+	local mib=$1 procs=$2 steps=$3
+	prog_cmd lazy_mem
+	straight_start 0 "${PCMD[@]}" "$mib" "$procs" "$steps"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mib" "$procs" "$steps"
+	wait_ready "$GNAME" run0
+	flow_at 3 run0
+	ckpt_or_fail "checkpoint 1 (full)" "$GNAME" 1 --incremental
+	flow_at 6 run0
+	ckpt_or_fail "checkpoint 2 (incremental)" "$GNAME" 2 --incremental
+	flow_at 9 run0
+	ckpt_or_fail "checkpoint 3 (incremental, --kill)" "$GNAME" 3 --incremental --kill
+	bg_wait run0
+	merges_done
+	rm -rf "$IMG/$GNAME"/full-*
+}
+
+# lazy_chain_flow MIB PROCS STEPS: lazy_chain_make, then restart --lazy of
+# the last incremental, the fill slowed: it must run straight from the
+# chain (no full-3 while it runs; its fillers read gen-3 and the full base
+# gen-1), every page right to the end.
+lazy_chain_flow() {
+	local k0 f fds
+	lazy_chain_make "$@"
+	k0=$(out_lines run0)
+	bg_start run1 env COHORT_LAZY_SLOW=25 COHORT_LAZY_CHAIN=1 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	wait_ready "$GNAME" run1
+	[ -e "$(full_dir 3)" ] && fail "restart --lazy of incremental generation 3 merged $(full_dir 3) before the program ran"
+	fds=
+	for f in $(lazy_fillers run1); do
+		fds+=$(ls -l "/proc/$f/fd" 2>/dev/null)
+	done
+	[ -n "$fds" ] || fail "no page filler runs right after restart --lazy"
+	grep -q "gen-000003/proc-" <<<"$fds" && grep -q "gen-000001/proc-" <<<"$fds" ||
+		{ note "$fds"; note_file "restart stderr" "$TD/run1.err"; fail "the fillers do not read gen-3 and the full base gen-1"; }
+	flow_at 2 run0 run1 "$k0"
+	[ -e "$(full_dir 3)" ] && fail "$(full_dir 3) was built while the restarted program ran"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
+# restart --lazy of an incremental chain, without merging it first
+t_lazy_chain() {
+	local TMO=55
+	lazy_chain_flow 128 1 30
+}
+
+# the same, a group of three processes, each with its own filler and chain
+t_lazy_chain_group() {
+	local TMO=55
+	lazy_chain_flow 96 3 30
+}
+
+# a byte of page data damaged in the full base of the chain (gen-1), in a
+# lazy region that no incremental rewrote: the filler checks the record
+# as it fills from gen-1 and ends the group, naming gen-1's file
+t_lazy_chain_damaged() {
+	local TMO=55 img size
+	lazy_chain_make 128 1 30
+	img=$(ls -S "$(gen_dir "$GNAME" 1)"/proc-*.img | head -n 1)
+	size=$(stat -c %s "$img")
+	"$PYTHON" - "$img" $((size / 2 / 4096 * 4096 + 100)) <<'PY' || fail "cannot damage $img"
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))
+PY
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	bg_wait run1
+	[ -e "$(full_dir 3)" ] && fail "restart --lazy merged $(full_dir 3) instead of reading the chain"
+	[ "$RC" = 70 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart --lazy of a chain with a damaged base: status $RC, expected 70"; }
+	grep -q "^cohort: lazy restore of pid [0-9]* failed: .*gen-000001/$(basename "$img"): byte [0-9]*: checksum mismatch in page data record" "$TD/run1.err" ||
+		{ note_file "restart stderr" "$TD/run1.err"; fail "no line naming the damaged record of gen-1"; }
 }

@@ -264,7 +264,7 @@ int restore_ended(void);
 void restore_lazy_failed(int pid, const char *why);
 
 /* lazy.c: the page fillers of restart --lazy */
-void lazy_setup(const char *gen_dir, const struct co_mproc *procs, int n);
+void lazy_setup(const char *gen_dir, const struct co_chain_dirs *chain, const struct co_mproc *procs, int n);
 void on_lazy(int i, int uffd);
 int lazy_filling(void);
 struct pollfd;

@@ -54,12 +54,14 @@ static struct filler F[CO_TABLE_SLOTS];
 static int nf;
 static int on;
 static char dir[PATH_MAX];
+static const struct co_chain_dirs *chain;	/* an incremental restarted from its chain; NULL: dir is whole */
 static const struct co_mproc *procs;
 static int nprocs;
 static int slow_ms;	/* COHORT_LAZY_SLOW=MS (tests only): the background fill pauses MS after each MiB */
 
-void lazy_setup(const char *gen_dir, const struct co_mproc *p, int n)
+void lazy_setup(const char *gen_dir, const struct co_chain_dirs *c, const struct co_mproc *p, int n)
 {
+	chain = c;
 	const char *slow = getenv("COHORT_LAZY_SLOW");
 	slow_ms = slow ? atoi(slow) : 0;
 	on = 1;
@@ -92,9 +94,63 @@ static int peer_is(const struct conn *c, int pid)
 	return 0;
 }
 
+/*
+ * The older images of mp down the chain (an incremental restarted from its
+ * chain), for its filler: each generation's image of the same pid, to the
+ * first that is not incremental (co_chain_lazy_ok saw them all there).
+ * How many; read in the filler child.
+ */
+static int older_layers(const struct co_mproc *mp, struct co_filler_layer *l)
+{
+	static struct co_manifest m;
+	static struct co_mproc lp[CO_TABLE_SLOTS];
+	static char images[CO_CHAIN_MAX][PATH_MAX + 64];
+	char err[512];
+	int n = 0, ln, incr = (mp->flags & CO_MP_INCREMENTAL) != 0;
+	for (int j = 1; chain && incr && j < chain->n; j++) {
+		if (co_read_manifest(chain->dir[j], &m, lp, CO_TABLE_SLOTS, &ln, err, sizeof(err)))
+			return n; /* the filler says which page it lacks */
+		const struct co_mproc *q = NULL;
+		for (int k = 0; k < ln && !q; k++)
+			if (lp[k].pid == mp->pid && !(lp[k].flags & CO_MP_ZOMBIE))
+				q = &lp[k];
+		if (!q)
+			return n;
+		snprintf(images[n], sizeof(images[n]), "%s/%s", chain->dir[j], q->image);
+		l[n] = (struct co_filler_layer){ images[n], { m.group_id, m.generation, 0, 0 } };
+		n++;
+		incr = (q->flags & CO_MP_INCREMENTAL) != 0;
+	}
+	return n;
+}
+
+/* Does mp come back straight from its chain (its filler writes some pages before the program may run)? */
+static int from_chain(const struct co_mproc *mp)
+{
+	return chain && (mp->flags & CO_MP_INCREMENTAL);
+}
+
+/*
+ * Wait until the filler of a process restarted from its chain says the
+ * pages of its regions restored eagerly are in place (filler.c,
+ * write_eager); 0 then, -1 if it failed or died first.
+ */
+static int filler_ready(int sock)
+{
+	struct co_msg m;
+	struct pollfd p = { sock, POLLIN, 0 };
+	if (poll(&p, 1, 60000) != 1)
+		return -1;
+	ssize_t r;
+	do
+		r = recv(sock, &m, sizeof(m), 0);
+	while (r < 0 && errno == EINTR);
+	return r == (ssize_t)sizeof(m) && m.type == CO_M_REPLY ? 0 : -1;
+}
+
 /* In the filler child: nothing of the coordinator's but the userfaultfd and stderr. */
 static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struct co_mproc *mp, int streams,
-						 const uint64_t *ranges, int nr, pid_t coordinator)
+						 const uint64_t *ranges, int nr, pid_t coordinator, int host_pid)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != coordinator)
@@ -105,12 +161,14 @@ static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struc
 	if (u < 0 || k < 0 || dup3(u, 3, O_CLOEXEC) < 0 || dup3(k, 4, O_CLOEXEC) < 0)
 		_exit(1);
 	syscall(SYS_close_range, 5, ~0U, 0);
+	static struct co_filler_layer layers[CO_CHAIN_MAX];
 	static char image[PATH_MAX + 64];
 	snprintf(image, sizeof(image), "%s/%s", dir, mp->image);
+	layers[0] = (struct co_filler_layer){ image, { G.restored.group_id, G.restored.generation, 0, 0 } };
+	int nl = 1 + older_layers(mp, layers + 1);
 	struct co_filler_cfg cfg = {
-		.uffd = 3, .held_sock = 4, .pid = mp->pid, .image = image, .streams = streams,
-		.bind = { G.restored.group_id, G.restored.generation, 0, 0 }, .ranges = ranges, .nranges = nr,
-		.slow_ms = slow_ms,
+		.uffd = 3, .held_sock = 4, .pid = mp->pid, .host_pid = host_pid, .announce = from_chain(mp),
+		.streams = streams, .layers = layers, .nlayers = nl, .ranges = ranges, .nranges = nr, .slow_ms = slow_ms,
 	};
 	co_filler_main(&cfg);
 }
@@ -139,8 +197,16 @@ void on_lazy(int i, int uffd)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
 		p = fork();
 		if (p == 0)
-			run_filler(uffd, sv[1], mp, streams, ranges, (int)nr, me);
+			run_filler(uffd, sv[1], mp, streams, ranges, (int)nr, me, c->host_pid);
 		close(sv[1]);
+	}
+	if (p > 0 && from_chain(mp) && filler_ready(sv[0])) {
+		/* it says why; the group is ended once it is reaped, and the restorer fails (no answer) */
+		fcntl(sv[0], F_SETFL, O_NONBLOCK);
+		F[nf++] = (struct filler){ .pid = p, .pidfd = (int)syscall(SYS_pidfd_open, p, 0), .uffd = uffd,
+					   .sock = sv[0], .gpid = pid };
+		drop(i);
+		return;
 	}
 	if (p < 0) {
 		/* nobody to fill it: the restorer fails (no answer) */

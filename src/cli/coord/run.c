@@ -148,6 +148,35 @@ int co_cmd_run(struct co_run_opts *o)
 
 /* ---- restart ---- */
 
+/*
+ * restart --lazy of incremental gen-N without full-N: its chain, when the
+ * restorers and the page fillers can run straight from it (chain.c);
+ * NULL: merge first, as any restart does.  COHORT_LAZY_CHAIN=0 (tests,
+ * benchmarks) always merges.
+ */
+static const struct co_chain_dirs *lazy_chain(const char *gdir, uint64_t gen, int trust)
+{
+	static struct co_chain_dirs c;
+	static struct co_manifest m;
+	static struct co_mproc p[CO_TABLE_SLOTS];
+	char full[PATH_MAX], err[1024];
+	int n;
+	const char *env = getenv("COHORT_LAZY_CHAIN");
+	if ((env && !strcmp(env, "0")) || co_full_dir(gdir, gen, full, sizeof(full)) || access(full, F_OK) == 0 ||
+	    co_chain_dirs(gdir, gen, &c, err, sizeof(err)) || c.n < 2 ||
+	    co_read_manifest(c.dir[0], &m, p, CO_TABLE_SLOTS, &n, err, sizeof(err)) || m.kind != CO_GEN_INCREMENTAL)
+		return NULL;
+	for (int j = 1; j < c.n; j++)
+		if (!trust && co_images_owned(gdir, c.dir[j], err, sizeof(err)))
+			return NULL;
+	if (co_chain_lazy_ok(&c, p, n, err, sizeof(err))) {
+		if (getenv("COHORT_LAZY_CHAIN"))
+			fprintf(stderr, "cohort: restarting from the merged full image: %s\n", err);
+		return NULL;
+	}
+	return &c;
+}
+
 int co_cmd_restart(struct co_run_opts *o)
 {
 	char gdir[PATH_MAX], dir[PATH_MAX], err[1024];
@@ -171,10 +200,14 @@ int co_cmd_restart(struct co_run_opts *o)
 	if (G.lock_fd < 0)
 		co_die("%s", err);
 	co_recover_group_dir(gdir);
-	/* an incremental generation comes back from its merged full image, built now if missing */
+	/*
+	 * An incremental generation comes back from its merged full image,
+	 * built now if missing; lazily, straight from its chain where it can.
+	 */
 	co_progress_start(&restore_pr, STDERR_FILENO, "restart '%s'", o->name);
+	const struct co_chain_dirs *chain = o->lazy ? lazy_chain(gdir, gen, o->trust_images) : NULL;
 	co_merge_progress = &restore_pr;
-	if (co_restore_dir(gdir, gen, dir, sizeof(dir), err, sizeof(err)))
+	if (!chain && co_restore_dir(gdir, gen, dir, sizeof(dir), err, sizeof(err)))
 		co_die("generation %llu of '%s': %s", (unsigned long long)gen, o->name, err);
 	co_merge_progress = NULL;
 	static struct co_manifest m;
@@ -240,7 +273,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	if (o->lazy) { /* the restorers hand their lazy regions to page fillers (lazy.c) */
 		static char lazy_dir[PATH_MAX];
 		snprintf(lazy_dir, sizeof(lazy_dir), "%s", dir);
-		lazy_setup(lazy_dir, procs, n);
+		lazy_setup(lazy_dir, chain, procs, n);
 		cfg.lazy = 1;
 	}
 	start_init(&cfg);
