@@ -58,6 +58,7 @@
 #include "xxh64.h"
 
 #define PAGE 4096ULL
+#define CLUSTER 16		/* pages a fault brings at most (cluster) */
 #define CHUNK (1ULL << 20)	/* background reads, per record */
 #define MAX_SPACES 64		/* the process and the children it forks while the fill runs */
 
@@ -457,10 +458,28 @@ static long zero_page(struct space *s, uint64_t a)
 	return r == -ENOENT || r == -ESRCH ? 1 : r;
 }
 
-/* Serve the fault at page a: 0 served, -EAGAIN to try again once the events are read. */
+/*
+ * The pages after entry e (at address a) that one copy can bring with it:
+ * pending, at the next addresses, their data next in the same file.  At
+ * most CLUSTER - 1: a program that walks its memory then waits on one
+ * fault per CLUSTER pages instead of one per page.
+ */
+static uint32_t cluster(const struct space *s, long e, uint64_t a)
+{
+	uint32_t n = 1;
+	while (n < CLUSTER) {
+		long f = lookup(s, a + n * PAGE);
+		if (f < 0 || e_off[f] != e_off[e] + n * PAGE)
+			break;
+		n++;
+	}
+	return n;
+}
+
+/* Serve the fault at page a (and the pages cluster() finds after it): 0 served, -EAGAIN to try again once the events are read. */
 static long serve(struct space *s, uint64_t a)
 {
-	static char page[PAGE] __attribute__((aligned(4096)));
+	static char pages[CLUSTER * PAGE] __attribute__((aligned(4096)));
 	long e = lookup(s, a);
 	if (e < 0) {
 		long r = zero_page(s, a);
@@ -471,10 +490,15 @@ static long serve(struct space *s, uint64_t a)
 	}
 	uint64_t off = e_off[e] & ~(PAGE - 1);
 	int k = (int)(e_off[e] & (PAGE - 1));
-	if (src.read(src.ctx, k, off, page, PAGE))
+	uint32_t n = cluster(s, e, a);
+	if (src.read(src.ctx, k, off, pages, n * PAGE))
 		fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off, (unsigned long)a);
 	uint64_t copied;
-	long r = copy_pages(s, a, page, PAGE, &copied);
+	long r = copy_pages(s, a, pages, n * PAGE, &copied);
+	for (uint32_t j = 1; j < n && (j + 1) * PAGE <= copied; j++) /* the pages brought along */
+		done(s, (uint32_t)lookup(s, a + j * PAGE));
+	if (copied >= PAGE) /* the faulting page is in (a later one of the cluster may have failed) */
+		r = 0;
 	if (r == -EAGAIN)
 		return r;
 	if (r == -EEXIST) { /* there already: only wake whoever waits */
