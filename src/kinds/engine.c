@@ -55,6 +55,14 @@ int co_ref_grab(const struct co_ref *r)
 	return fd;
 }
 
+int co_ref_slot(const struct co_kdump *d, const struct co_ref *r)
+{
+	for (int s = 0; d->table && !r->inflight && s < CO_TABLE_SLOTS; s++)
+		if (d->table->p[s].host_pid == r->host)
+			return s;
+	return -1;
+}
+
 int co_ref_fdinfo(struct co_kdump *d, int i, char *buf, size_t n)
 {
 	const struct co_ref *r = &d->refs[i];

@@ -435,10 +435,10 @@ static struct co_iheld *held_by_agent(struct co_kdump *d, int first, const char 
 	*why = "more than one descriptor refers to it";
 	if (n != 1 || r->inflight || !d->table)
 		return NULL;
-	for (int s = 0; s < CO_TABLE_SLOTS; s++)
-		for (int i = 0; d->table->p[s].host_pid == r->host && i < CO_IHELD; i++)
-			if (d->table->iheld[s][i].fd1 == r->fd + 1)
-				return &d->table->iheld[s][i];
+	int s = co_ref_slot(d, r);
+	for (int i = 0; s >= 0 && i < CO_IHELD; i++)
+		if (d->table->iheld[s][i].fd1 == r->fd + 1)
+			return &d->table->iheld[s][i];
 	*why = "the program did not make it, or does not read it, through libc";
 	return NULL;
 }

@@ -126,6 +126,8 @@ const struct co_kind_ops *co_kind_ops(uint32_t kind);
 
 /* The process's descriptor ref, opened here (pidfd_getfd): -1 if gone. */
 int co_ref_grab(const struct co_ref *r);
+/* The slot in the group's process table (d->table->p) of the process that holds refs[k], or -1. */
+int co_ref_slot(const struct co_kdump *d, const struct co_ref *r);
 /*
  * A descriptor of the coordinator's own (fd: a copy of a descriptor in
  * flight, or of a connection in a backlog) made a reference of pid 0, with

@@ -543,14 +543,9 @@ static int reach(const struct co_kdump *d, int first, const struct usk *u, int *
 /* Does every process holding listener refs[first] accept through the agent's wrappers (co_pentry.accepts)? */
 static int accepts_through_agent(const struct co_kdump *d, int first)
 {
-	for (int i = first; i < d->nrefs; i++) {
-		const struct co_ref *r = &d->refs[i];
-		if (r->obj != first || r->inflight)
-			continue;
-		int seen = 0;
-		for (int s = 0; d->table && s < CO_TABLE_SLOTS && !seen; s++)
-			seen = d->table->p[s].pid == r->pid && __atomic_load_n(&d->table->p[s].accepts, __ATOMIC_ACQUIRE);
-		if (!seen)
+	CO_FOR_HOLDERS(d, first, k) {
+		int s = d->refs[k].inflight ? -2 : co_ref_slot(d, &d->refs[k]);
+		if (s == -1 || (s >= 0 && !__atomic_load_n(&d->table->p[s].accepts, __ATOMIC_ACQUIRE)))
 			return 0;
 	}
 	return 1;
@@ -588,16 +583,28 @@ int co_unix_reach_addr(const struct co_kdump *d, int k, struct sockaddr_un *a, s
 	*path = -1;
 	if (!u || u->peer || !u->namelen || reach(d, k, u, path) < 0)
 		return -1;
+	if (*path >= 0) {
+		*alen = co_unix_via_path(*path, a);
+		return 0;
+	}
 	memset(a, 0, sizeof(*a));
 	a->sun_family = AF_UNIX;
-	if (*path < 0) {
-		memcpy(a->sun_path, u->name, u->namelen);
-		*alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + u->namelen);
-	} else {
-		snprintf(a->sun_path, sizeof(a->sun_path), "/proc/self/fd/%d", *path);
-		*alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(a->sun_path) + 1);
-	}
+	memcpy(a->sun_path, u->name, u->namelen);
+	*alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + u->namelen);
 	return 0;
+}
+
+/*
+ * Connecting or sending to "/proc/self/fd/N" of an O_PATH descriptor of a
+ * socket file reaches that very socket: nothing planted at its path since
+ * (a link elsewhere) is followed.
+ */
+socklen_t co_unix_via_path(int path, struct sockaddr_un *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	int n = snprintf(a->sun_path, sizeof(a->sun_path), "/proc/self/fd/%d", path);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
 }
 
 /*

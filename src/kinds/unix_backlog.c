@@ -103,8 +103,7 @@ static int give_one(const struct lsn *l, int conn)
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	socklen_t al = sizeof(a);
 	if (l->path >= 0)
-		al = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-				 (size_t)snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d", l->path) + 1);
+		al = co_unix_via_path(l->path, &a);
 	else if (getsockname(l->fd, (struct sockaddr *)&a, &al) < 0)
 		return -1;
 	/* not blocking: the backlog has room for what was taken from it, unless others came meanwhile */

@@ -24,6 +24,8 @@ int co_unix_named(const struct co_kdump *d, const char *name, uint32_t namelen);
 /* unix.c: the peer of the datagram or seqpacket socket refs[k] in the group that alone sends to it: its ref, or -1. */
 int co_unix_only_sender(const struct co_kdump *d, int k);
 struct sockaddr_un;
+/* unix.c: the address that reaches a socket through path, an O_PATH descriptor of its socket file (/proc/self/fd/N); its length. */
+socklen_t co_unix_via_path(int path, struct sockaddr_un *a);
 /* unix.c: the datagram socket object of this dump bound to name, as sock_diag lists it, or -1. */
 int co_unix_dgram_named(const struct co_kdump *d, const char *name, uint32_t namelen);
 /* unix.c: where we send to the unconnected named datagram socket refs[k] (*path: an O_PATH descriptor or -1); 0 or -1. */

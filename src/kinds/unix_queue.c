@@ -326,16 +326,28 @@ static void zm_drop(void)
 	nzm = 0;
 }
 
+/*
+ * The array p of *max items, n of them in use, with room for one more:
+ * itself, or grown by step items (realloc), or NULL (out of memory: p is
+ * as it was).
+ */
+static void *room_for_one(void *p, int n, int *max, int step, size_t size)
+{
+	if (n < *max)
+		return p;
+	void *more = realloc(p, (size_t)(*max + step) * size);
+	if (more)
+		*max += step;
+	return more;
+}
+
 /* m (of no bytes) noted at q's place, with copies of its descriptors; 0 or -1. */
 static int zm_note(const struct queue *q, const struct qmsg *m)
 {
-	if (nzm == maxzm) {
-		struct zmark *z = realloc(zm, (size_t)(maxzm + 16) * sizeof(*z));
-		if (!z)
-			return -1;
-		zm = z;
-		maxzm += 16;
-	}
+	struct zmark *more = room_for_one(zm, nzm, &maxzm, 16, sizeof(*zm));
+	if (!more)
+		return -1;
+	zm = more;
 	struct zmark *z = &zm[nzm];
 	z->first = q->first;
 	z->off = q->off;
@@ -511,17 +523,14 @@ static int q_requeue(struct queue *q, const struct co_ref *r)
 	} *h = NULL;
 	int n = 0, max = 0, e = 0;
 	for (;;) {
-		if (n == max) {
-			struct held *t = realloc(h, (size_t)(max + 16) * sizeof(*h));
-			if (!t) { /* what was read goes behind what was not */
-				co_warn("pid %d: fd %d: out of memory making the queue of the Unix socket new: its order "
-					"changed", r->pid, r->fd);
-				e = -1;
-				break;
-			}
-			h = t;
-			max += 16;
+		struct held *t = room_for_one(h, n, &max, 16, sizeof(*h));
+		if (!t) { /* what was read goes behind what was not */
+			co_warn("pid %d: fd %d: out of memory making the queue of the Unix socket new: its order "
+				"changed", r->pid, r->fd);
+			e = -1;
+			break;
 		}
+		h = t;
 		if (q_recv(q, &h[n].m, qdata, sizeof(qdata), Q_READ) == 0)
 			break;
 		h[n].bytes = malloc((size_t)h[n].m.len + 1);
@@ -676,13 +685,10 @@ static int nkept, maxkept;
 /* m (bytes in qdata) kept, to be sent back from to (our descriptor, duplicated); m's descriptors are the kept's now. */
 static int keep(int to, struct qmsg *m, const struct co_ref *r)
 {
-	if (nkept == maxkept) {
-		struct kept *k = realloc(kept, (size_t)(maxkept + 64) * sizeof(*k));
-		if (!k)
-			return -1;
-		kept = k;
-		maxkept += 64;
-	}
+	struct kept *more = room_for_one(kept, nkept, &maxkept, 64, sizeof(*kept));
+	if (!more)
+		return -1;
+	kept = more;
 	struct kept *k = &kept[nkept];
 	k->bytes = malloc((size_t)m->len + 1);
 	k->to = k->bytes ? fcntl(to, F_DUPFD_CLOEXEC, 0) : -1;
