@@ -123,9 +123,14 @@ mig_receive() {
 	host "$host"
 	bg_start "$tag" "${ON[@]}" "$@" "$COHORT" receive --listen "$addr:0" --token-file "$TD/token" \
 		--images "$IMG/$host"
-	wait_for "$tag: no 'listening on' line" grep -qs "^listening on $addr:[0-9]" "$TD/$tag.err"
-	PORT=$(sed -n "s/^listening on $addr:\([0-9]*\)\$/\1/p" "$TD/$tag.err")
-	TO=$addr:$PORT
+	mig_listening "$tag" "$addr"
+}
+
+# mig_listening TAG ADDR: wait for receive TAG's "listening on ADDR:PORT"; its port in PORT, TO=ADDR:PORT
+mig_listening() {
+	wait_for "$1: no 'listening on' line" grep -qs "^listening on $2:[0-9]" "$TD/$1.err"
+	PORT=$(sed -n "s/^listening on $2:\([0-9]*\)\$/\1/p" "$TD/$1.err")
+	TO=$2:$PORT
 }
 
 # mig_go HOST TAG [ARGS...]: `cohort migrate` of the group from HOST to TO; its status in RC, output in TD/TAG.*
@@ -198,8 +203,7 @@ t_migrate_refused() {
 	chmod 600 "$TD/token.b"
 	host B
 	bg_start recvB "${ON[@]}" "$COHORT" receive --listen 10.77.0.2:0 --token-file "$TD/token.b" --images "$IMG/B"
-	wait_for "recvB: no 'listening on' line" grep -qs "^listening on 10.77.0.2:[0-9]" "$TD/recvB.err"
-	TO=10.77.0.2:$(sed -n 's/^listening on 10.77.0.2:\([0-9]*\)$/\1/p' "$TD/recvB.err")
+	mig_listening recvB 10.77.0.2
 	mig_go A wrong
 	mig_failed wrong "token"
 	bg_wait recvB
@@ -302,8 +306,7 @@ t_migrate_files() {
 	bg_start recvB "${ON[@]}" unshare -m --propagation private \
 		/bin/sh -c 'mount --bind "$0" "$1" && shift && exec "$@"' "$TD/other" "$TT/data" \
 		"$COHORT" receive --listen 10.77.0.2:0 --token-file "$TD/token" --images "$IMG/B"
-	wait_for "recvB: no 'listening on' line" grep -qs "^listening on 10.77.0.2:[0-9]" "$TD/recvB.err"
-	TO=10.77.0.2:$(sed -n 's/^listening on 10.77.0.2:\([0-9]*\)$/\1/p' "$TD/recvB.err")
+	mig_listening recvB 10.77.0.2
 	mig_go A files
 	mig_failed files "$TT/data differs here: 6 bytes, 23 at the source"
 	bg_wait recvB
