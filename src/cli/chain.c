@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "res.h"
+#include "util.h"
 
 /* A region of the image, and whether the restorer will surely restore it lazily. */
 struct region {
@@ -42,9 +43,8 @@ static int nregs;
 
 static void add_region(const struct co_vma *v)
 {
-	int cand = v->kind == CO_V_ANON && !(v->flags & (CO_VF_GROWSDOWN | CO_VF_SHARED));
 	if (nregs < CO_MAX_VMAS)
-		regs[nregs++] = (struct region){ v->start, v->end, cand };
+		regs[nregs++] = (struct region){ v->start, v->end, co_vma_lazy_kind(v) };
 }
 
 /* Pages shared copy-on-write: their regions may be kept from a restored parent, so read eagerly. */
@@ -139,21 +139,12 @@ static int image_ok(const char *dir, const struct co_mproc *p, char *why, size_t
  */
 static int uffd_usable(void)
 {
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-		fd = dev < 0 ? -1 : ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-		if (dev >= 0)
-			close(dev);
-	}
+	long fd = co_uffd_new(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
+					       UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP);
 	if (fd < 0)
 		return 0;
-	uint64_t want = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
-			UFFD_FEATURE_EVENT_UNMAP;
-	struct uffdio_api api = { .api = UFFD_API, .features = want };
-	int ok = ioctl(fd, UFFDIO_API, &api) == 0 && (api.features & want) == want;
-	close(fd);
-	return ok;
+	close((int)fd);
+	return 1;
 }
 
 int co_chain_lazy_ok(const struct co_chain_dirs *c, const struct co_mproc *p, int n, char *why, size_t whylen)

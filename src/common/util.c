@@ -1,6 +1,8 @@
 /* util.c - freestanding helpers; see util.h for why they exist. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ioctl.h>
+#include <linux/userfaultfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include "sys.h"
@@ -275,4 +277,24 @@ long co_open_nofollow(const char *path, int flags, int mode)
 		dfd = next;
 	}
 	return dfd;
+}
+
+long co_uffd_new(int flags, uint64_t features)
+{
+	long fd = co_sys1(SYS_userfaultfd, flags);
+	if (fd == -EPERM) { /* vm.unprivileged_userfaultfd 0: /dev/userfaultfd, where the user may open it */
+		long dev = co_open("/dev/userfaultfd", O_RDWR | O_CLOEXEC, 0);
+		fd = dev < 0 ? dev : co_sys3(SYS_ioctl, dev, USERFAULTFD_IOC_NEW, flags);
+		if (dev >= 0)
+			co_close((int)dev);
+	}
+	if (fd < 0)
+		return fd;
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	long r = co_sys3(SYS_ioctl, fd, UFFDIO_API, (long)&api);
+	if (r < 0 || (api.features & features) != features) {
+		co_close((int)fd);
+		return r < 0 ? r : -EOPNOTSUPP;
+	}
+	return fd;
 }

@@ -42,6 +42,13 @@ size_t co_fmt(char *buf, size_t n, const char *fmt, ...)
  * fails, negative fd as given.  The agent keeps its own descriptors there.
  */
 int co_fd_high(int fd);
+/*
+ * A new userfaultfd (flags: O_CLOEXEC, O_NONBLOCK), its API handshake done
+ * with every one of features: its descriptor, or -errno (-EOPNOTSUPP: a
+ * feature missing).  Where vm.unprivileged_userfaultfd forbids the system
+ * call, through /dev/userfaultfd.  Not UFFD_USER_MODE_ONLY.
+ */
+long co_uffd_new(int flags, uint64_t features);
 
 /* Format a message into err and return -1, for "return co_err(...)". */
 /*

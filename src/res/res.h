@@ -20,6 +20,17 @@
 #define CO_MAX_TIMERS 512
 #define CO_STREAMS 2 /* page-data streams written and read in parallel */
 #define CO_SEMUNDO_MAX 256 /* semaphores with a SEM_UNDO adjustment, per process (src/agent/semundo.c) */
+
+/*
+ * May region v come lazily at a `restart --lazy`?  Private anonymous
+ * memory, not shared and not the stack that grows down (the kernel grows
+ * it under the registration, for nothing).  The restorer (src/restore/
+ * lazy.c) and the check of a chain before it (src/cli/chain.c) ask the same.
+ */
+static inline int co_vma_lazy_kind(const struct co_vma *v)
+{
+	return v->kind == CO_V_ANON && !(v->flags & (CO_VF_GROWSDOWN | CO_VF_SHARED));
+}
 #define CO_AIO_MAX 64 /* aio contexts (io_setup) per process (src/agent/aio.c) */
 #define CO_AIO_EVENTS_MAX 65536 /* unreaped aio events per process, all rings together (2 MiB) */
 

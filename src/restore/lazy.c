@@ -52,28 +52,13 @@ static int probe = -1;
  */
 static int new_uffd(const struct co_rstctx *rc, int slot, uint64_t features)
 {
-	long fd = co_sys1(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (fd == -EPERM) { /* vm.unprivileged_userfaultfd 0: /dev/userfaultfd, where the user may open it */
-		long dev = co_open("/dev/userfaultfd", O_RDWR | O_CLOEXEC, 0);
-		fd = dev < 0 ? dev : co_sys3(SYS_ioctl, dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-		if (dev >= 0)
-			co_close((int)dev);
-	}
+	long fd = co_uffd_new(O_CLOEXEC | O_NONBLOCK, features);
 	if (fd < 0)
 		return (int)fd;
 	/* among the restorer's own descriptors, out of the program's way (restorer.c) */
 	long hi = co_fcntl((int)fd, F_DUPFD_CLOEXEC, rc->fd_base + slot);
 	co_close((int)fd);
-	if (hi < 0)
-		return (int)hi;
-	fd = hi;
-	struct uffdio_api api = { .api = UFFD_API, .features = features };
-	long r = co_sys3(SYS_ioctl, fd, UFFDIO_API, (long)&api);
-	if (r < 0 || (api.features & features) != features) {
-		co_close((int)fd);
-		return r < 0 ? (int)r : -EOPNOTSUPP;
-	}
-	return (int)fd;
+	return (int)hi;
 }
 
 static int reg(int fd, const struct co_vma *v)
@@ -91,7 +76,7 @@ static int reg(int fd, const struct co_vma *v)
 static int candidate(const struct co_rstctx *rc, int i, const uint8_t *kept)
 {
 	const struct co_vma *v = &rc->vmas[i];
-	return v->kind == CO_V_ANON && !kept[i] && !(v->flags & (CO_VF_GROWSDOWN | CO_VF_SHARED));
+	return co_vma_lazy_kind(v) && !kept[i];
 }
 
 int co_lazy_begin(struct co_rstctx *rc, const uint8_t *kept)
