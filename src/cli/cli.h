@@ -162,6 +162,21 @@ int co_gen_dir(const char *gdir, uint64_t gen, char *out, size_t n);
  */
 int co_open_gen_file(const char *dir, const char *name, char *path, size_t n, struct co_reader *r,
 		     char *err, size_t errlen);
+/* The records of an image that name files (descriptors, regions, shared open files, file copies). */
+union co_path_rec {
+	struct co_fd fd;
+	struct co_vma vma;
+	struct co_sfile sf;
+	struct co_fcopy fc;
+};
+/*
+ * each(type, record, ctx) for every such record of image name of
+ * generation dir, every record checked: 0, or -1 with err.  Who asks
+ * which files a generation holds (a restart's file copies, a migration's
+ * comparison) reads them here.
+ */
+int co_image_paths(const char *dir, const char *name, void (*each)(unsigned type, const union co_path_rec *rec, void *ctx),
+		   void *ctx, char *err, size_t errlen);
 int co_write_manifest(const char *dir, const struct co_manifest *m, const struct co_mproc *p, int n);
 /* 0 ok; -1 with a one-line message in err */
 int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p, int max, int *n,

@@ -261,44 +261,25 @@ static void note_path(const char *p, int copied)
 	}
 }
 
+/* A path one record of an image names, when it is a regular file's (co_image_paths). */
+static void note_record(unsigned t, const union co_path_rec *u, void *ctx)
+{
+	(void)ctx;
+	if (t == CO_R_FD && u->fd.kind == CO_FD_REG)
+		note_path(u->fd.path, 0);
+	else if (t == CO_R_VMA && u->vma.kind == CO_V_FILE)
+		note_path(u->vma.path, 0);
+	else if (t == CO_R_SFILE)
+		note_path(u->sf.path, 0);
+	else if (t == CO_R_FCOPY)
+		note_path(u->fc.path, M.o->copy_files);
+}
+
 /* The paths of the regular files one image of dir opens or maps (its fds, regions, shared files, copies). */
 static void image_paths(const char *dir, const char *name)
 {
-	static union {
-		struct co_fd fd;
-		struct co_vma vma;
-		struct co_sfile sf;
-		struct co_fcopy fc;
-	} u;
-	char path[PATH_MAX], err[1024];
-	struct co_reader r;
-	int fd = co_open_gen_file(dir, name, path, sizeof(path), &r, err, sizeof(err));
-	if (fd < 0)
-		fail("%s", err);
-	int e, bad = 0;
-	while (!bad && (e = co_r_next(&r)) == 1) {
-		unsigned t = r.hdr.type;
-		size_t want = t == CO_R_FD ? sizeof(u.fd) : t == CO_R_VMA ? sizeof(u.vma) : t == CO_R_SFILE ? sizeof(u.sf)
-			    : sizeof(u.fc);
-		if (t != CO_R_FD && t != CO_R_VMA && t != CO_R_SFILE && t != CO_R_FCOPY) {
-			bad = co_r_finish(&r);
-			continue;
-		}
-		memset(&u, 0, sizeof(u));
-		bad = co_r_payload(&r, &u, want);
-		if (!bad && t == CO_R_FD && u.fd.kind == CO_FD_REG)
-			note_path(u.fd.path, 0);
-		else if (!bad && t == CO_R_VMA && u.vma.kind == CO_V_FILE)
-			note_path(u.vma.path, 0);
-		else if (!bad && t == CO_R_SFILE)
-			note_path(u.sf.path, 0);
-		else if (!bad && t == CO_R_FCOPY)
-			note_path(u.fc.path, M.o->copy_files);
-	}
-	bad |= e < 0;
-	if (bad)
-		snprintf(err, sizeof(err), "%s", r.err);
-	if (co_img_close(fd, err, sizeof(err)) || bad)
+	char err[1024];
+	if (co_image_paths(dir, name, note_record, NULL, err, sizeof(err)))
 		fail("%s", err);
 }
 

@@ -245,6 +245,32 @@ int co_open_gen_file(const char *dir, const char *name, char *path, size_t n, st
 	return co_img_open(plain, r, path, n, err, errlen);
 }
 
+int co_image_paths(const char *dir, const char *name, void (*each)(unsigned type, const union co_path_rec *rec, void *ctx),
+		   void *ctx, char *err, size_t errlen)
+{
+	static union co_path_rec u;
+	char path[PATH_MAX];
+	struct co_reader r;
+	int fd = co_open_gen_file(dir, name, path, sizeof(path), &r, err, errlen);
+	if (fd < 0)
+		return -1;
+	int e, bad = 0;
+	while (!bad && (e = co_r_next(&r)) == 1 && r.hdr.type != CO_R_END) {
+		unsigned t = r.hdr.type;
+		if (t != CO_R_FD && t != CO_R_VMA && t != CO_R_SFILE && t != CO_R_FCOPY) {
+			bad = co_r_finish(&r);
+			continue;
+		}
+		bad = co_r_payload(&r, &u, sizeof(u));
+		if (!bad)
+			each(t, &u, ctx);
+	}
+	bad |= e < 0;
+	if (bad)
+		snprintf(err, errlen, "%s", r.err);
+	return co_img_close(fd, err, errlen) || bad ? -1 : 0;
+}
+
 int co_read_manifest(const char *dir, struct co_manifest *m, struct co_mproc *p, int max, int *n,
 		     char *err, size_t errlen)
 {

@@ -170,41 +170,21 @@ static void had_add(const char *path, size_t max)
 		had[nhad++] = co_xxh64(path, strnlen(path, max), 0);
 }
 
+/* A path a descriptor or mapping of a process image names (co_image_paths). */
+static void had_record(unsigned t, const union co_path_rec *u, void *ctx)
+{
+	(void)ctx;
+	if (t == CO_R_FD)
+		had_add(u->fd.path, sizeof(u->fd.path));
+	else if (t == CO_R_VMA)
+		had_add(u->vma.path, sizeof(u->vma.path));
+}
+
 /* Add the paths of one process image's descriptors and mappings. */
 static int had_of(struct co_krestore *x, const char *image)
 {
-	char path[PATH_MAX], err[512];
-	struct co_reader r;
-	static union {
-		struct co_fd f;
-		struct co_vma v;
-	} u;
-	int fd = co_open_gen_file(co_kdir(x), image, path, sizeof(path), &r, err, sizeof(err));
-	if (fd < 0)
-		return co_kerr(x, "%s", err);
-	int e;
-	while ((e = co_r_next(&r)) > 0 && r.hdr.type != CO_R_END) {
-		unsigned t = r.hdr.type;
-		if (t != CO_R_FD && t != CO_R_VMA) {
-			if (co_r_finish(&r))
-				break;
-			continue;
-		}
-		if (co_r_payload(&r, &u, sizeof(u))) {
-			e = -1;
-			break;
-		}
-		if (t == CO_R_FD)
-			had_add(u.f.path, sizeof(u.f.path));
-		else
-			had_add(u.v.path, sizeof(u.v.path));
-	}
-	if (e < 0) {
-		snprintf(err, sizeof(err), "%s", r.err);
-		co_img_close(fd, err, sizeof(err));
-		return co_kerr(x, "%s", err);
-	}
-	return co_img_close(fd, err, sizeof(err)) ? co_kerr(x, "%s", err) : 0;
+	char err[512];
+	return co_image_paths(co_kdir(x), image, had_record, NULL, err, sizeof(err)) ? co_kerr(x, "%s", err) : 0;
 }
 
 /* Whether some process of the generation had path open or mapped (-1: an image could not be read). */
