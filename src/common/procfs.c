@@ -1,159 +1,20 @@
-/* procfs.c - /proc parsing for the agent, the restorer and the CLI. */
+/*
+ * procfs.c - /proc parsing for the agent, the restorer and the CLI: small
+ * files read whole, /proc/PID/stat and status (ids, credentials, state),
+ * the numbered entries of /proc directories (threads, descriptors), the
+ * namespaces and root of a process, and what a migration compares.  The
+ * memory map is read in procfs_maps.c, descriptors' fdinfo in
+ * procfs_fdinfo.c, mountinfo and cgroup in procfs_mount.c: one file per
+ * kind of text, so that each stays small; together they are the only
+ * place /proc text is parsed (procfs.h).
+ */
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include "procfs.h"
+#include "procfs_text.h"
 #include "sys.h"
 #include "util.h"
-
-uint64_t co_maps_dev(uint64_t major, uint64_t minor)
-{
-	return (major << 8) | minor;
-}
-
-int co_maps_open(struct co_maps *m, const char *path)
-{
-	m->fd = (int)co_open(path, O_RDONLY | O_CLOEXEC, 0);
-	m->kept = 0;
-	m->len = m->pos = 0;
-	m->eof = 0;
-	return m->fd < 0 ? m->fd : 0;
-}
-
-int co_maps_reread(struct co_maps *m, int fd)
-{
-	long r = co_lseek(fd, 0, SEEK_SET);
-	m->fd = r < 0 ? -1 : fd;
-	m->kept = 1;
-	m->len = m->pos = 0;
-	m->eof = 0;
-	return r < 0 ? (int)r : 0;
-}
-
-void co_maps_close(struct co_maps *m)
-{
-	if (m->fd >= 0 && !m->kept)
-		co_close(m->fd);
-	m->fd = -1;
-}
-
-/* Make sure a whole line is buffered; returns its length or 0 at the end. */
-static size_t fill_line(struct co_maps *m)
-{
-	for (;;) {
-		for (size_t i = m->pos; i < m->len; i++)
-			if (m->buf[i] == '\n')
-				return i - m->pos + 1;
-		if (m->eof)
-			return m->len - m->pos;
-		/* compact and read more */
-		co_memcpy(m->buf, m->buf + m->pos, m->len - m->pos);
-		m->len -= m->pos;
-		m->pos = 0;
-		if (m->len == sizeof(m->buf))
-			return m->len; /* absurdly long line: take it as is */
-		long r = co_read(m->fd, m->buf + m->len, sizeof(m->buf) - m->len);
-		if (r <= 0)
-			m->eof = 1;
-		else
-			m->len += r;
-	}
-}
-
-int co_maps_next(struct co_maps *m, struct co_mapent *e)
-{
-	size_t n = fill_line(m);
-	if (!n)
-		return 0;
-	const char *p = m->buf + m->pos, *end = p + n;
-	m->pos += n;
-
-	e->start = co_strtoul(p, &p, 16);
-	e->end = co_strtoul(p + 1, &p, 16);
-	p++;
-	e->prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) |
-		  (p[2] == 'x' ? PROT_EXEC : 0);
-	e->shared = p[3] == 's';
-	p += 5;
-	e->off = co_strtoul(p, &p, 16);
-	uint64_t maj = co_strtoul(p + 1, &p, 16);
-	uint64_t min = co_strtoul(p + 1, &p, 16);
-	e->dev = co_maps_dev(maj, min);
-	e->ino = co_strtoul(p + 1, &p, 10);
-	while (p < end && *p == ' ')
-		p++;
-	size_t len = end - p;
-	if (len && p[len - 1] == '\n')
-		len--;
-	if (len >= sizeof(e->path))
-		len = sizeof(e->path) - 1;
-	co_memcpy(e->path, p, len);
-	e->path[len] = 0;
-	return 1;
-}
-
-/* "Key:   123 kB" at p (n bytes): 1 and its number when the line has that key */
-static int smaps_field(const char *p, size_t n, const char *key, uint64_t *out)
-{
-	size_t k = co_strlen(key);
-	if (n <= k || co_memcmp(p, key, k))
-		return 0;
-	const char *q = p + k;
-	while (q < p + n && *q == ' ')
-		q++;
-	*out = co_strtoul(q, 0, 10);
-	return 1;
-}
-
-/* The VmFlags a region gets from madvise(2), as smaps names them (proc(5)), and "may write". */
-static const struct { char code[3]; uint32_t flag; } advice_codes[] = {
-	{ "dc", CO_VF_DONTFORK }, { "wf", CO_VF_WIPEONFORK }, { "dd", CO_VF_DONTDUMP },
-	{ "hg", CO_VF_HUGEPAGE }, { "nh", CO_VF_NOHUGEPAGE }, { "sr", CO_VF_SEQUENTIAL },
-	{ "rr", CO_VF_RANDOM }, { "mw", CO_VF_MAYWRITE },
-};
-
-/* The advice bits of a "VmFlags: rd wr mr mw me dc" line of n bytes. */
-static uint32_t parse_vmflags(const char *p, size_t n)
-{
-	uint32_t flags = 0;
-	for (size_t i = 8; i + 2 <= n; i++) {
-		if (p[i] == ' ' || p[i] == '\n')
-			continue;
-		for (size_t k = 0; k < CO_ARRAY_LEN(advice_codes); k++)
-			if (p[i] == advice_codes[k].code[0] && p[i + 1] == advice_codes[k].code[1])
-				flags |= advice_codes[k].flag;
-		i += 2; /* past the code and the blank after it */
-	}
-	return flags;
-}
-
-int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *si)
-{
-	int r = co_maps_next(m, e);
-	si->rss_kib = si->anon_huge_kib = 0;
-	si->thp_eligible = 0;
-	si->advice = 0;
-	if (r != 1)
-		return r;
-	/* "Key: value" lines (a capital first) up to VmFlags, the last; a header line is the next region's */
-	for (size_t n; (n = fill_line(m)) != 0 && m->buf[m->pos] >= 'A' && m->buf[m->pos] <= 'Z';) {
-		const char *p = m->buf + m->pos;
-		m->pos += n;
-		uint64_t v;
-		if (smaps_field(p, n, "Rss:", &v))
-			si->rss_kib = v;
-		else if (smaps_field(p, n, "AnonHugePages:", &v))
-			si->anon_huge_kib = v;
-		else if (smaps_field(p, n, "THPeligible:", &v))
-			si->thp_eligible = v != 0;
-		else if (n >= 8 && co_strncmp(p, "VmFlags:", 8) == 0) {
-			si->advice = parse_vmflags(p, n);
-			break;
-		}
-	}
-	return 1;
-}
 
 long co_read_small(const char *path, char *buf, size_t n)
 {
@@ -204,7 +65,8 @@ int co_stat_fields(const char *path, uint64_t *out, int first, int count)
 	return field == first + count ? 0 : -EIO;
 }
 
-static const char *status_value(const char *buf, const char *key)
+/* The value of the "Key:" line of a status-style text, past its blanks; NULL when absent (procfs_text.h). */
+const char *co_status_value(const char *buf, const char *key)
 {
 	size_t kl = co_strlen(key);
 	for (const char *p = buf; *p;) {
@@ -236,127 +98,28 @@ int co_read_number(const char *path, int64_t *v)
 	return 0;
 }
 
-static const char *word(const char *p, const char **end);
-
-int co_cgroup_next(const char **p, struct co_cgline *l)
-{
-	const char *s = *p;
-	if (!*s)
-		return 0;
-	const char *c1 = s;
-	while (*c1 && *c1 != ':' && *c1 != '\n')
-		c1++;
-	const char *c2 = *c1 == ':' ? c1 + 1 : c1;
-	while (*c2 && *c2 != ':' && *c2 != '\n')
-		c2++;
-	if (*c1 != ':' || *c2 != ':')
-		return -EINVAL;
-	const char *e = c2 + 1;
-	while (*e && *e != '\n')
-		e++;
-	*l = (struct co_cgline){ c1 + 1, c2 + 1, (size_t)(c2 - c1 - 1), (size_t)(e - c2 - 1) };
-	*p = *e ? e + 1 : e;
-	return 1;
-}
-
-/* Whether the comma-separated list opts holds every item of the comma-separated ctl. */
-static int has_all(const char *opts, size_t olen, const char *ctl, size_t clen)
-{
-	for (size_t i = 0; i < clen;) {
-		size_t j = i;
-		while (j < clen && ctl[j] != ',')
-			j++;
-		int found = 0;
-		for (size_t a = 0; a < olen && !found;) {
-			size_t b = a;
-			while (b < olen && opts[b] != ',')
-				b++;
-			found = b - a == j - i && !co_memcmp(opts + a, ctl + i, j - i);
-			a = b + 1;
-		}
-		if (!found)
-			return 0;
-		i = j + 1;
-	}
-	return 1;
-}
-
-/*
- * The first five fields of a /proc/self/mountinfo line ("ID PARENT
- * MAJ:MIN ROOT POINT ..."), into f; returns where the rest begins.
- */
-static const char *mount_fields(const char *line, const char *f[5])
-{
-	const char *p = line, *e = line;
-	for (int k = 0; k < 5; k++) {
-		f[k] = word(p, &e);
-		p = e;
-	}
-	return p;
-}
-
-/* The mount point f[4] of such a line into out: 0, or -ENOENT when it does not fit. */
-static int mount_point(const char *point, char *out, size_t n)
-{
-	const char *pe;
-	word(point, &pe);
-	size_t len = (size_t)(pe - point);
-	if (len >= n)
-		return -ENOENT;
-	co_memcpy(out, point, len);
-	out[len] = 0;
-	return 0;
-}
-
-int co_cgroup_mount(const char *ctl, size_t ctl_len, char *out, size_t n)
-{
-	static char buf[65536];
-	if (co_read_small("/proc/self/mountinfo", buf, sizeof(buf)) <= 0)
-		return -ENOENT;
-	/* "ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS" */
-	for (const char *line = buf; *line;) {
-		const char *eol = line, *f[5], *e;
-		while (*eol && *eol != '\n')
-			eol++;
-		const char *dash = mount_fields(line, f);
-		while (dash < eol && !(dash[0] == ' ' && dash[1] == '-' && dash[2] == ' '))
-			dash++;
-		if (dash < eol) {
-			const char *type = word(dash + 3, &e), *type_end = e, *src_end, *opts;
-			word(e, &src_end);
-			opts = word(src_end, &e);
-			size_t tlen = (size_t)(type_end - type);
-			int v2 = tlen == 7 && !co_memcmp(type, "cgroup2", 7), v1 = tlen == 6 && !co_memcmp(type, "cgroup", 6);
-			if (f[3][0] == '/' && f[3][1] == ' ' && (ctl_len ? v1 && has_all(opts, (size_t)(e - opts), ctl, ctl_len) : v2))
-				return mount_point(f[4], out, n);
-		}
-		line = *eol ? eol + 1 : eol;
-	}
-	return -ENOENT;
-}
-
 uint64_t co_status_hex(const char *buf, const char *key)
 {
-	const char *v = status_value(buf, key);
+	const char *v = co_status_value(buf, key);
 	return v ? co_strtoul(v, 0, 16) : 0;
 }
 
 long co_status_field(const char *buf, const char *key)
 {
-	const char *v = status_value(buf, key);
+	const char *v = co_status_value(buf, key);
 	return v ? (long)co_strtoul(v, 0, 10) : -1;
 }
 
 long co_status_umask(const char *buf)
 {
-	const char *v = status_value(buf, "Umask");
+	const char *v = co_status_value(buf, "Umask");
 	return v ? (long)co_strtoul(v, 0, 8) : -1;
 }
 
 /* Last number of a line like "NSpid:\t7\t2": the innermost namespace's. */
 static long last_number(const char *buf, const char *key)
 {
-	const char *v = status_value(buf, key);
+	const char *v = co_status_value(buf, key);
 	long last = -1;
 	while (v && *v && *v != '\n') {
 		while (*v == ' ' || *v == '\t')
@@ -374,7 +137,7 @@ int co_ns_ids(int host_pid, struct co_nsids *o)
 	co_fmt(path, sizeof(path), "/proc/%d/status", host_pid);
 	if (co_read_small(path, buf, sizeof(buf)) <= 0)
 		return -1;
-	const char *st = status_value(buf, "State");
+	const char *st = co_status_value(buf, "State");
 	o->state = st ? *st : '?';
 	o->pid = (int)last_number(buf, "NSpid");
 	o->pgid = (int)last_number(buf, "NSpgid");
@@ -389,7 +152,7 @@ int co_ns_ids(int host_pid, struct co_nsids *o)
 /* Up to max unsigned numbers of the "Key:" line into out; how many, -E2BIG beyond max, -EINVAL when absent. */
 static int status_numbers(const char *buf, const char *key, uint32_t *out, int max)
 {
-	const char *v = status_value(buf, key);
+	const char *v = co_status_value(buf, key);
 	int n = 0;
 	if (!v)
 		return -EINVAL;
@@ -575,8 +338,8 @@ int co_proc_self_open(const char *name)
 	return fd;
 }
 
-/* The next space-separated word at p: its start; *end past it. */
-static const char *word(const char *p, const char **end)
+/* The next space-separated word at p: its start; *end past it (procfs_text.h). */
+const char *co_word(const char *p, const char **end)
 {
 	while (*p == ' ' || *p == '\t')
 		p++;
@@ -585,103 +348,6 @@ static const char *word(const char *p, const char **end)
 		e++;
 	*end = e;
 	return p;
-}
-
-/*
- * One "lock:\t1: POSIX  ADVISORY  WRITE 1234 08:01:1234 0 EOF" line (p
- * after "lock:") into l: 0, or -ENOTSUP with the kind's name in *other.
- */
-static int parse_lock(const char *p, int fd, struct co_lock *l, const char **other)
-{
-	static const struct { const char *name; uint32_t kind; } kinds[] = {
-		{ "POSIX", CO_LK_POSIX }, { "FLOCK", CO_LK_FLOCK }, { "OFDLCK", CO_LK_OFD },
-	};
-	static char name[16];
-	const char *e, *w = word(p, &e); /* "1:" */
-	w = word(e, &e);
-	co_memset(l, 0, sizeof(*l));
-	l->fd = fd;
-	for (unsigned i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if ((size_t)(e - w) == co_strlen(kinds[i].name) && !co_strncmp(w, kinds[i].name, (size_t)(e - w)))
-			l->kind = kinds[i].kind;
-	if (!l->kind) {
-		size_t n = (size_t)(e - w) < sizeof(name) - 1 ? (size_t)(e - w) : sizeof(name) - 1;
-		co_memcpy(name, w, n);
-		name[n] = 0;
-		*other = name;
-		return -ENOTSUP;
-	}
-	word(e, &e);		/* ADVISORY */
-	w = word(e, &e);	/* READ or WRITE */
-	l->write = *w == 'W';
-	word(e, &e);		/* pid */
-	word(e, &e);		/* device:inode */
-	w = word(e, &e);
-	l->start = co_strtoul(w, 0, 10);
-	w = word(e, &e);
-	l->len = *w == 'E' ? 0 : co_strtoul(w, 0, 10) - l->start + 1; /* "EOF": to the end */
-	return 0;
-}
-
-int co_fdinfo_locks(int pid, int fd, uint64_t *pos, uint32_t *flags, struct co_lock *locks, int max, int *nlocks,
-		    const char **other)
-{
-	char path[64], buf[4096];
-	if (pid)
-		co_fmt(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
-	else
-		co_fmt(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	long got = co_read_small(path, buf, sizeof(buf));
-	if (got <= 0)
-		return -EBADF;
-	long v = co_status_field(buf, "pos");
-	*pos = v < 0 ? 0 : (uint64_t)v;
-	const char *f = status_value(buf, "flags");
-	if (!f)
-		return -EIO;
-	*flags = (uint32_t)co_strtoul(f, 0, 8); /* octal */
-	if (!locks)
-		return 0;
-	*nlocks = 0;
-	for (const char *p = buf; *p;) {
-		if (co_startswith(p, "lock:")) {
-			if (*nlocks == max)
-				return -E2BIG;
-			int r = parse_lock(p + 5, fd, &locks[*nlocks], other);
-			if (r)
-				return r;
-			*nlocks += 1;
-		}
-		while (*p && *p != '\n')
-			p++;
-		p += *p == '\n';
-	}
-	/* a full buffer may have cut the list short */
-	return (size_t)got + 1 >= sizeof(buf) ? -E2BIG : 0;
-}
-
-/*
- * The process a pidfd of this process refers to, as its fdinfo's "Pid:"
- * line tells it in the namespace of this /proc: its pid; 0: a process
- * outside that namespace; -1: one that has ended and been reaped (a
- * zombie still has its pid).  -errno when it cannot be read.
- */
-int co_fdinfo_pidfd(int fd, int *pid)
-{
-	char path[64], buf[1024];
-	co_fmt(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (co_read_small(path, buf, sizeof(buf)) <= 0)
-		return -EBADF;
-	const char *v = status_value(buf, "Pid");
-	if (!v)
-		return -EIO;
-	*pid = *v == '-' ? -(int)co_strtoul(v + 1, 0, 10) : (int)co_strtoul(v, 0, 10);
-	return 0;
-}
-
-int co_fdinfo(int pid, int fd, uint64_t *pos, uint32_t *flags)
-{
-	return co_fdinfo_locks(pid, fd, pos, flags, NULL, 0, NULL, NULL);
 }
 
 int co_dir_each(int dirfd, int (*fn)(int num, void *arg), void *arg)
@@ -749,116 +415,8 @@ char co_proc_state(int pid, long *tracer)
 
 char co_status_state(const char *buf)
 {
-	const char *v = status_value(buf, "State");
+	const char *v = co_status_value(buf, "State");
 	return v ? *v : 0;
-}
-
-/* "key:VALUE" within the line [p, eol), VALUE in base; 0 when absent */
-static uint64_t line_hex(const char *p, const char *eol, const char *key)
-{
-	size_t klen = co_strlen(key);
-	for (p++; p + klen <= eol; p++)
-		if ((p[-1] == ' ' || p[-1] == '\t') && !co_memcmp(p, key, klen))
-			return co_strtoul(p + klen, 0, 16);
-	return 0;
-}
-
-static int hex_digit(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* "f_handle:HEX" within the line [s, eol) into h (at most n bytes): how many */
-static uint32_t line_handle(const char *s, const char *eol, uint8_t *h, size_t n)
-{
-	uint32_t got = 0;
-	while (s < eol && !co_startswith(s, "f_handle:"))
-		s++;
-	if (s < eol)
-		for (s += 9; s + 1 < eol && got < n; s += 2) {
-			int a = hex_digit(s[0]), b = hex_digit(s[1]);
-			if (a < 0 || b < 0)
-				break;
-			h[got++] = (uint8_t)(a << 4 | b);
-		}
-	return got;
-}
-
-/*
- * The next line at or after *p that starts with prefix: its start, its end
- * in *eol, and *p moved past it; NULL at the end of the text.
- */
-static const char *next_line_with(const char **p, const char *prefix, const char **eol)
-{
-	const char *s = *p;
-	for (;;) {
-		const char *e = s;
-		while (*e && *e != '\n')
-			e++;
-		if (co_startswith(s, prefix)) {
-			*eol = e;
-			*p = *e ? e + 1 : e;
-			return s;
-		}
-		if (!*e)
-			return NULL;
-		s = e + 1;
-	}
-}
-
-int co_inotify_next(const char **p, struct co_inotify_line *l)
-{
-	const char *eol, *s = next_line_with(p, "inotify wd:", &eol);
-	if (!s)
-		return 0;
-	co_memset(l, 0, sizeof(*l));
-	/* every number of the line is hexadecimal, wd too */
-	l->wd = (int)co_strtoul(s + 11, 0, 16);
-	l->ino = line_hex(s, eol, "ino:");
-	l->sdev = (uint32_t)line_hex(s, eol, "sdev:");
-	l->mask = (uint32_t)line_hex(s, eol, "mask:");
-	l->handle_type = (int)line_hex(s, eol, "fhandle-type:");
-	l->handle_bytes = line_handle(s, eol, l->handle, sizeof(l->handle));
-	return 1;
-}
-
-/*
- * fs/notify/fdinfo.c: "fanotify flags:F event-flags:E", then a line per
- * mark, "fanotify ino:I sdev:D mflags:M mask:K ignored_mask:G
- * fhandle-bytes:B fhandle-type:T f_handle:HEX", "fanotify mnt_id:N mflags:
- * ..." , "fanotify sdev:D mflags: ..." or (6.14 and later) "fanotify
- * mnt_ns:N mflags: ..." (N decimal, the namespace's inode).  Any other
- * "fanotify " line is a mark cohort does not know.
- */
-int co_fanotify_next(const char **p, struct co_fanotify_line *l)
-{
-	const char *eol, *s = next_line_with(p, "fanotify ", &eol);
-	if (!s)
-		return 0;
-	co_memset(l, 0, sizeof(*l));
-	const char *f = s + 9;
-	l->what = co_startswith(f, "flags:") ? CO_FAN_GROUP
-		  : co_startswith(f, "ino:") ? CO_FAN_INODE
-		  : co_startswith(f, "mnt_id:") ? CO_FAN_MOUNT
-		  : co_startswith(f, "sdev:") ? CO_FAN_FILESYSTEM
-		  : co_startswith(f, "mnt_ns:") ? CO_FAN_MNTNS : CO_FAN_UNKNOWN;
-	if (l->what == CO_FAN_MNTNS)
-		l->mnt_ns = co_strtoul(f + 7, 0, 10);
-	/* line_hex looks after a blank: the first field too */
-	l->flags = (uint32_t)line_hex(s, eol, "flags:");
-	l->event_flags = (uint32_t)line_hex(s, eol, "event-flags:");
-	l->ino = line_hex(s, eol, "ino:");
-	l->sdev = (uint32_t)line_hex(s, eol, "sdev:");
-	l->mnt_id = (uint32_t)line_hex(s, eol, "mnt_id:");
-	l->mflags = (uint32_t)line_hex(s, eol, "mflags:");
-	l->mask = line_hex(s, eol, "mask:");
-	l->ignored = line_hex(s, eol, "ignored_mask:");
-	l->handle_type = (int)line_hex(s, eol, "fhandle-type:");
-	l->handle_bytes = line_handle(s, eol, l->handle, sizeof(l->handle));
-	size_t len = (size_t)(eol - s) < sizeof(l->text) - 1 ? (size_t)(eol - s) : sizeof(l->text) - 1;
-	co_memcpy(l->text, s, len);
-	l->text[len] = 0;
-	return 1;
 }
 
 struct waiting {
@@ -893,47 +451,6 @@ int co_thread_waiting_in(const char *fn)
 	int r = co_dir_each(dfd, process_waits, &w);
 	co_close(dfd);
 	return r;
-}
-
-int co_mount_point_by_id(int pid, uint32_t mnt_id, char *out, size_t n)
-{
-	static char buf[65536];
-	char path[64];
-	co_fmt(path, sizeof(path), "/proc/%d/mountinfo", pid);
-	if (co_read_small(path, buf, sizeof(buf)) <= 0)
-		return -ENOENT;
-	/* "ID PARENT MAJ:MIN ROOT POINT ...": the mount point as the process sees it */
-	for (const char *line = buf; *line;) {
-		const char *eol = line, *f[5];
-		while (*eol && *eol != '\n')
-			eol++;
-		mount_fields(line, f);
-		if (co_strtoul(line, 0, 10) == mnt_id)
-			return mount_point(f[4], out, n);
-		line = *eol ? eol + 1 : eol;
-	}
-	return -ENOENT;
-}
-
-int co_dev_mount(unsigned major, unsigned minor, char *out, size_t n)
-{
-	static char buf[65536];
-	char want[32];
-	co_fmt(want, sizeof(want), "%u:%u", major, minor);
-	size_t wlen = co_strlen(want);
-	if (co_read_small("/proc/self/mountinfo", buf, sizeof(buf)) <= 0)
-		return -ENOENT;
-	/* "ID PARENT MAJ:MIN ROOT POINT ...": a mount of the filesystem's root, so that every inode is under it */
-	for (const char *line = buf; *line;) {
-		const char *eol = line, *f[5];
-		while (*eol && *eol != '\n')
-			eol++;
-		mount_fields(line, f);
-		if (!co_memcmp(f[2], want, wlen) && f[2][wlen] == ' ' && f[3][0] == '/' && f[3][1] == ' ')
-			return mount_point(f[4], out, n);
-		line = *eol ? eol + 1 : eol;
-	}
-	return -ENOENT;
 }
 
 /* ---- what a migration's target compares with its source (src/cli/receive.c) ---- */

@@ -1,6 +1,8 @@
 /*
- * procfs.h - the one place that parses /proc.  No allocation: the agent
- * calls these with the program's threads parked, the restorer without libc.
+ * procfs.h - the one place that parses /proc (procfs.c, and by kind of
+ * text procfs_maps.c, procfs_fdinfo.c, procfs_mount.c).  No allocation:
+ * the agent calls these with the program's threads parked, the restorer
+ * without libc.
  */
 #ifndef COHORT_PROCFS_H
 #define COHORT_PROCFS_H
