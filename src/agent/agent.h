@@ -104,7 +104,7 @@ static inline uint64_t co_epoch(void)
 
 /*
  * quiesce.c: the checkpoint signal's handler and the parking of every
- * thread; agent.c: the manager thread that drives it.
+ * thread; manager.c: the manager thread that drives it.
  */
 void co_fwait(int *word, int val, long ms);	/* futex wait on *word == val, ms < 0: no limit */
 void co_fwake(int *word);			/* wake every waiter on *word */
@@ -131,7 +131,7 @@ int co_dump_begin(char *err, size_t errlen);
  * when the text is not that.
  */
 const char *co_dump_shared(const char *text);
-/* The POSIX timers read again (after the signals were, settle_signals in agent.c). */
+/* The POSIX timers read again (after the signals were, settle_signals in snapshot.c). */
 int co_dump_recollect_timers(void);
 /* In the snapshot child, before co_dump_write: what it has written it may drop (mem.c). */
 void co_dump_from_snapshot(void);

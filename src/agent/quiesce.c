@@ -4,7 +4,7 @@
  *
  * The coordinator starts a checkpoint with the checkpoint signal, queued
  * (SI_QUEUE) with the table's cookie: the thread that takes it starts the
- * manager thread (agent.c).  The manager signals every other thread with
+ * manager thread (manager.c).  The manager signals every other thread with
  * tgkill (co_quiesce); each records its kernel state in the handler and
  * parks on a futex until the manager releases it (co_release_threads).
  * After a restart the threads come back inside the same handler.  All of

@@ -70,7 +70,7 @@ static const struct agent_call {
  * Arguments the agent passes where a filter commonly looks at them (a
  * container runtime's profile allows clone only without namespace flags,
  * socket by family, personality by value): of the agent's one call of
- * each (agent.c: snapshot_fork, dial; attrs.c: the personality read).  A
+ * each (snapshot.c: snapshot_fork; agent.c: dial; attrs.c: the personality read).  A
  * call of the agent's with other arguments must be added here; any
  * argument not here is unknown.
  */
