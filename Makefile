@@ -18,7 +18,8 @@ COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/pro
 	src/kinds/classify.c src/kinds/plan.c
 RES := src/res/mem.c src/res/pages.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c src/res/attrs.c src/res/cgroup.c src/res/pidfd.c \
 	src/res/seccomp.c src/res/semundo.c src/res/aio.c
-AGENT := src/agent/agent.c src/agent/manager.c src/agent/snapshot.c src/agent/quiesce.c src/agent/wrap.c src/agent/wrap_signal.c src/agent/wrap_exec.c src/agent/dump.c src/agent/park.c src/agent/cpuclock.c src/agent/ctx.S \
+AGENT := src/agent/agent.c src/agent/quiesce.c src/agent/wrap.c src/agent/wrap_signal.c src/agent/wrap_exec.c src/agent/dump.c src/agent/park.c src/agent/cpuclock.c src/agent/ctx.S \
+	src/agent/manager.c src/agent/snapshot.c \
 	src/agent/semundo.c src/agent/aio.c src/agent/root.c src/agent/mirror.c src/agent/inotify.c \
 	src/agent/dirty.c src/agent/dirty_method.c src/agent/dirty_wp.c src/agent/dirty_thp.c src/agent/dirty_lean.c src/agent/dirty_hash.c \
 	src/agent/accept.c
@@ -31,6 +32,7 @@ KINDS := src/kinds/engine.c src/kinds/records.c src/kinds/pipe.c src/kinds/file.
 COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c checkpoint.c status.c loop.c run.c restore.c lazy.c)
 CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
 	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/cli/seccomp.c \
+	src/cli/merge_pages.c src/cli/merge_dir.c \
 	src/cli/wire.c src/cli/migrate.c src/cli/receive.c src/agent/dirty_method.c $(KINDS) \
 	src/cli/filler.c src/cli/chain.c
 

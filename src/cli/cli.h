@@ -131,7 +131,7 @@ int co_mkdir_p(const char *path);
 int co_lock_images(const char *gdir, int wait_merge, char *err, size_t errlen);
 void co_lock_note(int fd, pid_t pid, int merge);
 /*
- * merge.c: at the start of a run or restart, with the images locked (so
+ * merge_dir.c: at the start of a run or restart, with the images locked (so
  * no one else writes them): what dead writers left half-done goes (a
  * checkpoint's .tmp-gen-N, a merge's .tmp-full-N.PID), and a merged
  * full-N whose generation was pruned (a full image is only ever used
@@ -191,7 +191,7 @@ int co_group_command_write(const char *gdir, char *const *argv);
 /* fsync tmpdir's files and tmpdir, rename it to final, fsync gdir */
 int co_commit_dir(const char *tmpdir, const char *final, const char *gdir, char *err, size_t errlen);
 
-/* merge.c: incremental generations and their merged full images (IMAGES/NAME/full-NNNNNN) */
+/* merge.c, merge_dir.c: incremental generations and their merged full images (IMAGES/NAME/full-NNNNNN) */
 int co_full_dir(const char *gdir, uint64_t gen, char *out, size_t n);
 /* A generation an incremental can build on: committed, with a readable manifest. */
 int co_generation_usable(const char *gdir, uint64_t gen);
@@ -219,7 +219,7 @@ int co_chain_dirs(const char *gdir, uint64_t gen, struct co_chain_dirs *out, cha
  * (the filler brings it from the chain); 0 yes, else -1 and why.
  */
 int co_chain_lazy_ok(const struct co_chain_dirs *c, const struct co_mproc *p, int n, char *why, size_t whylen);
-/* Build full-N for every incremental generation that lacks one (oldest first). */
+/* merge_dir.c: build full-N for every incremental generation that lacks one (oldest first). */
 int co_merge_all(const char *gdir, char *err, size_t errlen);
 /* Keep the newest `keep` generations and whatever they need to be restored. */
 void co_prune(const char *gdir, unsigned keep);
@@ -248,7 +248,7 @@ int co_img_finish(int fd, char *err, size_t errlen);
 int co_compress_gen(const char *dir, const struct co_mproc *p, int n, int workers, char *err, size_t errlen);
 /* precopy.c: the pages of process pid (host_pid here) read now, while it runs, into the image path: how many, or -1. */
 int64_t co_precopy(const char *path, int pid, int host_pid, char *err, size_t errlen);
-/* merge.c: dir/image (incremental against id) and predir/image (its pre-copy) into a full dir/image. */
+/* merge_pages.c: dir/image (incremental against id) and predir/image (its pre-copy) into a full dir/image. */
 int co_merge_precopy(const char *dir, const char *predir, int pid, const char *image, uint64_t id,
 		     const struct co_bind *gen, char *err, size_t errlen);
 /* Bytes stored for a process image, all its streams, compressed or not. */
