@@ -24,23 +24,20 @@
 # `make check`.
 set -u
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-COHORT=${COHORT:-$ROOT/build/cohort}
+# show, stamp, die, wait_line, json_field, bench_dirs, bench_trap_images; the shared options
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_defaults
 PROG=${THP_ROUNDS:-$ROOT/build/bench/thp_rounds}
 GIB=6
 REPS=1
 DISK=1
-KEEP=0
-IMAGES=
 
-usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+BENCH_OPTS="--reps --keep --help"
 while (($#)); do
+    bench_opt "$@" && { shift "$BENCH_SHIFT"; continue; }
     case $1 in
     --gib) GIB=${2:?}; shift ;;
-    --reps) REPS=${2:?}; shift ;;
     --tmpfs) DISK=0 ;;
-    --keep) KEEP=1 ;;
-    -h|--help) usage ;;
     *) echo "big.sh: unknown option $1" >&2; usage ;;
     esac
     shift
@@ -49,8 +46,6 @@ for f in "$COHORT" "$PROG"; do
     [[ -x $f ]] || { echo "big.sh: $f not found (run 'make all progs' first)" >&2; exit 2; }
 done
 
-# show, stamp, die, wait_line, json_field, bench_dirs, bench_trap_images
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_dirs cohort-big
 bench_trap_images
 

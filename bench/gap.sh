@@ -46,15 +46,12 @@
 # All times in milliseconds.  Not part of `make check`.
 set -u
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-COHORT=${COHORT:-$ROOT/build/cohort}
+# show, stamp, die, wait_line, json_field, ms_between, bench_dirs; the shared options
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_defaults
 PROG=${GAPWATCH:-$ROOT/build/bench/gapwatch}
 WATCH=${WAITWATCH:-$ROOT/build/bench/waitwatch}
 WAITS=0
-IMAGES=
-DISK=0
-KEEP=0
-REPS=3
 MIB=1024
 THREADS=4
 SLEEP_US=1000
@@ -64,10 +61,10 @@ KINDS="full incremental nopre"
 PER=3
 SETTLE=1
 
-usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+BENCH_OPTS="--reps --images --keep --cohort --help"
 while (($#)); do
+    bench_opt "$@" && { shift "$BENCH_SHIFT"; continue; }
     case $1 in
-    --reps) REPS=${2:?}; shift ;;
     --mib) MIB=${2:?}; shift ;;
     --threads) THREADS=${2:?}; shift ;;
     --sleep-us) SLEEP_US=${2:?}; shift ;;
@@ -76,29 +73,19 @@ while (($#)); do
     --kinds) KINDS=${2:?}; shift ;;
     --per) PER=${2:?}; shift ;;
     --settle) SETTLE=${2:?}; shift ;;
-    --images) IMAGES=${2:?}; shift ;;
     --disk) DISK=1 ;;
-    --keep) KEEP=1 ;;
-    --cohort) COHORT=${2:?}; shift ;;
     --prog) PROG=${2:?}; shift ;;
     --waits) WAITS=1 ;;
-    -h|--help) usage ;;
     *) echo "gap.sh: unknown option $1" >&2; usage ;;
     esac
     shift
 done
-for v in REPS MIB THREADS PER; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "gap.sh: --${v,,} wants a positive integer" >&2; exit 2; }
-done
+bench_positive REPS MIB THREADS PER
 for k in $KINDS; do
     [[ $k =~ ^(full|incremental|nopre)$ ]] || { echo "gap.sh: unknown kind $k" >&2; exit 2; }
 done
-for f in "$COHORT" "$PROG" $( ((WAITS)) && echo "$WATCH"); do
-    [[ -x $f ]] || { echo "gap.sh: $f not found or not executable (run 'make all progs' first)" >&2; exit 2; }
-done
+bench_need "make all progs" "$COHORT" "$PROG" $( ((WAITS)) && echo "$WATCH")
 
-# show, stamp, die, wait_line, json_field, ms_between, bench_dirs
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_dirs cohort-gap
 
 bench_trap_images

@@ -52,51 +52,35 @@
 # All times are in milliseconds.  Not part of `make check`.
 set -u
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-COHORT=${COHORT:-$ROOT/build/cohort}
+# show, stamp, die, wait_line, json_field, ms_between, bench_dirs; the shared options
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_defaults
 BIGMEM=${BIGMEM:-$ROOT/build/bench/bigmem}
-IMAGES=
-DISK=0
-REPS=3
 MIB=1024
 THREADS=4
 GAP=1
 INCRS=5
-KEEP=0
 PCTS=(1 10)
 
-usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+BENCH_OPTS="--reps --images --keep --cohort --help"
 while (($#)); do
+    bench_opt "$@" && { shift "$BENCH_SHIFT"; continue; }
     case $1 in
-    --reps) REPS=${2:?}; shift ;;
-    --images) IMAGES=${2:?}; shift ;;
     --disk) DISK=1 ;;
     --mib) MIB=${2:?}; shift ;;
     --threads) THREADS=${2:?}; shift ;;
     --gap) GAP=${2:?}; shift ;;
     --incrs) INCRS=${2:?}; shift ;;
-    --keep) KEEP=1 ;;
-    --cohort) COHORT=${2:?}; shift ;;
     --bigmem) BIGMEM=${2:?}; shift ;;
-    -h|--help) usage ;;
     *) echo "incr.sh: unknown option $1" >&2; usage ;;
     esac
     shift
 done
 
-for v in REPS MIB THREADS INCRS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "incr.sh: --${v,,} wants a positive integer" >&2; exit 2; }
-done
+bench_positive REPS MIB THREADS INCRS
 [[ $GAP =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "incr.sh: --gap wants a number of seconds" >&2; exit 2; }
-for f in "$COHORT" "$BIGMEM"; do
-    if [[ ! -x $f ]]; then
-        echo "incr.sh: $f not found or not executable (run 'make progs' first)" >&2
-        exit 2
-    fi
-done
+bench_need "make progs" "$COHORT" "$BIGMEM"
 
-# show, stamp, die, wait_line, json_field, ms_between, bench_dirs
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_dirs cohort-incr
 
 # NAME: the group being measured; BG_PIDS: background pipelines we started

@@ -20,28 +20,23 @@
 # Medians with [min..max]; all times in milliseconds.
 set -u
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-COHORT=${COHORT:-$ROOT/build/cohort}
+# show, stamp, die, wait_line, json_field, bench_dirs, bench_trap_images; the shared options
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_defaults
 BIGMEM=${BIGMEM:-$ROOT/build/bench/bigmem}
-IMAGES=
-DISK=0
-KEEP=0
-REPS=3
 MIB=1024
 DIRTY=1
+BENCH_OPTS="--reps --images --keep"
 while (($#)); do
+    bench_opt "$@" && { shift "$BENCH_SHIFT"; continue; }
     case $1 in
-    --reps) REPS=$2; shift 2 ;;
     --mib) MIB=$2; shift 2 ;;
     --dirty-pct) DIRTY=$2; shift 2 ;;
-    --images) IMAGES=$2; shift 2 ;;
-    --keep) KEEP=1; shift ;;
     *) echo "usage: bash bench/lazy.sh [--reps N] [--mib N] [--dirty-pct P] [--images DIR] [--keep]" >&2; exit 2 ;;
     esac
 done
 [[ -x $BIGMEM ]] || { echo "${0##*/}: $BIGMEM missing: run 'make progs'" >&2; exit 2; }
 
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_dirs cohort-lazy
 bench_trap_images
 

@@ -105,3 +105,69 @@ bench_trap_images() {
     trap 'bench_cleanup KILL; if [[ -n $NAME ]] && ((!KEEP)); then rm -rf "${IMAGES:?}/$NAME"; fi' EXIT
     trap 'exit 130' INT TERM HUP PIPE
 }
+
+# ---- the options the benchmarks share ----
+#
+# A benchmark sources this file first, then:
+#   bench_defaults                 ROOT, COHORT, IMAGES, DISK, KEEP, REPS (3)
+#   ...its own defaults, overriding any of those...
+#   BENCH_OPTS="--reps --keep"     which shared options it takes
+#   while (($#)); do
+#       bench_opt "$@" && { shift "$BENCH_SHIFT"; continue; }
+#       case $1 in ...its own options, its message for an unknown one... esac
+#   done
+
+# The script being run (not this file), and its name for messages.
+bench_script() { printf '%s\n' "${BASH_SOURCE[-1]}"; }
+bench_name() { local s; s=$(bench_script); printf '%s\n' "${s##*/}"; }
+
+# ROOT (the tree), COHORT (this tree's, unless set), images made anew
+# (IMAGES empty: bench_dirs) on tmpfs (DISK=0) and removed (KEEP=0), REPS=3
+bench_defaults() {
+    ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    COHORT=${COHORT:-$ROOT/build/cohort}
+    IMAGES=
+    DISK=0
+    KEEP=0
+    REPS=3
+}
+
+# The script's head comment, from its second line to the first blank one; exit 2.
+usage() { sed -n '2,/^$/p' "$(bench_script)" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+# bench_opt ARGS...: when $1 is one of the shared options the script named
+# in BENCH_OPTS (--reps N, --images DIR, --cohort PATH, --keep, --help or
+# -h: usage), take it and set BENCH_SHIFT to the arguments it used;
+# status 1, and nothing taken, for any other.
+bench_opt() {
+    local opt=$1
+    [[ $opt == -h ]] && opt=--help
+    [[ " ${BENCH_OPTS:-} " == *" $opt "* ]] || return 1
+    BENCH_SHIFT=2
+    case $opt in
+    --reps) REPS=${2:?} ;;
+    --images) IMAGES=${2:?} ;;
+    --cohort) COHORT=${2:?} ;;
+    --keep) KEEP=1; BENCH_SHIFT=1 ;;
+    --help) usage ;;
+    *) return 1 ;;
+    esac
+}
+
+# bench_positive VAR...: each a positive integer, else "NAME: --var wants a positive integer", exit 2
+bench_positive() {
+    local v
+    for v in "$@"; do
+        [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "$(bench_name): --${v,,} wants a positive integer" >&2; exit 2; }
+    done
+}
+
+# bench_need HINT FILE...: each an executable, else "NAME: FILE not found or
+# not executable (run 'HINT' first)", exit 2
+bench_need() {
+    local hint=$1 f
+    shift
+    for f in "$@"; do
+        [[ -x $f ]] || { echo "$(bench_name): $f not found or not executable (run '$hint' first)" >&2; exit 2; }
+    done
+}

@@ -62,13 +62,10 @@
 
 set -u
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-COHORT=${COHORT:-$ROOT/build/cohort}
+# show, stamp, die, wait_line, json_field, stats, bench_dirs; the shared options
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_defaults
 PROG=${MIGWATCH:-$ROOT/build/bench/migwatch}
-IMAGES=
-DISK=0
-KEEP=0
-REPS=3
 MIB=1024
 PCTS="1 10"
 MODES="precopy postcopy"
@@ -77,10 +74,10 @@ WARM=3
 WINDOW=2
 AFTER=5
 
-usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+BENCH_OPTS="--reps --images --keep --cohort --help"
 while (($#)); do
+    bench_opt "$@" && { shift "$BENCH_SHIFT"; continue; }
     case $1 in
-    --reps) REPS=${2:?}; shift ;;
     --mib) MIB=${2:?}; shift ;;
     --pcts) PCTS=${2:?}; shift ;;
     --modes) MODES=${2:?}; shift ;;
@@ -88,30 +85,20 @@ while (($#)); do
     --warm) WARM=${2:?}; shift ;;
     --window) WINDOW=${2:?}; shift ;;
     --after) AFTER=${2:?}; shift ;;
-    --images) IMAGES=${2:?}; shift ;;
-    --keep) KEEP=1 ;;
-    --cohort) COHORT=${2:?}; shift ;;
     --prog) PROG=${2:?}; shift ;;
-    -h|--help) usage ;;
     *) echo "migrate.sh: unknown option $1" >&2; usage ;;
     esac
     shift
 done
-for v in REPS MIB WARM WINDOW AFTER; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "migrate.sh: --${v,,} wants a positive integer" >&2; exit 2; }
-done
+bench_positive REPS MIB WARM WINDOW AFTER
 ((WINDOW < AFTER)) || { echo "migrate.sh: --window must be shorter than --after" >&2; exit 2; }
 for m in $MODES; do
     [[ $m =~ ^(precopy|postcopy)$ ]] || { echo "migrate.sh: unknown mode $m" >&2; exit 2; }
 done
 [[ $(id -u) = 0 ]] || { echo "migrate.sh: needs root (network namespaces)" >&2; exit 2; }
 command -v ip >/dev/null || { echo "migrate.sh: needs ip (iproute2)" >&2; exit 2; }
-for f in "$COHORT" "$PROG"; do
-    [[ -x $f ]] || { echo "migrate.sh: $f not found or not executable (run 'make all progs' first)" >&2; exit 2; }
-done
+bench_need "make all progs" "$COHORT" "$PROG"
 
-# show, stamp, die, wait_line, json_field, stats, bench_dirs
-source "$ROOT/bench/lib.sh"
 # HOST_ADDR_A/B, netns_start, netns_made, hosts_join
 source "$ROOT/tests/harness/hosts.sh"
 bench_dirs cohort-migrate

@@ -71,53 +71,39 @@
 # All times are in milliseconds; the last line of the table is the median.
 set -u
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-COHORT=${COHORT:-$ROOT/build/cohort}
+# show, stamp, die, wait_line, json_field, ms_between, bench_dirs; the shared options
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_defaults
 BIGMEM=${BIGMEM:-$ROOT/build/bench/bigmem}
-IMAGES=
-DISK=0
-REPS=3
 MIB=1024
 THREADS=4
 WINDOW=3
 DIRTY=
 DROP=0
-KEEP=0
 CKPT_OPTS=()
 EXTRA=()
 
-usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+BENCH_OPTS="--reps --images --keep --cohort --help"
 while (($#)); do
+    bench_opt "$@" && { shift "$BENCH_SHIFT"; continue; }
     case $1 in
-    --images) IMAGES=${2:?}; shift ;;
     --disk) DISK=1 ;;
-    --reps) REPS=${2:?}; shift ;;
     --mib) MIB=${2:?}; shift ;;
     --threads) THREADS=${2:?}; shift ;;
     --window) WINDOW=${2:?}; shift ;;
     --dirty-pct) DIRTY=${2:?}; shift ;;
     --drop-caches) DROP=1 ;;
-    --keep) KEEP=1 ;;
     --compress) CKPT_OPTS+=(--compress) ;;
-    --cohort) COHORT=${2:?}; shift ;;
     --bigmem) BIGMEM=${2:?}; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) usage ;;
     *) echo "run.sh: unknown option $1" >&2; usage ;;
     esac
     shift
 done
 
-[[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --reps wants a positive integer" >&2; exit 2; }
-for f in "$COHORT" "$BIGMEM"; do
-    if [[ ! -x $f ]]; then
-        echo "run.sh: $f not found or not executable (run 'make' first)" >&2
-        exit 2
-    fi
-done
+bench_positive REPS
+bench_need make "$COHORT" "$BIGMEM"
 
-# show, stamp, die, wait_line, json_field, ms_between, bench_dirs
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_dirs cohort-bench
 
 NAME=                 # group of the current repetition

@@ -24,15 +24,17 @@
 #   program's stdout and stderr hold nothing of cohort's; every checkpoint
 #   committed.  Exit status 1 if a check fails.
 set -u
+# the shared options (--keep is this script's own: the group's --keep)
+source "$(dirname "$0")/lib.sh"
 N=1000 KEEP=3 MIB=16 FULL=5 IMAGES= COHORT=${COHORT:-}
+BENCH_OPTS="--images --cohort"
 while [ $# -gt 0 ]; do
+	bench_opt "$@" && { shift "$BENCH_SHIFT"; continue; }
 	case $1 in
 	--checkpoints) N=$2; shift 2 ;;
 	--keep) KEEP=$2; shift 2 ;;
 	--mib) MIB=$2; shift 2 ;;
 	--full-every) FULL=$2; shift 2 ;;
-	--images) IMAGES=$2; shift 2 ;;
-	--cohort) COHORT=$2; shift 2 ;;
 	*) echo "usage: bash bench/soak.sh [--checkpoints N] [--keep K] [--mib M] [--full-every F] [--images DIR]" >&2
 	   exit 2 ;;
 	esac

@@ -58,13 +58,10 @@
 # All times in milliseconds.  Not part of `make check`.
 set -u
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-COHORT=${COHORT:-$ROOT/build/cohort}
+# show, stamp, die, wait_line, json_field, ms_between, bench_dirs; the shared options
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_defaults
 PROG=${THP_ROUNDS:-$ROOT/build/bench/thp_rounds}
-IMAGES=
-DISK=0
-KEEP=0
-REPS=3
 SIZE=(--gib 2)
 ROUNDS=8
 EVERY=8
@@ -73,10 +70,10 @@ PATTERN=both
 MODES="native none full incr"
 LIVE=0
 
-usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+BENCH_OPTS="--reps --images --keep --cohort --help"
 while (($#)); do
+    bench_opt "$@" && { shift "$BENCH_SHIFT"; continue; }
     case $1 in
-    --reps) REPS=${2:?}; shift ;;
     --gib) SIZE=(--gib "${2:?}"); shift ;;
     --mib) SIZE=(--mib "${2:?}"); shift ;;
     --rounds) ROUNDS=${2:?}; shift ;;
@@ -85,19 +82,13 @@ while (($#)); do
     --pattern) PATTERN=${2:?}; shift ;;
     --modes) MODES=${2:?}; shift ;;
     --live) LIVE=1 ;;
-    --images) IMAGES=${2:?}; shift ;;
     --disk) DISK=1 ;;
-    --keep) KEEP=1 ;;
-    --cohort) COHORT=${2:?}; shift ;;
     --prog) PROG=${2:?}; shift ;;
-    -h|--help) usage ;;
     *) echo "thp.sh: unknown option $1" >&2; usage ;;
     esac
     shift
 done
-for v in REPS ROUNDS EVERY PASSES; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "thp.sh: --${v,,} wants a positive integer" >&2; exit 2; }
-done
+bench_positive REPS ROUNDS EVERY PASSES
 ((ROUNDS >= 6)) || { echo "thp.sh: --rounds must be at least 6 (checkpoints after rounds 2 and 5)" >&2; exit 2; }
 case $PATTERN in
 whole) PATTERNS=(whole) ;;
@@ -108,12 +99,8 @@ esac
 for m in $MODES; do
     [[ $m =~ ^(native|none|full|incr)$ ]] || { echo "thp.sh: unknown mode $m" >&2; exit 2; }
 done
-for f in "$COHORT" "$PROG"; do
-    [[ -x $f ]] || { echo "thp.sh: $f not found or not executable (run 'make all progs' first)" >&2; exit 2; }
-done
+bench_need "make all progs" "$COHORT" "$PROG"
 
-# show, stamp, die, wait_line, json_field, ms_between, bench_dirs
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_dirs cohort-thp
 
 bench_trap_images
