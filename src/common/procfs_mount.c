@@ -79,71 +79,89 @@ static int mount_point(const char *point, char *out, size_t n)
 	return 0;
 }
 
-int co_cgroup_mount(const char *ctl, size_t ctl_len, char *out, size_t n)
+/* One line of a mountinfo text: where it starts and ends, its first five fields, where the rest begins. */
+struct mount_line {
+	const char *start, *eol, *rest;
+	const char *f[5];
+};
+
+/*
+ * The mount point of the first line of the mountinfo file at path that
+ * match(line, arg) accepts, into out: 0, or -ENOENT when none does (or it
+ * does not fit).  One walk for every question asked of mountinfo.
+ */
+static int find_mount(const char *path, int (*match)(const struct mount_line *l, const void *arg), const void *arg,
+		      char *out, size_t n)
 {
 	static char buf[65536];
-	if (co_read_small("/proc/self/mountinfo", buf, sizeof(buf)) <= 0)
+	if (co_read_small(path, buf, sizeof(buf)) <= 0)
 		return -ENOENT;
-	/* "ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS" */
 	for (const char *line = buf; *line;) {
-		const char *eol = line, *f[5], *e;
-		while (*eol && *eol != '\n')
-			eol++;
-		const char *dash = mount_fields(line, f);
-		while (dash < eol && !(dash[0] == ' ' && dash[1] == '-' && dash[2] == ' '))
-			dash++;
-		if (dash < eol) {
-			const char *type = co_word(dash + 3, &e), *type_end = e, *src_end, *opts;
-			co_word(e, &src_end);
-			opts = co_word(src_end, &e);
-			size_t tlen = (size_t)(type_end - type);
-			int v2 = tlen == 7 && !co_memcmp(type, "cgroup2", 7), v1 = tlen == 6 && !co_memcmp(type, "cgroup", 6);
-			if (f[3][0] == '/' && f[3][1] == ' ' && (ctl_len ? v1 && has_all(opts, (size_t)(e - opts), ctl, ctl_len) : v2))
-				return mount_point(f[4], out, n);
-		}
-		line = *eol ? eol + 1 : eol;
+		struct mount_line l = { .start = line, .eol = line };
+		while (*l.eol && *l.eol != '\n')
+			l.eol++;
+		l.rest = mount_fields(line, l.f);
+		if (match(&l, arg))
+			return mount_point(l.f[4], out, n);
+		line = *l.eol ? l.eol + 1 : l.eol;
 	}
 	return -ENOENT;
+}
+
+struct cgroup_want {
+	const char *ctl;
+	size_t ctl_len;
+};
+
+/* "ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS": a whole hierarchy of w's controllers */
+static int cgroup_line(const struct mount_line *l, const void *arg)
+{
+	const struct cgroup_want *w = arg;
+	const char *dash = l->rest, *eol = l->eol, *const *f = l->f, *e;
+	while (dash < eol && !(dash[0] == ' ' && dash[1] == '-' && dash[2] == ' '))
+		dash++;
+	if (dash >= eol)
+		return 0;
+	const char *type = co_word(dash + 3, &e), *type_end = e, *src_end, *opts;
+	co_word(e, &src_end);
+	opts = co_word(src_end, &e);
+	size_t tlen = (size_t)(type_end - type);
+	int v2 = tlen == 7 && !co_memcmp(type, "cgroup2", 7), v1 = tlen == 6 && !co_memcmp(type, "cgroup", 6);
+	return f[3][0] == '/' && f[3][1] == ' ' &&
+	       (w->ctl_len ? v1 && has_all(opts, (size_t)(e - opts), w->ctl, w->ctl_len) : v2);
+}
+
+int co_cgroup_mount(const char *ctl, size_t ctl_len, char *out, size_t n)
+{
+	struct cgroup_want w = { ctl, ctl_len };
+	return find_mount("/proc/self/mountinfo", cgroup_line, &w, out, n);
+}
+
+/* "ID PARENT MAJ:MIN ROOT POINT ...": the mount of that ID */
+static int id_line(const struct mount_line *l, const void *arg)
+{
+	return co_strtoul(l->start, 0, 10) == *(const uint32_t *)arg;
 }
 
 int co_mount_point_by_id(int pid, uint32_t mnt_id, char *out, size_t n)
 {
-	static char buf[65536];
 	char path[64];
 	co_fmt(path, sizeof(path), "/proc/%d/mountinfo", pid);
-	if (co_read_small(path, buf, sizeof(buf)) <= 0)
-		return -ENOENT;
-	/* "ID PARENT MAJ:MIN ROOT POINT ...": the mount point as the process sees it */
-	for (const char *line = buf; *line;) {
-		const char *eol = line, *f[5];
-		while (*eol && *eol != '\n')
-			eol++;
-		mount_fields(line, f);
-		if (co_strtoul(line, 0, 10) == mnt_id)
-			return mount_point(f[4], out, n);
-		line = *eol ? eol + 1 : eol;
-	}
-	return -ENOENT;
+	/* the mount point as the process sees it */
+	return find_mount(path, id_line, &mnt_id, out, n);
+}
+
+/* "ID PARENT MAJ:MIN ROOT POINT ...": a mount of the filesystem's root (MAJ:MIN is want), so that every inode is under it */
+static int dev_line(const struct mount_line *l, const void *arg)
+{
+	const char *want = arg, *const *f = l->f;
+	size_t wlen = co_strlen(want);
+	return !co_memcmp(f[2], want, wlen) && f[2][wlen] == ' ' && f[3][0] == '/' && f[3][1] == ' ';
 }
 
 int co_dev_mount(unsigned major, unsigned minor, char *out, size_t n)
 {
-	static char buf[65536];
 	char want[32];
 	co_fmt(want, sizeof(want), "%u:%u", major, minor);
-	size_t wlen = co_strlen(want);
-	if (co_read_small("/proc/self/mountinfo", buf, sizeof(buf)) <= 0)
-		return -ENOENT;
-	/* "ID PARENT MAJ:MIN ROOT POINT ...": a mount of the filesystem's root, so that every inode is under it */
-	for (const char *line = buf; *line;) {
-		const char *eol = line, *f[5];
-		while (*eol && *eol != '\n')
-			eol++;
-		mount_fields(line, f);
-		if (!co_memcmp(f[2], want, wlen) && f[2][wlen] == ' ' && f[3][0] == '/' && f[3][1] == ' ')
-			return mount_point(f[4], out, n);
-		line = *eol ? eol + 1 : eol;
-	}
-	return -ENOENT;
+	return find_mount("/proc/self/mountinfo", dev_line, want, out, n);
 }
-
