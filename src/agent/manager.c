@@ -75,10 +75,12 @@ static int note_root(void)
 {
 	int e = co_root_note(co_agent.root, sizeof(co_agent.root));
 	if (e)
-		return co_err(co_errbuf, sizeof(co_errbuf), "pid %d: cannot read its root and working directories (chroot) "
+		return co_err(co_errbuf, sizeof(co_errbuf),
+			      "pid %d: cannot read its root and working directories (chroot) "
 			      "from the group's root (errno %d)", co_agent.pid, -e);
 	if (co_endswith(co_agent.root, " (deleted)"))
-		return co_err(co_errbuf, sizeof(co_errbuf), "pid %d: its root directory %s was removed after its chroot, "
+		return co_err(co_errbuf, sizeof(co_errbuf),
+			      "pid %d: its root directory %s was removed after its chroot, "
 			      "which cohort cannot restore", co_agent.pid, co_agent.root);
 	return 0;
 }
@@ -98,7 +100,8 @@ static void session(void)
 		for (int k = co_inbox.m.type == CO_M_DUMP ? IMG_FDS : 1; k < CO_MSG_FDS; k++)
 			if (rfd[k] >= 0)
 				co_close(rfd[k]);
-		if (co_inbox.m.type != CO_M_PREPARE && co_inbox.m.type != CO_M_QUIESCE && co_inbox.m.type != CO_M_DUMP && tfd >= 0) {
+		unsigned type = co_inbox.m.type;
+		if (type != CO_M_PREPARE && type != CO_M_QUIESCE && type != CO_M_DUMP && tfd >= 0) {
 			co_close(tfd);
 			tfd = -1;
 		}
@@ -177,8 +180,8 @@ static void session(void)
 			int missing = co_image_files_take(rfd);
 			int r = IMG_FAILED;
 			if (missing || !d)
-				co_fmt(co_errbuf, sizeof(co_errbuf), "pid %d: the coordinator sent DUMP without %s", co_agent.pid,
-				       missing ? "the image's files" : "its list of shared files");
+				co_fmt(co_errbuf, sizeof(co_errbuf), "pid %d: the coordinator sent DUMP without %s",
+				       co_agent.pid, missing ? "the image's files" : "its list of shared files");
 			else if (note_root() == 0) {
 				co_inotify_take(); /* the inotify events the coordinator left to us: in the image */
 				r = co_take_image(dir, &bytes, !(co_inbox.m.flags & CO_CKPT_STOP));

@@ -161,7 +161,8 @@ static int settle_signals(void)
 		co_fwake(&co_agent.release);
 		for (int got, waited = 0; (got = __atomic_load_n(&co_agent.recollected, __ATOMIC_ACQUIRE)) < want;) {
 			if (waited++ > 500) {
-				co_fmt(co_errbuf, sizeof(co_errbuf), "pid %d: its parked threads did not take their signals again",
+				co_fmt(co_errbuf, sizeof(co_errbuf),
+				       "pid %d: its parked threads did not take their signals again",
 				       co_agent.pid);
 				return -1;
 			}
@@ -269,7 +270,8 @@ int co_next_msg(int *fds, int nfds)
 		if (p[1].rev) {
 			co_close(writer_pidfd);
 			writer_pidfd = -1;
-			co_fmt(co_errbuf, sizeof(co_errbuf), "pid %d: the image writer died before the image was complete",
+			co_fmt(co_errbuf, sizeof(co_errbuf),
+			       "pid %d: the image writer died before the image was complete",
 			       co_agent.pid);
 			co_send_msg(co_agent.sock, CO_M_FAIL, 0, co_errbuf);
 			continue;

@@ -151,7 +151,7 @@ int co_mount_point_by_id(int pid, uint32_t mnt_id, char *out, size_t n)
 	return find_mount(path, id_line, &mnt_id, out, n);
 }
 
-/* "ID PARENT MAJ:MIN ROOT POINT ...": a mount of the filesystem's root (MAJ:MIN is want), so that every inode is under it */
+/* "ID PARENT MAJ:MIN ROOT POINT ...": a mount of the root of filesystem want (MAJ:MIN): every inode is under it */
 static int dev_line(const struct mount_line *l, const void *arg)
 {
 	const char *want = arg, *const *f = l->f;
