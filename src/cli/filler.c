@@ -757,10 +757,13 @@ void co_filler_main(const struct co_filler_cfg *c)
 	buf = aligned_alloc(PAGE, CHUNK);
 	if (!buf)
 		fail("out of memory");
+	co_trace("filler of pid %d: starts", c->pid);
 	index_chain();
+	co_trace("filler of pid %d: indexed %u pages of %d images", c->pid, nent, c->nlayers);
 	write_eager();
 	if (c->announce)
 		announce();
+	co_trace("filler of pid %d: eager pages written", c->pid);
 	new_space(c->uffd, NULL);
 	/* records in the order of the files: each read once, front to back */
 	for (uint32_t i = 0; i < nrecs; i++)
