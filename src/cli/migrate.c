@@ -222,6 +222,7 @@ static void take(unsigned flags, struct taken *t)
 		coordinator_gone();
 	if (mb.m.type != CO_M_REPLY || mb.m.a)
 		fail("%s", mb.m.type == CO_M_REPLY ? mb.text : "the coordinator answered something else");
+	co_trace("migrate: %s: %.400s", M.label, mb.text);
 	M.held = (flags & CO_CKPT_HOLD) != 0;
 	M.taken++;
 	memset(t, 0, sizeof(*t));
