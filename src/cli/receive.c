@@ -388,10 +388,10 @@ static int receive_generation(void)
 	co_trace("receive: generation %llu received", (unsigned long long)R.gen);
 	check_generation();
 	co_trace("receive: generation %llu checked", (unsigned long long)R.gen);
-	if (last)
+	if (last) {
 		commit_all();
-	if (last)
 		co_trace("receive: committed");
+	}
 	return last;
 }
 
