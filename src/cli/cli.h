@@ -23,6 +23,7 @@ const char *co_default_images(void);
 int co_valid_name(const char *name);
 const char *co_self_path(const char *file, char *out, size_t n); /* file next to the cohort binary, in out */
 uint64_t co_now_ns(int clock);
+void co_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* COHORT_TRACE=1: a timed line */
 
 /*
  * park.c: thread tid of member pid (host pid host_pid) has not parked for

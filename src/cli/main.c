@@ -77,6 +77,29 @@ uint64_t co_now_ns(int clock)
 	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
 }
 
+/*
+ * COHORT_TRACE=1 (off by default): one line on stderr per step of a
+ * migration's stop, on either side, stamped in ms, so that where the
+ * downtime goes can be read off the logs (docs/architecture.md,
+ * "Migration").  CLOCK_REALTIME: a restart's page fillers run in the
+ * group's time namespace, whose monotonic clock is shifted; the two hosts
+ * of bench/migrate.sh share the one machine's.
+ */
+void co_trace(const char *fmt, ...)
+{
+	static int on = -1;
+	if (on < 0)
+		on = getenv("COHORT_TRACE") && strcmp(getenv("COHORT_TRACE"), "0");
+	if (!on)
+		return;
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "cohort-trace: %.3f %d %s\n", (double)co_now_ns(CLOCK_REALTIME) / 1e6, (int)getpid(), line);
+}
+
 const char *co_run_root(void)
 {
 	static char path[PATH_MAX];

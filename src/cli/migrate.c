@@ -222,6 +222,7 @@ static void take(unsigned flags, struct taken *t)
 		coordinator_gone();
 	if (mb.m.type != CO_M_REPLY || mb.m.a)
 		fail("%s", mb.m.type == CO_M_REPLY ? mb.text : "the coordinator answered something else");
+	co_trace("migrate: %s: %.400s", M.label, mb.text);
 	M.held = (flags & CO_CKPT_HOLD) != 0;
 	M.taken++;
 	memset(t, 0, sizeof(*t));
@@ -401,6 +402,7 @@ static void await_ready(void)
 	if (expect(CO_W_READY, "READY", err, sizeof(err)))
 		fail("%s", err);
 	M.t_ready = co_now_ns(CLOCK_MONOTONIC);
+	co_trace("migrate: READY");
 	co_crash_point("ready"); /* tests: migrate killed with the group restored there, held here */
 }
 
@@ -416,6 +418,7 @@ static void end_here(void)
 	if (co_send(M.coord, CO_M_HOLD_END, 0, 0, 0, M.o->to, -1) || co_recv(M.coord, &mb, NULL))
 		coordinator_gone(); /* it died holding the group, which died with it */
 	int ended = mb.m.type == CO_M_REPLY && !mb.m.a;
+	co_trace("migrate: ended here");
 	M.held = 0;
 	close(M.coord);
 	M.coord = -1;
@@ -436,6 +439,7 @@ static void let_run(void)
 		       (unsigned long long)M.gen, M.dir);
 	}
 	M.t_running = co_now_ns(CLOCK_MONOTONIC);
+	co_trace("migrate: RUNNING");
 }
 
 /* ---- the rounds ---- */
@@ -536,6 +540,7 @@ static void stop_and_send(void)
 	M.stop_incremental = M.rounds && !stop_whole();
 	take(CO_CKPT_HOLD | (M.stop_incremental ? CO_CKPT_INCREMENTAL : 0), &t);
 	M.t_reply = co_now_ns(CLOCK_MONOTONIC);
+	co_trace("migrate: the stop's generation %llu committed", (unsigned long long)t.gen);
 	M.pause_ms = t.pause_ms;
 	compare_files(&t);
 	M.t_compared = co_now_ns(CLOCK_MONOTONIC);
@@ -543,6 +548,7 @@ static void stop_and_send(void)
 	group_dir(t.dir, gdir, sizeof(gdir));
 	send_generation(gdir, t.gen, 1);
 	M.t_sent = co_now_ns(CLOCK_MONOTONIC);
+	co_trace("migrate: the stop's generation sent");
 }
 
 /* Milliseconds from a to b (CLOCK_MONOTONIC ns). */

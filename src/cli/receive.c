@@ -385,9 +385,13 @@ static int receive_generation(void)
 		lost(err);
 	if (R.m.op != CO_W_GEN_END)
 		fail("a message out of order where a file was due");
+	co_trace("receive: generation %llu received", (unsigned long long)R.gen);
 	check_generation();
-	if (last)
+	co_trace("receive: generation %llu checked", (unsigned long long)R.gen);
+	if (last) {
 		commit_all();
+		co_trace("receive: committed");
+	}
 	return last;
 }
 
@@ -425,10 +429,12 @@ static void receive_all(void)
  */
 static int ready(void)
 {
+	co_trace("receive: every process back");
 	if (co_wire_send(&R.w, CO_W_READY, nprocs, 0, NULL) || co_wire_recv(&R.w, &R.m, CO_W_GO, R.why, sizeof(R.why)))
 		return R.why[0] ? -1 : (snprintf(R.why, sizeof(R.why), "%s closed the connection", R.w.peer), -1);
 	if (R.m.op != CO_W_GO)
 		return snprintf(R.why, sizeof(R.why), "the source did not say go"), -1;
+	co_trace("receive: GO");
 	return 0;
 }
 
@@ -436,6 +442,7 @@ static int ready(void)
 static void running(void)
 {
 	R.running = 1;
+	co_trace("receive: released");
 	co_wire_send(&R.w, CO_W_RUNNING, nprocs, 0, NULL);
 	close(R.w.fd);
 }

@@ -251,6 +251,8 @@ int on_register(int i)
 	/* it keeps no connection while it runs; a restored one waits on it for the release */
 	if (!c->restored)
 		hang_up(c);
+	if (c->restored)
+		co_trace("restore: pid %d is back", c->pid);
 	if (c->restored && G.expect > 0 && --G.expect == 0) {
 		if (getenv("COHORT_DEBUG"))
 			co_warn("restart: every process back after %.1f ms",

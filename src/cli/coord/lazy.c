@@ -190,6 +190,7 @@ void on_lazy(int i, int uffd)
 		return;
 	}
 	static uint64_t ranges[CO_LAZY_MAX_RANGES * 2];
+	co_trace("lazy: pid %d hands over its regions", pid);
 	memcpy(ranges, in.text, nr * 16);
 	pid_t me = getpid(), p = -1;
 	int sv[2];
@@ -215,6 +216,7 @@ void on_lazy(int i, int uffd)
 		return;
 	}
 	/* the restorer goes on (and its program runs) only once its filler is counted (lazy_filling) */
+	co_trace("lazy: pid %d answered", pid);
 	reply(c->fd, 0, "filler %d", (int)p);
 	drop(i);
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);

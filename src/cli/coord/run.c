@@ -142,7 +142,9 @@ int co_cmd_run(struct co_run_opts *o)
 	cfg.argv = o->argv;
 	cfg.envp = group_env(agent);
 	cfg.root_pid = G.root_pid;
+	co_trace("restart: init starts");
 	start_init(&cfg);
+	co_trace("restart: init started");
 	return loop();
 }
 
@@ -205,7 +207,9 @@ int co_cmd_restart(struct co_run_opts *o)
 	 * built now if missing; lazily, straight from its chain where it can.
 	 */
 	co_progress_start(&restore_pr, STDERR_FILENO, "restart '%s'", o->name);
+	co_trace("restart: begins");
 	const struct co_chain_dirs *chain = o->lazy ? lazy_chain(gdir, gen, o->trust_images) : NULL;
+	co_trace("restart: chain %s", chain ? "as it is" : "merged");
 	co_merge_progress = &restore_pr;
 	if (!chain && co_restore_dir(gdir, gen, dir, sizeof(dir), err, sizeof(err)))
 		co_die("generation %llu of '%s': %s", (unsigned long long)gen, o->name, err);
