@@ -24,6 +24,9 @@
  *   GO                                ->
  *                                     <-    RUNNING
  *
+ * From the byte after the target's OK to PROOF on, every byte each way is
+ * encrypted and authenticated in frames (wire_crypt.h), under the records.
+ *
  * Either side may send ABORT (text: why) instead of its next message and
  * hang up; a side that sees it, or the connection close, gives up.  The
  * group never runs on both sides: the target lets it run only after GO,
