@@ -51,6 +51,7 @@ struct co_wire_crypt {
 	size_t inoff, inlen;	/* in[inoff..inlen): plaintext the reader has not taken */
 	int tap;		/* COHORT_WIRE_TAP: a copy of what we send, or -1 */
 	uint64_t flip;		/* COHORT_WIRE_FLIP: the frame to damage on its way (tests), or 0 */
+	uint64_t drop;		/* COHORT_WIRE_DROP: the frame lost on its way (tests), or 0 */
 	char err[300];
 };
 
@@ -172,7 +173,8 @@ static long crypt_write(struct co_io *io, const void *p, uint64_t n)
 			uint32_t len = n - done > CO_CRYPT_FRAME ? CO_CRYPT_FRAME : (uint32_t)(n - done);
 			if (seal(k, c + done, len, k->out + used))
 				return broken(k, -EPROTO, "could not be encrypted (OpenSSL)", k->tx.n);
-			used += HEAD + len + TAG;
+			if (k->tx.n != k->drop) /* tests: a frame left out */
+				used += HEAD + len + TAG;
 			done += len;
 		}
 		long e = send_all(k, k->out, used);
@@ -187,18 +189,17 @@ static long frame_in(struct co_wire_crypt *k, uint32_t *len)
 {
 	uint64_t frame = k->rx.n + 1;
 	long e = recv_all(k, k->head, HEAD);
-	if (e)
-		return e;
-	*len = get_le32(k->head);
-	if (*len == 0 || *len > CO_CRYPT_FRAME) {
-		snprintf(k->err, sizeof(k->err), "migration stream from %s: frame %llu failed authentication (its length, %u, is out of bounds)",
-			 k->peer, (unsigned long long)frame, *len);
-		return -EBADMSG;
+	if (e == 0) {
+		*len = get_le32(k->head);
+		/* the length is authenticated with the frame, but must be bounded before the frame is read */
+		if (*len == 0 || *len > CO_CRYPT_FRAME)
+			return broken(k, -EBADMSG, "failed authentication (its length is out of bounds)", frame);
+		e = recv_all(k, k->in, *len + TAG);
+		if (e == 1)
+			e = -EPIPE;
 	}
-	e = recv_all(k, k->in, *len + TAG);
-	if (e)
-		return broken(k, e == 1 ? -EPIPE : e, "was cut short: the connection ended within it", frame);
-	return 0;
+	/* a connection that ends within a frame is said so; its other errors are the reader's to name */
+	return e == -EPIPE ? broken(k, e, "was cut short: the connection ended within it", frame) : e;
 }
 
 static long crypt_read(struct co_io *io, void *p, uint64_t n)
@@ -237,9 +238,10 @@ struct co_wire_crypt *co_crypt_new(int fd, const char *peer, struct co_writer *w
 	k->io.write = crypt_write;
 	k->fd = fd;
 	snprintf(k->peer, sizeof(k->peer), "%s", peer);
-	const char *tap = getenv("COHORT_WIRE_TAP"), *flip = getenv("COHORT_WIRE_FLIP");
+	const char *tap = getenv("COHORT_WIRE_TAP"), *flip = getenv("COHORT_WIRE_FLIP"), *drop = getenv("COHORT_WIRE_DROP");
 	k->tap = tap && tap[0] ? open(tap, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
 	k->flip = flip ? strtoull(flip, NULL, 10) : 0;
+	k->drop = drop ? strtoull(drop, NULL, 10) : 0;
 	w->io = &k->io;
 	r->io = &k->io;
 	return k;

@@ -18,7 +18,7 @@
  *
  * Tests: COHORT_WIRE_TAP=FILE appends every byte this side sends on the
  * socket to FILE; COHORT_WIRE_FLIP=N flips one bit of the ciphertext of
- * the N-th frame this side sends.
+ * the N-th frame this side sends; COHORT_WIRE_DROP=N leaves that frame out.
  */
 #ifndef COHORT_WIRE_CRYPT_H
 #define COHORT_WIRE_CRYPT_H

@@ -8,7 +8,8 @@
 #                       it; the group ends right at B
 #   wirecrypt_tampered  one bit of one frame changed on its way
 #                       (COHORT_WIRE_FLIP): from the source in the middle of
-#                       the generation, then from the target in its first
+#                       the generation, then one left out (COHORT_WIRE_DROP),
+#                       then one changed from the target in its first
 #                       answer; the side that reads it refuses the frame in
 #                       one line naming it, the other gives up, the group
 #                       runs on at A, B keeps nothing, and it ends right
@@ -62,6 +63,15 @@ t_wirecrypt_tampered() {
 	grep -q "migration stream from 10.77.0.1:[0-9]*: frame 6 failed authentication" "$TD/recvB.err" ||
 		fail "recvB: $(tail -n 1 "$TD/recvB.err")"
 	[ "$(grep -vc '^listening on' "$TD/recvB.err")" = 1 ] || fail "recvB: not one line: $(tr '\n' '|' <"$TD/recvB.err")"
+	no_generation B
+	# frame 6 left out: frame 7 comes where 6 was due, and fails as 6
+	mig_receive recvB3 B
+	COHORT_WIRE_DROP=6 mig_go A drop
+	mig_failed drop "the group runs on here"
+	bg_wait recvB3
+	[ "$RC" = 1 ] || fail "recvB3: status $RC with a frame left out, expected 1: $(first_line "$TD/recvB3.err")"
+	grep -q "migration stream from 10.77.0.1:[0-9]*: frame 6 failed authentication" "$TD/recvB3.err" ||
+		fail "recvB3: $(tail -n 1 "$TD/recvB3.err")"
 	no_generation B
 	# frame 1 from the target: its OK to HELLO
 	mig_receive recvB2 B COHORT_WIRE_FLIP=1
