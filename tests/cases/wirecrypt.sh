@@ -54,23 +54,24 @@ t_wirecrypt_sealed() {
 t_wirecrypt_tampered() {
 	mig_hosts
 	mig_run run0
-	# frame 6 from the source: within the generation (HELLO is frame 1)
+	# frame 20 from the source: within the first generation's images (HELLO is frame 1, each message
+	# a frame of its own, the images 64 KiB a frame), with more to come right after it
 	mig_receive recvB B
-	COHORT_WIRE_FLIP=6 mig_go A src
+	COHORT_WIRE_FLIP=20 mig_go A src
 	mig_failed src "the group runs on here"
 	bg_wait recvB
 	[ "$RC" = 1 ] || fail "recvB: status $RC with a frame changed, expected 1: $(first_line "$TD/recvB.err")"
-	grep -q "migration stream from 10.77.0.1:[0-9]*: frame 6 failed authentication" "$TD/recvB.err" ||
+	grep -q "migration stream from 10.77.0.1:[0-9]*: frame 20 failed authentication" "$TD/recvB.err" ||
 		fail "recvB: $(tail -n 1 "$TD/recvB.err")"
 	[ "$(grep -vc '^listening on' "$TD/recvB.err")" = 1 ] || fail "recvB: not one line: $(tr '\n' '|' <"$TD/recvB.err")"
 	no_generation B
-	# frame 6 left out: frame 7 comes where 6 was due, and fails as 6
+	# frame 20 left out: frame 21 comes where 20 was due, and fails as 20
 	mig_receive recvB3 B
-	COHORT_WIRE_DROP=6 mig_go A drop
+	COHORT_WIRE_DROP=20 mig_go A drop
 	mig_failed drop "the group runs on here"
 	bg_wait recvB3
 	[ "$RC" = 1 ] || fail "recvB3: status $RC with a frame left out, expected 1: $(first_line "$TD/recvB3.err")"
-	grep -q "migration stream from 10.77.0.1:[0-9]*: frame 6 failed authentication" "$TD/recvB3.err" ||
+	grep -q "migration stream from 10.77.0.1:[0-9]*: frame 20 failed authentication" "$TD/recvB3.err" ||
 		fail "recvB3: $(tail -n 1 "$TD/recvB3.err")"
 	no_generation B
 	# frame 1 from the target: its OK to HELLO
