@@ -4,9 +4,11 @@
  * image records (image.c's one writer and reader), so that every byte is
  * checked as it arrives just as an image on disk is when it is read.
  *
- * The token authenticates the two ends when they meet; it does not
- * encrypt or sign the stream after that (docs/architecture.md,
- * "Migration": run it over a network you trust, or a tunnel).
+ * The token authenticates the two ends when they meet; after that every
+ * byte each way is encrypted and authenticated with keys derived from it
+ * and the meeting's nonces (wire_crypt.c, under the writer and reader),
+ * so that what the records carry and the code that reads them are those
+ * of a plain stream (docs/architecture.md, "Migration", **Trust**).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +31,7 @@
 #include "progress.h"
 #include "util.h"
 #include "wire.h"
+#include "wire_crypt.h"
 
 /* how long a side waits for the other's next bytes before it gives up on the connection */
 #define WIRE_TIMEOUT_S 120
@@ -191,6 +194,9 @@ void co_wire_init(struct co_wire *c, int fd, const char *peer)
 	set_timeouts(fd);
 	co_w_init(&c->w, fd, c->wbuf, sizeof(c->wbuf));
 	co_r_init(&c->r, fd, c->rname);
+	c->crypt = co_crypt_new(fd, c->peer, &c->w, &c->r);
+	if (!c->crypt)
+		co_die("the stream from %s: out of memory", c->peer);
 }
 
 void co_wire_hang_up(struct co_wire *c)
@@ -231,13 +237,20 @@ int co_wire_send(struct co_wire *c, unsigned op, int64_t a, int64_t b, const cha
 	return send_msg(c, &m);
 }
 
+/* What went wrong reading: the transport's finding (a frame that failed its tag), else the reader's. */
+static const char *read_err(const struct co_wire *c)
+{
+	const char *e = co_crypt_error(c->crypt);
+	return e[0] ? e : c->r.err;
+}
+
 /* Why the stream failed, in a line: the reader's finding, or the connection's end. */
 static int lost(struct co_wire *c, int e, char *err, size_t errlen)
 {
 	if (e == 0)
 		snprintf(err, errlen, "%s closed the connection", c->peer);
 	else
-		snprintf(err, errlen, "%s", c->r.err[0] ? c->r.err : "the connection was lost");
+		snprintf(err, errlen, "%s", read_err(c)[0] ? read_err(c) : "the connection was lost");
 	return -1;
 }
 
@@ -252,7 +265,7 @@ static const char *op_name(unsigned op)
 static int read_msg(struct co_wire *c, struct co_wire_msg *m, char *err, size_t errlen)
 {
 	if (c->r.hdr.len > sizeof(*m) || co_r_payload(&c->r, m, sizeof(*m)))
-		return snprintf(err, errlen, "%s", c->r.err[0] ? c->r.err : "oversized message from the peer"), -1;
+		return snprintf(err, errlen, "%s", read_err(c)[0] ? read_err(c) : "oversized message from the peer"), -1;
 	m->text[sizeof(m->text) - 1] = 0;
 	return 0;
 }
@@ -310,7 +323,7 @@ static int send_auth(struct co_wire *c, struct co_wire_msg *m, unsigned op)
 int co_wire_auth_source(struct co_wire *c, const unsigned char *key, size_t keylen, char *err, size_t errlen)
 {
 	static struct co_wire_msg mine, theirs;
-	uint8_t ns[CO_WIRE_NONCE], want[CO_WIRE_MAC];
+	uint8_t ns[CO_WIRE_NONCE], nt[CO_WIRE_NONCE], want[CO_WIRE_MAC];
 	memset(&mine, 0, sizeof(mine));
 	err[0] = 0;
 	if (nonce(ns, err, errlen))
@@ -320,7 +333,8 @@ int co_wire_auth_source(struct co_wire *c, const unsigned char *key, size_t keyl
 		return lost(c, -1, err, errlen);
 	if (co_wire_recv(c, &theirs, CO_W_AUTH, err, errlen))
 		return -1;
-	proof(key, keylen, ROLE_TARGET, ns, theirs.nonce, want);
+	memcpy(nt, theirs.nonce, sizeof(nt));
+	proof(key, keylen, ROLE_TARGET, ns, nt, want);
 	if (CRYPTO_memcmp(want, theirs.mac, CO_WIRE_MAC) != 0) {
 		/* it does not know our secret: it gets nothing more than that verdict */
 		co_wire_send(c, CO_W_REFUSED, 0, 0, "wrong token: the source found this target's proof wrong");
@@ -329,12 +343,13 @@ int co_wire_auth_source(struct co_wire *c, const unsigned char *key, size_t keyl
 				c->peer), -1;
 	}
 	memset(&mine, 0, sizeof(mine));
-	proof(key, keylen, ROLE_SOURCE, ns, theirs.nonce, mine.mac);
+	proof(key, keylen, ROLE_SOURCE, ns, nt, mine.mac);
 	if (send_auth(c, &mine, CO_W_PROOF))
 		return lost(c, -1, err, errlen);
 	if (co_wire_recv(c, &theirs, CO_W_OK, err, errlen))
 		return -1;
-	return 0;
+	/* both proved: from here on each way is encrypted (the target switched after its OK) */
+	return co_crypt_key(c->crypt, 1, key, keylen, ns, nt, CO_WIRE_NONCE, err, errlen);
 }
 
 int co_wire_auth_target(struct co_wire *c, const unsigned char *key, size_t keylen, char *err, size_t errlen)
@@ -360,7 +375,10 @@ int co_wire_auth_target(struct co_wire *c, const unsigned char *key, size_t keyl
 		return snprintf(err, errlen, "%s does not know our token (the token files differ): refused it", c->peer),
 		       -1;
 	}
-	return co_wire_send(c, CO_W_OK, 0, 0, NULL) ? lost(c, -1, err, errlen) : 0;
+	if (co_wire_send(c, CO_W_OK, 0, 0, NULL))
+		return lost(c, -1, err, errlen);
+	/* the OK is the last plain record: the source switches once it has read it */
+	return co_crypt_key(c->crypt, 0, key, keylen, ns, mine.nonce, CO_WIRE_NONCE, err, errlen);
 }
 
 /* ---- files ---- */
@@ -416,7 +434,7 @@ int co_wire_next_file(struct co_wire *c, struct co_wire_file *f, struct co_wire_
 		return snprintf(err, errlen, "%s sent a %s record where a file was due", c->peer,
 				co_rec_name(c->r.hdr.type)), -1;
 	if (co_r_payload(&c->r, f, sizeof(*f)))
-		return snprintf(err, errlen, "%s", c->r.err), -1;
+		return snprintf(err, errlen, "%s", read_err(c)), -1;
 	f->name[sizeof(f->name) - 1] = 0;
 	return 1;
 }
@@ -452,7 +470,7 @@ int co_wire_recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, c
 		for (uint64_t left = c->r.hdr.len; left;) {
 			size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
 			if (co_r_read(&c->r, buf, n))
-				return snprintf(err, errlen, "%s", c->r.err), -1;
+				return snprintf(err, errlen, "%s", read_err(c)), -1;
 			if (write_all(fd, buf, n))
 				return snprintf(err, errlen, "cannot write %s: %s", f->name, strerror(errno)), -1;
 			co_xxh64_update(&h, buf, n);
@@ -461,7 +479,7 @@ int co_wire_recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, c
 			c->received += n;
 		}
 		if (co_r_finish(&c->r))
-			return snprintf(err, errlen, "%s", c->r.err), -1;
+			return snprintf(err, errlen, "%s", read_err(c)), -1;
 	}
 	if (co_xxh64_digest(&h) != f->digest)
 		return snprintf(err, errlen, "%s arrived damaged: its digest is not the one announced", f->name), -1;

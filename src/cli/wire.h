@@ -24,6 +24,9 @@
  *   GO                                ->
  *                                     <-    RUNNING
  *
+ * From the byte after the target's OK to PROOF on, every byte each way is
+ * encrypted and authenticated in frames (wire_crypt.h), under the records.
+ *
  * Either side may send ABORT (text: why) instead of its next message and
  * hang up; a side that sees it, or the connection close, gives up.  The
  * group never runs on both sides: the target lets it run only after GO,
@@ -38,6 +41,7 @@
 #include "image.h"
 
 struct co_progress;
+struct co_wire_crypt;
 
 enum co_wire_op {
 	CO_W_AUTH = 1,	 /* nonce; from the target also mac: its proof */
@@ -66,6 +70,7 @@ struct co_wire {
 	char wbuf[65536];
 	uint64_t sent, received; /* bytes of files */
 	struct co_progress *pr;	/* counts the bytes sent, on a terminal (progress.h); NULL: none */
+	struct co_wire_crypt *crypt; /* the transport under w and r: encrypted once the token is proved (wire_crypt.h) */
 };
 
 /* The token file's secret, refused (one line, exit 1) when others may read it or it is empty. */

@@ -23,7 +23,8 @@ static int write_all(struct co_writer *w, const void *p, uint64_t n)
 {
 	const char *c = p;
 	while (n && !w->err) {
-		long r = co_write(w->fd, c, n > (1UL << 30) ? (1UL << 30) : n);
+		uint64_t k = n > (1UL << 30) ? (1UL << 30) : n;
+		long r = w->io ? w->io->write(w->io, c, k) : co_write(w->fd, c, k);
 		if (r == -EINTR)
 			continue;
 		if (r <= 0) {
@@ -198,7 +199,8 @@ static int read_exact(struct co_reader *r, void *p, uint64_t n)
 	char *c = p;
 	uint64_t done = 0;
 	while (done < n) {
-		long k = co_read(r->fd, c + done, n - done > (1UL << 30) ? (1UL << 30) : n - done);
+		uint64_t want = n - done > (1UL << 30) ? (1UL << 30) : n - done;
+		long k = r->io ? r->io->read(r->io, c + done, want) : co_read(r->fd, c + done, want);
 		if (k == -EINTR)
 			continue;
 		if (k < 0) {

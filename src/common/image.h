@@ -862,6 +862,17 @@ struct co_slink {
 
 /* ---- writer: one writer for files and (later) sockets ---- */
 
+/*
+ * A transport under the stream, for a writer or reader that does not use
+ * its fd itself: the migration stream's encryption (src/cli/wire_crypt.c).
+ * Each call is as read(2) or write(2) on the fd: bytes moved (a write
+ * moves all of them), 0 at the end (read), or a negative errno.
+ */
+struct co_io {
+	long (*read)(struct co_io *io, void *p, uint64_t n);
+	long (*write)(struct co_io *io, const void *p, uint64_t n);
+};
+
 struct co_writer {
 	int fd;
 	int err;		/* first error as a negative errno, or 0 */
@@ -871,6 +882,7 @@ struct co_writer {
 	struct co_xxh64 h;
 	char *buf;
 	uint32_t bufsize, buffered;
+	struct co_io *io;	/* NULL: the bytes go to fd */
 };
 
 void co_w_init(struct co_writer *w, int fd, char *buf, uint32_t bufsize);
@@ -898,6 +910,7 @@ struct co_reader {
 	int decompressed;	/* the stream comes out of a .zst file: offsets are of the decompressed bytes */
 	int unhashed;		/* co_r_skip() passed over payload: this record's checksum is another's to check */
 	char err[320];
+	struct co_io *io;	/* NULL: the bytes come from fd */
 };
 
 void co_r_init(struct co_reader *r, int fd, const char *name);
