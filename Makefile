@@ -31,7 +31,8 @@ COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c c
 CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
 	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/cli/seccomp.c \
 	src/cli/wire.c src/cli/migrate.c src/cli/receive.c src/agent/dirty_method.c $(KINDS) \
-	src/cli/filler.c src/cli/chain.c
+	src/cli/filler.c src/cli/chain.c \
+	src/cli/postcopy.c
 
 # The agent lives in other people's programs: hidden symbols, no stack
 # protector (its handler runs on any thread), no unexpected dependencies.

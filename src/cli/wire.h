@@ -55,7 +55,20 @@ enum co_wire_op {
 	CO_W_RUNNING,	 /* it runs at the target */
 	CO_W_FCOPY,	 /* text: a file the group writes, whose copy travels in the generation (files/N) and
 			  * is put in place by the restart (--copy-files): not compared */
+	/* post-copy (--postcopy; src/cli/postcopy.c) */
+	CO_W_SPARSE,	 /* the next FILE comes without its holes: a: how many, listed in one DATA record
+			  * (struct co_wire_hole each) */
+	CO_W_PUSH,	 /* a: a sparse file (its place among the last generation's), b: offset; one DATA
+			  * record of the bytes follows (a piece: postcopy.c) */
+	CO_W_WANT,	 /* target: a fault waits for the piece of file a at offset b: send it first */
+	CO_W_DONE,	 /* target: every piece has come, the files are whole (digests checked) */
 };
+
+/* A range of a sparse file that its FILE leaves out (CO_W_SPARSE): bytes [off, off + len). */
+struct co_wire_hole {
+	uint64_t off, len;
+};
+#define CO_WIRE_MAX_HOLES (CO_WIRE_CHUNK / sizeof(struct co_wire_hole))
 
 struct co_wire {
 	int fd;
@@ -106,11 +119,27 @@ int co_wire_recv(struct co_wire *c, struct co_wire_msg *m, unsigned want, char *
 /* Send the file at path as name (size and digest first, then its bytes); -1 with err. */
 int co_wire_send_file(struct co_wire *c, const char *path, const char *name, char *err, size_t errlen);
 /*
+ * The same without the bytes of the n holes (in order, apart): SPARSE and
+ * the hole list first; the size and digest announced are the whole file's.
+ */
+int co_wire_send_sparse(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
+			uint32_t n, char *err, size_t errlen);
+/* After SPARSE (in m): its hole list into holes (at most max), *n of them; -1 with err. */
+int co_wire_recv_holes(struct co_wire *c, const struct co_wire_msg *m, struct co_wire_hole *holes, uint32_t max,
+		       uint32_t *n, char *err, size_t errlen);
+/*
  * The next record is a file's announcement (CO_R_WIRE_FILE) into f: 1; a
  * control message (into m): 0; -1 with err.
  */
 int co_wire_next_file(struct co_wire *c, struct co_wire_file *f, struct co_wire_msg *m, char *err, size_t errlen);
 /* Its bytes into fd (already created), checked against its size and digest as they come; -1 with err. */
 int co_wire_recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, char *err, size_t errlen);
+/*
+ * A sparse one's: the bytes around the n holes, each record checked; the
+ * file has its full size, the holes left unwritten (its digest is checked
+ * once post-copy has filled them).
+ */
+int co_wire_recv_sparse(struct co_wire *c, const struct co_wire_file *f, int fd, const struct co_wire_hole *holes,
+			uint32_t n, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,700 @@
+/*
+ * postcopy.c - `cohort migrate --postcopy`: the stop's page data of lazy
+ * regions crosses the link after the group runs at the target
+ * (docs/architecture.md, "Migration", *Post-copy*).
+ *
+ * The source sends the stop's generation with each page stream sparse:
+ * every record in place but the payload of the page data of regions the
+ * target restores lazily (co_postcopy_plan: the holes).  The target writes
+ * those files at their full size, the holes unwritten, and restarts the
+ * group lazily: the page fillers (filler.c) index the records, which are
+ * all there, and wait for the bytes of the holes.  A hole is cut into
+ * pieces of PIECE bytes, the same on both sides; once the group runs the
+ * source pushes every piece in file order (co_postcopy_serve), and a
+ * piece a fault waits for first (WANT).
+ *
+ * At the target one process owns the stream: the receiver forks it when
+ * the group runs (co_postcopy_start).  It writes each piece into its file
+ * and marks it in a table of pieces shared with the fillers (MAP_SHARED,
+ * inherited by the fillers the coordinator forks), then wakes them (a
+ * futex on the table's sequence number).  A filler that needs a piece
+ * for a fault marks it asked for and wakes the receiver (an eventfd).
+ * Every record a filler uses is checked against its checksum as it fills,
+ * as for any lazy restart; once every piece is in, the receiver checks
+ * each file's digest against the manifest's and says DONE.
+ *
+ * The connection lost during post-copy cannot be made safe: the group at
+ * the target lacks pages only the source has.  The receiver marks the
+ * table failed; the first filler that waits says so in one line and
+ * fails, which ends the group (coord/lazy.c); the source keeps the stop's
+ * generation, committed, to restart from (migrate.c says so).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "cli.h"
+#include "postcopy.h"
+#include "proto.h"
+#include "res.h"
+#include "util.h"
+
+#define PIECE (64u << 10)	/* bytes a push or a WANT carries at most: a fault waits for one piece or two */
+#define MAX_FILES (CO_TABLE_SLOTS * CO_STREAMS)
+
+/* A piece of a hole: [off, off + len) of file `file`. */
+struct piece {
+	uint64_t off;
+	uint32_t len;
+	uint16_t file;
+	uint8_t state;		/* target: MISSING, ASKED (a filler waits), SENT (the WANT went), IN */
+	uint8_t sent;		/* source: pushed once */
+};
+enum { MISSING, ASKED, WANTED, IN };
+
+/* Cut n holes of file f into pieces (out NULL: only count them). */
+static uint32_t cut(const struct co_wire_hole *h, uint32_t n, uint16_t f, struct piece *out)
+{
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < n; i++)
+		for (uint64_t at = 0; at < h[i].len; at += PIECE, k++)
+			if (out)
+				out[k] = (struct piece){ h[i].off + at, (uint32_t)(h[i].len - at < PIECE ? h[i].len - at : PIECE),
+							 f, MISSING, 0 };
+	return k;
+}
+
+/* The piece of file f at offset off among the n pieces p (sorted by file, then offset), or -1. */
+static long find_piece(const struct piece *p, uint32_t n, uint32_t f, uint64_t off)
+{
+	uint32_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (p[mid].file < f || (p[mid].file == f && p[mid].off + p[mid].len <= off))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && p[lo].file == f && p[lo].off <= off ? (long)lo : -1;
+}
+
+/* ==== the source ==== */
+
+struct sparse {
+	char name[128];
+	char path[PATH_MAX];
+	struct co_wire_hole *holes;
+	uint32_t n;
+};
+static struct sparse *plan;
+static uint32_t nplan;
+
+/* A region of the process: may its pages be left to post-copy? */
+struct region {
+	uint64_t start, end;
+	int lazy;
+};
+static struct region regs[CO_MAX_VMAS];
+static int nregs;
+
+static int region_at(uint64_t a)
+{
+	int lo = 0, hi = nregs;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (regs[mid].end <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < nregs && regs[lo].start <= a ? lo : -1;
+}
+
+/*
+ * The process image's regions, each marked lazy as the target's restorer
+ * will surely take it (src/restore/lazy.c): co_vma_lazy_kind, among the
+ * first CO_LAZY_MAX_RANGES such, and holding no page shared copy-on-write
+ * with the parent (mem.c may keep such a region from the parent and read
+ * it eagerly).  Its number of page streams in *streams.
+ */
+static int read_regions(const char *path, uint32_t *streams, char *err, size_t errlen)
+{
+	static struct co_reader r;
+	static struct co_vma v;
+	static struct co_pagemap pm;
+	static struct co_proc proc;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)), -1;
+	co_r_init(&r, fd, path);
+	int e, kinds = 0;
+	nregs = 0;
+	*streams = 1;
+	int bad = 0;
+	while (!bad && (e = co_r_next(&r)) == 1 && r.hdr.type != CO_R_END) {
+		unsigned t = r.hdr.type;
+		if (t == CO_R_PROC && !(bad = co_r_payload(&r, &proc, sizeof(proc))))
+			*streams = proc.streams < 1 ? 1 : proc.streams;
+		else if (t == CO_R_VMA && !(bad = co_r_payload(&r, &v, sizeof(v))) && nregs < CO_MAX_VMAS) {
+			int k = co_vma_lazy_kind(&v);
+			regs[nregs++] = (struct region){ v.start, v.end, k && kinds < CO_LAZY_MAX_RANGES };
+			kinds += k;
+		} else if (t == CO_R_COWMAP && !(bad = co_r_payload(&r, &pm, sizeof(pm)))) {
+			for (uint32_t i = 0; i < pm.nruns && i < CO_MAX_RUNS; i++) {
+				int k = region_at(pm.runs[i].addr);
+				if (k >= 0)
+					regs[k].lazy = 0;
+			}
+		} else if (t != CO_R_PROC && t != CO_R_VMA && t != CO_R_COWMAP)
+			bad = co_r_finish(&r);
+	}
+	close(fd);
+	if (bad || e < 0)
+		return snprintf(err, errlen, "%s", r.err[0] ? r.err : "damaged image"), -1;
+	return 0;
+}
+
+static int add_hole(struct sparse *s, uint64_t off, uint64_t len, uint32_t *cap)
+{
+	if (s->n && s->holes[s->n - 1].off + s->holes[s->n - 1].len == off) {
+		s->holes[s->n - 1].len += len;
+		return 0;
+	}
+	if (s->n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		struct co_wire_hole *h = realloc(s->holes, *cap * sizeof(*h));
+		if (!h)
+			return -1;
+		s->holes = h;
+	}
+	s->holes[s->n++] = (struct co_wire_hole){ off, len };
+	return 0;
+}
+
+/* The holes of one page stream: the payload of its page data in lazy regions. */
+static int stream_holes(struct sparse *s, char *err, size_t errlen)
+{
+	static struct co_reader r;
+	static struct co_pagemap pm;
+	uint32_t cap = 0;
+	int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return snprintf(err, errlen, "cannot open %s: %s", s->path, strerror(errno)), -1;
+	co_r_init(&r, fd, s->path);
+	int e, bad = 0;
+	while (!bad && (e = co_r_next(&r)) == 1 && r.hdr.type != CO_R_END) {
+		if (r.hdr.type != CO_R_PAGEMAP) {
+			bad = co_r_finish(&r);
+			continue;
+		}
+		if (co_r_payload(&r, &pm, sizeof(pm)) || pm.nruns > CO_MAX_RUNS || co_r_next(&r) != 1 ||
+		    r.hdr.type != CO_R_PAGEDATA) {
+			bad = 1;
+			break;
+		}
+		uint64_t at = r.off;
+		for (uint32_t i = 0; i < pm.nruns && !bad; i++) {
+			int k = region_at(pm.runs[i].addr);
+			uint64_t len = pm.runs[i].npages * 4096;
+			if (k >= 0 && regs[k].lazy && pm.runs[i].addr + len <= regs[k].end)
+				bad = add_hole(s, at, len, &cap);
+			if (getenv("PCDEBUG"))
+				fprintf(stderr, "DBG %s rec@%lu run %lx+%lu region %d lazy %d at %lu\n", s->name, (unsigned long)r.rec_off,
+					(unsigned long)pm.runs[i].addr, (unsigned long)pm.runs[i].npages, k, k >= 0 ? regs[k].lazy : -1, (unsigned long)at);
+			at += len;
+		}
+		bad = bad || co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
+	}
+	close(fd);
+	if (bad || e < 0)
+		return snprintf(err, errlen, "%s", r.err[0] ? r.err : "cannot list the holes of a page stream"), -1;
+	if (s->n > CO_WIRE_MAX_HOLES) { /* more than a hole list carries: sent whole */
+		free(s->holes);
+		s->holes = NULL;
+		s->n = 0;
+	}
+	return 0;
+}
+
+int co_postcopy_plan(const char *dir, char *err, size_t errlen)
+{
+	static struct co_manifest m;
+	static struct co_mproc procs[CO_TABLE_SLOTS];
+	int n;
+	if (co_read_manifest(dir, &m, procs, CO_TABLE_SLOTS, &n, err, errlen))
+		return -1;
+	if (!plan && !(plan = calloc(MAX_FILES, sizeof(*plan))))
+		return snprintf(err, errlen, "out of memory"), -1;
+	nplan = 0;
+	for (int i = 0; i < n; i++) {
+		if (procs[i].flags & (CO_MP_ZOMBIE | CO_MP_COMPRESSED))
+			continue;
+		char image[PATH_MAX];
+		uint32_t streams;
+		snprintf(image, sizeof(image), "%s/%s", dir, procs[i].image);
+		if (read_regions(image, &streams, err, errlen))
+			return -1;
+		for (uint32_t k = 0; k < streams && k < CO_STREAMS && nplan < MAX_FILES; k++) {
+			struct sparse *s = &plan[nplan];
+			memset(s, 0, sizeof(*s));
+			co_stream_path(s->path, sizeof(s->path), image, (int)k);
+			snprintf(s->name, sizeof(s->name), "%s", strrchr(s->path, '/') + 1);
+			if (stream_holes(s, err, errlen))
+				return -1;
+			nplan += s->n > 0;
+		}
+	}
+	return 0;
+}
+
+const struct co_wire_hole *co_postcopy_holes(const char *name, uint32_t *n)
+{
+	for (uint32_t i = 0; i < nplan; i++)
+		if (!strcmp(plan[i].name, name)) {
+			*n = plan[i].n;
+			return plan[i].holes;
+		}
+	return NULL;
+}
+
+/* Piece p of the plan onto the stream: PUSH, then its bytes. */
+static int push(struct co_wire *w, const struct piece *p, struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	static char buf[PIECE];
+	static int fd = -1, fd_of = -1;
+	if (fd_of != p->file) {
+		if (fd >= 0)
+			close(fd);
+		fd_of = p->file;
+		if ((fd = open(plan[p->file].path, O_RDONLY | O_CLOEXEC)) < 0)
+			return snprintf(err, errlen, "cannot open %s: %s", plan[p->file].path, strerror(errno)), -1;
+	}
+	if (pread(fd, buf, p->len, (off_t)p->off) != (ssize_t)p->len)
+		return snprintf(err, errlen, "cannot read %s at byte %llu", plan[p->file].path,
+				(unsigned long long)p->off), -1;
+	if (co_wire_send(w, CO_W_PUSH, p->file, (int64_t)p->off, NULL))
+		return snprintf(err, errlen, "%s: the connection was lost", w->peer), -1;
+	co_w_rec(&w->w, CO_R_WIRE_DATA, buf, p->len);
+	if (co_w_flush(&w->w))
+		return snprintf(err, errlen, "sending to %s: %s", w->peer, strerror(-w->w.err)), -1;
+	st->bytes += p->len;
+	co_crash_point("pushed"); /* tests: migrate killed (or held, for the link to be cut) during post-copy */
+	return 0;
+}
+
+/* The next message from the target: a WANT answered at once; 1 DONE, 0 other, -1 with err. */
+static int answer(struct co_wire *w, struct piece *p, uint32_t np, struct co_postcopy_stats *st, char *err,
+		  size_t errlen)
+{
+	static struct co_wire_msg m;
+	if (co_wire_recv(w, &m, 0, err, errlen))
+		return -1;
+	if (m.op == CO_W_DONE)
+		return 1;
+	long k = m.op == CO_W_WANT && m.a >= 0 ? find_piece(p, np, (uint32_t)m.a, (uint64_t)m.b) : -1;
+	if (k < 0)
+		return snprintf(err, errlen, "%s asked for something this migration does not hold", w->peer), -1;
+	st->requests++;
+	p[k].sent = 1;
+	return push(w, &p[k], st, err, errlen);
+}
+
+int co_postcopy_serve(struct co_wire *w, struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	uint32_t np = 0;
+	for (uint32_t f = 0; f < nplan; f++)
+		np += cut(plan[f].holes, plan[f].n, 0, NULL);
+	struct piece *p = calloc(np ? np : 1, sizeof(*p));
+	if (!p)
+		return snprintf(err, errlen, "out of memory"), -1;
+	for (uint32_t f = 0, k = 0; f < nplan; f++)
+		k += cut(plan[f].holes, plan[f].n, (uint16_t)f, p + k);
+	int r = 0;
+	/* in file order, what a fault waits for first */
+	for (uint32_t k = 0; k < np && r >= 0; k++) {
+		struct pollfd pf = { w->fd, POLLIN, 0 };
+		while (r >= 0 && r != 1 && poll(&pf, 1, 0) == 1)
+			r = answer(w, p, np, st, err, errlen);
+		if (r == 1)
+			break; /* the target has it all (pieces asked for came first) */
+		if (r >= 0 && !p[k].sent) {
+			p[k].sent = 1;
+			r = push(w, &p[k], st, err, errlen);
+		}
+	}
+	while (r == 0) /* every piece has gone: what the target still asks for (in flight), then DONE */
+		r = answer(w, p, np, st, err, errlen);
+	free(p);
+	return r < 0 ? -1 : 0;
+}
+
+/* ==== the target ==== */
+
+struct pc_file {
+	dev_t dev;
+	ino_t ino;
+	uint32_t p0, np;	/* its pieces */
+	uint64_t digest;	/* the whole file's, as announced */
+	char name[128];
+};
+
+/* Shared between the receiver's post-copy process and the fillers. */
+struct table {
+	uint32_t seq;		/* futex: a piece came in, or the end */
+	uint32_t failed;	/* the stream is lost: why says why */
+	uint32_t reported;	/* a filler has said so */
+	int32_t receiver;	/* the process that owns the stream, once the group runs */
+	uint32_t nfiles, npieces;
+	char why[512];
+	struct pc_file files[MAX_FILES];
+	struct piece pieces[];
+};
+static struct table *T;
+static int wake_fd = -1;	/* eventfd: a filler asked for a piece */
+static char gen_path[PATH_MAX];	/* the generation's directory */
+
+/* The sparse files as they come, before the table is made. */
+static struct sparse got[MAX_FILES];
+static uint64_t got_digest[MAX_FILES];
+static uint32_t ngot;
+
+int co_postcopy_note(const char *name, const struct co_wire_hole *holes, uint32_t n, uint64_t digest, char *err,
+		     size_t errlen)
+{
+	if (ngot == MAX_FILES)
+		return snprintf(err, errlen, "more than %d sparse files", MAX_FILES), -1;
+	struct sparse *s = &got[ngot];
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	s->holes = malloc((n ? n : 1) * sizeof(*holes));
+	if (!s->holes)
+		return snprintf(err, errlen, "out of memory"), -1;
+	memcpy(s->holes, holes, n * sizeof(*holes));
+	s->n = n;
+	got_digest[ngot++] = digest;
+	return 0;
+}
+
+int co_postcopy_files(void)
+{
+	return (int)ngot;
+}
+
+int co_postcopy_map(const char *gen_dir, char *err, size_t errlen)
+{
+	uint32_t np = 0;
+	for (uint32_t f = 0; f < ngot; f++)
+		np += cut(got[f].holes, got[f].n, 0, NULL);
+	size_t size = sizeof(struct table) + (size_t)np * sizeof(struct piece);
+	T = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (T == MAP_FAILED) {
+		T = NULL;
+		return snprintf(err, errlen, "cannot map the post-copy table: %s", strerror(errno)), -1;
+	}
+	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (wake_fd < 0)
+		return snprintf(err, errlen, "eventfd: %s", strerror(errno)), -1;
+	T->npieces = np;
+	T->nfiles = ngot;
+	snprintf(gen_path, sizeof(gen_path), "%s", gen_dir);
+	for (uint32_t f = 0, k = 0; f < ngot; f++) {
+		struct pc_file *pf = &T->files[f];
+		char path[PATH_MAX + 160];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", gen_dir, got[f].name);
+		if (stat(path, &st) < 0)
+			return snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1;
+		*pf = (struct pc_file){ st.st_dev, st.st_ino, k, 0, got_digest[f], "" };
+		snprintf(pf->name, sizeof(pf->name), "%s", path + strlen(gen_dir) + 1);
+		pf->np = cut(got[f].holes, got[f].n, (uint16_t)f, T->pieces + k);
+		k += pf->np;
+	}
+	return 0;
+}
+
+/* ---- the receiver's post-copy process ---- */
+
+static void wake_all(void)
+{
+	__atomic_add_fetch(&T->seq, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &T->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/*
+ * The stream is lost: the first filler that waits for a piece says so
+ * (one line) and fails, which ends the group; the receiver says it when
+ * no filler did (co_postcopy_end).
+ */
+static void __attribute__((noreturn)) lost(const char *peer, const char *why)
+{
+	snprintf(T->why, sizeof(T->why), "post-copy from %s was cut (%s): its pages are only at the source", peer, why);
+	__atomic_store_n(&T->failed, 1, __ATOMIC_SEQ_CST);
+	wake_all();
+	_exit(1);
+}
+
+/* A PUSH (in m): its bytes into their place, then the fillers woken. */
+static void take_piece(struct co_wire *w, const struct co_wire_msg *m, const int *fds)
+{
+	static char buf[PIECE];
+	long k = m->a >= 0 && (uint64_t)m->a < T->nfiles
+			 ? find_piece(T->pieces, T->npieces, (uint32_t)m->a, (uint64_t)m->b)
+			 : -1;
+	struct piece *p = k >= 0 ? &T->pieces[k] : NULL;
+	if (!p || p->off != (uint64_t)m->b || co_r_next(&w->r) != 1 || w->r.hdr.type != CO_R_WIRE_DATA ||
+	    w->r.hdr.len != p->len)
+		lost(w->peer, w->r.err[0] ? w->r.err : "a piece that is not one of this migration's");
+	if (co_r_read(&w->r, buf, p->len) || co_r_finish(&w->r))
+		lost(w->peer, w->r.err);
+	if (pwrite(fds[p->file], buf, p->len, (off_t)p->off) != (ssize_t)p->len)
+		lost(w->peer, "cannot write a piece into its file here");
+	__atomic_store_n(&p->state, IN, __ATOMIC_RELEASE);
+	wake_all();
+}
+
+/* The pieces fillers wait for (ASKED): a WANT each. */
+static void ask(struct co_wire *w)
+{
+	uint64_t n;
+	if (read(wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		lost(w->peer, "its wakeup failed");
+	for (uint32_t k = 0; k < T->npieces; k++) {
+		uint8_t want = ASKED;
+		if (__atomic_compare_exchange_n(&T->pieces[k].state, &want, WANTED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
+		    co_wire_send(w, CO_W_WANT, T->pieces[k].file, (int64_t)T->pieces[k].off, NULL))
+			lost(w->peer, "the connection was lost");
+	}
+}
+
+/* Every piece has come: each file is whole, as the manifest says. */
+static void check_files(const char *gen_dir, const char *peer)
+{
+	for (uint32_t f = 0; f < T->nfiles; f++) {
+		char path[PATH_MAX + 160], why[PATH_MAX + 256];
+		uint64_t d = 0;
+		snprintf(path, sizeof(path), "%s/%s", gen_dir, T->files[f].name);
+		if (co_file_digest(path, &d) || d != T->files[f].digest) {
+			snprintf(why, sizeof(why), "%s: its content is not what the manifest says once filled", path);
+			lost(peer, why);
+		}
+	}
+}
+
+static void __attribute__((noreturn)) receiver(struct co_wire *w)
+{
+	static int fds[MAX_FILES];
+	static struct co_wire_msg m;
+	char err[1024];
+	uint32_t in = 0;
+	for (uint32_t f = 0; f < T->nfiles; f++) {
+		char path[PATH_MAX + 160];
+		snprintf(path, sizeof(path), "%s/%s", gen_path, T->files[f].name);
+		if ((fds[f] = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+			lost(w->peer, "cannot open its files here");
+	}
+	for (uint32_t k = 0; k < T->npieces; k++)
+		in += T->pieces[k].state == IN;
+	while (in < T->npieces) {
+		struct pollfd p[2] = { { w->fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 } };
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			lost(w->peer, strerror(errno));
+		if (p[1].revents)
+			ask(w);
+		if (!p[0].revents)
+			continue;
+		if (co_wire_recv(w, &m, 0, err, sizeof(err)))
+			lost(w->peer, err);
+		if (m.op != CO_W_PUSH)
+			lost(w->peer, "a message out of order where pages were due");
+		long k = find_piece(T->pieces, T->npieces, (uint32_t)m.a, (uint64_t)m.b);
+		int was_in = k >= 0 && T->pieces[k].state == IN;
+		take_piece(w, &m, fds);
+		in += !was_in;
+	}
+	check_files(gen_path, w->peer);
+	if (co_wire_send(w, CO_W_DONE, 0, 0, NULL))
+		lost(w->peer, "the connection was lost before DONE");
+	co_wire_hang_up(w);
+	_exit(0);
+}
+
+int co_postcopy_start(struct co_wire *w)
+{
+	if (!T)
+		return -1;
+	pid_t parent = getpid();
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		prctl(PR_SET_NAME, "cohort-postcopy");
+		/* the stream, the wakeup and stderr; nothing else of the coordinator's */
+		int s = fcntl(w->fd, F_DUPFD_CLOEXEC, 16), e = fcntl(wake_fd, F_DUPFD_CLOEXEC, 16);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (s < 0 || e < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup3(s, 3, O_CLOEXEC) < 0 ||
+		    dup3(e, 4, O_CLOEXEC) < 0)
+			lost(w->peer, "cannot set up its descriptors");
+		syscall(SYS_close_range, 5, ~0U, 0);
+		w->fd = w->w.fd = w->r.fd = 3;
+		wake_fd = 4;
+		receiver(w);
+	}
+	if (pid > 0)
+		__atomic_store_n(&T->receiver, pid, __ATOMIC_SEQ_CST);
+	else { /* nobody to bring the pages: the fillers fail at once rather than wait */
+		snprintf(T->why, sizeof(T->why), "cannot start the post-copy receiver here: %s", strerror(errno));
+		__atomic_store_n(&T->failed, 1, __ATOMIC_SEQ_CST);
+		wake_all();
+	}
+	return pid;
+}
+
+/* ---- the fillers' page source ---- */
+
+void co_postcopy_filler_fd(int fd)
+{
+	if (T && wake_fd >= 0 && dup3(wake_fd, fd, O_CLOEXEC) == fd)
+		wake_fd = fd;
+}
+
+/* The table's file the descriptor fd reads, or -1 (a file sent whole). */
+static int file_of(int fd)
+{
+	static int cached_fd = -1, cached = -1;
+	struct stat st;
+	if (fd == cached_fd)
+		return cached;
+	cached_fd = fd;
+	cached = -1;
+	if (fstat(fd, &st) == 0)
+		for (uint32_t f = 0; f < T->nfiles && cached < 0; f++)
+			if (T->files[f].dev == st.st_dev && T->files[f].ino == st.st_ino)
+				cached = (int)f;
+	return cached;
+}
+
+static uint32_t seen;	/* the table's sequence number when ready() last looked */
+static int receiver_fd = -1; /* pidfd of the receiver's post-copy process, once there is one */
+
+static int pc_ready(void *ctx, int fd, uint64_t off, uint64_t n, int demand)
+{
+	(void)ctx;
+	seen = __atomic_load_n(&T->seq, __ATOMIC_ACQUIRE);
+	if (__atomic_load_n(&T->failed, __ATOMIC_ACQUIRE))
+		return -1;
+	int f = file_of(fd);
+	if (f < 0 || !n)
+		return 1;
+	const struct pc_file *pf = &T->files[f];
+	long k = find_piece(T->pieces + pf->p0, pf->np, (uint32_t)f, off);
+	if (k < 0) { /* off is between holes: the first piece after it */
+		uint32_t lo = 0, hi = pf->np;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (T->pieces[pf->p0 + mid].off < off)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		k = lo;
+	}
+	int ready = 1, asked = 0;
+	for (uint32_t i = pf->p0 + (uint32_t)k; i < pf->p0 + pf->np && T->pieces[i].off < off + n; i++) {
+		uint8_t st = __atomic_load_n(&T->pieces[i].state, __ATOMIC_ACQUIRE);
+		if (st == IN)
+			continue;
+		ready = 0;
+		uint8_t missing = MISSING;
+		if (demand && __atomic_compare_exchange_n(&T->pieces[i].state, &missing, ASKED, 0, __ATOMIC_ACQ_REL,
+							  __ATOMIC_ACQUIRE))
+			asked = 1;
+	}
+	if (asked) {
+		uint64_t one = 1;
+		if (write(wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			return -1;
+	}
+	return ready;
+}
+
+/* Has the receiver's post-copy process ended (killed: it says nothing)? */
+static int receiver_gone(void)
+{
+	pid_t pid = __atomic_load_n(&T->receiver, __ATOMIC_ACQUIRE);
+	if (pid <= 0)
+		return 0; /* not yet: the group does not run yet */
+	if (receiver_fd < 0 && (receiver_fd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0)
+		return errno == ESRCH;
+	struct pollfd p = { receiver_fd, POLLIN, 0 };
+	return poll(&p, 1, 0) == 1;
+}
+
+static void pc_wait(void *ctx, int ms)
+{
+	(void)ctx;
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	syscall(SYS_futex, &T->seq, FUTEX_WAIT, seen, &ts, NULL, 0);
+	if (!__atomic_load_n(&T->failed, __ATOMIC_ACQUIRE) && receiver_gone()) {
+		snprintf(T->why, sizeof(T->why), "the post-copy receiver here ended before every page had come");
+		__atomic_store_n(&T->failed, 1, __ATOMIC_SEQ_CST);
+	}
+}
+
+static const char *pc_why(void *ctx)
+{
+	(void)ctx;
+	uint32_t no = 0;
+	return __atomic_compare_exchange_n(&T->reported, &no, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) ? T->why : NULL;
+}
+
+struct co_page_source co_postcopy_source(void)
+{
+	if (!T)
+		return (struct co_page_source){ 0 };
+	return (struct co_page_source){ pc_ready, pc_wait, pc_why, NULL };
+}
+
+void co_postcopy_report(const char *gen_dir, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return;
+	for (uint32_t i = 0; T && i < T->nfiles; i++) {
+		char p[PATH_MAX + 160];
+		struct stat st;
+		snprintf(p, sizeof(p), "%s/%s", gen_dir, T->files[i].name);
+		if (stat(p, &st) == 0)
+			fprintf(f, "%s %lld %lld\n", T->files[i].name, (long long)st.st_size, (long long)st.st_blocks * 512);
+	}
+	fclose(f);
+}
+
+int co_postcopy_finish(int pid)
+{
+	int st = 0;
+	if (pid <= 0)
+		return 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	uint32_t no = 0;
+	if (__atomic_compare_exchange_n(&T->reported, &no, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		co_warn("%s", T->why[0] ? T->why : "post-copy failed here: its receiver was killed");
+	return -1;
+}
