@@ -42,6 +42,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -102,36 +103,39 @@ struct sparse {
 };
 static struct sparse *plan;
 static uint32_t nplan;
+static struct piece *pieces;	/* the plan's, in the order the files were sent */
+static uint32_t npieces;
+static uint32_t sent_plan[MAX_FILES], nsent; /* the plan's files in the order they were sent */
 
-/* A region of the process: may its pages be left to post-copy? */
+/* A region of a process image: may its pages be left to post-copy? */
 struct region {
 	uint64_t start, end;
-	int lazy;
+	uint8_t lazy;		/* the target's restorer will surely take it lazily */
+	uint8_t cow;		/* it holds pages shared copy-on-write with the parent at the checkpoint */
+	uint8_t anon;		/* private anonymous (a parent's region a child may keep) */
 };
-static struct region regs[CO_MAX_VMAS];
-static int nregs;
+struct regions {
+	struct region r[CO_MAX_VMAS];
+	int n;
+	uint32_t streams;	/* the image's page streams */
+};
+static struct regions regs, parent_regs;
 
-static int region_at(uint64_t a)
+static int region_at(const struct regions *rs, uint64_t a)
 {
-	int lo = 0, hi = nregs;
+	int lo = 0, hi = rs->n;
 	while (lo < hi) {
 		int mid = lo + (hi - lo) / 2;
-		if (regs[mid].end <= a)
+		if (rs->r[mid].end <= a)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < nregs && regs[lo].start <= a ? lo : -1;
+	return lo < rs->n && rs->r[lo].start <= a ? lo : -1;
 }
 
-/*
- * The process image's regions, each marked lazy as the target's restorer
- * will surely take it (src/restore/lazy.c): co_vma_lazy_kind, among the
- * first CO_LAZY_MAX_RANGES such, and holding no page shared copy-on-write
- * with the parent (mem.c may keep such a region from the parent and read
- * it eagerly).  Its number of page streams in *streams.
- */
-static int read_regions(const char *path, uint32_t *streams, char *err, size_t errlen)
+/* The regions of the process image at path (and its page streams), those with copy-on-write pages marked. */
+static int read_regions(const char *path, struct regions *rs, char *err, size_t errlen)
 {
 	static struct co_reader r;
 	static struct co_vma v;
@@ -141,23 +145,23 @@ static int read_regions(const char *path, uint32_t *streams, char *err, size_t e
 	if (fd < 0)
 		return snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)), -1;
 	co_r_init(&r, fd, path);
-	int e, kinds = 0;
-	nregs = 0;
-	*streams = 1;
-	int bad = 0;
+	int e, kinds = 0, bad = 0;
+	rs->n = 0;
+	rs->streams = 1;
 	while (!bad && (e = co_r_next(&r)) == 1 && r.hdr.type != CO_R_END) {
 		unsigned t = r.hdr.type;
 		if (t == CO_R_PROC && !(bad = co_r_payload(&r, &proc, sizeof(proc))))
-			*streams = proc.streams < 1 ? 1 : proc.streams;
-		else if (t == CO_R_VMA && !(bad = co_r_payload(&r, &v, sizeof(v))) && nregs < CO_MAX_VMAS) {
+			rs->streams = proc.streams < 1 ? 1 : proc.streams;
+		else if (t == CO_R_VMA && !(bad = co_r_payload(&r, &v, sizeof(v))) && rs->n < CO_MAX_VMAS) {
 			int k = co_vma_lazy_kind(&v);
-			regs[nregs++] = (struct region){ v.start, v.end, k && kinds < CO_LAZY_MAX_RANGES };
+			rs->r[rs->n++] = (struct region){ v.start, v.end, k && kinds < CO_LAZY_MAX_RANGES, 0,
+							  v.kind == CO_V_ANON && !(v.flags & CO_VF_SHARED) };
 			kinds += k;
 		} else if (t == CO_R_COWMAP && !(bad = co_r_payload(&r, &pm, sizeof(pm)))) {
 			for (uint32_t i = 0; i < pm.nruns && i < CO_MAX_RUNS; i++) {
-				int k = region_at(pm.runs[i].addr);
+				int k = region_at(rs, pm.runs[i].addr);
 				if (k >= 0)
-					regs[k].lazy = 0;
+					rs->r[k].cow = 1;
 			}
 		} else if (t != CO_R_PROC && t != CO_R_VMA && t != CO_R_COWMAP)
 			bad = co_r_finish(&r);
@@ -165,6 +169,40 @@ static int read_regions(const char *path, uint32_t *streams, char *err, size_t e
 	close(fd);
 	if (bad || e < 0)
 		return snprintf(err, errlen, "%s", r.err[0] ? r.err : "damaged image"), -1;
+	return 0;
+}
+
+/* Do the parent's private anonymous regions cover [lo, hi) wholly? */
+static int parent_covers(uint64_t lo, uint64_t hi)
+{
+	uint64_t covered = 0;
+	for (int i = 0; i < parent_regs.n; i++) {
+		const struct region *p = &parent_regs.r[i];
+		if (p->anon && p->end > lo && p->start < hi)
+			covered += (p->end < hi ? p->end : hi) - (p->start > lo ? p->start : lo);
+	}
+	return covered == hi - lo;
+}
+
+/*
+ * A child the target's restorer forks from its restored parent may keep
+ * a region from the parent's memory (mem.c, find_kept: it holds pages
+ * shared copy-on-write at the checkpoint, and the parent's private
+ * anonymous memory covers it) and read its pages eagerly: such a region
+ * is sent whole.  parent: the parent's image, or NULL (init makes it).
+ */
+static int drop_kept(const char *parent, char *err, size_t errlen)
+{
+	int any = 0;
+	for (int i = 0; i < regs.n; i++)
+		any |= regs.r[i].cow && regs.r[i].lazy;
+	if (!any || !parent)
+		return 0;
+	if (read_regions(parent, &parent_regs, err, errlen))
+		return -1;
+	for (int i = 0; i < regs.n; i++)
+		if (regs.r[i].cow && parent_covers(regs.r[i].start, regs.r[i].end))
+			regs.r[i].lazy = 0;
 	return 0;
 }
 
@@ -208,13 +246,10 @@ static int stream_holes(struct sparse *s, char *err, size_t errlen)
 		}
 		uint64_t at = r.off;
 		for (uint32_t i = 0; i < pm.nruns && !bad; i++) {
-			int k = region_at(pm.runs[i].addr);
+			int k = region_at(&regs, pm.runs[i].addr);
 			uint64_t len = pm.runs[i].npages * 4096;
-			if (k >= 0 && regs[k].lazy && pm.runs[i].addr + len <= regs[k].end)
+			if (k >= 0 && regs.r[k].lazy && pm.runs[i].addr + len <= regs.r[k].end)
 				bad = add_hole(s, at, len, &cap);
-			if (getenv("PCDEBUG"))
-				fprintf(stderr, "DBG %s rec@%lu run %lx+%lu region %d lazy %d at %lu\n", s->name, (unsigned long)r.rec_off,
-					(unsigned long)pm.runs[i].addr, (unsigned long)pm.runs[i].npages, k, k >= 0 ? regs[k].lazy : -1, (unsigned long)at);
 			at += len;
 		}
 		bad = bad || co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
@@ -243,12 +278,17 @@ int co_postcopy_plan(const char *dir, char *err, size_t errlen)
 	for (int i = 0; i < n; i++) {
 		if (procs[i].flags & (CO_MP_ZOMBIE | CO_MP_COMPRESSED))
 			continue;
-		char image[PATH_MAX];
-		uint32_t streams;
+		char image[PATH_MAX], parent[PATH_MAX];
+		int pk = -1;
+		for (int j = 0; j < n && pk < 0; j++)
+			if (procs[j].pid == procs[i].ppid && !(procs[j].flags & CO_MP_ZOMBIE) && j != i)
+				pk = j;
 		snprintf(image, sizeof(image), "%s/%s", dir, procs[i].image);
-		if (read_regions(image, &streams, err, errlen))
+		if (pk >= 0)
+			snprintf(parent, sizeof(parent), "%s/%s", dir, procs[pk].image);
+		if (read_regions(image, &regs, err, errlen) || drop_kept(pk >= 0 ? parent : NULL, err, errlen))
 			return -1;
-		for (uint32_t k = 0; k < streams && k < CO_STREAMS && nplan < MAX_FILES; k++) {
+		for (uint32_t k = 0; k < regs.streams && k < CO_STREAMS && nplan < MAX_FILES; k++) {
 			struct sparse *s = &plan[nplan];
 			memset(s, 0, sizeof(*s));
 			co_stream_path(s->path, sizeof(s->path), image, (int)k);
@@ -258,6 +298,14 @@ int co_postcopy_plan(const char *dir, char *err, size_t errlen)
 			nplan += s->n > 0;
 		}
 	}
+	/* the pieces, in the order the files are sent: pushed in that order, each asked for by (file, offset) */
+	uint32_t np = 0;
+	for (uint32_t f = 0; f < nplan; f++)
+		np += cut(plan[f].holes, plan[f].n, 0, NULL);
+	free(pieces);
+	if (!(pieces = calloc(np ? np : 1, sizeof(*pieces))))
+		return snprintf(err, errlen, "out of memory"), -1;
+	npieces = nsent = 0;
 	return 0;
 }
 
@@ -265,6 +313,9 @@ const struct co_wire_hole *co_postcopy_holes(const char *name, uint32_t *n)
 {
 	for (uint32_t i = 0; i < nplan; i++)
 		if (!strcmp(plan[i].name, name)) {
+			/* the target numbers the sparse files as they come: so do we */
+			sent_plan[nsent] = i;
+			npieces += cut(plan[i].holes, plan[i].n, (uint16_t)nsent++, pieces + npieces);
 			*n = plan[i].n;
 			return plan[i].holes;
 		}
@@ -280,11 +331,11 @@ static int push(struct co_wire *w, const struct piece *p, struct co_postcopy_sta
 		if (fd >= 0)
 			close(fd);
 		fd_of = p->file;
-		if ((fd = open(plan[p->file].path, O_RDONLY | O_CLOEXEC)) < 0)
-			return snprintf(err, errlen, "cannot open %s: %s", plan[p->file].path, strerror(errno)), -1;
+		if ((fd = open(plan[sent_plan[p->file]].path, O_RDONLY | O_CLOEXEC)) < 0)
+			return snprintf(err, errlen, "cannot open %s: %s", plan[sent_plan[p->file]].path, strerror(errno)), -1;
 	}
 	if (pread(fd, buf, p->len, (off_t)p->off) != (ssize_t)p->len)
-		return snprintf(err, errlen, "cannot read %s at byte %llu", plan[p->file].path,
+		return snprintf(err, errlen, "cannot read %s at byte %llu", plan[sent_plan[p->file]].path,
 				(unsigned long long)p->off), -1;
 	if (co_wire_send(w, CO_W_PUSH, p->file, (int64_t)p->off, NULL))
 		return snprintf(err, errlen, "%s: the connection was lost", w->peer), -1;
@@ -296,50 +347,56 @@ static int push(struct co_wire *w, const struct piece *p, struct co_postcopy_sta
 	return 0;
 }
 
-/* The next message from the target: a WANT answered at once; 1 DONE, 0 other, -1 with err. */
-static int answer(struct co_wire *w, struct piece *p, uint32_t np, struct co_postcopy_stats *st, char *err,
-		  size_t errlen)
+/* The next message from the target into m, a WANT answered at once (then 2); -1 with err. */
+static int answer(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_stats *st, char *err, size_t errlen)
 {
-	static struct co_wire_msg m;
-	if (co_wire_recv(w, &m, 0, err, errlen))
+	if (co_wire_recv(w, m, 0, err, errlen))
 		return -1;
-	if (m.op == CO_W_DONE)
-		return 1;
-	long k = m.op == CO_W_WANT && m.a >= 0 ? find_piece(p, np, (uint32_t)m.a, (uint64_t)m.b) : -1;
+	if (m->op != CO_W_WANT)
+		return 0;
+	long k = m->a >= 0 ? find_piece(pieces, npieces, (uint32_t)m->a, (uint64_t)m->b) : -1;
 	if (k < 0)
 		return snprintf(err, errlen, "%s asked for something this migration does not hold", w->peer), -1;
 	st->requests++;
-	p[k].sent = 1;
-	return push(w, &p[k], st, err, errlen);
+	pieces[k].sent = 1;
+	return push(w, &pieces[k], st, err, errlen) ? -1 : 2;
+}
+
+int co_postcopy_until(struct co_wire *w, unsigned op, struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	static struct co_wire_msg m;
+	int r;
+	while ((r = answer(w, &m, st, err, errlen)) == 2)
+		;
+	if (r < 0)
+		return -1;
+	if (m.op != op)
+		return snprintf(err, errlen, "%s sent something else where %s was due", w->peer,
+				op == CO_W_READY ? "READY" : op == CO_W_RUNNING ? "RUNNING" : "DONE"), -1;
+	return 0;
 }
 
 int co_postcopy_serve(struct co_wire *w, struct co_postcopy_stats *st, char *err, size_t errlen)
 {
-	uint32_t np = 0;
-	for (uint32_t f = 0; f < nplan; f++)
-		np += cut(plan[f].holes, plan[f].n, 0, NULL);
-	struct piece *p = calloc(np ? np : 1, sizeof(*p));
-	if (!p)
-		return snprintf(err, errlen, "out of memory"), -1;
-	for (uint32_t f = 0, k = 0; f < nplan; f++)
-		k += cut(plan[f].holes, plan[f].n, (uint16_t)f, p + k);
-	int r = 0;
+	static struct co_wire_msg m;
 	/* in file order, what a fault waits for first */
-	for (uint32_t k = 0; k < np && r >= 0; k++) {
+	for (uint32_t k = 0; k < npieces; k++) {
 		struct pollfd pf = { w->fd, POLLIN, 0 };
-		while (r >= 0 && r != 1 && poll(&pf, 1, 0) == 1)
-			r = answer(w, p, np, st, err, errlen);
-		if (r == 1)
-			break; /* the target has it all (pieces asked for came first) */
-		if (r >= 0 && !p[k].sent) {
-			p[k].sent = 1;
-			r = push(w, &p[k], st, err, errlen);
+		int r = 2;
+		while (r == 2 && poll(&pf, 1, 0) == 1)
+			r = answer(w, &m, st, err, errlen);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			return snprintf(err, errlen, "%s sent something else while pages were due", w->peer), -1;
+		if (!pieces[k].sent) {
+			pieces[k].sent = 1;
+			if (push(w, &pieces[k], st, err, errlen))
+				return -1;
 		}
 	}
-	while (r == 0) /* every piece has gone: what the target still asks for (in flight), then DONE */
-		r = answer(w, p, np, st, err, errlen);
-	free(p);
-	return r < 0 ? -1 : 0;
+	/* every piece has gone: what the target still asks for (in flight), then DONE */
+	return co_postcopy_until(w, CO_W_DONE, st, err, errlen);
 }
 
 /* ==== the target ==== */
@@ -427,27 +484,54 @@ int co_postcopy_map(const char *gen_dir, char *err, size_t errlen)
 
 /* ---- the receiver's post-copy process ---- */
 
+/*
+ * Between the receiver (the coordinator of the restart) and its post-copy
+ * process, which owns the stream from the start of the restart: pages may
+ * be faulted on before the group runs (its restore touches them).
+ */
+struct ctl {
+	char op;		/* to it: 'R' READY, 'N' RUNNING, 'A' ABORT (text); from it: 'G' GO, 'L' lost (text) */
+	int64_t a;
+	char text[1024];
+};
+static int ctl_fd = -1;		/* the receiver's end; the post-copy process's is 5 */
+static pid_t pc_pid;
+static int running_there;	/* the post-copy process: the group runs (RUNNING sent) */
+
 static void wake_all(void)
 {
 	__atomic_add_fetch(&T->seq, 1, __ATOMIC_SEQ_CST);
 	syscall(SYS_futex, &T->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
+static int ctl_send(int fd, char op, int64_t a, const char *text)
+{
+	static struct ctl c;
+	memset(&c, 0, sizeof(c));
+	c.op = op;
+	c.a = a;
+	snprintf(c.text, sizeof(c.text), "%s", text ? text : "");
+	return send(fd, &c, sizeof(c), MSG_NOSIGNAL) == (ssize_t)sizeof(c) ? 0 : -1;
+}
+
 /*
- * The stream is lost: the first filler that waits for a piece says so
- * (one line) and fails, which ends the group; the receiver says it when
- * no filler did (co_postcopy_end).
+ * The stream is lost.  Before the group runs: the receiver is told (it
+ * abandons the restart, as any failure then).  After: the first filler
+ * that waits for a piece says so (one line) and fails, which ends the
+ * group; the receiver says it when no filler did (co_postcopy_finish).
  */
 static void __attribute__((noreturn)) lost(const char *peer, const char *why)
 {
 	snprintf(T->why, sizeof(T->why), "post-copy from %s was cut (%s): its pages are only at the source", peer, why);
 	__atomic_store_n(&T->failed, 1, __ATOMIC_SEQ_CST);
 	wake_all();
+	if (!running_there)
+		ctl_send(5, 'L', 0, why);
 	_exit(1);
 }
 
-/* A PUSH (in m): its bytes into their place, then the fillers woken. */
-static void take_piece(struct co_wire *w, const struct co_wire_msg *m, const int *fds)
+/* A PUSH (in m): its bytes into their place, then the fillers woken.  1 when the piece is new. */
+static int take_piece(struct co_wire *w, const struct co_wire_msg *m, const int *fds)
 {
 	static char buf[PIECE];
 	long k = m->a >= 0 && (uint64_t)m->a < T->nfiles
@@ -459,10 +543,13 @@ static void take_piece(struct co_wire *w, const struct co_wire_msg *m, const int
 		lost(w->peer, w->r.err[0] ? w->r.err : "a piece that is not one of this migration's");
 	if (co_r_read(&w->r, buf, p->len) || co_r_finish(&w->r))
 		lost(w->peer, w->r.err);
+	if (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == IN)
+		return 0; /* pushed, and asked for meanwhile: the same bytes */
 	if (pwrite(fds[p->file], buf, p->len, (off_t)p->off) != (ssize_t)p->len)
 		lost(w->peer, "cannot write a piece into its file here");
 	__atomic_store_n(&p->state, IN, __ATOMIC_RELEASE);
 	wake_all();
+	return 1;
 }
 
 /* The pieces fillers wait for (ASKED): a WANT each. */
@@ -480,12 +567,12 @@ static void ask(struct co_wire *w)
 }
 
 /* Every piece has come: each file is whole, as the manifest says. */
-static void check_files(const char *gen_dir, const char *peer)
+static void check_files(const char *peer)
 {
 	for (uint32_t f = 0; f < T->nfiles; f++) {
 		char path[PATH_MAX + 160], why[PATH_MAX + 256];
 		uint64_t d = 0;
-		snprintf(path, sizeof(path), "%s/%s", gen_dir, T->files[f].name);
+		snprintf(path, sizeof(path), "%s/%s", gen_path, T->files[f].name);
 		if (co_file_digest(path, &d) || d != T->files[f].digest) {
 			snprintf(why, sizeof(why), "%s: its content is not what the manifest says once filled", path);
 			lost(peer, why);
@@ -493,11 +580,50 @@ static void check_files(const char *gen_dir, const char *peer)
 	}
 }
 
+/* What the receiver says: READY and RUNNING go on the stream, ABORT too (then we are done). */
+static void from_receiver(struct co_wire *w)
+{
+	static struct ctl c;
+	ssize_t r = recv(5, &c, sizeof(c), 0);
+	if (r < 0 && errno == EINTR)
+		return;
+	if (r != (ssize_t)sizeof(c)) { /* the receiver gave up, or ended: nothing more for us before the group runs */
+		if (!running_there)
+			_exit(1);
+		return;
+	}
+	c.text[sizeof(c.text) - 1] = 0;
+	if (c.op == 'A') {
+		co_wire_send(w, CO_W_ABORT, 0, 0, c.text);
+		co_wire_hang_up(w);
+		_exit(0);
+	}
+	unsigned op = c.op == 'R' ? CO_W_READY : CO_W_RUNNING;
+	if (co_wire_send(w, op, c.a, 0, NULL))
+		lost(w->peer, "the connection was lost");
+	running_there |= op == CO_W_RUNNING;
+}
+
+/* The next message on the stream: a piece, or (before the group runs) GO for the receiver.  1: a new piece. */
+static int from_source(struct co_wire *w, const int *fds)
+{
+	static struct co_wire_msg m;
+	char err[1024];
+	if (co_wire_recv(w, &m, 0, err, sizeof(err)))
+		lost(w->peer, err);
+	if (m.op == CO_W_GO && !running_there) {
+		if (ctl_send(5, 'G', 0, NULL))
+			_exit(1);
+		return 0;
+	}
+	if (m.op != CO_W_PUSH)
+		lost(w->peer, "a message out of order where pages were due");
+	return take_piece(w, &m, fds);
+}
+
 static void __attribute__((noreturn)) receiver(struct co_wire *w)
 {
 	static int fds[MAX_FILES];
-	static struct co_wire_msg m;
-	char err[1024];
 	uint32_t in = 0;
 	for (uint32_t f = 0; f < T->nfiles; f++) {
 		char path[PATH_MAX + 160];
@@ -505,26 +631,19 @@ static void __attribute__((noreturn)) receiver(struct co_wire *w)
 		if ((fds[f] = open(path, O_WRONLY | O_CLOEXEC)) < 0)
 			lost(w->peer, "cannot open its files here");
 	}
-	for (uint32_t k = 0; k < T->npieces; k++)
-		in += T->pieces[k].state == IN;
-	while (in < T->npieces) {
-		struct pollfd p[2] = { { w->fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 } };
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+	/* until every piece is in and the group runs (RUNNING said: DONE comes after it) */
+	while (in < T->npieces || !running_there) {
+		struct pollfd p[3] = { { w->fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 }, { 5, POLLIN, 0 } };
+		if (poll(p, 3, -1) < 0 && errno != EINTR)
 			lost(w->peer, strerror(errno));
+		if (p[2].revents)
+			from_receiver(w);
 		if (p[1].revents)
 			ask(w);
-		if (!p[0].revents)
-			continue;
-		if (co_wire_recv(w, &m, 0, err, sizeof(err)))
-			lost(w->peer, err);
-		if (m.op != CO_W_PUSH)
-			lost(w->peer, "a message out of order where pages were due");
-		long k = find_piece(T->pieces, T->npieces, (uint32_t)m.a, (uint64_t)m.b);
-		int was_in = k >= 0 && T->pieces[k].state == IN;
-		take_piece(w, &m, fds);
-		in += !was_in;
+		if (p[0].revents)
+			in += (uint32_t)from_source(w, fds);
 	}
-	check_files(gen_path, w->peer);
+	check_files(w->peer);
 	if (co_wire_send(w, CO_W_DONE, 0, 0, NULL))
 		lost(w->peer, "the connection was lost before DONE");
 	co_wire_hang_up(w);
@@ -533,7 +652,8 @@ static void __attribute__((noreturn)) receiver(struct co_wire *w)
 
 int co_postcopy_start(struct co_wire *w)
 {
-	if (!T)
+	int sv[2];
+	if (!T || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
 	pid_t parent = getpid();
 	fflush(stderr);
@@ -543,25 +663,78 @@ int co_postcopy_start(struct co_wire *w)
 		if (getppid() != parent)
 			_exit(1);
 		prctl(PR_SET_NAME, "cohort-postcopy");
-		/* the stream, the wakeup and stderr; nothing else of the coordinator's */
+		/* the stream, the wakeup, the receiver's socket and stderr; nothing else of the coordinator's */
 		int s = fcntl(w->fd, F_DUPFD_CLOEXEC, 16), e = fcntl(wake_fd, F_DUPFD_CLOEXEC, 16);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (s < 0 || e < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup3(s, 3, O_CLOEXEC) < 0 ||
-		    dup3(e, 4, O_CLOEXEC) < 0)
-			lost(w->peer, "cannot set up its descriptors");
-		syscall(SYS_close_range, 5, ~0U, 0);
+		int c = fcntl(sv[1], F_DUPFD_CLOEXEC, 16), null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (s < 0 || e < 0 || c < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+		    dup3(s, 3, O_CLOEXEC) < 0 || dup3(e, 4, O_CLOEXEC) < 0 || dup3(c, 5, O_CLOEXEC) < 0)
+			_exit(1);
+		syscall(SYS_close_range, 6, ~0U, 0);
 		w->fd = w->w.fd = w->r.fd = 3;
 		wake_fd = 4;
 		receiver(w);
 	}
-	if (pid > 0)
-		__atomic_store_n(&T->receiver, pid, __ATOMIC_SEQ_CST);
-	else { /* nobody to bring the pages: the fillers fail at once rather than wait */
-		snprintf(T->why, sizeof(T->why), "cannot start the post-copy receiver here: %s", strerror(errno));
-		__atomic_store_n(&T->failed, 1, __ATOMIC_SEQ_CST);
-		wake_all();
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		return -1;
 	}
-	return pid;
+	ctl_fd = sv[0];
+	pc_pid = pid;
+	__atomic_store_n(&T->receiver, pid, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+int co_postcopy_ready(int64_t procs, char *why, size_t n)
+{
+	static struct ctl c;
+	if (ctl_send(ctl_fd, 'R', procs, NULL))
+		return snprintf(why, n, "the post-copy process here ended"), -1;
+	ssize_t r;
+	while ((r = recv(ctl_fd, &c, sizeof(c), 0)) < 0 && errno == EINTR)
+		;
+	if (r != (ssize_t)sizeof(c))
+		return snprintf(why, n, "the post-copy process here ended"), -1;
+	c.text[sizeof(c.text) - 1] = 0;
+	if (c.op != 'G')
+		return snprintf(why, n, "%s", c.text), -1;
+	return 0;
+}
+
+void co_postcopy_running(int64_t procs)
+{
+	ctl_send(ctl_fd, 'N', procs, NULL);
+}
+
+/* Wait for the post-copy process (0: it ended well). */
+static int reap(void)
+{
+	int st = 0;
+	if (pc_pid <= 0)
+		return 0;
+	while (waitpid(pc_pid, &st, 0) < 0 && errno == EINTR)
+		;
+	pc_pid = 0;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+void co_postcopy_abort(const char *why)
+{
+	if (pc_pid <= 0)
+		return;
+	if (ctl_send(ctl_fd, 'A', 0, why))
+		kill(pc_pid, SIGKILL);
+	reap();
+}
+
+int co_postcopy_finish(void)
+{
+	if (pc_pid <= 0 || !reap())
+		return 0;
+	uint32_t no = 0;
+	if (__atomic_compare_exchange_n(&T->reported, &no, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		co_warn("%s", T->why[0] ? T->why : "post-copy failed here: its process was killed");
+	return -1;
 }
 
 /* ---- the fillers' page source ---- */
@@ -684,17 +857,3 @@ void co_postcopy_report(const char *gen_dir, const char *path)
 	fclose(f);
 }
 
-int co_postcopy_finish(int pid)
-{
-	int st = 0;
-	if (pid <= 0)
-		return 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return 0;
-	uint32_t no = 0;
-	if (__atomic_compare_exchange_n(&T->reported, &no, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-		co_warn("%s", T->why[0] ? T->why : "post-copy failed here: its receiver was killed");
-	return -1;
-}

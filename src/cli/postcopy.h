@@ -31,6 +31,12 @@ struct co_postcopy_stats {
 	uint64_t requests;	/* WANTs answered */
 };
 /*
+ * The next message from the target, which must be op (READY, RUNNING):
+ * the WANTs before it answered (a fault during the restore there).  0, or
+ * -1 with err.
+ */
+int co_postcopy_until(struct co_wire *w, unsigned op, struct co_postcopy_stats *st, char *err, size_t errlen);
+/*
  * Once the group runs at the target: every piece pushed, in file order,
  * a WANT answered before the next; until the target says DONE.  0, or -1
  * with err (the connection lost, an ABORT).
@@ -50,17 +56,28 @@ int co_postcopy_files(void);
  * 0, or -1 with err.
  */
 int co_postcopy_map(const char *gen_dir, char *err, size_t errlen);
-/* The group runs: a process of its own takes the stream w and receives the pieces.  Its pid, or -1. */
+/*
+ * Before the restart: a process of its own takes the stream w and
+ * receives the pieces (faults during the restore ask for them too).  0,
+ * or -1.  From then on the receiver speaks on the stream through it:
+ */
 int co_postcopy_start(struct co_wire *w);
+/* READY (procs), then GO: 0; -1 with why (the stream lost, an ABORT) */
+int co_postcopy_ready(int64_t procs, char *why, size_t n);
+/* RUNNING: the pieces still to come keep coming */
+void co_postcopy_running(int64_t procs);
+/* the migration failed before the group ran: ABORT (why), and that process ends */
+void co_postcopy_abort(const char *why);
 /* In a page filler's child, before it closes what it does not need: the wakeup of the receiver onto fd. */
 void co_postcopy_filler_fd(int fd);
 /* The filler's page source: waits for the pieces of the sparse files ({0}: no post-copy). */
 struct co_page_source co_postcopy_source(void);
 /*
  * The group has ended here: wait for that process.  0 when every piece
- * came; -1 otherwise, said in one line unless a filler said it.
+ * came (or there was no post-copy); -1 otherwise, said in one line
+ * unless a filler said it.
  */
-int co_postcopy_finish(int pid);
+int co_postcopy_finish(void);
 /* Test hook: the sparse files, as "NAME SIZE ALLOCATED" lines, into path (COHORT_POSTCOPY_HOLES). */
 void co_postcopy_report(const char *gen_dir, const char *path);
 

@@ -52,7 +52,7 @@ struct reception {
 	 */
 	uint64_t gens[MAX_GENS];
 	int ngens, ncommitted, running;
-	int postcopy_pid;	/* the process that receives the stop's pages once the group runs (postcopy.c) */
+	int postcopy;		/* the stop's pages come after (postcopy.c): its process owns the stream */
 	char why[1024];		/* why the group was not let run here (on_ready) */
 	struct co_wire_msg m;	/* the message being handled */
 };
@@ -116,12 +116,21 @@ static void lost(const char *err)
 	       R.name[0] ? "'" : "", R.w.peer, err);
 }
 
+/* ABORT to the source: ours to send, or (post-copy) the process that owns the stream by then says it. */
+static void abort_to_source(const char *why)
+{
+	if (R.postcopy)
+		co_postcopy_abort(why);
+	else
+		co_wire_send(&R.w, CO_W_ABORT, 0, 0, why);
+}
+
 /* co_die from a restart that could not begin (or any exit before the group runs): discard, tell the source. */
 static void at_exit(void)
 {
 	if (getpid() != R.self || R.running || !R.ngens)
 		return;
-	co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the target gave up: the restart failed there");
+	abort_to_source("the target gave up: the restart failed there");
 	discard();
 }
 
@@ -459,6 +468,8 @@ static void receive_all(void)
  */
 static int ready(void)
 {
+	if (R.postcopy)
+		return co_postcopy_ready(nprocs, R.why, sizeof(R.why));
 	if (co_wire_send(&R.w, CO_W_READY, nprocs, 0, NULL) || co_wire_recv(&R.w, &R.m, CO_W_GO, R.why, sizeof(R.why)))
 		return R.why[0] ? -1 : (snprintf(R.why, sizeof(R.why), "%s closed the connection", R.w.peer), -1);
 	if (R.m.op != CO_W_GO)
@@ -470,9 +481,10 @@ static int ready(void)
 static void running(void)
 {
 	R.running = 1;
-	co_wire_send(&R.w, CO_W_RUNNING, nprocs, 0, NULL);
-	if (co_postcopy_files()) /* post-copy: the stream goes on, in a process of its own */
-		R.postcopy_pid = co_postcopy_start(&R.w);
+	if (R.postcopy) /* the stream goes on, in the post-copy process */
+		co_postcopy_running(nprocs);
+	else
+		co_wire_send(&R.w, CO_W_RUNNING, nprocs, 0, NULL);
 	close(R.w.fd);
 }
 
@@ -501,20 +513,23 @@ int co_cmd_receive(const struct co_receive_opts *o)
 		const char *hook = getenv("COHORT_POSTCOPY_HOLES"); /* tests: the files sparse at the restart */
 		if (hook)
 			co_postcopy_report(dir, hook);
+		if (co_postcopy_start(&R.w))
+			fail("cannot start the post-copy process here: %s", strerror(errno));
+		R.postcopy = 1;
 		r.lazy = 2;
 	}
 	r.lock_fd = R.lock_fd;
 	r.on_ready = ready;
 	r.on_running = running;
 	int rc = co_cmd_restart(&r);
-	if (co_postcopy_finish(R.postcopy_pid) && !rc)
-		rc = 1;
 	if (!R.running) {
-		co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the target gave up: the restart failed there");
+		abort_to_source("the target gave up: the restart failed there");
 		discard();
 		co_warn("migration of '%s' from %s failed: %s; nothing of it is kept here", R.name, R.w.peer,
 			R.why[0] ? R.why : "the restart failed here");
 		return rc ? rc : 1;
 	}
+	if (co_postcopy_finish() && !rc)
+		rc = 1;
 	return rc;
 }

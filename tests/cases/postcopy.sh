@@ -36,7 +36,7 @@ t_postcopy_roundtrip() {
 	mig_big_hosts
 	mig_run run0
 	mig_receive recvB B COHORT_POSTCOPY_HOLES="$TD/holesB"
-	PCDEBUG=1 mig_go A mig1 --json --copy-files --postcopy --max-rounds 0
+	mig_go A mig1 --json --copy-files --postcopy --max-rounds 0
 	mig_ok mig1
 	grep -q '"mode":"post-copy"' "$TD/mig1.out" || fail "mig1: not post-copy: $(head -c 400 "$TD/mig1.out")"
 	[ "$(pc_num mig1 postcopy_bytes)" -gt 100000000 ] ||
