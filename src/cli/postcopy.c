@@ -382,6 +382,8 @@ int co_postcopy_serve(struct co_wire *w, struct co_postcopy_stats *st, char *err
 {
 	static struct co_wire_msg m;
 	serving = 1;
+	if (!nsent)
+		return 0; /* nothing was left out: the target restarted the group as any migration's */
 	/* in file order, what a fault waits for first */
 	for (uint32_t k = 0; k < npieces; k++) {
 		struct pollfd pf = { w->fd, POLLIN, 0 };

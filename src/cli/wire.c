@@ -387,15 +387,20 @@ static int send_bytes(struct co_wire *c, int fd, const char *path, uint64_t done
 	return 0;
 }
 
-/* The file at path as name: announced (its whole size and digest), then its bytes but the n holes. */
+/*
+ * The file at path as name: announced (its whole size and digest: the
+ * one given, else read), then its bytes but the n holes.
+ */
 static int send_file(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
-		     uint32_t n, char *err, size_t errlen)
+		     uint32_t n, const uint64_t *digest, char *err, size_t errlen)
 {
 	static struct co_wire_file f;
 	memset(&f, 0, sizeof(f));
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat(fd, &st) < 0 || co_file_digest(path, &f.digest) < 0) {
+	if (digest)
+		f.digest = *digest;
+	if (fd < 0 || fstat(fd, &st) < 0 || (!digest && co_file_digest(path, &f.digest) < 0)) {
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -423,18 +428,18 @@ static int send_file(struct co_wire *c, const char *path, const char *name, cons
 
 int co_wire_send_file(struct co_wire *c, const char *path, const char *name, char *err, size_t errlen)
 {
-	return send_file(c, path, name, NULL, 0, err, errlen);
+	return send_file(c, path, name, NULL, 0, NULL, err, errlen);
 }
 
 int co_wire_send_sparse(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
-			uint32_t n, char *err, size_t errlen)
+			uint32_t n, const uint64_t *digest, char *err, size_t errlen)
 {
 	if (n > CO_WIRE_MAX_HOLES)
 		return snprintf(err, errlen, "%s: more than %zu holes", path, (size_t)CO_WIRE_MAX_HOLES), -1;
 	if (co_wire_send(c, CO_W_SPARSE, n, 0, name))
 		return lost(c, -1, err, errlen);
 	co_w_rec(&c->w, CO_R_WIRE_DATA, holes, (uint64_t)n * sizeof(*holes));
-	return send_file(c, path, name, holes, n, err, errlen);
+	return send_file(c, path, name, holes, n, digest, err, errlen);
 }
 
 int co_wire_recv_holes(struct co_wire *c, const struct co_wire_msg *m, struct co_wire_hole *holes, uint32_t max,

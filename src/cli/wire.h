@@ -120,10 +120,11 @@ int co_wire_recv(struct co_wire *c, struct co_wire_msg *m, unsigned want, char *
 int co_wire_send_file(struct co_wire *c, const char *path, const char *name, char *err, size_t errlen);
 /*
  * The same without the bytes of the n holes (in order, apart): SPARSE and
- * the hole list first; the size and digest announced are the whole file's.
+ * the hole list first; the size and digest announced are the whole file's
+ * (digest: the manifest's, which spares reading it all; NULL: read).
  */
 int co_wire_send_sparse(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
-			uint32_t n, char *err, size_t errlen);
+			uint32_t n, const uint64_t *digest, char *err, size_t errlen);
 /* After SPARSE (in m): its hole list into holes (at most max), *n of them; -1 with err. */
 int co_wire_recv_holes(struct co_wire *c, const struct co_wire_msg *m, struct co_wire_hole *holes, uint32_t max,
 		       uint32_t *n, char *err, size_t errlen);

@@ -1,9 +1,12 @@
 # tests/cases/postcopy.sh - sourced by tests/run.sh: `cohort migrate
 # --postcopy` (issue 14), on the two hosts and with the helpers of
-# tests/cases/migrate.sh (mig_*); the pipeline's middle (mig_writer) holds
-# 256 MiB, rewrites 1 % of it every 100 ms and checks every page at the end
-# ("mem ok"), and the group writes a file of its work directory
-# (--copy-files).
+# tests/cases/migrate.sh (mig_*).
+#   postcopy_small      the 3-process pipeline of shell loops, A -> B with
+#                       --postcopy after pre-copy rounds and back with no
+#                       rounds, without --copy-files: it ends right
+# The others: the pipeline's middle (mig_writer) holds 256 MiB, rewrites 1 %
+# of it every 100 ms and checks every page at the end ("mem ok"), and the
+# group writes a file of its work directory (--copy-files).
 #   postcopy_roundtrip  A -> B with no rounds (--max-rounds 0: every page
 #                       of the stop's lazy regions follows the switch) and
 #                       back B -> A after pre-copy rounds (the stop's own
@@ -28,6 +31,27 @@ pc_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$TD/$1.out"; }
 # that had less than half of its bytes at the restart
 pc_sparse() {
 	awk '$3 * 2 < $2 { found = 1 } END { exit !found }' "$1"
+}
+
+t_postcopy_small() {
+	mig_hosts
+	mig_run run0
+	mig_receive recvB B
+	mig_go A mig1 --json --postcopy
+	mig_ok mig1
+	grep -q '"mode":"post-copy"' "$TD/mig1.out" || fail "mig1: not post-copy: $(head -c 400 "$TD/mig1.out")"
+	migrated run0 "$TO"
+	: >"$TT/go.1"
+	wait_lines 25 run0 recvB
+	mig_receive recvA A
+	mig_go B mig2 --postcopy --max-rounds 0
+	mig_ok mig2
+	grep -q "^group '$GNAME' migrated to $TO: .* 0 rounds, .*, post-copy [0-9]* bytes in " "$TD/mig2.out" ||
+		fail "mig2: its line: $(first_line "$TD/mig2.out")"
+	migrated recvB "$TO"
+	: >"$TT/go.2"
+	bg_wait recvA
+	final_check 0 "$RC" recvA run0 recvB recvA
 }
 
 TEST_TIMEOUTS[postcopy_roundtrip]=240
