@@ -19,15 +19,24 @@
  *   ... (a pre-copy round each: the group runs at the source meanwhile;
  *        FSTAT again before the last)
  *   GEN (generation, b 1: the last), FILE ..., GEN_END ->
+ *        (--postcopy: a page stream as SPARSE, its hole list (DATA), then
+ *         FILE without the holes' bytes)
  *                                     <-    READY (restored, parked), or ABORT (why)
  *   (the source's coordinator ends the group at the source: HOLD_END)
  *   GO                                ->
  *                                     <-    RUNNING
+ *   --postcopy, from READY on:
+ *                                     <-    WANT (file, offset): a fault waits for that piece
+ *   PUSH (file, offset), DATA         ->      (after RUNNING every piece, in file order;
+ *                                              the pieces WANTed first)
+ *                                     <-    DONE (every piece in, the files' digests checked)
  *
  * Either side may send ABORT (text: why) instead of its next message and
  * hang up; a side that sees it, or the connection close, gives up.  The
  * group never runs on both sides: the target lets it run only after GO,
- * which comes only once the source has ended it.
+ * which comes only once the source has ended it.  A post-copy cut after
+ * RUNNING cannot be undone: the group at the target ends, and the source
+ * names the generation to restart it from (postcopy.c).
  * docs/architecture.md ("Migration") tells what is checked where.
  */
 #ifndef COHORT_WIRE_H
