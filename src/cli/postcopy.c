@@ -13,8 +13,10 @@
  * source pushes every piece in file order (co_postcopy_serve), and a
  * piece a fault waits for first (WANT).
  *
- * At the target one process owns the stream: the receiver forks it when
- * the group runs (co_postcopy_start).  It writes each piece into its file
+ * At the target one process owns the stream: the receiver forks it before
+ * the restart (co_postcopy_start; the restore itself may fault on a page
+ * still at the source), and READY, GO and RUNNING pass through it.  It
+ * writes each piece into its file
  * and marks it in a table of pieces shared with the fillers (MAP_SHARED,
  * inherited by the fillers the coordinator forks), then wakes them (a
  * futex on the table's sequence number).  A filler that needs a piece
@@ -34,6 +36,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -62,7 +66,7 @@ struct piece {
 	uint64_t off;
 	uint32_t len;
 	uint16_t file;
-	uint8_t state;		/* target: MISSING, ASKED (a filler waits), SENT (the WANT went), IN */
+	uint8_t state;		/* target: MISSING, ASKED (a filler waits), WANTED (the WANT went), IN */
 	uint8_t sent;		/* source: pushed once */
 };
 enum { MISSING, ASKED, WANTED, IN };
@@ -106,7 +110,6 @@ static uint32_t nplan;
 static struct piece *pieces;	/* the plan's, in the order the files were sent */
 static uint32_t npieces;
 static uint32_t sent_plan[MAX_FILES], nsent; /* the plan's files in the order they were sent */
-static int serving;		/* the group runs there (co_postcopy_serve) */
 
 /* A region of a process image: may its pages be left to post-copy? */
 struct region {
@@ -156,7 +159,9 @@ static int read_regions(const char *path, struct regions *rs, char *err, size_t 
 		else if (t == CO_R_VMA && !(bad = co_r_payload(&r, &v, sizeof(v))) && rs->n < CO_MAX_VMAS) {
 			int k = co_vma_lazy_kind(&v);
 			rs->r[rs->n++] = (struct region){ v.start, v.end, k && kinds < CO_LAZY_MAX_RANGES, 0,
-							  v.kind == CO_V_ANON && !(v.flags & CO_VF_SHARED) };
+							  /* (a deleted file's private mapping is restored anonymous) */
+							  (v.kind == CO_V_ANON || v.kind == CO_V_DELETED) &&
+								  !(v.flags & CO_VF_SHARED) };
 			kinds += k;
 		} else if (t == CO_R_COWMAP && !(bad = co_r_payload(&r, &pm, sizeof(pm)))) {
 			for (uint32_t i = 0; i < pm.nruns && i < CO_MAX_RUNS; i++) {
@@ -344,8 +349,6 @@ static int push(struct co_wire *w, const struct piece *p, struct co_postcopy_sta
 	if (co_w_flush(&w->w))
 		return snprintf(err, errlen, "sending to %s: %s", w->peer, strerror(-w->w.err)), -1;
 	st->bytes += p->len;
-	if (serving) /* tests: migrate killed (or held, for the link to be cut) once the group runs there */
-		co_crash_point("pushed");
 	return 0;
 }
 
@@ -364,11 +367,48 @@ static int answer(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_s
 	return push(w, &pieces[k], st, err, errlen) ? -1 : 2;
 }
 
+/*
+ * Little unsent data on the socket at a time: a WANT's answer queues
+ * behind no more of the background push than this.
+ */
+#define LOW_WATER (4 * PIECE)
+#define QUIET_MS 120000	/* the target says nothing and takes nothing for this long: it is gone */
+
+/*
+ * One step: a message from the target (a WANT answered: 2; any other: 0,
+ * in m), else, once the group runs there (serving) and the socket has
+ * room, the next piece pushed (2).  Until then only WANTs are answered:
+ * the restore there may fault on a page still here.
+ */
+static int serving;
+
+static int step(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	static uint32_t next;
+	static int low;
+	if (!low++) {
+		int lw = LOW_WATER;
+		setsockopt(w->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lw, sizeof(lw));
+	}
+	while (next < npieces && pieces[next].sent)
+		next++;
+	struct pollfd pf = { w->fd, (short)(POLLIN | (serving && next < npieces ? POLLOUT : 0)), 0 };
+	int n = poll(&pf, 1, QUIET_MS);
+	if (n < 0 && errno == EINTR)
+		return 2;
+	if (n <= 0)
+		return snprintf(err, errlen, "%s: %s", w->peer, n ? strerror(errno) : "no word for 120 s"), -1;
+	if (pf.revents & (POLLIN | POLLERR | POLLHUP))
+		return answer(w, m, st, err, errlen);
+	pieces[next].sent = 1;
+	return push(w, &pieces[next], st, err, errlen) ? -1 : 2;
+}
+
 int co_postcopy_until(struct co_wire *w, unsigned op, struct co_postcopy_stats *st, char *err, size_t errlen)
 {
 	static struct co_wire_msg m;
 	int r;
-	while ((r = answer(w, &m, st, err, errlen)) == 2)
+	while ((r = step(w, &m, st, err, errlen)) == 2)
 		;
 	if (r < 0)
 		return -1;
@@ -380,27 +420,11 @@ int co_postcopy_until(struct co_wire *w, unsigned op, struct co_postcopy_stats *
 
 int co_postcopy_serve(struct co_wire *w, struct co_postcopy_stats *st, char *err, size_t errlen)
 {
-	static struct co_wire_msg m;
+	co_crash_point("postcopy"); /* tests: migrate killed (or held, for the link to be cut) once the group runs there */
 	serving = 1;
 	if (!nsent)
 		return 0; /* nothing was left out: the target restarted the group as any migration's */
-	/* in file order, what a fault waits for first */
-	for (uint32_t k = 0; k < npieces; k++) {
-		struct pollfd pf = { w->fd, POLLIN, 0 };
-		int r = 2;
-		while (r == 2 && poll(&pf, 1, 0) == 1)
-			r = answer(w, &m, st, err, errlen);
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			return snprintf(err, errlen, "%s sent something else while pages were due", w->peer), -1;
-		if (!pieces[k].sent) {
-			pieces[k].sent = 1;
-			if (push(w, &pieces[k], st, err, errlen))
-				return -1;
-		}
-	}
-	/* every piece has gone: what the target still asks for (in flight), then DONE */
+	/* the rest in file order, a WANT answered before the next piece; then DONE */
 	return co_postcopy_until(w, CO_W_DONE, st, err, errlen);
 }
 
@@ -430,8 +454,12 @@ static int wake_fd = -1;	/* eventfd: a filler asked for a piece */
 static char gen_path[PATH_MAX];	/* the generation's directory */
 
 /* The sparse files as they come, before the table is made. */
-static struct sparse got[MAX_FILES];
-static uint64_t got_digest[MAX_FILES];
+static struct noted {
+	char name[128];
+	struct co_wire_hole *holes;
+	uint32_t n;
+	uint64_t digest;	/* the whole file's, as the manifest lists it */
+} got[MAX_FILES];
 static uint32_t ngot;
 
 int co_postcopy_note(const char *name, const struct co_wire_hole *holes, uint32_t n, uint64_t digest, char *err,
@@ -439,14 +467,15 @@ int co_postcopy_note(const char *name, const struct co_wire_hole *holes, uint32_
 {
 	if (ngot == MAX_FILES)
 		return snprintf(err, errlen, "more than %d sparse files", MAX_FILES), -1;
-	struct sparse *s = &got[ngot];
+	struct noted *s = &got[ngot];
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	s->holes = malloc((n ? n : 1) * sizeof(*holes));
 	if (!s->holes)
 		return snprintf(err, errlen, "out of memory"), -1;
 	memcpy(s->holes, holes, n * sizeof(*holes));
 	s->n = n;
-	got_digest[ngot++] = digest;
+	s->digest = digest;
+	ngot++;
 	return 0;
 }
 
@@ -479,7 +508,7 @@ int co_postcopy_map(const char *gen_dir, char *err, size_t errlen)
 		snprintf(path, sizeof(path), "%s/%s", gen_dir, got[f].name);
 		if (stat(path, &st) < 0)
 			return snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1;
-		*pf = (struct pc_file){ st.st_dev, st.st_ino, k, 0, got_digest[f], "" };
+		*pf = (struct pc_file){ st.st_dev, st.st_ino, k, 0, got[f].digest, "" };
 		snprintf(pf->name, sizeof(pf->name), "%s", path + strlen(gen_dir) + 1);
 		pf->np = cut(got[f].holes, got[f].n, (uint16_t)f, T->pieces + k);
 		k += pf->np;

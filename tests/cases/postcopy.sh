@@ -16,11 +16,11 @@
 #                       (COHORT_POSTCOPY_HOLES); the group ends with the
 #                       straight run's RESULT
 #   postcopy_cut        the link brought down during post-copy (migrate
-#                       held after its first piece: COHORT_CRASH=pushed:/FILE):
+#                       held once RUNNING has come: COHORT_CRASH=postcopy:/FILE):
 #                       the group at B ends with one line (status 70), migrate
 #                       exits 1 in one line naming the generation and the
 #                       command; that restart at A ends with the RESULT
-#   postcopy_killed     migrate killed during post-copy (COHORT_CRASH=pushed:3):
+#   postcopy_killed     migrate killed once the group runs at B (COHORT_CRASH=postcopy):
 #                       the same at B; the restart at A from the newest
 #                       generation ends with the RESULT
 
@@ -113,10 +113,10 @@ t_postcopy_cut() {
 	mig_run run0
 	mig_receive recvB B
 	host A
-	bg_start cut "${ON[@]}" env COHORT_CRASH="pushed:$TD/link.cut" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" \
+	bg_start cut "${ON[@]}" env COHORT_CRASH="postcopy:$TD/link.cut" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" \
 		--to "$TO" --token-file "$TD/token" --copy-files --postcopy --max-rounds 0
 	migrated run0 "$TO"
-	# the group runs at B (migrate has sent GO, and holds after its first piece)
+	# the group runs at B (migrate has had RUNNING, and holds there)
 	wait_for "the group to run at B" pc_runs_at_b
 	sleep 1
 	nsenter -t "$PA" -n ip link set va down || fail "cannot bring the link down"
@@ -136,8 +136,8 @@ t_postcopy_killed() {
 	mig_run run0
 	mig_receive recvB B
 	{
-		COHORT_CRASH=pushed:3 mig_go A killed --copy-files --postcopy --max-rounds 0
-		[ "$RC" = 137 ] || fail "migrate with COHORT_CRASH=pushed:3: status $RC, expected 137 (killed)"
+		COHORT_CRASH=postcopy mig_go A killed --copy-files --postcopy --max-rounds 0
+		[ "$RC" = 137 ] || fail "migrate with COHORT_CRASH=postcopy: status $RC, expected 137 (killed)"
 		migrated run0 "$TO"
 	} 2>/dev/null
 	pc_ended_at_b recvB
