@@ -372,7 +372,7 @@ static int answer(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_s
  * behind no more of the background push than this.
  */
 #define LOW_WATER (4 * PIECE)
-#define QUIET_MS 120000	/* the target says nothing and takes nothing for this long: it is gone */
+#define QUIET_MS 120000	/* the other side says nothing and takes nothing for this long: it is gone */
 
 /*
  * One step: a message from the target (a WANT answered: 2; any other: 0,
@@ -668,8 +668,12 @@ static void __attribute__((noreturn)) receiver(struct co_wire *w)
 	/* until every piece is in and the group runs (RUNNING said: DONE comes after it) */
 	while (in < T->npieces || !running_there) {
 		struct pollfd p[3] = { { w->fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 }, { 5, POLLIN, 0 } };
-		if (poll(p, 3, -1) < 0 && errno != EINTR)
+		/* once the group runs, a source that sends nothing at all for so long is as good as gone */
+		int n = poll(p, 3, running_there ? QUIET_MS : -1);
+		if (n < 0 && errno != EINTR)
 			lost(w->peer, strerror(errno));
+		if (n == 0)
+			lost(w->peer, "no word from it for 120 s");
 		if (p[2].revents)
 			from_receiver(w);
 		if (p[1].revents)
