@@ -377,7 +377,9 @@ static void send_generation(const char *gdir, uint64_t gen, int last)
 		/* --postcopy: the stop's page data of lazy regions follows once the group runs there */
 		const struct co_wire_hole *holes = last && M.o->postcopy ? co_postcopy_holes(f[i].name, &nholes) : NULL;
 		snprintf(path, sizeof(path), "%s/%s", dir, f[i].name);
-		const uint64_t *digest = f[i].flags & CO_MF_DIGEST ? &f[i].digest : NULL;
+		/* a sparse file goes with the manifest's digest, or none: never read whole here */
+		static const uint64_t none;
+		const uint64_t *digest = f[i].flags & CO_MF_DIGEST ? &f[i].digest : &none;
 		if (holes ? co_wire_send_sparse(&M.w, path, f[i].name, holes, nholes, digest, err, sizeof(err))
 			  : co_wire_send_file(&M.w, path, f[i].name, err, sizeof(err)))
 			fail("%s", err);

@@ -434,7 +434,8 @@ struct pc_file {
 	dev_t dev;
 	ino_t ino;
 	uint32_t p0, np;	/* its pieces */
-	uint64_t digest;	/* the whole file's, as announced */
+	uint64_t digest;	/* the whole file's, as the manifest lists it */
+	int check;		/* ... if it lists one */
 	char name[128];
 };
 
@@ -459,11 +460,12 @@ static struct noted {
 	struct co_wire_hole *holes;
 	uint32_t n;
 	uint64_t digest;	/* the whole file's, as the manifest lists it */
+	int check;		/* ... if it lists one */
 } got[MAX_FILES];
 static uint32_t ngot;
 
-int co_postcopy_note(const char *name, const struct co_wire_hole *holes, uint32_t n, uint64_t digest, char *err,
-		     size_t errlen)
+int co_postcopy_note(const char *name, const struct co_wire_hole *holes, uint32_t n, const uint64_t *digest,
+		     char *err, size_t errlen)
 {
 	if (ngot == MAX_FILES)
 		return snprintf(err, errlen, "more than %d sparse files", MAX_FILES), -1;
@@ -474,7 +476,8 @@ int co_postcopy_note(const char *name, const struct co_wire_hole *holes, uint32_
 		return snprintf(err, errlen, "out of memory"), -1;
 	memcpy(s->holes, holes, n * sizeof(*holes));
 	s->n = n;
-	s->digest = digest;
+	s->check = digest != NULL;
+	s->digest = digest ? *digest : 0;
 	ngot++;
 	return 0;
 }
@@ -508,7 +511,7 @@ int co_postcopy_map(const char *gen_dir, char *err, size_t errlen)
 		snprintf(path, sizeof(path), "%s/%s", gen_dir, got[f].name);
 		if (stat(path, &st) < 0)
 			return snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1;
-		*pf = (struct pc_file){ st.st_dev, st.st_ino, k, 0, got[f].digest, "" };
+		*pf = (struct pc_file){ st.st_dev, st.st_ino, k, 0, got[f].digest, got[f].check, "" };
 		snprintf(pf->name, sizeof(pf->name), "%s", path + strlen(gen_dir) + 1);
 		pf->np = cut(got[f].holes, got[f].n, (uint16_t)f, T->pieces + k);
 		k += pf->np;
@@ -607,7 +610,7 @@ static void check_files(const char *peer)
 		char path[PATH_MAX + 160], why[PATH_MAX + 256];
 		uint64_t d = 0;
 		snprintf(path, sizeof(path), "%s/%s", gen_path, T->files[f].name);
-		if (co_file_digest(path, &d) || d != T->files[f].digest) {
+		if (T->files[f].check && (co_file_digest(path, &d) || d != T->files[f].digest)) {
 			snprintf(why, sizeof(why), "%s: its content is not what the manifest says once filled", path);
 			lost(peer, why);
 		}
@@ -801,6 +804,7 @@ static int file_of(int fd)
 
 static uint32_t seen;	/* the table's sequence number when ready() last looked */
 static int receiver_fd = -1; /* pidfd of the receiver's post-copy process, once there is one */
+static int receiver_dead;	/* ... which had ended when we last waited */
 
 static int pc_ready(void *ctx, int fd, uint64_t off, uint64_t n, int demand)
 {
@@ -835,6 +839,11 @@ static int pc_ready(void *ctx, int fd, uint64_t off, uint64_t n, int demand)
 							  __ATOMIC_ACQUIRE))
 			asked = 1;
 	}
+	if (!ready && receiver_dead) { /* nobody left to bring them */
+		snprintf(T->why, sizeof(T->why), "the post-copy process here ended before every page had come");
+		__atomic_store_n(&T->failed, 1, __ATOMIC_SEQ_CST);
+		return -1;
+	}
 	if (asked) {
 		uint64_t one = 1;
 		if (write(wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
@@ -860,10 +869,8 @@ static void pc_wait(void *ctx, int ms)
 	(void)ctx;
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 	syscall(SYS_futex, &T->seq, FUTEX_WAIT, seen, &ts, NULL, 0);
-	if (!__atomic_load_n(&T->failed, __ATOMIC_ACQUIRE) && receiver_gone()) {
-		snprintf(T->why, sizeof(T->why), "the post-copy receiver here ended before every page had come");
-		__atomic_store_n(&T->failed, 1, __ATOMIC_SEQ_CST);
-	}
+	/* (it ends once every piece is in, too: pc_ready looks again before it calls that a failure) */
+	receiver_dead = receiver_gone();
 }
 
 static const char *pc_why(void *ctx)

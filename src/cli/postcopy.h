@@ -45,9 +45,14 @@ int co_postcopy_serve(struct co_wire *w, struct co_postcopy_stats *st, char *err
 
 /* ---- the target ---- */
 
-/* A sparse file of the last generation has come (in the order of the source's plan): kept for the table. */
-int co_postcopy_note(const char *name, const struct co_wire_hole *holes, uint32_t n, uint64_t digest, char *err,
-		     size_t errlen);
+/*
+ * A sparse file of the last generation has come (numbered as they come):
+ * kept for the table; digest: the manifest's, checked once it is filled
+ * (NULL: the manifest lists none, as for process images: their records'
+ * checksums are what the fillers and the restorer check).
+ */
+int co_postcopy_note(const char *name, const struct co_wire_hole *holes, uint32_t n, const uint64_t *digest,
+		     char *err, size_t errlen);
 /* How many sparse files have come (0: not a post-copy). */
 int co_postcopy_files(void);
 /*

@@ -310,7 +310,7 @@ static void receive_manifest(const struct co_wire_file *f)
  * has one) as it comes; sparse (n holes: post-copy fills them), its
  * digest is checked once they are filled (postcopy.c).
  */
-static void receive_file(const struct co_wire_file *f, const struct co_wire_hole *holes, uint32_t n)
+static int receive_file(const struct co_wire_file *f, const struct co_wire_hole *holes, uint32_t n)
 {
 	char path[PATH_MAX], err[1024];
 	int k = 0;
@@ -321,6 +321,7 @@ static void receive_file(const struct co_wire_file *f, const struct co_wire_hole
 	if (f->size != files[k].size || ((files[k].flags & CO_MF_DIGEST) && f->digest != files[k].digest))
 		fail("%.128s is announced with another size or digest than its manifest lists", f->name);
 	got[k] = 1;
+	int digest = (files[k].flags & CO_MF_DIGEST) != 0;
 	if (n)
 		files[k].flags &= ~CO_MF_DIGEST; /* (our copy of the list: the manifest keeps it, for later) */
 	if (!strncmp(f->name, "files/", 6)) {
@@ -338,6 +339,7 @@ static void receive_file(const struct co_wire_file *f, const struct co_wire_hole
 	if (fsync(fd) < 0 || close(fd) < 0)
 		fail("cannot write %s: %s", path, strerror(errno));
 	co_crash_point("received"); /* tests: a receiver killed mid-stream */
+	return digest;
 }
 
 /* SPARSE (in R.m): the hole list, then the file without them; only in the last generation (post-copy). */
@@ -357,8 +359,8 @@ static void receive_sparse(int last)
 		lost(err);
 	if (e == 0 || strcmp(f.name, name))
 		fail("a sparse file's hole list without its file");
-	receive_file(&f, holes, n);
-	if (co_postcopy_note(f.name, holes, n, f.digest, err, sizeof(err)))
+	int digest = receive_file(&f, holes, n);
+	if (co_postcopy_note(f.name, holes, n, digest ? &f.digest : NULL, err, sizeof(err)))
 		fail("%s", err);
 }
 
