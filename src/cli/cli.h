@@ -293,6 +293,7 @@ struct co_migrate_opts {
 	int max_rounds;		/* pre-copy rounds at most (0: stop-and-copy) */
 	double downtime_ms;	/* the stop's goal: what is left to send fits in this at the measured rate */
 	int copy_files;		/* the files the group writes travel in the generation (not compared) */
+	int postcopy;		/* the stop's pages follow once the group runs at the target (postcopy.c) */
 };
 int co_cmd_migrate(const struct co_migrate_opts *o);
 struct co_receive_opts {

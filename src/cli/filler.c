@@ -127,11 +127,10 @@ static void *grow(void *p, uint32_t *cap, size_t size)
 	return p;
 }
 
-/* ---- the page source: the image's files (pluggable: a migration's stream could be one) ---- */
+/* ---- the page source: the image's files, whose holes a post-copy may still be filling ---- */
 
-static int file_read(void *ctx, int stream, uint64_t off, void *p, size_t n)
+static int file_read(int stream, uint64_t off, void *p, size_t n)
 {
-	(void)ctx;
 	for (size_t done = 0; done < n;) {
 		ssize_t r = pread(src_fd[stream], (char *)p + done, n - done, (off_t)(off + done));
 		if (r < 0 && errno == EINTR)
@@ -141,6 +140,29 @@ static int file_read(void *ctx, int stream, uint64_t off, void *p, size_t n)
 		done += (size_t)r;
 	}
 	return 0;
+}
+
+static void pump(int timeout_ms);
+
+/*
+ * n bytes of stream k at off, once they are in place: a fault's (demand)
+ * are asked for and waited for; the background fill's are waited for
+ * while faults are served.
+ */
+static int src_read(int stream, uint64_t off, void *p, size_t n, int demand)
+{
+	for (int r; src.ready && (r = src.ready(src.ctx, src_fd[stream], off, n, demand)) != 1;) {
+		if (r < 0) {
+			const char *why = src.why(src.ctx);
+			if (!why)
+				_exit(1); /* another filler has said why */
+			fail("%s", why);
+		}
+		if (!demand)
+			pump(1);
+		src.wait(src.ctx, demand ? 100 : 0);
+	}
+	return file_read(stream, off, p, n);
 }
 
 /* ---- the index ---- */
@@ -536,7 +558,7 @@ static long serve(struct space *s, uint64_t a)
 	uint64_t off = e_off[e] & ~(PAGE - 1);
 	int k = (int)(e_off[e] & (PAGE - 1));
 	uint32_t n = cluster(s, e, a);
-	if (src.read(src.ctx, k, off, pages, n * PAGE))
+	if (src_read(k, off, pages, n * PAGE, 1))
 		fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off, (unsigned long)a);
 	uint64_t copied;
 	long r = copy_pages(s, a, pages, n * PAGE, &copied);
@@ -724,7 +746,7 @@ static void fill_record(const struct rec *rc)
 	for (uint64_t at = 0; at < rc->len; at += CHUNK) {
 		uint64_t n = rc->len - at < CHUNK ? rc->len - at : CHUNK;
 		pump(0);
-		if (src.read(src.ctx, rc->stream, rc->off + at, buf, n))
+		if (src_read(rc->stream, rc->off + at, buf, n, 0))
 			fail("%s: byte %lu: cannot read page data", src_name[rc->stream], (unsigned long)(rc->off + at));
 		co_xxh64_update(&h, buf, n);
 		uint32_t e1 = e;
@@ -740,7 +762,7 @@ static void fill_record(const struct rec *rc)
 				pump((int)((end - now) / 1000000) + 1);
 	}
 	uint64_t sum;
-	if (src.read(src.ctx, rc->stream, rc->off + rc->len, &sum, sizeof(sum)))
+	if (src_read(rc->stream, rc->off + rc->len, &sum, sizeof(sum), 0))
 		fail("%s: byte %lu: image is truncated", src_name[rc->stream], (unsigned long)(rc->off + rc->len));
 	if (sum != co_xxh64_digest(&h))
 		fail("%s: byte %lu: checksum mismatch in page data record %lu (the pages from %lx on may have "
@@ -778,7 +800,7 @@ static void write_eager(void)
 		}
 		uint64_t off = e_off[e] & ~(PAGE - 1);
 		int k = (int)(e_off[e] & (PAGE - 1));
-		if (src.read(src.ctx, k, off, page, PAGE))
+		if (src_read(k, off, page, PAGE, 0))
 			fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off,
 			     (unsigned long)e_at[e]);
 		if (pwrite(fd, page, PAGE, (off_t)e_at[e]) != (ssize_t)PAGE)
@@ -799,7 +821,7 @@ static void announce(void)
 void co_filler_main(const struct co_filler_cfg *c)
 {
 	cfg = c;
-	src = c->source.read ? c->source : (struct co_page_source){ file_read, NULL };
+	src = c->source;
 	buf = aligned_alloc(PAGE, CHUNK);
 	if (!buf)
 		fail("out of memory");

@@ -11,12 +11,18 @@
 #include "image.h"
 
 /*
- * Where page data comes from: read n bytes of stream k at offset off (the
- * offsets of the image's files, which the index holds).  The image's files
- * by default; a migration's post-copy could fetch them over its stream.
+ * Where page data may still be on its way: a migration's post-copy
+ * (postcopy.c) leaves holes in the stop's page streams that fill while
+ * the program runs.  Before reading bytes [off, off + n) of the image
+ * file open on fd the filler asks ready(): 1 they are in place; 0 not yet
+ * (demand: a fault waits, so they are asked for first); -1 never (why()
+ * says why, NULL when another filler has said it).  wait() waits up to
+ * ms for more to come.  ready NULL: every byte is in place.
  */
 struct co_page_source {
-	int (*read)(void *ctx, int stream, uint64_t off, void *p, size_t n);
+	int (*ready)(void *ctx, int fd, uint64_t off, uint64_t n, int demand);
+	void (*wait)(void *ctx, int ms);
+	const char *(*why)(void *ctx);
 	void *ctx;
 };
 
@@ -41,7 +47,7 @@ struct co_filler_cfg {
 	int nlayers;
 	const uint64_t *ranges;	/* the lazy regions: start, end pairs, in address order */
 	int nranges;
-	struct co_page_source source; /* .read NULL: the image's files */
+	struct co_page_source source; /* .ready NULL: the image's files are whole */
 	int slow_ms;		/* tests only (COHORT_LAZY_SLOW): a pause after each MiB of the background fill */
 };
 

@@ -608,16 +608,14 @@ static int cmd_migrate(int argc, char **argv)
 	const char *pos[1] = { 0 };
 	parse_opts(argc, argv, o, pos, 1, 0);
 	struct co_migrate_opts m = { .name = need_name(pos[0]), .to = o[0].val, .token_file = o[1].val,
-				     .json = o[2].set, .max_rounds = 8, .downtime_ms = 20, .copy_files = o[6].set };
+				     .json = o[2].set, .max_rounds = 8, .downtime_ms = 20, .copy_files = o[6].set,
+				     .postcopy = o[5].set };
 	if (!m.to || !m.token_file)
 		co_usage("migrate: needs --to ADDR:PORT and --token-file FILE (see 'cohort help migrate')");
 	if (o[3].val)
 		m.max_rounds = parse_rounds(o[3].val);
 	if (o[4].val)
 		m.downtime_ms = parse_downtime(o[4].val);
-	/* post-copy needs the lazy restore at the target (userfaultfd), which is not built yet */
-	if (o[5].set)
-		co_usage("migrate: --postcopy is not built yet: this cohort migrates by pre-copy rounds");
 	return co_cmd_migrate(&m);
 }
 
@@ -725,7 +723,11 @@ static const struct command commands[] = {
 	  "  --downtime-ms MS     stop once what is left would take this long to send (default 20)\n"
 	  "  --copy-files         send the files the group writes (it holds them open for writing)\n"
 	  "                       and put them in place there, instead of requiring the same there\n"
-	  "  --postcopy           not built yet (refused)\n" },
+	  "  --postcopy           let the group run there after one short stop: the stop's pages\n"
+	  "                       follow while it runs, the ones it faults on first (the rounds\n"
+	  "                       before it still run: --max-rounds 0 for none); should the link\n"
+	  "                       fail meanwhile, the group ends there and restarts here from the\n"
+	  "                       stop's generation (named)\n" },
 	{ "receive", cmd_receive, "receive --listen ADDR:PORT --token-file FILE [--images DIR] [--json]",
 	  "Accepts one migration (see 'cohort help migrate') and runs the group in the foreground as\n"
 	  "'cohort restart' does: its stdin, stdout and stderr are yours, and receive exits with its\n"

@@ -30,6 +30,7 @@
 #include "progress.h"
 #include "util.h"
 #include "procfs.h"
+#include "postcopy.h"
 #include "wire.h"
 
 #define MAX_PATHS 4096 /* distinct files a group holds that are compared with the target's */
@@ -64,6 +65,8 @@ struct migration {
 	/* CLOCK_MONOTONIC: the start; the stop's reply, files compared, sent, READY, RUNNING */
 	uint64_t t_start, t_reply, t_compared, t_sent, t_ready, t_running;
 	int stop_incremental;	/* the stop was incremental (the rounds converged: stop_whole) */
+	struct co_postcopy_stats pc; /* --postcopy: what followed once the group ran there */
+	uint64_t t_done;	/* ... and when the target had it all (DONE) */
 };
 
 static struct migration M;
@@ -371,8 +374,15 @@ static void send_generation(const char *gdir, uint64_t gen, int last)
 	    co_wire_send_file(&M.w, path, "manifest", err, sizeof(err)))
 		fail("%s", err[0] ? err : "the connection was lost");
 	for (int i = 0; i < nf; i++) {
+		uint32_t nholes = 0;
+		/* --postcopy: the stop's page data of lazy regions follows once the group runs there */
+		const struct co_wire_hole *holes = last && M.o->postcopy ? co_postcopy_holes(f[i].name, &nholes) : NULL;
 		snprintf(path, sizeof(path), "%s/%s", dir, f[i].name);
-		if (co_wire_send_file(&M.w, path, f[i].name, err, sizeof(err)))
+		/* a sparse file goes with the manifest's digest, or none: never read whole here */
+		static const uint64_t none;
+		const uint64_t *digest = f[i].flags & CO_MF_DIGEST ? &f[i].digest : &none;
+		if (holes ? co_wire_send_sparse(&M.w, path, f[i].name, holes, nholes, digest, err, sizeof(err))
+			  : co_wire_send_file(&M.w, path, f[i].name, err, sizeof(err)))
 			fail("%s", err);
 	}
 	if (co_wire_send(&M.w, CO_W_GEN_END, 0, 0, NULL))
@@ -399,7 +409,9 @@ static void await_ready(void)
 {
 	char err[1024];
 	co_progress_set(&M.pr, "stop: restoring there", 0, 0);
-	if (expect(CO_W_READY, "READY", err, sizeof(err)))
+	/* --postcopy: the restore there may fault on pages still here (postcopy.c) */
+	if (M.o->postcopy ? co_postcopy_until(&M.w, CO_W_READY, &M.pc, err, sizeof(err))
+			  : expect(CO_W_READY, "READY", err, sizeof(err)))
 		fail("%s", err);
 	M.t_ready = co_now_ns(CLOCK_MONOTONIC);
 	co_trace("migrate: READY");
@@ -431,7 +443,9 @@ static void let_run(void)
 {
 	char err[1024] = "";
 	M.connected = 0;
-	if (co_wire_send(&M.w, CO_W_GO, 0, 0, NULL) || expect(CO_W_RUNNING, "RUNNING", err, sizeof(err))) {
+	if (co_wire_send(&M.w, CO_W_GO, 0, 0, NULL) ||
+	    (M.o->postcopy ? co_postcopy_until(&M.w, CO_W_RUNNING, &M.pc, err, sizeof(err))
+			   : expect(CO_W_RUNNING, "RUNNING", err, sizeof(err)))) {
 		co_progress_end(&M.pr);
 		co_die("group '%s' ended here, but %s did not confirm it runs there (%s): if it does not, restart it "
 		       "here with 'cohort restart %s' (generation %llu is committed in %s)",
@@ -440,6 +454,26 @@ static void let_run(void)
 	}
 	M.t_running = co_now_ns(CLOCK_MONOTONIC);
 	co_trace("migrate: RUNNING");
+}
+
+/*
+ * --postcopy: the group runs there, its stop's pages still coming from
+ * here.  A failure now cannot be undone: the group there ends (its page
+ * fillers fail), and the stop's generation, committed here, is where it
+ * restarts from.
+ */
+static void post_copy(void)
+{
+	char err[1024];
+	co_progress_set(&M.pr, "post-copy", 0, 0);
+	if (co_postcopy_serve(&M.w, &M.pc, err, sizeof(err))) {
+		co_progress_end(&M.pr);
+		co_die("group '%s' runs at %s, but post-copy was cut (%s): it ends there, its pages being here; restart "
+		       "it here with 'cohort restart %s --generation %llu' (committed in %s)",
+		       M.o->name, M.o->to, err, M.o->name, (unsigned long long)M.gen, M.dir);
+	}
+	M.t_done = co_now_ns(CLOCK_MONOTONIC);
+	close(M.w.fd);
 }
 
 /* ---- the rounds ---- */
@@ -546,6 +580,9 @@ static void stop_and_send(void)
 	M.t_compared = co_now_ns(CLOCK_MONOTONIC);
 	sending(t.bytes);
 	group_dir(t.dir, gdir, sizeof(gdir));
+	char err[1024];
+	if (M.o->postcopy && co_postcopy_plan(t.dir, err, sizeof(err)))
+		fail("%s", err);
 	send_generation(gdir, t.gen, 1);
 	M.t_sent = co_now_ns(CLOCK_MONOTONIC);
 	co_trace("migrate: the stop's generation sent");
@@ -562,8 +599,12 @@ static void result(void)
 	co_progress_end(&M.pr);
 	double down = M.pause_ms + (double)(M.t_running - M.t_reply) / 1e6;
 	double dur = (double)(co_now_ns(CLOCK_MONOTONIC) - M.t_start) / 1e6;
-	unsigned long long bytes = M.w.sent, gen = M.gen;
-	const char *mode = M.rounds ? "pre-copy" : "stop-and-copy";
+	unsigned long long bytes = M.w.sent + M.pc.bytes, gen = M.gen;
+	const char *mode = M.o->postcopy ? "post-copy" : M.rounds ? "pre-copy" : "stop-and-copy";
+	char pc[160] = "";
+	if (M.o->postcopy)
+		snprintf(pc, sizeof(pc), ",\"postcopy_ms\":%.2f,\"postcopy_bytes\":%llu,\"requests\":%llu",
+			 ms(M.t_running, M.t_done), (unsigned long long)M.pc.bytes, (unsigned long long)M.pc.requests);
 	if (M.o->json) {
 		char name[256], to[512], rb[MAX_SENT * 24 + 8];
 		size_t o = 0;
@@ -576,17 +617,21 @@ static void result(void)
 		printf("{\"group\":\"%s\",\"to\":\"%s\",\"generation\":%llu,\"rounds\":%d,\"round_bytes\":[%s],"
 		       "\"bytes\":%llu,\"downtime_ms\":%.2f,\"duration_ms\":%.2f,\"processes\":%d,\"mode\":\"%s\","
 		       "\"stop\":\"%s\",\"copy_files\":%s,\"downtime_phases_ms\":{\"checkpoint\":%.2f,\"files\":%.2f,\"sending\":%.2f,"
-		       "\"restoring\":%.2f,\"switching\":%.2f}}\n",
+		       "\"restoring\":%.2f,\"switching\":%.2f}%s}\n",
 		       co_json_esc(M.o->name, name, sizeof(name)), co_json_esc(M.o->to, to, sizeof(to)), gen, M.rounds,
 		       rb, bytes, down, dur, M.processes, mode, M.stop_incremental ? "incremental" : "whole",
 		       M.o->copy_files ? "true" : "false", M.pause_ms,
 		       ms(M.t_reply, M.t_compared), ms(M.t_compared, M.t_sent), ms(M.t_sent, M.t_ready),
-		       ms(M.t_ready, M.t_running));
+		       ms(M.t_ready, M.t_running), pc);
 	} else {
+		char after[128] = "";
+		if (M.o->postcopy)
+			snprintf(after, sizeof(after), ", post-copy %llu bytes in %.1f ms", (unsigned long long)M.pc.bytes,
+				 ms(M.t_running, M.t_done));
 		printf("group '%s' migrated to %s: generation %llu, %d process%s, %d round%s, %llu bytes, "
-		       "downtime %.1f ms, duration %.1f ms\n",
+		       "downtime %.1f ms, duration %.1f ms%s\n",
 		       M.o->name, M.o->to, gen, M.processes, M.processes == 1 ? "" : "es", M.rounds,
-		       M.rounds == 1 ? "" : "s", bytes, down, dur);
+		       M.rounds == 1 ? "" : "s", bytes, down, dur, after);
 	}
 }
 
@@ -607,6 +652,8 @@ int co_cmd_migrate(const struct co_migrate_opts *o)
 	await_ready();
 	end_here();
 	let_run();
+	if (o->postcopy)
+		post_copy();
 	result();
 	return 0;
 }

@@ -247,8 +247,8 @@ int co_init_main(struct co_init_cfg *c)
 					*e++ = reportarg;
 				if (c->fault)
 					*e++ = faultarg;
-				if (c->lazy) /* restart --lazy: src/restore/lazy.c */
-					*e++ = (char *)"COHORT_LAZY=1";
+				if (c->lazy) /* restart --lazy: src/restore/lazy.c (2: post-copy, lazy or fail) */
+					*e++ = (char *)(c->lazy == 2 ? "COHORT_LAZY=2" : "COHORT_LAZY=1");
 				keep_restore_cap();
 				execve(c->restorer, args, env);
 				init_fail(c, CO_RS_START, "pid %d, %s: cannot start %s: %s", (int)getpid(),

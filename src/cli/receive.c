@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "util.h"
 #include "procfs.h"
+#include "postcopy.h"
 #include "wire.h"
 
 #define MAX_GENS 256 /* generations one migration brings (its rounds) */
@@ -51,6 +52,7 @@ struct reception {
 	 */
 	uint64_t gens[MAX_GENS];
 	int ngens, ncommitted, running;
+	int postcopy;		/* the stop's pages come after (postcopy.c): its process owns the stream */
 	char why[1024];		/* why the group was not let run here (on_ready) */
 	struct co_wire_msg m;	/* the message being handled */
 };
@@ -114,12 +116,21 @@ static void lost(const char *err)
 	       R.name[0] ? "'" : "", R.w.peer, err);
 }
 
+/* ABORT to the source: ours to send, or (post-copy) the process that owns the stream by then says it. */
+static void abort_to_source(const char *why)
+{
+	if (R.postcopy)
+		co_postcopy_abort(why);
+	else
+		co_wire_send(&R.w, CO_W_ABORT, 0, 0, why);
+}
+
 /* co_die from a restart that could not begin (or any exit before the group runs): discard, tell the source. */
 static void at_exit(void)
 {
 	if (getpid() != R.self || R.running || !R.ngens)
 		return;
-	co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the target gave up: the restart failed there");
+	abort_to_source("the target gave up: the restart failed there");
 	discard();
 }
 
@@ -294,8 +305,12 @@ static void receive_manifest(const struct co_wire_file *f)
 			fail("the manifest lists a file named '%.128s'", files[i].name);
 }
 
-/* One file the manifest lists, checked against it (size; digest where it has one) as it comes. */
-static void receive_file(const struct co_wire_file *f)
+/*
+ * One file the manifest lists, checked against it (size; digest where it
+ * has one) as it comes; sparse (n holes: post-copy fills them), its
+ * digest is checked once they are filled (postcopy.c).
+ */
+static int receive_file(const struct co_wire_file *f, const struct co_wire_hole *holes, uint32_t n)
 {
 	char path[PATH_MAX], err[1024];
 	int k = 0;
@@ -306,6 +321,9 @@ static void receive_file(const struct co_wire_file *f)
 	if (f->size != files[k].size || ((files[k].flags & CO_MF_DIGEST) && f->digest != files[k].digest))
 		fail("%.128s is announced with another size or digest than its manifest lists", f->name);
 	got[k] = 1;
+	int digest = (files[k].flags & CO_MF_DIGEST) != 0;
+	if (n)
+		files[k].flags &= ~CO_MF_DIGEST; /* (our copy of the list: the manifest keeps it, for later) */
 	if (!strncmp(f->name, "files/", 6)) {
 		snprintf(path, sizeof(path), "%s/files", R.tmp);
 		if (mkdir(path, 0700) < 0 && errno != EEXIST)
@@ -315,12 +333,35 @@ static void receive_file(const struct co_wire_file *f)
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		fail("cannot create %s: %s", path, strerror(errno));
-	if (co_wire_recv_file(&R.w, f, fd, err, sizeof(err)))
+	if (n ? co_wire_recv_sparse(&R.w, f, fd, holes, n, err, sizeof(err)) : co_wire_recv_file(&R.w, f, fd, err, sizeof(err)))
 		lost(err);
 	/* on disk as it comes (the commit's fsync, at the stop, then finds nothing left to write) */
 	if (fsync(fd) < 0 || close(fd) < 0)
 		fail("cannot write %s: %s", path, strerror(errno));
 	co_crash_point("received"); /* tests: a receiver killed mid-stream */
+	return digest;
+}
+
+/* SPARSE (in R.m): the hole list, then the file without them; only in the last generation (post-copy). */
+static void receive_sparse(int last)
+{
+	static struct co_wire_hole holes[CO_WIRE_MAX_HOLES];
+	static struct co_wire_file f;
+	char err[1024], name[sizeof(f.name)];
+	uint32_t n;
+	snprintf(name, sizeof(name), "%s", R.m.text);
+	if (!last)
+		fail("a sparse file in a generation that is not the last");
+	if (co_wire_recv_holes(&R.w, &R.m, holes, CO_WIRE_MAX_HOLES, &n, err, sizeof(err)))
+		lost(err);
+	int e = co_wire_next_file(&R.w, &f, &R.m, err, sizeof(err));
+	if (e < 0)
+		lost(err);
+	if (e == 0 || strcmp(f.name, name))
+		fail("a sparse file's hole list without its file");
+	int digest = receive_file(&f, holes, n);
+	if (co_postcopy_note(f.name, holes, n, digest ? &f.digest : NULL, err, sizeof(err)))
+		fail("%s", err);
 }
 
 /* Every file has come: the manifest last, each checked as a restart checks; committed with the last (commit_all). */
@@ -379,8 +420,12 @@ static int receive_generation(void)
 	if (e == 0 || strcmp(f.name, "manifest"))
 		fail("the generation does not begin with its manifest");
 	receive_manifest(&f);
-	while ((e = co_wire_next_file(&R.w, &f, &R.m, err, sizeof(err))) == 1)
-		receive_file(&f);
+	while ((e = co_wire_next_file(&R.w, &f, &R.m, err, sizeof(err))) == 1 || (e == 0 && R.m.op == CO_W_SPARSE)) {
+		if (e == 1)
+			receive_file(&f, NULL, 0);
+		else
+			receive_sparse(last);
+	}
 	if (e < 0)
 		lost(err);
 	if (R.m.op != CO_W_GEN_END)
@@ -430,6 +475,8 @@ static void receive_all(void)
 static int ready(void)
 {
 	co_trace("receive: every process back");
+	if (R.postcopy)
+		return co_postcopy_ready(nprocs, R.why, sizeof(R.why));
 	if (co_wire_send(&R.w, CO_W_READY, nprocs, 0, NULL) || co_wire_recv(&R.w, &R.m, CO_W_GO, R.why, sizeof(R.why)))
 		return R.why[0] ? -1 : (snprintf(R.why, sizeof(R.why), "%s closed the connection", R.w.peer), -1);
 	if (R.m.op != CO_W_GO)
@@ -443,7 +490,10 @@ static void running(void)
 {
 	R.running = 1;
 	co_trace("receive: released");
-	co_wire_send(&R.w, CO_W_RUNNING, nprocs, 0, NULL);
+	if (R.postcopy) /* the stream goes on, in the post-copy process */
+		co_postcopy_running(nprocs);
+	else
+		co_wire_send(&R.w, CO_W_RUNNING, nprocs, 0, NULL);
 	close(R.w.fd);
 }
 
@@ -464,16 +514,31 @@ int co_cmd_receive(const struct co_receive_opts *o)
 	r.json = o->json;
 	r.held_lock = 1;
 	r.lazy = 1;	/* the stop must not carry a restore of all memory: pages come in while the group runs (filler.c) */
+	if (co_postcopy_files()) { /* and some are still at the source: lazy, or the restore fails (postcopy.c) */
+		char dir[PATH_MAX], err[1024];
+		co_gen_dir(R.gdir, R.gen, dir, sizeof(dir));
+		if (co_postcopy_map(dir, err, sizeof(err)))
+			fail("%s", err);
+		const char *hook = getenv("COHORT_POSTCOPY_HOLES"); /* tests: the files sparse at the restart */
+		if (hook)
+			co_postcopy_report(dir, hook);
+		if (co_postcopy_start(&R.w))
+			fail("cannot start the post-copy process here: %s", strerror(errno));
+		R.postcopy = 1;
+		r.lazy = 2;
+	}
 	r.lock_fd = R.lock_fd;
 	r.on_ready = ready;
 	r.on_running = running;
 	int rc = co_cmd_restart(&r);
 	if (!R.running) {
-		co_wire_send(&R.w, CO_W_ABORT, 0, 0, "the target gave up: the restart failed there");
+		abort_to_source("the target gave up: the restart failed there");
 		discard();
 		co_warn("migration of '%s' from %s failed: %s; nothing of it is kept here", R.name, R.w.peer,
 			R.why[0] ? R.why : "the restart failed here");
 		return rc ? rc : 1;
 	}
+	if (co_postcopy_finish() && !rc)
+		rc = 1;
 	return rc;
 }

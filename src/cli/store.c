@@ -257,6 +257,15 @@ int co_image_paths(const char *dir, const char *name, void (*each)(unsigned type
 	int e, bad = 0;
 	while (!bad && (e = co_r_next(&r)) == 1 && r.hdr.type != CO_R_END) {
 		unsigned t = r.hdr.type;
+		/*
+		 * Page data names no file, and whoever reads it checks it (the
+		 * restorer, a page filler): passed over, not read.  A post-copy's
+		 * stop has holes there until they are filled (postcopy.c).
+		 */
+		if (t == CO_R_PAGEDATA && !r.decompressed) {
+			bad = co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
+			continue;
+		}
 		if (t != CO_R_FD && t != CO_R_VMA && t != CO_R_SFILE && t != CO_R_FCOPY) {
 			bad = co_r_finish(&r);
 			continue;

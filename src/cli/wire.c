@@ -199,6 +199,17 @@ void co_wire_init(struct co_wire *c, int fd, const char *peer)
 		co_die("the stream from %s: out of memory", c->peer);
 }
 
+void co_wire_set_fd(struct co_wire *c, int fd)
+{
+	c->fd = c->w.fd = c->r.fd = fd;
+	co_crypt_set_fd(c->crypt, fd);
+}
+
+int co_wire_readable(const struct co_wire *c)
+{
+	return co_crypt_pending(c->crypt) > 0;
+}
+
 void co_wire_hang_up(struct co_wire *c)
 {
 	static char sink[65536];
@@ -257,7 +268,8 @@ static int lost(struct co_wire *c, int e, char *err, size_t errlen)
 static const char *op_name(unsigned op)
 {
 	static const char *names[] = { "?", "AUTH", "PROOF", "OK", "REFUSED", "ABORT", "HELLO",
-				       "FSTAT", "FSTAT_END", "GEN", "GEN_END", "READY", "GO", "RUNNING", "FCOPY" };
+				       "FSTAT", "FSTAT_END", "GEN", "GEN_END", "READY", "GO", "RUNNING", "FCOPY",
+				       "SPARSE", "PUSH", "WANT", "DONE" };
 	return op < CO_ARRAY_LEN(names) ? names[op] : "?";
 }
 
@@ -383,14 +395,41 @@ int co_wire_auth_target(struct co_wire *c, const unsigned char *key, size_t keyl
 
 /* ---- files ---- */
 
-int co_wire_send_file(struct co_wire *c, const char *path, const char *name, char *err, size_t errlen)
+/* The bytes of fd from done up to end, in DATA records. */
+static int send_bytes(struct co_wire *c, int fd, const char *path, uint64_t done, uint64_t end, char *err,
+		      size_t errlen)
+{
+	static char buf[CO_WIRE_CHUNK];
+	if (lseek(fd, (off_t)done, SEEK_SET) < 0)
+		return snprintf(err, errlen, "cannot read %s at byte %llu: %s", path, (unsigned long long)done,
+				strerror(errno)), -1;
+	while (done < end && !c->w.err) {
+		ssize_t k = read(fd, buf, end - done < sizeof(buf) ? end - done : sizeof(buf));
+		if (k <= 0)
+			return snprintf(err, errlen, "cannot read %s at byte %llu: %s", path, (unsigned long long)done,
+					k ? strerror(errno) : "it became shorter"), -1;
+		co_w_rec(&c->w, CO_R_WIRE_DATA, buf, (uint64_t)k);
+		done += (uint64_t)k;
+		c->sent += (uint64_t)k;
+		co_progress_add(c->pr, (uint64_t)k);
+	}
+	return 0;
+}
+
+/*
+ * The file at path as name: announced (its whole size and digest: the
+ * one given, else read), then its bytes but the n holes.
+ */
+static int send_file(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
+		     uint32_t n, const uint64_t *digest, char *err, size_t errlen)
 {
 	static struct co_wire_file f;
-	static char buf[CO_WIRE_CHUNK];
 	memset(&f, 0, sizeof(f));
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat(fd, &st) < 0 || co_file_digest(path, &f.digest) < 0) {
+	if (digest)
+		f.digest = *digest;
+	if (fd < 0 || fstat(fd, &st) < 0 || (!digest && co_file_digest(path, &f.digest) < 0)) {
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -399,22 +438,53 @@ int co_wire_send_file(struct co_wire *c, const char *path, const char *name, cha
 	snprintf(f.name, sizeof(f.name), "%s", name);
 	f.size = (uint64_t)st.st_size;
 	co_w_rec(&c->w, CO_R_WIRE_FILE, &f, sizeof(f));
-	for (uint64_t done = 0; done < f.size && !c->w.err;) {
-		ssize_t k = read(fd, buf, f.size - done < sizeof(buf) ? f.size - done : sizeof(buf));
-		if (k <= 0) {
-			snprintf(err, errlen, "cannot read %s at byte %llu: %s", path, (unsigned long long)done,
-				 k ? strerror(errno) : "it became shorter");
-			close(fd);
-			return -1;
-		}
-		co_w_rec(&c->w, CO_R_WIRE_DATA, buf, (uint64_t)k);
-		done += (uint64_t)k;
-		c->sent += (uint64_t)k;
-		co_progress_add(c->pr, (uint64_t)k);
+	uint64_t at = 0;
+	int bad = 0;
+	for (uint32_t i = 0; i <= n && !bad; i++) {
+		uint64_t end = i < n ? holes[i].off : f.size;
+		bad = end < at || end > f.size || send_bytes(c, fd, path, at, end, err, errlen);
+		if (bad && end < at)
+			snprintf(err, errlen, "%s: hole %u out of order", path, i);
+		at = i < n ? end + holes[i].len : at;
 	}
 	close(fd);
+	if (bad)
+		return -1;
 	if (co_w_flush(&c->w))
 		return snprintf(err, errlen, "sending %s to %s: %s", name, c->peer, strerror(-c->w.err)), -1;
+	return 0;
+}
+
+int co_wire_send_file(struct co_wire *c, const char *path, const char *name, char *err, size_t errlen)
+{
+	return send_file(c, path, name, NULL, 0, NULL, err, errlen);
+}
+
+int co_wire_send_sparse(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
+			uint32_t n, const uint64_t *digest, char *err, size_t errlen)
+{
+	if (n > CO_WIRE_MAX_HOLES)
+		return snprintf(err, errlen, "%s: more than %zu holes", path, (size_t)CO_WIRE_MAX_HOLES), -1;
+	if (co_wire_send(c, CO_W_SPARSE, n, 0, name))
+		return lost(c, -1, err, errlen);
+	co_w_rec(&c->w, CO_R_WIRE_DATA, holes, (uint64_t)n * sizeof(*holes));
+	return send_file(c, path, name, holes, n, digest, err, errlen);
+}
+
+int co_wire_recv_holes(struct co_wire *c, const struct co_wire_msg *m, struct co_wire_hole *holes, uint32_t max,
+		       uint32_t *n, char *err, size_t errlen)
+{
+	int e = co_r_next(&c->r);
+	if (e <= 0)
+		return lost(c, e, err, errlen);
+	uint64_t len = c->r.hdr.len;
+	if (c->r.hdr.type != CO_R_WIRE_DATA || m->a < 0 || (uint64_t)m->a > max ||
+	    len != (uint64_t)m->a * sizeof(*holes))
+		return snprintf(err, errlen, "%s: a hole list that does not match its SPARSE (%lld holes)", c->peer,
+				(long long)m->a), -1;
+	if (co_r_read(&c->r, holes, len) || co_r_finish(&c->r))
+		return snprintf(err, errlen, "%s", read_err(c)), -1;
+	*n = (uint32_t)m->a;
 	return 0;
 }
 
@@ -439,49 +509,82 @@ int co_wire_next_file(struct co_wire *c, struct co_wire_file *f, struct co_wire_
 	return 1;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+static int pwrite_all(int fd, const char *p, size_t n, uint64_t at)
 {
 	while (n) {
-		ssize_t k = write(fd, p, n);
+		ssize_t k = pwrite(fd, p, n, (off_t)at);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
 			return -1;
 		p += k;
 		n -= (size_t)k;
+		at += (uint64_t)k;
 	}
+	return 0;
+}
+
+/*
+ * The bytes of f into fd, around the n holes (lseek over each: the file
+ * has its full size, the holes unwritten); with no holes, checked against
+ * the announced digest too.
+ */
+static int recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, const struct co_wire_hole *holes,
+		     uint32_t n, char *err, size_t errlen)
+{
+	static char buf[65536];
+	struct co_xxh64 h;
+	co_xxh64_init(&h, 0);
+	uint64_t done = 0, at = 0, gap = 0; /* done: bytes received; at: their offset in the file */
+	for (uint32_t i = 0; i < n; i++)
+		gap += holes[i].len;
+	if (gap > f->size)
+		return snprintf(err, errlen, "%s: holes of %llu bytes in %llu", f->name, (unsigned long long)gap,
+				(unsigned long long)f->size), -1;
+	uint32_t hole = 0;
+	while (done < f->size - gap) {
+		int e = co_r_next(&c->r);
+		if (e <= 0)
+			return lost(c, e, err, errlen);
+		if (c->r.hdr.type != CO_R_WIRE_DATA || c->r.hdr.len > f->size - gap - done)
+			return snprintf(err, errlen, "%s: byte %llu of %s: a %s record of %llu bytes where its data was due",
+					c->peer, (unsigned long long)done, f->name, co_rec_name(c->r.hdr.type),
+					(unsigned long long)c->r.hdr.len), -1;
+		for (uint64_t left = c->r.hdr.len; left;) {
+			while (hole < n && at == holes[hole].off) /* its bytes come in post-copy */
+				at += holes[hole++].len;
+			uint64_t stop = hole < n ? holes[hole].off : f->size;
+			size_t k = left < sizeof(buf) ? (size_t)left : sizeof(buf);
+			k = stop - at < k ? (size_t)(stop - at) : k;
+			if (stop <= at)
+				return snprintf(err, errlen, "%s: holes out of order", f->name), -1;
+			if (co_r_read(&c->r, buf, k))
+				return snprintf(err, errlen, "%s", read_err(c)), -1;
+			if (pwrite_all(fd, buf, k, at))
+				return snprintf(err, errlen, "cannot write %s: %s", f->name, strerror(errno)), -1;
+			co_xxh64_update(&h, buf, k);
+			left -= k;
+			done += k;
+			at += k;
+			c->received += k;
+		}
+		if (co_r_finish(&c->r))
+			return snprintf(err, errlen, "%s", read_err(c)), -1;
+	}
+	if (n && ftruncate(fd, (off_t)f->size) < 0)
+		return snprintf(err, errlen, "cannot write %s: %s", f->name, strerror(errno)), -1;
+	if (!n && co_xxh64_digest(&h) != f->digest)
+		return snprintf(err, errlen, "%s arrived damaged: its digest is not the one announced", f->name), -1;
 	return 0;
 }
 
 int co_wire_recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, char *err, size_t errlen)
 {
-	static char buf[65536];
-	struct co_xxh64 h;
-	co_xxh64_init(&h, 0);
-	uint64_t done = 0;
-	while (done < f->size) {
-		int e = co_r_next(&c->r);
-		if (e <= 0)
-			return lost(c, e, err, errlen);
-		if (c->r.hdr.type != CO_R_WIRE_DATA || c->r.hdr.len > f->size - done)
-			return snprintf(err, errlen, "%s: byte %llu of %s: a %s record of %llu bytes where its data was due",
-					c->peer, (unsigned long long)done, f->name, co_rec_name(c->r.hdr.type),
-					(unsigned long long)c->r.hdr.len), -1;
-		for (uint64_t left = c->r.hdr.len; left;) {
-			size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
-			if (co_r_read(&c->r, buf, n))
-				return snprintf(err, errlen, "%s", read_err(c)), -1;
-			if (write_all(fd, buf, n))
-				return snprintf(err, errlen, "cannot write %s: %s", f->name, strerror(errno)), -1;
-			co_xxh64_update(&h, buf, n);
-			left -= n;
-			done += n;
-			c->received += n;
-		}
-		if (co_r_finish(&c->r))
-			return snprintf(err, errlen, "%s", read_err(c)), -1;
-	}
-	if (co_xxh64_digest(&h) != f->digest)
-		return snprintf(err, errlen, "%s arrived damaged: its digest is not the one announced", f->name), -1;
-	return 0;
+	return recv_file(c, f, fd, NULL, 0, err, errlen);
+}
+
+int co_wire_recv_sparse(struct co_wire *c, const struct co_wire_file *f, int fd, const struct co_wire_hole *holes,
+			uint32_t n, char *err, size_t errlen)
+{
+	return recv_file(c, f, fd, holes, n, err, errlen);
 }

@@ -19,10 +19,17 @@
  *   ... (a pre-copy round each: the group runs at the source meanwhile;
  *        FSTAT again before the last)
  *   GEN (generation, b 1: the last), FILE ..., GEN_END ->
+ *        (--postcopy: a page stream as SPARSE, its hole list (DATA), then
+ *         FILE without the holes' bytes)
  *                                     <-    READY (restored, parked), or ABORT (why)
  *   (the source's coordinator ends the group at the source: HOLD_END)
  *   GO                                ->
  *                                     <-    RUNNING
+ *   --postcopy, from READY on:
+ *                                     <-    WANT (file, offset): a fault waits for that piece
+ *   PUSH (file, offset), DATA         ->      (after RUNNING every piece, in file order;
+ *                                              the pieces WANTed first)
+ *                                     <-    DONE (every piece in, the files' digests checked)
  *
  * From the byte after the target's OK to PROOF on, every byte each way is
  * encrypted and authenticated in frames (wire_crypt.h), under the records.
@@ -30,7 +37,9 @@
  * Either side may send ABORT (text: why) instead of its next message and
  * hang up; a side that sees it, or the connection close, gives up.  The
  * group never runs on both sides: the target lets it run only after GO,
- * which comes only once the source has ended it.
+ * which comes only once the source has ended it.  A post-copy cut after
+ * RUNNING cannot be undone: the group at the target ends, and the source
+ * names the generation to restart it from (postcopy.c).
  * docs/architecture.md ("Migration") tells what is checked where.
  */
 #ifndef COHORT_WIRE_H
@@ -59,7 +68,20 @@ enum co_wire_op {
 	CO_W_RUNNING,	 /* it runs at the target */
 	CO_W_FCOPY,	 /* text: a file the group writes, whose copy travels in the generation (files/N) and
 			  * is put in place by the restart (--copy-files): not compared */
+	/* post-copy (--postcopy; src/cli/postcopy.c) */
+	CO_W_SPARSE,	 /* the next FILE comes without its holes: a: how many, listed in one DATA record
+			  * (struct co_wire_hole each) */
+	CO_W_PUSH,	 /* a: a sparse file (its place among the last generation's), b: offset; one DATA
+			  * record of the bytes follows (a piece: postcopy.c) */
+	CO_W_WANT,	 /* target: a fault waits for the piece of file a at offset b: send it first */
+	CO_W_DONE,	 /* target: every piece has come, the files are whole (digests checked) */
 };
+
+/* A range of a sparse file that its FILE leaves out (CO_W_SPARSE): bytes [off, off + len). */
+struct co_wire_hole {
+	uint64_t off, len;
+};
+#define CO_WIRE_MAX_HOLES (CO_WIRE_CHUNK / sizeof(struct co_wire_hole))
 
 struct co_wire {
 	int fd;
@@ -98,6 +120,14 @@ int co_wire_auth_target(struct co_wire *c, const unsigned char *key, size_t keyl
  * read and dropped until it hangs up (a few seconds at most).
  */
 void co_wire_hang_up(struct co_wire *c);
+/* The connection now on descriptor fd (the same socket, moved: a process forked to own the stream). */
+void co_wire_set_fd(struct co_wire *c, int fd);
+/*
+ * Is a message there to read without waiting?  Bytes the transport has
+ * already taken off the socket and decrypted are not seen by poll(2):
+ * a loop that polls the socket asks this first.
+ */
+int co_wire_readable(const struct co_wire *c);
 
 /* A control message; 0 or -1 (the connection is lost: err). */
 int co_wire_send(struct co_wire *c, unsigned op, int64_t a, int64_t b, const char *text);
@@ -111,11 +141,28 @@ int co_wire_recv(struct co_wire *c, struct co_wire_msg *m, unsigned want, char *
 /* Send the file at path as name (size and digest first, then its bytes); -1 with err. */
 int co_wire_send_file(struct co_wire *c, const char *path, const char *name, char *err, size_t errlen);
 /*
+ * The same without the bytes of the n holes (in order, apart): SPARSE and
+ * the hole list first; the size and digest announced are the whole file's
+ * (digest: the manifest's, which spares reading it all; NULL: read).
+ */
+int co_wire_send_sparse(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
+			uint32_t n, const uint64_t *digest, char *err, size_t errlen);
+/* After SPARSE (in m): its hole list into holes (at most max), *n of them; -1 with err. */
+int co_wire_recv_holes(struct co_wire *c, const struct co_wire_msg *m, struct co_wire_hole *holes, uint32_t max,
+		       uint32_t *n, char *err, size_t errlen);
+/*
  * The next record is a file's announcement (CO_R_WIRE_FILE) into f: 1; a
  * control message (into m): 0; -1 with err.
  */
 int co_wire_next_file(struct co_wire *c, struct co_wire_file *f, struct co_wire_msg *m, char *err, size_t errlen);
 /* Its bytes into fd (already created), checked against its size and digest as they come; -1 with err. */
 int co_wire_recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, char *err, size_t errlen);
+/*
+ * A sparse one's: the bytes around the n holes, each record checked; the
+ * file has its full size, the holes left unwritten (its digest is checked
+ * once post-copy has filled them).
+ */
+int co_wire_recv_sparse(struct co_wire *c, const struct co_wire_file *f, int fd, const struct co_wire_hole *holes,
+			uint32_t n, char *err, size_t errlen);
 
 #endif

@@ -304,3 +304,9 @@ size_t co_crypt_pending(const struct co_wire_crypt *k)
 {
 	return k ? k->inlen - k->inoff : 0;
 }
+
+void co_crypt_set_fd(struct co_wire_crypt *k, int fd)
+{
+	if (k)
+		k->fd = fd;
+}

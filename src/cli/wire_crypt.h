@@ -48,5 +48,7 @@ int co_crypt_key(struct co_wire_crypt *k, int source, const unsigned char *token
 const char *co_crypt_error(const struct co_wire_crypt *k);
 /* Decrypted bytes read from the socket that the reader has not taken yet. */
 size_t co_crypt_pending(const struct co_wire_crypt *k);
+/* The socket moved to another descriptor number (a process forked to own the stream). */
+void co_crypt_set_fd(struct co_wire_crypt *k, int fd);
 
 #endif

@@ -88,17 +88,29 @@ int co_lazy_begin(struct co_rstctx *rc, const uint8_t *kept)
 	}
 	if (!rc->want_lazy || rc->compressed)
 		return 0;
+	/*
+	 * A migration's post-copy (want_lazy 2): the image lacks the pages of
+	 * the regions the source took for lazy (src/cli/postcopy.c), which may
+	 * not be read here: lazy, or the restore fails (and the migration with
+	 * it, safely: the group resumes at the source).
+	 */
+	int must = rc->want_lazy == 2;
 	/* the filler's features must be there too, else it could not keep the pages right */
 	int check = new_uffd(rc, 24, LAZY_EVENTS);
 	if (check < 0)
-		return 0;
+		return must ? co_err(rc->err, rc->errlen, "post-copy: no userfaultfd here (errno %d)", -check) : 0;
 	co_close(check);
 	probe = new_uffd(rc, 24, UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP);
 	if (probe < 0)
-		return 0;
+		return must ? co_err(rc->err, rc->errlen, "post-copy: no userfaultfd here (errno %d)", -probe) : 0;
 	int n = 0;
 	for (int i = 0; i < rc->nvmas; i++) {
-		lazy[i] = n < CO_LAZY_MAX_RANGES && candidate(rc, i, kept) && reg(probe, &rc->vmas[i]) == 0;
+		int c = n < CO_LAZY_MAX_RANGES && candidate(rc, i, kept);
+		lazy[i] = c && reg(probe, &rc->vmas[i]) == 0;
+		if (c && !lazy[i] && must)
+			return co_err(rc->err, rc->errlen, "post-copy: region %lx-%lx cannot be registered with a "
+				      "userfaultfd, and its pages are not here", (unsigned long)rc->vmas[i].start,
+				      (unsigned long)rc->vmas[i].end);
 		n += lazy[i];
 		rc->lazy |= lazy[i];
 	}

@@ -165,6 +165,8 @@ static void read_env(char **envp)
 			report_fd = (int)co_strtoul(*envp + 14, 0, 10);
 		else if (co_strcmp(*envp, "COHORT_LAZY=1") == 0)
 			rc.want_lazy = 1;
+		else if (co_strcmp(*envp, "COHORT_LAZY=2") == 0) /* a migration's post-copy: lazy or fail */
+			rc.want_lazy = 2;
 		else if (co_startswith(*envp, "COHORT_FAULT=") && co_fault_parse(*envp + 13, &fault))
 			die("COHORT_FAULT: expected fail:STAGE[:PID] or hang:STAGE[:PID]");
 	}

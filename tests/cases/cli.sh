@@ -72,7 +72,6 @@ restart x --generation 99999999999999999999|--generation
 run --interval 0 -- /bin/true|--interval
 run --keep x -- /bin/true|--keep
 run|no program
-migrate x --to 1.2.3.4:5 --token-file t --postcopy|--postcopy is not built yet
 migrate x --to 1.2.3.4:5 --token-file t --max-rounds 101|--max-rounds
 migrate x --to 1.2.3.4:5 --token-file t --downtime-ms 0|--downtime-ms
 migrate x --token-file t|--to

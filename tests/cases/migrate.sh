@@ -42,7 +42,7 @@
 #                        generation to restart from, B keeps nothing, and the
 #                        restart at A from it ends right
 #   migrate_options      --max-rounds and --downtime-ms: bad values refused in
-#                        one line (status 2); --postcopy refused
+#                        one line (status 2)
 
 # The pipeline: 40 numbered lines, stopping after line 10 until go.1 exists
 # and after line 25 until go.2; sed renames them and the last process prints each with
@@ -491,10 +491,6 @@ t_migrate_options() {
 		[ "$(wc -l <"$TD/opt.err")" = 1 ] || fail "migrate $bad: not one line: $(tr '\n' '|' <"$TD/opt.err")"
 		grep -q -- "migrate: $1 must be" "$TD/opt.err" || fail "migrate $bad: $(first_line "$TD/opt.err")"
 	done
-	"$COHORT" migrate "$GNAME" --to 127.0.0.1:9 --token-file "$TD/token" --postcopy >/dev/null 2>"$TD/opt.err"
-	RC=$?
-	[ "$RC" = 2 ] && [ "$(wc -l <"$TD/opt.err")" = 1 ] && grep -q -- "--postcopy is not built" "$TD/opt.err" ||
-		fail "--postcopy: status $RC: $(first_line "$TD/opt.err")"
 }
 
 # rounds that cannot converge: the pipeline's writer rewrites all of its

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "cli/filler.h"
+#include "cli/postcopy.h"
 #include "res.h"
 #include "util.h"
 #include "coord.h"
@@ -156,11 +157,12 @@ static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struc
 	if (getppid() != coordinator)
 		_exit(1);
 	prctl(PR_SET_NAME, "cohort-filler");
-	/* the userfaultfd on 3, the socket on 4, nothing else of ours */
+	/* the userfaultfd on 3, the socket on 4, a migration's post-copy wakeup on 5, nothing else of ours */
 	int u = fcntl(uffd, F_DUPFD_CLOEXEC, 16), k = fcntl(sock, F_DUPFD_CLOEXEC, 16);
 	if (u < 0 || k < 0 || dup3(u, 3, O_CLOEXEC) < 0 || dup3(k, 4, O_CLOEXEC) < 0)
 		_exit(1);
-	syscall(SYS_close_range, 5, ~0U, 0);
+	co_postcopy_filler_fd(5);
+	syscall(SYS_close_range, 6, ~0U, 0);
 	static struct co_filler_layer layers[CO_CHAIN_MAX];
 	static char image[PATH_MAX + 64];
 	snprintf(image, sizeof(image), "%s/%s", dir, mp->image);
@@ -169,6 +171,7 @@ static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struc
 	struct co_filler_cfg cfg = {
 		.uffd = 3, .held_sock = 4, .pid = mp->pid, .host_pid = host_pid, .announce = from_chain(mp),
 		.streams = streams, .layers = layers, .nlayers = nl, .ranges = ranges, .nranges = nr, .slow_ms = slow_ms,
+		.source = co_postcopy_source(), /* a migration's post-copy: pages still on their way (postcopy.c) */
 	};
 	co_filler_main(&cfg);
 }

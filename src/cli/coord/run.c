@@ -179,6 +179,16 @@ static const struct co_chain_dirs *lazy_chain(const char *gdir, uint64_t gen, in
 	return &c;
 }
 
+/* Is generation dir an incremental one (restored from a merged full-N, or from its chain)? */
+static int incremental(const char *dir)
+{
+	static struct co_manifest m;
+	static struct co_mproc p[CO_TABLE_SLOTS];
+	char err[512];
+	int n;
+	return !co_read_manifest(dir, &m, p, CO_TABLE_SLOTS, &n, err, sizeof(err)) && m.kind == CO_GEN_INCREMENTAL;
+}
+
 int co_cmd_restart(struct co_run_opts *o)
 {
 	char gdir[PATH_MAX], dir[PATH_MAX], err[1024];
@@ -210,6 +220,11 @@ int co_cmd_restart(struct co_run_opts *o)
 	co_trace("restart: begins");
 	const struct co_chain_dirs *chain = o->lazy ? lazy_chain(gdir, gen, o->trust_images) : NULL;
 	co_trace("restart: chain %s", chain ? "as it is" : "merged");
+	/* a migration's post-copy: gen-N's page data is not all here yet, so nothing may be merged of it */
+	if (o->lazy == 2 && !chain && incremental(dir))
+		co_die("generation %llu of '%s': post-copy needs its restart straight from its chain, which cannot be "
+		       "here (restart --lazy's conditions: docs/architecture.md, \"From a chain\")",
+		       (unsigned long long)gen, o->name);
 	co_merge_progress = &restore_pr;
 	if (!chain && co_restore_dir(gdir, gen, dir, sizeof(dir), err, sizeof(err)))
 		co_die("generation %llu of '%s': %s", (unsigned long long)gen, o->name, err);
@@ -278,7 +293,7 @@ int co_cmd_restart(struct co_run_opts *o)
 		static char lazy_dir[PATH_MAX];
 		snprintf(lazy_dir, sizeof(lazy_dir), "%s", dir);
 		lazy_setup(lazy_dir, chain, procs, n);
-		cfg.lazy = 1;
+		cfg.lazy = o->lazy;
 	}
 	start_init(&cfg);
 	return loop();

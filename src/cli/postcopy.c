@@ -1,0 +1,909 @@
+/*
+ * postcopy.c - `cohort migrate --postcopy`: the stop's page data of lazy
+ * regions crosses the link after the group runs at the target
+ * (docs/architecture.md, "Migration", *Post-copy*).
+ *
+ * The source sends the stop's generation with each page stream sparse:
+ * every record in place but the payload of the page data of regions the
+ * target restores lazily (co_postcopy_plan: the holes).  The target writes
+ * those files at their full size, the holes unwritten, and restarts the
+ * group lazily: the page fillers (filler.c) index the records, which are
+ * all there, and wait for the bytes of the holes.  A hole is cut into
+ * pieces of PIECE bytes, the same on both sides; once the group runs the
+ * source pushes every piece in file order (co_postcopy_serve), and a
+ * piece a fault waits for first (WANT).
+ *
+ * At the target one process owns the stream: the receiver forks it before
+ * the restart (co_postcopy_start; the restore itself may fault on a page
+ * still at the source), and READY, GO and RUNNING pass through it.  It
+ * writes each piece into its file
+ * and marks it in a table of pieces shared with the fillers (MAP_SHARED,
+ * inherited by the fillers the coordinator forks), then wakes them (a
+ * futex on the table's sequence number).  A filler that needs a piece
+ * for a fault marks it asked for and wakes the receiver (an eventfd).
+ * Every record a filler uses is checked against its checksum as it fills,
+ * as for any lazy restart; once every piece is in, the receiver checks
+ * each file's digest against the manifest's and says DONE.
+ *
+ * The connection lost during post-copy cannot be made safe: the group at
+ * the target lacks pages only the source has.  The receiver marks the
+ * table failed; the first filler that waits says so in one line and
+ * fails, which ends the group (coord/lazy.c); the source keeps the stop's
+ * generation, committed, to restart from (migrate.c says so).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "cli.h"
+#include "postcopy.h"
+#include "proto.h"
+#include "res.h"
+#include "util.h"
+
+#define PIECE (64u << 10)	/* bytes a push or a WANT carries at most: a fault waits for one piece or two */
+#define MAX_FILES (CO_TABLE_SLOTS * CO_STREAMS)
+
+/* A piece of a hole: [off, off + len) of file `file`. */
+struct piece {
+	uint64_t off;
+	uint32_t len;
+	uint16_t file;
+	uint8_t state;		/* target: MISSING, ASKED (a filler waits), WANTED (the WANT went), IN */
+	uint8_t sent;		/* source: pushed once */
+};
+enum { MISSING, ASKED, WANTED, IN };
+
+/* Cut n holes of file f into pieces (out NULL: only count them). */
+static uint32_t cut(const struct co_wire_hole *h, uint32_t n, uint16_t f, struct piece *out)
+{
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < n; i++)
+		for (uint64_t at = 0; at < h[i].len; at += PIECE, k++)
+			if (out)
+				out[k] = (struct piece){ h[i].off + at, (uint32_t)(h[i].len - at < PIECE ? h[i].len - at : PIECE),
+							 f, MISSING, 0 };
+	return k;
+}
+
+/* The piece of file f at offset off among the n pieces p (sorted by file, then offset), or -1. */
+static long find_piece(const struct piece *p, uint32_t n, uint32_t f, uint64_t off)
+{
+	uint32_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (p[mid].file < f || (p[mid].file == f && p[mid].off + p[mid].len <= off))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && p[lo].file == f && p[lo].off <= off ? (long)lo : -1;
+}
+
+/* ==== the source ==== */
+
+struct sparse {
+	char name[128];
+	char path[PATH_MAX];
+	struct co_wire_hole *holes;
+	uint32_t n;
+};
+static struct sparse *plan;
+static uint32_t nplan;
+static struct piece *pieces;	/* the plan's, in the order the files were sent */
+static uint32_t npieces;
+static uint32_t sent_plan[MAX_FILES], nsent; /* the plan's files in the order they were sent */
+
+/* A region of a process image: may its pages be left to post-copy? */
+struct region {
+	uint64_t start, end;
+	uint8_t lazy;		/* the target's restorer will surely take it lazily */
+	uint8_t cow;		/* it holds pages shared copy-on-write with the parent at the checkpoint */
+	uint8_t anon;		/* private anonymous (a parent's region a child may keep) */
+};
+struct regions {
+	struct region r[CO_MAX_VMAS];
+	int n;
+	uint32_t streams;	/* the image's page streams */
+};
+static struct regions regs, parent_regs;
+
+static int region_at(const struct regions *rs, uint64_t a)
+{
+	int lo = 0, hi = rs->n;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (rs->r[mid].end <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < rs->n && rs->r[lo].start <= a ? lo : -1;
+}
+
+/* The regions of the process image at path (and its page streams), those with copy-on-write pages marked. */
+static int read_regions(const char *path, struct regions *rs, char *err, size_t errlen)
+{
+	static struct co_reader r;
+	static struct co_vma v;
+	static struct co_pagemap pm;
+	static struct co_proc proc;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)), -1;
+	co_r_init(&r, fd, path);
+	int e, kinds = 0, bad = 0;
+	rs->n = 0;
+	rs->streams = 1;
+	while (!bad && (e = co_r_next(&r)) == 1 && r.hdr.type != CO_R_END) {
+		unsigned t = r.hdr.type;
+		if (t == CO_R_PROC && !(bad = co_r_payload(&r, &proc, sizeof(proc))))
+			rs->streams = proc.streams < 1 ? 1 : proc.streams;
+		else if (t == CO_R_VMA && !(bad = co_r_payload(&r, &v, sizeof(v))) && rs->n < CO_MAX_VMAS) {
+			int k = co_vma_lazy_kind(&v);
+			rs->r[rs->n++] = (struct region){ v.start, v.end, k && kinds < CO_LAZY_MAX_RANGES, 0,
+							  /* (a deleted file's private mapping is restored anonymous) */
+							  (v.kind == CO_V_ANON || v.kind == CO_V_DELETED) &&
+								  !(v.flags & CO_VF_SHARED) };
+			kinds += k;
+		} else if (t == CO_R_COWMAP && !(bad = co_r_payload(&r, &pm, sizeof(pm)))) {
+			for (uint32_t i = 0; i < pm.nruns && i < CO_MAX_RUNS; i++) {
+				int k = region_at(rs, pm.runs[i].addr);
+				if (k >= 0)
+					rs->r[k].cow = 1;
+			}
+		} else if (t != CO_R_PROC && t != CO_R_VMA && t != CO_R_COWMAP)
+			bad = co_r_finish(&r);
+	}
+	close(fd);
+	if (bad || e < 0)
+		return snprintf(err, errlen, "%s", r.err[0] ? r.err : "damaged image"), -1;
+	return 0;
+}
+
+/* Do the parent's private anonymous regions cover [lo, hi) wholly? */
+static int parent_covers(uint64_t lo, uint64_t hi)
+{
+	uint64_t covered = 0;
+	for (int i = 0; i < parent_regs.n; i++) {
+		const struct region *p = &parent_regs.r[i];
+		if (p->anon && p->end > lo && p->start < hi)
+			covered += (p->end < hi ? p->end : hi) - (p->start > lo ? p->start : lo);
+	}
+	return covered == hi - lo;
+}
+
+/*
+ * A child the target's restorer forks from its restored parent may keep
+ * a region from the parent's memory (mem.c, find_kept: it holds pages
+ * shared copy-on-write at the checkpoint, and the parent's private
+ * anonymous memory covers it) and read its pages eagerly: such a region
+ * is sent whole.  parent: the parent's image, or NULL (init makes it).
+ */
+static int drop_kept(const char *parent, char *err, size_t errlen)
+{
+	int any = 0;
+	for (int i = 0; i < regs.n; i++)
+		any |= regs.r[i].cow && regs.r[i].lazy;
+	if (!any || !parent)
+		return 0;
+	if (read_regions(parent, &parent_regs, err, errlen))
+		return -1;
+	for (int i = 0; i < regs.n; i++)
+		if (regs.r[i].cow && parent_covers(regs.r[i].start, regs.r[i].end))
+			regs.r[i].lazy = 0;
+	return 0;
+}
+
+static int add_hole(struct sparse *s, uint64_t off, uint64_t len, uint32_t *cap)
+{
+	if (s->n && s->holes[s->n - 1].off + s->holes[s->n - 1].len == off) {
+		s->holes[s->n - 1].len += len;
+		return 0;
+	}
+	if (s->n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		struct co_wire_hole *h = realloc(s->holes, *cap * sizeof(*h));
+		if (!h)
+			return -1;
+		s->holes = h;
+	}
+	s->holes[s->n++] = (struct co_wire_hole){ off, len };
+	return 0;
+}
+
+/* The holes of one page stream: the payload of its page data in lazy regions. */
+static int stream_holes(struct sparse *s, char *err, size_t errlen)
+{
+	static struct co_reader r;
+	static struct co_pagemap pm;
+	uint32_t cap = 0;
+	int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return snprintf(err, errlen, "cannot open %s: %s", s->path, strerror(errno)), -1;
+	co_r_init(&r, fd, s->path);
+	int e, bad = 0;
+	while (!bad && (e = co_r_next(&r)) == 1 && r.hdr.type != CO_R_END) {
+		if (r.hdr.type != CO_R_PAGEMAP) {
+			bad = co_r_finish(&r);
+			continue;
+		}
+		if (co_r_payload(&r, &pm, sizeof(pm)) || pm.nruns > CO_MAX_RUNS || co_r_next(&r) != 1 ||
+		    r.hdr.type != CO_R_PAGEDATA) {
+			bad = 1;
+			break;
+		}
+		uint64_t at = r.off;
+		for (uint32_t i = 0; i < pm.nruns && !bad; i++) {
+			int k = region_at(&regs, pm.runs[i].addr);
+			uint64_t len = pm.runs[i].npages * 4096;
+			if (k >= 0 && regs.r[k].lazy && pm.runs[i].addr + len <= regs.r[k].end)
+				bad = add_hole(s, at, len, &cap);
+			at += len;
+		}
+		bad = bad || co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
+	}
+	close(fd);
+	if (bad || e < 0)
+		return snprintf(err, errlen, "%s", r.err[0] ? r.err : "cannot list the holes of a page stream"), -1;
+	if (s->n > CO_WIRE_MAX_HOLES) { /* more than a hole list carries: sent whole */
+		free(s->holes);
+		s->holes = NULL;
+		s->n = 0;
+	}
+	return 0;
+}
+
+int co_postcopy_plan(const char *dir, char *err, size_t errlen)
+{
+	static struct co_manifest m;
+	static struct co_mproc procs[CO_TABLE_SLOTS];
+	int n;
+	if (co_read_manifest(dir, &m, procs, CO_TABLE_SLOTS, &n, err, errlen))
+		return -1;
+	if (!plan && !(plan = calloc(MAX_FILES, sizeof(*plan))))
+		return snprintf(err, errlen, "out of memory"), -1;
+	nplan = 0;
+	for (int i = 0; i < n; i++) {
+		if (procs[i].flags & (CO_MP_ZOMBIE | CO_MP_COMPRESSED))
+			continue;
+		char image[PATH_MAX], parent[PATH_MAX];
+		int pk = -1;
+		for (int j = 0; j < n && pk < 0; j++)
+			if (procs[j].pid == procs[i].ppid && !(procs[j].flags & CO_MP_ZOMBIE) && j != i)
+				pk = j;
+		snprintf(image, sizeof(image), "%s/%s", dir, procs[i].image);
+		if (pk >= 0)
+			snprintf(parent, sizeof(parent), "%s/%s", dir, procs[pk].image);
+		if (read_regions(image, &regs, err, errlen) || drop_kept(pk >= 0 ? parent : NULL, err, errlen))
+			return -1;
+		for (uint32_t k = 0; k < regs.streams && k < CO_STREAMS && nplan < MAX_FILES; k++) {
+			struct sparse *s = &plan[nplan];
+			memset(s, 0, sizeof(*s));
+			co_stream_path(s->path, sizeof(s->path), image, (int)k);
+			snprintf(s->name, sizeof(s->name), "%s", strrchr(s->path, '/') + 1);
+			if (stream_holes(s, err, errlen))
+				return -1;
+			nplan += s->n > 0;
+		}
+	}
+	/* the pieces, in the order the files are sent: pushed in that order, each asked for by (file, offset) */
+	uint32_t np = 0;
+	for (uint32_t f = 0; f < nplan; f++)
+		np += cut(plan[f].holes, plan[f].n, 0, NULL);
+	free(pieces);
+	if (!(pieces = calloc(np ? np : 1, sizeof(*pieces))))
+		return snprintf(err, errlen, "out of memory"), -1;
+	npieces = nsent = 0;
+	return 0;
+}
+
+const struct co_wire_hole *co_postcopy_holes(const char *name, uint32_t *n)
+{
+	for (uint32_t i = 0; i < nplan; i++)
+		if (!strcmp(plan[i].name, name)) {
+			/* the target numbers the sparse files as they come: so do we */
+			sent_plan[nsent] = i;
+			npieces += cut(plan[i].holes, plan[i].n, (uint16_t)nsent++, pieces + npieces);
+			*n = plan[i].n;
+			return plan[i].holes;
+		}
+	return NULL;
+}
+
+/* Piece p of the plan onto the stream: PUSH, then its bytes. */
+static int push(struct co_wire *w, const struct piece *p, struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	static char buf[PIECE];
+	static int fd = -1, fd_of = -1;
+	if (fd_of != p->file) {
+		if (fd >= 0)
+			close(fd);
+		fd_of = p->file;
+		if ((fd = open(plan[sent_plan[p->file]].path, O_RDONLY | O_CLOEXEC)) < 0)
+			return snprintf(err, errlen, "cannot open %s: %s", plan[sent_plan[p->file]].path, strerror(errno)), -1;
+	}
+	if (pread(fd, buf, p->len, (off_t)p->off) != (ssize_t)p->len)
+		return snprintf(err, errlen, "cannot read %s at byte %llu", plan[sent_plan[p->file]].path,
+				(unsigned long long)p->off), -1;
+	if (co_wire_send(w, CO_W_PUSH, p->file, (int64_t)p->off, NULL))
+		return snprintf(err, errlen, "%s: the connection was lost", w->peer), -1;
+	co_w_rec(&w->w, CO_R_WIRE_DATA, buf, p->len);
+	if (co_w_flush(&w->w))
+		return snprintf(err, errlen, "sending to %s: %s", w->peer, strerror(-w->w.err)), -1;
+	st->bytes += p->len;
+	return 0;
+}
+
+/* The next message from the target into m, a WANT answered at once (then 2); -1 with err. */
+static int answer(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	if (co_wire_recv(w, m, 0, err, errlen))
+		return -1;
+	if (m->op != CO_W_WANT)
+		return 0;
+	long k = m->a >= 0 ? find_piece(pieces, npieces, (uint32_t)m->a, (uint64_t)m->b) : -1;
+	if (k < 0)
+		return snprintf(err, errlen, "%s asked for something this migration does not hold", w->peer), -1;
+	st->requests++;
+	pieces[k].sent = 1;
+	return push(w, &pieces[k], st, err, errlen) ? -1 : 2;
+}
+
+/*
+ * Little unsent data on the socket at a time: a WANT's answer queues
+ * behind no more of the background push than this.
+ */
+#define LOW_WATER (4 * PIECE)
+#define QUIET_MS 120000	/* the other side says nothing and takes nothing for this long: it is gone */
+
+/*
+ * One step: a message from the target (a WANT answered: 2; any other: 0,
+ * in m), else, once the group runs there (serving) and the socket has
+ * room, the next piece pushed (2).  Until then only WANTs are answered:
+ * the restore there may fault on a page still here.
+ */
+static int serving;
+
+static int step(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	static uint32_t next;
+	static int low;
+	if (!low++) {
+		int lw = LOW_WATER;
+		setsockopt(w->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lw, sizeof(lw));
+	}
+	while (next < npieces && pieces[next].sent)
+		next++;
+	struct pollfd pf = { w->fd, (short)(POLLIN | (serving && next < npieces ? POLLOUT : 0)), 0 };
+	if (co_wire_readable(w))
+		return answer(w, m, st, err, errlen);
+	int n = poll(&pf, 1, QUIET_MS);
+	if (n < 0 && errno == EINTR)
+		return 2;
+	if (n <= 0)
+		return snprintf(err, errlen, "%s: %s", w->peer, n ? strerror(errno) : "no word for 120 s"), -1;
+	if (pf.revents & (POLLIN | POLLERR | POLLHUP))
+		return answer(w, m, st, err, errlen);
+	pieces[next].sent = 1;
+	return push(w, &pieces[next], st, err, errlen) ? -1 : 2;
+}
+
+int co_postcopy_until(struct co_wire *w, unsigned op, struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	static struct co_wire_msg m;
+	int r;
+	while ((r = step(w, &m, st, err, errlen)) == 2)
+		;
+	if (r < 0)
+		return -1;
+	if (m.op != op)
+		return snprintf(err, errlen, "%s sent something else where %s was due", w->peer,
+				op == CO_W_READY ? "READY" : op == CO_W_RUNNING ? "RUNNING" : "DONE"), -1;
+	return 0;
+}
+
+int co_postcopy_serve(struct co_wire *w, struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	co_crash_point("postcopy"); /* tests: migrate killed (or held, for the link to be cut) once the group runs there */
+	serving = 1;
+	if (!nsent)
+		return 0; /* nothing was left out: the target restarted the group as any migration's */
+	/* the rest in file order, a WANT answered before the next piece; then DONE */
+	return co_postcopy_until(w, CO_W_DONE, st, err, errlen);
+}
+
+/* ==== the target ==== */
+
+struct pc_file {
+	dev_t dev;
+	ino_t ino;
+	uint32_t p0, np;	/* its pieces */
+	uint64_t digest;	/* the whole file's, as the manifest lists it */
+	int check;		/* ... if it lists one */
+	char name[128];
+};
+
+/* Shared between the receiver's post-copy process and the fillers. */
+struct table {
+	uint32_t seq;		/* futex: a piece came in, or the end */
+	uint32_t failed;	/* the stream is lost: why says why */
+	uint32_t reported;	/* a filler has said so */
+	int32_t receiver;	/* the process that owns the stream, once the group runs */
+	uint32_t nfiles, npieces;
+	char why[512];
+	struct pc_file files[MAX_FILES];
+	struct piece pieces[];
+};
+static struct table *T;
+static int wake_fd = -1;	/* eventfd: a filler asked for a piece */
+static char gen_path[PATH_MAX];	/* the generation's directory */
+
+/* The sparse files as they come, before the table is made. */
+static struct noted {
+	char name[128];
+	struct co_wire_hole *holes;
+	uint32_t n;
+	uint64_t digest;	/* the whole file's, as the manifest lists it */
+	int check;		/* ... if it lists one */
+} got[MAX_FILES];
+static uint32_t ngot;
+
+int co_postcopy_note(const char *name, const struct co_wire_hole *holes, uint32_t n, const uint64_t *digest,
+		     char *err, size_t errlen)
+{
+	if (ngot == MAX_FILES)
+		return snprintf(err, errlen, "more than %d sparse files", MAX_FILES), -1;
+	struct noted *s = &got[ngot];
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	s->holes = malloc((n ? n : 1) * sizeof(*holes));
+	if (!s->holes)
+		return snprintf(err, errlen, "out of memory"), -1;
+	memcpy(s->holes, holes, n * sizeof(*holes));
+	s->n = n;
+	s->check = digest != NULL;
+	s->digest = digest ? *digest : 0;
+	ngot++;
+	return 0;
+}
+
+int co_postcopy_files(void)
+{
+	return (int)ngot;
+}
+
+int co_postcopy_map(const char *gen_dir, char *err, size_t errlen)
+{
+	uint32_t np = 0;
+	for (uint32_t f = 0; f < ngot; f++)
+		np += cut(got[f].holes, got[f].n, 0, NULL);
+	size_t size = sizeof(struct table) + (size_t)np * sizeof(struct piece);
+	T = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (T == MAP_FAILED) {
+		T = NULL;
+		return snprintf(err, errlen, "cannot map the post-copy table: %s", strerror(errno)), -1;
+	}
+	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (wake_fd < 0)
+		return snprintf(err, errlen, "eventfd: %s", strerror(errno)), -1;
+	T->npieces = np;
+	T->nfiles = ngot;
+	snprintf(gen_path, sizeof(gen_path), "%s", gen_dir);
+	for (uint32_t f = 0, k = 0; f < ngot; f++) {
+		struct pc_file *pf = &T->files[f];
+		char path[PATH_MAX + 160];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", gen_dir, got[f].name);
+		if (stat(path, &st) < 0)
+			return snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1;
+		*pf = (struct pc_file){ st.st_dev, st.st_ino, k, 0, got[f].digest, got[f].check, "" };
+		snprintf(pf->name, sizeof(pf->name), "%s", path + strlen(gen_dir) + 1);
+		pf->np = cut(got[f].holes, got[f].n, (uint16_t)f, T->pieces + k);
+		k += pf->np;
+	}
+	return 0;
+}
+
+/* ---- the receiver's post-copy process ---- */
+
+/*
+ * Between the receiver (the coordinator of the restart) and its post-copy
+ * process, which owns the stream from the start of the restart: pages may
+ * be faulted on before the group runs (its restore touches them).
+ */
+struct ctl {
+	char op;		/* to it: 'R' READY, 'N' RUNNING, 'A' ABORT (text); from it: 'G' GO, 'L' lost (text) */
+	int64_t a;
+	char text[1024];
+};
+static int ctl_fd = -1;		/* the receiver's end; the post-copy process's is 5 */
+static pid_t pc_pid;
+static int running_there;	/* the post-copy process: the group runs (RUNNING sent) */
+
+static void wake_all(void)
+{
+	__atomic_add_fetch(&T->seq, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &T->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static int ctl_send(int fd, char op, int64_t a, const char *text)
+{
+	static struct ctl c;
+	memset(&c, 0, sizeof(c));
+	c.op = op;
+	c.a = a;
+	snprintf(c.text, sizeof(c.text), "%s", text ? text : "");
+	return send(fd, &c, sizeof(c), MSG_NOSIGNAL) == (ssize_t)sizeof(c) ? 0 : -1;
+}
+
+/*
+ * The stream is lost.  Before the group runs: the receiver is told (it
+ * abandons the restart, as any failure then).  After: the first filler
+ * that waits for a piece says so (one line) and fails, which ends the
+ * group; the receiver says it when no filler did (co_postcopy_finish).
+ */
+static void __attribute__((noreturn)) lost(const char *peer, const char *why)
+{
+	snprintf(T->why, sizeof(T->why), "post-copy from %s was cut (%s): its pages are only at the source", peer, why);
+	__atomic_store_n(&T->failed, 1, __ATOMIC_SEQ_CST);
+	wake_all();
+	if (!running_there)
+		ctl_send(5, 'L', 0, why);
+	_exit(1);
+}
+
+/* A PUSH (in m): its bytes into their place, then the fillers woken.  1 when the piece is new. */
+static int take_piece(struct co_wire *w, const struct co_wire_msg *m, const int *fds)
+{
+	static char buf[PIECE];
+	long k = m->a >= 0 && (uint64_t)m->a < T->nfiles
+			 ? find_piece(T->pieces, T->npieces, (uint32_t)m->a, (uint64_t)m->b)
+			 : -1;
+	struct piece *p = k >= 0 ? &T->pieces[k] : NULL;
+	if (!p || p->off != (uint64_t)m->b || co_r_next(&w->r) != 1 || w->r.hdr.type != CO_R_WIRE_DATA ||
+	    w->r.hdr.len != p->len)
+		lost(w->peer, w->r.err[0] ? w->r.err : "a piece that is not one of this migration's");
+	if (co_r_read(&w->r, buf, p->len) || co_r_finish(&w->r))
+		lost(w->peer, w->r.err);
+	if (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == IN)
+		return 0; /* pushed, and asked for meanwhile: the same bytes */
+	if (pwrite(fds[p->file], buf, p->len, (off_t)p->off) != (ssize_t)p->len)
+		lost(w->peer, "cannot write a piece into its file here");
+	__atomic_store_n(&p->state, IN, __ATOMIC_RELEASE);
+	wake_all();
+	return 1;
+}
+
+/* The pieces fillers wait for (ASKED): a WANT each. */
+static void ask(struct co_wire *w)
+{
+	uint64_t n;
+	if (read(wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		lost(w->peer, "its wakeup failed");
+	for (uint32_t k = 0; k < T->npieces; k++) {
+		uint8_t want = ASKED;
+		if (__atomic_compare_exchange_n(&T->pieces[k].state, &want, WANTED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
+		    co_wire_send(w, CO_W_WANT, T->pieces[k].file, (int64_t)T->pieces[k].off, NULL))
+			lost(w->peer, "the connection was lost");
+	}
+}
+
+/* Every piece has come: each file is whole, as the manifest says. */
+static void check_files(const char *peer)
+{
+	for (uint32_t f = 0; f < T->nfiles; f++) {
+		char path[PATH_MAX + 160], why[PATH_MAX + 256];
+		uint64_t d = 0;
+		snprintf(path, sizeof(path), "%s/%s", gen_path, T->files[f].name);
+		if (T->files[f].check && (co_file_digest(path, &d) || d != T->files[f].digest)) {
+			snprintf(why, sizeof(why), "%s: its content is not what the manifest says once filled", path);
+			lost(peer, why);
+		}
+	}
+}
+
+/* What the receiver says: READY and RUNNING go on the stream, ABORT too (then we are done). */
+static void from_receiver(struct co_wire *w)
+{
+	static struct ctl c;
+	ssize_t r = recv(5, &c, sizeof(c), 0);
+	if (r < 0 && errno == EINTR)
+		return;
+	if (r != (ssize_t)sizeof(c)) { /* the receiver gave up, or ended: nothing more for us before the group runs */
+		if (!running_there)
+			_exit(1);
+		return;
+	}
+	c.text[sizeof(c.text) - 1] = 0;
+	if (c.op == 'A') {
+		co_wire_send(w, CO_W_ABORT, 0, 0, c.text);
+		co_wire_hang_up(w);
+		_exit(0);
+	}
+	unsigned op = c.op == 'R' ? CO_W_READY : CO_W_RUNNING;
+	if (co_wire_send(w, op, c.a, 0, NULL))
+		lost(w->peer, "the connection was lost");
+	running_there |= op == CO_W_RUNNING;
+}
+
+/* The next message on the stream: a piece, or (before the group runs) GO for the receiver.  1: a new piece. */
+static int from_source(struct co_wire *w, const int *fds)
+{
+	static struct co_wire_msg m;
+	char err[1024];
+	if (co_wire_recv(w, &m, 0, err, sizeof(err)))
+		lost(w->peer, err);
+	if (m.op == CO_W_GO && !running_there) {
+		if (ctl_send(5, 'G', 0, NULL))
+			_exit(1);
+		return 0;
+	}
+	if (m.op != CO_W_PUSH)
+		lost(w->peer, "a message out of order where pages were due");
+	return take_piece(w, &m, fds);
+}
+
+static void __attribute__((noreturn)) receiver(struct co_wire *w)
+{
+	static int fds[MAX_FILES];
+	uint32_t in = 0;
+	for (uint32_t f = 0; f < T->nfiles; f++) {
+		char path[PATH_MAX + 160];
+		snprintf(path, sizeof(path), "%s/%s", gen_path, T->files[f].name);
+		if ((fds[f] = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+			lost(w->peer, "cannot open its files here");
+	}
+	/* until every piece is in and the group runs (RUNNING said: DONE comes after it) */
+	while (in < T->npieces || !running_there) {
+		struct pollfd p[3] = { { w->fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 }, { 5, POLLIN, 0 } };
+		/* once the group runs, a source that sends nothing at all for so long is as good as gone */
+		int ready = co_wire_readable(w); /* decrypted already: poll would not see it */
+		int n = poll(p, 3, ready ? 0 : running_there ? QUIET_MS : -1);
+		if (n < 0 && errno != EINTR)
+			lost(w->peer, strerror(errno));
+		if (n == 0 && !ready)
+			lost(w->peer, "no word from it for 120 s");
+		if (ready)
+			p[0].revents |= POLLIN;
+		if (p[2].revents)
+			from_receiver(w);
+		if (p[1].revents)
+			ask(w);
+		if (p[0].revents)
+			in += (uint32_t)from_source(w, fds);
+	}
+	check_files(w->peer);
+	if (co_wire_send(w, CO_W_DONE, 0, 0, NULL))
+		lost(w->peer, "the connection was lost before DONE");
+	co_wire_hang_up(w);
+	_exit(0);
+}
+
+int co_postcopy_start(struct co_wire *w)
+{
+	int sv[2];
+	if (!T || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	pid_t parent = getpid();
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		prctl(PR_SET_NAME, "cohort-postcopy");
+		/* the stream, the wakeup, the receiver's socket and stderr; nothing else of the coordinator's */
+		int s = fcntl(w->fd, F_DUPFD_CLOEXEC, 16), e = fcntl(wake_fd, F_DUPFD_CLOEXEC, 16);
+		int c = fcntl(sv[1], F_DUPFD_CLOEXEC, 16), null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (s < 0 || e < 0 || c < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+		    dup3(s, 3, O_CLOEXEC) < 0 || dup3(e, 4, O_CLOEXEC) < 0 || dup3(c, 5, O_CLOEXEC) < 0)
+			_exit(1);
+		syscall(SYS_close_range, 6, ~0U, 0);
+		co_wire_set_fd(w, 3);
+		wake_fd = 4;
+		receiver(w);
+	}
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		return -1;
+	}
+	ctl_fd = sv[0];
+	pc_pid = pid;
+	__atomic_store_n(&T->receiver, pid, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+int co_postcopy_ready(int64_t procs, char *why, size_t n)
+{
+	static struct ctl c;
+	if (ctl_send(ctl_fd, 'R', procs, NULL))
+		return snprintf(why, n, "the post-copy process here ended"), -1;
+	ssize_t r;
+	while ((r = recv(ctl_fd, &c, sizeof(c), 0)) < 0 && errno == EINTR)
+		;
+	if (r != (ssize_t)sizeof(c))
+		return snprintf(why, n, "the post-copy process here ended"), -1;
+	c.text[sizeof(c.text) - 1] = 0;
+	if (c.op != 'G')
+		return snprintf(why, n, "%s", c.text), -1;
+	return 0;
+}
+
+void co_postcopy_running(int64_t procs)
+{
+	ctl_send(ctl_fd, 'N', procs, NULL);
+}
+
+/* Wait for the post-copy process (0: it ended well). */
+static int reap(void)
+{
+	int st = 0;
+	if (pc_pid <= 0)
+		return 0;
+	while (waitpid(pc_pid, &st, 0) < 0 && errno == EINTR)
+		;
+	pc_pid = 0;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+void co_postcopy_abort(const char *why)
+{
+	if (pc_pid <= 0)
+		return;
+	if (ctl_send(ctl_fd, 'A', 0, why))
+		kill(pc_pid, SIGKILL);
+	reap();
+}
+
+int co_postcopy_finish(void)
+{
+	if (pc_pid <= 0 || !reap())
+		return 0;
+	uint32_t no = 0;
+	if (__atomic_compare_exchange_n(&T->reported, &no, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		co_warn("%s", T->why[0] ? T->why : "post-copy failed here: its process was killed");
+	return -1;
+}
+
+/* ---- the fillers' page source ---- */
+
+void co_postcopy_filler_fd(int fd)
+{
+	if (T && wake_fd >= 0 && dup3(wake_fd, fd, O_CLOEXEC) == fd)
+		wake_fd = fd;
+}
+
+/* The table's file the descriptor fd reads, or -1 (a file sent whole). */
+static int file_of(int fd)
+{
+	static int cached_fd = -1, cached = -1;
+	struct stat st;
+	if (fd == cached_fd)
+		return cached;
+	cached_fd = fd;
+	cached = -1;
+	if (fstat(fd, &st) == 0)
+		for (uint32_t f = 0; f < T->nfiles && cached < 0; f++)
+			if (T->files[f].dev == st.st_dev && T->files[f].ino == st.st_ino)
+				cached = (int)f;
+	return cached;
+}
+
+static uint32_t seen;	/* the table's sequence number when ready() last looked */
+static int receiver_fd = -1; /* pidfd of the receiver's post-copy process, once there is one */
+static int receiver_dead;	/* ... which had ended when we last waited */
+
+static int pc_ready(void *ctx, int fd, uint64_t off, uint64_t n, int demand)
+{
+	(void)ctx;
+	seen = __atomic_load_n(&T->seq, __ATOMIC_ACQUIRE);
+	if (__atomic_load_n(&T->failed, __ATOMIC_ACQUIRE))
+		return -1;
+	int f = file_of(fd);
+	if (f < 0 || !n)
+		return 1;
+	const struct pc_file *pf = &T->files[f];
+	long k = find_piece(T->pieces + pf->p0, pf->np, (uint32_t)f, off);
+	if (k < 0) { /* off is between holes: the first piece after it */
+		uint32_t lo = 0, hi = pf->np;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (T->pieces[pf->p0 + mid].off < off)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		k = lo;
+	}
+	int ready = 1, asked = 0;
+	for (uint32_t i = pf->p0 + (uint32_t)k; i < pf->p0 + pf->np && T->pieces[i].off < off + n; i++) {
+		uint8_t st = __atomic_load_n(&T->pieces[i].state, __ATOMIC_ACQUIRE);
+		if (st == IN)
+			continue;
+		ready = 0;
+		uint8_t missing = MISSING;
+		if (demand && __atomic_compare_exchange_n(&T->pieces[i].state, &missing, ASKED, 0, __ATOMIC_ACQ_REL,
+							  __ATOMIC_ACQUIRE))
+			asked = 1;
+	}
+	if (!ready && receiver_dead) { /* nobody left to bring them */
+		snprintf(T->why, sizeof(T->why), "the post-copy process here ended before every page had come");
+		__atomic_store_n(&T->failed, 1, __ATOMIC_SEQ_CST);
+		return -1;
+	}
+	if (asked) {
+		uint64_t one = 1;
+		if (write(wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			return -1;
+	}
+	return ready;
+}
+
+/* Has the receiver's post-copy process ended (killed: it says nothing)? */
+static int receiver_gone(void)
+{
+	pid_t pid = __atomic_load_n(&T->receiver, __ATOMIC_ACQUIRE);
+	if (pid <= 0)
+		return 0; /* not yet: the group does not run yet */
+	if (receiver_fd < 0 && (receiver_fd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0)
+		return errno == ESRCH;
+	struct pollfd p = { receiver_fd, POLLIN, 0 };
+	return poll(&p, 1, 0) == 1;
+}
+
+static void pc_wait(void *ctx, int ms)
+{
+	(void)ctx;
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	syscall(SYS_futex, &T->seq, FUTEX_WAIT, seen, &ts, NULL, 0);
+	/* (it ends once every piece is in, too: pc_ready looks again before it calls that a failure) */
+	receiver_dead = receiver_gone();
+}
+
+static const char *pc_why(void *ctx)
+{
+	(void)ctx;
+	uint32_t no = 0;
+	return __atomic_compare_exchange_n(&T->reported, &no, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) ? T->why : NULL;
+}
+
+struct co_page_source co_postcopy_source(void)
+{
+	if (!T)
+		return (struct co_page_source){ 0 };
+	return (struct co_page_source){ pc_ready, pc_wait, pc_why, NULL };
+}
+
+void co_postcopy_report(const char *gen_dir, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return;
+	for (uint32_t i = 0; T && i < T->nfiles; i++) {
+		char p[PATH_MAX + 160];
+		struct stat st;
+		snprintf(p, sizeof(p), "%s/%s", gen_dir, T->files[i].name);
+		if (stat(p, &st) == 0)
+			fprintf(f, "%s %lld %lld\n", T->files[i].name, (long long)st.st_size, (long long)st.st_blocks * 512);
+	}
+	fclose(f);
+}
+
