@@ -69,8 +69,11 @@ t_lazy_group() {
 t_lazy_ckpt_filling() {
 	local TMO=55 k0 fillers t0
 	prog_cmd lazy_mem
-	straight_start 0 "${PCMD[@]}" 256 1 30
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 256 1 30
+	# 120 steps of 60 ms: the restarted program must still run after the
+	# fill that checkpoint 2 waits for (256 MiB at 10 ms per MiB), so that
+	# checkpoint 3 finds it
+	straight_start 0 "${PCMD[@]}" 256 1 120
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 256 1 120
 	wait_ready "$GNAME" run0
 	flow_at 3 run0
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
