@@ -468,12 +468,18 @@ t_migrate_stop_killed() {
 	[ "$RC" != 0 ] || fail "recvB: status 0, but the source's coordinator died during the stop"
 	[ -z "$(committed_at B)" ] || fail "B kept $(committed_at B)"
 	[ ! -s "$TD/recvB.out" ] || fail "recvB: the group printed there: $(first_line "$TD/recvB.out")"
+	mig_restart_a "$gen"
+}
+
+# mig_restart_a GEN: the pipeline's steps let go, the group restarted at A
+# from generation GEN ends with the RESULT (a background merge a dead
+# coordinator started may hold the images a moment longer: waited for)
+mig_restart_a() {
 	: >"$TT/go.1"
 	: >"$TT/go.2"
-	# (a background merge the dead coordinator started may hold the images a moment longer)
 	flock -w "$TMO" "$IMG/A/$GNAME/LOCK" true || fail "the images at A stay locked"
 	host A
-	bg_start rsA "${ON[@]}" "$COHORT" restart "$GNAME" --images "$IMG/A" --generation "$gen"
+	bg_start rsA "${ON[@]}" "$COHORT" restart "$GNAME" --images "$IMG/A" --generation "$1"
 	bg_wait rsA
 	final_check 0 "$RC" rsA run0 rsA
 }

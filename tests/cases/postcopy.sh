@@ -92,16 +92,6 @@ pc_ended_at_b() {
 	[ ! -s "$TD/$1.out" ] || fail "$1: the group printed at B: $(first_line "$TD/$1.out")"
 }
 
-# pc_restart_a GEN: the group restarted at A from generation GEN ends with the RESULT
-pc_restart_a() {
-	: >"$TT/go.1"
-	: >"$TT/go.2"
-	flock -w "$TMO" "$IMG/A/$GNAME/LOCK" true || fail "the images at A stay locked"
-	host A
-	bg_start rsA "${ON[@]}" "$COHORT" restart "$GNAME" --images "$IMG/A" --generation "$1"
-	bg_wait rsA
-	final_check 0 "$RC" rsA run0 rsA
-}
 
 # pc_runs_at_b: the group answers at B
 pc_runs_at_b() { on B "$COHORT" status "$GNAME" >/dev/null 2>&1; }
@@ -126,7 +116,7 @@ t_postcopy_cut() {
 	mig_failed cut "restart it here with 'cohort restart $GNAME --generation [0-9]*' (committed in $IMG/A/$GNAME/"
 	pc_ended_at_b recvB
 	[ $((SECONDS - t0)) -le 30 ] || fail "the cut link was noticed after $((SECONDS - t0)) s"
-	pc_restart_a "$(sed -n "s/.*--generation \([0-9]*\)'.*/\1/p" "$TD/cut.err")"
+	mig_restart_a "$(sed -n "s/.*--generation \([0-9]*\)'.*/\1/p" "$TD/cut.err")"
 }
 
 TEST_TIMEOUTS[postcopy_killed]=240
@@ -143,5 +133,5 @@ t_postcopy_killed() {
 	pc_ended_at_b recvB
 	local gen
 	gen=$(committed_at A | tr ' ' '\n' | sed -n 's/^gen-0*//p' | sort -n | tail -n 1)
-	pc_restart_a "$gen"
+	mig_restart_a "$gen"
 }
