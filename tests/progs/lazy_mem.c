@@ -60,8 +60,14 @@ static int check(const char *who, int step)
 				w = want;
 			}
 			if (memcmp(R[r].base + p * PG, w, PG)) {
-				fprintf(stderr, "lazy_mem: %s, step %d: region %d page %lu is not what it must be (%s)\n",
-					who, step, r, p, R[r].zero[p] ? "dropped: zeros" : "the pattern");
+				/* what is there instead: zeros, or another page's pattern (its tag says whose) */
+				const unsigned char *got = R[r].base + p * PG;
+				uint64_t tag;
+				memcpy(&tag, got, 8);
+				fprintf(stderr, "lazy_mem: %s, step %d: region %d page %lu is not what it must be (%s); "
+					"it holds %s (tag %016llx)\n", who, step, r, p,
+					R[r].zero[p] ? "dropped: zeros" : "the pattern",
+					memcmp(got, zeros, PG) ? "something else" : "zeros", (unsigned long long)tag);
 				return 1;
 			}
 		}
