@@ -110,7 +110,7 @@ ALL_TESTS=(
 	migrate_rounds migrate_rounds_cut migrate_stop_killed migrate_options migrate_whole_stop
 	unix_backlog_kill_failed unix_backlog_live unix_backlog_rounds unix_backlog_unaccepted
 	fanotify_std fanotify_live fanotify_held fanotify_perm fanotify_unprivileged
-	lazy_mem lazy_group lazy_ckpt_filling lazy_filler_killed lazy_damaged lazy_chain lazy_chain_group lazy_chain_damaged
+	lazy_mem lazy_group lazy_ckpt_filling lazy_filler_killed lazy_damaged lazy_chain lazy_chain_group lazy_chain_damaged lazy_split
 	wirecrypt_sealed wirecrypt_tampered
 	postcopy_small postcopy_roundtrip postcopy_cut postcopy_killed
 )

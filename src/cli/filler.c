@@ -562,6 +562,10 @@ static long serve(struct space *s, uint64_t a)
 		fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off, (unsigned long)a);
 	uint64_t copied;
 	long r = copy_pages(s, a, pages, n * PAGE, &copied);
+	if (r == -ENOENT && n > 1 && copied < PAGE) { /* the cluster crosses into another mapping: this page alone */
+		n = 1;
+		r = copy_pages(s, a, pages, PAGE, &copied);
+	}
 	for (uint32_t j = 1; j < n && (j + 1) * PAGE <= copied; j++) /* the pages brought along */
 		done(s, (uint32_t)lookup(s, a + j * PAGE));
 	if (copied >= PAGE) /* the faulting page is in (a later one of the cluster may have failed) */
@@ -705,6 +709,7 @@ static void pump(int timeout_ms)
 static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
 {
 	uint32_t e = e0;
+	int alone = 0; /* the run at e crossed into another mapping: its first page copied by itself */
 	while (e < e1 && !s->dead) {
 		if (!s->pend[e]) {
 			e++;
@@ -712,7 +717,7 @@ static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
 		}
 		/* a run: pending, consecutive in the image and in memory */
 		uint32_t n = 1;
-		while (e + n < e1 && s->pend[e + n] && s->at[e + n] == s->at[e] + n * PAGE &&
+		while (!alone && e + n < e1 && s->pend[e + n] && s->at[e + n] == s->at[e] + n * PAGE &&
 		       (e_off[e + n] & ~(PAGE - 1)) == (e_off[e] & ~(PAGE - 1)) + n * PAGE)
 			n++;
 		uint64_t copied;
@@ -721,6 +726,17 @@ static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
 		for (uint32_t i = 0; i < got; i++)
 			done(s, e + i);
 		e += got;
+		/*
+		 * The kernel copies within one mapping and refuses a range that
+		 * runs past its end with ENOENT, copying nothing: two lazy
+		 * regions side by side (split by mprotect, moved by mremap).
+		 * Only a page refused alone is no longer ours.
+		 */
+		if (r == -ENOENT && n - got > 1) {
+			alone = 1;
+			continue;
+		}
+		alone = 0;
 		if (r == 0 || s->dead)
 			continue;
 		if (r == -EAGAIN) { /* an event is on its way: read it, then look at this page again */

@@ -57,6 +57,17 @@ t_lazy_mem() {
 }
 
 # a group of three processes, each with its own filler
+# regions side by side whose pages follow one another in the image (one
+# mapping split by mprotect): the filler's runs and fault clusters that
+# cross from one into the next must be copied in parts (the kernel copies
+# within one mapping), never dropped as gone (the program's reads fault
+# first, the fill slowed; the background fill meets the rest)
+t_lazy_split() {
+	local TMO=55
+	prog_cmd lazy_split
+	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 3 3 "${PCMD[@]}" 32 30
+}
+
 t_lazy_group() {
 	local TMO=55
 	prog_cmd lazy_mem
