@@ -51,29 +51,32 @@ t_wirecrypt_sealed() {
 	final_check 0 "$RC" recvB run0 recvB
 }
 
+# wc_source_tampered TAG RECV VAR=N WHAT: migrate (TAG) sends with frame 20
+# damaged by VAR=N: the receiver RECV refuses it in one line naming frame
+# 20 and keeps nothing; the group runs on at A
+wc_source_tampered() {
+	local tag=$1 recv=$2 env=$3 what=$4
+	mig_receive "$recv" B
+	local -x "$env" # for migrate alone
+	mig_go A "$tag"
+	unset "${env%%=*}"
+	mig_failed "$tag" "the group runs on here"
+	bg_wait "$recv"
+	[ "$RC" = 1 ] || fail "$recv: status $RC with $what, expected 1: $(first_line "$TD/$recv.err")"
+	grep -q "migration stream from 10.77.0.1:[0-9]*: frame 20 failed authentication" "$TD/$recv.err" ||
+		fail "$recv: $(tail -n 1 "$TD/$recv.err")"
+	[ "$(grep -vc '^listening on' "$TD/$recv.err")" = 1 ] || fail "$recv: not one line: $(tr '\n' '|' <"$TD/$recv.err")"
+	no_generation B
+}
+
 t_wirecrypt_tampered() {
 	mig_hosts
 	mig_run run0
 	# frame 20 from the source: within the first generation's images (HELLO is frame 1, each message
 	# a frame of its own, the images 64 KiB a frame), with more to come right after it
-	mig_receive recvB B
-	COHORT_WIRE_FLIP=20 mig_go A src
-	mig_failed src "the group runs on here"
-	bg_wait recvB
-	[ "$RC" = 1 ] || fail "recvB: status $RC with a frame changed, expected 1: $(first_line "$TD/recvB.err")"
-	grep -q "migration stream from 10.77.0.1:[0-9]*: frame 20 failed authentication" "$TD/recvB.err" ||
-		fail "recvB: $(tail -n 1 "$TD/recvB.err")"
-	[ "$(grep -vc '^listening on' "$TD/recvB.err")" = 1 ] || fail "recvB: not one line: $(tr '\n' '|' <"$TD/recvB.err")"
-	no_generation B
+	wc_source_tampered src recvB COHORT_WIRE_FLIP=20 "a frame changed"
 	# frame 20 left out: frame 21 comes where 20 was due, and fails as 20
-	mig_receive recvB3 B
-	COHORT_WIRE_DROP=20 mig_go A drop
-	mig_failed drop "the group runs on here"
-	bg_wait recvB3
-	[ "$RC" = 1 ] || fail "recvB3: status $RC with a frame left out, expected 1: $(first_line "$TD/recvB3.err")"
-	grep -q "migration stream from 10.77.0.1:[0-9]*: frame 20 failed authentication" "$TD/recvB3.err" ||
-		fail "recvB3: $(tail -n 1 "$TD/recvB3.err")"
-	no_generation B
+	wc_source_tampered drop recvB3 COHORT_WIRE_DROP=20 "a frame left out"
 	# frame 1 from the target: its OK to HELLO
 	mig_receive recvB2 B COHORT_WIRE_FLIP=1
 	mig_go A dst
