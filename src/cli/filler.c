@@ -503,6 +503,15 @@ static long copy_pages(struct space *s, uint64_t dst, const void *from, uint64_t
 	struct uffdio_copy c = { .dst = dst, .src = (uint64_t)from, .len = len, .mode = 0 };
 	long r = ioctl(s->fd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
 	*copied = c.copy > 0 ? (uint64_t)c.copy : 0;
+	/*
+	 * The kernel copies within one mapping and refuses a range that runs
+	 * past its end with ENOENT, copying nothing: pages side by side in two
+	 * mappings (a lazy region split by mprotect during the fill).  The
+	 * first page alone then, and only a page refused alone is gone; the
+	 * caller goes on from the next.
+	 */
+	if (r == -ENOENT && len > PAGE && !*copied)
+		return copy_pages(s, dst, from, PAGE, copied);
 	if (r == -ESRCH) /* its memory is gone: it exited or exec'd */
 		s->dead = 1;
 	return r;
@@ -562,10 +571,6 @@ static long serve(struct space *s, uint64_t a)
 		fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off, (unsigned long)a);
 	uint64_t copied;
 	long r = copy_pages(s, a, pages, n * PAGE, &copied);
-	if (r == -ENOENT && n > 1 && copied < PAGE) { /* the cluster crosses into another mapping: this page alone */
-		n = 1;
-		r = copy_pages(s, a, pages, PAGE, &copied);
-	}
 	for (uint32_t j = 1; j < n && (j + 1) * PAGE <= copied; j++) /* the pages brought along */
 		done(s, (uint32_t)lookup(s, a + j * PAGE));
 	if (copied >= PAGE) /* the faulting page is in (a later one of the cluster may have failed) */
@@ -709,7 +714,6 @@ static void pump(int timeout_ms)
 static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
 {
 	uint32_t e = e0;
-	int alone = 0; /* the run at e crossed into another mapping: its first page copied by itself */
 	while (e < e1 && !s->dead) {
 		if (!s->pend[e]) {
 			e++;
@@ -717,7 +721,7 @@ static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
 		}
 		/* a run: pending, consecutive in the image and in memory */
 		uint32_t n = 1;
-		while (!alone && e + n < e1 && s->pend[e + n] && s->at[e + n] == s->at[e] + n * PAGE &&
+		while (e + n < e1 && s->pend[e + n] && s->at[e + n] == s->at[e] + n * PAGE &&
 		       (e_off[e + n] & ~(PAGE - 1)) == (e_off[e] & ~(PAGE - 1)) + n * PAGE)
 			n++;
 		uint64_t copied;
@@ -726,17 +730,6 @@ static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
 		for (uint32_t i = 0; i < got; i++)
 			done(s, e + i);
 		e += got;
-		/*
-		 * The kernel copies within one mapping and refuses a range that
-		 * runs past its end with ENOENT, copying nothing: two lazy
-		 * regions side by side (split by mprotect, moved by mremap).
-		 * Only a page refused alone is no longer ours.
-		 */
-		if (r == -ENOENT && n - got > 1) {
-			alone = 1;
-			continue;
-		}
-		alone = 0;
 		if (r == 0 || s->dead)
 			continue;
 		if (r == -EAGAIN) { /* an event is on its way: read it, then look at this page again */
