@@ -117,8 +117,11 @@ int co_dirty_precopy_arm(uint64_t id)
 	return ops()->precopy_arm(id);
 }
 
+uint64_t span_epoch;
+
 uint64_t co_dirty_begin_image(uint64_t parent)
 {
+	span_epoch++; /* the lists were made anew by the collection */
 	return ops()->begin_image(parent);
 }
 
@@ -136,6 +139,7 @@ int co_dirty_region_tracked(uint64_t start, uint64_t end)
 
 int co_dirty_lean_begin(const uint64_t *keep, int nkeep)
 {
+	span_epoch++;
 	return ops()->lean_begin(keep, nkeep);
 }
 

@@ -51,7 +51,7 @@ void co_dirty_image_done(uint64_t gen);
  */
 int co_dirty_lean_begin(const uint64_t *keep, int nkeep);
 void co_dirty_lean_end(void);
-int co_dirty_lean_held(uint64_t addr, int *in_lean);
+int co_dirty_lean_held(int stream, uint64_t addr, int *in_lean);
 /* In the snapshot: was all of [start, end) left out by one stretch? */
 int co_dirty_lean_covers(uint64_t start, uint64_t end);
 

@@ -169,6 +169,40 @@ static inline int covered(const struct region *list, uint64_t n, uint64_t start,
 	return i < n && list[i].start <= start && end <= list[i].end;
 }
 
+/*
+ * The image writer asks of every page of the memory whether lists hold
+ * it (the written ranges, the pages the parent holds, the lean stretches,
+ * the regions of huge pages): a quarter of a million pages per GiB, each
+ * a binary search, twice per image (counting, writing), which took longer
+ * than writing an incremental's pages.  It asks in address order, so a
+ * span remembers the stretch around the last answer (inside a range of
+ * the list, or in the gap between two) and answers from it until the
+ * address leaves it.  One span per list and page stream (the streams are
+ * written in parallel); span_epoch, moved on whenever a list may have
+ * changed (co_dirty_begin_image, co_dirty_lean_begin), makes every span
+ * look again.
+ */
+struct span {
+	const struct region *list;
+	uint64_t epoch, lo, hi;
+	int in;
+};
+extern uint64_t span_epoch;
+
+/* Does a range of list (sorted, disjoint, n entries) hold addr?  As covered(list, n, addr, addr + 1). */
+static inline int covered_at(const struct region *list, uint64_t n, uint64_t addr, struct span *c)
+{
+	if (c->list == list && c->epoch == span_epoch && addr >= c->lo && addr < c->hi)
+		return c->in;
+	uint64_t i = first_after(list, n, addr);
+	c->list = list;
+	c->epoch = span_epoch;
+	c->in = i < n && list[i].start <= addr;
+	c->lo = c->in ? list[i].start : i ? list[i - 1].end : 0;
+	c->hi = c->in ? list[i].end : i < n ? list[i].start : UINT64_MAX;
+	return c->in;
+}
+
 /* Append [start, end) to list (sorted, n entries, room for max), joining a neighbour; -1 when full. */
 static inline int list_add(struct region *list, uint64_t *n, uint64_t max, uint64_t start, uint64_t end)
 {
@@ -197,7 +231,7 @@ enum { THP_WP = 0, THP_HASH = 1, THP_WHOLE = 2 };
 int thp_class_mode(void);
 void classify(int pm);
 int thp_region(uint64_t start, uint64_t end);
-int in_thp(uint64_t addr);
+int in_thp(int stream, uint64_t addr);
 void unprotect(uint64_t start, uint64_t end);
 
 /* dirty_hash.c: the lists of page hashes, for either method */

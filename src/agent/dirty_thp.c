@@ -189,9 +189,10 @@ void co_dirty_recollapse(int pidfd)
 	}
 }
 
-/* Is addr in a region of huge pages, compared by page hashes? */
-int in_thp(uint64_t addr)
+/* Is addr in a region of huge pages, compared by page hashes?  Asked by page stream (its span). */
+int in_thp(int stream, uint64_t addr)
 {
-	return rec && rec->nthp && covered(rec->thp, (uint64_t)rec->nthp, addr, addr + 1);
+	static struct span at[CO_STREAMS];
+	return rec && rec->nthp && covered_at(rec->thp, (uint64_t)rec->nthp, addr, &at[stream]);
 }
 

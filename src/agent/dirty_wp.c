@@ -451,15 +451,16 @@ static uint64_t begin_image(uint64_t parent)
 
 static int page_kept(int stream, uint64_t addr, int tracked)
 {
-	int thp = in_thp(addr);
+	static struct span written[CO_STREAMS], held_prev[CO_STREAMS];
+	int thp = in_thp(stream, addr);
 	if (thp && thp_class_mode() == THP_WHOLE)
 		return 0;
 	if (thp)
 		return hash_on() ? hash_kept(stream, addr, tracked) : 0;
 	note_held(stream, addr);
 	/* a page the parent's image does not hold must be saved, written or not */
-	return tracked && rec && !covered(rec->written, rec->nwritten, addr, addr + 1) &&
-	       covered(rec->held_prev, rec->nheld_prev, addr, addr + 1);
+	return tracked && rec && !covered_at(rec->written, rec->nwritten, addr, &written[stream]) &&
+	       covered_at(rec->held_prev, rec->nheld_prev, addr, &held_prev[stream]);
 }
 
 const struct co_dirty_ops co_dirty_wp_ops = {

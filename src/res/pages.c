@@ -266,7 +266,7 @@ static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uin
 			if (save && (v->kind == CO_V_ANON || v->kind == CO_V_FILE) && is_marker(e, s->core[i] & 1))
 				save = 0;
 			uint64_t addr = a + i * CO_PAGE;
-			int in_lean = 0, held = tracked ? co_dirty_lean_held(addr, &in_lean) : 0;
+			int in_lean = 0, held = tracked ? co_dirty_lean_held((int)(s - streams), addr, &in_lean) : 0;
 			if (in_lean)
 				save = held; /* left out of a lean snapshot: unwritten, so the parent's page or none */
 			/* the counting pass only counts: the decision is made (and recorded) once, when writing */
