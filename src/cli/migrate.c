@@ -219,6 +219,7 @@ static void take(unsigned flags, struct taken *t)
 	co_progress_start(&ck, M.pr.fd, "migrate '%s': %s", M.o->name, M.label);
 	if (ck.fd >= 0)
 		flags |= CO_CKPT_PROGRESS;
+	flags |= CO_CKPT_MIGRATING; /* the background merge waits for the migration's end */
 	/* held from the moment it is sent: a coordinator that loses us resumes the group */
 	if (co_send(M.coord, CO_M_CKPT_REQ, flags | CO_CKPT_JSON, 0, 0, NULL, -1) ||
 	    co_recv_progress(M.coord, &mb, &ck))

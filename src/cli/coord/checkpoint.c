@@ -861,7 +861,9 @@ static int ckpt_commit(struct ckpt *k)
 	G.last_committed = k->gen;
 	if (G.argv && strcmp(G.command_dir, k->gdir) && co_group_command_write(k->gdir, G.argv) == 0)
 		snprintf(G.command_dir, sizeof(G.command_dir), "%s", k->gdir);
-	if (k->incremental)
+	if (k->incremental && (k->flags & CO_CKPT_MIGRATING))
+		G.merge_held = 1; /* merged once the migration is over (ckpt_hold) */
+	else if (k->incremental)
 		start_merge(k->gdir);
 	if (G.keep)
 		co_prune(k->gdir, G.keep); /* a merge that loses a generation meanwhile skips it (merge.c) */
@@ -939,12 +941,14 @@ static void ckpt_hold(struct ckpt *k)
 		reply(k->cfd, 0, "group '%s' ended here: it runs at %s", G.name, G.migrated_to);
 		await_parked_group();
 		co_trace("hold: the group is gone");
+		release_merges(k->gdir);
 		return;
 	}
 	broadcast(CO_M_RELEASE, (int64_t)k->gen, NULL);
 	end_sessions();
 	if (r > 0 && mb.m.type == CO_M_HOLD_RESUME)
 		reply(k->cfd, 0, "group '%s' runs on", G.name);
+	release_merges(k->gdir);
 }
 
 /*

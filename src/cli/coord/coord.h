@@ -135,6 +135,7 @@ struct group {
 	char command_dir[PATH_MAX];	/* the images directory it was last written to */
 	pid_t merge_pid;		/* background merge running, or 0 */
 	int merge_again;		/* an incremental committed while it ran */
+	int merge_held;			/* incrementals of a migration (CO_CKPT_MIGRATING) not merged yet */
 	struct conn c[MAX_CONNS];
 	int nc;				/* slots below nc may be in use (kind != C_FREE) */
 	uint64_t ck_gen, ck_parent;	/* the checkpoint being taken (0: none): what an ATTACH is PREPAREd for */
@@ -233,6 +234,7 @@ void broadcast(unsigned type, int64_t a, const char *text);
 
 /* jobs.c */
 void start_merge(const char *gdir);
+void release_merges(const char *gdir);
 void finish_merges(void);
 void reap_merge(void);
 int run_job(const char *name, const char *what, int (*fn)(void *, struct job *), void *arg, struct job *job,

@@ -95,6 +95,7 @@ void start_merge(const char *gdir)
 		return;
 	}
 	G.merge_again = 0;
+	G.merge_held = 0; /* co_merge_all takes every incremental not merged yet */
 	pid_t pid = fork();
 	if (pid < 0) {
 		co_warn("cannot start the background merge: %s", strerror(errno));
@@ -107,20 +108,31 @@ void start_merge(const char *gdir)
 	merge_child(gdir, -1, 0);
 }
 
+/* A migration is over (its hold ended, either way): the merges its rounds held back begin. */
+void release_merges(const char *gdir)
+{
+	if (!G.merge_held)
+		return;
+	G.merge_held = 0;
+	start_merge(gdir);
+}
+
 /*
- * The group ended while a merge ran.  That merge may have started before
- * the last incremental was committed, and no coordinator will be there to
- * start the next round or to prune after it: a detached child waits for
- * the running merge, then merges whatever is still unmerged and prunes.
+ * The group ended while a merge ran (or with a migration's merges held
+ * back).  That merge may have started before the last incremental was
+ * committed, and no coordinator will be there to start the next round or
+ * to prune after it: a detached child waits for the running merge, if
+ * any, then merges whatever is still unmerged and prunes.
  * `cohort run` returns at once; the group's images are complete a little
  * later, as with any background merge.
  */
 void finish_merges(void)
 {
 	reap_merge();
-	if (G.merge_pid <= 0)
+	if (G.merge_pid <= 0 && !G.merge_held)
 		return;
-	int running = (int)syscall(SYS_pidfd_open, G.merge_pid, 0);
+	/* (a migration's merges held back, and none running: the detached child merges them) */
+	int running = G.merge_pid > 0 ? (int)syscall(SYS_pidfd_open, G.merge_pid, 0) : -1;
 	char gdir[PATH_MAX];
 	snprintf(gdir, sizeof(gdir), "%s/%s", G.images, G.name);
 	pid_t pid = fork();
