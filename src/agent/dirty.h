@@ -52,6 +52,12 @@ void co_dirty_image_done(uint64_t gen);
 int co_dirty_lean_begin(const uint64_t *keep, int nkeep);
 void co_dirty_lean_end(void);
 int co_dirty_lean_held(int stream, uint64_t addr, int *in_lean);
+/*
+ * The same for a run: 0 when addr lies in no left-out stretch; else the
+ * end of the run from addr whose pages are all left out and alike held
+ * (*held) or not.
+ */
+uint64_t co_dirty_lean_run(int stream, uint64_t addr, int *held);
 /* In the snapshot: was all of [start, end) left out by one stretch? */
 int co_dirty_lean_covers(uint64_t start, uint64_t end);
 

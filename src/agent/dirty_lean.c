@@ -78,14 +78,20 @@ int co_dirty_lean_covers(uint64_t start, uint64_t end)
 	return rec && rec->nlean && covered(rec->lean, (uint64_t)rec->nlean, start, end);
 }
 
-int co_dirty_lean_held(int stream, uint64_t addr, int *in_lean)
+uint64_t co_dirty_lean_run(int stream, uint64_t addr, int *held)
 {
 	static struct span lean[CO_STREAMS], held_prev[CO_STREAMS];
-	*in_lean = 0;
 	if (!rec || !rec->nlean || stream < 0 || stream >= CO_STREAMS ||
 	    !covered_at(rec->lean, (uint64_t)rec->nlean, addr, &lean[stream]))
 		return 0;
-	*in_lean = 1;
-	return covered_at(rec->held_prev, rec->nheld_prev, addr, &held_prev[stream]);
+	*held = covered_at(rec->held_prev, rec->nheld_prev, addr, &held_prev[stream]);
+	return lean[stream].hi < held_prev[stream].hi ? lean[stream].hi : held_prev[stream].hi;
+}
+
+int co_dirty_lean_held(int stream, uint64_t addr, int *in_lean)
+{
+	int held = 0;
+	*in_lean = co_dirty_lean_run(stream, addr, &held) != 0;
+	return *in_lean && held;
 }
 

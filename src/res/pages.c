@@ -217,6 +217,30 @@ static int add_page(struct stream *s, uint64_t addr, int kept)
 }
 
 /*
+ * The n pages at a, all in stretches a lean snapshot left out (it does not
+ * map them: their page map says nothing), each held by the parent or not
+ * (co_dirty_lean_held): a held one is unwritten, the parent's page; one
+ * not held was never there.  Asked run by run, not page by page: most of
+ * the memory of an incremental is such stretches.
+ */
+static int lean_pages(struct stream *s, uint64_t a, uint64_t n, int (*fn)(struct stream *, uint64_t, int))
+{
+	int k = (int)(s - streams);
+	for (uint64_t addr = a, end = a + n * CO_PAGE; addr < end;) {
+		int held = 0;
+		uint64_t run = co_dirty_lean_run(k, addr, &held);
+		if (run <= addr) /* (the caller saw the whole window left out) */
+			return co_err(s->err, sizeof(s->err), "pid %d: page %lx is in no left-out stretch", s->d->pid,
+				      (unsigned long)addr);
+		run = run < end ? run : end;
+		for (; addr < run; addr += CO_PAGE)
+			if (held && fn(s, addr, fn == add_page && co_dirty_page_kept(k, addr, 1)))
+				return -1;
+	}
+	return 0;
+}
+
+/*
  * Call fn for every page of [lo, hi) of v that the image must hold, with
  * kept = 1 for a page of an incremental image that was not written since
  * the parent generation (its data stays in the parent's image).
@@ -229,6 +253,11 @@ static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uin
 		uint64_t n = (hi - a) / CO_PAGE;
 		if (n > WINDOW)
 			n = WINDOW;
+		if (tracked && co_dirty_lean_covers(a, a + n * CO_PAGE)) {
+			if (lean_pages(s, a, n, fn))
+				return -1;
+			continue;
+		}
 		long r = co_pread(s->pmfd, s->ent, n * 8, (long)(a / CO_PAGE * 8));
 		if (r != (long)(n * 8))
 			return co_err(s->err, sizeof(s->err), "pid %d: cannot read the page map at %lx", s->d->pid,
