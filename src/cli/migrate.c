@@ -59,6 +59,7 @@ struct migration {
 	int taken;		/* checkpoints taken for us (committed here) */
 	uint64_t round_bytes[MAX_SENT];
 	uint64_t send_bytes, send_ns; /* what the rounds streamed, and in how long: the rate */
+	uint64_t round_ns;	/* what the rounds took in all, checkpoint and sending (time_to_stop) */
 	double pause_ms;	/* the stop's checkpoint, up to its commit */
 	struct co_progress pr;	/* on a terminal: the round, bytes, rate, estimate */
 	char label[32];		/* "round 2", "stop": what the progress line is about */
@@ -497,8 +498,8 @@ static void sending(uint64_t n)
 	co_progress_set(&M.pr, phase, 0, n);
 }
 
-/* Stream generation t (not the last), measured for the rate. */
-static void stream_round(const struct taken *t)
+/* Stream generation t (not the last), measured for the rate; its checkpoint began at t_take. */
+static void stream_round(const struct taken *t, uint64_t t_take)
 {
 	char gdir[PATH_MAX];
 	group_dir(t->dir, gdir, sizeof(gdir));
@@ -507,6 +508,7 @@ static void stream_round(const struct taken *t)
 	send_generation(gdir, t->gen, 0);
 	M.send_bytes += M.w.sent - b0;
 	M.send_ns += co_now_ns(CLOCK_MONOTONIC) - t0;
+	M.round_ns += co_now_ns(CLOCK_MONOTONIC) - t_take;
 	M.round_bytes[M.rounds++] = M.w.sent - b0;
 	co_crash_point("round"); /* tests: a round is over (STEP:/FILE waits there, for the link to be cut) */
 }
@@ -514,14 +516,17 @@ static void stream_round(const struct taken *t)
 /*
  * Is it time for the stop?  What the last round sent is about what the
  * next would send (the pages written while a round goes): the stop comes
- * once that fits in --downtime-ms at the rate measured, or no longer
- * shrinks (the program writes as fast as we send), or after --max-rounds.
+ * once that fits in --downtime-ms at the rate the rounds went (bytes over
+ * what their checkpoints and sending took: the stop writes its bytes too,
+ * then sends them, the group stopped), or no longer shrinks (the program
+ * writes as fast as we send), or after --max-rounds.  (At the sending
+ * rate alone 10 MB passed for 20 ms, and the stop took twice that.)
  */
 static int time_to_stop(void)
 {
 	int k = M.rounds - 1;
 	uint64_t last = M.round_bytes[k];
-	double r = rate();
+	double r = M.round_ns ? (double)M.send_bytes * 1e9 / (double)M.round_ns : 0;
 	if (M.rounds >= M.o->max_rounds)
 		return 1;
 	if (r > 0 && (double)last * 1000.0 / r <= M.o->downtime_ms)
@@ -540,6 +545,7 @@ static void precopy_rounds(void)
 {
 	static struct taken t;
 	do {
+		uint64_t t_take = co_now_ns(CLOCK_MONOTONIC);
 		snprintf(M.label, sizeof(M.label), "round %d", M.rounds);
 		/*
 		 * After round 0 every process counts its written pages from the
@@ -552,7 +558,7 @@ static void precopy_rounds(void)
 		take(M.rounds ? CO_CKPT_INCREMENTAL | CO_CKPT_NO_PRECOPY : 0, &t);
 		if (!M.rounds)
 			compare_files(&t);
-		stream_round(&t);
+		stream_round(&t, t_take);
 	} while (!time_to_stop());
 }
 
