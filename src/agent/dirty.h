@@ -58,6 +58,12 @@ int co_dirty_lean_held(int stream, uint64_t addr, int *in_lean);
  * (*held) or not.
  */
 uint64_t co_dirty_lean_run(int stream, uint64_t addr, int *held);
+/*
+ * [start, end), such a run held by the parent: 1 when every page of it is
+ * kept, as co_dirty_page_kept would say of each (and noted so, as it
+ * would); 0 when not all are (the caller asks page by page).
+ */
+int co_dirty_lean_kept(int stream, uint64_t start, uint64_t end);
 /* In the snapshot: was all of [start, end) left out by one stretch? */
 int co_dirty_lean_covers(uint64_t start, uint64_t end);
 

@@ -463,6 +463,24 @@ static int page_kept(int stream, uint64_t addr, int tracked)
 	       covered_at(rec->held_prev, rec->nheld_prev, addr, &held_prev[stream]);
 }
 
+/* Does a range of list (sorted, disjoint) meet [start, end)? */
+static int meets(const struct region *list, uint64_t n, uint64_t start, uint64_t end)
+{
+	uint64_t i = first_after(list, n, start);
+	return i < n && list[i].start < end;
+}
+
+int co_dirty_lean_kept(int stream, uint64_t start, uint64_t end)
+{
+	if (!rec || stream < 0 || stream >= CO_STREAMS || meets(rec->thp, (uint64_t)rec->nthp, start, end) ||
+	    meets(rec->written, rec->nwritten, start, end) || !covered(rec->held_prev, rec->nheld_prev, start, end))
+		return 0;
+	if (held && held->n[stream] <= MAX_HELD &&
+	    list_add(held->r[stream], &held->n[stream], MAX_HELD, start, end))
+		held->n[stream] = MAX_HELD + 1; /* as note_held */
+	return 1;
+}
+
 const struct co_dirty_ops co_dirty_wp_ops = {
 	.setup = setup,
 	.prepare = prepare,

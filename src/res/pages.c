@@ -151,20 +151,26 @@ static int flush_kept(struct stream *s)
 				  s->d->pid, -s->w->err) : 0;
 }
 
-static int add_run(struct co_pagemap *pm, uint64_t addr)
+/* The n pages at addr to the runs of pm: 1 when that needs a run and there is no room. */
+static int add_runs(struct co_pagemap *pm, uint64_t addr, uint64_t n)
 {
 	struct co_run *last = pm->nruns ? &pm->runs[pm->nruns - 1] : 0;
 	if (last && last->addr + last->npages * CO_PAGE == addr) {
-		last->npages++;
+		last->npages += n;
 	} else {
 		if (pm->nruns == CO_MAX_RUNS)
 			return 1;
 		pm->runs[pm->nruns].addr = addr;
-		pm->runs[pm->nruns].npages = 1;
+		pm->runs[pm->nruns].npages = n;
 		pm->nruns++;
 	}
-	pm->npages++;
+	pm->npages += n;
 	return 0;
+}
+
+static int add_run(struct co_pagemap *pm, uint64_t addr)
+{
+	return add_runs(pm, addr, 1);
 }
 
 /*
@@ -216,6 +222,25 @@ static int add_page(struct stream *s, uint64_t addr, int kept)
 	return add_run(pm, addr);
 }
 
+/* n pages at addr the parent holds, kept: as add_page for each, batch by batch. */
+static int add_kept(struct stream *s, uint64_t addr, uint64_t n)
+{
+	while (n) {
+		uint64_t have = s->pm.npages + s->kept.npages;
+		uint64_t room = !s->drop ? n : have < BATCH_PAGES ? BATCH_PAGES - have : 0;
+		uint64_t k = n < room ? n : room;
+		if (!k || add_runs(&s->kept, addr, k)) {
+			if (flush_batch(s))
+				return -1;
+			drop_written(s, addr);
+			continue;
+		}
+		addr += k * CO_PAGE;
+		n -= k;
+	}
+	return 0;
+}
+
 /*
  * The n pages at a, all in stretches a lean snapshot left out (it does not
  * map them: their page map says nothing), each held by the parent or not
@@ -233,6 +258,12 @@ static int lean_pages(struct stream *s, uint64_t a, uint64_t n, int (*fn)(struct
 			return co_err(s->err, sizeof(s->err), "pid %d: page %lx is in no left-out stretch", s->d->pid,
 				      (unsigned long)addr);
 		run = run < end ? run : end;
+		if (held && fn == add_page && co_dirty_lean_kept(k, addr, run)) {
+			if (add_kept(s, addr, (run - addr) / CO_PAGE))
+				return -1;
+			addr = run;
+			continue;
+		}
 		for (; addr < run; addr += CO_PAGE)
 			if (held && fn(s, addr, fn == add_page && co_dirty_page_kept(k, addr, 1)))
 				return -1;
