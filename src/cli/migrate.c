@@ -41,6 +41,7 @@ struct taken {
 	uint64_t gen, bytes;
 	int processes;
 	double pause_ms;	/* its pause up to the commit (held: the group still stopped then) */
+	double duration_ms;	/* from the request to the commit */
 	char dir[PATH_MAX];	/* its directory here */
 };
 
@@ -60,6 +61,9 @@ struct migration {
 	uint64_t round_bytes[MAX_SENT];
 	uint64_t send_bytes, send_ns; /* what the rounds streamed, and in how long: the rate */
 	uint64_t round_ns;	/* what the rounds took in all, checkpoint and sending (time_to_stop) */
+	unsigned asked;		/* the flags of the checkpoint asked of the coordinator (ask, answer) */
+	uint64_t t_ask;		/* ... and when (CLOCK_MONOTONIC, as the coordinator's) */
+	int stop_asked;		/* the stop was asked before the last round's sending (early_stop) */
 	double pause_ms;	/* the stop's checkpoint, up to its commit */
 	struct co_progress pr;	/* on a terminal: the round, bytes, rate, estimate */
 	char label[32];		/* "round 2", "stop": what the progress line is about */
@@ -206,41 +210,56 @@ static void coordinator_gone(void)
 }
 
 /*
- * One checkpoint by the coordinator (CO_CKPT_* flags, JSON reply): its
- * generation, directory and numbers into t.  With CO_CKPT_HOLD the group
- * stays parked once the reply has come (M.held): from then on any failure
- * resumes it (fail).
+ * One checkpoint by the coordinator (CO_CKPT_* flags, JSON reply), asked
+ * (ask) and then answered (answer: its generation, directory and numbers
+ * into t), with a round's sending in between at most.  With CO_CKPT_HOLD
+ * the group stays parked once the reply has come (M.held): from then on
+ * any failure resumes it (fail); before, our connection closing does.
  */
-static void take(unsigned flags, struct taken *t)
+static void ask(unsigned flags)
+{
+	if (M.pr.fd >= 0)
+		flags |= CO_CKPT_PROGRESS; /* its phases, drawn once answer() reads them */
+	flags |= CO_CKPT_MIGRATING;	   /* the background merge waits for the migration's end */
+	M.asked = flags | CO_CKPT_JSON;
+	M.t_ask = co_now_ns(CLOCK_MONOTONIC);
+	/* held from the moment it is sent: a coordinator that loses us resumes the group */
+	if (co_send(M.coord, CO_M_CKPT_REQ, M.asked, 0, 0, NULL, -1))
+		coordinator_gone();
+}
+
+static void answer(struct taken *t)
 {
 	static struct co_msgbuf mb;
 	/* the checkpoint's own phases (the coordinator's), on a line of their own that ends with it */
 	struct co_progress ck;
 	co_progress_clear(&M.pr);
 	co_progress_start(&ck, M.pr.fd, "migrate '%s': %s", M.o->name, M.label);
-	if (ck.fd >= 0)
-		flags |= CO_CKPT_PROGRESS;
-	flags |= CO_CKPT_MIGRATING; /* the background merge waits for the migration's end */
-	/* held from the moment it is sent: a coordinator that loses us resumes the group */
-	if (co_send(M.coord, CO_M_CKPT_REQ, flags | CO_CKPT_JSON, 0, 0, NULL, -1) ||
-	    co_recv_progress(M.coord, &mb, &ck))
+	if (co_recv_progress(M.coord, &mb, &ck))
 		coordinator_gone();
 	if (mb.m.type != CO_M_REPLY || mb.m.a)
 		fail("%s", mb.m.type == CO_M_REPLY ? mb.text : "the coordinator answered something else");
 	co_trace("migrate: %s: %.400s", M.label, mb.text);
-	M.held = (flags & CO_CKPT_HOLD) != 0;
+	M.held = (M.asked & CO_CKPT_HOLD) != 0;
 	M.taken++;
 	memset(t, 0, sizeof(*t));
 	t->gen = (uint64_t)json_num(mb.text, "generation");
 	t->bytes = (uint64_t)json_num(mb.text, "bytes");
 	t->processes = (int)json_num(mb.text, "processes");
 	t->pause_ms = json_num(mb.text, "pause_ms");
+	t->duration_ms = json_num(mb.text, "duration_ms");
 	json_str(mb.text, "directory", t->dir, sizeof(t->dir));
 	if (!t->gen || !t->dir[0])
 		fail("the coordinator's reply names no generation: %.200s", mb.text);
 	snprintf(M.dir, sizeof(M.dir), "%s", t->dir);
 	M.gen = t->gen;
 	M.processes = t->processes;
+}
+
+static void take(unsigned flags, struct taken *t)
+{
+	ask(flags);
+	answer(t);
 }
 
 /* ---- the files the group holds, compared with the target's ---- */
@@ -522,16 +541,33 @@ static void stream_round(const struct taken *t, uint64_t t_take)
  * writes as fast as we send), or after --max-rounds.  (At the sending
  * rate alone 10 MB passed for 20 ms, and the stop took twice that.)
  */
+static int fits(uint64_t bytes)
+{
+	double r = M.round_ns ? (double)M.send_bytes * 1e9 / (double)M.round_ns : 0;
+	return r > 0 && (double)bytes * 1000.0 / r <= M.o->downtime_ms;
+}
+
 static int time_to_stop(void)
 {
 	int k = M.rounds - 1;
 	uint64_t last = M.round_bytes[k];
-	double r = M.round_ns ? (double)M.send_bytes * 1e9 / (double)M.round_ns : 0;
-	if (M.rounds >= M.o->max_rounds)
-		return 1;
-	if (r > 0 && (double)last * 1000.0 / r <= M.o->downtime_ms)
+	if (M.rounds >= M.o->max_rounds || fits(last))
 		return 1;
 	return k >= 1 && last >= M.round_bytes[k - 1];
+}
+
+/*
+ * Round t, committed and not sent yet, is small enough to be the last
+ * (it fits, as time_to_stop will find): the stop is asked now, before t
+ * is sent, and its preparation (the agents' ~5-10 ms before they park,
+ * the program running) goes on while t crosses, instead of after it.
+ * What the stop carries is then what was written since t's checkpoint
+ * less t's sending.  Only for a small round: the stop may park before t
+ * has crossed, and the rest of its sending would then be downtime.
+ */
+static int early_stop(const struct taken *t)
+{
+	return M.rounds >= 1 && fits(t->bytes) && t->bytes * 2 < M.round_bytes[0];
 }
 
 /*
@@ -558,6 +594,13 @@ static void precopy_rounds(void)
 		take(M.rounds ? CO_CKPT_INCREMENTAL | CO_CKPT_NO_PRECOPY : 0, &t);
 		if (!M.rounds)
 			compare_files(&t);
+		if (early_stop(&t)) {
+			M.stop_incremental = 1;
+			ask(CO_CKPT_HOLD | CO_CKPT_INCREMENTAL);
+			M.stop_asked = 1;
+			stream_round(&t, t_take);
+			return;
+		}
 		stream_round(&t, t_take);
 	} while (!time_to_stop());
 }
@@ -586,9 +629,16 @@ static void stop_and_send(void)
 	static struct taken t;
 	char gdir[PATH_MAX];
 	snprintf(M.label, sizeof(M.label), "stop");
-	M.stop_incremental = M.rounds && !stop_whole();
-	take(CO_CKPT_HOLD | (M.stop_incremental ? CO_CKPT_INCREMENTAL : 0), &t);
+	if (!M.stop_asked) {
+		M.stop_incremental = M.rounds && !stop_whole();
+		ask(CO_CKPT_HOLD | (M.stop_incremental ? CO_CKPT_INCREMENTAL : 0));
+	}
+	answer(&t);
 	M.t_reply = co_now_ns(CLOCK_MONOTONIC);
+	/* asked before the last round was sent, it may have been committed (the group parked) before we read it */
+	uint64_t done = M.t_ask + (uint64_t)(t.duration_ms * 1e6);
+	if (M.stop_asked && done < M.t_reply)
+		M.t_reply = done;
 	co_trace("migrate: the stop's generation %llu committed", (unsigned long long)t.gen);
 	M.pause_ms = t.pause_ms;
 	compare_files(&t);
