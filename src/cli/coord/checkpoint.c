@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include "res.h"
 #include "coord.h"
+#include "cli/behind.h"
 
 /*
  * Which descriptors of member c share the open file of one of our stdio
@@ -372,6 +373,7 @@ struct ckpt {
 	int precopy, compress, kill_it;
 	int hold;			/* CO_CKPT_HOLD: parked after the commit until the client says (ckpt_hold) */
 	int parked;			/* kill_it or hold: the members are not released at the snapshot */
+	int behind;			/* CO_CKPT_BEHIND: committed once its page data is written (hold_behind) */
 	char err[1024];			/* why it failed */
 	int released;			/* the members were sent RELEASE */
 	int busy;			/* a member was caught part-way through something (CO_BUSY) */
@@ -475,6 +477,7 @@ static int ckpt_prepare(struct ckpt *k, int ci, unsigned flags, const char *imag
 	k->parked = k->kill_it || k->hold;
 	if (k->hold)
 		k->precopy = 0; /* the group stays stopped: nothing to gain from reading ahead */
+	k->behind = k->hold && (flags & CO_CKPT_BEHIND) && !k->compress;
 	if (ckpt_room(k) < 0) {
 		co_remove_tree(k->tmp);
 		reply(k->cfd, 1, "checkpoint of '%s' failed: %s", G.name, k->err);
@@ -604,7 +607,8 @@ static int ckpt_capture(struct ckpt *k)
 	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part &&
 		    (own_namespaces(&G.c[i], k->err, sizeof(k->err)) || record_creds(&G.c[i], k->err, sizeof(k->err)) ||
-		     send_dump(&G.c[i], k->tmp, k->flags & CO_CKPT_STOP, k->err, sizeof(k->err))))
+		     send_dump(&G.c[i], k->tmp, (k->flags & CO_CKPT_STOP) | (k->behind ? CO_CKPT_STOP | CO_CKPT_BEHIND : 0),
+			       k->err, sizeof(k->err))))
 			return -1;
 	/* every member has a snapshot (or its whole image): the group may run again */
 	if (barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, k->err, sizeof(k->err)))
@@ -843,14 +847,25 @@ static void ckpt_end_group(struct ckpt *k)
  * ends; the group's bookkeeping follows (the next incremental's parent,
  * the background merge, pruning).
  */
+static int ckpt_committed(struct ckpt *k);
 static int ckpt_commit(struct ckpt *k)
 {
 	/* with --kill (or held) the group stays parked: a manager that is hung up on lets it go */
 	if (!k->parked)
 		end_sessions();
 	progress_phase("committing", PC_FILES, 0);
+	if (k->behind) { /* not before its page data is in (hold_behind) */
+		k->t_done = k->t_release = co_now_ns(CLOCK_MONOTONIC);
+		return hold_write_hosts(k->tmp) ? failed(k, "cannot write %s/%s", k->tmp, CO_BEHIND_PIDS) : 0;
+	}
 	if (co_commit(k->tmp, k->gdir, k->gen, k->err, sizeof(k->err)) < 0)
 		return -1;
+	return ckpt_committed(k);
+}
+
+/* The group's bookkeeping once generation k is committed. */
+static int ckpt_committed(struct ckpt *k)
+{
 	co_shared_settle(0);
 	k->t_done = co_now_ns(CLOCK_MONOTONIC);
 	if (k->kill_it)
@@ -892,11 +907,11 @@ static void ckpt_reply(struct ckpt *k)
 		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
 		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"program_pause_ms\":%s,"
 		      "\"duration_ms\":%.2f,\"phases_ms\":%s,\"precopied\":%d,\"directory\":\"%s/gen-%06llu\","
-		      "\"killed\":%s,\"tries\":%d}",
+		      "\"killed\":%s,\"tries\":%d,\"behind\":\"%s\"}",
 		      G.name, gen, kind, (unsigned long long)(k->incremental ? k->parent : 0), n, bytes, raw,
 		      k->compress ? "true" : "false", pause_ms, prog_pause, dur_ms,
 		      phases_json(k->t0, k->t_done, phases, sizeof(phases)), k->precopied, k->gdir, gen,
-		      k->kill_it ? "true" : "false", k->tries);
+		      k->kill_it ? "true" : "false", k->tries, k->behind ? k->tmp : "");
 	else if (k->compress)
 		reply(k->cfd, 0,
 		      "generation %llu of '%s' (%s): %d process%s, %llu bytes compressed from %llu, pause %.1f ms, "
@@ -907,6 +922,37 @@ static void ckpt_reply(struct ckpt *k)
 		reply(k->cfd, 0, "generation %llu of '%s' (%s): %d process%s, %llu bytes, pause %.1f ms, duration %.1f ms%s",
 		      gen, G.name, kind, n, n == 1 ? "" : "es", bytes, pause_ms, dur_ms,
 		      k->kill_it ? ", group ended" : "");
+}
+
+/*
+ * HOLD_END of a checkpoint written behind (CO_CKPT_BEHIND): the group runs
+ * at the target, and its page data is still to write here from the parked
+ * processes' memory.  They are stopped first (SIGSTOP: should this
+ * coordinator end, its members' hung-up managers would let them go, and
+ * none of the program may run here again), then the client is answered.
+ * It writes that data as it sends it and says HOLD_COMMIT; gone before
+ * that (killed), the data is written here.  Then the generation is
+ * committed, and only then does the group end.  The coordinator killed
+ * meanwhile takes the group, and that data, with it (post-copy's risk).
+ */
+static void hold_behind(struct ckpt *k)
+{
+	char err[1024] = "";
+	hold_stop_group();
+	reply(k->cfd, 0, "group '%s' ended here: it runs at %s", G.name, G.migrated_to);
+	int asked = hold_await_commit(k->cfd);
+	co_trace("hold: %s", asked ? "HOLD_COMMIT" : "the client is gone: the page data is written here");
+	hold_forget_hosts(k->tmp);
+	int bad = (!asked && hold_fill_members(k->tmp, err, sizeof(err))) ||
+		  co_commit(k->tmp, k->gdir, k->gen, err, sizeof(err)) < 0;
+	if (bad)
+		co_warn("generation %llu of '%s' was not committed: %s", (unsigned long long)k->gen, G.name, err);
+	else
+		ckpt_committed(k);
+	if (asked)
+		bad ? reply(k->cfd, 1, "%s", err) : reply(k->cfd, 0, "%s/gen-%06llu", k->gdir, (unsigned long long)k->gen);
+	end_parked_group();
+	co_trace("hold: the group is gone");
 }
 
 /*
@@ -930,6 +976,10 @@ static void ckpt_hold(struct ckpt *k)
 	if (r > 0 && co_recv(k->cfd, &mb, NULL) == 0 && mb.m.type == CO_M_HOLD_END) {
 		snprintf(G.migrated_to, sizeof(G.migrated_to), "%s", mb.text);
 		co_trace("hold: HOLD_END");
+		if (k->behind) {
+			hold_behind(k);
+			return;
+		}
 		/*
 		 * Killed is ended: no code of the group runs here any more, so
 		 * the target may let it run while the kernel tears it down here
@@ -943,6 +993,10 @@ static void ckpt_hold(struct ckpt *k)
 	}
 	broadcast(CO_M_RELEASE, (int64_t)k->gen, NULL);
 	end_sessions();
+	if (k->behind) { /* never committed: as a checkpoint that failed */
+		co_shared_settle(1);
+		co_remove_tree(k->tmp);
+	}
 	if (r > 0 && mb.m.type == CO_M_HOLD_RESUME)
 		reply(k->cfd, 0, "group '%s' runs on", G.name);
 }
