@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "behind.h"
 #include "postcopy.h"
 #include "proto.h"
 #include "res.h"
@@ -68,6 +69,7 @@ struct piece {
 	uint16_t file;
 	uint8_t state;		/* target: MISSING, ASKED (a filler waits), WANTED (the WANT went), IN */
 	uint8_t sent;		/* source: pushed once */
+	uint8_t written;	/* source: its page data written behind is in its file (piece_bytes) */
 };
 enum { MISSING, ASKED, WANTED, IN };
 
@@ -79,7 +81,7 @@ static uint32_t cut(const struct co_wire_hole *h, uint32_t n, uint16_t f, struct
 		for (uint64_t at = 0; at < h[i].len; at += PIECE, k++)
 			if (out)
 				out[k] = (struct piece){ h[i].off + at, (uint32_t)(h[i].len - at < PIECE ? h[i].len - at : PIECE),
-							 f, MISSING, 0 };
+							 f, MISSING, 0, 0 };
 	return k;
 }
 
@@ -99,12 +101,23 @@ static long find_piece(const struct piece *p, uint32_t n, uint32_t f, uint64_t o
 
 /* ==== the source ==== */
 
+/* A run of page data written behind (CO_RF_BEHIND) in a hole: its bytes are at addr in the parked process. */
+struct seg {
+	uint64_t off, len, addr;
+};
+
 struct sparse {
 	char name[128];
 	char path[PATH_MAX];
 	struct co_wire_hole *holes;
 	uint32_t n;
+	struct seg *segs;	/* the holes' runs written behind, by offset */
+	uint32_t nsegs;
+	int mem;		/* the memory of their process (behind.c), or -1 */
 };
+static int plan_mem = -1;	/* the memory of the process whose image the plan reads (-1: not opened) */
+static int plan_pid;		/* ... its pid in the group */
+static const char *plan_dir;
 static struct sparse *plan;
 static uint32_t nplan;
 static struct piece *pieces;	/* the plan's, in the order the files were sent */
@@ -169,7 +182,9 @@ static int read_regions(const char *path, struct regions *rs, char *err, size_t 
 				if (k >= 0)
 					rs->r[k].cow = 1;
 			}
-		} else if (t != CO_R_PROC && t != CO_R_VMA && t != CO_R_COWMAP)
+		} else if (t == CO_R_PAGEDATA) /* (written behind: not there yet) */
+			bad = co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
+		else if (t != CO_R_PROC && t != CO_R_VMA && t != CO_R_COWMAP)
 			bad = co_r_finish(&r);
 	}
 	close(fd);
@@ -229,13 +244,58 @@ static int add_hole(struct sparse *s, uint64_t off, uint64_t len, uint32_t *cap)
 	return 0;
 }
 
-/* The holes of one page stream: the payload of its page data in lazy regions. */
+static int add_seg(struct sparse *s, uint64_t off, uint64_t len, uint64_t addr, uint32_t *cap)
+{
+	if (s->nsegs == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		struct seg *g = realloc(s->segs, *cap * sizeof(*g));
+		if (!g)
+			return -1;
+		s->segs = g;
+	}
+	s->segs[s->nsegs++] = (struct seg){ off, len, addr };
+	return 0;
+}
+
+/* The memory of the process whose image the plan reads (its page data written behind is read there). */
+static int mem_fd(char *err, size_t errlen)
+{
+	int host;
+	if (plan_mem < 0 && (host = co_behind_host(plan_dir, plan_pid, err, errlen)) > 0)
+		plan_mem = co_behind_mem(host, err, errlen);
+	return plan_mem;
+}
+
+/* Bytes [off, off + len) of fd written behind: from memory at addr, now. */
+static int write_now(int fd, uint64_t off, uint64_t len, uint64_t addr, struct co_postcopy_stats *st, char *err,
+		     size_t errlen)
+{
+	static char buf[PIECE];
+	int mem = mem_fd(err, errlen);
+	for (uint64_t o = 0; o < len && mem >= 0; o += PIECE) {
+		size_t n = len - o < PIECE ? (size_t)(len - o) : PIECE;
+		if (co_behind_copy(mem, addr + o, fd, off + o, buf, n, err, errlen))
+			return -1;
+		st->behind += n;
+	}
+	return mem < 0 ? -1 : 0;
+}
+
+static struct co_postcopy_stats plan_stats; /* what the plan wrote behind before the stop was sent */
+
+/*
+ * The holes of one page stream: the payload of its page data in lazy
+ * regions.  Page data written behind (CO_RF_BEHIND) in a hole is noted
+ * (s->segs: piece_bytes reads it from memory); elsewhere (a region the
+ * target restores eagerly after all) it is written now, before the file
+ * is sent, as it is for a file sent whole.
+ */
 static int stream_holes(struct sparse *s, char *err, size_t errlen)
 {
 	static struct co_reader r;
 	static struct co_pagemap pm;
-	uint32_t cap = 0;
-	int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	uint32_t cap = 0, segcap = 0;
+	int fd = open(s->path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return snprintf(err, errlen, "cannot open %s: %s", s->path, strerror(errno)), -1;
 	co_r_init(&r, fd, s->path);
@@ -251,23 +311,32 @@ static int stream_holes(struct sparse *s, char *err, size_t errlen)
 			break;
 		}
 		uint64_t at = r.off;
+		int behind = (r.hdr.flags & CO_RF_BEHIND) != 0;
 		for (uint32_t i = 0; i < pm.nruns && !bad; i++) {
 			int k = region_at(&regs, pm.runs[i].addr);
-			uint64_t len = pm.runs[i].npages * 4096;
-			if (k >= 0 && regs.r[k].lazy && pm.runs[i].addr + len <= regs.r[k].end)
-				bad = add_hole(s, at, len, &cap);
+			uint64_t len = pm.runs[i].npages * 4096, a = pm.runs[i].addr;
+			if (k >= 0 && regs.r[k].lazy && a + len <= regs.r[k].end)
+				bad = add_hole(s, at, len, &cap) ||
+				      (behind && (mem_fd(err, errlen) < 0 || add_seg(s, at, len, a, &segcap)));
+			else if (behind)
+				bad = write_now(fd, at, len, a, &plan_stats, err, errlen);
 			at += len;
 		}
 		bad = bad || co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
 	}
-	close(fd);
-	if (bad || e < 0)
-		return snprintf(err, errlen, "%s", r.err[0] ? r.err : "cannot list the holes of a page stream"), -1;
-	if (s->n > CO_WIRE_MAX_HOLES) { /* more than a hole list carries: sent whole */
+	if (!bad && s->n > CO_WIRE_MAX_HOLES) { /* more than a hole list carries: sent whole */
+		for (uint32_t i = 0; i < s->nsegs && !bad; i++)
+			bad = write_now(fd, s->segs[i].off, s->segs[i].len, s->segs[i].addr, &plan_stats, err, errlen);
 		free(s->holes);
 		s->holes = NULL;
-		s->n = 0;
+		s->n = s->nsegs = 0;
 	}
+	close(fd);
+	if (bad && err[0])
+		return -1;
+	if (bad || e < 0)
+		return snprintf(err, errlen, "%s", r.err[0] ? r.err : "cannot list the holes of a page stream"), -1;
+	s->mem = s->nsegs ? plan_mem : -1;
 	return 0;
 }
 
@@ -294,9 +363,13 @@ int co_postcopy_plan(const char *dir, char *err, size_t errlen)
 			snprintf(parent, sizeof(parent), "%s/%s", dir, procs[pk].image);
 		if (read_regions(image, &regs, err, errlen) || drop_kept(pk >= 0 ? parent : NULL, err, errlen))
 			return -1;
+		plan_mem = -1; /* opened at its first page data written behind (kept open: piece_bytes reads it) */
+		plan_pid = procs[i].pid;
+		plan_dir = dir;
 		for (uint32_t k = 0; k < regs.streams && k < CO_STREAMS && nplan < MAX_FILES; k++) {
 			struct sparse *s = &plan[nplan];
 			memset(s, 0, sizeof(*s));
+			err[0] = 0;
 			co_stream_path(s->path, sizeof(s->path), image, (int)k);
 			snprintf(s->name, sizeof(s->name), "%s", strrchr(s->path, '/') + 1);
 			if (stream_holes(s, err, errlen))
@@ -328,21 +401,50 @@ const struct co_wire_hole *co_postcopy_holes(const char *name, uint32_t *n)
 	return NULL;
 }
 
-/* Piece p of the plan onto the stream: PUSH, then its bytes. */
-static int push(struct co_wire *w, const struct piece *p, struct co_postcopy_stats *st, char *err, size_t errlen)
+/*
+ * The bytes of piece p into buf: from its file, and where they were
+ * written behind and are not in yet, from the parked process's memory,
+ * written into the file on the way (then p is written).
+ */
+static int piece_bytes(struct piece *p, char *buf, struct co_postcopy_stats *st, char *err, size_t errlen)
 {
-	static char buf[PIECE];
 	static int fd = -1, fd_of = -1;
+	struct sparse *s = &plan[sent_plan[p->file]];
 	if (fd_of != p->file) {
 		if (fd >= 0)
 			close(fd);
 		fd_of = p->file;
-		if ((fd = open(plan[sent_plan[p->file]].path, O_RDONLY | O_CLOEXEC)) < 0)
-			return snprintf(err, errlen, "cannot open %s: %s", plan[sent_plan[p->file]].path, strerror(errno)), -1;
+		if ((fd = open(s->path, O_RDWR | O_CLOEXEC)) < 0)
+			return snprintf(err, errlen, "cannot open %s: %s", s->path, strerror(errno)), -1;
 	}
 	if (pread(fd, buf, p->len, (off_t)p->off) != (ssize_t)p->len)
-		return snprintf(err, errlen, "cannot read %s at byte %llu", plan[sent_plan[p->file]].path,
-				(unsigned long long)p->off), -1;
+		return snprintf(err, errlen, "cannot read %s at byte %llu", s->path, (unsigned long long)p->off), -1;
+	uint32_t lo = 0, hi = s->nsegs;
+	while (lo < hi) { /* the first run written behind that ends after the piece's start */
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (s->segs[mid].off + s->segs[mid].len <= p->off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (uint32_t k = lo; !p->written && k < s->nsegs && s->segs[k].off < p->off + p->len; k++) {
+		const struct seg *g = &s->segs[k];
+		uint64_t a = g->off > p->off ? g->off : p->off;
+		uint64_t b = g->off + g->len < p->off + p->len ? g->off + g->len : p->off + p->len;
+		if (co_behind_copy(s->mem, g->addr + (a - g->off), fd, a, buf + (a - p->off), b - a, err, errlen))
+			return -1;
+		st->behind += b - a;
+	}
+	p->written = 1;
+	return 0;
+}
+
+/* Piece p of the plan onto the stream: PUSH, then its bytes. */
+static int push(struct co_wire *w, struct piece *p, struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	static char buf[PIECE];
+	if (piece_bytes(p, buf, st, err, errlen))
+		return -1;
 	if (co_wire_send(w, CO_W_PUSH, p->file, (int64_t)p->off, NULL))
 		return snprintf(err, errlen, "%s: the connection was lost", w->peer), -1;
 	co_w_rec(&w->w, CO_R_WIRE_DATA, buf, p->len);
@@ -428,6 +530,17 @@ int co_postcopy_serve(struct co_wire *w, struct co_postcopy_stats *st, char *err
 		return 0; /* nothing was left out: the target restarted the group as any migration's */
 	/* the rest in file order, a WANT answered before the next piece; then DONE */
 	return co_postcopy_until(w, CO_W_DONE, st, err, errlen);
+}
+
+int co_postcopy_fill_rest(struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	static char buf[PIECE];
+	st->behind += plan_stats.behind;
+	plan_stats.behind = 0;
+	for (uint32_t k = 0; k < npieces; k++)
+		if (!pieces[k].written && plan[sent_plan[pieces[k].file]].nsegs && piece_bytes(&pieces[k], buf, st, err, errlen))
+			return -1;
+	return 0;
 }
 
 /* ==== the target ==== */

@@ -29,6 +29,7 @@ const struct co_wire_hole *co_postcopy_holes(const char *name, uint32_t *n);
 struct co_postcopy_stats {
 	uint64_t bytes;		/* pushed (the pieces asked for twice count twice) */
 	uint64_t requests;	/* WANTs answered */
+	uint64_t behind;	/* page data written behind at the stop, read from the parked group's memory */
 };
 /*
  * The next message from the target, which must be op (READY, RUNNING):
@@ -42,6 +43,13 @@ int co_postcopy_until(struct co_wire *w, unsigned op, struct co_postcopy_stats *
  * with err (the connection lost, an ABORT).
  */
 int co_postcopy_serve(struct co_wire *w, struct co_postcopy_stats *st, char *err, size_t errlen);
+
+/*
+ * The stop was written behind (CO_CKPT_BEHIND, behind.c): every piece of
+ * page data not pushed (and written) yet written from the parked group's
+ * memory, for its commit.  0, or -1 with err.
+ */
+int co_postcopy_fill_rest(struct co_postcopy_stats *st, char *err, size_t errlen);
 
 /* ---- the target ---- */
 

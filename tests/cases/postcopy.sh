@@ -66,6 +66,9 @@ t_postcopy_roundtrip() {
 	[ "$(pc_num mig1 postcopy_bytes)" -gt 100000000 ] ||
 		fail "mig1: $(pc_num mig1 postcopy_bytes) bytes after the switch, of 256 MiB: $(head -c 500 "$TD/mig1.out")"
 	[ "$(pc_num mig1 requests)" -gt 0 ] || fail "mig1: no piece asked for by a fault: $(head -c 500 "$TD/mig1.out")"
+	# the stop wrote that data behind: each piece read from A's parked group as it was pushed or asked for
+	[ "$(pc_num mig1 behind_bytes)" -gt 100000000 ] ||
+		fail "mig1: $(pc_num mig1 behind_bytes) bytes written behind at A: $(head -c 500 "$TD/mig1.out")"
 	[ -s "$TD/holesB" ] || fail "receive at B reported no sparse file"
 	pc_sparse "$TD/holesB" || fail "no page stream was sparse at B's restart: $(tr '\n' '|' <"$TD/holesB")"
 	migrated run0 "$TO"
@@ -105,8 +108,8 @@ t_postcopy_cut() {
 	host A
 	bg_start cut "${ON[@]}" env COHORT_CRASH="postcopy:$TD/link.cut" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" \
 		--to "$TO" --token-file "$TD/token" --copy-files --postcopy --max-rounds 0
-	migrated run0 "$TO"
-	# the group runs at B (migrate has had RUNNING, and holds there)
+	# the group runs at B (migrate has had RUNNING, and holds there); it stays at A, stopped, until
+	# the stop's page data is written there (behind.c): only then does its run end
 	wait_for "the group to run at B" pc_runs_at_b
 	sleep 1
 	nsenter -t "$PA" -n ip link set va down || fail "cannot bring the link down"
@@ -114,6 +117,7 @@ t_postcopy_cut() {
 	: >"$TD/link.cut"
 	bg_wait cut
 	mig_failed cut "restart it here with 'cohort restart $GNAME --generation [0-9]*' (committed in $IMG/A/$GNAME/"
+	migrated run0 "$TO"
 	pc_ended_at_b recvB
 	[ $((SECONDS - t0)) -le 30 ] || fail "the cut link was noticed after $((SECONDS - t0)) s"
 	mig_restart_a "$(sed -n "s/.*--generation \([0-9]*\)'.*/\1/p" "$TD/cut.err")"
