@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
@@ -63,12 +64,61 @@ int co_behind_copy(int mem, uint64_t addr, int fd, uint64_t off, void *buf, size
 	return 0;
 }
 
+int co_behind_add(struct co_behind_runs *rs, uint64_t off, uint64_t len, uint64_t addr)
+{
+	if (rs->n == rs->cap) {
+		uint32_t cap = rs->cap ? rs->cap * 2 : 64;
+		void *r = realloc(rs->r, cap * sizeof(*rs->r));
+		if (!r)
+			return -1;
+		rs->r = r;
+		rs->cap = cap;
+	}
+	rs->r[rs->n].off = off;
+	rs->r[rs->n].len = len;
+	rs->r[rs->n++].addr = addr;
+	return 0;
+}
+
+int co_behind_write(int mem, uint64_t addr, int fd, uint64_t off, uint64_t len, uint64_t *bytes, char *err,
+		    size_t errlen)
+{
+	static char buf[1 << 20];
+	for (uint64_t o = 0; o < len; o += sizeof(buf)) {
+		size_t n = len - o < sizeof(buf) ? (size_t)(len - o) : sizeof(buf);
+		if (co_behind_copy(mem, addr + o, fd, off + o, buf, n, err, errlen))
+			return -1;
+		*bytes += n;
+	}
+	return 0;
+}
+
+int co_behind_overlay(const struct co_behind_runs *rs, int fd, uint64_t off, char *buf, uint64_t len, uint64_t *bytes,
+		      char *err, size_t errlen)
+{
+	uint32_t lo = 0, hi = rs->n;
+	while (lo < hi) { /* the first run that ends after off */
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (rs->r[mid].off + rs->r[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (uint32_t k = lo; k < rs->n && rs->r[k].off < off + len; k++) {
+		uint64_t a = rs->r[k].off > off ? rs->r[k].off : off;
+		uint64_t b = rs->r[k].off + rs->r[k].len < off + len ? rs->r[k].off + rs->r[k].len : off + len;
+		if (co_behind_copy(rs->mem, rs->r[k].addr + (a - rs->r[k].off), fd, a, buf + (a - off), b - a, err, errlen))
+			return -1;
+		*bytes += b - a;
+	}
+	return 0;
+}
+
 /* Every run of the page data records of one stream written behind, from memory mem. */
 static int fill_stream(const char *path, int mem, uint64_t *bytes, char *err, size_t errlen)
 {
 	static struct co_reader r;
 	static struct co_pagemap pm;
-	static char buf[1 << 20];
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : (snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)), -1);
@@ -85,13 +135,8 @@ static int fill_stream(const char *path, int mem, uint64_t *bytes, char *err, si
 		}
 		uint64_t at = r.off;
 		for (uint32_t i = 0; i < pm.nruns && !bad; i++) {
-			uint64_t len = pm.runs[i].npages * CO_PAGE;
-			for (uint64_t o = 0; o < len && !bad; o += sizeof(buf)) {
-				size_t n = len - o < sizeof(buf) ? (size_t)(len - o) : sizeof(buf);
-				bad = co_behind_copy(mem, pm.runs[i].addr + o, fd, at + o, buf, n, err, errlen);
-				*bytes += n;
-			}
-			at += len;
+			bad = co_behind_write(mem, pm.runs[i].addr, fd, at, pm.runs[i].npages * CO_PAGE, bytes, err, errlen);
+			at += pm.runs[i].npages * CO_PAGE;
 		}
 		bad = bad || co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
 	}

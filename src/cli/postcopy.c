@@ -101,19 +101,12 @@ static long find_piece(const struct piece *p, uint32_t n, uint32_t f, uint64_t o
 
 /* ==== the source ==== */
 
-/* A run of page data written behind (CO_RF_BEHIND) in a hole: its bytes are at addr in the parked process. */
-struct seg {
-	uint64_t off, len, addr;
-};
-
 struct sparse {
 	char name[128];
 	char path[PATH_MAX];
 	struct co_wire_hole *holes;
 	uint32_t n;
-	struct seg *segs;	/* the holes' runs written behind, by offset */
-	uint32_t nsegs;
-	int mem;		/* the memory of their process (behind.c), or -1 */
+	struct co_behind_runs segs; /* the holes' page data written behind (behind.c) */
 };
 static int plan_mem = -1;	/* the memory of the process whose image the plan reads (-1: not opened) */
 static int plan_pid;		/* ... its pid in the group */
@@ -244,19 +237,6 @@ static int add_hole(struct sparse *s, uint64_t off, uint64_t len, uint32_t *cap)
 	return 0;
 }
 
-static int add_seg(struct sparse *s, uint64_t off, uint64_t len, uint64_t addr, uint32_t *cap)
-{
-	if (s->nsegs == *cap) {
-		*cap = *cap ? *cap * 2 : 64;
-		struct seg *g = realloc(s->segs, *cap * sizeof(*g));
-		if (!g)
-			return -1;
-		s->segs = g;
-	}
-	s->segs[s->nsegs++] = (struct seg){ off, len, addr };
-	return 0;
-}
-
 /* The memory of the process whose image the plan reads (its page data written behind is read there). */
 static int mem_fd(char *err, size_t errlen)
 {
@@ -270,15 +250,8 @@ static int mem_fd(char *err, size_t errlen)
 static int write_now(int fd, uint64_t off, uint64_t len, uint64_t addr, struct co_postcopy_stats *st, char *err,
 		     size_t errlen)
 {
-	static char buf[PIECE];
 	int mem = mem_fd(err, errlen);
-	for (uint64_t o = 0; o < len && mem >= 0; o += PIECE) {
-		size_t n = len - o < PIECE ? (size_t)(len - o) : PIECE;
-		if (co_behind_copy(mem, addr + o, fd, off + o, buf, n, err, errlen))
-			return -1;
-		st->behind += n;
-	}
-	return mem < 0 ? -1 : 0;
+	return mem < 0 ? -1 : co_behind_write(mem, addr, fd, off, len, &st->behind, err, errlen);
 }
 
 static struct co_postcopy_stats plan_stats; /* what the plan wrote behind before the stop was sent */
@@ -294,7 +267,7 @@ static int stream_holes(struct sparse *s, char *err, size_t errlen)
 {
 	static struct co_reader r;
 	static struct co_pagemap pm;
-	uint32_t cap = 0, segcap = 0;
+	uint32_t cap = 0;
 	int fd = open(s->path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return snprintf(err, errlen, "cannot open %s: %s", s->path, strerror(errno)), -1;
@@ -317,7 +290,7 @@ static int stream_holes(struct sparse *s, char *err, size_t errlen)
 			uint64_t len = pm.runs[i].npages * 4096, a = pm.runs[i].addr;
 			if (k >= 0 && regs.r[k].lazy && a + len <= regs.r[k].end)
 				bad = add_hole(s, at, len, &cap) ||
-				      (behind && (mem_fd(err, errlen) < 0 || add_seg(s, at, len, a, &segcap)));
+				      (behind && (mem_fd(err, errlen) < 0 || co_behind_add(&s->segs, at, len, a)));
 			else if (behind)
 				bad = write_now(fd, at, len, a, &plan_stats, err, errlen);
 			at += len;
@@ -325,18 +298,18 @@ static int stream_holes(struct sparse *s, char *err, size_t errlen)
 		bad = bad || co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
 	}
 	if (!bad && s->n > CO_WIRE_MAX_HOLES) { /* more than a hole list carries: sent whole */
-		for (uint32_t i = 0; i < s->nsegs && !bad; i++)
-			bad = write_now(fd, s->segs[i].off, s->segs[i].len, s->segs[i].addr, &plan_stats, err, errlen);
+		for (uint32_t i = 0; i < s->segs.n && !bad; i++)
+			bad = write_now(fd, s->segs.r[i].off, s->segs.r[i].len, s->segs.r[i].addr, &plan_stats, err, errlen);
 		free(s->holes);
 		s->holes = NULL;
-		s->n = s->nsegs = 0;
+		s->n = s->segs.n = 0;
 	}
 	close(fd);
 	if (bad && err[0])
 		return -1;
 	if (bad || e < 0)
 		return snprintf(err, errlen, "%s", r.err[0] ? r.err : "cannot list the holes of a page stream"), -1;
-	s->mem = s->nsegs ? plan_mem : -1;
+	s->segs.mem = s->segs.n ? plan_mem : -1;
 	return 0;
 }
 
@@ -419,22 +392,8 @@ static int piece_bytes(struct piece *p, char *buf, struct co_postcopy_stats *st,
 	}
 	if (pread(fd, buf, p->len, (off_t)p->off) != (ssize_t)p->len)
 		return snprintf(err, errlen, "cannot read %s at byte %llu", s->path, (unsigned long long)p->off), -1;
-	uint32_t lo = 0, hi = s->nsegs;
-	while (lo < hi) { /* the first run written behind that ends after the piece's start */
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (s->segs[mid].off + s->segs[mid].len <= p->off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (uint32_t k = lo; !p->written && k < s->nsegs && s->segs[k].off < p->off + p->len; k++) {
-		const struct seg *g = &s->segs[k];
-		uint64_t a = g->off > p->off ? g->off : p->off;
-		uint64_t b = g->off + g->len < p->off + p->len ? g->off + g->len : p->off + p->len;
-		if (co_behind_copy(s->mem, g->addr + (a - g->off), fd, a, buf + (a - p->off), b - a, err, errlen))
-			return -1;
-		st->behind += b - a;
-	}
+	if (!p->written && co_behind_overlay(&s->segs, fd, p->off, buf, p->len, &st->behind, err, errlen))
+		return -1;
 	p->written = 1;
 	return 0;
 }
@@ -454,6 +413,29 @@ static int push(struct co_wire *w, struct piece *p, struct co_postcopy_stats *st
 	return 0;
 }
 
+/*
+ * The push order: file order, but on from the last piece a fault asked
+ * for.  A program that walks its memory (one that writes everywhere, the
+ * case where the rounds cannot converge) goes on from its fault, so the
+ * pushes run ahead of it there instead of where it is not, and it waits
+ * on a WANT's round trip again only once it overtakes them.  The pieces
+ * passed over are pushed after the last one.
+ */
+static uint32_t next;		/* the next piece to push, once it is not sent */
+static uint32_t first;		/* none before it is left to push */
+
+static uint32_t next_piece(void)
+{
+	while (next < npieces && pieces[next].sent)
+		next++;
+	if (next == npieces) {
+		while (first < npieces && pieces[first].sent)
+			first++;
+		next = first;
+	}
+	return next;
+}
+
 /* The next message from the target into m, a WANT answered at once (then 2); -1 with err. */
 static int answer(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_stats *st, char *err, size_t errlen)
 {
@@ -466,6 +448,7 @@ static int answer(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_s
 		return snprintf(err, errlen, "%s asked for something this migration does not hold", w->peer), -1;
 	st->requests++;
 	pieces[k].sent = 1;
+	next = (uint32_t)k + 1; /* the program goes on from there, most likely */
 	return push(w, &pieces[k], st, err, errlen) ? -1 : 2;
 }
 
@@ -486,15 +469,13 @@ static int serving;
 
 static int step(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_stats *st, char *err, size_t errlen)
 {
-	static uint32_t next;
 	static int low;
 	if (!low++) {
 		int lw = LOW_WATER;
 		setsockopt(w->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lw, sizeof(lw));
 	}
-	while (next < npieces && pieces[next].sent)
-		next++;
-	struct pollfd pf = { w->fd, (short)(POLLIN | (serving && next < npieces ? POLLOUT : 0)), 0 };
+	uint32_t k = next_piece();
+	struct pollfd pf = { w->fd, (short)(POLLIN | (serving && k < npieces ? POLLOUT : 0)), 0 };
 	if (co_wire_readable(w))
 		return answer(w, m, st, err, errlen);
 	int n = poll(&pf, 1, QUIET_MS);
@@ -504,8 +485,8 @@ static int step(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_sta
 		return snprintf(err, errlen, "%s: %s", w->peer, n ? strerror(errno) : "no word for 120 s"), -1;
 	if (pf.revents & (POLLIN | POLLERR | POLLHUP))
 		return answer(w, m, st, err, errlen);
-	pieces[next].sent = 1;
-	return push(w, &pieces[next], st, err, errlen) ? -1 : 2;
+	pieces[k].sent = 1;
+	return push(w, &pieces[k], st, err, errlen) ? -1 : 2;
 }
 
 int co_postcopy_until(struct co_wire *w, unsigned op, struct co_postcopy_stats *st, char *err, size_t errlen)
@@ -538,7 +519,7 @@ int co_postcopy_fill_rest(struct co_postcopy_stats *st, char *err, size_t errlen
 	st->behind += plan_stats.behind;
 	plan_stats.behind = 0;
 	for (uint32_t k = 0; k < npieces; k++)
-		if (!pieces[k].written && plan[sent_plan[pieces[k].file]].nsegs && piece_bytes(&pieces[k], buf, st, err, errlen))
+		if (!pieces[k].written && plan[sent_plan[pieces[k].file]].segs.n && piece_bytes(&pieces[k], buf, st, err, errlen))
 			return -1;
 	return 0;
 }

@@ -925,37 +925,6 @@ static void ckpt_reply(struct ckpt *k)
 }
 
 /*
- * HOLD_END of a checkpoint written behind (CO_CKPT_BEHIND): the group runs
- * at the target, and its page data is still to write here from the parked
- * processes' memory.  They are stopped first (SIGSTOP: should this
- * coordinator end, its members' hung-up managers would let them go, and
- * none of the program may run here again), then the client is answered.
- * It writes that data as it sends it and says HOLD_COMMIT; gone before
- * that (killed), the data is written here.  Then the generation is
- * committed, and only then does the group end.  The coordinator killed
- * meanwhile takes the group, and that data, with it (post-copy's risk).
- */
-static void hold_behind(struct ckpt *k)
-{
-	char err[1024] = "";
-	hold_stop_group();
-	reply(k->cfd, 0, "group '%s' ended here: it runs at %s", G.name, G.migrated_to);
-	int asked = hold_await_commit(k->cfd);
-	co_trace("hold: %s", asked ? "HOLD_COMMIT" : "the client is gone: the page data is written here");
-	hold_forget_hosts(k->tmp);
-	int bad = (!asked && hold_fill_members(k->tmp, err, sizeof(err))) ||
-		  co_commit(k->tmp, k->gdir, k->gen, err, sizeof(err)) < 0;
-	if (bad)
-		co_warn("generation %llu of '%s' was not committed: %s", (unsigned long long)k->gen, G.name, err);
-	else
-		ckpt_committed(k);
-	if (asked)
-		bad ? reply(k->cfd, 1, "%s", err) : reply(k->cfd, 0, "%s/gen-%06llu", k->gdir, (unsigned long long)k->gen);
-	end_parked_group();
-	co_trace("hold: the group is gone");
-}
-
-/*
  * A migration's checkpoint (CO_CKPT_HOLD) is committed and the group is
  * still parked: its client now streams the generation to the target and
  * says how it went.  HOLD_END: the group runs there now and ends here
@@ -976,8 +945,11 @@ static void ckpt_hold(struct ckpt *k)
 	if (r > 0 && co_recv(k->cfd, &mb, NULL) == 0 && mb.m.type == CO_M_HOLD_END) {
 		snprintf(G.migrated_to, sizeof(G.migrated_to), "%s", mb.text);
 		co_trace("hold: HOLD_END");
-		if (k->behind) {
-			hold_behind(k);
+		if (k->behind) { /* its page data written, then committed (hold.c), and only then ended */
+			if (!hold_behind(k->cfd, k->tmp, k->gdir, k->gen))
+				ckpt_committed(k);
+			end_parked_group();
+			co_trace("hold: the group is gone");
 			return;
 		}
 		/*

@@ -232,15 +232,10 @@ int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errle
 void broadcast(unsigned type, int64_t a, const char *text);
 
 /* hold.c: a migration's stop written behind (CO_CKPT_BEHIND) */
-/* every process of the group stopped (SIGSTOP): it never runs here again */
-void hold_stop_group(void);
-/* 1 once the client on cfd says HOLD_COMMIT; 0 when it is gone (or says anything else) */
-int hold_await_commit(int cfd);
-/* the page data left behind in every member's image in tmp, written from its memory: 0, or -1 with err */
-int hold_fill_members(const char *tmp, char *err, size_t errlen);
-/* which host pid each member has, for the client that writes the data (CO_BEHIND_PIDS in tmp); removed before the commit */
+/* which host pid each member has, for the client that writes the data (CO_BEHIND_PIDS in tmp) */
 int hold_write_hosts(const char *tmp);
-void hold_forget_hosts(const char *tmp);
+/* after HOLD_END: the group stopped, its page data written, generation gen committed from tmp: 0, or -1 */
+int hold_behind(int cfd, const char *tmp, const char *gdir, uint64_t gen);
 
 /* jobs.c */
 void start_merge(const char *gdir);

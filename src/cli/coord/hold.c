@@ -2,7 +2,8 @@
  * coord/hold.c - a migration's stop written behind (CO_CKPT_BEHIND,
  * `migrate --postcopy`): after HOLD_END the group is stopped here, never
  * to run again, while its page data is written from its memory
- * (src/cli/behind.c); checkpoint.c's hold_behind commits it then.
+ * (src/cli/behind.c); then the generation is committed, and only then
+ * does checkpoint.c end the group.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,7 +16,8 @@
 #include "coord.h"
 #include "util.h"
 
-void hold_stop_group(void)
+/* Every process of the group stopped (SIGSTOP): it never runs here again. */
+static void stop_group(void)
 {
 	static struct nsproc ps[CO_TABLE_SLOTS * 2];
 	int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
@@ -23,7 +25,8 @@ void hold_stop_group(void)
 		kill(ps[i].host, SIGSTOP);
 }
 
-int hold_await_commit(int cfd)
+/* 1 once the client on cfd says HOLD_COMMIT; 0 when it is gone (or says anything else). */
+static int await_commit(int cfd)
 {
 	static struct co_msgbuf mb;
 	struct pollfd p = { cfd, POLLIN, 0 };
@@ -33,7 +36,8 @@ int hold_await_commit(int cfd)
 	return r > 0 && co_recv(cfd, &mb, NULL) == 0 && mb.m.type == CO_M_HOLD_COMMIT;
 }
 
-int hold_fill_members(const char *tmp, char *err, size_t errlen)
+/* The page data left behind in every member's image in tmp, written from its memory: 0, or -1 with err. */
+static int fill_members(const char *tmp, char *err, size_t errlen)
 {
 	uint64_t bytes = 0;
 	for (int i = 0; i < G.nc; i++)
@@ -57,9 +61,38 @@ int hold_write_hosts(const char *tmp)
 	return fclose(f) ? -1 : 0;
 }
 
-void hold_forget_hosts(const char *tmp)
+static void forget_hosts(const char *tmp)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s", tmp, CO_BEHIND_PIDS);
 	unlink(path);
+}
+
+/*
+ * HOLD_END of a checkpoint written behind: the group runs at the target,
+ * and its page data is still to write here from the parked processes'
+ * memory.  They are stopped first (should this coordinator end, its
+ * members' hung-up managers would let them go, and none of the program
+ * may run here again), then the client is answered.  It writes that data
+ * as it sends it and says HOLD_COMMIT; gone before that (killed), the data
+ * is written here.  Then generation gen is committed from tmp: 0, or -1
+ * (said).  The coordinator killed meanwhile takes the group, and that
+ * data, with it: post-copy's risk, as CRIU's.
+ */
+int hold_behind(int cfd, const char *tmp, const char *gdir, uint64_t gen)
+{
+	char err[1024] = "";
+	stop_group();
+	reply(cfd, 0, "group '%s' ended here: it runs at %s", G.name, G.migrated_to);
+	int asked = await_commit(cfd);
+	co_trace("hold: %s", asked ? "HOLD_COMMIT" : "the client is gone: the page data is written here");
+	forget_hosts(tmp);
+	int bad = (!asked && fill_members(tmp, err, sizeof(err))) || co_commit(tmp, gdir, gen, err, sizeof(err)) < 0;
+	if (bad)
+		co_warn("generation %llu of '%s' was not committed: %s", (unsigned long long)gen, G.name, err);
+	if (asked && bad)
+		reply(cfd, 1, "%s", err);
+	else if (asked)
+		reply(cfd, 0, "%s/gen-%06llu", gdir, (unsigned long long)gen);
+	return bad ? -1 : 0;
 }
