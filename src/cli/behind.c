@@ -4,14 +4,17 @@
  *
  * The stop of `migrate --postcopy` is a checkpoint with CO_CKPT_BEHIND:
  * each member writes its image itself, the page data of its private
- * anonymous regions hashed from its memory but not written (the record's
- * header says CO_RF_BEHIND; the file has a hole there, src/res/pages.c),
- * and it stays parked, never to run here again.  Its memory is what that
- * data is: it is read here through /proc/PID/mem (which reads what the
- * process itself may not: FOLL_FORCE) and written into its place, by the
- * migration as it pushes each piece to the target (postcopy.c), or by the
- * coordinator when the migration has gone (coord/checkpoint.c).  Only
- * then is the generation committed and the group ended.
+ * anonymous regions and their checksums left out (the record's header
+ * says CO_RF_BEHIND; the file has a hole there, src/res/pages.c), and it
+ * stays parked, never to run here again: the stop writes nothing in
+ * proportion to the memory.  Its memory is what that data is: it is read
+ * here through /proc/PID/mem (which reads what the process itself may
+ * not: FOLL_FORCE) and written into its place, by the migration as it
+ * pushes each piece to the target (postcopy.c; a record's checksum, which
+ * needs the whole record, once its last bytes go), or by the coordinator
+ * when the migration has gone (coord/hold.c).  Only then is the
+ * generation committed and the group ended.  The target checks every
+ * record it uses, as for any lazy restart.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +27,7 @@
 #include "cli.h"
 #include "behind.h"
 #include "res.h"
+#include "xxh64.h"
 
 int co_behind_host(const char *dir, int pid, char *err, size_t errlen)
 {
@@ -64,32 +68,110 @@ int co_behind_copy(int mem, uint64_t addr, int fd, uint64_t off, void *buf, size
 	return 0;
 }
 
+/* Room for one more of n items of size each in *v (cap of them): 0, or -1 out of memory. */
+static int grow(void **v, uint32_t n, uint32_t *cap, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	uint32_t c = *cap ? *cap * 2 : 64;
+	void *p = realloc(*v, c * size);
+	if (!p)
+		return -1;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
 int co_behind_add(struct co_behind_runs *rs, uint64_t off, uint64_t len, uint64_t addr)
 {
-	if (rs->n == rs->cap) {
-		uint32_t cap = rs->cap ? rs->cap * 2 : 64;
-		void *r = realloc(rs->r, cap * sizeof(*rs->r));
-		if (!r)
-			return -1;
-		rs->r = r;
-		rs->cap = cap;
-	}
+	if (grow((void **)&rs->r, rs->n, &rs->cap, sizeof(*rs->r)))
+		return -1;
 	rs->r[rs->n].off = off;
 	rs->r[rs->n].len = len;
 	rs->r[rs->n++].addr = addr;
 	return 0;
 }
 
-int co_behind_write(int mem, uint64_t addr, int fd, uint64_t off, uint64_t len, uint64_t *bytes, char *err,
-		    size_t errlen)
+int co_behind_add_rec(struct co_behind_runs *rs, uint64_t off, uint64_t len, uint64_t seq, uint32_t r0)
+{
+	if (grow((void **)&rs->rec, rs->nrec, &rs->caprec, sizeof(*rs->rec)))
+		return -1;
+	rs->rec[rs->nrec++] = (struct co_behind_rec){ off, len, seq, r0, rs->n - r0 };
+	return 0;
+}
+
+/* len bytes at addr of memory mem into fd at off (h: hashed too, unless NULL). */
+static int write_run(int mem, uint64_t addr, int fd, uint64_t off, uint64_t len, struct co_xxh64 *h, uint64_t *bytes,
+		     char *err, size_t errlen)
 {
 	static char buf[1 << 20];
 	for (uint64_t o = 0; o < len; o += sizeof(buf)) {
 		size_t n = len - o < sizeof(buf) ? (size_t)(len - o) : sizeof(buf);
 		if (co_behind_copy(mem, addr + o, fd, off + o, buf, n, err, errlen))
 			return -1;
+		if (h)
+			co_xxh64_update(h, buf, n);
 		*bytes += n;
 	}
+	return 0;
+}
+
+/* The checksum of page data record seq: the XXH64 of its runs (n, at addr) in memory mem, as image.c seeds it. */
+static int record_sum(int mem, const struct co_run *runs, uint32_t n, uint64_t seq, uint64_t *sum, char *err,
+		      size_t errlen)
+{
+	static char buf[1 << 20];
+	struct co_xxh64 h;
+	co_xxh64_init(&h, seq ^ CO_R_PAGEDATA);
+	for (uint32_t i = 0; i < n; i++)
+		for (uint64_t o = 0, len = runs[i].npages * CO_PAGE; o < len; o += sizeof(buf)) {
+			size_t k = len - o < sizeof(buf) ? (size_t)(len - o) : sizeof(buf);
+			ssize_t r = pread(mem, buf, k, (off_t)(runs[i].addr + o));
+			if (r != (ssize_t)k)
+				return snprintf(err, errlen, "cannot read a parked process's memory at %llx: %s",
+						(unsigned long long)(runs[i].addr + o), r < 0 ? strerror(errno) : "it is gone"), -1;
+			co_xxh64_update(&h, buf, k);
+		}
+	*sum = co_xxh64_digest(&h);
+	return 0;
+}
+
+int co_behind_record(int mem, int fd, const struct co_run *runs, uint32_t n, uint64_t off, uint64_t seq,
+		     uint64_t *bytes, char *err, size_t errlen)
+{
+	struct co_xxh64 h;
+	co_xxh64_init(&h, seq ^ CO_R_PAGEDATA);
+	uint64_t at = off;
+	for (uint32_t i = 0; i < n; i++) {
+		if (write_run(mem, runs[i].addr, fd, at, runs[i].npages * CO_PAGE, &h, bytes, err, errlen))
+			return -1;
+		at += runs[i].npages * CO_PAGE;
+	}
+	uint64_t sum = co_xxh64_digest(&h);
+	if (pwrite(fd, &sum, sizeof(sum), (off_t)at) != (ssize_t)sizeof(sum))
+		return snprintf(err, errlen, "cannot write a checksum at byte %llu of an image: %s", (unsigned long long)at,
+				strerror(errno)), -1;
+	return 0;
+}
+
+/* Record k's checksum, from memory, into fd after its payload and into buf where it overlaps [off, off + len). */
+static int overlay_sum(const struct co_behind_runs *rs, uint32_t k, int fd, uint64_t off, char *buf, uint64_t len,
+		       char *err, size_t errlen)
+{
+	static struct co_run runs[CO_MAX_RUNS];
+	const struct co_behind_rec *c = &rs->rec[k];
+	uint32_t n = 0;
+	for (uint32_t i = c->r0; i < c->r0 + c->nr && n < CO_MAX_RUNS; i++)
+		runs[n++] = (struct co_run){ rs->r[i].addr, rs->r[i].len / CO_PAGE };
+	uint64_t sum, t = c->off + c->len;
+	if (record_sum(rs->mem, runs, n, c->seq, &sum, err, errlen))
+		return -1;
+	if (pwrite(fd, &sum, sizeof(sum), (off_t)t) != (ssize_t)sizeof(sum))
+		return snprintf(err, errlen, "cannot write a checksum at byte %llu of an image: %s", (unsigned long long)t,
+				strerror(errno)), -1;
+	for (uint64_t b = 0; b < sizeof(sum); b++)
+		if (t + b >= off && t + b < off + len)
+			buf[t + b - off] = ((const char *)&sum)[b];
 	return 0;
 }
 
@@ -111,10 +193,35 @@ int co_behind_overlay(const struct co_behind_runs *rs, int fd, uint64_t off, cha
 			return -1;
 		*bytes += b - a;
 	}
+	lo = 0, hi = rs->nrec;
+	while (lo < hi) { /* the first record whose checksum ends after off */
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (rs->rec[mid].off + rs->rec[mid].len + 8 <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (uint32_t k = lo; k < rs->nrec && rs->rec[k].off + rs->rec[k].len < off + len; k++)
+		if (overlay_sum(rs, k, fd, off, buf, len, err, errlen))
+			return -1;
 	return 0;
 }
 
-/* Every run of the page data records of one stream written behind, from memory mem. */
+int co_behind_write_all(const struct co_behind_runs *rs, int fd, uint64_t *bytes, char *err, size_t errlen)
+{
+	static struct co_run runs[CO_MAX_RUNS];
+	for (uint32_t k = 0; k < rs->nrec; k++) {
+		const struct co_behind_rec *c = &rs->rec[k];
+		uint32_t n = 0;
+		for (uint32_t i = c->r0; i < c->r0 + c->nr && n < CO_MAX_RUNS; i++)
+			runs[n++] = (struct co_run){ rs->r[i].addr, rs->r[i].len / CO_PAGE };
+		if (co_behind_record(rs->mem, fd, runs, n, c->off, c->seq, bytes, err, errlen))
+			return -1;
+	}
+	return 0;
+}
+
+/* Every page data record of one stream written behind (payload and checksum), from memory mem. */
 static int fill_stream(const char *path, int mem, uint64_t *bytes, char *err, size_t errlen)
 {
 	static struct co_reader r;
@@ -129,15 +236,8 @@ static int fill_stream(const char *path, int mem, uint64_t *bytes, char *err, si
 			bad = co_r_payload(&r, &pm, sizeof(pm)) || pm.nruns > CO_MAX_RUNS;
 			continue;
 		}
-		if (r.hdr.type != CO_R_PAGEDATA || !(r.hdr.flags & CO_RF_BEHIND)) {
-			bad = co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
-			continue;
-		}
-		uint64_t at = r.off;
-		for (uint32_t i = 0; i < pm.nruns && !bad; i++) {
-			bad = co_behind_write(mem, pm.runs[i].addr, fd, at, pm.runs[i].npages * CO_PAGE, bytes, err, errlen);
-			at += pm.runs[i].npages * CO_PAGE;
-		}
+		if (r.hdr.type == CO_R_PAGEDATA && (r.hdr.flags & CO_RF_BEHIND) && r.hdr.len)
+			bad = co_behind_record(mem, fd, pm.runs, pm.nruns, r.off, r.hdr.seq, bytes, err, errlen);
 		bad = bad || co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
 	}
 	close(fd);
@@ -145,7 +245,6 @@ static int fill_stream(const char *path, int mem, uint64_t *bytes, char *err, si
 		snprintf(err, errlen, "%s", r.err[0] ? r.err : "damaged image");
 	return bad || e < 0 ? -1 : 0;
 }
-
 int co_behind_fill_proc(const char *dir, int pid, int host_pid, uint64_t *bytes, char *err, size_t errlen)
 {
 	char image[PATH_MAX], path[PATH_MAX];

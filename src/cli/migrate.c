@@ -675,9 +675,10 @@ static void result(void)
 	char pc[256] = "";
 	if (M.o->postcopy)
 		snprintf(pc, sizeof(pc), ",\"postcopy_ms\":%.2f,\"postcopy_bytes\":%llu,\"requests\":%llu,"
-			 "\"behind_bytes\":%llu,\"committed_ms\":%.2f",
+			 "\"behind_bytes\":%llu,\"requests_behind\":%llu,\"committed_ms\":%.2f",
 			 ms(M.t_running, M.t_done), (unsigned long long)M.pc.bytes, (unsigned long long)M.pc.requests,
-			 (unsigned long long)M.pc.behind, M.t_committed ? ms(M.t_running, M.t_committed) : 0.0);
+			 (unsigned long long)M.pc.behind, (unsigned long long)M.pc.requests_behind,
+			 M.t_committed ? ms(M.t_running, M.t_committed) : 0.0);
 	if (M.o->json) {
 		char name[256], to[512], rb[MAX_SENT * 24 + 8];
 		size_t o = 0;

@@ -246,15 +246,26 @@ static int mem_fd(char *err, size_t errlen)
 	return plan_mem;
 }
 
-/* Bytes [off, off + len) of fd written behind: from memory at addr, now. */
-static int write_now(int fd, uint64_t off, uint64_t len, uint64_t addr, struct co_postcopy_stats *st, char *err,
-		     size_t errlen)
+static struct co_postcopy_stats plan_stats; /* what the plan wrote behind before the stop was sent */
+
+/* A page data record written behind (payload at off, record seq): from memory, now. */
+static int write_now(int fd, const struct co_pagemap *pm, uint64_t off, uint64_t seq, char *err, size_t errlen)
 {
 	int mem = mem_fd(err, errlen);
-	return mem < 0 ? -1 : co_behind_write(mem, addr, fd, off, len, &st->behind, err, errlen);
+	return mem < 0 ? -1 : co_behind_record(mem, fd, pm->runs, pm->nruns, off, seq, &plan_stats.behind, err, errlen);
 }
 
-static struct co_postcopy_stats plan_stats; /* what the plan wrote behind before the stop was sent */
+/* Is each run of pm in a region the target takes lazily? */
+static int all_lazy(const struct co_pagemap *pm)
+{
+	for (uint32_t i = 0; i < pm->nruns; i++) {
+		int k = region_at(&regs, pm->runs[i].addr);
+		if (k < 0 || !regs.r[k].lazy || pm->runs[i].addr + pm->runs[i].npages * 4096 > regs.r[k].end)
+			return 0;
+	}
+	return 1;
+}
+
 
 /*
  * The holes of one page stream: the payload of its page data in lazy
@@ -284,25 +295,31 @@ static int stream_holes(struct sparse *s, char *err, size_t errlen)
 			break;
 		}
 		uint64_t at = r.off;
-		int behind = (r.hdr.flags & CO_RF_BEHIND) != 0;
-		for (uint32_t i = 0; i < pm.nruns && !bad; i++) {
-			int k = region_at(&regs, pm.runs[i].addr);
-			uint64_t len = pm.runs[i].npages * 4096, a = pm.runs[i].addr;
-			if (k >= 0 && regs.r[k].lazy && a + len <= regs.r[k].end)
-				bad = add_hole(s, at, len, &cap) ||
-				      (behind && (mem_fd(err, errlen) < 0 || co_behind_add(&s->segs, at, len, a)));
-			else if (behind)
-				bad = write_now(fd, at, len, a, &plan_stats, err, errlen);
-			at += len;
-		}
+		uint32_t r0 = s->segs.n;
+		int behind = (r.hdr.flags & CO_RF_BEHIND) && r.hdr.len; /* (its payload and checksum are not there) */
+		if (behind && !all_lazy(&pm)) /* (one region's: the target takes it eagerly after all) */
+			bad = write_now(fd, &pm, r.off, r.hdr.seq, err, errlen);
+		else
+			for (uint32_t i = 0; i < pm.nruns && !bad; i++) {
+				int k = region_at(&regs, pm.runs[i].addr);
+				uint64_t len = pm.runs[i].npages * 4096, a = pm.runs[i].addr;
+				if (k >= 0 && regs.r[k].lazy && a + len <= regs.r[k].end)
+					bad = add_hole(s, at, len, &cap) ||
+					      (behind && (mem_fd(err, errlen) < 0 || co_behind_add(&s->segs, at, len, a)));
+				at += len;
+			}
+		/* its checksum follows its payload: a hole too, written once the record's last bytes go */
+		if (!bad && behind && all_lazy(&pm))
+			bad = add_hole(s, r.off + r.hdr.len, 8, &cap) ||
+			      co_behind_add_rec(&s->segs, r.off, r.hdr.len, r.hdr.seq, r0);
 		bad = bad || co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
 	}
 	if (!bad && s->n > CO_WIRE_MAX_HOLES) { /* more than a hole list carries: sent whole */
-		for (uint32_t i = 0; i < s->segs.n && !bad; i++)
-			bad = write_now(fd, s->segs.r[i].off, s->segs.r[i].len, s->segs.r[i].addr, &plan_stats, err, errlen);
+		s->segs.mem = plan_mem;
+		bad = co_behind_write_all(&s->segs, fd, &plan_stats.behind, err, errlen);
 		free(s->holes);
 		s->holes = NULL;
-		s->n = s->segs.n = 0;
+		s->n = s->segs.n = s->segs.nrec = 0;
 	}
 	close(fd);
 	if (bad && err[0])
@@ -447,6 +464,7 @@ static int answer(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_s
 	if (k < 0)
 		return snprintf(err, errlen, "%s asked for something this migration does not hold", w->peer), -1;
 	st->requests++;
+	st->requests_behind += !pieces[k].written; /* (read from the parked group's memory, then) */
 	pieces[k].sent = 1;
 	next = (uint32_t)k + 1; /* the program goes on from there, most likely */
 	return push(w, &pieces[k], st, err, errlen) ? -1 : 2;

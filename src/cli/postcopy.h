@@ -30,6 +30,7 @@ struct co_postcopy_stats {
 	uint64_t bytes;		/* pushed (the pieces asked for twice count twice) */
 	uint64_t requests;	/* WANTs answered */
 	uint64_t behind;	/* page data written behind at the stop, read from the parked group's memory */
+	uint64_t requests_behind; /* WANTs for pieces not written yet: answered from that memory */
 };
 /*
  * The next message from the target, which must be op (READY, RUNNING):

@@ -92,10 +92,10 @@ struct co_rec_hdr {
 
 /*
  * co_rec_hdr.flags.  BEHIND (page data of a migration's post-copy stop,
- * docs/architecture.md "Post-copy"): the payload was hashed from the
- * parked process's memory and written after the rest of the file (until
- * then the file has a hole there); the generation is committed only once
- * it is in.  Readers need not look at it.
+ * docs/architecture.md "Post-copy"): the payload and its checksum were
+ * written after the rest of the file, from the parked process's memory
+ * (until then the file has a hole there); the generation is committed
+ * only once they are in.  Readers need not look at it.
  */
 #define CO_RF_BEHIND 1
 
@@ -892,6 +892,7 @@ struct co_writer {
 	char *buf;
 	uint32_t bufsize, buffered;
 	struct co_io *io;	/* NULL: the bytes go to fd */
+	int skipped;		/* co_w_skip in this record: its checksum is not written either */
 };
 
 void co_w_init(struct co_writer *w, int fd, char *buf, uint32_t bufsize);
@@ -899,8 +900,12 @@ void co_w_init(struct co_writer *w, int fd, char *buf, uint32_t bufsize);
 int co_w_begin(struct co_writer *w, unsigned type, uint64_t len, int aligned);
 /* The same, with flags (CO_RF_*) in its header. */
 int co_w_begin_flags(struct co_writer *w, unsigned type, uint64_t len, int aligned, unsigned flags);
-/* Payload hashed but not written: the file keeps a hole there, for someone to write the same bytes later. */
-int co_w_skip(struct co_writer *w, const void *p, uint64_t n);
+/*
+ * n bytes of payload neither written nor hashed: the file keeps a hole
+ * there, and the record's checksum is left out too (co_w_end), for whoever
+ * writes those bytes later (CO_RF_BEHIND).
+ */
+int co_w_skip(struct co_writer *w, uint64_t n);
 int co_w_put(struct co_writer *w, const void *p, uint64_t n);
 int co_w_end(struct co_writer *w);
 int co_w_rec(struct co_writer *w, unsigned type, const void *p, uint64_t len);

@@ -29,7 +29,7 @@ struct stream {
 	int pmfd;
 	int vol;			/* pages of the agent's own memory: bounce them */
 	int drop;			/* a snapshot's copy of the program's memory: drop what is written */
-	int behind;			/* a region restored lazily at a post-copy's target: hashed, not written */
+	int behind;			/* a region restored lazily at a post-copy's target: not written (co_w_skip) */
 	uint64_t drop_from;		/* up to where it is dropped */
 	uint64_t bytes;
 	int failed;
@@ -124,7 +124,10 @@ static int flush_runs(struct stream *s)
 	for (uint32_t i = 0; i < pm->nruns; i++) {
 		uint64_t addr = pm->runs[i].addr, n = pm->runs[i].npages * CO_PAGE;
 		if (!s->vol) {
-			(s->behind ? co_w_skip : co_w_put)(s->w, (void *)addr, n);
+			if (s->behind)
+				co_w_skip(s->w, n);
+			else
+				co_w_put(s->w, (void *)addr, n);
 			continue;
 		}
 		for (uint64_t done = 0; done < n; done += sizeof(s->bounce)) {
@@ -290,8 +293,8 @@ static void write_stream(void *arg)
 		s->drop_from = s->ranges[i].lo;
 		/*
 		 * A post-copy stop: the pages of a region the target may take
-		 * lazily are hashed here and written later from the parked
-		 * process (the migration's source, src/cli/behind.c); never
+		 * lazily, and their checksum, are written later from the
+		 * parked process (the migration's source, src/cli/behind.c); never
 		 * the agent's own memory, which changes meanwhile.  A batch
 		 * is one region's (flushed at its end), so a record is all
 		 * behind or not at all.
