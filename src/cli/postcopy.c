@@ -464,9 +464,11 @@ static int answer(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_s
 	if (k < 0)
 		return snprintf(err, errlen, "%s asked for something this migration does not hold", w->peer), -1;
 	st->requests++;
+	next = (uint32_t)k + 1; /* the program goes on from there, most likely */
+	if (pieces[k].sent)
+		return 2; /* pushed already, and on its way: the stream is in order, sending it twice only delays the next */
 	st->requests_behind += !pieces[k].written; /* (read from the parked group's memory, then) */
 	pieces[k].sent = 1;
-	next = (uint32_t)k + 1; /* the program goes on from there, most likely */
 	return push(w, &pieces[k], st, err, errlen) ? -1 : 2;
 }
 
