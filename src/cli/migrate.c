@@ -12,7 +12,10 @@
  * end it here (HOLD_END).  Any failure before that leaves the group
  * running here (HOLD_RESUME, or our connection to the coordinator
  * closing): nothing is ever lost, and the generations stay here like any
- * other.  --max-rounds 0 skips the rounds: stop-and-copy.
+ * other.  --max-rounds 0 skips the rounds: stop-and-copy.  --postcopy:
+ * the stop is written behind (CO_CKPT_BEHIND, behind.c) and committed
+ * only after the group ends here, once post-copy has written its page
+ * data from the group parked here (commit_behind).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -487,13 +490,18 @@ static int commit_behind(char *err, size_t errlen)
 	return 0;
 }
 
-/* The stop's generation lost (commit_behind failed) once the group ended here: one line, exit 1. */
+/*
+ * commit_behind failed once the group ended here: one line, exit 1.  The
+ * coordinator, hung up on before HOLD_COMMIT, writes what is left itself
+ * (coord/hold.c) and commits, if the group's memory is still there.
+ */
 static void lost_behind(const char *what, const char *why) __attribute__((noreturn));
 static void lost_behind(const char *what, const char *why)
 {
 	co_progress_end(&M.pr);
-	co_die("group '%s' ended here, %s; and its generation %llu here could not be completed (%s): should the group "
-	       "not run there, it is lost", M.o->name, what, (unsigned long long)M.behind_gen, why);
+	co_die("group '%s' ended here, %s; its generation %llu here could not be completed (%s): the group's "
+	       "coordinator here completes it if it can (its run says so), else the group, should it not run there, "
+	       "is lost", M.o->name, what, (unsigned long long)M.behind_gen, why);
 }
 
 /* GO, and RUNNING back: it runs there.  Past the end here nothing can be called off: a failure says what to do. */

@@ -13,6 +13,13 @@
  * source pushes every piece in file order (co_postcopy_serve), and a
  * piece a fault waits for first (WANT).
  *
+ * The stop is written behind (behind.c): the page data of lazy regions,
+ * and its checksums, are not in the source's files yet either.  A piece
+ * is read from the parked group's memory as it is pushed, and written
+ * into its file on the way (piece_bytes); what is left once the target
+ * has it all, or once the link is cut, is written then
+ * (co_postcopy_fill_rest), and only then is the generation committed.
+ *
  * At the target one process owns the stream: the receiver forks it before
  * the restart (co_postcopy_start; the restore itself may fault on a page
  * still at the source), and READY, GO and RUNNING pass through it.  It
@@ -28,8 +35,8 @@
  * The connection lost during post-copy cannot be made safe: the group at
  * the target lacks pages only the source has.  The receiver marks the
  * table failed; the first filler that waits says so in one line and
- * fails, which ends the group (coord/lazy.c); the source keeps the stop's
- * generation, committed, to restart from (migrate.c says so).
+ * fails, which ends the group (coord/lazy.c); the source completes the
+ * stop's generation and commits it, to restart from (migrate.c says so).
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -20,7 +20,9 @@
  * image's page streams (not compressed ones), the payload of the page
  * data of every region the target restores lazily (co_vma_lazy_kind, and
  * no page shared copy-on-write with a parent there: the restorer may keep
- * such a region from the parent and read it eagerly).  0, or -1 with err.
+ * such a region from the parent and read it eagerly).  A stop written
+ * behind: its page data there is read from the parked group's memory as
+ * it is pushed; elsewhere it is written now.  0, or -1 with err.
  */
 int co_postcopy_plan(const char *dir, char *err, size_t errlen);
 /* The holes of file name of that generation (NULL: sent whole). */
