@@ -382,6 +382,8 @@ int co_postcopy_plan(const char *dir, char *err, size_t errlen)
 	if (!(pieces = calloc(np ? np : 1, sizeof(*pieces))))
 		return snprintf(err, errlen, "out of memory"), -1;
 	npieces = nsent = 0;
+	co_trace("migrate: post-copy plan: %u files sparse, %llu bytes written behind before they are sent", nplan,
+		 (unsigned long long)plan_stats.behind);
 	return 0;
 }
 
