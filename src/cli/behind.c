@@ -116,26 +116,6 @@ static int write_run(int mem, uint64_t addr, int fd, uint64_t off, uint64_t len,
 	return 0;
 }
 
-/* The checksum of page data record seq: the XXH64 of its runs (n, at addr) in memory mem, as image.c seeds it. */
-static int record_sum(int mem, const struct co_run *runs, uint32_t n, uint64_t seq, uint64_t *sum, char *err,
-		      size_t errlen)
-{
-	static char buf[1 << 20];
-	struct co_xxh64 h;
-	co_xxh64_init(&h, seq ^ CO_R_PAGEDATA);
-	for (uint32_t i = 0; i < n; i++)
-		for (uint64_t o = 0, len = runs[i].npages * CO_PAGE; o < len; o += sizeof(buf)) {
-			size_t k = len - o < sizeof(buf) ? (size_t)(len - o) : sizeof(buf);
-			ssize_t r = pread(mem, buf, k, (off_t)(runs[i].addr + o));
-			if (r != (ssize_t)k)
-				return snprintf(err, errlen, "cannot read a parked process's memory at %llx: %s",
-						(unsigned long long)(runs[i].addr + o), r < 0 ? strerror(errno) : "it is gone"), -1;
-			co_xxh64_update(&h, buf, k);
-		}
-	*sum = co_xxh64_digest(&h);
-	return 0;
-}
-
 int co_behind_record(int mem, int fd, const struct co_run *runs, uint32_t n, uint64_t off, uint64_t seq,
 		     uint64_t *bytes, char *err, size_t errlen)
 {
@@ -154,18 +134,26 @@ int co_behind_record(int mem, int fd, const struct co_run *runs, uint32_t n, uin
 	return 0;
 }
 
-/* Record k's checksum, from memory, into fd after its payload and into buf where it overlaps [off, off + len). */
+/*
+ * Record k's checksum, hashed from its payload in fd (all of it there by
+ * now: co_behind_overlay), written into fd after it and into buf where it
+ * overlaps [off, off + len).
+ */
 static int overlay_sum(const struct co_behind_runs *rs, uint32_t k, int fd, uint64_t off, char *buf, uint64_t len,
 		       char *err, size_t errlen)
 {
-	static struct co_run runs[CO_MAX_RUNS];
+	static char data[1 << 20];
 	const struct co_behind_rec *c = &rs->rec[k];
-	uint32_t n = 0;
-	for (uint32_t i = c->r0; i < c->r0 + c->nr && n < CO_MAX_RUNS; i++)
-		runs[n++] = (struct co_run){ rs->r[i].addr, rs->r[i].len / CO_PAGE };
-	uint64_t sum, t = c->off + c->len;
-	if (record_sum(rs->mem, runs, n, c->seq, &sum, err, errlen))
-		return -1;
+	struct co_xxh64 h;
+	co_xxh64_init(&h, c->seq ^ CO_R_PAGEDATA);
+	for (uint64_t o = 0; o < c->len; o += sizeof(data)) {
+		size_t n = c->len - o < sizeof(data) ? (size_t)(c->len - o) : sizeof(data);
+		if (pread(fd, data, n, (off_t)(c->off + o)) != (ssize_t)n)
+			return snprintf(err, errlen, "cannot read page data at byte %llu of an image: %s",
+					(unsigned long long)(c->off + o), strerror(errno)), -1;
+		co_xxh64_update(&h, data, n);
+	}
+	uint64_t sum = co_xxh64_digest(&h), t = c->off + c->len;
 	if (pwrite(fd, &sum, sizeof(sum), (off_t)t) != (ssize_t)sizeof(sum))
 		return snprintf(err, errlen, "cannot write a checksum at byte %llu of an image: %s", (unsigned long long)t,
 				strerror(errno)), -1;
@@ -173,6 +161,26 @@ static int overlay_sum(const struct co_behind_runs *rs, uint32_t k, int fd, uint
 		if (t + b >= off && t + b < off + len)
 			buf[t + b - off] = ((const char *)&sum)[b];
 	return 0;
+}
+
+/* The first record whose checksum ends after off. */
+static uint32_t first_rec(const struct co_behind_runs *rs, uint64_t off)
+{
+	uint32_t lo = 0, hi = rs->nrec;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (rs->rec[mid].off + rs->rec[mid].len + 8 <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+long co_behind_rec_at(const struct co_behind_runs *rs, uint64_t off, uint64_t len)
+{
+	uint32_t k = first_rec(rs, off);
+	return k < rs->nrec && rs->rec[k].off + rs->rec[k].len < off + len ? (long)k : -1;
 }
 
 int co_behind_overlay(const struct co_behind_runs *rs, int fd, uint64_t off, char *buf, uint64_t len, uint64_t *bytes,
@@ -193,15 +201,7 @@ int co_behind_overlay(const struct co_behind_runs *rs, int fd, uint64_t off, cha
 			return -1;
 		*bytes += b - a;
 	}
-	lo = 0, hi = rs->nrec;
-	while (lo < hi) { /* the first record whose checksum ends after off */
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (rs->rec[mid].off + rs->rec[mid].len + 8 <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (uint32_t k = lo; k < rs->nrec && rs->rec[k].off + rs->rec[k].len < off + len; k++)
+	for (uint32_t k = first_rec(rs, off); k < rs->nrec && rs->rec[k].off + rs->rec[k].len < off + len; k++)
 		if (overlay_sum(rs, k, fd, off, buf, len, err, errlen))
 			return -1;
 	return 0;

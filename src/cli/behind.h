@@ -41,10 +41,14 @@ int co_behind_add(struct co_behind_runs *rs, uint64_t off, uint64_t len, uint64_
 int co_behind_add_rec(struct co_behind_runs *rs, uint64_t off, uint64_t len, uint64_t seq, uint32_t r0);
 /*
  * buf holds [off, off + len) of fd as read: where rs has runs, their bytes
- * from memory instead, and where a record's checksum lies, that checksum
- * (the record read from memory whole), each written into fd too (the runs
- * added to *bytes).  0, or -1 with err.
+ * from memory instead, and where a record's checksum lies, that checksum,
+ * each written into fd too (the runs added to *bytes).  The checksum is
+ * hashed from the record in fd, which must be all there by then (what
+ * was pushed, what is committed and the checksum agree, whatever the
+ * memory does meanwhile).  0, or -1 with err.
  */
+/* The record of rs whose checksum lies in [off, off + len), or -1. */
+long co_behind_rec_at(const struct co_behind_runs *rs, uint64_t off, uint64_t len);
 int co_behind_overlay(const struct co_behind_runs *rs, int fd, uint64_t off, char *buf, uint64_t len, uint64_t *bytes,
 		      char *err, size_t errlen);
 /*

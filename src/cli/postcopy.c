@@ -408,6 +408,7 @@ const struct co_wire_hole *co_postcopy_holes(const char *name, uint32_t *n)
 static int piece_bytes(struct piece *p, char *buf, struct co_postcopy_stats *st, char *err, size_t errlen)
 {
 	static int fd = -1, fd_of = -1;
+	static char before[PIECE];
 	struct sparse *s = &plan[sent_plan[p->file]];
 	if (fd_of != p->file) {
 		if (fd >= 0)
@@ -416,6 +417,11 @@ static int piece_bytes(struct piece *p, char *buf, struct co_postcopy_stats *st,
 		if ((fd = open(s->path, O_RDWR | O_CLOEXEC)) < 0)
 			return snprintf(err, errlen, "cannot open %s: %s", s->path, strerror(errno)), -1;
 	}
+	/* a record's checksum is hashed from its file: the record's pieces before it go in first */
+	long c = p->written ? -1 : co_behind_rec_at(&s->segs, p->off, p->len);
+	for (long k = c < 0 ? -1 : find_piece(pieces, npieces, p->file, s->segs.rec[c].off); k >= 0 && &pieces[k] < p; k++)
+		if (!pieces[k].written && piece_bytes(&pieces[k], before, st, err, errlen))
+			return -1;
 	if (pread(fd, buf, p->len, (off_t)p->off) != (ssize_t)p->len)
 		return snprintf(err, errlen, "cannot read %s at byte %llu", s->path, (unsigned long long)p->off), -1;
 	if (!p->written && co_behind_overlay(&s->segs, fd, p->off, buf, p->len, &st->behind, err, errlen))
