@@ -112,7 +112,7 @@ ALL_TESTS=(
 	fanotify_std fanotify_live fanotify_held fanotify_perm fanotify_unprivileged
 	lazy_mem lazy_group lazy_ckpt_filling lazy_filler_killed lazy_damaged lazy_chain lazy_chain_group lazy_chain_damaged lazy_split
 	wirecrypt_sealed wirecrypt_tampered
-	postcopy_small postcopy_roundtrip postcopy_cut postcopy_killed
+	postcopy_small postcopy_roundtrip postcopy_cut postcopy_killed postcopy_resume
 )
 # Tests that run alone, with no other test beside them: they measure what
 # a busy machine would change (pauses, a thread seen during a pre-copy),

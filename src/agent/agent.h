@@ -72,6 +72,7 @@ struct co_agent {
 	int taskfd;		/* /proc/self/task, the manager's during a checkpoint (agent_fds_setup) */
 	uint64_t want_parent;	/* PREPARE asked for an image incremental against this generation */
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
+	int behind;		/* DUMP with CO_CKPT_BEHIND: lazy page data left for the migration to write */
 	int await_quiesce;	/* ARMED sent: QUIESCE parks the threads */
 	/*
 	 * The program has asked madvise(2) for a flag an image must record

@@ -67,6 +67,7 @@ int co_dump_begin(char *err, size_t errlen)
 	/* the writer may find it cannot build on the parent after all (page hashes missing) */
 	co_agent.incr_parent = co_dirty_begin_image(co_agent.incr_parent);
 	dc.parent = co_agent.incr_parent;
+	dc.behind = co_agent.behind;
 	dc.agent_info = (uint64_t)&co_agent.resume;
 	dc.pending = co_agent.shared_pending;
 	dc.npending = co_agent.nshared_pending;

@@ -184,6 +184,7 @@ static void session(void)
 				       co_agent.pid, missing ? "the image's files" : "its list of shared files");
 			else if (note_root() == 0) {
 				co_inotify_take(); /* the inotify events the coordinator left to us: in the image */
+				co_agent.behind = (co_inbox.m.flags & CO_CKPT_BEHIND) != 0;
 				r = co_take_image(dir, &bytes, !(co_inbox.m.flags & CO_CKPT_STOP));
 			}
 			if (r == IMG_RESTARTED) {

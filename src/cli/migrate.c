@@ -12,7 +12,10 @@
  * end it here (HOLD_END).  Any failure before that leaves the group
  * running here (HOLD_RESUME, or our connection to the coordinator
  * closing): nothing is ever lost, and the generations stay here like any
- * other.  --max-rounds 0 skips the rounds: stop-and-copy.
+ * other.  --max-rounds 0 skips the rounds: stop-and-copy.  --postcopy:
+ * the stop is written behind (CO_CKPT_BEHIND, behind.c) and committed
+ * only after the group ends here, once post-copy has written its page
+ * data from the group parked here (commit_behind).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -71,6 +74,11 @@ struct migration {
 	uint64_t t_start, t_reply, t_compared, t_sent, t_ready, t_running;
 	int stop_incremental;	/* the stop was incremental (the rounds converged: stop_whole) */
 	struct co_postcopy_stats pc; /* --postcopy: what followed once the group ran there */
+	/* --postcopy: the stop written behind (CO_CKPT_BEHIND), not committed yet: its directory, number, final directory */
+	char behind[PATH_MAX];
+	uint64_t behind_gen;
+	char behind_dir[PATH_MAX];
+	uint64_t t_committed;	/* ... committed once its page data was in */
 	uint64_t t_done;	/* ... and when the target had it all (DONE) */
 };
 
@@ -251,6 +259,15 @@ static void answer(struct taken *t)
 	json_str(mb.text, "directory", t->dir, sizeof(t->dir));
 	if (!t->gen || !t->dir[0])
 		fail("the coordinator's reply names no generation: %.200s", mb.text);
+	json_str(mb.text, "behind", M.behind, sizeof(M.behind));
+	if (M.behind[0]) { /* written behind: not the group's until its page data is in (commit_behind) */
+		M.taken--;
+		M.behind_gen = t->gen;
+		snprintf(M.behind_dir, sizeof(M.behind_dir), "%s", t->dir);
+		snprintf(t->dir, sizeof(t->dir), "%s", M.behind);
+		M.processes = t->processes;
+		return;
+	}
 	snprintf(M.dir, sizeof(M.dir), "%s", t->dir);
 	M.gen = t->gen;
 	M.processes = t->processes;
@@ -374,7 +391,10 @@ static void send_generation(const char *gdir, uint64_t gen, int last)
 	char dir[PATH_MAX], path[PATH_MAX], err[1024] = "";
 	struct co_reader r;
 	int n, nf;
-	co_gen_dir(gdir, gen, dir, sizeof(dir));
+	if (last && M.behind[0])
+		snprintf(dir, sizeof(dir), "%s", M.behind); /* written behind: not committed yet */
+	else
+		co_gen_dir(gdir, gen, dir, sizeof(dir));
 	int fd = co_open_gen_file(dir, "manifest", path, sizeof(path), &r, err, sizeof(err));
 	if (fd < 0)
 		fail("%s", err);
@@ -453,10 +473,56 @@ static void end_here(void)
 	int ended = mb.m.type == CO_M_REPLY && !mb.m.a;
 	co_trace("migrate: ended here");
 	M.held = 0;
-	close(M.coord);
-	M.coord = -1;
+	if (!M.behind[0] || !ended) { /* (written behind: its commit is still to come, commit_behind) */
+		close(M.coord);
+		M.coord = -1;
+	}
 	if (!ended)
 		fail("the group's coordinator here did not confirm its end, so it was not let run at %s", M.o->to);
+}
+
+/*
+ * A stop written behind: every byte of its page data not yet written (by
+ * the pushes) is written from the parked group's memory, and the
+ * coordinator commits the generation, then ends the group.  0 (M.gen and
+ * M.dir name it), or -1 with err: the generation is lost.
+ */
+static int commit_behind(char *err, size_t errlen)
+{
+	static struct co_msgbuf mb;
+	if (!M.behind[0])
+		return 0;
+	M.behind[0] = 0;
+	int bad = co_postcopy_fill_rest(&M.pc, err, errlen);
+	if (!bad && (co_send(M.coord, CO_M_HOLD_COMMIT, 0, 0, 0, NULL, -1) || co_recv(M.coord, &mb, NULL)))
+		bad = snprintf(err, errlen, "the group's coordinator here ended before the stop's generation %llu was "
+			       "committed, its page data with it", (unsigned long long)M.behind_gen);
+	else if (!bad && (mb.m.type != CO_M_REPLY || mb.m.a))
+		bad = snprintf(err, errlen, "%s", mb.m.type == CO_M_REPLY ? mb.text : "the coordinator answered something else");
+	close(M.coord);
+	M.coord = -1;
+	if (bad)
+		return -1;
+	M.gen = M.behind_gen;
+	snprintf(M.dir, sizeof(M.dir), "%s", mb.text);
+	M.taken++;
+	M.t_committed = co_now_ns(CLOCK_MONOTONIC);
+	co_trace("migrate: the stop's generation %llu committed", (unsigned long long)M.gen);
+	return 0;
+}
+
+/*
+ * commit_behind failed once the group ended here: one line, exit 1.  The
+ * coordinator, hung up on before HOLD_COMMIT, writes what is left itself
+ * (coord/hold.c) and commits, if the group's memory is still there.
+ */
+static void lost_behind(const char *what, const char *why) __attribute__((noreturn));
+static void lost_behind(const char *what, const char *why)
+{
+	co_progress_end(&M.pr);
+	co_die("group '%s' ended here, %s; its generation %llu here could not be completed (%s): the group's "
+	       "coordinator here completes it if it can (its run says so), else the group, should it not run there, "
+	       "is lost", M.o->name, what, (unsigned long long)M.behind_gen, why);
 }
 
 /* GO, and RUNNING back: it runs there.  Past the end here nothing can be called off: a failure says what to do. */
@@ -467,6 +533,9 @@ static void let_run(void)
 	if (co_wire_send(&M.w, CO_W_GO, 0, 0, NULL) ||
 	    (M.o->postcopy ? co_postcopy_until(&M.w, CO_W_RUNNING, &M.pc, err, sizeof(err))
 			   : expect(CO_W_RUNNING, "RUNNING", err, sizeof(err)))) {
+		char cerr[1024];
+		if (commit_behind(cerr, sizeof(cerr)))
+			lost_behind("but its target did not confirm it runs there", cerr);
 		co_progress_end(&M.pr);
 		co_die("group '%s' ended here, but %s did not confirm it runs there (%s): if it does not, restart it "
 		       "here with 'cohort restart %s' (generation %llu is committed in %s)",
@@ -487,13 +556,22 @@ static void post_copy(void)
 {
 	char err[1024];
 	co_progress_set(&M.pr, "post-copy", 0, 0);
-	if (co_postcopy_serve(&M.w, &M.pc, err, sizeof(err))) {
+	int cut = co_postcopy_serve(&M.w, &M.pc, err, sizeof(err));
+	M.t_done = co_now_ns(CLOCK_MONOTONIC);
+	char cerr[1024];
+	/* the stop's page data, what post-copy did not write of it, then its commit: the generation to restart from */
+	if (commit_behind(cerr, sizeof(cerr))) {
+		char what[1200];
+		snprintf(what, sizeof(what), "it runs at %s%s%s%s", M.o->to, cut ? " but post-copy was cut (" : "",
+			 cut ? err : "", cut ? ")" : "");
+		lost_behind(what, cerr);
+	}
+	if (cut) {
 		co_progress_end(&M.pr);
 		co_die("group '%s' runs at %s, but post-copy was cut (%s): it ends there, its pages being here; restart "
 		       "it here with 'cohort restart %s --generation %llu' (committed in %s)",
 		       M.o->name, M.o->to, err, M.o->name, (unsigned long long)M.gen, M.dir);
 	}
-	M.t_done = co_now_ns(CLOCK_MONOTONIC);
 	close(M.w.fd);
 }
 
@@ -556,6 +634,12 @@ static int time_to_stop(void)
 	return k >= 1 && last >= M.round_bytes[k - 1];
 }
 
+/* The stop's flags: held; incremental unless whole; with --postcopy its page data written behind. */
+static unsigned stop_flags(void)
+{
+	return CO_CKPT_HOLD | (M.stop_incremental ? CO_CKPT_INCREMENTAL : 0) | (M.o->postcopy ? CO_CKPT_BEHIND : 0);
+}
+
 /*
  * Round t, committed and not sent yet, is small enough to be the last
  * (it fits, as time_to_stop will find): the stop is asked now, before t
@@ -596,7 +680,7 @@ static void precopy_rounds(void)
 			compare_files(&t);
 		if (early_stop(&t)) {
 			M.stop_incremental = 1;
-			ask(CO_CKPT_HOLD | CO_CKPT_INCREMENTAL);
+			ask(stop_flags());
 			M.stop_asked = 1;
 			stream_round(&t, t_take);
 			return;
@@ -631,7 +715,7 @@ static void stop_and_send(void)
 	snprintf(M.label, sizeof(M.label), "stop");
 	if (!M.stop_asked) {
 		M.stop_incremental = M.rounds && !stop_whole();
-		ask(CO_CKPT_HOLD | (M.stop_incremental ? CO_CKPT_INCREMENTAL : 0));
+		ask(stop_flags());
 	}
 	answer(&t);
 	M.t_reply = co_now_ns(CLOCK_MONOTONIC);
@@ -639,12 +723,13 @@ static void stop_and_send(void)
 	uint64_t done = M.t_ask + (uint64_t)(t.duration_ms * 1e6);
 	if (M.stop_asked && done < M.t_reply)
 		M.t_reply = done;
-	co_trace("migrate: the stop's generation %llu committed", (unsigned long long)t.gen);
+	co_trace("migrate: the stop's generation %llu %s", (unsigned long long)t.gen,
+		 M.behind[0] ? "written, its page data behind" : "committed");
 	M.pause_ms = t.pause_ms;
 	compare_files(&t);
 	M.t_compared = co_now_ns(CLOCK_MONOTONIC);
 	sending(t.bytes);
-	group_dir(t.dir, gdir, sizeof(gdir));
+	group_dir(M.behind[0] ? M.behind_dir : t.dir, gdir, sizeof(gdir));
 	char err[1024];
 	if (M.o->postcopy && co_postcopy_plan(t.dir, err, sizeof(err)))
 		fail("%s", err);
@@ -666,10 +751,13 @@ static void result(void)
 	double dur = (double)(co_now_ns(CLOCK_MONOTONIC) - M.t_start) / 1e6;
 	unsigned long long bytes = M.w.sent + M.pc.bytes, gen = M.gen;
 	const char *mode = M.o->postcopy ? "post-copy" : M.rounds ? "pre-copy" : "stop-and-copy";
-	char pc[160] = "";
+	char pc[256] = "";
 	if (M.o->postcopy)
-		snprintf(pc, sizeof(pc), ",\"postcopy_ms\":%.2f,\"postcopy_bytes\":%llu,\"requests\":%llu",
-			 ms(M.t_running, M.t_done), (unsigned long long)M.pc.bytes, (unsigned long long)M.pc.requests);
+		snprintf(pc, sizeof(pc), ",\"postcopy_ms\":%.2f,\"postcopy_bytes\":%llu,\"requests\":%llu,"
+			 "\"behind_bytes\":%llu,\"requests_behind\":%llu,\"committed_ms\":%.2f",
+			 ms(M.t_running, M.t_done), (unsigned long long)M.pc.bytes, (unsigned long long)M.pc.requests,
+			 (unsigned long long)M.pc.behind, (unsigned long long)M.pc.requests_behind,
+			 M.t_committed ? ms(M.t_running, M.t_committed) : 0.0);
 	if (M.o->json) {
 		char name[256], to[512], rb[MAX_SENT * 24 + 8];
 		size_t o = 0;

@@ -13,6 +13,13 @@
  * source pushes every piece in file order (co_postcopy_serve), and a
  * piece a fault waits for first (WANT).
  *
+ * The stop is written behind (behind.c): the page data of lazy regions,
+ * and its checksums, are not in the source's files yet either.  A piece
+ * is read from the parked group's memory as it is pushed, and written
+ * into its file on the way (piece_bytes); what is left once the target
+ * has it all, or once the link is cut, is written then
+ * (co_postcopy_fill_rest), and only then is the generation committed.
+ *
  * At the target one process owns the stream: the receiver forks it before
  * the restart (co_postcopy_start; the restore itself may fault on a page
  * still at the source), and READY, GO and RUNNING pass through it.  It
@@ -28,8 +35,8 @@
  * The connection lost during post-copy cannot be made safe: the group at
  * the target lacks pages only the source has.  The receiver marks the
  * table failed; the first filler that waits says so in one line and
- * fails, which ends the group (coord/lazy.c); the source keeps the stop's
- * generation, committed, to restart from (migrate.c says so).
+ * fails, which ends the group (coord/lazy.c); the source completes the
+ * stop's generation and commits it, to restart from (migrate.c says so).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "behind.h"
 #include "postcopy.h"
 #include "proto.h"
 #include "res.h"
@@ -68,6 +76,7 @@ struct piece {
 	uint16_t file;
 	uint8_t state;		/* target: MISSING, ASKED (a filler waits), WANTED (the WANT went), IN */
 	uint8_t sent;		/* source: pushed once */
+	uint8_t written;	/* source: its page data written behind is in its file (piece_bytes) */
 };
 enum { MISSING, ASKED, WANTED, IN };
 
@@ -79,7 +88,7 @@ static uint32_t cut(const struct co_wire_hole *h, uint32_t n, uint16_t f, struct
 		for (uint64_t at = 0; at < h[i].len; at += PIECE, k++)
 			if (out)
 				out[k] = (struct piece){ h[i].off + at, (uint32_t)(h[i].len - at < PIECE ? h[i].len - at : PIECE),
-							 f, MISSING, 0 };
+							 f, MISSING, 0, 0 };
 	return k;
 }
 
@@ -104,7 +113,11 @@ struct sparse {
 	char path[PATH_MAX];
 	struct co_wire_hole *holes;
 	uint32_t n;
+	struct co_behind_runs segs; /* the holes' page data written behind (behind.c) */
 };
+static int plan_mem = -1;	/* the memory of the process whose image the plan reads (-1: not opened) */
+static int plan_pid;		/* ... its pid in the group */
+static const char *plan_dir;
 static struct sparse *plan;
 static uint32_t nplan;
 static struct piece *pieces;	/* the plan's, in the order the files were sent */
@@ -169,7 +182,9 @@ static int read_regions(const char *path, struct regions *rs, char *err, size_t 
 				if (k >= 0)
 					rs->r[k].cow = 1;
 			}
-		} else if (t != CO_R_PROC && t != CO_R_VMA && t != CO_R_COWMAP)
+		} else if (t == CO_R_PAGEDATA) /* (written behind: not there yet) */
+			bad = co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
+		else if (t != CO_R_PROC && t != CO_R_VMA && t != CO_R_COWMAP)
 			bad = co_r_finish(&r);
 	}
 	close(fd);
@@ -229,13 +244,49 @@ static int add_hole(struct sparse *s, uint64_t off, uint64_t len, uint32_t *cap)
 	return 0;
 }
 
-/* The holes of one page stream: the payload of its page data in lazy regions. */
+/* The memory of the process whose image the plan reads (its page data written behind is read there). */
+static int mem_fd(char *err, size_t errlen)
+{
+	int host;
+	if (plan_mem < 0 && (host = co_behind_host(plan_dir, plan_pid, err, errlen)) > 0)
+		plan_mem = co_behind_mem(host, err, errlen);
+	return plan_mem;
+}
+
+static struct co_postcopy_stats plan_stats; /* what the plan wrote behind before the stop was sent */
+
+/* A page data record written behind (payload at off, record seq): from memory, now. */
+static int write_now(int fd, const struct co_pagemap *pm, uint64_t off, uint64_t seq, char *err, size_t errlen)
+{
+	int mem = mem_fd(err, errlen);
+	return mem < 0 ? -1 : co_behind_record(mem, fd, pm->runs, pm->nruns, off, seq, &plan_stats.behind, err, errlen);
+}
+
+/* Is each run of pm in a region the target takes lazily? */
+static int all_lazy(const struct co_pagemap *pm)
+{
+	for (uint32_t i = 0; i < pm->nruns; i++) {
+		int k = region_at(&regs, pm->runs[i].addr);
+		if (k < 0 || !regs.r[k].lazy || pm->runs[i].addr + pm->runs[i].npages * 4096 > regs.r[k].end)
+			return 0;
+	}
+	return 1;
+}
+
+
+/*
+ * The holes of one page stream: the payload of its page data in lazy
+ * regions.  Page data written behind (CO_RF_BEHIND) in a hole is noted
+ * (s->segs: piece_bytes reads it from memory); elsewhere (a region the
+ * target restores eagerly after all) it is written now, before the file
+ * is sent, as it is for a file sent whole.
+ */
 static int stream_holes(struct sparse *s, char *err, size_t errlen)
 {
 	static struct co_reader r;
 	static struct co_pagemap pm;
 	uint32_t cap = 0;
-	int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	int fd = open(s->path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return snprintf(err, errlen, "cannot open %s: %s", s->path, strerror(errno)), -1;
 	co_r_init(&r, fd, s->path);
@@ -251,23 +302,38 @@ static int stream_holes(struct sparse *s, char *err, size_t errlen)
 			break;
 		}
 		uint64_t at = r.off;
-		for (uint32_t i = 0; i < pm.nruns && !bad; i++) {
-			int k = region_at(&regs, pm.runs[i].addr);
-			uint64_t len = pm.runs[i].npages * 4096;
-			if (k >= 0 && regs.r[k].lazy && pm.runs[i].addr + len <= regs.r[k].end)
-				bad = add_hole(s, at, len, &cap);
-			at += len;
-		}
+		uint32_t r0 = s->segs.n;
+		int behind = (r.hdr.flags & CO_RF_BEHIND) && r.hdr.len; /* (its payload and checksum are not there) */
+		if (behind && !all_lazy(&pm)) /* (one region's: the target takes it eagerly after all) */
+			bad = write_now(fd, &pm, r.off, r.hdr.seq, err, errlen);
+		else
+			for (uint32_t i = 0; i < pm.nruns && !bad; i++) {
+				int k = region_at(&regs, pm.runs[i].addr);
+				uint64_t len = pm.runs[i].npages * 4096, a = pm.runs[i].addr;
+				if (k >= 0 && regs.r[k].lazy && a + len <= regs.r[k].end)
+					bad = add_hole(s, at, len, &cap) ||
+					      (behind && (mem_fd(err, errlen) < 0 || co_behind_add(&s->segs, at, len, a)));
+				at += len;
+			}
+		/* its checksum follows its payload: a hole too, written once the record's last bytes go */
+		if (!bad && behind && all_lazy(&pm))
+			bad = add_hole(s, r.off + r.hdr.len, 8, &cap) ||
+			      co_behind_add_rec(&s->segs, r.off, r.hdr.len, r.hdr.seq, r0);
 		bad = bad || co_r_skip(&r, r.hdr.len) || co_r_finish(&r);
 	}
-	close(fd);
-	if (bad || e < 0)
-		return snprintf(err, errlen, "%s", r.err[0] ? r.err : "cannot list the holes of a page stream"), -1;
-	if (s->n > CO_WIRE_MAX_HOLES) { /* more than a hole list carries: sent whole */
+	if (!bad && s->n > CO_WIRE_MAX_HOLES) { /* more than a hole list carries: sent whole */
+		s->segs.mem = plan_mem;
+		bad = co_behind_write_all(&s->segs, fd, &plan_stats.behind, err, errlen);
 		free(s->holes);
 		s->holes = NULL;
-		s->n = 0;
+		s->n = s->segs.n = s->segs.nrec = 0;
 	}
+	close(fd);
+	if (bad && err[0])
+		return -1;
+	if (bad || e < 0)
+		return snprintf(err, errlen, "%s", r.err[0] ? r.err : "cannot list the holes of a page stream"), -1;
+	s->segs.mem = s->segs.n ? plan_mem : -1;
 	return 0;
 }
 
@@ -294,9 +360,13 @@ int co_postcopy_plan(const char *dir, char *err, size_t errlen)
 			snprintf(parent, sizeof(parent), "%s/%s", dir, procs[pk].image);
 		if (read_regions(image, &regs, err, errlen) || drop_kept(pk >= 0 ? parent : NULL, err, errlen))
 			return -1;
+		plan_mem = -1; /* opened at its first page data written behind (kept open: piece_bytes reads it) */
+		plan_pid = procs[i].pid;
+		plan_dir = dir;
 		for (uint32_t k = 0; k < regs.streams && k < CO_STREAMS && nplan < MAX_FILES; k++) {
 			struct sparse *s = &plan[nplan];
 			memset(s, 0, sizeof(*s));
+			err[0] = 0;
 			co_stream_path(s->path, sizeof(s->path), image, (int)k);
 			snprintf(s->name, sizeof(s->name), "%s", strrchr(s->path, '/') + 1);
 			if (stream_holes(s, err, errlen))
@@ -312,6 +382,8 @@ int co_postcopy_plan(const char *dir, char *err, size_t errlen)
 	if (!(pieces = calloc(np ? np : 1, sizeof(*pieces))))
 		return snprintf(err, errlen, "out of memory"), -1;
 	npieces = nsent = 0;
+	co_trace("migrate: post-copy plan: %u files sparse, %llu bytes written behind before they are sent", nplan,
+		 (unsigned long long)plan_stats.behind);
 	return 0;
 }
 
@@ -328,21 +400,42 @@ const struct co_wire_hole *co_postcopy_holes(const char *name, uint32_t *n)
 	return NULL;
 }
 
-/* Piece p of the plan onto the stream: PUSH, then its bytes. */
-static int push(struct co_wire *w, const struct piece *p, struct co_postcopy_stats *st, char *err, size_t errlen)
+/*
+ * The bytes of piece p into buf: from its file, and where they were
+ * written behind and are not in yet, from the parked process's memory,
+ * written into the file on the way (then p is written).
+ */
+static int piece_bytes(struct piece *p, char *buf, struct co_postcopy_stats *st, char *err, size_t errlen)
 {
-	static char buf[PIECE];
 	static int fd = -1, fd_of = -1;
+	static char before[PIECE];
+	struct sparse *s = &plan[sent_plan[p->file]];
 	if (fd_of != p->file) {
 		if (fd >= 0)
 			close(fd);
 		fd_of = p->file;
-		if ((fd = open(plan[sent_plan[p->file]].path, O_RDONLY | O_CLOEXEC)) < 0)
-			return snprintf(err, errlen, "cannot open %s: %s", plan[sent_plan[p->file]].path, strerror(errno)), -1;
+		if ((fd = open(s->path, O_RDWR | O_CLOEXEC)) < 0)
+			return snprintf(err, errlen, "cannot open %s: %s", s->path, strerror(errno)), -1;
 	}
+	/* a record's checksum is hashed from its file: the record's pieces before it go in first */
+	long c = p->written ? -1 : co_behind_rec_at(&s->segs, p->off, p->len);
+	for (long k = c < 0 ? -1 : find_piece(pieces, npieces, p->file, s->segs.rec[c].off); k >= 0 && &pieces[k] < p; k++)
+		if (!pieces[k].written && piece_bytes(&pieces[k], before, st, err, errlen))
+			return -1;
 	if (pread(fd, buf, p->len, (off_t)p->off) != (ssize_t)p->len)
-		return snprintf(err, errlen, "cannot read %s at byte %llu", plan[sent_plan[p->file]].path,
-				(unsigned long long)p->off), -1;
+		return snprintf(err, errlen, "cannot read %s at byte %llu", s->path, (unsigned long long)p->off), -1;
+	if (!p->written && co_behind_overlay(&s->segs, fd, p->off, buf, p->len, &st->behind, err, errlen))
+		return -1;
+	p->written = 1;
+	return 0;
+}
+
+/* Piece p of the plan onto the stream: PUSH, then its bytes. */
+static int push(struct co_wire *w, struct piece *p, struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	static char buf[PIECE];
+	if (piece_bytes(p, buf, st, err, errlen))
+		return -1;
 	if (co_wire_send(w, CO_W_PUSH, p->file, (int64_t)p->off, NULL))
 		return snprintf(err, errlen, "%s: the connection was lost", w->peer), -1;
 	co_w_rec(&w->w, CO_R_WIRE_DATA, buf, p->len);
@@ -350,6 +443,29 @@ static int push(struct co_wire *w, const struct piece *p, struct co_postcopy_sta
 		return snprintf(err, errlen, "sending to %s: %s", w->peer, strerror(-w->w.err)), -1;
 	st->bytes += p->len;
 	return 0;
+}
+
+/*
+ * The push order: file order, but on from the last piece a fault asked
+ * for.  A program that walks its memory (one that writes everywhere, the
+ * case where the rounds cannot converge) goes on from its fault, so the
+ * pushes run ahead of it there instead of where it is not, and it waits
+ * on a WANT's round trip again only once it overtakes them.  The pieces
+ * passed over are pushed after the last one.
+ */
+static uint32_t next;		/* the next piece to push, once it is not sent */
+static uint32_t first;		/* none before it is left to push */
+
+static uint32_t next_piece(void)
+{
+	while (next < npieces && pieces[next].sent)
+		next++;
+	if (next == npieces) {
+		while (first < npieces && pieces[first].sent)
+			first++;
+		next = first;
+	}
+	return next;
 }
 
 /* The next message from the target into m, a WANT answered at once (then 2); -1 with err. */
@@ -363,6 +479,10 @@ static int answer(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_s
 	if (k < 0)
 		return snprintf(err, errlen, "%s asked for something this migration does not hold", w->peer), -1;
 	st->requests++;
+	next = (uint32_t)k + 1; /* the program goes on from there, most likely */
+	if (pieces[k].sent)
+		return 2; /* pushed already, and on its way: the stream is in order, sending it twice only delays the next */
+	st->requests_behind += !pieces[k].written; /* (read from the parked group's memory, then) */
 	pieces[k].sent = 1;
 	return push(w, &pieces[k], st, err, errlen) ? -1 : 2;
 }
@@ -384,15 +504,13 @@ static int serving;
 
 static int step(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_stats *st, char *err, size_t errlen)
 {
-	static uint32_t next;
 	static int low;
 	if (!low++) {
 		int lw = LOW_WATER;
 		setsockopt(w->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lw, sizeof(lw));
 	}
-	while (next < npieces && pieces[next].sent)
-		next++;
-	struct pollfd pf = { w->fd, (short)(POLLIN | (serving && next < npieces ? POLLOUT : 0)), 0 };
+	uint32_t k = next_piece();
+	struct pollfd pf = { w->fd, (short)(POLLIN | (serving && k < npieces ? POLLOUT : 0)), 0 };
 	if (co_wire_readable(w))
 		return answer(w, m, st, err, errlen);
 	int n = poll(&pf, 1, QUIET_MS);
@@ -402,8 +520,8 @@ static int step(struct co_wire *w, struct co_wire_msg *m, struct co_postcopy_sta
 		return snprintf(err, errlen, "%s: %s", w->peer, n ? strerror(errno) : "no word for 120 s"), -1;
 	if (pf.revents & (POLLIN | POLLERR | POLLHUP))
 		return answer(w, m, st, err, errlen);
-	pieces[next].sent = 1;
-	return push(w, &pieces[next], st, err, errlen) ? -1 : 2;
+	pieces[k].sent = 1;
+	return push(w, &pieces[k], st, err, errlen) ? -1 : 2;
 }
 
 int co_postcopy_until(struct co_wire *w, unsigned op, struct co_postcopy_stats *st, char *err, size_t errlen)
@@ -428,6 +546,17 @@ int co_postcopy_serve(struct co_wire *w, struct co_postcopy_stats *st, char *err
 		return 0; /* nothing was left out: the target restarted the group as any migration's */
 	/* the rest in file order, a WANT answered before the next piece; then DONE */
 	return co_postcopy_until(w, CO_W_DONE, st, err, errlen);
+}
+
+int co_postcopy_fill_rest(struct co_postcopy_stats *st, char *err, size_t errlen)
+{
+	static char buf[PIECE];
+	st->behind += plan_stats.behind;
+	plan_stats.behind = 0;
+	for (uint32_t k = 0; k < npieces; k++)
+		if (!pieces[k].written && plan[sent_plan[pieces[k].file]].segs.n && piece_bytes(&pieces[k], buf, st, err, errlen))
+			return -1;
+	return 0;
 }
 
 /* ==== the target ==== */

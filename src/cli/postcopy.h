@@ -20,7 +20,9 @@
  * image's page streams (not compressed ones), the payload of the page
  * data of every region the target restores lazily (co_vma_lazy_kind, and
  * no page shared copy-on-write with a parent there: the restorer may keep
- * such a region from the parent and read it eagerly).  0, or -1 with err.
+ * such a region from the parent and read it eagerly).  A stop written
+ * behind: its page data there is read from the parked group's memory as
+ * it is pushed; elsewhere it is written now.  0, or -1 with err.
  */
 int co_postcopy_plan(const char *dir, char *err, size_t errlen);
 /* The holes of file name of that generation (NULL: sent whole). */
@@ -29,6 +31,8 @@ const struct co_wire_hole *co_postcopy_holes(const char *name, uint32_t *n);
 struct co_postcopy_stats {
 	uint64_t bytes;		/* pushed (the pieces asked for twice count twice) */
 	uint64_t requests;	/* WANTs answered */
+	uint64_t behind;	/* page data written behind at the stop, read from the parked group's memory */
+	uint64_t requests_behind; /* WANTs for pieces not written yet: answered from that memory */
 };
 /*
  * The next message from the target, which must be op (READY, RUNNING):
@@ -42,6 +46,13 @@ int co_postcopy_until(struct co_wire *w, unsigned op, struct co_postcopy_stats *
  * with err (the connection lost, an ABORT).
  */
 int co_postcopy_serve(struct co_wire *w, struct co_postcopy_stats *st, char *err, size_t errlen);
+
+/*
+ * The stop was written behind (CO_CKPT_BEHIND, behind.c): every piece of
+ * page data not pushed (and written) yet written from the parked group's
+ * memory, for its commit.  0, or -1 with err.
+ */
+int co_postcopy_fill_rest(struct co_postcopy_stats *st, char *err, size_t errlen);
 
 /* ---- the target ---- */
 

@@ -72,9 +72,9 @@ static void hdr_seal(struct co_rec_hdr *h)
 	h->check = (uint32_t)co_xxh64(h, sizeof(*h), 0);
 }
 
-int co_w_begin(struct co_writer *w, unsigned type, uint64_t len, int aligned)
+int co_w_begin_flags(struct co_writer *w, unsigned type, uint64_t len, int aligned, unsigned flags)
 {
-	struct co_rec_hdr h = { CO_REC_MAGIC, (uint16_t)type, 0, 0, 0, len, w->seq };
+	struct co_rec_hdr h = { CO_REC_MAGIC, (uint16_t)type, (uint16_t)flags, 0, 0, len, w->seq };
 	if (aligned)
 		h.pad = (uint32_t)(CO_PAGE_ALIGN(w->off + sizeof(h)) - (w->off + sizeof(h)));
 	hdr_seal(&h);
@@ -88,6 +88,28 @@ int co_w_begin(struct co_writer *w, unsigned type, uint64_t len, int aligned)
 	w->got = 0;
 	co_xxh64_init(&w->h, w->seq ^ type);
 	return w->err;
+}
+
+int co_w_begin(struct co_writer *w, unsigned type, uint64_t len, int aligned)
+{
+	return co_w_begin_flags(w, type, len, aligned, 0);
+}
+
+int co_w_skip(struct co_writer *w, uint64_t n)
+{
+	if (w->got + n > w->want && !w->err)
+		w->err = -EOVERFLOW;
+	if (w->io && !w->err)
+		w->err = -ESPIPE; /* a stream cannot be written out of order */
+	if (co_w_flush(w))
+		return w->err;
+	long r = co_lseek(w->fd, (long)n, 1 /* SEEK_CUR */);
+	if (r < 0)
+		return w->err = (int)r;
+	w->got += n;
+	w->off += n;
+	w->skipped = 1;
+	return 0;
 }
 
 int co_w_put(struct co_writer *w, const void *p, uint64_t n)
@@ -104,7 +126,15 @@ int co_w_end(struct co_writer *w)
 	if (w->got != w->want && !w->err)
 		w->err = -EPROTO;
 	uint64_t sum = co_xxh64_digest(&w->h);
-	emit(w, &sum, sizeof(sum));
+	if (w->skipped) { /* (co_w_skip) the checksum is the later writer's too */
+		w->skipped = 0;
+		long r = co_w_flush(w) ? 0 : co_lseek(w->fd, sizeof(sum), 1 /* SEEK_CUR */);
+		if (r < 0)
+			w->err = (int)r;
+		w->off += sizeof(sum);
+	} else {
+		emit(w, &sum, sizeof(sum));
+	}
 	w->seq++;
 	return w->err;
 }

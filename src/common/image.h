@@ -83,12 +83,21 @@ void co_stream_path(char *out, unsigned long n, const char *image, int k);
 struct co_rec_hdr {
 	uint32_t magic;
 	uint16_t type;
-	uint16_t flags;
+	uint16_t flags;		/* CO_RF_*: what a reader may ignore */
 	uint32_t pad;
 	uint32_t check; /* low 32 bits of XXH64 of this header with check = 0 */
 	uint64_t len;
 	uint64_t seq;
 };
+
+/*
+ * co_rec_hdr.flags.  BEHIND (page data of a migration's post-copy stop,
+ * docs/architecture.md "Post-copy"): the payload and its checksum were
+ * written after the rest of the file, from the parked process's memory
+ * (until then the file has a hole there); the generation is committed
+ * only once they are in.  Readers need not look at it.
+ */
+#define CO_RF_BEHIND 1
 
 /*
  * Whose file an image is (format 7): the group (a random id the group
@@ -883,11 +892,20 @@ struct co_writer {
 	char *buf;
 	uint32_t bufsize, buffered;
 	struct co_io *io;	/* NULL: the bytes go to fd */
+	int skipped;		/* co_w_skip in this record: its checksum is not written either */
 };
 
 void co_w_init(struct co_writer *w, int fd, char *buf, uint32_t bufsize);
 /* Start a record of `len` payload bytes; aligned != 0 puts the payload on a page boundary. */
 int co_w_begin(struct co_writer *w, unsigned type, uint64_t len, int aligned);
+/* The same, with flags (CO_RF_*) in its header. */
+int co_w_begin_flags(struct co_writer *w, unsigned type, uint64_t len, int aligned, unsigned flags);
+/*
+ * n bytes of payload neither written nor hashed: the file keeps a hole
+ * there, and the record's checksum is left out too (co_w_end), for whoever
+ * writes those bytes later (CO_RF_BEHIND).
+ */
+int co_w_skip(struct co_writer *w, uint64_t n);
 int co_w_put(struct co_writer *w, const void *p, uint64_t n);
 int co_w_end(struct co_writer *w);
 int co_w_rec(struct co_writer *w, unsigned type, const void *p, uint64_t len);

@@ -65,6 +65,8 @@ enum co_msg_type {
 	CO_M_HOLD_END,		/* after a CO_CKPT_HOLD checkpoint, on its connection: the group has moved
 				   (text: where to, ADDR:PORT): end it here; answered with REPLY */
 	CO_M_HOLD_RESUME,	/* the same: the migration failed, the group runs on; answered with REPLY */
+	CO_M_HOLD_COMMIT,	/* after HOLD_END of a CO_CKPT_BEHIND checkpoint: its page data is written, commit
+				   it, then end the group; answered with REPLY (text: the generation's directory) */
 	/* coordinator -> CLI */
 	CO_M_REPLY = 48,	/* a: 0 ok or error code; text: result line or error */
 	CO_M_PROGRESS,		/* before the reply, only to a client that asked (CO_CKPT_PROGRESS):
@@ -94,6 +96,15 @@ enum {
 	 * times slower to write).
 	 */
 	CO_CKPT_MIGRATING = 512,
+	/*
+	 * With HOLD (cohort migrate --postcopy): each member writes its image
+	 * itself (no snapshot), the page data of its private anonymous regions
+	 * hashed but left out (CO_RF_BEHIND).  The reply names the temporary
+	 * directory ("behind"); nothing is committed before HOLD_COMMIT, or,
+	 * the client gone after HOLD_END, before the coordinator has written
+	 * that data itself from the parked processes' memory.
+	 */
+	CO_CKPT_BEHIND = 1024,
 };
 enum { CO_STATUS_JSON = 1, CO_STATUS_BRIEF = 2 /* one line: the group, not its processes */ };
 enum { CO_KILL_JSON = 1 };

@@ -29,6 +29,7 @@ struct stream {
 	int pmfd;
 	int vol;			/* pages of the agent's own memory: bounce them */
 	int drop;			/* a snapshot's copy of the program's memory: drop what is written */
+	int behind;			/* a region restored lazily at a post-copy's target: not written (co_w_skip) */
 	uint64_t drop_from;		/* up to where it is dropped */
 	uint64_t bytes;
 	int failed;
@@ -118,11 +119,15 @@ static int flush_runs(struct stream *s)
 		return 0;
 	size_t len = __builtin_offsetof(struct co_pagemap, runs) + pm->nruns * sizeof(struct co_run);
 	co_w_rec(s->w, CO_R_PAGEMAP, pm, len);
-	co_w_begin(s->w, CO_R_PAGEDATA, pm->npages * CO_PAGE, pm->npages != 0); /* no padding for nothing */
+	/* no padding for nothing */
+	co_w_begin_flags(s->w, CO_R_PAGEDATA, pm->npages * CO_PAGE, pm->npages != 0, s->behind ? CO_RF_BEHIND : 0);
 	for (uint32_t i = 0; i < pm->nruns; i++) {
 		uint64_t addr = pm->runs[i].addr, n = pm->runs[i].npages * CO_PAGE;
 		if (!s->vol) {
-			co_w_put(s->w, (void *)addr, n);
+			if (s->behind)
+				co_w_skip(s->w, n);
+			else
+				co_w_put(s->w, (void *)addr, n);
 			continue;
 		}
 		for (uint64_t done = 0; done < n; done += sizeof(s->bounce)) {
@@ -346,6 +351,15 @@ static void write_stream(void *arg)
 		s->vol = is_volatile(s->d, v);
 		s->drop = s->d->snapshot && !s->vol && v->kind == CO_V_ANON;
 		s->drop_from = s->ranges[i].lo;
+		/*
+		 * A post-copy stop: the pages of a region the target may take
+		 * lazily, and their checksum, are written later from the
+		 * parked process (the migration's source, src/cli/behind.c); never
+		 * the agent's own memory, which changes meanwhile.  A batch
+		 * is one region's (flushed at its end), so a record is all
+		 * behind or not at all.
+		 */
+		s->behind = s->d->behind && !s->vol && !s->d->forked && co_vma_lazy_kind(v);
 		s->failed = scan_pages(s, v, s->ranges[i].lo, s->ranges[i].hi, add_page) || flush_batch(s);
 		if (!s->failed)
 			drop_written(s, s->ranges[i].hi);

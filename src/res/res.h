@@ -63,6 +63,7 @@ struct co_dumpctx {
 	int snapshot;				/* written by a snapshot child: what is written may be dropped */
 	int advice;				/* read the regions' madvise flags from smaps (agent.h) */
 	int forked;				/* the writer is a snapshot child (co_mem_fork_begin) */
+	int behind;				/* a post-copy stop: lazy page data hashed, written later (CO_RF_BEHIND) */
 	struct co_timer timers[CO_MAX_TIMERS];	/* POSIX timers, read before a snapshot (it has none) */
 	int ntimers;
 	struct co_pattrs attrs;			/* process-wide attributes, read before a snapshot (attrs.c) */

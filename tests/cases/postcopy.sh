@@ -21,8 +21,18 @@
 #                       exits 1 in one line naming the generation and the
 #                       command; that restart at A ends with the RESULT
 #   postcopy_killed     migrate killed once the group runs at B (COHORT_CRASH=postcopy):
-#                       the same at B; the restart at A from the newest
-#                       generation ends with the RESULT
+#                       the same at B; A's coordinator writes the stop's page
+#                       data itself and commits it: the restart at A from the
+#                       newest generation ends with the RESULT
+#   postcopy_resume     the 3-process pipeline: the restore at B fails after a
+#                       stop written behind (COHORT_FAULT=fail:memory): migrate
+#                       exits 1, the group runs on at A and nothing of the stop,
+#                       never committed, is left there; then it migrates with
+#                       --postcopy and ends right at B
+# The stop of --postcopy is written behind (behind.c): postcopy_roundtrip
+# checks that its page data was read from A's parked group (behind_bytes)
+# and that a fault asked for a piece not written yet (requests_behind);
+# postcopy_cut that the cut leaves it written and committed.
 
 # pc_num TAG FIELD: the number FIELD of migrate --json TAG
 pc_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$TD/$1.out"; }
@@ -66,6 +76,11 @@ t_postcopy_roundtrip() {
 	[ "$(pc_num mig1 postcopy_bytes)" -gt 100000000 ] ||
 		fail "mig1: $(pc_num mig1 postcopy_bytes) bytes after the switch, of 256 MiB: $(head -c 500 "$TD/mig1.out")"
 	[ "$(pc_num mig1 requests)" -gt 0 ] || fail "mig1: no piece asked for by a fault: $(head -c 500 "$TD/mig1.out")"
+	# the stop wrote that data behind: each piece read from A's parked group as it was pushed or asked for
+	[ "$(pc_num mig1 behind_bytes)" -gt 100000000 ] ||
+		fail "mig1: $(pc_num mig1 behind_bytes) bytes written behind at A: $(head -c 500 "$TD/mig1.out")"
+	[ "$(pc_num mig1 requests_behind)" -gt 0 ] ||
+		fail "mig1: no fault asked for a piece not written yet at A: $(head -c 600 "$TD/mig1.out")"
 	[ -s "$TD/holesB" ] || fail "receive at B reported no sparse file"
 	pc_sparse "$TD/holesB" || fail "no page stream was sparse at B's restart: $(tr '\n' '|' <"$TD/holesB")"
 	migrated run0 "$TO"
@@ -105,8 +120,8 @@ t_postcopy_cut() {
 	host A
 	bg_start cut "${ON[@]}" env COHORT_CRASH="postcopy:$TD/link.cut" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" \
 		--to "$TO" --token-file "$TD/token" --copy-files --postcopy --max-rounds 0
-	migrated run0 "$TO"
-	# the group runs at B (migrate has had RUNNING, and holds there)
+	# the group runs at B (migrate has had RUNNING, and holds there); it stays at A, stopped, until
+	# the stop's page data is written there (behind.c): only then does its run end
 	wait_for "the group to run at B" pc_runs_at_b
 	sleep 1
 	nsenter -t "$PA" -n ip link set va down || fail "cannot bring the link down"
@@ -114,6 +129,7 @@ t_postcopy_cut() {
 	: >"$TD/link.cut"
 	bg_wait cut
 	mig_failed cut "restart it here with 'cohort restart $GNAME --generation [0-9]*' (committed in $IMG/A/$GNAME/"
+	migrated run0 "$TO"
 	pc_ended_at_b recvB
 	[ $((SECONDS - t0)) -le 30 ] || fail "the cut link was noticed after $((SECONDS - t0)) s"
 	mig_restart_a "$(sed -n "s/.*--generation \([0-9]*\)'.*/\1/p" "$TD/cut.err")"
@@ -134,4 +150,25 @@ t_postcopy_killed() {
 	local gen
 	gen=$(committed_at A | tr ' ' '\n' | sed -n 's/^gen-0*//p' | sort -n | tail -n 1)
 	mig_restart_a "$gen"
+}
+
+t_postcopy_resume() {
+	mig_hosts
+	mig_run run0
+	mig_receive recvB B COHORT_FAULT=fail:memory
+	mig_go A fault --postcopy --max-rounds 0
+	mig_failed fault "the group runs on here"
+	bg_wait recvB
+	[ "$RC" != 0 ] || fail "recvB: status 0 after its restore failed"
+	no_generation B
+	no_generation A
+	: >"$TT/go.1"
+	wait_lines 25 run0
+	mig_receive recvB2 B
+	mig_go A mig2 --json --postcopy --max-rounds 0
+	mig_ok mig2
+	migrated run0 "$TO"
+	: >"$TT/go.2"
+	bg_wait recvB2
+	final_check 0 "$RC" recvB2 run0 recvB2
 }

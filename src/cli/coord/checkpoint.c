@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include "res.h"
 #include "coord.h"
+#include "cli/behind.h"
 
 /*
  * Which descriptors of member c share the open file of one of our stdio
@@ -372,6 +373,7 @@ struct ckpt {
 	int precopy, compress, kill_it;
 	int hold;			/* CO_CKPT_HOLD: parked after the commit until the client says (ckpt_hold) */
 	int parked;			/* kill_it or hold: the members are not released at the snapshot */
+	int behind;			/* CO_CKPT_BEHIND: committed once its page data is written (hold_behind) */
 	char err[1024];			/* why it failed */
 	int released;			/* the members were sent RELEASE */
 	int busy;			/* a member was caught part-way through something (CO_BUSY) */
@@ -475,6 +477,7 @@ static int ckpt_prepare(struct ckpt *k, int ci, unsigned flags, const char *imag
 	k->parked = k->kill_it || k->hold;
 	if (k->hold)
 		k->precopy = 0; /* the group stays stopped: nothing to gain from reading ahead */
+	k->behind = k->hold && (flags & CO_CKPT_BEHIND) && !k->compress;
 	if (ckpt_room(k) < 0) {
 		co_remove_tree(k->tmp);
 		reply(k->cfd, 1, "checkpoint of '%s' failed: %s", G.name, k->err);
@@ -604,7 +607,8 @@ static int ckpt_capture(struct ckpt *k)
 	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part &&
 		    (own_namespaces(&G.c[i], k->err, sizeof(k->err)) || record_creds(&G.c[i], k->err, sizeof(k->err)) ||
-		     send_dump(&G.c[i], k->tmp, k->flags & CO_CKPT_STOP, k->err, sizeof(k->err))))
+		     send_dump(&G.c[i], k->tmp, (k->flags & CO_CKPT_STOP) | (k->behind ? CO_CKPT_STOP | CO_CKPT_BEHIND : 0),
+			       k->err, sizeof(k->err))))
 			return -1;
 	/* every member has a snapshot (or its whole image): the group may run again */
 	if (barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, k->err, sizeof(k->err)))
@@ -843,14 +847,25 @@ static void ckpt_end_group(struct ckpt *k)
  * ends; the group's bookkeeping follows (the next incremental's parent,
  * the background merge, pruning).
  */
+static int ckpt_committed(struct ckpt *k);
 static int ckpt_commit(struct ckpt *k)
 {
 	/* with --kill (or held) the group stays parked: a manager that is hung up on lets it go */
 	if (!k->parked)
 		end_sessions();
 	progress_phase("committing", PC_FILES, 0);
+	if (k->behind) { /* not before its page data is in (hold_behind) */
+		k->t_done = k->t_release = co_now_ns(CLOCK_MONOTONIC);
+		return hold_write_hosts(k->tmp) ? failed(k, "cannot write %s/%s", k->tmp, CO_BEHIND_PIDS) : 0;
+	}
 	if (co_commit(k->tmp, k->gdir, k->gen, k->err, sizeof(k->err)) < 0)
 		return -1;
+	return ckpt_committed(k);
+}
+
+/* The group's bookkeeping once generation k is committed. */
+static int ckpt_committed(struct ckpt *k)
+{
 	co_shared_settle(0);
 	k->t_done = co_now_ns(CLOCK_MONOTONIC);
 	if (k->kill_it)
@@ -894,11 +909,11 @@ static void ckpt_reply(struct ckpt *k)
 		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
 		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"program_pause_ms\":%s,"
 		      "\"duration_ms\":%.2f,\"phases_ms\":%s,\"precopied\":%d,\"directory\":\"%s/gen-%06llu\","
-		      "\"killed\":%s,\"tries\":%d}",
+		      "\"killed\":%s,\"tries\":%d,\"behind\":\"%s\"}",
 		      G.name, gen, kind, (unsigned long long)(k->incremental ? k->parent : 0), n, bytes, raw,
 		      k->compress ? "true" : "false", pause_ms, prog_pause, dur_ms,
 		      phases_json(k->t0, k->t_done, phases, sizeof(phases)), k->precopied, k->gdir, gen,
-		      k->kill_it ? "true" : "false", k->tries);
+		      k->kill_it ? "true" : "false", k->tries, k->behind ? k->tmp : "");
 	else if (k->compress)
 		reply(k->cfd, 0,
 		      "generation %llu of '%s' (%s): %d process%s, %llu bytes compressed from %llu, pause %.1f ms, "
@@ -932,6 +947,14 @@ static void ckpt_hold(struct ckpt *k)
 	if (r > 0 && co_recv(k->cfd, &mb, NULL) == 0 && mb.m.type == CO_M_HOLD_END) {
 		snprintf(G.migrated_to, sizeof(G.migrated_to), "%s", mb.text);
 		co_trace("hold: HOLD_END");
+		if (k->behind) { /* its page data written, then committed (hold.c), and only then ended */
+			if (!hold_behind(k->cfd, k->tmp, k->gdir, k->gen))
+				ckpt_committed(k);
+			end_parked_group();
+			co_trace("hold: the group is gone");
+			release_merges(k->gdir);
+			return;
+		}
 		/*
 		 * Killed is ended: no code of the group runs here any more, so
 		 * the target may let it run while the kernel tears it down here
@@ -946,6 +969,10 @@ static void ckpt_hold(struct ckpt *k)
 	}
 	broadcast(CO_M_RELEASE, (int64_t)k->gen, NULL);
 	end_sessions();
+	if (k->behind) { /* never committed: as a checkpoint that failed */
+		co_shared_settle(1);
+		co_remove_tree(k->tmp);
+	}
 	if (r > 0 && mb.m.type == CO_M_HOLD_RESUME)
 		reply(k->cfd, 0, "group '%s' runs on", G.name);
 	release_merges(k->gdir);

@@ -232,6 +232,12 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen);
 void broadcast(unsigned type, int64_t a, const char *text);
 
+/* hold.c: a migration's stop written behind (CO_CKPT_BEHIND) */
+/* which host pid each member has, for the client that writes the data (CO_BEHIND_PIDS in tmp) */
+int hold_write_hosts(const char *tmp);
+/* after HOLD_END: the group stopped, its page data written, generation gen committed from tmp: 0, or -1 */
+int hold_behind(int cfd, const char *tmp, const char *gdir, uint64_t gen);
+
 /* jobs.c */
 void start_merge(const char *gdir);
 void release_merges(const char *gdir);
