@@ -280,4 +280,11 @@ int lazy_pollfds(struct pollfd *p);
 void lazy_check(void);
 void lazy_end(void);
 
+/* refuse.c: what a checkpoint refuses while the group can run on (0, or non-zero with err) */
+int threads_same_creds(const struct conn *c, char *err, size_t errlen);
+int own_namespaces(const struct conn *c, char *err, size_t errlen);
+int under_seccomp(char *err, size_t errlen);
+int seccomp_for_dump(const struct conn *c, int *fd, char *err, size_t errlen);
+int chrooted(char *err, size_t errlen);
+
 #endif
