@@ -26,7 +26,10 @@
 #                    slowdown is looked for in them
 #   --images DIR     where both hosts' images go, DIR/A and DIR/B (default
 #                    a new directory under /dev/shm: tmpfs); --keep: keep
-#                    them, and the logs
+#                    the logs; each repetition's images are removed once
+#                    it is measured even so (a GiB per generation and host,
+#                    in memory: kept, a few repetitions filled the machine),
+#                    unless KEEP_IMAGES=1
 #   --cohort PATH, --prog PATH   the cohort and migwatch to run (or the
 #                    environment's COHORT, MIGWATCH; default build/)
 #
@@ -131,7 +134,7 @@ cleanup() {
         rm -rf "${IMAGES:?}/A/$NAME" "${IMAGES:?}/B/$NAME"
     fi
     if ((KEEP)); then
-        echo "kept: the logs in $WORK, the images in $IMAGES"
+        echo "kept: the logs in $WORK$( ((${KEEP_IMAGES:-0})) && echo ", the images in $IMAGES")"
     else
         rm -rf "$WORK"
     fi
@@ -343,7 +346,7 @@ one() {
         line+=" $c ${V[$c]}"
     done
     echo "    ${MODE_SEEN[$row]}:$line"
-    ((KEEP)) || rm -rf "${IMAGES:?}/A/$NAME" "${IMAGES:?}/B/$NAME"
+    ((KEEP && ${KEEP_IMAGES:-0})) || rm -rf "${IMAGES:?}/A/$NAME" "${IMAGES:?}/B/$NAME"
     NAME=
 }
 
