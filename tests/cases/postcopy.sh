@@ -123,6 +123,18 @@ t_postcopy_cut() {
 	# the group runs at B (migrate has had RUNNING, and holds there); it stays at A, stopped, until
 	# the stop's page data is written there (behind.c): only then does its run end
 	wait_for "the group to run at B" pc_runs_at_b
+	# the source's coordinator holds the group until its pages have gone, and says so when asked
+	local st
+	st=$(on A timeout 30 "$COHORT" status "$GNAME" 2>&1) || fail "status at A during post-copy: $st"
+	case $st in
+	"group $GNAME: migrated to $TO, its pages still sent from here,"*) ;;
+	*) fail "status at A during post-copy: $(echo "$st" | head -n 1)" ;;
+	esac
+	st=$(on A timeout 30 "$COHORT" status "$GNAME" --json 2>&1) || fail "status --json at A during post-copy: $st"
+	case $st in
+	*'"state":"migrating","'*'"migration":"migrated to '"$TO"', its pages still sent from here"'*) ;;
+	*) fail "status --json at A during post-copy: $st" ;;
+	esac
 	sleep 1
 	nsenter -t "$PA" -n ip link set va down || fail "cannot bring the link down"
 	local t0=$SECONDS

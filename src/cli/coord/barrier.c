@@ -147,13 +147,27 @@ static int intake_fds(struct pollfd *p, int *idx)
 
 void pump(int timeout_ms, uint64_t gen)
 {
-	struct pollfd p[MAX_CONNS + 1];
-	int idx[MAX_CONNS + 1];
+	pump_or(timeout_ms, gen, -1);
+}
+
+/*
+ * pump(), also watching fd (-1: none): 1 once fd is readable (or hung
+ * up), else 0.  A migration's hold waits so for its client, answering
+ * status meanwhile (G.holding).
+ */
+int pump_or(int timeout_ms, uint64_t gen, int fd)
+{
+	struct pollfd p[MAX_CONNS + 2];
+	int idx[MAX_CONNS + 2];
 	int n = intake_fds(p, idx);
 	progress_tick();
 	co_park_settle();
-	if (poll(p, n, timeout_ms) <= 0)
-		return;
+	p[n] = (struct pollfd){ fd, POLLIN, 0 }; /* polled last, passed over when -1 */
+	int r;
+	while ((r = poll(p, (nfds_t)n + 1, timeout_ms)) < 0 && errno == EINTR)
+		;
+	if (r <= 0)
+		return 0;
 	if (p[0].revents)
 		accept_conn();
 	for (int k = 1; k < n; k++) {
@@ -179,6 +193,12 @@ void pump(int timeout_ms, uint64_t gen)
 			drop(i); /* a request: not from another uid */
 			continue;
 		}
+		if (peek.type == CO_M_STATUS_REQ && G.holding[0]) { /* a migration's hold may last: say so */
+			co_recv(G.c[i].fd, &in, NULL);
+			G.c[i].kind = C_CLIENT;
+			status(i, in.m.flags);
+			continue;
+		}
 		if (peek.type != CO_M_REGISTER) {
 			G.c[i].deferred = 1;
 			continue;
@@ -201,6 +221,7 @@ void pump(int timeout_ms, uint64_t gen)
 			m->answered = 1;
 		}
 	}
+	return fd >= 0 && p[n].revents;
 }
 
 /*

@@ -819,11 +819,10 @@ static void ckpt_hold(struct ckpt *k)
 	static struct co_msgbuf mb;
 	memset(&mb.m, 0, sizeof(mb.m));
 	co_crash_point("hold"); /* tests: the coordinator killed during a migration's stop */
-	struct pollfd p = { k->cfd, POLLIN, 0 };
-	int r;
-	while ((r = poll(&p, 1, -1)) < 0 && errno == EINTR)
-		;
-	if (r > 0 && co_recv(k->cfd, &mb, NULL) == 0 && mb.m.type == CO_M_HOLD_END) {
+	snprintf(G.holding, sizeof(G.holding), "migrating (stopped for the switch)");
+	hold_wait(k->cfd);
+	int r = co_recv(k->cfd, &mb, NULL) == 0;
+	if (r && mb.m.type == CO_M_HOLD_END) {
 		snprintf(G.migrated_to, sizeof(G.migrated_to), "%s", mb.text);
 		co_trace("hold: HOLD_END");
 		if (k->behind) { /* its page data written, then committed (hold.c), and only then ended */
@@ -852,7 +851,7 @@ static void ckpt_hold(struct ckpt *k)
 		co_shared_settle(1);
 		co_remove_tree(k->tmp);
 	}
-	if (r > 0 && mb.m.type == CO_M_HOLD_RESUME)
+	if (r && mb.m.type == CO_M_HOLD_RESUME)
 		reply(k->cfd, 0, "group '%s' runs on", G.name);
 	release_merges(k->gdir);
 }
@@ -903,6 +902,7 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 		ckpt_reply(&k);
 		if (k.hold)
 			ckpt_hold(&k);
+		G.holding[0] = 0;
 	}
 	if (k.lock_fd >= 0)
 		close(k.lock_fd);

@@ -127,6 +127,7 @@ struct group {
 	int member_exited;		/* a member exited during this try of a checkpoint (why_hung_up) */
 	char killed_dir[PATH_MAX];	/* ... in this directory */
 	char migrated_to[256];		/* a migration moved the group there (ADDR:PORT) and ended it here */
+	char holding[300];		/* a migration's hold, for status: "migrating", "migrated to ADDR: ..." */
 	/* restart by receive (a migration's target): every process is back, parked; 0 to let them run */
 	int (*on_ready)(void);
 	void (*on_running)(void);	/* ... and once they run */
@@ -227,6 +228,8 @@ int scan_group(struct nsproc *out, int max);
 const char *comm_of(int host);
 void why_absent(int host, int pid, int registered, char *err, size_t errlen);
 void pump(int timeout_ms, uint64_t gen);
+int pump_or(int timeout_ms, uint64_t gen, int fd);
+void hold_wait(int cfd);
 int settle(char *err, size_t errlen);
 int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen, int reset);
 int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen);

@@ -25,15 +25,24 @@ static void stop_group(void)
 		kill(ps[i].host, SIGSTOP);
 }
 
+/*
+ * Until the client of a migration's hold on cfd says something (or hangs
+ * up): the hold lasts the stop's sending, and with post-copy until every
+ * page has gone, so `cohort status` is answered meanwhile (pump_or; it
+ * shows G.holding).  Any other request waits, as during a checkpoint.
+ */
+void hold_wait(int cfd)
+{
+	while (!pump_or(-1, 0, cfd))
+		;
+}
+
 /* 1 once the client on cfd says HOLD_COMMIT; 0 when it is gone (or says anything else). */
 static int await_commit(int cfd)
 {
 	static struct co_msgbuf mb;
-	struct pollfd p = { cfd, POLLIN, 0 };
-	int r;
-	while ((r = poll(&p, 1, -1)) < 0 && errno == EINTR)
-		;
-	return r > 0 && co_recv(cfd, &mb, NULL) == 0 && mb.m.type == CO_M_HOLD_COMMIT;
+	hold_wait(cfd);
+	return co_recv(cfd, &mb, NULL) == 0 && mb.m.type == CO_M_HOLD_COMMIT;
 }
 
 /* The page data left behind in every member's image in tmp, written from its memory: 0, or -1 with err. */
@@ -83,6 +92,7 @@ int hold_behind(int cfd, const char *tmp, const char *gdir, uint64_t gen)
 {
 	char err[1024] = "";
 	stop_group();
+	snprintf(G.holding, sizeof(G.holding), "migrated to %s, its pages still sent from here", G.migrated_to);
 	reply(cfd, 0, "group '%s' ended here: it runs at %s", G.name, G.migrated_to);
 	int asked = await_commit(cfd);
 	co_trace("hold: %s", asked ? "HOLD_COMMIT" : "the client is gone: the page data is written here");

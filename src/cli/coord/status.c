@@ -36,6 +36,12 @@ static long threads_of(int host)
 	return co_read_small(path, buf, sizeof(buf)) > 0 ? co_status_field(buf, "Threads") : -1;
 }
 
+/* The group's state in a word: a migration's hold says more in G.holding. */
+static const char *group_state(void)
+{
+	return G.holding[0] ? "migrating" : G.expect ? "restoring" : "running";
+}
+
 #define ADD(...) n += (size_t)snprintf(out + n, n < size ? size - n : 0, __VA_ARGS__)
 
 /* The group in one JSON object; with brief (list --json) one line without its processes. */
@@ -48,8 +54,11 @@ static size_t status_json(char *out, size_t size, int brief)
 	co_json_esc(G.images, images, sizeof(images));
 	ADD("{\"name\":\"%s\",\"state\":\"%s\",\"coordinator_pid\":%d,\"program\":\"%s\",\"images\":\"%s/%s\","
 	    "\"generation\":%llu,",
-	    name, G.expect ? "restoring" : "running", (int)getpid(), prog, images, name,
-	    (unsigned long long)G.table->generation);
+	    name, group_state(), (int)getpid(), prog, images, name, (unsigned long long)G.table->generation);
+	if (G.holding[0]) {
+		char hold[sizeof(G.holding) * 2];
+		ADD("\"migration\":\"%s\",", co_json_esc(G.holding, hold, sizeof(hold)));
+	}
 	if (brief) {
 		ADD("\"processes\":%d}\n", nmembers());
 		return n;
@@ -94,7 +103,7 @@ static size_t status_text(char *out, size_t size)
 	int members = nmembers();
 	ADD("group %s: %s, coordinator pid %d, %d process%s, last generation %llu, images %s/%s, "
 	    "dirty-page tracking %s%s%s\n",
-	    G.name, G.expect ? "restoring" : "running", (int)getpid(), members, members == 1 ? "" : "es",
+	    G.name, G.holding[0] ? G.holding : group_state(), (int)getpid(), members, members == 1 ? "" : "es",
 	    (unsigned long long)G.table->generation, G.images, G.name, co_dirty_name(co_dirty_method()),
 	    G.merge_pid > 0 ? ", merging" : "", lazy_filling() ? ", memory still coming in (restart --lazy)" : "");
 	for (int i = 0; i < G.nc; i++) {
