@@ -23,14 +23,14 @@
  * refuses copies (EAGAIN): the events are read, then the copy is tried
  * again against what they changed.
  *
- * The index: every page of the lazy regions that the image holds, in
- * the order of the image's files (entry e: stream and offset of its
- * data).  An incremental image restarted from its chain (chain.c) leaves
- * pages to its parent (parent map records): those are looked up in the
- * parent's image, the ones it leaves to its own parent in that one's, and
- * so on down to the full image, so that each page comes from the newest
- * image that holds it.  Built through the one image reader (co_r_*), whose records'
- * checksums it checks as it fills: a page the program got from a record
+ * The index (pindex.c): every page of the lazy regions that the image
+ * holds, in the order of the image's files (entry e: stream and offset of
+ * its data).  An incremental image restarted from its chain (chain.c)
+ * leaves pages to its parent (parent map records): those come from the
+ * newest older image that holds them, down to the full image; the chain
+ * below the restored image is indexed first (on a migration's target,
+ * while the rounds came in), the restored image's own pages last.  Every
+ * record's checksum is checked as the fill reads it: a page the program got from a record
  * that turns out damaged ends the group, as any failure here does (the
  * coordinator kills the group when the filler exits non-zero: the
  * program must never run on with a page that is not its own).
@@ -51,6 +51,7 @@
 #include <unistd.h>
 #include "cli/cli.h"
 #include "cli/filler.h"
+#include "cli/pindex.h"
 #include "image.h"
 #include "proto.h"
 #include "res.h"
@@ -91,21 +92,13 @@ static char *src_name[SLOTS];
 static uint64_t *e_off;		/* entry -> offset of its data | slot (< PAGE) */
 static uint64_t *e_at;		/* entry -> its page's address at the restore */
 static uint8_t *e_eager;	/* entry -> a page of a region restored eagerly: written before the program runs */
-static uint32_t nent, cap_ent;
+static uint32_t nent;
 static struct rec *recs;
-static uint32_t nrecs, cap_recs;
+static uint32_t nrecs;
 static struct space sp[MAX_SPACES];
 static int nsp;
 static char *buf;		/* CHUNK of page data */
-/*
- * The pages the layer being indexed is asked for (its child's parent
- * maps), as runs in address order, and how many of them it has given;
- * the runs it leaves to its own parent.  Runs, not pages: each image
- * leaves nearly all memory to its parent, a chain of rounds N times.
- */
-static struct co_run *want, *next_want;
-static uint32_t nwant, nnext, cap_next;
-static uint64_t want_pages, got_pages;
+static uint32_t *e_ord;		/* the entries by address (NULL: new_space sorts them) */
 
 static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
 {
@@ -116,15 +109,6 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
 	va_end(ap);
 	fprintf(stderr, "cohort: lazy restore of pid %d failed: %s; the group is ended\n", cfg->pid, line);
 	_exit(1);
-}
-
-static void *grow(void *p, uint32_t *cap, size_t size)
-{
-	*cap = *cap ? *cap * 2 : 4096;
-	p = realloc(p, (size_t)*cap * size);
-	if (!p)
-		fail("out of memory for the page index");
-	return p;
 }
 
 /* ---- the page source: the image's files, whose holes a post-copy may still be filling ---- */
@@ -165,164 +149,11 @@ static int src_read(int stream, uint64_t off, void *p, size_t n, int demand)
 	return file_read(stream, off, p, n);
 }
 
-/* ---- the index ---- */
+/* ---- the index (pindex.c) ---- */
 
-/* Is page a in a lazy region?  The regions are in address order. */
 static int in_lazy(uint64_t a)
 {
-	int lo = 0, hi = cfg->nranges;
-	while (lo < hi) {
-		int mid = lo + (hi - lo) / 2;
-		if (cfg->ranges[2 * mid + 1] <= a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < cfg->nranges && a >= cfg->ranges[2 * lo];
-}
-
-/* The first run of want that ends after a, or nwant. */
-static uint32_t want_from(uint64_t a)
-{
-	uint32_t lo = 0, hi = nwant;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (want[mid].addr + want[mid].npages * PAGE <= a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/*
- * Does the layer index page a?  Layer 0: a page of a lazy region; an
- * older one: a page its child wants (of any region: those of regions
- * restored eagerly are written into place before the program runs).
- */
-static int takes(int layer, uint64_t a)
-{
-	if (!layer)
-		return in_lazy(a);
-	uint32_t i = want_from(a);
-	if (i == nwant || a < want[i].addr)
-		return 0;
-	got_pages++;
-	return 1;
-}
-
-static void add_next(uint64_t a, uint64_t n)
-{
-	if (nnext == cap_next)
-		next_want = grow(next_want, &cap_next, sizeof(*next_want));
-	next_want[nnext++] = (struct co_run){ a, n };
-}
-
-/* The pages of a parent map that the layer is asked for (all, in layer 0): asked of the layer below. */
-static void leave_to_parent(int layer, const struct co_pagemap *pm)
-{
-	for (uint32_t i = 0; i < pm->nruns; i++) {
-		uint64_t a = pm->runs[i].addr, end = a + pm->runs[i].npages * PAGE;
-		if (!layer) {
-			add_next(a, pm->runs[i].npages);
-			continue;
-		}
-		for (uint32_t w = want_from(a); w < nwant && want[w].addr < end; w++) {
-			uint64_t lo = want[w].addr > a ? want[w].addr : a;
-			uint64_t hi = want[w].addr + want[w].npages * PAGE;
-			hi = hi < end ? hi : end;
-			add_next(lo, (hi - lo) / PAGE);
-			got_pages += (hi - lo) / PAGE;
-		}
-	}
-}
-
-/*
- * Page map and page data records of stream k of the layer's image (the
- * process image's first, up to them; its process record gives *streams).
- */
-static void index_stream(int layer, int k, const struct co_filler_layer *l, uint32_t *streams)
-{
-	static struct co_reader r;
-	static struct co_pagemap pm;
-	static struct co_proc proc;
-	struct co_head h;
-	struct co_bind want_bind = l->bind;
-	int slot = layer * CO_STREAMS + k;
-	want_bind.pid = cfg->pid;
-	want_bind.stream = (uint32_t)k;
-	co_r_init(&r, src_fd[slot], src_name[slot]);
-	if (co_r_expect(&r, CO_R_HEAD, &h, sizeof(h)) ||
-	    co_head_check(&r, &h, k ? CO_KIND_PAGES : CO_KIND_PROCESS, &want_bind))
-		fail("%s", r.err);
-	for (;;) {
-		int e = co_r_next(&r);
-		if (e <= 0)
-			fail("%s", e < 0 ? r.err : "image ends before its end record");
-		if (r.hdr.type == CO_R_END)
-			return;
-		if (r.hdr.type == CO_R_PROC && !k) {
-			if (co_r_payload(&r, &proc, sizeof(proc)))
-				fail("%s", r.err);
-			*streams = proc.streams < 1 ? 1 : proc.streams;
-			/* built on the image below it, as the merge checks (merge.c, open_layers) */
-			if (proc.parent && (layer + 1 >= cfg->nlayers || proc.parent != cfg->layers[layer + 1].bind.generation))
-				fail("%s: built on generation %lu, not on the image below it in the chain", r.name,
-				     (unsigned long)proc.parent);
-			continue;
-		}
-		if (r.hdr.type == CO_R_PARENTMAP) { /* pages whose data an older image holds */
-			if (co_r_payload(&r, &pm, sizeof(pm)))
-				fail("%s", r.err);
-			if (pm.nruns > CO_MAX_RUNS || layer + 1 >= cfg->nlayers)
-				fail("%s: byte %lu: a parent map the filler cannot follow", r.name, (unsigned long)r.rec_off);
-			leave_to_parent(layer, &pm);
-			continue;
-		}
-		if (r.hdr.type != CO_R_PAGEMAP) { /* the metadata the restorer read */
-			if (co_r_finish(&r))
-				fail("%s", r.err);
-			continue;
-		}
-		if (co_r_payload(&r, &pm, sizeof(pm)))
-			fail("%s", r.err);
-		if (pm.nruns > CO_MAX_RUNS)
-			fail("%s: byte %lu: page map has %u runs", r.name, (unsigned long)r.rec_off, pm.nruns);
-		if (co_r_next(&r) != 1 || r.hdr.type != CO_R_PAGEDATA || r.hdr.len != pm.npages * PAGE)
-			fail("%s", r.err[0] ? r.err : "page data does not match its page map");
-		struct rec rc = { slot, r.off, r.hdr.len, r.hdr.seq, nent, nent };
-		uint64_t off = r.off;
-		for (uint32_t i = 0; i < pm.nruns; i++)
-			for (uint64_t p = 0; p < pm.runs[i].npages; p++, off += PAGE) {
-				uint64_t a = pm.runs[i].addr + p * PAGE;
-				if (!takes(layer, a))
-					continue;
-				if (nent == cap_ent) {
-					uint32_t cap = cap_ent, cap2 = cap_ent;
-					e_off = grow(e_off, &cap_ent, sizeof(*e_off));
-					e_at = grow(e_at, &cap, sizeof(*e_at));
-					e_eager = grow(e_eager, &cap2, sizeof(*e_eager));
-				}
-				e_off[nent] = off | (uint64_t)slot;
-				e_eager[nent] = !in_lazy(a);
-				e_at[nent++] = a;
-			}
-		rc.e1 = nent;
-		if (rc.e1 > rc.e0) {
-			if (nrecs == cap_recs)
-				recs = grow(recs, &cap_recs, sizeof(*recs));
-			recs[nrecs++] = rc;
-		}
-		/* its data: read when it is filled, and its checksum checked then */
-		if (co_r_skip(&r, r.hdr.len) || co_r_finish(&r))
-			fail("%s", r.err);
-	}
-}
-
-static int by_addr(const void *a, const void *b)
-{
-	uint64_t x = ((const struct co_run *)a)->addr, y = ((const struct co_run *)b)->addr;
-	return x < y ? -1 : x > y;
+	return co_pindex_in(cfg->ranges, cfg->nranges, a);
 }
 
 static void open_slot(int slot, const char *image, int k)
@@ -330,102 +161,116 @@ static void open_slot(int slot, const char *image, int k)
 	src_name[slot] = malloc(strlen(image) + 16);
 	if (!src_name[slot])
 		fail("out of memory");
-	if (k)
-		co_stream_path(src_name[slot], strlen(image) + 16, image, k);
-	else
-		strcpy(src_name[slot], image);
+	co_stream_path(src_name[slot], strlen(image) + 16, image, k);
 	src_fd[slot] = open(src_name[slot], O_RDONLY | O_CLOEXEC);
 	if (src_fd[slot] < 0)
 		fail("cannot open %s: %s", src_name[slot], strerror(errno));
 }
 
-/* Index the layers newest first: each older one only for the pages the one above leaves to it. */
-static void index_chain(void)
+/*
+ * The chain's index, oldest image first: the layers below the restored
+ * one as a migration's target built them ahead (the receiver we were
+ * forked from), or folded here; the restored image's own pages (of lazy
+ * regions only) last.
+ */
+static struct co_pindex *build_index(void)
 {
-	for (int j = 0; j < cfg->nlayers; j++) {
-		const struct co_filler_layer *l = &cfg->layers[j];
-		uint32_t streams = j ? 1 : (uint32_t)cfg->streams;
-		for (uint32_t k = 0; k < streams; k++) {
-			if (k >= CO_STREAMS)
-				fail("%s: more page streams than %d", l->image, CO_STREAMS);
-			open_slot(j * CO_STREAMS + (int)k, l->image, (int)k);
-			index_stream(j, (int)k, l, j ? &streams : &(uint32_t){ 0 });
-		}
-		co_trace("filler of pid %d: layer %d indexed, %u pages so far", cfg->pid, j, nent);
-		if (got_pages != want_pages)
-			fail("%s: holds %lu of the %lu pages an image built on it leaves to it", l->image,
-			     (unsigned long)got_pages, (unsigned long)want_pages);
-		/* what this layer leaves to its parent is what the next one is asked for (runs of two streams: sorted) */
-		free(want);
-		want = next_want;
-		nwant = nnext;
-		next_want = NULL;
-		nnext = cap_next = 0;
-		if (nwant)
-			qsort(want, nwant, sizeof(*want), by_addr);
-		want_pages = got_pages = 0;
-		for (uint32_t i = 0; i < nwant; i++) {
-			if (i && want[i].addr < want[i - 1].addr + want[i - 1].npages * PAGE)
-				fail("%s: its parent maps overlap at %lx", l->image, (unsigned long)want[i].addr);
-			want_pages += want[i].npages;
-		}
-		if (!nwant)
-			break;
+	static struct co_bind binds[CO_CHAIN_MAX];
+	char err[1024];
+	int nl = cfg->nlayers;
+	for (int p = 0; p < nl; p++)
+		binds[p] = cfg->layers[nl - 1 - p].bind;
+	struct co_pindex *x = co_pindex_take(cfg->pid, binds, nl - 1);
+	if (x)
+		co_trace("filler of pid %d: %d images indexed ahead, %u pages", cfg->pid, x->nl, x->n);
+	else if (!(x = calloc(1, sizeof(*x))))
+		fail("out of memory for the page index");
+	x->pid = cfg->pid;
+	for (int p = x->nl; p < nl; p++) {
+		const struct co_filler_layer *l = &cfg->layers[nl - 1 - p];
+		int top = p == nl - 1;
+		if (co_pindex_fold(x, l->image, &l->bind, top ? cfg->ranges : NULL, cfg->nranges, err, sizeof(err)))
+			fail("%s", err);
+		co_trace("filler of pid %d: layer %d indexed, %u pages so far", cfg->pid, nl - 1 - p, x->n);
 	}
-	if (nwant)
-		fail("%lu pages are left to an image older than the chain", (unsigned long)want_pages);
+	return x;
+}
+
+struct by_off {
+	uint64_t off, at;
+	uint8_t eager;
+};
+
+static int by_off(const void *a, const void *b)
+{
+	uint64_t x = ((const struct by_off *)a)->off, y = ((const struct by_off *)b)->off;
+	return x < y ? -1 : x > y;
+}
+
+/* Entries [e0, e1) of one record by their offset in it, should its page map's runs not be in address order. */
+static void sort_record(uint32_t e0, uint32_t e1)
+{
+	struct by_off *t = malloc((e1 - e0) * sizeof(*t));
+	if (!t)
+		fail("out of memory for the page index");
+	for (uint32_t e = e0; e < e1; e++)
+		t[e - e0] = (struct by_off){ e_off[e], e_at[e], e_eager[e] };
+	qsort(t, e1 - e0, sizeof(*t), by_off);
+	for (uint32_t e = e0; e < e1; e++) {
+		e_off[e] = t[e - e0].off;
+		e_at[e] = t[e - e0].at;
+		e_eager[e] = t[e - e0].eager;
+	}
+	free(t);
+	free(e_ord); /* no longer the order: new_space sorts */
+	e_ord = NULL;
 }
 
 /*
- * Sort the entries ord[0..n) by their address at[].  They come image
- * after image of the chain, each image's in address order (its page
- * records are), so the list is a few ascending runs: merged pairwise,
- * bottom up, which takes O(n log runs).  This is on the program's way
- * back (a fault waits until the filler has its order): qsort took 23 ms
- * for 1 GiB here, the merge of a chain's runs a few.
+ * The entries record by record, each record's front to back (the fill
+ * reads them so), from the index in address order, which e_ord keeps
+ * (new_space needs no sort); the files of every layer opened.
  */
-static void sort_by_at(uint32_t *ord, uint32_t n, const uint64_t *at)
+static void take_index(struct co_pindex *x)
 {
-	static uint32_t *tmp, *run, cap;
-	if (n < 2)
-		return;
-	if (cap < n + 1) {
-		free(tmp);
-		free(run);
-		tmp = malloc((n + 1) * sizeof(*tmp));
-		run = malloc((n + 2) * sizeof(*run));
-		if (!tmp || !run)
-			fail("out of memory for the page index");
-		cap = n + 1;
+	uint32_t nr = x->nrecs, pos = 0;
+	uint32_t *start = calloc(nr + 1, sizeof(*start));
+	nent = x->n;
+	e_off = malloc((nent + 1) * sizeof(*e_off));
+	e_at = malloc((nent + 1) * sizeof(*e_at));
+	e_eager = malloc(nent + 1);
+	e_ord = malloc((nent + 1) * sizeof(*e_ord));
+	recs = malloc((nr + 1) * sizeof(*recs));
+	if (!start || !e_off || !e_at || !e_eager || !e_ord || !recs)
+		fail("out of memory for the page index");
+	for (uint32_t i = 0; i < nent; i++)
+		start[x->rec[i]]++;
+	for (uint32_t r = 0; r < nr; r++) {
+		uint32_t c = start[r];
+		const struct co_pindex_rec *rc = &x->recs[r];
+		if (c)
+			recs[nrecs++] = (struct rec){ (int)rc->slot, rc->off, rc->len, rc->seq, pos, pos + c };
+		start[r] = pos;
+		pos += c;
 	}
-	uint32_t nrun = 0;
-	run[nrun++] = 0;
-	for (uint32_t i = 1; i < n; i++)
-		if (at[ord[i]] < at[ord[i - 1]])
-			run[nrun++] = i;
-	run[nrun] = n;
-	uint32_t *from = ord, *to = tmp;
-	while (nrun > 1) {
-		uint32_t m = 0;
-		for (uint32_t r = 0; r < nrun; r += 2) {
-			uint32_t lo = run[r], mid = run[r + 1], hi = r + 2 <= nrun ? run[r + 2] : mid;
-			uint32_t i = lo, j = mid, o = lo;
-			while (i < mid && j < hi)
-				to[o++] = at[from[j]] < at[from[i]] ? from[j++] : from[i++];
-			while (i < mid)
-				to[o++] = from[i++];
-			while (j < hi)
-				to[o++] = from[j++];
-			run[m++] = lo;
-		}
-		run[m] = n;
-		nrun = m;
-		uint32_t *t = from;
-		from = to;
-		to = t;
+	for (uint32_t i = 0; i < nent; i++) {
+		uint32_t e = start[x->rec[i]]++;
+		e_off[e] = x->off[i];
+		e_at[e] = x->at[i];
+		e_eager[e] = !in_lazy(x->at[i]);
+		e_ord[i] = e;
 	}
-	if (from != ord)
-		memcpy(ord, from, n * sizeof(*ord));
+	free(start);
+	for (uint32_t r = 0; r < nrecs; r++)
+		for (uint32_t e = recs[r].e0 + 1; e < recs[r].e1; e++)
+			if (e_off[e] < e_off[e - 1]) {
+				sort_record(recs[r].e0, recs[r].e1);
+				break;
+			}
+	for (int p = 0; p < x->nl; p++)
+		for (uint32_t k = 0; k < x->l[p].streams; k++)
+			open_slot(p * CO_STREAMS + (int)k, cfg->layers[x->nl - 1 - p].image, (int)k);
+	co_pindex_free(x);
 }
 
 /* Order the pending entries of s by address again (dropping the others). */
@@ -436,7 +281,8 @@ static void reorder(struct space *s)
 		if (s->pend[s->ord[i]])
 			s->ord[n++] = s->ord[i];
 	s->nord = n;
-	sort_by_at(s->ord, n, s->at);
+	if (co_pindex_sort(s->ord, n, s->at))
+		fail("out of memory for the page index");
 }
 
 /* The first position of s->ord whose address is >= a. */
@@ -484,7 +330,8 @@ static struct space *new_space(int fd, const struct space *parent)
 		fail("out of memory for the page index");
 	s->nord = 0;
 	s->left = 0;
-	for (uint32_t e = 0; e < nent; e++) {
+	for (uint32_t i = 0; i < nent; i++) {
+		uint32_t e = !parent && e_ord ? e_ord[i] : i; /* the first in address order, as reorder wants */
 		s->pend[e] = parent ? parent->pend[e] : !e_eager[e];
 		s->at[e] = parent ? parent->at[e] : e_at[e];
 		if (s->pend[e]) {
@@ -835,7 +682,7 @@ void co_filler_main(const struct co_filler_cfg *c)
 	if (!buf)
 		fail("out of memory");
 	co_trace("filler of pid %d: starts", c->pid);
-	index_chain();
+	take_index(build_index());
 	co_trace("filler of pid %d: indexed %u pages of %d images", c->pid, nent, c->nlayers);
 	write_eager();
 	if (c->announce)
