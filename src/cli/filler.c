@@ -98,7 +98,9 @@ static uint32_t nrecs;
 static struct space sp[MAX_SPACES];
 static int nsp;
 static char *buf;		/* CHUNK of page data */
-static uint32_t *e_ord;		/* the entries by address (NULL: new_space sorts them) */
+static uint32_t *e_ord;		/* the entries still to come by address (NULL: new_space sorts them) */
+static uint32_t nord0;		/* ... how many */
+#define DROPPED 2		/* e_eager: an entry below that the restored image no longer leaves to it */
 
 static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
 {
@@ -151,11 +153,6 @@ static int src_read(int stream, uint64_t off, void *p, size_t n, int demand)
 
 /* ---- the index (pindex.c) ---- */
 
-static int in_lazy(uint64_t a)
-{
-	return co_pindex_in(cfg->ranges, cfg->nranges, a);
-}
-
 static void open_slot(int slot, const char *image, int k)
 {
 	src_name[slot] = malloc(strlen(image) + 16);
@@ -171,9 +168,9 @@ static void open_slot(int slot, const char *image, int k)
  * The chain's index, oldest image first: the layers below the restored
  * one as a migration's target built them ahead (the receiver we were
  * forked from), or folded here; the restored image's own pages (of lazy
- * regions only) last.
+ * regions only) last, into *t.
  */
-static struct co_pindex *build_index(void)
+static struct co_pindex *build_index(struct co_pindex_top *t)
 {
 	static struct co_bind binds[CO_CHAIN_MAX];
 	char err[1024];
@@ -186,91 +183,83 @@ static struct co_pindex *build_index(void)
 	else if (!(x = calloc(1, sizeof(*x))))
 		fail("out of memory for the page index");
 	x->pid = cfg->pid;
-	for (int p = x->nl; p < nl; p++) {
+	for (int p = x->nl; p < nl - 1; p++) {
 		const struct co_filler_layer *l = &cfg->layers[nl - 1 - p];
-		int top = p == nl - 1;
-		if (co_pindex_fold(x, l->image, &l->bind, top ? cfg->ranges : NULL, cfg->nranges, err, sizeof(err)))
+		if (co_pindex_fold(x, l->image, &l->bind, NULL, 0, err, sizeof(err)))
 			fail("%s", err);
 		co_trace("filler of pid %d: layer %d indexed, %u pages so far", cfg->pid, nl - 1 - p, x->n);
 	}
+	if (co_pindex_fold_top(x, cfg->layers[0].image, &cfg->layers[0].bind, cfg->ranges, cfg->nranges, t, err,
+			       sizeof(err)))
+		fail("%s", err);
+	co_trace("filler of pid %d: layer 0 indexed, %u pages of its own", cfg->pid, t->n);
 	return x;
 }
 
-struct by_off {
-	uint64_t off, at;
-	uint8_t eager;
-};
-
-static int by_off(const void *a, const void *b)
-{
-	uint64_t x = ((const struct by_off *)a)->off, y = ((const struct by_off *)b)->off;
-	return x < y ? -1 : x > y;
-}
-
-/* Entries [e0, e1) of one record by their offset in it, should its page map's runs not be in address order. */
-static void sort_record(uint32_t e0, uint32_t e1)
-{
-	struct by_off *t = malloc((e1 - e0) * sizeof(*t));
-	if (!t)
-		fail("out of memory for the page index");
-	for (uint32_t e = e0; e < e1; e++)
-		t[e - e0] = (struct by_off){ e_off[e], e_at[e], e_eager[e] };
-	qsort(t, e1 - e0, sizeof(*t), by_off);
-	for (uint32_t e = e0; e < e1; e++) {
-		e_off[e] = t[e - e0].off;
-		e_at[e] = t[e - e0].at;
-		e_eager[e] = t[e - e0].eager;
-	}
-	free(t);
-	free(e_ord); /* no longer the order: new_space sorts */
-	e_ord = NULL;
-}
-
 /*
- * The entries record by record, each record's front to back (the fill
- * reads them so), from the index in address order, which e_ord keeps
- * (new_space needs no sort); the files of every layer opened.
+ * The entries in the fill's order, record by record (pindex.c,
+ * co_pindex_layout: the index below as laid out, ahead on a migration's
+ * target), the restored image's own after them; e_ord: those still to
+ * come, by address (new_space needs no sort).  An entry of the index
+ * below that the restored image no longer leaves to it (it holds the
+ * page itself, or has none there) stays in its place, DROPPED.  The files
+ * of every layer opened.
  */
-static void take_index(struct co_pindex *x)
+static void take_index(struct co_pindex *x, const struct co_pindex_top *t)
 {
-	uint32_t nr = x->nrecs, pos = 0;
-	uint32_t *start = calloc(nr + 1, sizeof(*start));
-	nent = x->n;
-	e_off = malloc((nent + 1) * sizeof(*e_off));
-	e_at = malloc((nent + 1) * sizeof(*e_at));
-	e_eager = malloc(nent + 1);
-	e_ord = malloc((nent + 1) * sizeof(*e_ord));
-	recs = malloc((nr + 1) * sizeof(*recs));
-	if (!start || !e_off || !e_at || !e_eager || !e_ord || !recs)
+	if (!x->pos && co_pindex_layout(x))
 		fail("out of memory for the page index");
-	for (uint32_t i = 0; i < nent; i++)
-		start[x->rec[i]]++;
-	for (uint32_t r = 0; r < nr; r++) {
-		uint32_t c = start[r];
+	uint32_t below = x->n;
+	nent = below + t->n;
+	if (co_pindex_extend(x, t->n))
+		fail("out of memory for the page index");
+	e_off = x->roff;
+	e_at = x->rat;
+	memcpy(e_off + below, t->off, t->n * sizeof(*e_off));
+	memcpy(e_at + below, t->at, t->n * sizeof(*e_at));
+	e_eager = co_pindex_alloc(nent + 1); /* 0: lazy (all of the restored image's own) */
+	e_ord = co_pindex_alloc((nent + 1) * sizeof(*e_ord));
+	recs = malloc((x->nrecs + 1) * sizeof(*recs));
+	if (!e_eager || !e_ord || !recs)
+		fail("out of memory for the page index");
+	for (uint32_t r = 0; r < x->laid_recs; r++) {
 		const struct co_pindex_rec *rc = &x->recs[r];
-		if (c)
-			recs[nrecs++] = (struct rec){ (int)rc->slot, rc->off, rc->len, rc->seq, pos, pos + c };
-		start[r] = pos;
-		pos += c;
+		if (rc->e1 > rc->e0)
+			recs[nrecs++] = (struct rec){ (int)rc->slot, rc->off, rc->len, rc->seq, rc->e0, rc->e1 };
 	}
-	for (uint32_t i = 0; i < nent; i++) {
-		uint32_t e = start[x->rec[i]]++;
-		e_off[e] = x->off[i];
-		e_at[e] = x->at[i];
-		e_eager[e] = !in_lazy(x->at[i]);
-		e_ord[i] = e;
+	/* the restored image's records: its entries, in file order, are each record's together */
+	for (uint32_t j = 0; j < t->n;) {
+		const struct co_pindex_rec *rc = &x->recs[t->rec[j]];
+		uint32_t j1 = j;
+		while (j1 < t->n && t->rec[j1] == t->rec[j])
+			j1++;
+		recs[nrecs++] = (struct rec){ (int)rc->slot, rc->off, rc->len, rc->seq, below + j, below + j1 };
+		j = j1;
 	}
-	free(start);
-	for (uint32_t r = 0; r < nrecs; r++)
-		for (uint32_t e = recs[r].e0 + 1; e < recs[r].e1; e++)
-			if (e_off[e] < e_off[e - 1]) {
-				sort_record(recs[r].e0, recs[r].e1);
-				break;
-			}
+	/* by address: the entries below that still count (eager outside the lazy regions), and the image's own */
+	uint32_t i = 0, o = 0, g = 0;
+	for (;;) {
+		if (o < t->n && (i == below || t->at[t->ord[o]] < x->at[i])) {
+			e_ord[nord0++] = below + t->ord[o++];
+			continue;
+		}
+		if (i == below)
+			break;
+		uint64_t a = x->at[i];
+		uint32_t p = x->pos[i];
+		int keep = t->keep[i++];
+		while (g < (uint32_t)cfg->nranges && cfg->ranges[2 * g + 1] <= a)
+			g++;
+		if (!keep) {
+			e_eager[p] = DROPPED;
+			continue;
+		}
+		e_eager[p] = !(g < (uint32_t)cfg->nranges && a >= cfg->ranges[2 * g]);
+		e_ord[nord0++] = p;
+	}
 	for (int p = 0; p < x->nl; p++)
-		for (uint32_t k = 0; k < x->l[p].streams; k++)
-			open_slot(p * CO_STREAMS + (int)k, cfg->layers[x->nl - 1 - p].image, (int)k);
-	co_pindex_free(x);
+		for (uint32_t s = 0; s < x->l[p].streams; s++)
+			open_slot(p * CO_STREAMS + (int)s, cfg->layers[x->nl - 1 - p].image, (int)s);
 }
 
 /* Order the pending entries of s by address again (dropping the others). */
@@ -323,17 +312,26 @@ static struct space *new_space(int fd, const struct space *parent)
 		fail("more than %d processes forked while the memory was filled", MAX_SPACES - 1);
 	struct space *s = &sp[nsp++];
 	s->fd = fd;
-	s->at = malloc((nent ? nent : 1) * sizeof(uint64_t));
-	s->pend = malloc(nent ? nent : 1);
-	s->ord = malloc((nent ? nent : 1) * sizeof(uint32_t));
+	/*
+	 * The process's own space takes the index's arrays (e_at then follows
+	 * its moves), its order already by address: nothing to copy or sort on
+	 * the program's way back.  A child's gets copies of its parent's.
+	 */
+	int own = !parent && e_ord;
+	s->at = own ? e_at : malloc((nent ? nent : 1) * sizeof(uint64_t));
+	s->pend = own ? co_pindex_alloc(nent + 1) : malloc(nent ? nent : 1);
+	s->ord = own ? e_ord : malloc((nent ? nent : 1) * sizeof(uint32_t));
 	if (!s->at || !s->pend || !s->ord)
 		fail("out of memory for the page index");
 	s->nord = 0;
 	s->left = 0;
 	for (uint32_t i = 0; i < nent; i++) {
-		uint32_t e = !parent && e_ord ? e_ord[i] : i; /* the first in address order, as reorder wants */
-		s->pend[e] = parent ? parent->pend[e] : !e_eager[e];
-		s->at[e] = parent ? parent->at[e] : e_at[e];
+		if (own && i >= nord0)
+			break;
+		uint32_t e = own ? e_ord[i] : i; /* in address order, as reorder wants (s->ord fills behind i) */
+		s->pend[e] = parent ? parent->pend[e] : !e_eager[e]; /* neither eager nor DROPPED */
+		if (!own)
+			s->at[e] = parent ? parent->at[e] : e_at[e];
 		if (s->pend[e]) {
 			s->ord[s->nord++] = e;
 			s->left++;
@@ -647,7 +645,7 @@ static void write_eager(void)
 	char path[64];
 	int fd = -1;
 	for (uint32_t e = 0; e < nent; e++) {
-		if (!e_eager[e])
+		if (e_eager[e] != 1)
 			continue;
 		if (fd < 0) {
 			snprintf(path, sizeof(path), "/proc/%d/mem", cfg->host_pid);
@@ -682,7 +680,8 @@ void co_filler_main(const struct co_filler_cfg *c)
 	if (!buf)
 		fail("out of memory");
 	co_trace("filler of pid %d: starts", c->pid);
-	take_index(build_index());
+	static struct co_pindex_top top;
+	take_index(build_index(&top), &top);
 	co_trace("filler of pid %d: indexed %u pages of %d images", c->pid, nent, c->nlayers);
 	write_eager();
 	if (c->announce)

@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "cli/cli.h"
 #include "cli/pindex.h"
@@ -127,6 +129,24 @@ static int add_rec(struct co_pindex *x, const struct co_pindex_rec *rc)
 	return 0;
 }
 
+/* L's arrays for n pages */
+static int room(uint64_t n)
+{
+	uint64_t *at = realloc(L.at, n * sizeof(*at));
+	if (at)
+		L.at = at;
+	uint64_t *off = realloc(L.off, n * sizeof(*off));
+	if (off)
+		L.off = off;
+	uint32_t *rec = realloc(L.rec, n * sizeof(*rec));
+	if (rec)
+		L.rec = rec;
+	if (!at || !off || !rec)
+		return -1;
+	L.cap = (uint32_t)n;
+	return 0;
+}
+
 static int add_own(uint64_t a, uint64_t off, uint32_t rec)
 {
 	uint32_t c1 = L.cap, c2 = L.cap, c3 = L.cap;
@@ -173,6 +193,14 @@ static int read_stream(struct co_pindex *x, const char *path, int k, const struc
 	if (fd < 0)
 		return co_err(err, errlen, "cannot open %s: %s", name, strerror(errno));
 	co_r_init(&r, fd, name);
+	/* room for as many pages as the file could hold: the arrays grow once, not page by page */
+	struct stat st;
+	uint64_t most = fstat(fd, &st) == 0 ? (uint64_t)st.st_size / PAGE + L.n : 0;
+	if (most > L.cap && most < UINT32_MAX && room(most)) {
+		co_err(err, errlen, "out of memory for the page index");
+		close(fd);
+		return -1;
+	}
 	if (co_r_expect(&r, CO_R_HEAD, &h, sizeof(h)) || co_head_check(&r, &h, k ? CO_KIND_PAGES : CO_KIND_PROCESS, &want))
 		goto out;
 	for (;;) {
@@ -228,7 +256,7 @@ static int read_stream(struct co_pindex *x, const char *path, int k, const struc
 				if ((!ranges || co_pindex_in(ranges, nranges, a)) && add_own(a, off | slot, id))
 					goto oom;
 			}
-		if (L.n > before && add_rec(x, &(struct co_pindex_rec){ slot, r.off, r.hdr.len, r.hdr.seq }))
+		if (L.n > before && add_rec(x, &(struct co_pindex_rec){ slot, r.off, r.hdr.len, r.hdr.seq, 0, 0 }))
 			goto oom;
 		/* its data: read when it is filled, and its checksum checked then */
 		if (co_r_skip(&r, r.hdr.len) || co_r_finish(&r))
@@ -245,12 +273,33 @@ done:
 	return ret;
 }
 
+static int by_addr(const void *a, const void *b)
+{
+	uint64_t x = ((const struct co_run *)a)->addr, y = ((const struct co_run *)b)->addr;
+	return x < y ? -1 : x > y;
+}
+
 /* Reset x to no layer at all (a full image comes). */
 static void reset(struct co_pindex *x)
 {
+	free(x->pos);
+	x->pos = NULL;
 	x->nl = 0;
 	x->n = 0;
 	x->nrecs = 0;
+}
+
+/* The pages the layer's parent maps leave to the image below: how many (*want); their runs must not overlap. */
+static int runs_pages(const char *below, uint64_t *want, char *err, size_t errlen)
+{
+	if (L.nruns > 1)
+		qsort(L.runs, L.nruns, sizeof(*L.runs), by_addr);
+	for (uint32_t i = 0; i < L.nruns; i++) {
+		if (i && L.runs[i].addr < L.runs[i - 1].addr + L.runs[i - 1].npages * PAGE)
+			return co_err(err, errlen, "%s: its parent maps overlap at %lx", below, (unsigned long)L.runs[i].addr);
+		*want += L.runs[i].npages;
+	}
+	return 0;
 }
 
 /*
@@ -261,11 +310,8 @@ static void reset(struct co_pindex *x)
 static int merge_layer(struct co_pindex *x, const char *below, char *err, size_t errlen)
 {
 	uint64_t want = 0, got = 0;
-	for (uint32_t i = 0; i < L.nruns; i++) {
-		if (i && L.runs[i].addr < L.runs[i - 1].addr + L.runs[i - 1].npages * PAGE)
-			return co_err(err, errlen, "%s: its parent maps overlap at %lx", below, (unsigned long)L.runs[i].addr);
-		want += L.runs[i].npages;
-	}
+	if (runs_pages(below, &want, err, errlen))
+		return -1;
 	uint32_t need = L.n + x->n + 1;
 	if (x->cap2 < need) {
 		free(x->at2);
@@ -316,24 +362,27 @@ static int merge_layer(struct co_pindex *x, const char *below, char *err, size_t
 	x->rec = rec;
 	x->cap = need;
 	x->n = n;
+	free(x->pos); /* laid out no more */
+	x->pos = NULL;
 	if (got != want)
 		return co_err(err, errlen, "%s: holds %lu of the %lu pages an image built on it leaves to it", below,
 			      (unsigned long)got, (unsigned long)want);
 	return 0;
 }
 
-int co_pindex_fold(struct co_pindex *x, const char *path, const struct co_bind *bind, const uint64_t *ranges,
-		   int nranges, char *err, size_t errlen)
+/* Read the layer's image into L (its own pages sorted by address, its parent maps' runs); its streams. */
+static int read_layer(struct co_pindex *x, const char *path, const struct co_bind *bind, const uint64_t *ranges,
+		      int nranges, uint32_t *streams, char *err, size_t errlen)
 {
-	uint32_t streams = 1;
 	uint64_t parent = 0;
+	*streams = 1;
 	L.n = L.nruns = 0;
 	if (x->nl >= CO_PINDEX_LAYERS)
 		return co_err(err, errlen, "%s: a chain longer than %d", path, CO_PINDEX_LAYERS);
-	for (uint32_t k = 0; k < streams; k++) {
+	for (uint32_t k = 0; k < *streams; k++) {
 		if (k >= CO_STREAMS)
 			return co_err(err, errlen, "%s: more page streams than %d", path, CO_STREAMS);
-		if (read_stream(x, path, (int)k, bind, ranges, nranges, &streams, &parent, err, errlen))
+		if (read_stream(x, path, (int)k, bind, ranges, nranges, streams, &parent, err, errlen))
 			return -1;
 		if (!k && !parent && x->nl) { /* a full image: what was below counts no more */
 			reset(x);
@@ -358,14 +407,84 @@ int co_pindex_fold(struct co_pindex *x, const char *path, const struct co_bind *
 		L.ord[i] = i;
 	if (co_pindex_sort(L.ord, L.n, L.at))
 		return co_err(err, errlen, "out of memory for the page index");
-	const char *below = x->nl ? x->l[x->nl - 1].path : path;
-	if (merge_layer(x, below, err, errlen))
-		return -1;
+	return 0;
+}
+
+static void add_layer(struct co_pindex *x, const char *path, const struct co_bind *bind, uint32_t streams)
+{
 	struct co_pindex_layer *l = &x->l[x->nl++];
 	snprintf(l->path, sizeof(l->path), "%s", path);
 	l->bind = *bind;
 	l->streams = streams;
+}
+
+int co_pindex_fold(struct co_pindex *x, const char *path, const struct co_bind *bind, const uint64_t *ranges,
+		   int nranges, char *err, size_t errlen)
+{
+	uint32_t streams;
+	if (read_layer(x, path, bind, ranges, nranges, &streams, err, errlen) ||
+	    merge_layer(x, x->nl ? x->l[x->nl - 1].path : path, err, errlen))
+		return -1;
+	add_layer(x, path, bind, streams);
 	return 0;
+}
+
+/*
+ * Which entries of the index below the layer in L still count: those its
+ * parent maps leave to it (every page of them must be there), but where
+ * it holds the page itself.
+ */
+static int mark_kept(const struct co_pindex *x, const char *below, uint8_t *keep, char *err, size_t errlen)
+{
+	uint64_t want = 0, got = 0;
+	if (runs_pages(below, &want, err, errlen))
+		return -1;
+	uint32_t w = 0, o = 0;
+	for (uint32_t i = 0; i < x->n; i++) {
+		uint64_t a = x->at[i];
+		while (w < L.nruns && L.runs[w].addr + L.runs[w].npages * PAGE <= a)
+			w++;
+		int in = w < L.nruns && a >= L.runs[w].addr;
+		got += (uint64_t)in;
+		while (o < L.n && L.at[L.ord[o]] < a)
+			o++;
+		keep[i] = (uint8_t)(in && !(o < L.n && L.at[L.ord[o]] == a)); /* held above too: the newer wins */
+	}
+	if (got != want)
+		return co_err(err, errlen, "%s: holds %lu of the %lu pages an image built on it leaves to it", below,
+			      (unsigned long)got, (unsigned long)want);
+	return 0;
+}
+
+int co_pindex_fold_top(struct co_pindex *x, const char *path, const struct co_bind *bind, const uint64_t *ranges,
+		       int nranges, struct co_pindex_top *t, char *err, size_t errlen)
+{
+	uint32_t streams;
+	if (read_layer(x, path, bind, ranges, nranges, &streams, err, errlen))
+		return -1;
+	t->keep = co_pindex_alloc(x->n + 1);
+	if (!t->keep)
+		return co_err(err, errlen, "out of memory for the page index");
+	if (mark_kept(x, x->nl ? x->l[x->nl - 1].path : path, t->keep, err, errlen))
+		return -1;
+	add_layer(x, path, bind, streams);
+	t->at = L.at;
+	t->off = L.off;
+	t->rec = L.rec;
+	t->ord = L.ord;
+	t->n = L.n;
+	return 0;
+}
+
+/*
+ * A large array the caller writes at once: its pages populated in one
+ * call rather than faulted in one by one (on the program's way back).
+ * Never freed: the filler exits when it is done.
+ */
+void *co_pindex_alloc(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
 }
 
 void co_pindex_free(struct co_pindex *x)
@@ -379,7 +498,100 @@ void co_pindex_free(struct co_pindex *x)
 	free(x->off2);
 	free(x->rec2);
 	free(x->recs);
+	free(x->pos);
+	if (x->lay_bytes) {
+		munmap(x->roff, x->lay_bytes);
+		munmap(x->rat, x->lay_bytes);
+	}
 	free(x);
+}
+
+/* ---- the fill's order ---- */
+
+static int lay_by_off(const void *a, const void *b)
+{
+	uint64_t x = ((const uint64_t *)a)[0], y = ((const uint64_t *)b)[0];
+	return x < y ? -1 : x > y;
+}
+
+/* Record r's pages, should its page map's runs not be in address order: placed by their offset instead. */
+static int lay_record(struct co_pindex *x, uint32_t r)
+{
+	const struct co_pindex_rec *rc = &x->recs[r];
+	uint64_t (*t)[2] = malloc((rc->e1 - rc->e0) * sizeof(*t));
+	if (!t)
+		return -1;
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < x->n; i++)
+		if (x->rec[i] == r)
+			t[k][0] = x->off[i], t[k++][1] = i;
+	qsort(t, k, sizeof(*t), lay_by_off);
+	for (uint32_t j = 0; j < k; j++) {
+		uint32_t i = (uint32_t)t[j][1], p = rc->e0 + j;
+		x->pos[i] = p;
+		x->roff[p] = x->off[i];
+		x->rat[p] = x->at[i];
+	}
+	free(t);
+	return 0;
+}
+
+int co_pindex_extend(struct co_pindex *x, uint32_t more)
+{
+	size_t want = ((size_t)x->n + more + 1) * sizeof(uint64_t);
+	want = (want + PAGE - 1) & ~(PAGE - 1);
+	if (want <= x->lay_bytes)
+		return 0;
+	void *a = x->lay_bytes ? mremap(x->roff, x->lay_bytes, want, MREMAP_MAYMOVE)
+			       : mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		return -1;
+	x->roff = a;
+	void *b = x->lay_bytes ? mremap(x->rat, x->lay_bytes, want, MREMAP_MAYMOVE)
+			       : mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b == MAP_FAILED) { /* roff is the larger already: keep it, and say so */
+		if (!x->lay_bytes)
+			munmap(a, want);
+		return -1;
+	}
+	x->rat = b;
+	x->lay_bytes = want;
+	return 0;
+}
+
+int co_pindex_layout(struct co_pindex *x)
+{
+	uint32_t *next = calloc(x->nrecs + 1, sizeof(*next));
+	free(x->pos);
+	x->pos = malloc((x->n + 1) * sizeof(*x->pos));
+	if (!next || !x->pos || co_pindex_extend(x, 0)) {
+		free(next);
+		return -1;
+	}
+	for (uint32_t i = 0; i < x->n; i++)
+		next[x->rec[i]]++;
+	for (uint32_t r = 0, p = 0; r < x->nrecs; r++) {
+		x->recs[r].e0 = p;
+		p += next[r];
+		x->recs[r].e1 = p;
+		next[r] = x->recs[r].e0;
+	}
+	for (uint32_t i = 0; i < x->n; i++) {
+		uint32_t p = next[x->rec[i]]++;
+		x->pos[i] = p;
+		x->roff[p] = x->off[i];
+		x->rat[p] = x->at[i];
+	}
+	free(next);
+	for (uint32_t r = 0; r < x->nrecs; r++)
+		for (uint32_t p = x->recs[r].e0 + 1; p < x->recs[r].e1; p++)
+			if (x->roff[p] < x->roff[p - 1]) {
+				if (lay_record(x, r))
+					return -1;
+				break;
+			}
+	x->laid_recs = x->nrecs;
+	return 0;
 }
 
 /* ---- built ahead, on a migration's target ---- */
@@ -430,7 +642,8 @@ void co_pindex_ahead(const char *dir)
 		struct co_bind b = { m.group_id, m.generation, 0, 0 };
 		snprintf(path, sizeof(path), "%s/%s", dir, p[i].image);
 		/* a compressed image is read whole by its restorer, never by a filler */
-		if ((p[i].flags & CO_MP_COMPRESSED) || co_pindex_fold(x, path, &b, NULL, 0, err, sizeof(err)))
+		if ((p[i].flags & CO_MP_COMPRESSED) || co_pindex_fold(x, path, &b, NULL, 0, err, sizeof(err)) ||
+		    co_pindex_layout(x))
 			forget(x);
 	}
 }

@@ -16,6 +16,7 @@
 struct co_pindex_rec {
 	uint32_t slot;		/* layer * CO_STREAMS + its stream in the layer's image */
 	uint64_t off, len, seq;
+	uint32_t e0, e1;	/* its entries in the fill's order (co_pindex_layout) */
 };
 
 /* One image of the chain, oldest first. */
@@ -39,6 +40,16 @@ struct co_pindex {
 	uint32_t *rec2, cap2;
 	struct co_pindex_rec *recs;
 	uint32_t nrecs, cap_recs;
+	/*
+	 * The fill's order (co_pindex_layout): record by record, each record's
+	 * pages front to back.  Entry i (by address) is at pos[i]; there, its
+	 * data (roff) and address (rat).  NULL pos: not laid out (since the
+	 * last fold); else for the laid_recs records before the top's.
+	 */
+	uint32_t *pos;
+	uint64_t *roff, *rat;
+	size_t lay_bytes;	/* of roff and rat each (mapped: co_pindex_extend moves them cheaply) */
+	uint32_t laid_recs;
 };
 
 /*
@@ -51,6 +62,28 @@ struct co_pindex {
 int co_pindex_fold(struct co_pindex *x, const char *path, const struct co_bind *bind, const uint64_t *ranges,
 		   int nranges, char *err, size_t errlen);
 void co_pindex_free(struct co_pindex *x);
+
+/*
+ * The restored image, the newest layer, folded onto x without a new
+ * index (the filler puts the result straight into its own order): its own
+ * pages in ranges (by address: at[ord[i]], i < n; valid until the next
+ * fold), and keep[i]: does x's entry i still count (left to the parent by
+ * it, and not held by it).  0, or -1 with err.
+ */
+struct co_pindex_top {
+	const uint64_t *at, *off;
+	const uint32_t *rec, *ord;
+	uint32_t n;
+	uint8_t *keep;
+};
+int co_pindex_fold_top(struct co_pindex *x, const char *path, const struct co_bind *bind, const uint64_t *ranges,
+		       int nranges, struct co_pindex_top *t, char *err, size_t errlen);
+/* Lay x out in the fill's order (above); 0, or -1 out of memory. */
+int co_pindex_layout(struct co_pindex *x);
+/* Room in roff and rat for more entries after the n laid out; 0 or -1. */
+int co_pindex_extend(struct co_pindex *x, uint32_t more);
+/* n bytes for an array written at once, its pages populated in one call (never freed: the filler exits) */
+void *co_pindex_alloc(size_t n);
 
 /* Is page a in one of the n ranges (start, end pairs in address order)? */
 int co_pindex_in(const uint64_t *ranges, int n, uint64_t a);
