@@ -189,6 +189,11 @@ static struct co_pindex *build_index(struct co_pindex_top *t)
 			fail("%s", err);
 		co_trace("filler of pid %d: layer %d indexed, %u pages so far", cfg->pid, nl - 1 - p, x->n);
 	}
+	if (!x->pos) { /* laid out in the fill's order now, as a migration's target does ahead */
+		if (co_pindex_layout(x))
+			fail("out of memory for the page index");
+		co_trace("filler of pid %d: the layers below laid out", cfg->pid);
+	}
 	if (co_pindex_fold_top(x, cfg->layers[0].image, &cfg->layers[0].bind, cfg->ranges, cfg->nranges, t, err,
 			       sizeof(err)))
 		fail("%s", err);
@@ -207,8 +212,6 @@ static struct co_pindex *build_index(struct co_pindex_top *t)
  */
 static void take_index(struct co_pindex *x, const struct co_pindex_top *t)
 {
-	if (!x->pos && co_pindex_layout(x))
-		fail("out of memory for the page index");
 	uint32_t below = x->n;
 	nent = below + t->n;
 	if (co_pindex_extend(x, t->n))
