@@ -98,7 +98,7 @@ static uint32_t nrecs;
 static struct space sp[MAX_SPACES];
 static int nsp;
 static char *buf;		/* CHUNK of page data */
-static uint32_t *e_ord;		/* the entries still to come by address (NULL: new_space sorts them) */
+static uint32_t *e_ord;		/* the entries still to come (not eager, not DROPPED), by address */
 static uint32_t nord0;		/* ... how many */
 #define DROPPED 2		/* e_eager: an entry below that the restored image no longer leaves to it */
 
@@ -258,7 +258,8 @@ static void take_index(struct co_pindex *x, const struct co_pindex_top *t)
 			continue;
 		}
 		e_eager[p] = !(g < (uint32_t)cfg->nranges && a >= cfg->ranges[2 * g]);
-		e_ord[nord0++] = p;
+		if (!e_eager[p])
+			e_ord[nord0++] = p;
 	}
 	for (int p = 0; p < x->nl; p++)
 		for (uint32_t s = 0; s < x->l[p].streams; s++)
@@ -315,26 +316,33 @@ static struct space *new_space(int fd, const struct space *parent)
 		fail("more than %d processes forked while the memory was filled", MAX_SPACES - 1);
 	struct space *s = &sp[nsp++];
 	s->fd = fd;
-	/*
-	 * The process's own space takes the index's arrays (e_at then follows
-	 * its moves), its order already by address: nothing to copy or sort on
-	 * the program's way back.  A child's gets copies of its parent's.
-	 */
-	int own = !parent && e_ord;
-	s->at = own ? e_at : malloc((nent ? nent : 1) * sizeof(uint64_t));
-	s->pend = own ? co_pindex_alloc(nent + 1) : malloc(nent ? nent : 1);
-	s->ord = own ? e_ord : malloc((nent ? nent : 1) * sizeof(uint32_t));
-	if (!s->at || !s->pend || !s->ord)
-		fail("out of memory for the page index");
 	s->nord = 0;
 	s->left = 0;
-	for (uint32_t i = 0; i < nent; i++) {
-		if (own && i >= nord0)
-			break;
-		uint32_t e = own ? e_ord[i] : i; /* in address order, as reorder wants (s->ord fills behind i) */
-		s->pend[e] = parent ? parent->pend[e] : !e_eager[e]; /* neither eager nor DROPPED */
-		if (!own)
-			s->at[e] = parent ? parent->at[e] : e_at[e];
+	if (!parent && e_ord) {
+		/*
+		 * The process's own space takes the index's arrays (e_at then
+		 * follows its moves) and e_ord, the entries still to come already
+		 * by address: nothing copied or sorted on the program's way back.
+		 */
+		s->at = e_at;
+		s->ord = e_ord;
+		s->pend = co_pindex_alloc(nent + 1);
+		if (!s->pend)
+			fail("out of memory for the page index");
+		for (uint32_t i = 0; i < nord0; i++)
+			s->pend[e_ord[i]] = 1;
+		s->nord = s->left = nord0;
+		return s;
+	}
+	/* a child's: copies of what is still to come in its parent's */
+	s->at = malloc((nent ? nent : 1) * sizeof(uint64_t));
+	s->pend = malloc(nent ? nent : 1);
+	s->ord = malloc((nent ? nent : 1) * sizeof(uint32_t));
+	if (!s->at || !s->pend || !s->ord)
+		fail("out of memory for the page index");
+	for (uint32_t e = 0; e < nent; e++) {
+		s->pend[e] = parent ? parent->pend[e] : !e_eager[e];
+		s->at[e] = parent ? parent->at[e] : e_at[e];
 		if (s->pend[e]) {
 			s->ord[s->nord++] = e;
 			s->left++;
