@@ -289,6 +289,20 @@ static void reset(struct co_pindex *x)
 	x->nrecs = 0;
 }
 
+/* The first entry of x from i on whose page is at or after a (x->n: none). */
+static uint32_t at_or_after(const struct co_pindex *x, uint32_t i, uint64_t a)
+{
+	uint32_t lo = i, hi = x->n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (x->at[mid] < a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* The pages the layer's parent maps leave to the image below: how many (*want); their runs must not overlap. */
 static int runs_pages(const char *below, uint64_t *want, char *err, size_t errlen)
 {
@@ -328,29 +342,41 @@ static int merge_layer(struct co_pindex *x, const char *below, char *err, size_t
 	}
 	uint64_t *at = x->at2, *off = x->off2;
 	uint32_t *rec = x->rec2;
-	uint32_t n = 0, i = 0, o = 0, w = 0;
-	while (i < x->n || o < L.n) {
-		/* the next page below that the layer leaves to it */
-		while (i < x->n) {
-			while (w < L.nruns && L.runs[w].addr + L.runs[w].npages * PAGE <= x->at[i])
-				w++;
-			if (w < L.nruns && x->at[i] >= L.runs[w].addr)
-				break;
-			i++;
+	uint32_t n = 0, o = 0, from = 0;
+	/*
+	 * Run by run: the stretch of the index below that the run covers goes
+	 * across whole (memcpy: an image leaves nearly all memory to its
+	 * parent, in long stretches), cut where one of the layer's own pages
+	 * comes between; a page both hold is the layer's.
+	 */
+	for (uint32_t w = 0; w <= L.nruns; w++) {
+		uint32_t lo = x->n, hi = x->n;
+		if (w < L.nruns) {
+			lo = at_or_after(x, from, L.runs[w].addr);
+			hi = at_or_after(x, lo, L.runs[w].addr + L.runs[w].npages * PAGE);
+			got += hi - lo;
+			from = hi;
 		}
-		int own = o < L.n && (i == x->n || L.at[L.ord[o]] <= x->at[i]);
-		if (own) {
-			uint32_t e = L.ord[o++];
-			if (i < x->n && x->at[i] == L.at[e]) /* held here too: the newer wins */
-				got++, i++;
-			at[n] = L.at[e];
-			off[n] = L.off[e];
-			rec[n++] = L.rec[e];
-		} else if (i < x->n) {
-			got++;
-			at[n] = x->at[i];
-			off[n] = x->off[i];
-			rec[n++] = x->rec[i++];
+		for (uint32_t j = lo;;) {
+			while (o < L.n && (j == hi || L.at[L.ord[o]] <= x->at[j])) {
+				if (j == hi && w < L.nruns && L.at[L.ord[o]] >= L.runs[w].addr + L.runs[w].npages * PAGE)
+					break; /* after this run: with the next */
+				uint32_t e = L.ord[o++];
+				if (j < hi && x->at[j] == L.at[e]) /* held here too: the newer wins */
+					j++;
+				at[n] = L.at[e];
+				off[n] = L.off[e];
+				rec[n++] = L.rec[e];
+			}
+			if (j == hi)
+				break;
+			uint32_t k = o < L.n ? at_or_after(x, j, L.at[L.ord[o]]) : hi;
+			k = k < hi ? k : hi;
+			memcpy(at + n, x->at + j, (k - j) * sizeof(*at));
+			memcpy(off + n, x->off + j, (k - j) * sizeof(*off));
+			memcpy(rec + n, x->rec + j, (k - j) * sizeof(*rec));
+			n += k - j;
+			j = k;
 		}
 	}
 	x->at2 = x->at;
@@ -439,16 +465,19 @@ static int mark_kept(const struct co_pindex *x, const char *below, uint8_t *keep
 	uint64_t want = 0, got = 0;
 	if (runs_pages(below, &want, err, errlen))
 		return -1;
-	uint32_t w = 0, o = 0;
-	for (uint32_t i = 0; i < x->n; i++) {
-		uint64_t a = x->at[i];
-		while (w < L.nruns && L.runs[w].addr + L.runs[w].npages * PAGE <= a)
-			w++;
-		int in = w < L.nruns && a >= L.runs[w].addr;
-		got += (uint64_t)in;
-		while (o < L.n && L.at[L.ord[o]] < a)
-			o++;
-		keep[i] = (uint8_t)(in && !(o < L.n && L.at[L.ord[o]] == a)); /* held above too: the newer wins */
+	/* keep is all 0 (co_pindex_alloc): each run's stretch set at once, then the layer's own pages cleared */
+	for (uint32_t w = 0, from = 0; w < L.nruns; w++) {
+		uint32_t lo = at_or_after(x, from, L.runs[w].addr);
+		uint32_t hi = at_or_after(x, lo, L.runs[w].addr + L.runs[w].npages * PAGE);
+		memset(keep + lo, 1, hi - lo);
+		got += hi - lo;
+		from = hi;
+	}
+	for (uint32_t o = 0, j = 0; o < L.n; o++) { /* held above too: the newer wins */
+		uint64_t a = L.at[L.ord[o]];
+		j = at_or_after(x, j, a);
+		if (j < x->n && x->at[j] == a)
+			keep[j] = 0;
 	}
 	if (got != want)
 		return co_err(err, errlen, "%s: holds %lu of the %lu pages an image built on it leaves to it", below,
