@@ -289,6 +289,15 @@ static void reset(struct co_pindex *x)
 	x->nrecs = 0;
 }
 
+/* Are the layer's own pages in address order as read (one stream, its records in order)? */
+static int in_order(void)
+{
+	for (uint32_t i = 1; i < L.n; i++)
+		if (L.at[i] <= L.at[i - 1])
+			return 0;
+	return 1;
+}
+
 /* The first entry of x from i on whose page is at or after a (x->n: none). */
 static uint32_t at_or_after(const struct co_pindex *x, uint32_t i, uint64_t a)
 {
@@ -326,6 +335,15 @@ static int merge_layer(struct co_pindex *x, const char *below, char *err, size_t
 	uint64_t want = 0, got = 0;
 	if (runs_pages(below, &want, err, errlen))
 		return -1;
+	if (!x->n && !L.nruns && in_order()) { /* the first layer, in order already: its arrays are the index */
+		uint64_t *at = x->at, *off = x->off;
+		uint32_t *rec = x->rec, cap = x->cap;
+		x->at = L.at, x->off = L.off, x->rec = L.rec, x->cap = L.cap, x->n = L.n;
+		L.at = at, L.off = off, L.rec = rec, L.cap = cap, L.n = 0;
+		free(x->pos);
+		x->pos = NULL;
+		return 0;
+	}
 	uint32_t need = L.n + x->n + 1;
 	if (x->cap2 < need) {
 		free(x->at2);
@@ -572,12 +590,12 @@ int co_pindex_extend(struct co_pindex *x, uint32_t more)
 	if (want <= x->lay_bytes)
 		return 0;
 	void *a = x->lay_bytes ? mremap(x->roff, x->lay_bytes, want, MREMAP_MAYMOVE)
-			       : mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			       : mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (a == MAP_FAILED)
 		return -1;
 	x->roff = a;
 	void *b = x->lay_bytes ? mremap(x->rat, x->lay_bytes, want, MREMAP_MAYMOVE)
-			       : mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			       : mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (b == MAP_FAILED) { /* roff is the larger already: keep it, and say so */
 		if (!x->lay_bytes)
 			munmap(a, want);
