@@ -7,8 +7,11 @@
  * below it: the layer's own pages, plus those of the index below that its
  * parent maps leave to its parent (every one of which must be there, as
  * the merge checks); what it neither holds nor leaves is gone (a hole, an
- * unmapped or dropped page).  Each fold is one pass over the index in
- * address order, so a layer costs its records plus the index below.
+ * unmapped or dropped page).  Each fold copies the index below run by
+ * run, whole stretches at a time (an image leaves nearly all memory to
+ * its parent), so a layer costs its records and runs plus one copy of the
+ * index below.  The index is then laid out in the order the filler reads
+ * the records (co_pindex_layout).
  *
  * So all of it but the restored image's own layer can be built before
  * the restart: a migration's target folds each generation as it is
