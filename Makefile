@@ -35,6 +35,7 @@ CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src
 	src/cli/merge_pages.c src/cli/merge_dir.c \
 	src/cli/wire.c src/cli/migrate.c src/cli/receive.c src/agent/dirty_method.c $(KINDS) \
 	src/cli/filler.c src/cli/chain.c \
+	src/cli/pindex.c \
 	src/cli/wire_crypt.c \
 	src/cli/postcopy.c src/cli/postcopy_target.c src/cli/behind.c
 

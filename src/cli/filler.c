@@ -23,14 +23,14 @@
  * refuses copies (EAGAIN): the events are read, then the copy is tried
  * again against what they changed.
  *
- * The index: every page of the lazy regions that the image holds, in
- * the order of the image's files (entry e: stream and offset of its
- * data).  An incremental image restarted from its chain (chain.c) leaves
- * pages to its parent (parent map records): those are looked up in the
- * parent's image, the ones it leaves to its own parent in that one's, and
- * so on down to the full image, so that each page comes from the newest
- * image that holds it.  Built through the one image reader (co_r_*), whose records'
- * checksums it checks as it fills: a page the program got from a record
+ * The index (pindex.c): every page of the lazy regions that the image
+ * holds, in the order of the image's files (entry e: stream and offset of
+ * its data).  An incremental image restarted from its chain (chain.c)
+ * leaves pages to its parent (parent map records): those come from the
+ * newest older image that holds them, down to the full image; the chain
+ * below the restored image is indexed first (on a migration's target,
+ * while the rounds came in), the restored image's own pages last.  Every
+ * record's checksum is checked as the fill reads it: a page the program got from a record
  * that turns out damaged ends the group, as any failure here does (the
  * coordinator kills the group when the filler exits non-zero: the
  * program must never run on with a page that is not its own).
@@ -51,6 +51,7 @@
 #include <unistd.h>
 #include "cli/cli.h"
 #include "cli/filler.h"
+#include "cli/pindex.h"
 #include "image.h"
 #include "proto.h"
 #include "res.h"
@@ -91,21 +92,15 @@ static char *src_name[SLOTS];
 static uint64_t *e_off;		/* entry -> offset of its data | slot (< PAGE) */
 static uint64_t *e_at;		/* entry -> its page's address at the restore */
 static uint8_t *e_eager;	/* entry -> a page of a region restored eagerly: written before the program runs */
-static uint32_t nent, cap_ent;
+static uint32_t nent;
 static struct rec *recs;
-static uint32_t nrecs, cap_recs;
+static uint32_t nrecs;
 static struct space sp[MAX_SPACES];
 static int nsp;
 static char *buf;		/* CHUNK of page data */
-/*
- * The pages the layer being indexed is asked for (its child's parent
- * maps), as runs in address order, and how many of them it has given;
- * the runs it leaves to its own parent.  Runs, not pages: each image
- * leaves nearly all memory to its parent, a chain of rounds N times.
- */
-static struct co_run *want, *next_want;
-static uint32_t nwant, nnext, cap_next;
-static uint64_t want_pages, got_pages;
+static uint32_t *e_ord;		/* the entries still to come (not eager, not DROPPED), by address */
+static uint32_t nord0;		/* ... how many */
+#define DROPPED 2		/* e_eager: an entry below that the restored image no longer leaves to it */
 
 static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
 {
@@ -116,15 +111,6 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
 	va_end(ap);
 	fprintf(stderr, "cohort: lazy restore of pid %d failed: %s; the group is ended\n", cfg->pid, line);
 	_exit(1);
-}
-
-static void *grow(void *p, uint32_t *cap, size_t size)
-{
-	*cap = *cap ? *cap * 2 : 4096;
-	p = realloc(p, (size_t)*cap * size);
-	if (!p)
-		fail("out of memory for the page index");
-	return p;
 }
 
 /* ---- the page source: the image's files, whose holes a post-copy may still be filling ---- */
@@ -165,267 +151,119 @@ static int src_read(int stream, uint64_t off, void *p, size_t n, int demand)
 	return file_read(stream, off, p, n);
 }
 
-/* ---- the index ---- */
-
-/* Is page a in a lazy region?  The regions are in address order. */
-static int in_lazy(uint64_t a)
-{
-	int lo = 0, hi = cfg->nranges;
-	while (lo < hi) {
-		int mid = lo + (hi - lo) / 2;
-		if (cfg->ranges[2 * mid + 1] <= a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < cfg->nranges && a >= cfg->ranges[2 * lo];
-}
-
-/* The first run of want that ends after a, or nwant. */
-static uint32_t want_from(uint64_t a)
-{
-	uint32_t lo = 0, hi = nwant;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (want[mid].addr + want[mid].npages * PAGE <= a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/*
- * Does the layer index page a?  Layer 0: a page of a lazy region; an
- * older one: a page its child wants (of any region: those of regions
- * restored eagerly are written into place before the program runs).
- */
-static int takes(int layer, uint64_t a)
-{
-	if (!layer)
-		return in_lazy(a);
-	uint32_t i = want_from(a);
-	if (i == nwant || a < want[i].addr)
-		return 0;
-	got_pages++;
-	return 1;
-}
-
-static void add_next(uint64_t a, uint64_t n)
-{
-	if (nnext == cap_next)
-		next_want = grow(next_want, &cap_next, sizeof(*next_want));
-	next_want[nnext++] = (struct co_run){ a, n };
-}
-
-/* The pages of a parent map that the layer is asked for (all, in layer 0): asked of the layer below. */
-static void leave_to_parent(int layer, const struct co_pagemap *pm)
-{
-	for (uint32_t i = 0; i < pm->nruns; i++) {
-		uint64_t a = pm->runs[i].addr, end = a + pm->runs[i].npages * PAGE;
-		if (!layer) {
-			add_next(a, pm->runs[i].npages);
-			continue;
-		}
-		for (uint32_t w = want_from(a); w < nwant && want[w].addr < end; w++) {
-			uint64_t lo = want[w].addr > a ? want[w].addr : a;
-			uint64_t hi = want[w].addr + want[w].npages * PAGE;
-			hi = hi < end ? hi : end;
-			add_next(lo, (hi - lo) / PAGE);
-			got_pages += (hi - lo) / PAGE;
-		}
-	}
-}
-
-/*
- * Page map and page data records of stream k of the layer's image (the
- * process image's first, up to them; its process record gives *streams).
- */
-static void index_stream(int layer, int k, const struct co_filler_layer *l, uint32_t *streams)
-{
-	static struct co_reader r;
-	static struct co_pagemap pm;
-	static struct co_proc proc;
-	struct co_head h;
-	struct co_bind want_bind = l->bind;
-	int slot = layer * CO_STREAMS + k;
-	want_bind.pid = cfg->pid;
-	want_bind.stream = (uint32_t)k;
-	co_r_init(&r, src_fd[slot], src_name[slot]);
-	if (co_r_expect(&r, CO_R_HEAD, &h, sizeof(h)) ||
-	    co_head_check(&r, &h, k ? CO_KIND_PAGES : CO_KIND_PROCESS, &want_bind))
-		fail("%s", r.err);
-	for (;;) {
-		int e = co_r_next(&r);
-		if (e <= 0)
-			fail("%s", e < 0 ? r.err : "image ends before its end record");
-		if (r.hdr.type == CO_R_END)
-			return;
-		if (r.hdr.type == CO_R_PROC && !k) {
-			if (co_r_payload(&r, &proc, sizeof(proc)))
-				fail("%s", r.err);
-			*streams = proc.streams < 1 ? 1 : proc.streams;
-			/* built on the image below it, as the merge checks (merge.c, open_layers) */
-			if (proc.parent && (layer + 1 >= cfg->nlayers || proc.parent != cfg->layers[layer + 1].bind.generation))
-				fail("%s: built on generation %lu, not on the image below it in the chain", r.name,
-				     (unsigned long)proc.parent);
-			continue;
-		}
-		if (r.hdr.type == CO_R_PARENTMAP) { /* pages whose data an older image holds */
-			if (co_r_payload(&r, &pm, sizeof(pm)))
-				fail("%s", r.err);
-			if (pm.nruns > CO_MAX_RUNS || layer + 1 >= cfg->nlayers)
-				fail("%s: byte %lu: a parent map the filler cannot follow", r.name, (unsigned long)r.rec_off);
-			leave_to_parent(layer, &pm);
-			continue;
-		}
-		if (r.hdr.type != CO_R_PAGEMAP) { /* the metadata the restorer read */
-			if (co_r_finish(&r))
-				fail("%s", r.err);
-			continue;
-		}
-		if (co_r_payload(&r, &pm, sizeof(pm)))
-			fail("%s", r.err);
-		if (pm.nruns > CO_MAX_RUNS)
-			fail("%s: byte %lu: page map has %u runs", r.name, (unsigned long)r.rec_off, pm.nruns);
-		if (co_r_next(&r) != 1 || r.hdr.type != CO_R_PAGEDATA || r.hdr.len != pm.npages * PAGE)
-			fail("%s", r.err[0] ? r.err : "page data does not match its page map");
-		struct rec rc = { slot, r.off, r.hdr.len, r.hdr.seq, nent, nent };
-		uint64_t off = r.off;
-		for (uint32_t i = 0; i < pm.nruns; i++)
-			for (uint64_t p = 0; p < pm.runs[i].npages; p++, off += PAGE) {
-				uint64_t a = pm.runs[i].addr + p * PAGE;
-				if (!takes(layer, a))
-					continue;
-				if (nent == cap_ent) {
-					uint32_t cap = cap_ent, cap2 = cap_ent;
-					e_off = grow(e_off, &cap_ent, sizeof(*e_off));
-					e_at = grow(e_at, &cap, sizeof(*e_at));
-					e_eager = grow(e_eager, &cap2, sizeof(*e_eager));
-				}
-				e_off[nent] = off | (uint64_t)slot;
-				e_eager[nent] = !in_lazy(a);
-				e_at[nent++] = a;
-			}
-		rc.e1 = nent;
-		if (rc.e1 > rc.e0) {
-			if (nrecs == cap_recs)
-				recs = grow(recs, &cap_recs, sizeof(*recs));
-			recs[nrecs++] = rc;
-		}
-		/* its data: read when it is filled, and its checksum checked then */
-		if (co_r_skip(&r, r.hdr.len) || co_r_finish(&r))
-			fail("%s", r.err);
-	}
-}
-
-static int by_addr(const void *a, const void *b)
-{
-	uint64_t x = ((const struct co_run *)a)->addr, y = ((const struct co_run *)b)->addr;
-	return x < y ? -1 : x > y;
-}
+/* ---- the index (pindex.c) ---- */
 
 static void open_slot(int slot, const char *image, int k)
 {
 	src_name[slot] = malloc(strlen(image) + 16);
 	if (!src_name[slot])
 		fail("out of memory");
-	if (k)
-		co_stream_path(src_name[slot], strlen(image) + 16, image, k);
-	else
-		strcpy(src_name[slot], image);
+	co_stream_path(src_name[slot], strlen(image) + 16, image, k);
 	src_fd[slot] = open(src_name[slot], O_RDONLY | O_CLOEXEC);
 	if (src_fd[slot] < 0)
 		fail("cannot open %s: %s", src_name[slot], strerror(errno));
 }
 
-/* Index the layers newest first: each older one only for the pages the one above leaves to it. */
-static void index_chain(void)
+/*
+ * The chain's index, oldest image first: the layers below the restored
+ * one as a migration's target built them ahead (the receiver we were
+ * forked from), or folded here; the restored image's own pages (of lazy
+ * regions only) last, into *t.
+ */
+static struct co_pindex *build_index(struct co_pindex_top *t)
 {
-	for (int j = 0; j < cfg->nlayers; j++) {
-		const struct co_filler_layer *l = &cfg->layers[j];
-		uint32_t streams = j ? 1 : (uint32_t)cfg->streams;
-		for (uint32_t k = 0; k < streams; k++) {
-			if (k >= CO_STREAMS)
-				fail("%s: more page streams than %d", l->image, CO_STREAMS);
-			open_slot(j * CO_STREAMS + (int)k, l->image, (int)k);
-			index_stream(j, (int)k, l, j ? &streams : &(uint32_t){ 0 });
-		}
-		co_trace("filler of pid %d: layer %d indexed, %u pages so far", cfg->pid, j, nent);
-		if (got_pages != want_pages)
-			fail("%s: holds %lu of the %lu pages an image built on it leaves to it", l->image,
-			     (unsigned long)got_pages, (unsigned long)want_pages);
-		/* what this layer leaves to its parent is what the next one is asked for (runs of two streams: sorted) */
-		free(want);
-		want = next_want;
-		nwant = nnext;
-		next_want = NULL;
-		nnext = cap_next = 0;
-		if (nwant)
-			qsort(want, nwant, sizeof(*want), by_addr);
-		want_pages = got_pages = 0;
-		for (uint32_t i = 0; i < nwant; i++) {
-			if (i && want[i].addr < want[i - 1].addr + want[i - 1].npages * PAGE)
-				fail("%s: its parent maps overlap at %lx", l->image, (unsigned long)want[i].addr);
-			want_pages += want[i].npages;
-		}
-		if (!nwant)
-			break;
+	static struct co_bind binds[CO_CHAIN_MAX];
+	char err[1024];
+	int nl = cfg->nlayers;
+	for (int p = 0; p < nl; p++)
+		binds[p] = cfg->layers[nl - 1 - p].bind;
+	struct co_pindex *x = co_pindex_take(cfg->pid, binds, nl - 1);
+	if (x)
+		co_trace("filler of pid %d: %d images indexed ahead, %u pages", cfg->pid, x->nl, x->n);
+	else if (!(x = calloc(1, sizeof(*x))))
+		fail("out of memory for the page index");
+	x->pid = cfg->pid;
+	for (int p = x->nl; p < nl - 1; p++) {
+		const struct co_filler_layer *l = &cfg->layers[nl - 1 - p];
+		if (co_pindex_fold(x, l->image, &l->bind, NULL, 0, err, sizeof(err)))
+			fail("%s", err);
+		co_trace("filler of pid %d: layer %d indexed, %u pages so far", cfg->pid, nl - 1 - p, x->n);
 	}
-	if (nwant)
-		fail("%lu pages are left to an image older than the chain", (unsigned long)want_pages);
+	if (!x->pos) { /* laid out in the fill's order now, as a migration's target does ahead */
+		if (co_pindex_layout(x))
+			fail("out of memory for the page index");
+		co_trace("filler of pid %d: the layers below laid out", cfg->pid);
+	}
+	if (co_pindex_fold_top(x, cfg->layers[0].image, &cfg->layers[0].bind, cfg->ranges, cfg->nranges, t, err,
+			       sizeof(err)))
+		fail("%s", err);
+	co_trace("filler of pid %d: layer 0 indexed, %u pages of its own", cfg->pid, t->n);
+	return x;
 }
 
 /*
- * Sort the entries ord[0..n) by their address at[].  They come image
- * after image of the chain, each image's in address order (its page
- * records are), so the list is a few ascending runs: merged pairwise,
- * bottom up, which takes O(n log runs).  This is on the program's way
- * back (a fault waits until the filler has its order): qsort took 23 ms
- * for 1 GiB here, the merge of a chain's runs a few.
+ * The entries in the fill's order, record by record (pindex.c,
+ * co_pindex_layout: the index below as laid out, ahead on a migration's
+ * target), the restored image's own after them; e_ord: those still to
+ * come, by address (new_space needs no sort).  An entry of the index
+ * below that the restored image no longer leaves to it (it holds the
+ * page itself, or has none there) stays in its place, DROPPED.  The files
+ * of every layer opened.
  */
-static void sort_by_at(uint32_t *ord, uint32_t n, const uint64_t *at)
+static void take_index(struct co_pindex *x, const struct co_pindex_top *t)
 {
-	static uint32_t *tmp, *run, cap;
-	if (n < 2)
-		return;
-	if (cap < n + 1) {
-		free(tmp);
-		free(run);
-		tmp = malloc((n + 1) * sizeof(*tmp));
-		run = malloc((n + 2) * sizeof(*run));
-		if (!tmp || !run)
-			fail("out of memory for the page index");
-		cap = n + 1;
+	uint32_t below = x->n;
+	nent = below + t->n;
+	if (co_pindex_extend(x, t->n))
+		fail("out of memory for the page index");
+	e_off = x->roff;
+	e_at = x->rat;
+	memcpy(e_off + below, t->off, t->n * sizeof(*e_off));
+	memcpy(e_at + below, t->at, t->n * sizeof(*e_at));
+	e_eager = co_pindex_alloc(nent + 1); /* 0: lazy (all of the restored image's own) */
+	e_ord = co_pindex_alloc((nent + 1) * sizeof(*e_ord));
+	recs = malloc((x->nrecs + 1) * sizeof(*recs));
+	if (!e_eager || !e_ord || !recs)
+		fail("out of memory for the page index");
+	for (uint32_t r = 0; r < x->laid_recs; r++) {
+		const struct co_pindex_rec *rc = &x->recs[r];
+		if (rc->e1 > rc->e0)
+			recs[nrecs++] = (struct rec){ (int)rc->slot, rc->off, rc->len, rc->seq, rc->e0, rc->e1 };
 	}
-	uint32_t nrun = 0;
-	run[nrun++] = 0;
-	for (uint32_t i = 1; i < n; i++)
-		if (at[ord[i]] < at[ord[i - 1]])
-			run[nrun++] = i;
-	run[nrun] = n;
-	uint32_t *from = ord, *to = tmp;
-	while (nrun > 1) {
-		uint32_t m = 0;
-		for (uint32_t r = 0; r < nrun; r += 2) {
-			uint32_t lo = run[r], mid = run[r + 1], hi = r + 2 <= nrun ? run[r + 2] : mid;
-			uint32_t i = lo, j = mid, o = lo;
-			while (i < mid && j < hi)
-				to[o++] = at[from[j]] < at[from[i]] ? from[j++] : from[i++];
-			while (i < mid)
-				to[o++] = from[i++];
-			while (j < hi)
-				to[o++] = from[j++];
-			run[m++] = lo;
+	/* the restored image's records: its entries, in file order, are each record's together */
+	for (uint32_t j = 0; j < t->n;) {
+		const struct co_pindex_rec *rc = &x->recs[t->rec[j]];
+		uint32_t j1 = j;
+		while (j1 < t->n && t->rec[j1] == t->rec[j])
+			j1++;
+		recs[nrecs++] = (struct rec){ (int)rc->slot, rc->off, rc->len, rc->seq, below + j, below + j1 };
+		j = j1;
+	}
+	/* by address: the entries below that still count (eager outside the lazy regions), and the image's own */
+	uint32_t i = 0, o = 0, g = 0;
+	for (;;) {
+		if (o < t->n && (i == below || t->at[t->ord[o]] < x->at[i])) {
+			e_ord[nord0++] = below + t->ord[o++];
+			continue;
 		}
-		run[m] = n;
-		nrun = m;
-		uint32_t *t = from;
-		from = to;
-		to = t;
+		if (i == below)
+			break;
+		uint64_t a = x->at[i];
+		uint32_t p = x->pos[i];
+		int keep = t->keep[i++];
+		while (g < (uint32_t)cfg->nranges && cfg->ranges[2 * g + 1] <= a)
+			g++;
+		if (!keep) {
+			e_eager[p] = DROPPED;
+			continue;
+		}
+		e_eager[p] = !(g < (uint32_t)cfg->nranges && a >= cfg->ranges[2 * g]);
+		if (!e_eager[p])
+			e_ord[nord0++] = p;
 	}
-	if (from != ord)
-		memcpy(ord, from, n * sizeof(*ord));
+	for (int p = 0; p < x->nl; p++)
+		for (uint32_t s = 0; s < x->l[p].streams; s++)
+			open_slot(p * CO_STREAMS + (int)s, cfg->layers[x->nl - 1 - p].image, (int)s);
 }
 
 /* Order the pending entries of s by address again (dropping the others). */
@@ -436,7 +274,8 @@ static void reorder(struct space *s)
 		if (s->pend[s->ord[i]])
 			s->ord[n++] = s->ord[i];
 	s->nord = n;
-	sort_by_at(s->ord, n, s->at);
+	if (co_pindex_sort(s->ord, n, s->at))
+		fail("out of memory for the page index");
 }
 
 /* The first position of s->ord whose address is >= a. */
@@ -477,13 +316,30 @@ static struct space *new_space(int fd, const struct space *parent)
 		fail("more than %d processes forked while the memory was filled", MAX_SPACES - 1);
 	struct space *s = &sp[nsp++];
 	s->fd = fd;
+	s->nord = 0;
+	s->left = 0;
+	if (!parent && e_ord) {
+		/*
+		 * The process's own space takes the index's arrays (e_at then
+		 * follows its moves) and e_ord, the entries still to come already
+		 * by address: nothing copied or sorted on the program's way back.
+		 */
+		s->at = e_at;
+		s->ord = e_ord;
+		s->pend = co_pindex_alloc(nent + 1);
+		if (!s->pend)
+			fail("out of memory for the page index");
+		for (uint32_t i = 0; i < nord0; i++)
+			s->pend[e_ord[i]] = 1;
+		s->nord = s->left = nord0;
+		return s;
+	}
+	/* a child's: copies of what is still to come in its parent's */
 	s->at = malloc((nent ? nent : 1) * sizeof(uint64_t));
 	s->pend = malloc(nent ? nent : 1);
 	s->ord = malloc((nent ? nent : 1) * sizeof(uint32_t));
 	if (!s->at || !s->pend || !s->ord)
 		fail("out of memory for the page index");
-	s->nord = 0;
-	s->left = 0;
 	for (uint32_t e = 0; e < nent; e++) {
 		s->pend[e] = parent ? parent->pend[e] : !e_eager[e];
 		s->at[e] = parent ? parent->at[e] : e_at[e];
@@ -800,7 +656,7 @@ static void write_eager(void)
 	char path[64];
 	int fd = -1;
 	for (uint32_t e = 0; e < nent; e++) {
-		if (!e_eager[e])
+		if (e_eager[e] != 1)
 			continue;
 		if (fd < 0) {
 			snprintf(path, sizeof(path), "/proc/%d/mem", cfg->host_pid);
@@ -835,7 +691,8 @@ void co_filler_main(const struct co_filler_cfg *c)
 	if (!buf)
 		fail("out of memory");
 	co_trace("filler of pid %d: starts", c->pid);
-	index_chain();
+	static struct co_pindex_top top;
+	take_index(build_index(&top), &top);
 	co_trace("filler of pid %d: indexed %u pages of %d images", c->pid, nent, c->nlayers);
 	write_eager();
 	if (c->announce)

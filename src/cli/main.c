@@ -85,7 +85,7 @@ uint64_t co_now_ns(int clock)
  * group's time namespace, whose monotonic clock is shifted; the two hosts
  * of bench/migrate.sh share the one machine's.
  */
-void co_trace(const char *fmt, ...)
+static void trace_line(uint64_t ns, const char *fmt, va_list ap)
 {
 	static int on = -1;
 	if (on < 0)
@@ -93,11 +93,25 @@ void co_trace(const char *fmt, ...)
 	if (!on)
 		return;
 	char line[512];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	fprintf(stderr, "cohort-trace: %.3f %d %s\n", (double)(ns ? ns : co_now_ns(CLOCK_REALTIME)) / 1e6,
+		(int)getpid(), line);
+}
+
+void co_trace(const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	trace_line(0, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "cohort-trace: %.3f %d %s\n", (double)co_now_ns(CLOCK_REALTIME) / 1e6, (int)getpid(), line);
+}
+
+void co_trace_at(uint64_t ns, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	trace_line(ns, fmt, ap);
+	va_end(ap);
 }
 
 const char *co_run_root(void)

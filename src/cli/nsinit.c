@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -141,7 +142,7 @@ static __attribute__((noreturn, format(printf, 3, 4))) void init_fail(const stru
 		n = 0;
 	if (n >= (int)sizeof(r.text))
 		n = sizeof(r.text) - 1;
-	r.h = (struct co_rpt){ CO_RPT_FAILED, (uint16_t)st, 1, (uint32_t)n };
+	r.h = (struct co_rpt){ CO_RPT_FAILED, (uint16_t)st, 1, (uint32_t)n, co_now_ns(CLOCK_REALTIME) };
 	ssize_t want = (ssize_t)(sizeof(r.h) + (size_t)n);
 	if (c->report_fd < 0 || write(c->report_fd, &r, (size_t)want) != want)
 		fprintf(stderr, "cohort: restore failed: %s\n", r.text);
@@ -151,7 +152,7 @@ static __attribute__((noreturn, format(printf, 3, 4))) void init_fail(const stru
 /* Init's own stage of a restart: said to the coordinator; COHORT_FAULT may strike there. */
 static void init_reached(const struct co_init_cfg *c, unsigned st)
 {
-	struct co_rpt h = { CO_RPT_STAGE, (uint16_t)st, 1, 0 };
+	struct co_rpt h = { CO_RPT_STAGE, (uint16_t)st, 1, 0, co_now_ns(CLOCK_REALTIME) };
 	/* when the pipe will not take it, only the coordinator's watch is less precise */
 	if (c->report_fd >= 0 && write(c->report_fd, &h, sizeof(h)) < 0)
 		errno = 0;

@@ -30,6 +30,7 @@
 #include "procfs.h"
 #include "postcopy.h"
 #include "wire.h"
+#include "pindex.h"
 
 #define MAX_GENS 256 /* generations one migration brings (its rounds) */
 
@@ -441,6 +442,20 @@ static int receive_generation(void)
 }
 
 /*
+ * A round's generation, checked and answered: its process images folded
+ * into the page index of the restart to come while the source takes the
+ * next round (pindex.c), so that the stop's filler indexes only the
+ * stop's own image.
+ */
+static void index_ahead(void)
+{
+	char dir[PATH_MAX];
+	tmp_dir(R.gens[R.ngens - 1], dir, sizeof(dir));
+	co_pindex_ahead(dir);
+	co_trace("receive: generation %llu indexed", (unsigned long long)R.gens[R.ngens - 1]);
+}
+
+/*
  * What the source sends until the generation to restart: the files the
  * group holds (FSTAT, FCOPY) to compare, each list answered OK, and the
  * generations of its rounds, each checked and answered OK.
@@ -462,6 +477,8 @@ static void receive_all(void)
 			fail("a message out of order where the files or a generation were due");
 		if (co_wire_send(&R.w, CO_W_OK, 0, 0, NULL))
 			lost("the connection was lost");
+		if (op == CO_W_GEN)
+			index_ahead();
 	}
 }
 

@@ -66,6 +66,7 @@ struct co_rpt {
 	uint16_t stage;		/* enum co_rstage */
 	int32_t pid;		/* in the group (init: 1) */
 	uint32_t len;
+	uint64_t at_ns;		/* CLOCK_REALTIME when it was said (COHORT_TRACE: when, not when read) */
 };
 #define CO_RPT_MAX 4096		/* PIPE_BUF: a record is written whole */
 

@@ -88,6 +88,9 @@ static int report(unsigned kind, unsigned st, const char *text, size_t len)
 	r.h.stage = (uint16_t)st;
 	r.h.pid = (int32_t)co_getpid();
 	r.h.len = (uint32_t)len;
+	struct co_timespec ts = { 0, 0 };
+	co_clock_gettime(0 /* CLOCK_REALTIME */, &ts);
+	r.h.at_ns = (uint64_t)ts.sec * 1000000000ULL + (uint64_t)ts.nsec;
 	co_memcpy(r.text, text, len);
 	long want = (long)(sizeof(r.h) + len);
 	return co_write(report_fd, &r, (size_t)want) == want ? 0 : -1;

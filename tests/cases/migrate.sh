@@ -358,9 +358,13 @@ t_migrate_rounds() {
 	[ "$RC" = 1 ] || fail "recvB0: status $RC, expected 1"
 	[ -z "$(committed_at B)" ] || fail "B kept $(committed_at B) of a refused migration"
 	# with --copy-files it travels, in rounds
-	mig_receive recvB B
+	mig_receive recvB B COHORT_TRACE=1
 	mig_go A mig1 --json --copy-files
 	mig_ok mig1
+	# B indexed the rounds' pages as they came (pindex.c): the stop's filler folded only the stop's
+	# own image onto that, and the writer still reads the newest version of every page (its end check)
+	grep -q 'images indexed ahead' "$TD/recvB.err" ||
+		fail "the stop's filler at B did not start from the index built during the rounds: $(grep filler "$TD/recvB.err" | head -3 | tr '\n' '|')"
 	local f
 	for f in rounds bytes downtime_ms duration_ms processes; do
 		grep -q "\"$f\":[0-9]" "$TD/mig1.out" || fail "migrate --json has no $f: $(head -c 300 "$TD/mig1.out")"

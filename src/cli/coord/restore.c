@@ -162,7 +162,7 @@ static void read_reports(void)
 			nreports++;
 			int k = slot_of(h.pid);
 			if (h.kind == CO_RPT_STAGE && h.stage < CO_RS_COUNT && h.stage != CO_RS_THREAD) {
-				co_trace("restore: pid %d %s", h.pid, co_rstage_text(h.stage));
+				co_trace_at(h.at_ns, "restore: pid %d %s", h.pid, co_rstage_text(h.stage));
 				if (h.pid == 1)
 					init_stage = h.stage;
 				else if (k >= 0)

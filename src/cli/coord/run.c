@@ -238,6 +238,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	if (co_read_manifest(dir, &m, procs, CO_TABLE_SLOTS, &n, err, sizeof(err)) < 0 ||
 	    co_gen_complete(dir, err, sizeof(err)) < 0)
 		co_die("%s", err);
+	co_trace("restart: generation %llu complete", (unsigned long long)gen);
 	if (n < 1)
 		co_die("%s/manifest lists no process", dir);
 	static char restorer_buf[PATH_MAX];
@@ -258,6 +259,7 @@ int co_cmd_restart(struct co_run_opts *o)
 		if (!co_mproc_maker(procs, n, i))
 			ip[nroots++].pid = procs[i].pid;
 	}
+	co_trace("restart: images there");
 	G.sig = (int)m.sig;
 	G.group_id = m.group_id; /* 0 in an older manifest: a new one is made */
 	common_setup(o);
@@ -271,7 +273,9 @@ int co_cmd_restart(struct co_run_opts *o)
 	G.on_running = o->on_running;
 	G.last_committed = gen; /* the restored state is this generation: incrementals build on it */
 	G.table->generation = gen;
+	co_trace("restart: set up");
 	make_timens((int64_t)(m.mono_ns - co_now_ns(CLOCK_MONOTONIC)), (int64_t)(m.boot_ns - co_now_ns(CLOCK_BOOTTIME)));
+	co_trace("restart: time namespace");
 	static struct co_init_cfg cfg;
 	static char fifos[PATH_MAX];
 	for (int i = 0; i < n && !cfg.image_dir; i++)
@@ -295,6 +299,8 @@ int co_cmd_restart(struct co_run_opts *o)
 		lazy_setup(lazy_dir, chain, procs, n);
 		cfg.lazy = o->lazy;
 	}
+	co_trace("restart: init starts");
 	start_init(&cfg);
+	co_trace("restart: init started");
 	return loop();
 }
