@@ -40,9 +40,19 @@ void co_memcpy(void *d, const void *s, size_t n)
 		*dp++ = *sp++;
 }
 
+/*
+ * Word stores once aligned: the restorer clears the tail of every page map
+ * it reads (co_r_payload: 64 KiB but the runs it holds), and byte by byte
+ * a 1 GiB process's 284 maps took ~3 ms of a lazy restart's memory stage.
+ */
 void co_memset(void *d, int c, size_t n)
 {
 	unsigned char *dp = d;
+	for (; n && ((uintptr_t)dp & 7); n--)
+		*dp++ = (unsigned char)c;
+	uint64_t w = 0x0101010101010101ULL * (unsigned char)c;
+	for (; n >= 8; n -= 8, dp += 8)
+		*(uint64_t *)(void *)dp = w;
 	while (n--)
 		*dp++ = (unsigned char)c;
 }
