@@ -748,6 +748,27 @@ static int region_of(struct pstream *ps, uint64_t addr, uint64_t n)
 }
 
 /*
+ * The current page map or parent map record into ps->pm: as co_r_payload,
+ * but what lies past the runs the record holds is not cleared (nothing
+ * reads runs past nruns): clearing the 64 KiB table for each of the
+ * hundreds of maps of a 1 GiB image was ~1 ms of a lazy restart.  Runs a
+ * damaged record counts but lacks read as zeros, as before.
+ */
+static int read_map(struct pstream *ps)
+{
+	struct co_reader *r = ps->r;
+	struct co_pagemap *pm = &ps->pm;
+	const uint64_t head = __builtin_offsetof(struct co_pagemap, runs);
+	uint64_t max = r->hdr.len < head ? head : r->hdr.len < sizeof(*pm) ? r->hdr.len : sizeof(*pm);
+	if (co_r_payload(r, pm, max))
+		return PERR(ps, "%s", r->err);
+	uint64_t have = (max - head) / sizeof(struct co_run);
+	if (pm->nruns > have && pm->nruns <= CO_MAX_RUNS)
+		co_memset(&pm->runs[have], 0, (pm->nruns - have) * sizeof(struct co_run));
+	return 0;
+}
+
+/*
  * An incremental image restarted lazily from its chain (restart --lazy,
  * src/cli/chain.c): the pages a parent map leaves to the parent's image
  * have no data here; the filler brings them from the chain, those of
@@ -760,8 +781,8 @@ static int parent_pages(struct pstream *ps)
 	const struct co_rstctx *rc = ps->rc;
 	struct co_reader *r = ps->r;
 	struct co_pagemap *pm = &ps->pm;
-	if (co_r_payload(r, pm, sizeof(*pm)))
-		return PERR(ps, "%s", r->err);
+	if (read_map(ps))
+		return -1;
 	for (uint32_t i = 0; i < pm->nruns && i < CO_MAX_RUNS; i++) {
 		int k = region_of(ps, pm->runs[i].addr, pm->runs[i].npages);
 		if (!k || !rc->lazy)
@@ -791,8 +812,8 @@ static int read_pages(struct pstream *ps)
 		if (r->hdr.type != CO_R_PAGEMAP)
 			return PERR(ps, "%s: byte %lu: unexpected %s record among pages", r->name,
 				    (unsigned long)r->rec_off, co_rec_name(r->hdr.type));
-		if (co_r_payload(r, pm, sizeof(*pm)))
-			return PERR(ps, "%s", r->err);
+		if (read_map(ps))
+			return -1;
 		if (pm->nruns > CO_MAX_RUNS)
 			return PERR(ps, "%s: byte %lu: page map has %u runs", r->name, (unsigned long)r->rec_off,
 				    pm->nruns);
