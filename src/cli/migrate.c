@@ -412,19 +412,26 @@ static void send_generation(const char *gdir, uint64_t gen, int last)
 	if (M.nsent == MAX_SENT)
 		fail("more than %d generations to send", MAX_SENT);
 	if (co_wire_send(&M.w, CO_W_GEN, (int64_t)gen, last, NULL) ||
-	    co_wire_send_file(&M.w, path, "manifest", err, sizeof(err)))
+	    co_wire_send_file(&M.w, path, "manifest", NULL, err, sizeof(err)))
 		fail("%s", err[0] ? err : "the connection was lost");
 	for (int i = 0; i < nf; i++) {
 		uint32_t nholes = 0;
 		/* --postcopy: the stop's page data of lazy regions follows once the group runs there */
 		const struct co_wire_hole *holes = last && M.o->postcopy ? co_postcopy_holes(f[i].name, &nholes) : NULL;
 		snprintf(path, sizeof(path), "%s/%s", dir, f[i].name);
-		/* a sparse file goes with the manifest's digest, or none: never read whole here */
+		/*
+		 * With the manifest's digest, never read twice here (the target
+		 * checks the bytes against it); a sparse file without one goes
+		 * with none: never read whole here.
+		 */
 		static const uint64_t none;
-		const uint64_t *digest = f[i].flags & CO_MF_DIGEST ? &f[i].digest : &none;
-		if (holes ? co_wire_send_sparse(&M.w, path, f[i].name, holes, nholes, digest, err, sizeof(err))
-			  : co_wire_send_file(&M.w, path, f[i].name, err, sizeof(err)))
+		const uint64_t *listed = f[i].flags & CO_MF_DIGEST ? &f[i].digest : NULL;
+		if (holes ? co_wire_send_sparse(&M.w, path, f[i].name, holes, nholes, listed ? listed : &none, err,
+						sizeof(err))
+			  : co_wire_send_file(&M.w, path, f[i].name, listed, err, sizeof(err)))
 			fail("%s", err);
+		if (last)
+			co_trace("migrate: %s sent", f[i].name);
 	}
 	if (co_wire_send(&M.w, CO_W_GEN_END, 0, 0, NULL))
 		fail("%s closed the connection", M.o->to);
@@ -728,6 +735,7 @@ static void stop_and_send(void)
 	M.pause_ms = t.pause_ms;
 	compare_files(&t);
 	M.t_compared = co_now_ns(CLOCK_MONOTONIC);
+	co_trace("migrate: the stop's files compared");
 	sending(t.bytes);
 	group_dir(M.behind[0] ? M.behind_dir : t.dir, gdir, sizeof(gdir));
 	char err[1024];

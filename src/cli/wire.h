@@ -138,8 +138,13 @@ int co_wire_send(struct co_wire *c, unsigned op, int64_t a, int64_t b, const cha
  */
 int co_wire_recv(struct co_wire *c, struct co_wire_msg *m, unsigned want, char *err, size_t errlen);
 
-/* Send the file at path as name (size and digest first, then its bytes); -1 with err. */
-int co_wire_send_file(struct co_wire *c, const char *path, const char *name, char *err, size_t errlen);
+/*
+ * Send the file at path as name (size and digest first, then its bytes);
+ * -1 with err.  digest: the file's as its manifest lists it (the target
+ * checks the bytes against it), or NULL: read here first.
+ */
+int co_wire_send_file(struct co_wire *c, const char *path, const char *name, const uint64_t *digest, char *err,
+		      size_t errlen);
 /*
  * The same without the bytes of the n holes (in order, apart): SPARSE and
  * the hole list first; the size and digest announced are the whole file's
