@@ -419,15 +419,9 @@ static void send_generation(const char *gdir, uint64_t gen, int last)
 		/* --postcopy: the stop's page data of lazy regions follows once the group runs there */
 		const struct co_wire_hole *holes = last && M.o->postcopy ? co_postcopy_holes(f[i].name, &nholes) : NULL;
 		snprintf(path, sizeof(path), "%s/%s", dir, f[i].name);
-		/*
-		 * With the manifest's digest, never read twice here (the target
-		 * checks the bytes against it); a sparse file without one goes
-		 * with none: never read whole here.
-		 */
-		static const uint64_t none;
+		/* the manifest's digest (files/N), or none: an image checks its own records */
 		const uint64_t *listed = f[i].flags & CO_MF_DIGEST ? &f[i].digest : NULL;
-		if (holes ? co_wire_send_sparse(&M.w, path, f[i].name, holes, nholes, listed ? listed : &none, err,
-						sizeof(err))
+		if (holes ? co_wire_send_sparse(&M.w, path, f[i].name, holes, nholes, listed, err, sizeof(err))
 			  : co_wire_send_file(&M.w, path, f[i].name, listed, err, sizeof(err)))
 			fail("%s", err);
 		if (last)

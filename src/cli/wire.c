@@ -395,9 +395,9 @@ int co_wire_auth_target(struct co_wire *c, const unsigned char *key, size_t keyl
 
 /* ---- files ---- */
 
-/* The bytes of fd from done up to end, in DATA records (and into h, unless NULL). */
-static int send_bytes(struct co_wire *c, int fd, const char *path, uint64_t done, uint64_t end, struct co_xxh64 *h,
-		      char *err, size_t errlen)
+/* The bytes of fd from done up to end, in DATA records. */
+static int send_bytes(struct co_wire *c, int fd, const char *path, uint64_t done, uint64_t end, char *err,
+		      size_t errlen)
 {
 	static char buf[CO_WIRE_CHUNK];
 	if (lseek(fd, (off_t)done, SEEK_SET) < 0)
@@ -409,8 +409,6 @@ static int send_bytes(struct co_wire *c, int fd, const char *path, uint64_t done
 			return snprintf(err, errlen, "cannot read %s at byte %llu: %s", path, (unsigned long long)done,
 					k ? strerror(errno) : "it became shorter"), -1;
 		co_w_rec(&c->w, CO_R_WIRE_DATA, buf, (uint64_t)k);
-		if (h)
-			co_xxh64_update(h, buf, (size_t)k);
 		done += (uint64_t)k;
 		c->sent += (uint64_t)k;
 		co_progress_add(c->pr, (uint64_t)k);
@@ -420,9 +418,10 @@ static int send_bytes(struct co_wire *c, int fd, const char *path, uint64_t done
 
 /*
  * The file at path as name: announced (its whole size, and the digest
- * given, else 0), then its bytes but the n holes.  A whole file (no
- * holes) then has its digest (SUM): the one given, else that of the bytes
- * as they went, so that each is read once, as it is sent.
+ * given, else 0: none), then its bytes but the n holes.  Read once, as it
+ * goes: the records carry their own checksums, so that a digest of the
+ * whole read first (another pass over each file before its first byte
+ * left) checked nothing they do not.
  */
 static int send_file(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
 		     uint32_t n, const uint64_t *digest, char *err, size_t errlen)
@@ -430,9 +429,6 @@ static int send_file(struct co_wire *c, const char *path, const char *name, cons
 	static struct co_wire_file f;
 	memset(&f, 0, sizeof(f));
 	struct stat st;
-	struct co_xxh64 h;
-	co_xxh64_init(&h, 0);
-	struct co_xxh64 *sum = !n && !digest ? &h : NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (digest)
 		f.digest = *digest;
@@ -449,7 +445,7 @@ static int send_file(struct co_wire *c, const char *path, const char *name, cons
 	int bad = 0;
 	for (uint32_t i = 0; i <= n && !bad; i++) {
 		uint64_t end = i < n ? holes[i].off : f.size;
-		bad = end < at || end > f.size || send_bytes(c, fd, path, at, end, sum, err, errlen);
+		bad = end < at || end > f.size || send_bytes(c, fd, path, at, end, err, errlen);
 		if (bad && end < at)
 			snprintf(err, errlen, "%s: hole %u out of order", path, i);
 		at = i < n ? end + holes[i].len : at;
@@ -457,10 +453,6 @@ static int send_file(struct co_wire *c, const char *path, const char *name, cons
 	close(fd);
 	if (bad)
 		return -1;
-	if (!n) {
-		uint64_t d = digest ? *digest : co_xxh64_digest(&h);
-		co_w_rec(&c->w, CO_R_WIRE_SUM, &d, sizeof(d));
-	}
 	if (co_w_flush(&c->w))
 		return snprintf(err, errlen, "sending %s to %s: %s", name, c->peer, strerror(-c->w.err)), -1;
 	return 0;
@@ -536,29 +528,10 @@ static int pwrite_all(int fd, const char *p, size_t n, uint64_t at)
 	return 0;
 }
 
-/* The SUM after whole file f's bytes, whose digest here is got: 0, or -1 with err. */
-static int recv_sum(struct co_wire *c, const struct co_wire_file *f, uint64_t got, char *err, size_t errlen)
-{
-	uint64_t sum;
-	int e = co_r_next(&c->r);
-	if (e <= 0)
-		return lost(c, e, err, errlen);
-	if (c->r.hdr.type != CO_R_WIRE_SUM || c->r.hdr.len != sizeof(sum))
-		return snprintf(err, errlen, "%s: a %s record of %llu bytes where the digest of %s was due", c->peer,
-				co_rec_name(c->r.hdr.type), (unsigned long long)c->r.hdr.len, f->name), -1;
-	if (co_r_payload(&c->r, &sum, sizeof(sum)))
-		return snprintf(err, errlen, "%s", read_err(c)), -1;
-	if (got != sum || (f->digest && f->digest != sum))
-		return snprintf(err, errlen, "%s arrived damaged: its digest is not the one announced", f->name), -1;
-	return 0;
-}
-
 /*
  * The bytes of f into fd, around the n holes (lseek over each: the file
- * has its full size, the holes unwritten); with no holes, checked against
- * the digest that follows them (SUM), and the announced one, when it is
- * not 0 (the source had it before it read the file: a manifest's), must
- * be that one too.
+ * has its full size, the holes unwritten); with no holes and a digest
+ * announced (a file the manifest gives one), checked against it too.
  */
 static int recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, const struct co_wire_hole *holes,
 		     uint32_t n, char *err, size_t errlen)
@@ -573,6 +546,7 @@ static int recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, co
 		return snprintf(err, errlen, "%s: holes of %llu bytes in %llu", f->name, (unsigned long long)gap,
 				(unsigned long long)f->size), -1;
 	uint32_t hole = 0;
+	int digest = !n && f->digest; /* (a sparse file's is checked once post-copy has filled it) */
 	while (done < f->size - gap) {
 		int e = co_r_next(&c->r);
 		if (e <= 0)
@@ -593,7 +567,8 @@ static int recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, co
 				return snprintf(err, errlen, "%s", read_err(c)), -1;
 			if (pwrite_all(fd, buf, k, at))
 				return snprintf(err, errlen, "cannot write %s: %s", f->name, strerror(errno)), -1;
-			co_xxh64_update(&h, buf, k);
+			if (digest)
+				co_xxh64_update(&h, buf, k);
 			left -= k;
 			done += k;
 			at += k;
@@ -604,7 +579,9 @@ static int recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, co
 	}
 	if (n && ftruncate(fd, (off_t)f->size) < 0)
 		return snprintf(err, errlen, "cannot write %s: %s", f->name, strerror(errno)), -1;
-	return n ? 0 : recv_sum(c, f, co_xxh64_digest(&h), err, errlen);
+	if (digest && co_xxh64_digest(&h) != f->digest)
+		return snprintf(err, errlen, "%s arrived damaged: its digest is not the one announced", f->name), -1;
+	return 0;
 }
 
 int co_wire_recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, char *err, size_t errlen)

@@ -141,14 +141,15 @@ int co_wire_recv(struct co_wire *c, struct co_wire_msg *m, unsigned want, char *
 /*
  * Send the file at path as name (size and digest first, then its bytes);
  * -1 with err.  digest: the file's as its manifest lists it (the target
- * checks the bytes against it), or NULL: read here first.
+ * checks the bytes against it), or NULL: none (an image, or the manifest:
+ * their records are checked as they arrive).
  */
 int co_wire_send_file(struct co_wire *c, const char *path, const char *name, const uint64_t *digest, char *err,
 		      size_t errlen);
 /*
  * The same without the bytes of the n holes (in order, apart): SPARSE and
  * the hole list first; the size and digest announced are the whole file's
- * (digest: the manifest's, which spares reading it all; NULL: read).
+ * (digest: the manifest's, checked once post-copy has filled it; NULL: none).
  */
 int co_wire_send_sparse(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
 			uint32_t n, const uint64_t *digest, char *err, size_t errlen);

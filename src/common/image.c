@@ -196,7 +196,6 @@ const char *co_rec_name(unsigned type)
 	case CO_R_WIRE_MSG: return "migration message";
 	case CO_R_WIRE_FILE: return "migration file";
 	case CO_R_WIRE_DATA: return "migration data";
-	case CO_R_WIRE_SUM: return "migration digest";
 	}
 	return "unknown";
 }

@@ -70,7 +70,6 @@ enum co_rec_type {
 	CO_R_WIRE_MSG = 80,  /* struct co_wire_msg: a control message (its text cut to what is used) */
 	CO_R_WIRE_FILE = 81, /* struct co_wire_file: a file of the generation follows, in CO_R_WIRE_DATA records */
 	CO_R_WIRE_DATA = 82, /* the next bytes of the file of the CO_R_WIRE_FILE before */
-	CO_R_WIRE_SUM = 83,  /* uint64_t: the digest of the whole file whose DATA came before (not after a SPARSE) */
 };
 
 /* co_manifest.tty_pgid: the program shared the caller's process group, which had the terminal (its settings kept) */
@@ -521,10 +520,10 @@ struct co_manifest {
 /*
  * The migration stream (src/cli/wire.c, docs/architecture.md "Migration"):
  * control messages and the files of a generation, each file announced with
- * its name, size and digest (XXH64, seed 0, of its bytes; 0 when the
- * source has not read it yet) and then sent in CO_R_WIRE_DATA records of
- * at most CO_WIRE_CHUNK bytes, a whole file's followed by its digest
- * (CO_R_WIRE_SUM): the source reads each file once, as it sends it.
+ * its name, size and digest (XXH64, seed 0, of its bytes, as its manifest
+ * lists it: 0 for an image, which checks its own records) and then sent
+ * in CO_R_WIRE_DATA records of at most CO_WIRE_CHUNK bytes, each checked
+ * on its own (and, in order, by its number) as it arrives.
  */
 #define CO_WIRE_TEXT 8192
 #define CO_WIRE_NONCE 32
