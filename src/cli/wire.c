@@ -536,7 +536,12 @@ static int pwrite_all(int fd, const char *p, size_t n, uint64_t at)
 static int recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, const struct co_wire_hole *holes,
 		     uint32_t n, char *err, size_t errlen)
 {
-	static char buf[65536];
+	/*
+	 * A record's whole (CO_WIRE_CHUNK) at a time: the transport opens each
+	 * frame straight into it but the one a record's header splits (a
+	 * smaller read took every frame through a copy), one pwrite each.
+	 */
+	static char buf[CO_WIRE_CHUNK];
 	struct co_xxh64 h;
 	co_xxh64_init(&h, 0);
 	uint64_t done = 0, at = 0, gap = 0; /* done: bytes received; at: their offset in the file */
