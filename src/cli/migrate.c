@@ -38,6 +38,7 @@
 
 #define MAX_PATHS 4096 /* distinct files a group holds that are compared with the target's */
 #define MAX_SENT 256	/* generations one migration sends */
+#define STOP_AHEAD_BYTES (64ULL << 20) /* a stop sent before the target answers its file list (stop_and_send) */
 
 /* One checkpoint the coordinator took for us (its JSON reply). */
 struct taken {
@@ -331,8 +332,10 @@ static void image_paths(const char *dir, const char *name)
  * carries a copy of is named instead (FCOPY): the restart there puts it in
  * place.  Asked after the first round (a file that differs is found before
  * the rounds go on) and again at the stop, for what the group holds then.
+ * The target answers OK, or REFUSED naming the first that differs
+ * (files_answer).
  */
-static void compare_files(const struct taken *t)
+static void send_file_list(const struct taken *t)
 {
 	static struct co_manifest m;
 	static struct co_mproc procs[CO_TABLE_SLOTS];
@@ -360,9 +363,22 @@ static void compare_files(const struct taken *t)
 		if (co_wire_send(&M.w, CO_W_FSTAT, (int64_t)st.st_size, mtime, paths[i].path))
 			fail("%s closed the connection", M.o->to);
 	}
+	if (co_wire_send(&M.w, CO_W_FSTAT_END, 0, 0, NULL))
+		fail("%s closed the connection", M.o->to);
+}
+
+static void files_answer(void)
+{
 	static struct co_wire_msg msg;
-	if (co_wire_send(&M.w, CO_W_FSTAT_END, 0, 0, NULL) || co_wire_recv(&M.w, &msg, CO_W_OK, err, sizeof(err)))
+	char err[1024];
+	if (co_wire_recv(&M.w, &msg, CO_W_OK, err, sizeof(err)))
 		fail("%s", err);
+}
+
+static void compare_files(const struct taken *t)
+{
+	send_file_list(t);
+	files_answer();
 }
 
 /* ---- the generations ---- */
@@ -735,15 +751,28 @@ static void stop_and_send(void)
 	co_trace("migrate: the stop's generation %llu %s", (unsigned long long)t.gen,
 		 M.behind[0] ? "written, its page data behind" : "committed");
 	M.pause_ms = t.pause_ms;
-	compare_files(&t);
+	/*
+	 * A stop the target can drain after it refused (it reads what still
+	 * comes for 5 s, co_wire_hang_up) goes right behind its file list, and
+	 * the answer is read after it: the target answers only once it has
+	 * indexed the last round (index_ahead, receive.c), and the round trip
+	 * and that wait are no longer the program's.
+	 */
+	int ahead = t.bytes <= STOP_AHEAD_BYTES;
+	if (ahead)
+		send_file_list(&t);
+	else
+		compare_files(&t);
 	M.t_compared = co_now_ns(CLOCK_MONOTONIC);
-	co_trace("migrate: the stop's files compared");
+	co_trace("migrate: the stop's files %s", ahead ? "listed" : "compared");
 	sending(t.bytes);
 	group_dir(M.behind[0] ? M.behind_dir : t.dir, gdir, sizeof(gdir));
 	char err[1024];
 	if (M.o->postcopy && co_postcopy_plan(t.dir, err, sizeof(err)))
 		fail("%s", err);
 	send_generation(gdir, t.gen, 1);
+	if (ahead)
+		files_answer();
 	M.t_sent = co_now_ns(CLOCK_MONOTONIC);
 	co_trace("migrate: the stop's generation sent");
 }
