@@ -17,7 +17,8 @@
  *   GEN (generation, b 0), FILE "manifest", FILE ... (each with its DATA), GEN_END ->
  *                                     <-    OK (checked there; committed with the last), or REFUSED
  *   ... (a pre-copy round each: the group runs at the source meanwhile;
- *        FSTAT again before the last)
+ *        FSTAT again before the last, which follows its FSTAT_END at
+ *        once when small: the answer to the list is read after it)
  *   GEN (generation, b 1: the last), FILE ..., GEN_END ->
  *        (--postcopy: a page stream as SPARSE, its hole list (DATA), then
  *         FILE without the holes' bytes)
