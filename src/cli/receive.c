@@ -339,6 +339,7 @@ static int receive_file(const struct co_wire_file *f, const struct co_wire_hole 
 	/* on disk as it comes (the commit's fsync, at the stop, then finds nothing left to write) */
 	if (fsync(fd) < 0 || close(fd) < 0)
 		fail("cannot write %s: %s", path, strerror(errno));
+	co_trace("receive: %s received", f->name);
 	co_crash_point("received"); /* tests: a receiver killed mid-stream */
 	return digest;
 }
@@ -421,6 +422,8 @@ static int receive_generation(void)
 	if (e == 0 || strcmp(f.name, "manifest"))
 		fail("the generation does not begin with its manifest");
 	receive_manifest(&f);
+	if (last)
+		co_trace("receive: generation %llu begins", (unsigned long long)R.gen);
 	while ((e = co_wire_next_file(&R.w, &f, &R.m, err, sizeof(err))) == 1 || (e == 0 && R.m.op == CO_W_SPARSE)) {
 		if (e == 1)
 			receive_file(&f, NULL, 0);

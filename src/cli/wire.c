@@ -417,8 +417,11 @@ static int send_bytes(struct co_wire *c, int fd, const char *path, uint64_t done
 }
 
 /*
- * The file at path as name: announced (its whole size and digest: the
- * one given, else read), then its bytes but the n holes.
+ * The file at path as name: announced (its whole size, and the digest
+ * given, else 0: none), then its bytes but the n holes.  Read once, as it
+ * goes: the records carry their own checksums, so that a digest of the
+ * whole read first (another pass over each file before its first byte
+ * left) checked nothing they do not.
  */
 static int send_file(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
 		     uint32_t n, const uint64_t *digest, char *err, size_t errlen)
@@ -429,7 +432,7 @@ static int send_file(struct co_wire *c, const char *path, const char *name, cons
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (digest)
 		f.digest = *digest;
-	if (fd < 0 || fstat(fd, &st) < 0 || (!digest && co_file_digest(path, &f.digest) < 0)) {
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -455,9 +458,10 @@ static int send_file(struct co_wire *c, const char *path, const char *name, cons
 	return 0;
 }
 
-int co_wire_send_file(struct co_wire *c, const char *path, const char *name, char *err, size_t errlen)
+int co_wire_send_file(struct co_wire *c, const char *path, const char *name, const uint64_t *digest, char *err,
+		      size_t errlen)
 {
-	return send_file(c, path, name, NULL, 0, NULL, err, errlen);
+	return send_file(c, path, name, NULL, 0, digest, err, errlen);
 }
 
 int co_wire_send_sparse(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
@@ -526,13 +530,18 @@ static int pwrite_all(int fd, const char *p, size_t n, uint64_t at)
 
 /*
  * The bytes of f into fd, around the n holes (lseek over each: the file
- * has its full size, the holes unwritten); with no holes, checked against
- * the announced digest too.
+ * has its full size, the holes unwritten); with no holes and a digest
+ * announced (a file the manifest gives one), checked against it too.
  */
 static int recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, const struct co_wire_hole *holes,
 		     uint32_t n, char *err, size_t errlen)
 {
-	static char buf[65536];
+	/*
+	 * A record's whole (CO_WIRE_CHUNK) at a time: the transport opens each
+	 * frame straight into it but the one a record's header splits (a
+	 * smaller read took every frame through a copy), one pwrite each.
+	 */
+	static char buf[CO_WIRE_CHUNK];
 	struct co_xxh64 h;
 	co_xxh64_init(&h, 0);
 	uint64_t done = 0, at = 0, gap = 0; /* done: bytes received; at: their offset in the file */
@@ -542,6 +551,7 @@ static int recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, co
 		return snprintf(err, errlen, "%s: holes of %llu bytes in %llu", f->name, (unsigned long long)gap,
 				(unsigned long long)f->size), -1;
 	uint32_t hole = 0;
+	int digest = !n && f->digest; /* (a sparse file's is checked once post-copy has filled it) */
 	while (done < f->size - gap) {
 		int e = co_r_next(&c->r);
 		if (e <= 0)
@@ -562,7 +572,8 @@ static int recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, co
 				return snprintf(err, errlen, "%s", read_err(c)), -1;
 			if (pwrite_all(fd, buf, k, at))
 				return snprintf(err, errlen, "cannot write %s: %s", f->name, strerror(errno)), -1;
-			co_xxh64_update(&h, buf, k);
+			if (digest)
+				co_xxh64_update(&h, buf, k);
 			left -= k;
 			done += k;
 			at += k;
@@ -573,7 +584,7 @@ static int recv_file(struct co_wire *c, const struct co_wire_file *f, int fd, co
 	}
 	if (n && ftruncate(fd, (off_t)f->size) < 0)
 		return snprintf(err, errlen, "cannot write %s: %s", f->name, strerror(errno)), -1;
-	if (!n && co_xxh64_digest(&h) != f->digest)
+	if (digest && co_xxh64_digest(&h) != f->digest)
 		return snprintf(err, errlen, "%s arrived damaged: its digest is not the one announced", f->name), -1;
 	return 0;
 }

@@ -17,7 +17,8 @@
  *   GEN (generation, b 0), FILE "manifest", FILE ... (each with its DATA), GEN_END ->
  *                                     <-    OK (checked there; committed with the last), or REFUSED
  *   ... (a pre-copy round each: the group runs at the source meanwhile;
- *        FSTAT again before the last)
+ *        FSTAT again before the last, which follows its FSTAT_END at
+ *        once when small: the answer to the list is read after it)
  *   GEN (generation, b 1: the last), FILE ..., GEN_END ->
  *        (--postcopy: a page stream as SPARSE, its hole list (DATA), then
  *         FILE without the holes' bytes)
@@ -138,12 +139,18 @@ int co_wire_send(struct co_wire *c, unsigned op, int64_t a, int64_t b, const cha
  */
 int co_wire_recv(struct co_wire *c, struct co_wire_msg *m, unsigned want, char *err, size_t errlen);
 
-/* Send the file at path as name (size and digest first, then its bytes); -1 with err. */
-int co_wire_send_file(struct co_wire *c, const char *path, const char *name, char *err, size_t errlen);
+/*
+ * Send the file at path as name (size and digest first, then its bytes);
+ * -1 with err.  digest: the file's as its manifest lists it (the target
+ * checks the bytes against it), or NULL: none (an image, or the manifest:
+ * their records are checked as they arrive).
+ */
+int co_wire_send_file(struct co_wire *c, const char *path, const char *name, const uint64_t *digest, char *err,
+		      size_t errlen);
 /*
  * The same without the bytes of the n holes (in order, apart): SPARSE and
  * the hole list first; the size and digest announced are the whole file's
- * (digest: the manifest's, which spares reading it all; NULL: read).
+ * (digest: the manifest's, checked once post-copy has filled it; NULL: none).
  */
 int co_wire_send_sparse(struct co_wire *c, const char *path, const char *name, const struct co_wire_hole *holes,
 			uint32_t n, const uint64_t *digest, char *err, size_t errlen);

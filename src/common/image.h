@@ -520,8 +520,10 @@ struct co_manifest {
 /*
  * The migration stream (src/cli/wire.c, docs/architecture.md "Migration"):
  * control messages and the files of a generation, each file announced with
- * its name, size and digest (XXH64, seed 0, of its bytes) and then sent in
- * CO_R_WIRE_DATA records of at most CO_WIRE_CHUNK bytes.
+ * its name, size and digest (XXH64, seed 0, of its bytes, as its manifest
+ * lists it: 0 for an image, which checks its own records) and then sent
+ * in CO_R_WIRE_DATA records of at most CO_WIRE_CHUNK bytes, each checked
+ * on its own (and, in order, by its number) as it arrives.
  */
 #define CO_WIRE_TEXT 8192
 #define CO_WIRE_NONCE 32
