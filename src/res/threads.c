@@ -145,11 +145,19 @@ static void reorder(const struct co_siginfo *taken, int n, int sig, int own)
 int co_signals_collect(struct co_siginfo *out, int max, int ours, int own)
 {
 	uint64_t skip = ours ? 1ULL << (ours - 1) : 0;
+	/*
+	 * Only the numbers queued when the timers' counts were read are taken:
+	 * a timer's signal queued after that, taken with no count read, would
+	 * leave its count in the kernel changed (timers.c, "Overruns").  One
+	 * that comes later is the manager's to see (settle_signals), and this
+	 * is asked again.
+	 */
+	uint64_t seen = queued(own, skip);
 	struct co_timer_pre pre;
-	co_timers_pre(&pre, queued(own, skip));
+	co_timers_pre(&pre, seen);
 	uint64_t kept = 0; /* a periodic timer's own signal: queued by the timer again (timers.c, "Overruns") */
 	int n = 0;
-	while (n < max && take_one(&out[n], queued(own, skip))) {
+	while (n < max && take_one(&out[n], queued(own, skip) & seen)) {
 		int t = co_timer_taken(&out[n], &pre, own);
 		if (t == 2) {
 			skip |= 1ULL << (out[n].signo - 1);
@@ -160,7 +168,7 @@ int co_signals_collect(struct co_siginfo *out, int max, int ours, int own)
 			skip |= 1ULL << (out[n].signo - 1);
 		kept |= (uint64_t)(t == 1) << n++;
 	}
-	if (n == max && queued(own, skip)) {
+	if (n == max && (queued(own, skip) & seen)) {
 		/* (the image is refused: those a timer queued again are not put back a second time) */
 		int sig = out[n - 1].signo, k = 0;
 		for (int i = 0; i < n; i++)
