@@ -128,8 +128,8 @@ cleanup() {
     for p in "${HOLDERS[@]}"; do
         kill "$p" 2>/dev/null
     done
-    if ((OWN_IMAGES && !KEEP)); then
-        rm -rf "$IMAGES"
+    if ((OWN_IMAGES && !(KEEP && ${KEEP_IMAGES:-0}))); then
+        rm -rf "$IMAGES" # (--keep alone keeps the logs, not the images: see --images)
     elif ((!KEEP)) && [[ -n $NAME ]]; then
         rm -rf "${IMAGES:?}/A/$NAME" "${IMAGES:?}/B/$NAME"
     fi
