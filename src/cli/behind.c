@@ -116,11 +116,20 @@ static int write_run(int mem, uint64_t addr, int fd, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/* A record's checksum, written at byte at of its image (after its payload). */
+static int put_sum(int fd, uint64_t at, uint64_t sum, char *err, size_t errlen)
+{
+	if (pwrite(fd, &sum, sizeof(sum), (off_t)at) != (ssize_t)sizeof(sum))
+		return snprintf(err, errlen, "cannot write a checksum at byte %llu of an image: %s", (unsigned long long)at,
+				strerror(errno)), -1;
+	return 0;
+}
+
 int co_behind_record(int mem, int fd, const struct co_run *runs, uint32_t n, uint64_t off, uint64_t seq,
 		     uint64_t *bytes, char *err, size_t errlen)
 {
 	struct co_xxh64 h;
-	co_xxh64_init(&h, seq ^ CO_R_PAGEDATA);
+	co_rec_sum_init(&h, seq, CO_R_PAGEDATA);
 	uint64_t at = off;
 	for (uint32_t i = 0; i < n; i++) {
 		if (write_run(mem, runs[i].addr, fd, at, runs[i].npages * CO_PAGE, &h, bytes, err, errlen))
@@ -128,10 +137,7 @@ int co_behind_record(int mem, int fd, const struct co_run *runs, uint32_t n, uin
 		at += runs[i].npages * CO_PAGE;
 	}
 	uint64_t sum = co_xxh64_digest(&h);
-	if (pwrite(fd, &sum, sizeof(sum), (off_t)at) != (ssize_t)sizeof(sum))
-		return snprintf(err, errlen, "cannot write a checksum at byte %llu of an image: %s", (unsigned long long)at,
-				strerror(errno)), -1;
-	return 0;
+	return put_sum(fd, at, sum, err, errlen);
 }
 
 /*
@@ -145,7 +151,7 @@ static int overlay_sum(const struct co_behind_runs *rs, uint32_t k, int fd, uint
 	static char data[1 << 20];
 	const struct co_behind_rec *c = &rs->rec[k];
 	struct co_xxh64 h;
-	co_xxh64_init(&h, c->seq ^ CO_R_PAGEDATA);
+	co_rec_sum_init(&h, c->seq, CO_R_PAGEDATA);
 	for (uint64_t o = 0; o < c->len; o += sizeof(data)) {
 		size_t n = c->len - o < sizeof(data) ? (size_t)(c->len - o) : sizeof(data);
 		if (pread(fd, data, n, (off_t)(c->off + o)) != (ssize_t)n)
@@ -154,9 +160,8 @@ static int overlay_sum(const struct co_behind_runs *rs, uint32_t k, int fd, uint
 		co_xxh64_update(&h, data, n);
 	}
 	uint64_t sum = co_xxh64_digest(&h), t = c->off + c->len;
-	if (pwrite(fd, &sum, sizeof(sum), (off_t)t) != (ssize_t)sizeof(sum))
-		return snprintf(err, errlen, "cannot write a checksum at byte %llu of an image: %s", (unsigned long long)t,
-				strerror(errno)), -1;
+	if (put_sum(fd, t, sum, err, errlen))
+		return -1;
 	for (uint64_t b = 0; b < sizeof(sum); b++)
 		if (t + b >= off && t + b < off + len)
 			buf[t + b - off] = ((const char *)&sum)[b];

@@ -606,7 +606,7 @@ static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
 static void fill_record(const struct rec *rc)
 {
 	struct co_xxh64 h;
-	co_xxh64_init(&h, rc->seq ^ CO_R_PAGEDATA);
+	co_rec_sum_init(&h, rc->seq, CO_R_PAGEDATA);
 	uint32_t e = rc->e0;
 	for (uint64_t at = 0; at < rc->len; at += CHUNK) {
 		uint64_t n = rc->len - at < CHUNK ? rc->len - at : CHUNK;

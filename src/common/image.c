@@ -86,7 +86,7 @@ int co_w_begin_flags(struct co_writer *w, unsigned type, uint64_t len, int align
 	}
 	w->want = len;
 	w->got = 0;
-	co_xxh64_init(&w->h, w->seq ^ type);
+	co_rec_sum_init(&w->h, w->seq, type);
 	return w->err;
 }
 
@@ -297,7 +297,7 @@ int co_r_next(struct co_reader *r)
 	}
 	r->hdr = h;
 	r->left = h.len;
-	co_xxh64_init(&r->h, h.seq ^ h.type);
+	co_rec_sum_init(&r->h, h.seq, h.type);
 	return 1;
 trunc:
 	if (!r->err[0])

@@ -100,6 +100,16 @@ struct co_rec_hdr {
 #define CO_RF_BEHIND 1
 
 /*
+ * A record's checksum: XXH64 of its payload, seeded with its sequence
+ * number and type (so a record moved or retyped fails it).  Started here
+ * by the writer, the reader, and whoever writes a payload left behind.
+ */
+static inline void co_rec_sum_init(struct co_xxh64 *h, uint64_t seq, uint32_t type)
+{
+	co_xxh64_init(h, seq ^ type);
+}
+
+/*
  * Whose file an image is (format 7): the group (a random id the group
  * keeps across restarts, in its manifest), the generation, the process
  * (0 for the group's files) and the page stream.  A file swapped in from

@@ -683,10 +683,7 @@ static int ckpt_again(struct ckpt *k, int tries)
  */
 static void kill_parked_group(void)
 {
-	static struct nsproc ps[CO_TABLE_SLOTS * 2];
-	int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
-	for (int i = 0; i < nps; i++)
-		kill(ps[i].host, SIGKILL);
+	signal_group(SIGKILL);
 	kill(G.init_pid, SIGKILL);
 }
 

@@ -258,6 +258,7 @@ void checkpoint(int ci, unsigned flags, const char *images_override);
 
 /* status.c */
 void status(int ci, unsigned flags);
+int signal_group(int sig); /* every process of the group (with the agent or not): how many took it */
 void kill_group(int ci, int sig, unsigned flags);
 
 /* loop.c */

@@ -16,14 +16,6 @@
 #include "coord.h"
 #include "util.h"
 
-/* Every process of the group stopped (SIGSTOP): it never runs here again. */
-static void stop_group(void)
-{
-	static struct nsproc ps[CO_TABLE_SLOTS * 2];
-	int nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
-	for (int i = 0; i < nps; i++)
-		kill(ps[i].host, SIGSTOP);
-}
 
 /*
  * Until the client of a migration's hold on cfd says something (or hangs
@@ -91,7 +83,7 @@ static void forget_hosts(const char *tmp)
 int hold_behind(int cfd, const char *tmp, const char *gdir, uint64_t gen)
 {
 	char err[1024] = "";
-	stop_group();
+	signal_group(SIGSTOP); /* every process of the group stopped: it never runs here again */
 	snprintf(G.holding, sizeof(G.holding), "migrated to %s, its pages still sent from here", G.migrated_to);
 	reply(cfd, 0, "group '%s' ended here: it runs at %s", G.name, G.migrated_to);
 	int asked = await_commit(cfd);

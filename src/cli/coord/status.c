@@ -149,13 +149,19 @@ void status(int ci, unsigned flags)
  * Every process in the group's namespace gets the signal, with the agent
  * or without (a process cohort could not enter is still the group's).
  */
-void kill_group(int ci, int sig, unsigned flags)
+int signal_group(int sig)
 {
 	static struct nsproc ps[CO_TABLE_SLOTS * 2];
 	int n = 0, nps = scan_group(ps, (int)CO_ARRAY_LEN(ps));
 	for (int i = 0; i < nps; i++)
 		if (kill(ps[i].host, sig) == 0)
 			n++;
+	return n;
+}
+
+void kill_group(int ci, int sig, unsigned flags)
+{
+	int n = signal_group(sig);
 	char name[256];
 	if (flags & CO_KILL_JSON)
 		reply(G.c[ci].fd, 0, "{\"name\":\"%s\",\"signal\":%d,\"processes\":%d}",
