@@ -31,13 +31,16 @@ prog_cmd() {
 #   group has N processes.
 # flow_standard EXP_RC AT1 AT2 pipe|file CMD...
 flow_standard() {
-	local exp_rc=$1 at1=$2 at2=$3 mode=$4 k0
+	local exp_rc=$1 at1=$2 at2=$3 mode=$4 k0 AT_END_FILE=$TT/at-end
 	shift 4
 	straight_start "$exp_rc" "$@"
+	# the program under cohort waits at its end for TT/end (common.h's
+	# end gate), made once checkpoint 2 is taken: on a busy machine its
+	# steps must not run out before the test has taken both checkpoints
 	if [ "$mode" = file ]; then
-		bg_start run0 --file "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+		COHORT_TEST_END_GATE=1 bg_start run0 --file "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
 	else
-		bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+		COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
 	fi
 	wait_ready "$GNAME" run0
 	flow_at "$at1" run0
@@ -58,6 +61,7 @@ flow_standard() {
 	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "restarted program ended (status $RC) before the second checkpoint: $(first_line "$TD/run1.err")"; }
 	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
 	bg_wait run1
+	: >"$TT/end"
 
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run2

@@ -117,6 +117,8 @@ wait_lines() {
 	shift
 	last=${!#}
 	while k=$(out_lines "$@") && [ "$k" -lt "$n" ]; do
+		# a program held at its end (AT_END_FILE: flow_standard's end gate) prints no more
+		[ -z "${AT_END_FILE:-}" ] || [ ! -e "$AT_END_FILE" ] || return 0
 		if ! bg_alive "$last"; then
 			bg_wait "$last"
 			note_file "$last stderr" "$TD/$last.err"

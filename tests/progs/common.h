@@ -237,6 +237,54 @@ static inline void t_wait_go(int s)
 	}
 }
 
+/*
+ * The end gate of the standard flow (tests/harness/flow.sh): with
+ * COHORT_TEST_END_GATE in its environment, the process a test started
+ * does not end with status 0 until the file "$COHORT_TEST_TMP/end"
+ * exists, which the test makes once its last checkpoint is taken.  On a
+ * busy machine a program's steps (sleeps, wall-clock time) can run out
+ * before the test, slowed down with the rest of the machine, has taken
+ * that checkpoint: the program would end first and the test would fail
+ * for the machine's load, not for cohort.  Only that process waits: the
+ * variable leaves the environment at once, so that a program it starts
+ * (exec) does not wait too, and a child it forks has another pid.  Any
+ * exit() is held, whatever its status; a failure (FAIL: _exit) never is.  The output is
+ * flushed before the wait, as exit would, and the file "at-end" made, so
+ * that a test waiting for lines that will never come goes on.
+ */
+static pid_t t_end_gate_pid;
+
+static void t_end_gate(int status, void *arg)
+{
+	static char path[4096];
+	const char *d = getenv("COHORT_TEST_TMP");
+
+	(void)arg;
+	(void)status;
+	if (getpid() != t_end_gate_pid || !d || !*d)
+		return;
+	fflush(NULL);
+	/* "at-end" tells the test that no more output will come */
+	t_fmt(path, sizeof(path), "%s/at-end", d);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	t_fmt(path, sizeof(path), "%s/end", d);
+	while (access(path, F_OK) != 0) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+__attribute__((constructor)) static void t_end_gate_init(void)
+{
+	if (!getenv("COHORT_TEST_END_GATE"))
+		return;
+	unsetenv("COHORT_TEST_END_GATE");
+	t_end_gate_pid = getpid();
+	on_exit(t_end_gate, NULL);
+}
+
 /* Create a private directory "<tmpdir>/<name>.<pid>" and return its path. */
 static inline void t_mkworkdir(char *buf, size_t len, const char *name)
 {
