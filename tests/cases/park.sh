@@ -31,6 +31,8 @@ park_wait() {
 	local tag=$1 n=$2 end=$((SECONDS + TMO))
 	while [ $SECONDS -lt $end ]; do
 		[ "$(park_count "$tag")" -ge "$n" ] && return 0
+		# held at its end (common.h's end gate, C programs): no more steps come
+		[ -e "$COHORT_TEST_TMP/at-end" ] && return 0
 		if ! bg_alive "$tag"; then
 			bg_wait "$tag"
 			note_file "$tag stdout" "$TD/$tag.out" 3
@@ -61,7 +63,8 @@ park_live() {
 
 park_flow() { # park_flow CMD...
 	straight_start 0 "$@"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+	# held at its end until the last checkpoint (flow_standard says why)
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
 	wait_ready "$GNAME" run0
 	park_wait run0 3 "before the first checkpoint"
 	park_live run0 1
@@ -74,6 +77,7 @@ park_flow() { # park_flow CMD...
 	park_live run1 4
 	ckpt_or_fail "checkpoint 5 (--kill, after restart)" "$GNAME" 5 --kill
 	park_killed run1
+	: >"$COHORT_TEST_TMP/end"
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2

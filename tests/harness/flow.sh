@@ -31,7 +31,7 @@ prog_cmd() {
 #   group has N processes.
 # flow_standard EXP_RC AT1 AT2 pipe|file CMD...
 flow_standard() {
-	local exp_rc=$1 at1=$2 at2=$3 mode=$4 k0 AT_END_FILE=$TT/at-end
+	local exp_rc=$1 at1=$2 at2=$3 mode=$4 k0 AT_END_FILE=$COHORT_TEST_TMP/at-end
 	shift 4
 	straight_start "$exp_rc" "$@"
 	# the program under cohort waits at its end for TT/end (common.h's
@@ -61,7 +61,7 @@ flow_standard() {
 	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "restarted program ended (status $RC) before the second checkpoint: $(first_line "$TD/run1.err")"; }
 	ckpt_or_fail "checkpoint 2 (--kill, after restart)" "$GNAME" 2 --kill
 	bg_wait run1
-	: >"$TT/end"
+	: >"$COHORT_TEST_TMP/end"
 
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run2
