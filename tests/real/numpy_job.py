@@ -5,6 +5,10 @@
 # recomputation of some of its rows and the running checksum against one
 # recomputed from all the history; prints "step N sum S"; "RESULT ..." at
 # the end.  A mismatch prints "ERROR ..." and exits 1.
+# COHORT_TEST_GATES="S1 S2 ...": after step Sk it waits until the file go.k
+# exists in COHORT_TEST_TMP (tests/cases/migrate_real.sh migrates it at
+# known steps); unset, it never waits.
+import os
 import sys
 import time
 
@@ -12,6 +16,14 @@ import numpy as np
 
 STEPS = 50
 N = 160
+
+
+def gate(step):
+    gates = os.environ.get("COHORT_TEST_GATES", "").split()
+    if str(step) in gates:
+        go = os.path.join(os.environ["COHORT_TEST_TMP"], "go.%d" % (gates.index(str(step)) + 1))
+        while not os.path.exists(go):
+            time.sleep(0.02)
 
 
 def fail(msg):
@@ -42,5 +54,6 @@ for step in range(1, STEPS + 1):
     if not np.array_equal(check, big):
         fail("step %d: the kept array differs from its recomputation" % step)
     print("step %d sum %d" % (step, s), flush=True)
+    gate(step)
     time.sleep(0.06)
 print("RESULT steps %d total %d last %d" % (STEPS, sum(sums), sums[-1]), flush=True)
