@@ -7,11 +7,14 @@
 # (made in advance for the straight run), so that it cannot end before the
 # migration is done: each migration starts a few steps before a gate, the
 # program computing meanwhile, and the gate is opened once it is over.
-#   migrate_real_python  numpy_job.py (BLAS threads) A -> B with pre-copy
+#   migrate_real_python  numpy_job.py (3 threads multiplying) A -> B with pre-copy
 #                        rounds, and back B -> A with rounds
 #   migrate_real_jvm     Threads.java (4 workers, a pool, the JVM's own
 #                        threads and garbage collector) A -> B --postcopy,
-#                        no rounds: the whole heap follows the switch
+#                        no rounds: the whole heap follows the switch; its
+#                        performance data file (mapped shared) on each
+#                        host's own tmpfs: refused, naming it, then
+#                        carried with --copy-files
 #   migrate_real_node    timers.js (timers, fs.promises, a FileHandle) A -> B
 #   migrate_real_go      park_go (pure Go, linked externally: goroutine
 #                        swarms, signal.Notify) A -> B
@@ -86,9 +89,17 @@ t_migrate_real_jvm() {
 	real_build "javac" javac -d "$TD/classes" "$REAL/Threads.java"
 	export COHORT_TEST_GATES="40"
 	MIG_ARGV=("$(command -v java)" -Xmx256m -cp "$TD/classes" Threads)
+	# the JVM maps its performance data file, /tmp/hsperfdata_USER/PID, shared:
+	# each host has its own, as two machines would
+	MIG_MNT=1
+	MIG_MNT_DIRS=("/tmp/hsperfdata_$(id -un)")
 	mig_hosts
 	mig_run run0 2
-	real_migrate A B mig1 run0 recvB --postcopy --max-rounds 0
+	mig_receive recvB0 B
+	mig_go A nocopy --postcopy --max-rounds 0
+	mig_failed nocopy "the group holds /tmp/hsperfdata_$(id -un)/2, which is not here"
+	bg_wait recvB0
+	real_migrate A B mig1 run0 recvB --postcopy --max-rounds 0 --copy-files
 	grep -q '"mode":"post-copy"' "$TD/mig1.out" || fail "mig1: not post-copy: $(head -c 400 "$TD/mig1.out")"
 	[ "$(pc_num mig1 postcopy_bytes)" -gt 0 ] || fail "mig1: nothing followed the switch: $(head -c 500 "$TD/mig1.out")"
 	: >"$TT/go.1"

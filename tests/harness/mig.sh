@@ -4,8 +4,10 @@
 # joined by a veth pair (tests/harness/hosts.sh) are hosts A (10.77.0.1)
 # and B (10.77.0.2), each with its own run directory (TD/runA, TD/runB)
 # and images directory (IMG/A, IMG/B); with MIG_MNT=1 also its own tmpfs
-# over TT/work.  The group's command line is MIG_ARGV when the test sets
-# it, else bash -c MIG_CMD, else bash -c MIG_PROG (migrate.sh's pipeline).
+# over TT/work and over each directory the array MIG_MNT_DIRS names.  The
+# group's command line is MIG_ARGV when the test sets it, else bash -c
+# MIG_CMD, else bash -c MIG_PROG (migrate.sh's pipeline).
+MIG_MNT_DIRS=()
 
 # mig_argv: MIG_ARGV set to the group's command line (see above)
 mig_argv() {
@@ -38,10 +40,13 @@ mig_hosts() {
 	hosts_join "$PA" "$PB" || fail "cannot join the two network namespaces"
 	mkdir -p "$TD/runA" "$TD/runB" "$IMG/A" "$IMG/B"
 	if [ -n "${MIG_MNT:-}" ]; then # the work directory: each host's own (the straight run: TT's copy's)
-		mkdir -p "$TT/work"
-		nsenter -t "$PA" -m mount -t tmpfs -o size=16m,mode=700 work "$TT/work" &&
-			nsenter -t "$PB" -m mount -t tmpfs -o size=16m,mode=700 work "$TT/work" ||
-			fail "cannot mount a tmpfs over the work directory in each host"
+		local d
+		for d in "$TT/work" "${MIG_MNT_DIRS[@]}"; do
+			mkdir -p "$d" &&
+				nsenter -t "$PA" -m mount -t tmpfs -o size=16m,mode=700 work "$d" &&
+				nsenter -t "$PB" -m mount -t tmpfs -o size=16m,mode=700 work "$d" ||
+				fail "cannot mount a tmpfs over $d in each host"
+		done
 	fi
 	chmod 700 "$TD/runA" "$TD/runB"
 	printf 'the secret of this test\n' >"$TD/token"
