@@ -22,6 +22,10 @@
 #                        with its database on each host's own tmpfs
 #                        (--copy-files); the database at B ends as the
 #                        straight run's
+#   migrate_real_repl    the Python REPL on a terminal (tests/real/pty_drive.py),
+#                        A -> B while a loop prints, which then reads a line
+#                        typed at B's terminal, and back B -> A at its prompt;
+#                        the typed state is there, each tick printed once
 # Each proves itself: the pieces of stdout (the run at A, the receive at
 # B, ...) are the straight run's byte for byte; the run at A ends with 0
 # saying where the group went; after each migration the group answers at
@@ -29,9 +33,10 @@
 # the source, where none of its processes is left; the last exit status is
 # the straight run's.
 
-TEST_TIMEOUTS[migrate_real_python]=90
-TEST_TIMEOUTS[migrate_real_jvm]=90
-TEST_TIMEOUTS[migrate_real_sqlite]=90
+# Each takes 15-30 s here; a receive runs the group from one migration to
+# the end of the next, and its command gets TMO: 60 s, on a busy machine
+# or under AddressSanitizer (COHORT=build/asan/cohort) twice as slow.
+for _t in python jvm node go sqlite repl; do TEST_TIMEOUTS[migrate_real_$_t]=120; done
 
 # real_pids HOST: the group's processes at HOST, "PID:HOST_PID ..." (status --json)
 real_pids() {
@@ -66,6 +71,7 @@ real_migrate() {
 }
 
 t_migrate_real_python() {
+	local TMO=60
 	[ -x "$PYTHON" ] || skip "$PYTHON not found"
 	"$PYTHON" -c 'import numpy' 2>/dev/null || skip "numpy not installed for $PYTHON (python3-numpy)"
 	export COHORT_TEST_GATES="20 45"
@@ -84,6 +90,7 @@ t_migrate_real_python() {
 }
 
 t_migrate_real_jvm() {
+	local TMO=60
 	need_cmd java
 	need_cmd javac
 	real_build "javac" javac -d "$TD/classes" "$REAL/Threads.java"
@@ -119,6 +126,7 @@ real_one_way() {
 }
 
 t_migrate_real_node() {
+	local TMO=60
 	need_cmd node
 	export COHORT_TEST_GATES="40"
 	MIG_ARGV=("$(command -v node)" "$REAL/timers.js")
@@ -126,6 +134,7 @@ t_migrate_real_node() {
 }
 
 t_migrate_real_go() {
+	local TMO=60
 	go_build park_go
 	export COHORT_TEST_GATES="45"
 	MIG_ARGV=("$TD/park_go")
@@ -144,6 +153,7 @@ real_db() { # real_db DB [HOST]
 }
 
 t_migrate_real_sqlite() {
+	local TMO=60
 	need_cmd sqlite3
 	export COHORT_TEST_GATES="40"
 	# the database in the work directory: at each host its own tmpfs (the
@@ -166,4 +176,20 @@ t_migrate_real_sqlite() {
 	grep -qx ok "$TD/db.exp" || fail "the straight run's database: $(tr '\n' ' ' <"$TD/db.exp")"
 	cmp -s "$TD/db.exp" "$TD/db.got" ||
 		fail "the database at B is not the straight run's: $(tr '\n' ' ' <"$TD/db.got"), straight: $(tr '\n' ' ' <"$TD/db.exp")"
+}
+
+# the Python REPL on a terminal, driven by tests/real/pty_drive.py through
+# tests/real/python_repl_migrate.steps: each receive on a new terminal
+t_migrate_real_repl() {
+	local TMO=60 a b
+	[ -x "$PYTHON" ] || skip "$PYTHON not found"
+	mig_net
+	host A
+	a=$(printf '%q ' "${ON[@]}")
+	host B
+	b=$(printf '%q ' "${ON[@]}")
+	export MIG_HOSTS="A $HOST_ADDR_A $a;B $HOST_ADDR_B $b" MIG_TOKEN=$TD/token
+	real_pty python_repl_migrate.steps
+	real_ticks native
+	real_ticks pty
 }

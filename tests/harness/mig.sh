@@ -31,6 +31,16 @@ mig_ns() {
 # mig_hosts: the two namespaces joined by a veth pair, the token, the
 # straight run (go files made for it in advance) and each side's directories
 mig_hosts() {
+	mig_net
+	: >"$TT/go.1"
+	: >"$TT/go.2"
+	mig_argv
+	straight_start 0 "${MIG_ARGV[@]}"
+	rm -f "$TT/go.1" "$TT/go.2"
+}
+
+# mig_net: mig_hosts but for the straight run
+mig_net() {
 	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
 	command -v ip >/dev/null || skip "needs ip (iproute2)"
 	mig_ns
@@ -51,11 +61,6 @@ mig_hosts() {
 	chmod 700 "$TD/runA" "$TD/runB"
 	printf 'the secret of this test\n' >"$TD/token"
 	chmod 600 "$TD/token"
-	: >"$TT/go.1"
-	: >"$TT/go.2"
-	mig_argv
-	straight_start 0 "${MIG_ARGV[@]}"
-	rm -f "$TT/go.1" "$TT/go.2"
 }
 
 # host HOST: in ON, the command line that runs a command as HOST (A or B)
