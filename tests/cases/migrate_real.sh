@@ -29,9 +29,9 @@
 # Each proves itself: the pieces of stdout (the run at A, the receive at
 # B, ...) are the straight run's byte for byte; the run at A ends with 0
 # saying where the group went; after each migration the group answers at
-# the target with the same processes (pids in its namespace) and not at
-# the source, where none of its processes is left; the last exit status is
-# the straight run's.
+# the target with the processes it had (pids in its namespace) and not at
+# the source, where none of them is left; the last exit status is the
+# straight run's.
 
 # Each takes 15-30 s here; a receive runs the group from one migration to
 # the end of the next, and its command gets TMO: 60 s, on a busy machine
@@ -47,13 +47,19 @@ real_pids() {
 # real_migrate FROM TO TAG RUN RECV [ARGS...]: with the group running at
 # FROM under RUN (its run, or the receive that brought it), migrate TAG to a
 # receive RECV at TO (migrate ARGS); then it runs at TO, with the processes
-# it had, and at FROM neither answers nor has a process left
+# it had, and at FROM neither answers nor has a process left.  Those it had
+# are those seen before and after the receive starts (a shell script's
+# `sleep`, or a fork caught before its exec, is gone by then).
 real_migrate() {
-	local from=$1 to=$2 tag=$3 run=$4 recv=$5 before after p
+	local from=$1 to=$2 tag=$3 run=$4 recv=$5 seen had after p
 	shift 5
-	before=$(real_pids "$from")
-	[ -n "$before" ] || fail "$tag: the group does not answer at $from before it migrates"
+	seen=$(real_pids "$from")
 	mig_receive "$recv" "$to"
+	had=
+	for p in $(real_pids "$from"); do
+		[[ " $seen " = *" $p "* ]] && had+="$p "
+	done
+	[ -n "$had" ] || fail "$tag: the group does not answer at $from before it migrates"
 	mig_go "$from" "$tag" --json "$@"
 	if [ "$RC" != 0 ]; then
 		note_file "$recv stderr" "$TD/$recv.err"
@@ -62,10 +68,12 @@ real_migrate() {
 	fi
 	migrated "$run" "$TO"
 	after=$(real_pids "$to")
-	[ "${after//:[0-9]*/}" = "${before//:[0-9]*/}" ] ||
-		fail "$tag: the group's processes at $to ($after) are not those it had at $from ($before)"
+	for p in $had; do
+		[[ " $after " = *" ${p%%:*}:"* ]] ||
+			fail "$tag: process ${p%%:*} of the group is not at $to (there: $after; at $from: $had)"
+	done
 	! runs_at "$from" || fail "$tag: the group still answers at $from"
-	for p in $before; do
+	for p in $had; do
 		! kill -0 "${p#*:}" 2>/dev/null || fail "$tag: process ${p%%:*} (pid ${p#*:}) is still at $from"
 	done
 }
