@@ -122,8 +122,8 @@ t_migrate_real_jvm() {
 	final_check 0 "$RC" recvB run0 recvB
 }
 
-# real_one_way TAG: the group (MIG_ARGV, one gate) A -> B after its second
-# step, migrate's ARGS after TAG, and on to the end at B
+# real_one_way [ARGS...]: the group (MIG_ARGV, one gate) A -> B after its
+# second step (migrate ARGS), and on to the end at B
 real_one_way() {
 	mig_hosts
 	mig_run run0 2
