@@ -209,7 +209,9 @@ t_migrate_real_repl() {
 # the switch, still holds them; the restore fails there (EAGAIN: "another
 # process holds the file locked") and the group runs on at the source.
 GROUP_TESTS+=(migrate_real_flock)
+TEST_TIMEOUTS[migrate_real_flock]=120
 t_migrate_real_flock() {
+	local TMO=60
 	need_cmd flock
 	# (the lock file in COHORT_TEST_TMP: the straight run's is another)
 	MIG_ARGV=(/bin/bash -c 'exec flock "$COHORT_TEST_TMP/lock" /bin/bash -c "$0"' "$MIG_PROG")
