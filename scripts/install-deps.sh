@@ -6,8 +6,8 @@
 # HMAC), iproute2 (the migration tests' two hosts), libaio's (one aio test uses it),
 # python3 (one test program is a threaded Python script)
 # and bash-completion (the completion test sources its helpers); for the
-# tests on real programs (tests/cases/real.sh): a JDK, Go, Node.js, rustc,
-# numpy for /usr/bin/python3, sqlite3, bash, script(1) and tmux; clang and its
+# tests on real programs (tests/cases/real.sh, migrate_real.sh): a JDK, Go, Node.js, rustc,
+# numpy for /usr/bin/python3, sqlite3, bash, script(1), flock(1) and tmux; clang and its
 # libFuzzer runtime for the fuzz target of the image readers.  Each is checked
 # by the file or command it brings, so a toolchain installed some other way
 # (Node.js from NodeSource, rustc from rustup on PATH) is left alone.
@@ -33,7 +33,7 @@ have_cmd ip || need+=(iproute2)
 [ -e /usr/include/libaio.h ] || need+=(libaio-dev)
 [ -x /usr/bin/python3 ] || need+=(python3)
 [ -e /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
-# the tests on real programs (tests/cases/real.sh)
+# the tests on real programs (tests/cases/real.sh, migrate_real.sh)
 have_cmd java && have_cmd javac || need+=(default-jdk-headless)
 have_cmd go || need+=(golang-go)
 have_cmd node || need+=(nodejs)
@@ -44,6 +44,8 @@ else
 	need+=(python3-numpy)
 fi
 have_cmd sqlite3 || need+=(sqlite3)
+# flock(1): a job run under a lock, migrated (tests/cases/migrate_real.sh)
+have_cmd flock || need+=(util-linux)
 have_cmd bash || need+=(bash)
 # script(1): bsdutils on Debian and Ubuntu (util-linux on other systems)
 have_cmd script || need+=(bsdutils)

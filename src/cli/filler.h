@@ -51,7 +51,13 @@ struct co_filler_cfg {
 	int slow_ms;		/* tests only (COHORT_LAZY_SLOW): a pause after each MiB of the background fill */
 };
 
-/* Fill, then exit: 0 once every page is in place, 1 (after one line on stderr) on any failure. */
+/*
+ * Fill, then exit: 0 once every page is in place, 1 (after one line on
+ * stderr) on any failure, CO_FILLER_GONE (saying nothing) when its process
+ * ended before its eager pages were written: the restore failed, or was
+ * ended, and whoever did that says why.
+ */
+#define CO_FILLER_GONE 3
 void co_filler_main(const struct co_filler_cfg *c) __attribute__((noreturn));
 
 #endif

@@ -1,6 +1,6 @@
 # tests/cases/postcopy.sh - sourced by tests/run.sh: `cohort migrate
 # --postcopy` (issue 14), on the two hosts and with the helpers of
-# tests/cases/migrate.sh (mig_*).
+# tests/harness/mig.sh (mig_*) and migrate.sh's programs.
 #   postcopy_small      the 3-process pipeline of shell loops, A -> B with
 #                       --postcopy after pre-copy rounds and back with no
 #                       rounds, without --copy-files: it ends right
@@ -128,9 +128,6 @@ pc_migrated_at_a() {
 	esac
 }
 
-# pc_runs_at_b: the group answers at B
-pc_runs_at_b() { on B "$COHORT" status "$GNAME" >/dev/null 2>&1; }
-
 TEST_TIMEOUTS[postcopy_cut]=240
 t_postcopy_cut() {
 	local TMO=120
@@ -142,7 +139,7 @@ t_postcopy_cut() {
 		--to "$TO" --token-file "$TD/token" --copy-files --postcopy --max-rounds 0
 	# the group runs at B (migrate has had RUNNING, and holds there); it stays at A, stopped, until
 	# the stop's page data is written there (behind.c): only then does its run end
-	wait_for "the group to run at B" pc_runs_at_b
+	wait_for "the group to run at B" runs_at B
 	# the source's coordinator holds the group until its pages have gone, and says so when asked
 	# (status at A answers within moments all along: "migrating" until HOLD_END has come)
 	wait_for "status at A to say the group migrated" pc_migrated_at_a

@@ -5,6 +5,9 @@
 // collector).  After each step the main thread checks every value against
 // what it computes itself and prints "step N total T hash H"; "RESULT ..."
 // at the end.  A mismatch prints "ERROR ..." and exits with 1.
+// COHORT_TEST_GATES="S1 S2 ...": after step Sk the main thread waits until
+// the file go.k exists in COHORT_TEST_TMP (tests/cases/migrate_real.sh
+// migrates it at known steps); unset, it never waits.
 import java.util.concurrent.*;
 import java.util.*;
 
@@ -16,6 +19,15 @@ public class Threads {
     static final ConcurrentHashMap<Integer, Long> map = new ConcurrentHashMap<>();
 
     static long lcg(long x) { return x * 6364136223846793005L + 1442695040888963407L; }
+
+    static void gate(int step) throws InterruptedException {
+        String[] gates = System.getenv().getOrDefault("COHORT_TEST_GATES", "").trim().split("\\s+");
+        for (int k = 0; k < gates.length; k++) {
+            if (!gates[k].equals(Integer.toString(step))) continue;
+            java.io.File go = new java.io.File(System.getenv("COHORT_TEST_TMP"), "go." + (k + 1));
+            while (!go.exists()) Thread.sleep(20);
+        }
+    }
 
     static void fail(String msg) {
         System.out.println("ERROR " + msg);
@@ -86,6 +98,7 @@ public class Threads {
             }
             if (map.size() != s * NT) fail("step " + s + ": map has " + map.size() + " entries");
             System.out.println("step " + s + " total " + total + " hash " + Long.toHexString(hash));
+            gate(s);
             Thread.sleep(70);
         }
         stepNo[0] = -1;

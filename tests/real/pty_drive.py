@@ -16,11 +16,22 @@ STEPS is a file of steps, one a line (blank lines and lines starting with
                  the program's `cohort run`/`restart` must end with status 75
                  after saying on the terminal that checkpoint --kill ended it
   restart        cohort mode: `cohort restart` on a new pseudo-terminal
+  migrate        cohort mode, with MIG_HOSTS set: the group moves to the other
+                 host: `cohort receive` there on a new pseudo-terminal, then
+                 `cohort migrate` from this one, which must succeed; the
+                 `cohort run`/`receive` here must end with status 0 after
+                 saying on its terminal where the group went, and the group
+                 then answer `cohort status` there, not here
   exit RC        the program must end with status RC
   sleep SECONDS  wait, reading the output (for debugging a session by hand:
                  never needed for a step to be right)
-In native mode checkpoint, kill and restart do nothing: the same steps run
-the program straight, on one terminal.
+In native mode checkpoint, kill, restart and migrate do nothing: the same
+steps run the program straight, on one terminal.
+
+MIG_HOSTS (tests/harness/mig.sh): two hosts, "A ADDR PREFIX;B ADDR PREFIX",
+each PREFIX the command line (shell words) that runs a command as that host;
+the group starts at A, its images in $IMG/A (and $IMG/B at B), and the hosts
+prove the token in $MIG_TOKEN.
 
 What each terminal got goes to LOGPREFIX.N (N = 0, 1, ...).  On the first
 step that goes wrong: one line on stderr, "step K (LINE): WHAT", then the
@@ -34,6 +45,19 @@ GNAME = os.environ.get("GNAME", "")
 IMG = os.environ.get("IMG", "")
 TMO = float(os.environ.get("DRIVE_TIMEOUT", "20"))
 KILLED_MSG = "ended by 'checkpoint --kill'"
+HOSTS = [h.strip().split(None, 2) for h in os.environ.get("MIG_HOSTS", "").split(";") if h.strip()]
+HOST = 0  # the host where the group runs (an index into HOSTS)
+
+
+def on_host(argv, host=None):
+    """argv run as host HOST (the current one by default), as itself without MIG_HOSTS"""
+    if not HOSTS:
+        return argv
+    return shlex.split(HOSTS[HOST if host is None else host][2]) + argv
+
+
+def images(host=None):
+    return "%s/%s" % (IMG, HOSTS[HOST if host is None else host][0]) if HOSTS else IMG
 
 
 class Fail(Exception):
@@ -121,7 +145,7 @@ class Term:
 
 
 def cohort(*args):
-    p = subprocess.run([COHORT, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    p = subprocess.run(on_host([COHORT, *args]), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=60, text=True)
     if p.returncode != 0:
         err = (p.stderr.strip().splitlines() or [""])[0]
@@ -132,13 +156,42 @@ def wait_group(term):
     """until `cohort status` knows the group (10 s at most)"""
     end = time.monotonic() + 10
     while time.monotonic() < end:
-        if subprocess.run([COHORT, "status", GNAME], stdout=subprocess.DEVNULL,
+        if subprocess.run(on_host([COHORT, "status", GNAME]), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode == 0:
             return
         term.pump(0.05)
         if term.fd is None or term.wait(0) is not None:
             raise Fail("the program ended (status %s) before the group was ready" % term.wait(1))
     raise Fail("group %s not ready after 10 s" % GNAME)
+
+
+def migrate(term):
+    """the group from HOST to the other host; the new terminal"""
+    global HOST
+    if len(HOSTS) != 2:
+        raise Fail("migrate needs MIG_HOSTS (two hosts)")
+    to = 1 - HOST
+    addr = HOSTS[to][1]
+    rx = Term(on_host([COHORT, "receive", "--listen", addr + ":0", "--token-file",
+                       os.environ["MIG_TOKEN"], "--images", images(to)], to))
+    rx.expect(r"listening on %s:\d+" % re.escape(addr))
+    dest = re.findall(rb"listening on (\S+:\d+)", rx.buf)[0].decode()
+    cohort("migrate", GNAME, "--to", dest, "--token-file", os.environ["MIG_TOKEN"])
+    st = term.wait(20)
+    if st is None:
+        raise Fail("cohort run/receive still running 20 s after the group left")
+    if ("migrated to %s" % dest).encode() not in term.buf:
+        raise Fail("no line saying the group migrated to %s on the terminal (status %s)" % (dest, st))
+    if st != 0:
+        raise Fail("cohort run/receive ended with status %s after the group left, not 0" % st)
+    HOST = to
+    for host, want in ((to, 0), (1 - to, 1)):
+        st = subprocess.run(on_host([COHORT, "status", GNAME], host), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL).returncode
+        if (st != 0) != want:
+            raise Fail("after the migration the group %s at %s" % (("does not answer", "still answers")[want],
+                                                                    HOSTS[host][0]))
+    return rx
 
 
 def main():
@@ -154,7 +207,7 @@ def main():
             if word == "start":
                 argv = shlex.split(arg)
                 if mode == "cohort":
-                    argv = [COHORT, "run", "--name", GNAME, "--images", IMG, "--"] + argv
+                    argv = on_host([COHORT, "run", "--name", GNAME, "--images", images(), "--"] + argv)
                 term = Term(argv)
                 if mode == "cohort":
                     wait_group(term)
@@ -164,10 +217,10 @@ def main():
                 term.expect(arg)
             elif word == "checkpoint":
                 if mode == "cohort":
-                    cohort("checkpoint", GNAME, "--images", IMG)
+                    cohort("checkpoint", GNAME, "--images", images())
             elif word == "kill":
                 if mode == "cohort":
-                    cohort("checkpoint", GNAME, "--images", IMG, "--kill")
+                    cohort("checkpoint", GNAME, "--images", images(), "--kill")
                     st = term.wait(20)
                     if st is None:
                         raise Fail("cohort run/restart still running 20 s after checkpoint --kill")
@@ -177,8 +230,11 @@ def main():
                         raise Fail("cohort run/restart ended with status %s after checkpoint --kill, not 75" % st)
             elif word == "restart":
                 if mode == "cohort":
-                    term = Term([COHORT, "restart", GNAME, "--images", IMG])
+                    term = Term(on_host([COHORT, "restart", GNAME, "--images", images()]))
                     wait_group(term)
+            elif word == "migrate":
+                if mode == "cohort":
+                    term = migrate(term)
             elif word == "sleep":
                 end = time.monotonic() + float(arg)
                 while time.monotonic() < end:

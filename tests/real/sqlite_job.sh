@@ -5,6 +5,9 @@
 # the row count and the sum and checks them; prints "step N rows R sum S";
 # "RESULT ..." at the end.  A mismatch prints "ERROR ..." and exits 1.  The
 # test checks the file afterwards (integrity_check, count, sum).
+# COHORT_TEST_GATES="S1 S2 ...": after step Sk it waits until the file go.k
+# exists in COHORT_TEST_TMP (tests/cases/migrate_real.sh migrates it at
+# known steps); unset, it never waits.
 # usage: sqlite_job.sh DB
 set -u
 DB=$1
@@ -15,6 +18,14 @@ coproc SQL { sqlite3 -batch "$DB"; }
 # (bash unsets SQL_PID once it has reaped the coprocess: which may come
 # before the wait below, once its input is closed)
 sql_pid=$SQL_PID
+gate() { # gate STEP
+	local k=0 g
+	for g in ${COHORT_TEST_GATES:-}; do
+		k=$((k + 1))
+		[ "$g" = "$1" ] || continue
+		while [ ! -e "$COHORT_TEST_TMP/go.$k" ]; do sleep 0.02; done
+	done
+}
 sql() { printf '%s\n' "$@" >&"${SQL[1]}"; }
 ask() { # ask QUERY: one line of answer into ANS
 	sql "$1"
@@ -37,6 +48,7 @@ for ((step = 1; step <= STEPS; step++)); do
 	ask "SELECT count(*) FROM t WHERE step = $step AND s LIKE 'row $step.%';"
 	[ "$ANS" = "$PER" ] || { echo "ERROR step $step: $ANS rows of this step"; exit 1; }
 	echo "step $step rows $rows sum $sum"
+	gate "$step"
 	sleep 0.06
 done
 ask "PRAGMA integrity_check;"

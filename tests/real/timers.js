@@ -5,6 +5,9 @@
 // fs.promises.readFile, checking it line by line against what the program
 // holds in memory.  Prints "step N lines N hash H" after each step and
 // "RESULT ..." at the end; any mismatch prints "ERROR ..." and exits 1.
+// COHORT_TEST_GATES="S1 S2 ...": after step Sk it waits until the file go.k
+// exists in COHORT_TEST_TMP (tests/cases/migrate_real.sh migrates it at
+// known steps); unset, it never waits.
 'use strict';
 const fsp = require('fs').promises;
 const path = require('path');
@@ -21,6 +24,21 @@ function fnv(h, s) {
     h = Math.imul(h, 16777619) >>> 0;
   }
   return h;
+}
+
+async function gate(step) {
+  const gates = (process.env.COHORT_TEST_GATES || '').split(/\s+/);
+  const k = gates.indexOf(String(step));
+  if (k < 0) return;
+  const go = path.join(dir, `go.${k + 1}`);
+  for (;;) {
+    try {
+      await fsp.access(go);
+      return;
+    } catch (e) {
+      await sleep(20);
+    }
+  }
 }
 
 function die(msg) {
@@ -54,6 +72,7 @@ async function main() {
     for (const l of lines) h2 = fnv(h2, l);
     if (h2 !== h) die(`step ${i}: hash ${h2} recomputed, ${h} kept`);
     console.log(`step ${i} lines ${got.length} hash ${h.toString(16)}`);
+    await gate(i);
   }
   clearInterval(iv);
   await fh.close();

@@ -298,6 +298,8 @@ void lazy_check(void)
 		if (r > 0 && WIFSIGNALED(st))
 			snprintf(why, sizeof(why), "its page filler was killed by signal %d before every page was in place",
 				 WTERMSIG(st));
+		else if (r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == CO_FILLER_GONE)
+			snprintf(why, sizeof(why), "the process ended before its pages were in place");
 		else
 			why[0] = 0; /* the filler said why */
 		restore_lazy_failed(f->gpid, why);

@@ -323,6 +323,8 @@ int restore_ended(void)
  */
 void restore_lazy_failed(int pid, const char *why)
 {
+	/* a restorer's failure ends the group, and with it the filler: the cause, said first */
+	read_reports();
 	if (ended)
 		return;
 	ended = 70;

@@ -12,12 +12,18 @@
 //   - workers fed through channels, a ticker, time.Sleep.
 // Each step prints "step N sum S hash H"; "RESULT ..." at the end.  A
 // mismatch prints "ERROR ..." and exits 1.
+// COHORT_TEST_GATES="S1 S2 ...": after step Sk it waits until the file go.k
+// exists in COHORT_TEST_TMP (tests/cases/migrate_real.sh migrates it at
+// known steps); unset, it never waits.
 package main
 
 import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +38,21 @@ const (
 func fail(format string, a ...interface{}) {
 	fmt.Printf("ERROR "+format+"\n", a...)
 	os.Exit(1)
+}
+
+func gate(step int) {
+	for k, g := range strings.Fields(os.Getenv("COHORT_TEST_GATES")) {
+		if g != strconv.Itoa(step) {
+			continue
+		}
+		file := filepath.Join(os.Getenv("COHORT_TEST_TMP"), fmt.Sprintf("go.%d", k+1))
+		for {
+			if _, err := os.Stat(file); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 func mix(x uint64, n int) uint64 {
@@ -134,6 +155,7 @@ func main() {
 			fail("step %d: SIGUSR1 never arrived", s)
 		}
 		fmt.Printf("step %d sum %x hash %x\n", s, sum, hash)
+		gate(s)
 		time.Sleep(40 * time.Millisecond)
 	}
 	close(jobs)
