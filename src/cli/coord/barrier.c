@@ -248,6 +248,20 @@ int settle(char *err, size_t errlen)
 	}
 }
 
+/* COHORT_TRACE: the steps member pid timed ("STEP=NS ...", CLOCK_REALTIME: CO_CKPT_TRACE), one line each. */
+static void trace_stamps(int pid, const char *text)
+{
+	for (const char *p = text; *p;) {
+		const char *eq = strchr(p, '='), *sp;
+		if (!eq)
+			break;
+		unsigned long long ns = strtoull(eq + 1, NULL, 10);
+		co_trace_at(ns, "checkpoint: pid %d: %.*s", pid, (int)(eq - p), p);
+		sp = strchr(eq, ' ');
+		p = sp ? sp + 1 : eq + strlen(eq);
+	}
+}
+
 /*
  * Barrier: wait until every member answered `want`.  Returns 0, or -1 with
  * the reason in err.  A member that hangs up before it parked has exited
@@ -367,6 +381,8 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 				c->armed = in.m.b != 0;
 				hang_up(c); /* its manager goes until QUIESCE (jobs.c, precopy_members) */
 			}
+			if ((in.m.type == CO_M_SNAPSHOT || in.m.type == CO_M_DONE) && in.m.textlen)
+				trace_stamps(c->pid, in.text);
 			if (in.m.type == CO_M_DONE) {
 				c->bytes = (uint64_t)in.m.a;
 				c->incr_parent = (uint64_t)in.m.b;

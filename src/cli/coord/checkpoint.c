@@ -429,6 +429,7 @@ static int ckpt_quiesce(struct ckpt *k)
 	int bad = settle(k->err, sizeof(k->err)) || under_seccomp(k->err, sizeof(k->err)) ||
 		  chrooted(k->err, sizeof(k->err));
 	k->t0 = k->t_park = co_now_ns(CLOCK_MONOTONIC);
+	co_trace("checkpoint %llu: settled", (unsigned long long)k->gen);
 	ckpt_enrol(k);
 	if (bad)
 		return -1;
@@ -447,6 +448,7 @@ static int ckpt_quiesce(struct ckpt *k)
 	progress_phase("snapshot", PC_NONE, 0);
 	if (barrier(CO_M_QUIESCED, k->gen, QUIESCE_TIMEOUT_MS, k->err, sizeof(k->err)))
 		return -1;
+	co_trace("checkpoint %llu: quiesced", (unsigned long long)k->gen);
 	/* without a pre-copy each member ran on until it had PREPARE (and prepared, prep_ns below) */
 	for (int i = 0; !k->precopy && i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part && G.c[i].prepare_ns &&
@@ -479,6 +481,7 @@ static int ckpt_capture(struct ckpt *k)
 	/* a pre-copy or a parent leave only what was written since: how much is not known */
 	progress_phase("writing images", PC_FILES, k->precopy || k->parent || P.fd < 0 ? 0 : members_memory(MM_PART));
 	int sbad = co_shared_dump(k->tmp, k->gen, sm, nsm, G.table, k->flags, serr, sizeof(serr));
+	co_trace("checkpoint %llu: shared objects", (unsigned long long)k->gen);
 	if (sbad == CO_BUSY) {
 		k->busy = 1;
 		return failed(k, "%s", serr);
@@ -486,12 +489,16 @@ static int ckpt_capture(struct ckpt *k)
 	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part &&
 		    (own_namespaces(&G.c[i], k->err, sizeof(k->err)) || record_creds(&G.c[i], k->err, sizeof(k->err)) ||
-		     send_dump(&G.c[i], k->tmp, (k->flags & CO_CKPT_STOP) | (k->behind ? CO_CKPT_STOP | CO_CKPT_BEHIND : 0),
+		     send_dump(&G.c[i], k->tmp,
+			       (k->flags & CO_CKPT_STOP) | (k->behind ? CO_CKPT_STOP | CO_CKPT_BEHIND : 0) |
+				       (co_tracing() ? CO_CKPT_TRACE : 0),
 			       k->err, sizeof(k->err))))
 			return -1;
+	co_trace("checkpoint %llu: DUMP sent", (unsigned long long)k->gen);
 	/* every member has a snapshot (or its whole image): the group may run again */
 	if (barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, k->err, sizeof(k->err)))
 		return -1;
+	co_trace("checkpoint %llu: snapshots taken", (unsigned long long)k->gen);
 	if (sbad)
 		return failed(k, "%s", serr);
 	if (!k->parked) {
