@@ -53,7 +53,7 @@ static struct {
 
 void co_stamps_begin(int on)
 {
-	stamps.on = on;
+	stamps.on = on < 0 ? stamps.on : on; /* -1: as it was (a snapshot's writer, after the fork) */
 	stamps.len = 0;
 	stamps.text[0] = 0;
 }

@@ -44,7 +44,7 @@ void co_manager_forked(void);
  * shifts, sent as the text of SNAPSHOT (the manager's steps) and DONE (the
  * writer's).  The agent itself prints nothing.
  */
-void co_stamps_begin(int on);
+void co_stamps_begin(int on); /* on -1: emptied, on or off as it was */
 void co_stamp(const char *step);
 const char *co_stamps(void); /* NULL when off or empty; emptied by the reading */
 

@@ -458,6 +458,24 @@ static int ckpt_quiesce(struct ckpt *k)
 }
 
 /*
+ * What DUMP asks of every member.  A migration's stop (hold) keeps the
+ * group parked until it ends or resumes, so a snapshot would only cost
+ * its fork (page tables, the writer's start and its copy-on-write
+ * faults): each member writes its image itself, an incremental one
+ * passing over the unwritten stretches as a lean snapshot would leave
+ * them out (dirty.h, co_dirty_lean_begin).
+ */
+static unsigned dump_flags(const struct ckpt *k)
+{
+	unsigned f = k->flags & CO_CKPT_STOP;
+	if (k->behind)
+		f |= CO_CKPT_STOP | CO_CKPT_BEHIND;
+	if (k->hold && !getenv("COHORT_HOLD_FORK")) /* XXX measuring */
+		f |= CO_CKPT_STOP;
+	return f | (co_tracing() ? CO_CKPT_TRACE : 0);
+}
+
+/*
  * Capture: what the members share (shared.img), then each member's image
  * through the files sent with DUMP.  Once every member has its snapshot
  * (SNAPSHOT) the group runs again (RELEASE; with --kill it stays parked);
@@ -490,9 +508,7 @@ static int ckpt_capture(struct ckpt *k)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part &&
 		    (own_namespaces(&G.c[i], k->err, sizeof(k->err)) || record_creds(&G.c[i], k->err, sizeof(k->err)) ||
 		     send_dump(&G.c[i], k->tmp,
-			       (k->flags & CO_CKPT_STOP) | (k->behind ? CO_CKPT_STOP | CO_CKPT_BEHIND : 0) |
-				       (co_tracing() ? CO_CKPT_TRACE : 0),
-			       k->err, sizeof(k->err))))
+			       dump_flags(k), k->err, sizeof(k->err))))
 			return -1;
 	co_trace("checkpoint %llu: DUMP sent", (unsigned long long)k->gen);
 	/* every member has a snapshot (or its whole image): the group may run again */
