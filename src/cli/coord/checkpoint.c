@@ -699,14 +699,26 @@ static int ckpt_again(struct ckpt *k, int tries)
 
 /*
  * A parked group ends (--kill, or a migration's HOLD_END): every process
- * is killed at once.  Once kill() has returned, SIGKILL is pending in
+ * is killed at once.  Once the signal is sent, SIGKILL is pending in
  * every thread of it (the kernel marks the whole thread group as exiting
  * when it queues the signal): none of the program's code runs again, even
  * though tearing down its memory takes a while longer (~30 ms per GiB).
+ * Every live process of the group is a parked member of this checkpoint
+ * (ckpt_await_late; a parked process forks nothing), so the members' pidfds
+ * reach them all, with no scan of every process of the machine
+ * (signal_group: 0.4-0.9 ms of a migration's switch); a member without
+ * a pidfd, or one that could not take the signal, falls back to the scan.
  */
 static void kill_parked_group(void)
 {
-	signal_group(SIGKILL);
+	int missed = 0;
+	for (int i = 0; i < G.nc; i++) {
+		const struct conn *c = &G.c[i];
+		if (c->kind == C_MEMBER)
+			missed |= c->pidfd < 0 || syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0) < 0;
+	}
+	if (missed)
+		signal_group(SIGKILL);
 	kill(G.init_pid, SIGKILL);
 }
 
