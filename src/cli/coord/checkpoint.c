@@ -470,7 +470,7 @@ static unsigned dump_flags(const struct ckpt *k)
 	unsigned f = k->flags & CO_CKPT_STOP;
 	if (k->behind)
 		f |= CO_CKPT_STOP | CO_CKPT_BEHIND;
-	if (k->hold && !getenv("COHORT_HOLD_FORK")) /* XXX measuring */
+	if (k->hold)
 		f |= CO_CKPT_STOP;
 	return f | (co_tracing() ? CO_CKPT_TRACE : 0);
 }
