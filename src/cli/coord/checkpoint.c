@@ -507,8 +507,7 @@ static int ckpt_capture(struct ckpt *k)
 	for (int i = 0; i < G.nc; i++)
 		if (G.c[i].kind == C_MEMBER && G.c[i].part &&
 		    (own_namespaces(&G.c[i], k->err, sizeof(k->err)) || record_creds(&G.c[i], k->err, sizeof(k->err)) ||
-		     send_dump(&G.c[i], k->tmp,
-			       dump_flags(k), k->err, sizeof(k->err))))
+		     send_dump(&G.c[i], k->tmp, dump_flags(k), k->err, sizeof(k->err))))
 			return -1;
 	co_trace("checkpoint %llu: DUMP sent", (unsigned long long)k->gen);
 	/* every member has a snapshot (or its whole image): the group may run again */
