@@ -77,7 +77,8 @@ int co_send_msg(int fd, unsigned type, int64_t a, const char *text)
 /* DONE: bytes written, and the parent generation of an incremental image (b). */
 void co_send_done(uint64_t bytes)
 {
-	co_send_ab(co_agent.sock, CO_M_DONE, (int64_t)bytes, (int64_t)co_agent.incr_parent, 0);
+	co_stamp("done");
+	co_send_ab(co_agent.sock, CO_M_DONE, (int64_t)bytes, (int64_t)co_agent.incr_parent, co_stamps());
 }
 
 /* For park.c: a message to the coordinator; the next one from it (NULL: the socket failed) */

@@ -60,10 +60,11 @@ static int none_region_tracked(uint64_t start, uint64_t end)
 	return 0;
 }
 
-static int none_lean_begin(const uint64_t *keep, int nkeep)
+static int none_lean_begin(const uint64_t *keep, int nkeep, int fork)
 {
 	(void)keep;
 	(void)nkeep;
+	(void)fork;
 	return 0;
 }
 
@@ -137,10 +138,10 @@ int co_dirty_region_tracked(uint64_t start, uint64_t end)
 	return ops()->region_tracked(start, end);
 }
 
-int co_dirty_lean_begin(const uint64_t *keep, int nkeep)
+int co_dirty_lean_begin(const uint64_t *keep, int nkeep, int fork)
 {
 	span_epoch++;
-	return ops()->lean_begin(keep, nkeep);
+	return ops()->lean_begin(keep, nkeep, fork);
 }
 
 void co_dirty_image_done(uint64_t gen)

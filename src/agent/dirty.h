@@ -48,8 +48,12 @@ void co_dirty_image_done(uint64_t gen);
  * the snapshot, co_dirty_lean_held says whether addr lies in a left-out
  * stretch (*in_lean) and if so whether the parent image holds its page:
  * the page is unwritten, so that decides whether the image refers to it.
+ * Without a fork (fork 0: an image written in the process, its program
+ * parked throughout) the stretches are only noted, and the writer passes
+ * over them the same way: their pages are neither read nor looked up in
+ * the page map.  co_dirty_lean_end then forgets them, after the image.
  */
-int co_dirty_lean_begin(const uint64_t *keep, int nkeep);
+int co_dirty_lean_begin(const uint64_t *keep, int nkeep, int fork);
 void co_dirty_lean_end(void);
 int co_dirty_lean_held(int stream, uint64_t addr, int *in_lean);
 /*
@@ -64,7 +68,7 @@ uint64_t co_dirty_lean_run(int stream, uint64_t addr, int *held);
  * would); 0 when not all are (the caller asks page by page).
  */
 int co_dirty_lean_kept(int stream, uint64_t start, uint64_t end);
-/* In the snapshot: was all of [start, end) left out by one stretch? */
+/* In the snapshot (or the image written in place): was all of [start, end) left out by one stretch? */
 int co_dirty_lean_covers(uint64_t start, uint64_t end);
 
 /*

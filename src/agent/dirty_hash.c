@@ -161,10 +161,11 @@ static void nothing(void)
 {
 }
 
-static int no_lean(const uint64_t *keep, int nkeep)
+static int no_lean(const uint64_t *keep, int nkeep, int fork)
 {
 	(void)keep;
 	(void)nkeep;
+	(void)fork;
 	return 0;
 }
 

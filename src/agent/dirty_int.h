@@ -68,6 +68,7 @@ struct record {
 	int ncand;
 	struct region lean[MAX_LEAN];	/* left out of the snapshot: unwritten since the parent */
 	int nlean;
+	int lean_marked;		/* ... by MADV_DONTFORK (a fork); else only noted (an image written in place) */
 	int overflow;			/* a list filled up: this collection is unusable */
 	uint64_t nwritten;
 	struct region written[MAX_WRITTEN];
@@ -136,7 +137,7 @@ struct co_dirty_ops {
 	uint64_t (*begin_image)(uint64_t parent);
 	int (*page_kept)(int stream, uint64_t addr, int tracked);
 	int (*region_tracked)(uint64_t start, uint64_t end);
-	int (*lean_begin)(const uint64_t *keep, int nkeep);
+	int (*lean_begin)(const uint64_t *keep, int nkeep, int fork);
 };
 extern const struct co_dirty_ops co_dirty_wp_ops, co_dirty_hash_ops;
 
@@ -247,6 +248,6 @@ void hash_image_done(uint64_t gen);
 void hash_forget(void);
 
 /* dirty_lean.c */
-int lean_begin(const uint64_t *keep, int nkeep);
+int lean_begin(const uint64_t *keep, int nkeep, int fork);
 
 #endif

@@ -17,12 +17,16 @@ static int holds_any(const struct region *r, const uint64_t *addr, int n)
 	return 0;
 }
 
-/* Leave [start, end) out of the next fork, if it is long enough to matter. */
+/*
+ * Leave [start, end) out of the next fork, if it is long enough to matter;
+ * without a fork (rec->lean_marked 0) it is only noted: the writer passes
+ * over it all the same, run by run, without reading its page map.
+ */
 static void lean_span(uint64_t start, uint64_t end)
 {
 	if (end - start < LEAN_MIN_SPAN || rec->nlean == MAX_LEAN)
 		return;
-	if (co_sys3(SYS_madvise, (long)start, (long)(end - start), MADV_DONTFORK) == 0)
+	if (!rec->lean_marked || co_sys3(SYS_madvise, (long)start, (long)(end - start), MADV_DONTFORK) == 0)
 		rec->lean[rec->nlean++] = (struct region){ start, end };
 }
 
@@ -38,11 +42,12 @@ static const struct region *next_busy(uint64_t *i, uint64_t *j, uint64_t end)
 	return r;
 }
 
-int lean_begin(const uint64_t *keep, int nkeep)
+int lean_begin(const uint64_t *keep, int nkeep, int fork)
 {
 	if (!rec)
 		return 0;
 	rec->nlean = 0;
+	rec->lean_marked = fork;
 	for (int i = 0; i < rec->ncand && rec->nlean < MAX_LEAN; i++) {
 		const struct region *c = &rec->cand[i], *b;
 		if (holds_any(c, keep, nkeep))
@@ -66,7 +71,7 @@ void co_dirty_lean_end(void)
 {
 	if (!rec)
 		return;
-	for (int i = 0; i < rec->nlean; i++)
+	for (int i = 0; i < rec->nlean && rec->lean_marked; i++)
 		co_sys3(SYS_madvise, (long)rec->lean[i].start, (long)(rec->lean[i].end - rec->lean[i].start),
 			MADV_DOFORK);
 	rec->nlean = 0;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include "agent.h"
 #include "dirty.h"
+#include "manager.h"
 #include "procfs.h"
 #include "res.h"
 #include "sys.h"
@@ -138,8 +139,10 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes)
 		trecs[i] = &co_agent.threads[i].rec;
 	int r = co_proc_dump(&dc, co_agent.nthreads) || co_threads_dump(&dc, trecs, co_agent.nthreads) ||
 		co_seccomp_dump(&dc, sfd) || co_timers_dump(&dc) || co_semundo_dump(&dc) || co_files_dump(&dc);
-	r = r || co_mem_dump_vmas(&dc) || co_aio_dump(&dc) || co_pages_dump_shared(&dc) ||
-	    co_mem_dump_pages(&dc, ws, CO_STREAMS);
+	r = r || co_mem_dump_vmas(&dc) || co_aio_dump(&dc) || co_pages_dump_shared(&dc);
+	co_stamp("metadata");
+	r = r || co_mem_dump_pages(&dc, ws, CO_STREAMS);
+	co_stamp("pages");
 	for (int k = 0; k < CO_STREAMS && !r; k++) {
 		struct co_end end = { ws[k]->seq + 1, 0 };
 		co_w_rec(ws[k], CO_R_END, &end, sizeof(end));

@@ -43,6 +43,40 @@ char co_mgr_stack[CO_MGR_STACK] __attribute__((aligned(64)));
 #define CLOSE_RANGE_UNSHARE 2
 #endif
 
+/* ---- timed steps (COHORT_TRACE at the coordinator) ---- */
+
+static struct {
+	int on;
+	size_t len;
+	char text[CO_MSG_TEXT];
+} stamps;
+
+void co_stamps_begin(int on)
+{
+	stamps.on = on < 0 ? stamps.on : on; /* -1: as it was (a snapshot's writer, after the fork) */
+	stamps.len = 0;
+	stamps.text[0] = 0;
+}
+
+void co_stamp(const char *step)
+{
+	struct co_timespec ts;
+	if (!stamps.on || stamps.len + 64 > sizeof(stamps.text))
+		return;
+	co_clock_gettime(CLOCK_REALTIME, &ts);
+	stamps.len += co_fmt(stamps.text + stamps.len, sizeof(stamps.text) - stamps.len, "%s%s=%llu",
+			     stamps.len ? " " : "", step,
+			     (unsigned long long)(ts.sec * 1000000000LL + ts.nsec));
+}
+
+const char *co_stamps(void)
+{
+	if (!stamps.on || !stamps.len)
+		return 0;
+	stamps.len = 0; /* the text stays until the next stamp */
+	return stamps.text;
+}
+
 /* ---- the manager thread ---- */
 
 /* Park the program's threads and say so (prep_ns: how long it ran while we prepared). */
@@ -176,6 +210,8 @@ static void session(void)
 			co_strlcpy(dir, d ? d : "", sizeof(dir));
 			uint64_t bytes = 0;
 			co_set_state(CO_P_DUMPING);
+			co_stamps_begin((co_inbox.m.flags & CO_CKPT_TRACE) != 0);
+			co_stamp("dump");
 			/* the image's files, made by the coordinator: a process may not create files in its directory */
 			int missing = co_image_files_take(rfd);
 			int r = IMG_FAILED;
@@ -196,7 +232,7 @@ static void session(void)
 			if (r == IMG_FAILED)
 				co_send_msg(co_agent.sock, CO_M_FAIL, 0, co_errbuf);
 			if (r == IMG_SNAPSHOT || r == IMG_WRITTEN)
-				co_send_msg(co_agent.sock, CO_M_SNAPSHOT, 0, 0);
+				co_send_msg(co_agent.sock, CO_M_SNAPSHOT, 0, co_stamps());
 			if (r == IMG_WRITTEN)
 				co_send_done(bytes);
 			co_set_state(CO_P_DUMPED);

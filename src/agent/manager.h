@@ -38,6 +38,15 @@ extern char co_errbuf[1024];
 extern char co_mgr_stack[CO_MGR_STACK];
 /* In a forked child: no manager runs. */
 void co_manager_forked(void);
+/*
+ * The image's steps timed for the coordinator's trace (DUMP with
+ * CO_CKPT_TRACE): "STEP=NS ..." on CLOCK_REALTIME, which no time namespace
+ * shifts, sent as the text of SNAPSHOT (the manager's steps) and DONE (the
+ * writer's).  The agent itself prints nothing.
+ */
+void co_stamps_begin(int on); /* on -1: emptied, on or off as it was */
+void co_stamp(const char *step);
+const char *co_stamps(void); /* NULL when off or empty; emptied by the reading */
 
 /* ---- snapshot.c ---- */
 

@@ -82,6 +82,8 @@ static void snapshot_fork(void *arg)
 	/* a program's seccomp filters are checked with these arguments (cli/seccomp.c: known_args) */
 	long c = co_sys5(SYS_clone, CLONE_PIDFD /* no exit signal */, 0, (long)&pfd, 0, 0);
 	if (c == 0) {
+		co_stamps_begin(-1); /* the manager's steps went with SNAPSHOT */
+		co_stamp("writer");
 		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);
 		co_dump_from_snapshot();
 		int r = co_dump_write(img_fd, snap.dir, snap.bytes);
@@ -203,10 +205,19 @@ __attribute__((noinline)) int co_take_image(const char *dir, uint64_t *bytes, in
 	co_agent.pgid = (int)co_sys1(SYS_getpgid, 0);
 	co_agent.sid = (int)co_sys1(SYS_getsid, 0);
 	/* the written-page set since the last image, and tracking anew from this one */
+	co_stamp("threads");
 	uint64_t base = co_dirty_collect(co_agent.generation);
+	co_stamp("collected");
 	co_agent.incr_parent = co_agent.want_parent && base == co_agent.want_parent ? base : 0;
-	if (mirror_program_fds() || co_dump_begin(co_errbuf, sizeof(co_errbuf)) || settle_signals())
+	if (mirror_program_fds())
 		return IMG_FAILED;
+	co_stamp("mirrored");
+	if (co_dump_begin(co_errbuf, sizeof(co_errbuf)))
+		return IMG_FAILED;
+	co_stamp("described");
+	if (settle_signals())
+		return IMG_FAILED;
+	co_stamp("settled");
 	/*
 	 * Everything the image needs of the running process was read above
 	 * (descriptors and their offsets, the memory map, the threads), and
@@ -223,8 +234,15 @@ __attribute__((noinline)) int co_take_image(const char *dir, uint64_t *bytes, in
 	uint64_t keep[2] = { (uint64_t)&me, (uint64_t)&co_inbox };
 	if (snapshot)
 		co_dump_fork_begin(); /* the program's MADV_DONTFORK regions go into the snapshot too */
-	if (snapshot && co_agent.incr_parent)
-		co_dirty_lean_begin(keep, 2);
+	/*
+	 * An incremental image needs only the pages written since its parent:
+	 * the long unwritten stretches are left out of the snapshot's fork,
+	 * or, written here, passed over (a post-copy stop's aside: its
+	 * regions' records are all written behind, behind.c).
+	 */
+	if (co_agent.incr_parent && (snapshot || !co_agent.behind))
+		co_dirty_lean_begin(keep, 2, snapshot);
+	co_stamp("lean");
 	long child = -1;
 	if (snapshot) {
 		/* the forking process runs on our stack, below what we use: we wait meanwhile */
@@ -244,12 +262,16 @@ __attribute__((noinline)) int co_take_image(const char *dir, uint64_t *bytes, in
 			co_sys5(SYS_waitid, P_PID, mid, (long)&si, WEXITED | __WALL, 0);
 			child = snap.child;
 		}
+		co_stamp("forked");
+		co_dirty_lean_end(); /* before the program runs (and maybe forks) again */
+		co_dump_fork_end();  /* after the lean marks are off: a stretch inside such a region keeps its flag */
+		co_stamp("unleaned");
 	}
-	co_dirty_lean_end(); /* before the program runs (and maybe forks) again */
-	if (snapshot)
-		co_dump_fork_end(); /* after the lean marks are off: a stretch inside such a region keeps its flag */
-	if (child < 0)
-		return co_dump_write(img_fd, dir, bytes) ? IMG_FAILED : IMG_WRITTEN;
+	if (child < 0) {
+		int r = co_dump_write(img_fd, dir, bytes);
+		co_dirty_lean_end(); /* the stretches noted for an image written here */
+		return r ? IMG_FAILED : IMG_WRITTEN;
+	}
 	writer_pidfd = snap.pidfd;
 	return IMG_SNAPSHOT; /* a writer that fails says so itself (FAIL), or its death does */
 }

@@ -26,6 +26,7 @@ uint64_t co_now_ns(int clock);
 void co_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* COHORT_TRACE=1: a timed line */
 /* ... stamped at ns (CLOCK_REALTIME) instead of now: a step another process took (a restorer's stage) */
 void co_trace_at(uint64_t ns, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int co_tracing(void); /* COHORT_TRACE is on */
 
 /*
  * park.c: thread tid of member pid (host pid host_pid) has not parked for

@@ -85,12 +85,17 @@ uint64_t co_now_ns(int clock)
  * group's time namespace, whose monotonic clock is shifted; the two hosts
  * of bench/migrate.sh share the one machine's.
  */
-static void trace_line(uint64_t ns, const char *fmt, va_list ap)
+int co_tracing(void)
 {
 	static int on = -1;
 	if (on < 0)
 		on = getenv("COHORT_TRACE") && strcmp(getenv("COHORT_TRACE"), "0");
-	if (!on)
+	return on;
+}
+
+static void trace_line(uint64_t ns, const char *fmt, va_list ap)
+{
+	if (!co_tracing())
 		return;
 	char line[512];
 	vsnprintf(line, sizeof(line), fmt, ap);

@@ -105,6 +105,8 @@ enum {
 	 * that data itself from the parked processes' memory.
 	 */
 	CO_CKPT_BEHIND = 1024,
+	/* DUMP only: the agent times its steps for the coordinator's COHORT_TRACE (SNAPSHOT's and DONE's text) */
+	CO_CKPT_TRACE = 2048,
 };
 enum { CO_STATUS_JSON = 1, CO_STATUS_BRIEF = 2 /* one line: the group, not its processes */ };
 enum { CO_KILL_JSON = 1 };
