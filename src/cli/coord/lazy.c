@@ -176,6 +176,16 @@ static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struc
 	co_filler_main(&cfg);
 }
 
+static int released;	/* the group runs (lazy_release) */
+
+/* Let filler f fill the rest in the background (filler.c, await_release). */
+static void let_fill(const struct filler *f)
+{
+	struct co_msg m = { .type = CO_M_RELEASE };
+	while (send(f->sock, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
 void on_lazy(int i, int uffd)
 {
 	struct conn *c = &G.c[i];
@@ -225,6 +235,21 @@ void on_lazy(int i, int uffd)
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	F[nf++] = (struct filler){ .pid = p, .pidfd = (int)syscall(SYS_pidfd_open, p, 0), .uffd = uffd,
 				   .sock = sv[0], .gpid = pid };
+	if (released)
+		let_fill(&F[nf - 1]);
+}
+
+/*
+ * The group runs (every process released): until now each filler served
+ * faults only, so that its background fill took no CPU from the restore's
+ * last steps and a migration's switch.
+ */
+void lazy_release(void)
+{
+	released = 1;
+	for (int k = 0; k < nf; k++)
+		if (F[k].pid > 0)
+			let_fill(&F[k]);
 }
 
 /* Fillers that have not ended (those that failed are only held until the group is gone). */
