@@ -246,6 +246,8 @@ void on_lazy(int i, int uffd)
  */
 void lazy_release(void)
 {
+	if (nf)
+		co_trace("lazy: the group runs, its fillers fill the rest");
 	released = 1;
 	for (int k = 0; k < nf; k++)
 		if (F[k].pid > 0)
