@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,15 +85,20 @@ static const struct co_mproc *wants_filler(int pid)
 	return NULL;
 }
 
-/* Is the peer of connection c the group's process pid (as the kernel names it)? */
+/*
+ * Is the peer of connection c the group's process pid (as the kernel
+ * names it)?  Asked of that one process, as scan_group asks each (in the
+ * group's pid namespace, not init): a scan of every process of the
+ * machine was ~1.5 ms of a migration's stop.
+ */
 static int peer_is(const struct conn *c, int pid)
 {
-	static struct nsproc ps[CO_TABLE_SLOTS * 2];
-	int n = scan_group(ps, (int)CO_ARRAY_LEN(ps));
-	for (int i = 0; i < n; i++)
-		if (ps[i].host == c->host_pid)
-			return ps[i].ids.pid == pid;
-	return 0;
+	struct stat st;
+	struct co_nsids ids;
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/ns/pid", c->host_pid);
+	return c->host_pid > 0 && c->host_pid != G.init_pid && group_ns_ino() && stat(p, &st) == 0 &&
+	       st.st_ino == group_ns_ino() && co_ns_ids(c->host_pid, &ids) == 0 && ids.pid == pid;
 }
 
 /*
