@@ -76,8 +76,14 @@ struct space {
 	int fd;			/* its userfaultfd */
 	uint64_t *at;		/* entry -> where its page is now */
 	uint8_t *pend;		/* entry -> still to come */
-	uint32_t *ord;		/* entries by address (of at[]); those no longer pending may linger */
-	uint32_t nord;
+	/*
+	 * Entries by address (of at[]), in one list or two (the process's own
+	 * space: the index below, as it came, and the restored image's own,
+	 * whose page wins where both have one); those no longer pending may
+	 * linger.
+	 */
+	uint32_t *ord, *ord2;
+	uint32_t nord, nord2;
 	uint64_t left;		/* pending entries */
 	int dead;		/* its memory is gone (exit, exec) */
 	uint64_t q[64];		/* faults waiting for an event to be read (EAGAIN) */
@@ -91,16 +97,18 @@ static int src_fd[SLOTS];
 static char *src_name[SLOTS];
 static uint64_t *e_off;		/* entry -> offset of its data | slot (< PAGE) */
 static uint64_t *e_at;		/* entry -> its page's address at the restore */
-static uint8_t *e_eager;	/* entry -> a page of a region restored eagerly: written before the program runs */
+static uint32_t *e_eager;	/* the entries of regions restored eagerly: written before the program runs */
+static uint32_t neager;
 static uint32_t nent;
 static struct rec *recs;
 static uint32_t nrecs;
 static struct space sp[MAX_SPACES];
 static int nsp;
 static char *buf;		/* CHUNK of page data */
-static uint32_t *e_ord;		/* the entries still to come (not eager, not DROPPED), by address */
-static uint32_t nord0;		/* ... how many */
-#define DROPPED 2		/* e_eager: an entry below that the restored image no longer leaves to it */
+/* the process's own space, ready before it is made: its entries still to come, and by address */
+static uint8_t *pend0;
+static uint64_t left0;
+static uint32_t *ord_below, *ord_top, nbelow, ntop;
 
 static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
 {
@@ -202,13 +210,36 @@ static struct co_pindex *build_index(struct co_pindex_top *t)
 }
 
 /*
+ * Below the restored image, what it changes, span by span (t->drop or
+ * t->eager: lo, hi pairs of the index's entries by address): each entry
+ * still to come taken off; one of a region restored eagerly goes on
+ * e_eager.
+ */
+static void take_spans(const struct co_pindex *x, const uint32_t *v, uint32_t n, int eager)
+{
+	for (uint32_t k = 0; k < n; k++)
+		for (uint32_t i = v[2 * k]; i < v[2 * k + 1]; i++) {
+			uint32_t p = x->pos[i];
+			if (!pend0[p])
+				continue;
+			pend0[p] = 0;
+			left0--;
+			if (eager)
+				e_eager[neager++] = p;
+		}
+}
+
+/*
  * The entries in the fill's order, record by record (pindex.c,
  * co_pindex_layout: the index below as laid out, ahead on a migration's
- * target), the restored image's own after them; e_ord: those still to
- * come, by address (new_space needs no sort).  An entry of the index
- * below that the restored image no longer leaves to it (it holds the
- * page itself, or has none there) stays in its place, DROPPED.  The files
- * of every layer opened.
+ * target), the restored image's own after them.  Which are still to come
+ * (pend0): all, less the spans of the index below the restored image
+ * drops or that lie outside the lazy regions (those still counting go on
+ * e_eager); and by address: the index below as it is (x->pos: its
+ * entries by address, in the fill's order), the restored image's own
+ * beside it.  So the work here follows the restored image and what it
+ * changes, not the whole index below (nothing is merged or copied of it).
+ * The files of every layer opened.
  */
 static void take_index(struct co_pindex *x, const struct co_pindex_top *t)
 {
@@ -220,10 +251,10 @@ static void take_index(struct co_pindex *x, const struct co_pindex_top *t)
 	e_at = x->rat;
 	memcpy(e_off + below, t->off, t->n * sizeof(*e_off));
 	memcpy(e_at + below, t->at, t->n * sizeof(*e_at));
-	e_eager = co_pindex_alloc(nent + 1); /* 0: lazy (all of the restored image's own) */
-	e_ord = co_pindex_alloc((nent + 1) * sizeof(*e_ord));
 	recs = malloc((x->nrecs + 1) * sizeof(*recs));
-	if (!e_eager || !e_ord || !recs)
+	pend0 = co_pindex_alloc(nent + 1);
+	ord_top = malloc((t->n + 1) * sizeof(*ord_top));
+	if (!recs || !pend0 || !ord_top)
 		fail("out of memory for the page index");
 	for (uint32_t r = 0; r < x->laid_recs; r++) {
 		const struct co_pindex_rec *rc = &x->recs[r];
@@ -239,52 +270,52 @@ static void take_index(struct co_pindex *x, const struct co_pindex_top *t)
 		recs[nrecs++] = (struct rec){ (int)rc->slot, rc->off, rc->len, rc->seq, below + j, below + j1 };
 		j = j1;
 	}
-	/* by address: the entries below that still count (eager outside the lazy regions), and the image's own */
-	uint32_t i = 0, o = 0, g = 0;
-	for (;;) {
-		if (o < t->n && (i == below || t->at[t->ord[o]] < x->at[i])) {
-			e_ord[nord0++] = below + t->ord[o++];
-			continue;
-		}
-		if (i == below)
-			break;
-		uint64_t a = x->at[i];
-		uint32_t p = x->pos[i];
-		int keep = t->keep[i++];
-		while (g < (uint32_t)cfg->nranges && cfg->ranges[2 * g + 1] <= a)
-			g++;
-		if (!keep) {
-			e_eager[p] = DROPPED;
-			continue;
-		}
-		e_eager[p] = !(g < (uint32_t)cfg->nranges && a >= cfg->ranges[2 * g]);
-		if (!e_eager[p])
-			e_ord[nord0++] = p;
-	}
+	memset(pend0, 1, nent);
+	left0 = nent;
+	take_spans(x, t->drop, t->ndrop, 0);
+	uint32_t most = 0; /* e_eager: as many as the eager spans hold at most */
+	for (uint32_t k = 0; k < t->neager; k++)
+		most += t->eager[2 * k + 1] - t->eager[2 * k];
+	if (!(e_eager = malloc((most + 1) * sizeof(*e_eager))))
+		fail("out of memory for the page index");
+	take_spans(x, t->eager, t->neager, 1);
+	for (uint32_t o = 0; o < t->n; o++)
+		ord_top[o] = below + t->ord[o];
+	ord_below = x->pos;
+	nbelow = below;
+	ntop = t->n;
 	for (int p = 0; p < x->nl; p++)
 		for (uint32_t s = 0; s < x->l[p].streams; s++)
 			open_slot(p * CO_STREAMS + (int)s, cfg->layers[x->nl - 1 - p].image, (int)s);
 }
 
-/* Order the pending entries of s by address again (dropping the others). */
+/* Order the pending entries of s by address again, in one list (dropping the others). */
 static void reorder(struct space *s)
 {
-	uint32_t n = 0;
+	uint32_t n = 0, *ord = s->ord;
+	if (s->ord2 && !(ord = malloc(((size_t)s->nord + s->nord2 + 1) * sizeof(*ord))))
+		fail("out of memory for the page index");
 	for (uint32_t i = 0; i < s->nord; i++)
 		if (s->pend[s->ord[i]])
-			s->ord[n++] = s->ord[i];
+			ord[n++] = s->ord[i];
+	for (uint32_t i = 0; i < s->nord2; i++)
+		if (s->pend[s->ord2[i]])
+			ord[n++] = s->ord2[i];
+	s->ord = ord;
 	s->nord = n;
+	s->ord2 = NULL; /* the process's own lists: the first is the index's (kept), the second a leftover */
+	s->nord2 = 0;
 	if (co_pindex_sort(s->ord, n, s->at))
 		fail("out of memory for the page index");
 }
 
-/* The first position of s->ord whose address is >= a. */
-static uint32_t lower(const struct space *s, uint64_t a)
+/* The first position of ord (n entries by address) whose address is >= a. */
+static uint32_t lower(const struct space *s, const uint32_t *ord, uint32_t n, uint64_t a)
 {
-	uint32_t lo = 0, hi = s->nord;
+	uint32_t lo = 0, hi = n;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		if (s->at[s->ord[mid]] < a)
+		if (s->at[ord[mid]] < a)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -292,13 +323,20 @@ static uint32_t lower(const struct space *s, uint64_t a)
 	return lo;
 }
 
+/* The pending entry of ord whose page is at a, or -1. */
+static long lookup_in(const struct space *s, const uint32_t *ord, uint32_t n, uint64_t a)
+{
+	for (uint32_t i = lower(s, ord, n, a); i < n && s->at[ord[i]] == a; i++)
+		if (s->pend[ord[i]])
+			return ord[i];
+	return -1;
+}
+
 /* The pending entry whose page is at a, or -1. */
 static long lookup(const struct space *s, uint64_t a)
 {
-	for (uint32_t i = lower(s, a); i < s->nord && s->at[s->ord[i]] == a; i++)
-		if (s->pend[s->ord[i]])
-			return s->ord[i];
-	return -1;
+	long e = lookup_in(s, s->ord2, s->nord2, a);
+	return e >= 0 ? e : lookup_in(s, s->ord, s->nord, a);
 }
 
 static void done(struct space *s, uint32_t e)
@@ -316,22 +354,22 @@ static struct space *new_space(int fd, const struct space *parent)
 		fail("more than %d processes forked while the memory was filled", MAX_SPACES - 1);
 	struct space *s = &sp[nsp++];
 	s->fd = fd;
-	s->nord = 0;
+	s->nord = s->nord2 = 0;
+	s->ord2 = NULL;
 	s->left = 0;
-	if (!parent && e_ord) {
+	if (!parent) {
 		/*
-		 * The process's own space takes the index's arrays (e_at then
-		 * follows its moves) and e_ord, the entries still to come already
-		 * by address: nothing copied or sorted on the program's way back.
+		 * The process's own space takes what take_index made ready (e_at
+		 * then follows its moves): nothing copied or sorted on the
+		 * program's way back.
 		 */
 		s->at = e_at;
-		s->ord = e_ord;
-		s->pend = co_pindex_alloc(nent + 1);
-		if (!s->pend)
-			fail("out of memory for the page index");
-		for (uint32_t i = 0; i < nord0; i++)
-			s->pend[e_ord[i]] = 1;
-		s->nord = s->left = nord0;
+		s->pend = pend0;
+		s->ord = ord_below;
+		s->nord = nbelow;
+		s->ord2 = ord_top;
+		s->nord2 = ntop;
+		s->left = left0;
 		return s;
 	}
 	/* a child's: copies of what is still to come in its parent's */
@@ -341,8 +379,8 @@ static struct space *new_space(int fd, const struct space *parent)
 	if (!s->at || !s->pend || !s->ord)
 		fail("out of memory for the page index");
 	for (uint32_t e = 0; e < nent; e++) {
-		s->pend[e] = parent ? parent->pend[e] : !e_eager[e];
-		s->at[e] = parent ? parent->at[e] : e_at[e];
+		s->pend[e] = parent->pend[e];
+		s->at[e] = parent->at[e];
 		if (s->pend[e]) {
 			s->ord[s->nord++] = e;
 			s->left++;
@@ -446,17 +484,29 @@ static long serve(struct space *s, uint64_t a)
 
 /* ---- events ---- */
 
+static void drop_in(struct space *s, const uint32_t *ord, uint32_t n, uint64_t lo, uint64_t hi)
+{
+	for (uint32_t i = lower(s, ord, n, lo); i < n && s->at[ord[i]] < hi; i++)
+		done(s, ord[i]);
+}
+
 static void drop_range(struct space *s, uint64_t lo, uint64_t hi)
 {
-	for (uint32_t i = lower(s, lo); i < s->nord && s->at[s->ord[i]] < hi; i++)
-		done(s, s->ord[i]);
+	drop_in(s, s->ord, s->nord, lo, hi);
+	drop_in(s, s->ord2, s->nord2, lo, hi);
+}
+
+static void move_in(struct space *s, const uint32_t *ord, uint32_t n, uint64_t from, uint64_t to, uint64_t len)
+{
+	for (uint32_t i = lower(s, ord, n, from); i < n && s->at[ord[i]] < from + len; i++)
+		if (s->pend[ord[i]])
+			s->at[ord[i]] += to - from;
 }
 
 static void remap(struct space *s, uint64_t from, uint64_t to, uint64_t len)
 {
-	for (uint32_t i = lower(s, from); i < s->nord && s->at[s->ord[i]] < from + len; i++)
-		if (s->pend[s->ord[i]])
-			s->at[s->ord[i]] += to - from;
+	move_in(s, s->ord, s->nord, from, to, len);
+	move_in(s, s->ord2, s->nord2, from, to, len);
 	reorder(s);
 }
 
@@ -544,16 +594,33 @@ static void serve_queue(struct space *s)
 		await_event(s);
 }
 
-/* Faults and events of every space; wait up to timeout_ms for the first (none while faults wait). */
+static int released;	/* the group runs: the background fill may begin (await_release) */
+
+/* The coordinator's word on our socket: the group runs (or the coordinator is gone, and we with it). */
+static void read_release(void)
+{
+	struct co_msg m;
+	ssize_t r = recv(cfg->held_sock, &m, sizeof(m), MSG_DONTWAIT);
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR) || (r == sizeof(m) && m.type == CO_M_RELEASE))
+		released = 1;
+}
+
+/*
+ * Faults and events of every space, and the coordinator's word until it
+ * has come; wait up to timeout_ms for the first (none while faults wait).
+ */
 static void pump(int timeout_ms)
 {
-	struct pollfd p[MAX_SPACES];
+	struct pollfd p[MAX_SPACES + 1];
 	int queued = 0;
 	for (int i = 0; i < nsp; i++) {
 		p[i] = (struct pollfd){ sp[i].dead ? -1 : sp[i].fd, POLLIN, 0 };
 		queued |= sp[i].nq && !sp[i].dead;
 	}
-	int n = poll(p, (nfds_t)nsp, queued ? 0 : timeout_ms);
+	p[nsp] = (struct pollfd){ released ? -1 : cfg->held_sock, POLLIN, 0 };
+	int n = poll(p, (nfds_t)nsp + 1, queued ? 0 : timeout_ms);
+	if (n > 0 && p[nsp].revents)
+		read_release();
 	for (int i = 0; i < nsp; i++) {
 		if (sp[i].dead)
 			continue;
@@ -565,6 +632,17 @@ static void pump(int timeout_ms)
 }
 
 /* ---- the background fill ---- */
+
+/*
+ * Faults only, until the coordinator says the group runs (coord/lazy.c,
+ * lazy_release): the background fill would take a CPU from the restore's
+ * last steps and a migration's switch, which the program waits for.
+ */
+static void await_release(void)
+{
+	while (!released)
+		pump(-1);
+}
 
 /* Copy the pending pages of entries [e0, e1) of s, whose data is in buf from stream offset base. */
 static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
@@ -655,9 +733,8 @@ static void write_eager(void)
 	static char page[PAGE];
 	char path[64];
 	int fd = -1;
-	for (uint32_t e = 0; e < nent; e++) {
-		if (e_eager[e] != 1)
-			continue;
+	for (uint32_t k = 0; k < neager; k++) {
+		uint32_t e = e_eager[k];
 		if (fd < 0) {
 			snprintf(path, sizeof(path), "/proc/%d/mem", cfg->host_pid);
 			if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 && errno == ENOENT)
@@ -702,6 +779,8 @@ void co_filler_main(const struct co_filler_cfg *c)
 	co_trace("filler of pid %d: eager pages written", c->pid);
 	new_space(c->uffd, NULL);
 	co_trace("filler of pid %d: faults served from now on", c->pid);
+	await_release();
+	co_trace("filler of pid %d: the group runs, the rest filled from now on", c->pid);
 	/* records in the order of the files: each read once, front to back */
 	for (uint32_t i = 0; i < nrecs; i++)
 		fill_record(&recs[i]);

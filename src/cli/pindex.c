@@ -485,29 +485,53 @@ int co_pindex_fold(struct co_pindex *x, const char *path, const struct co_bind *
 	return 0;
 }
 
+/* Add span [lo, hi) of entries to *v (lo, hi pairs), joined to the last one where it goes on from it. */
+static int add_span(uint32_t **v, uint32_t *n, uint32_t *cap, uint32_t lo, uint32_t hi)
+{
+	if (lo >= hi)
+		return 0;
+	if (*n && (*v)[2 * *n - 1] == lo) {
+		(*v)[2 * *n - 1] = hi;
+		return 0;
+	}
+	uint32_t c = *cap;
+	if (grow((void **)v, &c, *n, 2 * sizeof(**v)))
+		return -1;
+	*cap = c;
+	(*v)[2 * *n] = lo;
+	(*v)[2 * *n + 1] = hi;
+	(*n)++;
+	return 0;
+}
+
 /*
- * Which entries of the index below the layer in L still count: those its
- * parent maps leave to it (every page of them must be there), but where
- * it holds the page itself.
+ * What the layer in L changes in the index below it (x), as spans of its
+ * entries (t->drop): those outside its parent maps' runs (every page of
+ * each run must be there), and those it holds itself (the newer wins).
+ * Looked up by address (galloping): its runs and pages, not x's entries.
  */
-static int mark_kept(const struct co_pindex *x, const char *below, uint8_t *keep, char *err, size_t errlen)
+static int mark_dropped(const struct co_pindex *x, const char *below, struct co_pindex_top *t, char *err,
+			size_t errlen)
 {
 	uint64_t want = 0, got = 0;
 	if (runs_pages(below, &want, err, errlen))
 		return -1;
-	/* keep is all 0 (co_pindex_alloc): each run's stretch set at once, then the layer's own pages cleared */
-	for (uint32_t w = 0, from = 0; w < L.nruns; w++) {
+	uint32_t from = 0;
+	for (uint32_t w = 0; w < L.nruns; w++) {
 		uint32_t lo = at_or_after(x, from, L.runs[w].addr);
 		uint32_t hi = at_or_after(x, lo, L.runs[w].addr + L.runs[w].npages * PAGE);
-		memset(keep + lo, 1, hi - lo);
+		if (add_span(&t->drop, &t->ndrop, &t->cap_drop, from, lo))
+			return co_err(err, errlen, "out of memory for the page index");
 		got += hi - lo;
 		from = hi;
 	}
-	for (uint32_t o = 0, j = 0; o < L.n; o++) { /* held above too: the newer wins */
+	if (add_span(&t->drop, &t->ndrop, &t->cap_drop, from, x->n))
+		return co_err(err, errlen, "out of memory for the page index");
+	for (uint32_t o = 0, j = 0; o < L.n; o++) {
 		uint64_t a = L.at[L.ord[o]];
 		j = at_or_after(x, j, a);
-		if (j < x->n && x->at[j] == a)
-			keep[j] = 0;
+		if (j < x->n && x->at[j] == a && add_span(&t->drop, &t->ndrop, &t->cap_drop, j, j + 1))
+			return co_err(err, errlen, "out of memory for the page index");
 	}
 	if (got != want)
 		return co_err(err, errlen, "%s: holds %lu of the %lu pages an image built on it leaves to it", below,
@@ -515,17 +539,29 @@ static int mark_kept(const struct co_pindex *x, const char *below, uint8_t *keep
 	return 0;
 }
 
+/* The entries of x outside the n ranges (t->eager): before the first, between two, after the last. */
+static int mark_eager(const struct co_pindex *x, const uint64_t *ranges, int n, struct co_pindex_top *t)
+{
+	uint32_t from = 0;
+	for (int g = 0; g < n; g++) {
+		uint32_t lo = at_or_after(x, from, ranges[2 * g]);
+		if (add_span(&t->eager, &t->neager, &t->cap_eager, from, lo))
+			return -1;
+		from = at_or_after(x, lo, ranges[2 * g + 1]);
+	}
+	return add_span(&t->eager, &t->neager, &t->cap_eager, from, x->n);
+}
+
 int co_pindex_fold_top(struct co_pindex *x, const char *path, const struct co_bind *bind, const uint64_t *ranges,
 		       int nranges, struct co_pindex_top *t, char *err, size_t errlen)
 {
 	uint32_t streams;
-	if (read_layer(x, path, bind, ranges, nranges, &streams, err, errlen))
+	t->ndrop = t->neager = 0;
+	if (read_layer(x, path, bind, ranges, nranges, &streams, err, errlen) ||
+	    mark_dropped(x, x->nl ? x->l[x->nl - 1].path : path, t, err, errlen))
 		return -1;
-	t->keep = co_pindex_alloc(x->n + 1);
-	if (!t->keep)
+	if (mark_eager(x, ranges, nranges, t))
 		return co_err(err, errlen, "out of memory for the page index");
-	if (mark_kept(x, x->nl ? x->l[x->nl - 1].path : path, t->keep, err, errlen))
-		return -1;
 	add_layer(x, path, bind, streams);
 	t->at = L.at;
 	t->off = L.off;
@@ -558,9 +594,9 @@ void co_pindex_free(struct co_pindex *x)
 	free(x->rec2);
 	free(x->recs);
 	free(x->pos);
-	if (x->lay_bytes) {
-		munmap(x->roff, x->lay_bytes);
-		munmap(x->rat, x->lay_bytes);
+	if (x->lay_resv) {
+		munmap(x->roff, x->lay_resv);
+		munmap(x->rat, x->lay_resv);
 	}
 	free(x);
 }
@@ -595,26 +631,50 @@ static int lay_record(struct co_pindex *x, uint32_t r)
 	return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* A mapping of resv bytes, its first n populated (written at once by the caller). */
+static void *lay_map(size_t n, size_t resv)
+{
+	void *p = mmap(NULL, resv, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p != MAP_FAILED)
+		madvise(p, n, MADV_POPULATE_WRITE); /* only saves faults: may fail on an old kernel */
+	return p;
+}
+
+/*
+ * roff and rat hold n + more entries.  Mapped with room to spare (half as
+ * many again, and 1 MiB), not populated: the stop's own entries, appended
+ * in the filler forked from a migration's target, find their room there,
+ * with no move of the index below (inherited, its page tables copied).
+ */
 int co_pindex_extend(struct co_pindex *x, uint32_t more)
 {
 	size_t want = ((size_t)x->n + more + 1) * sizeof(uint64_t);
 	want = (want + PAGE - 1) & ~(PAGE - 1);
-	if (want <= x->lay_bytes)
+	if (want <= x->lay_resv) {
+		if (want > x->lay_bytes)
+			x->lay_bytes = want;
 		return 0;
-	void *a = x->lay_bytes ? mremap(x->roff, x->lay_bytes, want, MREMAP_MAYMOVE)
-			       : mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	}
+	size_t resv = (want + want / 2 + (1 << 20) + PAGE - 1) & ~(PAGE - 1);
+	void *a = x->lay_resv ? mremap(x->roff, x->lay_resv, resv, MREMAP_MAYMOVE) : lay_map(want, resv);
 	if (a == MAP_FAILED)
 		return -1;
-	x->roff = a;
-	void *b = x->lay_bytes ? mremap(x->rat, x->lay_bytes, want, MREMAP_MAYMOVE)
-			       : mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (b == MAP_FAILED) { /* roff is the larger already: keep it, and say so */
-		if (!x->lay_bytes)
-			munmap(a, want);
+	if (x->lay_resv)
+		x->roff = a; /* moved, maybe: the old address may be gone */
+	void *b = x->lay_resv ? mremap(x->rat, x->lay_resv, resv, MREMAP_MAYMOVE) : lay_map(want, resv);
+	if (b == MAP_FAILED) { /* roff's mapping is the larger now: its tail stays mapped (only the reserve goes) */
+		if (!x->lay_resv)
+			munmap(a, resv);
 		return -1;
 	}
+	x->roff = a;
 	x->rat = b;
 	x->lay_bytes = want;
+	x->lay_resv = resv;
 	return 0;
 }
 

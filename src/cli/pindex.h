@@ -48,7 +48,8 @@ struct co_pindex {
 	 */
 	uint32_t *pos;
 	uint64_t *roff, *rat;
-	size_t lay_bytes;	/* of roff and rat each (mapped: co_pindex_extend moves them cheaply) */
+	size_t lay_bytes;	/* of roff and rat each: in use (populated when laid out) */
+	size_t lay_resv;	/* ... and mapped: room for a top to come without a move (co_pindex_extend) */
 	uint32_t laid_recs;
 };
 
@@ -67,14 +68,19 @@ void co_pindex_free(struct co_pindex *x);
  * The restored image, the newest layer, folded onto x without a new
  * index (the filler puts the result straight into its own order): its own
  * pages in ranges (by address: at[ord[i]], i < n; valid until the next
- * fold), and keep[i]: does x's entry i still count (left to the parent by
- * it, and not held by it).  0, or -1 with err.
+ * fold).  What changes below it, as spans of x's entries (by address: lo,
+ * hi pairs), so that the cost follows the layer, not the index below:
+ * drop, those it no longer leaves to the images below (outside its
+ * parent maps, or held by itself); eager, those outside ranges (pages of
+ * regions restored eagerly, of which some may be dropped too).  0, or -1
+ * with err.
  */
 struct co_pindex_top {
 	const uint64_t *at, *off;
 	const uint32_t *rec, *ord;
 	uint32_t n;
-	uint8_t *keep;
+	uint32_t *drop, *eager;	/* spans: lo, hi pairs */
+	uint32_t ndrop, neager, cap_drop, cap_eager;
 };
 int co_pindex_fold_top(struct co_pindex *x, const char *path, const struct co_bind *bind, const uint64_t *ranges,
 		       int nranges, struct co_pindex_top *t, char *err, size_t errlen);

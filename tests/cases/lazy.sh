@@ -56,7 +56,6 @@ t_lazy_mem() {
 	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 4 4 "${PCMD[@]}" 256 1 24
 }
 
-# a group of three processes, each with its own filler
 # regions side by side whose pages follow one another in the image (one
 # mapping split by mprotect): the filler's runs and fault clusters that
 # cross from one into the next must be copied in parts (the kernel copies
@@ -68,10 +67,24 @@ t_lazy_split() {
 	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 3 3 "${PCMD[@]}" 32 30
 }
 
+# lazy_held TAG: (COHORT_TRACE=1) every filler of the restart TAG began its
+# background fill only once the coordinator had let the group run, not
+# beside the restore's last steps (filler.c, await_release)
+lazy_held() {
+	awk '/cohort-trace: .* lazy: the group runs/ { if (!go) go = $2 }
+	     /cohort-trace: .* filler of pid [0-9]*: the group runs/ { n++; if (!go || $2 < go) bad++ }
+	     END { exit !(n > 0 && !bad) }' "$TD/$1.err" ||
+		{ note "$(grep -E 'filler of|lazy:|is back' "$TD/$1.err")"; fail "$1: a page filler filled in the background before the group ran"; }
+}
+
+# a group of three processes, each with its own filler, which begins its
+# background fill once the group runs
 t_lazy_group() {
 	local TMO=55
 	prog_cmd lazy_mem
-	lazy_flow 0 4 4 "${PCMD[@]}" 192 3 30
+	LAZY_ENV=COHORT_TRACE=1 lazy_flow 0 4 4 "${PCMD[@]}" 192 3 30
+	lazy_held run1
+	lazy_held run2
 }
 
 # the fill made slow (10 ms a MiB: ~3 s for the 256 MiB): the program runs

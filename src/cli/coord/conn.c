@@ -276,6 +276,7 @@ int on_register(int i)
 			}
 		if (G.on_running)
 			G.on_running();
+		lazy_release();
 	}
 	return 0;
 }
