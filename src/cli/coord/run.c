@@ -212,7 +212,8 @@ int co_cmd_restart(struct co_run_opts *o)
 	G.lock_fd = o->held_lock ? o->lock_fd : co_lock_images(gdir, 1, err, sizeof(err));
 	if (G.lock_fd < 0)
 		co_die("%s", err);
-	co_recover_group_dir(gdir);
+	if (!o->received) /* receive did, taking the LOCK, and wrote nothing there since but what it committed */
+		co_recover_group_dir(gdir);
 	/*
 	 * An incremental generation comes back from its merged full image,
 	 * built now if missing; lazily, straight from its chain where it can.
