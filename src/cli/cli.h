@@ -283,6 +283,12 @@ struct co_run_opts {
 	/* restart by receive (a migration's target): the images' LOCK it holds already, and its hook */
 	int held_lock;		/* lock_fd below is that LOCK's descriptor */
 	int lock_fd;
+	/*
+	 * ... and the generation with its chain (newest first, to its full
+	 * base) as it received, checked and committed them: the restart reads
+	 * none of it again from the images directory (NULL: it does)
+	 */
+	const struct co_chain_dirs *received;
 	int (*on_ready)(void);	/* every process is back, parked: 0 lets them run, -1 ends the group */
 	void (*on_running)(void); /* they run */
 	int lazy;		/* restart --lazy: memory comes in while the program runs (src/cli/filler.c) */

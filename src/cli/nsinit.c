@@ -104,24 +104,6 @@ static void give_caller_signals(const struct co_init_cfg *c)
 	co_sigprocmask(SIG_SETMASK, &mask, NULL);
 }
 
-/* fork with a chosen pid (clone3 set_tid) */
-static pid_t fork_with_pid(int pid)
-{
-	struct clone_args ca;
-	memset(&ca, 0, sizeof(ca));
-	pid_t want = pid;
-	ca.exit_signal = SIGCHLD;
-	ca.set_tid = (uint64_t)(uintptr_t)&want;
-	ca.set_tid_size = 1;
-	/* a helper thread of a process restored meanwhile may hold the pid for a moment */
-	long p = co_clone3_set_tid(&ca, NULL, NULL);
-	if (p < 0) {
-		errno = (int)-p;
-		return -1;
-	}
-	return (pid_t)p;
-}
-
 /*
  * A restart that init cannot carry on: the reason goes to the coordinator
  * on the report pipe, which prints it as the restart's one line (on our
@@ -163,6 +145,47 @@ static void init_reached(const struct co_init_cfg *c, unsigned st)
 		init_fail(c, st, "init, %s: failure injected (COHORT_FAULT)", co_rstage_text(st));
 	for (;;)
 		pause(); /* hang: until the coordinator gives up and kills us */
+}
+
+/* What the child needs between its clone and its exec of the restorer (spawn_restorer). */
+struct spawn {
+	const struct co_init_cfg *c;
+	char **args, **env;
+};
+
+static void exec_restorer(void *arg)
+{
+	const struct spawn *s = arg;
+	keep_restore_cap();
+	execve(s->c->restorer, s->args, s->env);
+	init_fail(s->c, CO_RS_START, "pid %d, %s: cannot start %s: %s", (int)getpid(), co_rstage_text(CO_RS_START),
+		  s->c->restorer, strerror(errno));
+}
+
+/*
+ * The restorer of process pid, with that pid (clone3 set_tid), its -errno
+ * else.  Its process shares init's memory until it execs (CLONE_VM |
+ * CLONE_VFORK, on a stack of its own; init waits meanwhile), as
+ * posix_spawn does: init is a copy of the coordinator, which at a
+ * migration's target holds the page index built ahead (tens of MB), and a
+ * fork copied its page tables for each process restored, which the exec
+ * then tore down again.  Between the clone and the exec the child only
+ * makes system calls on its own stack (and, failing, says why and exits).
+ */
+static long spawn_restorer(int pid, struct spawn *s)
+{
+	static char stack[65536] __attribute__((aligned(16)));
+	struct clone_args ca;
+	memset(&ca, 0, sizeof(ca));
+	pid_t want = pid;
+	ca.flags = CLONE_VM | CLONE_VFORK;
+	ca.exit_signal = SIGCHLD;
+	ca.stack = (uint64_t)(uintptr_t)stack;
+	ca.stack_size = sizeof(stack);
+	ca.set_tid = (uint64_t)(uintptr_t)&want;
+	ca.set_tid_size = 1;
+	/* a helper thread of a process restored meanwhile may hold the pid for a moment */
+	return co_clone3_set_tid(&ca, exec_restorer, s);
 }
 
 /*
@@ -227,36 +250,30 @@ int co_init_main(struct co_init_cfg *c)
 		if (co_shared_restore(c->gen_dir, &plan_fd, err, sizeof(err)) < 0)
 			init_fail(c, CO_RS_SHARED, "init, %s: %s", co_rstage_text(CO_RS_SHARED),
 				  err[0] ? err : "failed without a reason (a bug in cohort: please report it)");
-		char planarg[16], reportarg[32], faultarg[128];
+		char planarg[16], reportarg[32], faultarg[128], gen[32];
 		snprintf(planarg, sizeof(planarg), "%d", plan_fd);
 		snprintf(reportarg, sizeof(reportarg), "COHORT_REPORT=%d", c->report_fd);
 		snprintf(faultarg, sizeof(faultarg), "COHORT_FAULT=%s", c->fault ? c->fault : "");
+		snprintf(gen, sizeof(gen), "%llu", (unsigned long long)c->generation);
+		/* compressed images: the restorer opens FIFOs in image_dir (NULL: no such argument) */
+		char *args[] = { (char *)"cohort-restore", (char *)c->gen_dir, (char *)c->sock, gen, planarg,
+				 (char *)c->image_dir, NULL };
+		/* the report pipe (report.h) stays open across the exec: the restorer keeps it (init never execs) */
+		char *env[4] = { 0 }, **e = env;
+		if (c->report_fd >= 0 && fcntl(c->report_fd, F_SETFD, 0) == 0)
+			*e++ = reportarg;
+		if (c->fault)
+			*e++ = faultarg;
+		if (c->lazy) /* restart --lazy: src/restore/lazy.c (2: post-copy, lazy or fail) */
+			*e++ = (char *)(c->lazy == 2 ? "COHORT_LAZY=2" : "COHORT_LAZY=1");
+		struct spawn sp = { c, args, env };
 		/* init makes the processes whose parent is gone or is init; each restorer makes its children */
 		for (int i = 0; i < c->nprocs; i++) {
-			pid_t p = fork_with_pid(c->procs[i].pid);
+			long p = spawn_restorer(c->procs[i].pid, &sp);
 			if (p < 0)
-				init_fail(c, CO_RS_START, "init: cannot create pid %d: %s", c->procs[i].pid, strerror(errno));
-			if (p == 0) {
-				char gen[32];
-				snprintf(gen, sizeof(gen), "%llu", (unsigned long long)c->generation);
-				/* compressed images: the restorer opens FIFOs in image_dir (NULL: no such argument) */
-				char *args[] = { (char *)"cohort-restore", (char *)c->gen_dir, (char *)c->sock, gen, planarg,
-						 (char *)c->image_dir, NULL };
-				/* the report pipe (report.h) stays open across the exec: the restorer keeps it */
-				char *env[4] = { 0 }, **e = env;
-				if (c->report_fd >= 0 && fcntl(c->report_fd, F_SETFD, 0) == 0)
-					*e++ = reportarg;
-				if (c->fault)
-					*e++ = faultarg;
-				if (c->lazy) /* restart --lazy: src/restore/lazy.c (2: post-copy, lazy or fail) */
-					*e++ = (char *)(c->lazy == 2 ? "COHORT_LAZY=2" : "COHORT_LAZY=1");
-				keep_restore_cap();
-				execve(c->restorer, args, env);
-				init_fail(c, CO_RS_START, "pid %d, %s: cannot start %s: %s", (int)getpid(),
-					  co_rstage_text(CO_RS_START), c->restorer, strerror(errno));
-			}
+				init_fail(c, CO_RS_START, "init: cannot create pid %d: %s", c->procs[i].pid, strerror((int)-p));
 			if (c->procs[i].pid == c->root_pid)
-				root = p;
+				root = (pid_t)p;
 		}
 		/* the shared objects now belong to the processes: init keeps none (a pipe's reader must see EOF) */
 		close_all_but(c->status_fd);

@@ -52,6 +52,7 @@ struct reception {
 	 * runs on at the source.
 	 */
 	uint64_t gens[MAX_GENS];
+	uint64_t parent[MAX_GENS];	/* gens[i]'s parent generation, 0 for a full one */
 	int ngens, ncommitted, running;
 	int postcopy;		/* the stop's pages come after (postcopy.c): its process owns the stream */
 	char why[1024];		/* why the group was not let run here (on_ready) */
@@ -301,6 +302,16 @@ static void receive_manifest(const struct co_wire_file *f)
 	if (!have_parent)
 		fail("generation %llu is incremental, and its parent %llu did not come before it",
 		     (unsigned long long)R.gen, (unsigned long long)man.parent);
+	/* the very parent it was taken against (as a restart checks its chain: merge.c, chain_resolve) */
+	uint64_t d = 0;
+	char pdir[PATH_MAX], pm[PATH_MAX + 16];
+	tmp_dir(man.parent, pdir, sizeof(pdir));
+	snprintf(pm, sizeof(pm), "%s/manifest", pdir);
+	if (man.kind == CO_GEN_INCREMENTAL && man.parent_digest &&
+	    (co_file_digest(pm, &d) || d != man.parent_digest))
+		fail("generation %llu is incremental on another generation %llu than the one received (its "
+		     "manifest's digest is %016llx, expected %016llx)", (unsigned long long)R.gen,
+		     (unsigned long long)man.parent, (unsigned long long)d, (unsigned long long)man.parent_digest);
 	for (int i = 0; i < nfiles; i++)
 		if (!name_ok(files[i].name))
 			fail("the manifest lists a file named '%.128s'", files[i].name);
@@ -377,6 +388,7 @@ static void check_generation(void)
 		fail("cannot move %s into place: %s", from, strerror(errno));
 	if (co_gen_files_check(R.tmp, files, nfiles, 1, err, sizeof(err)))
 		fail("%s", err);
+	R.parent[R.ngens] = man.kind == CO_GEN_INCREMENTAL ? man.parent : 0;
 	R.gens[R.ngens++] = R.gen;
 	R.tmp[0] = 0;
 }
@@ -488,6 +500,34 @@ static void receive_all(void)
 /* ---- the restart ---- */
 
 /*
+ * The generation to restart and its chain, newest first, down to its full
+ * base: every one received in this migration, checked as it came (its
+ * files against its manifest, with digests; an incremental's parent one
+ * of this migration's, the very one it was taken against) and committed
+ * by us.  The restart takes them as they are instead of reading them all
+ * again from the images directory (coord/run.c); NULL (a chain longer than
+ * a restart reads directly): it does.
+ */
+static const struct co_chain_dirs *received_chain(void)
+{
+	static struct co_chain_dirs c;
+	uint64_t g = R.gen;
+	for (c.n = 0; c.n < CO_CHAIN_MAX;) {
+		int i = R.ngens - 1;
+		while (i >= 0 && R.gens[i] != g)
+			i--;
+		if (i < 0) /* cannot be: each parent came before its child (receive_manifest) */
+			return NULL;
+		co_gen_dir(R.gdir, g, c.dir[c.n], sizeof(c.dir[c.n]));
+		c.n++;
+		if (!R.parent[i])
+			return &c;
+		g = R.parent[i];
+	}
+	return NULL;
+}
+
+/*
  * Every process is back, parked (coord/conn.c): the source ends the group
  * there and says GO, and only then does it run here; anything else (the
  * connection lost, ABORT) and it ends here before any of its code ran.
@@ -548,6 +588,7 @@ int co_cmd_receive(const struct co_receive_opts *o)
 		r.lazy = 2;
 	}
 	r.lock_fd = R.lock_fd;
+	r.received = received_chain();
 	r.on_ready = ready;
 	r.on_running = running;
 	int rc = co_cmd_restart(&r);

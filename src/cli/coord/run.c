@@ -152,31 +152,32 @@ int co_cmd_run(struct co_run_opts *o)
 
 /*
  * restart --lazy of incremental gen-N without full-N: its chain, when the
- * restorers and the page fillers can run straight from it (chain.c);
- * NULL: merge first, as any restart does.  COHORT_LAZY_CHAIN=0 (tests,
- * benchmarks) always merges.
+ * restorers and the page fillers can run straight from it (chain.c), and
+ * gen-N's manifest read into m, p, *n; NULL: merge first, as any restart
+ * does.  The chain o->received gives (a migration's target: what it
+ * received, checked and committed itself) is taken as it is, not read
+ * again.  COHORT_LAZY_CHAIN=0 (tests, benchmarks) always merges.
  */
-static const struct co_chain_dirs *lazy_chain(const char *gdir, uint64_t gen, int trust)
+static const struct co_chain_dirs *lazy_chain(const char *gdir, uint64_t gen, const struct co_run_opts *o,
+					      struct co_manifest *m, struct co_mproc *p, int *n)
 {
 	static struct co_chain_dirs c;
-	static struct co_manifest m;
-	static struct co_mproc p[CO_TABLE_SLOTS];
+	const struct co_chain_dirs *cp = o->received ? o->received : &c;
 	char full[PATH_MAX], err[1024];
-	int n;
 	const char *env = getenv("COHORT_LAZY_CHAIN");
 	if ((env && !strcmp(env, "0")) || co_full_dir(gdir, gen, full, sizeof(full)) || access(full, F_OK) == 0 ||
-	    co_chain_dirs(gdir, gen, &c, err, sizeof(err)) || c.n < 2 ||
-	    co_read_manifest(c.dir[0], &m, p, CO_TABLE_SLOTS, &n, err, sizeof(err)) || m.kind != CO_GEN_INCREMENTAL)
+	    (!o->received && co_chain_dirs(gdir, gen, &c, err, sizeof(err))) || cp->n < 2 ||
+	    co_read_manifest(cp->dir[0], m, p, CO_TABLE_SLOTS, n, err, sizeof(err)) || m->kind != CO_GEN_INCREMENTAL)
 		return NULL;
-	for (int j = 1; j < c.n; j++)
-		if (!trust && co_images_owned(gdir, c.dir[j], err, sizeof(err)))
+	for (int j = 1; j < cp->n && !o->received; j++)
+		if (!o->trust_images && co_images_owned(gdir, cp->dir[j], err, sizeof(err)))
 			return NULL;
-	if (co_chain_lazy_ok(&c, p, n, err, sizeof(err))) {
+	if (co_chain_lazy_ok(cp, p, *n, err, sizeof(err))) {
 		if (getenv("COHORT_LAZY_CHAIN"))
 			fprintf(stderr, "cohort: restarting from the merged full image: %s\n", err);
 		return NULL;
 	}
-	return &c;
+	return cp;
 }
 
 /* Is generation dir an incremental one (restored from a merged full-N, or from its chain)? */
@@ -205,20 +206,24 @@ int co_cmd_restart(struct co_run_opts *o)
 	struct stat st;
 	if (stat(dir, &st) < 0)
 		co_die("group '%s' has no generation %llu in %s", o->name, (unsigned long long)gen, o->images);
-	if (!o->trust_images && co_images_owned(gdir, dir, err, sizeof(err)))
+	if (!o->trust_images && !o->received && co_images_owned(gdir, dir, err, sizeof(err)))
 		co_die("%s", err);
 	/* before anything is merged: the images are ours while the group lives (receive took them already) */
 	G.lock_fd = o->held_lock ? o->lock_fd : co_lock_images(gdir, 1, err, sizeof(err));
 	if (G.lock_fd < 0)
 		co_die("%s", err);
-	co_recover_group_dir(gdir);
+	if (!o->received) /* receive did, taking the LOCK, and wrote nothing there since but what it committed */
+		co_recover_group_dir(gdir);
 	/*
 	 * An incremental generation comes back from its merged full image,
 	 * built now if missing; lazily, straight from its chain where it can.
 	 */
 	co_progress_start(&restore_pr, STDERR_FILENO, "restart '%s'", o->name);
 	co_trace("restart: begins");
-	const struct co_chain_dirs *chain = o->lazy ? lazy_chain(gdir, gen, o->trust_images) : NULL;
+	static struct co_manifest m;
+	static struct co_mproc procs[CO_TABLE_SLOTS];
+	int n;
+	const struct co_chain_dirs *chain = o->lazy ? lazy_chain(gdir, gen, o, &m, procs, &n) : NULL;
 	co_trace("restart: chain %s", chain ? "as it is" : "merged");
 	/* a migration's post-copy: gen-N's page data is not all here yet, so nothing may be merged of it */
 	if (o->lazy == 2 && !chain && incremental(dir))
@@ -229,14 +234,12 @@ int co_cmd_restart(struct co_run_opts *o)
 	if (!chain && co_restore_dir(gdir, gen, dir, sizeof(dir), err, sizeof(err)))
 		co_die("generation %llu of '%s': %s", (unsigned long long)gen, o->name, err);
 	co_merge_progress = NULL;
-	static struct co_manifest m;
-	static struct co_mproc procs[CO_TABLE_SLOTS];
-	int n;
-	/* the full image merged for it (full-N), whoever made it */
-	if (!o->trust_images && co_images_owned(gdir, dir, err, sizeof(err)))
+	/* as receive checked it, its manifest read with its chain; or the full image merged for it (full-N) */
+	int received = o->received && !strcmp(dir, o->received->dir[0]);
+	if (!o->trust_images && !received && co_images_owned(gdir, dir, err, sizeof(err)))
 		co_die("%s", err);
-	if (co_read_manifest(dir, &m, procs, CO_TABLE_SLOTS, &n, err, sizeof(err)) < 0 ||
-	    co_gen_complete(dir, err, sizeof(err)) < 0)
+	if ((!chain && co_read_manifest(dir, &m, procs, CO_TABLE_SLOTS, &n, err, sizeof(err)) < 0) ||
+	    (!received && co_gen_complete(dir, err, sizeof(err)) < 0))
 		co_die("%s", err);
 	co_trace("restart: generation %llu complete", (unsigned long long)gen);
 	if (n < 1)
