@@ -132,7 +132,9 @@ std_load() {
 # flow_standard as FLOW_CHECK only when the row names one: an assignment in
 # front of a function call is also in the environment of what it starts.)
 std_case() {
-	local row args
+	local row args TMO=$TMO
+	# a row's own timeout covers the whole test: each of its commands and waits gets half of it
+	[ -z "${TEST_TIMEOUTS[$1]:-}" ] || TMO=$(((TEST_TIMEOUTS[$1] + 1) / 2))
 	read -r -a row <<<"${STD_ROW[$1]}"
 	mapfile -d '' -t args < <(printf '%s' "${STD_ARGS[$1]}" | xargs -r printf '%s\0')
 	if [ -n "${STD_CHECK[$1]:-}" ]; then
