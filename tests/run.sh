@@ -75,7 +75,7 @@ ALL_TESTS=(
 	corrupt_any unprivileged writer_killed fd_churn deleted_crash close_all
 	precopy_churn incr_written_plain precopy_killed
 	hidden_view dup2_high sys_exit_all precopy_no_thread
-	cli_help cli_json stdout_restart kill_status name_collision stopped_message install_layout
+	cli_help cli_json stdout_restart stdio_devnull_own kill_status name_collision stopped_message install_layout
 	fresh_setup
 	completion
 	dontfork dontfork_live node_regions

@@ -201,9 +201,10 @@ struct co_msgbuf {
 
 /*
  * Identity of the group's outside stdio (what CO_FD_STDIO descriptors are):
- * a terminal, pipe or socket is one by its inode.  A regular file is one
- * only through the open file `cohort run` (or restart) was given, not
- * when the program opens the same file itself: for those (`file`) the
+ * a terminal, pipe or socket is one by its inode.  A regular file or a
+ * device other than a terminal (/dev/null) is one only through the open
+ * file `cohort run` (or restart) was given, not when the program opens the
+ * same file itself: for those (`file`) the
  * coordinator finds which descriptors share its open file (kcmp) and
  * marks them in each process's stdio_fd before the images are written.
  */

@@ -163,6 +163,43 @@ t_stdout_restart() {
 	final_check 0 "$RC" run2 run0 run1 run2
 }
 
+# The group's stdin is /dev/null and the program opens /dev/null itself, as
+# a shell does for `cmd >/dev/null`: at the restart its own opens come back
+# as its own (fd 3 writable, fd 4 read-only and empty), and only the fd 0 it
+# was started with is the restart caller's stdin (a file, here).
+t_stdio_devnull_own() {
+	need_cmd bash
+	local s=$TD/devnull.sh
+	cat >"$s" <<'EOF'
+exec 3>/dev/null 4</dev/null
+i=0
+while [ $i -lt 60 ]; do
+	echo "line $i"
+	echo "w$i" >&3 || { echo "ERROR line $i: its own /dev/null (fd 3) is not writable"; exit 1; }
+	read -r x <&4 && { echo "ERROR line $i: its own /dev/null (fd 4) gave '$x'"; exit 1; }
+	i=$((i + 1))
+	[ -e "$COHORT_TEST_TMP/fast" ] || sleep 0.05
+done
+read -r l
+echo "stdin: $l"
+echo RESULT done
+EOF
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- bash "$s"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "line 10"
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	echo from-restart >"$TD/in"
+	: >"$TT/fast"
+	STDIN_SRC=$TD/in bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	grep -q ERROR "$TD/run1.out" && fail "after the restart: $(grep ERROR "$TD/run1.out" | head -n 1)"
+	[ "$RC" = 0 ] || fail "restart: status $RC ($(first_line "$TD/run1.err"))"
+	grep -qx "stdin: from-restart" "$TD/run1.out" ||
+		fail "fd 0 is not the restart caller's stdin: $(grep stdin: "$TD/run1.out" || echo 'no stdin line')"
+	grep -qx "RESULT done" "$TD/run1.out" || fail "the restarted script did not reach its end"
+}
+
 # checkpoint --kill ends run and restart with status 75 and one line saying so
 t_kill_status() {
 	local s=$TD/count.sh round tag

@@ -105,13 +105,18 @@ static void make_table(void)
 	 * What a descriptor pointing outside the group at our stdio is: it
 	 * comes back as the stdio of whoever restarts the group, whatever its
 	 * kind (a log file is not rolled back and rewritten at a restart).
+	 * A file or a device other than a terminal is that stdio only through
+	 * our open file (mark_stdio_files): a program that opens /dev/null
+	 * itself, as a shell does for `>/dev/null`, gets its own open file
+	 * back, with its own mode, not the restart caller's stdin.
 	 */
 	for (int i = 0; i < 3; i++) {
 		struct stat st;
 		if (fstat(i, &st) == 0 && !S_ISDIR(st.st_mode)) {
 			G.table->stdio[i].dev = st.st_dev;
 			G.table->stdio[i].ino = st.st_ino;
-			G.table->stdio[i].file = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+			G.table->stdio[i].file = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
+						 (S_ISCHR(st.st_mode) && !isatty(i));
 			G.table->stdio[i].valid = 1;
 		}
 	}
