@@ -75,8 +75,6 @@ static int scan_group_own(struct nsproc *out, int max)
 /* Every process in the group's pid namespace but init. */
 int scan_group(struct nsproc *out, int max)
 {
-	struct stat st;
-	char p[64];
 	if (!group_ns_ino())
 		return -1;
 	int own = scan_group_own(out, max);
@@ -90,8 +88,7 @@ int scan_group(struct nsproc *out, int max)
 		int host = atoi(e->d_name);
 		if (host == G.init_pid)
 			continue;
-		snprintf(p, sizeof(p), "/proc/%d/ns/pid", host);
-		if (stat(p, &st) < 0 || st.st_ino != group_ns_ino())
+		if (!in_group_ns(host))
 			continue;
 		out[n].host = host;
 		if (co_ns_ids(host, &out[n].ids) < 0)

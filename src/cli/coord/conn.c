@@ -88,6 +88,16 @@ uint64_t group_ns_ino(void)
 	return group_ns;
 }
 
+/* Is host process pid in the group's pid namespace (init's; 0 when that cannot be told)? */
+int in_group_ns(int pid)
+{
+	char p[64];
+	struct stat st;
+	uint64_t ns = group_ns_ino();
+	snprintf(p, sizeof(p), "/proc/%d/ns/pid", pid);
+	return pid > 0 && ns && stat(p, &st) == 0 && st.st_ino == ns;
+}
+
 /*
  * The peer of connection fd, pid as SO_PEERCRED gave it, is a process of
  * the group: its pid namespace is the group's.  The kernel's pidfd of the
@@ -99,13 +109,9 @@ static int peer_in_group(int fd, pid_t pid)
 {
 	int pidfd = -1;
 	socklen_t l = sizeof(pidfd);
-	uint64_t ns = group_ns_ino();
-	if (pid <= 0 || !ns || getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) < 0)
+	if (pid <= 0 || !group_ns_ino() || getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) < 0)
 		return 0;
-	char p[64];
-	struct stat st;
-	snprintf(p, sizeof(p), "/proc/%d/ns/pid", (int)pid);
-	int in = stat(p, &st) == 0 && st.st_ino == ns && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+	int in = in_group_ns(pid) && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
 	close(pidfd);
 	return in;
 }

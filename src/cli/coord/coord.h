@@ -200,6 +200,7 @@ void common_setup(struct co_run_opts *o);
 void drop(int i);
 void hang_up(struct conn *c);
 uint64_t group_ns_ino(void);
+int in_group_ns(int pid);
 void accept_conn(void);
 void on_procfd(int i);
 int on_register(int i);

@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,12 +92,9 @@ static const struct co_mproc *wants_filler(int pid)
  */
 static int peer_is(const struct conn *c, int pid)
 {
-	struct stat st;
 	struct co_nsids ids;
-	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/ns/pid", c->host_pid);
-	return c->host_pid > 0 && c->host_pid != G.init_pid && group_ns_ino() && stat(p, &st) == 0 &&
-	       st.st_ino == group_ns_ino() && co_ns_ids(c->host_pid, &ids) == 0 && ids.pid == pid;
+	return c->host_pid != G.init_pid && in_group_ns(c->host_pid) && co_ns_ids(c->host_pid, &ids) == 0 &&
+	       ids.pid == pid;
 }
 
 /*
