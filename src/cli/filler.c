@@ -633,6 +633,14 @@ static void pump(int timeout_ms)
 
 /* ---- the background fill ---- */
 
+static int all_done(void)
+{
+	for (int i = 0; i < nsp; i++)
+		if (!sp[i].dead && sp[i].left)
+			return 0;
+	return 1;
+}
+
 /*
  * Faults only, until the coordinator says the group runs (coord/lazy.c,
  * lazy_release): the background fill would take a CPU from the restore's
@@ -642,6 +650,13 @@ static void await_release(void)
 {
 	while (!released)
 		pump(-1);
+	/*
+	 * Tests: the fill held until the test has looked at its fillers, which
+	 * a fill done first would have ended (while the program runs on its
+	 * faults, or has ended).
+	 */
+	while (cfg->hold && access(cfg->hold, F_OK) != 0 && !all_done())
+		pump(20);
 }
 
 /* Copy the pending pages of entries [e0, e1) of s, whose data is in buf from stream offset base. */
@@ -711,14 +726,6 @@ static void fill_record(const struct rec *rc)
 		fail("%s: byte %lu: checksum mismatch in page data record %lu (the pages from %lx on may have "
 		     "reached the program)", src_name[rc->stream], (unsigned long)rc->off, (unsigned long)rc->seq,
 		     (unsigned long)e_at[rc->e0]);
-}
-
-static int all_done(void)
-{
-	for (int i = 0; i < nsp; i++)
-		if (!sp[i].dead && sp[i].left)
-			return 0;
-	return 1;
 }
 
 /*

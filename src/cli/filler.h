@@ -49,6 +49,7 @@ struct co_filler_cfg {
 	int nranges;
 	struct co_page_source source; /* .ready NULL: the image's files are whole */
 	int slow_ms;		/* tests only (COHORT_LAZY_SLOW): a pause after each MiB of the background fill */
+	const char *hold;	/* tests only (COHORT_LAZY_HOLD): the background fill waits until this file exists */
 };
 
 /*

@@ -59,12 +59,14 @@ static const struct co_chain_dirs *chain;	/* an incremental restarted from its c
 static const struct co_mproc *procs;
 static int nprocs;
 static int slow_ms;	/* COHORT_LAZY_SLOW=MS (tests only): the background fill pauses MS after each MiB */
+static const char *hold; /* COHORT_LAZY_HOLD=FILE (tests only): the background fill waits for FILE */
 
 void lazy_setup(const char *gen_dir, const struct co_chain_dirs *c, const struct co_mproc *p, int n)
 {
 	chain = c;
 	const char *slow = getenv("COHORT_LAZY_SLOW");
 	slow_ms = slow ? atoi(slow) : 0;
+	hold = getenv("COHORT_LAZY_HOLD");
 	on = 1;
 	snprintf(dir, sizeof(dir), "%s", gen_dir);
 	procs = p;
@@ -173,6 +175,7 @@ static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struc
 	struct co_filler_cfg cfg = {
 		.uffd = 3, .held_sock = 4, .pid = mp->pid, .host_pid = host_pid, .announce = from_chain(mp),
 		.streams = streams, .layers = layers, .nlayers = nl, .ranges = ranges, .nranges = nr, .slow_ms = slow_ms,
+		.hold = hold,
 		.source = co_postcopy_source(), /* a migration's post-copy: pages still on their way (postcopy.c) */
 	};
 	co_filler_main(&cfg);
