@@ -61,6 +61,9 @@
 #define PAGE 4096ULL
 #define CLUSTER 16		/* pages a fault brings at most (cluster) */
 #define CHUNK (256ULL << 10) /* background reads, per record: a fault waits for one at most */
+#define AHEAD (2ULL << 20)	/* after a fault, the background fill brings the next 2 MiB first (fill_ahead) */
+#define AHEAD_MAX (64ULL << 20)	/* ... up to 64 MiB for a program that goes on walking its memory */
+#define AHEAD_RUN 64		/* pages per copy there */
 #define MAX_SPACES 64		/* the process and the children it forks while the fill runs */
 
 /* A page data record that holds pages of lazy regions. */
@@ -431,19 +434,55 @@ static long zero_page(struct space *s, uint64_t a)
 /*
  * The pages after entry e (at address a) that one copy can bring with it:
  * pending, at the next addresses, their data next in the same file.  At
- * most CLUSTER - 1: a program that walks its memory then waits on one
- * fault per CLUSTER pages instead of one per page.
+ * most max - 1: a program that walks its memory then waits on one fault
+ * per CLUSTER pages instead of one per page.
  */
-static uint32_t cluster(const struct space *s, long e, uint64_t a)
+static uint32_t cluster(const struct space *s, long e, uint64_t a, uint32_t max)
 {
 	uint32_t n = 1;
-	while (n < CLUSTER) {
+	while (n < max) {
 		long f = lookup(s, a + n * PAGE);
 		if (f < 0 || e_off[f] != e_off[e] + n * PAGE)
 			break;
 		n++;
 	}
 	return n;
+}
+
+/*
+ * Where the program last faulted: the background fill brings the pages
+ * after it first (fill_ahead), since a program that walks its memory
+ * would fault there next, each fault waiting for the fill's current read.
+ */
+static uint64_t nfaults, nahead; /* faults served, pages brought ahead of them: for COHORT_TRACE */
+
+static struct {
+	struct space *s;
+	uint64_t at, end;
+	uint64_t win;	/* its length: doubled while each fault comes where the last window ended */
+} ahead;
+
+/* A fault at a was served, the pages to a + got brought: the window after it. */
+static void ahead_of(struct space *s, uint64_t a, uint64_t got)
+{
+	int walks = s == ahead.s && a >= ahead.end - ahead.win && a <= ahead.end + AHEAD;
+	ahead.win = walks && ahead.win < AHEAD_MAX ? ahead.win * 2 : walks ? AHEAD_MAX : AHEAD;
+	ahead.s = s;
+	ahead.at = a + (got > PAGE ? got : PAGE);
+	ahead.end = a + ahead.win;
+}
+
+/* Copy the n pages at a of entry e and those after it in the run (pages: their data): the bytes copied. */
+static long copy_run(struct space *s, long e, uint64_t a, const char *pages, uint32_t n, uint64_t *copied)
+{
+	long r = copy_pages(s, a, pages, n * PAGE, copied);
+	for (uint32_t j = 1; j < n && (j + 1) * PAGE <= *copied; j++) /* the pages brought along */
+		done(s, (uint32_t)lookup(s, a + j * PAGE));
+	if (*copied >= PAGE) { /* the first page is in (a later one of the run may have failed) */
+		done(s, (uint32_t)e);
+		r = 0;
+	}
+	return r;
 }
 
 /* Serve the fault at page a (and the pages cluster() finds after it): 0 served, -EAGAIN to try again once the events are read. */
@@ -460,17 +499,15 @@ static long serve(struct space *s, uint64_t a)
 	}
 	uint64_t off = e_off[e] & ~(PAGE - 1);
 	int k = (int)(e_off[e] & (PAGE - 1));
-	uint32_t n = cluster(s, e, a);
+	uint32_t n = cluster(s, e, a, CLUSTER);
 	if (src_read(k, off, pages, n * PAGE, 1))
 		fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off, (unsigned long)a);
 	uint64_t copied;
-	long r = copy_pages(s, a, pages, n * PAGE, &copied);
-	for (uint32_t j = 1; j < n && (j + 1) * PAGE <= copied; j++) /* the pages brought along */
-		done(s, (uint32_t)lookup(s, a + j * PAGE));
-	if (copied >= PAGE) /* the faulting page is in (a later one of the cluster may have failed) */
-		r = 0;
+	long r = copy_run(s, e, a, pages, n, &copied);
 	if (r == -EAGAIN)
 		return r;
+	nfaults++;
+	ahead_of(s, a, copied);
 	if (r == -EEXIST) { /* there already: only wake whoever waits */
 		struct uffdio_range w = { a, PAGE };
 		ioctl(s->fd, UFFDIO_WAKE, &w);
@@ -695,6 +732,50 @@ static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
 	}
 }
 
+/*
+ * The background fill's first work: the pages after the last fault
+ * (ahead), in runs, faults served between them (which move it on).  Only
+ * pages already here: a post-copy's still on their way are left to the
+ * fill's order and the faults.
+ */
+static void fill_ahead(void)
+{
+	static char run[AHEAD_RUN * PAGE] __attribute__((aligned(4096)));
+	while (ahead.s && ahead.at < ahead.end) {
+		struct space *s = ahead.s;
+		uint64_t a = ahead.at;
+		long e = s->dead ? -1 : lookup(s, a);
+		if (s->dead)
+			break;
+		if (e < 0) { /* in place already, or not to come */
+			ahead.at += PAGE;
+			continue;
+		}
+		uint32_t n = cluster(s, e, a, AHEAD_RUN);
+		uint64_t off = e_off[e] & ~(PAGE - 1), copied;
+		int k = (int)(e_off[e] & (PAGE - 1));
+		if (src.ready && src.ready(src.ctx, src_fd[k], off, n * PAGE, 0) != 1)
+			break;
+		if (file_read(k, off, run, n * PAGE))
+			fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off,
+			     (unsigned long)a);
+		long r = copy_run(s, e, a, run, n, &copied);
+		if (r == -EAGAIN) { /* an event is on its way: read it, then look at this page again */
+			await_event(s);
+			serve_queue(s);
+			continue;
+		}
+		if (r == -EEXIST || r == -ENOENT) /* there already, or no longer ours */
+			done(s, (uint32_t)e);
+		else if (r && r != -ESRCH)
+			fail("page %lx: UFFDIO_COPY failed (errno %ld)", (unsigned long)a, -r);
+		ahead.at = a + (copied > PAGE ? copied : PAGE);
+		nahead += copied / PAGE;
+		pump(0);
+	}
+	ahead.at = ahead.end; /* done (its space and end are kept: the next fault may be where it ended) */
+}
+
 /* One record: read in chunks (faults served between them), filled, its checksum checked. */
 static void fill_record(const struct rec *rc)
 {
@@ -704,6 +785,7 @@ static void fill_record(const struct rec *rc)
 	for (uint64_t at = 0; at < rc->len; at += CHUNK) {
 		uint64_t n = rc->len - at < CHUNK ? rc->len - at : CHUNK;
 		pump(0);
+		fill_ahead();
 		if (src_read(rc->stream, rc->off + at, buf, n, 0))
 			fail("%s: byte %lu: cannot read page data", src_name[rc->stream], (unsigned long)(rc->off + at));
 		co_xxh64_update(&h, buf, n);
@@ -787,7 +869,8 @@ void co_filler_main(const struct co_filler_cfg *c)
 	new_space(c->uffd, NULL);
 	co_trace("filler of pid %d: faults served from now on", c->pid);
 	await_release();
-	co_trace("filler of pid %d: the group runs, the rest filled from now on", c->pid);
+	co_trace("filler of pid %d: the group runs, the rest filled from now on (%lu faults served)", c->pid,
+		 (unsigned long)nfaults);
 	/* records in the order of the files: each read once, front to back */
 	for (uint32_t i = 0; i < nrecs; i++)
 		fill_record(&recs[i]);
@@ -800,5 +883,7 @@ void co_filler_main(const struct co_filler_cfg *c)
 	for (int i = 0; i < nsp; i++)
 		if (!sp[i].dead && read_events(&sp[i]) >= 0 && sp[i].nq)
 			serve_queue(&sp[i]);
+	co_trace("filler of pid %d: every page in place (%lu faults served, %lu pages brought ahead of them)", c->pid,
+		 (unsigned long)nfaults, (unsigned long)nahead);
 	_exit(0);
 }
