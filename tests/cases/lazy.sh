@@ -25,10 +25,11 @@ lazy_fillers() {
 # checkpoint --kill, restart --lazy; the output must be the straight run's.
 # LAZY_ENV: environment for the restarts (COHORT_LAZY_SLOW=MS).
 lazy_flow() {
-	local exp_rc=$1 at1=$2 at2=$3 k0
+	local exp_rc=$1 at1=$2 at2=$3 k0 AT_END_FILE=$COHORT_TEST_TMP/at-end
 	shift 3
 	straight_start "$exp_rc" "$@"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+	# held at its end until checkpoint 2 is taken (common.h's end gate), as in flow_standard
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
 	wait_ready "$GNAME" run0
 	flow_at "$at1" run0
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
@@ -40,6 +41,7 @@ lazy_flow() {
 	bg_alive run1 || { bg_wait run1; note_file "restart 1 stderr" "$TD/run1.err"; fail "restarted program ended (status $RC) before the second checkpoint: $(first_line "$TD/run1.err")"; }
 	ckpt_or_fail "checkpoint 2 (--kill, after restart --lazy)" "$GNAME" 2 --kill
 	bg_wait run1
+	: >"$COHORT_TEST_TMP/end"
 	bg_start run2 env ${LAZY_ENV:-} "$COHORT" restart "$GNAME" --images "$IMG" --lazy
 	bg_wait run2
 	final_check "$exp_rc" "$RC" run2 run0 run1 run2
@@ -53,7 +55,7 @@ lazy_flow() {
 t_lazy_mem() {
 	local TMO=55
 	prog_cmd lazy_mem
-	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 4 4 "${PCMD[@]}" 256 1 24
+	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 4 4 "${PCMD[@]}" 256 1 12
 }
 
 # regions side by side whose pages follow one another in the image (one
@@ -82,7 +84,7 @@ lazy_held() {
 t_lazy_group() {
 	local TMO=55
 	prog_cmd lazy_mem
-	LAZY_ENV=COHORT_TRACE=1 lazy_flow 0 4 4 "${PCMD[@]}" 192 3 30
+	LAZY_ENV=COHORT_TRACE=1 lazy_flow 0 4 4 "${PCMD[@]}" 192 3 14
 	lazy_held run1
 	lazy_held run2
 }
