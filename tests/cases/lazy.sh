@@ -183,10 +183,13 @@ PY
 # half of one unmapped between them: lazy_mem's steps), the last with
 # --kill; every merged full-N deleted once the background merges are done
 lazy_chain_make() {
-	local mib=$1 procs=$2 steps=$3
+	local mib=$1 procs=$2 steps=$3 AT_END_FILE=$COHORT_TEST_TMP/at-end
 	prog_cmd lazy_mem
 	straight_start 0 "${PCMD[@]}" "$mib" "$procs" "$steps"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mib" "$procs" "$steps"
+	# held at its end (common.h's end gate) until the caller has looked at
+	# the restarted group: a slow machine, or the ASan build, took the
+	# three checkpoints after its last step
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" "$mib" "$procs" "$steps"
 	wait_ready "$GNAME" run0
 	flow_at 3 run0
 	ckpt_or_fail "checkpoint 1 (full)" "$GNAME" 1 --incremental
@@ -204,7 +207,7 @@ lazy_chain_make() {
 # chain (no full-3 while it runs; its fillers read gen-3 and the full base
 # gen-1), every page right to the end.
 lazy_chain_flow() {
-	local k0 f fds
+	local k0 f fds AT_END_FILE=$COHORT_TEST_TMP/at-end
 	lazy_chain_make "$@"
 	k0=$(out_lines run0)
 	bg_start run1 env COHORT_LAZY_SLOW=25 COHORT_LAZY_HOLD="$TD/fill" COHORT_LAZY_CHAIN=1 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
@@ -218,6 +221,7 @@ lazy_chain_flow() {
 	grep -q "gen-000003/proc-" <<<"$fds" && grep -q "gen-000001/proc-" <<<"$fds" ||
 		{ note "$fds"; note_file "restart stderr" "$TD/run1.err"; fail "the fillers do not read gen-3 and the full base gen-1"; }
 	: >"$TD/fill" # the background fills begin only now (they served faults until then)
+	: >"$COHORT_TEST_TMP/end"
 	flow_at 2 run0 run1 "$k0"
 	[ -e "$(full_dir 3)" ] && fail "$(full_dir 3) was built while the restarted program ran"
 	bg_wait run1
@@ -261,6 +265,7 @@ with open(sys.argv[1], "r+b") as f:
         at = size * i // 8 // 4096 * 4096 + 100
         f.seek(at); b = f.read(1); f.seek(at); f.write(bytes([b[0] ^ 0xff]))
 PY
+	# (the program stays at its end gate: the fill reads every record it still needs, the damaged among them)
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
 	bg_wait run1
 	[ -e "$(full_dir 3)" ] && fail "restart --lazy merged $(full_dir 3) instead of reading the chain"
