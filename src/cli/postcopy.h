@@ -84,8 +84,8 @@ int co_postcopy_ready(int64_t procs, char *why, size_t n);
 void co_postcopy_running(int64_t procs);
 /* the migration failed before the group ran: ABORT (why), and that process ends */
 void co_postcopy_abort(const char *why);
-/* In a page filler's child, before it closes what it does not need: the wakeup of the receiver onto fd. */
-void co_postcopy_filler_fd(int fd);
+/* In a page filler's child, before it closes what it does not need: the wakeup of the receiver onto fd (0; -1: no post-copy). */
+int co_postcopy_filler_fd(int fd);
 /* The filler's page source: waits for the pieces of the sparse files ({0}: no post-copy). */
 struct co_page_source co_postcopy_source(void);
 /*

@@ -388,10 +388,12 @@ int co_postcopy_finish(void)
 
 /* ---- the fillers' page source ---- */
 
-void co_postcopy_filler_fd(int fd)
+int co_postcopy_filler_fd(int fd)
 {
-	if (T && wake_fd >= 0 && dup3(wake_fd, fd, O_CLOEXEC) == fd)
-		wake_fd = fd;
+	if (!T || wake_fd < 0 || (wake_fd != fd && dup3(wake_fd, fd, O_CLOEXEC) != fd))
+		return -1;
+	wake_fd = fd;
+	return 0;
 }
 
 /* The table's file the descriptor fd reads, or -1 (a file sent whole). */

@@ -280,6 +280,7 @@ void restore_lazy_failed(int pid, const char *why);
 void lazy_setup(const char *gen_dir, const struct co_chain_dirs *chain, const struct co_mproc *procs, int n);
 void on_lazy(int i, int uffd);
 int lazy_filling(void);
+void lazy_prefork(void);	/* fillers forked ahead, while init and the restorers start */
 void lazy_release(void);	/* the group runs: the fillers' background fill may begin */
 struct pollfd;
 int lazy_pollfds(struct pollfd *p);

@@ -165,7 +165,8 @@ static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struc
 	int u = fcntl(uffd, F_DUPFD_CLOEXEC, 16), k = fcntl(sock, F_DUPFD_CLOEXEC, 16);
 	if (u < 0 || k < 0 || dup3(u, 3, O_CLOEXEC) < 0 || dup3(k, 4, O_CLOEXEC) < 0)
 		_exit(1);
-	co_postcopy_filler_fd(5);
+	if (co_postcopy_filler_fd(5))
+		close(5);
 	syscall(SYS_close_range, 6, ~0U, 0);
 	static struct co_filler_layer layers[CO_CHAIN_MAX];
 	static char image[PATH_MAX + 64];
@@ -179,6 +180,138 @@ static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struc
 		.source = co_postcopy_source(), /* a migration's post-copy: pages still on their way (postcopy.c) */
 	};
 	co_filler_main(&cfg);
+}
+
+/*
+ * Fillers forked ahead (lazy_prefork): one for each of the first SPARES
+ * processes of the restore that may hand regions over, forked while init
+ * and the restorers start, each waiting on its socket for the hand-over
+ * (spare_wait).  A fork of the coordinator at the hand-over took ~4 ms
+ * of a migration's stop, with the restorer waiting for its answer.
+ */
+#define SPARES 4
+
+struct spare {
+	pid_t pid;		/* 0: none, or used */
+	int sock;
+	int gpid;
+};
+static struct spare S[SPARES];
+
+/* The manifest's entry of pid (any process of the restore), or NULL. */
+static const struct co_mproc *proc_of(int pid)
+{
+	for (int k = 0; k < nprocs; k++)
+		if (procs[k].pid == pid)
+			return &procs[k];
+	return NULL;
+}
+
+/*
+ * In a spare: nothing of the coordinator's but the socket, stdio and a
+ * post-copy's wakeup (5) while it waits; then the hand-over on_lazy
+ * forwards (CO_M_LAZY, its userfaultfd; a: the pid, b: streams, c: its
+ * host pid; the ranges), and it is the filler run_filler makes.
+ */
+static void __attribute__((noreturn)) spare_wait(int sock, pid_t coordinator)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != coordinator)
+		_exit(1);
+	int k = fcntl(sock, F_DUPFD_CLOEXEC, 16);
+	if (k < 0)
+		_exit(1);
+	if (co_postcopy_filler_fd(5))
+		close(5);
+	syscall(SYS_close_range, 3, 4, 0);
+	syscall(SYS_close_range, 6, k - 1, 0);
+	syscall(SYS_close_range, k + 1, ~0U, 0);
+	static struct co_msgbuf mb;
+	static uint64_t ranges[CO_LAZY_MAX_RANGES * 2];
+	int uffd = -1;
+	if (co_recv(k, &mb, &uffd) || uffd < 0 || mb.m.type != CO_M_LAZY || mb.m.textlen % 16 ||
+	    mb.m.textlen >= CO_MSG_TEXT)
+		_exit(CO_FILLER_GONE); /* never handed over: killed once the group runs, or the coordinator is gone */
+	const struct co_mproc *mp = proc_of((int)mb.m.a);
+	if (!mp)
+		_exit(1);
+	memcpy(ranges, mb.text, mb.m.textlen);
+	run_filler(uffd, k, mp, (int)mb.m.b, ranges, (int)(mb.m.textlen / 16), coordinator, (int)mb.m.c);
+}
+
+/*
+ * Fork the spares, once init runs (run.c): the restorers start meanwhile,
+ * and the fork's work is done before the first hands over.
+ */
+void lazy_prefork(void)
+{
+	pid_t me = getpid();
+	int n = 0;
+	for (int k = 0; k < nprocs && n < SPARES; k++) {
+		if (procs[k].flags & (CO_MP_ZOMBIE | CO_MP_COMPRESSED))
+			continue;
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+			return;
+		fflush(stderr);
+		pid_t p = fork();
+		if (p == 0)
+			spare_wait(sv[1], me);
+		close(sv[1]);
+		if (p < 0) {
+			close(sv[0]);
+			return;
+		}
+		S[n++] = (struct spare){ p, sv[0], procs[k].pid };
+	}
+	co_trace("lazy: %d fillers forked ahead", n);
+}
+
+/* End a spare not (or no longer) to be used. */
+static void spare_end(struct spare *sp)
+{
+	kill(sp->pid, SIGKILL);
+	while (waitpid(sp->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	close(sp->sock);
+	sp->pid = 0;
+}
+
+/*
+ * Hand pid's regions to its spare, if it has one: forward the message
+ * (in) with uffd and host_pid.  The spare's pid, its socket in *sock; -1
+ * when there is none (or it died: the caller forks one).
+ */
+static pid_t hand_to_spare(int pid, int uffd, int host_pid, int *sock)
+{
+	struct spare *sp = NULL;
+	for (int k = 0; k < SPARES && !sp; k++)
+		if (S[k].pid > 0 && S[k].gpid == pid)
+			sp = &S[k];
+	if (!sp || in.m.textlen >= CO_MSG_TEXT)
+		return -1;
+	struct co_msg m = in.m;
+	m.type = CO_M_LAZY;
+	m.c = host_pid;
+	static struct co_msgbuf out;
+	out.m = m;
+	memcpy(out.text, in.text, m.textlen);
+	struct iovec iov;
+	struct msghdr mh;
+	char cbuf[CO_FRAME_CBUF];
+	co_frame(&mh, &iov, &out, sizeof(out.m) + m.textlen, cbuf, &uffd, 1);
+	ssize_t r;
+	do
+		r = sendmsg(sp->sock, &mh, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		spare_end(sp);
+		return -1;
+	}
+	pid_t p = sp->pid;
+	*sock = sp->sock;
+	sp->pid = 0; /* a filler now: F holds it */
+	return p;
 }
 
 static int released;	/* the group runs (lazy_release) */
@@ -210,14 +343,16 @@ void on_lazy(int i, int uffd)
 	static uint64_t ranges[CO_LAZY_MAX_RANGES * 2];
 	co_trace("lazy: pid %d hands over its regions", pid);
 	memcpy(ranges, in.text, nr * 16);
-	pid_t me = getpid(), p = -1;
+	pid_t me = getpid(), p;
 	int sv[2];
-	fflush(stderr);
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
-		p = fork();
-		if (p == 0)
-			run_filler(uffd, sv[1], mp, streams, ranges, (int)nr, me, c->host_pid);
-		close(sv[1]);
+	if ((p = hand_to_spare(pid, uffd, c->host_pid, &sv[0])) < 0) {
+		fflush(stderr);
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+			p = fork();
+			if (p == 0)
+				run_filler(uffd, sv[1], mp, streams, ranges, (int)nr, me, c->host_pid);
+			close(sv[1]);
+		}
 	}
 	if (p > 0 && from_chain(mp) && filler_ready(sv[0])) {
 		/* it says why; the group is ended once it is reaped, and the restorer fails (no answer) */
@@ -254,6 +389,9 @@ void lazy_release(void)
 	if (nf)
 		co_trace("lazy: the group runs, its fillers fill the rest");
 	released = 1;
+	for (int k = 0; k < SPARES; k++) /* every process has handed over what it had */
+		if (S[k].pid > 0)
+			spare_end(&S[k]);
 	for (int k = 0; k < nf; k++)
 		if (F[k].pid > 0)
 			let_fill(&F[k]);
@@ -341,6 +479,9 @@ void lazy_check(void)
 /* The group has ended: the fillers have nothing left to fill. */
 void lazy_end(void)
 {
+	for (int k = 0; k < SPARES; k++)
+		if (S[k].pid > 0)
+			spare_end(&S[k]);
 	for (int k = 0; k < nf; k++) {
 		if (F[k].pid > 0) {
 			kill(F[k].pid, SIGKILL);

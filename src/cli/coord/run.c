@@ -305,5 +305,7 @@ int co_cmd_restart(struct co_run_opts *o)
 	co_trace("restart: init starts");
 	start_init(&cfg);
 	co_trace("restart: init started");
+	if (o->lazy)
+		lazy_prefork();
 	return loop();
 }
