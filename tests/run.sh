@@ -119,9 +119,12 @@ ALL_TESTS=(
 # a busy machine would change (pauses, a thread seen during a pre-copy),
 # load the machine themselves (fuzzing, storms, a whole build), or use
 # what is the machine's own (the default run directory, users, packages).
+# fanotify_std, _live and _held mark the mount namespace they share with
+# every other test, whose mounts (and each other's tmpfs, mounted each
+# step) queue events there that cohort refuses to checkpoint.
 SERIAL_TESTS=(fresh_setup install_layout fuzz_images precopy_no_thread ckpt_storm rundir_symlink rundir_foreign
 	rundir_fake_sock cpuclock cpuclock_live py_cpuclock
-	fanotify_perm)
+	fanotify_perm fanotify_std fanotify_live fanotify_held)
 
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

@@ -198,20 +198,12 @@ struct spare {
 };
 static struct spare S[SPARES];
 
-/* The manifest's entry of pid (any process of the restore), or NULL. */
-static const struct co_mproc *proc_of(int pid)
-{
-	for (int k = 0; k < nprocs; k++)
-		if (procs[k].pid == pid)
-			return &procs[k];
-	return NULL;
-}
-
 /*
  * In a spare: nothing of the coordinator's but the socket, stdio and a
  * post-copy's wakeup (5) while it waits; then the hand-over on_lazy
  * forwards (CO_M_LAZY, its userfaultfd; a: the pid, b: streams, c: its
- * host pid; the ranges), and it is the filler run_filler makes.
+ * host pid, d: its entry in procs; the ranges), and it is the filler
+ * run_filler makes.
  */
 static void __attribute__((noreturn)) spare_wait(int sock, pid_t coordinator)
 {
@@ -232,11 +224,10 @@ static void __attribute__((noreturn)) spare_wait(int sock, pid_t coordinator)
 	if (co_recv(k, &mb, &uffd) || uffd < 0 || mb.m.type != CO_M_LAZY || mb.m.textlen % 16 ||
 	    mb.m.textlen >= CO_MSG_TEXT)
 		_exit(CO_FILLER_GONE); /* never handed over: killed once the group runs, or the coordinator is gone */
-	const struct co_mproc *mp = proc_of((int)mb.m.a);
-	if (!mp)
+	if (mb.m.d < 0 || mb.m.d >= nprocs)
 		_exit(1);
 	memcpy(ranges, mb.text, mb.m.textlen);
-	run_filler(uffd, k, mp, (int)mb.m.b, ranges, (int)(mb.m.textlen / 16), coordinator, (int)mb.m.c);
+	run_filler(uffd, k, &procs[mb.m.d], (int)mb.m.b, ranges, (int)(mb.m.textlen / 16), coordinator, (int)mb.m.c);
 }
 
 /*
@@ -278,21 +269,22 @@ static void spare_end(struct spare *sp)
 }
 
 /*
- * Hand pid's regions to its spare, if it has one: forward the message
+ * Hand mp's regions to its spare, if it has one: forward the message
  * (in) with uffd and host_pid.  The spare's pid, its socket in *sock; -1
  * when there is none (or it died: the caller forks one).
  */
-static pid_t hand_to_spare(int pid, int uffd, int host_pid, int *sock)
+static pid_t hand_to_spare(const struct co_mproc *mp, int uffd, int host_pid, int *sock)
 {
 	struct spare *sp = NULL;
 	for (int k = 0; k < SPARES && !sp; k++)
-		if (S[k].pid > 0 && S[k].gpid == pid)
+		if (S[k].pid > 0 && S[k].gpid == mp->pid)
 			sp = &S[k];
 	if (!sp || in.m.textlen >= CO_MSG_TEXT)
 		return -1;
 	struct co_msg m = in.m;
 	m.type = CO_M_LAZY;
 	m.c = host_pid;
+	m.d = mp - procs;
 	static struct co_msgbuf out;
 	out.m = m;
 	memcpy(out.text, in.text, m.textlen);
@@ -345,7 +337,7 @@ void on_lazy(int i, int uffd)
 	memcpy(ranges, in.text, nr * 16);
 	pid_t me = getpid(), p;
 	int sv[2];
-	if ((p = hand_to_spare(pid, uffd, c->host_pid, &sv[0])) < 0) {
+	if ((p = hand_to_spare(mp, uffd, c->host_pid, &sv[0])) < 0) {
 		fflush(stderr);
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
 			p = fork();
