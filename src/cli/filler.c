@@ -472,7 +472,11 @@ static void ahead_of(struct space *s, uint64_t a, uint64_t got)
 	ahead.end = a + ahead.win;
 }
 
-/* Copy the n pages at a of entry e and those after it in the run (pages: their data): the bytes copied. */
+/*
+ * Copy the run of n pages at a (entry e, and the pending pages cluster()
+ * found after it; pages: their data) and mark what went in done: 0 once
+ * the first page is in, else copy_pages' error; the bytes in *copied.
+ */
 static long copy_run(struct space *s, long e, uint64_t a, const char *pages, uint32_t n, uint64_t *copied)
 {
 	long r = copy_pages(s, a, pages, n * PAGE, copied);
