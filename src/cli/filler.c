@@ -745,16 +745,20 @@ static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
 static void fill_ahead(void)
 {
 	static char run[AHEAD_RUN * PAGE] __attribute__((aligned(4096)));
+	uint64_t passed = 0; /* pages in a row found in place: no faults are served while they are looked up */
 	while (ahead.s && ahead.at < ahead.end) {
 		struct space *s = ahead.s;
 		uint64_t a = ahead.at;
 		long e = s->dead ? -1 : lookup(s, a);
 		if (s->dead)
 			break;
-		if (e < 0) { /* in place already, or not to come */
+		if (e < 0) { /* in place already, or not to come: the fill has been here, past AHEAD of them */
 			ahead.at += PAGE;
+			if (++passed * PAGE >= AHEAD)
+				break;
 			continue;
 		}
+		passed = 0;
 		uint32_t n = cluster(s, e, a, AHEAD_RUN);
 		uint64_t off = e_off[e] & ~(PAGE - 1), copied;
 		int k = (int)(e_off[e] & (PAGE - 1));

@@ -260,11 +260,10 @@ static void t_end_gate(int status, void *arg)
 {
 	static char path[4096];
 	const char *d = getenv("COHORT_TEST_TMP");
-
-	(void)arg;
 	struct stat root;
 
 	(void)status;
+	(void)arg;
 	if (getpid() != t_end_gate_pid || !d || !*d)
 		return;
 	if (stat("/", &root) != 0 || root.st_dev != t_end_gate_root.st_dev || root.st_ino != t_end_gate_root.st_ino)

@@ -381,12 +381,13 @@ void lazy_release(void)
 	if (nf)
 		co_trace("lazy: the group runs, its fillers fill the rest");
 	released = 1;
-	for (int k = 0; k < SPARES; k++) /* every process has handed over what it had */
-		if (S[k].pid > 0)
-			spare_end(&S[k]);
 	for (int k = 0; k < nf; k++)
 		if (F[k].pid > 0)
 			let_fill(&F[k]);
+	/* every process has handed over what it had: the spares left go (after the fills began: each waits for an exit) */
+	for (int k = 0; k < SPARES; k++)
+		if (S[k].pid > 0)
+			spare_end(&S[k]);
 }
 
 /* Fillers that have not ended (those that failed are only held until the group is gone). */
