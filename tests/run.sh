@@ -109,7 +109,7 @@ ALL_TESTS=(
 	migrate_roundtrip migrate_refused migrate_cut migrate_ckpt migrate_files
 	migrate_rounds migrate_rounds_cut migrate_stop_killed migrate_options migrate_whole_stop
 	unix_backlog_kill_failed unix_backlog_live unix_backlog_rounds unix_backlog_unaccepted
-	fanotify_std fanotify_live fanotify_held fanotify_perm fanotify_unprivileged
+	fanotify_std fanotify_live fanotify_held fanotify_perm fanotify_perm_child fanotify_unprivileged
 	lazy_mem lazy_group lazy_ckpt_filling lazy_filler_killed lazy_damaged lazy_chain lazy_chain_group lazy_chain_damaged lazy_split
 	wirecrypt_sealed wirecrypt_tampered
 	postcopy_small postcopy_roundtrip postcopy_cut postcopy_killed postcopy_resume
@@ -124,7 +124,7 @@ ALL_TESTS=(
 # step) queue events there that cohort refuses to checkpoint.
 SERIAL_TESTS=(fresh_setup install_layout fuzz_images precopy_no_thread ckpt_storm rundir_symlink rundir_foreign
 	rundir_fake_sock cpuclock cpuclock_live py_cpuclock
-	fanotify_perm fanotify_std fanotify_live fanotify_held)
+	fanotify_perm fanotify_perm_child fanotify_std fanotify_live fanotify_held)
 
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that

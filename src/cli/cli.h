@@ -31,9 +31,12 @@ int co_tracing(void); /* COHORT_TRACE is on */
 /*
  * park.c: thread tid of member pid (host pid host_pid) has not parked for
  * signal sig; if its mask blocks it, unblock it with ptrace and write its
- * masks at addr in the member.  0 done, 1 not blocked (or gone), -1 with err.
+ * masks at addr in the member.  0 done, 1 not blocked (or gone), -1 with err,
+ * 2 with err: it waits for a fanotify permission answer, and cannot park now.
  */
 int co_park_thread(int pid, int host_pid, int tid, int sig, uint64_t addr, char *err, size_t errlen);
+/* a thread of member pid (host_pid; htid, or any: 0) waits for a fanotify permission answer: 1, err says so */
+int co_park_fanotify_wait(int pid, int host_pid, int htid, char *err, size_t errlen);
 /* threads that did not stop in time, still to be let go; and letting them go once they stop */
 int co_park_lingering(void);
 void co_park_settle(void);

@@ -170,10 +170,36 @@ int co_park_stop(int htid, int *inject)
 }
 
 /*
+ * A thread asleep in the kernel until a fanotify permission event it
+ * caused is answered takes fatal signals only, so it cannot park; and the
+ * answer may have to come from a process of the group that has parked
+ * already, which would then never give it.  Its wait channel names the
+ * function it sleeps in.  Thread htid of host_pid (pid in the group), or
+ * any of its threads (htid 0): 1 with err filled when one waits so, or 0.
+ */
+int co_park_fanotify_wait(int pid, int host_pid, int htid, char *err, size_t errlen)
+{
+	int t = co_task_waiting_in(host_pid, htid, "fanotify_");
+	if (t <= 0)
+		return 0;
+	struct co_nsids ids;
+	char path[96], comm[64] = "?";
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", host_pid, t);
+	if (co_read_small(path, comm, sizeof(comm)) > 0)
+		comm[strcspn(comm, "\n")] = 0;
+	snprintf(err, errlen,
+		 "pid %d: thread %d (%s) waits for the answer to a fanotify permission event (it opened or read a file "
+		 "that a fanotify group watches), and no signal reaches it until that answer comes",
+		 pid, co_ns_ids(t, &ids) == 0 ? ids.pid : t, comm);
+	return 1;
+}
+
+/*
  * Thread tid of member pid (host_pid) has not parked for signal sig: if
  * its mask blocks sig, unblock it there and write {its mask, the mask
  * set} at addr in the member.  0 done, 1 not blocked (or gone), -1 with
- * err.
+ * err; 2 with err: it waits for a fanotify permission answer (the
+ * checkpoint lets the group run a moment and tries again).
  */
 int co_park_thread(int pid, int host_pid, int tid, int sig, uint64_t addr, char *err, size_t errlen)
 {
@@ -187,6 +213,8 @@ int co_park_thread(int pid, int host_pid, int tid, int sig, uint64_t addr, char 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", host_pid, htid);
 	if (co_read_small(path, buf, sizeof(buf)) <= 0)
 		return 1;
+	if (co_status_state(buf) == 'D' && co_park_fanotify_wait(pid, host_pid, htid, err, errlen))
+		return 2;
 	uint64_t bit = 1ULL << (sig - 1);
 	if (!(co_status_hex(buf, "SigBlk") & bit))
 		return 1;

@@ -442,6 +442,12 @@ static int process_waits(int pid, void *arg)
 	return r > 0 ? r : 0; /* a process gone meanwhile is not waiting */
 }
 
+int co_task_waiting_in(int pid, int tid, const char *fn)
+{
+	struct waiting w = { fn, pid };
+	return tid ? thread_waits(tid, &w) : process_waits(pid, &w);
+}
+
 int co_thread_waiting_in(const char *fn)
 {
 	struct waiting w = { fn, 0 };

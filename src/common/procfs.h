@@ -236,6 +236,8 @@ int co_fanotify_next(const char **p, struct co_fanotify_line *l);
  * questions only.
  */
 int co_thread_waiting_in(const char *fn);
+/* The same among the threads of process pid (tid 0), or of thread tid of pid only. */
+int co_task_waiting_in(int pid, int tid, const char *fn);
 /* The inode of process pid's namespace of kind ("mnt", ...): /proc/PID/ns/KIND; 0 when it cannot be seen. */
 uint64_t co_ns_inode(int pid, const char *kind);
 /* The mount point of mount mnt_id as process pid sees it (/proc/PID/mountinfo): 0, or -ENOENT. */

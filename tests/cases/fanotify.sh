@@ -19,6 +19,13 @@
 #                   (alone in the suite: a thread waiting for fanotify
 #                   anywhere holds up the checkpoints of every group with
 #                   permission marks, fanotify_std's and fanotify_live's)
+#   fanotify_perm_child  the same asked by a child in the group: it waits in
+#                   the kernel, where no signal but a fatal one reaches it,
+#                   for an answer its parked parent would never give; the
+#                   checkpoint lets the group run and tries again for about
+#                   a second (not the quiesce's 10 s), then is refused in one
+#                   line naming the thread; answered, the group checkpoints
+#                   and restarts (alone in the suite, as fanotify_perm)
 # As root, each run of the program gets a tmpfs of its own at
 # $COHORT_TEST_TMP.mnt for its mount and filesystem marks (so that no other
 # process's events reach them).
@@ -86,6 +93,28 @@ t_fanotify_perm() {
 	wait "$cat" || fail "the process outside could not open the file it asked for"
 	bg_wait perm
 	final_check 0 "$RC" perm perm
+}
+
+t_fanotify_perm_child() {
+	[ "$(id -u)" = 0 ] || skip "permission events need CAP_SYS_ADMIN"
+	prog_cmd fanotify_kind
+	PCMD+=(perm_child)
+	: >"$TT/go.1"
+	: >"$TT/go.2"
+	straight_start 0 "${PCMD[@]}"
+	rm -f "$TT/go.1" "$TT/go.2"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" asked
+	ckpt_refused run0 fanotify_kind "^cohort: .*pid [0-9]+: thread [0-9]+ \(fanotify_kind\) waits for the answer to a fanotify permission event \(it opened or read a file that a fanotify group watches\), and no signal reaches it until that answer comes$"
+	: >"$TT/go.1"
+	wait_line "$TD/run0.out" answered
+	ckpt_or_fail "checkpoint 1 (--kill), answered" "$GNAME" 1 --kill
+	bg_wait run0
+	: >"$TT/go.2"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
 }
 
 # fanotify_unprivileged: a FAN_REPORT_FID group (what a user without

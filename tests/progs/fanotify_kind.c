@@ -24,7 +24,10 @@
  *     attached and detached; each step mounts a tmpfs and unmounts it.
  * With "hold": an event of A left unread until go.1 (a checkpoint must be
  * refused, and leave it queued); with "perm": a permission event of a
- * process outside the group read and not answered until go.1 (refused).
+ * process outside the group read and not answered until go.1 (refused);
+ * with "perm_child": the same asked by a child of ours, which cannot park
+ * while it waits (refused after the checkpoint's tries), then "answered"
+ * and a wait for go.2 (a checkpoint then succeeds).
  */
 #include "common.h"
 #include "exact.h"
@@ -425,7 +428,7 @@ static void hold(void)
  * A permission event of a process outside (the test opens
  * $COHORT_TEST_TMP/p) read and left unanswered until go.1: then allowed
  */
-static void perm(void)
+static void perm(int by_child)
 {
 	char p[PATH_MAX];
 	t_fmt(p, sizeof(p), "%s/p", t_tmpdir());
@@ -435,10 +438,16 @@ static void perm(void)
 	SYSCHK(fanotify_mark(fd, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, p));
 	printf("ready\n");
 	fflush(stdout);
+	pid_t child = 0;
+	if (by_child && (child = SYSCHK(fork())) == 0) {
+		int f = open(p, O_RDONLY);
+		_exit(f >= 0 ? 0 : 1);
+	}
 	char buf[4096] __attribute__((aligned(8)));
 	ssize_t len = SYSCHK(read(fd, buf, sizeof(buf)));
 	const struct fanotify_event_metadata *m = (const void *)buf;
 	CHECK(FAN_EVENT_OK(m, len) && m->mask == FAN_OPEN_PERM, "perm: not an open-perm event");
+	CHECK(!child || m->pid == child, "perm: an event of pid %d, expected our child %d", m->pid, (int)child);
 	struct file *fs[] = { &f_perm };
 	file_of_fd(m->fd, fs, 1, 0);
 	printf("asked\n");
@@ -447,7 +456,15 @@ static void perm(void)
 	struct fanotify_response r = { .fd = m->fd, .response = FAN_ALLOW };
 	SYSCHK(write(fd, &r, sizeof(r)));
 	close(m->fd);
-	printf("RESULT fanotify_kind perm ok\n");
+	if (child) {
+		int st;
+		SYSCHK(waitpid(child, &st, 0));
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "perm: the child's open was not allowed (status %#x)", st);
+		printf("answered\n");
+		fflush(stdout);
+		t_wait_go(2);
+	}
+	printf("RESULT fanotify_kind perm%s ok\n", child ? "_child" : "");
 }
 
 int main(int argc, char **argv)
@@ -459,8 +476,8 @@ int main(int argc, char **argv)
 		hold();
 		return 0;
 	}
-	if (argc > 1 && !strcmp(argv[1], "perm")) {
-		perm();
+	if (argc > 1 && (!strcmp(argv[1], "perm") || !strcmp(argv[1], "perm_child"))) {
+		perm(!strcmp(argv[1], "perm_child"));
 		return 0;
 	}
 	for (int s = 0; s < STEPS; s++) {

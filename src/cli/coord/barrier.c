@@ -344,6 +344,17 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 				p[n].fd = G.c[i].fd >= 0 ? G.c[i].fd : G.c[i].pidfd;
 				p[n].events = POLLIN;
 				idx[n++] = i;
+				/*
+				 * Not attached after 5 ms: its threads may all be
+				 * asleep where no signal reaches them (park.c); the
+				 * group runs a moment, and the checkpoint tries again
+				 */
+				if (G.c[i].fd < 0 && (want == CO_M_QUIESCED || want == CO_M_ARMED) &&
+				    now - G.c[i].signalled_ns > 5000000ULL &&
+				    co_park_fanotify_wait(G.c[i].pid, G.c[i].host_pid, 0, err, errlen)) {
+					G.member_busy = 1;
+					return -1;
+				}
 				/* a start that found no thread to take it (one registering, one exec'ing): again */
 				if (G.c[i].fd < 0 && now - G.c[i].signalled_ns > 2000000000ULL &&
 				    signal_member(&G.c[i]) == -2 && now - G.c[i].agentless_ns > 4000000000ULL) {
@@ -420,11 +431,14 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 				uint64_t tt0 = co_now_ns(CLOCK_MONOTONIC);
 				int r = co_park_thread(c->pid, c->host_pid, (int)in.m.a, G.sig, (uint64_t)in.m.b, terr,
 						       sizeof(terr));
-				co_send(c->fd, CO_M_TRACED, 0, in.m.a, r, r < 0 ? terr : NULL, -1);
+				if (r == 2) /* it cannot park now: the group runs a moment, and the checkpoint tries again */
+					G.member_busy = 1;
+				co_send(c->fd, CO_M_TRACED, 0, in.m.a, r == 2 ? -1 : r, r < 0 || r == 2 ? terr : NULL, -1);
 				if (getenv("COHORT_DEBUG"))
 					co_warn("checkpoint: pid %d thread %lld %s (%.2f ms)", c->pid, (long long)in.m.a,
 						r == 0	 ? "blocked the checkpoint signal: unblocked with ptrace"
 						: r == 1 ? "does not block the checkpoint signal"
+						: r == 2 ? "waits for a fanotify permission answer"
 							 : "cannot be unblocked",
 						(double)(co_now_ns(CLOCK_MONOTONIC) - tt0) / 1e6);
 				continue;

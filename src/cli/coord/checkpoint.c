@@ -903,7 +903,7 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 	}
 	int bad;
 	for (int tries = 0;; tries++) {
-		G.member_exited = 0;
+		G.member_exited = G.member_busy = 0;
 		bad = ckpt_quiesce(&k);
 		k.t_quiesced = co_now_ns(CLOCK_MONOTONIC);
 		co_trace("checkpoint %llu: parked", (unsigned long long)k.gen);
@@ -913,8 +913,10 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 		 * A process that ended as the pause came (one already in exit
 		 * when the signal was sent) is no failure of the group's: the
 		 * next try finds it gone, or a zombie, and takes the others.
+		 * Nor is a thread caught waiting for a fanotify answer that a
+		 * parked member may owe it: the next try may find it done.
 		 */
-		if (bad && G.member_exited)
+		if (bad && (G.member_exited || G.member_busy))
 			k.busy = 1;
 		if (!bad || !(k.busy || k.redo_whole) || tries == BUSY_TRIES || ckpt_again(&k, tries) < 0)
 			break;

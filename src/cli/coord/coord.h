@@ -125,6 +125,7 @@ struct group {
 	uint64_t last_committed;	/* parent of the next incremental (0: none yet) */
 	uint64_t killed_gen;		/* `checkpoint --kill` committed this generation and ended the group */
 	int member_exited;		/* a member exited during this try of a checkpoint (why_hung_up) */
+	int member_busy;		/* a thread of a member could not park in this try (co_park_thread 2) */
 	char killed_dir[PATH_MAX];	/* ... in this directory */
 	char migrated_to[256];		/* a migration moved the group there (ADDR:PORT) and ended it here */
 	char holding[300];		/* a migration's hold, for status: "migrating", "migrated to ADDR: ..." */
