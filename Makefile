@@ -124,7 +124,7 @@ check: deps
 	bash tests/run.sh
 
 demo: deps
-	$(MAKE) all progs
+	$(MAKE) all $(EXAMPLES)
 	bash examples/demo.sh
 
 bench: all progs

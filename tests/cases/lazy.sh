@@ -231,13 +231,13 @@ lazy_chain_flow() {
 # restart --lazy of an incremental chain, without merging it first
 t_lazy_chain() {
 	local TMO=55
-	lazy_chain_flow 128 1 30
+	lazy_chain_flow 128 1 13
 }
 
 # the same, a group of three processes, each with its own filler and chain
 t_lazy_chain_group() {
 	local TMO=55
-	lazy_chain_flow 96 3 30
+	lazy_chain_flow 96 3 13
 }
 
 # a byte of page data damaged in the full base of the chain (gen-1), in a
@@ -245,7 +245,7 @@ t_lazy_chain_group() {
 # as it fills from gen-1 and ends the group, naming gen-1's file
 t_lazy_chain_damaged() {
 	local TMO=55 img size
-	lazy_chain_make 128 1 30
+	lazy_chain_make 128 1 13
 	# the largest image in gen-1 of a process that gen-3 has too (a child
 	# the first checkpoint caught checking its copy has exited since)
 	local f

@@ -5,10 +5,15 @@
 # external computation agrees with the shell's own arithmetic, that a small
 # data file reads back unchanged and that a log file appended to at every
 # iteration has exactly one line per iteration so far. A running checksum
-# is printed every 25 iterations. Run as:  /bin/sh tests/progs/shell_loop.sh
+# is printed every 25 iterations. Run as:
+#     /bin/sh tests/progs/shell_loop.sh [ITERATIONS]      (default 480)
+# With COHORT_TEST_END_GATE set it waits at its end, as the C programs do
+# (tests/progs/common.h's end gate), for "$COHORT_TEST_TMP/end".
 set -u
 
-N=480
+N=${1:-480}
+gate=${COHORT_TEST_END_GATE:-}
+unset COHORT_TEST_END_GATE # (only this shell waits, not the commands it starts)
 fail() {
 	echo "shell_loop: FAILED at iteration $i: $*" >&2
 	exit 1
@@ -46,3 +51,9 @@ done
 ck=$(cksum <"$log")
 rm -rf "$dir"
 echo "RESULT $sum $ck"
+if [ -n "$gate" ] && [ -n "${COHORT_TEST_TMP:-}" ]; then
+	: >"$COHORT_TEST_TMP/at-end"
+	while [ ! -e "$COHORT_TEST_TMP/end" ]; do
+		sleep 0.01
+	done
+fi
