@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include "agent/dirty.h"
+#include "agent/manager.h"
 #include "procfs.h"
 #include "res.h"
 #include "helper.h"
@@ -543,8 +544,10 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 	swap_on = d->forked ? 1 : swap_configured();
 	int ret = d->forked ? snapshot_complete(d) : 0;
 	populate_deleted(d);
+	co_stamp("pages begun");
 	if (!ret && plan_streams(d, nstreams))
 		ret = co_err(d->err, d->errlen, "%s", streams[0].err);
+	co_stamp("pages planned");
 	if (!ret)
 		ret = readable_all(d, 1);
 	if (!ret) {
@@ -554,6 +557,7 @@ int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams)
 		if (nstreams > 1 && !spawned)
 			write_stream(&streams[1]);
 		write_stream(&streams[0]);
+		co_stamp("stream 0 written");
 		if (spawned)
 			co_join(&helper);
 		readable_all(d, 0);

@@ -27,21 +27,6 @@ t_aio_libaio_live() { live_flow aio_libaio 0 1 2 2 3 4; }
 # nothing in flight then works; the restart ends as the native run does.
 t_aio_poll_refused() {
 	prog_cmd aio_poll
-	: >"$TT/go.1"
-	: >"$TT/go.2"
-	straight_start 0 "${PCMD[@]}"
-	rm -f "$TT/go.1" "$TT/go.2"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
-	wait_ready "$GNAME" run0
-	wait_line "$TD/run0.out" polling
-	ckpt_refused run0 "a poll in flight" \
-		"^cohort: .*pid [0-9]+: aio ring at [0-9a-f]+: 1 requests still in flight after [0-9]+ ms.*IOCB_CMD_POLL" --kill
-	: >"$TT/go.1"
-	wait_line "$TD/run0.out" idle
-	ckpt_or_fail "checkpoint 1 (--kill, the poll done)" "$GNAME" 1 --kill
-	bg_wait run0
-	: >"$TT/go.2"
-	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
-	bg_wait run1
-	final_check 0 "$RC" run1 run0 run1
+	refused_then_kept polling "a poll in flight" \
+		"^cohort: .*pid [0-9]+: aio ring at [0-9a-f]+: 1 requests still in flight after [0-9]+ ms.*IOCB_CMD_POLL" idle --kill
 }

@@ -99,22 +99,7 @@ t_fanotify_perm_child() {
 	[ "$(id -u)" = 0 ] || skip "permission events need CAP_SYS_ADMIN"
 	prog_cmd fanotify_kind
 	PCMD+=(perm_child)
-	: >"$TT/go.1"
-	: >"$TT/go.2"
-	straight_start 0 "${PCMD[@]}"
-	rm -f "$TT/go.1" "$TT/go.2"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
-	wait_ready "$GNAME" run0
-	wait_line "$TD/run0.out" asked
-	ckpt_refused run0 fanotify_kind "^cohort: .*pid [0-9]+: thread [0-9]+ \(fanotify_kind\) waits for the answer to a fanotify permission event \(it opened or read a file that a fanotify group watches\), and no signal reaches it until that answer comes$"
-	: >"$TT/go.1"
-	wait_line "$TD/run0.out" answered
-	ckpt_or_fail "checkpoint 1 (--kill), answered" "$GNAME" 1 --kill
-	bg_wait run0
-	: >"$TT/go.2"
-	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
-	bg_wait run1
-	final_check 0 "$RC" run1 run0 run1
+	refused_then_kept asked fanotify_kind "^cohort: .*pid [0-9]+: thread [0-9]+ \(fanotify_kind\) waits for the answer to a fanotify permission event \(it opened or read a file that a fanotify group watches\), and no signal reaches it until that answer comes$" answered
 }
 
 # fanotify_unprivileged: a FAN_REPORT_FID group (what a user without

@@ -137,6 +137,32 @@ ckpt_refused() {
 	bg_alive "$tag" || fail "the program ended after the refused checkpoint ($what)"
 }
 
+# refused_then_kept BEFORE WHAT ERE AFTER [ARGS...]: the program of PCMD
+# (prog_cmd), run natively with go.1 and go.2 there, then under cohort:
+# once it prints the line BEFORE a checkpoint (with ARGS) is refused
+# (ckpt_refused WHAT ERE); go.1 lets it on until it prints AFTER; then
+# checkpoint --kill, go.2, and the restart must end as the native run did
+refused_then_kept() {
+	local before=$1 what=$2 ere=$3 after=$4
+	shift 4
+	: >"$TT/go.1"
+	: >"$TT/go.2"
+	straight_start 0 "${PCMD[@]}"
+	rm -f "$TT/go.1" "$TT/go.2"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "$before"
+	ckpt_refused run0 "$what" "$ere" "$@"
+	: >"$TT/go.1"
+	wait_line "$TD/run0.out" "$after"
+	ckpt_or_fail "checkpoint 1 (--kill, after $after)" "$GNAME" 1 --kill
+	bg_wait run0
+	: >"$TT/go.2"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
 # watch_report TAG PREFIX: SIGUSR1 to the group's program (a watch program,
 # tests/progs/common.h), until TAG's stdout has its report, a line beginning
 # PREFIX
