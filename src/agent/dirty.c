@@ -133,6 +133,11 @@ int co_dirty_page_kept(int stream, uint64_t addr, int tracked)
 	return ops()->page_kept(stream, addr, tracked);
 }
 
+int co_dirty_page_maybe_kept(uint64_t addr, int tracked)
+{
+	return ops()->page_maybe_kept ? ops()->page_maybe_kept(addr, tracked) : 0;
+}
+
 int co_dirty_region_tracked(uint64_t start, uint64_t end)
 {
 	return ops()->region_tracked(start, end);

@@ -36,6 +36,13 @@ int co_dirty_areas(uint64_t *lo, uint64_t *hi);
 uint64_t co_dirty_begin_image(uint64_t parent);
 int co_dirty_page_kept(int stream, uint64_t addr, int tracked);
 void co_dirty_image_done(uint64_t gen);
+/*
+ * For the writer's plan, before it writes: whether co_dirty_page_kept
+ * would say 1 (a page of huge pages: 0), and co_dirty_lean_kept of a run;
+ * nothing is noted.
+ */
+int co_dirty_page_maybe_kept(uint64_t addr, int tracked);
+int co_dirty_lean_maybe_kept(uint64_t start, uint64_t end);
 
 /*
  * Lean snapshots of an incremental image.  Before the snapshot fork, with

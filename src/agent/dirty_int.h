@@ -136,6 +136,7 @@ struct co_dirty_ops {
 	int (*precopy_arm)(uint64_t id);
 	uint64_t (*begin_image)(uint64_t parent);
 	int (*page_kept)(int stream, uint64_t addr, int tracked);
+	int (*page_maybe_kept)(uint64_t addr, int tracked); /* NULL: never */
 	int (*region_tracked)(uint64_t start, uint64_t end);
 	int (*lean_begin)(const uint64_t *keep, int nkeep, int fork);
 };

@@ -463,6 +463,19 @@ static int page_kept(int stream, uint64_t addr, int tracked)
 	       covered_at(rec->held_prev, rec->nheld_prev, addr, &held_prev[stream]);
 }
 
+/*
+ * The writer's plan, before it writes: would page_kept say so (nothing
+ * noted)?  A page of huge pages counts as written (page_kept compares
+ * those by hashes as it writes them).
+ */
+static int page_maybe_kept(uint64_t addr, int tracked)
+{
+	static struct span thp, written, held_prev;
+	return tracked && rec && !(rec->nthp && covered_at(rec->thp, (uint64_t)rec->nthp, addr, &thp)) &&
+	       !covered_at(rec->written, rec->nwritten, addr, &written) &&
+	       covered_at(rec->held_prev, rec->nheld_prev, addr, &held_prev);
+}
+
 /* Does a range of list (sorted, disjoint) meet [start, end)? */
 static int meets(const struct region *list, uint64_t n, uint64_t start, uint64_t end)
 {
@@ -470,10 +483,15 @@ static int meets(const struct region *list, uint64_t n, uint64_t start, uint64_t
 	return i < n && list[i].start < end;
 }
 
+int co_dirty_lean_maybe_kept(uint64_t start, uint64_t end)
+{
+	return rec && !meets(rec->thp, (uint64_t)rec->nthp, start, end) && !meets(rec->written, rec->nwritten, start, end) &&
+	       covered(rec->held_prev, rec->nheld_prev, start, end);
+}
+
 int co_dirty_lean_kept(int stream, uint64_t start, uint64_t end)
 {
-	if (!rec || stream < 0 || stream >= CO_STREAMS || meets(rec->thp, (uint64_t)rec->nthp, start, end) ||
-	    meets(rec->written, rec->nwritten, start, end) || !covered(rec->held_prev, rec->nheld_prev, start, end))
+	if (stream < 0 || stream >= CO_STREAMS || !co_dirty_lean_maybe_kept(start, end))
 		return 0;
 	if (held && held->n[stream] <= MAX_HELD &&
 	    list_add(held->r[stream], &held->n[stream], MAX_HELD, start, end))
@@ -489,6 +507,7 @@ const struct co_dirty_ops co_dirty_wp_ops = {
 	.precopy_arm = precopy_arm,
 	.begin_image = begin_image,
 	.page_kept = page_kept,
+	.page_maybe_kept = page_maybe_kept,
 	.region_tracked = region_tracked,
 	.lean_begin = lean_begin,
 };

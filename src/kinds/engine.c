@@ -543,6 +543,9 @@ static int restore_link(struct co_krestore *x, const struct co_slink *l)
 	return co_plan_add(x, &e);
 }
 
+/* The part of a shared record's buffer cleared before each record at least: more than any struct of one. */
+#define ZERO_KEPT (64u << 10)
+
 int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
@@ -572,6 +575,7 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 		struct co_slink l;
 		char raw[(1 << 20) + 8192];
 	} u;
+	static uint64_t cleared; /* how much of u a record may have written (a kind's restore included) */
 	for (;;) {
 		int e = co_r_next(&r);
 		if (e < 0)
@@ -591,7 +595,15 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 			co_kbad(&x, "record too large");
 			goto out;
 		}
-		if (co_r_payload(&r, &u, sizeof(u)))
+		/*
+		 * A record shorter than its struct reads zeros past its end: u
+		 * is kept zero past what each record fills (cleared again
+		 * below), where co_r_payload would clear all of its MiB for
+		 * each record, 7 ms of a migration's stop in faults and stores.
+		 */
+		co_memset(&u, 0, cleared);
+		cleared = len > ZERO_KEPT ? len : ZERO_KEPT;
+		if (co_r_read(&r, &u, len) || co_r_finish(&r))
 			goto bad;
 		if (len < co_rec_minlen(t)) {
 			co_kbad(&x, "%s record of %llu bytes, too short", co_rec_name(t), (unsigned long long)len);

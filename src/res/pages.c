@@ -47,6 +47,7 @@ struct stream {
 static struct stream streams[CO_STREAMS];
 #define WINDOW 8192 /* pages looked at per pagemap read */
 static uint64_t vma_pages[CO_MAX_VMAS];	/* pages of each region the image holds (plan_streams) */
+static int plan_written;		/* the streams share the pages written out, not all (plan_streams) */
 static int swap_on;			/* the system has swap: see is_marker */
 
 /* Is swap configured (a line after the header of /proc/swaps)?  When unsure, yes. */
@@ -247,6 +248,16 @@ static int add_kept(struct stream *s, uint64_t addr, uint64_t n)
 	return 0;
 }
 
+static void count_run(uint64_t n, int kept);
+/* A page of the counting pass (plan_streams). */
+static int count_page(struct stream *s, uint64_t addr, int kept)
+{
+	(void)s;
+	(void)addr;
+	count_run(1, kept);
+	return 0;
+}
+
 /*
  * The n pages at a, all in stretches a lean snapshot left out (it does not
  * map them: their page map says nothing), each held by the parent or not
@@ -267,6 +278,11 @@ static int lean_pages(struct stream *s, uint64_t a, uint64_t n, int (*fn)(struct
 		if (held && fn == add_page && co_dirty_lean_kept(k, addr, run)) {
 			if (add_kept(s, addr, (run - addr) / CO_PAGE))
 				return -1;
+			addr = run;
+			continue;
+		}
+		if (held && fn == count_page) {
+			count_run((run - addr) / CO_PAGE, plan_written && co_dirty_lean_maybe_kept(addr, run));
 			addr = run;
 			continue;
 		}
@@ -336,7 +352,9 @@ static int scan_pages(struct stream *s, const struct co_vma *v, uint64_t lo, uin
 			if (in_lean)
 				save = held; /* left out of a lean snapshot: unwritten, so the parent's page or none */
 			/* the counting pass only counts: the decision is made (and recorded) once, when writing */
-			if (save && fn(s, addr, fn == add_page && co_dirty_page_kept((int)(s - streams), addr, tracked)))
+			if (save && fn(s, addr,
+				       fn == add_page ? co_dirty_page_kept((int)(s - streams), addr, tracked)
+						      : plan_written && co_dirty_page_maybe_kept(addr, tracked)))
 				return -1;
 		}
 	}
@@ -367,35 +385,75 @@ static void write_stream(void *arg)
 	}
 }
 
-static uint64_t counted;
-/* Every page counts: the streams are balanced for the merged full image and its restore. */
-static int count_page(struct stream *s, uint64_t addr, int kept)
+/*
+ * The counting pass: counted, the pages the image holds; weighed, those
+ * that the streams share out.  Every page weighs, so that the merged full
+ * image's streams (which follow this image's) are balanced for its
+ * restore; but only the pages written out when the program waits for them
+ * (an incremental image written in place, a migration's stop above all),
+ * so that both writers copy their share, where the band of pages written
+ * since the parent would all have gone to one.
+ */
+static uint64_t counted, weighed;
+static void count_run(uint64_t n, int kept)
 {
-	(void)s;
-	(void)addr;
-	(void)kept;
-	counted++;
+	counted += n;
+	weighed += kept ? 0 : n;
+}
+
+/*
+ * Where in [lo, hi) of v (whose weight reaches want) the weight from lo
+ * reaches want, to 16 pages: halved until then, a window of the page map
+ * at most twice over.  A stop's band of written pages can lie in one
+ * window.  *cut the end of that stretch, *seen grows by the weight up to it.
+ */
+static int narrow_cut(struct stream *s0, const struct co_vma *v, uint64_t lo, uint64_t hi, uint64_t want,
+		      uint64_t *cut, uint64_t *seen)
+{
+	while (hi - lo > 16 * CO_PAGE) {
+		uint64_t mid = lo + (hi - lo) / CO_PAGE / 2 * CO_PAGE;
+		weighed = 0;
+		if (scan_pages(s0, v, lo, mid, count_page))
+			return -1;
+		if (weighed >= want) {
+			hi = mid;
+		} else {
+			want -= weighed;
+			*seen += weighed;
+			lo = mid;
+		}
+	}
+	weighed = 0;
+	if (scan_pages(s0, v, lo, hi, count_page))
+		return -1;
+	*seen += weighed;
+	*cut = hi;
 	return 0;
 }
 
-/* Split the regions between the streams, by the pages each will write. */
+/*
+ * Split the regions between the streams by their weight (count_run); a
+ * region that holds pages goes to one stream or is cut between two.
+ */
 static int plan_streams(struct co_dumpctx *d, int nstreams)
 {
 	static uint64_t per_vma[CO_MAX_VMAS];
 	uint64_t total = 0;
 	struct stream *s0 = &streams[0];
+	plan_written = d->parent && !d->forked;
 	for (uint32_t i = 0; i < d->nvmas; i++) {
-		counted = 0;
+		counted = weighed = 0;
 		if (has_pages(&d->vmas[i]) && scan_pages(s0, &d->vmas[i], d->vmas[i].start, d->vmas[i].end, count_page))
 			return -1;
-		per_vma[i] = vma_pages[i] = counted;
-		total += counted;
+		vma_pages[i] = counted;
+		per_vma[i] = weighed;
+		total += weighed;
 	}
 	uint64_t share = (total + nstreams - 1) / nstreams, acc = 0;
 	int k = 0;
 	for (uint32_t i = 0; i < d->nvmas; i++) {
 		const struct co_vma *v = &d->vmas[i];
-		if (!per_vma[i])
+		if (!vma_pages[i])
 			continue;
 		uint64_t lo = v->start;
 		while (k < nstreams - 1 && acc + per_vma[i] > share * (uint64_t)(k + 1)) {
@@ -404,15 +462,15 @@ static int plan_streams(struct co_dumpctx *d, int nstreams)
 			for (uint64_t a = lo; a < v->end; a += WINDOW * CO_PAGE) {
 				uint64_t n = (v->end - a) / CO_PAGE;
 				n = n > WINDOW ? WINDOW : n;
-				counted = 0;
+				weighed = 0;
 				if (scan_pages(s0, v, a, a + n * CO_PAGE, count_page))
 					return -1;
-				if (seen + counted >= want) {
-					cut = a + n * CO_PAGE;
-					seen += counted;
+				if (seen + weighed >= want) {
+					if (narrow_cut(s0, v, a, a + n * CO_PAGE, want - seen, &cut, &seen))
+						return -1;
 					break;
 				}
-				seen += counted;
+				seen += weighed;
 			}
 			struct stream *s = &streams[k];
 			s->ranges[s->nranges].vma = i;
