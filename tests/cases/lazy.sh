@@ -55,7 +55,7 @@ lazy_flow() {
 t_lazy_mem() {
 	local TMO=55
 	prog_cmd lazy_mem
-	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 4 4 "${PCMD[@]}" 256 1 12
+	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 4 4 "${PCMD[@]}" 256 1 9
 }
 
 # regions side by side whose pages follow one another in the image (one
@@ -84,7 +84,7 @@ lazy_held() {
 t_lazy_group() {
 	local TMO=55
 	prog_cmd lazy_mem
-	LAZY_ENV=COHORT_TRACE=1 lazy_flow 0 4 4 "${PCMD[@]}" 192 3 14
+	LAZY_ENV=COHORT_TRACE=1 lazy_flow 0 4 4 "${PCMD[@]}" 192 3 10
 	lazy_held run1
 	lazy_held run2
 }
@@ -97,11 +97,11 @@ t_lazy_ckpt_filling() {
 	prog_cmd lazy_mem
 	# the restarted program must still run after the fill that checkpoint
 	# 2 waits for (256 MiB at 10 ms per MiB), so that checkpoint 3 finds
-	# it: it is held at its end until then (common.h's end gate), so 16
-	# steps do (each checks 256 MiB twice, one of them in a child it
-	# forks: 40 steps took 54 s on a PVM guest).
-	straight_start 0 "${PCMD[@]}" 256 1 16
-	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 256 1 16
+	# it: it is held at its end until then (common.h's end gate), so 8
+	# steps do, the checkpoints' 3 + 2 and more (each checks 256 MiB twice,
+	# one of them in a child it forks: 40 steps took 54 s on a PVM guest).
+	straight_start 0 "${PCMD[@]}" 256 1 8
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 256 1 8
 	wait_ready "$GNAME" run0
 	flow_at 3 run0
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
