@@ -281,13 +281,17 @@ static int lean_pages(struct stream *s, uint64_t a, uint64_t n, int (*fn)(struct
 			addr = run;
 			continue;
 		}
-		if (held && fn == count_page) {
+		if (!held) { /* never there: nothing to save */
+			addr = run;
+			continue;
+		}
+		if (fn == count_page) {
 			count_run((run - addr) / CO_PAGE, plan_written && co_dirty_lean_maybe_kept(addr, run));
 			addr = run;
 			continue;
 		}
 		for (; addr < run; addr += CO_PAGE)
-			if (held && fn(s, addr, fn == add_page && co_dirty_page_kept(k, addr, 1)))
+			if (fn(s, addr, co_dirty_page_kept(k, addr, 1)))
 				return -1;
 	}
 	return 0;
