@@ -153,9 +153,22 @@ static int filler_ready(int sock)
 	return r == (ssize_t)sizeof(m) && m.type == CO_M_REPLY ? 0 : -1;
 }
 
-/* In the filler child: nothing of the coordinator's but the userfaultfd and stderr. */
+/* mp's images, newest first (the restored generation's, then its chain's): how many. */
+static int filler_layers(const struct co_mproc *mp, struct co_filler_layer *layers)
+{
+	static char image[PATH_MAX + 64];
+	snprintf(image, sizeof(image), "%s/%s", dir, mp->image);
+	layers[0] = (struct co_filler_layer){ image, { G.restored.group_id, G.restored.generation, 0, 0 } };
+	return 1 + older_layers(mp, layers + 1);
+}
+
+/*
+ * In the filler child: nothing of the coordinator's but the userfaultfd
+ * and stderr.  layers: mp's (filler_layers), nl of them; 0: found here.
+ */
 static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struct co_mproc *mp, int streams,
-						 const uint64_t *ranges, int nr, pid_t coordinator, int host_pid)
+						 const uint64_t *ranges, int nr, pid_t coordinator, int host_pid,
+						 struct co_filler_layer *layers, int nl)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != coordinator)
@@ -168,11 +181,8 @@ static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struc
 	if (co_postcopy_filler_fd(5))
 		close(5);
 	syscall(SYS_close_range, 6, ~0U, 0);
-	static struct co_filler_layer layers[CO_CHAIN_MAX];
-	static char image[PATH_MAX + 64];
-	snprintf(image, sizeof(image), "%s/%s", dir, mp->image);
-	layers[0] = (struct co_filler_layer){ image, { G.restored.group_id, G.restored.generation, 0, 0 } };
-	int nl = 1 + older_layers(mp, layers + 1);
+	if (!nl)
+		nl = filler_layers(mp, layers);
 	struct co_filler_cfg cfg = {
 		.uffd = 3, .held_sock = 4, .pid = mp->pid, .host_pid = host_pid, .announce = from_chain(mp),
 		.streams = streams, .layers = layers, .nlayers = nl, .ranges = ranges, .nranges = nr, .slow_ms = slow_ms,
@@ -197,6 +207,7 @@ struct spare {
 	int gpid;
 };
 static struct spare S[SPARES];
+static struct co_filler_layer layers[CO_CHAIN_MAX]; /* the filler's (a forked filler has its own copy) */
 
 /*
  * In a spare: nothing of the coordinator's but the socket, stdio and a
@@ -205,11 +216,13 @@ static struct spare S[SPARES];
  * host pid, d: its entry in procs; the ranges), and it is the filler
  * run_filler makes.
  */
-static void __attribute__((noreturn)) spare_wait(int sock, pid_t coordinator)
+static void __attribute__((noreturn)) spare_wait(int sock, pid_t coordinator, int idx)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != coordinator)
 		_exit(1);
+	/* its images are known already: found now (manifests of the chain read), not after the hand-over */
+	int nl = filler_layers(&procs[idx], layers);
 	int k = fcntl(sock, F_DUPFD_CLOEXEC, 16);
 	if (k < 0)
 		_exit(1);
@@ -227,7 +240,8 @@ static void __attribute__((noreturn)) spare_wait(int sock, pid_t coordinator)
 	if (mb.m.d < 0 || mb.m.d >= nprocs)
 		_exit(1);
 	memcpy(ranges, mb.text, mb.m.textlen);
-	run_filler(uffd, k, &procs[mb.m.d], (int)mb.m.b, ranges, (int)(mb.m.textlen / 16), coordinator, (int)mb.m.c);
+	run_filler(uffd, k, &procs[mb.m.d], (int)mb.m.b, ranges, (int)(mb.m.textlen / 16), coordinator, (int)mb.m.c,
+		   layers, mb.m.d == idx ? nl : 0);
 }
 
 /*
@@ -247,7 +261,7 @@ void lazy_prefork(void)
 		fflush(stderr);
 		pid_t p = fork();
 		if (p == 0)
-			spare_wait(sv[1], me);
+			spare_wait(sv[1], me, k);
 		close(sv[1]);
 		if (p < 0) {
 			close(sv[0]);
@@ -342,7 +356,7 @@ void on_lazy(int i, int uffd)
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
 			p = fork();
 			if (p == 0)
-				run_filler(uffd, sv[1], mp, streams, ranges, (int)nr, me, c->host_pid);
+				run_filler(uffd, sv[1], mp, streams, ranges, (int)nr, me, c->host_pid, layers, 0);
 			close(sv[1]);
 		}
 	}
