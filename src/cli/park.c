@@ -179,7 +179,10 @@ int co_park_stop(int htid, int *inject)
  */
 int co_park_fanotify_wait(int pid, int host_pid, int htid, char *err, size_t errlen)
 {
-	int t = co_task_waiting_in(host_pid, htid, "fanotify_");
+	/* (where the kernel waits for the answer: inlined into the first here; a reader of events waits elsewhere) */
+	int t = co_task_waiting_in(host_pid, htid, "fanotify_handle_event");
+	if (t <= 0)
+		t = co_task_waiting_in(host_pid, htid, "fanotify_get_response");
 	if (t <= 0)
 		return 0;
 	struct co_nsids ids;

@@ -49,7 +49,7 @@ t_precopy_churn() {
 # gate, tests/progs/common.h) until the storm is over, however slow the
 # machine: the storm never finds it gone, and its steps can be few.
 storm() {
-	local AT_END_FILE=$COHORT_TEST_TMP/at-end p=$1 secs=$2
+	local p=$1 secs=$2
 	shift 2
 	prog_cmd "$p"
 	PCMD+=("$@")
