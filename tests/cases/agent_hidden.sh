@@ -11,10 +11,11 @@
 #   N5, checkpoint --kill -> restart to the end;
 # the pieces of output must make the native output, the status the native one.
 live_flow() {
-	local prog=$1 exp_rc=$2 n1=$3 n2=$4 n3=$5 n4=$6 n5=$7 k
+	local prog=$1 exp_rc=$2 n1=$3 n2=$4 n3=$5 n4=$6 n5=$7 k AT_END_FILE=$COHORT_TEST_TMP/at-end
 	prog_cmd "$prog"
 	straight_start "$exp_rc" "${PCMD[@]}"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	# held at its end until checkpoint 5 (common.h's end gate), as in flow_standard
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	wait_lines "$n1" run0
 	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
@@ -31,6 +32,7 @@ live_flow() {
 	wait_lines $((k + n4 + n5)) run0 run1
 	ckpt_or_fail "checkpoint 5 (--kill, after the restart)" "$GNAME" 5 --kill
 	bg_wait run1
+	: >"$COHORT_TEST_TMP/end"
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run2
 	final_check "$exp_rc" "$RC" run2 run0 run1 run2

@@ -193,9 +193,11 @@ t_unix_backlog_kill_failed() { kill_failed_flow unix_backlog; }
 t_unix_backlog_live() { steps_live_flow unix_backlog 9; }
 
 t_unix_backlog_rounds() {
+	local AT_END_FILE=$COHORT_TEST_TMP/at-end
 	prog_cmd unix_backlog
 	straight_start 0 "${PCMD[@]}"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	# held at its end until checkpoint 4 (common.h's end gate), as in flow_standard
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	wait_line "$TD/run0.out" "step 1 ok"
 	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
@@ -209,6 +211,7 @@ t_unix_backlog_rounds() {
 	ckpt_or_fail "checkpoint 3 (live, after the restart)" "$GNAME" 3
 	ckpt_or_fail "checkpoint 4 (--kill)" "$GNAME" 4 --kill
 	bg_wait run1
+	: >"$COHORT_TEST_TMP/end"
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2

@@ -150,13 +150,14 @@ std_case() {
 # output must complete the straight run's.  PROG's arguments: the words of
 # $FLOW_ARGS.
 steps_live_flow() {
-	local prog=$1 last=$2
+	local prog=$1 last=$2 AT_END_FILE=$COHORT_TEST_TMP/at-end
 	shift 2
 	prog_cmd "$prog"
 	# shellcheck disable=SC2206 # words, on purpose
 	PCMD+=(${FLOW_ARGS:-})
 	straight_start 0 "${PCMD[@]}"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	# held at its end until checkpoint 3 (common.h's end gate): a busy machine ran its last steps out first
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	wait_line "$TD/run0.out" "step 2 ok"
 	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
@@ -165,6 +166,7 @@ steps_live_flow() {
 	wait_line "$TD/run0.out" "step $last ok"
 	ckpt_or_fail "checkpoint 3 (--kill $*)" "$GNAME" 3 --kill "$@"
 	bg_wait run0
+	: >"$COHORT_TEST_TMP/end"
 	merges_done
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run1

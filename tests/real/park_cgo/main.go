@@ -90,6 +90,8 @@ func leaf(x uint64, depth int) uint64 {
 }
 
 func main() {
+	endHeld := os.Getenv("COHORT_TEST_END_GATE") != ""
+	os.Unsetenv("COHORT_TEST_END_GATE") // (this process alone waits)
 	if C.table_init(slots) == 0 {
 		fail("table_init failed")
 	}
@@ -152,4 +154,5 @@ func main() {
 		fail("the C thread never counted")
 	}
 	fmt.Printf("RESULT steps %d sum %x hash %x\n", steps, sum, hash)
+	endGate(endHeld, os.Getenv("COHORT_TEST_TMP"))
 }

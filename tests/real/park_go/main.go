@@ -73,6 +73,8 @@ func leaf(x uint64, depth int) uint64 {
 }
 
 func main() {
+	endHeld := os.Getenv("COHORT_TEST_END_GATE") != ""
+	os.Unsetenv("COHORT_TEST_END_GATE") // (this process alone waits)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGUSR1)
 	jobs := make(chan [2]int)
@@ -168,4 +170,5 @@ func main() {
 	}
 	mu.Unlock()
 	fmt.Printf("RESULT steps %d sum %x hash %x\n", steps, sum, hash)
+	endGate(endHeld, os.Getenv("COHORT_TEST_TMP"))
 }
