@@ -17,7 +17,8 @@
  *   linked   as one, with the group's socket (COHORT_SOCK, under cohort
  *            only) hard-linked at its own path inside the tree: reachable
  *            from the chroot until a restart, refused after
- * The main process prints "ready", then STEPS lines "step N ok"; at each
+ * The main process prints "ready", then STEPS lines "step N ok" (argv[2],
+ * up to MAX_STEPS; 20 by default); at each
  * step each process checks: "/" is its root's inode, its umask, a file inside is
  * reached by its path from that root, ".." of "/" is "/" (no way out), its
  * working directory (getcwd and inode), the next bytes of both descriptors
@@ -32,8 +33,9 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#define STEPS 20
+#define MAX_STEPS 40
 #define CHUNK 64
+static int steps = 20;
 #define MAPLEN 16384
 
 /* The byte at offset i of the files the tree holds (seed differs per file). */
@@ -123,7 +125,7 @@ static int open_outside(int k, struct stat *st)
 {
 	char path[4200];
 	t_fmt(path, sizeof(path), "%s/chroot_root.out.%d.%d", t_tmpdir(), k, (int)getpid());
-	make_file(path, 10 + k, STEPS * CHUNK);
+	make_file(path, 10 + k, MAX_STEPS * CHUNK);
 	int fd = SYSCHK(open(path, O_RDONLY | O_CLOEXEC));
 	SYSCHK(fstat(fd, st));
 	return fd;
@@ -200,7 +202,7 @@ static void stay(struct proc *p)
 /* A child doing its steps when told (a byte on in), answering on out. */
 static void child_steps(const struct proc *p, int in, int out)
 {
-	for (int s = 0; s < STEPS; s++) {
+	for (int s = 0; s < steps; s++) {
 		char c;
 		CHECK(read(in, &c, 1) == 1, "%s: its parent is gone at step %d", p->who, s);
 		check_step(p, s);
@@ -252,6 +254,10 @@ static void link_socket(void)
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "one";
+	if (argc > 2) {
+		steps = atoi(argv[2]);
+		CHECK(steps >= 1 && steps <= MAX_STEPS, "steps: %s, not 1 to %d", argv[2], MAX_STEPS);
+	}
 	t_init("chroot_root");
 	int privileged = geteuid() == 0;
 	char path[4200];
@@ -263,11 +269,11 @@ int main(int argc, char **argv)
 			FAIL("mkdir %s: %s", path, strerror(errno));
 	}
 	t_fmt(path, sizeof(path), "%s/data", tree);
-	make_file(path, 1, STEPS * CHUNK);
+	make_file(path, 1, MAX_STEPS * CHUNK);
 	t_fmt(path, sizeof(path), "%s/map", tree);
 	make_file(path, 3, MAPLEN);
 	t_fmt(path, sizeof(path), "%s/nest/data", tree);
-	make_file(path, 4, STEPS * CHUNK);
+	make_file(path, 4, MAX_STEPS * CHUNK);
 
 	/* each process's descriptor of a file outside the tree, opened before any chroot */
 	struct proc ps[3];
@@ -306,7 +312,7 @@ int main(int argc, char **argv)
 		}
 	printf("ready\n");
 	fflush(stdout);
-	for (int s = 0; s < STEPS; s++) {
+	for (int s = 0; s < steps; s++) {
 		if (privileged)
 			check_step(&ps[0], s);
 		for (int i = 0; i < nkids; i++) {
