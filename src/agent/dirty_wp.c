@@ -449,31 +449,35 @@ static uint64_t begin_image(uint64_t parent)
 	return parent;
 }
 
-static int page_kept(int stream, uint64_t addr, int tracked)
+/* Unwritten since the parent image, which holds it (the lists asked through spans of one page stream)? */
+static int parent_holds(int stream, uint64_t addr, int tracked)
 {
 	static struct span written[CO_STREAMS], held_prev[CO_STREAMS];
+	/* a page the parent's image does not hold must be saved, written or not */
+	return tracked && rec && !covered_at(rec->written, rec->nwritten, addr, &written[stream]) &&
+	       covered_at(rec->held_prev, rec->nheld_prev, addr, &held_prev[stream]);
+}
+
+static int page_kept(int stream, uint64_t addr, int tracked)
+{
 	int thp = in_thp(stream, addr);
 	if (thp && thp_class_mode() == THP_WHOLE)
 		return 0;
 	if (thp)
 		return hash_on() ? hash_kept(stream, addr, tracked) : 0;
 	note_held(stream, addr);
-	/* a page the parent's image does not hold must be saved, written or not */
-	return tracked && rec && !covered_at(rec->written, rec->nwritten, addr, &written[stream]) &&
-	       covered_at(rec->held_prev, rec->nheld_prev, addr, &held_prev[stream]);
+	return parent_holds(stream, addr, tracked);
 }
 
 /*
  * The writer's plan, before it writes: would page_kept say so (nothing
  * noted)?  A page of huge pages counts as written (page_kept compares
- * those by hashes as it writes them).
+ * those by hashes as it writes them).  The plan is made before the
+ * streams are written, so it asks through stream 0's spans.
  */
 static int page_maybe_kept(uint64_t addr, int tracked)
 {
-	static struct span thp, written, held_prev;
-	return tracked && rec && !(rec->nthp && covered_at(rec->thp, (uint64_t)rec->nthp, addr, &thp)) &&
-	       !covered_at(rec->written, rec->nwritten, addr, &written) &&
-	       covered_at(rec->held_prev, rec->nheld_prev, addr, &held_prev);
+	return !in_thp(0, addr) && parent_holds(0, addr, tracked);
 }
 
 /* Does a range of list (sorted, disjoint) meet [start, end)? */
