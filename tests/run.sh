@@ -106,7 +106,7 @@ ALL_TESTS=(
 	aio_ring aio_ring_live aio_libaio aio_libaio_live aio_poll_refused
 	chroot_one chroot_family chroot_sibling chroot_linked chroot_live chroot_family_live chroot_exec
 	inotify_queue_std inotify_queue_live inotify_node inotify_python
-	migrate_roundtrip migrate_refused migrate_cut migrate_ckpt migrate_files
+	migrate_roundtrip migrate_refused migrate_cut migrate_init_ahead migrate_ckpt migrate_files
 	migrate_rounds migrate_rounds_cut migrate_stop_killed migrate_options migrate_whole_stop
 	unix_backlog_kill_failed unix_backlog_live unix_backlog_rounds unix_backlog_unaccepted
 	fanotify_std fanotify_live fanotify_held fanotify_perm fanotify_perm_child fanotify_unprivileged

@@ -320,6 +320,11 @@ int co_cmd_receive(const struct co_receive_opts *o);
 #define CO_EXIT_CHECKPOINTED 75
 int co_cmd_run(struct co_run_opts *o);
 int co_cmd_restart(struct co_run_opts *o);
+/*
+ * A migration's target (root only): init started now, before the stop, and
+ * given its orders when co_cmd_restart starts the group (coord/setup.c).
+ */
+void co_init_start_ahead(void);
 
 /*
  * tty.c: the foreground process group and settings of the terminal the
@@ -358,6 +363,15 @@ struct co_init_cfg {
 	int agent_sig;		/* the checkpoint signal: the agent sets it up */
 };
 int co_init_main(struct co_init_cfg *c) __attribute__((noreturn));
+/*
+ * A migration's target: init started before the stop (coord/setup.c,
+ * co_init_start_ahead), its namespaces made and /proc mounted, waits on
+ * orders (a SOCK_SEQPACKET socket) for the restart's part of c, sent by
+ * co_init_send_orders with the group's time namespace (timens_fd, or -1)
+ * once the stop has come.  Without its orders (the socket closed) it ends.
+ */
+int co_init_ahead(struct co_init_cfg *c, int orders) __attribute__((noreturn));
+int co_init_send_orders(int sock, const struct co_init_cfg *c, int timens_fd);
 
 /* src/kinds/engine.c: the kernel objects the group's processes share (shared.img) */
 struct co_shared_member {

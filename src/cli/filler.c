@@ -181,29 +181,66 @@ static void open_slot(int slot, const char *image, int k)
  * forked from), or folded here; the restored image's own pages (of lazy
  * regions only) last, into *t.
  */
-static struct co_pindex *build_index(struct co_pindex_top *t)
+static struct co_pindex *index_below(const struct co_filler_layer *layers, int nl, int pid, char *err,
+				     size_t errlen)
 {
 	static struct co_bind binds[CO_CHAIN_MAX];
-	char err[1024];
-	int nl = cfg->nlayers;
 	for (int p = 0; p < nl; p++)
-		binds[p] = cfg->layers[nl - 1 - p].bind;
-	struct co_pindex *x = co_pindex_take(cfg->pid, binds, nl - 1);
+		binds[p] = layers[nl - 1 - p].bind;
+	struct co_pindex *x = co_pindex_take(pid, binds, nl - 1);
 	if (x)
-		co_trace("filler of pid %d: %d images indexed ahead, %u pages", cfg->pid, x->nl, x->n);
+		co_trace("filler of pid %d: %d images indexed ahead, %u pages", pid, x->nl, x->n);
 	else if (!(x = calloc(1, sizeof(*x))))
-		fail("out of memory for the page index");
-	x->pid = cfg->pid;
+		return co_err(err, errlen, "out of memory for the page index"), NULL;
+	x->pid = pid;
 	for (int p = x->nl; p < nl - 1; p++) {
-		const struct co_filler_layer *l = &cfg->layers[nl - 1 - p];
-		if (co_pindex_fold(x, l->image, &l->bind, NULL, 0, err, sizeof(err)))
-			fail("%s", err);
-		co_trace("filler of pid %d: layer %d indexed, %u pages so far", cfg->pid, nl - 1 - p, x->n);
+		const struct co_filler_layer *l = &layers[nl - 1 - p];
+		if (co_pindex_fold(x, l->image, &l->bind, NULL, 0, err, errlen))
+			return NULL;
+		co_trace("filler of pid %d: layer %d indexed, %u pages so far", pid, nl - 1 - p, x->n);
 	}
 	if (!x->pos) { /* laid out in the fill's order now, as a migration's target does ahead */
 		if (co_pindex_layout(x))
-			fail("out of memory for the page index");
-		co_trace("filler of pid %d: the layers below laid out", cfg->pid);
+			return co_err(err, errlen, "out of memory for the page index"), NULL;
+		co_trace("filler of pid %d: the layers below laid out", pid);
+	}
+	return x;
+}
+
+/*
+ * A spare filler (coord/lazy.c) does, while it waits for its hand-over,
+ * what needs no more than its process's images: the index below the
+ * restored image, and the restored image's pages read (its lazy regions,
+ * which leave some out, come with the hand-over).  A failure is said when
+ * the filler runs, as it would have been then.
+ */
+static struct {
+	int pid, nl;		/* for whom (pid 0: nobody) */
+	struct co_pindex *x;
+	char err[1024];		/* what failed, or empty */
+} early;
+
+void co_filler_early(const struct co_filler_layer *layers, int nl, int pid)
+{
+	early.pid = pid;
+	early.nl = nl;
+	early.x = index_below(layers, nl, pid, early.err, sizeof(early.err));
+	if (early.x && co_pindex_read_top(early.x, layers[0].image, &layers[0].bind, early.err, sizeof(early.err)))
+		early.x = NULL;
+	else if (early.x)
+		co_trace("filler of pid %d: layer 0 read ahead", pid);
+}
+
+static struct co_pindex *build_index(struct co_pindex_top *t)
+{
+	char err[1024];
+	struct co_pindex *x;
+	if (early.pid == cfg->pid && early.nl == cfg->nlayers) {
+		if (!early.x)
+			fail("%s", early.err);
+		x = early.x;
+	} else if (!(x = index_below(cfg->layers, cfg->nlayers, cfg->pid, err, sizeof(err)))) {
+		fail("%s", err);
 	}
 	if (co_pindex_fold_top(x, cfg->layers[0].image, &cfg->layers[0].bind, cfg->ranges, cfg->nranges, t, err,
 			       sizeof(err)))

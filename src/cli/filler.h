@@ -60,5 +60,10 @@ struct co_filler_cfg {
  */
 #define CO_FILLER_GONE 3
 void co_filler_main(const struct co_filler_cfg *c) __attribute__((noreturn));
+/*
+ * In a spare filler before its hand-over: what the filler of pid, with
+ * these layers, can do before its regions are known (filler.c).
+ */
+void co_filler_early(const struct co_filler_layer *layers, int nl, int pid);
 
 #endif

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -207,15 +208,22 @@ static void die_with_coordinator(const struct co_init_cfg *c)
 		_exit(70);
 }
 
-/* Close every descriptor from 3 up but keep (init's end of the status pipe). */
-static void close_all_but(int keep)
+/* Close every descriptor from 3 up but the n of keep (ascending, -1 ignored). */
+static void close_all_but(const int *keep, int n)
 {
-	if (keep > 3)
-		syscall(SYS_close_range, 3, (unsigned)keep - 1, 0);
-	syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0);
+	unsigned from = 3;
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0U, 0);
 }
 
-int co_init_main(struct co_init_cfg *c)
+/* The namespace set up: our /proc, our name, no descriptor of the caller's kept across an exec, every signal let in. */
+static void init_setup(struct co_init_cfg *c)
 {
 	if (setup_proc() < 0) {
 		if (!c->argv) /* a restart's one line comes through the coordinator */
@@ -229,55 +237,138 @@ int co_init_main(struct co_init_cfg *c)
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	pid_t root = -1;
 	die_with_coordinator(c);
+}
 
-	if (c->argv) {
-		root = fork();
-		if (root == 0) {
-			give_caller_signals(c);
-			execvpe(c->argv[0], c->argv, c->envp);
-			fprintf(stderr, "cohort: cannot start %s: %s\n", c->argv[0], strerror(errno));
-			_exit(127);
-		}
-	} else {
-		char err[1024];
-		int plan_fd;
-		/* the coordinator watches the restore from here on: it must not wait for it (restore.c) */
-		close(c->ready_fd);
-		c->ready_fd = -1;
-		init_reached(c, CO_RS_SHARED);
-		if (co_shared_restore(c->gen_dir, &plan_fd, err, sizeof(err)) < 0)
-			init_fail(c, CO_RS_SHARED, "init, %s: %s", co_rstage_text(CO_RS_SHARED),
-				  err[0] ? err : "failed without a reason (a bug in cohort: please report it)");
-		char planarg[16], reportarg[32], faultarg[128], gen[32];
-		snprintf(planarg, sizeof(planarg), "%d", plan_fd);
-		snprintf(reportarg, sizeof(reportarg), "COHORT_REPORT=%d", c->report_fd);
-		snprintf(faultarg, sizeof(faultarg), "COHORT_FAULT=%s", c->fault ? c->fault : "");
-		snprintf(gen, sizeof(gen), "%llu", (unsigned long long)c->generation);
-		/* compressed images: the restorer opens FIFOs in image_dir (NULL: no such argument) */
-		char *args[] = { (char *)"cohort-restore", (char *)c->gen_dir, (char *)c->sock, gen, planarg,
-				 (char *)c->image_dir, NULL };
-		/* the report pipe (report.h) stays open across the exec: the restorer keeps it (init never execs) */
-		char *env[4] = { 0 }, **e = env;
-		if (c->report_fd >= 0 && fcntl(c->report_fd, F_SETFD, 0) == 0)
-			*e++ = reportarg;
-		if (c->fault)
-			*e++ = faultarg;
-		if (c->lazy) /* restart --lazy: src/restore/lazy.c (2: post-copy, lazy or fail) */
-			*e++ = (char *)(c->lazy == 2 ? "COHORT_LAZY=2" : "COHORT_LAZY=1");
-		struct spawn sp = { c, args, env };
-		/* init makes the processes whose parent is gone or is init; each restorer makes its children */
-		for (int i = 0; i < c->nprocs; i++) {
-			long p = spawn_restorer(c->procs[i].pid, &sp);
-			if (p < 0)
-				init_fail(c, CO_RS_START, "init: cannot create pid %d: %s", c->procs[i].pid, strerror((int)-p));
-			if (c->procs[i].pid == c->root_pid)
-				root = (pid_t)p;
-		}
-		/* the shared objects now belong to the processes: init keeps none (a pipe's reader must see EOF) */
-		close_all_but(c->status_fd);
+/*
+ * What init started ahead of a migration's stop (co_init_ahead) is told
+ * when the stop has come: the restart's part of struct co_init_cfg, its
+ * strings and list held here (one message of a SOCK_SEQPACKET pair), and
+ * the group's time namespace (SCM_RIGHTS).
+ */
+struct co_init_orders {
+	uint64_t generation;
+	int nprocs, root_pid, lazy, has_image_dir, has_fault;
+	char restorer[PATH_MAX], sock[PATH_MAX], gen_dir[PATH_MAX], image_dir[PATH_MAX], fault[256];
+	struct co_init_proc procs[CO_TABLE_SLOTS];
+};
+
+static int copy_str(char *to, size_t n, const char *from)
+{
+	return from && (size_t)snprintf(to, n, "%s", from) >= n ? -1 : 0;
+}
+
+int co_init_send_orders(int sock, const struct co_init_cfg *c, int timens_fd)
+{
+	static struct co_init_orders o;
+	memset(&o, 0, sizeof(o));
+	if (c->nprocs > CO_TABLE_SLOTS || copy_str(o.restorer, sizeof(o.restorer), c->restorer) ||
+	    copy_str(o.sock, sizeof(o.sock), c->sock) || copy_str(o.gen_dir, sizeof(o.gen_dir), c->gen_dir) ||
+	    copy_str(o.image_dir, sizeof(o.image_dir), c->image_dir) || copy_str(o.fault, sizeof(o.fault), c->fault))
+		return errno = ENAMETOOLONG, -1;
+	o.generation = c->generation;
+	o.nprocs = c->nprocs;
+	o.root_pid = c->root_pid;
+	o.lazy = c->lazy;
+	o.has_image_dir = c->image_dir != NULL;
+	o.has_fault = c->fault != NULL;
+	memcpy(o.procs, c->procs, sizeof(o.procs[0]) * (size_t)c->nprocs);
+	struct msghdr mh;
+	struct iovec iov;
+	char cbuf[CO_FRAME_CBUF];
+	co_frame(&mh, &iov, &o, sizeof(o), cbuf, &timens_fd, timens_fd >= 0);
+	ssize_t r;
+	while ((r = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	return r == (ssize_t)sizeof(o) ? 0 : -1;
+}
+
+static void no_fd(int fd)
+{
+	close(fd);
+}
+
+/* The orders into c, the group's time namespace entered: returns once the restart may begin. */
+static void await_orders(struct co_init_cfg *c, int sock)
+{
+	static struct co_init_orders o;
+	struct msghdr mh;
+	struct iovec iov;
+	char cbuf[CO_FRAME_CBUF];
+	co_frame(&mh, &iov, &o, sizeof(o), cbuf, NULL, 0);
+	mh.msg_control = cbuf;
+	mh.msg_controllen = sizeof(cbuf);
+	ssize_t r;
+	while ((r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	int tfd;
+	co_unframe_fds(&mh, &tfd, 1, no_fd);
+	if (r != (ssize_t)sizeof(o) || (mh.msg_flags & MSG_TRUNC) || o.nprocs < 0 || o.nprocs > CO_TABLE_SLOTS)
+		_exit(70); /* the coordinator gave up, or is gone: no restart */
+	close(sock);
+	c->generation = o.generation;
+	c->nprocs = o.nprocs;
+	c->procs = o.procs;
+	c->root_pid = o.root_pid;
+	c->lazy = o.lazy;
+	c->restorer = o.restorer;
+	c->sock = o.sock;
+	c->gen_dir = o.gen_dir;
+	c->image_dir = o.has_image_dir ? o.image_dir : NULL;
+	c->fault = o.has_fault ? o.fault : NULL;
+	/* its offsets written by the coordinator: the restorers, our children, are born in it */
+	if (tfd >= 0 && setns(tfd, CLONE_NEWTIME) < 0)
+		init_fail(c, CO_RS_START, "init: cannot enter the group's time namespace: %s", strerror(errno));
+	if (tfd >= 0)
+		close(tfd);
+}
+
+/* Each process of the image made again with its pid, and the group's shared objects with them; the root's pid. */
+static pid_t init_restore(struct co_init_cfg *c)
+{
+	pid_t root = -1;
+	char err[1024];
+	int plan_fd;
+	/* the coordinator watches the restore from here on: it must not wait for it (restore.c) */
+	close(c->ready_fd);
+	c->ready_fd = -1;
+	init_reached(c, CO_RS_SHARED);
+	if (co_shared_restore(c->gen_dir, &plan_fd, err, sizeof(err)) < 0)
+		init_fail(c, CO_RS_SHARED, "init, %s: %s", co_rstage_text(CO_RS_SHARED),
+			  err[0] ? err : "failed without a reason (a bug in cohort: please report it)");
+	char planarg[16], reportarg[32], faultarg[128], gen[32];
+	snprintf(planarg, sizeof(planarg), "%d", plan_fd);
+	snprintf(reportarg, sizeof(reportarg), "COHORT_REPORT=%d", c->report_fd);
+	snprintf(faultarg, sizeof(faultarg), "COHORT_FAULT=%s", c->fault ? c->fault : "");
+	snprintf(gen, sizeof(gen), "%llu", (unsigned long long)c->generation);
+	/* compressed images: the restorer opens FIFOs in image_dir (NULL: no such argument) */
+	char *args[] = { (char *)"cohort-restore", (char *)c->gen_dir, (char *)c->sock, gen, planarg,
+			 (char *)c->image_dir, NULL };
+	/* the report pipe (report.h) stays open across the exec: the restorer keeps it (init never execs) */
+	char *env[4] = { 0 }, **e = env;
+	if (c->report_fd >= 0 && fcntl(c->report_fd, F_SETFD, 0) == 0)
+		*e++ = reportarg;
+	if (c->fault)
+		*e++ = faultarg;
+	if (c->lazy) /* restart --lazy: src/restore/lazy.c (2: post-copy, lazy or fail) */
+		*e++ = (char *)(c->lazy == 2 ? "COHORT_LAZY=2" : "COHORT_LAZY=1");
+	struct spawn sp = { c, args, env };
+	/* init makes the processes whose parent is gone or is init; each restorer makes its children */
+	for (int i = 0; i < c->nprocs; i++) {
+		long p = spawn_restorer(c->procs[i].pid, &sp);
+		if (p < 0)
+			init_fail(c, CO_RS_START, "init: cannot create pid %d: %s", c->procs[i].pid, strerror((int)-p));
+		if (c->procs[i].pid == c->root_pid)
+			root = (pid_t)p;
 	}
+	/* the shared objects now belong to the processes: init keeps none (a pipe's reader must see EOF) */
+	close_all_but(&c->status_fd, 1);
+	return root;
+}
+
+/* Reap every process of the namespace; the root's end is the group's. */
+static __attribute__((noreturn)) void init_reap(struct co_init_cfg *c, pid_t root)
+{
 	if (root < 0) {
 		co_warn("cannot start the group: %s", strerror(errno));
 		_exit(70);
@@ -299,4 +390,35 @@ int co_init_main(struct co_init_cfg *c)
 			_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 		}
 	}
+}
+
+int co_init_main(struct co_init_cfg *c)
+{
+	init_setup(c);
+	if (!c->argv)
+		init_reap(c, init_restore(c));
+	pid_t root = fork();
+	if (root == 0) {
+		give_caller_signals(c);
+		execvpe(c->argv[0], c->argv, c->envp);
+		fprintf(stderr, "cohort: cannot start %s: %s\n", c->argv[0], strerror(errno));
+		_exit(127);
+	}
+	init_reap(c, root);
+}
+
+int co_init_ahead(struct co_init_cfg *c, int orders)
+{
+	/* the target's descriptors (its connection to the source above all) are not ours to hold */
+	int keep[4] = { c->ready_fd, c->status_fd, c->report_fd, orders };
+	for (int i = 1; i < 4; i++) /* ascending, for close_all_but */
+		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	close_all_but(keep, 4);
+	init_setup(c);
+	await_orders(c, orders);
+	init_reap(c, init_restore(c));
 }

@@ -552,13 +552,55 @@ static int mark_eager(const struct co_pindex *x, const uint64_t *ranges, int n, 
 	return add_span(&t->eager, &t->neager, &t->cap_eager, from, x->n);
 }
 
+/* The top layer read ahead into L (co_pindex_read_top): its image, and its streams. */
+static struct {
+	int on;
+	char path[PATH_MAX];
+	uint32_t streams;
+} top_read;
+
+int co_pindex_read_top(struct co_pindex *x, const char *path, const struct co_bind *bind, char *err, size_t errlen)
+{
+	top_read.on = 0;
+	if ((size_t)snprintf(top_read.path, sizeof(top_read.path), "%s", path) >= sizeof(top_read.path))
+		return co_err(err, errlen, "%s: path too long", path);
+	if (read_layer(x, path, bind, NULL, 0, &top_read.streams, err, errlen))
+		return -1;
+	top_read.on = 1;
+	return 0;
+}
+
+/* L, read with every page (co_pindex_read_top), as read_layer would have read it within the ranges. */
+static int keep_in(const uint64_t *ranges, int nranges)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < L.n; i++) {
+		if (ranges && !co_pindex_in(ranges, nranges, L.at[i]))
+			continue;
+		L.at[n] = L.at[i];
+		L.off[n] = L.off[i];
+		L.rec[n++] = L.rec[i];
+	}
+	L.n = n;
+	for (uint32_t i = 0; i < n; i++)
+		L.ord[i] = i;
+	return co_pindex_sort(L.ord, n, L.at);
+}
+
 int co_pindex_fold_top(struct co_pindex *x, const char *path, const struct co_bind *bind, const uint64_t *ranges,
 		       int nranges, struct co_pindex_top *t, char *err, size_t errlen)
 {
 	uint32_t streams;
 	t->ndrop = t->neager = 0;
-	if (read_layer(x, path, bind, ranges, nranges, &streams, err, errlen) ||
-	    mark_dropped(x, x->nl ? x->l[x->nl - 1].path : path, t, err, errlen))
+	if (top_read.on && !strcmp(top_read.path, path)) {
+		top_read.on = 0;
+		streams = top_read.streams;
+		if (keep_in(ranges, nranges))
+			return co_err(err, errlen, "out of memory for the page index");
+	} else if (read_layer(x, path, bind, ranges, nranges, &streams, err, errlen)) {
+		return -1;
+	}
+	if (mark_dropped(x, x->nl ? x->l[x->nl - 1].path : path, t, err, errlen))
 		return -1;
 	if (mark_eager(x, ranges, nranges, t))
 		return co_err(err, errlen, "out of memory for the page index");

@@ -84,6 +84,13 @@ struct co_pindex_top {
 };
 int co_pindex_fold_top(struct co_pindex *x, const char *path, const struct co_bind *bind, const uint64_t *ranges,
 		       int nranges, struct co_pindex_top *t, char *err, size_t errlen);
+/*
+ * Read the image at path, the top layer to come, before its lazy regions
+ * are known (a spare filler waiting for its hand-over, coord/lazy.c):
+ * every page it holds.  co_pindex_fold_top of the same path then only
+ * leaves out those outside its ranges.  0, or -1 with err.
+ */
+int co_pindex_read_top(struct co_pindex *x, const char *path, const struct co_bind *bind, char *err, size_t errlen);
 /* Lay x out in the fill's order (above); 0, or -1 out of memory. */
 int co_pindex_layout(struct co_pindex *x);
 /* Room in roff and rat for more entries after the n laid out; 0 or -1. */

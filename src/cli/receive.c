@@ -566,6 +566,7 @@ int co_cmd_receive(const struct co_receive_opts *o)
 	accept_one();
 	check_hello();
 	atexit(at_exit);
+	co_init_start_ahead(); /* while the receiver is small, and long before the stop */
 	receive_all();
 	static struct co_run_opts r;
 	r.name = R.name;

@@ -22,6 +22,11 @@
 #                      but not yet running (COHORT_CRASH=ready): each time
 #                      the group runs on at the source and finishes right,
 #                      never runs at B, and B keeps no generation
+#   migrate_init_ahead the target starts the group's init when the source
+#                      has proved the token, before the stop (coord/setup.c):
+#                      a receiver killed mid-rounds takes it along; one that
+#                      died before the stop is replaced by an init started
+#                      then, and the group moves and finishes right
 #   migrate_ckpt       a migrated group checkpointed on the target (an
 #                      incremental on the chain the rounds brought, --kill)
 #                      and restarted there finishes right
@@ -157,6 +162,55 @@ t_migrate_cut() {
 	: >"$TT/go.2"
 	bg_wait run0
 	final_check 0 "$RC" run0 run0
+}
+
+# init_ahead TAG: INIT, the pid of the init receive TAG started ahead (its child cohort-init), once there
+# (TAG.pid is timeout's, whose child is receive)
+init_ahead() {
+	local tpid
+	tpid=$(cat "$TD/$1.pid")
+	INIT=
+	wait_for "$1: no init started ahead" eval 'INIT=$(pgrep -x -P "$(pgrep -P "$tpid" | head -n 1)" cohort-init)'
+}
+
+# ended PID: PID is gone, or a zombie
+ended() { [ ! -e "/proc/$1" ] || [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]; }
+
+t_migrate_init_ahead() {
+	mig_hosts
+	mig_run run0
+	# migrate waits after each round until told (COHORT_CRASH=round:FILE):
+	# the receiver is killed meanwhile, and its init ahead ends with it
+	mig_receive recvB B
+	host A
+	bg_start cut "${ON[@]}" env COHORT_CRASH="round:$TD/cut.go" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" \
+		--to "$TO" --token-file "$TD/token"
+	init_ahead recvB
+	{
+		kill -KILL "$(pgrep -P "$(cat "$TD/recvB.pid")")"
+		bg_wait recvB
+	} 2>/dev/null
+	wait_for "init $INIT started ahead outlived its receiver" ended "$INIT"
+	: >"$TD/cut.go"
+	bg_wait cut
+	mig_failed cut "the group runs on here"
+	no_generation B
+	# the init started ahead dies before the stop: the restart starts its own
+	mig_receive recvB2 B
+	host A
+	bg_start mig "${ON[@]}" env COHORT_CRASH="round:$TD/mig.go" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" \
+		--to "$TO" --token-file "$TD/token"
+	init_ahead recvB2
+	kill -KILL "$INIT"
+	wait_for "init $INIT killed" ended "$INIT"
+	: >"$TD/mig.go"
+	bg_wait mig
+	mig_ok mig
+	migrated run0 "$TO"
+	: >"$TT/go.1"
+	: >"$TT/go.2"
+	bg_wait recvB2
+	final_check 0 "$RC" recvB2 run0 recvB2
 }
 
 t_migrate_ckpt() {

@@ -231,6 +231,7 @@ static void __attribute__((noreturn)) spare_wait(int sock, pid_t coordinator, in
 	syscall(SYS_close_range, 3, 4, 0);
 	syscall(SYS_close_range, 6, k - 1, 0);
 	syscall(SYS_close_range, k + 1, ~0U, 0);
+	co_filler_early(layers, nl, procs[idx].pid);
 	static struct co_msgbuf mb;
 	static uint64_t ranges[CO_LAZY_MAX_RANGES * 2];
 	int uffd = -1;
