@@ -329,10 +329,12 @@ one() {
     rc=$?
     local t1=$EPOCHREALTIME
     ((rc == 0)) || die "cohort migrate: status $rc: $(head -n 1 "$json.err")"
+    # the program runs on at B for AFTER s after the switch (migrate returns once it runs);
+    # nothing of ours runs meanwhile (a poll's grep and sed every 20 ms took CPU from
+    # the program's first steps at B), and the run at A has ended long before
+    sleep "$AFTER.3"
     wait_line "$run.log" '__exit.*' 1 60 >/dev/null || die "cohort run did not end after the migration"
     grep -q "migrated to $TO" "$run.err" || die "cohort run: $(head -n 1 "$run.err")"
-    # the program runs on at B for AFTER s after the switch (migrate returns once it runs)
-    sleep "$AFTER.3"
     on B "$COHORT" kill "$NAME" --signal TERM >/dev/null 2>&1 || die "the group does not run on B: $(head -n 1 "$recv.err")"
     wait_line "$recv.log" '__exit.*' 1 60 >/dev/null || die "cohort receive did not end"
     wait "${PIPES[@]}"
