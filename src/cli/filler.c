@@ -176,10 +176,9 @@ static void open_slot(int slot, const char *image, int k)
 }
 
 /*
- * The chain's index, oldest image first: the layers below the restored
- * one as a migration's target built them ahead (the receiver we were
- * forked from), or folded here; the restored image's own pages (of lazy
- * regions only) last, into *t.
+ * The chain's index below the restored image, oldest image first: as a
+ * migration's target built it ahead (the receiver we were forked from),
+ * or folded here.  NULL with err when it cannot be.
  */
 static struct co_pindex *index_below(const struct co_filler_layer *layers, int nl, int pid, char *err,
 				     size_t errlen)
@@ -231,6 +230,7 @@ void co_filler_early(const struct co_filler_layer *layers, int nl, int pid)
 		co_trace("filler of pid %d: layer 0 read ahead", pid);
 }
 
+/* The chain's index (index_below), done early or now; the restored image's own pages (of lazy regions only) into *t. */
 static struct co_pindex *build_index(struct co_pindex_top *t)
 {
 	char err[1024];
