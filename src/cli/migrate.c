@@ -96,24 +96,36 @@ static void fail(const char *fmt, ...)
 	va_end(ap);
 	co_progress_end(&M.pr);
 	int resumed = 0, held = M.held;
-	if (M.held) { /* first: the group waits for nothing else */
-		static struct co_msgbuf mb;
-		/* it resumes the group even if it never reads this: our connection's end says the same */
-		resumed = !co_send(M.coord, CO_M_HOLD_RESUME, 0, 0, 0, NULL, -1) && !co_recv(M.coord, &mb, NULL) &&
-			  mb.m.type == CO_M_REPLY && mb.m.a == 0;
-	}
+	static char coord_said[CO_MSG_TEXT];
+	/*
+	 * The target first (one message, not waited for): it ends the group
+	 * restored there, and with it the file locks the coordinator here
+	 * takes back before the group runs on (coord/hold_locks.c).
+	 */
 	if (M.connected) {
 		char said[2100];
 		snprintf(said, sizeof(said), "the source gave up: %s", why);
 		co_wire_send(&M.w, CO_W_ABORT, 0, 0, said);
-		co_wire_hang_up(&M.w);
 	}
+	if (M.held) {
+		static struct co_msgbuf mb;
+		/* it resumes the group even if it never reads this: our connection's end says the same */
+		resumed = !co_send(M.coord, CO_M_HOLD_RESUME, 0, 0, 0, NULL, -1) && !co_recv(M.coord, &mb, NULL) &&
+			  mb.m.type == CO_M_REPLY && mb.m.a == 0;
+		if (!resumed && mb.m.type == CO_M_REPLY && mb.m.a)
+			snprintf(coord_said, sizeof(coord_said), "; %s", mb.text);
+	}
+	if (M.connected)
+		co_wire_hang_up(&M.w);
 	/* the rounds' generations are the group's own, committed here like any other */
 	if (M.taken && M.coord >= 0)
 		snprintf(kept, sizeof(kept), " (the generation%s it took, up to %llu, stay%s here)", M.taken == 1 ? "" : "s",
 			 (unsigned long long)M.gen, M.taken == 1 ? "s" : "");
 	co_die("migration of '%s' to %s failed: %s%s%s", M.o->name, M.o->to, why,
-	       resumed || (!held && M.coord >= 0) ? "; the group runs on here" : held ? "; the group resumes here" : "",
+	       resumed || (!held && M.coord >= 0) ? "; the group runs on here"
+	       : coord_said[0]			   ? coord_said
+	       : held				   ? "; the group resumes here"
+						   : "",
 	       kept);
 }
 

@@ -203,12 +203,15 @@ t_migrate_real_repl() {
 }
 
 # flock(1) running a job under a lock, as cron jobs do, the lock file on the
-# filesystem both hosts share (as over NFS).  Not passing yet, so a group
-# test (COHORT_GROUP_TESTS=1): the target takes the group's file locks back
-# during its restore, while the group at the source, parked but alive until
-# the switch, still holds them; the restore fails there (EAGAIN: "another
-# process holds the file locked") and the group runs on at the source.
-GROUP_TESTS+=(migrate_real_flock)
+# filesystem both hosts share (as over NFS): the stop lets go of the
+# group's flock at the source for the target to take (coord/hold_locks.c).
+#  - A migration whose restore fails at the target (COHORT_FAULT): the
+#    source takes the lock back before the group runs on; flock -n from
+#    outside finds it held there.
+#  - A -> B: at B the group holds it (flock -n fails), and it finishes right.
+#  - Another process takes the lock while the target's restore hangs: the
+#    migration fails, and the group at the source, which cannot have its
+#    lock back, ends saying so, naming the file; its generation is kept.
 TEST_TIMEOUTS[migrate_real_flock]=120
 t_migrate_real_flock() {
 	local TMO=60
@@ -217,9 +220,44 @@ t_migrate_real_flock() {
 	MIG_ARGV=(/bin/bash -c 'exec flock "$COHORT_TEST_TMP/lock" /bin/bash -c "$0"' "$MIG_PROG")
 	mig_hosts
 	mig_run run0
-	real_migrate A B mig1 run0 recvB
+	flock -n "$TT/lock" true && fail "the group does not hold its lock at A"
+	mig_receive recvB B COHORT_FAULT=fail:memory
+	mig_go A fault
+	mig_failed fault "the group runs on here"
+	bg_wait recvB
+	flock -n "$TT/lock" true && fail "after the failed migration the group at A does not hold its lock again"
+	real_migrate A B mig1 run0 recvB2
+	flock -n "$TT/lock" true && fail "the group does not hold its lock at B"
 	: >"$TT/go.1"
 	: >"$TT/go.2"
-	bg_wait recvB
-	final_check 0 "$RC" recvB run0 recvB
+	bg_wait recvB2
+	final_check 0 "$RC" recvB2 run0 recvB2
+	flock -n "$TT/lock" true || fail "the lock is still held after the group ended"
+	# the lock taken by another process while the target's restore hangs
+	rm -f "$TT/go.1" "$TT/go.2"
+	GNAME=$GNAME-2
+	host A
+	bg_start run2 "${ON[@]}" env COHORT_LOCK_RETAKE_MS=300 "$COHORT" run --name "$GNAME" --images "$IMG/A" -- \
+		"${MIG_ARGV[@]}"
+	wait_lines 10 run2
+	mig_receive recvB3 B COHORT_FAULT=hang:memory
+	host A
+	bg_start lost "${ON[@]}" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" --to "$TO" --token-file "$TD/token"
+	wait_for "the source let go of the lock for the target" flock -n "$TT/lock" true
+	flock "$TT/lock" sleep 600 &
+	local holder=$!
+	wait_for "another process holds the lock" eval '! flock -n "$TT/lock" true'
+	kill -KILL "$(pgrep -P "$(cat "$TD/recvB3.pid")" | head -n 1)"
+	{ bg_wait recvB3; } 2>/dev/null
+	bg_wait lost
+	[ "$RC" = 1 ] || fail "lost: status $RC, expected 1: $(first_line "$TD/lost.err")"
+	grep -q "its flock lock on $TT/lock was taken by another process while it migrated" "$TD/lost.err" ||
+		fail "lost: $(first_line "$TD/lost.err")"
+	bg_wait run2
+	[ "$RC" != 0 ] || fail "run2: status 0, but its group could not have its lock back"
+	grep -q "^cohort: the group '$GNAME' ended: pid [0-9]*, fd [0-9]*: its flock lock on $TT/lock was taken" \
+		"$TD/run2.err" || fail "run2: $(first_line "$TD/run2.err")"
+	grep -q "generation [0-9]* holds it as it was" "$TD/run2.err" || fail "run2: no generation named: $(first_line "$TD/run2.err")"
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null || : # (killed: its status is not the test's)
 }

@@ -837,6 +837,32 @@ static void ckpt_reply(struct ckpt *k)
 }
 
 /*
+ * A migration that failed, whose group cannot run on here: a file lock it
+ * held was let go for the target (hold_locks.c) and somebody else has it
+ * now.  Running on, the program would believe it holds it: the group
+ * ends instead, and says so; its generation is kept, to restart from
+ * once the lock is free (as a restart, it takes the lock back or refuses).
+ */
+static void ckpt_locks_lost(struct ckpt *k, int client_waits, const char *why)
+{
+	char line[1600];
+	snprintf(line, sizeof(line), "the group '%s' ended: %s; generation %llu holds it as it was ('cohort restart "
+		 "%s' once the lock is free)", G.name, why, (unsigned long long)k->gen, G.name);
+	if (k->behind) /* never committed: nothing holds it */
+		snprintf(line, sizeof(line), "the group '%s' ended: %s", G.name, why);
+	fprintf(stderr, "cohort: %s\n", line);
+	if (client_waits)
+		reply(k->cfd, 1, "%s", line);
+	end_parked_group(); /* the run (or restart) ends with it, 137: the line above says why */
+	k->t_release = k->t_done;
+	if (k->behind) {
+		co_shared_settle(1);
+		co_remove_tree(k->tmp);
+	}
+	release_merges(k->gdir);
+}
+
+/*
  * A migration's checkpoint (CO_CKPT_HOLD) is committed and the group is
  * still parked: its client now streams the generation to the target and
  * says how it went.  HOLD_END: the group runs there now and ends here
@@ -856,6 +882,7 @@ static void ckpt_hold(struct ckpt *k)
 	if (r && mb.m.type == CO_M_HOLD_END) {
 		snprintf(G.migrated_to, sizeof(G.migrated_to), "%s", mb.text);
 		co_trace("hold: HOLD_END");
+		hold_locks_forget(); /* the target has them */
 		if (k->behind) { /* its page data written, then committed (hold.c), and only then ended */
 			if (!hold_behind(k->cfd, k->tmp, k->gdir, k->gen))
 				ckpt_committed(k);
@@ -874,6 +901,11 @@ static void ckpt_hold(struct ckpt *k)
 		await_parked_group();
 		co_trace("hold: the group is gone");
 		release_merges(k->gdir);
+		return;
+	}
+	char err[1200];
+	if (hold_locks_retake(err, sizeof(err)) < 0) {
+		ckpt_locks_lost(k, r && mb.m.type == CO_M_HOLD_RESUME, err);
 		return;
 	}
 	broadcast(CO_M_RELEASE, (int64_t)k->gen, NULL);
@@ -932,6 +964,8 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 		ckpt_abort(&k);
 	} else {
 		co_trace("checkpoint %llu: committed", (unsigned long long)k.gen);
+		if (k.hold) /* before the client sends a byte of it: the target takes them back (hold_locks.c) */
+			hold_locks_drop();
 		ckpt_reply(&k);
 		if (k.hold)
 			ckpt_hold(&k);

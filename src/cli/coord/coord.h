@@ -232,6 +232,10 @@ void why_absent(int host, int pid, int registered, char *err, size_t errlen);
 void pump(int timeout_ms, uint64_t gen);
 int pump_or(int timeout_ms, uint64_t gen, int fd);
 void hold_wait(int cfd);
+/* hold_locks.c: a migration's stop lets go of the group's flock and OFD locks for the target */
+void hold_locks_drop(void);
+int hold_locks_retake(char *err, size_t errlen);
+void hold_locks_forget(void);
 int settle(char *err, size_t errlen);
 int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen, int reset);
 int barrier(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t errlen);
