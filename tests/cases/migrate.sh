@@ -176,16 +176,22 @@ init_ahead() {
 # ended PID: PID is gone, or a zombie
 ended() { [ ! -e "/proc/$1" ] || [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]; }
 
+# ahead_migration RECV TAG: receive RECV on B, and migrate TAG from A waiting
+# after each round (COHORT_CRASH=round:FILE) until TD/TAG.go exists; INIT: the
+# init RECV started ahead
+ahead_migration() {
+	mig_receive "$1" B
+	host A
+	bg_start "$2" "${ON[@]}" env COHORT_CRASH="round:$TD/$2.go" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" \
+		--to "$TO" --token-file "$TD/token"
+	init_ahead "$1"
+}
+
 t_migrate_init_ahead() {
 	mig_hosts
 	mig_run run0
-	# migrate waits after each round until told (COHORT_CRASH=round:FILE):
-	# the receiver is killed meanwhile, and its init ahead ends with it
-	mig_receive recvB B
-	host A
-	bg_start cut "${ON[@]}" env COHORT_CRASH="round:$TD/cut.go" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" \
-		--to "$TO" --token-file "$TD/token"
-	init_ahead recvB
+	# the receiver is killed while migrate waits, and its init ahead ends with it
+	ahead_migration recvB cut
 	{
 		kill -KILL "$(pgrep -P "$(cat "$TD/recvB.pid")")"
 		bg_wait recvB
@@ -196,11 +202,7 @@ t_migrate_init_ahead() {
 	mig_failed cut "the group runs on here"
 	no_generation B
 	# the init started ahead dies before the stop: the restart starts its own
-	mig_receive recvB2 B
-	host A
-	bg_start mig "${ON[@]}" env COHORT_CRASH="round:$TD/mig.go" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" \
-		--to "$TO" --token-file "$TD/token"
-	init_ahead recvB2
+	ahead_migration recvB2 mig
 	kill -KILL "$INIT"
 	wait_for "init $INIT killed" ended "$INIT"
 	: >"$TD/mig.go"
