@@ -238,6 +238,13 @@ int co_fanotify_next(const char **p, struct co_fanotify_line *l);
 int co_thread_waiting_in(const char *fn);
 /* The same among the threads of process pid (tid 0), or of thread tid of pid only. */
 int co_task_waiting_in(int pid, int tid, const char *fn);
+/*
+ * The pids /proc/locks gives its flock and OFD locks (not the waiters), as
+ * this /proc's namespace sees them; an OFD lock's is -1 (no process owns
+ * it).  Up to max into pids: how many (max when there may be more), or
+ * -errno.
+ */
+int co_proc_flock_pids(int *pids, int max);
 /* The inode of process pid's namespace of kind ("mnt", ...): /proc/PID/ns/KIND; 0 when it cannot be seen. */
 uint64_t co_ns_inode(int pid, const char *kind);
 /* The mount point of mount mnt_id as process pid sees it (/proc/PID/mountinfo): 0, or -ENOENT. */

@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,12 +88,38 @@ static int drop_fd(int fd, void *arg)
 	return 0;
 }
 
+/*
+ * Whose descriptors to look through: /proc/locks first, so that a stop
+ * reads each descriptor's fdinfo (a process may have thousands) only
+ * where a member has taken a flock.  An OFD lock names no process (-1),
+ * and a flock names the process that took it, which may have handed its
+ * descriptor on and ended (a member's parent, say), or be this one (a
+ * lock taken back after a migration that failed): then every member is
+ * looked at.  (A flock named by a live process outside the group, whose
+ * descriptor a member shares, is missed: the target then refuses the
+ * migration, naming the lock.)
+ */
+static int worth_looking(int host_pid, const int *pids, int n)
+{
+	if (n < 0 || n == MAX_HELD)
+		return 1;
+	for (int k = 0; k < n; k++)
+		if (pids[k] == host_pid || pids[k] < 0 || pids[k] == getpid() /* taken back by us: hold_locks_retake */ ||
+		    (member_of(pids[k]) < 0 && kill(pids[k], 0) < 0 && errno == ESRCH))
+			return 1;
+	return 0;
+}
+
 void hold_locks_drop(void)
 {
+	static int pids[MAX_HELD];
+	int np = co_proc_flock_pids(pids, MAX_HELD);
 	nheld = 0;
+	if (np == 0)
+		return;
 	for (int i = 0; i < G.nc; i++) {
 		const struct conn *c = &G.c[i];
-		if (c->kind != C_MEMBER || c->pidfd < 0 || c->host_pid <= 0)
+		if (c->kind != C_MEMBER || c->pidfd < 0 || c->host_pid <= 0 || !worth_looking(c->host_pid, pids, np))
 			continue;
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/fdinfo", c->host_pid);
