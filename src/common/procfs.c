@@ -237,6 +237,11 @@ static int odd_creds(int tid, void *arg)
 		       : 0;
 }
 
+int co_each_fd(int pid, int (*fn)(int fd, void *arg), void *arg)
+{
+	return each_entry(pid, "fd", fn, arg);
+}
+
 int co_thread_odd_creds(int host)
 {
 	struct odd_creds a = { .host = host };
@@ -446,81 +451,6 @@ int co_task_waiting_in(int pid, int tid, const char *fn)
 {
 	struct waiting w = { fn, pid };
 	return tid ? thread_waits(tid, &w) : process_waits(pid, &w);
-}
-
-/* The next space-separated token of line [*p, eol): its start, *p past it; NULL at the end. */
-static const char *token(const char **p, const char *eol, size_t *len)
-{
-	const char *q = *p;
-	while (q < eol && (*q == ' ' || *q == '\t'))
-		q++;
-	const char *t = q;
-	while (q < eol && *q != ' ' && *q != '\t')
-		q++;
-	*p = q;
-	*len = (size_t)(q - t);
-	return *len ? t : NULL;
-}
-
-/* One line of /proc/locks, "N: FLOCK  ADVISORY  WRITE PID DEV:INO START END": its pid into *pid; 1 a flock or OFD lock. */
-static int flock_line(const char *p, const char *eol, int *pid)
-{
-	size_t n;
-	const char *t = token(&p, eol, &n); /* "N:" */
-	if (!t || !(t = token(&p, eol, &n)))
-		return 0;
-	int ofd = n == 6 && !co_memcmp(t, "OFDLCK", 6);
-	if (!ofd && !(n == 5 && !co_memcmp(t, "FLOCK", 5))) /* POSIX, LEASE, DELEG, or "->" (a waiter) */
-		return 0;
-	token(&p, eol, &n); /* ADVISORY */
-	token(&p, eol, &n); /* READ or WRITE */
-	if (!(t = token(&p, eol, &n)))
-		return 0;
-	*pid = t[0] == '-' ? -1 : (int)co_strtoul(t, 0, 10);
-	return 1;
-}
-
-int co_proc_flock_pids(int *pids, int max)
-{
-	char buf[4096]; /* a line is under 100 bytes */
-	int fd = (int)co_open("/proc/locks", O_RDONLY | O_CLOEXEC, 0), n = 0;
-	if (fd < 0)
-		return fd;
-	size_t have = 0;
-	for (;;) {
-		long got = co_read(fd, buf + have, sizeof(buf) - have);
-		if (got < 0) {
-			co_close(fd);
-			return (int)got;
-		}
-		have += (size_t)got;
-		size_t done = 0;
-		for (;;) {
-			const char *eol = buf + done;
-			while (eol < buf + have && *eol != '\n')
-				eol++;
-			if (eol == buf + have && got > 0)
-				break; /* the rest of the line is still to come */
-			int pid;
-			if (eol > buf + done && flock_line(buf + done, eol, &pid)) {
-				if (n == max) {
-					co_close(fd);
-					return max;
-				}
-				pids[n++] = pid;
-			}
-			done = (size_t)(eol - buf) + (eol < buf + have);
-			if (done >= have)
-				break;
-		}
-		for (size_t i = done; i < have; i++) /* the line begun, to the front */
-			buf[i - done] = buf[i];
-		have -= done;
-		if (got == 0 || have == sizeof(buf)) /* the end, or a line longer than the buffer: stop */
-			break;
-	}
-	co_close(fd);
-	return n;
 }
 
 int co_thread_waiting_in(const char *fn)

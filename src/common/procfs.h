@@ -238,6 +238,8 @@ int co_fanotify_next(const char **p, struct co_fanotify_line *l);
 int co_thread_waiting_in(const char *fn);
 /* The same among the threads of process pid (tid 0), or of thread tid of pid only. */
 int co_task_waiting_in(int pid, int tid, const char *fn);
+/* fn(fd, arg) for each descriptor of process pid until one answers non-zero: that answer, 0, or -errno */
+int co_each_fd(int pid, int (*fn)(int fd, void *arg), void *arg);
 /*
  * The pids /proc/locks gives its flock and OFD locks (not the waiters), as
  * this /proc's namespace sees them; an OFD lock's is -1 (no process owns

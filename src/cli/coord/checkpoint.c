@@ -840,26 +840,22 @@ static void ckpt_reply(struct ckpt *k)
  * A migration that failed, whose group cannot run on here: a file lock it
  * held was let go for the target (hold_locks.c) and somebody else has it
  * now.  Running on, the program would believe it holds it: the group
- * ends instead, and says so; its generation is kept, to restart from
- * once the lock is free (as a restart, it takes the lock back or refuses).
+ * ends instead (the run or restart with it), and says so; its generation
+ * is kept, to restart from once the lock is free (as a restart, it takes
+ * the lock back or refuses).
  */
 static void ckpt_locks_lost(struct ckpt *k, int client_waits, const char *why)
 {
 	char line[1600];
-	snprintf(line, sizeof(line), "the group '%s' ended: %s; generation %llu holds it as it was ('cohort restart "
-		 "%s' once the lock is free)", G.name, why, (unsigned long long)k->gen, G.name);
 	if (k->behind) /* never committed: nothing holds it */
 		snprintf(line, sizeof(line), "the group '%s' ended: %s", G.name, why);
+	else
+		snprintf(line, sizeof(line), "the group '%s' ended: %s; generation %llu holds it as it was ('cohort "
+			 "restart %s' once the lock is free)", G.name, why, (unsigned long long)k->gen, G.name);
 	fprintf(stderr, "cohort: %s\n", line);
 	if (client_waits)
 		reply(k->cfd, 1, "%s", line);
-	end_parked_group(); /* the run (or restart) ends with it, 137: the line above says why */
-	k->t_release = k->t_done;
-	if (k->behind) {
-		co_shared_settle(1);
-		co_remove_tree(k->tmp);
-	}
-	release_merges(k->gdir);
+	end_parked_group();
 }
 
 /*
@@ -903,18 +899,20 @@ static void ckpt_hold(struct ckpt *k)
 		release_merges(k->gdir);
 		return;
 	}
+	int resume = r && mb.m.type == CO_M_HOLD_RESUME;
 	char err[1200];
-	if (hold_locks_retake(err, sizeof(err)) < 0) {
-		ckpt_locks_lost(k, r && mb.m.type == CO_M_HOLD_RESUME, err);
-		return;
+	int lost = hold_locks_retake(err, sizeof(err)) < 0;
+	if (lost) {
+		ckpt_locks_lost(k, resume, err);
+	} else {
+		broadcast(CO_M_RELEASE, (int64_t)k->gen, NULL);
+		end_sessions();
 	}
-	broadcast(CO_M_RELEASE, (int64_t)k->gen, NULL);
-	end_sessions();
 	if (k->behind) { /* never committed: as a checkpoint that failed */
 		co_shared_settle(1);
 		co_remove_tree(k->tmp);
 	}
-	if (r && mb.m.type == CO_M_HOLD_RESUME)
+	if (resume && !lost)
 		reply(k->cfd, 0, "group '%s' runs on", G.name);
 	release_merges(k->gdir);
 }

@@ -97,15 +97,23 @@ static int drop_fd(int fd, void *arg)
  * lock taken back after a migration that failed): then every member is
  * looked at.  (A flock named by a live process outside the group, whose
  * descriptor a member shares, is missed: the target then refuses the
- * migration, naming the lock.)
+ * migration, naming the lock.)  1 every member, else 0: those pids names.
  */
-static int worth_looking(int host_pid, const int *pids, int n)
+static int every_member(const int *pids, int n)
 {
 	if (n < 0 || n == MAX_HELD)
 		return 1;
 	for (int k = 0; k < n; k++)
-		if (pids[k] == host_pid || pids[k] < 0 || pids[k] == getpid() /* taken back by us: hold_locks_retake */ ||
+		if (pids[k] < 0 || pids[k] == getpid() /* taken back by us: hold_locks_retake */ ||
 		    (member_of(pids[k]) < 0 && kill(pids[k], 0) < 0 && errno == ESRCH))
+			return 1;
+	return 0;
+}
+
+static int named(int host_pid, const int *pids, int n)
+{
+	for (int k = 0; k < n; k++)
+		if (pids[k] == host_pid)
 			return 1;
 	return 0;
 }
@@ -117,18 +125,13 @@ void hold_locks_drop(void)
 	nheld = 0;
 	if (np == 0)
 		return;
+	int all = every_member(pids, np);
 	for (int i = 0; i < G.nc; i++) {
 		const struct conn *c = &G.c[i];
-		if (c->kind != C_MEMBER || c->pidfd < 0 || c->host_pid <= 0 || !worth_looking(c->host_pid, pids, np))
-			continue;
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/fdinfo", c->host_pid);
-		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0)
+		if (c->kind != C_MEMBER || c->pidfd < 0 || c->host_pid <= 0 || !(all || named(c->host_pid, pids, np)))
 			continue;
 		struct each_fd a = { c, 0 };
-		co_dir_each(dfd, drop_fd, &a);
-		close(dfd);
+		co_each_fd(c->host_pid, drop_fd, &a);
 		if (a.stop)
 			break;
 	}
