@@ -5,7 +5,10 @@
 # loop starts and ends hundreds of processes (births, execs and exits meet
 # every phase of the checkpoint).  Every one must commit; the last one ends
 # the group (--kill) and the restart must print the rest of the straight run.
-t_ckpt_storm() { storm shell_loop 4 200; }
+# (it ends at the fourth second, or at iteration 100, whichever comes first:
+# 200 iterations take 1.6 s on a fast machine, and the restart must have
+# some left to print)
+t_ckpt_storm() { STORM_UNTIL="iteration 100 " storm shell_loop 4 200; }
 # the same storm over fd_churn: close(0)/open and dup2 in a tight loop, which
 # a descriptor the agent made while the program runs would disturb
 t_fd_churn() { storm fd_churn 2; }
@@ -17,8 +20,10 @@ t_fd_churn() { storm fd_churn 2; }
 t_precopy_churn() {
 	# (at least 4 checkpoints: one second on a busy machine held one, whose
 	# pre-copy the churn can make fail, and the test had none to look at)
-	# (600 iterations, ~4 s on this machine: the end gate keeps the group for the rest of the storm)
-	STORM_MIN=4 STORM_CHECK=group_status storm precopy_churn 1 600
+	# (1200 iterations, 3.3 s straight on a fast machine; the storm ends at
+	# the program's "halfway" line once it has its 4, so that the restart has
+	# the other half to run)
+	STORM_MIN=4 STORM_UNTIL=halfway STORM_CHECK=group_status storm precopy_churn 1 1200
 	local tracking
 	tracking=$(json_fields "$TD/status.json" tracking) || fail "cohort status --json: not JSON"
 	[ "$tracking" = uffd-wp ] || { note "tracking $tracking: no pre-copy expected"; return 0; }
@@ -48,6 +53,9 @@ t_precopy_churn() {
 # would only slow it.  The program under cohort waits at its end (the end
 # gate, tests/progs/common.h) until the storm is over, however slow the
 # machine: the storm never finds it gone, and its steps can be few.
+# STORM_UNTIL: a line of the program's output (its start) that also ends
+# the storm, so that on a fast machine the last checkpoint still comes
+# before the program's end, and the restart has something left to print.
 storm() {
 	local p=$1 secs=$2
 	shift 2
@@ -64,7 +72,12 @@ storm() {
 		bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "the group ended during the storm (status $RC), after $gen checkpoints: $(first_line "$TD/run0.err")"; }
 		ckpt_or_fail "checkpoint $((gen + 1)) of the storm" "$GNAME" $((gen + 1))
 		gen=$((gen + 1))
+		[ -n "${STORM_UNTIL:-}" ] && [ "$gen" -ge "${STORM_MIN:-0}" ] &&
+			grep -q "^$STORM_UNTIL" "$TD/run0.out" && break
 	done
+	# at its end gate already: the restart would have nothing to show
+	[ ! -e "$COHORT_TEST_TMP/at-end" ] ||
+		fail "the program reached its end during the storm, before the last checkpoint ($gen taken): too short for this machine"
 	ckpt_or_fail "checkpoint $((gen + 1)) (--kill) after $gen" "$GNAME" $((gen + 1)) --kill
 	bg_wait run0
 	: >"$COHORT_TEST_TMP/end"

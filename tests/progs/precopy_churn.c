@@ -16,7 +16,8 @@
  * slots every 50 iterations, and any difference ends the program with a
  * message.  The operations depend only on i, never on timing, so the
  * final line, "RESULT <hash of every slot's pages>", is the same in every
- * run, checkpointed and restarted or not.
+ * run, checkpointed and restarted or not.  Thread 0 prints "halfway" at
+ * half its iterations: a test can end its checkpoints there.
  */
 #include "common.h"
 #include <pthread.h>
@@ -147,6 +148,10 @@ static void *worker_main(void *arg)
 				if (w->s[k].p && !w->s[k].none_len)
 					check_slot(w, k, it);
 		t_sleep_ms(1);
+		if (w->id == 0 && it == w->iters / 2) { /* the test's storm ends here (tests/cases/storm.sh) */
+			printf("halfway\n");
+			fflush(stdout);
+		}
 	}
 	uint64_t h = T_FNV_INIT;
 	for (int k = 0; k < SLOTS; k++) {
