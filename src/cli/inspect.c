@@ -89,10 +89,15 @@ static int inspect_image(const char *path, int json, int quiet, struct page_coun
 		nrec++;
 		if (t == CO_R_PARENTMAP)
 			parent_pages += u.pm.npages;
-		if (t == CO_R_PROC && u.p.streams > CO_STREAMS && !ret) {
-			/* a count from the image: the streams are looked for only as far as there can be some */
-			snprintf(err, sizeof(err), "%s: byte %llu: process record names %u page streams, at most %d",
-				 name, (unsigned long long)off, u.p.streams, CO_STREAMS);
+		/*
+		 * A count from the image: the streams are looked for only as far
+		 * as there can be some, whether or not an error was found before
+		 * (a file that said 4 billion went on opening them for hours).
+		 */
+		if (t == CO_R_PROC && u.p.streams > CO_STREAMS) {
+			if (!ret)
+				snprintf(err, sizeof(err), "%s: byte %llu: process record names %u page streams, at most %d",
+					 name, (unsigned long long)off, u.p.streams, CO_STREAMS);
 			ret = -1;
 		} else if (t == CO_R_PROC) {
 			nstreams = u.p.streams;
