@@ -27,6 +27,7 @@
 #include "dirty.h"
 #include "helper.h"
 #include "procfs.h"
+#include "res.h"
 #include "sys.h"
 #include "util.h"
 
@@ -48,9 +49,10 @@ uint64_t co_early_start;
 
 /* ---- messages ---- */
 
-int co_send_fd(int fd, unsigned type, int64_t a, int64_t b, const char *text, int passfd)
+/* Message m (its head; text, and descriptor passfd when >= 0, with it) on socket fd. */
+static int send_msg(int fd, struct co_msg m, const char *text, int passfd)
 {
-	outbox.m = (struct co_msg){ .type = type, .a = a, .b = b };
+	outbox.m = m;
 	size_t n = text ? co_strlcpy(outbox.text, text, sizeof(outbox.text)) : 0;
 	outbox.m.textlen = (uint32_t)n;
 	struct iovec iov;
@@ -64,6 +66,11 @@ int co_send_fd(int fd, unsigned type, int64_t a, int64_t b, const char *text, in
 	return r < 0 ? (int)r : 0;
 }
 
+int co_send_fd(int fd, unsigned type, int64_t a, int64_t b, const char *text, int passfd)
+{
+	return send_msg(fd, (struct co_msg){ .type = type, .a = a, .b = b }, text, passfd);
+}
+
 int co_send_ab(int fd, unsigned type, int64_t a, int64_t b, const char *text)
 {
 	return co_send_fd(fd, type, a, b, text, -1);
@@ -74,11 +81,14 @@ int co_send_msg(int fd, unsigned type, int64_t a, const char *text)
 	return co_send_ab(fd, type, a, 0, text);
 }
 
-/* DONE: bytes written, and the parent generation of an incremental image (b). */
+/* DONE: bytes written, the parent generation of an incremental image (b), the flock and OFD locks held (c). */
 void co_send_done(uint64_t bytes)
 {
 	co_stamp("done");
-	co_send_ab(co_agent.sock, CO_M_DONE, (int64_t)bytes, (int64_t)co_agent.incr_parent, co_stamps());
+	send_msg(co_agent.sock,
+		 (struct co_msg){ .type = CO_M_DONE, .a = (int64_t)bytes, .b = (int64_t)co_agent.incr_parent,
+				  .c = co_files_flocks() },
+		 co_stamps(), -1);
 }
 
 /* For park.c: a message to the coordinator; the next one from it (NULL: the socket failed) */

@@ -240,13 +240,6 @@ int co_thread_waiting_in(const char *fn);
 int co_task_waiting_in(int pid, int tid, const char *fn);
 /* fn(fd, arg) for each descriptor of process pid until one answers non-zero: that answer, 0, or -errno */
 int co_each_fd(int pid, int (*fn)(int fd, void *arg), void *arg);
-/*
- * The pids /proc/locks gives its flock and OFD locks (not the waiters), as
- * this /proc's namespace sees them; an OFD lock's is -1 (no process owns
- * it).  Up to max into pids: how many (max when there may be more), or
- * -errno.
- */
-int co_proc_flock_pids(int *pids, int max);
 /* The inode of process pid's namespace of kind ("mnt", ...): /proc/PID/ns/KIND; 0 when it cannot be seen. */
 uint64_t co_ns_inode(int pid, const char *kind);
 /* The mount point of mount mnt_id as process pid sees it (/proc/PID/mountinfo): 0, or -ENOENT. */

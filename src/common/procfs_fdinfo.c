@@ -5,7 +5,6 @@
  * after blanks, read by line_hex and line_handle).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include "procfs.h"
 #include "procfs_text.h"
 #include "sys.h"
@@ -13,11 +12,9 @@
 
 /*
  * One "lock:\t1: POSIX  ADVISORY  WRITE 1234 08:01:1234 0 EOF" line (p
- * after "lock:"; /proc/locks has the same lines) into l, and the pid it
- * names into *pid (-1: an OFD lock, which no process owns): 0, or
- * -ENOTSUP with the kind's name in *other (a lease; "->", a waiter).
+ * after "lock:") into l: 0, or -ENOTSUP with the kind's name in *other.
  */
-static int parse_lock(const char *p, int fd, struct co_lock *l, const char **other, int *pid)
+static int parse_lock(const char *p, int fd, struct co_lock *l, const char **other)
 {
 	static const struct { const char *name; uint32_t kind; } kinds[] = {
 		{ "POSIX", CO_LK_POSIX }, { "FLOCK", CO_LK_FLOCK }, { "OFDLCK", CO_LK_OFD },
@@ -40,8 +37,7 @@ static int parse_lock(const char *p, int fd, struct co_lock *l, const char **oth
 	co_word(e, &e);		/* ADVISORY */
 	w = co_word(e, &e);	/* READ or WRITE */
 	l->write = *w == 'W';
-	w = co_word(e, &e);	/* pid */
-	*pid = *w == '-' ? -1 : (int)co_strtoul(w, 0, 10);
+	co_word(e, &e);		/* pid */
 	co_word(e, &e);		/* device:inode */
 	w = co_word(e, &e);
 	l->start = co_strtoul(w, 0, 10);
@@ -74,8 +70,7 @@ int co_fdinfo_locks(int pid, int fd, uint64_t *pos, uint32_t *flags, struct co_l
 		if (co_startswith(p, "lock:")) {
 			if (*nlocks == max)
 				return -E2BIG;
-			int pid;
-			int r = parse_lock(p + 5, fd, &locks[*nlocks], other, &pid);
+			int r = parse_lock(p + 5, fd, &locks[*nlocks], other);
 			if (r)
 				return r;
 			*nlocks += 1;
@@ -86,46 +81,6 @@ int co_fdinfo_locks(int pid, int fd, uint64_t *pos, uint32_t *flags, struct co_l
 	}
 	/* a full buffer may have cut the list short */
 	return (size_t)got + 1 >= sizeof(buf) ? -E2BIG : 0;
-}
-
-int co_proc_flock_pids(int *pids, int max)
-{
-	char buf[4096]; /* a line is under 100 bytes */
-	int fd = (int)co_open("/proc/locks", O_RDONLY | O_CLOEXEC, 0), n = 0;
-	if (fd < 0)
-		return fd;
-	size_t have = 0;
-	long got;
-	do {
-		got = co_read(fd, buf + have, sizeof(buf) - 1 - have);
-		if (got < 0)
-			break;
-		have += (size_t)got;
-		buf[have] = 0;
-		char *p = buf;
-		/* each whole line; at the end the last one too */
-		while (*p) {
-			char *nl = p;
-			while (*nl && *nl != '\n')
-				nl++;
-			if (!*nl && got > 0)
-				break; /* the rest of the line is still to come */
-			struct co_lock l;
-			const char *other;
-			int pid;
-			if (!parse_lock(p, -1, &l, &other, &pid) && l.kind != CO_LK_POSIX) {
-				if (n == max)
-					break;
-				pids[n++] = pid;
-			}
-			p = *nl ? nl + 1 : nl;
-		}
-		have -= (size_t)(p - buf);
-		for (size_t i = 0; i < have; i++) /* the line begun, to the front */
-			buf[i] = p[i];
-	} while (got > 0 && n < max && have < sizeof(buf) - 1);
-	co_close(fd);
-	return got < 0 ? (int)got : n;
 }
 
 /*

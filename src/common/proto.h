@@ -26,7 +26,8 @@ enum co_msg_type {
 	CO_M_REGISTER = 1,	/* a: pid in the group, b: ppid, c: restored generation or 0 (then the connection
 				   stays open until RELEASE), text: exe */
 	CO_M_QUIESCED,		/* every thread of the process is parked */
-	CO_M_DONE,		/* image written; a: bytes, b: the parent generation of an incremental image (0: full) */
+	CO_M_DONE,		/* image written; a: bytes, b: the parent generation of an incremental image (0: full),
+				   c: the flock and OFD locks its descriptors hold (coord/hold_locks.c) */
 	CO_M_FAIL,		/* text: why the checkpoint cannot be taken */
 	CO_M_SNAPSHOT,		/* the image is a snapshot now: the process may run while it is written */
 	CO_M_ARMED,		/* prepared, still running (PREPARE with CO_PREP_PRECOPY); b: 1 pre-copy armed */

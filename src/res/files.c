@@ -233,6 +233,20 @@ int co_files_collect(struct co_dumpctx *d)
 	return 0;
 }
 
+/*
+ * How many flock and OFD locks the last collect found (each time it is
+ * held through a descriptor): told to the coordinator with DONE, which
+ * lets go of them at a migration's stop (coord/hold_locks.c) and so looks
+ * only at the members that hold some.
+ */
+int co_files_flocks(void)
+{
+	int n = 0;
+	for (int i = 0; i < nlocks; i++)
+		n += locks[i].kind == CO_LK_FLOCK || locks[i].kind == CO_LK_OFD;
+	return n;
+}
+
 int co_files_dump(struct co_dumpctx *d)
 {
 	int l = 0, o = 0;

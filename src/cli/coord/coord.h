@@ -85,6 +85,7 @@ struct conn {
 	int stale;		/* a member that exec'd after it parked: kept for its checkpoint's manifest only */
 	uint64_t bytes;
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
+	int flocks;		/* DONE: the flock and OFD locks its descriptors hold (hold_locks.c) */
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
 	int armed;		/* ARMED: its memory is to be pre-copied (by the pre-copy child) */
 	int quiesce;		/* 1 + the flags of the QUIESCE its next manager gets when it attaches; 0: PREPARE */
