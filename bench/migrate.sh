@@ -7,6 +7,7 @@
 #                              [--modes "M ..."] [--max-rounds N]
 #                              [--downtime-ms MS] [--warm S] [--window S]
 #                              [--after S] [--images DIR] [--keep]
+#                              [--split-cpus]
 #                              [--cohort PATH] [--prog PATH]
 #
 #   --reps N         repetitions of each mode and share (default 3), each a
@@ -30,6 +31,13 @@
 #                    it is measured even so (a GiB per generation and host,
 #                    in memory: kept, a few repetitions filled the machine),
 #                    unless KEEP_IMAGES=1
+#   --split-cpus     each host gets CPUs of its own, as two machines have:
+#                    A the first half of this machine's, B the rest (a
+#                    cpuset cgroup each; needs 2 CPUs or more).  Without it
+#                    both hosts share every CPU, and the source's end (the
+#                    kernel freeing 1 GiB, ~40 ms of a CPU), the script's
+#                    own commands and the target's restore run on the same
+#                    CPUs as the program's first steps at B
 #   --cohort PATH, --prog PATH   the cohort and migwatch to run (or the
 #                    environment's COHORT, MIGWATCH; default build/)
 #
@@ -76,6 +84,7 @@ ROUND_OPTS=()
 WARM=3
 WINDOW=2
 AFTER=5
+SPLIT=0
 
 BENCH_OPTS="--reps --images --keep --cohort --help"
 while (($#)); do
@@ -89,6 +98,7 @@ while (($#)); do
     --window) WINDOW=${2:?}; shift ;;
     --after) AFTER=${2:?}; shift ;;
     --prog) PROG=${2:?}; shift ;;
+    --split-cpus) SPLIT=1 ;;
     *) echo "migrate.sh: unknown option $1" >&2; usage ;;
     esac
     shift
@@ -107,6 +117,35 @@ source "$ROOT/tests/harness/hosts.sh"
 bench_dirs cohort-migrate
 mkdir -p "$IMAGES/A" "$IMAGES/B" "$WORK/runA" "$WORK/runB" || exit 2
 chmod 700 "$WORK/runA" "$WORK/runB"
+
+# --split-cpus: a cpuset cgroup per host (cgroup v1's cpuset hierarchy, or
+# v2 with its cpuset controller).  A process moved into one keeps to its
+# CPUs, and so do its children: cohort's restorer restores the program's
+# affinity (A's CPUs), which the kernel refuses where none of them is
+# allowed, and then leaves B's (src/res/attrs.c), and the program joins
+# its restart's init's cgroup there (src/res/cgroup.c): B's.
+declare -A CPUSET_DIR=() CPUSET_JOIN=() CPUSET_CPUS=()
+cpuset_make() {
+    local h=$1 cpus=$2 root d
+    if [[ -d /sys/fs/cgroup/cpuset ]]; then
+        root=/sys/fs/cgroup/cpuset d=$root/cohort-bench-$$-$h
+        mkdir "$d" && echo "$cpus" >"$d/cpuset.cpus" && cat "$root/cpuset.mems" >"$d/cpuset.mems" || return 1
+        CPUSET_JOIN[$h]=$d/tasks
+    else
+        root=/sys/fs/cgroup d=$root/cohort-bench-$$-$h
+        grep -qw cpuset "$root/cgroup.controllers" || return 1
+        echo +cpuset >"$root/cgroup.subtree_control" 2>/dev/null
+        mkdir "$d" && echo "$cpus" >"$d/cpuset.cpus" || return 1
+        CPUSET_JOIN[$h]=$d/cgroup.procs
+    fi
+    CPUSET_DIR[$h]=$d CPUSET_CPUS[$h]=$cpus
+}
+cpusets_remove() {
+    local d
+    for d in "${CPUSET_DIR[@]}"; do
+        for _ in {1..50}; do rmdir "$d" 2>/dev/null && break; sleep 0.1; done
+    done
+}
 
 NAME=
 HOLDERS=()   # the processes that hold the hosts' network namespaces
@@ -128,6 +167,7 @@ cleanup() {
     for p in "${HOLDERS[@]}"; do
         kill "$p" 2>/dev/null
     done
+    cpusets_remove
     if ((OWN_IMAGES && !(KEEP && ${KEEP_IMAGES:-0}))); then
         rm -rf "$IMAGES" # (--keep alone keeps the logs, not the images: see --images)
     elif ((!KEEP)) && [[ -n $NAME ]]; then
@@ -157,9 +197,19 @@ printf 'the secret of this benchmark %s\n' "$$" >"$TOKEN"
 chmod 600 "$TOKEN"
 
 # HA, HB: the command line that runs a command as host A, B does (in its
-# network namespace, with its run directory); on HOST CMD... runs one
+# network namespace, with its run directory, and with --split-cpus in its
+# cpuset); on HOST CMD... runs one
 HA=(nsenter -t "$PA" -n env COHORT_RUN_DIR="$WORK/runA")
 HB=(nsenter -t "$PB" -n env COHORT_RUN_DIR="$WORK/runB")
+if ((SPLIT)); then
+    n=$(nproc)
+    ((n >= 2)) || die "--split-cpus needs 2 CPUs or more ($n here)"
+    cpuset_make A "0-$((n / 2 - 1))" || die "cannot make a cpuset for host A"
+    cpuset_make B "$((n / 2))-$((n - 1))" || die "cannot make a cpuset for host B"
+    HA=(sh -c 'echo $$ >"$0" && exec "$@"' "${CPUSET_JOIN[A]}" "${HA[@]}")
+    HB=(sh -c 'echo $$ >"$0" && exec "$@"' "${CPUSET_JOIN[B]}" "${HB[@]}")
+    echo "cpus: host A ${CPUSET_CPUS[A]}, host B ${CPUSET_CPUS[B]} (cpusets ${CPUSET_DIR[A]}, ${CPUSET_DIR[B]})"
+fi
 on() {
     local -n h=H$1
     "${h[@]}" "${@:2}"

@@ -34,6 +34,20 @@
  * that turns out damaged ends the group, as any failure here does (the
  * coordinator kills the group when the filler exits non-zero: the
  * program must never run on with a page that is not its own).
+ *
+ * With images read from disk, a record is checked before a page of it
+ * goes in: the fill checks each before it fills from it, and a fault
+ * waits for the check of its record (8 MiB at most in a snapshot's image,
+ * ~2 ms here), the pages written eagerly for theirs.  A larger record (a
+ * whole region, in an image taken with --stop) would make a fault wait for
+ * all of it: its pages go out first, and the records that pages went out
+ * from unchecked are checked once the group runs, before the fill goes on
+ * in file order, and, should the group end before the fill does (the
+ * program may have found the damaged page itself and exited), at its end:
+ * the coordinator waits for that (coord/lazy.c, lazy_end), and a damaged
+ * one still fails the restart, saying so.  (A migration's target has
+ * checked every byte of its files as they arrived, against what the
+ * source sent: cfg->checked.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -65,6 +79,7 @@
 #define AHEAD_MAX (64ULL << 20)	/* ... up to 64 MiB for a program that goes on walking its memory */
 #define AHEAD_RUN 64		/* pages per copy there */
 #define MAX_SPACES 64		/* the process and the children it forks while the fill runs */
+#define CHECK_AT_FAULT (16ULL << 20) /* a fault waits for the check of a record up to this long */
 
 /* A page data record that holds pages of lazy regions. */
 struct rec {
@@ -105,6 +120,12 @@ static uint32_t neager;
 static uint32_t nent;
 static struct rec *recs;
 static uint32_t nrecs;
+static uint8_t *rec_ok;		/* record -> its checksum checked */
+static uint8_t *rec_used;	/* record -> pages of it went in before it was checked */
+static int by_rec;		/* the records' entries ascend, so rec_of() finds an entry's (take_index) */
+static uint64_t nused;		/* records in rec_used not checked yet */
+static int check_first;		/* those are checked first (images from disk: !cfg->checked) */
+static int ended;		/* the group has ended: only rec_used is still to be checked (read_release) */
 static struct space sp[MAX_SPACES];
 static int nsp;
 static char *buf;		/* CHUNK of page data */
@@ -310,6 +331,14 @@ static void take_index(struct co_pindex *x, const struct co_pindex_top *t)
 		recs[nrecs++] = (struct rec){ (int)rc->slot, rc->off, rc->len, rc->seq, below + j, below + j1 };
 		j = j1;
 	}
+	rec_ok = calloc(nrecs + 1, 1);
+	rec_used = calloc(nrecs + 1, 1);
+	if (!rec_ok || !rec_used)
+		fail("out of memory for the page index");
+	by_rec = 1;
+	for (uint32_t r = 0; r < nrecs; r++)
+		by_rec &= recs[r].e1 > recs[r].e0 && (!r || recs[r].e0 >= recs[r - 1].e1);
+	check_first = !cfg->checked;
 	memset(pend0, 1, nent);
 	left0 = nent;
 	take_spans(x, t->drop, t->ndrop, 0);
@@ -430,6 +459,97 @@ static struct space *new_space(int fd, const struct space *parent)
 	return s;
 }
 
+/* ---- the records' checksums ---- */
+
+/* The record that holds entry e (by_rec), or nrecs. */
+static uint32_t rec_of(uint32_t e)
+{
+	uint32_t lo = 0, hi = nrecs;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (recs[mid].e1 <= e)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < nrecs && recs[lo].e0 <= e ? lo : nrecs;
+}
+
+/* A page of entry e went in: its record, unless checked already, is to be. */
+static void note_used(uint32_t e)
+{
+	if (!check_first)
+		return;
+	uint32_t r = by_rec ? rec_of(e) : nrecs;
+	if (r == nrecs) { /* (records not in order: every one is checked) */
+		for (uint32_t i = 0; i < nrecs; i++)
+			if (!rec_ok[i] && !rec_used[i])
+				rec_used[i] = 1, nused++;
+		return;
+	}
+	if (!rec_ok[r] && !rec_used[r])
+		rec_used[r] = 1, nused++;
+}
+
+/* Record i's checksum, read in chunks (faults served between them when pumping): a mismatch ends the group. */
+static void check_record(uint32_t i, int pumping)
+{
+	static char *cbuf;
+	const struct rec *rc = &recs[i];
+	if (rec_ok[i])
+		return;
+	if (!cbuf && !(cbuf = aligned_alloc(PAGE, CHUNK)))
+		fail("out of memory");
+	struct co_xxh64 h;
+	co_rec_sum_init(&h, rc->seq, CO_R_PAGEDATA);
+	for (uint64_t at = 0; at < rc->len; at += CHUNK) {
+		uint64_t n = rc->len - at < CHUNK ? rc->len - at : CHUNK;
+		if (src_read(rc->stream, rc->off + at, cbuf, n, 0))
+			fail("%s: byte %lu: cannot read page data", src_name[rc->stream], (unsigned long)(rc->off + at));
+		co_xxh64_update(&h, cbuf, n);
+		if (pumping)
+			pump(0);
+	}
+	uint64_t sum;
+	if (src_read(rc->stream, rc->off + rc->len, &sum, sizeof(sum), 0))
+		fail("%s: byte %lu: image is truncated", src_name[rc->stream], (unsigned long)(rc->off + rc->len));
+	if (sum != co_xxh64_digest(&h) && rec_used[i])
+		fail("%s: byte %lu: checksum mismatch in page data record %lu (pages of it from %lx on have reached "
+		     "the program)", src_name[rc->stream], (unsigned long)rc->off, (unsigned long)rc->seq,
+		     (unsigned long)e_at[rc->e0]);
+	if (sum != co_xxh64_digest(&h))
+		fail("%s: byte %lu: checksum mismatch in page data record %lu (for the pages from %lx on; none of "
+		     "them reached the program)", src_name[rc->stream], (unsigned long)rc->off, (unsigned long)rc->seq,
+		     (unsigned long)e_at[rc->e0]);
+	rec_ok[i] = 1;
+	if (rec_used[i]) {
+		rec_used[i] = 0;
+		nused--;
+	}
+}
+
+/* Every record pages went out from unchecked, checked. */
+static void check_used(void)
+{
+	for (uint32_t i = 0; i < nrecs && nused; i++)
+		if (rec_used[i])
+			check_record(i, 1);
+}
+
+/*
+ * Before a page of entry e goes in: its record checked, when that is
+ * short enough for a fault to wait for (all: any length).  Without
+ * pumping: a fault waits meanwhile, and so do the others.
+ */
+static void check_before(uint32_t e, int all)
+{
+	uint32_t r;
+	if (!check_first || !by_rec || (r = rec_of(e)) == nrecs || rec_ok[r])
+		return;
+	if (all || recs[r].len <= CHECK_AT_FAULT)
+		check_record(r, 0);
+}
+
 /* ---- userfaultfd operations: 0 done, 1 gone (nothing to do there any more), -EAGAIN, or -errno ---- */
 
 static long copy_pages(struct space *s, uint64_t dst, const void *from, uint64_t len, uint64_t *copied)
@@ -541,10 +661,13 @@ static long serve(struct space *s, uint64_t a)
 	uint64_t off = e_off[e] & ~(PAGE - 1);
 	int k = (int)(e_off[e] & (PAGE - 1));
 	uint32_t n = cluster(s, e, a, CLUSTER);
+	check_before((uint32_t)e, 0);
 	if (src_read(k, off, pages, n * PAGE, 1))
 		fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off, (unsigned long)a);
 	uint64_t copied;
 	long r = copy_run(s, e, a, pages, n, &copied);
+	if (copied)
+		note_used((uint32_t)e); /* (a run is one record's: its data lies side by side in the file) */
 	if (r == -EAGAIN)
 		return r;
 	nfaults++;
@@ -674,13 +797,19 @@ static void serve_queue(struct space *s)
 
 static int released;	/* the group runs: the background fill may begin (await_release) */
 
-/* The coordinator's word on our socket: the group runs (or the coordinator is gone, and we with it). */
+/*
+ * The coordinator's word on our socket: RELEASE, the group runs; RELEASE
+ * with a = 1, the group has ended (or the coordinator is gone, and we
+ * with it): what is left is to check the records its pages came from.
+ */
 static void read_release(void)
 {
 	struct co_msg m;
 	ssize_t r = recv(cfg->held_sock, &m, sizeof(m), MSG_DONTWAIT);
-	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR) || (r == sizeof(m) && m.type == CO_M_RELEASE))
-		released = 1;
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+		released = ended = 1;
+	else if (r == sizeof(m) && m.type == CO_M_RELEASE)
+		released = 1, ended |= m.a == 1;
 }
 
 /*
@@ -695,7 +824,7 @@ static void pump(int timeout_ms)
 		p[i] = (struct pollfd){ sp[i].dead ? -1 : sp[i].fd, POLLIN, 0 };
 		queued |= sp[i].nq && !sp[i].dead;
 	}
-	p[nsp] = (struct pollfd){ released ? -1 : cfg->held_sock, POLLIN, 0 };
+	p[nsp] = (struct pollfd){ ended ? -1 : cfg->held_sock, POLLIN, 0 };
 	int n = poll(p, (nfds_t)nsp + 1, queued ? 0 : timeout_ms);
 	if (n > 0 && p[nsp].revents)
 		read_release();
@@ -733,7 +862,7 @@ static void await_release(void)
 	 * a fill done first would have ended (while the program runs on its
 	 * faults, or has ended).
 	 */
-	while (cfg->hold && access(cfg->hold, F_OK) != 0 && !all_done())
+	while (cfg->hold && access(cfg->hold, F_OK) != 0 && !all_done() && !ended)
 		pump(20);
 }
 
@@ -801,10 +930,13 @@ static void fill_ahead(void)
 		int k = (int)(e_off[e] & (PAGE - 1));
 		if (src.ready && src.ready(src.ctx, src_fd[k], off, n * PAGE, 0) != 1)
 			break;
+		check_before((uint32_t)e, 0);
 		if (file_read(k, off, run, n * PAGE))
 			fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off,
 			     (unsigned long)a);
 		long r = copy_run(s, e, a, run, n, &copied);
+		if (copied)
+			note_used((uint32_t)e);
 		if (r == -EAGAIN) { /* an event is on its way: read it, then look at this page again */
 			await_event(s);
 			serve_queue(s);
@@ -821,13 +953,20 @@ static void fill_ahead(void)
 	ahead.at = ahead.end; /* done (its space and end are kept: the next fault may be where it ended) */
 }
 
-/* One record: read in chunks (faults served between them), filled, its checksum checked. */
-static void fill_record(const struct rec *rc)
+/*
+ * Record i: read in chunks (faults served between them), filled, its
+ * checksum checked; with images from disk checked first, so that the
+ * fill itself never lets out a page it has not checked.
+ */
+static void fill_record(uint32_t i)
 {
+	const struct rec *rc = &recs[i];
+	if (check_first)
+		check_record(i, 1);
 	struct co_xxh64 h;
 	co_rec_sum_init(&h, rc->seq, CO_R_PAGEDATA);
 	uint32_t e = rc->e0;
-	for (uint64_t at = 0; at < rc->len; at += CHUNK) {
+	for (uint64_t at = 0; at < rc->len && !ended; at += CHUNK) {
 		uint64_t n = rc->len - at < CHUNK ? rc->len - at : CHUNK;
 		pump(0);
 		fill_ahead();
@@ -846,6 +985,8 @@ static void fill_record(const struct rec *rc)
 			     now = co_now_ns(CLOCK_MONOTONIC))
 				pump((int)((end - now) / 1000000) + 1);
 	}
+	if (ended || rec_ok[i])
+		return;
 	uint64_t sum;
 	if (src_read(rc->stream, rc->off + rc->len, &sum, sizeof(sum), 0))
 		fail("%s: byte %lu: image is truncated", src_name[rc->stream], (unsigned long)(rc->off + rc->len));
@@ -853,14 +994,15 @@ static void fill_record(const struct rec *rc)
 		fail("%s: byte %lu: checksum mismatch in page data record %lu (the pages from %lx on may have "
 		     "reached the program)", src_name[rc->stream], (unsigned long)rc->off, (unsigned long)rc->seq,
 		     (unsigned long)e_at[rc->e0]);
+	rec_ok[i] = 1;
 }
 
 /*
  * The pages the chain holds for regions restored eagerly (an incremental
  * restarted from its chain): written into place through /proc/PID/mem
  * (which writes read-only private pages too, as a debugger does) while
- * the restorer waits, before the program runs.  Their records' checksums
- * are checked as the fill reads them, as for the lazy pages.
+ * the restorer waits, before the program runs.  Their records are checked
+ * first, whatever their length: the program does not wait for them yet.
  */
 static void write_eager(void)
 {
@@ -878,11 +1020,13 @@ static void write_eager(void)
 		}
 		uint64_t off = e_off[e] & ~(PAGE - 1);
 		int k = (int)(e_off[e] & (PAGE - 1));
+		check_before(e, 1); /* the program has not run yet: its records checked, whatever their length */
 		if (src_read(k, off, page, PAGE, 0))
 			fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off,
 			     (unsigned long)e_at[e]);
 		if (pwrite(fd, page, PAGE, (off_t)e_at[e]) != (ssize_t)PAGE)
 			fail("page %lx: cannot write it into place: %s", (unsigned long)e_at[e], strerror(errno));
+		note_used(e);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -916,13 +1060,24 @@ void co_filler_main(const struct co_filler_cfg *c)
 	await_release();
 	co_trace("filler of pid %d: the group runs, the rest filled from now on (%lu faults served)", c->pid,
 		 (unsigned long)nfaults);
-	/* records in the order of the files: each read once, front to back */
-	for (uint32_t i = 0; i < nrecs; i++)
-		fill_record(&recs[i]);
+	/*
+	 * Records in the order of the files: each read once, front to back;
+	 * those whose pages went out unchecked first (the restore's faults,
+	 * then the program's).
+	 */
+	for (uint32_t i = 0; i < nrecs && !ended; i++) {
+		check_used();
+		fill_record(i);
+	}
 	/* every page is in place; a space with pages still to come would be a bug here: try again, then say so */
-	for (int pass = 0; !all_done() && pass < 2; pass++)
-		for (uint32_t i = 0; i < nrecs; i++)
-			fill_record(&recs[i]);
+	for (int pass = 0; !all_done() && !ended && pass < 2; pass++)
+		for (uint32_t i = 0; i < nrecs && !ended; i++)
+			fill_record(i);
+	if (ended) { /* the group is gone: only what reached it counts */
+		check_used();
+		co_trace("filler of pid %d: the group ended, what reached it is checked", c->pid);
+		_exit(0);
+	}
 	if (!all_done())
 		fail("pages still to come after every record was read twice (a bug in cohort: please report it)");
 	for (int i = 0; i < nsp; i++)

@@ -48,6 +48,7 @@ struct co_filler_cfg {
 	const uint64_t *ranges;	/* the lazy regions: start, end pairs, in address order */
 	int nranges;
 	struct co_page_source source; /* .ready NULL: the image's files are whole */
+	int checked;		/* every byte of the files was checked as it arrived (a migration's target) */
 	int slow_ms;		/* tests only (COHORT_LAZY_SLOW): a pause after each MiB of the background fill */
 	const char *hold;	/* tests only (COHORT_LAZY_HOLD): the background fill waits until this file exists */
 };

@@ -241,8 +241,10 @@ t_lazy_chain_group() {
 }
 
 # a byte of page data damaged in the full base of the chain (gen-1), in a
-# lazy region that no incremental rewrote: the filler checks the record
-# as it fills from gen-1 and ends the group, naming gen-1's file
+# lazy region that no incremental rewrote: the filler checks each record
+# (8 MiB at most, a snapshot's) before a page of it goes in, and ends the
+# group, naming gen-1's file; the program never sees the damaged page
+# (lazy_mem checks every page, each step)
 t_lazy_chain_damaged() {
 	local TMO=55 img size
 	lazy_chain_make 128 1 13
@@ -272,4 +274,6 @@ PY
 	[ "$RC" = 70 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart --lazy of a chain with a damaged base: status $RC, expected 70"; }
 	grep -q "^cohort: lazy restore of pid [0-9]* failed: .*gen-000001/$(basename "$img"): byte [0-9]*: checksum mismatch in page data record" "$TD/run1.err" ||
 		{ note_file "restart stderr" "$TD/run1.err"; fail "no line naming the damaged record of gen-1"; }
+	! grep -q "^lazy_mem: .*not what it must be" "$TD/run1.err" ||
+		{ note_file "restart stderr" "$TD/run1.err"; fail "the program saw the damaged page before the restart failed"; }
 }

@@ -281,6 +281,7 @@ void restore_over(void);
 void restore_released(void);
 int restore_ended(void);
 void restore_lazy_failed(int pid, const char *why);
+void restore_lazy_damaged(void);
 
 /* lazy.c: the page fillers of restart --lazy */
 void lazy_setup(const char *gen_dir, const struct co_chain_dirs *chain, const struct co_mproc *procs, int n);

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "cli/filler.h"
 #include "cli/postcopy.h"
@@ -188,6 +189,7 @@ static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struc
 		.streams = streams, .layers = layers, .nlayers = nl, .ranges = ranges, .nranges = nr, .slow_ms = slow_ms,
 		.hold = hold,
 		.source = co_postcopy_source(), /* a migration's post-copy: pages still on their way (postcopy.c) */
+		.checked = G.on_ready != NULL, /* a migration's target: its files were checked as they came (receive.c) */
 	};
 	co_filler_main(&cfg);
 }
@@ -484,19 +486,48 @@ void lazy_check(void)
 	}
 }
 
-/* The group has ended: the fillers have nothing left to fill. */
+/* How long a filler may take, once the group has ended, to check the records its pages came from. */
+#define END_CHECK_MS 30000
+
+/*
+ * The group has ended: the fillers have nothing left to fill, but each
+ * checks the records whose pages went out before it had checked them
+ * (filler.c): a program that read a damaged page may have ended because
+ * of it, and the restart must then fail saying so, not end with the
+ * program's status as if its memory had been its own.
+ */
 void lazy_end(void)
 {
 	for (int k = 0; k < SPARES; k++)
 		if (S[k].pid > 0)
 			spare_end(&S[k]);
-	for (int k = 0; k < nf; k++) {
-		if (F[k].pid > 0) {
-			kill(F[k].pid, SIGKILL);
-			while (waitpid(F[k].pid, NULL, 0) < 0 && errno == EINTR)
+	struct co_msg m = { .type = CO_M_RELEASE, .a = 1 };
+	for (int k = 0; k < nf; k++)
+		if (F[k].pid > 0)
+			while (send(F[k].sock, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
 				;
+	uint64_t until = co_now_ns(CLOCK_MONOTONIC) + END_CHECK_MS * 1000000ULL;
+	for (int k = 0; k < nf; k++) {
+		struct filler *f = &F[k];
+		if (f->pid > 0) {
+			struct pollfd p = { f->pidfd, POLLIN, 0 };
+			for (uint64_t now; f->pidfd >= 0 && (now = co_now_ns(CLOCK_MONOTONIC)) < until;)
+				if (poll(&p, 1, (int)((until - now) / 1000000) + 1) > 0)
+					break;
+			int st = 0;
+			if (waitpid(f->pid, &st, WNOHANG) <= 0) {
+				fprintf(stderr, "cohort: the page filler of pid %d did not check its pages within %d s of "
+					"the group's end: the restart is failed\n", f->gpid, END_CHECK_MS / 1000);
+				kill(f->pid, SIGKILL);
+				while (waitpid(f->pid, &st, 0) < 0 && errno == EINTR)
+					;
+				st = 1 << 8;
+			}
+			/* it said why (a record that reached the program damaged) */
+			if (!WIFEXITED(st) || (WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != CO_FILLER_GONE))
+				restore_lazy_damaged();
 		}
-		forget(&F[k]);
+		forget(f);
 	}
 	nf = 0;
 }
