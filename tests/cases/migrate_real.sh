@@ -44,14 +44,26 @@ real_pids() {
 		sed 's/"pid":\([0-9]*\),"host_pid":\([0-9]*\)/\1:\2/' | sort -n | tr '\n' ' '
 }
 
+# stop_pids HOST TAG: the pids in the group of the processes the stop of
+# migration TAG took (its generation's manifest at HOST), "PID ..."
+stop_pids() {
+	local gen
+	gen=$(sed -n 's/.*"generation":\([0-9]*\).*/\1/p' "$TD/$2.out" | head -n 1)
+	[ -n "$gen" ] || return 1
+	"$COHORT" inspect "$(printf '%s/%s/%s/gen-%06d/manifest' "$IMG" "$1" "$GNAME" "$gen")" |
+		sed -n 's/.* manifest process pid \([0-9]*\) .*/\1/p' | tr '\n' ' '
+}
+
 # real_migrate FROM TO TAG RUN RECV [ARGS...]: with the group running at
 # FROM under RUN (its run, or the receive that brought it), migrate TAG to a
 # receive RECV at TO (migrate ARGS); then it runs at TO, with the processes
 # it had, and at FROM neither answers nor has a process left.  Those it had
-# are those seen before and after the receive starts (a shell script's
-# `sleep`, or a fork caught before its exec, is gone by then).
+# are those seen before and after the receive starts that its stop took
+# too (the manifest of the generation it sent): a shell script's `sleep`
+# seen once, or one born since and taken by the stop, may end before, or
+# at TO after its restore.
 real_migrate() {
-	local from=$1 to=$2 tag=$3 run=$4 recv=$5 seen had after p
+	local from=$1 to=$2 tag=$3 run=$4 recv=$5 seen had after p stopped kept
 	shift 5
 	seen=$(real_pids "$from")
 	mig_receive "$recv" "$to"
@@ -68,10 +80,16 @@ real_migrate() {
 	fi
 	migrated "$run" "$TO"
 	after=$(real_pids "$to")
+	stopped=$(stop_pids "$from" "$tag") && [ -n "$stopped" ] ||
+		fail "$tag: no processes in the manifest of the generation it sent: $(head -c 300 "$TD/$tag.out")"
+	kept=0
 	for p in $had; do
+		[[ " $stopped " = *" ${p%%:*} "* ]] || continue
+		kept=$((kept + 1))
 		[[ " $after " = *" ${p%%:*}:"* ]] ||
-			fail "$tag: process ${p%%:*} of the group is not at $to (there: $after; at $from: $had)"
+			fail "$tag: process ${p%%:*} of the group is not at $to (there: $after; at $from: $had; stopped: $stopped)"
 	done
+	[ "$kept" -ge 1 ] || fail "$tag: none of the processes seen at $from ($had) is in its stop ($stopped)"
 	! runs_at "$from" || fail "$tag: the group still answers at $from"
 	for p in $had; do
 		! kill -0 "${p#*:}" 2>/dev/null || fail "$tag: process ${p%%:*} (pid ${p#*:}) is still at $from"
