@@ -242,6 +242,11 @@ int co_each_fd(int pid, int (*fn)(int fd, void *arg), void *arg)
 	return each_entry(pid, "fd", fn, arg);
 }
 
+int co_each_task(int pid, int (*fn)(int tid, void *arg), void *arg)
+{
+	return each_entry(pid, "task", fn, arg);
+}
+
 int co_thread_odd_creds(int host)
 {
 	struct odd_creds a = { .host = host };

@@ -240,6 +240,8 @@ int co_thread_waiting_in(const char *fn);
 int co_task_waiting_in(int pid, int tid, const char *fn);
 /* fn(fd, arg) for each descriptor of process pid until one answers non-zero: that answer, 0, or -errno */
 int co_each_fd(int pid, int (*fn)(int fd, void *arg), void *arg);
+/* fn(tid, arg) for each thread of process pid, the same way */
+int co_each_task(int pid, int (*fn)(int tid, void *arg), void *arg);
 /* The inode of process pid's namespace of kind ("mnt", ...): /proc/PID/ns/KIND; 0 when it cannot be seen. */
 uint64_t co_ns_inode(int pid, const char *kind);
 /* The mount point of mount mnt_id as process pid sees it (/proc/PID/mountinfo): 0, or -ENOENT. */

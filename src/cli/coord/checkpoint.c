@@ -7,6 +7,7 @@
 #include <linux/kcmp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -707,10 +708,29 @@ static int ckpt_again(struct ckpt *k, int tries)
  * reach them all, with no scan of every process of the machine
  * (signal_group: 0.4-0.9 ms of a migration's switch); a member without
  * a pidfd, or one that could not take the signal, falls back to the scan.
+ *
+ * Each thread is first put at SCHED_IDLE: woken by the signal, the dying
+ * threads would otherwise take the CPU from this coordinator and from
+ * `migrate`, whose reply and GO the target's group waits for (on a host
+ * of one CPU, 5 ms of the switch); at SCHED_IDLE they tear the memory
+ * down when nothing else wants the CPU.
  */
+static int idle_thread(int tid, void *arg)
+{
+	(void)arg;
+	struct sched_param sp = { 0 };
+	sched_setscheduler(tid, SCHED_IDLE, &sp);
+	return 0;
+}
+
 static void kill_parked_group(void)
 {
 	int missed = 0;
+	/* (a member still there, by its pidfd: its pid is its own) */
+	for (int i = 0; i < G.nc; i++)
+		if (G.c[i].kind == C_MEMBER && G.c[i].host_pid > 0 && G.c[i].pidfd >= 0 &&
+		    syscall(SYS_pidfd_send_signal, G.c[i].pidfd, 0, NULL, 0) == 0)
+			co_each_task(G.c[i].host_pid, idle_thread, NULL);
 	for (int i = 0; i < G.nc; i++) {
 		const struct conn *c = &G.c[i];
 		if (c->kind == C_MEMBER)
