@@ -502,7 +502,13 @@ static void end_here(void)
 	int ended = mb.m.type == CO_M_REPLY && !mb.m.a;
 	co_trace("migrate: ended here");
 	M.held = 0;
-	if (!M.behind[0] || !ended) { /* (written behind: its commit is still to come, commit_behind) */
+	/*
+	 * (written behind: its commit is still to come, commit_behind; else
+	 * the coordinator, the group stopped, waits for us to hang up once
+	 * RUNNING has come before it kills it: its teardown then takes no CPU
+	 * from the switch, let_run; a failure or our end hangs up too)
+	 */
+	if (!ended) {
 		close(M.coord);
 		M.coord = -1;
 	}
@@ -573,6 +579,10 @@ static void let_run(void)
 	}
 	M.t_running = co_now_ns(CLOCK_MONOTONIC);
 	co_trace("migrate: RUNNING");
+	if (!M.behind[0] && M.coord >= 0) { /* the group here may be torn down now (end_here) */
+		close(M.coord);
+		M.coord = -1;
+	}
 }
 
 /*
