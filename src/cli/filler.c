@@ -491,6 +491,30 @@ static void note_used(uint32_t e)
 		rec_used[r] = 1, nused++;
 }
 
+/*
+ * Record i's data hashed into h: its checksum (after the data) compared,
+ * a mismatch ends the group saying whether pages of it reached the
+ * program (those a fill copied while it hashed have: rec_used), a match
+ * marks it checked.  (demand: read without serving faults meanwhile.)
+ */
+static void record_checked(uint32_t i, struct co_xxh64 *h, int demand)
+{
+	const struct rec *rc = &recs[i];
+	uint64_t sum;
+	if (src_read(rc->stream, rc->off + rc->len, &sum, sizeof(sum), demand))
+		fail("%s: byte %lu: image is truncated", src_name[rc->stream], (unsigned long)(rc->off + rc->len));
+	if (sum != co_xxh64_digest(h))
+		fail("%s: byte %lu: checksum mismatch in page data record %lu (%s %lx on%s)", src_name[rc->stream],
+		     (unsigned long)rc->off, (unsigned long)rc->seq,
+		     rec_used[i] ? "pages of it from" : "for the pages from", (unsigned long)e_at[rc->e0],
+		     rec_used[i] ? " have reached the program" : "; none of them reached the program");
+	rec_ok[i] = 1;
+	if (rec_used[i]) {
+		rec_used[i] = 0;
+		nused--;
+	}
+}
+
 /* Record i's checksum, read in chunks (faults served between them when pumping): a mismatch ends the group. */
 static void check_record(uint32_t i, int pumping)
 {
@@ -504,28 +528,13 @@ static void check_record(uint32_t i, int pumping)
 	co_rec_sum_init(&h, rc->seq, CO_R_PAGEDATA);
 	for (uint64_t at = 0; at < rc->len; at += CHUNK) {
 		uint64_t n = rc->len - at < CHUNK ? rc->len - at : CHUNK;
-		if (src_read(rc->stream, rc->off + at, cbuf, n, 0))
+		if (src_read(rc->stream, rc->off + at, cbuf, n, !pumping))
 			fail("%s: byte %lu: cannot read page data", src_name[rc->stream], (unsigned long)(rc->off + at));
 		co_xxh64_update(&h, cbuf, n);
 		if (pumping)
 			pump(0);
 	}
-	uint64_t sum;
-	if (src_read(rc->stream, rc->off + rc->len, &sum, sizeof(sum), 0))
-		fail("%s: byte %lu: image is truncated", src_name[rc->stream], (unsigned long)(rc->off + rc->len));
-	if (sum != co_xxh64_digest(&h) && rec_used[i])
-		fail("%s: byte %lu: checksum mismatch in page data record %lu (pages of it from %lx on have reached "
-		     "the program)", src_name[rc->stream], (unsigned long)rc->off, (unsigned long)rc->seq,
-		     (unsigned long)e_at[rc->e0]);
-	if (sum != co_xxh64_digest(&h))
-		fail("%s: byte %lu: checksum mismatch in page data record %lu (for the pages from %lx on; none of "
-		     "them reached the program)", src_name[rc->stream], (unsigned long)rc->off, (unsigned long)rc->seq,
-		     (unsigned long)e_at[rc->e0]);
-	rec_ok[i] = 1;
-	if (rec_used[i]) {
-		rec_used[i] = 0;
-		nused--;
-	}
+	record_checked(i, &h, !pumping);
 }
 
 /* Every record pages went out from unchecked, checked. */
@@ -954,15 +963,15 @@ static void fill_ahead(void)
 }
 
 /*
- * Record i: read in chunks (faults served between them), filled, its
+ * Record r: read in chunks (faults served between them), filled, its
  * checksum checked; with images from disk checked first, so that the
  * fill itself never lets out a page it has not checked.
  */
-static void fill_record(uint32_t i)
+static void fill_record(uint32_t r)
 {
-	const struct rec *rc = &recs[i];
+	const struct rec *rc = &recs[r];
 	if (check_first)
-		check_record(i, 1);
+		check_record(r, 1);
 	struct co_xxh64 h;
 	co_rec_sum_init(&h, rc->seq, CO_R_PAGEDATA);
 	uint32_t e = rc->e0;
@@ -985,16 +994,11 @@ static void fill_record(uint32_t i)
 			     now = co_now_ns(CLOCK_MONOTONIC))
 				pump((int)((end - now) / 1000000) + 1);
 	}
-	if (ended || rec_ok[i])
+	if (ended || rec_ok[r])
 		return;
-	uint64_t sum;
-	if (src_read(rc->stream, rc->off + rc->len, &sum, sizeof(sum), 0))
-		fail("%s: byte %lu: image is truncated", src_name[rc->stream], (unsigned long)(rc->off + rc->len));
-	if (sum != co_xxh64_digest(&h))
-		fail("%s: byte %lu: checksum mismatch in page data record %lu (the pages from %lx on may have "
-		     "reached the program)", src_name[rc->stream], (unsigned long)rc->off, (unsigned long)rc->seq,
-		     (unsigned long)e_at[rc->e0]);
-	rec_ok[i] = 1;
+	rec_used[r] = 1; /* (filled as it was hashed: for the message) */
+	nused++;
+	record_checked(r, &h, 0);
 }
 
 /*

@@ -152,15 +152,23 @@ t_lazy_filler_killed() {
 }
 
 # a byte of page data damaged in a lazy region: the restorer passes over it,
-# the filler checks every record's checksum as it fills and ends the group
-# with one line naming the file and the record, status 70
-t_lazy_damaged() {
+# the filler checks the record (8 MiB, a snapshot's) before a page of it
+# goes in and ends the group with one line naming the file and the
+# record, status 70
+t_lazy_damaged() { lazy_damaged_flow; }
+# the same with the image written by the stopped group (--stop: a record
+# per region, 64 MiB here, too long for a fault to wait for its check):
+# its pages go out first, the record is checked once the group runs, or at
+# its end should the program end first (it may have read the damaged
+# page): status 70 and the line all the same, never the program's status
+t_lazy_damaged_stop() { lazy_damaged_flow --stop; }
+lazy_damaged_flow() {
 	local TMO=55 img size
 	prog_cmd lazy_mem
 	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}" 128 1 30
 	wait_ready "$GNAME" run0
 	flow_at 3 run0
-	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	ckpt_or_fail "checkpoint 1 (--kill $*)" "$GNAME" 1 --kill "$@"
 	bg_wait run0
 	# the first process's (pid 2): a child the checkpoint caught checking
 	# its copy may end before its filler reads the damaged record

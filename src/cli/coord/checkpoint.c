@@ -714,7 +714,8 @@ static int ckpt_again(struct ckpt *k, int tries)
  * `migrate`, whose reply and GO the target's group waits for (on a host
  * of one CPU, 5 ms of the switch); at SCHED_IDLE they tear the memory
  * down when nothing else wants the CPU.  (A migration's HOLD_END stops
- * the group first and kills it once it has replied: stop_parked_group.)
+ * the group, replies, and kills it only once the group runs at the
+ * target: stop_parked_group.)
  */
 static int idle_thread(int tid, void *arg)
 {
@@ -752,10 +753,10 @@ static void kill_parked_group(void)
  * pidfd), so that none of the program's code can run here again (a parked
  * thread takes the stop before it could return to the program), and the
  * coordinator may answer HOLD_END before it kills the group, and kill it
- * once the group runs at the target (`migrate` hangs up then: await_go).  Killed first,
- * the dying threads' teardown of their memory (in the kernel, ~30 ms a
- * GiB) held `migrate`'s GO back by 4-5 ms on a host of one CPU, even at
- * SCHED_IDLE.  -1 when one could not be stopped: then the group is killed
+ * once the group runs at the target (`migrate` hangs up then: await_go).
+ * Killed first, the dying threads' teardown of their memory (in the
+ * kernel, ~30 ms a GiB) held `migrate`'s GO back by 4-5 ms on a host of
+ * one CPU, even at SCHED_IDLE.  -1 when one could not be stopped: then the group is killed
  * before the answer, as before.  Should this coordinator die meanwhile,
  * init dies with it and takes the stopped group along.
  */
