@@ -113,7 +113,7 @@ ALL_TESTS=(
 	lazy_mem lazy_group lazy_ckpt_filling lazy_filler_killed lazy_damaged lazy_damaged_stop lazy_chain lazy_chain_group lazy_chain_damaged lazy_split
 	wirecrypt_sealed wirecrypt_tampered
 	postcopy_small postcopy_roundtrip postcopy_cut postcopy_killed postcopy_resume
-	migrate_real_python migrate_real_jvm migrate_real_node migrate_real_go migrate_real_sqlite migrate_real_repl migrate_real_flock
+	migrate_real_python migrate_real_jvm migrate_real_node migrate_real_go migrate_real_sqlite migrate_real_repl migrate_real_flock migrate_real_posix_lock
 )
 # Tests that run alone, with no other test beside them: they measure what
 # a busy machine would change (pauses, a thread seen during a pre-copy),

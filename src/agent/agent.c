@@ -81,13 +81,13 @@ int co_send_msg(int fd, unsigned type, int64_t a, const char *text)
 	return co_send_ab(fd, type, a, 0, text);
 }
 
-/* DONE: bytes written, the parent generation of an incremental image (b), the flock and OFD locks held (c). */
+/* DONE: bytes written, the parent generation of an incremental image (b), the flock and OFD locks held (c), the POSIX ones (d). */
 void co_send_done(uint64_t bytes)
 {
 	co_stamp("done");
 	send_msg(co_agent.sock,
 		 (struct co_msg){ .type = CO_M_DONE, .a = (int64_t)bytes, .b = (int64_t)co_agent.incr_parent,
-				  .c = co_files_flocks() },
+				  .c = co_files_flocks(0), .d = co_files_flocks(1) },
 		 co_stamps(), -1);
 }
 

@@ -61,6 +61,15 @@ struct co_agent {
 	int release;
 	int recollect;		/* bumped (with a wake on release): parked threads take their signals again */
 	int recollected;	/* futex: threads that have */
+	/*
+	 * Bumped (with a wake on release): the first parked thread to see it
+	 * sets the process's POSIX locks (job_arg: 1 take, 0 let go), which
+	 * only a thread sharing the program's descriptor table can (the
+	 * manager has its own: mirror.c); job_taken its claim, job_done
+	 * (futex) the job it finished, job_result and job_err its answer.
+	 */
+	int job, job_taken, job_done, job_arg, job_result;
+	char job_err[1024];
 	uint64_t generation;
 	struct co_resume resume;
 

@@ -20,6 +20,7 @@
 
 #include "agent.h"
 #include "manager.h"
+#include "res.h"
 #include "dirty.h"
 #include "helper.h"
 #include "procfs.h"
@@ -120,6 +121,36 @@ static int note_root(void)
 }
 
 /* One checkpoint, from ATTACH until RELEASE or the coordinator hangs up. */
+/*
+ * A migration's hold: the process's POSIX locks let go (take 0) or taken
+ * back (1) by one of its parked threads (quiesce.c), which share the
+ * program's descriptor table; we have our own, and a lock set from it
+ * would be ours.  0, or -errno (job_err says what).
+ */
+static int posix_locks_job(int take)
+{
+	int parked = 0;
+	for (int i = 0; i < co_agent.nthreads; i++)
+		parked |= __atomic_load_n(&co_agent.threads[i].state, __ATOMIC_ACQUIRE) == CO_TS_PARKED;
+	if (!parked) {
+		co_fmt(co_agent.job_err, sizeof(co_agent.job_err), "pid %d: no parked thread to set its POSIX locks",
+		       co_agent.pid);
+		return -ESRCH;
+	}
+	co_agent.job_arg = take;
+	int jq = __atomic_add_fetch(&co_agent.job, 1, __ATOMIC_ACQ_REL);
+	co_fwake(&co_agent.release);
+	for (int waited = 0, got; (got = __atomic_load_n(&co_agent.job_done, __ATOMIC_ACQUIRE)) != jq; waited++) {
+		if (waited == 100) {
+			co_fmt(co_agent.job_err, sizeof(co_agent.job_err), "pid %d: its parked threads did not set its "
+			       "POSIX locks", co_agent.pid);
+			return -ETIMEDOUT;
+		}
+		co_fwait(&co_agent.job_done, got, 10);
+	}
+	return co_agent.job_result;
+}
+
 static void session(void)
 {
 	co_agent.sock = co_dial_out(co_agent.sock_path);
@@ -236,6 +267,11 @@ static void session(void)
 			if (r == IMG_WRITTEN)
 				co_send_done(bytes);
 			co_set_state(CO_P_DUMPED);
+			break;
+		}
+		case CO_M_POSIX_LOCKS: { /* a migration's hold (coord/hold_locks.c) */
+			int r = posix_locks_job(co_inbox.m.a == 1);
+			co_send_msg(co_agent.sock, CO_M_POSIX_LOCKS, r, r ? co_agent.job_err : 0);
 			break;
 		}
 		case CO_M_RELEASE:

@@ -21,6 +21,7 @@
 #include <ucontext.h>
 
 #include "agent.h"
+#include "res.h"
 #include "dirty.h"
 #include "procfs.h"
 #include "sys.h"
@@ -172,6 +173,7 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 	co_cpuclock_save_thread(&t->rec.cpu);
 	take_shared_signals(t);
 	int restarted = 0, seen_recollect = __atomic_load_n(&co_agent.recollect, __ATOMIC_ACQUIRE);
+	int seen_job = __atomic_load_n(&co_agent.job, __ATOMIC_ACQUIRE);
 	if (co_ctx_save(&t->rec.ctx) == 0) {
 		__atomic_store_n(&t->state, CO_TS_PARKED, __ATOMIC_RELEASE);
 		__atomic_add_fetch(&co_agent.parked, 1, __ATOMIC_ACQ_REL);
@@ -195,6 +197,20 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 			take_shared_signals(t);
 			__atomic_add_fetch(&co_agent.recollected, 1, __ATOMIC_ACQ_REL);
 			co_fwake(&co_agent.recollected);
+			continue;
+		}
+		int jq = __atomic_load_n(&co_agent.job, __ATOMIC_ACQUIRE);
+		if (jq != seen_job && !restarted) {
+			/* the process's POSIX locks, for a migration's hold (manager.c): one of us does it */
+			seen_job = jq;
+			int claim = jq - 1;
+			if (__atomic_compare_exchange_n(&co_agent.job_taken, &claim, jq, 0, __ATOMIC_ACQ_REL,
+							__ATOMIC_ACQUIRE)) {
+				co_agent.job_result = co_files_posix_set(co_agent.job_arg, co_agent.job_err,
+									 sizeof(co_agent.job_err));
+				__atomic_store_n(&co_agent.job_done, jq, __ATOMIC_RELEASE);
+				co_fwake(&co_agent.job_done);
+			}
 			continue;
 		}
 		co_fwait(&co_agent.release, r, -1);

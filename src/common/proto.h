@@ -27,7 +27,7 @@ enum co_msg_type {
 				   stays open until RELEASE), text: exe */
 	CO_M_QUIESCED,		/* every thread of the process is parked */
 	CO_M_DONE,		/* image written; a: bytes, b: the parent generation of an incremental image (0: full),
-				   c: the flock and OFD locks its descriptors hold (coord/hold_locks.c) */
+				   c: the flock and OFD locks its descriptors hold, d: its POSIX locks (coord/hold_locks.c) */
 	CO_M_FAIL,		/* text: why the checkpoint cannot be taken */
 	CO_M_SNAPSHOT,		/* the image is a snapshot now: the process may run while it is written */
 	CO_M_ARMED,		/* prepared, still running (PREPARE with CO_PREP_PRECOPY); b: 1 pre-copy armed */
@@ -59,6 +59,9 @@ enum co_msg_type {
 	CO_M_TRACED,		/* answer to TRACE: a: the thread, b: 0 signal unblocked, 1 not blocked (or gone),
 				   -1 cannot be done (text: why) */
 	CO_M_PROCFILE,		/* answer to PROCFD: a: 0 with the file attached, or an errno */
+	CO_M_POSIX_LOCKS,	/* during a migration's hold, the group parked: a: 0 let go of the process's POSIX
+				   locks (those its last image holds), 1 take them back, without waiting; answered
+				   with POSIX_LOCKS, a: 0, or -errno with text naming the lock (coord/hold_locks.c) */
 	/* CLI -> coordinator */
 	CO_M_CKPT_REQ = 32,	/* flags: CO_CKPT_*; text: images dir override or empty */
 	CO_M_STATUS_REQ,	/* flags: CO_STATUS_* */

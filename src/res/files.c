@@ -26,6 +26,7 @@
 
 #ifndef COHORT_RESTORER
 static struct co_fd fds[CO_MAX_FDS];
+static int nfds;		/* described by the last collect */
 /* the file locks held through them, in the order of fds (a lock shows on every descriptor it is held through) */
 static struct co_lock locks[CO_MAX_LOCKS];
 static int nlocks;
@@ -230,6 +231,7 @@ int co_files_collect(struct co_dumpctx *d)
 			return -1;
 	}
 	d->nfds = (uint32_t)n;
+	nfds = n;
 	return 0;
 }
 
@@ -239,12 +241,42 @@ int co_files_collect(struct co_dumpctx *d)
  * lets go of them at a migration's stop (coord/hold_locks.c) and so looks
  * only at the members that hold some.
  */
-int co_files_flocks(void)
+int co_files_flocks(int posix)
 {
 	int n = 0;
 	for (int i = 0; i < nlocks; i++)
-		n += locks[i].kind == CO_LK_FLOCK || locks[i].kind == CO_LK_OFD;
+		n += posix ? locks[i].kind == CO_LK_POSIX : locks[i].kind == CO_LK_FLOCK || locks[i].kind == CO_LK_OFD;
 	return n;
+}
+
+/*
+ * A migration's hold: the process's POSIX locks that its image holds let
+ * go (take 0) or taken back (1, without waiting).  A POSIX lock belongs to
+ * the process, and only one of its threads can take or drop it: the
+ * manager, on the coordinator's word (coord/hold_locks.c), through the
+ * descriptor the lock was seen on (closing one would drop every lock the
+ * process holds on the file).  0, or -errno with what failed in err.
+ */
+int co_files_posix_set(int take, char *err, size_t errlen)
+{
+	for (int i = 0; i < nlocks; i++) {
+		const struct co_lock *l = &locks[i];
+		if (l->kind != CO_LK_POSIX)
+			continue;
+		struct flock fl = { .l_type = !take ? F_UNLCK : l->write ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET,
+				    .l_start = (off_t)l->start, .l_len = (off_t)l->len };
+		long r = co_fcntl(l->fd, F_SETLK, (long)&fl);
+		if (r < 0 && take) {
+			const char *path = "";
+			for (int k = 0; k < nfds; k++)
+				if (fds[k].fd == l->fd)
+					path = fds[k].path;
+			co_fmt(err, errlen, "fd %d: its POSIX %s lock on %s, bytes %lu+%lu", l->fd,
+			       l->write ? "write" : "read", path, (unsigned long)l->start, (unsigned long)l->len);
+			return (int)r;
+		}
+	}
+	return 0;
 }
 
 int co_files_dump(struct co_dumpctx *d)

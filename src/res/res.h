@@ -256,7 +256,8 @@ int co_timers_restore(struct co_rstctx *rc);
 /* files.c: descriptors */
 int co_files_collect(struct co_dumpctx *d);
 int co_files_dump(struct co_dumpctx *d);
-int co_files_flocks(void);
+int co_files_flocks(int posix);
+int co_files_posix_set(int take, char *err, size_t errlen);
 int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
 /* the working directory cwd (as recorded), or the deleted one init made again; 0 or -errno */
 long co_files_chdir(struct co_rstctx *rc, const char *cwd);

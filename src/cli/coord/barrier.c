@@ -458,6 +458,7 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 				c->bytes = (uint64_t)in.m.a;
 				c->incr_parent = (uint64_t)in.m.b;
 				c->flocks = (int)in.m.c;
+				c->posix_locks = (int)in.m.d;
 			}
 			if (in.m.type == CO_M_FAIL) {
 				if (!failed)

@@ -86,6 +86,8 @@ struct conn {
 	uint64_t bytes;
 	uint64_t incr_parent;	/* DONE: its image is incremental against this generation (0: full) */
 	int flocks;		/* DONE: the flock and OFD locks its descriptors hold (hold_locks.c) */
+	int posix_locks;	/* DONE: its POSIX locks (hold_locks.c) */
+	int posix_let_go;	/* ... let go for a migration's target, taken back should it fail */
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
 	int armed;		/* ARMED: its memory is to be pre-copied (by the pre-copy child) */
 	int quiesce;		/* 1 + the flags of the QUIESCE its next manager gets when it attaches; 0: PREPARE */

@@ -17,12 +17,14 @@
  * on believing it holds it, is ended instead (its generation is kept).
  *
  * POSIX (fcntl F_SETLK) locks belong to the process, and only it can
- * take one: they stay, and a target on the same files refuses the
- * migration, naming the lock (src/res/files.c).
+ * take or drop one: its agent's manager, a thread of the process, does it
+ * on our word (POSIX_LOCKS: the locks its last image holds, src/res/
+ * files.c), let go at the stop and taken back the same way.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +91,24 @@ static int drop_fd(int fd, void *arg)
 }
 
 /*
+ * Member c's POSIX locks let go (take 0) or taken back (1), by its agent's
+ * manager (the group is parked): 0, or -errno with what failed in err
+ * (-ETIMEDOUT: no answer within a second).
+ */
+static int posix_locks(struct conn *c, int take, char *err, size_t errlen)
+{
+	static struct co_msgbuf mb;
+	if (co_send(c->fd, CO_M_POSIX_LOCKS, 0, take, 0, NULL, -1))
+		return -EPIPE;
+	struct pollfd p = { c->fd, POLLIN, 0 };
+	if (poll(&p, 1, 1000) != 1 || co_recv(c->fd, &mb, NULL) || mb.m.type != CO_M_POSIX_LOCKS)
+		return err ? snprintf(err, errlen, "its agent did not answer"), -ETIMEDOUT : -ETIMEDOUT;
+	if (mb.m.a && err)
+		snprintf(err, errlen, "%s", mb.text);
+	return (int)mb.m.a;
+}
+
+/*
  * Whose descriptors to look through: each member said with its image how
  * many flock and OFD locks its descriptors hold (DONE; its agent read
  * them from fdinfo, where a lock shows on every descriptor of its open
@@ -112,6 +132,20 @@ void hold_locks_drop(void)
 	}
 	if (nheld)
 		co_trace("hold: %d flock and OFD locks let go for the target", nheld);
+	for (int i = 0; i < G.nc; i++) {
+		struct conn *c = &G.c[i];
+		c->posix_let_go = 0;
+		if (c->kind == C_MEMBER && c->part && c->posix_locks > 0 && c->fd >= 0)
+			c->posix_let_go = posix_locks(c, 0, NULL, 0) == 0;
+	}
+}
+
+/* The duplicates the flock and OFD locks were let go through, closed. */
+static void forget_flocks(void)
+{
+	for (int i = 0; i < nheld; i++)
+		close(H[i].dup);
+	nheld = 0;
 }
 
 /* How long a lock may stay taken when the group is to run on here: the target's group dies first. */
@@ -141,13 +175,30 @@ int hold_locks_retake(char *err, size_t errlen)
 			nanosleep(&ms, NULL);
 		}
 	}
-	hold_locks_forget();
+	forget_flocks();
+	for (int i = 0; i < G.nc; i++) {
+		struct conn *c = &G.c[i];
+		if (!c->posix_let_go)
+			continue;
+		char what[1100];
+		int r;
+		while ((r = posix_locks(c, 1, what, sizeof(what))) == -EAGAIN || r == -EACCES) {
+			if (co_now_ns(CLOCK_MONOTONIC) >= end)
+				break;
+			struct timespec ms = { 0, 10 * 1000000 };
+			nanosleep(&ms, NULL);
+		}
+		c->posix_let_go = 0;
+		if (r)
+			return snprintf(err, errlen, "pid %d, %s was taken by another process while it migrated, and "
+					"could not be taken back (%s)", c->pid, what, strerror(-r)), -1;
+	}
 	return 0;
 }
 
 void hold_locks_forget(void)
 {
-	for (int i = 0; i < nheld; i++)
-		close(H[i].dup);
-	nheld = 0;
+	forget_flocks();
+	for (int i = 0; i < G.nc; i++)
+		G.c[i].posix_let_go = 0;
 }
