@@ -200,7 +200,9 @@ t_migrate_init_ahead() {
 	: >"$TD/cut.go"
 	bg_wait cut
 	mig_failed cut "the group runs on here"
-	no_generation B
+	# (a receiver killed once a round has come leaves its .tmp-gen-N, for
+	# the next receive of the group to remove: never a committed one)
+	[ -z "$(committed_at B)" ] || fail "a receiver killed mid-rounds left $(committed_at B) to restart at B"
 	# the init started ahead dies before the stop: the restart starts its own
 	ahead_migration recvB2 mig
 	kill -KILL "$INIT"
