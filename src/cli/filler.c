@@ -515,26 +515,35 @@ static void record_checked(uint32_t i, struct co_xxh64 *h, int demand)
 	}
 }
 
-/* Record i's checksum, read in chunks (faults served between them when pumping): a mismatch ends the group. */
-static void check_record(uint32_t i, int pumping)
+/*
+ * Record i's checksum, read in chunks (faults served between them when
+ * pumping): a mismatch ends the group.  With whole (the fill's, pumping),
+ * a record of up to CHECK_AT_FAULT is read into whole and that is
+ * returned, for the fill to copy from without reading it again; else NULL.
+ */
+static const char *check_record(uint32_t i, int pumping, char *whole)
 {
 	static char *cbuf;
 	const struct rec *rc = &recs[i];
 	if (rec_ok[i])
-		return;
+		return NULL;
 	if (!cbuf && !(cbuf = aligned_alloc(PAGE, CHUNK)))
 		fail("out of memory");
+	if (rc->len > CHECK_AT_FAULT)
+		whole = NULL;
 	struct co_xxh64 h;
 	co_rec_sum_init(&h, rc->seq, CO_R_PAGEDATA);
 	for (uint64_t at = 0; at < rc->len; at += CHUNK) {
 		uint64_t n = rc->len - at < CHUNK ? rc->len - at : CHUNK;
-		if (src_read(rc->stream, rc->off + at, cbuf, n, !pumping))
+		char *to = whole ? whole + at : cbuf;
+		if (src_read(rc->stream, rc->off + at, to, n, !pumping))
 			fail("%s: byte %lu: cannot read page data", src_name[rc->stream], (unsigned long)(rc->off + at));
-		co_xxh64_update(&h, cbuf, n);
+		co_xxh64_update(&h, to, n);
 		if (pumping)
 			pump(0);
 	}
 	record_checked(i, &h, !pumping);
+	return whole;
 }
 
 /* Every record pages went out from unchecked, checked. */
@@ -542,7 +551,7 @@ static void check_used(void)
 {
 	for (uint32_t i = 0; i < nrecs && nused; i++)
 		if (rec_used[i])
-			check_record(i, 1);
+			check_record(i, 1, NULL);
 }
 
 /*
@@ -556,7 +565,7 @@ static void check_before(uint32_t e, int all)
 	if (!check_first || !by_rec || (r = rec_of(e)) == nrecs || rec_ok[r])
 		return;
 	if (all || recs[r].len <= CHECK_AT_FAULT)
-		check_record(r, 0);
+		check_record(r, 0, NULL);
 }
 
 /* ---- userfaultfd operations: 0 done, 1 gone (nothing to do there any more), -EAGAIN, or -errno ---- */
@@ -876,7 +885,7 @@ static void await_release(void)
 }
 
 /* Copy the pending pages of entries [e0, e1) of s, whose data is in buf from stream offset base. */
-static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
+static void fill_span(struct space *s, uint32_t e0, uint32_t e1, const char *data, uint64_t base)
 {
 	uint32_t e = e0;
 	while (e < e1 && !s->dead) {
@@ -890,7 +899,7 @@ static void fill_span(struct space *s, uint32_t e0, uint32_t e1, uint64_t base)
 		       (e_off[e + n] & ~(PAGE - 1)) == (e_off[e] & ~(PAGE - 1)) + n * PAGE)
 			n++;
 		uint64_t copied;
-		long r = copy_pages(s, s->at[e], buf + ((e_off[e] & ~(PAGE - 1)) - base), n * PAGE, &copied);
+		long r = copy_pages(s, s->at[e], data + ((e_off[e] & ~(PAGE - 1)) - base), n * PAGE, &copied);
 		uint32_t got = (uint32_t)(copied / PAGE);
 		for (uint32_t i = 0; i < got; i++)
 			done(s, e + i);
@@ -969,9 +978,13 @@ static void fill_ahead(void)
  */
 static void fill_record(uint32_t r)
 {
+	static char *whole; /* a record checked first, kept for the fill (check_record) */
 	const struct rec *rc = &recs[r];
+	const char *kept = NULL;
+	if (check_first && !whole && !(whole = aligned_alloc(PAGE, CHECK_AT_FAULT)))
+		fail("out of memory");
 	if (check_first)
-		check_record(r, 1);
+		kept = check_record(r, 1, whole);
 	struct co_xxh64 h;
 	co_rec_sum_init(&h, rc->seq, CO_R_PAGEDATA);
 	uint32_t e = rc->e0;
@@ -979,14 +992,16 @@ static void fill_record(uint32_t r)
 		uint64_t n = rc->len - at < CHUNK ? rc->len - at : CHUNK;
 		pump(0);
 		fill_ahead();
-		if (src_read(rc->stream, rc->off + at, buf, n, 0))
+		const char *data = kept ? kept + at : buf;
+		if (!kept && src_read(rc->stream, rc->off + at, buf, n, 0))
 			fail("%s: byte %lu: cannot read page data", src_name[rc->stream], (unsigned long)(rc->off + at));
-		co_xxh64_update(&h, buf, n);
+		if (!rec_ok[r])
+			co_xxh64_update(&h, data, n);
 		uint32_t e1 = e;
 		while (e1 < rc->e1 && (e_off[e1] & ~(PAGE - 1)) < rc->off + at + n)
 			e1++;
 		for (int i = 0; i < nsp; i++)
-			fill_span(&sp[i], e, e1, rc->off + at);
+			fill_span(&sp[i], e, e1, data, rc->off + at);
 		e = e1;
 		/* tests: a fill that takes its time, faults served meanwhile: after each MiB of a record, and its end */
 		if (cfg->slow_ms && ((at + n) % (1ULL << 20) == 0 || at + n == rc->len))
