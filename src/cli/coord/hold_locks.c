@@ -1,6 +1,5 @@
 /*
- * coord/hold_locks.c - a migration's stop and the group's flock and OFD
- * locks.
+ * coord/hold_locks.c - a migration's stop and the group's file locks.
  *
  * A file both hosts share (NFS, or one filesystem seen by both) is locked
  * by the group here, parked, while its restore at the target takes the
@@ -16,10 +15,12 @@
  * somebody else took meanwhile cannot be, and the group, which would run
  * on believing it holds it, is ended instead (its generation is kept).
  *
- * POSIX (fcntl F_SETLK) locks belong to the process, and only it can
- * take or drop one: its agent's manager, a thread of the process, does it
- * on our word (POSIX_LOCKS: the locks its last image holds, src/res/
- * files.c), let go at the stop and taken back the same way.
+ * POSIX (fcntl F_SETLK) locks belong to the process (its descriptor
+ * table), and only a thread sharing the table can take or drop one: on
+ * our word (POSIX_LOCKS) its agent's manager, which has a table of its
+ * own, has one of the parked program threads do it (src/agent/quiesce.c,
+ * co_agent.job; src/res/files.c, co_files_posix_set: the locks its last
+ * image holds), let go at the stop and taken back the same way.
  */
 #define _GNU_SOURCE
 #include <errno.h>
