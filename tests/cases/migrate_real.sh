@@ -236,64 +236,14 @@ t_migrate_real_flock() {
 	need_cmd flock
 	# (the lock file in COHORT_TEST_TMP: the straight run's is another)
 	MIG_ARGV=(/bin/bash -c 'exec flock "$COHORT_TEST_TMP/lock" /bin/bash -c "$0"' "$MIG_PROG")
-	mig_hosts
-	mig_run run0
-	flock -n "$TT/lock" true && fail "the group does not hold its lock at A"
-	mig_receive recvB B COHORT_FAULT=fail:memory
-	mig_go A fault
-	mig_failed fault "the group runs on here"
-	bg_wait recvB
-	flock -n "$TT/lock" true && fail "after the failed migration the group at A does not hold its lock again"
-	real_migrate A B mig1 run0 recvB2
-	flock -n "$TT/lock" true && fail "the group does not hold its lock at B"
-	: >"$TT/go.1"
-	: >"$TT/go.2"
-	bg_wait recvB2
-	final_check 0 "$RC" recvB2 run0 recvB2
-	flock -n "$TT/lock" true || fail "the lock is still held after the group ended"
-	# the lock taken by another process while the target's restore hangs
-	rm -f "$TT/go.1" "$TT/go.2"
-	GNAME=$GNAME-2
-	host A
-	bg_start run2 "${ON[@]}" env COHORT_LOCK_RETAKE_MS=300 "$COHORT" run --name "$GNAME" --images "$IMG/A" -- \
-		"${MIG_ARGV[@]}"
-	wait_lines 10 run2
-	mig_receive recvB3 B COHORT_FAULT=hang:memory
-	host A
-	bg_start lost "${ON[@]}" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" --to "$TO" --token-file "$TD/token"
-	wait_for "the source let go of the lock for the target" flock -n "$TT/lock" true
-	flock "$TT/lock" sleep 600 &
-	local holder=$!
-	wait_for "another process holds the lock" eval '! flock -n "$TT/lock" true'
-	kill -KILL "$(pgrep -P "$(cat "$TD/recvB3.pid")" | head -n 1)"
-	{ bg_wait recvB3; } 2>/dev/null
-	bg_wait lost
-	[ "$RC" = 1 ] || fail "lost: status $RC, expected 1: $(first_line "$TD/lost.err")"
-	grep -q "its flock lock on $TT/lock was taken by another process while it migrated" "$TD/lost.err" ||
-		fail "lost: $(first_line "$TD/lost.err")"
-	bg_wait run2
-	[ "$RC" != 0 ] || fail "run2: status 0, but its group could not have its lock back"
-	grep -q "^cohort: the group '$GNAME' ended: pid [0-9]*, fd [0-9]*: its flock lock on $TT/lock was taken" \
-		"$TD/run2.err" || fail "run2: $(first_line "$TD/run2.err")"
-	grep -q "generation [0-9]* holds it as it was" "$TD/run2.err" || fail "run2: no generation named: $(first_line "$TD/run2.err")"
-	kill "$holder" 2>/dev/null
-	wait "$holder" 2>/dev/null || : # (killed: its status is not the test's)
-}
-
-# plocked FILE: a POSIX lock on FILE is held (a lockf of our own is refused)
-plocked() {
-	! "$PYTHON" -c 'import fcntl, sys
-f = open(sys.argv[1], "a")
-fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)' "$1" 2>/dev/null
+	lock_migrations flock "$TT/lock" "flock lock on $TT/lock"
 }
 
 # The same with a POSIX lock (fcntl F_SETLK, as sqlite and most databases
 # take): Python takes lockf on the shared file and execs bash running the
-# job, the descriptor kept.  A POSIX lock is the process's: its agent's
-# manager lets go of it at the stop and takes it back, on the
-# coordinator's word (coord/hold_locks.c, POSIX_LOCKS).  The same three
-# migrations: failed at the target (taken back at A), A -> B (held at B),
-# and taken by another process meanwhile (the group at A ends, naming it).
+# job, the descriptor kept.  A POSIX lock is the process's: one of its
+# parked threads lets go of it at the stop and takes it back, on the
+# coordinator's word (coord/hold_locks.c, POSIX_LOCKS).
 TEST_TIMEOUTS[migrate_real_posix_lock]=120
 t_migrate_real_posix_lock() {
 	local TMO=60
@@ -303,21 +253,50 @@ f = open(os.environ["COHORT_TEST_TMP"] + "/plock", "a")
 fcntl.lockf(f, fcntl.LOCK_EX)
 os.set_inheritable(f.fileno(), True)
 os.execv("/bin/bash", ["bash", "-c", sys.argv[1]])' "$MIG_PROG")
+	lock_migrations posix "$TT/plock" "POSIX write lock on $TT/plock, bytes 0+0"
+}
+
+# lock_held KIND FILE: a lock of KIND (flock, posix) on FILE is held (ours is refused)
+lock_held() {
+	case $1 in
+	flock) ! flock -n "$2" true ;;
+	posix) ! "$PYTHON" -c 'import fcntl, sys
+f = open(sys.argv[1], "a")
+fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)' "$2" 2>/dev/null ;;
+	esac
+}
+
+# lock_hold KIND FILE: a process of ours takes it and keeps it (HOLDER)
+lock_hold() {
+	case $1 in
+	flock) flock "$2" sleep 600 & ;;
+	posix) "$PYTHON" -c 'import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.lockf(f, fcntl.LOCK_EX)
+time.sleep(600)' "$2" & ;;
+	esac
+	HOLDER=$!
+}
+
+# lock_migrations KIND FILE WHAT: the three migrations of the group of
+# MIG_ARGV, which holds a KIND lock on FILE (WHAT: as cohort names it)
+lock_migrations() {
+	local kind=$1 file=$2 what=$3 HOLDER
 	mig_hosts
 	mig_run run0
-	wait_for "the group holds its lock at A" plocked "$TT/plock"
+	wait_for "the group holds its lock at A" lock_held "$kind" "$file"
 	mig_receive recvB B COHORT_FAULT=fail:memory
 	mig_go A fault
 	mig_failed fault "the group runs on here"
 	bg_wait recvB
-	plocked "$TT/plock" || fail "after the failed migration the group at A does not hold its lock again"
+	lock_held "$kind" "$file" || fail "after the failed migration the group at A does not hold its lock again"
 	real_migrate A B mig1 run0 recvB2
-	plocked "$TT/plock" || fail "the group does not hold its lock at B"
+	lock_held "$kind" "$file" || fail "the group does not hold its lock at B"
 	: >"$TT/go.1"
 	: >"$TT/go.2"
 	bg_wait recvB2
 	final_check 0 "$RC" recvB2 run0 recvB2
-	plocked "$TT/plock" && fail "the lock is still held after the group ended"
+	! lock_held "$kind" "$file" || fail "the lock is still held after the group ended"
 	# the lock taken by another process while the target's restore hangs
 	rm -f "$TT/go.1" "$TT/go.2"
 	GNAME=$GNAME-2
@@ -328,23 +307,20 @@ os.execv("/bin/bash", ["bash", "-c", sys.argv[1]])' "$MIG_PROG")
 	mig_receive recvB3 B COHORT_FAULT=hang:memory
 	host A
 	bg_start lost "${ON[@]}" timeout -k 5 "$TMO" "$COHORT" migrate "$GNAME" --to "$TO" --token-file "$TD/token"
-	wait_for "the source let go of the lock for the target" eval '! plocked "$TT/plock"'
-	"$PYTHON" -c 'import fcntl, sys, time
-f = open(sys.argv[1], "a")
-fcntl.lockf(f, fcntl.LOCK_EX)
-time.sleep(600)' "$TT/plock" &
-	local holder=$!
-	wait_for "another process holds the lock" plocked "$TT/plock"
+	wait_for "the source let go of the lock for the target" eval '! lock_held "$kind" "$file"'
+	lock_hold "$kind" "$file"
+	wait_for "another process holds the lock" lock_held "$kind" "$file"
 	kill -KILL "$(pgrep -P "$(cat "$TD/recvB3.pid")" | head -n 1)"
 	{ bg_wait recvB3; } 2>/dev/null
 	bg_wait lost
 	[ "$RC" = 1 ] || fail "lost: status $RC, expected 1: $(first_line "$TD/lost.err")"
-	grep -q "its POSIX write lock on $TT/plock, bytes 0+0 was taken by another process while it migrated" \
-		"$TD/lost.err" || fail "lost: $(first_line "$TD/lost.err")"
+	grep -q "its $what was taken by another process while it migrated" "$TD/lost.err" ||
+		fail "lost: $(first_line "$TD/lost.err")"
 	bg_wait run2
 	[ "$RC" != 0 ] || fail "run2: status 0, but its group could not have its lock back"
-	grep -q "^cohort: the group '$GNAME' ended: pid [0-9]*, fd [0-9]*: its POSIX write lock on $TT/plock" \
-		"$TD/run2.err" || fail "run2: $(first_line "$TD/run2.err")"
-	kill "$holder" 2>/dev/null
-	wait "$holder" 2>/dev/null || : # (killed: its status is not the test's)
+	grep -q "^cohort: the group '$GNAME' ended: pid [0-9]*, fd [0-9]*: its $what was taken" "$TD/run2.err" ||
+		fail "run2: $(first_line "$TD/run2.err")"
+	grep -q "generation [0-9]* holds it as it was" "$TD/run2.err" || fail "run2: no generation named: $(first_line "$TD/run2.err")"
+	kill "$HOLDER" 2>/dev/null
+	wait "$HOLDER" 2>/dev/null || : # (killed: its status is not the test's)
 }
