@@ -120,7 +120,6 @@ static int note_root(void)
 	return 0;
 }
 
-/* One checkpoint, from ATTACH until RELEASE or the coordinator hangs up. */
 /*
  * A migration's hold: the process's POSIX locks let go (take 0) or taken
  * back (1) by one of its parked threads (quiesce.c), which share the
@@ -151,6 +150,7 @@ static int posix_locks_job(int take)
 	return co_agent.job_result;
 }
 
+/* One checkpoint, from ATTACH until RELEASE or the coordinator hangs up. */
 static void session(void)
 {
 	co_agent.sock = co_dial_out(co_agent.sock_path);

@@ -517,20 +517,23 @@ static void record_checked(uint32_t i, struct co_xxh64 *h, int demand)
 
 /*
  * Record i's checksum, read in chunks (faults served between them when
- * pumping): a mismatch ends the group.  With whole (the fill's, pumping),
- * a record of up to CHECK_AT_FAULT is read into whole and that is
- * returned, for the fill to copy from without reading it again; else NULL.
+ * pumping): a mismatch ends the group.  Pumping (the background's), a
+ * record of up to CHECK_AT_FAULT is read whole into a buffer of its own,
+ * returned for the fill to copy from without reading it again (valid until
+ * the next such check; the checks made while a fault waits, without
+ * pumping, read chunk by chunk into another); else NULL.
  */
-static const char *check_record(uint32_t i, int pumping, char *whole)
+static const char *check_record(uint32_t i, int pumping)
 {
-	static char *cbuf;
+	static char *cbuf, *kept;
 	const struct rec *rc = &recs[i];
 	if (rec_ok[i])
 		return NULL;
 	if (!cbuf && !(cbuf = aligned_alloc(PAGE, CHUNK)))
 		fail("out of memory");
-	if (rc->len > CHECK_AT_FAULT)
-		whole = NULL;
+	if (pumping && rc->len <= CHECK_AT_FAULT && !kept && !(kept = aligned_alloc(PAGE, CHECK_AT_FAULT)))
+		fail("out of memory");
+	char *whole = pumping && rc->len <= CHECK_AT_FAULT ? kept : NULL;
 	struct co_xxh64 h;
 	co_rec_sum_init(&h, rc->seq, CO_R_PAGEDATA);
 	for (uint64_t at = 0; at < rc->len; at += CHUNK) {
@@ -551,7 +554,7 @@ static void check_used(void)
 {
 	for (uint32_t i = 0; i < nrecs && nused; i++)
 		if (rec_used[i])
-			check_record(i, 1, NULL);
+			check_record(i, 1);
 }
 
 /*
@@ -565,7 +568,7 @@ static void check_before(uint32_t e, int all)
 	if (!check_first || !by_rec || (r = rec_of(e)) == nrecs || rec_ok[r])
 		return;
 	if (all || recs[r].len <= CHECK_AT_FAULT)
-		check_record(r, 0, NULL);
+		check_record(r, 0);
 }
 
 /* ---- userfaultfd operations: 0 done, 1 gone (nothing to do there any more), -EAGAIN, or -errno ---- */
@@ -978,13 +981,8 @@ static void fill_ahead(void)
  */
 static void fill_record(uint32_t r)
 {
-	static char *whole; /* a record checked first, kept for the fill (check_record) */
 	const struct rec *rc = &recs[r];
-	const char *kept = NULL;
-	if (check_first && !whole && !(whole = aligned_alloc(PAGE, CHECK_AT_FAULT)))
-		fail("out of memory");
-	if (check_first)
-		kept = check_record(r, 1, whole);
+	const char *kept = check_first ? check_record(r, 1) : NULL; /* (its data, read whole by the check) */
 	struct co_xxh64 h;
 	co_rec_sum_init(&h, rc->seq, CO_R_PAGEDATA);
 	uint32_t e = rc->e0;

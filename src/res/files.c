@@ -236,10 +236,10 @@ int co_files_collect(struct co_dumpctx *d)
 }
 
 /*
- * How many flock and OFD locks the last collect found (each time it is
- * held through a descriptor): told to the coordinator with DONE, which
- * lets go of them at a migration's stop (coord/hold_locks.c) and so looks
- * only at the members that hold some.
+ * How many flock and OFD locks (posix: POSIX locks) the last collect found
+ * (each time it is held through a descriptor): told to the coordinator
+ * with DONE, which lets go of them at a migration's stop
+ * (coord/hold_locks.c) and so looks only at the members that hold some.
  */
 int co_files_flocks(int posix)
 {
@@ -252,10 +252,11 @@ int co_files_flocks(int posix)
 /*
  * A migration's hold: the process's POSIX locks that its image holds let
  * go (take 0) or taken back (1, without waiting).  A POSIX lock belongs to
- * the process, and only one of its threads can take or drop it: the
- * manager, on the coordinator's word (coord/hold_locks.c), through the
- * descriptor the lock was seen on (closing one would drop every lock the
- * process holds on the file).  0, or -errno with what failed in err.
+ * the process's descriptor table, and only a thread sharing it can take or
+ * drop one: a parked program thread, on the manager's word (quiesce.c,
+ * co_agent.job), through the descriptor the lock was seen on (closing one
+ * would drop every lock the process holds on the file).  Async-signal-safe.
+ * 0, or -errno with what failed in err.
  */
 int co_files_posix_set(int take, char *err, size_t errlen)
 {

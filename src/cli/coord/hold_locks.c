@@ -102,8 +102,11 @@ static int posix_locks(struct conn *c, int take, char *err, size_t errlen)
 	if (co_send(c->fd, CO_M_POSIX_LOCKS, 0, take, 0, NULL, -1))
 		return -EPIPE;
 	struct pollfd p = { c->fd, POLLIN, 0 };
-	if (poll(&p, 1, 1000) != 1 || co_recv(c->fd, &mb, NULL) || mb.m.type != CO_M_POSIX_LOCKS)
-		return err ? snprintf(err, errlen, "its agent did not answer"), -ETIMEDOUT : -ETIMEDOUT;
+	if (poll(&p, 1, 1000) != 1 || co_recv(c->fd, &mb, NULL) || mb.m.type != CO_M_POSIX_LOCKS) {
+		if (err)
+			snprintf(err, errlen, "its agent did not answer");
+		return -ETIMEDOUT;
+	}
 	if (mb.m.a && err)
 		snprintf(err, errlen, "%s", mb.text);
 	return (int)mb.m.a;
@@ -149,6 +152,16 @@ static void forget_flocks(void)
 	nheld = 0;
 }
 
+/* 10 ms more, while end (CLOCK_MONOTONIC) has not come: 1, else 0. */
+static int a_moment_more(uint64_t end)
+{
+	if (co_now_ns(CLOCK_MONOTONIC) >= end)
+		return 0;
+	struct timespec ms = { 0, 10 * 1000000 };
+	nanosleep(&ms, NULL);
+	return 1;
+}
+
 /* How long a lock may stay taken when the group is to run on here: the target's group dies first. */
 static int retake_ms(void)
 {
@@ -161,7 +174,7 @@ int hold_locks_retake(char *err, size_t errlen)
 	uint64_t end = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)retake_ms() * 1000000ULL;
 	for (int i = 0; i < nheld; i++) {
 		while (set_lock(H[i].dup, &H[i].l, 0) < 0) {
-			if ((errno != EAGAIN && errno != EWOULDBLOCK) || co_now_ns(CLOCK_MONOTONIC) >= end) {
+			if ((errno != EAGAIN && errno != EWOULDBLOCK) || !a_moment_more(end)) {
 				char file[PATH_MAX] = "?", link[64];
 				snprintf(link, sizeof(link), "/proc/self/fd/%d", H[i].dup);
 				ssize_t k = readlink(link, file, sizeof(file) - 1);
@@ -172,8 +185,6 @@ int hold_locks_retake(char *err, size_t errlen)
 				hold_locks_forget();
 				return -1;
 			}
-			struct timespec ms = { 0, 10 * 1000000 };
-			nanosleep(&ms, NULL);
 		}
 	}
 	forget_flocks();
@@ -183,12 +194,8 @@ int hold_locks_retake(char *err, size_t errlen)
 			continue;
 		char what[1100];
 		int r;
-		while ((r = posix_locks(c, 1, what, sizeof(what))) == -EAGAIN || r == -EACCES) {
-			if (co_now_ns(CLOCK_MONOTONIC) >= end)
-				break;
-			struct timespec ms = { 0, 10 * 1000000 };
-			nanosleep(&ms, NULL);
-		}
+		while (((r = posix_locks(c, 1, what, sizeof(what))) == -EAGAIN || r == -EACCES) && a_moment_more(end))
+			;
 		c->posix_let_go = 0;
 		if (r)
 			return snprintf(err, errlen, "pid %d, %s was taken by another process while it migrated, and "

@@ -510,12 +510,15 @@ void lazy_end(void)
 	for (int k = 0; k < nf; k++) {
 		struct filler *f = &F[k];
 		if (f->pid > 0) {
+			/* (its pidfd says when it ends; without one, a look every 10 ms) */
 			struct pollfd p = { f->pidfd, POLLIN, 0 };
-			for (uint64_t now; f->pidfd >= 0 && (now = co_now_ns(CLOCK_MONOTONIC)) < until;)
-				if (poll(&p, 1, (int)((until - now) / 1000000) + 1) > 0)
-					break;
 			int st = 0;
-			if (waitpid(f->pid, &st, WNOHANG) <= 0) {
+			pid_t w;
+			uint64_t now;
+			while (((w = waitpid(f->pid, &st, WNOHANG)) == 0 || (w < 0 && errno == EINTR)) &&
+			       (now = co_now_ns(CLOCK_MONOTONIC)) < until)
+				poll(&p, 1, f->pidfd >= 0 ? (int)((until - now) / 1000000) + 1 : 10);
+			if (w <= 0) {
 				fprintf(stderr, "cohort: the page filler of pid %d did not check its pages within %d s of "
 					"the group's end: the restart is failed\n", f->gpid, END_CHECK_MS / 1000);
 				kill(f->pid, SIGKILL);

@@ -323,11 +323,6 @@ int restore_ended(void)
 	return ended;
 }
 
-/*
- * The page filler of pid (restart --lazy, lazy.c) failed or died: the
- * program must not run on with pages that are not its own.  why: the
- * line, or empty when the filler has printed it.
- */
 /* The group has ended, and a filler found that a page it had let out was damaged: the restart failed. */
 void restore_lazy_damaged(void)
 {
@@ -335,6 +330,11 @@ void restore_lazy_damaged(void)
 		ended = 70;
 }
 
+/*
+ * The page filler of pid (restart --lazy, lazy.c) failed or died: the
+ * program must not run on with pages that are not its own.  why: the
+ * line, or empty when the filler has printed it.
+ */
 void restore_lazy_failed(int pid, const char *why)
 {
 	/* a restorer's failure ends the group, and with it the filler: the cause, said first */
