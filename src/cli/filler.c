@@ -222,7 +222,7 @@ static struct co_pindex *index_below(const struct co_filler_layer *layers, int n
 	if (!x->pos) { /* laid out in the fill's order now, as a migration's target does ahead */
 		if (co_pindex_layout(x))
 			return co_err(err, errlen, "out of memory for the page index"), NULL;
-		co_trace("filler of pid %d: the layers below laid out", pid);
+		co_trace("filler of pid %d: the %d layers below laid out", pid, nl - 1);
 	}
 	return x;
 }

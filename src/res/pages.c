@@ -840,21 +840,25 @@ static int read_map(struct pstream *ps)
  * have no data here; the filler brings them from the chain, those of
  * lazy regions as it brings any, the others written into place before
  * the program runs (co_lazy_handoff waits for that).  So there must be a
- * filler: without lazy regions those pages would stay wrong.
+ * filler, lazy regions or not: noted here (parent_left), it is made at
+ * the hand-over even for a process whose regions are all eager (a bash
+ * whose every page is shared with a child it just forked).
  */
 static int parent_pages(struct pstream *ps)
 {
-	const struct co_rstctx *rc = ps->rc;
+	struct co_rstctx *rc = ps->rc;
 	struct co_reader *r = ps->r;
 	struct co_pagemap *pm = &ps->pm;
 	if (read_map(ps))
 		return -1;
 	for (uint32_t i = 0; i < pm->nruns && i < CO_MAX_RUNS; i++) {
 		int k = region_of(ps, pm->runs[i].addr, pm->runs[i].npages);
-		if (!k || !rc->lazy)
+		if (!k || !rc->want_lazy || rc->compressed)
 			return PERR(ps, "%s: byte %lu: pages at %lx are in the parent generation's image and no page filler "
 				    "comes for them", r->name, (unsigned long)r->rec_off, (unsigned long)pm->runs[i].addr);
 	}
+	if (pm->nruns)
+		rc->parent_left = 1; /* only ever set (the streams are read side by side) */
 	return 0;
 }
 

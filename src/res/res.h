@@ -137,10 +137,15 @@ struct co_rstctx {
 	uint32_t ncow;
 	int inherited;
 	int nseccomp;		/* seccomp filter chains of its threads (CO_R_SECCOMP, seccomp.c) */
-	/* restart --lazy (src/restore/lazy.c): asked for; some regions are; which (by region) */
+	/*
+	 * restart --lazy (src/restore/lazy.c): asked for; some regions are;
+	 * which (by region); pages left to the parent image (from its chain),
+	 * which a filler must bring even where no region is lazy.
+	 */
 	int want_lazy;
 	int lazy;
 	const uint8_t *lazy_vma;
+	int parent_left;
 };
 
 #include "util.h"

@@ -82,6 +82,8 @@ static int candidate(const struct co_rstctx *rc, int i, const uint8_t *kept)
 int co_lazy_begin(struct co_rstctx *rc, const uint8_t *kept)
 {
 	rc->lazy = 0;
+	rc->parent_left = 0;
+	co_memset(lazy, 0, sizeof(lazy)); /* a forked child's copy says what its parent's regions were */
 	if (probe >= 0) { /* a child forked by its restored parent: the parent's probe is not ours */
 		co_close(probe);
 		probe = -1;
@@ -140,9 +142,16 @@ static int connect_coordinator(struct co_rstctx *rc, const char *sock)
 	return fd;
 }
 
+/*
+ * The filler's userfaultfd, its lazy regions moved to it, to the
+ * coordinator.  Without lazy regions, when pages were left to the parent
+ * image (pages.c, parent_pages), it goes all the same, registered nowhere:
+ * what the filler is for then is writing those pages before the program
+ * runs.
+ */
 int co_lazy_handoff(struct co_rstctx *rc, const char *sock)
 {
-	if (!rc->lazy)
+	if (!rc->lazy && !rc->parent_left)
 		return 0;
 	int fd = new_uffd(rc, 25, LAZY_EVENTS);
 	if (fd < 0)
@@ -157,7 +166,8 @@ int co_lazy_handoff(struct co_rstctx *rc, const char *sock)
 			return co_err(rc->err, rc->errlen, "lazy restore: region %lx-%lx cannot be registered with the "
 				      "filler's userfaultfd", (unsigned long)v->start, (unsigned long)v->end);
 	}
-	co_close(probe);
+	if (probe >= 0)
+		co_close(probe);
 	probe = -1;
 	int s = connect_coordinator(rc, sock);
 	if (s < 0) {

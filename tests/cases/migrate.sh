@@ -301,7 +301,7 @@ t_migrate_rounds() {
 	# B indexed the rounds' pages as they came (pindex.c): the stop's filler folded only the stop's
 	# own image onto that, and the writer still reads the newest version of every page (its end check)
 	grep -q 'images indexed ahead' "$TD/recvB.err" ||
-		fail "the stop's filler at B did not start from the index built during the rounds: $(grep filler "$TD/recvB.err" | head -3 | tr '\n' '|')"
+		fail "the stop's filler at B did not start from the index built during the rounds: $(grep -E 'filler|restart: (chain|the chain)' "$TD/recvB.err" | head -4 | tr '\n' '|') $(grep -o '"round_bytes[^]]*],.*"stop":"[a-z]*"' "$TD/mig1.out")"
 	local f
 	for f in rounds bytes downtime_ms duration_ms processes; do
 		grep -q "\"$f\":[0-9]" "$TD/mig1.out" || fail "migrate --json has no $f: $(head -c 300 "$TD/mig1.out")"

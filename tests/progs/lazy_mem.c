@@ -2,7 +2,7 @@
  * lazy_mem: memory that a lazy restart (`cohort restart --lazy`) brings in
  * while the program already runs, and what the program does to it then.
  *
- *   lazy_mem [MIB [PROCS [STEPS]]]   (defaults 256, 1, 40)
+ *   lazy_mem [MIB [PROCS [STEPS [held]]]]   (defaults 256, 1, 40)
  *
  * Each process (PROCS: the first forks the others before anything is
  * written) keeps five private anonymous regions of MIB/PROCS MiB in all,
@@ -16,8 +16,19 @@
  *   - forks a child that checks every page of its own copy and exits;
  * then checks every page itself, and prints "step N ok" (the first
  * process; the others only say at the end whether they failed).
+ *
+ * With "held", each process once its regions are filled keeps a holder:
+ * a child that writes nothing and, when told to end, checks its copy of
+ * the pages as they were at its fork (the parent fails if it fails).
+ * The processes but the first take no steps: until the first ends they
+ * fork a new holder every 5 ms, then end the one before, as a shell forks
+ * its commands.  A checkpoint then finds such a process sharing pages
+ * copy-on-write with a holder just forked in each of its regions, so that
+ * none may come back lazily (src/restore/lazy.c), while its incremental
+ * image leaves almost every page to the first generation.
  */
 #include "common.h"
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -30,6 +41,7 @@ static struct reg {
 	unsigned char *zero;	/* page dropped: reads zeros */
 } R[NREG];
 static int me;			/* which process: its patterns are its own */
+static int hold_fd = -1;	/* held: closed to end the holder (it checks its copy) */
 
 static void pattern(int r, unsigned long p, unsigned char *out)
 {
@@ -111,19 +123,69 @@ static void step(int k)
 	CHECK(check("the process", k) == 0, "step %d: its memory is wrong", k);
 }
 
+/* A holder of the pages as they are now (held): waits for hold_fd's end, then checks them. */
+static pid_t holder(void)
+{
+	int p[2];
+	CHECK(pipe(p) == 0, "pipe: %s", strerror(errno));
+	pid_t h = fork();
+	CHECK(h >= 0, "fork: %s", strerror(errno));
+	if (h == 0) {
+		char c;
+		close(p[1]);
+		if (hold_fd >= 0) /* the holder before's: it must see its end */
+			close(hold_fd);
+		while (read(p[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(check("a holder", -1) ? 3 : 0);
+	}
+	close(p[0]);
+	hold_fd = p[1];
+	return h;
+}
+
+/* End holder h (its pipe's end fd): it must have found its copy right. */
+static void holder_end(pid_t h, int fd)
+{
+	int st;
+	close(fd);
+	CHECK(waitpid(h, &st, 0) == h, "waitpid: %s", strerror(errno));
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a holder found its copy wrong (status %#x)", st);
+}
+
+/* held, a process but the first: a new holder every 5 ms, until the first ends (end readable). */
+static pid_t hold_on(pid_t h, int end)
+{
+	for (;;) {
+		struct pollfd p = { end, POLLIN, 0 };
+		int r = poll(&p, 1, 5);
+		CHECK(r >= 0 || errno == EINTR, "poll: %s", strerror(errno));
+		if (r > 0)
+			return h;
+		int old = hold_fd;
+		pid_t nh = holder();
+		holder_end(h, old);
+		h = nh;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	t_prog = "lazy_mem";
 	unsigned long mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 256;
 	int procs = argc > 2 ? atoi(argv[2]) : 1, steps = argc > 3 ? atoi(argv[3]) : 40;
+	int held = argc > 4 && !strcmp(argv[4], "held");
 	pid_t kids[8];
-	int nkids = 0;
+	int nkids = 0, endp[2] = { -1, -1 }; /* held: the processes but the first wait for its end */
+	CHECK(argc <= 4 || pipe(endp) == 0, "pipe: %s", strerror(errno));
 	for (int i = 1; i < procs && i < 9; i++) {
 		pid_t p = fork();
 		CHECK(p >= 0, "fork: %s", strerror(errno));
 		if (p == 0) {
 			me = i;
 			nkids = 0;
+			if (endp[1] >= 0)
+				close(endp[1]);
 			break;
 		}
 		kids[nkids++] = p;
@@ -138,11 +200,16 @@ int main(int argc, char **argv)
 		CHECK(R[r].base != MAP_FAILED && R[r].zero, "mmap: %s", strerror(errno));
 		fill(r, 0, part[r]);
 	}
+	pid_t h = held ? holder() : 0;
 	if (me == 0) {
 		printf("filled\n");
 		fflush(stdout);
 	}
 	for (int k = 0; k < steps; k++) {
+		if (held && me) {
+			h = hold_on(h, endp[0]);
+			break;
+		}
 		step(k);
 		if (me == 0) {
 			printf("step %d ok\n", k);
@@ -150,8 +217,13 @@ int main(int argc, char **argv)
 		}
 		usleep(60000);
 	}
+	CHECK(check("the process", steps) == 0, "its memory is wrong at the end");
+	if (h)
+		holder_end(h, hold_fd);
 	if (me)
 		return 0;
+	if (endp[1] >= 0)
+		close(endp[1]);
 	int bad = 0;
 	for (int i = 0; i < nkids; i++) {
 		int st;

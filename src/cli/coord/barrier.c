@@ -128,6 +128,10 @@ void why_absent(int host, int pid, int registered, char *err, size_t errlen)
 	char st = co_proc_state(host, &tracer);
 	if (!st)
 		snprintf(err, errlen, "pid %d (%s) ended while the group was being checkpointed", pid, comm);
+	else if (tracer == getpid()) /* ours: a thread seized to unblock the signal that has not stopped (park.c) */
+		snprintf(err, errlen,
+			 "pid %d (%s) blocks the checkpoint signal in a thread that did not stop for cohort to unblock it "
+			 "(an uninterruptible wait?)", pid, comm);
 	else if (tracer > 0 || st == 't')
 		snprintf(err, errlen,
 			 "pid %d (%s) is being traced (by host pid %ld: a debugger or strace?): cohort cannot checkpoint a "
@@ -144,12 +148,18 @@ void why_absent(int host, int pid, int registered, char *err, size_t errlen)
 			 pid, comm);
 }
 
-/* The first of the n members idx[] that is stopped or traced, or -1. */
+/*
+ * The first of the n members idx[] that is stopped or traced, or -1.
+ * Traced by us is not held up: a thread seized to unblock the checkpoint
+ * signal that has not stopped yet (park.c, lingering) may still park.
+ */
 static int held_up(const int *idx, int n)
 {
 	for (int k = 0; k < n; k++) {
 		long tracer;
 		char st = co_proc_state(G.c[idx[k]].host_pid, &tracer);
+		if (tracer == getpid())
+			continue;
 		if (st == 'T' || st == 't' || tracer > 0)
 			return idx[k];
 	}

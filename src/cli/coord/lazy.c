@@ -114,14 +114,18 @@ static int older_layers(const struct co_mproc *mp, struct co_filler_layer *l)
 	char err[512];
 	int n = 0, ln, incr = (mp->flags & CO_MP_INCREMENTAL) != 0;
 	for (int j = 1; chain && incr && j < chain->n; j++) {
-		if (co_read_manifest(chain->dir[j], &m, lp, CO_TABLE_SLOTS, &ln, err, sizeof(err)))
+		if (co_read_manifest(chain->dir[j], &m, lp, CO_TABLE_SLOTS, &ln, err, sizeof(err))) {
+			co_trace("lazy: pid %d: %s", mp->pid, err);
 			return n; /* the filler says which page it lacks */
+		}
 		const struct co_mproc *q = NULL;
 		for (int k = 0; k < ln && !q; k++)
 			if (lp[k].pid == mp->pid && !(lp[k].flags & CO_MP_ZOMBIE))
 				q = &lp[k];
-		if (!q)
+		if (!q) {
+			co_trace("lazy: pid %d: no image in %s", mp->pid, chain->dir[j]);
 			return n;
+		}
 		snprintf(images[n], sizeof(images[n]), "%s/%s", chain->dir[j], q->image);
 		l[n] = (struct co_filler_layer){ images[n], { m.group_id, m.generation, 0, 0 } };
 		n++;

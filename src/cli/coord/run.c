@@ -173,6 +173,7 @@ static const struct co_chain_dirs *lazy_chain(const char *gdir, uint64_t gen, co
 		if (!o->trust_images && co_images_owned(gdir, cp->dir[j], err, sizeof(err)))
 			return NULL;
 	if (co_chain_lazy_ok(cp, p, *n, err, sizeof(err))) {
+		co_trace("restart: the chain is merged: %s", err);
 		if (getenv("COHORT_LAZY_CHAIN"))
 			fprintf(stderr, "cohort: restarting from the merged full image: %s\n", err);
 		return NULL;
