@@ -97,6 +97,7 @@ struct record {
 	 * (co_dirty_recollapse).
 	 */
 	int nthp, nthp_next, thp_fresh;
+	uint64_t classified_ns;	/* when classify last read smaps (CLOCK_MONOTONIC; 0: never) */
 	struct region thp[MAX_REGIONS];
 	struct region thp_next[MAX_REGIONS];
 	uint64_t nhuge;

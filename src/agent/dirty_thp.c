@@ -94,6 +94,17 @@ void unprotect(uint64_t start, uint64_t end)
 }
 
 /*
+ * Checkpoints closer than this keep the last classification: a
+ * migration's rounds and its stop come every 30-100 ms, and each read of
+ * smaps (~8 ms per GiB on a virtual machine here) is time the program
+ * writes pages that the stop then carries.  Keeping it stays right: a
+ * region classified for huge pages that has none now is compared by
+ * hashes, which is right for any region, and one that got huge pages
+ * since is write-protected, as a region without them is.
+ */
+#define RECLASSIFY_NS 1000000000ULL
+
+/*
  * With the program running (co_dirty_prepare): which regions keep their
  * huge pages (rec->thp_next), and which 2 MiB blocks of theirs are huge now.
  * Reading smaps walks the page tables: ~5 ms per GiB of small pages,
@@ -104,6 +115,14 @@ void classify(int pm)
 	static struct co_maps sm;
 	static struct co_mapent se;
 	struct co_smaps_info si;
+	struct timespec now;
+	co_clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+	if (rec->classified_ns && ns - rec->classified_ns < RECLASSIFY_NS) {
+		rec->thp_fresh = 1;
+		return;
+	}
+	rec->classified_ns = ns;
 	rec->nthp_next = 0;
 	rec->nhuge = 0;
 	rec->thp_fresh = 1;
