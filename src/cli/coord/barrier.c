@@ -384,6 +384,8 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 		int64_t left = (int64_t)(deadline - co_now_ns(CLOCK_MONOTONIC)) / 1000000;
 		/* a stopped or traced process will not park: say so after 2 s rather than at the timeout */
 		int parking = want == CO_M_QUIESCED || want == CO_M_ARMED;
+		if (parking && co_park_lingering())
+			co_park_settle(); /* a thread seized earlier that has stopped since: let go, it may park now */
 		int held = parking && timeout_ms - left > 2000 ? held_up(idx, nm) : -1;
 		if (held >= 0) {
 			why_absent(G.c[held].host_pid, G.c[held].pid, 1, err, errlen);
