@@ -350,8 +350,15 @@ static pid_t init_restore(struct co_init_cfg *c)
 		*e++ = reportarg;
 	if (c->fault)
 		*e++ = faultarg;
-	if (c->lazy) /* restart --lazy: src/restore/lazy.c (2: post-copy, lazy or fail) */
-		*e++ = (char *)(c->lazy == 2 ? "COHORT_LAZY=2" : "COHORT_LAZY=1");
+	/*
+	 * restart --lazy: src/restore/lazy.c (2: post-copy, lazy or fail; 3:
+	 * tests, COHORT_LAZY_NONE, no region lazy: every page from the chain
+	 * then comes from a filler without ranges, before the program runs)
+	 */
+	if (c->lazy == 2)
+		*e++ = (char *)"COHORT_LAZY=2";
+	else if (c->lazy)
+		*e++ = (char *)(getenv("COHORT_LAZY_NONE") ? "COHORT_LAZY=3" : "COHORT_LAZY=1");
 	struct spawn sp = { c, args, env };
 	/* init makes the processes whose parent is gone or is init; each restorer makes its children */
 	for (int i = 0; i < c->nprocs; i++) {

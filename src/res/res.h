@@ -146,6 +146,7 @@ struct co_rstctx {
 	int lazy;
 	const uint8_t *lazy_vma;
 	int parent_left;
+	int lazy_none;		/* tests (COHORT_LAZY_NONE): no region lazy, every page eager */
 };
 
 #include "util.h"

@@ -76,7 +76,7 @@ static int reg(int fd, const struct co_vma *v)
 static int candidate(const struct co_rstctx *rc, int i, const uint8_t *kept)
 {
 	const struct co_vma *v = &rc->vmas[i];
-	return co_vma_lazy_kind(v) && !kept[i];
+	return !rc->lazy_none && co_vma_lazy_kind(v) && !kept[i];
 }
 
 int co_lazy_begin(struct co_rstctx *rc, const uint8_t *kept)

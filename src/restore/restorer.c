@@ -170,6 +170,8 @@ static void read_env(char **envp)
 			rc.want_lazy = 1;
 		else if (co_strcmp(*envp, "COHORT_LAZY=2") == 0) /* a migration's post-copy: lazy or fail */
 			rc.want_lazy = 2;
+		else if (co_strcmp(*envp, "COHORT_LAZY=3") == 0) /* tests: lazy, but no region (COHORT_LAZY_NONE) */
+			rc.want_lazy = rc.lazy_none = 1;
 		else if (co_startswith(*envp, "COHORT_FAULT=") && co_fault_parse(*envp + 13, &fault))
 			die("COHORT_FAULT: expected fail:STAGE[:PID] or hang:STAGE[:PID]");
 	}

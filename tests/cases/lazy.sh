@@ -254,6 +254,34 @@ t_lazy_chain_group() {
 # gen-1; each still gets a filler, which writes those pages before the
 # program runs, and the chain is not merged (a forking bash caught so at a
 # migration's stop had its target merge 256 MiB in the stop)
+# the chain of lazy_chain_make restarted with no region lazy at all
+# (COHORT_LAZY_NONE, tests only): each process's filler comes without
+# ranges and writes every page its image leaves to the chain before the
+# program runs (it may end as soon as the group runs: looked for in the
+# trace); the chain is still not merged (before, a process without a lazy
+# region merged it), and every page is right to the end
+t_lazy_chain_eager() {
+	local TMO=55 k0 p AT_END_FILE=$COHORT_TEST_TMP/at-end
+	lazy_chain_make 64 2 13
+	k0=$(out_lines run0)
+	bg_start run1 env COHORT_LAZY_NONE=1 COHORT_LAZY_CHAIN=1 COHORT_TRACE=1 "$COHORT" restart "$GNAME" --images "$IMG" --lazy
+	wait_ready "$GNAME" run1
+	[ -e "$(full_dir 3)" ] && fail "restart --lazy of incremental generation 3 merged $(full_dir 3) before the program ran"
+	: >"$COHORT_TEST_TMP/end"
+	flow_at 2 run0 run1 "$k0"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+	! grep -q "restarting from the merged full image" "$TD/run1.err" || fail "$(grep merged "$TD/run1.err")"
+	# every process handed over (those of gen-3, which a slow machine may have taken with one process only)
+	local pids
+	pids=$(sed -n 's/.* lazy: pid \([0-9]*\) hands over its regions$/\1/p' "$TD/run1.err")
+	[ -n "$pids" ] || fail "no process handed its pages over to a filler: $(grep -c filler "$TD/run1.err") filler lines"
+	for p in $pids; do
+		grep -q "filler of pid $p: eager pages written" "$TD/run1.err" ||
+			fail "no filler wrote the pages pid $p left to the chain: $(grep -c filler "$TD/run1.err") filler lines"
+	done
+}
+
 t_lazy_chain_held() {
 	local TMO=55
 	lazy_chain_flow 64 2 13 held
