@@ -115,6 +115,20 @@ static int proc_read_midway(struct co_ref *r, const char *fdlink, char *err, siz
 	struct statfs fs;
 	uint64_t pos = 0;
 	uint32_t flags = 0;
+	int pid, tid, n = 0;
+	/*
+	 * A file of one of its threads but the first (/proc/PID/task/TID/...,
+	 * as /proc/thread-self/status opens): that thread comes back after
+	 * the descriptors, so the file could not be opened again then (the
+	 * restart failed, ENOENT).  Such a file is open for a moment: the
+	 * checkpoint waits for its close the same way.
+	 */
+	if (sscanf(r->path, "/proc/%d/task/%d/%n", &pid, &tid, &n) == 2 && n > 0 && tid != pid &&
+	    statfs(fdlink, &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC) {
+		snprintf(err, errlen, "pid %d: fd %d (%s) is a file of another of its threads, which comes back only "
+			 "after the descriptors", r->pid, r->fd, r->path);
+		return CO_BUSY;
+	}
 	if (!co_proc_text(r->path) || statfs(fdlink, &fs) < 0 || fs.f_type != PROC_SUPER_MAGIC ||
 	    co_fdinfo(r->host, r->fd, &pos, &flags) < 0 || pos == 0 || (flags & O_ACCMODE) == O_WRONLY)
 		return 0;
