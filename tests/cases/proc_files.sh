@@ -17,6 +17,13 @@
 #                     restart to its end: its checks of every line pass
 #                     and its output is the straight run's.
 
+#   proc_thread_file  tests/progs/proc_thread_file.c: a thread holds its
+#                     own /proc/thread-self/status open; that thread comes
+#                     back after the descriptors, so the restart could not
+#                     open it again (it failed so): a checkpoint waits for
+#                     its close and is refused in one line naming it, and
+#                     the program runs on to the straight run's end.
+
 pr_tries() { note "$1: $(json_fields "$TD/ck$2.json" tries) tries"; }
 
 t_proc_read_midway() {
@@ -53,4 +60,9 @@ t_proc_read_midway() {
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2
+}
+
+t_proc_thread_file() {
+	refused proc_thread_file thread \
+		"pid [0-9]+: fd [0-9]+ \(/proc/[0-9]+/task/[0-9]+/status\) is a file of another of its threads, which comes back only after the descriptors"
 }
