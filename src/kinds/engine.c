@@ -108,7 +108,8 @@ static int identity(int i)
  * go on in other text (a line cut, a region never seen), so the
  * checkpoint waits until it is read through or closed (CO_BUSY: the
  * coordinator tries again).  Opened only for writing, or at its start, it
- * comes back as it is.
+ * comes back as it is.  A file of another of the process's threads waits
+ * the same way, wherever it is read (below).
  */
 static int proc_read_midway(struct co_ref *r, const char *fdlink, char *err, size_t errlen)
 {

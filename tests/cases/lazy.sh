@@ -248,12 +248,6 @@ t_lazy_chain_group() {
 	lazy_chain_flow 96 3 13
 }
 
-# the same, each process with a holder that shares its pages (lazy_mem
-# held): no region of the second process, nor of any holder, is lazy (a
-# page of each is shared copy-on-write), and their images leave pages to
-# gen-1; each still gets a filler, which writes those pages before the
-# program runs, and the chain is not merged (a forking bash caught so at a
-# migration's stop had its target merge 256 MiB in the stop)
 # the chain of lazy_chain_make restarted with no region lazy at all
 # (COHORT_LAZY_NONE, tests only): each process's filler comes without
 # ranges and writes every page its image leaves to the chain before the
@@ -282,6 +276,13 @@ t_lazy_chain_eager() {
 	done
 }
 
+# the same, each process with a holder that shares its pages (lazy_mem
+# held), the second forking a new one every 5 ms: processes and holders
+# whose images leave pages to gen-1 in regions shared copy-on-write, which
+# come back eagerly and are filled before the program runs; nothing is
+# merged, and every copy is right to the end.  (The main thread's TLS,
+# written in each pause, stays lazy: lazy_chain_eager is the test of a
+# process with no lazy region at all.)
 t_lazy_chain_held() {
 	local TMO=55
 	lazy_chain_flow 64 2 13 held

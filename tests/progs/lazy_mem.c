@@ -23,9 +23,10 @@
  * The processes but the first take no steps: until the first ends they
  * fork a new holder every 5 ms, then end the one before, as a shell forks
  * its commands.  A checkpoint then finds such a process sharing pages
- * copy-on-write with a holder just forked in each of its regions, so that
- * none may come back lazily (src/restore/lazy.c), while its incremental
- * image leaves almost every page to the first generation.
+ * copy-on-write with a holder just forked in most of its regions, which
+ * come back eagerly (src/restore/lazy.c), while its incremental image
+ * leaves almost every page to the first generation.  (Not all: the
+ * thread's TLS, written in the checkpoint's pause, is its own again.)
  */
 #include "common.h"
 #include <poll.h>
