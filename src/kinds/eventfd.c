@@ -3,8 +3,11 @@
  * semaphore (fdinfo), made again with eventfd(2).  One object per open
  * file description.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 #include "kinds/kinds.h"
 #include "procfs.h"
 
@@ -24,7 +27,20 @@ static int eventfd_restore(struct co_krestore *x, unsigned type, const void *p, 
 {
 	(void)type, (void)len;
 	const struct co_sobj *o = p;
-	return co_sobj_made(x, o, eventfd((unsigned)o->a, o->b ? EFD_SEMAPHORE : 0));
+	/*
+	 * eventfd(2) takes an unsigned int as its first count, and the count
+	 * is 64 bits: made at zero, then the count written whole (a write
+	 * adds it; above 0xfffffffffffffffe it is refused, EINVAL).
+	 */
+	int f = eventfd(0, o->b ? EFD_SEMAPHORE : 0);
+	if (f >= 0 && o->a && write(f, &o->a, sizeof(o->a)) != (ssize_t)sizeof(o->a)) {
+		int e = errno;
+		close(f);
+		errno = e;
+		return co_kerr(x, "recreating the group's shared objects: eventfd %llu: its count %#llx cannot be "
+			       "written back: %s", (unsigned long long)o->id, (unsigned long long)o->a, strerror(e));
+	}
+	return co_sobj_made(x, o, f);
 }
 
 static void eventfd_describe(unsigned type, const void *p, uint64_t len, char *out, size_t n)

@@ -7,7 +7,10 @@
  *     whose boundaries must survive: each recv must return exactly one
  *     message of the size that was sent);
  *   - an eventfd the parent adds to and the child drains (its counter is
- *     rarely zero);
+ *     rarely zero, and above 2^32: eventfd(2)'s first count is only 32
+ *     bits);
+ *   - a semaphore eventfd of the parent's with a count above 2^32, one
+ *     taken each step: at the end its count (fdinfo) must be exact;
  *   - an epoll set, created before the fork, watching the child's ends of
  *     the three sockets and the eventfd.
  * The parent sends step s's messages while the child reads those of step
@@ -38,6 +41,8 @@
 #define LAG 2
 #define NMSG 3		/* messages per step and socket */
 #define STEP_MS 110
+#define EV_UNIT ((1ull << 33) + 1) /* the eventfd's additions: multiples of it, above 32 bits */
+#define SEM_COUNT 5000000007ull	   /* the semaphore eventfd's first count */
 
 static int st[2], dg[2], sq[2], efd, ep;
 static int RTSIG;
@@ -55,7 +60,7 @@ static void send_step(int s)
 {
 	char b[800];
 	/* first the eventfd: whoever has step s's messages can count on its addition */
-	uint64_t add = (uint64_t)s + 1;
+	uint64_t add = ((uint64_t)s + 1) * EV_UNIT;
 	CHECK(write(efd, &add, sizeof(add)) == (ssize_t)sizeof(add), "eventfd write: %s", strerror(errno));
 	for (int k = 0; k < NMSG; k++) {
 		msg_fill(b, 0, s, k);
@@ -153,10 +158,26 @@ static void child(pid_t parent)
 	}
 	/* what is left in the eventfd: the parent's additions minus what was read */
 	ev_total += ev_drain();
-	uint64_t want = (uint64_t)STEPS * (STEPS + 1) / 2;
+	uint64_t want = (uint64_t)STEPS * (STEPS + 1) / 2 * EV_UNIT;
 	CHECK(ev_total == want, "eventfd: read %llu in all, the parent added %llu", (unsigned long long)ev_total,
 	      (unsigned long long)want);
 	_exit(7);
+}
+
+/* The count and semaphore flag of eventfd fd, as the kernel shows them (fdinfo). */
+static void ev_info(int fd, uint64_t *count, int *sem)
+{
+	char p[64], b[512];
+	snprintf(p, sizeof(p), "/proc/self/fdinfo/%d", fd);
+	int f = SYSCHK(open(p, O_RDONLY));
+	ssize_t n = read(f, b, sizeof(b) - 1);
+	close(f);
+	CHECK(n > 0, "reading %s: %s", p, strerror(errno));
+	b[n] = 0;
+	const char *c = strstr(b, "eventfd-count:"), *m = strstr(b, "eventfd-semaphore:");
+	CHECK(c && m, "%s shows no eventfd count or semaphore flag", p);
+	*count = strtoull(c + strlen("eventfd-count:"), NULL, 16);
+	*sem = atoi(m + strlen("eventfd-semaphore:"));
 }
 
 static uint64_t ts_ns(struct timespec t) { return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec; }
@@ -173,6 +194,9 @@ int main(void)
 	SYSCHK(setsockopt(dg[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)));
 	SYSCHK(setsockopt(dg[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big)));
 	efd = SYSCHK(eventfd(0, 0));
+	int sem = SYSCHK(eventfd(0, EFD_SEMAPHORE));
+	uint64_t sem_count = SEM_COUNT;
+	CHECK(write(sem, &sem_count, sizeof(sem_count)) == (ssize_t)sizeof(sem_count), "eventfd write: %s", strerror(errno));
 	ep = SYSCHK(epoll_create1(0));
 	int watch[3] = { st[1], dg[1], sq[1] };
 	for (uint32_t i = 0; i < 3; i++) {
@@ -235,7 +259,9 @@ int main(void)
 		SYSCHK(timerfd_gettime(tick, &now));
 		CHECK(ts_ns(now.it_interval) == 20000000, "periodic timerfd: interval %llu ns, want 20 ms",
 		      (unsigned long long)ts_ns(now.it_interval));
-		uint64_t exp;
+		uint64_t exp, one;
+		read_full(sem, &one, sizeof(one), "semaphore eventfd");
+		CHECK(one == 1, "semaphore eventfd: a read returned %llu, not 1", (unsigned long long)one);
 		read_full(tick, &exp, sizeof(exp), "periodic timerfd");
 		CHECK(exp >= 1, "periodic timerfd: %llu expirations", (unsigned long long)exp);
 		fflush(stdout);
@@ -256,6 +282,12 @@ int main(void)
 	uint64_t nexp;
 	read_full(fired, &nexp, sizeof(nexp), "expired timerfd");
 	CHECK(nexp == 1, "the expired one-shot timerfd reports %llu expirations", (unsigned long long)nexp);
+	/* the semaphore eventfd lost one per step, nothing else: its count and flag exact */
+	uint64_t left;
+	int is_sem;
+	ev_info(sem, &left, &is_sem);
+	CHECK(left == SEM_COUNT - STEPS && is_sem == 1, "semaphore eventfd: count %llu (semaphore %d), want %llu (1)",
+	      (unsigned long long)left, is_sem, SEM_COUNT - STEPS);
 	int status;
 	SYSCHK(waitpid(c, &status, 0));
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7, "child status %#x, expected exit 7", status);
