@@ -34,7 +34,7 @@ CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src
 	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/cli/seccomp.c \
 	src/cli/merge_pages.c src/cli/merge_dir.c \
 	src/cli/wire.c src/cli/migrate.c src/cli/receive.c src/agent/dirty_method.c $(KINDS) \
-	src/cli/filler.c src/cli/chain.c \
+	src/cli/filler.c src/cli/filler_index.c src/cli/chain.c \
 	src/cli/pindex.c \
 	src/cli/wire_crypt.c \
 	src/cli/postcopy.c src/cli/postcopy_target.c src/cli/behind.c

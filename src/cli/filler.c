@@ -23,13 +23,14 @@
  * refuses copies (EAGAIN): the events are read, then the copy is tried
  * again against what they changed.
  *
- * The index (pindex.c): every page of the lazy regions that the image
- * holds, in the order of the image's files (entry e: stream and offset of
- * its data).  An incremental image restarted from its chain (chain.c)
- * leaves pages to its parent (parent map records): those come from the
- * newest older image that holds them, down to the full image; the chain
- * below the restored image is indexed first (on a migration's target,
- * while the rounds came in), the restored image's own pages last.  Every
+ * The index (filler_index.c, over pindex.c): every page of the lazy
+ * regions that the image holds, in the order of the image's files (entry
+ * e: stream and offset of its data).  An incremental image restarted from
+ * its chain (chain.c) leaves pages to its parent (parent map records):
+ * those come from the newest older image that holds them, down to the
+ * full image; the chain below the restored image is indexed first (on a
+ * migration's target, while the rounds came in), the restored image's own
+ * pages last.  Every
  * record's checksum is checked as the fill reads it: a page the program got from a record
  * that turns out damaged ends the group, as any failure here does (the
  * coordinator kills the group when the filler exits non-zero: the
@@ -64,8 +65,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli/cli.h"
-#include "cli/filler.h"
-#include "cli/pindex.h"
+#include "cli/filler_int.h"
 #include "image.h"
 #include "proto.h"
 #include "res.h"
@@ -80,14 +80,6 @@
 #define AHEAD_RUN 64		/* pages per copy there */
 #define MAX_SPACES 64		/* the process and the children it forks while the fill runs */
 #define CHECK_AT_FAULT (16ULL << 20) /* a fault waits for the check of a record up to this long */
-
-/* A page data record that holds pages of lazy regions. */
-struct rec {
-	int stream;		/* layer * CO_STREAMS + its stream in the layer's image */
-	uint64_t off, len;	/* its data in the stream's file */
-	uint64_t seq;
-	uint32_t e0, e1;	/* its entries */
-};
 
 /* One address space: the process's, or a child's forked while the fill runs. */
 struct space {
@@ -110,31 +102,14 @@ struct space {
 
 static const struct co_filler_cfg *cfg;
 static struct co_page_source src;
-#define SLOTS (CO_CHAIN_MAX * CO_STREAMS)
-static int src_fd[SLOTS];
-static char *src_name[SLOTS];
-static uint64_t *e_off;		/* entry -> offset of its data | slot (< PAGE) */
-static uint64_t *e_at;		/* entry -> its page's address at the restore */
-static uint32_t *e_eager;	/* the entries of regions restored eagerly: written before the program runs */
-static uint32_t neager;
-static uint32_t nent;
-static struct rec *recs;
-static uint32_t nrecs;
-static uint8_t *rec_ok;		/* record -> its checksum checked */
-static uint8_t *rec_used;	/* record -> pages of it went in before it was checked */
-static int by_rec;		/* the records' entries ascend, so rec_of() finds an entry's (take_index) */
-static uint64_t nused;		/* records in rec_used not checked yet */
-static int check_first;		/* those are checked first (images from disk: !cfg->checked) */
-static int ended;		/* the group has ended: only rec_used is still to be checked (read_release) */
+static uint64_t nused;		/* records in fx.rec_used not checked yet */
+static int ended;		/* the group has ended: only fx.rec_used is still to be checked (read_release) */
 static struct space sp[MAX_SPACES];
 static int nsp;
 static char *buf;		/* CHUNK of page data */
-/* the process's own space, ready before it is made: its entries still to come, and by address */
-static uint8_t *pend0;
-static uint64_t left0;
-static uint32_t *ord_below, *ord_top, nbelow, ntop;
+struct fill_index fx;
 
-static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
+void fill_fail(const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
@@ -150,7 +125,7 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
 static int file_read(int stream, uint64_t off, void *p, size_t n)
 {
 	for (size_t done = 0; done < n;) {
-		ssize_t r = pread(src_fd[stream], (char *)p + done, n - done, (off_t)(off + done));
+		ssize_t r = pread(fx.src_fd[stream], (char *)p + done, n - done, (off_t)(off + done));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -169,12 +144,12 @@ static void pump(int timeout_ms);
  */
 static int src_read(int stream, uint64_t off, void *p, size_t n, int demand)
 {
-	for (int r; src.ready && (r = src.ready(src.ctx, src_fd[stream], off, n, demand)) != 1;) {
+	for (int r; src.ready && (r = src.ready(src.ctx, fx.src_fd[stream], off, n, demand)) != 1;) {
 		if (r < 0) {
 			const char *why = src.why(src.ctx);
 			if (!why)
 				_exit(1); /* another filler has said why */
-			fail("%s", why);
+			fill_fail("%s", why);
 		}
 		if (!demand)
 			pump(1);
@@ -183,187 +158,12 @@ static int src_read(int stream, uint64_t off, void *p, size_t n, int demand)
 	return file_read(stream, off, p, n);
 }
 
-/* ---- the index (pindex.c) ---- */
-
-static void open_slot(int slot, const char *image, int k)
-{
-	src_name[slot] = malloc(strlen(image) + 16);
-	if (!src_name[slot])
-		fail("out of memory");
-	co_stream_path(src_name[slot], strlen(image) + 16, image, k);
-	src_fd[slot] = open(src_name[slot], O_RDONLY | O_CLOEXEC);
-	if (src_fd[slot] < 0)
-		fail("cannot open %s: %s", src_name[slot], strerror(errno));
-}
-
-/*
- * The chain's index below the restored image, oldest image first: as a
- * migration's target built it ahead (the receiver we were forked from),
- * or folded here.  NULL with err when it cannot be.
- */
-static struct co_pindex *index_below(const struct co_filler_layer *layers, int nl, int pid, char *err,
-				     size_t errlen)
-{
-	static struct co_bind binds[CO_CHAIN_MAX];
-	for (int p = 0; p < nl; p++)
-		binds[p] = layers[nl - 1 - p].bind;
-	struct co_pindex *x = co_pindex_take(pid, binds, nl - 1);
-	if (x)
-		co_trace("filler of pid %d: %d images indexed ahead, %u pages", pid, x->nl, x->n);
-	else if (!(x = calloc(1, sizeof(*x))))
-		return co_err(err, errlen, "out of memory for the page index"), NULL;
-	x->pid = pid;
-	for (int p = x->nl; p < nl - 1; p++) {
-		const struct co_filler_layer *l = &layers[nl - 1 - p];
-		if (co_pindex_fold(x, l->image, &l->bind, NULL, 0, err, errlen))
-			return NULL;
-		co_trace("filler of pid %d: layer %d indexed, %u pages so far", pid, nl - 1 - p, x->n);
-	}
-	if (!x->pos) { /* laid out in the fill's order now, as a migration's target does ahead */
-		if (co_pindex_layout(x))
-			return co_err(err, errlen, "out of memory for the page index"), NULL;
-		co_trace("filler of pid %d: the %d layers below laid out", pid, nl - 1);
-	}
-	return x;
-}
-
-/*
- * A spare filler (coord/lazy.c) does, while it waits for its hand-over,
- * what needs no more than its process's images: the index below the
- * restored image, and the restored image's pages read (its lazy regions,
- * which leave some out, come with the hand-over).  A failure is said when
- * the filler runs, as it would have been then.
- */
-static struct {
-	int pid, nl;		/* for whom (pid 0: nobody) */
-	struct co_pindex *x;
-	char err[1024];		/* what failed, or empty */
-} early;
-
-void co_filler_early(const struct co_filler_layer *layers, int nl, int pid)
-{
-	early.pid = pid;
-	early.nl = nl;
-	early.x = index_below(layers, nl, pid, early.err, sizeof(early.err));
-	if (early.x && co_pindex_read_top(early.x, layers[0].image, &layers[0].bind, early.err, sizeof(early.err)))
-		early.x = NULL;
-	else if (early.x)
-		co_trace("filler of pid %d: layer 0 read ahead", pid);
-}
-
-/* The chain's index (index_below), done early or now; the restored image's own pages (of lazy regions only) into *t. */
-static struct co_pindex *build_index(struct co_pindex_top *t)
-{
-	char err[1024];
-	struct co_pindex *x;
-	if (early.pid == cfg->pid && early.nl == cfg->nlayers) {
-		if (!early.x)
-			fail("%s", early.err);
-		x = early.x;
-	} else if (!(x = index_below(cfg->layers, cfg->nlayers, cfg->pid, err, sizeof(err)))) {
-		fail("%s", err);
-	}
-	if (co_pindex_fold_top(x, cfg->layers[0].image, &cfg->layers[0].bind, cfg->ranges, cfg->nranges, t, err,
-			       sizeof(err)))
-		fail("%s", err);
-	co_trace("filler of pid %d: layer 0 indexed, %u pages of its own", cfg->pid, t->n);
-	return x;
-}
-
-/*
- * Below the restored image, what it changes, span by span (t->drop or
- * t->eager: lo, hi pairs of the index's entries by address): each entry
- * still to come taken off; one of a region restored eagerly goes on
- * e_eager.
- */
-static void take_spans(const struct co_pindex *x, const uint32_t *v, uint32_t n, int eager)
-{
-	for (uint32_t k = 0; k < n; k++)
-		for (uint32_t i = v[2 * k]; i < v[2 * k + 1]; i++) {
-			uint32_t p = x->pos[i];
-			if (!pend0[p])
-				continue;
-			pend0[p] = 0;
-			left0--;
-			if (eager)
-				e_eager[neager++] = p;
-		}
-}
-
-/*
- * The entries in the fill's order, record by record (pindex.c,
- * co_pindex_layout: the index below as laid out, ahead on a migration's
- * target), the restored image's own after them.  Which are still to come
- * (pend0): all, less the spans of the index below the restored image
- * drops or that lie outside the lazy regions (those still counting go on
- * e_eager); and by address: the index below as it is (x->pos: its
- * entries by address, in the fill's order), the restored image's own
- * beside it.  So the work here follows the restored image and what it
- * changes, not the whole index below (nothing is merged or copied of it).
- * The files of every layer opened.
- */
-static void take_index(struct co_pindex *x, const struct co_pindex_top *t)
-{
-	uint32_t below = x->n;
-	nent = below + t->n;
-	if (co_pindex_extend(x, t->n))
-		fail("out of memory for the page index");
-	e_off = x->roff;
-	e_at = x->rat;
-	memcpy(e_off + below, t->off, t->n * sizeof(*e_off));
-	memcpy(e_at + below, t->at, t->n * sizeof(*e_at));
-	recs = malloc((x->nrecs + 1) * sizeof(*recs));
-	pend0 = co_pindex_alloc(nent + 1);
-	ord_top = malloc((t->n + 1) * sizeof(*ord_top));
-	if (!recs || !pend0 || !ord_top)
-		fail("out of memory for the page index");
-	for (uint32_t r = 0; r < x->laid_recs; r++) {
-		const struct co_pindex_rec *rc = &x->recs[r];
-		if (rc->e1 > rc->e0)
-			recs[nrecs++] = (struct rec){ (int)rc->slot, rc->off, rc->len, rc->seq, rc->e0, rc->e1 };
-	}
-	/* the restored image's records: its entries, in file order, are each record's together */
-	for (uint32_t j = 0; j < t->n;) {
-		const struct co_pindex_rec *rc = &x->recs[t->rec[j]];
-		uint32_t j1 = j;
-		while (j1 < t->n && t->rec[j1] == t->rec[j])
-			j1++;
-		recs[nrecs++] = (struct rec){ (int)rc->slot, rc->off, rc->len, rc->seq, below + j, below + j1 };
-		j = j1;
-	}
-	rec_ok = calloc(nrecs + 1, 1);
-	rec_used = calloc(nrecs + 1, 1);
-	if (!rec_ok || !rec_used)
-		fail("out of memory for the page index");
-	by_rec = 1;
-	for (uint32_t r = 0; r < nrecs; r++)
-		by_rec &= recs[r].e1 > recs[r].e0 && (!r || recs[r].e0 >= recs[r - 1].e1);
-	check_first = !cfg->checked;
-	memset(pend0, 1, nent);
-	left0 = nent;
-	take_spans(x, t->drop, t->ndrop, 0);
-	uint32_t most = 0; /* e_eager: as many as the eager spans hold at most */
-	for (uint32_t k = 0; k < t->neager; k++)
-		most += t->eager[2 * k + 1] - t->eager[2 * k];
-	if (!(e_eager = malloc((most + 1) * sizeof(*e_eager))))
-		fail("out of memory for the page index");
-	take_spans(x, t->eager, t->neager, 1);
-	for (uint32_t o = 0; o < t->n; o++)
-		ord_top[o] = below + t->ord[o];
-	ord_below = x->pos;
-	nbelow = below;
-	ntop = t->n;
-	for (int p = 0; p < x->nl; p++)
-		for (uint32_t s = 0; s < x->l[p].streams; s++)
-			open_slot(p * CO_STREAMS + (int)s, cfg->layers[x->nl - 1 - p].image, (int)s);
-}
-
 /* Order the pending entries of s by address again, in one list (dropping the others). */
 static void reorder(struct space *s)
 {
 	uint32_t n = 0, *ord = s->ord;
 	if (s->ord2 && !(ord = malloc(((size_t)s->nord + s->nord2 + 1) * sizeof(*ord))))
-		fail("out of memory for the page index");
+		fill_fail("out of memory for the page index");
 	for (uint32_t i = 0; i < s->nord; i++)
 		if (s->pend[s->ord[i]])
 			ord[n++] = s->ord[i];
@@ -375,7 +175,7 @@ static void reorder(struct space *s)
 	s->ord2 = NULL; /* the process's own lists: the first is the index's (kept), the second a leftover */
 	s->nord2 = 0;
 	if (co_pindex_sort(s->ord, n, s->at))
-		fail("out of memory for the page index");
+		fill_fail("out of memory for the page index");
 }
 
 /* The first position of ord (n entries by address) whose address is >= a. */
@@ -420,7 +220,7 @@ static void done(struct space *s, uint32_t e)
 static struct space *new_space(int fd, const struct space *parent)
 {
 	if (nsp == MAX_SPACES)
-		fail("more than %d processes forked while the memory was filled", MAX_SPACES - 1);
+		fill_fail("more than %d processes forked while the memory was filled", MAX_SPACES - 1);
 	struct space *s = &sp[nsp++];
 	s->fd = fd;
 	s->nord = s->nord2 = 0;
@@ -428,26 +228,26 @@ static struct space *new_space(int fd, const struct space *parent)
 	s->left = 0;
 	if (!parent) {
 		/*
-		 * The process's own space takes what take_index made ready (e_at
+		 * The process's own space takes what take_index made ready (fx.e_at
 		 * then follows its moves): nothing copied or sorted on the
 		 * program's way back.
 		 */
-		s->at = e_at;
-		s->pend = pend0;
-		s->ord = ord_below;
-		s->nord = nbelow;
-		s->ord2 = ord_top;
-		s->nord2 = ntop;
-		s->left = left0;
+		s->at = fx.e_at;
+		s->pend = fx.pend0;
+		s->ord = fx.ord_below;
+		s->nord = fx.nbelow;
+		s->ord2 = fx.ord_top;
+		s->nord2 = fx.ntop;
+		s->left = fx.left0;
 		return s;
 	}
 	/* a child's: copies of what is still to come in its parent's */
-	s->at = malloc((nent ? nent : 1) * sizeof(uint64_t));
-	s->pend = malloc(nent ? nent : 1);
-	s->ord = malloc((nent ? nent : 1) * sizeof(uint32_t));
+	s->at = malloc((fx.nent ? fx.nent : 1) * sizeof(uint64_t));
+	s->pend = malloc(fx.nent ? fx.nent : 1);
+	s->ord = malloc((fx.nent ? fx.nent : 1) * sizeof(uint32_t));
 	if (!s->at || !s->pend || !s->ord)
-		fail("out of memory for the page index");
-	for (uint32_t e = 0; e < nent; e++) {
+		fill_fail("out of memory for the page index");
+	for (uint32_t e = 0; e < fx.nent; e++) {
 		s->pend[e] = parent->pend[e];
 		s->at[e] = parent->at[e];
 		if (s->pend[e]) {
@@ -461,56 +261,56 @@ static struct space *new_space(int fd, const struct space *parent)
 
 /* ---- the records' checksums ---- */
 
-/* The record that holds entry e (by_rec), or nrecs. */
+/* The record that holds entry e (fx.by_rec), or fx.nrecs. */
 static uint32_t rec_of(uint32_t e)
 {
-	uint32_t lo = 0, hi = nrecs;
+	uint32_t lo = 0, hi = fx.nrecs;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		if (recs[mid].e1 <= e)
+		if (fx.recs[mid].e1 <= e)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < nrecs && recs[lo].e0 <= e ? lo : nrecs;
+	return lo < fx.nrecs && fx.recs[lo].e0 <= e ? lo : fx.nrecs;
 }
 
 /* A page of entry e went in: its record, unless checked already, is to be. */
 static void note_used(uint32_t e)
 {
-	if (!check_first)
+	if (!fx.check_first)
 		return;
-	uint32_t r = by_rec ? rec_of(e) : nrecs;
-	if (r == nrecs) { /* (records not in order: every one is checked) */
-		for (uint32_t i = 0; i < nrecs; i++)
-			if (!rec_ok[i] && !rec_used[i])
-				rec_used[i] = 1, nused++;
+	uint32_t r = fx.by_rec ? rec_of(e) : fx.nrecs;
+	if (r == fx.nrecs) { /* (records not in order: every one is checked) */
+		for (uint32_t i = 0; i < fx.nrecs; i++)
+			if (!fx.rec_ok[i] && !fx.rec_used[i])
+				fx.rec_used[i] = 1, nused++;
 		return;
 	}
-	if (!rec_ok[r] && !rec_used[r])
-		rec_used[r] = 1, nused++;
+	if (!fx.rec_ok[r] && !fx.rec_used[r])
+		fx.rec_used[r] = 1, nused++;
 }
 
 /*
  * Record i's data hashed into h: its checksum (after the data) compared,
  * a mismatch ends the group saying whether pages of it reached the
- * program (those a fill copied while it hashed have: rec_used), a match
+ * program (those a fill copied while it hashed have: fx.rec_used), a match
  * marks it checked.  (demand: read without serving faults meanwhile.)
  */
 static void record_checked(uint32_t i, struct co_xxh64 *h, int demand)
 {
-	const struct rec *rc = &recs[i];
+	const struct rec *rc = &fx.recs[i];
 	uint64_t sum;
 	if (src_read(rc->stream, rc->off + rc->len, &sum, sizeof(sum), demand))
-		fail("%s: byte %lu: image is truncated", src_name[rc->stream], (unsigned long)(rc->off + rc->len));
+		fill_fail("%s: byte %lu: image is truncated", fx.src_name[rc->stream], (unsigned long)(rc->off + rc->len));
 	if (sum != co_xxh64_digest(h))
-		fail("%s: byte %lu: checksum mismatch in page data record %lu (%s %lx on%s)", src_name[rc->stream],
+		fill_fail("%s: byte %lu: checksum mismatch in page data record %lu (%s %lx on%s)", fx.src_name[rc->stream],
 		     (unsigned long)rc->off, (unsigned long)rc->seq,
-		     rec_used[i] ? "pages of it from" : "for the pages from", (unsigned long)e_at[rc->e0],
-		     rec_used[i] ? " have reached the program" : "; none of them reached the program");
-	rec_ok[i] = 1;
-	if (rec_used[i]) {
-		rec_used[i] = 0;
+		     fx.rec_used[i] ? "pages of it from" : "for the pages from", (unsigned long)fx.e_at[rc->e0],
+		     fx.rec_used[i] ? " have reached the program" : "; none of them reached the program");
+	fx.rec_ok[i] = 1;
+	if (fx.rec_used[i]) {
+		fx.rec_used[i] = 0;
 		nused--;
 	}
 }
@@ -526,13 +326,13 @@ static void record_checked(uint32_t i, struct co_xxh64 *h, int demand)
 static const char *check_record(uint32_t i, int pumping)
 {
 	static char *cbuf, *kept;
-	const struct rec *rc = &recs[i];
-	if (rec_ok[i])
+	const struct rec *rc = &fx.recs[i];
+	if (fx.rec_ok[i])
 		return NULL;
 	if (!cbuf && !(cbuf = aligned_alloc(PAGE, CHUNK)))
-		fail("out of memory");
+		fill_fail("out of memory");
 	if (pumping && rc->len <= CHECK_AT_FAULT && !kept && !(kept = aligned_alloc(PAGE, CHECK_AT_FAULT)))
-		fail("out of memory");
+		fill_fail("out of memory");
 	char *whole = pumping && rc->len <= CHECK_AT_FAULT ? kept : NULL;
 	struct co_xxh64 h;
 	co_rec_sum_init(&h, rc->seq, CO_R_PAGEDATA);
@@ -540,7 +340,7 @@ static const char *check_record(uint32_t i, int pumping)
 		uint64_t n = rc->len - at < CHUNK ? rc->len - at : CHUNK;
 		char *to = whole ? whole + at : cbuf;
 		if (src_read(rc->stream, rc->off + at, to, n, !pumping))
-			fail("%s: byte %lu: cannot read page data", src_name[rc->stream], (unsigned long)(rc->off + at));
+			fill_fail("%s: byte %lu: cannot read page data", fx.src_name[rc->stream], (unsigned long)(rc->off + at));
 		co_xxh64_update(&h, to, n);
 		if (pumping)
 			pump(0);
@@ -552,8 +352,8 @@ static const char *check_record(uint32_t i, int pumping)
 /* Every record pages went out from unchecked, checked. */
 static void check_used(void)
 {
-	for (uint32_t i = 0; i < nrecs && nused; i++)
-		if (rec_used[i])
+	for (uint32_t i = 0; i < fx.nrecs && nused; i++)
+		if (fx.rec_used[i])
 			check_record(i, 1);
 }
 
@@ -565,9 +365,9 @@ static void check_used(void)
 static void check_before(uint32_t e, int all)
 {
 	uint32_t r;
-	if (!check_first || !by_rec || (r = rec_of(e)) == nrecs || rec_ok[r])
+	if (!fx.check_first || !fx.by_rec || (r = rec_of(e)) == fx.nrecs || fx.rec_ok[r])
 		return;
-	if (all || recs[r].len <= CHECK_AT_FAULT)
+	if (all || fx.recs[r].len <= CHECK_AT_FAULT)
 		check_record(r, 0);
 }
 
@@ -620,7 +420,7 @@ static uint32_t cluster(const struct space *s, long e, uint64_t a, uint32_t max)
 	uint32_t n = 1;
 	while (n < max) {
 		long f = lookup(s, a + n * PAGE);
-		if (f < 0 || e_off[f] != e_off[e] + n * PAGE)
+		if (f < 0 || fx.e_off[f] != fx.e_off[e] + n * PAGE)
 			break;
 		n++;
 	}
@@ -675,16 +475,16 @@ static long serve(struct space *s, uint64_t a)
 	if (e < 0) {
 		long r = zero_page(s, a);
 		if (r < 0 && r != -EAGAIN)
-			fail("pid %d or a child: no zero page for the fault at %lx (errno %ld)", cfg->pid,
+			fill_fail("pid %d or a child: no zero page for the fault at %lx (errno %ld)", cfg->pid,
 			     (unsigned long)a, -r);
 		return r < 0 ? r : 0;
 	}
-	uint64_t off = e_off[e] & ~(PAGE - 1);
-	int k = (int)(e_off[e] & (PAGE - 1));
+	uint64_t off = fx.e_off[e] & ~(PAGE - 1);
+	int k = (int)(fx.e_off[e] & (PAGE - 1));
 	uint32_t n = cluster(s, e, a, CLUSTER);
 	check_before((uint32_t)e, 0);
 	if (src_read(k, off, pages, n * PAGE, 1))
-		fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off, (unsigned long)a);
+		fill_fail("%s: byte %lu: cannot read the page for %lx", fx.src_name[k], (unsigned long)off, (unsigned long)a);
 	uint64_t copied;
 	long r = copy_run(s, e, a, pages, n, &copied);
 	if (copied)
@@ -701,7 +501,7 @@ static long serve(struct space *s, uint64_t a)
 		done(s, (uint32_t)e);
 		return 0;
 	}
-	fail("page %lx: UFFDIO_COPY failed (errno %ld)", (unsigned long)a, -r);
+	fill_fail("page %lx: UFFDIO_COPY failed (errno %ld)", (unsigned long)a, -r);
 }
 
 /* ---- events ---- */
@@ -735,7 +535,7 @@ static void remap(struct space *s, uint64_t from, uint64_t to, uint64_t len)
 static void queue_fault(struct space *s, uint64_t a)
 {
 	if (s->nq == (int)CO_ARRAY_LEN(s->q))
-		fail("more than %d faults waiting at once", (int)CO_ARRAY_LEN(s->q));
+		fill_fail("more than %d faults waiting at once", (int)CO_ARRAY_LEN(s->q));
 	s->q[s->nq++] = a;
 }
 
@@ -899,10 +699,10 @@ static void fill_span(struct space *s, uint32_t e0, uint32_t e1, const char *dat
 		/* a run: pending, consecutive in the image and in memory */
 		uint32_t n = 1;
 		while (e + n < e1 && s->pend[e + n] && s->at[e + n] == s->at[e] + n * PAGE &&
-		       (e_off[e + n] & ~(PAGE - 1)) == (e_off[e] & ~(PAGE - 1)) + n * PAGE)
+		       (fx.e_off[e + n] & ~(PAGE - 1)) == (fx.e_off[e] & ~(PAGE - 1)) + n * PAGE)
 			n++;
 		uint64_t copied;
-		long r = copy_pages(s, s->at[e], data + ((e_off[e] & ~(PAGE - 1)) - base), n * PAGE, &copied);
+		long r = copy_pages(s, s->at[e], data + ((fx.e_off[e] & ~(PAGE - 1)) - base), n * PAGE, &copied);
 		uint32_t got = (uint32_t)(copied / PAGE);
 		for (uint32_t i = 0; i < got; i++)
 			done(s, e + i);
@@ -919,7 +719,7 @@ static void fill_span(struct space *s, uint32_t e0, uint32_t e1, const char *dat
 			e++;
 			continue;
 		}
-		fail("page %lx: UFFDIO_COPY failed (errno %ld)", (unsigned long)s->at[e], -r);
+		fill_fail("page %lx: UFFDIO_COPY failed (errno %ld)", (unsigned long)s->at[e], -r);
 	}
 }
 
@@ -947,13 +747,13 @@ static void fill_ahead(void)
 		}
 		passed = 0;
 		uint32_t n = cluster(s, e, a, AHEAD_RUN);
-		uint64_t off = e_off[e] & ~(PAGE - 1), copied;
-		int k = (int)(e_off[e] & (PAGE - 1));
-		if (src.ready && src.ready(src.ctx, src_fd[k], off, n * PAGE, 0) != 1)
+		uint64_t off = fx.e_off[e] & ~(PAGE - 1), copied;
+		int k = (int)(fx.e_off[e] & (PAGE - 1));
+		if (src.ready && src.ready(src.ctx, fx.src_fd[k], off, n * PAGE, 0) != 1)
 			break;
 		check_before((uint32_t)e, 0);
 		if (file_read(k, off, run, n * PAGE))
-			fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off,
+			fill_fail("%s: byte %lu: cannot read the page for %lx", fx.src_name[k], (unsigned long)off,
 			     (unsigned long)a);
 		long r = copy_run(s, e, a, run, n, &copied);
 		if (copied)
@@ -966,7 +766,7 @@ static void fill_ahead(void)
 		if (r == -EEXIST || r == -ENOENT) /* there already, or no longer ours */
 			done(s, (uint32_t)e);
 		else if (r && r != -ESRCH)
-			fail("page %lx: UFFDIO_COPY failed (errno %ld)", (unsigned long)a, -r);
+			fill_fail("page %lx: UFFDIO_COPY failed (errno %ld)", (unsigned long)a, -r);
 		ahead.at = a + (copied > PAGE ? copied : PAGE);
 		nahead += copied / PAGE;
 		pump(0);
@@ -981,8 +781,8 @@ static void fill_ahead(void)
  */
 static void fill_record(uint32_t r)
 {
-	const struct rec *rc = &recs[r];
-	const char *kept = check_first ? check_record(r, 1) : NULL; /* (its data, read whole by the check) */
+	const struct rec *rc = &fx.recs[r];
+	const char *kept = fx.check_first ? check_record(r, 1) : NULL; /* (its data, read whole by the check) */
 	struct co_xxh64 h;
 	co_rec_sum_init(&h, rc->seq, CO_R_PAGEDATA);
 	uint32_t e = rc->e0;
@@ -992,11 +792,11 @@ static void fill_record(uint32_t r)
 		fill_ahead();
 		const char *data = kept ? kept + at : buf;
 		if (!kept && src_read(rc->stream, rc->off + at, buf, n, 0))
-			fail("%s: byte %lu: cannot read page data", src_name[rc->stream], (unsigned long)(rc->off + at));
-		if (!rec_ok[r])
+			fill_fail("%s: byte %lu: cannot read page data", fx.src_name[rc->stream], (unsigned long)(rc->off + at));
+		if (!fx.rec_ok[r])
 			co_xxh64_update(&h, data, n);
 		uint32_t e1 = e;
-		while (e1 < rc->e1 && (e_off[e1] & ~(PAGE - 1)) < rc->off + at + n)
+		while (e1 < rc->e1 && (fx.e_off[e1] & ~(PAGE - 1)) < rc->off + at + n)
 			e1++;
 		for (int i = 0; i < nsp; i++)
 			fill_span(&sp[i], e, e1, data, rc->off + at);
@@ -1007,9 +807,9 @@ static void fill_record(uint32_t r)
 			     now = co_now_ns(CLOCK_MONOTONIC))
 				pump((int)((end - now) / 1000000) + 1);
 	}
-	if (ended || rec_ok[r])
+	if (ended || fx.rec_ok[r])
 		return;
-	rec_used[r] = 1; /* (filled as it was hashed: for the message) */
+	fx.rec_used[r] = 1; /* (filled as it was hashed: for the message) */
 	nused++;
 	record_checked(r, &h, 0);
 }
@@ -1026,23 +826,23 @@ static void write_eager(void)
 	static char page[PAGE];
 	char path[64];
 	int fd = -1;
-	for (uint32_t k = 0; k < neager; k++) {
-		uint32_t e = e_eager[k];
+	for (uint32_t k = 0; k < fx.neager; k++) {
+		uint32_t e = fx.e_eager[k];
 		if (fd < 0) {
 			snprintf(path, sizeof(path), "/proc/%d/mem", cfg->host_pid);
 			if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 && errno == ENOENT)
 				_exit(CO_FILLER_GONE); /* not the cause: the restore's own failure is */
 			if (fd < 0)
-				fail("cannot open %s: %s", path, strerror(errno));
+				fill_fail("cannot open %s: %s", path, strerror(errno));
 		}
-		uint64_t off = e_off[e] & ~(PAGE - 1);
-		int k = (int)(e_off[e] & (PAGE - 1));
+		uint64_t off = fx.e_off[e] & ~(PAGE - 1);
+		int k = (int)(fx.e_off[e] & (PAGE - 1));
 		check_before(e, 1); /* the program has not run yet: its records checked, whatever their length */
 		if (src_read(k, off, page, PAGE, 0))
-			fail("%s: byte %lu: cannot read the page for %lx", src_name[k], (unsigned long)off,
-			     (unsigned long)e_at[e]);
-		if (pwrite(fd, page, PAGE, (off_t)e_at[e]) != (ssize_t)PAGE)
-			fail("page %lx: cannot write it into place: %s", (unsigned long)e_at[e], strerror(errno));
+			fill_fail("%s: byte %lu: cannot read the page for %lx", fx.src_name[k], (unsigned long)off,
+			     (unsigned long)fx.e_at[e]);
+		if (pwrite(fd, page, PAGE, (off_t)fx.e_at[e]) != (ssize_t)PAGE)
+			fill_fail("page %lx: cannot write it into place: %s", (unsigned long)fx.e_at[e], strerror(errno));
 		note_used(e);
 	}
 	if (fd >= 0)
@@ -1063,11 +863,10 @@ void co_filler_main(const struct co_filler_cfg *c)
 	src = c->source;
 	buf = aligned_alloc(PAGE, CHUNK);
 	if (!buf)
-		fail("out of memory");
+		fill_fail("out of memory");
 	co_trace("filler of pid %d: starts", c->pid);
-	static struct co_pindex_top top;
-	take_index(build_index(&top), &top);
-	co_trace("filler of pid %d: indexed %u pages of %d images", c->pid, nent, c->nlayers);
+	co_fill_index(c);
+	co_trace("filler of pid %d: indexed %u pages of %d images", c->pid, fx.nent, c->nlayers);
 	write_eager();
 	if (c->announce)
 		announce();
@@ -1082,13 +881,13 @@ void co_filler_main(const struct co_filler_cfg *c)
 	 * those whose pages went out unchecked first (the restore's faults,
 	 * then the program's).
 	 */
-	for (uint32_t i = 0; i < nrecs && !ended; i++) {
+	for (uint32_t i = 0; i < fx.nrecs && !ended; i++) {
 		check_used();
 		fill_record(i);
 	}
 	/* every page is in place; a space with pages still to come would be a bug here: try again, then say so */
 	for (int pass = 0; !all_done() && !ended && pass < 2; pass++)
-		for (uint32_t i = 0; i < nrecs && !ended; i++)
+		for (uint32_t i = 0; i < fx.nrecs && !ended; i++)
 			fill_record(i);
 	if (ended) { /* the group is gone: only what reached it counts */
 		check_used();
@@ -1096,7 +895,7 @@ void co_filler_main(const struct co_filler_cfg *c)
 		_exit(0);
 	}
 	if (!all_done())
-		fail("pages still to come after every record was read twice (a bug in cohort: please report it)");
+		fill_fail("pages still to come after every record was read twice (a bug in cohort: please report it)");
 	for (int i = 0; i < nsp; i++)
 		if (!sp[i].dead && read_events(&sp[i]) >= 0 && sp[i].nq)
 			serve_queue(&sp[i]);
