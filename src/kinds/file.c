@@ -287,7 +287,13 @@ static int file_restore(struct co_krestore *x, unsigned type, const void *p, uin
 		return co_kerr(x, "cannot reopen %s: %s", sf.path, strerror(errno));
 	if (sf.flags & O_ASYNC) /* which open ignores */
 		fcntl(f, F_SETFL, (int)(sf.flags & CO_FL_STATUS));
-	lseek(f, (off_t)sf.pos, SEEK_SET);
+	/* (a directory's position too: see files.c) */
+	if (sf.pos && lseek(f, (off_t)sf.pos, SEEK_SET) != (off_t)sf.pos) {
+		int e = errno;
+		close(f);
+		return co_kerr(x, "cannot put %s back at its position %llu: %s", sf.path, (unsigned long long)sf.pos,
+			       strerror(e));
+	}
 	return co_made_add(x, CO_OBJ_FILE, sf.id, f, -1, 0);
 }
 

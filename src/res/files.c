@@ -456,8 +456,17 @@ int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)
 	} else {
 		co_fcntl(fd, F_SETFD, f->cloexec ? FD_CLOEXEC : 0);
 	}
-	if ((f->kind == CO_FD_REG || f->kind == CO_FD_DELETED) && !S_ISDIR(f->mode))
-		co_lseek(f->fd, (long)f->pos, 0);
+	/*
+	 * A directory too: its position is where a readdir goes on (on ext4 a
+	 * hash cookie, not a count); at 0 again the program would read every
+	 * entry a second time.  A position that does not take is said.
+	 */
+	if ((f->kind == CO_FD_REG || f->kind == CO_FD_DELETED) && f->pos) {
+		long at = co_lseek(f->fd, (long)f->pos, SEEK_SET);
+		if (at != (long)f->pos)
+			return co_err(rc->err, rc->errlen, "pid %d: fd %d: %s cannot be put back at its position %llu "
+				      "(lseek: %ld)", rc->proc->pid, f->fd, f->path, (unsigned long long)f->pos, at);
+	}
 	return 0;
 }
 #endif
