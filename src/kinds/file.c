@@ -33,22 +33,53 @@
 #include "util.h"
 #include "xxh64.h"
 
-int co_copy_bytes(int in, int out, uint64_t len)
+/* n bytes at off of in to the same offset of out: in the kernel when it can; 1 if in ended first. */
+static int copy_run(int in, int out, uint64_t off, uint64_t n)
 {
 	static char buf[1 << 20];
-	while (len) {
-		ssize_t k = copy_file_range(in, NULL, out, NULL, len, 0);
+	while (n) {
+		loff_t oi = (loff_t)off, oo = (loff_t)off;
+		ssize_t k = copy_file_range(in, &oi, out, &oo, n, 0);
 		if (k < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
-			ssize_t r = read(in, buf, len < sizeof(buf) ? len : sizeof(buf));
-			k = r > 0 ? write(out, buf, (size_t)r) : r;
+			ssize_t r = pread(in, buf, n < sizeof(buf) ? n : sizeof(buf), (off_t)off);
+			k = r > 0 ? pwrite(out, buf, (size_t)r, (off_t)off) : r;
 			if (r > 0 && k != r)
 				return -1;
 		}
 		if (k <= 0)
-			return k == 0 ? 0 : -1; /* 0: the file shrank meanwhile */
-		len -= (uint64_t)k;
+			return k == 0 ? 1 : -1;
+		off += (uint64_t)k;
+		n -= (uint64_t)k;
 	}
 	return 0;
+}
+
+/*
+ * The first len bytes of in into out (empty), holes left holes: only the
+ * runs of data are copied (SEEK_DATA, SEEK_HOLE), then out is given its
+ * length.  A sparse file of GiBs with little written (a database's, a
+ * download's) took that many GiB of zeros, and as long to write, in the
+ * pause.  A file that shrank meanwhile is copied as far as it went.
+ */
+int co_copy_bytes(int in, int out, uint64_t len)
+{
+	uint64_t at = 0;
+	while (at < len) {
+		off_t data = lseek(in, (off_t)at, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break; /* a hole up to the end */
+		if (data < 0)
+			data = (off_t)at; /* no SEEK_DATA here: all of it */
+		if ((uint64_t)data >= len)
+			break;
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		uint64_t end = hole < 0 || (uint64_t)hole > len ? len : (uint64_t)hole;
+		int r = copy_run(in, out, (uint64_t)data, end - (uint64_t)data);
+		if (r)
+			return r < 0 ? -1 : 0;
+		at = end;
+	}
+	return ftruncate(out, (off_t)len);
 }
 
 /* The written files copied in this dump (d->ncopied of them), by identity: each is copied once. */
