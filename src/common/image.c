@@ -193,6 +193,7 @@ const char *co_rec_name(unsigned type)
 	case CO_R_USMSG: return "unix message";
 	case CO_R_PTY: return "pty";
 	case CO_R_PTYDATA: return "pty data";
+	case CO_R_PIPEDATA: return "pipe data";
 	case CO_R_WIRE_MSG: return "migration message";
 	case CO_R_WIRE_FILE: return "migration file";
 	case CO_R_WIRE_DATA: return "migration data";

@@ -63,6 +63,7 @@ enum co_rec_type {
 	CO_R_USMSG = 66,  /* struct co_usmsg, its passed descriptors (struct co_uspass), then its bytes */
 	CO_R_PTY = 70,	  /* struct co_pty: a pseudo-terminal of the group's devpts, made by its master's open file */
 	CO_R_PTYDATA = 71, /* struct co_ptydata, then the bytes queued in one direction of the co_pty before */
+	CO_R_PIPEDATA = 72, /* struct co_pipedata, then bytes (or one packet) queued in the pipe of the CO_R_PIPE before */
 	CO_R_SEMUNDO = 76, /* struct co_semadj: one SEM_UNDO adjustment of the process, after its timers */
 	CO_R_AIO = 77,	  /* struct co_aio, then its unreaped struct co_aio_event: an aio ring, after the regions */
 	CO_R_FMARK = 67,  /* struct co_fmark: one mark of the fanotify object (co_sobj) before */
@@ -829,6 +830,18 @@ struct co_pipe {
 	uint32_t capacity;
 	uint32_t rflags, wflags; /* status flags (CO_FL_STATUS; before format 7 O_NONBLOCK alone) of each end */
 	uint32_t pathlen;	 /* a named FIFO: its path follows (pathlen bytes), then the data */
+};
+
+/*
+ * Bytes queued in a pipe (later in format 7), after its CO_R_PIPE (which
+ * then holds none), in queue order: one record per packet of a packet-mode
+ * (O_DIRECT) pipe, or a run of plain bytes.  Older images, and pipes whose
+ * plain bytes fit one record, carry them in the CO_R_PIPE itself.
+ */
+struct co_pipedata {
+	uint64_t ino;		/* the co_pipe's */
+	uint32_t packet;	/* 1: one packet, written back as one write in packet mode; 0: plain bytes */
+	uint32_t pad;
 };
 
 struct co_sfile {

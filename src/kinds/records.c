@@ -47,6 +47,7 @@ static const struct rec {
 	{ CO_R_SHM, offsetof(struct co_shm, sealing), &co_shm_ops, NULL },	/* seals: format 7 */
 	{ CO_R_SHMDATA, sizeof(uint64_t), &co_shm_ops, NULL },
 	{ CO_R_PIPE, sizeof(struct co_pipe), &co_pipe_ops, NULL },
+	{ CO_R_PIPEDATA, sizeof(struct co_pipedata), &co_pipe_ops, NULL },
 	{ CO_R_SFILE, offsetof(struct co_sfile, path) + 1, &co_file_ops, NULL },
 	{ CO_R_FCOPY, offsetof(struct co_fcopy, path) + 1, &co_file_ops, NULL },
 	{ CO_R_FTIMES, sizeof(struct co_ftimes), &co_file_ops, NULL },
