@@ -380,13 +380,14 @@ struct co_shared_member {
 	const uint8_t *stdio_marks; /* its descriptors that share a file stdio (co_stdio_slot) */
 };
 /*
- * What the members share, into DIR/shared.img (flags: the checkpoint's CO_CKPT_*).  0; -1 (err filled); or
+ * What the members share, into DIR/shared.img (flags: the checkpoint's CO_CKPT_*; clock_off: the group's
+ * CLOCK_MONOTONIC and CLOCK_BOOTTIME minus ours, its time namespace's offsets).  0; -1 (err filled); or
  * CO_BUSY (err filled): a member is in the middle of something a restart
  * could not carry on (co_proc_text), and the checkpoint may try again.
  */
 #define CO_BUSY (-2)
 int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member *m, int n, struct co_table *t,
-		   unsigned flags, char *err, size_t errlen);
+		   unsigned flags, const int64_t clock_off[2], char *err, size_t errlen);
 /*
  * After co_shared_dump: the descriptors of member pid (its number in the
  * group) whose regular file the group holds in common (a CO_R_SFILE,

@@ -110,10 +110,15 @@ long co_status_field(const char *buf, const char *key)
 	return v ? (long)co_strtoul(v, 0, 10) : -1;
 }
 
+long co_status_octal(const char *buf, const char *key)
+{
+	const char *v = co_status_value(buf, key);
+	return v ? (long)co_strtoul(v, 0, 8) : -1;
+}
+
 long co_status_umask(const char *buf)
 {
-	const char *v = co_status_value(buf, "Umask");
-	return v ? (long)co_strtoul(v, 0, 8) : -1;
+	return co_status_octal(buf, "Umask");
 }
 
 /* Last number of a line like "NSpid:\t7\t2": the innermost namespace's. */

@@ -175,6 +175,8 @@ char co_status_state(const char *buf);
 long co_status_field(const char *buf, const char *key);
 /* The same for a hexadecimal field such as SigPnd; 0 when absent. */
 uint64_t co_status_hex(const char *buf, const char *key);
+/* The same for an octal field (a timerfd's "settime flags: 03"), or -1. */
+long co_status_octal(const char *buf, const char *key);
 
 /*
  * One line of a /proc/PID/cgroup text, "ID:CONTROLLERS:PATH": the

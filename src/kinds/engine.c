@@ -338,7 +338,7 @@ int co_sobj_write(struct co_kdump *d, int first, struct co_sobj *o)
 }
 
 int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member *m, int n, struct co_table *t,
-		   unsigned flags, char *err, size_t errlen)
+		   unsigned flags, const int64_t clock_off[2], char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/shared.img", dir);
@@ -353,7 +353,7 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 	struct co_bind b = { t->group_id, gen, 0, 0 };
 	co_w_head(&w, CO_KIND_SHARED, &b);
 	struct co_kdump d = { .w = &w, .dir = dir, .refs = refs, .err = err, .errlen = errlen, .members = m,
-			      .nmembers = n, .flags = flags, .table = t };
+			      .nmembers = n, .flags = flags, .table = t, .clock_off = { clock_off[0], clock_off[1] } };
 	nrefs = 0;
 	int busy = 0;
 	for (int i = 0; i < n && !busy; i++)

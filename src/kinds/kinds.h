@@ -61,6 +61,7 @@ struct co_kdump {
 	int nmembers;
 	unsigned flags;			/* the checkpoint's CO_CKPT_* (proto.h) */
 	struct co_table *table;		/* the group's process table (inotify.c: what the agents hold, co_iheld) */
+	int64_t clock_off[2];		/* the group's CLOCK_MONOTONIC and CLOCK_BOOTTIME minus ours (timerfd.c) */
 };
 
 /* The restore side (init): made objects and the plan being built. */

@@ -499,7 +499,8 @@ static int ckpt_capture(struct ckpt *k)
 	char serr[1024];
 	/* a pre-copy or a parent leave only what was written since: how much is not known */
 	progress_phase("writing images", PC_FILES, k->precopy || k->parent || P.fd < 0 ? 0 : members_memory(MM_PART));
-	int sbad = co_shared_dump(k->tmp, k->gen, sm, nsm, G.table, k->flags, serr, sizeof(serr));
+	const int64_t clock_off[2] = { G.mono_off, G.boot_off };
+	int sbad = co_shared_dump(k->tmp, k->gen, sm, nsm, G.table, k->flags, clock_off, serr, sizeof(serr));
 	co_trace("checkpoint %llu: shared objects", (unsigned long long)k->gen);
 	if (sbad == CO_BUSY) {
 		k->busy = 1;
