@@ -4,13 +4,16 @@
  * timerfd_create(2) and armed as it was.  One object per open file
  * description.
  *
- * A timer armed with TFD_TIMER_ABSTIME keeps its deadline: saved as an
- * absolute time on its clock as the group sees it (the group's time
- * namespace shifts CLOCK_MONOTONIC and CLOCK_BOOTTIME; a restart makes
- * them go on from where they stood), and armed at it again, so that a
- * wall-clock deadline (CLOCK_REALTIME) is met at the same time of day,
- * or at once when it passed while the group was down.  A relative timer
- * comes back with the time it had left.
+ * A timer keeps its deadline, saved as an absolute time on the clock it
+ * counts on as the group sees it: the group's time namespace shifts
+ * CLOCK_MONOTONIC and CLOCK_BOOTTIME, and a restart makes them go on from
+ * where they stood, so that a relative timer comes back with the time it
+ * had left on them, and a periodic one in step with them (however long
+ * the restart takes).  A timer armed with TFD_TIMER_ABSTIME on
+ * CLOCK_REALTIME meets its wall-clock deadline at the same time of day,
+ * or at once when it passed while the group was down; a relative one on
+ * CLOCK_REALTIME_ALARM (which counts on the time of day) comes back with
+ * the time it had left.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,12 +34,16 @@
 #define TFD_SETTIME_FLAGS (TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET)
 
 /*
- * co_sobj.a of a timerfd: the clock, and its settime flags from bit 8
- * (later in format 7; 0 before).  A cohort that knows no flags fails to
- * make a timer whose a has them (timerfd_create: EINVAL) rather than arm
- * it wrongly.
+ * co_sobj.a of a timerfd: the clock, its settime flags from bit 8, and
+ * TFD_AT: b is the deadline on the clock it counts on as the group sees
+ * it (base_clock), not the time left (later in format 7; 0 before).  A
+ * cohort that knows neither fails to make a timer whose a has them
+ * (timerfd_create: EINVAL) rather than arm it wrongly.
  */
 #define TFD_FLAGS_SHIFT 8
+#define TFD_AT (1u << 16)
+#define TFD_CLOCK(a) ((int)((a) & ((1u << TFD_FLAGS_SHIFT) - 1)))
+#define TFD_FLAGS(a) ((int)(((a) >> TFD_FLAGS_SHIFT) & 0xff))
 
 /* "(sec, nsec)" after key, as timerfd's fdinfo shows it */
 static uint64_t pair_ns(const char *buf, const char *key)
@@ -51,6 +58,19 @@ static uint64_t pair_ns(const char *buf, const char *key)
 static int is_alarm(int clock)
 {
 	return clock == CLOCK_REALTIME_ALARM || clock == CLOCK_BOOTTIME_ALARM;
+}
+
+/* A timerfd's clock, by name in messages. */
+static const char *clock_name(int clock, char *buf, size_t n)
+{
+	static const char *const names[] = { [CLOCK_REALTIME] = "CLOCK_REALTIME", [CLOCK_MONOTONIC] = "CLOCK_MONOTONIC",
+					     [CLOCK_BOOTTIME] = "CLOCK_BOOTTIME",
+					     [CLOCK_REALTIME_ALARM] = "CLOCK_REALTIME_ALARM",
+					     [CLOCK_BOOTTIME_ALARM] = "CLOCK_BOOTTIME_ALARM" };
+	if (clock >= 0 && clock < (int)(sizeof(names) / sizeof(names[0])) && names[clock])
+		return names[clock];
+	snprintf(buf, n, "clock %d", clock);
+	return buf;
 }
 
 /*
@@ -70,10 +90,9 @@ static clockid_t base_clock(int clock, int abs)
 	return clock;
 }
 
-/* Now on the clock of an absolute timer, as the group sees it (its time namespace's offsets, d->clock_off). */
-static uint64_t group_now(const struct co_kdump *d, int clock)
+/* Now on clock c as the group sees it (its time namespace's offsets, d->clock_off). */
+static uint64_t group_now(const struct co_kdump *d, clockid_t c)
 {
-	clockid_t c = base_clock(clock, 1);
 	int64_t off = c == CLOCK_MONOTONIC ? d->clock_off[0] : c == CLOCK_BOOTTIME ? d->clock_off[1] : 0;
 	return co_now_ns(c) + (uint64_t)off;
 }
@@ -118,19 +137,18 @@ static int timerfd_dump(struct co_kdump *d, int first, uint64_t *id)
 	}
 	uint64_t left = pair_ns(info, "it_value:");
 	o.a = (uint64_t)clock | (uint64_t)flags << TFD_FLAGS_SHIFT;
+	o.b = left;
 	o.c = pair_ns(info, "it_interval:");
 	o.d = (uint64_t)co_status_field(info, "ticks");
-	/* (read after fdinfo: the deadline may come a few microseconds late, never early) */
-	o.b = (flags & TFD_TIMER_ABSTIME) && (left || o.c) ? group_now(d, (int)clock) + left : left;
+	/* its deadline (the clock read after fdinfo: a few microseconds late, never early), unless disarmed */
+	clockid_t base = base_clock((int)clock, flags & TFD_TIMER_ABSTIME);
+	if ((left || o.c) && (base != CLOCK_REALTIME || (flags & TFD_TIMER_ABSTIME))) {
+		uint64_t at = group_now(d, base) + left;
+		o.a |= TFD_AT;
+		o.b = at > INT64_MAX || at < left ? INT64_MAX : at; /* (a timer set for ever) */
+	}
 	*id = o.id;
 	return co_sobj_write(d, first, &o);
-}
-
-static uint64_t now_ns(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 static struct timespec ns_ts(uint64_t ns)
@@ -146,10 +164,12 @@ static int settime(struct co_krestore *x, const struct co_sobj *o, int f, int fl
 	struct itimerspec its = { ns_ts(ival), ns_ts(value) };
 	if (timerfd_settime(f, flags, &its, NULL) == 0)
 		return 0;
-	return co_kerr(x, "cannot arm timerfd %llu again (clock %d, flags %o, %s %llu ns, interval %llu ns): %s",
-		       (unsigned long long)o->id, (int)(o->a & 0xff), flags,
+	int e = errno;
+	char c[32];
+	return co_kerr(x, "cannot arm timerfd %llu again (%s, flags %o, %s %llu ns, interval %llu ns): %s",
+		       (unsigned long long)o->id, clock_name(TFD_CLOCK(o->a), c, sizeof(c)), flags,
 		       flags & TFD_TIMER_ABSTIME ? "deadline" : "in", (unsigned long long)value,
-		       (unsigned long long)ival, strerror(errno));
+		       (unsigned long long)ival, strerror(e));
 }
 
 static int set_ticks(struct co_krestore *x, const struct co_sobj *o, int f, uint64_t ticks)
@@ -161,35 +181,36 @@ static int set_ticks(struct co_krestore *x, const struct co_sobj *o, int f, uint
 }
 
 /*
- * f armed as the timer of o was, with its unread expirations.  Its
- * deadline is taken as an absolute time on the clock it counts on: the
- * one it was given (TFD_TIMER_ABSTIME), else now plus what it had left.
+ * f armed as the timer of o was, with its unread expirations, at its
+ * deadline on the clock it counts on (TFD_AT; or, in older images, now
+ * plus the time it had left).  A deadline that passed is counted here as
+ * the kernel would have (a relative timer cannot be armed in the past),
+ * and the timer armed at its next one, or left disarmed.
  * timerfd_settime clears the expirations, so TFD_IOC_SET_TICKS comes
- * after it, and would overwrite one that came in between: when the
- * clock has reached the deadline by then, the expirations up to it are
- * counted here instead and the timer armed at the next one.  (A timer
- * with no expirations to give back counts its own: armed once.)
+ * after it, and would overwrite one that came in between: when the clock
+ * has reached the deadline by then, it is counted so again.
  */
-static int timerfd_arm(struct co_krestore *x, const struct co_sobj *o, int f, int clock, int flags)
+static int timerfd_arm(struct co_krestore *x, const struct co_sobj *o, int f)
 {
-	int abs = flags & TFD_TIMER_ABSTIME;
-	clockid_t base = base_clock(clock, abs);
-	uint64_t ival = o->c, ticks = o->d, t = now_ns(base);
-	/* (a relative periodic timer that showed 0 ns left: one period from now) */
+	int clock = TFD_CLOCK(o->a), flags = TFD_FLAGS(o->a);
+	clockid_t base = base_clock(clock, flags & TFD_TIMER_ABSTIME);
+	uint64_t ival = o->c, ticks = o->d, t = co_now_ns(base);
+	/* (older images: a periodic timer that showed 0 ns left, one period from now) */
 	uint64_t left = o->b ? o->b : o->c;
-	uint64_t deadline = abs ? o->b : left ? t + left : 0;
-	if (!deadline) /* disarmed, or a one-shot that expired: its flags kept all the same */
-		return (flags && settime(x, o, f, flags, 0, t, ival) < 0) || set_ticks(x, o, f, ticks) < 0 ? -1 : 0;
-	for (int tries = 0;; tries++, t = now_ns(base)) {
-		if (deadline <= t && ticks) {
+	uint64_t deadline = (o->a & TFD_AT) ? o->b : left ? t + left : 0;
+	for (int tries = 0;; tries++, t = co_now_ns(base)) {
+		if (deadline && deadline <= t) {
 			uint64_t late = ival ? (t - deadline) / ival + 1 : 1;
 			ticks += late;
 			deadline = ival ? deadline + late * ival : 0;
 		}
-		if (settime(x, o, f, flags, deadline, t, ival) < 0 || set_ticks(x, o, f, ticks) < 0)
+		/* (disarmed: its flags kept all the same, as fdinfo shows them) */
+		if ((deadline || flags) && settime(x, o, f, flags, deadline, t, ival) < 0)
+			return -1;
+		if (set_ticks(x, o, f, ticks) < 0)
 			return -1;
 		/* (a period shorter than these calls: at most one expiration is lost, after a few tries) */
-		if (!ticks || !deadline || now_ns(base) < deadline || tries == 8)
+		if (!ticks || !deadline || co_now_ns(base) < deadline || tries == 8)
 			return 0;
 	}
 }
@@ -198,15 +219,19 @@ static int timerfd_restore(struct co_krestore *x, unsigned type, const void *p, 
 {
 	(void)type, (void)len;
 	const struct co_sobj *o = p;
-	int clock = (int)(o->a & ((1 << TFD_FLAGS_SHIFT) - 1)), flags = (int)(o->a >> TFD_FLAGS_SHIFT);
-	if (flags & ~TFD_SETTIME_FLAGS)
-		return co_kbad(x, "damaged timerfd record (clock and flags %llx)", (unsigned long long)o->a);
-	int f = timerfd_create(clock, 0);
+	int clock = TFD_CLOCK(o->a);
+	/* (times the kernel would not keep: a damaged record, whose sums must not wrap) */
+	if ((o->a & ~(uint64_t)(TFD_AT | TFD_SETTIME_FLAGS << TFD_FLAGS_SHIFT | ((1u << TFD_FLAGS_SHIFT) - 1))) ||
+	    o->b > INT64_MAX || o->c > INT64_MAX)
+		return co_kbad(x, "damaged timerfd record (clock and flags %llx, %llu ns, interval %llu ns)",
+			       (unsigned long long)o->a, (unsigned long long)o->b, (unsigned long long)o->c);
+	int f = timerfd_create(clock, 0), e = errno;
+	char c[32];
 	if (f < 0)
-		return co_kerr(x, "cannot make timerfd %llu of clock %d again: %s%s", (unsigned long long)o->id, clock,
-			       strerror(errno),
-			       is_alarm(clock) && errno == EPERM ? " (a timer on an alarm clock needs CAP_WAKE_ALARM)" : "");
-	if (timerfd_arm(x, o, f, clock, flags) < 0) {
+		return co_kerr(x, "cannot make timerfd %llu on %s again: %s%s", (unsigned long long)o->id,
+			       clock_name(clock, c, sizeof(c)), strerror(e),
+			       is_alarm(clock) && e == EPERM ? " (a timer on an alarm clock needs CAP_WAKE_ALARM)" : "");
+	if (timerfd_arm(x, o, f) < 0) {
 		close(f);
 		return -1;
 	}
@@ -217,11 +242,10 @@ static void timerfd_describe(unsigned type, const void *p, uint64_t len, char *o
 {
 	(void)type, (void)len;
 	const struct co_sobj *o = p;
-	unsigned flags = (unsigned)(o->a >> TFD_FLAGS_SHIFT);
-	snprintf(out, n, "timerfd %llu: clock %llu, %s %llu ns, interval %llu ns, %llu unread%s%s",
-		 (unsigned long long)o->id, (unsigned long long)(o->a & ((1 << TFD_FLAGS_SHIFT) - 1)),
-		 flags & TFD_TIMER_ABSTIME ? "deadline" : "left", (unsigned long long)o->b, (unsigned long long)o->c,
-		 (unsigned long long)o->d, flags & TFD_TIMER_ABSTIME ? ", absolute" : "",
+	int flags = TFD_FLAGS(o->a);
+	snprintf(out, n, "timerfd %llu: clock %d, %s %llu ns, interval %llu ns, %llu unread%s%s",
+		 (unsigned long long)o->id, TFD_CLOCK(o->a), o->a & TFD_AT ? "deadline" : "left", (unsigned long long)o->b,
+		 (unsigned long long)o->c, (unsigned long long)o->d, flags & TFD_TIMER_ABSTIME ? ", absolute" : "",
 		 flags & TFD_TIMER_CANCEL_ON_SET ? ", cancelled when the clock is set" : "");
 }
 
