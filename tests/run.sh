@@ -88,7 +88,7 @@ ALL_TESTS=(
 	unshare_user nested_ns raw_clone no_agent_listed
 	uid_drop uid_stranger uid_forged restore_child_damaged restart_fail thread_creds
 	proc_attrs proc_attrs_live seccomp_refused caps_keep many_signals locks_kept lease_refused
-	kinds_all kinds_inspect
+	kinds_all kinds_inspect pipe_packets pipe_big pipe_capacity_refused timerfd_state timerfd_alarm_refused
 	mem_private mem_fork mem_attrs mem_many mem_guard mem_private_live mem_fork_cow mem_guard_refused file_deleted2 file_dirs file_times fd_state file_locks file_lease
 	proc_read_midway proc_thread_file rundir_symlink rundir_foreign rundir_fake_sock images_foreign fcopy_symlink fcopy_target images_locked recover_on_start images_bound fcopy_digest verify_fulls room_refused ckpt_while_restoring coordinator_killed crash_commit crash_merge merge_wait fuzz_images
 	attr_membarrier attr_membarrier_live attr_aio attr_pidfd attr_pidfd_live attr_pidfd_refused

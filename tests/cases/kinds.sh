@@ -46,3 +46,97 @@ t_kinds_inspect() {
 	done
 	return 0
 }
+
+# Pipes (tests/progs/pipe_state.c): a packet-mode pipe (O_DIRECT) with
+# packets of different sizes, a plain pipe of 256 KiB, and with "big" a
+# pipe of 4 MiB holding more than 3 MiB, checked byte for byte, packet by
+# packet, with their capacities, at every step.
+#   pipe_packets           (std.list) the standard flow, without "big"
+#   pipe_big               the standard flow with "big": fs.pipe-max-size
+#                          raised to 8 MiB (root), put back when it ends
+#   pipe_capacity_refused  "big" checkpointed, then restarted with
+#                          fs.pipe-max-size put back and without
+#                          CAP_SYS_RESOURCE: the restart fails in one line
+#                          naming the pipe's capacity and fs.pipe-max-size,
+#                          and runs nothing; raised again, a restart runs
+#                          on to the native run's end
+# Both change the machine's fs.pipe-max-size: they run alone (SERIAL_TESTS).
+# Timerfds (tests/progs/timerfd_state.c): absolute wall-clock deadlines
+# (TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET), a periodic timer's
+# expirations, an alarm clock's timer (root).
+#   timerfd_state          the standard flow; while the group is down after
+#                          checkpoint 1 the deadline of one timer passes:
+#                          restarted, it must have fired at once
+#   timerfd_alarm_refused  with "alarm", checkpointed, then restarted
+#                          without CAP_WAKE_ALARM: the restart fails in one
+#                          line saying so; with it, a restart runs on to the
+#                          native run's end
+SERIAL_TESTS+=(pipe_big pipe_capacity_refused)
+
+PIPE_MAX=8388608
+
+# pipe_max_raise: fs.pipe-max-size raised to PIPE_MAX for this test (root),
+# its value put back when the test ends, however it ends (the trap)
+pipe_max_raise() {
+	[ "$(id -u)" = 0 ] || skip "needs root (raises fs.pipe-max-size)"
+	PIPE_MAX_OLD=$(cat /proc/sys/fs/pipe-max-size 2>/dev/null) || skip "no fs.pipe-max-size"
+	trap 'echo "$PIPE_MAX_OLD" >/proc/sys/fs/pipe-max-size' EXIT
+	echo "$PIPE_MAX" 2>/dev/null >/proc/sys/fs/pipe-max-size || skip "cannot raise fs.pipe-max-size"
+}
+
+t_pipe_big() {
+	pipe_max_raise
+	std pipe_state 0 3 3 pipe big
+}
+
+t_pipe_capacity_refused() {
+	command -v setpriv >/dev/null || skip "no setpriv(1)"
+	pipe_max_raise
+	prog_cmd pipe_state
+	PCMD+=(big)
+	straight_start 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_lines 3 run0
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	echo "$PIPE_MAX_OLD" >/proc/sys/fs/pipe-max-size
+	cmd_refused "restart with fs.pipe-max-size $PIPE_MAX_OLD, without CAP_SYS_RESOURCE" \
+		"cannot give pipe:\[[0-9]+\] its capacity of 4194304 bytes: .*fs.pipe-max-size is $PIPE_MAX_OLD" \
+		setpriv --inh-caps=-sys_resource --bounding-set=-sys_resource "$COHORT" restart "$GNAME" --images "$IMG"
+	[ -s "$TD/refused.out" ] && fail "the failed restart ran the program: $(first_line "$TD/refused.out")"
+	echo "$PIPE_MAX" >/proc/sys/fs/pipe-max-size
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
+# tfd_deadline_passed: until the deadline the program wrote ($TT/deadline, ns
+# of CLOCK_REALTIME) has passed by more than its tolerance (TOL, 250 ms)
+tfd_deadline_passed() {
+	local at
+	at=$(cat "$TT/deadline") || fail "the program wrote no deadline"
+	wait_for "the deadline in $TT/deadline" tfd_after $((at / 1000 + 300000))
+}
+tfd_after() { [ "${EPOCHREALTIME/./}" -gt "$1" ]; }
+
+t_timerfd_state() { FLOW_DOWN=tfd_deadline_passed std timerfd_state 0 3 3; }
+
+t_timerfd_alarm_refused() {
+	[ "$(id -u)" = 0 ] || skip "needs root (CAP_WAKE_ALARM)"
+	command -v setpriv >/dev/null || skip "no setpriv(1)"
+	prog_cmd timerfd_state
+	PCMD+=(alarm)
+	straight_start 0 "${PCMD[@]}"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_lines 3 run0
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	cmd_refused "restart without CAP_WAKE_ALARM" "cannot make timerfd [0-9]+ on CLOCK_BOOTTIME_ALARM again: .*needs CAP_WAKE_ALARM" \
+		setpriv --inh-caps=-wake_alarm --bounding-set=-wake_alarm "$COHORT" restart "$GNAME" --images "$IMG"
+	[ -s "$TD/refused.out" ] && fail "the failed restart ran the program: $(first_line "$TD/refused.out")"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}

@@ -50,6 +50,8 @@ flow_standard() {
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
 	[ "$RC" = 0 ] && [ "$exp_rc" != 0 ] && note "note: run exited 0 after checkpoint --kill"
+	# FLOW_DOWN: a function called while the group is down, before the first restart
+	[ -z "${FLOW_DOWN:-}" ] || "$FLOW_DOWN"
 
 	k0=$(out_lines run0)
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
