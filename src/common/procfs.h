@@ -232,6 +232,19 @@ struct co_fanotify_line {
 /* The next "fanotify " line at *p (an fdinfo text), which moves past it: 1, or 0 when there is none. */
 int co_fanotify_next(const char **p, struct co_fanotify_line *l);
 /*
+ * One item of an epoll set, from its fdinfo (co_epoll_next): the number it
+ * was added with (tfd: -1 when the line does not say), its events and
+ * data, and the inode of the file it watches (sdev the kernel's dev_t, as
+ * for inotify).
+ */
+struct co_epoll_line {
+	int tfd;
+	uint32_t events, sdev;
+	uint64_t data, ino;
+};
+/* The next "tfd:" line at *p (an fdinfo text), which moves past it: 1, or 0 when there is none. */
+int co_epoll_next(const char **p, struct co_epoll_line *l);
+/*
  * A thread of the machine (as /proc shows them) asleep in a kernel
  * function whose name starts with fn (its /proc/PID/task/TID/wchan): its
  * tid, 0 when none is, or -errno.  Reads every thread's wchan: for rare

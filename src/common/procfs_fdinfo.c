@@ -1,8 +1,8 @@
 /*
  * procfs_fdinfo.c - /proc/PID/fdinfo/FD: a descriptor's offset, flags and
- * locks, the process a pidfd refers to, and the watches and marks of
- * inotify and fanotify descriptors (their lines are hexadecimal fields
- * after blanks, read by line_hex and line_handle).
+ * locks, the process a pidfd refers to, the watches and marks of inotify
+ * and fanotify descriptors and the items of epoll sets (their lines are
+ * fields after blanks, read by line_hex, line_num and line_handle).
  */
 #include <errno.h>
 #include "procfs.h"
@@ -117,6 +117,19 @@ static uint64_t line_hex(const char *p, const char *eol, const char *key)
 	return 0;
 }
 
+/* The same where VALUE may follow the key after blanks (epoll pads its fields), in base */
+static uint64_t line_num(const char *p, const char *eol, const char *key, int base)
+{
+	size_t klen = co_strlen(key);
+	for (p++; p + klen <= eol; p++)
+		if ((p[-1] == ' ' || p[-1] == '\t') && !co_memcmp(p, key, klen)) {
+			for (p += klen; p < eol && (*p == ' ' || *p == '\t'); p++)
+				;
+			return co_strtoul(p, 0, base);
+		}
+	return 0;
+}
+
 static int hex_digit(char c)
 {
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
@@ -212,5 +225,28 @@ int co_fanotify_next(const char **p, struct co_fanotify_line *l)
 	size_t len = (size_t)(eol - s) < sizeof(l->text) - 1 ? (size_t)(eol - s) : sizeof(l->text) - 1;
 	co_memcpy(l->text, s, len);
 	l->text[len] = 0;
+	return 1;
+}
+
+/*
+ * fs/eventpoll.c: one line per item, "tfd: %8d events: %8x data: %16llx
+ * pos:%lli ino:%lx sdev:%x" (tfd decimal, the rest hexadecimal).
+ */
+int co_epoll_next(const char **p, struct co_epoll_line *l)
+{
+	const char *eol, *s = next_line_with(p, "tfd:", &eol);
+	if (!s)
+		return 0;
+	co_memset(l, 0, sizeof(*l));
+	const char *v = s + 4;
+	while (v < eol && (*v == ' ' || *v == '\t'))
+		v++;
+	const char *end;
+	unsigned long tfd = co_strtoul(v, &end, 10);
+	l->tfd = end > v && tfd <= 0x7fffffff ? (int)tfd : -1;
+	l->events = (uint32_t)line_num(s, eol, "events:", 16);
+	l->data = line_num(s, eol, "data:", 16);
+	l->ino = line_num(s, eol, "ino:", 16);
+	l->sdev = (uint32_t)line_num(s, eol, "sdev:", 16);
 	return 1;
 }
