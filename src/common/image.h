@@ -787,12 +787,34 @@ struct co_fmark {
 	char path[CO_PATH];	/* the marked file or directory; the mount point; a mount of the filesystem; /proc/self/ns/mnt */
 };
 
+/*
+ * One item of an epoll set (src/kinds/epoll.c).  An item is known by the
+ * file it watches and the number it was added with (tfd), which need not
+ * be the number of that file in any process now (closed since, or added
+ * by another process): the coordinator finds the file with
+ * kcmp(KCMP_EPOLL_TFD).  how says who adds it back at a restart:
+ *   CO_EPI_OBJECT   init, where the object (kind, id, end) is made;
+ *   CO_EPI_PROCESS  process pid, where its descriptor fd is that file (a
+ *                   descriptor made by its restorer, or a signalfd,
+ *                   which wakes the epoll of the process that added it),
+ *                   once its descriptors are back.
+ * Records written before how existed are 32 bytes long (how reads 0):
+ * pid is the epoll owner's and fd both the number the item was added
+ * with and that process's descriptor of the file.
+ */
+enum co_epi_how { CO_EPI_OWNER_FD = 0, CO_EPI_OBJECT = 1, CO_EPI_PROCESS = 2 };
 struct co_epitem {
 	uint64_t epoll;		/* id of the epoll object */
-	int32_t pid, fd;	/* the watched descriptor, in the epoll owner's process */
-	uint32_t events;
-	uint32_t pad;
+	int32_t pid, fd;	/* a descriptor of the watched file: process, number */
+	uint32_t events;	/* as fdinfo shows them (a fired EPOLLONESHOT item: its flags alone) */
+	uint32_t how;		/* enum co_epi_how (was padding) */
 	uint64_t data;
+	/* later in format 7: */
+	int32_t tfd;		/* the number the item was added with */
+	uint32_t kind;		/* CO_EPI_OBJECT: the object's kind, */
+	uint64_t id;		/* its id (its links' co_slink.id), */
+	uint32_t end;		/* and which end (pipes: 1 the write end) */
+	uint32_t pad;
 };
 
 struct co_shm {

@@ -29,7 +29,7 @@ enum co_rstage {
 	CO_RS_MAP,		/* it checks its memory map against this kernel */
 	CO_RS_MEMORY,		/* it replaces its memory with the image's (then forks its children from it) */
 	CO_RS_ATTRS,		/* memory done: the process's attributes */
-	CO_RS_PIDFDS,		/* attributes done: its pidfds, once the processes they name exist */
+	CO_RS_PIDFDS,		/* attributes done: its pidfds, once the processes they name exist; its epoll items */
 	CO_RS_LOCKS,		/* its file locks */
 	CO_RS_THREADS,		/* locks done: it creates its threads, waits until each has its ids */
 	CO_RS_THREAD,		/* in a thread other than the main one, before it takes its ids */

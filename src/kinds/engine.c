@@ -647,9 +647,11 @@ int co_shared_restore(const char *dir, int *plan_fd, char *err, size_t errlen)
 	fd = -1;
 	if (zbad)
 		return -1;
-	for (size_t i = 0; i < CO_ARRAY_LEN(kinds); i++)
-		if (kinds[i]->restore_done && kinds[i]->restore_done(&x) < 0)
-			return -1;
+	/* the late kinds' after the others' (epoll items: on objects filled, in-flight messages sent) */
+	for (int late = 0; late < 2; late++)
+		for (size_t i = 0; i < CO_ARRAY_LEN(kinds); i++)
+			if (kinds[i]->late == late && kinds[i]->restore_done && kinds[i]->restore_done(&x) < 0)
+				return -1;
 	return hand_down(&x, plan_fd);
 bad:
 	snprintf(err, errlen, "%s", r.err);

@@ -75,7 +75,8 @@ enum co_identity {
 struct co_kind_ops {
 	uint32_t kind;			/* enum co_obj_kind; its name: co_obj_name() */
 	uint32_t identity;		/* enum co_identity */
-	int late;			/* dumped after the others (epoll: after what it watches) */
+	int late;			/* dumped after the others (epoll: after what it watches), and its
+					 * restore_done called after theirs */
 	/*
 	 * Before any object is dumped (may be NULL): the references the
 	 * object refs[first] brings that no process holds (descriptors in

@@ -53,7 +53,7 @@ static const struct rec {
 	{ CO_R_FTIMES, sizeof(struct co_ftimes), &co_file_ops, NULL },
 	{ CO_R_SLINK, sizeof(struct co_slink), NULL, d_link },
 	{ CO_R_SOBJ, offsetof(struct co_sobj, d), NULL, NULL },	/* d: format 3; owner: o.kind */
-	{ CO_R_EPITEM, sizeof(struct co_epitem), &co_epoll_ops, NULL },
+	{ CO_R_EPITEM, offsetof(struct co_epitem, tfd), &co_epoll_ops, NULL },	/* tfd on: later in format 7 */
 	{ CO_R_SOCKDATA, sizeof(uint64_t), &co_unix_ops, NULL },
 	{ CO_R_GHOST, offsetof(struct co_ghost, path) + 1, &co_ghost_ops, NULL },
 	{ CO_R_GHOSTDATA, sizeof(uint64_t), &co_ghost_ops, NULL },

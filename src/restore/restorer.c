@@ -777,7 +777,6 @@ static void restore_self(struct co_mproc *me)
 	reader.decompressed = rc.compressed;
 	image_free = next_free;
 	read_metadata(&next_free);
-	co_plan_epoll(&rc);
 	if (proc.pid != (int)co_getpid()) {
 		co_fmt(err, sizeof(err), "image is of pid %d but the restorer runs as pid %ld", proc.pid,
 		       co_getpid());
@@ -829,6 +828,9 @@ static void restore_self(struct co_mproc *me)
 		rc.own_fds[rc.nown_fds++] = report_fd;
 	set_stage(CO_RS_PIDFDS);
 	if (co_pidfds_restore(&rc))
+		die(err);
+	/* the epoll items init left to us: on any of our descriptors, pidfds included */
+	if (co_plan_epoll(&rc))
 		die(err);
 	set_stage(CO_RS_LOCKS);
 	if (co_locks_restore(&rc))
