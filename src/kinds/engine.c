@@ -306,8 +306,9 @@ static int dump_objects(struct co_kdump *d)
 		}
 	for (int i = 0; i < nrefs; i++) {
 		const struct co_kind_ops *ops = co_kind_ops(refs[i].kind);
-		if (refs[i].obj == i && dumped[i] > 0 && ops->dump_data && ops->dump_data(d, i, ids[i]) < 0)
-			return -1;
+		int r = refs[i].obj == i && dumped[i] > 0 && ops->dump_data ? ops->dump_data(d, i, ids[i]) : 0;
+		if (r < 0)
+			return r; /* -1, or CO_BUSY (an epoll item caught between firing and being armed again) */
 	}
 	return 0;
 }

@@ -196,8 +196,14 @@ static int place_item(struct co_kdump *d, int first, const struct item *it, stru
 		if (fired && r->kind == CO_OBJ_EPOLL)
 			return refuse(d, it, FIRED "another epoll set, ready only once its own items are back: " NO_FIRE,
 				      tfd);
+		/*
+		 * Ready for nothing now: most often a worker busy with what the
+		 * item reported, which arms it again when done.  The checkpoint
+		 * is tried again a little later (CO_BUSY), and refused only if
+		 * it stays so.
+		 */
 		if (fired && !ready_now(r))
-			return refuse(d, it, FIRED "%s, ready for nothing now: " NO_FIRE, tfd, r->path);
+			return refuse(d, it, FIRED "%s, ready for nothing now: " NO_FIRE, tfd, r->path) ? CO_BUSY : 0;
 		e->how = CO_EPI_OBJECT;
 		e->pid = r->pid, e->fd = r->fd;
 		e->kind = r->kind, e->id = oid, e->end = ops && ops->end ? ops->end(r) : 0;
@@ -270,8 +276,9 @@ static int epoll_dump_data(struct co_kdump *d, int first, uint64_t id)
 		tfds[n] = it.l.tfd;
 		it.dev = makedev(it.l.sdev >> 20, it.l.sdev & 0xfffff);
 		struct co_epitem e = { .epoll = id, .events = it.l.events, .data = it.l.data, .tfd = it.l.tfd };
-		if (place_item(d, first, &it, &e) < 0)
-			return -1;
+		int r = place_item(d, first, &it, &e);
+		if (r < 0)
+			return r; /* -1, or CO_BUSY */
 		co_w_rec(d->w, CO_R_EPITEM, &e, sizeof(e));
 	}
 	return d->w->err;

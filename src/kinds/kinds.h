@@ -93,7 +93,7 @@ struct co_kind_ops {
 	int (*dump)(struct co_kdump *d, int first, uint64_t *id);
 	/* For a link of reference r: which end (pipes: 1 the write end), else 0. */
 	uint32_t (*end)(const struct co_ref *r);
-	/* Once every object is written: records that need them all (may be NULL). */
+	/* Once every object is written: records that need them all (may be NULL); 0, -1 or CO_BUSY as dump. */
 	int (*dump_data)(struct co_kdump *d, int first, uint64_t id);
 	/* One record of this kind from shared.img (payload p, len bytes); -1 with err. */
 	int (*restore)(struct co_krestore *x, unsigned type, const void *p, uint64_t len);
