@@ -89,11 +89,13 @@ t_pipe_big() {
 	std pipe_state 0 3 3 pipe big
 }
 
-t_pipe_capacity_refused() {
-	command -v setpriv >/dev/null || skip "no setpriv(1)"
-	pipe_max_raise
-	prog_cmd pipe_state
-	PCMD+=(big)
+# run_then_kill PROG ARG: PROG ARG run natively and under cohort, which
+# takes checkpoint 1 with --kill once it printed 3 lines (the program held
+# at its end until then: common.h's end gate; a busy machine ran its steps
+# out first)
+run_then_kill() {
+	prog_cmd "$1"
+	PCMD+=("$2")
 	straight_start 0 "${PCMD[@]}"
 	# held at its end until the checkpoint is taken (common.h's end gate): a busy machine ran its steps out first
 	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
@@ -102,6 +104,12 @@ t_pipe_capacity_refused() {
 	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
 	bg_wait run0
 	: >"$TT/end"
+}
+
+t_pipe_capacity_refused() {
+	command -v setpriv >/dev/null || skip "no setpriv(1)"
+	pipe_max_raise
+	run_then_kill pipe_state big
 	echo "$PIPE_MAX_OLD" >/proc/sys/fs/pipe-max-size
 	cmd_refused "restart with fs.pipe-max-size $PIPE_MAX_OLD, without CAP_SYS_RESOURCE" \
 		"cannot give pipe:\[[0-9]+\] its capacity of 4194304 bytes: .*fs.pipe-max-size is $PIPE_MAX_OLD" \
@@ -127,16 +135,7 @@ t_timerfd_state() { FLOW_DOWN=tfd_deadline_passed std timerfd_state 0 3 3; }
 t_timerfd_alarm_refused() {
 	[ "$(id -u)" = 0 ] || skip "needs root (CAP_WAKE_ALARM)"
 	command -v setpriv >/dev/null || skip "no setpriv(1)"
-	prog_cmd timerfd_state
-	PCMD+=(alarm)
-	straight_start 0 "${PCMD[@]}"
-	# held at its end until the checkpoint is taken (common.h's end gate): a busy machine ran its steps out first
-	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
-	wait_ready "$GNAME" run0
-	AT_END_FILE=$TT/at-end wait_lines 3 run0
-	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
-	bg_wait run0
-	: >"$TT/end"
+	run_then_kill timerfd_state alarm
 	cmd_refused "restart without CAP_WAKE_ALARM" "cannot make timerfd [0-9]+ on CLOCK_BOOTTIME_ALARM again: .*needs CAP_WAKE_ALARM" \
 		setpriv --inh-caps=-wake_alarm --bounding-set=-wake_alarm "$COHORT" restart "$GNAME" --images "$IMG"
 	[ -s "$TD/refused.out" ] && fail "the failed restart ran the program: $(first_line "$TD/refused.out")"
