@@ -837,10 +837,15 @@ int co_unix_restore_msg(struct co_krestore *x, const void *p, uint64_t len)
 	}
 	/* the pid must be a live process of init's namespace: its own; uid and gid as they were */
 	struct ucred cr = { getpid(), h->uid, h->gid };
-	if (send_msg(s, (const char *)p + off, len - off, fds, h->nfds, h->flags & CO_UM_CREDS ? &cr : NULL,
-		     h->flags & CO_UM_SENDTO ? &to : NULL, tolen) != (ssize_t)(len - off))
+	ssize_t n = send_msg(s, (const char *)p + off, len - off, fds, h->nfds, h->flags & CO_UM_CREDS ? &cr : NULL,
+			     h->flags & CO_UM_SENDTO ? &to : NULL, tolen);
+	if (n < 0)
 		return co_kerr(x, "cannot put back a message queued on the Unix socket %llu: %s", (unsigned long long)h->id,
 			       strerror(errno));
+	/* a short send sets no errno: say how far it went (the sender's SO_SNDBUF was full) */
+	if (n != (ssize_t)(len - off))
+		return co_kerr(x, "cannot put back a message queued on the Unix socket %llu: sent %zd of %llu bytes",
+			       (unsigned long long)h->id, n, (unsigned long long)(len - off));
 	return 0;
 }
 

@@ -149,8 +149,13 @@ static int old_restore(struct co_krestore *x, unsigned type, const void *p, uint
 		memcpy(&id, p, 8);
 		/* bytes queued for socket id were sent by its peer: send them again from there */
 		int peer = co_made_fd(x, CO_OBJ_USOCK, co_made_peer(x, CO_OBJ_USOCK, id), 0);
-		if (peer < 0 || send(peer, (const char *)p + 8, len - 8, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)(len - 8))
-			return co_kerr(x, "cannot put back data queued on a Unix socket: %s", strerror(errno));
+		ssize_t n = peer < 0 ? -1 : send(peer, (const char *)p + 8, len - 8, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n >= 0 && n != (ssize_t)(len - 8)) /* errno is not set by a short send */
+			return co_kerr(x, "cannot put back data queued on a Unix socket: sent %zd of %llu bytes", n,
+				       (unsigned long long)(len - 8));
+		if (n < 0)
+			return co_kerr(x, "cannot put back data queued on a Unix socket: %s",
+				       peer < 0 ? "no peer to send it" : strerror(errno));
 		return 0;
 	}
 	const struct co_sobj *so = p;
