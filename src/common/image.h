@@ -715,6 +715,41 @@ enum co_usock_how {
 #define CO_USF_NONAME 8		/* has a name it cannot be given again (another socket of the group has it) */
 #define CO_USF_PEEKOFF 16	/* SO_PEEK_OFF set by the program: peek_off */
 #define CO_USF_SHARED 32	/* its path is another socket's too: bound through its file moved aside (unix_name.c) */
+#define CO_USF_OPTS 64		/* opts holds its options (0 in older images, whose records end before opts) */
+
+/* co_usopts.bools and .known: options that are on or off (known: those the checkpoint could read) */
+#define CO_USO_PASSSEC 1	/* SO_PASSSEC */
+#define CO_USO_KEEPALIVE 2	/* SO_KEEPALIVE */
+#define CO_USO_TSTAMP 4		/* SO_TIMESTAMP_OLD (SO_TIMESTAMP on 64-bit) as it reads */
+#define CO_USO_TSTAMPNS 8	/* SO_TIMESTAMPNS_OLD */
+#define CO_USO_TSTAMP_NEW 16	/* SO_TIMESTAMP_NEW */
+#define CO_USO_TSTAMPNS_NEW 32	/* SO_TIMESTAMPNS_NEW */
+#define CO_USO_TSING_NEW 64	/* tsflags were set through SO_TIMESTAMPING_NEW */
+#define CO_USO_OOBINLINE 128	/* SO_OOBINLINE */
+#define CO_USO_PASSPIDFD 256	/* SO_PASSPIDFD (Linux 6.5) */
+#define CO_USO_PASSRIGHTS 512	/* SO_PASSRIGHTS (Linux 6.16; on by default) */
+#define CO_USO_RCVMARK 1024	/* SO_RCVMARK */
+#define CO_USO_RCVPRIORITY 2048	/* SO_RCVPRIORITY */
+#define CO_USO_ALL 4095
+/*
+ * A Unix socket's options as getsockopt(2) reads them (CO_USF_OPTS),
+ * given back at a restart before its queue and checked by reading them
+ * again (src/kinds/unix_opts.c).
+ */
+struct co_usopts {
+	int64_t rcvtimeo[2];	/* SO_RCVTIMEO: seconds, microseconds (0 0: none) */
+	int64_t sndtimeo[2];	/* SO_SNDTIMEO */
+	int32_t sndbuf, rcvbuf;	/* SO_SNDBUF, SO_RCVBUF as they read (the kernel's, twice what was asked) */
+	int32_t buflock;	/* SO_BUF_LOCK: 1 sndbuf, 2 rcvbuf set by the program (-1: not read) */
+	int32_t rcvlowat;	/* SO_RCVLOWAT */
+	int32_t priority;	/* SO_PRIORITY */
+	uint32_t mark;		/* SO_MARK */
+	int32_t linger[2];	/* SO_LINGER: l_onoff, l_linger */
+	uint32_t tsflags;	/* SO_TIMESTAMPING: flags (SOF_TIMESTAMPING_*) */
+	int32_t bind_phc;	/* and the PTP clock bound (SOF_TIMESTAMPING_BIND_PHC) */
+	uint32_t bools;		/* CO_USO_*: on */
+	uint32_t known;		/* CO_USO_*: read at the checkpoint */
+};
 struct co_usock {
 	uint64_t id;		/* the socket's inode at the checkpoint */
 	uint64_t peer;		/* the peer's id, in the group; 0: none */
@@ -731,6 +766,7 @@ struct co_usock {
 	char name[108];		/* sun_path as bound: a path, or abstract (starts with NUL) */
 	char peername[108];	/* where it connects at a restart: a datagram peer, a listener, a peer outside */
 	int32_t peek_off;	/* CO_USF_PEEKOFF: the program's SO_PEEK_OFF (was padding: 0 in older images) */
+	struct co_usopts opts;	/* CO_USF_OPTS: its options (later in version 7: older records end before) */
 };
 
 /*

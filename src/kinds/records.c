@@ -62,7 +62,7 @@ static const struct rec {
 	{ CO_R_SYSVSEM, sizeof(struct co_sysv), &co_sysv_ops, NULL },
 	{ CO_R_SYSVMSG, sizeof(struct co_sysv), &co_sysv_ops, NULL },
 	{ CO_R_SYSVSHM, sizeof(struct co_sysv), &co_sysv_ops, NULL },
-	{ CO_R_USOCK, sizeof(struct co_usock), &co_unix_ops, NULL },
+	{ CO_R_USOCK, offsetof(struct co_usock, opts), &co_unix_ops, NULL },	/* opts: later in format 7 */
 	{ CO_R_USMSG, sizeof(struct co_usmsg), &co_unix_ops, NULL },
 	{ CO_R_PTY, sizeof(struct co_pty), &co_pty_ops, NULL },
 	{ CO_R_PTYDATA, sizeof(struct co_ptydata), &co_pty_ops, NULL },

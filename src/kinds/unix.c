@@ -20,7 +20,7 @@
  * accepted from one, a name relative to a working directory, a backlog
  * connection with data queued in a live checkpoint when its listener's
  * socket file is gone.  A path several sockets have comes back on each
- * (share_names); an abstract one on the first only.
+ * (share_names); an abstract one on the first only.  Options: unix_opts.c.
  *
  * Backlogs.  Data queued on a connection waiting in a backlog can be read
  * only by accepting it: take_backlog accepts all of them (they become
@@ -31,6 +31,7 @@
  * taken apart, so an image never holds one.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -361,6 +362,33 @@ static int plan_stream(struct co_kdump *d, int k, const struct usk *u, struct co
 	return outside_stream(d, k, o, p);
 }
 
+/*
+ * The options of the socket refs[k] into o, read through a descriptor of
+ * our own (the queue's reading, done by now, has put back the SO_PEEK_OFF
+ * and SO_PASSCRED it changed for a while): 0, or -1 refused (options
+ * that cannot be read).
+ */
+static int plan_opts(struct co_kdump *d, int k, struct co_usock *o)
+{
+	char why[256];
+	int s = co_ref_grab(&d->refs[k]), on = 0, off = -1;
+	if (s < 0) {
+		snprintf(why, sizeof(why), "whose options cannot be read (pidfd_getfd: %s)", strerror(errno));
+		return refuse(d, k, "%s", why);
+	}
+	socklen_t l = sizeof(on);
+	if (getsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, &l) == 0 && on)
+		o->flags |= CO_USF_PASSCRED;
+	l = sizeof(off);
+	if (getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, &l) == 0 && off >= 0) {
+		o->flags |= CO_USF_PEEKOFF;
+		o->peek_off = off;
+	}
+	int e = co_unix_opts_read(s, o, why, sizeof(why));
+	close(s);
+	return e < 0 ? refuse(d, k, "%s", why) : 0;
+}
+
 static int plan_one(struct co_kdump *d, int k)
 {
 	const struct co_ref *r = &d->refs[k];
@@ -372,6 +400,8 @@ static int plan_one(struct co_kdump *d, int k)
 	o->fflags = r->flags & CO_FL_STATUS;
 	pl->planned = 1;
 	pl->written = 0;
+	if (plan_opts(d, k, o) < 0)
+		return -1;
 	if (r->inflight == CO_INFLIGHT_EMBRYO) {
 		o->peer = pl->client; /* whose connection makes it again, and sends its data */
 		return 0;
@@ -382,17 +412,6 @@ static int plan_one(struct co_kdump *d, int k)
 	o->type = u->type;
 	o->state = u->state;
 	o->shut = u->shut;
-	int s = co_ref_grab(r), on = 0, off = -1;
-	socklen_t l = sizeof(on);
-	if (s >= 0 && getsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, &l) == 0 && on)
-		o->flags |= CO_USF_PASSCRED;
-	l = sizeof(off);
-	if (s >= 0 && getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, &l) == 0 && off >= 0) {
-		o->flags |= CO_USF_PEEKOFF;
-		o->peek_off = off;
-	}
-	if (s >= 0)
-		close(s);
 	if (u->namelen) {
 		if (u->name[0] && u->name[0] != '/')
 			return refuse(d, k, "bound to %s, a name relative to a working directory",
@@ -724,19 +743,20 @@ static void unix_describe(unsigned type, const void *p, uint64_t len, char *out,
 	co_unix_name_text(o->name, o->namelen < sizeof(o->name) ? o->namelen : sizeof(o->name), name, sizeof(name));
 	co_unix_name_text(o->peername, o->peerlen < sizeof(o->peername) ? o->peerlen : sizeof(o->peername), peer,
 			  sizeof(peer));
-	char file[64] = "", peek[32] = "";
+	char file[64] = "", peek[32] = "", opts[512];
+	co_unix_opts_text(o, opts, sizeof(opts));
 	if (o->flags & CO_USF_PEEKOFF)
 		snprintf(peek, sizeof(peek), ", SO_PEEK_OFF %d", o->peek_off);
 	if (o->namelen && o->name[0] && !(o->flags & CO_USF_UNLINKED))
 		snprintf(file, sizeof(file), " (mode %o uid %u gid %u)", o->mode, o->uid, o->gid);
-	snprintf(out, n, "%llu: %s %s%s, name %s%s%s%s, peer %llu, via %llu%s%s, shutdown %s%s%s%s", (unsigned long long)o->id,
+	snprintf(out, n, "%llu: %s %s%s, name %s%s%s%s, peer %llu, via %llu%s%s, shutdown %s%s%s%s%s", (unsigned long long)o->id,
 		 o->type < 6 ? types[o->type] : "?", o->how < 5 ? hows[o->how] : "?",
 		 o->state == ST_LISTEN ? " listening" : "", name, o->flags & CO_USF_UNLINKED ? " (unlinked)" : "",
 		 o->flags & CO_USF_NONAME ? " (not given back)" : o->flags & CO_USF_SHARED ? " (another's too)" : "", file, (unsigned long long)o->peer, (unsigned long long)o->via,
 		 o->peerlen ? ", connects to " : "", o->peerlen ? peer : "",
 		 (o->shut & 3) == 3 ? "both" : o->shut & 1 ? "read" : o->shut & 2 ? "write" : "none",
 		 o->flags & CO_USF_OUTSIDE ? ", peer outside the group" : "",
-		 o->flags & CO_USF_PASSCRED ? ", SO_PASSCRED" : "", peek);
+		 o->flags & CO_USF_PASSCRED ? ", SO_PASSCRED" : "", peek, opts);
 }
 
 const struct co_kind_ops co_unix_ops = {

@@ -75,6 +75,27 @@ const char *co_unix_name_text(const char *name, uint32_t len, char *out, size_t 
 ssize_t co_unix_send_fds(int s, const void *buf, size_t len, const int *fds, uint32_t nfds);
 
 /*
+ * unix_opts.c: the options of socket s (our descriptor) into o->opts
+ * (CO_USF_OPTS); -1 with why ("whose ...") when they cannot be read.
+ * co_unix_opts_set: o's options given back to s (the socket made again,
+ * its queue not yet), each read again to be as recorded; 0, or -1 (err
+ * filled through x).  co_unix_opts_text: them for inspect (", ...").
+ */
+int co_unix_opts_read(int s, struct co_usock *o, char *why, size_t n);
+int co_unix_opts_set(struct co_krestore *x, int s, const struct co_usock *o);
+void co_unix_opts_text(const struct co_usock *o, char *out, size_t n);
+/*
+ * unix_opts.c: while the queues are put back, their senders have the
+ * biggest send buffer we may give (co_unix_raise_sndbuf: a socket of
+ * init's own); co_unix_refill_begin: the group's socket id (s), its own
+ * size noted first; co_unix_refill_end: every noted size given back once
+ * all is queued.  0, or -1 (err filled through x).
+ */
+void co_unix_raise_sndbuf(int s);
+int co_unix_refill_begin(struct co_krestore *x, int s, uint64_t id);
+int co_unix_refill_end(struct co_krestore *x);
+
+/*
  * unix_backlog.c: the connections taken from listeners' backlogs, given
  * back behind markers.  co_unix_backlog_begin: listener refs[first]
  * whose backlog is taken, l our copy of it, path an O_PATH descriptor of

@@ -820,8 +820,8 @@ int co_unix_restore_msg(struct co_krestore *x, const void *p, uint64_t len)
 	size_t off = sizeof(*h) + h->nfds * sizeof(*ps);
 	int s = h->from ? co_made_fd(x, CO_OBJ_USOCK, h->from, 0) : co_unix_orphan_end(h->id);
 	if (s < 0 && !h->from && (h->flags & CO_UM_SENDTO)) {
-		if (own_sender < 0)
-			own_sender = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (own_sender < 0 && (own_sender = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) >= 0)
+			co_unix_raise_sndbuf(own_sender);
 		s = own_sender;
 	}
 	if (s < 0)

@@ -4,10 +4,12 @@
  * socket, bind (unix_name.c), listen.  Pair: socketpair (the second end
  * waits for its own record).  Client: connect to the listener by its
  * name; accepted: accepted from it at once, so that only the backlog's
- * own connections are left in it.  Messages: unix_queue.c.  Once every
- * record is read: datagram sockets connect to their peer's name,
- * shut-down halves are shut down again, names whose file had been
- * removed are removed, the ends of closed peers are closed.
+ * own connections are left in it.  Then its options (unix_opts.c), and
+ * a send buffer big enough for the queues, which unix_queue.c puts back.
+ * Once every record is read: the send buffers as they were, datagram
+ * sockets connect to their peer's name, shut-down halves are shut down
+ * again, names whose file had been removed are removed, the ends of
+ * closed peers are closed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -65,6 +67,8 @@ static int pair_end(const struct co_usock *o, uint32_t type)
 	spare[nspare].id = o->peer ? o->peer : o->id;
 	spare[nspare].orphan = !o->peer;
 	spare[nspare++].fd = sv[1];
+	if (!o->peer) /* it sends what its closed peer had sent, and is closed after */
+		co_unix_raise_sndbuf(sv[1]);
 	return sv[0];
 }
 
@@ -131,6 +135,13 @@ static int usock_restore(struct co_krestore *x, const struct co_usock *o)
 		l->peerlen = o->peerlen;
 		memcpy(l->peer, o->peername, o->peerlen);
 	}
+	/* its options once it is connected (a client's SO_SNDTIMEO would bound its connect), before its queue */
+	if (co_unix_opts_set(x, s, o) < 0 || co_unix_refill_begin(x, s, o->id) < 0) {
+		if (l->dfd >= 0)
+			close(l->dfd);
+		close(s);
+		return -1;
+	}
 	if (l->dfd >= 0 || l->peerlen || l->shut || l->shared)
 		nlater++;
 	fcntl(s, F_SETFL, (int)(o->fflags & CO_FL_STATUS));
@@ -176,7 +187,7 @@ int co_unix_restore(struct co_krestore *x, unsigned type, const void *p, uint64_
 int co_unix_restore_done(struct co_krestore *x)
 {
 	char t[160];
-	int bad = 0;
+	int bad = co_unix_refill_end(x); /* every queue is back: the send buffers as they were */
 	for (int i = 0; i < nlater && !bad; i++) {
 		struct later *l = &later[i];
 		int s = co_made_fd(x, CO_OBJ_USOCK, l->id, 0);

@@ -35,6 +35,11 @@ t_unix_workers_live() { UNIX_INFLIGHT_WORKERS=1 steps_live_flow unix_inflight 9;
 t_unix_edges() { std unix_edges 0 3 3; }
 t_unix_edges_live() { steps_live_flow unix_edges 9; }
 
+# the sockets' options (tests/progs/unix_opts.c; its standard flow is a row
+# of std.list) through live checkpoints, which read their queues with
+# options of their own for a while, then --kill and a restart
+t_unix_opts_live() { steps_live_flow unix_opts 9; }
+
 # a --kill checkpoint that fails late (COHORT_CKPT_FAIL=written:1, after
 # every image is written) once it has read the streams that pass
 # descriptors: the program runs on and reads every byte and descriptor
