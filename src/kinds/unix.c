@@ -19,8 +19,9 @@
  * unnamed one outside, a connection from outside waiting in a backlog or
  * accepted from one, a name relative to a working directory, a backlog
  * connection with data queued in a live checkpoint when its listener's
- * socket file is gone.  A path several sockets have comes back on each
- * (share_names); an abstract one on the first only.  Options: unix_opts.c.
+ * socket file is gone, a socket filter attached (unix_opts.c).  A path
+ * several sockets have comes back on each (share_names); an abstract one
+ * on the first only.  Options: unix_opts.c.
  *
  * Backlogs.  Data queued on a connection waiting in a backlog can be read
  * only by accepting it: take_backlog accepts all of them (they become
@@ -683,6 +684,17 @@ static int take_backlog(struct co_kdump *d, int first, const struct usk *u)
 	return 0;
 }
 
+/* Refused before anything of it is read or taken: a socket with a filter attached, which is not given back. */
+static int no_filter(struct co_kdump *d, int first)
+{
+	char why[256];
+	int s = co_ref_grab(&d->refs[first]); /* none: plan_opts refuses it */
+	int e = s >= 0 ? co_unix_filter(s, why, sizeof(why)) : 0;
+	if (s >= 0)
+		close(s);
+	return e < 0 ? refuse(d, first, "%s", why) : 0;
+}
+
 static int unix_collect(struct co_kdump *d, int first)
 {
 	const struct co_ref *r = &d->refs[first];
@@ -690,6 +702,8 @@ static int unix_collect(struct co_kdump *d, int first)
 		snprintf(d->err, d->errlen, "cannot list Unix sockets (sock_diag)");
 		return -1;
 	}
+	if (no_filter(d, first) < 0)
+		return -1;
 	const struct usk *u = r->inflight == CO_INFLIGHT_EMBRYO ? NULL : usk_of(r->ino);
 	if (u && u->state == ST_LISTEN && u->nicons && take_backlog(d, first, u) < 0)
 		return -1;

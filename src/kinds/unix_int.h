@@ -80,7 +80,10 @@ ssize_t co_unix_send_fds(int s, const void *buf, size_t len, const int *fds, uin
  * co_unix_opts_set: o's options given back to s (the socket made again,
  * its queue not yet), each read again to be as recorded; 0, or -1 (err
  * filled through x).  co_unix_opts_text: them for inspect (", ...").
+ * co_unix_filter: -1 with why when s has a socket filter attached
+ * (refused: it is not given back), else 0.
  */
+int co_unix_filter(int s, char *why, size_t n);
 int co_unix_opts_read(int s, struct co_usock *o, char *why, size_t n);
 int co_unix_opts_set(struct co_krestore *x, int s, const struct co_usock *o);
 void co_unix_opts_text(const struct co_usock *o, char *out, size_t n);

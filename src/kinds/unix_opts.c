@@ -11,6 +11,10 @@
  * the program set its buffers).  While the queues are put back, their
  * senders have the biggest send buffer we may give them, and their own
  * once all is queued (co_unix_refill_begin, _end).
+ *
+ * A socket filter (SO_ATTACH_FILTER, SO_ATTACH_BPF) is not given back:
+ * such a socket is refused at the checkpoint (co_unix_filter), before
+ * its queue is read.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -80,6 +84,26 @@ static int get_int(int s, int opt, int *v)
 }
 
 /* ---- checkpoint ---- */
+
+/*
+ * A socket filter attached to s (the kernel keeps a classic one's
+ * instructions, which SO_GET_FILTER counts; an eBPF program it does not
+ * give out: EACCES): why it is refused, into why; 0 when there is none.
+ */
+int co_unix_filter(int s, char *why, size_t n)
+{
+	socklen_t len = 0;
+	if (getsockopt(s, SOL_SOCKET, SO_GET_FILTER, NULL, &len) < 0 && errno == EACCES) {
+		snprintf(why, n, "with an eBPF socket filter attached (SO_ATTACH_BPF), which cohort cannot restore");
+		return -1;
+	}
+	if (len > 0) {
+		snprintf(why, n, "with a socket filter of %u instructions attached (SO_ATTACH_FILTER), which cohort "
+			 "cannot restore", (unsigned)len);
+		return -1;
+	}
+	return 0;
+}
 
 /* The options every kernel cohort runs on reads; 0, or -1 with the one that could not be read in why. */
 static int read_values(int s, struct co_usopts *u, char *why, size_t n)

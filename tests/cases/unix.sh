@@ -40,6 +40,40 @@ t_unix_edges_live() { steps_live_flow unix_edges 9; }
 # options of their own for a while, then --kill and a restart
 t_unix_opts_live() { steps_live_flow unix_opts 9; }
 
+# a socket filter is not given back (tests/progs/unix_filter.c): with a
+# classic one (SO_ATTACH_FILTER), then an eBPF one (SO_ATTACH_BPF, where
+# bpf(2) loads one), on a datagram socket with a message queued, the
+# checkpoint is refused in one line naming process and descriptor, and
+# the program runs on with its filter and message; once it takes the
+# filter off, checkpoint --kill and the restart end as the native run
+t_unix_filter_refused() {
+	prog_cmd unix_filter
+	: >"$TT/go.1"
+	: >"$TT/go.2"
+	: >"$TT/go.3"
+	straight_start 0 "${PCMD[@]}"
+	rm -f "$TT/go.1" "$TT/go.2" "$TT/go.3"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "filtered"
+	ckpt_refused run0 "a classic socket filter" \
+		"^cohort: .*pid [0-9]+: fd [0-9]+: .*a Unix socket with a socket filter of 2 instructions attached \(SO_ATTACH_FILTER\)" --kill
+	: >"$TT/go.1"
+	wait_for "no line 'ebpf ...' in run0.out" grep -qsxE "ebpf (attached|unavailable)" "$TD/run0.out"
+	if grep -qx "ebpf attached" "$TD/run0.out"; then
+		ckpt_refused run0 "an eBPF socket filter" \
+			"^cohort: .*pid [0-9]+: fd [0-9]+: .*a Unix socket with an eBPF socket filter attached \(SO_ATTACH_BPF\)" --kill
+	fi
+	: >"$TT/go.2"
+	wait_line "$TD/run0.out" "detached"
+	ckpt_or_fail "checkpoint 1 (--kill, the filter taken off)" "$GNAME" 1 --kill
+	bg_wait run0
+	: >"$TT/go.3"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
 # a --kill checkpoint that fails late (COHORT_CKPT_FAIL=written:1, after
 # every image is written) once it has read the streams that pass
 # descriptors: the program runs on and reads every byte and descriptor
