@@ -47,6 +47,9 @@
 #include "proto.h"
 
 #define MAX_PASS 253	/* SCM_MAX_FD: the most one message can pass */
+#ifndef SCM_PIDFD
+#define SCM_PIDFD 0x04	/* Linux 6.5 */
+#endif
 
 /* One message peeked: its bytes, passed descriptors (our copies), credentials, sender. */
 struct qmsg {
@@ -188,6 +191,12 @@ static int q_recv(struct queue *q, struct qmsg *m, char *buf, size_t size, int h
 		} else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
 			memcpy(&m->cred, CMSG_DATA(c), sizeof(m->cred));
 			m->got_cred = 1;
+		} else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_PIDFD) {
+			/* the program's SO_PASSPIDFD gives us a pidfd of the sender with every peek: not kept */
+			int pidfd;
+			memcpy(&pidfd, CMSG_DATA(c), sizeof(pidfd));
+			if (pidfd >= 0)
+				close(pidfd);
 		}
 	}
 	if (m->len == 0 && !m->got_cred)

@@ -37,8 +37,24 @@ t_unix_edges_live() { steps_live_flow unix_edges 9; }
 
 # the sockets' options (tests/progs/unix_opts.c; its standard flow is a row
 # of std.list) through live checkpoints, which read their queues with
-# options of their own for a while, then --kill and a restart
-t_unix_opts_live() { steps_live_flow unix_opts 9; }
+# options of their own for a while, then --kill and a restart.  A socket
+# with SO_PASSPIDFD has datagrams queued: the checkpoint's peeks at them
+# must not leave pidfds in the coordinator (unix_opts_pidfds)
+t_unix_opts_live() { LIVE_CHECK=unix_opts_pidfds steps_live_flow unix_opts 9; }
+
+# unix_opts_pidfds before|after: the pidfds the coordinator holds, counted
+# before the live checkpoints, the same after them
+unix_opts_pidfds() {
+	local coord n
+	coord=$("$COHORT" status "$GNAME" --json | sed -n 's/.*"coordinator_pid":\([0-9]*\).*/\1/p')
+	[ -n "$coord" ] || fail "cohort status --json names no coordinator_pid"
+	n=$(find "/proc/$coord/fd" -lname '*pidfd*' | wc -l)
+	if [ "$1" = before ]; then
+		PIDFDS_BEFORE=$n
+	elif [ "$n" != "$PIDFDS_BEFORE" ]; then
+		fail "the coordinator holds $n pidfds after two live checkpoints, $PIDFDS_BEFORE before (SO_PASSPIDFD)"
+	fi
+}
 
 # a socket filter is not given back (tests/progs/unix_filter.c): with a
 # classic one (SO_ATTACH_FILTER), then an eBPF one (SO_ATTACH_BPF, where

@@ -150,7 +150,8 @@ std_case() {
 # under cohort through a live checkpoint at step 2, a live incremental at
 # step 6, checkpoint --kill KILL_ARGS at step LAST, and a restart, whose
 # output must complete the straight run's.  PROG's arguments: the words of
-# $FLOW_ARGS.
+# $FLOW_ARGS.  LIVE_CHECK: a function called with "before" just before the
+# first checkpoint and "after" once the two live ones are taken.
 steps_live_flow() {
 	local prog=$1 last=$2 AT_END_FILE=$COHORT_TEST_TMP/at-end
 	shift 2
@@ -162,9 +163,11 @@ steps_live_flow() {
 	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	wait_line "$TD/run0.out" "step 2 ok"
+	[ -z "${LIVE_CHECK:-}" ] || "$LIVE_CHECK" before
 	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
 	wait_line "$TD/run0.out" "step 6 ok"
 	ckpt_or_fail "checkpoint 2 (live, --incremental)" "$GNAME" 2 --incremental
+	[ -z "${LIVE_CHECK:-}" ] || "$LIVE_CHECK" after
 	wait_line "$TD/run0.out" "step $last ok"
 	ckpt_or_fail "checkpoint 3 (--kill $*)" "$GNAME" 3 --kill "$@"
 	bg_wait run0
