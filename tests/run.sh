@@ -100,7 +100,7 @@ ALL_TESTS=(
 	cpuclock cpuclock_live py_cpuclock
 	unix_shapes unix_shapes_live unix_inflight unix_workers unix_inflight_live unix_workers_live
 	unix_kill_failed unix_workers_kill_failed unix_edges unix_edges_live unix_peek unix_opts unix_opts_live unix_filter_refused
-	unix_syslog unix_syslog_live unix_syslog_py unix_outside_refused unix_outside_reconnect unix_unprivileged
+	unix_syslog unix_syslog_live unix_syslog_py unix_outside_refused unix_outside_reconnect unix_unprivileged unix_opts_unprivileged
 	seccomp_filters seccomp_filters_all seccomp_filters_live seccomp_denied
 	sysv_undo sysv_undo_live sysv_nattch
 	timer_overrun timer_overrun_live zombie_pgrp zombie_pgrp_live

@@ -231,6 +231,15 @@ t_unix_unprivileged() {
 	flow_standard 0 4 3 pipe "$U/bin/unix_shapes"
 }
 
+# unix_opts the same way: without CAP_NET_ADMIN the program's buffers stay
+# under net.core.wmem_max and rmem_max, its priorities at 6 and below, its
+# marks 0; init, in the group's user namespace, gives them back, and puts
+# the big queues back with send buffers as big as the sysctl allows
+t_unix_opts_unprivileged() {
+	unpriv_setup unix_opts
+	flow_standard 0 3 3 pipe "$U/bin/unix_opts"
+}
+
 # Connections waiting in a listener's backlog with data queued
 # (tests/progs/unix_backlog.c, which checks order, readiness by poll,
 # select and epoll, accept's flags, descriptor and peer address, and every
