@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include "xxh64.h"
 
-#define CO_IMG_VERSION 7
+#define CO_IMG_VERSION 8
 /* oldest version still read: 2 has no compressed files, 2 and 3 no timer records, 2 to 4 no credentials,
  * 2 to 5 no process and thread attributes (attrs.c), 2 to 6 no binding (co_bind), no file list, no
  * descriptor owners, file times, seals or copy-on-write maps */
