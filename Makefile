@@ -18,7 +18,7 @@ COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/pro
 	src/kinds/classify.c src/kinds/plan.c
 RES := src/res/mem.c src/res/pages.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c src/res/attrs.c src/res/cgroup.c src/res/pidfd.c \
 	src/res/seccomp.c src/res/semundo.c src/res/aio.c
-AGENT := src/agent/agent.c src/agent/quiesce.c src/agent/wrap.c src/agent/wrap_signal.c src/agent/wrap_exec.c src/agent/dump.c src/agent/park.c src/agent/cpuclock.c src/agent/ctx.S \
+AGENT := src/agent/agent.c src/agent/quiesce.c src/agent/wrap.c src/agent/wrap_signal.c src/agent/wrap_sock.c src/agent/wrap_exec.c src/agent/dump.c src/agent/park.c src/agent/cpuclock.c src/agent/ctx.S \
 	src/agent/manager.c src/agent/snapshot.c \
 	src/agent/semundo.c src/agent/aio.c src/agent/root.c src/agent/mirror.c src/agent/inotify.c \
 	src/agent/dirty.c src/agent/dirty_method.c src/agent/dirty_wp.c src/agent/dirty_thp.c src/agent/dirty_lean.c src/agent/dirty_hash.c \

@@ -98,7 +98,7 @@ ALL_TESTS=(
 	sysv_ipc sysv_ipc_live
 	pty_self pty_self_live pty_unprivileged pty_script pty_tmux
 	cpuclock cpuclock_live py_cpuclock
-	unix_shapes unix_shapes_live unix_inflight unix_workers unix_inflight_live unix_workers_live
+	unix_shapes unix_shapes_live unix_inflight unix_workers unix_inflight_live unix_workers_live sock_timeo_live
 	unix_kill_failed unix_workers_kill_failed unix_edges unix_edges_live unix_peek unix_opts unix_opts_live unix_filter_refused
 	unix_syslog unix_syslog_live unix_syslog_py unix_outside_refused unix_outside_reconnect unix_unprivileged unix_opts_unprivileged
 	seccomp_filters seccomp_filters_all seccomp_filters_live seccomp_denied

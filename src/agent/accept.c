@@ -117,7 +117,7 @@ EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen)
 	ENSURE(accept);
 	note_accepts();
 	long room = addr_room(addr, alen);
-	return unmark(REAL(accept)(fd, addr, alen), 0, addr, alen, room);
+	return unmark(CO_RESTARTED(int, REAL(accept)(fd, addr, alen)), 0, addr, alen, room);
 }
 
 EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
@@ -125,5 +125,5 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 	ENSURE(accept4);
 	note_accepts();
 	long room = addr_room(addr, alen);
-	return unmark(REAL(accept4)(fd, addr, alen, flags), flags, addr, alen, room);
+	return unmark(CO_RESTARTED(int, REAL(accept4)(fd, addr, alen, flags)), flags, addr, alen, room);
 }

@@ -258,6 +258,23 @@ const sigset_t *co_without_ours(const sigset_t *set, sigset_t *copy);
 		if (!real_##name)      \
 			LOAD(name);    \
 	} while (0)
+/*
+ * The call expr (of type type), made again while what interrupted it is
+ * our checkpoint (co_epoch() moved): for the calls the kernel never
+ * restarts on a socket with a timeout (wrap_sock.c).
+ */
+#define CO_RESTARTED(type, expr)                                              \
+	({                                                                    \
+		type r_;                                                      \
+		for (;;) {                                                    \
+			uint64_t e_ = co_epoch();                             \
+			r_ = (expr);                                          \
+			if (!(r_ < 0 && errno == EINTR && co_epoch() != e_)) \
+				break;                                        \
+		}                                                             \
+		r_;                                                           \
+	})
+void co_wrap_sock_init(void);
 
 /*
  * semundo.c: the process's SEM_UNDO adjustments.  co_semundo_wants: may

@@ -302,14 +302,14 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	ENSURE(read);
 	struct held *h = reading(fd);
-	return h ? held_read(h, fd, buf, n) : after_kernel(fd, buf, n, REAL(read)(fd, buf, n));
+	return h ? held_read(h, fd, buf, n) : after_kernel(fd, buf, n, CO_RESTARTED(ssize_t, REAL(read)(fd, buf, n)));
 }
 
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
 	ENSURE(__read_chk);
 	struct held *h = n <= buflen ? reading(fd) : 0;
-	return h ? held_read(h, fd, buf, n) : after_kernel(fd, buf, n, REAL(__read_chk)(fd, buf, n, buflen));
+	return h ? held_read(h, fd, buf, n) : after_kernel(fd, buf, n, CO_RESTARTED(ssize_t, REAL(__read_chk)(fd, buf, n, buflen)));
 }
 
 /* readv(2): the kernel reads inotify segment by segment, up to the first one it does not fill. */
@@ -318,7 +318,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	ENSURE(readv);
 	struct held *h = reading(fd);
 	if (!h || cnt < 0 || cnt > IOV_MAX)
-		return REAL(readv)(fd, iov, cnt);
+		return CO_RESTARTED(ssize_t, REAL(readv)(fd, iov, cnt)); /* (a socket's with a timeout: wrap_sock.c) */
 	ssize_t done = 0;
 	struct iovec v;
 	/* the kernel reads the whole array before any segment */

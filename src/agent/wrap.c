@@ -11,6 +11,9 @@
  *    made again with what is left of its timeout.  Deadlines are kept on
  *    CLOCK_MONOTONIC, which the group's time namespace carries across a
  *    restart, so a timeout keeps its remaining time.
+ *    The socket calls the kernel never restarts once a timeout is set on the
+ *    socket (SO_RCVTIMEO, SO_SNDTIMEO) are made again the same way
+ *    (wrap_sock.c).
  * 2. The checkpoint signal itself is hidden (wrap_signal.c).
  * 3. The agent keeps no descriptor in the program's table (its manager
  *    thread has a table of its own, and only during a checkpoint): close,
@@ -86,6 +89,7 @@ void co_wrap_init(void)
 	LOAD(sem_clockwait);
 	LOAD(pthread_sigmask);
 	co_wrap_signal_init();
+	co_wrap_sock_init();
 	co_cpuclock_init();
 	co_wrap_env_init();
 }

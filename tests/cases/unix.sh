@@ -42,6 +42,12 @@ t_unix_edges_live() { steps_live_flow unix_edges 9; }
 # must not leave pidfds in the coordinator (unix_opts_pidfds)
 t_unix_opts_live() { LIVE_CHECK=unix_opts_pidfds steps_live_flow unix_opts 9; }
 
+# socket calls waiting out a timeout set on the socket, which the kernel
+# never restarts after a handler: live checkpoints land in them (the
+# program waits in one nearly all the time), and each must still end with
+# EAGAIN, never EINTR (the agent makes them again: src/agent/wrap_sock.c)
+t_sock_timeo_live() { steps_live_flow sock_timeo 9; }
+
 # unix_opts_pidfds before|after: the pidfds the coordinator holds, counted
 # before the live checkpoints, the same after them
 unix_opts_pidfds() {

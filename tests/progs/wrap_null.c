@@ -1,5 +1,5 @@
 /*
- * wrap_null: every function the agent wraps (src/agent/wrap.c), called with
+ * wrap_null: every function the agent wraps (src/agent/wrap*.c), called with
  * NULL, partly NULL and invalid pointers and with edge values, must answer
  * as glibc and the kernel answer without cohort: the same return value and
  * the same errno, never a crash.  A round makes every call and prints one
@@ -37,6 +37,8 @@
 #include <sys/times.h>
 #include <sys/sem.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #ifndef SA_RESTORER
 #define SA_RESTORER 0x04000000 /* glibc sets it on every action it installs */
@@ -415,6 +417,32 @@ static void others(void)
 	CALL("clone(fn, NULL, SIGCHLD, NULL)", clone(clone_fn, NULL, SIGCHLD, NULL));
 }
 
+/* The socket calls made again after a checkpoint (src/agent/wrap_sock.c), on an empty socket pair. */
+static void sockets(void)
+{
+	int sp[2];
+	SYSCHK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+	CALL("recv(-1, NULL, 0, 0)", recv(-1, NULL, 0, 0));
+	CALL("recv(sp, NULL, 8, DONTWAIT)", recv(sp[0], NULL, 8, MSG_DONTWAIT));
+	CALL("recvfrom(sp, NULL, 0, DONTWAIT, bad, NULL)", recvfrom(sp[0], NULL, 0, MSG_DONTWAIT, (struct sockaddr *)bad, NULL));
+	CALL("recvmsg(sp, NULL, DONTWAIT)", recvmsg(sp[0], NULL, MSG_DONTWAIT));
+	CALL("recvmsg(sp, bad, DONTWAIT)", recvmsg(sp[0], (struct msghdr *)bad, MSG_DONTWAIT));
+	CALL("recvmmsg(sp, NULL, 1, DONTWAIT, NULL)", recvmmsg(sp[0], NULL, 1, MSG_DONTWAIT, NULL));
+	CALL("send(-1, NULL, 1, 0)", send(-1, null_ptr, 1, 0));
+	CALL("send(sp, NULL, 1, DONTWAIT)", send(sp[1], null_ptr, 1, MSG_DONTWAIT));
+	CALL("sendto(sp, bad, 4, 0, NULL, 0)", sendto(sp[1], bad, 4, 0, NULL, 0));
+	CALL("sendmsg(sp, NULL, 0)", sendmsg(sp[1], NULL, 0));
+	CALL("sendmmsg(sp, NULL, 1, 0)", sendmmsg(sp[1], NULL, 1, 0));
+	CALL("connect(-1, NULL, 0)", connect(-1, NULL, 0));
+	CALL("connect(sp, NULL, 0)", connect(sp[0], NULL, 0));
+	CALL("write(-1, NULL, 1)", write(-1, null_ptr, 1));
+	CALL("write(sp, bad, 4)", write(sp[1], bad, 4));
+	CALL("writev(sp, NULL, 1)", writev(sp[1], null_ptr, 1));
+	CALL("writev(sp, bad, 1)", writev(sp[1], (const struct iovec *)bad, 1));
+	close(sp[0]);
+	close(sp[1]);
+}
+
 /* The CPU-time clocks' wrappers (src/agent/cpuclock.c), which add offsets after a restart. */
 static void cpuclocks(void)
 {
@@ -748,6 +776,7 @@ int main(void)
 		signalfds();
 		closes();
 		others();
+		sockets();
 		cpuclocks();
 		sysv_sems();
 		aio_calls();
