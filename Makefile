@@ -29,7 +29,7 @@ KINDS := src/kinds/engine.c src/kinds/records.c src/kinds/pipe.c src/kinds/file.
 	src/kinds/eventfd.c src/kinds/signalfd.c src/kinds/timerfd.c src/kinds/epoll.c src/kinds/unix.c \
 	src/kinds/unix_restore.c src/kinds/unix_queue.c src/kinds/unix_name.c src/kinds/inotify.c src/kinds/sysv.c src/kinds/pty.c \
 	src/kinds/unix_backlog.c src/kinds/unix_opts.c src/kinds/fanotify.c
-COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c checkpoint.c status.c loop.c run.c restore.c lazy.c hold.c hold_locks.c refuse.c)
+COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c checkpoint.c ending.c status.c loop.c run.c restore.c lazy.c hold.c hold_locks.c refuse.c)
 CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
 	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/cli/seccomp.c \
 	src/cli/merge_pages.c src/cli/merge_dir.c \

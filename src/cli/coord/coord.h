@@ -303,4 +303,18 @@ int under_seccomp(char *err, size_t errlen);
 int seccomp_for_dump(const struct conn *c, int *fd, char *err, size_t errlen);
 int chrooted(char *err, size_t errlen);
 
+/*
+ * ending.c: end_sessions, a checkpoint's member connections closed;
+ * a parked group ended: killed at once (kill_parked_group, then
+ * await_parked_group until init is gone; end_parked_group both), or
+ * stopped first (stop_parked_group, -1 when one could not be) until the
+ * migration's client hangs up (await_go).
+ */
+void end_sessions(void);
+void kill_parked_group(void);
+int stop_parked_group(void);
+void await_go(int fd);
+void await_parked_group(void);
+void end_parked_group(void);
+
 #endif
