@@ -252,6 +252,14 @@ struct co_proc {
 	 * group's root.
 	 */
 	char root[CO_PATH];
+	/*
+	 * Format 8 (older records end before it and read 0: not recorded,
+	 * the restart's stays): process-wide attributes new in it (attrs.c).
+	 */
+	struct co_pattrs8 {
+		uint32_t attrs;		/* 1: recorded */
+		uint32_t memory_merge;	/* PR_GET_MEMORY_MERGE: 1, KSM merges every region of the process */
+	} a8;
 };
 
 enum co_thread_flags { CO_T_MANAGER = 1, CO_T_LEADER = 2 };
@@ -301,6 +309,19 @@ struct co_thread {
 		int64_t ns;
 		int64_t utime_ns, stime_ns;
 	} cpu;
+	/*
+	 * Format 8 (older records end before it and read 0: not recorded,
+	 * the restart's stay): per-thread attributes new in it (attrs.c).
+	 */
+	struct co_tattrs8 {
+		uint32_t attrs;		/* 1: recorded */
+		int32_t nice;		/* getpriority(PRIO_PROCESS, tid), -20..19: every policy's (RT and SCHED_IDLE too) */
+		int32_t ioprio;		/* ioprio_get(IOPRIO_WHO_PROCESS, tid): class << 13 | data */
+		int32_t tsc;		/* PR_GET_TSC: PR_TSC_ENABLE or PR_TSC_SIGSEGV */
+		int32_t mce_kill;	/* PR_MCE_KILL_GET: PR_MCE_KILL_LATE, _EARLY or _DEFAULT */
+		int32_t mpol_mode;	/* get_mempolicy: the mode with its MPOL_F_* flags; -1: not recorded */
+		uint64_t mpol_nodes[16];	/* its nodes 0-1023 */
+	} a8;
 };
 
 /*

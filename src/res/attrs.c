@@ -52,6 +52,24 @@
 #define CO_MB_REG_RSEQ (1 << 8)
 #define CO_MEMBARRIER_REGISTERS ((1 << 2) | CO_MB_REG_PRIVATE | CO_MB_REG_SYNC_CORE | CO_MB_REG_RSEQ)
 
+/* Linux 6.4; the headers here may be older (detected at run time: EINVAL before) */
+#define CO_PR_SET_MEMORY_MERGE 67
+#define CO_PR_GET_MEMORY_MERGE 68
+#ifndef PR_GET_TSC
+#define PR_GET_TSC 25
+#define PR_SET_TSC 26
+#endif
+#ifndef PR_MCE_KILL
+#define PR_MCE_KILL 33
+#define PR_MCE_KILL_GET 34
+#endif
+#define CO_MCE_KILL_CLEAR 0
+#define CO_MCE_KILL_SET 1
+#define CO_MCE_KILL_DEFAULT 2
+#define CO_IOPRIO_WHO_PROCESS 1
+#define CO_PRIO_PROCESS 0
+#define CO_MPOL_NODES 1024	/* bits of co_tattrs8.mpol_nodes */
+
 /* This process's oom_score_adj; -1001 (below the range) when it cannot be read. */
 static int oom_score_adj(void)
 {
@@ -60,9 +78,38 @@ static int oom_score_adj(void)
 }
 
 #ifndef COHORT_RESTORER
-/* Called by each thread for itself, in the checkpoint handler (async-signal-safe). */
-void co_tattrs_collect(struct co_tattrs *a)
+/*
+ * Format 8's per-thread attributes (asked with who 0: the calling
+ * thread).  getpriority's nice also for threads whose sched_getattr says
+ * 0 (SCHED_FIFO, SCHED_RR) or whose nice sched_setattr ignores
+ * (SCHED_IDLE).  A kernel without NUMA answers get_mempolicy ENOSYS: no
+ * policy recorded (-1).
+ */
+static void tattrs8_collect(struct co_tattrs8 *a)
 {
+	co_memset(a, 0, sizeof(*a));
+	long prio = co_sys2(SYS_getpriority, CO_PRIO_PROCESS, 0);
+	long io = co_sys2(SYS_ioprio_get, CO_IOPRIO_WHO_PROCESS, 0);
+	int tsc = 0;
+	if (prio < 0 || io < 0 || co_prctl(PR_GET_TSC, (long)&tsc, 0, 0, 0) < 0)
+		return; /* attrs stays 0: the restorer leaves them */
+	a->nice = 20 - (int32_t)prio; /* the system call's 1..40 */
+	a->ioprio = (int32_t)io;
+	a->tsc = tsc;
+	a->mce_kill = (int32_t)co_prctl(PR_MCE_KILL_GET, 0, 0, 0, 0);
+	int mode = 0;
+	if (co_sys5(SYS_get_mempolicy, (long)&mode, (long)a->mpol_nodes, CO_MPOL_NODES, 0, 0) < 0) {
+		mode = -1;
+		co_memset(a->mpol_nodes, 0, sizeof(a->mpol_nodes));
+	}
+	a->mpol_mode = mode;
+	a->attrs = 1;
+}
+
+/* Called by each thread for itself, in the checkpoint handler (async-signal-safe). */
+void co_tattrs_collect(struct co_tattrs *a, struct co_tattrs8 *a8)
+{
+	tattrs8_collect(a8);
 	co_memset(a, 0, sizeof(*a));
 	/* the nice value is sched_getattr's too */
 	if (co_sys4(SYS_sched_getattr, 0, (long)&a->sched, sizeof(a->sched), 0) < 0 ||
@@ -115,6 +162,9 @@ int co_pattrs_collect(struct co_dumpctx *d)
 	a->thp_disable = co_prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) > 0;
 	a->membarrier = membarrier_registrations();
 	a->attrs = 1;
+	/* KSM's merge-any belongs to the address space: before a snapshot is forked, as the rest */
+	long mm = co_prctl(CO_PR_GET_MEMORY_MERGE, 0, 0, 0, 0);
+	d->attrs8 = (struct co_pattrs8){ .attrs = 1, .memory_merge = mm > 0 };
 	return co_cgroup_collect(d);
 }
 #else /* the restorer */
@@ -187,6 +237,27 @@ static int loginuid_restore(struct co_rstctx *rc)
 	return r == IDS_LOST ? -1 : 0;
 }
 
+/*
+ * KSM merging every region (PR_SET_MEMORY_MERGE), on or off as recorded:
+ * the restorer's exec may have kept a parent's.  A kernel before 6.4 or
+ * without KSM answers EINVAL: fails only when it was on.
+ */
+static int memory_merge_restore(struct co_rstctx *rc)
+{
+	const struct co_pattrs8 *a = &rc->proc->a8;
+	if (!a->attrs)
+		return 0;
+	long have = co_prctl(CO_PR_GET_MEMORY_MERGE, 0, 0, 0, 0);
+	if ((have > 0) == (a->memory_merge != 0) || (have < 0 && !a->memory_merge))
+		return 0;
+	long r = co_prctl(CO_PR_SET_MEMORY_MERGE, a->memory_merge != 0, 0, 0, 0);
+	if (r < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: cannot turn KSM merging of all its memory (PR_SET_MEMORY_MERGE) "
+			      "%s again (errno %ld%s)", rc->proc->pid, a->memory_merge ? "on" : "off", -r,
+			      r == -EINVAL ? ": this kernel does not offer it" : "");
+	return 0;
+}
+
 int co_pattrs_restore(struct co_rstctx *rc)
 {
 	const struct co_pattrs *a = &rc->proc->a;
@@ -209,7 +280,7 @@ int co_pattrs_restore(struct co_rstctx *rc)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot make it a child subreaper again (errno %ld)", pid, -r);
 	if (a->thp_disable && (r = co_prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) < 0)
 		return co_err(rc->err, rc->errlen, "pid %d: cannot disable huge pages for it again (errno %ld)", pid, -r);
-	return membarrier_restore(rc);
+	return membarrier_restore(rc) || memory_merge_restore(rc) ? -1 : 0;
 }
 
 /* The interval timers, with the time each had left: the last thing before the program runs. */
@@ -242,13 +313,100 @@ int co_itimers_restore(struct co_rstctx *rc)
 }
 
 /*
+ * Its NUMA memory policy (set_mempolicy: the calling thread's), read back
+ * after: the kernel silently drops the nodes this machine lacks (or its
+ * cpuset does not allow) from a policy without MPOL_F_STATIC_NODES or
+ * MPOL_F_RELATIVE_NODES, which the restart must not take as it.
+ */
+static int mempolicy_restore(const struct co_tattrs8 *a, const char **what)
+{
+	uint64_t nodes[16];
+	int mode = 0;
+	long r = co_sys5(SYS_get_mempolicy, (long)&mode, (long)nodes, CO_MPOL_NODES, 0, 0);
+	if (a->mpol_mode < 0 || (r == 0 && mode == a->mpol_mode && !co_memcmp(nodes, a->mpol_nodes, sizeof(nodes))))
+		return 0;
+	*what = "its NUMA memory policy (set_mempolicy)";
+	/* the kernel counts one bit fewer than maxnode */
+	if ((r = co_sys3(SYS_set_mempolicy, a->mpol_mode, (long)a->mpol_nodes, CO_MPOL_NODES + 1)) < 0) {
+		if (r == -EINVAL)
+			*what = "its NUMA memory policy: a node it names is not on this machine (or not in its cpuset)";
+		return (int)r;
+	}
+	if (co_sys5(SYS_get_mempolicy, (long)&mode, (long)nodes, CO_MPOL_NODES, 0, 0) < 0 || mode != a->mpol_mode ||
+	    co_memcmp(nodes, a->mpol_nodes, sizeof(nodes))) {
+		*what = "its NUMA memory policy: a node it names is not on this machine (or not in its cpuset)";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Utilization clamps: sched_getattr reports them (0 and 1024 by default;
+ * both 0 on a kernel without them), sched_setattr sets them only when
+ * asked with SCHED_FLAG_UTIL_CLAMP_MIN and _MAX.  Asked when the
+ * recorded ones are not the default and differ from the thread's, or
+ * the thread's are not the default (back to it).
+ */
+#define CO_SCHED_FLAG_UTIL_CLAMP (0x20 | 0x40)
+#define CO_UCLAMP_MAX 1024
+static int clamp_default(const struct co_sched_attr *a)
+{
+	return a->util_min == 0 && (a->util_max == CO_UCLAMP_MAX || a->util_max == 0);
+}
+
+static int clamps_wanted(const struct co_sched_attr *want, const struct co_sched_attr *cur)
+{
+	if (clamp_default(want))
+		return !clamp_default(cur);
+	return want->util_min != cur->util_min || want->util_max != cur->util_max;
+}
+
+/*
+ * Format 8's: the nice value after sched_setattr (which ignores it for
+ * SCHED_IDLE and has none for SCHED_FIFO and SCHED_RR), the I/O priority,
+ * the machine-check kill policy, the TSC access and the memory policy.
+ * Only what differs is set.  Failures (a lower nice or the real-time
+ * I/O class without privilege) fail the restart.
+ */
+static int tattrs8_restore(const struct co_tattrs8 *a, const char **what)
+{
+	if (!a->attrs)
+		return 0;
+	long r = co_sys2(SYS_getpriority, CO_PRIO_PROCESS, 0);
+	*what = "its nice value (setpriority)";
+	if (r < 0 || 20 - r != a->nice)
+		r = co_sys3(SYS_setpriority, CO_PRIO_PROCESS, 0, a->nice);
+	if (r < 0)
+		return (int)(r == -EACCES ? -EPERM : r);
+	*what = "its I/O priority (ioprio_set)";
+	r = co_sys2(SYS_ioprio_get, CO_IOPRIO_WHO_PROCESS, 0);
+	if ((r < 0 || r != a->ioprio) && (r = co_sys3(SYS_ioprio_set, CO_IOPRIO_WHO_PROCESS, 0, a->ioprio)) < 0)
+		return (int)r;
+	*what = "its machine-check kill policy (PR_MCE_KILL)";
+	r = co_prctl(PR_MCE_KILL_GET, 0, 0, 0, 0);
+	if (r != a->mce_kill && a->mce_kill >= 0) {
+		r = a->mce_kill == CO_MCE_KILL_DEFAULT ? co_prctl(PR_MCE_KILL, CO_MCE_KILL_CLEAR, 0, 0, 0)
+						       : co_prctl(PR_MCE_KILL, CO_MCE_KILL_SET, a->mce_kill, 0, 0);
+		if (r < 0)
+			return (int)r;
+	}
+	int tsc = 0;
+	*what = "its TSC access (PR_SET_TSC)";
+	if (co_prctl(PR_GET_TSC, (long)&tsc, 0, 0, 0) < 0 || tsc != a->tsc)
+		if ((r = co_prctl(PR_SET_TSC, a->tsc, 0, 0, 0)) < 0)
+			return (int)r;
+	return mempolicy_restore(a, what);
+}
+
+/*
  * The calling thread's scheduling, affinity, timer slack and personality:
  * 0, or -errno with what failed in what (a static string).  An affinity
  * naming none of this machine's CPUs (another machine, fewer CPUs) is
  * left as it is: the thread runs where it can.
  */
-int co_tattrs_restore(const struct co_tattrs *a, const char **what)
+int co_tattrs_restore(const struct co_thread *t, const char **what)
 {
+	const struct co_tattrs *a = &t->a;
 	if (!a->attrs)
 		return 0;
 	/* only what differs is set: a thread made here starts with the restorer's (most often the same) */
@@ -257,11 +415,22 @@ int co_tattrs_restore(const struct co_tattrs *a, const char **what)
 	s.size = sizeof(s);
 	long r = co_sys4(SYS_sched_getattr, 0, (long)&cur, sizeof(cur), 0);
 	*what = "its scheduling policy and priority";
-	if (r < 0 || cur.policy != s.policy || cur.flags != s.flags || cur.nice != s.nice ||
+	int clamps = r == 0 && clamps_wanted(&s, &cur);
+	if (clamps) {
+		/* asked for only then: a kernel without them (EOPNOTSUPP) fails only a program that had them */
+		s.flags |= CO_SCHED_FLAG_UTIL_CLAMP;
+		*what = "its utilization clamps (sched_setattr)";
+		if (clamp_default(&s))
+			s.util_min = 0, s.util_max = CO_UCLAMP_MAX;
+	}
+	if (r < 0 || clamps || cur.policy != s.policy || cur.flags != s.flags || cur.nice != s.nice ||
 	    cur.priority != s.priority || cur.runtime != s.runtime || cur.deadline != s.deadline ||
 	    cur.period != s.period)
 		r = co_sys3(SYS_sched_setattr, 0, (long)&s, 0);
 	if (r < 0)
+		return (int)r;
+	/* after sched_setattr: the nice value it ignores for some policies */
+	if ((r = tattrs8_restore(&t->a8, what)) < 0)
 		return (int)r;
 	r = co_sys3(SYS_sched_setaffinity, 0, sizeof(a->affinity), (long)a->affinity);
 	*what = "its CPU affinity";
@@ -277,8 +446,9 @@ int co_tattrs_restore(const struct co_tattrs *a, const char **what)
 }
 
 /* What a change of ids clears (the parent-death signal), and what may only be set once. */
-void co_tattrs_restore_late(const struct co_tattrs *a)
+void co_tattrs_restore_late(const struct co_thread *t)
 {
+	const struct co_tattrs *a = &t->a;
 	if (!a->attrs)
 		return;
 	if (a->pdeathsig)

@@ -112,6 +112,7 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 	p.creds = 1;
 	p.dumpable = (int32_t)co_prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	p.a = d->attrs;
+	p.a8 = d->attrs8;
 	p.cpu = d->cpu;
 	if (co_w_rec(d->w, CO_R_PROC, &p, sizeof(p)))
 		return DERR(d, "pid %d: writing the process record failed", d->pid);
@@ -125,6 +126,56 @@ int co_proc_restore_early(struct co_rstctx *rc)
 	rc->fd_base = co_plan_top();
 	/* the program's own limits are set last, in co_proc_restore() */
 	return rc->fd_base > 16 ? 0 : co_err(rc->err, rc->errlen, "descriptor limit too low");
+}
+
+static const char *const rlimit_names[CO_NRLIMIT] = {
+	"RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+	"RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+	"RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+};
+
+/* A limit as text: "unlimited" or the number. */
+static const char *rlim_text(char *buf, size_t n, uint64_t v)
+{
+	if (v == (uint64_t)RLIM_INFINITY)
+		return "unlimited";
+	co_fmt(buf, n, "%llu", (unsigned long long)v);
+	return buf;
+}
+
+/*
+ * The program's resource limits, exactly as saved, never lowered quietly:
+ * a hard limit above the restart's needs CAP_SYS_RESOURCE (and an
+ * RLIMIT_NOFILE one no more than fs.nr_open).  Set late: the restorer's
+ * own descriptors, at the top of the range its raised RLIMIT_NOFILE gave
+ * (co_plan_top), stay open whatever the program's limit.
+ */
+static int rlimits_restore(struct co_rstctx *rc)
+{
+	const struct co_proc *p = rc->proc;
+	for (int i = 0; i < CO_NRLIMIT; i++) {
+		struct rlimit want = { p->rlim[i].cur, p->rlim[i].max }, have = { 0, 0 };
+		long r = co_prlimit(0, i, 0, &have);
+		if (r == 0 && want.rlim_cur == have.rlim_cur && want.rlim_max == have.rlim_max)
+			continue;
+		if (r == 0)
+			r = co_prlimit(0, i, &want, 0);
+		if (r == 0)
+			continue;
+		char c[24], m[24], h[24], why[96];
+		int64_t nr_open = 0;
+		if (r == -EPERM && i == RLIMIT_NOFILE && co_read_number("/proc/sys/fs/nr_open", &nr_open) == 0 &&
+		    want.rlim_max > (uint64_t)nr_open)
+			co_fmt(why, sizeof(why), "this machine's fs.nr_open is %lld", (long long)nr_open);
+		else if (r == -EPERM && want.rlim_max > have.rlim_max)
+			co_fmt(why, sizeof(why), "the restart's hard limit is %s (raise it, or restart with privilege)",
+			       rlim_text(h, sizeof(h), have.rlim_max));
+		else
+			co_fmt(why, sizeof(why), "errno %ld%s", -r, want.rlim_cur > want.rlim_max ? " (soft above hard)" : "");
+		return co_err(rc->err, rc->errlen, "pid %d: cannot set %s back to %s/%s: %s", p->pid, rlimit_names[i],
+			      rlim_text(c, sizeof(c), want.rlim_cur), rlim_text(m, sizeof(m), want.rlim_max), why);
+	}
+	return 0;
 }
 
 int co_proc_restore(struct co_rstctx *rc)
@@ -182,17 +233,7 @@ int co_proc_restore(struct co_rstctx *rc)
 			continue;
 		co_sigaction(s, &p->sigact[s - 1], 0);
 	}
-	for (int i = 0; i < CO_NRLIMIT; i++) {
-		struct rlimit want = { p->rlim[i].cur, p->rlim[i].max }, have;
-		co_prlimit(0, i, 0, &have);
-		/* without CAP_SYS_RESOURCE a hard limit cannot go up again */
-		if (want.rlim_max > have.rlim_max)
-			want.rlim_max = have.rlim_max;
-		if (want.rlim_cur > want.rlim_max)
-			want.rlim_cur = want.rlim_max;
-		co_prlimit(0, i, &want, 0);
-	}
-	return co_pattrs_restore(rc);
+	return rlimits_restore(rc) ? -1 : co_pattrs_restore(rc);
 }
 
 /*

@@ -67,6 +67,7 @@ struct co_dumpctx {
 	struct co_timer timers[CO_MAX_TIMERS];	/* POSIX timers, read before a snapshot (it has none) */
 	int ntimers;
 	struct co_pattrs attrs;			/* process-wide attributes, read before a snapshot (attrs.c) */
+	struct co_pattrs8 attrs8;		/* format 8's, read with attrs */
 	struct co_pcpu cpu;			/* its CPU times as the program sees them (agent/cpuclock.c) */
 	struct co_semadj semadj[CO_SEMUNDO_MAX];	/* SEM_UNDO adjustments, the agent's (semundo.c) */
 	int nsemadj;
@@ -190,12 +191,12 @@ int co_threads_restore(struct co_rstctx *rc);
  * the process and of each thread.  co_tattrs_restore: 0, or -errno with
  * *what naming what failed.
  */
-void co_tattrs_collect(struct co_tattrs *a);
+void co_tattrs_collect(struct co_tattrs *a, struct co_tattrs8 *a8);
 int co_pattrs_collect(struct co_dumpctx *d);
 int co_pattrs_restore(struct co_rstctx *rc);
 int co_itimers_restore(struct co_rstctx *rc);
-int co_tattrs_restore(const struct co_tattrs *a, const char **what);
-void co_tattrs_restore_late(const struct co_tattrs *a);
+int co_tattrs_restore(const struct co_thread *t, const char **what);
+void co_tattrs_restore_late(const struct co_thread *t);
 
 /*
  * cgroup.c: the cgroups of the process, read with the process-wide

@@ -194,7 +194,7 @@ void co_thread_collect(struct co_thread *t, int ours)
 	co_prctl(PR_GET_TID_ADDRESS, (long)&t->clear_tid, 0, 0, 0);
 	co_sigprocmask(SIG_BLOCK, 0, &t->sigmask);
 	rseq_collect(t);
-	co_tattrs_collect(&t->a);
+	co_tattrs_collect(&t->a, &t->a8);
 }
 
 int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int n)
@@ -241,7 +241,7 @@ static const char *attrs_what;
 static int take_attrs(const struct co_thread *t)
 {
 	const char *what = "";
-	int r = co_tattrs_restore(&t->a, &what);
+	int r = co_tattrs_restore(t, &what);
 	if (r && __atomic_compare_exchange_n(&attrs_tid, &(int){ 0 }, t->tid, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		attrs_what = what;
 		__atomic_store_n(&attrs_err, r, __ATOMIC_RELEASE);
@@ -276,7 +276,7 @@ static __attribute__((noreturn)) void become(struct co_thread *t, int main_threa
 		co_futex(&creds_done, FUTEX_WAKE_PRIVATE, 1, 0);
 	}
 	drop_restore_caps();
-	co_tattrs_restore_late(&t->a);
+	co_tattrs_restore_late(t);
 	co_arch_prctl(ARCH_SET_FS, (long)t->fsbase);
 	if (t->gsbase)
 		co_arch_prctl(ARCH_SET_GS, (long)t->gsbase);
