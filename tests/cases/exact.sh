@@ -134,3 +134,35 @@ t_lease_refused() {
 	bg_wait lease
 	final_check 0 "$RC" lease lease
 }
+
+# thread_attrs8 (image format 8): per thread the nice value of SCHED_IDLE
+# and SCHED_FIFO threads, the I/O priority (idle and best-effort classes),
+# PR_SET_TSC, PR_MCE_KILL, the NUMA memory policy (with
+# MPOL_F_STATIC_NODES) and utilization clamps where the kernel has them;
+# process-wide KSM merging of all memory and resource limits (as root
+# hard limits above the shell's, which a restart must set back exactly),
+# each checked by its thread at every step through the standard flow
+t_thread_attrs8() { std thread_attrs8 0 8 8; }
+
+# the same through live checkpoints
+t_thread_attrs8_live() { steps_live_flow thread_attrs8 10; }
+
+# rlimit_refused (root): the program's RLIMIT_NOFILE raised to
+# 20000/20000, checkpointed, then restarted with a hard limit of 4096 and
+# without CAP_SYS_RESOURCE: the restart fails in one line naming the limit
+# and the restart's, and runs nothing (it capped the limit silently
+# before); with the limit back, a restart runs on to the native run's end
+t_rlimit_refused() {
+	[ "$(id -u)" = 0 ] || skip "needs root (raises a hard limit)"
+	command -v setpriv >/dev/null || skip "no setpriv(1)"
+	command -v prlimit >/dev/null || skip "no prlimit(1)"
+	run_then_kill thread_attrs8 nofile
+	cmd_refused "restart with RLIMIT_NOFILE 4096/4096, without CAP_SYS_RESOURCE" \
+		"pid [0-9]+.*cannot set RLIMIT_NOFILE back to 20000/20000: the restart's hard limit is 4096 \(raise it, or restart with privilege\)" \
+		prlimit --nofile=4096:4096 setpriv --inh-caps=-sys_resource --bounding-set=-sys_resource \
+		"$COHORT" restart "$GNAME" --images "$IMG"
+	[ -s "$TD/refused.out" ] && fail "the failed restart ran the program: $(first_line "$TD/refused.out")"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
