@@ -420,6 +420,7 @@ void co_agent_forked(void)
 	co_aio_forked();    /* nor aio contexts */
 	co_root_forget(); /* a manager that had left its root (root.c) is the parent's */
 	co_inotify_forked();
+	co_agent.mlockall = 0; /* mm->def_flags: not inherited by fork */
 	if (!co_agent.active)
 		return;
 	if (co_agent.table)

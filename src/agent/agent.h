@@ -89,6 +89,13 @@ struct co_agent {
 	 * regions read from /proc/self/smaps, which costs a page-table walk.
 	 */
 	int advice;
+	/*
+	 * MCL_FUTURE and MCL_ONFAULT of the program's last mlockall (wrap.c),
+	 * which no file of /proc shows; 0 after munlockall, an mlockall
+	 * without MCL_FUTURE, and in a forked child (the kernel does not pass
+	 * them on).
+	 */
+	uint32_t mlockall;
 	/* the program's root directory from the group's, when it is not the group's (root.c); "": it is */
 	char root[CO_PATH];
 };

@@ -73,6 +73,7 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.pending = co_agent.shared_pending;
 	dc.npending = co_agent.nshared_pending;
 	dc.advice = co_agent.advice;
+	dc.mlockall = co_agent.mlockall;
 	dc.ppid = co_agent.ppid;
 	dc.pgid = co_agent.pgid;
 	dc.sid = co_agent.sid;

@@ -19,7 +19,9 @@
  *    thread has a table of its own, and only during a checkpoint): close,
  *    close_range, closefrom and dup2 are the program's, unwrapped.
  * 4. madvise(2) flags the kernel keeps per region (MADV_DONTFORK, ...) are
- *    noted, so that a checkpoint knows it must look for them.
+ *    noted, so that a checkpoint knows it must look for them; so are locks
+ *    (mlock, mlock2, mlockall, MAP_LOCKED) and the mmap flags smaps shows
+ *    (MAP_NORESERVE, MAP_GROWSDOWN), and mlockall's flags for the future.
  * 5. Every program the group execs or spawns keeps the agent (wrap_exec.c).
  */
 #define _GNU_SOURCE
@@ -611,7 +613,7 @@ static int sticky_advice(int advice)
 	switch (advice) {
 	case MADV_DONTFORK: case MADV_DOFORK: case MADV_WIPEONFORK: case MADV_KEEPONFORK:
 	case MADV_DONTDUMP: case MADV_DODUMP: case MADV_HUGEPAGE: case MADV_NOHUGEPAGE:
-	case MADV_SEQUENTIAL: case MADV_RANDOM:
+	case MADV_SEQUENTIAL: case MADV_RANDOM: case MADV_MERGEABLE: case MADV_UNMERGEABLE:
 		return 1;
 	default:
 		return 0;
@@ -628,6 +630,68 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Locks and mmap flags are VmFlags too (lo, lf, nr, gd): a checkpoint
+ * reads smaps once the program has used one.  mlockall's MCL_FUTURE (and
+ * MCL_ONFAULT) hold for regions not mapped yet, which only the call
+ * tells: noted for the image (co_agent.mlockall), as the kernel keeps
+ * them, every mlockall replacing them, munlockall clearing them.
+ */
+static long note_locks(long r)
+{
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return 0;
+}
+
+EXPORT int mlock(const void *addr, size_t len)
+{
+	co_agent.advice = 1;
+	return (int)note_locks(co_sys3(SYS_mlock2, (long)addr, (long)len, 0));
+}
+
+EXPORT int mlock2(const void *addr, size_t len, unsigned int flags)
+{
+	co_agent.advice = 1;
+	return (int)note_locks(co_sys3(SYS_mlock2, (long)addr, (long)len, (long)flags));
+}
+
+EXPORT int mlockall(int flags)
+{
+	co_agent.advice = 1;
+	long r = co_sys1(SYS_mlockall, flags);
+	if (r == 0)
+		co_agent.mlockall = (flags & MCL_FUTURE) ? (uint32_t)flags & (MCL_FUTURE | MCL_ONFAULT) : 0;
+	return (int)note_locks(r);
+}
+
+EXPORT int munlockall(void)
+{
+	long r = co_sys0(SYS_munlockall);
+	if (r == 0)
+		co_agent.mlockall = 0;
+	return (int)note_locks(r);
+}
+
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if (flags & (MAP_LOCKED | MAP_NORESERVE | MAP_GROWSDOWN))
+		co_agent.advice = 1;
+	long r = co_sys6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, (long)off);
+	if (r < 0 && r > -4096) {
+		errno = (int)-r;
+		return MAP_FAILED;
+	}
+	return (void *)r;
+}
+
+EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return mmap(addr, len, prot, flags, fd, off);
 }
 
 /* ---- raw system calls made through syscall(3) ---- */

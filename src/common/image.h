@@ -260,6 +260,15 @@ struct co_proc {
 		uint32_t attrs;		/* 1: recorded */
 		uint32_t memory_merge;	/* PR_GET_MEMORY_MERGE: 1, KSM merges every region of the process */
 	} a8;
+	/*
+	 * Format 8 (older records end before it and read 0): the flags of the
+	 * program's last mlockall(2) that still hold for the regions it maps
+	 * from then on (MCL_FUTURE, with MCL_ONFAULT), which /proc does not
+	 * show: the agent notes them in its wrapper (wrap.c); the restorer
+	 * calls mlockall again with them (co_mem_lock).  0: none.
+	 */
+	uint32_t mlockall;
+	uint32_t pad3;
 };
 
 enum co_thread_flags { CO_T_MANAGER = 1, CO_T_LEADER = 2 };
@@ -459,8 +468,21 @@ enum co_vma_flags {
 	 * restorer opens the file read-write for it.  Older restorers ignore it.
 	 */
 	CO_VF_MAYWRITE = 2048,
+	/*
+	 * Format 8, read from smaps VmFlags like the advice above: MADV_MERGEABLE
+	 * (mg, KSM), asked again; mlock(2), mlock2(MLOCK_ONFAULT), MAP_LOCKED or
+	 * mlockall (lo, and lf for on-fault locks), locked again once the
+	 * region's pages are in place (co_mem_lock); MAP_NORESERVE (nr), mapped
+	 * so again.  CO_VF_GROWSDOWN is also set from "gd" for regions other
+	 * than the main stack (MAP_GROWSDOWN).  Older images have none of
+	 * these bits: the regions come back as then, unlocked.
+	 */
+	CO_VF_MERGEABLE = 4096, CO_VF_LOCKED = 8192, CO_VF_LOCKONFAULT = 16384, CO_VF_NORESERVE = 32768,
 };
 #define CO_VF_ADVICE 0x7f0u
+/* every bit read from smaps VmFlags (procfs_maps.c) that the image records */
+#define CO_VF_VMFLAGS (CO_VF_ADVICE | CO_VF_GROWSDOWN | CO_VF_MERGEABLE | CO_VF_LOCKED | CO_VF_LOCKONFAULT | \
+		       CO_VF_NORESERVE)
 
 struct co_vma {
 	uint64_t start, end;

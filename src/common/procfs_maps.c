@@ -116,6 +116,9 @@ static const struct { char code[3]; uint32_t flag; } advice_codes[] = {
 	{ "dc", CO_VF_DONTFORK }, { "wf", CO_VF_WIPEONFORK }, { "dd", CO_VF_DONTDUMP },
 	{ "hg", CO_VF_HUGEPAGE }, { "nh", CO_VF_NOHUGEPAGE }, { "sr", CO_VF_SEQUENTIAL },
 	{ "rr", CO_VF_RANDOM }, { "mw", CO_VF_MAYWRITE },
+	/* format 8: KSM, locks (lf: MLOCK_ONFAULT), MAP_NORESERVE, MAP_GROWSDOWN (src/res/mem.c) */
+	{ "mg", CO_VF_MERGEABLE }, { "lo", CO_VF_LOCKED }, { "lf", CO_VF_LOCKONFAULT },
+	{ "nr", CO_VF_NORESERVE }, { "gd", CO_VF_GROWSDOWN },
 };
 
 /* The advice bits of a "VmFlags: rd wr mr mw me dc" line of n bytes. */

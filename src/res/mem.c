@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/shm.h>
 #include "agent/dirty.h"
 #include "procfs.h"
@@ -143,7 +144,7 @@ static int collect(struct co_dumpctx *d, int smaps, int *want_smaps)
 			return -1;
 		}
 		if (vmas[n].kind != CO_V_SPECIAL) /* the kernel's own mappings come back as this kernel makes them */
-			vmas[n].flags |= si.advice & CO_VF_ADVICE;
+			vmas[n].flags |= si.advice & CO_VF_VMFLAGS;
 		if (needs_maywrite(&vmas[n])) {
 			vmas[n].flags |= si.advice & CO_VF_MAYWRITE;
 			*want_smaps |= !smaps;
@@ -472,6 +473,17 @@ static long attach_sysv(const struct co_vma *v)
 	return r < 0 ? r : 0;
 }
 
+/*
+ * The mmap flags that leave a mark on the region: MAP_GROWSDOWN (the main
+ * stack's, or one the program mapped so: VmFlags gd) and MAP_NORESERVE
+ * (nr: no swap space is accounted for it, so that a big reservation fits
+ * under the overcommit heuristic as it did before).
+ */
+static int map_flags(const struct co_vma *v)
+{
+	return ((v->flags & CO_VF_GROWSDOWN) ? MAP_GROWSDOWN : 0) | ((v->flags & CO_VF_NORESERVE) ? MAP_NORESERVE : 0);
+}
+
 static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 {
 	uint64_t len = v->end - v->start;
@@ -492,10 +504,7 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 			      (unsigned long)v->start, (unsigned long)v->end);
 	case CO_V_ANON:
 	case CO_V_DELETED:
-		r = co_mmap((void *)v->start, len, prot,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
-				    ((v->flags & CO_VF_GROWSDOWN) ? MAP_GROWSDOWN : 0),
-			    -1, 0);
+		r = co_mmap((void *)v->start, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | map_flags(v), -1, 0);
 		break;
 	case CO_V_SHANON: {
 		int fd = co_plan_shm(rc, v->dev, v->ino);
@@ -507,7 +516,7 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 		if (fd < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: region %lx-%lx: shared memory %s is missing from the group's shared objects",
 				      rc->proc->pid, (unsigned long)v->start, (unsigned long)v->end, v->path);
-		r = co_mmap((void *)v->start, len, (int)v->prot, MAP_SHARED | MAP_FIXED, fd, (long)v->pgoff);
+		r = co_mmap((void *)v->start, len, (int)v->prot, MAP_SHARED | MAP_FIXED | map_flags(v), fd, (long)v->pgoff);
 		break;
 	}
 	case CO_V_FILE: {
@@ -523,7 +532,7 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 				      rc->proc->pid, (unsigned long)v->start, (unsigned long)v->end, v->path, -fd,
 				      co_creds_why(&rc->ids, fd));
 		r = co_mmap((void *)v->start, len, shared ? (int)v->prot : prot,
-			    (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd, (long)v->pgoff);
+			    (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | map_flags(v), fd, (long)v->pgoff);
 		co_close(fd);
 		break;
 	}
@@ -552,7 +561,7 @@ static void advise_again(const struct co_vma *v, uint32_t which)
 		{ CO_VF_DONTFORK, MADV_DONTFORK }, { CO_VF_WIPEONFORK, MADV_WIPEONFORK },
 		{ CO_VF_DONTDUMP, MADV_DONTDUMP }, { CO_VF_HUGEPAGE, MADV_HUGEPAGE },
 		{ CO_VF_NOHUGEPAGE, MADV_NOHUGEPAGE }, { CO_VF_SEQUENTIAL, MADV_SEQUENTIAL },
-		{ CO_VF_RANDOM, MADV_RANDOM },
+		{ CO_VF_RANDOM, MADV_RANDOM }, { CO_VF_MERGEABLE, MADV_MERGEABLE },
 	};
 	for (unsigned k = 0; k < CO_ARRAY_LEN(adv); k++)
 		if (v->flags & which & adv[k].flag)
@@ -581,7 +590,70 @@ int co_mem_restore(struct co_rstctx *rc)
 			continue;
 		if (!(v->flags & CO_VF_SHARED))
 			co_mprotect((void *)v->start, v->end - v->start, (int)v->prot);
-		advise_again(v, CO_VF_ADVICE & ~CO_VF_THP_ADVICE);
+		advise_again(v, (CO_VF_ADVICE | CO_VF_MERGEABLE) & ~CO_VF_THP_ADVICE);
+	}
+	return 0;
+}
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 1
+#endif
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
+
+/*
+ * The locks (mlock, MAP_LOCKED, mlockall: VmFlags lo, lf for on-fault
+ * ones) again, and mlockall's MCL_FUTURE for the regions the program maps
+ * from now on.  Called by co_proc_restore once the program's own limits
+ * are set, so that the kernel judges the locks by its RLIMIT_MEMLOCK (and
+ * the restart's CAP_IPC_LOCK), and late, when the restorer maps nothing
+ * more of its own that MCL_FUTURE would lock.  A locked region is never
+ * lazy (co_vma_lazy_kind): its pages are in place, and mlock faults in
+ * nothing a filler should bring.  A lock the kernel refuses fails the
+ * restart: the program counts on its memory staying resident.
+ */
+/*
+ * mlock faults the region's pages in, which fails (ENOMEM) for a PROT_NONE
+ * region after the kernel has marked it locked: mlockall(MCL_CURRENT) locks
+ * such regions so, ignoring that.  So an inaccessible region is locked on
+ * fault first (the ENOMEM of a lock over the limit comes here), then made
+ * a whole lock, whose fault-in failing is no error.
+ */
+static long lock_region(const struct co_vma *v)
+{
+	long len = (long)(v->end - v->start);
+	if (v->flags & CO_VF_LOCKONFAULT)
+		return co_sys3(SYS_mlock2, (long)v->start, len, MLOCK_ONFAULT);
+	if (v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC))
+		return co_sys3(SYS_mlock2, (long)v->start, len, 0);
+	long r = co_sys3(SYS_mlock2, (long)v->start, len, MLOCK_ONFAULT);
+	if (r == 0 && (r = co_sys3(SYS_mlock2, (long)v->start, len, 0)) == -ENOMEM)
+		r = 0;
+	return r;
+}
+
+int co_mem_lock(struct co_rstctx *rc)
+{
+	struct rlimit rl = { 0, 0 };
+	co_prlimit(0, RLIMIT_MEMLOCK, 0, &rl);
+	for (int i = 0; i < rc->nvmas; i++) {
+		const struct co_vma *v = &rc->vmas[i];
+		if (!(v->flags & CO_VF_LOCKED) || v->kind == CO_V_SPECIAL)
+			continue;
+		long r = lock_region(v);
+		if (r < 0)
+			return co_err(rc->err, rc->errlen,
+				      "pid %d: region %lx-%lx %s: cannot lock it again (errno %ld): RLIMIT_MEMLOCK is %lu "
+				      "bytes here, without CAP_IPC_LOCK", rc->proc->pid, (unsigned long)v->start,
+				      (unsigned long)v->end, v->path, -r, (unsigned long)rl.rlim_cur);
+	}
+	uint32_t mcl = rc->proc->mlockall & (MCL_FUTURE | MCL_ONFAULT);
+	if (mcl & MCL_FUTURE) {
+		long r = co_sys1(SYS_mlockall, (long)mcl);
+		if (r < 0)
+			return co_err(rc->err, rc->errlen, "pid %d: cannot call mlockall(MCL_FUTURE%s) again (errno %ld)",
+				      rc->proc->pid, (mcl & MCL_ONFAULT) ? "|MCL_ONFAULT" : "", -r);
 	}
 	return 0;
 }

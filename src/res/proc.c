@@ -114,6 +114,7 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 	p.a = d->attrs;
 	p.a8 = d->attrs8;
 	p.cpu = d->cpu;
+	p.mlockall = d->mlockall;
 	if (co_w_rec(d->w, CO_R_PROC, &p, sizeof(p)))
 		return DERR(d, "pid %d: writing the process record failed", d->pid);
 	return 0;
@@ -233,7 +234,12 @@ int co_proc_restore(struct co_rstctx *rc)
 			continue;
 		co_sigaction(s, &p->sigact[s - 1], 0);
 	}
-	return rlimits_restore(rc) ? -1 : co_pattrs_restore(rc);
+	if (rlimits_restore(rc))
+		return -1;
+	/* under the program's RLIMIT_MEMLOCK, just set */
+	if (co_mem_lock(rc))
+		return -1;
+	return co_pattrs_restore(rc);
 }
 
 /*

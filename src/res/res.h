@@ -29,7 +29,7 @@
  */
 static inline int co_vma_lazy_kind(const struct co_vma *v)
 {
-	return v->kind == CO_V_ANON && !(v->flags & (CO_VF_GROWSDOWN | CO_VF_SHARED));
+	return v->kind == CO_V_ANON && !(v->flags & (CO_VF_GROWSDOWN | CO_VF_SHARED | CO_VF_LOCKED));
 }
 #define CO_AIO_MAX 64 /* aio contexts (io_setup) per process (src/agent/aio.c) */
 #define CO_AIO_EVENTS_MAX 65536 /* unreaped aio events per process, all rings together (2 MiB) */
@@ -62,6 +62,7 @@ struct co_dumpctx {
 	char comm[16];				/* likewise: a snapshot child renames itself */
 	int snapshot;				/* written by a snapshot child: what is written may be dropped */
 	int advice;				/* read the regions' madvise flags from smaps (agent.h) */
+	uint32_t mlockall;			/* MCL_FUTURE and MCL_ONFAULT of its last mlockall (agent.h) */
 	int forked;				/* the writer is a snapshot child (co_mem_fork_begin) */
 	int behind;				/* a post-copy stop: lazy page data hashed, written later (CO_RF_BEHIND) */
 	struct co_timer timers[CO_MAX_TIMERS];	/* POSIX timers, read before a snapshot (it has none) */
@@ -321,6 +322,7 @@ void co_mem_fork_begin(struct co_dumpctx *d);
 void co_mem_fork_end(struct co_dumpctx *d);
 int co_mem_check(struct co_rstctx *rc);		/* before anything is destroyed */
 int co_mem_restore(struct co_rstctx *rc);	/* maps regions and reads pages */
+int co_mem_lock(struct co_rstctx *rc);		/* locks them again (mlock, mlockall), late */
 int co_pages_restore(struct co_rstctx *rc);	/* pages.c: every page stream read into place */
 /*
  * src/restore/lazy.c (restart --lazy): before the pages are read, which

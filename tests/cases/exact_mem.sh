@@ -18,6 +18,11 @@ t_mem_fork() { std mem_fork 0 4 4; }
 # disabled, a mapped file's device and inode, mprotect of file mappings
 t_mem_attrs() { std mem_attrs 0 4 4; }
 
+# mem_lock (std.list) through live checkpoints and an incremental one
+# (the written-page tracking over locked regions), and under mlockall
+t_mem_lock_live() { steps_live_flow mem_lock 8; }
+t_mem_lock_all_live() { FLOW_ARGS=all steps_live_flow mem_lock 8; }
+
 # more than 8192 regions (10,000 one-page regions).  (It once lost a page
 # from /proc/self/maps after a restart, one run in three: the checkpoint
 # had caught it reading maps half-way; see proc_files.sh.)

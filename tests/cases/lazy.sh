@@ -58,6 +58,12 @@ t_lazy_mem() {
 	LAZY_ENV=COHORT_LAZY_SLOW=5 lazy_flow 0 4 4 "${PCMD[@]}" 256 1 9
 }
 
+# mem_lock (exact_mem.sh) restarted --lazy: locked regions are not left
+# to the filler (mlock would fault them in), their pages are in place and
+# locked when the program runs; under mlockall too
+t_lazy_lock() { prog_cmd mem_lock; lazy_flow 0 4 4 "${PCMD[@]}"; }
+t_lazy_lock_all() { prog_cmd mem_lock; lazy_flow 0 4 4 "${PCMD[@]}" all; }
+
 # regions side by side whose pages follow one another in the image (one
 # mapping split by mprotect): the filler's runs and fault clusters that
 # cross from one into the next must be copied in parts (the kernel copies
