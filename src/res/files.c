@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include "kinds/classify.h"
 #include "procfs.h"
 #include "res.h"
@@ -52,6 +53,20 @@ static const char *kind_name(uint32_t kind, const char *link)
 }
 
 /* Is fd one whose open file the coordinator recorded for the group (DUMP's list)? */
+/*
+ * memfd_secret(2): memory even the kernel does not map, which no process
+ * but its holders can read, a checkpoint included.  /proc shows it as a
+ * file "/secretmem (deleted)" that is still linked; the filesystem's
+ * magic number tells it from a file of that name.
+ */
+#define CO_SECRETMEM_MAGIC 0x5345434dL
+static int is_secretmem(int fd, const char *path)
+{
+	struct statfs sfs;
+	return co_strcmp(path, "/secretmem (deleted)") == 0 && co_sys2(SYS_fstatfs, fd, (long)&sfs) == 0 &&
+	       (long)sfs.f_type == CO_SECRETMEM_MAGIC;
+}
+
 static int group_holds(const struct co_dumpctx *d, int fd)
 {
 	for (int i = 0; i < d->nshared_fds; i++)
@@ -141,6 +156,8 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 		f->slot = slot;
 		return 0;
 	}
+	if (is_secretmem(fd, f->path))
+		return DERR(d, "pid %d: fd %d: secret memory (memfd_secret) cannot be saved", d->pid, fd);
 	switch (f->obj) {
 	case CO_OBJ_FILE:
 		/* deleted under this name, still linked under another: that one shares its writes, a copy would not */

@@ -93,6 +93,10 @@ static int classify(struct co_dumpctx *d, const struct co_mapent *e, struct co_v
 	} else if (p[0] != '/') {
 		return DERR(d, "pid %d: region %lx-%lx: unsupported mapping of %s", d->pid,
 			    (unsigned long)e->start, (unsigned long)e->end, p);
+	} else if (co_strcmp(p, "/secretmem (deleted)") == 0 && e->shared) {
+		/* memfd_secret(2): its pages cannot be read, ours neither (src/res/files.c) */
+		return DERR(d, "pid %d: region %lx-%lx: secret memory (memfd_secret) cannot be saved", d->pid,
+			    (unsigned long)e->start, (unsigned long)e->end);
 	} else if (co_endswith(p, " (deleted)") || co_startswith(p, "/memfd:") ||
 		   co_startswith(p, "/SYSV")) {
 		/* the file cannot be opened again: its content goes into the image */

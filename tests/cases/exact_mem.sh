@@ -66,6 +66,19 @@ t_mem_guard_refused() {
 	refused mem_guard guard "pid [0-9]+.*region [0-9a-f]+-[0-9a-f]+ .*guard page \(MADV_GUARD_INSTALL\) at [0-9a-f]+ cannot be saved"
 }
 
+# memfd_secret(2) memory cannot be read by a checkpoint: refused, naming
+# the descriptor, or the region of a mapping of it (it once said the file
+# "/secretmem (deleted)" was still linked under another name)
+secret_mem_needs() { need_prog secret_mem; "$BIN/secret_mem" probe || skip "no memfd_secret on this kernel"; }
+t_secret_fd_refused() {
+	secret_mem_needs
+	refused secret_mem secret "^cohort: .*pid [0-9]+: fd [0-9]+: secret memory \(memfd_secret\) cannot be saved$" fd
+}
+t_secret_map_refused() {
+	secret_mem_needs
+	refused secret_mem secret "^cohort: .*pid [0-9]+: region [0-9a-f]+-[0-9a-f]+: secret memory \(memfd_secret\) cannot be saved$" map
+}
+
 # --- files (issue 11).  Their fixes belong in src/res/files.c and
 # src/cli/shared.c, which are being rewritten (one file per kernel object
 # kind): those that fail today are in GROUP_TESTS until then, each with
