@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <sys/resource.h>
 #include <time.h>
 #include "agent.h"
 #include "dirty.h"
@@ -113,11 +114,58 @@ int co_dump_recollect_timers(void)
  * are closed here; after a failure the coordinator removes them with the
  * generation.
  */
+static int dump_write(const int *fds, const char *dir, uint64_t *bytes);
+
+/*
+ * The image is written from inside the process, under the program's
+ * RLIMIT_FSIZE: a soft limit below the image's size failed the write
+ * (EFBIG, SIGXFSZ).  The writer raises it to the hard limit while it
+ * writes and puts it back after (the process record keeps the program's:
+ * co_proc_dump).  The program sees nothing: it is parked, or this is the
+ * snapshot child, whose limits are its own.
+ */
+static void fsize_raise(void)
+{
+	struct rlimit rl;
+	dc.fsize_raised = 0;
+	if (co_prlimit(0, RLIMIT_FSIZE, 0, &rl) || rl.rlim_cur >= rl.rlim_max)
+		return;
+	dc.fsize.cur = rl.rlim_cur;
+	dc.fsize.max = rl.rlim_max;
+	rl.rlim_cur = rl.rlim_max;
+	dc.fsize_raised = co_prlimit(0, RLIMIT_FSIZE, &rl, 0) == 0;
+}
+
+static void fsize_back(void)
+{
+	struct rlimit rl = { dc.fsize.cur, dc.fsize.max };
+	if (dc.fsize_raised)
+		co_prlimit(0, RLIMIT_FSIZE, &rl, 0);
+	dc.fsize_raised = 0;
+}
+
+/* "failed (errno 27)" says little: EFBIG is the program's file size limit */
+static int write_failed(const char *path, int e)
+{
+	struct rlimit rl = { 0, 0 };
+	co_prlimit(0, RLIMIT_FSIZE, 0, &rl);
+	if (e == EFBIG && rl.rlim_cur != RLIM_INFINITY)
+		return co_err(dc.err, dc.errlen, "pid %d: writing %s failed: the program's RLIMIT_FSIZE (%lu, hard "
+			      "limit) is below the image's size", dc.pid, path, (unsigned long)rl.rlim_cur);
+	return co_err(dc.err, dc.errlen, "pid %d: writing %s failed (errno %d)", dc.pid, path, e);
+}
+
 int co_dump_write(const int *fds, const char *dir, uint64_t *bytes)
 {
+	fsize_raise();
+	int r = dump_write(fds, dir, bytes);
+	fsize_back();
+	return r;
+}
+
+static int dump_write(const int *fds, const char *dir, uint64_t *bytes)
+{
 	char path[CO_PATH + 64], path1[CO_PATH + 64];
-	char *err = dc.err;
-	size_t errlen = dc.errlen;
 	co_fmt(path, sizeof(path), "%s/proc-%d.img", dir, dc.pid);
 	co_stream_path(path1, sizeof(path1), path, 1);
 	int fd = fds[0], fd1 = fds[1], sfd = fds[CO_STREAMS]; /* sfd: seccomp filters from the coordinator, or -1 */
@@ -148,8 +196,7 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes)
 		struct co_end end = { ws[k]->seq + 1, 0 };
 		co_w_rec(ws[k], CO_R_END, &end, sizeof(end));
 		if (co_w_flush(ws[k]))
-			r = co_err(err, errlen, "pid %d: writing %s failed (errno %d)", dc.pid, k ? path1 : path,
-				   -ws[k]->err);
+			r = write_failed(k ? path1 : path, -ws[k]->err);
 	}
 	co_close(fd);
 	co_close(fd1);

@@ -78,6 +78,8 @@ int co_proc_dump(struct co_dumpctx *d, int nthreads)
 		return DERR(d, "pid %d: cannot read its auxiliary vector (/proc/self/auxv)", d->pid);
 	for (int i = 0; i < CO_NRLIMIT; i++)
 		co_prlimit(0, i, 0, &p.rlim[i]);
+	if (d->fsize_raised) /* the writer's, for now: the program's is noted */
+		p.rlim[RLIMIT_FSIZE].cur = d->fsize.cur;
 	for (int s = 1; s <= CO_NSIG; s++) {
 		if (s == SIGKILL || s == SIGSTOP)
 			continue;

@@ -63,6 +63,8 @@ struct co_dumpctx {
 	int snapshot;				/* written by a snapshot child: what is written may be dropped */
 	int advice;				/* read the regions' madvise flags from smaps (agent.h) */
 	uint32_t mlockall;			/* MCL_FUTURE and MCL_ONFAULT of its last mlockall (agent.h) */
+	int fsize_raised;			/* the writer raised RLIMIT_FSIZE (dump.c): the program's is fsize */
+	struct { uint64_t cur, max; } fsize;
 	int forked;				/* the writer is a snapshot child (co_mem_fork_begin) */
 	int behind;				/* a post-copy stop: lazy page data hashed, written later (CO_RF_BEHIND) */
 	struct co_timer timers[CO_MAX_TIMERS];	/* POSIX timers, read before a snapshot (it has none) */

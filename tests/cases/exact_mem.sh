@@ -23,6 +23,10 @@ t_mem_attrs() { std mem_attrs 0 4 4; }
 t_mem_lock_live() { steps_live_flow mem_lock 8; }
 t_mem_lock_all_live() { FLOW_ARGS=all steps_live_flow mem_lock 8; }
 
+# fsize_limit (std.list) through live checkpoints (the snapshot child
+# writes) and an incremental one
+t_fsize_limit_live() { steps_live_flow fsize_limit 7; }
+
 # more than 8192 regions (10,000 one-page regions).  (It once lost a page
 # from /proc/self/maps after a restart, one run in three: the checkpoint
 # had caught it reading maps half-way; see proc_files.sh.)
