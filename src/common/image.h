@@ -417,6 +417,25 @@ struct co_lock {
 #define CO_FL_STATUS (02000u | 020000u | 040000u | 01000000u | 04000u)
 
 /*
+ * __O_TMPFILE, the kernel's bit (glibc's O_TMPFILE is it with O_DIRECTORY):
+ * fdinfo's flags keep both on a description that open(DIR, O_TMPFILE) made,
+ * and open(2) given them with a file's path fails with ENOTDIR.  A regular
+ * file's saved flags are opened again without either (co_reopen_flags).
+ */
+#define CO_O_TMPFILE 020000000u
+#define CO_O_DIRECTORY 0200000u
+
+/*
+ * The flags a saved description is opened again with: never creating or
+ * truncating, and a regular file's (regular: 1) without the O_TMPFILE bits.
+ */
+static inline uint32_t co_reopen_flags(uint32_t flags, int regular)
+{
+	flags &= ~(uint32_t)(0100 | 0200 | 01000); /* O_CREAT, O_EXCL, O_TRUNC */
+	return regular ? flags & ~(CO_O_TMPFILE | CO_O_DIRECTORY) : flags;
+}
+
+/*
  * Who gets the descriptor's SIGIO (F_SETOWN_EX: type 0 a thread, 1 a
  * process, 2 a process group, pid in the group's pid namespace; pid 0:
  * nobody) and which signal (F_SETSIG; 0: SIGIO).  Both belong to the open

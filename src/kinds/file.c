@@ -313,7 +313,8 @@ static int file_restore(struct co_krestore *x, unsigned type, const void *p, uin
 		return put_times(x, p);
 	struct co_sfile sf = *(const struct co_sfile *)p;
 	sf.path[sizeof(sf.path) - 1] = 0;
-	int f = open(sf.path, (int)(sf.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC)));
+	/* (an O_TMPFILE file linked since: by its name, without O_TMPFILE's flags, which want a directory) */
+	int f = open(sf.path, (int)(co_reopen_flags(sf.flags, 1) & ~(uint32_t)O_CLOEXEC));
 	if (f < 0)
 		return co_kerr(x, "cannot reopen %s: %s", sf.path, strerror(errno));
 	if (sf.flags & O_ASYNC) /* which open ignores */
@@ -502,7 +503,8 @@ static int ghost_restore(struct co_krestore *x, unsigned type, const void *p, ui
 	/* a description of its own, with its flags, on the one inode */
 	char self[64];
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", from);
-	int f = open(self, (int)(g.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)));
+	/* (a file's without O_TMPFILE's flags, which want a directory) */
+	int f = open(self, (int)(co_reopen_flags(g.flags, !S_ISDIR(g.mode)) & ~(uint32_t)(O_NOFOLLOW | O_CLOEXEC)));
 	if (f < 0)
 		return co_kerr(x, "cannot reopen deleted %s %s: %s", S_ISDIR(g.mode) ? "directory" : "file", g.path,
 			       strerror(errno));

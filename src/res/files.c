@@ -345,7 +345,7 @@ static int reopen_deleted(struct co_rstctx *rc, const struct co_fd *f)
 		co_unlink(path);
 		return co_err(rc->err, rc->errlen, "%s", r->err);
 	}
-	int fd = (int)co_open(path, (int)(f->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0);
+	int fd = (int)co_open(path, (int)co_reopen_flags(f->flags, 1), 0);
 	co_unlink(path);
 	return fd;
 }
@@ -451,7 +451,8 @@ int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)
 		break;
 	case CO_FD_REG:
 	case CO_FD_CHR:
-		fd = (int)co_open(f->path, (int)(f->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0);
+		/* an O_TMPFILE file linked since comes back by its name: its flags without O_TMPFILE's (ENOTDIR) */
+		fd = (int)co_open(f->path, (int)co_reopen_flags(f->flags, S_ISREG(f->mode)), 0);
 		if (fd < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: fd %d: cannot reopen %s (errno %d%s)",
 				      rc->proc->pid, f->fd, f->path, -fd, co_creds_why(&rc->ids, fd));
