@@ -994,17 +994,22 @@ struct co_ftimes {
  * A deleted file or directory (nlink 0) some process holds: one record per
  * open file description.  The first description of an inode makes it
  * again (same_as 0: its CO_R_GHOSTDATA runs follow, holes left out); the
- * others open that inode with their own flags and offset.
+ * others open that inode with their own flags and offset.  A file that
+ * open(DIR, O_TMPFILE) made (CO_GHOST_TMPFILE in the first one's mode) is
+ * made so again, nameless in DIR, so that the program may still link it;
+ * images written before that mark have it only in a description's flags
+ * (CO_O_TMPFILE), which the restore reads as the mark too.
  */
+#define CO_GHOST_TMPFILE 0x80000000u /* in co_ghost.mode, above st_mode's 16 bits */
 struct co_ghost {
 	uint64_t id;		/* what its links name */
 	uint64_t same_as;	/* 0: this record makes the file; else the id of the record that did */
 	uint64_t size;		/* st_size */
 	uint64_t pos;		/* offset of this description */
 	uint32_t flags;		/* open flags of this description */
-	uint32_t mode;		/* st_mode: regular file or directory, permissions */
+	uint32_t mode;		/* st_mode: regular file or directory, permissions; | CO_GHOST_TMPFILE */
 	uint32_t uid, gid;	/* owner, given back as far as the restorer may */
-	char path[CO_PATH];	/* where it was, without " (deleted)" */
+	char path[CO_PATH];	/* where it was, without " (deleted)" ("DIR/#INODE" for an O_TMPFILE file) */
 };
 
 struct co_slink {

@@ -16,7 +16,9 @@
  * owner, mode, size and data (CO_R_GHOSTDATA runs, holes left out); init
  * makes it once where it was, removes it again and opens every
  * description of it through /proc/self/fd, so that all of them, in any
- * process, are one file again.
+ * process, are one file again.  A file open(DIR, O_TMPFILE) made (glibc's
+ * tmpfile(3), Python's TemporaryFile) is made so again, never named, so
+ * that the program can still link it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -407,6 +409,30 @@ static int ghost_where(struct co_kdump *d, const struct co_ref *r, const char *p
 	return ghost_refuse(d, r, why);
 }
 
+/*
+ * Whether the deleted file of refs[first] (at path, st) is one that
+ * open(DIR, O_TMPFILE) made: a description of it, any of the group's, has
+ * __O_TMPFILE in its flags, or it has the name the kernel gives such a
+ * file, "DIR/#INODE" with its own inode number (a description opened
+ * again through /proc/self/fd, the first one closed since, has no such
+ * flag).  A file of that name that was linked and removed is one too.
+ */
+static int ghost_tmpfile(const struct co_kdump *d, int first, const char *path, const struct stat *st)
+{
+	const struct co_ref *r = &d->refs[first];
+	if (!S_ISREG(st->st_mode))
+		return 0;
+	for (int k = first; k < d->nrefs; k++) {
+		const struct co_ref *q = &d->refs[k];
+		if (q->kind == CO_OBJ_DELETED && q->dev == r->dev && q->ino == r->ino && (q->flags & CO_O_TMPFILE))
+			return 1;
+	}
+	char name[32];
+	const char *base = strrchr(path, '/');
+	snprintf(name, sizeof(name), "#%llu", (unsigned long long)st->st_ino);
+	return base && !strcmp(base + 1, name);
+}
+
 static int ghost_dump(struct co_kdump *d, int first, uint64_t *id)
 {
 	const struct co_ref *r = &d->refs[first];
@@ -430,6 +456,8 @@ static int ghost_dump(struct co_kdump *d, int first, uint64_t *id)
 		g.path[strlen(g.path) - 10] = 0;
 	if (!g.same_as && ghost_where(d, r, g.path) < 0)
 		return -1;
+	if (!g.same_as && ghost_tmpfile(d, first, g.path, &st))
+		g.mode |= CO_GHOST_TMPFILE;
 	co_w_rec(d->w, CO_R_GHOST, &g, offsetof(struct co_ghost, path) + strlen(g.path) + 1);
 	if (!g.same_as && g.size) {
 		/* a description of its own to read it by: the program's offset stays */
@@ -447,14 +475,24 @@ static int ghost_dump(struct co_kdump *d, int first, uint64_t *id)
 /* The deleted file the CO_R_GHOSTDATA records after its CO_R_GHOST fill (writable). */
 static int cur_ghost = -1;
 
+/* A ghost that open(DIR, O_TMPFILE) made: the dump's mark, or (older images) its first description's flags. */
+static int ghost_is_tmpfile(const struct co_ghost *g)
+{
+	return !S_ISDIR(g->mode) && ((g->mode & CO_GHOST_TMPFILE) || (g->flags & CO_O_TMPFILE));
+}
+
+/* The flags a description of g is opened with again (a file's without O_TMPFILE's, which want a directory). */
+static int ghost_flags(const struct co_ghost *g)
+{
+	return (int)(co_reopen_flags(g->flags, !S_ISDIR(g->mode)) & ~(uint32_t)O_CLOEXEC);
+}
+
 /*
  * Make g's file or directory again where it was (beside it when the name
- * is taken: NAME.cohort-N), with its size, owner (as far as the restart's
- * credentials allow: without privileges, the restarting user's, or its
- * group when it is one of ours) and mode, and remove it again at once: a
- * descriptor of it (writable, for a file), or -1.
+ * is taken: NAME.cohort-N), and remove it again at once: a descriptor of
+ * it (writable, for a file), or -1.
  */
-static int ghost_make(struct co_krestore *x, const struct co_ghost *g)
+static int ghost_make_named(struct co_krestore *x, const struct co_ghost *g)
 {
 	char path[CO_PATH + 32];
 	int dir = S_ISDIR(g->mode), f = -1;
@@ -471,11 +509,75 @@ static int ghost_make(struct co_krestore *x, const struct co_ghost *g)
 	if (f < 0)
 		return co_kerr(x, "cannot make deleted %s %s again: %s", dir ? "directory" : "file", g->path,
 			       strerror(errno));
-	int bad = (dir ? rmdir(path) : unlink(path)) < 0 || (!dir && ftruncate(f, (off_t)g->size) < 0);
-	if (bad) {
+	if ((dir ? rmdir(path) : unlink(path)) < 0) {
 		int e = errno;
 		close(f);
 		return co_kerr(x, "cannot make deleted %s %s again: %s", dir ? "directory" : "file", path, strerror(e));
+	}
+	return f;
+}
+
+/*
+ * Make g's O_TMPFILE file again as the program made it: nameless, by
+ * open(DIR, O_TMPFILE) in its directory.  Only such a file can still be
+ * given a name (linkat of /proc/self/fd/N, or AT_EMPTY_PATH: one made and
+ * unlinked, ENOENT), and the kernel shows it as "DIR/#INODE (deleted)"
+ * again, with the number of its new inode.  When g's description was
+ * that open's (its flags have __O_TMPFILE), the open is made with its
+ * flags and *own is that description, whose F_GETFL then reads them back
+ * as the program saw them (O_NOFOLLOW too, which an open of
+ * /proc/self/fd/N cannot have); the writable descriptor returned is
+ * another, opened before the file gets its mode.
+ * A directory where the kernel cannot make one (EOPNOTSUPP) fails the
+ * restart: a file made otherwise could never be linked.
+ */
+static int ghost_make_tmpfile(struct co_krestore *x, const struct co_ghost *g, int *own)
+{
+	char dir[CO_PATH];
+	snprintf(dir, sizeof(dir), "%s", g->path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return co_kbad(x, "deleted file %s has no directory", g->path);
+	slash[slash == dir] = 0;
+	int mine = (g->flags & CO_O_TMPFILE) != 0;
+	int f = open(dir, (mine ? ghost_flags(g) : O_RDWR | O_CLOEXEC) | O_TMPFILE, 0600);
+	if (f < 0)
+		return co_kerr(x, "cannot make deleted file %s again: open(%s, O_TMPFILE): %s", g->path, dir,
+			       strerror(errno));
+	if (!mine)
+		return f;
+	/* a descriptor to fill it by: the program's may be O_WRONLY, O_APPEND, O_DIRECT */
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", f);
+	int w = open(self, O_RDWR | O_CLOEXEC);
+	if (w < 0) {
+		int e = errno;
+		close(f);
+		return co_kerr(x, "cannot make deleted file %s again: %s", g->path, strerror(e));
+	}
+	*own = f;
+	return w;
+}
+
+/*
+ * Make g's file or directory again (an O_TMPFILE file so, others under
+ * their name, removed at once) with its size, owner (as far as the
+ * restart's credentials allow: without privileges, the restarting
+ * user's, or its group when it is one of ours) and mode: a descriptor of
+ * it (writable, for a file), or -1.  *own: see ghost_make_tmpfile, else -1.
+ */
+static int ghost_make(struct co_krestore *x, const struct co_ghost *g, int *own)
+{
+	*own = -1;
+	int f = ghost_is_tmpfile(g) ? ghost_make_tmpfile(x, g, own) : ghost_make_named(x, g);
+	if (f < 0)
+		return -1;
+	if (!S_ISDIR(g->mode) && ftruncate(f, (off_t)g->size) < 0) {
+		int e = errno;
+		close(f);
+		if (*own >= 0)
+			close(*own);
+		return co_kerr(x, "cannot make deleted file %s again: %s", g->path, strerror(e));
 	}
 	/* an owner not ours to give: the restarting user's, with the group if it is one of ours */
 	if (fchown(f, g->uid, g->gid) < 0)
@@ -490,21 +592,21 @@ static int ghost_restore(struct co_krestore *x, unsigned type, const void *p, ui
 		return co_read_run(x, cur_ghost, p, len, "a deleted file");
 	struct co_ghost g = *(const struct co_ghost *)p;
 	g.path[sizeof(g.path) - 1] = 0;
-	int from = g.same_as ? co_made_fd(x, CO_OBJ_DELETED, g.same_as, 0) : -1;
+	int from = g.same_as ? co_made_fd(x, CO_OBJ_DELETED, g.same_as, 0) : -1, f = -1;
 	if (g.same_as && from < 0)
 		return co_kbad(x, "deleted file %s refers to a missing one", g.path);
 	if (!g.same_as) {
 		if (cur_ghost >= 0)
 			close(cur_ghost);
-		from = cur_ghost = ghost_make(x, &g);
+		from = cur_ghost = ghost_make(x, &g, &f);
 		if (from < 0)
 			return -1;
 	}
-	/* a description of its own, with its flags, on the one inode */
+	/* a description of its own, with its flags, on the one inode (unless ghost_make opened it) */
 	char self[64];
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", from);
-	/* (a file's without O_TMPFILE's flags, which want a directory) */
-	int f = open(self, (int)(co_reopen_flags(g.flags, !S_ISDIR(g.mode)) & ~(uint32_t)(O_NOFOLLOW | O_CLOEXEC)));
+	if (f < 0) /* (without O_NOFOLLOW: /proc/self/fd/N is a link) */
+		f = open(self, ghost_flags(&g) & ~O_NOFOLLOW);
 	if (f < 0)
 		return co_kerr(x, "cannot reopen deleted %s %s: %s", S_ISDIR(g.mode) ? "directory" : "file", g.path,
 			       strerror(errno));
@@ -527,7 +629,8 @@ static void ghost_describe(unsigned type, const void *p, uint64_t len, char *out
 	if (g.same_as)
 		snprintf(made, sizeof(made), "the inode of id %llu", (unsigned long long)g.same_as);
 	else
-		snprintf(made, sizeof(made), "%smode %o, owner %u:%u", size, g.mode & 07777, g.uid, g.gid);
+		snprintf(made, sizeof(made), "%smode %o, owner %u:%u%s", size, g.mode & 07777, g.uid, g.gid,
+			 ghost_is_tmpfile(&g) ? ", made by O_TMPFILE" : "");
 	snprintf(out, n, "id %llu %s %s, %s, pos %llu flags %o", (unsigned long long)g.id,
 		 S_ISDIR(g.mode) ? "directory" : "file", g.path, made, (unsigned long long)g.pos, g.flags);
 }
