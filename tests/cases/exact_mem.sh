@@ -93,6 +93,18 @@ t_secret_map_refused() {
 # src/kinds/file.c; the other name found by co_find_link)
 t_file_deleted2() { std file_deleted2 0 4 4; }
 
+# files open(DIR, O_TMPFILE) made (tests/progs/file_tmpfile.c; its
+# standard flow is a row of std.list): made so again, nameless, by init
+# (src/kinds/file.c), so that the program can link one after a restart;
+# linked ones opened again by their name without O_TMPFILE's flags.  The
+# live flow: one linked between the live checkpoints, one after the
+# restart.  py_tmpfile: Python's tempfile.TemporaryFile, standard flow.
+t_file_tmpfile_live() { steps_live_flow file_tmpfile 10; }
+t_py_tmpfile() {
+	[ -x "$PYTHON" ] || skip "$PYTHON not found"
+	flow_standard 0 4 4 pipe "$PYTHON" "$PROGS/py_tmpfile.py"
+}
+
 # a deleted directory held open, and a deleted working directory (made
 # again and removed by init, src/kinds/file.c)
 t_file_dirs() { std file_dirs 0 4 4; }
