@@ -63,6 +63,17 @@ int co_ref_slot(const struct co_kdump *d, const struct co_ref *r)
 	return -1;
 }
 
+uint64_t co_ref_maker(const struct co_kdump *d, int first)
+{
+	const struct co_ref *r = &d->refs[first];
+	for (int j = 0; j < first; j++) {
+		const struct co_ref *q = &d->refs[j];
+		if (q->obj == j && q->kind == r->kind && q->dev == r->dev && q->ino == r->ino)
+			return (uint64_t)j + 1;
+	}
+	return 0;
+}
+
 int co_ref_fdinfo(struct co_kdump *d, int i, char *buf, size_t n)
 {
 	const struct co_ref *r = &d->refs[i];

@@ -381,18 +381,6 @@ static int ghost_refuse(struct co_kdump *d, const struct co_ref *r, const char *
 	return -1;
 }
 
-/* The id of the earlier description of the same deleted inode, which makes it; 0: refs[first] does. */
-static uint64_t ghost_maker(const struct co_kdump *d, int first)
-{
-	const struct co_ref *r = &d->refs[first];
-	for (int j = 0; j < first; j++) {
-		const struct co_ref *q = &d->refs[j];
-		if (q->obj == j && q->kind == CO_OBJ_DELETED && q->dev == r->dev && q->ino == r->ino)
-			return (uint64_t)j + 1;
-	}
-	return 0;
-}
-
 /* It is made again where it was: that directory must be there (one deleted with it is not made again). */
 static int ghost_where(struct co_kdump *d, const struct co_ref *r, const char *path)
 {
@@ -444,7 +432,7 @@ static int ghost_dump(struct co_kdump *d, int first, uint64_t *id)
 	if (stat(src, &st) < 0)
 		return ghost_refuse(d, r, "cannot be looked at");
 	g.id = (uint64_t)first + 1;
-	g.same_as = ghost_maker(d, first);
+	g.same_as = co_ref_maker(d, first);
 	g.size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 	g.pos = r->pos;
 	g.flags = r->flags;
@@ -470,6 +458,25 @@ static int ghost_dump(struct co_kdump *d, int first, uint64_t *id)
 	}
 	*id = g.id;
 	return d->w->err ? -1 : 1;
+}
+
+int co_reopen(int from, uint32_t flags, int64_t pos)
+{
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", from);
+	int f = open(self, (int)(flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)));
+	if (f < 0)
+		return -1;
+	int bad = (flags & O_ASYNC) && fcntl(f, F_SETFL, (int)(flags & CO_FL_STATUS)) < 0;
+	if (!bad && pos > 0 && lseek(f, (off_t)pos, SEEK_SET) != (off_t)pos)
+		bad = 1;
+	if (bad) {
+		int e = errno;
+		close(f);
+		errno = e;
+		return -1;
+	}
+	return f;
 }
 
 /* The deleted file the CO_R_GHOSTDATA records after its CO_R_GHOST fill (writable). */
@@ -602,16 +609,20 @@ static int ghost_restore(struct co_krestore *x, unsigned type, const void *p, ui
 		if (from < 0)
 			return -1;
 	}
-	/* a description of its own, with its flags, on the one inode (unless ghost_make opened it) */
-	char self[64];
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", from);
-	if (f < 0) /* (without O_NOFOLLOW: /proc/self/fd/N is a link) */
-		f = open(self, ghost_flags(&g) & ~O_NOFOLLOW);
+	/* a description of its own, with its flags and offset, on the one inode (unless ghost_make opened it) */
+	int64_t pos = S_ISDIR(g.mode) || g.pos > INT64_MAX ? -1 : (int64_t)g.pos;
+	if (f < 0) {
+		f = co_reopen(from, (uint32_t)ghost_flags(&g), pos);
+	} else if (((g.flags & O_ASYNC) && fcntl(f, F_SETFL, (int)(g.flags & CO_FL_STATUS)) < 0) ||
+		   (pos > 0 && lseek(f, (off_t)pos, SEEK_SET) != (off_t)pos)) {
+		int e = errno;
+		close(f);
+		f = -1;
+		errno = e;
+	}
 	if (f < 0)
 		return co_kerr(x, "cannot reopen deleted %s %s: %s", S_ISDIR(g.mode) ? "directory" : "file", g.path,
 			       strerror(errno));
-	if (!S_ISDIR(g.mode))
-		lseek(f, (off_t)g.pos, SEEK_SET);
 	return co_made_add(x, CO_OBJ_DELETED, g.id, f, -1, 0);
 }
 

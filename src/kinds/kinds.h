@@ -140,6 +140,13 @@ int co_ref_slot(const struct co_kdump *d, const struct co_ref *r);
 int co_ref_inflight(struct co_kdump *d, int fd, int how);
 /* The object refs[k] refers to, once dumped: 1 with *id (its links' id), 0 when it was not recorded. */
 int co_ref_object(struct co_kdump *d, int k, uint64_t *id);
+/*
+ * For kinds with one object per open file description whose first
+ * description of an inode makes the inode (deleted files, memfds): the id
+ * (index + 1) of the earlier description of the same inode and kind, which
+ * makes it; 0 when refs[first] is the first.
+ */
+uint64_t co_ref_maker(const struct co_kdump *d, int first);
 /* The /proc/PID/fdinfo/FD text of refs[i]; 0, or -1 with err filled. */
 int co_ref_fdinfo(struct co_kdump *d, int i, char *buf, size_t n);
 /* Every reference to the object refs[first] is (refs[k].obj == first). */
@@ -178,6 +185,14 @@ const struct co_mfile *co_kfile(struct co_krestore *x, const char *name, int *li
 int co_handle_path(uint32_t sdev, uint64_t ino, int type, const uint8_t *handle, uint32_t bytes, char *path,
 		   uint64_t *dev, const char **why);
 
+/*
+ * file.c: a new open file description of the file of init's descriptor
+ * from, opened through /proc/self/fd with a description's open flags (its
+ * creation flags and O_CLOEXEC left out; O_ASYNC, which open ignores, set
+ * after) and put at offset pos (< 0: left at 0).  The descriptor, or -1
+ * with errno.
+ */
+int co_reopen(int from, uint32_t flags, int64_t pos);
 /* file.c: copy a file the group writes into files/ (0, or -1: cannot). */
 int co_file_copy(struct co_kdump *d, const char *path);
 /* Copy len bytes between descriptors: in the kernel when it can (file.c). */
