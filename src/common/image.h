@@ -926,7 +926,28 @@ struct co_shm {
 	 */
 	uint32_t sealing;	/* 1: seals recorded */
 	uint32_t seals;
+	/*
+	 * Format 8 (records of older cohorts end before it and read 0: made
+	 * as before, named "cohort-shm", mode 0777, one description all its
+	 * holders share, their links naming the inode).  A memfd some process
+	 * holds has one record per open file description (kcmp), which its
+	 * holders' links name (id): the first of the inode makes it (same_as
+	 * 0: size, seals, name, mode, then its CO_R_SHMDATA runs), each other
+	 * is one more description of it (same_as: the id of the first), which
+	 * init opens through /proc/self/fd with its own flags and offset.
+	 * Shared memory only mapped has one record, id 0.
+	 */
+	uint32_t known;		/* CO_SHM_NAMED: mname is its memfd name; CO_SHM_MODE: mode and mfd are recorded */
+	uint32_t mode;		/* st_mode & 07777, set once every record is read, before the seals */
+	uint32_t mfd;		/* memfd_create flags beyond MFD_ALLOW_SEALING: 0, or MFD_NOEXEC_SEAL (8) */
+	uint32_t oflags;	/* the description's open flags (fdinfo) */
+	uint64_t id;		/* the description's (0: none) */
+	uint64_t same_as;	/* 0: this record makes the object; else the id of the record that did */
+	uint64_t pos;		/* the description's offset */
+	char mname[256];	/* the name memfd_create was given (the link's "/memfd:NAME (deleted)") */
 };
+#define CO_SHM_NAMED 1u
+#define CO_SHM_MODE 2u
 
 /*
  * A SysV IPC object of the group's IPC namespace (src/kinds/sysv.c), made

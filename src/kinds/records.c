@@ -44,7 +44,7 @@ static const struct rec {
 	{ CO_R_MANIFEST, offsetof(struct co_manifest, tty_pgid), NULL, d_manifest },	/* tty: later */
 	{ CO_R_MPROC, offsetof(struct co_mproc, creds), NULL, d_mproc },		/* creds: format 5 */
 	{ CO_R_MFILE, sizeof(struct co_mfile), NULL, d_mfile },
-	{ CO_R_SHM, offsetof(struct co_shm, sealing), &co_shm_ops, NULL },	/* seals: format 7 */
+	{ CO_R_SHM, offsetof(struct co_shm, sealing), &co_shm_ops, NULL },	/* seals: format 7; known on: 8 */
 	{ CO_R_SHMDATA, sizeof(uint64_t), &co_shm_ops, NULL },
 	{ CO_R_PIPE, sizeof(struct co_pipe), &co_pipe_ops, NULL },
 	{ CO_R_PIPEDATA, sizeof(struct co_pipedata), &co_pipe_ops, NULL },

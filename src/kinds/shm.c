@@ -1,24 +1,45 @@
 /*
- * shm.c - shared memory: memfds the processes hold as descriptors (one
- * object per inode), and shared memory they only map (shmem, SysV,
- * /dev/zero, deleted files), found in /proc/PID/maps.  Dump: the object's
- * size and its data, holes skipped (CO_R_SHM, then CO_R_SHMDATA runs).
- * Restore: one memfd per object; the plan names it (CO_PLAN_SHM) for the
- * restorers' mappings (src/res/mem.c) and as the descriptor of holders.
+ * shm.c - shared memory: memfds the processes hold as descriptors, and
+ * shared memory they only map (shmem, SysV, /dev/zero, deleted files),
+ * found in /proc/PID/maps.  Dump: the object's size, its data (holes
+ * skipped), and for a memfd what memfd_create made it with: its name,
+ * mode, seals (CO_R_SHM, then CO_R_SHMDATA runs); a held memfd has one
+ * CO_R_SHM per open file description (kcmp), the first of its inode
+ * carrying the object, each other one only a description of it (the
+ * deleted files of file.c do the same).  Restore: one memfd per object,
+ * named as it was; the plan names it (CO_PLAN_SHM) for the restorers'
+ * mappings (src/res/mem.c); each description is opened again through
+ * /proc/self/fd with its own flags and offset and handed to its holders.
+ * Mode and seals go on once every record is read (restore_done).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include "cli/cli.h"
 #include "kinds/kinds.h"
 #include "procfs.h"
 #include "util.h"
+
+/* (kernel 6.3; older headers lack them) */
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020
+#endif
 
 /* Objects written in this dump (d->nshm), by inode: each once, whether held or only mapped. */
 static uint64_t shm_ino[CO_MAX_REFS];
@@ -85,48 +106,139 @@ int co_write_runs(struct co_writer *w, unsigned type, int fd, uint64_t mem_at, u
 }
 
 /*
- * A shared memory object: from fd, an open map_files or fd entry of it
- * (mem_at 0), or from fd = /proc/PID/mem, where the object is mapped at
- * mem_at with e->off as its offset (co_write_runs).
+ * The name a memfd was given, from its link or maps path "/memfd:NAME
+ * (deleted)" (a memfd never has a link): 1, or 0 when path is not a
+ * memfd's.
  */
-static int write_shm_from(struct co_writer *w, int fd, uint64_t mem_at, const struct co_mapent *e)
+static int memfd_name(const char *path, char *name, size_t n)
+{
+	if (!co_startswith(path, "/memfd:"))
+		return 0;
+	size_t l = strlen(path + 7);
+	if (co_endswith(path, " (deleted)"))
+		l -= 10;
+	if (l >= n)
+		return 0;
+	memcpy(name, path + 7, l);
+	name[l] = 0;
+	return 1;
+}
+
+/*
+ * What memfd_create made the object with, as far as fd (an open file of
+ * it; -1: none, it is read through /proc/PID/mem) shows it: its name
+ * (from link), mode and seals.  MFD_NOEXEC_SEAL shows as F_SEAL_EXEC on a
+ * mode without x bits; made so again (or made executable, then given its
+ * mode, then sealed: the same), F_SEAL_EXEC adds no write seal, as it
+ * would on an executable one.
+ */
+static void shm_fill(struct co_shm *sh, int fd, const char *link)
 {
 	struct stat st;
-	uint64_t size = mem_at ? e->off + (e->end - e->start) : (fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0);
-	struct co_shm sh = { .dev = e->dev, .ino = e->ino, .size = size };
-	/* a memfd's seals (through /proc/PID/mem there is no file to ask) */
-	int seals = mem_at ? -1 : fcntl(fd, F_GET_SEALS);
+	int seals = fd >= 0 ? fcntl(fd, F_GET_SEALS) : -1;
 	if (seals >= 0) {
-		sh.sealing = 1;
-		sh.seals = (uint32_t)seals;
+		sh->sealing = 1;
+		sh->seals = (uint32_t)seals;
 	}
-	snprintf(sh.name, sizeof(sh.name), "%s", e->path);
-	co_w_rec(w, CO_R_SHM, &sh, sizeof(sh));
-	return co_write_runs(w, CO_R_SHMDATA, fd, mem_at, mem_at ? e->off : 0, size);
+	if (!memfd_name(link, sh->mname, sizeof(sh->mname)))
+		return; /* other shared memory: made as before */
+	sh->known = CO_SHM_NAMED;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return;
+	sh->known |= CO_SHM_MODE;
+	sh->mode = st.st_mode & 07777;
+	if (seals >= 0 && (seals & F_SEAL_EXEC) && !(sh->mode & 0111))
+		sh->mfd = MFD_NOEXEC_SEAL;
+}
+
+static int write_rec(struct co_writer *w, const struct co_shm *sh)
+{
+	return co_w_rec(w, CO_R_SHM, sh, offsetof(struct co_shm, mname) + strlen(sh->mname) + 1);
+}
+
+/*
+ * A shared memory object: from fd, an open map_files or fd entry of it
+ * (mem_at 0), or from fd = /proc/PID/mem, where the object is mapped at
+ * mem_at with e->off as its offset (co_write_runs).  sh: the description
+ * it is (or none), the rest filled here; link: the object's path as its
+ * /proc link shows it (not escaped, as maps does a name's new lines).
+ */
+static int write_shm_from(struct co_writer *w, int fd, uint64_t mem_at, const struct co_mapent *e, const char *link,
+			  struct co_shm *sh)
+{
+	struct stat st;
+	sh->size = mem_at ? e->off + (e->end - e->start) : (fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0);
+	sh->dev = e->dev;
+	sh->ino = e->ino;
+	snprintf(sh->name, sizeof(sh->name), "%s", e->path);
+	shm_fill(sh, mem_at ? -1 : fd, link);
+	write_rec(w, sh);
+	return co_write_runs(w, CO_R_SHMDATA, fd, mem_at, mem_at ? e->off : 0, sh->size);
+}
+
+/*
+ * Is the memfd on hugetlbfs (made with MFD_HUGETLB)?  Such a one takes
+ * huge pages from the pool, which a restart may not have, its size in
+ * whole huge pages, its data written through a mapping (pwrite cannot):
+ * cohort does not make one again.  fd: an open file of it; -1 (read
+ * through /proc/PID/mem): dev, from maps, is not the device every other
+ * memfd is on.
+ */
+static int on_hugetlb(int fd, uint64_t dev)
+{
+	static uint64_t shmem_dev;
+	static int probed;
+	struct statfs fs;
+	struct stat st;
+	if (fd >= 0)
+		return fstatfs(fd, &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC;
+	if (!probed) {
+		int m = (int)syscall(SYS_memfd_create, "cohort-probe", MFD_CLOEXEC);
+		if (m >= 0 && fstat(m, &st) == 0)
+			shmem_dev = co_maps_dev(major(st.st_dev), minor(st.st_dev)), probed = 1;
+		if (m >= 0)
+			close(m);
+	}
+	return probed && dev != shmem_dev;
 }
 
 /*
  * A shared mapping with no descriptor left: /proc/PID/map_files needs
  * CAP_CHECKPOINT_RESTORE in the first user namespace, which a group
  * started without privileges lacks; /proc/PID/mem reads the same memory
- * through the mapping.
+ * through the mapping (a memfd's mode and seals are then not known: it
+ * is made as before, with its name).  0, or -1 with err filled.
  */
-static int write_shm_mapped(struct co_writer *w, pid_t host_pid, const struct co_mapent *e)
+static int write_shm_mapped(struct co_kdump *d, const struct co_shared_member *m, const struct co_mapent *e)
 {
-	char src[64];
-	snprintf(src, sizeof(src), "/proc/%d/map_files/%lx-%lx", (int)host_pid, (unsigned long)e->start,
+	char src[64], link[CO_PATH];
+	snprintf(src, sizeof(src), "/proc/%d/map_files/%lx-%lx", (int)m->host_pid, (unsigned long)e->start,
 		 (unsigned long)e->end);
 	uint64_t mem_at = 0;
 	int fd = open(src, O_RDONLY | O_CLOEXEC);
+	ssize_t l = fd >= 0 ? readlink(src, link, sizeof(link) - 1) : -1;
+	if (l > 0)
+		link[l] = 0;
+	else
+		snprintf(link, sizeof(link), "%s", e->path);
 	if (fd < 0 && errno == EPERM) {
-		snprintf(src, sizeof(src), "/proc/%d/mem", (int)host_pid);
+		snprintf(src, sizeof(src), "/proc/%d/mem", (int)m->host_pid);
 		fd = open(src, O_RDONLY | O_CLOEXEC);
 		mem_at = e->start;
 	}
-	if (fd < 0)
+	if (fd >= 0 && co_startswith(e->path, "/memfd:") && on_hugetlb(mem_at ? -1 : fd, e->dev)) {
+		close(fd);
+		snprintf(d->err, d->errlen, "pid %d: region %lx-%lx: %s is a memfd on hugetlbfs (MFD_HUGETLB), which "
+			 "cohort cannot restore", m->pid, (unsigned long)e->start, (unsigned long)e->end, e->path);
 		return -1;
-	int r = write_shm_from(w, fd, mem_at, e);
-	close(fd);
+	}
+	struct co_shm sh;
+	memset(&sh, 0, sizeof(sh));
+	int r = fd < 0 ? -1 : write_shm_from(d->w, fd, mem_at, e, link, &sh);
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
+		snprintf(d->err, d->errlen, "pid %d: cannot read shared memory %s", m->pid, e->path);
 	return r;
 }
 
@@ -139,10 +251,33 @@ static int seen(const struct co_kdump *d, uint64_t ino)
 	return 0;
 }
 
-/* A memfd some process holds: read through its /proc fd entry. */
+/* The checkpoint stops: "pid P: fd N: /memfd:NAME (deleted) WHY". */
+static int shm_refuse(struct co_kdump *d, const struct co_ref *r, const char *why)
+{
+	snprintf(d->err, d->errlen, "pid %d: fd %d: %s %s", r->pid, r->fd, r->path, why);
+	return -1;
+}
+
+/*
+ * One open file description of a memfd some process holds (or a message
+ * in flight): the first of its inode also carries the object, read
+ * through a description of our own (the program's offset stays).
+ */
 static int shm_dump(struct co_kdump *d, int first, uint64_t *id)
 {
 	const struct co_ref *r = &d->refs[first];
+	struct co_shm sh;
+	memset(&sh, 0, sizeof(sh));
+	sh.id = *id = (uint64_t)first + 1;
+	sh.same_as = co_ref_maker(d, first);
+	sh.pos = r->pos;
+	sh.oflags = r->flags;
+	if (sh.same_as) {
+		sh.dev = r->dev;
+		sh.ino = r->ino;
+		snprintf(sh.name, sizeof(sh.name), "%s", r->path);
+		return write_rec(d->w, &sh) ? -1 : 1;
+	}
 	struct co_mapent e;
 	char src[128];
 	memset(&e, 0, sizeof(e));
@@ -151,19 +286,20 @@ static int shm_dump(struct co_kdump *d, int first, uint64_t *id)
 	snprintf(e.path, sizeof(e.path), "%s", r->path);
 	snprintf(src, sizeof(src), "/proc/%d/fd/%d", r->host, r->fd);
 	int fd = open(src, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || write_shm_from(d->w, fd, 0, &e) < 0) {
+	if (fd >= 0 && on_hugetlb(fd, 0)) {
+		close(fd);
+		return shm_refuse(d, r, "is a memfd on hugetlbfs (MFD_HUGETLB), which cohort cannot restore");
+	}
+	if (fd < 0 || write_shm_from(d->w, fd, 0, &e, r->path, &sh) < 0) {
 		if (fd >= 0)
 			close(fd);
-		snprintf(d->err, d->errlen, "pid %d: fd %d: cannot read %s", r->pid, r->fd, r->path);
-		return -1;
+		return shm_refuse(d, r, "cannot be read");
 	}
-	int seals = fcntl(fd, F_GET_SEALS);
 	close(fd);
 	if (d->nshm < CO_MAX_REFS) {
-		shm_future[d->nshm] = seals > 0 && (seals & F_SEAL_FUTURE_WRITE);
+		shm_future[d->nshm] = sh.sealing && (sh.seals & F_SEAL_FUTURE_WRITE);
 		shm_ino[d->nshm++] = r->ino;
 	}
-	*id = r->ino;
 	return 1;
 }
 
@@ -207,9 +343,7 @@ int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, i
 			shm_ino[d->nshm++] = e.ino;
 			int bad = 0;
 			if (shm_path(e.path)) {
-				bad = write_shm_mapped(d->w, m[i].host_pid, &e) < 0;
-				if (bad)
-					snprintf(d->err, d->errlen, "pid %d: cannot read shared memory %s", m[i].pid, e.path);
+				bad = write_shm_mapped(d, &m[i], &e) < 0;
 			} else if (e.path[0] == '/' && (e.prot & PROT_WRITE)) {
 				bad = co_file_copy(d, e.path) < 0;
 				if (bad)
@@ -225,14 +359,23 @@ int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, i
 	return 0;
 }
 
+/*
+ * A format-8 object in init's table of made objects: by the id of the
+ * description that made it (0: shared memory only mapped).  No link names
+ * this kind: links name the descriptions (CO_OBJ_SHM, by id), or in older
+ * images the object (CO_OBJ_SHM, by inode).
+ */
+#define SHM_OBJECT (CO_OBJ_SHM | 0x10000u)
+
 /* The object being filled by the CO_R_SHMDATA records after its CO_R_SHM. */
 static int cur_shm = -1;
-/* The objects made, with the seals each gets once filled (a write seal would stop the filling). */
+/* The objects made, with the mode and seals each gets once filled (a write seal would stop the filling). */
 static struct {
 	int fd;
-	uint32_t seals;
-} sealed[CO_MAX_REFS];
-static int nsealed;
+	uint32_t sealing, seals;
+	uint32_t moded, mode;
+} made[CO_MAX_REFS];
+static int nmade;
 
 int co_read_run(struct co_krestore *x, int fd, const void *p, uint64_t len, const char *what)
 {
@@ -245,33 +388,100 @@ int co_read_run(struct co_krestore *x, int fd, const void *p, uint64_t len, cons
 	return 0;
 }
 
+/*
+ * memfd_create as the object was made: its name; executable or not as
+ * recorded (MFD_EXEC asked for, where vm.memfd_noexec would make it
+ * MFD_NOEXEC_SEAL otherwise; a kernel before 6.3 knows neither, and makes
+ * every memfd executable).  Older records: "cohort-shm", as before.
+ */
+static int shm_create(const struct co_shm *s)
+{
+	const char *name = (s->known & CO_SHM_NAMED) ? s->mname : "cohort-shm";
+	unsigned fl = s->sealing ? MFD_ALLOW_SEALING : 0;
+	if (s->known & CO_SHM_MODE)
+		fl |= (s->mfd & MFD_NOEXEC_SEAL) ? MFD_NOEXEC_SEAL : MFD_EXEC;
+	int f = (int)syscall(SYS_memfd_create, name, fl);
+	if (f < 0 && errno == EINVAL && (fl & MFD_EXEC))
+		f = (int)syscall(SYS_memfd_create, name, fl & ~MFD_EXEC);
+	return f;
+}
+
+/* A description of the object made on obj (-1: missing), with its own flags and offset, for its holders. */
+static int shm_desc(struct co_krestore *x, const struct co_shm *s, int obj)
+{
+	if (obj < 0)
+		return co_kbad(x, "shared memory description %llu refers to a missing one (%llu)",
+			       (unsigned long long)s->id, (unsigned long long)s->same_as);
+	if (s->pos > INT64_MAX)
+		return co_kbad(x, "shared memory description %llu at offset %llu", (unsigned long long)s->id,
+			       (unsigned long long)s->pos);
+	int f = co_reopen(obj, s->oflags, (int64_t)s->pos);
+	if (f < 0)
+		return co_kerr(x, "cannot open %s again (flags %o, offset %llu): %s", s->name, s->oflags,
+			       (unsigned long long)s->pos, strerror(errno));
+	return co_made_add(x, CO_OBJ_SHM, s->id, f, -1, 0);
+}
+
+/* The object of a record: made, sized, kept for its data, mode and seals, and named in the plan; its fd or -1. */
+static int shm_make(struct co_krestore *x, const struct co_shm *s, int v8)
+{
+	if (s->mfd & ~MFD_NOEXEC_SEAL)
+		return co_kbad(x, "shared memory with unknown memfd flags %#x", s->mfd);
+	if (nmade == CO_MAX_REFS)
+		return co_kbad(x, "more than %d shared memory objects", CO_MAX_REFS);
+	int f = shm_create(s);
+	if (f < 0 || ftruncate(f, (off_t)s->size) < 0) {
+		int e = errno;
+		if (f >= 0)
+			close(f);
+		return co_kerr(x, "cannot make shared memory %s of %llu bytes again: %s", s->name,
+			       (unsigned long long)s->size, strerror(e));
+	}
+	cur_shm = f;
+	made[nmade++] = (typeof(made[0])){ f, s->sealing, s->seals, s->known & CO_SHM_MODE, s->mode & 07777 };
+	struct co_plan_ent pe = { .kind = CO_PLAN_SHM, .src = f, .dev = s->dev, .ino = s->ino };
+	/* what links name: in older images the object by its inode */
+	if (co_made_add(x, v8 ? SHM_OBJECT : CO_OBJ_SHM, v8 ? s->id : s->ino, f, -1, 0) < 0 ||
+	    co_plan_add(x, &pe) < 0)
+		return -1;
+	return f;
+}
+
 static int shm_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len)
 {
 	if (type == CO_R_SHMDATA)
 		return co_read_run(x, cur_shm, p, len, "shared memory");
-	struct co_shm s0 = { 0 };
-	memcpy(&s0, p, len < sizeof(s0) ? len : sizeof(s0)); /* older records end before the seals */
-	const struct co_shm *s = &s0;
-	int f = (int)syscall(SYS_memfd_create, "cohort-shm", s->sealing ? MFD_ALLOW_SEALING : 0);
-	if (f < 0 || ftruncate(f, (off_t)s->size) < 0)
-		return co_kerr(x, "cannot make shared memory of %llu bytes: %s", (unsigned long long)s->size,
-			       strerror(errno));
-	cur_shm = f;
-	if (s->sealing && s->seals && nsealed < CO_MAX_REFS)
-		sealed[nsealed++] = (typeof(sealed[0])){ f, s->seals };
-	struct co_plan_ent pe = { .kind = CO_PLAN_SHM, .src = f, .dev = s->dev, .ino = s->ino };
-	if (co_made_add(x, CO_OBJ_SHM, s->ino, f, -1, 0) < 0 || co_plan_add(x, &pe) < 0)
+	struct co_shm s = { 0 };
+	memcpy(&s, p, len < sizeof(s) ? len : sizeof(s)); /* older records end before the seals, or the name */
+	s.name[sizeof(s.name) - 1] = 0;
+	s.mname[sizeof(s.mname) - 1] = 0;
+	int v8 = len > offsetof(struct co_shm, known);
+	if (s.same_as) {
+		cur_shm = -1; /* no data follows a description */
+		return shm_desc(x, &s, co_made_fd(x, SHM_OBJECT, s.same_as, 0));
+	}
+	int f = shm_make(x, &s, v8);
+	if (f < 0)
 		return -1;
-	return 0;
+	return s.id ? shm_desc(x, &s, f) : 0;
 }
 
+/*
+ * Once every description is open (a reopen through /proc/self/fd asks the
+ * mode: a read-write description of a 0400 memfd could not be opened
+ * again): each object's mode, then its seals (F_SEAL_EXEC keeps the x
+ * bits as they are; added on an executable one, it adds the write seals).
+ */
 static int shm_restore_done(struct co_krestore *x)
 {
-	for (int i = 0; i < nsealed; i++)
-		if (fcntl(sealed[i].fd, F_ADD_SEALS, (int)sealed[i].seals) < 0)
-			return co_kerr(x, "cannot seal shared memory again (seals %#x): %s", sealed[i].seals,
+	for (int i = 0; i < nmade; i++) {
+		if (made[i].moded && fchmod(made[i].fd, made[i].mode) < 0)
+			return co_kerr(x, "cannot give shared memory its mode %o again: %s", made[i].mode, strerror(errno));
+		if (made[i].sealing && made[i].seals && fcntl(made[i].fd, F_ADD_SEALS, (int)made[i].seals) < 0)
+			return co_kerr(x, "cannot seal shared memory again (seals %#x): %s", made[i].seals,
 				       strerror(errno));
-	nsealed = 0;
+	}
+	nmade = 0;
 	return 0;
 }
 
@@ -291,14 +501,28 @@ static void shm_describe(unsigned type, const void *p, uint64_t len, char *out, 
 	struct co_shm s = { 0 };
 	memcpy(&s, p, len < sizeof(s) ? len : sizeof(s));
 	s.name[sizeof(s.name) - 1] = 0;
-	char seals[48] = "";
+	s.mname[sizeof(s.mname) - 1] = 0;
+	char seals[48] = "", memfd[320] = "", desc[96] = "";
+	if (s.id)
+		snprintf(desc, sizeof(desc), "description %llu flags %o pos %llu, ", (unsigned long long)s.id, s.oflags,
+			 (unsigned long long)s.pos);
+	if (s.same_as) {
+		snprintf(out, n, "%sof the object of %llu, inode %llu", desc, (unsigned long long)s.same_as,
+			 (unsigned long long)s.ino);
+		return;
+	}
 	if (s.sealing)
 		snprintf(seals, sizeof(seals), ", seals %#x", s.seals);
-	snprintf(out, n, "inode %llu, %llu bytes %s%s", (unsigned long long)s.ino, (unsigned long long)s.size, s.name,
-		 seals);
+	if (s.known & CO_SHM_NAMED)
+		snprintf(memfd, sizeof(memfd), ", memfd '%s'", s.mname);
+	if (s.known & CO_SHM_MODE)
+		snprintf(memfd + strlen(memfd), sizeof(memfd) - strlen(memfd), " mode %o%s", s.mode,
+			 (s.mfd & MFD_NOEXEC_SEAL) ? " MFD_NOEXEC_SEAL" : "");
+	snprintf(out, n, "%sinode %llu, %llu bytes %s%s%s", desc, (unsigned long long)s.ino, (unsigned long long)s.size,
+		 s.name, seals, memfd);
 }
 
 const struct co_kind_ops co_shm_ops = {
-	.kind = CO_OBJ_SHM, .identity = CO_ID_INODE,
+	.kind = CO_OBJ_SHM, .identity = CO_ID_OPENFILE,
 	.dump = shm_dump, .restore = shm_restore, .restore_done = shm_restore_done, .describe = shm_describe,
 };
