@@ -120,6 +120,26 @@ t_file_times() { std file_times 0 4 4; }
 # seals (src/kinds/shm.c), O_PATH (also on a symlink), /proc/self/status
 t_fd_state() { std fd_state 0 4 4; }
 
+# memfds (src/kinds/shm.c, tests/progs/memfd_state.c): names (with spaces),
+# modes, sizes, content, seals (MFD_NOEXEC_SEAL's F_SEAL_EXEC without the
+# write and size seals it would add to an executable one), each open file
+# description on its own (a read-only reopen through /proc/self/fd stays
+# read-only, a write-only O_APPEND one so, each with its offset; a dup
+# and a parent and child still share theirs), a MAP_SHARED mapping that
+# is one with the descriptors
+t_memfd_state() { std memfd_state 0 4 4; }
+
+# the same through live checkpoints (the dump reads each memfd through a
+# description of its own: no offset moves)
+t_memfd_state_live() { steps_live_flow memfd_state 9; }
+
+# a hugetlb memfd (MFD_HUGETLB) cannot be made again as it was: refused in
+# one line naming process and descriptor, the program runs on
+t_memfd_huge_refused() {
+	grep -qw hugetlbfs /proc/filesystems || skip "no hugetlbfs"
+	refused memfd_state huge "^cohort: .*pid [0-9]+: fd [0-9]+: /memfd:huge one \(deleted\) is a memfd on hugetlbfs \(MFD_HUGETLB\), which cohort cannot restore$" huge
+}
+
 # flock, POSIX record locks and OFD locks held by the same process on the
 # same ranges (taken again by the restorer: files.c, co_locks_restore);
 # file_lease: a read lease kept (or the checkpoint refused, quickly)
