@@ -18,6 +18,16 @@ t_unprivileged() {
 	[ "$(stat -c %u "$(gen_dir "$GNAME" 2)/manifest")" = "$uid" ] || fail "generation 2 is not owned by $UNPRIV_USER"
 }
 
+# memfd_state (tests/progs/memfd_state.c) the same way, by user nobody: its
+# memfds come back with their names, modes, seals and descriptions (each
+# opened again by init, in the group's user namespace), a read-write
+# description of a memfd of mode 0400 among them, and a memfd only mapped,
+# read through /proc/PID/mem (no map_files), with its name and content
+t_memfd_unprivileged() {
+	unpriv_setup memfd_state
+	flow_standard 0 4 4 pipe "$U/bin/memfd_state"
+}
+
 # unpriv_setup PROG: cohort and test program PROG copied to $U/bin, owned by
 # $UNPRIV_USER (uid $uid), COHORT a wrapper that runs cohort as that user,
 # IMG its images and COHORT_TEST_TMP its own directory (skips without root)

@@ -24,6 +24,9 @@
  *     closed: its name in /proc/self/maps, its content (written through
  *     the mapping each step), and where /proc/self/map_files opens
  *     (privileges: as at the start) its mode, size and seals.
+ *   E "read only 0400", mode 0400 and its creator's read-write
+ *     description, written through it at every step (the restart opens
+ *     it again through /proc/self/fd, which asks the mode).
  * At every step: the name each descriptor's link shows ("/memfd:NAME
  * (deleted)"), mode, size, seals (F_GET_SEALS), content (every byte),
  * offsets, access modes and status flags (F_GETFL), inode (the
@@ -53,6 +56,8 @@ static char *map;
 static char a_want[A_SIZE], b_want[PG];
 static int b_seals, noexec;
 static char *d_map, d_want[2 * PG];
+static int e;
+static char e_want[64];
 static int d_files;	/* /proc/self/map_files opens (privileged) */
 static unsigned c_mode;
 static int c_seals;
@@ -173,6 +178,16 @@ static void check_d(int s)
 	close(fd);
 }
 
+/* E: mode 0400, its description read-write */
+static void check_e(int s)
+{
+	check_link(e, "read only 0400", s);
+	check_file(e, e, 0400, sizeof(e_want), s);
+	check_flags(e, O_RDWR, s);
+	check_pos(e, s, s);
+	check_content(e, e_want, sizeof(e_want), "E", s);
+}
+
 /* A step's changes: A through the mapping and a pwrite, B through a pwrite; offsets moved */
 static void change(int s)
 {
@@ -188,6 +203,8 @@ static void change(int s)
 	b_want[s] = (char)('B' + s);
 	t_write_all(b, &b_want[s], 1, s);
 	d_map[PG + 3 * s] = d_want[PG + 3 * s] = (char)('D' + s);
+	e_want[s] = (char)('E' + s);
+	t_write_all(e, &e_want[s], 1, -1);
 }
 
 static void put(int fd, int v)
@@ -298,6 +315,11 @@ int main(int argc, char **argv)
 	if (d >= 0)
 		close(d);
 
+	e = SYSCHK(memfd_create("read only 0400", 0));
+	memset(e_want, 'e', sizeof(e_want));
+	t_write_all(e, e_want, sizeof(e_want), 0);
+	SYSCHK(fchmod(e, 0400));
+
 	c = SYSCHK(memfd_create("family", 0));
 	char cb[C_SIZE];
 	for (int i = 0; i < C_SIZE; i++)
@@ -325,6 +347,7 @@ int main(int argc, char **argv)
 		check_a(s);
 		check_b(s);
 		check_d(s);
+		check_e(s);
 		check_pos(c, 10 + 2 * s, s);
 		SYSCHK(lseek(c, 1, SEEK_CUR));
 		put(down[1], s);
@@ -336,6 +359,7 @@ int main(int argc, char **argv)
 	check_a(STEPS);
 	check_b(STEPS);
 	check_d(STEPS);
+	check_e(STEPS);
 	put(down[1], -1);
 	SYSCHK(waitpid(kid, &st, 0));
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child ended with status %#x", st);
