@@ -468,9 +468,10 @@ static int shm_restore(struct co_krestore *x, unsigned type, const void *p, uint
 
 /*
  * Once every description is open (a reopen through /proc/self/fd asks the
- * mode: a read-write description of a 0400 memfd could not be opened
- * again): each object's mode, then its seals (F_SEAL_EXEC keeps the x
- * bits as they are; added on an executable one, it adds the write seals).
+ * mode: a read-write description of a 0400 memfd would need
+ * CAP_DAC_OVERRIDE): each object's mode, then its seals (F_SEAL_EXEC keeps
+ * the x bits as they are; added on an executable one, it adds the write
+ * seals).
  */
 static int shm_restore_done(struct co_krestore *x)
 {
