@@ -146,6 +146,96 @@ int co_w_rec(struct co_writer *w, unsigned type, const void *p, uint64_t len)
 	return co_w_end(w);
 }
 
+int co_w_path_rec(struct co_writer *w, unsigned type, const void *rec, uint64_t path_off, const struct co_fstamp *st)
+{
+	uint64_t len = path_off + co_strlen((const char *)rec + path_off) + 1;
+	int stamped = st && st->recorded;
+	co_w_begin(w, type, len + (stamped ? sizeof(*st) : 0), 0);
+	co_w_put(w, rec, len);
+	if (stamped)
+		co_w_put(w, st, sizeof(*st));
+	return co_w_end(w);
+}
+
+/* ---- file stamps (struct co_fstamp) ---- */
+
+void co_path_rec_stamp(const void *rec, uint64_t len, uint64_t path_off, struct co_fstamp *st)
+{
+	const char *p = (const char *)rec + path_off;
+	co_memset(st, 0, sizeof(*st));
+	if (len <= path_off)
+		return;
+	uint64_t room = len - path_off, n = 0;
+	while (n < room && n < CO_PATH && p[n])
+		n++;
+	/* the path ends within CO_PATH bytes, and a whole stamp follows its NUL */
+	if (n == room || n == CO_PATH || room - n - 1 < sizeof(*st))
+		return;
+	co_memcpy(st, p + n + 1, sizeof(*st));
+	if (st->recorded != 1 || st->mtime_nsec < 0 || st->mtime_nsec >= 1000000000)
+		co_memset(st, 0, sizeof(*st)); /* damaged: not trusted either way */
+}
+
+/* d (0 to 99) as two digits at *at */
+static void put2(char *b, uint64_t n, uint64_t *at, long d)
+{
+	if (*at + 3 > n)
+		return;
+	b[(*at)++] = (char)('0' + d / 10 % 10);
+	b[(*at)++] = (char)('0' + d % 10);
+	b[*at] = 0;
+}
+
+/*
+ * "2026-12-07 05:10:11.123456789" (UTC) into b: the civil date of the
+ * day number since 1970 (Howard Hinnant's days_from_civil, inverted),
+ * without libc (the restorer has none).
+ */
+static void fmt_utc(char *b, uint64_t n, int64_t sec, int64_t nsec)
+{
+	int64_t days = sec / 86400, s = sec % 86400;
+	if (s < 0)
+		s += 86400, days--;
+	int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097, yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+	int64_t day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+	int64_t year = yoe + era * 400 + (month <= 2);
+	uint64_t at = co_fmt(b, n, "%ld-", (long)year);
+	put2(b, n, &at, (long)month);
+	at += co_fmt(b + at, n - at, "-");
+	put2(b, n, &at, (long)day);
+	at += co_fmt(b + at, n - at, " ");
+	put2(b, n, &at, (long)(s / 3600));
+	at += co_fmt(b + at, n - at, ":");
+	put2(b, n, &at, (long)(s / 60 % 60));
+	at += co_fmt(b + at, n - at, ":");
+	put2(b, n, &at, (long)(s % 60));
+	at += co_fmt(b + at, n - at, ".");
+	for (long k = 100000000; k && at + 2 <= n; k /= 10) {
+		b[at++] = (char)('0' + nsec / k % 10);
+		b[at] = 0;
+	}
+}
+
+int co_fstamp_changed(const struct co_fstamp *st, uint32_t mode, uint64_t size, int64_t mtime_sec,
+		      int64_t mtime_nsec, char *why, uint64_t n)
+{
+	char was[48], now[48], sz[64] = "";
+	if ((mode & 0170000) != 0100000) {
+		co_fmt(why, n, "(it is no longer a regular file)");
+		return 1;
+	}
+	if (size == st->size && mtime_sec == st->mtime_sec && mtime_nsec == st->mtime_nsec)
+		return 0;
+	if (size != st->size)
+		co_fmt(sz, sizeof(sz), "size %lu -> %lu, ", (unsigned long)st->size, (unsigned long)size);
+	fmt_utc(was, sizeof(was), st->mtime_sec, st->mtime_nsec);
+	fmt_utc(now, sizeof(now), mtime_sec, mtime_nsec);
+	co_fmt(why, n, "(%smodified %s -> %s UTC)", sz, was, now);
+	return 1;
+}
+
 /* ---- reader ---- */
 
 const char *co_rec_name(unsigned type)

@@ -514,6 +514,29 @@ struct co_vma {
 	char path[CO_PATH]; /* file path, or the special mapping's name */
 };
 
+/*
+ * What a regular file that a restart opens or maps again by path was at
+ * the checkpoint (later in format 8): written after the terminating NUL
+ * of the path that ends a descriptor (CO_R_FD), region (CO_R_VMA) or
+ * shared file (CO_R_SFILE) record, for a file the group cannot write
+ * (one it may write is copied, CO_R_FCOPY, and put back with its times
+ * before anything opens it).  The restart fstat()s what it opened and
+ * refuses a file whose size or mtime differ: a file replaced (a package
+ * upgrade renames a new library or executable over the old one) would
+ * be read at the old offsets, and its untouched pages of a private
+ * mapping would be the new file's.  dev and ino are for `cohort inspect`
+ * only: a migration's target and a file restored from a backup have
+ * other inodes.  Older records end at the NUL and read as not recorded:
+ * no check, as before.
+ */
+struct co_fstamp {
+	uint32_t recorded;	/* 1: recorded; 0: not (no check) */
+	uint32_t pad;
+	uint64_t size;		/* st_size */
+	int64_t mtime_sec, mtime_nsec;
+	uint64_t dev, ino;
+};
+
 struct co_run {
 	uint64_t addr, npages;
 };
@@ -1080,6 +1103,11 @@ int co_w_skip(struct co_writer *w, uint64_t n);
 int co_w_put(struct co_writer *w, const void *p, uint64_t n);
 int co_w_end(struct co_writer *w);
 int co_w_rec(struct co_writer *w, unsigned type, const void *p, uint64_t len);
+/*
+ * A record whose payload ends with a path (at path_off in rec): its
+ * fixed part, the path and its NUL, then st when st is recorded.
+ */
+int co_w_path_rec(struct co_writer *w, unsigned type, const void *rec, uint64_t path_off, const struct co_fstamp *st);
 int co_w_flush(struct co_writer *w);
 /* The head record every file starts with. */
 int co_w_head(struct co_writer *w, uint32_t kind, const struct co_bind *b);
@@ -1122,6 +1150,20 @@ int co_r_payload(struct co_reader *r, void *p, uint64_t max);
 /* Expect the next record to be of `type` and read it whole. */
 int co_r_expect(struct co_reader *r, unsigned type, void *p, uint64_t max);
 const char *co_rec_name(unsigned type);
+/*
+ * The stamp (struct co_fstamp) of a record whose payload ends with a path
+ * at path_off (co_w_path_rec), as read: rec holds its first len bytes (the
+ * payload's length, or less when cut to a buffer).  Zero when the record
+ * has none, or a damaged one.
+ */
+void co_path_rec_stamp(const void *rec, uint64_t len, uint64_t path_off, struct co_fstamp *st);
+/*
+ * Whether the file fstat() shows now (mode, size, mtime) differs from
+ * stamp st (a recorded one): 1 with "(size A -> B, modified T -> T)" in
+ * why, else 0.
+ */
+int co_fstamp_changed(const struct co_fstamp *st, uint32_t mode, uint64_t size, int64_t mtime_sec,
+		      int64_t mtime_nsec, char *why, uint64_t n);
 /*
  * The head just read (h) is a cohort file of this kind and a version we
  * read, and, when want is given and the file has one (format 7), bound
