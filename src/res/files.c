@@ -35,6 +35,8 @@ static int nlocks;
 static struct co_fdowner owners[CO_MAX_FDS];
 static int nowners;
 static uint64_t fd_dev[CO_MAX_FDS], fd_ino[CO_MAX_FDS];
+/* what the regular files reopened by path were (image.h: struct co_fstamp), in the order of fds */
+static struct co_fstamp stamps[CO_MAX_FDS];
 
 static int is_skipped(struct co_dumpctx *d, int fd)
 {
@@ -108,12 +110,27 @@ static int own_ns(struct co_fd *f, const struct stat *st)
 	return -1;
 }
 
+/*
+ * What a regular file reopened by path is now, for the restart to find the
+ * same file there (struct co_fstamp).  Not one opened for writing: the
+ * checkpoint copies that (src/kinds/file.c), and a restart puts the copy
+ * back, times and all, before anything opens it.
+ */
+static void stamp(struct co_fstamp *s, const struct co_fd *f, const struct stat *st)
+{
+	if ((f->flags & O_ACCMODE) != O_RDONLY || !S_ISREG(st->st_mode))
+		return;
+	*s = (struct co_fstamp){ 1, 0, (uint64_t)st->st_size, st->st_mtim.tv_sec, st->st_mtim.tv_nsec, st->st_dev,
+				 st->st_ino };
+}
+
 /* Describe one descriptor; 0 ok, -1 unsupported (err filled). */
 static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 {
 	char proc[64];
 	struct stat st;
 	co_memset(f, 0, sizeof(*f));
+	co_memset(&stamps[n], 0, sizeof(stamps[n]));
 	f->fd = fd;
 	f->same_as = -1;
 	f->slot = -1;
@@ -169,6 +186,8 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 		f->kind = group_holds(d, fd) ? CO_FD_SHARED : CO_FD_REG;
 		if (f->kind == CO_FD_SHARED)
 			f->pos = 0; /* the open file's, in shared.img */
+		else
+			stamp(&stamps[n], f, &st);
 		return 0;
 	case CO_OBJ_SYMLINK: /* O_PATH | O_NOFOLLOW: reopened so, it is the link again */
 		f->kind = CO_FD_REG;
@@ -302,8 +321,7 @@ int co_files_dump(struct co_dumpctx *d)
 	int l = 0, o = 0;
 	for (uint32_t i = 0; i < d->nfds; i++) {
 		const struct co_fd *f = &fds[i];
-		size_t len = __builtin_offsetof(struct co_fd, path) + co_strlen(f->path) + 1;
-		if (co_w_rec(d->w, CO_R_FD, f, len))
+		if (co_w_path_rec(d->w, CO_R_FD, f, __builtin_offsetof(struct co_fd, path), &stamps[i]))
 			return DERR(d, "pid %d: writing descriptor %d failed", d->pid, f->fd);
 		for (; l < nlocks && locks[l].fd == f->fd; l++)
 			if (co_w_rec(d->w, CO_R_LOCK, &locks[l], sizeof(locks[l])))
@@ -420,7 +438,23 @@ long co_files_chdir(struct co_rstctx *rc, const char *cwd)
 	return cwd[0] ? co_chdir(cwd) : 0;
 }
 
-int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)
+int co_file_same(struct co_rstctx *rc, int fd, const struct co_fstamp *st, const char *what)
+{
+	struct stat now;
+	char why[160];
+	if (!st->recorded)
+		return 0; /* an older image, or a file the group may write (copied, put back already) */
+	long r = co_fstat(fd, &now);
+	if (r < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: %s: cannot look at it (errno %ld)", rc->proc->pid, what, -r);
+	if (!co_fstamp_changed(st, now.st_mode, (uint64_t)now.st_size, now.st_mtim.tv_sec, now.st_mtim.tv_nsec, why,
+			       sizeof(why)))
+		return 0;
+	return co_err(rc->err, rc->errlen, "pid %d: %s changed since the checkpoint %s: cohort cannot restore it",
+		      rc->proc->pid, what, why);
+}
+
+int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f, const struct co_fstamp *st)
 {
 	int fd;
 	int shared = co_plan_fd(rc, rc->proc->pid, f->fd);
@@ -456,6 +490,14 @@ int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f)
 		if (fd < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: fd %d: cannot reopen %s (errno %d%s)",
 				      rc->proc->pid, f->fd, f->path, -fd, co_creds_why(&rc->ids, fd));
+		if (st->recorded) {
+			char what[CO_PATH + 16];
+			co_fmt(what, sizeof(what), "fd %d: %s", f->fd, f->path);
+			if (co_file_same(rc, fd, st, what)) {
+				co_close(fd);
+				return -1;
+			}
+		}
 		break;
 	default:
 		return co_err(rc->err, rc->errlen, "pid %d: fd %d: unknown descriptor kind %u in image",

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include "agent/dirty.h"
 #include "procfs.h"
 #include "res.h"
@@ -27,6 +28,8 @@
 
 #ifndef COHORT_RESTORER
 static struct co_vma vmas[CO_MAX_VMAS];
+/* what the files mapped were (image.h: struct co_fstamp), in the order of vmas */
+static struct co_fstamp stamps[CO_MAX_VMAS];
 
 static int skipped(struct co_dumpctx *d, uint64_t start)
 {
@@ -121,6 +124,35 @@ static int needs_maywrite(const struct co_vma *v)
 }
 
 /*
+ * What the file of region n is now, for the restart to map the same file
+ * (struct co_fstamp): its size and mtime, when the path leads to the
+ * inode maps names (the path is the group's: root.c).  Not a file the
+ * region may write (shared, writable now or after an mprotect): the
+ * checkpoint copies it (src/kinds/shm.c) and a restart puts it back,
+ * times and all, before anything maps it.  The regions of one file come
+ * one after the other (a library's four): one stat for them.
+ */
+static void stamp_region(int n)
+{
+	const struct co_vma *v = &vmas[n], *prev = n ? &vmas[n - 1] : 0;
+	struct co_fstamp *s = &stamps[n];
+	struct stat st;
+	co_memset(s, 0, sizeof(*s));
+	if (v->kind != CO_V_FILE || ((v->flags & CO_VF_SHARED) && ((v->prot & PROT_WRITE) || (v->flags & CO_VF_MAYWRITE))))
+		return;
+	if (prev && stamps[n - 1].recorded && prev->dev == v->dev && prev->ino == v->ino &&
+	    co_strcmp(prev->path, v->path) == 0) {
+		*s = stamps[n - 1];
+		return;
+	}
+	if (co_sys4(SYS_newfstatat, AT_FDCWD, (long)v->path, (long)&st, 0) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_ino != v->ino)
+		return; /* (another inode: the file was moved or replaced since it was mapped; no check) */
+	*s = (struct co_fstamp){ 1, 0, (uint64_t)st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_dev,
+				 st.st_ino };
+}
+
+/*
  * One pass over maps (smaps = 0) or smaps; sets *want_smaps when maps did
  * not say all that is needed.  smaps is read when the program has set
  * madvise flags (agent.h), which only smaps shows.  With a snapshot this
@@ -153,6 +185,7 @@ static int collect(struct co_dumpctx *d, int smaps, int *want_smaps)
 			vmas[n].flags |= si.advice & CO_VF_MAYWRITE;
 			*want_smaps |= !smaps;
 		}
+		stamp_region(n);
 		n++;
 	}
 	co_maps_close(&m);
@@ -242,8 +275,7 @@ void co_mem_fork_end(struct co_dumpctx *d)
 int co_mem_dump_vmas(struct co_dumpctx *d)
 {
 	for (uint32_t i = 0; i < d->nvmas; i++) {
-		size_t len = __builtin_offsetof(struct co_vma, path) + co_strlen(vmas[i].path) + 1;
-		if (co_w_rec(d->w, CO_R_VMA, &vmas[i], len))
+		if (co_w_path_rec(d->w, CO_R_VMA, &vmas[i], __builtin_offsetof(struct co_vma, path), &stamps[i]))
 			return DERR(d, "pid %d: writing region records failed", d->pid);
 	}
 	return 0;
@@ -488,7 +520,7 @@ static int map_flags(const struct co_vma *v)
 	return ((v->flags & CO_VF_GROWSDOWN) ? MAP_GROWSDOWN : 0) | ((v->flags & CO_VF_NORESERVE) ? MAP_NORESERVE : 0);
 }
 
-static int map_region(struct co_rstctx *rc, const struct co_vma *v)
+static int map_region(struct co_rstctx *rc, const struct co_vma *v, const struct co_fstamp *st)
 {
 	uint64_t len = v->end - v->start;
 	int prot = PROT_READ | PROT_WRITE;
@@ -535,6 +567,16 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v)
 			return co_err(rc->err, rc->errlen, "pid %d: region %lx-%lx: cannot open %s (errno %d%s)",
 				      rc->proc->pid, (unsigned long)v->start, (unsigned long)v->end, v->path, -fd,
 				      co_creds_why(&rc->ids, fd));
+		/* the file the checkpoint mapped, not one put in its place since (a library upgraded) */
+		if (st->recorded) {
+			char what[CO_PATH + 64];
+			co_fmt(what, sizeof(what), "region %lx-%lx (%s)", (unsigned long)v->start, (unsigned long)v->end,
+			       v->path);
+			if (co_file_same(rc, fd, st, what)) {
+				co_close(fd);
+				return -1;
+			}
+		}
 		r = co_mmap((void *)v->start, len, shared ? (int)v->prot : prot,
 			    (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | map_flags(v), fd, (long)v->pgoff);
 		co_close(fd);
@@ -580,7 +622,7 @@ int co_mem_restore(struct co_rstctx *rc)
 	if (clear_address_space(rc, park) || co_aio_restore_all(rc))
 		return -1;
 	for (int i = 0; i < rc->nvmas; i++) {
-		if (kept[i] ? keep_region(rc, &rc->vmas[i], &k) : map_region(rc, &rc->vmas[i]))
+		if (kept[i] ? keep_region(rc, &rc->vmas[i], &k) : map_region(rc, &rc->vmas[i], &rc->vstamps[i]))
 			return -1;
 		if (rc->vmas[i].kind != CO_V_SPECIAL)
 			advise_again(&rc->vmas[i], CO_VF_THP_ADVICE);

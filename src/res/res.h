@@ -108,6 +108,7 @@ struct co_rstctx {
 	struct co_thread *threads;
 	int nthreads;
 	struct co_vma *vmas;
+	struct co_fstamp *vstamps;	/* what the file of each region was (not recorded: no check) */
 	int nvmas;
 	struct co_timer *timers;
 	int ntimers;
@@ -268,7 +269,13 @@ int co_files_collect(struct co_dumpctx *d);
 int co_files_dump(struct co_dumpctx *d);
 int co_files_flocks(int posix);
 int co_files_posix_set(int take, char *err, size_t errlen);
-int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f);
+int co_files_restore_one(struct co_rstctx *rc, const struct co_fd *f, const struct co_fstamp *st);
+/*
+ * The file fd, opened or mapped again by path, is the one the checkpoint
+ * saw (st; not recorded: no check): its size and mtime.  0, or -1 with
+ * "pid N: WHAT changed since the checkpoint (...)" in rc->err.
+ */
+int co_file_same(struct co_rstctx *rc, int fd, const struct co_fstamp *st, const char *what);
 /* the working directory cwd (as recorded), or the deleted one init made again; 0 or -errno */
 long co_files_chdir(struct co_rstctx *rc, const char *cwd);
 /* the locks read with the descriptors (CO_R_LOCK), taken again once nothing closes a file of the process */

@@ -251,6 +251,40 @@ static void *take_record(void *table, int *n, int max, size_t size, const char *
 	return slot;
 }
 
+/* The current record, a descriptor: restored at once. */
+static void take_fd(void)
+{
+	/* room for the file's stamp after the longest path (image.h: struct co_fstamp) */
+	static struct { struct co_fd f; struct co_fstamp room; } in;
+	static struct co_fstamp st;
+	if (co_r_payload(&reader, &in, sizeof(in)))
+		die(reader.err);
+	co_path_rec_stamp(&in, reader.hdr.len < sizeof(in) ? reader.hdr.len : sizeof(in),
+			  __builtin_offsetof(struct co_fd, path), &st);
+	in.f.path[sizeof(in.f.path) - 1] = 0;
+	if (in.f.fd < 0 || in.f.fd >= rc.fd_base)
+		die("descriptor number out of range");
+	if (co_files_restore_one(&rc, &in.f, &st))
+		die(err);
+}
+
+/* The current record, a region, into rc.vmas (and its file's stamp into rc.vstamps). */
+static void take_region(void)
+{
+	static struct { struct co_vma v; struct co_fstamp room; } in;
+	if (rc.nvmas == CO_MAX_VMAS)
+		die("too many regions in image");
+	if (co_r_payload(&reader, &in, sizeof(in)))
+		die(reader.err);
+	co_path_rec_stamp(&in, reader.hdr.len < sizeof(in) ? reader.hdr.len : sizeof(in),
+			  __builtin_offsetof(struct co_vma, path), &rc.vstamps[rc.nvmas]);
+	struct co_vma *v = &rc.vmas[rc.nvmas++];
+	*v = in.v;
+	v->path[sizeof(v->path) - 1] = 0;
+	if (v->start >= v->end || (v->start | v->end) & (CO_PAGE - 1))
+		die("damaged region record");
+}
+
 /* Read every record up to the first page map, restoring descriptors on the way. */
 static void read_metadata(uint64_t *next)
 {
@@ -264,6 +298,7 @@ static void read_metadata(uint64_t *next)
 	take_ids();
 	rc.threads = zalloc(next, sizeof(struct co_thread) * CO_MAX_THREADS);
 	rc.vmas = zalloc(next, sizeof(struct co_vma) * CO_MAX_VMAS);
+	rc.vstamps = zalloc(next, sizeof(struct co_fstamp) * CO_MAX_VMAS);
 	rc.timers = zalloc(next, sizeof(struct co_timer) * CO_MAX_TIMERS);
 	rc.locks = zalloc(next, sizeof(struct co_lock) * CO_MAX_LOCKS);
 	rc.owners = zalloc(next, sizeof(struct co_fdowner) * CO_MAX_FDS);
@@ -292,19 +327,9 @@ static void read_metadata(uint64_t *next)
 			if (co_seccomp_take(&rc, zalloc(next, len)))
 				die(err);
 		} else if (t == CO_R_FD) {
-			static struct co_fd f;
-			if (co_r_payload(&reader, &f, sizeof(f)))
-				die(reader.err);
-			f.path[sizeof(f.path) - 1] = 0;
-			if (f.fd < 0 || f.fd >= rc.fd_base)
-				die("descriptor number out of range");
-			if (co_files_restore_one(&rc, &f))
-				die(err);
+			take_fd();
 		} else if (t == CO_R_VMA) {
-			struct co_vma *v = take_record(rc.vmas, &rc.nvmas, CO_MAX_VMAS, sizeof(struct co_vma), "regions");
-			v->path[sizeof(v->path) - 1] = 0;
-			if (v->start >= v->end || (v->start | v->end) & (CO_PAGE - 1))
-				die("damaged region record");
+			take_region();
 		} else if (t == CO_R_AIO) {
 			if (co_aio_take(&rc))
 				die(err);
