@@ -144,6 +144,22 @@ static int copy_written(struct co_kdump *d, int first)
 	return 0;
 }
 
+/*
+ * What the file of reference r is now (struct co_fstamp), for the restart
+ * to open the same file again: through its /proc fd link, when that is
+ * still the inode the reference was taken of.
+ */
+static void stamp_of(const struct co_ref *r, struct co_fstamp *s)
+{
+	char src[64];
+	struct stat st;
+	snprintf(src, sizeof(src), "/proc/%d/fd/%d", r->host, r->fd);
+	if (stat(src, &st) < 0 || !S_ISREG(st.st_mode) || st.st_dev != r->dev || st.st_ino != r->ino)
+		return;
+	*s = (struct co_fstamp){ 1, 0, (uint64_t)st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_dev,
+				 st.st_ino };
+}
+
 static int file_dump(struct co_kdump *d, int first, uint64_t *id)
 {
 	const struct co_ref *r = &d->refs[first];
@@ -162,7 +178,11 @@ static int file_dump(struct co_kdump *d, int first, uint64_t *id)
 	sf.pos = r->pos;
 	sf.flags = r->flags;
 	snprintf(sf.path, sizeof(sf.path), "%s", r->path);
-	co_w_rec(d->w, CO_R_SFILE, &sf, __builtin_offsetof(struct co_sfile, path) + strlen(sf.path) + 1);
+	/* a file the group may write is put back from its copy (above), times and all: no stamp */
+	struct co_fstamp st = { 0 };
+	if (!writer)
+		stamp_of(r, &st);
+	co_w_path_rec(d->w, CO_R_SFILE, &sf, offsetof(struct co_sfile, path), &st);
 	*id = sf.id;
 	return 1;
 }
@@ -302,9 +322,61 @@ static int put_times(struct co_krestore *x, const struct co_ftimes *t)
 	return 0;
 }
 
+/* Who holds the shared file at path: "pid P: fd F: " of the first process image found to, for a message; or "". */
+struct holder {
+	const char *path;
+	int fd;
+};
+
+static void holder_record(unsigned t, const union co_path_rec *u, void *ctx)
+{
+	struct holder *h = ctx;
+	if (h->fd < 0 && t == CO_R_FD && u->fd.kind == CO_FD_SHARED && u->fd.obj == CO_OBJ_FILE &&
+	    strncmp(u->fd.path, h->path, sizeof(u->fd.path)) == 0)
+		h->fd = u->fd.fd;
+}
+
+static void holder_of(struct co_krestore *x, const char *path, char *out, size_t n)
+{
+	int np;
+	const struct co_mproc *p = co_kprocs(x, &np);
+	char err[512];
+	out[0] = 0;
+	for (int i = 0; i < np; i++) {
+		struct holder h = { path, -1 };
+		if (p[i].flags & CO_MP_ZOMBIE || co_image_paths(co_kdir(x), p[i].image, holder_record, &h, err, sizeof(err)))
+			continue;
+		if (h.fd >= 0) {
+			snprintf(out, n, "pid %d: fd %d: ", p[i].pid, h.fd);
+			return;
+		}
+	}
+}
+
+/*
+ * The shared file f just opened is the one the checkpoint saw (its stamp
+ * after the path of record p, len bytes; none recorded: no check).  0, or
+ * -1 naming a process that holds it, the file and what changed.
+ */
+static int file_same(struct co_krestore *x, int f, const struct co_sfile *sf, const void *p, uint64_t len)
+{
+	struct co_fstamp st;
+	struct stat now;
+	char why[160], who[64];
+	co_path_rec_stamp(p, len, offsetof(struct co_sfile, path), &st);
+	if (!st.recorded)
+		return 0;
+	if (fstat(f, &now) < 0)
+		return co_kerr(x, "cannot look at %s again: %s", sf->path, strerror(errno));
+	if (!co_fstamp_changed(&st, now.st_mode, (uint64_t)now.st_size, now.st_mtim.tv_sec, now.st_mtim.tv_nsec, why,
+			       sizeof(why)))
+		return 0;
+	holder_of(x, sf->path, who, sizeof(who));
+	return co_kerr(x, "%s%s changed since the checkpoint %s: cohort cannot restore it", who, sf->path, why);
+}
+
 static int file_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len)
 {
-	(void)len;
 	if (type == CO_R_FCOPY) {
 		struct co_fcopy c = *(const struct co_fcopy *)p;
 		c.path[sizeof(c.path) - 1] = 0;
@@ -319,6 +391,10 @@ static int file_restore(struct co_krestore *x, unsigned type, const void *p, uin
 	int f = open(sf.path, (int)(co_reopen_flags(sf.flags, 1) & ~(uint32_t)O_CLOEXEC));
 	if (f < 0)
 		return co_kerr(x, "cannot reopen %s: %s", sf.path, strerror(errno));
+	if (file_same(x, f, &sf, p, len) < 0) {
+		close(f);
+		return -1;
+	}
 	if (sf.flags & O_ASYNC) /* which open ignores */
 		fcntl(f, F_SETFL, (int)(sf.flags & CO_FL_STATUS));
 	/* (a directory's position too: see files.c) */
@@ -333,7 +409,6 @@ static int file_restore(struct co_krestore *x, unsigned type, const void *p, uin
 
 static void file_describe(unsigned type, const void *p, uint64_t len, char *out, size_t n)
 {
-	(void)len;
 	if (type == CO_R_FCOPY) {
 		struct co_fcopy c = *(const struct co_fcopy *)p;
 		c.path[sizeof(c.path) - 1] = 0;
@@ -348,9 +423,10 @@ static void file_describe(unsigned type, const void *p, uint64_t len, char *out,
 		return;
 	}
 	struct co_sfile sf = *(const struct co_sfile *)p;
+	char st[128];
 	sf.path[sizeof(sf.path) - 1] = 0;
-	snprintf(out, n, "id %llu pos %llu flags %o %s", (unsigned long long)sf.id, (unsigned long long)sf.pos, sf.flags,
-		 sf.path);
+	snprintf(out, n, "id %llu pos %llu flags %o %s%s", (unsigned long long)sf.id, (unsigned long long)sf.pos, sf.flags,
+		 sf.path, co_stamp_text(p, len, offsetof(struct co_sfile, path), st, sizeof(st)));
 }
 
 const struct co_kind_ops co_file_ops = {

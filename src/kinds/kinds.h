@@ -218,5 +218,7 @@ const struct co_kind_ops *co_rec_ops(unsigned t, const void *p);
 void co_rec_describe(unsigned t, const void *p, uint64_t len, char *out, size_t n);
 /* The shortest payload a record of type t may have (records.c); 0: any. */
 uint64_t co_rec_minlen(unsigned t);
+/* " [file: ...]": the file stamp after the path at path_off of a record (records.c); "" when none. */
+const char *co_stamp_text(const void *p, uint64_t len, uint64_t path_off, char *buf, size_t n);
 
 #endif

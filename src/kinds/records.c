@@ -259,6 +259,22 @@ static void d_aio(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 		 a->nevents);
 }
 
+/*
+ * " [file: N bytes, mtime S.NS, inode D:I]": the stamp after the path of a
+ * record (struct co_fstamp), which a restart checks; "" when it has none.
+ */
+const char *co_stamp_text(const void *p, uint64_t len, uint64_t path_off, char *buf, size_t n)
+{
+	struct co_fstamp st;
+	co_path_rec_stamp(p, len, path_off, &st);
+	buf[0] = 0;
+	if (st.recorded)
+		snprintf(buf, n, " [file: %llu bytes, mtime %lld.%09lld, inode %llx:%llu]", (unsigned long long)st.size,
+			 (long long)st.mtime_sec, (long long)st.mtime_nsec, (unsigned long long)st.dev,
+			 (unsigned long long)st.ino);
+	return buf;
+}
+
 /* A descriptor's kind: how it comes back, and for a group-wide object which one it is. */
 static const char *fd_kind(const struct co_fd *f)
 {
@@ -270,8 +286,9 @@ static const char *fd_kind(const struct co_fd *f)
 
 static void d_fd(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 {
-	(void)t, (void)len;
+	(void)t;
 	const struct co_fd *f = p;
+	char st[128];
 	if (f->kind == CO_FD_PIDFD) {
 		snprintf(out, n, "fd %d pidfd of pid %d flags %o%s", f->fd, f->same_as, f->flags,
 			 f->flags & 0200 /* PIDFD_THREAD */ ? " (thread)" : "");
@@ -281,8 +298,9 @@ static void d_fd(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 		snprintf(out, n, "fd %d %s flags %o (object in shared.img) %.*s", f->fd, fd_kind(f), f->flags, CO_PATH,
 			 f->path);
 	else
-		snprintf(out, n, "fd %d %s flags %o pos %llu %.*s", f->fd, fd_kind(f), f->flags,
-			 (unsigned long long)f->pos, CO_PATH, f->path);
+		snprintf(out, n, "fd %d %s flags %o pos %llu %.*s%s", f->fd, fd_kind(f), f->flags,
+			 (unsigned long long)f->pos, CO_PATH, f->path,
+			 co_stamp_text(p, len, offsetof(struct co_fd, path), st, sizeof(st)));
 }
 
 static const char *vma_kind(unsigned k)
@@ -311,13 +329,13 @@ static const char *vma_advice(uint32_t flags, char *buf, size_t n)
 
 static void d_vma(unsigned t, const void *p, uint64_t len, char *out, size_t n)
 {
-	(void)t, (void)len;
+	(void)t;
 	const struct co_vma *v = p;
-	char adv[128];
-	snprintf(out, n, "%lx-%lx %c%c%c%c %s%s %.*s", (unsigned long)v->start, (unsigned long)v->end,
+	char adv[128], st[128];
+	snprintf(out, n, "%lx-%lx %c%c%c%c %s%s %.*s%s", (unsigned long)v->start, (unsigned long)v->end,
 		 v->prot & 1 ? 'r' : '-', v->prot & 2 ? 'w' : '-', v->prot & 4 ? 'x' : '-',
 		 v->flags & CO_VF_SHARED ? 's' : 'p', vma_kind(v->kind), vma_advice(v->flags, adv, sizeof(adv)), CO_PATH,
-		 v->path);
+		 v->path, co_stamp_text(p, len, offsetof(struct co_vma, path), st, sizeof(st)));
 }
 
 static void d_pagemap(unsigned t, const void *p, uint64_t len, char *out, size_t n)
