@@ -115,6 +115,59 @@ t_file_dirs() { std file_dirs 0 4 4; }
 # set back after it is written back; the restorer maps with O_NOATIME
 t_file_times() { std file_times 0 4 4; }
 
+# files a restart opens and maps again by path must be the files the
+# checkpoint saw (their size and mtime in the image, struct co_fstamp): a
+# file put in the place of one the program reads through a read-only
+# descriptor and maps MAP_PRIVATE (tests/progs/file_replaced.c), as a
+# package upgrade renames a new file over the old one, is refused in one
+# line naming the process, the descriptor and the file, and the program
+# does not run; the file put back as it was (content and mtime), the
+# restart runs on to the native run's end.
+#   file_replaced_refused         the process's own descriptor (the restorer)
+#   file_replaced_shared_refused  a descriptor parent and child share (init)
+#   exe_replaced_refused          the program's executable (a copy of
+#                                 file_replaced in the test's directory)
+#                                 replaced by another: refused, naming the
+#                                 region; put back, it runs on
+t_file_replaced_refused() { file_replaced_flow; }
+t_file_replaced_shared_refused() { file_replaced_flow shared; }
+
+# file_replaced_flow [shared]: file_replaced checkpointed, its file replaced, restarted
+file_replaced_flow() {
+	local f=$TT/file_replaced.data
+	run_then_kill file_replaced "$@"
+	cp -p "$f" "$TD/orig" || fail "cannot keep $f"
+	# another file, the same size, renamed over it (as an upgrade does)
+	head -c 8192 /dev/zero | tr '\0' q >"$f.new" && mv "$f.new" "$f" || fail "cannot replace $f"
+	cmd_refused "restart with $f replaced" \
+		"^cohort: restore failed: (pid [0-9]+, [a-z ]+: |init, [a-z' ]+: pid [0-9]+: )fd [0-9]+: $f changed since the checkpoint \(modified [-0-9: .]+ -> [-0-9: .]+ UTC\): cohort cannot restore it$" \
+		"$COHORT" restart "$GNAME" --images "$IMG"
+	[ -s "$TD/refused.out" ] && fail "the refused restart ran the program: $(first_line "$TD/refused.out")"
+	# put back as it was: its content and its mtime (another inode: not compared)
+	cat "$TD/orig" >"$f" && touch -r "$TD/orig" "$f" || fail "cannot put $f back"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
+t_exe_replaced_refused() {
+	local exe=$TT/file_replaced
+	need_prog file_replaced
+	need_prog files_offsets
+	cp "$BIN/file_replaced" "$exe" || fail "cannot copy file_replaced to $exe"
+	cmd_then_kill "$exe"
+	mv "$exe" "$TD/exe.orig" || fail "cannot keep $exe"
+	cp "$BIN/files_offsets" "$exe.new" && mv "$exe.new" "$exe" || fail "cannot replace $exe"
+	cmd_refused "restart with $exe replaced" \
+		"^cohort: restore failed: pid [0-9]+, [a-z ]+: region [0-9a-f]+-[0-9a-f]+ \($exe\) changed since the checkpoint \(size [0-9]+ -> [0-9]+, modified [-0-9: .]+ -> [-0-9: .]+ UTC\): cohort cannot restore it$" \
+		"$COHORT" restart "$GNAME" --images "$IMG"
+	[ -s "$TD/refused.out" ] && fail "the refused restart ran the program: $(first_line "$TD/refused.out")"
+	mv "$TD/exe.orig" "$exe" || fail "cannot put $exe back"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
 # descriptor state: O_NONBLOCK and O_ASYNC on pipes and FIFOs, O_APPEND,
 # F_SETOWN, F_SETSIG (CO_R_FDOWNER, src/res/files.c), close-on-exec, memfd
 # seals (src/kinds/shm.c), O_PATH (also on a symlink), /proc/self/status

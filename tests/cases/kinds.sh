@@ -89,23 +89,6 @@ t_pipe_big() {
 	std pipe_state 0 3 3 pipe big
 }
 
-# run_then_kill PROG ARG: PROG ARG run natively and under cohort, which
-# takes checkpoint 1 with --kill once it printed 3 lines (the program held
-# at its end until then: common.h's end gate; a busy machine ran its steps
-# out first)
-run_then_kill() {
-	prog_cmd "$1"
-	PCMD+=("$2")
-	straight_start 0 "${PCMD[@]}"
-	# held at its end until the checkpoint is taken (common.h's end gate): a busy machine ran its steps out first
-	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
-	wait_ready "$GNAME" run0
-	AT_END_FILE=$TT/at-end wait_lines 3 run0
-	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
-	bg_wait run0
-	: >"$TT/end"
-}
-
 t_pipe_capacity_refused() {
 	command -v setpriv >/dev/null || skip "no setpriv(1)"
 	pipe_max_raise

@@ -85,6 +85,27 @@ flow_at() {
 	esac
 }
 
+# run_then_kill PROG [ARGS...]: PROG ARGS run natively and under cohort,
+# which takes checkpoint 1 with --kill once it printed 3 lines (the program
+# held at its end until then: common.h's end gate; a busy machine ran its
+# steps out first).  The test restarts it (run1) as it wants.
+run_then_kill() {
+	prog_cmd "$1"
+	cmd_then_kill "${PCMD[@]}" "${@:2}"
+}
+
+# cmd_then_kill CMD...: the same for any command line (PCMD set to it)
+cmd_then_kill() {
+	PCMD=("$@")
+	straight_start 0 "${PCMD[@]}"
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	AT_END_FILE=$TT/at-end wait_lines 3 run0
+	ckpt_or_fail "checkpoint 1 (--kill)" "$GNAME" 1 --kill
+	bg_wait run0
+	: >"$TT/end"
+}
+
 std() { # std PROG EXP_RC AT1 AT2 [pipe|file] [ARGS...] (see flow_standard)
 	local p=$1 rc=$2 at1=$3 at2=$4 mode=${5:-pipe}
 	shift 5 2>/dev/null || shift $#
