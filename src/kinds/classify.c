@@ -121,6 +121,11 @@ int co_proc_text(const char *link)
 	return 1;
 }
 
+int co_path_kernel_made(const char *path)
+{
+	return co_startswith(path, "/proc/") || co_startswith(path, "/sys/");
+}
+
 int co_obj_group_wide(uint32_t kind)
 {
 	switch (kind) {

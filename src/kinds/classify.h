@@ -35,6 +35,15 @@ uint32_t co_fd_classify(const struct co_fdstat *s);
 int co_proc_text(const char *link);
 
 /*
+ * 1 when path is under /proc or /sys (where the kernel mounts procfs,
+ * sysfs and what lives in it: cgroups, debugfs, tracefs, securityfs, bpf,
+ * efivarfs): files the kernel makes, whose size and mtime say nothing of
+ * what they hold (a process's /proc files are new at each restart, sysfs's
+ * at each boot).  Their stamps (struct co_fstamp) are not recorded.
+ */
+int co_path_kernel_made(const char *path);
+
+/*
  * A regular file the descriptor shows as "PATH (deleted)" while it still
  * has links (st_nlink > 0): the other name of inode (dev, ino), looked
  * for in PATH's directory and below, then in each directory above it and

@@ -147,12 +147,15 @@ static int copy_written(struct co_kdump *d, int first)
 /*
  * What the file of reference r is now (struct co_fstamp), for the restart
  * to open the same file again: through its /proc fd link, when that is
- * still the inode the reference was taken of.
+ * still the inode the reference was taken of (not a file the kernel makes:
+ * co_path_kernel_made).
  */
 static void stamp_of(const struct co_ref *r, struct co_fstamp *s)
 {
 	char src[64];
 	struct stat st;
+	if (co_path_kernel_made(r->path))
+		return;
 	snprintf(src, sizeof(src), "/proc/%d/fd/%d", r->host, r->fd);
 	if (stat(src, &st) < 0 || !S_ISREG(st.st_mode) || st.st_dev != r->dev || st.st_ino != r->ino)
 		return;

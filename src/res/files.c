@@ -114,11 +114,12 @@ static int own_ns(struct co_fd *f, const struct stat *st)
  * What a regular file reopened by path is now, for the restart to find the
  * same file there (struct co_fstamp).  Not one opened for writing: the
  * checkpoint copies that (src/kinds/file.c), and a restart puts the copy
- * back, times and all, before anything opens it.
+ * back, times and all, before anything opens it.  Nor one the kernel makes
+ * (/proc/2/status is new in the restarted process).
  */
 static void stamp(struct co_fstamp *s, const struct co_fd *f, const struct stat *st)
 {
-	if ((f->flags & O_ACCMODE) != O_RDONLY || !S_ISREG(st->st_mode))
+	if ((f->flags & O_ACCMODE) != O_RDONLY || !S_ISREG(st->st_mode) || co_path_kernel_made(f->path))
 		return;
 	*s = (struct co_fstamp){ 1, 0, (uint64_t)st->st_size, st->st_mtim.tv_sec, st->st_mtim.tv_nsec, st->st_dev,
 				 st->st_ino };

@@ -19,6 +19,7 @@
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include "agent/dirty.h"
+#include "kinds/classify.h"
 #include "procfs.h"
 #include "res.h"
 #include "helper.h"
@@ -129,8 +130,9 @@ static int needs_maywrite(const struct co_vma *v)
  * inode maps names (the path is the group's: root.c).  Not a file the
  * region may write (shared, writable now or after an mprotect): the
  * checkpoint copies it (src/kinds/shm.c) and a restart puts it back,
- * times and all, before anything maps it.  The regions of one file come
- * one after the other (a library's four): one stat for them.
+ * times and all, before anything maps it; nor one the kernel makes (a
+ * sysfs file mapped).  The regions of one file come one after the other
+ * (a library's four): one stat for them.
  */
 static void stamp_region(int n)
 {
@@ -138,7 +140,8 @@ static void stamp_region(int n)
 	struct co_fstamp *s = &stamps[n];
 	struct stat st;
 	co_memset(s, 0, sizeof(*s));
-	if (v->kind != CO_V_FILE || ((v->flags & CO_VF_SHARED) && ((v->prot & PROT_WRITE) || (v->flags & CO_VF_MAYWRITE))))
+	if (v->kind != CO_V_FILE || ((v->flags & CO_VF_SHARED) && ((v->prot & PROT_WRITE) || (v->flags & CO_VF_MAYWRITE))) ||
+	    co_path_kernel_made(v->path))
 		return;
 	if (prev && stamps[n - 1].recorded && prev->dev == v->dev && prev->ino == v->ino &&
 	    co_strcmp(prev->path, v->path) == 0) {
