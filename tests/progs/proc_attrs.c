@@ -16,6 +16,7 @@
  * on stderr and exit 1.
  */
 #include "common.h"
+#include "sched_attr.h"
 #include <sched.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -26,27 +27,12 @@
 #define STEPS 24
 #define SLACK_NS 123456UL
 
-struct sched_attr_k {
-	uint32_t size, policy;
-	uint64_t flags;
-	int32_t nice;
-	uint32_t priority;
-	uint64_t runtime, deadline, period;
-	uint32_t util_min, util_max;
-};
-
 static volatile sig_atomic_t alarms, deaths;
 static int rt_ok;		/* SCHED_FIFO was permitted (straight run and cohort alike as root) */
 static int checked[3];		/* rounds each thread has checked its attributes */
 
 static void on_alarm(int s) { (void)s; alarms++; }
 static void on_death(int s) { (void)s; deaths++; }
-
-static void get_sched(struct sched_attr_k *a)
-{
-	memset(a, 0, sizeof(*a));
-	CHECK(syscall(SYS_sched_getattr, 0, a, sizeof(*a), 0) == 0, "sched_getattr: %s", strerror(errno));
-}
 
 static void set_sched(uint32_t policy, int nice, uint32_t prio)
 {

@@ -21,6 +21,7 @@
  * on stderr and exit 1.
  */
 #include "common.h"
+#include "sched_attr.h"
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -35,23 +36,8 @@
 #define PR_GET_MEMORY_MERGE 68
 #endif
 
-struct sched_attr_k {
-	uint32_t size, policy;
-	uint64_t flags;
-	int32_t nice;
-	uint32_t priority;
-	uint64_t runtime, deadline, period;
-	uint32_t util_min, util_max;
-};
-
 static int numa_ok, rt_ok, clamp_ok, ksm_ok, root;
 static int checked[2];	/* rounds each thread has checked its attributes */
-
-static void get_sched(struct sched_attr_k *a)
-{
-	memset(a, 0, sizeof(*a));
-	CHECK(syscall(SYS_sched_getattr, 0, a, sizeof(*a), 0) == 0, "sched_getattr: %s", strerror(errno));
-}
 
 static int my_nice(void)
 {
