@@ -3,7 +3,7 @@
 # program runs on: strict mode, a filter that forbids a system call of the
 # agent's, filters a cohort without root cannot read.
 
-# seccomp_filters: two filters (ERRNO for getpriority, the newest's errno
+# seccomp_filters: two filters (ERRNO for getcpu, the newest's errno
 # winning; TRAP for sysinfo) over threads made before the first (TSYNC) and
 # after the second, no_new_privs set; each thread checks at every step that
 # its filtered calls fail exactly as before, the others work, and its
