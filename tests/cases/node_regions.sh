@@ -101,9 +101,16 @@ nr_flags_recorded() {
 	local img
 	for img in "$(gen_dir "$GNAME" "$1")"/proc-*.img; do
 		"$COHORT" inspect "$img" >"$TD/insp.out" 2>&1 || fail "inspect $img failed: $(first_line "$TD/insp.out")"
-		[ "$(grep -c ' region .* anon (dontfork) ' "$TD/insp.out")" = 5 ] &&
-			[ "$(grep -c ' region .* rw-p anon (dontdump) ' "$TD/insp.out")" = 1 ] &&
-			[ "$(grep -c ' region .* rw-p anon (wipeonfork) ' "$TD/insp.out")" = 1 ] && return 0
+		# adjacent regions alike counted once: the kernel may keep two
+		# apart for what the image does not show (seen once: C's used
+		# part and its latest growth, likely the dirty tracking's uffd-wp
+		# registration, armed before the growth)
+		awk '$2 == "region" { split($3, r, "-"); rest = $0; sub(/^.*region +[^ ]+ /, "", rest)
+			if (r[1] == end && rest == prev) { end = r[2]; next }
+			end = r[2]; prev = rest } { print }' "$TD/insp.out" >"$TD/insp.merged"
+		[ "$(grep -c ' region .* anon (dontfork) ' "$TD/insp.merged")" = 5 ] &&
+			[ "$(grep -c ' region .* rw-p anon (dontdump) ' "$TD/insp.merged")" = 1 ] &&
+			[ "$(grep -c ' region .* rw-p anon (wipeonfork) ' "$TD/insp.merged")" = 1 ] && return 0
 	done
 	note_file "inspect (last image)" "$TD/insp.out" 60
 	fail "generation $1: no image records the regions' madvise flags as the program set them"
