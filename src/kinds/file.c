@@ -539,13 +539,13 @@ static int ghost_dump(struct co_kdump *d, int first, uint64_t *id)
 	return d->w->err ? -1 : 1;
 }
 
-int co_reopen(int from, uint32_t flags, int64_t pos)
+/*
+ * f, a description just opened with flags, given what open leaves out:
+ * O_ASYNC (F_SETFL) and its offset pos (< 0: left at 0).  f, or -1 with
+ * errno, f closed.
+ */
+static int settle_desc(int f, uint32_t flags, int64_t pos)
 {
-	char self[64];
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", from);
-	int f = open(self, (int)(flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)));
-	if (f < 0)
-		return -1;
 	int bad = (flags & O_ASYNC) && fcntl(f, F_SETFL, (int)(flags & CO_FL_STATUS)) < 0;
 	if (!bad && pos > 0 && lseek(f, (off_t)pos, SEEK_SET) != (off_t)pos)
 		bad = 1;
@@ -556,6 +556,14 @@ int co_reopen(int from, uint32_t flags, int64_t pos)
 		return -1;
 	}
 	return f;
+}
+
+int co_reopen(int from, uint32_t flags, int64_t pos)
+{
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", from);
+	int f = open(self, (int)(flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)));
+	return f < 0 ? -1 : settle_desc(f, flags, pos);
 }
 
 /* The deleted file the CO_R_GHOSTDATA records after its CO_R_GHOST fill (writable). */
@@ -690,15 +698,7 @@ static int ghost_restore(struct co_krestore *x, unsigned type, const void *p, ui
 	}
 	/* a description of its own, with its flags and offset, on the one inode (unless ghost_make opened it) */
 	int64_t pos = S_ISDIR(g.mode) || g.pos > INT64_MAX ? -1 : (int64_t)g.pos;
-	if (f < 0) {
-		f = co_reopen(from, (uint32_t)ghost_flags(&g), pos);
-	} else if (((g.flags & O_ASYNC) && fcntl(f, F_SETFL, (int)(g.flags & CO_FL_STATUS)) < 0) ||
-		   (pos > 0 && lseek(f, (off_t)pos, SEEK_SET) != (off_t)pos)) {
-		int e = errno;
-		close(f);
-		f = -1;
-		errno = e;
-	}
+	f = f < 0 ? co_reopen(from, (uint32_t)ghost_flags(&g), pos) : settle_desc(f, g.flags, pos);
 	if (f < 0)
 		return co_kerr(x, "cannot reopen deleted %s %s: %s", S_ISDIR(g.mode) ? "directory" : "file", g.path,
 			       strerror(errno));
