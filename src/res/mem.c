@@ -14,11 +14,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include "agent/dirty.h"
+#include "agent/manager.h"
 #include "kinds/classify.h"
 #include "procfs.h"
 #include "res.h"
@@ -203,13 +206,106 @@ static int collect(struct co_dumpctx *d, int smaps, int *want_smaps)
  * snapshot marks stretches MADV_DONTFORK (dirty.c): the flags read here
  * are the program's own.
  */
+/*
+ * smaps read beside the pause's other work.  Reading smaps walks every
+ * page table (~4 ms per GiB, twice that on a virtual machine), and a
+ * process that has set a madvise flag pays it in every pause, a
+ * migration's stop included.  The flags cannot be taken from an earlier
+ * read: a region unmapped and mapped again at the same place by a call
+ * no wrapper sees (the C library's own) may have other flags.  So
+ * co_mem_early_begin starts, first thing in the pause, a process sharing
+ * our memory (CLONE_VM; its own descriptor table, so that the program's
+ * shows nothing) that reads smaps while this thread collects the threads,
+ * the written pages and the descriptors; co_mem_collect then reads maps
+ * (fast) and takes each region's flags from that read.  The program is
+ * parked meanwhile, but the collection itself may register a new region
+ * for write tracking, which can split or merge regions: a region whose
+ * bounds the early read does not have exactly is read from smaps again,
+ * as before.
+ */
+struct early_vma {
+	uint64_t start, end;
+	uint32_t advice;
+};
+static struct early_vma early[CO_MAX_VMAS];
+static int nearly;
+static long early_pid;		/* the reader, running; 0 none */
+static int early_ok;		/* its list is complete */
+static char early_stack[16384] __attribute__((aligned(64)));
+
+static void early_read(void *arg)
+{
+	(void)arg;
+	static struct co_maps m;
+	static struct co_mapent e;
+	struct co_smaps_info si;
+	int n = 0, r;
+	early_ok = 0;
+	if (co_maps_open(&m, "/proc/self/smaps"))
+		return; /* (self is us, and our memory is the program's) */
+	while ((r = co_smaps_next(&m, &e, &si)) == 1 && n < CO_MAX_VMAS)
+		early[n++] = (struct early_vma){ e.start, e.end, si.advice };
+	co_maps_close(&m);
+	nearly = n;
+	early_ok = r == 0;
+}
+
+void co_mem_early_begin(int advice)
+{
+	early_ok = 0;
+	if (!advice || early_pid > 0)
+		return;
+	struct clone_args ca;
+	co_memset(&ca, 0, sizeof(ca));
+	ca.flags = CLONE_VM; /* no exit signal: the program's SIGCHLD hears nothing */
+	ca.stack = (uint64_t)early_stack;
+	ca.stack_size = sizeof(early_stack);
+	long pid = co_clone3_thread(&ca, sizeof(ca), early_read, 0);
+	early_pid = pid > 0 ? pid : 0;
+}
+
+/* Wait for the reader, if one runs: 1 when its list may be used. */
+int co_mem_early_end(void)
+{
+	if (early_pid <= 0)
+		return 0;
+	struct { int32_t signo, err, code, pad, pid, uid, status; char rest[100]; } si;
+	while (co_sys5(SYS_waitid, P_PID, early_pid, (long)&si, WEXITED | __WALL, 0) == -EINTR)
+		;
+	early_pid = 0;
+	return __atomic_load_n(&early_ok, __ATOMIC_ACQUIRE);
+}
+
+/* The flags of every region collected from maps, from the early read: 0, or -1 where one's bounds differ. */
+static int early_flags(struct co_dumpctx *d)
+{
+	int k = 0;
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		struct co_vma *v = &vmas[i];
+		while (k < nearly && early[k].start < v->start)
+			k++;
+		if (k == nearly || early[k].start != v->start || early[k].end != v->end)
+			return -1;
+		if (v->kind != CO_V_SPECIAL)
+			v->flags |= early[k].advice & CO_VF_VMFLAGS;
+		if (needs_maywrite(v))
+			v->flags |= early[k].advice & CO_VF_MAYWRITE;
+	}
+	return 0;
+}
+
 int co_mem_collect(struct co_dumpctx *d)
 {
 	int want_smaps = 0;
 	d->vmas = vmas;
-	if (collect(d, d->advice, &want_smaps))
+	int early_there = co_mem_early_end();
+	if (collect(d, d->advice && !early_there, &want_smaps))
 		return -1;
-	return want_smaps ? collect(d, 1, &want_smaps) : 0;
+	if (early_there && early_flags(d) == 0) {
+		co_stamp("regions, their flags read beside");
+		return 0;
+	}
+	return want_smaps || early_there ? collect(d, 1, &want_smaps) : 0;
 }
 
 /*

@@ -313,6 +313,13 @@ void co_restore_reached(unsigned stage);
 
 /* mem.c: the address space */
 int co_mem_collect(struct co_dumpctx *d);
+/*
+ * In the pause, before the rest is collected: smaps read beside it, when
+ * the program has set madvise flags (advice); co_mem_collect waits for
+ * it, and so must any way out of the pause before that (end).
+ */
+void co_mem_early_begin(int advice);
+int co_mem_early_end(void);
 int co_mem_dump_vmas(struct co_dumpctx *d);
 int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams);
 /*
