@@ -49,6 +49,42 @@ static inline long x_nonzero(const void *p, size_t len)
 	return -1;
 }
 
+/*
+ * A /proc text file read whole at once, as a stream to parse: read through
+ * stdio 4 KiB at a time, a program that looks at smaps at every step is
+ * mostly in the middle of a read on a busy machine, and a checkpoint that
+ * catches it there waits (and gives up after a second: the rest would be
+ * other text after a restart).  Read in one go, the file is open for a
+ * moment.  The next call reuses the buffer: fclose the stream first.
+ */
+static inline FILE *x_proc_fopen(const char *path)
+{
+	static char *buf;
+	static size_t cap;
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	for (;;) {
+		if (len + 65536 > cap) {
+			cap = cap ? cap * 2 : 1 << 20;
+			buf = realloc(buf, cap);
+			CHECK(buf, "no memory for %s", path);
+		}
+		ssize_t r = read(fd, buf + len, cap - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		CHECK(r >= 0, "read %s: %s", path, strerror(errno));
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	buf[len] = 0;
+	return fmemopen(buf, len + 1, "r");
+}
+
 /* One line of /proc/self/maps: the one holding addr. */
 struct x_map {
 	unsigned long start, end, off, ino;
@@ -59,7 +95,7 @@ struct x_map {
 
 static inline int x_maps_find(const void *addr, struct x_map *m)
 {
-	FILE *f = fopen("/proc/self/maps", "r");
+	FILE *f = x_proc_fopen("/proc/self/maps");
 	char line[PATH_MAX + 128];
 	int found = 0;
 
@@ -84,7 +120,7 @@ static inline int x_maps_find(const void *addr, struct x_map *m)
 /* Number of lines of /proc/self/maps. */
 static inline long x_maps_count(void)
 {
-	FILE *f = fopen("/proc/self/maps", "r");
+	FILE *f = x_proc_fopen("/proc/self/maps");
 	long n = 0;
 	int c;
 
@@ -98,7 +134,7 @@ static inline long x_maps_count(void)
 /* Does the smaps VmFlags line of the region holding addr have code ("dd")? */
 static inline int x_vmflag(const void *addr, const char *code)
 {
-	FILE *f = fopen("/proc/self/smaps", "r");
+	FILE *f = x_proc_fopen("/proc/self/smaps");
 	char line[PATH_MAX + 128];
 	int in = 0, has = -1;
 
