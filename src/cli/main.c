@@ -360,6 +360,9 @@ static int group_or_die(const char *name)
 	int fd = co_connect_group(name);
 	if (fd == CO_UNTRUSTED)
 		co_die("%s", co_connect_why());
+	/* a socket there that takes no connection is not "no group": say what connect said */
+	if (fd < 0 && errno != ENOENT)
+		co_die("group '%s': its coordinator takes no connection (%s)", name, strerror(errno));
 	if (fd < 0)
 		co_die("no running group named '%s' (see 'cohort list')", name);
 	return fd;
