@@ -802,6 +802,9 @@ EXPORT long syscall(long n, ...)
 		return raw_fork(n, a);
 	if (n == SYS_madvise)
 		return madvise((void *)a[0], (size_t)a[1], (int)a[2]);
+	/* an rseq area of the program's own is noted, to be found at a checkpoint (threads.c) */
+	if (n == SYS_rseq)
+		return sys_result(co_rseq_call(a));
 	/* a CPU clock goes on across a restart (cpuclock.c); the kernel answers for the rest, bad pointers too */
 	if (n == SYS_clock_gettime && co_cpu_clock((int)a[0]))
 		return clock_gettime((clockid_t)a[0], (struct timespec *)a[1]);

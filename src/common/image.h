@@ -271,7 +271,8 @@ struct co_proc {
 	uint32_t pad3;
 };
 
-enum co_thread_flags { CO_T_MANAGER = 1, CO_T_LEADER = 2 };
+/* CO_T_RSEQ_UNKNOWN: in memory only, an rseq area the agent could not find (the checkpoint is refused) */
+enum co_thread_flags { CO_T_MANAGER = 1, CO_T_LEADER = 2, CO_T_RSEQ_UNKNOWN = 4 };
 
 struct co_thread {
 	int32_t tid;

@@ -186,7 +186,11 @@ void co_thread_collect(struct co_thread *t, int ours);
 int co_signals_collect(struct co_siginfo *out, int max, int ours, int own);
 /* Where /proc cannot be read (a chroot), the signals the manager saw queued (own: for the calling thread), or NULL. */
 extern uint64_t (*co_signals_seen)(int own);
+/* An rseq area of a thread that it could not find (rseq_collect) refuses the checkpoint: 0, or -1 with err. */
+int co_threads_check(struct co_dumpctx *d, const struct co_thread *const *t, int n);
 int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int n);
+/* syscall(SYS_rseq, ...) of the program (wrap.c), noted: the kernel's answer, -errno on failure. */
+long co_rseq_call(const long *a);
 /* Never returns on success: the calling (leader) thread jumps into the program. */
 int co_threads_restore(struct co_rstctx *rc);
 

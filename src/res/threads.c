@@ -45,32 +45,88 @@ extern const long __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
 
 /*
- * Find this thread's rseq registration.  The rseq syscall answers EBUSY
- * exactly when the area is registered with the same address, length and
- * signature; when nothing is registered it would register it, so undo that.
+ * An rseq area the program registers itself (not glibc's: a program run
+ * with glibc.pthread.rseq=0, or one that took glibc's away) through
+ * syscall(3) (wrap.c): the thread's own, and the one it is asking for
+ * until the kernel has answered (a checkpoint may stop it in between).
+ * Neither is taken at its word: the kernel is asked (rseq_collect).  A
+ * forked child has its parent thread's registration (the kernel copies
+ * it) and these copied with it; a new thread has neither.
+ */
+struct rseq_note {
+	uint64_t addr;
+	uint32_t len, sig;
+};
+static __thread struct rseq_note rseq_own, rseq_asked __attribute__((tls_model("initial-exec")));
+
+long co_rseq_call(const long *a)
+{
+	struct rseq_note want = { (uint64_t)a[0], (uint32_t)a[1], (uint32_t)a[3] };
+	if (a[2] == 0)
+		rseq_asked = want;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	long r = co_sys4(SYS_rseq, a[0], a[1], a[2], a[3]);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (r == 0)
+		rseq_own = a[2] == 0 ? want : (struct rseq_note){ 0, 0, 0 };
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	rseq_asked = (struct rseq_note){ 0, 0, 0 };
+	return r;
+}
+
+/*
+ * Is this thread's rseq area the one at addr (len, sig)?  The rseq
+ * syscall answers EBUSY exactly when the area is registered with the
+ * same address, length and signature: 1, with t's fields set.  When
+ * nothing is registered it registers this one: undone at once, -1 (none
+ * is).  0: another, or none could be told.
+ */
+static int rseq_is(struct co_thread *t, uint64_t addr, uint32_t len, uint32_t sig)
+{
+	if (!addr)
+		return 0;
+	long r = co_sys4(SYS_rseq, (long)addr, len, 0, sig);
+	if (r == -EBUSY) {
+		t->rseq_addr = addr;
+		t->rseq_len = len;
+		t->rseq_sig = sig;
+		return 1;
+	}
+	if (r == 0) {
+		co_sys4(SYS_rseq, (long)addr, len, CO_RSEQ_UNREGISTER, sig);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Find this thread's rseq registration: glibc's area, or the one the
+ * program registered through syscall(3).  Any other (a raw system call,
+ * whose signature nothing shows: the kernel tells it only to ptrace) is
+ * seen by a test registration of an area of ours failing with EINVAL:
+ * the thread is marked, and the checkpoint refused (co_threads_check).
  */
 static void rseq_collect(struct co_thread *t)
 {
 	t->rseq_addr = 0;
-	if (!&__rseq_size || !&__rseq_offset || __rseq_size == 0)
-		return;
-	uint64_t addr = t->fsbase + __rseq_offset;
-	static const uint32_t lens[] = { 32, 20 };
-	for (unsigned i = 0; i < CO_ARRAY_LEN(lens); i++) {
-		long r = co_sys4(SYS_rseq, (long)addr, lens[i], 0, CO_RSEQ_SIG);
-		if (r == -EBUSY) {
-			t->rseq_addr = addr;
-			t->rseq_len = lens[i];
-			t->rseq_sig = CO_RSEQ_SIG;
-			return;
-		}
-		if (r == 0) {
-			co_sys4(SYS_rseq, (long)addr, lens[i], CO_RSEQ_UNREGISTER, CO_RSEQ_SIG);
-			return;
-		}
+	t->flags &= ~(uint32_t)CO_T_RSEQ_UNKNOWN;
+	int r = 0;
+	if (&__rseq_size && &__rseq_offset && __rseq_size) {
+		r = rseq_is(t, t->fsbase + (uint64_t)__rseq_offset, 32, CO_RSEQ_SIG);
+		r = r ? r : rseq_is(t, t->fsbase + (uint64_t)__rseq_offset, 20, CO_RSEQ_SIG);
 	}
+	struct rseq_note own = rseq_own, asked = rseq_asked;
+	r = r ? r : rseq_is(t, own.addr, own.len, own.sig);
+	r = r ? r : rseq_is(t, asked.addr, asked.len, asked.sig);
+	if (r)
+		return;
+	struct { uint32_t w[8]; } __attribute__((aligned(32))) probe = { { 0 } };
+	long p = co_sys4(SYS_rseq, (long)&probe, sizeof(probe), 0, CO_RSEQ_SIG);
+	if (p == 0)
+		co_sys4(SYS_rseq, (long)&probe, sizeof(probe), CO_RSEQ_UNREGISTER, CO_RSEQ_SIG);
+	else if (p == -EINVAL)
+		t->flags |= CO_T_RSEQ_UNKNOWN;
 }
-
 
 /* One signal of set queued for the calling thread (own) or the process: 1, or 0 when none is. */
 static int take_one(struct co_siginfo *si, uint64_t set)
@@ -195,6 +251,16 @@ void co_thread_collect(struct co_thread *t, int ours)
 	co_sigprocmask(SIG_BLOCK, 0, &t->sigmask);
 	rseq_collect(t);
 	co_tattrs_collect(&t->a, &t->a8);
+}
+
+int co_threads_check(struct co_dumpctx *d, const struct co_thread *const *t, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (t[i]->flags & CO_T_RSEQ_UNKNOWN)
+			return DERR(d, "pid %d: thread %d has an rseq area registered with a raw system call (not by "
+				    "glibc, nor through syscall(3)): cohort cannot find it to register it again", d->pid,
+				    t[i]->tid);
+	return 0;
 }
 
 int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int n)

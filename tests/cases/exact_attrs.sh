@@ -142,3 +142,27 @@ t_attr_cgroup() {
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2
 }
+
+# rseq areas the program registers itself, glibc's registration turned
+# off (tests/progs/rseq_own.c): its main thread's, a second thread's and
+# a forked child's (inherited) are registered again with their address,
+# length and signature (EBUSY; EPERM with another signature; the kernel
+# aborts their critical sections through the program's own abort handler)
+t_rseq_own() { GLIBC_TUNABLES=glibc.pthread.rseq=0 std rseq_own 0 3 3; }
+
+# the same through live checkpoints (the registrations are asked of the
+# kernel in each thread as it parks)
+t_rseq_own_live() { GLIBC_TUNABLES=glibc.pthread.rseq=0 steps_live_flow rseq_own 10; }
+
+# one registered with a raw system call, which the agent does not see and
+# whose signature nothing shows: the checkpoint is refused in one line
+# naming the process and the thread, the program runs on, registers
+# through syscall(2) instead, and a checkpoint --kill and restart then end
+# as the native run does
+t_rseq_raw_refused() {
+	prog_cmd rseq_own
+	PCMD+=(raw)
+	GLIBC_TUNABLES=glibc.pthread.rseq=0 refused_then_kept registered "an rseq area registered raw" \
+		"^cohort: .*pid [0-9]+: thread [0-9]+ has an rseq area registered with a raw system call .*cohort cannot find it" \
+		switched
+}
