@@ -402,6 +402,12 @@ int co_shared_files(int pid, int *out, int max);
  * as it was) or let go (0: committed).
  */
 void co_shared_settle(int failed);
+/*
+ * kinds/timerfd.c: the realtime clock watched for changes from now on,
+ * before any timerfd of the group is made (run, restart): whether one
+ * cancelled a timerfd of the group shows nowhere else.
+ */
+void co_timerfd_watch_clock(void);
 /* coord/setup.c: write text to a /proc file (uid_map, a sysctl): 0, or -1 with errno. */
 int co_write_proc(const char *path, const char *text);
 /* In init: put files back, create the objects, return the plan's descriptor. */

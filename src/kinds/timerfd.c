@@ -14,6 +14,22 @@
  * or at once when it passed while the group was down; a relative one on
  * CLOCK_REALTIME_ALARM (which counts on the time of day) comes back with
  * the time it had left.
+ *
+ * One state is never restored: a timer armed with TFD_TIMER_ABSTIME |
+ * TFD_TIMER_CANCEL_ON_SET on a realtime clock that a change of the clock
+ * has cancelled (read fails with ECANCELED, once).  A restart could make
+ * one so only by setting the machine's clock, and no kernel interface
+ * shows it: fdinfo counts the cancellation as one more expiration, and
+ * read, settime and TFD_IOC_SET_TICKS each tell it by taking it away.
+ * The coordinator watches the clock itself instead, with such a timer of
+ * its own made before any of the group's (co_timerfd_watch_clock): as
+ * long as that one shows no change, none of the group's can be
+ * cancelled, and its expirations are what they seem.  Once it has, a
+ * timer with the flag that has unread expirations, or is disarmed (the
+ * kernel keeps a cancellation across a disarming settime), may be
+ * cancelled: the checkpoint is refused until the program has read it.  A
+ * committed checkpoint found none such, and the watch starts over
+ * (timerfd_settle).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -120,6 +136,61 @@ static int timerfd_forward(struct co_kdump *d, int first)
 	return -1;
 }
 
+static int clock_watch = -1;	/* the coordinator's timer, cancelled by any change of the realtime clock */
+static int clock_changed;	/* the clock changed since the last committed checkpoint (or cannot be watched) */
+
+void co_timerfd_watch_clock(void)
+{
+	struct itimerspec its = { { 0, 0 }, { time(NULL) + 100 * 366 * 86400L, 0 } };
+	clock_watch = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (clock_watch >= 0 && timerfd_settime(clock_watch, TFD_SETTIME_FLAGS, &its, NULL) == 0)
+		return;
+	if (clock_watch >= 0)
+		close(clock_watch);
+	clock_watch = -1;
+	clock_changed = 1; /* (every such timer is in doubt) */
+}
+
+/*
+ * Has the realtime clock changed since the last committed checkpoint?
+ * Asked after the fdinfo of the timer in question was read: a change
+ * that cancelled it came before, and the watch has seen it (a read takes
+ * its cancellation away: the watch goes on from now, its answer is kept).
+ */
+static int clock_was_changed(void)
+{
+	uint64_t n;
+	if (clock_watch < 0 || (read(clock_watch, &n, sizeof(n)) < 0 && errno == ECANCELED))
+		clock_changed = 1;
+	return clock_changed;
+}
+
+/*
+ * A timer that the kernel cancels on a change of the realtime clock (so
+ * fdinfo says: the flags and a realtime clock) that a change may have
+ * cancelled: its unread expirations may count the cancellation, and a
+ * disarmed one keeps it with none.  0, or -1 with err: refused.
+ */
+static int cancel_unknown(struct co_kdump *d, int first, long clock, long flags, uint64_t ticks, int armed)
+{
+	const struct co_ref *r = &d->refs[first];
+	if ((clock != CLOCK_REALTIME && clock != CLOCK_REALTIME_ALARM) || (flags & TFD_SETTIME_FLAGS) != TFD_SETTIME_FLAGS ||
+	    (!ticks && armed) || !clock_was_changed())
+		return 0;
+	snprintf(d->err, d->errlen, "pid %d: fd %d: a timerfd with TFD_TIMER_CANCEL_ON_SET that a change of the "
+		 "realtime clock may have cancelled (%llu unread expirations%s): whether it did shows nowhere, and a "
+		 "restart could not cancel it again (checkpoint once the program has read it)", r->pid, r->fd,
+		 (unsigned long long)ticks, armed ? "" : ", disarmed");
+	return -1;
+}
+
+/* A committed checkpoint found no timer cancelled: a change from now on is a new one. */
+static void timerfd_settle(int failed)
+{
+	if (!failed && clock_watch >= 0)
+		clock_changed = 0;
+}
+
 static int timerfd_dump(struct co_kdump *d, int first, uint64_t *id)
 {
 	const struct co_ref *r = &d->refs[first];
@@ -140,6 +211,8 @@ static int timerfd_dump(struct co_kdump *d, int first, uint64_t *id)
 	o.b = left;
 	o.c = pair_ns(info, "it_interval:");
 	o.d = (uint64_t)co_status_field(info, "ticks");
+	if (cancel_unknown(d, first, clock, flags, o.d, left || o.c))
+		return -1;
 	/* its deadline (the clock read after fdinfo: a few microseconds late, never early), unless disarmed */
 	clockid_t base = base_clock((int)clock, flags & TFD_TIMER_ABSTIME);
 	if ((left || o.c) && (base != CLOCK_REALTIME || (flags & TFD_TIMER_ABSTIME))) {
@@ -251,5 +324,5 @@ static void timerfd_describe(unsigned type, const void *p, uint64_t len, char *o
 
 const struct co_kind_ops co_timerfd_ops = {
 	.kind = CO_OBJ_TIMERFD, .identity = CO_ID_OPENFILE,
-	.dump = timerfd_dump, .restore = timerfd_restore, .describe = timerfd_describe,
+	.dump = timerfd_dump, .restore = timerfd_restore, .describe = timerfd_describe, .settle = timerfd_settle,
 };

@@ -60,7 +60,6 @@ t_kinds_inspect() {
 #                          naming the pipe's capacity and fs.pipe-max-size,
 #                          and runs nothing; raised again, a restart runs
 #                          on to the native run's end
-# Both change the machine's fs.pipe-max-size: they run alone (SERIAL_TESTS).
 # Timerfds (tests/progs/timerfd_state.c): absolute wall-clock deadlines
 # (TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET), a periodic timer's
 # expirations, an alarm clock's timer (root).
@@ -71,7 +70,19 @@ t_kinds_inspect() {
 #                          without CAP_WAKE_ALARM: the restart fails in one
 #                          line saying so; with it, a restart runs on to the
 #                          native run's end
-SERIAL_TESTS+=(pipe_big pipe_capacity_refused)
+#   timerfd_cancel_refused (tests/progs/timerfd_cancel.c, root) a timer
+#                          with TFD_TIMER_CANCEL_ON_SET that the program
+#                          cancels by changing the realtime clock (forward
+#                          1 ns and back: the clock is left where it was):
+#                          a checkpoint meanwhile is refused in one line
+#                          naming the process and the descriptor, and takes
+#                          nothing away (the program's read then fails with
+#                          ECANCELED); once read, checkpoint --kill and the
+#                          restart end as the native run does (the timer
+#                          cancelled again by the next change)
+# Both change the machine's fs.pipe-max-size, and timerfd_cancel_refused
+# cancels every such timer of the machine: they run alone (SERIAL_TESTS).
+SERIAL_TESTS+=(pipe_big pipe_capacity_refused timerfd_cancel_refused)
 
 PIPE_MAX=8388608
 
@@ -122,6 +133,29 @@ t_timerfd_alarm_refused() {
 	cmd_refused "restart without CAP_WAKE_ALARM" "cannot make timerfd [0-9]+ on CLOCK_BOOTTIME_ALARM again: .*needs CAP_WAKE_ALARM" \
 		setpriv --inh-caps=-wake_alarm --bounding-set=-wake_alarm "$COHORT" restart "$GNAME" --images "$IMG"
 	[ -s "$TD/refused.out" ] && fail "the failed restart ran the program: $(first_line "$TD/refused.out")"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
+t_timerfd_cancel_refused() {
+	[ "$(id -u)" = 0 ] || skip "needs root (CAP_SYS_TIME: changes the realtime clock, and puts it back)"
+	prog_cmd timerfd_cancel
+	# the native run first, alone: its changes of the clock would cancel the timer under cohort
+	: >"$TT/go.1"
+	: >"$TT/go.2"
+	straight 0 "${PCMD[@]}"
+	rm -f "$TT/go.1" "$TT/go.2"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" cancelled
+	ckpt_refused run0 "a cancelled timerfd" \
+		"^cohort: .*pid [0-9]+: fd [0-9]+: a timerfd with TFD_TIMER_CANCEL_ON_SET that a change of the realtime clock may have cancelled \(2 unread expirations\)"
+	: >"$TT/go.1"
+	wait_line "$TD/run0.out" read
+	ckpt_or_fail "checkpoint 1 (--kill, the timer read)" "$GNAME" 1 --kill
+	bg_wait run0
+	: >"$TT/go.2"
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run1
 	final_check 0 "$RC" run1 run0 run1

@@ -201,9 +201,14 @@ static void make_userns(void)
 		co_die("cannot write /proc/self/gid_map: %s", strerror(errno));
 }
 
-/* Enter a new time namespace for our children, its clocks shifted by the offsets. */
+/*
+ * Enter a new time namespace for our children, its clocks shifted by the
+ * offsets; and watch the realtime clock, which it does not shift, from
+ * now on (before any timerfd of the group is made: kinds/timerfd.c).
+ */
 void make_timens(int64_t mono_off, int64_t boot_off)
 {
+	co_timerfd_watch_clock();
 	make_userns();
 	if (unshare(CLONE_NEWTIME) < 0) {
 		if (mono_off || boot_off)
