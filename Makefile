@@ -22,7 +22,7 @@ AGENT := src/agent/agent.c src/agent/quiesce.c src/agent/wrap.c src/agent/wrap_s
 	src/agent/manager.c src/agent/snapshot.c \
 	src/agent/semundo.c src/agent/aio.c src/agent/root.c src/agent/mirror.c src/agent/inotify.c \
 	src/agent/dirty.c src/agent/dirty_method.c src/agent/dirty_wp.c src/agent/dirty_thp.c src/agent/dirty_lean.c src/agent/dirty_hash.c \
-	src/agent/accept.c
+	src/agent/accept.c src/agent/dnotify.c
 RESTORER := src/restore/restorer.c src/restore/entry.S src/restore/lazy.c
 # the kernel objects a group shares: one engine, one file per kind (src/kinds/kinds.h)
 KINDS := src/kinds/engine.c src/kinds/records.c src/kinds/pipe.c src/kinds/file.c src/kinds/shm.c \

@@ -375,6 +375,7 @@ static void agent_setup(void)
 	if (co_agent.sig > 0 && co_agent.sig <= 64)
 		co_install_handler();
 	co_semundo_from_env(); /* SEM_UNDO adjustments the program before an exec had */
+	co_dnotify_from_env(); /* and its dnotify watches */
 	int r = register_alone(path);
 	if (r == 0) {
 		co_install_handler(); /* the coordinator's signal, should it differ */
@@ -416,6 +417,7 @@ void co_agent_forked(void)
 	co_early_start = 0;
 	co_cpuclock_forked(); /* a new process: its CPU clocks are its own, from 0 */
 	co_semundo_forked(); /* undo lists are not inherited by fork */
+	co_dnotify_forked(); /* nor dnotify watches (the child's descriptor table is a copy) */
 	co_timers_forked(); /* nor timers */
 	co_aio_forked();    /* nor aio contexts */
 	co_root_forget(); /* a manager that had left its root (root.c) is the parent's */

@@ -307,6 +307,30 @@ void co_semundo_from_env(void);
 int co_semundo_collect(struct co_dumpctx *d);
 
 /*
+ * dnotify.c: the process's dnotify watches (fcntl F_NOTIFY).
+ * co_dnotify_call: F_NOTIFY arg on fd, made and noted (the kernel's
+ * result, -errno on failure); co_dnotify_closing before a call that
+ * closes descriptors lo..hi, co_dnotify_closed after it (closed: it did),
+ * co_dnotify_unshare when one gave its thread a descriptor table of its
+ * own; co_dnotify_forked: in a forked child; co_dnotify_env: the entry
+ * that carries them across an exec (0: none), which co_dnotify_from_env
+ * takes back in the new program; co_dnotify_collect: at DUMP.
+ */
+struct co_dnotify_close {
+	int held;
+	uint64_t old, hit;
+};
+long co_dnotify_call(int fd, unsigned long arg);
+void co_dnotify_closing(struct co_dnotify_close *c, unsigned lo, unsigned hi);
+void co_dnotify_closed(struct co_dnotify_close *c, int closed);
+void co_dnotify_unshare(void);
+void co_dnotify_forked(void);
+size_t co_dnotify_env(char *buf, size_t n);
+void co_dnotify_from_env(void);
+#define CO_DNOTIFY_ENV_MAX (CO_DNOTIFY_MAX * 72 + 32)
+int co_dnotify_collect(struct co_dumpctx *d);
+
+/*
  * inotify.c: queued inotify events the agent holds for the program.
  * co_inotify_publish: at park, the descriptors it may hold events of
  * (co_table.iheld); co_inotify_take: at DUMP, or RELEASE without one,

@@ -95,7 +95,7 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.cpu = *co_cpuclock_saved(); /* noted when the last thread parked (co_quiesce) */
 	for (int i = 0; i < co_agent.nthreads; i++)
 		trecs[i] = &co_agent.threads[i].rec;
-	if (co_threads_check(&dc, trecs, co_agent.nthreads) || co_pattrs_collect(&dc) || co_timers_collect(&dc) || co_semundo_collect(&dc) || co_files_collect(&dc) ||
+	if (co_threads_check(&dc, trecs, co_agent.nthreads) || co_dnotify_collect(&dc) || co_pattrs_collect(&dc) || co_timers_collect(&dc) || co_semundo_collect(&dc) || co_files_collect(&dc) ||
 	    co_mem_collect(&dc) || co_aio_collect(&dc))
 		return -1;
 	co_pages_note_shared(&dc);

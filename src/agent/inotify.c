@@ -57,6 +57,9 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
 
 /* One descriptor the program made or read through libc. */
 struct held {
@@ -376,17 +379,26 @@ EXPORT int inotify_init1(int flags)
 	return fd;
 }
 
+/* (each also ends the dnotify watches on the files it closes: dnotify.c) */
 EXPORT int close(int fd)
 {
 	ENSURE(close);
 	forget((unsigned)fd, (unsigned)fd);
-	return REAL(close)(fd);
+	struct co_dnotify_close c;
+	co_dnotify_closing(&c, (unsigned)fd, (unsigned)fd);
+	int r = REAL(close)(fd);
+	co_dnotify_closed(&c, r == 0 || errno != EBADF); /* (Linux frees the number on any other error) */
+	return r;
 }
 
 EXPORT int dup2(int from, int to)
 {
 	ENSURE(dup2);
+	struct co_dnotify_close c = { 0, 0, 0 };
+	if (from != to)
+		co_dnotify_closing(&c, (unsigned)to, (unsigned)to);
 	int r = REAL(dup2)(from, to);
+	co_dnotify_closed(&c, r >= 0);
 	if (r >= 0 && from != to)
 		forget((unsigned)to, (unsigned)to);
 	return r;
@@ -395,7 +407,11 @@ EXPORT int dup2(int from, int to)
 EXPORT int dup3(int from, int to, int flags)
 {
 	ENSURE(dup3);
+	struct co_dnotify_close c = { 0, 0, 0 };
+	if (from != to)
+		co_dnotify_closing(&c, (unsigned)to, (unsigned)to);
 	int r = REAL(dup3)(from, to, flags);
+	co_dnotify_closed(&c, r >= 0);
 	if (r >= 0)
 		forget((unsigned)to, (unsigned)to);
 	return r;
@@ -404,7 +420,14 @@ EXPORT int dup3(int from, int to, int flags)
 EXPORT int close_range(unsigned lo, unsigned hi, int flags)
 {
 	ENSURE(close_range);
+	struct co_dnotify_close c = { 0, 0, 0 };
+	/* (an unshared table is the thread's own: its closes end none of the watches of the one it left) */
+	if (!(flags & (CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) && lo <= hi)
+		co_dnotify_closing(&c, lo, hi);
 	int r = REAL(close_range)(lo, hi, flags);
+	co_dnotify_closed(&c, r == 0);
+	if (r == 0 && (flags & CLOSE_RANGE_UNSHARE))
+		co_dnotify_unshare();
 	if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
 		forget(lo, hi);
 	return r;
@@ -413,7 +436,11 @@ EXPORT int close_range(unsigned lo, unsigned hi, int flags)
 EXPORT void closefrom(int lo)
 {
 	ENSURE(closefrom);
+	struct co_dnotify_close c = { 0, 0, 0 };
+	if (lo >= 0)
+		co_dnotify_closing(&c, (unsigned)lo, ~0U);
 	REAL(closefrom)(lo);
+	co_dnotify_closed(&c, 1);
 	forget((unsigned)lo, ~0U);
 }
 

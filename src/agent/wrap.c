@@ -17,7 +17,10 @@
  * 2. The checkpoint signal itself is hidden (wrap_signal.c).
  * 3. The agent keeps no descriptor in the program's table (its manager
  *    thread has a table of its own, and only during a checkpoint): close,
- *    close_range, closefrom and dup2 are the program's, unwrapped.
+ *    close_range, closefrom, dup2 and dup3 are the program's; their
+ *    wrappers (inotify.c) only note what the calls end: the agent's view
+ *    of an inotify descriptor, the dnotify watches on a file (dnotify.c,
+ *    which notes fcntl's F_NOTIFY).
  * 4. madvise(2) flags the kernel keeps per region (MADV_DONTFORK, ...) are
  *    noted, so that a checkpoint knows it must look for them; so are locks
  *    (mlock, mlock2, mlockall, MAP_LOCKED) and the mmap flags smaps shows
@@ -27,6 +30,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <semaphore.h>
 #include <spawn.h>
@@ -737,6 +741,30 @@ static long sys_result(long r)
 	return r;
 }
 
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* A close through syscall(3) (close, dup2 or dup3 over a descriptor, close_range) ends the dnotify watches of what it closes. */
+static long raw_close(long n, const long *a)
+{
+	unsigned lo = (unsigned)a[n == SYS_dup2 || n == SYS_dup3], hi = n == SYS_close_range ? (unsigned)a[1] : lo;
+	int closes = n == SYS_close || (n == SYS_close_range ? !(a[2] & (CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) &&
+							     lo <= hi
+							   : a[0] != a[1]);
+	struct co_dnotify_close c = { 0, 0, 0 };
+	if (closes)
+		co_dnotify_closing(&c, lo, hi);
+	long r = co_sys6(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+	co_dnotify_closed(&c, n == SYS_close ? r != -EBADF : r >= 0);
+	if (n == SYS_close_range && r == 0 && (a[2] & CLOSE_RANGE_UNSHARE))
+		co_dnotify_unshare();
+	return sys_result(r);
+}
+
 /* Such a raw fork runs no atfork handlers: the child registers as a forked child does. */
 static long raw_fork(long n, const long *a)
 {
@@ -802,6 +830,11 @@ EXPORT long syscall(long n, ...)
 		return raw_fork(n, a);
 	if (n == SYS_madvise)
 		return madvise((void *)a[0], (size_t)a[1], (int)a[2]);
+	/* dnotify watches are noted (dnotify.c) */
+	if (n == SYS_fcntl && (int)a[1] == F_NOTIFY)
+		return sys_result(co_dnotify_call((int)a[0], (unsigned long)a[2]));
+	if (n == SYS_close || n == SYS_dup2 || n == SYS_dup3 || n == SYS_close_range)
+		return raw_close(n, a);
 	/* an rseq area of the program's own is noted, to be found at a checkpoint (threads.c) */
 	if (n == SYS_rseq)
 		return sys_result(co_rseq_call(a));

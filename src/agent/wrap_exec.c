@@ -24,7 +24,8 @@
 /* ---- keeping the agent in every program the group execs ---- */
 
 
-static char env_preload[4200], env_sock[300], env_sig[32], env_undo[CO_SEMUNDO_ENV_MAX];
+static char env_preload[4200], env_sock[300], env_sig[32], env_undo[CO_SEMUNDO_ENV_MAX], env_dn[CO_DNOTIFY_ENV_MAX];
+#define ENV_EXTRA 6 /* with_agent's entries at most, and the NULL */
 
 /* Remember what the group's processes must carry across exec. */
 void co_wrap_env_init(void)
@@ -62,12 +63,13 @@ static size_t env_count(char *const env[])
 }
 
 /*
- * out (n + 5 slots) gets env plus our variables where env lacks them (an
- * emptied environment, or one rebuilt by the program).  The socket and
- * signal always come from the agent, not from env: after a restart the
- * environment in memory still names the old coordinator's socket.  An
- * exec of this process (same) carries its SEM_UNDO adjustments (semundo.c),
- * a new process none.  No malloc: this also runs in vfork children.
+ * out (n + ENV_EXTRA slots) gets env plus our variables where env lacks
+ * them (an emptied environment, or one rebuilt by the program).  The
+ * socket and signal always come from the agent, not from env: after a
+ * restart the environment in memory still names the old coordinator's
+ * socket.  An exec of this process (same) carries its SEM_UNDO
+ * adjustments (semundo.c) and dnotify watches (dnotify.c), a new process
+ * none.  No malloc: this also runs in vfork children.
  */
 static char **with_agent(char *const env[], char **out, int same)
 {
@@ -78,7 +80,8 @@ static char **with_agent(char *const env[], char **out, int same)
 		co_fmt(env_sig, sizeof(env_sig), "COHORT_SIG=%d", co_agent.sig);
 	}
 	for (; env && *env; env++)
-		if (!ours || !(env_is(*env, "COHORT_SOCK") || env_is(*env, "COHORT_SIG") || env_is(*env, "COHORT_SEMUNDO")))
+		if (!ours || !(env_is(*env, "COHORT_SOCK") || env_is(*env, "COHORT_SIG") || env_is(*env, "COHORT_SEMUNDO") ||
+			       env_is(*env, "COHORT_DNOTIFY")))
 			out[n++] = *env;
 	if (ours) {
 		if (env_preload[0] && !env_has(env, env_preload))
@@ -89,6 +92,8 @@ static char **with_agent(char *const env[], char **out, int same)
 			out[n++] = env_sig;
 		if (same && co_semundo_env(env_undo, sizeof(env_undo)))
 			out[n++] = env_undo;
+		if (same && co_dnotify_env(env_dn, sizeof(env_dn)))
+			out[n++] = env_dn;
 	}
 	out[n] = NULL;
 	return out;
@@ -185,7 +190,7 @@ extern char **environ;
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	ENSURE(execve);
-	char *env[env_count(envp) + 5];
+	char *env[env_count(envp) + ENV_EXTRA];
 	uint64_t old = exec_guard();
 	return exec_unguard(REAL(execve)(path, argv, with_agent(envp, env, 1)), old);
 }
@@ -198,7 +203,7 @@ EXPORT int execv(const char *path, char *const argv[])
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	ENSURE(execvpe);
-	char *env[env_count(envp) + 5];
+	char *env[env_count(envp) + ENV_EXTRA];
 	uint64_t old = exec_guard();
 	return exec_unguard(REAL(execvpe)(file, argv, with_agent(envp, env, 1)), old);
 }
@@ -211,7 +216,7 @@ EXPORT int execvp(const char *file, char *const argv[])
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	ENSURE(fexecve);
-	char *env[env_count(envp) + 5];
+	char *env[env_count(envp) + ENV_EXTRA];
 	uint64_t old = exec_guard();
 	return exec_unguard(REAL(fexecve)(fd, argv, with_agent(envp, env, 1)), old);
 }
@@ -257,7 +262,7 @@ EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_acti
 		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	ENSURE(posix_spawn);
-	char *env[env_count(envp) + 5];
+	char *env[env_count(envp) + ENV_EXTRA];
 	return REAL(posix_spawn)(pid, path, fa, attr, argv, with_agent(envp, env, 0));
 }
 
@@ -265,6 +270,6 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
 			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	ENSURE(posix_spawnp);
-	char *env[env_count(envp) + 5];
+	char *env[env_count(envp) + ENV_EXTRA];
 	return REAL(posix_spawnp)(pid, file, fa, attr, argv, with_agent(envp, env, 0));
 }

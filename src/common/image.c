@@ -274,6 +274,7 @@ const char *co_rec_name(unsigned type)
 	case CO_R_SYSVSHM: return "sysv shm";
 	case CO_R_SEMUNDO: return "semaphore adjustment";
 	case CO_R_AIO: return "aio ring";
+	case CO_R_DNOTIFY: return "dnotify watch";
 	case CO_R_COWMAP: return "copy-on-write map";
 	case CO_R_SECCOMP: return "seccomp filters";
 	case CO_R_IWATCH: return "inotify watch";

@@ -67,6 +67,7 @@ enum co_rec_type {
 	CO_R_SEMUNDO = 76, /* struct co_semadj: one SEM_UNDO adjustment of the process, after its timers */
 	CO_R_AIO = 77,	  /* struct co_aio, then its unreaped struct co_aio_event: an aio ring, after the regions */
 	CO_R_FMARK = 67,  /* struct co_fmark: one mark of the fanotify object (co_sobj) before */
+	CO_R_DNOTIFY = 78, /* struct co_dnotify: a dnotify watch of the process on the CO_R_FD before */
 	/* the migration stream (src/cli/wire.c): the same records over a socket, never in a file */
 	CO_R_WIRE_MSG = 80,  /* struct co_wire_msg: a control message (its text cut to what is used) */
 	CO_R_WIRE_FILE = 81, /* struct co_wire_file: a file of the generation follows, in CO_R_WIRE_DATA records */
@@ -447,6 +448,19 @@ struct co_fdowner {
 	int32_t type;
 	int32_t pid;
 	int32_t sig;
+};
+
+/*
+ * A dnotify watch of the process (fcntl F_NOTIFY), which the agent notes
+ * (src/agent/dnotify.c): on the directory of the CO_R_FD before, the
+ * descriptor its signals name, and the DN_* events as the program asked
+ * for them (every F_NOTIFY's on that open file since, or'ed, DN_MULTISHOT
+ * among them), which the restorer asks again (format 8, later; older
+ * images have none).
+ */
+struct co_dnotify {
+	int32_t fd;
+	uint32_t mask;
 };
 
 struct co_fd {

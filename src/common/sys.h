@@ -19,6 +19,7 @@
 /* fcntl(2) commands likewise */
 #define CO_F_SETSIG 10
 #define CO_F_GETSIG 11
+#define CO_F_NOTIFY 1026
 #define CO_F_SETOWN_EX 15
 #define CO_F_GETOWN_EX 16
 

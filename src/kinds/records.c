@@ -15,7 +15,7 @@
 
 typedef void describe_fn(unsigned type, const void *p, uint64_t len, char *out, size_t n);
 
-static describe_fn d_head, d_proc, d_thread, d_timer, d_semadj, d_aio, d_lock, d_owner, d_fd, d_vma, d_pagemap, d_bytes,
+static describe_fn d_head, d_proc, d_thread, d_timer, d_semadj, d_aio, d_lock, d_owner, d_dnotify, d_fd, d_vma, d_pagemap, d_bytes,
 	d_end, d_seccomp, d_manifest, d_mfile, d_mproc, d_link;
 
 static const struct rec {
@@ -39,6 +39,7 @@ static const struct rec {
 	{ CO_R_AIO, sizeof(struct co_aio), NULL, d_aio },
 	{ CO_R_LOCK, sizeof(struct co_lock), NULL, d_lock },
 	{ CO_R_FDOWNER, sizeof(struct co_fdowner), NULL, d_owner },
+	{ CO_R_DNOTIFY, sizeof(struct co_dnotify), NULL, d_dnotify },
 	{ CO_R_COWMAP, offsetof(struct co_pagemap, runs), NULL, d_pagemap },
 	{ CO_R_SECCOMP, sizeof(struct co_seccomp), NULL, d_seccomp },
 	{ CO_R_MANIFEST, offsetof(struct co_manifest, tty_pgid), NULL, d_manifest },	/* tty: later */
@@ -208,6 +209,19 @@ static void d_owner(unsigned t, const void *p, uint64_t len, char *out, size_t n
 	static const char *const types[] = { "thread", "process", "process group" };
 	snprintf(out, n, "fd %d SIGIO to %s %d, signal %d%s", o->fd, o->type >= 0 && o->type <= 2 ? types[o->type] : "?",
 		 o->pid, o->sig, o->sig ? "" : " (SIGIO)");
+}
+
+static void d_dnotify(unsigned t, const void *p, uint64_t len, char *out, size_t n)
+{
+	(void)t, (void)len;
+	static const char *const ev[] = { "access", "modify", "create", "delete", "rename", "attrib" };
+	const struct co_dnotify *w = p;
+	int k = snprintf(out, n, "fd %d events %#x:", w->fd, w->mask);
+	for (int i = 0; i < 6 && k > 0 && (size_t)k < n; i++)
+		if (w->mask >> i & 1)
+			k += snprintf(out + k, n - (size_t)k, " %s", ev[i]);
+	if (k > 0 && (size_t)k < n)
+		snprintf(out + k, n - (size_t)k, "%s", w->mask & 0x80000000u ? " (multishot)" : " (one-shot)");
 }
 
 /* "2 filters (9 instructions) of threads 3 4, all: TSYNC" (the first tids: inspect reads a prefix) */

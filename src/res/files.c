@@ -330,6 +330,10 @@ int co_files_dump(struct co_dumpctx *d)
 		for (; o < nowners && owners[o].fd == f->fd; o++)
 			if (co_w_rec(d->w, CO_R_FDOWNER, &owners[o], sizeof(owners[o])))
 				return DERR(d, "pid %d: writing the owner of descriptor %d failed", d->pid, f->fd);
+		/* its dnotify watch, which the agent noted (src/agent/dnotify.c) */
+		for (int k = 0; k < d->ndnotify; k++)
+			if (d->dnotify[k].fd == f->fd && co_w_rec(d->w, CO_R_DNOTIFY, &d->dnotify[k], sizeof(d->dnotify[k])))
+				return DERR(d, "pid %d: writing the dnotify watch of descriptor %d failed", d->pid, f->fd);
 	}
 	return 0;
 }
@@ -426,6 +430,27 @@ int co_owners_restore(struct co_rstctx *rc)
 		if (r < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: fd %d: cannot give its SIGIO owner (%d) and signal %d "
 				      "back (errno %ld)", rc->proc->pid, o->fd, o->pid, o->sig, -r);
+	}
+	return 0;
+}
+
+/*
+ * F_NOTIFY again with the events the program had asked for, on the
+ * descriptor its signals named: one watch for this descriptor table and
+ * the open file, as the kernel had.  The first F_NOTIFY on a file makes
+ * the caller its SIGIO owner when it has none: taken away again here,
+ * co_owners_restore (after this) sets the owner the checkpoint saw.
+ */
+int co_dnotify_restore(struct co_rstctx *rc)
+{
+	for (int i = 0; i < rc->ndnotify; i++) {
+		const struct co_dnotify *w = &rc->dnotify[i];
+		long r = co_fcntl(w->fd, CO_F_NOTIFY, (long)w->mask);
+		if (r == 0)
+			r = co_fcntl(w->fd, F_SETOWN, 0);
+		if (r < 0)
+			return co_err(rc->err, rc->errlen, "pid %d: fd %d: cannot make its dnotify watch again (F_NOTIFY "
+				      "0x%x: errno %ld)", rc->proc->pid, w->fd, w->mask, -r);
 	}
 	return 0;
 }

@@ -20,6 +20,7 @@
 #define CO_MAX_TIMERS 512
 #define CO_STREAMS 2 /* page-data streams written and read in parallel */
 #define CO_SEMUNDO_MAX 256 /* semaphores with a SEM_UNDO adjustment, per process (src/agent/semundo.c) */
+#define CO_DNOTIFY_MAX 64 /* dnotify watches (fcntl F_NOTIFY) per process (src/agent/dnotify.c) */
 
 /*
  * May region v come lazily at a `restart --lazy`?  Private anonymous
@@ -74,6 +75,8 @@ struct co_dumpctx {
 	struct co_pcpu cpu;			/* its CPU times as the program sees them (agent/cpuclock.c) */
 	struct co_semadj semadj[CO_SEMUNDO_MAX];	/* SEM_UNDO adjustments, the agent's (semundo.c) */
 	int nsemadj;
+	struct co_dnotify dnotify[CO_DNOTIFY_MAX];	/* dnotify watches, the agent's (agent/dnotify.c) */
+	int ndnotify;
 	struct co_aio aio[CO_AIO_MAX];		/* aio rings, read in the pause (src/agent/aio.c) */
 	int naio;
 	const struct co_aio_event *aio_events;	/* their unreaped events, ring after ring (the agent's buffer) */
@@ -116,6 +119,8 @@ struct co_rstctx {
 	int nlocks;
 	struct co_fdowner *owners;	/* SIGIO owners and signals of its descriptors */
 	int nowners;
+	struct co_dnotify *dnotify;	/* dnotify watches of its descriptors */
+	int ndnotify;
 	struct co_semadj *semadj;	/* SEM_UNDO adjustments to make again */
 	int nsemadj;
 	struct co_aio *aio;		/* aio rings to make again (CO_V_AIO regions) */
@@ -286,6 +291,12 @@ long co_files_chdir(struct co_rstctx *rc, const char *cwd);
 int co_locks_restore(struct co_rstctx *rc);
 /* the SIGIO owners (CO_R_FDOWNER), set once every thread exists and has its ids */
 int co_owners_restore(struct co_rstctx *rc);
+/*
+ * The dnotify watches, once nothing of the restorer's closes a descriptor
+ * of the process any more (a close of any descriptor of a watched file
+ * removes the watch), before the SIGIO owners: 0, or -1 with err.
+ */
+int co_dnotify_restore(struct co_rstctx *rc);
 
 /*
  * pidfd.c: pidfds of the group's processes.  co_pidfd_describe (dump)

@@ -302,6 +302,7 @@ static void read_metadata(uint64_t *next)
 	rc.timers = zalloc(next, sizeof(struct co_timer) * CO_MAX_TIMERS);
 	rc.locks = zalloc(next, sizeof(struct co_lock) * CO_MAX_LOCKS);
 	rc.owners = zalloc(next, sizeof(struct co_fdowner) * CO_MAX_FDS);
+	rc.dnotify = zalloc(next, sizeof(struct co_dnotify) * CO_DNOTIFY_MAX);
 	rc.semadj = zalloc(next, sizeof(struct co_semadj) * CO_SEMUNDO_MAX);
 	rc.aio = zalloc(next, sizeof(struct co_aio) * CO_AIO_MAX);
 	rc.aio_events = zalloc(next, sizeof(struct co_aio_event) * CO_AIO_EVENTS_MAX);
@@ -322,6 +323,8 @@ static void read_metadata(uint64_t *next)
 				    "SEM_UNDO adjustments");
 		} else if (t == CO_R_FDOWNER) {
 			take_record(rc.owners, &rc.nowners, CO_MAX_FDS, sizeof(struct co_fdowner), "descriptor owners");
+		} else if (t == CO_R_DNOTIFY) {
+			take_record(rc.dnotify, &rc.ndnotify, CO_DNOTIFY_MAX, sizeof(struct co_dnotify), "dnotify watches");
 		} else if (t == CO_R_SECCOMP) {
 			uint64_t len = reader.hdr.len < CO_SECCOMP_MAX ? reader.hdr.len : CO_SECCOMP_MAX;
 			if (co_seccomp_take(&rc, zalloc(next, len)))
@@ -458,8 +461,9 @@ static void child_entry(void *arg)
 	co_creds_files(&rc.ids, 0);
 	co_close(imgfd_high);
 	co_sys3(SYS_close_range, 0, (unsigned)(rc.plan_lo > 0 ? rc.plan_lo - 1 : 0), 0);
-	/* nothing of what its parent read from its own image: owners, pidfds and locks were the parent's */
+	/* nothing of what its parent read from its own image: owners, pidfds, locks and dnotify watches were the parent's */
 	rc.nthreads = rc.nvmas = rc.ntimers = rc.nlocks = rc.nowners = rc.nseccomp = rc.nsemadj = rc.naio = 0;
+	rc.ndnotify = 0;
 	rc.ncow = rc.naio_events = 0;
 	co_pidfds_forget();
 	rc.inherited = 1;
@@ -858,7 +862,7 @@ static void restore_self(struct co_mproc *me)
 	if (co_plan_epoll(&rc))
 		die(err);
 	set_stage(CO_RS_LOCKS);
-	if (co_locks_restore(&rc))
+	if (co_locks_restore(&rc) || co_dnotify_restore(&rc))
 		die(err);
 	if (co_root_restore(&rc))
 		die(err);

@@ -160,3 +160,43 @@ t_timerfd_cancel_refused() {
 	bg_wait run1
 	final_check 0 "$RC" run1 run0 run1
 }
+
+# dnotify watches (fcntl F_NOTIFY; tests/progs/dnotify_watch.c), which no
+# file of /proc shows: the agent notes them (src/agent/dnotify.c)
+#   dnotify_std            the standard flow: d1's watch (events or'ed from
+#                          two F_NOTIFY on a descriptor and its dup, its
+#                          signals naming the dup, F_SETSIG) comes back and
+#                          signals as before; the watches ended by
+#                          F_NOTIFY 0, by the close of a dup, by closedir of
+#                          a stream made on a dup do not come back; the
+#                          SIGIO owners are as they were
+#   dnotify_live           the same through live checkpoints
+#   dnotify_oneshot_refused  a watch without DN_MULTISHOT (the kernel drops
+#                          it once it fires, which nothing shows): the
+#                          checkpoint is refused in one line naming the
+#                          process and the descriptor, the program runs on,
+#                          and once it has made it DN_MULTISHOT checkpoint
+#                          --kill and restart end as the native run does
+#   dnotify_exec_refused   a watch kept across an exec (the agent cannot
+#                          tell whether the exec's closes of close-on-exec
+#                          descriptors ended it): refused likewise; made
+#                          again after the exec, it comes back
+t_dnotify_std() { std dnotify_watch 0 3 3; }
+
+t_dnotify_live() { steps_live_flow dnotify_watch 10; }
+
+t_dnotify_oneshot_refused() {
+	prog_cmd dnotify_watch
+	PCMD+=(oneshot)
+	refused_then_kept one-shot "a one-shot dnotify watch" \
+		"^cohort: .*pid [0-9]+: fd 21: a one-shot dnotify watch \(fcntl F_NOTIFY without DN_MULTISHOT\).*cohort cannot restore it" \
+		multishot
+}
+
+t_dnotify_exec_refused() {
+	prog_cmd dnotify_watch
+	PCMD+=(exec)
+	refused_then_kept "exec'd" "a dnotify watch kept across an exec" \
+		"^cohort: .*pid [0-9]+: fd 21: a dnotify watch \(fcntl F_NOTIFY\) set before an exec.*cannot tell whether the kernel still has it" \
+		again
+}

@@ -23,6 +23,7 @@
  * look the same.
  */
 #include "common.h"
+#include <dirent.h>
 #include <linux/aio_abi.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -390,6 +391,55 @@ static void closes(void)
 	CALL("close_range(990, 1029, 0x8000)", close_range(990, 1029, 0x8000));
 	CALL("close_range(1029, 990, 0)", close_range(1029, 990, 0));
 	CALL("syscall(close_range, 5, 3, 0)", syscall(SYS_close_range, 5, 3, 0));
+	CALL("syscall(close, -1)", syscall(SYS_close, -1));
+	CALL("syscall(dup2, -1, 500)", syscall(SYS_dup2, -1, 500));
+	CALL("syscall(dup3, 500, 500, 0)", syscall(SYS_dup3, 500, 500, 0));
+	CALL("dup3(500, 500, 0)", dup3(500, 500, 0));
+}
+
+/*
+ * fcntl's F_NOTIFY (dnotify.c), on an empty directory of our own (no
+ * event comes: a SIGIO would end the program), DN_MULTISHOT (a checkpoint
+ * refuses a one-shot watch); the other commands go to glibc's, their
+ * argument passed as glibc reads it
+ */
+static void notifies(void)
+{
+	char path[4200];
+	t_fmt(path, sizeof(path), "%s/wrap_null.notify", t_tmpdir());
+	int f = SYSCHK(open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+	char dpath[4200];
+	t_fmt(dpath, sizeof(dpath), "%s/wrap_null.d", t_tmpdir());
+	if (mkdir(dpath, 0700) < 0 && errno != EEXIST)
+		FAIL("mkdir %s: %s", dpath, strerror(errno));
+	int dir = SYSCHK(open(dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	CALL("fcntl(-1, F_NOTIFY, DN_CREATE)", fcntl(-1, F_NOTIFY, DN_CREATE));
+	CALL("fcntl(file, F_NOTIFY, DN_CREATE)", fcntl(f, F_NOTIFY, DN_CREATE));
+	CALL("fcntl(file, F_NOTIFY, 0)", fcntl(f, F_NOTIFY, 0));
+	CALL("fcntl(dir, F_NOTIFY, 0)", fcntl(dir, F_NOTIFY, 0));
+	CALL("fcntl(dir, F_NOTIFY, DN_MULTISHOT)", fcntl(dir, F_NOTIFY, DN_MULTISHOT));
+	CALL("fcntl(dir, F_NOTIFY, DN_ACCESS | DN_MULTISHOT)", fcntl(dir, F_NOTIFY, DN_ACCESS | DN_MULTISHOT));
+	CALL("fcntl(dir, F_NOTIFY, 0) again", fcntl(dir, F_NOTIFY, 0));
+	CALL("fcntl(dir, F_NOTIFY, 0x40 | DN_MULTISHOT)", fcntl(dir, F_NOTIFY, 0x40 | DN_MULTISHOT));
+	CALL("fcntl(dir, F_GETOWN)", fcntl(dir, F_GETOWN) == getpid());
+	CALL("fcntl(dir, F_SETOWN, 0)", fcntl(dir, F_SETOWN, 0));
+	CALL("fcntl(dir, F_NOTIFY, 0) last", fcntl(dir, F_NOTIFY, 0));
+	CALL("fcntl64(-1, F_NOTIFY, DN_CREATE)", fcntl64(-1, F_NOTIFY, DN_CREATE));
+	CALL("fcntl64(file, F_NOTIFY, DN_DELETE)", fcntl64(f, F_NOTIFY, DN_DELETE));
+	CALL("syscall(fcntl, -1, F_NOTIFY, DN_CREATE)", syscall(SYS_fcntl, -1, F_NOTIFY, DN_CREATE));
+	CALL("syscall(fcntl, file, F_NOTIFY, DN_CREATE)", syscall(SYS_fcntl, f, F_NOTIFY, DN_CREATE));
+	CALL("fcntl(dir, F_GETFD)", fcntl(dir, F_GETFD));
+	CALL("fcntl(-1, F_GETFL)", fcntl(-1, F_GETFL));
+	CALL("fcntl(dir, 0x7fff)", fcntl(dir, 0x7fff));
+	CALL("fcntl64(file, F_GETFL)", fcntl64(f, F_GETFL) & O_ACCMODE);
+	CALL("fcntl(dir, F_GETLK, bad)", fcntl(dir, F_GETLK, (void *)bad));
+	CALL("close(dir)", close(dir));
+	CALL("close(file)", close(f));
+	DIR *d = opendir(dpath);
+	CHECK(d != NULL, "opendir %s: %s", dpath, strerror(errno));
+	CALL("closedir(dir)", closedir(d));
+	unlink(path);
+	rmdir(dpath);
 }
 
 /* ---- semaphores, futexes, clone ---- */
@@ -775,6 +825,7 @@ int main(void)
 		masks();
 		signalfds();
 		closes();
+		notifies();
 		others();
 		sockets();
 		cpuclocks();
