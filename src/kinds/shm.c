@@ -41,8 +41,11 @@
 #define F_SEAL_EXEC 0x0020
 #endif
 
-/* Objects written in this dump (d->nshm), by inode: each once, whether held or only mapped. */
-static uint64_t shm_ino[CO_MAX_REFS];
+/*
+ * Objects written in this dump (d->nshm), by device and inode: each once,
+ * whether held or only mapped; and the files mapped writable, copied once.
+ */
+static uint64_t shm_dev[CO_MAX_REFS], shm_ino[CO_MAX_REFS];
 /* of them, the memfds sealed with F_SEAL_FUTURE_WRITE (their seals come back before any mapping) */
 static uint8_t shm_future[CO_MAX_REFS];
 
@@ -156,24 +159,79 @@ static int write_rec(struct co_writer *w, const struct co_shm *sh)
 	return co_w_rec(w, CO_R_SHM, sh, offsetof(struct co_shm, mname) + strlen(sh->mname) + 1);
 }
 
-/*
- * A shared memory object: from fd, an open map_files or fd entry of it
- * (mem_at 0), or from fd = /proc/PID/mem, where the object is mapped at
- * mem_at with e->off as its offset (co_write_runs).  sh: the description
- * it is (or none), the rest filled here; link: the object's path as its
- * /proc link shows it (not escaped, as maps does a name's new lines).
- */
-static int write_shm_from(struct co_writer *w, int fd, uint64_t mem_at, const struct co_mapent *e, const char *link,
-			  struct co_shm *sh)
+/* The record of object e (sh: the description it is, or none; the rest filled here), size set. */
+static int write_head(struct co_writer *w, const struct co_mapent *e, int fd, const char *link, struct co_shm *sh)
 {
-	struct stat st;
-	sh->size = mem_at ? e->off + (e->end - e->start) : (fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0);
 	sh->dev = e->dev;
 	sh->ino = e->ino;
 	snprintf(sh->name, sizeof(sh->name), "%s", e->path);
-	shm_fill(sh, mem_at ? -1 : fd, link);
-	write_rec(w, sh);
-	return co_write_runs(w, CO_R_SHMDATA, fd, mem_at, mem_at ? e->off : 0, sh->size);
+	shm_fill(sh, fd, link);
+	return write_rec(w, sh);
+}
+
+/*
+ * A shared memory object from fd, an open map_files or fd entry of it.
+ * sh: the description it is (or none), the rest filled here; link: the
+ * object's path as its /proc link shows it (not escaped, as maps does a
+ * name's new lines).
+ */
+static int write_shm_from(struct co_writer *w, int fd, const struct co_mapent *e, const char *link, struct co_shm *sh)
+{
+	struct stat st;
+	sh->size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	write_head(w, e, fd, link, sh);
+	return co_write_runs(w, CO_R_SHMDATA, fd, 0, 0, sh->size);
+}
+
+/*
+ * The windows the group's shared mappings show of object e, through
+ * /proc/PID/mem: with size, only how far the farthest reaches (size's
+ * maximum); else their data (co_write_runs), each window once per mapping
+ * (several of one part hold the same bytes).  0, or -1.
+ */
+static int each_window(struct co_kdump *d, const struct co_mapent *e, uint64_t *size)
+{
+	static struct co_maps maps;
+	static struct co_mapent x;
+	char p[64];
+	int bad = 0;
+	for (int i = 0; i < d->nmembers && !bad; i++) {
+		int mem = -1;
+		snprintf(p, sizeof(p), "/proc/%d/maps", d->members[i].host_pid);
+		if (co_maps_open(&maps, p))
+			continue;
+		while (!bad && co_maps_next(&maps, &x) == 1) {
+			uint64_t end = x.off + (x.end - x.start);
+			if (!x.shared || x.dev != e->dev || x.ino != e->ino)
+				continue;
+			if (size) {
+				*size = end > *size ? end : *size;
+				continue;
+			}
+			if (mem < 0) {
+				snprintf(p, sizeof(p), "/proc/%d/mem", d->members[i].host_pid);
+				mem = open(p, O_RDONLY | O_CLOEXEC);
+			}
+			bad = mem < 0 || co_write_runs(d->w, CO_R_SHMDATA, mem, x.start, x.off, end) < 0;
+		}
+		co_maps_close(&maps);
+		if (mem >= 0)
+			close(mem);
+	}
+	return bad ? -1 : 0;
+}
+
+/*
+ * A shared memory object no process holds, read through its mappings
+ * (/proc/PID/mem): its size as far as the farthest mapping reaches, its
+ * data what any mapping shows (one mapping may show only a part).
+ */
+static int write_shm_windows(struct co_kdump *d, const struct co_mapent *e, const char *link, struct co_shm *sh)
+{
+	sh->size = 0;
+	if (each_window(d, e, &sh->size) < 0 || write_head(d->w, e, -1, link, sh) < 0)
+		return -1;
+	return each_window(d, e, NULL);
 }
 
 /*
@@ -214,40 +272,52 @@ static int write_shm_mapped(struct co_kdump *d, const struct co_shared_member *m
 	char src[64], link[CO_PATH];
 	snprintf(src, sizeof(src), "/proc/%d/map_files/%lx-%lx", (int)m->host_pid, (unsigned long)e->start,
 		 (unsigned long)e->end);
-	uint64_t mem_at = 0;
-	int fd = open(src, O_RDONLY | O_CLOEXEC);
+	int fd = open(src, O_RDONLY | O_CLOEXEC), open_err = errno, r = -1;
 	ssize_t l = fd >= 0 ? readlink(src, link, sizeof(link) - 1) : -1;
 	if (l > 0)
 		link[l] = 0;
 	else
 		snprintf(link, sizeof(link), "%s", e->path);
-	if (fd < 0 && errno == EPERM) {
-		snprintf(src, sizeof(src), "/proc/%d/mem", (int)m->host_pid);
-		fd = open(src, O_RDONLY | O_CLOEXEC);
-		mem_at = e->start;
-	}
-	if (fd >= 0 && co_startswith(e->path, "/memfd:") && on_hugetlb(mem_at ? -1 : fd, e->dev)) {
-		close(fd);
+	if ((fd >= 0 || open_err == EPERM) && co_startswith(e->path, "/memfd:") && on_hugetlb(fd, e->dev)) {
+		if (fd >= 0)
+			close(fd);
 		snprintf(d->err, d->errlen, "pid %d: region %lx-%lx: %s is a memfd on hugetlbfs (MFD_HUGETLB), which "
 			 "cohort cannot restore", m->pid, (unsigned long)e->start, (unsigned long)e->end, e->path);
 		return -1;
 	}
 	struct co_shm sh;
 	memset(&sh, 0, sizeof(sh));
-	int r = fd < 0 ? -1 : write_shm_from(d->w, fd, mem_at, e, link, &sh);
-	if (fd >= 0)
+	if (fd >= 0) {
+		r = write_shm_from(d->w, fd, e, link, &sh);
 		close(fd);
+	} else if (open_err == EPERM) {
+		r = write_shm_windows(d, e, link, &sh);
+	}
 	if (r < 0)
 		snprintf(d->err, d->errlen, "pid %d: cannot read shared memory %s", m->pid, e->path);
 	return r;
 }
 
 /* 0: not written yet; 1: written; 2: written, and sealed with F_SEAL_FUTURE_WRITE */
-static int seen(const struct co_kdump *d, uint64_t ino)
+static int seen(const struct co_kdump *d, uint64_t dev, uint64_t ino)
 {
 	for (int k = 0; k < d->nshm; k++)
-		if (shm_ino[k] == ino)
+		if (shm_dev[k] == dev && shm_ino[k] == ino)
 			return 1 + shm_future[k];
+	return 0;
+}
+
+/* The object dev, ino written (or copied): 0, or -1 when the table is full (err filled). */
+static int remember(struct co_kdump *d, uint64_t dev, uint64_t ino, int future)
+{
+	if (d->nshm == CO_MAX_REFS) {
+		snprintf(d->err, d->errlen, "more than %d shared memory objects and files mapped writable",
+			 CO_MAX_REFS);
+		return -1;
+	}
+	shm_dev[d->nshm] = dev;
+	shm_ino[d->nshm] = ino;
+	shm_future[d->nshm++] = (uint8_t)(future != 0);
 	return 0;
 }
 
@@ -290,23 +360,59 @@ static int shm_dump(struct co_kdump *d, int first, uint64_t *id)
 		close(fd);
 		return shm_refuse(d, r, "is a memfd on hugetlbfs (MFD_HUGETLB), which cohort cannot restore");
 	}
-	if (fd < 0 || write_shm_from(d->w, fd, 0, &e, r->path, &sh) < 0) {
+	if (fd < 0 || write_shm_from(d->w, fd, &e, r->path, &sh) < 0) {
 		if (fd >= 0)
 			close(fd);
 		return shm_refuse(d, r, "cannot be read");
 	}
 	close(fd);
-	if (d->nshm < CO_MAX_REFS) {
-		shm_future[d->nshm] = sh.sealing && (sh.seals & F_SEAL_FUTURE_WRITE);
-		shm_ino[d->nshm++] = r->ino;
-	}
-	return 1;
+	return remember(d, r->dev, r->ino, sh.sealing && (sh.seals & F_SEAL_FUTURE_WRITE)) ? -1 : 1;
 }
 
 static int shm_path(const char *p)
 {
 	return !strcmp(p, "/dev/zero (deleted)") || !strncmp(p, "/memfd:", 7) || !strncmp(p, "/SYSV", 5) ||
 	       (p[0] == '/' && co_endswith(p, " (deleted)"));
+}
+
+/*
+ * One region of member m: the object it maps written once, by device and
+ * inode (whichever mapping of it comes first: the object is read whole,
+ * or through every mapping of it), a file mapped writable copied once (by
+ * its first writable mapping: a read-only one before it leaves it to
+ * that one, which once left it uncopied).  0, or -1 with err filled.
+ */
+static int dump_mapping(struct co_kdump *d, const struct co_shared_member *m, const struct co_mapent *e)
+{
+	/* the agent's own shared mappings (process table, page lists) are not the program's */
+	if (!e->shared || co_startswith(e->path, "/memfd:cohort-agent-"))
+		return 0;
+	/* a SysV segment is the group's IPC namespace's, made once with its id (sysv.c) */
+	if (co_startswith(e->path, "/SYSV"))
+		return 0;
+	/* an aio ring is its process's (the agent's CO_R_AIO record, or private memory: mem.c) */
+	if (!strcmp(e->path, CO_AIO_RING_NAME))
+		return 0;
+	int s = seen(d, e->dev, e->ino);
+	/* the seal comes back before the restorer maps: a writable mapping could not be made again */
+	if (s == 2 && (e->prot & PROT_WRITE)) {
+		snprintf(d->err, d->errlen, "pid %d: region %lx-%lx: %s is mapped writable and sealed with "
+			 "F_SEAL_FUTURE_WRITE, which cohort cannot restore", m->pid, (unsigned long)e->start,
+			 (unsigned long)e->end, e->path);
+		return -1;
+	}
+	if (s)
+		return 0;
+	if (shm_path(e->path))
+		return write_shm_mapped(d, m, e) < 0 ? -1 : remember(d, e->dev, e->ino, 0);
+	if (e->path[0] == '/' && (e->prot & PROT_WRITE)) {
+		if (co_file_copy(d, e->path) < 0) {
+			snprintf(d->err, d->errlen, "pid %d: cannot copy %s", m->pid, e->path);
+			return -1;
+		}
+		return remember(d, e->dev, e->ino, 0);
+	}
+	return 0;
 }
 
 int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, int n)
@@ -318,43 +424,12 @@ int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, i
 		snprintf(mp, sizeof(mp), "/proc/%d/maps", m[i].host_pid);
 		if (co_maps_open(&maps, mp))
 			continue;
-		while (co_maps_next(&maps, &e) == 1) {
-			/* the agent's own shared mappings (process table, page lists) are not the program's */
-			if (!e.shared || co_startswith(e.path, "/memfd:cohort-agent-"))
-				continue;
-			/* a SysV segment is the group's IPC namespace's, made once with its id (sysv.c) */
-			if (co_startswith(e.path, "/SYSV"))
-				continue;
-			/* an aio ring is its process's (the agent's CO_R_AIO record, or private memory: mem.c) */
-			if (!strcmp(e.path, CO_AIO_RING_NAME))
-				continue;
-			int s = seen(d, e.ino);
-			/* the seal comes back before the restorer maps: a writable mapping could not be made again */
-			if (s == 2 && (e.prot & PROT_WRITE)) {
-				snprintf(d->err, d->errlen, "pid %d: region %lx-%lx: %s is mapped writable and sealed with "
-					 "F_SEAL_FUTURE_WRITE, which cohort cannot restore", m[i].pid, (unsigned long)e.start,
-					 (unsigned long)e.end, e.path);
-				co_maps_close(&maps);
-				return -1;
-			}
-			if (s || d->nshm == CO_MAX_REFS)
-				continue;
-			shm_future[d->nshm] = 0;
-			shm_ino[d->nshm++] = e.ino;
-			int bad = 0;
-			if (shm_path(e.path)) {
-				bad = write_shm_mapped(d, &m[i], &e) < 0;
-			} else if (e.path[0] == '/' && (e.prot & PROT_WRITE)) {
-				bad = co_file_copy(d, e.path) < 0;
-				if (bad)
-					snprintf(d->err, d->errlen, "pid %d: cannot copy %s", m[i].pid, e.path);
-			}
-			if (bad) {
-				co_maps_close(&maps);
-				return -1;
-			}
-		}
+		int bad = 0;
+		while (!bad && co_maps_next(&maps, &e) == 1)
+			bad = dump_mapping(d, &m[i], &e) < 0;
 		co_maps_close(&maps);
+		if (bad)
+			return -1;
 	}
 	return 0;
 }

@@ -193,6 +193,25 @@ t_memfd_huge_refused() {
 	refused memfd_state huge "^cohort: .*pid [0-9]+: fd [0-9]+: /memfd:huge one \(deleted\) is a memfd on hugetlbfs \(MFD_HUGETLB\), which cohort cannot restore$" huge
 }
 
+# one object mapped shared twice, read-only first (in maps order, or by
+# the parent) and read-write after (tests/progs/mem_shared_twice.c): a
+# file mapped by one process, a file mapped by parent and child, a memfd
+# window; the files overwritten while the group is down (size and mtime
+# kept) must come back as the checkpoint saw them (it once copied no file
+# the read-only mapping came first for)
+t_mem_shared_twice() { FLOW_DOWN=twice_overwrite std mem_shared_twice 0 4 4; }
+
+# twice_overwrite: the files of mem_shared_twice, all bytes 0xff, their size and mtime as they were
+twice_overwrite() {
+	local f
+	for f in "$COHORT_TEST_TMP/twice.one" "$COHORT_TEST_TMP/twice.two"; do
+		[ -f "$f" ] || fail "no $f to overwrite"
+		touch -r "$f" "$TD/twice.times" &&
+			head -c "$(stat -c %s "$f")" /dev/zero | tr '\0' '\377' | dd of="$f" conv=notrunc status=none &&
+			touch -r "$TD/twice.times" "$f" || fail "cannot overwrite $f"
+	done
+}
+
 # flock, POSIX record locks and OFD locks held by the same process on the
 # same ranges (taken again by the restorer: files.c, co_locks_restore);
 # file_lease: a read lease kept (or the checkpoint refused, quickly)

@@ -28,6 +28,14 @@ t_memfd_unprivileged() {
 	flow_standard 0 4 4 pipe "$U/bin/memfd_state"
 }
 
+# mem_shared_twice (exact_mem.sh) by user nobody: a memfd mapped only,
+# twice, whose read-only window comes first, read through /proc/PID/mem
+# (no map_files): every page of both windows back
+t_mem_twice_unprivileged() {
+	unpriv_setup mem_shared_twice
+	FLOW_DOWN=twice_overwrite flow_standard 0 4 4 pipe "$U/bin/mem_shared_twice"
+}
+
 # unpriv_setup PROG: cohort and test program PROG copied to $U/bin, owned by
 # $UNPRIV_USER (uid $uid), COHORT a wrapper that runs cohort as that user,
 # IMG its images and COHORT_TEST_TMP its own directory (skips without root)
