@@ -10,7 +10,9 @@
  * named as it was; the plan names it (CO_PLAN_SHM) for the restorers'
  * mappings (src/res/mem.c); each description is opened again through
  * /proc/self/fd with its own flags and offset and handed to its holders.
- * Mode and seals go on once every record is read (restore_done).
+ * Mode and seals go on once every record is read (restore_done).  The
+ * scan of every process's maps also refuses memory of the huge page pool
+ * (hugetlb), shared or private, and copies the files mapped writable.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -278,13 +280,6 @@ static int write_shm_mapped(struct co_kdump *d, const struct co_shared_member *m
 		link[l] = 0;
 	else
 		snprintf(link, sizeof(link), "%s", e->path);
-	if ((fd >= 0 || open_err == EPERM) && co_startswith(e->path, "/memfd:") && on_hugetlb(fd, e->dev)) {
-		if (fd >= 0)
-			close(fd);
-		snprintf(d->err, d->errlen, "pid %d: region %lx-%lx: %s is a memfd on hugetlbfs (MFD_HUGETLB), which "
-			 "cohort cannot restore", m->pid, (unsigned long)e->start, (unsigned long)e->end, e->path);
-		return -1;
-	}
 	struct co_shm sh;
 	memset(&sh, 0, sizeof(sh));
 	if (fd >= 0) {
@@ -376,6 +371,27 @@ static int shm_path(const char *p)
 }
 
 /*
+ * Memory of the hugetlb pool: anonymous (MAP_HUGETLB), a memfd made with
+ * MFD_HUGETLB, a SysV segment made with SHM_HUGETLB (these two on
+ * hugetlbfs, not on the device of every other memfd and segment).  A
+ * restart would need the pool's pages, and would make it as memory of
+ * 4 KiB pages: refused, shared or private.
+ */
+static int huge_pages(const struct co_mapent *e)
+{
+	return !strcmp(e->path, "/anon_hugepage (deleted)") ||
+	       ((co_startswith(e->path, "/memfd:") || co_startswith(e->path, "/SYSV")) && on_hugetlb(-1, e->dev));
+}
+
+static int region_refuse(struct co_kdump *d, const struct co_shared_member *m, const struct co_mapent *e,
+			 const char *why)
+{
+	snprintf(d->err, d->errlen, "pid %d: region %lx-%lx: %s %s, which cohort cannot restore", m->pid,
+		 (unsigned long)e->start, (unsigned long)e->end, e->path, why);
+	return -1;
+}
+
+/*
  * One region of member m: the object it maps written once, by device and
  * inode (whichever mapping of it comes first: the object is read whole,
  * or through every mapping of it), a file mapped writable copied once (by
@@ -384,6 +400,8 @@ static int shm_path(const char *p)
  */
 static int dump_mapping(struct co_kdump *d, const struct co_shared_member *m, const struct co_mapent *e)
 {
+	if (huge_pages(e))
+		return region_refuse(d, m, e, "is huge page memory (hugetlb)");
 	/* the agent's own shared mappings (process table, page lists) are not the program's */
 	if (!e->shared || co_startswith(e->path, "/memfd:cohort-agent-"))
 		return 0;
@@ -395,12 +413,8 @@ static int dump_mapping(struct co_kdump *d, const struct co_shared_member *m, co
 		return 0;
 	int s = seen(d, e->dev, e->ino);
 	/* the seal comes back before the restorer maps: a writable mapping could not be made again */
-	if (s == 2 && (e->prot & PROT_WRITE)) {
-		snprintf(d->err, d->errlen, "pid %d: region %lx-%lx: %s is mapped writable and sealed with "
-			 "F_SEAL_FUTURE_WRITE, which cohort cannot restore", m->pid, (unsigned long)e->start,
-			 (unsigned long)e->end, e->path);
-		return -1;
-	}
+	if (s == 2 && (e->prot & PROT_WRITE))
+		return region_refuse(d, m, e, "is mapped writable and sealed with F_SEAL_FUTURE_WRITE");
 	if (s)
 		return 0;
 	if (shm_path(e->path))

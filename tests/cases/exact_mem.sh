@@ -193,6 +193,35 @@ t_memfd_huge_refused() {
 	refused memfd_state huge "^cohort: .*pid [0-9]+: fd [0-9]+: /memfd:huge one \(deleted\) is a memfd on hugetlbfs \(MFD_HUGETLB\), which cohort cannot restore$" huge
 }
 
+# huge_pages_need N: N huge pages free in the pool (HugePages_Free), as
+# root raising vm.nr_hugepages as far as that needs (and leaving it so:
+# tests beside this one may use them), else the test is skipped
+huge_pages_need() {
+	local free total
+	free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+	[ -n "$free" ] || skip "no hugetlb pool on this kernel (no HugePages_Free in /proc/meminfo)"
+	if [ "$free" -lt "$1" ] && total=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null); then
+		echo $((total + $1 - free)) 2>/dev/null >/proc/sys/vm/nr_hugepages
+		free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+	fi
+	[ "$free" -ge "$1" ] || skip "needs $1 free huge pages, the pool has $free (as root: echo 20 > /proc/sys/vm/nr_hugepages)"
+}
+
+# memory of the hugetlb pool (tests/progs/mem_hugetlb.c): anonymous
+# MAP_HUGETLB, shared by parent and child or private, a private mapping of
+# an MFD_HUGETLB memfd whose descriptor is closed, an attached SysV segment
+# made with SHM_HUGETLB.  Each came back as memory of 4 KiB pages (shared
+# memory, private memory, a segment): refused in one line naming process
+# and region, the program runs on
+hugetlb_refused() {
+	huge_pages_need 8
+	refused mem_hugetlb "$1" "^cohort: .*pid [0-9]+: region [0-9a-f]+-[0-9a-f]+: $2 is huge page memory \\(hugetlb\\), which cohort cannot restore$" "$1"
+}
+t_mem_hugetlb_shared_refused() { hugetlb_refused shared "/anon_hugepage \\(deleted\\)"; }
+t_mem_hugetlb_private_refused() { hugetlb_refused private "/anon_hugepage \\(deleted\\)"; }
+t_mem_hugetlb_memfd_refused() { hugetlb_refused memfd "/memfd:huge private \\(deleted\\)"; }
+t_mem_hugetlb_sysv_refused() { hugetlb_refused sysv "/SYSV00000000 \\(deleted\\)"; }
+
 # one object mapped shared twice, read-only first (in maps order, or by
 # the parent) and read-write after (tests/progs/mem_shared_twice.c): a
 # file mapped by one process, a file mapped by parent and child, a memfd
