@@ -512,6 +512,14 @@ enum co_vma_flags {
 	 * these bits: the regions come back as then, unlocked.
 	 */
 	CO_VF_MERGEABLE = 4096, CO_VF_LOCKED = 8192, CO_VF_LOCKONFAULT = 16384, CO_VF_NORESERVE = 32768,
+	/*
+	 * Shared memory (CO_V_SHANON) mapped without PROT_WRITE that mprotect
+	 * cannot make writable (VmFlags without "mw": mapped through a
+	 * read-only descriptor, or sealed against writing): the restorer maps
+	 * it through a read-only open of the object.  Older images have no
+	 * such bit: such regions come back as then, from a read-write one.
+	 */
+	CO_VF_NOMAYWRITE = 65536,
 };
 #define CO_VF_ADVICE 0x7f0u
 /* every bit read from smaps VmFlags (procfs_maps.c) that the image records */

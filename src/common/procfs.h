@@ -53,6 +53,8 @@ struct co_smaps_info {
 	uint32_t advice;	/* CO_VF_ADVICE and CO_VF_MAYWRITE bits (image.h) */
 };
 int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *si);
+/* The smaps entry of the region that begins at start (path: /proc/PID/smaps): 1, 0 when none does, or -errno. */
+int co_smaps_find(struct co_maps *m, const char *path, uint64_t start, struct co_mapent *e, struct co_smaps_info *si);
 
 /* Read a small file whole into buf (terminated); returns bytes or -errno. */
 long co_read_small(const char *path, char *buf, size_t n);

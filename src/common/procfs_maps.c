@@ -162,3 +162,14 @@ int co_smaps_next(struct co_maps *m, struct co_mapent *e, struct co_smaps_info *
 	}
 	return 1;
 }
+
+int co_smaps_find(struct co_maps *m, const char *path, uint64_t start, struct co_mapent *e, struct co_smaps_info *si)
+{
+	int r = co_maps_open(m, path);
+	if (r < 0)
+		return r;
+	while ((r = co_smaps_next(m, e, si)) == 1 && e->start < start)
+		;
+	co_maps_close(m);
+	return r < 0 ? r : r == 1 && e->start == start;
+}

@@ -269,7 +269,8 @@ static int on_hugetlb(int fd, uint64_t dev)
  * through the mapping (a memfd's mode and seals are then not known: it
  * is made as before, with its name).  0, or -1 with err filled.
  */
-static int write_shm_mapped(struct co_kdump *d, const struct co_shared_member *m, const struct co_mapent *e)
+static int write_shm_mapped(struct co_kdump *d, const struct co_shared_member *m, const struct co_mapent *e,
+			    int *future)
 {
 	char src[64], link[CO_PATH];
 	snprintf(src, sizeof(src), "/proc/%d/map_files/%lx-%lx", (int)m->host_pid, (unsigned long)e->start,
@@ -290,6 +291,7 @@ static int write_shm_mapped(struct co_kdump *d, const struct co_shared_member *m
 	}
 	if (r < 0)
 		snprintf(d->err, d->errlen, "pid %d: cannot read shared memory %s", m->pid, e->path);
+	*future = sh.sealing && (sh.seals & F_SEAL_FUTURE_WRITE);
 	return r;
 }
 
@@ -383,6 +385,23 @@ static int huge_pages(const struct co_mapent *e)
 	       ((co_startswith(e->path, "/memfd:") || co_startswith(e->path, "/SYSV")) && on_hugetlb(-1, e->dev));
 }
 
+/*
+ * Can mprotect make region e of m writable (smaps VmFlags mw)?  Read only
+ * for the rare region that needs it (smaps walks the page tables of every
+ * region); unknown: it can.
+ */
+static int may_write(const struct co_shared_member *m, const struct co_mapent *e)
+{
+	static struct co_maps sm;
+	static struct co_mapent se;
+	struct co_smaps_info si;
+	char p[64];
+	if (e->prot & PROT_WRITE)
+		return 1;
+	snprintf(p, sizeof(p), "/proc/%d/smaps", m->host_pid);
+	return co_smaps_find(&sm, p, e->start, &se, &si) != 1 || (si.advice & CO_VF_MAYWRITE);
+}
+
 static int region_refuse(struct co_kdump *d, const struct co_shared_member *m, const struct co_mapent *e,
 			 const char *why)
 {
@@ -411,21 +430,24 @@ static int dump_mapping(struct co_kdump *d, const struct co_shared_member *m, co
 	/* an aio ring is its process's (the agent's CO_R_AIO record, or private memory: mem.c) */
 	if (!strcmp(e->path, CO_AIO_RING_NAME))
 		return 0;
-	int s = seen(d, e->dev, e->ino);
-	/* the seal comes back before the restorer maps: a writable mapping could not be made again */
-	if (s == 2 && (e->prot & PROT_WRITE))
-		return region_refuse(d, m, e, "is mapped writable and sealed with F_SEAL_FUTURE_WRITE");
-	if (s)
-		return 0;
-	if (shm_path(e->path))
-		return write_shm_mapped(d, m, e) < 0 ? -1 : remember(d, e->dev, e->ino, 0);
-	if (e->path[0] == '/' && (e->prot & PROT_WRITE)) {
+	int s = seen(d, e->dev, e->ino), future = 0;
+	if (!s && shm_path(e->path)) {
+		if (write_shm_mapped(d, m, e, &future) < 0 || remember(d, e->dev, e->ino, future) < 0)
+			return -1;
+		s = 1 + future;
+	} else if (!s && e->path[0] == '/' && (e->prot & PROT_WRITE)) {
 		if (co_file_copy(d, e->path) < 0) {
 			snprintf(d->err, d->errlen, "pid %d: cannot copy %s", m->pid, e->path);
 			return -1;
 		}
 		return remember(d, e->dev, e->ino, 0);
 	}
+	/* the seal comes back before the restorer maps: a mapping that is or may become writable cannot be made again */
+	if (s == 2 && (e->prot & PROT_WRITE))
+		return region_refuse(d, m, e, "is mapped writable and sealed with F_SEAL_FUTURE_WRITE");
+	if (s == 2 && may_write(m, e))
+		return region_refuse(d, m, e, "is mapped where mprotect can make it writable and sealed with "
+				     "F_SEAL_FUTURE_WRITE");
 	return 0;
 }
 

@@ -121,10 +121,15 @@ static int classify(struct co_dumpctx *d, const struct co_mapent *e, struct co_v
 	return 0;
 }
 
-/* A shared file mapping without PROT_WRITE: only smaps says whether mprotect may make it writable. */
+/*
+ * A shared file mapping, or shared memory (not a SysV segment: attached
+ * again read-only as it was), without PROT_WRITE: only smaps says whether
+ * mprotect may make it writable.
+ */
 static int needs_maywrite(const struct co_vma *v)
 {
-	return v->kind == CO_V_FILE && (v->flags & CO_VF_SHARED) && !(v->prot & PROT_WRITE);
+	return (v->kind == CO_V_FILE || (v->kind == CO_V_SHANON && !co_startswith(v->path, "/SYSV"))) &&
+	       (v->flags & CO_VF_SHARED) && !(v->prot & PROT_WRITE);
 }
 
 /*
@@ -188,7 +193,11 @@ static int collect(struct co_dumpctx *d, int smaps, int *want_smaps)
 		if (vmas[n].kind != CO_V_SPECIAL) /* the kernel's own mappings come back as this kernel makes them */
 			vmas[n].flags |= si.advice & CO_VF_VMFLAGS;
 		if (needs_maywrite(&vmas[n])) {
-			vmas[n].flags |= si.advice & CO_VF_MAYWRITE;
+			/* (a file mapping says it may, shared memory that it may not: what older images lack comes back as then) */
+			if (vmas[n].kind == CO_V_FILE)
+				vmas[n].flags |= si.advice & CO_VF_MAYWRITE;
+			else if (smaps && !(si.advice & CO_VF_MAYWRITE))
+				vmas[n].flags |= CO_VF_NOMAYWRITE;
 			*want_smaps |= !smaps;
 		}
 		stamp_region(n);
@@ -201,8 +210,9 @@ static int collect(struct co_dumpctx *d, int smaps, int *want_smaps)
 
 /*
  * The regions, from /proc/self/maps; from smaps when the program has set
- * madvise flags (agent.h), or maps a file shared without PROT_WRITE,
- * which only smaps shows.  With a snapshot this runs before any lean
+ * madvise flags (agent.h), or maps a file or shared memory shared without
+ * PROT_WRITE (whether mprotect may make it writable), which only smaps
+ * shows.  With a snapshot this runs before any lean
  * snapshot marks stretches MADV_DONTFORK (dirty.c): the flags read here
  * are the program's own.
  */
@@ -619,6 +629,33 @@ static int map_flags(const struct co_vma *v)
 	return ((v->flags & CO_VF_GROWSDOWN) ? MAP_GROWSDOWN : 0) | ((v->flags & CO_VF_NORESERVE) ? MAP_NORESERVE : 0);
 }
 
+/*
+ * Shared memory from init's object fd (read-write).  A region mprotect
+ * could not make writable (CO_VF_NOMAYWRITE) is mapped through a
+ * read-only open of it, which leaves it so (no VM_MAYWRITE).
+ */
+static int map_shared(struct co_rstctx *rc, const struct co_vma *v, int fd)
+{
+	char self[32];
+	long ro = -1, r;
+	if ((v->flags & CO_VF_NOMAYWRITE) && !(v->prot & PROT_WRITE)) {
+		co_fmt(self, sizeof(self), "/proc/self/fd/%d", fd);
+		ro = co_open(self, O_RDONLY | O_CLOEXEC, 0);
+		if (ro < 0)
+			return co_err(rc->err, rc->errlen, "pid %d: region %lx-%lx: cannot open shared memory %s "
+				      "read-only (errno %ld)", rc->proc->pid, (unsigned long)v->start,
+				      (unsigned long)v->end, v->path, -ro);
+	}
+	r = co_mmap((void *)v->start, v->end - v->start, (int)v->prot, MAP_SHARED | MAP_FIXED | map_flags(v),
+		    ro >= 0 ? (int)ro : fd, (long)v->pgoff);
+	if (ro >= 0)
+		co_close((int)ro);
+	if (r < 0)
+		return co_err(rc->err, rc->errlen, "pid %d: cannot map region %lx-%lx %s (errno %ld)", rc->proc->pid,
+			      (unsigned long)v->start, (unsigned long)v->end, v->path, -r);
+	return 0;
+}
+
 static int map_region(struct co_rstctx *rc, const struct co_vma *v, const struct co_fstamp *st)
 {
 	uint64_t len = v->end - v->start;
@@ -651,8 +688,7 @@ static int map_region(struct co_rstctx *rc, const struct co_vma *v, const struct
 		if (fd < 0)
 			return co_err(rc->err, rc->errlen, "pid %d: region %lx-%lx: shared memory %s is missing from the group's shared objects",
 				      rc->proc->pid, (unsigned long)v->start, (unsigned long)v->end, v->path);
-		r = co_mmap((void *)v->start, len, (int)v->prot, MAP_SHARED | MAP_FIXED | map_flags(v), fd, (long)v->pgoff);
-		break;
+		return map_shared(rc, v, fd);
 	}
 	case CO_V_FILE: {
 		int shared = v->flags & CO_VF_SHARED;

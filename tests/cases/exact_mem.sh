@@ -222,6 +222,26 @@ t_mem_hugetlb_private_refused() { hugetlb_refused private "/anon_hugepage \\(del
 t_mem_hugetlb_memfd_refused() { hugetlb_refused memfd "/memfd:huge private \\(deleted\\)"; }
 t_mem_hugetlb_sysv_refused() { hugetlb_refused sysv "/SYSV00000000 \\(deleted\\)"; }
 
+# shared memory mapped read-only (tests/progs/mem_shared_ro.c): memfds
+# mapped through a read-only reopen, sealed F_SEAL_WRITE or
+# F_SEAL_FUTURE_WRITE before the mapping, /dev/shm files opened O_RDONLY
+# (linked and deleted), and a memfd mapped from its read-write descriptor:
+# maps, VmFlags mw, mprotect(PROT_WRITE) failing with EACCES (or working
+# for the last) and every byte, as before the checkpoint
+t_mem_shared_ro() { std mem_shared_ro 0 4 4; }
+
+# the same through live checkpoints and an incremental one (the regions
+# read from the snapshot)
+t_mem_shared_ro_live() { steps_live_flow mem_shared_ro 9; }
+
+# a memfd mapped read-only from its read-write descriptor, then sealed
+# F_SEAL_FUTURE_WRITE: mprotect can make the mapping writable, which a
+# restart (sealing before it maps) could not give it: refused in one line
+# naming process and region, the program runs on
+t_mem_shared_ro_refused() {
+	refused mem_shared_ro premapped "^cohort: .*pid [0-9]+: region [0-9a-f]+-[0-9a-f]+: /memfd:premapped future \(deleted\) is mapped where mprotect can make it writable and sealed with F_SEAL_FUTURE_WRITE, which cohort cannot restore$" premapped
+}
+
 # one object mapped shared twice, read-only first (in maps order, or by
 # the parent) and read-write after (tests/progs/mem_shared_twice.c): a
 # file mapped by one process, a file mapped by parent and child, a memfd

@@ -36,6 +36,14 @@ t_mem_twice_unprivileged() {
 	FLOW_DOWN=twice_overwrite flow_standard 0 4 4 pipe "$U/bin/mem_shared_twice"
 }
 
+# mem_shared_ro (exact_mem.sh) by user nobody: the memfds and the deleted
+# file only mapped, read through /proc/PID/mem, come back mapped through a
+# read-only open where mprotect could not make them writable
+t_mem_ro_unprivileged() {
+	unpriv_setup mem_shared_ro
+	flow_standard 0 4 4 pipe "$U/bin/mem_shared_ro"
+}
+
 # unpriv_setup PROG: cohort and test program PROG copied to $U/bin, owned by
 # $UNPRIV_USER (uid $uid), COHORT a wrapper that runs cohort as that user,
 # IMG its images and COHORT_TEST_TMP its own directory (skips without root)
