@@ -164,6 +164,25 @@ static void stamp_region(int n)
 }
 
 /*
+ * Region v's flags from what smaps said of it (advice: CO_VF_ADVICE and
+ * CO_VF_MAYWRITE bits; from_smaps 0: maps was read, which says nothing of
+ * them, and *want_smaps is set where only smaps can tell).
+ */
+static void vma_flags(struct co_vma *v, uint32_t advice, int from_smaps, int *want_smaps)
+{
+	if (v->kind != CO_V_SPECIAL) /* the kernel's own mappings come back as this kernel makes them */
+		v->flags |= advice & CO_VF_VMFLAGS;
+	if (needs_maywrite(v)) {
+		/* (a file mapping says it may, shared memory that it may not: what older images lack comes back as then) */
+		if (v->kind == CO_V_FILE)
+			v->flags |= advice & CO_VF_MAYWRITE;
+		else if (from_smaps && !(advice & CO_VF_MAYWRITE))
+			v->flags |= CO_VF_NOMAYWRITE;
+		*want_smaps |= !from_smaps;
+	}
+}
+
+/*
  * One pass over maps (smaps = 0) or smaps; sets *want_smaps when maps did
  * not say all that is needed.  smaps is read when the program has set
  * madvise flags (agent.h), which only smaps shows.  With a snapshot this
@@ -190,16 +209,7 @@ static int collect(struct co_dumpctx *d, int smaps, int *want_smaps)
 			co_maps_close(&m);
 			return -1;
 		}
-		if (vmas[n].kind != CO_V_SPECIAL) /* the kernel's own mappings come back as this kernel makes them */
-			vmas[n].flags |= si.advice & CO_VF_VMFLAGS;
-		if (needs_maywrite(&vmas[n])) {
-			/* (a file mapping says it may, shared memory that it may not: what older images lack comes back as then) */
-			if (vmas[n].kind == CO_V_FILE)
-				vmas[n].flags |= si.advice & CO_VF_MAYWRITE;
-			else if (smaps && !(si.advice & CO_VF_MAYWRITE))
-				vmas[n].flags |= CO_VF_NOMAYWRITE;
-			*want_smaps |= !smaps;
-		}
+		vma_flags(&vmas[n], si.advice, smaps, want_smaps);
 		stamp_region(n);
 		n++;
 	}
@@ -296,10 +306,11 @@ static int early_flags(struct co_dumpctx *d)
 			k++;
 		if (k == nearly || early[k].start != v->start || early[k].end != v->end)
 			return -1;
-		if (v->kind != CO_V_SPECIAL)
-			v->flags |= early[k].advice & CO_VF_VMFLAGS;
-		if (needs_maywrite(v))
-			v->flags |= early[k].advice & CO_VF_MAYWRITE;
+		int unused = 0;
+		vma_flags(v, early[k].advice, 1, &unused);
+		/* a file the region may write is copied, not stamped (stamp_region, which maps alone could not tell) */
+		if (v->flags & CO_VF_MAYWRITE)
+			co_memset(&stamps[i], 0, sizeof(stamps[i]));
 	}
 	return 0;
 }
