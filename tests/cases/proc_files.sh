@@ -15,7 +15,11 @@
 #                     goes through a live checkpoint, --kill, a restart, a
 #                     live one of the restarted group, --kill and a
 #                     restart to its end: its checks of every line pass
-#                     and its output is the straight run's.
+#                     and its output is the straight run's.  It waits at
+#                     its end (common.h's end gate) until checkpoint 4 is
+#                     taken: on a busy machine, with the tries of each
+#                     checkpoint, the restarted program ran its steps out
+#                     first.
 
 #   proc_thread_file  tests/progs/proc_thread_file.c: a thread holds its
 #                     own /proc/thread-self/status open; that thread comes
@@ -28,13 +32,13 @@ pr_tries() { note "$1: $(json_fields "$TD/ck$2.json" tries) tries"; }
 
 t_proc_read_midway() {
 	[ -x "$PYTHON" ] || skip "$PYTHON not found (needed to read --json output)"
-	local k
+	local k AT_END_FILE=$TT/at-end
 	prog_cmd procread
 	PCMD+=(60)
 	: >"$TT/go.1"
 	straight_start 0 "${PCMD[@]}"
 	rm -f "$TT/go.1"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_line "$TD/run0.out" "holding smaps at byte 700"
 	ckpt_refused run0 "smaps read part-way" \
 		"pid [0-9]+: fd [0-9]+ \(/proc/[0-9]+/smaps\) was being read, up to byte 700: the rest would be other text after a restart" --kill
@@ -57,6 +61,7 @@ t_proc_read_midway() {
 	ckpt_or_fail "checkpoint 4 (--kill)" "$GNAME" 4 --kill
 	pr_tries "checkpoint 4" 4
 	bg_wait run1
+	: >"$TT/end"
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2

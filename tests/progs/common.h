@@ -252,34 +252,76 @@ static inline void t_wait_go(int s)
  * nor a program that chrooted or can no longer look at the directory.  The output is
  * flushed before the wait, as exit would, and the file "at-end" made, so
  * that a test waiting for lines that will never come goes on.
+ *
+ * A program whose end does not go through exit() (every thread leaving
+ * with SYS_exit), or whose children and threads end before it does (a
+ * test looks at them, or kills one, at any point of the run), calls the
+ * gate itself before its end (t_end_gate_now): held there, with its
+ * children still running, and "at-end" made, no more output comes until
+ * the gate opens; at its exit the gate is open then.  t_gate(NAME) is a
+ * gate of the same process at another point of a run: it makes "at-NAME"
+ * and waits for "NAME" (the end gate is t_gate("end")); a program that
+ * works on while it waits there asks t_gate_open(NAME) instead.
  */
 static pid_t t_end_gate_pid;
 static struct stat t_end_gate_root;	/* "/" at the start: a program that chroots cannot see the file */
 
-static void t_end_gate(int status, void *arg)
+/* whether the calling process is held by the gates (see above) */
+static int t_gate_on(void)
 {
-	static char path[4096];
 	const char *d = getenv("COHORT_TEST_TMP");
 	struct stat root;
 
-	(void)status;
-	(void)arg;
-	if (getpid() != t_end_gate_pid || !d || !*d)
+	if (!t_end_gate_pid || getpid() != t_end_gate_pid || !d || !*d)
+		return 0;
+	/* chrooted since (tests/cases/chroot.sh): not held */
+	return stat("/", &root) == 0 && root.st_dev == t_end_gate_root.st_dev && root.st_ino == t_end_gate_root.st_ino;
+}
+
+/* with the gates on: the output flushed and "$COHORT_TEST_TMP/at-NAME" made (the program is at gate NAME) */
+static void t_gate_arrive(const char *name)
+{
+	char path[4096]; /* (on the stack: threads may wait at gates of their own at once) */
+
+	if (!t_gate_on())
 		return;
-	if (stat("/", &root) != 0 || root.st_dev != t_end_gate_root.st_dev || root.st_ino != t_end_gate_root.st_ino)
-		return; /* chrooted since (tests/cases/chroot.sh): not held */
 	fflush(NULL);
-	/* "at-end" tells the test that no more output will come */
-	t_fmt(path, sizeof(path), "%s/at-end", d);
+	t_fmt(path, sizeof(path), "%s/at-%s", getenv("COHORT_TEST_TMP"), name);
 	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		close(fd);
-	t_fmt(path, sizeof(path), "%s/end", d);
-	while (access(path, F_OK) != 0 && errno == ENOENT) { /* (another error: the gate cannot be seen) */
+}
+
+/* whether gate NAME is open: the gates are off, or ".../NAME" exists (or cannot be seen: another error) */
+static int t_gate_open(const char *name)
+{
+	char path[4096];
+
+	if (!t_gate_on())
+		return 1;
+	t_fmt(path, sizeof(path), "%s/%s", getenv("COHORT_TEST_TMP"), name);
+	return access(path, F_OK) == 0 || errno != ENOENT;
+}
+
+/* with the gates on: "at-NAME" made, then wait until ".../NAME" exists */
+static void t_gate(const char *name)
+{
+	t_gate_arrive(name);
+	while (!t_gate_open(name)) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
 }
+
+static void t_end_gate(int status, void *arg)
+{
+	(void)status;
+	(void)arg;
+	/* "at-end" tells the test that no more output will come (until the gate opens) */
+	t_gate("end");
+}
+
+__attribute__((unused)) static void t_end_gate_now(void) { t_gate("end"); }
 
 __attribute__((constructor)) static void t_end_gate_init(void)
 {
