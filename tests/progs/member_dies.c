@@ -9,6 +9,8 @@
  * and resends the task, so stdout and the RESULT are the same as in a run
  * without the kill. The next checkpoint and restart must still work.
  * At the end the workers exit with 30+index and the parent checks that.
+ * Under the test (common.h's gates) the parent waits before its last step
+ * until the file "killed" exists, and before the workers quit until "end".
  */
 #include "common.h"
 #include <sys/wait.h>
@@ -161,6 +163,9 @@ int main(void)
 
 	for (int s = 0; s < STEPS; s++) {
 		struct task t[NW];
+		/* a test's gate (common.h): a step is left for the worker it kills, however slow the machine */
+		if (s == STEPS - 1)
+			t_gate("killed");
 		t_ident_check(&id);
 		for (int i = 0; i < NW; i++) {
 			t[i] = (struct task){ s, i, (uint64_t)s * 7919 + (uint64_t)i };
@@ -183,6 +188,8 @@ int main(void)
 		printf("step %d ok h=%016llx\n", s, (unsigned long long)h);
 		t_sleep_ms(STEP_MS);
 	}
+	/* and its end gate holds the group here, its workers still there */
+	t_end_gate_now();
 	for (int i = 0; i < NW; i++) {
 		struct task q = { -1, i, 0 };
 		int st;
