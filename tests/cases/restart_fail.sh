@@ -125,8 +125,11 @@ t_restart_fail() {
 	prog_cmd procs_pipes
 	straight_start 0 "${PCMD[@]}"
 	local z=$GNAME-z
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
-	bg_start runz "$COHORT" run --name "$z" --images "$IMG" -- "${PCMD[@]}"
+	# both held at their end (common.h's end gate, every process still
+	# there) until both checkpoints are taken: on a busy machine the second
+	# group ran its steps out while the first was checkpointed
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	COHORT_TEST_END_GATE=1 bg_start runz "$COHORT" run --name "$z" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	wait_ready "$z" runz
 	wait_lines 4 run0
@@ -135,6 +138,7 @@ t_restart_fail() {
 	ckpt_or_fail "checkpoint --kill --compress" "$z" 1 --kill --compress
 	bg_wait run0
 	bg_wait runz
+	: >"$TT/end"
 	ls "$(gen_dir "$z" 1)"/proc-*.img.zst >/dev/null 2>&1 || fail "checkpoint --compress stored no proc-*.img.zst"
 
 	# a failure at each stage, of one process (3 has a thread and a child, 5 is that child, 2 their parent)

@@ -1,7 +1,8 @@
 /*
  * procs_pipes (needs group support: several processes and pipes created
  * inside the group): a parent with two children connected by pipes; child 1
- * is multi-threaded and has a grandchild of its own. Every step the parent
+ * is multi-threaded and has a grandchild of its own (which lives until child
+ * 1 quits: it closes a pipe the grandchild polls). Every step the parent
  * sends a task to each child and blocks reading the replies; replies carry
  * the child's getpid()/getppid() which must match what fork() returned and
  * the parent's pid. At the end the parent tells the children to quit and
@@ -9,6 +10,7 @@
  * collected by child 1) must be as expected.
  */
 #include "common.h"
+#include <poll.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 
@@ -75,19 +77,32 @@ static void child_main(int idx, int rfd, int wfd)
 	struct t_ident id;
 	pthread_t th;
 	pid_t grandchild = -1;
+	int life[2] = { -1, -1 };
 
 	t_ident_init(&id);
 	if (idx == 1) {
+		/* the grandchild lives until child 1 quits (closes its end of this pipe), whatever the pace */
+		SYSCHK(pipe(life));
 		grandchild = SYSCHK(fork());
 		if (grandchild == 0) {
 			pid_t me = getpid();
-			for (int i = 0; i < 12; i++) {
-				t_sleep_ms(250);
+			close(life[1]);
+			for (;;) {
+				struct pollfd p = { life[0], POLLIN, 0 };
+				int r = poll(&p, 1, 250);
+				if (r < 0 && errno == EINTR)
+					FAIL("grandchild: poll interrupted (EINTR)");
+				CHECK(r >= 0, "grandchild: poll: %s", strerror(errno));
 				CHECK(getpid() == me, "grandchild pid changed");
 				CHECK(getppid() == id.pid, "grandchild: parent changed");
+				if (r == 1) {
+					char b;
+					CHECK(read(life[0], &b, 1) == 0, "grandchild: child 1 wrote to its pipe");
+					_exit(5);
+				}
 			}
-			_exit(5);
 		}
+		close(life[0]);
 		CHECK(pthread_create(&th, NULL, child_thread, NULL) == 0, "pthread_create");
 	}
 	for (;;) {
@@ -107,6 +122,7 @@ static void child_main(int idx, int rfd, int wfd)
 				int st;
 				atomic_store(&child_thread_stop, 1);
 				CHECK(pthread_join(th, NULL) == 0, "join");
+				close(life[1]);
 				pid_t w = waitpid(grandchild, &st, 0);
 				if (w < 0 && errno == EINTR)
 					FAIL("child 1: waitpid interrupted (EINTR)");
@@ -168,6 +184,8 @@ int main(void)
 		printf("step %d ok h=%llu\n", s, (unsigned long long)h);
 		t_sleep_ms(300);
 	}
+	/* a test's end gate (common.h) holds the group here, every process of it still there */
+	t_end_gate_now();
 	int extra1 = -1;
 	for (int c = 0; c < 2; c++) {
 		struct req rq = { .step = -1, .arg = 0 };
