@@ -145,7 +145,7 @@ static void init_reached(const struct co_init_cfg *c, unsigned st)
 	if (f.mode == CO_FAULT_FAIL)
 		init_fail(c, st, "init, %s: failure injected (COHORT_FAULT)", co_rstage_text(st));
 	for (;;)
-		pause(); /* hang: until the coordinator gives up and kills us */
+		pause(); /* hang (or hold): until the coordinator gives up (or is killed) and kills us */
 }
 
 /* What the child needs between its clone and its exec of the restorer (spawn_restorer). */

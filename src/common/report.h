@@ -14,7 +14,11 @@
  * COHORT_FAULT=MODE:STAGE[:PID] (read once by `cohort restart`, passed on
  * by init) makes the restorer of PID (every one without it), or init for
  * the stage "shared", fail (MODE "fail") or stop for ever (MODE "hang")
- * when it reaches STAGE.  Tests use it (tests/cases/restart_fail.sh).
+ * when it reaches STAGE.  MODE "hold" stops it as "hang" does, but the
+ * coordinator never gives up on it (no "no progress" end): a test that
+ * kills `cohort restart` while the restore is stopped needs it stopped
+ * until then, however slowly a busy machine lets the test see it there.
+ * Tests use it (tests/cases/restart_fail.sh).
  */
 #ifndef COHORT_REPORT_H
 #define COHORT_REPORT_H
@@ -70,7 +74,7 @@ struct co_rpt {
 };
 #define CO_RPT_MAX 4096		/* PIPE_BUF: a record is written whole */
 
-enum { CO_FAULT_NONE, CO_FAULT_FAIL, CO_FAULT_HANG };
+enum { CO_FAULT_NONE, CO_FAULT_FAIL, CO_FAULT_HANG, CO_FAULT_HOLD };
 
 struct co_fault {
 	int mode;		/* CO_FAULT_* */
@@ -88,6 +92,7 @@ static inline int co_fault_parse(const char *s, struct co_fault *f)
 		return 0;
 	int mode = s[0] == 'f' && s[1] == 'a' && s[2] == 'i' && s[3] == 'l' && s[4] == ':'   ? CO_FAULT_FAIL
 		   : s[0] == 'h' && s[1] == 'a' && s[2] == 'n' && s[3] == 'g' && s[4] == ':' ? CO_FAULT_HANG
+		   : s[0] == 'h' && s[1] == 'o' && s[2] == 'l' && s[3] == 'd' && s[4] == ':' ? CO_FAULT_HOLD
 											       : 0;
 	if (!mode)
 		return -1;

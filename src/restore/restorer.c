@@ -139,7 +139,7 @@ static void reached(unsigned st)
 		return;
 	if (fault.mode == CO_FAULT_FAIL)
 		die_at(st, "failure injected (COHORT_FAULT)");
-	for (;;) { /* hang: until the coordinator gives up on us and kills the group */
+	for (;;) { /* hang (or hold): until the coordinator gives up on us (or is killed) and kills the group */
 		struct co_timespec t = { 3600, 0 };
 		co_nanosleep(&t);
 	}
@@ -173,7 +173,7 @@ static void read_env(char **envp)
 		else if (co_strcmp(*envp, "COHORT_LAZY=3") == 0) /* tests: lazy, but no region (COHORT_LAZY_NONE) */
 			rc.want_lazy = rc.lazy_none = 1;
 		else if (co_startswith(*envp, "COHORT_FAULT=") && co_fault_parse(*envp + 13, &fault))
-			die("COHORT_FAULT: expected fail:STAGE[:PID] or hang:STAGE[:PID]");
+			die("COHORT_FAULT: expected fail:STAGE[:PID], hang:STAGE[:PID] or hold:STAGE[:PID]");
 	}
 }
 

@@ -6,7 +6,8 @@
 # the fault switch COHORT_FAULT (src/common/report.h) at every stage of
 # the restore: the restorer (or init) fails there, or stops for ever, or
 # `cohort restart` is killed (SIGKILL at five stages, SIGTERM and SIGINT at two each) while it is stopped
-# there.  Every time `cohort restart` must end within 10 s, non-zero, with
+# there.  Every time `cohort restart` must end by itself (a stop: once
+# nothing moved for 5 s, which its line says), non-zero, with
 # exactly one line naming the process and the stage (a failure and a stop:
 # "cohort: restore failed: pid N, STAGE: why", never an empty reason), run
 # none of the program, and leave no process behind: it runs under a child
@@ -28,23 +29,17 @@ declare -A RF_TEXT=(
 
 # rf_start TAG NAME FAULT: `cohort restart NAME` with COHORT_FAULT=FAULT, under the subreaper
 rf_start() {
-	echo "${EPOCHREALTIME/./}" >"$TD/$1.t0"
 	COHORT_FAULT=$3 bg_start "$1" "$BIN/subreaper" "$TD/$1.left" "$COHORT" restart "$2" --images "$IMG"
 }
 
-# rf_wait TAG: wait for it, 10 s at most from its start (measured, not slept); sets RC
+# rf_wait TAG: wait for it to end by itself (sets RC).  The bound is the
+# restart's own, which the line it ends with shows ("no progress for 5 s"
+# when nothing moved); a restart that never ends is killed after TMO s
+# (bg_start's timeout, status 124).  No clock of the test's: on a busy
+# machine a restart that ended within the bound took the test longer.
 rf_wait() {
-	local t0
-	t0=$(cat "$TD/$1.t0")
-	while bg_alive "$1"; do
-		if ((${EPOCHREALTIME/./} - t0 > 10000000)); then
-			bg_kill9 "$1"
-			note_file "$1 stderr" "$TD/$1.err" 3
-			fail "$1: cohort restart still runs after 10 s"
-		fi
-		sleep 0.05
-	done
 	bg_wait "$1"
+	[ "$RC" != 124 ] || { note_file "$1 stderr" "$TD/$1.err" 3; fail "$1: cohort restart still ran after $TMO s"; }
 }
 
 # rf_clean TAG: it ran none of the program and left nothing behind
@@ -61,19 +56,19 @@ rf_fault() {
 	rf_failed "$1" "$3" "$4" "$5"
 }
 
-# rf_failed TAG FAULT WHO STAGE-RE: the restart rf_start began ends so
+# rf_failed TAG FAULT WHO STAGE-RE [WHY-RE]: the restart rf_start began ends so
 rf_failed() {
-	local tag=$1 fault=$2 who=$3 re=$4
+	local tag=$1 fault=$2 who=$3 re=$4 why=${5:-[^ ]}
 	rf_wait "$tag"
 	note_file "$tag ($fault)" "$TD/$tag.err" 2
 	[ "$RC" != 0 ] || fail "$tag: restart with COHORT_FAULT=$fault succeeded"
 	[ "$(wc -l <"$TD/$tag.err")" = 1 ] || fail "$tag ($fault): expected one line on stderr, got $(wc -l <"$TD/$tag.err"): $(first_line "$TD/$tag.err")"
-	grep -qE "^cohort: restore failed: $who, ($re): [^ ]" "$TD/$tag.err" ||
-		fail "$tag ($fault): the line does not name $who and the stage: $(first_line "$TD/$tag.err")"
+	grep -qE "^cohort: restore failed: $who, ($re): $why" "$TD/$tag.err" ||
+		fail "$tag ($fault): the line does not name $who and the stage${5:+ (and say '$5')}: $(first_line "$TD/$tag.err")"
 	rf_clean "$tag"
 }
 
-# rf_stopped TAG AT: the process that hang:AT stops (in-group pid N of
+# rf_stopped TAG AT: the process that hang:AT (or hold:AT) stops (in-group pid N of
 # STAGE:N, init for "shared") has got there, under TAG's subreaper: a thread
 # of the restorer waits in nanosleep for 3600 s (reached(), restorer.c), or
 # init in pause() (init_reached(), nsinit.c); or TAG has ended
@@ -96,17 +91,21 @@ rf_stopped() {
 	return 1
 }
 
-# rf_kill TAG NAME STAGE:PID SIG: stop the restorer there, kill `cohort restart` with SIG
+# rf_kill TAG NAME STAGE:PID SIG: stop the restorer there, kill `cohort
+# restart` with SIG.  The stop is COHORT_FAULT=hold: as hang, but the
+# coordinator does not end the restart after 5 s without progress: on a
+# busy machine the test saw the stop later than that ("no progress for
+# 5 s", the restart over before the signal).
 rf_kill() {
 	local tag=$1 name=$2 at=$3 sig=$4 sub coord
-	rf_start "$tag" "$name" "hang:$at"
-	wait_for "$tag: the restore stopped at $at (COHORT_FAULT=hang:$at)" rf_stopped "$tag" "$at"
+	rf_start "$tag" "$name" "hold:$at"
+	wait_for "$tag: the restore stopped at $at (COHORT_FAULT=hold:$at)" rf_stopped "$tag" "$at"
 	sub=$(pgrep -P "$(cat "$TD/$tag.pid")")
 	coord=$(pgrep -P "$sub" | head -n 1)
-	[ -n "$coord" ] || { bg_wait "$tag"; fail "$tag: cohort restart (hang:$at) ended by itself: $(first_line "$TD/$tag.err")"; }
+	[ -n "$coord" ] || { bg_wait "$tag"; fail "$tag: cohort restart (hold:$at) ended by itself: $(first_line "$TD/$tag.err")"; }
 	kill -"$sig" "$coord"
 	rf_wait "$tag"
-	note_file "$tag (hang:$at, SIG$sig)" "$TD/$tag.err" 2
+	note_file "$tag (hold:$at, SIG$sig)" "$TD/$tag.err" 2
 	case $sig in
 	KILL) [ "$RC" = 137 ] || fail "$tag: status $RC after SIGKILL" ;;
 	*)
@@ -159,8 +158,8 @@ t_restart_fail() {
 	# (the coordinator waits 5 s for progress: two groups, two at once)
 	rf_start h1 "$GNAME" hang:memory:5
 	rf_start h3 "$z" hang:shared
-	rf_failed h1 hang:memory:5 "pid 5" "${RF_TEXT[memory]}"
-	rf_failed h3 hang:shared init "${RF_TEXT[shared]}"
+	rf_failed h1 hang:memory:5 "pid 5" "${RF_TEXT[memory]}" "no progress for 5 s$"
+	rf_failed h3 hang:shared init "${RF_TEXT[shared]}" "no progress for 5 s$"
 	rf_fault h2 "$GNAME" hang:thread:3 "pid 3" "${RF_TEXT[threads]}|${RF_TEXT[thread]}"
 
 	# killed while a restorer is stopped (compressed: the others wait in the open of their FIFO):

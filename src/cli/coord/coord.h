@@ -115,6 +115,7 @@ struct group {
 	int init_pidfd;
 	int root_pid;
 	int expect;		/* restart: processes still to come back */
+	int fault_hold;		/* restart: COHORT_FAULT=hold:... (report.h): a stopped restore is never given up */
 	uint64_t restored_from;
 	struct co_manifest restored; /* restart: the manifest of that generation */
 	int64_t mono_off, boot_off; /* group clock minus host clock */

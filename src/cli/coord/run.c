@@ -199,7 +199,8 @@ int co_cmd_restart(struct co_run_opts *o)
 	const char *fault = getenv("COHORT_FAULT");
 	struct co_fault f;
 	if (co_fault_parse(fault, &f))
-		co_usage("COHORT_FAULT=%s: expected fail:STAGE[:PID] or hang:STAGE[:PID]", fault);
+		co_usage("COHORT_FAULT=%s: expected fail:STAGE[:PID], hang:STAGE[:PID] or hold:STAGE[:PID]", fault);
+	G.fault_hold = f.mode == CO_FAULT_HOLD;
 	uint64_t gen = o->generation ? o->generation : co_newest_generation(gdir);
 	if (!gen)
 		co_die("no checkpoint of group '%s' in %s", o->name, o->images);
