@@ -35,13 +35,18 @@ t_deleted_crash() {
 # crash_flow N1 N2: run PCMD, checkpoint without --kill once it has printed
 # N1 lines, SIGKILL the group once it has printed N2 more (it must have made
 # progress and not finished), then the restart must print exactly the rest
-# of the straight run and exit 0
+# of the straight run and exit 0.  The program's gates (common.h) keep
+# that order on a busy machine: it waits (file_crash) or rewrites on
+# (deleted_busy) a few steps past N1 lines until the file "checkpointed"
+# exists, made once the checkpoint is taken, and at its end, before its
+# RESULT line, until "end", made before the restart.
 crash_flow() {
 	local n1 n2
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	wait_lines "$1" run0
 	ckpt_or_fail "checkpoint (no --kill)" "$GNAME" 1
+	: >"$TT/checkpointed"
 	n1=$(grep -c '^step ' "$TD/run0.out")
 	wait_lines $(($(out_lines run0) + $2)) run0
 	bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "program ended (status $RC) before the crash: $(first_line "$TD/run0.err")"; }
@@ -53,6 +58,7 @@ crash_flow() {
 	grep -q '^RESULT ' "$TD/run0.out" && fail "the program finished before the crash"
 	n2=$(grep -c '^step ' "$TD/run0.out")
 	[ "$n2" -gt "$n1" ] || fail "no progress between the checkpoint and the crash ($n1 steps, then $n2)"
+	: >"$TT/end"
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run1
 	check_suffix run1 run0 || { [ "$RC" != 0 ] && fail "restart after the crash: status $RC: $(first_line "$TD/run1.err")"; fail "restart after the crash: wrong output"; }

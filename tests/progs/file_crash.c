@@ -15,12 +15,17 @@
  * whole group with SIGKILL and restarts it: the files must have been put
  * back as at the checkpoint, or the checks fail. Progress lines go to
  * stdout, one per step; the restarted run's output must be exactly the
- * continuation of the native output from the checkpointed step.
+ * continuation of the native output from the checkpointed step.  Under
+ * the test's gates (common.h) it waits before step GATE_STEP until the file
+ * "checkpointed" exists (the checkpoint lands before it has run its steps
+ * out, however slow the machine), and before its end, files still open,
+ * until "end" exists (the crash finds it running).
  */
 #include "common.h"
 
 #define STEPS 36
 #define STEP_MS 100
+#define GATE_STEP 12
 #define RECLEN 48
 
 static char log_path[4096], state_path[4096];
@@ -83,6 +88,8 @@ int main(void)
 	SYSCHK(fsync(sfd));
 
 	for (int i = 0; i < STEPS; i++) {
+		if (i == GATE_STEP)
+			t_gate("checkpointed");
 		t_ident_check(&id);
 		/* the files must be exactly what memory says */
 		off_t lsize, ssize;
@@ -111,6 +118,7 @@ int main(void)
 		printf("step %d ok: %d records, hash %016llx\n", i, i + 1, (unsigned long long)h);
 		t_sleep_ms(STEP_MS);
 	}
+	t_end_gate_now();
 	close(lfd);
 	close(sfd);
 	printf("RESULT %d records %016llx\n", STEPS, (unsigned long long)h);
