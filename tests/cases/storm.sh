@@ -20,10 +20,12 @@ t_fd_churn() { storm fd_churn 2; }
 t_precopy_churn() {
 	# (at least 4 checkpoints: one second on a busy machine held one, whose
 	# pre-copy the churn can make fail, and the test had none to look at)
-	# (1200 iterations, 3.3 s straight on a fast machine; the storm ends at
-	# the program's "halfway" line once it has its 4, so that the restart has
-	# the other half to run)
-	STORM_MIN=4 STORM_UNTIL=halfway STORM_CHECK=group_status storm precopy_churn 1 1200
+	# (300 iterations; the storm ends at the program's "halfway" line once
+	# it has its 4, and the program churns scratch memory there, its gate
+	# "halfway", until the storm is over: the restart has the other half to
+	# run, however slow the machine.  With 1200 iterations and no gate, the
+	# straight run alone took 35 s under load 11, past the test's 30.)
+	STORM_MIN=4 STORM_UNTIL=halfway STORM_GATE=halfway STORM_CHECK=group_status storm precopy_churn 1 300
 	local tracking
 	tracking=$(json_fields "$TD/status.json" tracking) || fail "cohort status --json: not JSON"
 	[ "$tracking" = uffd-wp ] || { note "tracking $tracking: no pre-copy expected"; return 0; }
@@ -56,6 +58,8 @@ t_precopy_churn() {
 # STORM_UNTIL: a line of the program's output (its start) that also ends
 # the storm, so that on a fast machine the last checkpoint still comes
 # before the program's end, and the restart has something left to print.
+# STORM_GATE: a gate of the program's (common.h's t_gate, "$COHORT_TEST_TMP/NAME")
+# opened with the end gate, once the storm's last checkpoint is taken.
 storm() {
 	local p=$1 secs=$2
 	shift 2
@@ -81,6 +85,7 @@ storm() {
 	ckpt_or_fail "checkpoint $((gen + 1)) (--kill) after $gen" "$GNAME" $((gen + 1)) --kill
 	bg_wait run0
 	: >"$COHORT_TEST_TMP/end"
+	[ -z "${STORM_GATE:-}" ] || : >"$COHORT_TEST_TMP/$STORM_GATE"
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	bg_wait run1
 	check_suffix run1 run0 || fail "restart after $((gen + 1)) checkpoints: wrong output"

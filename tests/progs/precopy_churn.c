@@ -18,6 +18,13 @@
  * final line, "RESULT <hash of every slot's pages>", is the same in every
  * run, checkpointed and restarted or not.  Thread 0 prints "halfway" at
  * half its iterations: a test can end its checkpoints there.
+ *
+ * Under a test's gates (common.h) each thread, at half its iterations,
+ * churns scratch slots of its own the same way (their pages checked as
+ * the others) until the file "halfway" exists, then unmaps them and goes
+ * on: a test takes as many checkpoints of the churn as it needs however
+ * slow the machine, with half the program still to run after them, and
+ * the program's own work (what a straight run does) can be small.
  */
 #include "common.h"
 #include <pthread.h>
@@ -138,6 +145,32 @@ static void one_step(struct worker *w, long it)
 	check_slot(w, k, it);
 }
 
+/*
+ * At the gate "halfway": worker id churns scratch slots (worker 2 + id,
+ * another PRNG; its pages another pattern) until it opens, then unmaps
+ * them: nothing of them is in the result.
+ */
+static void churn_at_halfway(int id)
+{
+	static struct worker scratch[2];
+	struct worker *w = &scratch[id];
+	w->id = 2 + id;
+	w->rng = t_mix(0xc4u + (uint64_t)id);
+	t_gate_arrive("halfway");
+	for (long it = 1; !t_gate_open("halfway"); it++) {
+		one_step(w, it);
+		t_sleep_ms(1);
+	}
+	for (int k = 0; k < SLOTS; k++)
+		if (w->s[k].p) {
+			if (w->s[k].none_len)
+				writable(&w->s[k]);
+			check_slot(w, k, 0);
+			SYSCHK(munmap(w->s[k].p, w->s[k].npages * PAGE));
+			w->s[k].p = NULL;
+		}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -148,9 +181,12 @@ static void *worker_main(void *arg)
 				if (w->s[k].p && !w->s[k].none_len)
 					check_slot(w, k, it);
 		t_sleep_ms(1);
-		if (w->id == 0 && it == w->iters / 2) { /* the test's storm ends here (tests/cases/storm.sh) */
-			printf("halfway\n");
-			fflush(stdout);
+		if (it == w->iters / 2) { /* the test's storm ends here (tests/cases/storm.sh) */
+			if (w->id == 0) {
+				printf("halfway\n");
+				fflush(stdout);
+			}
+			churn_at_halfway(w->id);
 		}
 	}
 	uint64_t h = T_FNV_INIT;
