@@ -10,7 +10,8 @@
  * Threads: A nice 7, timer slack, CPU affinity {0}, parent-death signal
  * SIGUSR2 (caught: it must never arrive); B SCHED_BATCH nice 3; C (when
  * permitted) SCHED_FIFO priority 10; the main thread no_new_privs and
- * the ADDR_NO_RANDOMIZE personality, which the others do not have.
+ * the ADDR_NO_RANDOMIZE personality, which the others do not have; the
+ * others block SIGALRM, which the main thread alone takes.
  *
  * Output: "step N ok" lines and a RESULT line; any difference is a FAIL
  * on stderr and exit 1.
@@ -58,6 +59,8 @@ static void check_common(const char *who)
 {
 	CHECK(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 0, "%s: no_new_privs set", who);
 	CHECK(personality(0xffffffff) == 0, "%s: personality %#x", who, personality(0xffffffff));
+	sigset_t m;
+	CHECK(pthread_sigmask(SIG_BLOCK, NULL, &m) == 0 && sigismember(&m, SIGALRM), "%s: SIGALRM not blocked", who);
 }
 
 static void *thread_a(void *arg)
@@ -122,21 +125,40 @@ static void *thread_c(void *arg)
 	return NULL;
 }
 
+/*
+ * ITIMER_REAL as it stands, and whether its SIGALRM is pending.  0 left is
+ * the kernel's answer between an expiry and the taking of its SIGALRM
+ * (the timer is rearmed as the signal is taken), which a busy machine
+ * stretches: then the signal is pending.  Only the main thread takes it
+ * (the others block it from their start), and it blocks it here, so that
+ * nobody takes it between the two looks: 0 left and nothing pending is a
+ * timer that will never fire again.  (sigpending shows blocked signals
+ * only: with SIGALRM unblocked, "pending" was never seen, and a straight
+ * run on a busy machine failed with "ITIMER_REAL left 0.000000".)
+ */
+static int itimer_due;
+static void get_real_timer(struct itimerval *v)
+{
+	sigset_t alrm, pend, old;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	CHECK(pthread_sigmask(SIG_BLOCK, &alrm, &old) == 0, "pthread_sigmask");
+	CHECK(!sigismember(&old, SIGALRM), "main thread: SIGALRM blocked");
+	CHECK(getitimer(ITIMER_REAL, v) == 0, "getitimer: %s", strerror(errno));
+	itimer_due = v->it_value.tv_sec == 0 && v->it_value.tv_usec == 0 && sigpending(&pend) == 0 &&
+		     sigismember(&pend, SIGALRM);
+	CHECK(pthread_sigmask(SIG_UNBLOCK, &alrm, NULL) == 0, "pthread_sigmask");
+}
+
 static void check_process(void)
 {
 	struct itimerval v;
-	CHECK(getitimer(ITIMER_REAL, &v) == 0 && v.it_interval.tv_sec == 0 && v.it_interval.tv_usec == 20000,
+	get_real_timer(&v);
+	CHECK(v.it_interval.tv_sec == 0 && v.it_interval.tv_usec == 20000,
 	      "ITIMER_REAL interval %ld.%06ld, expected 0.020000", (long)v.it_interval.tv_sec, (long)v.it_interval.tv_usec);
-	/*
-	 * 0 left is the kernel's answer between an expiry and the delivery of
-	 * its SIGALRM (the timer is rearmed as the signal is taken): then the
-	 * signal is pending, as a busy machine showed.
-	 */
-	sigset_t pend;
-	int due = v.it_value.tv_sec == 0 && v.it_value.tv_usec == 0 && sigpending(&pend) == 0 &&
-		  sigismember(&pend, SIGALRM);
-	CHECK(v.it_value.tv_sec == 0 && ((v.it_value.tv_usec > 0 && v.it_value.tv_usec <= 20000) || due),
-	      "ITIMER_REAL left %ld.%06ld", (long)v.it_value.tv_sec, (long)v.it_value.tv_usec);
+	CHECK(v.it_value.tv_sec == 0 && ((v.it_value.tv_usec > 0 && v.it_value.tv_usec <= 20000) || itimer_due),
+	      "ITIMER_REAL left %ld.%06ld%s", (long)v.it_value.tv_sec, (long)v.it_value.tv_usec,
+	      v.it_value.tv_sec || v.it_value.tv_usec ? "" : ", and no SIGALRM pending");
 	CHECK(getitimer(ITIMER_VIRTUAL, &v) == 0 && v.it_interval.tv_sec == 0 && v.it_interval.tv_usec == 0 &&
 	      v.it_value.tv_sec > 900 && v.it_value.tv_sec <= 1000,
 	      "ITIMER_VIRTUAL interval %ld left %ld s, expected 0 and 900-1000", (long)v.it_interval.tv_sec,
@@ -203,8 +225,14 @@ int main(void)
 	CHECK(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0, "PR_SET_THP_DISABLE");
 	pthread_t t[3];
 	void *(*fn[3])(void *) = { thread_a, thread_b, thread_c };
+	/* the threads block SIGALRM (inherited): the main thread alone takes it (get_real_timer) */
+	sigset_t alrm;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	CHECK(pthread_sigmask(SIG_BLOCK, &alrm, NULL) == 0, "pthread_sigmask");
 	for (int i = 0; i < 3; i++)
 		CHECK(pthread_create(&t[i], NULL, fn[i], NULL) == 0, "pthread_create");
+	CHECK(pthread_sigmask(SIG_UNBLOCK, &alrm, NULL) == 0, "pthread_sigmask");
 	/* the main thread's own, after the others exist (they would inherit them) */
 	CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "PR_SET_NO_NEW_PRIVS");
 	CHECK(personality(ADDR_NO_RANDOMIZE) != -1, "personality");
