@@ -14,7 +14,8 @@
  * bytes read.  The last context is destroyed; RESULT sums every event and
  * the file, equal to a straight run's.  A child forked once the contexts
  * exist has only a copy of their rings (no context: the kernel refuses
- * their ids), which it reads at its end, after every checkpoint.
+ * their ids), which it reads at its end, after every checkpoint (before
+ * the parent destroys a context, which would take that copy away).
  */
 #include "common.h"
 #include <linux/aio_abi.h>
@@ -186,14 +187,23 @@ int main(void)
 	close(p[0]);
 	for (int r = 0; r < ROUNDS; r++)
 		round_trip(r);
+	/*
+	 * The child looks at its copies of the rings before a context is
+	 * destroyed: io_destroy truncates the ring's file (fs/aio.c
+	 * put_aio_ring_file, once an RCU grace period has passed), which
+	 * takes the child's copy of that ring away too, and a read of it then
+	 * is a SIGBUS.  With the child told after io_destroy, a straight run
+	 * on a busy machine failed so ("the child failed", status 0x7).
+	 */
+	close(p[1]);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child failed (status %#x)", st);
 	CHECK(syscall(SYS_io_destroy, ctx[1]) == 0, "io_destroy: %s", strerror(errno));
 	char all[ROUNDS * NCTX * W * BLK];
 	t_read_all(fd, all, sizeof(all), 0);
 	sum = t_fnv(sum, all, sizeof(all));
 	close(fd);
-	close(p[1]);
-	int st;
-	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child failed");
 	unlink(path);
 	rmdir(dir);
 	printf("RESULT %016llx\n", (unsigned long long)sum);
