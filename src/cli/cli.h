@@ -390,10 +390,10 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 		   unsigned flags, const int64_t clock_off[2], char *err, size_t errlen);
 /*
  * After co_shared_dump: the descriptors of member pid (its number in the
- * group) whose regular file the group holds in common (a CO_R_SFILE,
- * opened once by init): its image records them as shared, with nothing
- * of their own (one record, one source of truth).  The count, or -1 when
- * there are more than max.
+ * group) whose regular file or directory the group holds in common (a
+ * CO_R_SFILE, opened once by init): its image records them as shared,
+ * with nothing of their own (one record, one source of truth).  The
+ * count, or -1 when there are more than max.
  */
 int co_shared_files(int pid, int *out, int max);
 /*

@@ -1035,7 +1035,7 @@ struct co_sfile {
 	uint64_t id;
 	uint64_t pos;
 	uint32_t flags;
-	uint32_t pad;
+	uint32_t obj;		/* CO_OBJ_DIR: a directory; CO_OBJ_FILE, or 0 (older images): a regular file */
 	char path[CO_PATH];
 };
 

@@ -50,7 +50,7 @@ enum co_msg_type {
 	CO_M_WELCOME = 16,	/* a: table slot, b: checkpoint signal; table memfd attached */
 	CO_M_PREPARE,		/* a: generation, b: parent wanted for an incremental image (0: full) */
 	CO_M_DUMP,		/* write the image now; flags: CO_CKPT_STOP; text: "FD,FD,...;DIR": the
-				   descriptors whose regular file the group shares (co_shared_files), then
+				   descriptors whose regular file or directory the group shares (co_shared_files), then
 				   the generation's directory; the image's files attached, made by the coordinator, one per stream
 				   (proc-PID.img, then its page streams): written through, never opened; then, for a
 				   process with seccomp filters, a memfd of their CO_R_SECCOMP payloads (src/res/seccomp.c) */

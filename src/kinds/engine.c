@@ -27,7 +27,7 @@
 
 /* Every kind the engine captures: adding a kind is one row here (and its file). */
 static const struct co_kind_ops *const kinds[] = {
-	&co_pipe_ops, &co_file_ops, &co_ghost_ops, &co_shm_ops, &co_eventfd_ops, &co_signalfd_ops,
+	&co_pipe_ops, &co_file_ops, &co_dir_ops, &co_ghost_ops, &co_shm_ops, &co_eventfd_ops, &co_signalfd_ops,
 	&co_timerfd_ops, &co_epoll_ops, &co_unix_ops, &co_inotify_ops, &co_pty_ops, &co_pts_ops,
 	&co_fanotify_ops,
 };
@@ -335,7 +335,8 @@ int co_shared_files(int pid, int *out, int max)
 {
 	int n = 0;
 	for (int i = 0; i < nrefs; i++)
-		if (refs[i].pid == pid && refs[i].kind == CO_OBJ_FILE && dumped[refs[i].obj] > 0) {
+		if (refs[i].pid == pid && (refs[i].kind == CO_OBJ_FILE || refs[i].kind == CO_OBJ_DIR) &&
+		    dumped[refs[i].obj] > 0) {
 			if (n == max)
 				return -1;
 			out[n++] = refs[i].fd;

@@ -1,10 +1,11 @@
 /*
- * file.c - regular files with a name.  Each process image keeps its own
- * descriptors of them (src/res/files.c: path, flags, offset); what this
- * kind adds is what the group has in common:
+ * file.c - regular files with a name, and directories.  Each process
+ * image keeps its own descriptors of them (src/res/files.c: path, flags,
+ * offset); what these kinds add is what the group has in common:
  *   - an open file description that more than one process holds (one
- *     offset, moved by all of them): one CO_R_SFILE, opened once by init,
- *     handed to every holder by the plan;
+ *     offset, or a directory's read position, moved by all of them; one
+ *     set of status flags, one SIGIO owner): one CO_R_SFILE, opened once
+ *     by init, handed to every holder by the plan;
  *   - a copy (CO_R_FCOPY, in files/) of every file the group may write
  *     (opened for writing, or mapped shared and writable), put back before
  *     anything else at a restart, so that a restart after a crash finds
@@ -163,6 +164,32 @@ static void stamp_of(const struct co_ref *r, struct co_fstamp *s)
 				 st.st_ino };
 }
 
+/* The process whose /proc directory path is in (/proc/N, /proc/N/...): N, else 0. */
+static int proc_pid_of(const char *path)
+{
+	int n = 0, pid;
+	if (sscanf(path, "/proc/%d%n", &pid, &n) != 1 || pid <= 0 || (path[n] && path[n] != '/'))
+		return 0;
+	return pid;
+}
+
+/*
+ * Init opens a shared description again before any process of the group
+ * is back: one in the /proc directory of a process (its fd or task
+ * directory, its status; not init's own, pid 1) cannot be found then
+ * (the restart failed, ENOENT).  Refused at checkpoint time, naming it.
+ */
+static int proc_refuse(struct co_kdump *d, const struct co_ref *r)
+{
+	int pid = proc_pid_of(r->path);
+	if (pid <= 1)
+		return 0;
+	snprintf(d->err, d->errlen, "pid %d: fd %d: %s, an open file description it shares with another process, is in "
+		 "the /proc directory of process %d, which cohort cannot open again before that process is back", r->pid,
+		 r->fd, r->path, pid);
+	return -1;
+}
+
 static int file_dump(struct co_kdump *d, int first, uint64_t *id)
 {
 	const struct co_ref *r = &d->refs[first];
@@ -175,11 +202,14 @@ static int file_dump(struct co_kdump *d, int first, uint64_t *id)
 		return -1;
 	if (!others)
 		return 0; /* one process's own: its image has it */
+	if (proc_refuse(d, r) < 0)
+		return -1;
 	struct co_sfile sf;
 	memset(&sf, 0, sizeof(sf));
 	sf.id = (uint64_t)first + 1;
 	sf.pos = r->pos;
 	sf.flags = r->flags;
+	sf.obj = r->kind;
 	snprintf(sf.path, sizeof(sf.path), "%s", r->path);
 	/* a file the group may write is put back from its copy (above), times and all: no stamp */
 	struct co_fstamp st = { 0 };
@@ -334,7 +364,8 @@ struct holder {
 static void holder_record(unsigned t, const union co_path_rec *u, void *ctx)
 {
 	struct holder *h = ctx;
-	if (h->fd < 0 && t == CO_R_FD && u->fd.kind == CO_FD_SHARED && u->fd.obj == CO_OBJ_FILE &&
+	if (h->fd < 0 && t == CO_R_FD && u->fd.kind == CO_FD_SHARED &&
+	    (u->fd.obj == CO_OBJ_FILE || u->fd.obj == CO_OBJ_DIR) &&
 	    strncmp(u->fd.path, h->path, sizeof(u->fd.path)) == 0)
 		h->fd = u->fd.fd;
 }
@@ -378,6 +409,30 @@ static int file_same(struct co_krestore *x, int f, const struct co_sfile *sf, co
 	return co_kerr(x, "%s%s changed since the checkpoint %s: cohort cannot restore it", who, sf->path, why);
 }
 
+/*
+ * A directory's description, opened by its path with the program's flags
+ * (F_GETFL reads them back: O_NOFOLLOW, and O_DIRECTORY only when it had
+ * it) once an O_PATH look found a directory there, and not a FIFO or a
+ * device put in its place, which a plain open would wait on or act on;
+ * the two must be one inode.  The descriptor, or -1 with errno.
+ */
+static int dir_open(const struct co_sfile *sf)
+{
+	struct stat a, b;
+	int look = open(sf->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (look < 0)
+		return -1;
+	int f = open(sf->path, (int)(co_reopen_flags(sf->flags, 0) & ~(uint32_t)O_CLOEXEC)), e = errno;
+	if (f >= 0 && (fstat(look, &a) < 0 || fstat(f, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+		close(f);
+		f = -1;
+		e = ENOTDIR; /* replaced in between */
+	}
+	close(look);
+	errno = e;
+	return f;
+}
+
 static int file_restore(struct co_krestore *x, unsigned type, const void *p, uint64_t len)
 {
 	if (type == CO_R_FCOPY) {
@@ -390,24 +445,27 @@ static int file_restore(struct co_krestore *x, unsigned type, const void *p, uin
 		return put_times(x, p);
 	struct co_sfile sf = *(const struct co_sfile *)p;
 	sf.path[sizeof(sf.path) - 1] = 0;
+	if (sf.obj && sf.obj != CO_OBJ_FILE && sf.obj != CO_OBJ_DIR)
+		return co_kbad(x, "shared file %s of kind %u, neither a file nor a directory", sf.path, sf.obj);
+	int dir = sf.obj == CO_OBJ_DIR;
 	/* (an O_TMPFILE file linked since: by its name, without O_TMPFILE's flags, which want a directory) */
-	int f = open(sf.path, (int)(co_reopen_flags(sf.flags, 1) & ~(uint32_t)O_CLOEXEC));
+	int f = dir ? dir_open(&sf) : open(sf.path, (int)(co_reopen_flags(sf.flags, 1) & ~(uint32_t)O_CLOEXEC));
 	if (f < 0)
-		return co_kerr(x, "cannot reopen %s: %s", sf.path, strerror(errno));
+		return co_kerr(x, "cannot reopen %s%s: %s", dir ? "directory " : "", sf.path, strerror(errno));
 	if (file_same(x, f, &sf, p, len) < 0) {
 		close(f);
 		return -1;
 	}
 	if (sf.flags & O_ASYNC) /* which open ignores */
 		fcntl(f, F_SETFL, (int)(sf.flags & CO_FL_STATUS));
-	/* (a directory's position too: see files.c) */
+	/* (a directory's read position too, on ext4 a hash cookie: see files.c) */
 	if (sf.pos && lseek(f, (off_t)sf.pos, SEEK_SET) != (off_t)sf.pos) {
 		int e = errno;
 		close(f);
 		return co_kerr(x, "cannot put %s back at its position %llu: %s", sf.path, (unsigned long long)sf.pos,
 			       strerror(e));
 	}
-	return co_made_add(x, CO_OBJ_FILE, sf.id, f, -1, 0);
+	return co_made_add(x, dir ? CO_OBJ_DIR : CO_OBJ_FILE, sf.id, f, -1, 0);
 }
 
 static void file_describe(unsigned type, const void *p, uint64_t len, char *out, size_t n)
@@ -428,12 +486,24 @@ static void file_describe(unsigned type, const void *p, uint64_t len, char *out,
 	struct co_sfile sf = *(const struct co_sfile *)p;
 	char st[128];
 	sf.path[sizeof(sf.path) - 1] = 0;
-	snprintf(out, n, "id %llu pos %llu flags %o %s%s", (unsigned long long)sf.id, (unsigned long long)sf.pos, sf.flags,
-		 sf.path, co_stamp_text(p, len, offsetof(struct co_sfile, path), st, sizeof(st)));
+	snprintf(out, n, "id %llu pos %llu flags %o %s%s%s", (unsigned long long)sf.id, (unsigned long long)sf.pos,
+		 sf.flags, sf.obj == CO_OBJ_DIR ? "directory " : "", sf.path,
+		 co_stamp_text(p, len, offsetof(struct co_sfile, path), st, sizeof(st)));
 }
 
 const struct co_kind_ops co_file_ops = {
 	.kind = CO_OBJ_FILE, .identity = CO_ID_OPENFILE,
+	.dump = file_dump, .restore = file_restore, .describe = file_describe,
+};
+
+/*
+ * A directory is dumped as a regular file is (never written, so never
+ * copied, nor stamped), its CO_R_SFILE marked obj = CO_OBJ_DIR; the
+ * record's owner is co_file_ops (records.c), whose restore makes it a
+ * CO_OBJ_DIR object for the links of its holders.
+ */
+const struct co_kind_ops co_dir_ops = {
+	.kind = CO_OBJ_DIR, .identity = CO_ID_OPENFILE,
 	.dump = file_dump, .restore = file_restore, .describe = file_describe,
 };
 

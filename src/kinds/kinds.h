@@ -118,6 +118,8 @@ struct co_kind_ops {
 /* The kinds (each in its own file), and the one table listing them (engine.c). */
 extern const struct co_kind_ops co_pipe_ops, co_file_ops, co_ghost_ops, co_shm_ops, co_eventfd_ops, co_signalfd_ops,
 	co_timerfd_ops, co_epoll_ops, co_unix_ops, co_inotify_ops, co_pty_ops, co_pts_ops;
+/* file.c: a directory's open file description several processes hold (a CO_R_SFILE, as a regular file's) */
+extern const struct co_kind_ops co_dir_ops;
 /* fanotify.c */
 extern const struct co_kind_ops co_fanotify_ops;
 /* sysv.c: the SysV IPC objects of the group's IPC namespace; no descriptor holds them (not in the engine's table) */

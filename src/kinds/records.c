@@ -294,7 +294,8 @@ static const char *fd_kind(const struct co_fd *f)
 {
 	static const char *const how[] = { "?", "file", "deleted-file", "chardev", "stdio", "dup", "?", "pidfd" };
 	if (f->kind == CO_FD_SHARED)
-		return f->obj == CO_OBJ_FILE ? "shared file" : f->obj ? co_obj_name(f->obj) : "shared";
+		return f->obj == CO_OBJ_FILE ? "shared file" : f->obj == CO_OBJ_DIR ? "shared directory"
+			: f->obj ? co_obj_name(f->obj) : "shared";
 	return f->kind < CO_ARRAY_LEN(how) ? how[f->kind] : "?";
 }
 

@@ -4,7 +4,8 @@
  * that share one open file description (found with kcmp).  What a
  * descriptor is comes from the one classifier (src/kinds/classify.c); the
  * objects the group shares (pipes, Unix sockets, eventfds, files and
- * directories deleted while open, ...) are recorded here only as
+ * directories deleted while open, the open file description of a file or
+ * directory several processes hold, ...) are recorded here only as
  * CO_FD_SHARED with their kind: the coordinator captures them once
  * (src/kinds/) and the restorer takes them from init's plan.  A file
  * deleted under the name it was opened by but linked under another comes
@@ -200,7 +201,15 @@ static int describe(struct co_dumpctx *d, int fd, struct co_fd *f, int n)
 		f->kind = CO_FD_REG;
 		return 0;
 	case CO_OBJ_DIR:
-		f->kind = CO_FD_REG;
+		/*
+		 * One open file description other processes hold too (opened,
+		 * then fork): one read position, flags and owner for all of
+		 * them, so init opens it once (src/kinds/file.c); reopened here
+		 * per process, a child's readdir no longer moved its parent's.
+		 */
+		f->kind = group_holds(d, fd) ? CO_FD_SHARED : CO_FD_REG;
+		if (f->kind == CO_FD_SHARED)
+			f->pos = 0; /* the open file's, in shared.img */
 		return 0;
 	case CO_OBJ_CHR:
 		f->kind = CO_FD_CHR;

@@ -43,7 +43,7 @@ struct co_dumpctx {
 	int sig;
 	const struct co_stdio_id *stdio;	/* the group's outside stdio */
 	const uint8_t *stdio_marks;		/* this process's descriptors that share a file stdio */
-	const int *shared_fds;			/* its descriptors of regular files the group shares (DUMP) */
+	const int *shared_fds;			/* its descriptors of files and directories the group shares (DUMP) */
 	int nshared_fds;
 	int skip_fd[12];				/* the agent's own descriptors (co_dump_write: with DUMP's) */
 	int nskip_fd;

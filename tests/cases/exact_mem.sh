@@ -109,6 +109,46 @@ t_py_tmpfile() {
 # again and removed by init, src/kinds/file.c)
 t_file_dirs() { std file_dirs 0 4 4; }
 
+# directories whose open file description parent and child share
+# (tests/progs/dir_shared.c; its standard flow is a row of std.list): one
+# read position, status flags and SIGIO owner for both after a restart,
+# through live checkpoints (the dump reads the position from fdinfo: the
+# program's moves on as it reads)
+t_dir_shared_live() { steps_live_flow dir_shared 10; }
+
+# a /proc directory (/proc/self/fd), then a /proc file (/proc/self/status),
+# whose description parent and child share: init opens such a description
+# again before any process is back, when /proc/PID is not there yet (the
+# restart failed: 'cannot reopen /proc/2/status: No such file or
+# directory').  Each checkpoint is refused in one line naming process,
+# descriptor and path, and the program runs on; both closed, a checkpoint
+# --kill and a restart end as the native run did.
+t_dir_shared_proc_refused() {
+	local why="an open file description it shares with another process, is in the /proc directory of process [0-9]+, which cohort cannot open again before that process is back"
+	prog_cmd dir_shared
+	PCMD+=(proc)
+	: >"$TT/go.1"
+	: >"$TT/go.2"
+	: >"$TT/go.3"
+	straight_start 0 "${PCMD[@]}"
+	rm -f "$TT/go.1" "$TT/go.2" "$TT/go.3"
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	wait_line "$TD/run0.out" "proc directory shared"
+	ckpt_refused run0 "a shared /proc directory" "^cohort: .*pid [0-9]+: fd [0-9]+: /proc/[0-9]+/fd, $why$"
+	: >"$TT/go.1"
+	wait_line "$TD/run0.out" "proc file shared"
+	ckpt_refused run0 "a shared /proc file" "^cohort: .*pid [0-9]+: fd [0-9]+: /proc/[0-9]+/status, $why$"
+	: >"$TT/go.2"
+	wait_line "$TD/run0.out" "proc closed"
+	ckpt_or_fail "checkpoint 1 (--kill, both closed)" "$GNAME" 1 --kill
+	bg_wait run0
+	: >"$TT/go.3"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
 # mtime and atime of files the restore writes back (opened for writing,
 # mapped shared-writable) as they were at the checkpoint: the copy is read
 # with O_NOATIME and its times recorded (CO_R_FTIMES, src/kinds/file.c),
