@@ -61,7 +61,7 @@ STDIN_SRC=/dev/null
 # t_NAME function) but not listed here runs after these.
 ALL_TESTS=(
 	threads_mutex_cond tls_tids proc_identity bigmem mprotect_filemap
-	heap_growth files_offsets dir_pos dir_shared dir_shared_live dir_shared_proc_refused file_sparse deleted_file signals blocking_calls
+	heap_growth files_offsets dir_pos dir_shared dir_shared_live dir_shared_proc_refused dir_shared_many_refused file_sparse deleted_file signals blocking_calls
 	exit_status exit_signal py_threads regfile_stdout
 	interval nokill gen_twice
 	neg_unsupported_fd neg_damaged_image neg_unknown_group neg_static

@@ -42,7 +42,8 @@ const struct co_kind_ops *co_kind_ops(uint32_t kind)
 
 /* ---- dump ---- */
 
-static struct co_ref refs[CO_MAX_REFS];
+/* (+ 1: the descriptor being looked at, when every slot is taken: ref_add refuses it) */
+static struct co_ref refs[CO_MAX_REFS + 1];
 static int nrefs;
 
 int co_ref_grab(const struct co_ref *r)
@@ -150,41 +151,62 @@ static int proc_read_midway(struct co_ref *r, const char *fdlink, char *err, siz
 }
 
 /*
+ * refs[nrefs], filled, becomes a reference with its identity: 0, or -1
+ * (err filled) when every slot is taken.  A reference left out would be
+ * silently wrong at a restart: the description of a file or directory
+ * several processes hold reopened by each of them, a pipe missing from
+ * the plan.
+ */
+static int ref_add(char *err, size_t errlen)
+{
+	const struct co_ref *r = &refs[nrefs];
+	if (nrefs == CO_MAX_REFS) {
+		snprintf(err, errlen, "pid %d: %s%d: %s: the group holds more than %d descriptors of the objects cohort "
+			 "records for the whole group (files, directories, pipes, sockets, ...), more than it can record",
+			 r->pid, r->fd == CO_PLAN_CWD ? "working directory " : "fd ", r->fd == CO_PLAN_CWD ? 0 : r->fd,
+			 r->path, CO_MAX_REFS);
+		return -1;
+	}
+	refs[nrefs].obj = identity(nrefs);
+	nrefs++;
+	return 0;
+}
+
+/*
  * The working directory of member m when it was removed: a reference of
  * its own (fd CO_PLAN_CWD), made again at a restart with the deleted
  * directories it may also hold open (file.c); a live one is a path in the
- * process image.
+ * process image.  0, or -1 (err filled).
  */
-static void collect_cwd(const struct co_shared_member *m)
+static int collect_cwd(const struct co_shared_member *m, char *err, size_t errlen)
 {
 	char p[64], link[CO_PATH];
 	struct stat st;
 	snprintf(p, sizeof(p), "/proc/%d/cwd", m->host_pid);
 	ssize_t l = readlink(p, link, sizeof(link) - 1);
-	if (nrefs == CO_MAX_REFS || l <= 0 || stat(p, &st) < 0)
-		return;
+	if (l <= 0 || stat(p, &st) < 0)
+		return 0;
 	link[l] = 0;
 	struct co_fdstat cs = { st.st_mode, st.st_nlink, link, -1, st.st_rdev };
 	if (co_fd_classify(&cs) != CO_OBJ_DELETED)
-		return;
+		return 0;
 	struct co_ref *r = &refs[nrefs];
 	*r = (struct co_ref){ .pid = m->pid, .host = m->host_pid, .fd = CO_PLAN_CWD, .dev = st.st_dev,
 			      .ino = st.st_ino, .flags = O_RDONLY | O_DIRECTORY, .kind = CO_OBJ_DELETED };
 	memcpy(r->path, link, (size_t)l + 1);
-	r->obj = identity(nrefs);
-	nrefs++;
+	return ref_add(err, errlen);
 }
 
-/* Every descriptor of member m that refers to an object the engine captures; CO_BUSY (err filled) */
+/* Every descriptor of member m that refers to an object the engine captures; -1 or CO_BUSY (err filled) */
 static int collect_fds(const struct co_shared_member *m, const struct co_table *t, const char *skip_dir,
 		       char *err, size_t errlen)
 {
-	int busy = 0;
+	int busy = 0, full = 0;
 	size_t skip_len = strlen(skip_dir);
 	char dpath[64];
 	snprintf(dpath, sizeof(dpath), "/proc/%d/fd", m->host_pid);
 	DIR *d = opendir(dpath);
-	for (struct dirent *e; d && (e = readdir(d)) && nrefs < CO_MAX_REFS;) {
+	for (struct dirent *e; d && !full && (e = readdir(d));) {
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
 		struct co_ref *r = &refs[nrefs];
@@ -217,12 +239,12 @@ static int collect_fds(const struct co_shared_member *m, const struct co_table *
 		r->dev = st.st_dev;
 		r->ino = st.st_ino;
 		co_fdinfo(m->host_pid, r->fd, &r->pos, &r->flags);
-		r->obj = identity(nrefs);
-		nrefs++;
+		full = ref_add(err, errlen);
 	}
 	if (d)
 		closedir(d);
-	collect_cwd(m);
+	if (full || collect_cwd(m, err, errlen))
+		return -1; /* (not CO_BUSY: trying again would not help) */
 	return busy;
 }
 
@@ -374,7 +396,7 @@ int co_shared_dump(const char *dir, uint64_t gen, const struct co_shared_member 
 	d.nrefs = nrefs;
 	if (busy) {
 		close(fd);
-		return CO_BUSY;
+		return busy; /* CO_BUSY, or -1: refused */
 	}
 	int dbad = collect_inflight(&d);
 	if (!dbad)

@@ -26,9 +26,9 @@
  * The child sets O_NONBLOCK and O_NOATIME on sh at even steps and clears
  * them at odd ones (O_ASYNC does not stay on a directory, which has no
  * fasync), and makes itself or the parent sh's SIGIO owner in turn: the
- * parent reads both back.  The child checks
- * with kcmp(KCMP_FILE) that its sh, dup and O_PATH descriptors are the
- * parent's descriptions, and that the parent's own is not.
+ * parent reads both back.  The child checks with kcmp(KCMP_FILE) that
+ * its sh, dup and O_PATH descriptors are the parent's descriptions, and
+ * that the parent's own is not.
  *
  * Output (the parent's): "step N ok" lines, RESULT.
  *
@@ -38,10 +38,20 @@
  * "proc directory shared" and waits for go.1; both close the directory,
  * "proc file shared", go.2; both close the file, "proc closed", go.3;
  * RESULT.
+ *
+ * With "many": more descriptors of objects the group shares than cohort
+ * records for a group (8192), which the checkpoint must refuse: MANY
+ * directories (each its own inode: the descriptions of one inode are
+ * told apart by kcmp, one against each other), opened, then two children
+ * forked (3 * MANY descriptors).  Every one is checked with kcmp to be
+ * the same description in the three; "many shared", go.1; all but KEPT
+ * closed in the three, checked again, "many closed", go.2; checked
+ * again, RESULT.
  */
 #include "common.h"
 #include <limits.h>
 #include <linux/kcmp.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #define NAMES 72
@@ -343,6 +353,91 @@ static int proc_mode(void)
 	return 0;
 }
 
+/* "many": see the top */
+#define MANY 2800
+#define KEPT 100
+
+/* Each of the first n descriptors of set is one description in parent and child kid (kcmp). */
+static void many_check(const int *set, int n, pid_t kid, const char *when)
+{
+	for (int i = 0; i < n; i++) {
+		long r = syscall(SYS_kcmp, getpid(), kid, KCMP_FILE, set[i], set[i]);
+		CHECK(r == 0, "%s: fd %d is %s in child %d", when, set[i], r < 0 ? strerror(errno) : "another description",
+		      (int)kid);
+	}
+}
+
+static int many_mode(void)
+{
+	static int set[MANY];
+	int down[2][2], up[2][2], st;
+	pid_t kids[2];
+	struct rlimit rl;
+	struct word w = { 0 };
+	SYSCHK(getrlimit(RLIMIT_NOFILE, &rl));
+	CHECK(rl.rlim_max >= MANY + 64, "RLIMIT_NOFILE's hard limit is %lu, below %d", (unsigned long)rl.rlim_max,
+	      MANY + 64);
+	if (rl.rlim_cur < MANY + 64) {
+		rl.rlim_cur = MANY + 64;
+		SYSCHK(setrlimit(RLIMIT_NOFILE, &rl));
+	}
+	char dir[PATH_MAX], p[PATH_MAX + 16];
+	t_mkworkdir(dir, sizeof(dir), "dir_shared_many");
+	for (int i = 0; i < MANY; i++) {
+		t_fmt(p, sizeof(p), "%s/m-%04d", dir, i);
+		SYSCHK(mkdir(p, 0700));
+		set[i] = SYSCHK(open(p, O_RDONLY | O_DIRECTORY));
+	}
+	for (int k = 0; k < 2; k++) {
+		SYSCHK(pipe(down[k]));
+		SYSCHK(pipe(up[k]));
+		kids[k] = SYSCHK(fork());
+		if (kids[k] == 0) {
+			/* word 1: close all but KEPT; -1: the end */
+			for (;;) {
+				take(down[k][0], &w);
+				if (w.step < 0)
+					_exit(0);
+				for (int i = KEPT; i < MANY; i++)
+					close(set[i]);
+				put(up[k][1], &w);
+			}
+		}
+	}
+	for (int k = 0; k < 2; k++)
+		many_check(set, MANY, kids[k], "after the fork");
+	printf("many shared\n");
+	t_wait_go(1);
+	for (int k = 0; k < 2; k++)
+		many_check(set, MANY, kids[k], "after go.1");
+	for (int i = KEPT; i < MANY; i++)
+		close(set[i]);
+	w.step = 1;
+	for (int k = 0; k < 2; k++) {
+		put(down[k][1], &w);
+		take(up[k][0], &w);
+		many_check(set, KEPT, kids[k], "all but the first closed");
+	}
+	printf("many closed\n");
+	t_wait_go(2);
+	w.step = -1;
+	for (int k = 0; k < 2; k++) {
+		many_check(set, KEPT, kids[k], "after go.2");
+		put(down[k][1], &w);
+		SYSCHK(waitpid(kids[k], &st, 0));
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d ended with status %#x", k, st);
+	}
+	for (int i = 0; i < MANY; i++) {
+		if (i < KEPT)
+			close(set[i]);
+		t_fmt(p, sizeof(p), "%s/m-%04d", dir, i);
+		SYSCHK(rmdir(p));
+	}
+	SYSCHK(rmdir(dir));
+	printf("RESULT many\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int down[2], up[2], st;
@@ -351,6 +446,8 @@ int main(int argc, char **argv)
 	t_init("dir_shared");
 	if (argc > 1 && !strcmp(argv[1], "proc"))
 		return proc_mode();
+	if (argc > 1 && !strcmp(argv[1], "many"))
+		return many_mode();
 	make_dir(&dirs[0], t_tmpdir(), "disk", O_RDONLY | O_DIRECTORY);
 	make_dir(&dirs[1], "/dev/shm", "tmpfs", O_RDONLY);
 	for (int k = 0; k < 2; k++) {
