@@ -23,7 +23,7 @@
 #                        named on the command line always run.
 #   COHORT_TEST_TIMEOUT  per-test timeout in seconds (default 60; every single
 #                        command of a test gets half of it).
-#   COHORT_SUITE_TIMEOUT once the suite has run this long (default 1080 s),
+#   COHORT_SUITE_TIMEOUT once the suite has run this long (default 1140 s),
 #                        the remaining tests fail without running.
 #   COHORT_TEST_TIMES    file that gets each test's duration, one line
 #                        "SECONDS NAME" as each test ends (default:
@@ -51,7 +51,7 @@ BIN=${COHORT_TEST_BIN:-$ROOT/build/tests}
 PROGS=$ROOT/tests/progs
 TEST_TMO=${COHORT_TEST_TIMEOUT:-60}
 TMO=$(((TEST_TMO + 1) / 2))
-SUITE_TMO=${COHORT_SUITE_TIMEOUT:-1080}
+SUITE_TMO=${COHORT_SUITE_TIMEOUT:-1140}
 JOBS=${COHORT_TEST_JOBS:-2}
 TIMES=${COHORT_TEST_TIMES:-$ROOT/build/test-times}
 PYTHON=/usr/bin/python3
