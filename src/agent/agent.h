@@ -409,4 +409,12 @@ void co_wrap_forward(int sig, void *siginfo, void *uc);
 #define CO_AGENT_MAX_FDS 8
 int co_agent_fds(int *out);
 
+/* close_range(2)'s flags (Linux 5.9, 5.11), which the 6.1 headers may lack (dnotify.c, wrap.c) */
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
 #endif

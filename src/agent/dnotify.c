@@ -61,12 +61,6 @@
 #include "sys.h"
 #include "util.h"
 
-#ifndef CLOSE_RANGE_UNSHARE
-#define CLOSE_RANGE_UNSHARE (1U << 1)
-#endif
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
 #define RANGE_MAX 4096 /* descriptors of a closed range compared with a watch's (others: doubted) */
 
 /* Why the agent cannot be sure of a watch (struct watch, doubt). */

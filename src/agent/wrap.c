@@ -741,12 +741,6 @@ static long sys_result(long r)
 	return r;
 }
 
-#ifndef CLOSE_RANGE_UNSHARE
-#define CLOSE_RANGE_UNSHARE (1U << 1)
-#endif
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
 
 /* A close through syscall(3) (close, dup2 or dup3 over a descriptor, close_range) ends the dnotify watches of what it closes. */
 static long raw_close(long n, const long *a)
