@@ -87,7 +87,7 @@ ALL_TESTS=(
 	wrap_null wrap_null_storm sigpipe_status signal_inherit sigchld_ignored xstate_regs
 	unshare_user nested_ns raw_clone no_agent_listed
 	uid_drop uid_stranger uid_forged restore_child_damaged restart_fail thread_creds
-	proc_attrs proc_attrs_live thread_attrs8 thread_attrs8_live rlimit_refused seccomp_refused caps_keep many_signals locks_kept lease_refused
+	proc_attrs proc_attrs_live thread_names thread_attrs8 thread_attrs8_live rlimit_refused seccomp_refused caps_keep many_signals locks_kept lease_refused
 	kinds_all kinds_inspect pipe_packets pipe_big pipe_capacity_refused timerfd_state timerfd_alarm_refused timerfd_cancel_refused
 	dnotify_std dnotify_live dnotify_oneshot_refused dnotify_exec_refused
 	epoll_items epoll_items_live epoll_family epoll_gone_refused epoll_idle_refused

@@ -249,6 +249,14 @@ void co_thread_collect(struct co_thread *t, int ours)
 	co_sys3(SYS_get_robust_list, 0, (long)&t->robust_head, (long)&t->robust_len);
 	co_prctl(PR_GET_TID_ADDRESS, (long)&t->clear_tid, 0, 0, 0);
 	co_sigprocmask(SIG_BLOCK, 0, &t->sigmask);
+	/*
+	 * Its name here, in the pause: the image of a live checkpoint is
+	 * written by a snapshot once the program runs again, and a name read
+	 * then from /proc (as it was) was a later one, or none, the thread gone.
+	 */
+	co_memset(t->comm, 0, sizeof(t->comm));
+	co_prctl(PR_GET_NAME, (long)t->comm, 0, 0, 0);
+	t->comm[sizeof(t->comm) - 1] = 0;
 	rseq_collect(t);
 	co_tattrs_collect(&t->a, &t->a8);
 }
@@ -270,12 +278,7 @@ int co_threads_dump(struct co_dumpctx *d, const struct co_thread *const *t, int 
 		if (rec.npending > CO_MAX_PENDING)
 			return DERR(d, "pid %d: thread %d has more than %d signals queued, which cohort cannot save", d->pid,
 				    rec.tid, CO_MAX_PENDING);
-		char path[64], comm[32];
-		co_fmt(path, sizeof(path), "/proc/%d/task/%d/comm", d->pid, rec.tid);
-		if (co_read_small(path, comm, sizeof(comm)) > 0) {
-			comm[co_strlen(comm) - (comm[co_strlen(comm) - 1] == '\n')] = 0;
-			co_strlcpy(rec.comm, comm, sizeof(rec.comm));
-		}
+		/* (its name: taken by the thread itself in the pause, co_thread_collect) */
 		if (co_w_rec(d->w, CO_R_THREAD, &rec, sizeof(rec)))
 			return DERR(d, "pid %d: writing thread %d failed", d->pid, rec.tid);
 	}

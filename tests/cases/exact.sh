@@ -12,6 +12,39 @@ t_proc_attrs() { std proc_attrs 0 8 8; }
 # the parked threads) must leave every attribute as it was
 t_proc_attrs_live() { steps_live_flow proc_attrs 10; }
 
+# thread_names: a thread that renames itself all the time (tests/progs/
+# thread_names.c), another named once, the main thread with the program's
+# name: three live checkpoints (their images written by a snapshot while
+# the program runs on), a --kill, and every generation restarted to the
+# straight run's end.  The names must be those of the pause: read from
+# /proc by the image's writer, after the program went on, they were later
+# ones (the renamer's first check failed) or, the thread gone, none at all
+# (tls_tids: "thread 2: name 'cohort-restore' != 'tls-worker-2'").
+t_thread_names() {
+	local AT_END_FILE=$TT/at-end g
+	prog_cmd thread_names
+	straight_start 0 "${PCMD[@]}"
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	for g in 1 2 3; do
+		wait_lines $((3 * g)) run0
+		ckpt_or_fail "checkpoint $g (live)" "$GNAME" "$g"
+	done
+	wait_lines 12 run0
+	ckpt_or_fail "checkpoint 4 (--kill)" "$GNAME" 4 --kill
+	bg_wait run0
+	: >"$TT/end"
+	for g in 1 2 3; do
+		bg_start "r$g" "$COHORT" restart "$GNAME" --images "$IMG" --generation "$g"
+		bg_wait "r$g"
+		[ "$RC" = 0 ] || { note_file "restart of generation $g stderr" "$TD/r$g.err"; fail "restart of generation $g (live): status $RC: $(first_line "$TD/r$g.err")"; }
+		check_suffix "r$g" run0 || fail "restart of generation $g (live): wrong output"
+	done
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
 # caps_keep (root): a root process that dropped capabilities (effective,
 # permitted, bounding; securebits NOROOT; one ambient) and a child that
 # kept two across its change to uid 65534, each with a second thread, all
