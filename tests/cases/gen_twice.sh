@@ -1,16 +1,20 @@
 # tests/cases/gen_twice.sh - sourced by tests/run.sh.
 
-# restart an older generation (twice) after a newer one exists
+# restart an older generation (twice) after a newer one exists.  The
+# program waits at its end (common.h's end gate) until checkpoint 2 is
+# taken: on a busy machine it ran its steps out first ("no running group").
 t_gen_twice() {
+	local AT_END_FILE=$TT/at-end
 	prog_cmd tls_tids
 	straight_start 0 "${PCMD[@]}"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
 	wait_ready "$GNAME" run0
 	wait_lines 3 run0
 	ckpt_or_fail "checkpoint 1 (no --kill)" "$GNAME" 1
 	wait_lines 5 run0
 	ckpt_or_fail "checkpoint 2 (--kill)" "$GNAME" 2 --kill
 	bg_wait run0
+	: >"$TT/end"
 	bg_start r1a "$COHORT" restart "$GNAME" --images "$IMG" --generation 1
 	bg_wait r1a
 	[ "$RC" = 0 ] || { note_file "restart --generation 1 stderr" "$TD/r1a.err"; fail "restart --generation 1: status $RC: $(first_line "$TD/r1a.err")"; }
