@@ -334,6 +334,20 @@ __attribute__((constructor)) static void t_end_gate_init(void)
 	on_exit(t_end_gate, NULL);
 }
 
+/* The number after key in /proc/self/fdinfo/FD (in base), or -1 when fdinfo has no such field. */
+static inline long long t_fdinfo_field(int fd, const char *key, int base)
+{
+	char path[64], buf[1024];
+	t_fmt(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	int f = SYSCHK(open(path, O_RDONLY | O_CLOEXEC));
+	ssize_t n = read(f, buf, sizeof(buf) - 1);
+	close(f);
+	CHECK(n > 0, "read %s: %s", path, strerror(errno));
+	buf[n] = 0;
+	char *p = strstr(buf, key);
+	return p ? strtoll(p + strlen(key), NULL, base) : -1;
+}
+
 /* Create a private directory "<tmpdir>/<name>.<pid>" and return its path. */
 static inline void t_mkworkdir(char *buf, size_t len, const char *name)
 {

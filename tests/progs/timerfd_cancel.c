@@ -29,19 +29,6 @@
 #define HOUR (3600 * 1000000000ull)
 #define TOL (250 * 1000000ull)
 
-/* The "KEY: VALUE" line of fdinfo of fd, as a number in base (-1 when missing). */
-static long long fdinfo_field(int fd, const char *key, int base)
-{
-	char path[64], buf[1024];
-	t_fmt(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	int f = SYSCHK(open(path, O_RDONLY | O_CLOEXEC));
-	ssize_t n = read(f, buf, sizeof(buf) - 1);
-	close(f);
-	CHECK(n > 0, "read %s: %s", path, strerror(errno));
-	buf[n] = 0;
-	char *p = strstr(buf, key);
-	return p ? strtoll(p + strlen(key), NULL, base) : -1;
-}
 
 /* The realtime clock moved by sec s + ns n (n in [0, 1e9)): exactly, in the kernel. */
 static void clock_shift(long s, long n)
@@ -61,7 +48,7 @@ static void clock_change(void)
 /* fd has its flags, ticks unread expirations, and its deadline at (within TOL). */
 static void check_state(int fd, long long ticks, uint64_t at, const char *when)
 {
-	long long f = fdinfo_field(fd, "settime flags:", 8), t = fdinfo_field(fd, "ticks:", 10);
+	long long f = t_fdinfo_field(fd, "settime flags:", 8), t = t_fdinfo_field(fd, "ticks:", 10);
 	CHECK(f == (TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET), "%s: settime flags %llo, expected 03", when, f);
 	CHECK(t == ticks, "%s: %lld expirations in fdinfo, expected %lld", when, t, ticks);
 	struct itimerspec its;

@@ -34,20 +34,6 @@
 #define TOL (250 * 1000000ull) /* a checkpoint reads the time left and the clock one after the other */
 #define MS 1000000ull
 
-/* The "KEY: VALUE" line of fdinfo of fd, as a number in base (-1 when missing). */
-static long long fdinfo_field(int fd, const char *key, int base)
-{
-	char path[64], buf[1024];
-	t_fmt(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	int f = SYSCHK(open(path, O_RDONLY | O_CLOEXEC));
-	ssize_t n = read(f, buf, sizeof(buf) - 1);
-	close(f);
-	CHECK(n > 0, "read %s: %s", path, strerror(errno));
-	buf[n] = 0;
-	char *p = strstr(buf, key);
-	return p ? strtoll(p + strlen(key), NULL, base) : -1;
-}
-
 /* The time left on timer fd, and clock c around the call that read it. */
 static uint64_t left_ns(int fd, clockid_t c, uint64_t *t0, uint64_t *t1)
 {
@@ -71,7 +57,7 @@ static void check_deadline(int fd, clockid_t c, uint64_t deadline, const char *w
 
 static void check_flags(int fd, long long want, const char *what, int s)
 {
-	long long f = fdinfo_field(fd, "settime flags:", 8);
+	long long f = t_fdinfo_field(fd, "settime flags:", 8);
 	CHECK(f == want, "step %d: %s: settime flags %llo, expected %llo", s, what, f, want);
 }
 
@@ -83,7 +69,7 @@ static void check_flags(int fd, long long want, const char *what, int s)
 static void check_soon(int fd, uint64_t deadline, int s)
 {
 	uint64_t seen = t_now_ns(CLOCK_REALTIME);
-	long long ticks = fdinfo_field(fd, "ticks:", 10);
+	long long ticks = t_fdinfo_field(fd, "ticks:", 10);
 	struct pollfd pf = { fd, POLLIN, 0 };
 	int ready = SYSCHK(poll(&pf, 1, 0));
 	uint64_t t0, t1, left = left_ns(fd, CLOCK_REALTIME, &t0, &t1);
