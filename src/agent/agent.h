@@ -90,6 +90,13 @@ struct co_agent {
 	 */
 	int advice;
 	/*
+	 * Moved on before and after every such call (wrap.c): a pause that
+	 * finds the number it had at the last one knows that no call of a
+	 * wrapper changed a region's flags in between (mem.c reuses the
+	 * flags smaps gave then).
+	 */
+	uint32_t advice_epoch;
+	/*
 	 * MCL_FUTURE and MCL_ONFAULT of the program's last mlockall (wrap.c),
 	 * which no file of /proc shows; 0 after munlockall, an mlockall
 	 * without MCL_FUTURE, and in a forked child (the kernel does not pass

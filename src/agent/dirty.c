@@ -143,6 +143,16 @@ int co_dirty_region_tracked(uint64_t start, uint64_t end)
 	return ops()->region_tracked(start, end);
 }
 
+int co_dirty_region_kept(uint64_t since, uint64_t start, uint64_t end)
+{
+	return ops()->region_kept && ops()->region_kept(since, start, end);
+}
+
+uint64_t co_dirty_last(void)
+{
+	return ops()->region_kept && rec ? rec->gen : 0;
+}
+
 int co_dirty_lean_begin(const uint64_t *keep, int nkeep, int fork)
 {
 	span_epoch++;

@@ -24,6 +24,15 @@ uint64_t co_dirty_collect(uint64_t gen);
 
 /* After a collection, for the image writer: */
 int co_dirty_region_tracked(uint64_t start, uint64_t end); /* [start,end) inside a region tracked since before */
+/*
+ * The last collection (its generation; 0: none, or a method that cannot
+ * say what follows), and whether [start, end) is the same mapping as at
+ * collection since, when that was the one before the last: not unmapped
+ * and mapped again since, by any call.  mem.c takes such a region's
+ * madvise flags from what smaps said at that pause.
+ */
+uint64_t co_dirty_last(void);
+int co_dirty_region_kept(uint64_t since, uint64_t start, uint64_t end);
 /* The agent's own mappings of this (record, page lists), kept out of images: how many, at most 3. */
 int co_dirty_areas(uint64_t *lo, uint64_t *hi);
 

@@ -66,6 +66,20 @@ struct record {
 	int npre;
 	struct region cand[MAX_REGIONS];	/* tracked regions a lean snapshot may leave out in part */
 	int ncand;
+	/*
+	 * The regions that are the same mappings as at the collection before
+	 * the last (kept_since), for mem.c, which takes their flags from what
+	 * smaps said then (co_dirty_region_kept): registered with the
+	 * userfaultfd then and still, which a region mapped anew, even at the
+	 * same place and by a call no wrapper sees, is not.  The tracked ones
+	 * are those of old; the PROT_NONE ones, registered without being
+	 * protected (register_only), have lists of their own as the tracked
+	 * have prev, cur and pre.
+	 */
+	uint64_t kept_since;
+	int nkept, nnone_prev, nnone_cur, nnone_pre;
+	struct region kept[MAX_REGIONS];
+	struct region none_prev[MAX_REGIONS], none_cur[MAX_REGIONS], none_pre[MAX_REGIONS];
 	struct region lean[MAX_LEAN];	/* left out of the snapshot: unwritten since the parent */
 	int nlean;
 	int lean_marked;		/* ... by MADV_DONTFORK (a fork); else only noted (an image written in place) */
@@ -139,6 +153,7 @@ struct co_dirty_ops {
 	int (*page_kept)(int stream, uint64_t addr, int tracked);
 	int (*page_maybe_kept)(uint64_t addr, int tracked); /* NULL: never */
 	int (*region_tracked)(uint64_t start, uint64_t end);
+	int (*region_kept)(uint64_t since, uint64_t start, uint64_t end); /* NULL: never */
 	int (*lean_begin)(const uint64_t *keep, int nkeep, int fork);
 };
 extern const struct co_dirty_ops co_dirty_wp_ops, co_dirty_hash_ops;

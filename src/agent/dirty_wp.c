@@ -219,6 +219,13 @@ int tracked_kind(const struct co_mapent *e)
 	return co_dirty_trackable(e) && not_ours(e);
 }
 
+/* Append e to list (n entries, in address order) if there is room. */
+static void note_region(struct region *list, int *n, const struct co_mapent *e)
+{
+	if (*n < MAX_REGIONS)
+		list[(*n)++] = (struct region){ e->start, e->end };
+}
+
 /*
  * A PROT_NONE region of the program's is registered with the userfaultfd
  * but not write-protected (no markers).  Registered it must be: the
@@ -226,14 +233,28 @@ int tracked_kind(const struct co_mapent *e)
  * the same, and a program that makes a stretch of a tracked region
  * PROT_NONE and then accessible again expects one region back (mremap
  * of it fails across two: tests/progs/precopy_churn.c), as it gets
- * without the agent.  Returns 1 when e is such a region.
+ * without the agent.  Returns 1 when e is such a region.  in_pause: the
+ * collection's call, which notes whether the region is the mapping it
+ * was at the previous one (rec->kept): registered then (none_prev), and
+ * before this call, and not just before the pause (none_pre: prepare's
+ * calls, which note what they register).
  */
-static int register_only(const struct co_mapent *e)
+static int register_only(int pm, const struct co_mapent *e, int in_pause)
 {
 	if (e->prot || !co_dirty_private_kind(e) || !not_ours(e))
 		return 0;
-	struct uffd_register r = { { e->start, e->end - e->start }, CO_UFFDIO_REGISTER_MODE_WP, 0 };
-	co_sys3(SYS_ioctl, uffd, CO_UFFDIO_REGISTER, (long)&r);
+	int was = wp_registered(pm, e->start, e->end);
+	if (!was) {
+		struct uffd_register r = { { e->start, e->end - e->start }, CO_UFFDIO_REGISTER_MODE_WP, 0 };
+		if (co_sys3(SYS_ioctl, uffd, CO_UFFDIO_REGISTER, (long)&r) == 0 && !in_pause)
+			note_region(rec->none_pre, &rec->nnone_pre, e);
+	}
+	if (in_pause) {
+		if (was && rec->gen && covered(rec->none_prev, (uint64_t)rec->nnone_prev, e->start, e->end) &&
+		    !covered(rec->none_pre, (uint64_t)rec->nnone_pre, e->start, e->end))
+			note_region(rec->kept, &rec->nkept, e);
+		note_region(rec->none_cur, &rec->nnone_cur, e);
+	}
 	return 1;
 }
 
@@ -259,8 +280,9 @@ static void prepare(void)
 		return;
 	classify(pm);
 	rec->npre = 0;
+	rec->nnone_pre = 0;
 	while (co_maps_next(&maps, &ent) == 1 && rec->npre < MAX_REGIONS) {
-		if (register_only(&ent) || !tracked_kind(&ent))
+		if (register_only(pm, &ent, 0) || !tracked_kind(&ent))
 			continue;
 		if (thp_region(ent.start, ent.end)) {
 			/* its huge pages are kept: not write-protected (what protection it had goes now) */
@@ -309,8 +331,10 @@ static uint64_t collect(uint64_t gen, int final)
 	for (int k = 0; k < CO_STREAMS; k++)
 		held->n[k] = 0;
 	rec->nthp = 0;
+	rec->nkept = 0;
+	rec->nnone_cur = 0;
 	while (co_maps_next(&maps, &ent) == 1) {
-		if (register_only(&ent) || !tracked_kind(&ent))
+		if (register_only(pm, &ent, 1) || !tracked_kind(&ent))
 			continue;
 		if (thp_region(ent.start, ent.end)) {
 			/* huge pages kept: compared by hashes in the image writer */
@@ -335,6 +359,7 @@ static uint64_t collect(uint64_t gen, int final)
 		} else if (rec->gen && was_tracked(pm, ent.start, ent.end)) {
 			if (scan_written(pm, ent.start, ent.end, 1) == 0) {
 				rec->old[rec->nold++] = (struct region){ ent.start, ent.end };
+				note_region(rec->kept, &rec->nkept, &ent);
 				rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
 				if (lean_kind(&ent))
 					rec->cand[rec->ncand++] = (struct region){ ent.start, ent.end };
@@ -350,6 +375,9 @@ static uint64_t collect(uint64_t gen, int final)
 	}
 	walk_close(pm);
 	rec->npre = 0;
+	rec->nnone_pre = 0;
+	co_memcpy(rec->none_prev, rec->none_cur, (size_t)rec->nnone_cur * sizeof(rec->none_cur[0]));
+	rec->nnone_prev = rec->nnone_cur;
 	if (final) {
 		rec->thp_fresh = 0; /* co_dirty_prepare classifies again for the next checkpoint */
 	}
@@ -357,6 +385,7 @@ static uint64_t collect(uint64_t gen, int final)
 	co_memcpy(rec->prev, rec->cur, rec->ncur * sizeof(rec->cur[0]));
 	rec->nprev = rec->ncur;
 	uint64_t base = rec->gen;
+	rec->kept_since = base; /* (a list cut short: kept lacks regions, never holds a wrong one) */
 	rec->gen = gen;
 	return usable ? base : 0;
 }
@@ -422,6 +451,12 @@ static int region_tracked(uint64_t start, uint64_t end)
 {
 	return rec && (covered(rec->old, (uint64_t)rec->nold, start, end) ||
 		       covered(rec->thp, (uint64_t)rec->nthp, start, end));
+}
+
+/* Is [start, end) the mapping it was at collection since, the one before the last? */
+static int region_kept(uint64_t since, uint64_t start, uint64_t end)
+{
+	return rec && since && rec->kept_since == since && covered(rec->kept, (uint64_t)rec->nkept, start, end);
 }
 
 static void note_held(int stream, uint64_t addr)
@@ -513,5 +548,6 @@ const struct co_dirty_ops co_dirty_wp_ops = {
 	.page_kept = page_kept,
 	.page_maybe_kept = page_maybe_kept,
 	.region_tracked = region_tracked,
+	.region_kept = region_kept,
 	.lean_begin = lean_begin,
 };

@@ -74,6 +74,9 @@ int co_dump_begin(char *err, size_t errlen)
 	dc.pending = co_agent.shared_pending;
 	dc.npending = co_agent.nshared_pending;
 	dc.advice = co_agent.advice;
+	dc.advice_epoch = co_agent.advice_epoch;
+	dc.flags_gen = co_dirty_last();
+	dc.region_kept = co_dirty_region_kept;
 	dc.mlockall = co_agent.mlockall;
 	dc.ppid = co_agent.ppid;
 	dc.pgid = co_agent.pgid;

@@ -206,7 +206,7 @@ __attribute__((noinline)) int co_take_image(const char *dir, uint64_t *bytes, in
 	co_agent.sid = (int)co_sys1(SYS_getsid, 0);
 	/* the written-page set since the last image, and tracking anew from this one */
 	co_stamp("threads");
-	co_mem_early_begin(co_agent.advice); /* smaps, read beside what follows (mem.c) */
+	co_mem_early_begin(co_agent.advice, co_agent.advice_epoch, co_dirty_last()); /* smaps (mem.c) */
 	uint64_t base = co_dirty_collect(co_agent.generation);
 	co_stamp("collected");
 	co_agent.incr_parent = co_agent.want_parent && base == co_agent.want_parent ? base : 0;

@@ -624,16 +624,36 @@ static int sticky_advice(int advice)
 	}
 }
 
-EXPORT int madvise(void *addr, size_t len, int advice)
+/*
+ * A call that may change a region's flags: noted before it (a checkpoint
+ * that parks us in between reads smaps) and after it (one that parked us
+ * before the call, and read the flags of then, must not be taken as
+ * still true at the next: mem.c, co_mem_collect).
+ */
+static void advice_noted(void)
 {
-	if (sticky_advice(advice))
-		co_agent.advice = 1; /* first: a checkpoint that parks us in between finds it set */
-	long r = co_sys3(SYS_madvise, (long)addr, (long)len, advice);
-	if (r < 0) {
+	co_agent.advice = 1;
+	__atomic_add_fetch(&co_agent.advice_epoch, 1, __ATOMIC_SEQ_CST);
+}
+
+static long advised(long r)
+{
+	advice_noted();
+	if (r < 0 && r > -4096) {
 		errno = (int)-r;
 		return -1;
 	}
-	return 0;
+	return r;
+}
+
+EXPORT int madvise(void *addr, size_t len, int advice)
+{
+	if (!sticky_advice(advice)) {
+		long r = co_sys3(SYS_madvise, (long)addr, (long)len, advice);
+		return r < 0 ? (errno = (int)-r, -1) : 0;
+	}
+	advice_noted();
+	return (int)advised(co_sys3(SYS_madvise, (long)addr, (long)len, advice));
 }
 
 /*
@@ -643,49 +663,50 @@ EXPORT int madvise(void *addr, size_t len, int advice)
  * tells: noted for the image (co_agent.mlockall), as the kernel keeps
  * them, every mlockall replacing them, munlockall clearing them.
  */
-static long note_locks(long r)
-{
-	if (r < 0) {
-		errno = (int)-r;
-		return -1;
-	}
-	return 0;
-}
-
 EXPORT int mlock(const void *addr, size_t len)
 {
-	co_agent.advice = 1;
-	return (int)note_locks(co_sys3(SYS_mlock2, (long)addr, (long)len, 0));
+	advice_noted();
+	return (int)advised(co_sys3(SYS_mlock2, (long)addr, (long)len, 0));
 }
 
 EXPORT int mlock2(const void *addr, size_t len, unsigned int flags)
 {
-	co_agent.advice = 1;
-	return (int)note_locks(co_sys3(SYS_mlock2, (long)addr, (long)len, (long)flags));
+	advice_noted();
+	return (int)advised(co_sys3(SYS_mlock2, (long)addr, (long)len, (long)flags));
+}
+
+EXPORT int munlock(const void *addr, size_t len)
+{
+	advice_noted();
+	return (int)advised(co_sys2(SYS_munlock, (long)addr, (long)len));
 }
 
 EXPORT int mlockall(int flags)
 {
-	co_agent.advice = 1;
+	advice_noted();
 	long r = co_sys1(SYS_mlockall, flags);
 	if (r == 0)
 		co_agent.mlockall = (flags & MCL_FUTURE) ? (uint32_t)flags & (MCL_FUTURE | MCL_ONFAULT) : 0;
-	return (int)note_locks(r);
+	return (int)advised(r);
 }
 
 EXPORT int munlockall(void)
 {
+	advice_noted();
 	long r = co_sys0(SYS_munlockall);
 	if (r == 0)
 		co_agent.mlockall = 0;
-	return (int)note_locks(r);
+	return (int)advised(r);
 }
 
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	if (flags & (MAP_LOCKED | MAP_NORESERVE | MAP_GROWSDOWN))
-		co_agent.advice = 1;
+	int noted = flags & (MAP_LOCKED | MAP_NORESERVE | MAP_GROWSDOWN);
+	if (noted)
+		advice_noted();
 	long r = co_sys6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, (long)off);
+	if (noted)
+		advice_noted();
 	if (r < 0 && r > -4096) {
 		errno = (int)-r;
 		return MAP_FAILED;
@@ -824,6 +845,21 @@ EXPORT long syscall(long n, ...)
 		return raw_fork(n, a);
 	if (n == SYS_madvise)
 		return madvise((void *)a[0], (size_t)a[1], (int)a[2]);
+	/* calls that change a region's flags (VmFlags): noted as their wrappers note them */
+	if (n == SYS_mlock)
+		return mlock((const void *)a[0], (size_t)a[1]);
+	if (n == SYS_mlock2)
+		return mlock2((const void *)a[0], (size_t)a[1], (unsigned)a[2]);
+	if (n == SYS_munlock)
+		return munlock((const void *)a[0], (size_t)a[1]);
+	if (n == SYS_mlockall)
+		return mlockall((int)a[0]);
+	if (n == SYS_munlockall)
+		return munlockall();
+	if (n == SYS_mmap && ((int)a[3] & (MAP_LOCKED | MAP_NORESERVE | MAP_GROWSDOWN))) {
+		void *p = mmap((void *)a[0], (size_t)a[1], (int)a[2], (int)a[3], (int)a[4], (off_t)a[5]);
+		return p == MAP_FAILED ? -1 : (long)p;
+	}
 	/* dnotify watches are noted (dnotify.c) */
 	if (n == SYS_fcntl && (int)a[1] == F_NOTIFY)
 		return sys_result(co_dnotify_call((int)a[0], (unsigned long)a[2]));

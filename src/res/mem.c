@@ -34,6 +34,8 @@
 static struct co_vma vmas[CO_MAX_VMAS];
 /* what the files mapped were (image.h: struct co_fstamp), in the order of vmas */
 static struct co_fstamp stamps[CO_MAX_VMAS];
+/* what smaps said of the flags of vmas[i] (co_smaps_info.advice), read or known (see co_mem_collect) */
+static uint32_t vadvice[CO_MAX_VMAS];
 
 static int skipped(struct co_dumpctx *d, uint64_t start)
 {
@@ -210,6 +212,7 @@ static int collect(struct co_dumpctx *d, int smaps, int *want_smaps)
 			return -1;
 		}
 		vma_flags(&vmas[n], si.advice, smaps, want_smaps);
+		vadvice[n] = si.advice;
 		stamp_region(n);
 		n++;
 	}
@@ -222,21 +225,31 @@ static int collect(struct co_dumpctx *d, int smaps, int *want_smaps)
  * The regions, from /proc/self/maps; from smaps when the program has set
  * madvise flags (agent.h), or maps a file or shared memory shared without
  * PROT_WRITE (whether mprotect may make it writable), which only smaps
- * shows.  With a snapshot this runs before any lean
- * snapshot marks stretches MADV_DONTFORK (dirty.c): the flags read here
- * are the program's own.
- */
-/*
- * smaps read beside the pause's other work.  Reading smaps walks every
- * page table (~4 ms per GiB, twice that on a virtual machine), and a
- * process that has set a madvise flag pays it in every pause, a
- * migration's stop included.  The flags cannot be taken from an earlier
- * read: a region unmapped and mapped again at the same place by a call
- * no wrapper sees (the C library's own) may have other flags.  So
- * co_mem_early_begin starts, first thing in the pause, a process sharing
- * our memory (CLONE_VM; its own descriptor table, so that the program's
- * shows nothing) that reads smaps while this thread collects the threads,
- * the written pages and the descriptors; co_mem_collect then reads maps
+ * shows.  With a snapshot this runs before any lean snapshot marks
+ * stretches MADV_DONTFORK (dirty.c): the flags read here are the
+ * program's own.
+ *
+ * Reading smaps walks every page table (~4 ms per GiB, ten on a slow
+ * virtual machine), and a process that has set a madvise flag would pay
+ * it in every pause, a migration's stop included.  Two ways around it:
+ *
+ * The flags of the last pause (known[]).  A region's flags change only by
+ * a call: madvise, mlock and the rest, which the wrappers count
+ * (co_agent.advice_epoch), or one no wrapper sees that maps it anew (the
+ * C library's own mmap or mremap, at the same place maybe).  The write
+ * tracker tells the second: every private region is registered with its
+ * userfaultfd, which a new mapping is not, and co_dirty_region_kept says
+ * which regions were registered at the last pause and still are.  So when
+ * no wrapper call came between, every region lying in one of the last
+ * pause and kept has that one's flags, and smaps is not read.  Any other
+ * region (shared memory, which nothing registers, a new one, a grown
+ * stack) and smaps is read after all.
+ *
+ * Else smaps is read beside the pause's other work: co_mem_early_begin
+ * starts, first thing in the pause, a process sharing our memory
+ * (CLONE_VM; its own descriptor table, so that the program's shows
+ * nothing) that reads smaps while this thread collects the threads, the
+ * written pages and the descriptors; co_mem_collect then reads maps
  * (fast) and takes each region's flags from that read.  The program is
  * parked meanwhile, but the collection itself may register a new region
  * for write tracking, which can split or merge regions: a region whose
@@ -252,6 +265,13 @@ static int nearly;
 static long early_pid;		/* the reader, running; 0 none */
 static int early_ok;		/* its list is complete */
 static char early_stack[16384] __attribute__((aligned(64)));
+
+/* The regions' flags as the last pause found them, and when: */
+static struct early_vma known[CO_MAX_VMAS];
+static int nknown;
+static uint64_t known_gen;	/* the write tracker's collection then (0: none known) */
+static uint32_t known_epoch;	/* co_agent.advice_epoch then */
+static int known_try;		/* this pause: no reader, the flags are to come from known[] */
 
 static void early_read(void *arg)
 {
@@ -270,10 +290,11 @@ static void early_read(void *arg)
 	early_ok = r == 0;
 }
 
-void co_mem_early_begin(int advice)
+void co_mem_early_begin(int advice, uint32_t epoch, uint64_t last)
 {
 	early_ok = 0;
-	if (!advice || early_pid > 0)
+	known_try = advice && nknown && known_gen && known_gen == last && known_epoch == epoch;
+	if (!advice || known_try || early_pid > 0)
 		return;
 	struct clone_args ca;
 	co_memset(&ca, 0, sizeof(ca));
@@ -296,6 +317,17 @@ int co_mem_early_end(void)
 	return __atomic_load_n(&early_ok, __ATOMIC_ACQUIRE);
 }
 
+/* Region i has the flags smaps gave as advice. */
+static void set_flags(uint32_t i, uint32_t advice)
+{
+	int unused = 0;
+	vma_flags(&vmas[i], advice, 1, &unused);
+	vadvice[i] = advice;
+	/* a file the region may write is copied, not stamped (stamp_region, which maps alone could not tell) */
+	if (vmas[i].flags & CO_VF_MAYWRITE)
+		co_memset(&stamps[i], 0, sizeof(stamps[i]));
+}
+
 /* The flags of every region collected from maps, from the early read: 0, or -1 where one's bounds differ. */
 static int early_flags(struct co_dumpctx *d)
 {
@@ -306,27 +338,77 @@ static int early_flags(struct co_dumpctx *d)
 			k++;
 		if (k == nearly || early[k].start != v->start || early[k].end != v->end)
 			return -1;
-		int unused = 0;
-		vma_flags(v, early[k].advice, 1, &unused);
-		/* a file the region may write is copied, not stamped (stamp_region, which maps alone could not tell) */
-		if (v->flags & CO_VF_MAYWRITE)
-			co_memset(&stamps[i], 0, sizeof(stamps[i]));
+		set_flags(i, early[k].advice);
 	}
 	return 0;
+}
+
+/*
+ * The flags of every region from the last pause's: 0, or -1 where a
+ * region is not wholly inside one of then, or is not the same mapping.
+ * The kernel's own (vdso) take none.
+ */
+static int known_flags(struct co_dumpctx *d)
+{
+	int k = 0;
+	for (uint32_t i = 0; i < d->nvmas; i++) {
+		struct co_vma *v = &vmas[i];
+		vadvice[i] = 0;
+		if (v->kind == CO_V_SPECIAL)
+			continue;
+		while (k < nknown && known[k].end <= v->start)
+			k++;
+		if (k == nknown || known[k].start > v->start || known[k].end < v->end || !d->region_kept ||
+		    !d->region_kept(known_gen, v->start, v->end))
+			return -1;
+		set_flags(i, known[k].advice);
+	}
+	return 0;
+}
+
+/* The flags just found for every region are the ones the next pause may take (known_flags). */
+static void remember(struct co_dumpctx *d, int read)
+{
+	nknown = 0;
+	if (!read || !d->flags_gen)
+		return;
+	for (uint32_t i = 0; i < d->nvmas; i++)
+		known[i] = (struct early_vma){ vmas[i].start, vmas[i].end, vadvice[i] };
+	nknown = (int)d->nvmas;
+	known_gen = d->flags_gen;
+	known_epoch = d->advice_epoch;
 }
 
 int co_mem_collect(struct co_dumpctx *d)
 {
 	int want_smaps = 0;
 	d->vmas = vmas;
-	int early_there = co_mem_early_end();
-	if (collect(d, d->advice && !early_there, &want_smaps))
+	int early_there = co_mem_early_end(), try_known = known_try;
+	known_try = 0;
+	int smaps_first = d->advice && !early_there && !try_known;
+	if (collect(d, smaps_first, &want_smaps))
 		return -1;
-	if (early_there && early_flags(d) == 0) {
-		co_stamp("regions, their flags read beside");
+	if (smaps_first) {
+		remember(d, 1);
 		return 0;
 	}
-	return want_smaps || early_there ? collect(d, 1, &want_smaps) : 0;
+	if (try_known && known_flags(d) == 0) {
+		co_stamp("regions, their flags as at the last pause");
+		remember(d, 1);
+		return 0;
+	}
+	if (early_there && early_flags(d) == 0) {
+		co_stamp("regions, their flags read beside");
+		remember(d, 1);
+		return 0;
+	}
+	if (!want_smaps && !early_there && !try_known) {
+		remember(d, 0); /* (no flags asked: none known) */
+		return 0;
+	}
+	int r = collect(d, 1, &want_smaps);
+	remember(d, r == 0);
+	return r;
 }
 
 /*

@@ -63,6 +63,9 @@ struct co_dumpctx {
 	char comm[16];				/* likewise: a snapshot child renames itself */
 	int snapshot;				/* written by a snapshot child: what is written may be dropped */
 	int advice;				/* read the regions' madvise flags from smaps (agent.h) */
+	uint32_t advice_epoch;			/* ... and whether a wrapper may have changed them (agent.h) */
+	uint64_t flags_gen;			/* the write tracker's collection of this pause (dirty.h) */
+	int (*region_kept)(uint64_t since, uint64_t start, uint64_t end); /* co_dirty_region_kept */
 	uint32_t mlockall;			/* MCL_FUTURE and MCL_ONFAULT of its last mlockall (agent.h) */
 	int fsize_raised;			/* the writer raised RLIMIT_FSIZE (dump.c): the program's is fsize */
 	struct { uint64_t cur, max; } fsize;
@@ -330,10 +333,12 @@ void co_restore_reached(unsigned stage);
 int co_mem_collect(struct co_dumpctx *d);
 /*
  * In the pause, before the rest is collected: smaps read beside it, when
- * the program has set madvise flags (advice); co_mem_collect waits for
- * it, and so must any way out of the pause before that (end).
+ * the program has set madvise flags (advice) and the flags of the last
+ * pause may not do (epoch: co_agent.advice_epoch; last: co_dirty_last());
+ * co_mem_collect waits for it, and so must any way out of the pause
+ * before that (end).
  */
-void co_mem_early_begin(int advice);
+void co_mem_early_begin(int advice, uint32_t epoch, uint64_t last);
 int co_mem_early_end(void);
 int co_mem_dump_vmas(struct co_dumpctx *d);
 int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams);

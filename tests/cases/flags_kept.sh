@@ -1,0 +1,52 @@
+# tests/cases/flags_kept.sh - sourced by tests/run.sh.
+#
+# flags_kept: a checkpoint takes the regions' madvise flags from the pause
+# before when no wrapper call changed them and every region is the same
+# mapping (src/res/mem.c, known_flags; the write tracker tells: a region
+# mapped anew is not registered with its userfaultfd).  tests/progs/flags_kept.c
+# maps three flagged regions anew by raw system calls, at the same place,
+# between two checkpoints (a read-write one, a PROT_NONE one, one replaced
+# by MAP_FIXED), and munlocks a fourth; one keeps its flag throughout.
+# Incremental checkpoints at every step, --kill at step 4, restart, two
+# more (the second again from the flags of the first after the restart),
+# --kill, restart to the end; then each generation of the first run
+# restarted alone.  The program checks every region's VmFlags and pages at
+# every step: a flag taken from the pause before for a region mapped anew
+# fails the step after the restart.
+
+t_flags_kept() {
+	incr_straight flags_kept
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	local s gens=()
+	for ((s = 1; s <= 4; s++)); do
+		incr_wait_step run0 $s
+		if [ $s = 4 ]; then
+			ickpt ck$s --incremental --kill
+		else
+			ickpt ck$s --incremental
+		fi
+		[ $s = 1 ] || [ "$IKIND" = incremental ] || fail "checkpoint --incremental at step $s has kind '$IKIND'"
+		gens+=("$IGEN")
+		[ $s = 4 ] || : >"$TT/go.$s"
+	done
+	bg_wait run0
+	grep -q '^RESULT' "$TD/run0.out" && fail "the program finished although checkpoint 4 had --kill"
+	: >"$TT/go.4"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	wait_ready "$GNAME" run1
+	incr_wait_step run1 5
+	ickpt ck5 --incremental
+	: >"$TT/go.5"
+	incr_wait_step run1 6
+	ickpt ck6 --incremental --kill
+	[ "$IKIND" = incremental ] || fail "checkpoint --incremental at step 6 has kind '$IKIND'"
+	bg_wait run1
+	incr_go_all
+	incr_restart run2 6
+	sed -n '/^STEP 4 pages /,$p' "$TD/exp.out" | tail -n +2 | head -n 2 >"$TD/exp1.out"
+	head -n 2 "$TD/run1.out" | cmp -s - "$TD/exp1.out" || fail "the restarted run printed $(head -c 200 "$TD/run1.out"), expected steps 5 and 6"
+	for ((s = 1; s <= 3; s++)); do
+		incr_restart "rg$s" $s --generation "${gens[$((s - 1))]}"
+	done
+}
