@@ -774,6 +774,17 @@ static void fill_ahead(void)
 	ahead.at = ahead.end; /* done (its space and end are kept: the next fault may be where it ended) */
 }
 
+/* Is a page of entries [e0, e1) still to come in some space? */
+static int pending_in(uint32_t e0, uint32_t e1)
+{
+	for (int i = 0; i < nsp; i++)
+		if (!sp[i].dead && sp[i].left)
+			for (uint32_t e = e0; e < e1; e++)
+				if (sp[i].pend[e])
+					return 1;
+	return 0;
+}
+
 /*
  * Record r: read in chunks (faults served between them), filled, its
  * checksum checked; with images from disk checked first, so that the
@@ -790,16 +801,25 @@ static void fill_record(uint32_t r)
 		uint64_t n = rc->len - at < CHUNK ? rc->len - at : CHUNK;
 		pump(0);
 		fill_ahead();
-		const char *data = kept ? kept + at : buf;
-		if (!kept && src_read(rc->stream, rc->off + at, buf, n, 0))
-			fill_fail("%s: byte %lu: cannot read page data", fx.src_name[rc->stream], (unsigned long)(rc->off + at));
-		if (!fx.rec_ok[r])
-			co_xxh64_update(&h, data, n);
 		uint32_t e1 = e;
 		while (e1 < rc->e1 && (fx.e_off[e1] & ~(PAGE - 1)) < rc->off + at + n)
 			e1++;
-		for (int i = 0; i < nsp; i++)
-			fill_span(&sp[i], e, e1, data, rc->off + at);
+		/*
+		 * A chunk already checked (a migration's target checked every
+		 * byte as it came) and with no page still to come is not read:
+		 * on a target whose memory is mostly mapped in place, reading
+		 * the whole chain took the fill 0.6 s per GiB beside the program.
+		 */
+		if (kept || !fx.rec_ok[r] || pending_in(e, e1)) {
+			const char *data = kept ? kept + at : buf;
+			if (!kept && src_read(rc->stream, rc->off + at, buf, n, 0))
+				fill_fail("%s: byte %lu: cannot read page data", fx.src_name[rc->stream],
+					  (unsigned long)(rc->off + at));
+			if (!fx.rec_ok[r])
+				co_xxh64_update(&h, data, n);
+			for (int i = 0; i < nsp; i++)
+				fill_span(&sp[i], e, e1, data, rc->off + at);
+		}
 		e = e1;
 		/* tests: a fill that takes its time, faults served meanwhile: after each MiB of a record, and its end */
 		if (cfg->slow_ms && ((at + n) % (1ULL << 20) == 0 || at + n == rc->len))
