@@ -807,8 +807,8 @@ static void fill_record(uint32_t r)
 		/*
 		 * A chunk already checked (a migration's target checked every
 		 * byte as it came) and with no page still to come is not read:
-		 * on a target whose memory is mostly mapped in place, reading
-		 * the whole chain took the fill 0.6 s per GiB beside the program.
+		 * in a chain, the pages a newer image holds again (a
+		 * migration's rounds: a quarter of the memory and more).
 		 */
 		if (kept || !fx.rec_ok[r] || pending_in(e, e1)) {
 			const char *data = kept ? kept + at : buf;
