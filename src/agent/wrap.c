@@ -615,6 +615,7 @@ EXPORT int semtimedop(int id, struct sembuf *ops, size_t n, const struct timespe
 static int sticky_advice(int advice)
 {
 	switch (advice) {
+	case MADV_NORMAL: /* (clears MADV_SEQUENTIAL and MADV_RANDOM) */
 	case MADV_DONTFORK: case MADV_DOFORK: case MADV_WIPEONFORK: case MADV_KEEPONFORK:
 	case MADV_DONTDUMP: case MADV_DODUMP: case MADV_HUGEPAGE: case MADV_NOHUGEPAGE:
 	case MADV_SEQUENTIAL: case MADV_RANDOM: case MADV_MERGEABLE: case MADV_UNMERGEABLE:
@@ -654,6 +655,25 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 	}
 	advice_noted();
 	return (int)advised(co_sys3(SYS_madvise, (long)addr, (long)len, advice));
+}
+
+/*
+ * The C library's posix_madvise calls the kernel itself, not madvise:
+ * its NORMAL, RANDOM and SEQUENTIAL are flags as madvise's.  As there,
+ * POSIX_MADV_DONTNEED does nothing (the kernel's MADV_DONTNEED drops
+ * pages, which POSIX's must not), and the error is returned, not set.
+ */
+EXPORT int posix_madvise(void *addr, size_t len, int advice)
+{
+	if (advice == POSIX_MADV_DONTNEED)
+		return 0;
+	int sticky = sticky_advice(advice);
+	if (sticky)
+		advice_noted();
+	long r = co_sys3(SYS_madvise, (long)addr, (long)len, advice);
+	if (sticky)
+		advice_noted();
+	return r < 0 ? (int)-r : 0;
 }
 
 /*

@@ -4,7 +4,7 @@
  * (src/res/mem.c, known_flags) and a call no wrapper of the agent sees
  * mapped the region anew at the same place since.
  *
- *   flags_kept [STEPS]      (default 6; after step s it prints
+ *   flags_kept [STEPS]      (default 8; after step s it prints
  *                           "STEP s pages K" and waits for
  *                           $COHORT_TEST_TMP/go.s, as incr_pages does)
  *
@@ -17,10 +17,17 @@
  *   C  read-write, MADV_WIPEONFORK; at step 4 replaced by a raw MAP_FIXED
  *      mapping over it: no flag;
  *   D  read-write, mlock'ed (lo); at step 5 munlock'ed (the C library's);
- *   E  read-write, MADV_DONTDUMP throughout.
+ *   E  read-write, MADV_DONTDUMP throughout;
+ *   F  read-write, MADV_RANDOM (rr); at step 6 posix_madvise
+ *      POSIX_MADV_NORMAL (which the C library does by a system call of its
+ *      own);
+ *   G  read-write, posix_madvise POSIX_MADV_SEQUENTIAL (sr); at step 7
+ *      madvise MADV_NORMAL.
+ * (With 8 steps, nothing but that call changes between two checkpoints
+ * taken after steps 5, 6 and 7.)
  * Every step writes one page of each read-write region (its version: the
  * step), then checks every page of every region and the VmFlags of each
- * (dc, dd, wf, lo where they belong at that step and nowhere else).  Any
+ * (dc, dd, wf, lo, rr, sr where they belong at that step and nowhere else).  Any
  * mismatch: stderr and exit 1.  At the end "RESULT flags_kept STEPS HASH".
  */
 #include "common.h"
@@ -30,10 +37,10 @@
 #define DPG 4
 #define SLOT (64 * PG)
 
-enum { RA, RB, RC, RD, RE, NREG };
-static const char *names[NREG] = { "A", "B", "C", "D", "E" };
+enum { RA, RB, RC, RD, RE, RF, RG, NREG };
+static const char *names[NREG] = { "A", "B", "C", "D", "E", "F", "G" };
 static unsigned char *reg[NREG];
-static int npages[NREG] = { NPG, NPG, NPG, DPG, NPG };
+static int npages[NREG] = { NPG, NPG, NPG, DPG, NPG, NPG, NPG };
 static int ver[NREG][NPG]; /* the step that wrote each page last (0: never) */
 
 /* A system call no wrapper of the agent's sees (the C library's own are such). */
@@ -65,15 +72,17 @@ static int want_flag(int i, const char *code, int s)
 	case RC: return !strcmp(code, "wf") && s < 4;
 	case RD: return !strcmp(code, "lo") && s < 5;
 	case RE: return !strcmp(code, "dd");
+	case RF: return !strcmp(code, "rr") && s < 6;
+	case RG: return !strcmp(code, "sr") && s < 7;
 	}
 	return 0;
 }
 
 static void check(int s)
 {
-	static const char *codes[] = { "dc", "dd", "wf", "lo" };
+	static const char *codes[] = { "dc", "dd", "wf", "lo", "rr", "sr" };
 	for (int i = 0; i < NREG; i++) {
-		for (int c = 0; c < 4; c++) {
+		for (int c = 0; c < 6; c++) {
 			int has = x_vmflag(reg[i], codes[c]), want = want_flag(i, codes[c], s);
 			CHECK(has == want, "step %d: region %s %s VmFlag %s", s, names[i], has ? "has" : "lacks",
 			      codes[c]);
@@ -98,7 +107,7 @@ static void write_page(int i, int p, int v)
 
 int main(int argc, char **argv)
 {
-	int steps = argc > 1 ? atoi(argv[1]) : 6;
+	int steps = argc > 1 ? atoi(argv[1]) : 8;
 	t_init("flags_kept");
 	unsigned char *base = mmap(NULL, (NREG + 1) * SLOT, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(base != MAP_FAILED, "mmap: %s", strerror(errno));
@@ -116,6 +125,8 @@ int main(int argc, char **argv)
 	SYSCHK(madvise(reg[RC], NPG * PG, MADV_WIPEONFORK));
 	SYSCHK(mlock(reg[RD], DPG * PG));
 	SYSCHK(madvise(reg[RE], NPG * PG, MADV_DONTDUMP));
+	SYSCHK(madvise(reg[RF], NPG * PG, MADV_RANDOM));
+	CHECK(posix_madvise(reg[RG], NPG * PG, POSIX_MADV_SEQUENTIAL) == 0, "posix_madvise failed");
 	check(0);
 	uint64_t h = T_FNV_INIT;
 	for (int s = 1; s <= steps; s++) {
@@ -132,6 +143,10 @@ int main(int argc, char **argv)
 				write_page(RC, p, s);
 		} else if (s == 5) {
 			SYSCHK(munlock(reg[RD], DPG * PG));
+		} else if (s == 6) {
+			CHECK(posix_madvise(reg[RF], NPG * PG, POSIX_MADV_NORMAL) == 0, "posix_madvise failed");
+		} else if (s == 7) {
+			SYSCHK(madvise(reg[RG], NPG * PG, MADV_NORMAL));
 		}
 		for (int i = 0; i < NREG; i++) {
 			if (i == RB)
