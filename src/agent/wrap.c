@@ -135,13 +135,16 @@ static int peek(void *dst, const void *src, size_t n)
 
 #define TS_MAX ((time_t)0x7fffffffffffffffLL)
 
-/* The time on c; errno stays as it was (an invalid clock is the real call's to report). */
+/*
+ * The time on c, asked of the kernel (an invalid clock is the real call's
+ * to report).  Not through the vDSO: it reads the TSC, which a thread
+ * may have made fault (prctl PR_SET_TSC, PR_TSC_SIGSEGV) and then sleep
+ * by a system call, which must not die of our reading.
+ */
 static struct timespec ts_now(clockid_t c)
 {
 	struct timespec t = { 0, 0 };
-	int e = errno;
-	if (clock_gettime(c, &t) < 0)
-		errno = e;
+	co_clock_gettime(c, &t);
 	return t;
 }
 
