@@ -20,15 +20,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,8 +68,6 @@ struct migration {
 	unsigned asked;		/* the flags of the checkpoint asked of the coordinator (ask, answer) */
 	uint64_t t_ask;		/* ... and when (CLOCK_MONOTONIC, as the coordinator's) */
 	int stop_asked;		/* the stop was asked before the last round's sending (early_stop) */
-	const struct taken *last; /* ... and that round, to send (rounds_run), its checkpoint begun at t_last */
-	uint64_t t_last;
 	double pause_ms;	/* the stop's checkpoint, up to its commit */
 	struct co_progress pr;	/* on a terminal: the round, bytes, rate, estimate */
 	char label[32];		/* "round 2", "stop": what the progress line is about */
@@ -734,41 +729,11 @@ static void precopy_rounds(void)
 			M.stop_incremental = 1;
 			ask(stop_flags());
 			M.stop_asked = 1;
-			M.last = &t; /* sent by the main thread (rounds_run) */
-			M.t_last = t_take;
+			stream_round(&t, t_take);
 			return;
 		}
 		stream_round(&t, t_take);
 	} while (!time_to_stop());
-}
-
-/*
- * The rounds run in a thread of their own at a lower CPU priority
- * (nice 10): streaming them is background work beside the program, which
- * keeps the CPU it had (two CPUs holding both hosts: the program's longest
- * gap during the rounds went from ~33 to ~20 ms, docs/benchmarks.md).
- * The stop goes on in the main thread at the priority we were given, the
- * group parked then: a busy machine must not stretch the downtime.  So
- * does the last round when the stop was asked before it went out
- * (early_stop): the group may park while it crosses.
- */
-static void *rounds_thread(void *arg)
-{
-	(void)arg;
-	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
-	precopy_rounds();
-	return NULL;
-}
-
-static void rounds_run(void)
-{
-	pthread_t th;
-	if (pthread_create(&th, NULL, rounds_thread, NULL) != 0)
-		precopy_rounds(); /* (no thread: at our own priority) */
-	else
-		pthread_join(th, NULL);
-	if (M.last)
-		stream_round(M.last, M.t_last);
 }
 
 /*
@@ -896,7 +861,7 @@ int co_cmd_migrate(const struct co_migrate_opts *o)
 	connect_group();
 	hello();
 	if (o->max_rounds)
-		rounds_run();
+		precopy_rounds();
 	stop_and_send();
 	await_ready();
 	end_here();
