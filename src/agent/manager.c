@@ -200,6 +200,10 @@ static void session(void)
 				armed = 1;
 			}
 			co_agent_fork_unlock();
+			/* the regions' madvise flags too, for the pause not to walk smaps (mem.c) */
+			if (armed)
+				co_mem_flags_ahead(co_agent.advice, __atomic_load_n(&co_agent.advice_epoch, __ATOMIC_SEQ_CST),
+						   CO_PRECOPY_ID(co_agent.generation));
 			co_clock_gettime(CLOCK_MONOTONIC, &t1);
 			int64_t prep_ns = (t1.sec - t0.sec) * 1000000000LL + (t1.nsec - t0.nsec);
 			if (precopy) {

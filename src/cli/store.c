@@ -407,7 +407,8 @@ int co_images_owned(const char *gdir, const char *dir, char *err, size_t errlen)
 /*
  * The switch var=STEP[:N] (tests only): 1 the Nth time (default the first)
  * step is reached (*reached counts).  STEP:/FILE instead waits there until
- * FILE exists, and answers 0.
+ * FILE exists, and answers 0; it makes FILE.at first, for a test to know
+ * the step is reached.
  */
 static int test_point(const char *var, const char *step, int *reached)
 {
@@ -416,6 +417,11 @@ static int test_point(const char *var, const char *step, int *reached)
 	if (!v || strncmp(v, step, n) || (v[n] && v[n] != ':'))
 		return 0;
 	if (v[n] == ':' && v[n + 1] == '/') {
+		char at[PATH_MAX];
+		snprintf(at, sizeof(at), "%s.at", v + n + 1);
+		int fd = open(at, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd);
 		while (access(v + n + 1, F_OK) < 0)
 			usleep(20000);
 		return 0;

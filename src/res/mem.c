@@ -317,6 +317,33 @@ int co_mem_early_end(void)
 	return __atomic_load_n(&early_ok, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * While the program runs, right after a pre-copy's arming collection
+ * (gen): the flags read for the pause that follows to take, as it would
+ * take those of a pause (known_flags; its regions kept since that
+ * collection).  The pause of a first, full image then reads no smaps
+ * either.  epoch: the wrappers' count, read before smaps is: a call that
+ * changes a flag while it is read moves it on after.
+ */
+void co_mem_flags_ahead(int advice, uint32_t epoch, uint64_t gen)
+{
+	static struct co_maps m;
+	static struct co_mapent e;
+	struct co_smaps_info si;
+	int n = 0, r;
+	nknown = 0;
+	if (!advice || !gen || co_maps_open(&m, "/proc/self/smaps"))
+		return;
+	while ((r = co_smaps_next(&m, &e, &si)) == 1 && n < CO_MAX_VMAS)
+		known[n++] = (struct early_vma){ e.start, e.end, si.advice };
+	co_maps_close(&m);
+	if (r != 0)
+		return;
+	nknown = n;
+	known_gen = gen;
+	known_epoch = epoch;
+}
+
 /* Region i has the flags smaps gave as advice. */
 static void set_flags(uint32_t i, uint32_t advice)
 {

@@ -340,6 +340,8 @@ int co_mem_collect(struct co_dumpctx *d);
  */
 void co_mem_early_begin(int advice, uint32_t epoch, uint64_t last);
 int co_mem_early_end(void);
+/* After a pre-copy's arming collection gen, the program running: the flags read ahead for the pause */
+void co_mem_flags_ahead(int advice, uint32_t epoch, uint64_t gen);
 int co_mem_dump_vmas(struct co_dumpctx *d);
 int co_mem_dump_pages(struct co_dumpctx *d, struct co_writer **w, int nstreams);
 /*

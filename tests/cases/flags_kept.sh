@@ -48,3 +48,32 @@ t_flags_kept() {
 		incr_restart "rg$s" $s --generation "${gens[$s]}"
 	done
 }
+
+# flags_ahead: a first, pre-copied full checkpoint takes the flags read
+# while the program ran, right after the pre-copy's arming
+# (co_mem_flags_ahead, mem.c).  The coordinator is held after the
+# pre-copy (COHORT_CRASH=precopied:FILE, store.c) while the program maps A
+# anew by raw system calls (its step 2); then the checkpoint goes on.  A
+# restart of that generation must give A no MADV_DONTFORK: the flags read
+# ahead still had it, and A is no longer the mapping they were read of.
+t_flags_ahead() {
+	local INCR_STEPS=8
+	incr_straight flags_kept
+	COHORT_CRASH="precopied:$TT/release" bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	incr_wait_step run0 1
+	bg_start ck1 "$COHORT" checkpoint "$GNAME" --images "$IMG" --json
+	wait_for "the checkpoint held after its pre-copy" test -e "$TT/release.at"
+	: >"$TT/go.1"
+	incr_wait_step run0 2
+	: >"$TT/release"
+	bg_wait ck1
+	[ "$RC" = 0 ] || { note_file "checkpoint stderr" "$TD/ck1.err"; fail "checkpoint failed (status $RC): $(first_line "$TD/ck1.err")"; }
+	local gen precopied
+	read -r gen precopied < <(json_fields "$TD/ck1.out" generation precopied)
+	[ "$precopied" = 1 ] || fail "the checkpoint was not pre-copied (precopied '$precopied'): nothing tested"
+	"$COHORT" kill "$GNAME" >/dev/null 2>&1
+	bg_wait run0
+	incr_go_all
+	incr_restart r1 2 --generation "$gen"
+}

@@ -308,6 +308,7 @@ void precopy_members(const char *tmp, uint64_t gen)
 	int ok = job && run_job("cohort-precopy", "the pre-copy", precopy_job, (void *)tmp, job, gen, err, sizeof(err)) == 0;
 	if (!ok && getenv("COHORT_DEBUG"))
 		co_warn("%s", job ? err : "no memory for the pre-copy");
+	co_crash_point("precopied"); /* tests: the group runs on, armed, before it parks (flags_ahead) */
 	for (int i = 0; i < G.nc; i++) {
 		struct conn *c = &G.c[i];
 		if (c->kind != C_MEMBER || !c->part)
