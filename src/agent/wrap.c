@@ -640,6 +640,7 @@ static void advice_noted(void)
 	__atomic_add_fetch(&co_agent.advice_epoch, 1, __ATOMIC_SEQ_CST);
 }
 
+/* After such a call: noted again, and the kernel's answer r as the C library gives it (-1 and errno). */
 static long advised(long r)
 {
 	advice_noted();
