@@ -273,21 +273,33 @@ static uint64_t known_gen;	/* the write tracker's collection then (0: none known
 static uint32_t known_epoch;	/* co_agent.advice_epoch then */
 static int known_try;		/* this pause: no reader, the flags are to come from known[] */
 
+/*
+ * Every region's flags, from /proc/self/smaps, into list: how many, or -1
+ * when it could not be read whole.  m and e: the caller's (static: the
+ * early reader has a small stack), so that the reader and the manager
+ * never share a buffer.
+ */
+static int smaps_flags(struct co_maps *m, struct co_mapent *e, struct early_vma *list)
+{
+	struct co_smaps_info si;
+	int n = 0, r;
+	if (co_maps_open(m, "/proc/self/smaps"))
+		return -1; /* (self is us, and our memory is the program's) */
+	while ((r = co_smaps_next(m, e, &si)) == 1 && n < CO_MAX_VMAS)
+		list[n++] = (struct early_vma){ e->start, e->end, si.advice };
+	co_maps_close(m);
+	return r == 0 ? n : -1;
+}
+
 static void early_read(void *arg)
 {
 	(void)arg;
 	static struct co_maps m;
 	static struct co_mapent e;
-	struct co_smaps_info si;
-	int n = 0, r;
 	early_ok = 0;
-	if (co_maps_open(&m, "/proc/self/smaps"))
-		return; /* (self is us, and our memory is the program's) */
-	while ((r = co_smaps_next(&m, &e, &si)) == 1 && n < CO_MAX_VMAS)
-		early[n++] = (struct early_vma){ e.start, e.end, si.advice };
-	co_maps_close(&m);
-	nearly = n;
-	early_ok = r == 0;
+	int n = smaps_flags(&m, &e, early);
+	nearly = n > 0 ? n : 0;
+	early_ok = n >= 0;
 }
 
 void co_mem_early_begin(int advice, uint32_t epoch, uint64_t last)
@@ -329,15 +341,9 @@ void co_mem_flags_ahead(int advice, uint32_t epoch, uint64_t gen)
 {
 	static struct co_maps m;
 	static struct co_mapent e;
-	struct co_smaps_info si;
-	int n = 0, r;
 	nknown = 0;
-	if (!advice || !gen || co_maps_open(&m, "/proc/self/smaps"))
-		return;
-	while ((r = co_smaps_next(&m, &e, &si)) == 1 && n < CO_MAX_VMAS)
-		known[n++] = (struct early_vma){ e.start, e.end, si.advice };
-	co_maps_close(&m);
-	if (r != 0)
+	int n = advice && gen ? smaps_flags(&m, &e, known) : -1;
+	if (n < 0)
 		return;
 	nknown = n;
 	known_gen = gen;
