@@ -160,22 +160,9 @@ t_dir_shared_proc_refused() {
 t_dir_shared_many_refused() {
 	prog_cmd dir_shared
 	PCMD+=(many)
-	: >"$TT/go.1"
-	: >"$TT/go.2"
-	straight_start 0 "${PCMD[@]}"
-	rm -f "$TT/go.1" "$TT/go.2"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${PCMD[@]}"
-	wait_ready "$GNAME" run0
-	wait_line "$TD/run0.out" "many shared"
-	ckpt_refused run0 "8400 shared descriptors" "^cohort: .*pid [0-9]+: fd [0-9]+: /[^ ]*: the group holds more than 8192 descriptors of the objects cohort records for the whole group \(files, directories, pipes, sockets, \.\.\.\), more than it can record$"
-	: >"$TT/go.1"
-	wait_line "$TD/run0.out" "many closed"
-	ckpt_or_fail "checkpoint 1 (--kill, 300 left)" "$GNAME" 1 --kill
-	bg_wait run0
-	: >"$TT/go.2"
-	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
-	bg_wait run1
-	final_check 0 "$RC" run1 run0 run1
+	refused_then_kept "many shared" "8400 shared descriptors" \
+		"^cohort: .*pid [0-9]+: fd [0-9]+: /[^ ]*: the group holds more than 8192 descriptors of the objects cohort records for the whole group \(files, directories, pipes, sockets, \.\.\.\), more than it can record$" \
+		"many closed"
 }
 
 # mtime and atime of files the restore writes back (opened for writing,
