@@ -700,12 +700,66 @@ full:
 	co_close(pmfd);
 }
 
+/*
+ * Of the noted pages, those the image holds (scan_pages): a page left out
+ * of a lean snapshot that the parent's image does not hold either is not
+ * in the image (it reads zero), and must not be noted.  Such a page can
+ * be present all the same: the zero page a read mapped after the parent's
+ * checkpoint found nothing there (write-protected then, so unwritten now),
+ * which no process maps alone.  Noted, it made the restorer keep the
+ * parent's page at that place: the parent's data in a page that must read
+ * zero.  Known only once the lean stretches are (snapshot.c), after the
+ * pause noted the runs; a run cut in two needs one more, and runs beyond
+ * one record's worth are left out, as co_pages_note_shared leaves them.
+ */
+static struct co_pagemap held_pm;
+
+static void shared_held_only(const struct co_dumpctx *d)
+{
+	held_pm.nruns = 0;
+	held_pm.npages = 0;
+	uint32_t j = 0;
+	for (uint32_t k = 0; k < shared_pm.nruns; k++) {
+		const struct co_run *run = &shared_pm.runs[k];
+		uint64_t end = run->addr + run->npages * CO_PAGE;
+		while (j < d->nvmas && d->vmas[j].end <= run->addr)
+			j++;
+		int tracked = j < d->nvmas && co_dirty_region_tracked(d->vmas[j].start, d->vmas[j].end);
+		int fresh = 1; /* each run of the record lies in one region of the image */
+		for (uint64_t a = run->addr; a < end;) {
+			int held = 1;
+			uint64_t to = tracked ? co_dirty_lean_run(0, a, &held) : 0;
+			to = to > a && to < end ? to : to > a ? end : a + CO_PAGE;
+			if (held) {
+				struct co_run *last = held_pm.nruns ? &held_pm.runs[held_pm.nruns - 1] : 0;
+				if (!fresh && last && last->addr + last->npages * CO_PAGE == a) {
+					last->npages += (to - a) / CO_PAGE;
+				} else if (held_pm.nruns < CO_MAX_RUNS) {
+					held_pm.runs[held_pm.nruns++] = (struct co_run){ a, (to - a) / CO_PAGE };
+				} else {
+					return;
+				}
+				held_pm.npages += (to - a) / CO_PAGE;
+				fresh = 0;
+			} else {
+				fresh = 1;
+			}
+			a = to;
+		}
+	}
+}
+
 int co_pages_dump_shared(struct co_dumpctx *d)
 {
-	if (!shared_pm.nruns)
+	const struct co_pagemap *pm = &shared_pm;
+	if (d->parent) { /* an incremental image may leave some out */
+		shared_held_only(d);
+		pm = &held_pm;
+	}
+	if (!pm->nruns)
 		return 0;
-	size_t len = __builtin_offsetof(struct co_pagemap, runs) + shared_pm.nruns * sizeof(struct co_run);
-	if (co_w_rec(d->w, CO_R_COWMAP, &shared_pm, len))
+	size_t len = __builtin_offsetof(struct co_pagemap, runs) + pm->nruns * sizeof(struct co_run);
+	if (co_w_rec(d->w, CO_R_COWMAP, pm, len))
 		return DERR(d, "pid %d: writing the copy-on-write map failed", d->pid);
 	return 0;
 }
