@@ -138,6 +138,36 @@ t_timerfd_alarm_refused() {
 	final_check 0 "$RC" run1 run0 run1
 }
 
+# timerfd_clock: the group's monotonic clock goes on, after a restart,
+# from a moment no earlier than the checkpoint's look at its timers.  The
+# coordinator is held with the group parked, before anything is dumped
+# (COHORT_CRASH=capture:FILE, src/cli/store.c), until half a second has
+# gone by: 100 periods of the program's tick.  Taken before the hold, the
+# restarted clock would be half a second behind the expirations the
+# checkpoint counted, and the program's next step finds more expirations
+# read than periods gone by.
+t_timerfd_clock() {
+	local t0
+	prog_cmd timerfd_state
+	straight_start 0 "${PCMD[@]}"
+	COHORT_CRASH="capture:$TT/release" COHORT_TEST_END_GATE=1 bg_start run0 "$COHORT" run --name "$GNAME" \
+		--images "$IMG" -- "${PCMD[@]}"
+	wait_ready "$GNAME" run0
+	AT_END_FILE=$TT/at-end wait_lines 3 run0
+	bg_start ck1 "$COHORT" checkpoint "$GNAME" --images "$IMG" --kill
+	wait_for "the checkpoint held with the group parked" test -e "$TT/release.at"
+	t0=${EPOCHREALTIME/./}
+	wait_for "half a second gone by" tfd_after $((t0 + 500000))
+	: >"$TT/release"
+	bg_wait ck1
+	[ "$RC" = 0 ] || { note_file "checkpoint stderr" "$TD/ck1.err"; fail "checkpoint failed (status $RC): $(first_line "$TD/ck1.err")"; }
+	bg_wait run0
+	: >"$TT/end"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
 t_timerfd_cancel_refused() {
 	[ "$(id -u)" = 0 ] || skip "needs root (CAP_SYS_TIME: changes the realtime clock, and puts it back)"
 	prog_cmd timerfd_cancel

@@ -469,9 +469,7 @@ static unsigned dump_flags(const struct ckpt *k)
  */
 static int ckpt_capture(struct ckpt *k)
 {
-	/* nothing of the group runs now: its clocks as they stand */
-	k->mono = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)G.mono_off;
-	k->boot = co_now_ns(CLOCK_BOOTTIME) + (uint64_t)G.boot_off;
+	co_crash_point("capture"); /* tests: the group parked, its clocks going on (timerfd_clock) */
 	/* first what the members share, while nothing of theirs but the agents moves */
 	static struct co_shared_member sm[CO_TABLE_SLOTS];
 	int nsm = 0;
@@ -500,6 +498,17 @@ static int ckpt_capture(struct ckpt *k)
 	if (barrier(CO_M_SNAPSHOT, 0, DUMP_TIMEOUT_MS, k->err, sizeof(k->err)))
 		return -1;
 	co_trace("checkpoint %llu: snapshots taken", (unsigned long long)k->gen);
+	/*
+	 * The group's clocks as they stand, where a restart's go on from
+	 * (make_timens): nothing of the group has run since it parked, and
+	 * every timer was looked at by now (the shared ones above, each
+	 * process's in its pause).  Read before the first look, a timerfd's
+	 * expirations counted up to that look ran ahead of the restarted
+	 * clock: a program that compares them with the time saw one period
+	 * more than went by.
+	 */
+	k->mono = co_now_ns(CLOCK_MONOTONIC) + (uint64_t)G.mono_off;
+	k->boot = co_now_ns(CLOCK_BOOTTIME) + (uint64_t)G.boot_off;
 	if (sbad)
 		return failed(k, "%s", serr);
 	if (!k->parked) {
