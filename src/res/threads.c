@@ -311,6 +311,16 @@ static int take_attrs(const struct co_thread *t)
 {
 	const char *what = "";
 	int r = co_tattrs_restore(t, &what);
+	/*
+	 * Its rseq area, which the C library believes registered (it reads
+	 * the CPU number there): where the kernel refuses it (no rseq, or a
+	 * seccomp filter of the restart's surroundings), the restore fails
+	 * rather than let the program read a CPU number nobody writes.
+	 */
+	if (!r && t->rseq_addr) {
+		what = "its rseq area (rseq)";
+		r = (int)co_sys4(SYS_rseq, (long)t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
+	}
 	if (r && __atomic_compare_exchange_n(&attrs_tid, &(int){ 0 }, t->tid, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		attrs_what = what;
 		__atomic_store_n(&attrs_err, r, __ATOMIC_RELEASE);
@@ -352,8 +362,6 @@ static __attribute__((noreturn)) void become(struct co_thread *t, int main_threa
 	if (t->robust_head)
 		co_sys2(SYS_set_robust_list, (long)t->robust_head, (long)t->robust_len);
 	co_sys1(SYS_set_tid_address, (long)t->clear_tid);
-	if (t->rseq_addr)
-		co_sys4(SYS_rseq, (long)t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
 	if (t->comm[0])
 		co_prctl(PR_SET_NAME, (long)t->comm, 0, 0, 0);
 	/* queued signals wait behind the mask until sigreturn brings the program's back */

@@ -150,6 +150,23 @@ t_attr_cgroup() {
 # aborts their critical sections through the program's own abort handler)
 t_rseq_own() { GLIBC_TUNABLES=glibc.pthread.rseq=0 std rseq_own 0 3 3; }
 
+# rseq_refused: a restart where the kernel refuses rseq (a seccomp filter
+# of its surroundings, tests/progs/no_rseq.c, as on a kernel without it)
+# of a program whose threads had the C library's areas registered
+# (tests/progs/blocked_threads.c): it fails in one line naming the process,
+# the thread and rseq, and runs nothing (restored, the C library would read
+# CPU numbers no kernel writes); a restart without the filter runs on to
+# the native run's end
+t_rseq_refused() {
+	run_then_kill blocked_threads
+	cmd_refused "restart without rseq" "pid [0-9]+, restoring its threads: thread [0-9]+ cannot take back its rseq area \\(rseq\\) \\(errno 38" \
+		"$BIN/no_rseq" "$COHORT" restart "$GNAME" --images "$IMG"
+	[ -s "$TD/refused.out" ] && fail "the failed restart ran the program: $(first_line "$TD/refused.out")"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
+	bg_wait run1
+	final_check 0 "$RC" run1 run0 run1
+}
+
 # the same through live checkpoints (the registrations are asked of the
 # kernel in each thread as it parks)
 t_rseq_own_live() { GLIBC_TUNABLES=glibc.pthread.rseq=0 steps_live_flow rseq_own 10; }
