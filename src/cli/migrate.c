@@ -66,8 +66,6 @@ struct migration {
 	uint64_t send_bytes, send_ns; /* what the rounds streamed, and in how long: the rate */
 	uint64_t round_ns;	/* what the rounds took in all, checkpoint and sending (time_to_stop) */
 	unsigned asked;		/* the flags of the checkpoint asked of the coordinator (ask, answer) */
-	uint64_t t_ask;		/* ... and when (CLOCK_MONOTONIC, as the coordinator's) */
-	int stop_asked;		/* the stop was asked before the last round's sending (early_stop) */
 	double pause_ms;	/* the stop's checkpoint, up to its commit */
 	struct co_progress pr;	/* on a terminal: the round, bytes, rate, estimate */
 	char label[32];		/* "round 2", "stop": what the progress line is about */
@@ -243,7 +241,6 @@ static void ask(unsigned flags)
 		flags |= CO_CKPT_PROGRESS; /* its phases, drawn once answer() reads them */
 	flags |= CO_CKPT_MIGRATING;	   /* the background merge waits for the migration's end */
 	M.asked = flags | CO_CKPT_JSON;
-	M.t_ask = co_now_ns(CLOCK_MONOTONIC);
 	/* held from the moment it is sent: a coordinator that loses us resumes the group */
 	if (co_send(M.coord, CO_M_CKPT_REQ, M.asked, 0, 0, NULL, -1))
 		coordinator_gone();
@@ -688,20 +685,6 @@ static unsigned stop_flags(void)
 }
 
 /*
- * Round t, committed and not sent yet, is small enough to be the last
- * (it fits, as time_to_stop will find): the stop is asked now, before t
- * is sent, and its preparation (the agents' ~5-10 ms before they park,
- * the program running) goes on while t crosses, instead of after it.
- * What the stop carries is then what was written since t's checkpoint
- * less t's sending.  Only for a small round: the stop may park before t
- * has crossed, and the rest of its sending would then be downtime.
- */
-static int early_stop(const struct taken *t)
-{
-	return M.rounds >= 1 && fits(t->bytes) && t->bytes * 2 < M.round_bytes[0];
-}
-
-/*
  * Pre-copy: while the group runs, a full generation (round 0: the memory
  * read ahead, the program paused for the snapshot only), then
  * incrementals of the pages written since, each committed here and
@@ -725,13 +708,6 @@ static void precopy_rounds(void)
 		take(M.rounds ? CO_CKPT_INCREMENTAL | CO_CKPT_NO_PRECOPY : 0, &t);
 		if (!M.rounds)
 			compare_files(&t);
-		if (early_stop(&t)) {
-			M.stop_incremental = 1;
-			ask(stop_flags());
-			M.stop_asked = 1;
-			stream_round(&t, t_take);
-			return;
-		}
 		stream_round(&t, t_take);
 	} while (!time_to_stop());
 }
@@ -760,16 +736,17 @@ static void stop_and_send(void)
 	static struct taken t;
 	char gdir[PATH_MAX];
 	snprintf(M.label, sizeof(M.label), "stop");
-	if (!M.stop_asked) {
-		M.stop_incremental = M.rounds && !stop_whole();
-		ask(stop_flags());
-	}
+	/*
+	 * Asked once the last round is sent, not while it crosses: the agents
+	 * now park in ~1 ms, and a stop that parked beside the last round's
+	 * sending, receiving and indexing (both hosts' work on this machine's
+	 * two CPUs) took 5-8 ms more than one that came after it (16-27 ms
+	 * against 13-21 ms, docs/benchmarks.md).
+	 */
+	M.stop_incremental = M.rounds && !stop_whole();
+	ask(stop_flags());
 	answer(&t);
 	M.t_reply = co_now_ns(CLOCK_MONOTONIC);
-	/* asked before the last round was sent, it may have been committed (the group parked) before we read it */
-	uint64_t done = M.t_ask + (uint64_t)(t.duration_ms * 1e6);
-	if (M.stop_asked && done < M.t_reply)
-		M.t_reply = done;
 	co_trace("migrate: the stop's generation %llu %s", (unsigned long long)t.gen,
 		 M.behind[0] ? "written, its page data behind" : "committed");
 	M.pause_ms = t.pause_ms;
