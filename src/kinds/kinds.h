@@ -211,6 +211,8 @@ int co_read_run(struct co_krestore *x, int fd, const void *p, uint64_t len, cons
 void co_describe_run(const void *p, uint64_t len, char *out, size_t n);
 /* shm.c: the shared memory the processes map without a descriptor, and files they map writable. */
 int co_shm_dump_mappings(struct co_kdump *d, const struct co_shared_member *m, int n);
+/* shm.c: is our own mapping that begins at start huge page memory (hugetlb)?  1, 0, or -errno */
+int co_shm_hugetlb_at(uint64_t start);
 /* sysv.c: every semaphore set, message queue and shm segment of the IPC namespace of host_pid; 0, or -1 */
 int co_sysv_dump(struct co_kdump *d, int host_pid);
 

@@ -385,6 +385,21 @@ static int huge_pages(const struct co_mapent *e)
 	       ((co_startswith(e->path, "/memfd:") || co_startswith(e->path, "/SYSV")) && on_hugetlb(-1, e->dev));
 }
 
+int co_shm_hugetlb_at(uint64_t start)
+{
+	static struct co_maps m;
+	static struct co_mapent e;
+	int r = co_maps_open(&m, "/proc/self/maps");
+	if (r < 0)
+		return r;
+	int found = 0, huge = 0;
+	while (!found && co_maps_next(&m, &e) == 1)
+		if (e.start == start)
+			found = 1, huge = huge_pages(&e);
+	co_maps_close(&m);
+	return found ? huge : -ENOENT;
+}
+
 /*
  * Can mprotect make region e of m writable (smaps VmFlags mw)?  Read only
  * for the rare region that needs it (smaps walks the page tables of every

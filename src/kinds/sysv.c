@@ -147,6 +147,23 @@ static int dump_segment_data(struct co_kdump *d, int id, uint64_t size)
 		snprintf(d->err, d->errlen, "sysv shm segment %d: cannot attach it to read it: %s", id, strerror(errno));
 		return -1;
 	}
+	/*
+	 * Made with SHM_HUGETLB: its pages are the hugetlb pool's, which a
+	 * restart may not have, and a segment made again would be of 4 KiB
+	 * pages (refused as an attached one is, shm.c).  Nothing but the
+	 * mapping shows it: the segment's mode keeps permission bits only.
+	 */
+	int huge = co_shm_hugetlb_at((uint64_t)base);
+	if (huge) {
+		shmdt(base);
+		if (huge < 0)
+			snprintf(d->err, d->errlen, "sysv shm segment %d: cannot find where it is attached here: %s", id,
+				 strerror(-huge));
+		else
+			snprintf(d->err, d->errlen, "sysv shm segment %d is huge page memory (SHM_HUGETLB), which cohort "
+				 "cannot restore", id);
+		return -1;
+	}
 	for (uint64_t off = 0; off < size;) {
 		if (zero_page(base + off) && (off += CO_PAGE))
 			continue;

@@ -278,6 +278,16 @@ t_mem_hugetlb_private_refused() { hugetlb_refused private "/anon_hugepage \\(del
 t_mem_hugetlb_memfd_refused() { hugetlb_refused memfd "/memfd:huge private \\(deleted\\)"; }
 t_mem_hugetlb_sysv_refused() { hugetlb_refused sysv "/SYSV00000000 \\(deleted\\)"; }
 
+# a SysV segment made with SHM_HUGETLB that nothing attaches at the
+# checkpoint (tests/progs/sysv_huge.c: it attaches it at each step only):
+# no mapping shows it, its mode keeps permission bits only, and it came
+# back as a segment of 4 KiB pages; refused in one line naming the
+# segment, the program runs on
+t_sysv_huge_refused() {
+	huge_pages_need 2
+	refused sysv_huge huge "^cohort: .*sysv shm segment [0-9]+ is huge page memory \\(SHM_HUGETLB\\), which cohort cannot restore$"
+}
+
 # shared memory mapped read-only (tests/progs/mem_shared_ro.c): memfds
 # mapped through a read-only reopen, sealed F_SEAL_WRITE or
 # F_SEAL_FUTURE_WRITE before the mapping, /dev/shm files opened O_RDONLY
