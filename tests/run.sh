@@ -78,7 +78,7 @@ ALL_TESTS=(
 	cli_help cli_json stdout_restart stdio_devnull_own kill_status name_collision stopped_message install_layout
 	fresh_setup
 	completion
-	dontfork dontfork_live node_regions flags_kept flags_ahead cow_zero
+	dontfork dontfork_live node_regions flags_kept flags_ahead cow_zero cow_zero_guard
 	blocked_threads blocked_unprivileged posix_timers sig_takeover go_pure_external go_cgo_park
 	progress
 	real_make real_bash_pty real_python_repl real_node real_jvm real_go_cgo real_rust

@@ -82,6 +82,7 @@ struct co_agent {
 	uint64_t want_parent;	/* PREPARE asked for an image incremental against this generation */
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
 	int behind;		/* DUMP with CO_CKPT_BEHIND: lazy page data left for the migration to write */
+	int cowmap_all;		/* DUMP with CO_CKPT_COWMAP_ALL (tests) */
 	int await_quiesce;	/* ARMED sent: QUIESCE parks the threads */
 	/*
 	 * The program has asked madvise(2) for a flag an image must record

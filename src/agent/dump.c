@@ -171,6 +171,7 @@ int co_dump_write(const int *fds, const char *dir, uint64_t *bytes)
 static int dump_write(const int *fds, const char *dir, uint64_t *bytes)
 {
 	char path[CO_PATH + 64], path1[CO_PATH + 64];
+	dc.cowmap_all = co_agent.cowmap_all;
 	co_fmt(path, sizeof(path), "%s/proc-%d.img", dir, dc.pid);
 	co_stream_path(path1, sizeof(path1), path, 1);
 	int fd = fds[0], fd1 = fds[1], sfd = fds[CO_STREAMS]; /* sfd: seccomp filters from the coordinator, or -1 */

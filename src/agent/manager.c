@@ -256,6 +256,7 @@ static void session(void)
 			else if (note_root() == 0) {
 				co_inotify_take(); /* the inotify events the coordinator left to us: in the image */
 				co_agent.behind = (co_inbox.m.flags & CO_CKPT_BEHIND) != 0;
+				co_agent.cowmap_all = (co_inbox.m.flags & CO_CKPT_COWMAP_ALL) != 0;
 				r = co_take_image(dir, &bytes, !(co_inbox.m.flags & CO_CKPT_STOP));
 			}
 			if (r == IMG_RESTARTED) {

@@ -111,6 +111,12 @@ enum {
 	CO_CKPT_BEHIND = 1024,
 	/* DUMP only: the agent times its steps for the coordinator's COHORT_TRACE (SNAPSHOT's and DONE's text) */
 	CO_CKPT_TRACE = 2048,
+	/*
+	 * DUMP only, tests (COHORT_TEST_COWMAP_ALL): the copy-on-write map as
+	 * the pause noted it, pages the image leaves out included, as images
+	 * written before pages.c's rule were: the restorer must drop those.
+	 */
+	CO_CKPT_COWMAP_ALL = 4096,
 };
 enum { CO_STATUS_JSON = 1, CO_STATUS_BRIEF = 2 /* one line: the group, not its processes */ };
 enum { CO_KILL_JSON = 1 };

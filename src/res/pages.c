@@ -752,7 +752,7 @@ static void shared_held_only(const struct co_dumpctx *d)
 int co_pages_dump_shared(struct co_dumpctx *d)
 {
 	const struct co_pagemap *pm = &shared_pm;
-	if (d->parent) { /* an incremental image may leave some out */
+	if (d->parent && !d->cowmap_all) { /* an incremental image may leave some out */
 		shared_held_only(d);
 		pm = &held_pm;
 	}
@@ -806,6 +806,69 @@ static uint64_t alike(struct pstream *ps, uint64_t addr, uint64_t n, int *inheri
 }
 
 /*
+ * The pages kept from the parent (rc->cow) that a stream read, one bit
+ * each, by run (cow_at: a run's first bit).  Those left unread once the
+ * streams are done are dropped (drop_unread): the image does not hold
+ * them (or leaves them to the chain, whose filler writes them before the
+ * program runs), so they must not keep the parent's data.  The image's
+ * copy-on-write map lists only pages it holds (co_pages_dump_shared);
+ * one written before that rule, or damaged, may list others.
+ */
+static uint8_t *cow_read;
+static uint64_t cow_len;
+static uint64_t cow_at[CO_MAX_RUNS + 1];
+
+static void note_read(const struct co_rstctx *rc, uint32_t run, uint64_t addr, uint64_t n)
+{
+	const struct co_run *c = &rc->cow[run];
+	uint64_t b = cow_at[run] + (addr - c->addr) / CO_PAGE;
+	for (uint64_t i = b; cow_read && i < b + n; i++)
+		__atomic_fetch_or(&cow_read[i / 8], (uint8_t)(1u << (i % 8)), __ATOMIC_RELAXED);
+}
+
+/* The bit map for rc's runs: 0, or -1 when it cannot be had (the restore fails). */
+static int cow_begin(struct co_rstctx *rc)
+{
+	uint64_t n = 0;
+	for (uint32_t k = 0; k < rc->ncow; k++) {
+		cow_at[k] = n;
+		n += rc->cow[k].npages;
+	}
+	cow_read = 0;
+	cow_len = (n + 7) / 8 + CO_PAGE;
+	if (!n)
+		return 0;
+	long p = co_mmap(0, cow_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p < 0 && p > -4096)
+		return co_err(rc->err, rc->errlen, "pid %d: no memory for the pages kept from its parent (errno %ld)",
+			      rc->proc->pid, -p);
+	cow_read = (uint8_t *)p;
+	return 0;
+}
+
+/* Drop the kept pages no stream read, in stretches. */
+static void drop_unread(struct co_rstctx *rc)
+{
+	for (uint32_t k = 0; cow_read && k < rc->ncow; k++) {
+		const struct co_run *c = &rc->cow[k];
+		for (uint64_t i = 0; i < c->npages;) {
+			uint64_t b = cow_at[k] + i, j = i;
+			if (cow_read[b / 8] & (1u << (b % 8))) {
+				i++;
+				continue;
+			}
+			while (j < c->npages && !(cow_read[(cow_at[k] + j) / 8] & (1u << ((cow_at[k] + j) % 8))))
+				j++;
+			co_sys3(SYS_madvise, (long)(c->addr + i * CO_PAGE), (long)((j - i) * CO_PAGE), MADV_DONTNEED);
+			i = j;
+		}
+	}
+	if (cow_read)
+		co_munmap(cow_read, cow_len);
+	cow_read = 0;
+}
+
+/*
  * Pages the process may have from its parent: each is read aside and
  * written into place only where the parent's differs, so that the same
  * page stays shared copy-on-write (and a page that differs after all
@@ -838,6 +901,8 @@ static int read_run(struct pstream *ps, const struct co_run *run)
 		uint64_t k = alike(ps, addr, left, &inherited);
 		if (inherited ? read_inherited(ps, addr, k) : co_r_read(ps->r, (void *)addr, k * CO_PAGE))
 			return -1;
+		if (inherited)
+			note_read(ps->rc, ps->cow, addr, k);
 		addr += k * CO_PAGE;
 		left -= k;
 	}
@@ -1016,6 +1081,8 @@ int co_pages_restore(struct co_rstctx *rc)
 	for (int k = 1; k < n; k++)
 		if (open_stream(rc, k, paths[k], sizeof(paths[k])))
 			return -1;
+	if (cow_begin(rc))
+		return -1;
 	for (int k = 0; k < n; k++) {
 		pstreams[k].rc = rc;
 		pstreams[k].r = k ? &readers[k] : rc->r;
@@ -1042,6 +1109,7 @@ int co_pages_restore(struct co_rstctx *rc)
 	for (int k = 0; k < n; k++)
 		if (pstreams[k].failed)
 			return co_err(rc->err, rc->errlen, "%s", pstreams[k].err);
+	drop_unread(rc);
 	return 0;
 }
 #endif

@@ -62,6 +62,7 @@ struct co_dumpctx {
 	int ppid, pgid, sid;			/* read by the process itself (a snapshot child has others) */
 	char comm[16];				/* likewise: a snapshot child renames itself */
 	int snapshot;				/* written by a snapshot child: what is written may be dropped */
+	int cowmap_all;				/* tests: the copy-on-write map unfiltered (CO_CKPT_COWMAP_ALL) */
 	int advice;				/* read the regions' madvise flags from smaps (agent.h) */
 	uint32_t advice_epoch;			/* ... and whether a wrapper may have changed them (agent.h) */
 	uint64_t flags_gen;			/* the write tracker's collection of this pause (dirty.h) */

@@ -457,6 +457,7 @@ static unsigned dump_flags(const struct ckpt *k)
 		f |= CO_CKPT_STOP | CO_CKPT_BEHIND;
 	if (k->hold)
 		f |= CO_CKPT_STOP;
+	f |= getenv("COHORT_TEST_COWMAP_ALL") ? CO_CKPT_COWMAP_ALL : 0;
 	return f | (co_tracing() ? CO_CKPT_TRACE : 0);
 }
 
