@@ -85,6 +85,43 @@ static inline FILE *x_proc_fopen(const char *path)
 	return fmemopen(buf, len + 1, "r");
 }
 
+/* The /proc/meminfo field key ("Hugepagesize:"), in KiB (0: none). */
+static inline size_t x_meminfo_kib(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	size_t v = 0, k = strlen(key);
+	CHECK(f, "open /proc/meminfo: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, k))
+			v = strtoul(line + k, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* The smaps field key ("KernelPageSize:") of the region holding addr, in KiB. */
+static inline long x_smaps_kib(const void *addr, const char *key)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[PATH_MAX + 128];
+	int in = 0;
+	long v = -1;
+	size_t k = strlen(key);
+	CHECK(f, "open /proc/self/smaps: %s", strerror(errno));
+	while (v < 0 && fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = s <= (unsigned long)addr && (unsigned long)addr < e;
+			continue;
+		}
+		if (in && !strncmp(line, key, k))
+			v = strtol(line + k, NULL, 10);
+	}
+	fclose(f);
+	CHECK(v >= 0, "no smaps %s for %p", key, addr);
+	return v;
+}
+
 /* One line of /proc/self/maps: the one holding addr. */
 struct x_map {
 	unsigned long start, end, off, ino;

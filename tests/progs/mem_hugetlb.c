@@ -34,49 +34,13 @@ static const char *mode, *want_path, *want_perms;
 static int shm_id = -1;
 static int vers[64];	/* the version of each 4 KiB page of the first huge page written so far */
 
-static size_t meminfo_kib(const char *key)
-{
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[256];
-	size_t v = 0, k = strlen(key);
-	CHECK(f, "open /proc/meminfo: %s", strerror(errno));
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, k))
-			v = strtoul(line + k, NULL, 10);
-	fclose(f);
-	return v;
-}
-
-/* The smaps field key ("KernelPageSize:") of the region holding addr, in KiB. */
-static long smaps_kib(const void *addr, const char *key)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	char line[PATH_MAX + 128];
-	int in = 0;
-	long v = -1;
-	size_t k = strlen(key);
-	CHECK(f, "open /proc/self/smaps: %s", strerror(errno));
-	while (v < 0 && fgets(line, sizeof(line), f)) {
-		unsigned long s, e;
-		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			in = s <= (unsigned long)addr && (unsigned long)addr < e;
-			continue;
-		}
-		if (in && !strncmp(line, key, k))
-			v = strtol(line + k, NULL, 10);
-	}
-	fclose(f);
-	CHECK(v >= 0, "no smaps %s for %p", key, addr);
-	return v;
-}
-
 /* page p of the first huge page (4 KiB pages 0..63 are written, in turn) and the last page of each huge page */
 static uint64_t seed(int p) { return x_seed(5, (uint64_t)p, (uint64_t)vers[p]); }
 
 static void check(const char *who, int step)
 {
 	struct x_map xm;
-	long kps = smaps_kib(mem, "KernelPageSize:");
+	long kps = x_smaps_kib(mem, "KernelPageSize:");
 	CHECK((size_t)kps * 1024 == huge, "%s step %d: KernelPageSize %ld kB, expected %zu kB", who, step, kps,
 	      huge / 1024);
 	CHECK(x_vmflag(mem, "ht"), "%s step %d: VmFlags lack ht (hugetlb)", who, step);
@@ -150,7 +114,7 @@ static void map_memory(void)
 		want_path = "/anon_hugepage (deleted)";
 	}
 	CHECK(mem != MAP_FAILED, "%s: mmap of %zu bytes of huge pages: %s (HugePages_Free %zu)", mode, len,
-	      strerror(errno), meminfo_kib("HugePages_Free:"));
+	      strerror(errno), x_meminfo_kib("HugePages_Free:"));
 	want_perms = shared || sysv ? "rw-s" : "rw-p";
 	for (int p = 0; p < 64; p++)
 		write_page(p, 0);
@@ -167,7 +131,7 @@ int main(int argc, char **argv)
 	mode = argc > 1 ? argv[1] : "";
 	CHECK(!strcmp(mode, "shared") || !strcmp(mode, "private") || !strcmp(mode, "memfd") || !strcmp(mode, "sysv"),
 	      "usage: mem_hugetlb shared|private|memfd|sysv");
-	huge = meminfo_kib("Hugepagesize:") * 1024;
+	huge = x_meminfo_kib("Hugepagesize:") * 1024;
 	CHECK(huge > PG && huge >= 64 * PG, "Hugepagesize %zu", huge);
 	map_memory();
 	if (!strcmp(mode, "shared")) {
