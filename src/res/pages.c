@@ -656,18 +656,18 @@ static int may_inherit(const struct co_vma *v)
 	return v->kind == CO_V_ANON && !(v->flags & CO_VF_GROWSDOWN);
 }
 
-/* Add a page to the runs; fresh: the first of its region, which starts a run.  1: no room. */
-static int note_shared(uint64_t addr, int fresh)
+/* Add n pages at addr to pm's runs; fresh: the first of a region, which starts a run.  1: no room. */
+static int note_shared(struct co_pagemap *pm, uint64_t addr, uint64_t n, int fresh)
 {
-	struct co_run *last = shared_pm.nruns ? &shared_pm.runs[shared_pm.nruns - 1] : 0;
-	if (!fresh && last->addr + last->npages * CO_PAGE == addr) {
-		last->npages++;
+	struct co_run *last = pm->nruns ? &pm->runs[pm->nruns - 1] : 0;
+	if (!fresh && last && last->addr + last->npages * CO_PAGE == addr) {
+		last->npages += n;
 	} else {
-		if (shared_pm.nruns == CO_MAX_RUNS)
+		if (pm->nruns == CO_MAX_RUNS)
 			return 1;
-		shared_pm.runs[shared_pm.nruns++] = (struct co_run){ addr, 1 };
+		pm->runs[pm->nruns++] = (struct co_run){ addr, n };
 	}
-	shared_pm.npages++;
+	pm->npages += n;
 	return 0;
 }
 
@@ -691,7 +691,7 @@ void co_pages_note_shared(struct co_dumpctx *d)
 			for (uint64_t k = 0; k < n; k++) {
 				if ((shared_ent[k] & (CO_PM_PRESENT | CO_PM_EXCLUSIVE)) != CO_PM_PRESENT)
 					continue;
-				if (note_shared(a + k * CO_PAGE, shared_pm.nruns == first))
+				if (note_shared(&shared_pm, a + k * CO_PAGE, 1, shared_pm.nruns == first))
 					goto full;
 			}
 		}
@@ -729,21 +729,13 @@ static void shared_held_only(const struct co_dumpctx *d)
 		for (uint64_t a = run->addr; a < end;) {
 			int held = 1;
 			uint64_t to = tracked ? co_dirty_lean_run(0, a, &held) : 0;
-			to = to > a && to < end ? to : to > a ? end : a + CO_PAGE;
-			if (held) {
-				struct co_run *last = held_pm.nruns ? &held_pm.runs[held_pm.nruns - 1] : 0;
-				if (!fresh && last && last->addr + last->npages * CO_PAGE == a) {
-					last->npages += (to - a) / CO_PAGE;
-				} else if (held_pm.nruns < CO_MAX_RUNS) {
-					held_pm.runs[held_pm.nruns++] = (struct co_run){ a, (to - a) / CO_PAGE };
-				} else {
-					return;
-				}
-				held_pm.npages += (to - a) / CO_PAGE;
-				fresh = 0;
-			} else {
-				fresh = 1;
-			}
+			if (to <= a) /* in no left-out stretch: held, page by page */
+				to = a + CO_PAGE;
+			if (to > end)
+				to = end;
+			if (held && note_shared(&held_pm, a, (to - a) / CO_PAGE, fresh))
+				return;
+			fresh = !held;
 			a = to;
 		}
 	}
@@ -846,18 +838,23 @@ static int cow_begin(struct co_rstctx *rc)
 	return 0;
 }
 
+static int was_read(uint64_t bit)
+{
+	return (cow_read[bit / 8] >> (bit % 8)) & 1;
+}
+
 /* Drop the kept pages no stream read, in stretches. */
 static void drop_unread(struct co_rstctx *rc)
 {
 	for (uint32_t k = 0; cow_read && k < rc->ncow; k++) {
 		const struct co_run *c = &rc->cow[k];
 		for (uint64_t i = 0; i < c->npages;) {
-			uint64_t b = cow_at[k] + i, j = i;
-			if (cow_read[b / 8] & (1u << (b % 8))) {
+			uint64_t j = i;
+			if (was_read(cow_at[k] + i)) {
 				i++;
 				continue;
 			}
-			while (j < c->npages && !(cow_read[(cow_at[k] + j) / 8] & (1u << ((cow_at[k] + j) % 8))))
+			while (j < c->npages && !was_read(cow_at[k] + j))
 				j++;
 			co_sys3(SYS_madvise, (long)(c->addr + i * CO_PAGE), (long)((j - i) * CO_PAGE), MADV_DONTNEED);
 			i = j;
