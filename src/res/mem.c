@@ -875,6 +875,31 @@ static void advise_again(const struct co_vma *v, uint32_t which)
 			co_sys3(SYS_madvise, (long)v->start, (long)(v->end - v->start), adv[k].advice);
 }
 
+/*
+ * Neighbouring private anonymous regions are often one mapping the program
+ * split (mprotect of a stretch, madvise): they share the kernel's anon_vma,
+ * so that they merge again when the program makes them alike, and one
+ * mremap can then move or grow them whole.  Each region mapped here is
+ * anonymous and read-write, so neighbours are one mapping again for now;
+ * but the first page put in each later part (the pages below, a lazy
+ * restart's filler, a protection set first) would give each part an
+ * anon_vma of its own, and they would never merge: the program's mremap
+ * over the whole fails with EFAULT.  So one page of each is written and
+ * dropped before anything splits them: the mapping has its anon_vma, and
+ * every part cut from it keeps it.  (Regions kept from the parent keep
+ * theirs.)
+ */
+static void one_anon_vma(struct co_rstctx *rc)
+{
+	for (int i = 0; i < rc->nvmas; i++) {
+		const struct co_vma *v = &rc->vmas[i];
+		if ((v->kind != CO_V_ANON && v->kind != CO_V_DELETED) || kept[i])
+			continue;
+		*(volatile char *)(uintptr_t)v->start = 0;
+		co_sys3(SYS_madvise, (long)v->start, CO_PAGE, MADV_DONTNEED);
+	}
+}
+
 int co_mem_restore(struct co_rstctx *rc)
 {
 	uint64_t park = rc->zone + rc->zone_len - (1 << 20);
@@ -882,12 +907,13 @@ int co_mem_restore(struct co_rstctx *rc)
 	find_kept(rc);
 	if (clear_address_space(rc, park) || co_aio_restore_all(rc))
 		return -1;
-	for (int i = 0; i < rc->nvmas; i++) {
+	for (int i = 0; i < rc->nvmas; i++)
 		if (kept[i] ? keep_region(rc, &rc->vmas[i], &k) : map_region(rc, &rc->vmas[i], &rc->vstamps[i]))
 			return -1;
+	one_anon_vma(rc);
+	for (int i = 0; i < rc->nvmas; i++)
 		if (rc->vmas[i].kind != CO_V_SPECIAL)
 			advise_again(&rc->vmas[i], CO_VF_THP_ADVICE);
-	}
 	/* restart --lazy: the regions whose pages a filler brings (src/restore/lazy.c), passed over here */
 	if (co_lazy_begin(rc, kept) || co_pages_restore(rc))
 		return -1;

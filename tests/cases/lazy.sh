@@ -64,6 +64,11 @@ t_lazy_mem() {
 t_lazy_lock() { prog_cmd mem_lock; lazy_flow 0 4 4 "${PCMD[@]}"; }
 t_lazy_lock_all() { prog_cmd mem_lock; lazy_flow 0 4 4 "${PCMD[@]}" all; }
 
+# mappings the program split (mprotect, madvise) restarted --lazy: made
+# alike again they join into one, which mremap grows (tests/progs/mem_rejoin.c;
+# the filler's pages once gave each part an anon_vma of its own: EFAULT)
+t_lazy_rejoin() { prog_cmd mem_rejoin; lazy_flow 0 4 4 "${PCMD[@]}"; }
+
 # regions side by side whose pages follow one another in the image (one
 # mapping split by mprotect): the filler's runs and fault clusters that
 # cross from one into the next must be copied in parts (the kernel copies
