@@ -33,6 +33,8 @@ int co_dirty_region_tracked(uint64_t start, uint64_t end); /* [start,end) inside
  */
 uint64_t co_dirty_last(void);
 int co_dirty_region_kept(uint64_t since, uint64_t start, uint64_t end);
+/* Tests (CO_PREP_TEST_HELD_GAP): the armed pre-copy's held list loses the middle half of its longest range. */
+void co_dirty_test_held_gap(void);
 /* The agent's own mappings of this (record, page lists), kept out of images: how many, at most 3. */
 int co_dirty_areas(uint64_t *lo, uint64_t *hi);
 

@@ -447,6 +447,23 @@ static int precopy_arm(uint64_t id)
 	return 0;
 }
 
+void co_dirty_test_held_gap(void)
+{
+	uint64_t n = held ? held->n[0] : 0, best = n;
+	struct region *r = held ? held->r[0] : 0;
+	for (uint64_t i = 0; i < n; i++)
+		if ((best == n || r[i].end - r[i].start > r[best].end - r[best].start) && r[i].end - r[i].start >= 64 * CO_PAGE)
+			best = i;
+	if (best == n || n == MAX_HELD)
+		return;
+	uint64_t q = (r[best].end - r[best].start) / 4 & ~(uint64_t)(CO_PAGE - 1);
+	for (uint64_t i = n; i > best; i--)
+		r[i] = r[i - 1];
+	r[best].end = r[best].start + q;
+	r[best + 1].start = r[best + 1].end - q;
+	held->n[0] = n + 1;
+}
+
 static int region_tracked(uint64_t start, uint64_t end)
 {
 	return rec && (covered(rec->old, (uint64_t)rec->nold, start, end) ||

@@ -198,6 +198,8 @@ static void session(void)
 			    co_dirty_precopy_arm(CO_PRECOPY_ID(co_agent.generation)) == 0) {
 				co_agent.want_parent = CO_PRECOPY_ID(co_agent.generation);
 				armed = 1;
+				if (co_inbox.m.flags & CO_PREP_TEST_HELD_GAP)
+					co_dirty_test_held_gap();
 			}
 			co_agent_fork_unlock();
 			/* the regions' madvise flags too, for the pause not to walk smaps (mem.c) */

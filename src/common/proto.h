@@ -128,7 +128,13 @@ enum { CO_KILL_JSON = 1 };
  * QUIESCE): the process's root directory is not the group's (chroot); its
  * manager leaves it for the group's before it reads anything by path.
  */
-enum { CO_PREP_PRECOPY = 1, CO_PREP_PRECOPY_FAILED = 2, CO_PREP_ROOT = 4 };
+/*
+ * CO_PREP_TEST_HELD_GAP, tests only (COHORT_TEST_HELD_GAP): the armed
+ * pre-copy's list of the pages it holds loses a stretch it should have,
+ * so that a test sees the pause's snapshot save such pages all the same
+ * (dirty_lean.c, lean_checked).
+ */
+enum { CO_PREP_PRECOPY = 1, CO_PREP_PRECOPY_FAILED = 2, CO_PREP_ROOT = 4, CO_PREP_TEST_HELD_GAP = 8 };
 #define CO_PRECOPY_ID(gen) ((uint64_t)(gen) | (1ULL << 62))
 /* What the agent's slot for thread tid, at addr, holds after its masks (CO_M_TRACE): still our program */
 #define CO_TRACE_CHECK(tid, addr) ((uint64_t)(tid) ^ (uint64_t)(addr) ^ 0x636f686f72747372ULL)

@@ -362,6 +362,7 @@ static void ckpt_enrol(struct ckpt *k)
 		c->part = c->kind == C_MEMBER;
 		c->answered = c->kind != C_MEMBER;
 		c->prep_flags = k->precopy ? CO_PREP_PRECOPY : 0;
+		c->prep_flags |= getenv("COHORT_TEST_HELD_GAP") ? CO_PREP_TEST_HELD_GAP : 0;
 		c->incr_parent = 0;
 		c->prep_ns = 0;
 		c->prepare_ns = 0;
