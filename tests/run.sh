@@ -113,7 +113,7 @@ ALL_TESTS=(
 	migrate_rounds migrate_rounds_cut migrate_stop_killed migrate_options migrate_whole_stop migrate_churn
 	unix_backlog_kill_failed unix_backlog_live unix_backlog_rounds unix_backlog_unaccepted
 	fanotify_std fanotify_live fanotify_held fanotify_perm fanotify_perm_child fanotify_unprivileged
-	lazy_mem lazy_lock lazy_lock_all lazy_group lazy_ckpt_filling lazy_filler_killed lazy_damaged lazy_damaged_stop lazy_chain lazy_chain_group lazy_chain_held lazy_chain_eager lazy_chain_damaged lazy_split lazy_rejoin
+	lazy_mem lazy_lock lazy_lock_all lazy_group lazy_ckpt_filling lazy_filler_killed lazy_damaged lazy_damaged_stop lazy_chain lazy_chain_group lazy_chain_held lazy_chain_eager lazy_chain_damaged lazy_split lazy_rejoin lazy_thp_always
 	wirecrypt_sealed wirecrypt_tampered
 	postcopy_small postcopy_roundtrip postcopy_cut postcopy_killed postcopy_resume
 	migrate_real_python migrate_real_jvm migrate_real_node migrate_real_go migrate_real_sqlite migrate_real_repl migrate_real_flock migrate_real_posix_lock
@@ -127,7 +127,7 @@ ALL_TESTS=(
 # step) queue events there that cohort refuses to checkpoint.
 SERIAL_TESTS=(fresh_setup install_layout fuzz_images precopy_no_thread ckpt_storm rundir_symlink rundir_foreign
 	rundir_fake_sock cpuclock cpuclock_live py_cpuclock
-	fanotify_perm fanotify_perm_child fanotify_std fanotify_live fanotify_held)
+	fanotify_perm fanotify_perm_child fanotify_std fanotify_live fanotify_held lazy_thp_always)
 
 # Tests that run only with COHORT_GROUP_TESTS=1 or when named: the files
 # below add to it (and set TEST_TIMEOUTS[NAME], in seconds, for a test that
@@ -237,6 +237,8 @@ finish_test() {
 	unset "RUNNING[$pid]"
 	TD=$WORK/$t
 	kill_leftovers "$TD"
+	# a test that changed a setting of the machine's left how to put it back, whatever way it ended
+	[ ! -f "$TD/undo" ] || bash "$TD/undo"
 	if [ "$timed_out" = 1 ]; then
 		echo "test timed out after ${TEST_TIMEOUTS[$t]:-$TEST_TMO} s" >"$TD/reason"
 		trc=1

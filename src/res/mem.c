@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
@@ -887,10 +888,18 @@ static void advise_again(const struct co_vma *v, uint32_t which)
  * over the whole fails with EFAULT.  So one page of each is written and
  * dropped before anything splits them: the mapping has its anon_vma, and
  * every part cut from it keeps it.  (Regions kept from the parent keep
- * theirs.)
+ * theirs.)  With huge pages off for the process meanwhile: where the
+ * kernel gives them to any mapping, the write would bring a 2 MiB page,
+ * and dropping 4 KiB of it would leave the rest in place as zeros, where
+ * a lazy restart's filler must put the image's pages (it takes a page
+ * already there as the program's).  Where they cannot be turned off,
+ * nothing is written: a mapping that stays in parts is the lesser harm.
  */
 static void one_anon_vma(struct co_rstctx *rc)
 {
+	long was_off = co_prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
+	if (was_off < 0 || (!was_off && co_prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) < 0))
+		return;
 	for (int i = 0; i < rc->nvmas; i++) {
 		const struct co_vma *v = &rc->vmas[i];
 		if ((v->kind != CO_V_ANON && v->kind != CO_V_DELETED) || kept[i])
@@ -898,6 +907,8 @@ static void one_anon_vma(struct co_rstctx *rc)
 		*(volatile char *)(uintptr_t)v->start = 0;
 		co_sys3(SYS_madvise, (long)v->start, CO_PAGE, MADV_DONTNEED);
 	}
+	if (!was_off)
+		co_prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
 }
 
 int co_mem_restore(struct co_rstctx *rc)

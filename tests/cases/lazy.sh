@@ -6,6 +6,7 @@
 # by side (and with the ASan build): more than the default time on a busy
 # machine, for the test and for each of its commands (TMO, local to each)
 TEST_TIMEOUTS[lazy_mem]=120
+TEST_TIMEOUTS[lazy_thp_always]=120
 TEST_TIMEOUTS[lazy_group]=120
 TEST_TIMEOUTS[lazy_ckpt_filling]=120
 TEST_TIMEOUTS[lazy_chain]=120
@@ -68,6 +69,25 @@ t_lazy_lock_all() { prog_cmd mem_lock; lazy_flow 0 4 4 "${PCMD[@]}" all; }
 # alike again they join into one, which mremap grows (tests/progs/mem_rejoin.c;
 # the filler's pages once gave each part an anon_vma of its own: EFAULT)
 t_lazy_rejoin() { prog_cmd mem_rejoin; lazy_flow 0 4 4 "${PCMD[@]}"; }
+
+# lazy_mem with transparent huge pages for every mapping (the machine's
+# setting made "always" for the test, and put back after it by run.sh
+# from TD/undo; a test alone: it changes what every process gets).  The
+# restore writes and drops one page of each anonymous region before the
+# filler gets it (mem.c, one_anon_vma): a 2 MiB page brought by that write
+# would keep its other pages as zeros where the filler must put the
+# image's, and the filler takes a page already there as the program's.
+# It did, before the restore turned huge pages off for that write
+# (lazy_mem: "region 0 page 64 ... holds zeros").
+t_lazy_thp_always() {
+	local f=/sys/kernel/mm/transparent_hugepage/enabled old
+	[ -w "$f" ] || skip "$f cannot be changed here"
+	old=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "$f")
+	[ -n "$old" ] || skip "$f: no setting in brackets"
+	printf 'echo %s >%s\n' "$old" "$f" >"$TD/undo"
+	echo always >"$f" 2>/dev/null || skip "$f cannot be set to always here"
+	t_lazy_mem
+}
 
 # regions side by side whose pages follow one another in the image (one
 # mapping split by mprotect): the filler's runs and fault clusters that
