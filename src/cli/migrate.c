@@ -294,22 +294,25 @@ static void take(unsigned flags, struct taken *t)
 struct held_path {
 	char path[CO_PATH];
 	int copied;		/* the generation holds a copy (CO_R_FCOPY) that the restart puts in place */
+	int written;		/* the group writes it (CO_R_FCOPY): its size and time move while it runs */
 };
 static struct held_path *paths;
 static int npaths;
 
-static void note_path(const char *p, int copied)
+static void note_path(const char *p, int copied, int written)
 {
 	if (p[0] != '/')
 		return;
 	for (int i = 0; i < npaths; i++)
 		if (!strcmp(paths[i].path, p)) {
 			paths[i].copied |= copied;
+			paths[i].written |= written;
 			return;
 		}
 	if (npaths < MAX_PATHS) {
 		snprintf(paths[npaths].path, CO_PATH, "%s", p);
-		paths[npaths++].copied = copied;
+		paths[npaths].copied = copied;
+		paths[npaths++].written = written;
 	}
 }
 
@@ -318,13 +321,13 @@ static void note_record(unsigned t, const union co_path_rec *u, void *ctx)
 {
 	(void)ctx;
 	if (t == CO_R_FD && u->fd.kind == CO_FD_REG)
-		note_path(u->fd.path, 0);
+		note_path(u->fd.path, 0, 0);
 	else if (t == CO_R_VMA && u->vma.kind == CO_V_FILE)
-		note_path(u->vma.path, 0);
+		note_path(u->vma.path, 0, 0);
 	else if (t == CO_R_SFILE)
-		note_path(u->sf.path, 0);
+		note_path(u->sf.path, 0, 0);
 	else if (t == CO_R_FCOPY)
-		note_path(u->fc.path, M.o->copy_files);
+		note_path(u->fc.path, M.o->copy_files, 1);
 }
 
 /* The paths of the regular files one image of dir opens or maps (its fds, regions, shared files, copies). */
@@ -341,10 +344,14 @@ static void image_paths(const char *dir, const char *name)
  * carries a copy of is named instead (FCOPY): the restart there puts it in
  * place.  Asked after the first round (a file that differs is found before
  * the rounds go on) and again at the stop, for what the group holds then.
+ * After the first round the group runs on: a file it writes may have grown
+ * between the stat here and the target's (one file both hosts see, or two
+ * the group writes alike), so only that it is there is asked then (size
+ * and time -1); the stop's list, with the group stopped, compares it.
  * The target answers OK, or REFUSED naming the first that differs
  * (files_answer).
  */
-static void send_file_list(const struct taken *t)
+static void send_file_list(const struct taken *t, int running)
 {
 	static struct co_manifest m;
 	static struct co_mproc procs[CO_TABLE_SLOTS];
@@ -369,7 +376,8 @@ static void send_file_list(const struct taken *t)
 		if (stat(paths[i].path, &st) < 0 || !S_ISREG(st.st_mode))
 			continue; /* gone here too, or not a file: the restart itself has its say */
 		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-		if (co_wire_send(&M.w, CO_W_FSTAT, (int64_t)st.st_size, mtime, paths[i].path))
+		int moving = running && paths[i].written;
+		if (co_wire_send(&M.w, CO_W_FSTAT, moving ? -1 : (int64_t)st.st_size, moving ? -1 : mtime, paths[i].path))
 			fail("%s closed the connection", M.o->to);
 	}
 	if (co_wire_send(&M.w, CO_W_FSTAT_END, 0, 0, NULL))
@@ -384,9 +392,9 @@ static void files_answer(void)
 		fail("%s", err);
 }
 
-static void compare_files(const struct taken *t)
+static void compare_files(const struct taken *t, int running)
 {
-	send_file_list(t);
+	send_file_list(t, running);
 	files_answer();
 }
 
@@ -707,7 +715,7 @@ static void precopy_rounds(void)
 		 */
 		take(M.rounds ? CO_CKPT_INCREMENTAL | CO_CKPT_NO_PRECOPY : 0, &t);
 		if (!M.rounds)
-			compare_files(&t);
+			compare_files(&t, 1);
 		stream_round(&t, t_take);
 	} while (!time_to_stop());
 }
@@ -759,9 +767,9 @@ static void stop_and_send(void)
 	 */
 	int ahead = t.bytes <= STOP_AHEAD_BYTES;
 	if (ahead)
-		send_file_list(&t);
+		send_file_list(&t, 0);
 	else
-		compare_files(&t);
+		compare_files(&t, 0);
 	M.t_compared = co_now_ns(CLOCK_MONOTONIC);
 	co_trace("migrate: the stop's files %s", ahead ? "listed" : "compared");
 	sending(t.bytes);

@@ -60,7 +60,7 @@ enum co_wire_op {
 	CO_W_REFUSED,	 /* text: why */
 	CO_W_ABORT,	 /* text: why */
 	CO_W_HELLO,	 /* text: "NAME\nKERNEL-RELEASE\nCPU-FLAGS"; a: vdso size */
-	CO_W_FSTAT,	 /* text: a path the group holds; a: its size, b: its mtime (ns) */
+	CO_W_FSTAT,	 /* text: a path the group holds; a: its size, b: its mtime (ns); both -1: only that it is there */
 	CO_W_FSTAT_END,
 	CO_W_GEN,	 /* a: the generation that follows; b: 1 for the last, the one restarted */
 	CO_W_GEN_END,	 /* every file of it was sent */

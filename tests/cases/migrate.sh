@@ -449,3 +449,36 @@ t_migrate_whole_stop() {
 	bg_wait recvB
 	final_check 0 "$RC" recvB run0 recvB
 }
+
+# migrate_file_grows: the group appends to a file both hosts see (one
+# file system) all the time while the rounds run.  The file list after
+# the first round, taken while the group runs, asks only that such a file
+# be there: its size at the source and a moment later at the target
+# differ by what the group wrote meanwhile (the target once refused so:
+# "timers.log differs here: 176 bytes, 153 at the source").  The stop
+# compares it, the group stopped; the group moves and ends right.  The
+# target looks at each file 50 ms late (COHORT_TEST_FSTAT_MS, tests only),
+# so that the group's writes show between the two looks every time.
+t_migrate_file_grows() {
+	local TMO=60
+	MIG_CMD='exec 3>>"$COHORT_TEST_TMP/grow.log"
+	for ((i = 1; i <= 20; i++)); do echo "n $i"
+		if [ $i = 5 ]; then
+			while [ ! -e "$COHORT_TEST_TMP/go.1" ]; do echo w >&3; done
+		fi
+		echo "line $i" >&3
+	done
+	echo "RESULT 20 lines"'
+	mig_hosts
+	rm -f "$TT/grow.log"
+	mig_run run0 5
+	mig_receive recvB B env COHORT_TEST_FSTAT_MS=50
+	mig_go A mig1 --json
+	mig_ok mig1
+	[ "$(rounds_of mig1)" -ge 1 ] || fail "mig1: no pre-copy round: $(head -c 300 "$TD/mig1.out")"
+	migrated run0 "$TO"
+	: >"$TT/go.1"
+	bg_wait recvB
+	final_check 0 "$RC" recvB run0 recvB
+	grep -qx "line 20" "$TT/grow.log" || fail "the group's file lacks its last line"
+}
