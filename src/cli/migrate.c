@@ -293,25 +293,27 @@ static void take(unsigned flags, struct taken *t)
 
 struct held_path {
 	char path[CO_PATH];
-	int copied;		/* the generation holds a copy (CO_R_FCOPY) that the restart puts in place */
-	int written;		/* the group writes it (CO_R_FCOPY): its size and time move while it runs */
+	/*
+	 * The group writes it: the generation holds a copy (CO_R_FCOPY), which
+	 * the restart puts in place with --copy-files; its size and time move
+	 * while the group runs.
+	 */
+	int written;
 };
 static struct held_path *paths;
 static int npaths;
 
-static void note_path(const char *p, int copied, int written)
+static void note_path(const char *p, int written)
 {
 	if (p[0] != '/')
 		return;
 	for (int i = 0; i < npaths; i++)
 		if (!strcmp(paths[i].path, p)) {
-			paths[i].copied |= copied;
 			paths[i].written |= written;
 			return;
 		}
 	if (npaths < MAX_PATHS) {
 		snprintf(paths[npaths].path, CO_PATH, "%s", p);
-		paths[npaths].copied = copied;
 		paths[npaths++].written = written;
 	}
 }
@@ -321,13 +323,13 @@ static void note_record(unsigned t, const union co_path_rec *u, void *ctx)
 {
 	(void)ctx;
 	if (t == CO_R_FD && u->fd.kind == CO_FD_REG)
-		note_path(u->fd.path, 0, 0);
+		note_path(u->fd.path, 0);
 	else if (t == CO_R_VMA && u->vma.kind == CO_V_FILE)
-		note_path(u->vma.path, 0, 0);
+		note_path(u->vma.path, 0);
 	else if (t == CO_R_SFILE)
-		note_path(u->sf.path, 0, 0);
+		note_path(u->sf.path, 0);
 	else if (t == CO_R_FCOPY)
-		note_path(u->fc.path, M.o->copy_files, 1);
+		note_path(u->fc.path, 1);
 }
 
 /* The paths of the regular files one image of dir opens or maps (its fds, regions, shared files, copies). */
@@ -368,7 +370,7 @@ static void send_file_list(const struct taken *t, int running)
 			image_paths(t->dir, procs[i].image);
 	for (int i = 0; i < npaths; i++) {
 		struct stat st;
-		if (paths[i].copied) {
+		if (paths[i].written && M.o->copy_files) {
 			if (co_wire_send(&M.w, CO_W_FCOPY, 0, 0, paths[i].path))
 				fail("%s closed the connection", M.o->to);
 			continue;
