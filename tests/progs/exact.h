@@ -99,27 +99,35 @@ static inline size_t x_meminfo_kib(const char *key)
 	return v;
 }
 
-/* The smaps field key ("KernelPageSize:") of the region holding addr, in KiB. */
-static inline long x_smaps_kib(const void *addr, const char *key)
+/*
+ * The smaps line starting with key ("KernelPageSize:", "VmFlags:") of the
+ * region holding addr, into line (PATH_MAX + 128 bytes); fails the program
+ * when there is none.  Returns what follows the key.
+ */
+static inline char *x_smaps_line(const void *addr, const char *key, char *line)
 {
-	FILE *f = fopen("/proc/self/smaps", "r");
-	char line[PATH_MAX + 128];
-	int in = 0;
-	long v = -1;
+	FILE *f = x_proc_fopen("/proc/self/smaps");
+	int in = 0, found = 0;
 	size_t k = strlen(key);
 	CHECK(f, "open /proc/self/smaps: %s", strerror(errno));
-	while (v < 0 && fgets(line, sizeof(line), f)) {
+	while (!found && fgets(line, PATH_MAX + 128, f)) {
 		unsigned long s, e;
 		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
 			in = s <= (unsigned long)addr && (unsigned long)addr < e;
 			continue;
 		}
-		if (in && !strncmp(line, key, k))
-			v = strtol(line + k, NULL, 10);
+		found = in && !strncmp(line, key, k);
 	}
 	fclose(f);
-	CHECK(v >= 0, "no smaps %s for %p", key, addr);
-	return v;
+	CHECK(found, "no smaps %s for %p", key, addr);
+	return line + k;
+}
+
+/* The smaps field key ("KernelPageSize:") of the region holding addr, in KiB. */
+static inline long x_smaps_kib(const void *addr, const char *key)
+{
+	char line[PATH_MAX + 128];
+	return strtol(x_smaps_line(addr, key, line), NULL, 10);
 }
 
 /* One line of /proc/self/maps: the one holding addr. */
@@ -171,30 +179,11 @@ static inline long x_maps_count(void)
 /* Does the smaps VmFlags line of the region holding addr have code ("dd")? */
 static inline int x_vmflag(const void *addr, const char *code)
 {
-	FILE *f = x_proc_fopen("/proc/self/smaps");
 	char line[PATH_MAX + 128];
-	int in = 0, has = -1;
-
-	CHECK(f, "open /proc/self/smaps: %s", strerror(errno));
-	while (has < 0 && fgets(line, sizeof(line), f)) {
-		unsigned long s, e;
-
-		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			in = s <= (unsigned long)addr && (unsigned long)addr < e;
-			continue;
-		}
-		if (in && strncmp(line, "VmFlags:", 8) == 0) {
-			char *p = line + 8;
-
-			has = 0;
-			for (char *t = strtok(p, " \n"); t; t = strtok(NULL, " \n"))
-				if (strcmp(t, code) == 0)
-					has = 1;
-		}
-	}
-	fclose(f);
-	CHECK(has >= 0, "no smaps entry holds %p", addr);
-	return has;
+	for (char *t = strtok(x_smaps_line(addr, "VmFlags:", line), " \n"); t; t = strtok(NULL, " \n"))
+		if (strcmp(t, code) == 0)
+			return 1;
+	return 0;
 }
 
 /* The /proc/self/pagemap entry of addr (bit 56: mapped by this process only). */
