@@ -73,7 +73,7 @@ ALL_TESTS=(
 	incr_unmerged incr_unmerged_group
 	zstd_rounds zstd_chain zstd_damaged zstd_fail
 	corrupt_any unprivileged writer_killed fd_churn deleted_crash close_all
-	precopy_churn incr_written_plain precopy_killed
+	precopy_churn grow_inplace incr_written_plain precopy_killed
 	hidden_view dup2_high sys_exit_all precopy_no_thread
 	cli_help cli_json stdout_restart stdio_devnull_own kill_status name_collision stopped_message install_layout
 	fresh_setup

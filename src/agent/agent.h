@@ -59,6 +59,7 @@ struct co_agent {
 	int arrived;		/* futex: threads back in the handler after a restart */
 	int hold;		/* futex: threads wait while release == hold */
 	int release;
+	int hold_only;		/* co_hold_threads: the handler only waits, it records nothing */
 	int recollect;		/* bumped (with a wake on release): parked threads take their signals again */
 	int recollected;	/* futex: threads that have */
 	/*
@@ -135,6 +136,7 @@ void co_fwait(int *word, int val, long ms);	/* futex wait on *word == val, ms < 
 void co_fwake(int *word);			/* wake every waiter on *word */
 void co_install_handler(void);
 int co_quiesce(char *err, size_t errlen);	/* park every other thread; -1 (err filled) */
+int co_hold_threads(char *err, size_t errlen);	/* hold them a moment, recording nothing; -1 (err filled) */
 void co_release_threads(void);
 void co_set_state(unsigned s);			/* this process's state in the table (CO_P_*) */
 void co_start_manager(void);

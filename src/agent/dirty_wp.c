@@ -18,11 +18,15 @@
  * or a restart it is dropped and the next image of that process is a full
  * one.
  *
- * All of this runs in the manager thread with the other threads parked.
+ * All of this runs in the manager thread: the collection of an image
+ * with the other threads parked; prepare and a pre-copy's arming while
+ * they run, where nothing may change the memory map under them (prepare
+ * holds them a moment for its registrations).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include "agent.h"
 #include "dirty_int.h"
 #include "sys.h"
 
@@ -54,6 +58,13 @@ static int lean_kind(const struct co_mapent *e)
 	const char *p = e->path;
 	return !e->shared && (e->prot & PROT_READ) && e->end - e->start >= LEAN_MIN_REGION &&
 	       (!p[0] || co_strcmp(p, "[heap]") == 0 || co_startswith(p, "[anon:"));
+}
+
+/* Does a range of list (sorted, disjoint) meet [start, end)? */
+static int meets(const struct region *list, uint64_t n, uint64_t start, uint64_t end)
+{
+	uint64_t i = first_after(list, n, start);
+	return i < n && list[i].start < end;
 }
 
 /* Is [start, end) still registered for write-protection?  One page is enough to ask. */
@@ -121,14 +132,32 @@ static int scan_written(int pm, uint64_t start, uint64_t end, int note)
 	return scan(pm, start, end, CO_PM_SCAN_WP_MATCHING, CO_PAGE_IS_WRITTEN, 0, note ? note_written : 0);
 }
 
-/* Register [start, end) for write-protection and protect all of it. */
-static int protect_new(uint64_t start, uint64_t end)
+/*
+ * Register [start, end) for write-protection.  This changes the memory
+ * map (a region registered differently from its neighbour is a mapping of
+ * its own), so it is done only where no thread of the program runs: in
+ * the pause, or in prepare's hold.  A range read from /proc/self/maps a
+ * moment before, while the program ran, may no longer be one mapping: a
+ * region grown by mremap since would be cut in two, and the program's
+ * next mremap of it fail (EFAULT).
+ */
+static int register_wp(uint64_t start, uint64_t end)
 {
 	struct uffd_register r = { { start, end - start }, CO_UFFDIO_REGISTER_MODE_WP, 0 };
-	if (co_sys3(SYS_ioctl, uffd, CO_UFFDIO_REGISTER, (long)&r) < 0)
-		return -1;
+	return co_sys3(SYS_ioctl, uffd, CO_UFFDIO_REGISTER, (long)&r) < 0 ? -1 : 0;
+}
+
+/* Write-protect [start, end), registered: the page tables only, the memory map stays as it is. */
+static int protect(uint64_t start, uint64_t end)
+{
 	struct uffd_wp w = { { start, end - start }, CO_UFFDIO_WRITEPROTECT_MODE_WP };
 	return co_sys3(SYS_ioctl, uffd, CO_UFFDIO_WRITEPROTECT, (long)&w) < 0 ? -1 : 0;
+}
+
+/* Register [start, end) for write-protection and protect all of it (in the pause). */
+static int protect_new(uint64_t start, uint64_t end)
+{
+	return register_wp(start, end) == 0 ? protect(start, end) : -1;
 }
 
 /*
@@ -227,29 +256,33 @@ static void note_region(struct region *list, int *n, const struct co_mapent *e)
 }
 
 /*
+ * Where a collection or prepare runs: in prepare's hold (no thread of the
+ * program runs, and no collection follows), in the pause, or in a
+ * pre-copy's arming, while the program runs (where nothing is registered).
+ */
+enum when { IN_HOLD, IN_PAUSE, RUNNING };
+
+/*
  * A PROT_NONE region of the program's is registered with the userfaultfd
  * but not write-protected (no markers).  Registered it must be: the
  * kernel merges neighbouring regions only when their registration is
  * the same, and a program that makes a stretch of a tracked region
  * PROT_NONE and then accessible again expects one region back (mremap
  * of it fails across two: tests/progs/precopy_churn.c), as it gets
- * without the agent.  Returns 1 when e is such a region.  in_pause: the
- * collection's call, which notes whether the region is the mapping it
- * was at the previous one (rec->kept): registered then (none_prev), and
- * before this call, and not just before the pause (none_pre: prepare's
- * calls, which note what they register).
+ * without the agent.  Returns 1 when e is such a region.  A collection
+ * (IN_PAUSE, RUNNING) notes whether the region is the mapping it was at
+ * the previous one (rec->kept): registered then (none_prev), and before
+ * this call, and not in prepare's hold just before (none_pre: what the
+ * hold registered).
  */
-static int register_only(int pm, const struct co_mapent *e, int in_pause)
+static int register_only(int pm, const struct co_mapent *e, enum when when)
 {
 	if (e->prot || !co_dirty_private_kind(e) || !not_ours(e))
 		return 0;
 	int was = wp_registered(pm, e->start, e->end);
-	if (!was) {
-		struct uffd_register r = { { e->start, e->end - e->start }, CO_UFFDIO_REGISTER_MODE_WP, 0 };
-		if (co_sys3(SYS_ioctl, uffd, CO_UFFDIO_REGISTER, (long)&r) == 0 && !in_pause)
-			note_region(rec->none_pre, &rec->nnone_pre, e);
-	}
-	if (in_pause) {
+	if (!was && when != RUNNING && register_wp(e->start, e->end) == 0 && when == IN_HOLD)
+		note_region(rec->none_pre, &rec->nnone_pre, e);
+	if (when != IN_HOLD) {
 		if (was && rec->gen && covered(rec->none_prev, (uint64_t)rec->nnone_prev, e->start, e->end) &&
 		    !covered(rec->none_pre, (uint64_t)rec->nnone_pre, e->start, e->end))
 			note_region(rec->kept, &rec->nkept, e);
@@ -259,12 +292,36 @@ static int register_only(int pm, const struct co_mapent *e, int in_pause)
 }
 
 /*
- * While the program still runs, before a checkpoint quiesces it: register
- * and write-protect every region that is not tracked yet.  Protecting a
- * large region walks all its page tables (about 25 ms per GiB here); done
- * in the pause, as the first checkpoint of a process used to, it lengthens
- * the pause by as much.  Pages written between now and the pause are
- * protected again in the pause by a walk over the written ones only.
+ * Does e need prepare's work: a region to register and protect (not
+ * tracked since the last collection), a PROT_NONE one to register, or a
+ * region of kept huge pages to unregister?  Asked with the program
+ * running: a yes only costs the hold.
+ */
+static int needs_prepare(int pm, const struct co_mapent *e)
+{
+	if (!e->prot && co_dirty_private_kind(e) && not_ours(e))
+		return !wp_registered(pm, e->start, e->end);
+	if (!tracked_kind(e))
+		return 0;
+	if (thp_region(e->start, e->end))
+		return wp_registered(pm, e->start, e->end);
+	return !(rec->gen && was_tracked(pm, e->start, e->end));
+}
+
+/*
+ * Before a checkpoint quiesces the program: register and write-protect
+ * every region that is not tracked yet.  Protecting a large region walks
+ * all its page tables (about 25 ms per GiB here); done in the pause, as
+ * the first checkpoint of a process used to, it lengthens the pause by as
+ * much.  So the registrations, which change the memory map, are made in
+ * a hold of the program's threads (a fraction of a millisecond: no page
+ * is touched), and the protection, which changes only page tables, with
+ * the program running again.  The regions registered here (rec->pre) are
+ * new at the pause: saved whole, and so is any region that meets one
+ * then (the program may have grown a tracked region into the place of
+ * one it unmapped, whose pages the protection then hid).  Pages written
+ * between now and the pause are protected again in the pause by a walk
+ * over the written ones only.
  */
 static void prepare(void)
 {
@@ -275,14 +332,25 @@ static void prepare(void)
 	 */
 	if (pm_fd < 0 || maps_fd < 0)
 		return;
-	int pm = walk_open();
+	int pm = walk_open(), need = 0;
 	if (pm < 0)
 		return;
 	classify(pm);
 	rec->npre = 0;
 	rec->nnone_pre = 0;
+	while (!need && co_maps_next(&maps, &ent) == 1)
+		need = needs_prepare(pm, &ent);
+	walk_close(pm);
+	if (!need)
+		return;
+	/* (a thread that cannot be held now fails the pause too, which says why) */
+	static char why[256];
+	if (co_hold_threads(why, sizeof(why)) < 0 || (pm = walk_open()) < 0) {
+		co_release_threads();
+		return;
+	}
 	while (co_maps_next(&maps, &ent) == 1 && rec->npre < MAX_REGIONS) {
-		if (register_only(pm, &ent, 0) || !tracked_kind(&ent))
+		if (register_only(pm, &ent, IN_HOLD) || !tracked_kind(&ent))
 			continue;
 		if (thp_region(ent.start, ent.end)) {
 			/* its huge pages are kept: not write-protected (what protection it had goes now) */
@@ -292,10 +360,14 @@ static void prepare(void)
 		}
 		if (rec->gen && was_tracked(pm, ent.start, ent.end))
 			continue;
-		if (protect_new(ent.start, ent.end) == 0)
+		if (register_wp(ent.start, ent.end) == 0)
 			rec->pre[rec->npre++] = (struct region){ ent.start, ent.end };
 	}
 	walk_close(pm);
+	co_release_threads();
+	/* one that fails (unmapped since) is protected by the pause, which saves all of it anyway */
+	for (int i = 0; i < rec->npre; i++)
+		protect(rec->pre[i].start, rec->pre[i].end);
 }
 
 /* A collection; final: the one of the pause (a pre-copy's arming is not). */
@@ -333,12 +405,13 @@ static uint64_t collect(uint64_t gen, int final)
 	rec->nthp = 0;
 	rec->nkept = 0;
 	rec->nnone_cur = 0;
+	enum when when = final ? IN_PAUSE : RUNNING;
 	while (co_maps_next(&maps, &ent) == 1) {
-		if (register_only(pm, &ent, 1) || !tracked_kind(&ent))
+		if (register_only(pm, &ent, when) || !tracked_kind(&ent))
 			continue;
 		if (thp_region(ent.start, ent.end)) {
-			/* huge pages kept: compared by hashes in the image writer */
-			if (wp_registered(pm, ent.start, ent.end))
+			/* huge pages kept: compared by hashes in the image writer (unregistered in a pause) */
+			if (final && wp_registered(pm, ent.start, ent.end))
 				unprotect(ent.start, ent.end);
 			if (rec->nthp < MAX_REGIONS) {
 				rec->thp[rec->nthp++] = (struct region){ ent.start, ent.end };
@@ -350,13 +423,14 @@ static uint64_t collect(uint64_t gen, int final)
 			rec->overflow = 1;
 			break;
 		}
-		if (covered(rec->pre, (uint64_t)rec->npre, ent.start, ent.end) && wp_registered(pm, ent.start, ent.end)) {
-			/* protected just before the pause: new, so written whole, and tracked from here on */
+		int fresh = meets(rec->pre, (uint64_t)rec->npre, ent.start, ent.end);
+		if (fresh && wp_registered(pm, ent.start, ent.end)) {
+			/* registered by prepare: new, so written whole, and tracked from here on */
 			if (scan_written(pm, ent.start, ent.end, 0) == 0) {
 				rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
 				continue;
 			}
-		} else if (rec->gen && was_tracked(pm, ent.start, ent.end)) {
+		} else if (!fresh && rec->gen && was_tracked(pm, ent.start, ent.end)) {
 			if (scan_written(pm, ent.start, ent.end, 1) == 0) {
 				rec->old[rec->nold++] = (struct region){ ent.start, ent.end };
 				note_region(rec->kept, &rec->nkept, &ent);
@@ -369,8 +443,10 @@ static uint64_t collect(uint64_t gen, int final)
 		/*
 		 * New, changed, or its scan failed: all its pages count as written.
 		 * One that cannot be protected is not tracked: saved whole next time.
+		 * While the program runs (an arming) nothing is registered: not
+		 * tracked from here, it is new at the pause.
 		 */
-		if (protect_new(ent.start, ent.end) == 0)
+		if (final && protect_new(ent.start, ent.end) == 0)
 			rec->cur[rec->ncur++] = (struct region){ ent.start, ent.end };
 	}
 	walk_close(pm);
@@ -530,13 +606,6 @@ static int page_kept(int stream, uint64_t addr, int tracked)
 static int page_maybe_kept(uint64_t addr, int tracked)
 {
 	return !in_thp(0, addr) && parent_holds(0, addr, tracked);
-}
-
-/* Does a range of list (sorted, disjoint) meet [start, end)? */
-static int meets(const struct region *list, uint64_t n, uint64_t start, uint64_t end)
-{
-	uint64_t i = first_after(list, n, start);
-	return i < n && list[i].start < end;
 }
 
 int co_dirty_lean_maybe_kept(uint64_t start, uint64_t end)

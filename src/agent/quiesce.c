@@ -143,6 +143,32 @@ uint64_t co_pending_seen(int own)
 	return own ? (t ? t->seen_pnd : 0) : co_agent.seen_shd;
 }
 
+/*
+ * The coordinator unblocked our signal in the thread's mask (pt_set, for
+ * it to park): the mask it had (pt_orig) is what rt_sigreturn sets again.
+ * The kernel keeps the first 64 bits of the mask in uc_sigmask.
+ */
+static void mask_back(void *uc, uint64_t pt_orig, uint64_t pt_set)
+{
+	ucontext_t *u = uc;
+	uint64_t at;
+	if (!pt_set)
+		return;
+	co_memcpy(&at, &u->uc_sigmask, sizeof(at));
+	if (at == pt_set)
+		co_memcpy(&u->uc_sigmask, &pt_orig, sizeof(pt_orig));
+}
+
+/* Parked for a hold: wait for the release, as a parked thread does, and nothing else. */
+static void held_only(struct co_tslot *t)
+{
+	__atomic_store_n(&t->state, CO_TS_PARKED, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&co_agent.parked, 1, __ATOMIC_ACQ_REL);
+	co_fwake(&co_agent.parked);
+	for (int r; (r = __atomic_load_n(&co_agent.release, __ATOMIC_ACQUIRE)) == co_agent.hold;)
+		co_fwait(&co_agent.release, r, -1);
+}
+
 static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
@@ -167,6 +193,11 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 		goto out;
 	/* the coordinator unblocked our signal for us (ptrace) before we got here: our mask goes back */
 	uint64_t pt_orig = t->pt_orig, pt_set = t->pt_set;
+	if (__atomic_load_n(&co_agent.hold_only, __ATOMIC_ACQUIRE)) {
+		held_only(t); /* a moment's hold (co_hold_threads): nothing of ours to note, no image follows */
+		mask_back(uc, pt_orig, pt_set);
+		goto out;
+	}
 	co_semundo_handler(uc); /* a SEM_UNDO operation the kernel did just now is noted before we park */
 	co_aio_handler(uc);	/* an aio call likewise */
 	co_thread_collect(&t->rec, co_agent.sig);
@@ -217,14 +248,7 @@ static void checkpoint_handler(int sig, siginfo_t *si, void *uc)
 	}
 	if (!restarted)
 		note_stop(mono_ns() - t_stop);
-	if (pt_set) {
-		/* the kernel keeps the first 64 bits of the mask in uc_sigmask: rt_sigreturn sets them */
-		ucontext_t *u = uc;
-		uint64_t at;
-		co_memcpy(&at, &u->uc_sigmask, sizeof(at));
-		if (at == pt_set)
-			co_memcpy(&u->uc_sigmask, &pt_orig, sizeof(pt_orig));
-	}
+	mask_back(uc, pt_orig, pt_set);
 out:
 	/* whatever we did here, a call we interrupted is made again (wrap.c), never EINTR */
 	co_tls_epoch++;
@@ -350,19 +374,23 @@ void co_set_state(unsigned s)
 }
 
 /*
- * Park every other thread.  Threads may be created while we look (a parked
+ * Stop every other thread in our handler (hold_only: where it only waits,
+ * co_hold_threads).  Threads may be created while we look (a stopped
  * thread cannot create more), so list /proc/self/task again until no new
  * one shows up.  A thread that cannot take the signal in time fails the
- * checkpoint, and the ones already parked go on.
+ * checkpoint, and the ones already stopped go on.
  */
-int co_quiesce(char *err, size_t errlen)
+static int stop_all(char *err, size_t errlen, int hold_only)
 {
 	co_agent.nthreads = 0;
 	co_agent.parked = 0;
 	co_agent.arrived = 0;
-	co_agent.nshared_pending = 0; /* the main thread takes them when it parks */
-	co_agent.seen_shd = 0;	      /* (slots are cleared as they are taken) */
+	if (!hold_only) {
+		co_agent.nshared_pending = 0; /* the main thread takes them when it parks */
+		co_agent.seen_shd = 0;	      /* (slots are cleared as they are taken) */
+	}
 	co_agent.hold = __atomic_load_n(&co_agent.release, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&co_agent.hold_only, hold_only, __ATOMIC_RELEASE);
 	/* the manager's own slot comes first */
 	struct co_tslot *m = &co_agent.threads[0];
 	co_memset(m, 0, sizeof(*m));
@@ -370,7 +398,8 @@ int co_quiesce(char *err, size_t errlen)
 	m->rec.flags = CO_T_MANAGER;
 	m->state = CO_TS_PARKED;
 	co_agent.nthreads = 1;
-	co_set_state(CO_P_QUIESCING);
+	if (!hold_only)
+		co_set_state(CO_P_QUIESCING);
 	co_sig_reclaim();
 	co_park_begin();
 
@@ -430,13 +459,33 @@ int co_quiesce(char *err, size_t errlen)
 			break;
 	}
 	co_park_end();
-	co_cpuclock_save_proc(); /* every thread is parked: the process's CPU time stands still */
 	/* drop threads that exited before parking */
 	int j = 0;
 	for (int i = 0; i < co_agent.nthreads; i++)
 		if (co_agent.threads[i].state != CO_TS_GONE)
 			co_agent.threads[j++] = co_agent.threads[i];
 	co_agent.nthreads = j;
+	return 0;
+}
+
+/*
+ * A moment in which no thread of the program runs, for the manager to
+ * change the memory map's registrations with the userfaultfd (dirty_wp.c,
+ * prepare): the threads wait in our handler and note nothing; a call one
+ * was in is made again, as after a checkpoint.  co_release_threads ends it.
+ */
+int co_hold_threads(char *err, size_t errlen)
+{
+	return stop_all(err, errlen, 1);
+}
+
+/* Park every other thread for a checkpoint (stop_all), and note what the image needs of the moment. */
+int co_quiesce(char *err, size_t errlen)
+{
+	if (stop_all(err, errlen, 0))
+		return -1;
+	co_cpuclock_save_proc(); /* every thread is parked: the process's CPU time stands still */
+	int j = co_agent.nthreads;
 	for (int i = 0; i < j; i++)
 		if (co_agent.threads[i].tid == co_agent.pid)
 			co_agent.threads[i].rec.flags |= CO_T_LEADER;

@@ -38,9 +38,10 @@
 # or under AddressSanitizer (COHORT=build/asan/cohort) twice as slow.
 for _t in python jvm node go sqlite repl; do TEST_TIMEOUTS[migrate_real_$_t]=120; done
 
-# real_pids HOST: the group's processes at HOST, "PID:HOST_PID ..." (status --json)
+# real_pids HOST: the group's processes at HOST, "PID:HOST_PID ..." (status --json;
+# what it said on stderr in TD/status.err)
 real_pids() {
-	on "$1" "$COHORT" status "$GNAME" --json 2>/dev/null | grep -o '"pid":[0-9]*,"host_pid":[0-9]*' |
+	on "$1" "$COHORT" status "$GNAME" --json 2>"$TD/status.err" | tee "$TD/status.out" | grep -o '"pid":[0-9]*,"host_pid":[0-9]*' |
 		sed 's/"pid":\([0-9]*\),"host_pid":\([0-9]*\)/\1:\2/' | sort -n | tr '\n' ' '
 }
 
@@ -87,7 +88,7 @@ real_migrate() {
 		[[ " $stopped " = *" ${p%%:*} "* ]] || continue
 		kept=$((kept + 1))
 		[[ " $after " = *" ${p%%:*}:"* ]] ||
-			fail "$tag: process ${p%%:*} of the group is not at $to (there: $after; at $from: $had; stopped: $stopped)"
+			fail "$tag: process ${p%%:*} of the group is not at $to (there: $after; at $from: $had; stopped: $stopped;$(head -c 300 "$TD/status.err"))"
 	done
 	[ "$kept" -ge 1 ] || fail "$tag: none of the processes seen at $from ($had) is in its stop ($stopped)"
 	! runs_at "$from" || fail "$tag: the group still answers at $from"

@@ -49,6 +49,14 @@ t_precopy_churn() {
 		break
 	done
 }
+# grow_inplace: two threads map regions and grow them in place (mremap
+# without MREMAP_MAYMOVE) a page at a time, checking every page; each
+# checkpoint's preparation registers such new regions with the tracker
+# while they grow.  A registration made from a reading of the memory map
+# the program has changed since cut a region in two, and the program's
+# next mremap of it failed (EFAULT): dirty_wp.c's prepare registers in a
+# hold of the program's threads.
+t_grow_inplace() { STORM_MIN=12 STORM_GATE=churn storm grow_inplace 2 40; }
 # storm PROG SECONDS [ARGS...]: the checkpoints follow one another for
 # SECONDS (the time is the test; STORM_MIN: at least that many).  The native
 # run comes first, alone: these programs spin, and one beside the storm
@@ -74,7 +82,7 @@ storm() {
 	# STORM_MIN: at least that many checkpoints, however long they take
 	while [ $SECONDS -lt $t_end ] || [ $gen -lt "${STORM_MIN:-0}" ]; do
 		bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "the group ended during the storm (status $RC), after $gen checkpoints: $(first_line "$TD/run0.err")"; }
-		ckpt_or_fail "checkpoint $((gen + 1)) of the storm" "$GNAME" $((gen + 1))
+		ckpt "$GNAME" $((gen + 1)) || { note_file "run stderr" "$TD/run0.err"; fail "checkpoint $((gen + 1)) of the storm failed: $CK_WHY"; }
 		gen=$((gen + 1))
 		[ -n "${STORM_UNTIL:-}" ] && [ "$gen" -ge "${STORM_MIN:-0}" ] &&
 			grep -q "^$STORM_UNTIL" "$TD/run0.out" && break

@@ -42,13 +42,45 @@ struct slot {
 	uint32_t ver[MAX_PAGES];
 };
 
+/* what one operation did to a slot: on a failure, those that met the page are shown */
+struct op_note {
+	long it;
+	int k, op;
+	uintptr_t lo, hi; /* the slot after it (before it, for an unmap) */
+};
+#define HISTORY 4096
+
 struct worker {
 	int id;
 	long iters;
 	uint64_t rng;
 	uint64_t result;
 	struct slot s[SLOTS];
+	long nhist;
+	struct op_note hist[HISTORY];
 };
+
+static void note_op(struct worker *w, long it, int k, int op, const void *p, size_t npages)
+{
+	w->hist[w->nhist++ % HISTORY] =
+		(struct op_note){ it, k, op, (uintptr_t)p, (uintptr_t)p + npages * PAGE };
+}
+
+/* the operations (of every worker) that met the page at p, oldest first, on stderr */
+static struct worker *all_workers[4];
+static void show_history(const void *p)
+{
+	static const char *names[] = { "map/fill", "unmap", "drop", "protect", "rewrite", "grow" };
+	for (int n = 0; n < 4; n++) {
+		struct worker *w = all_workers[n];
+		for (long i = w && w->nhist > HISTORY ? w->nhist - HISTORY : 0; w && i < w->nhist; i++) {
+			const struct op_note *o = &w->hist[i % HISTORY];
+			if (o->lo <= (uintptr_t)p && (uintptr_t)p < o->hi)
+				fprintf(stderr, "  thread %d iteration %ld: %s slot %d, %#lx-%#lx\n", w->id, o->it,
+					names[o->op], o->k, (unsigned long)o->lo, (unsigned long)o->hi);
+		}
+	}
+}
 
 static uint64_t word0(int id, int slot, size_t page, uint32_t ver)
 {
@@ -70,9 +102,11 @@ static void check_slot(struct worker *w, int k, long it)
 		const uint64_t *q = (const uint64_t *)(s->p + pg * PAGE);
 		uint64_t x = s->ver[pg] == V_ZERO ? 0 : word0(w->id, k, pg, s->ver[pg]);
 		for (size_t i = 0; i < PAGE / 8; i++)
-			if (q[i] != (s->ver[pg] == V_ZERO ? 0 : x + i))
-				FAIL("thread %d iteration %ld: slot %d page %zu word %zu is %llx, expected version %u", w->id,
-				     it, k, pg, i, (unsigned long long)q[i], s->ver[pg]);
+			if (q[i] != (s->ver[pg] == V_ZERO ? 0 : x + i)) {
+				show_history(q);
+				FAIL("thread %d iteration %ld: slot %d page %zu (at %p) word %zu is %llx, expected version %u",
+				     w->id, it, k, pg, (const void *)q, i, (unsigned long long)q[i], s->ver[pg]);
+			}
 	}
 }
 
@@ -120,6 +154,7 @@ static void one_step(struct worker *w, long it)
 			fill(w, k, pg, ver);
 		break;
 	case 1: /* unmap */
+		note_op(w, it, k, op, s->p, s->npages);
 		SYSCHK(munmap(s->p, s->npages * PAGE));
 		s->p = NULL;
 		s->npages = 0;
@@ -127,6 +162,7 @@ static void one_step(struct worker *w, long it)
 	case 2: { /* drop a stretch: zero, and not read until the next check of this slot */
 		size_t at = draw(w, s->npages), n = 1 + draw(w, s->npages - at);
 		SYSCHK(madvise(s->p + at * PAGE, n * PAGE, MADV_DONTNEED));
+		note_op(w, it, k, op, s->p + at * PAGE, n);
 		for (size_t pg = at; pg < at + n; pg++)
 			s->ver[pg] = V_ZERO;
 		return;
@@ -134,6 +170,7 @@ static void one_step(struct worker *w, long it)
 	case 3: { /* a stretch unreadable until the next iteration */
 		size_t at = draw(w, s->npages), n = 1 + draw(w, s->npages - at);
 		SYSCHK(mprotect(s->p + at * PAGE, n * PAGE, PROT_NONE));
+		note_op(w, it, k, op, s->p + at * PAGE, n);
 		s->none_at = at;
 		s->none_len = n;
 		return;
@@ -157,6 +194,7 @@ static void one_step(struct worker *w, long it)
 		break;
 	}
 	}
+	note_op(w, it, k, op, s->p, s->npages);
 	check_slot(w, k, it);
 }
 
@@ -169,6 +207,7 @@ static void churn_at_halfway(int id)
 {
 	static struct worker scratch[2];
 	struct worker *w = &scratch[id];
+	all_workers[2 + id] = w;
 	w->id = 2 + id;
 	w->rng = t_mix(0xc4u + (uint64_t)id);
 	t_gate_arrive("halfway");
@@ -228,6 +267,7 @@ int main(int argc, char **argv)
 	pthread_t th[2];
 	for (int i = 0; i < 2; i++) {
 		w[i].id = i;
+		all_workers[i] = &w[i];
 		w[i].iters = iters;
 		w[i].rng = t_mix(0x5eedull + (uint64_t)i);
 		CHECK(pthread_create(&th[i], NULL, worker_main, &w[i]) == 0, "pthread_create");
