@@ -100,8 +100,12 @@ void co_dirty_setup(void);
 int co_dirty_uffd(void);
 void co_dirty_adopt_uffd(int fd);
 
-/* Before quiescing, with the program running: start tracking new regions (see dirty_wp.c). */
-void co_dirty_prepare(void);
+/*
+ * Before quiescing, with the program running: start tracking new regions
+ * (see dirty_wp.c); arming: a pre-copy is armed next, which reads only
+ * what is tracked by then.
+ */
+void co_dirty_prepare(int arming);
 
 /*
  * Pre-copy of a full image.  With the program running, co_dirty_precopy_arm

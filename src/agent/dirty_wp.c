@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include "agent.h"
 #include "dirty_int.h"
 #include "sys.h"
@@ -292,38 +293,48 @@ static int register_only(int pm, const struct co_mapent *e, enum when when)
 }
 
 /*
- * Does e need prepare's work: a region to register and protect (not
- * tracked since the last collection), a PROT_NONE one to register, or a
- * region of kept huge pages to unregister?  Asked with the program
- * running: a yes only costs the hold.
+ * The bytes of e that prepare would register and protect (not tracked
+ * since the last collection), asked with the program running.  PROT_NONE
+ * regions and those of kept huge pages cost the pause nothing (their
+ * registration changes no page table): left to it.
  */
-static int needs_prepare(int pm, const struct co_mapent *e)
+static uint64_t to_protect(int pm, const struct co_mapent *e)
 {
-	if (!e->prot && co_dirty_private_kind(e) && not_ours(e))
-		return !wp_registered(pm, e->start, e->end);
-	if (!tracked_kind(e))
+	if ((!e->prot && co_dirty_private_kind(e)) || !tracked_kind(e) || thp_region(e->start, e->end))
 		return 0;
-	if (thp_region(e->start, e->end))
-		return wp_registered(pm, e->start, e->end);
-	return !(rec->gen && was_tracked(pm, e->start, e->end));
+	return rec->gen && was_tracked(pm, e->start, e->end) ? 0 : e->end - e->start;
 }
+
+/*
+ * Protecting less than this in the pause costs it less than holding the
+ * threads for it beforehand (a hold takes about as long as parking them
+ * for the pause: from a fraction of a millisecond to several on a busy
+ * machine).
+ */
+#define HOLD_MIN (64ULL << 20)
 
 /*
  * Before a checkpoint quiesces the program: register and write-protect
  * every region that is not tracked yet.  Protecting a large region walks
  * all its page tables (about 25 ms per GiB here); done in the pause, as
  * the first checkpoint of a process used to, it lengthens the pause by as
- * much.  So the registrations, which change the memory map, are made in
- * a hold of the program's threads (a fraction of a millisecond: no page
- * is touched), and the protection, which changes only page tables, with
- * the program running again.  The regions registered here (rec->pre) are
- * new at the pause: saved whole, and so is any region that meets one
- * then (the program may have grown a tracked region into the place of
- * one it unmapped, whose pages the protection then hid).  Pages written
- * between now and the pause are protected again in the pause by a walk
- * over the written ones only.
+ * much.  Registering a region with the userfaultfd changes the memory map
+ * (a region registered differently from its neighbour is a mapping of its
+ * own), and a range read from /proc/self/maps while the program runs may
+ * be stale by then: a region the program grew in place meanwhile was cut
+ * in two, and its next mremap failed with EFAULT.  So the registrations
+ * are made in a hold of the program's threads (co_hold_threads), and the
+ * protection, which changes only page tables, with the program running
+ * again; with less than HOLD_MIN of new memory, not worth a hold, the
+ * pause does both, unless a pre-copy is armed next (arming): it reads
+ * only what is tracked by then.  The regions registered here (rec->pre) are new at the
+ * pause: saved whole, and so is any region that meets one then (the
+ * program may have grown a tracked region into the place of one it
+ * unmapped, whose pages the protection then hid).  Pages written between
+ * now and the pause are protected again in the pause by a walk over the
+ * written ones only.
  */
-static void prepare(void)
+static void prepare(int arming)
 {
 	/*
 	 * Nothing is created here: co_dirty_setup opens these only once the
@@ -332,19 +343,22 @@ static void prepare(void)
 	 */
 	if (pm_fd < 0 || maps_fd < 0)
 		return;
-	int pm = walk_open(), need = 0;
+	int pm = walk_open();
+	uint64_t need = 0;
 	if (pm < 0)
 		return;
 	classify(pm);
 	rec->npre = 0;
 	rec->nnone_pre = 0;
-	while (!need && co_maps_next(&maps, &ent) == 1)
-		need = needs_prepare(pm, &ent);
+	while (need < HOLD_MIN && co_maps_next(&maps, &ent) == 1)
+		need += to_protect(pm, &ent);
 	walk_close(pm);
-	if (!need)
+	if (!need || (need < HOLD_MIN && !arming))
 		return;
 	/* (a thread that cannot be held now fails the pause too, which says why) */
 	static char why[256];
+	struct co_timespec t0, t1;
+	co_clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (co_hold_threads(why, sizeof(why)) < 0 || (pm = walk_open()) < 0) {
 		co_release_threads();
 		return;
@@ -365,6 +379,8 @@ static void prepare(void)
 	}
 	walk_close(pm);
 	co_release_threads();
+	co_clock_gettime(CLOCK_MONOTONIC, &t1);
+	co_agent.prep_hold_ns = (t1.sec - t0.sec) * 1000000000LL + (t1.nsec - t0.nsec);
 	/* one that fails (unmapped since) is protected by the pause, which saves all of it anyway */
 	for (int i = 0; i < rec->npre; i++)
 		protect(rec->pre[i].start, rec->pre[i].end);

@@ -83,6 +83,7 @@ const char *co_stamps(void)
 /* Park the program's threads and say so (prep_ns: how long it ran while we prepared). */
 static void park(int64_t prep_ns)
 {
+
 	if (co_quiesce(co_errbuf, sizeof(co_errbuf))) {
 		co_send_msg(co_agent.sock, CO_M_FAIL, 0, co_errbuf);
 		co_release_threads();
@@ -90,7 +91,7 @@ static void park(int64_t prep_ns)
 		return;
 	}
 	co_inotify_publish();
-	co_send_fd(co_agent.sock, CO_M_QUIESCED, prep_ns, 0, 0, co_dirty_uffd());
+	co_send_prepared(CO_M_QUIESCED, prep_ns, 0, co_dirty_uffd());
 }
 
 /* PREPARE or QUIESCE said our root is not the group's (chroot): leave it first, or say why not (FAIL). */
@@ -181,6 +182,7 @@ static void session(void)
 		switch (co_inbox.m.type) {
 		case CO_M_PREPARE: {
 			co_agent.await_quiesce = 0; /* one left by a checkpoint that failed during its pre-copy */
+			co_agent.prep_hold_ns = 0;
 			co_agent.generation = (uint64_t)co_inbox.m.a;
 			co_agent.want_parent = (uint64_t)co_inbox.m.b;
 			if (tfd >= 0)
@@ -192,10 +194,10 @@ static void session(void)
 			co_clock_gettime(CLOCK_MONOTONIC, &t0);
 			co_agent_fork_lock();
 			co_agent_fds_setup();
-			co_dirty_prepare();
 			/* an image that would be full: its memory is read ahead, while the program runs */
-			if (precopy && !co_dirty_based_on(co_agent.want_parent) &&
-			    co_dirty_precopy_arm(CO_PRECOPY_ID(co_agent.generation)) == 0) {
+			int arm = precopy && !co_dirty_based_on(co_agent.want_parent);
+			co_dirty_prepare(arm);
+			if (arm && co_dirty_precopy_arm(CO_PRECOPY_ID(co_agent.generation)) == 0) {
 				co_agent.want_parent = CO_PRECOPY_ID(co_agent.generation);
 				armed = 1;
 				if (co_inbox.m.flags & CO_PREP_TEST_HELD_GAP)
@@ -217,7 +219,7 @@ static void session(void)
 				 * signals again, and the next manager gets QUIESCE.
 				 */
 				co_agent.await_quiesce = 1;
-				co_send_fd(co_agent.sock, CO_M_ARMED, prep_ns, armed, 0, co_dirty_uffd());
+				co_send_prepared(CO_M_ARMED, prep_ns, armed, co_dirty_uffd());
 				return;
 			}
 			/* the program ran during the preparation: not part of its pause */

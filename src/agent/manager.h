@@ -16,6 +16,7 @@
 extern struct co_msgbuf co_inbox;
 /* One message to fd: a, b, text (or NULL), and passfd when >= 0; 0 or -errno. */
 int co_send_fd(int fd, unsigned type, int64_t a, int64_t b, const char *text, int passfd);
+int co_send_prepared(unsigned type, int64_t prep_ns, int armed, int passfd);
 int co_send_ab(int fd, unsigned type, int64_t a, int64_t b, const char *text);
 int co_send_msg(int fd, unsigned type, int64_t a, const char *text);
 /* DONE: bytes written, and the parent generation of an incremental image (b). */

@@ -42,6 +42,9 @@ if d.get("killed"):
     assert p is None, "program_pause_ms %r with --kill, expected null" % (p,)
 else:
     assert isinstance(p, (int, float)) and p >= 0, "program_pause_ms %r" % (p,)
+# how long a member held its threads to prepare (0: none did), inside the checkpoint's time
+h = d.get("prepare_hold_ms", "missing")
+assert isinstance(h, (int, float)) and 0 <= h <= d["duration_ms"], "prepare_hold_ms %r" % (h,)
 # where the time went: the phases in order, from preparing to committing, adding up to the duration
 ph = d.get("phases_ms")
 assert isinstance(ph, dict) and ph, "phases_ms %r" % (ph,)

@@ -6,7 +6,7 @@
  * cuts one of its mappings in two, and the program's next mremap of it
  * fails with EFAULT, as it never does without cohort.
  *
- *   grow_inplace [CYCLES]      (default 40 after the gate)
+ *   grow_inplace [CYCLES [small]]      (default 40 after the gate)
  *
  * Two threads, each in cycles: map one page where there is room, then grow
  * it by one page at a time with mremap in place (no MREMAP_MAYMOVE) up to
@@ -17,7 +17,8 @@
  * message naming the region and the lines of /proc/self/maps it spans.
  *
  * Under a test's gates (common.h) the threads cycle at the gate "churn"
- * until it opens (as many checkpoints as the test wants meet them); then
+ * until it opens (as many checkpoints as the test wants meet them), and
+ * thread 0 maps 96 MiB anew each cycle there, unless "small"; then
  * each runs CYCLES more, whose pages make the final line, "RESULT <hash>",
  * the same in every run.  Without the gates they run CYCLES cycles only.
  */
@@ -109,12 +110,45 @@ struct worker {
 	uint64_t result;
 };
 
+/*
+ * Thread 0 at the gate: a 96 MiB region mapped anew each cycle (its first
+ * and last pages written, and checked before it goes), so that every
+ * checkpoint meets enough new memory to register it ahead of the pause,
+ * holding the threads (dirty_wp.c), while the growing goes on: the hold
+ * is where the registrations must be right.
+ */
+#define BALLAST (96ul << 20)
+static void ballast(unsigned char **b, long c, int anew)
+{
+	if (*b) {
+		CHECK(((uint64_t *)*b)[0] == pattern(7, c - 1, 0) &&
+			      ((uint64_t *)(*b + BALLAST - PAGE))[0] == pattern(7, c - 1, BALLAST / PAGE - 1),
+		      "the 96 MiB region at %p lost what cycle %ld wrote", (void *)*b, c - 1);
+		SYSCHK(munmap(*b, BALLAST));
+		*b = NULL;
+	}
+	if (!anew)
+		return;
+	*b = mmap(NULL, BALLAST, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	CHECK(*b != MAP_FAILED, "mmap of 96 MiB: %s", strerror(errno));
+	((uint64_t *)*b)[0] = pattern(7, c, 0);
+	((uint64_t *)(*b + BALLAST - PAGE))[0] = pattern(7, c, BALLAST / PAGE - 1);
+}
+
+static int small; /* no 96 MiB region at the gate */
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	unsigned char *b = NULL;
+	long c = 1;
 	t_gate_arrive("churn");
-	for (long c = 1; !t_gate_open("churn"); c++)
+	for (; !t_gate_open("churn"); c++) {
+		if (w->id == 0 && !small)
+			ballast(&b, c, 1);
 		cycle(w->id, c, NULL);
+	}
+	ballast(&b, c, 0); /* checked, and gone */
 	uint64_t h = T_FNV_INIT;
 	for (long c = 1; c <= w->cycles; c++)
 		cycle(w->id, c, &h);
@@ -126,8 +160,9 @@ int main(int argc, char **argv)
 {
 	static struct worker w[2];
 	long cycles = argc > 1 ? strtol(argv[1], NULL, 10) : 40;
+	small = argc > 2 && !strcmp(argv[2], "small");
 	t_init("grow_inplace");
-	CHECK(cycles > 0, "usage: grow_inplace [CYCLES]");
+	CHECK(cycles > 0 && (argc < 3 || small), "usage: grow_inplace [CYCLES [small]]");
 	printf("growing\n");
 	fflush(stdout);
 	pthread_t th[2];

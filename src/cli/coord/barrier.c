@@ -460,6 +460,8 @@ int barrier_more(unsigned want, uint64_t gen, int timeout_ms, char *err, size_t 
 				c->got |= 1u << in.m.type;
 			if (in.m.type == CO_M_QUIESCED)
 				c->prep_ns = in.m.a;
+			if (in.m.type == CO_M_QUIESCED || in.m.type == CO_M_ARMED)
+				c->hold_ns = in.m.c > c->hold_ns ? in.m.c : c->hold_ns;
 			if (in.m.type == CO_M_ARMED) {
 				c->armed = in.m.b != 0;
 				hang_up(c); /* its manager goes until QUIESCE (jobs.c, precopy_members) */

@@ -365,6 +365,7 @@ static void ckpt_enrol(struct ckpt *k)
 		c->prep_flags |= getenv("COHORT_TEST_HELD_GAP") ? CO_PREP_TEST_HELD_GAP : 0;
 		c->incr_parent = 0;
 		c->prep_ns = 0;
+		c->hold_ns = 0;
 		c->prepare_ns = 0;
 		c->armed = 0;
 		c->quiesce = 0;
@@ -752,9 +753,13 @@ static void ckpt_reply(struct ckpt *k)
 	 * (tracking new memory) while its program still runs, and says how long.
 	 */
 	int64_t prep = -1;
+	int64_t hold = 0; /* the longest a member held its threads to prepare: a stop of its own, before the pause */
 	for (int i = 0; i < G.nc; i++)
-		if (G.c[i].kind == C_MEMBER && G.c[i].part && (prep < 0 || G.c[i].prep_ns < prep))
-			prep = G.c[i].prep_ns;
+		if (G.c[i].kind == C_MEMBER && G.c[i].part) {
+			if (prep < 0 || G.c[i].prep_ns < prep)
+				prep = G.c[i].prep_ns;
+			hold = G.c[i].hold_ns > hold ? G.c[i].hold_ns : hold;
+		}
 	uint64_t t_pause = k->t_park + (prep > 0 && (uint64_t)prep < k->t_release - k->t_park ? (uint64_t)prep : 0);
 	double pause_ms = (double)(k->t_release - t_pause) / 1e6, dur_ms = (double)(k->t_done - k->t_start) / 1e6;
 	char prog_pause[32] = "null", phases[512]; /* prog_pause: null for --kill (the group never ran again) */
@@ -767,10 +772,10 @@ static void ckpt_reply(struct ckpt *k)
 		reply(k->cfd, 0,
 		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
 		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"program_pause_ms\":%s,"
-		      "\"duration_ms\":%.2f,\"phases_ms\":%s,\"precopied\":%d,\"directory\":\"%s/gen-%06llu\","
+		      "\"prepare_hold_ms\":%.2f,\"duration_ms\":%.2f,\"phases_ms\":%s,\"precopied\":%d,\"directory\":\"%s/gen-%06llu\","
 		      "\"killed\":%s,\"tries\":%d,\"behind\":\"%s\"}",
 		      G.name, gen, kind, (unsigned long long)(k->incremental ? k->parent : 0), n, bytes, raw,
-		      k->compress ? "true" : "false", pause_ms, prog_pause, dur_ms,
+		      k->compress ? "true" : "false", pause_ms, prog_pause, (double)hold / 1e6, dur_ms,
 		      phases_json(k->t0, k->t_done, phases, sizeof(phases)), k->precopied, k->gdir, gen,
 		      k->kill_it ? "true" : "false", k->tries, k->behind ? k->tmp : "");
 	else if (k->compress)

@@ -89,6 +89,7 @@ struct conn {
 	int posix_locks;	/* DONE: its POSIX locks (hold_locks.c) */
 	int posix_let_go;	/* ... let go for a migration's target, taken back should it fail */
 	int64_t prep_ns;	/* QUIESCED: how long it prepared (tracking new memory) before it parked */
+	int64_t hold_ns;	/* QUIESCED or ARMED: how long it held its threads to prepare (0: not at all) */
 	int armed;		/* ARMED: its memory is to be pre-copied (by the pre-copy child) */
 	int quiesce;		/* 1 + the flags of the QUIESCE its next manager gets when it attaches; 0: PREPARE */
 	int foreign;		/* a process of the group whose uid is not ours: members' messages only */
@@ -203,6 +204,8 @@ void common_setup(struct co_run_opts *o);
 
 /* conn.c */
 void drop(int i);
+void drop_at(int i, const char *fn, int line); /* TEMP */
+#define drop(i) drop_at(i, __func__, __LINE__)
 void hang_up(struct conn *c);
 uint64_t group_ns_ino(void);
 int in_group_ns(int pid);
