@@ -38,14 +38,6 @@ static int new_conn(int fd)
 }
 
 /* The connection (or member) in slot i is over: its slot is free, no other moves. */
-#undef drop
-void drop(int i);
-void drop_at(int i, const char *fn, int line)
-{
-	if (G.c[i].kind == C_MEMBER)
-		co_trace("TEMP member pid %d host %d dropped at %s:%d", G.c[i].pid, G.c[i].host_pid, fn, line);
-	drop(i);
-}
 void drop(int i)
 {
 	struct conn *c = &G.c[i];
@@ -309,16 +301,12 @@ static int has_agent(int host)
 	struct co_maps m;
 	struct co_mapent e;
 	snprintf(path, sizeof(path), "/proc/%d/maps", host);
-	if (co_maps_open(&m, path) < 0) {
-		co_trace("TEMP host %d: maps: %s", host, strerror(errno));
+	if (co_maps_open(&m, path) < 0)
 		return 0;
-	}
 	int found = 0;
 	while (!found && co_maps_next(&m, &e) > 0)
 		found = !strcmp(e.path, G.agent) || (G.agent_ino && e.ino == G.agent_ino && e.dev == G.agent_dev);
 	co_maps_close(&m);
-	if (!found)
-		co_trace("TEMP host %d: no agent in maps (%s)", host, G.agent);
 	return found;
 }
 

@@ -204,8 +204,6 @@ void common_setup(struct co_run_opts *o);
 
 /* conn.c */
 void drop(int i);
-void drop_at(int i, const char *fn, int line); /* TEMP */
-#define drop(i) drop_at(i, __func__, __LINE__)
 void hang_up(struct conn *c);
 uint64_t group_ns_ino(void);
 int in_group_ns(int pid);
