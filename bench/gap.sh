@@ -36,7 +36,9 @@
 # SIGUSR1 (gapwatch reports and forgets what it saw), `cohort checkpoint
 # NAME --images DIR --json [--incremental | --no-precopy]`, SETTLE seconds,
 # SIGUSR1 again.  Per kind, median [min..max] over every checkpoint:
-#   pause_ms, program_pause_ms, duration_ms    from --json
+#   pause_ms, program_pause_ms, prepare_hold_ms, duration_ms    from --json
+#                  (prepare_hold_ms: the threads held before the pause to
+#                  register new memory; an older cohort without it: "-")
 #   app_gap_ms     the longest turn of any gapwatch thread in the window
 #   at_ms          when that turn began, in ms after the checkpoint command
 #                  started (negative: before it; > duration_ms: after it
@@ -192,10 +194,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
             report "$LOG"
             row="$kind"
             [[ $kind == incremental && $(json_field "$json" kind) != incremental ]] && row="incremental (came out full)"
-            for c in pause_ms program_pause_ms duration_ms; do
+            for c in pause_ms program_pause_ms prepare_hold_ms duration_ms; do
                 add "$row" $c "$(json_field "$json" $c)"
             done
-            echo "    $kind $i: pause_ms $(json_field "$json" pause_ms) program_pause_ms $(json_field "$json" program_pause_ms) duration_ms $(json_field "$json" duration_ms) (command $(ms_between "$t0" "$t1") ms)"
+            echo "    $kind $i: pause_ms $(json_field "$json" pause_ms) program_pause_ms $(json_field "$json" program_pause_ms) prepare_hold_ms $(json_field "$json" prepare_hold_ms) duration_ms $(json_field "$json" duration_ms) (command $(ms_between "$t0" "$t1") ms)"
             window "$row" "$t0" "$t1"
             sleep 1
         done
@@ -211,7 +213,7 @@ done
 echo
 echo "== per kind: median [min..max] over every checkpoint (ms) =="
 {
-    cols=(pause_ms program_pause_ms app_gap_ms at_ms gaps_ms duration_ms $( ((WAITS)) && echo wait_ms queue_ms))
+    cols=(pause_ms program_pause_ms prepare_hold_ms app_gap_ms at_ms gaps_ms duration_ms $( ((WAITS)) && echo wait_ms queue_ms))
     (IFS=$'\t'; printf 'what\t%s\n' "${cols[*]}")
     for r in "${ROWS[@]}"; do
         printf '%s' "$r"

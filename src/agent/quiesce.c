@@ -28,6 +28,7 @@
 #include "util.h"
 
 #define QUIESCE_TIMEOUT_MS 10000
+#define HOLD_TIMEOUT_MS 2000 /* a hold that cannot be had is no failure: the pause does its work */
 
 /* ---- futex helpers (async-signal-safe), for the manager too ---- */
 
@@ -382,6 +383,7 @@ void co_set_state(unsigned s)
  */
 static int stop_all(char *err, size_t errlen, int hold_only)
 {
+	const long limit = hold_only ? HOLD_TIMEOUT_MS : QUIESCE_TIMEOUT_MS;
 	co_agent.nthreads = 0;
 	co_agent.parked = 0;
 	co_agent.arrived = 0;
@@ -434,23 +436,23 @@ static int stop_all(char *err, size_t errlen, int hold_only)
 				break;
 			co_clock_gettime(CLOCK_MONOTONIC, &now);
 			long ms = (now.sec - t0.sec) * 1000 + (now.nsec - t0.nsec) / 1000000;
-			if (co_park_stuck(ms, &t0, QUIESCE_TIMEOUT_MS, err, errlen))
+			if (co_park_stuck(ms, &t0, limit, err, errlen))
 				return -1;
-			if (ms > QUIESCE_TIMEOUT_MS) {
+			if (ms > limit) {
 				if (asked < 0)
 					co_fmt(err, errlen,
 					       "pid %d: thread %d did not stop within %d s, although the checkpoint signal %d "
 					       "was unblocked for it (did the program take it with a sigwait?)",
-					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+					       co_agent.pid, waiting, (int)(limit / 1000), co_agent.sig);
 				else if (asked > CO_TRACE_AFTER_MS)
 					co_fmt(err, errlen,
 					       "pid %d: thread %d did not stop within %d s: it does not block the checkpoint "
 					       "signal %d but has not taken it (an uninterruptible wait, or a raw sigwait on it?)",
-					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+					       co_agent.pid, waiting, (int)(limit / 1000), co_agent.sig);
 				else
 					co_fmt(err, errlen,
 					       "pid %d: thread %d did not stop within %d s (checkpoint signal %d blocked?)",
-					       co_agent.pid, waiting, QUIESCE_TIMEOUT_MS / 1000, co_agent.sig);
+					       co_agent.pid, waiting, (int)(limit / 1000), co_agent.sig);
 				return -1;
 			}
 			co_fwait(&co_agent.parked, parked, 1);

@@ -2,6 +2,19 @@
 # image (src/cli/precopy.c, src/agent/dirty_wp.c) and the lean snapshot
 # of its pause (src/agent/dirty_lean.c).
 
+# killed_restart GEN WHAT: the group (run0) killed, its gate go.1 opened and
+# generation GEN (WHAT) restarted: it must finish as the straight run did
+killed_restart() {
+	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" --signal KILL >"$TD/kill.out" 2>"$TD/kill.err" ||
+		fail "cohort kill: $(first_line "$TD/kill.err")"
+	bg_wait run0
+	: >"$TT/go.1"
+	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG" --generation "$1"
+	bg_wait run1
+	check_suffix run1 run0 || fail "restart of $2: wrong output"
+	[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart of $2: status $RC: $(first_line "$TD/run1.err")"; }
+}
+
 # precopy_held_gap: the pause's snapshot leaves out the stretches nobody
 # wrote since the pre-copy was armed, taking them from the pre-copy where
 # the armed list of held pages has them, and as no page elsewhere.  A page
@@ -25,14 +38,7 @@ t_precopy_held_gap() {
 	local pre
 	pre=$(json_fields "$TD/ck1.json" precopied) || fail "checkpoint --json: not JSON"
 	[ "$pre" = 1 ] || skip "checkpoint 1 was not pre-copied (no write tracking here?)"
-	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" --signal KILL >"$TD/kill.out" 2>"$TD/kill.err" ||
-		fail "cohort kill: $(first_line "$TD/kill.err")"
-	bg_wait run0
-	: >"$TT/go.1"
-	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG" --generation 1
-	bg_wait run1
-	check_suffix run1 run0 || fail "restart of the pre-copied checkpoint: wrong output"
-	[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart: status $RC: $(first_line "$TD/run1.err")"; }
+	killed_restart 1 "the pre-copied checkpoint"
 }
 
 # prepare_hold: registering new memory with the write tracking changes the
@@ -64,12 +70,5 @@ t_prepare_hold() {
 	[ "$h2" = 0 ] || [ "$h2" = 0.0 ] ||
 		fail "an incremental checkpoint with nothing new to register held the threads: prepare_hold_ms $h2"
 	note "prepare_hold_ms: first $h1, incremental $h2"
-	timeout -k 5 "$TMO" "$COHORT" kill "$GNAME" --signal KILL >"$TD/kill.out" 2>"$TD/kill.err" ||
-		fail "cohort kill: $(first_line "$TD/kill.err")"
-	bg_wait run0
-	: >"$TT/go.1"
-	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG" --generation 2
-	bg_wait run1
-	check_suffix run1 run0 || fail "restart of the incremental checkpoint: wrong output"
-	[ "$RC" = 0 ] || { note_file "restart stderr" "$TD/run1.err"; fail "restart: status $RC: $(first_line "$TD/run1.err")"; }
+	killed_restart 2 "the incremental checkpoint"
 }

@@ -140,6 +140,19 @@ static inline uint64_t t_rand(uint64_t *state)
 	return t_mix(*state);
 }
 
+/* The lines of /proc/self/maps that meet [p, p + len), on stderr (a region that should be one mapping). */
+__attribute__((unused)) static void t_show_maps(const void *p, size_t len)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	unsigned long lo, hi;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo < (unsigned long)p + len && hi > (unsigned long)p)
+			fprintf(stderr, "  %s", line);
+	if (f)
+		fclose(f);
+}
+
 /* Identity of the calling thread, recorded once and re-checked every step. */
 struct t_ident {
 	pid_t pid;

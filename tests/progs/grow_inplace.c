@@ -41,19 +41,6 @@ static void fill(unsigned char *p, int id, long cycle, size_t page)
 		q[i] = x + i;
 }
 
-/* the lines of /proc/self/maps that meet [p, p + len), on stderr */
-static void show_maps(const void *p, size_t len)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	unsigned long lo, hi;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo < (unsigned long)p + len && hi > (unsigned long)p)
-			fprintf(stderr, "  %s", line);
-	if (f)
-		fclose(f);
-}
-
 static void check(const unsigned char *p, size_t npages, int id, long cycle)
 {
 	for (size_t pg = 0; pg < npages; pg++) {
@@ -61,7 +48,7 @@ static void check(const unsigned char *p, size_t npages, int id, long cycle)
 		uint64_t x = pattern(id, cycle, pg);
 		for (size_t i = 0; i < PAGE / 8; i++)
 			if (q[i] != x + i) {
-				show_maps(p, npages * PAGE);
+				t_show_maps(p, npages * PAGE);
 				FAIL("thread %d cycle %ld: page %zu of the region at %p word %zu is %llx, expected %llx", id,
 				     cycle, pg, (const void *)p, i, (unsigned long long)q[i], (unsigned long long)(x + i));
 			}
@@ -75,14 +62,15 @@ static void check(const unsigned char *p, size_t npages, int id, long cycle)
  */
 static void cycle(int id, long c, uint64_t *h)
 {
-	void *room = mmap(NULL, MAX_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(room != MAP_FAILED, "mmap: %s", strerror(errno));
-	SYSCHK(munmap(room, MAX_PAGES * PAGE));
-	unsigned char *p = mmap(room, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-				-1, 0);
-	if (p == MAP_FAILED && errno == EEXIST)
-		return; /* taken by the other thread already */
-	CHECK(p != MAP_FAILED, "mmap at %p: %s", room, strerror(errno));
+	unsigned char *p = MAP_FAILED;
+	while (p == MAP_FAILED) {
+		void *room = mmap(NULL, MAX_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(room != MAP_FAILED, "mmap: %s", strerror(errno));
+		SYSCHK(munmap(room, MAX_PAGES * PAGE));
+		p = mmap(room, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		/* (taken by the other thread meanwhile: look again) */
+		CHECK(p != MAP_FAILED || errno == EEXIST, "mmap at %p: %s", room, strerror(errno));
+	}
 	fill(p, id, c, 0);
 	size_t n = 1;
 	while (n < MAX_PAGES) {
@@ -90,7 +78,7 @@ static void cycle(int id, long c, uint64_t *h)
 		if (q == MAP_FAILED && errno == ENOMEM)
 			break;
 		if (q == MAP_FAILED)
-			show_maps(p, (n + 1) * PAGE); /* (EFAULT: the region is not one mapping) */
+			t_show_maps(p, (n + 1) * PAGE); /* (EFAULT: the region is not one mapping) */
 		CHECK(q != MAP_FAILED, "thread %d cycle %ld: mremap of the region at %p from %zu to %zu pages: %s", id,
 		      c, (void *)p, n, n + 1, strerror(errno));
 		CHECK(q == p, "mremap without MREMAP_MAYMOVE moved the region from %p to %p", (void *)p, q);

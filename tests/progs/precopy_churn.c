@@ -116,19 +116,6 @@ static void writable(struct slot *s)
 	s->none_len = 0;
 }
 
-/* the lines of /proc/self/maps that meet [p, p + len), on stderr */
-static void show_maps(const void *p, size_t len)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	unsigned long lo, hi;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo < (unsigned long)p + len && hi > (unsigned long)p)
-			fprintf(stderr, "  %s", line);
-	if (f)
-		fclose(f);
-}
-
 static size_t draw(struct worker *w, size_t n) { return n ? (size_t)(t_rand(&w->rng) % n) : 0; }
 
 static void one_step(struct worker *w, long it)
@@ -185,7 +172,7 @@ static void one_step(struct worker *w, long it)
 			more = MAX_PAGES - s->npages;
 		void *m = mremap(s->p, s->npages * PAGE, (s->npages + more) * PAGE, MREMAP_MAYMOVE);
 		if (m == MAP_FAILED)
-			show_maps(s->p, s->npages * PAGE); /* (EFAULT: the slot is not one mapping) */
+			t_show_maps(s->p, s->npages * PAGE); /* (EFAULT: the slot is not one mapping) */
 		CHECK(m != MAP_FAILED, "mremap of slot %d at %p: %s", k, (void *)s->p, strerror(errno));
 		s->p = m;
 		for (size_t pg = s->npages; pg < s->npages + more; pg++)
