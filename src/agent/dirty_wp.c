@@ -327,12 +327,12 @@ static uint64_t to_protect(int pm, const struct co_mapent *e)
  * protection, which changes only page tables, with the program running
  * again; with less than HOLD_MIN of new memory, not worth a hold, the
  * pause does both, unless a pre-copy is armed next (arming): it reads
- * only what is tracked by then.  The regions registered here (rec->pre) are new at the
- * pause: saved whole, and so is any region that meets one then (the
- * program may have grown a tracked region into the place of one it
- * unmapped, whose pages the protection then hid).  Pages written between
- * now and the pause are protected again in the pause by a walk over the
- * written ones only.
+ * only what is tracked by then.  The regions registered here (rec->pre)
+ * are new at the pause: saved whole, and so is any region that meets one
+ * then (the program may have grown a tracked region into the place of
+ * one it unmapped, whose pages the protection then hid).  Pages written
+ * between now and the pause are protected again in the pause by a walk
+ * over the written ones only.
  */
 static void prepare(int arming)
 {
@@ -355,7 +355,7 @@ static void prepare(int arming)
 	walk_close(pm);
 	if (!need || (need < HOLD_MIN && !arming))
 		return;
-	/* (a thread that cannot be held now fails the pause too, which says why) */
+	/* a hold not had (a thread that would not stop within 2 s): the pause does it all */
 	static char why[256];
 	struct co_timespec t0, t1;
 	co_clock_gettime(CLOCK_MONOTONIC, &t0);

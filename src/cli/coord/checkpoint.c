@@ -772,8 +772,8 @@ static void ckpt_reply(struct ckpt *k)
 		reply(k->cfd, 0,
 		      "{\"group\":\"%s\",\"generation\":%llu,\"kind\":\"%s\",\"parent\":%llu,\"processes\":%d,"
 		      "\"bytes\":%llu,\"raw_bytes\":%llu,\"compressed\":%s,\"pause_ms\":%.2f,\"program_pause_ms\":%s,"
-		      "\"prepare_hold_ms\":%.2f,\"duration_ms\":%.2f,\"phases_ms\":%s,\"precopied\":%d,\"directory\":\"%s/gen-%06llu\","
-		      "\"killed\":%s,\"tries\":%d,\"behind\":\"%s\"}",
+		      "\"prepare_hold_ms\":%.2f,\"duration_ms\":%.2f,\"phases_ms\":%s,\"precopied\":%d,"
+		      "\"directory\":\"%s/gen-%06llu\",\"killed\":%s,\"tries\":%d,\"behind\":\"%s\"}",
 		      G.name, gen, kind, (unsigned long long)(k->incremental ? k->parent : 0), n, bytes, raw,
 		      k->compress ? "true" : "false", pause_ms, prog_pause, (double)hold / 1e6, dur_ms,
 		      phases_json(k->t0, k->t_done, phases, sizeof(phases)), k->precopied, k->gdir, gen,
