@@ -74,10 +74,8 @@ int co_send_fd(int fd, unsigned type, int64_t a, int64_t b, const char *text, in
 /* QUIESCED or ARMED: how long it prepared (a), whether it armed a pre-copy (b), how long it held its threads then (c) */
 int co_send_prepared(unsigned type, int64_t prep_ns, int armed, int passfd)
 {
-	int64_t hold_ns = co_agent.prep_hold_ns;
-	co_agent.prep_hold_ns = 0;
-	return send_msg(co_agent.sock, (struct co_msg){ .type = type, .a = prep_ns, .b = armed, .c = hold_ns }, NULL,
-			passfd);
+	return send_msg(co_agent.sock,
+			(struct co_msg){ .type = type, .a = prep_ns, .b = armed, .c = co_agent.prep_hold_ns }, NULL, passfd);
 }
 
 int co_send_ab(int fd, unsigned type, int64_t a, int64_t b, const char *text)

@@ -60,7 +60,7 @@ struct co_agent {
 	int hold;		/* futex: threads wait while release == hold */
 	int release;
 	int hold_only;		/* co_hold_threads: the handler only waits, it records nothing */
-	int64_t prep_hold_ns;	/* how long the last PREPARE held the threads (dirty_wp.c), 0: not at all */
+	int64_t prep_hold_ns;	/* how long this checkpoint's PREPARE held the threads (dirty_wp.c), 0: not at all */
 	int recollect;		/* bumped (with a wake on release): parked threads take their signals again */
 	int recollected;	/* futex: threads that have */
 	/*

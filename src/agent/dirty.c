@@ -21,11 +21,6 @@ static void nothing(void)
 {
 }
 
-static void prepare_nothing(int arming)
-{
-	(void)arming;
-}
-
 static uint64_t none_collect(uint64_t gen)
 {
 	(void)gen;
@@ -75,7 +70,6 @@ static int none_lean_begin(const uint64_t *keep, int nkeep, int fork)
 
 static const struct co_dirty_ops none_ops = {
 	.setup = nothing,
-	.prepare = prepare_nothing,
 	.collect = none_collect,
 	.based_on = none_based_on,
 	.precopy_arm = none_precopy_arm,
@@ -105,7 +99,8 @@ void co_dirty_setup(void)
 
 void co_dirty_prepare(int arming)
 {
-	ops()->prepare(arming);
+	if (ops()->prepare)
+		ops()->prepare(arming);
 }
 
 uint64_t co_dirty_collect(uint64_t gen)

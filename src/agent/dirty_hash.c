@@ -161,11 +161,6 @@ static void nothing(void)
 {
 }
 
-static void prepare_nothing(int arming)
-{
-	(void)arming;
-}
-
 static int no_lean(const uint64_t *keep, int nkeep, int fork)
 {
 	(void)keep;
@@ -176,7 +171,6 @@ static int no_lean(const uint64_t *keep, int nkeep, int fork)
 
 const struct co_dirty_ops co_dirty_hash_ops = {
 	.setup = nothing,
-	.prepare = prepare_nothing,
 	.collect = collect,
 	.based_on = based_on,
 	.precopy_arm = no_precopy,

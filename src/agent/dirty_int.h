@@ -145,7 +145,7 @@ struct hash_area {
 /* One method's side of the interface (dirty.h), chosen once (dirty.c). */
 struct co_dirty_ops {
 	void (*setup)(void);
-	void (*prepare)(int arming);
+	void (*prepare)(int arming);	/* NULL: nothing to do before the pause */
 	uint64_t (*collect)(uint64_t gen);
 	int (*based_on)(uint64_t parent);
 	int (*precopy_arm)(uint64_t id);

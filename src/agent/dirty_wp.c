@@ -295,12 +295,12 @@ static int register_only(int pm, const struct co_mapent *e, enum when when)
 /*
  * The bytes of e that prepare would register and protect (not tracked
  * since the last collection), asked with the program running.  PROT_NONE
- * regions and those of kept huge pages cost the pause nothing (their
- * registration changes no page table): left to it.
+ * regions (never tracked_kind) and those of kept huge pages cost the
+ * pause nothing (their registration changes no page table): left to it.
  */
 static uint64_t to_protect(int pm, const struct co_mapent *e)
 {
-	if ((!e->prot && co_dirty_private_kind(e)) || !tracked_kind(e) || thp_region(e->start, e->end))
+	if (!tracked_kind(e) || thp_region(e->start, e->end))
 		return 0;
 	return rec->gen && was_tracked(pm, e->start, e->end) ? 0 : e->end - e->start;
 }

@@ -83,7 +83,6 @@ const char *co_stamps(void)
 /* Park the program's threads and say so (prep_ns: how long it ran while we prepared). */
 static void park(int64_t prep_ns)
 {
-
 	if (co_quiesce(co_errbuf, sizeof(co_errbuf))) {
 		co_send_msg(co_agent.sock, CO_M_FAIL, 0, co_errbuf);
 		co_release_threads();

@@ -41,7 +41,7 @@ for _t in python jvm node go sqlite repl; do TEST_TIMEOUTS[migrate_real_$_t]=120
 # real_pids HOST: the group's processes at HOST, "PID:HOST_PID ..." (status --json;
 # what it said on stderr in TD/status.err)
 real_pids() {
-	on "$1" "$COHORT" status "$GNAME" --json 2>"$TD/status.err" | tee "$TD/status.out" | grep -o '"pid":[0-9]*,"host_pid":[0-9]*' |
+	on "$1" "$COHORT" status "$GNAME" --json 2>"$TD/status.err" | grep -o '"pid":[0-9]*,"host_pid":[0-9]*' |
 		sed 's/"pid":\([0-9]*\),"host_pid":\([0-9]*\)/\1:\2/' | sort -n | tr '\n' ' '
 }
 

@@ -50,16 +50,15 @@ t_precopy_churn() {
 	done
 }
 # grow_inplace: two threads map regions and grow them in place (mremap
-# without MREMAP_MAYMOVE) a page at a time, checking every page; each
-# checkpoint's preparation registers such new regions with the tracker
-# while they grow.  A registration made from a reading of the memory map
-# the program has changed since cut a region in two, and the program's
-# next mremap of it failed (EFAULT): dirty_wp.c's prepare registers in a
-# hold of the program's threads.
-# Full checkpoints, each with 96 MiB of new memory (thread 0 maps it anew
-# each cycle): the registrations are made in a hold.  grow_inplace_small:
-# incrementals (after the first), without: each registers its few MiB of
-# new regions in the pause.
+# without MREMAP_MAYMOVE) a page at a time, checking every page, while
+# every checkpoint registers such new regions with the tracker.  A
+# registration made from a reading of the memory map the program has
+# changed since cut a region in two, and the program's next mremap of it
+# failed (EFAULT).  Full checkpoints, each meeting 96 MiB of new memory
+# (thread 0 maps it anew each cycle): registered in a hold of the threads
+# (dirty_wp.c, prepare).  grow_inplace_small: incrementals after the
+# first, without the 96 MiB: their few MiB of new regions are registered
+# in the pause.
 t_grow_inplace() { STORM_MIN=12 STORM_GATE=churn storm grow_inplace 2 40; }
 t_grow_inplace_small() { STORM_MIN=12 STORM_GATE=churn STORM_ARGS=--incremental storm grow_inplace 2 40 small; }
 # storm PROG SECONDS [ARGS...]: the checkpoints follow one another for
@@ -88,7 +87,9 @@ storm() {
 	while [ $SECONDS -lt $t_end ] || [ $gen -lt "${STORM_MIN:-0}" ]; do
 		bg_alive run0 || { bg_wait run0; note_file "run stderr" "$TD/run0.err"; fail "the group ended during the storm (status $RC), after $gen checkpoints: $(first_line "$TD/run0.err")"; }
 		# STORM_ARGS: for every checkpoint but the first
-		ckpt "$GNAME" $((gen + 1)) ${STORM_ARGS:+$([ $gen = 0 ] || echo "$STORM_ARGS")} || { note_file "run stderr" "$TD/run0.err"; fail "checkpoint $((gen + 1)) of the storm failed: $CK_WHY"; }
+		local args=()
+		[ "$gen" = 0 ] || read -ra args <<<"${STORM_ARGS:-}"
+		ckpt "$GNAME" $((gen + 1)) ${args[@]+"${args[@]}"} || { note_file "run stderr" "$TD/run0.err"; fail "checkpoint $((gen + 1)) of the storm failed: $CK_WHY"; }
 		gen=$((gen + 1))
 		[ -n "${STORM_UNTIL:-}" ] && [ "$gen" -ge "${STORM_MIN:-0}" ] &&
 			grep -q "^$STORM_UNTIL" "$TD/run0.out" && break

@@ -129,14 +129,14 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	unsigned char *b = NULL;
-	long c = 1;
+	long g = 1; /* the cycles at the gate */
 	t_gate_arrive("churn");
-	for (; !t_gate_open("churn"); c++) {
+	for (; !t_gate_open("churn"); g++) {
 		if (w->id == 0 && !small)
-			ballast(&b, c, 1);
-		cycle(w->id, c, NULL);
+			ballast(&b, g, 1);
+		cycle(w->id, g, NULL);
 	}
-	ballast(&b, c, 0); /* checked, and gone */
+	ballast(&b, g, 0); /* checked, and gone */
 	uint64_t h = T_FNV_INIT;
 	for (long c = 1; c <= w->cycles; c++)
 		cycle(w->id, c, &h);
