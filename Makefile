@@ -13,7 +13,7 @@ B := build
 WARN := -Wall -Wextra
 BASE := -std=gnu11 -O2 -g $(WARN) -Isrc/common -Isrc/res -Isrc -MMD -MP
 
-COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/procfs.c src/common/helper.c src/common/clone.S \
+COMMON := src/common/util.c src/common/boost.c src/common/xxh64.c src/common/image.c src/common/procfs.c src/common/helper.c src/common/clone.S \
 	src/common/procfs_maps.c src/common/procfs_fdinfo.c src/common/procfs_mount.c \
 	src/kinds/classify.c src/kinds/plan.c
 RES := src/res/mem.c src/res/pages.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c src/res/attrs.c src/res/cgroup.c src/res/pidfd.c \

@@ -64,6 +64,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "boost.h"
 #include "cli/cli.h"
 #include "cli/filler_int.h"
 #include "image.h"
@@ -678,6 +679,7 @@ static void await_release(void)
 {
 	while (!released)
 		pump(-1);
+	co_unboost(); /* the background fill is not the stop's: it runs beside the program, not ahead of it */
 	/*
 	 * Tests: the fill held until the test has looked at its fillers, which
 	 * a fill done first would have ended (while the program runs on its
@@ -881,6 +883,8 @@ void co_filler_main(const struct co_filler_cfg *c)
 {
 	cfg = c;
 	src = c->source;
+	if (c->boost) /* its answer to the hand-over and the restore's faults are the stop's (boost.h) */
+		co_boost();
 	buf = aligned_alloc(PAGE, CHUNK);
 	if (!buf)
 		fill_fail("out of memory");

@@ -29,6 +29,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include "boost.h"
 #include "cli.h"
 #include "progress.h"
 #include "util.h"
@@ -585,6 +586,7 @@ static void let_run(void)
 		       (unsigned long long)M.gen, M.dir);
 	}
 	M.t_running = co_now_ns(CLOCK_MONOTONIC);
+	co_unboost();
 	co_trace("migrate: RUNNING");
 	if (!M.behind[0] && M.coord >= 0) { /* the group here may be torn down now (end_here) */
 		close(M.coord);
@@ -691,7 +693,8 @@ static int time_to_stop(void)
 static unsigned stop_flags(void)
 {
 	int behind = M.o->postcopy && !M.stop_incremental;
-	return CO_CKPT_HOLD | (M.stop_incremental ? CO_CKPT_INCREMENTAL : 0) | (behind ? CO_CKPT_BEHIND : 0);
+	unsigned small = M.stop_incremental ? CO_CKPT_INCREMENTAL | CO_CKPT_BOOST : 0;
+	return CO_CKPT_HOLD | small | (behind ? CO_CKPT_BEHIND : 0);
 }
 
 /*
@@ -754,6 +757,9 @@ static void stop_and_send(void)
 	 * against 13-21 ms, docs/benchmarks.md).
 	 */
 	M.stop_incremental = M.rounds && !stop_whole();
+	/* a few MB to send: ahead of the machine's other work until the group runs there (let_run) */
+	if (M.stop_incremental && co_boost())
+		co_trace("migrate: the stop at SCHED_FIFO 1");
 	ask(stop_flags());
 	answer(&t);
 	M.t_reply = co_now_ns(CLOCK_MONOTONIC);

@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "boost.h"
 #include "cli.h"
 #include "helper.h"
 #include "report.h"
@@ -248,7 +249,7 @@ static void init_setup(struct co_init_cfg *c)
  */
 struct co_init_orders {
 	uint64_t generation;
-	int nprocs, root_pid, lazy, has_image_dir, has_fault;
+	int nprocs, root_pid, lazy, has_image_dir, has_fault, boost;
 	char restorer[PATH_MAX], sock[PATH_MAX], gen_dir[PATH_MAX], image_dir[PATH_MAX], fault[256];
 	struct co_init_proc procs[CO_TABLE_SLOTS];
 };
@@ -270,6 +271,7 @@ int co_init_send_orders(int sock, const struct co_init_cfg *c, int timens_fd)
 	o.nprocs = c->nprocs;
 	o.root_pid = c->root_pid;
 	o.lazy = c->lazy;
+	o.boost = co_boosted(); /* the target's coordinator (receive) in a migration's small stop */
 	o.has_image_dir = c->image_dir != NULL;
 	o.has_fault = c->fault != NULL;
 	memcpy(o.procs, c->procs, sizeof(o.procs[0]) * (size_t)c->nprocs);
@@ -311,6 +313,7 @@ static void await_orders(struct co_init_cfg *c, int sock)
 	c->procs = o.procs;
 	c->root_pid = o.root_pid;
 	c->lazy = o.lazy;
+	c->boost = o.boost && co_boost();
 	c->restorer = o.restorer;
 	c->sock = o.sock;
 	c->gen_dir = o.gen_dir;
@@ -345,7 +348,7 @@ static pid_t init_restore(struct co_init_cfg *c)
 	char *args[] = { (char *)"cohort-restore", (char *)c->gen_dir, (char *)c->sock, gen, planarg,
 			 (char *)c->image_dir, NULL };
 	/* the report pipe (report.h) stays open across the exec: the restorer keeps it (init never execs) */
-	char *env[4] = { 0 }, **e = env;
+	char *env[5] = { 0 }, **e = env;
 	if (c->report_fd >= 0 && fcntl(c->report_fd, F_SETFD, 0) == 0)
 		*e++ = reportarg;
 	if (c->fault)
@@ -359,6 +362,8 @@ static pid_t init_restore(struct co_init_cfg *c)
 		*e++ = (char *)"COHORT_LAZY=2";
 	else if (c->lazy)
 		*e++ = (char *)(getenv("COHORT_LAZY_NONE") ? "COHORT_LAZY=3" : "COHORT_LAZY=1");
+	if (c->boost)
+		*e++ = (char *)"COHORT_BOOST=1"; /* not inherited (SCHED_RESET_ON_FORK): each restorer boosts itself */
 	struct spawn sp = { c, args, env };
 	/* init makes the processes whose parent is gone or is init; each restorer makes its children */
 	for (int i = 0; i < c->nprocs; i++) {
@@ -370,6 +375,7 @@ static pid_t init_restore(struct co_init_cfg *c)
 	}
 	/* the shared objects now belong to the processes: init keeps none (a pipe's reader must see EOF) */
 	close_all_but(&c->status_fd, 1);
+	co_unboost(); /* init's part is done: from here on it reaps */
 	return root;
 }
 

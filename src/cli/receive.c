@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+#include "boost.h"
 #include "cli.h"
 #include "util.h"
 #include "procfs.h"
@@ -440,6 +441,13 @@ static int receive_generation(void)
 	if (e == 0 || strcmp(f.name, "manifest"))
 		fail("the generation does not begin with its manifest");
 	receive_manifest(&f);
+	/*
+	 * The stop after rounds that converged (an incremental: a few MB):
+	 * from here until the group runs, ahead of the machine's other work
+	 * (boost.h); a whole stop carries the memory, and is not.
+	 */
+	if (last && man.kind == CO_GEN_INCREMENTAL && co_boost())
+		co_trace("receive: the stop at SCHED_FIFO 1");
 	if (last)
 		co_trace("receive: generation %llu begins", (unsigned long long)R.gen);
 	while ((e = co_wire_next_file(&R.w, &f, &R.m, err, sizeof(err))) == 1 || (e == 0 && R.m.op == CO_W_SPARSE)) {
@@ -555,6 +563,7 @@ static int ready(void)
 static void running(void)
 {
 	R.running = 1;
+	co_unboost();
 	co_trace("receive: released");
 	if (R.postcopy) /* the stream goes on, in the post-copy process */
 		co_postcopy_running(nprocs);
@@ -599,6 +608,7 @@ int co_cmd_receive(const struct co_receive_opts *o)
 	r.on_ready = ready;
 	r.on_running = running;
 	int rc = co_cmd_restart(&r);
+	co_unboost();
 	if (!R.running) {
 		abort_to_source("the target gave up: the restart failed there");
 		discard();

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <linux/sched.h>
+#include "boost.h"
 #include "helper.h"
 #include "sys.h"
 #include "util.h"
@@ -22,6 +23,8 @@ int co_spawn(struct co_helper *h, void (*fn)(void *), void *arg, void *stack, si
 		return (int)r;
 	}
 	h->tid = (int)r;
+	if (co_boosted()) /* a boosted caller's work: not behind the machine's other work either (boost.h) */
+		co_boost_tid(h->tid);
 	return 0;
 }
 

@@ -117,6 +117,12 @@ enum {
 	 * written before pages.c's rule were: the restorer must drop those.
 	 */
 	CO_CKPT_COWMAP_ALL = 4096,
+	/*
+	 * With HOLD, a migration's stop after rounds that converged (a few MB):
+	 * the coordinator's and the agent's steps run at SCHED_FIFO 1 where the
+	 * kernel lets them (boost.h), not behind the machine's other work.
+	 */
+	CO_CKPT_BOOST = 8192,
 };
 enum { CO_STATUS_JSON = 1, CO_STATUS_BRIEF = 2 /* one line: the group, not its processes */ };
 enum { CO_KILL_JSON = 1 };

@@ -13,6 +13,7 @@
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include "boost.h"
 #include "helper.h"
 #include "procfs.h"
 #include "report.h"
@@ -310,6 +311,7 @@ static const char *attrs_what;
 static int take_attrs(const struct co_thread *t)
 {
 	const char *what = "";
+	co_unboost_thread(); /* a migration's stop is over for this thread: its own scheduling now */
 	int r = co_tattrs_restore(t, &what);
 	/*
 	 * Its rseq area, which the C library believes registered (it reads
@@ -409,6 +411,8 @@ static int await_jumps(struct co_rstctx *rc, int made)
 
 static void thread_entry(void *arg)
 {
+	if (co_boosted()) /* the restorer's, in a migration's stop (boost.h): until take_attrs */
+		co_boost_tid(0);
 	become(arg, 0);
 }
 

@@ -24,6 +24,7 @@
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include "boost.h"
 #include "helper.h"
 #include "report.h"
 #include "resume.h"
@@ -160,6 +161,14 @@ void co_restore_reached(unsigned st)
 		set_stage(st);
 }
 
+/*
+ * COHORT_BOOST=1: a migration's stop, where each restorer runs at
+ * SCHED_FIFO 1 (boost.h) until each thread takes its own scheduling back
+ * (threads.c, take_attrs); the processes and threads it makes, born
+ * without it, take it again (restore_self, thread_entry).
+ */
+static int want_boost;
+
 /* The restorer's environment: the report pipe and the fault switch, from init. */
 static void read_env(char **envp)
 {
@@ -172,6 +181,8 @@ static void read_env(char **envp)
 			rc.want_lazy = 2;
 		else if (co_strcmp(*envp, "COHORT_LAZY=3") == 0) /* tests: lazy, but no region (COHORT_LAZY_NONE) */
 			rc.want_lazy = rc.lazy_none = 1;
+		else if (co_strcmp(*envp, "COHORT_BOOST=1") == 0) /* a migration's small stop (boost.h) */
+			want_boost = 1;
 		else if (co_startswith(*envp, "COHORT_FAULT=") && co_fault_parse(*envp + 13, &fault))
 			die("COHORT_FAULT: expected fail:STAGE[:PID], hang:STAGE[:PID] or hold:STAGE[:PID]");
 	}
@@ -794,6 +805,8 @@ static void restore(void *unused)
 /* The rest, once this process has its pid, session, group and zombie children. */
 static void restore_self(struct co_mproc *me)
 {
+	if (want_boost)
+		co_boost();
 	set_stage(CO_RS_FILES);
 	int imgfd = (int)co_open(image_path, O_RDONLY | O_CLOEXEC, 0);
 	if (imgfd < 0) {
@@ -879,6 +892,8 @@ void co_restorer_main(long *sp)
 	uint64_t all = ~0ULL;
 	co_sigprocmask(SIG_SETMASK, &all, 0);
 	read_env(argv + argc + 1);
+	if (want_boost)
+		co_boost();
 	set_stage(CO_RS_START);
 	if (argc != 5 && argc != 6)
 		die("usage: cohort-restore GENERATION-DIR SOCKET GENERATION PLAN-FD [COMPRESSED-IMAGE-DIR]");

@@ -17,6 +17,12 @@
  * restart must set them back exactly, not keep its own).  Memory policies
  * only on a kernel with NUMA.
  *
+ * "gate" (tests/cases/migrate_sched.sh): after step 8, under the end gate
+ * of common.h, it waits at gate "mid" (its threads checking on) until
+ * the test opens it.  The main thread's scheduling is the default, and
+ * checked as the others' (a migration's stop runs at SCHED_FIFO 1, and
+ * none of it may stay).
+ *
  * Output: "step N ok" lines and a RESULT line; any difference is a FAIL
  * on stderr and exit 1.
  */
@@ -153,6 +159,10 @@ static rlim_t nofile_cur, nofile_max;
 static void check_process(void)
 {
 	int tsc = 0;
+	struct sched_attr_k a;
+	get_sched(&a);
+	CHECK(a.policy == SCHED_OTHER && a.priority == 0 && a.flags == 0, "main thread: policy %u priority %u flags %#llx",
+	      a.policy, a.priority, (unsigned long long)a.flags);
 	CHECK(my_ioprio() == IOPRIO(2, 2), "main thread: I/O priority %#x, expected %#x", my_ioprio(), IOPRIO(2, 2));
 	CHECK(my_nice() == 0, "main thread: nice %d", my_nice());
 	CHECK(prctl(PR_GET_TSC, &tsc, 0, 0, 0) == 0 && tsc == PR_TSC_ENABLE, "main thread: PR_GET_TSC %d", tsc);
@@ -172,6 +182,7 @@ int main(int argc, char **argv)
 	root = geteuid() == 0;
 	/* "nofile": 20000/20000 (root), a restart with a lower hard limit must fail naming it */
 	int nofile = argc > 1 && !strcmp(argv[1], "nofile");
+	int gate = argc > 1 && !strcmp(argv[1], "gate");
 	int mode = 0;
 	unsigned long nodes[16];
 	numa_ok = syscall(SYS_get_mempolicy, &mode, nodes, 1024, 0, 0) == 0;
@@ -207,6 +218,9 @@ int main(int argc, char **argv)
 				t_sleep_ms(1);
 		printf("step %d ok\n", s);
 		fflush(stdout);
+		if (gate && s == 8)
+			for (t_gate_arrive("mid"); !t_gate_open("mid");)
+				t_sleep_ms(10);
 	}
 	printf("RESULT thread_attrs8 ok\n");
 	return 0;

@@ -15,6 +15,7 @@
 #include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include "boost.h"
 #include "res.h"
 #include "coord.h"
 #include "cli/behind.h"
@@ -458,7 +459,7 @@ static unsigned dump_flags(const struct ckpt *k)
 	if (k->behind)
 		f |= CO_CKPT_STOP | CO_CKPT_BEHIND;
 	if (k->hold)
-		f |= CO_CKPT_STOP;
+		f |= CO_CKPT_STOP | (k->flags & CO_CKPT_BOOST);
 	f |= getenv("COHORT_TEST_COWMAP_ALL") ? CO_CKPT_COWMAP_ALL : 0;
 	return f | (co_tracing() ? CO_CKPT_TRACE : 0);
 }
@@ -851,6 +852,7 @@ static void ckpt_hold(struct ckpt *k)
 		if (!stopped)
 			kill_parked_group();
 		reply(k->cfd, 0, "group '%s' ended here: it runs at %s", G.name, G.migrated_to);
+		co_unboost(); /* the switch's part here is done: what follows is the group's end */
 		if (stopped) {
 			await_go(k->cfd);
 			kill_parked_group();
@@ -887,7 +889,11 @@ static void ckpt_hold(struct ckpt *k)
 void checkpoint(int ci, unsigned flags, const char *images_override)
 {
 	static struct ckpt k;
+	/* a migration's small stop: every step here ahead of the machine's other work (boost.h) */
+	if ((flags & CO_CKPT_HOLD) && (flags & CO_CKPT_BOOST))
+		co_boost();
 	if (ckpt_prepare(&k, ci, flags, images_override) < 0) {
+		co_unboost();
 		if (k.lock_fd >= 0)
 			close(k.lock_fd);
 		return;
@@ -930,6 +936,7 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 			ckpt_hold(&k);
 		G.holding[0] = 0;
 	}
+	co_unboost();
 	if (k.lock_fd >= 0)
 		close(k.lock_fd);
 }

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "boost.h"
 #include "cli/filler.h"
 #include "cli/postcopy.h"
 #include "res.h"
@@ -194,6 +195,7 @@ static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struc
 		.hold = hold,
 		.source = co_postcopy_source(), /* a migration's post-copy: pages still on their way (postcopy.c) */
 		.checked = G.on_ready != NULL, /* a migration's target: its files were checked as they came (receive.c) */
+		.boost = co_boosted(),	       /* forked in a migration's stop (receive.c): boosted until it ends */
 	};
 	co_filler_main(&cfg);
 }
@@ -227,6 +229,9 @@ static void __attribute__((noreturn)) spare_wait(int sock, pid_t coordinator, in
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != coordinator)
 		_exit(1);
+	/* forked in a migration's stop: the restorer will wait for its index and its answer (boost.h) */
+	if (co_boosted())
+		co_boost();
 	/* its images are known already: found now (manifests of the chain read), not after the hand-over */
 	int nl = filler_layers(&procs[idx], layers);
 	int k = fcntl(sock, F_DUPFD_CLOEXEC, 16);

@@ -1,0 +1,81 @@
+# tests/cases/migrate_sched.sh - sourced by tests/run.sh: a migration's
+# small stop runs cohort's steps at SCHED_FIFO 1 (src/common/boost.h), and
+# nothing of it stays, in the program or in cohort's processes.
+#   migrate_sched  thread_attrs8 (threads at SCHED_IDLE nice 4, SCHED_FIFO 5
+#                  nice 6 and the default, each checking its own at every
+#                  step) moves A -> B after one round (an incremental stop): migrate and
+#                  receive say (COHORT_TRACE) that their part of the stop ran
+#                  at SCHED_FIFO 1; at B each thread has the policy, priority
+#                  and nice it had at A, every process of cohort's there
+#                  (receive, init, fillers) runs at SCHED_OTHER again, and the
+#                  program ends with the straight run's output.
+
+# thread_sched PID...: "comm policy rt_priority nice" of each thread of each PID, sorted
+thread_sched() {
+	local p t f c
+	for p in "$@"; do
+		for t in /proc/"$p"/task/*; do
+			# the fields after the comm: state is the first; nice, rt_priority, policy are 19, 40, 41
+			f=$(sed 's/^.*) //' "$t/stat" 2>/dev/null | awk '{ print $39, $38, $17 }')
+			c=$(cat "$t/comm" 2>/dev/null)
+			[ -n "$f" ] && printf '%s %s\n' "$c" "$f" # (a thread gone meanwhile: none)
+		done
+	done | sort
+}
+
+# group_host_pids HOST: the host pids of the group's processes at HOST
+group_host_pids() {
+	real_pids "$1" | tr ' ' '\n' | sed -n 's/^[0-9]*://p'
+}
+
+# descendants PID: PID's descendants (not PID), one a line
+descendants() {
+	local p
+	for p in $(ps -e -o pid= -o ppid= | awk -v pp="$1" '$2 == pp { print $1 }'); do
+		echo "$p"
+		descendants "$p"
+	done
+}
+
+t_migrate_sched() {
+	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces, SCHED_FIFO)"
+	prog_cmd thread_attrs8
+	MIG_ARGV=("${PCMD[@]}" gate)
+	mig_hosts
+	COHORT_TEST_END_GATE=1 mig_run run0 9
+	wait_for "the program at its gate 'mid'" test -e "$TT/at-mid"
+	local at_a at_b p pids bad own=0
+	pids=$(group_host_pids A)
+	[ -n "$pids" ] || fail "no process of the group at A: $(first_line "$TD/status.err")"
+	# shellcheck disable=SC2086 # a list
+	at_a=$(thread_sched $pids)
+	grep -q ' 1 5 6$' <<<"$at_a" || fail "no thread at SCHED_FIFO 5 nice 6 at A: $at_a"
+	mig_receive recvB B COHORT_TRACE=1
+	COHORT_TRACE=1 mig_go A mig1 --json --max-rounds 1 # one round: the stop is incremental
+	mig_ok mig1
+	migrated run0 "$TO"
+	grep -q '"rounds":1,.*"stop":"incremental"' "$TD/mig1.out" ||
+		fail "mig1: not one round and an incremental stop: $(head -c 300 "$TD/mig1.out")"
+	grep -q 'migrate: the stop at SCHED_FIFO 1' "$TD/mig1.err" ||
+		fail "mig1: the stop did not run at SCHED_FIFO 1 at A (no trace line; $(grep -c . "$TD/mig1.err") lines)"
+	grep -q 'receive: the stop at SCHED_FIFO 1' "$TD/recvB.err" ||
+		fail "recvB: the stop did not run at SCHED_FIFO 1 at B (no trace line)"
+	pids=$(group_host_pids B)
+	[ -n "$pids" ] || fail "no process of the group at B: $(first_line "$TD/status.err")"
+	# shellcheck disable=SC2086 # a list
+	at_b=$(thread_sched $pids)
+	[ "$at_a" = "$at_b" ] || fail "the threads' scheduling at B is not A's: at A: $(tr '\n' ';' <<<"$at_a") at B: \
+$(tr '\n' ';' <<<"$at_b")"
+	# receive and what it started, but the group: at SCHED_OTHER (0)
+	for p in $(cat "$TD/recvB.pid") $(descendants "$(cat "$TD/recvB.pid")"); do
+		grep -qx "$p" <<<"$pids" && continue
+		own=$((own + 1))
+		bad=$(thread_sched "$p" | awk '$(NF - 2) != 0')
+		[ -z "$bad" ] || fail "pid $p of cohort's at B left at a policy other than SCHED_OTHER: $(tr '\n' ';' <<<"$bad")"
+	done
+	[ "$own" -ge 2 ] || fail "only $own processes of cohort's seen at B (receive and init at least)"
+	: >"$TT/mid"
+	: >"$TT/end"
+	bg_wait recvB
+	final_check 0 "$RC" recvB run0 recvB
+}
