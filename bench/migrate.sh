@@ -7,7 +7,7 @@
 #                              [--modes "M ..."] [--max-rounds N]
 #                              [--downtime-ms MS] [--warm S] [--window S]
 #                              [--after S] [--images DIR] [--keep]
-#                              [--split-cpus]
+#                              [--split-cpus] [--busy N]
 #                              [--cohort PATH] [--prog PATH]
 #
 #   --reps N         repetitions of each mode and share (default 3), each a
@@ -38,6 +38,10 @@
 #                    kernel freeing 1 GiB, ~40 ms of a CPU), the script's
 #                    own commands and the target's restore run on the same
 #                    CPUs as the program's first steps at B
+#   --busy N         N CPU-bound loops (sh: while :; do :; done) run beside
+#                    the whole benchmark, as on a busy machine: the stop's
+#                    steps then wait for CPUs (docs/benchmarks.md, "The stop
+#                    on a busy machine")
 #   --cohort PATH, --prog PATH   the cohort and migwatch to run (or the
 #                    environment's COHORT, MIGWATCH; default build/)
 #
@@ -53,6 +57,8 @@
 #   quiet_ms      the noise floor: the program's longest gap between two
 #                 steps of its loop (CLOCK_REALTIME) before the migration
 #                 (0: none over 5 ms)
+#   switch_ms     the program's gap at the stop: from its last step at A to
+#                 its first at B (the first gap it printed at B)
 #   app_ms        the downtime the program saw: its longest gap from the
 #                 start of `migrate` to the end (the stop, and post-copy's
 #                 stalls after it); migwatch prints each gap itself, the
@@ -85,6 +91,7 @@ WARM=3
 WINDOW=2
 AFTER=5
 SPLIT=0
+BUSY=0
 
 BENCH_OPTS="--reps --images --keep --cohort --help"
 while (($#)); do
@@ -99,11 +106,13 @@ while (($#)); do
     --after) AFTER=${2:?}; shift ;;
     --prog) PROG=${2:?}; shift ;;
     --split-cpus) SPLIT=1 ;;
+    --busy) BUSY=${2:?}; shift ;;
     *) echo "migrate.sh: unknown option $1" >&2; usage ;;
     esac
     shift
 done
 bench_positive REPS MIB WARM WINDOW AFTER
+[[ $BUSY =~ ^[0-9]+$ ]] || { echo "migrate.sh: --busy wants a number of loops, not '$BUSY'" >&2; exit 2; }
 ((WINDOW < AFTER)) || { echo "migrate.sh: --window must be shorter than --after" >&2; exit 2; }
 for m in $MODES; do
     [[ $m =~ ^(precopy|postcopy)$ ]] || { echo "migrate.sh: unknown mode $m" >&2; exit 2; }
@@ -164,7 +173,7 @@ cleanup() {
         ((alive)) || break
         sleep 0.1
     done
-    for p in "${HOLDERS[@]}"; do
+    for p in "${HOLDERS[@]}" "${BUSIES[@]}"; do
         kill "$p" 2>/dev/null
     done
     cpusets_remove
@@ -181,6 +190,14 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP PIPE
+
+# --busy N: the CPU-bound loops, for the whole run
+BUSIES=()
+for ((i = 0; i < BUSY; i++)); do
+    sh -c 'while :; do :; done' &
+    BUSIES+=($!)
+done
+((BUSY)) && echo "busy: $BUSY CPU-bound loops beside (sh -c 'while :; do :; done'), pids ${BUSIES[*]}"
 
 # hosts: A and B, each a network namespace held by a process of ours
 for h in A B; do
@@ -279,7 +296,7 @@ recovered() {
 declare -A S   # S[row,column]: samples
 ROWS=()
 add() { [[ " ${ROWS[*]} " == *" $1 "* ]] || ROWS+=("$1"); S[$1,$2]+=" $3"; }
-COLS=(quiet_ms app_ms downtime_ms rounds MiB duration_ms wall_ms src_gen_ms dst_gen_ms before/s after/s slow_% slow_ms)
+COLS=(quiet_ms switch_ms app_ms downtime_ms rounds MiB duration_ms wall_ms src_gen_ms dst_gen_ms before/s after/s slow_% slow_ms)
 declare -A V   # V[column]: the numbers of one repetition
 
 # gen_time HOST: when the group's newest generation on HOST was last
@@ -341,6 +358,7 @@ measure() {
         sw=$(awk -v a="$t0" '$2 == "tick" && $3 >= a { print $3; exit }' "$recv.log")
     fi
     [[ -n $sw ]] || die "migwatch printed nothing at B"
+    V[switch_ms]=$(since "$at" "$sw")
     # what the program saw: its longest gap from migrate on, post-copy's stalls too
     V[app_ms]=$(awk -v a="$t0" '$2 == "gap" && $3 >= a - 0.1 && $5 > m { m = $5 } END { printf "%s\n", m ? m : "0" }' \
         "$run.log" "$recv.log")
@@ -426,7 +444,8 @@ echo "== median [min..max] over $REPS repetitions ($(load)) =="
     done
 } | column -t -s $'\t'
 echo
-echo "quiet_ms: the program's longest step-to-step gap (CLOCK_REALTIME) before the migration; app_ms: from"
+echo "quiet_ms: the program's longest step-to-step gap (CLOCK_REALTIME) before the migration; switch_ms: its"
+echo "gap at the stop, from its last step at A to its first at B; app_ms: its longest gap from"
 echo "migrate's start on (its stop, post-copy's stalls); src_gen_ms, dst_gen_ms: from the stop to the newest"
 echo "file of the generation at A (taken there) and at B (received);"
 echo "before/s, after/s: its steps per second over ${WINDOW} s before migrate and after the switch;"
