@@ -19,7 +19,6 @@
 #include <sys/wait.h>
 
 #include "agent.h"
-#include "boost.h"
 #include "manager.h"
 #include "dirty.h"
 #include "helper.h"
@@ -84,7 +83,6 @@ static void snapshot_fork(void *arg)
 	long c = co_sys5(SYS_clone, CLONE_PIDFD /* no exit signal */, 0, (long)&pfd, 0, 0);
 	if (c == 0) {
 		co_stamps_begin(-1); /* the manager's steps went with SNAPSHOT */
-		co_unboost();	     /* not boosted (SCHED_RESET_ON_FORK): nor are its helpers */
 		co_stamp("writer");
 		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);
 		co_dump_from_snapshot();
@@ -203,9 +201,6 @@ __attribute__((noinline)) int co_take_image(const char *dir, uint64_t *bytes, in
 {
 	struct co_tslot *me = &co_agent.threads[0];
 	co_thread_collect(&me->rec, co_agent.sig);
-	/* after its own attributes are read: a restart gives it those, not the boost's */
-	if (co_agent.boost)
-		co_boost();
 	co_agent.ppid = (int)co_getppid();
 	co_agent.pgid = (int)co_sys1(SYS_getpgid, 0);
 	co_agent.sid = (int)co_sys1(SYS_getsid, 0);
