@@ -13,7 +13,7 @@ B := build
 WARN := -Wall -Wextra
 BASE := -std=gnu11 -O2 -g $(WARN) -Isrc/common -Isrc/res -Isrc -MMD -MP
 
-COMMON := src/common/util.c src/common/xxh64.c src/common/image.c src/common/procfs.c src/common/helper.c src/common/clone.S \
+COMMON := src/common/util.c src/common/boost.c src/common/xxh64.c src/common/image.c src/common/procfs.c src/common/helper.c src/common/clone.S \
 	src/common/procfs_maps.c src/common/procfs_fdinfo.c src/common/procfs_mount.c \
 	src/kinds/classify.c src/kinds/plan.c
 RES := src/res/mem.c src/res/pages.c src/res/threads.c src/res/timers.c src/res/files.c src/res/proc.c src/res/attrs.c src/res/cgroup.c src/res/pidfd.c \
@@ -23,14 +23,14 @@ AGENT := src/agent/agent.c src/agent/quiesce.c src/agent/wrap.c src/agent/wrap_s
 	src/agent/semundo.c src/agent/aio.c src/agent/root.c src/agent/mirror.c src/agent/inotify.c \
 	src/agent/dirty.c src/agent/dirty_method.c src/agent/dirty_wp.c src/agent/dirty_thp.c src/agent/dirty_lean.c src/agent/dirty_hash.c \
 	src/agent/accept.c src/agent/dnotify.c
-RESTORER := src/restore/restorer.c src/restore/entry.S src/restore/lazy.c src/common/boost.c
+RESTORER := src/restore/restorer.c src/restore/entry.S src/restore/lazy.c
 # the kernel objects a group shares: one engine, one file per kind (src/kinds/kinds.h)
 KINDS := src/kinds/engine.c src/kinds/records.c src/kinds/pipe.c src/kinds/file.c src/kinds/shm.c \
 	src/kinds/eventfd.c src/kinds/signalfd.c src/kinds/timerfd.c src/kinds/epoll.c src/kinds/unix.c \
 	src/kinds/unix_restore.c src/kinds/unix_queue.c src/kinds/unix_name.c src/kinds/inotify.c src/kinds/sysv.c src/kinds/pty.c \
 	src/kinds/unix_backlog.c src/kinds/unix_opts.c src/kinds/fanotify.c
 COORD := $(addprefix src/cli/coord/,setup.c conn.c barrier.c progress.c jobs.c checkpoint.c ending.c status.c loop.c run.c restore.c lazy.c hold.c hold_locks.c refuse.c)
-CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c src/common/boost.c $(COORD) src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
+CLI := src/cli/main.c src/cli/ctl.c src/cli/json.c $(COORD) src/cli/nsinit.c src/cli/store.c src/cli/inspect.c \
 	src/cli/merge.c src/cli/precopy.c src/cli/zimage.c src/cli/progress.c src/cli/tty.c src/cli/park.c src/cli/seccomp.c \
 	src/cli/merge_pages.c src/cli/merge_dir.c \
 	src/cli/wire.c src/cli/migrate.c src/cli/receive.c src/agent/dirty_method.c $(KINDS) \

@@ -85,6 +85,7 @@ struct co_agent {
 	uint64_t incr_parent;	/* this image is incremental against it (0: full) */
 	int behind;		/* DUMP with CO_CKPT_BEHIND: lazy page data left for the migration to write */
 	int cowmap_all;		/* DUMP with CO_CKPT_COWMAP_ALL (tests) */
+	int boost;		/* DUMP with CO_CKPT_BOOST: the manager at SCHED_FIFO 1 once its own state is read */
 	int await_quiesce;	/* ARMED sent: QUIESCE parks the threads */
 	/*
 	 * The program has asked madvise(2) for a flag an image must record

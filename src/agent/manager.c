@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "agent.h"
+#include "boost.h"
 #include "manager.h"
 #include "res.h"
 #include "dirty.h"
@@ -260,9 +261,11 @@ static void session(void)
 				co_inotify_take(); /* the inotify events the coordinator left to us: in the image */
 				co_agent.behind = (co_inbox.m.flags & CO_CKPT_BEHIND) != 0;
 				co_agent.cowmap_all = (co_inbox.m.flags & CO_CKPT_COWMAP_ALL) != 0;
+				co_agent.boost = (co_inbox.m.flags & CO_CKPT_BOOST) != 0;
 				r = co_take_image(dir, &bytes, !(co_inbox.m.flags & CO_CKPT_STOP));
 			}
 			if (r == IMG_RESTARTED) {
+				co_unboost(); /* restored as it was before the boost; its mark in memory goes */
 				co_agent_restarted();
 				break;
 			}
@@ -274,6 +277,7 @@ static void session(void)
 				co_send_msg(co_agent.sock, CO_M_SNAPSHOT, 0, co_stamps());
 			if (r == IMG_WRITTEN)
 				co_send_done(bytes);
+			co_unboost();
 			co_set_state(CO_P_DUMPED);
 			break;
 		}

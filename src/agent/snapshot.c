@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 
 #include "agent.h"
+#include "boost.h"
 #include "manager.h"
 #include "dirty.h"
 #include "helper.h"
@@ -83,6 +84,7 @@ static void snapshot_fork(void *arg)
 	long c = co_sys5(SYS_clone, CLONE_PIDFD /* no exit signal */, 0, (long)&pfd, 0, 0);
 	if (c == 0) {
 		co_stamps_begin(-1); /* the manager's steps went with SNAPSHOT */
+		co_unboost();	     /* not boosted (SCHED_RESET_ON_FORK): nor are its helpers */
 		co_stamp("writer");
 		co_prctl(PR_SET_NAME, (long)"cohort-dump", 0, 0, 0);
 		co_dump_from_snapshot();
@@ -201,6 +203,14 @@ __attribute__((noinline)) int co_take_image(const char *dir, uint64_t *bytes, in
 {
 	struct co_tslot *me = &co_agent.threads[0];
 	co_thread_collect(&me->rec, co_agent.sig);
+	/*
+	 * After its own attributes are read: a restart gives it those, not the
+	 * boost's.  Only without seccomp filters: the coordinator checks the
+	 * agent's calls against a program's filters (cli/seccomp.c), all but
+	 * this one (scripts/agent-syscalls.sh), which a filter may forbid.
+	 */
+	if (co_agent.boost && co_prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 0)
+		co_boost();
 	co_agent.ppid = (int)co_getppid();
 	co_agent.pgid = (int)co_sys1(SYS_getpgid, 0);
 	co_agent.sid = (int)co_sys1(SYS_getsid, 0);

@@ -35,7 +35,7 @@ static int set(int tid, uint32_t policy, uint32_t prio, uint64_t flags)
 	a.policy = policy;
 	a.priority = prio;
 	a.flags = flags;
-	return (int)co_sys3(SYS_sched_setattr, tid, (long)&a, 0);
+	return (int)co_sys3(SYS_sched_setattr, tid, (long)&a, 0); /* seccomp: unfiltered only */
 }
 
 int co_boost_tid(int tid)

@@ -2,8 +2,8 @@
  * boost.h - a migration's stop runs ahead of the machine's other work.
  *
  * The stop is a chain of short steps in several processes (the source's
- * coordinator and `cohort migrate`; the target's `cohort receive`, init,
- * restorers and page fillers), each waiting for the one before.  On a busy machine
+ * coordinator, agents and `cohort migrate`; the target's `cohort receive`,
+ * init, restorers and page fillers), each waiting for the one before.  On a busy machine
  * every step also waits for a CPU, and the program's pause grew from ~15 ms
  * to 30-60 ms (docs/benchmarks.md, "The stop on a busy machine").  So each
  * of those steps puts the thread that does it at SCHED_FIFO 1 for the
@@ -14,14 +14,16 @@
  * so that back means back to that: somebody who started cohort niced, or
  * at a real-time priority, chose what cohort runs at.  The boost carries
  * SCHED_RESET_ON_FORK: nothing a boosted thread makes (a thread, a
- * process, a program) inherits it; a restorer's helper thread is given it
- * (co_spawn), and a restorer gives it to itself.
+ * process, a program) inherits it; a helper thread of a boosted process is
+ * given it (co_spawn), and a restorer gives it to itself.
  *
- * Raw system calls only: the restorer has no libc.  Not in the agent:
- * sched_setattr would be a system call it makes under the program's
- * seccomp filters (src/cli/seccomp.c checks each such call, and refuses a
- * checkpoint a filter would break), so its manager's writing in the stop
- * is not boosted.
+ * Raw system calls only: the agent boosts its manager thread inside the
+ * program, and the restorer has no libc.  The agent does so only in a
+ * process without seccomp filters (snapshot.c): the coordinator checks
+ * every call the agent makes against a program's filters and refuses a
+ * checkpoint one of them would break (src/cli/seccomp.c), and a program
+ * that forbids sched_setattr must not be refused for the boost's sake;
+ * so its call is left out of that list (scripts/agent-syscalls.sh).
  */
 #ifndef COHORT_BOOST_H
 #define COHORT_BOOST_H

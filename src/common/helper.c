@@ -23,10 +23,8 @@ int co_spawn(struct co_helper *h, void (*fn)(void *), void *arg, void *stack, si
 		return (int)r;
 	}
 	h->tid = (int)r;
-#ifdef COHORT_RESTORER
-	if (co_boosted()) /* a boosted restorer's work: not behind the machine's other work either (boost.h) */
+	if (co_boosted()) /* a boosted caller's work: not behind the machine's other work either (boost.h) */
 		co_boost_tid(h->tid);
-#endif
 	return 0;
 }
 

@@ -459,7 +459,7 @@ static unsigned dump_flags(const struct ckpt *k)
 	if (k->behind)
 		f |= CO_CKPT_STOP | CO_CKPT_BEHIND;
 	if (k->hold)
-		f |= CO_CKPT_STOP;
+		f |= CO_CKPT_STOP | (k->flags & CO_CKPT_BOOST);
 	f |= getenv("COHORT_TEST_COWMAP_ALL") ? CO_CKPT_COWMAP_ALL : 0;
 	return f | (co_tracing() ? CO_CKPT_TRACE : 0);
 }
