@@ -3,12 +3,13 @@
  *
  * The stop is a chain of short steps in several processes (the source's
  * coordinator, agents and `cohort migrate`; the target's `cohort receive`,
- * init, restorers and page fillers), each waiting for the one before.  On a busy machine
- * every step also waits for a CPU, and the program's pause grew from ~15 ms
- * to 30-60 ms (docs/benchmarks.md, "The stop on a busy machine").  So each
- * of those steps puts the thread that does it at SCHED_FIFO 1 for the
- * stop's few milliseconds, where the kernel lets it (CAP_SYS_NICE, as the
- * THP re-collapse's writer, dirty_thp.c), and back after.
+ * init, restorers and page fillers), each waiting for the one before.  On
+ * a busy machine every step also waited for a CPU, and the program's
+ * switch grew from ~15 ms to 40-60 ms (docs/benchmarks.md, "The stop on a
+ * busy machine").  So each of those steps puts the thread that does it at
+ * SCHED_FIFO 1 for the stop's few milliseconds, where the kernel lets it
+ * (CAP_SYS_NICE, as the THP re-collapse's writer, dirty_thp.c), and back
+ * after.
  *
  * Only a thread at the default (SCHED_OTHER, nice 0, no flags) is boosted,
  * so that back means back to that: somebody who started cohort niced, or
