@@ -357,7 +357,6 @@ struct co_init_cfg {
 	int report_fd;		/* restart: the write end of the restorers' report pipe (report.h) */
 	const char *fault;	/* restart: COHORT_FAULT as `cohort restart` read it, or NULL */
 	int lazy;		/* restart --lazy: the restorers hand lazy regions to a page filler */
-	int boost;		/* a migration's small stop: init and the restorers at SCHED_FIFO 1 (boost.h) */
 	/* run: the signal state `cohort run` was given, which the program gets */
 	uint64_t sig_ignored;	/* signal s ignored: bit s-1 */
 	uint64_t sig_blocked;	/* the caller's signal mask */

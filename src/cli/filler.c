@@ -883,7 +883,8 @@ void co_filler_main(const struct co_filler_cfg *c)
 {
 	cfg = c;
 	src = c->source;
-	if (c->boost) /* its answer to the hand-over and the restore's faults are the stop's (boost.h) */
+	/* forked in a migration's stop (boost.h): its answer to the hand-over and the restore's faults are the stop's */
+	if (co_boosted())
 		co_boost();
 	buf = aligned_alloc(PAGE, CHUNK);
 	if (!buf)

@@ -51,7 +51,6 @@ struct co_filler_cfg {
 	int checked;		/* every byte of the files was checked as it arrived (a migration's target) */
 	int slow_ms;		/* tests only (COHORT_LAZY_SLOW): a pause after each MiB of the background fill */
 	const char *hold;	/* tests only (COHORT_LAZY_HOLD): the background fill waits until this file exists */
-	int boost;		/* a migration's stop: at SCHED_FIFO 1 until the group runs (boost.h) */
 };
 
 /*

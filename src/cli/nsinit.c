@@ -313,7 +313,8 @@ static void await_orders(struct co_init_cfg *c, int sock)
 	c->procs = o.procs;
 	c->root_pid = o.root_pid;
 	c->lazy = o.lazy;
-	c->boost = o.boost && co_boost();
+	if (o.boost) /* a migration's small stop: until the restorers are made (init_restore) */
+		co_boost();
 	c->restorer = o.restorer;
 	c->sock = o.sock;
 	c->gen_dir = o.gen_dir;
@@ -362,7 +363,7 @@ static pid_t init_restore(struct co_init_cfg *c)
 		*e++ = (char *)"COHORT_LAZY=2";
 	else if (c->lazy)
 		*e++ = (char *)(getenv("COHORT_LAZY_NONE") ? "COHORT_LAZY=3" : "COHORT_LAZY=1");
-	if (c->boost)
+	if (co_boosted())
 		*e++ = (char *)"COHORT_BOOST=1"; /* not inherited (SCHED_RESET_ON_FORK): each restorer boosts itself */
 	struct spawn sp = { c, args, env };
 	/* init makes the processes whose parent is gone or is init; each restorer makes its children */

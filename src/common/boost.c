@@ -63,6 +63,9 @@ void co_unboost_thread(void)
 
 void co_unboost(void)
 {
+	/* unmarked, nothing to undo: no system call (every checkpoint's DUMP and coordinator end here) */
+	if (!boosted)
+		return;
 	boosted = 0;
 	co_unboost_thread();
 }

@@ -37,7 +37,7 @@
 int co_boost(void);
 /* Thread tid (0: the caller) likewise, without the mark. */
 int co_boost_tid(int tid);
-/* The calling thread back to the default, if a boost put it where it is; the mark goes. */
+/* In a marked process: the calling thread back to the default, if a boost put it where it is; the mark goes. */
 void co_unboost(void);
 /* The same, the mark kept: one thread's part is done, others of the process still start boosted. */
 void co_unboost_thread(void);

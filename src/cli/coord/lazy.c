@@ -195,7 +195,6 @@ static void __attribute__((noreturn)) run_filler(int uffd, int sock, const struc
 		.hold = hold,
 		.source = co_postcopy_source(), /* a migration's post-copy: pages still on their way (postcopy.c) */
 		.checked = G.on_ready != NULL, /* a migration's target: its files were checked as they came (receive.c) */
-		.boost = co_boosted(),	       /* forked in a migration's stop (receive.c): boosted until it ends */
 	};
 	co_filler_main(&cfg);
 }
