@@ -57,13 +57,21 @@ real_killed() {
 }
 
 # real_flow CMD...: the flow above (the straight run is done by the caller
-# or here, beside the rest, when exp.out does not exist yet)
+# or here, beside the rest, when exp.out does not exist yet).  With
+# REAL_GATED=1 (programs that honour COHORT_TEST_GATES) the run under cohort
+# waits after steps 4, 8 and 12 until the flow lets it go on (go.1 after the
+# live checkpoint, go.2 and go.3 once each restart runs): on a busy machine
+# a checkpoint can otherwise take longer than the rest of the program, which
+# then ends before the flow's next checkpoint.  The straight run never waits.
 real_flow() {
 	[ -s "$TD/exp.out" ] || straight_start 0 "$@"
-	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "$@"
+	local gates=()
+	[ "${REAL_GATED:-0}" = 1 ] && gates=(env "COHORT_TEST_GATES=4 8 12")
+	bg_start run0 "$COHORT" run --name "$GNAME" --images "$IMG" -- "${gates[@]}" "$@"
 	wait_ready "$GNAME" run0
 	real_wait run0 2 "before the live checkpoint"
 	ckpt_or_fail "checkpoint 1 (live)" "$GNAME" 1
+	: >"$TT/go.1"
 	local n
 	n=$(real_count run0)
 	real_wait run0 $((n + 2)) "after the live checkpoint"
@@ -71,10 +79,12 @@ real_flow() {
 	real_killed run0
 	bg_start run1 "$COHORT" restart "$GNAME" --images "$IMG"
 	wait_ready "$GNAME" run1
+	: >"$TT/go.2"
 	real_wait run1 2 "after the first restart"
 	ckpt_or_fail "checkpoint 3 (--kill, after restart)" "$GNAME" 3 --kill
 	real_killed run1
 	bg_start run2 "$COHORT" restart "$GNAME" --images "$IMG"
+	: >"$TT/go.3"
 	bg_wait run2
 	final_check 0 "$RC" run2 run0 run1 run2
 }
@@ -102,6 +112,7 @@ t_real_make() {
 # Node.js: timers and fs.promises (tests/real/timers.js)
 t_real_node() {
 	need_cmd node
+	local REAL_GATED=1
 	real_flow "$(command -v node)" "$REAL/timers.js"
 }
 
@@ -110,6 +121,7 @@ t_real_jvm() {
 	need_cmd java
 	need_cmd javac
 	real_build "javac" javac -d "$TD/classes" "$REAL/Threads.java"
+	local REAL_GATED=1
 	real_flow "$(command -v java)" -Xmx256m -cp "$TD/classes" Threads
 }
 
@@ -133,6 +145,7 @@ t_real_rust() {
 t_real_numpy() {
 	[ -x "$PYTHON" ] || skip "$PYTHON not found"
 	"$PYTHON" -c 'import numpy' 2>/dev/null || skip "numpy not installed for $PYTHON (python3-numpy)"
+	local REAL_GATED=1
 	real_flow "$PYTHON" "$REAL/numpy_job.py"
 }
 
@@ -151,6 +164,7 @@ t_real_sqlite() {
 	local q="PRAGMA integrity_check; SELECT count(*), sum(v), max(id) FROM t;"
 	sqlite3 "$TT/straight.db" "$q" >"$TD/db.exp" 2>&1 || fail "the straight run's database: $(first_line "$TD/db.exp")"
 	# the same command line for the run under cohort (the database path is not printed)
+	local REAL_GATED=1
 	real_flow bash "$REAL/sqlite_job.sh" "$TT/ck.db"
 	sqlite3 "$TT/ck.db" "$q" >"$TD/db.got" 2>&1
 	cmp -s "$TD/db.exp" "$TD/db.got" || {
