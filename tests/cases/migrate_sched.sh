@@ -9,6 +9,14 @@
 #                  and nice it had at A, every process of cohort's there
 #                  (receive, init, fillers) runs at SCHED_OTHER again, and the
 #                  program ends with the straight run's output.
+#   migrate_seccomp  seccomp_filters (filters over every thread; one kills
+#                  the process at sched_setattr) moves A -> B in the same
+#                  incremental stop at SCHED_FIFO 1: the agent's manager,
+#                  made under the program's filters, must leave its own
+#                  boost out (PR_GET_SECCOMP), and the restorer at B must
+#                  put its threads' scheduling back before it installs the
+#                  filters again; each thread goes on checking its filters
+#                  at B, and the output is the straight run's.
 
 # thread_sched PID...: "comm policy rt_priority nice" of each thread of each PID, sorted
 thread_sched() {
@@ -74,6 +82,29 @@ $(tr '\n' ';' <<<"$at_b")"
 		[ -z "$bad" ] || fail "pid $p of cohort's at B left at a policy other than SCHED_OTHER: $(tr '\n' ';' <<<"$bad")"
 	done
 	[ "$own" -ge 2 ] || fail "only $own processes of cohort's seen at B (receive and init at least)"
+	: >"$TT/mid"
+	: >"$TT/end"
+	bg_wait recvB
+	final_check 0 "$RC" recvB run0 recvB
+}
+
+t_migrate_seccomp() {
+	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces, seccomp filters, SCHED_FIFO)"
+	prog_cmd seccomp_filters
+	MIG_ARGV=("${PCMD[@]}" gate)
+	mig_hosts
+	COHORT_TEST_END_GATE=1 mig_run run0 5
+	wait_for "the program at its gate 'mid'" test -e "$TT/at-mid"
+	mig_receive recvB B COHORT_TRACE=1
+	COHORT_TRACE=1 mig_go A mig1 --json --max-rounds 1 # one round: the stop is incremental
+	mig_ok mig1
+	migrated run0 "$TO"
+	grep -q '"rounds":1,.*"stop":"incremental"' "$TD/mig1.out" ||
+		fail "mig1: not one round and an incremental stop: $(head -c 300 "$TD/mig1.out")"
+	grep -q 'migrate: the stop at SCHED_FIFO 1' "$TD/mig1.err" ||
+		fail "mig1: the stop did not run at SCHED_FIFO 1 at A (no trace line)"
+	grep -q 'receive: the stop at SCHED_FIFO 1' "$TD/recvB.err" ||
+		fail "recvB: the stop did not run at SCHED_FIFO 1 at B (no trace line)"
 	: >"$TT/mid"
 	: >"$TT/end"
 	bg_wait recvB

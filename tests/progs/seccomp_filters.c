@@ -1,10 +1,12 @@
 /*
- * seccomp_filters [all]: threads under two seccomp filters, each checked
- * by itself at every step (filters are per thread).
+ * seccomp_filters [all] [gate]: threads under two seccomp filters, each
+ * checked by itself at every step (filters are per thread).
  *
- *   filter A (oldest): getcpu -> ERRNO(EPERM), installed with TSYNC
- *                      after no_new_privs, over the main thread and
- *                      "early", a thread made before any filter;
+ *   filter A (oldest): getcpu -> ERRNO(EPERM), sched_setattr -> kill the
+ *                      process (a migration's stop must not boost a
+ *                      filtered thread: src/common/boost.h), installed
+ *                      with TSYNC after no_new_privs, over the main thread
+ *                      and "early", a thread made before any filter;
  *   filter B (newest): getcpu -> ERRNO(EACCES) (the newest filter's
  *                      answer wins among equal actions: the order counts),
  *                      sysinfo -> TRAP (SIGSYS with si_syscall), socket
@@ -22,6 +24,8 @@
  * tried where only A applies), getppid works, NoNewPrivs 1, Seccomp 2 and its
  * Seccomp_filters count in /proc/thread-self/status, PR_GET_SECCOMP 2.
  * Prints "step N ok" lines and RESULT, the same as a straight run.
+ * "gate": after step 10 the main thread waits at the test's gate "mid"
+ * (common.h) while the other threads go on checking.
  */
 #include "common.h"
 #include <linux/audit.h>
@@ -71,6 +75,8 @@ static void filter_a(void)
 		LOAD_NR,
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getcpu, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_sched_setattr, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
 		ALLOW,
 	};
 	install(f, sizeof(f) / sizeof(f[0]), SECCOMP_FILTER_FLAG_TSYNC);
@@ -177,7 +183,13 @@ static void *late(void *arg)
 int main(int argc, char **argv)
 {
 	t_init("seccomp_filters");
-	all = argc > 1 && !strcmp(argv[1], "all");
+	int gate = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "all"))
+			all = 1;
+		else if (!strcmp(argv[i], "gate"))
+			gate = 1;
+	}
 	struct sigaction sa = { 0 };
 	sa.sa_sigaction = on_sigsys;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -201,6 +213,8 @@ int main(int argc, char **argv)
 				t_sleep_ms(1);
 		printf("step %d ok\n", s);
 		fflush(stdout);
+		if (gate && s == 10)
+			t_gate("mid");
 	}
 	printf("RESULT seccomp_filters %s ok\n", all ? "all" : "mixed");
 	return 0;
