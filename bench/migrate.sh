@@ -249,6 +249,16 @@ load() { awk '{ printf "load average %s %s %s", $1, $2, $3 }' /proc/loadavg; }
 
 echo "== cohort: live migration between two network namespaces (veth) =="
 echo "kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo); $(load)"
+# A virtual machine whose host takes freed memory back (free page reporting)
+# makes the first touch of that memory slow: the rounds' images then go into
+# tmpfs at ~0.4 GB/s instead of ~2, the rounds stop converging, and the stop
+# grows several times over (docs/benchmarks.md, "Free page reporting").
+PR=/sys/module/page_reporting/parameters
+if [[ -r $PR/page_reporting_order ]] && (($(cat "$PR/page_reporting_order") <= 10)); then
+    echo "note: free page reporting is on (order $(cat "$PR/page_reporting_order"), $(cat "$PR/reported_kib") KiB" \
+        "reported so far): memory freed here goes back to the host, and figures vary with it;" \
+        "echo 11 > $PR/page_reporting_order turns it off"
+fi
 echo "images: $IMAGES/{A,B} ($(df -PT "$IMAGES" | awk 'NR == 2 { print $2 }')); repetitions $REPS"
 echo "hosts: A $HOST_ADDR_A, B $HOST_ADDR_B: the network namespaces of pids $PA, $PB (unshare -n sleep), joined by"
 echo "  ip link add va netns $PA type veth peer name vb netns $PB (tests/harness/hosts.sh: hosts_join)"
