@@ -45,6 +45,22 @@ descendants() {
 	done
 }
 
+# boosted_migration: run0 (at A) moves to B after one round, so that its
+# stop is incremental and boosted; migrate and receive (recvB) say under
+# COHORT_TRACE that their part ran at SCHED_FIFO 1
+boosted_migration() {
+	mig_receive recvB B COHORT_TRACE=1
+	COHORT_TRACE=1 mig_go A mig1 --json --max-rounds 1 # one round: the stop is incremental
+	mig_ok mig1
+	migrated run0 "$TO"
+	grep -q '"rounds":1,.*"stop":"incremental"' "$TD/mig1.out" ||
+		fail "mig1: not one round and an incremental stop: $(head -c 300 "$TD/mig1.out")"
+	grep -q 'migrate: the stop at SCHED_FIFO 1' "$TD/mig1.err" ||
+		fail "mig1: the stop did not run at SCHED_FIFO 1 at A (no trace line; $(grep -c . "$TD/mig1.err") lines)"
+	grep -q 'receive: the stop at SCHED_FIFO 1' "$TD/recvB.err" ||
+		fail "recvB: the stop did not run at SCHED_FIFO 1 at B (no trace line)"
+}
+
 t_migrate_sched() {
 	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces, SCHED_FIFO)"
 	prog_cmd thread_attrs8
@@ -58,16 +74,7 @@ t_migrate_sched() {
 	# shellcheck disable=SC2086 # a list
 	at_a=$(thread_sched $pids)
 	grep -q ' 1 5 6$' <<<"$at_a" || fail "no thread at SCHED_FIFO 5 nice 6 at A: $at_a"
-	mig_receive recvB B COHORT_TRACE=1
-	COHORT_TRACE=1 mig_go A mig1 --json --max-rounds 1 # one round: the stop is incremental
-	mig_ok mig1
-	migrated run0 "$TO"
-	grep -q '"rounds":1,.*"stop":"incremental"' "$TD/mig1.out" ||
-		fail "mig1: not one round and an incremental stop: $(head -c 300 "$TD/mig1.out")"
-	grep -q 'migrate: the stop at SCHED_FIFO 1' "$TD/mig1.err" ||
-		fail "mig1: the stop did not run at SCHED_FIFO 1 at A (no trace line; $(grep -c . "$TD/mig1.err") lines)"
-	grep -q 'receive: the stop at SCHED_FIFO 1' "$TD/recvB.err" ||
-		fail "recvB: the stop did not run at SCHED_FIFO 1 at B (no trace line)"
+	boosted_migration
 	pids=$(group_host_pids B)
 	[ -n "$pids" ] || fail "no process of the group at B: $(first_line "$TD/status.err")"
 	# shellcheck disable=SC2086 # a list
@@ -95,16 +102,7 @@ t_migrate_seccomp() {
 	mig_hosts
 	COHORT_TEST_END_GATE=1 mig_run run0 5
 	wait_for "the program at its gate 'mid'" test -e "$TT/at-mid"
-	mig_receive recvB B COHORT_TRACE=1
-	COHORT_TRACE=1 mig_go A mig1 --json --max-rounds 1 # one round: the stop is incremental
-	mig_ok mig1
-	migrated run0 "$TO"
-	grep -q '"rounds":1,.*"stop":"incremental"' "$TD/mig1.out" ||
-		fail "mig1: not one round and an incremental stop: $(head -c 300 "$TD/mig1.out")"
-	grep -q 'migrate: the stop at SCHED_FIFO 1' "$TD/mig1.err" ||
-		fail "mig1: the stop did not run at SCHED_FIFO 1 at A (no trace line)"
-	grep -q 'receive: the stop at SCHED_FIFO 1' "$TD/recvB.err" ||
-		fail "recvB: the stop did not run at SCHED_FIFO 1 at B (no trace line)"
+	boosted_migration
 	: >"$TT/mid"
 	: >"$TT/end"
 	bg_wait recvB
