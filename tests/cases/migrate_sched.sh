@@ -45,6 +45,24 @@ descendants() {
 	done
 }
 
+# gated_start PROG LINES: PROG (with its argument "gate") runs at A as run0
+# until LINES lines and its gate "mid"; the straight run beside it
+gated_start() {
+	prog_cmd "$1"
+	MIG_ARGV=("${PCMD[@]}" gate)
+	mig_hosts
+	COHORT_TEST_END_GATE=1 mig_run run0 "$2"
+	wait_for "the program at its gate 'mid'" test -e "$TT/at-mid"
+}
+
+# gated_end: the program let go at B (recvB) to its end, the straight run's output
+gated_end() {
+	: >"$TT/mid"
+	: >"$TT/end"
+	bg_wait recvB
+	final_check 0 "$RC" recvB run0 recvB
+}
+
 # boosted_migration: run0 (at A) moves to B after one round, so that its
 # stop is incremental and boosted; migrate and receive (recvB) say under
 # COHORT_TRACE that their part ran at SCHED_FIFO 1
@@ -63,11 +81,7 @@ boosted_migration() {
 
 t_migrate_sched() {
 	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces, SCHED_FIFO)"
-	prog_cmd thread_attrs8
-	MIG_ARGV=("${PCMD[@]}" gate)
-	mig_hosts
-	COHORT_TEST_END_GATE=1 mig_run run0 9
-	wait_for "the program at its gate 'mid'" test -e "$TT/at-mid"
+	gated_start thread_attrs8 9
 	local at_a at_b p pids bad own=0
 	pids=$(group_host_pids A)
 	[ -n "$pids" ] || fail "no process of the group at A: $(first_line "$TD/status.err")"
@@ -89,22 +103,12 @@ $(tr '\n' ';' <<<"$at_b")"
 		[ -z "$bad" ] || fail "pid $p of cohort's at B left at a policy other than SCHED_OTHER: $(tr '\n' ';' <<<"$bad")"
 	done
 	[ "$own" -ge 2 ] || fail "only $own processes of cohort's seen at B (receive and init at least)"
-	: >"$TT/mid"
-	: >"$TT/end"
-	bg_wait recvB
-	final_check 0 "$RC" recvB run0 recvB
+	gated_end
 }
 
 t_migrate_seccomp() {
 	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces, seccomp filters, SCHED_FIFO)"
-	prog_cmd seccomp_filters
-	MIG_ARGV=("${PCMD[@]}" gate)
-	mig_hosts
-	COHORT_TEST_END_GATE=1 mig_run run0 5
-	wait_for "the program at its gate 'mid'" test -e "$TT/at-mid"
+	gated_start seccomp_filters 5
 	boosted_migration
-	: >"$TT/mid"
-	: >"$TT/end"
-	bg_wait recvB
-	final_check 0 "$RC" recvB run0 recvB
+	gated_end
 }
