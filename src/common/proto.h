@@ -118,9 +118,10 @@ enum {
 	 */
 	CO_CKPT_COWMAP_ALL = 4096,
 	/*
-	 * With HOLD, a migration's stop after rounds that converged (a few MB):
-	 * the coordinator's and the agents' steps run at SCHED_FIFO 1 where the
-	 * kernel lets them (boost.h), not behind the machine's other work.
+	 * A migration's incremental rounds, and its stop (HOLD) after rounds
+	 * that converged (a few MB): the coordinator's and the agents' steps
+	 * of the pause run at SCHED_FIFO 1 where the kernel lets them
+	 * (boost.h), not behind the machine's other work.
 	 */
 	CO_CKPT_BOOST = 8192,
 };

@@ -1,17 +1,19 @@
 # tests/cases/migrate_sched.sh - sourced by tests/run.sh: a migration's
-# small stop runs cohort's steps at SCHED_FIFO 1 (src/common/boost.h), and
+# incremental rounds and small stop run cohort's steps at SCHED_FIFO 1 (src/common/boost.h), and
 # nothing of it stays, in the program or in cohort's processes.
 #   migrate_sched  thread_attrs8 (threads at SCHED_IDLE nice 4, SCHED_FIFO 5
 #                  nice 6 and the default, each checking its own at every
-#                  step) moves A -> B after one round (an incremental stop): migrate and
-#                  receive say (COHORT_TRACE) that their part of the stop ran
-#                  at SCHED_FIFO 1; at B each thread has the policy, priority
-#                  and nice it had at A, every process of cohort's there
+#                  step) moves A -> B after two rounds (round 1 and the stop
+#                  incremental): migrate and receive say (COHORT_TRACE) that
+#                  their part of the stop ran at SCHED_FIFO 1, A's
+#                  coordinator that its part of round 1 and the stop did;
+#                  at B each thread has the policy, priority and nice it
+#                  had at A, every process of cohort's there
 #                  (receive, init, fillers) runs at SCHED_OTHER again, and the
 #                  program ends with the straight run's output.
 #   migrate_seccomp  seccomp_filters (filters over every thread; one kills
-#                  the process at sched_setattr) moves A -> B in the same
-#                  incremental stop at SCHED_FIFO 1: the agent's manager,
+#                  the process at sched_setattr) moves A -> B the same way,
+#                  round 1 and the stop boosted: the agent's manager,
 #                  made under the program's filters, must leave its own
 #                  boost out (PR_GET_SECCOMP), and the restorer at B must
 #                  put its threads' scheduling back before it installs the
@@ -51,7 +53,7 @@ gated_start() {
 	prog_cmd "$1"
 	MIG_ARGV=("${PCMD[@]}" gate)
 	mig_hosts
-	COHORT_TEST_END_GATE=1 mig_run run0 "$2"
+	COHORT_TRACE=1 COHORT_TEST_END_GATE=1 mig_run run0 "$2"
 	wait_for "the program at its gate 'mid'" test -e "$TT/at-mid"
 }
 
@@ -63,20 +65,27 @@ gated_end() {
 	final_check 0 "$RC" recvB run0 recvB
 }
 
-# boosted_migration: run0 (at A) moves to B after one round, so that its
-# stop is incremental and boosted; migrate and receive (recvB) say under
-# COHORT_TRACE that their part ran at SCHED_FIFO 1
+# boosted_migration: run0 (at A, its coordinator traced) moves to B after
+# two rounds, so that round 1 and the stop are incremental and boosted:
+# migrate, receive (recvB) and A's coordinator say under COHORT_TRACE that
+# their part ran at SCHED_FIFO 1, the coordinator for round 1 and the stop
+# only (the full round 0 is not boosted)
 boosted_migration() {
 	mig_receive recvB B COHORT_TRACE=1
-	COHORT_TRACE=1 mig_go A mig1 --json --max-rounds 1 # one round: the stop is incremental
+	# (a downtime nothing fits in: round 0 never ends the rounds)
+	COHORT_TRACE=1 mig_go A mig1 --json --max-rounds 2 --downtime-ms 0.001
 	mig_ok mig1
 	migrated run0 "$TO"
-	grep -q '"rounds":1,.*"stop":"incremental"' "$TD/mig1.out" ||
-		fail "mig1: not one round and an incremental stop: $(head -c 300 "$TD/mig1.out")"
+	grep -q '"rounds":2,.*"stop":"incremental"' "$TD/mig1.out" ||
+		fail "mig1: not two rounds and an incremental stop: $(head -c 300 "$TD/mig1.out")"
 	grep -q 'migrate: the stop at SCHED_FIFO 1' "$TD/mig1.err" ||
 		fail "mig1: the stop did not run at SCHED_FIFO 1 at A (no trace line; $(grep -c . "$TD/mig1.err") lines)"
 	grep -q 'receive: the stop at SCHED_FIFO 1' "$TD/recvB.err" ||
 		fail "recvB: the stop did not run at SCHED_FIFO 1 at B (no trace line)"
+	local boosted
+	boosted=$(sed -n 's/^cohort-trace: [0-9.]* [0-9]* checkpoint \([0-9]*\): at SCHED_FIFO 1$/\1/p' "$TD/run0.err" | tr '\n' ' ')
+	[ "$boosted" = "2 3 " ] ||
+		fail "A's coordinator: the checkpoints at SCHED_FIFO 1 were '$boosted', not round 1's and the stop's (2 3)"
 }
 
 t_migrate_sched() {

@@ -459,7 +459,8 @@ static unsigned dump_flags(const struct ckpt *k)
 	if (k->behind)
 		f |= CO_CKPT_STOP | CO_CKPT_BEHIND;
 	if (k->hold)
-		f |= CO_CKPT_STOP | (k->flags & CO_CKPT_BOOST);
+		f |= CO_CKPT_STOP;
+	f |= k->flags & CO_CKPT_BOOST;
 	f |= getenv("COHORT_TEST_COWMAP_ALL") ? CO_CKPT_COWMAP_ALL : 0;
 	return f | (co_tracing() ? CO_CKPT_TRACE : 0);
 }
@@ -519,6 +520,7 @@ static int ckpt_capture(struct ckpt *k)
 		broadcast(CO_M_RELEASE, (int64_t)k->gen, NULL);
 		k->t_release = co_now_ns(CLOCK_MONOTONIC);
 		k->released = 1;
+		co_unboost(); /* a round's pause is over: its images are written beside the program, not ahead of it */
 	}
 	int bad = barrier(CO_M_DONE, 0, DUMP_TIMEOUT_MS, k->err, sizeof(k->err));
 	uint64_t t_m = co_now_ns(CLOCK_MONOTONIC);
@@ -889,8 +891,13 @@ static void ckpt_hold(struct ckpt *k)
 void checkpoint(int ci, unsigned flags, const char *images_override)
 {
 	static struct ckpt k;
-	/* a migration's small stop: every step here ahead of the machine's other work (boost.h) */
-	if ((flags & CO_CKPT_HOLD) && (flags & CO_CKPT_BOOST))
+	/*
+	 * A migration's incremental rounds and its small stop: every step of
+	 * the pause here ahead of the machine's other work (boost.h); a
+	 * round's until the group runs again (ckpt_capture), the stop's until
+	 * the group is stopped for the target (ckpt_hold).
+	 */
+	if (flags & CO_CKPT_BOOST)
 		co_boost();
 	if (ckpt_prepare(&k, ci, flags, images_override) < 0) {
 		co_unboost();
@@ -898,6 +905,8 @@ void checkpoint(int ci, unsigned flags, const char *images_override)
 			close(k.lock_fd);
 		return;
 	}
+	if (co_boosted())
+		co_trace("checkpoint %llu: at SCHED_FIFO 1", (unsigned long long)k.gen);
 	int bad;
 	for (int tries = 0;; tries++) {
 		G.member_exited = G.member_busy = 0;
