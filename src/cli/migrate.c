@@ -671,6 +671,19 @@ static int stop_whole(void)
 	return k >= 1 && M.round_bytes[k] * 2 >= M.round_bytes[0];
 }
 
+/* Would bytes go in --downtime-ms at the rate the rounds went? */
+static int fits(uint64_t bytes)
+{
+	double r = M.round_ns ? (double)M.send_bytes * 1e9 / (double)M.round_ns : 0;
+	return r > 0 && (double)bytes * 1000.0 / r <= M.o->downtime_ms;
+}
+
+/* Did round k carry at least as much as the one before? */
+static int grew(int k)
+{
+	return k >= 1 && M.round_bytes[k] >= M.round_bytes[k - 1];
+}
+
 /*
  * Is it time for the stop?  What the last round sent is about what the
  * next would send (the pages written while a round goes): the stop comes
@@ -685,17 +698,6 @@ static int stop_whole(void)
  * that came right after it carried 60 MB instead of 5 (docs/benchmarks.md,
  * "The stop on a busy machine").
  */
-static int fits(uint64_t bytes)
-{
-	double r = M.round_ns ? (double)M.send_bytes * 1e9 / (double)M.round_ns : 0;
-	return r > 0 && (double)bytes * 1000.0 / r <= M.o->downtime_ms;
-}
-
-static int grew(int k)
-{
-	return k >= 1 && M.round_bytes[k] >= M.round_bytes[k - 1];
-}
-
 static int time_to_stop(void)
 {
 	int k = M.rounds - 1;

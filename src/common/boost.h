@@ -1,5 +1,6 @@
 /*
- * boost.h - a migration's stop runs ahead of the machine's other work.
+ * boost.h - a migration's stop, and its rounds' pauses, run ahead of the
+ * machine's other work.
  *
  * The stop is a chain of short steps in several processes (the source's
  * coordinator, agents and `cohort migrate`; the target's `cohort receive`,
@@ -9,7 +10,9 @@
  * busy machine").  So each of those steps puts the thread that does it at
  * SCHED_FIFO 1 for the stop's few milliseconds, where the kernel lets it
  * (CAP_SYS_NICE, as the THP re-collapse's writer, dirty_thp.c), and back
- * after.
+ * after.  The pause of each incremental round is the program's downtime
+ * too: the source's coordinator and agents do the same for it, until the
+ * group runs again (CO_CKPT_BOOST, proto.h).
  *
  * Only a thread at the default (SCHED_OTHER, nice 0, no flags) is boosted,
  * so that back means back to that: somebody who started cohort niced, or
